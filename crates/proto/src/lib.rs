@@ -1,0 +1,19 @@
+//! # parley-proto
+//!
+//! Parley's wire formats, as pure functions over bytes: no sockets, no runtime, no rooms.
+//!
+//! - [`line`]: the classic line protocol that `nc` and `telnet` speak: a bounded line
+//!   decoder and the parser for the slash commands typed in it.
+//! - [`native`]: the framed native protocol: `[u16 BE header length][JSON header][payload]`,
+//!   where the header's `content-length` says how many payload bytes follow.
+//! - [`msg`]: the typed requests, replies and events carried in native frames.
+//!
+//! Every decoder takes its limits when it is built and rejects oversized input before it
+//! buffers it. `Ok(None)` from a decoder always means "need more bytes", never an error.
+//! With the `codec` feature (on by default) the decoders also implement
+//! `tokio_util::codec::Decoder`, so they can drive a `Framed` stream.
+#![warn(missing_docs)]
+
+pub mod line;
+pub mod msg;
+pub mod native;

@@ -1,0 +1,325 @@
+//! The classic line protocol: UTF-8 text lines ending in `\n` (a `\r` before it is
+//! dropped), and the slash commands a user types.
+//!
+//! The decoder is bounded: a line longer than the limit is reported once and skipped up
+//! to its newline, so a peer can never make the server buffer more than the limit.
+
+use bytes::{Buf, BytesMut};
+
+/// What the server sends before it reads a username.
+pub const USERNAME_PROMPT: &str = "Please enter your username: ";
+
+/// A line the decoder could not turn into text. Both are recoverable: the decoder has
+/// already skipped the offending line and the next call decodes the line after it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// The line was longer than the decoder's limit (in bytes, without the newline).
+    #[error("line longer than {max} bytes")]
+    TooLong {
+        /// The limit in force.
+        max: usize,
+    },
+    /// The line was not valid UTF-8.
+    #[error("line is not valid UTF-8")]
+    InvalidUtf8,
+}
+
+/// A bounded decoder of `\n`-terminated lines.
+#[derive(Debug, Clone)]
+pub struct LineDecoder {
+    max_len: usize,
+    /// Where to resume the search for `\n`, so a line that arrives in many small reads is
+    /// scanned once, not once per read.
+    scanned: usize,
+    /// True while skipping the rest of an over-long line.
+    discarding: bool,
+}
+
+impl LineDecoder {
+    /// A decoder for lines of at most `max_len` bytes (not counting `\r\n`).
+    #[must_use]
+    pub fn new(max_len: usize) -> Self {
+        Self {
+            max_len,
+            scanned: 0,
+            discarding: false,
+        }
+    }
+
+    /// The longest line this decoder accepts, in bytes.
+    #[must_use]
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Takes one whole line from the front of `buf`.
+    ///
+    /// Returns `Ok(None)` when no whole line is buffered yet. An error consumes the bad
+    /// line (or starts skipping it), so the caller may report it and call again.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LineError> {
+        loop {
+            let newline = buf[self.scanned..].iter().position(|b| *b == b'\n');
+            match (self.discarding, newline) {
+                (true, Some(at)) => {
+                    buf.advance(self.scanned + at + 1);
+                    self.scanned = 0;
+                    self.discarding = false;
+                }
+                (true, None) => {
+                    buf.clear();
+                    self.scanned = 0;
+                    return Ok(None);
+                }
+                (false, Some(at)) => {
+                    let end = self.scanned + at;
+                    self.scanned = 0;
+                    let line = buf.split_to(end + 1);
+                    let text = trim_newline(&line);
+                    if text.len() > self.max_len {
+                        return Err(LineError::TooLong { max: self.max_len });
+                    }
+                    return to_text(text).map(Some);
+                }
+                (false, None) => {
+                    // The limit plus room for "\r": anything longer cannot become valid.
+                    if buf.len() > self.max_len + 1 {
+                        self.discarding = true;
+                        self.scanned = 0;
+                        buf.clear();
+                        return Err(LineError::TooLong { max: self.max_len });
+                    }
+                    self.scanned = buf.len();
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Like [`decode`](Self::decode), for when the peer has closed its side: whatever is
+    /// left in `buf` is the last line, even without a newline.
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LineError> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        if self.discarding || buf.is_empty() {
+            buf.clear();
+            self.discarding = false;
+            self.scanned = 0;
+            return Ok(None);
+        }
+        let rest = buf.split();
+        self.scanned = 0;
+        let text = trim_newline(&rest);
+        if text.len() > self.max_len {
+            return Err(LineError::TooLong { max: self.max_len });
+        }
+        to_text(text).map(Some)
+    }
+}
+
+fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn to_text(bytes: &[u8]) -> Result<String, LineError> {
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| LineError::InvalidUtf8)
+}
+
+#[cfg(feature = "codec")]
+impl tokio_util::codec::Decoder for LineDecoder {
+    type Item = String;
+    type Error = LineCodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<String>, LineCodecError> {
+        LineDecoder::decode(self, src).map_err(LineCodecError::Line)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<String>, LineCodecError> {
+        LineDecoder::decode_eof(self, src).map_err(LineCodecError::Line)
+    }
+}
+
+/// The error type of the line codec when it drives a `tokio_util` stream, which also
+/// reports I/O errors through the codec.
+#[cfg(feature = "codec")]
+#[derive(Debug, thiserror::Error)]
+pub enum LineCodecError {
+    /// A bad line.
+    #[error(transparent)]
+    Line(#[from] LineError),
+    /// The underlying stream failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// One line typed by a user, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Plain text for the current room. A line starting with `//` sends the rest
+    /// starting with a single `/`.
+    Say(String),
+    /// `/help`: list the commands.
+    Help,
+    /// `/who`: the users in the current room.
+    Who,
+    /// `/rooms`: the rooms on the server.
+    Rooms,
+    /// `/msg NAME text`: a private message.
+    Msg {
+        /// Who it is for.
+        to: String,
+        /// What it says.
+        text: String,
+    },
+    /// `/nick NEW`: change name.
+    Nick(String),
+    /// `/join ROOM`: enter (or create) a room, leaving the current one.
+    Join(String),
+    /// `/part`: leave the current room.
+    Part,
+    /// `/quit`, or `quit`, `exit`, `q` alone on a line: leave the chat.
+    Quit,
+    /// A known command used wrongly; the text is its usage line.
+    Usage(&'static str),
+    /// A slash command nobody knows.
+    Unknown(String),
+}
+
+impl Input {
+    /// Parses one line as typed by a line-protocol user.
+    #[must_use]
+    pub fn parse(line: &str) -> Input {
+        let trimmed = line.trim();
+        if matches!(trimmed, "quit" | "exit" | "q") {
+            return Input::Quit;
+        }
+        let Some(command_line) = line.strip_prefix('/') else {
+            return Input::Say(line.to_owned());
+        };
+        if command_line.starts_with('/') {
+            return Input::Say(command_line.to_owned());
+        }
+        let command_line = command_line.trim();
+        let (name, args) = match command_line.split_once(char::is_whitespace) {
+            Some((name, args)) => (name, args.trim()),
+            None => (command_line, ""),
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "help" | "h" | "?" => Input::Help,
+            "who" | "names" => Input::Who,
+            "rooms" | "list" => Input::Rooms,
+            "quit" | "exit" | "q" => Input::Quit,
+            "part" | "leave" => Input::Part,
+            "nick" => match single_word(args) {
+                Some(nick) => Input::Nick(nick.to_owned()),
+                None => Input::Usage("/nick NEW_NAME"),
+            },
+            "join" => match single_word(args) {
+                Some(room) => Input::Join(room.to_owned()),
+                None => Input::Usage("/join ROOM"),
+            },
+            "msg" | "m" | "whisper" | "w" => match args.split_once(char::is_whitespace) {
+                Some((to, text)) if !text.trim().is_empty() => Input::Msg {
+                    to: to.to_owned(),
+                    text: text.trim_start().to_owned(),
+                },
+                _ => Input::Usage("/msg NAME text"),
+            },
+            _ => Input::Unknown(name.to_owned()),
+        }
+    }
+}
+
+fn single_word(args: &str) -> Option<&str> {
+    (!args.is_empty() && !args.contains(char::is_whitespace)).then_some(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(decoder: &mut LineDecoder, buf: &mut BytesMut) -> Vec<Result<String, LineError>> {
+        let mut out = Vec::new();
+        loop {
+            match decoder.decode(buf) {
+                Ok(Some(line)) => out.push(Ok(line)),
+                Ok(None) => return out,
+                Err(e) => out.push(Err(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_and_lf_are_both_line_ends() {
+        let mut d = LineDecoder::new(64);
+        let mut buf = BytesMut::from("hello\r\nworld\n\npartial");
+        assert_eq!(
+            decode_all(&mut d, &mut buf),
+            vec![Ok("hello".into()), Ok("world".into()), Ok(String::new())]
+        );
+        assert_eq!(&buf[..], b"partial");
+        assert_eq!(d.decode_eof(&mut buf), Ok(Some("partial".into())));
+    }
+
+    #[test]
+    fn an_overlong_line_is_reported_once_and_skipped() {
+        let mut d = LineDecoder::new(4);
+        let mut buf = BytesMut::from("abcdefgh");
+        assert_eq!(d.decode(&mut buf), Err(LineError::TooLong { max: 4 }));
+        assert!(buf.is_empty(), "skipped bytes are not kept");
+        buf.extend_from_slice(b"ijk\nok\n");
+        assert_eq!(decode_all(&mut d, &mut buf), vec![Ok("ok".into())]);
+    }
+
+    #[test]
+    fn a_line_exactly_at_the_limit_passes_with_crlf() {
+        let mut d = LineDecoder::new(4);
+        let mut buf = BytesMut::from("abcd\r");
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        buf.extend_from_slice(b"\n");
+        assert_eq!(d.decode(&mut buf), Ok(Some("abcd".into())));
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_for_that_line_only() {
+        let mut d = LineDecoder::new(64);
+        let mut buf = BytesMut::from(&b"ok\n\xff\xfe\nfine\n"[..]);
+        assert_eq!(
+            decode_all(&mut d, &mut buf),
+            vec![
+                Ok("ok".into()),
+                Err(LineError::InvalidUtf8),
+                Ok("fine".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(
+            Input::parse("hello /there"),
+            Input::Say("hello /there".into())
+        );
+        assert_eq!(Input::parse("//me waves"), Input::Say("/me waves".into()));
+        assert_eq!(
+            Input::parse("/msg bob hi there"),
+            Input::Msg {
+                to: "bob".into(),
+                text: "hi there".into()
+            }
+        );
+        assert_eq!(Input::parse("/msg bob"), Input::Usage("/msg NAME text"));
+        assert_eq!(Input::parse("/nick  carol "), Input::Nick("carol".into()));
+        assert_eq!(Input::parse("/nick a b"), Input::Usage("/nick NEW_NAME"));
+        assert_eq!(Input::parse("/JOIN dev"), Input::Join("dev".into()));
+        assert_eq!(Input::parse("/part"), Input::Part);
+        assert_eq!(Input::parse("q"), Input::Quit);
+        assert_eq!(Input::parse(" exit "), Input::Quit);
+        assert_eq!(Input::parse("/quit bye"), Input::Quit);
+        assert_eq!(Input::parse("/dance"), Input::Unknown("dance".into()));
+        assert_eq!(Input::parse("/"), Input::Unknown(String::new()));
+    }
+}

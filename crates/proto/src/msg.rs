@@ -1,0 +1,503 @@
+//! The typed messages of the native protocol: [`Request`]s from clients, [`ServerMsg`]s
+//! from the server, and the [`Reply`] bodies of results.
+//!
+//! Every header is a JSON object tagged by `"type"`. Text travels in the payload
+//! (`text/plain; charset=utf-8`); a result's body travels in the payload as
+//! `application/json`, so a long list never presses against the 64 KiB header limit.
+//! The names and values here are the protocol: they are persisted in clients' code and
+//! must stay stable. Add, never rename.
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::native::{encode_frame, EncodeError, Frame};
+
+/// The protocol version this crate speaks, sent in `hello` and `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The content type of text payloads.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+/// The content type of JSON payloads (result bodies).
+pub const JSON: &str = "application/json";
+
+/// A request from a client. Each carries an `id` in its header; the server answers it
+/// with exactly one `result` or `error` naming that id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// The handshake: the first request on a connection.
+    Hello {
+        /// The protocol version the client speaks.
+        version: u32,
+        /// The nick the client wants.
+        nick: String,
+    },
+    /// Enter a room, creating it if nobody is there.
+    Join {
+        /// The room's name (a leading `#` is ignored).
+        room: String,
+    },
+    /// Leave a room; without a name, the room joined last.
+    Part {
+        /// The room to leave.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// Say the payload's text in a room.
+    Say {
+        /// The room to speak in.
+        room: String,
+    },
+    /// Send the payload's text privately to one user.
+    Whisper {
+        /// The nick of the receiver.
+        to: String,
+    },
+    /// Change nick.
+    Nick {
+        /// The new nick.
+        nick: String,
+    },
+    /// List the users in a room.
+    Who {
+        /// The room to list.
+        room: String,
+    },
+    /// List the rooms on the server.
+    Rooms,
+    /// Ask for a `pong` result; for latency and keepalive.
+    Ping,
+    /// Leave the chat; the server answers `bye` and closes the connection.
+    Quit {
+        /// Shown to others in place of the default "left the chat".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+impl Request {
+    /// The request's `type` string.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Join { .. } => "join",
+            Request::Part { .. } => "part",
+            Request::Say { .. } => "say",
+            Request::Whisper { .. } => "whisper",
+            Request::Nick { .. } => "nick",
+            Request::Who { .. } => "who",
+            Request::Rooms => "rooms",
+            Request::Ping => "ping",
+            Request::Quit { .. } => "quit",
+        }
+    }
+
+    /// Reads the request in a decoded frame's header.
+    pub fn from_frame(frame: &Frame) -> Result<Request, RequestError> {
+        let Some(kind) = frame.envelope.kind.as_deref() else {
+            return Err(RequestError::MissingType);
+        };
+        if !KNOWN_REQUESTS.contains(&kind) {
+            return Err(RequestError::UnknownType(kind.to_owned()));
+        }
+        serde_json::from_slice(&frame.header).map_err(|e| RequestError::Invalid(e.to_string()))
+    }
+}
+
+const KNOWN_REQUESTS: &[&str] = &[
+    "hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "ping", "quit",
+];
+
+/// Why a well-framed header is not a valid request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The header has no `type`.
+    #[error("the header has no \"type\"")]
+    MissingType,
+    /// The `type` is not one this server knows.
+    #[error("unknown request type {0:?}")]
+    UnknownType(String),
+    /// A field is missing or has the wrong type.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// A message from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// A request succeeded; the payload is its [`Reply`] as JSON.
+    Result {
+        /// The request's id.
+        id: u64,
+    },
+    /// A request failed, or the connection did something wrong.
+    Error {
+        /// The request's id, when the error answers a request whose id could be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+    /// Someone said the payload's text in a room.
+    Message {
+        /// The room.
+        room: String,
+        /// The sender's nick.
+        from: String,
+        /// The message's place in the room's order, from 1.
+        seq: u64,
+        /// When the server accepted it, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// Someone sent the payload's text privately.
+    Whisper {
+        /// The sender's nick.
+        from: String,
+        /// The receiver's nick.
+        to: String,
+        /// When the server accepted it, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// Someone entered a room.
+    Joined {
+        /// The room.
+        room: String,
+        /// Who entered.
+        nick: String,
+        /// When, RFC 3339 in UTC.
+        ts: String,
+        /// True when this is their arrival on the server, not a move between rooms.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        arrival: bool,
+    },
+    /// Someone left a room.
+    Left {
+        /// The room.
+        room: String,
+        /// Who left.
+        nick: String,
+        /// When, RFC 3339 in UTC.
+        ts: String,
+        /// Why.
+        reason: LeaveReason,
+        /// Their quit message, or why the server disconnected them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// Someone you share a room with changed nick.
+    Nick {
+        /// The old nick.
+        old: String,
+        /// The new nick.
+        new: String,
+        /// When, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// The server is shutting down and will close the connection.
+    Shutdown {
+        /// Why, for people.
+        message: String,
+        /// When, RFC 3339 in UTC.
+        ts: String,
+    },
+}
+
+/// Why someone left a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// They left the room and are still on the server.
+    Part,
+    /// They left the chat.
+    Quit,
+    /// Their connection was lost or closed by the server.
+    Lost,
+}
+
+/// The body of a `result`: what the request achieved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Reply {
+    /// The answer to `hello`: you are in.
+    Welcome {
+        /// The protocol version the server speaks.
+        version: u32,
+        /// The nick you have.
+        nick: String,
+        /// The room you were put in.
+        room: String,
+        /// Who is in it, you included, sorted.
+        members: Vec<String>,
+        /// The longest message text the server accepts, in bytes.
+        max_text: usize,
+    },
+    /// The answer to `join`.
+    Joined {
+        /// The room's name as the server spells it.
+        room: String,
+        /// Who is in it, you included, sorted.
+        members: Vec<String>,
+    },
+    /// The answer to `part`.
+    Parted {
+        /// The room you left.
+        room: String,
+    },
+    /// The answer to `say`: the message is accepted and ordered.
+    Said {
+        /// The room.
+        room: String,
+        /// Its place in the room's order.
+        seq: u64,
+        /// The server's timestamp, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// The answer to `whisper`: delivered to the receiver's queue.
+    Whispered {
+        /// The receiver's nick.
+        to: String,
+        /// The server's timestamp, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// The answer to `who`.
+    Who {
+        /// The room.
+        room: String,
+        /// Who is in it, sorted.
+        members: Vec<String>,
+    },
+    /// The answer to `rooms`.
+    Rooms {
+        /// Every room with at least one member, sorted by name.
+        rooms: Vec<RoomInfo>,
+    },
+    /// The answer to `nick`.
+    Nick {
+        /// The nick you have now.
+        nick: String,
+    },
+    /// The answer to `ping`.
+    Pong,
+    /// The answer to `quit`; the server closes the connection after it.
+    Bye,
+}
+
+/// One line of the room list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The room's name.
+    pub name: String,
+    /// How many users are in it.
+    pub members: usize,
+    /// Whether you are one of them.
+    pub joined: bool,
+}
+
+/// The stable error codes of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The header is not a JSON object with well-typed framing fields; the server closes
+    /// the connection.
+    BadHeader,
+    /// The header length is over the limit; the server closes the connection.
+    HeaderTooLong,
+    /// The payload is over the limit; the server skipped it.
+    PayloadTooLarge,
+    /// The request's `type` is missing or unknown.
+    UnknownType,
+    /// A field is missing or has the wrong type.
+    BadRequest,
+    /// A text payload is not UTF-8, or has the wrong content type.
+    BadPayload,
+    /// The request needs a completed `hello` first.
+    NotRegistered,
+    /// `hello` was sent twice.
+    AlreadyRegistered,
+    /// The client's protocol version is not supported.
+    UnsupportedVersion,
+    /// Someone else has that nick.
+    NickTaken,
+    /// The nick is not valid (length, characters).
+    InvalidNick,
+    /// The room name is not valid (length, characters).
+    InvalidRoom,
+    /// Nobody has that nick.
+    NoSuchNick,
+    /// You are not in that room (or in any room).
+    NotInRoom,
+    /// The message text is empty.
+    EmptyMessage,
+    /// The message text is over the limit.
+    MessageTooLong,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// A code this client does not know yet (servers may add codes).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Appends a request frame with its `id` to `dst`.
+pub fn encode_request(
+    id: u64,
+    request: &Request,
+    payload: &[u8],
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    #[derive(Serialize)]
+    struct WithId<'a> {
+        #[serde(flatten)]
+        request: &'a Request,
+        id: u64,
+    }
+    encode_frame(&WithId { request, id }, Some(TEXT), payload, dst)
+}
+
+/// Appends a server message frame to `dst`; a non-empty payload is text.
+pub fn encode_server_msg(
+    msg: &ServerMsg,
+    text: &[u8],
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    encode_frame(msg, Some(TEXT), text, dst)
+}
+
+/// Appends a `result` frame answering request `id` with `reply` to `dst`.
+pub fn encode_result(id: u64, reply: &Reply, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    let body = serde_json::to_vec(reply)?;
+    encode_frame(&ServerMsg::Result { id }, Some(JSON), &body, dst)
+}
+
+/// A server message read back from a frame, with its payload: what a client receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The header.
+    pub msg: ServerMsg,
+    /// The payload (message text, or the JSON of a reply).
+    pub payload: Bytes,
+}
+
+impl Received {
+    /// Reads a server message from a decoded frame.
+    pub fn from_frame(frame: Frame) -> Result<Received, serde_json::Error> {
+        let msg = serde_json::from_slice(&frame.header)?;
+        Ok(Received {
+            msg,
+            payload: frame.payload,
+        })
+    }
+
+    /// The reply carried by a `result`.
+    pub fn reply(&self) -> Result<Reply, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+
+    /// The payload as text, replacing invalid UTF-8.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::FrameDecoder;
+
+    fn one_frame(buf: &mut BytesMut) -> Frame {
+        FrameDecoder::new(65_535, 1 << 20)
+            .decode(buf)
+            .expect("valid")
+            .expect("whole")
+    }
+
+    #[test]
+    fn requests_round_trip_with_their_id() {
+        let requests = [
+            Request::Hello {
+                version: 1,
+                nick: "alice".into(),
+            },
+            Request::Join { room: "dev".into() },
+            Request::Part { room: None },
+            Request::Say {
+                room: "lobby".into(),
+            },
+            Request::Whisper { to: "bob".into() },
+            Request::Nick { nick: "al".into() },
+            Request::Who {
+                room: "lobby".into(),
+            },
+            Request::Rooms,
+            Request::Ping,
+            Request::Quit {
+                reason: Some("bye".into()),
+            },
+        ];
+        for (id, request) in (1..).zip(requests) {
+            let mut buf = BytesMut::new();
+            encode_request(id, &request, b"text", &mut buf).expect("encodes");
+            let frame = one_frame(&mut buf);
+            assert_eq!(frame.envelope.id, Some(id));
+            assert_eq!(frame.envelope.kind.as_deref(), Some(request.kind()));
+            assert_eq!(Request::from_frame(&frame), Ok(request));
+            assert_eq!(&frame.payload[..], b"text");
+        }
+    }
+
+    #[test]
+    fn unknown_and_invalid_requests_are_told_apart() {
+        let mut buf = BytesMut::new();
+        encode_frame(
+            &serde_json::json!({"type": "dance", "id": 3}),
+            None,
+            b"",
+            &mut buf,
+        )
+        .expect("encodes");
+        assert_eq!(
+            Request::from_frame(&one_frame(&mut buf)),
+            Err(RequestError::UnknownType("dance".into()))
+        );
+        encode_frame(
+            &serde_json::json!({"type": "join", "id": 4}),
+            None,
+            b"",
+            &mut buf,
+        )
+        .expect("encodes");
+        assert!(matches!(
+            Request::from_frame(&one_frame(&mut buf)),
+            Err(RequestError::Invalid(_))
+        ));
+        encode_frame(&serde_json::json!({"id": 5}), None, b"", &mut buf).expect("encodes");
+        assert_eq!(
+            Request::from_frame(&one_frame(&mut buf)),
+            Err(RequestError::MissingType)
+        );
+    }
+
+    #[test]
+    fn results_carry_their_reply_as_json() {
+        let reply = Reply::Who {
+            room: "lobby".into(),
+            members: vec!["alice".into(), "bob".into()],
+        };
+        let mut buf = BytesMut::new();
+        encode_result(9, &reply, &mut buf).expect("encodes");
+        let frame = one_frame(&mut buf);
+        assert_eq!(frame.envelope.content_type.as_deref(), Some(JSON));
+        let received = Received::from_frame(frame).expect("valid");
+        assert_eq!(received.msg, ServerMsg::Result { id: 9 });
+        assert_eq!(received.reply().expect("a reply"), reply);
+    }
+
+    #[test]
+    fn unknown_error_codes_do_not_break_old_clients() {
+        let code: ErrorCode = serde_json::from_str("\"rate_limited_someday\"").expect("parses");
+        assert_eq!(code, ErrorCode::Unknown);
+    }
+}
