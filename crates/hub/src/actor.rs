@@ -1,0 +1,626 @@
+//! The hub actor: one task that owns every session, nick and room, fed by a bounded
+//! channel of operations from the gateways.
+//!
+//! Golden rule of this loop: it awaits nothing but its own inbox. Deliveries go into
+//! outboxes without waiting; a session that cannot keep up is disconnected, never waited
+//! for, or one slow reader would stall every room.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::command::{Command, RequestId};
+use crate::error::HubError;
+use crate::event::{Event, LeaveReason, Reply, RoomSummary};
+use crate::name::{Nick, RoomName};
+use crate::outbox::{Outbox, Shared};
+use crate::room::Room;
+use crate::LOBBY;
+
+/// Why a session was disconnected when its outbox overflowed.
+const SEND_QUEUE_EXCEEDED: &str = "send queue exceeded";
+
+/// The hub's limits. Every field is a server configuration value.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The longest nick, in characters.
+    pub max_nick_len: usize,
+    /// The longest room name, in characters.
+    pub max_room_len: usize,
+    /// The longest message text, in bytes.
+    pub max_message_bytes: usize,
+    /// How many operations may wait in the hub's inbox. When it is full, gateways'
+    /// readers wait, which pushes back on the clients that send the most.
+    pub inbox: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_nick_len: 32,
+            max_room_len: 32,
+            max_message_bytes: 4096,
+            inbox: 4096,
+        }
+    }
+}
+
+/// A session's identity inside the hub. Never reused within one server run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u64);
+
+enum Op {
+    Connect {
+        nick: String,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+        done: oneshot::Sender<Result<SessionId, HubError>>,
+    },
+    Command {
+        session: SessionId,
+        req: RequestId,
+        command: Command,
+    },
+    Disconnect {
+        session: SessionId,
+        detail: Option<String>,
+    },
+    Shutdown {
+        message: String,
+    },
+}
+
+/// A cloneable way into the hub, held by every gateway.
+#[derive(Clone)]
+pub struct HubHandle {
+    tx: mpsc::Sender<Op>,
+}
+
+/// Starts the hub task. It ends when every [`HubHandle`] and [`Session`] is dropped.
+#[must_use]
+pub fn spawn(limits: Limits) -> (HubHandle, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel(limits.inbox.max(1));
+    let mut hub = Hub::new(limits);
+    let task = tokio::spawn(async move {
+        while let Some(op) = rx.recv().await {
+            hub.apply(op);
+        }
+    });
+    (HubHandle { tx }, task)
+}
+
+impl HubHandle {
+    /// Registers a session under `nick` and puts it in the lobby. On success the outbox
+    /// has received the [`Reply::Welcome`] answering `req`; on failure nothing was
+    /// delivered and the gateway may try another nick.
+    pub async fn connect(
+        &self,
+        nick: &str,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
+        let (done, result) = oneshot::channel();
+        let op = Op::Connect {
+            nick: nick.to_owned(),
+            req,
+            outbox,
+            done,
+        };
+        self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
+        let id = result.await.map_err(|_| HubError::ShuttingDown)??;
+        Ok(Session {
+            id,
+            hub: self.clone(),
+            gone: false,
+        })
+    }
+
+    /// Tells every session the server is shutting down and closes their outboxes; new
+    /// sessions are refused from now on.
+    pub async fn shutdown(&self, message: &str) {
+        // A closed inbox means the hub is already gone, which is what was asked.
+        let _ = self
+            .tx
+            .send(Op::Shutdown {
+                message: message.to_owned(),
+            })
+            .await;
+    }
+}
+
+/// A registered session, held by its connection task. Dropping it disconnects the
+/// session (prefer [`Session::disconnect`], which can wait for room in the inbox).
+pub struct Session {
+    id: SessionId,
+    hub: HubHandle,
+    gone: bool,
+}
+
+impl Session {
+    /// The session's id.
+    #[must_use]
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Sends a command; its answer arrives in the outbox as an [`Event::Reply`] naming
+    /// `req`. Fails only when the hub has stopped.
+    pub async fn send(&self, req: RequestId, command: Command) -> Result<(), HubError> {
+        let op = Op::Command {
+            session: self.id,
+            req,
+            command,
+        };
+        self.hub
+            .tx
+            .send(op)
+            .await
+            .map_err(|_| HubError::ShuttingDown)
+    }
+
+    /// Ends the session because its connection ended; `detail` says why, if the others
+    /// should know.
+    pub async fn disconnect(mut self, detail: Option<String>) {
+        self.gone = true;
+        let _ = self
+            .hub
+            .tx
+            .send(Op::Disconnect {
+                session: self.id,
+                detail,
+            })
+            .await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.gone {
+            // Best effort when a connection task is torn down without `disconnect`; a
+            // full inbox here only happens while the server is stopping anyway.
+            let _ = self.hub.tx.try_send(Op::Disconnect {
+                session: self.id,
+                detail: None,
+            });
+        }
+    }
+}
+
+struct SessionState {
+    nick: Nick,
+    outbox: Arc<Outbox>,
+    /// The rooms it is in, the most recently joined last.
+    rooms: Vec<RoomName>,
+}
+
+struct Hub {
+    limits: Limits,
+    lobby: RoomName,
+    sessions: HashMap<SessionId, SessionState>,
+    nicks: HashMap<Nick, SessionId>,
+    rooms: HashMap<RoomName, Room>,
+    next_id: u64,
+    shutting_down: bool,
+    /// Sessions whose outbox overflowed during the current operation.
+    overflowed: Vec<SessionId>,
+}
+
+impl Hub {
+    fn new(limits: Limits) -> Self {
+        let lobby = RoomName::parse(LOBBY, usize::MAX)
+            .unwrap_or_else(|_| unreachable!("the lobby's name is valid"));
+        Self {
+            limits,
+            lobby,
+            sessions: HashMap::new(),
+            nicks: HashMap::new(),
+            rooms: HashMap::new(),
+            next_id: 1,
+            shutting_down: false,
+            overflowed: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Connect {
+                nick,
+                req,
+                outbox,
+                done,
+            } => {
+                let result = self.connect(&nick, req, outbox);
+                // The gateway gave up waiting: undo, as if it had disconnected.
+                if let Err(Ok(id)) = done.send(result) {
+                    self.remove_session(id, LeaveReason::Lost, None);
+                }
+            }
+            Op::Command {
+                session,
+                req,
+                command,
+            } => self.command(session, req, command),
+            Op::Disconnect { session, detail } => {
+                if let Some(state) =
+                    self.remove_session(session, LeaveReason::Lost, detail.map(Arc::from))
+                {
+                    state.outbox.close();
+                }
+            }
+            Op::Shutdown { message } => self.shutdown(&message),
+        }
+        self.drop_slow_consumers();
+    }
+
+    fn connect(
+        &mut self,
+        nick: &str,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<SessionId, HubError> {
+        if self.shutting_down {
+            return Err(HubError::ShuttingDown);
+        }
+        let nick = Nick::parse(nick, self.limits.max_nick_len)?;
+        if self.nicks.contains_key(&nick) {
+            return Err(HubError::NickTaken(nick.to_string()));
+        }
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        self.nicks.insert(nick.clone(), id);
+        self.sessions.insert(
+            id,
+            SessionState {
+                nick: nick.clone(),
+                outbox: outbox.clone(),
+                rooms: Vec::new(),
+            },
+        );
+        let lobby = self.lobby.clone();
+        self.enter(id, &lobby, true);
+        let members = self.members(&lobby);
+        let welcome = Reply::Welcome {
+            nick,
+            room: lobby,
+            members,
+            max_text: self.limits.max_message_bytes,
+        };
+        if outbox
+            .deliver(&Event::Reply {
+                req,
+                result: Ok(welcome),
+            })
+            .is_err()
+        {
+            self.overflowed.push(id);
+        }
+        tracing::debug!(session = id.0, "session registered");
+        Ok(id)
+    }
+
+    fn command(&mut self, id: SessionId, req: RequestId, command: Command) {
+        if !self.sessions.contains_key(&id) {
+            // Disconnected in the meantime (slow consumer, shutdown): nothing to answer.
+            return;
+        }
+        if let Command::Quit { reason } = command {
+            if let Some(state) = self.remove_session(id, LeaveReason::Quit, reason.map(Arc::from)) {
+                let _ = state.outbox.deliver(&Event::Reply {
+                    req,
+                    result: Ok(Reply::Bye),
+                });
+                state.outbox.close();
+            }
+            return;
+        }
+        let result = match command {
+            Command::Join { room, exclusive } => self.join(id, &room, exclusive),
+            Command::Part { room } => self.part(id, room.as_deref()),
+            Command::Say { room, text } => self.say(id, room.as_deref(), text),
+            Command::Whisper { to, text } => self.whisper(id, &to, text),
+            Command::Nick { nick } => self.rename(id, &nick),
+            Command::Who { room } => self.who(id, room.as_deref()),
+            Command::Rooms => Ok(self.rooms(id)),
+            Command::Ping => Ok(Reply::Pong),
+            Command::Quit { .. } => unreachable!("handled above"),
+        };
+        self.reply(id, req, result);
+    }
+
+    fn reply(&mut self, id: SessionId, req: RequestId, result: Result<Reply, HubError>) {
+        if let Some(state) = self.sessions.get(&id) {
+            if state.outbox.deliver(&Event::Reply { req, result }).is_err() {
+                self.overflowed.push(id);
+            }
+        }
+    }
+
+    fn state(&self, id: SessionId) -> &SessionState {
+        // Every caller checked that the session exists in this same operation.
+        self.sessions
+            .get(&id)
+            .unwrap_or_else(|| unreachable!("session {id:?} vanished mid-operation"))
+    }
+
+    fn state_mut(&mut self, id: SessionId) -> &mut SessionState {
+        self.sessions
+            .get_mut(&id)
+            .unwrap_or_else(|| unreachable!("session {id:?} vanished mid-operation"))
+    }
+
+    /// The room a command names, or the session's latest room when it names none.
+    fn target_room(&self, id: SessionId, room: Option<&str>) -> Result<RoomName, HubError> {
+        let state = self.state(id);
+        match room {
+            None => state.rooms.last().cloned().ok_or(HubError::NoRoom),
+            Some(name) => {
+                let name = RoomName::parse(name, self.limits.max_room_len)?;
+                match state.rooms.iter().find(|r| **r == name) {
+                    Some(joined) => Ok(joined.clone()),
+                    None => Err(HubError::NotInRoom(name.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Puts the session in the room (creating it), telling the members already there.
+    fn enter(&mut self, id: SessionId, name: &RoomName, arrival: bool) -> RoomName {
+        let state = self
+            .sessions
+            .get(&id)
+            .unwrap_or_else(|| unreachable!("entering session exists"));
+        let (nick, outbox) = (state.nick.clone(), state.outbox.clone());
+        let room = self
+            .rooms
+            .entry(name.clone())
+            .or_insert_with(|| Room::new(name.clone()));
+        let room_name = room.name.clone();
+        if !room.contains(id) {
+            room.add(id, outbox);
+            let joined = Shared::new(Event::Joined {
+                room: room_name.clone(),
+                nick,
+                at: Utc::now(),
+                arrival,
+            });
+            room.broadcast(&joined, Some(id), &mut self.overflowed);
+        }
+        let rooms = &mut self.state_mut(id).rooms;
+        rooms.retain(|r| r != name);
+        rooms.push(room_name.clone());
+        room_name
+    }
+
+    /// Takes the session out of one room, telling those who stay.
+    fn leave(
+        &mut self,
+        id: SessionId,
+        nick: &Nick,
+        name: &RoomName,
+        reason: LeaveReason,
+        detail: Option<&Arc<str>>,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        room.remove(id);
+        if room.is_empty() {
+            self.rooms.remove(name);
+            return;
+        }
+        let left = Shared::new(Event::Left {
+            room: room.name.clone(),
+            nick: nick.clone(),
+            at: Utc::now(),
+            reason,
+            detail: detail.cloned(),
+        });
+        room.broadcast(&left, None, &mut self.overflowed);
+    }
+
+    fn join(&mut self, id: SessionId, room: &str, exclusive: bool) -> Result<Reply, HubError> {
+        let name = RoomName::parse(room, self.limits.max_room_len)?;
+        let room = self.enter(id, &name, false);
+        if exclusive {
+            let state = self.state_mut(id);
+            let others: Vec<RoomName> = state
+                .rooms
+                .iter()
+                .filter(|r| **r != name)
+                .cloned()
+                .collect();
+            state.rooms.retain(|r| *r == name);
+            let nick = state.nick.clone();
+            for other in others {
+                self.leave(id, &nick, &other, LeaveReason::Part, None);
+            }
+        }
+        let members = self.members(&name);
+        Ok(Reply::Joined { room, members })
+    }
+
+    fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+        let name = self.target_room(id, room)?;
+        let state = self.state_mut(id);
+        state.rooms.retain(|r| *r != name);
+        let nick = state.nick.clone();
+        self.leave(id, &nick, &name, LeaveReason::Part, None);
+        Ok(Reply::Parted { room: name })
+    }
+
+    fn check_text(&self, text: &str) -> Result<(), HubError> {
+        if text.trim().is_empty() {
+            return Err(HubError::EmptyMessage);
+        }
+        if text.len() > self.limits.max_message_bytes {
+            return Err(HubError::MessageTooLong {
+                max: self.limits.max_message_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn say(&mut self, id: SessionId, room: Option<&str>, text: String) -> Result<Reply, HubError> {
+        self.check_text(&text)?;
+        let name = self.target_room(id, room)?;
+        let from = self.state(id).nick.clone();
+        let Some(room) = self.rooms.get_mut(&name) else {
+            return Err(HubError::NotInRoom(name.to_string()));
+        };
+        let seq = room.next_seq();
+        let at = Utc::now();
+        let message = Shared::new(Event::Message {
+            room: room.name.clone(),
+            from,
+            seq,
+            at,
+            text: text.into(),
+        });
+        room.broadcast(&message, Some(id), &mut self.overflowed);
+        Ok(Reply::Said {
+            room: room.name.clone(),
+            seq,
+            at,
+        })
+    }
+
+    fn whisper(&mut self, id: SessionId, to: &str, text: String) -> Result<Reply, HubError> {
+        self.check_text(&text)?;
+        let target = Nick::parse(to, self.limits.max_nick_len)
+            .ok()
+            .and_then(|nick| self.nicks.get(&nick).copied())
+            .ok_or_else(|| HubError::NoSuchNick(to.to_owned()))?;
+        let from = self.state(id).nick.clone();
+        let receiver = self.state(target);
+        let (to, at, text): (Nick, _, Arc<str>) = (receiver.nick.clone(), Utc::now(), text.into());
+        let event = Event::Whisper {
+            from,
+            to: to.clone(),
+            at,
+            text: text.clone(),
+        };
+        if receiver.outbox.deliver(&event).is_err() {
+            self.overflowed.push(target);
+        }
+        Ok(Reply::Whispered { to, at, text })
+    }
+
+    fn rename(&mut self, id: SessionId, nick: &str) -> Result<Reply, HubError> {
+        let new = Nick::parse(nick, self.limits.max_nick_len)?;
+        if let Some(owner) = self.nicks.get(&new) {
+            if *owner != id {
+                return Err(HubError::NickTaken(new.to_string()));
+            }
+        }
+        let state = self.state_mut(id);
+        let old = std::mem::replace(&mut state.nick, new.clone());
+        let rooms = state.rooms.clone();
+        self.nicks.remove(&old);
+        self.nicks.insert(new.clone(), id);
+        // Everyone who shares a room with the session hears it once.
+        let mut told = HashSet::from([id]);
+        let changed = Shared::new(Event::NickChanged {
+            old,
+            new: new.clone(),
+            at: Utc::now(),
+        });
+        for name in &rooms {
+            let Some(room) = self.rooms.get(name) else {
+                continue;
+            };
+            for member in room.member_ids() {
+                if told.insert(member) {
+                    if let Some(state) = self.sessions.get(&member) {
+                        if state.outbox.deliver_shared(&changed).is_err() {
+                            self.overflowed.push(member);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Reply::Nick { nick: new })
+    }
+
+    fn who(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+        let name = match room {
+            None => self.target_room(id, None)?,
+            Some(room) => RoomName::parse(room, self.limits.max_room_len)?,
+        };
+        match self.rooms.get(&name) {
+            Some(room) => Ok(Reply::Who {
+                room: room.name.clone(),
+                members: self.members(&name),
+            }),
+            None => Err(HubError::NoSuchRoom(name.to_string())),
+        }
+    }
+
+    fn rooms(&self, id: SessionId) -> Reply {
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .values()
+            .map(|room| RoomSummary {
+                name: room.name.clone(),
+                members: room.len(),
+                joined: room.contains(id),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Reply::Rooms(rooms)
+    }
+
+    /// A room's members' nicks, sorted.
+    fn members(&self, name: &RoomName) -> Vec<Nick> {
+        let Some(room) = self.rooms.get(name) else {
+            return Vec::new();
+        };
+        let mut nicks: Vec<Nick> = room
+            .member_ids()
+            .filter_map(|id| self.sessions.get(&id).map(|s| s.nick.clone()))
+            .collect();
+        nicks.sort();
+        nicks
+    }
+
+    /// Forgets a session and takes it out of its rooms, telling their members why.
+    fn remove_session(
+        &mut self,
+        id: SessionId,
+        reason: LeaveReason,
+        detail: Option<Arc<str>>,
+    ) -> Option<SessionState> {
+        let state = self.sessions.remove(&id)?;
+        self.nicks.remove(&state.nick);
+        for room in &state.rooms {
+            self.leave(id, &state.nick, room, reason, detail.as_ref());
+        }
+        tracing::debug!(session = id.0, "session removed");
+        Some(state)
+    }
+
+    /// Disconnects every session whose outbox overflowed, including those that overflow
+    /// while being told that the first ones left.
+    fn drop_slow_consumers(&mut self) {
+        let detail: Arc<str> = Arc::from(SEND_QUEUE_EXCEEDED);
+        while let Some(id) = self.overflowed.pop() {
+            if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(detail.clone())) {
+                tracing::info!(nick = %state.nick, "disconnecting a slow consumer: {SEND_QUEUE_EXCEEDED}");
+            }
+        }
+    }
+
+    fn shutdown(&mut self, message: &str) {
+        self.shutting_down = true;
+        let notice = Shared::new(Event::Shutdown {
+            at: Utc::now(),
+            message: message.into(),
+        });
+        for state in self.sessions.values() {
+            let _ = state.outbox.deliver_shared(&notice);
+            state.outbox.close();
+        }
+    }
+}

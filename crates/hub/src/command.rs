@@ -1,0 +1,57 @@
+//! Commands: what a session asks of the hub, the same for every gateway.
+
+/// A gateway's own identifier for a command, echoed in the [`crate::Event::Reply`] that
+/// answers it. Gateways without request ids use `RequestId(0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RequestId(pub u64);
+
+/// What a registered session asks the hub to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Enter a room (creating it if empty).
+    Join {
+        /// The room's name as the user typed it.
+        room: String,
+        /// Leave every other room once inside this one: the line protocol's one-room
+        /// model.
+        exclusive: bool,
+    },
+    /// Leave a room; `None` means the room joined last.
+    Part {
+        /// The room's name as the user typed it.
+        room: Option<String>,
+    },
+    /// Say something in a room; `None` means the room joined last.
+    Say {
+        /// The room's name as the user typed it.
+        room: Option<String>,
+        /// The text.
+        text: String,
+    },
+    /// Send a private message.
+    Whisper {
+        /// The receiver's nick.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// Change nick.
+    Nick {
+        /// The new nick.
+        nick: String,
+    },
+    /// List a room's users; `None` means the room joined last.
+    Who {
+        /// The room's name as the user typed it.
+        room: Option<String>,
+    },
+    /// List the rooms.
+    Rooms,
+    /// Ask for a pong.
+    Ping,
+    /// Leave the chat.
+    Quit {
+        /// Shown to others.
+        reason: Option<String>,
+    },
+}

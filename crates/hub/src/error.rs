@@ -1,0 +1,50 @@
+//! What the hub refuses, and why. Each gateway maps these to its protocol's replies in
+//! exactly one function.
+
+/// A refused command. The session goes on; only the command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// Someone else has the nick.
+    #[error("the nick {0} is already taken")]
+    NickTaken(String),
+    /// The nick breaks the nick rules.
+    #[error("{nick:?} is not a valid nick: {why}")]
+    InvalidNick {
+        /// The nick as given.
+        nick: String,
+        /// Which rule it breaks.
+        why: String,
+    },
+    /// The room name breaks the room rules.
+    #[error("{room:?} is not a valid room name: {why}")]
+    InvalidRoom {
+        /// The name as given.
+        room: String,
+        /// Which rule it breaks.
+        why: String,
+    },
+    /// Nobody has that nick.
+    #[error("no user is called {0}")]
+    NoSuchNick(String),
+    /// No room has that name (nobody is in it).
+    #[error("there is no room called {0}")]
+    NoSuchRoom(String),
+    /// The session is not in the named room.
+    #[error("you are not in {0}")]
+    NotInRoom(String),
+    /// The session is in no room at all, and the command needs one.
+    #[error("you are not in a room; join one first")]
+    NoRoom,
+    /// The message has no text.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// The message is longer than the limit.
+    #[error("the message is longer than {max} bytes")]
+    MessageTooLong {
+        /// The limit in force.
+        max: usize,
+    },
+    /// The server is shutting down and takes no new sessions.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}

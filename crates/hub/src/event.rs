@@ -1,0 +1,175 @@
+//! Events: what the hub tells sessions. Built once per fan-out and encoded at most once
+//! per wire format (see [`crate::Outbox`]).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::command::RequestId;
+use crate::error::HubError;
+use crate::name::{Nick, RoomName};
+
+/// A server timestamp, taken when the hub accepted the action.
+pub type Timestamp = DateTime<Utc>;
+
+/// Something a session is told.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A message in a room the session is in.
+    Message {
+        /// The room.
+        room: RoomName,
+        /// The sender.
+        from: Nick,
+        /// The message's place in the room's order, from 1.
+        seq: u64,
+        /// When the hub accepted it.
+        at: Timestamp,
+        /// The text.
+        text: Arc<str>,
+    },
+    /// A private message to the session.
+    Whisper {
+        /// The sender.
+        from: Nick,
+        /// The receiver.
+        to: Nick,
+        /// When the hub accepted it.
+        at: Timestamp,
+        /// The text.
+        text: Arc<str>,
+    },
+    /// Someone entered a room the session is in.
+    Joined {
+        /// The room.
+        room: RoomName,
+        /// Who entered.
+        nick: Nick,
+        /// When.
+        at: Timestamp,
+        /// True when this is their arrival on the server.
+        arrival: bool,
+    },
+    /// Someone left a room the session is in.
+    Left {
+        /// The room.
+        room: RoomName,
+        /// Who left.
+        nick: Nick,
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: LeaveReason,
+        /// Their quit message, or why the server disconnected them.
+        detail: Option<Arc<str>>,
+    },
+    /// Someone the session shares a room with changed nick.
+    NickChanged {
+        /// The old nick.
+        old: Nick,
+        /// The new nick.
+        new: Nick,
+        /// When.
+        at: Timestamp,
+    },
+    /// The server is shutting down; the outbox closes after this.
+    Shutdown {
+        /// When.
+        at: Timestamp,
+        /// Why, for people.
+        message: Arc<str>,
+    },
+    /// The answer to one of the session's own commands.
+    Reply {
+        /// The request it answers.
+        req: RequestId,
+        /// What happened.
+        result: Result<Reply, HubError>,
+    },
+}
+
+/// Why someone left a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// Left the room, still on the server.
+    Part,
+    /// Left the chat on purpose.
+    Quit,
+    /// The connection ended without a quit, or the server closed it.
+    Lost,
+}
+
+/// The successful answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The session is registered and in the lobby.
+    Welcome {
+        /// Its nick.
+        nick: Nick,
+        /// The room it was put in.
+        room: RoomName,
+        /// Who is there, itself included, sorted.
+        members: Vec<Nick>,
+        /// The longest message text accepted, in bytes.
+        max_text: usize,
+    },
+    /// The session is in the room.
+    Joined {
+        /// The room.
+        room: RoomName,
+        /// Who is there, itself included, sorted.
+        members: Vec<Nick>,
+    },
+    /// The session left the room.
+    Parted {
+        /// The room.
+        room: RoomName,
+    },
+    /// The message is accepted and ordered.
+    Said {
+        /// The room.
+        room: RoomName,
+        /// Its place in the room's order.
+        seq: u64,
+        /// When the hub accepted it.
+        at: Timestamp,
+    },
+    /// The private message is in the receiver's queue.
+    Whispered {
+        /// The receiver.
+        to: Nick,
+        /// When the hub accepted it.
+        at: Timestamp,
+        /// The text, for gateways that show the sender a copy.
+        text: Arc<str>,
+    },
+    /// The users of a room.
+    Who {
+        /// The room.
+        room: RoomName,
+        /// Who is there, sorted.
+        members: Vec<Nick>,
+    },
+    /// The rooms on the server.
+    Rooms(Vec<RoomSummary>),
+    /// The session's nick is now this.
+    Nick {
+        /// The new nick.
+        nick: Nick,
+    },
+    /// The answer to a ping.
+    Pong,
+    /// The session has quit; the outbox closes after this.
+    Bye,
+}
+
+/// One room in a room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    /// The room.
+    pub name: RoomName,
+    /// How many sessions are in it.
+    pub members: usize,
+    /// Whether the asking session is one of them.
+    pub joined: bool,
+}

@@ -1,0 +1,72 @@
+//! A room: its members, in the order they joined, and its message counter.
+
+use std::sync::Arc;
+
+use crate::actor::SessionId;
+use crate::name::RoomName;
+use crate::outbox::{Outbox, Shared};
+
+/// A room. Members keep their outbox beside their id, so a fan-out touches no map.
+pub(crate) struct Room {
+    pub(crate) name: RoomName,
+    members: Vec<(SessionId, Arc<Outbox>)>,
+    /// The seq of the last message; the next one gets `seq + 1`. Assigned only here, by
+    /// the hub's one task, so a room's order is the order its messages were accepted.
+    seq: u64,
+}
+
+impl Room {
+    pub(crate) fn new(name: RoomName) -> Self {
+        Self {
+            name,
+            members: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    pub(crate) fn contains(&self, id: SessionId) -> bool {
+        self.members.iter().any(|(member, _)| *member == id)
+    }
+
+    pub(crate) fn add(&mut self, id: SessionId, outbox: Arc<Outbox>) {
+        if !self.contains(id) {
+            self.members.push((id, outbox));
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: SessionId) {
+        self.members.retain(|(member, _)| *member != id);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub(crate) fn member_ids(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.members.iter().map(|(id, _)| *id)
+    }
+
+    /// Delivers `shared` to every member but `except`; returns the members whose outbox
+    /// overflowed, for the hub to disconnect.
+    pub(crate) fn broadcast(
+        &self,
+        shared: &Shared,
+        except: Option<SessionId>,
+        overflowed: &mut Vec<SessionId>,
+    ) {
+        for (id, outbox) in &self.members {
+            if Some(*id) != except && outbox.deliver_shared(shared).is_err() {
+                overflowed.push(*id);
+            }
+        }
+    }
+}
