@@ -6,8 +6,10 @@
 //! for, or one slow reader would stall every room.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -39,12 +41,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_nick_len: 32,
-            max_room_len: 32,
-            max_message_bytes: 4096,
-            inbox: 4096,
-        }
+        Self { max_nick_len: 32, max_room_len: 32, max_message_bytes: 4096, inbox: 4096 }
     }
 }
 
@@ -53,24 +50,11 @@ impl Default for Limits {
 pub struct SessionId(u64);
 
 enum Op {
-    Connect {
-        nick: String,
-        req: RequestId,
-        outbox: Arc<Outbox>,
-        done: oneshot::Sender<Result<SessionId, HubError>>,
-    },
-    Command {
-        session: SessionId,
-        req: RequestId,
-        command: Command,
-    },
-    Disconnect {
-        session: SessionId,
-        detail: Option<String>,
-    },
-    Shutdown {
-        message: String,
-    },
+    Connect { nick: String, req: RequestId, outbox: Arc<Outbox>, done: oneshot::Sender<Result<SessionId, HubError>> },
+    Command { session: SessionId, req: RequestId, command: Command },
+    Disconnect { session: SessionId, detail: Option<String> },
+    Relay { session: SessionId, bytes: Bytes },
+    Shutdown { message: String },
 }
 
 /// A cloneable way into the hub, held by every gateway.
@@ -96,38 +80,19 @@ impl HubHandle {
     /// Registers a session under `nick` and puts it in the lobby. On success the outbox
     /// has received the [`Reply::Welcome`] answering `req`; on failure nothing was
     /// delivered and the gateway may try another nick.
-    pub async fn connect(
-        &self,
-        nick: &str,
-        req: RequestId,
-        outbox: Arc<Outbox>,
-    ) -> Result<Session, HubError> {
+    pub async fn connect(&self, nick: &str, req: RequestId, outbox: Arc<Outbox>) -> Result<Session, HubError> {
         let (done, result) = oneshot::channel();
-        let op = Op::Connect {
-            nick: nick.to_owned(),
-            req,
-            outbox,
-            done,
-        };
+        let op = Op::Connect { nick: nick.to_owned(), req, outbox, done };
         self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
         let id = result.await.map_err(|_| HubError::ShuttingDown)??;
-        Ok(Session {
-            id,
-            hub: self.clone(),
-            gone: false,
-        })
+        Ok(Session { id, hub: self.clone(), gone: AtomicBool::new(false) })
     }
 
     /// Tells every session the server is shutting down and closes their outboxes; new
     /// sessions are refused from now on.
     pub async fn shutdown(&self, message: &str) {
         // A closed inbox means the hub is already gone, which is what was asked.
-        let _ = self
-            .tx
-            .send(Op::Shutdown {
-                message: message.to_owned(),
-            })
-            .await;
+        let _ = self.tx.send(Op::Shutdown { message: message.to_owned() }).await;
     }
 }
 
@@ -136,7 +101,8 @@ impl HubHandle {
 pub struct Session {
     id: SessionId,
     hub: HubHandle,
-    gone: bool,
+    /// Set once the hub has been told the session ended, so it is told once.
+    gone: AtomicBool,
 }
 
 impl Session {
@@ -149,42 +115,42 @@ impl Session {
     /// Sends a command; its answer arrives in the outbox as an [`Event::Reply`] naming
     /// `req`. Fails only when the hub has stopped.
     pub async fn send(&self, req: RequestId, command: Command) -> Result<(), HubError> {
-        let op = Op::Command {
-            session: self.id,
-            req,
-            command,
-        };
-        self.hub
-            .tx
-            .send(op)
-            .await
-            .map_err(|_| HubError::ShuttingDown)
+        let op = Op::Command { session: self.id, req, command };
+        self.hub.tx.send(op).await.map_err(|_| HubError::ShuttingDown)
+    }
+
+    /// Queues bytes the gateway encoded itself (help text, an answer to a malformed
+    /// request) behind the answers to every command this session sent before, so the
+    /// client reads its answers in the order it asked.
+    pub async fn relay(&self, bytes: Bytes) -> Result<(), HubError> {
+        let op = Op::Relay { session: self.id, bytes };
+        self.hub.tx.send(op).await.map_err(|_| HubError::ShuttingDown)
     }
 
     /// Ends the session because its connection ended; `detail` says why, if the others
-    /// should know.
-    pub async fn disconnect(mut self, detail: Option<String>) {
-        self.gone = true;
-        let _ = self
-            .hub
-            .tx
-            .send(Op::Disconnect {
-                session: self.id,
-                detail,
-            })
-            .await;
+    /// should know. Only the first call (or a quit) counts.
+    pub async fn disconnect(&self, detail: Option<String>) {
+        if !self.gone.swap(true, Ordering::AcqRel) {
+            let _ = self.hub.tx.send(Op::Disconnect { session: self.id, detail }).await;
+        }
+    }
+
+    /// Sends [`Command::Quit`]: the hub answers [`Reply::Bye`] and closes the outbox.
+    pub async fn quit(&self, req: RequestId, reason: Option<String>) -> Result<(), HubError> {
+        if self.gone.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let op = Op::Command { session: self.id, req, command: Command::Quit { reason } };
+        self.hub.tx.send(op).await.map_err(|_| HubError::ShuttingDown)
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if !self.gone {
+        if !*self.gone.get_mut() {
             // Best effort when a connection task is torn down without `disconnect`; a
             // full inbox here only happens while the server is stopping anyway.
-            let _ = self.hub.tx.try_send(Op::Disconnect {
-                session: self.id,
-                detail: None,
-            });
+            let _ = self.hub.tx.try_send(Op::Disconnect { session: self.id, detail: None });
         }
     }
 }
@@ -210,8 +176,7 @@ struct Hub {
 
 impl Hub {
     fn new(limits: Limits) -> Self {
-        let lobby = RoomName::parse(LOBBY, usize::MAX)
-            .unwrap_or_else(|_| unreachable!("the lobby's name is valid"));
+        let lobby = RoomName::parse(LOBBY, usize::MAX).unwrap_or_else(|_| unreachable!("the lobby's name is valid"));
         Self {
             limits,
             lobby,
@@ -226,28 +191,24 @@ impl Hub {
 
     fn apply(&mut self, op: Op) {
         match op {
-            Op::Connect {
-                nick,
-                req,
-                outbox,
-                done,
-            } => {
+            Op::Connect { nick, req, outbox, done } => {
                 let result = self.connect(&nick, req, outbox);
                 // The gateway gave up waiting: undo, as if it had disconnected.
                 if let Err(Ok(id)) = done.send(result) {
                     self.remove_session(id, LeaveReason::Lost, None);
                 }
             }
-            Op::Command {
-                session,
-                req,
-                command,
-            } => self.command(session, req, command),
+            Op::Command { session, req, command } => self.command(session, req, command),
             Op::Disconnect { session, detail } => {
-                if let Some(state) =
-                    self.remove_session(session, LeaveReason::Lost, detail.map(Arc::from))
-                {
+                if let Some(state) = self.remove_session(session, LeaveReason::Lost, detail.map(Arc::from)) {
                     state.outbox.close();
+                }
+            }
+            Op::Relay { session, bytes } => {
+                if let Some(state) = self.sessions.get(&session) {
+                    if state.outbox.push(&bytes).is_err() {
+                        self.overflowed.push(session);
+                    }
                 }
             }
             Op::Shutdown { message } => self.shutdown(&message),
@@ -255,12 +216,7 @@ impl Hub {
         self.drop_slow_consumers();
     }
 
-    fn connect(
-        &mut self,
-        nick: &str,
-        req: RequestId,
-        outbox: Arc<Outbox>,
-    ) -> Result<SessionId, HubError> {
+    fn connect(&mut self, nick: &str, req: RequestId, outbox: Arc<Outbox>) -> Result<SessionId, HubError> {
         if self.shutting_down {
             return Err(HubError::ShuttingDown);
         }
@@ -271,30 +227,12 @@ impl Hub {
         let id = SessionId(self.next_id);
         self.next_id += 1;
         self.nicks.insert(nick.clone(), id);
-        self.sessions.insert(
-            id,
-            SessionState {
-                nick: nick.clone(),
-                outbox: outbox.clone(),
-                rooms: Vec::new(),
-            },
-        );
+        self.sessions.insert(id, SessionState { nick: nick.clone(), outbox: outbox.clone(), rooms: Vec::new() });
         let lobby = self.lobby.clone();
         self.enter(id, &lobby, true);
         let members = self.members(&lobby);
-        let welcome = Reply::Welcome {
-            nick,
-            room: lobby,
-            members,
-            max_text: self.limits.max_message_bytes,
-        };
-        if outbox
-            .deliver(&Event::Reply {
-                req,
-                result: Ok(welcome),
-            })
-            .is_err()
-        {
+        let welcome = Reply::Welcome { nick, room: lobby, members, max_text: self.limits.max_message_bytes };
+        if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
         tracing::debug!(session = id.0, "session registered");
@@ -308,10 +246,7 @@ impl Hub {
         }
         if let Command::Quit { reason } = command {
             if let Some(state) = self.remove_session(id, LeaveReason::Quit, reason.map(Arc::from)) {
-                let _ = state.outbox.deliver(&Event::Reply {
-                    req,
-                    result: Ok(Reply::Bye),
-                });
+                let _ = state.outbox.deliver(&Event::Reply { req, result: Ok(Reply::Bye) });
                 state.outbox.close();
             }
             return;
@@ -340,15 +275,11 @@ impl Hub {
 
     fn state(&self, id: SessionId) -> &SessionState {
         // Every caller checked that the session exists in this same operation.
-        self.sessions
-            .get(&id)
-            .unwrap_or_else(|| unreachable!("session {id:?} vanished mid-operation"))
+        self.sessions.get(&id).unwrap_or_else(|| unreachable!("session {id:?} vanished mid-operation"))
     }
 
     fn state_mut(&mut self, id: SessionId) -> &mut SessionState {
-        self.sessions
-            .get_mut(&id)
-            .unwrap_or_else(|| unreachable!("session {id:?} vanished mid-operation"))
+        self.sessions.get_mut(&id).unwrap_or_else(|| unreachable!("session {id:?} vanished mid-operation"))
     }
 
     /// The room a command names, or the session's latest room when it names none.
@@ -368,24 +299,13 @@ impl Hub {
 
     /// Puts the session in the room (creating it), telling the members already there.
     fn enter(&mut self, id: SessionId, name: &RoomName, arrival: bool) -> RoomName {
-        let state = self
-            .sessions
-            .get(&id)
-            .unwrap_or_else(|| unreachable!("entering session exists"));
+        let state = self.sessions.get(&id).unwrap_or_else(|| unreachable!("entering session exists"));
         let (nick, outbox) = (state.nick.clone(), state.outbox.clone());
-        let room = self
-            .rooms
-            .entry(name.clone())
-            .or_insert_with(|| Room::new(name.clone()));
+        let room = self.rooms.entry(name.clone()).or_insert_with(|| Room::new(name.clone()));
         let room_name = room.name.clone();
         if !room.contains(id) {
             room.add(id, outbox);
-            let joined = Shared::new(Event::Joined {
-                room: room_name.clone(),
-                nick,
-                at: Utc::now(),
-                arrival,
-            });
+            let joined = Shared::new(Event::Joined { room: room_name.clone(), nick, at: Utc::now(), arrival });
             room.broadcast(&joined, Some(id), &mut self.overflowed);
         }
         let rooms = &mut self.state_mut(id).rooms;
@@ -395,14 +315,7 @@ impl Hub {
     }
 
     /// Takes the session out of one room, telling those who stay.
-    fn leave(
-        &mut self,
-        id: SessionId,
-        nick: &Nick,
-        name: &RoomName,
-        reason: LeaveReason,
-        detail: Option<&Arc<str>>,
-    ) {
+    fn leave(&mut self, id: SessionId, nick: &Nick, name: &RoomName, reason: LeaveReason, detail: Option<&Arc<str>>) {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
@@ -426,12 +339,7 @@ impl Hub {
         let room = self.enter(id, &name, false);
         if exclusive {
             let state = self.state_mut(id);
-            let others: Vec<RoomName> = state
-                .rooms
-                .iter()
-                .filter(|r| **r != name)
-                .cloned()
-                .collect();
+            let others: Vec<RoomName> = state.rooms.iter().filter(|r| **r != name).cloned().collect();
             state.rooms.retain(|r| *r == name);
             let nick = state.nick.clone();
             for other in others {
@@ -456,9 +364,7 @@ impl Hub {
             return Err(HubError::EmptyMessage);
         }
         if text.len() > self.limits.max_message_bytes {
-            return Err(HubError::MessageTooLong {
-                max: self.limits.max_message_bytes,
-            });
+            return Err(HubError::MessageTooLong { max: self.limits.max_message_bytes });
         }
         Ok(())
     }
@@ -472,19 +378,9 @@ impl Hub {
         };
         let seq = room.next_seq();
         let at = Utc::now();
-        let message = Shared::new(Event::Message {
-            room: room.name.clone(),
-            from,
-            seq,
-            at,
-            text: text.into(),
-        });
+        let message = Shared::new(Event::Message { room: room.name.clone(), from, seq, at, text: text.into() });
         room.broadcast(&message, Some(id), &mut self.overflowed);
-        Ok(Reply::Said {
-            room: room.name.clone(),
-            seq,
-            at,
-        })
+        Ok(Reply::Said { room: room.name.clone(), seq, at })
     }
 
     fn whisper(&mut self, id: SessionId, to: &str, text: String) -> Result<Reply, HubError> {
@@ -496,12 +392,7 @@ impl Hub {
         let from = self.state(id).nick.clone();
         let receiver = self.state(target);
         let (to, at, text): (Nick, _, Arc<str>) = (receiver.nick.clone(), Utc::now(), text.into());
-        let event = Event::Whisper {
-            from,
-            to: to.clone(),
-            at,
-            text: text.clone(),
-        };
+        let event = Event::Whisper { from, to: to.clone(), at, text: text.clone() };
         if receiver.outbox.deliver(&event).is_err() {
             self.overflowed.push(target);
         }
@@ -522,11 +413,7 @@ impl Hub {
         self.nicks.insert(new.clone(), id);
         // Everyone who shares a room with the session hears it once.
         let mut told = HashSet::from([id]);
-        let changed = Shared::new(Event::NickChanged {
-            old,
-            new: new.clone(),
-            at: Utc::now(),
-        });
+        let changed = Shared::new(Event::NickChanged { old, new: new.clone(), at: Utc::now() });
         for name in &rooms {
             let Some(room) = self.rooms.get(name) else {
                 continue;
@@ -550,10 +437,7 @@ impl Hub {
             Some(room) => RoomName::parse(room, self.limits.max_room_len)?,
         };
         match self.rooms.get(&name) {
-            Some(room) => Ok(Reply::Who {
-                room: room.name.clone(),
-                members: self.members(&name),
-            }),
+            Some(room) => Ok(Reply::Who { room: room.name.clone(), members: self.members(&name) }),
             None => Err(HubError::NoSuchRoom(name.to_string())),
         }
     }
@@ -562,11 +446,7 @@ impl Hub {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .values()
-            .map(|room| RoomSummary {
-                name: room.name.clone(),
-                members: room.len(),
-                joined: room.contains(id),
-            })
+            .map(|room| RoomSummary { name: room.name.clone(), members: room.len(), joined: room.contains(id) })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         Reply::Rooms(rooms)
@@ -577,21 +457,14 @@ impl Hub {
         let Some(room) = self.rooms.get(name) else {
             return Vec::new();
         };
-        let mut nicks: Vec<Nick> = room
-            .member_ids()
-            .filter_map(|id| self.sessions.get(&id).map(|s| s.nick.clone()))
-            .collect();
+        let mut nicks: Vec<Nick> =
+            room.member_ids().filter_map(|id| self.sessions.get(&id).map(|s| s.nick.clone())).collect();
         nicks.sort();
         nicks
     }
 
     /// Forgets a session and takes it out of its rooms, telling their members why.
-    fn remove_session(
-        &mut self,
-        id: SessionId,
-        reason: LeaveReason,
-        detail: Option<Arc<str>>,
-    ) -> Option<SessionState> {
+    fn remove_session(&mut self, id: SessionId, reason: LeaveReason, detail: Option<Arc<str>>) -> Option<SessionState> {
         let state = self.sessions.remove(&id)?;
         self.nicks.remove(&state.nick);
         for room in &state.rooms {
@@ -614,10 +487,7 @@ impl Hub {
 
     fn shutdown(&mut self, message: &str) {
         self.shutting_down = true;
-        let notice = Shared::new(Event::Shutdown {
-            at: Utc::now(),
-            message: message.into(),
-        });
+        let notice = Shared::new(Event::Shutdown { at: Utc::now(), message: message.into() });
         for state in self.sessions.values() {
             let _ = state.outbox.deliver_shared(&notice);
             state.outbox.close();

@@ -20,34 +20,21 @@ pub struct Nick(Arc<str>);
 pub struct RoomName(Arc<str>);
 
 fn is_nick_special(c: char) -> bool {
-    matches!(
-        c,
-        '-' | '_' | '[' | ']' | '\\' | '`' | '^' | '{' | '}' | '|'
-    )
+    matches!(c, '-' | '_' | '[' | ']' | '\\' | '`' | '^' | '{' | '}' | '|')
 }
 
 impl Nick {
     /// Checks `name` against the nick rules, with `max_len` characters at most.
     pub fn parse(name: &str, max_len: usize) -> Result<Nick, HubError> {
-        let invalid = |why: &str| {
-            Err(HubError::InvalidNick {
-                nick: name.to_owned(),
-                why: why.to_owned(),
-            })
-        };
+        let invalid = |why: &str| Err(HubError::InvalidNick { nick: name.to_owned(), why: why.to_owned() });
         let Some(first) = name.chars().next() else {
             return invalid("a nick cannot be empty");
         };
         if name.chars().count() > max_len {
             return invalid(&format!("a nick has at most {max_len} characters"));
         }
-        if let Some(bad) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || is_nick_special(*c)))
-        {
-            return invalid(&format!(
-                "{bad:?} is not allowed; use letters, digits and - _ [ ] \\ ` ^ {{ }} |"
-            ));
+        if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || is_nick_special(*c))) {
+            return invalid(&format!("{bad:?} is not allowed; use letters, digits and - _ [ ] \\ ` ^ {{ }} |"));
         }
         if first.is_ascii_digit() || first == '-' {
             return invalid("a nick cannot start with a digit or '-'");
@@ -67,25 +54,15 @@ impl RoomName {
     /// characters at most.
     pub fn parse(name: &str, max_len: usize) -> Result<RoomName, HubError> {
         let bare = name.strip_prefix('#').unwrap_or(name);
-        let invalid = |why: &str| {
-            Err(HubError::InvalidRoom {
-                room: name.to_owned(),
-                why: why.to_owned(),
-            })
-        };
+        let invalid = |why: &str| Err(HubError::InvalidRoom { room: name.to_owned(), why: why.to_owned() });
         if bare.is_empty() {
             return invalid("a room name cannot be empty");
         }
         if bare.chars().count() > max_len {
             return invalid(&format!("a room name has at most {max_len} characters"));
         }
-        if let Some(bad) = bare
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        {
-            return invalid(&format!(
-                "{bad:?} is not allowed; use letters, digits and - _ ."
-            ));
+        if let Some(bad) = bare.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+            return invalid(&format!("{bad:?} is not allowed; use letters, digits and - _ ."));
         }
         Ok(RoomName(bare.into()))
     }
@@ -119,14 +96,8 @@ macro_rules! case_insensitive {
         }
         impl Ord for $name {
             fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                let fold = |s: &str| {
-                    s.bytes()
-                        .map(|b| b.to_ascii_lowercase())
-                        .collect::<Vec<_>>()
-                };
-                fold(&self.0)
-                    .cmp(&fold(&other.0))
-                    .then_with(|| self.0.cmp(&other.0))
+                let fold = |s: &str| s.bytes().map(|b| b.to_ascii_lowercase()).collect::<Vec<_>>();
+                fold(&self.0).cmp(&fold(&other.0)).then_with(|| self.0.cmp(&other.0))
             }
         }
         impl fmt::Display for $name {
@@ -154,21 +125,8 @@ mod tests {
         assert!(Nick::parse("Alice", 32).is_ok());
         assert!(Nick::parse("Guest_51234", 32).is_ok());
         assert!(Nick::parse("[m]|x^", 32).is_ok());
-        for bad in [
-            "",
-            "al ice",
-            "9lives",
-            "-dash",
-            "tab\there",
-            "bell\u{7}",
-            "émile",
-            "a:b",
-            "#chan",
-        ] {
-            assert!(
-                matches!(Nick::parse(bad, 32), Err(HubError::InvalidNick { .. })),
-                "{bad:?}"
-            );
+        for bad in ["", "al ice", "9lives", "-dash", "tab\there", "bell\u{7}", "émile", "a:b", "#chan"] {
+            assert!(matches!(Nick::parse(bad, 32), Err(HubError::InvalidNick { .. })), "{bad:?}");
         }
         assert!(Nick::parse(&"a".repeat(33), 32).is_err());
         assert!(Nick::parse(&"a".repeat(32), 32).is_ok());

@@ -42,10 +42,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(event: Event) -> Self {
-        Self {
-            event,
-            cache: Default::default(),
-        }
+        Self { event, cache: Default::default() }
     }
 }
 
@@ -113,11 +110,7 @@ impl Outbox {
 
     /// Delivers an event shared by many sessions, encoding it at most once per slot.
     pub(crate) fn deliver_shared(&self, shared: &Shared) -> Result<(), Overflow> {
-        match self
-            .wire
-            .cache_slot()
-            .and_then(|slot| shared.cache.get(slot))
-        {
+        match self.wire.cache_slot().and_then(|slot| shared.cache.get(slot)) {
             Some(cell) => {
                 let encoded = cell.get_or_init(|| {
                     let mut out = BytesMut::new();
@@ -184,11 +177,7 @@ impl Outbox {
                 }
                 if !queue.bytes.is_empty() || queue.closed {
                     std::mem::swap(&mut queue.bytes, buf);
-                    return if queue.closed {
-                        Batch::Last
-                    } else {
-                        Batch::Bytes
-                    };
+                    return if queue.closed { Batch::Last } else { Batch::Bytes };
                 }
             }
             self.ready.notified().await;
@@ -225,18 +214,13 @@ mod tests {
     }
 
     fn pong() -> Event {
-        Event::Reply {
-            req: crate::RequestId(1),
-            result: Ok(crate::Reply::Pong),
-        }
+        Event::Reply { req: crate::RequestId(1), result: Ok(crate::Reply::Pong) }
     }
 
     #[tokio::test]
     async fn a_shared_event_is_encoded_once_for_many_sessions() {
         let encodes = Arc::new(AtomicUsize::new(0));
-        let outboxes: Vec<_> = (0..10)
-            .map(|_| Outbox::new(Counting(encodes.clone()), 1024))
-            .collect();
+        let outboxes: Vec<_> = (0..10).map(|_| Outbox::new(Counting(encodes.clone()), 1024)).collect();
         let shared = Shared::new(pong());
         for outbox in &outboxes {
             outbox.deliver_shared(&shared).expect("room");

@@ -17,11 +17,7 @@ pub(crate) struct Room {
 
 impl Room {
     pub(crate) fn new(name: RoomName) -> Self {
-        Self {
-            name,
-            members: Vec::new(),
-            seq: 0,
-        }
+        Self { name, members: Vec::new(), seq: 0 }
     }
 
     pub(crate) fn next_seq(&mut self) -> u64 {
@@ -57,12 +53,7 @@ impl Room {
 
     /// Delivers `shared` to every member but `except`; returns the members whose outbox
     /// overflowed, for the hub to disconnect.
-    pub(crate) fn broadcast(
-        &self,
-        shared: &Shared,
-        except: Option<SessionId>,
-        overflowed: &mut Vec<SessionId>,
-    ) {
+    pub(crate) fn broadcast(&self, shared: &Shared, except: Option<SessionId>, overflowed: &mut Vec<SessionId>) {
         for (id, outbox) in &self.members {
             if Some(*id) != except && outbox.deliver_shared(shared).is_err() {
                 overflowed.push(*id);

@@ -1,1 +1,126 @@
-fn main() {}
+//! The `parley` binary: a thin command line over the server and client libraries.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use parley_server::{Config, Listener, Server};
+use tracing_subscriber::EnvFilter;
+
+/// Parley: a self-hosted chat server and its clients.
+#[derive(Parser, Debug)]
+#[command(name = "parley", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a chat server.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// A listener, as KIND=ADDR (KIND is `line` or `native`); repeat for several.
+    /// Replaces the configured listeners. Default: line=127.0.0.1:7777 and
+    /// native=127.0.0.1:7778.
+    #[arg(long = "listen", value_name = "KIND=ADDR")]
+    listen: Vec<Listener>,
+    /// Where the server keeps what it writes. Default: ./parley-data.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML configuration file; flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log level or filter when RUST_LOG is not set (error, warn, info, debug, trace).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Print the effective configuration, every default included, and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => report(serve(args)),
+    }
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("parley: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if !args.listen.is_empty() {
+        config.listeners = args.listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(level) = args.log_level {
+        config.log_level = level;
+    }
+    config.validate()?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_logging(&config.log_level)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        let mut stdout = std::io::stdout().lock();
+        for (kind, addr) in server.local_addrs() {
+            writeln!(stdout, "listening {kind}={addr}")?;
+        }
+        stdout.flush()?;
+        drop(stdout);
+        server.run(stop_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.is_empty() => EnvFilter::try_new(filter).context("invalid RUST_LOG")?,
+        _ => EnvFilter::try_new(level).with_context(|| format!("invalid log level {level:?}"))?,
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM ({e}); stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -39,11 +39,7 @@ impl LineDecoder {
     /// A decoder for lines of at most `max_len` bytes (not counting `\r\n`).
     #[must_use]
     pub fn new(max_len: usize) -> Self {
-        Self {
-            max_len,
-            scanned: 0,
-            discarding: false,
-        }
+        Self { max_len, scanned: 0, discarding: false }
     }
 
     /// The longest line this decoder accepts, in bytes.
@@ -123,9 +119,7 @@ fn trim_newline(line: &[u8]) -> &[u8] {
 }
 
 fn to_text(bytes: &[u8]) -> Result<String, LineError> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| LineError::InvalidUtf8)
+    std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| LineError::InvalidUtf8)
 }
 
 #[cfg(feature = "codec")]
@@ -222,10 +216,9 @@ impl Input {
                 None => Input::Usage("/join ROOM"),
             },
             "msg" | "m" | "whisper" | "w" => match args.split_once(char::is_whitespace) {
-                Some((to, text)) if !text.trim().is_empty() => Input::Msg {
-                    to: to.to_owned(),
-                    text: text.trim_start().to_owned(),
-                },
+                Some((to, text)) if !text.trim().is_empty() => {
+                    Input::Msg { to: to.to_owned(), text: text.trim_start().to_owned() }
+                }
                 _ => Input::Usage("/msg NAME text"),
             },
             _ => Input::Unknown(name.to_owned()),
@@ -256,10 +249,7 @@ mod tests {
     fn crlf_and_lf_are_both_line_ends() {
         let mut d = LineDecoder::new(64);
         let mut buf = BytesMut::from("hello\r\nworld\n\npartial");
-        assert_eq!(
-            decode_all(&mut d, &mut buf),
-            vec![Ok("hello".into()), Ok("world".into()), Ok(String::new())]
-        );
+        assert_eq!(decode_all(&mut d, &mut buf), vec![Ok("hello".into()), Ok("world".into()), Ok(String::new())]);
         assert_eq!(&buf[..], b"partial");
         assert_eq!(d.decode_eof(&mut buf), Ok(Some("partial".into())));
     }
@@ -287,30 +277,14 @@ mod tests {
     fn invalid_utf8_is_an_error_for_that_line_only() {
         let mut d = LineDecoder::new(64);
         let mut buf = BytesMut::from(&b"ok\n\xff\xfe\nfine\n"[..]);
-        assert_eq!(
-            decode_all(&mut d, &mut buf),
-            vec![
-                Ok("ok".into()),
-                Err(LineError::InvalidUtf8),
-                Ok("fine".into())
-            ]
-        );
+        assert_eq!(decode_all(&mut d, &mut buf), vec![Ok("ok".into()), Err(LineError::InvalidUtf8), Ok("fine".into())]);
     }
 
     #[test]
     fn commands_parse() {
-        assert_eq!(
-            Input::parse("hello /there"),
-            Input::Say("hello /there".into())
-        );
+        assert_eq!(Input::parse("hello /there"), Input::Say("hello /there".into()));
         assert_eq!(Input::parse("//me waves"), Input::Say("/me waves".into()));
-        assert_eq!(
-            Input::parse("/msg bob hi there"),
-            Input::Msg {
-                to: "bob".into(),
-                text: "hi there".into()
-            }
-        );
+        assert_eq!(Input::parse("/msg bob hi there"), Input::Msg { to: "bob".into(), text: "hi there".into() });
         assert_eq!(Input::parse("/msg bob"), Input::Usage("/msg NAME text"));
         assert_eq!(Input::parse("/nick  carol "), Input::Nick("carol".into()));
         assert_eq!(Input::parse("/nick a b"), Input::Usage("/nick NEW_NAME"));

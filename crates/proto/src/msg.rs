@@ -104,9 +104,7 @@ impl Request {
     }
 }
 
-const KNOWN_REQUESTS: &[&str] = &[
-    "hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "ping", "quit",
-];
+const KNOWN_REQUESTS: &[&str] = &["hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "ping", "quit"];
 
 /// Why a well-framed header is not a valid request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -327,6 +325,8 @@ pub enum ErrorCode {
     InvalidRoom,
     /// Nobody has that nick.
     NoSuchNick,
+    /// No room has that name.
+    NoSuchRoom,
     /// You are not in that room (or in any room).
     NotInRoom,
     /// The message text is empty.
@@ -341,12 +341,7 @@ pub enum ErrorCode {
 }
 
 /// Appends a request frame with its `id` to `dst`.
-pub fn encode_request(
-    id: u64,
-    request: &Request,
-    payload: &[u8],
-    dst: &mut BytesMut,
-) -> Result<(), EncodeError> {
+pub fn encode_request(id: u64, request: &Request, payload: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
     #[derive(Serialize)]
     struct WithId<'a> {
         #[serde(flatten)]
@@ -357,11 +352,7 @@ pub fn encode_request(
 }
 
 /// Appends a server message frame to `dst`; a non-empty payload is text.
-pub fn encode_server_msg(
-    msg: &ServerMsg,
-    text: &[u8],
-    dst: &mut BytesMut,
-) -> Result<(), EncodeError> {
+pub fn encode_server_msg(msg: &ServerMsg, text: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
     encode_frame(msg, Some(TEXT), text, dst)
 }
 
@@ -384,10 +375,7 @@ impl Received {
     /// Reads a server message from a decoded frame.
     pub fn from_frame(frame: Frame) -> Result<Received, serde_json::Error> {
         let msg = serde_json::from_slice(&frame.header)?;
-        Ok(Received {
-            msg,
-            payload: frame.payload,
-        })
+        Ok(Received { msg, payload: frame.payload })
     }
 
     /// The reply carried by a `result`.
@@ -408,34 +396,22 @@ mod tests {
     use crate::native::FrameDecoder;
 
     fn one_frame(buf: &mut BytesMut) -> Frame {
-        FrameDecoder::new(65_535, 1 << 20)
-            .decode(buf)
-            .expect("valid")
-            .expect("whole")
+        FrameDecoder::new(65_535, 1 << 20).decode(buf).expect("valid").expect("whole")
     }
 
     #[test]
     fn requests_round_trip_with_their_id() {
         let requests = [
-            Request::Hello {
-                version: 1,
-                nick: "alice".into(),
-            },
+            Request::Hello { version: 1, nick: "alice".into() },
             Request::Join { room: "dev".into() },
             Request::Part { room: None },
-            Request::Say {
-                room: "lobby".into(),
-            },
+            Request::Say { room: "lobby".into() },
             Request::Whisper { to: "bob".into() },
             Request::Nick { nick: "al".into() },
-            Request::Who {
-                room: "lobby".into(),
-            },
+            Request::Who { room: "lobby".into() },
             Request::Rooms,
             Request::Ping,
-            Request::Quit {
-                reason: Some("bye".into()),
-            },
+            Request::Quit { reason: Some("bye".into()) },
         ];
         for (id, request) in (1..).zip(requests) {
             let mut buf = BytesMut::new();
@@ -451,41 +427,17 @@ mod tests {
     #[test]
     fn unknown_and_invalid_requests_are_told_apart() {
         let mut buf = BytesMut::new();
-        encode_frame(
-            &serde_json::json!({"type": "dance", "id": 3}),
-            None,
-            b"",
-            &mut buf,
-        )
-        .expect("encodes");
-        assert_eq!(
-            Request::from_frame(&one_frame(&mut buf)),
-            Err(RequestError::UnknownType("dance".into()))
-        );
-        encode_frame(
-            &serde_json::json!({"type": "join", "id": 4}),
-            None,
-            b"",
-            &mut buf,
-        )
-        .expect("encodes");
-        assert!(matches!(
-            Request::from_frame(&one_frame(&mut buf)),
-            Err(RequestError::Invalid(_))
-        ));
+        encode_frame(&serde_json::json!({"type": "dance", "id": 3}), None, b"", &mut buf).expect("encodes");
+        assert_eq!(Request::from_frame(&one_frame(&mut buf)), Err(RequestError::UnknownType("dance".into())));
+        encode_frame(&serde_json::json!({"type": "join", "id": 4}), None, b"", &mut buf).expect("encodes");
+        assert!(matches!(Request::from_frame(&one_frame(&mut buf)), Err(RequestError::Invalid(_))));
         encode_frame(&serde_json::json!({"id": 5}), None, b"", &mut buf).expect("encodes");
-        assert_eq!(
-            Request::from_frame(&one_frame(&mut buf)),
-            Err(RequestError::MissingType)
-        );
+        assert_eq!(Request::from_frame(&one_frame(&mut buf)), Err(RequestError::MissingType));
     }
 
     #[test]
     fn results_carry_their_reply_as_json() {
-        let reply = Reply::Who {
-            room: "lobby".into(),
-            members: vec!["alice".into(), "bob".into()],
-        };
+        let reply = Reply::Who { room: "lobby".into(), members: vec!["alice".into(), "bob".into()] };
         let mut buf = BytesMut::new();
         encode_result(9, &reply, &mut buf).expect("encodes");
         let frame = one_frame(&mut buf);

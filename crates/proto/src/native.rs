@@ -32,11 +32,7 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
     /// The payload's media type, e.g. `text/plain; charset=utf-8` or `application/json`.
-    #[serde(
-        rename = "content-type",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "content-type", default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// How many payload bytes follow the header.
     #[serde(rename = "content-length", default)]
@@ -105,11 +101,7 @@ impl FrameDecoder {
     /// prefix's range) and payloads of at most `max_payload` bytes.
     #[must_use]
     pub fn new(max_header: usize, max_payload: usize) -> Self {
-        Self {
-            max_header: max_header.min(usize::from(u16::MAX)),
-            max_payload,
-            skipping: 0,
-        }
+        Self { max_header: max_header.min(usize::from(u16::MAX)), max_payload, skipping: 0 }
     }
 
     /// Takes one whole frame from the front of `buf`; `Ok(None)` means more bytes are
@@ -128,10 +120,7 @@ impl FrameDecoder {
         }
         let header_len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
         if header_len > self.max_header {
-            return Err(FrameError::HeaderTooLong {
-                len: header_len,
-                max: self.max_header,
-            });
+            return Err(FrameError::HeaderTooLong { len: header_len, max: self.max_header });
         }
         if buf.len() < PREFIX_LEN + header_len {
             buf.reserve(PREFIX_LEN + header_len - buf.len());
@@ -163,19 +152,13 @@ impl FrameDecoder {
         buf.advance(PREFIX_LEN);
         let header = buf.split_to(header_len).freeze();
         let payload = buf.split_to(payload_len).freeze();
-        Ok(Some(Frame {
-            header,
-            envelope,
-            payload,
-        }))
+        Ok(Some(Frame { header, envelope, payload }))
     }
 }
 
 fn parse_envelope(header: &[u8]) -> Result<Envelope, FrameError> {
     if header.first() != Some(&b'{') {
-        return Err(FrameError::MalformedHeader(
-            "a header must be a JSON object".into(),
-        ));
+        return Err(FrameError::MalformedHeader("a header must be a JSON object".into()));
     }
     serde_json::from_slice(header).map_err(|e| FrameError::MalformedHeader(e.to_string()))
 }
@@ -233,16 +216,8 @@ pub fn encode_frame<H: Serialize>(
     }
     let start = dst.len();
     dst.put_u16(0);
-    let content_type = if payload.is_empty() {
-        None
-    } else {
-        content_type
-    };
-    let with_content = WithContent {
-        header,
-        content_type,
-        content_length: payload.len(),
-    };
+    let content_type = if payload.is_empty() { None } else { content_type };
+    let with_content = WithContent { header, content_type, content_length: payload.len() };
     if let Err(e) = serde_json::to_writer((&mut *dst).writer(), &with_content) {
         dst.truncate(start);
         return Err(e.into());
@@ -270,18 +245,14 @@ mod tests {
 
     fn frame_bytes(header: &serde_json::Value, payload: &[u8]) -> BytesMut {
         let mut buf = BytesMut::new();
-        encode_frame(header, Some("text/plain; charset=utf-8"), payload, &mut buf)
-            .expect("encodes");
+        encode_frame(header, Some("text/plain; charset=utf-8"), payload, &mut buf).expect("encodes");
         buf
     }
 
     #[test]
     fn a_frame_round_trips() {
         let mut buf = frame_bytes(&json!({"type": "say", "id": 7, "room": "lobby"}), b"hello");
-        let frame = FrameDecoder::new(4096, 4096)
-            .decode(&mut buf)
-            .expect("valid")
-            .expect("whole");
+        let frame = FrameDecoder::new(4096, 4096).decode(&mut buf).expect("valid").expect("whole");
         assert_eq!(frame.envelope.kind.as_deref(), Some("say"));
         assert_eq!(frame.envelope.id, Some(7));
         assert_eq!(frame.envelope.content_length, 5);
@@ -292,15 +263,14 @@ mod tests {
     #[test]
     fn the_documented_example_is_byte_exact() {
         // The hex dump in docs/PROTOCOL.md.
-        let header = br#"{"type":"say","room":"lobby","id":7,"content-type":"text/plain; charset=utf-8","content-length":5}"#;
+        let header =
+            br#"{"type":"say","room":"lobby","id":7,"content-type":"text/plain; charset=utf-8","content-length":5}"#;
         let mut expected = BytesMut::new();
         expected.put_u16(u16::try_from(header.len()).expect("short"));
         expected.extend_from_slice(header);
         expected.extend_from_slice(b"hello");
         let mut encoded = BytesMut::new();
-        let say = crate::msg::Request::Say {
-            room: "lobby".into(),
-        };
+        let say = crate::msg::Request::Say { room: "lobby".into() };
         crate::msg::encode_request(7, &say, b"hello", &mut encoded).expect("encodes");
         assert_eq!(encoded, expected);
         assert_eq!(&encoded[..2], &[0x00, 0x62]);
@@ -311,14 +281,7 @@ mod tests {
         let mut d = FrameDecoder::new(4096, 4);
         let mut buf = frame_bytes(&json!({"type": "say", "id": 1}), b"too long");
         buf.truncate(buf.len() - 3);
-        assert_eq!(
-            d.decode(&mut buf),
-            Err(FrameError::PayloadTooLarge {
-                id: Some(1),
-                len: 8,
-                max: 4
-            })
-        );
+        assert_eq!(d.decode(&mut buf), Err(FrameError::PayloadTooLarge { id: Some(1), len: 8, max: 4 }));
         assert!(buf.is_empty());
         buf.extend_from_slice(b"ong");
         buf.extend_from_slice(&frame_bytes(&json!({"type": "ping", "id": 2}), b""));
@@ -333,17 +296,8 @@ mod tests {
         let header = br#"{"type":"say","content-length":4294967296}"#;
         buf.put_u16(u16::try_from(header.len()).expect("short"));
         buf.extend_from_slice(header);
-        assert!(matches!(
-            d.decode(&mut buf),
-            Err(FrameError::PayloadTooLarge {
-                len: 4_294_967_296,
-                ..
-            })
-        ));
-        assert!(
-            buf.capacity() < 1 << 20,
-            "no room was reserved for the claimed payload"
-        );
+        assert!(matches!(d.decode(&mut buf), Err(FrameError::PayloadTooLarge { len: 4_294_967_296, .. })));
+        assert!(buf.capacity() < 1 << 20, "no room was reserved for the claimed payload");
     }
 
     #[test]
@@ -364,9 +318,6 @@ mod tests {
         let header = br#"{"type":"say","content-length":"five"}"#;
         buf.put_u16(u16::try_from(header.len()).expect("short"));
         buf.extend_from_slice(header);
-        assert!(matches!(
-            d.decode(&mut buf),
-            Err(FrameError::MalformedHeader(_))
-        ));
+        assert!(matches!(d.decode(&mut buf), Err(FrameError::MalformedHeader(_))));
     }
 }

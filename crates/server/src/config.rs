@@ -1,0 +1,283 @@
+//! The server's configuration: a TOML file, command-line flags on top, and documented
+//! defaults for everything, so `parley serve` runs with no file at all.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `parley serve` can be told. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the server keeps everything it writes. Default: `parley-data` in the
+    /// working directory.
+    pub data_dir: PathBuf,
+    /// The log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`,
+    /// `trace`, or a tracing filter directive). Default: `info`.
+    pub log_level: String,
+    /// The listeners. Default: line protocol on 127.0.0.1:7777, native protocol on
+    /// 127.0.0.1:7778.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<Listener>,
+    /// Limits that protect the server and its users.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("parley-data"),
+            log_level: "info".to_owned(),
+            listeners: vec![
+                Listener { kind: ListenerKind::Line, addr: "127.0.0.1:7777".to_owned() },
+                Listener { kind: ListenerKind::Native, addr: "127.0.0.1:7778".to_owned() },
+            ],
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// One listening socket and the protocol spoken on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// The protocol: `line` or `native`.
+    pub kind: ListenerKind,
+    /// Where to listen, `IP:PORT` or `HOST:PORT`; port 0 picks a free port.
+    pub addr: String,
+}
+
+/// The protocols a listener can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// The classic line protocol (`nc`, `telnet`).
+    Line,
+    /// The framed native protocol (`parley chat`).
+    Native,
+}
+
+impl fmt::Display for ListenerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ListenerKind::Line => "line",
+            ListenerKind::Native => "native",
+        })
+    }
+}
+
+impl FromStr for ListenerKind {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "line" => Ok(ListenerKind::Line),
+            "native" => Ok(ListenerKind::Native),
+            other => Err(ConfigError::UnknownKind(other.to_owned())),
+        }
+    }
+}
+
+impl FromStr for Listener {
+    type Err = ConfigError;
+
+    /// Parses `KIND=ADDR`, as given to `--listen`.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let Some((kind, addr)) = s.split_once('=') else {
+            return Err(ConfigError::BadListen(s.to_owned()));
+        };
+        if addr.is_empty() {
+            return Err(ConfigError::BadListen(s.to_owned()));
+        }
+        Ok(Listener { kind: kind.parse()?, addr: addr.to_owned() })
+    }
+}
+
+/// The server's limits. Each one bounds what a peer can make the server hold or do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The longest line the line protocol accepts, in bytes. Default: 4096.
+    pub max_line_bytes: usize,
+    /// The longest native frame header, in bytes (at most 65535). Default: 16384.
+    pub max_frame_header: usize,
+    /// The largest native frame payload, in bytes. Default: 1048576 (1 MiB).
+    pub max_frame_payload: usize,
+    /// The longest message text, in bytes. Default: 4096.
+    pub max_message_bytes: usize,
+    /// The longest nick, in characters. Default: 32.
+    pub max_nick_len: usize,
+    /// The longest room name, in characters. Default: 32.
+    pub max_room_len: usize,
+    /// The most output queued for one session before it is disconnected as a slow
+    /// consumer, in bytes. Default: 1048576 (1 MiB).
+    pub send_queue_bytes: usize,
+    /// How long a new connection has to choose a name, in seconds. Default: 60.
+    pub handshake_timeout_secs: u64,
+    /// The most connections open at once; further ones wait in the kernel's backlog.
+    /// Default: 10000.
+    pub max_connections: usize,
+    /// How many hub operations may be queued before gateways wait. Default: 4096.
+    pub hub_inbox: usize,
+    /// How long shutdown waits for sessions to flush their last output, in
+    /// milliseconds. Default: 3000.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: 4096,
+            max_frame_header: 16_384,
+            max_frame_payload: 1 << 20,
+            max_message_bytes: 4096,
+            max_nick_len: 32,
+            max_room_len: 32,
+            send_queue_bytes: 1 << 20,
+            handshake_timeout_secs: 60,
+            max_connections: 10_000,
+            hub_inbox: 4096,
+            shutdown_grace_ms: 3000,
+        }
+    }
+}
+
+impl Limits {
+    /// How long a new connection has to register.
+    #[must_use]
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
+    }
+
+    /// How long shutdown waits for sessions to flush.
+    #[must_use]
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    pub(crate) fn hub(&self) -> parley_hub::Limits {
+        parley_hub::Limits {
+            max_nick_len: self.max_nick_len,
+            max_room_len: self.max_room_len,
+            max_message_bytes: self.max_message_bytes,
+            inbox: self.hub_inbox,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration (unknown keys included).
+    #[error("invalid configuration in {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A `--listen` value is not `KIND=ADDR`.
+    #[error("--listen takes KIND=ADDR (e.g. line=127.0.0.1:7777), not {0:?}")]
+    BadListen(String),
+    /// An unknown listener kind.
+    #[error("unknown listener kind {0:?}; the kinds are line and native")]
+    UnknownKind(String),
+    /// A value out of range.
+    #[error("invalid limit: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a configuration file; keys it does not set keep their defaults.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
+    }
+
+    /// Parses a configuration from TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.message().to_owned())
+    }
+
+    /// The configuration as a TOML file that [`Config::parse`] reads back unchanged.
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"));
+        format!("# Parley server configuration (parley serve --config FILE).\n# Every key is optional; these are the values in effect.\n\n{body}")
+    }
+
+    /// Checks the values that no type can check.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let positive = [
+            ("max_line_bytes", l.max_line_bytes),
+            ("max_frame_header", l.max_frame_header),
+            ("max_message_bytes", l.max_message_bytes),
+            ("max_nick_len", l.max_nick_len),
+            ("max_room_len", l.max_room_len),
+            ("send_queue_bytes", l.send_queue_bytes),
+            ("max_connections", l.max_connections),
+            ("hub_inbox", l.hub_inbox),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("{name} must be above 0")));
+        }
+        if l.max_frame_header > usize::from(u16::MAX) {
+            return Err(ConfigError::Invalid("max_frame_header is at most 65535".into()));
+        }
+        if l.handshake_timeout_secs == 0 {
+            return Err(ConfigError::Invalid("handshake_timeout_secs must be above 0".into()));
+        }
+        if self.listeners.is_empty() {
+            return Err(ConfigError::Invalid("at least one listener is needed".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_configuration_reads_back() {
+        let config = Config::default();
+        assert_eq!(Config::parse(&config.to_toml()), Ok(config));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("[limits]\nmax_lines = 3\n").expect_err("unknown key");
+        assert!(err.contains("max_lines"), "{err}");
+        let err = Config::parse("colour = 1\n").expect_err("unknown key");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let config = Config::parse("[limits]\nmax_line_bytes = 100\n").expect("valid");
+        assert_eq!(config.limits.max_line_bytes, 100);
+        assert_eq!(config.limits.max_nick_len, 32);
+        assert_eq!(config.listeners, Config::default().listeners);
+    }
+
+    #[test]
+    fn listen_flags_parse() {
+        let l: Listener = "native=0.0.0.0:9000".parse().expect("valid");
+        assert_eq!(l, Listener { kind: ListenerKind::Native, addr: "0.0.0.0:9000".into() });
+        assert!(matches!("irc=1.2.3.4:6667".parse::<Listener>(), Err(ConfigError::UnknownKind(_))));
+        assert!(matches!("line".parse::<Listener>(), Err(ConfigError::BadListen(_))));
+    }
+}

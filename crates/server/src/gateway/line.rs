@@ -1,0 +1,322 @@
+//! The classic line protocol: a username prompt, then one line per message, rendered as
+//! `[HH:MM:SS] name: text` in the server's local time. `nc` and `telnet` are clients.
+//!
+//! A line user is in one room at a time: `/join` moves them (the hub's exclusive join),
+//! so every line they see belongs to the room they are in and needs no room tag.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{Local, Utc};
+use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Timestamp, Wire};
+use parley_proto::line::{Input, LineDecoder, LineError, USERNAME_PROMPT};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::{drive, linger, read_more, Ending, ReadEnd};
+use crate::server::{Shared, SHUTDOWN_MESSAGE};
+
+/// Line sessions share the first slot of an event's encoding cache.
+const CACHE_SLOT: usize = 0;
+
+/// Line requests carry no ids.
+const NO_ID: RequestId = RequestId(0);
+
+const HELP: &str = "\
+Commands:
+  /help               this list
+  /who                who is in your room
+  /rooms              the rooms on this server
+  /msg NAME text      a private message to NAME
+  /nick NEW           change your name
+  /join ROOM          move to ROOM (it is created if nobody is there)
+  /part               leave your room
+  /quit               leave the chat (also: quit, exit, q)
+Anything else you type is said in your room; start a line with // to say something that starts with /.
+";
+
+/// Serves one line-protocol connection.
+pub(crate) async fn serve<R, W>(mut reader: R, mut writer: W, peer: SocketAddr, shared: &Shared) -> Ending
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut buf = BytesMut::new();
+    let mut decoder = LineDecoder::new(shared.limits.max_line_bytes);
+    let outbox = Arc::new(Outbox::new(LineWire, shared.limits.send_queue_bytes));
+
+    let registered = tokio::select! {
+        registered = tokio::time::timeout(
+            shared.limits.handshake_timeout(),
+            register(&mut reader, &mut writer, &mut buf, &mut decoder, peer, &outbox, shared),
+        ) => registered,
+        () = shared.stopping.cancelled() => {
+            let _ = writer.write_all(format!("\n{SHUTDOWN_MESSAGE}\n").as_bytes()).await;
+            return Ending::Shutdown;
+        }
+    };
+    let session = match registered {
+        Ok(Ok(session)) => session,
+        Ok(Err(ending)) => return ending,
+        Err(_) => {
+            let _ = writer.write_all(b"\nYou took too long to choose a name. Goodbye.\n").await;
+            return Ending::HandshakeTimeout;
+        }
+    };
+
+    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session);
+    let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
+    if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown) {
+        linger(&mut reader).await;
+    }
+    ending
+}
+
+/// The username prompt, until the hub accepts a name.
+async fn register<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    buf: &mut BytesMut,
+    decoder: &mut LineDecoder,
+    peer: SocketAddr,
+    outbox: &Arc<Outbox>,
+    shared: &Shared,
+) -> Result<Session, Ending>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        writer.write_all(USERNAME_PROMPT.as_bytes()).await.map_err(Ending::Io)?;
+        let line = match next_line(reader, buf, decoder).await.map_err(Ending::Io)? {
+            None => return Err(Ending::ClientClosed),
+            Some(Ok(line)) => line,
+            Some(Err(e)) => {
+                writer.write_all(format!("{}\n", line_error(&e)).as_bytes()).await.map_err(Ending::Io)?;
+                continue;
+            }
+        };
+        let name = line.trim();
+        let name = if name.is_empty() { format!("Guest_{}", peer.port()) } else { name.to_owned() };
+        match shared.hub.connect(&name, NO_ID, outbox.clone()).await {
+            Ok(session) => return Ok(session),
+            Err(HubError::ShuttingDown) => {
+                let _ = writer.write_all(format!("{SHUTDOWN_MESSAGE}\n").as_bytes()).await;
+                return Err(Ending::Shutdown);
+            }
+            Err(e) => {
+                let reason = match e {
+                    HubError::NickTaken(_) => format!("The name {name} is already taken; choose another."),
+                    other => format!("Sorry: {other}."),
+                };
+                writer.write_all(format!("{reason}\n").as_bytes()).await.map_err(Ending::Io)?;
+            }
+        }
+    }
+}
+
+/// Reads one line; `None` at the end of input.
+async fn next_line<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut LineDecoder,
+) -> io::Result<Option<Result<String, LineError>>> {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some(line)) => return Ok(Some(Ok(line))),
+            Err(e) => return Ok(Some(Err(e))),
+            Ok(None) => {}
+        }
+        if read_more(reader, buf).await? == 0 {
+            return Ok(decoder.decode_eof(buf).transpose());
+        }
+    }
+}
+
+/// Turns typed lines into hub commands until the user leaves.
+async fn read_loop<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut LineDecoder,
+    session: &Session,
+) -> ReadEnd {
+    loop {
+        let line = match next_line(reader, buf, decoder).await {
+            Err(e) => return ReadEnd::Io(e),
+            Ok(None) => return ReadEnd::Closed,
+            Ok(Some(Ok(line))) => line,
+            Ok(Some(Err(e))) => {
+                tracing::info!("bad line from {:?}: {e}", session.id());
+                if session.relay(format!("{}\n", line_error(&e)).into()).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+        };
+        let command = match Input::parse(&line) {
+            // Pressing Enter on an empty line is not an attempt to say something.
+            Input::Say(text) if text.trim().is_empty() => continue,
+            Input::Say(text) => Command::Say { room: None, text },
+            Input::Msg { to, text } => Command::Whisper { to, text },
+            Input::Who => Command::Who { room: None },
+            Input::Rooms => Command::Rooms,
+            Input::Nick(nick) => Command::Nick { nick },
+            Input::Join(room) => Command::Join { room, exclusive: true },
+            Input::Part => Command::Part { room: None },
+            Input::Quit => {
+                return match session.quit(NO_ID, None).await {
+                    Ok(()) => ReadEnd::Quit,
+                    Err(_) => ReadEnd::Closed,
+                };
+            }
+            Input::Help => {
+                if session.relay(Bytes::from_static(HELP.as_bytes())).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+            Input::Usage(usage) => {
+                if session.relay(format!("Usage: {usage}\n").into()).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+            Input::Unknown(name) => {
+                if session.relay(format!("Error: unknown command /{name} (try /help)\n").into()).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+        };
+        if session.send(NO_ID, command).await.is_err() {
+            return ReadEnd::Closed;
+        }
+    }
+}
+
+fn line_error(e: &LineError) -> String {
+    match e {
+        LineError::TooLong { max } => format!("Error: that line was longer than {max} bytes and was dropped."),
+        LineError::InvalidUtf8 => "Error: that line was not valid UTF-8 text and was dropped.".to_owned(),
+    }
+}
+
+/// How a hub error reads in the line protocol: the one place they are mapped.
+fn hub_error(e: &HubError) -> String {
+    let mut text = e.to_string();
+    if let Some(first) = text.get(..1) {
+        let upper = first.to_uppercase();
+        text.replace_range(..1, &upper);
+    }
+    format!("Error: {text}.")
+}
+
+/// Encodes hub events as the lines a line-protocol user reads.
+pub(crate) struct LineWire;
+
+impl Wire for LineWire {
+    fn cache_slot(&self) -> Option<usize> {
+        Some(CACHE_SLOT)
+    }
+
+    fn encode(&self, event: &Event, out: &mut BytesMut) {
+        let mut line = String::new();
+        match event {
+            Event::Message { from, at, text, .. } => {
+                for part in text_lines(text) {
+                    let _ = writeln!(line, "[{}] {from}: {part}", clock(at));
+                }
+            }
+            Event::Whisper { from, at, text, .. } => {
+                for part in text_lines(text) {
+                    let _ = writeln!(line, "[{}] [private] {from}: {part}", clock(at));
+                }
+            }
+            Event::Joined { nick, at, arrival: true, .. } => {
+                let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
+            }
+            Event::Joined { room, nick, at, arrival: false } => {
+                let _ = writeln!(line, "[{}] {nick} has joined {room}.", clock(at));
+            }
+            Event::Left { room, nick, at, reason: LeaveReason::Part, .. } => {
+                let _ = writeln!(line, "[{}] {nick} has left {room}.", clock(at));
+            }
+            Event::Left { nick, at, detail, .. } => match detail {
+                Some(detail) => {
+                    let _ = writeln!(line, "[{}] {nick} has left the chat ({}).", clock(at), one_line(detail));
+                }
+                None => {
+                    let _ = writeln!(line, "[{}] {nick} has left the chat.", clock(at));
+                }
+            },
+            Event::NickChanged { old, new, at } => {
+                let _ = writeln!(line, "[{}] {old} is now known as {new}.", clock(at));
+            }
+            Event::Shutdown { at, message } => {
+                let _ = writeln!(line, "[{}] {message}", clock(at));
+            }
+            Event::Reply { result: Ok(reply), .. } => reply_lines(reply, &mut line),
+            Event::Reply { result: Err(e), .. } => {
+                let _ = writeln!(line, "{}", hub_error(e));
+            }
+        }
+        out.extend_from_slice(line.as_bytes());
+    }
+}
+
+fn reply_lines(reply: &Reply, line: &mut String) {
+    let now = clock(&Utc::now());
+    let _ = match reply {
+        Reply::Welcome { nick, .. } => writeln!(line, "[{now}] Welcome to the chat, {nick}!"),
+        Reply::Joined { room, members } => {
+            writeln!(line, "[{now}] You joined {room}. Users here: {}", join_names(members))
+        }
+        Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
+        Reply::Said { .. } => Ok(()),
+        Reply::Whispered { to, at, text } => {
+            for part in text_lines(text) {
+                let _ = writeln!(line, "[{}] [private to {to}] {part}", clock(at));
+            }
+            Ok(())
+        }
+        Reply::Who { room, members } => {
+            writeln!(line, "Users in {room} ({}): {}", members.len(), join_names(members))
+        }
+        Reply::Rooms(rooms) if rooms.is_empty() => writeln!(line, "No rooms yet. Use /join ROOM to create one."),
+        Reply::Rooms(rooms) => {
+            let list: Vec<String> = rooms
+                .iter()
+                .map(|r| {
+                    let here = if r.joined { ", you are here" } else { "" };
+                    let users = if r.members == 1 { "user" } else { "users" };
+                    format!("{} ({} {users}{here})", r.name, r.members)
+                })
+                .collect();
+            writeln!(line, "Rooms: {}", list.join(", "))
+        }
+        Reply::Nick { nick } => writeln!(line, "[{now}] You are now known as {nick}."),
+        Reply::Pong => writeln!(line, "Pong."),
+        Reply::Bye => writeln!(line, "Goodbye!"),
+    };
+}
+
+fn join_names(names: &[parley_hub::Nick]) -> String {
+    names.iter().map(parley_hub::Nick::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// `HH:MM:SS` in the server's local time.
+fn clock(at: &Timestamp) -> String {
+    at.with_timezone(&Local).format("%H:%M:%S").to_string()
+}
+
+/// The lines of a message, with control characters replaced, so that text from another
+/// gateway can neither break the line framing nor forge a line from someone else.
+fn text_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().map(one_line)
+}
+
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c != '\t' { '\u{FFFD}' } else { c }).collect()
+}

@@ -1,0 +1,362 @@
+//! The native framed protocol: `hello` handshake, then requests with ids, each answered
+//! by exactly one `result` or `error`, and server events with UTC timestamps and per-room
+//! sequence numbers. Specified in docs/PROTOCOL.md.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{SecondsFormat, Utc};
+use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Timestamp, Wire};
+use parley_proto::msg::{self, ErrorCode, Request, RequestError, RoomInfo, ServerMsg, PROTOCOL_VERSION};
+use parley_proto::native::{Frame, FrameDecoder, FrameError};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::{drive, linger, read_more, Ending, ReadEnd};
+use crate::server::{Shared, SHUTDOWN_MESSAGE};
+
+/// Native sessions share the second slot of an event's encoding cache.
+const CACHE_SLOT: usize = 1;
+
+/// Serves one native-protocol connection.
+pub(crate) async fn serve<R, W>(mut reader: R, mut writer: W, peer: SocketAddr, shared: &Shared) -> Ending
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut buf = BytesMut::new();
+    let limits = &shared.limits;
+    let mut decoder = FrameDecoder::new(limits.max_frame_header, limits.max_frame_payload);
+    let outbox = Arc::new(Outbox::new(NativeWire, limits.send_queue_bytes));
+
+    let registered = tokio::select! {
+        registered = tokio::time::timeout(
+            limits.handshake_timeout(),
+            register(&mut reader, &mut writer, &mut buf, &mut decoder, &outbox, shared),
+        ) => registered,
+        () = shared.stopping.cancelled() => {
+            let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;
+            return Ending::Shutdown;
+        }
+    };
+    let session = match registered {
+        Ok(Ok(session)) => session,
+        Ok(Err(ending)) => {
+            if matches!(ending, Ending::Protocol(_)) {
+                let _ = writer.shutdown().await;
+                linger(&mut reader).await;
+            }
+            return ending;
+        }
+        Err(_) => {
+            let bytes = error_frame(None, ErrorCode::NotRegistered, "no hello within the handshake timeout");
+            let _ = writer.write_all(&bytes).await;
+            return Ending::HandshakeTimeout;
+        }
+    };
+    tracing::debug!(%peer, session = ?session.id(), "registered");
+
+    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session);
+    let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
+    if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
+        linger(&mut reader).await;
+    }
+    ending
+}
+
+/// What one frame asks for, once checked.
+enum Inbound {
+    Request {
+        id: u64,
+        request: Request,
+        payload: Bytes,
+    },
+    /// A bad frame, already answered; the connection goes on.
+    Answered(Bytes),
+    /// A bad frame after which the stream cannot be trusted.
+    Fatal(Bytes, String),
+}
+
+/// Reads the next frame and checks it; `None` at the end of input.
+async fn next_inbound<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut FrameDecoder,
+) -> std::io::Result<Option<Inbound>> {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some(frame)) => return Ok(Some(check(&frame))),
+            Ok(None) => {}
+            Err(e) => {
+                let (id, code) = match &e {
+                    FrameError::HeaderTooLong { .. } => (None, ErrorCode::HeaderTooLong),
+                    FrameError::MalformedHeader(_) => (None, ErrorCode::BadHeader),
+                    FrameError::PayloadTooLarge { id, .. } => (*id, ErrorCode::PayloadTooLarge),
+                };
+                let reply = error_frame(id, code, &e.to_string());
+                return Ok(Some(if e.is_fatal() {
+                    Inbound::Fatal(reply, e.to_string())
+                } else {
+                    Inbound::Answered(reply)
+                }));
+            }
+        }
+        if read_more(reader, buf).await? == 0 {
+            // A peer that stops mid-frame simply leaves; there is nobody to answer.
+            return Ok(None);
+        }
+    }
+}
+
+fn check(frame: &Frame) -> Inbound {
+    let id = frame.envelope.id.unwrap_or(0);
+    match Request::from_frame(frame) {
+        Ok(request) => Inbound::Request { id, request, payload: frame.payload.clone() },
+        Err(e) => {
+            let code = match e {
+                RequestError::MissingType | RequestError::UnknownType(_) => ErrorCode::UnknownType,
+                RequestError::Invalid(_) => ErrorCode::BadRequest,
+            };
+            Inbound::Answered(error_frame(Some(id), code, &e.to_string()))
+        }
+    }
+}
+
+/// Until a `hello` is accepted.
+async fn register<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    buf: &mut BytesMut,
+    decoder: &mut FrameDecoder,
+    outbox: &Arc<Outbox>,
+    shared: &Shared,
+) -> Result<Session, Ending>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        let inbound = next_inbound(reader, buf, decoder).await.map_err(Ending::Io)?;
+        let answer = match inbound {
+            None => return Err(Ending::ClientClosed),
+            Some(Inbound::Answered(bytes)) => bytes,
+            Some(Inbound::Fatal(bytes, why)) => {
+                let _ = writer.write_all(&bytes).await;
+                return Err(Ending::Protocol(why));
+            }
+            Some(Inbound::Request { id, request: Request::Hello { version, nick }, .. }) => {
+                if version != PROTOCOL_VERSION {
+                    let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
+                    error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
+                } else {
+                    match shared.hub.connect(&nick, RequestId(id), outbox.clone()).await {
+                        Ok(session) => return Ok(session),
+                        Err(HubError::ShuttingDown) => {
+                            let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;
+                            return Err(Ending::Shutdown);
+                        }
+                        Err(e) => hub_error_frame(id, &e),
+                    }
+                }
+            }
+            Some(Inbound::Request { id, request, .. }) => {
+                let why = format!("send hello before {}", request.kind());
+                error_frame(Some(id), ErrorCode::NotRegistered, &why)
+            }
+        };
+        writer.write_all(&answer).await.map_err(Ending::Io)?;
+    }
+}
+
+/// Turns requests into hub commands until the client leaves.
+async fn read_loop<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut FrameDecoder,
+    session: &Session,
+) -> ReadEnd {
+    loop {
+        let (id, request, payload) = match next_inbound(reader, buf, decoder).await {
+            Err(e) => return ReadEnd::Io(e),
+            Ok(None) => return ReadEnd::Closed,
+            Ok(Some(Inbound::Request { id, request, payload })) => (id, request, payload),
+            Ok(Some(Inbound::Answered(bytes))) => {
+                tracing::info!(session = ?session.id(), "bad request answered with an error");
+                if session.relay(bytes).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+            Ok(Some(Inbound::Fatal(bytes, why))) => {
+                tracing::info!(session = ?session.id(), "closing after a protocol error: {why}");
+                let _ = session.relay(bytes).await;
+                return ReadEnd::Fatal(why);
+            }
+        };
+        let req = RequestId(id);
+        let text = || match std::str::from_utf8(&payload) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => Err(error_frame(Some(id), ErrorCode::BadPayload, "the text is not valid UTF-8")),
+        };
+        let command = match request {
+            Request::Hello { .. } => {
+                Err(error_frame(Some(id), ErrorCode::AlreadyRegistered, "hello was already accepted"))
+            }
+            Request::Join { room } => Ok(Command::Join { room, exclusive: false }),
+            Request::Part { room } => Ok(Command::Part { room }),
+            Request::Say { room } => text().map(|text| Command::Say { room: Some(room), text }),
+            Request::Whisper { to } => text().map(|text| Command::Whisper { to, text }),
+            Request::Nick { nick } => Ok(Command::Nick { nick }),
+            Request::Who { room } => Ok(Command::Who { room: Some(room) }),
+            Request::Rooms => Ok(Command::Rooms),
+            Request::Ping => Ok(Command::Ping),
+            Request::Quit { reason } => {
+                return match session.quit(req, reason).await {
+                    Ok(()) => ReadEnd::Quit,
+                    Err(_) => ReadEnd::Closed,
+                };
+            }
+        };
+        match command {
+            Ok(command) => {
+                if session.send(req, command).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+            }
+            Err(bytes) => {
+                if session.relay(bytes).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+            }
+        }
+    }
+}
+
+/// The protocol's error code for a hub error: the one place they are mapped.
+fn error_code(e: &HubError) -> ErrorCode {
+    match e {
+        HubError::NickTaken(_) => ErrorCode::NickTaken,
+        HubError::InvalidNick { .. } => ErrorCode::InvalidNick,
+        HubError::InvalidRoom { .. } => ErrorCode::InvalidRoom,
+        HubError::NoSuchNick(_) => ErrorCode::NoSuchNick,
+        HubError::NoSuchRoom(_) => ErrorCode::NoSuchRoom,
+        HubError::NotInRoom(_) | HubError::NoRoom => ErrorCode::NotInRoom,
+        HubError::EmptyMessage => ErrorCode::EmptyMessage,
+        HubError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
+        HubError::ShuttingDown => ErrorCode::ShuttingDown,
+    }
+}
+
+fn hub_error_frame(id: u64, e: &HubError) -> Bytes {
+    error_frame(Some(id), error_code(e), &e.to_string())
+}
+
+fn error_frame(id: Option<u64>, code: ErrorCode, message: &str) -> Bytes {
+    frame(&ServerMsg::Error { id, code, message: message.to_owned() }, b"")
+}
+
+fn frame(msg: &ServerMsg, text: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode(msg, text, &mut out);
+    out.freeze()
+}
+
+fn encode(msg: &ServerMsg, text: &[u8], out: &mut BytesMut) {
+    // Only a header over 64 KiB can fail, and every field here is bounded far below.
+    if let Err(e) = msg::encode_server_msg(msg, text, out) {
+        tracing::error!("cannot encode {msg:?}: {e}");
+    }
+}
+
+fn shutdown_msg(at: &Timestamp) -> ServerMsg {
+    ServerMsg::Shutdown { message: SHUTDOWN_MESSAGE.to_owned(), ts: ts(at) }
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T14:30:45.123Z`.
+fn ts(at: &Timestamp) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn names(nicks: &[parley_hub::Nick]) -> Vec<String> {
+    nicks.iter().map(ToString::to_string).collect()
+}
+
+/// Encodes hub events as native frames.
+pub(crate) struct NativeWire;
+
+impl Wire for NativeWire {
+    fn cache_slot(&self) -> Option<usize> {
+        Some(CACHE_SLOT)
+    }
+
+    fn encode(&self, event: &Event, out: &mut BytesMut) {
+        match event {
+            Event::Message { room, from, seq, at, text } => {
+                let msg = ServerMsg::Message { room: room.to_string(), from: from.to_string(), seq: *seq, ts: ts(at) };
+                encode(&msg, text.as_bytes(), out);
+            }
+            Event::Whisper { from, to, at, text } => {
+                let msg = ServerMsg::Whisper { from: from.to_string(), to: to.to_string(), ts: ts(at) };
+                encode(&msg, text.as_bytes(), out);
+            }
+            Event::Joined { room, nick, at, arrival } => {
+                let msg =
+                    ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
+                encode(&msg, b"", out);
+            }
+            Event::Left { room, nick, at, reason, detail } => {
+                let reason = match reason {
+                    LeaveReason::Part => msg::LeaveReason::Part,
+                    LeaveReason::Quit => msg::LeaveReason::Quit,
+                    LeaveReason::Lost => msg::LeaveReason::Lost,
+                };
+                let msg = ServerMsg::Left {
+                    room: room.to_string(),
+                    nick: nick.to_string(),
+                    ts: ts(at),
+                    reason,
+                    detail: detail.as_deref().map(str::to_owned),
+                };
+                encode(&msg, b"", out);
+            }
+            Event::NickChanged { old, new, at } => {
+                encode(&ServerMsg::Nick { old: old.to_string(), new: new.to_string(), ts: ts(at) }, b"", out);
+            }
+            Event::Shutdown { at, message } => {
+                encode(&ServerMsg::Shutdown { message: message.to_string(), ts: ts(at) }, b"", out);
+            }
+            Event::Reply { req, result: Ok(reply) } => {
+                if let Err(e) = msg::encode_result(req.0, &reply_body(reply), out) {
+                    tracing::error!("cannot encode a result: {e}");
+                }
+            }
+            Event::Reply { req, result: Err(e) } => out.extend_from_slice(&hub_error_frame(req.0, e)),
+        }
+    }
+}
+
+fn reply_body(reply: &Reply) -> msg::Reply {
+    match reply {
+        Reply::Welcome { nick, room, members, max_text } => msg::Reply::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: nick.to_string(),
+            room: room.to_string(),
+            members: names(members),
+            max_text: *max_text,
+        },
+        Reply::Joined { room, members } => msg::Reply::Joined { room: room.to_string(), members: names(members) },
+        Reply::Parted { room } => msg::Reply::Parted { room: room.to_string() },
+        Reply::Said { room, seq, at } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
+        Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },
+        Reply::Who { room, members } => msg::Reply::Who { room: room.to_string(), members: names(members) },
+        Reply::Rooms(rooms) => msg::Reply::Rooms {
+            rooms: rooms
+                .iter()
+                .map(|r| RoomInfo { name: r.name.to_string(), members: r.members, joined: r.joined })
+                .collect(),
+        },
+        Reply::Nick { nick } => msg::Reply::Nick { nick: nick.to_string() },
+        Reply::Pong => msg::Reply::Pong,
+        Reply::Bye => msg::Reply::Bye,
+    }
+}

@@ -1,0 +1,64 @@
+//! Accept loops. They do nothing slow: accept, take a connection slot, spawn. Handshakes
+//! run in the spawned task, under a deadline.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::ListenerKind;
+use crate::gateway;
+use crate::server::Shared;
+
+/// Accepts connections until the server stops.
+pub(crate) async fn accept_loop(kind: ListenerKind, listener: TcpListener, slots: Arc<Semaphore>, shared: Shared) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        // Waiting for a slot before accepting leaves excess clients in the kernel's
+        // backlog instead of in our memory.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            () = shared.stopping.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.stopping.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(10);
+                accepted
+            }
+            Err(e) => {
+                // Out of descriptors or memory, usually: wait for connections to close
+                // rather than spin.
+                tracing::warn!(%kind, "accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        // Replies are batched by the writer; Nagle would only add delayed-ACK latency.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
+        }
+        let shared_for_task = shared.clone();
+        shared.tasks.spawn(async move {
+            let _slot = slot;
+            let active = shared_for_task.active.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::info!(%kind, %peer, active, "connected");
+            let (reader, writer) = stream.into_split();
+            let ending = match kind {
+                ListenerKind::Line => gateway::line::serve(reader, writer, peer, &shared_for_task).await,
+                ListenerKind::Native => gateway::native::serve(reader, writer, peer, &shared_for_task).await,
+            };
+            let active = shared_for_task.active.fetch_sub(1, Ordering::Relaxed) - 1;
+            tracing::info!(%kind, %peer, active, "disconnected: {ending}");
+        });
+    }
+}

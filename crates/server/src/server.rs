@@ -1,0 +1,131 @@
+//! The server's lifecycle: bind, run until told to stop, then stop in order.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError, Limits, ListenerKind};
+use crate::listener;
+
+/// What the server tells every client when it stops.
+pub(crate) const SHUTDOWN_MESSAGE: &str = "Server is shutting down.";
+
+/// A failure that stops the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A listener cannot bind.
+    #[error("cannot listen on {addr} ({kind}): {source}")]
+    Bind {
+        /// The listener's kind.
+        kind: ListenerKind,
+        /// The address as configured.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A server whose sockets are bound, ready to [`run`](Server::run).
+pub struct Server {
+    config: Config,
+    listeners: Vec<(ListenerKind, TcpListener)>,
+}
+
+/// What every connection task shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) hub: parley_hub::HubHandle,
+    pub(crate) limits: Arc<Limits>,
+    /// Cancelled when the server starts shutting down.
+    pub(crate) stopping: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    /// Open connections, for the logs.
+    pub(crate) active: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Validates the configuration, creates the data directory and binds every listener.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for spec in &config.listeners {
+            let bound = TcpListener::bind(&spec.addr).await.map_err(|source| ServerError::Bind {
+                kind: spec.kind,
+                addr: spec.addr.clone(),
+                source,
+            })?;
+            listeners.push((spec.kind, bound));
+        }
+        Ok(Server { config, listeners })
+    }
+
+    /// Each listener's kind and the address it actually bound (with the real port when
+    /// the configuration asked for port 0).
+    #[must_use]
+    pub fn local_addrs(&self) -> Vec<(ListenerKind, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(kind, listener)| listener.local_addr().ok().map(|addr| (*kind, addr)))
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then tells every client, lets queued output
+    /// flush (within `shutdown_grace_ms`), closes every connection and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let limits = Arc::new(self.config.limits.clone());
+        let (hub, hub_task) = parley_hub::spawn(limits.hub());
+        let shared = Shared {
+            hub: hub.clone(),
+            limits: limits.clone(),
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            active: Arc::new(AtomicUsize::new(0)),
+        };
+        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        for (kind, bound) in self.listeners {
+            shared.tasks.spawn(listener::accept_loop(kind, bound, slots.clone(), shared.clone()));
+        }
+        tracing::info!(data_dir = %self.config.data_dir.display(), "server running");
+
+        shutdown.await;
+        tracing::info!("shutting down");
+        shared.stopping.cancel();
+        hub.shutdown(SHUTDOWN_MESSAGE).await;
+        shared.tasks.close();
+        let grace = limits.shutdown_grace() + std::time::Duration::from_secs(1);
+        if tokio::time::timeout(grace, shared.tasks.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within the grace period; dropping them");
+        }
+        drop(shared);
+        drop(hub);
+        // The hub ends once the last handle is gone; connections dropped above release theirs.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), hub_task).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Binds and runs a server with `config` until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    Server::bind(config).await?.run(shutdown).await
+}
