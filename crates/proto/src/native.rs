@@ -122,6 +122,14 @@ impl FrameDecoder {
         if header_len > self.max_header {
             return Err(FrameError::HeaderTooLong { len: header_len, max: self.max_header });
         }
+        // A JSON object starts with `{`: refuse anything else (a TLS ClientHello, an HTTP
+        // request, stray text) at its first byte instead of waiting for a bogus header.
+        if buf.len() > PREFIX_LEN && buf[PREFIX_LEN] != b'{' {
+            return Err(FrameError::MalformedHeader("a header must be a JSON object".into()));
+        }
+        if header_len == 0 {
+            return Err(FrameError::MalformedHeader("a header must be a JSON object".into()));
+        }
         if buf.len() < PREFIX_LEN + header_len {
             buf.reserve(PREFIX_LEN + header_len - buf.len());
             return Ok(None);
@@ -298,6 +306,16 @@ mod tests {
         buf.extend_from_slice(header);
         assert!(matches!(d.decode(&mut buf), Err(FrameError::PayloadTooLarge { len: 4_294_967_296, .. })));
         assert!(buf.capacity() < 1 << 20, "no room was reserved for the claimed payload");
+    }
+
+    #[test]
+    fn a_header_not_starting_like_json_is_refused_at_its_first_byte() {
+        let mut d = FrameDecoder::new(65_535, 64);
+        // The start of a TLS ClientHello: it announces a 0x1603-byte "header".
+        let mut buf = BytesMut::from(&b"\x16\x03\x01"[..]);
+        assert!(matches!(d.decode(&mut buf), Err(FrameError::MalformedHeader(_))));
+        let mut buf = BytesMut::from(&b"\x00\x00"[..]);
+        assert!(matches!(d.decode(&mut buf), Err(FrameError::MalformedHeader(_))));
     }
 
     #[test]
