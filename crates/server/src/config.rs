@@ -258,6 +258,12 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_and_shows_the_defaults() {
+        let example = include_str!("../../../config/parley.example.toml");
+        assert_eq!(Config::parse(example), Ok(Config::default()));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = Config::parse("[limits]\nmax_lines = 3\n").expect_err("unknown key");
         assert!(err.contains("max_lines"), "{err}");

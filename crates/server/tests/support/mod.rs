@@ -34,12 +34,14 @@ pub async fn start() -> TestServer {
 /// Starts a server after `adjust` has changed its configuration.
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let data = tempdir::TempDir::new();
-    let mut config = Config::default();
-    config.data_dir = data.path().to_owned();
-    config.listeners = vec![
-        Listener { kind: ListenerKind::Line, addr: "127.0.0.1:0".into() },
-        Listener { kind: ListenerKind::Native, addr: "127.0.0.1:0".into() },
-    ];
+    let mut config = Config {
+        data_dir: data.path().to_owned(),
+        listeners: vec![
+            Listener { kind: ListenerKind::Line, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Native, addr: "127.0.0.1:0".into() },
+        ],
+        ..Config::default()
+    };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
     let addrs = server.local_addrs();
