@@ -25,11 +25,23 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// A listener, as KIND=ADDR (KIND is `line` or `native`); repeat for several.
-    /// Replaces the configured listeners. Default: line=127.0.0.1:7777 and
-    /// native=127.0.0.1:7778.
+    /// A listener, as KIND=ADDR where KIND is `line` or `native`, plain or with `+tls`
+    /// (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the configured
+    /// listeners. Default: line=127.0.0.1:7777, native=127.0.0.1:7778,
+    /// line+tls=0.0.0.0:7779, native+tls=0.0.0.0:7780.
     #[arg(long = "listen", value_name = "KIND=ADDR")]
     listen: Vec<Listener>,
+    /// The TLS certificate chain (PEM). Default: a self-signed certificate generated in
+    /// the data directory on the first start.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM), with --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain-text listeners on non-loopback addresses (traffic readable by anyone
+    /// on the network).
+    #[arg(long)]
+    allow_plain_remote: bool,
     /// Where the server keeps what it writes. Default: ./parley-data.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -72,6 +84,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(level) = args.log_level {
         config.log_level = level;
     }
+    if args.tls_cert.is_some() {
+        config.tls.cert = args.tls_cert;
+        config.tls.key = args.tls_key;
+    }
+    if args.allow_plain_remote {
+        config.allow_plain_remote = true;
+    }
     config.validate()?;
     if args.print_config {
         print!("{}", config.to_toml());
@@ -82,8 +101,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let server = Server::bind(config).await?;
         let mut stdout = std::io::stdout().lock();
-        for (kind, addr) in server.local_addrs() {
-            writeln!(stdout, "listening {kind}={addr}")?;
+        for bound in server.local_addrs() {
+            writeln!(stdout, "listening {}={}", bound.label(), bound.addr)?;
+        }
+        if let Some(tls) = server.tls() {
+            writeln!(stdout, "tls fingerprint sha256={}", tls.fingerprint())?;
+            tokio::spawn(reload_on_hangup(tls));
         }
         stdout.flush()?;
         drop(stdout);
@@ -99,6 +122,26 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     };
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     Ok(())
+}
+
+/// Reloads the TLS certificate on every SIGHUP; open connections are not touched.
+async fn reload_on_hangup(tls: parley_server::Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot watch SIGHUP; the TLS certificate will not be reloaded");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(fingerprint) => tracing::info!(%fingerprint, "reloaded the TLS certificate"),
+                Err(e) => tracing::error!("cannot reload the TLS certificate, keeping the old one: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -18,10 +18,16 @@ pub struct Config {
     /// The log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`,
     /// `trace`, or a tracing filter directive). Default: `info`.
     pub log_level: String,
-    /// The listeners. Default: line protocol on 127.0.0.1:7777, native protocol on
-    /// 127.0.0.1:7778.
+    /// The listeners. Default: plain line and native protocols on loopback only
+    /// (127.0.0.1:7777 and 127.0.0.1:7778), and the same over TLS on every interface
+    /// (0.0.0.0:7779 and 0.0.0.0:7780).
     #[serde(rename = "listener")]
     pub listeners: Vec<Listener>,
+    /// Allow plain-text listeners on addresses other than loopback, where anyone on the
+    /// network can read the traffic. Default: false.
+    pub allow_plain_remote: bool,
+    /// The TLS certificate, for listeners with `tls = true`.
+    pub tls: TlsFiles,
     /// Limits that protect the server and its users.
     pub limits: Limits,
 }
@@ -32,12 +38,29 @@ impl Default for Config {
             data_dir: PathBuf::from("parley-data"),
             log_level: "info".to_owned(),
             listeners: vec![
-                Listener { kind: ListenerKind::Line, addr: "127.0.0.1:7777".to_owned() },
-                Listener { kind: ListenerKind::Native, addr: "127.0.0.1:7778".to_owned() },
+                Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:7777".to_owned() },
+                Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:7778".to_owned() },
+                Listener { kind: ListenerKind::Line, tls: true, addr: "0.0.0.0:7779".to_owned() },
+                Listener { kind: ListenerKind::Native, tls: true, addr: "0.0.0.0:7780".to_owned() },
             ],
+            allow_plain_remote: false,
+            tls: TlsFiles::default(),
             limits: Limits::default(),
         }
     }
+}
+
+/// The TLS certificate and key, as PEM files. When neither is set, the server generates
+/// a self-signed certificate in `data_dir/tls/` on its first start and reuses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (e.g. Let's Encrypt's `fullchain.pem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The private key (e.g. Let's Encrypt's `privkey.pem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 /// One listening socket and the protocol spoken on it.
@@ -46,8 +69,30 @@ impl Default for Config {
 pub struct Listener {
     /// The protocol: `line` or `native`.
     pub kind: ListenerKind,
+    /// Whether the protocol runs inside TLS. Default: false.
+    #[serde(default)]
+    pub tls: bool,
     /// Where to listen, `IP:PORT` or `HOST:PORT`; port 0 picks a free port.
     pub addr: String,
+}
+
+impl Listener {
+    /// The listener's kind as written in `--listen` and in `listening` lines, e.g.
+    /// `native+tls`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        label(self.kind, self.tls)
+    }
+}
+
+/// A listener's label: its kind, with `+tls` when it runs inside TLS.
+#[must_use]
+pub fn label(kind: ListenerKind, tls: bool) -> String {
+    if tls {
+        format!("{kind}+tls")
+    } else {
+        kind.to_string()
+    }
 }
 
 /// The protocols a listener can speak.
@@ -84,7 +129,7 @@ impl FromStr for ListenerKind {
 impl FromStr for Listener {
     type Err = ConfigError;
 
-    /// Parses `KIND=ADDR`, as given to `--listen`.
+    /// Parses `KIND=ADDR` or `KIND+tls=ADDR`, as given to `--listen`.
     fn from_str(s: &str) -> Result<Self, ConfigError> {
         let Some((kind, addr)) = s.split_once('=') else {
             return Err(ConfigError::BadListen(s.to_owned()));
@@ -92,7 +137,11 @@ impl FromStr for Listener {
         if addr.is_empty() {
             return Err(ConfigError::BadListen(s.to_owned()));
         }
-        Ok(Listener { kind: kind.parse()?, addr: addr.to_owned() })
+        let (kind, tls) = match kind.strip_suffix("+tls") {
+            Some(kind) => (kind, true),
+            None => (kind, false),
+        };
+        Ok(Listener { kind: kind.parse()?, tls, addr: addr.to_owned() })
     }
 }
 
@@ -191,7 +240,7 @@ pub enum ConfigError {
     #[error("--listen takes KIND=ADDR (e.g. line=127.0.0.1:7777), not {0:?}")]
     BadListen(String),
     /// An unknown listener kind.
-    #[error("unknown listener kind {0:?}; the kinds are line and native")]
+    #[error("unknown listener kind {0:?}; the kinds are line and native, each optionally +tls")]
     UnknownKind(String),
     /// A value out of range.
     #[error("invalid limit: {0}")]
@@ -243,6 +292,9 @@ impl Config {
         if self.listeners.is_empty() {
             return Err(ConfigError::Invalid("at least one listener is needed".into()));
         }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid("a TLS certificate needs its key, and a key its certificate".into()));
+        }
         Ok(())
     }
 }
@@ -282,7 +334,10 @@ mod tests {
     #[test]
     fn listen_flags_parse() {
         let l: Listener = "native=0.0.0.0:9000".parse().expect("valid");
-        assert_eq!(l, Listener { kind: ListenerKind::Native, addr: "0.0.0.0:9000".into() });
+        assert_eq!(l, Listener { kind: ListenerKind::Native, tls: false, addr: "0.0.0.0:9000".into() });
+        let l: Listener = "line+tls=[::1]:7779".parse().expect("valid");
+        assert_eq!(l, Listener { kind: ListenerKind::Line, tls: true, addr: "[::1]:7779".into() });
+        assert_eq!(l.label(), "line+tls");
         assert!(matches!("irc=1.2.3.4:6667".parse::<Listener>(), Err(ConfigError::UnknownKind(_))));
         assert!(matches!("line".parse::<Listener>(), Err(ConfigError::BadListen(_))));
     }

@@ -15,6 +15,8 @@ pub mod config;
 mod gateway;
 mod listener;
 mod server;
+mod tls;
 
 pub use config::{Config, ConfigError, Listener, ListenerKind};
-pub use server::{run, Server, ServerError};
+pub use server::{run, Bound, Server, ServerError};
+pub use tls::{Tls, TlsError};

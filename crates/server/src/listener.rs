@@ -9,11 +9,19 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::ListenerKind;
-use crate::gateway;
-use crate::server::Shared;
+use crate::gateway::{self, Ending};
+use crate::server::{Bound, Shared};
+use crate::tls::Tls;
 
 /// Accepts connections until the server stops.
-pub(crate) async fn accept_loop(kind: ListenerKind, listener: TcpListener, slots: Arc<Semaphore>, shared: Shared) {
+pub(crate) async fn accept_loop(
+    bound: Bound,
+    listener: TcpListener,
+    tls: Option<Tls>,
+    slots: Arc<Semaphore>,
+    shared: Shared,
+) {
+    let kind = bound.label();
     let mut backoff = Duration::from_millis(10);
     loop {
         // Waiting for a slot before accepting leaves excess clients in the kernel's
@@ -48,17 +56,48 @@ pub(crate) async fn accept_loop(kind: ListenerKind, listener: TcpListener, slots
             tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
         }
         let shared_for_task = shared.clone();
+        let (tls, kind, protocol) = (tls.clone(), kind.clone(), bound.kind);
         shared.tasks.spawn(async move {
             let _slot = slot;
-            let active = shared_for_task.active.fetch_add(1, Ordering::Relaxed) + 1;
+            let shared = shared_for_task;
+            let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::info!(%kind, %peer, active, "connected");
-            let (reader, writer) = stream.into_split();
-            let ending = match kind {
-                ListenerKind::Line => gateway::line::serve(reader, writer, peer, &shared_for_task).await,
-                ListenerKind::Native => gateway::native::serve(reader, writer, peer, &shared_for_task).await,
+            // One deadline for the whole registration: TLS handshake, then name or hello.
+            let deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout();
+            let ending = match tls {
+                None => {
+                    let (reader, writer) = stream.into_split();
+                    serve(protocol, reader, writer, peer, deadline, &shared).await
+                }
+                Some(tls) => match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let (reader, writer) = tokio::io::split(stream);
+                        serve(protocol, reader, writer, peer, deadline, &shared).await
+                    }
+                    Ok(Err(e)) => Ending::Tls(e.to_string()),
+                    Err(_) => Ending::HandshakeTimeout,
+                },
             };
-            let active = shared_for_task.active.fetch_sub(1, Ordering::Relaxed) - 1;
+            let active = shared.active.fetch_sub(1, Ordering::Relaxed) - 1;
             tracing::info!(%kind, %peer, active, "disconnected: {ending}");
         });
+    }
+}
+
+async fn serve<R, W>(
+    protocol: ListenerKind,
+    reader: R,
+    writer: W,
+    peer: std::net::SocketAddr,
+    deadline: tokio::time::Instant,
+    shared: &Shared,
+) -> Ending
+where
+    R: tokio::io::AsyncRead + Unpin + Send,
+    W: tokio::io::AsyncWrite + Unpin + Send,
+{
+    match protocol {
+        ListenerKind::Line => gateway::line::serve(reader, writer, peer, deadline, shared).await,
+        ListenerKind::Native => gateway::native::serve(reader, writer, peer, deadline, shared).await,
     }
 }

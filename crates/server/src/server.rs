@@ -11,8 +11,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ConfigError, Limits, ListenerKind};
+use crate::config::{label, Config, ConfigError, Limits, ListenerKind};
 use crate::listener;
+use crate::tls::{CertSource, Tls, TlsError};
 
 /// What the server tells every client when it stops.
 pub(crate) const SHUTDOWN_MESSAGE: &str = "Server is shutting down.";
@@ -31,6 +32,20 @@ pub enum ServerError {
         /// Why.
         source: io::Error,
     },
+    /// TLS cannot be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// A plain-text listener would be reachable from the network.
+    #[error(
+        "the plain-text listener {label}={addr} is reachable from the network, where anyone can read it; \
+         use {label}+tls, bind it to a loopback address, or allow it with --allow-plain-remote"
+    )]
+    PlainRemote {
+        /// The listener's label.
+        label: String,
+        /// The address it bound.
+        addr: SocketAddr,
+    },
     /// A listener cannot bind.
     #[error("cannot listen on {addr} ({kind}): {source}")]
     Bind {
@@ -46,7 +61,27 @@ pub enum ServerError {
 /// A server whose sockets are bound, ready to [`run`](Server::run).
 pub struct Server {
     config: Config,
-    listeners: Vec<(ListenerKind, TcpListener)>,
+    listeners: Vec<(Bound, TcpListener)>,
+    tls: Option<Tls>,
+}
+
+/// A bound listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// Its protocol.
+    pub kind: ListenerKind,
+    /// Whether the protocol runs inside TLS.
+    pub tls: bool,
+    /// The address it bound, with the real port when port 0 was asked for.
+    pub addr: SocketAddr,
+}
+
+impl Bound {
+    /// `KIND` or `KIND+tls`, as in `listening` lines.
+    #[must_use]
+    pub fn label(&self) -> String {
+        label(self.kind, self.tls)
+    }
 }
 
 /// What every connection task shares.
@@ -62,31 +97,55 @@ pub(crate) struct Shared {
 }
 
 impl Server {
-    /// Validates the configuration, creates the data directory and binds every listener.
+    /// Validates the configuration, creates the data directory, sets up TLS (generating
+    /// a certificate on the first start if none is configured) and binds every listener.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+        let tls = if config.listeners.iter().any(|l| l.tls) {
+            let source = match (&config.tls.cert, &config.tls.key) {
+                (Some(cert), Some(key)) => CertSource::Files { cert: cert.clone(), key: key.clone() },
+                _ => CertSource::Generated { dir: config.data_dir.join("tls") },
+            };
+            Some(Tls::load(source)?)
+        } else {
+            None
+        };
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for spec in &config.listeners {
-            let bound = TcpListener::bind(&spec.addr).await.map_err(|source| ServerError::Bind {
+            let socket = TcpListener::bind(&spec.addr).await.map_err(|source| ServerError::Bind {
                 kind: spec.kind,
                 addr: spec.addr.clone(),
                 source,
             })?;
-            listeners.push((spec.kind, bound));
+            let addr = socket.local_addr().map_err(|source| ServerError::Bind {
+                kind: spec.kind,
+                addr: spec.addr.clone(),
+                source,
+            })?;
+            if !spec.tls && !addr.ip().is_loopback() {
+                if !config.allow_plain_remote {
+                    return Err(ServerError::PlainRemote { label: spec.label(), addr });
+                }
+                tracing::warn!("{}={addr} is plain text on the network: anyone on the path can read it", spec.label());
+            }
+            listeners.push((Bound { kind: spec.kind, tls: spec.tls, addr }, socket));
         }
-        Ok(Server { config, listeners })
+        Ok(Server { config, listeners, tls })
     }
 
-    /// Each listener's kind and the address it actually bound (with the real port when
-    /// the configuration asked for port 0).
+    /// Every bound listener.
     #[must_use]
-    pub fn local_addrs(&self) -> Vec<(ListenerKind, SocketAddr)> {
-        self.listeners
-            .iter()
-            .filter_map(|(kind, listener)| listener.local_addr().ok().map(|addr| (*kind, addr)))
-            .collect()
+    pub fn local_addrs(&self) -> Vec<Bound> {
+        self.listeners.iter().map(|(bound, _)| *bound).collect()
+    }
+
+    /// The TLS state, when a listener uses TLS: its certificate's fingerprint, and
+    /// [`Tls::reload`] for SIGHUP.
+    #[must_use]
+    pub fn tls(&self) -> Option<Tls> {
+        self.tls.clone()
     }
 
     /// Serves until `shutdown` completes, then tells every client, lets queued output
@@ -102,8 +161,9 @@ impl Server {
             active: Arc::new(AtomicUsize::new(0)),
         };
         let slots = Arc::new(Semaphore::new(limits.max_connections));
-        for (kind, bound) in self.listeners {
-            shared.tasks.spawn(listener::accept_loop(kind, bound, slots.clone(), shared.clone()));
+        for (bound, socket) in self.listeners {
+            let tls = if bound.tls { self.tls.clone() } else { None };
+            shared.tasks.spawn(listener::accept_loop(bound, socket, tls, slots.clone(), shared.clone()));
         }
         tracing::info!(data_dir = %self.config.data_dir.display(), "server running");
 

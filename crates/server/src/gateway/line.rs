@@ -38,7 +38,13 @@ Anything else you type is said in your room; start a line with // to say somethi
 ";
 
 /// Serves one line-protocol connection.
-pub(crate) async fn serve<R, W>(mut reader: R, mut writer: W, peer: SocketAddr, shared: &Shared) -> Ending
+pub(crate) async fn serve<R, W>(
+    mut reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+    shared: &Shared,
+) -> Ending
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
@@ -48,8 +54,8 @@ where
     let outbox = Arc::new(Outbox::new(LineWire, shared.limits.send_queue_bytes));
 
     let registered = tokio::select! {
-        registered = tokio::time::timeout(
-            shared.limits.handshake_timeout(),
+        registered = tokio::time::timeout_at(
+            deadline,
             register(&mut reader, &mut writer, &mut buf, &mut decoder, peer, &outbox, shared),
         ) => registered,
         () = shared.stopping.cancelled() => {
@@ -88,8 +94,22 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    writer.write_all(USERNAME_PROMPT.as_bytes()).await.map_err(Ending::Io)?;
+    if read_more(reader, buf).await.map_err(Ending::Io)? == 0 {
+        return Err(Ending::ClientClosed);
+    }
+    // A TLS ClientHello (record type 22, version 3.x) would otherwise sit here as an
+    // endless "line" until the handshake deadline.
+    if buf.starts_with(&[0x16, 0x03]) {
+        let _ = writer.write_all(b"\nThis port speaks plain text, not TLS.\n").await;
+        return Err(Ending::Protocol("a TLS handshake on a plain-text port".to_owned()));
+    }
+    let mut prompted = true;
     loop {
-        writer.write_all(USERNAME_PROMPT.as_bytes()).await.map_err(Ending::Io)?;
+        if !prompted {
+            writer.write_all(USERNAME_PROMPT.as_bytes()).await.map_err(Ending::Io)?;
+        }
+        prompted = false;
         let line = match next_line(reader, buf, decoder).await.map_err(Ending::Io)? {
             None => return Err(Ending::ClientClosed),
             Some(Ok(line)) => line,

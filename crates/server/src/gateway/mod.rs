@@ -41,6 +41,8 @@ pub(crate) enum Ending {
     HandshakeTimeout,
     /// The server is shutting down.
     Shutdown,
+    /// The TLS handshake failed.
+    Tls(String),
     /// The client broke the protocol beyond recovery (already reported to it).
     Protocol(String),
     /// The socket failed.
@@ -56,6 +58,7 @@ impl fmt::Display for Ending {
             Ending::SlowConsumer => f.write_str("send queue exceeded"),
             Ending::HandshakeTimeout => f.write_str("handshake timed out"),
             Ending::Shutdown => f.write_str("server shutting down"),
+            Ending::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             Ending::Protocol(why) => write!(f, "protocol error: {why}"),
             Ending::Io(e) => write!(f, "i/o error: {e}"),
         }
@@ -101,7 +104,12 @@ pub(crate) async fn read_more<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut By
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }
-    reader.read_buf(buf).await
+    match reader.read_buf(buf).await {
+        // Most TLS clients close the socket without a close_notify alert; for a chat
+        // session that is an ordinary end of input, not a failure.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        read => read,
+    }
 }
 
 /// How a writer loop stopped without an I/O error.

@@ -19,7 +19,13 @@ use crate::server::{Shared, SHUTDOWN_MESSAGE};
 const CACHE_SLOT: usize = 1;
 
 /// Serves one native-protocol connection.
-pub(crate) async fn serve<R, W>(mut reader: R, mut writer: W, peer: SocketAddr, shared: &Shared) -> Ending
+pub(crate) async fn serve<R, W>(
+    mut reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+    shared: &Shared,
+) -> Ending
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
@@ -30,8 +36,8 @@ where
     let outbox = Arc::new(Outbox::new(NativeWire, limits.send_queue_bytes));
 
     let registered = tokio::select! {
-        registered = tokio::time::timeout(
-            limits.handshake_timeout(),
+        registered = tokio::time::timeout_at(
+            deadline,
             register(&mut reader, &mut writer, &mut buf, &mut decoder, &outbox, shared),
         ) => registered,
         () = shared.stopping.cancelled() => {

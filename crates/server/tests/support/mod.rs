@@ -9,8 +9,7 @@ use bytes::BytesMut;
 use parley_proto::msg::{encode_request, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION};
 use parley_proto::native::FrameDecoder;
 use parley_server::{Config, Listener, ListenerKind, Server};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -21,6 +20,12 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub line: SocketAddr,
     pub native: SocketAddr,
+    pub line_tls: Option<SocketAddr>,
+    pub native_tls: Option<SocketAddr>,
+    /// The TLS certificate's SHA-256 fingerprint, when a TLS listener exists.
+    pub fingerprint: Option<String>,
+    /// The TLS state, to reload the certificate as SIGHUP would.
+    pub tls: Option<parley_server::Tls>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _data: tempdir::TempDir,
@@ -37,16 +42,21 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config {
         data_dir: data.path().to_owned(),
         listeners: vec![
-            Listener { kind: ListenerKind::Line, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Native, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Line, tls: true, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Native, tls: true, addr: "127.0.0.1:0".into() },
         ],
         ..Config::default()
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
     let addrs = server.local_addrs();
-    let find = |kind| addrs.iter().find(|(k, _)| *k == kind).map(|(_, a)| *a).expect("listener bound");
-    let (line, native) = (find(ListenerKind::Line), find(ListenerKind::Native));
+    let find = |kind, tls| addrs.iter().find(|b| b.kind == kind && b.tls == tls).map(|b| b.addr);
+    let (line, native) = (find(ListenerKind::Line, false), find(ListenerKind::Native, false));
+    let (line_tls, native_tls) = (find(ListenerKind::Line, true), find(ListenerKind::Native, true));
+    let tls = server.tls();
+    let fingerprint = tls.as_ref().map(parley_server::Tls::fingerprint);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         server
@@ -56,7 +66,17 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
             .await
             .expect("server runs");
     });
-    TestServer { line, native, stop: Some(stop), task: Some(task), _data: data }
+    TestServer {
+        line: line.expect("a line listener"),
+        native: native.expect("a native listener"),
+        line_tls,
+        native_tls,
+        fingerprint,
+        tls,
+        stop: Some(stop),
+        task: Some(task),
+        _data: data,
+    }
 }
 
 impl TestServer {
@@ -99,10 +119,99 @@ pub mod tempdir {
     }
 }
 
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Connects over TLS, accepting exactly the certificate with `fingerprint`.
+pub async fn connect_tls(addr: SocketAddr, fingerprint: &str) -> (Reader, Writer, SocketAddr) {
+    let stream = TcpStream::connect(addr).await.expect("connects");
+    let local = stream.local_addr().expect("local addr");
+    let connector = tls::pinned_connector(fingerprint);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio::time::timeout(WAIT, connector.connect(name, stream))
+        .await
+        .expect("handshake in time")
+        .expect("TLS handshake");
+    let (reader, writer) = tokio::io::split(stream);
+    (Box::new(reader), Box::new(writer), local)
+}
+
+/// A TLS client that trusts one certificate, by fingerprint.
+pub mod tls {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    struct Pinned {
+        fingerprint: String,
+        provider: Arc<CryptoProvider>,
+    }
+
+    pub fn fingerprint(der: &[u8]) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    }
+
+    impl ServerCertVerifier for Pinned {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            if fingerprint(end_entity) == self.fingerprint {
+                Ok(ServerCertVerified::assertion())
+            } else {
+                Err(rustls::Error::General(format!("unexpected certificate {}", fingerprint(end_entity))))
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    pub fn pinned_connector(fingerprint: &str) -> tokio_rustls::TlsConnector {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(Pinned { fingerprint: fingerprint.to_owned(), provider: provider.clone() });
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
 /// A line-protocol client, like `nc`.
 pub struct LineClient {
-    pub reader: BufReader<OwnedReadHalf>,
-    pub writer: OwnedWriteHalf,
+    pub reader: BufReader<Reader>,
+    pub writer: Writer,
     pub local: SocketAddr,
 }
 
@@ -112,6 +221,12 @@ impl LineClient {
         let stream = TcpStream::connect(addr).await.expect("connects");
         let local = stream.local_addr().expect("local addr");
         let (reader, writer) = stream.into_split();
+        LineClient { reader: BufReader::new(Box::new(reader)), writer: Box::new(writer), local }
+    }
+
+    /// Connects over TLS without answering the prompt.
+    pub async fn connect_tls(addr: SocketAddr, fingerprint: &str) -> LineClient {
+        let (reader, writer, local) = connect_tls(addr, fingerprint).await;
         LineClient { reader: BufReader::new(reader), writer, local }
     }
 
@@ -207,8 +322,8 @@ pub fn assert_stamped(line: &str, text: &str) {
 
 /// A raw native-protocol client, built on the proto crate alone.
 pub struct NativeClient {
-    pub reader: OwnedReadHalf,
-    pub writer: OwnedWriteHalf,
+    pub reader: Reader,
+    pub writer: Writer,
     buf: BytesMut,
     decoder: FrameDecoder,
     next_id: u64,
@@ -218,6 +333,16 @@ impl NativeClient {
     pub async fn connect(addr: SocketAddr) -> NativeClient {
         let stream = TcpStream::connect(addr).await.expect("connects");
         let (reader, writer) = stream.into_split();
+        NativeClient::over(Box::new(reader), Box::new(writer))
+    }
+
+    /// Connects over TLS, trusting the certificate with `fingerprint`.
+    pub async fn connect_tls(addr: SocketAddr, fingerprint: &str) -> NativeClient {
+        let (reader, writer, _) = connect_tls(addr, fingerprint).await;
+        NativeClient::over(reader, writer)
+    }
+
+    fn over(reader: Reader, writer: Writer) -> NativeClient {
         NativeClient { reader, writer, buf: BytesMut::new(), decoder: FrameDecoder::new(65_535, 16 << 20), next_id: 1 }
     }
 
