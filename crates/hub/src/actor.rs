@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_room_len: usize,
     /// The longest message text, in bytes.
     pub max_message_bytes: usize,
+    /// The most rooms one session may be in at once.
+    pub max_rooms_per_session: usize,
     /// How many operations may wait in the hub's inbox. When it is full, gateways'
     /// readers wait, which pushes back on the clients that send the most.
     pub inbox: usize,
@@ -41,7 +43,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_nick_len: 32, max_room_len: 32, max_message_bytes: 4096, inbox: 4096 }
+        Self { max_nick_len: 32, max_room_len: 32, max_message_bytes: 4096, max_rooms_per_session: 20, inbox: 4096 }
     }
 }
 
@@ -336,6 +338,11 @@ impl Hub {
 
     fn join(&mut self, id: SessionId, room: &str, exclusive: bool) -> Result<Reply, HubError> {
         let name = RoomName::parse(room, self.limits.max_room_len)?;
+        let rooms = &self.state(id).rooms;
+        let max = self.limits.max_rooms_per_session;
+        if !exclusive && rooms.len() >= max && !rooms.contains(&name) {
+            return Err(HubError::TooManyRooms { max });
+        }
         let room = self.enter(id, &name, false);
         if exclusive {
             let state = self.state_mut(id);

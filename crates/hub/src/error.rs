@@ -44,6 +44,12 @@ pub enum HubError {
         /// The limit in force.
         max: usize,
     },
+    /// The session is already in as many rooms as it may be.
+    #[error("you are already in {max} rooms, the most allowed; leave one first")]
+    TooManyRooms {
+        /// The limit in force.
+        max: usize,
+    },
     /// The server is shutting down and takes no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,

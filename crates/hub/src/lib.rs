@@ -19,6 +19,7 @@ mod event;
 mod name;
 mod outbox;
 mod room;
+mod throttle;
 
 pub use actor::{spawn, HubHandle, Limits, Session, SessionId};
 pub use command::{Command, RequestId};
@@ -26,6 +27,7 @@ pub use error::HubError;
 pub use event::{Event, LeaveReason, Reply, RoomSummary, Timestamp};
 pub use name::{Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
+pub use throttle::{Admit, FloodLimits, Throttle};
 
 /// The name of the room every new session joins.
 pub const LOBBY: &str = "lobby";

@@ -194,6 +194,12 @@ pub enum ServerMsg {
         /// When, RFC 3339 in UTC.
         ts: String,
     },
+    /// The server has heard nothing from you for a while: send any request (`ping` is
+    /// the usual one) or be disconnected when the idle timeout runs out.
+    Ping {
+        /// When, RFC 3339 in UTC.
+        ts: String,
+    },
     /// The server is shutting down and will close the connection.
     Shutdown {
         /// Why, for people.
@@ -335,6 +341,16 @@ pub enum ErrorCode {
     MessageTooLong,
     /// The server is shutting down.
     ShuttingDown,
+    /// You are already in as many rooms as the server allows.
+    TooManyRooms,
+    /// You sent faster than the server's flood limit for too long; the server closes
+    /// the connection.
+    ExcessFlood,
+    /// The server has as many connections as it allows; it closes the connection.
+    ServerFull,
+    /// Your address has as many connections as the server allows; it closes the
+    /// connection.
+    TooManyConnections,
     /// A code this client does not know yet (servers may add codes).
     #[serde(other)]
     Unknown,

@@ -164,11 +164,32 @@ pub struct Limits {
     /// The most output queued for one session before it is disconnected as a slow
     /// consumer, in bytes. Default: 1048576 (1 MiB).
     pub send_queue_bytes: usize,
-    /// How long a new connection has to choose a name, in seconds. Default: 60.
+    /// The most rooms one session may be in at once. Default: 20.
+    pub max_rooms_per_session: usize,
+    /// How long a new connection has to finish its TLS handshake and choose a name (line)
+    /// or say hello (native), in seconds. Default: 30.
     pub handshake_timeout_secs: u64,
-    /// The most connections open at once; further ones wait in the kernel's backlog.
+    /// Native protocol: after this many seconds without a frame from the client, the
+    /// server sends it a `ping`. Default: 60.
+    pub idle_ping_secs: u64,
+    /// Native protocol: after this many seconds without a frame from the client, the
+    /// server disconnects it ("ping timeout"). Line-protocol users are people, who may
+    /// be silent for hours; dead line connections are found by TCP keepalive instead.
+    /// Default: 150.
+    pub idle_timeout_secs: u64,
+    /// The most connections open at once; further ones are refused with a message.
     /// Default: 10000.
     pub max_connections: usize,
+    /// The most connections open at once from one IP address. Default: 64.
+    pub max_connections_per_ip: usize,
+    /// Commands a session may send at once after a quiet period. Default: 20.
+    pub flood_burst: u32,
+    /// Commands per second a session may send in the long run; faster input is slowed
+    /// down. 0 turns flood control off. Default: 10.
+    pub flood_rate_per_sec: u32,
+    /// Seconds a session may stay over the flood rate before it is disconnected for
+    /// excess flood. Default: 10.
+    pub flood_grace_secs: u64,
     /// How many hub operations may be queued before gateways wait. Default: 4096.
     pub hub_inbox: usize,
     /// How long shutdown waits for sessions to flush their last output, in
@@ -186,8 +207,15 @@ impl Default for Limits {
             max_nick_len: 32,
             max_room_len: 32,
             send_queue_bytes: 1 << 20,
-            handshake_timeout_secs: 60,
+            max_rooms_per_session: 20,
+            handshake_timeout_secs: 30,
+            idle_ping_secs: 60,
+            idle_timeout_secs: 150,
             max_connections: 10_000,
+            max_connections_per_ip: 64,
+            flood_burst: 20,
+            flood_rate_per_sec: 10,
+            flood_grace_secs: 10,
             hub_inbox: 4096,
             shutdown_grace_ms: 3000,
         }
@@ -201,6 +229,28 @@ impl Limits {
         Duration::from_secs(self.handshake_timeout_secs)
     }
 
+    /// When a quiet native client is pinged.
+    #[must_use]
+    pub fn idle_ping(&self) -> Duration {
+        Duration::from_secs(self.idle_ping_secs)
+    }
+
+    /// When a quiet native client is disconnected.
+    #[must_use]
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// The flood policy for the hub's throttle.
+    #[must_use]
+    pub fn flood(&self) -> parley_hub::FloodLimits {
+        parley_hub::FloodLimits {
+            burst: self.flood_burst,
+            rate_per_sec: f64::from(self.flood_rate_per_sec),
+            grace: Duration::from_secs(self.flood_grace_secs),
+        }
+    }
+
     /// How long shutdown waits for sessions to flush.
     #[must_use]
     pub fn shutdown_grace(&self) -> Duration {
@@ -212,6 +262,7 @@ impl Limits {
             max_nick_len: self.max_nick_len,
             max_room_len: self.max_room_len,
             max_message_bytes: self.max_message_bytes,
+            max_rooms_per_session: self.max_rooms_per_session,
             inbox: self.hub_inbox,
         }
     }
@@ -278,6 +329,8 @@ impl Config {
             ("max_room_len", l.max_room_len),
             ("send_queue_bytes", l.send_queue_bytes),
             ("max_connections", l.max_connections),
+            ("max_connections_per_ip", l.max_connections_per_ip),
+            ("max_rooms_per_session", l.max_rooms_per_session),
             ("hub_inbox", l.hub_inbox),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
@@ -288,6 +341,9 @@ impl Config {
         }
         if l.handshake_timeout_secs == 0 {
             return Err(ConfigError::Invalid("handshake_timeout_secs must be above 0".into()));
+        }
+        if l.idle_ping_secs == 0 || l.idle_timeout_secs <= l.idle_ping_secs {
+            return Err(ConfigError::Invalid("idle_timeout_secs must be above idle_ping_secs, above 0".into()));
         }
         if self.listeners.is_empty() {
             return Err(ConfigError::Invalid("at least one listener is needed".into()));

@@ -1,17 +1,93 @@
 //! Accept loops. They do nothing slow: accept, take a connection slot, spawn. Handshakes
 //! run in the spawned task, under a deadline.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::ListenerKind;
-use crate::gateway::{self, Ending};
+use crate::gateway::{self, Ending, Refusal};
 use crate::server::{Bound, Shared};
 use crate::tls::Tls;
+
+/// How long a refused client gets to read why.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
+/// TCP keepalive: finds peers that vanished without a word (a laptop closed, a cable
+/// pulled) after about two minutes of silence, for protocols with no ping of their own.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_RETRIES: u32 = 4;
+
+/// Open connections per client address, shared by every listener.
+pub(crate) type AddressCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection counted against its address; dropping it gives the place back.
+struct AddressSlot {
+    counts: AddressCounts,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(shared: &Shared, ip: IpAddr) -> Option<AddressSlot> {
+        let mut counts = shared.per_address.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= shared.limits.max_connections_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { counts: shared.per_address.clone(), ip })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn configure(stream: &TcpStream, peer: SocketAddr) {
+    // Replies are batched by the writer; Nagle would only add delayed-ACK latency.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
+    }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%peer, "cannot set TCP keepalive: {e}");
+    }
+}
+
+/// Tells a refused client why, in its protocol, and closes. TLS listeners just close:
+/// a handshake costs more than the refusal is worth.
+async fn refuse(mut stream: TcpStream, bound: Bound, why: Refusal) {
+    if bound.tls {
+        return;
+    }
+    let message = match bound.kind {
+        ListenerKind::Line => gateway::line::refusal(why),
+        ListenerKind::Native => gateway::native::refusal(why),
+    };
+    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+        stream.write_all(&message).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
 
 /// Accepts connections until the server stops.
 pub(crate) async fn accept_loop(
@@ -24,15 +100,6 @@ pub(crate) async fn accept_loop(
     let kind = bound.label();
     let mut backoff = Duration::from_millis(10);
     loop {
-        // Waiting for a slot before accepting leaves excess clients in the kernel's
-        // backlog instead of in our memory.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => return,
-            },
-            () = shared.stopping.cancelled() => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shared.stopping.cancelled() => return,
@@ -51,14 +118,21 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        // Replies are batched by the writer; Nagle would only add delayed-ACK latency.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
-        }
+        configure(&stream, peer);
+        let slot = match (slots.clone().try_acquire_owned(), AddressSlot::take(&shared, peer.ip())) {
+            (Ok(slot), Some(address_slot)) => (slot, address_slot),
+            (slot, address_slot) => {
+                let why = if slot.is_err() { Refusal::ServerFull } else { Refusal::TooManyFromAddress };
+                drop((slot, address_slot));
+                tracing::info!(%kind, %peer, "refused: {why}");
+                shared.tasks.spawn(refuse(stream, bound, why));
+                continue;
+            }
+        };
         let shared_for_task = shared.clone();
         let (tls, kind, protocol) = (tls.clone(), kind.clone(), bound.kind);
         shared.tasks.spawn(async move {
-            let _slot = slot;
+            let _slots = slot;
             let shared = shared_for_task;
             let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::info!(%kind, %peer, active, "connected");
@@ -88,7 +162,7 @@ async fn serve<R, W>(
     protocol: ListenerKind,
     reader: R,
     writer: W,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
     deadline: tokio::time::Instant,
     shared: &Shared,
 ) -> Ending

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// Open connections, for the logs.
     pub(crate) active: Arc<AtomicUsize>,
+    /// Open connections per client address, for `max_connections_per_ip`.
+    pub(crate) per_address: listener::AddressCounts,
 }
 
 impl Server {
@@ -159,6 +161,7 @@ impl Server {
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
             active: Arc::new(AtomicUsize::new(0)),
+            per_address: listener::AddressCounts::default(),
         };
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         for (bound, socket) in self.listeners {

@@ -25,7 +25,11 @@ async fn a_slow_consumer_is_disconnected_and_the_others_keep_receiving() {
     // 10,000 lines of about 1 KiB: well over what the kernel buffers on the slow
     // client's behalf (Linux lets a loopback send buffer grow to 4 MiB) plus its queue.
     const MESSAGES: usize = 10_000;
-    let server = support::start_with(|c| c.limits.send_queue_bytes = 64 * 1024).await;
+    let server = support::start_with(|c| {
+        c.limits.send_queue_bytes = 64 * 1024;
+        c.limits.flood_rate_per_sec = 0;
+    })
+    .await;
     let mut reader = LineClient::join(server.line, "reader").await;
     let mut slow = sluggish(server.line, "slow").await;
     reader.expect_line("slow has joined the chat!").await;

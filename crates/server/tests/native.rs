@@ -165,7 +165,8 @@ async fn line_and_native_users_share_rooms_and_private_messages() {
 
 #[tokio::test]
 async fn frames_split_one_byte_per_write_and_many_in_one_write() {
-    let server = support::start().await;
+    // Framing, not flood control, is under test here.
+    let server = support::start_with(|c| c.limits.flood_rate_per_sec = 0).await;
     let mut alice = NativeClient::join(server.native, "alice").await;
     let mut bob = NativeClient::join(server.native, "bob").await;
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
-use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Timestamp, Wire};
+use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Throttle, Timestamp, Wire};
 use parley_proto::line::{Input, LineDecoder, LineError, USERNAME_PROMPT};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{drive, linger, read_more, Ending, ReadEnd};
+use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD};
 use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
 /// Line sessions share the first slot of an event's encoding cache.
@@ -72,7 +72,8 @@ where
         }
     };
 
-    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session);
+    let throttle = Throttle::new(shared.limits.flood(), tokio::time::Instant::now().into_std());
+    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session, throttle);
     let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
     if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown) {
         linger(&mut reader).await;
@@ -161,6 +162,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     decoder: &mut LineDecoder,
     session: &Session,
+    mut throttle: Throttle,
 ) -> ReadEnd {
     loop {
         let line = match next_line(reader, buf, decoder).await {
@@ -175,9 +177,18 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 continue;
             }
         };
-        let command = match Input::parse(&line) {
-            // Pressing Enter on an empty line is not an attempt to say something.
-            Input::Say(text) if text.trim().is_empty() => continue,
+        let input = Input::parse(&line);
+        // Pressing Enter on an empty line is not an attempt to say something.
+        if matches!(&input, Input::Say(text) if text.trim().is_empty()) {
+            continue;
+        }
+        if !pace(&mut throttle).await {
+            let notice =
+                format!("Error: you are sending faster than the server allows; disconnected ({EXCESS_FLOOD}).\n");
+            let _ = session.relay(notice.into()).await;
+            return ReadEnd::Limit(EXCESS_FLOOD);
+        }
+        let command = match input {
             Input::Say(text) => Command::Say { room: None, text },
             Input::Msg { to, text } => Command::Whisper { to, text },
             Input::Who => Command::Who { room: None },
@@ -221,6 +232,16 @@ fn line_error(e: &LineError) -> String {
         LineError::TooLong { max } => format!("Error: that line was longer than {max} bytes and was dropped."),
         LineError::InvalidUtf8 => "Error: that line was not valid UTF-8 text and was dropped.".to_owned(),
     }
+}
+
+/// What a refused connection reads before it is closed.
+pub(crate) fn refusal(why: Refusal) -> Bytes {
+    let mut text = why.to_string();
+    if let Some(first) = text.get(..1) {
+        let upper = first.to_uppercase();
+        text.replace_range(..1, &upper);
+    }
+    format!("Sorry: {text}.\n").into()
 }
 
 /// How a hub error reads in the line protocol: the one place they are mapped.

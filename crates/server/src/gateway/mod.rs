@@ -13,7 +13,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use parley_hub::{Batch, Outbox, Session};
+use parley_hub::{Admit, Batch, Outbox, Session, Throttle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::server::Shared;
@@ -45,6 +45,8 @@ pub(crate) enum Ending {
     Tls(String),
     /// The client broke the protocol beyond recovery (already reported to it).
     Protocol(String),
+    /// The client broke a limit (flood, idle timeout) and was disconnected.
+    Limit(&'static str),
     /// The socket failed.
     Io(io::Error),
 }
@@ -60,6 +62,7 @@ impl fmt::Display for Ending {
             Ending::Shutdown => f.write_str("server shutting down"),
             Ending::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             Ending::Protocol(why) => write!(f, "protocol error: {why}"),
+            Ending::Limit(why) => f.write_str(why),
             Ending::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
@@ -73,6 +76,8 @@ pub(crate) enum ReadEnd {
     Quit,
     /// A fatal protocol error, already queued for the client.
     Fatal(String),
+    /// A broken limit, already reported to the client; the text is what others see.
+    Limit(&'static str),
     /// The socket failed.
     Io(io::Error),
 }
@@ -83,6 +88,7 @@ impl ReadEnd {
         match self {
             ReadEnd::Closed | ReadEnd::Quit => None,
             ReadEnd::Fatal(_) => Some("protocol error".to_owned()),
+            ReadEnd::Limit(why) => Some((*why).to_owned()),
             ReadEnd::Io(_) => Some("connection error".to_owned()),
         }
     }
@@ -94,6 +100,7 @@ impl From<ReadEnd> for Ending {
             ReadEnd::Closed => Ending::ClientClosed,
             ReadEnd::Quit => Ending::Quit,
             ReadEnd::Fatal(why) => Ending::Protocol(why),
+            ReadEnd::Limit(why) => Ending::Limit(why),
             ReadEnd::Io(e) => Ending::Io(e),
         }
     }
@@ -109,6 +116,44 @@ pub(crate) async fn read_more<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut By
         // session that is an ordinary end of input, not a failure.
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
         read => read,
+    }
+}
+
+/// What a session is told, and the others see, when it floods.
+pub(crate) const EXCESS_FLOOD: &str = "excess flood";
+
+/// What the others see when a session stops answering pings.
+pub(crate) const PING_TIMEOUT: &str = "ping timeout";
+
+/// Flood control before one command: waits when the session is over its rate. False
+/// means the session has flooded for too long and must be disconnected.
+pub(crate) async fn pace(throttle: &mut Throttle) -> bool {
+    // tokio's clock, so that tests with paused time control it too.
+    match throttle.admit(tokio::time::Instant::now().into_std()) {
+        Admit::Now => true,
+        Admit::After(wait) => {
+            tokio::time::sleep(wait).await;
+            true
+        }
+        Admit::Flood => false,
+    }
+}
+
+/// Why a connection is refused before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The server has `max_connections` open.
+    ServerFull,
+    /// The client's address has `max_connections_per_ip` open.
+    TooManyFromAddress,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::ServerFull => "the server is full; try again later",
+            Refusal::TooManyFromAddress => "too many connections from your address",
+        })
     }
 }
 

@@ -4,15 +4,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
-use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Timestamp, Wire};
+use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Throttle, Timestamp, Wire};
 use parley_proto::msg::{self, ErrorCode, Request, RequestError, RoomInfo, ServerMsg, PROTOCOL_VERSION};
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
-use super::{drive, linger, read_more, Ending, ReadEnd};
+use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD, PING_TIMEOUT};
 use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
 /// Native sessions share the second slot of an event's encoding cache.
@@ -23,7 +25,7 @@ pub(crate) async fn serve<R, W>(
     mut reader: R,
     mut writer: W,
     peer: SocketAddr,
-    deadline: tokio::time::Instant,
+    deadline: Instant,
     shared: &Shared,
 ) -> Ending
 where
@@ -62,7 +64,9 @@ where
     };
     tracing::debug!(%peer, session = ?session.id(), "registered");
 
-    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session);
+    let throttle = Throttle::new(limits.flood(), Instant::now().into_std());
+    let idle = (limits.idle_ping(), limits.idle_timeout());
+    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session, throttle, idle);
     let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
     if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
         linger(&mut reader).await;
@@ -180,9 +184,32 @@ async fn read_loop<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     decoder: &mut FrameDecoder,
     session: &Session,
+    mut throttle: Throttle,
+    (idle_ping, idle_timeout): (Duration, Duration),
 ) -> ReadEnd {
+    let mut heard = Instant::now();
+    let mut pinged = false;
     loop {
-        let (id, request, payload) = match next_inbound(reader, buf, decoder).await {
+        // Cancel-safe: `next_inbound` keeps everything it has read in `buf`.
+        let deadline = heard + if pinged { idle_timeout } else { idle_ping };
+        let inbound = match tokio::time::timeout_at(deadline, next_inbound(reader, buf, decoder)).await {
+            Ok(inbound) => inbound,
+            Err(_) if !pinged => {
+                pinged = true;
+                if session.relay(frame(&ServerMsg::Ping { ts: ts(&Utc::now()) }, b"")).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+            Err(_) => return ReadEnd::Limit(PING_TIMEOUT),
+        };
+        (heard, pinged) = (Instant::now(), false);
+        if !pace(&mut throttle).await {
+            let why = "you sent faster than the server allows for too long";
+            let _ = session.relay(error_frame(None, ErrorCode::ExcessFlood, why)).await;
+            return ReadEnd::Limit(EXCESS_FLOOD);
+        }
+        let (id, request, payload) = match inbound {
             Err(e) => return ReadEnd::Io(e),
             Ok(None) => return ReadEnd::Closed,
             Ok(Some(Inbound::Request { id, request, payload })) => (id, request, payload),
@@ -249,8 +276,18 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NotInRoom(_) | HubError::NoRoom => ErrorCode::NotInRoom,
         HubError::EmptyMessage => ErrorCode::EmptyMessage,
         HubError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
+        HubError::TooManyRooms { .. } => ErrorCode::TooManyRooms,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
     }
+}
+
+/// What a refused connection reads before it is closed.
+pub(crate) fn refusal(why: Refusal) -> Bytes {
+    let code = match why {
+        Refusal::ServerFull => ErrorCode::ServerFull,
+        Refusal::TooManyFromAddress => ErrorCode::TooManyConnections,
+    };
+    error_frame(None, code, &why.to_string())
 }
 
 fn hub_error_frame(id: u64, e: &HubError) -> Bytes {
