@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use parley_server::{Config, Listener, Server};
 use tracing_subscriber::EnvFilter;
 
+mod chat;
+
 /// Parley: a self-hosted chat server and its clients.
 #[derive(Parser, Debug)]
 #[command(name = "parley", version, about, propagate_version = true)]
@@ -21,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run a chat server.
     Serve(ServeArgs),
+    /// Chat with a server over the native protocol (TLS by default).
+    Chat(chat::ChatArgs),
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => report(serve(args)),
+        Command::Chat(args) => report(chat::run(args)),
     }
 }
 

@@ -1,0 +1,371 @@
+//! The connection: one background task reads frames and routes them (answers to the
+//! request that waits for them, events to [`Events`]); requests write through a shared
+//! writer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chrono::{DateTime, Utc};
+use parley_proto::msg::{encode_request, ErrorCode, Received, Reply, Request, RoomInfo, ServerMsg, PROTOCOL_VERSION};
+use parley_proto::native::FrameDecoder;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::Event;
+use crate::trust::{self, Trust, TrustError, Trusted};
+
+/// How long connecting (TCP, TLS and the answer to `hello`) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Events waiting to be read. When the caller falls this far behind, the reader stops
+/// reading the socket, which slows the server's sending to us (and, if we stay behind,
+/// gets us disconnected as a slow consumer): the right outcome for a client that does
+/// not keep up.
+const EVENT_QUEUE: usize = 1024;
+
+/// The largest frame the client accepts: the server's own limits are far below.
+const MAX_HEADER: usize = 65_535;
+const MAX_PAYLOAD: usize = 16 << 20;
+
+/// How to reach the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain TCP: anyone on the path can read it.
+    Plain,
+    /// TLS, trusting the server as `trust` says.
+    Tls(Trust),
+}
+
+/// Why a request or the connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server refused the request.
+    #[error("{message}")]
+    Refused {
+        /// The protocol's error code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The connection is closed.
+    #[error("the connection to the server is closed")]
+    Disconnected,
+    /// Connecting took too long.
+    #[error("the server did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The server's certificate is not trusted (or has changed).
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The address is not `HOST:PORT`.
+    #[error("{0:?} is not HOST:PORT")]
+    Address(String),
+    /// The network failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The server sent something that is not the protocol.
+    #[error("the server broke the protocol: {0}")]
+    Protocol(String),
+}
+
+/// What the server said when it accepted `hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// Your nick.
+    pub nick: String,
+    /// The room you were put in.
+    pub room: String,
+    /// Who is there, you included.
+    pub members: Vec<String>,
+    /// The longest message text the server accepts, in bytes.
+    pub max_text: usize,
+}
+
+type Answer = Result<Reply, Error>;
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Answer>>>>>;
+type Writer = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+
+/// A connection to a Parley server. Cheap to clone; every clone shares the connection.
+#[derive(Clone)]
+pub struct Client {
+    writer: Writer,
+    next_id: Arc<AtomicU64>,
+    /// Requests waiting for their answer; `None` once the connection is closed.
+    pending: Pending,
+}
+
+/// The events of a connection, ending with [`Event::Closed`].
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event; `None` after [`Event::Closed`].
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Client {
+    /// Connects to `addr` (`HOST:PORT`). With TLS, the certificate is checked against
+    /// `HOST`, and [`Trusted`] says how it was accepted.
+    pub async fn connect(addr: &str, transport: &Transport) -> Result<(Client, Events, Option<Trusted>), Error> {
+        let host = addr.rsplit_once(':').map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']'));
+        let Some(host) = host.filter(|h| !h.is_empty()) else {
+            return Err(Error::Address(addr.to_owned()));
+        };
+        let connecting = async {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            match transport {
+                Transport::Plain => {
+                    let (reader, writer) = stream.into_split();
+                    Ok::<_, Error>((
+                        Box::new(reader) as Reader,
+                        Box::new(writer) as Box<dyn AsyncWrite + Send + Unpin>,
+                        None,
+                    ))
+                }
+                Transport::Tls(trust) => {
+                    let (config, check) = trust::client_config(trust, addr)?;
+                    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                        .map_err(|_| Error::Address(addr.to_owned()))?;
+                    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+                    let stream = match connector.connect(name, stream).await {
+                        Ok(stream) => stream,
+                        Err(_) if check.changed() => {
+                            return Err(check.outcome(trust, addr).err().map_or(Error::Disconnected, Error::from))
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    let trusted = check.outcome(trust, addr)?;
+                    let (reader, writer) = tokio::io::split(stream);
+                    Ok((
+                        Box::new(reader) as Reader,
+                        Box::new(writer) as Box<dyn AsyncWrite + Send + Unpin>,
+                        Some(trusted),
+                    ))
+                }
+            }
+        };
+        let (reader, writer, trusted) =
+            tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| Error::Timeout(CONNECT_TIMEOUT))??;
+        let (client, events) = Client::over(reader, writer);
+        Ok((client, events, trusted))
+    }
+
+    /// A client over an already connected byte stream (for tests and other transports).
+    pub fn over(
+        reader: impl AsyncRead + Send + Unpin + 'static,
+        writer: impl AsyncWrite + Send + Unpin + 'static,
+    ) -> (Client, Events) {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let client = Client {
+            writer: Arc::new(tokio::sync::Mutex::new(Box::new(writer))),
+            next_id: Arc::new(AtomicU64::new(1)),
+            pending: Arc::new(Mutex::new(Some(HashMap::new()))),
+        };
+        tokio::spawn(read_loop(Box::new(reader), client.clone(), tx));
+        (client, Events { rx })
+    }
+
+    /// Registers as `nick`. A refusal (`nick_taken`, `invalid_nick`) leaves the
+    /// connection open for another try.
+    pub async fn hello(&self, nick: &str) -> Result<Welcome, Error> {
+        let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned() };
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.request(&hello, b"")).await {
+            Err(_) => Err(Error::Timeout(CONNECT_TIMEOUT)),
+            Ok(Ok(Reply::Welcome { nick, room, members, max_text, .. })) => {
+                Ok(Welcome { nick, room, members, max_text })
+            }
+            Ok(Ok(other)) => Err(unexpected(&other)),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Says `text` in `room`; returns its sequence number and the server's timestamp.
+    pub async fn say(&self, room: &str, text: &str) -> Result<(u64, DateTime<Utc>), Error> {
+        match self.request(&Request::Say { room: room.to_owned() }, text.as_bytes()).await? {
+            Reply::Said { seq, ts, .. } => Ok((seq, parse_time(&ts))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends `text` privately to `to`; returns the receiver's nick as its owner spells it.
+    pub async fn whisper(&self, to: &str, text: &str) -> Result<String, Error> {
+        match self.request(&Request::Whisper { to: to.to_owned() }, text.as_bytes()).await? {
+            Reply::Whispered { to, .. } => Ok(to),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Enters `room`; returns its name as the server spells it and its members.
+    pub async fn join(&self, room: &str) -> Result<(String, Vec<String>), Error> {
+        match self.request(&Request::Join { room: room.to_owned() }, b"").await? {
+            Reply::Joined { room, members } => Ok((room, members)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Leaves `room` (or the room joined last); returns the room left.
+    pub async fn part(&self, room: Option<&str>) -> Result<String, Error> {
+        match self.request(&Request::Part { room: room.map(str::to_owned) }, b"").await? {
+            Reply::Parted { room } => Ok(room),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Changes nick; returns the new nick.
+    pub async fn nick(&self, nick: &str) -> Result<String, Error> {
+        match self.request(&Request::Nick { nick: nick.to_owned() }, b"").await? {
+            Reply::Nick { nick } => Ok(nick),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The members of `room`.
+    pub async fn who(&self, room: &str) -> Result<(String, Vec<String>), Error> {
+        match self.request(&Request::Who { room: room.to_owned() }, b"").await? {
+            Reply::Who { room, members } => Ok((room, members)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The rooms on the server.
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Error> {
+        match self.request(&Request::Rooms, b"").await? {
+            Reply::Rooms { rooms } => Ok(rooms),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A round trip to the server.
+    pub async fn ping(&self) -> Result<(), Error> {
+        match self.request(&Request::Ping, b"").await? {
+            Reply::Pong => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Leaves the chat; the server closes the connection after answering.
+    pub async fn quit(&self, reason: Option<&str>) -> Result<(), Error> {
+        match self.request(&Request::Quit { reason: reason.map(str::to_owned) }, b"").await? {
+            Reply::Bye => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends any request and awaits its answer.
+    pub async fn request(&self, request: &Request, payload: &[u8]) -> Result<Reply, Error> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(pending) = pending.as_mut() else { return Err(Error::Disconnected) };
+            pending.insert(id, tx);
+        }
+        if let Err(e) = self.send(id, request, payload).await {
+            self.forget(id);
+            return Err(e);
+        }
+        rx.await.unwrap_or(Err(Error::Disconnected))
+    }
+
+    async fn send(&self, id: u64, request: &Request, payload: &[u8]) -> Result<(), Error> {
+        let mut frame = BytesMut::new();
+        encode_request(id, request, payload, &mut frame).map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut writer = self.writer.lock().await;
+        writer.write_all(&frame).await?;
+        Ok(())
+    }
+
+    fn forget(&self, id: u64) {
+        if let Some(pending) = self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            pending.remove(&id);
+        }
+    }
+
+    /// Hands an answer to the request waiting for it.
+    fn answer(&self, id: u64, answer: Answer) {
+        let waiting = self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut().and_then(|p| p.remove(&id));
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(answer);
+        }
+    }
+
+    /// Fails every waiting request; later ones fail at once.
+    fn close(&self) {
+        let waiting = self.pending.lock().unwrap_or_else(PoisonError::into_inner).take();
+        for (_, tx) in waiting.into_iter().flatten() {
+            let _ = tx.send(Err(Error::Disconnected));
+        }
+    }
+}
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Reads frames until the connection ends, routing answers and events.
+async fn read_loop(mut reader: Reader, client: Client, events: mpsc::Sender<Event>) {
+    let mut decoder = FrameDecoder::new(MAX_HEADER, MAX_PAYLOAD);
+    let mut buf = BytesMut::with_capacity(8192);
+    let reason = loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some(frame)) => {
+                let received = match Received::from_frame(frame) {
+                    Ok(received) => received,
+                    Err(e) => break format!("the server sent a message this client does not understand: {e}"),
+                };
+                route(&client, &events, received).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => break format!("the server sent a malformed frame: {e}"),
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) => break "the server closed the connection".to_owned(),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break "the server closed the connection".to_owned()
+            }
+            Err(e) => break format!("the connection failed: {e}"),
+        }
+    };
+    client.close();
+    let _ = events.send(Event::Closed { reason }).await;
+}
+
+async fn route(client: &Client, events: &mpsc::Sender<Event>, received: Received) {
+    match &received.msg {
+        ServerMsg::Result { id } => {
+            let answer = received.reply().map_err(|e| Error::Protocol(format!("a result body: {e}")));
+            client.answer(*id, answer);
+        }
+        ServerMsg::Error { id: Some(id), code, message } => {
+            client.answer(*id, Err(Error::Refused { code: *code, message: message.clone() }));
+        }
+        ServerMsg::Ping { .. } => {
+            // Any request answers a keepalive ping; the pong needs no waiting.
+            let client = client.clone();
+            tokio::spawn(async move {
+                let _ = client.ping().await;
+            });
+        }
+        _ => {
+            if let Some(event) = Event::from_server(received.msg, &received.payload) {
+                // A full queue makes us stop reading: back-pressure, not loss.
+                let _ = events.send(event).await;
+            }
+        }
+    }
+}
+
+fn unexpected(reply: &Reply) -> Error {
+    Error::Protocol(format!("unexpected answer {reply:?}"))
+}
+
+fn parse_time(ts: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(ts).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
+}

@@ -1,0 +1,112 @@
+//! What the server sends without being asked, in chat terms.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use parley_proto::msg::{ErrorCode, LeaveReason, ServerMsg};
+
+/// An event from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message in a room you are in.
+    Message {
+        /// The room.
+        room: String,
+        /// The sender.
+        from: String,
+        /// Its place in the room's order.
+        seq: u64,
+        /// When the server accepted it.
+        ts: DateTime<Utc>,
+        /// The text.
+        text: String,
+    },
+    /// A private message (to you).
+    Whisper {
+        /// The sender.
+        from: String,
+        /// The receiver.
+        to: String,
+        /// When the server accepted it.
+        ts: DateTime<Utc>,
+        /// The text.
+        text: String,
+    },
+    /// Someone entered a room you are in.
+    Joined {
+        /// The room.
+        room: String,
+        /// Who.
+        nick: String,
+        /// When.
+        ts: DateTime<Utc>,
+        /// True when they just arrived on the server.
+        arrival: bool,
+    },
+    /// Someone left a room you are in.
+    Left {
+        /// The room.
+        room: String,
+        /// Who.
+        nick: String,
+        /// When.
+        ts: DateTime<Utc>,
+        /// Why.
+        reason: LeaveReason,
+        /// Their quit message, or why the server disconnected them.
+        detail: Option<String>,
+    },
+    /// Someone you share a room with changed nick.
+    NickChanged {
+        /// The old nick.
+        old: String,
+        /// The new nick.
+        new: String,
+        /// When.
+        ts: DateTime<Utc>,
+    },
+    /// The server is shutting down.
+    Shutdown {
+        /// Its message.
+        message: String,
+    },
+    /// An error that answers no request (e.g. the one before the server closes the
+    /// connection).
+    Error {
+        /// The code.
+        code: ErrorCode,
+        /// The explanation.
+        message: String,
+    },
+    /// The connection is closed; no more events follow.
+    Closed {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// An RFC 3339 timestamp from the server; a malformed one reads as now.
+fn time(ts: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(ts).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
+}
+
+impl Event {
+    /// The event a server message carries, if it is one (results, answered errors and
+    /// pings are not).
+    pub(crate) fn from_server(msg: ServerMsg, payload: &Bytes) -> Option<Event> {
+        let text = || String::from_utf8_lossy(payload).into_owned();
+        Some(match msg {
+            ServerMsg::Message { room, from, seq, ts } => {
+                Event::Message { room, from, seq, ts: time(&ts), text: text() }
+            }
+            ServerMsg::Whisper { from, to, ts } => Event::Whisper { from, to, ts: time(&ts), text: text() },
+            ServerMsg::Joined { room, nick, ts, arrival } => Event::Joined { room, nick, ts: time(&ts), arrival },
+            ServerMsg::Left { room, nick, ts, reason, detail } => {
+                Event::Left { room, nick, ts: time(&ts), reason, detail }
+            }
+            ServerMsg::Nick { old, new, ts } => Event::NickChanged { old, new, ts: time(&ts) },
+            ServerMsg::Shutdown { message, .. } => Event::Shutdown { message },
+            ServerMsg::Error { id: None, code, message } => Event::Error { code, message },
+            ServerMsg::Result { .. } | ServerMsg::Error { id: Some(_), .. } | ServerMsg::Ping { .. } => return None,
+        })
+    }
+}

@@ -1,0 +1,269 @@
+//! `parley chat`: the plain client over the native protocol. It reads the server and the
+//! keyboard at the same time (one task each), prints classic `[HH:MM:SS] name: text`
+//! lines in local time, and works in a pipe.
+
+mod format;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use parley_client::{Client, ErrorCode, Event, Events, Transport, Trust};
+use parley_proto::line::Input;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
+
+use format::{clock, print_line};
+
+/// Exit status when the server goes away or refuses us.
+const SERVER_GONE: u8 = 2;
+
+/// Options of `parley chat`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ChatArgs {
+    /// The server, HOST:PORT. Default: localhost:7780 (TLS), or localhost:7778 with
+    /// --plain.
+    addr: Option<String>,
+    /// Your name; asked for when missing.
+    #[arg(long)]
+    name: Option<String>,
+    /// Plain TCP instead of TLS (anyone on the path can read it).
+    #[arg(long, conflicts_with = "insecure")]
+    plain: bool,
+    /// TLS without checking the server's certificate: encrypted, but anyone on the path
+    /// can pretend to be the server.
+    #[arg(long)]
+    insecure: bool,
+    /// Where the fingerprints of self-signed servers are remembered. Default:
+    /// ~/.config/parley/known_hosts.
+    #[arg(long, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+}
+
+/// What the reader of the keyboard and the printer of events share.
+#[derive(Debug, Default)]
+struct Rooms {
+    /// The rooms we are in, the current one last.
+    joined: Vec<String>,
+}
+
+impl Rooms {
+    fn current(&self) -> Option<String> {
+        self.joined.last().cloned()
+    }
+
+    fn enter(&mut self, room: String) {
+        self.joined.retain(|r| !r.eq_ignore_ascii_case(&room));
+        self.joined.push(room);
+    }
+
+    fn leave(&mut self, room: &str) {
+        self.joined.retain(|r| !r.eq_ignore_ascii_case(room));
+    }
+}
+
+type Shared = Arc<Mutex<Rooms>>;
+
+fn rooms(shared: &Shared) -> std::sync::MutexGuard<'_, Rooms> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("async runtime")?;
+    let result = runtime.block_on(chat(args));
+    // Standard input is read on a blocking thread that no one can interrupt; waiting for
+    // it would keep the chat open after the server has gone until the user pressed Enter.
+    runtime.shutdown_background();
+    result
+}
+
+async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let transport = if args.plain {
+        Transport::Plain
+    } else if args.insecure {
+        eprintln!("WARNING: --insecure: the server's certificate will not be checked.");
+        Transport::Tls(Trust::Insecure)
+    } else {
+        let known_hosts = args
+            .known_hosts
+            .clone()
+            .or_else(parley_client::trust::default_known_hosts)
+            .context("no home directory for known_hosts; pass --known-hosts FILE")?;
+        Transport::Tls(Trust::Verify { known_hosts })
+    };
+    let addr =
+        args.addr.clone().unwrap_or_else(|| if args.plain { "localhost:7778" } else { "localhost:7780" }.to_owned());
+    let (client, events, trusted) = match Client::connect(&addr, &transport).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            eprintln!("Cannot connect to {addr}: {e}");
+            return Ok(ExitCode::from(SERVER_GONE));
+        }
+    };
+    if let Some(trusted) = trusted {
+        eprintln!("Connected to {addr} over TLS: {trusted}.");
+    }
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+
+    let Some(welcome) = register(&client, &mut stdin, args.name.as_deref()).await? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    print_line(&format!("[{}] Welcome to the chat, {}!", clock(&Utc::now()), welcome.nick));
+    let shared: Shared = Arc::new(Mutex::new(Rooms { joined: vec![welcome.room] }));
+
+    let printer = tokio::spawn(print_events(events, shared.clone()));
+    tokio::pin!(printer);
+    loop {
+        tokio::select! {
+            line = stdin.next_line() => {
+                let line = line.context("reading standard input")?;
+                let Some(line) = line else {
+                    // End of input: everything typed before has been answered.
+                    let _ = client.quit(None).await;
+                    return Ok(ExitCode::SUCCESS);
+                };
+                if let Some(code) = handle(&client, &shared, &line).await {
+                    return Ok(code);
+                }
+            }
+            ended = &mut printer => {
+                let message = ended.unwrap_or_else(|_| "Connection to the server lost.".to_owned());
+                eprintln!("{message}");
+                return Ok(ExitCode::from(SERVER_GONE));
+            }
+        }
+    }
+}
+
+/// Asks for a name until the server accepts one. `None`: refused for good.
+async fn register(
+    client: &Client,
+    stdin: &mut Lines<BufReader<Stdin>>,
+    name: Option<&str>,
+) -> anyhow::Result<Option<parley_client::Welcome>> {
+    if let Some(name) = name {
+        return match client.hello(name).await {
+            Ok(welcome) => Ok(Some(welcome)),
+            Err(e) => {
+                eprintln!("The server refused the name {name}: {e}");
+                Ok(None)
+            }
+        };
+    }
+    loop {
+        print!("{}", parley_proto::line::USERNAME_PROMPT);
+        let _ = std::io::stdout().flush();
+        let Some(line) = stdin.next_line().await.context("reading standard input")? else {
+            return Ok(None);
+        };
+        let name = line.trim();
+        let name = if name.is_empty() { format!("Guest_{}", std::process::id() % 100_000) } else { name.to_owned() };
+        match client.hello(&name).await {
+            Ok(welcome) => return Ok(Some(welcome)),
+            Err(parley_client::Error::Refused { code: ErrorCode::NickTaken, .. }) => {
+                print_line(&format!("The name {name} is already taken; choose another."));
+            }
+            Err(parley_client::Error::Refused { message, .. }) => print_line(&format!("Sorry: {message}.")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Carries out one typed line. `Some(code)`: the chat is over.
+async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode> {
+    let now = || clock(&Utc::now());
+    // Read before the match: a guard in the scrutinee would live through the arms.
+    let current = rooms(shared).current();
+    let outcome = match Input::parse(line) {
+        Input::Say(text) if text.trim().is_empty() => Ok(()),
+        Input::Say(text) => match current {
+            None => {
+                print_line("Error: you are not in a room; /join one");
+                Ok(())
+            }
+            Some(room) => client.say(&room, &text).await.map(drop),
+        },
+        Input::Msg { to, text } => client.whisper(&to, &text).await.map(|to| {
+            for part in text.lines() {
+                print_line(&format!("[{}] [private to {to}] {part}", now()));
+            }
+        }),
+        Input::Join(room) => client.join(&room).await.map(|(room, members)| {
+            print_line(&format!("[{}] You joined {room}. Users here: {}", now(), members.join(", ")));
+            rooms(shared).enter(room);
+        }),
+        Input::Part => match current {
+            None => {
+                print_line("Error: you are not in a room");
+                Ok(())
+            }
+            Some(room) => client.part(Some(&room)).await.map(|room| {
+                rooms(shared).leave(&room);
+                print_line(&format!("[{}] You left {room}.", now()));
+            }),
+        },
+        Input::Nick(nick) => {
+            client.nick(&nick).await.map(|nick| print_line(&format!("[{}] You are now known as {nick}.", now())))
+        }
+        Input::Who => match current {
+            None => {
+                print_line("Error: you are not in a room");
+                Ok(())
+            }
+            Some(room) => client.who(&room).await.map(|(room, members)| {
+                print_line(&format!("Users in {room} ({}): {}", members.len(), members.join(", ")));
+            }),
+        },
+        Input::Rooms => client.rooms().await.map(|list| print_line(&format::room_list(&list))),
+        Input::Help => {
+            print!("{}", format::HELP);
+            Ok(())
+        }
+        Input::Usage(usage) => {
+            print_line(&format!("Usage: {usage}"));
+            Ok(())
+        }
+        Input::Unknown(name) => {
+            print_line(&format!("Error: unknown command /{name} (try /help)"));
+            Ok(())
+        }
+        Input::Quit => {
+            let _ = client.quit(None).await;
+            return Some(ExitCode::SUCCESS);
+        }
+    };
+    match outcome {
+        Ok(()) => None,
+        Err(parley_client::Error::Refused { message, .. }) => {
+            print_line(&format!("Error: {message}"));
+            None
+        }
+        Err(parley_client::Error::Disconnected) => {
+            eprintln!("Connection to the server lost.");
+            Some(ExitCode::from(SERVER_GONE))
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            Some(ExitCode::from(SERVER_GONE))
+        }
+    }
+}
+
+/// Prints events until the connection ends; returns what to tell the user then.
+async fn print_events(mut events: Events, shared: Shared) -> String {
+    let mut farewell = None;
+    while let Some(event) = events.next().await {
+        let current = rooms(&shared).current();
+        match &event {
+            Event::Shutdown { message } => farewell = Some(format!("[{}] {message}", clock(&Utc::now()))),
+            Event::Closed { .. } => break,
+            _ => {}
+        }
+        for line in format::event_lines(&event, current.as_deref()) {
+            print_line(&line);
+        }
+    }
+    farewell.unwrap_or_else(|| "Connection to the server lost.".to_owned())
+}

@@ -1,0 +1,138 @@
+//! How events read in `parley chat`: the classic chat room's lines.
+
+use std::io::Write as _;
+
+use chrono::{DateTime, Local, Utc};
+use parley_client::{Event, LeaveReason, RoomInfo};
+
+pub(super) const HELP: &str = "\
+Commands:
+  /help               this list
+  /who                who is in your room
+  /rooms              the rooms on this server
+  /msg NAME text      a private message to NAME
+  /nick NEW           change your name
+  /join ROOM          enter ROOM (it is created if nobody is there); it becomes your room
+  /part               leave your room
+  /quit               leave the chat (also: quit, exit, q, or end of input)
+Anything else you type is said in your room; start a line with // to say something that starts with /.
+";
+
+/// `HH:MM:SS` in local time.
+pub(super) fn clock(at: &DateTime<Utc>) -> String {
+    at.with_timezone(&Local).format("%H:%M:%S").to_string()
+}
+
+/// Prints one line and flushes, so a pipe sees it at once.
+pub(super) fn print_line(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// The lines an event prints; `current` is the room the user is in, whose messages need
+/// no room tag.
+pub(super) fn event_lines(event: &Event, current: Option<&str>) -> Vec<String> {
+    let tag = |room: &str| {
+        if current.is_some_and(|c| c.eq_ignore_ascii_case(room)) {
+            String::new()
+        } else {
+            format!("[{room}] ")
+        }
+    };
+    match event {
+        Event::Message { room, from, ts, text, .. } => {
+            text.lines().map(|part| format!("[{}] {}{from}: {}", clock(ts), tag(room), clean(part))).collect()
+        }
+        Event::Whisper { from, ts, text, .. } => {
+            text.lines().map(|part| format!("[{}] [private] {from}: {}", clock(ts), clean(part))).collect()
+        }
+        Event::Joined { nick, ts, arrival: true, .. } => vec![format!("[{}] {nick} has joined the chat!", clock(ts))],
+        Event::Joined { room, nick, ts, arrival: false } => vec![format!("[{}] {nick} has joined {room}.", clock(ts))],
+        Event::Left { room, nick, ts, reason: LeaveReason::Part, .. } => {
+            vec![format!("[{}] {nick} has left {room}.", clock(ts))]
+        }
+        Event::Left { nick, ts, detail: Some(detail), .. } => {
+            vec![format!("[{}] {nick} has left the chat ({}).", clock(ts), clean(detail))]
+        }
+        Event::Left { nick, ts, detail: None, .. } => vec![format!("[{}] {nick} has left the chat.", clock(ts))],
+        Event::NickChanged { old, new, ts } => vec![format!("[{}] {old} is now known as {new}.", clock(ts))],
+        Event::Error { message, .. } => vec![format!("Error: {message}")],
+        // Shown by the caller as the farewell.
+        Event::Shutdown { .. } | Event::Closed { .. } => Vec::new(),
+    }
+}
+
+/// One line of the room list.
+pub(super) fn room_list(rooms: &[RoomInfo]) -> String {
+    if rooms.is_empty() {
+        return "No rooms yet. Use /join ROOM to create one.".to_owned();
+    }
+    let list: Vec<String> =
+        rooms.iter().map(|r| format!("{} ({}{})", r.name, r.members, if r.joined { ", joined" } else { "" })).collect();
+    format!("Rooms: {}", list.join(", "))
+}
+
+/// Text from others, without control characters that could rewrite the terminal.
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c != '\t' { '\u{FFFD}' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn without_clock(lines: Vec<String>) -> Vec<String> {
+        lines.into_iter().map(|l| l[11..].to_owned()).collect()
+    }
+
+    #[test]
+    fn messages_in_the_current_room_have_no_tag() {
+        let event = Event::Message { room: "lobby".into(), from: "bob".into(), seq: 1, ts: at(), text: "hi".into() };
+        assert_eq!(without_clock(event_lines(&event, Some("Lobby"))), vec!["bob: hi"]);
+        assert_eq!(without_clock(event_lines(&event, Some("dev"))), vec!["[lobby] bob: hi"]);
+    }
+
+    #[test]
+    fn multi_line_text_and_control_characters_cannot_forge_lines() {
+        let text = "one\n[12:00:00] mallory: fake\x1b[2J".to_owned();
+        let event = Event::Whisper { from: "eve".into(), to: "me".into(), ts: at(), text };
+        assert_eq!(
+            without_clock(event_lines(&event, None)),
+            vec!["[private] eve: one", "[private] eve: [12:00:00] mallory: fake\u{FFFD}[2J"]
+        );
+    }
+
+    #[test]
+    fn joins_and_leaves_read_like_the_classic_chat_room() {
+        let joined = Event::Joined { room: "lobby".into(), nick: "ann".into(), ts: at(), arrival: true };
+        assert_eq!(without_clock(event_lines(&joined, Some("lobby"))), vec!["ann has joined the chat!"]);
+        let moved = Event::Joined { room: "dev".into(), nick: "ann".into(), ts: at(), arrival: false };
+        assert_eq!(without_clock(event_lines(&moved, Some("dev"))), vec!["ann has joined dev."]);
+        let left =
+            Event::Left { room: "lobby".into(), nick: "ann".into(), ts: at(), reason: LeaveReason::Quit, detail: None };
+        assert_eq!(without_clock(event_lines(&left, None)), vec!["ann has left the chat."]);
+        let lost = Event::Left {
+            room: "lobby".into(),
+            nick: "ann".into(),
+            ts: at(),
+            reason: LeaveReason::Lost,
+            detail: Some("send queue exceeded".into()),
+        };
+        assert_eq!(without_clock(event_lines(&lost, None)), vec!["ann has left the chat (send queue exceeded)."]);
+    }
+
+    #[test]
+    fn the_room_list_marks_joined_rooms() {
+        let rooms = vec![
+            RoomInfo { name: "dev".into(), members: 1, joined: false },
+            RoomInfo { name: "lobby".into(), members: 3, joined: true },
+        ];
+        assert_eq!(room_list(&rooms), "Rooms: dev (1), lobby (3, joined)");
+        assert_eq!(room_list(&[]), "No rooms yet. Use /join ROOM to create one.");
+    }
+}

@@ -1,0 +1,292 @@
+//! `parley chat` as a user runs it: in a pipe, against a real server, over plain TCP and
+//! TLS (trust on first use, a changed certificate, a certificate authority).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use parley_server::{Config, Listener, ListenerKind, Server};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct TestServer {
+    line: SocketAddr,
+    native: SocketAddr,
+    native_tls: SocketAddr,
+    fingerprint: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("parley-chat-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+async fn start(data: &Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let listen = |kind, tls| Listener { kind, tls, addr: "127.0.0.1:0".into() };
+    let mut config = Config {
+        data_dir: data.to_owned(),
+        listeners: vec![
+            listen(ListenerKind::Line, false),
+            listen(ListenerKind::Native, false),
+            listen(ListenerKind::Native, true),
+        ],
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let server = Server::bind(config).await.expect("binds");
+    let bound = server.local_addrs();
+    let find = |kind, tls| bound.iter().find(|b| b.kind == kind && b.tls == tls).map(|b| b.addr).expect("bound");
+    let fingerprint = server.tls().expect("TLS").fingerprint();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("runs");
+    });
+    TestServer {
+        line: find(ListenerKind::Line, false),
+        native: find(ListenerKind::Native, false),
+        native_tls: find(ListenerKind::Native, true),
+        fingerprint,
+        stop,
+        task,
+    }
+}
+
+impl TestServer {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WAIT, self.task).await.expect("stops").expect("task");
+    }
+}
+
+/// A line-protocol watcher in the lobby.
+struct Watcher {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Watcher {
+    async fn join(addr: SocketAddr, name: &str) -> Watcher {
+        let (reader, mut writer) = TcpStream::connect(addr).await.expect("connects").into_split();
+        writer.write_all(format!("{name}\n").as_bytes()).await.expect("name");
+        let mut watcher = Watcher { reader: BufReader::new(reader), writer };
+        watcher.expect(&format!("Welcome to the chat, {name}!")).await;
+        watcher
+    }
+
+    async fn expect(&mut self, tail: &str) {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(WAIT, self.reader.read_line(&mut line)).await.expect("in time").expect("read");
+            assert!(n > 0, "closed while waiting for {tail:?}");
+            if line.trim_end().ends_with(tail) {
+                return;
+            }
+        }
+    }
+
+    async fn say(&mut self, text: &str) {
+        self.writer.write_all(format!("{text}\n").as_bytes()).await.expect("says");
+    }
+}
+
+fn chat(args: &[&str], known_hosts: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+    command.arg("chat").arg("--known-hosts").arg(known_hosts).args(args);
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+}
+
+async fn run_with_input(mut command: Command, input: &str) -> Output {
+    let mut child = command.spawn().expect("parley chat starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).await.expect("input");
+    drop(stdin);
+    tokio::time::timeout(WAIT, child.wait_with_output()).await.expect("exits in time").expect("output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn chat_in_a_pipe_talks_with_line_users() {
+    let data = temp_dir("pipe");
+    let server = start(&data, |_| {}).await;
+    let mut watcher = Watcher::join(server.line, "watcher").await;
+    let output = run_with_input(
+        chat(&["--plain", &server.native.to_string()], &data.join("kh")),
+        "piper\nhello from a script\n/msg watcher psst\n/who\n/join dev\n/rooms\n/bogus\n",
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("Please enter your username: ["), "{stdout}");
+    assert!(lines[0].ends_with("] Welcome to the chat, piper!"), "{stdout}");
+    let rest: Vec<&str> = lines[1..].iter().map(|l| l.split_once("] ").map_or(*l, |(_, r)| r)).collect();
+    assert_eq!(
+        rest,
+        vec![
+            "[private to watcher] psst",
+            "Users in lobby (2): piper, watcher",
+            "You joined dev. Users here: piper",
+            "Rooms: dev (1, joined), lobby (2, joined)",
+            "Error: unknown command /bogus (try /help)",
+        ],
+        "{stdout}"
+    );
+    watcher.expect("piper has joined the chat!").await;
+    watcher.expect("piper: hello from a script").await;
+    watcher.expect("[private] piper: psst").await;
+    watcher.expect("piper has left the chat.").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_arrive_while_the_user_is_typing() {
+    let data = temp_dir("typing");
+    let server = start(&data, |_| {}).await;
+    let mut watcher = Watcher::join(server.line, "watcher").await;
+    let mut child =
+        chat(&["--plain", "--name", "typist", &server.native.to_string()], &data.join("kh")).spawn().expect("starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).await.expect("welcome");
+    assert!(line.ends_with("Welcome to the chat, typist!\n"), "{line:?}");
+    watcher.expect("typist has joined the chat!").await;
+    // Half a line typed, then someone speaks: the message is printed at once.
+    stdin.write_all(b"half a li").await.expect("typing");
+    watcher.say("interrupting you").await;
+    line.clear();
+    tokio::time::timeout(WAIT, stdout.read_line(&mut line)).await.expect("in time").expect("read");
+    assert!(line.ends_with("] watcher: interrupting you\n"), "{line:?}");
+    stdin.write_all(b"ne, finished\n/quit\n").await.expect("typing");
+    watcher.expect("typist: half a line, finished").await;
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("status");
+    assert!(status.success());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn names_are_asked_again_until_one_is_free_but_a_given_name_is_final() {
+    let data = temp_dir("names");
+    let server = start(&data, |_| {}).await;
+    let _watcher = Watcher::join(server.line, "taken").await;
+    let output =
+        run_with_input(chat(&["--plain", &server.native.to_string()], &data.join("kh")), "TAKEN\nbad name\nfree\n")
+            .await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("The name TAKEN is already taken; choose another."), "{stdout}");
+    assert!(stdout.contains("Sorry: \"bad name\" is not a valid nick"), "{stdout}");
+    assert!(stdout.contains("Welcome to the chat, free!"), "{stdout}");
+
+    let output =
+        run_with_input(chat(&["--plain", "--name", "taken", &server.native.to_string()], &data.join("kh")), "").await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("already taken"), "{output:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_server_going_away_ends_the_chat_with_a_message_and_an_error_status() {
+    let data = temp_dir("gone");
+    let server = start(&data, |_| {}).await;
+    let mut child =
+        chat(&["--plain", "--name", "stayer", &server.native.to_string()], &data.join("kh")).spawn().expect("starts");
+    let _stdin = child.stdin.take().expect("stdin kept open");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).await.expect("welcome");
+    server.shutdown().await;
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).await.expect("stderr");
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("status");
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("Server is shutting down."), "{stderr}");
+}
+
+#[tokio::test]
+async fn tls_trusts_on_first_use_then_remembers_and_refuses_a_change() {
+    let data = temp_dir("tofu");
+    let server = start(&data, |_| {}).await;
+    let known_hosts = data.join("known_hosts");
+    let addr = format!("localhost:{}", server.native_tls.port());
+
+    let first = run_with_input(chat(&["--name", "first", &addr], &known_hosts), "hello\n").await;
+    assert!(first.status.success(), "{first:?}");
+    let stderr = text(&first.stderr);
+    assert!(
+        stderr
+            .contains(&format!("first connection: trusting and remembering certificate sha256={}", server.fingerprint)),
+        "{stderr}"
+    );
+    let remembered = std::fs::read_to_string(&known_hosts).expect("remembered");
+    assert_eq!(remembered, format!("{addr} {}\n", server.fingerprint));
+
+    let second = run_with_input(chat(&["--name", "second", &addr], &known_hosts), "").await;
+    assert!(second.status.success(), "{second:?}");
+    assert!(text(&second.stderr).contains(&format!("known certificate sha256={}", server.fingerprint)));
+
+    // The same host and port with another certificate: refused, loudly, and remembered
+    // as it was.
+    std::fs::write(&known_hosts, format!("{addr} 00:11:22\n")).expect("tampered");
+    let changed = run_with_input(chat(&["--name", "third", &addr], &known_hosts), "hello\n").await;
+    assert_eq!(changed.status.code(), Some(2), "{changed:?}");
+    let stderr = text(&changed.stderr);
+    assert!(stderr.contains("THE SERVER'S CERTIFICATE HAS CHANGED"), "{stderr}");
+    assert!(stderr.contains(&server.fingerprint), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("kept"), format!("{addr} 00:11:22\n"));
+
+    let insecure = run_with_input(chat(&["--insecure", "--name", "fourth", &addr], &known_hosts), "").await;
+    assert!(insecure.status.success(), "{insecure:?}");
+    assert!(text(&insecure.stderr).contains("WARNING"), "{insecure:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
+    let data = temp_dir("ca");
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Parley Test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let server_key = rcgen::KeyPair::generate().expect("key");
+    let server_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_cert = server_params.signed_by(&server_key, &issuer).expect("signed");
+    let (cert, key, roots) = (data.join("server.crt"), data.join("server.key"), data.join("roots.pem"));
+    std::fs::write(&cert, server_cert.pem()).expect("cert");
+    std::fs::write(&key, server_key.serialize_pem()).expect("key");
+    std::fs::write(&roots, ca.pem()).expect("roots");
+
+    let server = start(&data, |c| {
+        c.tls.cert = Some(cert.clone());
+        c.tls.key = Some(key.clone());
+    })
+    .await;
+    let known_hosts = data.join("known_hosts");
+    let addr = format!("localhost:{}", server.native_tls.port());
+    let mut command = chat(&["--name", "verified", &addr], &known_hosts);
+    command.env("SSL_CERT_FILE", &roots).env_remove("SSL_CERT_DIR");
+    let output = run_with_input(command, "").await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(text(&output.stderr).contains("certificate verified by a trusted authority"), "{output:?}");
+    assert!(!known_hosts.exists(), "nothing to remember for a verified certificate");
+    server.shutdown().await;
+}
