@@ -159,6 +159,11 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.lock().bytes.is_empty()
+    }
+
     /// True once [`close`](Self::close) was called or the outbox overflowed.
     pub fn is_closed(&self) -> bool {
         self.lock().closed

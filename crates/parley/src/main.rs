@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use parley_server::{Config, Listener, Server};
 use tracing_subscriber::EnvFilter;
 
+mod bench;
 mod chat;
 
 /// Parley: a self-hosted chat server and its clients.
@@ -25,6 +26,8 @@ enum Command {
     Serve(ServeArgs),
     /// Chat with a server over the native protocol (TLS by default).
     Chat(chat::ChatArgs),
+    /// Measure a server on this machine: fan-out throughput and latency, idle memory.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => report(serve(args)),
         Command::Chat(args) => report(chat::run(args)),
+        Command::Bench(args) => report(bench::run(args)),
     }
 }
 

@@ -129,33 +129,46 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        let shared_for_task = shared.clone();
-        let (tls, kind, protocol) = (tls.clone(), kind.clone(), bound.kind);
-        shared.tasks.spawn(async move {
-            let _slots = slot;
-            let shared = shared_for_task;
-            let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::info!(%kind, %peer, active, "connected");
-            // One deadline for the whole registration: TLS handshake, then name or hello.
-            let deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout();
-            let ending = match tls {
-                None => {
-                    let (reader, writer) = stream.into_split();
-                    serve(protocol, reader, writer, peer, deadline, &shared).await
-                }
-                Some(tls) => match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
+        let shared = shared.clone();
+        let (kind, protocol) = (kind.clone(), bound.kind);
+        // Plain and TLS connections are separate tasks, so a plain one does not carry
+        // the room for a TLS handshake's state in its future.
+        match tls.clone() {
+            None => shared.tasks.clone().spawn(async move {
+                let _slots = slot;
+                let deadline = opened(&shared, &kind, peer);
+                let (reader, writer) = stream.into_split();
+                let ending = serve(protocol, reader, writer, peer, deadline, &shared).await;
+                closed(&shared, &kind, peer, &ending);
+            }),
+            Some(tls) => shared.tasks.clone().spawn(async move {
+                let _slots = slot;
+                let deadline = opened(&shared, &kind, peer);
+                let ending = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
                     Ok(Ok(stream)) => {
                         let (reader, writer) = tokio::io::split(stream);
-                        serve(protocol, reader, writer, peer, deadline, &shared).await
+                        Box::pin(serve(protocol, reader, writer, peer, deadline, &shared)).await
                     }
                     Ok(Err(e)) => Ending::Tls(e.to_string()),
                     Err(_) => Ending::HandshakeTimeout,
-                },
-            };
-            let active = shared.active.fetch_sub(1, Ordering::Relaxed) - 1;
-            tracing::info!(%kind, %peer, active, "disconnected: {ending}");
-        });
+                };
+                closed(&shared, &kind, peer, &ending);
+            }),
+        };
     }
+}
+
+/// Counts and logs a new connection; returns its registration deadline, which covers
+/// the TLS handshake and the name or hello that follows.
+fn opened(shared: &Shared, kind: &str, peer: SocketAddr) -> tokio::time::Instant {
+    let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::info!(%kind, %peer, active, "connected");
+    tokio::time::Instant::now() + shared.limits.handshake_timeout()
+}
+
+fn closed(shared: &Shared, kind: &str, peer: SocketAddr, ending: &Ending) {
+    let active = shared.active.fetch_sub(1, Ordering::Relaxed) - 1;
+    tracing::info!(%kind, %peer, active, "disconnected: {ending}");
 }
 
 async fn serve<R, W>(

@@ -23,8 +23,14 @@ use crate::server::Shared;
 /// the farewell the client has not read yet.
 const LINGER: Duration = Duration::from_millis(500);
 
-/// A read buffer grows by this much when it runs out of room.
-const READ_CHUNK: usize = 4096;
+/// The most write-buffer capacity a busy session keeps between batches: enough for the
+/// usual batch, so a steady stream allocates nothing, while a burst's buffer is given
+/// back.
+const RETAINED_WRITE_BUFFER: usize = 16 * 1024;
+
+/// A read buffer starts this small (most chat input is a short line or frame) and
+/// doubles while reads fill it.
+const READ_CHUNK: usize = 512;
 
 /// Why a connection ended, for the log.
 #[derive(Debug)]
@@ -109,7 +115,7 @@ impl From<ReadEnd> for Ending {
 /// Reads more bytes into `buf`; `Ok(0)` is the end of input.
 pub(crate) async fn read_more<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut BytesMut) -> io::Result<usize> {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+        buf.reserve(buf.capacity().clamp(READ_CHUNK, 64 * 1024));
     }
     match reader.read_buf(buf).await {
         // Most TLS clients close the socket without a close_notify alert; for a chat
@@ -176,8 +182,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> i
         if !buf.is_empty() {
             writer.write_all(&buf).await?;
             buf.clear();
-            // After a burst, give the memory back rather than keep it per idle session.
-            if buf.capacity() > 64 * 1024 {
+            // Keep the buffer for the next batch only while more is coming and it is not
+            // a burst's; an idle session holds no output memory at all.
+            if buf.capacity() > RETAINED_WRITE_BUFFER || outbox.is_empty() {
                 buf = BytesMut::new();
             }
         }

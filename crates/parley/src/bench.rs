@@ -1,0 +1,46 @@
+//! `parley bench`: the load generator's command line.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use parley_bench::Mode;
+
+/// Options of `parley bench`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    mode: Mode,
+    /// Worker threads of the generator; 1 leaves the other core to the server.
+    #[arg(long, default_value_t = 1, global = true)]
+    threads: usize,
+    /// Print one JSON line instead of the table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
+    }
+    .context("async runtime")?;
+    let (report, ok) = runtime.block_on(async {
+        Ok::<_, anyhow::Error>(match args.mode {
+            Mode::Fanout(fanout) => {
+                let report = parley_bench::fanout(fanout).await?;
+                let ok = report.complete && report.lost == 0 && report.out_of_order == 0;
+                let text = if args.json { serde_json::to_string(&report)? } else { report.to_string() };
+                (text, ok)
+            }
+            Mode::Idle(idle) => {
+                let report = parley_bench::idle(idle).await?;
+                let text = if args.json { serde_json::to_string(&report)? } else { report.to_string() };
+                (text, true)
+            }
+        })
+    })?;
+    runtime.shutdown_background();
+    println!("{}", report.trim_end());
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
