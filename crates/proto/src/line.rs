@@ -78,7 +78,7 @@ impl LineDecoder {
                 }
                 (false, None) => {
                     // The limit plus room for "\r": anything longer cannot become valid.
-                    if buf.len() > self.max_len + 1 {
+                    if buf.len() > self.max_len.saturating_add(1) {
                         self.discarding = true;
                         self.scanned = 0;
                         buf.clear();

@@ -152,9 +152,11 @@ impl FrameDecoder {
         }
         // Within `max_payload`, which is a usize.
         let payload_len = usize::try_from(envelope.content_length).unwrap_or(usize::MAX);
-        let total = PREFIX_LEN + header_len + payload_len;
+        let total = (PREFIX_LEN + header_len).saturating_add(payload_len);
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            // No reservation for the announced payload: memory grows only as its bytes
+            // arrive, so announcing a large payload and sending it slowly costs the
+            // server nothing.
             return Ok(None);
         }
         buf.advance(PREFIX_LEN);

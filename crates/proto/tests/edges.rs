@@ -52,11 +52,9 @@ fn a_decoder_with_the_header_limit_at_zero_refuses_every_frame() {
 }
 
 #[test]
-#[ignore = "bug: LineDecoder::decode computes `max_len + 1`, which overflows when max_len is usize::MAX"]
 fn a_line_decoder_without_a_practical_limit_waits_for_the_newline() {
-    // Expected Ok(None), "need more bytes". Actual: a debug build panics with "attempt to
-    // add with overflow"; a release build wraps `max_len + 1` to 0 and reports every
-    // unfinished line as TooLong { max: usize::MAX }.
+    // Regression: `max_len + 1` once overflowed here (a panic in debug builds, every
+    // unfinished line reported as too long in release builds).
     let mut decoder = LineDecoder::new(usize::MAX);
     let mut buf = BytesMut::from("no newline yet");
     assert_eq!(decoder.decode(&mut buf), Ok(None));
@@ -65,12 +63,9 @@ fn a_line_decoder_without_a_practical_limit_waits_for_the_newline() {
 }
 
 #[test]
-#[ignore = "bug: FrameDecoder::decode computes `PREFIX_LEN + header_len + payload_len`, which overflows \
-            when max_payload is near usize::MAX and the header claims that much"]
 fn a_frame_decoder_without_a_practical_payload_limit_waits_for_the_payload() {
-    // Expected Ok(None): the 2^64-1 payload bytes have not arrived. Actual: a debug build
-    // panics with "attempt to add with overflow"; a release build wraps the total to a
-    // small number and panics in `BytesMut::split_to` ("split_to out of bounds").
+    // The 2^64-1 payload bytes have not arrived. Regression: the frame's total length once
+    // overflowed here, and the decoder then reserved room for the whole announced payload.
     let mut decoder = FrameDecoder::new(65_535, usize::MAX);
     let header = br#"{"type":"say","room":"r","id":1,"content-length":18446744073709551615}"#;
     let mut buf = BytesMut::new();
