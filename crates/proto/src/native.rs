@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! +--------+---------------------------------------------+----------------+
-//! | u16 BE | {"type":"say","id":7,"room":"lobby",        | hello          |
-//! | 0x0041 |  "content-type":"text/plain; charset=utf-8",|                |
+//! | u16 BE | {"type":"say","room":"lobby","id":7,        | hello          |
+//! | 0x0062 |  "content-type":"text/plain; charset=utf-8",|                |
 //! |        |  "content-length":5}                        |                |
 //! +--------+---------------------------------------------+----------------+
 //! ```
@@ -94,6 +94,9 @@ pub struct FrameDecoder {
     max_payload: usize,
     /// Payload bytes of a rejected frame still to be skipped.
     skipping: u64,
+    /// The parsed header of the frame at the front of the buffer, whose payload is still
+    /// arriving: parsed once, not again on every read while a large payload trickles in.
+    pending: Option<(usize, Envelope)>,
 }
 
 impl FrameDecoder {
@@ -101,7 +104,7 @@ impl FrameDecoder {
     /// prefix's range) and payloads of at most `max_payload` bytes.
     #[must_use]
     pub fn new(max_header: usize, max_payload: usize) -> Self {
-        Self { max_header: max_header.min(usize::from(u16::MAX)), max_payload, skipping: 0 }
+        Self { max_header: max_header.min(usize::from(u16::MAX)), max_payload, skipping: 0, pending: None }
     }
 
     /// Takes one whole frame from the front of `buf`; `Ok(None)` means more bytes are
@@ -115,6 +118,33 @@ impl FrameDecoder {
                 return Ok(None);
             }
         }
+        let (header_len, envelope) = match self.pending.take() {
+            Some(pending) => pending,
+            None => match self.decode_header(buf)? {
+                Some(parsed) => parsed,
+                None => return Ok(None),
+            },
+        };
+        // Within `max_payload`, which is a usize.
+        let payload_len = usize::try_from(envelope.content_length).unwrap_or(usize::MAX);
+        let total = (PREFIX_LEN + header_len).saturating_add(payload_len);
+        if buf.len() < total {
+            // No reservation for the announced payload: memory grows only as its bytes
+            // arrive, so announcing a large payload and sending it slowly costs the
+            // server nothing.
+            self.pending = Some((header_len, envelope));
+            return Ok(None);
+        }
+        buf.advance(PREFIX_LEN);
+        let header = buf.split_to(header_len).freeze();
+        let payload = buf.split_to(payload_len).freeze();
+        Ok(Some(Frame { header, envelope, payload }))
+    }
+
+    /// Reads and checks the prefix and header at the front of `buf`: `Ok(None)` until the
+    /// whole header is there, then its length and envelope. A payload over the limit is
+    /// reported here and its bytes are skipped from then on.
+    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Option<(usize, Envelope)>, FrameError> {
         if buf.len() < PREFIX_LEN {
             return Ok(None);
         }
@@ -134,10 +164,8 @@ impl FrameDecoder {
             buf.reserve(PREFIX_LEN + header_len - buf.len());
             return Ok(None);
         }
-        let header_bytes = &buf[PREFIX_LEN..PREFIX_LEN + header_len];
-        let envelope = parse_envelope(header_bytes)?;
-        let max_payload = self.max_payload as u64;
-        if envelope.content_length > max_payload {
+        let envelope = parse_envelope(&buf[PREFIX_LEN..PREFIX_LEN + header_len])?;
+        if envelope.content_length > self.max_payload as u64 {
             buf.advance(PREFIX_LEN + header_len);
             self.skipping = envelope.content_length;
             let available = self.skipping.min(buf.len() as u64);
@@ -150,19 +178,7 @@ impl FrameDecoder {
                 max: self.max_payload,
             });
         }
-        // Within `max_payload`, which is a usize.
-        let payload_len = usize::try_from(envelope.content_length).unwrap_or(usize::MAX);
-        let total = (PREFIX_LEN + header_len).saturating_add(payload_len);
-        if buf.len() < total {
-            // No reservation for the announced payload: memory grows only as its bytes
-            // arrive, so announcing a large payload and sending it slowly costs the
-            // server nothing.
-            return Ok(None);
-        }
-        buf.advance(PREFIX_LEN);
-        let header = buf.split_to(header_len).freeze();
-        let payload = buf.split_to(payload_len).freeze();
-        Ok(Some(Frame { header, envelope, payload }))
+        Ok(Some((header_len, envelope)))
     }
 }
 
