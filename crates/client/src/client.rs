@@ -189,7 +189,7 @@ impl Client {
     /// Says `text` in `room`; returns its sequence number and the server's timestamp.
     pub async fn say(&self, room: &str, text: &str) -> Result<(u64, DateTime<Utc>), Error> {
         match self.request(&Request::Say { room: room.to_owned() }, text.as_bytes()).await? {
-            Reply::Said { seq, ts, .. } => Ok((seq, parse_time(&ts))),
+            Reply::Said { seq, ts, .. } => Ok((seq, crate::event::time(&ts))),
             other => Err(unexpected(&other)),
         }
     }
@@ -366,6 +366,31 @@ fn unexpected(reply: &Reply) -> Error {
     Error::Protocol(format!("unexpected answer {reply:?}"))
 }
 
-fn parse_time(ts: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(ts).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_proto::native::encode_frame;
+    use serde_json::json;
+
+    /// The protocol grows by adding message types: a client that meets one it does not
+    /// know skips it and goes on reading, instead of hanging up.
+    #[tokio::test]
+    async fn unknown_message_types_are_skipped() {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let (reader, writer) = tokio::io::split(ours);
+        let (_client, mut events) = Client::over(reader, writer);
+        let mut wire = BytesMut::new();
+        let future = json!({"type": "reaction", "room": "lobby", "emoji": "+1"});
+        encode_frame(&future, None, b"", &mut wire).expect("encodes");
+        let message =
+            json!({"type": "message", "room": "lobby", "from": "ada", "seq": 1, "ts": "2026-01-02T03:04:05Z"});
+        encode_frame(&message, Some("text/plain; charset=utf-8"), b"still here", &mut wire).expect("encodes");
+        let (_, mut server) = tokio::io::split(theirs);
+        server.write_all(&wire).await.expect("writes");
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("in time");
+        assert!(
+            matches!(&event, Some(Event::Message { from, text, .. }) if from == "ada" && text == "still here"),
+            "{event:?}"
+        );
+    }
 }

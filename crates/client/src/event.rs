@@ -85,7 +85,7 @@ pub enum Event {
 }
 
 /// An RFC 3339 timestamp from the server; a malformed one reads as now.
-fn time(ts: &str) -> DateTime<Utc> {
+pub(crate) fn time(ts: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(ts).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
 }
 
@@ -106,7 +106,10 @@ impl Event {
             ServerMsg::Nick { old, new, ts } => Event::NickChanged { old, new, ts: time(&ts) },
             ServerMsg::Shutdown { message, .. } => Event::Shutdown { message },
             ServerMsg::Error { id: None, code, message } => Event::Error { code, message },
-            ServerMsg::Result { .. } | ServerMsg::Error { id: Some(_), .. } | ServerMsg::Ping { .. } => return None,
+            ServerMsg::Result { .. }
+            | ServerMsg::Error { id: Some(_), .. }
+            | ServerMsg::Ping { .. }
+            | ServerMsg::Unknown => return None,
         })
     }
 }

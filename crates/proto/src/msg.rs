@@ -207,6 +207,10 @@ pub enum ServerMsg {
         /// When, RFC 3339 in UTC.
         ts: String,
     },
+    /// A type this version does not know. The protocol grows by adding types, so a client
+    /// ignores these instead of failing; the server never sends this variant itself.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Why someone left a room.
@@ -315,7 +319,7 @@ pub enum ErrorCode {
     UnknownType,
     /// A field is missing or has the wrong type.
     BadRequest,
-    /// A text payload is not UTF-8, or has the wrong content type.
+    /// A text payload is not valid UTF-8.
     BadPayload,
     /// The request needs a completed `hello` first.
     NotRegistered,
@@ -461,6 +465,14 @@ mod tests {
         let received = Received::from_frame(frame).expect("valid");
         assert_eq!(received.msg, ServerMsg::Result { id: 9 });
         assert_eq!(received.reply().expect("a reply"), reply);
+    }
+
+    #[test]
+    fn unknown_message_types_read_as_unknown() {
+        let msg: ServerMsg = serde_json::from_str(r#"{"type":"reaction","room":"lobby"}"#).expect("parses");
+        assert_eq!(msg, ServerMsg::Unknown);
+        let known: Result<ServerMsg, _> = serde_json::from_str(r#"{"type":"message","room":"lobby"}"#);
+        assert!(known.is_err(), "a known type with missing fields is still an error");
     }
 
     #[test]
