@@ -1,0 +1,323 @@
+//! docs/PROTOCOL.md is checked against the code: its hex dumps are the encoder's bytes,
+//! every JSON example is exactly what the encoder writes, and its error table names every
+//! error code.
+
+use bytes::BytesMut;
+use parley_proto::msg::{
+    encode_request, encode_result, encode_server_msg, ErrorCode, LeaveReason, Received, Reply, Request, RoomInfo,
+    ServerMsg, PROTOCOL_VERSION,
+};
+use parley_proto::native::{FrameDecoder, FrameError, PREFIX_LEN};
+
+const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
+
+const TS: &str = "2026-11-25T14:30:45.123Z";
+
+/// The frames the document dumps byte by byte, in order.
+fn dumped_frames() -> Vec<BytesMut> {
+    let mut say = BytesMut::new();
+    encode_request(7, &Request::Say { room: "lobby".into() }, b"hello", &mut say).expect("encodes");
+    let mut who = BytesMut::new();
+    let members = vec!["alice".to_owned(), "bob".to_owned()];
+    encode_result(8, &Reply::Who { room: "lobby".into(), members }, &mut who).expect("encodes");
+    let mut message = BytesMut::new();
+    let event = ServerMsg::Message { room: "lobby".into(), from: "alice".into(), seq: 12, ts: TS.into() };
+    encode_server_msg(&event, b"hello", &mut message).expect("encodes");
+    vec![say, who, message]
+}
+
+/// The header of a frame, as text.
+fn header_of(frame: &[u8]) -> String {
+    let len = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
+    String::from_utf8(frame[PREFIX_LEN..PREFIX_LEN + len].to_vec()).expect("UTF-8")
+}
+
+fn request_header(id: u64, request: &Request, payload: &[u8]) -> String {
+    let mut buf = BytesMut::new();
+    encode_request(id, request, payload, &mut buf).expect("encodes");
+    header_of(&buf)
+}
+
+fn event_header(msg: &ServerMsg, text: &[u8]) -> String {
+    let mut buf = BytesMut::new();
+    encode_server_msg(msg, text, &mut buf).expect("encodes");
+    header_of(&buf)
+}
+
+fn ts(time: &str) -> String {
+    format!("2026-11-25T{time}Z")
+}
+
+/// Every JSON line the document shows, as the encoder writes it.
+fn json_examples() -> Vec<String> {
+    let s = |v: &str| v.to_owned();
+    let names = |v: &[&str]| v.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let hello_everyone = b"hello, everyone";
+    let mut out = vec![
+        request_header(1, &Request::Hello { version: 1, nick: s("alice") }, b""),
+        request_header(2, &Request::Join { room: s("dev") }, b""),
+        request_header(3, &Request::Part { room: Some(s("dev")) }, b""),
+        request_header(4, &Request::Say { room: s("lobby") }, hello_everyone),
+        request_header(5, &Request::Whisper { to: s("bob") }, b"psst"),
+        request_header(6, &Request::Nick { nick: s("alicia") }, b""),
+        request_header(7, &Request::Who { room: s("lobby") }, b""),
+        request_header(8, &Request::Rooms, b""),
+        request_header(9, &Request::Ping, b""),
+        request_header(10, &Request::Quit { reason: Some(s("lunch")) }, b""),
+        request_header(11, &Request::Part { room: None }, b""),
+        request_header(12, &Request::Quit { reason: None }, b""),
+    ];
+    let replies = [
+        Reply::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: s("alice"),
+            room: s("lobby"),
+            members: names(&["alice", "bob"]),
+            max_text: 4096,
+        },
+        Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]) },
+        Reply::Parted { room: s("dev") },
+        Reply::Said { room: s("lobby"), seq: 12, ts: s(TS) },
+        Reply::Whispered { to: s("bob"), ts: ts("14:30:46.001") },
+        Reply::Who { room: s("lobby"), members: names(&["alice", "bob"]) },
+        Reply::Rooms {
+            rooms: vec![
+                RoomInfo { name: s("dev"), members: 2, joined: true },
+                RoomInfo { name: s("lobby"), members: 5, joined: true },
+            ],
+        },
+        Reply::Nick { nick: s("alicia") },
+        Reply::Pong,
+        Reply::Bye,
+    ];
+    out.extend(replies.iter().map(|r| serde_json::to_string(r).expect("serialises")));
+    let header_too_long = FrameError::HeaderTooLong { len: 20_000, max: 16_384 };
+    let payload_too_large = FrameError::PayloadTooLarge { id: Some(13), len: 2_000_000, max: 1_048_576 };
+    let events: [(ServerMsg, &[u8]); 14] = [
+        (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS) }, hello_everyone),
+        (ServerMsg::Whisper { from: s("alice"), to: s("bob"), ts: ts("14:30:46.001") }, b"psst"),
+        (ServerMsg::Joined { room: s("lobby"), nick: s("carol"), ts: ts("14:31:00.000"), arrival: true }, b""),
+        (ServerMsg::Joined { room: s("dev"), nick: s("carol"), ts: ts("14:31:05.000"), arrival: false }, b""),
+        (
+            ServerMsg::Left {
+                room: s("dev"),
+                nick: s("carol"),
+                ts: ts("14:31:30.000"),
+                reason: LeaveReason::Part,
+                detail: None,
+            },
+            b"",
+        ),
+        (
+            ServerMsg::Left {
+                room: s("lobby"),
+                nick: s("carol"),
+                ts: ts("14:32:00.000"),
+                reason: LeaveReason::Quit,
+                detail: Some(s("lunch")),
+            },
+            b"",
+        ),
+        (
+            ServerMsg::Left {
+                room: s("lobby"),
+                nick: s("dave"),
+                ts: ts("14:33:00.000"),
+                reason: LeaveReason::Lost,
+                detail: Some(s("send queue exceeded")),
+            },
+            b"",
+        ),
+        (ServerMsg::Nick { old: s("alice"), new: s("alicia"), ts: ts("14:34:00.000") }, b""),
+        (ServerMsg::Ping { ts: ts("14:35:00.000") }, b""),
+        (ServerMsg::Shutdown { message: s("Server is shutting down."), ts: ts("14:36:00.000") }, b""),
+        (ServerMsg::Error { id: Some(4), code: ErrorCode::NotInRoom, message: s("you are not in dev") }, b""),
+        (
+            ServerMsg::Error { id: Some(1), code: ErrorCode::NickTaken, message: s("the nick alice is already taken") },
+            b"",
+        ),
+        (
+            ServerMsg::Error { id: Some(13), code: ErrorCode::PayloadTooLarge, message: payload_too_large.to_string() },
+            b"",
+        ),
+        (ServerMsg::Error { id: None, code: ErrorCode::HeaderTooLong, message: header_too_long.to_string() }, b""),
+    ];
+    out.extend(events.iter().map(|(msg, text)| event_header(msg, text)));
+    out
+}
+
+/// The lines of every fenced block whose info string is `lang`.
+fn fenced_lines<'a>(lang: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in DOC.lines() {
+        if let Some(info) = line.strip_prefix("```") {
+            inside = !inside && info.trim() == lang;
+            continue;
+        }
+        if inside && !line.trim().is_empty() {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// The document's `xxd` dumps: runs of consecutive lines like
+/// `00000000: 0062 7b22 ...  .b{"...`, each run read back into bytes. Checks that every
+/// line's offset follows on and its text column shows its bytes.
+fn hex_dumps() -> Vec<Vec<u8>> {
+    let mut dumps: Vec<Vec<u8>> = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    for line in DOC.lines() {
+        let is_dump = line.len() > 10
+            && line.as_bytes()[8] == b':'
+            && line[..8].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        if !is_dump {
+            dumps.extend(current.take());
+            continue;
+        }
+        let bytes = current.get_or_insert_with(Vec::new);
+        let offset = usize::from_str_radix(&line[..8], 16).expect("hex offset");
+        assert_eq!(offset, bytes.len(), "offset of {line:?}");
+        // xxd: "OFFSET: " then 8 groups of 4 hex digits separated by spaces, padded to
+        // 39 columns, two spaces, then the text column.
+        let rest = &line[10..];
+        let (hex, text) = rest.split_at(39.min(rest.len()));
+        let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+        let line_bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex byte")).collect();
+        assert!(line_bytes.len() <= 16, "at most 16 bytes a line: {line:?}");
+        let shown: String =
+            line_bytes.iter().map(|b| if (0x20..0x7f).contains(b) { char::from(*b) } else { '.' }).collect();
+        assert_eq!(text.strip_prefix("  "), Some(shown.as_str()), "text column of {line:?}");
+        bytes.extend(line_bytes);
+    }
+    dumps.extend(current);
+    dumps
+}
+
+#[test]
+fn the_hex_dumps_are_the_encoders_bytes() {
+    let dumps = hex_dumps();
+    let expected = dumped_frames();
+    assert_eq!(dumps.len(), expected.len(), "one dump for each of: say request, who result, message event");
+    for (dump, frame) in dumps.iter().zip(&expected) {
+        assert_eq!(dump[..], frame[..], "\ndoc:     {}\nencoder: {}", header_of(dump), header_of(frame));
+    }
+    // The brief's own description of the first one.
+    assert_eq!(&dumps[0][..2], &[0x00, 0x62]);
+    assert_eq!(
+        header_of(&dumps[0]),
+        r#"{"type":"say","room":"lobby","id":7,"content-type":"text/plain; charset=utf-8","content-length":5}"#
+    );
+}
+
+#[test]
+fn the_dumped_frames_decode_as_the_document_says() {
+    let mut wire = BytesMut::new();
+    for dump in hex_dumps() {
+        wire.extend_from_slice(&dump);
+    }
+    let mut decoder = FrameDecoder::new(16_384, 1 << 20);
+    let say = decoder.decode(&mut wire).expect("valid").expect("whole");
+    assert_eq!(Request::from_frame(&say), Ok(Request::Say { room: "lobby".into() }));
+    assert_eq!((say.envelope.id, &say.payload[..]), (Some(7), &b"hello"[..]));
+    let who = Received::from_frame(decoder.decode(&mut wire).expect("valid").expect("whole")).expect("valid");
+    assert_eq!(who.msg, ServerMsg::Result { id: 8 });
+    assert!(matches!(who.reply(), Ok(Reply::Who { .. })));
+    let message = Received::from_frame(decoder.decode(&mut wire).expect("valid").expect("whole")).expect("valid");
+    assert!(matches!(message.msg, ServerMsg::Message { seq: 12, .. }));
+    assert_eq!(message.text(), "hello");
+    assert!(wire.is_empty());
+}
+
+#[test]
+fn every_json_example_is_what_the_encoder_writes() {
+    let examples = json_examples();
+    let shown = fenced_lines("json");
+    let missing: Vec<&String> = examples.iter().filter(|e| !shown.contains(&e.as_str())).collect();
+    assert!(missing.is_empty(), "examples missing from docs/PROTOCOL.md:\n{}", join(&missing));
+    let stray: Vec<&&str> = shown.iter().filter(|l| !examples.iter().any(|e| e == *l)).collect();
+    assert!(stray.is_empty(), "JSON lines in docs/PROTOCOL.md the encoder does not write:\n{}", join(&stray));
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// The wire name of every error code; the match makes a new code fail to compile here
+/// until it is added (and so documented).
+fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::BadHeader => "bad_header",
+        ErrorCode::HeaderTooLong => "header_too_long",
+        ErrorCode::PayloadTooLarge => "payload_too_large",
+        ErrorCode::UnknownType => "unknown_type",
+        ErrorCode::BadRequest => "bad_request",
+        ErrorCode::BadPayload => "bad_payload",
+        ErrorCode::NotRegistered => "not_registered",
+        ErrorCode::AlreadyRegistered => "already_registered",
+        ErrorCode::UnsupportedVersion => "unsupported_version",
+        ErrorCode::NickTaken => "nick_taken",
+        ErrorCode::InvalidNick => "invalid_nick",
+        ErrorCode::InvalidRoom => "invalid_room",
+        ErrorCode::NoSuchNick => "no_such_nick",
+        ErrorCode::NoSuchRoom => "no_such_room",
+        ErrorCode::NotInRoom => "not_in_room",
+        ErrorCode::EmptyMessage => "empty_message",
+        ErrorCode::MessageTooLong => "message_too_long",
+        ErrorCode::ShuttingDown => "shutting_down",
+        ErrorCode::TooManyRooms => "too_many_rooms",
+        ErrorCode::ExcessFlood => "excess_flood",
+        ErrorCode::ServerFull => "server_full",
+        ErrorCode::TooManyConnections => "too_many_connections",
+        ErrorCode::Unknown => "unknown",
+    }
+}
+
+const CODES: [ErrorCode; 23] = [
+    ErrorCode::BadHeader,
+    ErrorCode::HeaderTooLong,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::UnknownType,
+    ErrorCode::BadRequest,
+    ErrorCode::BadPayload,
+    ErrorCode::NotRegistered,
+    ErrorCode::AlreadyRegistered,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::NickTaken,
+    ErrorCode::InvalidNick,
+    ErrorCode::InvalidRoom,
+    ErrorCode::NoSuchNick,
+    ErrorCode::NoSuchRoom,
+    ErrorCode::NotInRoom,
+    ErrorCode::EmptyMessage,
+    ErrorCode::MessageTooLong,
+    ErrorCode::ShuttingDown,
+    ErrorCode::TooManyRooms,
+    ErrorCode::ExcessFlood,
+    ErrorCode::ServerFull,
+    ErrorCode::TooManyConnections,
+    ErrorCode::Unknown,
+];
+
+#[test]
+fn the_error_table_lists_every_code_once() {
+    // Rows of the table look like "| `code` | meaning | afterwards |".
+    let rows: Vec<&str> = DOC
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once("` |").map(|(code, _)| code))
+        .filter(|code| serde_json::from_str::<ErrorCode>(&format!("\"{code}\"")).is_ok_and(|c| c != ErrorCode::Unknown))
+        .collect();
+    for code in CODES {
+        let name = code_name(code);
+        assert_eq!(serde_json::to_string(&code).expect("serialises"), format!("\"{name}\""));
+        if code == ErrorCode::Unknown {
+            // Not a code a server sends: what a client reads an unknown code as.
+            continue;
+        }
+        let count = rows.iter().filter(|r| **r == name).count();
+        assert_eq!(count, 1, "`{name}` should be one row of the error table");
+    }
+}
