@@ -88,6 +88,10 @@ async fn a_provided_certificate_is_used_and_reloaded_without_dropping_connection
     early.expect_line("late has joined the chat!").await;
     early.send("still connected").await;
     late.expect_line("early: still connected").await;
+    // The native listener serves the same, reloaded certificate.
+    let mut native = NativeClient::connect_tls(server.native_tls.expect("native+tls"), &second).await;
+    assert!(native.request(&Request::Hello { version: 1, nick: "framed".into() }, b"").await.is_ok());
+    early.expect_line("framed has joined the chat!").await;
 
     // A broken file on reload keeps the certificate in use.
     std::fs::write(&key_in_use, "garbage").expect("written");
