@@ -37,6 +37,8 @@ pub(crate) struct Reader {
     socket: OwnedReadHalf,
     buf: BytesMut,
     frames: FrameDecoder,
+    /// Between a line server's history markers: past messages, not this run's.
+    in_history: bool,
 }
 
 pub(crate) struct Writer {
@@ -52,8 +54,13 @@ pub(crate) async fn connect(addr: SocketAddr, proto: Proto, nick: String) -> Res
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (socket, write) = stream.into_split();
-    let mut reader =
-        Reader { proto, socket, buf: BytesMut::with_capacity(64 * 1024), frames: FrameDecoder::new(65_535, 1 << 20) };
+    let mut reader = Reader {
+        proto,
+        socket,
+        buf: BytesMut::with_capacity(64 * 1024),
+        frames: FrameDecoder::new(65_535, 1 << 20),
+        in_history: false,
+    };
     let mut writer = Writer { proto, socket: write, out: BytesMut::new(), next_id: 1 };
     match proto {
         Proto::Native => {
@@ -162,8 +169,13 @@ impl Reader {
                 while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
                     // "[HH:MM:SS] nick: text": the text starts after the first ": ".
                     let line = &self.buf[..end];
+                    if line.starts_with(b"--- History of ") {
+                        self.in_history = true;
+                    } else if line.starts_with(b"--- End of history ---") {
+                        self.in_history = false;
+                    }
                     match line.windows(2).position(|w| w == b": ") {
-                        Some(at) if line.get(11..).is_some_and(|rest| rest.starts_with(b"b")) => {
+                        Some(at) if !self.in_history && line.get(11..).is_some_and(|rest| rest.starts_with(b"b")) => {
                             each(Incoming::Message(&line[at + 2..]));
                         }
                         _ => each(Incoming::Other),

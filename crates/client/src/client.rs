@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use parley_proto::msg::{encode_request, ErrorCode, Received, Reply, Request, RoomInfo, ServerMsg, PROTOCOL_VERSION};
+use parley_proto::msg::{
+    encode_request, ErrorCode, HistoryEntry, Received, Reply, Request, RoomInfo, ServerMsg, PROTOCOL_VERSION,
+};
 use parley_proto::native::FrameDecoder;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -82,6 +84,50 @@ pub struct Welcome {
     pub members: Vec<String>,
     /// The longest message text the server accepts, in bytes.
     pub max_text: usize,
+    /// What was said in the room before you came, oldest first.
+    pub history: Vec<PastMessage>,
+}
+
+/// The server's answer to [`Client::join`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The room's name as the server spells it.
+    pub room: String,
+    /// Who is there, you included.
+    pub members: Vec<String>,
+    /// What was said in the room before you came, oldest first.
+    pub history: Vec<PastMessage>,
+}
+
+/// A message from a room's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastMessage {
+    /// Its place in the room's order.
+    pub seq: u64,
+    /// The sender's nick.
+    pub from: String,
+    /// When the server accepted it.
+    pub at: DateTime<Utc>,
+    /// The text.
+    pub text: String,
+}
+
+/// Where a page of history starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryCursor {
+    /// The latest messages.
+    Latest,
+    /// The latest messages before this seq: scrolling back.
+    Before(u64),
+    /// The earliest messages after this seq: catching up after a reconnect.
+    After(u64),
+}
+
+fn past(entries: Vec<HistoryEntry>) -> Vec<PastMessage> {
+    entries
+        .into_iter()
+        .map(|e| PastMessage { seq: e.seq, from: e.from, at: crate::event::time(&e.ts), text: e.text })
+        .collect()
 }
 
 type Answer = Result<Reply, Error>;
@@ -178,8 +224,8 @@ impl Client {
         let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned() };
         match tokio::time::timeout(CONNECT_TIMEOUT, self.request(&hello, b"")).await {
             Err(_) => Err(Error::Timeout(CONNECT_TIMEOUT)),
-            Ok(Ok(Reply::Welcome { nick, room, members, max_text, .. })) => {
-                Ok(Welcome { nick, room, members, max_text })
+            Ok(Ok(Reply::Welcome { nick, room, members, max_text, history, .. })) => {
+                Ok(Welcome { nick, room, members, max_text, history: past(history) })
             }
             Ok(Ok(other)) => Err(unexpected(&other)),
             Ok(Err(e)) => Err(e),
@@ -202,10 +248,11 @@ impl Client {
         }
     }
 
-    /// Enters `room`; returns its name as the server spells it and its members.
-    pub async fn join(&self, room: &str) -> Result<(String, Vec<String>), Error> {
+    /// Enters `room`; returns its name as the server spells it, its members and its
+    /// latest messages.
+    pub async fn join(&self, room: &str) -> Result<Joined, Error> {
         match self.request(&Request::Join { room: room.to_owned() }, b"").await? {
-            Reply::Joined { room, members } => Ok((room, members)),
+            Reply::Joined { room, members, history } => Ok(Joined { room, members, history: past(history) }),
             other => Err(unexpected(&other)),
         }
     }
@@ -230,6 +277,27 @@ impl Client {
     pub async fn who(&self, room: &str) -> Result<(String, Vec<String>), Error> {
         match self.request(&Request::Who { room: room.to_owned() }, b"").await? {
             Reply::Who { room, members } => Ok((room, members)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A page of the history of `room` (or the room joined last), oldest first, at most
+    /// `limit` messages (the server's default when `None`). An empty page means there is
+    /// nothing more in that direction.
+    pub async fn history(
+        &self,
+        room: Option<&str>,
+        cursor: HistoryCursor,
+        limit: Option<u32>,
+    ) -> Result<(String, Vec<PastMessage>), Error> {
+        let (before, after) = match cursor {
+            HistoryCursor::Latest => (None, None),
+            HistoryCursor::Before(seq) => (Some(seq), None),
+            HistoryCursor::After(seq) => (None, Some(seq)),
+        };
+        let request = Request::History { room: room.map(str::to_owned), before, after, limit };
+        match self.request(&request, b"").await? {
+            Reply::History { room, messages } => Ok((room, past(messages))),
             other => Err(unexpected(&other)),
         }
     }

@@ -17,7 +17,7 @@ mod client;
 mod event;
 pub mod trust;
 
-pub use client::{Client, Error, Events, Transport, Welcome};
+pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Transport, Welcome};
 pub use event::Event;
 pub use parley_proto::msg::{ErrorCode, LeaveReason, RoomInfo};
 pub use trust::{Trust, TrustError, Trusted};

@@ -5,7 +5,7 @@
 //! outboxes without waiting; a session that cannot keep up is disconnected, never waited
 //! for, or one slow reader would stall every room.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
+use crate::history::{Cursor, Page, Record, RoomLog, Store, StoreError};
+use crate::journal::{Committed, Journal};
 use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
@@ -24,6 +26,13 @@ use crate::LOBBY;
 
 /// Why a session was disconnected when its outbox overflowed.
 const SEND_QUEUE_EXCEEDED: &str = "send queue exceeded";
+
+/// Messages accepted but not yet reported stored. At this many the hub stops taking
+/// operations until the store catches up, which pushes back on the senders.
+const MAX_UNSTORED: usize = 16_384;
+
+/// The most messages one history page holds.
+pub const MAX_HISTORY_PAGE: usize = 500;
 
 /// The hub's limits. Every field is a server configuration value.
 #[derive(Debug, Clone)]
@@ -39,11 +48,20 @@ pub struct Limits {
     /// How many operations may wait in the hub's inbox. When it is full, gateways'
     /// readers wait, which pushes back on the clients that send the most.
     pub inbox: usize,
+    /// How many of a room's latest messages a session gets on joining it.
+    pub history_on_join: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_nick_len: 32, max_room_len: 32, max_message_bytes: 4096, max_rooms_per_session: 20, inbox: 4096 }
+        Self {
+            max_nick_len: 32,
+            max_room_len: 32,
+            max_message_bytes: 4096,
+            max_rooms_per_session: 20,
+            inbox: 4096,
+            history_on_join: 50,
+        }
     }
 }
 
@@ -65,17 +83,48 @@ pub struct HubHandle {
     tx: mpsc::Sender<Op>,
 }
 
-/// Starts the hub task. It ends when every [`HubHandle`] and [`Session`] is dropped.
-#[must_use]
-pub fn spawn(limits: Limits) -> (HubHandle, JoinHandle<()>) {
+/// Starts the hub task, with history kept in `store` if there is one (without, rooms
+/// remember their latest messages only while the server runs). Reads what the store
+/// holds first, so sequence numbers continue where they stopped. The task ends when
+/// every [`HubHandle`] and [`Session`] is dropped and every accepted message is stored.
+pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(HubHandle, JoinHandle<()>), StoreError> {
     let (tx, mut rx) = mpsc::channel(limits.inbox.max(1));
     let mut hub = Hub::new(limits);
+    // Without a store nothing is ever reported committed; the branch below stays off.
+    let (_no_journal, mut commits) = mpsc::unbounded_channel::<Committed>();
+    if let Some(store) = store {
+        let keep = hub.limits.history_on_join;
+        let reader = store.clone();
+        let rooms = tokio::task::spawn_blocking(move || reader.rooms(keep))
+            .await
+            .map_err(|e| StoreError(format!("reading history failed: {e}")))??;
+        for history in rooms {
+            hub.logs.insert(history.room.clone(), RoomLog::restored(history, keep));
+        }
+        let (journal, done) =
+            Journal::start(store.clone()).map_err(|e| StoreError(format!("starting the history writer: {e}")))?;
+        hub.journal = Some(journal);
+        hub.store = Some(store);
+        commits = done;
+    }
     let task = tokio::spawn(async move {
-        while let Some(op) = rx.recv().await {
-            hub.apply(op);
+        let mut inbox_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                done = commits.recv(), if !hub.unstored.is_empty() => match done {
+                    Some(done) => hub.committed(done),
+                    None => hub.journal_lost(),
+                },
+                op = rx.recv(), if inbox_open && hub.unstored.len() < MAX_UNSTORED => match op {
+                    Some(op) => hub.apply(op),
+                    None => inbox_open = false,
+                },
+                else => break,
+            }
         }
     });
-    (HubHandle { tx }, task)
+    Ok((HubHandle { tx }, task))
 }
 
 impl HubHandle {
@@ -164,12 +213,33 @@ struct SessionState {
     rooms: Vec<RoomName>,
 }
 
+/// A message accepted and waiting for its batch to be stored.
+struct Unstored {
+    sender: SessionId,
+    req: RequestId,
+    /// The receiver of a private message.
+    receiver: Option<SessionId>,
+    record: Arc<Record>,
+}
+
 struct Hub {
     limits: Limits,
     lobby: RoomName,
     sessions: HashMap<SessionId, SessionState>,
     nicks: HashMap<Nick, SessionId>,
     rooms: HashMap<RoomName, Room>,
+    /// Every room that ever had a message, empty or not.
+    logs: HashMap<RoomName, RoomLog>,
+    store: Option<Arc<dyn Store>>,
+    journal: Option<Journal>,
+    /// Accepted messages in the order they went to the journal.
+    unstored: VecDeque<Unstored>,
+    /// Set when the journal stopped: messages are refused from then on.
+    store_broken: bool,
+    /// How many unstored messages each session has.
+    unstored_by: HashMap<SessionId, usize>,
+    /// Operations waiting for their session's messages to be stored (see `apply`).
+    parked: HashMap<SessionId, VecDeque<Op>>,
     next_id: u64,
     shutting_down: bool,
     /// Sessions whose outbox overflowed during the current operation.
@@ -185,13 +255,64 @@ impl Hub {
             sessions: HashMap::new(),
             nicks: HashMap::new(),
             rooms: HashMap::new(),
+            logs: HashMap::new(),
+            store: None,
+            journal: None,
+            unstored: VecDeque::new(),
+            store_broken: false,
+            unstored_by: HashMap::new(),
+            parked: HashMap::new(),
             next_id: 1,
             shutting_down: false,
             overflowed: Vec::new(),
         }
     }
 
+    /// Runs an operation, unless its session must first see its own messages delivered.
+    ///
+    /// A message is delivered only once stored, but a session's other operations (a
+    /// part, a nick change, a quit, an answer relayed by its gateway) take effect at
+    /// once; run straight away they would overtake the session's own messages still
+    /// being stored, and others would see "alice has left" before alice's last words.
+    /// So they wait, in order, until the session has nothing left unstored. Messages
+    /// need not wait: the journal keeps their order.
     fn apply(&mut self, op: Op) {
+        let (session, is_message) = match &op {
+            Op::Command { session, command, .. } => {
+                (*session, matches!(command, Command::Say { .. } | Command::Whisper { .. }))
+            }
+            Op::Disconnect { session, .. } | Op::Relay { session, .. } => (*session, false),
+            Op::Connect { .. } | Op::Shutdown { .. } => return self.run(op),
+        };
+        let queued = self.parked.get(&session).is_some_and(|q| !q.is_empty());
+        if queued || (!is_message && self.unstored_by.contains_key(&session)) {
+            self.parked.entry(session).or_default().push_back(op);
+            return;
+        }
+        self.run(op);
+    }
+
+    /// Runs what a session's operations were waiting for, now that its messages are
+    /// stored, until one of them is a message being stored again.
+    fn resume(&mut self, session: SessionId) {
+        while let Some(queue) = self.parked.get_mut(&session) {
+            let blocked = self.unstored_by.contains_key(&session)
+                && !matches!(
+                    queue.front(),
+                    Some(Op::Command { command: Command::Say { .. } | Command::Whisper { .. }, .. })
+                );
+            if blocked {
+                return;
+            }
+            let Some(op) = queue.pop_front() else {
+                self.parked.remove(&session);
+                return;
+            };
+            self.run(op);
+        }
+    }
+
+    fn run(&mut self, op: Op) {
         match op {
             Op::Connect { nick, req, outbox, done } => {
                 let result = self.connect(&nick, req, outbox);
@@ -233,7 +354,8 @@ impl Hub {
         let lobby = self.lobby.clone();
         self.enter(id, &lobby, true);
         let members = self.members(&lobby);
-        let welcome = Reply::Welcome { nick, room: lobby, members, max_text: self.limits.max_message_bytes };
+        let history = self.recent(&lobby);
+        let welcome = Reply::Welcome { nick, room: lobby, members, max_text: self.limits.max_message_bytes, history };
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
@@ -256,8 +378,18 @@ impl Hub {
         let result = match command {
             Command::Join { room, exclusive } => self.join(id, &room, exclusive),
             Command::Part { room } => self.part(id, room.as_deref()),
-            Command::Say { room, text } => self.say(id, room.as_deref(), text),
-            Command::Whisper { to, text } => self.whisper(id, &to, text),
+            Command::Say { room, text } => match self.say(id, req, room.as_deref(), text) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::Whisper { to, text } => match self.whisper(id, req, &to, text) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::History { room, cursor, limit } => match self.history(id, req, room.as_deref(), cursor, limit) {
+                Some(answer) => answer,
+                None => return,
+            },
             Command::Nick { nick } => self.rename(id, &nick),
             Command::Who { room } => self.who(id, room.as_deref()),
             Command::Rooms => Ok(self.rooms(id)),
@@ -354,7 +486,8 @@ impl Hub {
             }
         }
         let members = self.members(&name);
-        Ok(Reply::Joined { room, members })
+        let history = self.recent(&name);
+        Ok(Reply::Joined { room, members, history })
     }
 
     fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
@@ -376,34 +509,171 @@ impl Hub {
         Ok(())
     }
 
-    fn say(&mut self, id: SessionId, room: Option<&str>, text: String) -> Result<Reply, HubError> {
+    fn say(&mut self, id: SessionId, req: RequestId, room: Option<&str>, text: String) -> Result<(), HubError> {
         self.check_text(&text)?;
         let name = self.target_room(id, room)?;
         let from = self.state(id).nick.clone();
-        let Some(room) = self.rooms.get_mut(&name) else {
-            return Err(HubError::NotInRoom(name.to_string()));
-        };
-        let seq = room.next_seq();
-        let at = Utc::now();
-        let message = Shared::new(Event::Message { room: room.name.clone(), from, seq, at, text: text.into() });
-        room.broadcast(&message, Some(id), &mut self.overflowed);
-        Ok(Reply::Said { room: room.name.clone(), seq, at })
+        let seq = self.logs.entry(name.clone()).or_default().next_seq();
+        let record = Record { room: Some(name), seq, from, to: None, at: Utc::now(), text: text.into() };
+        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record) });
+        Ok(())
     }
 
-    fn whisper(&mut self, id: SessionId, to: &str, text: String) -> Result<Reply, HubError> {
+    fn whisper(&mut self, id: SessionId, req: RequestId, to: &str, text: String) -> Result<(), HubError> {
         self.check_text(&text)?;
         let target = Nick::parse(to, self.limits.max_nick_len)
             .ok()
             .and_then(|nick| self.nicks.get(&nick).copied())
             .ok_or_else(|| HubError::NoSuchNick(to.to_owned()))?;
         let from = self.state(id).nick.clone();
-        let receiver = self.state(target);
-        let (to, at, text): (Nick, _, Arc<str>) = (receiver.nick.clone(), Utc::now(), text.into());
-        let event = Event::Whisper { from, to: to.clone(), at, text: text.clone() };
-        if receiver.outbox.deliver(&event).is_err() {
-            self.overflowed.push(target);
+        let to = self.state(target).nick.clone();
+        let record = Record { room: None, seq: 0, from, to: Some(to), at: Utc::now(), text: text.into() };
+        self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record) });
+        Ok(())
+    }
+
+    /// Hands an accepted message to the journal, or delivers it at once without a store.
+    /// Nobody sees it, and its sender is not answered, before it is stored.
+    fn accept(&mut self, message: Unstored) {
+        if self.store_broken {
+            self.reply(message.sender, message.req, Err(HubError::Store("history is unavailable".into())));
+            return;
         }
-        Ok(Reply::Whispered { to, at, text })
+        match &self.journal {
+            Some(journal) if journal.write(message.record.clone()) => {
+                *self.unstored_by.entry(message.sender).or_default() += 1;
+                self.unstored.push_back(message);
+            }
+            Some(_) => {
+                self.journal_lost();
+                self.reply(message.sender, message.req, Err(HubError::Store("history is unavailable".into())));
+            }
+            None => self.deliver(message, Ok(())),
+        }
+    }
+
+    /// The journal reports a batch: deliver and acknowledge its messages, or tell their
+    /// senders they were not kept.
+    fn committed(&mut self, done: Committed) {
+        let mut settled = Vec::new();
+        for _ in 0..done.count {
+            let Some(message) = self.unstored.pop_front() else {
+                break;
+            };
+            settled.push(message.sender);
+            self.deliver(message, done.result.clone());
+        }
+        self.settle(settled);
+        self.drop_slow_consumers();
+    }
+
+    /// Counts the messages of `senders` as no longer unstored, and resumes the sessions
+    /// left with none.
+    fn settle(&mut self, senders: Vec<SessionId>) {
+        for sender in senders {
+            if let Some(count) = self.unstored_by.get_mut(&sender) {
+                *count -= 1;
+                if *count == 0 {
+                    self.unstored_by.remove(&sender);
+                    self.resume(sender);
+                }
+            }
+        }
+    }
+
+    /// The journal stopped: every waiting message fails, and so does every later one.
+    fn journal_lost(&mut self) {
+        tracing::error!("the history writer stopped; messages are refused from now on");
+        self.store_broken = true;
+        self.journal = None;
+        let mut settled = Vec::new();
+        while let Some(message) = self.unstored.pop_front() {
+            settled.push(message.sender);
+            self.deliver(message, Err(StoreError("the history writer stopped".into())));
+        }
+        self.settle(settled);
+        self.drop_slow_consumers();
+    }
+
+    fn deliver(&mut self, message: Unstored, stored: Result<(), StoreError>) {
+        let Unstored { sender, req, receiver, record } = message;
+        if let Err(e) = stored {
+            self.reply(sender, req, Err(HubError::Store(e.0)));
+            return;
+        }
+        let reply = match &record.room {
+            Some(name) => {
+                let keep = self.limits.history_on_join;
+                self.logs.entry(name.clone()).or_default().commit(record.clone(), keep);
+                if let Some(room) = self.rooms.get(name) {
+                    let message = Shared::new(Event::Message {
+                        room: room.name.clone(),
+                        from: record.from.clone(),
+                        seq: record.seq,
+                        at: record.at,
+                        text: record.text.clone(),
+                    });
+                    room.broadcast(&message, Some(sender), &mut self.overflowed);
+                }
+                Reply::Said { room: name.clone(), seq: record.seq, at: record.at }
+            }
+            None => {
+                let to = record.to.clone().unwrap_or_else(|| record.from.clone());
+                let event = Event::Whisper {
+                    from: record.from.clone(),
+                    to: to.clone(),
+                    at: record.at,
+                    text: record.text.clone(),
+                };
+                if let Some((target, state)) = receiver.and_then(|r| self.sessions.get(&r).map(|s| (r, s))) {
+                    if state.outbox.deliver(&event).is_err() {
+                        self.overflowed.push(target);
+                    }
+                }
+                Reply::Whispered { to, at: record.at, text: record.text.clone() }
+            }
+        };
+        self.reply(sender, req, Ok(reply));
+    }
+
+    /// The latest messages of a room, for a session entering it.
+    fn recent(&self, name: &RoomName) -> Vec<Arc<Record>> {
+        self.logs.get(name).map(|log| log.recent(self.limits.history_on_join)).unwrap_or_default()
+    }
+
+    /// A page of a room the session is in. Answered here from memory without a store;
+    /// with one, read by a blocking task that answers into the session's outbox itself
+    /// (`None`), so the hub never waits for the disk.
+    fn history(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        room: Option<&str>,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Option<Result<Reply, HubError>> {
+        let name = match self.target_room(id, room) {
+            Ok(name) => name,
+            Err(e) => return Some(Err(e)),
+        };
+        let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+        let log = self.logs.get(&name);
+        let Some(store) = self.store.clone() else {
+            let messages = log.map(|log| log.page(cursor, limit)).unwrap_or_default();
+            return Some(Ok(Reply::History { room: name, messages }));
+        };
+        let upto = log.map_or(0, |log| log.committed);
+        let outbox = self.state(id).outbox.clone();
+        let page = Page { room: name.clone(), cursor, upto, limit };
+        tokio::task::spawn_blocking(move || {
+            let result = match store.page(&page) {
+                Ok(records) => Ok(Reply::History { room: name, messages: records.into_iter().map(Arc::new).collect() }),
+                Err(e) => Err(HubError::Store(e.0)),
+            };
+            // An overflow kills the outbox, and its connection ends as a slow consumer.
+            let _ = outbox.deliver(&Event::Reply { req, result });
+        });
+        None
     }
 
     fn rename(&mut self, id: SessionId, nick: &str) -> Result<Reply, HubError> {

@@ -47,6 +47,15 @@ pub enum Command {
     },
     /// List the rooms.
     Rooms,
+    /// Read a page of a room's history; `None` means the room joined last.
+    History {
+        /// The room's name as the user typed it.
+        room: Option<String>,
+        /// Where the page starts.
+        cursor: crate::history::Cursor,
+        /// The most messages wanted (at most [`crate::MAX_HISTORY_PAGE`]).
+        limit: usize,
+    },
     /// Ask for a pong.
     Ping,
     /// Leave the chat.

@@ -50,6 +50,9 @@ pub enum HubError {
         /// The limit in force.
         max: usize,
     },
+    /// The message could not be stored, so it was not sent.
+    #[error("the message could not be saved, so it was not sent: {0}")]
+    Store(String),
     /// The server is shutting down and takes no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::command::RequestId;
 use crate::error::HubError;
+use crate::history::Record;
 use crate::name::{Nick, RoomName};
 
 /// A server timestamp, taken when the hub accepted the action.
@@ -112,6 +113,8 @@ pub enum Reply {
         members: Vec<Nick>,
         /// The longest message text accepted, in bytes.
         max_text: usize,
+        /// The room's latest messages, oldest first.
+        history: Vec<Arc<Record>>,
     },
     /// The session is in the room.
     Joined {
@@ -119,13 +122,22 @@ pub enum Reply {
         room: RoomName,
         /// Who is there, itself included, sorted.
         members: Vec<Nick>,
+        /// The room's latest messages, oldest first.
+        history: Vec<Arc<Record>>,
+    },
+    /// A page of a room's history, oldest first.
+    History {
+        /// The room.
+        room: RoomName,
+        /// The messages.
+        messages: Vec<Arc<Record>>,
     },
     /// The session left the room.
     Parted {
         /// The room.
         room: RoomName,
     },
-    /// The message is accepted and ordered.
+    /// The message is stored, ordered and delivered.
     Said {
         /// The room.
         room: RoomName,
@@ -134,7 +146,7 @@ pub enum Reply {
         /// When the hub accepted it.
         at: Timestamp,
     },
-    /// The private message is in the receiver's queue.
+    /// The private message is stored and in the receiver's queue.
     Whispered {
         /// The receiver.
         to: Nick,

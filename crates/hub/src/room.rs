@@ -1,4 +1,5 @@
-//! A room: its members, in the order they joined, and its message counter.
+//! A room: its members, in the order they joined. (Its message counter and latest
+//! messages are its [`crate::history::RoomLog`], which outlives it.)
 
 use std::sync::Arc;
 
@@ -10,19 +11,11 @@ use crate::outbox::{Outbox, Shared};
 pub(crate) struct Room {
     pub(crate) name: RoomName,
     members: Vec<(SessionId, Arc<Outbox>)>,
-    /// The seq of the last message; the next one gets `seq + 1`. Assigned only here, by
-    /// the hub's one task, so a room's order is the order its messages were accepted.
-    seq: u64,
 }
 
 impl Room {
     pub(crate) fn new(name: RoomName) -> Self {
-        Self { name, members: Vec::new(), seq: 0 }
-    }
-
-    pub(crate) fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
+        Self { name, members: Vec::new() }
     }
 
     pub(crate) fn contains(&self, id: SessionId) -> bool {

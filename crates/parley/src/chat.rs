@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use parley_client::{Client, ErrorCode, Event, Events, Transport, Trust};
+use parley_client::{Client, ErrorCode, Event, Events, HistoryCursor, Transport, Trust};
 use parley_proto::line::Input;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
@@ -19,6 +19,9 @@ use format::{clock, print_line};
 
 /// Exit status when the server goes away or refuses us.
 const SERVER_GONE: u8 = 2;
+
+/// Messages `/history` shows when not told how many.
+const DEFAULT_HISTORY_LINES: u32 = 20;
 
 /// Options of `parley chat`.
 #[derive(clap::Args, Debug)]
@@ -111,6 +114,9 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     print_line(&format!("[{}] Welcome to the chat, {}!", clock(&Utc::now()), welcome.nick));
+    for line in format::history_lines(&welcome.room, &welcome.history) {
+        print_line(&line);
+    }
     let shared: Shared = Arc::new(Mutex::new(Rooms { joined: vec![welcome.room] }));
 
     let printer = tokio::spawn(print_events(events, shared.clone()));
@@ -190,10 +196,24 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
                 print_line(&format!("[{}] [private to {to}] {part}", now()));
             }
         }),
-        Input::Join(room) => client.join(&room).await.map(|(room, members)| {
-            print_line(&format!("[{}] You joined {room}. Users here: {}", now(), members.join(", ")));
-            rooms(shared).enter(room);
+        Input::Join(room) => client.join(&room).await.map(|joined| {
+            print_line(&format!("[{}] You joined {}. Users here: {}", now(), joined.room, joined.members.join(", ")));
+            for line in format::history_lines(&joined.room, &joined.history) {
+                print_line(&line);
+            }
+            rooms(shared).enter(joined.room);
         }),
+        Input::History(n) => {
+            let limit = n.map_or(DEFAULT_HISTORY_LINES, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            client.history(current.as_deref(), HistoryCursor::Latest, Some(limit)).await.map(|(room, messages)| {
+                if messages.is_empty() {
+                    print_line(&format!("No history in {room} yet."));
+                }
+                for line in format::history_lines(&room, &messages) {
+                    print_line(&line);
+                }
+            })
+        }
         Input::Part => match current {
             None => {
                 print_line("Error: you are not in a room");

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod chat;
+mod log;
 
 /// Parley: a self-hosted chat server and its clients.
 #[derive(Parser, Debug)]
@@ -28,6 +29,8 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Measure a server on this machine: fan-out throughput and latency, idle memory.
     Bench(bench::BenchArgs),
+    /// Chat logs from a server's history (works while the server runs).
+    Log(log::LogArgs),
 }
 
 #[derive(Args, Debug)]
@@ -52,6 +55,10 @@ struct ServeArgs {
     /// Where the server keeps what it writes. Default: ./parley-data.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep no history on disk: rooms remember their latest messages only while the
+    /// server runs.
+    #[arg(long)]
+    no_history: bool,
     /// A TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => report(serve(args)),
         Command::Chat(args) => report(chat::run(args)),
         Command::Bench(args) => report(bench::run(args)),
+        Command::Log(args) => report(log::run(args)),
     }
 }
 
@@ -99,6 +107,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if args.allow_plain_remote {
         config.allow_plain_remote = true;
+    }
+    if args.no_history {
+        config.history.store = false;
     }
     config.validate()?;
     if args.print_config {

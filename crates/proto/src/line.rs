@@ -174,6 +174,9 @@ pub enum Input {
     Join(String),
     /// `/part`: leave the current room.
     Part,
+    /// `/history [N]`: the last N messages of the current room (`None`: the server's
+    /// default).
+    History(Option<usize>),
     /// `/quit`, or `quit`, `exit`, `q` alone on a line: leave the chat.
     Quit,
     /// A known command used wrongly; the text is its usage line.
@@ -207,6 +210,13 @@ impl Input {
             "rooms" | "list" => Input::Rooms,
             "quit" | "exit" | "q" => Input::Quit,
             "part" | "leave" => Input::Part,
+            "history" => match args {
+                "" => Input::History(None),
+                n => match n.parse::<usize>() {
+                    Ok(n) if n > 0 => Input::History(Some(n)),
+                    _ => Input::Usage("/history [N], N a number above 0"),
+                },
+            },
             "nick" => match single_word(args) {
                 Some(nick) => Input::Nick(nick.to_owned()),
                 None => Input::Usage("/nick NEW_NAME"),

@@ -64,6 +64,23 @@ pub enum Request {
     },
     /// List the rooms on the server.
     Rooms,
+    /// Read a page of a room's history (a room you are in). Without a cursor, the latest
+    /// messages; with `before`, the latest before that seq (scrolling back); with
+    /// `after`, the earliest after it (catching up after a reconnect).
+    History {
+        /// The room; without one, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Only messages with a lower seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// Only messages with a higher seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        /// The most messages wanted; the server caps it at 500. Default: 50.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Ask for a `pong` result; for latency and keepalive.
     Ping,
     /// Leave the chat; the server answers `bye` and closes the connection.
@@ -87,6 +104,7 @@ impl Request {
             Request::Nick { .. } => "nick",
             Request::Who { .. } => "who",
             Request::Rooms => "rooms",
+            Request::History { .. } => "history",
             Request::Ping => "ping",
             Request::Quit { .. } => "quit",
         }
@@ -104,7 +122,8 @@ impl Request {
     }
 }
 
-const KNOWN_REQUESTS: &[&str] = &["hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "ping", "quit"];
+const KNOWN_REQUESTS: &[&str] =
+    &["hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "history", "ping", "quit"];
 
 /// Why a well-framed header is not a valid request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,6 +260,9 @@ pub enum Reply {
         members: Vec<String>,
         /// The longest message text the server accepts, in bytes.
         max_text: usize,
+        /// The room's latest messages, oldest first: what was said before you came.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        history: Vec<HistoryEntry>,
     },
     /// The answer to `join`.
     Joined {
@@ -248,6 +270,16 @@ pub enum Reply {
         room: String,
         /// Who is in it, you included, sorted.
         members: Vec<String>,
+        /// The room's latest messages, oldest first: what was said before you came.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        history: Vec<HistoryEntry>,
+    },
+    /// The answer to `history`.
+    History {
+        /// The room.
+        room: String,
+        /// The page, oldest first; empty when there is nothing more.
+        messages: Vec<HistoryEntry>,
     },
     /// The answer to `part`.
     Parted {
@@ -291,6 +323,19 @@ pub enum Reply {
     Pong,
     /// The answer to `quit`; the server closes the connection after it.
     Bye,
+}
+
+/// A message from a room's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Its place in the room's order.
+    pub seq: u64,
+    /// The sender's nick.
+    pub from: String,
+    /// When the server accepted it, RFC 3339 in UTC.
+    pub ts: String,
+    /// The text.
+    pub text: String,
 }
 
 /// One line of the room list.
@@ -345,6 +390,9 @@ pub enum ErrorCode {
     MessageTooLong,
     /// The server is shutting down.
     ShuttingDown,
+    /// The message could not be stored in the history (a full disk, a locked
+    /// database), so it was not sent.
+    StoreFailed,
     /// You are already in as many rooms as the server allows.
     TooManyRooms,
     /// You sent faster than the server's flood limit for too long; the server closes

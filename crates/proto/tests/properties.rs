@@ -5,8 +5,8 @@
 use bytes::BytesMut;
 use parley_proto::line::{Input, LineDecoder, LineError};
 use parley_proto::msg::{
-    encode_request, encode_result, encode_server_msg, ErrorCode, LeaveReason, Received, Reply, Request, RoomInfo,
-    ServerMsg, JSON, TEXT,
+    encode_request, encode_result, encode_server_msg, ErrorCode, HistoryEntry, LeaveReason, Received, Reply, Request,
+    RoomInfo, ServerMsg, JSON, TEXT,
 };
 use parley_proto::native::{Frame, FrameDecoder, FrameError, PREFIX_LEN};
 use proptest::collection::vec;
@@ -32,6 +32,13 @@ fn request() -> impl Strategy<Value = Request> {
         text().prop_map(|nick| Request::Nick { nick }),
         text().prop_map(|room| Request::Who { room }),
         Just(Request::Rooms),
+        (
+            proptest::option::of(text()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u32>())
+        )
+            .prop_map(|(room, before, after, limit)| Request::History { room, before, after, limit }),
         Just(Request::Ping),
         proptest::option::of(text()).prop_map(|reason| Request::Quit { reason }),
     ]
@@ -56,6 +63,7 @@ const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::EmptyMessage,
     ErrorCode::MessageTooLong,
     ErrorCode::ShuttingDown,
+    ErrorCode::StoreFailed,
     ErrorCode::TooManyRooms,
     ErrorCode::ExcessFlood,
     ErrorCode::ServerFull,
@@ -90,15 +98,29 @@ fn event() -> impl Strategy<Value = ServerMsg> {
     ]
 }
 
+fn entries() -> impl Strategy<Value = Vec<HistoryEntry>> {
+    let entry =
+        (any::<u64>(), text(), text(), text()).prop_map(|(seq, from, ts, text)| HistoryEntry { seq, from, ts, text });
+    vec(entry, 0..4)
+}
+
 fn reply() -> impl Strategy<Value = Reply> {
     let names = || vec(text(), 0..6);
     let room_info =
         (text(), any::<usize>(), any::<bool>()).prop_map(|(name, members, joined)| RoomInfo { name, members, joined });
     prop_oneof![
-        (any::<u32>(), text(), text(), names(), any::<usize>()).prop_map(|(version, nick, room, members, max_text)| {
-            Reply::Welcome { version, nick, room, members, max_text }
-        }),
-        (text(), names()).prop_map(|(room, members)| Reply::Joined { room, members }),
+        (any::<u32>(), text(), text(), names(), any::<usize>(), entries()).prop_map(
+            |(version, nick, room, members, max_text, history)| Reply::Welcome {
+                version,
+                nick,
+                room,
+                members,
+                max_text,
+                history
+            }
+        ),
+        (text(), names(), entries()).prop_map(|(room, members, history)| Reply::Joined { room, members, history }),
+        (text(), entries()).prop_map(|(room, messages)| Reply::History { room, messages }),
         text().prop_map(|room| Reply::Parted { room }),
         (text(), any::<u64>(), text()).prop_map(|(room, seq, ts)| Reply::Said { room, seq, ts }),
         (text(), text()).prop_map(|(to, ts)| Reply::Whispered { to, ts }),

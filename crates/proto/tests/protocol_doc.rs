@@ -4,8 +4,8 @@
 
 use bytes::BytesMut;
 use parley_proto::msg::{
-    encode_request, encode_result, encode_server_msg, ErrorCode, LeaveReason, Received, Reply, Request, RoomInfo,
-    ServerMsg, PROTOCOL_VERSION,
+    encode_request, encode_result, encode_server_msg, ErrorCode, HistoryEntry, LeaveReason, Received, Reply, Request,
+    RoomInfo, ServerMsg, PROTOCOL_VERSION,
 };
 use parley_proto::native::{FrameDecoder, FrameError, PREFIX_LEN};
 
@@ -66,7 +66,20 @@ fn json_examples() -> Vec<String> {
         request_header(10, &Request::Quit { reason: Some(s("lunch")) }, b""),
         request_header(11, &Request::Part { room: None }, b""),
         request_header(12, &Request::Quit { reason: None }, b""),
+        request_header(14, &Request::History { room: Some(s("lobby")), before: None, after: None, limit: None }, b""),
+        request_header(
+            15,
+            &Request::History { room: Some(s("lobby")), before: Some(40), after: None, limit: Some(2) },
+            b"",
+        ),
+        request_header(
+            16,
+            &Request::History { room: Some(s("lobby")), before: None, after: Some(41), limit: None },
+            b"",
+        ),
     ];
+    let past =
+        |seq: u64, from: &str, time: &str, text: &str| HistoryEntry { seq, from: s(from), ts: ts(time), text: s(text) };
     let replies = [
         Reply::Welcome {
             version: PROTOCOL_VERSION,
@@ -74,8 +87,19 @@ fn json_examples() -> Vec<String> {
             room: s("lobby"),
             members: names(&["alice", "bob"]),
             max_text: 4096,
+            history: vec![],
         },
-        Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]) },
+        Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]), history: vec![] },
+        Reply::Joined {
+            room: s("dev"),
+            members: names(&["alice", "carol"]),
+            history: vec![past(7, "carol", "14:29:02.250", "anyone here?")],
+        },
+        Reply::History {
+            room: s("lobby"),
+            messages: vec![past(38, "bob", "14:20:11.500", "lunch?"), past(39, "alice", "14:20:15.000", "yes")],
+        },
+        Reply::History { room: s("lobby"), messages: vec![] },
         Reply::Parted { room: s("dev") },
         Reply::Said { room: s("lobby"), seq: 12, ts: s(TS) },
         Reply::Whispered { to: s("bob"), ts: ts("14:30:46.001") },
@@ -267,6 +291,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::EmptyMessage => "empty_message",
         ErrorCode::MessageTooLong => "message_too_long",
         ErrorCode::ShuttingDown => "shutting_down",
+        ErrorCode::StoreFailed => "store_failed",
         ErrorCode::TooManyRooms => "too_many_rooms",
         ErrorCode::ExcessFlood => "excess_flood",
         ErrorCode::ServerFull => "server_full",
@@ -275,7 +300,7 @@ fn code_name(code: ErrorCode) -> &'static str {
     }
 }
 
-const CODES: [ErrorCode; 23] = [
+const CODES: [ErrorCode; 24] = [
     ErrorCode::BadHeader,
     ErrorCode::HeaderTooLong,
     ErrorCode::PayloadTooLarge,
@@ -294,6 +319,7 @@ const CODES: [ErrorCode; 23] = [
     ErrorCode::EmptyMessage,
     ErrorCode::MessageTooLong,
     ErrorCode::ShuttingDown,
+    ErrorCode::StoreFailed,
     ErrorCode::TooManyRooms,
     ErrorCode::ExcessFlood,
     ErrorCode::ServerFull,

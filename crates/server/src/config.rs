@@ -28,6 +28,8 @@ pub struct Config {
     pub allow_plain_remote: bool,
     /// The TLS certificate, for listeners with `tls = true`.
     pub tls: TlsFiles,
+    /// What history is kept, and for how long.
+    pub history: History,
     /// Limits that protect the server and its users.
     pub limits: Limits,
 }
@@ -45,7 +47,45 @@ impl Default for Config {
             ],
             allow_plain_remote: false,
             tls: TlsFiles::default(),
+            history: History::default(),
             limits: Limits::default(),
+        }
+    }
+}
+
+/// History: every room and private message, kept in `data_dir/parley.db` (SQLite).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct History {
+    /// Keep history on disk. When false, rooms remember their latest messages only while
+    /// the server runs, and a restart forgets everything. Default: true.
+    pub store: bool,
+    /// How many of a room's latest messages a user gets on joining it. Default: 50.
+    pub on_join: usize,
+    /// Delete messages older than this many days; 0 keeps them forever. Default: 0.
+    pub max_age_days: u64,
+    /// Keep at most this many messages per room; 0 keeps them all. Default: 0.
+    pub max_per_room: u64,
+    /// Flush every batch to the disk itself, so that history survives a power cut or an
+    /// operating system crash, not only the server being killed. Costs a disk flush per
+    /// batch of messages. Default: false.
+    pub sync_full: bool,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self { store: true, on_join: 50, max_age_days: 0, max_per_room: 0, sync_full: false }
+    }
+}
+
+impl History {
+    /// The store's retention rules.
+    #[must_use]
+    pub fn retention(&self) -> parley_store::Retention {
+        parley_store::Retention {
+            max_age: (self.max_age_days > 0).then(|| Duration::from_secs(self.max_age_days.saturating_mul(86_400))),
+            max_per_room: (self.max_per_room > 0).then_some(self.max_per_room),
+            sync_full: self.sync_full,
         }
     }
 }
@@ -257,13 +297,14 @@ impl Limits {
         Duration::from_millis(self.shutdown_grace_ms)
     }
 
-    pub(crate) fn hub(&self) -> parley_hub::Limits {
+    pub(crate) fn hub(&self, history: &History) -> parley_hub::Limits {
         parley_hub::Limits {
             max_nick_len: self.max_nick_len,
             max_room_len: self.max_room_len,
             max_message_bytes: self.max_message_bytes,
             max_rooms_per_session: self.max_rooms_per_session,
             inbox: self.hub_inbox,
+            history_on_join: history.on_join,
         }
     }
 }

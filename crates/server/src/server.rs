@@ -35,6 +35,12 @@ pub enum ServerError {
     /// TLS cannot be set up.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The history database cannot be opened.
+    #[error(transparent)]
+    Store(#[from] parley_store::OpenError),
+    /// The stored history cannot be read.
+    #[error("cannot read the stored history: {0}")]
+    History(#[from] parley_hub::StoreError),
     /// A plain-text listener would be reachable from the network.
     #[error(
         "the plain-text listener {label}={addr} is reachable from the network, where anyone can read it; \
@@ -63,6 +69,8 @@ pub struct Server {
     config: Config,
     listeners: Vec<(Bound, TcpListener)>,
     tls: Option<Tls>,
+    hub: parley_hub::HubHandle,
+    hub_task: tokio::task::JoinHandle<()>,
 }
 
 /// A bound listener.
@@ -100,7 +108,8 @@ pub(crate) struct Shared {
 
 impl Server {
     /// Validates the configuration, creates the data directory, sets up TLS (generating
-    /// a certificate on the first start if none is configured) and binds every listener.
+    /// a certificate on the first start if none is configured), opens the history and
+    /// starts the hub on it, and binds every listener.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
@@ -134,7 +143,18 @@ impl Server {
             }
             listeners.push((Bound { kind: spec.kind, tls: spec.tls, addr }, socket));
         }
-        Ok(Server { config, listeners, tls })
+        let store = if config.history.store {
+            let retention = config.history.retention();
+            let dir = config.data_dir.clone();
+            let opened = tokio::task::spawn_blocking(move || parley_store::SqliteStore::open(&dir, retention))
+                .await
+                .map_err(|e| parley_hub::StoreError(e.to_string()))??;
+            Some(opened.shared())
+        } else {
+            None
+        };
+        let (hub, hub_task) = parley_hub::spawn(config.limits.hub(&config.history), store).await?;
+        Ok(Server { config, listeners, tls, hub, hub_task })
     }
 
     /// Every bound listener.
@@ -154,7 +174,7 @@ impl Server {
     /// flush (within `shutdown_grace_ms`), closes every connection and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let limits = Arc::new(self.config.limits.clone());
-        let (hub, hub_task) = parley_hub::spawn(limits.hub());
+        let (hub, hub_task) = (self.hub, self.hub_task);
         let shared = Shared {
             hub: hub.clone(),
             limits: limits.clone(),
@@ -181,8 +201,9 @@ impl Server {
         }
         drop(shared);
         drop(hub);
-        // The hub ends once the last handle is gone; connections dropped above release theirs.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), hub_task).await;
+        // The hub ends once the last handle is gone (connections dropped above release
+        // theirs) and every message it accepted is stored.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), hub_task).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -31,6 +31,7 @@ async fn hello_welcomes_into_the_lobby() {
             room: "lobby".into(),
             members: vec!["alice".into(), "bob".into()],
             max_text: 4096,
+            history: vec![],
         })
     );
     server.shutdown().await;
@@ -83,7 +84,7 @@ async fn structured_answers_for_every_request() {
     let mut bob = NativeClient::join(server.native, "bob").await;
     assert_eq!(
         alice.request(&Request::Join { room: "#ops".into() }, b"").await,
-        Ok(Reply::Joined { room: "ops".into(), members: vec!["alice".into()] })
+        Ok(Reply::Joined { room: "ops".into(), members: vec!["alice".into()], history: vec![] })
     );
     // Native users may be in several rooms at once.
     assert_eq!(

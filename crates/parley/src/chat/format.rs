@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use chrono::{DateTime, Local, Utc};
-use parley_client::{Event, LeaveReason, RoomInfo};
+use parley_client::{Event, LeaveReason, PastMessage, RoomInfo};
 
 pub(super) const HELP: &str = "\
 Commands:
@@ -14,6 +14,7 @@ Commands:
   /nick NEW           change your name
   /join ROOM          enter ROOM (it is created if nobody is there); it becomes your room
   /part               leave your room
+  /history [N]        the last N messages of your room (default 20, at most 500)
   /quit               leave the chat (also: quit, exit, q, or end of input)
 Anything else you type is said in your room; start a line with // to say something that starts with /.
 ";
@@ -21,6 +22,28 @@ Anything else you type is said in your room; start a line with // to say somethi
 /// `HH:MM:SS` in local time.
 pub(super) fn clock(at: &DateTime<Utc>) -> String {
     at.with_timezone(&Local).format("%H:%M:%S").to_string()
+}
+
+/// Past messages between two marker lines, each with its time, and its date when it was
+/// not today: the same as the server shows line users.
+pub(super) fn history_lines(room: &str, messages: &[PastMessage]) -> Vec<String> {
+    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        return Vec::new();
+    };
+    let today = Local::now().date_naive();
+    let mut lines =
+        vec![format!("--- History of {room}: {} messages, #{} to #{} ---", messages.len(), first.seq, last.seq)];
+    for message in messages {
+        let local = message.at.with_timezone(&Local);
+        let stamp = if local.date_naive() == today {
+            local.format("%H:%M:%S").to_string()
+        } else {
+            local.format("%Y-%m-%d %H:%M:%S").to_string()
+        };
+        lines.extend(message.text.lines().map(|part| format!("[{stamp}] {}: {}", message.from, clean(part))));
+    }
+    lines.push("--- End of history ---".to_owned());
+    lines
 }
 
 /// Prints one line and flushes, so a pipe sees it at once.

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
-use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Throttle, Timestamp, Wire};
+use parley_hub::{
+    Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, RoomName, Session, Throttle,
+    Timestamp, Wire,
+};
 use parley_proto::line::{Input, LineDecoder, LineError, USERNAME_PROMPT};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -24,6 +27,9 @@ const CACHE_SLOT: usize = 0;
 /// Line requests carry no ids.
 const NO_ID: RequestId = RequestId(0);
 
+/// Lines `/history` shows when not told how many.
+const DEFAULT_HISTORY_LINES: usize = 20;
+
 const HELP: &str = "\
 Commands:
   /help               this list
@@ -33,6 +39,7 @@ Commands:
   /nick NEW           change your name
   /join ROOM          move to ROOM (it is created if nobody is there)
   /part               leave your room
+  /history [N]        the last N messages of your room (default 20, at most 500)
   /quit               leave the chat (also: quit, exit, q)
 Anything else you type is said in your room; start a line with // to say something that starts with /.
 ";
@@ -196,6 +203,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Input::Nick(nick) => Command::Nick { nick },
             Input::Join(room) => Command::Join { room, exclusive: true },
             Input::Part => Command::Part { room: None },
+            Input::History(n) => {
+                Command::History { room: None, cursor: Cursor::Latest, limit: n.unwrap_or(DEFAULT_HISTORY_LINES) }
+            }
             Input::Quit => {
                 return match session.quit(NO_ID, None).await {
                     Ok(()) => ReadEnd::Quit,
@@ -310,9 +320,20 @@ impl Wire for LineWire {
 fn reply_lines(reply: &Reply, line: &mut String) {
     let now = clock(&Utc::now());
     let _ = match reply {
-        Reply::Welcome { nick, .. } => writeln!(line, "[{now}] Welcome to the chat, {nick}!"),
-        Reply::Joined { room, members } => {
-            writeln!(line, "[{now}] You joined {room}. Users here: {}", join_names(members))
+        Reply::Welcome { nick, room, history, .. } => {
+            let _ = writeln!(line, "[{now}] Welcome to the chat, {nick}!");
+            history_lines(room, history, line);
+            Ok(())
+        }
+        Reply::Joined { room, members, history } => {
+            let _ = writeln!(line, "[{now}] You joined {room}. Users here: {}", join_names(members));
+            history_lines(room, history, line);
+            Ok(())
+        }
+        Reply::History { room, messages } if messages.is_empty() => writeln!(line, "No history in {room} yet."),
+        Reply::History { room, messages } => {
+            history_lines(room, messages, line);
+            Ok(())
         }
         Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
         Reply::Said { .. } => Ok(()),
@@ -341,6 +362,28 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         Reply::Pong => writeln!(line, "Pong."),
         Reply::Bye => writeln!(line, "Goodbye!"),
     };
+}
+
+/// Past messages, between two marker lines so they are not taken for new ones; each
+/// with its time, and its date when it was not today.
+fn history_lines(room: &RoomName, messages: &[Arc<Record>], line: &mut String) {
+    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        return;
+    };
+    let _ = writeln!(line, "--- History of {room}: {} messages, #{} to #{} ---", messages.len(), first.seq, last.seq);
+    let today = Local::now().date_naive();
+    for message in messages {
+        let local = message.at.with_timezone(&Local);
+        let stamp = if local.date_naive() == today {
+            local.format("%H:%M:%S").to_string()
+        } else {
+            local.format("%Y-%m-%d %H:%M:%S").to_string()
+        };
+        for part in text_lines(&message.text) {
+            let _ = writeln!(line, "[{stamp}] {}: {part}", message.from);
+        }
+    }
+    let _ = writeln!(line, "--- End of history ---");
 }
 
 fn join_names(names: &[parley_hub::Nick]) -> String {

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
-use parley_hub::{Command, Event, HubError, LeaveReason, Outbox, Reply, RequestId, Session, Throttle, Timestamp, Wire};
-use parley_proto::msg::{self, ErrorCode, Request, RequestError, RoomInfo, ServerMsg, PROTOCOL_VERSION};
+use parley_hub::{
+    Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, Session, Throttle, Timestamp, Wire,
+};
+use parley_proto::msg::{self, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, ServerMsg, PROTOCOL_VERSION};
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -19,6 +21,9 @@ use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
 /// Native sessions share the second slot of an event's encoding cache.
 const CACHE_SLOT: usize = 1;
+
+/// Messages in a `history` page when the request names no limit.
+const DEFAULT_HISTORY_PAGE: usize = 50;
 
 /// Serves one native-protocol connection.
 pub(crate) async fn serve<R, W>(
@@ -242,6 +247,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Nick { nick } => Ok(Command::Nick { nick }),
             Request::Who { room } => Ok(Command::Who { room: Some(room) }),
             Request::Rooms => Ok(Command::Rooms),
+            Request::History { room, before, after, limit } => {
+                let limit = limit.map_or(DEFAULT_HISTORY_PAGE, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                match (before, after) {
+                    (Some(_), Some(_)) => {
+                        Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both"))
+                    }
+                    (Some(seq), None) => Ok(Command::History { room, cursor: Cursor::Before(seq), limit }),
+                    (None, Some(seq)) => Ok(Command::History { room, cursor: Cursor::After(seq), limit }),
+                    (None, None) => Ok(Command::History { room, cursor: Cursor::Latest, limit }),
+                }
+            }
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
@@ -278,6 +294,7 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
         HubError::TooManyRooms { .. } => ErrorCode::TooManyRooms,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
+        HubError::Store(_) => ErrorCode::StoreFailed,
     }
 }
 
@@ -378,16 +395,29 @@ impl Wire for NativeWire {
     }
 }
 
+fn entries(records: &[Arc<Record>]) -> Vec<HistoryEntry> {
+    records
+        .iter()
+        .map(|r| HistoryEntry { seq: r.seq, from: r.from.to_string(), ts: ts(&r.at), text: r.text.to_string() })
+        .collect()
+}
+
 fn reply_body(reply: &Reply) -> msg::Reply {
     match reply {
-        Reply::Welcome { nick, room, members, max_text } => msg::Reply::Welcome {
+        Reply::Welcome { nick, room, members, max_text, history } => msg::Reply::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_string(),
             room: room.to_string(),
             members: names(members),
             max_text: *max_text,
+            history: entries(history),
         },
-        Reply::Joined { room, members } => msg::Reply::Joined { room: room.to_string(), members: names(members) },
+        Reply::Joined { room, members, history } => {
+            msg::Reply::Joined { room: room.to_string(), members: names(members), history: entries(history) }
+        }
+        Reply::History { room, messages } => {
+            msg::Reply::History { room: room.to_string(), messages: entries(messages) }
+        }
         Reply::Parted { room } => msg::Reply::Parted { room: room.to_string() },
         Reply::Said { room, seq, at } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
         Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },

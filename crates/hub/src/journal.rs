@@ -1,0 +1,62 @@
+//! The journal: one thread that writes accepted messages to the [`Store`] in batches
+//! (group commit) and tells the hub how each batch went, in order.
+//!
+//! Whatever queued up while a batch was being written goes into the next one, so under
+//! load the cost of a commit is shared by many messages, and when idle a message is
+//! written alone, at once. The hub never waits for it: it delivers and acknowledges a
+//! message when its batch is reported committed.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::history::{Record, Store, StoreError};
+
+/// The most messages in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// The outcome of one batch: the next `count` messages the hub sent.
+pub(crate) struct Committed {
+    pub(crate) count: usize,
+    pub(crate) result: Result<(), StoreError>,
+}
+
+/// The hub's end of the journal. Dropping it lets the thread finish what is queued and
+/// stop.
+pub(crate) struct Journal {
+    tx: mpsc::UnboundedSender<Arc<Record>>,
+}
+
+impl Journal {
+    /// Starts the writer thread; outcomes arrive on the returned receiver.
+    pub(crate) fn start(store: Arc<dyn Store>) -> std::io::Result<(Journal, mpsc::UnboundedReceiver<Committed>)> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Record>>();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new().name("parley-journal".into()).spawn(move || {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(first) = rx.blocking_recv() {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(record) => batch.push(record),
+                        Err(_) => break,
+                    }
+                }
+                let result = store.append(&batch);
+                if let Err(e) = &result {
+                    tracing::error!(messages = batch.len(), "history could not be written: {e}");
+                }
+                if done_tx.send(Committed { count: batch.len(), result }).is_err() {
+                    break;
+                }
+                batch.clear();
+            }
+        })?;
+        Ok((Journal { tx }, done_rx))
+    }
+
+    /// Queues a message for the next batch. False if the thread has stopped.
+    pub(crate) fn write(&self, record: Arc<Record>) -> bool {
+        self.tx.send(record).is_ok()
+    }
+}

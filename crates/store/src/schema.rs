@@ -1,0 +1,67 @@
+//! The schema, as migrations embedded in the binary and applied in order on open. The
+//! database's `user_version` counts those applied; a database from a newer Parley is
+//! refused rather than misread.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Append only: a
+/// migration that has shipped never changes.
+const MIGRATIONS: &[&str] = &[
+    // 1: room and private messages, and each room's last seq (which outlives pruning,
+    // so a room's order never restarts).
+    "CREATE TABLE messages (
+        id           INTEGER PRIMARY KEY,
+        room         TEXT COLLATE NOCASE,
+        seq          INTEGER NOT NULL,
+        sender       TEXT NOT NULL,
+        recipient    TEXT,
+        at_us        INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        body         TEXT NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX messages_by_room ON messages (room, seq) WHERE room IS NOT NULL;
+    CREATE INDEX messages_private ON messages (sender COLLATE NOCASE, recipient COLLATE NOCASE, id)
+        WHERE room IS NULL;
+    CREATE INDEX messages_by_time ON messages (at_us);
+    CREATE TABLE rooms (
+        name     TEXT PRIMARY KEY COLLATE NOCASE,
+        last_seq INTEGER NOT NULL
+    ) STRICT;",
+];
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The file was written by a newer Parley.
+    #[error("the database has schema version {found}, newer than this Parley's {known}; upgrade Parley")]
+    TooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// SQLite failed.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The schema version this build writes.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Applies every migration the database lacks, each in its own transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > latest() {
+        return Err(MigrateError::TooNew { found, known: latest() });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, "database schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! The SQLite store: one file in the data directory, in WAL mode so that readers (history
+//! pages, `parley log export` while the server runs) never wait for the writer.
+//!
+//! Durability: `synchronous=NORMAL` in WAL mode. A committed transaction is in the WAL
+//! file before `append` returns, so it survives the server being killed (`kill -9`, a
+//! panic, the OOM killer); an operating system crash or power cut can lose the last
+//! transactions. `Retention::sync_full` trades throughput for that too.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use parley_hub::{Cursor, Nick, Page, Record, RoomHistory, RoomName, Store, StoreError};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+use crate::schema::{self, MigrateError};
+
+/// The database's file name in the data directory.
+pub const DB_FILE: &str = "parley.db";
+
+/// Messages are text today; the column is there for files and images.
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// How often the writer applies the retention rules.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// How long a statement waits for a lock held by another process (an export, a backup)
+/// before failing; the failure reaches the sender as an error.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What history keeps, and how durably.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Delete messages older than this; `None` keeps them forever.
+    pub max_age: Option<Duration>,
+    /// Keep at most this many messages per room; `None` keeps them all.
+    pub max_per_room: Option<u64>,
+    /// Sync every commit to the disk (`synchronous=FULL`): survives power loss, costs a
+    /// disk flush per batch.
+    pub sync_full: bool,
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// SQLite refused the file.
+    #[error("cannot open the history database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot prepare the history database {path}: {source}")]
+    Migrate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: MigrateError,
+    },
+}
+
+/// History in an SQLite file. One connection writes (the hub's journal thread is its
+/// only caller); readers take a pooled connection of their own.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+struct Writer {
+    conn: Connection,
+    retention: Retention,
+    last_prune: Option<Instant>,
+}
+
+fn store_error(e: rusqlite::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database in `data_dir`.
+    pub fn open(data_dir: &Path, retention: Retention) -> Result<SqliteStore, OpenError> {
+        let path = data_dir.join(DB_FILE);
+        let sqlite = |source| OpenError::Sqlite { path: path.clone(), source };
+        let mut conn = Connection::open(&path).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", if retention.sync_full { "FULL" } else { "NORMAL" }).map_err(sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        schema::migrate(&mut conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
+        let writer = Writer { conn, retention, last_prune: None };
+        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// Opens an existing database for reading only, beside a running server or not.
+    pub fn open_read_only(data_dir: &Path) -> Result<SqliteStore, OpenError> {
+        let path = data_dir.join(DB_FILE);
+        let conn = read_only(&path).map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
+        if found > schema::latest() {
+            let source = MigrateError::TooNew { found, known: schema::latest() };
+            return Err(OpenError::Migrate { path, source });
+        }
+        // The writer slot holds a read-only connection: `append` on it fails cleanly.
+        let writer = Writer { conn, retention: Retention::default(), last_prune: Some(Instant::now()) };
+        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// This store as the hub's trait object.
+    #[must_use]
+    pub fn shared(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+
+    /// Calls `each` with every message of `room` since `since`, oldest first, reading in
+    /// pages so that memory stays flat however long the history.
+    pub fn export(
+        &self,
+        room: &str,
+        since: Option<DateTime<Utc>>,
+        mut each: impl FnMut(&Record) -> std::io::Result<()>,
+    ) -> Result<u64, ExportError> {
+        const PAGE: i64 = 1000;
+        let since_us = since.map_or(i64::MIN, |t| t.timestamp_micros());
+        let mut after = 0i64;
+        let mut written = 0;
+        self.read(|conn| {
+            let known: Option<String> =
+                conn.query_row("SELECT name FROM rooms WHERE name = ?1", [room], |row| row.get(0)).optional()?;
+            if known.is_none() {
+                return Ok(Err(ExportError::NoSuchRoom(room.to_owned())));
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT room, seq, sender, recipient, at_us, body FROM messages
+                 WHERE room = ?1 AND seq > ?2 AND at_us >= ?3 ORDER BY seq LIMIT ?4",
+            )?;
+            loop {
+                let page: Vec<Record> =
+                    stmt.query_map(params![room, after, since_us, PAGE], record)?.collect::<Result<_, _>>()?;
+                let Some(last) = page.last() else {
+                    return Ok(Ok(written));
+                };
+                after = i64::try_from(last.seq).unwrap_or(i64::MAX);
+                for message in &page {
+                    if let Err(e) = each(message) {
+                        return Ok(Err(ExportError::Write(e)));
+                    }
+                    written += 1;
+                }
+            }
+        })
+        .map_err(|e| ExportError::Read(e.0))?
+    }
+
+    /// Runs `f` on a pooled read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => read_only(&self.path).map_err(store_error)?,
+        };
+        let result = f(&conn).map_err(store_error);
+        self.readers.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+        result
+    }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The room has no history.
+    #[error("no room called {0} has any history")]
+    NoSuchRoom(String),
+    /// Reading the database failed.
+    #[error("reading history failed: {0}")]
+    Read(String),
+    /// Writing the output failed.
+    #[error("writing the export failed: {0}")]
+    Write(std::io::Error),
+}
+
+fn read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// A row of `SELECT room, seq, sender, recipient, at_us, body`.
+fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let corrupt = |column: usize, what: String| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, what.into())
+    };
+    let room: Option<String> = row.get(0)?;
+    let room = room.map(|r| RoomName::parse(&r, usize::MAX).map_err(|e| corrupt(0, e.to_string()))).transpose()?;
+    let seq: i64 = row.get(1)?;
+    let from: String = row.get(2)?;
+    let from = Nick::parse(&from, usize::MAX).map_err(|e| corrupt(2, e.to_string()))?;
+    let to: Option<String> = row.get(3)?;
+    let to = to.map(|t| Nick::parse(&t, usize::MAX).map_err(|e| corrupt(3, e.to_string()))).transpose()?;
+    let at_us: i64 = row.get(4)?;
+    let at = DateTime::from_timestamp_micros(at_us).ok_or_else(|| corrupt(4, format!("bad time {at_us}")))?;
+    let body: String = row.get(5)?;
+    Ok(Record { room, seq: u64::try_from(seq).unwrap_or(0), from, to, at, text: body.into() })
+}
+
+impl Writer {
+    fn append(&mut self, batch: &[Arc<Record>]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (room, seq, sender, recipient, at_us, content_type, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut last_seq = tx.prepare_cached(
+                "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            )?;
+            for r in batch {
+                let room = r.room.as_ref().map(RoomName::as_str);
+                let seq = i64::try_from(r.seq).unwrap_or(i64::MAX);
+                let to = r.to.as_ref().map(Nick::as_str);
+                insert.execute(params![room, seq, r.from.as_str(), to, micros(r.at), TEXT, &*r.text])?;
+                if let Some(room) = room {
+                    last_seq.execute(params![room, seq])?;
+                }
+            }
+        }
+        tx.commit()?;
+        if self.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            self.last_prune = Some(Instant::now());
+            if let Err(e) = self.prune() {
+                tracing::warn!("applying the history retention rules failed: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes what the retention rules no longer keep.
+    fn prune(&self) -> rusqlite::Result<()> {
+        let mut deleted = 0;
+        if let Some(max_age) = self.retention.max_age {
+            let cutoff = Utc::now() - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+            deleted += self.conn.execute("DELETE FROM messages WHERE at_us < ?1", [micros(cutoff)])?;
+        }
+        if let Some(max) = self.retention.max_per_room {
+            let max = i64::try_from(max).unwrap_or(i64::MAX);
+            deleted += self.conn.execute(
+                "DELETE FROM messages WHERE room IS NOT NULL
+                 AND seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - ?1",
+                [max],
+            )?;
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "old history deleted by the retention rules");
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn append(&self, batch: &[Arc<Record>]) -> Result<(), StoreError> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner).append(batch).map_err(store_error)
+    }
+
+    fn rooms(&self, recent: usize) -> Result<Vec<RoomHistory>, StoreError> {
+        let recent = i64::try_from(recent).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut rooms = conn.prepare("SELECT name, last_seq FROM rooms ORDER BY name")?;
+            let mut latest = conn.prepare_cached(
+                "SELECT room, seq, sender, recipient, at_us, body FROM messages
+                 WHERE room = ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let mut out = Vec::new();
+            let listed: Vec<(String, i64)> =
+                rooms.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
+            for (name, last_seq) in listed {
+                let Ok(room) = RoomName::parse(&name, usize::MAX) else {
+                    tracing::warn!(room = name, "skipping a stored room whose name is no longer valid");
+                    continue;
+                };
+                let mut messages: Vec<Record> =
+                    latest.query_map(params![name, recent], record)?.collect::<Result<_, _>>()?;
+                messages.reverse();
+                out.push(RoomHistory { room, last_seq: u64::try_from(last_seq).unwrap_or(0), recent: messages });
+            }
+            Ok(out)
+        })
+    }
+
+    fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
+        let room = page.room.as_str();
+        let upto = i64::try_from(page.upto).unwrap_or(i64::MAX);
+        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+        let seq = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let (sql, bound, newest_first) = match page.cursor {
+                Cursor::Latest => ("AND seq <= ?2 ORDER BY seq DESC", upto, true),
+                Cursor::Before(before) => ("AND seq < ?2 ORDER BY seq DESC", seq(before).min(upto + 1), true),
+                Cursor::After(after) => ("AND seq > ?2 AND seq <= ?4 ORDER BY seq", seq(after), false),
+            };
+            let query = format!(
+                "SELECT room, seq, sender, recipient, at_us, body FROM messages WHERE room = ?1 {sql} LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&query)?;
+            let rows = if newest_first {
+                stmt.query_map(params![room, bound, limit], record)?.collect::<Result<Vec<_>, _>>()
+            } else {
+                stmt.query_map(params![room, bound, limit, upto], record)?.collect::<Result<Vec<_>, _>>()
+            };
+            let mut records = rows?;
+            if newest_first {
+                records.reverse();
+            }
+            Ok(records)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("parley-store-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn said(room: &str, seq: u64, text: &str) -> Arc<Record> {
+        Arc::new(Record {
+            room: Some(RoomName::parse(room, 32).expect("room")),
+            seq,
+            from: Nick::parse("ada", 32).expect("nick"),
+            to: None,
+            at: Utc::now(),
+            text: text.into(),
+        })
+    }
+
+    fn seqs(records: &[Record]) -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    }
+
+    fn page(cursor: Cursor, upto: u64, limit: usize) -> Page {
+        Page { room: RoomName::parse("Lobby", 32).expect("room"), cursor, upto, limit }
+    }
+
+    #[test]
+    fn messages_survive_reopening_and_page_by_seq() {
+        let dir = TempDir::new("reopen");
+        {
+            let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
+            let batch: Vec<_> = (1..=10).map(|n| said("lobby", n, &format!("m{n}"))).collect();
+            store.append(&batch).expect("appends");
+            let whisper = Record {
+                room: None,
+                seq: 0,
+                to: Some(Nick::parse("bob", 32).expect("nick")),
+                ..(*said("lobby", 0, "psst")).clone()
+            };
+            store.append(&[Arc::new(whisper)]).expect("appends");
+        }
+        let store = SqliteStore::open(&dir.0, Retention::default()).expect("reopens");
+        let rooms = store.rooms(3).expect("rooms");
+        assert_eq!(rooms.len(), 1, "private messages belong to no room");
+        assert_eq!((rooms[0].room.as_str(), rooms[0].last_seq), ("lobby", 10));
+        assert_eq!(seqs(&rooms[0].recent), [8, 9, 10]);
+        assert_eq!(&*rooms[0].recent[2].text, "m10");
+        assert_eq!(seqs(&store.page(&page(Cursor::Latest, 10, 4)).expect("page")), [7, 8, 9, 10]);
+        assert_eq!(seqs(&store.page(&page(Cursor::Latest, 8, 2)).expect("page")), [7, 8], "never past upto");
+        assert_eq!(seqs(&store.page(&page(Cursor::Before(5), 10, 3)).expect("page")), [2, 3, 4]);
+        assert_eq!(seqs(&store.page(&page(Cursor::After(7), 9, 10)).expect("page")), [8, 9]);
+        let duplicate = store.append(&[said("lobby", 10, "again")]);
+        assert!(duplicate.is_err(), "a seq is stored once");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_per_room_and_the_order_continues() {
+        let dir = TempDir::new("retention");
+        let retention = Retention { max_per_room: Some(3), ..Retention::default() };
+        let store = SqliteStore::open(&dir.0, retention).expect("opens");
+        let batch: Vec<_> = (1..=8).map(|n| said("lobby", n, "x")).collect();
+        store.append(&batch).expect("appends");
+        let rooms = store.rooms(50).expect("rooms");
+        assert_eq!(seqs(&rooms[0].recent), [6, 7, 8]);
+        assert_eq!(rooms[0].last_seq, 8);
+    }
+
+    #[test]
+    fn export_streams_a_room_and_refuses_an_unknown_one() {
+        let dir = TempDir::new("export");
+        let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
+        let batch: Vec<_> = (1..=2500).map(|n| said("dev", n, &format!("m{n}"))).collect();
+        store.append(&batch).expect("appends");
+        let reader = SqliteStore::open_read_only(&dir.0).expect("opens beside the writer");
+        let mut seen = Vec::new();
+        let written = reader.export("DEV", None, |r| {
+            seen.push(r.seq);
+            Ok(())
+        });
+        assert_eq!(written.expect("exports"), 2500);
+        assert!(seen.iter().copied().eq(1..=2500), "every message once, in order");
+        assert!(matches!(reader.export("nowhere", None, |_| Ok(())), Err(ExportError::NoSuchRoom(_))));
+        assert!(reader.append(&[said("dev", 2501, "no")]).is_err(), "a read-only store cannot write");
+    }
+}
