@@ -28,7 +28,7 @@ pub struct TestServer {
     pub tls: Option<parley_server::Tls>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
-    _data: tempdir::TempDir,
+    _data: Option<tempdir::TempDir>,
 }
 
 /// Starts a server with default limits.
@@ -39,8 +39,15 @@ pub async fn start() -> TestServer {
 /// Starts a server after `adjust` has changed its configuration.
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let data = tempdir::TempDir::new();
+    let mut server = start_in(data.path(), adjust).await;
+    server._data = Some(data);
+    server
+}
+
+/// Starts a server on a data directory the caller keeps, to start another on it later.
+pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config {
-        data_dir: data.path().to_owned(),
+        data_dir: data.to_owned(),
         listeners: vec![
             Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into() },
             Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into() },
@@ -75,7 +82,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         tls,
         stop: Some(stop),
         task: Some(task),
-        _data: data,
+        _data: None,
     }
 }
 

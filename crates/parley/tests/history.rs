@@ -1,0 +1,202 @@
+//! History as the server process keeps it: acknowledged messages survive `kill -9`, and
+//! `parley log export` reads a room's history while the server runs.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use parley_client::{Client, Events, HistoryCursor, PastMessage, Transport};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("parley-history-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `parley serve` process, killed if the test ends first.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts a server on `data`, with flood control off: the writers send as fast as
+    /// their acknowledgements come back.
+    fn start(data: &Path) -> Server {
+        let config = data.join("parley.toml");
+        std::fs::write(&config, "[limits]\nflood_rate_per_sec = 0\n").expect("config written");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args(["serve", "--listen", "native=127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a listening line");
+        let addr = line.trim_end().strip_prefix("listening native=").expect("a native listener").to_owned();
+        Server { child, addr }
+    }
+
+    fn kill_9(mut self) {
+        // `Child::kill` is SIGKILL on Unix: no shutdown, no flush, no goodbye.
+        self.child.kill().expect("killed");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(server: &Server, nick: &str) -> Client {
+    let (client, events, _) = Client::connect(&server.addr, &Transport::Plain).await.expect("connects");
+    tokio::spawn(drain(events));
+    client.hello(nick).await.expect("welcomed");
+    client
+}
+
+/// Reads events so the client never stops reading the socket.
+async fn drain(mut events: Events) {
+    while events.next().await.is_some() {}
+}
+
+/// Every message of `room`, paging forward from the start as a reconnecting client does.
+async fn everything(client: &Client, room: &str) -> Vec<PastMessage> {
+    let mut all: Vec<PastMessage> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |m| m.seq);
+        let (_, page) = client.history(Some(room), HistoryCursor::After(after), Some(500)).await.expect("a page");
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
+    const CLIENTS: usize = 5;
+    const MESSAGES: usize = 600;
+    let data = TempDir::new("kill9");
+    let server = Server::start(&data.0);
+    let mut sending = Vec::new();
+    for c in 0..CLIENTS {
+        let client = connect(&server, &format!("writer{c}")).await;
+        client.join("dev").await.expect("joins dev");
+        sending.push(tokio::spawn(async move {
+            let mut acked = Vec::with_capacity(MESSAGES);
+            for n in 0..MESSAGES {
+                let room = if n % 2 == 0 { "lobby" } else { "dev" };
+                let text = format!("writer{c} message {n}");
+                let (seq, _) = client.say(room, &text).await.expect("acknowledged");
+                acked.push((room, seq, text));
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for sender in sending {
+        acked.extend(tokio::time::timeout(WAIT, sender).await.expect("in time").expect("sent"));
+    }
+    // Right after the last acknowledgement: no chance to flush anything more.
+    server.kill_9();
+
+    let server = Server::start(&data.0);
+    let reader = connect(&server, "auditor").await;
+    reader.join("dev").await.expect("joins dev");
+    for room in ["lobby", "dev"] {
+        let stored = tokio::time::timeout(WAIT, everything(&reader, room)).await.expect("read in time");
+        assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq), "{room}: per-room order");
+        let by_seq: HashMap<u64, &PastMessage> = stored.iter().map(|m| (m.seq, m)).collect();
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for message in &stored {
+            *count.entry(message.text.as_str()).or_default() += 1;
+        }
+        let mine: Vec<_> = acked.iter().filter(|(r, _, _)| *r == room).collect();
+        assert_eq!(mine.len(), CLIENTS * MESSAGES / 2);
+        for (_, seq, text) in mine {
+            let found = by_seq.get(seq).map(|m| m.text.as_str());
+            assert_eq!(found, Some(text.as_str()), "{room}: acknowledged seq {seq} is in history");
+            assert_eq!(count.get(text.as_str()), Some(&1), "{room}: {text:?} is there exactly once");
+        }
+    }
+    // And the rooms go on from where they were.
+    let (seq, _) = reader.say("dev", "after the crash").await.expect("acknowledged");
+    let last_dev = acked.iter().filter(|(r, _, _)| *r == "dev").map(|(_, s, _)| *s).max().expect("some");
+    assert!(seq > last_dev, "seq {seq} continues after {last_dev}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_export_reads_a_room_while_the_server_runs() {
+    let data = TempDir::new("export");
+    let server = Server::start(&data.0);
+    let alice = connect(&server, "alice").await;
+    alice.join("dev").await.expect("joins");
+    for text in ["first", "second\nwith a second line", "third"] {
+        alice.say("dev", text).await.expect("acknowledged");
+    }
+    alice.say("lobby", "not in dev").await.expect("acknowledged");
+
+    let export = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args(["log", "export", "--data-dir"])
+            .arg(&data.0)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let text = export(&["--room", "dev"]);
+    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    let text = String::from_utf8(text.stdout).expect("UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("--- ") && lines[0].ends_with(" ---"), "a day line: {lines:?}");
+    for (line, said) in lines[1..].iter().zip(["first", "second", "with a second line", "third"]) {
+        assert_eq!(line.get(..1), Some("["), "{line}");
+        assert_eq!(line.get(9..11), Some("] "), "{line}");
+        assert_eq!(line.get(11..), Some(format!("alice: {said}").as_str()), "{line}");
+    }
+
+    let jsonl = export(&["--room", "DEV", "--format", "jsonl"]);
+    assert!(jsonl.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8(jsonl.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let seqs: Vec<u64> = rows.iter().map(|r| r["seq"].as_u64().expect("seq")).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(rows[1]["text"], "second\nwith a second line");
+    assert_eq!(rows[0]["from"], "alice");
+
+    let future = export(&["--room", "dev", "--since", "2999-01-01"]);
+    assert!(future.status.success() && future.stdout.is_empty(), "nothing since a future day");
+    let unknown = export(&["--room", "nowhere"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no room called nowhere"), "a clear error");
+    let bad_date = export(&["--room", "dev", "--since", "yesterday"]);
+    assert!(!bad_date.status.success());
+    assert!(String::from_utf8_lossy(&bad_date.stderr).contains("--since takes YYYY-MM-DD"));
+    drop(server);
+}

@@ -1,0 +1,178 @@
+//! History on a real SQLite file: shown on joining in both protocols, paged by native
+//! clients and `/history`, kept across restarts with the rooms' order continuing, and
+//! kept in memory only when the store is off.
+
+mod support;
+
+use parley_proto::msg::{ErrorCode, HistoryEntry, Reply, Request, ServerMsg, PROTOCOL_VERSION};
+use support::{LineClient, NativeClient};
+
+fn say(room: &str) -> Request {
+    Request::Say { room: room.into() }
+}
+
+fn history(before: Option<u64>, after: Option<u64>, limit: Option<u32>) -> Request {
+    Request::History { room: Some("lobby".into()), before, after, limit }
+}
+
+async fn page(client: &mut NativeClient, request: &Request) -> Vec<HistoryEntry> {
+    match client.request(request, b"").await {
+        Ok(Reply::History { messages, .. }) => messages,
+        other => panic!("expected a history page, got {other:?}"),
+    }
+}
+
+fn seqs(entries: &[HistoryEntry]) -> Vec<u64> {
+    entries.iter().map(|e| e.seq).collect()
+}
+
+async fn welcome_history(client: &mut NativeClient, nick: &str) -> Vec<HistoryEntry> {
+    match client.request(&Request::Hello { version: PROTOCOL_VERSION, nick: nick.into() }, b"").await {
+        Ok(Reply::Welcome { history, .. }) => history,
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn newcomers_get_the_latest_messages_in_both_protocols() {
+    let server = support::start_with(|c| c.history.on_join = 3).await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    for n in 1..=4 {
+        assert!(alice.request(&say("lobby"), format!("lobby {n}").as_bytes()).await.is_ok());
+    }
+    let mut bob = LineClient::connect(server.line).await;
+    bob.expect_prompt().await;
+    bob.send("bob").await;
+    bob.expect_line("Welcome to the chat, bob!").await;
+    assert_eq!(bob.next_line().await.as_deref(), Some("--- History of lobby: 3 messages, #2 to #4 ---"));
+    for n in 2..=4 {
+        support::assert_stamped(&bob.next_line().await.expect("a line"), &format!("alice: lobby {n}"));
+    }
+    assert_eq!(bob.next_line().await.as_deref(), Some("--- End of history ---"));
+
+    let mut carol = NativeClient::connect(server.native).await;
+    let past = welcome_history(&mut carol, "carol").await;
+    assert_eq!(seqs(&past), [2, 3, 4]);
+    assert_eq!((past[0].from.as_str(), past[0].text.as_str()), ("alice", "lobby 2"));
+
+    // Another room has its own history, shown on /join and in the native join result.
+    assert!(alice.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
+    assert!(alice.request(&say("dev"), b"in dev").await.is_ok());
+    bob.send("/join dev").await;
+    bob.expect_line("You joined dev. Users here: alice, bob").await;
+    assert_eq!(bob.next_line().await.as_deref(), Some("--- History of dev: 1 messages, #1 to #1 ---"));
+    support::assert_stamped(&bob.next_line().await.expect("a line"), "alice: in dev");
+    let joined = carol.request(&Request::Join { room: "DEV".into() }, b"").await;
+    assert!(matches!(&joined, Ok(Reply::Joined { history, .. }) if seqs(history) == [1]), "{joined:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn native_clients_page_back_and_catch_up() {
+    let server = support::start().await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    for n in 1..=30 {
+        assert!(alice.request(&say("lobby"), format!("m{n}").as_bytes()).await.is_ok());
+    }
+    let mut bob = NativeClient::join(server.native, "bob").await;
+    let latest = page(&mut bob, &history(None, None, Some(10))).await;
+    assert_eq!(seqs(&latest), (21..=30).collect::<Vec<_>>());
+    assert_eq!(latest[9].text, "m30");
+    let back = page(&mut bob, &history(Some(21), None, Some(10))).await;
+    assert_eq!(seqs(&back), (11..=20).collect::<Vec<_>>());
+    let start = page(&mut bob, &history(Some(3), None, None)).await;
+    assert_eq!(seqs(&start), [1, 2]);
+    let caught_up = page(&mut bob, &history(None, Some(25), None)).await;
+    assert_eq!(seqs(&caught_up), [26, 27, 28, 29, 30]);
+    assert!(page(&mut bob, &history(None, Some(30), None)).await.is_empty(), "nothing after the last");
+    let capped = page(&mut bob, &history(None, Some(0), Some(100_000))).await;
+    assert_eq!(capped.len(), 30, "a limit over 500 is capped, not refused");
+
+    let both = bob.request(&history(Some(5), Some(1), None), b"").await;
+    assert!(matches!(both, Err(ServerMsg::Error { code: ErrorCode::BadRequest, .. })), "{both:?}");
+    let elsewhere = Request::History { room: Some("dev".into()), before: None, after: None, limit: None };
+    let refused = bob.request(&elsewhere, b"").await;
+    assert!(matches!(refused, Err(ServerMsg::Error { code: ErrorCode::NotInRoom, .. })), "{refused:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn line_users_ask_for_history() {
+    let server = support::start().await;
+    let mut alice = LineClient::join(server.line, "alice").await;
+    alice.send("/history").await;
+    alice.expect_line("No history in lobby yet.").await;
+    for n in 1..=5 {
+        alice.send(&format!("line {n}")).await;
+    }
+    alice.send("/history 2").await;
+    alice.expect_line("--- History of lobby: 2 messages, #4 to #5 ---").await;
+    support::assert_stamped(&alice.next_line().await.expect("a line"), "alice: line 4");
+    support::assert_stamped(&alice.next_line().await.expect("a line"), "alice: line 5");
+    alice.expect_line("--- End of history ---").await;
+    alice.send("/history many").await;
+    alice.expect_line("Usage: /history [N], N a number above 0").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn history_survives_a_restart_and_the_order_continues() {
+    let data = support::tempdir::TempDir::new();
+    let server = support::start_in(data.path(), |_| {}).await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    for text in ["before", "the", "restart"] {
+        assert!(alice.request(&say("lobby"), text.as_bytes()).await.is_ok());
+    }
+    assert!(alice.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
+    assert!(alice.request(&say("dev"), b"dev too").await.is_ok());
+    // The room empties (it is forgotten by the hub, not by history).
+    assert!(alice.request(&Request::Part { room: Some("dev".into()) }, b"").await.is_ok());
+    server.shutdown().await;
+
+    let server = support::start_in(data.path(), |_| {}).await;
+    let mut bob = NativeClient::connect(server.native).await;
+    let past = welcome_history(&mut bob, "bob").await;
+    let texts: Vec<&str> = past.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["before", "the", "restart"]);
+    let said = bob.request(&say("lobby"), b"after").await;
+    assert!(matches!(said, Ok(Reply::Said { seq: 4, .. })), "the order continues: {said:?}");
+    let joined = bob.request(&Request::Join { room: "dev".into() }, b"").await;
+    assert!(matches!(&joined, Ok(Reply::Joined { history, .. }) if history.len() == 1), "{joined:?}");
+    let said = bob.request(&say("dev"), b"again").await;
+    assert!(matches!(said, Ok(Reply::Said { seq: 2, .. })), "{said:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_store_rooms_remember_only_while_the_server_runs() {
+    let data = support::tempdir::TempDir::new();
+    let server = support::start_in(data.path(), |c| c.history.store = false).await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    for n in 1..=3 {
+        assert!(alice.request(&say("lobby"), format!("m{n}").as_bytes()).await.is_ok());
+    }
+    let mut bob = NativeClient::connect(server.native).await;
+    assert_eq!(seqs(&welcome_history(&mut bob, "bob").await), [1, 2, 3]);
+    assert_eq!(seqs(&page(&mut bob, &history(Some(3), None, Some(1))).await), [2]);
+    server.shutdown().await;
+    assert!(!data.path().join(parley_store::DB_FILE).exists(), "nothing written");
+
+    let server = support::start_in(data.path(), |c| c.history.store = false).await;
+    let mut carol = NativeClient::connect(server.native).await;
+    assert!(welcome_history(&mut carol, "carol").await.is_empty(), "a restart forgets");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_said_just_before_a_part_arrives_before_the_part() {
+    let server = support::start().await;
+    let mut watcher = LineClient::join(server.line, "watcher").await;
+    let mut talker = LineClient::join(server.line, "talker").await;
+    watcher.expect_line("talker has joined the chat!").await;
+    // Written in one go: the part must not overtake the message being stored.
+    talker.send_raw(b"goodbye, all\n/nick talked\n/part\n").await;
+    watcher.expect_stamped("talker: goodbye, all").await;
+    watcher.expect_stamped("talker is now known as talked.").await;
+    watcher.expect_stamped("talked has left lobby.").await;
+    server.shutdown().await;
+}
