@@ -302,6 +302,33 @@ impl Client {
         }
     }
 
+    /// Makes the current nick an account with `password` and logs in to it; returns the
+    /// account's name.
+    pub async fn register(&self, password: &str) -> Result<String, Error> {
+        match self.request(&Request::Register { password: password.to_owned() }, b"").await? {
+            Reply::Registered { account } => Ok(account),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs in to the account `name` (the current nick's without one); returns the nick
+    /// the session has now, the account's.
+    pub async fn login(&self, name: Option<&str>, password: &str) -> Result<String, Error> {
+        let auth = Request::Auth { name: name.map(str::to_owned), password: password.to_owned() };
+        match self.request(&auth, b"").await? {
+            Reply::LoggedIn { nick, .. } => Ok(nick),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Changes the logged-in account's password.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<(), Error> {
+        match self.request(&Request::Password { old: old.to_owned(), new: new.to_owned() }, b"").await? {
+            Reply::PasswordChanged => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The rooms on the server.
     pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Error> {
         match self.request(&Request::Rooms, b"").await? {

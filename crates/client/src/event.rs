@@ -64,6 +64,13 @@ pub enum Event {
         /// When.
         ts: DateTime<Utc>,
     },
+    /// Information from the server for you alone (e.g. that your nick is registered).
+    Notice {
+        /// When.
+        ts: DateTime<Utc>,
+        /// What.
+        text: String,
+    },
     /// The server is shutting down.
     Shutdown {
         /// Its message.
@@ -105,6 +112,7 @@ impl Event {
             }
             ServerMsg::Nick { old, new, ts } => Event::NickChanged { old, new, ts: time(&ts) },
             ServerMsg::Shutdown { message, .. } => Event::Shutdown { message },
+            ServerMsg::Notice { ts } => Event::Notice { ts: time(&ts), text: text() },
             ServerMsg::Error { id: None, code, message } => Event::Error { code, message },
             ServerMsg::Result { .. }
             | ServerMsg::Error { id: Some(_), .. }

@@ -17,12 +17,16 @@ use tokio::task::JoinHandle;
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
-use crate::history::{Cursor, Page, Record, RoomLog, Store, StoreError};
+use crate::history::{Cursor, Page, Record, RoomLog, Store, StoreError, Verdict};
 use crate::journal::{Committed, Journal};
 use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
 use crate::LOBBY;
+
+mod accounts;
+
+pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
 
 /// Why a session was disconnected when its outbox overflowed.
 const SEND_QUEUE_EXCEEDED: &str = "send queue exceeded";
@@ -50,6 +54,8 @@ pub struct Limits {
     pub inbox: usize,
     /// How many of a room's latest messages a session gets on joining it.
     pub history_on_join: usize,
+    /// How long someone using a registered nick has to log in before being renamed.
+    pub login_grace: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -61,6 +67,7 @@ impl Default for Limits {
             max_rooms_per_session: 20,
             inbox: 4096,
             history_on_join: 50,
+            login_grace: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -92,15 +99,19 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
     let mut hub = Hub::new(limits);
     // Without a store nothing is ever reported committed; the branch below stays off.
     let (_no_journal, mut commits) = mpsc::unbounded_channel::<Committed>();
+    let (completions, mut completed) = mpsc::unbounded_channel();
+    hub.completions = completions;
     if let Some(store) = store {
         let keep = hub.limits.history_on_join;
         let reader = store.clone();
-        let rooms = tokio::task::spawn_blocking(move || reader.rooms(keep))
-            .await
-            .map_err(|e| StoreError(format!("reading history failed: {e}")))??;
+        let (rooms, accounts) =
+            tokio::task::spawn_blocking(move || Ok::<_, StoreError>((reader.rooms(keep)?, reader.accounts()?)))
+                .await
+                .map_err(|e| StoreError(format!("reading history failed: {e}")))??;
         for history in rooms {
             hub.logs.insert(history.room.clone(), RoomLog::restored(history, keep));
         }
+        hub.registered.extend(accounts);
         let (journal, done) =
             Journal::start(store.clone()).map_err(|e| StoreError(format!("starting the history writer: {e}")))?;
         hub.journal = Some(journal);
@@ -116,6 +127,9 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
                     Some(done) => hub.committed(done),
                     None => hub.journal_lost(),
                 },
+                // The hub holds a sender itself, so this never ends: it is waited on only
+                // while work is out (and grace timers only while sessions can come).
+                Some(done) = completed.recv(), if hub.checks > 0 || (inbox_open && hub.timers > 0) => hub.complete(done),
                 op = rx.recv(), if inbox_open && hub.unstored.len() < MAX_UNSTORED => match op {
                     Some(op) => hub.apply(op),
                     None => inbox_open = false,
@@ -211,6 +225,16 @@ struct SessionState {
     outbox: Arc<Outbox>,
     /// The rooms it is in, the most recently joined last.
     rooms: Vec<RoomName>,
+    /// The account it logged in to (or registered).
+    account: Option<Nick>,
+}
+
+/// Work done off the hub task, reported back to it.
+enum Completion {
+    Registered { session: SessionId, req: RequestId, nick: Nick, result: Result<bool, StoreError> },
+    Verified { session: SessionId, req: RequestId, name: Nick, result: Result<Verdict, StoreError> },
+    PasswordSet { session: SessionId, req: RequestId, result: Result<bool, StoreError> },
+    GraceOver { session: SessionId, nick: Nick },
 }
 
 /// A message accepted and waiting for its batch to be stored.
@@ -240,6 +264,14 @@ struct Hub {
     unstored_by: HashMap<SessionId, usize>,
     /// Operations waiting for their session's messages to be stored (see `apply`).
     parked: HashMap<SessionId, VecDeque<Op>>,
+    /// Every registered account's name: nicks only their owner may keep.
+    registered: HashSet<Nick>,
+    /// Where work done off the hub task reports.
+    completions: mpsc::UnboundedSender<Completion>,
+    /// Password checks running on the blocking pool.
+    checks: usize,
+    /// Login grace timers running.
+    timers: usize,
     next_id: u64,
     shutting_down: bool,
     /// Sessions whose outbox overflowed during the current operation.
@@ -262,6 +294,10 @@ impl Hub {
             store_broken: false,
             unstored_by: HashMap::new(),
             parked: HashMap::new(),
+            registered: HashSet::new(),
+            completions: mpsc::unbounded_channel().0,
+            checks: 0,
+            timers: 0,
             next_id: 1,
             shutting_down: false,
             overflowed: Vec::new(),
@@ -350,14 +386,19 @@ impl Hub {
         let id = SessionId(self.next_id);
         self.next_id += 1;
         self.nicks.insert(nick.clone(), id);
-        self.sessions.insert(id, SessionState { nick: nick.clone(), outbox: outbox.clone(), rooms: Vec::new() });
+        self.sessions
+            .insert(id, SessionState { nick: nick.clone(), outbox: outbox.clone(), rooms: Vec::new(), account: None });
         let lobby = self.lobby.clone();
         self.enter(id, &lobby, true);
         let members = self.members(&lobby);
         let history = self.recent(&lobby);
+        let nick_of_new = nick.clone();
         let welcome = Reply::Welcome { nick, room: lobby, members, max_text: self.limits.max_message_bytes, history };
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
+        }
+        if self.registered.contains(&nick_of_new) {
+            self.warn_squatter(id, &nick_of_new);
         }
         tracing::debug!(session = id.0, "session registered");
         Ok(id)
@@ -383,6 +424,18 @@ impl Hub {
                 Err(e) => Err(e),
             },
             Command::Whisper { to, text } => match self.whisper(id, req, &to, text) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::Register { password } => match self.register(id, req, password) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::Login { name, password } => match self.login(id, req, name, password) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::Password { old, new } => match self.change_password(id, req, old, new) {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
@@ -683,14 +736,33 @@ impl Hub {
                 return Err(HubError::NickTaken(new.to_string()));
             }
         }
+        if self.registered.contains(&new) && self.state(id).account.as_ref() != Some(&new) {
+            return Err(HubError::NickRegistered(new.to_string()));
+        }
+        self.change_nick(id, new.clone(), false);
+        Ok(Reply::Nick { nick: new })
+    }
+
+    /// Gives the session the nick `new` (already checked) and tells everyone who shares
+    /// a room with it, once each; the session itself too when the server renamed it.
+    fn change_nick(&mut self, id: SessionId, new: Nick, tell_self: bool) {
         let state = self.state_mut(id);
         let old = std::mem::replace(&mut state.nick, new.clone());
         let rooms = state.rooms.clone();
         self.nicks.remove(&old);
         self.nicks.insert(new.clone(), id);
-        // Everyone who shares a room with the session hears it once.
-        let mut told = HashSet::from([id]);
-        let changed = Shared::new(Event::NickChanged { old, new: new.clone(), at: Utc::now() });
+        let mut told = HashSet::new();
+        if !tell_self {
+            told.insert(id);
+        }
+        let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now() });
+        if tell_self && rooms.is_empty() {
+            if let Some(state) = self.sessions.get(&id) {
+                if state.outbox.deliver_shared(&changed).is_err() {
+                    self.overflowed.push(id);
+                }
+            }
+        }
         for name in &rooms {
             let Some(room) = self.rooms.get(name) else {
                 continue;
@@ -705,7 +777,6 @@ impl Hub {
                 }
             }
         }
-        Ok(Reply::Nick { nick: new })
     }
 
     fn who(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {

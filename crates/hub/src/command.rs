@@ -47,6 +47,25 @@ pub enum Command {
     },
     /// List the rooms.
     Rooms,
+    /// Register the session's nick as an account with this password.
+    Register {
+        /// The password.
+        password: String,
+    },
+    /// Log in to an account, taking its nick.
+    Login {
+        /// The account's name; `None` means the session's nick.
+        name: Option<String>,
+        /// Its password.
+        password: String,
+    },
+    /// Change the password of the account the session is logged in to.
+    Password {
+        /// The current password.
+        old: String,
+        /// The new one.
+        new: String,
+    },
     /// Read a page of a room's history; `None` means the room joined last.
     History {
         /// The room's name as the user typed it.

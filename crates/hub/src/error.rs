@@ -50,6 +50,32 @@ pub enum HubError {
         /// The limit in force.
         max: usize,
     },
+    /// The server keeps no accounts (it runs without a store).
+    #[error("this server keeps no accounts")]
+    NoAccounts,
+    /// The nick is registered already.
+    #[error("the nick {0} is registered already; log in with /login {0} PASSWORD")]
+    AccountExists(String),
+    /// A wrong name or password.
+    #[error("wrong account name or password")]
+    BadLogin,
+    /// The command needs a logged-in session.
+    #[error("you are not logged in")]
+    NotLoggedIn,
+    /// The password is too short or too long.
+    #[error("a password has at least {min} characters and at most {max} bytes")]
+    WeakPassword {
+        /// The fewest characters.
+        min: usize,
+        /// The most bytes.
+        max: usize,
+    },
+    /// The nick belongs to an account the session is not logged in to.
+    #[error("the nick {0} is registered; log in to use it")]
+    NickRegistered(String),
+    /// Too many password checks are running; try again.
+    #[error("the server is busy checking passwords; try again in a moment")]
+    Busy,
     /// The message could not be stored, so it was not sent.
     #[error("the message could not be saved, so it was not sent: {0}")]
     Store(String),

@@ -73,6 +73,13 @@ pub enum Event {
         /// When.
         at: Timestamp,
     },
+    /// Information from the server for this session alone.
+    Notice {
+        /// When.
+        at: Timestamp,
+        /// What, for people.
+        text: Arc<str>,
+    },
     /// The server is shutting down; the outbox closes after this.
     Shutdown {
         /// When.
@@ -169,6 +176,20 @@ pub enum Reply {
         /// The new nick.
         nick: Nick,
     },
+    /// The nick is now an account, and the session is logged in to it.
+    Registered {
+        /// The account's name.
+        account: Nick,
+    },
+    /// The session is logged in.
+    LoggedIn {
+        /// The account.
+        account: Nick,
+        /// The session's nick now (the account's).
+        nick: Nick,
+    },
+    /// The password is changed.
+    PasswordChanged,
     /// The answer to a ping.
     Pong,
     /// The session has quit; the outbox closes after this.

@@ -64,13 +64,25 @@ pub struct RoomHistory {
     pub recent: Vec<Record>,
 }
 
+/// The outcome of a password check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// There is no such account.
+    NoAccount,
+    /// The password is not the account's.
+    Wrong,
+    /// The password is right; the account's name as registered.
+    Right(Nick),
+}
+
 /// Why the store failed. The message is for the server's log and the sender's error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct StoreError(pub String);
 
-/// Durable history. Calls block on disk: the hub makes them from its writer thread and
-/// from blocking tasks, never from its own task.
+/// Durable history and accounts. Calls block on disk (and, for passwords, on hashing):
+/// the hub makes them from its writer thread and from blocking tasks, never from its own
+/// task.
 pub trait Store: Send + Sync + 'static {
     /// Makes every record in `batch` durable, all or none (one transaction: the group
     /// commit).
@@ -82,6 +94,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of a room's history, oldest first.
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError>;
+
+    /// Every registered account's name.
+    fn accounts(&self) -> Result<Vec<Nick>, StoreError>;
+
+    /// Registers the account `name` with `password`; false if it exists already.
+    fn register(&self, name: &Nick, password: &str) -> Result<bool, StoreError>;
+
+    /// Checks `password` against the account `name`.
+    fn verify(&self, name: &Nick, password: &str) -> Result<Verdict, StoreError>;
+
+    /// Replaces the password of `name`; false if there is no such account.
+    fn set_password(&self, name: &Nick, password: &str) -> Result<bool, StoreError>;
 }
 
 /// A room's log as the hub keeps it: the seq counter (which outlives the room itself, so

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use parley_hub::{
-    Batch, Command, Event, HubHandle, Limits, Outbox, Page, Record, Reply, RequestId, RoomHistory, Session, Store,
-    StoreError, Wire,
+    Batch, Command, Event, HubHandle, Limits, Nick, Outbox, Page, Record, Reply, RequestId, RoomHistory, Session,
+    Store, StoreError, Verdict, Wire,
 };
 
 /// A store in memory that can be told to fail, and that takes a while per batch.
@@ -40,6 +40,22 @@ impl Store for Flaky {
 
     fn page(&self, _page: &Page) -> Result<Vec<Record>, StoreError> {
         Ok(Vec::new())
+    }
+
+    fn accounts(&self) -> Result<Vec<Nick>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn register(&self, _name: &Nick, _password: &str) -> Result<bool, StoreError> {
+        Err(StoreError("no accounts here".into()))
+    }
+
+    fn verify(&self, _name: &Nick, _password: &str) -> Result<Verdict, StoreError> {
+        Ok(Verdict::NoAccount)
+    }
+
+    fn set_password(&self, _name: &Nick, _password: &str) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
 

@@ -203,6 +203,20 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             }
             rooms(shared).enter(joined.room);
         }),
+        Input::Register(password) => client.register(&password).await.map(|account| {
+            print_line(&format!(
+                "[{}] {account} is now your account. Next time, log in with /login {account} PASSWORD.",
+                now()
+            ));
+        }),
+        Input::Login { name, password } => client
+            .login(name.as_deref(), &password)
+            .await
+            .map(|nick| print_line(&format!("[{}] You are logged in as {nick}.", now()))),
+        Input::Password { old, new } => client
+            .change_password(&old, &new)
+            .await
+            .map(|()| print_line(&format!("[{}] Your password is changed.", now()))),
         Input::History(n) => {
             let limit = n.map_or(DEFAULT_HISTORY_LINES, |n| u32::try_from(n).unwrap_or(u32::MAX));
             client.history(current.as_deref(), HistoryCursor::Latest, Some(limit)).await.map(|(room, messages)| {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use parley_server::{Config, Listener, Server};
 use tracing_subscriber::EnvFilter;
 
+mod admin;
 mod bench;
 mod chat;
 mod log;
@@ -31,6 +32,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Chat logs from a server's history (works while the server runs).
     Log(log::LogArgs),
+    /// The server owner's commands on the data directory: accounts.
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => report(chat::run(args)),
         Command::Bench(args) => report(bench::run(args)),
         Command::Log(args) => report(log::run(args)),
+        Command::Admin(args) => report(admin::run(args)),
     }
 }
 

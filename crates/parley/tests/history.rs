@@ -200,3 +200,54 @@ async fn log_export_reads_a_room_while_the_server_runs() {
     assert!(String::from_utf8_lossy(&bad_date.stderr).contains("--since takes YYYY-MM-DD"));
     drop(server);
 }
+
+/// Runs `parley admin --data-dir DATA ARGS`, with `input` on standard input.
+fn admin(data: &Path, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("written");
+    child.wait_with_output().expect("finishes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_manages_accounts_that_users_log_in_to() {
+    let data = TempDir::new("admin");
+    let added = admin(&data.0, &["users", "add", "Grace"], "first-password\n");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let again = admin(&data.0, &["users", "add", "grace"], "other-password\n");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let weak = admin(&data.0, &["users", "add", "henry"], "short\n");
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 8 characters"));
+    let invalid = admin(&data.0, &["users", "add", "no spaces"], "first-password\n");
+    assert!(!invalid.status.success(), "names follow the nick rules");
+    let listed = admin(&data.0, &["users", "list"], "");
+    let listed = String::from_utf8(listed.stdout).expect("UTF-8");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.starts_with("Grace\tregistered "), "{listed}");
+
+    let server = Server::start(&data.0);
+    let user = connect(&server, "visitor").await;
+    assert_eq!(user.login(Some("grace"), "first-password").await.expect("logs in"), "Grace");
+    // Reset while the server runs: the next login needs the new password.
+    let reset = admin(&data.0, &["users", "reset-password", "grace"], "second-password\n");
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    let other = connect(&server, "other").await;
+    assert!(other.login(Some("grace"), "first-password").await.is_err());
+    let deleted = admin(&data.0, &["users", "delete", "GRACE"], "");
+    assert!(deleted.status.success());
+    assert!(other.login(Some("grace"), "second-password").await.is_err(), "deleted");
+    let missing = admin(&data.0, &["users", "delete", "grace"], "");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no account called grace"));
+}

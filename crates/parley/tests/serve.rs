@@ -86,7 +86,16 @@ fn bad_listen_flags_are_explained() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for args in [&["--help"][..], &["serve", "--help"]] {
+    let commands: [&[&str]; 7] = [
+        &["--help"],
+        &["serve", "--help"],
+        &["chat", "--help"],
+        &["bench", "--help"],
+        &["log", "export", "--help"],
+        &["admin", "users", "add", "--help"],
+        &["admin", "users", "list", "--help"],
+    ];
+    for args in commands {
         let out = parley().args(args).output().expect("runs");
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: parley"), "{args:?}");

@@ -174,6 +174,22 @@ pub enum Input {
     Join(String),
     /// `/part`: leave the current room.
     Part,
+    /// `/register PASSWORD`: make the current nick an account.
+    Register(String),
+    /// `/login [NAME] PASSWORD`: log in (to the current nick's account without NAME).
+    Login {
+        /// The account; `None` means the current nick.
+        name: Option<String>,
+        /// The password.
+        password: String,
+    },
+    /// `/password OLD NEW`: change the account's password.
+    Password {
+        /// The current password.
+        old: String,
+        /// The new one.
+        new: String,
+    },
     /// `/history [N]`: the last N messages of the current room (`None`: the server's
     /// default).
     History(Option<usize>),
@@ -210,6 +226,19 @@ impl Input {
             "rooms" | "list" => Input::Rooms,
             "quit" | "exit" | "q" => Input::Quit,
             "part" | "leave" => Input::Part,
+            "register" => match single_word(args) {
+                Some(password) => Input::Register(password.to_owned()),
+                None => Input::Usage("/register PASSWORD"),
+            },
+            "login" | "identify" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [password] => Input::Login { name: None, password: password.to_owned() },
+                [name, password] => Input::Login { name: Some(name.to_owned()), password: password.to_owned() },
+                _ => Input::Usage("/login [NAME] PASSWORD"),
+            },
+            "password" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [old, new] => Input::Password { old: old.to_owned(), new: new.to_owned() },
+                _ => Input::Usage("/password OLD NEW"),
+            },
             "history" => match args {
                 "" => Input::History(None),
                 n => match n.parse::<usize>() {

@@ -81,6 +81,26 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Make your current nick an account protected by `password`, and log in to it.
+    Register {
+        /// At least 8 characters.
+        password: String,
+    },
+    /// Log in to an account, taking its nick (from whoever has it).
+    Auth {
+        /// The account; without it, your current nick.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Its password.
+        password: String,
+    },
+    /// Change the password of the account you are logged in to.
+    Password {
+        /// The current password.
+        old: String,
+        /// The new one, at least 8 characters.
+        new: String,
+    },
     /// Ask for a `pong` result; for latency and keepalive.
     Ping,
     /// Leave the chat; the server answers `bye` and closes the connection.
@@ -105,6 +125,9 @@ impl Request {
             Request::Who { .. } => "who",
             Request::Rooms => "rooms",
             Request::History { .. } => "history",
+            Request::Register { .. } => "register",
+            Request::Auth { .. } => "auth",
+            Request::Password { .. } => "password",
             Request::Ping => "ping",
             Request::Quit { .. } => "quit",
         }
@@ -122,8 +145,10 @@ impl Request {
     }
 }
 
-const KNOWN_REQUESTS: &[&str] =
-    &["hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "history", "ping", "quit"];
+const KNOWN_REQUESTS: &[&str] = &[
+    "hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "history", "register", "auth", "password",
+    "ping", "quit",
+];
 
 /// Why a well-framed header is not a valid request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +241,12 @@ pub enum ServerMsg {
     /// The server has heard nothing from you for a while: send any request (`ping` is
     /// the usual one) or be disconnected when the idle timeout runs out.
     Ping {
+        /// When, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// Information for you alone; the payload is the text (e.g. that your nick is
+    /// registered and you must log in, or that the server renamed you).
+    Notice {
         /// When, RFC 3339 in UTC.
         ts: String,
     },
@@ -319,6 +350,20 @@ pub enum Reply {
         /// The nick you have now.
         nick: String,
     },
+    /// The answer to `register`: your nick is now an account and you are logged in.
+    Registered {
+        /// The account's name.
+        account: String,
+    },
+    /// The answer to `auth`: you are logged in, and the account's nick is yours.
+    LoggedIn {
+        /// The account's name.
+        account: String,
+        /// Your nick now.
+        nick: String,
+    },
+    /// The answer to `password`.
+    PasswordChanged,
     /// The answer to `ping`.
     Pong,
     /// The answer to `quit`; the server closes the connection after it.
@@ -390,6 +435,20 @@ pub enum ErrorCode {
     MessageTooLong,
     /// The server is shutting down.
     ShuttingDown,
+    /// This server keeps no accounts.
+    AccountsUnavailable,
+    /// The nick is registered already.
+    AccountExists,
+    /// Wrong account name or password.
+    BadLogin,
+    /// The request needs you to be logged in.
+    NotLoggedIn,
+    /// The password is shorter than 8 characters or longer than 1024 bytes.
+    WeakPassword,
+    /// The nick belongs to an account you are not logged in to.
+    NickRegistered,
+    /// The server is busy checking other passwords; try again.
+    Busy,
     /// The message could not be stored in the history (a full disk, a locked
     /// database), so it was not sent.
     StoreFailed,

@@ -39,6 +39,9 @@ fn request() -> impl Strategy<Value = Request> {
             proptest::option::of(any::<u32>())
         )
             .prop_map(|(room, before, after, limit)| Request::History { room, before, after, limit }),
+        text().prop_map(|password| Request::Register { password }),
+        (proptest::option::of(text()), text()).prop_map(|(name, password)| Request::Auth { name, password }),
+        (text(), text()).prop_map(|(old, new)| Request::Password { old, new }),
         Just(Request::Ping),
         proptest::option::of(text()).prop_map(|reason| Request::Quit { reason }),
     ]
@@ -64,6 +67,13 @@ const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::MessageTooLong,
     ErrorCode::ShuttingDown,
     ErrorCode::StoreFailed,
+    ErrorCode::AccountsUnavailable,
+    ErrorCode::AccountExists,
+    ErrorCode::BadLogin,
+    ErrorCode::NotLoggedIn,
+    ErrorCode::WeakPassword,
+    ErrorCode::NickRegistered,
+    ErrorCode::Busy,
     ErrorCode::TooManyRooms,
     ErrorCode::ExcessFlood,
     ErrorCode::ServerFull,
@@ -95,6 +105,7 @@ fn event() -> impl Strategy<Value = ServerMsg> {
         (text(), text(), text()).prop_map(|(old, new, ts)| ServerMsg::Nick { old, new, ts }),
         text().prop_map(|ts| ServerMsg::Ping { ts }),
         (text(), text()).prop_map(|(message, ts)| ServerMsg::Shutdown { message, ts }),
+        text().prop_map(|ts| ServerMsg::Notice { ts }),
     ]
 }
 
@@ -127,6 +138,9 @@ fn reply() -> impl Strategy<Value = Reply> {
         (text(), names()).prop_map(|(room, members)| Reply::Who { room, members }),
         vec(room_info, 0..6).prop_map(|rooms| Reply::Rooms { rooms }),
         text().prop_map(|nick| Reply::Nick { nick }),
+        text().prop_map(|account| Reply::Registered { account }),
+        (text(), text()).prop_map(|(account, nick)| Reply::LoggedIn { account, nick }),
+        Just(Reply::PasswordChanged),
         Just(Reply::Pong),
         Just(Reply::Bye),
     ]

@@ -77,6 +77,9 @@ fn json_examples() -> Vec<String> {
             &Request::History { room: Some(s("lobby")), before: None, after: Some(41), limit: None },
             b"",
         ),
+        request_header(17, &Request::Register { password: s("correct horse") }, b""),
+        request_header(18, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, b""),
+        request_header(19, &Request::Password { old: s("correct horse"), new: s("battery staple") }, b""),
     ];
     let past =
         |seq: u64, from: &str, time: &str, text: &str| HistoryEntry { seq, from: s(from), ts: ts(time), text: s(text) };
@@ -100,6 +103,9 @@ fn json_examples() -> Vec<String> {
             messages: vec![past(38, "bob", "14:20:11.500", "lunch?"), past(39, "alice", "14:20:15.000", "yes")],
         },
         Reply::History { room: s("lobby"), messages: vec![] },
+        Reply::Registered { account: s("alice") },
+        Reply::LoggedIn { account: s("alice"), nick: s("alice") },
+        Reply::PasswordChanged,
         Reply::Parted { room: s("dev") },
         Reply::Said { room: s("lobby"), seq: 12, ts: s(TS) },
         Reply::Whispered { to: s("bob"), ts: ts("14:30:46.001") },
@@ -117,7 +123,8 @@ fn json_examples() -> Vec<String> {
     out.extend(replies.iter().map(|r| serde_json::to_string(r).expect("serialises")));
     let header_too_long = FrameError::HeaderTooLong { len: 20_000, max: 16_384 };
     let payload_too_large = FrameError::PayloadTooLarge { id: Some(13), len: 2_000_000, max: 1_048_576 };
-    let events: [(ServerMsg, &[u8]); 14] = [
+    let notice = b"The nick alice is registered. Log in with /login alice PASSWORD within 30 seconds, or else.";
+    let events: [(ServerMsg, &[u8]); 15] = [
         (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS) }, hello_everyone),
         (ServerMsg::Whisper { from: s("alice"), to: s("bob"), ts: ts("14:30:46.001") }, b"psst"),
         (ServerMsg::Joined { room: s("lobby"), nick: s("carol"), ts: ts("14:31:00.000"), arrival: true }, b""),
@@ -154,6 +161,7 @@ fn json_examples() -> Vec<String> {
         ),
         (ServerMsg::Nick { old: s("alice"), new: s("alicia"), ts: ts("14:34:00.000") }, b""),
         (ServerMsg::Ping { ts: ts("14:35:00.000") }, b""),
+        (ServerMsg::Notice { ts: ts("14:35:30.000") }, notice),
         (ServerMsg::Shutdown { message: s("Server is shutting down."), ts: ts("14:36:00.000") }, b""),
         (ServerMsg::Error { id: Some(4), code: ErrorCode::NotInRoom, message: s("you are not in dev") }, b""),
         (
@@ -292,6 +300,13 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::MessageTooLong => "message_too_long",
         ErrorCode::ShuttingDown => "shutting_down",
         ErrorCode::StoreFailed => "store_failed",
+        ErrorCode::AccountsUnavailable => "accounts_unavailable",
+        ErrorCode::AccountExists => "account_exists",
+        ErrorCode::BadLogin => "bad_login",
+        ErrorCode::NotLoggedIn => "not_logged_in",
+        ErrorCode::WeakPassword => "weak_password",
+        ErrorCode::NickRegistered => "nick_registered",
+        ErrorCode::Busy => "busy",
         ErrorCode::TooManyRooms => "too_many_rooms",
         ErrorCode::ExcessFlood => "excess_flood",
         ErrorCode::ServerFull => "server_full",
@@ -300,7 +315,7 @@ fn code_name(code: ErrorCode) -> &'static str {
     }
 }
 
-const CODES: [ErrorCode; 24] = [
+const CODES: [ErrorCode; 31] = [
     ErrorCode::BadHeader,
     ErrorCode::HeaderTooLong,
     ErrorCode::PayloadTooLarge,
@@ -320,6 +335,13 @@ const CODES: [ErrorCode; 24] = [
     ErrorCode::MessageTooLong,
     ErrorCode::ShuttingDown,
     ErrorCode::StoreFailed,
+    ErrorCode::AccountsUnavailable,
+    ErrorCode::AccountExists,
+    ErrorCode::BadLogin,
+    ErrorCode::NotLoggedIn,
+    ErrorCode::WeakPassword,
+    ErrorCode::NickRegistered,
+    ErrorCode::Busy,
     ErrorCode::TooManyRooms,
     ErrorCode::ExcessFlood,
     ErrorCode::ServerFull,

@@ -230,6 +230,9 @@ pub struct Limits {
     /// Seconds a session may stay over the flood rate before it is disconnected for
     /// excess flood. Default: 10.
     pub flood_grace_secs: u64,
+    /// Seconds someone who takes a registered nick has to log in before being renamed.
+    /// Default: 30.
+    pub login_grace_secs: u64,
     /// How many hub operations may be queued before gateways wait. Default: 4096.
     pub hub_inbox: usize,
     /// How long shutdown waits for sessions to flush their last output, in
@@ -257,6 +260,7 @@ impl Default for Limits {
             flood_rate_per_sec: 10,
             flood_grace_secs: 10,
             hub_inbox: 4096,
+            login_grace_secs: 30,
             shutdown_grace_ms: 3000,
         }
     }
@@ -305,6 +309,7 @@ impl Limits {
             max_rooms_per_session: self.max_rooms_per_session,
             inbox: self.hub_inbox,
             history_on_join: history.on_join,
+            login_grace: Duration::from_secs(self.login_grace_secs),
         }
     }
 }

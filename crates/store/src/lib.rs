@@ -11,8 +11,9 @@
 //! `tokio-postgres`.
 #![warn(missing_docs)]
 
+mod password;
 mod schema;
 mod sqlite;
 
 pub use schema::MigrateError;
-pub use sqlite::{ExportError, OpenError, Retention, SqliteStore, DB_FILE};
+pub use sqlite::{Account, ExportError, OpenError, Retention, SqliteStore, DB_FILE};

@@ -27,6 +27,13 @@ const MIGRATIONS: &[&str] = &[
         name     TEXT PRIMARY KEY COLLATE NOCASE,
         last_seq INTEGER NOT NULL
     ) STRICT;",
+    // 2: accounts. The password hash is a PHC string (argon2id with its parameters and
+    // salt), so the parameters can change without a migration.
+    "CREATE TABLE accounts (
+        name          TEXT PRIMARY KEY COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        created_us    INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// Why the schema could not be brought up to date.

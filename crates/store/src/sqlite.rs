@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use parley_hub::{Cursor, Nick, Page, Record, RoomHistory, RoomName, Store, StoreError};
+use parley_hub::{Cursor, Nick, Page, Record, RoomHistory, RoomName, Store, StoreError, Verdict};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
+use crate::password;
 use crate::schema::{self, MigrateError};
 
 /// The database's file name in the data directory.
@@ -169,6 +170,39 @@ impl SqliteStore {
     }
 }
 
+/// A registered account, as `parley admin users list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The account's name, which is the nick it protects.
+    pub name: String,
+    /// When it was registered.
+    pub created: DateTime<Utc>,
+}
+
+impl SqliteStore {
+    /// Every account, by name.
+    pub fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT name, created_us FROM accounts ORDER BY name")?;
+            let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+            rows.map(|row| {
+                row.map(|(name, created_us)| Account {
+                    name,
+                    created: DateTime::from_timestamp_micros(created_us).unwrap_or_default(),
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Deletes the account `name`; false if there was none. Its messages stay.
+    pub fn delete_account(&self, name: &Nick) -> Result<bool, StoreError> {
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let deleted = writer.conn.execute("DELETE FROM accounts WHERE name = ?1", [name.as_str()]);
+        deleted.map(|n| n > 0).map_err(store_error)
+    }
+}
+
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -295,6 +329,45 @@ impl Store for SqliteStore {
         })
     }
 
+    fn accounts(&self) -> Result<Vec<Nick>, StoreError> {
+        let names = self.list_accounts()?;
+        Ok(names.into_iter().filter_map(|a| Nick::parse(&a.name, usize::MAX).ok()).collect())
+    }
+
+    fn register(&self, name: &Nick, password: &str) -> Result<bool, StoreError> {
+        // Hashed before the writer is locked: hashing is slow on purpose, and the
+        // journal must not wait for it.
+        let hash = password::hash(password).map_err(StoreError)?;
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let inserted = writer.conn.execute(
+            "INSERT INTO accounts (name, password_hash, created_us) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+            params![name.as_str(), hash, micros(Utc::now())],
+        );
+        inserted.map(|n| n > 0).map_err(store_error)
+    }
+
+    fn verify(&self, name: &Nick, password: &str) -> Result<Verdict, StoreError> {
+        let stored: Option<(String, String)> = self.read(|conn| {
+            conn.query_row("SELECT name, password_hash FROM accounts WHERE name = ?1", [name.as_str()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+        })?;
+        Ok(match stored {
+            None => Verdict::NoAccount,
+            Some((_, hash)) if !password::matches(password, &hash) => Verdict::Wrong,
+            Some((account, _)) => Verdict::Right(Nick::parse(&account, usize::MAX).unwrap_or_else(|_| name.clone())),
+        })
+    }
+
+    fn set_password(&self, name: &Nick, password: &str) -> Result<bool, StoreError> {
+        let hash = password::hash(password).map_err(StoreError)?;
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let updated =
+            writer.conn.execute("UPDATE accounts SET password_hash = ?2 WHERE name = ?1", params![name.as_str(), hash]);
+        updated.map(|n| n > 0).map_err(store_error)
+    }
+
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
         let room = page.room.as_str();
         let upto = i64::try_from(page.upto).unwrap_or(i64::MAX);
@@ -403,6 +476,26 @@ mod tests {
         let rooms = store.rooms(50).expect("rooms");
         assert_eq!(seqs(&rooms[0].recent), [6, 7, 8]);
         assert_eq!(rooms[0].last_seq, 8);
+    }
+
+    #[test]
+    fn accounts_are_registered_once_verified_and_changed() {
+        let dir = TempDir::new("accounts");
+        let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
+        let ada = Nick::parse("Ada", 32).expect("nick");
+        assert!(store.register(&ada, "first password").expect("registers"));
+        let lower = Nick::parse("ada", 32).expect("nick");
+        assert!(!store.register(&lower, "another").expect("answers"), "names ignore case");
+        let right = store.verify(&lower, "first password").expect("verifies");
+        assert!(matches!(&right, Verdict::Right(name) if name.as_str() == "Ada"), "as registered: {right:?}");
+        assert_eq!(store.verify(&ada, "wrong").expect("verifies"), Verdict::Wrong);
+        assert_eq!(store.verify(&Nick::parse("bob", 32).expect("nick"), "x").expect("verifies"), Verdict::NoAccount);
+        assert!(store.set_password(&ada, "second password").expect("changes"));
+        assert_eq!(store.verify(&ada, "first password").expect("verifies"), Verdict::Wrong);
+        assert!(matches!(store.verify(&ada, "second password").expect("verifies"), Verdict::Right(_)));
+        assert_eq!(store.accounts().expect("lists"), std::slice::from_ref(&ada));
+        assert!(store.delete_account(&lower).expect("deletes"));
+        assert!(store.list_accounts().expect("lists").is_empty());
     }
 
     #[test]

@@ -15,6 +15,9 @@ Commands:
   /join ROOM          enter ROOM (it is created if nobody is there); it becomes your room
   /part               leave your room
   /history [N]        the last N messages of your room (default 20, at most 500)
+  /register PASSWORD  make your name an account, so nobody else can use it
+  /login [NAME] PASSWORD  log in to your account (and take its name)
+  /password OLD NEW   change your account's password
   /quit               leave the chat (also: quit, exit, q, or end of input)
 Anything else you type is said in your room; start a line with // to say something that starts with /.
 ";
@@ -81,6 +84,7 @@ pub(super) fn event_lines(event: &Event, current: Option<&str>) -> Vec<String> {
         Event::Left { nick, ts, detail: None, .. } => vec![format!("[{}] {nick} has left the chat.", clock(ts))],
         Event::NickChanged { old, new, ts } => vec![format!("[{}] {old} is now known as {new}.", clock(ts))],
         Event::Error { message, .. } => vec![format!("Error: {message}")],
+        Event::Notice { ts, text } => text.lines().map(|part| format!("[{}] *** {}", clock(ts), clean(part))).collect(),
         // Shown by the caller as the farewell.
         Event::Shutdown { .. } | Event::Closed { .. } => Vec::new(),
     }

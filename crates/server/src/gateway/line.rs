@@ -40,6 +40,9 @@ Commands:
   /join ROOM          move to ROOM (it is created if nobody is there)
   /part               leave your room
   /history [N]        the last N messages of your room (default 20, at most 500)
+  /register PASSWORD  make your name an account, so nobody else can use it
+  /login [NAME] PASSWORD  log in to your account (and take its name)
+  /password OLD NEW   change your account's password
   /quit               leave the chat (also: quit, exit, q)
 Anything else you type is said in your room; start a line with // to say something that starts with /.
 ";
@@ -203,6 +206,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Input::Nick(nick) => Command::Nick { nick },
             Input::Join(room) => Command::Join { room, exclusive: true },
             Input::Part => Command::Part { room: None },
+            Input::Register(password) => Command::Register { password },
+            Input::Login { name, password } => Command::Login { name, password },
+            Input::Password { old, new } => Command::Password { old, new },
             Input::History(n) => {
                 Command::History { room: None, cursor: Cursor::Latest, limit: n.unwrap_or(DEFAULT_HISTORY_LINES) }
             }
@@ -285,6 +291,11 @@ impl Wire for LineWire {
                     let _ = writeln!(line, "[{}] [private] {from}: {part}", clock(at));
                 }
             }
+            Event::Notice { at, text } => {
+                for part in text_lines(text) {
+                    let _ = writeln!(line, "[{}] *** {part}", clock(at));
+                }
+            }
             Event::Joined { nick, at, arrival: true, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
             }
@@ -359,6 +370,11 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             writeln!(line, "Rooms: {}", list.join(", "))
         }
         Reply::Nick { nick } => writeln!(line, "[{now}] You are now known as {nick}."),
+        Reply::Registered { account } => {
+            writeln!(line, "[{now}] {account} is now your account. Next time, log in with /login {account} PASSWORD.")
+        }
+        Reply::LoggedIn { account, .. } => writeln!(line, "[{now}] You are logged in as {account}."),
+        Reply::PasswordChanged => writeln!(line, "[{now}] Your password is changed."),
         Reply::Pong => writeln!(line, "Pong."),
         Reply::Bye => writeln!(line, "Goodbye!"),
     };

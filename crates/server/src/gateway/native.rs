@@ -258,6 +258,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     (None, None) => Ok(Command::History { room, cursor: Cursor::Latest, limit }),
                 }
             }
+            Request::Register { password } => Ok(Command::Register { password }),
+            Request::Auth { name, password } => Ok(Command::Login { name, password }),
+            Request::Password { old, new } => Ok(Command::Password { old, new }),
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
@@ -295,6 +298,13 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::TooManyRooms { .. } => ErrorCode::TooManyRooms,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
         HubError::Store(_) => ErrorCode::StoreFailed,
+        HubError::NoAccounts => ErrorCode::AccountsUnavailable,
+        HubError::AccountExists(_) => ErrorCode::AccountExists,
+        HubError::BadLogin => ErrorCode::BadLogin,
+        HubError::NotLoggedIn => ErrorCode::NotLoggedIn,
+        HubError::WeakPassword { .. } => ErrorCode::WeakPassword,
+        HubError::NickRegistered(_) => ErrorCode::NickRegistered,
+        HubError::Busy => ErrorCode::Busy,
     }
 }
 
@@ -359,6 +369,7 @@ impl Wire for NativeWire {
                 let msg = ServerMsg::Whisper { from: from.to_string(), to: to.to_string(), ts: ts(at) };
                 encode(&msg, text.as_bytes(), out);
             }
+            Event::Notice { at, text } => encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out),
             Event::Joined { room, nick, at, arrival } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
@@ -429,6 +440,11 @@ fn reply_body(reply: &Reply) -> msg::Reply {
                 .collect(),
         },
         Reply::Nick { nick } => msg::Reply::Nick { nick: nick.to_string() },
+        Reply::Registered { account } => msg::Reply::Registered { account: account.to_string() },
+        Reply::LoggedIn { account, nick } => {
+            msg::Reply::LoggedIn { account: account.to_string(), nick: nick.to_string() }
+        }
+        Reply::PasswordChanged => msg::Reply::PasswordChanged,
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
     }
