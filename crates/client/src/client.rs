@@ -302,6 +302,22 @@ impl Client {
         }
     }
 
+    /// Searches the history this session may see; returns one page of results (20),
+    /// best first, as past messages with their room (`None` for a private message).
+    pub async fn search(&self, query: &str, page: Option<u32>) -> Result<Vec<(Option<String>, PastMessage)>, Error> {
+        match self.request(&Request::Search { query: query.to_owned(), page }, b"").await? {
+            Reply::Found { results, .. } => Ok(results
+                .into_iter()
+                .map(|hit| {
+                    let message =
+                        PastMessage { seq: hit.seq, from: hit.from, at: crate::event::time(&hit.ts), text: hit.text };
+                    (hit.room, message)
+                })
+                .collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Makes the current nick an account with `password` and logs in to it; returns the
     /// account's name.
     pub async fn register(&self, password: &str) -> Result<String, Error> {

@@ -17,11 +17,12 @@ use tokio::task::JoinHandle;
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
-use crate::history::{Cursor, Page, Record, RoomLog, Store, StoreError, Verdict};
+use crate::history::{Cursor, Page, Record, RoomLog, Search, Store, StoreError, Verdict};
 use crate::journal::{Committed, Journal};
 use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
+use crate::search::{self, Query};
 use crate::LOBBY;
 
 mod accounts;
@@ -427,6 +428,10 @@ impl Hub {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
+            Command::Search { query } => match self.search(id, req, &query) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
             Command::Register { password } => match self.register(id, req, password) {
                 Ok(()) => return,
                 Err(e) => Err(e),
@@ -687,6 +692,39 @@ impl Hub {
             }
         };
         self.reply(sender, req, Ok(reply));
+    }
+
+    /// Searches what the session may see, on the blocking pool, answering into the
+    /// session's outbox like a history page.
+    fn search(&mut self, id: SessionId, req: RequestId, text: &str) -> Result<(), HubError> {
+        let store = self.store.clone().ok_or(HubError::NoHistory)?;
+        let query = Query::parse(text, self.limits.max_nick_len, self.limits.max_room_len)?;
+        let state = self.state(id);
+        // `in:ROOM` narrows the search to that room: private messages are in no room.
+        let (rooms, private_of) = match query.room {
+            Some(room) if state.rooms.contains(&room) => (vec![room], None),
+            Some(room) => return Err(HubError::NotInRoom(room.to_string())),
+            None => (state.rooms.clone(), state.account.clone()),
+        };
+        let search = Search {
+            words: query.words,
+            from: query.from,
+            rooms,
+            private_of,
+            before: query.before,
+            after: query.after,
+            limit: search::PAGE,
+            offset: (query.page - 1) * search::PAGE,
+        };
+        let (outbox, query, page) = (state.outbox.clone(), text.to_owned(), query.page);
+        tokio::task::spawn_blocking(move || {
+            let result = match store.search(&search) {
+                Ok(found) => Ok(Reply::Found { query, page, results: found.into_iter().map(Arc::new).collect() }),
+                Err(e) => Err(HubError::Store(e.0)),
+            };
+            let _ = outbox.deliver(&Event::Reply { req, result });
+        });
+        Ok(())
     }
 
     /// The latest messages of a room, for a session entering it.

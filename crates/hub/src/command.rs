@@ -47,6 +47,13 @@ pub enum Command {
     },
     /// List the rooms.
     Rooms,
+    /// Search the history the session may see: its rooms, and its own private messages
+    /// when logged in.
+    Search {
+        /// Words and filters (`from:NICK`, `in:ROOM`, `before:DATE`, `after:DATE`,
+        /// `page:N`).
+        query: String,
+    },
     /// Register the session's nick as an account with this password.
     Register {
         /// The password.

@@ -76,6 +76,12 @@ pub enum HubError {
     /// Too many password checks are running; try again.
     #[error("the server is busy checking passwords; try again in a moment")]
     Busy,
+    /// The server keeps no history (it runs without a store).
+    #[error("this server keeps no history to search")]
+    NoHistory,
+    /// A search query that cannot be read.
+    #[error("{0}")]
+    BadSearch(String),
     /// The message could not be stored, so it was not sent.
     #[error("the message could not be saved, so it was not sent: {0}")]
     Store(String),

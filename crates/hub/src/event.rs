@@ -176,6 +176,15 @@ pub enum Reply {
         /// The new nick.
         nick: Nick,
     },
+    /// Search results, best first.
+    Found {
+        /// The query as given.
+        query: String,
+        /// The page, from 1.
+        page: usize,
+        /// The messages found; fewer than a page means there are no more.
+        results: Vec<Arc<Record>>,
+    },
     /// The nick is now an account, and the session is logged in to it.
     Registered {
         /// The account's name.

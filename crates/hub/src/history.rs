@@ -53,6 +53,28 @@ pub struct Page {
     pub limit: usize,
 }
 
+/// A full-text search over what one user may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// Every word must appear (in any order, any case, accents ignored).
+    pub words: Vec<String>,
+    /// Only messages from this sender.
+    pub from: Option<Nick>,
+    /// The rooms to search: the user's rooms, or the one they named.
+    pub rooms: Vec<RoomName>,
+    /// Also the private messages to and from this account (logged-in users only: a
+    /// guest's nick may have been someone else's yesterday).
+    pub private_of: Option<Nick>,
+    /// Only messages before this instant.
+    pub before: Option<Timestamp>,
+    /// Only messages at or after this instant.
+    pub after: Option<Timestamp>,
+    /// The most results.
+    pub limit: usize,
+    /// Results to skip: the page times the limit.
+    pub offset: usize,
+}
+
 /// What the store knows of one room when the server starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomHistory {
@@ -94,6 +116,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of a room's history, oldest first.
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError>;
+
+    /// The messages matching `search`, best match first.
+    fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError>;
 
     /// Every registered account's name.
     fn accounts(&self) -> Result<Vec<Nick>, StoreError>;

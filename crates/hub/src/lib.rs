@@ -21,13 +21,14 @@ mod journal;
 mod name;
 mod outbox;
 mod room;
+mod search;
 mod throttle;
 
 pub use actor::{spawn, HubHandle, Limits, Session, SessionId, MAX_HISTORY_PAGE, MAX_PASSWORD, MIN_PASSWORD};
 pub use command::{Command, RequestId};
 pub use error::HubError;
 pub use event::{Event, LeaveReason, Reply, RoomSummary, Timestamp};
-pub use history::{Cursor, Page, Record, RoomHistory, Store, StoreError, Verdict};
+pub use history::{Cursor, Page, Record, RoomHistory, Search, Store, StoreError, Verdict};
 pub use name::{Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
 pub use throttle::{Admit, FloodLimits, Throttle};

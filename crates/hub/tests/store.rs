@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use parley_hub::{
-    Batch, Command, Event, HubHandle, Limits, Nick, Outbox, Page, Record, Reply, RequestId, RoomHistory, Session,
-    Store, StoreError, Verdict, Wire,
+    Batch, Command, Event, HubHandle, Limits, Nick, Outbox, Page, Record, Reply, RequestId, RoomHistory, Search,
+    Session, Store, StoreError, Verdict, Wire,
 };
 
 /// A store in memory that can be told to fail, and that takes a while per batch.
@@ -39,6 +39,10 @@ impl Store for Flaky {
     }
 
     fn page(&self, _page: &Page) -> Result<Vec<Record>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn search(&self, _search: &Search) -> Result<Vec<Record>, StoreError> {
         Ok(Vec::new())
     }
 

@@ -203,6 +203,26 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             }
             rooms(shared).enter(joined.room);
         }),
+        Input::Search(query) => client.search(&query, None).await.map(|found| {
+            if found.is_empty() {
+                print_line(&format!("No messages found for \"{query}\"."));
+            }
+            for (room, message) in &found {
+                let place = room.as_ref().map_or_else(|| "[private]".to_owned(), |r| format!("{r} #{}", message.seq));
+                let stamp = message.at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S");
+                for part in message.text.lines() {
+                    print_line(&format!("[{stamp}] {place} {}: {part}", message.from));
+                }
+            }
+        }),
+        Input::Context(seq) => {
+            let around = HistoryCursor::Before(seq.saturating_add(6));
+            client.history(current.as_deref(), around, Some(11)).await.map(|(room, messages)| {
+                for line in format::history_lines(&room, &messages) {
+                    print_line(&line);
+                }
+            })
+        }
         Input::Register(password) => client.register(&password).await.map(|account| {
             print_line(&format!(
                 "[{}] {account} is now your account. Next time, log in with /login {account} PASSWORD.",

@@ -174,6 +174,10 @@ pub enum Input {
     Join(String),
     /// `/part`: leave the current room.
     Part,
+    /// `/search WORDS [from:NICK] [in:ROOM] [before:DATE] [after:DATE] [page:N]`.
+    Search(String),
+    /// `/context SEQ`: the messages around one in the current room.
+    Context(u64),
     /// `/register PASSWORD`: make the current nick an account.
     Register(String),
     /// `/login [NAME] PASSWORD`: log in (to the current nick's account without NAME).
@@ -226,6 +230,16 @@ impl Input {
             "rooms" | "list" => Input::Rooms,
             "quit" | "exit" | "q" => Input::Quit,
             "part" | "leave" => Input::Part,
+            "search" | "grep" => match args {
+                "" => {
+                    Input::Usage("/search WORDS [from:NICK] [in:ROOM] [before:YYYY-MM-DD] [after:YYYY-MM-DD] [page:N]")
+                }
+                query => Input::Search(query.to_owned()),
+            },
+            "context" => match args.parse::<u64>() {
+                Ok(seq) => Input::Context(seq),
+                Err(_) => Input::Usage("/context SEQ, the number of a message from /search"),
+            },
             "register" => match single_word(args) {
                 Some(password) => Input::Register(password.to_owned()),
                 None => Input::Usage("/register PASSWORD"),

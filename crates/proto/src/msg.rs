@@ -81,6 +81,16 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Full-text search over the history you may see: your rooms, and your own private
+    /// messages when logged in.
+    Search {
+        /// Words (all must appear) and filters: `from:NICK`, `in:ROOM`, `before:DATE`,
+        /// `after:DATE` (YYYY-MM-DD, UTC).
+        query: String,
+        /// The page of 20 results, from 1. Default: 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page: Option<u32>,
+    },
     /// Make your current nick an account protected by `password`, and log in to it.
     Register {
         /// At least 8 characters.
@@ -125,6 +135,7 @@ impl Request {
             Request::Who { .. } => "who",
             Request::Rooms => "rooms",
             Request::History { .. } => "history",
+            Request::Search { .. } => "search",
             Request::Register { .. } => "register",
             Request::Auth { .. } => "auth",
             Request::Password { .. } => "password",
@@ -146,8 +157,8 @@ impl Request {
 }
 
 const KNOWN_REQUESTS: &[&str] = &[
-    "hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "history", "register", "auth", "password",
-    "ping", "quit",
+    "hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "history", "search", "register", "auth",
+    "password", "ping", "quit",
 ];
 
 /// Why a well-framed header is not a valid request.
@@ -350,6 +361,15 @@ pub enum Reply {
         /// The nick you have now.
         nick: String,
     },
+    /// The answer to `search`.
+    Found {
+        /// The query as given.
+        query: String,
+        /// The page, from 1.
+        page: u32,
+        /// The messages found, best match first; fewer than 20 means there are no more.
+        results: Vec<SearchHit>,
+    },
     /// The answer to `register`: your nick is now an account and you are logged in.
     Registered {
         /// The account's name.
@@ -377,6 +397,26 @@ pub struct HistoryEntry {
     pub seq: u64,
     /// The sender's nick.
     pub from: String,
+    /// When the server accepted it, RFC 3339 in UTC.
+    pub ts: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A message found by `search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The room it was said in; absent for a private message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Its place in the room's order (0 for a private message): ask `history` with
+    /// `before: seq + 6, limit: 11` for the messages around it.
+    pub seq: u64,
+    /// The sender's nick.
+    pub from: String,
+    /// The receiver of a private message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
     /// When the server accepted it, RFC 3339 in UTC.
     pub ts: String,
     /// The text.
@@ -449,6 +489,10 @@ pub enum ErrorCode {
     NickRegistered,
     /// The server is busy checking other passwords; try again.
     Busy,
+    /// This server keeps no history to search.
+    HistoryUnavailable,
+    /// The search query cannot be read (no word, or a malformed filter).
+    BadSearch,
     /// The message could not be stored in the history (a full disk, a locked
     /// database), so it was not sent.
     StoreFailed,

@@ -39,6 +39,7 @@ fn request() -> impl Strategy<Value = Request> {
             proptest::option::of(any::<u32>())
         )
             .prop_map(|(room, before, after, limit)| Request::History { room, before, after, limit }),
+        (text(), proptest::option::of(any::<u32>())).prop_map(|(query, page)| Request::Search { query, page }),
         text().prop_map(|password| Request::Register { password }),
         (proptest::option::of(text()), text()).prop_map(|(name, password)| Request::Auth { name, password }),
         (text(), text()).prop_map(|(old, new)| Request::Password { old, new }),
@@ -74,6 +75,8 @@ const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::WeakPassword,
     ErrorCode::NickRegistered,
     ErrorCode::Busy,
+    ErrorCode::HistoryUnavailable,
+    ErrorCode::BadSearch,
     ErrorCode::TooManyRooms,
     ErrorCode::ExcessFlood,
     ErrorCode::ServerFull,

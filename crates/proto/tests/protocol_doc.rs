@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use parley_proto::msg::{
     encode_request, encode_result, encode_server_msg, ErrorCode, HistoryEntry, LeaveReason, Received, Reply, Request,
-    RoomInfo, ServerMsg, PROTOCOL_VERSION,
+    RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
 };
 use parley_proto::native::{FrameDecoder, FrameError, PREFIX_LEN};
 
@@ -77,6 +77,8 @@ fn json_examples() -> Vec<String> {
             &Request::History { room: Some(s("lobby")), before: None, after: Some(41), limit: None },
             b"",
         ),
+        request_header(20, &Request::Search { query: s("deploy from:bob after:2026-11-01"), page: None }, b""),
+        request_header(21, &Request::Search { query: s("deploy"), page: Some(2) }, b""),
         request_header(17, &Request::Register { password: s("correct horse") }, b""),
         request_header(18, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, b""),
         request_header(19, &Request::Password { old: s("correct horse"), new: s("battery staple") }, b""),
@@ -106,6 +108,28 @@ fn json_examples() -> Vec<String> {
         Reply::Registered { account: s("alice") },
         Reply::LoggedIn { account: s("alice"), nick: s("alice") },
         Reply::PasswordChanged,
+        Reply::Found {
+            query: s("deploy from:bob after:2026-11-01"),
+            page: 1,
+            results: vec![
+                SearchHit {
+                    room: Some(s("ops")),
+                    seq: 118,
+                    from: s("bob"),
+                    to: None,
+                    ts: ts("09:12:40.000"),
+                    text: s("deploy done"),
+                },
+                SearchHit {
+                    room: None,
+                    seq: 0,
+                    from: s("bob"),
+                    to: Some(s("alice")),
+                    ts: ts("09:10:02.500"),
+                    text: s("deploy at 9?"),
+                },
+            ],
+        },
         Reply::Parted { room: s("dev") },
         Reply::Said { room: s("lobby"), seq: 12, ts: s(TS) },
         Reply::Whispered { to: s("bob"), ts: ts("14:30:46.001") },
@@ -307,6 +331,8 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::WeakPassword => "weak_password",
         ErrorCode::NickRegistered => "nick_registered",
         ErrorCode::Busy => "busy",
+        ErrorCode::HistoryUnavailable => "history_unavailable",
+        ErrorCode::BadSearch => "bad_search",
         ErrorCode::TooManyRooms => "too_many_rooms",
         ErrorCode::ExcessFlood => "excess_flood",
         ErrorCode::ServerFull => "server_full",
@@ -315,7 +341,7 @@ fn code_name(code: ErrorCode) -> &'static str {
     }
 }
 
-const CODES: [ErrorCode; 31] = [
+const CODES: [ErrorCode; 33] = [
     ErrorCode::BadHeader,
     ErrorCode::HeaderTooLong,
     ErrorCode::PayloadTooLarge,
@@ -342,6 +368,8 @@ const CODES: [ErrorCode; 31] = [
     ErrorCode::WeakPassword,
     ErrorCode::NickRegistered,
     ErrorCode::Busy,
+    ErrorCode::HistoryUnavailable,
+    ErrorCode::BadSearch,
     ErrorCode::TooManyRooms,
     ErrorCode::ExcessFlood,
     ErrorCode::ServerFull,

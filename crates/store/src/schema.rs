@@ -34,6 +34,19 @@ const MIGRATIONS: &[&str] = &[
         password_hash TEXT NOT NULL,
         created_us    INTEGER NOT NULL
     ) STRICT;",
+    // 3: full-text search over message bodies, an external-content FTS5 index kept by
+    // triggers in the same transaction as the messages (so it is never behind), and
+    // built for the messages already stored.
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(
+        body, content = 'messages', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+    END;
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
 ];
 
 /// Why the schema could not be brought up to date.

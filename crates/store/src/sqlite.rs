@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use parley_hub::{Cursor, Nick, Page, Record, RoomHistory, RoomName, Store, StoreError, Verdict};
+use parley_hub::{Cursor, Nick, Page, Record, RoomHistory, RoomName, Search, Store, StoreError, Verdict};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::password;
@@ -223,6 +223,14 @@ fn read_only(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// An FTS5 query requiring every word, each quoted so that nothing a user types is
+/// read as query syntax; `None` when there is no word to look for.
+fn fts_query(words: &[String]) -> Option<String> {
+    let quoted: Vec<String> =
+        words.iter().filter(|w| !w.trim().is_empty()).map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect();
+    (!quoted.is_empty()).then(|| quoted.join(" "))
+}
+
 fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
@@ -326,6 +334,42 @@ impl Store for SqliteStore {
                 out.push(RoomHistory { room, last_seq: u64::try_from(last_seq).unwrap_or(0), recent: messages });
             }
             Ok(out)
+        })
+    }
+
+    fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError> {
+        let Some(matching) = fts_query(&search.words) else {
+            return Ok(Vec::new());
+        };
+        let me = search.private_of.as_ref().map(Nick::as_str);
+        let from = search.from.as_ref().map(Nick::as_str);
+        let before = search.before.map_or(i64::MAX, micros);
+        let after = search.after.map_or(i64::MIN, micros);
+        let limit = i64::try_from(search.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(search.offset).unwrap_or(i64::MAX);
+        // Which messages the user may see: their rooms (one placeholder each, after the
+        // seven fixed ones), and their own private ones.
+        let rooms: Vec<String> = (0..search.rooms.len()).map(|i| format!("?{}", i + 8)).collect();
+        let sql = format!(
+            "SELECT m.room, m.seq, m.sender, m.recipient, m.at_us, m.body
+             FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+             WHERE messages_fts MATCH ?1
+               AND (m.room IN ({})
+                    OR (m.room IS NULL AND ?2 IS NOT NULL
+                        AND (m.sender = ?2 COLLATE NOCASE OR m.recipient = ?2 COLLATE NOCASE)))
+               AND (?3 IS NULL OR m.sender = ?3 COLLATE NOCASE)
+               AND m.at_us < ?4 AND m.at_us >= ?5
+             ORDER BY bm25(messages_fts), m.id DESC
+             LIMIT ?6 OFFSET ?7",
+            rooms.join(", ")
+        );
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&matching, &me, &from, &before, &after, &limit, &offset];
+        let names: Vec<&str> = search.rooms.iter().map(RoomName::as_str).collect();
+        values.extend(names.iter().map(|n| n as &dyn rusqlite::ToSql));
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(values.as_slice(), record)?;
+            rows.collect()
         })
     }
 
@@ -496,6 +540,83 @@ mod tests {
         assert_eq!(store.accounts().expect("lists"), std::slice::from_ref(&ada));
         assert!(store.delete_account(&lower).expect("deletes"));
         assert!(store.list_accounts().expect("lists").is_empty());
+    }
+
+    #[test]
+    fn search_finds_every_word_only_where_the_user_may_look() {
+        let dir = TempDir::new("search");
+        let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
+        let nick = |n: &str| Nick::parse(n, 32).expect("nick");
+        let room = |r: &str| RoomName::parse(r, 32).expect("room");
+        let mut batch: Vec<Arc<Record>> = vec![
+            said("lobby", 1, "The deploy went fine"),
+            said("lobby", 2, "no deploy today, the café is closed"),
+            said("ops", 1, "deploy failed: disk full"),
+            said("lobby", 3, "unrelated chatter"),
+        ];
+        let whisper = |from: &str, to: &str, text: &str| {
+            Arc::new(Record {
+                room: None,
+                seq: 0,
+                from: nick(from),
+                to: Some(nick(to)),
+                ..(*said("x", 0, text)).clone()
+            })
+        };
+        batch.push(whisper("ada", "bob", "secret deploy plan"));
+        batch.push(whisper("carol", "dave", "their deploy secret"));
+        store.append(&batch).expect("appends");
+        let search = |words: &[&str], rooms: &[&str], me: Option<&str>| Search {
+            words: words.iter().map(|w| (*w).to_owned()).collect(),
+            from: None,
+            rooms: rooms.iter().map(|r| room(r)).collect(),
+            private_of: me.map(nick),
+            before: None,
+            after: None,
+            limit: 10,
+            offset: 0,
+        };
+        let texts = |s: &Search| -> Vec<String> {
+            let mut found: Vec<String> =
+                store.search(s).expect("searches").iter().map(|r| r.text.to_string()).collect();
+            found.sort();
+            found
+        };
+        assert_eq!(
+            texts(&search(&["DEPLOY"], &["lobby"], None)),
+            ["The deploy went fine", "no deploy today, the café is closed"]
+        );
+        assert_eq!(
+            texts(&search(&["deploy", "cafe"], &["lobby"], None)),
+            ["no deploy today, the café is closed"],
+            "accents"
+        );
+        assert_eq!(
+            texts(&search(&["deploy"], &["ops"], Some("bob"))),
+            ["deploy failed: disk full", "secret deploy plan"]
+        );
+        assert!(texts(&search(&["deploy"], &[], None)).is_empty(), "no rooms, no account: nothing");
+        assert_eq!(texts(&search(&["deploy"], &[], Some("Dave"))), ["their deploy secret"], "only their own");
+        assert!(texts(&search(&["\"deploy", "OR", "*"], &["lobby"], None)).is_empty(), "syntax is only words");
+        let mut from_ada = search(&["deploy"], &["lobby", "ops"], Some("bob"));
+        from_ada.from = Some(nick("ADA"));
+        assert_eq!(
+            texts(&from_ada),
+            [
+                "The deploy went fine",
+                "deploy failed: disk full",
+                "no deploy today, the café is closed",
+                "secret deploy plan"
+            ]
+        );
+        let mut paged = search(&["deploy"], &["lobby", "ops"], None);
+        paged.limit = 2;
+        assert_eq!(store.search(&paged).expect("searches").len(), 2);
+        paged.offset = 2;
+        assert_eq!(store.search(&paged).expect("searches").len(), 1);
+        let mut later = search(&["deploy"], &["lobby", "ops"], None);
+        later.after = Some(Utc::now() + chrono::Duration::hours(1));
+        assert!(texts(&later).is_empty());
     }
 
     #[test]

@@ -15,6 +15,8 @@ Commands:
   /join ROOM          enter ROOM (it is created if nobody is there); it becomes your room
   /part               leave your room
   /history [N]        the last N messages of your room (default 20, at most 500)
+  /search WORDS       find messages; add from:NICK, in:ROOM, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
+  /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password

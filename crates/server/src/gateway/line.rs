@@ -27,6 +27,9 @@ const CACHE_SLOT: usize = 0;
 /// Line requests carry no ids.
 const NO_ID: RequestId = RequestId(0);
 
+/// Messages `/context` shows on each side of the one asked for.
+const CONTEXT: u64 = 5;
+
 /// Lines `/history` shows when not told how many.
 const DEFAULT_HISTORY_LINES: usize = 20;
 
@@ -40,6 +43,8 @@ Commands:
   /join ROOM          move to ROOM (it is created if nobody is there)
   /part               leave your room
   /history [N]        the last N messages of your room (default 20, at most 500)
+  /search WORDS       find messages; add from:NICK, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
+  /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password
@@ -206,6 +211,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Input::Nick(nick) => Command::Nick { nick },
             Input::Join(room) => Command::Join { room, exclusive: true },
             Input::Part => Command::Part { room: None },
+            Input::Search(query) => Command::Search { query },
+            Input::Context(seq) => Command::History {
+                room: None,
+                cursor: Cursor::Before(seq.saturating_add(CONTEXT + 1)),
+                limit: 2 * usize::try_from(CONTEXT).unwrap_or(5) + 1,
+            },
             Input::Register(password) => Command::Register { password },
             Input::Login { name, password } => Command::Login { name, password },
             Input::Password { old, new } => Command::Password { old, new },
@@ -370,6 +381,25 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             writeln!(line, "Rooms: {}", list.join(", "))
         }
         Reply::Nick { nick } => writeln!(line, "[{now}] You are now known as {nick}."),
+        Reply::Found { query, page, results } if results.is_empty() => {
+            writeln!(line, "No messages found for \"{}\" (page {page}).", one_line(query))
+        }
+        Reply::Found { query, page, results } => {
+            let _ = writeln!(line, "--- Found for \"{}\", page {page}: ---", one_line(query));
+            for hit in results {
+                let stamp = hit.at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
+                let place = match (&hit.room, &hit.to) {
+                    (Some(room), _) => format!("{room} #{}", hit.seq),
+                    (None, Some(to)) => format!("[private to {to}]"),
+                    (None, None) => "[private]".to_owned(),
+                };
+                for part in text_lines(&hit.text) {
+                    let _ = writeln!(line, "[{stamp}] {place} {}: {part}", hit.from);
+                }
+            }
+            let more = if results.len() >= 20 { format!("; page:{} for more", page + 1) } else { String::new() };
+            writeln!(line, "--- End of results: /context SEQ shows a message among its neighbours{more} ---")
+        }
         Reply::Registered { account } => {
             writeln!(line, "[{now}] {account} is now your account. Next time, log in with /login {account} PASSWORD.")
         }

@@ -11,7 +11,9 @@ use chrono::{SecondsFormat, Utc};
 use parley_hub::{
     Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, Session, Throttle, Timestamp, Wire,
 };
-use parley_proto::msg::{self, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, ServerMsg, PROTOCOL_VERSION};
+use parley_proto::msg::{
+    self, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
+};
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -258,6 +260,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     (None, None) => Ok(Command::History { room, cursor: Cursor::Latest, limit }),
                 }
             }
+            Request::Search { query, page } => Ok(Command::Search {
+                query: match page {
+                    Some(page) => format!("{query} page:{page}"),
+                    None => query,
+                },
+            }),
             Request::Register { password } => Ok(Command::Register { password }),
             Request::Auth { name, password } => Ok(Command::Login { name, password }),
             Request::Password { old, new } => Ok(Command::Password { old, new }),
@@ -305,6 +313,8 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::WeakPassword { .. } => ErrorCode::WeakPassword,
         HubError::NickRegistered(_) => ErrorCode::NickRegistered,
         HubError::Busy => ErrorCode::Busy,
+        HubError::NoHistory => ErrorCode::HistoryUnavailable,
+        HubError::BadSearch(_) => ErrorCode::BadSearch,
     }
 }
 
@@ -440,6 +450,21 @@ fn reply_body(reply: &Reply) -> msg::Reply {
                 .collect(),
         },
         Reply::Nick { nick } => msg::Reply::Nick { nick: nick.to_string() },
+        Reply::Found { query, page, results } => msg::Reply::Found {
+            query: query.clone(),
+            page: u32::try_from(*page).unwrap_or(u32::MAX),
+            results: results
+                .iter()
+                .map(|r| SearchHit {
+                    room: r.room.as_ref().map(ToString::to_string),
+                    seq: r.seq,
+                    from: r.from.to_string(),
+                    to: r.to.as_ref().map(ToString::to_string),
+                    ts: ts(&r.at),
+                    text: r.text.to_string(),
+                })
+                .collect(),
+        },
         Reply::Registered { account } => msg::Reply::Registered { account: account.to_string() },
         Reply::LoggedIn { account, nick } => {
             msg::Reply::LoggedIn { account: account.to_string(), nick: nick.to_string() }
