@@ -23,6 +23,9 @@ pub const DB_FILE: &str = "parley.db";
 /// Messages are text today; the column is there for files and images.
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// Search ranks this many of the newest matches (see `search`).
+pub(crate) const CANDIDATES: usize = 2000;
+
 /// How often the writer applies the retention rules.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -350,16 +353,26 @@ impl Store for SqliteStore {
         // Which messages the user may see: their rooms (one placeholder each, after the
         // seven fixed ones), and their own private ones.
         let rooms: Vec<String> = (0..search.rooms.len()).map(|i| format!("?{}", i + 8)).collect();
+        // Ranked among the newest matches the user may see: FTS5 walks its matches newest
+        // first and stops after CANDIDATES, so a common word costs no more than a rare
+        // one; then bm25 orders those. In a chat, the newest of many matches are the
+        // ones wanted; a narrower query reaches further back.
         let sql = format!(
-            "SELECT m.room, m.seq, m.sender, m.recipient, m.at_us, m.body
-             FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-             WHERE messages_fts MATCH ?1
-               AND (m.room IN ({})
-                    OR (m.room IS NULL AND ?2 IS NOT NULL
-                        AND (m.sender = ?2 COLLATE NOCASE OR m.recipient = ?2 COLLATE NOCASE)))
-               AND (?3 IS NULL OR m.sender = ?3 COLLATE NOCASE)
-               AND m.at_us < ?4 AND m.at_us >= ?5
-             ORDER BY bm25(messages_fts), m.id DESC
+            "SELECT room, seq, sender, recipient, at_us, body FROM (
+                 SELECT m.id AS id, m.room AS room, m.seq AS seq, m.sender AS sender,
+                        m.recipient AS recipient, m.at_us AS at_us, m.body AS body,
+                        bm25(messages_fts) AS score
+                 FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+                 WHERE messages_fts MATCH ?1
+                   AND (m.room IN ({})
+                        OR (m.room IS NULL AND ?2 IS NOT NULL
+                            AND (m.sender = ?2 COLLATE NOCASE OR m.recipient = ?2 COLLATE NOCASE)))
+                   AND (?3 IS NULL OR m.sender = ?3 COLLATE NOCASE)
+                   AND m.at_us < ?4 AND m.at_us >= ?5
+                 ORDER BY messages_fts.rowid DESC
+                 LIMIT {CANDIDATES}
+             )
+             ORDER BY score, id DESC
              LIMIT ?6 OFFSET ?7",
             rooms.join(", ")
         );
