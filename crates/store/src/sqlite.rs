@@ -26,6 +26,10 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// Search ranks this many of the newest matches (see `search`).
 pub(crate) const CANDIDATES: usize = 2000;
 
+/// The search index is brought up to date once this many messages wait for it, and
+/// before every search.
+const INDEX_CHUNK: usize = 1000;
+
 /// How often the writer applies the retention rules.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -78,6 +82,8 @@ struct Writer {
     conn: Connection,
     retention: Retention,
     last_prune: Option<Instant>,
+    /// Messages stored but not yet in the search index.
+    unindexed: usize,
 }
 
 fn store_error(e: rusqlite::Error) -> StoreError {
@@ -94,7 +100,13 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", if retention.sync_full { "FULL" } else { "NORMAL" }).map_err(sqlite)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         schema::migrate(&mut conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
-        let writer = Writer { conn, retention, last_prune: None };
+        let unindexed: i64 = conn
+            .query_row("SELECT count(*) FROM messages WHERE id > (SELECT indexed_up_to FROM fts_state)", [], |row| {
+                row.get(0)
+            })
+            .map_err(sqlite)?;
+        let unindexed = usize::try_from(unindexed).unwrap_or(0);
+        let writer = Writer { conn, retention, last_prune: None, unindexed };
         Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
@@ -110,7 +122,7 @@ impl SqliteStore {
             return Err(OpenError::Migrate { path, source });
         }
         // The writer slot holds a read-only connection: `append` on it fails cleanly.
-        let writer = Writer { conn, retention: Retention::default(), last_prune: Some(Instant::now()) };
+        let writer = Writer { conn, retention: Retention::default(), last_prune: Some(Instant::now()), unindexed: 0 };
         Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
@@ -268,23 +280,55 @@ impl Writer {
                 "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
             )?;
+            // Each room's last seq once per batch, not once per message.
+            let mut last: Vec<(&str, i64)> = Vec::new();
             for r in batch {
                 let room = r.room.as_ref().map(RoomName::as_str);
                 let seq = i64::try_from(r.seq).unwrap_or(i64::MAX);
                 let to = r.to.as_ref().map(Nick::as_str);
                 insert.execute(params![room, seq, r.from.as_str(), to, micros(r.at), TEXT, &*r.text])?;
                 if let Some(room) = room {
-                    last_seq.execute(params![room, seq])?;
+                    match last.iter_mut().find(|(name, _)| *name == room) {
+                        Some(entry) => entry.1 = entry.1.max(seq),
+                        None => last.push((room, seq)),
+                    }
                 }
+            }
+            for (room, seq) in last {
+                last_seq.execute(params![room, seq])?;
             }
         }
         tx.commit()?;
+        self.unindexed += batch.len();
+        if self.unindexed >= INDEX_CHUNK {
+            if let Err(e) = self.index() {
+                tracing::warn!("updating the search index failed (it is retried): {e}");
+            }
+        }
         if self.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             self.last_prune = Some(Instant::now());
             if let Err(e) = self.prune() {
                 tracing::warn!("applying the history retention rules failed: {e}");
             }
         }
+        Ok(())
+    }
+
+    /// Adds every message not yet in the search index to it, in one transaction.
+    fn index(&mut self) -> rusqlite::Result<()> {
+        if self.unindexed == 0 {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        let from: i64 = tx.query_row("SELECT indexed_up_to FROM fts_state", [], |row| row.get(0))?;
+        let upto: i64 = tx.query_row("SELECT coalesce(max(id), ?1) FROM messages", [from], |row| row.get(0))?;
+        tx.execute(
+            "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id > ?1 AND id <= ?2",
+            [from, upto],
+        )?;
+        tx.execute("UPDATE fts_state SET indexed_up_to = ?1", [upto])?;
+        tx.commit()?;
+        self.unindexed = 0;
         Ok(())
     }
 
@@ -353,6 +397,8 @@ impl Store for SqliteStore {
         // Which messages the user may see: their rooms (one placeholder each, after the
         // seven fixed ones), and their own private ones.
         let rooms: Vec<String> = (0..search.rooms.len()).map(|i| format!("?{}", i + 8)).collect();
+        // Whatever waits for the index goes in first, so a search sees every message.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner).index().map_err(store_error)?;
         // Ranked among the newest matches the user may see: FTS5 walks its matches newest
         // first and stops after CANDIDATES, so a common word costs no more than a rare
         // one; then bm25 orders those. In a chat, the newest of many matches are the
@@ -533,6 +579,24 @@ mod tests {
         let rooms = store.rooms(50).expect("rooms");
         assert_eq!(seqs(&rooms[0].recent), [6, 7, 8]);
         assert_eq!(rooms[0].last_seq, 8);
+        // The search index holds exactly what is left, before and after indexing.
+        let search = Search {
+            words: vec!["x".into()],
+            from: None,
+            rooms: vec![RoomName::parse("lobby", 32).expect("room")],
+            private_of: None,
+            before: None,
+            after: None,
+            limit: 50,
+            offset: 0,
+        };
+        assert_eq!(store.search(&search).expect("searches").len(), 3);
+        let more: Vec<_> = (9..=12).map(|n| said("lobby", n, "x")).collect();
+        store.append(&more).expect("appends");
+        store.writer.lock().expect("lock").prune().expect("prunes");
+        let mut found = store.search(&search).expect("searches");
+        found.sort_by_key(|r| r.seq);
+        assert_eq!(seqs(&found), [10, 11, 12]);
     }
 
     #[test]
