@@ -345,6 +345,25 @@ impl Client {
         }
     }
 
+    /// A page of this (logged-in) session's private messages with `with`, oldest first.
+    pub async fn conversation(
+        &self,
+        with: &str,
+        cursor: HistoryCursor,
+        limit: Option<u32>,
+    ) -> Result<Vec<PastMessage>, Error> {
+        let (before, after) = match cursor {
+            HistoryCursor::Latest => (None, None),
+            HistoryCursor::Before(seq) => (Some(seq), None),
+            HistoryCursor::After(seq) => (None, Some(seq)),
+        };
+        let request = Request::Conversation { with: with.to_owned(), before, after, limit };
+        match self.request(&request, b"").await? {
+            Reply::Conversation { messages, .. } => Ok(past(messages)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The rooms on the server.
     pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Error> {
         match self.request(&Request::Rooms, b"").await? {

@@ -22,6 +22,9 @@ pub enum Event {
     },
     /// A private message (to you).
     Whisper {
+        /// Its place in the order of private messages, for
+        /// [`crate::Client::conversation`].
+        seq: u64,
         /// The sender.
         from: String,
         /// The receiver.
@@ -105,7 +108,7 @@ impl Event {
             ServerMsg::Message { room, from, seq, ts } => {
                 Event::Message { room, from, seq, ts: time(&ts), text: text() }
             }
-            ServerMsg::Whisper { from, to, ts } => Event::Whisper { from, to, ts: time(&ts), text: text() },
+            ServerMsg::Whisper { seq, from, to, ts } => Event::Whisper { seq, from, to, ts: time(&ts), text: text() },
             ServerMsg::Joined { room, nick, ts, arrival } => Event::Joined { room, nick, ts: time(&ts), arrival },
             ServerMsg::Left { room, nick, ts, reason, detail } => {
                 Event::Left { room, nick, ts: time(&ts), reason, detail }

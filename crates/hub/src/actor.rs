@@ -105,14 +105,16 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
     if let Some(store) = store {
         let keep = hub.limits.history_on_join;
         let reader = store.clone();
-        let (rooms, accounts) =
-            tokio::task::spawn_blocking(move || Ok::<_, StoreError>((reader.rooms(keep)?, reader.accounts()?)))
-                .await
-                .map_err(|e| StoreError(format!("reading history failed: {e}")))??;
+        let (rooms, accounts, private) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((reader.rooms(keep)?, reader.accounts()?, reader.last_private_seq()?))
+        })
+        .await
+        .map_err(|e| StoreError(format!("reading history failed: {e}")))??;
         for history in rooms {
             hub.logs.insert(history.room.clone(), RoomLog::restored(history, keep));
         }
         hub.registered.extend(accounts);
+        (hub.private_assigned, hub.private_committed) = (private, private);
         let (journal, done) =
             Journal::start(store.clone()).map_err(|e| StoreError(format!("starting the history writer: {e}")))?;
         hub.journal = Some(journal);
@@ -265,6 +267,9 @@ struct Hub {
     unstored_by: HashMap<SessionId, usize>,
     /// Operations waiting for their session's messages to be stored (see `apply`).
     parked: HashMap<SessionId, VecDeque<Op>>,
+    /// The seq of the last private message accepted, and of the last one stored.
+    private_assigned: u64,
+    private_committed: u64,
     /// Every registered account's name: nicks only their owner may keep.
     registered: HashSet<Nick>,
     /// Where work done off the hub task reports.
@@ -296,6 +301,8 @@ impl Hub {
             unstored_by: HashMap::new(),
             parked: HashMap::new(),
             registered: HashSet::new(),
+            private_assigned: 0,
+            private_committed: 0,
             completions: mpsc::unbounded_channel().0,
             checks: 0,
             timers: 0,
@@ -425,6 +432,10 @@ impl Hub {
                 Err(e) => Err(e),
             },
             Command::Whisper { to, text } => match self.whisper(id, req, &to, text) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::Conversation { with, cursor, limit } => match self.conversation(id, req, &with, cursor, limit) {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
@@ -585,7 +596,9 @@ impl Hub {
             .ok_or_else(|| HubError::NoSuchNick(to.to_owned()))?;
         let from = self.state(id).nick.clone();
         let to = self.state(target).nick.clone();
-        let record = Record { room: None, seq: 0, from, to: Some(to), at: Utc::now(), text: text.into() };
+        self.private_assigned += 1;
+        let seq = self.private_assigned;
+        let record = Record { room: None, seq, from, to: Some(to), at: Utc::now(), text: text.into() };
         self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record) });
         Ok(())
     }
@@ -676,8 +689,10 @@ impl Hub {
                 Reply::Said { room: name.clone(), seq: record.seq, at: record.at }
             }
             None => {
+                self.private_committed = self.private_committed.max(record.seq);
                 let to = record.to.clone().unwrap_or_else(|| record.from.clone());
                 let event = Event::Whisper {
+                    seq: record.seq,
                     from: record.from.clone(),
                     to: to.clone(),
                     at: record.at,
@@ -692,6 +707,31 @@ impl Hub {
             }
         };
         self.reply(sender, req, Ok(reply));
+    }
+
+    /// A page of the session's private messages with `with`, read like a history page.
+    /// Logged-in sessions only: a guest's nick may have been someone else's yesterday.
+    fn conversation(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        with: &str,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<(), HubError> {
+        let store = self.store.clone().ok_or(HubError::NoHistory)?;
+        let me = self.state(id).account.clone().ok_or(HubError::NotLoggedIn)?;
+        let with = Nick::parse(with, self.limits.max_nick_len)?;
+        let (limit, upto) = (limit.clamp(1, MAX_HISTORY_PAGE), self.private_committed);
+        let outbox = self.state(id).outbox.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = match store.conversation(&me, &with, cursor, upto, limit) {
+                Ok(records) => Ok(Reply::Conversation { with, messages: records.into_iter().map(Arc::new).collect() }),
+                Err(e) => Err(HubError::Store(e.0)),
+            };
+            let _ = outbox.deliver(&Event::Reply { req, result });
+        });
+        Ok(())
     }
 
     /// Searches what the session may see, on the blocking pool, answering into the

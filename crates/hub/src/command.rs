@@ -47,6 +47,15 @@ pub enum Command {
     },
     /// List the rooms.
     Rooms,
+    /// Read a page of the logged-in session's private messages with someone.
+    Conversation {
+        /// The other party's nick (or account).
+        with: String,
+        /// Where the page starts.
+        cursor: crate::history::Cursor,
+        /// The most messages wanted (at most [`crate::MAX_HISTORY_PAGE`]).
+        limit: usize,
+    },
     /// Search the history the session may see: its rooms, and its own private messages
     /// when logged in.
     Search {

@@ -31,6 +31,8 @@ pub enum Event {
     },
     /// A private message to the session.
     Whisper {
+        /// Its place in the order of private messages.
+        seq: u64,
         /// The sender.
         from: Nick,
         /// The receiver.
@@ -175,6 +177,13 @@ pub enum Reply {
     Nick {
         /// The new nick.
         nick: Nick,
+    },
+    /// A page of the session's private messages with someone, oldest first.
+    Conversation {
+        /// The other party.
+        with: Nick,
+        /// The messages.
+        messages: Vec<Arc<Record>>,
     },
     /// Search results, best first.
     Found {

@@ -16,7 +16,8 @@ use crate::name::{Nick, RoomName};
 pub struct Record {
     /// The room it was said in; `None` for a private message.
     pub room: Option<RoomName>,
-    /// Its place in the room's order, from 1; 0 for a private message.
+    /// Its place in the room's order, from 1; for a private message, its place in the
+    /// order of all private messages.
     pub seq: u64,
     /// The sender.
     pub from: Nick,
@@ -116,6 +117,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of a room's history, oldest first.
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError>;
+
+    /// The seq of the last stored private message (they are numbered together).
+    fn last_private_seq(&self) -> Result<u64, StoreError>;
+
+    /// One page of the private messages between `me` and `with`, oldest first; `upto`
+    /// as in [`Page`].
+    fn conversation(
+        &self,
+        me: &Nick,
+        with: &Nick,
+        cursor: Cursor,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
 
     /// The messages matching `search`, best match first.
     fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError>;

@@ -42,6 +42,21 @@ impl Store for Flaky {
         Ok(Vec::new())
     }
 
+    fn last_private_seq(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    fn conversation(
+        &self,
+        _me: &Nick,
+        _with: &Nick,
+        _cursor: parley_hub::Cursor,
+        _upto: u64,
+        _limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        Ok(Vec::new())
+    }
+
     fn search(&self, _search: &Search) -> Result<Vec<Record>, StoreError> {
         Ok(Vec::new())
     }

@@ -237,6 +237,20 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             .change_password(&old, &new)
             .await
             .map(|()| print_line(&format!("[{}] Your password is changed.", now()))),
+        Input::Conversation { with, n } => {
+            let limit = n.map_or(DEFAULT_HISTORY_LINES, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            client.conversation(&with, HistoryCursor::Latest, Some(limit)).await.map(|messages| {
+                if messages.is_empty() {
+                    print_line(&format!("No private messages with {with} yet."));
+                    return;
+                }
+                print_line(&format!("--- Private messages with {with}: {} messages ---", messages.len()));
+                for line in format::past_lines(&messages) {
+                    print_line(&line);
+                }
+                print_line("--- End of history ---");
+            })
+        }
         Input::History(n) => {
             let limit = n.map_or(DEFAULT_HISTORY_LINES, |n| u32::try_from(n).unwrap_or(u32::MAX));
             client.history(current.as_deref(), HistoryCursor::Latest, Some(limit)).await.map(|(room, messages)| {

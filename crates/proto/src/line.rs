@@ -197,6 +197,13 @@ pub enum Input {
     /// `/history [N]`: the last N messages of the current room (`None`: the server's
     /// default).
     History(Option<usize>),
+    /// `/history NICK [N]`: the last N private messages with NICK.
+    Conversation {
+        /// The other party.
+        with: String,
+        /// How many; `None`: the server's default.
+        n: Option<usize>,
+    },
     /// `/quit`, or `quit`, `exit`, `q` alone on a line: leave the chat.
     Quit,
     /// A known command used wrongly; the text is its usage line.
@@ -253,13 +260,22 @@ impl Input {
                 [old, new] => Input::Password { old: old.to_owned(), new: new.to_owned() },
                 _ => Input::Usage("/password OLD NEW"),
             },
-            "history" => match args {
-                "" => Input::History(None),
-                n => match n.parse::<usize>() {
-                    Ok(n) if n > 0 => Input::History(Some(n)),
-                    _ => Input::Usage("/history [N], N a number above 0"),
-                },
-            },
+            "history" => {
+                let count = |n: &str| n.parse::<usize>().ok().filter(|n| *n > 0);
+                match args.split_whitespace().collect::<Vec<_>>()[..] {
+                    [] => Input::History(None),
+                    [n] if n.starts_with(|c: char| c.is_ascii_digit()) => match count(n) {
+                        Some(n) => Input::History(Some(n)),
+                        None => Input::Usage("/history [NICK] [N], N a number above 0"),
+                    },
+                    [with] => Input::Conversation { with: with.to_owned(), n: None },
+                    [with, n] => match count(n) {
+                        Some(n) => Input::Conversation { with: with.to_owned(), n: Some(n) },
+                        None => Input::Usage("/history [NICK] [N], N a number above 0"),
+                    },
+                    _ => Input::Usage("/history [NICK] [N], N a number above 0"),
+                }
+            }
             "nick" => match single_word(args) {
                 Some(nick) => Input::Nick(nick.to_owned()),
                 None => Input::Usage("/nick NEW_NAME"),

@@ -81,6 +81,21 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Read a page of your private messages with someone (logged-in users only), with
+    /// the same cursors as `history`.
+    Conversation {
+        /// The other party's nick.
+        with: String,
+        /// Only messages with a lower seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// Only messages with a higher seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        /// The most messages wanted; the server caps it at 500. Default: 50.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Full-text search over the history you may see: your rooms, and your own private
     /// messages when logged in.
     Search {
@@ -135,6 +150,7 @@ impl Request {
             Request::Who { .. } => "who",
             Request::Rooms => "rooms",
             Request::History { .. } => "history",
+            Request::Conversation { .. } => "conversation",
             Request::Search { .. } => "search",
             Request::Register { .. } => "register",
             Request::Auth { .. } => "auth",
@@ -157,8 +173,22 @@ impl Request {
 }
 
 const KNOWN_REQUESTS: &[&str] = &[
-    "hello", "join", "part", "say", "whisper", "nick", "who", "rooms", "history", "search", "register", "auth",
-    "password", "ping", "quit",
+    "hello",
+    "join",
+    "part",
+    "say",
+    "whisper",
+    "nick",
+    "who",
+    "rooms",
+    "history",
+    "conversation",
+    "search",
+    "register",
+    "auth",
+    "password",
+    "ping",
+    "quit",
 ];
 
 /// Why a well-framed header is not a valid request.
@@ -207,6 +237,9 @@ pub enum ServerMsg {
     },
     /// Someone sent the payload's text privately.
     Whisper {
+        /// Its place in the order of private messages (for `conversation` paging).
+        #[serde(default)]
+        seq: u64,
         /// The sender's nick.
         from: String,
         /// The receiver's nick.
@@ -360,6 +393,13 @@ pub enum Reply {
     Nick {
         /// The nick you have now.
         nick: String,
+    },
+    /// The answer to `conversation`.
+    Conversation {
+        /// The other party.
+        with: String,
+        /// The page, oldest first; `from` tells who wrote each.
+        messages: Vec<HistoryEntry>,
     },
     /// The answer to `search`.
     Found {

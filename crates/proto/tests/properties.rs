@@ -96,7 +96,7 @@ fn event() -> impl Strategy<Value = ServerMsg> {
             seq,
             ts
         }),
-        (text(), text(), text()).prop_map(|(from, to, ts)| ServerMsg::Whisper { from, to, ts }),
+        (any::<u64>(), text(), text(), text()).prop_map(|(seq, from, to, ts)| ServerMsg::Whisper { seq, from, to, ts }),
         (text(), text(), text(), any::<bool>()).prop_map(|(room, nick, ts, arrival)| ServerMsg::Joined {
             room,
             nick,

@@ -79,6 +79,7 @@ fn json_examples() -> Vec<String> {
         ),
         request_header(20, &Request::Search { query: s("deploy from:bob after:2026-11-01"), page: None }, b""),
         request_header(21, &Request::Search { query: s("deploy"), page: Some(2) }, b""),
+        request_header(22, &Request::Conversation { with: s("bob"), before: None, after: Some(30), limit: None }, b""),
         request_header(17, &Request::Register { password: s("correct horse") }, b""),
         request_header(18, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, b""),
         request_header(19, &Request::Password { old: s("correct horse"), new: s("battery staple") }, b""),
@@ -108,6 +109,10 @@ fn json_examples() -> Vec<String> {
         Reply::Registered { account: s("alice") },
         Reply::LoggedIn { account: s("alice"), nick: s("alice") },
         Reply::PasswordChanged,
+        Reply::Conversation {
+            with: s("bob"),
+            messages: vec![past(31, "alice", "14:30:46.001", "psst"), past(32, "bob", "14:30:50.000", "what?")],
+        },
         Reply::Found {
             query: s("deploy from:bob after:2026-11-01"),
             page: 1,
@@ -150,7 +155,7 @@ fn json_examples() -> Vec<String> {
     let notice = b"The nick alice is registered. Log in with /login alice PASSWORD within 30 seconds, or else.";
     let events: [(ServerMsg, &[u8]); 15] = [
         (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS) }, hello_everyone),
-        (ServerMsg::Whisper { from: s("alice"), to: s("bob"), ts: ts("14:30:46.001") }, b"psst"),
+        (ServerMsg::Whisper { seq: 31, from: s("alice"), to: s("bob"), ts: ts("14:30:46.001") }, b"psst"),
         (ServerMsg::Joined { room: s("lobby"), nick: s("carol"), ts: ts("14:31:00.000"), arrival: true }, b""),
         (ServerMsg::Joined { room: s("dev"), nick: s("carol"), ts: ts("14:31:05.000"), arrival: false }, b""),
         (

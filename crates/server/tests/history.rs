@@ -110,8 +110,10 @@ async fn line_users_ask_for_history() {
     support::assert_stamped(&alice.next_line().await.expect("a line"), "alice: line 4");
     support::assert_stamped(&alice.next_line().await.expect("a line"), "alice: line 5");
     alice.expect_line("--- End of history ---").await;
-    alice.send("/history many").await;
-    alice.expect_line("Usage: /history [N], N a number above 0").await;
+    alice.send("/history 0").await;
+    alice.expect_line("Usage: /history [NICK] [N], N a number above 0").await;
+    alice.send("/history bob").await;
+    alice.expect_line("Error: You are not logged in.").await;
     server.shutdown().await;
 }
 
@@ -174,5 +176,61 @@ async fn a_message_said_just_before_a_part_arrives_before_the_part() {
     watcher.expect_stamped("talker: goodbye, all").await;
     watcher.expect_stamped("talker is now known as talked.").await;
     watcher.expect_stamped("talked has left lobby.").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn private_conversations_page_for_their_two_accounts_only_across_a_restart() {
+    let data = support::tempdir::TempDir::new();
+    let server = support::start_in(data.path(), |_| {}).await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    assert!(alice.request(&Request::Register { password: "alice-password".into() }, b"").await.is_ok());
+    let mut bob = LineClient::join(server.line, "bob").await;
+    bob.send("/register bob-password").await;
+    bob.expect_line("bob is now your account. Next time, log in with /login bob PASSWORD.").await;
+    let mut carol = NativeClient::join(server.native, "carol").await;
+    for n in 1..=3 {
+        assert!(alice.request(&Request::Whisper { to: "bob".into() }, format!("a{n}").as_bytes()).await.is_ok());
+        bob.send(&format!("/msg alice b{n}")).await;
+        bob.expect_line(&format!("[private to alice] b{n}")).await;
+    }
+    assert!(carol.request(&Request::Whisper { to: "alice".into() }, b"not yours, bob").await.is_ok());
+    let whisper = alice.expect(|r| matches!(r.msg, ServerMsg::Whisper { .. }).then(|| r.msg.clone())).await;
+    assert!(matches!(whisper, ServerMsg::Whisper { seq, .. } if (2..=6).contains(&seq)), "with its seq: {whisper:?}");
+
+    let conversation = |before, after, limit| Request::Conversation { with: "bob".into(), before, after, limit };
+    let page = |answer: Result<Reply, ServerMsg>| match answer {
+        Ok(Reply::Conversation { messages, .. }) => messages.into_iter().map(|m| (m.seq, m.text)).collect::<Vec<_>>(),
+        other => panic!("expected a conversation, got {other:?}"),
+    };
+    let all = page(alice.request(&conversation(None, None, None), b"").await);
+    let texts: Vec<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["a1", "b1", "a2", "b2", "a3", "b3"], "both ways, in order, not carol's");
+    let last = all.last().map(|(seq, _)| *seq).expect("some");
+    let older = page(alice.request(&conversation(Some(last), None, Some(2)), b"").await);
+    assert_eq!(older.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["b2", "a3"]);
+    let newer = page(alice.request(&conversation(None, Some(all[3].0), None), b"").await);
+    assert_eq!(newer.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["a3", "b3"]);
+    let guest = carol.request(&conversation(None, None, None), b"").await;
+    assert!(matches!(guest, Err(ServerMsg::Error { code: ErrorCode::NotLoggedIn, .. })), "{guest:?}");
+    bob.send("/history alice 2").await;
+    bob.expect_line("--- Private messages with alice: 2 messages ---").await;
+    support::assert_stamped(&bob.next_line().await.expect("a line"), "alice: a3");
+    support::assert_stamped(&bob.next_line().await.expect("a line"), "bob: b3");
+    server.shutdown().await;
+
+    let server = support::start_in(data.path(), |_| {}).await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    let login = Request::Auth { name: None, password: "alice-password".into() };
+    assert!(alice.request(&login, b"").await.is_ok());
+    let mut bob = NativeClient::join(server.native, "somebody").await;
+    assert!(bob
+        .request(&Request::Auth { name: Some("bob".into()), password: "bob-password".into() }, b"")
+        .await
+        .is_ok());
+    assert!(bob.request(&Request::Whisper { to: "alice".into() }, b"after the restart").await.is_ok());
+    let kept = page(alice.request(&conversation(None, None, None), b"").await);
+    assert_eq!(kept.len(), 7);
+    assert!(kept.windows(2).all(|w| w[0].0 < w[1].0), "the numbering continues: {kept:?}");
     server.shutdown().await;
 }

@@ -384,6 +384,53 @@ impl Store for SqliteStore {
         })
     }
 
+    fn last_private_seq(&self) -> Result<u64, StoreError> {
+        let last: i64 = self.read(|conn| {
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM messages WHERE room IS NULL", [], |row| row.get(0))
+        })?;
+        Ok(u64::try_from(last).unwrap_or(0))
+    }
+
+    fn conversation(
+        &self,
+        me: &Nick,
+        with: &Nick,
+        cursor: Cursor,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let seq = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        let (order, bound, newest_first) = match cursor {
+            Cursor::Latest => ("seq <= ?3 ORDER BY seq DESC", upto, true),
+            Cursor::Before(before) => ("seq < ?3 ORDER BY seq DESC", seq(before).min(upto + 1), true),
+            Cursor::After(after) => ("seq > ?3 AND seq <= ?5 ORDER BY seq", seq(after), false),
+        };
+        let sql = format!(
+            "SELECT room, seq, sender, recipient, at_us, body FROM messages
+             WHERE room IS NULL
+               AND ((sender = ?1 COLLATE NOCASE AND recipient = ?2 COLLATE NOCASE)
+                 OR (sender = ?2 COLLATE NOCASE AND recipient = ?1 COLLATE NOCASE))
+               AND {order} LIMIT ?4"
+        );
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = if newest_first {
+                stmt.query_map(params![me.as_str(), with.as_str(), bound, limit], record)?
+                    .collect::<Result<Vec<_>, _>>()
+            } else {
+                stmt.query_map(params![me.as_str(), with.as_str(), bound, limit, upto], record)?
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let mut records = rows?;
+            if newest_first {
+                records.reverse();
+            }
+            Ok(records)
+        })
+    }
+
     fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError> {
         let Some(matching) = fts_query(&search.words) else {
             return Ok(Vec::new());

@@ -15,6 +15,7 @@ Commands:
   /join ROOM          enter ROOM (it is created if nobody is there); it becomes your room
   /part               leave your room
   /history [N]        the last N messages of your room (default 20, at most 500)
+  /history NICK [N]   your last N private messages with NICK (logged in)
   /search WORDS       find messages; add from:NICK, in:ROOM, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
   /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
   /register PASSWORD  make your name an account, so nobody else can use it
@@ -35,9 +36,17 @@ pub(super) fn history_lines(room: &str, messages: &[PastMessage]) -> Vec<String>
     let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
         return Vec::new();
     };
-    let today = Local::now().date_naive();
     let mut lines =
         vec![format!("--- History of {room}: {} messages, #{} to #{} ---", messages.len(), first.seq, last.seq)];
+    lines.extend(past_lines(messages));
+    lines.push("--- End of history ---".to_owned());
+    lines
+}
+
+/// Past messages, each with its time, and its date when it was not today.
+pub(super) fn past_lines(messages: &[PastMessage]) -> Vec<String> {
+    let today = Local::now().date_naive();
+    let mut lines = Vec::new();
     for message in messages {
         let local = message.at.with_timezone(&Local);
         let stamp = if local.date_naive() == today {
@@ -47,7 +56,6 @@ pub(super) fn history_lines(room: &str, messages: &[PastMessage]) -> Vec<String>
         };
         lines.extend(message.text.lines().map(|part| format!("[{stamp}] {}: {}", message.from, clean(part))));
     }
-    lines.push("--- End of history ---".to_owned());
     lines
 }
 
@@ -129,7 +137,7 @@ mod tests {
     #[test]
     fn multi_line_text_and_control_characters_cannot_forge_lines() {
         let text = "one\n[12:00:00] mallory: fake\x1b[2J".to_owned();
-        let event = Event::Whisper { from: "eve".into(), to: "me".into(), ts: at(), text };
+        let event = Event::Whisper { seq: 1, from: "eve".into(), to: "me".into(), ts: at(), text };
         assert_eq!(
             without_clock(event_lines(&event, None)),
             vec!["[private] eve: one", "[private] eve: [12:00:00] mallory: fake\u{FFFD}[2J"]

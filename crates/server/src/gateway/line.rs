@@ -43,6 +43,7 @@ Commands:
   /join ROOM          move to ROOM (it is created if nobody is there)
   /part               leave your room
   /history [N]        the last N messages of your room (default 20, at most 500)
+  /history NICK [N]   your last N private messages with NICK (logged in)
   /search WORDS       find messages; add from:NICK, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
   /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
   /register PASSWORD  make your name an account, so nobody else can use it
@@ -220,6 +221,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Input::Register(password) => Command::Register { password },
             Input::Login { name, password } => Command::Login { name, password },
             Input::Password { old, new } => Command::Password { old, new },
+            Input::Conversation { with, n } => {
+                Command::Conversation { with, cursor: Cursor::Latest, limit: n.unwrap_or(DEFAULT_HISTORY_LINES) }
+            }
             Input::History(n) => {
                 Command::History { room: None, cursor: Cursor::Latest, limit: n.unwrap_or(DEFAULT_HISTORY_LINES) }
             }
@@ -352,6 +356,14 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             history_lines(room, history, line);
             Ok(())
         }
+        Reply::Conversation { with, messages } if messages.is_empty() => {
+            writeln!(line, "No private messages with {with} yet.")
+        }
+        Reply::Conversation { with, messages } => {
+            let _ = writeln!(line, "--- Private messages with {with}: {} messages ---", messages.len());
+            past_lines(messages, line);
+            writeln!(line, "--- End of history ---")
+        }
         Reply::History { room, messages } if messages.is_empty() => writeln!(line, "No history in {room} yet."),
         Reply::History { room, messages } => {
             history_lines(room, messages, line);
@@ -417,6 +429,12 @@ fn history_lines(room: &RoomName, messages: &[Arc<Record>], line: &mut String) {
         return;
     };
     let _ = writeln!(line, "--- History of {room}: {} messages, #{} to #{} ---", messages.len(), first.seq, last.seq);
+    past_lines(messages, line);
+    let _ = writeln!(line, "--- End of history ---");
+}
+
+/// Past messages, each with its time, and its date when it was not today.
+fn past_lines(messages: &[Arc<Record>], line: &mut String) {
     let today = Local::now().date_naive();
     for message in messages {
         let local = message.at.with_timezone(&Local);
@@ -429,7 +447,6 @@ fn history_lines(room: &RoomName, messages: &[Arc<Record>], line: &mut String) {
             let _ = writeln!(line, "[{stamp}] {}: {part}", message.from);
         }
     }
-    let _ = writeln!(line, "--- End of history ---");
 }
 
 fn join_names(names: &[parley_hub::Nick]) -> String {

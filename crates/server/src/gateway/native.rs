@@ -251,13 +251,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Rooms => Ok(Command::Rooms),
             Request::History { room, before, after, limit } => {
                 let limit = limit.map_or(DEFAULT_HISTORY_PAGE, |n| usize::try_from(n).unwrap_or(usize::MAX));
-                match (before, after) {
-                    (Some(_), Some(_)) => {
-                        Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both"))
-                    }
-                    (Some(seq), None) => Ok(Command::History { room, cursor: Cursor::Before(seq), limit }),
-                    (None, Some(seq)) => Ok(Command::History { room, cursor: Cursor::After(seq), limit }),
-                    (None, None) => Ok(Command::History { room, cursor: Cursor::Latest, limit }),
+                match cursor(before, after) {
+                    Some(cursor) => Ok(Command::History { room, cursor, limit }),
+                    None => Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both")),
+                }
+            }
+            Request::Conversation { with, before, after, limit } => {
+                let limit = limit.map_or(DEFAULT_HISTORY_PAGE, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                match cursor(before, after) {
+                    Some(cursor) => Ok(Command::Conversation { with, cursor, limit }),
+                    None => Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both")),
                 }
             }
             Request::Search { query, page } => Ok(Command::Search {
@@ -289,6 +292,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
         }
+    }
+}
+
+/// A page's cursor from `before` and `after`; `None` when both are given.
+fn cursor(before: Option<u64>, after: Option<u64>) -> Option<Cursor> {
+    match (before, after) {
+        (Some(_), Some(_)) => None,
+        (Some(seq), None) => Some(Cursor::Before(seq)),
+        (None, Some(seq)) => Some(Cursor::After(seq)),
+        (None, None) => Some(Cursor::Latest),
     }
 }
 
@@ -375,8 +388,8 @@ impl Wire for NativeWire {
                 let msg = ServerMsg::Message { room: room.to_string(), from: from.to_string(), seq: *seq, ts: ts(at) };
                 encode(&msg, text.as_bytes(), out);
             }
-            Event::Whisper { from, to, at, text } => {
-                let msg = ServerMsg::Whisper { from: from.to_string(), to: to.to_string(), ts: ts(at) };
+            Event::Whisper { seq, from, to, at, text } => {
+                let msg = ServerMsg::Whisper { seq: *seq, from: from.to_string(), to: to.to_string(), ts: ts(at) };
                 encode(&msg, text.as_bytes(), out);
             }
             Event::Notice { at, text } => encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out),
@@ -435,6 +448,9 @@ fn reply_body(reply: &Reply) -> msg::Reply {
         },
         Reply::Joined { room, members, history } => {
             msg::Reply::Joined { room: room.to_string(), members: names(members), history: entries(history) }
+        }
+        Reply::Conversation { with, messages } => {
+            msg::Reply::Conversation { with: with.to_string(), messages: entries(messages) }
         }
         Reply::History { room, messages } => {
             msg::Reply::History { room: room.to_string(), messages: entries(messages) }
