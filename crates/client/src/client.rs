@@ -86,6 +86,8 @@ pub struct Welcome {
     pub max_text: usize,
     /// What was said in the room before you came, oldest first.
     pub history: Vec<PastMessage>,
+    /// The room's topic.
+    pub topic: Option<String>,
 }
 
 /// The server's answer to [`Client::join`].
@@ -97,6 +99,8 @@ pub struct Joined {
     pub members: Vec<String>,
     /// What was said in the room before you came, oldest first.
     pub history: Vec<PastMessage>,
+    /// The room's topic.
+    pub topic: Option<String>,
 }
 
 /// A message from a room's history.
@@ -224,8 +228,8 @@ impl Client {
         let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned() };
         match tokio::time::timeout(CONNECT_TIMEOUT, self.request(&hello, b"")).await {
             Err(_) => Err(Error::Timeout(CONNECT_TIMEOUT)),
-            Ok(Ok(Reply::Welcome { nick, room, members, max_text, history, .. })) => {
-                Ok(Welcome { nick, room, members, max_text, history: past(history) })
+            Ok(Ok(Reply::Welcome { nick, room, members, max_text, history, topic, .. })) => {
+                Ok(Welcome { nick, room, members, max_text, history: past(history), topic })
             }
             Ok(Ok(other)) => Err(unexpected(&other)),
             Ok(Err(e)) => Err(e),
@@ -252,7 +256,9 @@ impl Client {
     /// latest messages.
     pub async fn join(&self, room: &str) -> Result<Joined, Error> {
         match self.request(&Request::Join { room: room.to_owned() }, b"").await? {
-            Reply::Joined { room, members, history } => Ok(Joined { room, members, history: past(history) }),
+            Reply::Joined { room, members, history, topic } => {
+                Ok(Joined { room, members, history: past(history), topic })
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -343,6 +349,12 @@ impl Client {
             Reply::PasswordChanged => Ok(()),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Sends any request and waits for its answer: for requests without a method of
+    /// their own here (moderation).
+    pub async fn call(&self, request: &Request) -> Result<Reply, Error> {
+        self.request(request, b"").await
     }
 
     /// A page of this (logged-in) session's private messages with `with`, oldest first.

@@ -19,5 +19,5 @@ pub mod trust;
 
 pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Transport, Welcome};
 pub use event::Event;
-pub use parley_proto::msg::{ErrorCode, LeaveReason, RoomInfo};
+pub use parley_proto::msg::{ErrorCode, LeaveReason, Reply, Request, RoomInfo};
 pub use trust::{Trust, TrustError, Trusted};

@@ -6,6 +6,7 @@
 //! for, or one slow reader would stall every room.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
 use crate::history::{Cursor, Page, Record, RoomLog, Search, Store, StoreError, Verdict};
 use crate::journal::{Committed, Journal};
+use crate::moderation::{Action, Change, Restriction};
 use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
@@ -26,6 +28,7 @@ use crate::search::{self, Query};
 use crate::LOBBY;
 
 mod accounts;
+mod moderation;
 
 pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
 
@@ -78,11 +81,29 @@ impl Default for Limits {
 pub struct SessionId(u64);
 
 enum Op {
-    Connect { nick: String, req: RequestId, outbox: Arc<Outbox>, done: oneshot::Sender<Result<SessionId, HubError>> },
-    Command { session: SessionId, req: RequestId, command: Command },
-    Disconnect { session: SessionId, detail: Option<String> },
-    Relay { session: SessionId, bytes: Bytes },
-    Shutdown { message: String },
+    Connect {
+        nick: String,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+        done: oneshot::Sender<Result<SessionId, HubError>>,
+    },
+    Command {
+        session: SessionId,
+        req: RequestId,
+        command: Command,
+    },
+    Disconnect {
+        session: SessionId,
+        detail: Option<String>,
+    },
+    Relay {
+        session: SessionId,
+        bytes: Bytes,
+    },
+    Shutdown {
+        message: String,
+    },
 }
 
 /// A cloneable way into the hub, held by every gateway.
@@ -105,11 +126,14 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
     if let Some(store) = store {
         let keep = hub.limits.history_on_join;
         let reader = store.clone();
-        let (rooms, accounts, private) = tokio::task::spawn_blocking(move || {
-            Ok::<_, StoreError>((reader.rooms(keep)?, reader.accounts()?, reader.last_private_seq()?))
+        let (kept, moderation) = tokio::task::spawn_blocking(move || {
+            let kept = (reader.rooms(keep)?, reader.accounts()?, reader.last_private_seq()?);
+            Ok::<_, StoreError>((kept, reader.moderation()?))
         })
         .await
         .map_err(|e| StoreError(format!("reading history failed: {e}")))??;
+        let (rooms, accounts, private) = kept;
+        hub.restore_moderation(moderation);
         for history in rooms {
             hub.logs.insert(history.room.clone(), RoomLog::restored(history, keep));
         }
@@ -132,7 +156,9 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
                 },
                 // The hub holds a sender itself, so this never ends: it is waited on only
                 // while work is out (and grace timers only while sessions can come).
-                Some(done) = completed.recv(), if hub.checks > 0 || (inbox_open && hub.timers > 0) => hub.complete(done),
+                Some(done) = completed.recv(), if hub.checks > 0 || hub.writes > 0 || (inbox_open && hub.timers > 0) => {
+                    hub.complete(done);
+                }
                 op = rx.recv(), if inbox_open && hub.unstored.len() < MAX_UNSTORED => match op {
                     Some(op) => hub.apply(op),
                     None => inbox_open = false,
@@ -148,9 +174,16 @@ impl HubHandle {
     /// Registers a session under `nick` and puts it in the lobby. On success the outbox
     /// has received the [`Reply::Welcome`] answering `req`; on failure nothing was
     /// delivered and the gateway may try another nick.
-    pub async fn connect(&self, nick: &str, req: RequestId, outbox: Arc<Outbox>) -> Result<Session, HubError> {
+    /// `address` is the client's, for address bans.
+    pub async fn connect(
+        &self,
+        nick: &str,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
         let (done, result) = oneshot::channel();
-        let op = Op::Connect { nick: nick.to_owned(), req, outbox, done };
+        let op = Op::Connect { nick: nick.to_owned(), address, req, outbox, done };
         self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
         let id = result.await.map_err(|_| HubError::ShuttingDown)??;
         Ok(Session { id, hub: self.clone(), gone: AtomicBool::new(false) })
@@ -230,14 +263,40 @@ struct SessionState {
     rooms: Vec<RoomName>,
     /// The account it logged in to (or registered).
     account: Option<Nick>,
+    /// The client's address, for address bans.
+    address: Option<IpAddr>,
 }
 
 /// Work done off the hub task, reported back to it.
 enum Completion {
-    Registered { session: SessionId, req: RequestId, nick: Nick, result: Result<bool, StoreError> },
-    Verified { session: SessionId, req: RequestId, name: Nick, result: Result<Verdict, StoreError> },
-    PasswordSet { session: SessionId, req: RequestId, result: Result<bool, StoreError> },
-    GraceOver { session: SessionId, nick: Nick },
+    Registered {
+        session: SessionId,
+        req: RequestId,
+        nick: Nick,
+        result: Result<bool, StoreError>,
+    },
+    /// The verdict, and whether the account is a server admin.
+    Verified {
+        session: SessionId,
+        req: RequestId,
+        name: Nick,
+        result: Result<(Verdict, bool), StoreError>,
+    },
+    PasswordSet {
+        session: SessionId,
+        req: RequestId,
+        result: Result<bool, StoreError>,
+    },
+    GraceOver {
+        session: SessionId,
+        nick: Nick,
+    },
+    Moderated {
+        session: SessionId,
+        req: RequestId,
+        change: Change,
+        result: Result<(), StoreError>,
+    },
 }
 
 /// A message accepted and waiting for its batch to be stored.
@@ -278,6 +337,16 @@ struct Hub {
     checks: usize,
     /// Login grace timers running.
     timers: usize,
+    /// Moderation changes being made durable.
+    writes: usize,
+    /// Server administrators' accounts.
+    admins: HashSet<Nick>,
+    /// Each room's operators' accounts (rooms keep them while empty).
+    ops: HashMap<RoomName, HashSet<Nick>>,
+    /// Bans and mutes in force.
+    restrictions: Vec<Restriction>,
+    /// Rooms' topics.
+    topics: HashMap<RoomName, moderation::Topic>,
     next_id: u64,
     shutting_down: bool,
     /// Sessions whose outbox overflowed during the current operation.
@@ -306,6 +375,11 @@ impl Hub {
             completions: mpsc::unbounded_channel().0,
             checks: 0,
             timers: 0,
+            writes: 0,
+            admins: HashSet::new(),
+            ops: HashMap::new(),
+            restrictions: Vec::new(),
+            topics: HashMap::new(),
             next_id: 1,
             shutting_down: false,
             overflowed: Vec::new(),
@@ -358,8 +432,8 @@ impl Hub {
 
     fn run(&mut self, op: Op) {
         match op {
-            Op::Connect { nick, req, outbox, done } => {
-                let result = self.connect(&nick, req, outbox);
+            Op::Connect { nick, address, req, outbox, done } => {
+                let result = self.connect(&nick, address, req, outbox);
                 // The gateway gave up waiting: undo, as if it had disconnected.
                 if let Err(Ok(id)) = done.send(result) {
                     self.remove_session(id, LeaveReason::Lost, None);
@@ -383,7 +457,13 @@ impl Hub {
         self.drop_slow_consumers();
     }
 
-    fn connect(&mut self, nick: &str, req: RequestId, outbox: Arc<Outbox>) -> Result<SessionId, HubError> {
+    fn connect(
+        &mut self,
+        nick: &str,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<SessionId, HubError> {
         if self.shutting_down {
             return Err(HubError::ShuttingDown);
         }
@@ -391,17 +471,25 @@ impl Hub {
         if self.nicks.contains_key(&nick) {
             return Err(HubError::NickTaken(nick.to_string()));
         }
+        // A ban in the lobby keeps its subjects off the server.
+        if let Some(ban) = self.restricted_as(&self.lobby, true, &nick, None, address) {
+            return Err(HubError::Banned { room: self.lobby.to_string(), reason: ban.reason.clone() });
+        }
         let id = SessionId(self.next_id);
         self.next_id += 1;
         self.nicks.insert(nick.clone(), id);
-        self.sessions
-            .insert(id, SessionState { nick: nick.clone(), outbox: outbox.clone(), rooms: Vec::new(), account: None });
+        self.sessions.insert(
+            id,
+            SessionState { nick: nick.clone(), outbox: outbox.clone(), rooms: Vec::new(), account: None, address },
+        );
         let lobby = self.lobby.clone();
         self.enter(id, &lobby, true);
         let members = self.members(&lobby);
         let history = self.recent(&lobby);
         let nick_of_new = nick.clone();
-        let welcome = Reply::Welcome { nick, room: lobby, members, max_text: self.limits.max_message_bytes, history };
+        let topic = self.topic_text(&lobby);
+        let max_text = self.limits.max_message_bytes;
+        let welcome = Reply::Welcome { nick, room: lobby, members, max_text, history, topic };
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
@@ -436,6 +524,17 @@ impl Hub {
                 Err(e) => Err(e),
             },
             Command::Conversation { with, cursor, limit } => match self.conversation(id, req, &with, cursor, limit) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::Topic { room, text: None } => self.topic(id, room.as_deref()),
+            Command::Topic { room, text: Some(text) } => {
+                match self.moderate(id, req, room.as_deref(), Action::Topic(text)) {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
+            Command::Moderate { room, action } => match self.moderate(id, req, room.as_deref(), action) {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
@@ -544,7 +643,14 @@ impl Hub {
         if !exclusive && rooms.len() >= max && !rooms.contains(&name) {
             return Err(HubError::TooManyRooms { max });
         }
+        if let Some(ban) = self.restricted(id, &name, true) {
+            return Err(HubError::Banned { room: name.to_string(), reason: ban.reason.clone() });
+        }
+        let created = !self.rooms.contains_key(&name);
         let room = self.enter(id, &name, false);
+        if created {
+            self.crown_creator(id, &name);
+        }
         if exclusive {
             let state = self.state_mut(id);
             let others: Vec<RoomName> = state.rooms.iter().filter(|r| **r != name).cloned().collect();
@@ -556,7 +662,8 @@ impl Hub {
         }
         let members = self.members(&name);
         let history = self.recent(&name);
-        Ok(Reply::Joined { room, members, history })
+        let topic = self.topic_text(&name);
+        Ok(Reply::Joined { room, members, history, topic })
     }
 
     fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
@@ -581,6 +688,9 @@ impl Hub {
     fn say(&mut self, id: SessionId, req: RequestId, room: Option<&str>, text: String) -> Result<(), HubError> {
         self.check_text(&text)?;
         let name = self.target_room(id, room)?;
+        if self.restricted(id, &name, false).is_some() {
+            return Err(HubError::Muted(name.to_string()));
+        }
         let from = self.state(id).nick.clone();
         let seq = self.logs.entry(name.clone()).or_default().next_seq();
         let record = Record { room: Some(name), seq, from, to: None, at: Utc::now(), text: text.into() };

@@ -47,6 +47,20 @@ pub enum Command {
     },
     /// List the rooms.
     Rooms,
+    /// Show a room's topic (`text: None`), or set it (operators only).
+    Topic {
+        /// The room; `None` means the room joined last.
+        room: Option<String>,
+        /// The new topic; empty clears it.
+        text: Option<String>,
+    },
+    /// A moderation action in a room (operators and admins only).
+    Moderate {
+        /// The room; `None` means the room joined last.
+        room: Option<String>,
+        /// What to do.
+        action: crate::moderation::Action,
+    },
     /// Read a page of the logged-in session's private messages with someone.
     Conversation {
         /// The other party's nick (or account).

@@ -82,6 +82,34 @@ pub enum HubError {
     /// A search query that cannot be read.
     #[error("{0}")]
     BadSearch(String),
+    /// Only the room's operators and server admins may do that.
+    #[error("only operators of {0} may do that")]
+    NotOperator(String),
+    /// Banned from a room (the lobby: from the server).
+    #[error("you are banned from {room}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Banned {
+        /// The room.
+        room: String,
+        /// Why, if the moderator said.
+        reason: Option<String>,
+    },
+    /// Muted in a room.
+    #[error("you are muted in {0}")]
+    Muted(String),
+    /// The target of a kick or mute is not in the room.
+    #[error("{nick} is not in {room}")]
+    NotHere {
+        /// Who.
+        nick: String,
+        /// Where.
+        room: String,
+    },
+    /// Only accounts can be operators.
+    #[error("there is no account called {0}")]
+    NoSuchAccount(String),
+    /// A ban mask that is neither a nick nor an IP address.
+    #[error("{0:?} is neither a nick nor an IP address")]
+    BadMask(String),
     /// The message could not be stored, so it was not sent.
     #[error("the message could not be saved, so it was not sent: {0}")]
     Store(String),

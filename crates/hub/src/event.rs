@@ -107,6 +107,8 @@ pub enum LeaveReason {
     Quit,
     /// The connection ended without a quit, or the server closed it.
     Lost,
+    /// An operator put them out of the room.
+    Kicked,
 }
 
 /// The successful answer to a command.
@@ -124,6 +126,8 @@ pub enum Reply {
         max_text: usize,
         /// The room's latest messages, oldest first.
         history: Vec<Arc<Record>>,
+        /// The room's topic.
+        topic: Option<String>,
     },
     /// The session is in the room.
     Joined {
@@ -133,6 +137,24 @@ pub enum Reply {
         members: Vec<Nick>,
         /// The room's latest messages, oldest first.
         history: Vec<Arc<Record>>,
+        /// The room's topic.
+        topic: Option<String>,
+    },
+    /// A room's topic: its text, who set it and when; `None` when it has none.
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// The topic.
+        topic: Option<(String, Nick, Timestamp)>,
+    },
+    /// A moderation action is done.
+    Moderated {
+        /// Which (`kick`, `ban`, ...).
+        action: &'static str,
+        /// Where.
+        room: RoomName,
+        /// On whom (or the new topic).
+        target: String,
     },
     /// A page of a room's history, oldest first.
     History {

@@ -135,6 +135,15 @@ pub trait Store: Send + Sync + 'static {
     /// The messages matching `search`, best match first.
     fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError>;
 
+    /// Admins, room operators, bans, mutes and topics.
+    fn moderation(&self) -> Result<crate::moderation::Moderation, StoreError>;
+
+    /// Makes a moderation change durable, with its audit line, in one transaction.
+    fn record(&self, change: &crate::moderation::Change) -> Result<(), StoreError>;
+
+    /// Whether the account is a server admin.
+    fn is_admin(&self, account: &Nick) -> Result<bool, StoreError>;
+
     /// Every registered account's name.
     fn accounts(&self) -> Result<Vec<Nick>, StoreError>;
 

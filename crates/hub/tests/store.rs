@@ -42,6 +42,18 @@ impl Store for Flaky {
         Ok(Vec::new())
     }
 
+    fn moderation(&self) -> Result<parley_hub::Moderation, StoreError> {
+        Ok(parley_hub::Moderation::default())
+    }
+
+    fn record(&self, _change: &parley_hub::Change) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn is_admin(&self, _account: &Nick) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     fn last_private_seq(&self) -> Result<u64, StoreError> {
         Ok(0)
     }
@@ -107,7 +119,7 @@ struct Peer {
 impl Peer {
     async fn join(hub: &HubHandle, nick: &str) -> Peer {
         let outbox = Arc::new(Outbox::new(TestWire, 1 << 24));
-        let session = hub.connect(nick, RequestId(0), outbox.clone()).await.expect("registers");
+        let session = hub.connect(nick, None, RequestId(0), outbox.clone()).await.expect("registers");
         Peer { session, outbox, lines: Vec::new() }
     }
 

@@ -25,6 +25,12 @@ enum AdminCommand {
     /// Manage accounts.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Show the latest moderation actions and role changes, newest first.
+    Audit {
+        /// How many lines.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -45,6 +51,23 @@ enum UsersCommand {
     ResetPassword {
         /// The account's name.
         name: String,
+    },
+    /// Give a role to an account: `admin` (a server administrator: moderates every
+    /// room, and the lobby, whose bans keep people off the server).
+    Grant {
+        /// The account's name.
+        name: String,
+        /// The role.
+        #[arg(value_parser = ["admin"])]
+        role: String,
+    },
+    /// Take a role away.
+    Revoke {
+        /// The account's name.
+        name: String,
+        /// The role.
+        #[arg(value_parser = ["admin"])]
+        role: String,
     },
 }
 
@@ -75,6 +98,35 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 bail!("there is no account called {name}");
             }
             eprintln!("Deleted the account {name}.");
+        }
+        AdminCommand::Users(UsersCommand::Grant { name, .. }) => {
+            let name = nick(&name)?;
+            if !store.list_accounts()?.iter().any(|a| a.name.eq_ignore_ascii_case(name.as_str())) {
+                bail!("there is no account called {name}");
+            }
+            if store.set_admin(&name, true)? {
+                eprintln!("{name} is now a server admin (from their next login).");
+            } else {
+                eprintln!("{name} was a server admin already.");
+            }
+        }
+        AdminCommand::Users(UsersCommand::Revoke { name, .. }) => {
+            let name = nick(&name)?;
+            if store.set_admin(&name, false)? {
+                eprintln!("{name} is no longer a server admin (from their next login).");
+            } else {
+                bail!("{name} is not a server admin");
+            }
+        }
+        AdminCommand::Audit { limit } => {
+            let mut out = std::io::stdout().lock();
+            for line in store.audit(limit)? {
+                let place = line.room.map(|r| format!(" in {r}")).unwrap_or_default();
+                let target = line.target.map(|t| format!(" {t}")).unwrap_or_default();
+                let detail = line.detail.map(|d| format!(" ({d})")).unwrap_or_default();
+                let at = line.at.format("%Y-%m-%d %H:%M:%S UTC");
+                writeln!(out, "{at}\t{}\t{}{target}{place}{detail}", line.actor, line.action)?;
+            }
         }
         AdminCommand::Users(UsersCommand::ResetPassword { name }) => {
             let name = nick(&name)?;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use parley_client::{Client, ErrorCode, Event, Events, HistoryCursor, Transport, Trust};
+use parley_client::{Client, ErrorCode, Event, Events, HistoryCursor, Reply, Request, Transport, Trust};
 use parley_proto::line::Input;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
@@ -114,6 +114,9 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     print_line(&format!("[{}] Welcome to the chat, {}!", clock(&Utc::now()), welcome.nick));
+    if let Some(topic) = &welcome.topic {
+        print_line(&format!("[{}] Topic: {topic}", clock(&Utc::now())));
+    }
     for line in format::history_lines(&welcome.room, &welcome.history) {
         print_line(&line);
     }
@@ -198,6 +201,9 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
         }),
         Input::Join(room) => client.join(&room).await.map(|joined| {
             print_line(&format!("[{}] You joined {}. Users here: {}", now(), joined.room, joined.members.join(", ")));
+            if let Some(topic) = &joined.topic {
+                print_line(&format!("[{}] Topic: {topic}", now()));
+            }
             for line in format::history_lines(&joined.room, &joined.history) {
                 print_line(&line);
             }
@@ -223,6 +229,30 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
                 }
             })
         }
+        Input::Topic(topic) => {
+            client.call(&Request::Topic { room: current.clone(), topic }).await.map(|reply| match reply {
+                Reply::Topic { room, topic: Some(topic), by, .. } => {
+                    print_line(&format!("Topic of {room}: {topic} (set by {})", by.unwrap_or_default()));
+                }
+                Reply::Topic { room, topic: None, .. } => print_line(&format!("{room} has no topic.")),
+                _ => {}
+            })
+        }
+        Input::Kick { nick, reason } => {
+            client.call(&Request::Kick { room: current.clone(), nick, reason }).await.map(drop)
+        }
+        Input::Ban { mask, duration, reason } => {
+            let seconds = duration.map(|d| d.as_secs());
+            client.call(&Request::Ban { room: current.clone(), mask, seconds, reason }).await.map(drop)
+        }
+        Input::Unban(mask) => client.call(&Request::Unban { room: current.clone(), mask }).await.map(drop),
+        Input::Mute { nick, duration } => {
+            let seconds = duration.map(|d| d.as_secs());
+            client.call(&Request::Mute { room: current.clone(), nick, seconds }).await.map(drop)
+        }
+        Input::Unmute(nick) => client.call(&Request::Unmute { room: current.clone(), nick }).await.map(drop),
+        Input::Op(nick) => client.call(&Request::Op { room: current.clone(), nick }).await.map(drop),
+        Input::Deop(nick) => client.call(&Request::Deop { room: current.clone(), nick }).await.map(drop),
         Input::Register(password) => client.register(&password).await.map(|account| {
             print_line(&format!(
                 "[{}] {account} is now your account. Next time, log in with /login {account} PASSWORD.",

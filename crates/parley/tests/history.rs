@@ -236,6 +236,22 @@ async fn the_owner_manages_accounts_that_users_log_in_to() {
     assert_eq!(listed.lines().count(), 1, "{listed}");
     assert!(listed.starts_with("Grace\tregistered "), "{listed}");
 
+    let granted = admin(&data.0, &["users", "grant", "grace", "admin"], "");
+    assert!(granted.status.success(), "{}", String::from_utf8_lossy(&granted.stderr));
+    let unknown = admin(&data.0, &["users", "grant", "nobody", "admin"], "");
+    assert!(!unknown.status.success(), "only accounts get roles");
+    let revoked = admin(&data.0, &["users", "revoke", "grace", "admin"], "");
+    assert!(revoked.status.success());
+    let audit = String::from_utf8(admin(&data.0, &["audit"], "").stdout).expect("UTF-8");
+    let lines: Vec<&str> = audit.lines().collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert!(
+        lines[0].ends_with("parley admin\trevoke admin Grace")
+            || lines[0].ends_with("parley admin\trevoke admin grace"),
+        "{audit}"
+    );
+    assert!(lines[1].contains("grant admin"), "{audit}");
+
     let server = Server::start(&data.0);
     let user = connect(&server, "visitor").await;
     assert_eq!(user.login(Some("grace"), "first-password").await.expect("logs in"), "Grace");

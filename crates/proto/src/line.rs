@@ -178,6 +178,39 @@ pub enum Input {
     Search(String),
     /// `/context SEQ`: the messages around one in the current room.
     Context(u64),
+    /// `/topic [TEXT]`: show the room's topic, or set it.
+    Topic(Option<String>),
+    /// `/kick NICK [reason]`.
+    Kick {
+        /// Who.
+        nick: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// `/ban NICK|ADDRESS [DURATION] [reason]`.
+    Ban {
+        /// Who.
+        mask: String,
+        /// For how long (`30s`, `10m`, `2h`, `7d`); `None`: until lifted.
+        duration: Option<std::time::Duration>,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// `/unban NICK|ADDRESS`.
+    Unban(String),
+    /// `/mute NICK [DURATION]`.
+    Mute {
+        /// Who.
+        nick: String,
+        /// For how long; `None`: until lifted.
+        duration: Option<std::time::Duration>,
+    },
+    /// `/unmute NICK`.
+    Unmute(String),
+    /// `/op NICK`: make an account an operator of the room.
+    Op(String),
+    /// `/deop NICK`.
+    Deop(String),
     /// `/register PASSWORD`: make the current nick an account.
     Register(String),
     /// `/login [NAME] PASSWORD`: log in (to the current nick's account without NAME).
@@ -247,6 +280,51 @@ impl Input {
                 Ok(seq) => Input::Context(seq),
                 Err(_) => Input::Usage("/context SEQ, the number of a message from /search"),
             },
+            "topic" => Input::Topic((!args.is_empty()).then(|| args.to_owned())),
+            "kick" => match args.split_once(char::is_whitespace) {
+                Some((nick, reason)) => Input::Kick { nick: nick.to_owned(), reason: Some(reason.trim().to_owned()) },
+                None if !args.is_empty() => Input::Kick { nick: args.to_owned(), reason: None },
+                None => Input::Usage("/kick NICK [reason]"),
+            },
+            "ban" => {
+                let mut words = args.splitn(3, char::is_whitespace);
+                match (words.next().filter(|m| !m.is_empty()), words.next(), words.next()) {
+                    (None, _, _) => Input::Usage("/ban NICK|ADDRESS [DURATION like 30m, 2h, 7d] [reason]"),
+                    (Some(mask), second, rest) => {
+                        let duration = second.and_then(duration);
+                        let reason = match (duration, second, rest) {
+                            (Some(_), _, rest) => rest.map(str::to_owned),
+                            (None, Some(second), Some(rest)) => Some(format!("{second} {rest}")),
+                            (None, second, _) => second.map(str::to_owned),
+                        };
+                        Input::Ban { mask: mask.to_owned(), duration, reason }
+                    }
+                }
+            }
+            "unban" => match single_word(args) {
+                Some(mask) => Input::Unban(mask.to_owned()),
+                None => Input::Usage("/unban NICK|ADDRESS"),
+            },
+            "mute" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [nick] => Input::Mute { nick: nick.to_owned(), duration: None },
+                [nick, time] => match duration(time) {
+                    Some(duration) => Input::Mute { nick: nick.to_owned(), duration: Some(duration) },
+                    None => Input::Usage("/mute NICK [DURATION like 30m, 2h, 7d]"),
+                },
+                _ => Input::Usage("/mute NICK [DURATION like 30m, 2h, 7d]"),
+            },
+            "unmute" => match single_word(args) {
+                Some(nick) => Input::Unmute(nick.to_owned()),
+                None => Input::Usage("/unmute NICK"),
+            },
+            "op" => match single_word(args) {
+                Some(nick) => Input::Op(nick.to_owned()),
+                None => Input::Usage("/op NICK"),
+            },
+            "deop" => match single_word(args) {
+                Some(nick) => Input::Deop(nick.to_owned()),
+                None => Input::Usage("/deop NICK"),
+            },
             "register" => match single_word(args) {
                 Some(password) => Input::Register(password.to_owned()),
                 None => Input::Usage("/register PASSWORD"),
@@ -293,6 +371,21 @@ impl Input {
             _ => Input::Unknown(name.to_owned()),
         }
     }
+}
+
+/// A duration as people write it: a number and `s`, `m`, `h` or `d`.
+#[must_use]
+pub fn duration(text: &str) -> Option<std::time::Duration> {
+    let unit = text.chars().last()?;
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    let n: u64 = text[..text.len() - 1].parse().ok()?;
+    Some(std::time::Duration::from_secs(n.checked_mul(seconds)?))
 }
 
 fn single_word(args: &str) -> Option<&str> {

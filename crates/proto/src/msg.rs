@@ -81,6 +81,84 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Show a room's topic, or set it (operators).
+    Topic {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The new topic (empty clears it); without it, the topic is shown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+    /// Put someone out of a room (operators).
+    Kick {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Who.
+        nick: String,
+        /// Why, shown to the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Keep a nick (or account) or an IP address out of a room (operators); a ban in
+    /// `lobby` keeps them off the server.
+    Ban {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// A nick or an IP address.
+        mask: String,
+        /// For how many seconds; without it, until lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lift a ban (operators).
+    Unban {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The nick or address.
+        mask: String,
+    },
+    /// Stop someone from speaking in a room (operators).
+    Mute {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Who.
+        nick: String,
+        /// For how many seconds; without it, until lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+    },
+    /// Let them speak again (operators).
+    Unmute {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Who.
+        nick: String,
+    },
+    /// Make an account an operator of a room (operators).
+    Op {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The account.
+        nick: String,
+    },
+    /// Take the operator role away (operators).
+    Deop {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The account.
+        nick: String,
+    },
     /// Read a page of your private messages with someone (logged-in users only), with
     /// the same cursors as `history`.
     Conversation {
@@ -151,6 +229,14 @@ impl Request {
             Request::Rooms => "rooms",
             Request::History { .. } => "history",
             Request::Conversation { .. } => "conversation",
+            Request::Topic { .. } => "topic",
+            Request::Kick { .. } => "kick",
+            Request::Ban { .. } => "ban",
+            Request::Unban { .. } => "unban",
+            Request::Mute { .. } => "mute",
+            Request::Unmute { .. } => "unmute",
+            Request::Op { .. } => "op",
+            Request::Deop { .. } => "deop",
             Request::Search { .. } => "search",
             Request::Register { .. } => "register",
             Request::Auth { .. } => "auth",
@@ -183,6 +269,14 @@ const KNOWN_REQUESTS: &[&str] = &[
     "rooms",
     "history",
     "conversation",
+    "topic",
+    "kick",
+    "ban",
+    "unban",
+    "mute",
+    "unmute",
+    "op",
+    "deop",
     "search",
     "register",
     "auth",
@@ -317,6 +411,8 @@ pub enum LeaveReason {
     Quit,
     /// Their connection was lost or closed by the server.
     Lost,
+    /// An operator put them out of the room; `detail` says who and why.
+    Kicked,
 }
 
 /// The body of a `result`: what the request achieved.
@@ -338,6 +434,9 @@ pub enum Reply {
         /// The room's latest messages, oldest first: what was said before you came.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         history: Vec<HistoryEntry>,
+        /// The room's topic, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
     },
     /// The answer to `join`.
     Joined {
@@ -348,6 +447,32 @@ pub enum Reply {
         /// The room's latest messages, oldest first: what was said before you came.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         history: Vec<HistoryEntry>,
+        /// The room's topic, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+    /// The answer to `topic` without a new topic.
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic; absent when the room has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        /// Who set it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// When, RFC 3339 in UTC.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<String>,
+    },
+    /// The answer to a moderation request (`topic` with a topic, `kick`, `ban`, ...).
+    Moderated {
+        /// The request's type.
+        action: String,
+        /// The room.
+        room: String,
+        /// Whom it concerned (or the new topic).
+        target: String,
     },
     /// The answer to `history`.
     History {
@@ -529,6 +654,18 @@ pub enum ErrorCode {
     NickRegistered,
     /// The server is busy checking other passwords; try again.
     Busy,
+    /// Only the room's operators and server admins may do that.
+    NotOperator,
+    /// You are banned from that room (from `lobby`: from the server).
+    Banned,
+    /// You are muted in that room.
+    Muted,
+    /// The user named is not in that room.
+    NotHere,
+    /// There is no account of that name.
+    NoSuchAccount,
+    /// A ban mask that is neither a nick nor an IP address.
+    BadMask,
     /// This server keeps no history to search.
     HistoryUnavailable,
     /// The search query cannot be read (no word, or a malformed filter).

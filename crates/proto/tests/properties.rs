@@ -77,6 +77,12 @@ const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::Busy,
     ErrorCode::HistoryUnavailable,
     ErrorCode::BadSearch,
+    ErrorCode::NotOperator,
+    ErrorCode::Banned,
+    ErrorCode::Muted,
+    ErrorCode::NotHere,
+    ErrorCode::NoSuchAccount,
+    ErrorCode::BadMask,
     ErrorCode::TooManyRooms,
     ErrorCode::ExcessFlood,
     ErrorCode::ServerFull,
@@ -123,17 +129,26 @@ fn reply() -> impl Strategy<Value = Reply> {
     let room_info =
         (text(), any::<usize>(), any::<bool>()).prop_map(|(name, members, joined)| RoomInfo { name, members, joined });
     prop_oneof![
-        (any::<u32>(), text(), text(), names(), any::<usize>(), entries()).prop_map(
-            |(version, nick, room, members, max_text, history)| Reply::Welcome {
+        (any::<u32>(), text(), text(), names(), any::<usize>(), entries(), proptest::option::of(text())).prop_map(
+            |(version, nick, room, members, max_text, history, topic)| Reply::Welcome {
                 version,
                 nick,
                 room,
                 members,
                 max_text,
-                history
+                history,
+                topic
             }
         ),
-        (text(), names(), entries()).prop_map(|(room, members, history)| Reply::Joined { room, members, history }),
+        (text(), names(), entries(), proptest::option::of(text()))
+            .prop_map(|(room, members, history, topic)| Reply::Joined { room, members, history, topic }),
+        (text(), proptest::option::of((text(), text(), text()))).prop_map(|(room, t)| Reply::Topic {
+            room,
+            topic: t.as_ref().map(|t| t.0.clone()),
+            by: t.as_ref().map(|t| t.1.clone()),
+            ts: t.map(|t| t.2)
+        }),
+        (text(), text(), text()).prop_map(|(action, room, target)| Reply::Moderated { action, room, target }),
         (text(), entries()).prop_map(|(room, messages)| Reply::History { room, messages }),
         text().prop_map(|room| Reply::Parted { room }),
         (text(), any::<u64>(), text()).prop_map(|(room, seq, ts)| Reply::Said { room, seq, ts }),

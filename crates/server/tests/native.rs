@@ -32,6 +32,7 @@ async fn hello_welcomes_into_the_lobby() {
             members: vec!["alice".into(), "bob".into()],
             max_text: 4096,
             history: vec![],
+            topic: None,
         })
     );
     server.shutdown().await;
@@ -84,7 +85,7 @@ async fn structured_answers_for_every_request() {
     let mut bob = NativeClient::join(server.native, "bob").await;
     assert_eq!(
         alice.request(&Request::Join { room: "#ops".into() }, b"").await,
-        Ok(Reply::Joined { room: "ops".into(), members: vec!["alice".into()], history: vec![] })
+        Ok(Reply::Joined { room: "ops".into(), members: vec!["alice".into()], history: vec![], topic: None })
     );
     // Native users may be in several rooms at once.
     assert_eq!(

@@ -61,6 +61,41 @@ const MIGRATIONS: &[&str] = &[
     WHEN old.id <= (SELECT indexed_up_to FROM fts_state) BEGIN
         INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
     END;",
+    // 5: moderation. Server admins, room operators, bans and mutes (by nick or address,
+    // until a time or lifted), topics, and the audit log of every action.
+    "CREATE TABLE roles (
+        account TEXT NOT NULL COLLATE NOCASE,
+        role    TEXT NOT NULL,
+        PRIMARY KEY (account, role)
+    ) STRICT;
+    CREATE TABLE room_ops (
+        room    TEXT NOT NULL COLLATE NOCASE,
+        account TEXT NOT NULL COLLATE NOCASE,
+        PRIMARY KEY (room, account)
+    ) STRICT;
+    CREATE TABLE restrictions (
+        room       TEXT NOT NULL COLLATE NOCASE,
+        ban        INTEGER NOT NULL,
+        mask       TEXT NOT NULL COLLATE NOCASE,
+        until_us   INTEGER,
+        reason     TEXT,
+        PRIMARY KEY (room, ban, mask)
+    ) STRICT;
+    CREATE TABLE topics (
+        room   TEXT PRIMARY KEY COLLATE NOCASE,
+        topic  TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        at_us  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY,
+        at_us  INTEGER NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        room   TEXT,
+        target TEXT,
+        detail TEXT
+    ) STRICT;",
 ];
 
 /// Why the schema could not be brought up to date.

@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use parley_hub::{Cursor, Nick, Page, Record, RoomHistory, RoomName, Search, Store, StoreError, Verdict};
+use parley_hub::{
+    Change, Changed, Cursor, Mask, Moderation, Nick, Page, Record, RoomHistory, RoomName, Search, Store, StoreError,
+    Verdict,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::password;
@@ -218,6 +221,78 @@ impl SqliteStore {
     }
 }
 
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLine {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who acted.
+    pub actor: String,
+    /// What (`ban`, `kick`, `grant`, ...).
+    pub action: String,
+    /// Where.
+    pub room: Option<String>,
+    /// On whom or what.
+    pub target: Option<String>,
+    /// Reason, duration, or the like.
+    pub detail: Option<String>,
+}
+
+impl SqliteStore {
+    /// Gives or takes the server-admin role, recording it in the audit log; false when
+    /// nothing changed.
+    pub fn set_admin(&self, account: &Nick, admin: bool) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = writer.conn.transaction().map_err(store_error)?;
+        let changed = if admin {
+            tx.execute("INSERT OR IGNORE INTO roles (account, role) VALUES (?1, 'admin')", [account.as_str()])
+        } else {
+            tx.execute("DELETE FROM roles WHERE account = ?1 AND role = 'admin'", [account.as_str()])
+        }
+        .map_err(store_error)?;
+        if changed > 0 {
+            let action = if admin { "grant admin" } else { "revoke admin" };
+            tx.execute(
+                "INSERT INTO audit (at_us, actor, action, target) VALUES (?1, 'parley admin', ?2, ?3)",
+                params![micros(Utc::now()), action, account.as_str()],
+            )
+            .map_err(store_error)?;
+        }
+        tx.commit().map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    /// The latest `limit` lines of the audit log, newest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditLine>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT at_us, actor, action, room, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map([limit], |row| {
+                Ok(AuditLine {
+                    at: DateTime::from_timestamp_micros(row.get(0)?).unwrap_or_default(),
+                    actor: row.get(1)?,
+                    action: row.get(2)?,
+                    room: row.get(3)?,
+                    target: row.get(4)?,
+                    detail: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+fn nick_or_corrupt(text: &str) -> rusqlite::Result<Nick> {
+    Nick::parse(text, usize::MAX)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.to_string().into()))
+}
+
+fn room_or_corrupt(text: &str) -> rusqlite::Result<RoomName> {
+    RoomName::parse(text, usize::MAX)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.to_string().into()))
+}
+
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -381,6 +456,131 @@ impl Store for SqliteStore {
                 out.push(RoomHistory { room, last_seq: u64::try_from(last_seq).unwrap_or(0), recent: messages });
             }
             Ok(out)
+        })
+    }
+
+    fn moderation(&self) -> Result<Moderation, StoreError> {
+        self.read(|conn| {
+            let mut kept = Moderation::default();
+            let mut stmt = conn.prepare("SELECT account FROM roles WHERE role = 'admin'")?;
+            for name in stmt.query_map([], |row| row.get::<_, String>(0))? {
+                kept.admins.push(nick_or_corrupt(&name?)?);
+            }
+            let mut stmt = conn.prepare("SELECT room, account FROM room_ops")?;
+            for row in stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))? {
+                let (room, account) = row?;
+                kept.ops.push((room_or_corrupt(&room)?, nick_or_corrupt(&account)?));
+            }
+            let mut stmt = conn.prepare("SELECT room, ban, mask, until_us, reason FROM restrictions")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<i64>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (room, ban, mask, until, reason) = row?;
+                let Some(mask) = Mask::parse(&mask, usize::MAX) else {
+                    continue;
+                };
+                kept.restrictions.push(parley_hub::Restriction {
+                    room: room_or_corrupt(&room)?,
+                    ban: ban != 0,
+                    mask,
+                    until: until.and_then(DateTime::from_timestamp_micros),
+                    reason,
+                });
+            }
+            let mut stmt = conn.prepare("SELECT room, topic, set_by, at_us FROM topics")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (room, topic, by, at) = row?;
+                let at = DateTime::from_timestamp_micros(at).unwrap_or_default();
+                kept.topics.push((room_or_corrupt(&room)?, topic, nick_or_corrupt(&by)?, at));
+            }
+            Ok(kept)
+        })
+    }
+
+    fn record(&self, change: &Change) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = writer.conn.transaction().map_err(store_error)?;
+        let room = change.room.as_str();
+        let at = micros(change.at);
+        let (action, target, detail): (&str, String, Option<String>) = match &change.what {
+            Changed::Topic(text) if text.is_empty() => {
+                tx.execute("DELETE FROM topics WHERE room = ?1", [room]).map_err(store_error)?;
+                ("topic", String::new(), None)
+            }
+            Changed::Topic(text) => {
+                tx.execute(
+                    "INSERT INTO topics (room, topic, set_by, at_us) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (room) DO UPDATE SET topic = excluded.topic, set_by = excluded.set_by, at_us = excluded.at_us",
+                    params![room, text, change.actor.as_str(), at],
+                )
+                .map_err(store_error)?;
+                ("topic", text.clone(), None)
+            }
+            Changed::Kicked { nick, reason } => ("kick", nick.to_string(), reason.clone()),
+            Changed::Restricted(r) => {
+                tx.execute(
+                    "INSERT INTO restrictions (room, ban, mask, until_us, reason) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (room, ban, mask) DO UPDATE SET until_us = excluded.until_us, reason = excluded.reason",
+                    params![room, i64::from(r.ban), r.mask.to_string(), r.until.map(micros), r.reason],
+                )
+                .map_err(store_error)?;
+                let until = r.until.map(|t| format!("until {}", t.to_rfc3339()));
+                let detail = match (&r.reason, until) {
+                    (Some(reason), Some(until)) => Some(format!("{reason} ({until})")),
+                    (reason, until) => reason.clone().or(until),
+                };
+                (if r.ban { "ban" } else { "mute" }, r.mask.to_string(), detail)
+            }
+            Changed::Lifted { ban, mask } => {
+                tx.execute(
+                    "DELETE FROM restrictions WHERE room = ?1 AND ban = ?2 AND mask = ?3",
+                    params![room, i64::from(*ban), mask.to_string()],
+                )
+                .map_err(store_error)?;
+                (if *ban { "unban" } else { "unmute" }, mask.to_string(), None)
+            }
+            Changed::Opped(account) => {
+                tx.execute("INSERT OR IGNORE INTO room_ops (room, account) VALUES (?1, ?2)", [room, account.as_str()])
+                    .map_err(store_error)?;
+                ("op", account.to_string(), None)
+            }
+            Changed::Deopped(account) => {
+                tx.execute("DELETE FROM room_ops WHERE room = ?1 AND account = ?2", [room, account.as_str()])
+                    .map_err(store_error)?;
+                ("deop", account.to_string(), None)
+            }
+        };
+        tx.execute(
+            "INSERT INTO audit (at_us, actor, action, room, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![at, change.actor.as_str(), action, room, target, detail],
+        )
+        .map_err(store_error)?;
+        tx.commit().map_err(store_error)
+    }
+
+    fn is_admin(&self, account: &Nick) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT count(*) FROM roles WHERE account = ?1 AND role = 'admin'",
+                [account.as_str()],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
         })
     }
 

@@ -71,7 +71,10 @@ impl Hub {
             None => self.state(id).nick.clone(),
         };
         self.off_task(move || {
-            let result = store.verify(&name, &password);
+            let result = store.verify(&name, &password).and_then(|verdict| match &verdict {
+                Verdict::Right(account) => store.is_admin(account).map(|admin| (verdict, admin)),
+                _ => Ok((verdict, false)),
+            });
             Completion::Verified { session: id, req, name, result }
         })
     }
@@ -120,12 +123,17 @@ impl Hub {
             Completion::Verified { session, req, name, result } => {
                 self.checks -= 1;
                 let answer = match result {
-                    Ok(Verdict::Right(account)) => {
+                    Ok((Verdict::Right(account), admin)) => {
                         self.registered.insert(account.clone());
+                        if admin {
+                            self.admins.insert(account.clone());
+                        } else {
+                            self.admins.remove(&account);
+                        }
                         self.logged_in(session, account)
                     }
-                    Ok(Verdict::Wrong) => Err(HubError::BadLogin),
-                    Ok(Verdict::NoAccount) => {
+                    Ok((Verdict::Wrong, _)) => Err(HubError::BadLogin),
+                    Ok((Verdict::NoAccount, _)) => {
                         // Deleted by `parley admin` since: the nick is free again.
                         self.registered.remove(&name);
                         Err(HubError::BadLogin)
@@ -143,6 +151,7 @@ impl Hub {
                 };
                 self.reply(session, req, answer);
             }
+            Completion::Moderated { session, req, change, result } => self.moderated(session, req, change, result),
             Completion::GraceOver { session, nick } => {
                 self.timers -= 1;
                 let squatting = self

@@ -18,6 +18,11 @@ Commands:
   /history NICK [N]   your last N private messages with NICK (logged in)
   /search WORDS       find messages; add from:NICK, in:ROOM, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
   /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
+  /topic [TEXT]       show your room's topic, or set it (operators)
+  /kick NICK [reason]             put someone out of your room (operators)
+  /ban NICK|ADDRESS [30m|2h|7d] [reason]  keep them out (operators; in lobby: off the server)
+  /unban NICK|ADDRESS, /mute NICK [30m|2h|7d], /unmute NICK  (operators)
+  /op NICK, /deop NICK  make an account an operator of your room, or stop (operators)
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password
@@ -85,6 +90,10 @@ pub(super) fn event_lines(event: &Event, current: Option<&str>) -> Vec<String> {
         }
         Event::Joined { nick, ts, arrival: true, .. } => vec![format!("[{}] {nick} has joined the chat!", clock(ts))],
         Event::Joined { room, nick, ts, arrival: false } => vec![format!("[{}] {nick} has joined {room}.", clock(ts))],
+        Event::Left { room, nick, ts, reason: LeaveReason::Kicked, detail } => {
+            let why = detail.as_deref().map(|d| format!(" ({})", clean(d))).unwrap_or_default();
+            vec![format!("[{}] {nick} was kicked from {room}{why}.", clock(ts))]
+        }
         Event::Left { room, nick, ts, reason: LeaveReason::Part, .. } => {
             vec![format!("[{}] {nick} has left {room}.", clock(ts))]
         }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
 use parley_hub::{
-    Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, RoomName, Session, Throttle,
-    Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, RoomName, Session,
+    Throttle, Timestamp, Wire,
 };
 use parley_proto::line::{Input, LineDecoder, LineError, USERNAME_PROMPT};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -46,6 +46,11 @@ Commands:
   /history NICK [N]   your last N private messages with NICK (logged in)
   /search WORDS       find messages; add from:NICK, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
   /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
+  /topic [TEXT]       show your room's topic, or set it (operators)
+  /kick NICK [reason]             put someone out of your room (operators)
+  /ban NICK|ADDRESS [30m|2h|7d] [reason]  keep them out (operators; in lobby: off the server)
+  /unban NICK|ADDRESS, /mute NICK [30m|2h|7d], /unmute NICK  (operators)
+  /op NICK, /deop NICK  make an account an operator of your room, or stop (operators)
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password
@@ -137,11 +142,15 @@ where
         };
         let name = line.trim();
         let name = if name.is_empty() { format!("Guest_{}", peer.port()) } else { name.to_owned() };
-        match shared.hub.connect(&name, NO_ID, outbox.clone()).await {
+        match shared.hub.connect(&name, Some(peer.ip()), NO_ID, outbox.clone()).await {
             Ok(session) => return Ok(session),
             Err(HubError::ShuttingDown) => {
                 let _ = writer.write_all(format!("{SHUTDOWN_MESSAGE}\n").as_bytes()).await;
                 return Err(Ending::Shutdown);
+            }
+            Err(e @ HubError::Banned { .. }) => {
+                let _ = writer.write_all(format!("{}\n", hub_error(&e)).as_bytes()).await;
+                return Err(Ending::ServerClosed);
             }
             Err(e) => {
                 let reason = match e {
@@ -218,6 +227,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 cursor: Cursor::Before(seq.saturating_add(CONTEXT + 1)),
                 limit: 2 * usize::try_from(CONTEXT).unwrap_or(5) + 1,
             },
+            Input::Topic(text) => Command::Topic { room: None, text },
+            Input::Kick { nick, reason } => Command::Moderate { room: None, action: Action::Kick { nick, reason } },
+            Input::Ban { mask, duration, reason } => {
+                Command::Moderate { room: None, action: Action::Ban { mask, duration, reason } }
+            }
+            Input::Unban(mask) => Command::Moderate { room: None, action: Action::Unban { mask } },
+            Input::Mute { nick, duration } => Command::Moderate { room: None, action: Action::Mute { nick, duration } },
+            Input::Unmute(nick) => Command::Moderate { room: None, action: Action::Unmute { nick } },
+            Input::Op(nick) => Command::Moderate { room: None, action: Action::Op { nick } },
+            Input::Deop(nick) => Command::Moderate { room: None, action: Action::Deop { nick } },
             Input::Register(password) => Command::Register { password },
             Input::Login { name, password } => Command::Login { name, password },
             Input::Password { old, new } => Command::Password { old, new },
@@ -317,6 +336,10 @@ impl Wire for LineWire {
             Event::Joined { room, nick, at, arrival: false } => {
                 let _ = writeln!(line, "[{}] {nick} has joined {room}.", clock(at));
             }
+            Event::Left { room, nick, at, reason: LeaveReason::Kicked, detail } => {
+                let why = detail.as_deref().map(|d| format!(" ({})", one_line(d))).unwrap_or_default();
+                let _ = writeln!(line, "[{}] {nick} was kicked from {room}{why}.", clock(at));
+            }
             Event::Left { room, nick, at, reason: LeaveReason::Part, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has left {room}.", clock(at));
             }
@@ -346,13 +369,19 @@ impl Wire for LineWire {
 fn reply_lines(reply: &Reply, line: &mut String) {
     let now = clock(&Utc::now());
     let _ = match reply {
-        Reply::Welcome { nick, room, history, .. } => {
+        Reply::Welcome { nick, room, history, topic, .. } => {
             let _ = writeln!(line, "[{now}] Welcome to the chat, {nick}!");
+            if let Some(topic) = topic {
+                let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
+            }
             history_lines(room, history, line);
             Ok(())
         }
-        Reply::Joined { room, members, history } => {
+        Reply::Joined { room, members, history, topic } => {
             let _ = writeln!(line, "[{now}] You joined {room}. Users here: {}", join_names(members));
+            if let Some(topic) = topic {
+                let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
+            }
             history_lines(room, history, line);
             Ok(())
         }
@@ -412,6 +441,16 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             let more = if results.len() >= 20 { format!("; page:{} for more", page + 1) } else { String::new() };
             writeln!(line, "--- End of results: /context SEQ shows a message among its neighbours{more} ---")
         }
+        Reply::Topic { room, topic: None } => writeln!(line, "{room} has no topic."),
+        Reply::Topic { room, topic: Some((text, by, at)) } => {
+            writeln!(
+                line,
+                "Topic of {room}: {} (set by {by}, {})",
+                one_line(text),
+                at.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+            )
+        }
+        Reply::Moderated { .. } => Ok(()),
         Reply::Registered { account } => {
             writeln!(line, "[{now}] {account} is now your account. Next time, log in with /login {account} PASSWORD.")
         }

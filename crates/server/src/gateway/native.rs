@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, Session, Throttle, Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, Session, Throttle,
+    Timestamp, Wire,
 };
 use parley_proto::msg::{
     self, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
@@ -47,7 +48,7 @@ where
     let registered = tokio::select! {
         registered = tokio::time::timeout_at(
             deadline,
-            register(&mut reader, &mut writer, &mut buf, &mut decoder, &outbox, shared),
+            register(&mut reader, &mut writer, &mut buf, &mut decoder, &outbox, peer, shared),
         ) => registered,
         () = shared.stopping.cancelled() => {
             let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;
@@ -146,6 +147,7 @@ async fn register<R, W>(
     buf: &mut BytesMut,
     decoder: &mut FrameDecoder,
     outbox: &Arc<Outbox>,
+    peer: SocketAddr,
     shared: &Shared,
 ) -> Result<Session, Ending>
 where
@@ -166,11 +168,15 @@ where
                     let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
                     error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
                 } else {
-                    match shared.hub.connect(&nick, RequestId(id), outbox.clone()).await {
+                    match shared.hub.connect(&nick, Some(peer.ip()), RequestId(id), outbox.clone()).await {
                         Ok(session) => return Ok(session),
                         Err(HubError::ShuttingDown) => {
                             let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;
                             return Err(Ending::Shutdown);
+                        }
+                        Err(e @ HubError::Banned { .. }) => {
+                            let _ = writer.write_all(&hub_error_frame(id, &e)).await;
+                            return Err(Ending::ServerClosed);
                         }
                         Err(e) => hub_error_frame(id, &e),
                     }
@@ -263,6 +269,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     None => Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both")),
                 }
             }
+            Request::Topic { room, topic } => Ok(Command::Topic { room, text: topic }),
+            Request::Kick { room, nick, reason } => {
+                Ok(Command::Moderate { room, action: Action::Kick { nick, reason } })
+            }
+            Request::Ban { room, mask, seconds, reason } => {
+                let duration = seconds.map(Duration::from_secs);
+                Ok(Command::Moderate { room, action: Action::Ban { mask, duration, reason } })
+            }
+            Request::Unban { room, mask } => Ok(Command::Moderate { room, action: Action::Unban { mask } }),
+            Request::Mute { room, nick, seconds } => Ok(Command::Moderate {
+                room,
+                action: Action::Mute { nick, duration: seconds.map(Duration::from_secs) },
+            }),
+            Request::Unmute { room, nick } => Ok(Command::Moderate { room, action: Action::Unmute { nick } }),
+            Request::Op { room, nick } => Ok(Command::Moderate { room, action: Action::Op { nick } }),
+            Request::Deop { room, nick } => Ok(Command::Moderate { room, action: Action::Deop { nick } }),
             Request::Search { query, page } => Ok(Command::Search {
                 query: match page {
                     Some(page) => format!("{query} page:{page}"),
@@ -327,6 +349,12 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NickRegistered(_) => ErrorCode::NickRegistered,
         HubError::Busy => ErrorCode::Busy,
         HubError::NoHistory => ErrorCode::HistoryUnavailable,
+        HubError::NotOperator(_) => ErrorCode::NotOperator,
+        HubError::Banned { .. } => ErrorCode::Banned,
+        HubError::Muted(_) => ErrorCode::Muted,
+        HubError::NotHere { .. } => ErrorCode::NotHere,
+        HubError::NoSuchAccount(_) => ErrorCode::NoSuchAccount,
+        HubError::BadMask(_) => ErrorCode::BadMask,
         HubError::BadSearch(_) => ErrorCode::BadSearch,
     }
 }
@@ -403,6 +431,7 @@ impl Wire for NativeWire {
                     LeaveReason::Part => msg::LeaveReason::Part,
                     LeaveReason::Quit => msg::LeaveReason::Quit,
                     LeaveReason::Lost => msg::LeaveReason::Lost,
+                    LeaveReason::Kicked => msg::LeaveReason::Kicked,
                 };
                 let msg = ServerMsg::Left {
                     room: room.to_string(),
@@ -438,16 +467,29 @@ fn entries(records: &[Arc<Record>]) -> Vec<HistoryEntry> {
 
 fn reply_body(reply: &Reply) -> msg::Reply {
     match reply {
-        Reply::Welcome { nick, room, members, max_text, history } => msg::Reply::Welcome {
+        Reply::Welcome { nick, room, members, max_text, history, topic } => msg::Reply::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_string(),
             room: room.to_string(),
             members: names(members),
             max_text: *max_text,
             history: entries(history),
+            topic: topic.clone(),
         },
-        Reply::Joined { room, members, history } => {
-            msg::Reply::Joined { room: room.to_string(), members: names(members), history: entries(history) }
+        Reply::Joined { room, members, history, topic } => msg::Reply::Joined {
+            room: room.to_string(),
+            members: names(members),
+            history: entries(history),
+            topic: topic.clone(),
+        },
+        Reply::Topic { room, topic } => msg::Reply::Topic {
+            room: room.to_string(),
+            topic: topic.as_ref().map(|(text, _, _)| text.clone()),
+            by: topic.as_ref().map(|(_, by, _)| by.to_string()),
+            ts: topic.as_ref().map(|(_, _, at)| ts(at)),
+        },
+        Reply::Moderated { action, room, target } => {
+            msg::Reply::Moderated { action: (*action).to_owned(), room: room.to_string(), target: target.clone() }
         }
         Reply::Conversation { with, messages } => {
             msg::Reply::Conversation { with: with.to_string(), messages: entries(messages) }

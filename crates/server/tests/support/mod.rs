@@ -226,6 +226,18 @@ impl LineClient {
     /// Connects without answering the prompt.
     pub async fn connect(addr: SocketAddr) -> LineClient {
         let stream = TcpStream::connect(addr).await.expect("connects");
+        LineClient::over(stream)
+    }
+
+    /// Connects from a chosen loopback address (all of 127.0.0.0/8 is this machine),
+    /// without answering the prompt.
+    pub async fn connect_from(source: [u8; 4], addr: SocketAddr) -> LineClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from((source, 0))).expect("bind a loopback source");
+        LineClient::over(socket.connect(addr).await.expect("connects"))
+    }
+
+    fn over(stream: TcpStream) -> LineClient {
         let local = stream.local_addr().expect("local addr");
         let (reader, writer) = stream.into_split();
         LineClient { reader: BufReader::new(Box::new(reader)), writer: Box::new(writer), local }

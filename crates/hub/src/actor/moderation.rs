@@ -1,0 +1,327 @@
+//! Moderation in the hub: who may moderate a room (server admins, and the room's
+//! operators), and what topics, kicks, bans, mutes and operator grants do. A change is
+//! made durable first (with its audit line), then applied, like a message.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::{Completion, Hub, SessionId};
+use crate::command::RequestId;
+use crate::error::HubError;
+use crate::event::{Event, LeaveReason, Reply, Timestamp};
+use crate::moderation::{Action, Change, Changed, Mask, Moderation, Restriction};
+use crate::name::{Nick, RoomName};
+use crate::outbox::Shared;
+
+/// A room's topic: the text, who set it, when.
+#[derive(Debug, Clone)]
+pub(crate) struct Topic {
+    pub(crate) text: String,
+    pub(crate) by: Nick,
+    pub(crate) at: Timestamp,
+}
+
+impl Hub {
+    /// Takes in what the store kept of moderation.
+    pub(super) fn restore_moderation(&mut self, kept: Moderation) {
+        self.admins.extend(kept.admins);
+        for (room, account) in kept.ops {
+            self.ops.entry(room).or_default().insert(account);
+        }
+        let now = Utc::now();
+        self.restrictions.extend(kept.restrictions.into_iter().filter(|r| r.until.is_none_or(|until| until > now)));
+        for (room, text, by, at) in kept.topics {
+            self.topics.insert(room, Topic { text, by, at });
+        }
+    }
+
+    /// Whether the session may moderate `room`.
+    fn may_moderate(&self, id: SessionId, room: &RoomName) -> bool {
+        let Some(account) = self.state(id).account.as_ref() else {
+            return false;
+        };
+        self.admins.contains(account) || self.ops.get(room).is_some_and(|ops| ops.contains(account))
+    }
+
+    /// The ban or mute in force in `room` for the session, if any.
+    pub(super) fn restricted(&self, id: SessionId, room: &RoomName, ban: bool) -> Option<&Restriction> {
+        let state = self.sessions.get(&id)?;
+        self.restricted_as(room, ban, &state.nick, state.account.as_ref(), state.address)
+    }
+
+    pub(super) fn restricted_as(
+        &self,
+        room: &RoomName,
+        ban: bool,
+        nick: &Nick,
+        account: Option<&Nick>,
+        address: Option<IpAddr>,
+    ) -> Option<&Restriction> {
+        let now = Utc::now();
+        self.restrictions.iter().find(|r| r.ban == ban && r.room == *room && r.applies(now, nick, account, address))
+    }
+
+    /// A room operator's or admin's action: checked here, made durable by the store (on
+    /// the blocking pool), then applied when it reports (`moderated`).
+    pub(super) fn moderate(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        room: Option<&str>,
+        action: Action,
+    ) -> Result<(), HubError> {
+        let room = match room {
+            Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
+            None => self.target_room(id, None)?,
+        };
+        if !self.may_moderate(id, &room) {
+            return Err(HubError::NotOperator(room.to_string()));
+        }
+        let state = self.state(id);
+        let actor = state.account.clone().unwrap_or_else(|| state.nick.clone());
+        let what = self.resolve(&room, action)?;
+        let change = Change { actor, room, at: Utc::now(), what };
+        let Some(store) = self.store.clone() else {
+            self.apply_change(id, req, change);
+            return Ok(());
+        };
+        self.writes += 1;
+        let completions = self.completions.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.record(&change);
+            let _ = completions.send(Completion::Moderated { session: id, req, change, result });
+        });
+        Ok(())
+    }
+
+    /// Checks an action's target and turns it into the change to make.
+    fn resolve(&self, room: &RoomName, action: Action) -> Result<Changed, HubError> {
+        let max_nick = self.limits.max_nick_len;
+        let member = |nick: &str| -> Result<Nick, HubError> {
+            let nick = Nick::parse(nick, max_nick).map_err(|_| HubError::NoSuchNick(nick.to_owned()))?;
+            let in_room = self.nicks.get(&nick).is_some_and(|id| self.rooms.get(room).is_some_and(|r| r.contains(*id)));
+            if !in_room {
+                return Err(HubError::NotHere { nick: nick.to_string(), room: room.to_string() });
+            }
+            Ok(self.nicks.get(&nick).and_then(|id| self.sessions.get(id)).map_or(nick, |s| s.nick.clone()))
+        };
+        let account = |nick: &str| -> Result<Nick, HubError> {
+            Nick::parse(nick, max_nick)
+                .ok()
+                .and_then(|nick| self.registered.get(&nick).cloned())
+                .ok_or_else(|| HubError::NoSuchAccount(nick.to_owned()))
+        };
+        let mask = |text: &str| Mask::parse(text, max_nick).ok_or_else(|| HubError::BadMask(text.to_owned()));
+        let until = |duration: Option<std::time::Duration>| {
+            duration.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d)
+        };
+        Ok(match action {
+            Action::Topic(text) => Changed::Topic(text.trim().to_owned()),
+            Action::Kick { nick, reason } => Changed::Kicked { nick: member(&nick)?, reason },
+            Action::Ban { mask: text, duration, reason } => Changed::Restricted(Restriction {
+                room: room.clone(),
+                ban: true,
+                mask: mask(&text)?,
+                until: until(duration),
+                reason,
+            }),
+            Action::Unban { mask: text } => Changed::Lifted { ban: true, mask: mask(&text)? },
+            Action::Mute { nick, duration } => Changed::Restricted(Restriction {
+                room: room.clone(),
+                ban: false,
+                mask: mask(&nick)?,
+                until: until(duration),
+                reason: None,
+            }),
+            Action::Unmute { nick } => Changed::Lifted { ban: false, mask: mask(&nick)? },
+            Action::Op { nick } => Changed::Opped(account(&nick)?),
+            Action::Deop { nick } => Changed::Deopped(account(&nick)?),
+        })
+    }
+
+    /// The store reported a moderation change: apply it, or tell the moderator it failed.
+    pub(super) fn moderated(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        change: Change,
+        result: Result<(), crate::StoreError>,
+    ) {
+        self.writes -= 1;
+        match result {
+            Ok(()) => self.apply_change(id, req, change),
+            Err(e) => self.reply(id, req, Err(HubError::Store(e.0))),
+        }
+    }
+
+    fn apply_change(&mut self, id: SessionId, req: RequestId, change: Change) {
+        let Change { actor, room, at, what } = change;
+        let action = match &what {
+            Changed::Topic(_) => "topic",
+            Changed::Kicked { .. } => "kick",
+            Changed::Restricted(r) if r.ban => "ban",
+            Changed::Restricted(_) => "mute",
+            Changed::Lifted { ban: true, .. } => "unban",
+            Changed::Lifted { .. } => "unmute",
+            Changed::Opped(_) => "op",
+            Changed::Deopped(_) => "deop",
+        };
+        let target = match &what {
+            Changed::Topic(text) => text.clone(),
+            Changed::Kicked { nick, reason } => {
+                let why = reason.as_deref().map_or_else(|| format!("by {actor}"), |r| format!("by {actor}: {r}"));
+                self.kick(&room, nick, &why);
+                nick.to_string()
+            }
+            Changed::Restricted(restriction) => {
+                let target = restriction.mask.to_string();
+                let how_long = restriction
+                    .until
+                    .map_or_else(String::new, |t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")));
+                if restriction.ban {
+                    let why = match &restriction.reason {
+                        Some(reason) => format!("banned by {actor}: {reason}"),
+                        None => format!("banned by {actor}"),
+                    };
+                    self.restrictions.push(restriction.clone());
+                    self.eject(&room, &why);
+                    self.room_notice(&room, &format!("{actor} banned {target} from {room}{how_long}."));
+                } else {
+                    self.restrictions.push(restriction.clone());
+                    self.room_notice(&room, &format!("{actor} muted {target} in {room}{how_long}."));
+                }
+                target
+            }
+            Changed::Lifted { ban, mask } => {
+                self.restrictions.retain(|r| !(r.room == room && r.ban == *ban && r.mask == *mask));
+                let verb = if *ban { "unbanned" } else { "unmuted" };
+                self.room_notice(&room, &format!("{actor} {verb} {mask} in {room}."));
+                mask.to_string()
+            }
+            Changed::Opped(account) => {
+                self.ops.entry(room.clone()).or_default().insert(account.clone());
+                self.room_notice(&room, &format!("{actor} made {account} an operator of {room}."));
+                account.to_string()
+            }
+            Changed::Deopped(account) => {
+                if let Some(ops) = self.ops.get_mut(&room) {
+                    ops.remove(account);
+                }
+                self.room_notice(&room, &format!("{actor} took {account}'s operator role in {room}."));
+                account.to_string()
+            }
+        };
+        if let Changed::Topic(text) = &what {
+            if text.is_empty() {
+                self.topics.remove(&room);
+            } else {
+                self.topics.insert(room.clone(), Topic { text: text.clone(), by: actor.clone(), at });
+            }
+            let shown = if text.is_empty() {
+                format!("{actor} cleared the topic of {room}.")
+            } else {
+                format!("{actor} set the topic of {room}: {text}")
+            };
+            self.room_notice(&room, &shown);
+        }
+        self.reply(id, req, Ok(Reply::Moderated { action, room, target }));
+    }
+
+    /// Takes `nick` out of `room`, telling everyone there, them included.
+    fn kick(&mut self, room: &RoomName, nick: &Nick, why: &str) {
+        let Some(&target) = self.nicks.get(nick) else {
+            return;
+        };
+        let Some(members) = self.rooms.get(room) else {
+            return;
+        };
+        if !members.contains(target) {
+            return;
+        }
+        let left = Shared::new(Event::Left {
+            room: members.name.clone(),
+            nick: nick.clone(),
+            at: Utc::now(),
+            reason: LeaveReason::Kicked,
+            detail: Some(Arc::from(why)),
+        });
+        members.broadcast(&left, None, &mut self.overflowed);
+        if let Some(state) = self.sessions.get_mut(&target) {
+            state.rooms.retain(|r| r != room);
+        }
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(target);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Puts out of `room` everyone a ban in it now applies to; a lobby ban takes them
+    /// off the server.
+    fn eject(&mut self, room: &RoomName, why: &str) {
+        let Some(members) = self.rooms.get(room) else {
+            return;
+        };
+        let banned: Vec<(SessionId, Nick)> = members
+            .member_ids()
+            .filter(|id| self.restricted(*id, room, true).is_some())
+            .filter_map(|id| self.sessions.get(&id).map(|s| (id, s.nick.clone())))
+            .collect();
+        for (id, nick) in banned {
+            if *room == self.lobby {
+                self.notice(id, &format!("You are {why}."));
+                if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(Arc::from(why))) {
+                    state.outbox.close();
+                }
+            } else {
+                self.kick(room, &nick, why);
+            }
+        }
+    }
+
+    /// A line of information for everyone in `room`.
+    fn room_notice(&mut self, room: &RoomName, text: &str) {
+        if let Some(members) = self.rooms.get(room) {
+            let notice = Shared::new(Event::Notice { at: Utc::now(), text: Arc::from(text) });
+            members.broadcast(&notice, None, &mut self.overflowed);
+        }
+    }
+
+    /// The topic of a room, for `/topic` without text.
+    pub(super) fn topic(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+        let room = match room {
+            Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
+            None => self.target_room(id, None)?,
+        };
+        let topic = self.topics.get(&room).map(|t| (t.text.clone(), t.by.clone(), t.at));
+        Ok(Reply::Topic { room, topic })
+    }
+
+    /// The topic text of a room, for newcomers.
+    pub(super) fn topic_text(&self, room: &RoomName) -> Option<String> {
+        self.topics.get(room).map(|t| t.text.clone())
+    }
+
+    /// Makes a logged-in session that creates a room its first operator, durably.
+    pub(super) fn crown_creator(&mut self, id: SessionId, room: &RoomName) {
+        if *room == self.lobby || self.ops.get(room).is_some_and(|ops| !ops.is_empty()) {
+            return;
+        }
+        let Some(account) = self.sessions.get(&id).and_then(|s| s.account.clone()) else {
+            return;
+        };
+        self.ops.entry(room.clone()).or_default().insert(account.clone());
+        if let Some(store) = self.store.clone() {
+            let change =
+                Change { actor: account.clone(), room: room.clone(), at: Utc::now(), what: Changed::Opped(account) };
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.record(&change) {
+                    tracing::warn!("could not record a room's first operator: {e}");
+                }
+            });
+        }
+    }
+}
