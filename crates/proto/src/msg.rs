@@ -688,6 +688,52 @@ pub enum ErrorCode {
     Unknown,
 }
 
+impl ErrorCode {
+    /// Every code, `Unknown` last (it is what a client reads a code it does not know
+    /// as; servers do not send it).
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BadHeader,
+        ErrorCode::HeaderTooLong,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnknownType,
+        ErrorCode::BadRequest,
+        ErrorCode::BadPayload,
+        ErrorCode::NotRegistered,
+        ErrorCode::AlreadyRegistered,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::NickTaken,
+        ErrorCode::InvalidNick,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NoSuchNick,
+        ErrorCode::NoSuchRoom,
+        ErrorCode::NotInRoom,
+        ErrorCode::EmptyMessage,
+        ErrorCode::MessageTooLong,
+        ErrorCode::ShuttingDown,
+        ErrorCode::StoreFailed,
+        ErrorCode::AccountsUnavailable,
+        ErrorCode::AccountExists,
+        ErrorCode::BadLogin,
+        ErrorCode::NotLoggedIn,
+        ErrorCode::WeakPassword,
+        ErrorCode::NickRegistered,
+        ErrorCode::Busy,
+        ErrorCode::HistoryUnavailable,
+        ErrorCode::BadSearch,
+        ErrorCode::NotOperator,
+        ErrorCode::Banned,
+        ErrorCode::Muted,
+        ErrorCode::NotHere,
+        ErrorCode::NoSuchAccount,
+        ErrorCode::BadMask,
+        ErrorCode::TooManyRooms,
+        ErrorCode::ExcessFlood,
+        ErrorCode::ServerFull,
+        ErrorCode::TooManyConnections,
+        ErrorCode::Unknown,
+    ];
+}
+
 /// Appends a request frame with its `id` to `dst`.
 pub fn encode_request(id: u64, request: &Request, payload: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
     #[derive(Serialize)]

@@ -48,53 +48,11 @@ fn request() -> impl Strategy<Value = Request> {
     ]
 }
 
-const ERROR_CODES: &[ErrorCode] = &[
-    ErrorCode::BadHeader,
-    ErrorCode::HeaderTooLong,
-    ErrorCode::PayloadTooLarge,
-    ErrorCode::UnknownType,
-    ErrorCode::BadRequest,
-    ErrorCode::BadPayload,
-    ErrorCode::NotRegistered,
-    ErrorCode::AlreadyRegistered,
-    ErrorCode::UnsupportedVersion,
-    ErrorCode::NickTaken,
-    ErrorCode::InvalidNick,
-    ErrorCode::InvalidRoom,
-    ErrorCode::NoSuchNick,
-    ErrorCode::NoSuchRoom,
-    ErrorCode::NotInRoom,
-    ErrorCode::EmptyMessage,
-    ErrorCode::MessageTooLong,
-    ErrorCode::ShuttingDown,
-    ErrorCode::StoreFailed,
-    ErrorCode::AccountsUnavailable,
-    ErrorCode::AccountExists,
-    ErrorCode::BadLogin,
-    ErrorCode::NotLoggedIn,
-    ErrorCode::WeakPassword,
-    ErrorCode::NickRegistered,
-    ErrorCode::Busy,
-    ErrorCode::HistoryUnavailable,
-    ErrorCode::BadSearch,
-    ErrorCode::NotOperator,
-    ErrorCode::Banned,
-    ErrorCode::Muted,
-    ErrorCode::NotHere,
-    ErrorCode::NoSuchAccount,
-    ErrorCode::BadMask,
-    ErrorCode::TooManyRooms,
-    ErrorCode::ExcessFlood,
-    ErrorCode::ServerFull,
-    ErrorCode::TooManyConnections,
-    ErrorCode::Unknown,
-];
-
 /// Every server message but `result`, which travels with a [`Reply`] instead of text.
 fn event() -> impl Strategy<Value = ServerMsg> {
     let reason = prop_oneof![Just(LeaveReason::Part), Just(LeaveReason::Quit), Just(LeaveReason::Lost)];
     prop_oneof![
-        (proptest::option::of(any::<u64>()), proptest::sample::select(ERROR_CODES), text())
+        (proptest::option::of(any::<u64>()), proptest::sample::select(ErrorCode::ALL), text())
             .prop_map(|(id, code, message)| ServerMsg::Error { id, code, message }),
         (text(), text(), any::<u64>(), text()).prop_map(|(room, from, seq, ts)| ServerMsg::Message {
             room,
