@@ -64,7 +64,7 @@ pub(crate) async fn connect(addr: SocketAddr, proto: Proto, nick: String) -> Res
     let mut writer = Writer { proto, socket: write, out: BytesMut::new(), next_id: 1 };
     match proto {
         Proto::Native => {
-            let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned() };
+            let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned(), password: None };
             writer.request(&hello, b"").await?;
             loop {
                 let frame = reader.next_frame().await?;

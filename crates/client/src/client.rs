@@ -225,7 +225,7 @@ impl Client {
     /// Registers as `nick`. A refusal (`nick_taken`, `invalid_nick`) leaves the
     /// connection open for another try.
     pub async fn hello(&self, nick: &str) -> Result<Welcome, Error> {
-        let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned() };
+        let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned(), password: None };
         match tokio::time::timeout(CONNECT_TIMEOUT, self.request(&hello, b"")).await {
             Err(_) => Err(Error::Timeout(CONNECT_TIMEOUT)),
             Ok(Ok(Reply::Welcome { nick, room, members, max_text, history, topic, .. })) => {

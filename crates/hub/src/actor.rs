@@ -83,6 +83,8 @@ pub struct SessionId(u64);
 enum Op {
     Connect {
         nick: String,
+        /// The password of the account `nick`, to log in as part of registering.
+        password: Option<String>,
         address: Option<IpAddr>,
         req: RequestId,
         outbox: Arc<Outbox>,
@@ -182,8 +184,32 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
+        self.register(nick, None, address, req, outbox).await
+    }
+
+    /// Like [`HubHandle::connect`], logged in to the account `nick` with `password` from
+    /// the start: the nick is taken from whoever has it, with no grace period.
+    pub async fn connect_as(
+        &self,
+        nick: &str,
+        password: String,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
+        self.register(nick, Some(password), address, req, outbox).await
+    }
+
+    async fn register(
+        &self,
+        nick: &str,
+        password: Option<String>,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
         let (done, result) = oneshot::channel();
-        let op = Op::Connect { nick: nick.to_owned(), address, req, outbox, done };
+        let op = Op::Connect { nick: nick.to_owned(), password, address, req, outbox, done };
         self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
         let id = result.await.map_err(|_| HubError::ShuttingDown)??;
         Ok(Session { id, hub: self.clone(), gone: AtomicBool::new(false) })
@@ -296,6 +322,15 @@ enum Completion {
         req: RequestId,
         change: Change,
         result: Result<(), StoreError>,
+    },
+    /// A `hello` with a password, checked.
+    Admitted {
+        nick: String,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+        done: oneshot::Sender<Result<SessionId, HubError>>,
+        result: Result<(Verdict, bool), StoreError>,
     },
 }
 
@@ -432,12 +467,12 @@ impl Hub {
 
     fn run(&mut self, op: Op) {
         match op {
-            Op::Connect { nick, address, req, outbox, done } => {
-                let result = self.connect(&nick, address, req, outbox);
-                // The gateway gave up waiting: undo, as if it had disconnected.
-                if let Err(Ok(id)) = done.send(result) {
-                    self.remove_session(id, LeaveReason::Lost, None);
-                }
+            Op::Connect { nick, password: Some(password), address, req, outbox, done } => {
+                self.admit(nick, password, address, req, outbox, done);
+            }
+            Op::Connect { nick, password: None, address, req, outbox, done } => {
+                let result = self.connect(&nick, None, address, req, outbox);
+                self.answer_connect(result, done);
             }
             Op::Command { session, req, command } => self.command(session, req, command),
             Op::Disconnect { session, detail } => {
@@ -457,9 +492,23 @@ impl Hub {
         self.drop_slow_consumers();
     }
 
+    /// Tells the gateway how registering went; if it gave up waiting, undoes it, as if it
+    /// had disconnected.
+    fn answer_connect(
+        &mut self,
+        result: Result<SessionId, HubError>,
+        done: oneshot::Sender<Result<SessionId, HubError>>,
+    ) {
+        if let Err(Ok(id)) = done.send(result) {
+            self.remove_session(id, LeaveReason::Lost, None);
+        }
+    }
+
+    /// Registers a session; `account` when it has already proved it owns the nick.
     fn connect(
         &mut self,
         nick: &str,
+        account: Option<Nick>,
         address: Option<IpAddr>,
         req: RequestId,
         outbox: Arc<Outbox>,
@@ -480,7 +529,13 @@ impl Hub {
         self.nicks.insert(nick.clone(), id);
         self.sessions.insert(
             id,
-            SessionState { nick: nick.clone(), outbox: outbox.clone(), rooms: Vec::new(), account: None, address },
+            SessionState {
+                nick: nick.clone(),
+                outbox: outbox.clone(),
+                rooms: Vec::new(),
+                account: account.clone(),
+                address,
+            },
         );
         let lobby = self.lobby.clone();
         self.enter(id, &lobby, true);
@@ -493,7 +548,7 @@ impl Hub {
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
-        if self.registered.contains(&nick_of_new) {
+        if self.registered.contains(&nick_of_new) && account.as_ref() != Some(&nick_of_new) {
             self.warn_squatter(id, &nick_of_new);
         }
         tracing::debug!(session = id.0, "session registered");

@@ -30,6 +30,10 @@ pub enum Request {
         version: u32,
         /// The nick the client wants.
         nick: String,
+        /// The password of the account `nick`, to log in at once: the nick is taken from
+        /// whoever has it, with no grace period. Without it, the client may `auth` later.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     /// Enter a room, creating it if nobody is there.
     Join {
@@ -796,7 +800,7 @@ mod tests {
     #[test]
     fn requests_round_trip_with_their_id() {
         let requests = [
-            Request::Hello { version: 1, nick: "alice".into() },
+            Request::Hello { version: 1, nick: "alice".into(), password: None },
             Request::Join { room: "dev".into() },
             Request::Part { room: None },
             Request::Say { room: "lobby".into() },

@@ -9,9 +9,10 @@ use parley_proto::native::{EncodeError, FrameDecoder, FrameError, PREFIX_LEN};
 /// A `hello` whose header is exactly `len` bytes long.
 fn hello_with_header_of(len: usize) -> Request {
     let mut probe = BytesMut::new();
-    encode_request(1, &Request::Hello { version: 1, nick: String::new() }, b"", &mut probe).expect("encodes");
+    encode_request(1, &Request::Hello { version: 1, nick: String::new(), password: None }, b"", &mut probe)
+        .expect("encodes");
     let overhead = probe.len() - PREFIX_LEN;
-    Request::Hello { version: 1, nick: "n".repeat(len - overhead) }
+    Request::Hello { version: 1, nick: "n".repeat(len - overhead), password: None }
 }
 
 #[test]

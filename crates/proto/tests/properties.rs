@@ -24,7 +24,11 @@ fn text() -> impl Strategy<Value = String> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (any::<u32>(), text()).prop_map(|(version, nick)| Request::Hello { version, nick }),
+        (any::<u32>(), text(), proptest::option::of(text())).prop_map(|(version, nick, password)| Request::Hello {
+            version,
+            nick,
+            password
+        }),
         text().prop_map(|room| Request::Join { room }),
         proptest::option::of(text()).prop_map(|room| Request::Part { room }),
         text().prop_map(|room| Request::Say { room }),

@@ -54,7 +54,7 @@ fn json_examples() -> Vec<String> {
     let names = |v: &[&str]| v.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
     let hello_everyone = b"hello, everyone";
     let mut out = vec![
-        request_header(1, &Request::Hello { version: 1, nick: s("alice") }, b""),
+        request_header(1, &Request::Hello { version: 1, nick: s("alice"), password: None }, b""),
         request_header(2, &Request::Join { room: s("dev") }, b""),
         request_header(3, &Request::Part { room: Some(s("dev")) }, b""),
         request_header(4, &Request::Say { room: s("lobby") }, hello_everyone),
@@ -90,6 +90,7 @@ fn json_examples() -> Vec<String> {
         request_header(26, &Request::Ban { room: None, mask: s("203.0.113.7"), seconds: None, reason: None }, b""),
         request_header(27, &Request::Mute { room: Some(s("dev")), nick: s("bob"), seconds: Some(600) }, b""),
         request_header(28, &Request::Op { room: Some(s("dev")), nick: s("carol") }, b""),
+        request_header(29, &Request::Hello { version: 1, nick: s("alice"), password: Some(s("correct horse")) }, b""),
         request_header(17, &Request::Register { password: s("correct horse") }, b""),
         request_header(18, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, b""),
         request_header(19, &Request::Password { old: s("correct horse"), new: s("battery staple") }, b""),

@@ -103,7 +103,7 @@ async fn accounts_are_kept_across_a_restart() {
 
     let server = support::start_in(data.path(), |_| {}).await;
     let mut again = NativeClient::connect(server.native).await;
-    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "alice".into() };
+    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "alice".into(), password: None };
     assert!(again.request(&hello, b"").await.is_ok());
     let notice = again.expect(|r| matches!(r.msg, ServerMsg::Notice { .. }).then(|| r.text())).await;
     assert!(notice.starts_with("The nick alice is registered."), "{notice}");
@@ -120,5 +120,26 @@ async fn without_a_store_there_are_no_accounts() {
     let mut alice = NativeClient::join(server.native, "alice").await;
     let refused = alice.request(&Request::Register { password: PASSWORD.into() }, b"").await;
     assert_eq!(code(refused), Some(ErrorCode::AccountsUnavailable));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn hello_with_a_password_logs_in_at_once_and_takes_the_nick() {
+    let server = support::start().await;
+    let mut owner = NativeClient::join(server.native, "owner").await;
+    assert!(owner.request(&Request::Register { password: PASSWORD.into() }, b"").await.is_ok());
+    assert!(owner.request(&Request::Quit { reason: None }, b"").await.is_ok());
+    let mut squatter = LineClient::join(server.line, "owner").await;
+
+    let mut back = NativeClient::connect(server.native).await;
+    let wrong = Request::Hello { version: PROTOCOL_VERSION, nick: "owner".into(), password: Some("wrong-one".into()) };
+    assert_eq!(code(back.request(&wrong, b"").await), Some(ErrorCode::BadLogin), "no session, try again");
+    let right = Request::Hello { version: PROTOCOL_VERSION, nick: "OWNER".into(), password: Some(PASSWORD.into()) };
+    let welcome = back.request(&right, b"").await;
+    assert!(matches!(&welcome, Ok(Reply::Welcome { nick, .. }) if nick == "owner"), "{welcome:?}");
+    squatter.expect_line(": owner logged in.").await;
+    // Logged in from the start: no grace-period warning, and account requests work.
+    let change = Request::Password { old: PASSWORD.into(), new: "battery-staple".into() };
+    assert_eq!(back.request(&change, b"").await, Ok(Reply::PasswordChanged));
     server.shutdown().await;
 }

@@ -27,7 +27,7 @@ fn seqs(entries: &[HistoryEntry]) -> Vec<u64> {
 }
 
 async fn welcome_history(client: &mut NativeClient, nick: &str) -> Vec<HistoryEntry> {
-    match client.request(&Request::Hello { version: PROTOCOL_VERSION, nick: nick.into() }, b"").await {
+    match client.request(&Request::Hello { version: PROTOCOL_VERSION, nick: nick.into(), password: None }, b"").await {
         Ok(Reply::Welcome { history, .. }) => history,
         other => panic!("expected a welcome, got {other:?}"),
     }

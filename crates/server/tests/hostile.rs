@@ -39,7 +39,7 @@ async fn a_reset_in_the_middle_of_a_frame_only_ends_that_session() {
     // SO_LINGER 0: closing sends RST instead of FIN, in the middle of a frame.
     let mut raw = TcpStream::connect(server.native).await.expect("connects");
     let mut hello = BytesMut::new();
-    let request = Request::Hello { version: parley_proto::msg::PROTOCOL_VERSION, nick: "rst".into() };
+    let request = Request::Hello { version: parley_proto::msg::PROTOCOL_VERSION, nick: "rst".into(), password: None };
     encode_request(1, &request, b"", &mut hello).expect("encodes");
     raw.write_all(&hello).await.expect("hello");
     watcher.expect_line("rst has joined the chat!").await;

@@ -150,7 +150,7 @@ async fn an_admin_bans_an_address_from_the_server() {
     assert_eq!(refused, ["Error: You are banned from lobby."]);
     // Other addresses are still welcome.
     let mut fine = NativeClient::connect(server.native).await;
-    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "fine".into() };
+    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "fine".into(), password: None };
     assert!(fine.request(&hello, b"").await.is_ok());
     server.shutdown().await;
 }

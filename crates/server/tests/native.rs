@@ -22,7 +22,8 @@ async fn hello_welcomes_into_the_lobby() {
     let server = support::start().await;
     let _alice = NativeClient::join(server.native, "alice").await;
     let mut bob = NativeClient::connect(server.native).await;
-    let welcome = bob.request(&Request::Hello { version: PROTOCOL_VERSION, nick: "bob".into() }, b"").await;
+    let welcome =
+        bob.request(&Request::Hello { version: PROTOCOL_VERSION, nick: "bob".into(), password: None }, b"").await;
     assert_eq!(
         welcome,
         Ok(Reply::Welcome {
@@ -44,7 +45,7 @@ async fn the_handshake_refuses_until_it_succeeds() {
     let _alice = NativeClient::join(server.native, "alice").await;
     let mut client = NativeClient::connect(server.native).await;
     assert_eq!(error_code(client.request(&Request::Who { room: "lobby".into() }, b"").await), ErrorCode::NotRegistered);
-    let hello = |nick: &str, version| Request::Hello { version, nick: nick.into() };
+    let hello = |nick: &str, version| Request::Hello { version, nick: nick.into(), password: None };
     assert_eq!(error_code(client.request(&hello("Alice", PROTOCOL_VERSION), b"").await), ErrorCode::NickTaken);
     assert_eq!(error_code(client.request(&hello("a b", PROTOCOL_VERSION), b"").await), ErrorCode::InvalidNick);
     assert_eq!(error_code(client.request(&hello("zed", 99), b"").await), ErrorCode::UnsupportedVersion);

@@ -24,9 +24,9 @@ async fn nicks_rooms_and_messages_are_held_to_their_lengths() {
     })
     .await;
     let mut native = NativeClient::connect(server.native).await;
-    let too_long = native.request(&Request::Hello { version: 1, nick: "ninechars".into() }, b"").await;
+    let too_long = native.request(&Request::Hello { version: 1, nick: "ninechars".into(), password: None }, b"").await;
     assert_eq!(code_of(too_long), Some(ErrorCode::InvalidNick));
-    let at_limit = native.request(&Request::Hello { version: 1, nick: "eightchr".into() }, b"").await;
+    let at_limit = native.request(&Request::Hello { version: 1, nick: "eightchr".into(), password: None }, b"").await;
     assert!(matches!(at_limit, Ok(Reply::Welcome { .. })), "{at_limit:?}");
     let renamed = native.request(&Request::Nick { nick: "ninechars".into() }, b"").await;
     assert_eq!(code_of(renamed), Some(ErrorCode::InvalidNick));

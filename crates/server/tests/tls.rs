@@ -21,7 +21,7 @@ async fn line_and_native_users_chat_over_tls_with_plain_users() {
     plain.expect_line("sealed has joined the chat!").await;
 
     let mut secure_native = NativeClient::connect_tls(server.native_tls.expect("native+tls"), &fingerprint).await;
-    let hello = Request::Hello { version: parley_proto::msg::PROTOCOL_VERSION, nick: "vault".into() };
+    let hello = Request::Hello { version: parley_proto::msg::PROTOCOL_VERSION, nick: "vault".into(), password: None };
     assert!(matches!(secure_native.request(&hello, b"").await, Ok(Reply::Welcome { .. })));
 
     secure_line.send("over TLS").await;
@@ -90,7 +90,7 @@ async fn a_provided_certificate_is_used_and_reloaded_without_dropping_connection
     late.expect_line("early: still connected").await;
     // The native listener serves the same, reloaded certificate.
     let mut native = NativeClient::connect_tls(server.native_tls.expect("native+tls"), &second).await;
-    assert!(native.request(&Request::Hello { version: 1, nick: "framed".into() }, b"").await.is_ok());
+    assert!(native.request(&Request::Hello { version: 1, nick: "framed".into(), password: None }, b"").await.is_ok());
     early.expect_line("framed has joined the chat!").await;
 
     // A broken file on reload keeps the certificate in use.

@@ -79,6 +79,43 @@ impl Hub {
         })
     }
 
+    /// Checks a `hello`'s password off the hub task; registering goes on in
+    /// [`Completion::Admitted`].
+    pub(super) fn admit(
+        &mut self,
+        nick: String,
+        password: String,
+        address: Option<std::net::IpAddr>,
+        req: RequestId,
+        outbox: Arc<crate::outbox::Outbox>,
+        done: tokio::sync::oneshot::Sender<Result<SessionId, HubError>>,
+    ) {
+        let Some(store) = self.store.clone() else {
+            let _ = done.send(Err(HubError::NoAccounts));
+            return;
+        };
+        let name = match Nick::parse(&nick, self.limits.max_nick_len) {
+            Ok(name) => name,
+            Err(e) => {
+                let _ = done.send(Err(e));
+                return;
+            }
+        };
+        if self.checks >= MAX_CHECKS {
+            let _ = done.send(Err(HubError::Busy));
+            return;
+        }
+        self.checks += 1;
+        let completions = self.completions.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.verify(&name, &password).and_then(|verdict| match &verdict {
+                Verdict::Right(account) => store.is_admin(account).map(|admin| (verdict, admin)),
+                _ => Ok((verdict, false)),
+            });
+            let _ = completions.send(Completion::Admitted { nick, address, req, outbox, done, result });
+        });
+    }
+
     pub(super) fn change_password(
         &mut self,
         id: SessionId,
@@ -152,6 +189,30 @@ impl Hub {
                 self.reply(session, req, answer);
             }
             Completion::Moderated { session, req, change, result } => self.moderated(session, req, change, result),
+            Completion::Admitted { nick, address, req, outbox, done, result } => {
+                self.checks -= 1;
+                let result = match result {
+                    Ok((Verdict::Right(account), admin)) => {
+                        self.registered.insert(account.clone());
+                        if admin {
+                            self.admins.insert(account.clone());
+                        }
+                        if let Some(&holder) = self.nicks.get(&account) {
+                            self.rename_to_guest(holder, &format!("{account} logged in"));
+                        }
+                        self.connect(account.as_str(), Some(account.clone()), address, req, outbox)
+                    }
+                    Ok((Verdict::NoAccount, _)) => {
+                        if let Ok(name) = Nick::parse(&nick, usize::MAX) {
+                            self.registered.remove(&name);
+                        }
+                        Err(HubError::BadLogin)
+                    }
+                    Ok((Verdict::Wrong, _)) => Err(HubError::BadLogin),
+                    Err(e) => Err(store_failed(e)),
+                };
+                self.answer_connect(result, done);
+            }
             Completion::GraceOver { session, nick } => {
                 self.timers -= 1;
                 let squatting = self

@@ -31,7 +31,7 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let request = match input.kind {
-        Kind::Hello(version, nick) => Request::Hello { version, nick },
+        Kind::Hello(version, nick) => Request::Hello { version, nick, password: None },
         Kind::Join(room) => Request::Join { room },
         Kind::Part(room) => Request::Part { room },
         Kind::Say(room) => Request::Say { room },

@@ -163,12 +163,17 @@ where
                 let _ = writer.write_all(&bytes).await;
                 return Err(Ending::Protocol(why));
             }
-            Some(Inbound::Request { id, request: Request::Hello { version, nick }, .. }) => {
+            Some(Inbound::Request { id, request: Request::Hello { version, nick, password }, .. }) => {
                 if version != PROTOCOL_VERSION {
                     let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
                     error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
                 } else {
-                    match shared.hub.connect(&nick, Some(peer.ip()), RequestId(id), outbox.clone()).await {
+                    let (address, req, outbox) = (Some(peer.ip()), RequestId(id), outbox.clone());
+                    let registered = match password {
+                        Some(password) => shared.hub.connect_as(&nick, password, address, req, outbox).await,
+                        None => shared.hub.connect(&nick, address, req, outbox).await,
+                    };
+                    match registered {
                         Ok(session) => return Ok(session),
                         Err(HubError::ShuttingDown) => {
                             let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;

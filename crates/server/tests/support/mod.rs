@@ -368,7 +368,8 @@ impl NativeClient {
     /// Connects and completes the hello handshake as `nick`.
     pub async fn join(addr: SocketAddr, nick: &str) -> NativeClient {
         let mut client = NativeClient::connect(addr).await;
-        let reply = client.request(&Request::Hello { version: PROTOCOL_VERSION, nick: nick.into() }, b"").await;
+        let reply =
+            client.request(&Request::Hello { version: PROTOCOL_VERSION, nick: nick.into(), password: None }, b"").await;
         assert!(matches!(reply, Ok(Reply::Welcome { .. })), "welcome expected, got {reply:?}");
         client
     }
