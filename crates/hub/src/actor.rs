@@ -589,6 +589,10 @@ impl Hub {
                     Err(e) => Err(e),
                 }
             }
+            Command::Audit { limit } => match self.audit(id, req, limit) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
             Command::Moderate { room, action } => match self.moderate(id, req, room.as_deref(), action) {
                 Ok(()) => return,
                 Err(e) => Err(e),

@@ -54,6 +54,11 @@ pub enum Command {
         /// The new topic; empty clears it.
         text: Option<String>,
     },
+    /// The latest lines of the audit log (server admins only).
+    Audit {
+        /// How many (at most [`crate::MAX_HISTORY_PAGE`]).
+        limit: usize,
+    },
     /// A moderation action in a room (operators and admins only).
     Moderate {
         /// The room; `None` means the room joined last.

@@ -82,6 +82,9 @@ pub enum HubError {
     /// A search query that cannot be read.
     #[error("{0}")]
     BadSearch(String),
+    /// Only server admins may do that.
+    #[error("only server admins may do that")]
+    NotAdmin,
     /// Only the room's operators and server admins may do that.
     #[error("only operators of {0} may do that")]
     NotOperator(String),

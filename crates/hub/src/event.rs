@@ -147,6 +147,8 @@ pub enum Reply {
         /// The topic.
         topic: Option<(String, Nick, Timestamp)>,
     },
+    /// The latest lines of the audit log, newest first.
+    Audit(Vec<crate::moderation::AuditLine>),
     /// A moderation action is done.
     Moderated {
         /// Which (`kick`, `ban`, ...).

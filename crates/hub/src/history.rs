@@ -144,6 +144,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the account is a server admin.
     fn is_admin(&self, account: &Nick) -> Result<bool, StoreError>;
 
+    /// The latest `limit` lines of the audit log, newest first.
+    fn audit(&self, limit: usize) -> Result<Vec<crate::moderation::AuditLine>, StoreError>;
+
     /// Every registered account's name.
     fn accounts(&self) -> Result<Vec<Nick>, StoreError>;
 

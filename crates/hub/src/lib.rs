@@ -30,7 +30,7 @@ pub use command::{Command, RequestId};
 pub use error::HubError;
 pub use event::{Event, LeaveReason, Reply, RoomSummary, Timestamp};
 pub use history::{Cursor, Page, Record, RoomHistory, Search, Store, StoreError, Verdict};
-pub use moderation::{Action, Change, Changed, Mask, Moderation, Restriction};
+pub use moderation::{Action, AuditLine, Change, Changed, Mask, Moderation, Restriction};
 pub use name::{Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
 pub use throttle::{Admit, FloodLimits, Throttle};

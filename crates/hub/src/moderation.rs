@@ -146,6 +146,23 @@ pub struct Moderation {
     pub topics: Vec<(RoomName, String, Nick, Timestamp)>,
 }
 
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLine {
+    /// When.
+    pub at: Timestamp,
+    /// Who acted.
+    pub actor: String,
+    /// What (`ban`, `kick`, `grant admin`, ...).
+    pub action: String,
+    /// Where.
+    pub room: Option<String>,
+    /// On whom or what.
+    pub target: Option<String>,
+    /// Reason, duration, or the like.
+    pub detail: Option<String>,
+}
+
 /// One moderation change to make durable, with the audit line that records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {

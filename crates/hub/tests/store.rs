@@ -54,6 +54,10 @@ impl Store for Flaky {
         Ok(false)
     }
 
+    fn audit(&self, _limit: usize) -> Result<Vec<parley_hub::AuditLine>, StoreError> {
+        Ok(Vec::new())
+    }
+
     fn last_private_seq(&self) -> Result<u64, StoreError> {
         Ok(0)
     }

@@ -238,6 +238,19 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
                 _ => {}
             })
         }
+        Input::Audit(n) => {
+            let limit = n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            client.call(&Request::Audit { limit }).await.map(|reply| {
+                if let Reply::Audit { entries } = reply {
+                    for e in entries {
+                        let place = e.room.map(|r| format!(" in {r}")).unwrap_or_default();
+                        let target = e.target.map(|t| format!(" {t}")).unwrap_or_default();
+                        let detail = e.detail.map(|d| format!(" ({d})")).unwrap_or_default();
+                        print_line(&format!("[{}] {}: {}{target}{place}{detail}", e.ts, e.actor, e.action));
+                    }
+                }
+            })
+        }
         Input::Kick { nick, reason } => {
             client.call(&Request::Kick { room: current.clone(), nick, reason }).await.map(drop)
         }

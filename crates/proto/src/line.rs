@@ -180,6 +180,8 @@ pub enum Input {
     Context(u64),
     /// `/topic [TEXT]`: show the room's topic, or set it.
     Topic(Option<String>),
+    /// `/audit [N]`: the latest N lines of the audit log (admins).
+    Audit(Option<usize>),
     /// `/kick NICK [reason]`.
     Kick {
         /// Who.
@@ -281,6 +283,13 @@ impl Input {
                 Err(_) => Input::Usage("/context SEQ, the number of a message from /search"),
             },
             "topic" => Input::Topic((!args.is_empty()).then(|| args.to_owned())),
+            "audit" => match args {
+                "" => Input::Audit(None),
+                n => match n.parse::<usize>() {
+                    Ok(n) if n > 0 => Input::Audit(Some(n)),
+                    _ => Input::Usage("/audit [N], N a number above 0"),
+                },
+            },
             "kick" => match args.split_once(char::is_whitespace) {
                 Some((nick, reason)) => Input::Kick { nick: nick.to_owned(), reason: Some(reason.trim().to_owned()) },
                 None if !args.is_empty() => Input::Kick { nick: args.to_owned(), reason: None },

@@ -163,6 +163,12 @@ pub enum Request {
         /// The account.
         nick: String,
     },
+    /// The latest lines of the audit log (server admins).
+    Audit {
+        /// How many; the server caps it at 500. Default: 50.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Read a page of your private messages with someone (logged-in users only), with
     /// the same cursors as `history`.
     Conversation {
@@ -234,6 +240,7 @@ impl Request {
             Request::History { .. } => "history",
             Request::Conversation { .. } => "conversation",
             Request::Topic { .. } => "topic",
+            Request::Audit { .. } => "audit",
             Request::Kick { .. } => "kick",
             Request::Ban { .. } => "ban",
             Request::Unban { .. } => "unban",
@@ -274,6 +281,7 @@ const KNOWN_REQUESTS: &[&str] = &[
     "history",
     "conversation",
     "topic",
+    "audit",
     "kick",
     "ban",
     "unban",
@@ -469,6 +477,11 @@ pub enum Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ts: Option<String>,
     },
+    /// The answer to `audit`: newest first.
+    Audit {
+        /// The lines.
+        entries: Vec<AuditEntry>,
+    },
     /// The answer to a moderation request (`topic` with a topic, `kick`, `ban`, ...).
     Moderated {
         /// The request's type.
@@ -572,6 +585,26 @@ pub struct HistoryEntry {
     pub text: String,
 }
 
+/// A line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When, RFC 3339 in UTC.
+    pub ts: String,
+    /// Who acted.
+    pub actor: String,
+    /// What (`ban`, `kick`, `topic`, `op`, `grant admin`, ...).
+    pub action: String,
+    /// Where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// On whom or what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Reason, duration, or the like.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
 /// A message found by `search`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchHit {
@@ -660,6 +693,8 @@ pub enum ErrorCode {
     Busy,
     /// Only the room's operators and server admins may do that.
     NotOperator,
+    /// Only server admins may do that.
+    NotAdmin,
     /// You are banned from that room (from `lobby`: from the server).
     Banned,
     /// You are muted in that room.
@@ -725,6 +760,7 @@ impl ErrorCode {
         ErrorCode::HistoryUnavailable,
         ErrorCode::BadSearch,
         ErrorCode::NotOperator,
+        ErrorCode::NotAdmin,
         ErrorCode::Banned,
         ErrorCode::Muted,
         ErrorCode::NotHere,

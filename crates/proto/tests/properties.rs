@@ -5,8 +5,8 @@
 use bytes::BytesMut;
 use parley_proto::line::{Input, LineDecoder, LineError};
 use parley_proto::msg::{
-    encode_request, encode_result, encode_server_msg, ErrorCode, HistoryEntry, LeaveReason, Received, Reply, Request,
-    RoomInfo, ServerMsg, JSON, TEXT,
+    encode_request, encode_result, encode_server_msg, AuditEntry, ErrorCode, HistoryEntry, LeaveReason, Received,
+    Reply, Request, RoomInfo, ServerMsg, JSON, TEXT,
 };
 use parley_proto::native::{Frame, FrameDecoder, FrameError, PREFIX_LEN};
 use proptest::collection::vec;
@@ -111,6 +111,12 @@ fn reply() -> impl Strategy<Value = Reply> {
             ts: t.map(|t| t.2)
         }),
         (text(), text(), text()).prop_map(|(action, room, target)| Reply::Moderated { action, room, target }),
+        vec((text(), text(), text(), proptest::option::of(text())), 0..3).prop_map(|lines| Reply::Audit {
+            entries: lines
+                .into_iter()
+                .map(|(ts, actor, action, room)| AuditEntry { ts, actor, action, room, target: None, detail: None })
+                .collect()
+        }),
         (text(), entries()).prop_map(|(room, messages)| Reply::History { room, messages }),
         text().prop_map(|room| Reply::Parted { room }),
         (text(), any::<u64>(), text()).prop_map(|(room, seq, ts)| Reply::Said { room, seq, ts }),

@@ -4,8 +4,8 @@
 
 use bytes::BytesMut;
 use parley_proto::msg::{
-    encode_request, encode_result, encode_server_msg, ErrorCode, HistoryEntry, LeaveReason, Received, Reply, Request,
-    RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
+    encode_request, encode_result, encode_server_msg, AuditEntry, ErrorCode, HistoryEntry, LeaveReason, Received,
+    Reply, Request, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
 };
 use parley_proto::native::{FrameDecoder, FrameError, PREFIX_LEN};
 
@@ -91,6 +91,7 @@ fn json_examples() -> Vec<String> {
         request_header(27, &Request::Mute { room: Some(s("dev")), nick: s("bob"), seconds: Some(600) }, b""),
         request_header(28, &Request::Op { room: Some(s("dev")), nick: s("carol") }, b""),
         request_header(29, &Request::Hello { version: 1, nick: s("alice"), password: Some(s("correct horse")) }, b""),
+        request_header(30, &Request::Audit { limit: Some(20) }, b""),
         request_header(17, &Request::Register { password: s("correct horse") }, b""),
         request_header(18, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, b""),
         request_header(19, &Request::Password { old: s("correct horse"), new: s("battery staple") }, b""),
@@ -122,6 +123,16 @@ fn json_examples() -> Vec<String> {
         },
         Reply::Topic { room: s("lobby"), topic: None, by: None, ts: None },
         Reply::Moderated { action: s("ban"), room: s("dev"), target: s("mallory") },
+        Reply::Audit {
+            entries: vec![AuditEntry {
+                ts: ts("09:05:40.000"),
+                actor: s("carol"),
+                action: s("ban"),
+                room: Some(s("dev")),
+                target: Some(s("mallory")),
+                detail: Some(s("spam")),
+            }],
+        },
         Reply::History {
             room: s("lobby"),
             messages: vec![past(38, "bob", "14:20:11.500", "lunch?"), past(39, "alice", "14:20:15.000", "yes")],
@@ -360,6 +371,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::HistoryUnavailable => "history_unavailable",
         ErrorCode::BadSearch => "bad_search",
         ErrorCode::NotOperator => "not_operator",
+        ErrorCode::NotAdmin => "not_admin",
         ErrorCode::Banned => "banned",
         ErrorCode::Muted => "muted",
         ErrorCode::NotHere => "not_here",

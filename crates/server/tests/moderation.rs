@@ -112,6 +112,7 @@ async fn operators_moderate_their_room_and_nobody_else_can() {
     assert!(carol.request(&Request::Unban { room: dev(), mask: "bob".into() }, b"").await.is_ok(), "still an operator");
     server.shutdown().await;
 
+    use parley_hub::Store as _;
     let audit = parley_store::SqliteStore::open_read_only(data.path()).expect("opens").audit(100).expect("reads");
     let actions: Vec<&str> = audit.iter().rev().map(|line| line.action.as_str()).collect();
     assert_eq!(actions, ["op", "topic", "mute", "unmute", "kick", "ban", "op", "unban", "ban", "unban"]);
@@ -148,9 +149,17 @@ async fn an_admin_bans_an_address_from_the_server() {
     again.send("other").await;
     let refused = again.expect_closed().await;
     assert_eq!(refused, ["Error: You are banned from lobby."]);
+    // Admins read the audit log; nobody else does.
+    let audit = root.request(&Request::Audit { limit: None }, b"").await;
+    assert!(
+        matches!(&audit, Ok(Reply::Audit { entries }) if entries.first().is_some_and(|e| e.action == "ban" && e.target.as_deref() == Some("127.0.0.2"))),
+        "{audit:?}"
+    );
     // Other addresses are still welcome.
     let mut fine = NativeClient::connect(server.native).await;
     let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "fine".into(), password: None };
     assert!(fine.request(&hello, b"").await.is_ok());
+    let refused = fine.request(&Request::Audit { limit: None }, b"").await;
+    assert_eq!(code(refused), Some(ErrorCode::NotAdmin));
     server.shutdown().await;
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parley_hub::{
-    Change, Changed, Cursor, Mask, Moderation, Nick, Page, Record, RoomHistory, RoomName, Search, Store, StoreError,
-    Verdict,
+    AuditLine, Change, Changed, Cursor, Mask, Moderation, Nick, Page, Record, RoomHistory, RoomName, Search, Store,
+    StoreError, Verdict,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
@@ -221,23 +221,6 @@ impl SqliteStore {
     }
 }
 
-/// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditLine {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who acted.
-    pub actor: String,
-    /// What (`ban`, `kick`, `grant`, ...).
-    pub action: String,
-    /// Where.
-    pub room: Option<String>,
-    /// On whom or what.
-    pub target: Option<String>,
-    /// Reason, duration, or the like.
-    pub detail: Option<String>,
-}
-
 impl SqliteStore {
     /// Gives or takes the server-admin role, recording it in the audit log; false when
     /// nothing changed.
@@ -260,26 +243,6 @@ impl SqliteStore {
         }
         tx.commit().map_err(store_error)?;
         Ok(changed > 0)
-    }
-
-    /// The latest `limit` lines of the audit log, newest first.
-    pub fn audit(&self, limit: usize) -> Result<Vec<AuditLine>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT at_us, actor, action, room, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
-            let rows = stmt.query_map([limit], |row| {
-                Ok(AuditLine {
-                    at: DateTime::from_timestamp_micros(row.get(0)?).unwrap_or_default(),
-                    actor: row.get(1)?,
-                    action: row.get(2)?,
-                    room: row.get(3)?,
-                    target: row.get(4)?,
-                    detail: row.get(5)?,
-                })
-            })?;
-            rows.collect()
-        })
     }
 }
 
@@ -571,6 +534,25 @@ impl Store for SqliteStore {
         )
         .map_err(store_error)?;
         tx.commit().map_err(store_error)
+    }
+
+    fn audit(&self, limit: usize) -> Result<Vec<AuditLine>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT at_us, actor, action, room, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map([limit], |row| {
+                Ok(AuditLine {
+                    at: DateTime::from_timestamp_micros(row.get(0)?).unwrap_or_default(),
+                    actor: row.get(1)?,
+                    action: row.get(2)?,
+                    room: row.get(3)?,
+                    target: row.get(4)?,
+                    detail: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     fn is_admin(&self, account: &Nick) -> Result<bool, StoreError> {

@@ -290,6 +290,22 @@ impl Hub {
         }
     }
 
+    /// The audit log, for server admins; read on the blocking pool and answered into the
+    /// session's outbox, like a history page.
+    pub(super) fn audit(&mut self, id: SessionId, req: RequestId, limit: usize) -> Result<(), HubError> {
+        let state = self.state(id);
+        if !state.account.as_ref().is_some_and(|account| self.admins.contains(account)) {
+            return Err(HubError::NotAdmin);
+        }
+        let store = self.store.clone().ok_or(HubError::NoHistory)?;
+        let (outbox, limit) = (state.outbox.clone(), limit.clamp(1, crate::MAX_HISTORY_PAGE));
+        tokio::task::spawn_blocking(move || {
+            let result = store.audit(limit).map(Reply::Audit).map_err(|e| HubError::Store(e.0));
+            let _ = outbox.deliver(&Event::Reply { req, result });
+        });
+        Ok(())
+    }
+
     /// The topic of a room, for `/topic` without text.
     pub(super) fn topic(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
         let room = match room {

@@ -23,6 +23,7 @@ Commands:
   /ban NICK|ADDRESS [30m|2h|7d] [reason]  keep them out (operators; in lobby: off the server)
   /unban NICK|ADDRESS, /mute NICK [30m|2h|7d], /unmute NICK  (operators)
   /op NICK, /deop NICK  make an account an operator of your room, or stop (operators)
+  /audit [N]          the latest N moderation actions (server admins)
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password

@@ -51,6 +51,7 @@ Commands:
   /ban NICK|ADDRESS [30m|2h|7d] [reason]  keep them out (operators; in lobby: off the server)
   /unban NICK|ADDRESS, /mute NICK [30m|2h|7d], /unmute NICK  (operators)
   /op NICK, /deop NICK  make an account an operator of your room, or stop (operators)
+  /audit [N]          the latest N moderation actions (server admins)
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password
@@ -228,6 +229,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 limit: 2 * usize::try_from(CONTEXT).unwrap_or(5) + 1,
             },
             Input::Topic(text) => Command::Topic { room: None, text },
+            Input::Audit(n) => Command::Audit { limit: n.unwrap_or(DEFAULT_HISTORY_LINES) },
             Input::Kick { nick, reason } => Command::Moderate { room: None, action: Action::Kick { nick, reason } },
             Input::Ban { mask, duration, reason } => {
                 Command::Moderate { room: None, action: Action::Ban { mask, duration, reason } }
@@ -451,6 +453,14 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             )
         }
         Reply::Moderated { .. } => Ok(()),
+        Reply::Audit(lines) if lines.is_empty() => writeln!(line, "The audit log is empty."),
+        Reply::Audit(lines) => {
+            let _ = writeln!(line, "--- Audit log, newest first: ---");
+            for entry in lines {
+                let _ = writeln!(line, "{}", audit_line(entry));
+            }
+            writeln!(line, "--- End of the audit log ---")
+        }
         Reply::Registered { account } => {
             writeln!(line, "[{now}] {account} is now your account. Next time, log in with /login {account} PASSWORD.")
         }
@@ -470,6 +480,14 @@ fn history_lines(room: &RoomName, messages: &[Arc<Record>], line: &mut String) {
     let _ = writeln!(line, "--- History of {room}: {} messages, #{} to #{} ---", messages.len(), first.seq, last.seq);
     past_lines(messages, line);
     let _ = writeln!(line, "--- End of history ---");
+}
+
+fn audit_line(entry: &parley_hub::AuditLine) -> String {
+    let at = entry.at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
+    let target = entry.target.as_deref().map(|t| format!(" {}", one_line(t))).unwrap_or_default();
+    let room = entry.room.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
+    let detail = entry.detail.as_deref().map(|d| format!(" ({})", one_line(d))).unwrap_or_default();
+    format!("[{at}] {}: {}{target}{room}{detail}", entry.actor, entry.action)
 }
 
 /// Past messages, each with its time, and its date when it was not today.

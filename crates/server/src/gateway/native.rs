@@ -13,7 +13,7 @@ use parley_hub::{
     Timestamp, Wire,
 };
 use parley_proto::msg::{
-    self, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
+    self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
 };
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -275,6 +275,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
             Request::Topic { room, topic } => Ok(Command::Topic { room, text: topic }),
+            Request::Audit { limit } => Ok(Command::Audit {
+                limit: limit.map_or(DEFAULT_HISTORY_PAGE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            }),
             Request::Kick { room, nick, reason } => {
                 Ok(Command::Moderate { room, action: Action::Kick { nick, reason } })
             }
@@ -355,6 +358,7 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::Busy => ErrorCode::Busy,
         HubError::NoHistory => ErrorCode::HistoryUnavailable,
         HubError::NotOperator(_) => ErrorCode::NotOperator,
+        HubError::NotAdmin => ErrorCode::NotAdmin,
         HubError::Banned { .. } => ErrorCode::Banned,
         HubError::Muted(_) => ErrorCode::Muted,
         HubError::NotHere { .. } => ErrorCode::NotHere,
@@ -492,6 +496,19 @@ fn reply_body(reply: &Reply) -> msg::Reply {
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
             by: topic.as_ref().map(|(_, by, _)| by.to_string()),
             ts: topic.as_ref().map(|(_, _, at)| ts(at)),
+        },
+        Reply::Audit(lines) => msg::Reply::Audit {
+            entries: lines
+                .iter()
+                .map(|l| AuditEntry {
+                    ts: ts(&l.at),
+                    actor: l.actor.clone(),
+                    action: l.action.clone(),
+                    room: l.room.clone(),
+                    target: l.target.clone(),
+                    detail: l.detail.clone(),
+                })
+                .collect(),
         },
         Reply::Moderated { action, room, target } => {
             msg::Reply::Moderated { action: (*action).to_owned(), room: room.to_string(), target: target.clone() }
