@@ -892,15 +892,28 @@ impl Hub {
         let me = self.state(id).account.clone().ok_or(HubError::NotLoggedIn)?;
         let with = Nick::parse(with, self.limits.max_nick_len)?;
         let (limit, upto) = (limit.clamp(1, MAX_HISTORY_PAGE), self.private_committed);
-        let outbox = self.state(id).outbox.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = match store.conversation(&me, &with, cursor, upto, limit) {
-                Ok(records) => Ok(Reply::Conversation { with, messages: records.into_iter().map(Arc::new).collect() }),
-                Err(e) => Err(HubError::Store(e.0)),
-            };
-            let _ = outbox.deliver(&Event::Reply { req, result });
+        self.answer_from_store(id, req, move || {
+            let records = store.conversation(&me, &with, cursor, upto, limit)?;
+            Ok(Reply::Conversation { with, messages: records.into_iter().map(Arc::new).collect() })
         });
         Ok(())
+    }
+
+    /// Answers `req` with what `read` finds in the store, read on the blocking pool and
+    /// delivered straight into the session's outbox: a read changes no chat state, so the
+    /// hub neither waits for it nor hears back. (An overflow kills the outbox, and the
+    /// connection ends as a slow consumer.)
+    fn answer_from_store(
+        &self,
+        id: SessionId,
+        req: RequestId,
+        read: impl FnOnce() -> Result<Reply, StoreError> + Send + 'static,
+    ) {
+        let outbox = self.state(id).outbox.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = read().map_err(|e| HubError::Store(e.0));
+            let _ = outbox.deliver(&Event::Reply { req, result });
+        });
     }
 
     /// Searches what the session may see, on the blocking pool, answering into the
@@ -925,13 +938,10 @@ impl Hub {
             limit: search::PAGE,
             offset: (query.page - 1) * search::PAGE,
         };
-        let (outbox, query, page) = (state.outbox.clone(), text.to_owned(), query.page);
-        tokio::task::spawn_blocking(move || {
-            let result = match store.search(&search) {
-                Ok(found) => Ok(Reply::Found { query, page, results: found.into_iter().map(Arc::new).collect() }),
-                Err(e) => Err(HubError::Store(e.0)),
-            };
-            let _ = outbox.deliver(&Event::Reply { req, result });
+        let (query, page) = (text.to_owned(), query.page);
+        self.answer_from_store(id, req, move || {
+            let found = store.search(&search)?;
+            Ok(Reply::Found { query, page, results: found.into_iter().map(Arc::new).collect() })
         });
         Ok(())
     }
@@ -963,15 +973,10 @@ impl Hub {
             return Some(Ok(Reply::History { room: name, messages }));
         };
         let upto = log.map_or(0, |log| log.committed);
-        let outbox = self.state(id).outbox.clone();
         let page = Page { room: name.clone(), cursor, upto, limit };
-        tokio::task::spawn_blocking(move || {
-            let result = match store.page(&page) {
-                Ok(records) => Ok(Reply::History { room: name, messages: records.into_iter().map(Arc::new).collect() }),
-                Err(e) => Err(HubError::Store(e.0)),
-            };
-            // An overflow kills the outbox, and its connection ends as a slow consumer.
-            let _ = outbox.deliver(&Event::Reply { req, result });
+        self.answer_from_store(id, req, move || {
+            let records = store.page(&page)?;
+            Ok(Reply::History { room: name, messages: records.into_iter().map(Arc::new).collect() })
         });
         None
     }

@@ -298,11 +298,8 @@ impl Hub {
             return Err(HubError::NotAdmin);
         }
         let store = self.store.clone().ok_or(HubError::NoHistory)?;
-        let (outbox, limit) = (state.outbox.clone(), limit.clamp(1, crate::MAX_HISTORY_PAGE));
-        tokio::task::spawn_blocking(move || {
-            let result = store.audit(limit).map(Reply::Audit).map_err(|e| HubError::Store(e.0));
-            let _ = outbox.deliver(&Event::Reply { req, result });
-        });
+        let limit = limit.clamp(1, crate::MAX_HISTORY_PAGE);
+        self.answer_from_store(id, req, move || store.audit(limit).map(Reply::Audit));
         Ok(())
     }
 
