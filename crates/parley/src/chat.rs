@@ -329,7 +329,8 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
         },
         Input::Rooms => client.rooms().await.map(|list| print_line(&format::room_list(&list))),
         Input::Help => {
-            print!("{}", format::HELP);
+            let join = "enter ROOM (it is created if nobody is there); it becomes your room";
+            print!("{}", parley_proto::line::help(join, "leave the chat (also: quit, exit, q, or end of input)"));
             Ok(())
         }
         Input::Usage(usage) => {

@@ -5,32 +5,6 @@ use std::io::Write as _;
 use chrono::{DateTime, Local, Utc};
 use parley_client::{Event, LeaveReason, PastMessage, RoomInfo};
 
-pub(super) const HELP: &str = "\
-Commands:
-  /help               this list
-  /who                who is in your room
-  /rooms              the rooms on this server
-  /msg NAME text      a private message to NAME
-  /nick NEW           change your name
-  /join ROOM          enter ROOM (it is created if nobody is there); it becomes your room
-  /part               leave your room
-  /history [N]        the last N messages of your room (default 20, at most 500)
-  /history NICK [N]   your last N private messages with NICK (logged in)
-  /search WORDS       find messages; add from:NICK, in:ROOM, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
-  /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
-  /topic [TEXT]       show your room's topic, or set it (operators)
-  /kick NICK [reason]             put someone out of your room (operators)
-  /ban NICK|ADDRESS [30m|2h|7d] [reason]  keep them out (operators; in lobby: off the server)
-  /unban NICK|ADDRESS, /mute NICK [30m|2h|7d], /unmute NICK  (operators)
-  /op NICK, /deop NICK  make an account an operator of your room, or stop (operators)
-  /audit [N]          the latest N moderation actions (server admins)
-  /register PASSWORD  make your name an account, so nobody else can use it
-  /login [NAME] PASSWORD  log in to your account (and take its name)
-  /password OLD NEW   change your account's password
-  /quit               leave the chat (also: quit, exit, q, or end of input)
-Anything else you type is said in your room; start a line with // to say something that starts with /.
-";
-
 /// `HH:MM:SS` in local time.
 pub(super) fn clock(at: &DateTime<Utc>) -> String {
     at.with_timezone(&Local).format("%H:%M:%S").to_string()

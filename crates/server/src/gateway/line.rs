@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
@@ -15,7 +15,7 @@ use parley_hub::{
     Action, Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, RoomName, Session,
     Throttle, Timestamp, Wire,
 };
-use parley_proto::line::{Input, LineDecoder, LineError, USERNAME_PROMPT};
+use parley_proto::line::{help, Input, LineDecoder, LineError, USERNAME_PROMPT};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD};
@@ -33,31 +33,10 @@ const CONTEXT: u64 = 5;
 /// Lines `/history` shows when not told how many.
 const DEFAULT_HISTORY_LINES: usize = 20;
 
-const HELP: &str = "\
-Commands:
-  /help               this list
-  /who                who is in your room
-  /rooms              the rooms on this server
-  /msg NAME text      a private message to NAME
-  /nick NEW           change your name
-  /join ROOM          move to ROOM (it is created if nobody is there)
-  /part               leave your room
-  /history [N]        the last N messages of your room (default 20, at most 500)
-  /history NICK [N]   your last N private messages with NICK (logged in)
-  /search WORDS       find messages; add from:NICK, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
-  /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
-  /topic [TEXT]       show your room's topic, or set it (operators)
-  /kick NICK [reason]             put someone out of your room (operators)
-  /ban NICK|ADDRESS [30m|2h|7d] [reason]  keep them out (operators; in lobby: off the server)
-  /unban NICK|ADDRESS, /mute NICK [30m|2h|7d], /unmute NICK  (operators)
-  /op NICK, /deop NICK  make an account an operator of your room, or stop (operators)
-  /audit [N]          the latest N moderation actions (server admins)
-  /register PASSWORD  make your name an account, so nobody else can use it
-  /login [NAME] PASSWORD  log in to your account (and take its name)
-  /password OLD NEW   change your account's password
-  /quit               leave the chat (also: quit, exit, q)
-Anything else you type is said in your room; start a line with // to say something that starts with /.
-";
+/// What `/help` shows, built once.
+static HELP: LazyLock<Bytes> = LazyLock::new(|| {
+    Bytes::from(help("move to ROOM (it is created if nobody is there)", "leave the chat (also: quit, exit, q)"))
+});
 
 /// Serves one line-protocol connection.
 pub(crate) async fn serve<R, W>(
@@ -255,7 +234,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 };
             }
             Input::Help => {
-                if session.relay(Bytes::from_static(HELP.as_bytes())).await.is_err() {
+                if session.relay(HELP.clone()).await.is_err() {
                     return ReadEnd::Closed;
                 }
                 continue;
