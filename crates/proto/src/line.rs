@@ -382,6 +382,23 @@ impl Input {
     }
 }
 
+/// A message's time as line clients show it: `HH:MM:SS` in local time.
+#[must_use]
+pub fn clock(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&chrono::Local).format("%H:%M:%S").to_string()
+}
+
+/// A past message's time: `HH:MM:SS` when it was today, `YYYY-MM-DD HH:MM:SS` before.
+#[must_use]
+pub fn stamp(at: &chrono::DateTime<chrono::Utc>) -> String {
+    let local = at.with_timezone(&chrono::Local);
+    if local.date_naive() == chrono::Local::now().date_naive() {
+        local.format("%H:%M:%S").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
 /// The command list that `/help` shows line-protocol users and `parley chat` users
 /// alike; `join` and `quit` say how each treats moving between rooms and leaving.
 #[must_use]

@@ -2,13 +2,10 @@
 
 use std::io::Write as _;
 
-use chrono::{DateTime, Local, Utc};
 use parley_client::{Event, LeaveReason, PastMessage, RoomInfo};
 
-/// `HH:MM:SS` in local time.
-pub(super) fn clock(at: &DateTime<Utc>) -> String {
-    at.with_timezone(&Local).format("%H:%M:%S").to_string()
-}
+pub(super) use parley_proto::line::clock;
+use parley_proto::line::stamp;
 
 /// Past messages between two marker lines, each with its time, and its date when it was
 /// not today: the same as the server shows line users.
@@ -25,15 +22,9 @@ pub(super) fn history_lines(room: &str, messages: &[PastMessage]) -> Vec<String>
 
 /// Past messages, each with its time, and its date when it was not today.
 pub(super) fn past_lines(messages: &[PastMessage]) -> Vec<String> {
-    let today = Local::now().date_naive();
     let mut lines = Vec::new();
     for message in messages {
-        let local = message.at.with_timezone(&Local);
-        let stamp = if local.date_naive() == today {
-            local.format("%H:%M:%S").to_string()
-        } else {
-            local.format("%Y-%m-%d %H:%M:%S").to_string()
-        };
+        let stamp = stamp(&message.at);
         lines.extend(message.text.lines().map(|part| format!("[{stamp}] {}: {}", message.from, clean(part))));
     }
     lines
@@ -102,6 +93,7 @@ fn clean(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     fn at() -> DateTime<Utc> {
         Utc::now()

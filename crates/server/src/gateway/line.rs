@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
 use parley_hub::{
     Action, Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, RoomName, Session,
-    Throttle, Timestamp, Wire,
+    Throttle, Wire,
 };
-use parley_proto::line::{help, Input, LineDecoder, LineError, USERNAME_PROMPT};
+use parley_proto::line::{clock, help, stamp, Input, LineDecoder, LineError, USERNAME_PROMPT};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD};
@@ -471,14 +471,8 @@ fn audit_line(entry: &parley_hub::AuditLine) -> String {
 
 /// Past messages, each with its time, and its date when it was not today.
 fn past_lines(messages: &[Arc<Record>], line: &mut String) {
-    let today = Local::now().date_naive();
     for message in messages {
-        let local = message.at.with_timezone(&Local);
-        let stamp = if local.date_naive() == today {
-            local.format("%H:%M:%S").to_string()
-        } else {
-            local.format("%Y-%m-%d %H:%M:%S").to_string()
-        };
+        let stamp = stamp(&message.at);
         for part in text_lines(&message.text) {
             let _ = writeln!(line, "[{stamp}] {}: {part}", message.from);
         }
@@ -487,11 +481,6 @@ fn past_lines(messages: &[Arc<Record>], line: &mut String) {
 
 fn join_names(names: &[parley_hub::Nick]) -> String {
     names.iter().map(parley_hub::Nick::as_str).collect::<Vec<_>>().join(", ")
-}
-
-/// `HH:MM:SS` in the server's local time.
-fn clock(at: &Timestamp) -> String {
-    at.with_timezone(&Local).format("%H:%M:%S").to_string()
 }
 
 /// The lines of a message, with control characters replaced, so that text from another
