@@ -392,6 +392,43 @@ impl Writer {
     }
 }
 
+impl SqliteStore {
+    /// One page, oldest first, of the messages `filter` selects (SQL over the named
+    /// parameters in `filter_params`), by seq as `cursor` says and never past `upto`.
+    fn seq_page(
+        &self,
+        filter: &str,
+        filter_params: &[(&str, &dyn rusqlite::ToSql)],
+        cursor: Cursor,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let seq = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        let end = seq(upto).saturating_add(1);
+        let (after, before, newest_first) = match cursor {
+            Cursor::Latest => (i64::MIN, end, true),
+            Cursor::Before(before) => (i64::MIN, seq(before).min(end), true),
+            Cursor::After(after) => (seq(after), end, false),
+        };
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT room, seq, sender, recipient, at_us, body FROM messages
+             WHERE {filter} AND seq > :after AND seq < :before ORDER BY seq {order} LIMIT :limit"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut params = filter_params.to_vec();
+        params.extend([(":after", &after as &dyn rusqlite::ToSql), (":before", &before), (":limit", &limit)]);
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut records = stmt.query_map(params.as_slice(), record)?.collect::<Result<Vec<_>, _>>()?;
+            if newest_first {
+                records.reverse();
+            }
+            Ok(records)
+        })
+    }
+}
+
 impl Store for SqliteStore {
     fn append(&self, batch: &[Arc<Record>]) -> Result<(), StoreError> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner).append(batch).map_err(store_error)
@@ -581,36 +618,16 @@ impl Store for SqliteStore {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let seq = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
-        let (order, bound, newest_first) = match cursor {
-            Cursor::Latest => ("seq <= ?3 ORDER BY seq DESC", upto, true),
-            Cursor::Before(before) => ("seq < ?3 ORDER BY seq DESC", seq(before).min(upto + 1), true),
-            Cursor::After(after) => ("seq > ?3 AND seq <= ?5 ORDER BY seq", seq(after), false),
-        };
-        let sql = format!(
-            "SELECT room, seq, sender, recipient, at_us, body FROM messages
-             WHERE room IS NULL
-               AND ((sender = ?1 COLLATE NOCASE AND recipient = ?2 COLLATE NOCASE)
-                 OR (sender = ?2 COLLATE NOCASE AND recipient = ?1 COLLATE NOCASE))
-               AND {order} LIMIT ?4"
-        );
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = if newest_first {
-                stmt.query_map(params![me.as_str(), with.as_str(), bound, limit], record)?
-                    .collect::<Result<Vec<_>, _>>()
-            } else {
-                stmt.query_map(params![me.as_str(), with.as_str(), bound, limit, upto], record)?
-                    .collect::<Result<Vec<_>, _>>()
-            };
-            let mut records = rows?;
-            if newest_first {
-                records.reverse();
-            }
-            Ok(records)
-        })
+        let (me, with) = (me.as_str(), with.as_str());
+        self.seq_page(
+            "room IS NULL
+             AND ((sender = :me COLLATE NOCASE AND recipient = :with COLLATE NOCASE)
+               OR (sender = :with COLLATE NOCASE AND recipient = :me COLLATE NOCASE))",
+            &[(":me", &me), (":with", &with)],
+            cursor,
+            upto,
+            limit,
+        )
     }
 
     fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError> {
@@ -702,30 +719,7 @@ impl Store for SqliteStore {
 
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
         let room = page.room.as_str();
-        let upto = i64::try_from(page.upto).unwrap_or(i64::MAX);
-        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
-        let seq = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
-        self.read(|conn| {
-            let (sql, bound, newest_first) = match page.cursor {
-                Cursor::Latest => ("AND seq <= ?2 ORDER BY seq DESC", upto, true),
-                Cursor::Before(before) => ("AND seq < ?2 ORDER BY seq DESC", seq(before).min(upto + 1), true),
-                Cursor::After(after) => ("AND seq > ?2 AND seq <= ?4 ORDER BY seq", seq(after), false),
-            };
-            let query = format!(
-                "SELECT room, seq, sender, recipient, at_us, body FROM messages WHERE room = ?1 {sql} LIMIT ?3"
-            );
-            let mut stmt = conn.prepare_cached(&query)?;
-            let rows = if newest_first {
-                stmt.query_map(params![room, bound, limit], record)?.collect::<Result<Vec<_>, _>>()
-            } else {
-                stmt.query_map(params![room, bound, limit, upto], record)?.collect::<Result<Vec<_>, _>>()
-            };
-            let mut records = rows?;
-            if newest_first {
-                records.reverse();
-            }
-            Ok(records)
-        })
+        self.seq_page("room = :room", &[(":room", &room)], page.cursor, page.upto, page.limit)
     }
 }
 
