@@ -59,23 +59,6 @@ pub enum Action {
     },
 }
 
-impl Action {
-    /// The action's name, as the audit log records it.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::Topic(_) => "topic",
-            Action::Kick { .. } => "kick",
-            Action::Ban { .. } => "ban",
-            Action::Unban { .. } => "unban",
-            Action::Mute { .. } => "mute",
-            Action::Unmute { .. } => "unmute",
-            Action::Op { .. } => "op",
-            Action::Deop { .. } => "deop",
-        }
-    }
-}
-
 /// Who or what a restriction applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Mask {
@@ -174,6 +157,23 @@ pub struct Change {
     pub at: Timestamp,
     /// What, with the target resolved.
     pub what: Changed,
+}
+
+impl Changed {
+    /// The action's name, as replies and the audit log give it.
+    #[must_use]
+    pub fn action(&self) -> &'static str {
+        match self {
+            Changed::Topic(_) => "topic",
+            Changed::Kicked { .. } => "kick",
+            Changed::Restricted(r) if r.ban => "ban",
+            Changed::Restricted(_) => "mute",
+            Changed::Lifted { ban: true, .. } => "unban",
+            Changed::Lifted { .. } => "unmute",
+            Changed::Opped(_) => "op",
+            Changed::Deopped(_) => "deop",
+        }
+    }
 }
 
 /// The durable effect of a moderation action.

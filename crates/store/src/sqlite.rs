@@ -517,10 +517,10 @@ impl Store for SqliteStore {
         let tx = writer.conn.transaction().map_err(store_error)?;
         let room = change.room.as_str();
         let at = micros(change.at);
-        let (action, target, detail): (&str, String, Option<String>) = match &change.what {
+        let (target, detail): (String, Option<String>) = match &change.what {
             Changed::Topic(text) if text.is_empty() => {
                 tx.execute("DELETE FROM topics WHERE room = ?1", [room]).map_err(store_error)?;
-                ("topic", String::new(), None)
+                (String::new(), None)
             }
             Changed::Topic(text) => {
                 tx.execute(
@@ -529,9 +529,9 @@ impl Store for SqliteStore {
                     params![room, text, change.actor.as_str(), at],
                 )
                 .map_err(store_error)?;
-                ("topic", text.clone(), None)
+                (text.clone(), None)
             }
-            Changed::Kicked { nick, reason } => ("kick", nick.to_string(), reason.clone()),
+            Changed::Kicked { nick, reason } => (nick.to_string(), reason.clone()),
             Changed::Restricted(r) => {
                 tx.execute(
                     "INSERT INTO restrictions (room, ban, mask, until_us, reason) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -544,7 +544,7 @@ impl Store for SqliteStore {
                     (Some(reason), Some(until)) => Some(format!("{reason} ({until})")),
                     (reason, until) => reason.clone().or(until),
                 };
-                (if r.ban { "ban" } else { "mute" }, r.mask.to_string(), detail)
+                (r.mask.to_string(), detail)
             }
             Changed::Lifted { ban, mask } => {
                 tx.execute(
@@ -552,22 +552,22 @@ impl Store for SqliteStore {
                     params![room, i64::from(*ban), mask.to_string()],
                 )
                 .map_err(store_error)?;
-                (if *ban { "unban" } else { "unmute" }, mask.to_string(), None)
+                (mask.to_string(), None)
             }
             Changed::Opped(account) => {
                 tx.execute("INSERT OR IGNORE INTO room_ops (room, account) VALUES (?1, ?2)", [room, account.as_str()])
                     .map_err(store_error)?;
-                ("op", account.to_string(), None)
+                (account.to_string(), None)
             }
             Changed::Deopped(account) => {
                 tx.execute("DELETE FROM room_ops WHERE room = ?1 AND account = ?2", [room, account.as_str()])
                     .map_err(store_error)?;
-                ("deop", account.to_string(), None)
+                (account.to_string(), None)
             }
         };
         tx.execute(
             "INSERT INTO audit (at_us, actor, action, room, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![at, change.actor.as_str(), action, room, target, detail],
+            params![at, change.actor.as_str(), change.what.action(), room, target, detail],
         )
         .map_err(store_error)?;
         tx.commit().map_err(store_error)

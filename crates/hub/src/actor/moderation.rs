@@ -158,16 +158,7 @@ impl Hub {
 
     fn apply_change(&mut self, id: SessionId, req: RequestId, change: Change) {
         let Change { actor, room, at, what } = change;
-        let action = match &what {
-            Changed::Topic(_) => "topic",
-            Changed::Kicked { .. } => "kick",
-            Changed::Restricted(r) if r.ban => "ban",
-            Changed::Restricted(_) => "mute",
-            Changed::Lifted { ban: true, .. } => "unban",
-            Changed::Lifted { .. } => "unmute",
-            Changed::Opped(_) => "op",
-            Changed::Deopped(_) => "deop",
-        };
+        let action = what.action();
         let target = match &what {
             Changed::Topic(text) => text.clone(),
             Changed::Kicked { nick, reason } => {
