@@ -105,10 +105,12 @@ impl Event {
     pub(crate) fn from_server(msg: ServerMsg, payload: &Bytes) -> Option<Event> {
         let text = || String::from_utf8_lossy(payload).into_owned();
         Some(match msg {
-            ServerMsg::Message { room, from, seq, ts } => {
+            ServerMsg::Message { room, from, seq, ts, .. } => {
                 Event::Message { room, from, seq, ts: time(&ts), text: text() }
             }
-            ServerMsg::Whisper { seq, from, to, ts } => Event::Whisper { seq, from, to, ts: time(&ts), text: text() },
+            ServerMsg::Whisper { seq, from, to, ts, .. } => {
+                Event::Whisper { seq, from, to, ts: time(&ts), text: text() }
+            }
             ServerMsg::Joined { room, nick, ts, arrival } => Event::Joined { room, nick, ts: time(&ts), arrival },
             ServerMsg::Left { room, nick, ts, reason, detail } => {
                 Event::Left { room, nick, ts: time(&ts), reason, detail }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use parley_hub::{Batch, Command, Event, Limits, Outbox, RequestId, Session, Wire};
+use parley_hub::{Batch, Command, Event, Kind, Limits, Outbox, RequestId, Session, Wire};
 
 const MEMBERS: usize = 100;
 
@@ -56,7 +56,11 @@ fn bench(c: &mut Criterion) {
                 }
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let say = Command::Say { room: None, text: "hello everyone, the deploy is done".into() };
+                    let say = Command::Say {
+                        room: None,
+                        kind: Kind::Text,
+                        text: "hello everyone, the deploy is done".into(),
+                    };
                     sender[0].send(RequestId(1), say).await.expect("sent");
                 }
                 // The last member's outbox holds every message once the hub is done.

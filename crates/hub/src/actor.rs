@@ -18,9 +18,10 @@ use tokio::task::JoinHandle;
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
-use crate::history::{Cursor, Page, Record, RoomLog, Search, Store, StoreError, Verdict};
+use crate::history::{Cursor, Kind, Page, Record, RoomLog, Search, Store, StoreError, Verdict};
 use crate::journal::{Committed, Journal};
 use crate::moderation::{Action, Change, Restriction};
+use crate::modes::Member;
 use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
@@ -28,6 +29,7 @@ use crate::search::{self, Query};
 use crate::LOBBY;
 
 mod accounts;
+mod channels;
 mod moderation;
 
 pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
@@ -80,11 +82,36 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(u64);
 
+/// How a connecting session proves who it is.
+enum Login {
+    /// It does not: a guest (or a nick someone may have to log in to within the grace).
+    Guest,
+    /// With the password of the account it names.
+    Password(String),
+    /// Already proven, with [`HubHandle::verify`] (IRC's SASL, before registering).
+    Verified(Verified),
+}
+
+/// Proof that a client knows an account's password, from [`HubHandle::verify`]. Only the
+/// hub makes these, so a gateway cannot log anyone in without the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    account: Nick,
+    admin: bool,
+}
+
+impl Verified {
+    /// The account's name as registered.
+    #[must_use]
+    pub fn account(&self) -> &Nick {
+        &self.account
+    }
+}
+
 enum Op {
     Connect {
         nick: String,
-        /// The password of the account `nick`, to log in as part of registering.
-        password: Option<String>,
+        login: Login,
         address: Option<IpAddr>,
         req: RequestId,
         outbox: Arc<Outbox>,
@@ -102,6 +129,11 @@ enum Op {
     Relay {
         session: SessionId,
         bytes: Bytes,
+    },
+    Verify {
+        name: String,
+        password: String,
+        done: oneshot::Sender<Result<Verified, HubError>>,
     },
     Shutdown {
         message: String,
@@ -184,7 +216,7 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        self.register(nick, None, address, req, outbox).await
+        self.register(nick, Login::Guest, address, req, outbox).await
     }
 
     /// Like [`HubHandle::connect`], logged in to the account `nick` with `password` from
@@ -197,19 +229,42 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        self.register(nick, Some(password), address, req, outbox).await
+        self.register(nick, Login::Password(password), address, req, outbox).await
+    }
+
+    /// Like [`HubHandle::connect_as`], with the password already checked by
+    /// [`HubHandle::verify`].
+    pub async fn connect_verified(
+        &self,
+        verified: Verified,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
+        let nick = verified.account.to_string();
+        self.register(&nick, Login::Verified(verified), address, req, outbox).await
+    }
+
+    /// Checks an account's password without a session (IRC's SASL happens before
+    /// registering). Fails with [`HubError::BadLogin`], or [`HubError::Busy`] when too
+    /// many checks are running.
+    pub async fn verify(&self, name: &str, password: String) -> Result<Verified, HubError> {
+        let (done, result) = oneshot::channel();
+        let op = Op::Verify { name: name.to_owned(), password, done };
+        self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)?
     }
 
     async fn register(
         &self,
         nick: &str,
-        password: Option<String>,
+        login: Login,
         address: Option<IpAddr>,
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
         let (done, result) = oneshot::channel();
-        let op = Op::Connect { nick: nick.to_owned(), password, address, req, outbox, done };
+        let op = Op::Connect { nick: nick.to_owned(), login, address, req, outbox, done };
         self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
         let id = result.await.map_err(|_| HubError::ShuttingDown)??;
         Ok(Session { id, hub: self.clone(), gone: AtomicBool::new(false) })
@@ -291,6 +346,16 @@ struct SessionState {
     account: Option<Nick>,
     /// The client's address, for address bans.
     address: Option<IpAddr>,
+    /// Its away message, while away.
+    away: Option<Arc<str>>,
+    /// What its client says about its user (IRC's real name).
+    realname: Option<Arc<str>>,
+    /// When it connected.
+    since: crate::event::Timestamp,
+    /// When it last said something, for idle times.
+    active: std::time::Instant,
+    /// Made a server administrator by its gateway (IRC's `OPER`).
+    oper: bool,
 }
 
 /// Work done off the hub task, reported back to it.
@@ -322,6 +387,11 @@ enum Completion {
         req: RequestId,
         change: Change,
         result: Result<(), StoreError>,
+    },
+    /// A password checked for a gateway without a session.
+    Checked {
+        done: oneshot::Sender<Result<Verified, HubError>>,
+        result: Result<(Verdict, bool), StoreError>,
     },
     /// A `hello` with a password, checked.
     Admitted {
@@ -382,6 +452,8 @@ struct Hub {
     restrictions: Vec<Restriction>,
     /// Rooms' topics.
     topics: HashMap<RoomName, moderation::Topic>,
+    /// The most sessions connected at once.
+    max_users: usize,
     next_id: u64,
     shutting_down: bool,
     /// Sessions whose outbox overflowed during the current operation.
@@ -415,6 +487,7 @@ impl Hub {
             ops: HashMap::new(),
             restrictions: Vec::new(),
             topics: HashMap::new(),
+            max_users: 0,
             next_id: 1,
             shutting_down: false,
             overflowed: Vec::new(),
@@ -435,7 +508,7 @@ impl Hub {
                 (*session, matches!(command, Command::Say { .. } | Command::Whisper { .. }))
             }
             Op::Disconnect { session, .. } | Op::Relay { session, .. } => (*session, false),
-            Op::Connect { .. } | Op::Shutdown { .. } => return self.run(op),
+            Op::Connect { .. } | Op::Verify { .. } | Op::Shutdown { .. } => return self.run(op),
         };
         let queued = self.parked.get(&session).is_some_and(|q| !q.is_empty());
         if queued || (!is_message && self.unstored_by.contains_key(&session)) {
@@ -467,13 +540,18 @@ impl Hub {
 
     fn run(&mut self, op: Op) {
         match op {
-            Op::Connect { nick, password: Some(password), address, req, outbox, done } => {
+            Op::Connect { nick, login: Login::Password(password), address, req, outbox, done } => {
                 self.admit(nick, password, address, req, outbox, done);
             }
-            Op::Connect { nick, password: None, address, req, outbox, done } => {
+            Op::Connect { login: Login::Verified(verified), address, req, outbox, done, .. } => {
+                let result = self.log_in_connecting(verified.account, verified.admin, address, req, outbox);
+                self.answer_connect(result, done);
+            }
+            Op::Connect { nick, login: Login::Guest, address, req, outbox, done } => {
                 let result = self.connect(&nick, None, address, req, outbox);
                 self.answer_connect(result, done);
             }
+            Op::Verify { name, password, done } => self.verify_only(name, password, done),
             Op::Command { session, req, command } => self.command(session, req, command),
             Op::Disconnect { session, detail } => {
                 if let Some(state) = self.remove_session(session, LeaveReason::Lost, detail.map(Arc::from)) {
@@ -535,8 +613,14 @@ impl Hub {
                 rooms: Vec::new(),
                 account: account.clone(),
                 address,
+                away: None,
+                realname: None,
+                since: Utc::now(),
+                active: std::time::Instant::now(),
+                oper: false,
             },
         );
+        self.max_users = self.max_users.max(self.sessions.len());
         let lobby = self.lobby.clone();
         self.enter(id, &lobby, true);
         let members = self.members(&lobby);
@@ -544,7 +628,11 @@ impl Hub {
         let nick_of_new = nick.clone();
         let topic = self.topic_text(&lobby);
         let max_text = self.limits.max_message_bytes;
-        let welcome = Reply::Welcome { nick, room: lobby, members, max_text, history, topic };
+        let stats = match self.stats() {
+            Reply::Stats(stats) => stats,
+            _ => unreachable!("stats answers with stats"),
+        };
+        let welcome = Reply::Welcome { nick, room: lobby, members, max_text, history, topic, stats };
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
@@ -568,13 +656,13 @@ impl Hub {
             return;
         }
         let result = match command {
-            Command::Join { room, exclusive } => self.join(id, &room, exclusive),
+            Command::Join { room, exclusive, key } => self.join(id, &room, exclusive, key.as_deref()),
             Command::Part { room } => self.part(id, room.as_deref()),
-            Command::Say { room, text } => match self.say(id, req, room.as_deref(), text) {
+            Command::Say { room, kind, text } => match self.say(id, req, room.as_deref(), kind, text) {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
-            Command::Whisper { to, text } => match self.whisper(id, req, &to, text) {
+            Command::Whisper { to, kind, text } => match self.whisper(id, req, &to, kind, text) {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
@@ -618,6 +706,18 @@ impl Hub {
                 None => return,
             },
             Command::Nick { nick } => self.rename(id, &nick),
+            Command::Mode { room, changes } => self.set_modes(id, &room, changes),
+            Command::Modes { room } => self.modes(&room),
+            Command::Bans { room } => self.bans(&room),
+            Command::Invite { nick, room } => self.invite(id, &nick, room.as_deref()),
+            Command::Away { text } => Ok(self.away(id, text)),
+            Command::Whois { nick } => self.whois(id, &nick),
+            Command::Stats => Ok(self.stats()),
+            Command::Oper => Ok(self.oper(id)),
+            Command::Describe { realname } => {
+                self.state_mut(id).realname = Some(realname.into());
+                Ok(Reply::Described)
+            }
             Command::Who { room } => self.who(id, room.as_deref()),
             Command::Rooms => Ok(self.rooms(id)),
             Command::Ping => Ok(Reply::Pong),
@@ -690,12 +790,13 @@ impl Hub {
             nick: nick.clone(),
             at: Utc::now(),
             reason,
+            by: None,
             detail: detail.cloned(),
         });
         room.broadcast(&left, None, &mut self.overflowed);
     }
 
-    fn join(&mut self, id: SessionId, room: &str, exclusive: bool) -> Result<Reply, HubError> {
+    fn join(&mut self, id: SessionId, room: &str, exclusive: bool, key: Option<&str>) -> Result<Reply, HubError> {
         let name = RoomName::parse(room, self.limits.max_room_len)?;
         let rooms = &self.state(id).rooms;
         let max = self.limits.max_rooms_per_session;
@@ -705,8 +806,10 @@ impl Hub {
         if let Some(ban) = self.restricted(id, &name, true) {
             return Err(HubError::Banned { room: name.to_string(), reason: ban.reason.clone() });
         }
+        self.may_enter(id, &name, key)?;
         let created = !self.rooms.contains_key(&name);
         let room = self.enter(id, &name, false);
+        self.entered(id, &name);
         if created {
             self.crown_creator(id, &name);
         }
@@ -744,30 +847,44 @@ impl Hub {
         Ok(())
     }
 
-    fn say(&mut self, id: SessionId, req: RequestId, room: Option<&str>, text: String) -> Result<(), HubError> {
+    fn say(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        room: Option<&str>,
+        kind: Kind,
+        text: String,
+    ) -> Result<(), HubError> {
         self.check_text(&text)?;
         let name = self.target_room(id, room)?;
         if self.restricted(id, &name, false).is_some() {
             return Err(HubError::Muted(name.to_string()));
         }
-        let from = self.state(id).nick.clone();
+        if !self.may_speak(id, &name) {
+            return Err(HubError::Moderated(name.to_string()));
+        }
+        let state = self.state_mut(id);
+        state.active = std::time::Instant::now();
+        let from = state.nick.clone();
         let seq = self.logs.entry(name.clone()).or_default().next_seq();
-        let record = Record { room: Some(name), seq, from, to: None, at: Utc::now(), text: text.into() };
+        let record = Record { room: Some(name), seq, from, to: None, at: Utc::now(), kind, text: text.into() };
         self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record) });
         Ok(())
     }
 
-    fn whisper(&mut self, id: SessionId, req: RequestId, to: &str, text: String) -> Result<(), HubError> {
+    fn whisper(&mut self, id: SessionId, req: RequestId, to: &str, kind: Kind, text: String) -> Result<(), HubError> {
         self.check_text(&text)?;
         let target = Nick::parse(to, self.limits.max_nick_len)
             .ok()
             .and_then(|nick| self.nicks.get(&nick).copied())
             .ok_or_else(|| HubError::NoSuchNick(to.to_owned()))?;
-        let from = self.state(id).nick.clone();
+        let state = self.state_mut(id);
+        state.active = std::time::Instant::now();
+        let from = state.nick.clone();
         let to = self.state(target).nick.clone();
         self.private_assigned += 1;
         let seq = self.private_assigned;
-        let record = Record { room: None, seq, from, to: Some(to), at: Utc::now(), text: text.into() };
+        let record = Record { room: None, seq, from, to: Some(to), at: Utc::now(), kind, text: text.into() };
         self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record) });
         Ok(())
     }
@@ -841,6 +958,8 @@ impl Hub {
             self.reply(sender, req, Err(HubError::Store(e.0)));
             return;
         }
+        // The sender's account as it is now; a sender gone before the commit shows none.
+        let account = self.sessions.get(&sender).and_then(|s| s.account.clone());
         let reply = match &record.room {
             Some(name) => {
                 let keep = self.limits.history_on_join;
@@ -851,11 +970,14 @@ impl Hub {
                         from: record.from.clone(),
                         seq: record.seq,
                         at: record.at,
+                        kind: record.kind,
+                        account,
                         text: record.text.clone(),
                     });
                     room.broadcast(&message, Some(sender), &mut self.overflowed);
                 }
-                Reply::Said { room: name.clone(), seq: record.seq, at: record.at }
+                let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
+                Reply::Said { room: name.clone(), seq, at, kind, text }
             }
             None => {
                 self.private_committed = self.private_committed.max(record.seq);
@@ -865,14 +987,19 @@ impl Hub {
                     from: record.from.clone(),
                     to: to.clone(),
                     at: record.at,
+                    kind: record.kind,
+                    account,
                     text: record.text.clone(),
                 };
+                let mut away = None;
                 if let Some((target, state)) = receiver.and_then(|r| self.sessions.get(&r).map(|s| (r, s))) {
+                    away = state.away.clone();
                     if state.outbox.deliver(&event).is_err() {
                         self.overflowed.push(target);
                     }
                 }
-                Reply::Whispered { to, at: record.at, text: record.text.clone() }
+                let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
+                Reply::Whispered { to, seq, at, kind, text, away }
             }
         };
         self.reply(sender, req, Ok(reply));
@@ -1037,6 +1164,7 @@ impl Hub {
             Some(room) => RoomName::parse(room, self.limits.max_room_len)?,
         };
         match self.rooms.get(&name) {
+            Some(room) if room.modes.secret && !room.contains(id) => Err(HubError::NoSuchRoom(name.to_string())),
             Some(room) => Ok(Reply::Who { room: room.name.clone(), members: self.members(&name) }),
             None => Err(HubError::NoSuchRoom(name.to_string())),
         }
@@ -1046,21 +1174,39 @@ impl Hub {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .values()
-            .map(|room| RoomSummary { name: room.name.clone(), members: room.len(), joined: room.contains(id) })
+            .filter(|room| !room.modes.secret || room.contains(id))
+            .map(|room| RoomSummary {
+                name: room.name.clone(),
+                members: room.len(),
+                joined: room.contains(id),
+                topic: self.topic_text(&room.name),
+            })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         Reply::Rooms(rooms)
     }
 
-    /// A room's members' nicks, sorted.
-    fn members(&self, name: &RoomName) -> Vec<Nick> {
+    /// A room's members, sorted by nick.
+    fn members(&self, name: &RoomName) -> Vec<Member> {
         let Some(room) = self.rooms.get(name) else {
             return Vec::new();
         };
-        let mut nicks: Vec<Nick> =
-            room.member_ids().filter_map(|id| self.sessions.get(&id).map(|s| s.nick.clone())).collect();
-        nicks.sort();
-        nicks
+        let ops = self.ops.get(name);
+        let mut members: Vec<Member> = room
+            .member_ids()
+            .filter_map(|id| {
+                let state = self.sessions.get(&id)?;
+                Some(Member {
+                    nick: state.nick.clone(),
+                    op: state.account.as_ref().is_some_and(|a| ops.is_some_and(|ops| ops.contains(a))),
+                    voice: room.voiced.contains(&id),
+                    away: state.away.is_some(),
+                    admin: state.oper || state.account.as_ref().is_some_and(|a| self.admins.contains(a)),
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| a.nick.cmp(&b.nick));
+        members
     }
 
     /// Forgets a session and takes it out of its rooms, telling their members why.

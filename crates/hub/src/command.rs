@@ -15,6 +15,8 @@ pub enum Command {
         /// Leave every other room once inside this one: the line protocol's one-room
         /// model.
         exclusive: bool,
+        /// The room's key, if it has one (`+k`).
+        key: Option<String>,
     },
     /// Leave a room; `None` means the room joined last.
     Part {
@@ -25,6 +27,8 @@ pub enum Command {
     Say {
         /// The room's name as the user typed it.
         room: Option<String>,
+        /// What kind of message.
+        kind: crate::history::Kind,
         /// The text.
         text: String,
     },
@@ -32,8 +36,55 @@ pub enum Command {
     Whisper {
         /// The receiver's nick.
         to: String,
+        /// What kind of message.
+        kind: crate::history::Kind,
         /// The text.
         text: String,
+    },
+    /// Change a room's settings or voice (operators only; operator roles and bans are
+    /// [`Command::Moderate`]'s, being durable).
+    Mode {
+        /// The room.
+        room: String,
+        /// The changes, applied in order.
+        changes: Vec<crate::modes::ModeChange>,
+    },
+    /// Show a room's settings.
+    Modes {
+        /// The room.
+        room: String,
+    },
+    /// List the bans in force in a room.
+    Bans {
+        /// The room.
+        room: String,
+    },
+    /// Invite someone into a room the session is in.
+    Invite {
+        /// Who.
+        nick: String,
+        /// Where; `None` means the room joined last.
+        room: Option<String>,
+    },
+    /// Mark the session away with a message, or back (`None`).
+    Away {
+        /// The away message.
+        text: Option<String>,
+    },
+    /// What the server knows of a user.
+    Whois {
+        /// Who.
+        nick: String,
+    },
+    /// How busy the server is.
+    Stats,
+    /// Make the session a server administrator: its gateway has checked the credentials
+    /// (IRC's `OPER`, against the server's configuration).
+    Oper,
+    /// Record what the client says about its user (IRC's real name), for WHOIS.
+    Describe {
+        /// The description.
+        realname: String,
     },
     /// Change nick.
     Nick {

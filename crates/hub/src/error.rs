@@ -99,6 +99,29 @@ pub enum HubError {
     /// Muted in a room.
     #[error("you are muted in {0}")]
     Muted(String),
+    /// The room is moderated and the session is neither an operator nor voiced.
+    #[error("{0} is moderated; only operators and voiced users may speak")]
+    Moderated(String),
+    /// The room has a key and it was not given.
+    #[error("{0} needs a key to join")]
+    WrongKey(String),
+    /// The room is at its member limit.
+    #[error("{0} is full")]
+    RoomFull(String),
+    /// The room is invite-only and the session was not invited.
+    #[error("{0} is invite-only; ask an operator for an invitation")]
+    InviteOnly(String),
+    /// The one invited is in the room already.
+    #[error("{nick} is already in {room}")]
+    AlreadyInRoom {
+        /// Who.
+        nick: String,
+        /// Where.
+        room: String,
+    },
+    /// A mode argument that cannot be used.
+    #[error("{0}")]
+    BadMode(String),
     /// The target of a kick or mute is not in the room.
     #[error("{nick} is not in {room}")]
     NotHere {

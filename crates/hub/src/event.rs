@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 
 use crate::command::RequestId;
 use crate::error::HubError;
-use crate::history::Record;
+use crate::history::{Kind, Record};
+use crate::moderation::Restriction;
+use crate::modes::{Member, ModeChange, RoomModes, Stats, Whois};
 use crate::name::{Nick, RoomName};
 
 /// A server timestamp, taken when the hub accepted the action.
@@ -26,6 +28,10 @@ pub enum Event {
         seq: u64,
         /// When the hub accepted it.
         at: Timestamp,
+        /// What kind of message.
+        kind: Kind,
+        /// The sender's account, if they were logged in.
+        account: Option<Nick>,
         /// The text.
         text: Arc<str>,
     },
@@ -39,6 +45,10 @@ pub enum Event {
         to: Nick,
         /// When the hub accepted it.
         at: Timestamp,
+        /// What kind of message.
+        kind: Kind,
+        /// The sender's account, if they were logged in.
+        account: Option<Nick>,
         /// The text.
         text: Arc<str>,
     },
@@ -63,8 +73,40 @@ pub enum Event {
         at: Timestamp,
         /// Why.
         reason: LeaveReason,
+        /// Who put them out, when they were kicked.
+        by: Option<Nick>,
         /// Their quit message, or why the server disconnected them.
         detail: Option<Arc<str>>,
+    },
+    /// A room's modes or roles changed (operators, voice, bans, settings).
+    Mode {
+        /// The room.
+        room: RoomName,
+        /// Who changed them.
+        by: Nick,
+        /// When.
+        at: Timestamp,
+        /// What changed, as modes; empty when the change has no mode to show (an
+        /// operator role given to an account that is not in the room).
+        changes: Vec<ModeChange>,
+        /// The change in words, for protocols without modes.
+        text: Arc<str>,
+    },
+    /// Someone the session shares a room with went away or came back.
+    Away {
+        /// Who.
+        nick: Nick,
+        /// Their away message; `None` when they are back.
+        text: Option<Arc<str>>,
+    },
+    /// Someone invites the session into a room.
+    Invited {
+        /// The room.
+        room: RoomName,
+        /// Who invites.
+        by: Nick,
+        /// When.
+        at: Timestamp,
     },
     /// Someone the session shares a room with changed nick.
     NickChanged {
@@ -121,20 +163,22 @@ pub enum Reply {
         /// The room it was put in.
         room: RoomName,
         /// Who is there, itself included, sorted.
-        members: Vec<Nick>,
+        members: Vec<Member>,
         /// The longest message text accepted, in bytes.
         max_text: usize,
         /// The room's latest messages, oldest first.
         history: Vec<Arc<Record>>,
         /// The room's topic.
         topic: Option<String>,
+        /// How busy the server is.
+        stats: Stats,
     },
     /// The session is in the room.
     Joined {
         /// The room.
         room: RoomName,
         /// Who is there, itself included, sorted.
-        members: Vec<Nick>,
+        members: Vec<Member>,
         /// The room's latest messages, oldest first.
         history: Vec<Arc<Record>>,
         /// The room's topic.
@@ -178,22 +222,73 @@ pub enum Reply {
         seq: u64,
         /// When the hub accepted it.
         at: Timestamp,
+        /// What kind of message.
+        kind: Kind,
+        /// The text, for gateways that show the sender a copy.
+        text: Arc<str>,
     },
     /// The private message is stored and in the receiver's queue.
     Whispered {
         /// The receiver.
         to: Nick,
+        /// Its place in the order of private messages.
+        seq: u64,
         /// When the hub accepted it.
         at: Timestamp,
+        /// What kind of message.
+        kind: Kind,
         /// The text, for gateways that show the sender a copy.
         text: Arc<str>,
+        /// The receiver's away message, if they are away.
+        away: Option<Arc<str>>,
     },
+    /// A room's settings.
+    Modes {
+        /// The room.
+        room: RoomName,
+        /// Its settings.
+        modes: RoomModes,
+        /// When it was created.
+        created: Timestamp,
+    },
+    /// The room's settings are changed as asked.
+    ModesSet {
+        /// The room.
+        room: RoomName,
+    },
+    /// The bans in force in a room.
+    Bans {
+        /// The room.
+        room: RoomName,
+        /// The bans.
+        bans: Vec<Restriction>,
+    },
+    /// The invitation is sent.
+    Invited {
+        /// Who was invited.
+        nick: Nick,
+        /// Where to.
+        room: RoomName,
+    },
+    /// The session is now away (`true`) or back.
+    Away {
+        /// Whether it is away.
+        away: bool,
+    },
+    /// What the server says about a user.
+    Whois(Box<Whois>),
+    /// How busy the server is.
+    Stats(Stats),
+    /// The session is a server administrator now.
+    Opered,
+    /// The session's description is recorded.
+    Described,
     /// The users of a room.
     Who {
         /// The room.
         room: RoomName,
         /// Who is there, sorted.
-        members: Vec<Nick>,
+        members: Vec<Member>,
     },
     /// The rooms on the server.
     Rooms(Vec<RoomSummary>),
@@ -247,4 +342,6 @@ pub struct RoomSummary {
     pub members: usize,
     /// Whether the asking session is one of them.
     pub joined: bool,
+    /// Its topic.
+    pub topic: Option<String>,
 }

@@ -25,8 +25,57 @@ pub struct Record {
     pub to: Option<Nick>,
     /// When the hub accepted it.
     pub at: Timestamp,
+    /// What kind of message it is.
+    pub kind: Kind,
     /// The text.
     pub text: Arc<str>,
+}
+
+/// What kind of text a message is. Stored as a content type, so that history keeps an
+/// action an action whichever gateway reads it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Kind {
+    /// Ordinary text.
+    #[default]
+    Text,
+    /// Something the sender does, written in the third person (IRC's `/me waves`).
+    Action,
+    /// A notice: text that no program should answer automatically (IRC's `NOTICE`).
+    Notice,
+}
+
+impl Kind {
+    /// The content type history stores it as.
+    #[must_use]
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Kind::Text => "text/plain; charset=utf-8",
+            Kind::Action => "text/plain; charset=utf-8; kind=action",
+            Kind::Notice => "text/plain; charset=utf-8; kind=notice",
+        }
+    }
+
+    /// Reads a stored content type; anything unknown is text.
+    #[must_use]
+    pub fn from_content_type(content_type: &str) -> Kind {
+        if content_type.ends_with("kind=action") {
+            Kind::Action
+        } else if content_type.ends_with("kind=notice") {
+            Kind::Notice
+        } else {
+            Kind::Text
+        }
+    }
+
+    /// The kind's name in protocols that spell it out (`text`, `action`, `notice`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Action => "action",
+            Kind::Notice => "notice",
+        }
+    }
 }
 
 /// Which part of a room's history to read.
@@ -228,6 +277,7 @@ mod tests {
             from: Nick::parse("ada", 32).expect("valid"),
             to: None,
             at: Utc::now(),
+            kind: Kind::Text,
             text: format!("message {seq}").into(),
         })
     }

@@ -69,8 +69,13 @@ pub enum Mask {
 }
 
 impl Mask {
-    /// Reads a nick or an IP address.
+    /// Reads a nick or an IP address, also in IRC's mask forms `nick!*@*` and
+    /// `*!*@ADDRESS` (what ban lists show).
     pub fn parse(text: &str, max_nick: usize) -> Option<Mask> {
+        if let Some(address) = text.strip_prefix("*!*@") {
+            return address.parse::<IpAddr>().ok().map(Mask::Address);
+        }
+        let text = text.strip_suffix("!*@*").unwrap_or(text);
         if let Ok(address) = text.parse::<IpAddr>() {
             return Some(Mask::Address(address));
         }

@@ -29,6 +29,13 @@ pub trait Wire: Send + Sync + 'static {
     /// share a slot only if they encode identically.
     fn cache_slot(&self) -> Option<usize>;
 
+    /// The slot for one event: [`Wire::cache_slot`] unless this wire encodes that event
+    /// differently for each session (say, with the session's own nick in it).
+    fn cache_slot_for(&self, event: &Event) -> Option<usize> {
+        let _ = event;
+        self.cache_slot()
+    }
+
     /// Appends `event`'s encoding to `out`. Encoding nothing is allowed (an event this
     /// wire does not show).
     fn encode(&self, event: &Event, out: &mut BytesMut);
@@ -110,7 +117,7 @@ impl Outbox {
 
     /// Delivers an event shared by many sessions, encoding it at most once per slot.
     pub(crate) fn deliver_shared(&self, shared: &Shared) -> Result<(), Overflow> {
-        match self.wire.cache_slot().and_then(|slot| shared.cache.get(slot)) {
+        match self.wire.cache_slot_for(&shared.event).and_then(|slot| shared.cache.get(slot)) {
             Some(cell) => {
                 let encoded = cell.get_or_init(|| {
                     let mut out = BytesMut::new();

@@ -1,9 +1,12 @@
 //! A room: its members, in the order they joined. (Its message counter and latest
 //! messages are its [`crate::history::RoomLog`], which outlives it.)
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::actor::SessionId;
+use crate::event::Timestamp;
+use crate::modes::RoomModes;
 use crate::name::RoomName;
 use crate::outbox::{Outbox, Shared};
 
@@ -11,11 +14,26 @@ use crate::outbox::{Outbox, Shared};
 pub(crate) struct Room {
     pub(crate) name: RoomName,
     members: Vec<(SessionId, Arc<Outbox>)>,
+    /// Its settings, which last while it has members.
+    pub(crate) modes: RoomModes,
+    /// Members who may speak when it is moderated.
+    pub(crate) voiced: HashSet<SessionId>,
+    /// Sessions invited in, until they join.
+    pub(crate) invited: HashSet<SessionId>,
+    /// When it was created (this time).
+    pub(crate) created: Timestamp,
 }
 
 impl Room {
     pub(crate) fn new(name: RoomName) -> Self {
-        Self { name, members: Vec::new() }
+        Self {
+            name,
+            members: Vec::new(),
+            modes: RoomModes::default(),
+            voiced: HashSet::new(),
+            invited: HashSet::new(),
+            created: chrono::Utc::now(),
+        }
     }
 
     pub(crate) fn contains(&self, id: SessionId) -> bool {
@@ -30,6 +48,7 @@ impl Room {
 
     pub(crate) fn remove(&mut self, id: SessionId) {
         self.members.retain(|(member, _)| *member != id);
+        self.voiced.remove(&id);
     }
 
     pub(crate) fn is_empty(&self) -> bool {

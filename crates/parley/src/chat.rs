@@ -194,6 +194,10 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             }
             Some(room) => client.say(&room, &text).await.map(drop),
         },
+        Input::Me(_) | Input::Away(_) | Input::Whois(_) | Input::Invite(_) => {
+            print_line("Error: this client cannot send that command yet.");
+            Ok(())
+        }
         Input::Msg { to, text } => client.whisper(&to, &text).await.map(|to| {
             for part in text.lines() {
                 print_line(&format!("[{}] [private to {to}] {part}", now()));

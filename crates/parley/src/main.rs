@@ -38,10 +38,11 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// A listener, as KIND=ADDR where KIND is `line` or `native`, plain or with `+tls`
-    /// (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the configured
-    /// listeners. Default: line=127.0.0.1:7777, native=127.0.0.1:7778,
-    /// line+tls=0.0.0.0:7779, native+tls=0.0.0.0:7780.
+    /// A listener, as KIND=ADDR where KIND is `line`, `native` or `irc`, plain or with
+    /// `+tls` (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the
+    /// configured listeners. Default: line=127.0.0.1:7777, native=127.0.0.1:7778,
+    /// irc=127.0.0.1:6667, line+tls=0.0.0.0:7779, native+tls=0.0.0.0:7780,
+    /// irc+tls=0.0.0.0:6697.
     #[arg(long = "listen", value_name = "KIND=ADDR")]
     listen: Vec<Listener>,
     /// The TLS certificate chain (PEM). Default: a self-signed certificate generated in
@@ -68,6 +69,14 @@ struct ServeArgs {
     /// Log level or filter when RUST_LOG is not set (error, warn, info, debug, trace).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// The server's name, as IRC clients see it (the source of server messages, 004,
+    /// WHOIS). Default: parley.local.
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// An IRC operator, as NAME:PASSWORD (`OPER NAME PASSWORD` makes the session a
+    /// server administrator); repeat for several. Adds to the configured ones.
+    #[arg(long = "oper", value_name = "NAME:PASSWORD")]
+    opers: Vec<parley_server::Oper>,
     /// Print the effective configuration, every default included, and exit.
     #[arg(long)]
     print_config: bool,
@@ -102,6 +111,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    if let Some(name) = args.server_name {
+        config.irc.server_name = name;
+    }
+    config.irc.opers.extend(args.opers);
     if let Some(level) = args.log_level {
         config.log_level = level;
     }

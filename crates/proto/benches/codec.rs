@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
         from: "alice".into(),
         seq: 123_456,
         ts: "2026-11-29T14:30:45.123Z".into(),
+        kind: None,
     };
     group.bench_function("native: encode 1000 message events", |b| {
         let mut out = BytesMut::with_capacity(256 * MESSAGES);

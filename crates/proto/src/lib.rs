@@ -7,6 +7,8 @@
 //! - [`native`]: the framed native protocol: `[u16 BE header length][JSON header][payload]`,
 //!   where the header's `content-length` says how many payload bytes follow.
 //! - [`msg`]: the typed requests, replies and events carried in native frames.
+//! - [`irc`]: IRC's message syntax (RFC 1459/2812 lines with IRCv3 tags), for the IRC
+//!   gateway: parsing, writing, tag escaping, CTCP actions, masks.
 //!
 //! Every decoder takes its limits when it is built and rejects oversized input before it
 //! buffers it. `Ok(None)` from a decoder always means "need more bytes", never an error.
@@ -14,6 +16,7 @@
 //! `tokio_util::codec::Decoder`, so they can drive a `Framed` stream.
 #![warn(missing_docs)]
 
+pub mod irc;
 pub mod line;
 pub mod msg;
 pub mod native;

@@ -168,6 +168,14 @@ pub enum Input {
         /// What it says.
         text: String,
     },
+    /// `/me TEXT`: an action, said in the third person (`* alice waves`).
+    Me(String),
+    /// `/away [MESSAGE]`: mark yourself away with a message, or back without one.
+    Away(Option<String>),
+    /// `/whois NICK`: what the server says about someone.
+    Whois(String),
+    /// `/invite NICK`: invite someone into your room.
+    Invite(String),
     /// `/nick NEW`: change name.
     Nick(String),
     /// `/join ROOM`: enter (or create) a room, leaving the current one.
@@ -363,6 +371,20 @@ impl Input {
                     _ => Input::Usage("/history [NICK] [N], N a number above 0"),
                 }
             }
+            "me" | "action" => match args {
+                "" => Input::Usage("/me TEXT"),
+                text => Input::Me(text.to_owned()),
+            },
+            "away" => Input::Away((!args.is_empty()).then(|| args.to_owned())),
+            "back" => Input::Away(None),
+            "whois" | "wi" => match single_word(args) {
+                Some(nick) => Input::Whois(nick.to_owned()),
+                None => Input::Usage("/whois NICK"),
+            },
+            "invite" => match single_word(args) {
+                Some(nick) => Input::Invite(nick.to_owned()),
+                None => Input::Usage("/invite NICK"),
+            },
             "nick" => match single_word(args) {
                 Some(nick) => Input::Nick(nick.to_owned()),
                 None => Input::Usage("/nick NEW_NAME"),
@@ -410,6 +432,10 @@ Commands:
   /who                who is in your room
   /rooms              the rooms on this server
   /msg NAME text      a private message to NAME
+  /me TEXT            an action, shown as: * you TEXT
+  /away [MESSAGE]     mark yourself away (or back, without a message)
+  /whois NICK         who someone is, where they are, how long idle
+  /invite NICK        invite someone into your room (operators, in an invite-only room)
   /nick NEW           change your name
   /join ROOM          {join}
   /part               leave your room
@@ -430,6 +456,17 @@ Commands:
 Anything else you type is said in your room; start a line with // to say something that starts with /.
 "
     )
+}
+
+/// An idle time as people read it: `42s`, `5m 3s`, `2h 10m`, `3d 4h`.
+#[must_use]
+pub fn idle(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
+    }
 }
 
 /// A duration as people write it: a number and `s`, `m`, `h` or `d`.

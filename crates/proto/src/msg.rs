@@ -340,6 +340,9 @@ pub enum ServerMsg {
         seq: u64,
         /// When the server accepted it, RFC 3339 in UTC.
         ts: String,
+        /// `action` (`/me`) or `notice`; absent for ordinary text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
     },
     /// Someone sent the payload's text privately.
     Whisper {
@@ -352,6 +355,9 @@ pub enum ServerMsg {
         to: String,
         /// When the server accepted it, RFC 3339 in UTC.
         ts: String,
+        /// `action` (`/me`) or `notice`; absent for ordinary text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
     },
     /// Someone entered a room.
     Joined {
@@ -581,6 +587,9 @@ pub struct HistoryEntry {
     pub from: String,
     /// When the server accepted it, RFC 3339 in UTC.
     pub ts: String,
+    /// `action` (`/me`) or `notice`; absent for ordinary text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// The text.
     pub text: String,
 }

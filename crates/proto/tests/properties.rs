@@ -58,13 +58,10 @@ fn event() -> impl Strategy<Value = ServerMsg> {
     prop_oneof![
         (proptest::option::of(any::<u64>()), proptest::sample::select(ErrorCode::ALL), text())
             .prop_map(|(id, code, message)| ServerMsg::Error { id, code, message }),
-        (text(), text(), any::<u64>(), text()).prop_map(|(room, from, seq, ts)| ServerMsg::Message {
-            room,
-            from,
-            seq,
-            ts
-        }),
-        (any::<u64>(), text(), text(), text()).prop_map(|(seq, from, to, ts)| ServerMsg::Whisper { seq, from, to, ts }),
+        (text(), text(), any::<u64>(), text(), proptest::option::of(text()))
+            .prop_map(|(room, from, seq, ts, kind)| { ServerMsg::Message { room, from, seq, ts, kind } }),
+        (any::<u64>(), text(), text(), text(), proptest::option::of(text()))
+            .prop_map(|(seq, from, to, ts, kind)| ServerMsg::Whisper { seq, from, to, ts, kind }),
         (text(), text(), text(), any::<bool>()).prop_map(|(room, nick, ts, arrival)| ServerMsg::Joined {
             room,
             nick,
@@ -81,8 +78,8 @@ fn event() -> impl Strategy<Value = ServerMsg> {
 }
 
 fn entries() -> impl Strategy<Value = Vec<HistoryEntry>> {
-    let entry =
-        (any::<u64>(), text(), text(), text()).prop_map(|(seq, from, ts, text)| HistoryEntry { seq, from, ts, text });
+    let entry = (any::<u64>(), text(), text(), proptest::option::of(text()), text())
+        .prop_map(|(seq, from, ts, kind, text)| HistoryEntry { seq, from, ts, kind, text });
     vec(entry, 0..4)
 }
 

@@ -21,7 +21,7 @@ fn dumped_frames() -> Vec<BytesMut> {
     let members = vec!["alice".to_owned(), "bob".to_owned()];
     encode_result(8, &Reply::Who { room: "lobby".into(), members }, &mut who).expect("encodes");
     let mut message = BytesMut::new();
-    let event = ServerMsg::Message { room: "lobby".into(), from: "alice".into(), seq: 12, ts: TS.into() };
+    let event = ServerMsg::Message { room: "lobby".into(), from: "alice".into(), seq: 12, ts: TS.into(), kind: None };
     encode_server_msg(&event, b"hello", &mut message).expect("encodes");
     vec![say, who, message]
 }
@@ -96,8 +96,13 @@ fn json_examples() -> Vec<String> {
         request_header(18, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, b""),
         request_header(19, &Request::Password { old: s("correct horse"), new: s("battery staple") }, b""),
     ];
-    let past =
-        |seq: u64, from: &str, time: &str, text: &str| HistoryEntry { seq, from: s(from), ts: ts(time), text: s(text) };
+    let past = |seq: u64, from: &str, time: &str, text: &str| HistoryEntry {
+        seq,
+        from: s(from),
+        ts: ts(time),
+        kind: None,
+        text: s(text),
+    };
     let replies = [
         Reply::Welcome {
             version: PROTOCOL_VERSION,
@@ -186,8 +191,8 @@ fn json_examples() -> Vec<String> {
     let payload_too_large = FrameError::PayloadTooLarge { id: Some(13), len: 2_000_000, max: 1_048_576 };
     let notice = b"The nick alice is registered. Log in with /login alice PASSWORD within 30 seconds, or else.";
     let events: [(ServerMsg, &[u8]); 15] = [
-        (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS) }, hello_everyone),
-        (ServerMsg::Whisper { seq: 31, from: s("alice"), to: s("bob"), ts: ts("14:30:46.001") }, b"psst"),
+        (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS), kind: None }, hello_everyone),
+        (ServerMsg::Whisper { seq: 31, from: s("alice"), to: s("bob"), ts: ts("14:30:46.001"), kind: None }, b"psst"),
         (ServerMsg::Joined { room: s("lobby"), nick: s("carol"), ts: ts("14:31:00.000"), arrival: true }, b""),
         (ServerMsg::Joined { room: s("dev"), nick: s("carol"), ts: ts("14:31:05.000"), arrival: false }, b""),
         (

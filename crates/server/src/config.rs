@@ -18,9 +18,9 @@ pub struct Config {
     /// The log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`,
     /// `trace`, or a tracing filter directive). Default: `info`.
     pub log_level: String,
-    /// The listeners. Default: plain line and native protocols on loopback only
-    /// (127.0.0.1:7777 and 127.0.0.1:7778), and the same over TLS on every interface
-    /// (0.0.0.0:7779 and 0.0.0.0:7780).
+    /// The listeners. Default: plain line, native and IRC protocols on loopback only
+    /// (127.0.0.1:7777, 127.0.0.1:7778, 127.0.0.1:6667), and the same over TLS on every
+    /// interface (0.0.0.0:7779, 0.0.0.0:7780, 0.0.0.0:6697).
     #[serde(rename = "listener")]
     pub listeners: Vec<Listener>,
     /// Allow plain-text listeners on addresses other than loopback, where anyone on the
@@ -30,6 +30,8 @@ pub struct Config {
     pub tls: TlsFiles,
     /// What history is kept, and for how long.
     pub history: History,
+    /// The IRC gateway: the server's name, operators, an optional connection password.
+    pub irc: Irc,
     /// Limits that protect the server and its users.
     pub limits: Limits,
 }
@@ -44,10 +46,13 @@ impl Default for Config {
                 Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:7778".to_owned() },
                 Listener { kind: ListenerKind::Line, tls: true, addr: "0.0.0.0:7779".to_owned() },
                 Listener { kind: ListenerKind::Native, tls: true, addr: "0.0.0.0:7780".to_owned() },
+                Listener { kind: ListenerKind::Irc, tls: false, addr: "127.0.0.1:6667".to_owned() },
+                Listener { kind: ListenerKind::Irc, tls: true, addr: "0.0.0.0:6697".to_owned() },
             ],
             allow_plain_remote: false,
             tls: TlsFiles::default(),
             history: History::default(),
+            irc: Irc::default(),
             limits: Limits::default(),
         }
     }
@@ -86,6 +91,65 @@ impl History {
             max_age: (self.max_age_days > 0).then(|| Duration::from_secs(self.max_age_days.saturating_mul(86_400))),
             max_per_room: (self.max_per_room > 0).then_some(self.max_per_room),
             sync_full: self.sync_full,
+        }
+    }
+}
+
+/// The IRC gateway's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Irc {
+    /// The server's name: the source of its messages, in `004`, `WHOIS` and `LINKS`.
+    /// Default: `parley.local`.
+    pub server_name: String,
+    /// The network's name, in `005 NETWORK=` and the welcome. Default: `Parley`.
+    pub network: String,
+    /// A password every IRC client must give with `PASS` before registering (`464`
+    /// otherwise). Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The message of the day, shown after registering (and by `MOTD`); none sends
+    /// `422`. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub motd: Option<String>,
+    /// IRC operators (`OPER NAME PASSWORD`), who become server administrators for
+    /// their session. Default: none.
+    #[serde(rename = "oper", skip_serializing_if = "Vec::is_empty")]
+    pub opers: Vec<Oper>,
+}
+
+impl Default for Irc {
+    fn default() -> Self {
+        Self {
+            server_name: "parley.local".to_owned(),
+            network: "Parley".to_owned(),
+            password: None,
+            motd: None,
+            opers: Vec::new(),
+        }
+    }
+}
+
+/// An IRC operator's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oper {
+    /// The name given to `OPER`.
+    pub name: String,
+    /// The password given to `OPER`.
+    pub password: String,
+}
+
+impl FromStr for Oper {
+    type Err = ConfigError;
+
+    /// Parses `NAME:PASSWORD`, as given to `--oper`.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.split_once(':') {
+            Some((name, password)) if !name.is_empty() && !password.is_empty() => {
+                Ok(Oper { name: name.to_owned(), password: password.to_owned() })
+            }
+            _ => Err(ConfigError::Invalid(format!("--oper takes NAME:PASSWORD, not {s:?}"))),
         }
     }
 }
@@ -143,6 +207,8 @@ pub enum ListenerKind {
     Line,
     /// The framed native protocol (`parley chat`).
     Native,
+    /// IRC (irssi, WeeChat, HexChat, bots).
+    Irc,
 }
 
 impl fmt::Display for ListenerKind {
@@ -150,6 +216,7 @@ impl fmt::Display for ListenerKind {
         f.write_str(match self {
             ListenerKind::Line => "line",
             ListenerKind::Native => "native",
+            ListenerKind::Irc => "irc",
         })
     }
 }
@@ -161,6 +228,7 @@ impl FromStr for ListenerKind {
         match s {
             "line" => Ok(ListenerKind::Line),
             "native" => Ok(ListenerKind::Native),
+            "irc" => Ok(ListenerKind::Irc),
             other => Err(ConfigError::UnknownKind(other.to_owned())),
         }
     }
@@ -337,7 +405,7 @@ pub enum ConfigError {
     #[error("--listen takes KIND=ADDR (e.g. line=127.0.0.1:7777), not {0:?}")]
     BadListen(String),
     /// An unknown listener kind.
-    #[error("unknown listener kind {0:?}; the kinds are line and native, each optionally +tls")]
+    #[error("unknown listener kind {0:?}; the kinds are line, native and irc, each optionally +tls")]
     UnknownKind(String),
     /// A value out of range.
     #[error("invalid limit: {0}")]
@@ -394,6 +462,13 @@ impl Config {
         if self.listeners.is_empty() {
             return Err(ConfigError::Invalid("at least one listener is needed".into()));
         }
+        let name = &self.irc.server_name;
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || matches!(c, '!' | '@' | ':' | ',')) {
+            return Err(ConfigError::Invalid(format!("irc.server_name {name:?} is not a usable server name")));
+        }
+        if self.irc.network.is_empty() || self.irc.network.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid("irc.network must be one word".into()));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid("a TLS certificate needs its key, and a key its certificate".into()));
         }
@@ -440,7 +515,9 @@ mod tests {
         let l: Listener = "line+tls=[::1]:7779".parse().expect("valid");
         assert_eq!(l, Listener { kind: ListenerKind::Line, tls: true, addr: "[::1]:7779".into() });
         assert_eq!(l.label(), "line+tls");
-        assert!(matches!("irc=1.2.3.4:6667".parse::<Listener>(), Err(ConfigError::UnknownKind(_))));
+        let l: Listener = "irc+tls=0.0.0.0:6697".parse().expect("valid");
+        assert_eq!(l, Listener { kind: ListenerKind::Irc, tls: true, addr: "0.0.0.0:6697".into() });
+        assert!(matches!("xmpp=1.2.3.4:5222".parse::<Listener>(), Err(ConfigError::UnknownKind(_))));
         assert!(matches!("line".parse::<Listener>(), Err(ConfigError::BadListen(_))));
     }
 }

@@ -17,6 +17,6 @@ mod listener;
 mod server;
 mod tls;
 
-pub use config::{Config, ConfigError, Listener, ListenerKind};
+pub use config::{Config, ConfigError, Irc, Listener, ListenerKind, Oper};
 pub use server::{run, Bound, Server, ServerError};
 pub use tls::{Tls, TlsError};

@@ -81,6 +81,7 @@ async fn refuse(mut stream: TcpStream, bound: Bound, why: Refusal) {
     let message = match bound.kind {
         ListenerKind::Line => gateway::line::refusal(why),
         ListenerKind::Native => gateway::native::refusal(why),
+        ListenerKind::Irc => gateway::irc::refusal(why),
     };
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
         stream.write_all(&message).await?;
@@ -186,5 +187,6 @@ where
     match protocol {
         ListenerKind::Line => gateway::line::serve(reader, writer, peer, deadline, shared).await,
         ListenerKind::Native => gateway::native::serve(reader, writer, peer, deadline, shared).await,
+        ListenerKind::Irc => gateway::irc::serve(reader, writer, peer, deadline, shared).await,
     }
 }

@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     pub(crate) active: Arc<AtomicUsize>,
     /// Open connections per client address, for `max_connections_per_ip`.
     pub(crate) per_address: listener::AddressCounts,
+    /// What the IRC gateway says about the server.
+    pub(crate) irc: Arc<crate::gateway::irc::Identity>,
 }
 
 impl Server {
@@ -182,6 +184,7 @@ impl Server {
             tasks: TaskTracker::new(),
             active: Arc::new(AtomicUsize::new(0)),
             per_address: listener::AddressCounts::default(),
+            irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
         };
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         for (bound, socket) in self.listeners {

@@ -41,7 +41,7 @@ async fn operators_moderate_their_room_and_nobody_else_can() {
     let mut carol = account_in_dev(server.native, "carol").await;
     let mut bob = LineClient::join(server.line, "bob").await;
     bob.send("/join dev").await;
-    bob.expect_line("You joined dev. Users here: alice, bob, carol").await;
+    bob.expect_line("You joined dev. Users here: @alice, bob, carol").await;
 
     bob.send("/topic mine now").await;
     bob.expect_line("Error: Only operators of dev may do that.").await;
@@ -71,7 +71,7 @@ async fn operators_moderate_their_room_and_nobody_else_can() {
     let left = carol.expect(|r| matches!(&r.msg, ServerMsg::Left { .. }).then(|| r.msg.clone())).await;
     assert!(matches!(left, ServerMsg::Left { reason: LeaveReason::Kicked, .. }), "{left:?}");
     bob.send("/join dev").await;
-    bob.expect_line("You joined dev. Users here: alice, bob, carol").await;
+    bob.expect_line("You joined dev. Users here: @alice, bob, carol").await;
     bob.expect_line("Topic: release on Friday").await;
 
     // A ban puts him out and keeps him out.
@@ -91,7 +91,7 @@ async fn operators_moderate_their_room_and_nobody_else_can() {
     assert!(alice.request(&Request::Op { room: dev(), nick: "carol".into() }, b"").await.is_ok());
     assert!(carol.request(&Request::Unban { room: dev(), mask: "bob".into() }, b"").await.is_ok());
     bob.send("/join dev").await;
-    bob.expect_line("You joined dev. Users here: alice, bob, carol").await;
+    bob.expect_line("You joined dev. Users here: @alice, bob, @carol").await;
     let bad =
         carol.request(&Request::Ban { room: dev(), mask: "not a mask".into(), seconds: None, reason: None }, b"").await;
     assert_eq!(code(bad), Some(ErrorCode::BadMask));

@@ -65,7 +65,7 @@ async fn messages_carry_room_sender_sequence_and_utc_time() {
         assert_eq!(seq, n as u64 + 1);
         let (got_seq, got_ts, got_text) = bob
             .expect(|r| match &r.msg {
-                ServerMsg::Message { room, from, seq, ts } if room == "lobby" && from == "alice" => {
+                ServerMsg::Message { room, from, seq, ts, .. } if room == "lobby" && from == "alice" => {
                     Some((*seq, ts.clone(), r.text()))
                 }
                 _ => None,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::{Duration, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use parley_hub::{Nick, Record, RoomName, Search, Store};
+use parley_hub::{Kind, Nick, Record, RoomName, Search, Store};
 use parley_store::{Retention, SqliteStore};
 
 const MESSAGES: u64 = 1_000_000;
@@ -58,6 +58,7 @@ fn fill(store: &SqliteStore) {
             from: senders[(n % 50) as usize].clone(),
             to: None,
             at: start_time + Duration::seconds(i64::try_from(n * 8).unwrap_or(0)),
+            kind: Kind::Text,
             text: words.text().into(),
         }));
         if batch.len() == BATCH {

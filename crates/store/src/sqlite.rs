@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parley_hub::{
-    AuditLine, Change, Changed, Cursor, Mask, Moderation, Nick, Page, Record, RoomHistory, RoomName, Search, Store,
-    StoreError, Verdict,
+    AuditLine, Change, Changed, Cursor, Kind, Mask, Moderation, Nick, Page, Record, RoomHistory, RoomName, Search,
+    Store, StoreError, Verdict,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
@@ -22,9 +22,6 @@ use crate::schema::{self, MigrateError};
 
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "parley.db";
-
-/// Messages are text today; the column is there for files and images.
-const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Search ranks this many of the newest matches (see `search`).
 pub(crate) const CANDIDATES: usize = 2000;
@@ -154,7 +151,7 @@ impl SqliteStore {
                 return Ok(Err(ExportError::NoSuchRoom(room.to_owned())));
             }
             let mut stmt = conn.prepare_cached(
-                "SELECT room, seq, sender, recipient, at_us, body FROM messages
+                "SELECT room, seq, sender, recipient, at_us, body, content_type FROM messages
                  WHERE room = ?1 AND seq > ?2 AND at_us >= ?3 ORDER BY seq LIMIT ?4",
             )?;
             loop {
@@ -288,7 +285,7 @@ fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
-/// A row of `SELECT room, seq, sender, recipient, at_us, body`.
+/// A row of `SELECT room, seq, sender, recipient, at_us, body, content_type`.
 fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let corrupt = |column: usize, what: String| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, what.into())
@@ -303,7 +300,8 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let at_us: i64 = row.get(4)?;
     let at = DateTime::from_timestamp_micros(at_us).ok_or_else(|| corrupt(4, format!("bad time {at_us}")))?;
     let body: String = row.get(5)?;
-    Ok(Record { room, seq: u64::try_from(seq).unwrap_or(0), from, to, at, text: body.into() })
+    let kind = Kind::from_content_type(&row.get::<_, String>(6)?);
+    Ok(Record { room, seq: u64::try_from(seq).unwrap_or(0), from, to, at, kind, text: body.into() })
 }
 
 impl Writer {
@@ -324,7 +322,15 @@ impl Writer {
                 let room = r.room.as_ref().map(RoomName::as_str);
                 let seq = i64::try_from(r.seq).unwrap_or(i64::MAX);
                 let to = r.to.as_ref().map(Nick::as_str);
-                insert.execute(params![room, seq, r.from.as_str(), to, micros(r.at), TEXT, &*r.text])?;
+                insert.execute(params![
+                    room,
+                    seq,
+                    r.from.as_str(),
+                    to,
+                    micros(r.at),
+                    r.kind.content_type(),
+                    &*r.text
+                ])?;
                 if let Some(room) = room {
                     match last.iter_mut().find(|(name, _)| *name == room) {
                         Some(entry) => entry.1 = entry.1.max(seq),
@@ -412,7 +418,7 @@ impl SqliteStore {
         };
         let order = if newest_first { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT room, seq, sender, recipient, at_us, body FROM messages
+            "SELECT room, seq, sender, recipient, at_us, body, content_type FROM messages
              WHERE {filter} AND seq > :after AND seq < :before ORDER BY seq {order} LIMIT :limit"
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -439,7 +445,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let mut rooms = conn.prepare("SELECT name, last_seq FROM rooms ORDER BY name")?;
             let mut latest = conn.prepare_cached(
-                "SELECT room, seq, sender, recipient, at_us, body FROM messages
+                "SELECT room, seq, sender, recipient, at_us, body, content_type FROM messages
                  WHERE room = ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
             let mut out = Vec::new();
@@ -650,9 +656,9 @@ impl Store for SqliteStore {
         // one; then bm25 orders those. In a chat, the newest of many matches are the
         // ones wanted; a narrower query reaches further back.
         let sql = format!(
-            "SELECT room, seq, sender, recipient, at_us, body FROM (
+            "SELECT room, seq, sender, recipient, at_us, body, content_type FROM (
                  SELECT m.id AS id, m.room AS room, m.seq AS seq, m.sender AS sender,
-                        m.recipient AS recipient, m.at_us AS at_us, m.body AS body,
+                        m.recipient AS recipient, m.at_us AS at_us, m.body AS body, m.content_type AS content_type,
                         bm25(messages_fts) AS score
                  FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
                  WHERE messages_fts MATCH ?1
@@ -751,6 +757,7 @@ mod tests {
             from: Nick::parse("ada", 32).expect("nick"),
             to: None,
             at: Utc::now(),
+            kind: Kind::Text,
             text: text.into(),
         })
     }

@@ -116,6 +116,56 @@ impl Hub {
         });
     }
 
+    /// Registers a session logged in to `account` (its password checked), taking the
+    /// account's nick from whoever has it.
+    pub(super) fn log_in_connecting(
+        &mut self,
+        account: Nick,
+        admin: bool,
+        address: Option<std::net::IpAddr>,
+        req: RequestId,
+        outbox: Arc<crate::outbox::Outbox>,
+    ) -> Result<SessionId, HubError> {
+        self.registered.insert(account.clone());
+        if admin {
+            self.admins.insert(account.clone());
+        }
+        if let Some(&holder) = self.nicks.get(&account) {
+            self.rename_to_guest(holder, &format!("{account} logged in"));
+        }
+        self.connect(account.as_str(), Some(account.clone()), address, req, outbox)
+    }
+
+    /// Checks a password for a gateway that has no session yet (IRC's SASL).
+    pub(super) fn verify_only(
+        &mut self,
+        name: String,
+        password: String,
+        done: tokio::sync::oneshot::Sender<Result<super::Verified, HubError>>,
+    ) {
+        let Some(store) = self.store.clone() else {
+            let _ = done.send(Err(HubError::NoAccounts));
+            return;
+        };
+        let Ok(name) = Nick::parse(&name, self.limits.max_nick_len) else {
+            let _ = done.send(Err(HubError::BadLogin));
+            return;
+        };
+        if self.checks >= MAX_CHECKS {
+            let _ = done.send(Err(HubError::Busy));
+            return;
+        }
+        self.checks += 1;
+        let completions = self.completions.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.verify(&name, &password).and_then(|verdict| match &verdict {
+                Verdict::Right(account) => store.is_admin(account).map(|admin| (verdict, admin)),
+                _ => Ok((verdict, false)),
+            });
+            let _ = completions.send(Completion::Checked { done, result });
+        });
+    }
+
     pub(super) fn change_password(
         &mut self,
         id: SessionId,
@@ -193,14 +243,7 @@ impl Hub {
                 self.checks -= 1;
                 let result = match result {
                     Ok((Verdict::Right(account), admin)) => {
-                        self.registered.insert(account.clone());
-                        if admin {
-                            self.admins.insert(account.clone());
-                        }
-                        if let Some(&holder) = self.nicks.get(&account) {
-                            self.rename_to_guest(holder, &format!("{account} logged in"));
-                        }
-                        self.connect(account.as_str(), Some(account.clone()), address, req, outbox)
+                        self.log_in_connecting(account, admin, address, req, outbox)
                     }
                     Ok((Verdict::NoAccount, _)) => {
                         if let Ok(name) = Nick::parse(&nick, usize::MAX) {
@@ -212,6 +255,18 @@ impl Hub {
                     Err(e) => Err(store_failed(e)),
                 };
                 self.answer_connect(result, done);
+            }
+            Completion::Checked { done, result } => {
+                self.checks -= 1;
+                let result = match result {
+                    Ok((Verdict::Right(account), admin)) => {
+                        self.registered.insert(account.clone());
+                        Ok(super::Verified { account, admin })
+                    }
+                    Ok(_) => Err(HubError::BadLogin),
+                    Err(e) => Err(store_failed(e)),
+                };
+                let _ = done.send(result);
             }
             Completion::GraceOver { session, nick } => {
                 self.timers -= 1;

@@ -12,6 +12,7 @@ use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, Timestamp};
 use crate::moderation::{Action, Change, Changed, Mask, Moderation, Restriction};
+use crate::modes::{ModeChange, RoomMode};
 use crate::name::{Nick, RoomName};
 use crate::outbox::Shared;
 
@@ -37,12 +38,23 @@ impl Hub {
         }
     }
 
-    /// Whether the session may moderate `room`.
-    fn may_moderate(&self, id: SessionId, room: &RoomName) -> bool {
-        let Some(account) = self.state(id).account.as_ref() else {
+    /// Whether the session may moderate `room`: a server admin (by account, or made one
+    /// by its gateway), or an operator of the room.
+    pub(super) fn may_moderate(&self, id: SessionId, room: &RoomName) -> bool {
+        let state = self.state(id);
+        if state.oper {
+            return true;
+        }
+        let Some(account) = state.account.as_ref() else {
             return false;
         };
         self.admins.contains(account) || self.ops.get(room).is_some_and(|ops| ops.contains(account))
+    }
+
+    /// Whether the session is an operator of `room` (what member lists mark with `@`).
+    pub(super) fn is_op(&self, id: SessionId, room: &RoomName) -> bool {
+        let account = self.sessions.get(&id).and_then(|s| s.account.as_ref());
+        account.is_some_and(|a| self.ops.get(room).is_some_and(|ops| ops.contains(a)))
     }
 
     /// The ban or mute in force in `room` for the session, if any.
@@ -76,7 +88,10 @@ impl Hub {
             Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
             None => self.target_room(id, None)?,
         };
-        if !self.may_moderate(id, &room) {
+        // Without `+t`, any member may set the topic.
+        let open_topic = matches!(action, Action::Topic(_))
+            && self.rooms.get(&room).is_some_and(|r| !r.modes.topic_locked && r.contains(id));
+        if !open_topic && !self.may_moderate(id, &room) {
             return Err(HubError::NotOperator(room.to_string()));
         }
         let state = self.state(id);
@@ -159,11 +174,12 @@ impl Hub {
     fn apply_change(&mut self, id: SessionId, req: RequestId, change: Change) {
         let Change { actor, room, at, what } = change;
         let action = what.action();
+        let by = self.sessions.get(&id).map_or_else(|| actor.clone(), |s| s.nick.clone());
         let target = match &what {
             Changed::Topic(text) => text.clone(),
             Changed::Kicked { nick, reason } => {
                 let why = reason.as_deref().map_or_else(|| format!("by {actor}"), |r| format!("by {actor}: {r}"));
-                self.kick(&room, nick, &why);
+                self.kick(&room, nick, &why, &by);
                 nick.to_string()
             }
             Changed::Restricted(restriction) => {
@@ -177,8 +193,10 @@ impl Hub {
                         None => format!("banned by {actor}"),
                     };
                     self.restrictions.push(restriction.clone());
-                    self.eject(&room, &why);
-                    self.room_notice(&room, &format!("{actor} banned {target} from {room}{how_long}."));
+                    let text = format!("{actor} banned {target} from {room}{how_long}.");
+                    let change = ModeChange { set: true, mode: RoomMode::Ban(ban_mask(&restriction.mask)) };
+                    self.mode_event(&room, &by, vec![change], &text);
+                    self.eject(&room, &why, &by);
                 } else {
                     self.restrictions.push(restriction.clone());
                     self.room_notice(&room, &format!("{actor} muted {target} in {room}{how_long}."));
@@ -187,20 +205,26 @@ impl Hub {
             }
             Changed::Lifted { ban, mask } => {
                 self.restrictions.retain(|r| !(r.room == room && r.ban == *ban && r.mask == *mask));
-                let verb = if *ban { "unbanned" } else { "unmuted" };
-                self.room_notice(&room, &format!("{actor} {verb} {mask} in {room}."));
+                if *ban {
+                    let change = ModeChange { set: false, mode: RoomMode::Ban(ban_mask(mask)) };
+                    self.mode_event(&room, &by, vec![change], &format!("{actor} unbanned {mask} in {room}."));
+                } else {
+                    self.room_notice(&room, &format!("{actor} unmuted {mask} in {room}."));
+                }
                 mask.to_string()
             }
             Changed::Opped(account) => {
                 self.ops.entry(room.clone()).or_default().insert(account.clone());
-                self.room_notice(&room, &format!("{actor} made {account} an operator of {room}."));
+                let changes = self.op_changes(&room, account, true);
+                self.mode_event(&room, &by, changes, &format!("{actor} made {account} an operator of {room}."));
                 account.to_string()
             }
             Changed::Deopped(account) => {
                 if let Some(ops) = self.ops.get_mut(&room) {
                     ops.remove(account);
                 }
-                self.room_notice(&room, &format!("{actor} took {account}'s operator role in {room}."));
+                let changes = self.op_changes(&room, account, false);
+                self.mode_event(&room, &by, changes, &format!("{actor} took {account}'s operator role in {room}."));
                 account.to_string()
             }
         };
@@ -220,8 +244,36 @@ impl Hub {
         self.reply(id, req, Ok(Reply::Moderated { action, room, target }));
     }
 
+    /// The operator mode changes that giving or taking `account`'s role in `room` makes
+    /// visible: one per session of that account in the room.
+    fn op_changes(&self, room: &RoomName, account: &Nick, set: bool) -> Vec<ModeChange> {
+        let Some(members) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        members
+            .member_ids()
+            .filter_map(|id| self.sessions.get(&id))
+            .filter(|s| s.account.as_ref() == Some(account))
+            .map(|s| ModeChange { set, mode: RoomMode::Op(s.nick.clone()) })
+            .collect()
+    }
+
+    /// Tells everyone in `room` that its modes changed.
+    pub(super) fn mode_event(&mut self, room: &RoomName, by: &Nick, changes: Vec<ModeChange>, text: &str) {
+        if let Some(members) = self.rooms.get(room) {
+            let event = Shared::new(Event::Mode {
+                room: members.name.clone(),
+                by: by.clone(),
+                at: Utc::now(),
+                changes,
+                text: Arc::from(text),
+            });
+            members.broadcast(&event, None, &mut self.overflowed);
+        }
+    }
+
     /// Takes `nick` out of `room`, telling everyone there, them included.
-    fn kick(&mut self, room: &RoomName, nick: &Nick, why: &str) {
+    fn kick(&mut self, room: &RoomName, nick: &Nick, why: &str, by: &Nick) {
         let Some(&target) = self.nicks.get(nick) else {
             return;
         };
@@ -236,6 +288,7 @@ impl Hub {
             nick: nick.clone(),
             at: Utc::now(),
             reason: LeaveReason::Kicked,
+            by: Some(by.clone()),
             detail: Some(Arc::from(why)),
         });
         members.broadcast(&left, None, &mut self.overflowed);
@@ -252,7 +305,7 @@ impl Hub {
 
     /// Puts out of `room` everyone a ban in it now applies to; a lobby ban takes them
     /// off the server.
-    fn eject(&mut self, room: &RoomName, why: &str) {
+    fn eject(&mut self, room: &RoomName, why: &str, by: &Nick) {
         let Some(members) = self.rooms.get(room) else {
             return;
         };
@@ -268,7 +321,7 @@ impl Hub {
                     state.outbox.close();
                 }
             } else {
-                self.kick(room, &nick, why);
+                self.kick(room, &nick, why, by);
             }
         }
     }
@@ -327,5 +380,14 @@ impl Hub {
                 }
             });
         }
+    }
+}
+
+/// A ban's mask as IRC shows it in `+b` and ban lists: `nick!*@*` for a nick (and its
+/// account), `*!*@ADDRESS` for an address.
+pub(crate) fn ban_mask(mask: &Mask) -> String {
+    match mask {
+        Mask::Nick(nick) => format!("{nick}!*@*"),
+        Mask::Address(address) => format!("*!*@{address}"),
     }
 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, LazyLock};
 use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, RoomName, Session,
-    Throttle, Wire,
+    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId, RoomName,
+    Session, Throttle, Wire,
 };
 use parley_proto::line::{clock, help, stamp, Input, LineDecoder, LineError, USERNAME_PROMPT};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -194,12 +194,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
             return ReadEnd::Limit(EXCESS_FLOOD);
         }
         let command = match input {
-            Input::Say(text) => Command::Say { room: None, text },
-            Input::Msg { to, text } => Command::Whisper { to, text },
+            Input::Say(text) => Command::Say { room: None, kind: Kind::Text, text },
+            Input::Me(text) => Command::Say { room: None, kind: Kind::Action, text },
+            Input::Msg { to, text } => Command::Whisper { to, kind: Kind::Text, text },
+            Input::Away(text) => Command::Away { text },
+            Input::Whois(nick) => Command::Whois { nick },
+            Input::Invite(nick) => Command::Invite { nick, room: None },
             Input::Who => Command::Who { room: None },
             Input::Rooms => Command::Rooms,
             Input::Nick(nick) => Command::Nick { nick },
-            Input::Join(room) => Command::Join { room, exclusive: true },
+            Input::Join(room) => Command::Join { room, exclusive: true, key: None },
             Input::Part => Command::Part { room: None },
             Input::Search(query) => Command::Search { query },
             Input::Context(seq) => Command::History {
@@ -296,28 +300,33 @@ impl Wire for LineWire {
     fn encode(&self, event: &Event, out: &mut BytesMut) {
         let mut line = String::new();
         match event {
-            Event::Message { from, at, text, .. } => {
+            Event::Message { from, at, kind, text, .. } => {
                 for part in text_lines(text) {
-                    let _ = writeln!(line, "[{}] {from}: {part}", clock(at));
+                    let _ = writeln!(line, "[{}] {}", clock(at), said(from, *kind, &part));
                 }
             }
-            Event::Whisper { from, at, text, .. } => {
+            Event::Whisper { from, at, kind, text, .. } => {
                 for part in text_lines(text) {
-                    let _ = writeln!(line, "[{}] [private] {from}: {part}", clock(at));
+                    let _ = writeln!(line, "[{}] [private] {}", clock(at), said(from, *kind, &part));
                 }
             }
-            Event::Notice { at, text } => {
+            Event::Notice { at, text } | Event::Mode { at, text, .. } => {
                 for part in text_lines(text) {
                     let _ = writeln!(line, "[{}] *** {part}", clock(at));
                 }
             }
+            Event::Invited { room, by, at } => {
+                let _ = writeln!(line, "[{}] *** {by} invites you to {room}: /join {room}", clock(at));
+            }
+            // Line users see who is away when they ask (/whois), not every change.
+            Event::Away { .. } => {}
             Event::Joined { nick, at, arrival: true, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
             }
             Event::Joined { room, nick, at, arrival: false } => {
                 let _ = writeln!(line, "[{}] {nick} has joined {room}.", clock(at));
             }
-            Event::Left { room, nick, at, reason: LeaveReason::Kicked, detail } => {
+            Event::Left { room, nick, at, reason: LeaveReason::Kicked, detail, .. } => {
                 let why = detail.as_deref().map(|d| format!(" ({})", one_line(d))).unwrap_or_default();
                 let _ = writeln!(line, "[{}] {nick} was kicked from {room}{why}.", clock(at));
             }
@@ -381,12 +390,39 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
         Reply::Said { .. } => Ok(()),
-        Reply::Whispered { to, at, text } => {
+        Reply::Whispered { to, at, kind, text, away, .. } => {
             for part in text_lines(text) {
-                let _ = writeln!(line, "[{}] [private to {to}] {part}", clock(at));
+                let shown = match kind {
+                    Kind::Text => part,
+                    Kind::Action => format!("* {part}"),
+                    Kind::Notice => format!("(notice) {part}"),
+                };
+                let _ = writeln!(line, "[{}] [private to {to}] {shown}", clock(at));
             }
+            match away {
+                Some(away) => writeln!(line, "[{now}] {to} is away: {}", one_line(away)),
+                None => Ok(()),
+            }
+        }
+        Reply::Modes { room, modes, .. } => writeln!(line, "Settings of {room}: {}", describe_modes(modes)),
+        Reply::ModesSet { .. } | Reply::Opered | Reply::Described => Ok(()),
+        Reply::Bans { room, bans } if bans.is_empty() => writeln!(line, "Nobody is banned from {room}."),
+        Reply::Bans { room, bans } => {
+            let list: Vec<String> = bans.iter().map(|b| b.mask.to_string()).collect();
+            writeln!(line, "Banned from {room}: {}", list.join(", "))
+        }
+        Reply::Invited { nick, room } => writeln!(line, "[{now}] You invited {nick} to {room}."),
+        Reply::Away { away: true } => writeln!(line, "[{now}] You are marked away; /away alone brings you back."),
+        Reply::Away { away: false } => writeln!(line, "[{now}] You are back."),
+        Reply::Whois(whois) => {
+            let _ = write!(line, "{}", whois_lines(whois));
             Ok(())
         }
+        Reply::Stats(stats) => writeln!(
+            line,
+            "{} users online (at most {} so far), {} rooms, {} admins online.",
+            stats.users, stats.max_users, stats.rooms, stats.admins
+        ),
         Reply::Who { room, members } => {
             writeln!(line, "Users in {room} ({}): {}", members.len(), join_names(members))
         }
@@ -474,13 +510,87 @@ fn past_lines(messages: &[Arc<Record>], line: &mut String) {
     for message in messages {
         let stamp = stamp(&message.at);
         for part in text_lines(&message.text) {
-            let _ = writeln!(line, "[{stamp}] {}: {part}", message.from);
+            let _ = writeln!(line, "[{stamp}] {}", said(&message.from, message.kind, &part));
         }
     }
 }
 
-fn join_names(names: &[parley_hub::Nick]) -> String {
-    names.iter().map(parley_hub::Nick::as_str).collect::<Vec<_>>().join(", ")
+/// Members' names, operators marked `@` and voiced ones `+` as chat users know them.
+fn join_names(members: &[Member]) -> String {
+    let names: Vec<String> = members
+        .iter()
+        .map(|m| {
+            let mark = if m.op {
+                "@"
+            } else if m.voice {
+                "+"
+            } else {
+                ""
+            };
+            format!("{mark}{}", m.nick)
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// One line of text as said by `from`: `alice: hi`, `* alice waves`, `-alice- note`.
+fn said(from: &dyn std::fmt::Display, kind: Kind, text: &str) -> String {
+    match kind {
+        Kind::Text => format!("{from}: {text}"),
+        Kind::Action => format!("* {from} {text}"),
+        Kind::Notice => format!("-{from}- {text}"),
+    }
+}
+
+/// A room's settings in words.
+fn describe_modes(modes: &parley_hub::RoomModes) -> String {
+    let mut parts = Vec::new();
+    if modes.moderated {
+        parts.push("moderated".to_owned());
+    }
+    if modes.secret {
+        parts.push("secret".to_owned());
+    }
+    if modes.invite_only {
+        parts.push("invite-only".to_owned());
+    }
+    if modes.key.is_some() {
+        parts.push("needs a key".to_owned());
+    }
+    if let Some(limit) = modes.limit {
+        parts.push(format!("at most {limit} members"));
+    }
+    parts.push(if modes.topic_locked { "topic set by operators" } else { "topic set by anyone" }.to_owned());
+    parts.join(", ")
+}
+
+fn whois_lines(whois: &parley_hub::Whois) -> String {
+    let mut out = String::new();
+    let nick = &whois.nick;
+    let _ = writeln!(out, "--- {nick} ---");
+    if let Some(account) = &whois.account {
+        let _ = writeln!(out, "  logged in as {account}");
+    }
+    if let Some(realname) = &whois.realname {
+        let _ = writeln!(out, "  {}", one_line(realname));
+    }
+    if !whois.rooms.is_empty() {
+        let rooms: Vec<String> =
+            whois.rooms.iter().map(|(room, op)| if *op { format!("@{room}") } else { room.to_string() }).collect();
+        let _ = writeln!(out, "  in {}", rooms.join(", "));
+    }
+    if let Some(address) = whois.address {
+        let _ = writeln!(out, "  connected from {address}");
+    }
+    let since = whois.since.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
+    let _ = writeln!(out, "  online since {since}, idle {}", parley_proto::line::idle(whois.idle_secs));
+    if let Some(away) = &whois.away {
+        let _ = writeln!(out, "  away: {}", one_line(away));
+    }
+    if whois.admin {
+        let _ = writeln!(out, "  a server administrator");
+    }
+    out
 }
 
 /// The lines of a message, with control characters replaced, so that text from another

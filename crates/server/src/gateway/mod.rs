@@ -4,6 +4,7 @@
 //! input and sends commands to the hub, and a writer that drains the session's
 //! [`Outbox`]. Only the writer writes to the socket once the session exists.
 
+pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod native;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, LeaveReason, Outbox, Record, Reply, RequestId, Session, Throttle,
-    Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId, Session,
+    Throttle, Timestamp, Wire,
 };
 use parley_proto::msg::{
     self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
@@ -253,10 +253,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Hello { .. } => {
                 Err(error_frame(Some(id), ErrorCode::AlreadyRegistered, "hello was already accepted"))
             }
-            Request::Join { room } => Ok(Command::Join { room, exclusive: false }),
+            Request::Join { room } => Ok(Command::Join { room, exclusive: false, key: None }),
             Request::Part { room } => Ok(Command::Part { room }),
-            Request::Say { room } => text().map(|text| Command::Say { room: Some(room), text }),
-            Request::Whisper { to } => text().map(|text| Command::Whisper { to, text }),
+            Request::Say { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Text, text }),
+            Request::Whisper { to } => text().map(|text| Command::Whisper { to, kind: Kind::Text, text }),
             Request::Nick { nick } => Ok(Command::Nick { nick }),
             Request::Who { room } => Ok(Command::Who { room: Some(room) }),
             Request::Rooms => Ok(Command::Rooms),
@@ -365,6 +365,9 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NoSuchAccount(_) => ErrorCode::NoSuchAccount,
         HubError::BadMask(_) => ErrorCode::BadMask,
         HubError::BadSearch(_) => ErrorCode::BadSearch,
+        HubError::Moderated(_) => ErrorCode::Muted,
+        HubError::WrongKey(_) | HubError::RoomFull(_) | HubError::InviteOnly(_) => ErrorCode::Banned,
+        HubError::AlreadyInRoom { .. } | HubError::BadMode(_) => ErrorCode::BadRequest,
     }
 }
 
@@ -407,8 +410,13 @@ fn ts(at: &Timestamp) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn names(nicks: &[parley_hub::Nick]) -> Vec<String> {
-    nicks.iter().map(ToString::to_string).collect()
+fn names(members: &[Member]) -> Vec<String> {
+    members.iter().map(|m| m.nick.to_string()).collect()
+}
+
+/// The protocol's name for a kind of message; ordinary text has none.
+fn kind_name(kind: Kind) -> Option<String> {
+    (kind != Kind::Text).then(|| kind.name().to_owned())
 }
 
 /// Encodes hub events as native frames.
@@ -421,21 +429,41 @@ impl Wire for NativeWire {
 
     fn encode(&self, event: &Event, out: &mut BytesMut) {
         match event {
-            Event::Message { room, from, seq, at, text } => {
-                let msg = ServerMsg::Message { room: room.to_string(), from: from.to_string(), seq: *seq, ts: ts(at) };
+            Event::Message { room, from, seq, at, kind, text, .. } => {
+                let msg = ServerMsg::Message {
+                    room: room.to_string(),
+                    from: from.to_string(),
+                    seq: *seq,
+                    ts: ts(at),
+                    kind: kind_name(*kind),
+                };
                 encode(&msg, text.as_bytes(), out);
             }
-            Event::Whisper { seq, from, to, at, text } => {
-                let msg = ServerMsg::Whisper { seq: *seq, from: from.to_string(), to: to.to_string(), ts: ts(at) };
+            Event::Whisper { seq, from, to, at, kind, text, .. } => {
+                let msg = ServerMsg::Whisper {
+                    seq: *seq,
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    ts: ts(at),
+                    kind: kind_name(*kind),
+                };
                 encode(&msg, text.as_bytes(), out);
             }
-            Event::Notice { at, text } => encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out),
+            Event::Notice { at, text } | Event::Mode { at, text, .. } => {
+                encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
+            }
+            Event::Invited { room, by, at } => {
+                let text = format!("{by} invites you to {room}.");
+                encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
+            }
+            // The native protocol has no away status yet.
+            Event::Away { .. } => {}
             Event::Joined { room, nick, at, arrival } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
                 encode(&msg, b"", out);
             }
-            Event::Left { room, nick, at, reason, detail } => {
+            Event::Left { room, nick, at, reason, detail, .. } => {
                 let reason = match reason {
                     LeaveReason::Part => msg::LeaveReason::Part,
                     LeaveReason::Quit => msg::LeaveReason::Quit,
@@ -458,7 +486,10 @@ impl Wire for NativeWire {
                 encode(&ServerMsg::Shutdown { message: message.to_string(), ts: ts(at) }, b"", out);
             }
             Event::Reply { req, result: Ok(reply) } => {
-                if let Err(e) = msg::encode_result(req.0, &reply_body(reply), out) {
+                let Some(body) = reply_body(reply) else {
+                    return;
+                };
+                if let Err(e) = msg::encode_result(req.0, &body, out) {
                     tracing::error!("cannot encode a result: {e}");
                 }
             }
@@ -470,13 +501,21 @@ impl Wire for NativeWire {
 fn entries(records: &[Arc<Record>]) -> Vec<HistoryEntry> {
     records
         .iter()
-        .map(|r| HistoryEntry { seq: r.seq, from: r.from.to_string(), ts: ts(&r.at), text: r.text.to_string() })
+        .map(|r| HistoryEntry {
+            seq: r.seq,
+            from: r.from.to_string(),
+            ts: ts(&r.at),
+            kind: kind_name(r.kind),
+            text: r.text.to_string(),
+        })
         .collect()
 }
 
-fn reply_body(reply: &Reply) -> msg::Reply {
-    match reply {
-        Reply::Welcome { nick, room, members, max_text, history, topic } => msg::Reply::Welcome {
+/// The native form of a reply; `None` for answers to commands the native protocol has
+/// no request for (no native session can cause them).
+fn reply_body(reply: &Reply) -> Option<msg::Reply> {
+    Some(match reply {
+        Reply::Welcome { nick, room, members, max_text, history, topic, .. } => msg::Reply::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_string(),
             room: room.to_string(),
@@ -520,7 +559,7 @@ fn reply_body(reply: &Reply) -> msg::Reply {
             msg::Reply::History { room: room.to_string(), messages: entries(messages) }
         }
         Reply::Parted { room } => msg::Reply::Parted { room: room.to_string() },
-        Reply::Said { room, seq, at } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
+        Reply::Said { room, seq, at, .. } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
         Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },
         Reply::Who { room, members } => msg::Reply::Who { room: room.to_string(), members: names(members) },
         Reply::Rooms(rooms) => msg::Reply::Rooms {
@@ -552,5 +591,14 @@ fn reply_body(reply: &Reply) -> msg::Reply {
         Reply::PasswordChanged => msg::Reply::PasswordChanged,
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
-    }
+        Reply::Modes { .. }
+        | Reply::ModesSet { .. }
+        | Reply::Bans { .. }
+        | Reply::Invited { .. }
+        | Reply::Away { .. }
+        | Reply::Whois(_)
+        | Reply::Stats(_)
+        | Reply::Opered
+        | Reply::Described => return None,
+    })
 }

@@ -22,6 +22,8 @@ pub struct TestServer {
     pub native: SocketAddr,
     pub line_tls: Option<SocketAddr>,
     pub native_tls: Option<SocketAddr>,
+    pub irc: Option<SocketAddr>,
+    pub irc_tls: Option<SocketAddr>,
     /// The TLS certificate's SHA-256 fingerprint, when a TLS listener exists.
     pub fingerprint: Option<String>,
     /// The TLS state, to reload the certificate as SIGHUP would.
@@ -53,6 +55,8 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
             Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into() },
             Listener { kind: ListenerKind::Line, tls: true, addr: "127.0.0.1:0".into() },
             Listener { kind: ListenerKind::Native, tls: true, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Irc, tls: false, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Irc, tls: true, addr: "127.0.0.1:0".into() },
         ],
         ..Config::default()
     };
@@ -62,6 +66,7 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
     let find = |kind, tls| addrs.iter().find(|b| b.kind == kind && b.tls == tls).map(|b| b.addr);
     let (line, native) = (find(ListenerKind::Line, false), find(ListenerKind::Native, false));
     let (line_tls, native_tls) = (find(ListenerKind::Line, true), find(ListenerKind::Native, true));
+    let (irc, irc_tls) = (find(ListenerKind::Irc, false), find(ListenerKind::Irc, true));
     let tls = server.tls();
     let fingerprint = tls.as_ref().map(parley_server::Tls::fingerprint);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -78,6 +83,8 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
         native: native.expect("a native listener"),
         line_tls,
         native_tls,
+        irc,
+        irc_tls,
         fingerprint,
         tls,
         stop: Some(stop),
@@ -322,6 +329,118 @@ impl LineClient {
         self.send("/who").await;
         let line = self.next_line().await.expect("a line");
         assert!(line.starts_with("Users in "), "expected only the /who answer, got {line:?}");
+    }
+}
+
+/// An IRC client speaking raw lines.
+pub struct IrcClient {
+    pub reader: BufReader<Reader>,
+    pub writer: Writer,
+    /// Every line read so far, for failure messages.
+    pub seen: Vec<String>,
+}
+
+impl IrcClient {
+    pub async fn connect(addr: SocketAddr) -> IrcClient {
+        let stream = TcpStream::connect(addr).await.expect("connects");
+        let (reader, writer) = stream.into_split();
+        IrcClient { reader: BufReader::new(Box::new(reader)), writer: Box::new(writer), seen: Vec::new() }
+    }
+
+    pub async fn connect_tls(addr: SocketAddr, fingerprint: &str) -> IrcClient {
+        let (reader, writer, _) = connect_tls(addr, fingerprint).await;
+        IrcClient { reader: BufReader::new(reader), writer, seen: Vec::new() }
+    }
+
+    /// Connects, registers as `nick` (after asking for `caps`, if any) and reads up to
+    /// the end of the lobby's NAMES.
+    pub async fn join(addr: SocketAddr, nick: &str, caps: &str) -> IrcClient {
+        let mut client = IrcClient::connect(addr).await;
+        client.register(nick, caps).await;
+        client
+    }
+
+    pub async fn register(&mut self, nick: &str, caps: &str) {
+        if !caps.is_empty() {
+            self.send(&format!("CAP REQ :{caps}")).await;
+        }
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :{nick} the tester")).await;
+        if !caps.is_empty() {
+            self.expect(" ACK ").await;
+            self.send("CAP END").await;
+        }
+        self.expect(" 001 ").await;
+        self.expect(" 366 ").await;
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.writer.write_all(format!("{line}\r\n").as_bytes()).await.expect("sends");
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("sends");
+    }
+
+    /// The next line without its CRLF; `None` at the end of the stream.
+    pub async fn next_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = tokio::time::timeout(WAIT, self.reader.read_line(&mut line))
+            .await
+            .unwrap_or_else(|_| panic!("a line in time; seen so far: {:#?}", self.seen))
+            .expect("readable");
+        if n == 0 {
+            return None;
+        }
+        assert!(line.ends_with("\r\n"), "a whole IRC line: {line:?}");
+        line.truncate(line.len() - 2);
+        assert!(line.len() <= 512 || line.starts_with('@'), "a line within 512 bytes: {line:?}");
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
+    /// Reads lines until one contains `part`; returns it.
+    pub async fn expect(&mut self, part: &str) -> String {
+        loop {
+            match self.next_line().await {
+                Some(line) if line.contains(part) => return line,
+                Some(_) => {}
+                None => panic!("stream ended waiting for {part:?}; seen {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Reads lines until one contains `part`, returning those before it too.
+    pub async fn collect_until(&mut self, part: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            match self.next_line().await {
+                Some(line) => {
+                    let done = line.contains(part);
+                    lines.push(line);
+                    if done {
+                        return lines;
+                    }
+                }
+                None => panic!("stream ended waiting for {part:?}; seen {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Proves nothing else is queued: a PING is answered next.
+    pub async fn expect_nothing_more(&mut self) {
+        self.send("PING :nothing-more").await;
+        let line = self.next_line().await.expect("a line");
+        assert!(line.ends_with("PONG parley.local :nothing-more"), "expected only the PONG, got {line:?}");
+    }
+
+    /// Waits for the server to close the connection, returning what came before.
+    pub async fn expect_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.next_line().await {
+            lines.push(line);
+        }
+        lines
     }
 }
 

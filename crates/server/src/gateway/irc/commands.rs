@@ -1,0 +1,636 @@
+//! A registered IRC session's input: each line parsed, checked, and turned into hub
+//! commands (with the [`Context`] their answers need) or answered by the gateway itself
+//! through [`Session::relay`], so every answer keeps its place in line.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parley_hub::{Action, Command, Cursor, Kind, ModeChange, Nick, RoomMode, Session, Throttle};
+use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
+use parley_proto::line::{LineDecoder, LineError};
+use tokio::io::AsyncRead;
+use tokio::time::Instant;
+
+use super::register::cap;
+use super::wire::Lines;
+use super::{source_str, wire_param, Context, Link};
+use crate::gateway::{pace, read_more, ReadEnd, EXCESS_FLOOD, PING_TIMEOUT};
+
+/// The longest topic kept, as `TOPICLEN` says.
+const TOPIC_LEN: usize = 390;
+
+/// The longest away message kept, as `AWAYLEN` says.
+const AWAY_LEN: usize = 390;
+
+/// The most targets of one PRIVMSG or NOTICE (`TARGMAX`).
+const MAX_TARGETS: usize = 4;
+
+/// The most mode changes with an argument in one MODE (`MODES`).
+const MAX_MODES: usize = 4;
+
+/// A connection's input: the bytes read and the bounded line decoder.
+pub(super) struct Input {
+    buf: BytesMut,
+    decoder: LineDecoder,
+}
+
+/// What [`Input::next`] found.
+pub(super) enum Read {
+    /// The client closed the connection.
+    Closed,
+    /// A message.
+    Message(Message),
+    /// A line that is not one, with the answer to give.
+    Refused(Bytes),
+}
+
+impl Input {
+    pub(super) fn new() -> Input {
+        Input { buf: BytesMut::new(), decoder: LineDecoder::new(MAX_LINE_WITH_TAGS) }
+    }
+
+    /// Whether the client opened with a TLS ClientHello (record type 22, version 3.x),
+    /// which would otherwise sit here as an endless line until the deadline.
+    pub(super) async fn starts_with_tls<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> io::Result<bool> {
+        if self.buf.is_empty() && read_more(reader, &mut self.buf).await? == 0 {
+            return Ok(false);
+        }
+        Ok(self.buf.starts_with(&[0x16, 0x03]))
+    }
+
+    /// The next message; lines that are not messages are answered, never dropped in
+    /// silence (but for empty lines, which clients send as keepalives).
+    pub(super) async fn next<R: AsyncRead + Unpin>(&mut self, reader: &mut R, link: &Link) -> io::Result<Read> {
+        loop {
+            let decoded = match self.decoder.decode(&mut self.buf) {
+                Ok(None) => {
+                    if read_more(reader, &mut self.buf).await? == 0 {
+                        match self.decoder.decode_eof(&mut self.buf) {
+                            Ok(Some(line)) => Ok(line),
+                            Ok(None) | Err(_) => return Ok(Read::Closed),
+                        }
+                    } else {
+                        continue;
+                    }
+                }
+                Ok(Some(line)) => Ok(line),
+                Err(e) => Err(e),
+            };
+            let mut lines = Lines::new(link);
+            let line = match decoded {
+                Ok(line) => line,
+                Err(LineError::TooLong { .. }) => {
+                    lines.numeric("417", &[], "Input line was too long");
+                    return Ok(Read::Refused(lines.text.into()));
+                }
+                Err(LineError::InvalidUtf8) => {
+                    let server = link.server.name.clone();
+                    lines.from(&server, "FAIL", &["*", "INVALID_UTF8"], Some("Message rejected: not UTF-8"), "");
+                    return Ok(Read::Refused(lines.text.into()));
+                }
+            };
+            match Message::parse(&line) {
+                Ok(message) => return Ok(Read::Message(message)),
+                Err(ParseError::Empty) => continue,
+                Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
+                    lines.numeric("417", &[], "Input line was too long");
+                }
+                Err(ParseError::NoCommand | ParseError::BadCommand) => {
+                    let word = line.split_whitespace().find(|w| !w.starts_with(['@', ':'])).unwrap_or("*");
+                    lines.numeric("421", &[&wire_param(word)], "Unknown command");
+                }
+            }
+            return Ok(Read::Refused(lines.text.into()));
+        }
+    }
+}
+
+/// Turns IRC lines into hub commands until the client leaves.
+pub(super) async fn read_loop<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    input: &mut Input,
+    session: &Session,
+    link: &Link,
+    mut throttle: Throttle,
+    (idle_ping, idle_timeout): (Duration, Duration),
+) -> ReadEnd {
+    let mut heard = Instant::now();
+    let mut pinged = false;
+    loop {
+        // Cancel-safe: `Input::next` keeps everything it has read in its buffer.
+        let deadline = heard + if pinged { idle_timeout } else { idle_ping };
+        let read = match tokio::time::timeout_at(deadline, input.next(reader, link)).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return ReadEnd::Io(e),
+            Err(_) if !pinged => {
+                pinged = true;
+                let ping = format!("PING :{}\r\n", link.server.name);
+                if session.relay(ping.into()).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+            Err(_) => {
+                let _ = session.relay(closing(link, "Ping timeout")).await;
+                return ReadEnd::Limit(PING_TIMEOUT);
+            }
+        };
+        (heard, pinged) = (Instant::now(), false);
+        let message = match read {
+            Read::Closed => return ReadEnd::Closed,
+            Read::Refused(bytes) => {
+                if session.relay(bytes).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
+            Read::Message(message) => message,
+        };
+        if !pace(&mut throttle).await {
+            let _ = session.relay(closing(link, "Excess Flood")).await;
+            return ReadEnd::Limit(EXCESS_FLOOD);
+        }
+        match dispatch(&message, session, link).await {
+            Ok(Flow::Go) => {}
+            Ok(Flow::Quit) => return ReadEnd::Quit,
+            Err(Gone) => return ReadEnd::Closed,
+        }
+    }
+}
+
+fn closing(link: &Link, why: &str) -> Bytes {
+    format!("ERROR :Closing link: {} ({why})\r\n", source_str(&link.me())).into()
+}
+
+/// Whether the session goes on.
+enum Flow {
+    Go,
+    Quit,
+}
+
+/// The hub has stopped: the session is over.
+struct Gone;
+
+/// What one command becomes.
+struct Out<'a> {
+    session: &'a Session,
+    link: &'a Link,
+}
+
+impl Out<'_> {
+    async fn command(&self, context: Context, command: Command) -> Result<(), Gone> {
+        let req = self.link.expect(context);
+        self.session.send(req, command).await.map_err(|_| Gone)
+    }
+
+    async fn relay(&self, lines: Lines<'_>) -> Result<(), Gone> {
+        if lines.text.is_empty() {
+            return Ok(());
+        }
+        self.session.relay(lines.text.into()).await.map_err(|_| Gone)
+    }
+
+    fn lines(&self) -> Lines<'_> {
+        Lines::new(self.link)
+    }
+
+    async fn numeric(&self, code: &str, params: &[&str], text: &str) -> Result<(), Gone> {
+        let mut lines = self.lines();
+        lines.numeric(code, params, text);
+        self.relay(lines).await
+    }
+
+    async fn need_more(&self, command: &str) -> Result<(), Gone> {
+        self.numeric("461", &[command], "Not enough parameters").await
+    }
+}
+
+/// The room a channel names, or `None` when it does not start with `#`.
+fn room_of(channel: &str) -> Option<String> {
+    channel.strip_prefix('#').map(str::to_owned)
+}
+
+/// Cuts text to at most `max` bytes on a character boundary.
+fn cut(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<Flow, Gone> {
+    let out = Out { session, link };
+    let command = message.command.to_ascii_uppercase();
+    let param = |i: usize| message.param(i).filter(|p| !p.is_empty());
+    match command.as_str() {
+        "PRIVMSG" | "NOTICE" => {
+            let notice = command == "NOTICE";
+            let Some(targets) = param(0) else {
+                return out.numeric("411", &[], &format!("No recipient given ({command})")).await.map(|()| Flow::Go);
+            };
+            let Some(text) = param(1) else {
+                return out.numeric("412", &[], "No text to send").await.map(|()| Flow::Go);
+            };
+            let (kind, text) = match ctcp_action(text) {
+                Some(action) => (Kind::Action, action.to_owned()),
+                None if notice => (Kind::Notice, text.to_owned()),
+                None => (Kind::Text, text.to_owned()),
+            };
+            let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
+            if targets.len() > MAX_TARGETS {
+                let first = targets[MAX_TARGETS];
+                return out.numeric("407", &[&wire_param(first)], "Too many recipients").await.map(|()| Flow::Go);
+            }
+            for target in targets {
+                let context = Context::Privmsg { target: target.to_owned() };
+                let command = match room_of(target) {
+                    Some(room) => Command::Say { room: Some(room), kind, text: text.clone() },
+                    None => Command::Whisper { to: target.to_owned(), kind, text: text.clone() },
+                };
+                out.command(context, command).await?;
+            }
+        }
+        "JOIN" => {
+            let Some(channels) = param(0) else {
+                return out.need_more("JOIN").await.map(|()| Flow::Go);
+            };
+            if channels == "0" {
+                out.numeric("403", &["0"], "JOIN 0 is not supported; PART each channel").await?;
+                return Ok(Flow::Go);
+            }
+            let mut keys = param(1).unwrap_or("").split(',');
+            for channel in channels.split(',').filter(|c| !c.is_empty()) {
+                let key = keys.next().filter(|k| !k.is_empty()).map(str::to_owned);
+                match room_of(channel) {
+                    Some(room) => {
+                        let context = Context::Join { channel: channel.to_owned() };
+                        out.command(context, Command::Join { room, exclusive: false, key }).await?;
+                    }
+                    None => out.numeric("403", &[&wire_param(channel)], "No such channel").await?,
+                }
+            }
+        }
+        "PART" => {
+            let Some(channels) = param(0) else {
+                return out.need_more("PART").await.map(|()| Flow::Go);
+            };
+            let reason = param(1).map(str::to_owned);
+            for channel in channels.split(',').filter(|c| !c.is_empty()) {
+                match room_of(channel) {
+                    Some(room) => {
+                        let context = Context::Part { channel: channel.to_owned(), reason: reason.clone() };
+                        out.command(context, Command::Part { room: Some(room) }).await?;
+                    }
+                    None => out.numeric("403", &[&wire_param(channel)], "No such channel").await?,
+                }
+            }
+        }
+        "TOPIC" => {
+            let Some(channel) = param(0) else {
+                return out.need_more("TOPIC").await.map(|()| Flow::Go);
+            };
+            let Some(room) = room_of(channel) else {
+                return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);
+            };
+            let text = message.param(1).map(|t| cut(t, TOPIC_LEN));
+            out.command(Context::Topic { channel: channel.to_owned() }, Command::Topic { room: Some(room), text })
+                .await?;
+        }
+        "NAMES" => match param(0) {
+            None => out.numeric("366", &["*"], "End of /NAMES list.").await?,
+            Some(channels) => {
+                for channel in channels.split(',').filter(|c| !c.is_empty()) {
+                    let context = Context::Names { channel: channel.to_owned() };
+                    match room_of(channel) {
+                        Some(room) => out.command(context, Command::Who { room: Some(room) }).await?,
+                        None => out.numeric("366", &[&wire_param(channel)], "End of /NAMES list.").await?,
+                    }
+                }
+            }
+        },
+        "WHO" => {
+            let mask = param(0).unwrap_or("*");
+            match room_of(mask) {
+                Some(room) => {
+                    out.command(Context::Who { mask: mask.to_owned() }, Command::Who { room: Some(room) }).await?;
+                }
+                None if mask.contains(['*', '?']) || mask == "0" => {
+                    out.numeric("315", &[&wire_param(mask)], "End of /WHO list.").await?;
+                }
+                None => {
+                    let context = Context::WhoNick { mask: mask.to_owned() };
+                    out.command(context, Command::Whois { nick: mask.to_owned() }).await?;
+                }
+            }
+        }
+        "WHOIS" => {
+            // `WHOIS server nick` asks a given server; there is one.
+            let Some(nick) = param(1).or_else(|| param(0)) else {
+                return out.numeric("431", &[], "No nickname given").await.map(|()| Flow::Go);
+            };
+            let nick = nick.split(',').next().unwrap_or(nick).to_owned();
+            out.command(Context::Whois { nick: nick.clone() }, Command::Whois { nick }).await?;
+        }
+        "WHOWAS" => {
+            let Some(nick) = param(0) else {
+                return out.numeric("431", &[], "No nickname given").await.map(|()| Flow::Go);
+            };
+            let mut lines = out.lines();
+            lines.numeric("406", &[&wire_param(nick)], "There was no such nickname");
+            lines.numeric("369", &[&wire_param(nick)], "End of WHOWAS");
+            out.relay(lines).await?;
+        }
+        "LIST" => {
+            let channels = param(0).map(|c| c.split(',').map(str::to_owned).collect()).unwrap_or_default();
+            out.command(Context::List { channels }, Command::Rooms).await?;
+        }
+        "MODE" => {
+            let Some(target) = param(0) else {
+                return out.need_more("MODE").await.map(|()| Flow::Go);
+            };
+            match room_of(target) {
+                Some(room) => channel_mode(&out, target, &room, &message.params[1..]).await?,
+                None => user_mode(&out, target, param(1)).await?,
+            }
+        }
+        "KICK" => {
+            let (Some(channel), Some(nicks)) = (param(0), param(1)) else {
+                return out.need_more("KICK").await.map(|()| Flow::Go);
+            };
+            let Some(room) = room_of(channel) else {
+                return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);
+            };
+            let reason = param(2).map(str::to_owned);
+            for nick in nicks.split(',').filter(|n| !n.is_empty()) {
+                let action = Action::Kick { nick: nick.to_owned(), reason: reason.clone() };
+                let context = Context::Kick { channel: channel.to_owned() };
+                out.command(context, Command::Moderate { room: Some(room.clone()), action }).await?;
+            }
+        }
+        "INVITE" => {
+            let (Some(nick), Some(channel)) = (param(0), param(1)) else {
+                return out.need_more("INVITE").await.map(|()| Flow::Go);
+            };
+            let Some(room) = room_of(channel) else {
+                return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);
+            };
+            let context = Context::Invite { channel: channel.to_owned() };
+            out.command(context, Command::Invite { nick: nick.to_owned(), room: Some(room) }).await?;
+        }
+        "AWAY" => {
+            let text = param(0).map(|t| cut(t, AWAY_LEN));
+            out.command(Context::Away, Command::Away { text }).await?;
+        }
+        "NICK" => match param(0) {
+            None => out.numeric("431", &[], "No nickname given").await?,
+            Some(nick) => out.command(Context::Nick, Command::Nick { nick: nick.to_owned() }).await?,
+        },
+        "LUSERS" => out.command(Context::Lusers, Command::Stats).await?,
+        "MOTD" => {
+            let mut lines = out.lines();
+            lines.motd();
+            out.relay(lines).await?;
+        }
+        "VERSION" => {
+            let mut lines = out.lines();
+            let name = link.server.name.clone();
+            lines.numeric("351", &[super::VERSION, &name], "Parley chat server");
+            for tokens in &link.server.isupport {
+                let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+                lines.numeric("005", &tokens, "are supported by this server");
+            }
+            out.relay(lines).await?;
+        }
+        "TIME" => {
+            let now = chrono::Utc::now().format("%A %B %d %Y -- %H:%M:%S +00:00").to_string();
+            out.numeric("391", &[&link.server.name.clone()], &now).await?;
+        }
+        "LINKS" => {
+            let mut lines = out.lines();
+            let (name, network) = (link.server.name.clone(), link.server.network.clone());
+            lines.numeric("364", &[&name, &name], &format!("0 {network}"));
+            lines.numeric("365", &["*"], "End of /LINKS list.");
+            out.relay(lines).await?;
+        }
+        "OPER" => {
+            let (Some(name), Some(password)) = (param(0), param(1)) else {
+                return out.need_more("OPER").await.map(|()| Flow::Go);
+            };
+            match link.server.opers.iter().find(|o| o.name == name) {
+                None => out.numeric("491", &[], "No O-lines for your host").await?,
+                Some(oper) if !same_secret(&oper.password, password) => {
+                    out.numeric("464", &[], "Password incorrect").await?;
+                }
+                Some(_) => out.command(Context::Oper, Command::Oper).await?,
+            }
+        }
+        "CHATHISTORY" => chathistory(&out, &message.params).await?,
+        "PING" => {
+            let Some(token) = message.param(0) else {
+                return out.numeric("409", &[], "No origin specified").await.map(|()| Flow::Go);
+            };
+            let mut lines = out.lines();
+            let name = link.server.name.clone();
+            lines.from(&name, "PONG", &[&name], Some(token), "");
+            out.relay(lines).await?;
+        }
+        "PONG" => {}
+        "CAP" => {
+            let mut lines = out.lines();
+            let mut negotiating = false;
+            cap(message, link, &mut lines, &mut negotiating);
+            out.relay(lines).await?;
+        }
+        "USER" | "PASS" => out.numeric("462", &[], "You may not reregister").await?,
+        "AUTHENTICATE" => out.numeric("907", &[], "You have already registered; SASL is only before that").await?,
+        "TAGMSG" => {
+            // Client-only tags (typing notifications, reactions) are not relayed; the
+            // capability list does not offer them.
+        }
+        "QUIT" => {
+            let reason = param(0).map(str::to_owned);
+            let req = link.expect(Context::Quit { reason: reason.clone() });
+            return session.quit(req, reason).await.map(|()| Flow::Quit).map_err(|_| Gone);
+        }
+        other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,
+    }
+    Ok(Flow::Go)
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    let mut difference = a.len() ^ b.len();
+    for (i, byte) in b.iter().enumerate() {
+        difference |= usize::from(a.get(i).copied().unwrap_or(0) ^ byte);
+    }
+    difference == 0
+}
+
+async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result<(), Gone> {
+    let me = out.link.me();
+    if !target.eq_ignore_ascii_case(&me) {
+        return out.numeric("502", &[], "Can't change mode for other users").await;
+    }
+    let Some(changes) = changes else {
+        return out.numeric("221", &["+i"], "").await.map(drop);
+    };
+    // Users are invisible already: nobody outside a shared channel can list them. So `+i`
+    // is always on, and other user modes are not offered.
+    let unknown = changes.chars().find(|c| !matches!(c, '+' | '-' | 'i'));
+    match unknown {
+        Some(letter) => out.numeric("501", &[], &format!("Unknown MODE flag {letter}")).await,
+        None => Ok(()),
+    }
+}
+
+/// `MODE #channel [changes [arguments]]`: a query, the ban list, or changes. Operator
+/// and ban changes are moderation (durable, audited); the rest one hub command.
+async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String]) -> Result<(), Gone> {
+    let Some(changes) = rest.first().filter(|c| !c.is_empty()) else {
+        let context = Context::Mode { channel: channel.to_owned(), letter: '*', target: String::new() };
+        return out.command(context, Command::Modes { room: room.to_owned() }).await;
+    };
+    let mut arguments = rest[1..].iter();
+    let mut set = true;
+    let mut settings = Vec::new();
+    let mut with_argument = 0;
+    for letter in changes.chars() {
+        let context = |target: &str| Context::Mode { channel: channel.to_owned(), letter, target: target.to_owned() };
+        match letter {
+            '+' => set = true,
+            '-' => set = false,
+            'o' | 'v' | 'b' | 'k' | 'l' => {
+                let needs = letter != 'l' || set;
+                let argument = if needs { arguments.next().cloned() } else { None };
+                if needs {
+                    with_argument += 1;
+                    if with_argument > MAX_MODES {
+                        break;
+                    }
+                }
+                match (letter, argument) {
+                    ('b', None) => {
+                        out.command(context(""), Command::Bans { room: room.to_owned() }).await?;
+                    }
+                    ('o', Some(nick)) => {
+                        let action =
+                            if set { Action::Op { nick: nick.clone() } } else { Action::Deop { nick: nick.clone() } };
+                        out.command(context(&nick), Command::Moderate { room: Some(room.to_owned()), action }).await?;
+                    }
+                    ('b', Some(mask)) => {
+                        let action = if set {
+                            Action::Ban { mask: mask.clone(), duration: None, reason: None }
+                        } else {
+                            Action::Unban { mask: mask.clone() }
+                        };
+                        out.command(context(&mask), Command::Moderate { room: Some(room.to_owned()), action }).await?;
+                    }
+                    ('v', Some(nick)) => match Nick::parse(&nick, usize::MAX) {
+                        Ok(nick) => settings.push(ModeChange { set, mode: RoomMode::Voice(nick) }),
+                        Err(_) => out.numeric("401", &[&wire_param(&nick)], "No such nick/channel").await?,
+                    },
+                    ('k', key) if !set => {
+                        settings.push(ModeChange { set, mode: RoomMode::Key(key.unwrap_or_default()) })
+                    }
+                    ('k', Some(key)) => settings.push(ModeChange { set, mode: RoomMode::Key(key) }),
+                    ('l', None) => settings.push(ModeChange { set, mode: RoomMode::Limit(0) }),
+                    ('l', Some(limit)) => match limit.parse::<usize>() {
+                        Ok(limit) if limit > 0 => settings.push(ModeChange { set, mode: RoomMode::Limit(limit) }),
+                        _ => {
+                            let params = [channel, "l", &wire_param(&limit)];
+                            out.numeric("696", &params, "The limit must be a number above 0").await?;
+                        }
+                    },
+                    (letter, None) => {
+                        let params = [channel, &letter.to_string(), "*"];
+                        out.numeric("696", &params, "This mode needs a parameter").await?;
+                    }
+                    _ => {}
+                }
+            }
+            'm' => settings.push(ModeChange { set, mode: RoomMode::Moderated }),
+            's' => settings.push(ModeChange { set, mode: RoomMode::Secret }),
+            't' => settings.push(ModeChange { set, mode: RoomMode::TopicLocked }),
+            'i' => settings.push(ModeChange { set, mode: RoomMode::InviteOnly }),
+            // Messages only come from members: +n is always on.
+            'n' if set => {}
+            'n' => out.numeric("472", &["n"], "is always set: only members may send to a channel").await?,
+            other => out.numeric("472", &[&other.to_string()], "is an unknown mode char to me").await?,
+        }
+    }
+    if !settings.is_empty() {
+        let context = Context::Mode { channel: channel.to_owned(), letter: '*', target: String::new() };
+        out.command(context, Command::Mode { room: room.to_owned(), changes: settings }).await?;
+    }
+    Ok(())
+}
+
+/// `CHATHISTORY LATEST|BEFORE|AFTER target reference limit`, with `msgid=` references
+/// (`MSGREFTYPES=msgid`) or `*` for LATEST.
+async fn chathistory(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
+    let fail = |code: &str, text: &str, target: &str| {
+        let mut lines = out.lines();
+        let server = out.link.server.name.clone();
+        lines.from(&server, "FAIL", &["CHATHISTORY", code, &wire_param(target)], Some(text), "");
+        lines
+    };
+    let [sub, target, reference, limit, ..] = params else {
+        return out.need_more("CHATHISTORY").await;
+    };
+    let sub = sub.to_ascii_uppercase();
+    let Ok(limit) = limit.parse::<usize>() else {
+        return out.relay(fail("INVALID_PARAMS", "the limit must be a number", target)).await;
+    };
+    let seq = if reference == "*" {
+        None
+    } else {
+        match reference.strip_prefix("msgid=").and_then(|id| id.rsplit_once('/')).and_then(|(_, s)| s.parse().ok()) {
+            Some(seq) => Some(seq),
+            None => {
+                let why = "use msgid= references from this server, or * (timestamps are not supported)";
+                return out.relay(fail("INVALID_PARAMS", why, target)).await;
+            }
+        }
+    };
+    let cursor = match (sub.as_str(), seq) {
+        ("LATEST", None) => Cursor::Latest,
+        ("LATEST", Some(seq)) => Cursor::After(seq),
+        ("BEFORE", Some(seq)) => Cursor::Before(seq),
+        ("AFTER", Some(seq)) => Cursor::After(seq),
+        ("BEFORE" | "AFTER", None) => {
+            return out.relay(fail("INVALID_PARAMS", "BEFORE and AFTER need a msgid", target)).await;
+        }
+        _ => {
+            let why = "LATEST, BEFORE and AFTER are supported";
+            return out.relay(fail("INVALID_PARAMS", why, target)).await;
+        }
+    };
+    let context = Context::ChatHistory { target: target.clone() };
+    let command = match room_of(target) {
+        Some(room) => Command::History { room: Some(room), cursor, limit },
+        None => Command::Conversation { with: target.clone(), cursor, limit },
+    };
+    out.command(context, command).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("hunter2", "hunter2"));
+        assert!(!same_secret("hunter2", "hunter"));
+        assert!(!same_secret("hunter2", "hunter22"));
+        assert!(!same_secret("hunter2", ""));
+    }
+
+    #[test]
+    fn topics_are_cut_on_character_boundaries() {
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("hello", 10), "hello");
+    }
+}

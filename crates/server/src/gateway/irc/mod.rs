@@ -1,0 +1,348 @@
+//! The IRC gateway: RFC 1459/2812 as clients use them, with IRCv3 capabilities, so that
+//! irssi, WeeChat, HexChat and bots join the same rooms as everyone else. A room `name`
+//! is the channel `#name`. Specified for users in docs/IRC.md.
+//!
+//! Everyone appears as `nick!~u@parley` ([`USER`], [`HOST`]): Parley does not show
+//! addresses to other users, and the same mask for every gateway keeps IRC users of
+//! line and native users ordinary nicks.
+
+mod caps;
+mod commands;
+mod register;
+mod wire;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use parley_hub::{Nick, Outbox, Throttle, Timestamp};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::{drive, linger, Ending, Refusal};
+use crate::server::Shared;
+
+/// The user part of everyone's mask.
+pub(crate) const USER: &str = "~u";
+
+/// The host part of everyone's mask.
+pub(crate) const HOST: &str = "parley";
+
+/// The server's version, as `002`, `004` and `VERSION` give it.
+pub(crate) const VERSION: &str = concat!("parley-", env!("CARGO_PKG_VERSION"));
+
+/// `nick!~u@parley`.
+pub(crate) fn source(nick: &Nick) -> String {
+    source_str(nick.as_str())
+}
+
+/// [`source`] for a nick as text.
+pub(crate) fn source_str(nick: &str) -> String {
+    format!("{nick}!{USER}@{HOST}")
+}
+
+/// Text safe in a trailing parameter: no line breaks or NUL from other gateways' users.
+pub(crate) fn clean(text: &str) -> String {
+    text.chars().map(|c| if matches!(c, '\r' | '\n' | '\0') { ' ' } else { c }).collect()
+}
+
+/// A word from the client as a numeric parameter: never empty, never with a space.
+pub(crate) fn wire_param(text: &str) -> String {
+    let word: String = text.chars().filter(|c| !c.is_whitespace() && !c.is_control()).take(64).collect();
+    if word.is_empty() {
+        "*".to_owned()
+    } else {
+        word
+    }
+}
+
+/// What the server says about itself to IRC clients, built once at start.
+pub(crate) struct Identity {
+    pub(crate) name: String,
+    pub(crate) network: String,
+    pub(crate) motd: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) opers: Vec<crate::config::Oper>,
+    pub(crate) started: Timestamp,
+    /// The `005` tokens, a line's worth each.
+    pub(crate) isupport: Vec<Vec<String>>,
+    pub(crate) max_nick: usize,
+}
+
+impl Identity {
+    pub(crate) fn new(irc: &crate::config::Irc, limits: &crate::config::Limits) -> Identity {
+        let tokens = vec![
+            "AWAYLEN=390".to_owned(),
+            "CASEMAPPING=ascii".to_owned(),
+            format!("CHANLIMIT=#:{}", limits.max_rooms_per_session),
+            "CHANMODES=b,k,l,imnst".to_owned(),
+            format!("CHANNELLEN={}", limits.max_room_len + 1),
+            "CHANTYPES=#".to_owned(),
+            format!("CHATHISTORY={}", parley_hub::MAX_HISTORY_PAGE),
+            "ELIST=".to_owned(),
+            "KICKLEN=390".to_owned(),
+            "MODES=4".to_owned(),
+            "MSGREFTYPES=msgid".to_owned(),
+            format!("NETWORK={}", irc.network),
+            format!("NICKLEN={}", limits.max_nick_len),
+            "PREFIX=(ov)@+".to_owned(),
+            "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1,LIST:".to_owned(),
+            "TOPICLEN=390".to_owned(),
+            "UTF8ONLY".to_owned(),
+        ];
+        Identity {
+            name: irc.server_name.clone(),
+            network: irc.network.clone(),
+            motd: irc.motd.clone(),
+            password: irc.password.clone(),
+            opers: irc.opers.clone(),
+            started: chrono::Utc::now(),
+            isupport: tokens.chunks(12).map(<[String]>::to_vec).collect(),
+            max_nick: limits.max_nick_len,
+        }
+    }
+}
+
+/// What an answer from the hub answers: recorded by the reader under the request's id,
+/// so the wire can write the numerics that command expects.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Context {
+    /// Nothing particular (registration, or a command answered by an event).
+    #[default]
+    None,
+    Join {
+        channel: String,
+    },
+    Part {
+        channel: String,
+        reason: Option<String>,
+    },
+    Privmsg {
+        target: String,
+    },
+    Names {
+        channel: String,
+    },
+    Who {
+        mask: String,
+    },
+    WhoNick {
+        mask: String,
+    },
+    Whois {
+        nick: String,
+    },
+    Topic {
+        channel: String,
+    },
+    List {
+        channels: Vec<String>,
+    },
+    Mode {
+        channel: String,
+        letter: char,
+        target: String,
+    },
+    Kick {
+        channel: String,
+    },
+    Invite {
+        channel: String,
+    },
+    Nick,
+    Away,
+    Lusers,
+    ChatHistory {
+        target: String,
+    },
+    Oper,
+    Quit {
+        reason: Option<String>,
+    },
+}
+
+impl Context {
+    /// The channel the command was about, for numerics that name it.
+    fn channel(&self) -> Option<&str> {
+        match self {
+            Context::Join { channel }
+            | Context::Part { channel, .. }
+            | Context::Names { channel }
+            | Context::Topic { channel }
+            | Context::Mode { channel, .. }
+            | Context::Kick { channel }
+            | Context::Invite { channel } => Some(channel),
+            Context::Privmsg { target } if target.starts_with('#') => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The IRC command, for standard replies (`FAIL COMMAND ...`).
+    fn command(&self) -> &'static str {
+        match self {
+            Context::None => "*",
+            Context::Join { .. } => "JOIN",
+            Context::Part { .. } => "PART",
+            Context::Privmsg { .. } => "PRIVMSG",
+            Context::Names { .. } => "NAMES",
+            Context::Who { .. } | Context::WhoNick { .. } => "WHO",
+            Context::Whois { .. } => "WHOIS",
+            Context::Topic { .. } => "TOPIC",
+            Context::List { .. } => "LIST",
+            Context::Mode { .. } => "MODE",
+            Context::Kick { .. } => "KICK",
+            Context::Invite { .. } => "INVITE",
+            Context::Nick => "NICK",
+            Context::Away => "AWAY",
+            Context::Lusers => "LUSERS",
+            Context::ChatHistory { .. } => "CHATHISTORY",
+            Context::Oper => "OPER",
+            Context::Quit { .. } => "QUIT",
+        }
+    }
+}
+
+/// What one connection's reader and wire share.
+pub(crate) struct Link {
+    pub(crate) caps: caps::Caps,
+    pub(crate) server: Arc<Identity>,
+    /// The client's nick as it knows it.
+    me: Mutex<String>,
+    /// The account it is logged in to, for `account-tag` on its echoed messages.
+    account: Mutex<Option<Nick>>,
+    /// Contexts of requests not answered yet, by request id.
+    pending: Mutex<HashMap<u64, Context>>,
+    next_request: AtomicU64,
+    next_batch: AtomicU64,
+    /// Who it was last told quit: a quitter leaves every room, and the hub tells each
+    /// room, but an IRC client must read one QUIT.
+    quit: Mutex<Option<Nick>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a single assignment or map operation.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Link {
+    pub(crate) fn new(server: Arc<Identity>) -> Link {
+        Link {
+            caps: caps::Caps::default(),
+            server,
+            me: Mutex::new("*".to_owned()),
+            account: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            next_batch: AtomicU64::new(1),
+            quit: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn me(&self) -> String {
+        lock(&self.me).clone()
+    }
+
+    pub(crate) fn set_me(&self, nick: &str) {
+        nick.clone_into(&mut lock(&self.me));
+    }
+
+    pub(crate) fn account(&self) -> Option<Nick> {
+        lock(&self.account).clone()
+    }
+
+    pub(crate) fn set_account(&self, account: Option<Nick>) {
+        *lock(&self.account) = account;
+    }
+
+    /// A request id for `context`, remembered until its answer is encoded.
+    pub(crate) fn expect(&self, context: Context) -> parley_hub::RequestId {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pending).insert(id, context);
+        parley_hub::RequestId(id)
+    }
+
+    fn take_context(&self, id: u64) -> Context {
+        lock(&self.pending).remove(&id).unwrap_or_default()
+    }
+
+    fn next_batch(&self) -> String {
+        format!("h{}", self.next_batch.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether this is the first QUIT of `nick` to show.
+    fn first_quit(&self, nick: &Nick) -> bool {
+        let mut quit = lock(&self.quit);
+        if quit.as_ref() == Some(nick) {
+            return false;
+        }
+        *quit = Some(nick.clone());
+        true
+    }
+
+    /// Someone who quit is back: their next quit shows again.
+    fn forget_quit(&self, nick: &Nick) {
+        let mut quit = lock(&self.quit);
+        if quit.as_ref() == Some(nick) {
+            *quit = None;
+        }
+    }
+
+    fn renamed(&self, old: &Nick, new: &Nick) {
+        let mut me = lock(&self.me);
+        if old.as_str().eq_ignore_ascii_case(&me) {
+            *me = new.to_string();
+        }
+    }
+}
+
+/// Serves one IRC connection.
+pub(crate) async fn serve<R, W>(
+    mut reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Ending
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let link = Arc::new(Link::new(shared.irc.clone()));
+    let outbox = Arc::new(Outbox::new(wire::IrcWire { link: link.clone() }, shared.limits.send_queue_bytes));
+    let mut input = commands::Input::new();
+    let registered = tokio::select! {
+        registered = tokio::time::timeout_at(
+            deadline,
+            register::register(&mut reader, &mut writer, &mut input, &link, &outbox, peer, shared),
+        ) => registered,
+        () = shared.stopping.cancelled() => {
+            register::goodbye(&mut writer, &link, "Server is shutting down").await;
+            return Ending::Shutdown;
+        }
+    };
+    let (session, realname) = match registered {
+        Ok(Ok(registered)) => registered,
+        Ok(Err(ending)) => return ending,
+        Err(_) => {
+            register::goodbye(&mut writer, &link, "Registration timed out").await;
+            return Ending::HandshakeTimeout;
+        }
+    };
+    tracing::debug!(%peer, session = ?session.id(), "registered over IRC");
+    let _ = session.send(link.expect(Context::None), parley_hub::Command::Describe { realname }).await;
+    let throttle = Throttle::new(shared.limits.flood(), Instant::now().into_std());
+    let idle = (shared.limits.idle_ping(), shared.limits.idle_timeout());
+    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, throttle, idle);
+    let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
+    if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
+        linger(&mut reader).await;
+    }
+    ending
+}
+
+/// What a refused connection reads before it is closed.
+pub(crate) fn refusal(why: Refusal) -> Bytes {
+    format!("ERROR :Closing link: {why}\r\n").into()
+}

@@ -1,0 +1,295 @@
+//! Registration: `CAP` negotiation, `PASS`, `NICK`, `USER` and SASL PLAIN, until the hub
+//! accepts the session. Until then there is no outbox writer, so answers are written
+//! straight to the socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use parley_hub::{HubError, Nick, Outbox, Session, Verified};
+use parley_proto::irc::Message;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::caps::{self, Cap};
+use super::commands::{Input, Read};
+use super::wire::Lines;
+use super::{source_str, Context, Link};
+use crate::gateway::Ending;
+use crate::server::Shared;
+
+/// SASL payloads come in chunks of this many base64 characters; a shorter chunk (or
+/// `+`) ends the payload.
+const SASL_CHUNK: usize = 400;
+
+/// The most a SASL PLAIN payload may be, base64 included: a nick, an account and a
+/// password with room to spare.
+const SASL_MAX: usize = 2048;
+
+/// Writes `ERROR :reason` and leaves the socket to be closed.
+pub(super) async fn goodbye<W: AsyncWrite + Unpin>(writer: &mut W, link: &Link, reason: &str) {
+    let line = format!("ERROR :Closing link: {} ({reason})\r\n", source_str(&link.me()));
+    let _ = writer.write_all(line.as_bytes()).await;
+    let _ = writer.flush().await;
+}
+
+/// What the client has told us so far.
+#[derive(Default)]
+struct Pending {
+    nick: Option<String>,
+    realname: Option<String>,
+    password: Option<String>,
+    /// In `CAP` negotiation: registration waits for `CAP END`.
+    negotiating: bool,
+    /// SASL: the mechanism chosen, and the payload gathered so far.
+    sasl: Option<String>,
+    verified: Option<Verified>,
+}
+
+/// Registers the connection with the hub; returns the session and the client's real
+/// name.
+pub(super) async fn register<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    input: &mut Input,
+    link: &Arc<Link>,
+    outbox: &Arc<Outbox>,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<(Session, String), Ending>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut pending = Pending::default();
+    let server = link.server.clone();
+    if input.starts_with_tls(reader).await.map_err(Ending::Io)? {
+        let _ = writer.write_all(b"ERROR :This port speaks plain IRC, not TLS\r\n").await;
+        return Err(Ending::Protocol("a TLS handshake on a plain-text port".to_owned()));
+    }
+    loop {
+        let message = match input.next(reader, link).await.map_err(Ending::Io)? {
+            Read::Closed => return Err(Ending::ClientClosed),
+            Read::Message(message) => message,
+            Read::Refused(bytes) => {
+                writer.write_all(&bytes).await.map_err(Ending::Io)?;
+                continue;
+            }
+        };
+        let mut lines = Lines::new(link);
+        let command = message.command.to_ascii_uppercase();
+        match command.as_str() {
+            "CAP" => cap(&message, link, &mut lines, &mut pending.negotiating),
+            "PASS" => match message.param(0) {
+                Some(password) => pending.password = Some(password.to_owned()),
+                None => lines.numeric("461", &["PASS"], "Not enough parameters"),
+            },
+            "NICK" => match message.param(0).filter(|n| !n.is_empty()) {
+                None => lines.numeric("431", &[], "No nickname given"),
+                Some(nick) => match Nick::parse(nick, server.max_nick) {
+                    Ok(_) => {
+                        link.set_me(nick);
+                        pending.nick = Some(nick.to_owned());
+                    }
+                    Err(_) => lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname"),
+                },
+            },
+            "USER" => {
+                if message.params.len() < 4 {
+                    lines.numeric("461", &["USER"], "Not enough parameters");
+                } else {
+                    let realname = message.params[3].trim();
+                    let username = message.params[0].as_str();
+                    pending.realname = Some(if realname.is_empty() { username } else { realname }.to_owned());
+                }
+            }
+            "AUTHENTICATE" => {
+                if let Some(verified) = authenticate(&message, link, &mut lines, &mut pending, shared).await {
+                    pending.verified = Some(verified);
+                }
+            }
+            "PING" => {
+                let token = message.param(0).unwrap_or("");
+                let name = server.name.clone();
+                lines.from(&name, "PONG", &[&name], Some(token), "");
+            }
+            "PONG" => {}
+            "QUIT" => {
+                goodbye(writer, link, "Client quit").await;
+                return Err(Ending::Quit);
+            }
+            other => lines.numeric("451", &[&super::wire_param(other)], "You have not registered"),
+        }
+        writer.write_all(lines.text.as_bytes()).await.map_err(Ending::Io)?;
+
+        let (Some(nick), Some(realname), false) = (&pending.nick, &pending.realname, pending.negotiating) else {
+            continue;
+        };
+        if let Some(expected) = &server.password {
+            if pending.password.as_deref() != Some(expected.as_str()) {
+                let mut lines = Lines::new(link);
+                lines.numeric("464", &[], "Password incorrect");
+                writer.write_all(lines.text.as_bytes()).await.map_err(Ending::Io)?;
+                goodbye(writer, link, "Bad password").await;
+                return Err(Ending::ServerClosed);
+            }
+        }
+        let req = link.expect(Context::None);
+        let address = Some(peer.ip());
+        let connected = match pending.verified.take() {
+            Some(verified) => shared.hub.connect_verified(verified, address, req, outbox.clone()).await,
+            None => shared.hub.connect(nick, address, req, outbox.clone()).await,
+        };
+        let mut lines = Lines::new(link);
+        match connected {
+            Ok(session) => return Ok((session, realname.clone())),
+            Err(HubError::ShuttingDown) => {
+                goodbye(writer, link, "Server is shutting down").await;
+                return Err(Ending::Shutdown);
+            }
+            Err(e @ HubError::Banned { .. }) => {
+                goodbye(writer, link, &e.to_string()).await;
+                return Err(Ending::ServerClosed);
+            }
+            Err(HubError::NickTaken(nick) | HubError::NickRegistered(nick)) => {
+                lines.numeric("433", &[&nick], "Nickname is already in use");
+                pending.nick = None;
+            }
+            Err(HubError::InvalidNick { nick, .. }) => {
+                lines.numeric("432", &[&super::wire_param(&nick)], "Erroneous nickname");
+                pending.nick = None;
+            }
+            Err(e) => {
+                goodbye(writer, link, &e.to_string()).await;
+                return Err(Ending::ServerClosed);
+            }
+        }
+        writer.write_all(lines.text.as_bytes()).await.map_err(Ending::Io)?;
+    }
+}
+
+/// `CAP LS|LIST|REQ|END`, before or after registration.
+pub(super) fn cap(message: &Message, link: &Link, lines: &mut Lines<'_>, negotiating: &mut bool) {
+    let me = link.me();
+    let server = link.server.name.clone();
+    let sub = message.param(0).unwrap_or("").to_ascii_uppercase();
+    match sub.as_str() {
+        "LS" => {
+            *negotiating = true;
+            let values = message.param(1).and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v >= 302);
+            if values {
+                link.caps.set(Cap::Notify, true);
+            }
+            let list: Vec<String> =
+                Cap::ALL.iter().map(|cap| if values { cap.advertised() } else { cap.name().to_owned() }).collect();
+            lines.from(&server, "CAP", &[&me, "LS"], Some(&list.join(" ")), "");
+        }
+        "LIST" => {
+            let list: Vec<&str> = Cap::ALL.iter().filter(|cap| link.caps.has(**cap)).map(|cap| cap.name()).collect();
+            lines.from(&server, "CAP", &[&me, "LIST"], Some(&list.join(" ")), "");
+        }
+        "REQ" => {
+            *negotiating = true;
+            let list = message.param(1).unwrap_or("");
+            let verdict = if caps::request(&link.caps, list) { "ACK" } else { "NAK" };
+            lines.from(&server, "CAP", &[&me, verdict], Some(list), "");
+        }
+        "END" => *negotiating = false,
+        _ => lines.numeric("410", &[&super::wire_param(&sub)], "Invalid CAP command"),
+    }
+}
+
+/// One `AUTHENTICATE` line: choosing PLAIN, a chunk of its payload, or `*` to abort.
+/// Returns the verified account once a whole payload checks out.
+async fn authenticate(
+    message: &Message,
+    link: &Link,
+    lines: &mut Lines<'_>,
+    pending: &mut Pending,
+    shared: &Shared,
+) -> Option<Verified> {
+    let argument = message.param(0).unwrap_or("");
+    if !link.caps.has(Cap::Sasl) {
+        lines.numeric("904", &[], "SASL authentication failed: request the sasl capability first");
+        return None;
+    }
+    if pending.verified.is_some() {
+        lines.numeric("907", &[], "You have already authenticated using SASL");
+        return None;
+    }
+    if argument == "*" {
+        pending.sasl = None;
+        lines.numeric("906", &[], "SASL authentication aborted");
+        return None;
+    }
+    let Some(gathered) = pending.sasl.as_mut() else {
+        if argument.eq_ignore_ascii_case("PLAIN") {
+            pending.sasl = Some(String::new());
+            lines.text.push_str("AUTHENTICATE +\r\n");
+        } else {
+            lines.numeric("908", &["PLAIN"], "are available SASL mechanisms");
+            lines.numeric("904", &[], "SASL authentication failed");
+        }
+        return None;
+    };
+    if argument != "+" {
+        gathered.push_str(argument);
+    }
+    if gathered.len() > SASL_MAX {
+        pending.sasl = None;
+        lines.numeric("905", &[], "SASL message too long");
+        return None;
+    }
+    if argument.len() == SASL_CHUNK {
+        return None;
+    }
+    let payload = pending.sasl.take().unwrap_or_default();
+    let Some((account, password)) = plain_credentials(&payload) else {
+        lines.numeric("904", &[], "SASL authentication failed");
+        return None;
+    };
+    match shared.hub.verify(&account, password).await {
+        Ok(verified) => {
+            let account = verified.account().to_string();
+            link.set_account(verified.account().clone().into());
+            let who = source_str(&link.me());
+            lines.numeric("900", &[&who, &account], &format!("You are now logged in as {account}"));
+            lines.numeric("903", &[], "SASL authentication successful");
+            Some(verified)
+        }
+        Err(_) => {
+            lines.numeric("904", &[], "SASL authentication failed");
+            None
+        }
+    }
+}
+
+/// The account and password in a SASL PLAIN payload (`authzid\0authcid\0password`,
+/// base64); the authorization identity, when given, must be the account.
+fn plain_credentials(payload: &str) -> Option<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let mut parts = text.split('\0');
+    let (authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || authcid.is_empty() || password.is_empty() {
+        return None;
+    }
+    if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(authcid) {
+        return None;
+    }
+    Some((authcid.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_payloads_are_read_and_checked() {
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        assert_eq!(plain_credentials(&encode("\0alice\0secret")), Some(("alice".into(), "secret".into())));
+        assert_eq!(plain_credentials(&encode("alice\0alice\0secret")), Some(("alice".into(), "secret".into())));
+        assert_eq!(plain_credentials(&encode("bob\0alice\0secret")), None, "no acting as someone else");
+        assert_eq!(plain_credentials(&encode("\0alice\0")), None);
+        assert_eq!(plain_credentials("not base64!"), None);
+    }
+}

@@ -1,0 +1,779 @@
+//! How the hub's events and answers look to an IRC client: message lines with the tags
+//! its capabilities ask for, and the numerics that answer each command.
+//!
+//! Live events are encoded once per capability profile and shared (see
+//! [`parley_hub::Wire::cache_slot_for`]); answers are encoded per session, with the
+//! [`Context`] the reader recorded for the request they answer.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use chrono::SecondsFormat;
+use parley_hub::{
+    Event, HubError, Kind, LeaveReason, Member, ModeChange, Nick, Record, Reply, RoomName, RoomSummary, Timestamp, Wire,
+};
+use parley_proto::irc::{escape_tag_value, split_text};
+
+use super::caps::{Cap, Profile};
+use super::{clean, source, Context, Link};
+
+/// IRC sessions whose clients enabled none of the event capabilities share this slot of
+/// an event's encoding cache; those that enabled all of them share the next.
+const PLAIN_SLOT: usize = 2;
+const FULL_SLOT: usize = 3;
+
+/// Room for the source, command, target and tags' separators within one 512-byte line,
+/// so that text split to fit never makes a line the client would cut.
+const LINE_ROOM: usize = 510;
+
+/// Encodes hub events for one IRC session.
+pub(crate) struct IrcWire {
+    pub(crate) link: Arc<Link>,
+}
+
+impl Wire for IrcWire {
+    fn cache_slot(&self) -> Option<usize> {
+        match self.link.caps.event_profile() {
+            Profile::Plain => Some(PLAIN_SLOT),
+            Profile::Full => Some(FULL_SLOT),
+            Profile::Mixed => None,
+        }
+    }
+
+    fn cache_slot_for(&self, event: &Event) -> Option<usize> {
+        match event {
+            // These name the session itself, or are kept apart per session (one QUIT
+            // for someone who shared several channels with it).
+            Event::NickChanged { .. } | Event::Notice { .. } | Event::Left { .. } | Event::Shutdown { .. } => None,
+            _ => self.cache_slot(),
+        }
+    }
+
+    fn encode(&self, event: &Event, out: &mut BytesMut) {
+        let mut lines = Lines::new(&self.link);
+        lines.event(event);
+        out.extend_from_slice(lines.text.as_bytes());
+    }
+}
+
+/// IRC's time format for `server-time`.
+pub(super) fn irc_time(at: &Timestamp) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A message id: the room and its seq (`lobby/42`), or `pm/SEQ` for private messages,
+/// so that CHATHISTORY can page from one.
+pub(super) fn msgid(room: Option<&RoomName>, seq: u64) -> String {
+    match room {
+        Some(room) => format!("{room}/{seq}"),
+        None => format!("pm/{seq}"),
+    }
+}
+
+/// Lines being written for one session.
+pub(super) struct Lines<'a> {
+    link: &'a Link,
+    me: String,
+    pub(super) text: String,
+}
+
+impl<'a> Lines<'a> {
+    pub(super) fn new(link: &'a Link) -> Self {
+        Self { link, me: link.me(), text: String::new() }
+    }
+
+    fn server(&self) -> &str {
+        &self.link.server.name
+    }
+
+    /// `:server CODE me params... :trailing`.
+    pub(super) fn numeric(&mut self, code: &str, params: &[&str], trailing: &str) {
+        let server = self.link.server.name.clone();
+        let _ = write!(self.text, ":{server} {code} {}", self.me);
+        for param in params {
+            let _ = write!(self.text, " {param}");
+        }
+        let _ = write!(self.text, " :{}\r\n", clean(trailing));
+    }
+
+    /// `[tags ]:source COMMAND params... [:trailing]`.
+    pub(super) fn from(&mut self, source: &str, command: &str, params: &[&str], trailing: Option<&str>, tags: &str) {
+        let _ = write!(self.text, "{tags}:{source} {command}");
+        for param in params {
+            let _ = write!(self.text, " {param}");
+        }
+        if let Some(trailing) = trailing {
+            let _ = write!(self.text, " :{}", clean(trailing));
+        }
+        self.text.push_str("\r\n");
+    }
+
+    /// The tag section (`@a=b;c=d `) for a message, as the capabilities ask.
+    pub(super) fn tags(
+        &self,
+        at: Option<&Timestamp>,
+        id: Option<&str>,
+        account: Option<&Nick>,
+        batch: Option<&str>,
+    ) -> String {
+        let caps = &self.link.caps;
+        let mut tags: Vec<(&str, String)> = Vec::new();
+        if let (Some(batch), true) = (batch, caps.has(Cap::Batch)) {
+            tags.push(("batch", batch.to_owned()));
+        }
+        if let (Some(at), true) = (at, caps.has(Cap::ServerTime)) {
+            tags.push(("time", irc_time(at)));
+        }
+        if let (Some(id), true) = (id, caps.has(Cap::MessageTags)) {
+            tags.push(("msgid", id.to_owned()));
+        }
+        if let (Some(account), true) = (account, caps.has(Cap::AccountTag)) {
+            tags.push(("account", account.to_string()));
+        }
+        if tags.is_empty() {
+            return String::new();
+        }
+        let mut section = String::from("@");
+        for (i, (key, value)) in tags.iter().enumerate() {
+            if i > 0 {
+                section.push(';');
+            }
+            section.push_str(key);
+            section.push('=');
+            escape_tag_value(value, &mut section);
+        }
+        section.push(' ');
+        section
+    }
+
+    /// A chat message as PRIVMSG or NOTICE lines (an action as CTCP ACTION), split to
+    /// fit IRC's line length.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn message(
+        &mut self,
+        tags: &str,
+        from: &Nick,
+        target: &str,
+        kind: Kind,
+        text: &str,
+        prefix: Option<&str>,
+    ) {
+        let source = source(from);
+        let command = if kind == Kind::Notice { "NOTICE" } else { "PRIVMSG" };
+        let overhead = source.len() + command.len() + target.len() + 6 + if kind == Kind::Action { 9 } else { 0 };
+        let overhead = overhead + prefix.map_or(0, str::len);
+        for piece in split_text(text, LINE_ROOM.saturating_sub(overhead)) {
+            let body = match (kind, prefix) {
+                (Kind::Action, Some(prefix)) => format!("\u{1}ACTION {prefix}{piece}\u{1}"),
+                (Kind::Action, None) => format!("\u{1}ACTION {piece}\u{1}"),
+                (_, Some(prefix)) => format!("{prefix}{piece}"),
+                (_, None) => piece,
+            };
+            let _ = write!(self.text, "{tags}:{source} {command} {target} :{body}\r\n");
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Message { room, from, seq, at, kind, account, text } => {
+                let id = msgid(Some(room), *seq);
+                let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                self.message(&tags, from, &format!("#{room}"), *kind, text, None);
+            }
+            Event::Whisper { seq, from, to, at, kind, account, text } => {
+                let id = msgid(None, *seq);
+                let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                self.message(&tags, from, to.as_str(), *kind, text, None);
+            }
+            Event::Joined { room, nick, at, .. } => {
+                self.link.forget_quit(nick);
+                let tags = self.tags(Some(at), None, None, None);
+                self.from(&source(nick), "JOIN", &[&format!("#{room}")], None, &tags);
+            }
+            Event::Left { room, nick, at, reason, by, detail } => {
+                let tags = self.tags(Some(at), None, None, None);
+                let channel = format!("#{room}");
+                match reason {
+                    LeaveReason::Part => self.from(&source(nick), "PART", &[&channel], None, &tags),
+                    LeaveReason::Kicked => {
+                        let kicker = by.as_ref().map_or_else(|| self.server().to_owned(), source);
+                        let why = detail.as_deref().unwrap_or("");
+                        self.from(&kicker, "KICK", &[&channel, nick.as_str()], Some(why), &tags);
+                    }
+                    LeaveReason::Quit | LeaveReason::Lost => {
+                        if self.link.first_quit(nick) {
+                            let why = match (reason, detail) {
+                                (LeaveReason::Quit, Some(d)) => format!("Quit: {d}"),
+                                (LeaveReason::Quit, None) => "Quit".to_owned(),
+                                (_, Some(d)) => d.to_string(),
+                                (_, None) => "Connection closed".to_owned(),
+                            };
+                            self.from(&source(nick), "QUIT", &[], Some(&why), &tags);
+                        }
+                    }
+                }
+            }
+            Event::NickChanged { old, new, at } => {
+                self.link.renamed(old, new);
+                let tags = self.tags(Some(at), None, None, None);
+                self.from(&source(old), "NICK", &[], Some(new.as_str()), &tags);
+            }
+            Event::Mode { room, by, at, changes, text } => {
+                let tags = self.tags(Some(at), None, None, None);
+                if changes.is_empty() {
+                    let server = self.server().to_owned();
+                    self.from(&server, "NOTICE", &[&format!("#{room}")], Some(text), &tags);
+                } else {
+                    let mut params = vec![format!("#{room}"), mode_string(changes)];
+                    params.extend(changes.iter().filter_map(|c| c.mode.argument(c.set)));
+                    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                    self.from(&source(by), "MODE", &params, None, &tags);
+                }
+            }
+            Event::Away { nick, text } => {
+                if self.link.caps.has(Cap::AwayNotify) {
+                    self.from(&source(nick), "AWAY", &[], text.as_deref(), "");
+                }
+            }
+            Event::Invited { room, by, at } => {
+                let tags = self.tags(Some(at), None, None, None);
+                let me = self.me.clone();
+                self.from(&source(by), "INVITE", &[&me], Some(&format!("#{room}")), &tags);
+            }
+            Event::Notice { at, text } => {
+                let tags = self.tags(Some(at), None, None, None);
+                let (server, me) = (self.server().to_owned(), self.me.clone());
+                for piece in split_text(text, LINE_ROOM - server.len() - me.len() - 12) {
+                    self.from(&server, "NOTICE", &[&me], Some(&piece), &tags);
+                }
+            }
+            Event::Shutdown { message, .. } => {
+                self.text.push_str(&format!("ERROR :Closing link: {}\r\n", clean(message)));
+            }
+            Event::Reply { req, result } => {
+                let context = self.link.take_context(req.0);
+                match result {
+                    Ok(reply) => self.reply(&context, reply),
+                    Err(e) => self.error(&context, e),
+                }
+            }
+        }
+    }
+
+    /// What a channel's members look like in NAMES: prefixes as `multi-prefix` asks,
+    /// and `nick!user@host` with `userhost-in-names`.
+    fn names(&mut self, room: &RoomName, members: &[Member]) {
+        let multi = self.link.caps.has(Cap::MultiPrefix);
+        let userhost = self.link.caps.has(Cap::UserhostInNames);
+        let channel = format!("#{room}");
+        let symbol = "=";
+        let mut batch: Vec<String> = Vec::new();
+        let mut length = 0;
+        let room_for_names = LINE_ROOM - self.link.server.name.len() - self.me.len() - channel.len() - 12;
+        for member in members {
+            let mut name = prefixes(member, multi);
+            if userhost {
+                name.push_str(&source(&member.nick));
+            } else {
+                name.push_str(member.nick.as_str());
+            }
+            if length + name.len() + 1 > room_for_names && !batch.is_empty() {
+                self.numeric("353", &[symbol, &channel], &batch.join(" "));
+                batch.clear();
+                length = 0;
+            }
+            length += name.len() + 1;
+            batch.push(name);
+        }
+        if !batch.is_empty() {
+            self.numeric("353", &[symbol, &channel], &batch.join(" "));
+        }
+        self.numeric("366", &[&channel], "End of /NAMES list.");
+    }
+
+    fn topic(&mut self, room: &RoomName, topic: Option<&(String, Nick, Timestamp)>, say_none: bool) {
+        let channel = format!("#{room}");
+        match topic {
+            Some((text, by, at)) => {
+                self.numeric("332", &[&channel], text);
+                let (by, at) = (source(by), at.timestamp().to_string());
+                let server = self.link.server.name.clone();
+                let me = self.me.clone();
+                let _ = write!(self.text, ":{server} 333 {me} {channel} {by} {at}\r\n");
+            }
+            None if say_none => self.numeric("331", &[&channel], "No topic is set."),
+            None => {}
+        }
+    }
+
+    /// Past messages: in a `chathistory` batch when the client takes batches, with
+    /// their time as a tag with `server-time`, or in front of the text without it.
+    fn playback(&mut self, target: &str, messages: &[Arc<Record>]) {
+        if messages.is_empty() {
+            return;
+        }
+        let batch = self.link.caps.has(Cap::Batch).then(|| self.link.next_batch());
+        if let Some(batch) = &batch {
+            let server = self.server().to_owned();
+            self.from(&server, "BATCH", &[&format!("+{batch}"), "chathistory", target], None, "");
+        }
+        let stamped = self.link.caps.has(Cap::ServerTime);
+        for record in messages {
+            let id = msgid(record.room.as_ref(), record.seq);
+            let tags = self.tags(Some(&record.at), Some(&id), None, batch.as_deref());
+            let prefix = (!stamped).then(|| format!("[{}] ", parley_proto::line::stamp(&record.at)));
+            let to = match (&record.room, &record.to) {
+                (Some(room), _) => format!("#{room}"),
+                (None, Some(to)) => to.to_string(),
+                (None, None) => target.to_owned(),
+            };
+            self.message(&tags, &record.from, &to, record.kind, &record.text, prefix.as_deref());
+        }
+        if let Some(batch) = &batch {
+            let server = self.server().to_owned();
+            self.from(&server, "BATCH", &[&format!("-{batch}")], None, "");
+        }
+    }
+
+    /// Joined a channel: JOIN, its topic, its names, and (unless the client fetches
+    /// history itself) its latest messages.
+    fn joined(&mut self, room: &RoomName, members: &[Member], history: &[Arc<Record>], topic: Option<&str>) {
+        let me = self.me.clone();
+        let channel = format!("#{room}");
+        self.from(&super::source_str(&me), "JOIN", &[&channel], None, "");
+        if let Some(topic) = topic {
+            self.numeric("332", &[&channel], topic);
+        }
+        self.names(room, members);
+        if !self.link.caps.has(Cap::ChatHistory) {
+            self.playback(&channel, history);
+        }
+    }
+
+    fn welcome(&mut self, reply: &Reply) {
+        let Reply::Welcome { nick, room, members, history, topic, stats, .. } = reply else {
+            return;
+        };
+        self.link.set_me(nick.as_str());
+        self.me = nick.to_string();
+        let server = self.link.server.clone();
+        let network = server.network.clone();
+        let me = self.me.clone();
+        self.numeric("001", &[], &format!("Welcome to the {network} IRC network, {}", super::source_str(&me)));
+        self.numeric("002", &[], &format!("Your host is {}, running version {}", server.name, super::VERSION));
+        self.numeric(
+            "003",
+            &[],
+            &format!("This server was created {}", server.started.format("%Y-%m-%d %H:%M:%S UTC")),
+        );
+        let _ =
+            write!(self.text, ":{} 004 {me} {} {} i bhiklmnostv bklov\r\n", server.name, server.name, super::VERSION);
+        for tokens in &server.isupport {
+            self.numeric("005", &tokens.iter().map(String::as_str).collect::<Vec<_>>(), "are supported by this server");
+        }
+        self.lusers(stats);
+        self.motd();
+        self.joined(room, members, history, topic.as_deref());
+    }
+
+    pub(super) fn lusers(&mut self, stats: &parley_hub::Stats) {
+        let (users, max) = (stats.users.to_string(), stats.max_users.to_string());
+        self.numeric("251", &[], &format!("There are {users} users and 0 invisible on 1 servers"));
+        self.numeric("252", &[&stats.admins.to_string()], "operator(s) online");
+        self.numeric("254", &[&stats.rooms.to_string()], "channels formed");
+        self.numeric("255", &[], &format!("I have {users} clients and 0 servers"));
+        self.numeric("265", &[&users, &max], &format!("Current local users {users}, max {max}"));
+        self.numeric("266", &[&users, &max], &format!("Current global users {users}, max {max}"));
+    }
+
+    pub(super) fn motd(&mut self) {
+        let server = self.link.server.clone();
+        match &server.motd {
+            None => self.numeric("422", &[], "MOTD File is missing"),
+            Some(motd) => {
+                self.numeric("375", &[], &format!("- {} Message of the day - ", server.name));
+                for line in motd.lines() {
+                    self.numeric("372", &[], &format!("- {line}"));
+                }
+                self.numeric("376", &[], "End of /MOTD command.");
+            }
+        }
+    }
+
+    fn reply(&mut self, context: &Context, reply: &Reply) {
+        match reply {
+            Reply::Welcome { .. } => self.welcome(reply),
+            Reply::Joined { room, members, history, topic } => {
+                self.joined(room, members, history, topic.as_deref());
+            }
+            Reply::Parted { room } => {
+                let me = super::source_str(&self.me);
+                let reason = match context {
+                    Context::Part { reason: Some(reason), .. } => Some(reason.as_str()),
+                    _ => None,
+                };
+                self.from(&me, "PART", &[&format!("#{room}")], reason, "");
+            }
+            Reply::Said { room, seq, at, kind, text } => {
+                if self.link.caps.has(Cap::EchoMessage) {
+                    let id = msgid(Some(room), *seq);
+                    let account = self.link.account();
+                    let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                    let me = Nick::parse(&self.me, usize::MAX).ok();
+                    if let Some(me) = me {
+                        self.message(&tags, &me, &format!("#{room}"), *kind, text, None);
+                    }
+                }
+            }
+            Reply::Whispered { to, seq, at, kind, text, away } => {
+                if self.link.caps.has(Cap::EchoMessage) {
+                    let id = msgid(None, *seq);
+                    let account = self.link.account();
+                    let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                    if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
+                        self.message(&tags, &me, to.as_str(), *kind, text, None);
+                    }
+                }
+                if let (Some(away), false) = (away, *kind == Kind::Notice) {
+                    self.numeric("301", &[to.as_str()], away);
+                }
+            }
+            Reply::Who { room, members } => match context {
+                Context::Who { mask } => {
+                    for member in members {
+                        self.who_line(&format!("#{room}"), member);
+                    }
+                    self.numeric("315", &[mask], "End of /WHO list.");
+                }
+                _ => self.names(room, members),
+            },
+            Reply::Rooms(rooms) => self.list(context, rooms),
+            Reply::Topic { room, topic } => self.topic(room, topic.as_ref(), true),
+            Reply::Nick { nick } => {
+                let old = self.me.clone();
+                self.link.set_me(nick.as_str());
+                self.me = nick.to_string();
+                self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), "");
+            }
+            Reply::Modes { room, modes, created } => {
+                let mut letters = String::from("+");
+                let mut args = Vec::new();
+                for (on, letter) in [
+                    (modes.invite_only, 'i'),
+                    (modes.moderated, 'm'),
+                    (true, 'n'),
+                    (modes.secret, 's'),
+                    (modes.topic_locked, 't'),
+                ] {
+                    if on {
+                        letters.push(letter);
+                    }
+                }
+                if let Some(key) = &modes.key {
+                    letters.push('k');
+                    args.push(key.clone());
+                }
+                if let Some(limit) = modes.limit {
+                    letters.push('l');
+                    args.push(limit.to_string());
+                }
+                let channel = format!("#{room}");
+                let mut params = vec![channel.as_str(), letters.as_str()];
+                params.extend(args.iter().map(String::as_str));
+                let (server, me) = (self.server().to_owned(), self.me.clone());
+                let _ = write!(self.text, ":{server} 324 {me} {}\r\n", params.join(" "));
+                let _ = write!(self.text, ":{server} 329 {me} {channel} {}\r\n", created.timestamp());
+            }
+            Reply::Bans { room, bans } => {
+                let channel = format!("#{room}");
+                let server = self.server().to_owned();
+                let me = self.me.clone();
+                for ban in bans {
+                    let mask = parley_hub_mask(&ban.mask);
+                    let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {server} 0\r\n");
+                }
+                self.numeric("368", &[&channel], "End of channel ban list");
+            }
+            Reply::Invited { nick, room } => {
+                let channel = format!("#{room}");
+                let server = self.server().to_owned();
+                let me = self.me.clone();
+                let _ = write!(self.text, ":{server} 341 {me} {nick} {channel}\r\n");
+            }
+            Reply::Away { away: true } => self.numeric("306", &[], "You have been marked as being away"),
+            Reply::Away { away: false } => self.numeric("305", &[], "You are no longer marked as being away"),
+            Reply::Whois(whois) => self.whois(context, whois),
+            Reply::Stats(stats) => self.lusers(stats),
+            Reply::Opered => {
+                self.numeric("381", &[], "You are now an IRC operator");
+                let me = self.me.clone();
+                self.from(&super::source_str(&me), "MODE", &[&me], Some("+o"), "");
+            }
+            Reply::History { room, messages } => {
+                if let Context::ChatHistory { target } = context {
+                    self.history_batch(target, messages);
+                } else {
+                    self.playback(&format!("#{room}"), messages);
+                }
+            }
+            Reply::Conversation { with, messages } => {
+                let target = match context {
+                    Context::ChatHistory { target } => target.clone(),
+                    _ => with.to_string(),
+                };
+                self.history_batch(&target, messages);
+            }
+            Reply::LoggedIn { account, nick } => {
+                self.link.set_account(Some(account.clone()));
+                let me = self.me.clone();
+                let who = super::source_str(nick.as_str());
+                self.numeric("900", &[&who, account.as_str()], &format!("You are now logged in as {account}"));
+                if me != nick.as_str() {
+                    self.link.set_me(nick.as_str());
+                    self.me = nick.to_string();
+                    self.from(&super::source_str(&me), "NICK", &[], Some(nick.as_str()), "");
+                }
+            }
+            Reply::Registered { account } => {
+                self.link.set_account(Some(account.clone()));
+                let who = super::source_str(&self.me.clone());
+                self.numeric("900", &[&who, account.as_str()], &format!("You are now logged in as {account}"));
+            }
+            // Answered by the events they cause (KICK, MODE), or by nothing at all.
+            Reply::Moderated { .. }
+            | Reply::ModesSet { .. }
+            | Reply::Described
+            | Reply::PasswordChanged
+            | Reply::Pong
+            | Reply::Found { .. }
+            | Reply::Audit(_) => {}
+            Reply::Bye => {
+                let me = self.me.clone();
+                let reason = match context {
+                    Context::Quit { reason: Some(reason) } => format!("Quit: {reason}"),
+                    _ => "Client quit".to_owned(),
+                };
+                let _ = write!(self.text, "ERROR :Closing link: {} ({})\r\n", super::source_str(&me), clean(&reason));
+            }
+        }
+    }
+
+    /// A CHATHISTORY answer: always a batch, empty when nothing matched.
+    fn history_batch(&mut self, target: &str, messages: &[Arc<Record>]) {
+        let batch = self.link.next_batch();
+        let server = self.server().to_owned();
+        self.from(&server, "BATCH", &[&format!("+{batch}"), "chathistory", target], None, "");
+        for record in messages {
+            let id = msgid(record.room.as_ref(), record.seq);
+            let tags = self.tags(Some(&record.at), Some(&id), None, Some(&batch));
+            let to = match (&record.room, &record.to) {
+                (Some(room), _) => format!("#{room}"),
+                (None, Some(to)) => to.to_string(),
+                (None, None) => target.to_owned(),
+            };
+            self.message(&tags, &record.from, &to, record.kind, &record.text, None);
+        }
+        self.from(&server, "BATCH", &[&format!("-{batch}")], None, "");
+    }
+
+    fn who_line(&mut self, channel: &str, member: &Member) {
+        let mut flags = String::from(if member.away { "G" } else { "H" });
+        if member.admin {
+            flags.push('*');
+        }
+        flags.push_str(&prefixes(member, self.link.caps.has(Cap::MultiPrefix)));
+        let server = self.server().to_owned();
+        let me = self.me.clone();
+        let nick = member.nick.as_str();
+        let _ = write!(
+            self.text,
+            ":{server} 352 {me} {channel} {} {} {server} {nick} {flags} :0 {nick}\r\n",
+            super::USER,
+            super::HOST
+        );
+    }
+
+    fn whois(&mut self, context: &Context, whois: &parley_hub::Whois) {
+        let nick = whois.nick.to_string();
+        if let Context::WhoNick { mask } = context {
+            let member = Member {
+                nick: whois.nick.clone(),
+                op: false,
+                voice: false,
+                away: whois.away.is_some(),
+                admin: whois.admin,
+            };
+            self.who_line("*", &member);
+            self.numeric("315", &[mask], "End of /WHO list.");
+            return;
+        }
+        let realname = whois.realname.as_deref().unwrap_or(&nick).to_owned();
+        self.numeric("311", &[&nick, super::USER, super::HOST, "*"], &realname);
+        if !whois.rooms.is_empty() {
+            let rooms: Vec<String> =
+                whois.rooms.iter().map(|(room, op)| format!("{}#{room}", if *op { "@" } else { "" })).collect();
+            self.numeric("319", &[&nick], &rooms.join(" "));
+        }
+        let server = self.link.server.clone();
+        self.numeric("312", &[&nick, &server.name], &server.network);
+        if whois.admin {
+            self.numeric("313", &[&nick], "is an IRC operator");
+        }
+        if let Some(address) = whois.address {
+            self.numeric("338", &[&nick, &address.to_string()], "actually using host");
+        }
+        if let Some(account) = &whois.account {
+            self.numeric("330", &[&nick, account.as_str()], "is logged in as");
+        }
+        if let Some(away) = &whois.away {
+            self.numeric("301", &[&nick], away);
+        }
+        let (idle, signon) = (whois.idle_secs.to_string(), whois.since.timestamp().to_string());
+        self.numeric("317", &[&nick, &idle, &signon], "seconds idle, signon time");
+        self.numeric("318", &[&nick], "End of /WHOIS list.");
+    }
+
+    fn list(&mut self, context: &Context, rooms: &[RoomSummary]) {
+        let wanted = match context {
+            Context::List { channels } => channels.clone(),
+            _ => Vec::new(),
+        };
+        self.numeric("321", &["Channel"], "Users  Name");
+        for room in rooms {
+            let channel = format!("#{}", room.name);
+            if !wanted.is_empty() && !wanted.iter().any(|w| w.eq_ignore_ascii_case(&channel)) {
+                continue;
+            }
+            let topic = room.topic.as_deref().unwrap_or("");
+            self.numeric("322", &[&channel, &room.members.to_string()], topic);
+        }
+        self.numeric("323", &[], "End of /LIST");
+    }
+
+    /// The numeric for a refused command, as the command's context decides.
+    fn error(&mut self, context: &Context, e: &HubError) {
+        let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
+        let channel = channel.as_deref().unwrap_or("*");
+        let text = e.to_string();
+        match e {
+            HubError::NickTaken(nick) | HubError::NickRegistered(nick) => {
+                self.numeric("433", &[nick], "Nickname is already in use");
+            }
+            HubError::InvalidNick { nick, .. } => {
+                self.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname")
+            }
+            HubError::InvalidRoom { room, .. } => {
+                let named = if channel == "*" { format!("#{room}") } else { channel.to_owned() };
+                self.numeric("403", &[&super::wire_param(&named)], "No such channel");
+            }
+            HubError::NoSuchNick(nick) => match context {
+                Context::Whois { nick: asked } => {
+                    self.numeric("401", &[asked], "No such nick/channel");
+                    self.numeric("318", &[asked], "End of /WHOIS list.");
+                }
+                Context::WhoNick { mask } => self.numeric("315", &[mask], "End of /WHO list."),
+                _ => self.numeric("401", &[&super::wire_param(nick)], "No such nick/channel"),
+            },
+            HubError::NoSuchRoom(room) => match context {
+                Context::Names { channel } => self.numeric("366", &[channel], "End of /NAMES list."),
+                Context::Who { mask } => self.numeric("315", &[mask], "End of /WHO list."),
+                _ => self.numeric("403", &[&format!("#{room}")], "No such channel"),
+            },
+            HubError::NotInRoom(_) | HubError::NoRoom => match context {
+                Context::Privmsg { .. } => self.numeric("404", &[channel], "Cannot send to channel"),
+                Context::ChatHistory { target } => {
+                    let server = self.server().to_owned();
+                    self.from(
+                        &server,
+                        "FAIL",
+                        &["CHATHISTORY", "INVALID_TARGET", "CHATHISTORY", target],
+                        Some(&text),
+                        "",
+                    );
+                }
+                _ => self.numeric("442", &[channel], "You're not on that channel"),
+            },
+            HubError::Muted(_) | HubError::Moderated(_) => {
+                self.numeric("404", &[channel], &format!("Cannot send to channel ({text})"));
+            }
+            HubError::EmptyMessage => self.numeric("412", &[], "No text to send"),
+            HubError::MessageTooLong { .. } => self.numeric("417", &[], "Input line was too long"),
+            HubError::TooManyRooms { .. } => self.numeric("405", &[channel], "You have joined too many channels"),
+            HubError::NotOperator(_) => self.numeric("482", &[channel], "You're not channel operator"),
+            HubError::NotAdmin => self.numeric("481", &[], "Permission Denied- You're not an IRC operator"),
+            HubError::Banned { .. } => self.numeric("474", &[channel], "Cannot join channel (+b)"),
+            HubError::WrongKey(_) => self.numeric("475", &[channel], "Cannot join channel (+k)"),
+            HubError::RoomFull(_) => self.numeric("471", &[channel], "Cannot join channel (+l)"),
+            HubError::InviteOnly(_) => self.numeric("473", &[channel], "Cannot join channel (+i)"),
+            HubError::NotHere { nick, .. } => {
+                self.numeric("441", &[nick, channel], "They aren't on that channel");
+            }
+            HubError::AlreadyInRoom { nick, .. } => self.numeric("443", &[nick, channel], "is already on channel"),
+            HubError::NoSuchAccount(_) | HubError::BadMask(_) | HubError::BadMode(_) => {
+                let (letter, target) = match context {
+                    Context::Mode { letter, target, .. } => (letter.to_string(), target.clone()),
+                    _ => ("*".to_owned(), "*".to_owned()),
+                };
+                self.numeric("696", &[channel, &letter, &super::wire_param(&target)], &text);
+            }
+            HubError::BadLogin => match context {
+                Context::Oper => self.numeric("464", &[], "Password incorrect"),
+                _ => self.fail(context, "ACCOUNT_REQUIRED", &text),
+            },
+            HubError::NoHistory => self.fail(context, "MESSAGE_ERROR", &text),
+            HubError::NotLoggedIn => self.fail(context, "ACCOUNT_REQUIRED", &text),
+            HubError::ShuttingDown => {}
+            HubError::NoAccounts
+            | HubError::AccountExists(_)
+            | HubError::WeakPassword { .. }
+            | HubError::Busy
+            | HubError::BadSearch(_)
+            | HubError::Store(_) => self.fail(context, "FAILED", &text),
+        }
+    }
+
+    /// A standard reply (`FAIL COMMAND CODE :text`) for refusals without a numeric.
+    fn fail(&mut self, context: &Context, code: &str, text: &str) {
+        let server = self.server().to_owned();
+        let command = context.command();
+        match context {
+            Context::ChatHistory { target } => {
+                self.from(&server, "FAIL", &[command, code, target], Some(text), "");
+            }
+            _ => self.from(&server, "FAIL", &[command, code], Some(text), ""),
+        }
+    }
+}
+
+/// The member's prefix (`@`, `+`, both with `multi-prefix`).
+fn prefixes(member: &Member, multi: bool) -> String {
+    match (member.op, member.voice, multi) {
+        (true, true, true) => "@+".to_owned(),
+        (true, _, _) => "@".to_owned(),
+        (false, true, _) => "+".to_owned(),
+        (false, false, _) => String::new(),
+    }
+}
+
+/// `+ov-b` for a list of changes.
+fn mode_string(changes: &[ModeChange]) -> String {
+    let mut out = String::new();
+    let mut sign = None;
+    for change in changes {
+        if sign != Some(change.set) {
+            out.push(if change.set { '+' } else { '-' });
+            sign = Some(change.set);
+        }
+        out.push(change.mode.letter());
+    }
+    out
+}
+
+/// A ban's mask as ban lists show it.
+fn parley_hub_mask(mask: &parley_hub::Mask) -> String {
+    match mask {
+        parley_hub::Mask::Nick(nick) => format!("{nick}!*@*"),
+        parley_hub::Mask::Address(address) => format!("*!*@{address}"),
+    }
+}

@@ -1,0 +1,482 @@
+//! The IRC gateway over real sockets: registration, channels, messages across gateways,
+//! modes backed by the hub's moderation, IRCv3 capabilities, and the numeric for each
+//! bad input.
+
+mod support;
+
+use parley_proto::msg::Request;
+use support::{IrcClient, LineClient, NativeClient};
+
+fn irc(server: &support::TestServer) -> std::net::SocketAddr {
+    server.irc.expect("an IRC listener")
+}
+
+/// Makes `name` an account with `password` (through the line protocol, as any user
+/// could), and leaves.
+async fn account(server: &support::TestServer, name: &str, password: &str) {
+    let mut line = LineClient::join(server.line, name).await;
+    line.send(&format!("/register {password}")).await;
+    line.expect_line(&format!("is now your account. Next time, log in with /login {name} PASSWORD.")).await;
+    line.send("/quit").await;
+    line.expect_closed().await;
+}
+
+/// Registers over IRC logged in to an account with SASL PLAIN.
+async fn sasl_join(server: &support::TestServer, name: &str, password: &str, caps: &str) -> IrcClient {
+    use base64::Engine as _;
+    let mut client = IrcClient::connect(irc(server)).await;
+    client.send(&format!("CAP REQ :sasl {caps}")).await;
+    client.send(&format!("NICK {name}")).await;
+    client.send(&format!("USER {name} 0 * :{name}")).await;
+    client.expect(" ACK ").await;
+    client.send("AUTHENTICATE PLAIN").await;
+    client.expect("AUTHENTICATE +").await;
+    let payload = base64::engine::general_purpose::STANDARD.encode(format!("\0{name}\0{password}"));
+    client.send(&format!("AUTHENTICATE {payload}")).await;
+    client.expect(" 903 ").await;
+    client.send("CAP END").await;
+    client.expect(" 001 ").await;
+    client.expect(" 366 ").await;
+    client
+}
+
+#[tokio::test]
+async fn registration_follows_the_modern_sequence() {
+    let server = support::start_with(|config| config.irc.server_name = "chat.example.org".into()).await;
+    let mut client = IrcClient::connect(irc(&server)).await;
+    client.send("CAP LS 302").await;
+    let ls = client.expect(" CAP * LS ").await;
+    for cap in ["message-tags", "server-time", "echo-message", "multi-prefix", "batch", "sasl=PLAIN", "account-tag"] {
+        assert!(ls.split(' ').any(|c| c.trim_start_matches(':') == cap), "{cap} offered: {ls}");
+    }
+    client.send("NICK ada").await;
+    client.send("USER ada 0 * :Ada Lovelace").await;
+    client.send("PING :early").await;
+    client.expect("PONG chat.example.org :early").await;
+    client.send("CAP END").await;
+    let lines = client.collect_until(" 366 ").await;
+    let codes: Vec<&str> = lines.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+    let expected = ["001", "002", "003", "004", "005", "005", "251", "252", "254", "255", "265", "266", "422"];
+    assert_eq!(&codes[..expected.len()], expected, "{lines:#?}");
+    assert!(lines[0].starts_with(":chat.example.org 001 ada :Welcome to the Parley IRC network, ada!~u@parley"));
+    assert!(lines[3].starts_with(":chat.example.org 004 ada chat.example.org parley-"));
+    let isupport = lines[4..6].join(" ");
+    for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "CHANMODES=b,k,l,imnst", "PREFIX=(ov)@+", "NICKLEN=32"] {
+        assert!(isupport.contains(token), "{token} in {isupport}");
+    }
+    assert!(isupport.contains("NETWORK=Parley") && isupport.contains("CHANNELLEN=33"));
+    assert_eq!(lines[expected.len()], ":ada!~u@parley JOIN #lobby");
+    assert!(lines.iter().any(|l| l == ":chat.example.org 353 ada = #lobby :ada"), "{lines:#?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn registration_errors_have_their_numerics() {
+    let server = support::start().await;
+    let _taken = IrcClient::join(irc(&server), "taken", "").await;
+    let mut client = IrcClient::connect(irc(&server)).await;
+    client.send("PRIVMSG #lobby :too early").await;
+    client.expect(" 451 * PRIVMSG :You have not registered").await;
+    client.send("NICK").await;
+    client.expect(" 431 ").await;
+    client.send("NICK 9lives").await;
+    client.expect(" 432 * 9lives :Erroneous nickname").await;
+    client.send("USER only two").await;
+    client.expect(" 461 * USER :Not enough parameters").await;
+    client.send("NICK taken").await;
+    client.send("USER t 0 * :T").await;
+    client.expect(" 433 taken taken :Nickname is already in use").await;
+    client.send("NICK untaken").await;
+    client.expect(" 001 untaken ").await;
+    client.send("USER again 0 * :again").await;
+    client.expect(" 462 untaken :You may not reregister").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_password_is_checked_before_registering() {
+    let server = support::start_with(|config| config.irc.password = Some("letmein".into())).await;
+    let mut wrong = IrcClient::connect(irc(&server)).await;
+    wrong.send("PASS guess").await;
+    wrong.send("NICK guesser").await;
+    wrong.send("USER g 0 * :g").await;
+    let closing = wrong.expect_closed().await;
+    assert!(closing.iter().any(|l| l.contains(" 464 ")), "{closing:?}");
+    assert!(closing.last().is_some_and(|l| l.starts_with("ERROR :")), "{closing:?}");
+    let mut right = IrcClient::connect(irc(&server)).await;
+    right.send("PASS letmein").await;
+    right.register("member", "").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_cross_between_irc_line_and_native() {
+    let server = support::start().await;
+    let mut alice = IrcClient::join(irc(&server), "alice", "").await;
+    let mut bob = LineClient::join(server.line, "bob").await;
+    let mut carol = NativeClient::join(server.native, "carol").await;
+    alice.expect(":bob!~u@parley JOIN #lobby").await;
+    alice.expect(":carol!~u@parley JOIN #lobby").await;
+
+    alice.send("PRIVMSG #lobby :hello from irc").await;
+    bob.expect_line("alice: hello from irc").await;
+    carol.expect(|r| (r.payload.as_ref() == b"hello from irc").then_some(())).await;
+
+    bob.send("hello from the line").await;
+    alice.expect(":bob!~u@parley PRIVMSG #lobby :hello from the line").await;
+    assert!(carol.request(&Request::Say { room: "lobby".into() }, b"hello from native").await.is_ok());
+    alice.expect(":carol!~u@parley PRIVMSG #lobby :hello from native").await;
+
+    alice.send("PRIVMSG #lobby :\u{1}ACTION waves\u{1}").await;
+    bob.expect_line("* alice waves").await;
+    alice.send("PRIVMSG bob :psst, bob").await;
+    bob.expect_line("[private] alice: psst, bob").await;
+    bob.send("/msg alice psst back").await;
+    alice.expect(":bob!~u@parley PRIVMSG alice :psst back").await;
+    alice.send("NOTICE carol :a notice").await;
+    let kind = carol.expect(|r| match &r.msg {
+        parley_proto::msg::ServerMsg::Whisper { kind, .. } => Some(kind.clone()),
+        _ => None,
+    });
+    assert_eq!(kind.await.as_deref(), Some("notice"));
+
+    // A long message from another gateway arrives whole, in lines IRC clients accept.
+    let long = "word ".repeat(300);
+    assert!(carol.request(&Request::Say { room: "lobby".into() }, long.trim().as_bytes()).await.is_ok());
+    let mut words = 0;
+    while words < 300 {
+        let line = alice.expect(":carol!~u@parley PRIVMSG #lobby :").await;
+        words += line.split(" :").nth(1).map_or(0, |t| t.split_whitespace().count());
+    }
+    assert_eq!(words, 300);
+
+    bob.send("/quit").await;
+    alice.expect(":bob!~u@parley QUIT :Quit").await;
+    alice.send("QUIT :see you").await;
+    let closing = alice.expect_closed().await;
+    assert!(closing.last().is_some_and(|l| l.starts_with("ERROR :Closing link")), "{closing:?}");
+    carol
+        .expect(|r| match &r.msg {
+            parley_proto::msg::ServerMsg::Left { nick, detail, .. } if nick == "alice" => {
+                assert_eq!(detail.as_deref(), Some("see you"));
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn capabilities_add_tags_echo_and_batches() {
+    let server = support::start().await;
+    account(&server, "dana", "dana-password").await;
+    let mut dana = sasl_join(&server, "dana", "dana-password", "").await;
+    let caps = "server-time message-tags echo-message batch account-tag multi-prefix away-notify";
+    let mut eve = IrcClient::join(irc(&server), "eve", caps).await;
+    dana.send("PRIVMSG #lobby :tagged").await;
+    let line = eve.expect(" PRIVMSG #lobby :tagged").await;
+    assert!(line.starts_with("@time=20"), "{line}");
+    assert!(line.contains(";msgid=lobby/") && line.contains(";account=dana "), "{line}");
+    eve.send("PRIVMSG #lobby :echoed").await;
+    let echo = eve.expect(":eve!~u@parley PRIVMSG #lobby :echoed").await;
+    assert!(echo.contains("msgid=lobby/"), "echo carries the stored message's id: {echo}");
+
+    // Playback on joining: the room's history, in a batch, with the original times.
+    eve.send("JOIN #archive").await;
+    eve.expect(" 366 ").await;
+    for n in 1..=3 {
+        eve.send(&format!("PRIVMSG #archive :old {n}")).await;
+        eve.expect(&format!("PRIVMSG #archive :old {n}")).await;
+    }
+    let mut late = IrcClient::join(irc(&server), "late", "server-time batch message-tags").await;
+    late.expect("BATCH -").await;
+    late.send("JOIN #archive").await;
+    let lines = late.collect_until("BATCH -").await;
+    let start = lines.iter().position(|l| l.contains(" BATCH +")).expect("a batch opens");
+    assert!(lines[start].ends_with("chathistory #archive"), "{lines:#?}");
+    let replayed: Vec<&String> = lines.iter().filter(|l| l.contains("PRIVMSG #archive :old")).collect();
+    assert_eq!(replayed.len(), 3);
+    assert!(replayed.iter().all(|l| l.starts_with("@batch=") && l.contains(";time=")), "{replayed:#?}");
+
+    // CHATHISTORY pages by message id.
+    let mut fetcher = IrcClient::join(irc(&server), "fetcher", "draft/chathistory batch message-tags").await;
+    fetcher.send("JOIN #archive").await;
+    let joined = fetcher.collect_until(" 366 ").await;
+    assert!(!joined.iter().any(|l| l.contains("old 1")), "chathistory clients fetch history themselves");
+    fetcher.send("CHATHISTORY LATEST #archive * 2").await;
+    let page = fetcher.collect_until("BATCH -").await;
+    let texts: Vec<&str> = page.iter().filter_map(|l| l.split(" :").last()).filter(|t| t.starts_with("old")).collect();
+    assert_eq!(texts, ["old 2", "old 3"]);
+    fetcher.send("CHATHISTORY BEFORE #archive msgid=archive/2 10").await;
+    let page = fetcher.collect_until("BATCH -").await;
+    assert!(page.iter().any(|l| l.ends_with(":old 1")) && !page.iter().any(|l| l.ends_with(":old 2")));
+    fetcher.send("CHATHISTORY BEFORE #archive timestamp=2026-01-01T00:00:00.000Z 10").await;
+    fetcher.expect("FAIL CHATHISTORY INVALID_PARAMS #archive").await;
+
+    // away-notify and multi-prefix.
+    dana.send("AWAY :lunch").await;
+    dana.expect(" 306 dana ").await;
+    eve.expect(":dana!~u@parley AWAY :lunch").await;
+    eve.send("PRIVMSG dana :are you there?").await;
+    eve.expect(" 301 eve dana :lunch").await;
+    eve.send("WHO #lobby").await;
+    let who = eve.collect_until(" 315 ").await;
+    assert!(who.iter().any(|l| l.contains(" dana G")), "{who:#?}");
+    dana.send("AWAY").await;
+    dana.expect(" 305 dana ").await;
+    eve.expect(":dana!~u@parley AWAY").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sasl_logs_in_to_parley_accounts() {
+    let server = support::start().await;
+    account(&server, "frank", "frank-password").await;
+    use base64::Engine as _;
+    let mut wrong = IrcClient::connect(irc(&server)).await;
+    wrong.send("CAP REQ :sasl").await;
+    wrong.send("AUTHENTICATE PLAIN").await;
+    wrong.expect("AUTHENTICATE +").await;
+    let payload = base64::engine::general_purpose::STANDARD.encode("\0frank\0not-it");
+    wrong.send(&format!("AUTHENTICATE {payload}")).await;
+    wrong.expect(" 904 ").await;
+    wrong.send("AUTHENTICATE SCRAM-SHA-256").await;
+    wrong.expect(" 908 * PLAIN :are available SASL mechanisms").await;
+
+    // Logged in, the account's nick is theirs whatever NICK said.
+    let mut frank = IrcClient::connect(irc(&server)).await;
+    frank.send("CAP REQ :sasl").await;
+    frank.send("NICK someone").await;
+    frank.send("USER f 0 * :f").await;
+    frank.send("AUTHENTICATE PLAIN").await;
+    frank.expect("AUTHENTICATE +").await;
+    let payload = base64::engine::general_purpose::STANDARD.encode("frank\0frank\0frank-password");
+    frank.send(&format!("AUTHENTICATE {payload}")).await;
+    frank.expect(" 900 someone someone!~u@parley frank :You are now logged in as frank").await;
+    frank.expect(" 903 ").await;
+    frank.send("CAP END").await;
+    frank.expect(" 001 frank ").await;
+    frank.send("WHOIS frank").await;
+    frank.expect(" 330 frank frank frank :is logged in as").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn channel_modes_hold_for_every_gateway() {
+    let server = support::start().await;
+    account(&server, "olga", "olga-password").await;
+    let mut olga = sasl_join(&server, "olga", "olga-password", "multi-prefix").await;
+    olga.send("JOIN #club").await;
+    let joined = olga.collect_until(" 366 ").await;
+    assert!(joined.iter().any(|l| l.ends_with("353 olga = #club :@olga")), "a logged-in creator operates: {joined:#?}");
+    olga.send("MODE #club").await;
+    olga.expect(" 324 olga #club +nt").await;
+    olga.expect(" 329 olga #club ").await;
+
+    let mut guest = IrcClient::join(irc(&server), "guest", "").await;
+    let mut liner = LineClient::join(server.line, "liner").await;
+    guest.send("JOIN #club").await;
+    guest.expect(" 366 ").await;
+    liner.send("/join club").await;
+    liner.expect_line("You joined club. Users here: guest, liner, @olga").await;
+    olga.expect(":liner!~u@parley JOIN #club").await;
+
+    // +m: only operators and voiced users speak, whichever protocol they use.
+    olga.send("MODE #club +m").await;
+    olga.expect(":olga!~u@parley MODE #club +m").await;
+    guest.expect(":olga!~u@parley MODE #club +m").await;
+    guest.send("PRIVMSG #club :may I?").await;
+    guest.expect(" 404 guest #club :Cannot send to channel").await;
+    liner.send("may I?").await;
+    liner.expect_line("is moderated; only operators and voiced users may speak.").await;
+    olga.send("MODE #club +v guest").await;
+    guest.expect(":olga!~u@parley MODE #club +v guest").await;
+    guest.send("PRIVMSG #club :thank you").await;
+    olga.expect(":guest!~u@parley PRIVMSG #club :thank you").await;
+    olga.send("NAMES #club").await;
+    olga.expect(" 353 olga = #club :+guest liner @olga").await;
+
+    // Not an operator: 482.
+    guest.send("MODE #club -m").await;
+    guest.expect(" 482 guest #club :You're not channel operator").await;
+    guest.send("KICK #club liner").await;
+    guest.expect(" 482 guest #club ").await;
+    guest.send("TOPIC #club :mine now").await;
+    guest.expect(" 482 guest #club ").await;
+    olga.send("MODE #club -t").await;
+    olga.expect("MODE #club -t").await;
+    guest.send("TOPIC #club :anyone may").await;
+    olga.expect("anyone may").await;
+    guest.send("TOPIC #club").await;
+    guest.expect(" 332 guest #club :anyone may").await;
+    guest.expect(" 333 guest #club guest!~u@parley ").await;
+
+    // +k, +l, +i with INVITE.
+    olga.send("MODE #club +kl sesame 4").await;
+    olga.expect(":olga!~u@parley MODE #club +kl sesame 4").await;
+    let mut late = IrcClient::join(irc(&server), "late", "").await;
+    late.send("JOIN #club").await;
+    late.expect(" 475 late #club :Cannot join channel (+k)").await;
+    late.send("JOIN #club sesame").await;
+    late.expect(":late!~u@parley JOIN #club").await;
+    let mut fifth = IrcClient::join(irc(&server), "fifth", "").await;
+    fifth.send("JOIN #club sesame").await;
+    fifth.expect(" 471 fifth #club :Cannot join channel (+l)").await;
+    olga.send("MODE #club -kl+i").await;
+    olga.expect("MODE #club -kl+i *").await;
+    fifth.send("JOIN #club").await;
+    fifth.expect(" 473 fifth #club :Cannot join channel (+i)").await;
+    olga.send("INVITE fifth #club").await;
+    olga.expect(" 341 olga fifth #club").await;
+    fifth.expect(":olga!~u@parley INVITE fifth :#club").await;
+    fifth.send("JOIN #club").await;
+    fifth.expect(":fifth!~u@parley JOIN #club").await;
+    olga.send("INVITE fifth #club").await;
+    olga.expect(" 443 olga fifth #club :is already on channel").await;
+
+    // Bans: +b with its list, the banned one is put out and cannot come back.
+    olga.send("MODE #club +b late").await;
+    late.expect("MODE #club +b late!*@*").await;
+    late.expect(":olga!~u@parley KICK #club late :banned by olga").await;
+    olga.send("MODE #club +b").await;
+    olga.expect(" 367 olga #club late!*@* ").await;
+    olga.expect(" 368 olga #club :End of channel ban list").await;
+    late.send("JOIN #club sesame").await;
+    late.expect(" 474 late #club :Cannot join channel (+b)").await;
+
+    // Unknown and malformed modes.
+    olga.send("MODE #club +z").await;
+    olga.expect(" 472 olga z :is an unknown mode char to me").await;
+    olga.send("MODE #club +o nobody").await;
+    olga.expect(" 696 olga #club o nobody :").await;
+    olga.send("MODE #club +l many").await;
+    olga.expect(" 696 olga #club l many :").await;
+    olga.send("KICK #club liner :out").await;
+    liner.expect_line("liner was kicked from club (by olga: out).").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn errors_after_registration_have_their_numerics() {
+    let server = support::start().await;
+    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    let cases = [
+        ("PRIVMSG nobody :hi", " 401 ivan nobody :No such nick/channel"),
+        ("PRIVMSG #nowhere :hi", " 404 ivan #nowhere :Cannot send to channel"),
+        ("PRIVMSG", " 411 ivan :No recipient given (PRIVMSG)"),
+        ("PRIVMSG #lobby", " 412 ivan :No text to send"),
+        ("PART #nowhere", " 442 ivan #nowhere :You're not on that channel"),
+        ("JOIN lobby", " 403 ivan lobby :No such channel"),
+        ("JOIN #bad!name", " 403 ivan #bad!name :No such channel"),
+        ("JOIN", " 461 ivan JOIN :Not enough parameters"),
+        ("KICK #lobby", " 461 ivan KICK :Not enough parameters"),
+        ("FROBNICATE", " 421 ivan FROBNICATE :Unknown command"),
+        ("NICK 1bad", " 432 ivan 1bad :Erroneous nickname"),
+        ("MODE someone +i", " 502 ivan :Can't change mode for other users"),
+        ("INVITE nobody #lobby", " 401 ivan nobody :No such nick/channel"),
+        ("OPER root secret", " 491 ivan :No O-lines for your host"),
+        ("AUTHENTICATE PLAIN", " 907 ivan "),
+        ("PING", " 409 ivan :No origin specified"),
+    ];
+    for (input, answer) in cases {
+        ivan.send(input).await;
+        let line = ivan.next_line().await.expect("an answer");
+        assert!(line.contains(answer), "{input:?} answered {line:?}, expected {answer:?}");
+    }
+    ivan.send("WHOIS nobody").await;
+    ivan.expect(" 401 ivan nobody :No such nick/channel").await;
+    ivan.expect(" 318 ivan nobody :End of /WHOIS list.").await;
+    // A body over 512 bytes: 417, and the connection goes on.
+    ivan.send(&format!("PRIVMSG #lobby :{}", "x".repeat(600))).await;
+    ivan.expect(" 417 ivan :Input line was too long").await;
+    ivan.send_raw(b"PRIVMSG #lobby :caf\xe9\r\n").await;
+    ivan.expect("FAIL * INVALID_UTF8").await;
+    ivan.expect_nothing_more().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn whois_who_list_and_lusers_describe_the_server() {
+    let server = support::start_with(|config| {
+        config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
+        config.irc.motd = Some("Be kind.\nHave fun.".into());
+    })
+    .await;
+    let mut judy = IrcClient::join(irc(&server), "judy", "").await;
+    let _line = LineClient::join(server.line, "kim").await;
+    judy.send("WHOIS kim").await;
+    let whois = judy.collect_until(" 318 ").await;
+    assert!(whois.iter().any(|l| l.contains(" 311 judy kim ~u parley * :kim")), "{whois:#?}");
+    assert!(whois.iter().any(|l| l.contains(" 319 judy kim :#lobby")), "{whois:#?}");
+    assert!(!whois.iter().any(|l| l.contains(" 338 ")), "others' addresses stay private: {whois:#?}");
+    judy.send("WHO kim").await;
+    judy.expect(" 352 judy * ~u parley parley.local kim H :0 kim").await;
+    judy.expect(" 315 judy kim ").await;
+    judy.send("TOPIC #lobby :welcome all").await;
+    judy.expect(" 482 judy #lobby ").await;
+    judy.send("OPER root wrong").await;
+    judy.expect(" 464 judy :Password incorrect").await;
+    judy.send("OPER root root-pass").await;
+    judy.expect(" 381 judy :You are now an IRC operator").await;
+    judy.send("TOPIC #lobby :welcome all").await;
+    judy.expect("welcome all").await;
+    judy.send("LIST").await;
+    let list = judy.collect_until(" 323 ").await;
+    assert!(list.iter().any(|l| l.contains(" 322 judy #lobby 2 :welcome all")), "{list:#?}");
+    judy.send("LUSERS").await;
+    judy.expect(" 251 judy :There are 2 users").await;
+    judy.expect(" 252 judy 1 :operator(s) online").await;
+    judy.send("MOTD").await;
+    judy.expect(" 375 ").await;
+    judy.expect(" 372 judy :- Be kind.").await;
+    judy.expect(" 376 ").await;
+    judy.send("WHO #lobby").await;
+    let who = judy.collect_until(" 315 ").await;
+    assert!(who.iter().any(|l| l.contains(" judy H* ")), "operators are marked: {who:#?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_quit_is_one_line_however_many_channels_were_shared() {
+    let server = support::start().await;
+    let mut leo = IrcClient::join(irc(&server), "leo", "").await;
+    let mut mia = IrcClient::join(irc(&server), "mia", "").await;
+    for channel in ["#a", "#b"] {
+        leo.send(&format!("JOIN {channel}")).await;
+        mia.send(&format!("JOIN {channel}")).await;
+    }
+    leo.expect(":mia!~u@parley JOIN #b").await;
+    mia.send("QUIT :gone fishing").await;
+    leo.expect(":mia!~u@parley QUIT :Quit: gone fishing").await;
+    leo.expect_nothing_more().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn quiet_clients_are_pinged_then_dropped() {
+    let server = support::start_with(|config| {
+        config.limits.idle_ping_secs = 1;
+        config.limits.idle_timeout_secs = 2;
+    })
+    .await;
+    let mut quiet = IrcClient::join(irc(&server), "quiet", "").await;
+    quiet.expect("PING :parley.local").await;
+    quiet.send("PONG :parley.local").await;
+    quiet.expect("PING :parley.local").await;
+    let closing = quiet.expect_closed().await;
+    assert!(closing.iter().any(|l| l.contains("Ping timeout")), "{closing:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn irc_runs_over_tls() {
+    let server = support::start().await;
+    let fingerprint = server.fingerprint.clone().expect("a certificate");
+    let mut secure = IrcClient::connect_tls(server.irc_tls.expect("an irc+tls listener"), &fingerprint).await;
+    secure.register("secure", "").await;
+    let mut plain = IrcClient::join(irc(&server), "plain", "").await;
+    secure.send("PRIVMSG plain :over tls").await;
+    plain.expect(":secure!~u@parley PRIVMSG plain :over tls").await;
+    server.shutdown().await;
+}
