@@ -141,12 +141,13 @@ pub(crate) async fn run(connected: Connected, options: Options) -> anyhow::Resul
             () = &mut stop => vec![Effect::Exit],
         };
         for _ in 0..BATCH {
-            if let Ok(Ok(event)) = input.try_recv() {
-                effects.extend(keys::action(&event).map(|action| app.act(action)).unwrap_or_default());
-            } else if let Ok(update) = updates.try_recv() {
-                effects.extend(app.update(update));
-            } else {
-                break;
+            match input.try_recv() {
+                Ok(Ok(event)) => effects.extend(keys::action(&event).map(|action| app.act(action)).unwrap_or_default()),
+                Ok(Err(e)) => return Err(e).context("reading the terminal"),
+                Err(_) => match updates.try_recv() {
+                    Ok(update) => effects.extend(app.update(update)),
+                    Err(_) => break,
+                },
             }
         }
         if carry_out(effects, &mut app, &mut terminal, &command_tx)? {

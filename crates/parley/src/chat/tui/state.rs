@@ -411,10 +411,15 @@ impl State {
                 let Some(index) = self.find(Kind::Room, room) else { return Attention::None };
                 self.buffers[index].remove_member(nick);
                 let why = detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+                if nick.eq_ignore_ascii_case(&self.nick) {
+                    // We are out of the room: its window goes (as after /part), so that
+                    // /join enters it again instead of showing a window that no longer
+                    // receives anything.
+                    self.close(index);
+                    self.error(*ts, format!("You were kicked from {room}{why}"));
+                    return Attention::Bell;
+                }
                 let text = match reason {
-                    LeaveReason::Kicked if nick.eq_ignore_ascii_case(&self.nick) => {
-                        format!("You were kicked from {room}{why}")
-                    }
                     LeaveReason::Kicked => format!("{nick} was kicked from {room}{why}"),
                     LeaveReason::Part => format!("{nick} has left {room}{why}"),
                     _ => format!("{nick} has left the chat{why}"),
@@ -604,6 +609,16 @@ mod tests {
         });
         assert_eq!(state.buffers[1].members, vec!["ann", "Carol"]);
         assert_eq!(&texts(&state.buffers[1])[1..], ["* Carol has joined the chat", "* bob has left the chat (bye)"]);
+        let kicked = Event::Left {
+            room: "lobby".into(),
+            nick: "ANN".into(),
+            ts: at(3),
+            reason: LeaveReason::Kicked,
+            detail: Some("by carol".into()),
+        };
+        assert_eq!(state.apply(&kicked), Attention::Bell);
+        assert_eq!(state.find(Kind::Room, "lobby"), None, "the window went");
+        assert_eq!(texts(state.current()), ["! You were kicked from lobby (by carol)"]);
     }
 
     #[test]

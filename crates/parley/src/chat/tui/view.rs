@@ -343,15 +343,16 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State) {
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ),
     };
-    let mut spans = vec![
-        Span::styled(format!(" {} ", state.nick), Style::new().add_modifier(Modifier::BOLD)),
-        Span::raw(format!("│ {} {} │ {lag} │ ", state.server, state.security)),
-        link,
-    ];
+    let mut spans = vec![Span::styled(format!(" {} ", state.nick), Style::new().add_modifier(Modifier::BOLD))];
+    // First after the nick, so that even a narrow terminal shows that newer lines are
+    // hidden.
     let scroll = state.current().scroll;
     if scroll > 0 {
-        spans.push(Span::styled(format!(" │ ↑{scroll} (Esc: newest)"), Style::new().add_modifier(Modifier::BOLD)));
+        let style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+        spans.push(Span::styled(format!("│ ↑{scroll} back (Esc) "), style));
     }
+    spans.push(Span::raw(format!("│ {} {} │ {lag} │ ", state.server, state.security)));
+    spans.push(link);
     frame.render_widget(Paragraph::new(Row::from(spans)).style(bar()), area);
 }
 
@@ -578,6 +579,28 @@ mod tests {
         app.update(Update::Link(Link::Reconnecting { attempt: 3, reason: "connection refused".into() }));
         let rows = screen(&app, 100, 24);
         assert!(rows[22].ends_with("│ lag 12 ms │ RECONNECTING (try 3): connection refused"), "{rows:#?}");
+    }
+
+    #[test]
+    fn scrolling_back_shows_older_lines_and_says_so() {
+        let mut app = app();
+        for seq in 4..40 {
+            app.update(Update::Event(Event::Message {
+                room: "lobby".into(),
+                from: "bob".into(),
+                seq,
+                ts: at(0),
+                text: format!("message {seq}"),
+            }));
+        }
+        app.page = 21;
+        app.act(super::super::keys::Action::PageUp);
+        let rows = screen(&app, 80, 24);
+        assert!(rows[21].contains("bob: message 20"), "19 lines back: {rows:#?}");
+        assert!(rows[22].starts_with(" ann │ ↑19 back (Esc) │ chat.example.org"), "{rows:#?}");
+        app.act(super::super::keys::Action::Escape);
+        let rows = screen(&app, 80, 24);
+        assert!(rows[21].contains("bob: message 39"), "{rows:#?}");
     }
 
     #[test]
