@@ -254,6 +254,15 @@ async fn typing_is_never_disturbed_rooms_switch_and_help_shows() {
     screen.press(&["Escape"]);
     screen.wait_for("the overlay to close", |rows| !rows.iter().any(|r| r.contains("Help: Esc closes"))).await;
 
+    // A narrow terminal: the side lists give way, the title tells the window's number.
+    screen.tmux(&["resize-window", "-t", "0", "-x", "40", "-y", "12"]);
+    let rows =
+        screen.wait_for("the narrow layout", |rows| rows.first().is_some_and(|r| r.starts_with("[3/3] #dev"))).await;
+    assert_eq!(rows.len(), 12, "{}", rows.join("\n"));
+    assert_eq!(input_row(&rows), "[#dev]", "{}", rows.join("\n"));
+    screen.tmux(&["resize-window", "-t", "0", "-x", "80", "-y", "24"]);
+    screen.wait_for("the wide layout again", |rows| rows.get(1).is_some_and(|r| r.starts_with("1 server"))).await;
+
     // /quit leaves, with status 0 and the terminal back in its normal mode.
     screen.type_text("/quit");
     screen.press(&["Enter"]);
