@@ -48,12 +48,17 @@ struct TestServer {
 /// A server with a plain line listener and a plain native one, on the given addresses
 /// (port 0: any).
 async fn start(data: &Path, line: &str, native: &str) -> TestServer {
+    start_with(data, line, native, |_| {}).await
+}
+
+async fn start_with(data: &Path, line: &str, native: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
     let listen = |kind, addr: &str| Listener { kind, tls: false, addr: addr.to_owned() };
-    let config = Config {
+    let mut config = Config {
         data_dir: data.to_owned(),
         listeners: vec![listen(ListenerKind::Line, line), listen(ListenerKind::Native, native)],
         ..Config::default()
     };
+    adjust(&mut config);
     let server = Server::bind(config).await.expect("binds");
     let bound = server.local_addrs();
     let find = |kind| bound.iter().find(|b| b.kind == kind).map(|b| b.addr).expect("bound");
@@ -75,6 +80,21 @@ impl TestServer {
         let _ = self.stop.send(());
         tokio::time::timeout(WAIT, self.task).await.expect("stops").expect("task");
     }
+}
+
+/// A TCP relay to `target`; aborting its task cuts every connection through it and
+/// closes its port, as a network that goes away would, while the server stays up.
+fn relay(listener: tokio::net::TcpListener, target: SocketAddr) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut links = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            links.spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
 }
 
 /// Someone else in the chat, over the line protocol.
@@ -315,5 +335,52 @@ async fn a_lost_connection_comes_back_without_repeating_messages() {
     screen.wait_for_text("ann: kept while away").await;
     screen.press(&["C-c"]);
     screen.wait_for_text("chat exited with 0").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_said_while_the_network_was_away_are_fetched_once() {
+    if !tmux_available() {
+        return;
+    }
+    let data = temp_dir("catch-up");
+    // Newcomers get only the latest message, so what was missed must come from paging.
+    let server = start_with(&data, "127.0.0.1:0", "127.0.0.1:0", |c| c.history.on_join = 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("relay binds");
+    let relayed = listener.local_addr().expect("relay address");
+    let network = relay(listener, server.native);
+    let mut bob = Peer::join(server.line, "bob").await;
+    let mut carol = Peer::join(server.line, "carol").await;
+    let args = ["--plain".to_owned(), "--name".to_owned(), "ann".to_owned(), relayed.to_string()];
+    let screen = Screen::start("catch-up", &data, &args);
+    screen.wait_for_text("Welcome to the chat, ann!").await;
+    bob.say("before the outage").await;
+    screen.wait_for_text("bob: before the outage").await;
+
+    network.abort();
+    screen.wait_for_text("RECONNECTING").await;
+    for n in 1..=3 {
+        bob.say(&format!("missed {n}")).await;
+    }
+    // Carol has them, so they are stored.
+    carol.expect("bob: missed 3").await;
+
+    let network = relay(tokio::net::TcpListener::bind(relayed).await.expect("relay binds again"), server.native);
+    let rows = screen
+        .wait_for("the missed messages", |rows| {
+            rows.iter().any(|r| r.contains("Reconnected.")) && rows.iter().any(|r| r.contains("bob: missed 3"))
+        })
+        .await;
+    for text in ["bob: before the outage", "bob: missed 1", "bob: missed 2", "bob: missed 3"] {
+        assert_eq!(count(&rows, text), 1, "{text}: {}", rows.join("\n"));
+    }
+    let order: Vec<usize> = ["missed 1", "missed 2", "missed 3"]
+        .iter()
+        .map(|text| rows.iter().position(|r| r.contains(text)).unwrap_or(usize::MAX))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in order: {}", rows.join("\n"));
+    screen.press(&["C-c"]);
+    screen.wait_for_text("chat exited with 0").await;
+    network.abort();
     server.shutdown().await;
 }
