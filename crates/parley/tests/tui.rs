@@ -136,6 +136,8 @@ impl Peer {
 /// A private tmux server running one `parley chat`, killed when dropped.
 struct Screen {
     socket: String,
+    /// The server's socket file, which tmux leaves behind after `kill-server`.
+    socket_path: Option<PathBuf>,
 }
 
 impl Screen {
@@ -144,7 +146,7 @@ impl Screen {
     /// canonical (cooked) mode, then waits, so a test can read both.
     fn start(name: &str, home: &Path, args: &[String]) -> Screen {
         let socket = format!("parley-tui-{}-{name}", std::process::id());
-        let screen = Screen { socket };
+        let mut screen = Screen { socket, socket_path: None };
         let chat = std::iter::once(env!("CARGO_BIN_EXE_parley").to_owned())
             .chain(std::iter::once("chat".to_owned()))
             .chain(args.iter().cloned())
@@ -156,6 +158,8 @@ impl Screen {
             home.display()
         );
         screen.tmux(&["-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24", "sh", "-c", &script]);
+        let path = screen.tmux(&["display-message", "-p", "#{socket_path}"]);
+        screen.socket_path = Some(PathBuf::from(path.trim_end()));
         screen
     }
 
@@ -210,6 +214,9 @@ impl Screen {
 impl Drop for Screen {
     fn drop(&mut self) {
         let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").env_remove("TMUX").output();
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
