@@ -112,6 +112,8 @@ pub struct PastMessage {
     pub from: String,
     /// When the server accepted it.
     pub at: DateTime<Utc>,
+    /// What kind of message.
+    pub kind: crate::Kind,
     /// The text.
     pub text: String,
 }
@@ -130,7 +132,13 @@ pub enum HistoryCursor {
 fn past(entries: Vec<HistoryEntry>) -> Vec<PastMessage> {
     entries
         .into_iter()
-        .map(|e| PastMessage { seq: e.seq, from: e.from, at: crate::event::time(&e.ts), text: e.text })
+        .map(|e| PastMessage {
+            seq: e.seq,
+            from: e.from,
+            at: crate::event::time(&e.ts),
+            kind: crate::Kind::from_wire(e.kind.as_deref()),
+            text: e.text,
+        })
         .collect()
 }
 
@@ -244,6 +252,14 @@ impl Client {
         }
     }
 
+    /// Does `text` in `room` as an action (`* alice waves`); returns its seq and time.
+    pub async fn act(&self, room: &str, text: &str) -> Result<(u64, DateTime<Utc>), Error> {
+        match self.request(&Request::Act { room: room.to_owned() }, text.as_bytes()).await? {
+            Reply::Said { seq, ts, .. } => Ok((seq, crate::event::time(&ts))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Sends `text` privately to `to`; returns the receiver's nick as its owner spells it.
     pub async fn whisper(&self, to: &str, text: &str) -> Result<String, Error> {
         match self.request(&Request::Whisper { to: to.to_owned() }, text.as_bytes()).await? {
@@ -315,8 +331,13 @@ impl Client {
             Reply::Found { results, .. } => Ok(results
                 .into_iter()
                 .map(|hit| {
-                    let message =
-                        PastMessage { seq: hit.seq, from: hit.from, at: crate::event::time(&hit.ts), text: hit.text };
+                    let message = PastMessage {
+                        seq: hit.seq,
+                        from: hit.from,
+                        at: crate::event::time(&hit.ts),
+                        kind: crate::Kind::Text,
+                        text: hit.text,
+                    };
                     (hit.room, message)
                 })
                 .collect()),

@@ -4,6 +4,29 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use parley_proto::msg::{ErrorCode, LeaveReason, ServerMsg};
 
+/// What kind of message: ordinary text, an action (`/me waves`), or a notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Ordinary text.
+    #[default]
+    Text,
+    /// An action, shown as `* alice waves`.
+    Action,
+    /// A notice (from IRC's `NOTICE`): text nobody should answer automatically.
+    Notice,
+}
+
+impl Kind {
+    /// The kind a server message names (`action`, `notice`; absent: text).
+    pub(crate) fn from_wire(kind: Option<&str>) -> Kind {
+        match kind {
+            Some("action") => Kind::Action,
+            Some("notice") => Kind::Notice,
+            _ => Kind::Text,
+        }
+    }
+}
+
 /// An event from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -17,6 +40,8 @@ pub enum Event {
         seq: u64,
         /// When the server accepted it.
         ts: DateTime<Utc>,
+        /// What kind of message.
+        kind: Kind,
         /// The text.
         text: String,
     },
@@ -31,6 +56,8 @@ pub enum Event {
         to: String,
         /// When the server accepted it.
         ts: DateTime<Utc>,
+        /// What kind of message.
+        kind: Kind,
         /// The text.
         text: String,
     },
@@ -105,11 +132,11 @@ impl Event {
     pub(crate) fn from_server(msg: ServerMsg, payload: &Bytes) -> Option<Event> {
         let text = || String::from_utf8_lossy(payload).into_owned();
         Some(match msg {
-            ServerMsg::Message { room, from, seq, ts, .. } => {
-                Event::Message { room, from, seq, ts: time(&ts), text: text() }
+            ServerMsg::Message { room, from, seq, ts, kind } => {
+                Event::Message { room, from, seq, ts: time(&ts), kind: Kind::from_wire(kind.as_deref()), text: text() }
             }
-            ServerMsg::Whisper { seq, from, to, ts, .. } => {
-                Event::Whisper { seq, from, to, ts: time(&ts), text: text() }
+            ServerMsg::Whisper { seq, from, to, ts, kind } => {
+                Event::Whisper { seq, from, to, ts: time(&ts), kind: Kind::from_wire(kind.as_deref()), text: text() }
             }
             ServerMsg::Joined { room, nick, ts, arrival } => Event::Joined { room, nick, ts: time(&ts), arrival },
             ServerMsg::Left { room, nick, ts, reason, detail } => {

@@ -18,6 +18,6 @@ mod event;
 pub mod trust;
 
 pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Transport, Welcome};
-pub use event::Event;
+pub use event::{Event, Kind};
 pub use parley_proto::msg::{ErrorCode, LeaveReason, Reply, Request, RoomInfo};
 pub use trust::{Trust, TrustError, Trusted};

@@ -1,10 +1,12 @@
-//! `parley chat`: the plain client over the native protocol. It reads the server and the
-//! keyboard at the same time (one task each), prints classic `[HH:MM:SS] name: text`
-//! lines in local time, and works in a pipe.
+//! `parley chat`: the client over the native protocol. On a terminal it is a full-screen
+//! UI (`tui`); in a pipe, or with `--plain-ui`, it is the plain client here, which reads
+//! the server and the keyboard at the same time (one task each) and prints classic
+//! `[HH:MM:SS] name: text` lines in local time.
 
 mod format;
+mod tui;
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,6 +45,16 @@ pub(crate) struct ChatArgs {
     /// ~/.config/parley/known_hosts.
     #[arg(long, value_name = "FILE")]
     known_hosts: Option<PathBuf>,
+    /// The plain line client even on a terminal (it is always used in a pipe).
+    #[arg(long)]
+    plain_ui: bool,
+    /// No terminal bell on mentions and private messages (full-screen UI).
+    #[arg(long)]
+    no_bell: bool,
+    /// Leave the mouse to the terminal, for selecting text; the wheel no longer scrolls
+    /// (full-screen UI).
+    #[arg(long)]
+    no_mouse: bool,
 }
 
 /// What the reader of the keyboard and the printer of events share.
@@ -105,7 +117,7 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(SERVER_GONE));
         }
     };
-    if let Some(trusted) = trusted {
+    if let Some(trusted) = &trusted {
         eprintln!("Connected to {addr} over TLS: {trusted}.");
     }
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
@@ -113,6 +125,11 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let Some(welcome) = register(&client, &mut stdin, args.name.as_deref()).await? else {
         return Ok(ExitCode::FAILURE);
     };
+    if !args.plain_ui && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        let connect = tui::Connect { addr, transport };
+        let connected = tui::Connected { connect, client, events, welcome, trusted };
+        return tui::run(connected, tui::Options { bell: !args.no_bell, mouse: !args.no_mouse }).await;
+    }
     print_line(&format!("[{}] Welcome to the chat, {}!", clock(&Utc::now()), welcome.nick));
     if let Some(topic) = &welcome.topic {
         print_line(&format!("[{}] Topic: {topic}", clock(&Utc::now())));
@@ -194,10 +211,28 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             }
             Some(room) => client.say(&room, &text).await.map(drop),
         },
-        Input::Me(_) | Input::Away(_) | Input::Whois(_) | Input::Invite(_) => {
-            print_line("Error: this client cannot send that command yet.");
-            Ok(())
-        }
+        Input::Me(text) => match current {
+            None => {
+                print_line("Error: you are not in a room; /join one");
+                Ok(())
+            }
+            Some(room) => client.act(&room, &text).await.map(drop),
+        },
+        Input::Away(message) => client.call(&Request::Away { message }).await.map(|reply| {
+            for line in format::reply_lines(&reply) {
+                print_line(&line);
+            }
+        }),
+        Input::Whois(nick) => client.call(&Request::Whois { nick }).await.map(|reply| {
+            for line in format::reply_lines(&reply) {
+                print_line(&line);
+            }
+        }),
+        Input::Invite(nick) => client.call(&Request::Invite { room: current.clone(), nick }).await.map(|reply| {
+            for line in format::reply_lines(&reply) {
+                print_line(&line);
+            }
+        }),
         Input::Msg { to, text } => client.whisper(&to, &text).await.map(|to| {
             for part in text.lines() {
                 print_line(&format!("[{}] [private to {to}] {part}", now()));

@@ -214,6 +214,31 @@ pub enum Request {
         /// The new one, at least 8 characters.
         new: String,
     },
+    /// Say the payload's text in a room as an action (`/me waves` shows as
+    /// `* alice waves`).
+    Act {
+        /// The room to act in.
+        room: String,
+    },
+    /// Mark yourself away with a message, or back without one.
+    Away {
+        /// The away message; without it, you are back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// What the server says about a user.
+    Whois {
+        /// Who.
+        nick: String,
+    },
+    /// Invite someone into a room you are in (operators only in an invite-only room).
+    Invite {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Who.
+        nick: String,
+    },
     /// Ask for a `pong` result; for latency and keepalive.
     Ping,
     /// Leave the chat; the server answers `bye` and closes the connection.
@@ -249,6 +274,10 @@ impl Request {
             Request::Op { .. } => "op",
             Request::Deop { .. } => "deop",
             Request::Search { .. } => "search",
+            Request::Act { .. } => "act",
+            Request::Away { .. } => "away",
+            Request::Whois { .. } => "whois",
+            Request::Invite { .. } => "invite",
             Request::Register { .. } => "register",
             Request::Auth { .. } => "auth",
             Request::Password { .. } => "password",
@@ -293,6 +322,10 @@ const KNOWN_REQUESTS: &[&str] = &[
     "register",
     "auth",
     "password",
+    "act",
+    "away",
+    "whois",
+    "invite",
     "ping",
     "quit",
 ];
@@ -572,6 +605,38 @@ pub enum Reply {
     },
     /// The answer to `password`.
     PasswordChanged,
+    /// The answer to `away`.
+    Away {
+        /// Whether you are marked away now.
+        away: bool,
+    },
+    /// The answer to `whois`.
+    Whois {
+        /// Their nick.
+        nick: String,
+        /// The account they are logged in to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// The rooms you may see them in; operators' with `@` in front.
+        rooms: Vec<String>,
+        /// When they connected, RFC 3339 in UTC.
+        since: String,
+        /// Seconds since they last said something.
+        idle_secs: u64,
+        /// Their away message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+        /// A server administrator.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        admin: bool,
+    },
+    /// The answer to `invite`.
+    Invited {
+        /// Who was invited.
+        nick: String,
+        /// Where to.
+        room: String,
+    },
     /// The answer to `ping`.
     Pong,
     /// The answer to `quit`; the server closes the connection after it.

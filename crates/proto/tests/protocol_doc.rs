@@ -93,6 +93,10 @@ fn json_examples() -> Vec<String> {
         request_header(29, &Request::Hello { version: 1, nick: s("alice"), password: Some(s("correct horse")) }, b""),
         request_header(30, &Request::Audit { limit: Some(20) }, b""),
         request_header(17, &Request::Register { password: s("correct horse") }, b""),
+        request_header(31, &Request::Act { room: s("lobby") }, b"waves"),
+        request_header(32, &Request::Away { message: Some(s("lunch")) }, b""),
+        request_header(33, &Request::Whois { nick: s("bob") }, b""),
+        request_header(34, &Request::Invite { room: Some(s("dev")), nick: s("bob") }, b""),
         request_header(18, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, b""),
         request_header(19, &Request::Password { old: s("correct horse"), new: s("battery staple") }, b""),
     ];
@@ -146,6 +150,17 @@ fn json_examples() -> Vec<String> {
         Reply::Registered { account: s("alice") },
         Reply::LoggedIn { account: s("alice"), nick: s("alice") },
         Reply::PasswordChanged,
+        Reply::Away { away: true },
+        Reply::Whois {
+            nick: s("bob"),
+            account: Some(s("bob")),
+            rooms: names(&["@dev", "lobby"]),
+            since: ts("08:00:00.000"),
+            idle_secs: 42,
+            away: Some(s("lunch")),
+            admin: false,
+        },
+        Reply::Invited { nick: s("bob"), room: s("dev") },
         Reply::Conversation {
             with: s("bob"),
             messages: vec![past(31, "alice", "14:30:46.001", "psst"), past(32, "bob", "14:30:50.000", "what?")],
@@ -190,9 +205,19 @@ fn json_examples() -> Vec<String> {
     let header_too_long = FrameError::HeaderTooLong { len: 20_000, max: 16_384 };
     let payload_too_large = FrameError::PayloadTooLarge { id: Some(13), len: 2_000_000, max: 1_048_576 };
     let notice = b"The nick alice is registered. Log in with /login alice PASSWORD within 30 seconds, or else.";
-    let events: [(ServerMsg, &[u8]); 15] = [
+    let events: [(ServerMsg, &[u8]); 16] = [
         (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS), kind: None }, hello_everyone),
         (ServerMsg::Whisper { seq: 31, from: s("alice"), to: s("bob"), ts: ts("14:30:46.001"), kind: None }, b"psst"),
+        (
+            ServerMsg::Message {
+                room: s("lobby"),
+                from: s("alice"),
+                seq: 13,
+                ts: ts("14:30:47.000"),
+                kind: Some(s("action")),
+            },
+            b"waves",
+        ),
         (ServerMsg::Joined { room: s("lobby"), nick: s("carol"), ts: ts("14:31:00.000"), arrival: true }, b""),
         (ServerMsg::Joined { room: s("dev"), nick: s("carol"), ts: ts("14:31:05.000"), arrival: false }, b""),
         (

@@ -232,3 +232,44 @@ async fn a_raw_hello_frame_written_by_hand_is_understood() {
     assert!(matches!(client.answer(1).await, Ok(Reply::Welcome { nick, .. }) if nick == "handmade"));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn actions_away_whois_and_invitations() {
+    let server = support::start().await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    let mut bob = NativeClient::join(server.native, "bob").await;
+    let mut line = LineClient::join(server.line, "carol").await;
+
+    assert!(alice.request(&Request::Act { room: "lobby".into() }, b"waves").await.is_ok());
+    let kind = bob
+        .expect(|r| match &r.msg {
+            ServerMsg::Message { from, kind, .. } if from == "alice" => Some(kind.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(kind.as_deref(), Some("action"));
+    line.expect_line("* alice waves").await;
+    let joined = bob.request(&Request::Join { room: "lobby".into() }, b"").await;
+    let Ok(Reply::Joined { history, .. }) = joined else { panic!("joined: {joined:?}") };
+    assert_eq!(history.last().and_then(|h| h.kind.as_deref()), Some("action"), "history keeps it an action");
+
+    assert_eq!(
+        alice.request(&Request::Away { message: Some("lunch".into()) }, b"").await,
+        Ok(Reply::Away { away: true })
+    );
+    let whois = bob.request(&Request::Whois { nick: "alice".into() }, b"").await;
+    assert!(
+        matches!(&whois, Ok(Reply::Whois { nick, away: Some(away), rooms, .. }) if nick == "alice" && away == "lunch" && rooms == &["lobby"]),
+        "{whois:?}"
+    );
+    assert_eq!(alice.request(&Request::Away { message: None }, b"").await, Ok(Reply::Away { away: false }));
+    let nobody = bob.request(&Request::Whois { nick: "nobody".into() }, b"").await;
+    assert_eq!(error_code(nobody), ErrorCode::NoSuchNick);
+
+    assert!(alice.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
+    let invited = alice.request(&Request::Invite { room: Some("dev".into()), nick: "bob".into() }, b"").await;
+    assert_eq!(invited, Ok(Reply::Invited { nick: "bob".into(), room: "dev".into() }));
+    let notice = bob.expect(|r| matches!(r.msg, ServerMsg::Notice { .. }).then(|| r.text())).await;
+    assert_eq!(notice, "alice invites you to dev.");
+    server.shutdown().await;
+}

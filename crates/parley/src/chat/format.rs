@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use parley_client::{Event, LeaveReason, PastMessage, RoomInfo};
+use parley_client::{Event, Kind, LeaveReason, PastMessage, Reply, RoomInfo};
 
 pub(super) use parley_proto::line::clock;
 use parley_proto::line::stamp;
@@ -25,7 +25,7 @@ pub(super) fn past_lines(messages: &[PastMessage]) -> Vec<String> {
     let mut lines = Vec::new();
     for message in messages {
         let stamp = stamp(&message.at);
-        lines.extend(message.text.lines().map(|part| format!("[{stamp}] {}: {}", message.from, clean(part))));
+        lines.extend(message.text.lines().map(|part| format!("[{stamp}] {}", said(&message.from, message.kind, part))));
     }
     lines
 }
@@ -48,11 +48,11 @@ pub(super) fn event_lines(event: &Event, current: Option<&str>) -> Vec<String> {
         }
     };
     match event {
-        Event::Message { room, from, ts, text, .. } => {
-            text.lines().map(|part| format!("[{}] {}{from}: {}", clock(ts), tag(room), clean(part))).collect()
+        Event::Message { room, from, ts, kind, text, .. } => {
+            text.lines().map(|part| format!("[{}] {}{}", clock(ts), tag(room), said(from, *kind, part))).collect()
         }
-        Event::Whisper { from, ts, text, .. } => {
-            text.lines().map(|part| format!("[{}] [private] {from}: {}", clock(ts), clean(part))).collect()
+        Event::Whisper { from, ts, kind, text, .. } => {
+            text.lines().map(|part| format!("[{}] [private] {}", clock(ts), said(from, *kind, part))).collect()
         }
         Event::Joined { nick, ts, arrival: true, .. } => vec![format!("[{}] {nick} has joined the chat!", clock(ts))],
         Event::Joined { room, nick, ts, arrival: false } => vec![format!("[{}] {nick} has joined {room}.", clock(ts))],
@@ -72,6 +72,48 @@ pub(super) fn event_lines(event: &Event, current: Option<&str>) -> Vec<String> {
         Event::Notice { ts, text } => text.lines().map(|part| format!("[{}] *** {}", clock(ts), clean(part))).collect(),
         // Shown by the caller as the farewell.
         Event::Shutdown { .. } | Event::Closed { .. } => Vec::new(),
+    }
+}
+
+/// One line of text as said by `from`: `alice: hi`, `* alice waves`, `-alice- note`
+/// (as the line protocol shows them).
+pub(super) fn said(from: &str, kind: Kind, text: &str) -> String {
+    match kind {
+        Kind::Text => format!("{from}: {}", clean(text)),
+        Kind::Action => format!("* {from} {}", clean(text)),
+        Kind::Notice => format!("-{from}- {}", clean(text)),
+    }
+}
+
+/// What the answers to `/away`, `/whois` and `/invite` say.
+pub(super) fn reply_lines(reply: &Reply) -> Vec<String> {
+    match reply {
+        Reply::Away { away: true } => vec!["You are marked away; /away alone brings you back.".to_owned()],
+        Reply::Away { away: false } => vec!["You are back.".to_owned()],
+        Reply::Invited { nick, room } => vec![format!("You invited {nick} to {room}.")],
+        Reply::Whois { nick, account, rooms, since, idle_secs, away, admin } => {
+            let mut lines = vec![format!("--- {nick} ---")];
+            if let Some(account) = account {
+                lines.push(format!("  logged in as {account}"));
+            }
+            if !rooms.is_empty() {
+                lines.push(format!("  in {}", rooms.join(", ")));
+            }
+            let since = chrono::DateTime::parse_from_rfc3339(since).map_or_else(
+                |_| since.clone(),
+                |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            );
+            lines.push(format!("  online since {since}, idle {}", parley_proto::line::idle(*idle_secs)));
+            if let Some(away) = away {
+                lines.push(format!("  away: {}", clean(away)));
+            }
+            if *admin {
+                lines.push("  a server administrator".to_owned());
+            }
+            lines
+        }
+        // Only the three answers above come to the commands that show them.
+        _ => Vec::new(),
     }
 }
 
@@ -105,7 +147,14 @@ mod tests {
 
     #[test]
     fn messages_in_the_current_room_have_no_tag() {
-        let event = Event::Message { room: "lobby".into(), from: "bob".into(), seq: 1, ts: at(), text: "hi".into() };
+        let event = Event::Message {
+            room: "lobby".into(),
+            from: "bob".into(),
+            seq: 1,
+            ts: at(),
+            kind: Kind::Text,
+            text: "hi".into(),
+        };
         assert_eq!(without_clock(event_lines(&event, Some("Lobby"))), vec!["bob: hi"]);
         assert_eq!(without_clock(event_lines(&event, Some("dev"))), vec!["[lobby] bob: hi"]);
     }
@@ -113,7 +162,7 @@ mod tests {
     #[test]
     fn multi_line_text_and_control_characters_cannot_forge_lines() {
         let text = "one\n[12:00:00] mallory: fake\x1b[2J".to_owned();
-        let event = Event::Whisper { seq: 1, from: "eve".into(), to: "me".into(), ts: at(), text };
+        let event = Event::Whisper { seq: 1, from: "eve".into(), to: "me".into(), ts: at(), kind: Kind::Text, text };
         assert_eq!(
             without_clock(event_lines(&event, None)),
             vec!["[private] eve: one", "[private] eve: [12:00:00] mallory: fake\u{FFFD}[2J"]

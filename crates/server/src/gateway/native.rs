@@ -302,6 +302,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Register { password } => Ok(Command::Register { password }),
             Request::Auth { name, password } => Ok(Command::Login { name, password }),
             Request::Password { old, new } => Ok(Command::Password { old, new }),
+            Request::Act { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Action, text }),
+            Request::Away { message } => Ok(Command::Away { text: message }),
+            Request::Whois { nick } => Ok(Command::Whois { nick }),
+            Request::Invite { room, nick } => Ok(Command::Invite { nick, room }),
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
@@ -591,12 +595,20 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         Reply::PasswordChanged => msg::Reply::PasswordChanged,
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
+        Reply::Away { away } => msg::Reply::Away { away: *away },
+        Reply::Whois(whois) => msg::Reply::Whois {
+            nick: whois.nick.to_string(),
+            account: whois.account.as_ref().map(ToString::to_string),
+            rooms: whois.rooms.iter().map(|(room, op)| format!("{}{room}", if *op { "@" } else { "" })).collect(),
+            since: ts(&whois.since),
+            idle_secs: whois.idle_secs,
+            away: whois.away.as_deref().map(str::to_owned),
+            admin: whois.admin,
+        },
+        Reply::Invited { nick, room } => msg::Reply::Invited { nick: nick.to_string(), room: room.to_string() },
         Reply::Modes { .. }
         | Reply::ModesSet { .. }
         | Reply::Bans { .. }
-        | Reply::Invited { .. }
-        | Reply::Away { .. }
-        | Reply::Whois(_)
         | Reply::Stats(_)
         | Reply::Opered
         | Reply::Described => return None,

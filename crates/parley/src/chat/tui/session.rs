@@ -1,0 +1,711 @@
+//! The connection to the server, on a task of its own so that the screen never waits
+//! for the network: it carries out the user's commands one at a time (in the order
+//! typed, so messages keep their order), forwards the server's events, measures the
+//! lag, and when the connection drops it reconnects with backoff, re-enters the rooms
+//! and fetches what was said meanwhile. It reports everything to the screen as
+//! [`Update`]s; the screen's model drops what it already has by seq, so a message that
+//! arrives both live and in a catch-up page shows once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use parley_client::{Client, Event, Events, HistoryCursor, PastMessage, Reply, Request, Transport};
+use parley_proto::line::Input;
+use tokio::sync::mpsc;
+
+use super::super::format;
+use super::state::Link;
+
+/// How often the lag is measured. A ping is tiny; every 10 s keeps the status line
+/// current without adding traffic anyone would notice.
+const PING_EVERY: Duration = Duration::from_secs(10);
+
+/// A ping not answered this long means the connection is dead even if TCP has not
+/// noticed yet (a laptop that slept, a network that went away): reconnect.
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long `/quit` waits for the server's goodbye before leaving anyway.
+const QUIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Messages fetched per catch-up page, and the most pages fetched per room after a
+/// reconnect; past that the user is told to use `/history`, so a client back from a
+/// week away does not download a week of a busy room.
+const CATCH_UP_PAGE: u32 = 200;
+const CATCH_UP_PAGES: usize = 10;
+
+/// Messages `/history` fetches when not told how many.
+const DEFAULT_HISTORY: u32 = 20;
+
+/// Where to reconnect.
+#[derive(Debug, Clone)]
+pub(crate) struct Connect {
+    /// `HOST:PORT`.
+    pub(crate) addr: String,
+    /// Plain or TLS, and whom to trust.
+    pub(crate) transport: Transport,
+}
+
+/// A line the user typed, parsed, with the room on screen (commands such as `/who` and
+/// plain text apply to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Command {
+    /// What to do.
+    pub(crate) input: Input,
+    /// The room on screen, if the screen shows a room.
+    pub(crate) room: Option<String>,
+}
+
+/// What the connection tells the screen.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Update {
+    /// The connection's state changed.
+    Link(Link),
+    /// The round trip of a ping.
+    Lag(Duration),
+    /// Our nick (after `/nick`, `/login`, or a reconnect).
+    Nick(String),
+    /// We are in a room: entered now (`show`: the user asked, so show it), or again
+    /// after a reconnect.
+    Joined {
+        /// The room.
+        room: String,
+        /// Who is there.
+        members: Vec<String>,
+        /// Its topic.
+        topic: Option<String>,
+        /// Its latest messages.
+        history: Vec<PastMessage>,
+        /// Bring it on screen.
+        show: bool,
+    },
+    /// We left a room.
+    Parted {
+        /// The room.
+        room: String,
+    },
+    /// An event from the server.
+    Event(Event),
+    /// Our message in a room, as the server numbered it.
+    Said {
+        /// The room.
+        room: String,
+        /// Its seq.
+        seq: u64,
+        /// The server's time.
+        at: DateTime<Utc>,
+        /// Text or an action.
+        kind: parley_client::Kind,
+        /// The text.
+        text: String,
+    },
+    /// Our private message.
+    Whispered {
+        /// The receiver, as they spell their nick.
+        to: String,
+        /// The server's time.
+        at: DateTime<Utc>,
+        /// The text.
+        text: String,
+    },
+    /// Messages said in a room while we were disconnected.
+    Missed {
+        /// The room.
+        room: String,
+        /// The messages, oldest first.
+        messages: Vec<PastMessage>,
+    },
+    /// A page of a room's history the user asked for.
+    History {
+        /// The room.
+        room: String,
+        /// The messages, oldest first.
+        messages: Vec<PastMessage>,
+    },
+    /// A page of a private conversation the user asked for.
+    Conversation {
+        /// The other user.
+        with: String,
+        /// The messages, oldest first (their seqs are the private numbering).
+        messages: Vec<PastMessage>,
+    },
+    /// The members of a room (`/who`).
+    Members {
+        /// The room.
+        room: String,
+        /// Who.
+        members: Vec<String>,
+    },
+    /// A room's topic (`/topic`).
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic.
+        topic: Option<String>,
+    },
+    /// Lines of an answer (search results, the room list, confirmations).
+    Notes(Vec<String>),
+    /// A command failed.
+    Failed(String),
+    /// `/quit` is done: the screen may close.
+    Bye,
+}
+
+/// What the connection task remembers across reconnects: who we are, where we are,
+/// and the last message seen in each room.
+#[derive(Debug, Clone, Default)]
+struct Memory {
+    nick: String,
+    /// The rooms we are in, in the order entered.
+    rooms: Vec<String>,
+    /// The highest seq seen per room (key: the room's name in lower case).
+    last: HashMap<String, u64>,
+}
+
+impl Memory {
+    fn saw(&mut self, room: &str, seq: u64) {
+        let last = self.last.entry(room.to_ascii_lowercase()).or_insert(0);
+        *last = (*last).max(seq);
+    }
+
+    fn last_seen(&self, room: &str) -> u64 {
+        self.last.get(&room.to_ascii_lowercase()).copied().unwrap_or(0)
+    }
+
+    fn entered(&mut self, room: &str) {
+        if !self.rooms.iter().any(|r| r.eq_ignore_ascii_case(room)) {
+            self.rooms.push(room.to_owned());
+        }
+    }
+
+    fn left(&mut self, room: &str) {
+        self.rooms.retain(|r| !r.eq_ignore_ascii_case(room));
+    }
+
+    /// Learns from what is about to be shown.
+    fn learn(&mut self, update: &Update) {
+        match update {
+            Update::Nick(nick) => self.nick.clone_from(nick),
+            Update::Joined { room, history, .. } => {
+                self.entered(room);
+                history.iter().for_each(|m| self.saw(room, m.seq));
+            }
+            Update::Parted { room } => self.left(room),
+            Update::Said { room, seq, .. } => self.saw(room, *seq),
+            Update::Missed { room, messages } | Update::History { room, messages } => {
+                messages.iter().for_each(|m| self.saw(room, m.seq));
+            }
+            Update::Event(Event::Message { room, seq, .. }) => self.saw(room, *seq),
+            Update::Event(Event::NickChanged { old, new, .. }) if old.eq_ignore_ascii_case(&self.nick) => {
+                self.nick.clone_from(new);
+            }
+            Update::Event(Event::Left { room, nick, reason: parley_client::LeaveReason::Kicked, .. })
+                if nick.eq_ignore_ascii_case(&self.nick) =>
+            {
+                self.left(room);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How the connection ended.
+enum Ended {
+    /// The user quit, or the screen is gone: stop.
+    Stop,
+    /// It dropped: reconnect.
+    Lost(String),
+}
+
+/// The wait before reconnect try `attempt` (from 1): 0.5 s, doubling up to 30 s, plus
+/// up to 250 ms that differs between clients, so that the clients of a restarted
+/// server do not all knock at once.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.saturating_sub(1).min(6));
+    let spread = (u64::from(std::process::id()) * 7_919 + u64::from(attempt) * 104_729) % 250;
+    base.min(Duration::from_secs(30)) + Duration::from_millis(spread)
+}
+
+/// Runs the connection until the user quits or the screen goes away. `client` and
+/// `events` are the first connection, already registered as `nick` in `room`.
+pub(crate) async fn run(
+    connect: Connect,
+    mut client: Client,
+    mut events: Events,
+    nick: String,
+    room: String,
+    mut commands: mpsc::Receiver<Command>,
+    updates: mpsc::Sender<Update>,
+) {
+    let mut memory = Memory { nick, rooms: vec![room], last: HashMap::new() };
+    loop {
+        let reason = match serve(&client, &mut events, &mut commands, &updates, &mut memory).await {
+            Ended::Stop => return,
+            Ended::Lost(reason) => reason,
+        };
+        match reconnect(&connect, &mut commands, &updates, &mut memory, reason).await {
+            Some((next, next_events)) => {
+                client = next;
+                events = next_events;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Awaits `request` while keeping the events that arrive meanwhile in `backlog`, so
+/// that a full event queue can never hold back the answer the request waits for.
+async fn during<T>(request: impl Future<Output = T>, events: &mut Events, backlog: &mut Vec<Event>) -> T {
+    tokio::pin!(request);
+    loop {
+        tokio::select! {
+            answer = &mut request => return answer,
+            Some(event) = events.next() => backlog.push(event),
+        }
+    }
+}
+
+/// Hands an update to the screen, learning from it first. `Err`: the screen is gone.
+async fn show(updates: &mpsc::Sender<Update>, memory: &mut Memory, update: Update) -> Result<(), ()> {
+    memory.learn(&update);
+    updates.send(update).await.map_err(drop)
+}
+
+/// Forwards one event; `Some` when it ends the connection.
+async fn forward(event: Event, updates: &mpsc::Sender<Update>, memory: &mut Memory) -> Option<Ended> {
+    if let Event::Closed { reason } = event {
+        return Some(Ended::Lost(reason));
+    }
+    show(updates, memory, Update::Event(event)).await.err().map(|()| Ended::Stop)
+}
+
+async fn forward_all(events: Vec<Event>, updates: &mpsc::Sender<Update>, memory: &mut Memory) -> Option<Ended> {
+    for event in events {
+        if let Some(ended) = forward(event, updates, memory).await {
+            return Some(ended);
+        }
+    }
+    None
+}
+
+/// One connection's life: events, commands and pings until it ends.
+async fn serve(
+    client: &Client,
+    events: &mut Events,
+    commands: &mut mpsc::Receiver<Command>,
+    updates: &mpsc::Sender<Update>,
+    memory: &mut Memory,
+) -> Ended {
+    let mut pings = tokio::time::interval(PING_EVERY);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let Some(event) = event else { return Ended::Lost("the connection closed".to_owned()) };
+                if let Some(ended) = forward(event, updates, memory).await {
+                    return ended;
+                }
+            }
+            command = commands.recv() => {
+                let Some(command) = command else { return Ended::Stop };
+                if command.input == Input::Quit {
+                    let _ = tokio::time::timeout(QUIT_WAIT, client.quit(None)).await;
+                    let _ = updates.send(Update::Bye).await;
+                    return Ended::Stop;
+                }
+                let mut backlog = Vec::new();
+                let outcome = during(execute(client, command), events, &mut backlog).await;
+                for update in outcome {
+                    if show(updates, memory, update).await.is_err() {
+                        return Ended::Stop;
+                    }
+                }
+                if let Some(ended) = forward_all(backlog, updates, memory).await {
+                    return ended;
+                }
+            }
+            _ = pings.tick() => {
+                let started = Instant::now();
+                let mut backlog = Vec::new();
+                match tokio::time::timeout(PING_TIMEOUT, during(client.ping(), events, &mut backlog)).await {
+                    Ok(Ok(())) => {
+                        if show(updates, memory, Update::Lag(started.elapsed())).await.is_err() {
+                            return Ended::Stop;
+                        }
+                    }
+                    // The connection is closing; its `Closed` event says why.
+                    Ok(Err(_)) => {}
+                    Err(_) => {
+                        let _ = forward_all(backlog, updates, memory).await;
+                        return Ended::Lost(format!("no answer to a ping in {} s", PING_TIMEOUT.as_secs()));
+                    }
+                }
+                if let Some(ended) = forward_all(backlog, updates, memory).await {
+                    return ended;
+                }
+            }
+        }
+    }
+}
+
+/// Tries to connect again, with backoff, until it works or the user quits (`None`).
+/// Commands typed meanwhile are refused with a word of explanation.
+async fn reconnect(
+    connect: &Connect,
+    commands: &mut mpsc::Receiver<Command>,
+    updates: &mpsc::Sender<Update>,
+    memory: &mut Memory,
+    mut reason: String,
+) -> Option<(Client, Events)> {
+    for attempt in 1.. {
+        updates.send(Update::Link(Link::Reconnecting { attempt, reason: reason.clone() })).await.ok()?;
+        let wait = tokio::time::sleep(backoff(attempt));
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                command = commands.recv() => match command {
+                    None => return None,
+                    Some(Command { input: Input::Quit, .. }) => {
+                        let _ = updates.send(Update::Bye).await;
+                        return None;
+                    }
+                    Some(_) => {
+                        let refusal = "Not connected to the server; reconnecting. Try again in a moment.";
+                        updates.send(Update::Failed(refusal.to_owned())).await.ok()?;
+                    }
+                },
+            }
+        }
+        match resume(connect, updates, memory).await {
+            Ok(Some(connection)) => {
+                updates.send(Update::Link(Link::Connected)).await.ok()?;
+                return Some(connection);
+            }
+            Ok(None) => return None,
+            Err(e) => reason = e.to_string(),
+        }
+    }
+    None
+}
+
+/// Connects, registers under the same nick, re-enters the rooms and catches up on each.
+/// `Ok(None)`: the screen went away meanwhile.
+async fn resume(
+    connect: &Connect,
+    updates: &mpsc::Sender<Update>,
+    memory: &mut Memory,
+) -> Result<Option<(Client, Events)>, parley_client::Error> {
+    let (client, mut events, _) = Client::connect(&connect.addr, &connect.transport).await?;
+    let mut backlog = Vec::new();
+    let welcome = during(client.hello(&memory.nick), &mut events, &mut backlog).await?;
+    let Some(()) = show(updates, memory, Update::Nick(welcome.nick.clone())).await.ok() else { return Ok(None) };
+    let rooms = memory.rooms.clone();
+    let mut entered = Vec::new();
+    if rooms.iter().any(|r| r.eq_ignore_ascii_case(&welcome.room)) {
+        entered.push(Update::Joined {
+            room: welcome.room.clone(),
+            members: welcome.members,
+            topic: welcome.topic,
+            history: welcome.history,
+            show: false,
+        });
+    } else {
+        // The server puts everyone in its first room; the user had left it.
+        let _ = during(client.part(Some(&welcome.room)), &mut events, &mut backlog).await;
+    }
+    for room in rooms.iter().filter(|r| !r.eq_ignore_ascii_case(&welcome.room)) {
+        match during(client.join(room), &mut events, &mut backlog).await {
+            Ok(joined) => entered.push(Update::Joined {
+                room: joined.room,
+                members: joined.members,
+                topic: joined.topic,
+                history: joined.history,
+                show: false,
+            }),
+            Err(parley_client::Error::Refused { message, .. }) => {
+                memory.left(room);
+                let refusal = Update::Failed(format!("Could not enter {room} again: {message}"));
+                if show(updates, memory, refusal).await.is_err() {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for joined in entered {
+        let Update::Joined { room, .. } = &joined else { continue };
+        // What was missed first (counted unread), then the room's state; the tail of
+        // history that came with the join is mostly already there and is dropped by seq.
+        let room = room.clone();
+        let mut after = memory.last_seen(&room);
+        let mut pages = 0;
+        loop {
+            let page = during(
+                client.history(Some(&room), HistoryCursor::After(after), Some(CATCH_UP_PAGE)),
+                &mut events,
+                &mut backlog,
+            )
+            .await?;
+            let (_, messages) = page;
+            let full = messages.len() >= CATCH_UP_PAGE as usize;
+            after = messages.last().map_or(after, |m| m.seq);
+            if !messages.is_empty()
+                && show(updates, memory, Update::Missed { room: room.clone(), messages }).await.is_err()
+            {
+                return Ok(None);
+            }
+            pages += 1;
+            if !full {
+                break;
+            }
+            if pages == CATCH_UP_PAGES {
+                let more = format!("More was said in {room} while you were away; /history N shows it.");
+                if show(updates, memory, Update::Notes(vec![more])).await.is_err() {
+                    return Ok(None);
+                }
+                break;
+            }
+        }
+        if show(updates, memory, joined).await.is_err() {
+            return Ok(None);
+        }
+    }
+    // Should this connection have ended already, or the screen be gone, the next step
+    // (waiting on its events or on the screen's commands) finds out.
+    let _ = forward_all(backlog, updates, memory).await;
+    Ok(Some((client, events)))
+}
+
+/// Carries out one command; returns what to show.
+async fn execute(client: &Client, command: Command) -> Vec<Update> {
+    let Command { input, room } = command;
+    let not_in_room = || vec![Update::Failed("You are not in a room; /join one.".to_owned())];
+    let outcome: Result<Vec<Update>, parley_client::Error> = match input {
+        Input::Say(text) => match room {
+            None => return not_in_room(),
+            Some(room) => client
+                .say(&room, &text)
+                .await
+                .map(|(seq, at)| vec![Update::Said { room, seq, at, kind: parley_client::Kind::Text, text }]),
+        },
+        Input::Me(text) => match room {
+            None => return not_in_room(),
+            Some(room) => client
+                .act(&room, &text)
+                .await
+                .map(|(seq, at)| vec![Update::Said { room, seq, at, kind: parley_client::Kind::Action, text }]),
+        },
+        Input::Away(message) => {
+            client.call(&Request::Away { message }).await.map(|reply| vec![Update::Notes(format::reply_lines(&reply))])
+        }
+        Input::Whois(nick) => {
+            client.call(&Request::Whois { nick }).await.map(|reply| vec![Update::Notes(format::reply_lines(&reply))])
+        }
+        Input::Invite(nick) => client
+            .call(&Request::Invite { room: room.clone(), nick })
+            .await
+            .map(|reply| vec![Update::Notes(format::reply_lines(&reply))]),
+        Input::Msg { to, text } => {
+            client.request(&Request::Whisper { to: to.clone() }, text.as_bytes()).await.map(|reply| match reply {
+                Reply::Whispered { to, ts } => {
+                    let at = DateTime::parse_from_rfc3339(&ts).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
+                    vec![Update::Whispered { to, at, text }]
+                }
+                _ => vec![Update::Whispered { to, at: Utc::now(), text }],
+            })
+        }
+        Input::Join(name) => client.join(&name).await.map(|joined| {
+            vec![Update::Joined {
+                room: joined.room,
+                members: joined.members,
+                topic: joined.topic,
+                history: joined.history,
+                show: true,
+            }]
+        }),
+        Input::Part => match room {
+            None => return not_in_room(),
+            Some(room) => client.part(Some(&room)).await.map(|room| vec![Update::Parted { room }]),
+        },
+        Input::Nick(nick) => client
+            .nick(&nick)
+            .await
+            .map(|nick| vec![Update::Notes(vec![format!("You are now known as {nick}.")]), Update::Nick(nick)]),
+        Input::Who => match room {
+            None => return not_in_room(),
+            Some(room) => client.who(&room).await.map(|(room, members)| {
+                let line = format!("Users in {room} ({}): {}", members.len(), members.join(", "));
+                vec![Update::Members { room, members }, Update::Notes(vec![line])]
+            }),
+        },
+        Input::Rooms => client.rooms().await.map(|list| vec![Update::Notes(vec![format::room_list(&list)])]),
+        Input::History(n) => {
+            let limit = n.map_or(DEFAULT_HISTORY, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            client.history(room.as_deref(), HistoryCursor::Latest, Some(limit)).await.map(|(room, messages)| {
+                let note = match (messages.first(), messages.last()) {
+                    (Some(first), Some(last)) => {
+                        format!("History of {room}: {} messages, #{} to #{}.", messages.len(), first.seq, last.seq)
+                    }
+                    _ => format!("No history in {room} yet."),
+                };
+                vec![Update::History { room, messages }, Update::Notes(vec![note])]
+            })
+        }
+        Input::Conversation { with, n } => {
+            let limit = n.map_or(DEFAULT_HISTORY, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            client.conversation(&with, HistoryCursor::Latest, Some(limit)).await.map(|messages| {
+                if messages.is_empty() {
+                    vec![Update::Notes(vec![format!("No private messages with {with} yet.")])]
+                } else {
+                    vec![Update::Conversation { with, messages }]
+                }
+            })
+        }
+        Input::Search(query) => client.search(&query, None).await.map(|found| {
+            if found.is_empty() {
+                return vec![Update::Notes(vec![format!("No messages found for \"{query}\".")])];
+            }
+            let lines = found
+                .iter()
+                .flat_map(|(room, message)| {
+                    let place =
+                        room.as_ref().map_or_else(|| "[private]".to_owned(), |r| format!("{r} #{}", message.seq));
+                    let stamp = message.at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S");
+                    let from = message.from.clone();
+                    message
+                        .text
+                        .lines()
+                        .map(move |part| format!("[{stamp}] {place} {from}: {part}"))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            vec![Update::Notes(lines)]
+        }),
+        Input::Context(seq) => {
+            let around = HistoryCursor::Before(seq.saturating_add(6));
+            client
+                .history(room.as_deref(), around, Some(11))
+                .await
+                .map(|(room, messages)| vec![Update::Notes(format::history_lines(&room, &messages))])
+        }
+        Input::Topic(topic) => {
+            client.call(&Request::Topic { room: room.clone(), topic }).await.map(|reply| match reply {
+                Reply::Topic { room, topic, by, .. } => {
+                    let line = match (&topic, by) {
+                        (Some(topic), by) => format!("Topic of {room}: {topic} (set by {})", by.unwrap_or_default()),
+                        (None, _) => format!("{room} has no topic."),
+                    };
+                    vec![Update::Topic { room, topic }, Update::Notes(vec![line])]
+                }
+                _ => Vec::new(),
+            })
+        }
+        Input::Audit(n) => {
+            let limit = n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            client.call(&Request::Audit { limit }).await.map(|reply| match reply {
+                Reply::Audit { entries } => {
+                    let lines = entries
+                        .into_iter()
+                        .map(|e| {
+                            let place = e.room.map(|r| format!(" in {r}")).unwrap_or_default();
+                            let target = e.target.map(|t| format!(" {t}")).unwrap_or_default();
+                            let detail = e.detail.map(|d| format!(" ({d})")).unwrap_or_default();
+                            format!("[{}] {}: {}{target}{place}{detail}", e.ts, e.actor, e.action)
+                        })
+                        .collect();
+                    vec![Update::Notes(lines)]
+                }
+                _ => Vec::new(),
+            })
+        }
+        Input::Kick { nick, reason } => client.call(&Request::Kick { room, nick, reason }).await.map(|_| Vec::new()),
+        Input::Ban { mask, duration, reason } => {
+            let seconds = duration.map(|d| d.as_secs());
+            client.call(&Request::Ban { room, mask, seconds, reason }).await.map(|_| Vec::new())
+        }
+        Input::Unban(mask) => client.call(&Request::Unban { room, mask }).await.map(|_| Vec::new()),
+        Input::Mute { nick, duration } => {
+            let seconds = duration.map(|d| d.as_secs());
+            client.call(&Request::Mute { room, nick, seconds }).await.map(|_| Vec::new())
+        }
+        Input::Unmute(nick) => client.call(&Request::Unmute { room, nick }).await.map(|_| Vec::new()),
+        Input::Op(nick) => client.call(&Request::Op { room, nick }).await.map(|_| Vec::new()),
+        Input::Deop(nick) => client.call(&Request::Deop { room, nick }).await.map(|_| Vec::new()),
+        Input::Register(password) => client.register(&password).await.map(|account| {
+            vec![Update::Notes(vec![format!(
+                "{account} is now your account. Next time, log in with /login {account} PASSWORD."
+            )])]
+        }),
+        Input::Login { name, password } => client
+            .login(name.as_deref(), &password)
+            .await
+            .map(|nick| vec![Update::Notes(vec![format!("You are logged in as {nick}.")]), Update::Nick(nick)]),
+        Input::Password { old, new } => client
+            .change_password(&old, &new)
+            .await
+            .map(|()| vec![Update::Notes(vec!["Your password is changed.".to_owned()])]),
+        // The screen answers these itself and never sends them.
+        Input::Help | Input::Usage(_) | Input::Unknown(_) | Input::Quit => Ok(Vec::new()),
+    };
+    match outcome {
+        Ok(updates) => updates,
+        Err(parley_client::Error::Refused { message, .. }) => vec![Update::Failed(message)],
+        Err(parley_client::Error::Disconnected) => {
+            vec![Update::Failed("Not sent: the connection to the server is lost.".to_owned())]
+        }
+        Err(e) => vec![Update::Failed(e.to_string())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_stays_under_half_a_minute() {
+        let waits: Vec<Duration> = (1..=10).map(backoff).collect();
+        assert!(waits[0] >= Duration::from_millis(500) && waits[0] < Duration::from_millis(750));
+        assert!(waits[1] >= Duration::from_secs(1) && waits[1] < Duration::from_millis(1250));
+        assert!(waits.iter().all(|w| *w <= Duration::from_millis(30_250)));
+        assert!(waits[9] >= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn memory_follows_rooms_nick_and_the_last_message_seen() {
+        let mut memory = Memory { nick: "ann".into(), rooms: vec!["lobby".into()], ..Memory::default() };
+        let at = Utc::now();
+        let message = |seq| Event::Message {
+            room: "Lobby".into(),
+            from: "bob".into(),
+            seq,
+            ts: at,
+            kind: parley_client::Kind::Text,
+            text: "x".into(),
+        };
+        memory.learn(&Update::Event(message(7)));
+        memory.learn(&Update::Event(message(5)));
+        memory.learn(&Update::Said {
+            room: "lobby".into(),
+            seq: 9,
+            at,
+            kind: parley_client::Kind::Text,
+            text: "y".into(),
+        });
+        assert_eq!(memory.last_seen("LOBBY"), 9);
+        let history =
+            vec![PastMessage { seq: 3, from: "bob".into(), at, kind: parley_client::Kind::Text, text: "z".into() }];
+        memory.learn(&Update::Joined { room: "dev".into(), members: vec![], topic: None, history, show: true });
+        assert_eq!((memory.rooms.clone(), memory.last_seen("dev")), (vec!["lobby".to_owned(), "dev".to_owned()], 3));
+        memory.learn(&Update::Event(Event::NickChanged { old: "ANN".into(), new: "anna".into(), ts: at }));
+        memory.learn(&Update::Event(Event::Left {
+            room: "dev".into(),
+            nick: "anna".into(),
+            ts: at,
+            reason: parley_client::LeaveReason::Kicked,
+            detail: None,
+        }));
+        assert_eq!((memory.nick.as_str(), memory.rooms.clone()), ("anna", vec!["lobby".to_owned()]));
+    }
+}
