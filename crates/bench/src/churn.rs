@@ -51,7 +51,7 @@ enum Outcome {
 /// Runs the churn benchmark.
 pub async fn churn(args: ChurnArgs) -> Result<ChurnReport, BenchError> {
     if !(args.rate > 0.0 && args.rate.is_finite()) {
-        return Err(BenchError::Protocol("--rate must be a positive number".into()));
+        return Err(BenchError::Usage("--rate must be a positive number".into()));
     }
     let arrivals = (args.rate * args.duration_secs as f64).round() as usize;
     let dialer = Arc::new(Dialer::new(&args.target, arrivals)?);

@@ -60,7 +60,7 @@ impl Dialer {
             n => n,
         };
         if sources > 1 && !addr.is_ipv4() {
-            return Err(BenchError::Protocol("spreading source addresses needs an IPv4 server address".into()));
+            return Err(BenchError::Usage("spreading source addresses needs an IPv4 server address".into()));
         }
         Ok(Dialer {
             dial: Dial {

@@ -1,6 +1,6 @@
-//! `fanout`: N clients in the lobby; S of them each send M messages, as fast as a window
-//! of unacknowledged messages allows (or at a fixed total rate); every client records
-//! the latency, order and loss of what it receives.
+//! `fanout`: N clients in the lobby (over IRC, in one channel); S of them each send M
+//! messages, as fast as a window of unacknowledged messages allows (or at a fixed total
+//! rate); every client records the latency, order and loss of what it receives.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,6 +43,11 @@ pub struct FanoutArgs {
     /// The server's process id, to report its CPU time and memory.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Milliseconds to wait between the last client joining and the first message, so
+    /// the server has sent the arrival storm's join notices before the clock starts
+    /// (else the first messages queue behind them and its CPU time counts them).
+    #[arg(long, default_value_t = 1000)]
+    pub settle_ms: u64,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
@@ -68,22 +73,23 @@ pub async fn fanout(args: FanoutArgs) -> Result<FanoutReport, BenchError> {
     let dialer = Arc::new(Dialer::new(&args.target, args.clients)?);
     let senders = args.senders.min(args.clients);
     if args.clients < 2 || senders == 0 {
-        return Err(BenchError::Protocol("fanout needs at least 2 clients and 1 sender".into()));
+        return Err(BenchError::Usage("fanout needs at least 2 clients and 1 sender".into()));
     }
     // The observer that paces line and IRC senders must not be a sender itself: servers
     // do not echo a message to its sender.
     if proto != Proto::Native && senders >= args.clients {
-        return Err(BenchError::Protocol("over line and IRC, fanout needs a client that does not send".into()));
+        return Err(BenchError::Usage("over line and IRC, fanout needs a client that does not send".into()));
     }
     // "bench SENDER SEQ MICROS " is at most 6 + 20 + 20 + 20 bytes.
     if proto == Proto::Irc && args.size + 66 + irc::privmsg_overhead(dialer.channel()) > irc::MAX_LINE {
-        return Err(BenchError::Protocol(format!("--size {} makes lines over IRC's 512 bytes", args.size)));
+        return Err(BenchError::Usage(format!("--size {} makes lines over IRC's 512 bytes", args.size)));
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let run = std::process::id();
     // Senders are the first clients, so they connect (and, over IRC, join) first.
     let (readers, mut writers): (Vec<_>, Vec<_>) =
         dialer.connect_all(0..args.clients, |i| nick('b', i, run), |_| None).await?.into_iter().unzip();
+    tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
     let expected = args.messages * senders as u64 * (args.clients as u64 - 1);
     let tally = Arc::new(Tally {
         start: Instant::now(),

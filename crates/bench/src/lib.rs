@@ -29,6 +29,9 @@ pub enum BenchError {
     /// The target is not on this machine.
     #[error("{0} is not a loopback address; the load generator only targets this machine")]
     NotLoopback(String),
+    /// The options cannot make a valid run.
+    #[error("{0}")]
+    Usage(String),
     /// Cannot connect or talk to the server.
     #[error("{0}")]
     Io(#[from] std::io::Error),

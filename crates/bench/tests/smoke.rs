@@ -33,6 +33,7 @@ async fn fanout_loses_nothing(proto: Proto, addr: SocketAddr) {
         rate: None,
         size: 16,
         server_pid: Some(std::process::id()),
+        settle_ms: 100,
         timeout_secs: 30,
     })
     .await
