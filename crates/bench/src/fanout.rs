@@ -1,6 +1,6 @@
-//! `fanout`: N clients in the lobby; S of them each send M messages, as fast as a window
-//! of unacknowledged messages allows (or at a fixed total rate); every client records
-//! the latency, order and loss of what it receives.
+//! `fanout`: N clients in the lobby (over IRC, in one channel); S of them each send M
+//! messages, as fast as a window of unacknowledged messages allows (or at a fixed total
+//! rate); every client records the latency, order and loss of what it receives.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,20 +8,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::dial::{nick, Dialer, Target};
+use crate::irc;
 use crate::peer::{self, Incoming, Proto};
 use crate::proc_stats::ProcStats;
 use crate::report::{FanoutReport, Latencies};
-use crate::{loopback, BenchError};
+use crate::BenchError;
 
 /// Options of `parley bench fanout`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FanoutArgs {
-    /// The server's listener for `--proto`, HOST:PORT on loopback.
-    #[arg(long)]
-    pub addr: String,
-    /// The protocol the clients speak.
-    #[arg(long, value_enum, default_value = "native")]
-    pub proto: Proto,
+    /// The server, the protocol, and how to connect.
+    #[command(flatten)]
+    pub target: Target,
     /// Clients in the room.
     #[arg(long, default_value_t = 500)]
     pub clients: usize,
@@ -31,8 +30,8 @@ pub struct FanoutArgs {
     /// Messages per sender.
     #[arg(long, default_value_t = 1000)]
     pub messages: u64,
-    /// Messages each sender may have unacknowledged (native: not yet answered; line:
-    /// not yet seen by an observing client).
+    /// Messages each sender may have unacknowledged (native: not yet answered; line and
+    /// IRC: not yet seen by an observing client).
     #[arg(long, default_value_t = 20)]
     pub window: u64,
     /// A fixed total rate in messages per second instead of as fast as possible.
@@ -44,6 +43,11 @@ pub struct FanoutArgs {
     /// The server's process id, to report its CPU time and memory.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Milliseconds to wait between the last client joining and the first message, so
+    /// the server has sent the arrival storm's join notices before the clock starts
+    /// (else the first messages queue behind them and its CPU time counts them).
+    #[arg(long, default_value_t = 1000)]
+    pub settle_ms: u64,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
@@ -65,27 +69,27 @@ struct Tally {
 
 /// Runs the fan-out benchmark.
 pub async fn fanout(args: FanoutArgs) -> Result<FanoutReport, BenchError> {
-    let addr = loopback(&args.addr)?;
+    let proto = args.target.proto;
+    let dialer = Arc::new(Dialer::new(&args.target, args.clients)?);
     let senders = args.senders.min(args.clients);
     if args.clients < 2 || senders == 0 {
-        return Err(BenchError::Protocol("fanout needs at least 2 clients and 1 sender".into()));
+        return Err(BenchError::Usage("fanout needs at least 2 clients and 1 sender".into()));
+    }
+    // The observer that paces line and IRC senders must not be a sender itself: servers
+    // do not echo a message to its sender.
+    if proto != Proto::Native && senders >= args.clients {
+        return Err(BenchError::Usage("over line and IRC, fanout needs a client that does not send".into()));
+    }
+    // "bench SENDER SEQ MICROS " is at most 6 + 20 + 20 + 20 bytes.
+    if proto == Proto::Irc && args.size + 66 + irc::privmsg_overhead(dialer.channel()) > irc::MAX_LINE {
+        return Err(BenchError::Usage(format!("--size {} makes lines over IRC's 512 bytes", args.size)));
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let run = std::process::id();
-    let mut readers = Vec::with_capacity(args.clients);
-    let mut writers = Vec::with_capacity(args.clients);
-    // Connect in batches so the server's accept backlog is never the bottleneck.
-    for batch in (0..args.clients).collect::<Vec<_>>().chunks(50) {
-        let joins: Vec<_> = batch
-            .iter()
-            .map(|i| tokio::spawn(peer::connect(addr, args.proto, format!("b{i}x{}", run % 10_000))))
-            .collect();
-        for join in joins {
-            let (reader, writer) = join.await.map_err(|e| BenchError::Protocol(e.to_string()))??;
-            readers.push(reader);
-            writers.push(writer);
-        }
-    }
+    // Senders are the first clients, so they connect (and, over IRC, join) first.
+    let (readers, mut writers): (Vec<_>, Vec<_>) =
+        dialer.connect_all(0..args.clients, |i| nick('b', i, run), |_| None).await?.into_iter().unzip();
+    tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
     let expected = args.messages * senders as u64 * (args.clients as u64 - 1);
     let tally = Arc::new(Tally {
         start: Instant::now(),
@@ -104,10 +108,10 @@ pub async fn fanout(args: FanoutArgs) -> Result<FanoutReport, BenchError> {
     let mut receivers = Vec::new();
     for (index, reader) in readers.into_iter().enumerate() {
         let tally = tally.clone();
-        let is_observer = index == observer && args.proto == Proto::Line;
+        let is_observer = index == observer && proto != Proto::Native;
         let sender_index = (index < senders).then_some(index);
         let stopped = stopped.clone();
-        receivers.push(tokio::spawn(receive(reader, tally, senders, is_observer, sender_index, args.proto, stopped)));
+        receivers.push(tokio::spawn(receive(reader, tally, senders, is_observer, sender_index, proto, stopped)));
     }
     let per_sender_rate = args.rate.map(|rate| rate / senders as f64);
     // The listeners' write halves stay open until the end: dropping one would close

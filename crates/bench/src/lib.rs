@@ -1,20 +1,27 @@
 //! # parley-bench
 //!
-//! A load generator for Parley's line and native protocols: `fanout` measures how fast
-//! one room delivers to many clients (throughput, latency percentiles, loss and order,
-//! and the server's CPU seconds per delivery), `idle` measures server memory per idle
-//! registered connection. Loopback only, bounded in time and connections.
+//! A load generator for Parley's line and native protocols and for IRC (Parley's IRC
+//! gateway or any IRC server, so they can be compared): `fanout` measures how fast one
+//! room delivers to many clients (throughput, latency percentiles, loss and order, and
+//! the server's CPU seconds per delivery), `idle` measures server memory per idle
+//! registered connection, `churn` how fast connections can arrive, register and leave.
+//! Loopback only, bounded in time and connections.
 
+mod churn;
+mod dial;
 mod fanout;
 mod idle;
+mod irc;
 mod peer;
 mod proc_stats;
 mod report;
 
+pub use churn::{churn, ChurnArgs};
+pub use dial::Target;
 pub use fanout::{fanout, FanoutArgs};
 pub use idle::{idle, IdleArgs};
 pub use peer::Proto;
-pub use report::{FanoutReport, IdleReport};
+pub use report::{ChurnReport, FanoutReport, IdleReport, Percentiles};
 
 /// What can stop a run.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +29,9 @@ pub enum BenchError {
     /// The target is not on this machine.
     #[error("{0} is not a loopback address; the load generator only targets this machine")]
     NotLoopback(String),
+    /// The options cannot make a valid run.
+    #[error("{0}")]
+    Usage(String),
     /// Cannot connect or talk to the server.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -40,6 +50,8 @@ pub enum Mode {
     Fanout(FanoutArgs),
     /// N registered connections that hold still; server memory per connection.
     Idle(IdleArgs),
+    /// Connections arriving at a rate, each registering, chatting briefly and quitting.
+    Churn(ChurnArgs),
 }
 
 /// Resolves `addr` and refuses anything that is not loopback.

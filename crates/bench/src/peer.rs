@@ -1,15 +1,19 @@
-//! One benchmark client: registers over either protocol, then sends messages and reads
-//! whatever arrives, with as little work per message as the measurement allows.
+//! One benchmark client: registers over one of the protocols, then sends messages and
+//! reads whatever arrives, with as little work per message as the measurement allows.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use parley_proto::msg::{encode_request, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION};
 use parley_proto::native::FrameDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Mutex;
 
+use crate::irc::{self, Line};
 use crate::BenchError;
 
 /// Which protocol the clients speak.
@@ -20,6 +24,27 @@ pub enum Proto {
     Native,
     /// The classic line protocol.
     Line,
+    /// IRC (RFC 1459/2812 as clients use it): Parley's IRC gateway or any IRC server.
+    Irc,
+}
+
+/// The id of the native `ping` requests that answer the server's keepalive pings, so
+/// their answers are not mistaken for acknowledgements of messages.
+const KEEPALIVE_ID: u64 = u64::MAX;
+
+/// Where and how one client connects.
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    /// The server.
+    pub(crate) addr: SocketAddr,
+    /// The protocol.
+    pub(crate) proto: Proto,
+    /// The local address to connect from (`None`: the kernel picks).
+    pub(crate) source: Option<IpAddr>,
+    /// IRC: the channel to join after registering.
+    pub(crate) channel: String,
+    /// How long connecting, registering and joining may take.
+    pub(crate) timeout: Duration,
 }
 
 /// Something a client read.
@@ -32,37 +57,65 @@ pub(crate) enum Incoming<'a> {
     Other,
 }
 
+/// The socket's write half, shared: the [`Writer`] sends messages, the [`Reader`]
+/// answers keepalive pings (IRC `PING`, native `ping` events) as they arrive, which it
+/// must do even for clients that never send. An uncontended async lock costs far less
+/// than the `send` it guards, and it keeps a `PONG` from landing inside a message.
+type SharedWrite = Arc<Mutex<OwnedWriteHalf>>;
+
 pub(crate) struct Reader {
     proto: Proto,
     socket: OwnedReadHalf,
+    write: SharedWrite,
     buf: BytesMut,
     frames: FrameDecoder,
     /// Between a line server's history markers: past messages, not this run's.
     in_history: bool,
+    /// Keepalive answers owed to the server, written after the current read's items.
+    owed: Vec<u8>,
 }
 
 pub(crate) struct Writer {
     proto: Proto,
-    socket: OwnedWriteHalf,
+    socket: SharedWrite,
+    channel: String,
     out: BytesMut,
     next_id: u64,
 }
 
-/// Connects and registers as `nick`; the client is then in the lobby.
-pub(crate) async fn connect(addr: SocketAddr, proto: Proto, nick: String) -> Result<(Reader, Writer), BenchError> {
-    let nick = nick.as_str();
-    let stream = TcpStream::connect(addr).await?;
+/// Connects and registers as `nick`; the client is then in the lobby (native, line) or
+/// in `dial.channel` (IRC, once the server has sent the channel's names).
+pub(crate) async fn connect(dial: &Dial, nick: &str) -> Result<(Reader, Writer), BenchError> {
+    tokio::time::timeout(dial.timeout, connect_now(dial, nick))
+        .await
+        .map_err(|_| BenchError::Timeout(format!("registration took over {:?}", dial.timeout)))?
+}
+
+async fn connect_now(dial: &Dial, nick: &str) -> Result<(Reader, Writer), BenchError> {
+    let stream = match dial.source {
+        // tokio's own socket binds before connecting; no need for socket2 here.
+        Some(source) => {
+            let socket = if dial.addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.bind(SocketAddr::new(source, 0))?;
+            socket.connect(dial.addr).await?
+        }
+        None => TcpStream::connect(dial.addr).await?,
+    };
     stream.set_nodelay(true)?;
     let (socket, write) = stream.into_split();
+    let write = Arc::new(Mutex::new(write));
     let mut reader = Reader {
-        proto,
+        proto: dial.proto,
         socket,
-        buf: BytesMut::with_capacity(64 * 1024),
+        write: write.clone(),
+        buf: BytesMut::with_capacity(4 * 1024),
         frames: FrameDecoder::new(65_535, 1 << 20),
         in_history: false,
+        owed: Vec::new(),
     };
-    let mut writer = Writer { proto, socket: write, out: BytesMut::new(), next_id: 1 };
-    match proto {
+    let mut writer =
+        Writer { proto: dial.proto, socket: write, channel: dial.channel.clone(), out: BytesMut::new(), next_id: 1 };
+    match dial.proto {
         Proto::Native => {
             let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned(), password: None };
             writer.request(&hello, b"").await?;
@@ -77,7 +130,7 @@ pub(crate) async fn connect(addr: SocketAddr, proto: Proto, nick: String) -> Res
             }
         }
         Proto::Line => {
-            writer.socket.write_all(format!("{nick}\n").as_bytes()).await?;
+            writer.write(format!("{nick}\n").as_bytes()).await?;
             let welcome = format!("Welcome to the chat, {nick}!");
             loop {
                 let line = reader.next_line().await?;
@@ -89,21 +142,35 @@ pub(crate) async fn connect(addr: SocketAddr, proto: Proto, nick: String) -> Res
                 }
             }
         }
+        Proto::Irc => {
+            let mut out = Vec::new();
+            irc::register(nick, &mut out);
+            writer.write(&out).await?;
+            reader.irc_until(|line| matches!(line, Line::Welcome)).await?;
+            writer.write(format!("JOIN {}\r\n", dial.channel).as_bytes()).await?;
+            let channel = dial.channel.as_bytes();
+            reader.irc_until(|line| matches!(line, Line::EndOfNames(c) if c.eq_ignore_ascii_case(channel))).await?;
+        }
     }
     Ok((reader, writer))
 }
 
 impl Writer {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BenchError> {
+        self.socket.lock().await.write_all(bytes).await?;
+        Ok(())
+    }
+
     async fn request(&mut self, request: &Request, payload: &[u8]) -> Result<(), BenchError> {
         self.out.clear();
         encode_request(self.next_id, request, payload, &mut self.out)
             .map_err(|e| BenchError::Protocol(e.to_string()))?;
         self.next_id += 1;
-        self.socket.write_all(&self.out).await?;
+        self.socket.lock().await.write_all(&self.out).await?;
         Ok(())
     }
 
-    /// Says `text` in the lobby.
+    /// Says `text` in the lobby (native, line) or the channel (IRC).
     pub(crate) async fn say(&mut self, text: &str) -> Result<(), BenchError> {
         match self.proto {
             Proto::Native => self.request(&Request::Say { room: "lobby".into() }, text.as_bytes()).await,
@@ -111,9 +178,24 @@ impl Writer {
                 self.out.clear();
                 self.out.extend_from_slice(text.as_bytes());
                 self.out.extend_from_slice(b"\n");
-                self.socket.write_all(&self.out).await?;
+                self.socket.lock().await.write_all(&self.out).await?;
                 Ok(())
             }
+            Proto::Irc => {
+                self.out.clear();
+                irc::privmsg(&self.channel, text, &mut self.out);
+                self.socket.lock().await.write_all(&self.out).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Leaves the chat the protocol's way; the server then closes the connection.
+    pub(crate) async fn quit(&mut self) -> Result<(), BenchError> {
+        match self.proto {
+            Proto::Native => self.request(&Request::Quit { reason: None }, b"").await,
+            Proto::Line => self.write(b"/quit\n").await,
+            Proto::Irc => self.write(b"QUIT :bench done\r\n").await,
         }
     }
 }
@@ -125,6 +207,15 @@ impl Reader {
         }
         if self.socket.read_buf(&mut self.buf).await? == 0 {
             return Err(BenchError::Protocol("the server closed the connection".into()));
+        }
+        Ok(())
+    }
+
+    /// Writes the keepalive answers the last read made us owe.
+    async fn pay(&mut self) -> Result<(), BenchError> {
+        if !self.owed.is_empty() {
+            self.write.lock().await.write_all(&self.owed).await?;
+            self.owed.clear();
         }
         Ok(())
     }
@@ -148,8 +239,28 @@ impl Reader {
         }
     }
 
+    /// Reads IRC lines, answering `PING`s, until `done` accepts one; a refusal ends it.
+    async fn irc_until(&mut self, mut done: impl FnMut(&Line<'_>) -> bool) -> Result<(), BenchError> {
+        loop {
+            let line = self.next_line().await?;
+            match irc::parse(&line) {
+                Line::Ping(token) => {
+                    let mut pong = b"PONG ".to_vec();
+                    pong.extend_from_slice(token);
+                    pong.extend_from_slice(b"\r\n");
+                    self.write.lock().await.write_all(&pong).await?;
+                }
+                Line::Refused(text) => return Err(BenchError::Protocol(String::from_utf8_lossy(text).into_owned())),
+                parsed if done(&parsed) => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
     /// Reads what is buffered or arrives next, handing each item to `each`; returns
-    /// after one read's worth, so the caller can check its deadline.
+    /// after one read's worth, so the caller can check its deadline. Cancel-safe while
+    /// it waits for the socket (what was read stays in the buffer); cancelled while
+    /// answering a keepalive, it only loses that answer.
     pub(crate) async fn drain(&mut self, mut each: impl FnMut(Incoming<'_>)) -> Result<(), BenchError> {
         self.fill().await?;
         match self.proto {
@@ -160,7 +271,13 @@ impl Reader {
                     // The framing layer already read the type; only messages carry text.
                     match frame.envelope.kind.as_deref() {
                         Some("message") => each(Incoming::Message(&frame.payload)),
-                        Some("result") => each(Incoming::Ack),
+                        Some("result") if frame.envelope.id != Some(KEEPALIVE_ID) => each(Incoming::Ack),
+                        Some("ping") => {
+                            let mut out = BytesMut::new();
+                            encode_request(KEEPALIVE_ID, &Request::Ping, b"", &mut out)
+                                .map_err(|e| BenchError::Protocol(e.to_string()))?;
+                            self.owed.extend_from_slice(&out);
+                        }
                         _ => each(Incoming::Other),
                     }
                 }
@@ -183,7 +300,37 @@ impl Reader {
                     self.buf.advance(end + 1);
                 }
             }
+            Proto::Irc => {
+                while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                    match irc::parse(&self.buf[..end]) {
+                        Line::Privmsg { text, .. } => each(Incoming::Message(text)),
+                        Line::Ping(token) => {
+                            self.owed.extend_from_slice(b"PONG ");
+                            self.owed.extend_from_slice(token);
+                            self.owed.extend_from_slice(b"\r\n");
+                        }
+                        _ => each(Incoming::Other),
+                    }
+                    self.buf.advance(end + 1);
+                }
+            }
         }
-        Ok(())
+        self.pay().await
+    }
+
+    /// After a quit: reads until the server closes the connection, so the server closes
+    /// first and its side, not ours, keeps the TIME_WAIT (our ephemeral ports are the
+    /// scarce ones).
+    pub(crate) async fn until_closed(&mut self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            loop {
+                self.buf.clear();
+                match self.socket.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
     }
 }

@@ -1,10 +1,12 @@
 //! Results, as a table for people and one JSON line for scripts.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::churn::ChurnArgs;
 use crate::fanout::FanoutArgs;
 use crate::idle::IdleArgs;
 use crate::peer::Proto;
@@ -17,6 +19,17 @@ pub(crate) struct Latencies(Vec<u32>);
 impl Latencies {
     pub(crate) fn extend(&mut self, samples: Vec<u32>) {
         self.0.extend(samples);
+    }
+
+    pub(crate) fn push(&mut self, sample: u32) {
+        self.0.push(sample);
+    }
+
+    /// Sorts the samples and reads the percentiles.
+    fn percentiles(mut self) -> Percentiles {
+        self.0.sort_unstable();
+        let q = |q| Latencies::quantile(&self.0, q);
+        Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: q(1.0) }
     }
 
     /// The `q` quantile (0..=1) in milliseconds, from the sorted samples.
@@ -93,12 +106,9 @@ impl FanoutReport {
         latencies: Latencies,
         server: Option<(ProcStats, ProcStats)>,
     ) -> FanoutReport {
-        let mut sorted = latencies.0;
-        sorted.sort_unstable();
-        let q = |q| Latencies::quantile(&sorted, q);
         let cpu = server.map(|(before, after)| after.cpu_secs - before.cpu_secs);
         FanoutReport {
-            proto: args.proto,
+            proto: args.target.proto,
             clients: args.clients,
             senders,
             messages_sent: args.messages * senders as u64,
@@ -109,7 +119,7 @@ impl FanoutReport {
             complete,
             elapsed_secs: elapsed.as_secs_f64(),
             deliveries_per_sec: received as f64 / elapsed.as_secs_f64().max(1e-9),
-            latency_ms: Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: q(1.0) },
+            latency_ms: latencies.percentiles(),
             server_cpu_secs: cpu,
             deliveries_per_server_cpu_sec: cpu.filter(|c| *c > 0.0).map(|c| received as f64 / c),
             server_peak_rss_kib: server.map(|(_, after)| after.peak_rss_kib),
@@ -145,6 +155,95 @@ impl fmt::Display for FanoutReport {
     }
 }
 
+/// The result of a churn run.
+#[derive(Debug, Serialize)]
+pub struct ChurnReport {
+    /// The protocol.
+    pub proto: Proto,
+    /// The arrival rate asked for, connections per second.
+    pub rate: f64,
+    /// Seconds of arrivals.
+    pub duration_secs: u64,
+    /// Messages each connection said.
+    pub messages_each: u64,
+    /// Connections due in the run.
+    pub arrivals: usize,
+    /// Connections that registered, said their messages and quit.
+    pub completed: usize,
+    /// Arrivals not attempted because `--max-in-flight` connections were in progress.
+    pub skipped: usize,
+    /// Connections that failed, in all.
+    pub errors: u64,
+    /// How many failed for each reason.
+    pub error_kinds: BTreeMap<String, u64>,
+    /// Completed connections per second, from the first arrival to the last completion.
+    pub achieved_per_sec: f64,
+    /// From due to registered (and joined, over IRC), in milliseconds.
+    pub registration_ms: Percentiles,
+    /// The server's CPU seconds during the run, when its pid was given.
+    pub server_cpu_secs: Option<f64>,
+    /// The server's peak resident memory, in KiB.
+    pub server_peak_rss_kib: Option<u64>,
+}
+
+impl ChurnReport {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        args: &ChurnArgs,
+        arrivals: usize,
+        completed: usize,
+        skipped: usize,
+        error_kinds: BTreeMap<String, u64>,
+        elapsed: Duration,
+        latencies: Latencies,
+        server: Option<(ProcStats, ProcStats)>,
+    ) -> ChurnReport {
+        ChurnReport {
+            proto: args.target.proto,
+            rate: args.rate,
+            duration_secs: args.duration_secs,
+            messages_each: args.messages,
+            arrivals,
+            completed,
+            skipped,
+            errors: error_kinds.values().sum(),
+            error_kinds,
+            achieved_per_sec: completed as f64 / elapsed.as_secs_f64().max(1e-9),
+            registration_ms: latencies.percentiles(),
+            server_cpu_secs: server.map(|(before, after)| after.cpu_secs - before.cpu_secs),
+            server_peak_rss_kib: server.map(|(_, after)| after.peak_rss_kib),
+        }
+    }
+}
+
+impl fmt::Display for ChurnReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "churn over {:?}: {} connections due at {}/s for {} s, {} messages each",
+            self.proto, self.arrivals, self.rate, self.duration_secs, self.messages_each
+        )?;
+        writeln!(f, "  completed               {} ({} failed, {} skipped)", self.completed, self.errors, self.skipped)?;
+        writeln!(f, "  achieved                {:.1} connections/s", self.achieved_per_sec)?;
+        let l = &self.registration_ms;
+        writeln!(
+            f,
+            "  registration ms         p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            l.p50, l.p90, l.p99, l.max
+        )?;
+        for (why, count) in &self.error_kinds {
+            writeln!(f, "  error ×{count:<6}          {why}")?;
+        }
+        if let Some(cpu) = self.server_cpu_secs {
+            writeln!(f, "  server CPU              {cpu:.2} s")?;
+        }
+        if let Some(peak) = self.server_peak_rss_kib {
+            writeln!(f, "  server peak RSS         {peak} KiB")?;
+        }
+        Ok(())
+    }
+}
+
 /// The result of an idle run.
 #[derive(Debug, Serialize)]
 pub struct IdleReport {
@@ -152,6 +251,8 @@ pub struct IdleReport {
     pub proto: Proto,
     /// Connections held.
     pub connections: usize,
+    /// Processes that held them.
+    pub processes: usize,
     /// How long connecting and registering them all took, in seconds.
     pub connect_secs: f64,
     /// Server resident memory before, in KiB.
@@ -165,8 +266,9 @@ pub struct IdleReport {
 impl IdleReport {
     pub(crate) fn new(args: &IdleArgs, connect: Duration, before: ProcStats, after: ProcStats) -> IdleReport {
         IdleReport {
-            proto: args.proto,
+            proto: args.target.proto,
             connections: args.connections,
+            processes: args.processes.max(1),
             connect_secs: connect.as_secs_f64(),
             rss_before_kib: before.rss_kib,
             rss_after_kib: after.rss_kib,
@@ -179,8 +281,8 @@ impl fmt::Display for IdleReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "idle over {:?}: {} registered connections in {:.2} s",
-            self.proto, self.connections, self.connect_secs
+            "idle over {:?}: {} registered connections from {} process(es) in {:.2} s",
+            self.proto, self.connections, self.processes, self.connect_secs
         )?;
         writeln!(f, "  server RSS              {} KiB before, {} KiB after", self.rss_before_kib, self.rss_after_kib)?;
         writeln!(f, "  per idle connection     {:.2} KiB", self.kib_per_connection)

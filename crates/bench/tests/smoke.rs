@@ -1,45 +1,86 @@
-//! A few-second fan-out over both protocols against a real server: nothing lost,
-//! nothing out of order.
+//! A few seconds of `parley bench` against a real server, over every protocol it has a
+//! listener for: a fan-out loses nothing and keeps order, and churning connections all
+//! register, chat and leave without an error. Each check takes the protocol, so the IRC
+//! gateway joins by adding its listener kind to `PROTOCOLS`.
 
-use parley_bench::{fanout, FanoutArgs, Proto};
+use std::net::SocketAddr;
+
+use parley_bench::{churn, fanout, ChurnArgs, FanoutArgs, Proto, Target};
 use parley_server::{Config, Listener, ListenerKind, Server};
 
+/// The protocols checked, with the listener that serves each.
+const PROTOCOLS: &[(Proto, ListenerKind)] = &[(Proto::Native, ListenerKind::Native), (Proto::Line, ListenerKind::Line)];
+
+fn target(proto: Proto, addr: SocketAddr) -> Target {
+    Target {
+        addr: addr.to_string(),
+        proto,
+        channel: "#lobby".into(),
+        connect_concurrency: 50,
+        register_timeout_secs: 10,
+        source_addrs: 1,
+    }
+}
+
+/// A small fan-out: every delivery arrives, in order.
+async fn fanout_loses_nothing(proto: Proto, addr: SocketAddr) {
+    let report = fanout(FanoutArgs {
+        target: target(proto, addr),
+        clients: 8,
+        senders: 3,
+        messages: 200,
+        window: 10,
+        rate: None,
+        size: 16,
+        server_pid: Some(std::process::id()),
+        settle_ms: 100,
+        timeout_secs: 30,
+    })
+    .await
+    .expect("runs");
+    assert!(report.complete, "{report}");
+    assert_eq!((report.lost, report.out_of_order), (0, 0), "{report}");
+    assert_eq!(report.deliveries_received, 200 * 3 * 7);
+    assert!(report.latency_ms.max >= report.latency_ms.p50);
+}
+
+/// A second of arrivals: each connection registers, chats and quits without an error.
+async fn churn_completes(proto: Proto, addr: SocketAddr) {
+    let report = churn(ChurnArgs {
+        target: target(proto, addr),
+        rate: 40.0,
+        duration_secs: 1,
+        messages: 2,
+        max_in_flight: 100,
+        server_pid: Some(std::process::id()),
+    })
+    .await
+    .expect("runs");
+    assert_eq!((report.completed, report.errors, report.skipped), (40, 0, 0), "{report}");
+    assert!(report.registration_ms.p99 >= report.registration_ms.p50, "{report}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_small_fanout_loses_nothing_over_either_protocol() {
+async fn fanout_and_churn_lose_nothing_over_every_protocol() {
     let data = std::env::temp_dir().join(format!("parley-bench-smoke-{}", std::process::id()));
     let listen = |kind| Listener { kind, tls: false, addr: "127.0.0.1:0".into() };
     let mut config = Config {
         data_dir: data.clone(),
-        listeners: vec![listen(ListenerKind::Line), listen(ListenerKind::Native)],
+        listeners: PROTOCOLS.iter().map(|(_, kind)| listen(*kind)).collect(),
         ..Config::default()
     };
     config.limits.flood_rate_per_sec = 0;
+    config.limits.max_connections_per_ip = 1000;
     let server = Server::bind(config).await.expect("binds");
     let bound = server.local_addrs();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    for (proto, kind) in [(Proto::Native, ListenerKind::Native), (Proto::Line, ListenerKind::Line)] {
-        let addr = bound.iter().find(|b| b.kind == kind).expect("bound").addr;
-        let report = fanout(FanoutArgs {
-            addr: addr.to_string(),
-            proto,
-            clients: 8,
-            senders: 3,
-            messages: 200,
-            window: 10,
-            rate: None,
-            size: 16,
-            server_pid: Some(std::process::id()),
-            timeout_secs: 30,
-        })
-        .await
-        .expect("runs");
-        assert!(report.complete, "{report}");
-        assert_eq!((report.lost, report.out_of_order), (0, 0), "{report}");
-        assert_eq!(report.deliveries_received, 200 * 3 * 7);
-        assert!(report.latency_ms.max >= report.latency_ms.p50);
+    for (proto, kind) in PROTOCOLS {
+        let addr = bound.iter().find(|b| b.kind == *kind).expect("bound").addr;
+        fanout_loses_nothing(*proto, addr).await;
+        churn_completes(*proto, addr).await;
     }
     let _ = stop.send(());
     running.await.expect("joins").expect("runs");

@@ -33,14 +33,25 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 let text = if args.json { serde_json::to_string(&report)? } else { report.to_string() };
                 (text, ok)
             }
-            Mode::Idle(idle) => {
-                let report = parley_bench::idle(idle).await?;
+            Mode::Idle(idle) => match parley_bench::idle(idle).await? {
+                Some(report) => {
+                    let text = if args.json { serde_json::to_string(&report)? } else { report.to_string() };
+                    (text, true)
+                }
+                // A child of `--processes`: it has already reported to its parent.
+                None => (String::new(), true),
+            },
+            Mode::Churn(churn) => {
+                let report = parley_bench::churn(churn).await?;
+                let ok = report.errors == 0 && report.skipped == 0;
                 let text = if args.json { serde_json::to_string(&report)? } else { report.to_string() };
-                (text, true)
+                (text, ok)
             }
         })
     })?;
     runtime.shutdown_background();
-    println!("{}", report.trim_end());
+    if !report.is_empty() {
+        println!("{}", report.trim_end());
+    }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
