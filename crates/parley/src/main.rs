@@ -136,6 +136,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&config.log_level)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let stopped = stop_signal();
         let server = Server::bind(config).await?;
         let mut stdout = std::io::stdout().lock();
         for bound in server.local_addrs() {
@@ -147,7 +148,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         stdout.flush()?;
         drop(stdout);
-        server.run(stop_signal()).await?;
+        server.run(stopped).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -181,26 +182,34 @@ async fn reload_on_hangup(tls: parley_server::Tls) {
     drop(tls);
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn stop_signal() {
+/// Watches for SIGINT and SIGTERM from now on; the future completes on the first.
+///
+/// The handlers are installed before the server says it is listening: a signal that
+/// arrived between a client being served and the first poll of a lazily installed
+/// handler would kill the process without telling anyone.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let watched = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        async move {
+            match watched {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!("cannot watch SIGTERM ({e}); stopping on Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
+                (term, int) => {
+                    let e = term.err().or(int.err()).map(|e| e.to_string()).unwrap_or_default();
+                    tracing::warn!("cannot watch SIGTERM and SIGINT ({e}); stopping on Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
