@@ -1,7 +1,6 @@
 //! A few seconds of `parley bench` against a real server, over every protocol it has a
 //! listener for: a fan-out loses nothing and keeps order, and churning connections all
-//! register, chat and leave without an error. Each check takes the protocol, so the IRC
-//! gateway joins by adding its listener kind to `PROTOCOLS`.
+//! register, chat and leave without an error, over the native, line and IRC gateways.
 
 use std::net::SocketAddr;
 
@@ -9,7 +8,8 @@ use parley_bench::{churn, fanout, ChurnArgs, FanoutArgs, Proto, Target};
 use parley_server::{Config, Listener, ListenerKind, Server};
 
 /// The protocols checked, with the listener that serves each.
-const PROTOCOLS: &[(Proto, ListenerKind)] = &[(Proto::Native, ListenerKind::Native), (Proto::Line, ListenerKind::Line)];
+const PROTOCOLS: &[(Proto, ListenerKind)] =
+    &[(Proto::Native, ListenerKind::Native), (Proto::Line, ListenerKind::Line), (Proto::Irc, ListenerKind::Irc)];
 
 fn target(proto: Proto, addr: SocketAddr) -> Target {
     Target {
