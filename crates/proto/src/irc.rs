@@ -43,6 +43,10 @@ pub enum ParseError {
     /// The command is neither letters nor a three-digit numeric.
     #[error("malformed command")]
     BadCommand,
+    /// The line holds a NUL or a CR before its end, which IRC forbids anywhere in a
+    /// message (and which would end the line early for some peers).
+    #[error("lines may not contain NUL or CR characters")]
+    ForbiddenCharacter,
 }
 
 /// One IRC message, owned. Commands are kept as sent; compare them with
@@ -73,6 +77,9 @@ impl Message {
     /// Parses one line, without its `\r\n`.
     pub fn parse(line: &str) -> Result<Message, ParseError> {
         let line = line.trim_end_matches(['\r', '\n']);
+        if line.contains(['\0', '\r', '\n']) {
+            return Err(ParseError::ForbiddenCharacter);
+        }
         let mut rest = line.trim_start_matches(' ');
         let mut message = Message::default();
         if let Some(tagged) = rest.strip_prefix('@') {
@@ -337,6 +344,8 @@ mod tests {
         assert_eq!(Message::parse("@a=b"), Err(ParseError::NoCommand));
         assert_eq!(Message::parse("PRIV-MSG x"), Err(ParseError::BadCommand));
         assert_eq!(Message::parse("12 x"), Err(ParseError::BadCommand));
+        assert_eq!(Message::parse("CAP END\r "), Err(ParseError::ForbiddenCharacter));
+        assert_eq!(Message::parse("PRIVMSG #a :nul\0byte"), Err(ParseError::ForbiddenCharacter));
     }
 
     #[test]

@@ -75,3 +75,17 @@ fn a_frame_decoder_without_a_practical_payload_limit_waits_for_the_payload() {
     buf.extend_from_slice(b"some payload");
     assert_eq!(decoder.decode(&mut buf), Ok(None));
 }
+
+#[test]
+fn an_irc_line_with_a_cr_inside_is_refused() {
+    // Found by the irc_message fuzz target: "CAP END\r " reached the parser (the decoder
+    // removes only a final "\r"), the "\r" stayed in a parameter, and the message written
+    // back ended early and parsed differently. IRC forbids CR and NUL anywhere in a line.
+    use parley_proto::irc::{Message, ParseError};
+    let mut decoder = LineDecoder::new(parley_proto::irc::MAX_LINE_WITH_TAGS);
+    let mut buf = BytesMut::from("NICK ada\r\nCAP END\r \r\n");
+    let first = decoder.decode(&mut buf).expect("a line").expect("whole");
+    assert!(Message::parse(&first).is_ok());
+    let second = decoder.decode(&mut buf).expect("a line").expect("whole");
+    assert_eq!(Message::parse(&second), Err(ParseError::ForbiddenCharacter));
+}

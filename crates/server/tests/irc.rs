@@ -392,6 +392,8 @@ async fn errors_after_registration_have_their_numerics() {
     ivan.expect(" 417 ivan :Input line was too long").await;
     ivan.send_raw(b"PRIVMSG #lobby :caf\xe9\r\n").await;
     ivan.expect("FAIL * INVALID_UTF8").await;
+    ivan.send_raw(b"PRIVMSG #lobby :nul\0inside\r\n").await;
+    ivan.expect(" 400 ivan * :Lines may not contain NUL or CR characters").await;
     ivan.expect_nothing_more().await;
     server.shutdown().await;
 }

@@ -96,6 +96,9 @@ impl Input {
                 Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
                     lines.numeric("417", &[], "Input line was too long");
                 }
+                Err(ParseError::ForbiddenCharacter) => {
+                    lines.numeric("400", &["*"], "Lines may not contain NUL or CR characters");
+                }
                 Err(ParseError::NoCommand | ParseError::BadCommand) => {
                     let word = line.split_whitespace().find(|w| !w.starts_with(['@', ':'])).unwrap_or("*");
                     lines.numeric("421", &[&wire_param(word)], "Unknown command");
