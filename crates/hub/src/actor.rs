@@ -23,7 +23,7 @@ use crate::journal::{Committed, Journal};
 use crate::moderation::{Action, Change, Restriction};
 use crate::modes::Member;
 use crate::name::{Nick, RoomName};
-use crate::outbox::{Outbox, Shared};
+use crate::outbox::{Outbox, RunItem, Shared};
 use crate::room::Room;
 use crate::search::{self, Query};
 use crate::LOBBY;
@@ -40,6 +40,10 @@ const SEND_QUEUE_EXCEEDED: &str = "send queue exceeded";
 /// Messages accepted but not yet reported stored. At this many the hub stops taking
 /// operations until the store catches up, which pushes back on the senders.
 const MAX_UNSTORED: usize = 16_384;
+
+/// The most operations the hub takes from its inbox in one round before it delivers
+/// what they produced (see `flush_unstored`) and looks at its other inputs again.
+const ROUND: usize = 256;
 
 /// The most messages one history page holds.
 pub const MAX_HISTORY_PAGE: usize = 500;
@@ -194,7 +198,24 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
                     hub.complete(done);
                 }
                 op = rx.recv(), if inbox_open && hub.unstored.len() < MAX_UNSTORED => match op {
-                    Some(op) => hub.apply(op),
+                    Some(op) => {
+                        hub.apply(op);
+                        // A round: whatever else is waiting, so that messages accepted
+                        // together go out together.
+                        for _ in 1..ROUND {
+                            if hub.unstored.len() >= MAX_UNSTORED {
+                                hub.flush_unstored();
+                                if hub.unstored.len() >= MAX_UNSTORED {
+                                    break;
+                                }
+                            }
+                            match rx.try_recv() {
+                                Ok(op) => hub.apply(op),
+                                Err(_) => break,
+                            }
+                        }
+                        hub.flush_unstored();
+                    }
                     None => inbox_open = false,
                 },
                 else => break,
@@ -905,23 +926,100 @@ impl Hub {
                 self.journal_lost();
                 self.reply(message.sender, message.req, Err(HubError::Store("history is unavailable".into())));
             }
-            None => self.deliver(message, Ok(())),
+            None => {
+                *self.unstored_by.entry(message.sender).or_default() += 1;
+                self.unstored.push_back(message);
+            }
         }
     }
 
     /// The journal reports a batch: deliver and acknowledge its messages, or tell their
     /// senders they were not kept.
+    ///
+    /// Consecutive messages to one room go out as a run: each member's outbox takes the
+    /// whole run under one lock, with one wake-up of its writer (`Outbox::deliver_run`).
     fn committed(&mut self, done: Committed) {
         let mut settled = Vec::new();
+        let mut run = Vec::new();
+        let mut run_room: Option<RoomName> = None;
         for _ in 0..done.count {
             let Some(message) = self.unstored.pop_front() else {
                 break;
             };
             settled.push(message.sender);
-            self.deliver(message, done.result.clone());
+            let live_room = match (&done.result, &message.record.room) {
+                (Ok(()), Some(name)) if self.rooms.contains_key(name) => Some(name.clone()),
+                _ => None,
+            };
+            if live_room.is_none() || live_room != run_room {
+                self.flush_run(&mut run, run_room.take());
+            }
+            match live_room {
+                Some(name) => {
+                    run.push(self.run_item(message));
+                    run_room = Some(name);
+                }
+                None => self.deliver(message, done.result.clone()),
+            }
         }
+        self.flush_run(&mut run, run_room);
         self.settle(settled);
         self.drop_slow_consumers();
+    }
+
+    /// A stored room message made ready for its room's run: kept in the room's log, its
+    /// event for the members, and the answer its sender gets.
+    fn run_item(&mut self, message: Unstored) -> RunItem {
+        let Unstored { sender, req, record, .. } = message;
+        let keep = self.limits.history_on_join;
+        let name = record.room.clone().unwrap_or_else(|| self.lobby.clone());
+        self.logs.entry(name.clone()).or_default().commit(record.clone(), keep);
+        // The sender's account as it is now; a sender gone before the commit shows none.
+        let account = self.sessions.get(&sender).and_then(|s| s.account.clone());
+        let room = self.rooms.get(&name).map_or_else(|| name.clone(), |room| room.name.clone());
+        let shared = Shared::new(Event::Message {
+            room,
+            from: record.from.clone(),
+            seq: record.seq,
+            at: record.at,
+            kind: record.kind,
+            account,
+            text: record.text.clone(),
+        });
+        let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
+        let reply = Event::Reply { req, result: Ok(Reply::Said { room: name, seq, at, kind, text }) };
+        RunItem { shared, sender, reply }
+    }
+
+    /// Delivers a run of messages to their room, and answers the senders no longer in it.
+    fn flush_run(&mut self, run: &mut Vec<RunItem>, room: Option<RoomName>) {
+        if run.is_empty() {
+            return;
+        }
+        let items = std::mem::take(run);
+        let mut answered = vec![false; items.len()];
+        if let Some(room) = room.as_ref().and_then(|name| self.rooms.get(name)) {
+            room.broadcast_run(&items, &mut answered, &mut self.overflowed);
+        }
+        for (item, answered) in items.iter().zip(answered) {
+            if !answered {
+                if let Some(state) = self.sessions.get(&item.sender) {
+                    if state.outbox.deliver(&item.reply).is_err() {
+                        self.overflowed.push(item.sender);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Without a store, accepted messages count as stored at the end of each round of
+    /// operations: they go out in runs like a committed batch, and a session's other
+    /// operations still wait behind its messages.
+    fn flush_unstored(&mut self) {
+        if self.journal.is_none() && !self.store_broken && !self.unstored.is_empty() {
+            let count = self.unstored.len();
+            self.committed(Committed { count, result: Ok(()) });
+        }
     }
 
     /// Counts the messages of `senders` as no longer unstored, and resumes the sessions

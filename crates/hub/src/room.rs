@@ -8,7 +8,7 @@ use crate::actor::SessionId;
 use crate::event::Timestamp;
 use crate::modes::RoomModes;
 use crate::name::RoomName;
-use crate::outbox::{Outbox, Shared};
+use crate::outbox::{Outbox, RunItem, Shared};
 
 /// A room. Members keep their outbox beside their id, so a fan-out touches no map.
 pub(crate) struct Room {
@@ -61,6 +61,21 @@ impl Room {
 
     pub(crate) fn member_ids(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.members.iter().map(|(id, _)| *id)
+    }
+
+    /// Delivers a run of messages to every member, each member's own messages as their
+    /// replies (see [`Outbox::deliver_run`]); marks in `answered` the items whose sender
+    /// is a member (and so got its reply), and collects the members whose outbox
+    /// overflowed, for the hub to disconnect.
+    pub(crate) fn broadcast_run(&self, run: &[RunItem], answered: &mut [bool], overflowed: &mut Vec<SessionId>) {
+        for (id, outbox) in &self.members {
+            for (item, answered) in run.iter().zip(answered.iter_mut()) {
+                *answered |= item.sender == *id;
+            }
+            if outbox.deliver_run(run, *id).is_err() {
+                overflowed.push(*id);
+            }
+        }
     }
 
     /// Delivers `shared` to every member but `except`; returns the members whose outbox

@@ -24,11 +24,6 @@ use crate::server::Shared;
 /// the farewell the client has not read yet.
 const LINGER: Duration = Duration::from_millis(500);
 
-/// The most write-buffer capacity a busy session keeps between batches: enough for the
-/// usual batch, so a steady stream allocates nothing, while a burst's buffer is given
-/// back.
-const RETAINED_WRITE_BUFFER: usize = 16 * 1024;
-
 /// A read buffer starts this small (most chat input is a short line or frame) and
 /// doubles while reads fill it.
 const READ_CHUNK: usize = 512;
@@ -182,12 +177,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> i
         }
         if !buf.is_empty() {
             writer.write_all(&buf).await?;
-            buf.clear();
-            // Keep the buffer for the next batch only while more is coming and it is not
-            // a burst's; an idle session holds no output memory at all.
-            if buf.capacity() > RETAINED_WRITE_BUFFER || outbox.is_empty() {
-                buf = BytesMut::new();
-            }
+            // The written buffer goes back to the shared pool: the next batch is queued in
+            // another (the outbox takes one when it starts queueing), and an idle session
+            // holds no output memory at all.
+            Outbox::recycle(std::mem::take(&mut buf));
         }
         if batch == Batch::Last {
             writer.flush().await?;

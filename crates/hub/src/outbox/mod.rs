@@ -11,6 +11,8 @@
 //! queue over its bound, the queued bytes are dropped, the outbox is marked dead, and the
 //! hub disconnects the session (the slow-consumer rule). Nothing else grows per session.
 
+mod pool;
+
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::{Bytes, BytesMut};
@@ -51,6 +53,14 @@ impl Shared {
     pub(crate) fn new(event: Event) -> Self {
         Self { event, cache: Default::default() }
     }
+}
+
+/// One message of a run delivered together (see [`Outbox::deliver_run`]): the event
+/// for everyone in the room, and the answer its sender gets in its place.
+pub(crate) struct RunItem {
+    pub(crate) shared: Shared,
+    pub(crate) sender: crate::actor::SessionId,
+    pub(crate) reply: Event,
 }
 
 /// The outbox was over its bound (or dead); the session must be disconnected.
@@ -117,17 +127,67 @@ impl Outbox {
 
     /// Delivers an event shared by many sessions, encoding it at most once per slot.
     pub(crate) fn deliver_shared(&self, shared: &Shared) -> Result<(), Overflow> {
-        match self.wire.cache_slot_for(&shared.event).and_then(|slot| shared.cache.get(slot)) {
-            Some(cell) => {
-                let encoded = cell.get_or_init(|| {
-                    let mut out = BytesMut::new();
-                    self.wire.encode(&shared.event, &mut out);
-                    out.freeze()
-                });
-                self.push(encoded)
-            }
+        match self.cached(shared) {
+            Some(bytes) => self.push(bytes),
             None => self.deliver(&shared.event),
         }
+    }
+
+    /// Delivers a run of messages for one room at once, under one lock and with one
+    /// wake-up: each item's shared event, or its reply when `member` sent it, in order.
+    ///
+    /// Under load the store commits messages in batches; taking the queue's lock and
+    /// waking the writer once per batch instead of once per message is what makes a
+    /// busy room cheap (docs/BENCHMARKS.md).
+    pub(crate) fn deliver_run(&self, run: &[RunItem], member: crate::actor::SessionId) -> Result<(), Overflow> {
+        // Encode first, outside the lock: cached encodings are borrowed from the run,
+        // the others (the member's own replies, wires that do not share) owned here.
+        let mut owned = Vec::new();
+        let mut sources = Vec::with_capacity(run.len());
+        for item in run {
+            let cached = if item.sender == member { None } else { self.cached(&item.shared) };
+            match cached {
+                Some(bytes) => sources.push(Ok(bytes)),
+                None => {
+                    let event = if item.sender == member { &item.reply } else { &item.shared.event };
+                    let mut encoded = BytesMut::new();
+                    self.wire.encode(event, &mut encoded);
+                    sources.push(Err(owned.len()));
+                    owned.push(encoded);
+                }
+            }
+        }
+        let mut queue = self.lock();
+        let mut was_empty = None;
+        for source in sources {
+            let bytes = match source {
+                Ok(bytes) => bytes,
+                Err(index) => &owned[index][..],
+            };
+            match self.append(&mut queue, bytes) {
+                Ok(empty) => {
+                    was_empty.get_or_insert(empty);
+                }
+                Err(Overflow) => return self.overflowed(queue),
+            }
+        }
+        drop(queue);
+        if was_empty == Some(true) {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// An event's cached encoding for this wire, made on first use; `None` when this wire
+    /// does not share its encoding of the event.
+    fn cached<'a>(&self, shared: &'a Shared) -> Option<&'a [u8]> {
+        let cell = self.wire.cache_slot_for(&shared.event).and_then(|slot| shared.cache.get(slot))?;
+        let bytes = cell.get_or_init(|| {
+            let mut out = BytesMut::new();
+            self.wire.encode(&shared.event, &mut out);
+            out.freeze()
+        });
+        Some(&bytes[..])
     }
 
     /// Queues bytes the gateway encoded itself (its own replies and errors), in order with
@@ -137,27 +197,49 @@ impl Outbox {
             return Ok(());
         }
         let mut queue = self.lock();
+        match self.append(&mut queue, bytes) {
+            Err(Overflow) => self.overflowed(queue),
+            Ok(was_empty) => {
+                drop(queue);
+                // A writer busy with an earlier batch comes back for this one on its own;
+                // only an empty queue may have a writer asleep on it.
+                if was_empty {
+                    self.ready.notify_one();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends under the lock; `Ok(true)` when the queue was empty (its writer may be
+    /// asleep). A closed outbox takes nothing; a dead one, or one this would take over
+    /// its bound, is an overflow.
+    fn append(&self, queue: &mut Queue, bytes: &[u8]) -> Result<bool, Overflow> {
         if queue.closed {
-            return if queue.dead { Err(Overflow) } else { Ok(()) };
+            return if queue.dead { Err(Overflow) } else { Ok(false) };
         }
         if queue.bytes.len() + bytes.len() > self.limit {
+            return Err(Overflow);
+        }
+        let was_empty = queue.bytes.is_empty();
+        if queue.bytes.capacity() == 0 && bytes.len() <= pool::BUFFER {
+            queue.bytes = pool::take();
+        }
+        queue.bytes.extend_from_slice(bytes);
+        Ok(was_empty)
+    }
+
+    /// Drops what was queued and kills the outbox: the slow-consumer rule.
+    fn overflowed(&self, mut queue: MutexGuard<'_, Queue>) -> Result<(), Overflow> {
+        if !queue.dead {
             queue.bytes = BytesMut::new();
             queue.closed = true;
             queue.dead = true;
             drop(queue);
             self.dead.notify_one();
             self.ready.notify_one();
-            return Err(Overflow);
         }
-        let was_empty = queue.bytes.is_empty();
-        queue.bytes.extend_from_slice(bytes);
-        drop(queue);
-        // A writer busy with an earlier batch comes back for this one on its own; only an
-        // empty queue may have a writer asleep on it.
-        if was_empty {
-            self.ready.notify_one();
-        }
-        Ok(())
+        Err(Overflow)
     }
 
     /// Ends the outbox: the writer writes what is queued, then the connection ends.
@@ -194,6 +276,12 @@ impl Outbox {
             }
             self.ready.notified().await;
         }
+    }
+
+    /// Gives a written batch's buffer back (see [`Outbox::take`]): busy sessions' buffers
+    /// circulate through a bounded pool instead of being allocated per batch.
+    pub fn recycle(buf: BytesMut) {
+        pool::give(buf);
     }
 
     /// Resolves when the outbox has overflowed. Cancel-safe.
