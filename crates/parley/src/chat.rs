@@ -455,7 +455,7 @@ struct StderrBar {
 
 impl StderrBar {
     fn show(&mut self, verb: &str, name: &str, progress: &parley_client::Progress) {
-        let due = self.drawn.map_or(true, |at| at.elapsed() >= std::time::Duration::from_millis(100));
+        let due = !matches!(self.drawn, Some(at) if at.elapsed() < std::time::Duration::from_millis(100));
         if due || progress.done == progress.total {
             eprint!("\r{}\x1b[K", format::progress(verb, name, progress));
             self.drawn = Some(std::time::Instant::now());

@@ -117,10 +117,7 @@ async fn fifty_megabytes_pass_intact_and_the_server_does_not_hold_them() {
 
     let started = Instant::now();
     let mut updates = 0;
-    let sent = alice
-        .send_file(&source, Audience::Room("lobby".into()), |_| updates += 1)
-        .await
-        .expect("shared");
+    let sent = alice.send_file(&source, Audience::Room("lobby".into()), |_| updates += 1).await.expect("shared");
     let upload = started.elapsed();
     assert!(updates > 100, "progress was reported as pieces were confirmed ({updates} times)");
     let info = next_file(&mut bob_events).await;

@@ -104,8 +104,9 @@ pub(super) fn file_words(text: &str) -> String {
 /// A transfer's progress in one line: bar, percentage, bytes, rate and time left.
 pub(super) fn progress(verb: &str, name: &str, p: &parley_client::Progress) -> String {
     const WIDTH: u64 = 20;
-    let filled = if p.total == 0 { WIDTH } else { (p.done.saturating_mul(WIDTH) / p.total).min(WIDTH) };
-    let percent = if p.total == 0 { 100 } else { p.done.saturating_mul(100) / p.total };
+    // An empty file is done as soon as it starts.
+    let filled = p.done.saturating_mul(WIDTH).checked_div(p.total).map_or(WIDTH, |f| f.min(WIDTH));
+    let percent = p.done.saturating_mul(100).checked_div(p.total).unwrap_or(100);
     let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '-' }).collect();
     // Display only: whole bytes per second are plenty.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]

@@ -491,7 +491,7 @@ async fn resume(
 async fn transfer(client: Client, command: Command, updates: mpsc::Sender<Update>) {
     let mut drawn: Option<Instant> = None;
     let mut report = |verb: &str, name: &str, p: parley_client::Progress| {
-        if drawn.map_or(true, |at| at.elapsed() >= Duration::from_millis(100)) {
+        if !matches!(drawn, Some(at) if at.elapsed() < Duration::from_millis(100)) {
             drawn = Some(Instant::now());
             // A full queue only skips a frame of the progress bar.
             let _ = updates.try_send(Update::Transfer(Some(format::progress(verb, name, &p))));
