@@ -71,6 +71,14 @@ pub enum Error {
     /// The server sent something that is not the protocol.
     #[error("the server broke the protocol: {0}")]
     Protocol(String),
+    /// A file's bytes do not have the SHA-256 they should; nothing was kept.
+    #[error("the file's SHA-256 is {got}, not {expected}; it was not kept")]
+    Corrupt {
+        /// What the file should hash to.
+        expected: String,
+        /// What it hashed to.
+        got: String,
+    },
 }
 
 /// What the server said when it accepted `hello`.
@@ -142,7 +150,21 @@ fn past(entries: Vec<HistoryEntry>) -> Vec<PastMessage> {
         .collect()
 }
 
-type Answer = Result<Reply, Error>;
+/// What answers a request: a result, or (for `read`) a piece of a file.
+#[derive(Debug)]
+pub(crate) enum Answered {
+    /// A `result`'s body.
+    Reply(Reply),
+    /// A `data` frame.
+    Data {
+        /// Where the piece starts in the file.
+        offset: u64,
+        /// The bytes.
+        bytes: bytes::Bytes,
+    },
+}
+
+pub(crate) type Answer = Result<Answered, Error>;
 type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Answer>>>>>;
 type Writer = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
 
@@ -423,26 +445,37 @@ impl Client {
 
     /// Sends any request and awaits its answer.
     pub async fn request(&self, request: &Request, payload: &[u8]) -> Result<Reply, Error> {
+        let answer = self.start(|id, frame| encode_request(id, request, payload, frame)).await?;
+        match answer.await.unwrap_or(Err(Error::Disconnected))? {
+            Answered::Reply(reply) => Ok(reply),
+            Answered::Data { .. } => Err(Error::Protocol("a data frame answered a request that is no read".into())),
+        }
+    }
+
+    /// Sends the request that `encode` writes for a fresh id, without waiting for its
+    /// answer: the receiver gets it. Lets transfers keep several requests in flight.
+    pub(crate) async fn start(
+        &self,
+        encode: impl FnOnce(u64, &mut BytesMut) -> Result<(), parley_proto::native::EncodeError>,
+    ) -> Result<oneshot::Receiver<Answer>, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::new();
+        encode(id, &mut frame).map_err(|e| Error::Protocol(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(pending) = pending.as_mut() else { return Err(Error::Disconnected) };
             pending.insert(id, tx);
         }
-        if let Err(e) = self.send(id, request, payload).await {
+        let written = async {
+            let mut writer = self.writer.lock().await;
+            writer.write_all(&frame).await
+        };
+        if let Err(e) = written.await {
             self.forget(id);
-            return Err(e);
+            return Err(e.into());
         }
-        rx.await.unwrap_or(Err(Error::Disconnected))
-    }
-
-    async fn send(&self, id: u64, request: &Request, payload: &[u8]) -> Result<(), Error> {
-        let mut frame = BytesMut::new();
-        encode_request(id, request, payload, &mut frame).map_err(|e| Error::Protocol(e.to_string()))?;
-        let mut writer = self.writer.lock().await;
-        writer.write_all(&frame).await?;
-        Ok(())
+        Ok(rx)
     }
 
     fn forget(&self, id: u64) {
@@ -503,8 +536,12 @@ async fn read_loop(mut reader: Reader, client: Client, events: mpsc::Sender<Even
 async fn route(client: &Client, events: &mpsc::Sender<Event>, received: Received) {
     match &received.msg {
         ServerMsg::Result { id } => {
-            let answer = received.reply().map_err(|e| Error::Protocol(format!("a result body: {e}")));
+            let answer =
+                received.reply().map(Answered::Reply).map_err(|e| Error::Protocol(format!("a result body: {e}")));
             client.answer(*id, answer);
+        }
+        ServerMsg::Data { id, offset, .. } => {
+            client.answer(*id, Ok(Answered::Data { offset: *offset, bytes: received.payload.clone() }));
         }
         ServerMsg::Error { id: Some(id), code, message } => {
             client.answer(*id, Err(Error::Refused { code: *code, message: message.clone() }));

@@ -14,6 +14,9 @@ pub enum Kind {
     Action,
     /// A notice (from IRC's `NOTICE`): text nobody should answer automatically.
     Notice,
+    /// A shared file: the text is its description as JSON; read it with
+    /// [`crate::FileInfo::from_text`].
+    File,
 }
 
 impl Kind {
@@ -22,6 +25,7 @@ impl Kind {
         match kind {
             Some("action") => Kind::Action,
             Some("notice") => Kind::Notice,
+            Some("file") => Kind::File,
             _ => Kind::Text,
         }
     }
@@ -149,6 +153,7 @@ impl Event {
             ServerMsg::Result { .. }
             | ServerMsg::Error { id: Some(_), .. }
             | ServerMsg::Ping { .. }
+            | ServerMsg::Data { .. }
             | ServerMsg::Unknown => return None,
         })
     }

@@ -15,9 +15,11 @@
 
 mod client;
 mod event;
+mod transfer;
 pub mod trust;
 
 pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Transport, Welcome};
 pub use event::{Event, Kind};
-pub use parley_proto::msg::{ErrorCode, LeaveReason, Reply, Request, RoomInfo};
+pub use parley_proto::msg::{human_size, ErrorCode, FileInfo, LeaveReason, Reply, Request, RoomInfo};
+pub use transfer::{media_type, Audience, Fetched, Progress, Sent};
 pub use trust::{Trust, TrustError, Trusted};

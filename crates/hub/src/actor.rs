@@ -112,6 +112,18 @@ impl Verified {
     }
 }
 
+/// Who a session is and where it is, for gateway decisions the hub does not make
+/// itself (may this session download a file shared in a room?).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whereabouts {
+    /// Its nick.
+    pub nick: Nick,
+    /// The account it is logged in to.
+    pub account: Option<Nick>,
+    /// The rooms it is in.
+    pub rooms: Vec<RoomName>,
+}
+
 enum Op {
     Connect {
         nick: String,
@@ -141,6 +153,10 @@ enum Op {
     },
     Shutdown {
         message: String,
+    },
+    Whereabouts {
+        session: SessionId,
+        done: oneshot::Sender<Option<Whereabouts>>,
     },
 }
 
@@ -338,6 +354,15 @@ impl Session {
         }
     }
 
+    /// The session's nick, account and rooms as the hub sees them now; `None` once the
+    /// session has ended.
+    pub async fn whereabouts(&self) -> Result<Option<Whereabouts>, HubError> {
+        let (done, result) = oneshot::channel();
+        let op = Op::Whereabouts { session: self.id, done };
+        self.hub.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)
+    }
+
     /// Sends [`Command::Quit`]: the hub answers [`Reply::Bye`] and closes the outbox.
     pub async fn quit(&self, req: RequestId, reason: Option<String>) -> Result<(), HubError> {
         if self.gone.swap(true, Ordering::AcqRel) {
@@ -529,7 +554,9 @@ impl Hub {
                 (*session, matches!(command, Command::Say { .. } | Command::Whisper { .. }))
             }
             Op::Disconnect { session, .. } | Op::Relay { session, .. } => (*session, false),
-            Op::Connect { .. } | Op::Verify { .. } | Op::Shutdown { .. } => return self.run(op),
+            Op::Connect { .. } | Op::Verify { .. } | Op::Shutdown { .. } | Op::Whereabouts { .. } => {
+                return self.run(op)
+            }
         };
         let queued = self.parked.get(&session).is_some_and(|q| !q.is_empty());
         if queued || (!is_message && self.unstored_by.contains_key(&session)) {
@@ -587,6 +614,14 @@ impl Hub {
                 }
             }
             Op::Shutdown { message } => self.shutdown(&message),
+            Op::Whereabouts { session, done } => {
+                let found = self.sessions.get(&session).map(|state| Whereabouts {
+                    nick: state.nick.clone(),
+                    account: state.account.clone(),
+                    rooms: state.rooms.clone(),
+                });
+                let _ = done.send(found);
+            }
         }
         self.drop_slow_consumers();
     }

@@ -42,6 +42,10 @@ pub enum Kind {
     Action,
     /// A notice: text that no program should answer automatically (IRC's `NOTICE`).
     Notice,
+    /// A shared file: the text is its description as JSON (id, name, size, media type,
+    /// SHA-256), written by the gateway that took the upload. The hub orders, stores and
+    /// delivers it like any message and never reads it; each gateway shows it its way.
+    File,
 }
 
 impl Kind {
@@ -52,6 +56,7 @@ impl Kind {
             Kind::Text => "text/plain; charset=utf-8",
             Kind::Action => "text/plain; charset=utf-8; kind=action",
             Kind::Notice => "text/plain; charset=utf-8; kind=notice",
+            Kind::File => "application/json; kind=file",
         }
     }
 
@@ -62,18 +67,22 @@ impl Kind {
             Kind::Action
         } else if content_type.ends_with("kind=notice") {
             Kind::Notice
+        } else if content_type.ends_with("kind=file") {
+            Kind::File
         } else {
             Kind::Text
         }
     }
 
-    /// The kind's name in protocols that spell it out (`text`, `action`, `notice`).
+    /// The kind's name in protocols that spell it out (`text`, `action`, `notice`,
+    /// `file`).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Kind::Text => "text",
             Kind::Action => "action",
             Kind::Notice => "notice",
+            Kind::File => "file",
         }
     }
 }

@@ -26,7 +26,9 @@ mod room;
 mod search;
 mod throttle;
 
-pub use actor::{spawn, HubHandle, Limits, Session, SessionId, Verified, MAX_HISTORY_PAGE, MAX_PASSWORD, MIN_PASSWORD};
+pub use actor::{
+    spawn, HubHandle, Limits, Session, SessionId, Verified, Whereabouts, MAX_HISTORY_PAGE, MAX_PASSWORD, MIN_PASSWORD,
+};
 pub use command::{Command, RequestId};
 pub use error::HubError;
 pub use event::{Event, LeaveReason, Reply, RoomSummary, Timestamp};

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use parley_client::{Client, ErrorCode, Event, Events, HistoryCursor, Reply, Request, Transport, Trust};
+use parley_client::{Audience, Client, ErrorCode, Event, Events, HistoryCursor, Reply, Request, Transport, Trust};
 use parley_proto::line::Input;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
@@ -380,6 +380,45 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             print_line(&format!("Error: unknown command /{name} (try /help)"));
             Ok(())
         }
+        Input::Send { path, to } => {
+            let audience = match (to, current) {
+                (Some(nick), _) => Audience::User(nick),
+                (None, Some(room)) => Audience::Room(room),
+                (None, None) => {
+                    print_line("Error: you are not in a room; /join one, or /send PATH NICK");
+                    return None;
+                }
+            };
+            let path = PathBuf::from(path);
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut bar = StderrBar::default();
+            let sent = client.send_file(&path, audience.clone(), |p| bar.show("Sending", &name, &p)).await;
+            bar.finish();
+            sent.map(|sent| {
+                let place = match audience {
+                    Audience::Room(room) => format!("in {room}"),
+                    Audience::User(nick) => format!("with {nick}"),
+                };
+                let text = serde_json::to_string(&sent.info).unwrap_or_default();
+                print_line(&format!("[{}] You {} {place}", now(), format::file_words(&text)));
+            })
+        }
+        Input::Get { id, path } => {
+            let mut bar = StderrBar::default();
+            let dest = path.map(PathBuf::from);
+            let fetched = client.get_file(&id, dest.as_deref(), |p| bar.show("Getting", &id, &p)).await;
+            bar.finish();
+            fetched.map(|got| {
+                print_line(&format!(
+                    "[{}] Saved {} ({}, SHA-256 verified) from {} to {}",
+                    now(),
+                    got.info.name,
+                    parley_client::human_size(got.info.size),
+                    got.from,
+                    got.path.display()
+                ));
+            })
+        }
         Input::Quit => {
             let _ = client.quit(None).await;
             return Some(ExitCode::SUCCESS);
@@ -391,6 +430,12 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             print_line(&format!("Error: {message}"));
             None
         }
+        // A file that cannot be read or written, or a download that failed its check,
+        // ends that command, not the chat.
+        Err(e @ (parley_client::Error::Io(_) | parley_client::Error::Corrupt { .. })) => {
+            print_line(&format!("Error: {e}"));
+            None
+        }
         Err(parley_client::Error::Disconnected) => {
             eprintln!("Connection to the server lost.");
             Some(ExitCode::from(SERVER_GONE))
@@ -398,6 +443,28 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
         Err(e) => {
             eprintln!("Error: {e}");
             Some(ExitCode::from(SERVER_GONE))
+        }
+    }
+}
+
+/// A progress bar on standard error, redrawn in place at most ten times a second.
+#[derive(Default)]
+struct StderrBar {
+    drawn: Option<std::time::Instant>,
+}
+
+impl StderrBar {
+    fn show(&mut self, verb: &str, name: &str, progress: &parley_client::Progress) {
+        let due = !matches!(self.drawn, Some(at) if at.elapsed() < std::time::Duration::from_millis(100));
+        if due || progress.done == progress.total {
+            eprint!("\r{}\x1b[K", format::progress(verb, name, progress));
+            self.drawn = Some(std::time::Instant::now());
+        }
+    }
+
+    fn finish(&self) {
+        if self.drawn.is_some() {
+            eprintln!();
         }
     }
 }

@@ -247,6 +247,21 @@ pub enum Input {
         /// How many; `None`: the server's default.
         n: Option<usize>,
     },
+    /// `/send PATH [NICK]`: share a file in the current room, or privately with NICK
+    /// (`parley chat` only). A path with spaces goes in double quotes.
+    Send {
+        /// The file.
+        path: String,
+        /// Who it is for; `None`: the current room.
+        to: Option<String>,
+    },
+    /// `/get ID [PATH]`: download a shared file (`parley chat` only).
+    Get {
+        /// The file's id, as its message shows it.
+        id: String,
+        /// Where to save it; `None`: its own name in the current directory.
+        path: Option<String>,
+    },
     /// `/quit`, or `quit`, `exit`, `q` alone on a line: leave the chat.
     Quit,
     /// A known command used wrongly; the text is its usage line.
@@ -399,9 +414,41 @@ impl Input {
                 }
                 _ => Input::Usage("/msg NAME text"),
             },
+            "send" => match path_and_word(args) {
+                Some((path, to)) => Input::Send { path, to },
+                None => Input::Usage("/send PATH [NICK] (a path with spaces in \"double quotes\")"),
+            },
+            "get" => match args.split_once(char::is_whitespace) {
+                None if !args.is_empty() => Input::Get { id: args.to_owned(), path: None },
+                Some((id, path)) => Input::Get { id: id.to_owned(), path: Some(unquote(path.trim()).to_owned()) },
+                None => Input::Usage("/get ID [PATH]"),
+            },
             _ => Input::Unknown(name.to_owned()),
         }
     }
+}
+
+/// `PATH [WORD]`, the path in double quotes if it has spaces.
+fn path_and_word(args: &str) -> Option<(String, Option<String>)> {
+    let (path, rest) = match args.strip_prefix('"') {
+        Some(quoted) => {
+            let (path, rest) = quoted.split_once('"')?;
+            (path, rest.trim())
+        }
+        None => match args.split_once(char::is_whitespace) {
+            Some((path, rest)) => (path, rest.trim()),
+            None => (args, ""),
+        },
+    };
+    if path.is_empty() || rest.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((path.to_owned(), (!rest.is_empty()).then(|| rest.to_owned())))
+}
+
+/// A path without the double quotes around it, if it has them.
+fn unquote(path: &str) -> &str {
+    path.strip_prefix('"').and_then(|p| p.strip_suffix('"')).unwrap_or(path)
 }
 
 /// A message's time as line clients show it: `HH:MM:SS` in local time.
@@ -452,6 +499,8 @@ Commands:
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password
+  /send PATH [NICK]   share a file in your room, or privately with NICK (parley chat)
+  /get ID [PATH]      download a shared file by the ID its message shows (parley chat)
   /quit               {quit}
 Anything else you type is said in your room; start a line with // to say something that starts with /.
 "
@@ -544,6 +593,15 @@ mod tests {
         assert_eq!(Input::parse("//me waves"), Input::Say("/me waves".into()));
         assert_eq!(Input::parse("/msg bob hi there"), Input::Msg { to: "bob".into(), text: "hi there".into() });
         assert_eq!(Input::parse("/msg bob"), Input::Usage("/msg NAME text"));
+        assert_eq!(Input::parse("/send a.pdf"), Input::Send { path: "a.pdf".into(), to: None });
+        assert_eq!(Input::parse("/send a.pdf bob"), Input::Send { path: "a.pdf".into(), to: Some("bob".into()) });
+        assert_eq!(
+            Input::parse("/send \"my file.pdf\" bob"),
+            Input::Send { path: "my file.pdf".into(), to: Some("bob".into()) }
+        );
+        assert!(matches!(Input::parse("/send"), Input::Usage(_)));
+        assert_eq!(Input::parse("/get 3f2a"), Input::Get { id: "3f2a".into(), path: None });
+        assert_eq!(Input::parse("/get 3f2a /tmp/x"), Input::Get { id: "3f2a".into(), path: Some("/tmp/x".into()) });
         assert_eq!(Input::parse("/nick  carol "), Input::Nick("carol".into()));
         assert_eq!(Input::parse("/nick a b"), Input::Usage("/nick NEW_NAME"));
         assert_eq!(Input::parse("/JOIN dev"), Input::Join("dev".into()));

@@ -18,6 +18,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const TEXT: &str = "text/plain; charset=utf-8";
 /// The content type of JSON payloads (result bodies).
 pub const JSON: &str = "application/json";
+/// The content type of binary payloads (pieces of a file).
+pub const BINARY: &str = "application/octet-stream";
 
 /// A request from a client. Each carries an `id` in its header; the server answers it
 /// with exactly one `result` or `error` naming that id.
@@ -239,6 +241,48 @@ pub enum Request {
         /// Who.
         nick: String,
     },
+    /// Offer a file to a room (`room`) or to one user (`to`): the first step of an
+    /// upload, answered by [`Reply::Upload`] with the file's id. The bytes follow in
+    /// `chunk` requests.
+    Upload {
+        /// The room to share it in (one you are in).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The user to share it with privately.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// The file's name, without any directory.
+        name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// Its media type, e.g. `application/pdf`.
+        media_type: String,
+        /// The SHA-256 of its bytes, 64 lowercase hex digits.
+        sha256: String,
+    },
+    /// The next piece of the file being uploaded, in the payload (binary). The piece
+    /// that completes the file is answered by [`Reply::Shared`], the others by
+    /// [`Reply::Received`].
+    Chunk {
+        /// The upload's file id.
+        file: String,
+        /// Where the piece starts: the number of bytes sent before it.
+        offset: u64,
+    },
+    /// Ask to download a shared file: answered by [`Reply::Download`] with its details,
+    /// after which `read` requests fetch its bytes.
+    Download {
+        /// The file's id, from the message that shared it.
+        file: String,
+    },
+    /// Read the piece of a downloading file that starts at `offset`: answered by a
+    /// [`ServerMsg::Data`] frame carrying the bytes.
+    Read {
+        /// The file's id.
+        file: String,
+        /// Where the piece starts.
+        offset: u64,
+    },
     /// Ask for a `pong` result; for latency and keepalive.
     Ping,
     /// Leave the chat; the server answers `bye` and closes the connection.
@@ -281,6 +325,10 @@ impl Request {
             Request::Register { .. } => "register",
             Request::Auth { .. } => "auth",
             Request::Password { .. } => "password",
+            Request::Upload { .. } => "upload",
+            Request::Chunk { .. } => "chunk",
+            Request::Download { .. } => "download",
+            Request::Read { .. } => "read",
             Request::Ping => "ping",
             Request::Quit { .. } => "quit",
         }
@@ -326,6 +374,10 @@ const KNOWN_REQUESTS: &[&str] = &[
     "away",
     "whois",
     "invite",
+    "upload",
+    "chunk",
+    "download",
+    "read",
     "ping",
     "quit",
 ];
@@ -438,6 +490,15 @@ pub enum ServerMsg {
     Notice {
         /// When, RFC 3339 in UTC.
         ts: String,
+    },
+    /// The answer to `read`: a piece of a file, in the payload (binary).
+    Data {
+        /// The `read` request's id.
+        id: u64,
+        /// The file's id.
+        file: String,
+        /// Where the piece starts in the file.
+        offset: u64,
     },
     /// The server is shutting down and will close the connection.
     Shutdown {
@@ -637,10 +698,76 @@ pub enum Reply {
         /// Where to.
         room: String,
     },
+    /// The answer to `upload`: send the bytes in `chunk` requests.
+    Upload {
+        /// The id the file will be known by.
+        file: String,
+        /// The most bytes one `chunk` may carry.
+        chunk: usize,
+    },
+    /// The answer to a `chunk` that does not complete the file.
+    Received {
+        /// The file's id.
+        file: String,
+        /// How many of its bytes the server holds now.
+        received: u64,
+    },
+    /// The answer to the `chunk` that completes the file: it checked out and is shared.
+    Shared {
+        /// The file's id.
+        file: String,
+        /// The room it was shared in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The user it was shared with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// The message's place in the room's order (or in the order of private messages).
+        seq: u64,
+        /// When the server accepted it, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// The answer to `download`: the file's details; fetch its bytes with `read`.
+    Download {
+        /// What the file is.
+        #[serde(flatten)]
+        info: FileInfo,
+        /// Who shared it.
+        from: String,
+        /// The most bytes one `data` frame carries.
+        chunk: usize,
+        /// The most `read` requests to have unanswered at once; more may overflow the
+        /// send queue and cost the connection.
+        window: usize,
+    },
     /// The answer to `ping`.
     Pong,
     /// The answer to `quit`; the server closes the connection after it.
     Bye,
+}
+
+/// A shared file, as its message announces it: the text of a message of kind `file`
+/// is this object as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// The id to `download` it by.
+    pub file: String,
+    /// Its name, without any directory.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// The SHA-256 of its bytes, in lowercase hex.
+    pub sha256: String,
+}
+
+impl FileInfo {
+    /// Reads the text of a message of kind `file`; `None` if it is not a description.
+    #[must_use]
+    pub fn from_text(text: &str) -> Option<FileInfo> {
+        serde_json::from_str(text).ok()
+    }
 }
 
 /// A message from a room's history.
@@ -657,6 +784,25 @@ pub struct HistoryEntry {
     pub kind: Option<String>,
     /// The text.
     pub text: String,
+}
+
+/// A size for people: `512 B`, `1.2 KB`, `3.4 MB`, `1.1 GB` (powers of 1000, like
+/// most file managers), the same in every gateway and client.
+#[must_use]
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    // Precision is irrelevant past the first decimal.
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// A line of the audit log.
@@ -796,6 +942,16 @@ pub enum ErrorCode {
     /// Your address has as many connections as the server allows; it closes the
     /// connection.
     TooManyConnections,
+    /// The file is larger than the server accepts.
+    FileTooLarge,
+    /// The file would take you over your storage quota.
+    QuotaExceeded,
+    /// No shared file has that id, or you may not see it.
+    NoSuchFile,
+    /// The bytes received do not have the SHA-256 announced; nothing was kept.
+    ChecksumMismatch,
+    /// This server does not take files, or cannot store them now.
+    FilesUnavailable,
     /// A code this client does not know yet (servers may add codes).
     #[serde(other)]
     Unknown,
@@ -844,6 +1000,11 @@ impl ErrorCode {
         ErrorCode::ExcessFlood,
         ErrorCode::ServerFull,
         ErrorCode::TooManyConnections,
+        ErrorCode::FileTooLarge,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::NoSuchFile,
+        ErrorCode::ChecksumMismatch,
+        ErrorCode::FilesUnavailable,
         ErrorCode::Unknown,
     ];
 }
@@ -862,6 +1023,23 @@ pub fn encode_request(id: u64, request: &Request, payload: &[u8], dst: &mut Byte
 /// Appends a server message frame to `dst`; a non-empty payload is text.
 pub fn encode_server_msg(msg: &ServerMsg, text: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
     encode_frame(msg, Some(TEXT), text, dst)
+}
+
+/// Appends a `data` frame answering the `read` request `id` with a piece of `file`.
+pub fn encode_data(id: u64, file: &str, offset: u64, bytes: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
+    encode_frame(&ServerMsg::Data { id, file: file.to_owned(), offset }, Some(BINARY), bytes, dst)
+}
+
+/// Appends a `chunk` request frame with its `id` carrying a piece of an upload.
+pub fn encode_chunk(id: u64, file: &str, offset: u64, bytes: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
+    #[derive(Serialize)]
+    struct WithId<'a> {
+        #[serde(flatten)]
+        request: &'a Request,
+        id: u64,
+    }
+    let request = Request::Chunk { file: file.to_owned(), offset };
+    encode_frame(&WithId { request: &request, id }, Some(BINARY), bytes, dst)
 }
 
 /// Appends a `result` frame answering request `id` with `reply` to `dst`.
@@ -961,6 +1139,14 @@ mod tests {
         assert_eq!(msg, ServerMsg::Unknown);
         let known: Result<ServerMsg, _> = serde_json::from_str(r#"{"type":"message","room":"lobby"}"#);
         assert!(known.is_err(), "a known type with missing fields is still an error");
+    }
+
+    #[test]
+    fn sizes_read_like_a_file_manager() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1234), "1.2 KB");
+        assert_eq!(human_size(52_428_800), "52.4 MB");
+        assert_eq!(human_size(3_000_000_000), "3.0 GB");
     }
 
     #[test]

@@ -4,10 +4,10 @@
 
 use bytes::BytesMut;
 use parley_proto::msg::{
-    encode_request, encode_result, encode_server_msg, AuditEntry, ErrorCode, HistoryEntry, LeaveReason, Received,
-    Reply, Request, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
+    encode_chunk, encode_data, encode_request, encode_result, encode_server_msg, AuditEntry, ErrorCode, FileInfo,
+    HistoryEntry, LeaveReason, Received, Reply, Request, RoomInfo, SearchHit, ServerMsg, JSON, PROTOCOL_VERSION,
 };
-use parley_proto::native::{FrameDecoder, FrameError, PREFIX_LEN};
+use parley_proto::native::{encode_frame, FrameDecoder, FrameError, PREFIX_LEN};
 
 const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
 
@@ -42,6 +42,67 @@ fn event_header(msg: &ServerMsg, text: &[u8]) -> String {
     let mut buf = BytesMut::new();
     encode_server_msg(msg, text, &mut buf).expect("encodes");
     header_of(&buf)
+}
+
+/// The file of the file-transfer examples.
+const FILE: &str = "3f2a9c41d2e07b58";
+const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+fn report() -> FileInfo {
+    FileInfo {
+        file: FILE.to_owned(),
+        name: "report.pdf".to_owned(),
+        size: 1_234_567,
+        media_type: "application/pdf".to_owned(),
+        sha256: SHA.to_owned(),
+    }
+}
+
+/// The headers and JSON of the file-transfer examples.
+fn file_examples() -> Vec<String> {
+    let s = |v: &str| v.to_owned();
+    let upload = |room: Option<&str>, to: Option<&str>| Request::Upload {
+        room: room.map(s),
+        to: to.map(s),
+        name: s("report.pdf"),
+        size: 1_234_567,
+        media_type: s("application/pdf"),
+        sha256: s(SHA),
+    };
+    let mut out = vec![
+        request_header(40, &upload(Some("lobby"), None), b""),
+        request_header(41, &upload(None, Some("bob")), b""),
+        request_header(44, &Request::Download { file: s(FILE) }, b""),
+        request_header(45, &Request::Read { file: s(FILE), offset: 65_536 }, b""),
+    ];
+    let piece = vec![0u8; 65_536];
+    let mut chunk = BytesMut::new();
+    encode_chunk(42, FILE, 0, &piece, &mut chunk).expect("encodes");
+    out.push(header_of(&chunk));
+    let mut data = BytesMut::new();
+    encode_data(45, FILE, 65_536, &piece, &mut data).expect("encodes");
+    out.push(header_of(&data));
+    let description = serde_json::to_string(&report()).expect("serialises");
+    out.push(description.clone());
+    let mut message = BytesMut::new();
+    let event = ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 14, ts: s(TS), kind: Some(s("file")) };
+    encode_frame(&event, Some(JSON), description.as_bytes(), &mut message).expect("encodes");
+    out.push(header_of(&message));
+    let replies = [
+        Reply::Upload { file: s(FILE), chunk: 65_536 },
+        Reply::Received { file: s(FILE), received: 65_536 },
+        Reply::Shared { file: s(FILE), room: Some(s("lobby")), to: None, seq: 14, ts: s(TS) },
+        Reply::Shared { file: s(FILE), room: None, to: Some(s("bob")), seq: 33, ts: s(TS) },
+        Reply::Download { info: report(), from: s("alice"), chunk: 65_536, window: 7 },
+    ];
+    out.extend(replies.iter().map(|r| serde_json::to_string(r).expect("serialises")));
+    let too_large = ServerMsg::Error {
+        id: Some(40),
+        code: ErrorCode::FileTooLarge,
+        message: s("the file is 1.2 GB but the server takes at most 104.9 MB"),
+    };
+    out.push(event_header(&too_large, b""));
+    out
 }
 
 fn ts(time: &str) -> String {
@@ -266,6 +327,7 @@ fn json_examples() -> Vec<String> {
         (ServerMsg::Error { id: None, code: ErrorCode::HeaderTooLong, message: header_too_long.to_string() }, b""),
     ];
     out.extend(events.iter().map(|(msg, text)| event_header(msg, text)));
+    out.extend(file_examples());
     out
 }
 
@@ -411,6 +473,11 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::ExcessFlood => "excess_flood",
         ErrorCode::ServerFull => "server_full",
         ErrorCode::TooManyConnections => "too_many_connections",
+        ErrorCode::FileTooLarge => "file_too_large",
+        ErrorCode::QuotaExceeded => "quota_exceeded",
+        ErrorCode::NoSuchFile => "no_such_file",
+        ErrorCode::ChecksumMismatch => "checksum_mismatch",
+        ErrorCode::FilesUnavailable => "files_unavailable",
         ErrorCode::Unknown => "unknown",
     }
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub irc: Irc,
     /// Limits that protect the server and its users.
     pub limits: Limits,
+    /// File sharing over the native protocol: whether it is on, and its limits.
+    pub files: Files,
 }
 
 impl Default for Config {
@@ -54,7 +56,28 @@ impl Default for Config {
             history: History::default(),
             irc: Irc::default(),
             limits: Limits::default(),
+            files: Files::default(),
         }
+    }
+}
+
+/// File sharing (`/send`, `/get`): files are kept in `data_dir/files/`, named by their
+/// SHA-256, and only while an upload checks out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Files {
+    /// Accept uploads and serve downloads. Default: true.
+    pub enabled: bool,
+    /// The largest file one upload may carry, in bytes. Default: 104857600 (100 MiB).
+    pub max_file_bytes: u64,
+    /// The most bytes of files one user (their account, or their nick when not logged
+    /// in) may have shared; 0 means no limit. Default: 1073741824 (1 GiB).
+    pub quota_bytes: u64,
+}
+
+impl Default for Files {
+    fn default() -> Self {
+        Self { enabled: true, max_file_bytes: 100 << 20, quota_bytes: 1 << 30 }
     }
 }
 

@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: the TOML configuration and its documented defaults.
 //! - `listener`: accept loops (cheap: accept, spawn, nothing slow).
+//! - `files`: shared files on disk (content-addressed, streamed, with quotas).
 //! - `gateway`: one module per protocol (`line`, `native`), translating between one wire
 //!   format and the hub's commands and events, over a shared connection driver.
 //!
@@ -12,6 +13,7 @@
 //! concrete pieces together.
 
 pub mod config;
+mod files;
 mod gateway;
 mod listener;
 mod server;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{label, Config, ConfigError, Limits, ListenerKind};
+use crate::files::FileStore;
 use crate::listener;
 use crate::tls::{CertSource, Tls, TlsError};
 
@@ -35,6 +36,14 @@ pub enum ServerError {
     /// TLS cannot be set up.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The file store cannot be opened.
+    #[error("cannot open the file store in {path}: {source}")]
+    Files {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The history database cannot be opened.
     #[error(transparent)]
     Store(#[from] parley_store::OpenError),
@@ -71,6 +80,7 @@ pub struct Server {
     tls: Option<Tls>,
     hub: parley_hub::HubHandle,
     hub_task: tokio::task::JoinHandle<()>,
+    files: Option<Arc<FileStore>>,
 }
 
 /// A bound listener.
@@ -106,6 +116,8 @@ pub(crate) struct Shared {
     pub(crate) per_address: listener::AddressCounts,
     /// What the IRC gateway says about the server.
     pub(crate) irc: Arc<crate::gateway::irc::Identity>,
+    /// Shared files; `None` when file sharing is off.
+    pub(crate) files: Option<Arc<FileStore>>,
 }
 
 impl Server {
@@ -155,8 +167,19 @@ impl Server {
         } else {
             None
         };
+        let files = if config.files.enabled {
+            let (dir, limits) = (config.data_dir.clone(), config.files.clone());
+            let opened = tokio::task::spawn_blocking(move || FileStore::open(&dir, limits))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|opened| opened)
+                .map_err(|source| ServerError::Files { path: config.data_dir.clone(), source })?;
+            Some(Arc::new(opened))
+        } else {
+            None
+        };
         let (hub, hub_task) = parley_hub::spawn(config.limits.hub(&config.history), store).await?;
-        Ok(Server { config, listeners, tls, hub, hub_task })
+        Ok(Server { config, listeners, tls, hub, hub_task, files })
     }
 
     /// Every bound listener.
@@ -185,6 +208,7 @@ impl Server {
             active: Arc::new(AtomicUsize::new(0)),
             per_address: listener::AddressCounts::default(),
             irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
+            files: self.files.clone(),
         };
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         for (bound, socket) in self.listeners {

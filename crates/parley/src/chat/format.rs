@@ -82,7 +82,42 @@ pub(super) fn said(from: &str, kind: Kind, text: &str) -> String {
         Kind::Text => format!("{from}: {}", clean(text)),
         Kind::Action => format!("* {from} {}", clean(text)),
         Kind::Notice => format!("-{from}- {}", clean(text)),
+        Kind::File => format!("*** {from} {}", file_words(text)),
     }
+}
+
+/// What a file's message says after the sender's name: what was shared and how to
+/// get it.
+pub(super) fn file_words(text: &str) -> String {
+    match parley_client::FileInfo::from_text(text) {
+        Some(info) => format!(
+            "shared {} ({}, {}): /get {}",
+            clean(&info.name),
+            parley_client::human_size(info.size),
+            clean(&info.media_type),
+            info.file
+        ),
+        None => "shared a file".to_owned(),
+    }
+}
+
+/// A transfer's progress in one line: bar, percentage, bytes, rate and time left.
+pub(super) fn progress(verb: &str, name: &str, p: &parley_client::Progress) -> String {
+    const WIDTH: u64 = 20;
+    // An empty file is done as soon as it starts.
+    let filled = p.done.saturating_mul(WIDTH).checked_div(p.total).map_or(WIDTH, |f| f.min(WIDTH));
+    let percent = p.done.saturating_mul(100).checked_div(p.total).unwrap_or(100);
+    let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '-' }).collect();
+    // Display only: whole bytes per second are plenty.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let rate = parley_client::human_size(p.rate() as u64);
+    let eta = p.eta().map_or_else(|| "?".to_owned(), |eta| format!("{}s", eta.as_secs()));
+    format!(
+        "{verb} {} [{bar}] {percent}% {} of {}, {rate}/s, ETA {eta}",
+        clean(name),
+        parley_client::human_size(p.done),
+        parley_client::human_size(p.total)
+    )
 }
 
 /// What the answers to `/away`, `/whois` and `/invite` say.

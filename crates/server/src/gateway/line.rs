@@ -249,6 +249,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 continue;
             }
+            Input::Send { .. } | Input::Get { .. } => {
+                let why = "Error: files travel over the native protocol; use parley chat to send and get them\n";
+                if session.relay(why.into()).await.is_err() {
+                    return ReadEnd::Closed;
+                }
+                continue;
+            }
             Input::Unknown(name) => {
                 if session.relay(format!("Error: unknown command /{name} (try /help)\n").into()).await.is_err() {
                     return ReadEnd::Closed;
@@ -396,6 +403,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
                     Kind::Text => part,
                     Kind::Action => format!("* {part}"),
                     Kind::Notice => format!("(notice) {part}"),
+                    Kind::File => "(a file)".to_owned(),
                 };
                 let _ = writeln!(line, "[{}] [private to {to}] {shown}", clock(at));
             }
@@ -539,6 +547,7 @@ fn said(from: &dyn std::fmt::Display, kind: Kind, text: &str) -> String {
         Kind::Text => format!("{from}: {text}"),
         Kind::Action => format!("* {from} {text}"),
         Kind::Notice => format!("-{from}- {text}"),
+        Kind::File => format!("*** {}", crate::files::announcement(&from.to_string(), text)),
     }
 }
 

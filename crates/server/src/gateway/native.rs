@@ -22,6 +22,10 @@ use tokio::time::Instant;
 use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD, PING_TIMEOUT};
 use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
+mod transfer;
+
+use transfer::{Outcome, Transfers};
+
 /// Native sessions share the second slot of an event's encoding cache.
 const CACHE_SLOT: usize = 1;
 
@@ -74,7 +78,8 @@ where
 
     let throttle = Throttle::new(limits.flood(), Instant::now().into_std());
     let idle = (limits.idle_ping(), limits.idle_timeout());
-    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session, throttle, idle);
+    let transfers = Transfers::new(shared);
+    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session, throttle, idle, transfers);
     let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
     if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
         linger(&mut reader).await;
@@ -204,6 +209,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     session: &Session,
     mut throttle: Throttle,
     (idle_ping, idle_timeout): (Duration, Duration),
+    mut transfers: Transfers,
 ) -> ReadEnd {
     let mut heard = Instant::now();
     let mut pinged = false;
@@ -222,7 +228,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Err(_) => return ReadEnd::Limit(PING_TIMEOUT),
         };
         (heard, pinged) = (Instant::now(), false);
-        if !pace(&mut throttle).await {
+        let streaming = matches!(&inbound, Ok(Some(Inbound::Request { request, payload, .. }))
+            if transfers.streaming(request, payload));
+        if !streaming && !pace(&mut throttle).await {
             let why = "you sent faster than the server allows for too long";
             let _ = session.relay(error_frame(None, ErrorCode::ExcessFlood, why)).await;
             return ReadEnd::Limit(EXCESS_FLOOD);
@@ -306,6 +314,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Away { message } => Ok(Command::Away { text: message }),
             Request::Whois { nick } => Ok(Command::Whois { nick }),
             Request::Invite { room, nick } => Ok(Command::Invite { nick, room }),
+            Request::Upload { .. } | Request::Chunk { .. } | Request::Download { .. } | Request::Read { .. } => {
+                match transfers.handle(session, id, request, payload).await {
+                    Outcome::Post(command) => Ok(command),
+                    Outcome::Answer(bytes) => Err(bytes),
+                }
+            }
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
@@ -405,6 +419,23 @@ fn encode(msg: &ServerMsg, text: &[u8], out: &mut BytesMut) {
     }
 }
 
+/// A `message` or `whisper` event: text, or for a file its description as JSON.
+fn encode_message(msg: &ServerMsg, kind: Kind, text: &str, out: &mut BytesMut) {
+    if kind != Kind::File {
+        return encode(msg, text.as_bytes(), out);
+    }
+    if let Err(e) = parley_proto::native::encode_frame(msg, Some(msg::JSON), text.as_bytes(), out) {
+        tracing::error!("cannot encode {msg:?}: {e}");
+    }
+}
+
+/// The answer to the `chunk` that completed an upload, from the hub's answer to the
+/// file's message; `None` when the text is not a file's description.
+fn shared(text: &str, room: Option<String>, to: Option<String>, seq: u64, at: &Timestamp) -> Option<msg::Reply> {
+    let info: msg::FileInfo = serde_json::from_str(text).ok()?;
+    Some(msg::Reply::Shared { file: info.file, room, to, seq, ts: ts(at) })
+}
+
 fn shutdown_msg(at: &Timestamp) -> ServerMsg {
     ServerMsg::Shutdown { message: SHUTDOWN_MESSAGE.to_owned(), ts: ts(at) }
 }
@@ -441,7 +472,7 @@ impl Wire for NativeWire {
                     ts: ts(at),
                     kind: kind_name(*kind),
                 };
-                encode(&msg, text.as_bytes(), out);
+                encode_message(&msg, *kind, text, out);
             }
             Event::Whisper { seq, from, to, at, kind, text, .. } => {
                 let msg = ServerMsg::Whisper {
@@ -451,7 +482,7 @@ impl Wire for NativeWire {
                     ts: ts(at),
                     kind: kind_name(*kind),
                 };
-                encode(&msg, text.as_bytes(), out);
+                encode_message(&msg, *kind, text, out);
             }
             Event::Notice { at, text } | Event::Mode { at, text, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
@@ -563,6 +594,10 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             msg::Reply::History { room: room.to_string(), messages: entries(messages) }
         }
         Reply::Parted { room } => msg::Reply::Parted { room: room.to_string() },
+        Reply::Said { room, seq, at, kind: Kind::File, text } => shared(text, Some(room.to_string()), None, *seq, at)?,
+        Reply::Whispered { to, seq, at, kind: Kind::File, text, .. } => {
+            shared(text, None, Some(to.to_string()), *seq, at)?
+        }
         Reply::Said { room, seq, at, .. } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
         Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },
         Reply::Who { room, members } => msg::Reply::Who { room: room.to_string(), members: names(members) },

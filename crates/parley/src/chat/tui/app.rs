@@ -260,6 +260,10 @@ impl App {
                 self.state.error(now, message);
                 Attention::None
             }
+            Update::Transfer(progress) => {
+                self.state.transfer = progress;
+                Attention::None
+            }
             Update::Bye => return vec![Effect::Exit],
         };
         if attention == Attention::Bell && self.bell {

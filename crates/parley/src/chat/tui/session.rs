@@ -148,6 +148,8 @@ pub(crate) enum Update {
     Notes(Vec<String>),
     /// A command failed.
     Failed(String),
+    /// A file transfer's progress line; `None` when it is over.
+    Transfer(Option<String>),
     /// `/quit` is done: the screen may close.
     Bye,
 }
@@ -314,6 +316,12 @@ async fn serve(
                     let _ = updates.send(Update::Bye).await;
                     return Ended::Stop;
                 }
+                if matches!(command.input, Input::Send { .. } | Input::Get { .. }) {
+                    // A transfer may take minutes: it runs beside the chat, not in the
+                    // queue of commands.
+                    tokio::spawn(transfer(client.clone(), command, updates.clone()));
+                    continue;
+                }
                 let mut backlog = Vec::new();
                 let outcome = during(execute(client, command), events, &mut backlog).await;
                 for update in outcome {
@@ -478,11 +486,73 @@ async fn resume(
     Ok(Some((client, events)))
 }
 
+/// Carries out `/send` or `/get`, reporting progress on the status line (at most ten
+/// times a second) and the outcome in the scrollback.
+async fn transfer(client: Client, command: Command, updates: mpsc::Sender<Update>) {
+    let mut drawn: Option<Instant> = None;
+    let mut report = |verb: &str, name: &str, p: parley_client::Progress| {
+        if !matches!(drawn, Some(at) if at.elapsed() < Duration::from_millis(100)) {
+            drawn = Some(Instant::now());
+            // A full queue only skips a frame of the progress bar.
+            let _ = updates.try_send(Update::Transfer(Some(format::progress(verb, name, &p))));
+        }
+    };
+    let outcome = match command.input {
+        Input::Send { path, to } => {
+            let audience = match (to, command.room) {
+                (Some(nick), _) => parley_client::Audience::User(nick),
+                (None, Some(room)) => parley_client::Audience::Room(room),
+                (None, None) => {
+                    let _ = updates.send(Update::Failed("You are not in a room; /send PATH NICK.".into())).await;
+                    return;
+                }
+            };
+            let path = std::path::PathBuf::from(path);
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            client.send_file(&path, audience.clone(), |p| report("Sending", &name, p)).await.map(|sent| {
+                let text = serde_json::to_string(&sent.info).unwrap_or_default();
+                match audience {
+                    parley_client::Audience::Room(room) => vec![Update::Said {
+                        room,
+                        seq: sent.seq,
+                        at: Utc::now(),
+                        kind: parley_client::Kind::File,
+                        text,
+                    }],
+                    parley_client::Audience::User(to) => {
+                        vec![Update::Notes(vec![format!("You {} with {to}", format::file_words(&text))])]
+                    }
+                }
+            })
+        }
+        Input::Get { id, path } => {
+            let dest = path.map(std::path::PathBuf::from);
+            client.get_file(&id, dest.as_deref(), |p| report("Getting", &id, p)).await.map(|got| {
+                vec![Update::Notes(vec![format!(
+                    "Saved {} ({}, SHA-256 verified) from {} to {}",
+                    got.info.name,
+                    parley_client::human_size(got.info.size),
+                    got.from,
+                    got.path.display()
+                )])]
+            })
+        }
+        _ => return,
+    };
+    let _ = updates.send(Update::Transfer(None)).await;
+    let shown = outcome.unwrap_or_else(|e| vec![Update::Failed(format!("Error: {e}"))]);
+    for update in shown {
+        let _ = updates.send(update).await;
+    }
+}
+
 /// Carries out one command; returns what to show.
 async fn execute(client: &Client, command: Command) -> Vec<Update> {
     let Command { input, room } = command;
     let not_in_room = || vec![Update::Failed("You are not in a room; /join one.".to_owned())];
     let outcome: Result<Vec<Update>, parley_client::Error> = match input {
+        // Run by `transfer`, beside the command queue.
+        Input::Send { .. } | Input::Get { .. } => return Vec::new(),
         Input::Say(text) => match room {
             None => return not_in_room(),
             Some(room) => client

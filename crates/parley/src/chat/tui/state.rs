@@ -192,6 +192,17 @@ pub(crate) enum Link {
     },
 }
 
+/// A message as a scrollback line; a shared file reads as an action: `* bob shared
+/// report.pdf (1.2 MB, application/pdf): /get ID`.
+fn message_body(from: &str, kind: MessageKind, text: &str) -> Body {
+    match kind {
+        MessageKind::File => {
+            Body::Message { from: from.to_owned(), text: super::super::format::file_words(text), action: true }
+        }
+        _ => Body::Message { from: from.to_owned(), text: text.to_owned(), action: kind == MessageKind::Action },
+    }
+}
+
 /// Whether something added deserves the user's attention beyond an unread count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Attention {
@@ -218,6 +229,8 @@ pub(crate) struct State {
     pub(crate) link: Link,
     /// The round trip of the last ping.
     pub(crate) lag: Option<Duration>,
+    /// The progress of a file transfer, while one runs.
+    pub(crate) transfer: Option<String>,
 }
 
 impl State {
@@ -231,6 +244,7 @@ impl State {
             security: security.to_owned(),
             link: Link::Connected,
             lag: None,
+            transfer: None,
         }
     }
 
@@ -345,8 +359,8 @@ impl State {
     ) -> Attention {
         let Some(index) = self.find(Kind::Room, room) else { return Attention::None };
         let ours = from.eq_ignore_ascii_case(&self.nick);
-        let mention = !ours && mentions(text, &self.nick);
-        let body = Body::Message { from: from.to_owned(), text: text.to_owned(), action: kind == MessageKind::Action };
+        let mention = !ours && kind != MessageKind::File && mentions(text, &self.nick);
+        let body = message_body(from, kind, text);
         let added = self.add(index, Line { at, seq: Some(seq), body, mention }, counts);
         if added && mention {
             Attention::Bell
@@ -368,7 +382,7 @@ impl State {
     ) -> Attention {
         let index = self.open(Kind::Private, with);
         let ours = from.eq_ignore_ascii_case(&self.nick);
-        let body = Body::Message { from: from.to_owned(), text: text.to_owned(), action: kind == MessageKind::Action };
+        let body = message_body(from, kind, text);
         let added = self.add(index, Line { at, seq, body, mention: !ours }, counts);
         if added && !ours && counts {
             Attention::Bell

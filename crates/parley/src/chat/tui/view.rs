@@ -354,6 +354,11 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, state: &State) {
         let style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
         spans.push(Span::styled(format!("│ ↑{scroll} back (Esc) "), style));
     }
+    // A transfer's progress comes before the connection details, which matter less
+    // while it runs and are the first to be cut on a narrow terminal.
+    if let Some(progress) = &state.transfer {
+        spans.push(Span::styled(format!("│ {} ", clean(progress)), Style::new().fg(Color::Cyan)));
+    }
     spans.push(Span::raw(format!("│ {} {} │ {lag} │ ", state.server, state.security)));
     spans.push(link);
     frame.render_widget(Paragraph::new(Row::from(spans)).style(bar()), area);

@@ -160,7 +160,16 @@ impl<'a> Lines<'a> {
         prefix: Option<&str>,
     ) {
         let source = source(from);
-        let command = if kind == Kind::Notice { "NOTICE" } else { "PRIVMSG" };
+        // A shared file is told in words, as a notice: IRC clients cannot fetch it, and
+        // nobody should answer it automatically.
+        let announced;
+        let text = if kind == Kind::File {
+            announced = crate::files::announcement(from.as_str(), text);
+            announced.as_str()
+        } else {
+            text
+        };
+        let command = if matches!(kind, Kind::Notice | Kind::File) { "NOTICE" } else { "PRIVMSG" };
         let overhead = source.len() + command.len() + target.len() + 6 + if kind == Kind::Action { 9 } else { 0 };
         let overhead = overhead + prefix.map_or(0, str::len);
         for piece in split_text(text, LINE_ROOM.saturating_sub(overhead)) {
