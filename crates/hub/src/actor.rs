@@ -682,7 +682,7 @@ impl Hub {
         let members = self.members(&lobby);
         let history = self.recent(&lobby);
         let nick_of_new = nick.clone();
-        let topic = self.topic_text(&lobby);
+        let topic = self.topic_of(&lobby);
         let max_text = self.limits.max_message_bytes;
         let stats = match self.stats() {
             Reply::Stats(stats) => stats,
@@ -880,7 +880,7 @@ impl Hub {
         }
         let members = self.members(&name);
         let history = self.recent(&name);
-        let topic = self.topic_text(&name);
+        let topic = self.topic_of(&name);
         Ok(Reply::Joined { room, members, history, topic })
     }
 
@@ -1312,7 +1312,7 @@ impl Hub {
                 name: room.name.clone(),
                 members: room.len(),
                 joined: room.contains(id),
-                topic: self.topic_text(&room.name),
+                topic: self.topic_of(&room.name).map(|(text, _, _)| text),
             })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));

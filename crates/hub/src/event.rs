@@ -92,6 +92,19 @@ pub enum Event {
         /// The change in words, for protocols without modes.
         text: Arc<str>,
     },
+    /// A room's topic changed.
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// Who set it.
+        by: Nick,
+        /// When.
+        at: Timestamp,
+        /// The new topic; empty when it was cleared.
+        text: Arc<str>,
+        /// The change in words, for protocols that show it as a notice.
+        sentence: Arc<str>,
+    },
     /// Someone the session shares a room with went away or came back.
     Away {
         /// Who.
@@ -168,8 +181,8 @@ pub enum Reply {
         max_text: usize,
         /// The room's latest messages, oldest first.
         history: Vec<Arc<Record>>,
-        /// The room's topic.
-        topic: Option<String>,
+        /// The room's topic: its text, who set it, when.
+        topic: Option<(String, Nick, Timestamp)>,
         /// How busy the server is.
         stats: Stats,
     },
@@ -181,8 +194,8 @@ pub enum Reply {
         members: Vec<Member>,
         /// The room's latest messages, oldest first.
         history: Vec<Arc<Record>>,
-        /// The room's topic.
-        topic: Option<String>,
+        /// The room's topic: its text, who set it, when.
+        topic: Option<(String, Nick, Timestamp)>,
     },
     /// A room's topic: its text, who set it and when; `None` when it has none.
     Topic {

@@ -307,7 +307,8 @@ async fn channel_modes_hold_for_every_gateway() {
     olga.send("MODE #club -t").await;
     olga.expect("MODE #club -t").await;
     guest.send("TOPIC #club :anyone may").await;
-    olga.expect("anyone may").await;
+    olga.expect(":guest!~u@parley TOPIC #club :anyone may").await;
+    liner.expect_line("*** guest set the topic of club: anyone may").await;
     guest.send("TOPIC #club").await;
     guest.expect(" 332 guest #club :anyone may").await;
     guest.expect(" 333 guest #club guest!~u@parley ").await;
@@ -320,6 +321,8 @@ async fn channel_modes_hold_for_every_gateway() {
     late.expect(" 475 late #club :Cannot join channel (+k)").await;
     late.send("JOIN #club sesame").await;
     late.expect(":late!~u@parley JOIN #club").await;
+    late.expect(" 332 late #club :anyone may").await;
+    late.expect(" 333 late #club guest!~u@parley ").await;
     let mut fifth = IrcClient::join(irc(&server), "fifth", "").await;
     fifth.send("JOIN #club sesame").await;
     fifth.expect(" 471 fifth #club :Cannot join channel (+l)").await;
@@ -422,7 +425,7 @@ async fn whois_who_list_and_lusers_describe_the_server() {
     judy.send("OPER root root-pass").await;
     judy.expect(" 381 judy :You are now an IRC operator").await;
     judy.send("TOPIC #lobby :welcome all").await;
-    judy.expect("welcome all").await;
+    judy.expect(":judy!~u@parley TOPIC #lobby :welcome all").await;
     judy.send("LIST").await;
     let list = judy.collect_until(" 323 ").await;
     assert!(list.iter().any(|l| l.contains(" 322 judy #lobby 2 :welcome all")), "{list:#?}");

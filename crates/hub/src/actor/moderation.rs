@@ -239,7 +239,16 @@ impl Hub {
             } else {
                 format!("{actor} set the topic of {room}: {text}")
             };
-            self.room_notice(&room, &shown);
+            if let Some(members) = self.rooms.get(&room) {
+                let event = Shared::new(Event::Topic {
+                    room: members.name.clone(),
+                    by: by.clone(),
+                    at,
+                    text: Arc::from(text.as_str()),
+                    sentence: Arc::from(shown.as_str()),
+                });
+                members.broadcast(&event, None, &mut self.overflowed);
+            }
         }
         self.reply(id, req, Ok(Reply::Moderated { action, room, target }));
     }
@@ -357,9 +366,9 @@ impl Hub {
         Ok(Reply::Topic { room, topic })
     }
 
-    /// The topic text of a room, for newcomers.
-    pub(super) fn topic_text(&self, room: &RoomName) -> Option<String> {
-        self.topics.get(room).map(|t| t.text.clone())
+    /// The topic of a room, for newcomers: its text, who set it, when.
+    pub(super) fn topic_of(&self, room: &RoomName) -> Option<(String, Nick, Timestamp)> {
+        self.topics.get(room).map(|t| (t.text.clone(), t.by.clone(), t.at))
     }
 
     /// Makes a logged-in session that creates a room its first operator, durably.

@@ -317,7 +317,7 @@ impl Wire for LineWire {
                     let _ = writeln!(line, "[{}] [private] {}", clock(at), said(from, *kind, &part));
                 }
             }
-            Event::Notice { at, text } | Event::Mode { at, text, .. } => {
+            Event::Notice { at, text } | Event::Mode { at, text, .. } | Event::Topic { at, sentence: text, .. } => {
                 for part in text_lines(text) {
                     let _ = writeln!(line, "[{}] *** {part}", clock(at));
                 }
@@ -368,7 +368,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
     let _ = match reply {
         Reply::Welcome { nick, room, history, topic, .. } => {
             let _ = writeln!(line, "[{now}] Welcome to the chat, {nick}!");
-            if let Some(topic) = topic {
+            if let Some((topic, _, _)) = topic {
                 let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
             }
             history_lines(room, history, line);
@@ -376,7 +376,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::Joined { room, members, history, topic } => {
             let _ = writeln!(line, "[{now}] You joined {room}. Users here: {}", join_names(members));
-            if let Some(topic) = topic {
+            if let Some((topic, _, _)) = topic {
                 let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
             }
             history_lines(room, history, line);

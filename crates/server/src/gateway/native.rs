@@ -487,6 +487,9 @@ impl Wire for NativeWire {
             Event::Notice { at, text } | Event::Mode { at, text, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
             }
+            Event::Topic { at, sentence, .. } => {
+                encode(&ServerMsg::Notice { ts: ts(at) }, sentence.as_bytes(), out);
+            }
             Event::Invited { room, by, at } => {
                 let text = format!("{by} invites you to {room}.");
                 encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
@@ -557,13 +560,13 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             members: names(members),
             max_text: *max_text,
             history: entries(history),
-            topic: topic.clone(),
+            topic: topic.as_ref().map(|(text, _, _)| text.clone()),
         },
         Reply::Joined { room, members, history, topic } => msg::Reply::Joined {
             room: room.to_string(),
             members: names(members),
             history: entries(history),
-            topic: topic.clone(),
+            topic: topic.as_ref().map(|(text, _, _)| text.clone()),
         },
         Reply::Topic { room, topic } => msg::Reply::Topic {
             room: room.to_string(),

@@ -240,6 +240,10 @@ impl<'a> Lines<'a> {
                     self.from(&source(by), "MODE", &params, None, &tags);
                 }
             }
+            Event::Topic { room, by, at, text, .. } => {
+                let tags = self.tags(Some(at), None, None, None);
+                self.from(&source(by), "TOPIC", &[&format!("#{room}")], Some(text), &tags);
+            }
             Event::Away { nick, text } => {
                 if self.link.caps.has(Cap::AwayNotify) {
                     self.from(&source(nick), "AWAY", &[], text.as_deref(), "");
@@ -347,13 +351,17 @@ impl<'a> Lines<'a> {
 
     /// Joined a channel: JOIN, its topic, its names, and (unless the client fetches
     /// history itself) its latest messages.
-    fn joined(&mut self, room: &RoomName, members: &[Member], history: &[Arc<Record>], topic: Option<&str>) {
+    fn joined(
+        &mut self,
+        room: &RoomName,
+        members: &[Member],
+        history: &[Arc<Record>],
+        topic: Option<&(String, Nick, Timestamp)>,
+    ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
         self.from(&super::source_str(&me), "JOIN", &[&channel], None, "");
-        if let Some(topic) = topic {
-            self.numeric("332", &[&channel], topic);
-        }
+        self.topic(room, topic, false);
         self.names(room, members);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
@@ -383,7 +391,7 @@ impl<'a> Lines<'a> {
         }
         self.lusers(stats);
         self.motd();
-        self.joined(room, members, history, topic.as_deref());
+        self.joined(room, members, history, topic.as_ref());
     }
 
     pub(super) fn lusers(&mut self, stats: &parley_hub::Stats) {
@@ -414,7 +422,7 @@ impl<'a> Lines<'a> {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
             Reply::Joined { room, members, history, topic } => {
-                self.joined(room, members, history, topic.as_deref());
+                self.joined(room, members, history, topic.as_ref());
             }
             Reply::Parted { room } => {
                 let me = super::source_str(&self.me);
