@@ -77,6 +77,9 @@ struct ServeArgs {
     /// server administrator); repeat for several. Adds to the configured ones.
     #[arg(long = "oper", value_name = "NAME:PASSWORD")]
     opers: Vec<parley_server::Oper>,
+    /// Threads running connections and the hub; 0 is one per CPU core (the default).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Print the effective configuration, every default included, and exit.
     #[arg(long)]
     print_config: bool,
@@ -115,6 +118,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.irc.server_name = name;
     }
     config.irc.opers.extend(args.opers);
+    if let Some(threads) = args.threads {
+        config.threads = threads;
+    }
     if let Some(level) = args.log_level {
         config.log_level = level;
     }
@@ -134,7 +140,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_logging(&config.log_level)?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.threads > 0 {
+        runtime.worker_threads(config.threads);
+    }
+    let runtime = runtime.enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let stopped = stop_signal();
         let server = Server::bind(config).await?;

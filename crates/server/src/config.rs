@@ -18,6 +18,10 @@ pub struct Config {
     /// The log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`,
     /// `trace`, or a tracing filter directive). Default: `info`.
     pub log_level: String,
+    /// Threads that run connections and the hub; 0 means one per CPU core. On a machine
+    /// shared with other busy programs (or a load generator), 1 spends the least CPU per
+    /// message: no thread hands work to another. Default: 0.
+    pub threads: usize,
     /// The listeners. Default: plain line, native and IRC protocols on loopback only
     /// (127.0.0.1:7777, 127.0.0.1:7778, 127.0.0.1:6667), and the same over TLS on every
     /// interface (0.0.0.0:7779, 0.0.0.0:7780, 0.0.0.0:6697).
@@ -43,6 +47,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("parley-data"),
             log_level: "info".to_owned(),
+            threads: 0,
             listeners: vec![
                 Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:7777".to_owned() },
                 Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:7778".to_owned() },
