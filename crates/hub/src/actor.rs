@@ -66,6 +66,10 @@ pub struct Limits {
     pub history_on_join: usize,
     /// How long someone using a registered nick has to log in before being renamed.
     pub login_grace: std::time::Duration,
+    /// Rooms with more members than this do not announce who joins and leaves (an
+    /// auditorium): telling every member of a room of N about each arrival costs N²
+    /// deliveries while it fills. Kicks are still announced.
+    pub announce_up_to: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +82,7 @@ impl Default for Limits {
             inbox: 4096,
             history_on_join: 50,
             login_grace: std::time::Duration::from_secs(30),
+            announce_up_to: 500,
         }
     }
 }
@@ -679,7 +684,7 @@ impl Hub {
         self.max_users = self.max_users.max(self.sessions.len());
         let lobby = self.lobby.clone();
         self.enter(id, &lobby, true);
-        let members = self.members(&lobby);
+        let members = self.members_on_entry(&lobby, id);
         let history = self.recent(&lobby);
         let nick_of_new = nick.clone();
         let topic = self.topic_of(&lobby);
@@ -822,8 +827,10 @@ impl Hub {
         let room_name = room.name.clone();
         if !room.contains(id) {
             room.add(id, outbox);
-            let joined = Shared::new(Event::Joined { room: room_name.clone(), nick, at: Utc::now(), arrival });
-            room.broadcast(&joined, Some(id), &mut self.overflowed);
+            if room.len() <= self.limits.announce_up_to {
+                let joined = Shared::new(Event::Joined { room: room_name.clone(), nick, at: Utc::now(), arrival });
+                room.broadcast(&joined, Some(id), &mut self.overflowed);
+            }
         }
         let rooms = &mut self.state_mut(id).rooms;
         rooms.retain(|r| r != name);
@@ -839,6 +846,9 @@ impl Hub {
         room.remove(id);
         if room.is_empty() {
             self.rooms.remove(name);
+            return;
+        }
+        if room.len() >= self.limits.announce_up_to {
             return;
         }
         let left = Shared::new(Event::Left {
@@ -878,7 +888,7 @@ impl Hub {
                 self.leave(id, &nick, &other, LeaveReason::Part, None);
             }
         }
-        let members = self.members(&name);
+        let members = self.members_on_entry(&name, id);
         let history = self.recent(&name);
         let topic = self.topic_of(&name);
         Ok(Reply::Joined { room, members, history, topic })
@@ -1319,25 +1329,52 @@ impl Hub {
         Reply::Rooms(rooms)
     }
 
+    /// The members a session entering a room is shown: all of them, or in an auditorium
+    /// (more than `announce_up_to`) its operators and voiced members and the session
+    /// itself, since listing N members to each of N arrivals is N² again. `/who` still
+    /// lists everyone.
+    fn members_on_entry(&self, name: &RoomName, id: SessionId) -> Vec<Member> {
+        let Some(room) = self.rooms.get(name).filter(|room| room.len() > self.limits.announce_up_to) else {
+            return self.members(name);
+        };
+        // Without going through every member: the session, the voiced, and the sessions
+        // of the operators' accounts.
+        let mut shown: Vec<SessionId> = vec![id];
+        shown.extend(room.voiced.iter().copied());
+        for account in self.ops.get(name).into_iter().flatten() {
+            shown.extend(self.nicks.get(account).copied().filter(|member| room.contains(*member)));
+        }
+        shown.sort_unstable();
+        shown.dedup();
+        let ops = self.ops.get(name);
+        let mut members: Vec<Member> = shown
+            .into_iter()
+            .filter_map(|member| self.member(member, room, ops))
+            .filter(|m| m.nick == self.state(id).nick || m.op || m.voice)
+            .collect();
+        members.sort_by(|a, b| a.nick.cmp(&b.nick));
+        members
+    }
+
+    /// How member lists show one session.
+    fn member(&self, id: SessionId, room: &Room, ops: Option<&HashSet<Nick>>) -> Option<Member> {
+        let state = self.sessions.get(&id)?;
+        Some(Member {
+            nick: state.nick.clone(),
+            op: state.account.as_ref().is_some_and(|a| ops.is_some_and(|ops| ops.contains(a))),
+            voice: room.voiced.contains(&id),
+            away: state.away.is_some(),
+            admin: state.oper || state.account.as_ref().is_some_and(|a| self.admins.contains(a)),
+        })
+    }
+
     /// A room's members, sorted by nick.
     fn members(&self, name: &RoomName) -> Vec<Member> {
         let Some(room) = self.rooms.get(name) else {
             return Vec::new();
         };
         let ops = self.ops.get(name);
-        let mut members: Vec<Member> = room
-            .member_ids()
-            .filter_map(|id| {
-                let state = self.sessions.get(&id)?;
-                Some(Member {
-                    nick: state.nick.clone(),
-                    op: state.account.as_ref().is_some_and(|a| ops.is_some_and(|ops| ops.contains(a))),
-                    voice: room.voiced.contains(&id),
-                    away: state.away.is_some(),
-                    admin: state.oper || state.account.as_ref().is_some_and(|a| self.admins.contains(a)),
-                })
-            })
-            .collect();
+        let mut members: Vec<Member> = room.member_ids().filter_map(|id| self.member(id, room, ops)).collect();
         members.sort_by(|a, b| a.nick.cmp(&b.nick));
         members
     }

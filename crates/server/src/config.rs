@@ -329,6 +329,10 @@ pub struct Limits {
     /// Seconds someone who takes a registered nick has to log in before being renamed.
     /// Default: 30.
     pub login_grace_secs: u64,
+    /// Rooms with more members than this stop announcing who joins and leaves, like an
+    /// IRC auditorium: announcing every arrival to everyone costs N² messages while a
+    /// room of N fills. Default: 500.
+    pub announce_joins_up_to: usize,
     /// How many hub operations may be queued before gateways wait. Default: 4096.
     pub hub_inbox: usize,
     /// How long shutdown waits for sessions to flush their last output, in
@@ -357,6 +361,7 @@ impl Default for Limits {
             flood_grace_secs: 10,
             hub_inbox: 4096,
             login_grace_secs: 30,
+            announce_joins_up_to: 500,
             shutdown_grace_ms: 3000,
         }
     }
@@ -406,6 +411,7 @@ impl Limits {
             inbox: self.hub_inbox,
             history_on_join: history.on_join,
             login_grace: Duration::from_secs(self.login_grace_secs),
+            announce_up_to: self.announce_joins_up_to,
         }
     }
 }

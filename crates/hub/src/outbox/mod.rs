@@ -222,8 +222,10 @@ impl Outbox {
             return Err(Overflow);
         }
         let was_empty = queue.bytes.is_empty();
-        if queue.bytes.capacity() == 0 && bytes.len() <= pool::BUFFER {
-            queue.bytes = pool::take();
+        if queue.bytes.capacity() == 0 {
+            if let Some(pooled) = pool::take() {
+                queue.bytes = pooled;
+            }
         }
         queue.bytes.extend_from_slice(bytes);
         Ok(was_empty)

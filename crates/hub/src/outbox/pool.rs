@@ -13,8 +13,8 @@ use std::sync::{Mutex, PoisonError};
 
 use bytes::BytesMut;
 
-/// The capacity of a new buffer: a few batches of chat lines, without regrowth.
-pub(crate) const BUFFER: usize = 32 * 1024;
+/// Buffers below this capacity are not worth keeping (they are cheap to grow again).
+const SMALLEST_KEPT: usize = 4 * 1024;
 
 /// Buffers above this capacity (after a burst) are freed, not kept.
 const LARGEST_KEPT: usize = 256 * 1024;
@@ -24,15 +24,17 @@ const MOST_KEPT: usize = 128;
 
 static FREE: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
 
-/// An empty buffer, from the pool when it has one.
-pub(crate) fn take() -> BytesMut {
-    let reused = FREE.lock().unwrap_or_else(PoisonError::into_inner).pop();
-    reused.unwrap_or_else(|| BytesMut::with_capacity(BUFFER))
+/// An empty buffer from the pool, when it has one. When it has none, the caller grows
+/// its own from nothing: a pool that handed out new buffers of a fixed size would
+/// give one to every session of a busy moment (thousands arriving at once), and the
+/// allocator keeps that peak.
+pub(crate) fn take() -> Option<BytesMut> {
+    FREE.lock().unwrap_or_else(PoisonError::into_inner).pop()
 }
 
 /// Gives a buffer back for another session; one too large (or a full pool) frees it.
 pub(crate) fn give(mut buf: BytesMut) {
-    if buf.capacity() < BUFFER || buf.capacity() > LARGEST_KEPT {
+    if buf.capacity() < SMALLEST_KEPT || buf.capacity() > LARGEST_KEPT {
         return;
     }
     buf.clear();
