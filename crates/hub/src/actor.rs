@@ -1273,29 +1273,22 @@ impl Hub {
         let rooms = state.rooms.clone();
         self.nicks.remove(&old);
         self.nicks.insert(new.clone(), id);
-        let mut told = HashSet::new();
-        if !tell_self {
-            told.insert(id);
-        }
         let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now() });
-        if tell_self && rooms.is_empty() {
-            if let Some(state) = self.sessions.get(&id) {
-                if state.outbox.deliver_shared(&changed).is_err() {
-                    self.overflowed.push(id);
-                }
-            }
+        self.tell_room_mates(id, &rooms, &changed, tell_self);
+    }
+
+    /// Delivers `event` once to each session that shares one of `rooms` with `id`, and
+    /// to `id` itself when `include_self` (even when it is in no room).
+    fn tell_room_mates(&mut self, id: SessionId, rooms: &[RoomName], event: &Shared, include_self: bool) {
+        let mut told = HashSet::from([id]);
+        let mut targets = if include_self { vec![id] } else { Vec::new() };
+        for room in rooms.iter().filter_map(|name| self.rooms.get(name)) {
+            targets.extend(room.member_ids().filter(|member| told.insert(*member)));
         }
-        for name in &rooms {
-            let Some(room) = self.rooms.get(name) else {
-                continue;
-            };
-            for member in room.member_ids() {
-                if told.insert(member) {
-                    if let Some(state) = self.sessions.get(&member) {
-                        if state.outbox.deliver_shared(&changed).is_err() {
-                            self.overflowed.push(member);
-                        }
-                    }
+        for target in targets {
+            if let Some(state) = self.sessions.get(&target) {
+                if state.outbox.deliver_shared(event).is_err() {
+                    self.overflowed.push(target);
                 }
             }
         }

@@ -24,6 +24,21 @@ pub const MAX_PASSWORD: usize = 1024;
 /// take every core.
 const MAX_CHECKS: usize = 4;
 
+/// Checks a password and, when it is right, whether the account is a server admin (on
+/// the blocking pool: hashing is slow by design).
+fn verify_with_role(
+    store: &dyn crate::history::Store,
+    name: &Nick,
+    password: &str,
+) -> Result<(Verdict, bool), StoreError> {
+    let verdict = store.verify(name, password)?;
+    let admin = match &verdict {
+        Verdict::Right(account) => store.is_admin(account)?,
+        _ => false,
+    };
+    Ok((verdict, admin))
+}
+
 fn check_password(password: &str) -> Result<(), HubError> {
     if password.chars().count() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
         return Err(HubError::WeakPassword { min: MIN_PASSWORD, max: MAX_PASSWORD });
@@ -108,10 +123,7 @@ impl Hub {
         self.checks += 1;
         let completions = self.completions.clone();
         tokio::task::spawn_blocking(move || {
-            let result = store.verify(&name, &password).and_then(|verdict| match &verdict {
-                Verdict::Right(account) => store.is_admin(account).map(|admin| (verdict, admin)),
-                _ => Ok((verdict, false)),
-            });
+            let result = verify_with_role(&*store, &name, &password);
             let _ = completions.send(Completion::Admitted { nick, address, req, outbox, done, result });
         });
     }
@@ -158,10 +170,7 @@ impl Hub {
         self.checks += 1;
         let completions = self.completions.clone();
         tokio::task::spawn_blocking(move || {
-            let result = store.verify(&name, &password).and_then(|verdict| match &verdict {
-                Verdict::Right(account) => store.is_admin(account).map(|admin| (verdict, admin)),
-                _ => Ok((verdict, false)),
-            });
+            let result = verify_with_role(&*store, &name, &password);
             let _ = completions.send(Completion::Checked { done, result });
         });
     }

@@ -189,21 +189,7 @@ impl Hub {
         state.away = text.clone();
         let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
         let event = Shared::new(Event::Away { nick, text });
-        let mut told = std::collections::HashSet::from([id]);
-        for name in &rooms {
-            let Some(room) = self.rooms.get(name) else {
-                continue;
-            };
-            for member in room.member_ids() {
-                if told.insert(member) {
-                    if let Some(state) = self.sessions.get(&member) {
-                        if state.outbox.deliver_shared(&event).is_err() {
-                            self.overflowed.push(member);
-                        }
-                    }
-                }
-            }
-        }
+        self.tell_room_mates(id, &rooms, &event, false);
         Reply::Away { away }
     }
 
