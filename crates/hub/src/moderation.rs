@@ -83,6 +83,18 @@ impl Mask {
     }
 }
 
+impl Mask {
+    /// The mask as ban lists and IRC's `+b` show it: `nick!*@*` for a nick (and its
+    /// account), `*!*@ADDRESS` for an address; [`Mask::parse`] reads it back.
+    #[must_use]
+    pub fn ban_mask(&self) -> String {
+        match self {
+            Mask::Nick(nick) => format!("{nick}!*@*"),
+            Mask::Address(address) => format!("*!*@{address}"),
+        }
+    }
+}
+
 impl std::fmt::Display for Mask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -194,7 +194,7 @@ impl Hub {
                     };
                     self.restrictions.push(restriction.clone());
                     let text = format!("{actor} banned {target} from {room}{how_long}.");
-                    let change = ModeChange { set: true, mode: RoomMode::Ban(ban_mask(&restriction.mask)) };
+                    let change = ModeChange { set: true, mode: RoomMode::Ban(restriction.mask.ban_mask()) };
                     self.mode_event(&room, &by, vec![change], &text);
                     self.eject(&room, &why, &by);
                 } else {
@@ -206,7 +206,7 @@ impl Hub {
             Changed::Lifted { ban, mask } => {
                 self.restrictions.retain(|r| !(r.room == room && r.ban == *ban && r.mask == *mask));
                 if *ban {
-                    let change = ModeChange { set: false, mode: RoomMode::Ban(ban_mask(mask)) };
+                    let change = ModeChange { set: false, mode: RoomMode::Ban(mask.ban_mask()) };
                     self.mode_event(&room, &by, vec![change], &format!("{actor} unbanned {mask} in {room}."));
                 } else {
                     self.room_notice(&room, &format!("{actor} unmuted {mask} in {room}."));
@@ -389,14 +389,5 @@ impl Hub {
                 }
             });
         }
-    }
-}
-
-/// A ban's mask as IRC shows it in `+b` and ban lists: `nick!*@*` for a nick (and its
-/// account), `*!*@ADDRESS` for an address.
-pub(crate) fn ban_mask(mask: &Mask) -> String {
-    match mask {
-        Mask::Nick(nick) => format!("{nick}!*@*"),
-        Mask::Address(address) => format!("*!*@{address}"),
     }
 }

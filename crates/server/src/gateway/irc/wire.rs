@@ -507,7 +507,7 @@ impl<'a> Lines<'a> {
                 let server = self.server().to_owned();
                 let me = self.me.clone();
                 for ban in bans {
-                    let mask = parley_hub_mask(&ban.mask);
+                    let mask = ban.mask.ban_mask();
                     let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {server} 0\r\n");
                 }
                 self.numeric("368", &[&channel], "End of channel ban list");
@@ -785,12 +785,4 @@ fn mode_string(changes: &[ModeChange]) -> String {
         out.push(change.mode.letter());
     }
     out
-}
-
-/// A ban's mask as ban lists show it.
-fn parley_hub_mask(mask: &parley_hub::Mask) -> String {
-    match mask {
-        parley_hub::Mask::Nick(nick) => format!("{nick}!*@*"),
-        parley_hub::Mask::Address(address) => format!("*!*@{address}"),
-    }
 }
