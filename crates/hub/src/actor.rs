@@ -45,6 +45,19 @@ const MAX_UNSTORED: usize = 16_384;
 /// what they produced (see `flush_unstored`) and looks at its other inputs again.
 const ROUND: usize = 256;
 
+/// The longest topic, away message, or quit, kick or ban reason kept, in bytes (cut on
+/// a character boundary): short enough for one IRC line, whichever gateway set it.
+pub const MAX_REASON: usize = 390;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 /// The most messages one history page holds.
 pub const MAX_HISTORY_PAGE: usize = 500;
 
@@ -710,7 +723,8 @@ impl Hub {
             return;
         }
         if let Command::Quit { reason } = command {
-            if let Some(state) = self.remove_session(id, LeaveReason::Quit, reason.map(Arc::from)) {
+            let reason = reason.map(|r| Arc::from(shorten(&r, MAX_REASON)));
+            if let Some(state) = self.remove_session(id, LeaveReason::Quit, reason) {
                 let _ = state.outbox.deliver(&Event::Reply { req, result: Ok(Reply::Bye) });
                 state.outbox.close();
             }

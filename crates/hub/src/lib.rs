@@ -27,7 +27,8 @@ mod search;
 mod throttle;
 
 pub use actor::{
-    spawn, HubHandle, Limits, Session, SessionId, Verified, Whereabouts, MAX_HISTORY_PAGE, MAX_PASSWORD, MIN_PASSWORD,
+    spawn, HubHandle, Limits, Session, SessionId, Verified, Whereabouts, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON,
+    MIN_PASSWORD,
 };
 pub use command::{Command, RequestId};
 pub use error::HubError;

@@ -424,6 +424,11 @@ async fn whois_who_list_and_lusers_describe_the_server() {
     judy.expect(" 464 judy :Password incorrect").await;
     judy.send("OPER root root-pass").await;
     judy.expect(" 381 judy :You are now an IRC operator").await;
+    // Topics (like away messages and reasons) are cut to 390 bytes by the hub, for every
+    // gateway: one IRC line.
+    judy.send(&format!("TOPIC #lobby :{}", "é".repeat(230))).await;
+    let long = judy.expect(":judy!~u@parley TOPIC #lobby :").await;
+    assert_eq!(long.split_once(" :").map(|(_, topic)| topic.len()), Some(390), "{long}");
     judy.send("TOPIC #lobby :welcome all").await;
     judy.expect(":judy!~u@parley TOPIC #lobby :welcome all").await;
     judy.send("LIST").await;

@@ -183,7 +183,8 @@ impl Hub {
 
     /// Marks the session away (or back), telling those who share a room with it.
     pub(super) fn away(&mut self, id: SessionId, text: Option<String>) -> Reply {
-        let text: Option<Arc<str>> = text.filter(|t| !t.trim().is_empty()).map(Arc::from);
+        let text: Option<Arc<str>> =
+            text.filter(|t| !t.trim().is_empty()).map(|t| Arc::from(super::shorten(&t, super::MAX_REASON)));
         let state = self.state_mut(id);
         let away = text.is_some();
         state.away = text.clone();

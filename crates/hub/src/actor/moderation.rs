@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{Completion, Hub, SessionId};
+use super::{shorten, Completion, Hub, SessionId, MAX_REASON};
 use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, Timestamp};
@@ -133,14 +133,16 @@ impl Hub {
             duration.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d)
         };
         Ok(match action {
-            Action::Topic(text) => Changed::Topic(text.trim().to_owned()),
-            Action::Kick { nick, reason } => Changed::Kicked { nick: member(&nick)?, reason },
+            Action::Topic(text) => Changed::Topic(shorten(text.trim(), MAX_REASON)),
+            Action::Kick { nick, reason } => {
+                Changed::Kicked { nick: member(&nick)?, reason: reason.map(|r| shorten(&r, MAX_REASON)) }
+            }
             Action::Ban { mask: text, duration, reason } => Changed::Restricted(Restriction {
                 room: room.clone(),
                 ban: true,
                 mask: mask(&text)?,
                 until: until(duration),
-                reason,
+                reason: reason.map(|r| shorten(&r, MAX_REASON)),
             }),
             Action::Unban { mask: text } => Changed::Lifted { ban: true, mask: mask(&text)? },
             Action::Mute { nick, duration } => Changed::Restricted(Restriction {

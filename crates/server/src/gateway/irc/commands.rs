@@ -17,12 +17,6 @@ use super::wire::Lines;
 use super::{source_str, wire_param, Context, Link};
 use crate::gateway::{pace, read_more, ReadEnd, EXCESS_FLOOD, PING_TIMEOUT};
 
-/// The longest topic kept, as `TOPICLEN` says.
-const TOPIC_LEN: usize = 390;
-
-/// The longest away message kept, as `AWAYLEN` says.
-const AWAY_LEN: usize = 390;
-
 /// The most targets of one PRIVMSG or NOTICE (`TARGMAX`).
 const MAX_TARGETS: usize = 4;
 
@@ -214,15 +208,6 @@ fn room_of(channel: &str) -> Option<String> {
     channel.strip_prefix('#').map(str::to_owned)
 }
 
-/// Cuts text to at most `max` bytes on a character boundary.
-fn cut(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
 async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<Flow, Gone> {
     let out = Out { session, link };
     let command = message.command.to_ascii_uppercase();
@@ -297,7 +282,7 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
             let Some(room) = room_of(channel) else {
                 return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);
             };
-            let text = message.param(1).map(|t| cut(t, TOPIC_LEN));
+            let text = message.param(1).map(str::to_owned);
             out.command(Context::Topic { channel: channel.to_owned() }, Command::Topic { room: Some(room), text })
                 .await?;
         }
@@ -383,7 +368,7 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
             out.command(context, Command::Invite { nick: nick.to_owned(), room: Some(room) }).await?;
         }
         "AWAY" => {
-            let text = param(0).map(|t| cut(t, AWAY_LEN));
+            let text = param(0).map(str::to_owned);
             out.command(Context::Away, Command::Away { text }).await?;
         }
         "NICK" => match param(0) {
@@ -629,11 +614,5 @@ mod tests {
         assert!(!same_secret("hunter2", "hunter"));
         assert!(!same_secret("hunter2", "hunter22"));
         assert!(!same_secret("hunter2", ""));
-    }
-
-    #[test]
-    fn topics_are_cut_on_character_boundaries() {
-        assert_eq!(cut("héllo", 2), "h");
-        assert_eq!(cut("hello", 10), "hello");
     }
 }

@@ -74,7 +74,7 @@ pub(crate) struct Identity {
 impl Identity {
     pub(crate) fn new(irc: &crate::config::Irc, limits: &crate::config::Limits) -> Identity {
         let tokens = vec![
-            "AWAYLEN=390".to_owned(),
+            format!("AWAYLEN={}", parley_hub::MAX_REASON),
             "CASEMAPPING=ascii".to_owned(),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_session),
             "CHANMODES=b,k,l,imnst".to_owned(),
@@ -82,14 +82,14 @@ impl Identity {
             "CHANTYPES=#".to_owned(),
             format!("CHATHISTORY={}", parley_hub::MAX_HISTORY_PAGE),
             "ELIST=".to_owned(),
-            "KICKLEN=390".to_owned(),
+            format!("KICKLEN={}", parley_hub::MAX_REASON),
             "MODES=4".to_owned(),
             "MSGREFTYPES=msgid".to_owned(),
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
             "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1,LIST:".to_owned(),
-            "TOPICLEN=390".to_owned(),
+            format!("TOPICLEN={}", parley_hub::MAX_REASON),
             "UTF8ONLY".to_owned(),
         ];
         Identity {
