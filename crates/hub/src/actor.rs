@@ -1075,7 +1075,9 @@ impl Hub {
     /// operations: they go out in runs like a committed batch, and a session's other
     /// operations still wait behind its messages.
     fn flush_unstored(&mut self) {
-        if self.journal.is_none() && !self.store_broken && !self.unstored.is_empty() {
+        // Delivering resumes operations parked behind these messages, and they may be
+        // messages too: go on until none is left (the parked queues are finite).
+        while self.journal.is_none() && !self.store_broken && !self.unstored.is_empty() {
             let count = self.unstored.len();
             self.committed(Committed { count, result: Ok(()) });
         }

@@ -273,3 +273,36 @@ async fn actions_away_whois_and_invitations() {
     assert_eq!(notice, "alice invites you to dev.");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn without_a_store_a_message_parked_behind_a_part_still_goes_out() {
+    // alice's "two" waits behind her part, which waits behind "one": once "one" is
+    // delivered, the part and then "two" must follow without anything else happening.
+    let server = support::start_with(|c| {
+        c.history.store = false;
+        c.limits.flood_rate_per_sec = 0;
+    })
+    .await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    let mut bob = NativeClient::join(server.native, "bob").await;
+    assert!(alice.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
+    assert!(bob.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
+    let mut frames = BytesMut::new();
+    encode_request(101, &say("lobby"), b"one", &mut frames).expect("encodes");
+    encode_request(102, &Request::Part { room: Some("lobby".into()) }, b"", &mut frames).expect("encodes");
+    encode_request(103, &say("dev"), b"two", &mut frames).expect("encodes");
+    alice.send_raw(&frames).await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = bob
+            .expect(|r| match &r.msg {
+                ServerMsg::Message { room, .. } => Some(format!("{room}: {}", r.text())),
+                ServerMsg::Left { room, nick, .. } => Some(format!("{nick} left {room}")),
+                _ => None,
+            })
+            .await;
+        seen.push(event);
+    }
+    assert_eq!(seen, ["lobby: one", "alice left lobby", "dev: two"]);
+    server.shutdown().await;
+}
