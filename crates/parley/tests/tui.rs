@@ -246,7 +246,12 @@ async fn typing_is_never_disturbed_rooms_switch_and_help_shows() {
     screen.wait_for("the half-typed line", |rows| input_row(rows) == "[#lobby] half a li").await;
     bob.say("interrupting you, ann").await;
     bob.say("日本語も 👍 ok").await;
-    let rows = screen.wait_for_text("bob: 日本語も 👍 ok").await;
+    let rows = screen
+        .wait_for("both messages", |rows| {
+            let shown = |text: &str| rows.iter().any(|r| r.contains(text));
+            shown("bob: 日本語も 👍 ok") && shown("bob: interrupting you, ann") && rows[1].ends_with("│2 here")
+        })
+        .await;
     assert!(rows.iter().any(|r| r.contains("bob: interrupting you, ann")), "{}", rows.join("\n"));
     assert_eq!(input_row(&rows), "[#lobby] half a li", "{}", rows.join("\n"));
     assert!(rows[1].ends_with("│2 here"), "the member list: {}", rows.join("\n"));
@@ -265,12 +270,22 @@ async fn typing_is_never_disturbed_rooms_switch_and_help_shows() {
     // Rooms: join one, get an unread count for the other, switch with Ctrl-P and Alt-3.
     screen.type_text("/join dev");
     screen.press(&["Enter"]);
-    let rows = screen.wait_for("the new room", |rows| input_row(rows) == "[#dev]").await;
+    let rows = screen
+        .wait_for("the new room", |rows| {
+            input_row(rows) == "[#dev]" && rows.iter().any(|r| r.contains("You joined dev."))
+        })
+        .await;
     assert!(rows.iter().any(|r| r.contains("You joined dev.")), "{}", rows.join("\n"));
     bob.say("lobby news").await;
     screen.wait_for("an unread count", |rows| rows.iter().any(|r| r.starts_with("2 #lobby    1│"))).await;
     screen.press(&["C-p"]);
-    let rows = screen.wait_for("the lobby again", |rows| input_row(rows) == "[#lobby]").await;
+    let rows = screen
+        .wait_for("the lobby again", |rows| {
+            input_row(rows) == "[#lobby]"
+                && rows.iter().any(|r| r.contains("bob: lobby news"))
+                && rows.iter().any(|r| r.starts_with("2 #lobby     │"))
+        })
+        .await;
     assert!(rows.iter().any(|r| r.contains("bob: lobby news")), "{}", rows.join("\n"));
     assert!(rows.iter().any(|r| r.starts_with("2 #lobby     │")), "read now: {}", rows.join("\n"));
     screen.press(&["M-3"]);
@@ -279,10 +294,10 @@ async fn typing_is_never_disturbed_rooms_switch_and_help_shows() {
     // /help is an overlay; Esc closes it and the room is still there.
     screen.type_text("/help");
     screen.press(&["Enter"]);
-    let rows = screen.wait_for_text("Help: Esc closes").await;
-    for command in ["/join ROOM", "/msg NAME text", "/who"] {
-        assert!(rows.iter().any(|r| r.contains(command)), "{command}: {}", rows.join("\n"));
-    }
+    // A capture can catch a frame half written to the terminal: wait for the whole
+    // overlay, not only its title.
+    let commands = ["Help: Esc closes", "/join ROOM", "/msg NAME text", "/who"];
+    screen.wait_for("the help overlay", |rows| commands.iter().all(|c| rows.iter().any(|r| r.contains(c)))).await;
     screen.press(&["Escape"]);
     screen.wait_for("the overlay to close", |rows| !rows.iter().any(|r| r.contains("Help: Esc closes"))).await;
 
@@ -333,7 +348,11 @@ async fn a_lost_connection_comes_back_without_repeating_messages() {
 
     // The same addresses again, the same history.
     let server = start(&data, &line.to_string(), &native.to_string()).await;
-    let rows = screen.wait_for_text("Reconnected.").await;
+    let rows = screen
+        .wait_for("the reconnection", |rows| {
+            rows.iter().any(|r| r.contains("Reconnected.")) && rows.iter().any(|r| r.ends_with("│ connected"))
+        })
+        .await;
     assert!(rows.iter().any(|r| r.ends_with("│ connected")), "{}", rows.join("\n"));
     assert_eq!(input_row(&rows), "[#dev] kept while away");
     assert_eq!(count(&rows, "ann: in dev before"), 1, "{}", rows.join("\n"));
