@@ -105,27 +105,29 @@ impl Hub {
         outbox: Arc<crate::outbox::Outbox>,
         done: tokio::sync::oneshot::Sender<Result<SessionId, HubError>>,
     ) {
-        let Some(store) = self.store.clone() else {
-            let _ = done.send(Err(HubError::NoAccounts));
-            return;
-        };
-        let name = match Nick::parse(&nick, self.limits.max_nick_len) {
-            Ok(name) => name,
+        let (store, name) = match self.ready_to_check(&nick) {
+            Ok(ready) => ready,
             Err(e) => {
                 let _ = done.send(Err(e));
                 return;
             }
         };
-        if self.checks >= MAX_CHECKS {
-            let _ = done.send(Err(HubError::Busy));
-            return;
-        }
-        self.checks += 1;
-        let completions = self.completions.clone();
-        tokio::task::spawn_blocking(move || {
+        let checking = self.off_task(move || {
             let result = verify_with_role(&*store, &name, &password);
-            let _ = completions.send(Completion::Admitted { nick, address, req, outbox, done, result });
+            Completion::Admitted { nick, address, req, outbox, done, result }
         });
+        debug_assert!(checking.is_ok(), "ready_to_check found room for the check");
+    }
+
+    /// The store and the account's name for a password check without a session, once
+    /// there is room for one more check (`Busy` otherwise).
+    fn ready_to_check(&self, name: &str) -> Result<(Arc<dyn crate::history::Store>, Nick), HubError> {
+        let store = self.store.clone().ok_or(HubError::NoAccounts)?;
+        let name = Nick::parse(name, self.limits.max_nick_len)?;
+        if self.checks >= MAX_CHECKS {
+            return Err(HubError::Busy);
+        }
+        Ok((store, name))
     }
 
     /// Registers a session logged in to `account` (its password checked), taking the
@@ -155,24 +157,23 @@ impl Hub {
         password: String,
         done: tokio::sync::oneshot::Sender<Result<super::Verified, HubError>>,
     ) {
-        let Some(store) = self.store.clone() else {
-            let _ = done.send(Err(HubError::NoAccounts));
-            return;
+        let (store, name) = match self.ready_to_check(&name) {
+            Ok(ready) => ready,
+            // A name that cannot be a nick has no account: the same answer as a wrong one.
+            Err(HubError::InvalidNick { .. }) => {
+                let _ = done.send(Err(HubError::BadLogin));
+                return;
+            }
+            Err(e) => {
+                let _ = done.send(Err(e));
+                return;
+            }
         };
-        let Ok(name) = Nick::parse(&name, self.limits.max_nick_len) else {
-            let _ = done.send(Err(HubError::BadLogin));
-            return;
-        };
-        if self.checks >= MAX_CHECKS {
-            let _ = done.send(Err(HubError::Busy));
-            return;
-        }
-        self.checks += 1;
-        let completions = self.completions.clone();
-        tokio::task::spawn_blocking(move || {
+        let checking = self.off_task(move || {
             let result = verify_with_role(&*store, &name, &password);
-            let _ = completions.send(Completion::Checked { done, result });
+            Completion::Checked { done, result }
         });
+        debug_assert!(checking.is_ok(), "ready_to_check found room for the check");
     }
 
     pub(super) fn change_password(
