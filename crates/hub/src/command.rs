@@ -145,6 +145,19 @@ pub enum Command {
         /// Its password.
         password: String,
     },
+    /// Delete the account the session is logged in to, with its password as proof: its
+    /// roles, private messages and files go, and its name is free again.
+    Unregister {
+        /// The account's password.
+        password: String,
+    },
+    /// A server administrator's action on the whole server (server bans).
+    ServerModerate {
+        /// What to do.
+        action: crate::moderation::ServerAction,
+    },
+    /// List the server bans in force (server administrators only).
+    ServerBans,
     /// Change the password of the account the session is logged in to.
     Password {
         /// The current password.

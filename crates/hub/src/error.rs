@@ -54,7 +54,7 @@ pub enum HubError {
     #[error("this server keeps no accounts")]
     NoAccounts,
     /// The nick is registered already.
-    #[error("the nick {0} is registered already; log in with /login {0} PASSWORD")]
+    #[error("the nick {0} is registered already")]
     AccountExists(String),
     /// A wrong name or password.
     #[error("wrong account name or password")]
@@ -73,9 +73,15 @@ pub enum HubError {
     /// The nick belongs to an account the session is not logged in to.
     #[error("the nick {0} is registered; log in to use it")]
     NickRegistered(String),
-    /// Too many password checks are running; try again.
-    #[error("the server is busy checking passwords; try again in a moment")]
+    /// Too many password checks or history reads are running; try again.
+    #[error("the server is busy; try again in a moment")]
     Busy,
+    /// Too many failed logins from this address (or for this account from it).
+    #[error("too many failed logins; try again in {retry_after_secs} seconds")]
+    TooManyAttempts {
+        /// How long until the next attempt is taken.
+        retry_after_secs: u64,
+    },
     /// The server keeps no history (it runs without a store).
     #[error("this server keeps no history to search")]
     NoHistory,
@@ -88,7 +94,13 @@ pub enum HubError {
     /// Only the room's operators and server admins may do that.
     #[error("only operators of {0} may do that")]
     NotOperator(String),
-    /// Banned from a room (the lobby: from the server).
+    /// Banned from the server.
+    #[error("you are banned from this server{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    ServerBanned {
+        /// Why, if the administrator said.
+        reason: Option<String>,
+    },
+    /// Banned from a room.
     #[error("you are banned from {room}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     Banned {
         /// The room.
@@ -136,9 +148,40 @@ pub enum HubError {
     /// A ban mask that is neither a nick nor an IP address.
     #[error("{0:?} is neither a nick nor an IP address")]
     BadMask(String),
-    /// The message could not be stored, so it was not sent.
-    #[error("the message could not be saved, so it was not sent: {0}")]
-    Store(String),
+    /// A ban or mute longer than the longest allowed.
+    #[error("a ban or mute lasts at most {max_days} days; leave the duration out for one until lifted")]
+    TooLong {
+        /// The longest, in days.
+        max_days: u64,
+    },
+    /// The room's (or the server's) ban list is full.
+    #[error("the ban list is full ({max}); lift a ban first")]
+    TooManyBans {
+        /// The most bans kept.
+        max: usize,
+    },
+    /// The room is registered already.
+    #[error("{0} is registered already")]
+    RoomRegistered(String),
+    /// The room is not registered.
+    #[error("{0} is not registered")]
+    RoomNotRegistered(String),
+    /// The account has registered as many rooms as it may.
+    #[error("you have registered {max} rooms, the most allowed")]
+    TooManyRegistered {
+        /// The limit in force.
+        max: usize,
+    },
+    /// Only the room's founder (or a server admin) may do that.
+    #[error("only the founder of {0} may do that")]
+    NotFounder(String),
+    /// The store could not be read; nothing changed. The detail is in the server's log.
+    #[error("the server could not read its history")]
+    StoreRead,
+    /// The store could not be written, so nothing was done (a message was not sent).
+    /// The detail is in the server's log.
+    #[error("the server could not save this, so it was not done")]
+    StoreWrite,
     /// The server is shutting down and takes no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,

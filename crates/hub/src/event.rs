@@ -263,6 +263,8 @@ pub enum Reply {
         modes: RoomModes,
         /// When it was created.
         created: Timestamp,
+        /// The room has a key, left out of `modes` because the asker is not a member.
+        key_hidden: bool,
     },
     /// The room's settings are changed as asked.
     ModesSet {
@@ -340,6 +342,20 @@ pub enum Reply {
     },
     /// The password is changed.
     PasswordChanged,
+    /// The account is deleted; the session is a guest now.
+    Unregistered {
+        /// The account's name, free again.
+        account: Nick,
+    },
+    /// The server bans in force.
+    ServerBans(Vec<crate::moderation::ServerBan>),
+    /// A server moderation action is done.
+    ServerModerated {
+        /// Which (`server ban`, `server unban`).
+        action: &'static str,
+        /// On whom.
+        target: String,
+    },
     /// The answer to a ping.
     Pong,
     /// The session has quit; the outbox closes after this.

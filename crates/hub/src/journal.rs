@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::history::{Record, Store, StoreError};
+use crate::history::Record;
+use crate::store::{Store, StoreError};
 
 /// The most messages in one transaction.
 const MAX_BATCH: usize = 1024;

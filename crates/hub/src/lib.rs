@@ -13,31 +13,41 @@
 #![warn(missing_docs)]
 
 mod actor;
+mod charter;
 mod command;
 mod error;
 mod event;
+mod handle;
 mod history;
+mod identity;
 mod journal;
+mod log;
+mod memory;
 mod moderation;
 mod modes;
 mod name;
 mod outbox;
 mod room;
 mod search;
+mod store;
 mod throttle;
 
-pub use actor::{
-    spawn, HubHandle, Limits, Session, SessionId, Verified, Whereabouts, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON,
-    MIN_PASSWORD,
-};
+pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
 pub use command::{Command, RequestId};
 pub use error::HubError;
 pub use event::{Event, LeaveReason, Reply, RoomSummary, Timestamp};
-pub use history::{Cursor, Kind, Page, Record, RoomHistory, Search, Store, StoreError, Verdict};
-pub use moderation::{Action, AuditLine, Change, Changed, Mask, Moderation, Restriction};
+pub use handle::{Destination, HubHandle, Session, SessionId, Verified, Whereabouts};
+pub use history::{Cursor, Kind, Page, Record, Search};
+pub use identity::{Account, AccountId, GuestId, Party};
+pub use memory::MemoryStore;
+pub use moderation::{
+    network, Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction,
+    ServerBan, Topic,
+};
 pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
 pub use name::{Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
+pub use store::{AccountStore, MessageStore, ModerationStore, SearchStore, Store, StoreError, Verdict};
 pub use throttle::{Admit, FloodLimits, Throttle};
 
 /// The name of the room every new session joins.

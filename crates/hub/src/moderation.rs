@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::event::Timestamp;
+use crate::identity::{Account, AccountId};
+use crate::modes::RoomModes;
 use crate::name::{Nick, RoomName};
 
 /// What a moderator asks for in a room.
@@ -57,6 +59,32 @@ pub enum Action {
         /// The account's nick.
         nick: String,
     },
+    /// Register the room: its operators, settings, bans, topic and history then outlive
+    /// its members (a logged-in operator's call; the founder is their account).
+    Register,
+    /// Unregister the room: it becomes an ordinary room again, whose settings go when it
+    /// empties (its founder's or a server admin's call).
+    Unregister,
+}
+
+/// What a server administrator asks for of the whole server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAction {
+    /// Keep a nick (or account) or an address off the server, and disconnect whoever it
+    /// covers now.
+    Ban {
+        /// A nick, or an IP address.
+        mask: String,
+        /// How long; `None` is until lifted.
+        duration: Option<Duration>,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Lift a server ban.
+    Unban {
+        /// The nick or address banned.
+        mask: String,
+    },
 }
 
 /// Who or what a restriction applies to.
@@ -64,26 +92,51 @@ pub enum Action {
 pub enum Mask {
     /// A nick, which is also the account of that name.
     Nick(Nick),
-    /// Every connection from an address.
+    /// Every connection from an address: an IPv4 address, or an IPv6 address's /64
+    /// (one subscriber's network; an IPv4 address in IPv6 form is its IPv4 address).
     Address(IpAddr),
 }
 
-impl Mask {
-    /// Reads a nick or an IP address, also in IRC's mask forms `nick!*@*` and
-    /// `*!*@ADDRESS` (what ban lists show).
-    pub fn parse(text: &str, max_nick: usize) -> Option<Mask> {
-        if let Some(address) = text.strip_prefix("*!*@") {
-            return address.parse::<IpAddr>().ok().map(Mask::Address);
-        }
-        let text = text.strip_suffix("!*@*").unwrap_or(text);
-        if let Ok(address) = text.parse::<IpAddr>() {
-            return Some(Mask::Address(address));
-        }
-        Nick::parse(text, max_nick).ok().map(Mask::Nick)
+/// The form of an address that bans and per-address limits compare: an IPv4-mapped
+/// IPv6 address is its IPv4 address, and an IPv6 address stands for its /64.
+#[must_use]
+pub fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(segments))
+            }
+        },
     }
 }
 
 impl Mask {
+    /// Reads a nick or an IP address, also in IRC's mask forms `nick!*@*` and
+    /// `*!*@ADDRESS` (what ban lists show). An address is kept as its [`network`].
+    pub fn parse(text: &str, max_nick: usize) -> Option<Mask> {
+        if let Some(address) = text.strip_prefix("*!*@") {
+            return address.parse::<IpAddr>().ok().map(|a| Mask::Address(network(a)));
+        }
+        let text = text.strip_suffix("!*@*").unwrap_or(text);
+        if let Ok(address) = text.parse::<IpAddr>() {
+            return Some(Mask::Address(network(address)));
+        }
+        Nick::parse(text, max_nick).ok().map(Mask::Nick)
+    }
+
+    /// Whether it covers a session with this nick, account name and address.
+    #[must_use]
+    pub fn covers(&self, nick: &Nick, account: Option<&Nick>, address: Option<IpAddr>) -> bool {
+        match self {
+            Mask::Nick(banned) => banned == nick || account == Some(banned),
+            Mask::Address(banned) => address.is_some_and(|a| network(a) == *banned),
+        }
+    }
+
     /// The mask as ban lists and IRC's `+b` show it: `nick!*@*` for a nick (and its
     /// account), `*!*@ADDRESS` for an address; [`Mask::parse`] reads it back.
     #[must_use]
@@ -92,6 +145,12 @@ impl Mask {
             Mask::Nick(nick) => format!("{nick}!*@*"),
             Mask::Address(address) => format!("*!*@{address}"),
         }
+    }
+
+    /// True for an address mask (whose address only operators are shown).
+    #[must_use]
+    pub fn is_address(&self) -> bool {
+        matches!(self, Mask::Address(_))
     }
 }
 
@@ -104,7 +163,7 @@ impl std::fmt::Display for Mask {
     }
 }
 
-/// A ban or a mute in force.
+/// A ban or a mute in force in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restriction {
     /// The room.
@@ -123,27 +182,73 @@ impl Restriction {
     /// Whether it applies at `now` to a session with this nick, account and address.
     #[must_use]
     pub fn applies(&self, now: Timestamp, nick: &Nick, account: Option<&Nick>, address: Option<IpAddr>) -> bool {
-        if self.until.is_some_and(|until| until <= now) {
-            return false;
-        }
-        match &self.mask {
-            Mask::Nick(banned) => banned == nick || account == Some(banned),
-            Mask::Address(banned) => address == Some(*banned),
-        }
+        self.until.is_none_or(|until| until > now) && self.mask.covers(nick, account, address)
     }
+}
+
+/// A ban from the whole server, checked when a client connects and at every login, on
+/// every gateway. Only server administrators set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerBan {
+    /// Who.
+    pub mask: Mask,
+    /// Until when; `None` is until lifted.
+    pub until: Option<Timestamp>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+impl ServerBan {
+    /// Whether it applies at `now` to a session with this nick, account and address.
+    #[must_use]
+    pub fn applies(&self, now: Timestamp, nick: &Nick, account: Option<&Nick>, address: Option<IpAddr>) -> bool {
+        self.until.is_none_or(|until| until > now) && self.mask.covers(nick, account, address)
+    }
+}
+
+/// A room's topic: the text, who set it, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// The text.
+    pub text: String,
+    /// Who set it.
+    pub by: Nick,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A registered room as the store keeps it: its founder, its durable operators, modes,
+/// bans and topic, and where the history its members may read begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredRoom {
+    /// The room.
+    pub room: RoomName,
+    /// The account that registered it; `None` for rooms the server registers (the lobby).
+    pub founder: Option<AccountId>,
+    /// When it was registered.
+    pub registered: Timestamp,
+    /// The first seq its members may read: registering a room keeps the history of the
+    /// life it was registered in, not of earlier lives.
+    pub since: u64,
+    /// Its settings.
+    pub modes: RoomModes,
+    /// Its operators' accounts (the founder among them).
+    pub ops: Vec<AccountId>,
+    /// Its topic.
+    pub topic: Option<Topic>,
+    /// Its bans and mutes.
+    pub restrictions: Vec<Restriction>,
 }
 
 /// What the store keeps of moderation, read at start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Moderation {
     /// Server administrators' accounts.
-    pub admins: Vec<Nick>,
-    /// Each room's operators' accounts.
-    pub ops: Vec<(RoomName, Nick)>,
-    /// Bans and mutes (expired ones may be among them).
-    pub restrictions: Vec<Restriction>,
-    /// Each room's topic: the text, who set it, when.
-    pub topics: Vec<(RoomName, String, Nick, Timestamp)>,
+    pub admins: Vec<AccountId>,
+    /// Every registered room.
+    pub rooms: Vec<RegisteredRoom>,
+    /// Server bans (expired ones may be among them).
+    pub server_bans: Vec<ServerBan>,
 }
 
 /// One line of the audit log.
@@ -166,10 +271,14 @@ pub struct AuditLine {
 /// One moderation change to make durable, with the audit line that records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// Who did it (their account, or their nick when they have none).
+    /// Who did it (their account's name, or their nick when they have none).
     pub actor: Nick,
-    /// Where.
-    pub room: RoomName,
+    /// Where; `None` for the whole server (server bans).
+    pub room: Option<RoomName>,
+    /// Whether the change is kept: the room is registered (or being registered), or it
+    /// concerns the whole server. Changes to an unregistered room are only audited:
+    /// they go with the room's life.
+    pub durable: bool,
     /// When.
     pub at: Timestamp,
     /// What, with the target resolved.
@@ -187,8 +296,14 @@ impl Changed {
             Changed::Restricted(_) => "mute",
             Changed::Lifted { ban: true, .. } => "unban",
             Changed::Lifted { .. } => "unmute",
-            Changed::Opped(_) => "op",
+            Changed::Promoted(_) | Changed::Opped(_) => "op",
+            Changed::Demoted(_) => "deop",
             Changed::Deopped(_) => "deop",
+            Changed::Modes(_) => "modes",
+            Changed::Registered { .. } => "register",
+            Changed::Unregistered => "unregister",
+            Changed::ServerBanned(_) => "server ban",
+            Changed::ServerUnbanned(_) => "server unban",
         }
     }
 }
@@ -214,8 +329,33 @@ pub enum Changed {
         /// Whose.
         mask: Mask,
     },
+    /// A member was made an operator of the room while they stay (no account needed).
+    Promoted(Nick),
+    /// A member stopped being one.
+    Demoted(Nick),
     /// An account became an operator of the room.
-    Opped(Nick),
+    Opped(Account),
     /// An account stopped being one.
-    Deopped(Nick),
+    Deopped(Account),
+    /// A registered room's settings are now these.
+    Modes(RoomModes),
+    /// The room was registered (`founder` `None`: by the server).
+    Registered {
+        /// Who founded it.
+        founder: Option<Account>,
+        /// The first seq its members may read.
+        since: u64,
+        /// Its settings, operators and topic when registered, kept from now on.
+        modes: RoomModes,
+        /// Its topic when registered.
+        topic: Option<Topic>,
+        /// Its bans and mutes when registered.
+        restrictions: Vec<Restriction>,
+    },
+    /// The room is no longer registered.
+    Unregistered,
+    /// A server ban was added (or replaced).
+    ServerBanned(ServerBan),
+    /// A server ban was lifted.
+    ServerUnbanned(Mask),
 }

@@ -47,6 +47,13 @@ impl Nick {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The form names are compared and stored unique by: two nicks are the same name
+    /// exactly when their keys are equal.
+    #[must_use]
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
 }
 
 impl RoomName {
@@ -71,6 +78,12 @@ impl RoomName {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The form room names are compared and stored unique by.
+    #[must_use]
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
     }
 }
 

@@ -1,12 +1,12 @@
-//! A room: its members, in the order they joined. (Its message counter and latest
-//! messages are its [`crate::history::RoomLog`], which outlives it.)
+//! A room with members: who they are, in the order they joined, and what lasts only
+//! while they are there (voice, operator places given to a session, invitations). Its
+//! settings and durable state are its [`crate::charter::Charter`]; its message counter
+//! and latest messages its [`crate::log::RoomLog`]; both outlive it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::actor::SessionId;
-use crate::event::Timestamp;
-use crate::modes::RoomModes;
+use crate::handle::SessionId;
 use crate::name::RoomName;
 use crate::outbox::{Outbox, RunItem, Shared};
 
@@ -14,26 +14,18 @@ use crate::outbox::{Outbox, RunItem, Shared};
 pub(crate) struct Room {
     pub(crate) name: RoomName,
     members: Vec<(SessionId, Arc<Outbox>)>,
-    /// Its settings, which last while it has members.
-    pub(crate) modes: RoomModes,
     /// Members who may speak when it is moderated.
     pub(crate) voiced: HashSet<SessionId>,
+    /// Members who operate the room while they stay (its creator, and whoever an
+    /// operator makes one) without an account's durable role.
+    pub(crate) ops: HashSet<SessionId>,
     /// Sessions invited in, until they join.
     pub(crate) invited: HashSet<SessionId>,
-    /// When it was created (this time).
-    pub(crate) created: Timestamp,
 }
 
 impl Room {
     pub(crate) fn new(name: RoomName) -> Self {
-        Self {
-            name,
-            members: Vec::new(),
-            modes: RoomModes::default(),
-            voiced: HashSet::new(),
-            invited: HashSet::new(),
-            created: chrono::Utc::now(),
-        }
+        Self { name, members: Vec::new(), voiced: HashSet::new(), ops: HashSet::new(), invited: HashSet::new() }
     }
 
     pub(crate) fn contains(&self, id: SessionId) -> bool {
@@ -49,6 +41,7 @@ impl Room {
     pub(crate) fn remove(&mut self, id: SessionId) {
         self.members.retain(|(member, _)| *member != id);
         self.voiced.remove(&id);
+        self.ops.remove(&id);
     }
 
     pub(crate) fn is_empty(&self) -> bool {

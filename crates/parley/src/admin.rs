@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
-use parley_hub::{Nick, Store as _, MAX_PASSWORD, MIN_PASSWORD};
+use parley_hub::{Account, AccountStore as _, ModerationStore as _, Nick, MAX_PASSWORD, MIN_PASSWORD};
 use parley_store::{Retention, SqliteStore};
 
 /// What `parley admin` does.
@@ -42,7 +42,9 @@ enum UsersCommand {
         /// The account's name (the nick it protects).
         name: String,
     },
-    /// Delete an account; its messages stay in the history.
+    /// Delete an account, with its roles, the registrations of the rooms it founded, its
+    /// private messages and its files; its room messages stay in the history, and the
+    /// name is free again (a new account of that name is a new account).
     Delete {
         /// The account's name.
         name: String,
@@ -53,7 +55,7 @@ enum UsersCommand {
         name: String,
     },
     /// Give a role to an account: `admin` (a server administrator: moderates every
-    /// room, and the lobby, whose bans keep people off the server).
+    /// room, and sets server bans).
     Grant {
         /// The account's name.
         name: String,
@@ -77,8 +79,10 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         AdminCommand::Users(UsersCommand::List) => {
             let accounts = store.list_accounts()?;
             let mut out = std::io::stdout().lock();
-            for account in &accounts {
-                writeln!(out, "{}\tregistered {}", account.name, account.created.format("%Y-%m-%d %H:%M:%S UTC"))?;
+            for entry in &accounts {
+                let role = if entry.admin { "\tadmin" } else { "" };
+                let created = entry.created.format("%Y-%m-%d %H:%M:%S UTC");
+                writeln!(out, "{}\tregistered {created}{role}", entry.account.name)?;
             }
             if accounts.is_empty() {
                 eprintln!("No accounts.");
@@ -87,32 +91,35 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         AdminCommand::Users(UsersCommand::Add { name }) => {
             let name = nick(&name)?;
             let password = read_password()?;
-            if !store.register(&name, &password)? {
+            if store.register(&name, &password)?.is_none() {
                 bail!("the account {name} exists already; use reset-password to change its password");
             }
             eprintln!("Created the account {name}.");
         }
         AdminCommand::Users(UsersCommand::Delete { name }) => {
-            let name = nick(&name)?;
-            if !store.delete_account(&name)? {
-                bail!("there is no account called {name}");
-            }
-            eprintln!("Deleted the account {name}.");
+            let account = account(&store, &name)?;
+            store.delete_account(account.id, "parley admin")?;
+            let files = parley_server::forget_account_files(&args.data_dir, account.id)
+                .context("deleting the account's files")?;
+            eprintln!(
+                "Deleted the account {} ({files} shared files). A running server applies it at its next start;",
+                account.name
+            );
+            eprintln!("until then, anyone logged in to it stays logged in.");
         }
         AdminCommand::Users(UsersCommand::Grant { name, .. }) => {
-            let name = nick(&name)?;
-            if !store.list_accounts()?.iter().any(|a| a.name.eq_ignore_ascii_case(name.as_str())) {
-                bail!("there is no account called {name}");
-            }
-            if store.set_admin(&name, true)? {
+            let account = account(&store, &name)?;
+            let name = &account.name;
+            if store.set_admin(&account, true)? {
                 eprintln!("{name} is now a server admin (from their next login).");
             } else {
                 eprintln!("{name} was a server admin already.");
             }
         }
         AdminCommand::Users(UsersCommand::Revoke { name, .. }) => {
-            let name = nick(&name)?;
-            if store.set_admin(&name, false)? {
+            let account = account(&store, &name)?;
+            let name = &account.name;
+            if store.set_admin(&account, false)? {
                 eprintln!("{name} is no longer a server admin (from their next login).");
             } else {
                 bail!("{name} is not a server admin");
@@ -129,12 +136,12 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             }
         }
         AdminCommand::Users(UsersCommand::ResetPassword { name }) => {
-            let name = nick(&name)?;
+            let account = account(&store, &name)?;
             let password = read_password()?;
-            if !store.set_password(&name, &password)? {
-                bail!("there is no account called {name}");
+            if !store.set_password(account.id, &password)? {
+                bail!("there is no account called {}", account.name);
             }
-            eprintln!("Changed the password of {name}.");
+            eprintln!("Changed the password of {}.", account.name);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -142,6 +149,11 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
 
 fn nick(name: &str) -> anyhow::Result<Nick> {
     Ok(Nick::parse(name, usize::MAX)?)
+}
+
+fn account(store: &SqliteStore, name: &str) -> anyhow::Result<Account> {
+    let name = nick(name)?;
+    store.account_named(&name)?.with_context(|| format!("there is no account called {name}"))
 }
 
 /// One line from standard input, so scripts can pipe it; a prompt when it is a terminal.

@@ -298,6 +298,39 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             client.call(&Request::Ban { room: current.clone(), mask, seconds, reason }).await.map(drop)
         }
         Input::Unban(mask) => client.call(&Request::Unban { room: current.clone(), mask }).await.map(drop),
+        Input::ServerBan { mask, duration, reason } => {
+            let seconds = duration.map(|d| d.as_secs());
+            client.call(&Request::ServerBan { mask, seconds, reason }).await.map(|_| print_line("Server ban set."))
+        }
+        Input::ServerUnban(mask) => {
+            client.call(&Request::ServerUnban { mask }).await.map(|_| print_line("Server ban lifted."))
+        }
+        Input::ServerBans => client.call(&Request::ServerBans).await.map(|reply| {
+            if let Reply::ServerBans { bans } = reply {
+                if bans.is_empty() {
+                    print_line("Nobody is banned from the server.");
+                }
+                for ban in bans {
+                    let until = ban.until.map_or_else(|| "until lifted".to_owned(), |t| format!("until {t}"));
+                    let reason = ban.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                    print_line(&format!("{} ({until}){reason}", ban.mask));
+                }
+            }
+        }),
+        Input::Room { register } => {
+            let request = if register {
+                Request::RoomRegister { room: current.clone() }
+            } else {
+                Request::RoomUnregister { room: current.clone() }
+            };
+            client.call(&request).await.map(drop)
+        }
+        Input::Unregister(password) => client.call(&Request::Unregister { password }).await.map(|_| {
+            print_line(&format!(
+                "[{}] Your account is deleted, with your private messages; you are a guest now.",
+                now()
+            ));
+        }),
         Input::Mute { nick, duration } => {
             let seconds = duration.map(|d| d.as_secs());
             client.call(&Request::Mute { room: current.clone(), nick, seconds }).await.map(drop)

@@ -208,6 +208,28 @@ pub enum Input {
     },
     /// `/unban NICK|ADDRESS`.
     Unban(String),
+    /// `/serverban NICK|ADDRESS [DURATION] [reason]`: keep someone off the server
+    /// (server admins).
+    ServerBan {
+        /// Who.
+        mask: String,
+        /// For how long; `None`: until lifted.
+        duration: Option<std::time::Duration>,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// `/serverunban NICK|ADDRESS`.
+    ServerUnban(String),
+    /// `/serverbans`: the server bans in force.
+    ServerBans,
+    /// `/room register` or `/room unregister`: make the current room durable (its
+    /// operators, settings, bans, topic and history outlive its members), or undo it.
+    Room {
+        /// Register (`true`) or unregister.
+        register: bool,
+    },
+    /// `/unregister PASSWORD`: delete your account.
+    Unregister(String),
     /// `/mute NICK [DURATION]`.
     Mute {
         /// Who.
@@ -318,21 +340,28 @@ impl Input {
                 None if !args.is_empty() => Input::Kick { nick: args.to_owned(), reason: None },
                 None => Input::Usage("/kick NICK [reason]"),
             },
-            "ban" => {
-                let mut words = args.splitn(3, char::is_whitespace);
-                match (words.next().filter(|m| !m.is_empty()), words.next(), words.next()) {
-                    (None, _, _) => Input::Usage("/ban NICK|ADDRESS [DURATION like 30m, 2h, 7d] [reason]"),
-                    (Some(mask), second, rest) => {
-                        let duration = second.and_then(duration);
-                        let reason = match (duration, second, rest) {
-                            (Some(_), _, rest) => rest.map(str::to_owned),
-                            (None, Some(second), Some(rest)) => Some(format!("{second} {rest}")),
-                            (None, second, _) => second.map(str::to_owned),
-                        };
-                        Input::Ban { mask: mask.to_owned(), duration, reason }
-                    }
-                }
-            }
+            "ban" => match ban_args(args) {
+                Some((mask, duration, reason)) => Input::Ban { mask, duration, reason },
+                None => Input::Usage("/ban NICK|ADDRESS [DURATION like 30m, 2h, 7d] [reason]"),
+            },
+            "serverban" | "kline" => match ban_args(args) {
+                Some((mask, duration, reason)) => Input::ServerBan { mask, duration, reason },
+                None => Input::Usage("/serverban NICK|ADDRESS [DURATION like 30m, 2h, 7d] [reason]"),
+            },
+            "serverunban" | "unkline" => match single_word(args) {
+                Some(mask) => Input::ServerUnban(mask.to_owned()),
+                None => Input::Usage("/serverunban NICK|ADDRESS"),
+            },
+            "serverbans" => Input::ServerBans,
+            "room" => match args.to_ascii_lowercase().as_str() {
+                "register" => Input::Room { register: true },
+                "unregister" => Input::Room { register: false },
+                _ => Input::Usage("/room register|unregister"),
+            },
+            "unregister" => match single_word(args) {
+                Some(password) => Input::Unregister(password.to_owned()),
+                None => Input::Usage("/unregister PASSWORD (deletes your account)"),
+            },
             "unban" => match single_word(args) {
                 Some(mask) => Input::Unban(mask.to_owned()),
                 None => Input::Usage("/unban NICK|ADDRESS"),
@@ -531,6 +560,21 @@ pub fn duration(text: &str) -> Option<std::time::Duration> {
     };
     let n: u64 = text[..text.len() - 1].parse().ok()?;
     Some(std::time::Duration::from_secs(n.checked_mul(seconds)?))
+}
+
+/// `MASK [DURATION] [reason]`, as `/ban` and `/serverban` take them: a second word that
+/// is not a duration starts the reason.
+fn ban_args(args: &str) -> Option<(String, Option<std::time::Duration>, Option<String>)> {
+    let mut words = args.splitn(3, char::is_whitespace);
+    let mask = words.next().filter(|m| !m.is_empty())?;
+    let (second, rest) = (words.next(), words.next());
+    let duration = second.and_then(duration);
+    let reason = match (duration, second, rest) {
+        (Some(_), _, rest) => rest.map(str::to_owned),
+        (None, Some(second), Some(rest)) => Some(format!("{second} {rest}")),
+        (None, second, _) => second.map(str::to_owned),
+    };
+    Some((mask.to_owned(), duration, reason))
 }
 
 fn single_word(args: &str) -> Option<&str> {

@@ -241,6 +241,46 @@ pub enum Request {
         /// Who.
         nick: String,
     },
+    /// Register a room you operate (logged in): its operators, settings, bans, topic
+    /// and history then outlive its members. A room a logged-in user creates is
+    /// registered to them already (up to the server's limit per account).
+    RoomRegister {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// Unregister a room (its founder, or a server admin): its state goes when it
+    /// empties.
+    RoomUnregister {
+        /// The room; without it, the room joined last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// Delete the account you are logged in to: its roles, private messages and files
+    /// go, and its name is free again. Answered by [`Reply::Unregistered`].
+    Unregister {
+        /// The account's password, as proof.
+        password: String,
+    },
+    /// Keep a nick (or account) or an address (an IPv6 address: its /64) off the server,
+    /// and disconnect whoever it covers (server admins).
+    ServerBan {
+        /// A nick or an IP address.
+        mask: String,
+        /// For how many seconds (at most 3660 days); without it, until lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lift a server ban (server admins).
+    ServerUnban {
+        /// The nick or address.
+        mask: String,
+    },
+    /// The server bans in force (server admins).
+    ServerBans,
     /// Offer a file to a room (`room`) or to one user (`to`): the first step of an
     /// upload, answered by [`Reply::Upload`] with the file's id. The bytes follow in
     /// `chunk` requests.
@@ -325,6 +365,12 @@ impl Request {
             Request::Register { .. } => "register",
             Request::Auth { .. } => "auth",
             Request::Password { .. } => "password",
+            Request::RoomRegister { .. } => "room_register",
+            Request::RoomUnregister { .. } => "room_unregister",
+            Request::Unregister { .. } => "unregister",
+            Request::ServerBan { .. } => "server_ban",
+            Request::ServerUnban { .. } => "server_unban",
+            Request::ServerBans => "server_bans",
             Request::Upload { .. } => "upload",
             Request::Chunk { .. } => "chunk",
             Request::Download { .. } => "download",
@@ -370,6 +416,12 @@ const KNOWN_REQUESTS: &[&str] = &[
     "register",
     "auth",
     "password",
+    "room_register",
+    "room_unregister",
+    "unregister",
+    "server_ban",
+    "server_unban",
+    "server_bans",
     "act",
     "away",
     "whois",
@@ -666,6 +718,23 @@ pub enum Reply {
     },
     /// The answer to `password`.
     PasswordChanged,
+    /// The answer to `unregister`: the account is gone, and you are a guest.
+    Unregistered {
+        /// The account's name, free again.
+        account: String,
+    },
+    /// The answer to `server_bans`.
+    ServerBans {
+        /// The bans in force.
+        bans: Vec<ServerBanInfo>,
+    },
+    /// The answer to `server_ban` and `server_unban`.
+    ServerModerated {
+        /// The request's type.
+        action: String,
+        /// Whom it concerned.
+        target: String,
+    },
     /// The answer to `away`.
     Away {
         /// Whether you are marked away now.
@@ -856,6 +925,19 @@ pub struct RoomInfo {
     pub joined: bool,
 }
 
+/// One server ban, as `server_bans` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerBanInfo {
+    /// The nick or address (an IPv6 address stands for its /64).
+    pub mask: String,
+    /// When it ends (RFC 3339, UTC); absent: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// The stable error codes of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -942,6 +1024,25 @@ pub enum ErrorCode {
     /// Your address has as many connections as the server allows; it closes the
     /// connection.
     TooManyConnections,
+    /// Too many failed logins from your address (or for that account from it): wait
+    /// before trying again.
+    TooManyAttempts,
+    /// You are banned from the server; it closes the connection.
+    ServerBanned,
+    /// A ban or mute longer than the server allows (3660 days).
+    TooLong,
+    /// The ban list is full.
+    TooManyBans,
+    /// The room is registered already.
+    RoomRegistered,
+    /// The room is not registered.
+    RoomNotRegistered,
+    /// You have registered as many rooms as the server allows.
+    TooManyRegistered,
+    /// Only the room's founder (or a server admin) may do that.
+    NotFounder,
+    /// The server could not read its history; nothing changed.
+    StoreUnreadable,
     /// The file is larger than the server accepts.
     FileTooLarge,
     /// The file would take you over your storage quota.
@@ -1000,6 +1101,15 @@ impl ErrorCode {
         ErrorCode::ExcessFlood,
         ErrorCode::ServerFull,
         ErrorCode::TooManyConnections,
+        ErrorCode::TooManyAttempts,
+        ErrorCode::ServerBanned,
+        ErrorCode::TooLong,
+        ErrorCode::TooManyBans,
+        ErrorCode::RoomRegistered,
+        ErrorCode::RoomNotRegistered,
+        ErrorCode::TooManyRegistered,
+        ErrorCode::NotFounder,
+        ErrorCode::StoreUnreadable,
         ErrorCode::FileTooLarge,
         ErrorCode::QuotaExceeded,
         ErrorCode::NoSuchFile,

@@ -75,8 +75,9 @@ pub struct Files {
     pub enabled: bool,
     /// The largest file one upload may carry, in bytes. Default: 104857600 (100 MiB).
     pub max_file_bytes: u64,
-    /// The most bytes of files one user (their account, or their nick when not logged
-    /// in) may have shared; 0 means no limit. Default: 1073741824 (1 GiB).
+    /// The most bytes of files one user may have shared: a logged-in user's account, or,
+    /// for guests, everyone from one address (an IPv4 address or an IPv6 /64) together;
+    /// 0 means no limit. Default: 1073741824 (1 GiB).
     pub quota_bytes: u64,
 }
 
@@ -335,6 +336,17 @@ pub struct Limits {
     pub announce_joins_up_to: usize,
     /// How many hub operations may be queued before gateways wait. Default: 4096.
     pub hub_inbox: usize,
+    /// The most bans and mutes one room keeps (IRC's `MAXLIST b:`); a full list refuses
+    /// new ones until one is lifted. Default: 100.
+    pub max_bans_per_room: usize,
+    /// The most server bans kept. Default: 10000.
+    pub max_server_bans: usize,
+    /// The most rooms one account may register (a logged-in user's new room is
+    /// registered to them while they are under it). Default: 10.
+    pub max_rooms_per_account: usize,
+    /// History pages and searches read from the store at once; more wait their turn
+    /// (each session may have 4 waiting). Default: 8.
+    pub max_reads: usize,
     /// How long shutdown waits for sessions to flush their last output, in
     /// milliseconds. Default: 3000.
     pub shutdown_grace_ms: u64,
@@ -360,6 +372,10 @@ impl Default for Limits {
             flood_rate_per_sec: 10,
             flood_grace_secs: 10,
             hub_inbox: 4096,
+            max_bans_per_room: 100,
+            max_server_bans: 10_000,
+            max_rooms_per_account: 10,
+            max_reads: 8,
             login_grace_secs: 30,
             announce_joins_up_to: 500,
             shutdown_grace_ms: 3000,
@@ -412,6 +428,10 @@ impl Limits {
             history_on_join: history.on_join,
             login_grace: Duration::from_secs(self.login_grace_secs),
             announce_up_to: self.announce_joins_up_to,
+            max_bans_per_room: self.max_bans_per_room,
+            max_server_bans: self.max_server_bans,
+            max_rooms_per_account: self.max_rooms_per_account,
+            max_reads: self.max_reads,
         }
     }
 }

@@ -17,8 +17,17 @@ mod files;
 mod gateway;
 mod listener;
 mod server;
+mod store;
 mod tls;
 
 pub use config::{Config, ConfigError, Irc, Listener, ListenerKind, Oper};
 pub use server::{run, Bound, Server, ServerError};
 pub use tls::{Tls, TlsError};
+
+/// Deletes the shares that belong to a deleted account (shared by it, or sent to it
+/// privately) from the data directory, while a server runs on it or not: what `parley
+/// admin users delete` does beside deleting the account. (The content goes at the
+/// server's next start.) Blocks on disk.
+pub fn forget_account_files(data_dir: &std::path::Path, account: parley_hub::AccountId) -> std::io::Result<usize> {
+    files::forget_account_in(data_dir, account)
+}

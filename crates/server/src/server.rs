@@ -50,6 +50,11 @@ pub enum ServerError {
     /// The stored history cannot be read.
     #[error("cannot read the stored history: {0}")]
     History(#[from] parley_hub::StoreError),
+    /// The hub stopped while the server was running (it panicked): the server stops
+    /// too, so that whatever supervises it restarts it, instead of accepting
+    /// connections nobody answers.
+    #[error("the hub stopped unexpectedly ({0}); stopping the server")]
+    HubDied(String),
     /// A plain-text listener would be reachable from the network.
     #[error(
         "the plain-text listener {label}={addr} is reachable from the network, where anyone can read it; \
@@ -157,16 +162,6 @@ impl Server {
             }
             listeners.push((Bound { kind: spec.kind, tls: spec.tls, addr }, socket));
         }
-        let store = if config.history.store {
-            let retention = config.history.retention();
-            let dir = config.data_dir.clone();
-            let opened = tokio::task::spawn_blocking(move || parley_store::SqliteStore::open(&dir, retention))
-                .await
-                .map_err(|e| parley_hub::StoreError(e.to_string()))??;
-            Some(opened.shared())
-        } else {
-            None
-        };
         let files = if config.files.enabled {
             let (dir, limits) = (config.data_dir.clone(), config.files.clone());
             let opened = tokio::task::spawn_blocking(move || FileStore::open(&dir, limits))
@@ -178,8 +173,24 @@ impl Server {
         } else {
             None
         };
+        let store: Option<Arc<dyn parley_hub::Store>> = if config.history.store {
+            let retention = config.history.retention();
+            let dir = config.data_dir.clone();
+            let db = tokio::task::spawn_blocking(move || parley_store::SqliteStore::open(&dir, retention))
+                .await
+                .map_err(|e| parley_hub::StoreError::Read(e.to_string()))??;
+            Some(Arc::new(crate::store::Kept { db, files: files.clone() }))
+        } else {
+            None
+        };
         let (hub, hub_task) = parley_hub::spawn(config.limits.hub(&config.history), store).await?;
         Ok(Server { config, listeners, tls, hub, hub_task, files })
+    }
+
+    /// A handle on the server's hub (for tests, and for embedding the server).
+    #[must_use]
+    pub fn hub(&self) -> parley_hub::HubHandle {
+        self.hub.clone()
     }
 
     /// Every bound listener.
@@ -217,7 +228,21 @@ impl Server {
         }
         tracing::info!(data_dir = %self.config.data_dir.display(), "server running");
 
-        shutdown.await;
+        let mut hub_task = hub_task;
+        let died = tokio::select! {
+            () = shutdown => None,
+            ended = &mut hub_task => Some(match ended {
+                Err(e) if e.is_panic() => "it panicked".to_owned(),
+                Err(e) => e.to_string(),
+                Ok(()) => "it ended".to_owned(),
+            }),
+        };
+        if let Some(why) = died {
+            tracing::error!("the hub stopped unexpectedly ({why}); the server stops so that it can be restarted");
+            shared.stopping.cancel();
+            shared.tasks.close();
+            return Err(ServerError::HubDied(why));
+        }
         tracing::info!("shutting down");
         shared.stopping.cancel();
         hub.shutdown(SHUTDOWN_MESSAGE).await;

@@ -29,11 +29,16 @@ async fn register_log_in_and_change_the_password_in_both_protocols() {
     alice.send(&format!("/register {PASSWORD}")).await;
     alice.expect_line("alice is now your account. Next time, log in with /login alice PASSWORD.").await;
     alice.send(&format!("/register {PASSWORD}")).await;
-    alice.expect_line("Error: The nick alice is registered already; log in with /login alice PASSWORD.").await;
+    alice.expect_line("Error: The nick alice is registered already.").await;
 
+    // Wrong guesses (from another address: failures slow down the address they come
+    // from, for that account) get one answer, whether or not the account exists.
+    let mut mallory = NativeClient::connect_from([127, 0, 0, 2], server.native).await;
+    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "mallory".into(), password: None };
+    assert!(mallory.request(&hello, b"").await.is_ok());
+    assert_eq!(code(mallory.request(&auth("alice", "wrong password"), b"").await), Some(ErrorCode::BadLogin));
+    assert_eq!(code(mallory.request(&auth("nobody", PASSWORD), b"").await), Some(ErrorCode::BadLogin));
     let mut bob = NativeClient::join(server.native, "bob").await;
-    assert_eq!(code(bob.request(&auth("alice", "wrong password"), b"").await), Some(ErrorCode::BadLogin));
-    assert_eq!(code(bob.request(&auth("nobody", PASSWORD), b"").await), Some(ErrorCode::BadLogin));
     let taken = bob.request(&Request::Nick { nick: "ALICE".into() }, b"").await;
     assert_eq!(code(taken), Some(ErrorCode::NickTaken), "alice is online");
     alice.send("/quit").await;
@@ -43,12 +48,14 @@ async fn register_log_in_and_change_the_password_in_both_protocols() {
 
     let logged_in = bob.request(&auth("Alice", PASSWORD), b"").await;
     assert_eq!(logged_in, Ok(Reply::LoggedIn { account: "alice".into(), nick: "alice".into() }));
-    let change = Request::Password { old: "wrong password".into(), new: "battery-staple".into() };
-    assert_eq!(code(bob.request(&change, b"").await), Some(ErrorCode::BadLogin));
     let change = Request::Password { old: PASSWORD.into(), new: "battery-staple".into() };
     assert_eq!(bob.request(&change, b"").await, Ok(Reply::PasswordChanged));
+    let change = Request::Password { old: "wrong password".into(), new: "battery-staple".into() };
+    assert_eq!(code(bob.request(&change, b"").await), Some(ErrorCode::BadLogin));
 
-    let mut carol = NativeClient::join(server.native, "carol").await;
+    let mut carol = NativeClient::connect_from([127, 0, 0, 3], server.native).await;
+    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "carol".into(), password: None };
+    assert!(carol.request(&hello, b"").await.is_ok());
     let not_logged_in = Request::Password { old: PASSWORD.into(), new: "whatever else".into() };
     assert_eq!(code(carol.request(&not_logged_in, b"").await), Some(ErrorCode::NotLoggedIn));
     assert_eq!(code(carol.request(&auth("alice", PASSWORD), b"").await), Some(ErrorCode::BadLogin), "old one");
@@ -131,9 +138,13 @@ async fn hello_with_a_password_logs_in_at_once_and_takes_the_nick() {
     assert!(owner.request(&Request::Quit { reason: None }, b"").await.is_ok());
     let mut squatter = LineClient::join(server.line, "owner").await;
 
-    let mut back = NativeClient::connect(server.native).await;
+    // A wrong password from elsewhere: refused, and that address must wait before its
+    // next try on this account; the owner, from their own address, need not.
+    let mut guesser = NativeClient::connect_from([127, 0, 0, 2], server.native).await;
     let wrong = Request::Hello { version: PROTOCOL_VERSION, nick: "owner".into(), password: Some("wrong-one".into()) };
-    assert_eq!(code(back.request(&wrong, b"").await), Some(ErrorCode::BadLogin), "no session, try again");
+    assert_eq!(code(guesser.request(&wrong, b"").await), Some(ErrorCode::BadLogin), "no session, try again");
+    assert_eq!(code(guesser.request(&wrong, b"").await), Some(ErrorCode::TooManyAttempts), "paced");
+    let mut back = NativeClient::connect(server.native).await;
     let right = Request::Hello { version: PROTOCOL_VERSION, nick: "OWNER".into(), password: Some(PASSWORD.into()) };
     let welcome = back.request(&right, b"").await;
     assert!(matches!(&welcome, Ok(Reply::Welcome { nick, .. }) if nick == "owner"), "{welcome:?}");

@@ -277,7 +277,7 @@ async fn rooms_per_user_are_capped() {
     let mut mover = LineClient::join(server.line, "mover").await;
     for room in ["x", "y", "z", "w"] {
         mover.send(&format!("/join {room}")).await;
-        mover.expect_line(&format!("You joined {room}. Users here: mover")).await;
+        mover.expect_line(&format!("You joined {room}. Users here: @mover")).await;
     }
     server.shutdown().await;
 }

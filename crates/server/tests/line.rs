@@ -137,11 +137,11 @@ async fn rooms_separate_conversations() {
     bob.expect_line("carol has joined the chat!").await;
 
     alice.send("/join #Dev").await;
-    alice.expect_line("You joined Dev. Users here: alice").await;
+    alice.expect_line("You joined Dev. Users here: @alice").await;
     bob.expect_line("alice has left lobby.").await;
     carol.expect_line("alice has left lobby.").await;
     bob.send("/join dev").await;
-    bob.expect_line("You joined Dev. Users here: alice, bob").await;
+    bob.expect_line("You joined Dev. Users here: @alice, bob").await;
     alice.expect_line("bob has joined Dev.").await;
     carol.expect_line("bob has left lobby.").await;
 
@@ -152,7 +152,7 @@ async fn rooms_separate_conversations() {
     alice.send("/rooms").await;
     alice.expect_line("Rooms: Dev (2 users, you are here), lobby (1 user)").await;
     alice.send("/who").await;
-    alice.expect_line("Users in Dev (2): alice, bob").await;
+    alice.expect_line("Users in Dev (2): @alice, bob").await;
 
     alice.send("/part").await;
     alice.expect_line("You left Dev. Use /join ROOM to enter a room.").await;

@@ -81,11 +81,12 @@ async fn operators_moderate_their_room_and_nobody_else_can() {
     bob.send("/join dev").await;
     bob.expect_line("Error: You are banned from dev: trolling.").await;
 
-    // Operators make operators; only of accounts, only of members for kicks.
+    // Operators make operators: accounts for good, guests while they stay; only
+    // members are kicked.
     let not_here = alice.request(&Request::Kick { room: dev(), nick: "bob".into(), reason: None }, b"").await;
     assert_eq!(code(not_here), Some(ErrorCode::NotHere));
     let guest = alice.request(&Request::Op { room: dev(), nick: "bob".into() }, b"").await;
-    assert_eq!(code(guest), Some(ErrorCode::NoSuchAccount));
+    assert_eq!(code(guest), Some(ErrorCode::NotHere), "a guest operates a room only while in it");
     let early = carol.request(&Request::Unban { room: dev(), mask: "bob".into() }, b"").await;
     assert_eq!(code(early), Some(ErrorCode::NotOperator));
     assert!(alice.request(&Request::Op { room: dev(), nick: "carol".into() }, b"").await.is_ok());
@@ -112,10 +113,10 @@ async fn operators_moderate_their_room_and_nobody_else_can() {
     assert!(carol.request(&Request::Unban { room: dev(), mask: "bob".into() }, b"").await.is_ok(), "still an operator");
     server.shutdown().await;
 
-    use parley_hub::Store as _;
+    use parley_hub::ModerationStore as _;
     let audit = parley_store::SqliteStore::open_read_only(data.path()).expect("opens").audit(100).expect("reads");
     let actions: Vec<&str> = audit.iter().rev().map(|line| line.action.as_str()).collect();
-    assert_eq!(actions, ["op", "topic", "mute", "unmute", "kick", "ban", "op", "unban", "ban", "unban"]);
+    assert_eq!(actions, ["register", "topic", "mute", "unmute", "kick", "ban", "op", "unban", "ban", "unban"]);
     assert_eq!((audit[0].actor.as_str(), audit[0].target.as_deref()), ("carol", Some("bob")));
 }
 
@@ -124,10 +125,10 @@ async fn an_admin_bans_an_address_from_the_server() {
     let data = support::tempdir::TempDir::new();
     {
         // The owner makes an admin with `parley admin`, on the data directory.
-        use parley_hub::{Nick, Store as _};
+        use parley_hub::{AccountStore as _, Nick};
         let store = parley_store::SqliteStore::open(data.path(), parley_store::Retention::default()).expect("opens");
         let root = Nick::parse("root", 32).expect("nick");
-        assert!(store.register(&root, "root-password").expect("registers"));
+        let root = store.register(&root, "root-password").expect("registers").expect("a new account");
         assert!(store.set_admin(&root, true).expect("grants"));
     }
     let server = support::start_in(data.path(), no_flood).await;
@@ -139,20 +140,23 @@ async fn an_admin_bans_an_address_from_the_server() {
     pest.send("pest").await;
     pest.expect_line("Welcome to the chat, pest!").await;
 
-    // A ban in the lobby takes the address off the server.
-    let ban = Request::Ban { room: Some("lobby".into()), mask: "127.0.0.2".into(), seconds: None, reason: None };
-    assert!(matches!(root.request(&ban, b"").await, Ok(Reply::Moderated { .. })));
+    // A server ban takes the address off the server, on every gateway.
+    let ban = Request::ServerBan { mask: "127.0.0.2".into(), seconds: None, reason: Some("spam".into()) };
+    assert!(matches!(root.request(&ban, b"").await, Ok(Reply::ServerModerated { .. })));
     let last = pest.expect_closed().await;
-    assert!(last.iter().any(|l| l.ends_with("*** You are banned by root.")), "{last:?}");
+    assert!(last.iter().any(|l| l.ends_with("*** You are banned: spam.")), "{last:?}");
     let mut again = LineClient::connect_from([127, 0, 0, 2], server.line).await;
     again.expect_prompt().await;
     again.send("other").await;
     let refused = again.expect_closed().await;
-    assert_eq!(refused, ["Error: You are banned from lobby."]);
+    assert_eq!(refused, ["Error: You are banned from this server: spam."]);
+    let mut native = NativeClient::connect_from([127, 0, 0, 2], server.native).await;
+    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "third".into(), password: None };
+    assert_eq!(code(native.request(&hello, b"").await), Some(ErrorCode::ServerBanned));
     // Admins read the audit log; nobody else does.
     let audit = root.request(&Request::Audit { limit: None }, b"").await;
     assert!(
-        matches!(&audit, Ok(Reply::Audit { entries }) if entries.first().is_some_and(|e| e.action == "ban" && e.target.as_deref() == Some("127.0.0.2"))),
+        matches!(&audit, Ok(Reply::Audit { entries }) if entries.first().is_some_and(|e| e.action == "server ban" && e.target.as_deref() == Some("127.0.0.2"))),
         "{audit:?}"
     );
     // Other addresses are still welcome.

@@ -158,7 +158,7 @@ async fn line_and_native_users_share_rooms_and_private_messages() {
 
     native.request(&Request::Join { room: "dev".into() }, b"").await.expect("joined");
     line.send("/join dev").await;
-    line.expect_line("You joined dev. Users here: liam, nora").await;
+    line.expect_line("You joined dev. Users here: liam, @nora").await;
     let joined = native
         .expect(|r| matches!(&r.msg, ServerMsg::Joined { room, .. } if room == "dev").then(|| r.msg.clone()))
         .await;

@@ -37,7 +37,7 @@ async fn nicks_rooms_and_messages_are_held_to_their_lengths() {
 
     let mut watcher = LineClient::join(server.line, "watcher").await;
     watcher.send("/join sixrmz").await;
-    watcher.expect_line("You joined sixrmz. Users here: eightchr, watcher").await;
+    watcher.expect_line("You joined sixrmz. Users here: @eightchr, watcher").await;
     let say = Request::Say { room: "sixrmz".into() };
     let over = native.request(&say, "x".repeat(51).as_bytes()).await;
     assert_eq!(code_of(over), Some(ErrorCode::MessageTooLong));

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::{Duration, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use parley_hub::{Kind, Nick, Record, RoomName, Search, Store};
+use parley_hub::{AccountId, Kind, MessageStore as _, Nick, Party, Record, RoomName, Search, SearchStore as _};
 use parley_store::{Retention, SqliteStore};
 
 const MESSAGES: u64 = 1_000_000;
@@ -56,7 +56,9 @@ fn fill(store: &SqliteStore) {
             room: Some(rooms[room].clone()),
             seq: seqs[room],
             from: senders[(n % 50) as usize].clone(),
+            sender: None,
             to: None,
+            recipient: None,
             at: start_time + Duration::seconds(i64::try_from(n * 8).unwrap_or(0)),
             kind: Kind::Text,
             text: words.text().into(),
@@ -75,8 +77,8 @@ fn search(words: &[&str], rooms: u64) -> Search {
     Search {
         words: words.iter().map(|w| (*w).to_owned()).collect(),
         from: None,
-        rooms: (0..rooms).map(|r| RoomName::parse(&format!("room{r}"), 32).expect("room")).collect(),
-        private_of: Some(Nick::parse("user1", 32).expect("nick")),
+        rooms: (0..rooms).map(|r| (RoomName::parse(&format!("room{r}"), 32).expect("room"), 0)).collect(),
+        private_of: Some(Party::Account(AccountId(1))),
         before: None,
         after: None,
         limit: 20,

@@ -16,4 +16,4 @@ mod schema;
 mod sqlite;
 
 pub use schema::MigrateError;
-pub use sqlite::{Account, ExportError, OpenError, Retention, SqliteStore, DB_FILE};
+pub use sqlite::{AccountEntry, ExportError, OpenError, Retention, SqliteStore, DB_FILE};

@@ -5,6 +5,12 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
+/// A valid hash of no one's password (of "parley", with the default parameters), checked
+/// against when a name has no account, so that a missing account costs the same time as
+/// a wrong password and timing does not tell which names exist.
+pub(crate) const DUMMY: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0oTjgTn8dg0+9qKyqvFoqrbs6H+fNyNUrWWZDQzt4Ys";
+
 /// Hashes `password` with a fresh random salt.
 pub(crate) fn hash(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -30,5 +36,7 @@ mod tests {
         assert!(!matches("correct horsE", &stored));
         assert!(!matches("correct horse", "not a hash"));
         assert_ne!(hash("correct horse").expect("hashes"), stored, "salted");
+        assert!(PasswordHash::new(DUMMY).is_ok(), "the dummy is a hash that costs a check");
+        assert!(!matches("correct horse", DUMMY));
     }
 }

@@ -96,6 +96,111 @@ const MIGRATIONS: &[&str] = &[
         target TEXT,
         detail TEXT
     ) STRICT;",
+    // 6: identity is an id, not a name. Accounts get stable ids (AUTOINCREMENT: never
+    // reused, so a name deleted and registered again is a new account) and a unique key
+    // (the name as compared); roles and operator places name the id. Private messages
+    // name their parties (accounts positive, guest sessions negative, 0 unknown): a
+    // private message kept from before is bound to an account only if it was said after
+    // that account was registered (before, the nick could have been anyone's). Rooms
+    // that had operators were durable already: they become registered rooms, founded by
+    // their first operator, keeping all their history, and the lobby is the server's.
+    // Other rooms' topics and bans went with their members. Bans in the lobby kept
+    // people off the server: they become server bans.
+    "CREATE TABLE accounts_v6 (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT NOT NULL,
+        key           TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_us    INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO accounts_v6 (name, key, password_hash, created_us)
+        SELECT name, lower(name), password_hash, created_us FROM accounts ORDER BY created_us, name;
+    DROP TABLE accounts;
+    ALTER TABLE accounts_v6 RENAME TO accounts;
+
+    CREATE TABLE roles_v6 (
+        account INTEGER NOT NULL,
+        role    TEXT NOT NULL,
+        PRIMARY KEY (account, role)
+    ) STRICT;
+    INSERT OR IGNORE INTO roles_v6 (account, role)
+        SELECT a.id, r.role FROM roles r JOIN accounts a ON a.key = lower(r.account);
+    DROP TABLE roles;
+    ALTER TABLE roles_v6 RENAME TO roles;
+
+    CREATE TABLE registered_rooms (
+        key           TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        founder       INTEGER,
+        registered_us INTEGER NOT NULL,
+        since         INTEGER NOT NULL,
+        moderated     INTEGER NOT NULL DEFAULT 0,
+        secret        INTEGER NOT NULL DEFAULT 0,
+        topic_locked  INTEGER NOT NULL DEFAULT 1,
+        invite_only   INTEGER NOT NULL DEFAULT 0,
+        room_key      TEXT,
+        member_limit  INTEGER
+    ) STRICT;
+    INSERT INTO registered_rooms (key, name, founder, registered_us, since)
+        SELECT lower(o.room), min(o.room), min(a.id), unixepoch() * 1000000, 0
+        FROM room_ops o JOIN accounts a ON a.key = lower(o.account)
+        GROUP BY lower(o.room);
+    INSERT OR IGNORE INTO registered_rooms (key, name, founder, registered_us, since)
+        VALUES ('lobby', 'lobby', NULL, unixepoch() * 1000000, 0);
+    UPDATE registered_rooms SET founder = NULL WHERE key = 'lobby';
+
+    CREATE TABLE room_ops_v6 (
+        room    TEXT NOT NULL,
+        account INTEGER NOT NULL,
+        PRIMARY KEY (room, account)
+    ) STRICT;
+    INSERT OR IGNORE INTO room_ops_v6 (room, account)
+        SELECT lower(o.room), a.id FROM room_ops o JOIN accounts a ON a.key = lower(o.account);
+    DROP TABLE room_ops;
+    ALTER TABLE room_ops_v6 RENAME TO room_ops;
+
+    CREATE TABLE server_bans (
+        mask     TEXT PRIMARY KEY COLLATE NOCASE,
+        until_us INTEGER,
+        reason   TEXT
+    ) STRICT;
+    INSERT OR REPLACE INTO server_bans (mask, until_us, reason)
+        SELECT mask, until_us, reason FROM restrictions WHERE lower(room) = 'lobby' AND ban = 1;
+    CREATE TABLE restrictions_v6 (
+        room     TEXT NOT NULL,
+        ban      INTEGER NOT NULL,
+        mask     TEXT NOT NULL COLLATE NOCASE,
+        until_us INTEGER,
+        reason   TEXT,
+        PRIMARY KEY (room, ban, mask)
+    ) STRICT;
+    INSERT OR IGNORE INTO restrictions_v6 (room, ban, mask, until_us, reason)
+        SELECT lower(room), ban, mask, until_us, reason FROM restrictions
+        WHERE lower(room) IN (SELECT key FROM registered_rooms) AND NOT (lower(room) = 'lobby' AND ban = 1);
+    DROP TABLE restrictions;
+    ALTER TABLE restrictions_v6 RENAME TO restrictions;
+
+    CREATE TABLE topics_v6 (
+        room   TEXT PRIMARY KEY,
+        topic  TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        at_us  INTEGER NOT NULL
+    ) STRICT;
+    INSERT OR IGNORE INTO topics_v6 (room, topic, set_by, at_us)
+        SELECT lower(room), topic, set_by, at_us FROM topics WHERE lower(room) IN (SELECT key FROM registered_rooms);
+    DROP TABLE topics;
+    ALTER TABLE topics_v6 RENAME TO topics;
+
+    ALTER TABLE messages ADD COLUMN sender_party INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN recipient_party INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET
+        sender_party = coalesce((SELECT a.id FROM accounts a
+            WHERE a.key = lower(messages.sender) AND a.created_us <= messages.at_us), 0),
+        recipient_party = coalesce((SELECT a.id FROM accounts a
+            WHERE a.key = lower(messages.recipient) AND a.created_us <= messages.at_us), 0)
+        WHERE room IS NULL;
+    DROP INDEX messages_private;
+    CREATE INDEX messages_private ON messages (sender_party, recipient_party, seq) WHERE room IS NULL;",
 ];
 
 /// Why the schema could not be brought up to date.

@@ -1,43 +1,35 @@
-//! Accounts in the hub: registering the current nick, logging in, changing the password,
-//! and protecting registered nicks from everyone but their owner.
+//! Accounts in the hub: registering the current nick, logging in (with a session, or
+//! before one exists), changing the password, deleting the account, and protecting
+//! registered nicks from everyone but their owner.
 //!
-//! Hashing and checking passwords is slow on purpose, so it runs on the blocking pool;
-//! the outcome comes back to the hub task as a [`Completion`] and is applied there, like
-//! everything else that changes chat state.
+//! Hashing and checking passwords is slow on purpose, so it runs on the blocking pool,
+//! paced and in fair turns (`pacing`); the outcome comes back to the hub task as a
+//! [`Completion`] and is applied there, like everything else that changes chat state.
+//! Every login, whatever the way in, goes through the same checks: the password, the
+//! account's admin role as the store has it now, and server bans.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::Utc;
+use tokio::sync::oneshot;
 
-use super::{Completion, Hub, SessionId};
+use super::pacing::Check;
+use super::{store_failed, Answer, Completion, Hub};
 use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, Reply};
-use crate::history::{StoreError, Verdict};
+use crate::handle::{SessionId, Verified};
+use crate::identity::Account;
 use crate::name::Nick;
+use crate::outbox::Outbox;
+use crate::store::{Store, StoreError, Verdict};
 
 /// The shortest password accepted, in characters.
 pub const MIN_PASSWORD: usize = 8;
 /// The longest password accepted, in bytes: hashing cost grows with it.
 pub const MAX_PASSWORD: usize = 1024;
-/// Password checks running at once; more are refused, so that a burst of logins cannot
-/// take every core.
-const MAX_CHECKS: usize = 4;
-
-/// Checks a password and, when it is right, whether the account is a server admin (on
-/// the blocking pool: hashing is slow by design).
-fn verify_with_role(
-    store: &dyn crate::history::Store,
-    name: &Nick,
-    password: &str,
-) -> Result<(Verdict, bool), StoreError> {
-    let verdict = store.verify(name, password)?;
-    let admin = match &verdict {
-        Verdict::Right(account) => store.is_admin(account)?,
-        _ => false,
-    };
-    Ok((verdict, admin))
-}
 
 fn check_password(password: &str) -> Result<(), HubError> {
     if password.chars().count() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
@@ -47,30 +39,53 @@ fn check_password(password: &str) -> Result<(), HubError> {
 }
 
 impl Hub {
-    /// Runs `work` on the blocking pool and brings its completion back to the hub.
-    fn off_task(&mut self, work: impl FnOnce() -> Completion + Send + 'static) -> Result<(), HubError> {
-        if self.checks >= MAX_CHECKS {
+    /// Queues a password check for `address` on `account` (a name's key): refused at
+    /// once while that address must wait after failures, else run in its turn.
+    fn check(
+        &mut self,
+        address: Option<IpAddr>,
+        account: &str,
+        work: impl FnOnce() -> Completion + Send + 'static,
+    ) -> Result<(), HubError> {
+        self.pacing.admit(address, account, Instant::now())?;
+        let check: Check = Box::new(work);
+        if !self.turns.queue(address, check) {
             return Err(HubError::Busy);
         }
         self.checks += 1;
-        let completions = self.completions.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = completions.send(work());
-        });
+        self.start_checks();
         Ok(())
     }
 
-    pub(super) fn register(&mut self, id: SessionId, req: RequestId, password: String) -> Result<(), HubError> {
-        let store = self.store.clone().ok_or(HubError::NoAccounts)?;
+    /// Starts every check whose turn has come.
+    fn start_checks(&mut self) {
+        for (net, check) in self.turns.next() {
+            let completions = self.completions.clone();
+            tokio::task::spawn_blocking(move || {
+                let then = Box::new(check());
+                let _ = completions.send(Completion::CheckDone { net, then });
+            });
+        }
+    }
+
+    /// The store, for a command that needs accounts.
+    fn accounts_store(&self) -> Result<Arc<dyn Store>, HubError> {
+        self.store.clone().ok_or(HubError::NoAccounts)
+    }
+
+    pub(super) fn register(&mut self, id: SessionId, req: RequestId, password: String) -> Result<Answer, HubError> {
+        let store = self.accounts_store()?;
         check_password(&password)?;
-        let nick = self.state(id).nick.clone();
-        if self.registered.contains(&nick) {
+        let state = self.state(id);
+        let (nick, address) = (state.nick.clone(), state.address);
+        if self.accounts.contains_key(&nick) {
             return Err(HubError::AccountExists(nick.to_string()));
         }
-        self.off_task(move || {
+        self.check(address, &nick.key(), move || {
             let result = store.register(&nick, &password);
-            Completion::Registered { session: id, req, nick, result }
-        })
+            Completion::Registered { session: id, req, result }
+        })?;
+        Ok(Answer::Later)
     }
 
     pub(super) fn login(
@@ -79,19 +94,20 @@ impl Hub {
         req: RequestId,
         name: Option<String>,
         password: String,
-    ) -> Result<(), HubError> {
-        let store = self.store.clone().ok_or(HubError::NoAccounts)?;
+    ) -> Result<Answer, HubError> {
+        let store = self.accounts_store()?;
+        let state = self.state(id);
+        let address = state.address;
         let name = match name {
             Some(name) => Nick::parse(&name, self.limits.max_nick_len).map_err(|_| HubError::BadLogin)?,
-            None => self.state(id).nick.clone(),
+            None => state.nick.clone(),
         };
-        self.off_task(move || {
-            let result = store.verify(&name, &password).and_then(|verdict| match &verdict {
-                Verdict::Right(account) => store.is_admin(account).map(|admin| (verdict, admin)),
-                _ => Ok((verdict, false)),
-            });
-            Completion::Verified { session: id, req, name, result }
-        })
+        let key = name.key();
+        self.check(address, &key, move || {
+            let result = store.verify(&name, &password);
+            Completion::Verified { session: id, req, name, address, result }
+        })?;
+        Ok(Answer::Later)
     }
 
     /// Checks a `hello`'s password off the hub task; registering goes on in
@@ -100,54 +116,37 @@ impl Hub {
         &mut self,
         nick: String,
         password: String,
-        address: Option<std::net::IpAddr>,
+        address: Option<IpAddr>,
         req: RequestId,
-        outbox: Arc<crate::outbox::Outbox>,
-        done: tokio::sync::oneshot::Sender<Result<SessionId, HubError>>,
+        outbox: Arc<Outbox>,
+        done: oneshot::Sender<Result<SessionId, HubError>>,
     ) {
-        let (store, name) = match self.ready_to_check(&nick) {
+        let prepared = self.accounts_store().and_then(|store| {
+            let name = Nick::parse(&nick, self.limits.max_nick_len)?;
+            Ok((store, name))
+        });
+        let (store, name) = match prepared {
             Ok(ready) => ready,
             Err(e) => {
                 let _ = done.send(Err(e));
                 return;
             }
         };
-        let checking = self.off_task(move || {
-            let result = verify_with_role(&*store, &name, &password);
-            Completion::Admitted { nick, address, req, outbox, done, result }
+        let key = name.key();
+        // `done` must reach the completion when the check runs, or this caller when it
+        // is refused: it waits in a cell the work takes it from.
+        let cell = Arc::new(std::sync::Mutex::new(Some(done)));
+        let taken = cell.clone();
+        let queued = self.check(address, &key, move || {
+            let result = store.verify(&name, &password);
+            let done = taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            Completion::Admitted { name, address, req, outbox, done, result }
         });
-        debug_assert!(checking.is_ok(), "ready_to_check found room for the check");
-    }
-
-    /// The store and the account's name for a password check without a session, once
-    /// there is room for one more check (`Busy` otherwise).
-    fn ready_to_check(&self, name: &str) -> Result<(Arc<dyn crate::history::Store>, Nick), HubError> {
-        let store = self.store.clone().ok_or(HubError::NoAccounts)?;
-        let name = Nick::parse(name, self.limits.max_nick_len)?;
-        if self.checks >= MAX_CHECKS {
-            return Err(HubError::Busy);
+        if let Err(e) = queued {
+            if let Some(done) = cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                let _ = done.send(Err(e));
+            }
         }
-        Ok((store, name))
-    }
-
-    /// Registers a session logged in to `account` (its password checked), taking the
-    /// account's nick from whoever has it.
-    pub(super) fn log_in_connecting(
-        &mut self,
-        account: Nick,
-        admin: bool,
-        address: Option<std::net::IpAddr>,
-        req: RequestId,
-        outbox: Arc<crate::outbox::Outbox>,
-    ) -> Result<SessionId, HubError> {
-        self.registered.insert(account.clone());
-        if admin {
-            self.admins.insert(account.clone());
-        }
-        if let Some(&holder) = self.nicks.get(&account) {
-            self.rename_to_guest(holder, &format!("{account} logged in"));
-        }
-        self.connect(account.as_str(), Some(account.clone()), address, req, outbox)
     }
 
     /// Checks a password for a gateway that has no session yet (IRC's SASL).
@@ -155,25 +154,67 @@ impl Hub {
         &mut self,
         name: String,
         password: String,
-        done: tokio::sync::oneshot::Sender<Result<super::Verified, HubError>>,
+        address: Option<IpAddr>,
+        done: oneshot::Sender<Result<Verified, HubError>>,
     ) {
-        let (store, name) = match self.ready_to_check(&name) {
-            Ok(ready) => ready,
-            // A name that cannot be a nick has no account: the same answer as a wrong one.
-            Err(HubError::InvalidNick { .. }) => {
-                let _ = done.send(Err(HubError::BadLogin));
-                return;
-            }
+        let store = match self.accounts_store() {
+            Ok(store) => store,
             Err(e) => {
                 let _ = done.send(Err(e));
                 return;
             }
         };
-        let checking = self.off_task(move || {
-            let result = verify_with_role(&*store, &name, &password);
-            Completion::Checked { done, result }
+        // A name that cannot be a nick has no account: the same answer as a wrong one.
+        let Ok(name) = Nick::parse(&name, self.limits.max_nick_len) else {
+            let _ = done.send(Err(HubError::BadLogin));
+            return;
+        };
+        let key = name.key();
+        let cell = Arc::new(std::sync::Mutex::new(Some(done)));
+        let taken = cell.clone();
+        let queued = self.check(address, &key, move || {
+            let result = store.verify(&name, &password);
+            let done = taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            Completion::Checked { name, address, done, result }
         });
-        debug_assert!(checking.is_ok(), "ready_to_check found room for the check");
+        if let Err(e) = queued {
+            if let Some(done) = cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                let _ = done.send(Err(e));
+            }
+        }
+    }
+
+    /// Registers a session logged in to `account` (its password checked), taking the
+    /// account's nick from whoever has it.
+    pub(super) fn log_in_connecting(
+        &mut self,
+        account: Account,
+        admin: bool,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<SessionId, HubError> {
+        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
+            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
+        }
+        self.know_account(&account, admin);
+        if let Some(&holder) = self.nicks.get(&account.name) {
+            self.rename_to_guest(holder, &format!("{} logged in", account.name));
+        }
+        let nick = account.name.to_string();
+        self.connect(&nick, Some(account), address, req, outbox)
+    }
+
+    /// Takes in what a successful check says of an account: it exists under this name,
+    /// and it is (or is no longer) a server administrator.
+    fn know_account(&mut self, account: &Account, admin: bool) {
+        self.accounts.retain(|_, id| *id != account.id);
+        self.accounts.insert(account.name.clone(), account.id);
+        if admin {
+            self.admins.insert(account.id);
+        } else {
+            self.admins.remove(&account.id);
+        }
     }
 
     pub(super) fn change_password(
@@ -182,132 +223,229 @@ impl Hub {
         req: RequestId,
         old: String,
         new: String,
-    ) -> Result<(), HubError> {
-        let store = self.store.clone().ok_or(HubError::NoAccounts)?;
-        let account = self.state(id).account.clone().ok_or(HubError::NotLoggedIn)?;
+    ) -> Result<Answer, HubError> {
+        let store = self.accounts_store()?;
+        let state = self.state(id);
+        let account = state.account.clone().ok_or(HubError::NotLoggedIn)?;
+        let address = state.address;
         check_password(&new)?;
-        self.off_task(move || {
-            let result = match store.verify(&account, &old) {
-                Ok(Verdict::Right(_)) => store.set_password(&account, &new),
-                Ok(_) => Ok(false),
+        let key = account.name.key();
+        self.check(address, &key, move || {
+            let result = match store.verify_id(account.id, &old) {
+                Ok(true) => store.set_password(account.id, &new),
+                other => other,
+            };
+            Completion::PasswordSet { session: id, req, address, account, result }
+        })?;
+        Ok(Answer::Later)
+    }
+
+    /// Deletes the session's account, its password as proof.
+    pub(super) fn unregister(&mut self, id: SessionId, req: RequestId, password: String) -> Result<Answer, HubError> {
+        let store = self.accounts_store()?;
+        let state = self.state(id);
+        let account = state.account.clone().ok_or(HubError::NotLoggedIn)?;
+        let address = state.address;
+        let key = account.name.key();
+        self.check(address, &key, move || {
+            let result = match store.verify_id(account.id, &password) {
+                Ok(true) => store.delete_account(account.id, account.name.as_str()),
+                Ok(false) => Ok(false),
                 Err(e) => Err(e),
             };
-            Completion::PasswordSet { session: id, req, result }
-        })
+            Completion::Unregistered { session: id, req, address, account, result }
+        })?;
+        Ok(Answer::Later)
     }
 
     /// Applies the outcome of work done off the hub task.
     pub(super) fn complete(&mut self, done: Completion) {
         match done {
-            Completion::Registered { session, req, nick, result } => {
+            Completion::CheckDone { net, then } => {
                 self.checks -= 1;
+                self.turns.done(net);
+                self.start_checks();
+                self.complete(*then);
+                return;
+            }
+            Completion::Registered { session, req, result } => {
+                let answer = match result {
+                    Ok(Some(account)) => {
+                        self.know_account(&account, false);
+                        match self.sessions.get_mut(&session) {
+                            Some(state) => {
+                                state.account = Some(account.clone());
+                                Ok(Reply::Registered { account: account.name })
+                            }
+                            None => Err(HubError::ShuttingDown),
+                        }
+                    }
+                    Ok(None) => {
+                        let nick = self.sessions.get(&session).map(|s| s.nick.to_string()).unwrap_or_default();
+                        Err(HubError::AccountExists(nick))
+                    }
+                    Err(e) => Err(store_failed(&e)),
+                };
+                self.reply(session, req, answer);
+            }
+            Completion::Verified { session, req, name, address, result } => {
+                let answer = self
+                    .judge(address, &name, result)
+                    .and_then(|(account, admin)| self.logged_in(session, account, admin));
+                self.reply(session, req, answer);
+            }
+            Completion::PasswordSet { session, req, address, account, result } => {
                 let answer = match result {
                     Ok(true) => {
-                        self.registered.insert(nick.clone());
-                        if let Some(state) = self.sessions.get_mut(&session) {
-                            state.account = Some(nick.clone());
-                        }
-                        Ok(Reply::Registered { account: nick })
+                        self.pacing.record(address, &account.name.key(), true, Instant::now());
+                        Ok(Reply::PasswordChanged)
                     }
                     Ok(false) => {
-                        self.registered.insert(nick.clone());
-                        Err(HubError::AccountExists(nick.to_string()))
-                    }
-                    Err(e) => Err(store_failed(e)),
-                };
-                self.reply(session, req, answer);
-            }
-            Completion::Verified { session, req, name, result } => {
-                self.checks -= 1;
-                let answer = match result {
-                    Ok((Verdict::Right(account), admin)) => {
-                        self.registered.insert(account.clone());
-                        if admin {
-                            self.admins.insert(account.clone());
-                        } else {
-                            self.admins.remove(&account);
-                        }
-                        self.logged_in(session, account)
-                    }
-                    Ok((Verdict::Wrong, _)) => Err(HubError::BadLogin),
-                    Ok((Verdict::NoAccount, _)) => {
-                        // Deleted by `parley admin` since: the nick is free again.
-                        self.registered.remove(&name);
+                        self.pacing.record(address, &account.name.key(), false, Instant::now());
                         Err(HubError::BadLogin)
                     }
-                    Err(e) => Err(store_failed(e)),
+                    Err(e) => Err(store_failed(&e)),
                 };
                 self.reply(session, req, answer);
             }
-            Completion::PasswordSet { session, req, result } => {
-                self.checks -= 1;
+            Completion::Unregistered { session, req, address, account, result } => {
                 let answer = match result {
-                    Ok(true) => Ok(Reply::PasswordChanged),
-                    Ok(false) => Err(HubError::BadLogin),
-                    Err(e) => Err(store_failed(e)),
-                };
-                self.reply(session, req, answer);
-            }
-            Completion::Moderated { session, req, change, result } => self.moderated(session, req, change, result),
-            Completion::Admitted { nick, address, req, outbox, done, result } => {
-                self.checks -= 1;
-                let result = match result {
-                    Ok((Verdict::Right(account), admin)) => {
-                        self.log_in_connecting(account, admin, address, req, outbox)
+                    Ok(true) => {
+                        self.pacing.record(address, &account.name.key(), true, Instant::now());
+                        self.forget_account(&account);
+                        Ok(Reply::Unregistered { account: account.name })
                     }
-                    Ok((Verdict::NoAccount, _)) => {
-                        if let Ok(name) = Nick::parse(&nick, usize::MAX) {
-                            self.registered.remove(&name);
-                        }
+                    Ok(false) => {
+                        self.pacing.record(address, &account.name.key(), false, Instant::now());
                         Err(HubError::BadLogin)
                     }
-                    Ok((Verdict::Wrong, _)) => Err(HubError::BadLogin),
-                    Err(e) => Err(store_failed(e)),
+                    Err(e) => Err(store_failed(&e)),
                 };
-                self.answer_connect(result, done);
+                self.reply(session, req, answer);
             }
-            Completion::Checked { done, result } => {
-                self.checks -= 1;
-                let result = match result {
-                    Ok((Verdict::Right(account), admin)) => {
-                        self.registered.insert(account.clone());
-                        Ok(super::Verified { account, admin })
+            Completion::Moderated { session, req, life, change, result } => {
+                self.moderated(session, req, life, change, result);
+            }
+            Completion::ModesSet { session, req, room, modes, voiced, applied, result } => {
+                self.modes_stored(session, req, room, modes, voiced, applied, result);
+            }
+            Completion::Admitted { name, address, req, outbox, done, result } => {
+                let result = self
+                    .judge(address, &name, result)
+                    .and_then(|(account, admin)| self.log_in_connecting(account, admin, address, req, outbox));
+                if let Some(done) = done {
+                    self.answer_connect(result, done);
+                }
+            }
+            Completion::Checked { name, address, done, result } => {
+                let result = self.judge(address, &name, result).and_then(|(account, admin)| {
+                    if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
+                        return Err(HubError::ServerBanned { reason: ban.reason.clone() });
                     }
-                    Ok(_) => Err(HubError::BadLogin),
-                    Err(e) => Err(store_failed(e)),
-                };
-                let _ = done.send(result);
+                    self.know_account(&account, admin);
+                    Ok(Verified { account, admin })
+                });
+                if let Some(done) = done {
+                    let _ = done.send(result);
+                }
             }
             Completion::GraceOver { session, nick } => {
                 self.timers -= 1;
                 let squatting = self
                     .sessions
                     .get(&session)
-                    .is_some_and(|state| state.nick == nick && state.account.as_ref() != Some(&nick));
-                if squatting {
+                    .is_some_and(|state| state.nick == nick && state.account_name() != Some(&nick));
+                if squatting && self.accounts.contains_key(&nick) {
                     self.rename_to_guest(session, &format!("you did not log in as {nick}"));
                 }
             }
+            Completion::Read { session } => self.read_done(session),
         }
         self.drop_slow_consumers();
     }
 
-    /// The session proved it owns `account`: it takes the account's nick, from whoever
-    /// else has it.
-    fn logged_in(&mut self, id: SessionId, account: Nick) -> Result<Reply, HubError> {
-        let Some(state) = self.sessions.get_mut(&id) else {
+    /// What a password check comes to, paced: the account and its role, or why not.
+    fn judge(
+        &mut self,
+        address: Option<IpAddr>,
+        name: &Nick,
+        result: Result<Verdict, StoreError>,
+    ) -> Result<(Account, bool), HubError> {
+        let now = Instant::now();
+        match result {
+            Ok(Verdict::Right { account, admin }) => {
+                self.pacing.record(address, &name.key(), true, now);
+                Ok((account, admin))
+            }
+            Ok(Verdict::Wrong) => {
+                self.pacing.record(address, &name.key(), false, now);
+                Err(HubError::BadLogin)
+            }
+            Ok(Verdict::NoAccount) => {
+                // Deleted since (by `parley admin`): the nick is free again.
+                self.accounts.remove(name);
+                self.pacing.record(address, &name.key(), false, now);
+                Err(HubError::BadLogin)
+            }
+            Err(e) => Err(store_failed(&e)),
+        }
+    }
+
+    /// The session proved it owns `account`: unless the account is banned from the
+    /// server, it takes the account's nick (from whoever else has it) and its role, and
+    /// leaves the rooms the account is banned from.
+    fn logged_in(&mut self, id: SessionId, account: Account, admin: bool) -> Result<Reply, HubError> {
+        let Some(state) = self.sessions.get(&id) else {
             return Err(HubError::ShuttingDown);
         };
-        state.account = Some(account.clone());
-        if state.nick.as_str() != account.as_str() {
-            if let Some(&holder) = self.nicks.get(&account) {
+        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), state.address) {
+            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
+        }
+        self.know_account(&account, admin);
+        let nick = account.name.clone();
+        let state = self.state_mut(id);
+        state.account = Some(account);
+        if state.nick.as_str() != nick.as_str() {
+            if let Some(&holder) = self.nicks.get(&nick) {
                 if holder != id {
-                    self.rename_to_guest(holder, &format!("{account} logged in"));
+                    self.rename_to_guest(holder, &format!("{nick} logged in"));
                 }
             }
-            self.change_nick(id, account.clone(), false);
+            self.change_nick(id, nick.clone(), false);
         }
-        Ok(Reply::LoggedIn { account: account.clone(), nick: account })
+        self.eject_everywhere(id);
+        Ok(Reply::LoggedIn { account: nick.clone(), nick })
+    }
+
+    /// An account was deleted: its name is free, its roles and registrations gone, and
+    /// every session logged in to it is a guest from now on.
+    fn forget_account(&mut self, account: &Account) {
+        self.accounts.retain(|_, id| *id != account.id);
+        self.admins.remove(&account.id);
+        let founded: Vec<crate::name::RoomName> = self
+            .charters
+            .iter()
+            .filter(|(_, c)| c.founder() == Some(account.id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for charter in self.charters.values_mut() {
+            charter.ops.remove(&account.id);
+        }
+        for name in founded {
+            if let Some(charter) = self.charters.get_mut(&name) {
+                charter.registration = None;
+                charter.ops.clear();
+            }
+            if !self.rooms.contains_key(&name) {
+                self.close_room(&name);
+            }
+        }
+        for state in self.sessions.values_mut() {
+            if state.account.as_ref().is_some_and(|a| a.id == account.id) {
+                state.account = None;
+            }
+        }
+        tracing::info!(account = %account.name, "account deleted");
     }
 
     /// After a session registered under a registered nick: warn it, and rename it when
@@ -330,30 +468,22 @@ impl Hub {
     }
 
     /// Gives the session a free `Guest_N` nick, telling it why.
-    fn rename_to_guest(&mut self, id: SessionId, why: &str) {
+    pub(crate) fn rename_to_guest(&mut self, id: SessionId, why: &str) {
         let mut n = id.0;
         let guest = loop {
             let candidate = Nick::parse(&format!("Guest_{n}"), usize::MAX)
                 .unwrap_or_else(|_| unreachable!("Guest_N is a valid nick"));
-            if !self.nicks.contains_key(&candidate) && !self.registered.contains(&candidate) {
+            if !self.nicks.contains_key(&candidate) && !self.accounts.contains_key(&candidate) {
                 break candidate;
             }
-            n += 1_000_000;
+            n = n.wrapping_add(1_000_000);
         };
         self.notice(id, &format!("You are now known as {guest}: {why}."));
         self.change_nick(id, guest, true);
     }
 
     /// A line of information for one session.
-    pub(super) fn notice(&mut self, id: SessionId, text: &str) {
-        if let Some(state) = self.sessions.get(&id) {
-            if state.outbox.deliver(&Event::Notice { at: Utc::now(), text: Arc::from(text) }).is_err() {
-                self.overflowed.push(id);
-            }
-        }
+    pub(crate) fn notice(&mut self, id: SessionId, text: &str) {
+        self.tell(id, &Event::Notice { at: Utc::now(), text: Arc::from(text) });
     }
-}
-
-fn store_failed(e: StoreError) -> HubError {
-    HubError::Store(e.0)
 }

@@ -1,184 +1,353 @@
 //! Moderation in the hub: who may moderate a room (server admins, and the room's
-//! operators), and what topics, kicks, bans, mutes and operator grants do. A change is
-//! made durable first (with its audit line), then applied, like a message.
+//! operators), and what topics, kicks, bans, mutes, operator places and registration
+//! do; server bans. A change is written first (with its audit line; a registered room's
+//! state with it), then applied, like a message.
 
-use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 
-use super::{shorten, Completion, Hub, SessionId, MAX_REASON};
+use super::{shorten, Answer, Completion, Hub, MAX_REASON, MAX_RESTRICTION_DAYS};
+use crate::charter::{Charter, Registration};
 use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, Timestamp};
-use crate::moderation::{Action, Change, Changed, Mask, Moderation, Restriction};
+use crate::handle::SessionId;
+use crate::identity::Account;
+use crate::moderation::{Action, Change, Changed, Mask, Moderation, Restriction, ServerAction, ServerBan, Topic};
 use crate::modes::{ModeChange, RoomMode};
 use crate::name::{Nick, RoomName};
 use crate::outbox::Shared;
-
-/// A room's topic: the text, who set it, when.
-#[derive(Debug, Clone)]
-pub(crate) struct Topic {
-    pub(crate) text: String,
-    pub(crate) by: Nick,
-    pub(crate) at: Timestamp,
-}
 
 impl Hub {
     /// Takes in what the store kept of moderation.
     pub(super) fn restore_moderation(&mut self, kept: Moderation) {
         self.admins.extend(kept.admins);
-        for (room, account) in kept.ops {
-            self.ops.entry(room).or_default().insert(account);
+        for room in kept.rooms {
+            let name = room.room.clone();
+            let mut charter = Charter::restored(room);
+            if name == self.lobby {
+                // The lobby is always the server's, whoever's it was kept as.
+                charter.registration = Some(Registration { founder: None, at: charter.created });
+                charter.since = 0;
+            }
+            self.charters.insert(name, charter);
         }
         let now = Utc::now();
-        self.restrictions.extend(kept.restrictions.into_iter().filter(|r| r.until.is_none_or(|until| until > now)));
-        for (room, text, by, at) in kept.topics {
-            self.topics.insert(room, Topic { text, by, at });
+        for ban in kept.server_bans.into_iter().filter(|b| b.until.is_none_or(|until| until > now)) {
+            // Kept bans were within the limit when made; a lowered limit keeps them all.
+            let _ = self.server_bans.insert(ban, now, usize::MAX);
         }
     }
 
-    /// Whether the session may moderate `room`: a server admin (by account, or made one
-    /// by its gateway), or an operator of the room.
-    pub(super) fn may_moderate(&self, id: SessionId, room: &RoomName) -> bool {
-        let state = self.state(id);
-        if state.oper {
-            return true;
-        }
-        let Some(account) = state.account.as_ref() else {
-            return false;
-        };
-        self.admins.contains(account) || self.ops.get(room).is_some_and(|ops| ops.contains(account))
-    }
-
-    /// Whether the session is an operator of `room` (what member lists mark with `@`).
-    pub(super) fn is_op(&self, id: SessionId, room: &RoomName) -> bool {
-        let account = self.sessions.get(&id).and_then(|s| s.account.as_ref());
-        account.is_some_and(|a| self.ops.get(room).is_some_and(|ops| ops.contains(a)))
-    }
-
-    /// The ban or mute in force in `room` for the session, if any.
-    pub(super) fn restricted(&self, id: SessionId, room: &RoomName, ban: bool) -> Option<&Restriction> {
+    /// The ban (`ban`) or mute in force in `room` for the session, if any.
+    pub(crate) fn restricted(&self, id: SessionId, room: &RoomName, ban: bool) -> Option<&Restriction> {
         let state = self.sessions.get(&id)?;
-        self.restricted_as(room, ban, &state.nick, state.account.as_ref(), state.address)
+        let charter = self.charters.get(room)?;
+        charter.restriction(Utc::now(), ban, &state.nick, state.account_name(), state.address)
     }
 
-    pub(super) fn restricted_as(
-        &self,
-        room: &RoomName,
-        ban: bool,
-        nick: &Nick,
-        account: Option<&Nick>,
-        address: Option<IpAddr>,
-    ) -> Option<&Restriction> {
-        let now = Utc::now();
-        self.restrictions.iter().find(|r| r.ban == ban && r.room == *room && r.applies(now, nick, account, address))
-    }
-
-    /// A room operator's or admin's action: checked here, made durable by the store (on
-    /// the blocking pool), then applied when it reports (`moderated`).
+    /// A room operator's or admin's action: checked here, written by the store (on the
+    /// blocking pool), then applied when it reports (`moderated`).
     pub(super) fn moderate(
         &mut self,
         id: SessionId,
         req: RequestId,
         room: Option<&str>,
         action: Action,
-    ) -> Result<(), HubError> {
+    ) -> Result<Answer, HubError> {
         let room = match room {
-            Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
+            Some(name) => self.joined_room(id, name).or_else(|e| {
+                // Admins moderate rooms they are not in; registered ones even when empty.
+                let name = RoomName::parse(name, self.limits.max_room_len)?;
+                if self.is_admin(id) && self.charters.contains_key(&name) {
+                    Ok(name)
+                } else {
+                    Err(e)
+                }
+            })?,
             None => self.target_room(id, None)?,
         };
-        // Without `+t`, any member may set the topic.
-        let open_topic = matches!(action, Action::Topic(_))
-            && self.rooms.get(&room).is_some_and(|r| !r.modes.topic_locked && r.contains(id));
-        if !open_topic && !self.may_moderate(id, &room) {
-            return Err(HubError::NotOperator(room.to_string()));
+        let charter = self.charters.get(&room).ok_or_else(|| HubError::NoSuchRoom(room.to_string()))?;
+        let member = self.rooms.get(&room).is_some_and(|r| r.contains(id));
+        let allowed = match &action {
+            // Without `+t`, any member may set the topic.
+            Action::Topic(_) => (member && !charter.modes.topic_locked) || self.may_moderate(id, &room),
+            Action::Unregister => {
+                let account = self.state(id).account.as_ref().map(|a| a.id);
+                self.is_admin(id) || (account.is_some() && charter.founder() == account)
+            }
+            _ => self.may_moderate(id, &room),
+        };
+        if !allowed {
+            return Err(match action {
+                Action::Unregister => HubError::NotFounder(room.to_string()),
+                _ => HubError::NotOperator(room.to_string()),
+            });
         }
-        let state = self.state(id);
-        let actor = state.account.clone().unwrap_or_else(|| state.nick.clone());
-        let what = self.resolve(&room, action)?;
-        let change = Change { actor, room, at: Utc::now(), what };
+        let what = self.resolve(id, &room, action)?;
+        let durable = charter.is_registered() || matches!(what, Changed::Registered { .. });
+        let change = Change { actor: self.actor_name(id), room: Some(room), durable, at: Utc::now(), what };
+        self.write_change(id, Some(req), change);
+        Ok(Answer::Later)
+    }
+
+    /// Registers a room its logged-in creator just opened, on their account, if they
+    /// have not registered as many as they may.
+    pub(super) fn register_on_creation(&mut self, creator: SessionId, room: &RoomName) {
+        let Some(account) = self.sessions.get(&creator).and_then(|s| s.account.clone()) else {
+            return;
+        };
+        if *room == self.lobby || self.founded_by(account.id) >= self.limits.max_rooms_per_account {
+            return;
+        }
+        let Ok(what) = self.registration(creator, room) else {
+            return;
+        };
+        let change = Change { actor: account.name, room: Some(room.clone()), durable: true, at: Utc::now(), what };
+        self.write_change(creator, None, change);
+    }
+
+    /// Writes `change` (off the task) and applies it when the store reports; without a
+    /// store, applies it at once.
+    fn write_change(&mut self, id: SessionId, req: Option<RequestId>, change: Change) {
+        let life = change.room.as_ref().and_then(|room| self.charters.get(room)).map(|c| c.since);
         let Some(store) = self.store.clone() else {
             self.apply_change(id, req, change);
-            return Ok(());
+            return;
         };
+        if change.durable {
+            if let Some(charter) = change.room.as_ref().and_then(|room| self.charters.get_mut(room)) {
+                charter.pending += 1;
+            }
+        }
         self.writes += 1;
         let completions = self.completions.clone();
         tokio::task::spawn_blocking(move || {
             let result = store.record(&change);
-            let _ = completions.send(Completion::Moderated { session: id, req, change, result });
+            let _ = completions.send(Completion::Moderated { session: id, req, life, change, result });
         });
-        Ok(())
+    }
+
+    /// The change a room's registration makes: founded by the session's account, with
+    /// the room's state as it is.
+    fn registration(&self, id: SessionId, room: &RoomName) -> Result<Changed, HubError> {
+        let account = self.state(id).account.clone().ok_or(HubError::NotLoggedIn)?;
+        let charter = self.charters.get(room).ok_or_else(|| HubError::NoSuchRoom(room.to_string()))?;
+        if charter.is_registered() || charter.pending > 0 {
+            return Err(HubError::RoomRegistered(room.to_string()));
+        }
+        if self.founded_by(account.id) >= self.limits.max_rooms_per_account {
+            return Err(HubError::TooManyRegistered { max: self.limits.max_rooms_per_account });
+        }
+        Ok(Changed::Registered {
+            founder: Some(account),
+            since: charter.since,
+            modes: charter.modes.clone(),
+            topic: charter.topic.clone(),
+            restrictions: charter.restrictions.clone(),
+        })
     }
 
     /// Checks an action's target and turns it into the change to make.
-    fn resolve(&self, room: &RoomName, action: Action) -> Result<Changed, HubError> {
+    fn resolve(&self, id: SessionId, room: &RoomName, action: Action) -> Result<Changed, HubError> {
         let max_nick = self.limits.max_nick_len;
-        let member = |nick: &str| -> Result<Nick, HubError> {
-            let nick = Nick::parse(nick, max_nick).map_err(|_| HubError::NoSuchNick(nick.to_owned()))?;
-            let in_room = self.nicks.get(&nick).is_some_and(|id| self.rooms.get(room).is_some_and(|r| r.contains(*id)));
-            if !in_room {
-                return Err(HubError::NotHere { nick: nick.to_string(), room: room.to_string() });
+        let members = self.rooms.get(room);
+        let member = |nick: &str| -> Result<(SessionId, Nick), HubError> {
+            let parsed = Nick::parse(nick, max_nick).map_err(|_| HubError::NoSuchNick(nick.to_owned()))?;
+            let id = self.nicks.get(&parsed).copied().ok_or_else(|| HubError::NoSuchNick(nick.to_owned()))?;
+            if !members.is_some_and(|r| r.contains(id)) {
+                return Err(HubError::NotHere { nick: self.state(id).nick.to_string(), room: room.to_string() });
             }
-            Ok(self.nicks.get(&nick).and_then(|id| self.sessions.get(id)).map_or(nick, |s| s.nick.clone()))
+            Ok((id, self.state(id).nick.clone()))
         };
-        let account = |nick: &str| -> Result<Nick, HubError> {
-            Nick::parse(nick, max_nick)
-                .ok()
-                .and_then(|nick| self.registered.get(&nick).cloned())
-                .ok_or_else(|| HubError::NoSuchAccount(nick.to_owned()))
+        let account = |nick: &str| -> Option<Account> {
+            let parsed = Nick::parse(nick, max_nick).ok()?;
+            let (name, id) = self.accounts.get_key_value(&parsed)?;
+            Some(Account { id: *id, name: name.clone() })
         };
         let mask = |text: &str| Mask::parse(text, max_nick).ok_or_else(|| HubError::BadMask(text.to_owned()));
-        let until = |duration: Option<std::time::Duration>| {
-            duration.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d)
-        };
+        let registered = self.charters.get(room).is_some_and(Charter::is_registered);
+        let now = Utc::now();
         Ok(match action {
             Action::Topic(text) => Changed::Topic(shorten(text.trim(), MAX_REASON)),
             Action::Kick { nick, reason } => {
-                Changed::Kicked { nick: member(&nick)?, reason: reason.map(|r| shorten(&r, MAX_REASON)) }
+                Changed::Kicked { nick: member(&nick)?.1, reason: reason.map(|r| shorten(&r, MAX_REASON)) }
             }
-            Action::Ban { mask: text, duration, reason } => Changed::Restricted(Restriction {
-                room: room.clone(),
-                ban: true,
-                mask: mask(&text)?,
-                until: until(duration),
-                reason: reason.map(|r| shorten(&r, MAX_REASON)),
-            }),
+            Action::Ban { mask: text, duration, reason } => {
+                let restriction = Restriction {
+                    room: room.clone(),
+                    ban: true,
+                    mask: mask(&text)?,
+                    until: until(now, duration)?,
+                    reason: reason.map(|r| shorten(&r, MAX_REASON)),
+                };
+                self.room_has_space(room, &restriction, now)?;
+                Changed::Restricted(restriction)
+            }
             Action::Unban { mask: text } => Changed::Lifted { ban: true, mask: mask(&text)? },
-            Action::Mute { nick, duration } => Changed::Restricted(Restriction {
-                room: room.clone(),
-                ban: false,
-                mask: mask(&nick)?,
-                until: until(duration),
-                reason: None,
-            }),
+            Action::Mute { nick, duration } => {
+                let restriction = Restriction {
+                    room: room.clone(),
+                    ban: false,
+                    mask: mask(&nick)?,
+                    until: until(now, duration)?,
+                    reason: None,
+                };
+                self.room_has_space(room, &restriction, now)?;
+                Changed::Restricted(restriction)
+            }
             Action::Unmute { nick } => Changed::Lifted { ban: false, mask: mask(&nick)? },
-            Action::Op { nick } => Changed::Opped(account(&nick)?),
-            Action::Deop { nick } => Changed::Deopped(account(&nick)?),
+            // In a registered room an account's role is durable; anyone else (and anyone
+            // in an unregistered room) operates the room while they stay in it.
+            Action::Op { nick } => match account(&nick).filter(|_| registered) {
+                Some(account) => Changed::Opped(account),
+                None => Changed::Promoted(member(&nick)?.1),
+            },
+            Action::Deop { nick } => {
+                let durable = account(&nick).filter(|a| self.charters.get(room).is_some_and(|c| c.ops.contains(&a.id)));
+                match durable {
+                    Some(account) => Changed::Deopped(account),
+                    None => Changed::Demoted(member(&nick)?.1),
+                }
+            }
+            Action::Register => self.registration(id, room)?,
+            Action::Unregister => {
+                if *room == self.lobby {
+                    return Err(HubError::NotFounder(room.to_string()));
+                }
+                if !registered {
+                    return Err(HubError::RoomNotRegistered(room.to_string()));
+                }
+                Changed::Unregistered
+            }
         })
+    }
+
+    fn room_has_space(&self, room: &RoomName, restriction: &Restriction, now: Timestamp) -> Result<(), HubError> {
+        let max = self.limits.max_bans_per_room;
+        let fits =
+            self.charters.get(room).is_some_and(|c| c.has_room_for(restriction.ban, &restriction.mask, now, max));
+        if fits {
+            Ok(())
+        } else {
+            Err(HubError::TooManyBans { max })
+        }
+    }
+
+    /// A server administrator's action on the whole server.
+    pub(super) fn moderate_server(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        action: ServerAction,
+    ) -> Result<Answer, HubError> {
+        if !self.is_admin(id) {
+            return Err(HubError::NotAdmin);
+        }
+        let max_nick = self.limits.max_nick_len;
+        let mask = |text: &str| Mask::parse(text, max_nick).ok_or_else(|| HubError::BadMask(text.to_owned()));
+        let now = Utc::now();
+        let what = match action {
+            ServerAction::Ban { mask: text, duration, reason } => {
+                let ban = ServerBan {
+                    mask: mask(&text)?,
+                    until: until(now, duration)?,
+                    reason: reason.map(|r| shorten(&r, MAX_REASON)),
+                };
+                if !self.server_bans.has_room_for(&ban.mask, now, self.limits.max_server_bans) {
+                    return Err(HubError::TooManyBans { max: self.limits.max_server_bans });
+                }
+                Changed::ServerBanned(ban)
+            }
+            ServerAction::Unban { mask: text } => Changed::ServerUnbanned(mask(&text)?),
+        };
+        let change = Change { actor: self.actor_name(id), room: None, durable: true, at: now, what };
+        self.write_change(id, Some(req), change);
+        Ok(Answer::Later)
+    }
+
+    /// The server bans in force, for administrators.
+    pub(super) fn list_server_bans(&self, id: SessionId) -> Result<Reply, HubError> {
+        if !self.is_admin(id) {
+            return Err(HubError::NotAdmin);
+        }
+        Ok(Reply::ServerBans(self.server_bans.list(Utc::now())))
     }
 
     /// The store reported a moderation change: apply it, or tell the moderator it failed.
     pub(super) fn moderated(
         &mut self,
         id: SessionId,
-        req: RequestId,
+        req: Option<RequestId>,
+        life: Option<u64>,
         change: Change,
         result: Result<(), crate::StoreError>,
     ) {
         self.writes -= 1;
+        let room = change.room.clone();
+        if change.durable {
+            if let Some(charter) = room.as_ref().and_then(|room| self.charters.get_mut(room)) {
+                charter.pending = charter.pending.saturating_sub(1);
+            }
+        }
+        // A change to an unregistered room applies to the life it was made in; if that
+        // life ended meanwhile, it went with it.
+        let same_life = room.as_ref().is_none_or(|r| self.charters.get(r).map(|c| c.since) == life);
         match result {
-            Ok(()) => self.apply_change(id, req, change),
-            Err(e) => self.reply(id, req, Err(HubError::Store(e.0))),
+            Ok(()) if change.durable || same_life => self.apply_change(id, req, change),
+            Ok(()) => {
+                if let Some(req) = req {
+                    self.reply(
+                        id,
+                        req,
+                        Err(HubError::NoSuchRoom(room.as_ref().map_or_else(String::new, |r| r.to_string()))),
+                    );
+                }
+            }
+            Err(e) => {
+                let error = super::store_failed(&e);
+                if let Some(req) = req {
+                    self.reply(id, req, Err(error));
+                }
+            }
+        }
+        if let Some(room) = room {
+            if !self.rooms.contains_key(&room) {
+                self.close_room(&room);
+            }
         }
     }
 
-    fn apply_change(&mut self, id: SessionId, req: RequestId, change: Change) {
-        let Change { actor, room, at, what } = change;
+    fn apply_change(&mut self, id: SessionId, req: Option<RequestId>, change: Change) {
+        let Change { actor, room, at, what, .. } = change;
         let action = what.action();
         let by = self.sessions.get(&id).map_or_else(|| actor.clone(), |s| s.nick.clone());
+        let Some(room) = room else {
+            let target = self.apply_server_change(&actor, what);
+            if let Some(req) = req {
+                self.reply(id, req, Ok(Reply::ServerModerated { action, target }));
+            }
+            return;
+        };
+        if !self.charters.contains_key(&room) {
+            // Registered meanwhile by someone else's request, or emptied: re-create only
+            // a registration (the store has it).
+            if !matches!(what, Changed::Registered { .. }) {
+                return;
+            }
+            let since = match &what {
+                Changed::Registered { since, .. } => *since,
+                _ => unreachable!("matched above"),
+            };
+            self.charters.insert(room.clone(), Charter::fresh(room.clone(), since, crate::modes::RoomModes::default()));
+        }
         let target = match &what {
-            Changed::Topic(text) => text.clone(),
+            Changed::Topic(text) => {
+                self.set_topic(&room, &actor, &by, at, text);
+                text.clone()
+            }
             Changed::Kicked { nick, reason } => {
                 let why = reason.as_deref().map_or_else(|| format!("by {actor}"), |r| format!("by {actor}: {r}"));
                 self.kick(&room, nick, &why, &by);
@@ -189,24 +358,29 @@ impl Hub {
                 let how_long = restriction
                     .until
                     .map_or_else(String::new, |t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")));
+                if let Some(charter) = self.charters.get_mut(&room) {
+                    // Checked against the limit when asked; changes in flight together
+                    // may pass it by a few.
+                    let _ = charter.restrict(restriction.clone(), Utc::now(), usize::MAX);
+                }
                 if restriction.ban {
                     let why = match &restriction.reason {
                         Some(reason) => format!("banned by {actor}: {reason}"),
                         None => format!("banned by {actor}"),
                     };
-                    self.restrictions.push(restriction.clone());
                     let text = format!("{actor} banned {target} from {room}{how_long}.");
                     let change = ModeChange { set: true, mode: RoomMode::Ban(restriction.mask.ban_mask()) };
                     self.mode_event(&room, &by, vec![change], &text);
                     self.eject(&room, &why, &by);
                 } else {
-                    self.restrictions.push(restriction.clone());
                     self.room_notice(&room, &format!("{actor} muted {target} in {room}{how_long}."));
                 }
                 target
             }
             Changed::Lifted { ban, mask } => {
-                self.restrictions.retain(|r| !(r.room == room && r.ban == *ban && r.mask == *mask));
+                if let Some(charter) = self.charters.get_mut(&room) {
+                    charter.lift(*ban, mask);
+                }
                 if *ban {
                     let change = ModeChange { set: false, mode: RoomMode::Ban(mask.ban_mask()) };
                     self.mode_event(&room, &by, vec![change], &format!("{actor} unbanned {mask} in {room}."));
@@ -215,56 +389,174 @@ impl Hub {
                 }
                 mask.to_string()
             }
+            Changed::Promoted(nick) | Changed::Demoted(nick) => {
+                let set = matches!(what, Changed::Promoted(_));
+                let target = self.nicks.get(nick).copied();
+                if let (Some(target), Some(members)) = (target, self.rooms.get_mut(&room)) {
+                    if members.contains(target) {
+                        if set {
+                            members.ops.insert(target);
+                        } else {
+                            members.ops.remove(&target);
+                        }
+                    }
+                }
+                let change = ModeChange { set, mode: RoomMode::Op(nick.clone()) };
+                let text = if set {
+                    format!("{actor} made {nick} an operator of {room}.")
+                } else {
+                    format!("{actor} took {nick}'s operator role in {room}.")
+                };
+                self.mode_event(&room, &by, vec![change], &text);
+                nick.to_string()
+            }
             Changed::Opped(account) => {
-                self.ops.entry(room.clone()).or_default().insert(account.clone());
+                if let Some(charter) = self.charters.get_mut(&room) {
+                    charter.ops.insert(account.id);
+                }
                 let changes = self.op_changes(&room, account, true);
-                self.mode_event(&room, &by, changes, &format!("{actor} made {account} an operator of {room}."));
-                account.to_string()
+                let text = format!("{actor} made {} an operator of {room}.", account.name);
+                self.mode_event(&room, &by, changes, &text);
+                account.name.to_string()
             }
             Changed::Deopped(account) => {
-                if let Some(ops) = self.ops.get_mut(&room) {
-                    ops.remove(account);
+                if let Some(charter) = self.charters.get_mut(&room) {
+                    charter.ops.remove(&account.id);
+                }
+                // Their sessions keep no operator place given while they stayed either.
+                let sessions: Vec<SessionId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.account.as_ref().is_some_and(|a| a.id == account.id))
+                    .map(|(id, _)| *id)
+                    .collect();
+                if let Some(members) = self.rooms.get_mut(&room) {
+                    for session in sessions {
+                        members.ops.remove(&session);
+                    }
                 }
                 let changes = self.op_changes(&room, account, false);
-                self.mode_event(&room, &by, changes, &format!("{actor} took {account}'s operator role in {room}."));
-                account.to_string()
+                let text = format!("{actor} took {}'s operator role in {room}.", account.name);
+                self.mode_event(&room, &by, changes, &text);
+                account.name.to_string()
             }
+            Changed::Modes(modes) => {
+                if let Some(charter) = self.charters.get_mut(&room) {
+                    charter.modes = modes.clone();
+                }
+                String::new()
+            }
+            Changed::Registered { founder, .. } => {
+                if let Some(charter) = self.charters.get_mut(&room) {
+                    charter.registration = Some(Registration { founder: founder.as_ref().map(|a| a.id), at });
+                    charter.ops.extend(founder.as_ref().map(|a| a.id));
+                }
+                let text = match founder {
+                    Some(account) => format!("{room} is now registered to {}.", account.name),
+                    None => format!("{room} is now registered."),
+                };
+                self.room_notice(&room, &text);
+                founder.as_ref().map_or_else(String::new, |a| a.name.to_string())
+            }
+            Changed::Unregistered => {
+                let ops: Vec<crate::identity::AccountId> = match self.charters.get_mut(&room) {
+                    Some(charter) => {
+                        charter.registration = None;
+                        charter.ops.drain().collect()
+                    }
+                    None => Vec::new(),
+                };
+                // Those who operated it by their account go on operating it while they
+                // stay, like the creator of any unregistered room.
+                let operating: Vec<SessionId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.account.as_ref().is_some_and(|a| ops.contains(&a.id)))
+                    .map(|(id, _)| *id)
+                    .collect();
+                if let Some(members) = self.rooms.get_mut(&room) {
+                    let staying: Vec<SessionId> = operating.into_iter().filter(|s| members.contains(*s)).collect();
+                    members.ops.extend(staying);
+                }
+                self.room_notice(&room, &format!("{room} is no longer registered."));
+                room.to_string()
+            }
+            Changed::ServerBanned(_) | Changed::ServerUnbanned(_) => unreachable!("server changes have no room"),
         };
-        if let Changed::Topic(text) = &what {
-            if text.is_empty() {
-                self.topics.remove(&room);
-            } else {
-                self.topics.insert(room.clone(), Topic { text: text.clone(), by: actor.clone(), at });
-            }
-            let shown = if text.is_empty() {
-                format!("{actor} cleared the topic of {room}.")
-            } else {
-                format!("{actor} set the topic of {room}: {text}")
-            };
-            if let Some(members) = self.rooms.get(&room) {
-                let event = Shared::new(Event::Topic {
-                    room: members.name.clone(),
-                    by: by.clone(),
-                    at,
-                    text: Arc::from(text.as_str()),
-                    sentence: Arc::from(shown.as_str()),
-                });
-                members.broadcast(&event, None, &mut self.overflowed);
-            }
+        if let Some(req) = req {
+            self.reply(id, req, Ok(Reply::Moderated { action, room, target }));
         }
-        self.reply(id, req, Ok(Reply::Moderated { action, room, target }));
+    }
+
+    /// Applies a server ban or unban; the target, for the answer.
+    fn apply_server_change(&mut self, actor: &Nick, what: Changed) -> String {
+        match what {
+            Changed::ServerBanned(ban) => {
+                let target = ban.mask.to_string();
+                let now = Utc::now();
+                let covered: Vec<SessionId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| ban.applies(now, &s.nick, s.account_name(), s.address))
+                    .map(|(id, _)| *id)
+                    .collect();
+                let reason = ban.reason.clone();
+                let _ = self.server_bans.insert(ban, now, usize::MAX);
+                tracing::info!(%actor, mask = %target, "server ban");
+                for id in covered {
+                    self.throw_out(id, reason.as_deref());
+                }
+                target
+            }
+            Changed::ServerUnbanned(mask) => {
+                self.server_bans.remove(&mask);
+                tracing::info!(%actor, %mask, "server ban lifted");
+                mask.to_string()
+            }
+            _ => unreachable!("only server changes come here"),
+        }
+    }
+
+    /// Disconnects a session a server ban covers, telling it and its rooms why.
+    pub(crate) fn throw_out(&mut self, id: SessionId, reason: Option<&str>) {
+        let why = reason.map_or_else(|| "banned".to_owned(), |r| format!("banned: {r}"));
+        self.notice(id, &format!("You are {why}."));
+        if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(Arc::from(why.as_str()))) {
+            state.outbox.close();
+        }
+    }
+
+    fn set_topic(&mut self, room: &RoomName, actor: &Nick, by: &Nick, at: Timestamp, text: &str) {
+        if let Some(charter) = self.charters.get_mut(room) {
+            charter.topic = (!text.is_empty()).then(|| Topic { text: text.to_owned(), by: actor.clone(), at });
+        }
+        let shown = if text.is_empty() {
+            format!("{actor} cleared the topic of {room}.")
+        } else {
+            format!("{actor} set the topic of {room}: {text}")
+        };
+        if let Some(members) = self.rooms.get(room) {
+            let event = Shared::new(Event::Topic {
+                room: members.name.clone(),
+                by: by.clone(),
+                at,
+                text: Arc::from(text),
+                sentence: Arc::from(shown.as_str()),
+            });
+            members.broadcast(&event, None, &mut self.overflowed);
+        }
     }
 
     /// The operator mode changes that giving or taking `account`'s role in `room` makes
     /// visible: one per session of that account in the room.
-    fn op_changes(&self, room: &RoomName, account: &Nick, set: bool) -> Vec<ModeChange> {
+    fn op_changes(&self, room: &RoomName, account: &Account, set: bool) -> Vec<ModeChange> {
         let Some(members) = self.rooms.get(room) else {
             return Vec::new();
         };
         members
             .member_ids()
             .filter_map(|id| self.sessions.get(&id))
-            .filter(|s| s.account.as_ref() == Some(account))
+            .filter(|s| s.account.as_ref().is_some_and(|a| a.id == account.id))
             .map(|s| ModeChange { set, mode: RoomMode::Op(s.nick.clone()) })
             .collect()
     }
@@ -310,29 +602,37 @@ impl Hub {
             members.remove(target);
             if members.is_empty() {
                 self.rooms.remove(room);
+                self.close_room(room);
             }
         }
     }
 
-    /// Puts out of `room` everyone a ban in it now applies to; a lobby ban takes them
-    /// off the server.
+    /// Puts out of `room` everyone a ban in it now applies to.
     fn eject(&mut self, room: &RoomName, why: &str, by: &Nick) {
         let Some(members) = self.rooms.get(room) else {
             return;
         };
-        let banned: Vec<(SessionId, Nick)> = members
+        let banned: Vec<Nick> = members
             .member_ids()
             .filter(|id| self.restricted(*id, room, true).is_some())
-            .filter_map(|id| self.sessions.get(&id).map(|s| (id, s.nick.clone())))
+            .filter_map(|id| self.sessions.get(&id).map(|s| s.nick.clone()))
             .collect();
-        for (id, nick) in banned {
-            if *room == self.lobby {
-                self.notice(id, &format!("You are {why}."));
-                if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(Arc::from(why))) {
-                    state.outbox.close();
-                }
-            } else {
-                self.kick(room, &nick, why, by);
+        for nick in banned {
+            self.kick(room, &nick, why, by);
+        }
+    }
+
+    /// After a login: out of every room the session's account is banned from.
+    pub(crate) fn eject_everywhere(&mut self, id: SessionId) {
+        let Some(state) = self.sessions.get(&id) else {
+            return;
+        };
+        let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
+        for room in rooms {
+            if let Some(ban) = self.restricted(id, &room, true) {
+                let why = ban.reason.clone().map_or_else(|| "banned".to_owned(), |r| format!("banned: {r}"));
+                let server = self.sessions.get(&id).map_or_else(|| nick.clone(), |s| s.nick.clone());
+                self.kick(&room, &nick, &why, &server);
             }
         }
     }
@@ -344,52 +644,34 @@ impl Hub {
             members.broadcast(&notice, None, &mut self.overflowed);
         }
     }
+}
 
-    /// The audit log, for server admins; read on the blocking pool and answered into the
-    /// session's outbox, like a history page.
-    pub(super) fn audit(&mut self, id: SessionId, req: RequestId, limit: usize) -> Result<(), HubError> {
-        let state = self.state(id);
-        if !state.account.as_ref().is_some_and(|account| self.admins.contains(account)) {
-            return Err(HubError::NotAdmin);
-        }
-        let store = self.store.clone().ok_or(HubError::NoHistory)?;
-        let limit = limit.clamp(1, crate::MAX_HISTORY_PAGE);
-        self.answer_from_store(id, req, move || store.audit(limit).map(Reply::Audit));
-        Ok(())
+/// When a ban or mute of `duration` from `now` ends; refused beyond the longest allowed,
+/// so that no duration a client sends can overflow a date.
+fn until(now: Timestamp, duration: Option<Duration>) -> Result<Option<Timestamp>, HubError> {
+    let Some(duration) = duration else {
+        return Ok(None);
+    };
+    let too_long = HubError::TooLong { max_days: MAX_RESTRICTION_DAYS };
+    if duration > Duration::from_secs(MAX_RESTRICTION_DAYS * 24 * 3600) {
+        return Err(too_long);
     }
+    let duration = chrono::Duration::from_std(duration).map_err(|_| too_long.clone())?;
+    now.checked_add_signed(duration).map(Some).ok_or(too_long)
+}
 
-    /// The topic of a room, for `/topic` without text.
-    pub(super) fn topic(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
-        let room = match room {
-            Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
-            None => self.target_room(id, None)?,
-        };
-        let topic = self.topics.get(&room).map(|t| (t.text.clone(), t.by.clone(), t.at));
-        Ok(Reply::Topic { room, topic })
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// The topic of a room, for newcomers: its text, who set it, when.
-    pub(super) fn topic_of(&self, room: &RoomName) -> Option<(String, Nick, Timestamp)> {
-        self.topics.get(room).map(|t| (t.text.clone(), t.by.clone(), t.at))
-    }
-
-    /// Makes a logged-in session that creates a room its first operator, durably.
-    pub(super) fn crown_creator(&mut self, id: SessionId, room: &RoomName) {
-        if *room == self.lobby || self.ops.get(room).is_some_and(|ops| !ops.is_empty()) {
-            return;
-        }
-        let Some(account) = self.sessions.get(&id).and_then(|s| s.account.clone()) else {
-            return;
-        };
-        self.ops.entry(room.clone()).or_default().insert(account.clone());
-        if let Some(store) = self.store.clone() {
-            let change =
-                Change { actor: account.clone(), room: room.clone(), at: Utc::now(), what: Changed::Opped(account) };
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = store.record(&change) {
-                    tracing::warn!("could not record a room's first operator: {e}");
-                }
-            });
+    #[test]
+    fn durations_are_bounded_before_any_arithmetic() {
+        let now = Utc::now();
+        assert_eq!(until(now, None), Ok(None));
+        let day = until(now, Some(Duration::from_secs(86_400))).expect("a day").expect("an end");
+        assert_eq!((day - now).num_seconds(), 86_400);
+        for huge in [Duration::from_secs(100_000_000 * 86_400), Duration::from_secs(u64::MAX), Duration::MAX] {
+            assert_eq!(until(now, Some(huge)), Err(HubError::TooLong { max_days: MAX_RESTRICTION_DAYS }));
         }
     }
 }

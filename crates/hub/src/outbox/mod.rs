@@ -59,7 +59,7 @@ impl Shared {
 /// for everyone in the room, and the answer its sender gets in its place.
 pub(crate) struct RunItem {
     pub(crate) shared: Shared,
-    pub(crate) sender: crate::actor::SessionId,
+    pub(crate) sender: crate::handle::SessionId,
     pub(crate) reply: Event,
 }
 
@@ -139,7 +139,7 @@ impl Outbox {
     /// Under load the store commits messages in batches; taking the queue's lock and
     /// waking the writer once per batch instead of once per message is what makes a
     /// busy room cheap (docs/BENCHMARKS.md).
-    pub(crate) fn deliver_run(&self, run: &[RunItem], member: crate::actor::SessionId) -> Result<(), Overflow> {
+    pub(crate) fn deliver_run(&self, run: &[RunItem], member: crate::handle::SessionId) -> Result<(), Overflow> {
         // Encode first, outside the lock: cached encodings are borrowed from the run,
         // the others (the member's own replies, wires that do not share) owned here.
         let mut owned = Vec::new();

@@ -20,9 +20,11 @@ mod upload;
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use parley_hub::{AccountId, Party, Whereabouts};
 use parley_proto::msg::{human_size, FileInfo};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -61,9 +63,10 @@ pub(crate) enum FileError {
     /// No such share, or not one the asker may see.
     #[error("no file {0} that you may see")]
     NoSuchFile(String),
-    /// A room share from someone not in the room.
-    #[error("you are not in {0}")]
-    NotInRoom(String),
+    /// The hub would not take a message there (not in the room, muted, nobody of that
+    /// name online, ...).
+    #[error(transparent)]
+    Refused(parley_hub::HubError),
     /// The bytes do not hash to what was announced.
     #[error("the file's SHA-256 is {got}, not {announced} as announced; it was not kept")]
     Checksum {
@@ -80,7 +83,10 @@ pub(crate) enum FileError {
     Io(#[from] io::Error),
 }
 
-/// One share as kept on disk, in `shares/ID.json`.
+/// One share as kept on disk, in `shares/ID.json`. (Shares written before parties and
+/// room lives were recorded read with those fields empty: a private one is then visible
+/// to nobody, since its nicks could be anyone's now; a room one only in rooms whose whole
+/// history is visible.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Share {
     /// What the file is.
@@ -88,26 +94,60 @@ pub(crate) struct Share {
     pub(crate) info: FileInfo,
     /// The sharer's nick then.
     pub(crate) from: String,
-    /// Whose quota it counts against: the account, or the nick of a guest (lowercase).
+    /// Whose quota it counts against (see [`owner_of`]).
     pub(crate) owner: String,
     /// The room it was shared in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) room: Option<String>,
-    /// The user it was shared with.
+    /// Where the room's visible history began when it was shared: members of a later
+    /// life of the room, which starts further on, cannot see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) since: Option<u64>,
+    /// The nick it was shared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) to: Option<String>,
+    /// Who shared it, as a stored party (an account, or a guest session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sender: Option<i64>,
+    /// Who a private share is for, as a stored party.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) recipient: Option<i64>,
 }
 
 impl Share {
-    /// Whether someone with this nick, account and rooms may download it: the members
-    /// of the room it was shared in, or the two parties of a private share.
-    pub(crate) fn visible_to(&self, nick: &str, account: Option<&str>, rooms: &[String]) -> bool {
-        let me = |name: &str| name.eq_ignore_ascii_case(nick) || account.is_some_and(|a| a.eq_ignore_ascii_case(name));
-        match (&self.room, &self.to) {
-            (Some(room), _) => rooms.iter().any(|r| r.eq_ignore_ascii_case(room)),
-            (None, Some(to)) => me(to) || me(&self.from),
+    /// Whether the session may download it: a member of the room it was shared in, in
+    /// the same life of the room (or, for a registered room, since its history became
+    /// visible), or one of the two parties of a private share.
+    pub(crate) fn visible_to(&self, me: &Whereabouts) -> bool {
+        match (&self.room, self.recipient) {
+            (Some(room), _) => {
+                let shared_since = self.since.unwrap_or(0);
+                me.rooms.iter().any(|(r, since)| r.as_str().eq_ignore_ascii_case(room) && shared_since >= *since)
+            }
+            (None, Some(recipient)) => {
+                let me = me.party.to_i64();
+                recipient == me || self.sender == Some(me)
+            }
             (None, None) => false,
         }
+    }
+
+    /// Whether it belongs to the account `id`: shared by it, counted against it, or
+    /// shared privately with it.
+    fn belongs_to(&self, id: AccountId) -> bool {
+        let party = Party::Account(id).to_i64();
+        self.owner == owner_of(Some(id), None) || self.sender == Some(party) || self.recipient == Some(party)
+    }
+}
+
+/// Whose quota a share counts against: a logged-in user's account, or for a guest
+/// everyone from its network (an IPv4 address or an IPv6 /64) together, so that a guest
+/// cannot reset its quota by changing nick or reconnecting.
+pub(crate) fn owner_of(account: Option<AccountId>, address: Option<IpAddr>) -> String {
+    match (account, address) {
+        (Some(id), _) => format!("account:{}", id.0),
+        (None, Some(address)) => format!("network:{}", parley_hub::network(address)),
+        (None, None) => "network:unknown".to_owned(),
     }
 }
 
@@ -133,18 +173,52 @@ impl FileStore {
         std::fs::create_dir_all(&tmp)?;
         std::fs::create_dir_all(root.join("shares"))?;
         let mut usage: HashMap<String, u64> = HashMap::new();
-        for entry in std::fs::read_dir(root.join("shares"))? {
-            let path = entry?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+        for (_, share) in read_shares(&root)? {
+            *usage.entry(share.owner).or_default() += share.info.size;
+        }
+        let store = FileStore { root, limits, usage: Mutex::new(usage), random: SystemRandom::new() };
+        store.collect_garbage()?;
+        Ok(store)
+    }
+
+    /// Deletes every share that belongs to the account `id` (it was deleted). Their
+    /// content goes at the next start, when nothing can be uploading (an upload moves
+    /// its content in just before it writes its share). Blocks on disk.
+    pub(crate) fn forget_account(&self, id: AccountId) -> io::Result<usize> {
+        forget_shares(&self.root, id, |share| self.release(&share.owner, share.info.size))
+    }
+
+    /// Deletes content files that no share refers to (a file whose shares are all
+    /// gone). Only at start: see [`FileStore::forget_account`]. Blocks on disk.
+    fn collect_garbage(&self) -> io::Result<()> {
+        let referenced: std::collections::HashSet<String> =
+            read_shares(&self.root)?.into_iter().map(|(_, share)| share.info.sha256).collect();
+        for dir in std::fs::read_dir(&self.root)? {
+            let dir = dir?;
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if name.len() != 2 || !dir.file_type()?.is_dir() {
                 continue;
             }
-            match std::fs::read(&path).map(|bytes| serde_json::from_slice::<Share>(&bytes)) {
-                Ok(Ok(share)) => *usage.entry(share.owner).or_default() += share.info.size,
-                Ok(Err(e)) => tracing::warn!(path = %path.display(), "ignoring an unreadable share: {e}"),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring an unreadable share: {e}"),
+            for file in std::fs::read_dir(dir.path())? {
+                let file = file?;
+                let hash = format!("{name}{}", file.file_name().to_string_lossy());
+                if !referenced.contains(&hash) {
+                    std::fs::remove_file(file.path())?;
+                }
             }
         }
-        Ok(FileStore { root, limits, usage: Mutex::new(usage), random: SystemRandom::new() })
+        Ok(())
+    }
+
+    /// Takes back a share that was kept but could not be posted: its record goes and
+    /// its owner's quota is given back (its content goes with the next collection).
+    pub(crate) async fn withdraw(&self, share: &Share) -> io::Result<()> {
+        match tokio::fs::remove_file(self.share_path(&share.info.file)).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.release(&share.owner, share.info.size);
+        Ok(())
     }
 
     /// The largest file accepted.
@@ -252,6 +326,47 @@ impl Drop for Reservation {
     }
 }
 
+/// Deletes the shares under `root` that belong to the account `id`, calling `each` for
+/// every one deleted.
+fn forget_shares(root: &Path, id: AccountId, mut each: impl FnMut(&Share)) -> io::Result<usize> {
+    let mut forgotten = 0;
+    for (path, share) in read_shares(root)? {
+        if share.belongs_to(id) {
+            std::fs::remove_file(&path)?;
+            each(&share);
+            forgotten += 1;
+        }
+    }
+    Ok(forgotten)
+}
+
+/// Deletes a deleted account's shares from a data directory, whether or not a server
+/// is running on it (see [`FileStore::forget_account`]).
+pub(crate) fn forget_account_in(data_dir: &Path, id: AccountId) -> io::Result<usize> {
+    let root = data_dir.join("files");
+    if !root.join("shares").is_dir() {
+        return Ok(0);
+    }
+    forget_shares(&root, id, |_| {})
+}
+
+/// Every readable share in `root/shares`, with its path.
+fn read_shares(root: &Path) -> io::Result<Vec<(PathBuf, Share)>> {
+    let mut shares = Vec::new();
+    for entry in std::fs::read_dir(root.join("shares"))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&path).map(|bytes| serde_json::from_slice::<Share>(&bytes)) {
+            Ok(Ok(share)) => shares.push((path, share)),
+            Ok(Err(e)) => tracing::warn!(path = %path.display(), "ignoring an unreadable share: {e}"),
+            Err(e) => tracing::warn!(path = %path.display(), "ignoring an unreadable share: {e}"),
+        }
+    }
+    Ok(shares)
+}
+
 /// Whether `id` looks like a file id (so it can name a file safely).
 fn is_id(id: &str) -> bool {
     id.len() == ID_BYTES * 2 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
@@ -300,22 +415,50 @@ mod tests {
                 sha256: "ab".repeat(32),
             },
             from: "bob".into(),
-            owner: "bob".into(),
+            owner: "account:2".into(),
             room: room.map(str::to_owned),
+            since: room.map(|_| 5),
             to: to.map(str::to_owned),
+            sender: Some(2),
+            recipient: to.map(|_| 1),
+        }
+    }
+
+    fn me(party: Party, rooms: &[(&str, u64)]) -> Whereabouts {
+        Whereabouts {
+            nick: parley_hub::Nick::parse("someone", 32).expect("nick"),
+            account: None,
+            party,
+            address: None,
+            rooms: rooms.iter().map(|(r, since)| (parley_hub::RoomName::parse(r, 32).expect("room"), *since)).collect(),
         }
     }
 
     #[test]
-    fn room_shares_are_for_members_and_private_ones_for_the_two_parties() {
+    fn room_shares_are_for_members_of_that_life_and_private_ones_for_the_two_parties() {
+        let (alice, bob, carol) =
+            (Party::Account(AccountId(1)), Party::Account(AccountId(2)), Party::Guest(parley_hub::GuestId(3)));
         let in_dev = share(Some("dev"), None);
-        assert!(in_dev.visible_to("carol", None, &["lobby".into(), "Dev".into()]));
-        assert!(!in_dev.visible_to("bob", None, &["lobby".into()]), "even the sharer, once out of the room");
+        assert!(in_dev.visible_to(&me(carol, &[("lobby", 0), ("Dev", 5)])));
+        assert!(in_dev.visible_to(&me(carol, &[("Dev", 1)])), "a registered room's older history");
+        assert!(!in_dev.visible_to(&me(carol, &[("Dev", 6)])), "a later life of the room");
+        assert!(!in_dev.visible_to(&me(bob, &[("lobby", 0)])), "even the sharer, once out of the room");
         let private = share(None, Some("alice"));
-        assert!(private.visible_to("Alice", None, &[]));
-        assert!(private.visible_to("BOB", None, &[]));
-        assert!(private.visible_to("guest_1", Some("alice"), &[]));
-        assert!(!private.visible_to("carol", None, &["lobby".into()]));
+        assert!(private.visible_to(&me(alice, &[])));
+        assert!(private.visible_to(&me(bob, &[])));
+        assert!(!private.visible_to(&me(carol, &[("lobby", 0)])));
+        let old = Share { recipient: None, sender: None, ..share(None, Some("alice")) };
+        assert!(!old.visible_to(&me(alice, &[])), "a share bound only to nicks is bound to nobody");
+        assert!(private.belongs_to(AccountId(1)) && private.belongs_to(AccountId(2)));
+        assert!(!private.belongs_to(AccountId(3)));
+    }
+
+    #[test]
+    fn guests_share_a_quota_per_network() {
+        let v6 = |a: &str| Some(a.parse::<IpAddr>().expect("address"));
+        assert_eq!(owner_of(Some(AccountId(4)), v6("10.0.0.1")), "account:4");
+        assert_eq!(owner_of(None, v6("2001:db8::1")), owner_of(None, v6("2001:db8::ffff:2")));
+        assert_ne!(owner_of(None, v6("10.0.0.1")), owner_of(None, v6("10.0.0.2")));
     }
 
     #[test]

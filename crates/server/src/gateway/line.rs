@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
 use parley_hub::{
     Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId, RoomName,
-    Session, Throttle, Wire,
+    ServerAction, Session, Throttle, Wire,
 };
 use parley_proto::line::{clock, help, stamp, Input, LineDecoder, LineError, USERNAME_PROMPT};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -128,7 +128,7 @@ where
                 let _ = writer.write_all(format!("{SHUTDOWN_MESSAGE}\n").as_bytes()).await;
                 return Err(Ending::Shutdown);
             }
-            Err(e @ HubError::Banned { .. }) => {
+            Err(e @ HubError::ServerBanned { .. }) => {
                 let _ = writer.write_all(format!("{}\n", hub_error(&e)).as_bytes()).await;
                 return Err(Ending::ServerClosed);
             }
@@ -218,6 +218,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Command::Moderate { room: None, action: Action::Ban { mask, duration, reason } }
             }
             Input::Unban(mask) => Command::Moderate { room: None, action: Action::Unban { mask } },
+            Input::ServerBan { mask, duration, reason } => {
+                Command::ServerModerate { action: ServerAction::Ban { mask, duration, reason } }
+            }
+            Input::ServerUnban(mask) => Command::ServerModerate { action: ServerAction::Unban { mask } },
+            Input::ServerBans => Command::ServerBans,
+            Input::Room { register: true } => Command::Moderate { room: None, action: Action::Register },
+            Input::Room { register: false } => Command::Moderate { room: None, action: Action::Unregister },
+            Input::Unregister(password) => Command::Unregister { password },
             Input::Mute { nick, duration } => Command::Moderate { room: None, action: Action::Mute { nick, duration } },
             Input::Unmute(nick) => Command::Moderate { room: None, action: Action::Unmute { nick } },
             Input::Op(nick) => Command::Moderate { room: None, action: Action::Op { nick } },
@@ -489,6 +497,23 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::LoggedIn { account, .. } => writeln!(line, "[{now}] You are logged in as {account}."),
         Reply::PasswordChanged => writeln!(line, "[{now}] Your password is changed."),
+        Reply::Unregistered { account } => {
+            writeln!(line, "[{now}] The account {account} is deleted, with your private messages; you are a guest now.")
+        }
+        Reply::ServerBans(bans) if bans.is_empty() => writeln!(line, "Nobody is banned from the server."),
+        Reply::ServerBans(bans) => {
+            let _ = writeln!(line, "--- Server bans: ---");
+            for ban in bans {
+                let until = ban.until.map_or_else(
+                    || "until lifted".to_owned(),
+                    |t| format!("until {}", t.with_timezone(&Local).format("%Y-%m-%d %H:%M")),
+                );
+                let reason = ban.reason.as_deref().map(|r| format!(": {}", one_line(r))).unwrap_or_default();
+                let _ = writeln!(line, "{} ({until}){reason}", ban.mask);
+            }
+            writeln!(line, "--- End of server bans ---")
+        }
+        Reply::ServerModerated { action, target } => writeln!(line, "[{now}] Done: {action} {target}."),
         Reply::Pong => writeln!(line, "Pong."),
         Reply::Bye => writeln!(line, "Goodbye!"),
     };

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId, Session,
-    Throttle, Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId,
+    ServerAction, Session, Throttle, Timestamp, Wire,
 };
 use parley_proto::msg::{
     self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
@@ -184,7 +184,7 @@ where
                             let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;
                             return Err(Ending::Shutdown);
                         }
-                        Err(e @ HubError::Banned { .. }) => {
+                        Err(e @ HubError::ServerBanned { .. }) => {
                             let _ = writer.write_all(&hub_error_frame(id, &e)).await;
                             return Err(Ending::ServerClosed);
                         }
@@ -310,6 +310,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Register { password } => Ok(Command::Register { password }),
             Request::Auth { name, password } => Ok(Command::Login { name, password }),
             Request::Password { old, new } => Ok(Command::Password { old, new }),
+            Request::Unregister { password } => Ok(Command::Unregister { password }),
+            Request::RoomRegister { room } => Ok(Command::Moderate { room, action: Action::Register }),
+            Request::RoomUnregister { room } => Ok(Command::Moderate { room, action: Action::Unregister }),
+            Request::ServerBan { mask, seconds, reason } => Ok(Command::ServerModerate {
+                action: ServerAction::Ban { mask, duration: seconds.map(Duration::from_secs), reason },
+            }),
+            Request::ServerUnban { mask } => Ok(Command::ServerModerate { action: ServerAction::Unban { mask } }),
+            Request::ServerBans => Ok(Command::ServerBans),
             Request::Act { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Action, text }),
             Request::Away { message } => Ok(Command::Away { text: message }),
             Request::Whois { nick } => Ok(Command::Whois { nick }),
@@ -366,7 +374,16 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
         HubError::TooManyRooms { .. } => ErrorCode::TooManyRooms,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
-        HubError::Store(_) => ErrorCode::StoreFailed,
+        HubError::StoreWrite => ErrorCode::StoreFailed,
+        HubError::StoreRead => ErrorCode::StoreUnreadable,
+        HubError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
+        HubError::ServerBanned { .. } => ErrorCode::ServerBanned,
+        HubError::TooLong { .. } => ErrorCode::TooLong,
+        HubError::TooManyBans { .. } => ErrorCode::TooManyBans,
+        HubError::RoomRegistered(_) => ErrorCode::RoomRegistered,
+        HubError::RoomNotRegistered(_) => ErrorCode::RoomNotRegistered,
+        HubError::TooManyRegistered { .. } => ErrorCode::TooManyRegistered,
+        HubError::NotFounder(_) => ErrorCode::NotFounder,
         HubError::NoAccounts => ErrorCode::AccountsUnavailable,
         HubError::AccountExists(_) => ErrorCode::AccountExists,
         HubError::BadLogin => ErrorCode::BadLogin,
@@ -631,6 +648,20 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             msg::Reply::LoggedIn { account: account.to_string(), nick: nick.to_string() }
         }
         Reply::PasswordChanged => msg::Reply::PasswordChanged,
+        Reply::Unregistered { account } => msg::Reply::Unregistered { account: account.to_string() },
+        Reply::ServerBans(bans) => msg::Reply::ServerBans {
+            bans: bans
+                .iter()
+                .map(|b| msg::ServerBanInfo {
+                    mask: b.mask.to_string(),
+                    until: b.until.as_ref().map(ts),
+                    reason: b.reason.clone(),
+                })
+                .collect(),
+        },
+        Reply::ServerModerated { action, target } => {
+            msg::Reply::ServerModerated { action: (*action).to_owned(), target: target.clone() }
+        }
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
         Reply::Away { away } => msg::Reply::Away { away: *away },

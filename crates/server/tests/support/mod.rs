@@ -301,10 +301,19 @@ impl LineClient {
     pub async fn expect_line(&mut self, tail: &str) -> (String, Vec<String>) {
         let mut skipped = Vec::new();
         loop {
-            match self.next_line().await {
-                Some(line) if line.ends_with(tail) => return (line, skipped),
-                Some(line) => skipped.push(line),
-                None => panic!("stream ended waiting for {tail:?}; got {skipped:?}"),
+            let mut line = String::new();
+            let Ok(read) = tokio::time::timeout(WAIT, self.reader.read_line(&mut line)).await else {
+                panic!("no line ending with {tail:?} in time; got {skipped:?}");
+            };
+            match read.expect("readable") {
+                0 => panic!("stream ended waiting for {tail:?}; got {skipped:?}"),
+                _ => {
+                    let line = line.trim_end_matches('\n').to_owned();
+                    if line.ends_with(tail) {
+                        return (line, skipped);
+                    }
+                    skipped.push(line);
+                }
             }
         }
     }
@@ -318,10 +327,16 @@ impl LineClient {
     /// Waits for the server to close the connection, returning what came before.
     pub async fn expect_closed(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
-        while let Some(line) = self.next_line().await {
-            lines.push(line);
+        loop {
+            let mut line = String::new();
+            let Ok(read) = tokio::time::timeout(WAIT, self.reader.read_line(&mut line)).await else {
+                panic!("the connection did not close in time; got {lines:?}");
+            };
+            if read.expect("readable") == 0 {
+                return lines;
+            }
+            lines.push(line.trim_end_matches('\n').to_owned());
         }
-        lines
     }
 
     /// Proves that nothing else is queued for this client: a `/who` is answered next.
@@ -350,6 +365,14 @@ impl IrcClient {
     pub async fn connect_tls(addr: SocketAddr, fingerprint: &str) -> IrcClient {
         let (reader, writer, _) = connect_tls(addr, fingerprint).await;
         IrcClient { reader: BufReader::new(reader), writer, seen: Vec::new() }
+    }
+
+    /// Connects from a chosen loopback address.
+    pub async fn connect_from(source: [u8; 4], addr: SocketAddr) -> IrcClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from((source, 0))).expect("bind a loopback source");
+        let (reader, writer) = socket.connect(addr).await.expect("connects").into_split();
+        IrcClient { reader: BufReader::new(Box::new(reader)), writer: Box::new(writer), seen: Vec::new() }
     }
 
     /// Connects, registers as `nick` (after asking for `caps`, if any) and reads up to
@@ -471,6 +494,14 @@ impl NativeClient {
     pub async fn connect(addr: SocketAddr) -> NativeClient {
         let stream = TcpStream::connect(addr).await.expect("connects");
         let (reader, writer) = stream.into_split();
+        NativeClient::over(Box::new(reader), Box::new(writer))
+    }
+
+    /// Connects from a chosen loopback address, without saying hello.
+    pub async fn connect_from(source: [u8; 4], addr: SocketAddr) -> NativeClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from((source, 0))).expect("bind a loopback source");
+        let (reader, writer) = socket.connect(addr).await.expect("connects").into_split();
         NativeClient::over(Box::new(reader), Box::new(writer))
     }
 

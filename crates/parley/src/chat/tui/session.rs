@@ -696,6 +696,41 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
             client.call(&Request::Ban { room, mask, seconds, reason }).await.map(|_| Vec::new())
         }
         Input::Unban(mask) => client.call(&Request::Unban { room, mask }).await.map(|_| Vec::new()),
+        Input::ServerBan { mask, duration, reason } => {
+            let seconds = duration.map(|d| d.as_secs());
+            let request = Request::ServerBan { mask, seconds, reason };
+            client.call(&request).await.map(|_| vec![Update::Notes(vec!["Server ban set.".to_owned()])])
+        }
+        Input::ServerUnban(mask) => client
+            .call(&Request::ServerUnban { mask })
+            .await
+            .map(|_| vec![Update::Notes(vec!["Server ban lifted.".to_owned()])]),
+        Input::ServerBans => client.call(&Request::ServerBans).await.map(|reply| match reply {
+            Reply::ServerBans { bans } if bans.is_empty() => {
+                vec![Update::Notes(vec!["Nobody is banned from the server.".to_owned()])]
+            }
+            Reply::ServerBans { bans } => {
+                let lines = bans
+                    .into_iter()
+                    .map(|ban| {
+                        let until = ban.until.map_or_else(|| "until lifted".to_owned(), |t| format!("until {t}"));
+                        let reason = ban.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                        format!("{} ({until}){reason}", ban.mask)
+                    })
+                    .collect();
+                vec![Update::Notes(lines)]
+            }
+            _ => Vec::new(),
+        }),
+        Input::Room { register } => {
+            let request = if register { Request::RoomRegister { room } } else { Request::RoomUnregister { room } };
+            client.call(&request).await.map(|_| Vec::new())
+        }
+        Input::Unregister(password) => client.call(&Request::Unregister { password }).await.map(|_| {
+            vec![Update::Notes(vec![
+                "Your account is deleted, with your private messages; you are a guest now.".to_owned()
+            ])]
+        }),
         Input::Mute { nick, duration } => {
             let seconds = duration.map(|d| d.as_secs());
             client.call(&Request::Mute { room, nick, seconds }).await.map(|_| Vec::new())

@@ -103,7 +103,7 @@ where
                 }
             }
             "AUTHENTICATE" => {
-                if let Some(verified) = authenticate(&message, link, &mut lines, &mut pending, shared).await {
+                if let Some(verified) = authenticate(&message, link, &mut lines, &mut pending, peer, shared).await {
                     pending.verified = Some(verified);
                 }
             }
@@ -146,8 +146,11 @@ where
                 goodbye(writer, link, "Server is shutting down").await;
                 return Err(Ending::Shutdown);
             }
-            Err(e @ HubError::Banned { .. }) => {
-                goodbye(writer, link, &e.to_string()).await;
+            Err(HubError::ServerBanned { reason }) => {
+                let why = reason.map_or_else(|| "K-lined".to_owned(), |r| format!("K-lined: {r}"));
+                lines.numeric("465", &[], &format!("You are banned from this server ({why})"));
+                let _ = writer.write_all(lines.text.as_bytes()).await;
+                goodbye(writer, link, &why).await;
                 return Err(Ending::ServerClosed);
             }
             Err(HubError::NickTaken(nick) | HubError::NickRegistered(nick)) => {
@@ -205,6 +208,7 @@ async fn authenticate(
     link: &Link,
     lines: &mut Lines<'_>,
     pending: &mut Pending,
+    peer: SocketAddr,
     shared: &Shared,
 ) -> Option<Verified> {
     let argument = message.param(0).unwrap_or("");
@@ -247,7 +251,7 @@ async fn authenticate(
         lines.numeric("904", &[], "SASL authentication failed");
         return None;
     };
-    match shared.hub.verify(&account, password).await {
+    match shared.hub.verify(&account, password, Some(peer.ip())).await {
         Ok(verified) => {
             let account = verified.account().to_string();
             link.set_account(verified.account().clone().into());
@@ -255,6 +259,10 @@ async fn authenticate(
             lines.numeric("900", &[&who, &account], &format!("You are now logged in as {account}"));
             lines.numeric("903", &[], "SASL authentication successful");
             Some(verified)
+        }
+        Err(e @ (HubError::TooManyAttempts { .. } | HubError::ServerBanned { .. } | HubError::Busy)) => {
+            lines.numeric("904", &[], &format!("SASL authentication failed: {e}"));
+            None
         }
         Err(_) => {
             lines.numeric("904", &[], "SASL authentication failed");

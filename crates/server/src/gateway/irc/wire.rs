@@ -473,7 +473,7 @@ impl<'a> Lines<'a> {
                 self.me = nick.to_string();
                 self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), "");
             }
-            Reply::Modes { room, modes, created } => {
+            Reply::Modes { room, modes, created, key_hidden } => {
                 let mut letters = String::from("+");
                 let mut args = Vec::new();
                 for (on, letter) in [
@@ -490,6 +490,10 @@ impl<'a> Lines<'a> {
                 if let Some(key) = &modes.key {
                     letters.push('k');
                     args.push(key.clone());
+                } else if *key_hidden {
+                    // As InspIRCd shows a key to those outside the channel.
+                    letters.push('k');
+                    args.push("<key>".to_owned());
                 }
                 if let Some(limit) = modes.limit {
                     letters.push('l');
@@ -556,6 +560,28 @@ impl<'a> Lines<'a> {
                 self.link.set_account(Some(account.clone()));
                 let who = super::source_str(&self.me.clone());
                 self.numeric("900", &[&who, account.as_str()], &format!("You are now logged in as {account}"));
+            }
+            Reply::Unregistered { account } => {
+                self.link.set_account(None);
+                let who = super::source_str(&self.me.clone());
+                self.numeric("901", &[&who], &format!("You are now logged out; the account {account} is deleted"));
+            }
+            Reply::ServerBans(bans) => {
+                let server = self.server().to_owned();
+                for ban in bans {
+                    let until = ban.until.as_ref().map_or_else(|| "until lifted".to_owned(), irc_time);
+                    let reason = ban.reason.as_deref().unwrap_or("no reason");
+                    let text = format!("Server ban {} ({until}): {reason}", ban.mask);
+                    let me = self.me.clone();
+                    self.from(&server, "NOTICE", &[&me], Some(&text), "");
+                }
+                let me = self.me.clone();
+                self.from(&server, "NOTICE", &[&me], Some("End of server bans"), "");
+            }
+            Reply::ServerModerated { action, target } => {
+                let server = self.server().to_owned();
+                let me = self.me.clone();
+                self.from(&server, "NOTICE", &[&me], Some(&format!("Done: {action} {target}")), "");
             }
             // Answered by the events they cause (KICK, MODE), or by nothing at all.
             Reply::Moderated { .. }
@@ -746,7 +772,22 @@ impl<'a> Lines<'a> {
             | HubError::WeakPassword { .. }
             | HubError::Busy
             | HubError::BadSearch(_)
-            | HubError::Store(_) => self.fail(context, "FAILED", &text),
+            | HubError::StoreRead
+            | HubError::StoreWrite
+            | HubError::TooLong { .. }
+            | HubError::RoomRegistered(_)
+            | HubError::RoomNotRegistered(_)
+            | HubError::TooManyRegistered { .. } => self.fail(context, "FAILED", &text),
+            HubError::NotFounder(_) => self.numeric("482", &[channel], "You're not the channel's founder"),
+            HubError::TooManyBans { .. } => self.numeric("478", &[channel, "b"], "Channel ban list is full"),
+            HubError::ServerBanned { reason } => {
+                let why = reason.as_deref().map_or_else(
+                    || "You are banned from this server".to_owned(),
+                    |r| format!("You are banned from this server: {r}"),
+                );
+                self.numeric("465", &[], &why);
+            }
+            HubError::TooManyAttempts { .. } => self.fail(context, "RATE_LIMITED", &text),
         }
     }
 

@@ -13,12 +13,12 @@ use std::io::SeekFrom;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Command, Kind, Session};
+use parley_hub::{Command, Destination, Kind, Session};
 use parley_proto::msg::{self, ErrorCode, FileInfo, Request};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error_frame;
-use crate::files::{FileError, FileStore, Progress, Share, Upload};
+use crate::files::{owner_of, FileError, FileStore, Progress, Share, Upload};
 use crate::server::Shared;
 
 /// Bytes per piece, both ways (lowered to `max_frame_payload` if that is smaller): large
@@ -87,7 +87,7 @@ impl Transfers {
                 let info = FileInfo { file: String::new(), name, size, media_type, sha256 };
                 self.begin(id, &files, session, info, room, to).await.map(Outcome::Answer)
             }
-            Request::Chunk { file, offset } => self.chunk(id, &file, offset, &payload).await,
+            Request::Chunk { file, offset } => self.chunk(id, session, &file, offset, &payload).await,
             Request::Download { file } => self.download(id, &files, session, &file).await.map(Outcome::Answer),
             Request::Read { file, offset } => self.read(id, &file, offset).await.map(Outcome::Answer),
             _ => Err(FileError::Bad("not a transfer request".into())),
@@ -109,31 +109,38 @@ impl Transfers {
     ) -> Result<Bytes, FileError> {
         // A new upload replaces one in progress, which is abandoned.
         self.upload = None;
+        if room.is_some() == to.is_some() {
+            return Err(FileError::Bad("give room or to, not both".into()));
+        }
+        // Checked as a message there would be, before anything is stored or charged: a
+        // room the session is in and may speak in, or someone online.
+        let destination = session.may_send(room.clone(), to.clone()).await.map_err(FileError::Refused)?;
         let me = where_is(session).await?;
-        let room = match (room, to.as_deref()) {
-            (Some(room), None) => {
-                let wanted = room.trim_start_matches('#');
-                let Some(room) = me.rooms.iter().find(|r| r.as_str().eq_ignore_ascii_case(wanted)) else {
-                    return Err(FileError::NotInRoom(room));
-                };
-                Some(room.to_string())
-            }
-            (None, Some(_)) => None,
-            _ => return Err(FileError::Bad("give room or to, not both".into())),
-        };
         if info.size > files.max_file_bytes() {
             return Err(FileError::TooLarge { size: info.size, max: files.max_file_bytes() });
         }
         info.file = files.new_id()?;
-        let owner = me.account.as_ref().unwrap_or(&me.nick).as_str().to_ascii_lowercase();
-        let share = Share { info, from: me.nick.to_string(), owner, room, to };
+        let owner = owner_of(me.account.as_ref().map(|a| a.id), me.address);
+        let (room, since, to, recipient) = match destination {
+            Destination::Room(room, since) => (Some(room.to_string()), Some(since), None, None),
+            Destination::Person(nick, party) => (None, None, Some(nick.to_string()), Some(party.to_i64())),
+        };
+        let sender = Some(me.party.to_i64());
+        let share = Share { info, from: me.nick.to_string(), owner, room, since, to, sender, recipient };
         let upload = Upload::begin(files, share).await?;
         let reply = msg::Reply::Upload { file: upload.id().to_owned(), chunk: self.piece };
         self.upload = Some(upload);
         Ok(result(id, &reply))
     }
 
-    async fn chunk(&mut self, id: u64, file: &str, offset: u64, bytes: &[u8]) -> Result<Outcome, FileError> {
+    async fn chunk(
+        &mut self,
+        id: u64,
+        session: &Session,
+        file: &str,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Outcome, FileError> {
         let Some(upload) = self.upload.as_mut().filter(|u| u.id() == file) else {
             return Err(FileError::NoSuchFile(file.to_owned()));
         };
@@ -154,6 +161,15 @@ impl Transfers {
                     return Err(FileError::NoSuchFile(file.to_owned()));
                 };
                 let share = upload.finish().await?;
+                // Checked again: the session may have left the room, been muted, or its
+                // receiver gone while the bytes came. A share that cannot be posted is
+                // taken back, and so is the quota it took.
+                if let Err(refused) = session.may_send(share.room.clone(), share.to.clone()).await {
+                    if let Some(files) = &self.files {
+                        files.withdraw(&share).await?;
+                    }
+                    return Err(FileError::Refused(refused));
+                }
                 let text = serde_json::to_string(&share.info).map_err(std::io::Error::other)?;
                 Ok(Outcome::Post(match (share.room, share.to) {
                     (Some(room), _) => Command::Say { room: Some(room), kind: Kind::File, text },
@@ -173,8 +189,7 @@ impl Transfers {
         let missing = || FileError::NoSuchFile(id.to_owned());
         let share = files.share(id).await.ok_or_else(missing)?;
         let me = where_is(session).await?;
-        let rooms: Vec<String> = me.rooms.iter().map(ToString::to_string).collect();
-        if !share.visible_to(me.nick.as_str(), me.account.as_ref().map(parley_hub::Nick::as_str), &rooms) {
+        if !share.visible_to(&me) {
             return Err(missing());
         }
         let file = match tokio::fs::File::open(files.content_path(&share.info.sha256)).await {
@@ -247,7 +262,7 @@ fn code(e: &FileError) -> ErrorCode {
         FileError::TooLarge { .. } => ErrorCode::FileTooLarge,
         FileError::Quota { .. } => ErrorCode::QuotaExceeded,
         FileError::NoSuchFile(_) => ErrorCode::NoSuchFile,
-        FileError::NotInRoom(_) => ErrorCode::NotInRoom,
+        FileError::Refused(e) => super::error_code(e),
         FileError::Checksum { .. } => ErrorCode::ChecksumMismatch,
         FileError::Bad(_) => ErrorCode::BadRequest,
         FileError::Io(_) => ErrorCode::FilesUnavailable,

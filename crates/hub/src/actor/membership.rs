@@ -1,0 +1,367 @@
+//! Sessions arriving and leaving, entering and leaving rooms, and changing nick; who is
+//! where, as member lists and room lists show it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::{shorten, Hub, SessionState, MAX_REASON};
+use crate::command::RequestId;
+use crate::error::HubError;
+use crate::event::{Event, LeaveReason, Reply, RoomSummary};
+use crate::handle::SessionId;
+use crate::identity::Account;
+use crate::modes::Member;
+use crate::name::{Nick, RoomName};
+use crate::outbox::{Outbox, Shared};
+use crate::room::Room;
+
+/// Why a session was disconnected when its outbox overflowed.
+const SEND_QUEUE_EXCEEDED: &str = "send queue exceeded";
+
+impl Hub {
+    /// Registers a session; `account` when it has already proved it owns the nick.
+    pub(super) fn connect(
+        &mut self,
+        nick: &str,
+        account: Option<Account>,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<SessionId, HubError> {
+        if self.shutting_down {
+            return Err(HubError::ShuttingDown);
+        }
+        let nick = Nick::parse(nick, self.limits.max_nick_len)?;
+        if self.nicks.contains_key(&nick) {
+            return Err(HubError::NickTaken(nick.to_string()));
+        }
+        let account_name = account.as_ref().map(|a| &a.name);
+        if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address) {
+            tracing::info!(%nick, ?address, "refused a banned client");
+            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
+        }
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        let guest = self.next_guest();
+        self.nicks.insert(nick.clone(), id);
+        let squatting = self.accounts.contains_key(&nick) && account.as_ref().map(|a| &a.name) != Some(&nick);
+        self.sessions.insert(
+            id,
+            SessionState {
+                nick: nick.clone(),
+                outbox: outbox.clone(),
+                rooms: Vec::new(),
+                account,
+                guest,
+                address,
+                away: None,
+                realname: None,
+                since: Utc::now(),
+                active: std::time::Instant::now(),
+                oper: false,
+                reads: 0,
+            },
+        );
+        self.max_users = self.max_users.max(self.sessions.len());
+        let lobby = self.lobby.clone();
+        self.enter(id, &lobby, true);
+        let members = self.members_on_entry(&lobby, id);
+        let history = self.recent(&lobby);
+        let topic = self.topic_of(&lobby);
+        let max_text = self.limits.max_message_bytes;
+        let stats = self.stats();
+        let welcome = Reply::Welcome { nick: nick.clone(), room: lobby, members, max_text, history, topic, stats };
+        if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
+            self.overflowed.push(id);
+        }
+        if squatting {
+            self.warn_squatter(id, &nick);
+        }
+        tracing::debug!(session = id.0, "session registered");
+        Ok(id)
+    }
+
+    /// The session leaves the chat on purpose.
+    pub(super) fn quit(&mut self, id: SessionId, req: RequestId, reason: Option<String>) {
+        let reason = reason.map(|r| Arc::from(shorten(&r, MAX_REASON)));
+        if let Some(state) = self.remove_session(id, LeaveReason::Quit, reason) {
+            let _ = state.outbox.deliver(&Event::Reply { req, result: Ok(Reply::Bye) });
+            state.outbox.close();
+        }
+    }
+
+    /// Puts the session in the room, creating it (a new life of it, if it is not
+    /// registered) when nobody is there, and tells the members already there.
+    pub(super) fn enter(&mut self, id: SessionId, name: &RoomName, arrival: bool) -> RoomName {
+        if !self.rooms.contains_key(name) {
+            self.open_room(id, name);
+        }
+        let state = self.sessions.get(&id).unwrap_or_else(|| unreachable!("entering session exists"));
+        let (nick, outbox) = (state.nick.clone(), state.outbox.clone());
+        let room = self.rooms.entry(name.clone()).or_insert_with(|| Room::new(name.clone()));
+        let room_name = room.name.clone();
+        if !room.contains(id) {
+            room.add(id, outbox);
+            if room.len() <= self.limits.announce_up_to {
+                let joined = Shared::new(Event::Joined { room: room_name.clone(), nick, at: Utc::now(), arrival });
+                room.broadcast(&joined, Some(id), &mut self.overflowed);
+            }
+        }
+        let rooms = &mut self.state_mut(id).rooms;
+        rooms.retain(|r| r != name);
+        rooms.push(room_name.clone());
+        room_name
+    }
+
+    /// Takes the session out of one room, telling those who stay; the last one out of an
+    /// unregistered room ends its life.
+    pub(super) fn leave(
+        &mut self,
+        id: SessionId,
+        nick: &Nick,
+        name: &RoomName,
+        reason: LeaveReason,
+        detail: Option<&Arc<str>>,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        room.remove(id);
+        if room.is_empty() {
+            self.rooms.remove(name);
+            self.close_room(name);
+            return;
+        }
+        if room.len() >= self.limits.announce_up_to {
+            return;
+        }
+        let left = Shared::new(Event::Left {
+            room: room.name.clone(),
+            nick: nick.clone(),
+            at: Utc::now(),
+            reason,
+            by: None,
+            detail: detail.cloned(),
+        });
+        room.broadcast(&left, None, &mut self.overflowed);
+    }
+
+    pub(super) fn join(
+        &mut self,
+        id: SessionId,
+        room: &str,
+        exclusive: bool,
+        key: Option<&str>,
+    ) -> Result<Reply, HubError> {
+        let name = RoomName::parse(room, self.limits.max_room_len)?;
+        let rooms = &self.state(id).rooms;
+        let max = self.limits.max_rooms_per_session;
+        if !exclusive && rooms.len() >= max && !rooms.contains(&name) {
+            return Err(HubError::TooManyRooms { max });
+        }
+        if let Some(ban) = self.restricted(id, &name, true) {
+            return Err(HubError::Banned { room: name.to_string(), reason: ban.reason.clone() });
+        }
+        self.may_enter(id, &name, key)?;
+        let room = self.enter(id, &name, false);
+        self.entered(id, &name);
+        if exclusive {
+            let state = self.state_mut(id);
+            let others: Vec<RoomName> = state.rooms.iter().filter(|r| **r != name).cloned().collect();
+            state.rooms.retain(|r| *r == name);
+            let nick = state.nick.clone();
+            for other in others {
+                self.leave(id, &nick, &other, LeaveReason::Part, None);
+            }
+        }
+        let members = self.members_on_entry(&name, id);
+        let history = self.recent(&name);
+        let topic = self.topic_of(&name);
+        Ok(Reply::Joined { room, members, history, topic })
+    }
+
+    pub(super) fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+        let name = self.target_room(id, room)?;
+        let state = self.state_mut(id);
+        state.rooms.retain(|r| *r != name);
+        let nick = state.nick.clone();
+        self.leave(id, &nick, &name, LeaveReason::Part, None);
+        Ok(Reply::Parted { room: name })
+    }
+
+    pub(super) fn rename(&mut self, id: SessionId, nick: &str) -> Result<Reply, HubError> {
+        let new = Nick::parse(nick, self.limits.max_nick_len)?;
+        if let Some(owner) = self.nicks.get(&new) {
+            if *owner != id {
+                return Err(HubError::NickTaken(new.to_string()));
+            }
+        }
+        if self.accounts.contains_key(&new) && self.state(id).account_name() != Some(&new) {
+            return Err(HubError::NickRegistered(new.to_string()));
+        }
+        self.change_nick(id, new.clone(), false);
+        Ok(Reply::Nick { nick: new })
+    }
+
+    /// Gives the session the nick `new` (already checked) and tells everyone who shares
+    /// a room with it, once each; the session itself too when the server renamed it.
+    pub(crate) fn change_nick(&mut self, id: SessionId, new: Nick, tell_self: bool) {
+        let state = self.state_mut(id);
+        let old = std::mem::replace(&mut state.nick, new.clone());
+        let rooms = state.rooms.clone();
+        self.nicks.remove(&old);
+        self.nicks.insert(new.clone(), id);
+        let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now() });
+        self.tell_room_mates(id, &rooms, &changed, tell_self);
+    }
+
+    /// Delivers `event` once to each session that shares one of `rooms` with `id`, and
+    /// to `id` itself when `include_self` (even when it is in no room). In an
+    /// auditorium, where members are not shown everyone, only a change by someone they
+    /// are shown (an operator, a voiced member) is told: else one nick change would cost
+    /// a delivery per member of the largest room.
+    pub(crate) fn tell_room_mates(&mut self, id: SessionId, rooms: &[RoomName], event: &Shared, include_self: bool) {
+        let mut told = HashSet::from([id]);
+        let mut targets = if include_self { vec![id] } else { Vec::new() };
+        for room in rooms.iter().filter_map(|name| self.rooms.get(name)) {
+            if room.len() > self.limits.announce_up_to && !self.is_op(id, &room.name) && !room.voiced.contains(&id) {
+                continue;
+            }
+            targets.extend(room.member_ids().filter(|member| told.insert(*member)));
+        }
+        for target in targets {
+            if let Some(state) = self.sessions.get(&target) {
+                if state.outbox.deliver_shared(event).is_err() {
+                    self.overflowed.push(target);
+                }
+            }
+        }
+    }
+
+    pub(super) fn who(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+        let name = match room {
+            None => self.target_room(id, None)?,
+            Some(room) => RoomName::parse(room, self.limits.max_room_len)?,
+        };
+        match self.rooms.get(&name) {
+            Some(room) if self.hidden_from(id, &name) => Err(HubError::NoSuchRoom(room.name.to_string())),
+            Some(room) => Ok(Reply::Who { room: room.name.clone(), members: self.members(&name) }),
+            None => Err(HubError::NoSuchRoom(name.to_string())),
+        }
+    }
+
+    /// Whether `room` is secret and the session neither in it nor an administrator: then
+    /// the room does not exist, as far as the session can tell.
+    pub(crate) fn hidden_from(&self, id: SessionId, room: &RoomName) -> bool {
+        let secret = self.charters.get(room).is_some_and(|c| c.modes.secret);
+        secret && !self.rooms.get(room).is_some_and(|r| r.contains(id)) && !self.is_admin(id)
+    }
+
+    pub(super) fn rooms(&self, id: SessionId) -> Reply {
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .values()
+            .filter(|room| !self.hidden_from(id, &room.name))
+            .map(|room| RoomSummary {
+                name: room.name.clone(),
+                members: room.len(),
+                joined: room.contains(id),
+                topic: self.topic_of(&room.name).map(|(text, _, _)| text),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Reply::Rooms(rooms)
+    }
+
+    /// The members a session entering a room is shown: all of them, or in an auditorium
+    /// (more than `announce_up_to`) its operators and voiced members and the session
+    /// itself, since listing N members to each of N arrivals is N² again. `/who` still
+    /// lists everyone.
+    pub(crate) fn members_on_entry(&self, name: &RoomName, id: SessionId) -> Vec<Member> {
+        let Some(room) = self.rooms.get(name).filter(|room| room.len() > self.limits.announce_up_to) else {
+            return self.members(name);
+        };
+        // Without going through every member: the session, the voiced, the session
+        // operators, and the sessions of the durable operators' accounts.
+        let mut shown: Vec<SessionId> = vec![id];
+        shown.extend(room.voiced.iter().copied());
+        shown.extend(room.ops.iter().copied());
+        if let Some(charter) = self.charters.get(name) {
+            let op_accounts = &charter.ops;
+            let named = self.accounts.iter().filter(|(_, account)| op_accounts.contains(account));
+            for (nick, _) in named {
+                shown.extend(self.nicks.get(nick).copied().filter(|member| room.contains(*member)));
+            }
+        }
+        shown.sort_unstable();
+        shown.dedup();
+        let mut members: Vec<Member> = shown
+            .into_iter()
+            .filter_map(|member| self.member(member, room))
+            .filter(|m| m.nick == self.state(id).nick || m.op || m.voice)
+            .collect();
+        members.sort_by(|a, b| a.nick.cmp(&b.nick));
+        members
+    }
+
+    /// How member lists show one session.
+    fn member(&self, id: SessionId, room: &Room) -> Option<Member> {
+        let state = self.sessions.get(&id)?;
+        Some(Member {
+            nick: state.nick.clone(),
+            op: self.is_op(id, &room.name),
+            voice: room.voiced.contains(&id),
+            away: state.away.is_some(),
+            admin: self.is_admin(id),
+        })
+    }
+
+    /// A room's members, sorted by nick.
+    pub(crate) fn members(&self, name: &RoomName) -> Vec<Member> {
+        let Some(room) = self.rooms.get(name) else {
+            return Vec::new();
+        };
+        let mut members: Vec<Member> = room.member_ids().filter_map(|id| self.member(id, room)).collect();
+        members.sort_by(|a, b| a.nick.cmp(&b.nick));
+        members
+    }
+
+    /// Forgets a session and takes it out of its rooms, telling their members why.
+    pub(crate) fn remove_session(
+        &mut self,
+        id: SessionId,
+        reason: LeaveReason,
+        detail: Option<Arc<str>>,
+    ) -> Option<SessionState> {
+        let state = self.sessions.remove(&id)?;
+        self.nicks.remove(&state.nick);
+        for room in &state.rooms {
+            self.leave(id, &state.nick, room, reason, detail.as_ref());
+        }
+        tracing::debug!(session = id.0, "session removed");
+        Some(state)
+    }
+
+    /// Disconnects every session whose outbox overflowed, including those that overflow
+    /// while being told that the first ones left.
+    pub(crate) fn drop_slow_consumers(&mut self) {
+        let detail: Arc<str> = Arc::from(SEND_QUEUE_EXCEEDED);
+        while let Some(id) = self.overflowed.pop() {
+            if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(detail.clone())) {
+                tracing::info!(nick = %state.nick, "disconnecting a slow consumer: {SEND_QUEUE_EXCEEDED}");
+            }
+        }
+    }
+
+    pub(super) fn shutdown(&mut self, message: &str) {
+        self.shutting_down = true;
+        let notice = Shared::new(Event::Shutdown { at: Utc::now(), message: message.into() });
+        for state in self.sessions.values() {
+            let _ = state.outbox.deliver_shared(&notice);
+            state.outbox.close();
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! What sessions may learn about each other and tell about themselves: away messages,
+//! WHOIS, server statistics, and a gateway's operator login.
+
+use std::sync::Arc;
+
+use super::{shorten, Hub, MAX_REASON};
+use crate::error::HubError;
+use crate::event::{Event, Reply};
+use crate::handle::SessionId;
+use crate::modes::{Stats, Whois};
+use crate::outbox::Shared;
+
+impl Hub {
+    /// Marks the session away (or back), telling those who share a room with it.
+    pub(super) fn away(&mut self, id: SessionId, text: Option<String>) -> Reply {
+        let text: Option<Arc<str>> = text.filter(|t| !t.trim().is_empty()).map(|t| Arc::from(shorten(&t, MAX_REASON)));
+        let state = self.state_mut(id);
+        let away = text.is_some();
+        state.away = text.clone();
+        let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
+        let event = Shared::new(Event::Away { nick, text });
+        self.tell_room_mates(id, &rooms, &event, false);
+        Reply::Away { away }
+    }
+
+    /// What the server says about a user to the session: rooms it may see (not secret
+    /// ones it is not in), and the address only to the user and to admins.
+    pub(super) fn whois(&self, id: SessionId, nick: &str) -> Result<Reply, HubError> {
+        let target = self.session_named(nick)?;
+        let state = self.state(target);
+        let asker_admin = self.is_admin(id);
+        let rooms = state
+            .rooms
+            .iter()
+            .filter(|name| !self.hidden_from(id, name))
+            .map(|name| (name.clone(), self.is_op(target, name)))
+            .collect();
+        Ok(Reply::Whois(Box::new(Whois {
+            nick: state.nick.clone(),
+            account: state.account_name().cloned(),
+            realname: state.realname.clone(),
+            rooms,
+            since: state.since,
+            idle_secs: state.active.elapsed().as_secs(),
+            away: state.away.clone(),
+            admin: self.is_admin(target),
+            address: if target == id || asker_admin { state.address } else { None },
+        })))
+    }
+
+    /// How busy the server is.
+    pub(super) fn stats(&self) -> Stats {
+        let admins = self.sessions.keys().filter(|id| self.is_admin(**id)).count();
+        Stats { users: self.sessions.len(), max_users: self.max_users, rooms: self.rooms.len(), admins }
+    }
+
+    /// Makes the session a server administrator for as long as it is connected.
+    pub(super) fn oper(&mut self, id: SessionId) -> Reply {
+        let state = self.state_mut(id);
+        state.oper = true;
+        tracing::info!(nick = %state.nick, "session made a server administrator");
+        Reply::Opered
+    }
+}

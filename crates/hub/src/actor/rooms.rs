@@ -1,0 +1,353 @@
+//! Rooms' lives and settings: creating a room (a new life, or a registered room filling
+//! again), ending an unregistered room's life with its last member, and the settings
+//! checked where they apply, for every gateway: joining (`may_enter`) and speaking
+//! (`may_speak`). Changing a registered room's settings is durable before it applies.
+
+use chrono::Utc;
+
+use super::{Answer, Completion, Hub};
+use crate::charter::Charter;
+use crate::command::RequestId;
+use crate::error::HubError;
+use crate::event::{Event, Reply, Timestamp};
+use crate::handle::SessionId;
+use crate::moderation::{Change, Changed, Restriction};
+use crate::modes::{ModeChange, RoomMode, RoomModes};
+use crate::name::{Nick, RoomName};
+
+/// The longest room key, in bytes.
+pub(crate) const MAX_KEY: usize = 32;
+
+/// The largest member limit (`+l`) a room may set.
+pub(crate) const MAX_MEMBER_LIMIT: usize = 1_000_000;
+
+impl Hub {
+    /// A room is created by its first member: a registered room fills again as it was;
+    /// any other begins a new life, with its creator as operator while they stay, none
+    /// of its past, and (when the creator is logged in) a registration on their account.
+    pub(super) fn open_room(&mut self, creator: SessionId, name: &RoomName) {
+        if self.charters.contains_key(name) {
+            return;
+        }
+        let since = self.logs.get(name).map_or(1, crate::log::RoomLog::next_life);
+        if let Some(log) = self.logs.get_mut(name) {
+            log.forget();
+        }
+        self.charters.insert(name.clone(), Charter::fresh(name.clone(), since, RoomModes::default()));
+        let mut room = crate::room::Room::new(name.clone());
+        room.ops.insert(creator);
+        self.rooms.insert(name.clone(), room);
+        self.register_on_creation(creator, name);
+    }
+
+    /// The last member left: an unregistered room's life ends (its settings, bans and
+    /// topic go, and its latest messages are forgotten); a registered one waits as it is.
+    pub(super) fn close_room(&mut self, name: &RoomName) {
+        let keep = self.charters.get(name).is_some_and(|c| c.is_registered() || c.pending > 0);
+        if !keep {
+            self.charters.remove(name);
+            if let Some(log) = self.logs.get_mut(name) {
+                log.forget();
+            }
+        }
+    }
+
+    /// Whether the session operates `room`: a member made operator while it stays, or
+    /// logged in to one of the room's durable operators' accounts.
+    pub(crate) fn is_op(&self, id: SessionId, room: &RoomName) -> bool {
+        if self.rooms.get(room).is_some_and(|r| r.ops.contains(&id)) {
+            return true;
+        }
+        let account = self.sessions.get(&id).and_then(|s| s.account.as_ref());
+        account.is_some_and(|a| self.charters.get(room).is_some_and(|c| c.ops.contains(&a.id)))
+    }
+
+    /// Whether the session may moderate `room`: a server admin, or one of its operators.
+    pub(crate) fn may_moderate(&self, id: SessionId, room: &RoomName) -> bool {
+        self.is_admin(id) || self.is_op(id, room)
+    }
+
+    /// Whether the session may join `room` given its settings. Operators and admins
+    /// pass every setting (they are the ones who set them); bans are checked apart.
+    pub(super) fn may_enter(&self, id: SessionId, name: &RoomName, key: Option<&str>) -> Result<(), HubError> {
+        let Some(charter) = self.charters.get(name) else {
+            return Ok(());
+        };
+        let room = self.rooms.get(name);
+        if room.is_some_and(|r| r.contains(id)) || self.may_moderate(id, name) {
+            return Ok(());
+        }
+        let invited = room.is_some_and(|r| r.invited.contains(&id));
+        if charter.modes.invite_only && !invited {
+            return Err(HubError::InviteOnly(name.to_string()));
+        }
+        if charter.modes.key.as_deref().is_some_and(|k| Some(k) != key) && !invited {
+            return Err(HubError::WrongKey(name.to_string()));
+        }
+        if charter.modes.limit.is_some_and(|limit| room.map_or(0, crate::room::Room::len) >= limit) {
+            return Err(HubError::RoomFull(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Forgets an invitation once used.
+    pub(super) fn entered(&mut self, id: SessionId, name: &RoomName) {
+        if let Some(room) = self.rooms.get_mut(name) {
+            room.invited.remove(&id);
+        }
+    }
+
+    /// Whether the session may speak in `room` given its settings (mutes are checked
+    /// apart).
+    pub(crate) fn may_speak(&self, id: SessionId, name: &RoomName) -> bool {
+        let moderated = self.charters.get(name).is_some_and(|c| c.modes.moderated);
+        !moderated || self.rooms.get(name).is_some_and(|r| r.voiced.contains(&id)) || self.may_moderate(id, name)
+    }
+
+    /// The room named, which the session must be in (a secret room it is not in does not
+    /// exist for it).
+    pub(crate) fn joined_room(&self, id: SessionId, room: &str) -> Result<RoomName, HubError> {
+        let name = RoomName::parse(room, self.limits.max_room_len)?;
+        match self.rooms.get(&name) {
+            Some(r) if r.contains(id) => Ok(r.name.clone()),
+            Some(r) if !self.hidden_from(id, &name) => Err(HubError::NotInRoom(r.name.to_string())),
+            _ => Err(HubError::NoSuchRoom(name.to_string())),
+        }
+    }
+
+    /// Changes a room's settings and voice, all or nothing, and tells its members. A
+    /// registered room's settings are written first and applied when the store reports.
+    pub(super) fn set_modes(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        room: &str,
+        changes: Vec<ModeChange>,
+    ) -> Result<Answer, HubError> {
+        let name = self.joined_room(id, room)?;
+        if !self.may_moderate(id, &name) {
+            return Err(HubError::NotOperator(name.to_string()));
+        }
+        let charter = self.charters.get(&name).ok_or_else(|| HubError::NoSuchRoom(name.to_string()))?;
+        let members = self.rooms.get(&name).ok_or_else(|| HubError::NoSuchRoom(name.to_string()))?;
+        // Check everything first, so that a bad change changes nothing.
+        let mut modes = charter.modes.clone();
+        let mut voiced = members.voiced.clone();
+        let mut applied = Vec::new();
+        for change in changes {
+            let effective = match &change.mode {
+                RoomMode::Voice(nick) => {
+                    let target = self.nicks.get(nick).copied().filter(|t| members.contains(*t));
+                    let target =
+                        target.ok_or_else(|| HubError::NotHere { nick: nick.to_string(), room: name.to_string() })?;
+                    let nick = self.state(target).nick.clone();
+                    let changed = if change.set { voiced.insert(target) } else { voiced.remove(&target) };
+                    applied.extend(changed.then_some(ModeChange { set: change.set, mode: RoomMode::Voice(nick) }));
+                    continue;
+                }
+                RoomMode::Op(_) | RoomMode::Ban(_) => {
+                    return Err(HubError::BadMode("operators and bans are changed by moderation".into()));
+                }
+                RoomMode::Key(key) if change.set && !usable_key(key) => {
+                    return Err(HubError::BadMode(format!(
+                        "a key has 1 to {MAX_KEY} bytes, without spaces, commas or colons"
+                    )));
+                }
+                RoomMode::Limit(limit) if change.set && !(1..=MAX_MEMBER_LIMIT).contains(limit) => {
+                    return Err(HubError::BadMode(format!("a member limit is from 1 to {MAX_MEMBER_LIMIT}")));
+                }
+                RoomMode::Moderated => std::mem::replace(&mut modes.moderated, change.set) != change.set,
+                RoomMode::Secret => std::mem::replace(&mut modes.secret, change.set) != change.set,
+                RoomMode::TopicLocked => std::mem::replace(&mut modes.topic_locked, change.set) != change.set,
+                RoomMode::InviteOnly => std::mem::replace(&mut modes.invite_only, change.set) != change.set,
+                RoomMode::Key(key) => {
+                    let new = change.set.then(|| key.clone());
+                    std::mem::replace(&mut modes.key, new.clone()) != new
+                }
+                RoomMode::Limit(limit) => {
+                    let new = change.set.then_some(*limit);
+                    std::mem::replace(&mut modes.limit, new) != new
+                }
+            };
+            if effective {
+                applied.push(change);
+            }
+        }
+        let durable = charter.is_registered() && modes != charter.modes;
+        if !durable {
+            self.apply_modes(id, &name, modes, voiced, applied);
+            return Ok(Reply::ModesSet { room: name }.into());
+        }
+        let Some(store) = self.store.clone() else {
+            self.apply_modes(id, &name, modes, voiced, applied);
+            return Ok(Reply::ModesSet { room: name }.into());
+        };
+        let change = Change {
+            actor: self.actor_name(id),
+            room: Some(name.clone()),
+            durable: true,
+            at: Utc::now(),
+            what: Changed::Modes(modes.clone()),
+        };
+        self.writes += 1;
+        if let Some(charter) = self.charters.get_mut(&name) {
+            charter.pending += 1;
+        }
+        let completions = self.completions.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.record(&change);
+            let _ =
+                completions.send(Completion::ModesSet { session: id, req, room: name, modes, voiced, applied, result });
+        });
+        Ok(Answer::Later)
+    }
+
+    /// The store kept a registered room's new settings: apply them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn modes_stored(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        name: RoomName,
+        modes: RoomModes,
+        voiced: std::collections::HashSet<SessionId>,
+        applied: Vec<ModeChange>,
+        result: Result<(), crate::StoreError>,
+    ) {
+        self.writes -= 1;
+        if let Some(charter) = self.charters.get_mut(&name) {
+            charter.pending = charter.pending.saturating_sub(1);
+        }
+        match result {
+            Ok(()) => {
+                self.apply_modes(id, &name, modes, voiced, applied);
+                self.reply(id, req, Ok(Reply::ModesSet { room: name.clone() }));
+            }
+            Err(e) => self.reply(id, req, Err(super::store_failed(&e))),
+        }
+        if !self.rooms.contains_key(&name) {
+            self.close_room(&name);
+        }
+    }
+
+    fn apply_modes(
+        &mut self,
+        id: SessionId,
+        name: &RoomName,
+        modes: RoomModes,
+        voiced: std::collections::HashSet<SessionId>,
+        applied: Vec<ModeChange>,
+    ) {
+        if let Some(charter) = self.charters.get_mut(name) {
+            charter.modes = modes;
+        }
+        if let Some(room) = self.rooms.get_mut(name) {
+            // Only members can be voiced; one who left meanwhile is not.
+            room.voiced = voiced.into_iter().filter(|member| room.contains(*member)).collect();
+        }
+        if !applied.is_empty() {
+            let by = self.sessions.get(&id).map(|s| s.nick.clone()).unwrap_or_else(|| self.actor_name(id));
+            let described: Vec<String> = applied.iter().map(ModeChange::describe).collect();
+            let text = format!("{by} set {} on {name}.", described.join(" "));
+            self.mode_event(name, &by, applied, &text);
+        }
+    }
+
+    /// A room's settings. Its key is for its members (and those who moderate it); a
+    /// secret room does not exist for others.
+    pub(super) fn modes(&self, id: SessionId, room: &str) -> Result<Reply, HubError> {
+        let name = RoomName::parse(room, self.limits.max_room_len)?;
+        let charter = self.charters.get(&name).filter(|_| self.rooms.contains_key(&name));
+        let charter = charter.filter(|_| !self.hidden_from(id, &name));
+        let charter = charter.ok_or_else(|| HubError::NoSuchRoom(name.to_string()))?;
+        let member = self.rooms.get(&name).is_some_and(|r| r.contains(id)) || self.may_moderate(id, &name);
+        let mut modes = charter.modes.clone();
+        let key_hidden = !member && modes.key.is_some();
+        if key_hidden {
+            modes.key = None;
+        }
+        Ok(Reply::Modes { room: charter.name.clone(), modes, created: charter.created, key_hidden })
+    }
+
+    /// The bans in force in a room, for its members; addresses only for those who
+    /// moderate it.
+    pub(super) fn bans(&self, id: SessionId, room: &str) -> Result<Reply, HubError> {
+        let name = self.joined_room(id, room).or_else(|e| {
+            let name = RoomName::parse(room, self.limits.max_room_len)?;
+            if self.is_admin(id) {
+                Ok(name)
+            } else {
+                Err(e)
+            }
+        })?;
+        let now = Utc::now();
+        let moderator = self.may_moderate(id, &name);
+        let bans: Vec<Restriction> = self
+            .charters
+            .get(&name)
+            .map(|c| c.bans(now).filter(|r| moderator || !r.mask.is_address()).cloned().collect())
+            .unwrap_or_default();
+        let room = self.charters.get(&name).map_or(name, |c| c.name.clone());
+        Ok(Reply::Bans { room, bans })
+    }
+
+    /// Invites someone into a room the session is in (an operator's call when the room
+    /// is invite-only).
+    pub(super) fn invite(&mut self, id: SessionId, nick: &str, room: Option<&str>) -> Result<Reply, HubError> {
+        let target = self.session_named(nick)?;
+        let name = match room {
+            Some(room) => self.joined_room(id, room)?,
+            None => self.target_room(id, None)?,
+        };
+        let invite_only = self.charters.get(&name).is_some_and(|c| c.modes.invite_only);
+        if invite_only && !self.may_moderate(id, &name) {
+            return Err(HubError::NotOperator(name.to_string()));
+        }
+        let nick = self.state(target).nick.clone();
+        let room = self.rooms.get_mut(&name).ok_or_else(|| HubError::NoSuchRoom(name.to_string()))?;
+        if room.contains(target) {
+            return Err(HubError::AlreadyInRoom { nick: nick.to_string(), room: name.to_string() });
+        }
+        room.invited.insert(target);
+        let by = self.state(id).nick.clone();
+        self.tell(target, &Event::Invited { room: name.clone(), by, at: Utc::now() });
+        Ok(Reply::Invited { nick, room: name })
+    }
+
+    /// The topic of a room, for `/topic` without text; a secret room's only for its
+    /// members.
+    pub(super) fn topic(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+        let room = match room {
+            Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
+            None => self.target_room(id, None)?,
+        };
+        if self.hidden_from(id, &room) || !self.charters.contains_key(&room) {
+            return Err(HubError::NoSuchRoom(room.to_string()));
+        }
+        Ok(Reply::Topic { topic: self.topic_of(&room), room })
+    }
+
+    /// The topic of a room, for newcomers: its text, who set it, when.
+    pub(crate) fn topic_of(&self, room: &RoomName) -> Option<(String, Nick, Timestamp)> {
+        let topic = self.charters.get(room)?.topic.as_ref()?;
+        Some((topic.text.clone(), topic.by.clone(), topic.at))
+    }
+
+    /// How many rooms an account has founded.
+    pub(crate) fn founded_by(&self, account: crate::identity::AccountId) -> usize {
+        self.charters.values().filter(|c| c.founder() == Some(account)).count()
+    }
+
+    /// The name the audit log gives the session: its account's, else its nick.
+    pub(crate) fn actor_name(&self, id: SessionId) -> Nick {
+        self.sessions.get(&id).map_or_else(
+            || Nick::parse("server", usize::MAX).unwrap_or_else(|_| unreachable!("a valid nick")),
+            |s| s.account_name().cloned().unwrap_or_else(|| s.nick.clone()),
+        )
+    }
+}
+
+/// A key a client can send back: 1 to [`MAX_KEY`] bytes, nothing IRC would split on.
+fn usable_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY && !key.contains([' ', ',', ':']) && !key.chars().any(char::is_control)
+}

@@ -1,0 +1,306 @@
+//! A [`Store`](crate::Store) in memory: the reference implementation of every store
+//! trait, for tests of the hub and of gateways. Simple rather than fast, and it keeps
+//! passwords as given (it never touches a disk, and it is not for production).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::history::{Cursor, Page, Record, Search};
+use crate::identity::{Account, AccountId, Party};
+use crate::moderation::{AuditLine, Change, Changed, Moderation, RegisteredRoom};
+use crate::name::{Nick, RoomName};
+use crate::store::{AccountStore, MessageStore, ModerationStore, SearchStore, StoreError, Verdict};
+
+#[derive(Default)]
+struct Kept {
+    messages: Vec<Record>,
+    /// Accounts by id, with their passwords.
+    accounts: Vec<(Account, String)>,
+    next_account: i64,
+    admins: Vec<AccountId>,
+    rooms: HashMap<RoomName, RegisteredRoom>,
+    server_bans: Vec<crate::moderation::ServerBan>,
+    audit: Vec<AuditLine>,
+}
+
+/// Everything the hub keeps, in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    kept: Mutex<Kept>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every message stored, in the order stored.
+    #[must_use]
+    pub fn messages(&self) -> Vec<Record> {
+        self.kept().messages.clone()
+    }
+
+    /// Gives or takes the server-admin role, as `parley admin` does.
+    pub fn set_admin(&self, id: AccountId, admin: bool) {
+        let mut kept = self.kept();
+        kept.admins.retain(|a| *a != id);
+        if admin {
+            kept.admins.push(id);
+        }
+    }
+}
+
+fn page_of(mut records: Vec<Record>, cursor: Cursor, upto: u64, limit: usize) -> Vec<Record> {
+    records.retain(|r| r.seq <= upto);
+    records.sort_by_key(|r| r.seq);
+    match cursor {
+        Cursor::Latest => records.split_off(records.len().saturating_sub(limit)),
+        Cursor::Before(before) => {
+            records.retain(|r| r.seq < before);
+            records.split_off(records.len().saturating_sub(limit))
+        }
+        Cursor::After(after) => records.into_iter().filter(|r| r.seq > after).take(limit).collect(),
+    }
+}
+
+impl MessageStore for MemoryStore {
+    fn append(&self, batch: &[Arc<Record>]) -> Result<(), StoreError> {
+        self.kept().messages.extend(batch.iter().map(|r| (**r).clone()));
+        Ok(())
+    }
+
+    fn last_seqs(&self) -> Result<Vec<(RoomName, u64)>, StoreError> {
+        let mut last: HashMap<RoomName, u64> = HashMap::new();
+        for record in &self.kept().messages {
+            if let Some(room) = &record.room {
+                let seq = last.entry(room.clone()).or_default();
+                *seq = (*seq).max(record.seq);
+            }
+        }
+        Ok(last.into_iter().collect())
+    }
+
+    fn recent(&self, room: &RoomName, since: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let page = Page { room: room.clone(), cursor: Cursor::Latest, since, upto: u64::MAX, limit };
+        self.page(&page)
+    }
+
+    fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
+        let records: Vec<Record> = self
+            .kept()
+            .messages
+            .iter()
+            .filter(|r| r.room.as_ref() == Some(&page.room) && r.seq >= page.since)
+            .cloned()
+            .collect();
+        Ok(page_of(records, page.cursor, page.upto, page.limit))
+    }
+
+    fn last_private_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.kept().messages.iter().filter(|r| r.room.is_none()).map(|r| r.seq).max().unwrap_or(0))
+    }
+
+    fn last_guest(&self) -> Result<u64, StoreError> {
+        let guest = |p: &Option<Party>| match p {
+            Some(Party::Guest(g)) => g.0,
+            _ => 0,
+        };
+        Ok(self.kept().messages.iter().map(|r| guest(&r.sender).max(guest(&r.recipient))).max().unwrap_or(0))
+    }
+
+    fn conversation(
+        &self,
+        me: Party,
+        with: Party,
+        cursor: Cursor,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let between = |r: &&Record| {
+            r.room.is_none()
+                && ((r.sender == Some(me) && r.recipient == Some(with))
+                    || (r.sender == Some(with) && r.recipient == Some(me)))
+        };
+        let records = self.kept().messages.iter().filter(between).cloned().collect();
+        Ok(page_of(records, cursor, upto, limit))
+    }
+}
+
+impl SearchStore for MemoryStore {
+    fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError> {
+        let words: Vec<String> = search.words.iter().map(|w| w.to_lowercase()).collect();
+        let visible = |r: &&Record| match &r.room {
+            Some(room) => search.rooms.iter().any(|(name, since)| name == room && r.seq >= *since),
+            None => search.private_of.is_some_and(|me| r.sender == Some(me) || r.recipient == Some(me)),
+        };
+        let mut found: Vec<Record> = self
+            .kept()
+            .messages
+            .iter()
+            .filter(visible)
+            .filter(|r| search.from.as_ref().is_none_or(|from| *from == r.from))
+            .filter(|r| search.before.is_none_or(|t| r.at < t) && search.after.is_none_or(|t| r.at >= t))
+            .filter(|r| {
+                let text = r.text.to_lowercase();
+                words.iter().all(|w| text.contains(w.as_str()))
+            })
+            .cloned()
+            .collect();
+        found.reverse();
+        Ok(found.into_iter().skip(search.offset).take(search.limit).collect())
+    }
+}
+
+impl AccountStore for MemoryStore {
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        Ok(self.kept().accounts.iter().map(|(a, _)| a.clone()).collect())
+    }
+
+    fn register(&self, name: &Nick, password: &str) -> Result<Option<Account>, StoreError> {
+        let mut kept = self.kept();
+        if kept.accounts.iter().any(|(a, _)| a.name == *name) {
+            return Ok(None);
+        }
+        kept.next_account += 1;
+        let account = Account { id: AccountId(kept.next_account), name: name.clone() };
+        kept.accounts.push((account.clone(), password.to_owned()));
+        Ok(Some(account))
+    }
+
+    fn verify(&self, name: &Nick, password: &str) -> Result<Verdict, StoreError> {
+        let kept = self.kept();
+        Ok(match kept.accounts.iter().find(|(a, _)| a.name == *name) {
+            None => Verdict::NoAccount,
+            Some((_, kept_password)) if kept_password != password => Verdict::Wrong,
+            Some((account, _)) => Verdict::Right { account: account.clone(), admin: kept.admins.contains(&account.id) },
+        })
+    }
+
+    fn verify_id(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
+        Ok(self.kept().accounts.iter().any(|(a, p)| a.id == id && p == password))
+    }
+
+    fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
+        let mut kept = self.kept();
+        let found = kept.accounts.iter_mut().find(|(a, _)| a.id == id);
+        Ok(found.map(|(_, p)| *p = password.to_owned()).is_some())
+    }
+
+    fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {
+        let mut kept = self.kept();
+        let Some(index) = kept.accounts.iter().position(|(a, _)| a.id == id) else {
+            return Ok(false);
+        };
+        let (account, _) = kept.accounts.remove(index);
+        kept.admins.retain(|a| *a != id);
+        kept.rooms.retain(|_, room| room.founder != Some(id));
+        for room in kept.rooms.values_mut() {
+            room.ops.retain(|a| *a != id);
+        }
+        let party = Some(Party::Account(id));
+        kept.messages.retain(|r| r.room.is_some() || (r.sender != party && r.recipient != party));
+        kept.audit.push(AuditLine {
+            at: chrono::Utc::now(),
+            actor: actor.to_owned(),
+            action: "delete account".to_owned(),
+            room: None,
+            target: Some(account.name.to_string()),
+            detail: None,
+        });
+        Ok(true)
+    }
+}
+
+impl ModerationStore for MemoryStore {
+    fn moderation(&self) -> Result<Moderation, StoreError> {
+        let kept = self.kept();
+        Ok(Moderation {
+            admins: kept.admins.clone(),
+            rooms: kept.rooms.values().cloned().collect(),
+            server_bans: kept.server_bans.clone(),
+        })
+    }
+
+    fn record(&self, change: &Change) -> Result<(), StoreError> {
+        let mut kept = self.kept();
+        let room = change.room.clone();
+        if change.durable {
+            apply(&mut kept, change);
+        }
+        kept.audit.push(AuditLine {
+            at: change.at,
+            actor: change.actor.to_string(),
+            action: change.what.action().to_owned(),
+            room: room.map(|r| r.to_string()),
+            target: None,
+            detail: None,
+        });
+        Ok(())
+    }
+
+    fn audit(&self, limit: usize) -> Result<Vec<AuditLine>, StoreError> {
+        Ok(self.kept().audit.iter().rev().take(limit).cloned().collect())
+    }
+}
+
+/// Keeps a durable change.
+fn apply(kept: &mut Kept, change: &Change) {
+    let Some(name) = change.room.clone() else {
+        match &change.what {
+            Changed::ServerBanned(ban) => {
+                kept.server_bans.retain(|b| b.mask != ban.mask);
+                kept.server_bans.push(ban.clone());
+            }
+            Changed::ServerUnbanned(mask) => kept.server_bans.retain(|b| b.mask != *mask),
+            _ => {}
+        }
+        return;
+    };
+    if let Changed::Registered { founder, since, modes, topic, restrictions } = &change.what {
+        kept.rooms.insert(
+            name.clone(),
+            RegisteredRoom {
+                room: name,
+                founder: founder.as_ref().map(|a| a.id),
+                registered: change.at,
+                since: *since,
+                modes: modes.clone(),
+                ops: founder.iter().map(|a| a.id).collect(),
+                topic: topic.clone(),
+                restrictions: restrictions.clone(),
+            },
+        );
+        return;
+    }
+    if matches!(change.what, Changed::Unregistered) {
+        kept.rooms.remove(&name);
+        return;
+    }
+    let Some(room) = kept.rooms.get_mut(&name) else {
+        return;
+    };
+    match &change.what {
+        Changed::Topic(text) => {
+            room.topic = (!text.is_empty()).then(|| crate::moderation::Topic {
+                text: text.clone(),
+                by: change.actor.clone(),
+                at: change.at,
+            });
+        }
+        Changed::Restricted(r) => {
+            room.restrictions.retain(|x| !(x.ban == r.ban && x.mask == r.mask));
+            room.restrictions.push(r.clone());
+        }
+        Changed::Lifted { ban, mask } => room.restrictions.retain(|x| !(x.ban == *ban && x.mask == *mask)),
+        Changed::Opped(account) if !room.ops.contains(&account.id) => room.ops.push(account.id),
+        Changed::Deopped(account) => room.ops.retain(|a| *a != account.id),
+        Changed::Modes(modes) => room.modes = modes.clone(),
+        _ => {}
+    }
+}

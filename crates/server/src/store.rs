@@ -1,0 +1,113 @@
+//! The hub's store as the server keeps it: the SQLite database, with the file store
+//! beside it, so that deleting an account (by `/unregister`) also deletes the files it
+//! shared or was sent. Every other call goes straight to the database.
+
+use std::sync::Arc;
+
+use parley_hub::{
+    Account, AccountId, AccountStore, AuditLine, Change, Cursor, MessageStore, Moderation, ModerationStore, Nick, Page,
+    Party, Record, RoomName, Search, SearchStore, StoreError, Verdict,
+};
+use parley_store::SqliteStore;
+
+use crate::files::FileStore;
+
+/// The database, and the files that belong to its accounts.
+pub(crate) struct Kept {
+    pub(crate) db: SqliteStore,
+    pub(crate) files: Option<Arc<FileStore>>,
+}
+
+impl MessageStore for Kept {
+    fn append(&self, batch: &[Arc<Record>]) -> Result<(), StoreError> {
+        self.db.append(batch)
+    }
+
+    fn last_seqs(&self) -> Result<Vec<(RoomName, u64)>, StoreError> {
+        self.db.last_seqs()
+    }
+
+    fn recent(&self, room: &RoomName, since: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        self.db.recent(room, since, limit)
+    }
+
+    fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
+        self.db.page(page)
+    }
+
+    fn last_private_seq(&self) -> Result<u64, StoreError> {
+        self.db.last_private_seq()
+    }
+
+    fn last_guest(&self) -> Result<u64, StoreError> {
+        self.db.last_guest()
+    }
+
+    fn conversation(
+        &self,
+        me: Party,
+        with: Party,
+        cursor: Cursor,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.db.conversation(me, with, cursor, upto, limit)
+    }
+}
+
+impl SearchStore for Kept {
+    fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError> {
+        self.db.search(search)
+    }
+}
+
+impl AccountStore for Kept {
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.db.accounts()
+    }
+
+    fn register(&self, name: &Nick, password: &str) -> Result<Option<Account>, StoreError> {
+        self.db.register(name, password)
+    }
+
+    fn verify(&self, name: &Nick, password: &str) -> Result<Verdict, StoreError> {
+        self.db.verify(name, password)
+    }
+
+    fn verify_id(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
+        self.db.verify_id(id, password)
+    }
+
+    fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
+        self.db.set_password(id, password)
+    }
+
+    fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {
+        let deleted = self.db.delete_account(id, actor)?;
+        if deleted {
+            if let Some(files) = &self.files {
+                match files.forget_account(id) {
+                    Ok(shares) => tracing::info!(account = id.0, shares, "a deleted account's files are deleted"),
+                    // The account is gone either way; what is left is unreachable (its
+                    // id is never given again) and the next start collects it.
+                    Err(e) => tracing::warn!(account = id.0, "deleting a deleted account's files failed: {e}"),
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+impl ModerationStore for Kept {
+    fn moderation(&self) -> Result<Moderation, StoreError> {
+        self.db.moderation()
+    }
+
+    fn record(&self, change: &Change) -> Result<(), StoreError> {
+        self.db.record(change)
+    }
+
+    fn audit(&self, limit: usize) -> Result<Vec<AuditLine>, StoreError> {
+        self.db.audit(limit)
+    }
+}
