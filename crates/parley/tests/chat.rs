@@ -290,3 +290,63 @@ async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
     assert!(!known_hosts.exists(), "nothing to remember for a verified certificate");
     server.shutdown().await;
 }
+
+/// Text that would drive a terminal: an OSC 52 clipboard write (ending in BEL), a screen
+/// clear, and a CSI in its 8-bit C1 form.
+const HOSTILE: &str = "\x1b]52;c;ZWNobyBwd25lZA==\x07 \x1b[2J \u{9b}31m";
+
+/// What is left of [`HOSTILE`] on a terminal: the controls replaced, visibly.
+const DEFUSED: &str = "\u{FFFD}]52;c;ZWNobyBwd25lZA==\u{FFFD} \u{FFFD}[2J \u{FFFD}31m";
+
+/// Makes each `(name, password)` an account and a server admin, as `parley admin` would.
+fn admins(data: &Path, accounts: &[(&str, &str)]) {
+    use parley_hub::{Nick, Store as _};
+    let store = parley_store::SqliteStore::open(data, parley_store::Retention::default()).expect("opens");
+    for (name, password) in accounts {
+        let nick = Nick::parse(name, 32).expect("nick");
+        assert!(store.register(&nick, password).expect("registers"));
+        assert!(store.set_admin(&nick, true).expect("grants"));
+    }
+}
+
+#[tokio::test]
+async fn text_from_others_reaches_the_plain_client_without_control_characters() {
+    let data = temp_dir("hostile");
+    admins(&data, &[("root", "root-password"), ("boss", "boss-password")]);
+    let server = start(&data, |_| {}).await;
+    let mut root = Watcher::join(server.line, "someone").await;
+    root.say("/login root root-password").await;
+    root.expect("You are logged in as root.").await;
+    root.say("/join dev").await;
+    root.expect("You joined dev. Users here: @root").await;
+    // A line user reads no echo of what it says; the topic's announcement comes after.
+    root.say(&format!("clipboard {HOSTILE}")).await;
+    root.say(&format!("/topic {HOSTILE}")).await;
+    root.expect(&format!("root set the topic of dev: {DEFUSED}")).await;
+    root.say("/join vault").await;
+    root.expect("You joined vault. Users here: @root").await;
+    root.say(&format!("/ban piper 1d {HOSTILE}")).await;
+    root.expect("UTC.").await;
+
+    let input = "/join dev\n/search clipboard\n/topic\n/join vault\n/login boss boss-password\n/audit 5\n";
+    let output =
+        run_with_input(chat(&["--plain", "--name", "piper", &server.native.to_string()], &data.join("kh")), input)
+            .await;
+    assert!(output.status.success(), "{output:?}");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    for shown in [&stdout, &stderr] {
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "a control character: {shown:?}");
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    let said = |line: &&str| line.ends_with(&format!("dev #1 root: clipboard {DEFUSED}"));
+    assert!(lines.iter().any(said), "a search result: {stdout}");
+    assert!(lines.iter().any(|l| l.ends_with(&format!("Topic: {DEFUSED}"))), "the topic on joining: {stdout}");
+    assert!(lines.iter().any(|l| l.starts_with(&format!("Topic of dev: {DEFUSED} (set by root"))), "{stdout}");
+    let banned = format!("Error: you are banned from vault: {DEFUSED}");
+    assert!(lines.iter().any(|l| l.starts_with(&banned)), "the ban's reason: {stdout}");
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("root: ban piper in vault ({DEFUSED}"))),
+        "the audit log: {stdout}"
+    );
+    server.shutdown().await;
+}
