@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod actor;
+mod address;
 mod command;
 mod error;
 mod event;
@@ -30,6 +31,7 @@ pub use actor::{
     spawn, HubHandle, Limits, Session, SessionId, Verified, Whereabouts, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON,
     MIN_PASSWORD,
 };
+pub use address::Network;
 pub use command::{Command, RequestId};
 pub use error::HubError;
 pub use event::{Event, LeaveReason, Reply, RoomSummary, Timestamp};
