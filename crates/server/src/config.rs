@@ -316,7 +316,8 @@ pub struct Limits {
     /// The most connections open at once; further ones are refused with a message.
     /// Default: 10000.
     pub max_connections: usize,
-    /// The most connections open at once from one IP address. Default: 64.
+    /// The most connections open at once from one IP address; an IPv6 /64 counts as one
+    /// address, and an IPv4-mapped address as its IPv4 address. Default: 64.
     pub max_connections_per_ip: usize,
     /// Commands a session may send at once after a quiet period. Default: 20.
     pub flood_burst: u32,
