@@ -408,7 +408,7 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
             };
             match link.server.opers.iter().find(|o| o.name == name) {
                 None => out.numeric("491", &[], "No O-lines for your host").await?,
-                Some(oper) if !same_secret(&oper.password, password) => {
+                Some(oper) if !super::same_secret(&oper.password, password) => {
                     out.numeric("464", &[], "Password incorrect").await?;
                 }
                 Some(_) => out.command(Context::Oper, Command::Oper).await?,
@@ -445,16 +445,6 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
         other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,
     }
     Ok(Flow::Go)
-}
-
-/// Compares secrets in time that does not depend on where they differ.
-fn same_secret(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    let mut difference = a.len() ^ b.len();
-    for (i, byte) in b.iter().enumerate() {
-        difference |= usize::from(a.get(i).copied().unwrap_or(0) ^ byte);
-    }
-    difference == 0
 }
 
 async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result<(), Gone> {
@@ -602,17 +592,4 @@ async fn chathistory(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
         None => Command::Conversation { with: target.clone(), cursor, limit },
     };
     out.command(context, command).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("hunter2", "hunter2"));
-        assert!(!same_secret("hunter2", "hunter"));
-        assert!(!same_secret("hunter2", "hunter22"));
-        assert!(!same_secret("hunter2", ""));
-    }
 }

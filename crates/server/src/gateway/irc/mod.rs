@@ -48,6 +48,21 @@ pub(crate) fn clean(text: &str) -> String {
     text.chars().map(|c| if matches!(c, '\r' | '\n' | '\0') { ' ' } else { c }).collect()
 }
 
+/// Whether `given` is the secret `expected` (a connection or operator password), in
+/// time that tells nothing about either: both are hashed with a key of this process and
+/// the tags compared by ring in constant time, so neither where they differ nor the
+/// secret's length shows in how long the answer takes.
+pub(crate) fn same_secret(expected: &str, given: &str) -> bool {
+    static KEY: std::sync::LazyLock<Option<ring::hmac::Key>> = std::sync::LazyLock::new(|| {
+        ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new()).ok()
+    });
+    // Without randomness for a key (it never happens on a running system), nothing
+    // matches: failing closed is better than a comparison that leaks.
+    let Some(key) = KEY.as_ref() else { return false };
+    let tag = ring::hmac::sign(key, expected.as_bytes());
+    ring::hmac::verify(key, given.as_bytes(), tag.as_ref()).is_ok()
+}
+
 /// A word from the client as a numeric parameter: never empty, never with a space.
 pub(crate) fn wire_param(text: &str) -> String {
     let word: String = text.chars().filter(|c| !c.is_whitespace() && !c.is_control()).take(64).collect();
@@ -345,4 +360,20 @@ where
 /// What a refused connection reads before it is closed.
 pub(crate) fn refusal(why: Refusal) -> Bytes {
     format!("ERROR :Closing link: {why}\r\n").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("hunter2", "hunter2"));
+        assert!(!same_secret("hunter2", "hunter"));
+        assert!(!same_secret("hunter2", "hunter22"));
+        assert!(!same_secret("hunter2", "Hunter2"));
+        assert!(!same_secret("hunter2", ""));
+        assert!(same_secret("", ""));
+        assert!(same_secret("pässwörd 🔑", "pässwörd 🔑"));
+    }
 }
