@@ -330,6 +330,13 @@ pub struct Limits {
     /// Seconds someone who takes a registered nick has to log in before being renamed.
     /// Default: 30.
     pub login_grace_secs: u64,
+    /// IRC: failed `OPER` attempts one connection may make; the last of them closes it.
+    /// Default: 5.
+    pub max_oper_failures: u32,
+    /// IRC: after a failed `OPER`, the next one on that connection is checked only after
+    /// this many milliseconds, doubled at each further failure (at most a minute).
+    /// Default: 1000.
+    pub oper_retry_ms: u64,
     /// Rooms with more members than this stop announcing who joins and leaves, like an
     /// IRC auditorium: announcing every arrival to everyone costs N² messages while a
     /// room of N fills. Default: 500.
@@ -362,6 +369,8 @@ impl Default for Limits {
             flood_grace_secs: 10,
             hub_inbox: 4096,
             login_grace_secs: 30,
+            max_oper_failures: 5,
+            oper_retry_ms: 1000,
             announce_joins_up_to: 500,
             shutdown_grace_ms: 3000,
         }
@@ -395,6 +404,12 @@ impl Limits {
             rate_per_sec: f64::from(self.flood_rate_per_sec),
             grace: Duration::from_secs(self.flood_grace_secs),
         }
+    }
+
+    /// How long the next `OPER` waits after a first failed one.
+    #[must_use]
+    pub fn oper_retry(&self) -> Duration {
+        Duration::from_millis(self.oper_retry_ms)
     }
 
     /// How long shutdown waits for sessions to flush.
@@ -484,6 +499,9 @@ impl Config {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be above 0")));
+        }
+        if l.max_oper_failures == 0 {
+            return Err(ConfigError::Invalid("max_oper_failures must be above 0".into()));
         }
         if l.max_frame_header > usize::from(u16::MAX) {
             return Err(ConfigError::Invalid("max_frame_header is at most 65535".into()));

@@ -12,6 +12,7 @@ use parley_proto::line::{LineDecoder, LineError};
 use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
+use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
 use super::{source_str, wire_param, Context, Link};
@@ -109,7 +110,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     input: &mut Input,
     session: &Session,
     link: &Link,
-    mut throttle: Throttle,
+    (mut throttle, mut oper): (Throttle, OperPacing),
     (idle_ping, idle_timeout): (Duration, Duration),
 ) -> ReadEnd {
     let mut heard = Instant::now();
@@ -148,9 +149,13 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
             let _ = session.relay(closing(link, "Excess Flood")).await;
             return ReadEnd::Limit(EXCESS_FLOOD);
         }
-        match dispatch(&message, session, link).await {
+        match dispatch(&message, session, link, &mut oper).await {
             Ok(Flow::Go) => {}
             Ok(Flow::Quit) => return ReadEnd::Quit,
+            Ok(Flow::Close { told, others }) => {
+                let _ = session.relay(closing(link, told)).await;
+                return ReadEnd::Limit(others);
+            }
             Err(Gone) => return ReadEnd::Closed,
         }
     }
@@ -164,6 +169,12 @@ fn closing(link: &Link, why: &str) -> Bytes {
 enum Flow {
     Go,
     Quit,
+    /// The client broke a limit: it is `told` why in an `ERROR`, and the others see
+    /// `others` as its quit reason.
+    Close {
+        told: &'static str,
+        others: &'static str,
+    },
 }
 
 /// The hub has stopped: the session is over.
@@ -208,7 +219,7 @@ fn room_of(channel: &str) -> Option<String> {
     channel.strip_prefix('#').map(str::to_owned)
 }
 
-async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<Flow, Gone> {
+async fn dispatch(message: &Message, session: &Session, link: &Link, oper: &mut OperPacing) -> Result<Flow, Gone> {
     let out = Out { session, link };
     let command = message.command.to_ascii_uppercase();
     let param = |i: usize| message.param(i).filter(|p| !p.is_empty());
@@ -406,13 +417,7 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
             let (Some(name), Some(password)) = (param(0), param(1)) else {
                 return out.need_more("OPER").await.map(|()| Flow::Go);
             };
-            match link.server.opers.iter().find(|o| o.name == name) {
-                None => out.numeric("491", &[], "No O-lines for your host").await?,
-                Some(oper) if !super::same_secret(&oper.password, password) => {
-                    out.numeric("464", &[], "Password incorrect").await?;
-                }
-                Some(_) => out.command(Context::Oper, Command::Oper).await?,
-            }
+            return handle_oper(&out, oper, name, password).await;
         }
         "CHATHISTORY" => chathistory(&out, &message.params).await?,
         "PING" => {
@@ -445,6 +450,34 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
         other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,
     }
     Ok(Flow::Go)
+}
+
+/// `OPER name password`. Every failure reads the same, whether the name is unknown or
+/// the password wrong (InspIRCd's `491 Invalid oper credentials`), is logged with the
+/// client's address, and makes the next attempt on this connection wait longer; too
+/// many close the connection.
+async fn handle_oper(out: &Out<'_>, pacing: &mut OperPacing, name: &str, password: &str) -> Result<Flow, Gone> {
+    if let Some(at) = pacing.ready_at() {
+        tokio::time::sleep_until(at).await;
+    }
+    // Every configured password is compared, so that the time taken does not tell
+    // whether the name exists.
+    let matched = out.link.server.opers.iter().fold(false, |matched, oper| {
+        let right = super::same_secret(&oper.password, password);
+        matched | (oper.name == name && right)
+    });
+    if matched {
+        out.command(Context::Oper, Command::Oper).await?;
+        return Ok(Flow::Go);
+    }
+    let goes_on = pacing.failed(Instant::now());
+    tracing::warn!(peer = %pacing.peer, name = ?name, failures = pacing.failures(), "failed OPER attempt");
+    out.numeric("491", &[], "Invalid oper credentials").await?;
+    if goes_on {
+        Ok(Flow::Go)
+    } else {
+        Ok(Flow::Close { told: "Too many failed OPER attempts", others: "too many failed OPER attempts" })
+    }
 }
 
 async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result<(), Gone> {

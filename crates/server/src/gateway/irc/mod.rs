@@ -8,6 +8,7 @@
 
 mod caps;
 mod commands;
+mod oper;
 mod register;
 mod wire;
 
@@ -348,8 +349,9 @@ where
     tracing::debug!(%peer, session = ?session.id(), "registered over IRC");
     let _ = session.send(link.expect(Context::None), parley_hub::Command::Describe { realname }).await;
     let throttle = Throttle::new(shared.limits.flood(), Instant::now().into_std());
+    let oper = oper::OperPacing::new(peer, shared.limits.max_oper_failures, shared.limits.oper_retry());
     let idle = (shared.limits.idle_ping(), shared.limits.idle_timeout());
-    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, throttle, idle);
+    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, (throttle, oper), idle);
     let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
     if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
         linger(&mut reader).await;
