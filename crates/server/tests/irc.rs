@@ -437,6 +437,57 @@ async fn failed_oper_attempts_look_alike_wait_longer_each_time_and_end_the_conne
 }
 
 #[tokio::test]
+async fn comma_lists_keep_to_targmax() {
+    let server = support::start_with(|config| config.limits.max_rooms_per_session = 3).await;
+    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    let isupport = ivan.seen.iter().find(|l| l.contains("TARGMAX=")).expect("TARGMAX").clone();
+    assert!(isupport.contains(" TARGMAX=JOIN:3,PART:3,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1,LIST: "), "{isupport}");
+    let _kim = LineClient::join(server.line, "kim").await;
+    ivan.expect(":kim!~u@parley JOIN #lobby").await;
+    // Over the limit, nothing is done and the first target over it is named.
+    let cases = [
+        ("JOIN #a,#b,#c,#d", " 407 ivan #d :Too many targets"),
+        ("PART #lobby,#a,#b,#c", " 407 ivan #c :Too many targets"),
+        ("NAMES #lobby,#a", " 407 ivan #a :Too many targets"),
+        ("KICK #lobby kim,ivan :bye", " 407 ivan ivan :Too many targets"),
+        ("PRIVMSG kim,a,b,c,d :hi", " 407 ivan d :Too many targets"),
+    ];
+    for (input, answer) in cases {
+        ivan.send(input).await;
+        let line = ivan.next_line().await.expect("an answer");
+        assert!(line.contains(answer), "{input:?} answered {line:?}, expected {answer:?}");
+    }
+    ivan.expect_nothing_more().await;
+    // At the limit, every target is served.
+    ivan.send("JOIN #a,#b").await;
+    ivan.expect(":ivan!~u@parley JOIN #a").await;
+    ivan.expect(":ivan!~u@parley JOIN #b").await;
+    ivan.send("NAMES #lobby").await;
+    ivan.expect(" 366 ivan #lobby ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_target_of_a_comma_list_counts_against_flood_control() {
+    let server = support::start_with(|config| {
+        config.limits.flood_burst = 4;
+        config.limits.flood_rate_per_sec = 5;
+        config.limits.flood_grace_secs = 0;
+        config.limits.max_rooms_per_session = 10;
+    })
+    .await;
+    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    // Two lines, but eight channels: twice the burst.
+    ivan.send("JOIN #a,#b,#c,#d").await;
+    ivan.send("PART #a,#b,#c,#d").await;
+    ivan.send("PING :still-here").await;
+    let closing = ivan.expect_closed().await;
+    assert!(!closing.iter().any(|l| l.contains("PONG")), "{closing:#?}");
+    assert!(closing.last().is_some_and(|l| l.ends_with("(Excess Flood)")), "{closing:#?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn whois_who_list_and_lusers_describe_the_server() {
     let server = support::start_with(|config| {
         config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });

@@ -85,6 +85,8 @@ pub(crate) struct Identity {
     /// The `005` tokens, a line's worth each.
     pub(crate) isupport: Vec<Vec<String>>,
     pub(crate) max_nick: usize,
+    /// The most channels of one JOIN or PART: as many as a session may be in.
+    pub(crate) max_join_targets: usize,
 }
 
 impl Identity {
@@ -104,7 +106,13 @@ impl Identity {
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
-            "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1,LIST:".to_owned(),
+            format!(
+                "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:1,KICK:{kick},LIST:",
+                join = limits.max_rooms_per_session,
+                privmsg = commands::MAX_TARGETS,
+                names = commands::MAX_NAMES,
+                kick = commands::MAX_KICKS,
+            ),
             format!("TOPICLEN={}", parley_hub::MAX_REASON),
             "UTF8ONLY".to_owned(),
         ];
@@ -117,6 +125,7 @@ impl Identity {
             started: chrono::Utc::now(),
             isupport: tokens.chunks(12).map(<[String]>::to_vec).collect(),
             max_nick: limits.max_nick_len,
+            max_join_targets: limits.max_rooms_per_session,
         }
     }
 }
@@ -350,8 +359,9 @@ where
     let _ = session.send(link.expect(Context::None), parley_hub::Command::Describe { realname }).await;
     let throttle = Throttle::new(shared.limits.flood(), Instant::now().into_std());
     let oper = oper::OperPacing::new(peer, shared.limits.max_oper_failures, shared.limits.oper_retry());
+    let pacing = commands::Pacing { flood: throttle, oper };
     let idle = (shared.limits.idle_ping(), shared.limits.idle_timeout());
-    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, (throttle, oper), idle);
+    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, pacing, idle);
     let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
     if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
         linger(&mut reader).await;
