@@ -22,4 +22,4 @@ pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Tran
 pub use event::{Event, Kind};
 pub use parley_proto::msg::{human_size, ErrorCode, FileInfo, LeaveReason, Reply, Request, RoomInfo};
 pub use transfer::{media_type, safe_file_name, Audience, Fetched, Progress, Sent};
-pub use trust::{Trust, TrustError, Trusted};
+pub use trust::{Known, Trust, TrustError, Trusted};

@@ -258,9 +258,9 @@ async fn tls_trusts_on_first_use_then_remembers_and_refuses_a_change() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
-    let data = temp_dir("ca");
+/// A certificate authority and a certificate for `localhost` it signed, as PEM files in
+/// `dir`: `(server.crt, server.key, roots.pem)`.
+fn authority(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -270,11 +270,24 @@ async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
     let server_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let server_cert = server_params.signed_by(&server_key, &issuer).expect("signed");
-    let (cert, key, roots) = (data.join("server.crt"), data.join("server.key"), data.join("roots.pem"));
+    let (cert, key, roots) = (dir.join("server.crt"), dir.join("server.key"), dir.join("roots.pem"));
     std::fs::write(&cert, server_cert.pem()).expect("cert");
     std::fs::write(&key, server_key.serialize_pem()).expect("key");
     std::fs::write(&roots, ca.pem()).expect("roots");
+    (cert, key, roots)
+}
 
+/// `parley chat` with `roots` as the system's certificate authorities.
+fn chat_with_roots(args: &[&str], known_hosts: &Path, roots: &Path) -> Command {
+    let mut command = chat(args, known_hosts);
+    command.env("SSL_CERT_FILE", roots).env_remove("SSL_CERT_DIR");
+    command
+}
+
+#[tokio::test]
+async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint_and_is_remembered_as_such() {
+    let data = temp_dir("ca");
+    let (cert, key, roots) = authority(&data);
     let server = start(&data, |c| {
         c.tls.cert = Some(cert.clone());
         c.tls.key = Some(key.clone());
@@ -282,12 +295,119 @@ async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
     .await;
     let known_hosts = data.join("known_hosts");
     let addr = format!("localhost:{}", server.native_tls.port());
-    let mut command = chat(&["--name", "verified", &addr], &known_hosts);
-    command.env("SSL_CERT_FILE", &roots).env_remove("SSL_CERT_DIR");
-    let output = run_with_input(command, "").await;
+    let output = run_with_input(chat_with_roots(&["--name", "verified", &addr], &known_hosts, &roots), "").await;
     assert!(output.status.success(), "{output:?}");
     assert!(text(&output.stderr).contains("certificate verified by a trusted authority"), "{output:?}");
-    assert!(!known_hosts.exists(), "nothing to remember for a verified certificate");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("remembered"), format!("{addr} authority\n"));
+    let again = run_with_input(chat_with_roots(&["--name", "again", &addr], &known_hosts, &roots), "").await;
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("kept"), format!("{addr} authority\n"), "once");
+    server.shutdown().await;
+}
+
+/// A TCP relay whose destination can be changed: the same `host:port` to the client,
+/// another server behind it, as someone on the path would arrange.
+struct Relay {
+    addr: SocketAddr,
+    to: std::sync::Arc<std::sync::Mutex<SocketAddr>>,
+}
+
+impl Relay {
+    async fn start(to: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let to = std::sync::Arc::new(std::sync::Mutex::new(to));
+        let target = to.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let server = *target.lock().expect("unpoisoned");
+                tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Relay { addr, to }
+    }
+
+    fn send_to(&self, to: SocketAddr) {
+        *self.to.lock().expect("unpoisoned") = to;
+    }
+}
+
+/// A TLS server with a self-signed certificate for `localhost` that records what the
+/// first client to connect first sends after the handshake: `Err` when the client gave
+/// up during the handshake, the bytes otherwise. Returns its address, its certificate's
+/// fingerprint, and the record.
+async fn interceptor() -> (SocketAddr, String, tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let der = certified.cert.der().clone();
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, &der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .expect("config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        let record = match acceptor.accept(stream).await {
+            Err(e) => Err(e.to_string()),
+            Ok(mut stream) => {
+                // The first thing a client says (its hello), then the connection goes.
+                let mut got = vec![0u8; 4096];
+                let n = tokio::time::timeout(WAIT, stream.read(&mut got)).await.ok().and_then(Result::ok);
+                got.truncate(n.unwrap_or(0));
+                Ok(got)
+            }
+        };
+        let _ = tx.send(record);
+    });
+    (addr, fingerprint, rx)
+}
+
+#[tokio::test]
+async fn a_server_once_verified_by_an_authority_is_never_trusted_on_first_use() {
+    let data = temp_dir("downgrade");
+    let (cert, key, roots) = authority(&data);
+    let server = start(&data, |c| {
+        c.tls.cert = Some(cert.clone());
+        c.tls.key = Some(key.clone());
+    })
+    .await;
+    let relay = Relay::start(server.native_tls).await;
+    let known_hosts = data.join("known_hosts");
+    let addr = format!("localhost:{}", relay.addr.port());
+    let first = run_with_input(chat_with_roots(&["--name", "victim", &addr], &known_hosts, &roots), "").await;
+    assert!(first.status.success(), "{first:?}");
+
+    // Someone on the path now answers for the server, with a self-signed certificate.
+    let (intercepting, fingerprint, record) = interceptor().await;
+    relay.send_to(intercepting);
+    let input = "/login victim correct-horse-battery\n";
+    let refused = run_with_input(chat_with_roots(&["--name", "victim", &addr], &known_hosts, &roots), input).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("THE SERVER'S CERTIFICATE IS NOT SIGNED BY A TRUSTED AUTHORITY"), "{stderr}");
+    assert!(stderr.contains(&fingerprint), "{stderr}");
+    assert!(!stderr.contains("first connection"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("kept"), format!("{addr} authority\n"));
+    // The client gave up during the handshake: not a byte of a name or a password went
+    // to the interceptor.
+    let record = tokio::time::timeout(WAIT, record).await.expect("in time").expect("recorded");
+    assert!(record.is_err(), "the interceptor read {record:?}");
     server.shutdown().await;
 }
 
