@@ -216,7 +216,7 @@ impl Client {
                     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
                     let stream = match connector.connect(name, stream).await {
                         Ok(stream) => stream,
-                        Err(_) if check.changed() => {
+                        Err(_) if check.refused() => {
                             return Err(check.outcome(trust, addr).err().map_or(Error::Disconnected, Error::from))
                         }
                         Err(e) => return Err(e.into()),

@@ -21,5 +21,5 @@ pub mod trust;
 pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Transport, Welcome};
 pub use event::{Event, Kind};
 pub use parley_proto::msg::{human_size, ErrorCode, FileInfo, LeaveReason, Reply, Request, RoomInfo};
-pub use transfer::{media_type, Audience, Fetched, Progress, Sent};
-pub use trust::{Trust, TrustError, Trusted};
+pub use transfer::{media_type, safe_file_name, Audience, Fetched, Progress, Sent};
+pub use trust::{Known, Trust, TrustError, Trusted};

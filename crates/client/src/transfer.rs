@@ -155,9 +155,9 @@ impl Client {
     }
 
     /// Downloads the file `id` to `dest` (a file, or a directory to put it in under its
-    /// own name; `None`: the current directory), calling `progress` as pieces arrive.
-    /// Without an explicit file name an existing file is never replaced: the name gets
-    /// ` (1)`, ` (2)`, ... instead.
+    /// own name made safe by [`safe_file_name`]; `None`: the current directory), calling
+    /// `progress` as pieces arrive. Without an explicit file name an existing file is
+    /// never replaced: the name gets ` (1)`, ` (2)`, ... instead.
     pub async fn get_file(
         &self,
         id: &str,
@@ -168,7 +168,7 @@ impl Client {
             Reply::Download { info, from, chunk, window } => (info, from, chunk.max(1) as u64, window.max(1)),
             other => return Err(Error::Protocol(format!("unexpected answer {other:?}"))),
         };
-        let path = destination(dest, &info.name).await?;
+        let (path, reserved) = destination(dest, &info.name).await?;
         let temp = path.with_file_name(format!(
             ".{}.parley-part",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("download")
@@ -180,6 +180,9 @@ impl Client {
         };
         if let Err(e) = outcome {
             let _ = tokio::fs::remove_file(&temp).await;
+            if reserved {
+                let _ = tokio::fs::remove_file(&path).await;
+            }
             return Err(e);
         }
         Ok(Fetched { info, from, path })
@@ -228,26 +231,93 @@ impl Client {
     }
 }
 
-/// Where a download is saved.
-async fn destination(dest: Option<&Path>, name: &str) -> Result<PathBuf, Error> {
-    // The server cleans names, but a client trusts no peer with its paths.
-    let name = Path::new(name).file_name().and_then(|n| n.to_str()).filter(|n| *n != "..").unwrap_or("download");
+/// The longest name a download is saved under, in bytes: with ` (NNNN)` and the
+/// temporary name's `.` and `.parley-part` it stays within the 255 bytes most file
+/// systems allow.
+const MAX_SAVED_NAME: usize = 200;
+
+/// An extension longer than this is part of the name when a long name is shortened.
+const MAX_KEPT_EXTENSION: usize = 16;
+
+/// How many ` (N)` names are tried before a download gives up finding a free one.
+const MAX_SUFFIX: u32 = 10_000;
+
+/// Names Windows gives to devices, with any extension: a file cannot have them.
+const DEVICES: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// The name a shared file is saved under when the user gives no file name: the server's
+/// name for it is someone else's word, so it is made a plain file name. Only its last
+/// path component is kept; control characters, path separators and the characters
+/// Windows forbids become `_`, and so do the controls that reorder text on screen (a
+/// `report\u{202E}fdp.exe` reads `reportexe.pdf`); leading dots go (no hidden file, no
+/// `.bash_profile`), and so do trailing dots and spaces; a device name (`CON`, `com1.txt`)
+/// gets a leading `_`; a name over 200 bytes is shortened, keeping its extension; an
+/// empty name is `download`.
+#[must_use]
+pub fn safe_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let replaced: String = last
+        .chars()
+        .map(|c| {
+            let forbidden = c.is_control()
+                || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
+            if forbidden {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = replaced.trim_start_matches(['.', ' ']).trim_end_matches(['.', ' ']);
+    if trimmed.is_empty() {
+        return "download".to_owned();
+    }
+    let stem = trimmed.split('.').next().unwrap_or_default().trim_end();
+    let mut name =
+        if DEVICES.iter().any(|d| d.eq_ignore_ascii_case(stem)) { format!("_{trimmed}") } else { trimmed.to_owned() };
+    if name.len() > MAX_SAVED_NAME {
+        let extension = name.rfind('.').map(|at| &name[at..]).filter(|e| e.len() <= MAX_KEPT_EXTENSION);
+        let extension = extension.unwrap_or_default().to_owned();
+        let mut cut = MAX_SAVED_NAME - extension.len();
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+        name.push_str(&extension);
+    }
+    name
+}
+
+/// Where a download is saved, and whether that path was created empty here to keep the
+/// place (to be removed if the download fails). A `dest` that is not a directory is the
+/// user's own choice and used as given; otherwise the file goes into the directory under
+/// [`safe_file_name`], and an existing file is never replaced: the name gets ` (1)`,
+/// ` (2)`, ... instead. The place is taken with an exclusive create, so that nothing
+/// that appears meanwhile is overwritten either.
+async fn destination(dest: Option<&Path>, name: &str) -> Result<(PathBuf, bool), Error> {
     let dir = match dest {
         Some(dest) if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) => dest.to_owned(),
-        Some(dest) => return Ok(dest.to_owned()),
+        Some(dest) => return Ok((dest.to_owned(), false)),
         None => PathBuf::from("."),
     };
-    let mut path = dir.join(name);
+    let name = safe_file_name(name);
     let (stem, ext) = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), format!(".{ext}")),
-        _ => (name.to_owned(), String::new()),
+        _ => (name.clone(), String::new()),
     };
-    let mut n = 1;
-    while tokio::fs::try_exists(&path).await? {
-        path = dir.join(format!("{stem} ({n}){ext}"));
-        n += 1;
+    let mut path = dir.join(&name);
+    for n in 1..=MAX_SUFFIX {
+        match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await {
+            Ok(_) => return Ok((path, true)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => path = dir.join(format!("{stem} ({n}){ext}")),
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(path)
+    Err(Error::Io(std::io::Error::other(format!("no free name for {name} in {}", dir.display()))))
 }
 
 /// The size and SHA-256 of a file, read once through.
@@ -329,6 +399,65 @@ mod tests {
         assert_eq!(media_type(Path::new("a/report.PDF")), "application/pdf");
         assert_eq!(media_type(Path::new("photo.jpeg")), "image/jpeg");
         assert_eq!(media_type(Path::new("noext")), "application/octet-stream");
+    }
+
+    #[test]
+    fn shared_names_become_plain_file_names() {
+        let cases = [
+            (".bash_profile", "bash_profile"),
+            ("../x", "x"),
+            ("..\\..\\x.txt", "x.txt"),
+            ("a/b", "b"),
+            ("/etc/passwd", "passwd"),
+            ("dir/", "download"),
+            ("", "download"),
+            (".", "download"),
+            ("..", "download"),
+            ("...", "download"),
+            ("bell\u{7}\x1b[2J.txt", "bell__[2J.txt"),
+            ("c1\u{9b}31m", "c1_31m"),
+            ("new\nline", "new_line"),
+            ("report\u{202E}fdp.exe", "report_fdp.exe"),
+            ("a<b>c:d\"e|f?g*h", "a_b_c_d_e_f_g_h"),
+            ("CON", "_CON"),
+            ("con.txt", "_con.txt"),
+            ("Lpt9.tar.gz", "_Lpt9.tar.gz"),
+            ("CONSOLE.txt", "CONSOLE.txt"),
+            ("trailing. . ", "trailing"),
+            ("  spaced name.pdf", "spaced name.pdf"),
+            ("日本語.txt", "日本語.txt"),
+        ];
+        for (name, saved) in cases {
+            assert_eq!(safe_file_name(name), saved, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_at_a_character_and_keep_their_extension() {
+        let long = format!("{}.pdf", "é".repeat(300));
+        let saved = safe_file_name(&long);
+        assert!(saved.len() <= MAX_SAVED_NAME, "{} bytes", saved.len());
+        assert!(saved.ends_with("é.pdf"), "{saved}");
+        let no_extension = safe_file_name(&"x".repeat(1000));
+        assert_eq!(no_extension.len(), MAX_SAVED_NAME);
+        let odd_extension = safe_file_name(&format!("a.{}", "b".repeat(500)));
+        assert_eq!(odd_extension.len(), MAX_SAVED_NAME);
+    }
+
+    #[tokio::test]
+    async fn a_destination_never_takes_an_existing_name() {
+        let dir = std::env::temp_dir().join(format!("parley-destination-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("notes.txt"), b"mine").expect("written");
+        let (first, reserved) = destination(Some(&dir), "../notes.txt").await.expect("a place");
+        assert_eq!((first.clone(), reserved), (dir.join("notes (1).txt"), true));
+        let (second, _) = destination(Some(&dir), "notes.txt").await.expect("a place");
+        assert_eq!(second, dir.join("notes (2).txt"), "the first place is taken as soon as it is chosen");
+        let given = dir.join("notes.txt");
+        assert_eq!(destination(Some(&given), ".evil").await.expect("as given"), (given, false));
+        assert_eq!(std::fs::read(dir.join("notes.txt")).expect("kept"), b"mine");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Whom a client trusts: the system's certificate authorities, and for self-signed
 //! servers the fingerprint it saw the first time (trust on first use, like SSH's
 //! `known_hosts`). A changed fingerprint is refused, loudly.
+//!
+//! A server once seen with a certificate that the system's authorities vouch for is
+//! remembered as such (`host:port authority` in `known_hosts`), and from then on only
+//! such a certificate is accepted for it: otherwise whoever sits on the path could
+//! present a self-signed certificate and pass as a server never seen before. Trust on
+//! first use is for servers never seen at all.
 
 use std::fmt;
 use std::io::Write as _;
@@ -85,6 +91,26 @@ pub enum TrustError {
         /// Where it is remembered.
         known_hosts: String,
     },
+    /// The server was once verified by a certificate authority, and now presents a
+    /// certificate that no authority of this system vouches for.
+    #[error(
+        "THE SERVER'S CERTIFICATE IS NOT SIGNED BY A TRUSTED AUTHORITY.\n\
+         {host} presented sha256={presented} ({why}),\n\
+         but {known_hosts} remembers that {host} had a certificate signed by one.\n\
+         Someone may be intercepting the connection, or the server's certificate was replaced by a self-signed one \
+         (or has expired).\n\
+         If you know why, delete the lines for {host} from {known_hosts} and connect again."
+    )]
+    NotAuthority {
+        /// The server, as `host:port`.
+        host: String,
+        /// The fingerprint of the certificate it presented.
+        presented: String,
+        /// Why the system's authorities refused it.
+        why: String,
+        /// Where it is remembered.
+        known_hosts: String,
+    },
     /// `known_hosts` cannot be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -114,23 +140,48 @@ pub fn default_known_hosts() -> Option<PathBuf> {
     Some(config.join("parley").join("known_hosts"))
 }
 
-/// The fingerprint remembered for `host` (`host:port`), if any. Lines are
-/// `host:port sha256-fingerprint`; `#` starts a comment.
-pub fn remembered(known_hosts: &Path, host: &str) -> Result<Option<String>, TrustError> {
+/// What `known_hosts` remembers of a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// It had a certificate signed by an authority the system trusts: only such a
+    /// certificate is accepted for it.
+    Authority,
+    /// Its self-signed certificate had this SHA-256 fingerprint.
+    Fingerprint(String),
+}
+
+/// The word that marks a server verified by an authority in `known_hosts`; it can never
+/// be a fingerprint (those are hex pairs and colons).
+const AUTHORITY: &str = "authority";
+
+/// What is remembered for `host` (`host:port`), if anything. Lines are `host:port
+/// sha256-fingerprint` or `host:port authority`; `#` starts a comment. A server that
+/// has an `authority` line is remembered as [`Known::Authority`] whatever else is there,
+/// so that files written before such lines existed are read as before.
+pub fn remembered(known_hosts: &Path, host: &str) -> Result<Option<Known>, TrustError> {
     let text = match std::fs::read_to_string(known_hosts) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(TrustError::Io { path: known_hosts.to_owned(), source }),
     };
-    Ok(text.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|line| {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
         let mut words = line.split_whitespace();
-        (words.next() == Some(host)).then(|| words.next().map(str::to_owned)).flatten()
-    }))
+        if words.next() != Some(host) {
+            continue;
+        }
+        match words.next() {
+            Some(AUTHORITY) => return Ok(Some(Known::Authority)),
+            Some(fingerprint) if found.is_none() => found = Some(Known::Fingerprint(fingerprint.to_owned())),
+            _ => {}
+        }
+    }
+    Ok(found)
 }
 
-/// Remembers `fingerprint` for `host`, creating the file (readable only by its owner)
-/// and its folder if needed.
-pub fn remember(known_hosts: &Path, host: &str, fingerprint: &str) -> Result<(), TrustError> {
+/// Remembers `known` for `host`, creating the file (readable only by its owner) and its
+/// folder if needed.
+pub fn remember(known_hosts: &Path, host: &str, known: &Known) -> Result<(), TrustError> {
     let io = |source| TrustError::Io { path: known_hosts.to_owned(), source };
     if let Some(dir) = known_hosts.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -143,7 +194,10 @@ pub fn remember(known_hosts: &Path, host: &str, fingerprint: &str) -> Result<(),
         options.mode(0o600);
     }
     let mut file = options.open(known_hosts).map_err(io)?;
-    writeln!(file, "{host} {fingerprint}").map_err(io)
+    match known {
+        Known::Authority => writeln!(file, "{host} {AUTHORITY}").map_err(io),
+        Known::Fingerprint(fingerprint) => writeln!(file, "{host} {fingerprint}").map_err(io),
+    }
 }
 
 /// The rustls configuration for `trust`, and a slot where the verifier records how the
@@ -193,24 +247,41 @@ pub(crate) struct TrustCheck {
 
 #[derive(Debug, Clone)]
 enum Seen {
-    Authority,
+    /// Verified by an authority; `first` when that is not remembered yet.
+    Authority {
+        first: bool,
+    },
     Remembered(String),
     New(String),
     Unchecked(String),
-    Changed { presented: String, remembered: String },
+    Changed {
+        presented: String,
+        remembered: String,
+    },
+    /// Remembered as verified by an authority, and no longer.
+    NotAuthority {
+        presented: String,
+        why: String,
+    },
 }
 
 impl TrustCheck {
-    /// How the certificate was accepted; remembers a first-use fingerprint. `host` and
-    /// `trust` are those given to [`client_config`].
+    /// How the certificate was accepted; remembers a first-use fingerprint, or that the
+    /// server has a certificate from an authority. `host` and `trust` are those given to
+    /// [`client_config`]. Called once the handshake is over and before anything is
+    /// sent: an error here means nothing was.
     pub(crate) fn outcome(&self, trust: &Trust, host: &str) -> Result<Trusted, TrustError> {
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
         match (seen, trust) {
-            (Some(Seen::Authority), _) => Ok(Trusted::Authority),
+            (Some(Seen::Authority { first: true }), Trust::Verify { known_hosts }) => {
+                remember(known_hosts, host, &Known::Authority)?;
+                Ok(Trusted::Authority)
+            }
+            (Some(Seen::Authority { .. }), _) => Ok(Trusted::Authority),
             (Some(Seen::Remembered(fingerprint)), _) => Ok(Trusted::Remembered { fingerprint }),
             (Some(Seen::Unchecked(fingerprint)), _) => Ok(Trusted::Unchecked { fingerprint }),
             (Some(Seen::New(fingerprint)), Trust::Verify { known_hosts }) => {
-                remember(known_hosts, host, &fingerprint)?;
+                remember(known_hosts, host, &Known::Fingerprint(fingerprint.clone()))?;
                 Ok(Trusted::FirstUse { fingerprint })
             }
             (Some(Seen::New(fingerprint)), Trust::Insecure) => Ok(Trusted::Unchecked { fingerprint }),
@@ -222,7 +293,15 @@ impl TrustCheck {
                     known_hosts: known_hosts.display().to_string(),
                 })
             }
-            (Some(Seen::Changed { presented, .. }), Trust::Insecure) => {
+            (Some(Seen::NotAuthority { presented, why }), Trust::Verify { known_hosts }) => {
+                Err(TrustError::NotAuthority {
+                    host: host.to_owned(),
+                    presented,
+                    why,
+                    known_hosts: known_hosts.display().to_string(),
+                })
+            }
+            (Some(Seen::Changed { presented, .. } | Seen::NotAuthority { presented, .. }), Trust::Insecure) => {
                 Ok(Trusted::Unchecked { fingerprint: presented })
             }
             (None, _) => Err(TrustError::Io {
@@ -232,9 +311,13 @@ impl TrustCheck {
         }
     }
 
-    /// True when the handshake failed because the certificate changed.
-    pub(crate) fn changed(&self) -> bool {
-        matches!(*self.seen.lock().unwrap_or_else(PoisonError::into_inner), Some(Seen::Changed { .. }))
+    /// True when the handshake failed because the certificate is refused: it changed,
+    /// or it is no longer from an authority.
+    pub(crate) fn refused(&self) -> bool {
+        matches!(
+            *self.seen.lock().unwrap_or_else(PoisonError::into_inner),
+            Some(Seen::Changed { .. } | Seen::NotAuthority { .. })
+        )
     }
 }
 
@@ -242,7 +325,7 @@ impl TrustCheck {
 struct Verifier {
     provider: Arc<CryptoProvider>,
     authority: Option<Arc<WebPkiServerVerifier>>,
-    remembered: Option<String>,
+    remembered: Option<Known>,
     insecure: bool,
     seen: Arc<Mutex<Option<Seen>>>,
 }
@@ -267,18 +350,30 @@ impl ServerCertVerifier for Verifier {
             self.record(Seen::Unchecked(presented));
             return Ok(ServerCertVerified::assertion());
         }
-        if let Some(authority) = &self.authority {
-            if authority.verify_server_cert(end_entity, intermediates, server_name, ocsp, now).is_ok() {
-                self.record(Seen::Authority);
+        let verified = match &self.authority {
+            Some(authority) => authority
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            None => Err("this system has no certificate authorities".to_owned()),
+        };
+        let why = match verified {
+            Ok(()) => {
+                self.record(Seen::Authority { first: self.remembered != Some(Known::Authority) });
                 return Ok(ServerCertVerified::assertion());
             }
-        }
+            Err(why) => why,
+        };
         match &self.remembered {
-            Some(remembered) if *remembered == presented => {
+            Some(Known::Authority) => {
+                self.record(Seen::NotAuthority { presented, why });
+                Err(rustls::Error::General("the server's certificate is not from a trusted authority".into()))
+            }
+            Some(Known::Fingerprint(remembered)) if *remembered == presented => {
                 self.record(Seen::Remembered(presented));
                 Ok(ServerCertVerified::assertion())
             }
-            Some(remembered) => {
+            Some(Known::Fingerprint(remembered)) => {
                 self.record(Seen::Changed { presented, remembered: remembered.clone() });
                 Err(rustls::Error::General("the server's certificate has changed".into()))
             }
@@ -316,16 +411,36 @@ impl ServerCertVerifier for Verifier {
 mod tests {
     use super::*;
 
+    fn fingerprint(text: &str) -> Option<Known> {
+        Some(Known::Fingerprint(text.to_owned()))
+    }
+
     #[test]
     fn known_hosts_remembers_per_host_and_port() {
         let path = std::env::temp_dir().join(format!("parley-known-hosts-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         assert_eq!(remembered(&path, "chat.example:7780").expect("readable"), None);
-        remember(&path, "chat.example:7780", "AA:BB").expect("written");
-        remember(&path, "other:7780", "CC:DD").expect("written");
-        assert_eq!(remembered(&path, "chat.example:7780").expect("readable").as_deref(), Some("AA:BB"));
-        assert_eq!(remembered(&path, "other:7780").expect("readable").as_deref(), Some("CC:DD"));
+        remember(&path, "chat.example:7780", &Known::Fingerprint("AA:BB".into())).expect("written");
+        remember(&path, "other:7780", &Known::Fingerprint("CC:DD".into())).expect("written");
+        remember(&path, "ca.example:7780", &Known::Authority).expect("written");
+        assert_eq!(remembered(&path, "chat.example:7780").expect("readable"), fingerprint("AA:BB"));
+        assert_eq!(remembered(&path, "other:7780").expect("readable"), fingerprint("CC:DD"));
+        assert_eq!(remembered(&path, "ca.example:7780").expect("readable"), Some(Known::Authority));
         assert_eq!(remembered(&path, "chat.example:7781").expect("readable"), None);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn files_from_before_authority_lines_read_as_they_did_and_authority_wins() {
+        let path = std::env::temp_dir().join(format!("parley-known-hosts-old-{}", std::process::id()));
+        std::fs::write(&path, "# a comment\nold:7780 A6:44:68:35\nold:7780 FF:FF\nboth:7780 12:34\n").expect("written");
+        assert_eq!(remembered(&path, "old:7780").expect("readable"), fingerprint("A6:44:68:35"), "the first line");
+        assert_eq!(remembered(&path, "both:7780").expect("readable"), fingerprint("12:34"));
+        remember(&path, "both:7780", &Known::Authority).expect("written");
+        assert_eq!(remembered(&path, "both:7780").expect("readable"), Some(Known::Authority));
+        let text = std::fs::read_to_string(&path).expect("readable");
+        assert!(text.starts_with("# a comment\nold:7780 A6:44:68:35\n"), "appended, never rewritten: {text}");
+        assert!(text.ends_with("both:7780 authority\n"), "{text}");
         let _ = std::fs::remove_file(&path);
     }
 }

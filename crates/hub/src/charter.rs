@@ -8,10 +8,11 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+use crate::address::Network;
 use crate::error::HubError;
 use crate::event::Timestamp;
 use crate::identity::AccountId;
-use crate::moderation::{network, Mask, RegisteredRoom, Restriction, ServerBan, Topic};
+use crate::moderation::{Mask, RegisteredRoom, Restriction, ServerBan, Topic};
 use crate::modes::RoomModes;
 use crate::name::{Nick, RoomName};
 
@@ -159,7 +160,7 @@ impl Charter {
 #[derive(Debug, Default)]
 pub(crate) struct ServerBans {
     by_nick: HashMap<Nick, ServerBan>,
-    by_address: HashMap<IpAddr, ServerBan>,
+    by_address: HashMap<Network, ServerBan>,
 }
 
 impl ServerBans {
@@ -176,7 +177,7 @@ impl ServerBans {
             .get(nick)
             .filter(live)
             .or_else(|| account.and_then(|a| self.by_nick.get(a)).filter(live))
-            .or_else(|| address.and_then(|a| self.by_address.get(&network(a))).filter(live))
+            .or_else(|| address.and_then(|a| self.by_address.get(&Network::of(a))).filter(live))
     }
 
     /// Adds a ban, replacing one on the same mask; a full list refuses a new mask.

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod actor;
+mod address;
 mod charter;
 mod command;
 mod error;
@@ -33,6 +34,7 @@ mod store;
 mod throttle;
 
 pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
+pub use address::Network;
 pub use command::{Command, RequestId};
 pub use error::HubError;
 pub use event::{Event, LeaveReason, Reply, RoomSummary, Timestamp};
@@ -41,8 +43,7 @@ pub use history::{Cursor, Kind, Page, Record, Search};
 pub use identity::{Account, AccountId, GuestId, Party};
 pub use memory::MemoryStore;
 pub use moderation::{
-    network, Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction,
-    ServerBan, Topic,
+    Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction, ServerBan, Topic,
 };
 pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
 pub use name::{Nick, RoomName};

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::address::Network;
 use crate::event::Timestamp;
 use crate::identity::{Account, AccountId};
 use crate::modes::RoomModes;
@@ -92,40 +93,25 @@ pub enum ServerAction {
 pub enum Mask {
     /// A nick, which is also the account of that name.
     Nick(Nick),
-    /// Every connection from an address: an IPv4 address, or an IPv6 address's /64
-    /// (one subscriber's network; an IPv4 address in IPv6 form is its IPv4 address).
-    Address(IpAddr),
-}
-
-/// The form of an address that bans and per-address limits compare: an IPv4-mapped
-/// IPv6 address is its IPv4 address, and an IPv6 address stands for its /64.
-#[must_use]
-pub fn network(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut segments = v6.segments();
-                segments[4..].fill(0);
-                IpAddr::V6(std::net::Ipv6Addr::from(segments))
-            }
-        },
-    }
+    /// Every connection from a network: an IPv4 address, or an IPv6 /64 (see
+    /// [`Network`]).
+    Address(Network),
 }
 
 impl Mask {
-    /// Reads a nick or an IP address, also in IRC's mask forms `nick!*@*` and
-    /// `*!*@ADDRESS` (what ban lists show). An address is kept as its [`network`].
+    /// Reads a nick or an IP address (an IPv6 one with or without `/64`), also in IRC's
+    /// mask forms `nick!*@*` and `*!*@ADDRESS` (what ban lists show). An address stands
+    /// for its [`Network`].
     pub fn parse(text: &str, max_nick: usize) -> Option<Mask> {
-        if let Some(address) = text.strip_prefix("*!*@") {
-            return address.parse::<IpAddr>().ok().map(|a| Mask::Address(network(a)));
+        let address = |text: &str| {
+            let bare = text.strip_suffix("/64").filter(|t| t.contains(':')).unwrap_or(text);
+            bare.parse::<IpAddr>().ok().map(|a| Mask::Address(Network::of(a)))
+        };
+        if let Some(text) = text.strip_prefix("*!*@") {
+            return address(text);
         }
         let text = text.strip_suffix("!*@*").unwrap_or(text);
-        if let Ok(address) = text.parse::<IpAddr>() {
-            return Some(Mask::Address(network(address)));
-        }
-        Nick::parse(text, max_nick).ok().map(Mask::Nick)
+        address(text).or_else(|| Nick::parse(text, max_nick).ok().map(Mask::Nick))
     }
 
     /// Whether it covers a session with this nick, account name and address.
@@ -133,7 +119,7 @@ impl Mask {
     pub fn covers(&self, nick: &Nick, account: Option<&Nick>, address: Option<IpAddr>) -> bool {
         match self {
             Mask::Nick(banned) => banned == nick || account == Some(banned),
-            Mask::Address(banned) => address.is_some_and(|a| network(a) == *banned),
+            Mask::Address(banned) => address.is_some_and(|a| banned.contains(a)),
         }
     }
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use parley_hub::{Account, AccountStore as _, ModerationStore as _, Nick, MAX_PASSWORD, MIN_PASSWORD};
+use parley_proto::text::printable_line;
 use parley_store::{Retention, SqliteStore};
 
 /// What `parley admin` does.
@@ -82,7 +83,8 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             for entry in &accounts {
                 let role = if entry.admin { "\tadmin" } else { "" };
                 let created = entry.created.format("%Y-%m-%d %H:%M:%S UTC");
-                writeln!(out, "{}\tregistered {created}{role}", entry.account.name)?;
+                let text = format!("{}\tregistered {created}{role}", entry.account.name);
+                writeln!(out, "{}", printable_line(&text))?;
             }
             if accounts.is_empty() {
                 eprintln!("No accounts.");
@@ -132,7 +134,9 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 let target = line.target.map(|t| format!(" {t}")).unwrap_or_default();
                 let detail = line.detail.map(|d| format!(" ({d})")).unwrap_or_default();
                 let at = line.at.format("%Y-%m-%d %H:%M:%S UTC");
-                writeln!(out, "{at}\t{}\t{}{target}{place}{detail}", line.actor, line.action)?;
+                // Targets and reasons are others' words: printable, one line each.
+                let text = format!("{at}\t{}\t{}{target}{place}{detail}", line.actor, line.action);
+                writeln!(out, "{}", printable_line(&text))?;
             }
         }
         AdminCommand::Users(UsersCommand::ResetPassword { name }) => {

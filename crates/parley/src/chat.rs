@@ -17,7 +17,7 @@ use parley_client::{Audience, Client, ErrorCode, Event, Events, HistoryCursor, R
 use parley_proto::line::Input;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
-use format::{clock, print_line};
+use format::{clock, eprint_line, print_line};
 
 /// Exit status when the server goes away or refuses us.
 const SERVER_GONE: u8 = 2;
@@ -113,12 +113,12 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let (client, events, trusted) = match Client::connect(&addr, &transport).await {
         Ok(connected) => connected,
         Err(e) => {
-            eprintln!("Cannot connect to {addr}: {e}");
+            eprint_line(&format!("Cannot connect to {addr}: {e}"));
             return Ok(ExitCode::from(SERVER_GONE));
         }
     };
     if let Some(trusted) = &trusted {
-        eprintln!("Connected to {addr} over TLS: {trusted}.");
+        eprint_line(&format!("Connected to {addr} over TLS: {trusted}."));
     }
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
 
@@ -156,7 +156,7 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
             }
             ended = &mut printer => {
                 let message = ended.unwrap_or_else(|_| "Connection to the server lost.".to_owned());
-                eprintln!("{message}");
+                eprint_line(&message);
                 return Ok(ExitCode::from(SERVER_GONE));
             }
         }
@@ -173,7 +173,7 @@ async fn register(
         return match client.hello(name).await {
             Ok(welcome) => Ok(Some(welcome)),
             Err(e) => {
-                eprintln!("The server refused the name {name}: {e}");
+                eprint_line(&format!("The server refused the name {name}: {e}"));
                 Ok(None)
             }
         };
@@ -474,7 +474,7 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             Some(ExitCode::from(SERVER_GONE))
         }
         Err(e) => {
-            eprintln!("Error: {e}");
+            eprint_line(&format!("Error: {e}"));
             Some(ExitCode::from(SERVER_GONE))
         }
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Local, NaiveDate, TimeZone as _, Utc};
 use clap::{Args, Subcommand, ValueEnum};
+use parley_proto::text::printable_line;
 use parley_store::SqliteStore;
 
 /// What `parley log` does.
@@ -76,10 +77,13 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
                     day = Some(local.date_naive());
                     writeln!(out, "--- {} ---", local.format("%A %Y-%m-%d"))?;
                 }
+                // Others' words, for a terminal or a pager: printable, one line each.
                 for part in message.text.lines() {
-                    writeln!(out, "[{}] {}: {part}", local.format("%H:%M:%S"), message.from)?;
+                    let line = format!("[{}] {}: {part}", local.format("%H:%M:%S"), message.from);
+                    writeln!(out, "{}", printable_line(&line))?;
                 }
             }
+            // JSON escapes every control character: the text stays exactly as said.
             Format::Jsonl => {
                 let line = serde_json::json!({
                     "room": message.room.as_ref().map(|r| r.as_str()),

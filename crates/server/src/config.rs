@@ -317,7 +317,8 @@ pub struct Limits {
     /// The most connections open at once; further ones are refused with a message.
     /// Default: 10000.
     pub max_connections: usize,
-    /// The most connections open at once from one IP address. Default: 64.
+    /// The most connections open at once from one IP address; an IPv6 /64 counts as one
+    /// address, and an IPv4-mapped address as its IPv4 address. Default: 64.
     pub max_connections_per_ip: usize,
     /// Commands a session may send at once after a quiet period. Default: 20.
     pub flood_burst: u32,
@@ -330,6 +331,13 @@ pub struct Limits {
     /// Seconds someone who takes a registered nick has to log in before being renamed.
     /// Default: 30.
     pub login_grace_secs: u64,
+    /// IRC: failed `OPER` attempts one connection may make; the last of them closes it.
+    /// Default: 5.
+    pub max_oper_failures: u32,
+    /// IRC: after a failed `OPER`, the next one on that connection is checked only after
+    /// this many milliseconds, doubled at each further failure (at most a minute).
+    /// Default: 1000.
+    pub oper_retry_ms: u64,
     /// Rooms with more members than this stop announcing who joins and leaves, like an
     /// IRC auditorium: announcing every arrival to everyone costs N² messages while a
     /// room of N fills. Default: 500.
@@ -377,6 +385,8 @@ impl Default for Limits {
             max_rooms_per_account: 10,
             max_reads: 8,
             login_grace_secs: 30,
+            max_oper_failures: 5,
+            oper_retry_ms: 1000,
             announce_joins_up_to: 500,
             shutdown_grace_ms: 3000,
         }
@@ -410,6 +420,12 @@ impl Limits {
             rate_per_sec: f64::from(self.flood_rate_per_sec),
             grace: Duration::from_secs(self.flood_grace_secs),
         }
+    }
+
+    /// How long the next `OPER` waits after a first failed one.
+    #[must_use]
+    pub fn oper_retry(&self) -> Duration {
+        Duration::from_millis(self.oper_retry_ms)
     }
 
     /// How long shutdown waits for sessions to flush.
@@ -503,6 +519,9 @@ impl Config {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be above 0")));
+        }
+        if l.max_oper_failures == 0 {
+            return Err(ConfigError::Invalid("max_oper_failures must be above 0".into()));
         }
         if l.max_frame_header > usize::from(u16::MAX) {
             return Err(ConfigError::Invalid("max_frame_header is at most 65535".into()));

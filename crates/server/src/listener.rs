@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use parley_hub::Network;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -25,34 +26,47 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_RETRIES: u32 = 4;
 
-/// Open connections per client address, shared by every listener.
-pub(crate) type AddressCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+/// Open connections per client network, shared by every listener: an IPv4 address, or
+/// an IPv6 /64, with an IPv4-mapped address counted as its IPv4 address
+/// ([`Network`]), so that neither a dual-stack listener nor a /64's many addresses
+/// give one party more than `max_connections_per_ip`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AddressCounts(Arc<Mutex<HashMap<Network, usize>>>);
 
-/// One connection counted against its address; dropping it gives the place back.
-struct AddressSlot {
-    counts: AddressCounts,
-    ip: IpAddr,
-}
-
-impl AddressSlot {
-    fn take(shared: &Shared, ip: IpAddr) -> Option<AddressSlot> {
-        let mut counts = shared.per_address.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= shared.limits.max_connections_per_ip {
+impl AddressCounts {
+    /// A place for one more connection from `ip`, unless its network has `max` open.
+    fn take(&self, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let network = Network::of(ip);
+        // Held for one map operation, never across an await.
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(network).or_insert(0);
+        if *count >= max {
             return None;
         }
         *count += 1;
-        Some(AddressSlot { counts: shared.per_address.clone(), ip })
+        Some(AddressSlot { counts: self.clone(), network })
     }
+
+    #[cfg(test)]
+    fn open(&self, ip: IpAddr) -> usize {
+        let counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.get(&Network::of(ip)).copied().unwrap_or(0)
+    }
+}
+
+/// One connection counted against its network; dropping it gives the place back.
+struct AddressSlot {
+    counts: AddressCounts,
+    network: Network,
 }
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.ip) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.network) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.ip);
+                counts.remove(&self.network);
             }
         }
     }
@@ -120,12 +134,13 @@ pub(crate) async fn accept_loop(
             }
         };
         configure(&stream, peer);
-        let slot = match (slots.clone().try_acquire_owned(), AddressSlot::take(&shared, peer.ip())) {
+        let address_slot = shared.per_address.take(peer.ip(), shared.limits.max_connections_per_ip);
+        let slot = match (slots.clone().try_acquire_owned(), address_slot) {
             (Ok(slot), Some(address_slot)) => (slot, address_slot),
             (slot, address_slot) => {
                 let why = if slot.is_err() { Refusal::ServerFull } else { Refusal::TooManyFromAddress };
                 drop((slot, address_slot));
-                tracing::info!(%kind, %peer, "refused: {why}");
+                tracing::info!(%kind, %peer, network = %Network::of(peer.ip()), "refused: {why}");
                 shared.tasks.spawn(refuse(stream, bound, why));
                 continue;
             }
@@ -188,5 +203,36 @@ where
         ListenerKind::Line => gateway::line::serve(reader, writer, peer, deadline, shared).await,
         ListenerKind::Native => gateway::native::serve(reader, writer, peer, deadline, shared).await,
         ListenerKind::Irc => gateway::irc::serve(reader, writer, peer, deadline, shared).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn a_64_shares_one_count_and_places_come_back() {
+        let counts = AddressCounts::default();
+        let first = counts.take(ip("2001:db8:1:2::1"), 2).expect("a place");
+        let second = counts.take(ip("2001:db8:1:2:ffff::7"), 2).expect("a place");
+        assert!(counts.take(ip("2001:db8:1:2::99"), 2).is_none(), "the /64 is full");
+        let elsewhere = counts.take(ip("2001:db8:1:3::1"), 2).expect("another /64 has its own");
+        drop(first);
+        assert_eq!(counts.open(ip("2001:db8:1:2::5")), 1);
+        let third = counts.take(ip("2001:db8:1:2::99"), 2).expect("a place given back");
+        drop((second, third, elsewhere));
+        assert!(counts.0.lock().expect("unpoisoned").is_empty(), "nothing is kept for networks with no connection");
+    }
+
+    #[test]
+    fn a_mapped_address_shares_its_ipv4_address_count() {
+        let counts = AddressCounts::default();
+        let _v4 = counts.take(ip("192.0.2.1"), 1).expect("a place");
+        assert!(counts.take(ip("::ffff:192.0.2.1"), 1).is_none());
+        assert!(counts.take(ip("192.0.2.2"), 1).is_some());
     }
 }

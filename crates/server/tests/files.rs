@@ -236,3 +236,48 @@ async fn bytes_that_do_not_match_the_announced_hash_are_not_kept() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn shared_names_are_saved_safely_and_never_over_an_existing_file() {
+    let server = support::start().await;
+    let (alice, _alice_events) = client(&server, "alice").await;
+    let (bob, mut bob_events) = client(&server, "bob").await;
+    let dir = TempDir::new();
+    let (outbox, inbox) = (dir.path().join("out"), dir.path().join("in"));
+    std::fs::create_dir_all(&outbox).expect("dir");
+    std::fs::create_dir_all(&inbox).expect("dir");
+    std::fs::write(inbox.join("bash_profile"), b"mine").expect("written");
+    // Each shared name, and the name it is saved under in a folder.
+    let cases = [
+        (".bash_profile", "bash_profile (1)"),
+        (".bash_profile", "bash_profile (2)"),
+        ("...", "download"),
+        ("CON", "_CON"),
+        ("com1.txt", "_com1.txt"),
+        ("report .pdf.", "report .pdf"),
+    ];
+    for (name, saved) in cases {
+        let source = outbox.join(name);
+        std::fs::write(&source, name.as_bytes()).expect("written");
+        let sent = alice.send_file(&source, Audience::Room("lobby".into()), |_| {}).await.expect("shared");
+        assert_eq!(sent.info.name, name.trim());
+        let info = next_file(&mut bob_events).await;
+        let got = bob.get_file(&info.file, Some(&inbox), |_| {}).await.expect("downloaded");
+        assert_eq!(got.path, inbox.join(saved), "{name:?}");
+        assert_eq!(std::fs::read(&got.path).expect("readable"), name.as_bytes());
+    }
+    assert_eq!(std::fs::read(inbox.join("bash_profile")).expect("kept"), b"mine");
+    assert!(!inbox.join(".bash_profile").exists());
+    // A path the user names is used as given.
+    let info = next_file_after(&alice, &mut bob_events, &outbox.join(".bash_profile")).await;
+    let given = inbox.join(".bash_profile");
+    let got = bob.get_file(&info.file, Some(&given), |_| {}).await.expect("downloaded");
+    assert_eq!(got.path, given);
+    assert!(given.exists());
+}
+
+/// Shares `source` in the lobby again and returns it as bob sees it.
+async fn next_file_after(alice: &Client, events: &mut Events, source: &Path) -> FileInfo {
+    alice.send_file(source, Audience::Room("lobby".into()), |_| {}).await.expect("shared");
+    next_file(events).await
+}

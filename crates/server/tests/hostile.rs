@@ -89,3 +89,71 @@ async fn random_bytes_on_every_port_never_disturb_anyone() {
     line_user.expect_line("solid: all quiet").await;
     server.shutdown().await;
 }
+
+/// Text that would drive a terminal: an OSC 52 clipboard write (ending in BEL), a screen
+/// clear, and a CSI in its 8-bit C1 form.
+const HOSTILE: &str = "\x1b]52;c;ZWNobyBwd25lZA==\x07 \x1b[2J \u{9b}31m";
+
+/// What is left of [`HOSTILE`] on a terminal: the controls replaced, visibly.
+const DEFUSED: &str = "\u{FFFD}]52;c;ZWNobyBwd25lZA==\u{FFFD} \u{FFFD}[2J \u{FFFD}31m";
+
+fn assert_printable(lines: &[String]) {
+    for line in lines {
+        assert!(!line.chars().any(|c| c.is_control() && c != '\t'), "a control character reached a terminal: {line:?}");
+    }
+}
+
+#[tokio::test]
+async fn text_from_others_reaches_line_users_without_control_characters() {
+    let data = support::tempdir::TempDir::new();
+    {
+        use parley_hub::{AccountStore as _, Nick};
+        let store = parley_store::SqliteStore::open(data.path(), parley_store::Retention::default()).expect("opens");
+        let root = Nick::parse("root", 32).expect("nick");
+        let root = store.register(&root, "root-password").expect("registers").expect("a new account");
+        assert!(store.set_admin(&root, true).expect("grants"));
+    }
+    let server = support::start_in(data.path(), |c| c.limits.flood_rate_per_sec = 0).await;
+    let mut root = NativeClient::join(server.native, "someone").await;
+    let login = Request::Auth { name: Some("root".into()), password: "root-password".into() };
+    root.request(&login, b"").await.expect("logged in");
+    let mut victim = LineClient::connect_from([127, 0, 0, 2], server.line).await;
+    victim.expect_prompt().await;
+    victim.send("victim").await;
+    let mut seen = victim.expect_line("Welcome to the chat, victim!").await.1;
+    let mut read = |victim_seen: (String, Vec<String>)| {
+        seen.extend(victim_seen.1);
+        seen.push(victim_seen.0);
+    };
+
+    let dev = || Some("dev".to_owned());
+    let hostile = || Some(HOSTILE.to_owned());
+    root.request(&Request::Say { room: "lobby".into() }, HOSTILE.as_bytes()).await.expect("said");
+    read(victim.expect_line(&format!("root: {DEFUSED}")).await);
+    root.request(&Request::Away { message: hostile() }, b"").await.expect("away");
+    victim.send("/msg root are you there?").await;
+    read(victim.expect_line(&format!("root is away: {DEFUSED}")).await);
+    root.request(&Request::Join { room: "dev".into() }, b"").await.expect("joined");
+    root.request(&Request::Topic { room: dev(), topic: hostile() }, b"").await.expect("topic set");
+    victim.send("/join dev").await;
+    read(victim.expect_line(&format!("Topic: {DEFUSED}")).await);
+    root.request(&Request::Kick { room: dev(), nick: "victim".into(), reason: hostile() }, b"").await.expect("kicked");
+    read(victim.expect_line(&format!("victim was kicked from dev (by root: {DEFUSED}).")).await);
+    let ban = Request::Ban { room: dev(), mask: "victim".into(), seconds: None, reason: hostile() };
+    root.request(&ban, b"").await.expect("banned");
+    victim.send("/join dev").await;
+    read(victim.expect_line(&format!("Error: You are banned from dev: {DEFUSED}.")).await);
+    // Off the server: the victim is disconnected, told why, and the next connection
+    // from that address is refused with the reason.
+    let ban = Request::ServerBan { mask: "127.0.0.2".into(), seconds: None, reason: hostile() };
+    root.request(&ban, b"").await.expect("banned");
+    seen.extend(victim.expect_closed().await);
+    let mut again = LineClient::connect_from([127, 0, 0, 2], server.line).await;
+    again.expect_prompt().await;
+    again.send("victim").await;
+    let refused = again.expect_closed().await;
+    assert_eq!(refused, [format!("Error: You are banned from this server: {DEFUSED}.")]);
+    seen.extend(refused);
+    assert_printable(&seen);
+    server.shutdown().await;
+}

@@ -383,7 +383,7 @@ async fn errors_after_registration_have_their_numerics() {
         ("NICK 1bad", " 432 ivan 1bad :Erroneous nickname"),
         ("MODE someone +i", " 502 ivan :Can't change mode for other users"),
         ("INVITE nobody #lobby", " 401 ivan nobody :No such nick/channel"),
-        ("OPER root secret", " 491 ivan :No O-lines for your host"),
+        ("OPER root secret", " 491 ivan :Invalid oper credentials"),
         ("AUTHENTICATE PLAIN", " 907 ivan "),
         ("PING", " 409 ivan :No origin specified"),
     ];
@@ -407,10 +407,97 @@ async fn errors_after_registration_have_their_numerics() {
 }
 
 #[tokio::test]
+async fn failed_oper_attempts_look_alike_wait_longer_each_time_and_end_the_connection() {
+    const RETRY: std::time::Duration = std::time::Duration::from_millis(300);
+    let server = support::start_with(|config| {
+        config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
+        config.limits.oper_retry_ms = 300;
+        config.limits.max_oper_failures = 3;
+    })
+    .await;
+    let mut mallory = IrcClient::join(irc(&server), "mallory", "").await;
+    let mut watcher = LineClient::join(server.line, "watcher").await;
+    mallory.expect(":watcher!~u@parley JOIN #lobby").await;
+    // An unknown name and a wrong password read the same.
+    // A wait is counted from a failure, which comes after its attempt was sent.
+    let first_sent = tokio::time::Instant::now();
+    mallory.send("OPER nobody guess").await;
+    let unknown = mallory.expect(" 491 ").await;
+    let second_sent = tokio::time::Instant::now();
+    mallory.send("OPER root guess").await;
+    let wrong = mallory.expect(" 491 ").await;
+    assert_eq!(unknown, wrong);
+    assert_eq!(wrong, ":parley.local 491 mallory :Invalid oper credentials");
+    let waited = first_sent.elapsed();
+    assert!(waited >= RETRY, "the second attempt was answered {waited:?} after the first was sent");
+    // The third attempt waits twice as long, and is the last.
+    mallory.send("OPER root guess-again").await;
+    let closing = mallory.expect_closed().await;
+    let waited = second_sent.elapsed();
+    assert!(waited >= 2 * RETRY, "the third attempt was answered {waited:?} after the second was sent");
+    assert_eq!(closing[0], ":parley.local 491 mallory :Invalid oper credentials", "{closing:?}");
+    assert!(closing[1].starts_with("ERROR :Closing link: mallory!~u@parley (Too many failed OPER attempts)"));
+    watcher.expect_line("mallory has left the chat (too many failed OPER attempts).").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn comma_lists_keep_to_targmax() {
+    let server = support::start_with(|config| config.limits.max_rooms_per_session = 3).await;
+    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    let isupport = ivan.seen.iter().find(|l| l.contains("TARGMAX=")).expect("TARGMAX").clone();
+    assert!(isupport.contains(" TARGMAX=JOIN:3,PART:3,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1,LIST: "), "{isupport}");
+    let _kim = LineClient::join(server.line, "kim").await;
+    ivan.expect(":kim!~u@parley JOIN #lobby").await;
+    // Over the limit, nothing is done and the first target over it is named.
+    let cases = [
+        ("JOIN #a,#b,#c,#d", " 407 ivan #d :Too many targets"),
+        ("PART #lobby,#a,#b,#c", " 407 ivan #c :Too many targets"),
+        ("NAMES #lobby,#a", " 407 ivan #a :Too many targets"),
+        ("KICK #lobby kim,ivan :bye", " 407 ivan ivan :Too many targets"),
+        ("PRIVMSG kim,a,b,c,d :hi", " 407 ivan d :Too many targets"),
+    ];
+    for (input, answer) in cases {
+        ivan.send(input).await;
+        let line = ivan.next_line().await.expect("an answer");
+        assert!(line.contains(answer), "{input:?} answered {line:?}, expected {answer:?}");
+    }
+    ivan.expect_nothing_more().await;
+    // At the limit, every target is served.
+    ivan.send("JOIN #a,#b").await;
+    ivan.expect(":ivan!~u@parley JOIN #a").await;
+    ivan.expect(":ivan!~u@parley JOIN #b").await;
+    ivan.send("NAMES #lobby").await;
+    ivan.expect(" 366 ivan #lobby ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_target_of_a_comma_list_counts_against_flood_control() {
+    let server = support::start_with(|config| {
+        config.limits.flood_burst = 4;
+        config.limits.flood_rate_per_sec = 5;
+        config.limits.flood_grace_secs = 0;
+        config.limits.max_rooms_per_session = 10;
+    })
+    .await;
+    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    // Two lines, but eight channels: twice the burst.
+    ivan.send("JOIN #a,#b,#c,#d").await;
+    ivan.send("PART #a,#b,#c,#d").await;
+    ivan.send("PING :still-here").await;
+    let closing = ivan.expect_closed().await;
+    assert!(!closing.iter().any(|l| l.contains("PONG")), "{closing:#?}");
+    assert!(closing.last().is_some_and(|l| l.ends_with("(Excess Flood)")), "{closing:#?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn whois_who_list_and_lusers_describe_the_server() {
     let server = support::start_with(|config| {
         config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
         config.irc.motd = Some("Be kind.\nHave fun.".into());
+        config.limits.oper_retry_ms = 50;
     })
     .await;
     let mut judy = IrcClient::join(irc(&server), "judy", "").await;
@@ -426,7 +513,7 @@ async fn whois_who_list_and_lusers_describe_the_server() {
     judy.send("TOPIC #lobby :welcome all").await;
     judy.expect(" 482 judy #lobby ").await;
     judy.send("OPER root wrong").await;
-    judy.expect(" 464 judy :Password incorrect").await;
+    judy.expect(" 491 judy :Invalid oper credentials").await;
     judy.send("OPER root root-pass").await;
     judy.expect(" 381 judy :You are now an IRC operator").await;
     // Topics (like away messages and reasons) are cut to 390 bytes by the hub, for every

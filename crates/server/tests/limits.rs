@@ -76,6 +76,32 @@ async fn the_per_address_cap_counts_each_address_apart() {
 }
 
 #[tokio::test]
+async fn an_ipv4_client_counts_once_whether_it_comes_over_ipv4_or_ipv6() {
+    // A listener on [::] takes IPv4 clients too, as ::ffff:a.b.c.d; they are the same
+    // client as on an IPv4 listener.
+    let server = support::start_with(|c| {
+        c.limits.max_connections_per_ip = 1;
+        c.allow_plain_remote = true;
+        c.listeners[0].addr = "[::]:0".into();
+    })
+    .await;
+    let dual_stack = SocketAddr::from(([127, 0, 0, 1], server.line.port()));
+    let _native = NativeClient::join(server.native, "native").await;
+    let mut refused = connect_from([127, 0, 0, 1], dual_stack).await;
+    assert_eq!(read_all(&mut refused).await, "Sorry: Too many connections from your address.\n");
+
+    let mut other = connect_from([127, 0, 0, 3], dual_stack).await;
+    let mut prompt = [0u8; 28];
+    other.read_exact(&mut prompt).await.expect("another address is served");
+    assert_eq!(&prompt, parley_proto::line::USERNAME_PROMPT.as_bytes());
+    let mut again = connect_from([127, 0, 0, 3], server.native).await;
+    let mut bytes = Vec::new();
+    again.read_to_end(&mut bytes).await.expect("read");
+    assert!(String::from_utf8_lossy(&bytes).contains("too_many_connections"), "counted as 127.0.0.3 over IPv4 too");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_flood_is_throttled_then_disconnected_while_others_chat_in_order() {
     let server = support::start_with(|c| {
         c.limits.flood_burst = 5;

@@ -217,7 +217,7 @@ pub(crate) enum Completion {
     },
     /// A password check finished for a network; what it found follows.
     CheckDone {
-        net: IpAddr,
+        net: crate::Network,
         then: Box<Completion>,
     },
     /// A password checked for a gateway without a session.

@@ -9,15 +9,15 @@
 //! their share, not every slot, and a class behind one address waits its turn instead
 //! of being refused.
 //!
-//! A network is an IPv4 address, or an IPv6 /64 (see [`crate::moderation::network`]).
+//! A network is an IPv4 address, or an IPv6 /64 (see [`Network`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use super::Completion;
+use crate::address::Network;
 use crate::error::HubError;
-use crate::moderation::network;
 
 /// Password checks running at once, server-wide.
 const RUNNING: usize = 4;
@@ -56,14 +56,14 @@ impl Failures {
 /// Who failed, and when they may try again.
 #[derive(Debug, Default)]
 pub(crate) struct Pacing {
-    networks: HashMap<IpAddr, Failures>,
-    pairs: HashMap<(IpAddr, String), Failures>,
+    networks: HashMap<Network, Failures>,
+    pairs: HashMap<(Network, String), Failures>,
 }
 
 /// The network a check is charged to; a client without an address (an in-process
 /// gateway, a test) counts as one network.
-pub(crate) fn network_of(address: Option<IpAddr>) -> IpAddr {
-    address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), network)
+pub(crate) fn network_of(address: Option<IpAddr>) -> Network {
+    Network::of(address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
 }
 
 impl Pacing {
@@ -131,10 +131,10 @@ pub(crate) type Check = Box<dyn FnOnce() -> Completion + Send>;
 /// Password checks in flight and waiting, taken in turns by network.
 #[derive(Default)]
 pub(crate) struct Turns {
-    running: HashSet<IpAddr>,
-    waiting: HashMap<IpAddr, VecDeque<Check>>,
+    running: HashSet<Network>,
+    waiting: HashMap<Network, VecDeque<Check>>,
     /// Networks with checks waiting, in the order their turn comes.
-    order: VecDeque<IpAddr>,
+    order: VecDeque<Network>,
 }
 
 impl Turns {
@@ -153,7 +153,7 @@ impl Turns {
     }
 
     /// The checks that may start now (each marked running), in turn order.
-    pub(crate) fn next(&mut self) -> Vec<(IpAddr, Check)> {
+    pub(crate) fn next(&mut self) -> Vec<(Network, Check)> {
         let mut ready = Vec::new();
         let mut passed = 0;
         while self.running.len() < RUNNING && passed < self.order.len() {
@@ -183,7 +183,7 @@ impl Turns {
     }
 
     /// A check for `net` finished.
-    pub(crate) fn done(&mut self, net: IpAddr) {
+    pub(crate) fn done(&mut self, net: Network) {
         self.running.remove(&net);
     }
 }
@@ -255,7 +255,7 @@ mod tests {
             assert!(turns.queue(a, check()));
         }
         assert!(turns.queue(b, check()));
-        let started: Vec<IpAddr> = turns.next().into_iter().map(|(net, _)| net).collect();
+        let started: Vec<Network> = turns.next().into_iter().map(|(net, _)| net).collect();
         // One per network, whatever a has queued.
         assert_eq!(started, [network_of(a), network_of(b)]);
         assert!(turns.next().is_empty(), "both networks are busy");

@@ -6,6 +6,7 @@ use parley_client::{Event, Kind, LeaveReason, PastMessage, Reply, RoomInfo};
 
 pub(super) use parley_proto::line::clock;
 use parley_proto::line::stamp;
+use parley_proto::text::{printable, printable_line};
 
 /// Past messages between two marker lines, each with its time, and its date when it was
 /// not today: the same as the server shows line users.
@@ -30,11 +31,20 @@ pub(super) fn past_lines(messages: &[PastMessage]) -> Vec<String> {
     lines
 }
 
-/// Prints one line and flushes, so a pipe sees it at once.
+/// Prints one line and flushes, so a pipe sees it at once. Lines hold others' words
+/// (messages, topics, reasons, search results, the audit log): each is made one
+/// printable line here, the one way out to the terminal, so that none of them can drive
+/// it.
 pub(super) fn print_line(line: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
+    let _ = writeln!(stdout, "{}", printable_line(line));
     let _ = stdout.flush();
+}
+
+/// Prints a message on standard error, made printable like [`print_line`] (errors carry
+/// the server's words); its own newlines are kept.
+pub(super) fn eprint_line(message: &str) {
+    eprintln!("{}", printable(message));
 }
 
 /// The lines an event prints; `current` is the room the user is in, whose messages need
@@ -162,9 +172,10 @@ pub(super) fn room_list(rooms: &[RoomInfo]) -> String {
     format!("Rooms: {}", list.join(", "))
 }
 
-/// Text from others, without control characters that could rewrite the terminal.
+/// Text from others as one line, without control characters that could rewrite the
+/// terminal or forge a line.
 fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() && c != '\t' { '\u{FFFD}' } else { c }).collect()
+    printable_line(text).into_owned()
 }
 
 #[cfg(test)]

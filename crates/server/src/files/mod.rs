@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use parley_hub::{AccountId, Party, Whereabouts};
 use parley_proto::msg::{human_size, FileInfo};
+use parley_proto::text::printable_line;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
@@ -146,7 +147,7 @@ impl Share {
 pub(crate) fn owner_of(account: Option<AccountId>, address: Option<IpAddr>) -> String {
     match (account, address) {
         (Some(id), _) => format!("account:{}", id.0),
-        (None, Some(address)) => format!("network:{}", parley_hub::network(address)),
+        (None, Some(address)) => format!("network:{}", parley_hub::Network::of(address)),
         (None, None) => "network:unknown".to_owned(),
     }
 }
@@ -387,18 +388,13 @@ pub(crate) fn announcement(from: &str, text: &str) -> String {
     match serde_json::from_str::<FileInfo>(text) {
         Ok(info) => format!(
             "{from} shared {} ({}, {}): /get {} with parley chat",
-            printable(&info.name),
+            printable_line(&info.name),
             human_size(info.size),
-            printable(&info.media_type),
+            printable_line(&info.media_type),
             info.file
         ),
         Err(_) => format!("{from} shared a file"),
     }
-}
-
-/// A name with control characters replaced, safe on any terminal or IRC line.
-fn printable(name: &str) -> String {
-    name.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 #[cfg(test)]

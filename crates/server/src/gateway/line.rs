@@ -16,6 +16,7 @@ use parley_hub::{
     ServerAction, Session, Throttle, Wire,
 };
 use parley_proto::line::{clock, help, stamp, Input, LineDecoder, LineError, USERNAME_PROMPT};
+use parley_proto::text::{printable, printable_line};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD};
@@ -137,7 +138,7 @@ where
                     HubError::NickTaken(_) => format!("The name {name} is already taken; choose another."),
                     other => format!("Sorry: {other}."),
                 };
-                writer.write_all(format!("{reason}\n").as_bytes()).await.map_err(Ending::Io)?;
+                writer.write_all(format!("{}\n", one_line(&reason)).as_bytes()).await.map_err(Ending::Io)?;
             }
         }
     }
@@ -294,9 +295,10 @@ pub(crate) fn refusal(why: Refusal) -> Bytes {
     format!("Sorry: {text}.\n").into()
 }
 
-/// How a hub error reads in the line protocol: the one place they are mapped.
+/// How a hub error reads in the line protocol: the one place they are mapped. Errors
+/// carry others' words (a ban's reason), so they are one printable line.
 fn hub_error(e: &HubError) -> String {
-    let mut text = e.to_string();
+    let mut text = one_line(&e.to_string());
     if let Some(first) = text.get(..1) {
         let upper = first.to_uppercase();
         text.replace_range(..1, &upper);
@@ -367,7 +369,10 @@ impl Wire for LineWire {
                 let _ = writeln!(line, "{}", hub_error(e));
             }
         }
-        out.extend_from_slice(line.as_bytes());
+        // Fields that may hold others' text are made printable where they are written;
+        // this pass is for any that is not, so that no control character ever reaches a
+        // line user's terminal. It finds nothing to replace in almost every event.
+        out.extend_from_slice(printable(&line).as_bytes());
     }
 }
 
@@ -628,11 +633,12 @@ fn whois_lines(whois: &parley_hub::Whois) -> String {
 }
 
 /// The lines of a message, with control characters replaced, so that text from another
-/// gateway can neither break the line framing nor forge a line from someone else.
+/// gateway can neither break the line framing, forge a line from someone else, nor drive
+/// the reader's terminal.
 fn text_lines(text: &str) -> impl Iterator<Item = String> + '_ {
     text.lines().map(one_line)
 }
 
 fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() && c != '\t' { '\u{FFFD}' } else { c }).collect()
+    printable_line(text).into_owned()
 }

@@ -5,6 +5,7 @@
 //! and never changes it, so tests draw into ratatui's `TestBackend` and compare text.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use parley_proto::text::{printable, REPLACEMENT};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as Row, Span, Text};
@@ -92,6 +93,20 @@ pub(crate) fn render(frame: &mut Frame<'_>, app: &App, now: &Now) {
     render_input(frame, input, app);
     if let Some(scroll) = app.help {
         render_help(frame, area, scroll);
+    }
+    defuse(frame.buffer_mut());
+}
+
+/// Replaces every cell that holds a control character. ratatui puts one into a cell like
+/// any other character and crossterm writes cells as they are, so a nick, a room or a
+/// topic with an ESC in it would drive the terminal. Texts are cleaned where they are
+/// laid out (so widths add up); this pass is for anything that was not. A control is
+/// a grapheme of its own, one column wide, so its cell takes one replacement character.
+fn defuse(buffer: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buffer.content {
+        if cell.symbol().contains(char::is_control) {
+            cell.set_char(REPLACEMENT);
+        }
     }
 }
 
@@ -404,19 +419,9 @@ fn truncate(text: &str, width: usize) -> String {
 }
 
 /// Text from others without control characters, which could move the cursor or
-/// rewrite the screen; newlines become spaces.
+/// rewrite the screen; newlines and tabs become spaces.
 fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c == '\n' || c == '\t' {
-                ' '
-            } else if c.is_control() {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
-        .collect()
+    printable(&text.replace(['\n', '\t'], " ")).into_owned()
 }
 
 /// Like [`clean`], but keeps newlines (the wrapper turns them into rows).
@@ -628,6 +633,39 @@ mod tests {
         assert_eq!(text(wrap(&[("abcdefghij".into(), style)], 6, 2)), ["abcdef", "  ghij"]);
         assert_eq!(text(wrap(&[("a\nb".into(), style)], 6, 2)), ["a", "  b"]);
         assert_eq!(text(wrap(&[("日本語".into(), style)], 5, 0)), ["日本", "語"]);
+    }
+
+    #[test]
+    fn control_characters_from_others_never_reach_a_cell() {
+        // ratatui draws a control character into a cell like any other character, and
+        // crossterm writes cells as they are: an ESC in a nick or a topic would reach the
+        // terminal. What others wrote is shown with its controls replaced.
+        const HOSTILE: &str = "\x1b]52;c;ZWNobyBwd25lZA==\x07 \x1b[2J \u{9b}31m";
+        let mut app = app();
+        let evil = "ev\x1b[2Jil\u{9b}";
+        app.update(Update::Joined {
+            room: "lo\x1bbby".into(),
+            members: vec!["ann".into(), evil.into()],
+            topic: Some(HOSTILE.into()),
+            history: vec![past(9, evil, 1, HOSTILE)],
+            show: true,
+        });
+        app.update(Update::Event(Event::Whisper {
+            seq: 1,
+            from: evil.into(),
+            to: "ann".into(),
+            ts: at(0),
+            kind: parley_client::Kind::Text,
+            text: HOSTILE.into(),
+        }));
+        app.update(Update::Link(Link::Reconnecting { attempt: 1, reason: HOSTILE.into() }));
+        let rows = screen(&app, 120, 24);
+        for row in &rows {
+            assert!(!row.chars().any(char::is_control), "a control character in {row:?}");
+        }
+        let all = rows.join("\n");
+        assert!(all.contains("\u{FFFD}]52;c;ZWNobyBwd25lZA==\u{FFFD}"), "the text stays visible: {rows:#?}");
+        assert!(all.contains("ev\u{FFFD}[2Jil\u{FFFD}"), "the nick stays visible: {rows:#?}");
     }
 
     #[test]

@@ -12,13 +12,19 @@ use parley_proto::line::{LineDecoder, LineError};
 use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
+use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
 use super::{source_str, wire_param, Context, Link};
 use crate::gateway::{pace, read_more, ReadEnd, EXCESS_FLOOD, PING_TIMEOUT};
 
 /// The most targets of one PRIVMSG or NOTICE (`TARGMAX`).
-const MAX_TARGETS: usize = 4;
+pub(super) const MAX_TARGETS: usize = 4;
+
+/// The most channels of one NAMES, and nicks of one KICK (`TARGMAX`): what clients
+/// send, and one hub command per line.
+pub(super) const MAX_NAMES: usize = 1;
+pub(super) const MAX_KICKS: usize = 1;
 
 /// The most mode changes with an argument in one MODE (`MODES`).
 const MAX_MODES: usize = 4;
@@ -109,7 +115,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     input: &mut Input,
     session: &Session,
     link: &Link,
-    mut throttle: Throttle,
+    mut pacing: Pacing,
     (idle_ping, idle_timeout): (Duration, Duration),
 ) -> ReadEnd {
     let mut heard = Instant::now();
@@ -144,13 +150,17 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
             }
             Read::Message(message) => message,
         };
-        if !pace(&mut throttle).await {
+        if !pace(&mut pacing.flood).await {
             let _ = session.relay(closing(link, "Excess Flood")).await;
             return ReadEnd::Limit(EXCESS_FLOOD);
         }
-        match dispatch(&message, session, link).await {
+        match dispatch(&message, session, link, &mut pacing).await {
             Ok(Flow::Go) => {}
             Ok(Flow::Quit) => return ReadEnd::Quit,
+            Ok(Flow::Close { told, others }) => {
+                let _ = session.relay(closing(link, told)).await;
+                return ReadEnd::Limit(others);
+            }
             Err(Gone) => return ReadEnd::Closed,
         }
     }
@@ -160,10 +170,38 @@ fn closing(link: &Link, why: &str) -> Bytes {
     format!("ERROR :Closing link: {} ({why})\r\n", source_str(&link.me())).into()
 }
 
+/// What a connection's reader keeps between lines to slow a client down: its flood
+/// throttle, which every line and every further target of a comma list draw on, and
+/// its record of failed `OPER`s.
+pub(super) struct Pacing {
+    pub(super) flood: Throttle,
+    pub(super) oper: OperPacing,
+}
+
+impl Pacing {
+    /// Draws on the flood throttle for the targets of a comma list after the first (the
+    /// line paid for that one): a list of many channels costs what as many lines do.
+    /// `Some` when the client flooded and must go.
+    async fn targets(&mut self, targets: usize) -> Option<Flow> {
+        for _ in 1..targets {
+            if !pace(&mut self.flood).await {
+                return Some(Flow::Close { told: "Excess Flood", others: EXCESS_FLOOD });
+            }
+        }
+        None
+    }
+}
+
 /// Whether the session goes on.
 enum Flow {
     Go,
     Quit,
+    /// The client broke a limit: it is `told` why in an `ERROR`, and the others see
+    /// `others` as its quit reason.
+    Close {
+        told: &'static str,
+        others: &'static str,
+    },
 }
 
 /// The hub has stopped: the session is over.
@@ -208,7 +246,24 @@ fn room_of(channel: &str) -> Option<String> {
     channel.strip_prefix('#').map(str::to_owned)
 }
 
-async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<Flow, Gone> {
+/// The items of a comma list, empty ones left out.
+fn list(targets: &str) -> Vec<&str> {
+    targets.split(',').filter(|t| !t.is_empty()).collect()
+}
+
+/// Checks a comma list against its `TARGMAX` and pays for its targets. A list longer
+/// than `max` is refused whole, naming its first target over the limit (`407`,
+/// ERR_TOOMANYTARGETS). `Some`: the command stops there, and the session goes on as the
+/// flow says.
+async fn within(out: &Out<'_>, pacing: &mut Pacing, targets: &[&str], max: usize) -> Result<Option<Flow>, Gone> {
+    if let Some(over) = targets.get(max) {
+        out.numeric("407", &[&wire_param(over)], "Too many targets").await?;
+        return Ok(Some(Flow::Go));
+    }
+    Ok(pacing.targets(targets.len()).await)
+}
+
+async fn dispatch(message: &Message, session: &Session, link: &Link, pacing: &mut Pacing) -> Result<Flow, Gone> {
     let out = Out { session, link };
     let command = message.command.to_ascii_uppercase();
     let param = |i: usize| message.param(i).filter(|p| !p.is_empty());
@@ -226,10 +281,9 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
                 None if notice => (Kind::Notice, text.to_owned()),
                 None => (Kind::Text, text.to_owned()),
             };
-            let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
-            if targets.len() > MAX_TARGETS {
-                let first = targets[MAX_TARGETS];
-                return out.numeric("407", &[&wire_param(first)], "Too many recipients").await.map(|()| Flow::Go);
+            let targets = list(targets);
+            if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
+                return Ok(flow);
             }
             for target in targets {
                 let context = Context::Privmsg { target: target.to_owned() };
@@ -248,8 +302,12 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
                 out.numeric("403", &["0"], "JOIN 0 is not supported; PART each channel").await?;
                 return Ok(Flow::Go);
             }
+            let channels = list(channels);
+            if let Some(flow) = within(&out, pacing, &channels, link.server.max_join_targets).await? {
+                return Ok(flow);
+            }
             let mut keys = param(1).unwrap_or("").split(',');
-            for channel in channels.split(',').filter(|c| !c.is_empty()) {
+            for channel in channels {
                 let key = keys.next().filter(|k| !k.is_empty()).map(str::to_owned);
                 match room_of(channel) {
                     Some(room) => {
@@ -264,8 +322,12 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
             let Some(channels) = param(0) else {
                 return out.need_more("PART").await.map(|()| Flow::Go);
             };
+            let channels = list(channels);
+            if let Some(flow) = within(&out, pacing, &channels, link.server.max_join_targets).await? {
+                return Ok(flow);
+            }
             let reason = param(1).map(str::to_owned);
-            for channel in channels.split(',').filter(|c| !c.is_empty()) {
+            for channel in channels {
                 match room_of(channel) {
                     Some(room) => {
                         let context = Context::Part { channel: channel.to_owned(), reason: reason.clone() };
@@ -289,7 +351,11 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
         "NAMES" => match param(0) {
             None => out.numeric("366", &["*"], "End of /NAMES list.").await?,
             Some(channels) => {
-                for channel in channels.split(',').filter(|c| !c.is_empty()) {
+                let channels = list(channels);
+                if let Some(flow) = within(&out, pacing, &channels, MAX_NAMES).await? {
+                    return Ok(flow);
+                }
+                for channel in channels {
                     let context = Context::Names { channel: channel.to_owned() };
                     match room_of(channel) {
                         Some(room) => out.command(context, Command::Who { room: Some(room) }).await?,
@@ -350,8 +416,12 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
             let Some(room) = room_of(channel) else {
                 return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);
             };
+            let nicks = list(nicks);
+            if let Some(flow) = within(&out, pacing, &nicks, MAX_KICKS).await? {
+                return Ok(flow);
+            }
             let reason = param(2).map(str::to_owned);
-            for nick in nicks.split(',').filter(|n| !n.is_empty()) {
+            for nick in nicks {
                 let action = Action::Kick { nick: nick.to_owned(), reason: reason.clone() };
                 let context = Context::Kick { channel: channel.to_owned() };
                 out.command(context, Command::Moderate { room: Some(room.clone()), action }).await?;
@@ -406,13 +476,7 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
             let (Some(name), Some(password)) = (param(0), param(1)) else {
                 return out.need_more("OPER").await.map(|()| Flow::Go);
             };
-            match link.server.opers.iter().find(|o| o.name == name) {
-                None => out.numeric("491", &[], "No O-lines for your host").await?,
-                Some(oper) if !same_secret(&oper.password, password) => {
-                    out.numeric("464", &[], "Password incorrect").await?;
-                }
-                Some(_) => out.command(Context::Oper, Command::Oper).await?,
-            }
+            return handle_oper(&out, &mut pacing.oper, name, password).await;
         }
         "CHATHISTORY" => chathistory(&out, &message.params).await?,
         "PING" => {
@@ -447,14 +511,32 @@ async fn dispatch(message: &Message, session: &Session, link: &Link) -> Result<F
     Ok(Flow::Go)
 }
 
-/// Compares secrets in time that does not depend on where they differ.
-fn same_secret(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    let mut difference = a.len() ^ b.len();
-    for (i, byte) in b.iter().enumerate() {
-        difference |= usize::from(a.get(i).copied().unwrap_or(0) ^ byte);
+/// `OPER name password`. Every failure reads the same, whether the name is unknown or
+/// the password wrong (InspIRCd's `491 Invalid oper credentials`), is logged with the
+/// client's address, and makes the next attempt on this connection wait longer; too
+/// many close the connection.
+async fn handle_oper(out: &Out<'_>, pacing: &mut OperPacing, name: &str, password: &str) -> Result<Flow, Gone> {
+    if let Some(at) = pacing.ready_at() {
+        tokio::time::sleep_until(at).await;
     }
-    difference == 0
+    // Every configured password is compared, so that the time taken does not tell
+    // whether the name exists.
+    let matched = out.link.server.opers.iter().fold(false, |matched, oper| {
+        let right = super::same_secret(&oper.password, password);
+        matched | (oper.name == name && right)
+    });
+    if matched {
+        out.command(Context::Oper, Command::Oper).await?;
+        return Ok(Flow::Go);
+    }
+    let goes_on = pacing.failed(Instant::now());
+    tracing::warn!(peer = %pacing.peer, name = ?name, failures = pacing.failures(), "failed OPER attempt");
+    out.numeric("491", &[], "Invalid oper credentials").await?;
+    if goes_on {
+        Ok(Flow::Go)
+    } else {
+        Ok(Flow::Close { told: "Too many failed OPER attempts", others: "too many failed OPER attempts" })
+    }
 }
 
 async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result<(), Gone> {
@@ -602,17 +684,4 @@ async fn chathistory(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
         None => Command::Conversation { with: target.clone(), cursor, limit },
     };
     out.command(context, command).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("hunter2", "hunter2"));
-        assert!(!same_secret("hunter2", "hunter"));
-        assert!(!same_secret("hunter2", "hunter22"));
-        assert!(!same_secret("hunter2", ""));
-    }
 }

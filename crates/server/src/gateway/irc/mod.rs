@@ -8,6 +8,7 @@
 
 mod caps;
 mod commands;
+mod oper;
 mod register;
 mod wire;
 
@@ -48,6 +49,21 @@ pub(crate) fn clean(text: &str) -> String {
     text.chars().map(|c| if matches!(c, '\r' | '\n' | '\0') { ' ' } else { c }).collect()
 }
 
+/// Whether `given` is the secret `expected` (a connection or operator password), in
+/// time that tells nothing about either: both are hashed with a key of this process and
+/// the tags compared by ring in constant time, so neither where they differ nor the
+/// secret's length shows in how long the answer takes.
+pub(crate) fn same_secret(expected: &str, given: &str) -> bool {
+    static KEY: std::sync::LazyLock<Option<ring::hmac::Key>> = std::sync::LazyLock::new(|| {
+        ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new()).ok()
+    });
+    // Without randomness for a key (it never happens on a running system), nothing
+    // matches: failing closed is better than a comparison that leaks.
+    let Some(key) = KEY.as_ref() else { return false };
+    let tag = ring::hmac::sign(key, expected.as_bytes());
+    ring::hmac::verify(key, given.as_bytes(), tag.as_ref()).is_ok()
+}
+
 /// A word from the client as a numeric parameter: never empty, never with a space.
 pub(crate) fn wire_param(text: &str) -> String {
     let word: String = text.chars().filter(|c| !c.is_whitespace() && !c.is_control()).take(64).collect();
@@ -69,6 +85,8 @@ pub(crate) struct Identity {
     /// The `005` tokens, a line's worth each.
     pub(crate) isupport: Vec<Vec<String>>,
     pub(crate) max_nick: usize,
+    /// The most channels of one JOIN or PART: as many as a session may be in.
+    pub(crate) max_join_targets: usize,
 }
 
 impl Identity {
@@ -88,7 +106,13 @@ impl Identity {
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
-            "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1,LIST:".to_owned(),
+            format!(
+                "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:1,KICK:{kick},LIST:",
+                join = limits.max_rooms_per_session,
+                privmsg = commands::MAX_TARGETS,
+                names = commands::MAX_NAMES,
+                kick = commands::MAX_KICKS,
+            ),
             format!("TOPICLEN={}", parley_hub::MAX_REASON),
             "UTF8ONLY".to_owned(),
         ];
@@ -101,6 +125,7 @@ impl Identity {
             started: chrono::Utc::now(),
             isupport: tokens.chunks(12).map(<[String]>::to_vec).collect(),
             max_nick: limits.max_nick_len,
+            max_join_targets: limits.max_rooms_per_session,
         }
     }
 }
@@ -333,8 +358,10 @@ where
     tracing::debug!(%peer, session = ?session.id(), "registered over IRC");
     let _ = session.send(link.expect(Context::None), parley_hub::Command::Describe { realname }).await;
     let throttle = Throttle::new(shared.limits.flood(), Instant::now().into_std());
+    let oper = oper::OperPacing::new(peer, shared.limits.max_oper_failures, shared.limits.oper_retry());
+    let pacing = commands::Pacing { flood: throttle, oper };
     let idle = (shared.limits.idle_ping(), shared.limits.idle_timeout());
-    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, throttle, idle);
+    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, pacing, idle);
     let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
     if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
         linger(&mut reader).await;
@@ -345,4 +372,20 @@ where
 /// What a refused connection reads before it is closed.
 pub(crate) fn refusal(why: Refusal) -> Bytes {
     format!("ERROR :Closing link: {why}\r\n").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("hunter2", "hunter2"));
+        assert!(!same_secret("hunter2", "hunter"));
+        assert!(!same_secret("hunter2", "hunter22"));
+        assert!(!same_secret("hunter2", "Hunter2"));
+        assert!(!same_secret("hunter2", ""));
+        assert!(same_secret("", ""));
+        assert!(same_secret("pässwörd 🔑", "pässwörd 🔑"));
+    }
 }

@@ -125,7 +125,7 @@ where
             continue;
         };
         if let Some(expected) = &server.password {
-            if pending.password.as_deref() != Some(expected.as_str()) {
+            if !pending.password.as_deref().is_some_and(|given| super::same_secret(expected, given)) {
                 let mut lines = Lines::new(link);
                 lines.numeric("464", &[], "Password incorrect");
                 writer.write_all(lines.text.as_bytes()).await.map_err(Ending::Io)?;
