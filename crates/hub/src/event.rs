@@ -137,6 +137,14 @@ pub enum Event {
         /// What, for people.
         text: Arc<str>,
     },
+    /// A server ban covers the session: it is put off the server, and the outbox closes
+    /// after this.
+    Banned {
+        /// When.
+        at: Timestamp,
+        /// Why, if the administrator said.
+        reason: Option<Arc<str>>,
+    },
     /// The server is shutting down; the outbox closes after this.
     Shutdown {
         /// When.

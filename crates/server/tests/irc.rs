@@ -582,3 +582,58 @@ async fn irc_runs_over_tls() {
     plain.expect(":secure!~u@parley PRIVMSG plain :over tls").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn services_register_rooms_and_accounts_and_opers_set_server_bans() {
+    let data = support::tempdir::TempDir::new();
+    let server = support::start_in(data.path(), |config| {
+        config.irc.opers.push(parley_server::Oper { name: "boss".into(), password: "boss-password".into() });
+    })
+    .await;
+    // An account made over IRC with NickServ, and a guest's channel registered by it.
+    let mut rita = IrcClient::join(irc(&server), "rita", "").await;
+    rita.send("JOIN #garden").await;
+    rita.expect(" 366 rita #garden ").await;
+    rita.send("CS REGISTER #garden").await;
+    rita.expect("FAIL * ACCOUNT_REQUIRED").await;
+    rita.send("NS REGISTER rita-password").await;
+    rita.expect(" 900 rita ").await;
+    rita.send("PRIVMSG ChanServ :REGISTER #garden").await;
+    rita.expect("NOTICE rita :garden is now registered to rita.").await;
+    rita.send("CS REGISTER #garden").await;
+    rita.expect("FAIL * FAILED :garden is registered already").await;
+    rita.send("CS FROB").await;
+    rita.expect(":ChanServ!ChanServ@services NOTICE rita :Usage: CS REGISTER #channel").await;
+    rita.send("MODE #garden +k sesame").await;
+    rita.expect("MODE #garden +k sesame").await;
+    rita.send("PART #garden").await;
+    rita.expect(" PART #garden").await;
+
+    // Empty, a registered room keeps its key: a newcomer gains nothing.
+    let mut sam = IrcClient::join(irc(&server), "sam", "").await;
+    sam.send("JOIN #garden").await;
+    sam.expect(" 475 sam #garden :Cannot join channel (+k)").await;
+
+    // KLINE is for operators; it puts the covered session off the server.
+    sam.send("KLINE rita 1h :no").await;
+    sam.expect(" 481 sam :Permission Denied").await;
+    let mut boss = IrcClient::join(irc(&server), "boss", "").await;
+    boss.send("OPER boss boss-password").await;
+    boss.expect(" 381 boss ").await;
+    boss.send("KLINE sam 1h :no reason at all").await;
+    boss.expect("NOTICE boss :Done: server ban sam").await;
+    sam.expect(" 465 sam :You are banned from this server (K-lined: no reason at all)").await;
+    sam.expect("ERROR :Closing link: sam!~u@parley (K-lined: no reason at all)").await;
+    let mut again = IrcClient::connect(irc(&server)).await;
+    again.send("NICK sam").await;
+    again.send("USER s 0 * :s").await;
+    again.expect(" 465 sam :You are banned from this server (K-lined: no reason at all)").await;
+    boss.send("UNKLINE sam").await;
+    boss.expect("NOTICE boss :Done: server unban sam").await;
+    boss.send("KLINE other 99999999d").await;
+    boss.expect("FAIL * FAILED :a ban or mute lasts at most 3660 days").await;
+    // NickServ deletes the account, and with it the room's registration.
+    rita.send("NS UNREGISTER rita-password").await;
+    rita.expect(" 901 rita ").await;
+    server.shutdown().await;
+}

@@ -144,7 +144,7 @@ async fn an_admin_bans_an_address_from_the_server() {
     let ban = Request::ServerBan { mask: "127.0.0.2".into(), seconds: None, reason: Some("spam".into()) };
     assert!(matches!(root.request(&ban, b"").await, Ok(Reply::ServerModerated { .. })));
     let last = pest.expect_closed().await;
-    assert!(last.iter().any(|l| l.ends_with("*** You are banned: spam.")), "{last:?}");
+    assert!(last.iter().any(|l| l.ends_with("*** You are banned from this server: spam.")), "{last:?}");
     let mut again = LineClient::connect_from([127, 0, 0, 2], server.line).await;
     again.expect_prompt().await;
     again.send("other").await;

@@ -519,8 +519,8 @@ impl Hub {
 
     /// Disconnects a session a server ban covers, telling it and its rooms why.
     pub(crate) fn throw_out(&mut self, id: SessionId, reason: Option<&str>) {
+        self.tell(id, &Event::Banned { at: Utc::now(), reason: reason.map(Arc::from) });
         let why = reason.map_or_else(|| "banned".to_owned(), |r| format!("banned: {r}"));
-        self.notice(id, &format!("You are {why}."));
         if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(Arc::from(why.as_str()))) {
             state.outbox.close();
         }

@@ -364,6 +364,10 @@ impl Wire for LineWire {
             Event::Shutdown { at, message } => {
                 let _ = writeln!(line, "[{}] {message}", clock(at));
             }
+            Event::Banned { at, reason } => {
+                let why = reason.as_deref().map(|r| format!(": {}", one_line(r))).unwrap_or_default();
+                let _ = writeln!(line, "[{}] *** You are banned from this server{why}.", clock(at));
+            }
             Event::Reply { result: Ok(reply), .. } => reply_lines(reply, &mut line),
             Event::Reply { result: Err(e), .. } => {
                 let _ = writeln!(line, "{}", hub_error(e));

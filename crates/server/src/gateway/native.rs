@@ -540,6 +540,13 @@ impl Wire for NativeWire {
             Event::Shutdown { at, message } => {
                 encode(&ServerMsg::Shutdown { message: message.to_string(), ts: ts(at) }, b"", out);
             }
+            Event::Banned { reason, .. } => {
+                let why = reason.as_deref().map_or_else(
+                    || "you are banned from this server".to_owned(),
+                    |r| format!("you are banned from this server: {r}"),
+                );
+                encode(&ServerMsg::Error { id: None, code: ErrorCode::ServerBanned, message: why }, b"", out);
+            }
             Event::Reply { req, result: Ok(reply) } => {
                 let Some(body) = reply_body(reply) else {
                     return;

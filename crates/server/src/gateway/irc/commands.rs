@@ -6,9 +6,9 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Action, Command, Cursor, Kind, ModeChange, Nick, RoomMode, Session, Throttle};
+use parley_hub::{Action, Command, Cursor, Kind, ModeChange, Nick, RoomMode, ServerAction, Session, Throttle};
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
-use parley_proto::line::{LineDecoder, LineError};
+use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
 use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
@@ -268,6 +268,18 @@ async fn dispatch(message: &Message, session: &Session, link: &Link, pacing: &mu
     let command = message.command.to_ascii_uppercase();
     let param = |i: usize| message.param(i).filter(|p| !p.is_empty());
     match command.as_str() {
+        "PRIVMSG" | "NOTICE" if param(0).is_some_and(|t| service_named(t).is_some()) => {
+            // `PRIVMSG ChanServ :REGISTER #room`, as many clients and bots send it.
+            let service = param(0).and_then(service_named).unwrap_or(Service::Chan);
+            let words: Vec<&str> = param(1).unwrap_or("").split_whitespace().collect();
+            return services(&out, service, &words).await;
+        }
+        "CS" | "CHANSERV" | "NS" | "NICKSERV" => {
+            let service = if command.starts_with('C') { Service::Chan } else { Service::Nick };
+            let words: Vec<&str> = message.params.iter().flat_map(|p| p.split_whitespace()).collect();
+            return services(&out, service, &words).await;
+        }
+        "KLINE" | "DLINE" | "UNKLINE" | "UNDLINE" => return server_ban(&out, &command, &message.params).await,
         "PRIVMSG" | "NOTICE" => {
             let notice = command == "NOTICE";
             let Some(targets) = param(0) else {
@@ -509,6 +521,102 @@ async fn dispatch(message: &Message, session: &Session, link: &Link, pacing: &mu
         other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,
     }
     Ok(Flow::Go)
+}
+
+/// The services a server answers for itself, as ergo's are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    /// Room registration.
+    Chan,
+    /// Accounts.
+    Nick,
+}
+
+fn service_named(target: &str) -> Option<Service> {
+    match target.to_ascii_lowercase().as_str() {
+        "chanserv" => Some(Service::Chan),
+        "nickserv" => Some(Service::Nick),
+        _ => None,
+    }
+}
+
+/// A services command (`CS REGISTER #room`, `NS IDENTIFY password`, ...): Parley's own
+/// room registration and accounts, in the words IRC users know from ergo and Atheme.
+async fn services(out: &Out<'_>, service: Service, words: &[&str]) -> Result<Flow, Gone> {
+    let sub = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    let room = |i: usize| words.get(i).and_then(|c| room_of(c));
+    let (context, command) = match (service, sub.as_str(), words.len()) {
+        (Service::Chan, "REGISTER", 2) if room(1).is_some() => {
+            (Context::None, Command::Moderate { room: room(1), action: Action::Register })
+        }
+        (Service::Chan, "UNREGISTER" | "DROP", 2) if room(1).is_some() => {
+            (Context::None, Command::Moderate { room: room(1), action: Action::Unregister })
+        }
+        (Service::Nick, "REGISTER", 2 | 3) => (Context::None, Command::Register { password: words[1].to_owned() }),
+        (Service::Nick, "IDENTIFY" | "LOGIN", 2) => {
+            (Context::None, Command::Login { name: None, password: words[1].to_owned() })
+        }
+        (Service::Nick, "IDENTIFY" | "LOGIN", 3) => {
+            (Context::None, Command::Login { name: Some(words[1].to_owned()), password: words[2].to_owned() })
+        }
+        (Service::Nick, "UNREGISTER" | "DROP", 2) => {
+            (Context::None, Command::Unregister { password: words[1].to_owned() })
+        }
+        (Service::Chan, ..) => {
+            let usage = "Usage: CS REGISTER #channel, CS UNREGISTER #channel";
+            return service_notice(out, "ChanServ", usage).await;
+        }
+        (Service::Nick, ..) => {
+            let usage = "Usage: NS REGISTER password, NS IDENTIFY [account] password, NS UNREGISTER password";
+            return service_notice(out, "NickServ", usage).await;
+        }
+    };
+    out.command(context, command).await.map(|()| Flow::Go)
+}
+
+async fn service_notice(out: &Out<'_>, service: &str, text: &str) -> Result<Flow, Gone> {
+    let mut lines = out.lines();
+    let me = out.link.me();
+    lines.from(&format!("{service}!{service}@services"), "NOTICE", &[&me], Some(text), "");
+    out.relay(lines).await.map(|()| Flow::Go)
+}
+
+/// `KLINE mask [duration [:reason]]` and `DLINE address ...` (InspIRCd's form: a
+/// duration as `30m`, `2h`, `7d` or seconds, 0 for until lifted), and `UNKLINE mask`,
+/// `UNDLINE address`: server bans, for server administrators.
+async fn server_ban(out: &Out<'_>, command: &str, params: &[String]) -> Result<Flow, Gone> {
+    let Some(mask) = params.first().filter(|m| !m.is_empty()) else {
+        return out.need_more(command).await.map(|()| Flow::Go);
+    };
+    // `user@host` names a host (a nick ban is `nick!*@*`, or the nick alone).
+    let mask = match mask.split_once('@') {
+        Some((_, host)) if !mask.contains('!') => host.to_owned(),
+        _ => mask.clone(),
+    };
+    let action = if command.starts_with("UN") {
+        ServerAction::Unban { mask }
+    } else {
+        let duration = match params.get(1).map(String::as_str) {
+            None | Some("0") => None,
+            Some(text) => match text.parse::<u64>().ok().map(Duration::from_secs).or_else(|| line_duration(text)) {
+                Some(duration) => Some(duration),
+                None => {
+                    let mut lines = out.lines();
+                    lines.from(
+                        &out.link.server.name.clone(),
+                        "FAIL",
+                        &[command, "INVALID_PARAMS"],
+                        Some("the duration is like 30m, 2h, 7d, or seconds"),
+                        "",
+                    );
+                    return out.relay(lines).await.map(|()| Flow::Go);
+                }
+            },
+        };
+        let reason = params.get(2).filter(|r| !r.is_empty()).cloned();
+        ServerAction::Ban { mask, duration, reason }
+    };
+    out.command(Context::None, Command::ServerModerate { action }).await.map(|()| Flow::Go)
 }
 
 /// `OPER name password`. Every failure reads the same, whether the name is unknown or

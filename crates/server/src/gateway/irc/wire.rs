@@ -45,7 +45,11 @@ impl Wire for IrcWire {
         match event {
             // These name the session itself, or are kept apart per session (one QUIT
             // for someone who shared several channels with it).
-            Event::NickChanged { .. } | Event::Notice { .. } | Event::Left { .. } | Event::Shutdown { .. } => None,
+            Event::NickChanged { .. }
+            | Event::Notice { .. }
+            | Event::Left { .. }
+            | Event::Shutdown { .. }
+            | Event::Banned { .. } => None,
             _ => self.cache_slot(),
         }
     }
@@ -263,6 +267,12 @@ impl<'a> Lines<'a> {
             }
             Event::Shutdown { message, .. } => {
                 self.text.push_str(&format!("ERROR :Closing link: {}\r\n", clean(message)));
+            }
+            Event::Banned { reason, .. } => {
+                let why = reason.as_deref().map_or_else(|| "K-lined".to_owned(), |r| format!("K-lined: {r}"));
+                let me = self.me.clone();
+                self.numeric("465", &[], &format!("You are banned from this server ({why})"));
+                self.text.push_str(&format!("ERROR :Closing link: {} ({})\r\n", super::source_str(&me), clean(&why)));
             }
             Event::Reply { req, result } => {
                 let context = self.link.take_context(req.0);
