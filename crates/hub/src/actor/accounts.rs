@@ -194,8 +194,8 @@ impl Hub {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<SessionId, HubError> {
-        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
-            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
+        if let Some(refused) = self.banned_at_connect(&account.name, Some(&account.name), address) {
+            return Err(refused);
         }
         self.know_account(&account, admin);
         if let Some(&holder) = self.nicks.get(&account.name) {

@@ -38,10 +38,8 @@ impl Hub {
         if self.nicks.contains_key(&nick) {
             return Err(HubError::NickTaken(nick.to_string()));
         }
-        let account_name = account.as_ref().map(|a| &a.name);
-        if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address) {
-            tracing::info!(%nick, ?address, "refused a banned client");
-            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
+        if let Some(refused) = self.banned_at_connect(&nick, account.as_ref().map(|a| &a.name), address) {
+            return Err(refused);
         }
         let id = SessionId(self.next_id);
         self.next_id += 1;
@@ -82,6 +80,26 @@ impl Hub {
         }
         tracing::debug!(session = id.0, "session registered");
         Ok(id)
+    }
+
+    /// Why a client with this nick, account and address may not come in: a server ban,
+    /// or a ban in the lobby, which every session enters first (checked as joining it
+    /// would be, or a ban there would last until the next reconnect).
+    pub(super) fn banned_at_connect(
+        &self,
+        nick: &Nick,
+        account: Option<&Nick>,
+        address: Option<IpAddr>,
+    ) -> Option<HubError> {
+        let now = Utc::now();
+        if let Some(ban) = self.server_bans.find(now, nick, account, address) {
+            tracing::info!(%nick, ?address, "refused a banned client");
+            return Some(HubError::ServerBanned { reason: ban.reason.clone() });
+        }
+        let lobby = self.charters.get(&self.lobby)?;
+        let ban = lobby.restriction(now, true, nick, account, address)?;
+        tracing::info!(%nick, ?address, "refused a client banned from the lobby");
+        Some(HubError::Banned { room: lobby.name.to_string(), reason: ban.reason.clone() })
     }
 
     /// The session leaves the chat on purpose.
