@@ -136,7 +136,7 @@ where
             Err(e) => {
                 let reason = match e {
                     HubError::NickTaken(_) => format!("The name {name} is already taken; choose another."),
-                    other => format!("Sorry: {other}."),
+                    other => format!("Sorry: {}.", words::error(&other)),
                 };
                 writer.write_all(format!("{}\n", one_line(&reason)).as_bytes()).await.map_err(Ending::Io)?;
             }
