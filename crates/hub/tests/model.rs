@@ -46,8 +46,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use parley_hub::{
     Account, AccountId, AccountStore, Action, Batch, Command, Cursor, Event, GuestId, HubError, HubHandle, Kind,
-    LeaveReason, Limits, Mask, MemoryStore, ModeChange, Network, Nick, Outbox, Party, Reply, RequestId, RoomMode,
-    RoomModes, RoomName, ServerAction, Session, Store, Wire,
+    LeaveReason, Limits, Mask, MemoryStore, ModeChange, ModeProblem, Network, Nick, Outbox, Party, Reply, RequestId,
+    RoomChange, RoomMode, RoomModes, RoomName, SearchProblem, ServerAction, Session, Store, Wire,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -302,8 +302,6 @@ fn mode_change() -> impl Strategy<Value = ModeChange> {
         string(KEYS, BAD_KEYS).prop_map(RoomMode::Key),
         select(vec![0, 1, 2, 1_000_000, 1_000_001, usize::MAX]).prop_map(RoomMode::Limit),
         valid_nick().prop_map(RoomMode::Voice),
-        valid_nick().prop_map(RoomMode::Op),
-        mask().prop_map(RoomMode::Ban),
     ];
     (prop::bool::weighted(0.7), mode).prop_map(|(set, mode)| ModeChange { set, mode })
 }
@@ -563,19 +561,21 @@ impl Client {
         }
     }
 
-    /// Waits for a notice (a room registered on its creation says so to its creator).
-    async fn notice(&mut self) -> Result<(), String> {
+    /// Waits to be told that a room was registered (one registered on its creation says
+    /// so to its creator once the store has it).
+    async fn registration(&mut self) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
         loop {
             self.drain().await;
-            if self.events.iter().any(|e| matches!(e, Event::Notice { .. })) {
+            let registered = |e: &Event| matches!(e, Event::Moderated { what: RoomChange::Registered { .. }, .. });
+            if self.events.iter().any(registered) {
                 return Ok(());
             }
             let mut buf = BytesMut::new();
             match tokio::time::timeout_at(deadline, self.outbox.take(&mut buf)).await {
                 Ok(Batch::Bytes) => self.ingest(&buf),
-                Ok(batch) => return Err(format!("the outbox ended ({batch:?}) before the registration notice")),
-                Err(_) => return Err("no registration notice in time".into()),
+                Ok(batch) => return Err(format!("the outbox ended ({batch:?}) before the registration")),
+                Err(_) => return Err("not told of the registration in time".into()),
             }
         }
     }
@@ -705,8 +705,6 @@ fn error_key(e: &HubError) -> String {
     match e {
         HubError::InvalidNick { .. } => "InvalidNick".into(),
         HubError::InvalidRoom { .. } => "InvalidRoom".into(),
-        HubError::BadSearch(_) => "BadSearch".into(),
-        HubError::BadMode(_) => "BadMode".into(),
         HubError::TooManyAttempts { .. } => "TooManyAttempts".into(),
         other => format!("{other:?}").to_lowercase(),
     }
@@ -1696,10 +1694,11 @@ impl Model {
                         voiced.remove(&target);
                     }
                 }
-                RoomMode::Op(_) | RoomMode::Ban(_) => return Err(HubError::BadMode(String::new())),
-                RoomMode::Key(key) if set && !usable_key(key) => return Err(HubError::BadMode(String::new())),
+                RoomMode::Key(key) if set && !usable_key(key) => {
+                    return Err(HubError::BadMode(ModeProblem::Key { max: 32 }))
+                }
                 RoomMode::Limit(limit) if set && !(1..=1_000_000).contains(limit) => {
-                    return Err(HubError::BadMode(String::new()))
+                    return Err(HubError::BadMode(ModeProblem::Limit { max: 1_000_000 }))
                 }
                 RoomMode::Moderated => modes.moderated = set,
                 RoomMode::Secret => modes.secret = set,
@@ -1876,7 +1875,7 @@ impl Model {
                 moderated("topic", text)
             }
             Change::Kicked(nick) => {
-                self.kick(room, &nick);
+                self.kick(room, &nick, LeaveReason::Kicked);
                 moderated("kick", nick)
             }
             Change::Restricted { restriction, live } => {
@@ -1956,8 +1955,9 @@ impl Model {
         }
     }
 
-    /// Puts `nick` out of `room`, telling everyone there, them included.
-    fn kick(&mut self, room: &str, nick: &str) {
+    /// Puts `nick` out of `room` (kicked, or banned), telling everyone there, them
+    /// included.
+    fn kick(&mut self, room: &str, nick: &str, reason: LeaveReason) {
         let Some(&target) = self.nicks.get(&key(nick)) else {
             return;
         };
@@ -1965,7 +1965,7 @@ impl Model {
             return;
         }
         for member in self.rooms[room].members.clone() {
-            let left = Seen::Left { room: room.to_owned(), nick: nick.to_owned(), reason: "Kicked".into() };
+            let left = Seen::Left { room: room.to_owned(), nick: nick.to_owned(), reason: format!("{reason:?}") };
             self.emit(member, left);
         }
         self.sessions.get_mut(&target).expect("a session").rooms.retain(|r| r != room);
@@ -1993,7 +1993,7 @@ impl Model {
             .map(|m| self.session(*m).nick.clone())
             .collect();
         for nick in banned {
-            self.kick(room, &nick);
+            self.kick(room, &nick, LeaveReason::Banned);
         }
     }
 
@@ -2029,7 +2029,7 @@ impl Model {
                     self.emit(*id, Seen::Banned);
                     let s = self.session(*id);
                     self.thrown_out.insert(s.slot, s.nick.clone());
-                    self.remove_session(*id, LeaveReason::Lost);
+                    self.remove_session(*id, LeaveReason::ServerBanned);
                 }
                 if covered.contains(&sid) {
                     return Ok(Answer::Nothing);
@@ -2071,8 +2071,9 @@ fn page(mut seqs: Vec<u64>, cursor: Cursor, limit: usize) -> Vec<u64> {
 }
 
 /// Whether messages said today pass `filter:DATE`; an unreadable date is refused.
-fn date_passes(filter: &str, date: &str) -> Result<bool, HubError> {
-    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| HubError::BadSearch(String::new()))?;
+fn date_passes(filter: &'static str, date: &str) -> Result<bool, HubError> {
+    let bad = || HubError::BadSearch(SearchProblem::Date { filter, value: date.to_owned() });
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?;
     let today = chrono::Utc::now().date_naive();
     assert!((day - today).num_days().abs() > 2, "dates in the pool are far from today");
     Ok(if filter == "before" { today < day } else { day <= today })
@@ -2084,19 +2085,20 @@ fn parse_query(text: &str) -> Result<Query, HubError> {
         match token.split_once(':') {
             Some(("from", nick)) => query.from = Some(Nick::parse(nick, MAX_NICK)?.key()),
             Some(("in", room)) => query.room = Some(RoomName::parse(room, MAX_ROOM)?),
-            Some((filter @ ("before" | "after"), date)) => query.dates_pass &= date_passes(filter, date)?,
+            Some(("before", date)) => query.dates_pass &= date_passes("before", date)?,
+            Some(("after", date)) => query.dates_pass &= date_passes("after", date)?,
             Some(("page", n)) => {
                 query.page = n
                     .parse()
                     .ok()
                     .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| HubError::BadSearch(String::new()))?;
+                    .ok_or_else(|| HubError::BadSearch(SearchProblem::Page { value: n.to_owned(), max: 1000 }))?;
             }
             _ => query.words.push(token.to_owned()),
         }
     }
     if query.words.is_empty() {
-        return Err(HubError::BadSearch(String::new()));
+        return Err(HubError::BadSearch(SearchProblem::NoWords));
     }
     Ok(query)
 }
@@ -2167,7 +2169,7 @@ impl Model {
         let nick = self.session(sid).nick.clone();
         for room in self.session(sid).rooms.clone() {
             if self.restricted(sid, &room, true).is_some() {
-                self.kick(&room, &nick);
+                self.kick(&room, &nick, LeaveReason::Banned);
             }
         }
         Ok(Answer::LoggedIn { account: account_name.clone(), nick: account_name })
@@ -2474,7 +2476,7 @@ impl Run {
                 session.send(req, command.clone()).await.map_err(|e| e.to_string())?;
                 let reply = client.reply(req).await?;
                 if await_registration && matches!(reply, Some(Ok(Reply::Joined { .. }))) {
-                    client.notice().await?;
+                    client.registration().await?;
                 }
                 reply
             }
