@@ -901,6 +901,56 @@ async fn a_server_banned_account_cannot_log_in_mid_session() {
     server.shutdown().await;
 }
 
+/// Finding 9: bans are checked at connect. The lobby is a room like any other now, and
+/// every session enters it on connecting: a ban there must hold when its subject comes
+/// back, as it did when lobby bans were the server's bans, on every gateway and for a
+/// login at connect too.
+#[tokio::test]
+async fn a_ban_in_the_lobby_holds_when_its_subject_connects_again() {
+    let data = support::tempdir::TempDir::new();
+    admin_account(data.path(), "root", "root-password");
+    plain_account(data.path(), "troll", "troll-password");
+    let server = support::start_in(data.path(), no_flood).await;
+    let mut root = NativeClient::connect(server.native).await;
+    assert!(root.request(&hello("root", Some("root-password")), b"").await.is_ok());
+    let mut pest = native_from([127, 0, 0, 5], server.native, "pest").await;
+    let lobby = || Some("lobby".to_owned());
+    let ban = Request::Ban { room: lobby(), mask: "127.0.0.5".into(), seconds: None, reason: Some("spam".into()) };
+    assert!(matches!(root.request(&ban, b"").await, Ok(Reply::Moderated { .. })));
+    let left = pest
+        .expect(|r| match &r.msg {
+            ServerMsg::Left { room, nick, reason, .. } if room == "lobby" => Some((nick.clone(), *reason)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(left, ("pest".into(), parley_proto::msg::LeaveReason::Kicked));
+
+    let mut native = NativeClient::connect_from([127, 0, 0, 5], server.native).await;
+    assert_eq!(code(&native.request(&hello("another", None), b"").await), Some(ErrorCode::Banned));
+    let mut line = LineClient::connect_from([127, 0, 0, 5], server.line).await;
+    line.expect_prompt().await;
+    line.send("yetanother").await;
+    line.expect_line("Sorry: you are banned from lobby: spam.").await;
+    let mut ircer = IrcClient::connect_from([127, 0, 0, 5], irc(&server)).await;
+    ircer.send("NICK ircpest").await;
+    ircer.send("USER ircpest 0 * :ircpest").await;
+    let closing = ircer.expect("ERROR :Closing link").await;
+    assert!(closing.contains("banned from lobby"), "{closing}");
+    assert!(!ircer.seen.iter().any(|l| l.contains(" 001 ")), "{:#?}", ircer.seen);
+
+    // A nick ban covers the account of that name logging in at connect, and whoever
+    // holds its nick keeps it.
+    let mut holder = native_from([127, 0, 0, 6], server.native, "Troll").await;
+    let ban = Request::Ban { room: lobby(), mask: "troll".into(), seconds: None, reason: None };
+    assert!(matches!(root.request(&ban, b"").await, Ok(Reply::Moderated { .. })));
+    let mut troll = NativeClient::connect_from([127, 0, 0, 7], server.native).await;
+    assert_eq!(code(&troll.request(&hello("troll", Some("troll-password")), b"").await), Some(ErrorCode::Banned));
+    let whois = holder.request(&Request::Whois { nick: "troll".into() }, b"").await;
+    assert!(matches!(&whois, Ok(Reply::Whois { nick, .. }) if nick == "Troll"), "{whois:?}");
+    native_from([127, 0, 0, 8], server.native, "welcome").await;
+    server.shutdown().await;
+}
+
 /// Finding 9: a room ban on an account applies to a session that logs in to it
 /// mid-session: it is put out of that room at once, and cannot come back.
 #[tokio::test]
