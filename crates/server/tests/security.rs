@@ -555,6 +555,60 @@ async fn a_registered_room_keeps_its_protection_across_emptying_and_restarts() {
     server.shutdown().await;
 }
 
+/// Finding 3: a registered room keeps its key, `+s`, bans and topic across a restart
+/// even when its creator set them at once, before its registration was written (an IRC
+/// client joining and setting modes in one go); they were applied but never kept. And
+/// settings changed one after another, before the first is written, add up: each was
+/// made on the settings before all of them, so only the last one stayed.
+#[tokio::test]
+async fn what_a_creator_sets_while_its_room_is_being_registered_is_kept_too() {
+    let data = support::tempdir::TempDir::new();
+    let server = support::start_in(data.path(), no_flood).await;
+    line_account(&server, "reg", "reg-password").await;
+    line_account(&server, "buddy", "buddy-password").await;
+    let mut reg = sasl(irc(&server), "reg", "reg-password", "").await;
+    let at_once = "JOIN #fort\r\nMODE #fort +sk s3cret\r\nMODE #fort +b troll\r\nMODE #fort +o buddy\r\nTOPIC #fort :fort topic\r\n";
+    reg.send_raw(at_once.as_bytes()).await;
+    reg.expect("fort is now registered to reg.").await;
+    reg.expect(":reg!~u@parley TOPIC #fort :fort topic").await;
+    let set: Vec<&String> = reg.seen.iter().filter(|l| l.contains(" MODE #fort ")).collect();
+    assert_eq!(set.len(), 2, "{set:#?}");
+    assert!(!reg.seen.iter().any(|l| l.contains(" 441 ")), "buddy need not be there: {:#?}", reg.seen);
+    reg.send_raw(b"JOIN #club\r\nMODE #club +i\r\nMODE #club +k s3cret\r\nMODE #club +l 5\r\nMODE #club -l\r\n").await;
+    reg.expect("club is now registered to reg.").await;
+    reg.expect(":reg!~u@parley MODE #club -l").await;
+    reg.send("MODE #club").await;
+    reg.expect(" 324 reg #club +intk s3cret").await;
+    reg.send("PART #fort,#club").await;
+    reg.expect("PART #club").await;
+    server.shutdown().await;
+
+    let server = support::start_in(data.path(), no_flood).await;
+    let mut nosy = IrcClient::join(irc(&server), "nosy", "").await;
+    nosy.send("JOIN #club").await;
+    nosy.expect(" 473 nosy #club :Cannot join channel (+i)").await;
+    nosy.send("JOIN #fort").await;
+    nosy.expect(" 475 nosy #fort :Cannot join channel (+k)").await;
+    nosy.send("MODE #fort").await;
+    nosy.expect(" 403 nosy #fort :No such channel").await;
+    let mut troll = IrcClient::join(irc(&server), "troll", "").await;
+    troll.send("JOIN #fort s3cret").await;
+    troll.expect(" 474 troll #fort :Cannot join channel (+b)").await;
+    let mut buddy = sasl(irc(&server), "buddy", "buddy-password", "").await;
+    buddy.send("JOIN #fort").await;
+    buddy.expect(" 353 buddy = #fort :@buddy").await;
+    let mut reg = sasl(irc(&server), "reg", "reg-password", "").await;
+    reg.send("JOIN #fort").await;
+    reg.expect(" 332 reg #fort :fort topic").await;
+    reg.send("MODE #fort").await;
+    reg.expect(" 324 reg #fort +nstk s3cret").await;
+    reg.send("JOIN #club").await;
+    reg.expect(" 366 reg #club ").await;
+    reg.send("MODE #club").await;
+    reg.expect(" 324 reg #club +intk s3cret").await;
+    server.shutdown().await;
+}
+
 // Finding 5: private messages and files belong to parties.
 
 /// Finding 5: private messages and files were bound to nicks. A guest's conversation
