@@ -13,7 +13,7 @@ pub enum HubError {
         /// The nick as given.
         nick: String,
         /// Which rule it breaks.
-        why: String,
+        why: NameRule,
     },
     /// The room name breaks the room rules.
     #[error("{room:?} is not a valid room name: {why}")]
@@ -21,7 +21,7 @@ pub enum HubError {
         /// The name as given.
         room: String,
         /// Which rule it breaks.
-        why: String,
+        why: NameRule,
     },
     /// Nobody has that nick.
     #[error("no user is called {0}")]
@@ -87,7 +87,7 @@ pub enum HubError {
     NoHistory,
     /// A search query that cannot be read.
     #[error("{0}")]
-    BadSearch(String),
+    BadSearch(SearchProblem),
     /// Only server admins may do that.
     #[error("only server admins may do that")]
     NotAdmin,
@@ -133,7 +133,7 @@ pub enum HubError {
     },
     /// A mode argument that cannot be used.
     #[error("{0}")]
-    BadMode(String),
+    BadMode(ModeProblem),
     /// The target of a kick or mute is not in the room.
     #[error("{nick} is not in {room}")]
     NotHere {
@@ -185,4 +185,65 @@ pub enum HubError {
     /// The server is shutting down and takes no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,
+}
+
+/// Which rule a nick or room name breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameRule {
+    /// It is empty.
+    #[error("it is empty")]
+    Empty,
+    /// It is longer than the limit.
+    #[error("it has more than {max} characters")]
+    TooLong {
+        /// The most characters.
+        max: usize,
+    },
+    /// It has a character names may not have.
+    #[error("{0:?} is not allowed")]
+    Character(char),
+    /// It starts with a character names may not start with (a nick: a digit or `-`).
+    #[error("it may not start with {0:?}")]
+    Start(char),
+}
+
+/// Why a search query cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchProblem {
+    /// There is no word to look for.
+    #[error("give at least one word to look for")]
+    NoWords,
+    /// A `before:` or `after:` filter without a date `YYYY-MM-DD`.
+    #[error("{filter}: takes a date as YYYY-MM-DD, not {value:?}")]
+    Date {
+        /// `before` or `after`.
+        filter: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A `page:` that is not a number from 1 to the most pages.
+    #[error("page: takes a number from 1 to {max}, not {value:?}")]
+    Page {
+        /// What was given.
+        value: String,
+        /// The last page.
+        max: usize,
+    },
+}
+
+/// Why a mode change cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeProblem {
+    /// A key must be 1 to `max` bytes, without spaces, commas, colons or controls.
+    #[error("a key has 1 to {max} bytes, without spaces, commas or colons")]
+    Key {
+        /// The longest key.
+        max: usize,
+    },
+    /// A member limit must be from 1 to `max`.
+    #[error("a member limit is from 1 to {max}")]
+    Limit {
+        /// The largest limit.
+        max: usize,
+    },
 }

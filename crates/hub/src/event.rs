@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::command::RequestId;
 use crate::error::HubError;
 use crate::history::{Kind, Record};
-use crate::moderation::Restriction;
+use crate::moderation::{Mask, Restriction};
 use crate::modes::{Member, ModeChange, RoomModes, Stats, Whois};
 use crate::name::{Nick, RoomName};
 
@@ -73,12 +73,13 @@ pub enum Event {
         at: Timestamp,
         /// Why.
         reason: LeaveReason,
-        /// Who put them out, when they were kicked.
+        /// Who put them out, when they were kicked or banned.
         by: Option<Nick>,
-        /// Their quit message, or why the server disconnected them.
+        /// Their quit message, the kick's or ban's reason, or what their gateway said of
+        /// why the connection ended.
         detail: Option<Arc<str>>,
     },
-    /// A room's modes or roles changed (operators, voice, bans, settings).
+    /// A room's settings or voice changed (`Command::Mode`).
     Mode {
         /// The room.
         room: RoomName,
@@ -86,11 +87,20 @@ pub enum Event {
         by: Nick,
         /// When.
         at: Timestamp,
-        /// What changed, as modes; empty when the change has no mode to show (an
-        /// operator role given to an account that is not in the room).
+        /// What changed, in order.
         changes: Vec<ModeChange>,
-        /// The change in words, for protocols without modes.
-        text: Arc<str>,
+    },
+    /// A moderator changed who may do what in a room: bans, mutes, operators,
+    /// registration.
+    Moderated {
+        /// The room.
+        room: RoomName,
+        /// The moderator's nick.
+        by: Nick,
+        /// When.
+        at: Timestamp,
+        /// What changed.
+        what: RoomChange,
     },
     /// A room's topic changed.
     Topic {
@@ -102,8 +112,6 @@ pub enum Event {
         at: Timestamp,
         /// The new topic; empty when it was cleared.
         text: Arc<str>,
-        /// The change in words, for protocols that show it as a notice.
-        sentence: Arc<str>,
     },
     /// Someone the session shares a room with went away or came back.
     Away {
@@ -134,8 +142,8 @@ pub enum Event {
     Notice {
         /// When.
         at: Timestamp,
-        /// What, for people.
-        text: Arc<str>,
+        /// What.
+        notice: Notice,
     },
     /// A server ban covers the session: it is put off the server, and the outbox closes
     /// after this.
@@ -168,10 +176,111 @@ pub enum LeaveReason {
     Part,
     /// Left the chat on purpose.
     Quit,
-    /// The connection ended without a quit, or the server closed it.
+    /// The connection ended without a quit, or its gateway closed it.
     Lost,
     /// An operator put them out of the room.
     Kicked,
+    /// A ban in the room now covers them, so they were put out.
+    Banned,
+    /// A server ban covers them: they were put off the server.
+    ServerBanned,
+    /// They did not read what they were sent (their send queue overflowed).
+    SlowConsumer,
+}
+
+/// A moderator's change to a room, as its members are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomChange {
+    /// A ban was set (or replaced); the members it covers are put out.
+    Banned {
+        /// Who.
+        mask: Mask,
+        /// Until when; `None` is until lifted.
+        until: Option<Timestamp>,
+    },
+    /// A ban was lifted.
+    Unbanned {
+        /// Whose.
+        mask: Mask,
+    },
+    /// A mute was set (or replaced).
+    Muted {
+        /// Who.
+        mask: Mask,
+        /// Until when; `None` is until lifted.
+        until: Option<Timestamp>,
+    },
+    /// A mute was lifted.
+    Unmuted {
+        /// Whose.
+        mask: Mask,
+    },
+    /// A member operates the room while they stay.
+    Promoted {
+        /// Who.
+        nick: Nick,
+    },
+    /// A member no longer operates it.
+    Demoted {
+        /// Who.
+        nick: Nick,
+    },
+    /// An account became a durable operator of the (registered) room.
+    Opped {
+        /// The account.
+        account: Nick,
+        /// The nicks of its sessions in the room, now operators.
+        sessions: Vec<Nick>,
+    },
+    /// An account is no longer one.
+    Deopped {
+        /// The account.
+        account: Nick,
+        /// The nicks of its sessions in the room, no longer operators.
+        sessions: Vec<Nick>,
+    },
+    /// The room is registered now.
+    Registered {
+        /// The founder's account; `None`: the server's.
+        founder: Option<Nick>,
+    },
+    /// The room is no longer registered.
+    Unregistered,
+}
+
+/// Something the server tells one session about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The session's nick is someone's account: it must log in within the grace period
+    /// or be renamed.
+    NickRegistered {
+        /// The nick.
+        nick: Nick,
+        /// How long it has, in seconds.
+        grace_secs: u64,
+    },
+    /// The server renamed the session.
+    Renamed {
+        /// Its new nick.
+        nick: Nick,
+        /// Why.
+        cause: Renaming,
+    },
+}
+
+/// Why the server renamed a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renaming {
+    /// The owner of the account of that nick logged in.
+    OwnerLoggedIn {
+        /// The account.
+        account: Nick,
+    },
+    /// It did not log in to the account of its nick within the grace period.
+    NotLoggedIn {
+        /// The nick it had.
+        nick: Nick,
+    },
 }
 
 /// The successful answer to a command.

@@ -75,18 +75,6 @@ impl Kind {
             Kind::Text
         }
     }
-
-    /// The kind's name in protocols that spell it out (`text`, `action`, `notice`,
-    /// `file`).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Text => "text",
-            Kind::Action => "action",
-            Kind::Notice => "notice",
-            Kind::File => "file",
-        }
-    }
 }
 
 /// Which part of a room's history to read.

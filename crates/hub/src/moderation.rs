@@ -99,19 +99,14 @@ pub enum Mask {
 }
 
 impl Mask {
-    /// Reads a nick or an IP address (an IPv6 one with or without `/64`), also in IRC's
-    /// mask forms `nick!*@*` and `*!*@ADDRESS` (what ban lists show). An address stands
-    /// for its [`Network`].
+    /// Reads a nick or an IP address (an IPv6 one with or without `/64`, which it
+    /// stands for). An address stands for its [`Network`].
     pub fn parse(text: &str, max_nick: usize) -> Option<Mask> {
-        let address = |text: &str| {
-            let bare = text.strip_suffix("/64").filter(|t| t.contains(':')).unwrap_or(text);
-            bare.parse::<IpAddr>().ok().map(|a| Mask::Address(Network::of(a)))
-        };
-        if let Some(text) = text.strip_prefix("*!*@") {
-            return address(text);
+        let bare = text.strip_suffix("/64").filter(|t| t.contains(':')).unwrap_or(text);
+        match bare.parse::<IpAddr>() {
+            Ok(address) => Some(Mask::Address(Network::of(address))),
+            Err(_) => Nick::parse(text, max_nick).ok().map(Mask::Nick),
         }
-        let text = text.strip_suffix("!*@*").unwrap_or(text);
-        address(text).or_else(|| Nick::parse(text, max_nick).ok().map(Mask::Nick))
     }
 
     /// Whether it covers a session with this nick, account name and address.
@@ -120,16 +115,6 @@ impl Mask {
         match self {
             Mask::Nick(banned) => banned == nick || account == Some(banned),
             Mask::Address(banned) => address.is_some_and(|a| banned.contains(a)),
-        }
-    }
-
-    /// The mask as ban lists and IRC's `+b` show it: `nick!*@*` for a nick (and its
-    /// account), `*!*@ADDRESS` for an address; [`Mask::parse`] reads it back.
-    #[must_use]
-    pub fn ban_mask(&self) -> String {
-        match self {
-            Mask::Nick(nick) => format!("{nick}!*@*"),
-            Mask::Address(address) => format!("*!*@{address}"),
         }
     }
 

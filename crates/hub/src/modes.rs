@@ -1,10 +1,10 @@
-//! A room's settings, as IRC's channel modes name them, and the other facts about users
-//! that every gateway can ask for (who is who, how busy the server is).
+//! A room's settings, and the other facts about users that every gateway can ask for
+//! (who is who, how busy the server is). Each gateway writes them its own way (IRC as
+//! its channel modes).
 //!
 //! The settings live in the hub, not in the IRC gateway, so they hold for every gateway:
-//! a line user cannot talk in a moderated room either. Like an IRC channel's modes they
-//! last while the room has members; operators, bans and topics are durable
-//! ([`crate::moderation`]).
+//! a line user cannot talk in a moderated room either. A registered room keeps them for
+//! good; any other, while it has members (see [`crate::moderation`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,17 +15,17 @@ use crate::name::{Nick, RoomName};
 /// A room's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomModes {
-    /// Only operators and voiced members may speak (`+m`).
+    /// Only operators and voiced members may speak.
     pub moderated: bool,
-    /// Hidden from room lists and from others' WHOIS (`+s`).
+    /// Hidden from room lists, WHOIS and the like for those outside it.
     pub secret: bool,
-    /// Only operators may set the topic (`+t`, on by default).
+    /// Only operators may set the topic (on by default).
     pub topic_locked: bool,
-    /// Only the invited may join (`+i`).
+    /// Only the invited may join.
     pub invite_only: bool,
-    /// Joining needs this key (`+k`).
+    /// Joining needs this key.
     pub key: Option<String>,
-    /// At most this many members (`+l`).
+    /// At most this many members.
     pub limit: Option<usize>,
 }
 
@@ -38,54 +38,20 @@ impl Default for RoomModes {
 /// A room mode, with the argument it takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomMode {
-    /// `m`.
+    /// Only operators and voiced members speak.
     Moderated,
-    /// `s`.
+    /// Hidden from those outside it.
     Secret,
-    /// `t`.
+    /// Only operators set the topic.
     TopicLocked,
-    /// `i`.
+    /// Only the invited join.
     InviteOnly,
-    /// `k`: the key (when removing, whatever was given).
+    /// Joining needs the key (when removing, whatever was given).
     Key(String),
-    /// `l`: the limit (when removing, 0).
+    /// At most this many members (when removing, 0).
     Limit(usize),
-    /// `v`: a member who may speak in a moderated room.
+    /// A member who may speak in a moderated room.
     Voice(Nick),
-    /// `o`: an operator (an account; see [`crate::Action::Op`]).
-    Op(Nick),
-    /// `b`: a ban, by nick or address.
-    Ban(String),
-}
-
-impl RoomMode {
-    /// IRC's letter for the mode.
-    #[must_use]
-    pub fn letter(&self) -> char {
-        match self {
-            RoomMode::Moderated => 'm',
-            RoomMode::Secret => 's',
-            RoomMode::TopicLocked => 't',
-            RoomMode::InviteOnly => 'i',
-            RoomMode::Key(_) => 'k',
-            RoomMode::Limit(_) => 'l',
-            RoomMode::Voice(_) => 'v',
-            RoomMode::Op(_) => 'o',
-            RoomMode::Ban(_) => 'b',
-        }
-    }
-
-    /// The mode's argument, if it has one when set (`set`) or removed.
-    #[must_use]
-    pub fn argument(&self, set: bool) -> Option<String> {
-        match self {
-            RoomMode::Moderated | RoomMode::Secret | RoomMode::TopicLocked | RoomMode::InviteOnly => None,
-            RoomMode::Key(key) => Some(if set { key.clone() } else { "*".to_owned() }),
-            RoomMode::Limit(limit) => set.then(|| limit.to_string()),
-            RoomMode::Voice(nick) | RoomMode::Op(nick) => Some(nick.to_string()),
-            RoomMode::Ban(mask) => Some(mask.clone()),
-        }
-    }
 }
 
 /// One mode set or removed.
@@ -95,18 +61,6 @@ pub struct ModeChange {
     pub set: bool,
     /// Which.
     pub mode: RoomMode,
-}
-
-impl ModeChange {
-    /// `+m`, `-k *`, `+v bob`: the change as IRC writes it, for people.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        let sign = if self.set { '+' } else { '-' };
-        match self.mode.argument(self.set) {
-            Some(argument) => format!("{sign}{} {argument}", self.mode.letter()),
-            None => format!("{sign}{}", self.mode.letter()),
-        }
-    }
 }
 
 /// One member of a room, as member lists show them.
@@ -158,21 +112,4 @@ pub struct Stats {
     pub rooms: usize,
     /// Administrators connected.
     pub admins: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changes_read_as_irc_writes_them() {
-        let nick = Nick::parse("bob", 32).expect("valid");
-        let change = |set, mode| ModeChange { set, mode }.describe();
-        assert_eq!(change(true, RoomMode::Moderated), "+m");
-        assert_eq!(change(false, RoomMode::Key("sesame".into())), "-k *");
-        assert_eq!(change(true, RoomMode::Key("sesame".into())), "+k sesame");
-        assert_eq!(change(true, RoomMode::Limit(10)), "+l 10");
-        assert_eq!(change(false, RoomMode::Limit(0)), "-l");
-        assert_eq!(change(true, RoomMode::Voice(nick)), "+v bob");
-    }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::error::HubError;
+use crate::error::{HubError, NameRule};
 
 /// A valid nick. Equality and hashing ignore ASCII case; display keeps the user's case.
 #[derive(Clone)]
@@ -26,18 +26,18 @@ fn is_nick_special(c: char) -> bool {
 impl Nick {
     /// Checks `name` against the nick rules, with `max_len` characters at most.
     pub fn parse(name: &str, max_len: usize) -> Result<Nick, HubError> {
-        let invalid = |why: &str| Err(HubError::InvalidNick { nick: name.to_owned(), why: why.to_owned() });
+        let invalid = |why| Err(HubError::InvalidNick { nick: name.to_owned(), why });
         let Some(first) = name.chars().next() else {
-            return invalid("a nick cannot be empty");
+            return invalid(NameRule::Empty);
         };
         if name.chars().count() > max_len {
-            return invalid(&format!("a nick has at most {max_len} characters"));
+            return invalid(NameRule::TooLong { max: max_len });
         }
         if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || is_nick_special(*c))) {
-            return invalid(&format!("{bad:?} is not allowed; use letters, digits and - _ [ ] \\ ` ^ {{ }} |"));
+            return invalid(NameRule::Character(bad));
         }
         if first.is_ascii_digit() || first == '-' {
-            return invalid("a nick cannot start with a digit or '-'");
+            return invalid(NameRule::Start(first));
         }
         Ok(Nick(name.into()))
     }
@@ -61,15 +61,15 @@ impl RoomName {
     /// characters at most.
     pub fn parse(name: &str, max_len: usize) -> Result<RoomName, HubError> {
         let bare = name.strip_prefix('#').unwrap_or(name);
-        let invalid = |why: &str| Err(HubError::InvalidRoom { room: name.to_owned(), why: why.to_owned() });
+        let invalid = |why| Err(HubError::InvalidRoom { room: name.to_owned(), why });
         if bare.is_empty() {
-            return invalid("a room name cannot be empty");
+            return invalid(NameRule::Empty);
         }
         if bare.chars().count() > max_len {
-            return invalid(&format!("a room name has at most {max_len} characters"));
+            return invalid(NameRule::TooLong { max: max_len });
         }
         if let Some(bad) = bare.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-            return invalid(&format!("{bad:?} is not allowed; use letters, digits and - _ ."));
+            return invalid(NameRule::Character(bad));
         }
         Ok(RoomName(bare.into()))
     }

@@ -3,12 +3,15 @@
 
 use chrono::{NaiveDate, TimeZone as _, Utc};
 
-use crate::error::HubError;
+use crate::error::{HubError, SearchProblem};
 use crate::event::Timestamp;
 use crate::name::{Nick, RoomName};
 
 /// Results per page.
 pub(crate) const PAGE: usize = 20;
+
+/// The last page one may ask for.
+pub(crate) const MAX_PAGE: usize = 1000;
 
 /// A parsed search query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +26,8 @@ pub(crate) struct Query {
 }
 
 /// Midnight UTC at the start of `date` (`YYYY-MM-DD`).
-fn day(filter: &str, date: &str) -> Result<Timestamp, HubError> {
-    let bad = || HubError::BadSearch(format!("{filter}: takes a date as YYYY-MM-DD, not {date:?}"));
+fn day(filter: &'static str, date: &str) -> Result<Timestamp, HubError> {
+    let bad = || HubError::BadSearch(SearchProblem::Date { filter, value: date.to_owned() });
     let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?;
     let midnight = day.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
     Ok(Utc.from_utc_datetime(&midnight))
@@ -42,15 +45,15 @@ impl Query {
                 Some(("before", date)) => query.before = Some(day("before", date)?),
                 Some(("after", date)) => query.after = Some(day("after", date)?),
                 Some(("page", n)) => {
-                    query.page = n.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                        HubError::BadSearch(format!("page: takes a number from 1 to 1000, not {n:?}"))
+                    query.page = n.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+                        HubError::BadSearch(SearchProblem::Page { value: n.to_owned(), max: MAX_PAGE })
                     })?;
                 }
                 _ => query.words.push(token.to_owned()),
             }
         }
         if query.words.is_empty() {
-            return Err(HubError::BadSearch("give at least one word to look for".into()));
+            return Err(HubError::BadSearch(SearchProblem::NoWords));
         }
         Ok(query)
     }

@@ -599,7 +599,7 @@ async fn services_register_rooms_and_accounts_and_opers_set_server_bans() {
     rita.send("NS REGISTER rita-password").await;
     rita.expect(" 900 rita ").await;
     rita.send("PRIVMSG ChanServ :REGISTER #garden").await;
-    rita.expect("NOTICE rita :garden is now registered to rita.").await;
+    rita.expect("NOTICE #garden :garden is now registered to rita.").await;
     rita.send("CS REGISTER #garden").await;
     rita.expect("FAIL * FAILED :garden is registered already").await;
     rita.send("CS FROB").await;

@@ -19,7 +19,7 @@ use super::pacing::Check;
 use super::{store_failed, Answer, Completion, Hub};
 use crate::command::RequestId;
 use crate::error::HubError;
-use crate::event::{Event, Reply};
+use crate::event::{Event, Notice, Renaming, Reply};
 use crate::handle::{SessionId, Verified};
 use crate::identity::Account;
 use crate::name::Nick;
@@ -200,7 +200,7 @@ impl Hub {
         self.may_enter_lobby(&account.name, Some(&account.name), address)?;
         self.know_account(&account, admin);
         if let Some(&holder) = self.nicks.get(&account.name) {
-            self.rename_to_guest(holder, &format!("{} logged in", account.name));
+            self.rename_to_guest(holder, Renaming::OwnerLoggedIn { account: account.name.clone() });
         }
         let nick = account.name.to_string();
         self.connect(&nick, Some(account), address, req, outbox)
@@ -357,7 +357,7 @@ impl Hub {
                     .get(&session)
                     .is_some_and(|state| state.nick == nick && state.account_name() != Some(&nick));
                 if squatting && self.accounts.contains_key(&nick) {
-                    self.rename_to_guest(session, &format!("you did not log in as {nick}"));
+                    self.rename_to_guest(session, Renaming::NotLoggedIn { nick });
                 }
             }
             Completion::Read { session } => self.read_done(session),
@@ -409,7 +409,7 @@ impl Hub {
         if state.nick.as_str() != nick.as_str() {
             if let Some(&holder) = self.nicks.get(&nick) {
                 if holder != id {
-                    self.rename_to_guest(holder, &format!("{nick} logged in"));
+                    self.rename_to_guest(holder, Renaming::OwnerLoggedIn { account: nick.clone() });
                 }
             }
             self.change_nick(id, nick.clone(), false);
@@ -453,12 +453,8 @@ impl Hub {
     /// the grace period ends unless it has logged in by then.
     pub(super) fn warn_squatter(&mut self, id: SessionId, nick: &Nick) {
         let grace = self.limits.login_grace;
-        let text = format!(
-            "The nick {nick} is registered. Log in with /login {nick} PASSWORD within {} seconds, \
-             or you will be renamed.",
-            grace.as_secs()
-        );
-        self.notice(id, &text);
+        let notice = Notice::NickRegistered { nick: nick.clone(), grace_secs: grace.as_secs() };
+        self.tell(id, &Event::Notice { at: Utc::now(), notice });
         self.timers += 1;
         let completions = self.completions.clone();
         let (session, nick) = (id, nick.clone());
@@ -469,7 +465,7 @@ impl Hub {
     }
 
     /// Gives the session a free `Guest_N` nick, telling it why.
-    pub(crate) fn rename_to_guest(&mut self, id: SessionId, why: &str) {
+    pub(crate) fn rename_to_guest(&mut self, id: SessionId, cause: Renaming) {
         let mut n = id.0;
         let guest = loop {
             let candidate = Nick::parse(&format!("Guest_{n}"), usize::MAX)
@@ -479,12 +475,8 @@ impl Hub {
             }
             n = n.wrapping_add(1_000_000);
         };
-        self.notice(id, &format!("You are now known as {guest}: {why}."));
+        let notice = Notice::Renamed { nick: guest.clone(), cause };
+        self.tell(id, &Event::Notice { at: Utc::now(), notice });
         self.change_nick(id, guest, true);
-    }
-
-    /// A line of information for one session.
-    pub(crate) fn notice(&mut self, id: SessionId, text: &str) {
-        self.tell(id, &Event::Notice { at: Utc::now(), text: Arc::from(text) });
     }
 }

@@ -18,9 +18,6 @@ use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
 
-/// Why a session was disconnected when its outbox overflowed.
-const SEND_QUEUE_EXCEEDED: &str = "send queue exceeded";
-
 impl Hub {
     /// Registers a session; `account` when it has already proved it owns the nick.
     pub(super) fn connect(
@@ -364,10 +361,9 @@ impl Hub {
     /// Disconnects every session whose outbox overflowed, including those that overflow
     /// while being told that the first ones left.
     pub(crate) fn drop_slow_consumers(&mut self) {
-        let detail: Arc<str> = Arc::from(SEND_QUEUE_EXCEEDED);
         while let Some(id) = self.overflowed.pop() {
-            if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(detail.clone())) {
-                tracing::info!(nick = %state.nick, "disconnecting a slow consumer: {SEND_QUEUE_EXCEEDED}");
+            if let Some(state) = self.remove_session(id, LeaveReason::SlowConsumer, None) {
+                tracing::info!(nick = %state.nick, "disconnecting a slow consumer: its send queue overflowed");
             }
         }
     }

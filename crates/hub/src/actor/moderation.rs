@@ -12,11 +12,10 @@ use super::{shorten, Answer, Completion, Hub, MAX_REASON, MAX_RESTRICTION_DAYS};
 use crate::charter::{Charter, Registration};
 use crate::command::RequestId;
 use crate::error::HubError;
-use crate::event::{Event, LeaveReason, Reply, Timestamp};
+use crate::event::{Event, LeaveReason, Reply, RoomChange, Timestamp};
 use crate::handle::SessionId;
 use crate::identity::Account;
 use crate::moderation::{Action, Change, Changed, Mask, Moderation, Restriction, ServerAction, ServerBan, Topic};
-use crate::modes::{ModeChange, RoomMode};
 use crate::name::{Nick, RoomName};
 use crate::outbox::Shared;
 
@@ -350,44 +349,34 @@ impl Hub {
                 text.clone()
             }
             Changed::Kicked { nick, reason } => {
-                let why = reason.as_deref().map_or_else(|| format!("by {actor}"), |r| format!("by {actor}: {r}"));
-                self.kick(&room, nick, &why, &by);
+                self.kick(&room, nick, LeaveReason::Kicked, reason.as_deref(), &by);
                 nick.to_string()
             }
             Changed::Restricted(restriction) => {
-                let target = restriction.mask.to_string();
-                let how_long = restriction
-                    .until
-                    .map_or_else(String::new, |t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")));
                 if let Some(charter) = self.charters.get_mut(&room) {
                     // Checked against the limit when asked; changes in flight together
                     // may pass it by a few.
                     let _ = charter.restrict(restriction.clone(), Utc::now(), usize::MAX);
                 }
+                let (mask, until) = (restriction.mask.clone(), restriction.until);
                 if restriction.ban {
-                    let why = match &restriction.reason {
-                        Some(reason) => format!("banned by {actor}: {reason}"),
-                        None => format!("banned by {actor}"),
-                    };
-                    let text = format!("{actor} banned {target} from {room}{how_long}.");
-                    let change = ModeChange { set: true, mode: RoomMode::Ban(restriction.mask.ban_mask()) };
-                    self.mode_event(&room, &by, vec![change], &text);
-                    self.eject(&room, &why, &by);
+                    self.room_event(&room, &by, at, RoomChange::Banned { mask, until });
+                    self.eject(&room, restriction.reason.as_deref(), &by);
                 } else {
-                    self.room_notice(&room, &format!("{actor} muted {target} in {room}{how_long}."));
+                    self.room_event(&room, &by, at, RoomChange::Muted { mask, until });
                 }
-                target
+                restriction.mask.to_string()
             }
             Changed::Lifted { ban, mask } => {
                 if let Some(charter) = self.charters.get_mut(&room) {
                     charter.lift(*ban, mask);
                 }
-                if *ban {
-                    let change = ModeChange { set: false, mode: RoomMode::Ban(mask.ban_mask()) };
-                    self.mode_event(&room, &by, vec![change], &format!("{actor} unbanned {mask} in {room}."));
+                let change = if *ban {
+                    RoomChange::Unbanned { mask: mask.clone() }
                 } else {
-                    self.room_notice(&room, &format!("{actor} unmuted {mask} in {room}."));
-                }
+                    RoomChange::Unmuted { mask: mask.clone() }
+                };
+                self.room_event(&room, &by, at, change);
                 mask.to_string()
             }
             Changed::Promoted(nick) | Changed::Demoted(nick) => {
@@ -402,22 +391,21 @@ impl Hub {
                         }
                     }
                 }
-                let change = ModeChange { set, mode: RoomMode::Op(nick.clone()) };
-                let text = if set {
-                    format!("{actor} made {nick} an operator of {room}.")
+                let nick = nick.clone();
+                let change = if set {
+                    RoomChange::Promoted { nick: nick.clone() }
                 } else {
-                    format!("{actor} took {nick}'s operator role in {room}.")
+                    RoomChange::Demoted { nick: nick.clone() }
                 };
-                self.mode_event(&room, &by, vec![change], &text);
+                self.room_event(&room, &by, at, change);
                 nick.to_string()
             }
             Changed::Opped(account) => {
                 if let Some(charter) = self.charters.get_mut(&room) {
                     charter.ops.insert(account.id);
                 }
-                let changes = self.op_changes(&room, account, true);
-                let text = format!("{actor} made {} an operator of {room}.", account.name);
-                self.mode_event(&room, &by, changes, &text);
+                let sessions = self.sessions_of(&room, account);
+                self.room_event(&room, &by, at, RoomChange::Opped { account: account.name.clone(), sessions });
                 account.name.to_string()
             }
             Changed::Deopped(account) => {
@@ -436,9 +424,8 @@ impl Hub {
                         members.ops.remove(&session);
                     }
                 }
-                let changes = self.op_changes(&room, account, false);
-                let text = format!("{actor} took {}'s operator role in {room}.", account.name);
-                self.mode_event(&room, &by, changes, &text);
+                let sessions = self.sessions_of(&room, account);
+                self.room_event(&room, &by, at, RoomChange::Deopped { account: account.name.clone(), sessions });
                 account.name.to_string()
             }
             Changed::Modes(modes) => {
@@ -452,11 +439,8 @@ impl Hub {
                     charter.registration = Some(Registration { founder: founder.as_ref().map(|a| a.id), at });
                     charter.ops.extend(founder.as_ref().map(|a| a.id));
                 }
-                let text = match founder {
-                    Some(account) => format!("{room} is now registered to {}.", account.name),
-                    None => format!("{room} is now registered."),
-                };
-                self.room_notice(&room, &text);
+                let founder_name = founder.as_ref().map(|a| a.name.clone());
+                self.room_event(&room, &by, at, RoomChange::Registered { founder: founder_name });
                 founder.as_ref().map_or_else(String::new, |a| a.name.to_string())
             }
             Changed::Unregistered => {
@@ -479,7 +463,7 @@ impl Hub {
                     let staying: Vec<SessionId> = operating.into_iter().filter(|s| members.contains(*s)).collect();
                     members.ops.extend(staying);
                 }
-                self.room_notice(&room, &format!("{room} is no longer registered."));
+                self.room_event(&room, &by, at, RoomChange::Unregistered);
                 room.to_string()
             }
             Changed::ServerBanned(_) | Changed::ServerUnbanned(_) => unreachable!("server changes have no room"),
@@ -521,8 +505,7 @@ impl Hub {
     /// Disconnects a session a server ban covers, telling it and its rooms why.
     pub(crate) fn throw_out(&mut self, id: SessionId, reason: Option<&str>) {
         self.tell(id, &Event::Banned { at: Utc::now(), reason: reason.map(Arc::from) });
-        let why = reason.map_or_else(|| "banned".to_owned(), |r| format!("banned: {r}"));
-        if let Some(state) = self.remove_session(id, LeaveReason::Lost, Some(Arc::from(why.as_str()))) {
+        if let Some(state) = self.remove_session(id, LeaveReason::ServerBanned, reason.map(Arc::from)) {
             state.outbox.close();
         }
     }
@@ -531,26 +514,15 @@ impl Hub {
         if let Some(charter) = self.charters.get_mut(room) {
             charter.topic = (!text.is_empty()).then(|| Topic { text: text.to_owned(), by: actor.clone(), at });
         }
-        let shown = if text.is_empty() {
-            format!("{actor} cleared the topic of {room}.")
-        } else {
-            format!("{actor} set the topic of {room}: {text}")
-        };
         if let Some(members) = self.rooms.get(room) {
-            let event = Shared::new(Event::Topic {
-                room: members.name.clone(),
-                by: by.clone(),
-                at,
-                text: Arc::from(text),
-                sentence: Arc::from(shown.as_str()),
-            });
+            let event =
+                Shared::new(Event::Topic { room: members.name.clone(), by: by.clone(), at, text: Arc::from(text) });
             members.broadcast(&event, None, &mut self.overflowed);
         }
     }
 
-    /// The operator mode changes that giving or taking `account`'s role in `room` makes
-    /// visible: one per session of that account in the room.
-    fn op_changes(&self, room: &RoomName, account: &Account, set: bool) -> Vec<ModeChange> {
+    /// The nicks of `account`'s sessions in `room`.
+    fn sessions_of(&self, room: &RoomName, account: &Account) -> Vec<Nick> {
         let Some(members) = self.rooms.get(room) else {
             return Vec::new();
         };
@@ -558,26 +530,21 @@ impl Hub {
             .member_ids()
             .filter_map(|id| self.sessions.get(&id))
             .filter(|s| s.account.as_ref().is_some_and(|a| a.id == account.id))
-            .map(|s| ModeChange { set, mode: RoomMode::Op(s.nick.clone()) })
+            .map(|s| s.nick.clone())
             .collect()
     }
 
-    /// Tells everyone in `room` that its modes changed.
-    pub(super) fn mode_event(&mut self, room: &RoomName, by: &Nick, changes: Vec<ModeChange>, text: &str) {
+    /// Tells everyone in `room` of a moderator's change.
+    fn room_event(&mut self, room: &RoomName, by: &Nick, at: Timestamp, what: RoomChange) {
         if let Some(members) = self.rooms.get(room) {
-            let event = Shared::new(Event::Mode {
-                room: members.name.clone(),
-                by: by.clone(),
-                at: Utc::now(),
-                changes,
-                text: Arc::from(text),
-            });
+            let event = Shared::new(Event::Moderated { room: members.name.clone(), by: by.clone(), at, what });
             members.broadcast(&event, None, &mut self.overflowed);
         }
     }
 
-    /// Takes `nick` out of `room`, telling everyone there, them included.
-    fn kick(&mut self, room: &RoomName, nick: &Nick, why: &str, by: &Nick) {
+    /// Takes `nick` out of `room` (kicked, or banned), telling everyone there, them
+    /// included.
+    fn kick(&mut self, room: &RoomName, nick: &Nick, reason: LeaveReason, detail: Option<&str>, by: &Nick) {
         let Some(&target) = self.nicks.get(nick) else {
             return;
         };
@@ -591,9 +558,9 @@ impl Hub {
             room: members.name.clone(),
             nick: nick.clone(),
             at: Utc::now(),
-            reason: LeaveReason::Kicked,
+            reason,
             by: Some(by.clone()),
-            detail: Some(Arc::from(why)),
+            detail: detail.map(Arc::from),
         });
         members.broadcast(&left, None, &mut self.overflowed);
         if let Some(state) = self.sessions.get_mut(&target) {
@@ -609,7 +576,7 @@ impl Hub {
     }
 
     /// Puts out of `room` everyone a ban in it now applies to.
-    fn eject(&mut self, room: &RoomName, why: &str, by: &Nick) {
+    fn eject(&mut self, room: &RoomName, reason: Option<&str>, by: &Nick) {
         let Some(members) = self.rooms.get(room) else {
             return;
         };
@@ -619,7 +586,7 @@ impl Hub {
             .filter_map(|id| self.sessions.get(&id).map(|s| s.nick.clone()))
             .collect();
         for nick in banned {
-            self.kick(room, &nick, why, by);
+            self.kick(room, &nick, LeaveReason::Banned, reason, by);
         }
     }
 
@@ -631,18 +598,9 @@ impl Hub {
         let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
         for room in rooms {
             if let Some(ban) = self.restricted(id, &room, true) {
-                let why = ban.reason.clone().map_or_else(|| "banned".to_owned(), |r| format!("banned: {r}"));
-                let server = self.sessions.get(&id).map_or_else(|| nick.clone(), |s| s.nick.clone());
-                self.kick(&room, &nick, &why, &server);
+                let reason = ban.reason.clone();
+                self.kick(&room, &nick, LeaveReason::Banned, reason.as_deref(), &nick);
             }
-        }
-    }
-
-    /// A line of information for everyone in `room`.
-    fn room_notice(&mut self, room: &RoomName, text: &str) {
-        if let Some(members) = self.rooms.get(room) {
-            let notice = Shared::new(Event::Notice { at: Utc::now(), text: Arc::from(text) });
-            members.broadcast(&notice, None, &mut self.overflowed);
         }
     }
 }

@@ -8,12 +8,13 @@ use chrono::Utc;
 use super::{Answer, Completion, Hub};
 use crate::charter::Charter;
 use crate::command::RequestId;
-use crate::error::HubError;
+use crate::error::{HubError, ModeProblem};
 use crate::event::{Event, Reply, Timestamp};
 use crate::handle::SessionId;
 use crate::moderation::{Change, Changed, Restriction};
 use crate::modes::{ModeChange, RoomMode, RoomModes};
 use crate::name::{Nick, RoomName};
+use crate::outbox::Shared;
 
 /// The longest room key, in bytes.
 pub(crate) const MAX_KEY: usize = 32;
@@ -147,16 +148,11 @@ impl Hub {
                     applied.extend(changed.then_some(ModeChange { set: change.set, mode: RoomMode::Voice(nick) }));
                     continue;
                 }
-                RoomMode::Op(_) | RoomMode::Ban(_) => {
-                    return Err(HubError::BadMode("operators and bans are changed by moderation".into()));
-                }
                 RoomMode::Key(key) if change.set && !usable_key(key) => {
-                    return Err(HubError::BadMode(format!(
-                        "a key has 1 to {MAX_KEY} bytes, without spaces, commas or colons"
-                    )));
+                    return Err(HubError::BadMode(ModeProblem::Key { max: MAX_KEY }));
                 }
                 RoomMode::Limit(limit) if change.set && !(1..=MAX_MEMBER_LIMIT).contains(limit) => {
-                    return Err(HubError::BadMode(format!("a member limit is from 1 to {MAX_MEMBER_LIMIT}")));
+                    return Err(HubError::BadMode(ModeProblem::Limit { max: MAX_MEMBER_LIMIT }));
                 }
                 RoomMode::Moderated => std::mem::replace(&mut modes.moderated, change.set) != change.set,
                 RoomMode::Secret => std::mem::replace(&mut modes.secret, change.set) != change.set,
@@ -256,9 +252,11 @@ impl Hub {
         }
         if !applied.is_empty() {
             let by = self.sessions.get(&id).map(|s| s.nick.clone()).unwrap_or_else(|| self.actor_name(id));
-            let described: Vec<String> = applied.iter().map(ModeChange::describe).collect();
-            let text = format!("{by} set {} on {name}.", described.join(" "));
-            self.mode_event(name, &by, applied, &text);
+            if let Some(members) = self.rooms.get(name) {
+                let event =
+                    Shared::new(Event::Mode { room: members.name.clone(), by, at: Utc::now(), changes: applied });
+                members.broadcast(&event, None, &mut self.overflowed);
+            }
         }
     }
 

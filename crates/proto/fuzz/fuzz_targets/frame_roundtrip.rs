@@ -34,6 +34,20 @@ enum Kind {
     Rooms,
     Ping,
     Quit(Option<String>),
+    Act(String),
+    Away(Option<String>),
+    Whois(String),
+    Invite(Option<String>, String),
+    Upload(Option<String>, Option<String>, String, u64, String, String),
+    Chunk(String, u64),
+    Download(String),
+    Read(String, u64),
+    RoomRegister(Option<String>),
+    RoomUnregister(Option<String>),
+    Unregister(String),
+    ServerBan(String, Option<u64>, Option<String>),
+    ServerUnban(String),
+    ServerBans,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -71,6 +85,22 @@ fuzz_target!(|input: Input| {
         Kind::Rooms => Request::Rooms,
         Kind::Ping => Request::Ping,
         Kind::Quit(reason) => Request::Quit { reason },
+        Kind::Act(room) => Request::Act { room },
+        Kind::Away(message) => Request::Away { message },
+        Kind::Whois(nick) => Request::Whois { nick },
+        Kind::Invite(room, nick) => Request::Invite { room, nick },
+        Kind::Upload(room, to, name, size, media_type, sha256) => {
+            Request::Upload { room, to, name, size, media_type, sha256 }
+        }
+        Kind::Chunk(file, offset) => Request::Chunk { file, offset },
+        Kind::Download(file) => Request::Download { file },
+        Kind::Read(file, offset) => Request::Read { file, offset },
+        Kind::RoomRegister(room) => Request::RoomRegister { room },
+        Kind::RoomUnregister(room) => Request::RoomUnregister { room },
+        Kind::Unregister(password) => Request::Unregister { password },
+        Kind::ServerBan(mask, seconds, reason) => Request::ServerBan { mask, seconds, reason },
+        Kind::ServerUnban(mask) => Request::ServerUnban { mask },
+        Kind::ServerBans => Request::ServerBans,
     };
     let mut wire = BytesMut::new();
     if encode_request(input.id, &request, &input.payload, &mut wire).is_err() {

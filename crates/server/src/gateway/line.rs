@@ -13,13 +13,13 @@ use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
 use parley_hub::{
     Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId, RoomName,
-    ServerAction, Session, Throttle, Wire,
+    ServerAction, Session, Throttle, Timestamp, Wire,
 };
 use parley_proto::line::{clock, help, stamp, Input, LineDecoder, LineError, USERNAME_PROMPT};
 use parley_proto::text::{printable, printable_line};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD};
+use super::{drive, linger, pace, read_more, words, Ending, ReadEnd, Refusal, EXCESS_FLOOD};
 use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
 /// Line sessions share the first slot of an event's encoding cache.
@@ -136,7 +136,7 @@ where
             Err(e) => {
                 let reason = match e {
                     HubError::NickTaken(_) => format!("The name {name} is already taken; choose another."),
-                    other => format!("Sorry: {other}."),
+                    other => format!("Sorry: {}.", words::error(&other)),
                 };
                 writer.write_all(format!("{}\n", one_line(&reason)).as_bytes()).await.map_err(Ending::Io)?;
             }
@@ -215,14 +215,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Input::Topic(text) => Command::Topic { room: None, text },
             Input::Audit(n) => Command::Audit { limit: n.unwrap_or(DEFAULT_HISTORY_LINES) },
             Input::Kick { nick, reason } => Command::Moderate { room: None, action: Action::Kick { nick, reason } },
-            Input::Ban { mask, duration, reason } => {
-                Command::Moderate { room: None, action: Action::Ban { mask, duration, reason } }
+            Input::Ban { mask, duration, reason } => Command::Moderate {
+                room: None,
+                action: Action::Ban { mask: words::bare_mask(&mask), duration, reason },
+            },
+            Input::Unban(mask) => {
+                Command::Moderate { room: None, action: Action::Unban { mask: words::bare_mask(&mask) } }
             }
-            Input::Unban(mask) => Command::Moderate { room: None, action: Action::Unban { mask } },
-            Input::ServerBan { mask, duration, reason } => {
-                Command::ServerModerate { action: ServerAction::Ban { mask, duration, reason } }
+            Input::ServerBan { mask, duration, reason } => Command::ServerModerate {
+                action: ServerAction::Ban { mask: words::bare_mask(&mask), duration, reason },
+            },
+            Input::ServerUnban(mask) => {
+                Command::ServerModerate { action: ServerAction::Unban { mask: words::bare_mask(&mask) } }
             }
-            Input::ServerUnban(mask) => Command::ServerModerate { action: ServerAction::Unban { mask } },
             Input::ServerBans => Command::ServerBans,
             Input::Room { register: true } => Command::Moderate { room: None, action: Action::Register },
             Input::Room { register: false } => Command::Moderate { room: None, action: Action::Unregister },
@@ -298,12 +303,19 @@ pub(crate) fn refusal(why: Refusal) -> Bytes {
 /// How a hub error reads in the line protocol: the one place they are mapped. Errors
 /// carry others' words (a ban's reason), so they are one printable line.
 fn hub_error(e: &HubError) -> String {
-    let mut text = one_line(&e.to_string());
+    let mut text = one_line(&words::error(e));
     if let Some(first) = text.get(..1) {
         let upper = first.to_uppercase();
         text.replace_range(..1, &upper);
     }
     format!("Error: {text}.")
+}
+
+/// A notice from the server, a line per line of it: `[HH:MM:SS] *** text`.
+fn notice_lines(at: &Timestamp, text: &str, line: &mut String) {
+    for part in text_lines(text) {
+        let _ = writeln!(line, "[{}] *** {part}", clock(at));
+    }
 }
 
 /// Encodes hub events as the lines a line-protocol user reads.
@@ -327,11 +339,12 @@ impl Wire for LineWire {
                     let _ = writeln!(line, "[{}] [private] {}", clock(at), said(from, *kind, &part));
                 }
             }
-            Event::Notice { at, text } | Event::Mode { at, text, .. } | Event::Topic { at, sentence: text, .. } => {
-                for part in text_lines(text) {
-                    let _ = writeln!(line, "[{}] *** {part}", clock(at));
-                }
+            Event::Notice { at, notice } => notice_lines(at, &words::notice(notice), &mut line),
+            Event::Mode { room, by, at, changes } => {
+                notice_lines(at, &words::modes_changed(by, room, changes), &mut line);
             }
+            Event::Moderated { room, by, at, what } => notice_lines(at, &words::room_change(by, room, what), &mut line),
+            Event::Topic { room, by, at, text } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
             Event::Invited { room, by, at } => {
                 let _ = writeln!(line, "[{}] *** {by} invites you to {room}: /join {room}", clock(at));
             }
@@ -343,16 +356,23 @@ impl Wire for LineWire {
             Event::Joined { room, nick, at, arrival: false } => {
                 let _ = writeln!(line, "[{}] {nick} has joined {room}.", clock(at));
             }
-            Event::Left { room, nick, at, reason: LeaveReason::Kicked, detail, .. } => {
-                let why = detail.as_deref().map(|d| format!(" ({})", one_line(d))).unwrap_or_default();
-                let _ = writeln!(line, "[{}] {nick} was kicked from {room}{why}.", clock(at));
+            Event::Left {
+                room,
+                nick,
+                at,
+                reason: reason @ (LeaveReason::Kicked | LeaveReason::Banned),
+                by,
+                detail,
+            } => {
+                let why = words::put_out(*reason, by.as_ref(), detail.as_deref());
+                let _ = writeln!(line, "[{}] {nick} was kicked from {room} ({}).", clock(at), one_line(&why));
             }
             Event::Left { room, nick, at, reason: LeaveReason::Part, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has left {room}.", clock(at));
             }
-            Event::Left { nick, at, detail, .. } => match detail {
+            Event::Left { nick, at, reason, detail, .. } => match words::departure(*reason, detail.as_deref()) {
                 Some(detail) => {
-                    let _ = writeln!(line, "[{}] {nick} has left the chat ({}).", clock(at), one_line(detail));
+                    let _ = writeln!(line, "[{}] {nick} has left the chat ({}).", clock(at), one_line(&detail));
                 }
                 None => {
                     let _ = writeln!(line, "[{}] {nick} has left the chat.", clock(at));

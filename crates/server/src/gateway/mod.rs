@@ -7,6 +7,7 @@
 pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod native;
+pub(crate) mod words;
 
 use std::fmt;
 use std::future::Future;

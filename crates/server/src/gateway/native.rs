@@ -19,7 +19,7 @@ use parley_proto::native::{Frame, FrameDecoder, FrameError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::{drive, linger, pace, read_more, Ending, ReadEnd, Refusal, EXCESS_FLOOD, PING_TIMEOUT};
+use super::{drive, linger, pace, read_more, words, Ending, ReadEnd, Refusal, EXCESS_FLOOD, PING_TIMEOUT};
 use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
 mod transfer;
@@ -291,9 +291,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             Request::Ban { room, mask, seconds, reason } => {
                 let duration = seconds.map(Duration::from_secs);
-                Ok(Command::Moderate { room, action: Action::Ban { mask, duration, reason } })
+                Ok(Command::Moderate { room, action: Action::Ban { mask: words::bare_mask(&mask), duration, reason } })
             }
-            Request::Unban { room, mask } => Ok(Command::Moderate { room, action: Action::Unban { mask } }),
+            Request::Unban { room, mask } => {
+                Ok(Command::Moderate { room, action: Action::Unban { mask: words::bare_mask(&mask) } })
+            }
             Request::Mute { room, nick, seconds } => Ok(Command::Moderate {
                 room,
                 action: Action::Mute { nick, duration: seconds.map(Duration::from_secs) },
@@ -314,9 +316,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::RoomRegister { room } => Ok(Command::Moderate { room, action: Action::Register }),
             Request::RoomUnregister { room } => Ok(Command::Moderate { room, action: Action::Unregister }),
             Request::ServerBan { mask, seconds, reason } => Ok(Command::ServerModerate {
-                action: ServerAction::Ban { mask, duration: seconds.map(Duration::from_secs), reason },
+                action: ServerAction::Ban {
+                    mask: words::bare_mask(&mask),
+                    duration: seconds.map(Duration::from_secs),
+                    reason,
+                },
             }),
-            Request::ServerUnban { mask } => Ok(Command::ServerModerate { action: ServerAction::Unban { mask } }),
+            Request::ServerUnban { mask } => {
+                Ok(Command::ServerModerate { action: ServerAction::Unban { mask: words::bare_mask(&mask) } })
+            }
             Request::ServerBans => Ok(Command::ServerBans),
             Request::Act { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Action, text }),
             Request::Away { message } => Ok(Command::Away { text: message }),
@@ -416,7 +424,7 @@ pub(crate) fn refusal(why: Refusal) -> Bytes {
 }
 
 fn hub_error_frame(id: u64, e: &HubError) -> Bytes {
-    error_frame(Some(id), error_code(e), &e.to_string())
+    error_frame(Some(id), error_code(e), &words::error(e))
 }
 
 fn error_frame(id: Option<u64>, code: ErrorCode, message: &str) -> Bytes {
@@ -468,7 +476,13 @@ fn names(members: &[Member]) -> Vec<String> {
 
 /// The protocol's name for a kind of message; ordinary text has none.
 fn kind_name(kind: Kind) -> Option<String> {
-    (kind != Kind::Text).then(|| kind.name().to_owned())
+    let name = match kind {
+        Kind::Text => return None,
+        Kind::Action => "action",
+        Kind::Notice => "notice",
+        Kind::File => "file",
+    };
+    Some(name.to_owned())
 }
 
 /// Encodes hub events as native frames.
@@ -501,11 +515,17 @@ impl Wire for NativeWire {
                 };
                 encode_message(&msg, *kind, text, out);
             }
-            Event::Notice { at, text } | Event::Mode { at, text, .. } => {
-                encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
+            Event::Notice { at, notice } => {
+                encode(&ServerMsg::Notice { ts: ts(at) }, words::notice(notice).as_bytes(), out);
             }
-            Event::Topic { at, sentence, .. } => {
-                encode(&ServerMsg::Notice { ts: ts(at) }, sentence.as_bytes(), out);
+            Event::Mode { room, by, at, changes } => {
+                encode(&ServerMsg::Notice { ts: ts(at) }, words::modes_changed(by, room, changes).as_bytes(), out);
+            }
+            Event::Moderated { room, by, at, what } => {
+                encode(&ServerMsg::Notice { ts: ts(at) }, words::room_change(by, room, what).as_bytes(), out);
+            }
+            Event::Topic { room, by, at, text } => {
+                encode(&ServerMsg::Notice { ts: ts(at) }, words::topic_change(by, room, text).as_bytes(), out);
             }
             Event::Invited { room, by, at } => {
                 let text = format!("{by} invites you to {room}.");
@@ -518,19 +538,23 @@ impl Wire for NativeWire {
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
                 encode(&msg, b"", out);
             }
-            Event::Left { room, nick, at, reason, detail, .. } => {
-                let reason = match reason {
-                    LeaveReason::Part => msg::LeaveReason::Part,
-                    LeaveReason::Quit => msg::LeaveReason::Quit,
-                    LeaveReason::Lost => msg::LeaveReason::Lost,
-                    LeaveReason::Kicked => msg::LeaveReason::Kicked,
+            Event::Left { room, nick, at, reason, by, detail } => {
+                let (kind, detail) = match reason {
+                    LeaveReason::Part => (msg::LeaveReason::Part, None),
+                    LeaveReason::Quit => (msg::LeaveReason::Quit, detail.as_deref().map(str::to_owned)),
+                    LeaveReason::Kicked | LeaveReason::Banned => {
+                        (msg::LeaveReason::Kicked, Some(words::put_out(*reason, by.as_ref(), detail.as_deref())))
+                    }
+                    LeaveReason::Lost | LeaveReason::ServerBanned | LeaveReason::SlowConsumer => {
+                        (msg::LeaveReason::Lost, words::departure(*reason, detail.as_deref()))
+                    }
                 };
                 let msg = ServerMsg::Left {
                     room: room.to_string(),
                     nick: nick.to_string(),
                     ts: ts(at),
-                    reason,
-                    detail: detail.as_deref().map(str::to_owned),
+                    reason: kind,
+                    detail,
                 };
                 encode(&msg, b"", out);
             }

@@ -16,6 +16,7 @@ use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
 use super::{source_str, wire_param, Context, Link};
+use crate::gateway::words;
 use crate::gateway::{pace, read_more, ReadEnd, EXCESS_FLOOD, PING_TIMEOUT};
 
 /// The most targets of one PRIVMSG or NOTICE (`TARGMAX`).
@@ -589,10 +590,7 @@ async fn server_ban(out: &Out<'_>, command: &str, params: &[String]) -> Result<F
         return out.need_more(command).await.map(|()| Flow::Go);
     };
     // `user@host` names a host (a nick ban is `nick!*@*`, or the nick alone).
-    let mask = match mask.split_once('@') {
-        Some((_, host)) if !mask.contains('!') => host.to_owned(),
-        _ => mask.clone(),
-    };
+    let mask = words::bare_mask(mask);
     let action = if command.starts_with("UN") {
         ServerAction::Unban { mask }
     } else {
@@ -700,9 +698,9 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
                     }
                     ('b', Some(mask)) => {
                         let action = if set {
-                            Action::Ban { mask: mask.clone(), duration: None, reason: None }
+                            Action::Ban { mask: words::bare_mask(&mask), duration: None, reason: None }
                         } else {
-                            Action::Unban { mask: mask.clone() }
+                            Action::Unban { mask: words::bare_mask(&mask) }
                         };
                         out.command(context(&mask), Command::Moderate { room: Some(room.to_owned()), action }).await?;
                     }

@@ -162,7 +162,7 @@ where
                 pending.nick = None;
             }
             Err(e) => {
-                goodbye(writer, link, &e.to_string()).await;
+                goodbye(writer, link, &crate::gateway::words::error(&e)).await;
                 return Err(Ending::ServerClosed);
             }
         }
@@ -261,7 +261,7 @@ async fn authenticate(
             Some(verified)
         }
         Err(e @ (HubError::TooManyAttempts { .. } | HubError::ServerBanned { .. } | HubError::Busy)) => {
-            lines.numeric("904", &[], &format!("SASL authentication failed: {e}"));
+            lines.numeric("904", &[], &format!("SASL authentication failed: {}", crate::gateway::words::error(&e)));
             None
         }
         Err(_) => {

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chrono::SecondsFormat;
 use parley_hub::{
-    Event, HubError, Kind, LeaveReason, Member, ModeChange, Nick, Record, Reply, RoomName, RoomSummary, Timestamp, Wire,
+    Event, HubError, Kind, LeaveReason, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary, Timestamp, Wire,
 };
 use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
 use super::{clean, source, Context, Link};
+use crate::gateway::words;
 
 /// IRC sessions whose clients enabled none of the event capabilities share this slot of
 /// an event's encoding cache; those that enabled all of them share the next.
@@ -187,6 +188,14 @@ impl<'a> Lines<'a> {
         }
     }
 
+    /// `:by MODE #room +ov-b args…`.
+    fn mode(&mut self, room: &RoomName, by: &Nick, changes: &[(bool, char, Option<String>)], tags: &str) {
+        let mut params = vec![format!("#{room}"), mode_string(changes)];
+        params.extend(changes.iter().filter_map(|(_, _, argument)| argument.clone()));
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        self.from(&source(by), "MODE", &params, None, tags);
+    }
+
     fn event(&mut self, event: &Event) {
         match event {
             Event::Message { room, from, seq, at, kind, account, text } => {
@@ -209,16 +218,24 @@ impl<'a> Lines<'a> {
                 let channel = format!("#{room}");
                 match reason {
                     LeaveReason::Part => self.from(&source(nick), "PART", &[&channel], None, &tags),
-                    LeaveReason::Kicked => {
+                    LeaveReason::Kicked | LeaveReason::Banned => {
                         let kicker = by.as_ref().map_or_else(|| self.server().to_owned(), source);
-                        let why = detail.as_deref().unwrap_or("");
-                        self.from(&kicker, "KICK", &[&channel, nick.as_str()], Some(why), &tags);
+                        let why = match (reason, detail.as_deref(), by) {
+                            (LeaveReason::Kicked, Some(detail), _) => detail.to_owned(),
+                            (LeaveReason::Kicked, None, _) => String::new(),
+                            (_, detail, by) => words::put_out(*reason, by.as_ref(), detail),
+                        };
+                        self.from(&kicker, "KICK", &[&channel, nick.as_str()], Some(&why), &tags);
                     }
-                    LeaveReason::Quit | LeaveReason::Lost => {
+                    LeaveReason::Quit | LeaveReason::Lost | LeaveReason::ServerBanned | LeaveReason::SlowConsumer => {
                         if self.link.first_quit(nick) {
                             let why = match (reason, detail) {
                                 (LeaveReason::Quit, Some(d)) => format!("Quit: {d}"),
                                 (LeaveReason::Quit, None) => "Quit".to_owned(),
+                                (LeaveReason::ServerBanned, d) => {
+                                    d.as_deref().map_or_else(|| "K-lined".to_owned(), |d| format!("K-lined: {d}"))
+                                }
+                                (LeaveReason::SlowConsumer, _) => "SendQ exceeded".to_owned(),
                                 (_, Some(d)) => d.to_string(),
                                 (_, None) => "Connection closed".to_owned(),
                             };
@@ -232,16 +249,36 @@ impl<'a> Lines<'a> {
                 let tags = self.tags(Some(at), None, None, None);
                 self.from(&source(old), "NICK", &[], Some(new.as_str()), &tags);
             }
-            Event::Mode { room, by, at, changes, text } => {
+            Event::Mode { room, by, at, changes } => {
                 let tags = self.tags(Some(at), None, None, None);
-                if changes.is_empty() {
+                let modes: Vec<(bool, char, Option<String>)> =
+                    changes.iter().map(|c| (c.set, words::letter(&c.mode), words::argument(&c.mode, c.set))).collect();
+                self.mode(room, by, &modes, &tags);
+            }
+            Event::Moderated { room, by, at, what } => {
+                let tags = self.tags(Some(at), None, None, None);
+                let modes: Vec<(bool, char, Option<String>)> = match what {
+                    RoomChange::Banned { mask, .. } => vec![(true, 'b', Some(words::ban_mask(mask)))],
+                    RoomChange::Unbanned { mask } => vec![(false, 'b', Some(words::ban_mask(mask)))],
+                    RoomChange::Promoted { nick } => vec![(true, 'o', Some(nick.to_string()))],
+                    RoomChange::Demoted { nick } => vec![(false, 'o', Some(nick.to_string()))],
+                    RoomChange::Opped { sessions, .. } => {
+                        sessions.iter().map(|n| (true, 'o', Some(n.to_string()))).collect()
+                    }
+                    RoomChange::Deopped { sessions, .. } => {
+                        sessions.iter().map(|n| (false, 'o', Some(n.to_string()))).collect()
+                    }
+                    RoomChange::Muted { .. }
+                    | RoomChange::Unmuted { .. }
+                    | RoomChange::Registered { .. }
+                    | RoomChange::Unregistered => Vec::new(),
+                };
+                if modes.is_empty() {
                     let server = self.server().to_owned();
-                    self.from(&server, "NOTICE", &[&format!("#{room}")], Some(text), &tags);
+                    let text = words::room_change(by, room, what);
+                    self.from(&server, "NOTICE", &[&format!("#{room}")], Some(&text), &tags);
                 } else {
-                    let mut params = vec![format!("#{room}"), mode_string(changes)];
-                    params.extend(changes.iter().filter_map(|c| c.mode.argument(c.set)));
-                    let params: Vec<&str> = params.iter().map(String::as_str).collect();
-                    self.from(&source(by), "MODE", &params, None, &tags);
+                    self.mode(room, by, &modes, &tags);
                 }
             }
             Event::Topic { room, by, at, text, .. } => {
@@ -258,7 +295,8 @@ impl<'a> Lines<'a> {
                 let me = self.me.clone();
                 self.from(&source(by), "INVITE", &[&me], Some(&format!("#{room}")), &tags);
             }
-            Event::Notice { at, text } => {
+            Event::Notice { at, notice } => {
+                let text = &words::notice(notice);
                 let tags = self.tags(Some(at), None, None, None);
                 let (server, me) = (self.server().to_owned(), self.me.clone());
                 for piece in split_text(text, LINE_ROOM - server.len() - me.len() - 12) {
@@ -521,7 +559,7 @@ impl<'a> Lines<'a> {
                 let server = self.server().to_owned();
                 let me = self.me.clone();
                 for ban in bans {
-                    let mask = ban.mask.ban_mask();
+                    let mask = words::ban_mask(&ban.mask);
                     let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {server} 0\r\n");
                 }
                 self.numeric("368", &[&channel], "End of channel ban list");
@@ -708,7 +746,7 @@ impl<'a> Lines<'a> {
     fn error(&mut self, context: &Context, e: &HubError) {
         let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
         let channel = channel.as_deref().unwrap_or("*");
-        let text = e.to_string();
+        let text = words::error(e);
         match e {
             HubError::NickTaken(nick) | HubError::NickRegistered(nick) => {
                 self.numeric("433", &[nick], "Nickname is already in use");
@@ -825,15 +863,15 @@ fn prefixes(member: &Member, multi: bool) -> String {
 }
 
 /// `+ov-b` for a list of changes.
-fn mode_string(changes: &[ModeChange]) -> String {
+fn mode_string(changes: &[(bool, char, Option<String>)]) -> String {
     let mut out = String::new();
     let mut sign = None;
-    for change in changes {
-        if sign != Some(change.set) {
-            out.push(if change.set { '+' } else { '-' });
-            sign = Some(change.set);
+    for (set, letter, _) in changes {
+        if sign != Some(*set) {
+            out.push(if *set { '+' } else { '-' });
+            sign = Some(*set);
         }
-        out.push(change.mode.letter());
+        out.push(*letter);
     }
     out
 }

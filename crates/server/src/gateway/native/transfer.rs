@@ -94,7 +94,13 @@ impl Transfers {
         };
         match result {
             Ok(outcome) => outcome,
-            Err(e) => Outcome::Answer(error_frame(Some(id), code(&e), &e.to_string())),
+            Err(e) => {
+                let message = match &e {
+                    FileError::Refused(refused) => crate::gateway::words::error(refused),
+                    other => other.to_string(),
+                };
+                Outcome::Answer(error_frame(Some(id), code(&e), &message))
+            }
         }
     }
 
