@@ -35,9 +35,12 @@ impl Hub {
         if self.nicks.contains_key(&nick) {
             return Err(HubError::NickTaken(nick.to_string()));
         }
-        if let Some(refused) = self.banned_at_connect(&nick, account.as_ref().map(|a| &a.name), address) {
-            return Err(refused);
+        let account_name = account.as_ref().map(|a| &a.name);
+        if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address) {
+            tracing::info!(%nick, ?address, "refused a banned client");
+            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
+        self.may_enter_lobby(&nick, account_name, address)?;
         let id = SessionId(self.next_id);
         self.next_id += 1;
         let guest = self.next_guest();
@@ -79,24 +82,19 @@ impl Hub {
         Ok(id)
     }
 
-    /// Why a client with this nick, account and address may not come in: a server ban,
-    /// or a ban in the lobby, which every session enters first (checked as joining it
-    /// would be, or a ban there would last until the next reconnect).
-    pub(super) fn banned_at_connect(
+    /// Every session enters the lobby on connecting, so a ban there keeps out whoever
+    /// it covers, as joining would.
+    pub(super) fn may_enter_lobby(
         &self,
         nick: &Nick,
         account: Option<&Nick>,
         address: Option<IpAddr>,
-    ) -> Option<HubError> {
-        let now = Utc::now();
-        if let Some(ban) = self.server_bans.find(now, nick, account, address) {
-            tracing::info!(%nick, ?address, "refused a banned client");
-            return Some(HubError::ServerBanned { reason: ban.reason.clone() });
+    ) -> Result<(), HubError> {
+        let charter = self.charters.get(&self.lobby);
+        match charter.and_then(|c| c.restriction(Utc::now(), true, nick, account, address)) {
+            Some(ban) => Err(HubError::Banned { room: self.lobby.to_string(), reason: ban.reason.clone() }),
+            None => Ok(()),
         }
-        let lobby = self.charters.get(&self.lobby)?;
-        let ban = lobby.restriction(now, true, nick, account, address)?;
-        tracing::info!(%nick, ?address, "refused a client banned from the lobby");
-        Some(HubError::Banned { room: lobby.name.to_string(), reason: ban.reason.clone() })
     }
 
     /// The session leaves the chat on purpose.
@@ -132,7 +130,9 @@ impl Hub {
     }
 
     /// Takes the session out of one room, telling those who stay; the last one out of an
-    /// unregistered room ends its life.
+    /// unregistered room ends its life. A departure from every room at once (a quit, a
+    /// lost connection) passes the members told so far in `told`, so that each learns of
+    /// it once as news and after that `again`.
     pub(super) fn leave(
         &mut self,
         id: SessionId,
@@ -140,6 +140,7 @@ impl Hub {
         name: &RoomName,
         reason: LeaveReason,
         detail: Option<&Arc<str>>,
+        told: Option<&mut HashSet<SessionId>>,
     ) {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
@@ -153,15 +154,21 @@ impl Hub {
         if room.len() >= self.limits.announce_up_to {
             return;
         }
-        let left = Shared::new(Event::Left {
-            room: room.name.clone(),
-            nick: nick.clone(),
-            at: Utc::now(),
-            reason,
-            by: None,
-            detail: detail.cloned(),
-        });
-        room.broadcast(&left, None, &mut self.overflowed);
+        let left = |again| {
+            Shared::new(Event::Left {
+                room: room.name.clone(),
+                nick: nick.clone(),
+                at: Utc::now(),
+                reason,
+                by: None,
+                detail: detail.cloned(),
+                again,
+            })
+        };
+        match told {
+            None => room.broadcast(&left(false), None, &mut self.overflowed),
+            Some(told) => room.broadcast_once(&left(false), &left(true), told, &mut self.overflowed),
+        }
     }
 
     pub(super) fn join(
@@ -189,7 +196,7 @@ impl Hub {
             state.rooms.retain(|r| *r == name);
             let nick = state.nick.clone();
             for other in others {
-                self.leave(id, &nick, &other, LeaveReason::Part, None);
+                self.leave(id, &nick, &other, LeaveReason::Part, None, None);
             }
         }
         let members = self.members_on_entry(&name, id);
@@ -203,7 +210,7 @@ impl Hub {
         let state = self.state_mut(id);
         state.rooms.retain(|r| *r != name);
         let nick = state.nick.clone();
-        self.leave(id, &nick, &name, LeaveReason::Part, None);
+        self.leave(id, &nick, &name, LeaveReason::Part, None, None);
         Ok(Reply::Parted { room: name })
     }
 
@@ -353,8 +360,11 @@ impl Hub {
     ) -> Option<SessionState> {
         let state = self.sessions.remove(&id)?;
         self.nicks.remove(&state.nick);
+        // One departure from every room: each member hears of it once as news (IRC
+        // shows one QUIT), as `tell_room_mates` tells a nick change once.
+        let mut told = HashSet::new();
         for room in &state.rooms {
-            self.leave(id, &state.nick, room, reason, detail.as_ref());
+            self.leave(id, &state.nick, room, reason, detail.as_ref(), Some(&mut told));
         }
         tracing::debug!(session = id.0, "session removed");
         Some(state)
