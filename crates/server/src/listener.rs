@@ -145,33 +145,43 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        let shared = shared.clone();
-        let (kind, protocol) = (kind.clone(), bound.kind);
-        // Plain and TLS connections are separate tasks, so a plain one does not carry
-        // the room for a TLS handshake's state in its future.
         match tls.clone() {
-            None => shared.tasks.clone().spawn(async move {
-                let _slots = slot;
-                let deadline = opened(&shared, &kind, peer);
-                let (reader, writer) = stream.into_split();
-                let ending = serve(protocol, reader, writer, peer, deadline, &shared).await;
-                closed(&shared, &kind, peer, &ending);
-            }),
-            Some(tls) => shared.tasks.clone().spawn(async move {
-                let _slots = slot;
-                let deadline = opened(&shared, &kind, peer);
-                let ending = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let (reader, writer) = tokio::io::split(stream);
-                        Box::pin(serve(protocol, reader, writer, peer, deadline, &shared)).await
-                    }
-                    Ok(Err(e)) => Ending::Tls(e.to_string()),
-                    Err(_) => Ending::HandshakeTimeout,
-                };
-                closed(&shared, &kind, peer, &ending);
-            }),
+            None => shared.tasks.spawn(plain_connection(stream, peer, bound, slot, shared.clone())),
+            Some(tls) => shared.tasks.spawn(tls_connection(stream, tls, peer, bound, slot, shared.clone())),
         };
     }
+}
+
+/// A connection's place under `max_connections` and `max_connections_per_ip`, held for
+/// its life.
+type Slot = (tokio::sync::OwnedSemaphorePermit, AddressSlot);
+
+/// The task of one plain-text connection. Plain and TLS connections are separate
+/// tasks, so a plain one does not carry the room for a TLS handshake's state in its
+/// future.
+async fn plain_connection(stream: TcpStream, peer: SocketAddr, bound: Bound, slot: Slot, shared: Shared) {
+    let _slots = slot;
+    let kind = bound.label();
+    let deadline = opened(&shared, &kind, peer);
+    let (reader, writer) = stream.into_split();
+    let ending = serve(bound.kind, reader, writer, peer, deadline, &shared).await;
+    closed(&shared, &kind, peer, &ending);
+}
+
+/// The task of one TLS connection: the handshake, then the protocol.
+async fn tls_connection(stream: TcpStream, tls: Tls, peer: SocketAddr, bound: Bound, slot: Slot, shared: Shared) {
+    let _slots = slot;
+    let kind = bound.label();
+    let deadline = opened(&shared, &kind, peer);
+    let ending = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            Box::pin(serve(bound.kind, reader, writer, peer, deadline, &shared)).await
+        }
+        Ok(Err(e)) => Ending::Tls(e.to_string()),
+        Err(_) => Ending::HandshakeTimeout,
+    };
+    closed(&shared, &kind, peer, &ending);
 }
 
 /// Counts and logs a new connection; returns its registration deadline, which covers
@@ -212,6 +222,45 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("an address")
+    }
+
+    /// What connection tasks share, on a hub of their own.
+    async fn shared() -> Shared {
+        let config = crate::config::Config::default();
+        let limits = Arc::new(config.limits.clone());
+        let (hub, _task) = parley_hub::spawn(config.limits.hub(&config.history), None).await.expect("a hub");
+        Shared {
+            hub,
+            irc: Arc::new(gateway::irc::Identity::new(&config.irc, &limits)),
+            limits,
+            stopping: tokio_util::sync::CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
+            active: Arc::default(),
+            per_address: AddressCounts::default(),
+            files: None,
+        }
+    }
+
+    /// The size of a plain connection's task for each protocol: what every connection
+    /// holds for its whole life, idle or not, besides the socket and the session.
+    /// `cargo test -p parley-server connection_futures -- --nocapture` shows them.
+    #[tokio::test]
+    async fn connection_futures_are_measured() {
+        let shared = shared().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let slots = Arc::new(Semaphore::new(10));
+        for kind in [ListenerKind::Line, ListenerKind::Native, ListenerKind::Irc] {
+            let _client = TcpStream::connect(addr).await.expect("connects");
+            let (stream, peer) = listener.accept().await.expect("accepts");
+            let slot = (
+                slots.clone().try_acquire_owned().expect("a place"),
+                shared.per_address.take(peer.ip(), 10).expect("a place"),
+            );
+            let task = plain_connection(stream, peer, Bound { kind, tls: false, addr }, slot, shared.clone());
+            let size = size_of_val(&task);
+            eprintln!("a plain {kind} connection's task future: {size} bytes");
+        }
     }
 
     #[test]
