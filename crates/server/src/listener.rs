@@ -13,7 +13,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::ListenerKind;
-use crate::gateway::{self, Ending, Refusal};
+use crate::gateway::irc::Irc;
+use crate::gateway::line::Line;
+use crate::gateway::native::Native;
+use crate::gateway::{self, Ending, Protocol, Refusal};
 use crate::server::{Bound, Shared};
 use crate::tls::Tls;
 
@@ -93,9 +96,9 @@ async fn refuse(mut stream: TcpStream, bound: Bound, why: Refusal) {
         return;
     }
     let message = match bound.kind {
-        ListenerKind::Line => gateway::line::refusal(why),
-        ListenerKind::Native => gateway::native::refusal(why),
-        ListenerKind::Irc => gateway::irc::refusal(why),
+        ListenerKind::Line => Line::refusal(why),
+        ListenerKind::Native => Native::refusal(why),
+        ListenerKind::Irc => Irc::refusal(why),
     };
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
         stream.write_all(&message).await?;
@@ -197,6 +200,7 @@ fn closed(shared: &Shared, kind: &str, peer: SocketAddr, ending: &Ending) {
     tracing::info!(%kind, %peer, active, "disconnected: {ending}");
 }
 
+/// Serves one connection with the protocol its listener speaks.
 async fn serve<R, W>(
     protocol: ListenerKind,
     reader: R,
@@ -209,10 +213,11 @@ where
     R: tokio::io::AsyncRead + Unpin + Send,
     W: tokio::io::AsyncWrite + Unpin + Send,
 {
+    let reader = gateway::Stream(reader);
     match protocol {
-        ListenerKind::Line => gateway::line::serve(reader, writer, peer, deadline, shared).await,
-        ListenerKind::Native => gateway::native::serve(reader, writer, peer, deadline, shared).await,
-        ListenerKind::Irc => gateway::irc::serve(reader, writer, peer, deadline, shared).await,
+        ListenerKind::Line => gateway::serve::<Line, _, _>(reader, writer, peer, deadline, shared).await,
+        ListenerKind::Native => gateway::serve::<Native, _, _>(reader, writer, peer, deadline, shared).await,
+        ListenerKind::Irc => gateway::serve::<Irc, _, _>(reader, writer, peer, deadline, shared).await,
     }
 }
 
