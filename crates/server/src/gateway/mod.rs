@@ -22,6 +22,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -312,7 +313,9 @@ where
     let mut protocol = P::new(peer, shared);
     let mut buf = BytesMut::new();
     let outbox = Arc::new(Outbox::new(protocol.wire(), shared.limits.send_queue_bytes));
-    let registering = register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared);
+    // Boxed: the dialogue's state is needed only until the session exists, and would
+    // otherwise stay in the connection's future for its whole life.
+    let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared));
     let registered = tokio::select! {
         registered = tokio::time::timeout_at(deadline, registering) => match registered {
             Ok(registered) => registered,
@@ -331,10 +334,9 @@ where
     };
     tracing::debug!(%peer, session = ?session.id(), "registered");
     if let Some((req, command)) = protocol.registered() {
-        let _ = session.send(req, command).await;
+        let _ = Box::pin(session.send(req, command)).await;
     }
-    let reading = read_loop(&mut protocol, &mut reader, &mut buf, &session, shared);
-    let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
+    let ending = converse(&mut protocol, &mut reader, &mut buf, &mut writer, &session, &outbox, shared).await;
     close(ending, &mut reader, &mut writer).await
 }
 
@@ -389,6 +391,7 @@ where
             if let Some(input) = protocol.decode(buf) {
                 break Some(input);
             }
+            release(buf);
             match reader.receive(buf).await.map_err(io)? {
                 Received::Bytes => {}
                 Received::Message(message) => break protocol.decode_message(message),
@@ -468,13 +471,18 @@ async fn read_loop<P: Protocol, R: Receive>(
         while let Some(input) = protocol.decode(buf) {
             (heard, pinged) = (Instant::now(), false);
             let mut turn = Turn { session, throttle: &mut throttle };
-            if let Err(end) = protocol.handle(input, &mut turn).await {
+            // Boxed, like every await below that is not the wait for input: what a busy
+            // connection needs is allocated while it is busy, and an idle one holds only
+            // the wait.
+            if let Err(end) = Box::pin(protocol.handle(input, &mut turn)).await {
                 break 'session end;
             }
         }
         if P::PINGS {
             idle.as_mut().reset(heard + if pinged { idle_timeout } else { idle_ping });
         }
+        // Nothing partial is buffered: the buffer goes, and the wait holds none.
+        release(buf);
         // Cancel-safe: what is read stays in `buf`.
         let received = tokio::select! {
             received = reader.receive(buf) => received,
@@ -484,7 +492,7 @@ async fn read_loop<P: Protocol, R: Receive>(
                 }
                 pinged = true;
                 if let Some(ping) = protocol.ping() {
-                    if session.relay(ping).await.is_err() {
+                    if Box::pin(session.relay(ping)).await.is_err() {
                         break ReadEnd::Closed;
                     }
                 }
@@ -500,7 +508,7 @@ async fn read_loop<P: Protocol, R: Receive>(
         if let Some(input) = last {
             (heard, pinged) = (Instant::now(), false);
             let mut turn = Turn { session, throttle: &mut throttle };
-            if let Err(end) = protocol.handle(input, &mut turn).await {
+            if let Err(end) = Box::pin(protocol.handle(input, &mut turn)).await {
                 break end;
             }
         }
@@ -514,9 +522,17 @@ async fn read_loop<P: Protocol, R: Receive>(
         _ => None,
     };
     if let Some(bytes) = why.and_then(|why| protocol.farewell(why)) {
-        let _ = session.relay(bytes).await;
+        let _ = Box::pin(session.relay(bytes)).await;
     }
     end
+}
+
+/// Frees the read buffer when it holds nothing: a connection waiting for input keeps
+/// no buffer, and the next read starts one for what arrived.
+fn release(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
+    }
 }
 
 /// How a writer loop stopped without an I/O error.
@@ -550,22 +566,31 @@ async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> i
     }
 }
 
-/// Runs a registered session until it ends: `reader` feeds the hub, the writer drains
+/// Runs a registered session until it ends: its input feeds the hub, the writer drains
 /// `outbox`. Tells the hub when the session ends, whichever side ended it.
-async fn drive<W: AsyncWrite + Unpin>(
+async fn converse<P, R, W>(
+    protocol: &mut P,
+    reader: &mut R,
+    buf: &mut BytesMut,
+    writer: &mut W,
     session: &Session,
     outbox: &Outbox,
-    reader: impl Future<Output = ReadEnd>,
-    writer: &mut W,
     shared: &Shared,
-) -> Ending {
+) -> Ending
+where
+    P: Protocol,
+    R: Receive,
+    W: AsyncWrite + Unpin,
+{
     let grace = shared.limits.shutdown_grace();
-    let writing = write_loop(outbox, writer);
-    tokio::pin!(reader, writing);
+    // Both made in place: a future passed by value to an async fn is kept twice in its
+    // state, once as the argument and once pinned.
+    let mut reading = pin!(read_loop(protocol, reader, buf, session, shared));
+    let mut writing = pin!(write_loop(outbox, writer));
     let ending = tokio::select! {
-        end = &mut reader => {
+        end = &mut reading => {
             if !matches!(end, ReadEnd::Quit) {
-                session.disconnect(end.detail()).await;
+                Box::pin(session.disconnect(end.detail())).await;
             }
             // The hub closes the outbox once it has handled the quit or disconnect; what
             // was queued before (replies, the error that ended the session) goes out first.
@@ -584,7 +609,7 @@ async fn drive<W: AsyncWrite + Unpin>(
             Ending::Shutdown
         }
     };
-    session.disconnect(None).await;
+    Box::pin(session.disconnect(None)).await;
     ending
 }
 
