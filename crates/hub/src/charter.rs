@@ -47,6 +47,9 @@ pub(crate) struct Charter {
     /// Durable changes to it being written: while any is, the charter stays even if the
     /// room empties, so the change lands on the life it was made in.
     pub(crate) pending: usize,
+    /// Its settings once the changes to them on their way to the store are written, and
+    /// how many those are: a change made meanwhile builds on these, not on `modes`.
+    pub(crate) modes_ahead: Option<(RoomModes, usize)>,
 }
 
 impl Charter {
@@ -63,6 +66,7 @@ impl Charter {
             restrictions: Vec::new(),
             created: now,
             pending: 0,
+            modes_ahead: None,
         }
     }
 
@@ -79,6 +83,7 @@ impl Charter {
             restrictions: Vec::new(),
             created: now,
             pending: 0,
+            modes_ahead: None,
         }
     }
 
@@ -94,11 +99,19 @@ impl Charter {
             restrictions: kept.restrictions,
             created: kept.registered,
             pending: 0,
+            modes_ahead: None,
         }
     }
 
     pub(crate) fn is_registered(&self) -> bool {
         self.registration.is_some()
+    }
+
+    /// Whether changes to it are kept in the store: it is registered, or durable changes
+    /// to it are on their way there (its registration among them: the changes made
+    /// meanwhile are written after it).
+    pub(crate) fn keeps_changes(&self) -> bool {
+        self.is_registered() || self.pending > 0
     }
 
     /// The founder's account, if an account founded it.

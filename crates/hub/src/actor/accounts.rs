@@ -197,6 +197,7 @@ impl Hub {
         if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
+        self.may_enter_lobby(&account.name, Some(&account.name), address)?;
         self.know_account(&account, admin);
         if let Some(&holder) = self.nicks.get(&account.name) {
             self.rename_to_guest(holder, Renaming::OwnerLoggedIn { account: account.name.clone() });

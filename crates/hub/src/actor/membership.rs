@@ -40,6 +40,7 @@ impl Hub {
             tracing::info!(%nick, ?address, "refused a banned client");
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
+        self.may_enter_lobby(&nick, account_name, address)?;
         let id = SessionId(self.next_id);
         self.next_id += 1;
         let guest = self.next_guest();
@@ -79,6 +80,21 @@ impl Hub {
         }
         tracing::debug!(session = id.0, "session registered");
         Ok(id)
+    }
+
+    /// Every session enters the lobby on connecting, so a ban there keeps out whoever
+    /// it covers, as joining would.
+    pub(super) fn may_enter_lobby(
+        &self,
+        nick: &Nick,
+        account: Option<&Nick>,
+        address: Option<IpAddr>,
+    ) -> Result<(), HubError> {
+        let charter = self.charters.get(&self.lobby);
+        match charter.and_then(|c| c.restriction(Utc::now(), true, nick, account, address)) {
+            Some(ban) => Err(HubError::Banned { room: self.lobby.to_string(), reason: ban.reason.clone() }),
+            None => Ok(()),
+        }
     }
 
     /// The session leaves the chat on purpose.

@@ -293,6 +293,9 @@ pub(crate) struct Hub {
     pub(crate) timers: usize,
     /// Moderation changes being made durable.
     pub(crate) writes: usize,
+    /// Where moderation changes go to be written one at a time, in the order they were
+    /// made (see `write_in_order`); `None` without a store.
+    pub(crate) in_order: Option<mpsc::UnboundedSender<Write>>,
     /// History reads waiting or running.
     pub(crate) reading: usize,
     /// Server administrators' accounts.
@@ -330,6 +333,7 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
         let (journal, done) = Journal::start(store.clone())
             .map_err(|e| StoreError::Write(format!("starting the history writer: {e}")))?;
         hub.journal = Some(journal);
+        hub.in_order = Some(write_in_order());
         hub.store = Some(store);
         commits = done;
     }
@@ -401,6 +405,7 @@ impl Hub {
             checks: 0,
             timers: 0,
             writes: 0,
+            in_order: None,
             reading: 0,
             admins: HashSet::new(),
             server_bans: ServerBans::default(),
@@ -697,11 +702,43 @@ impl Hub {
         self.charters.get(room).map_or(u64::MAX, |c| c.since)
     }
 
+    /// Writes a moderation change after every one sent before it.
+    pub(crate) fn write(&self, write: impl FnOnce() + Send + 'static) {
+        let write: Write = Box::new(write);
+        let unsent = match &self.in_order {
+            Some(in_order) => in_order.send(write).err().map(|e| e.0),
+            None => Some(write),
+        };
+        if let Some(write) = unsent {
+            tokio::task::spawn_blocking(write);
+        }
+    }
+
     /// The next guest number.
     pub(crate) fn next_guest(&mut self) -> GuestId {
         self.last_guest = self.last_guest.saturating_add(1);
         GuestId(self.last_guest)
     }
+}
+
+/// A moderation change's write, which reports to the hub when done.
+pub(crate) type Write = Box<dyn FnOnce() + Send>;
+
+/// Starts the task that runs moderation writes one at a time on the blocking pool, in
+/// the order the hub sent them: a room's kept state is then that of its last change,
+/// whichever write would have finished first (a registration wipes and rewrites a
+/// room's state, and must land before the changes made after it). Unbounded, like the
+/// completions the writes report by: each is a request the hub has taken, and the hub
+/// counts them (`writes`).
+fn write_in_order() -> mpsc::UnboundedSender<Write> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+    tokio::spawn(async move {
+        while let Some(write) = rx.recv().await {
+            // A write that panicked reports nothing, as before; the next one goes on.
+            let _ = tokio::task::spawn_blocking(write).await;
+        }
+    });
+    tx
 }
 
 /// A message, which need not wait behind its session's unstored messages (the journal

@@ -86,7 +86,7 @@ impl Hub {
             });
         }
         let what = self.resolve(id, &room, action)?;
-        let durable = charter.is_registered() || matches!(what, Changed::Registered { .. });
+        let durable = charter.keeps_changes() || matches!(what, Changed::Registered { .. });
         let change = Change { actor: self.actor_name(id), room: Some(room), durable, at: Utc::now(), what };
         self.write_change(id, Some(req), change);
         Ok(Answer::Later)
@@ -123,7 +123,7 @@ impl Hub {
         }
         self.writes += 1;
         let completions = self.completions.clone();
-        tokio::task::spawn_blocking(move || {
+        self.write(move || {
             let result = store.record(&change);
             let _ = completions.send(Completion::Moderated { session: id, req, life, change, result });
         });
@@ -167,7 +167,8 @@ impl Hub {
             Some(Account { id: *id, name: name.clone() })
         };
         let mask = |text: &str| Mask::parse(text, max_nick).ok_or_else(|| HubError::BadMask(text.to_owned()));
-        let registered = self.charters.get(room).is_some_and(Charter::is_registered);
+        // A room being registered is one already: what is done to it now is kept.
+        let registered = self.charters.get(room).is_some_and(Charter::keeps_changes);
         let now = Utc::now();
         Ok(match action {
             Action::Topic(text) => Changed::Topic(shorten(text.trim(), MAX_REASON)),

@@ -131,8 +131,10 @@ impl Hub {
         }
         let charter = self.charters.get(&name).ok_or_else(|| HubError::NoSuchRoom(name.to_string()))?;
         let members = self.rooms.get(&name).ok_or_else(|| HubError::NoSuchRoom(name.to_string()))?;
-        // Check everything first, so that a bad change changes nothing.
-        let mut modes = charter.modes.clone();
+        // Check everything first, so that a bad change changes nothing. Settings on their
+        // way to the store are the ones this change builds on.
+        let base = charter.modes_ahead.as_ref().map_or(&charter.modes, |(modes, _)| modes);
+        let mut modes = base.clone();
         let mut voiced = members.voiced.clone();
         let mut applied = Vec::new();
         for change in changes {
@@ -169,7 +171,8 @@ impl Hub {
                 applied.push(change);
             }
         }
-        let durable = charter.is_registered() && modes != charter.modes;
+        // Behind changes on their way, even a change of voice alone waits its turn.
+        let durable = charter.keeps_changes() && (modes != *base || charter.modes_ahead.is_some());
         if !durable {
             self.apply_modes(id, &name, modes, voiced, applied);
             return Ok(Reply::ModesSet { room: name }.into());
@@ -188,9 +191,11 @@ impl Hub {
         self.writes += 1;
         if let Some(charter) = self.charters.get_mut(&name) {
             charter.pending += 1;
+            let writing = charter.modes_ahead.as_ref().map_or(0, |(_, n)| *n);
+            charter.modes_ahead = Some((modes.clone(), writing + 1));
         }
         let completions = self.completions.clone();
-        tokio::task::spawn_blocking(move || {
+        self.write(move || {
             let result = store.record(&change);
             let _ =
                 completions.send(Completion::ModesSet { session: id, req, room: name, modes, voiced, applied, result });
@@ -213,6 +218,10 @@ impl Hub {
         self.writes -= 1;
         if let Some(charter) = self.charters.get_mut(&name) {
             charter.pending = charter.pending.saturating_sub(1);
+            charter.modes_ahead = match charter.modes_ahead.take() {
+                Some((ahead, writing)) if writing > 1 => Some((ahead, writing - 1)),
+                _ => None,
+            };
         }
         match result {
             Ok(()) => {

@@ -827,6 +827,8 @@ impl<'a> Lines<'a> {
             | HubError::RoomNotRegistered(_)
             | HubError::TooManyRegistered { .. } => self.fail(context, "FAILED", &text),
             HubError::NotFounder(_) => self.numeric("482", &[channel], "You're not the channel's founder"),
+            // A server's ban list (KLINE) has no numeric of its own.
+            HubError::TooManyBans { .. } if channel == "*" => self.fail(context, "FAILED", &text),
             HubError::TooManyBans { .. } => self.numeric("478", &[channel, "b"], "Channel ban list is full"),
             HubError::ServerBanned { reason } => {
                 let why = reason.as_deref().map_or_else(

@@ -1,0 +1,160 @@
+//! Deleting an account as the owner does it, with `parley admin users delete` on a
+//! server's data directory: whoever registers the name next starts with none of the
+//! deleted account's powers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use std::time::Duration;
+
+use parley_client::{Client, ErrorCode, Event, Events, Reply, Request, Transport};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("parley-security-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `parley serve` process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let config = data.join("parley.toml");
+        std::fs::write(&config, "[limits]\nflood_rate_per_sec = 0\n").expect("config written");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args(["serve", "--listen", "native=127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a listening line");
+        let addr = line.trim_end().strip_prefix("listening native=").expect("a native listener").to_owned();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `parley admin --data-dir DATA ARGS` with `input` on standard input; it must
+/// succeed.
+fn admin(data: &Path, args: &[&str], input: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("written");
+    let out = child.wait_with_output().expect("finishes");
+    assert!(out.status.success(), "parley admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn connect(server: &Server, nick: &str) -> Client {
+    let (client, events, _) = Client::connect(&server.addr, &Transport::Plain).await.expect("connects");
+    tokio::spawn(drain(events));
+    client.hello(nick).await.expect("welcomed");
+    client
+}
+
+/// Waits for a notice with `text`.
+async fn notice(events: &mut Events, text: &str) {
+    let wait = async {
+        loop {
+            match events.next().await {
+                Some(Event::Notice { text: got, .. }) if got == text => return,
+                Some(_) => {}
+                None => panic!("closed before the notice {text:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the notice in time");
+}
+
+/// Reads events so the client never stops reading the socket.
+async fn drain(mut events: Events) {
+    while events.next().await.is_some() {}
+}
+
+fn refused(answer: Result<Reply, parley_client::Error>) -> ErrorCode {
+    match answer {
+        Err(parley_client::Error::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Finding 2 of issue 12: roles were kept by name, so after `parley admin users delete
+/// chief` and a restart, a guest who registered `chief` was an admin and operated the
+/// old chief's rooms. Now the new `chief` is a new account: no admin, no operator of
+/// any room the old one operated, none of the old one's room history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_registered_again_after_parley_admin_deletes_it_has_none_of_the_old_powers() {
+    let data = TempDir::new("delete");
+    admin(&data.0, &["users", "add", "chief"], "chief-password\n");
+    admin(&data.0, &["users", "grant", "chief", "admin"], "");
+    admin(&data.0, &["users", "add", "owner"], "owner-password\n");
+
+    let server = Server::start(&data.0);
+    let chief = connect(&server, "visitor").await;
+    chief.login(Some("chief"), "chief-password").await.expect("logged in");
+    assert!(matches!(chief.call(&Request::Audit { limit: None }).await, Ok(Reply::Audit { .. })), "an admin");
+    chief.join("hq").await.expect("founds hq");
+    chief.say("hq", "the old chief's plans").await.expect("said");
+    let topic = Request::Topic { room: Some("hq".into()), topic: Some("the old chief's hq".into()) };
+    chief.call(&topic).await.expect("topic set");
+    let (owner, mut events, _) = Client::connect(&server.addr, &Transport::Plain).await.expect("connects");
+    owner.hello("someone").await.expect("welcomed");
+    owner.login(Some("owner"), "owner-password").await.expect("logged in");
+    owner.join("ops").await.expect("founds ops");
+    notice(&mut events, "ops is now registered to owner.").await;
+    owner.call(&Request::Op { room: Some("ops".into()), nick: "chief".into() }).await.expect("chief operates ops");
+
+    // Deleted while the server runs; then the server restarts.
+    admin(&data.0, &["users", "delete", "chief"], "");
+    drop((chief, owner, server));
+    let server = Server::start(&data.0);
+    let usurper = connect(&server, "chief").await;
+    assert_eq!(usurper.register("usurper-password").await.expect("the name is free"), "chief");
+
+    assert_eq!(refused(usurper.call(&Request::Audit { limit: None }).await), ErrorCode::NotAdmin);
+    let whois = usurper.call(&Request::Whois { nick: "chief".into() }).await;
+    assert!(matches!(whois, Ok(Reply::Whois { admin: false, .. })), "{whois:?}");
+    usurper.join("ops").await.expect("joins ops");
+    let ban = Request::Ban { room: Some("ops".into()), mask: "owner".into(), seconds: None, reason: None };
+    assert_eq!(refused(usurper.call(&ban).await), ErrorCode::NotOperator);
+    let joined = usurper.join("hq").await.expect("joins hq");
+    assert!(joined.history.is_empty(), "{:?}", joined.history);
+    assert_eq!(joined.topic, None);
+    let (_, past) = usurper.history(Some("hq"), parley_client::HistoryCursor::Latest, None).await.expect("a page");
+    assert!(past.is_empty(), "{past:?}");
+    assert!(usurper.search("plans", None).await.expect("searched").is_empty());
+}
