@@ -232,29 +232,12 @@ mod tests {
         text.parse().expect("an address")
     }
 
-    /// What connection tasks share, on a hub of their own.
-    async fn shared() -> Shared {
-        let config = crate::config::Config::default();
-        let limits = Arc::new(config.limits.clone());
-        let (hub, _task) = parley_hub::spawn(config.limits.hub(&config.history), None).await.expect("a hub");
-        Shared {
-            hub,
-            irc: Arc::new(gateway::irc::Identity::new(&config.irc, &limits)),
-            limits,
-            stopping: tokio_util::sync::CancellationToken::new(),
-            tasks: tokio_util::task::TaskTracker::new(),
-            active: Arc::default(),
-            per_address: AddressCounts::default(),
-            files: None,
-        }
-    }
-
     /// The size of a plain connection's task for each protocol: what every connection
     /// holds for its whole life, idle or not, besides the socket and the session.
     /// `cargo test -p parley-server connection_futures -- --nocapture` shows them.
     #[tokio::test]
     async fn connection_futures_stay_small() {
-        let shared = shared().await;
+        let shared = Shared::for_tests().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let addr = listener.local_addr().expect("an address");
         let slots = Arc::new(Semaphore::new(10));

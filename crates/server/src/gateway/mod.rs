@@ -220,10 +220,14 @@ pub(crate) trait Protocol: Send + Sized {
     }
 
     /// One whole message of a message transport (a WebSocket message carries one line
-    /// or one frame): decoded as if it were a stream holding exactly that message.
+    /// or one frame): decoded as if it were a stream holding exactly that message and
+    /// then ending, so that nothing of it (a unit being skipped) carries into the next.
     fn decode_message(&mut self, message: Bytes) -> Option<Self::Input> {
         let mut buf = BytesMut::from(&message[..]);
-        self.decode(&mut buf).or_else(|| self.decode_eof(&mut buf))
+        let unit = self.decode(&mut buf).or_else(|| self.decode_eof(&mut buf));
+        buf.clear();
+        let _ = self.decode_eof(&mut buf);
+        unit
     }
 
     /// What the server says first, before reading anything.
@@ -617,4 +621,112 @@ where
 /// so the client reads that word before the connection goes away.
 async fn linger<R: Receive>(reader: &mut R) {
     let _ = tokio::time::timeout(LINGER, reader.discard()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use parley_proto::msg::{encode_request, Received, Request, ServerMsg, PROTOCOL_VERSION};
+    use parley_proto::native::FrameDecoder;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio::sync::mpsc;
+
+    use super::{irc, native, Bytes, BytesMut, Ending, Instant, Protocol, Receive, Shared, SocketAddr};
+    use crate::gateway::transport::Received as Arrived;
+    use std::io;
+
+    /// A message transport, as a WebSocket's will be: each message one unit.
+    struct Messages(mpsc::Receiver<Bytes>);
+
+    impl Receive for Messages {
+        async fn receive(&mut self, _: &mut BytesMut) -> io::Result<Arrived> {
+            Ok(self.0.recv().await.map_or(Arrived::Closed, Arrived::Message))
+        }
+
+        async fn discard(&mut self) {
+            while self.0.recv().await.is_some() {}
+        }
+    }
+
+    /// Serves one connection of `P` over [`Messages`]; returns the sender of its input,
+    /// the reading end of its output and the task that ends with the connection.
+    async fn over_messages<P: Protocol + 'static>(
+    ) -> (mpsc::Sender<Bytes>, DuplexStream, tokio::task::JoinHandle<Ending>) {
+        let shared = Shared::for_tests().await;
+        let (input, messages) = mpsc::channel(8);
+        let (server, client) = tokio::io::duplex(64 * 1024);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let task =
+            tokio::spawn(
+                async move { super::serve::<P, _, _>(Messages(messages), server, peer, deadline, &shared).await },
+            );
+        (input, client, task)
+    }
+
+    /// Reads onto `seen` until `text` is in it, and keeps what follows `text` there.
+    async fn read_until(output: &mut DuplexStream, seen: &mut Vec<u8>, text: &str) {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(at) = seen.windows(text.len()).position(|w| w == text.as_bytes()) {
+                seen.drain(..at + text.len());
+                return;
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), output.read(&mut chunk))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "closed before {text:?}: {}", String::from_utf8_lossy(seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn irc_runs_over_a_message_transport() {
+        let (input, mut output, task) = over_messages::<irc::Irc>().await;
+        for line in ["NICK web", "USER web 0 * :On the web", "JOIN #lobby"] {
+            input.send(Bytes::from(line)).await.expect("sent");
+        }
+        let mut seen = Vec::new();
+        read_until(&mut output, &mut seen, " 001 web ").await;
+        read_until(&mut output, &mut seen, " 366 web #lobby ").await;
+        // A line too long is refused, and the message after it is read whole.
+        input.send(Bytes::from(format!("PRIVMSG #lobby :{}", "x".repeat(9000)))).await.expect("sent");
+        read_until(&mut output, &mut seen, " 417 web ").await;
+        input.send(Bytes::from("QUIT :bye")).await.expect("sent");
+        read_until(&mut output, &mut seen, "ERROR :").await;
+        assert!(matches!(task.await.expect("ends"), Ending::Quit));
+    }
+
+    #[tokio::test]
+    async fn native_runs_over_a_message_transport() {
+        let (input, mut output, task) = over_messages::<native::Native>().await;
+        let mut frame = BytesMut::new();
+        let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "webby".into(), password: None };
+        encode_request(1, &hello, b"", &mut frame).expect("encodes");
+        input.send(frame.split().freeze()).await.expect("sent");
+        encode_request(2, &Request::Ping, b"", &mut frame).expect("encodes");
+        input.send(frame.split().freeze()).await.expect("sent");
+        let mut decoder = FrameDecoder::new(64 * 1024, 1024 * 1024);
+        let mut got = BytesMut::new();
+        let mut ids = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !ids.contains(&2) {
+            let n = tokio::time::timeout(Duration::from_secs(10), output.read(&mut chunk))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "closed before the answers");
+            got.extend_from_slice(&chunk[..n]);
+            while let Some(frame) = decoder.decode(&mut got).expect("a frame") {
+                if let Ok(Received { msg: ServerMsg::Result { id }, .. }) = Received::from_frame(frame) {
+                    ids.push(id);
+                }
+            }
+        }
+        assert_eq!(ids, vec![1, 2], "welcomed, then answered");
+        drop(input);
+        assert!(matches!(task.await.expect("ends"), Ending::ClientClosed));
+    }
 }
