@@ -114,7 +114,7 @@ pub async fn churn(args: ChurnArgs) -> Result<ChurnReport, BenchError> {
         skipped,
         errors,
         last.duration_since(start),
-        latencies,
+        &latencies,
         server_before.zip(server_after),
     ))
 }

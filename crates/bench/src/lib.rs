@@ -18,10 +18,10 @@ mod report;
 
 pub use churn::{churn, ChurnArgs};
 pub use dial::Target;
-pub use fanout::{fanout, FanoutArgs};
+pub use fanout::{fanout, fanout_series, FanoutArgs};
 pub use idle::{idle, IdleArgs};
 pub use peer::Proto;
-pub use report::{ChurnReport, FanoutReport, IdleReport, Percentiles};
+pub use report::{ChurnReport, FanoutReport, FanoutSeries, IdleReport, Percentiles};
 
 /// What can stop a run.
 #[derive(Debug, thiserror::Error)]

@@ -12,39 +12,101 @@ use crate::idle::IdleArgs;
 use crate::peer::Proto;
 use crate::proc_stats::ProcStats;
 
-/// Latency samples in microseconds.
-#[derive(Debug, Default)]
-pub(crate) struct Latencies(Vec<u32>);
+/// Latency samples in microseconds, counted in a histogram: a fan-out of millions of
+/// deliveries a second keeps no list of them and sorts nothing at the end.
+///
+/// Below 64 µs each microsecond has its bucket; above, each power of two is cut into 32
+/// buckets, so a percentile is read within about 3% (from the bucket's middle), and the
+/// maximum is kept exactly.
+#[derive(Debug, Clone)]
+pub(crate) struct Latencies {
+    counts: Vec<u64>,
+    max: u32,
+}
+
+/// Buckets per power of two above the exact range.
+const SUB_BUCKETS: u32 = 32;
+
+/// Samples below this many microseconds are counted exactly.
+const EXACT: u32 = 2 * SUB_BUCKETS;
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies { counts: vec![0; Latencies::bucket(u32::MAX) + 1], max: 0 }
+    }
+}
 
 impl Latencies {
-    pub(crate) fn extend(&mut self, samples: Vec<u32>) {
-        self.0.extend(samples);
+    /// The bucket of a sample.
+    fn bucket(sample: u32) -> usize {
+        if sample < EXACT {
+            return sample as usize;
+        }
+        let power = 31 - sample.leading_zeros();
+        let sub = (sample >> (power - SUB_BUCKETS.trailing_zeros())) & (SUB_BUCKETS - 1);
+        (EXACT + (power - EXACT.trailing_zeros()) * SUB_BUCKETS + sub) as usize
+    }
+
+    /// The smallest sample of a bucket, and its width.
+    fn bounds(bucket: usize) -> (u64, u64) {
+        let bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
+        if bucket < EXACT {
+            return (u64::from(bucket), 1);
+        }
+        let power = (bucket - EXACT) / SUB_BUCKETS + EXACT.trailing_zeros();
+        let sub = (bucket - EXACT) % SUB_BUCKETS;
+        let width = 1u64 << (power - SUB_BUCKETS.trailing_zeros());
+        ((1u64 << power) + u64::from(sub) * width, width)
     }
 
     pub(crate) fn push(&mut self, sample: u32) {
-        self.0.push(sample);
+        self.counts[Latencies::bucket(sample)] += 1;
+        self.max = self.max.max(sample);
     }
 
-    /// Sorts the samples and reads the percentiles.
-    fn percentiles(mut self) -> Percentiles {
-        self.0.sort_unstable();
-        let q = |q| Latencies::quantile(&self.0, q);
-        Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: q(1.0) }
+    /// Adds another histogram's samples.
+    pub(crate) fn merge(&mut self, other: &Latencies) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.max = self.max.max(other.max);
     }
 
-    /// The `q` quantile (0..=1) in milliseconds, from the sorted samples.
-    fn quantile(sorted: &[u32], q: f64) -> f64 {
-        if sorted.is_empty() {
+    fn len(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    fn percentiles(&self) -> Percentiles {
+        let q = |q| self.quantile(q);
+        Percentiles { p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: f64::from(self.max) / 1000.0 }
+    }
+
+    /// The `q` quantile (0..=1) in milliseconds: the middle of the bucket that holds it
+    /// (never above the maximum).
+    fn quantile(&self, q: f64) -> f64 {
+        let len = self.len();
+        if len == 0 {
             return 0.0;
         }
-        let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
-        f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
+        let rank = ((len - 1) as f64 * q).round() as u64;
+        let mut seen = 0;
+        for (bucket, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen > rank {
+                let (low, width) = Latencies::bounds(bucket);
+                let middle = (low + (width - 1) / 2).min(u64::from(self.max));
+                return middle as f64 / 1000.0;
+            }
+        }
+        f64::from(self.max) / 1000.0
     }
 }
 
 /// The result of a fan-out run.
 #[derive(Debug, Serialize)]
 pub struct FanoutReport {
+    /// Which run of a `--repeat` series (from 1).
+    pub run: usize,
     /// The protocol.
     pub proto: Proto,
     /// Clients in the room.
@@ -61,6 +123,8 @@ pub struct FanoutReport {
     pub lost: u64,
     /// Deliveries that arrived after a later one from the same sender.
     pub out_of_order: u64,
+    /// Clients whose connection ended before the run did (the server closed it).
+    pub disconnected: usize,
     /// Whether every expected delivery arrived before the timeout.
     pub complete: bool,
     /// From the first message to the last delivery, in seconds.
@@ -96,18 +160,21 @@ impl FanoutReport {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         args: &FanoutArgs,
+        run: usize,
         senders: usize,
         expected: u64,
         received: u64,
         lost: u64,
         out_of_order: u64,
+        disconnected: usize,
         elapsed: Duration,
         complete: bool,
-        latencies: Latencies,
+        latencies: &Latencies,
         server: Option<(ProcStats, ProcStats)>,
     ) -> FanoutReport {
         let cpu = server.map(|(before, after)| after.cpu_secs - before.cpu_secs);
         FanoutReport {
+            run,
             proto: args.target.proto,
             clients: args.clients,
             senders,
@@ -116,6 +183,7 @@ impl FanoutReport {
             deliveries_received: received,
             lost,
             out_of_order,
+            disconnected,
             complete,
             elapsed_secs: elapsed.as_secs_f64(),
             deliveries_per_sec: received as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -151,7 +219,99 @@ impl fmt::Display for FanoutReport {
         if let Some(peak) = self.server_peak_rss_kib {
             writeln!(f, "  server peak RSS         {peak} KiB")?;
         }
+        if self.disconnected > 0 {
+            writeln!(f, "  disconnected            {} clients", self.disconnected)?;
+        }
         Ok(())
+    }
+}
+
+impl FanoutReport {
+    /// Whether every delivery arrived, in order, with every client connected to the end.
+    #[must_use]
+    pub fn clean(&self) -> bool {
+        self.complete && self.lost == 0 && self.out_of_order == 0 && self.disconnected == 0
+    }
+
+    /// The run on one line, for a series.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "run {:>3}: {} of {} deliveries in {:.2} s, {:.2} M/s, {} lost, {} out of order, {} disconnected, p99 {:.1} ms",
+            self.run,
+            self.deliveries_received,
+            self.deliveries_expected,
+            self.elapsed_secs,
+            self.deliveries_per_sec / 1e6,
+            self.lost,
+            self.out_of_order,
+            self.disconnected,
+            self.latency_ms.p99,
+        );
+        if let Some(cpu) = self.server_cpu_secs {
+            line.push_str(&format!(", server CPU {cpu:.2} s"));
+        }
+        line
+    }
+}
+
+/// A `--repeat` series of fan-out runs, summed up.
+#[derive(Debug, Serialize)]
+pub struct FanoutSeries {
+    /// Runs made.
+    pub runs: usize,
+    /// Runs where every delivery arrived, in order, and no client was disconnected.
+    pub clean_runs: usize,
+    /// Runs that did not finish before their timeout.
+    pub incomplete_runs: usize,
+    /// Deliveries that arrived, in all runs.
+    pub deliveries_received: u64,
+    /// Deliveries lost, in all runs.
+    pub lost: u64,
+    /// Deliveries out of order, in all runs.
+    pub out_of_order: u64,
+    /// Clients disconnected before the end of their run, in all runs.
+    pub disconnected: usize,
+    /// The slowest run's deliveries per second.
+    pub min_per_sec: f64,
+    /// The median run's deliveries per second.
+    pub median_per_sec: f64,
+    /// The fastest run's deliveries per second.
+    pub max_per_sec: f64,
+}
+
+impl FanoutSeries {
+    pub(crate) fn new(reports: &[FanoutReport]) -> FanoutSeries {
+        let mut rates: Vec<f64> = reports.iter().map(|r| r.deliveries_per_sec).collect();
+        rates.sort_by(f64::total_cmp);
+        FanoutSeries {
+            runs: reports.len(),
+            clean_runs: reports.iter().filter(|r| r.clean()).count(),
+            incomplete_runs: reports.iter().filter(|r| !r.complete).count(),
+            deliveries_received: reports.iter().map(|r| r.deliveries_received).sum(),
+            lost: reports.iter().map(|r| r.lost).sum(),
+            out_of_order: reports.iter().map(|r| r.out_of_order).sum(),
+            disconnected: reports.iter().map(|r| r.disconnected).sum(),
+            min_per_sec: rates.first().copied().unwrap_or(0.0),
+            median_per_sec: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+            max_per_sec: rates.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+impl fmt::Display for FanoutSeries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} runs, {} clean ({} incomplete)", self.runs, self.clean_runs, self.incomplete_runs)?;
+        writeln!(
+            f,
+            "  deliveries              {} ({} lost, {} out of order, {} clients disconnected)",
+            self.deliveries_received, self.lost, self.out_of_order, self.disconnected
+        )?;
+        writeln!(
+            f,
+            "  deliveries per second   min {:.0}  median {:.0}  max {:.0}",
+            self.min_per_sec, self.median_per_sec, self.max_per_sec
+        )
     }
 }
 
@@ -195,7 +355,7 @@ impl ChurnReport {
         skipped: usize,
         error_kinds: BTreeMap<String, u64>,
         elapsed: Duration,
-        latencies: Latencies,
+        latencies: &Latencies,
         server: Option<(ProcStats, ProcStats)>,
     ) -> ChurnReport {
         ChurnReport {
@@ -294,11 +454,37 @@ mod tests {
     use super::Latencies;
 
     #[test]
-    fn quantiles_pick_from_sorted_samples() {
-        let sorted: Vec<u32> = (1..=1000).collect();
-        assert!((Latencies::quantile(&sorted, 0.5) - 0.5).abs() < 0.002);
-        assert!((Latencies::quantile(&sorted, 0.99) - 0.99).abs() < 0.002);
-        assert!((Latencies::quantile(&sorted, 1.0) - 1.0).abs() < f64::EPSILON);
-        assert!(Latencies::quantile(&[], 0.5).abs() < f64::EPSILON);
+    fn quantiles_come_from_the_histogram_within_three_percent() {
+        let mut latencies = Latencies::default();
+        for sample in 1..=100_000 {
+            latencies.push(sample);
+        }
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            let exact = q * 100.0;
+            let read = latencies.quantile(q);
+            assert!((read - exact).abs() <= exact * 0.03, "q {q}: {read} ms, not {exact}");
+        }
+        assert!((latencies.percentiles().max - 100.0).abs() < f64::EPSILON);
+        assert!(Latencies::default().quantile(0.5).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn buckets_cover_every_sample_in_order() {
+        let mut last = 0;
+        for sample in (0..4096).chain([65_535, 65_536, 1 << 20, u32::MAX - 1, u32::MAX]) {
+            let bucket = Latencies::bucket(sample);
+            assert!(bucket >= last, "sample {sample}");
+            let (low, width) = Latencies::bounds(bucket);
+            assert!(low <= u64::from(sample) && u64::from(sample) < low + width, "sample {sample}: {low} + {width}");
+            last = bucket;
+        }
+        let mut small = Latencies::default();
+        small.push(7);
+        let mut other = Latencies::default();
+        other.push(7);
+        other.push(9);
+        small.merge(&other);
+        assert_eq!(small.len(), 3);
+        assert!((small.quantile(1.0) - 0.009).abs() < 1e-9);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use parley_bench::{churn, fanout, ChurnArgs, FanoutArgs, Proto, Target};
+use parley_bench::{churn, fanout, fanout_series, ChurnArgs, FanoutArgs, Proto, Target};
 use parley_server::{Config, Listener, ListenerKind, Server};
 
 /// The protocols checked, with the listener that serves each.
@@ -22,9 +22,8 @@ fn target(proto: Proto, addr: SocketAddr) -> Target {
     }
 }
 
-/// A small fan-out: every delivery arrives, in order.
-async fn fanout_loses_nothing(proto: Proto, addr: SocketAddr) {
-    let report = fanout(FanoutArgs {
+fn small_fanout(proto: Proto, addr: SocketAddr) -> FanoutArgs {
+    FanoutArgs {
         target: target(proto, addr),
         clients: 8,
         senders: 3,
@@ -35,13 +34,28 @@ async fn fanout_loses_nothing(proto: Proto, addr: SocketAddr) {
         server_pid: Some(std::process::id()),
         settle_ms: 100,
         timeout_secs: 30,
-    })
-    .await
-    .expect("runs");
+        repeat: 1,
+    }
+}
+
+/// A small fan-out: every delivery arrives, in order.
+async fn fanout_loses_nothing(proto: Proto, addr: SocketAddr) {
+    let report = fanout(small_fanout(proto, addr)).await.expect("runs");
     assert!(report.complete, "{report}");
     assert_eq!((report.lost, report.out_of_order), (0, 0), "{report}");
     assert_eq!(report.deliveries_received, 200 * 3 * 7);
     assert!(report.latency_ms.max >= report.latency_ms.p50);
+    assert_eq!(report.disconnected, 0, "{report}");
+}
+
+/// Repeated runs, each with clients of its own that leave before the next connect.
+async fn repeated_fanouts_are_summed_up(proto: Proto, addr: SocketAddr) {
+    let args = FanoutArgs { repeat: 3, messages: 50, ..small_fanout(proto, addr) };
+    let mut seen = Vec::new();
+    let series = fanout_series(args, |report| seen.push((report.run, report.clean()))).await.expect("runs");
+    assert_eq!(seen, [(1, true), (2, true), (3, true)]);
+    assert_eq!((series.runs, series.clean_runs, series.lost, series.out_of_order), (3, 3, 0, 0), "{series}");
+    assert_eq!(series.deliveries_received, 3 * 50 * 3 * 7);
 }
 
 /// A second of arrivals: each connection registers, chats and quits without an error.
@@ -80,6 +94,7 @@ async fn fanout_and_churn_lose_nothing_over_every_protocol() {
     for (proto, kind) in PROTOCOLS {
         let addr = bound.iter().find(|b| b.kind == *kind).expect("bound").addr;
         fanout_loses_nothing(*proto, addr).await;
+        repeated_fanouts_are_summed_up(*proto, addr).await;
         churn_completes(*proto, addr).await;
     }
     let _ = stop.send(());

@@ -78,6 +78,11 @@ pub enum Event {
         /// Their quit message, the kick's or ban's reason, or what their gateway said of
         /// why the connection ended.
         detail: Option<Arc<str>>,
+        /// True when this session was already told of the same departure in another
+        /// room (a quit or a lost connection leaves every room at once): protocols
+        /// that show a departure from the server once, not once per room (IRC's
+        /// `QUIT`), show nothing for this one. The hub decides it per member.
+        again: bool,
     },
     /// A room's settings or voice changed (`Command::Mode`).
     Mode {

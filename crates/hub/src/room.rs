@@ -71,6 +71,23 @@ impl Room {
         }
     }
 
+    /// Delivers `first` to the members not in `told` (and adds them to it), `again` to
+    /// the others: one piece of news told in several rooms, heard as news once.
+    pub(crate) fn broadcast_once(
+        &self,
+        first: &Shared,
+        again: &Shared,
+        told: &mut HashSet<SessionId>,
+        overflowed: &mut Vec<SessionId>,
+    ) {
+        for (id, outbox) in &self.members {
+            let shared = if told.insert(*id) { first } else { again };
+            if outbox.deliver_shared(shared).is_err() {
+                overflowed.push(*id);
+            }
+        }
+    }
+
     /// Delivers `shared` to every member but `except`; returns the members whose outbox
     /// overflowed, for the hub to disconnect.
     pub(crate) fn broadcast(&self, shared: &Shared, except: Option<SessionId>, overflowed: &mut Vec<SessionId>) {

@@ -27,9 +27,20 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     .context("async runtime")?;
     let (report, ok) = runtime.block_on(async {
         Ok::<_, anyhow::Error>(match args.mode {
+            Mode::Fanout(fanout) if fanout.repeat > 1 => {
+                let json = args.json;
+                let series = parley_bench::fanout_series(fanout, |report| {
+                    let line = if json { serde_json::to_string(report).unwrap_or_default() } else { report.line() };
+                    println!("{line}");
+                })
+                .await?;
+                let ok = series.clean_runs == series.runs;
+                let text = if args.json { serde_json::to_string(&series)? } else { series.to_string() };
+                (text, ok)
+            }
             Mode::Fanout(fanout) => {
                 let report = parley_bench::fanout(fanout).await?;
-                let ok = report.complete && report.lost == 0 && report.out_of_order == 0;
+                let ok = report.clean();
                 let text = if args.json { serde_json::to_string(&report)? } else { report.to_string() };
                 (text, ok)
             }

@@ -556,6 +556,37 @@ async fn a_quit_is_one_line_however_many_channels_were_shared() {
 }
 
 #[tokio::test]
+async fn every_observer_sees_each_quit_once_after_a_rejoin() {
+    // Two observers per capability profile: encodings are shared within a profile, so
+    // what one observer was told must not decide what the other is told.
+    const FULL: &str = "message-tags server-time account-tag away-notify";
+    let server = support::start().await;
+    let mut observers = Vec::new();
+    for (nick, caps) in [("ann", ""), ("bob", ""), ("cy", FULL), ("dee", FULL)] {
+        let mut observer = IrcClient::join(irc(&server), nick, caps).await;
+        observer.send("JOIN #a,#b").await;
+        observer.expect(&format!(":{nick}!~u@parley JOIN #b")).await;
+        observer.expect(" 366 ").await;
+        observers.push(observer);
+    }
+    for round in ["first", "second"] {
+        let mut max = IrcClient::join(irc(&server), "max", "").await;
+        max.send("JOIN #a,#b").await;
+        for observer in &mut observers {
+            observer.expect(":max!~u@parley JOIN #b").await;
+        }
+        max.send(&format!("QUIT :{round}")).await;
+        max.expect_closed().await;
+        for observer in &mut observers {
+            // Three channels shared (the lobby, #a, #b), one QUIT each time.
+            observer.expect(&format!(":max!~u@parley QUIT :Quit: {round}")).await;
+            observer.expect_nothing_more().await;
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn quiet_clients_are_pinged_then_dropped() {
     let server = support::start_with(|config| {
         config.limits.idle_ping_secs = 1;

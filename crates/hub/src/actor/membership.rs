@@ -130,7 +130,9 @@ impl Hub {
     }
 
     /// Takes the session out of one room, telling those who stay; the last one out of an
-    /// unregistered room ends its life.
+    /// unregistered room ends its life. A departure from every room at once (a quit, a
+    /// lost connection) passes the members told so far in `told`, so that each learns of
+    /// it once as news and after that `again`.
     pub(super) fn leave(
         &mut self,
         id: SessionId,
@@ -138,6 +140,7 @@ impl Hub {
         name: &RoomName,
         reason: LeaveReason,
         detail: Option<&Arc<str>>,
+        told: Option<&mut HashSet<SessionId>>,
     ) {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
@@ -151,15 +154,21 @@ impl Hub {
         if room.len() >= self.limits.announce_up_to {
             return;
         }
-        let left = Shared::new(Event::Left {
-            room: room.name.clone(),
-            nick: nick.clone(),
-            at: Utc::now(),
-            reason,
-            by: None,
-            detail: detail.cloned(),
-        });
-        room.broadcast(&left, None, &mut self.overflowed);
+        let left = |again| {
+            Shared::new(Event::Left {
+                room: room.name.clone(),
+                nick: nick.clone(),
+                at: Utc::now(),
+                reason,
+                by: None,
+                detail: detail.cloned(),
+                again,
+            })
+        };
+        match told {
+            None => room.broadcast(&left(false), None, &mut self.overflowed),
+            Some(told) => room.broadcast_once(&left(false), &left(true), told, &mut self.overflowed),
+        }
     }
 
     pub(super) fn join(
@@ -187,7 +196,7 @@ impl Hub {
             state.rooms.retain(|r| *r == name);
             let nick = state.nick.clone();
             for other in others {
-                self.leave(id, &nick, &other, LeaveReason::Part, None);
+                self.leave(id, &nick, &other, LeaveReason::Part, None, None);
             }
         }
         let members = self.members_on_entry(&name, id);
@@ -201,7 +210,7 @@ impl Hub {
         let state = self.state_mut(id);
         state.rooms.retain(|r| *r != name);
         let nick = state.nick.clone();
-        self.leave(id, &nick, &name, LeaveReason::Part, None);
+        self.leave(id, &nick, &name, LeaveReason::Part, None, None);
         Ok(Reply::Parted { room: name })
     }
 
@@ -351,8 +360,11 @@ impl Hub {
     ) -> Option<SessionState> {
         let state = self.sessions.remove(&id)?;
         self.nicks.remove(&state.nick);
+        // One departure from every room: each member hears of it once as news (IRC
+        // shows one QUIT), as `tell_room_mates` tells a nick change once.
+        let mut told = HashSet::new();
         for room in &state.rooms {
-            self.leave(id, &state.nick, room, reason, detail.as_ref());
+            self.leave(id, &state.nick, room, reason, detail.as_ref(), Some(&mut told));
         }
         tracing::debug!(session = id.0, "session removed");
         Some(state)

@@ -561,6 +561,7 @@ impl Hub {
             reason,
             by: Some(by.clone()),
             detail: detail.map(Arc::from),
+            again: false,
         });
         members.broadcast(&left, None, &mut self.overflowed);
         if let Some(state) = self.sessions.get_mut(&target) {

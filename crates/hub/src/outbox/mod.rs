@@ -40,7 +40,20 @@ pub trait Wire: Send + Sync + 'static {
 
     /// Appends `event`'s encoding to `out`. Encoding nothing is allowed (an event this
     /// wire does not show).
+    ///
+    /// Pure: it changes nothing, so that the same event with the same session state
+    /// encodes the same bytes. That is what lets one session's encoding of a shared
+    /// event be cached and copied to every session in its slot; whatever a session
+    /// must remember of an event goes in [`Wire::told`], and who is told what (a quit
+    /// once per room-mate) is the hub's decision, made per recipient.
     fn encode(&self, event: &Event, out: &mut BytesMut);
+
+    /// What this session remembers once it has been given `event` (its nick as its
+    /// client knows it, a request answered): called once for every event delivered to
+    /// it, cached encoding or not, after the event is encoded.
+    fn told(&self, event: &Event) {
+        let _ = event;
+    }
 }
 
 /// An event about to be delivered to many sessions, with its encodings cached.
@@ -122,13 +135,17 @@ impl Outbox {
     pub(crate) fn deliver(&self, event: &Event) -> Result<(), Overflow> {
         let mut encoded = BytesMut::new();
         self.wire.encode(event, &mut encoded);
+        self.wire.told(event);
         self.push(&encoded)
     }
 
     /// Delivers an event shared by many sessions, encoding it at most once per slot.
     pub(crate) fn deliver_shared(&self, shared: &Shared) -> Result<(), Overflow> {
         match self.cached(shared) {
-            Some(bytes) => self.push(bytes),
+            Some(bytes) => {
+                self.wire.told(&shared.event);
+                self.push(bytes)
+            }
             None => self.deliver(&shared.event),
         }
     }
@@ -145,17 +162,18 @@ impl Outbox {
         let mut owned = Vec::new();
         let mut sources = Vec::with_capacity(run.len());
         for item in run {
+            let event = if item.sender == member { &item.reply } else { &item.shared.event };
             let cached = if item.sender == member { None } else { self.cached(&item.shared) };
             match cached {
                 Some(bytes) => sources.push(Ok(bytes)),
                 None => {
-                    let event = if item.sender == member { &item.reply } else { &item.shared.event };
                     let mut encoded = BytesMut::new();
                     self.wire.encode(event, &mut encoded);
                     sources.push(Err(owned.len()));
                     owned.push(encoded);
                 }
             }
+            self.wire.told(event);
         }
         let mut queue = self.lock();
         let mut was_empty = None;

@@ -277,6 +277,7 @@ impl Wire for LineWire {
                 reason: reason @ (LeaveReason::Kicked | LeaveReason::Banned),
                 by,
                 detail,
+                ..
             } => {
                 let why = words::put_out(*reason, by.as_ref(), detail.as_deref());
                 let _ = writeln!(line, "[{}] {nick} was kicked from {room} ({}).", clock(at), one_line(&why));

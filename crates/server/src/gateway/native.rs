@@ -453,7 +453,7 @@ impl Wire for NativeWire {
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
                 encode(&msg, b"", out);
             }
-            Event::Left { room, nick, at, reason, by, detail } => {
+            Event::Left { room, nick, at, reason, by, detail, .. } => {
                 let (kind, detail) = match reason {
                     LeaveReason::Part => (msg::LeaveReason::Part, None),
                     LeaveReason::Quit => (msg::LeaveReason::Quit, detail.as_deref().map(str::to_owned)),

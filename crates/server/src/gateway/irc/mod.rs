@@ -238,10 +238,6 @@ pub(crate) struct Link {
     /// Contexts of requests not answered yet, by request id.
     pending: Mutex<HashMap<u64, Context>>,
     next_request: AtomicU64,
-    next_batch: AtomicU64,
-    /// Who it was last told quit: a quitter leaves every room, and the hub tells each
-    /// room, but an IRC client must read one QUIT.
-    quit: Mutex<Option<Nick>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -258,8 +254,6 @@ impl Link {
             account: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
-            next_batch: AtomicU64::new(1),
-            quit: Mutex::new(None),
         }
     }
 
@@ -286,32 +280,17 @@ impl Link {
         RequestId(id)
     }
 
-    fn take_context(&self, id: u64) -> Context {
-        lock(&self.pending).remove(&id).unwrap_or_default()
+    /// The context of a request, while it is being answered.
+    fn context(&self, id: u64) -> Context {
+        lock(&self.pending).get(&id).cloned().unwrap_or_default()
     }
 
-    fn next_batch(&self) -> String {
-        format!("h{}", self.next_batch.fetch_add(1, Ordering::Relaxed))
+    /// Forgets a request's context once its answer has been given.
+    fn answered(&self, id: u64) {
+        lock(&self.pending).remove(&id);
     }
 
-    /// Whether this is the first QUIT of `nick` to show.
-    fn first_quit(&self, nick: &Nick) -> bool {
-        let mut quit = lock(&self.quit);
-        if quit.as_ref() == Some(nick) {
-            return false;
-        }
-        *quit = Some(nick.clone());
-        true
-    }
-
-    /// Someone who quit is back: their next quit shows again.
-    fn forget_quit(&self, nick: &Nick) {
-        let mut quit = lock(&self.quit);
-        if quit.as_ref() == Some(nick) {
-            *quit = None;
-        }
-    }
-
+    /// The client was told its nick changed (a rename by the server, or a login).
     fn renamed(&self, old: &Nick, new: &Nick) {
         let mut me = lock(&self.me);
         if old.as_str().eq_ignore_ascii_case(&me) {

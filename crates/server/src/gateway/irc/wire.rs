@@ -44,13 +44,12 @@ impl Wire for IrcWire {
 
     fn cache_slot_for(&self, event: &Event) -> Option<usize> {
         match event {
-            // These name the session itself, or are kept apart per session (one QUIT
-            // for someone who shared several channels with it).
-            Event::NickChanged { .. }
-            | Event::Notice { .. }
-            | Event::Left { .. }
+            // These name the session itself.
+            Event::Notice { .. }
+            | Event::Invited { .. }
             | Event::Shutdown { .. }
-            | Event::Banned { .. } => None,
+            | Event::Banned { .. }
+            | Event::Reply { .. } => None,
             _ => self.cache_slot(),
         }
     }
@@ -59,6 +58,29 @@ impl Wire for IrcWire {
         let mut lines = Lines::new(&self.link);
         lines.event(event);
         out.extend_from_slice(lines.text.as_bytes());
+    }
+
+    /// The link learns what the client now knows: its nick and account from the answers
+    /// that change them and from a rename by the server; an answered request's context
+    /// is forgotten.
+    fn told(&self, event: &Event) {
+        match event {
+            Event::Reply { req, result } => {
+                match result {
+                    Ok(Reply::Welcome { nick, .. } | Reply::Nick { nick }) => self.link.set_me(nick.as_str()),
+                    Ok(Reply::LoggedIn { account, nick }) => {
+                        self.link.set_account(Some(account.clone()));
+                        self.link.set_me(nick.as_str());
+                    }
+                    Ok(Reply::Registered { account }) => self.link.set_account(Some(account.clone())),
+                    Ok(Reply::Unregistered { .. }) => self.link.set_account(None),
+                    _ => {}
+                }
+                self.link.answered(req.0);
+            }
+            Event::NickChanged { old, new, .. } => self.link.renamed(old, new),
+            _ => {}
+        }
     }
 }
 
@@ -80,12 +102,20 @@ pub(super) fn msgid(room: Option<&RoomName>, seq: u64) -> String {
 pub(super) struct Lines<'a> {
     link: &'a Link,
     me: String,
+    /// The request being answered, which names its batch (a request's answer opens at
+    /// most one).
+    answering: u64,
     pub(super) text: String,
 }
 
 impl<'a> Lines<'a> {
     pub(super) fn new(link: &'a Link) -> Self {
-        Self { link, me: link.me(), text: String::new() }
+        Self { link, me: link.me(), answering: 0, text: String::new() }
+    }
+
+    /// The batch reference of the answer being written.
+    fn batch_id(&self) -> String {
+        format!("h{}", self.answering)
     }
 
     fn server(&self) -> &str {
@@ -209,11 +239,10 @@ impl<'a> Lines<'a> {
                 self.message(&tags, from, to.as_str(), *kind, text, None);
             }
             Event::Joined { room, nick, at, .. } => {
-                self.link.forget_quit(nick);
                 let tags = self.tags(Some(at), None, None, None);
                 self.from(&source(nick), "JOIN", &[&format!("#{room}")], None, &tags);
             }
-            Event::Left { room, nick, at, reason, by, detail } => {
+            Event::Left { room, nick, at, reason, by, detail, again } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let channel = format!("#{room}");
                 match reason {
@@ -228,7 +257,9 @@ impl<'a> Lines<'a> {
                         self.from(&kicker, "KICK", &[&channel, nick.as_str()], Some(&why), &tags);
                     }
                     LeaveReason::Quit | LeaveReason::Lost | LeaveReason::ServerBanned | LeaveReason::SlowConsumer => {
-                        if self.link.first_quit(nick) {
+                        // One QUIT, however many channels were shared: the hub marks
+                        // the rooms after the first.
+                        if !again {
                             let why = match (reason, detail) {
                                 (LeaveReason::Quit, Some(d)) => format!("Quit: {d}"),
                                 (LeaveReason::Quit, None) => "Quit".to_owned(),
@@ -245,7 +276,6 @@ impl<'a> Lines<'a> {
                 }
             }
             Event::NickChanged { old, new, at } => {
-                self.link.renamed(old, new);
                 let tags = self.tags(Some(at), None, None, None);
                 self.from(&source(old), "NICK", &[], Some(new.as_str()), &tags);
             }
@@ -313,7 +343,8 @@ impl<'a> Lines<'a> {
                 self.text.push_str(&format!("ERROR :Closing link: {} ({})\r\n", super::source_str(&me), clean(&why)));
             }
             Event::Reply { req, result } => {
-                let context = self.link.take_context(req.0);
+                let context = self.link.context(req.0);
+                self.answering = req.0;
                 match result {
                     Ok(reply) => self.reply(&context, reply),
                     Err(e) => self.error(&context, e),
@@ -374,7 +405,7 @@ impl<'a> Lines<'a> {
         if messages.is_empty() {
             return;
         }
-        let batch = self.link.caps.has(Cap::Batch).then(|| self.link.next_batch());
+        let batch = self.link.caps.has(Cap::Batch).then(|| self.batch_id());
         if let Some(batch) = &batch {
             let server = self.server().to_owned();
             self.from(&server, "BATCH", &[&format!("+{batch}"), "chathistory", target], None, "");
@@ -420,7 +451,6 @@ impl<'a> Lines<'a> {
         let Reply::Welcome { nick, room, members, history, topic, stats, .. } = reply else {
             return;
         };
-        self.link.set_me(nick.as_str());
         self.me = nick.to_string();
         let server = self.link.server.clone();
         let network = server.network.clone();
@@ -517,7 +547,6 @@ impl<'a> Lines<'a> {
             Reply::Topic { room, topic } => self.topic(room, topic.as_ref(), true),
             Reply::Nick { nick } => {
                 let old = self.me.clone();
-                self.link.set_me(nick.as_str());
                 self.me = nick.to_string();
                 self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), "");
             }
@@ -594,23 +623,19 @@ impl<'a> Lines<'a> {
                 self.history_batch(&target, messages);
             }
             Reply::LoggedIn { account, nick } => {
-                self.link.set_account(Some(account.clone()));
                 let me = self.me.clone();
                 let who = super::source_str(nick.as_str());
                 self.numeric("900", &[&who, account.as_str()], &format!("You are now logged in as {account}"));
                 if me != nick.as_str() {
-                    self.link.set_me(nick.as_str());
                     self.me = nick.to_string();
                     self.from(&super::source_str(&me), "NICK", &[], Some(nick.as_str()), "");
                 }
             }
             Reply::Registered { account } => {
-                self.link.set_account(Some(account.clone()));
                 let who = super::source_str(&self.me.clone());
                 self.numeric("900", &[&who, account.as_str()], &format!("You are now logged in as {account}"));
             }
             Reply::Unregistered { account } => {
-                self.link.set_account(None);
                 let who = super::source_str(&self.me.clone());
                 self.numeric("901", &[&who], &format!("You are now logged out; the account {account} is deleted"));
             }
@@ -652,7 +677,7 @@ impl<'a> Lines<'a> {
 
     /// A CHATHISTORY answer: always a batch, empty when nothing matched.
     fn history_batch(&mut self, target: &str, messages: &[Arc<Record>]) {
-        let batch = self.link.next_batch();
+        let batch = self.batch_id();
         let server = self.server().to_owned();
         self.from(&server, "BATCH", &[&format!("+{batch}"), "chathistory", target], None, "");
         for record in messages {
