@@ -485,7 +485,7 @@ async fn read_loop<P: Protocol, R: Receive>(
         if P::PINGS {
             idle.as_mut().reset(heard + if pinged { idle_timeout } else { idle_ping });
         }
-        // Nothing partial is buffered: the buffer goes, and the wait holds none.
+        // Unless a partial unit is buffered, the buffer goes: the wait holds none.
         release(buf);
         // Cancel-safe: what is read stays in `buf`.
         let received = tokio::select! {
