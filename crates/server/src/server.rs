@@ -125,6 +125,27 @@ pub(crate) struct Shared {
     pub(crate) files: Option<Arc<FileStore>>,
 }
 
+#[cfg(test)]
+impl Shared {
+    /// What connection tasks share, with default limits, on a hub of their own and no
+    /// store, for the server's unit tests.
+    pub(crate) async fn for_tests() -> Shared {
+        let config = Config::default();
+        let limits = Arc::new(config.limits.clone());
+        let (hub, _task) = parley_hub::spawn(config.limits.hub(&config.history), None).await.expect("a hub");
+        Shared {
+            hub,
+            irc: Arc::new(crate::gateway::irc::Identity::new(&config.irc, &limits)),
+            limits,
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            active: Arc::default(),
+            per_address: listener::AddressCounts::default(),
+            files: None,
+        }
+    }
+}
+
 impl Server {
     /// Validates the configuration, creates the data directory, sets up TLS (generating
     /// a certificate on the first start if none is configured), opens the history and

@@ -5,21 +5,19 @@
 //! so every line they see belongs to the room they are in and needs no room tag.
 
 use std::fmt::Write as _;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use bytes::{Bytes, BytesMut};
 use chrono::{Local, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId, RoomName,
-    ServerAction, Session, Throttle, Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Record, Reply, RequestId, RoomName,
+    ServerAction, Timestamp, Wire,
 };
 use parley_proto::line::{clock, help, stamp, Input, LineDecoder, LineError, USERNAME_PROMPT};
 use parley_proto::text::{printable, printable_line};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{drive, linger, pace, read_more, words, Ending, ReadEnd, Refusal, EXCESS_FLOOD};
+use super::{words, Connect, Dialogue, Farewell, Protocol, ReadEnd, Refusal, Turn, EXCESS_FLOOD};
 use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
 /// Line sessions share the first slot of an event's encoding cache.
@@ -39,161 +37,82 @@ static HELP: LazyLock<Bytes> = LazyLock::new(|| {
     Bytes::from(help("move to ROOM (it is created if nobody is there)", "leave the chat (also: quit, exit, q)"))
 });
 
-/// Serves one line-protocol connection.
-pub(crate) async fn serve<R, W>(
-    mut reader: R,
-    mut writer: W,
+/// The line protocol, for the connection driver.
+pub(crate) struct Line {
+    decoder: LineDecoder,
     peer: SocketAddr,
-    deadline: tokio::time::Instant,
-    shared: &Shared,
-) -> Ending
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
-{
-    let mut buf = BytesMut::new();
-    let mut decoder = LineDecoder::new(shared.limits.max_line_bytes);
-    let outbox = Arc::new(Outbox::new(LineWire, shared.limits.send_queue_bytes));
-
-    let registered = tokio::select! {
-        registered = tokio::time::timeout_at(
-            deadline,
-            register(&mut reader, &mut writer, &mut buf, &mut decoder, peer, &outbox, shared),
-        ) => registered,
-        () = shared.stopping.cancelled() => {
-            let _ = writer.write_all(format!("\n{SHUTDOWN_MESSAGE}\n").as_bytes()).await;
-            return Ending::Shutdown;
-        }
-    };
-    let session = match registered {
-        Ok(Ok(session)) => session,
-        Ok(Err(ending)) => return ending,
-        Err(_) => {
-            let _ = writer.write_all(b"\nYou took too long to choose a name. Goodbye.\n").await;
-            return Ending::HandshakeTimeout;
-        }
-    };
-
-    let throttle = Throttle::new(shared.limits.flood(), tokio::time::Instant::now().into_std());
-    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session, throttle);
-    let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
-    if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown) {
-        linger(&mut reader).await;
-    }
-    ending
+    /// The name asked for last, while registering.
+    asked: String,
 }
 
-/// The username prompt, until the hub accepts a name.
-async fn register<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    buf: &mut BytesMut,
-    decoder: &mut LineDecoder,
-    peer: SocketAddr,
-    outbox: &Arc<Outbox>,
-    shared: &Shared,
-) -> Result<Session, Ending>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    writer.write_all(USERNAME_PROMPT.as_bytes()).await.map_err(Ending::Io)?;
-    if read_more(reader, buf).await.map_err(Ending::Io)? == 0 {
-        return Err(Ending::ClientClosed);
+impl Protocol for Line {
+    type Input = Result<String, LineError>;
+    type Wire = LineWire;
+    /// Line sessions have no protocol keepalive; TCP keepalive finds dead peers.
+    const PINGS: bool = false;
+
+    fn new(peer: SocketAddr, shared: &Shared) -> Line {
+        Line { decoder: LineDecoder::new(shared.limits.max_line_bytes), peer, asked: String::new() }
     }
-    // A TLS ClientHello (record type 22, version 3.x) would otherwise sit here as an
-    // endless "line" until the handshake deadline.
-    if buf.starts_with(&[0x16, 0x03]) {
-        let _ = writer.write_all(b"\nThis port speaks plain text, not TLS.\n").await;
-        return Err(Ending::Protocol("a TLS handshake on a plain-text port".to_owned()));
+
+    fn wire(&self) -> LineWire {
+        LineWire
     }
-    let mut prompted = true;
-    loop {
-        if !prompted {
-            writer.write_all(USERNAME_PROMPT.as_bytes()).await.map_err(Ending::Io)?;
-        }
-        prompted = false;
-        let line = match next_line(reader, buf, decoder).await.map_err(Ending::Io)? {
-            None => return Err(Ending::ClientClosed),
-            Some(Ok(line)) => line,
-            Some(Err(e)) => {
-                writer.write_all(format!("{}\n", line_error(&e)).as_bytes()).await.map_err(Ending::Io)?;
-                continue;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Option<Self::Input> {
+        self.decoder.decode(buf).transpose()
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Option<Self::Input> {
+        self.decoder.decode_eof(buf).transpose()
+    }
+
+    fn greeting(&self) -> Option<Bytes> {
+        Some(Bytes::from_static(USERNAME_PROMPT.as_bytes()))
+    }
+
+    /// The username prompt, until the hub accepts a name.
+    async fn register(&mut self, input: Self::Input, out: &mut BytesMut, _: &Shared) -> Dialogue {
+        let line = match input {
+            Ok(line) => line,
+            Err(e) => {
+                out.extend_from_slice(format!("{}\n{USERNAME_PROMPT}", line_error(&e)).as_bytes());
+                return Dialogue::Continue;
             }
         };
         let name = line.trim();
-        let name = if name.is_empty() { format!("Guest_{}", peer.port()) } else { name.to_owned() };
-        match shared.hub.connect(&name, Some(peer.ip()), NO_ID, outbox.clone()).await {
-            Ok(session) => return Ok(session),
-            Err(HubError::ShuttingDown) => {
-                let _ = writer.write_all(format!("{SHUTDOWN_MESSAGE}\n").as_bytes()).await;
-                return Err(Ending::Shutdown);
+        self.asked = if name.is_empty() { format!("Guest_{}", self.peer.port()) } else { name.to_owned() };
+        Dialogue::Connect(Connect::Nick { nick: self.asked.clone(), password: None, req: NO_ID })
+    }
+
+    fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool {
+        let reason = match error {
+            HubError::ServerBanned { .. } => {
+                out.extend_from_slice(format!("{}\n", hub_error(error)).as_bytes());
+                return false;
             }
-            Err(e @ HubError::ServerBanned { .. }) => {
-                let _ = writer.write_all(format!("{}\n", hub_error(&e)).as_bytes()).await;
-                return Err(Ending::ServerClosed);
-            }
+            HubError::NickTaken(_) => format!("The name {} is already taken; choose another.", self.asked),
+            other => format!("Sorry: {}.", words::error(other)),
+        };
+        out.extend_from_slice(format!("{}\n{USERNAME_PROMPT}", one_line(&reason)).as_bytes());
+        true
+    }
+
+    /// Turns a typed line into a hub command.
+    async fn handle(&mut self, input: Self::Input, turn: &mut Turn<'_>) -> Result<(), ReadEnd> {
+        let line = match input {
+            Ok(line) => line,
             Err(e) => {
-                let reason = match e {
-                    HubError::NickTaken(_) => format!("The name {name} is already taken; choose another."),
-                    other => format!("Sorry: {}.", words::error(&other)),
-                };
-                writer.write_all(format!("{}\n", one_line(&reason)).as_bytes()).await.map_err(Ending::Io)?;
-            }
-        }
-    }
-}
-
-/// Reads one line; `None` at the end of input.
-async fn next_line<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buf: &mut BytesMut,
-    decoder: &mut LineDecoder,
-) -> io::Result<Option<Result<String, LineError>>> {
-    loop {
-        match decoder.decode(buf) {
-            Ok(Some(line)) => return Ok(Some(Ok(line))),
-            Err(e) => return Ok(Some(Err(e))),
-            Ok(None) => {}
-        }
-        if read_more(reader, buf).await? == 0 {
-            return Ok(decoder.decode_eof(buf).transpose());
-        }
-    }
-}
-
-/// Turns typed lines into hub commands until the user leaves.
-async fn read_loop<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buf: &mut BytesMut,
-    decoder: &mut LineDecoder,
-    session: &Session,
-    mut throttle: Throttle,
-) -> ReadEnd {
-    loop {
-        let line = match next_line(reader, buf, decoder).await {
-            Err(e) => return ReadEnd::Io(e),
-            Ok(None) => return ReadEnd::Closed,
-            Ok(Some(Ok(line))) => line,
-            Ok(Some(Err(e))) => {
-                tracing::info!("bad line from {:?}: {e}", session.id());
-                if session.relay(format!("{}\n", line_error(&e)).into()).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
+                tracing::info!("bad line from {:?}: {e}", turn.session.id());
+                return turn.relay(format!("{}\n", line_error(&e)).into()).await;
             }
         };
         let input = Input::parse(&line);
         // Pressing Enter on an empty line is not an attempt to say something.
         if matches!(&input, Input::Say(text) if text.trim().is_empty()) {
-            continue;
+            return Ok(());
         }
-        if !pace(&mut throttle).await {
-            let notice =
-                format!("Error: you are sending faster than the server allows; disconnected ({EXCESS_FLOOD}).\n");
-            let _ = session.relay(notice.into()).await;
-            return ReadEnd::Limit(EXCESS_FLOOD);
-        }
+        turn.pace().await?;
         let command = match input {
             Input::Say(text) => Command::Say { room: None, kind: Kind::Text, text },
             Input::Me(text) => Command::Say { room: None, kind: Kind::Action, text },
@@ -246,40 +165,45 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Command::History { room: None, cursor: Cursor::Latest, limit: n.unwrap_or(DEFAULT_HISTORY_LINES) }
             }
             Input::Quit => {
-                return match session.quit(NO_ID, None).await {
-                    Ok(()) => ReadEnd::Quit,
-                    Err(_) => ReadEnd::Closed,
+                return match turn.session.quit(NO_ID, None).await {
+                    Ok(()) => Err(ReadEnd::Quit),
+                    Err(_) => Err(ReadEnd::Closed),
                 };
             }
-            Input::Help => {
-                if session.relay(HELP.clone()).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
-            }
-            Input::Usage(usage) => {
-                if session.relay(format!("Usage: {usage}\n").into()).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
-            }
+            Input::Help => return turn.relay(HELP.clone()).await,
+            Input::Usage(usage) => return turn.relay(format!("Usage: {usage}\n").into()).await,
             Input::Send { .. } | Input::Get { .. } => {
                 let why = "Error: files travel over the native protocol; use parley chat to send and get them\n";
-                if session.relay(why.into()).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
+                return turn.relay(why.into()).await;
             }
             Input::Unknown(name) => {
-                if session.relay(format!("Error: unknown command /{name} (try /help)\n").into()).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
+                return turn.relay(format!("Error: unknown command /{name} (try /help)\n").into()).await;
             }
         };
-        if session.send(NO_ID, command).await.is_err() {
-            return ReadEnd::Closed;
+        turn.send(NO_ID, command).await
+    }
+
+    fn farewell(&self, why: Farewell) -> Option<Bytes> {
+        let text = match why {
+            Farewell::Shutdown => format!("\n{SHUTDOWN_MESSAGE}\n"),
+            Farewell::HandshakeTimeout => "\nYou took too long to choose a name. Goodbye.\n".to_owned(),
+            Farewell::NotTls => "\nThis port speaks plain text, not TLS.\n".to_owned(),
+            Farewell::Flood => {
+                format!("Error: you are sending faster than the server allows; disconnected ({EXCESS_FLOOD}).\n")
+            }
+            Farewell::PingTimeout => return None,
+        };
+        Some(text.into())
+    }
+
+    /// What a refused connection reads before it is closed.
+    fn refusal(why: Refusal) -> Bytes {
+        let mut text = why.to_string();
+        if let Some(first) = text.get(..1) {
+            let upper = first.to_uppercase();
+            text.replace_range(..1, &upper);
         }
+        format!("Sorry: {text}.\n").into()
     }
 }
 
@@ -288,16 +212,6 @@ fn line_error(e: &LineError) -> String {
         LineError::TooLong { max } => format!("Error: that line was longer than {max} bytes and was dropped."),
         LineError::InvalidUtf8 => "Error: that line was not valid UTF-8 text and was dropped.".to_owned(),
     }
-}
-
-/// What a refused connection reads before it is closed.
-pub(crate) fn refusal(why: Refusal) -> Bytes {
-    let mut text = why.to_string();
-    if let Some(first) = text.get(..1) {
-        let upper = first.to_uppercase();
-        text.replace_range(..1, &upper);
-    }
-    format!("Sorry: {text}.\n").into()
 }
 
 /// How a hub error reads in the line protocol: the one place they are mapped. Errors

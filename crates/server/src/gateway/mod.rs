@@ -1,22 +1,37 @@
 //! Gateways: one module per protocol, over one connection driver.
 //!
-//! Every connection has two halves run by one task: a reader that decodes the client's
-//! input and sends commands to the hub, and a writer that drains the session's
-//! [`Outbox`]. Only the writer writes to the socket once the session exists.
+//! A gateway is a [`Protocol`]: how its input is decoded, what its registration
+//! dialogue says, what each input becomes for the hub, how its events look (its
+//! [`Wire`]) and how it says goodbye. Everything else about a connection is the
+//! driver's, the same for every protocol and every transport ([`serve`]): the read
+//! buffer, the handshake deadline, flood pacing, the idle ping and its timeout, the TLS
+//! sniff on plain ports, the writer that drains the session's [`Outbox`], the farewell,
+//! the linger, and the ending.
+//!
+//! A connection is one task. Until the hub accepts a session, the driver writes the
+//! dialogue's answers to the socket itself; after, the session's input and its writer
+//! run as two futures under one `select!`, and only the writer writes to the socket.
 
 pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod native;
+mod transport;
 pub(crate) mod words;
 
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use parley_hub::{Admit, Batch, Outbox, Session, Throttle};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::{Bytes, BytesMut};
+use parley_hub::{Admit, Batch, Command, HubError, Outbox, RequestId, Session, Throttle, Verified, Wire};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+pub(crate) use transport::{Receive, Received, Stream};
 
 use crate::server::Shared;
 
@@ -24,10 +39,6 @@ use crate::server::Shared;
 /// sends, so that closing with unread input does not reset the connection and destroy
 /// the farewell the client has not read yet.
 const LINGER: Duration = Duration::from_millis(500);
-
-/// A read buffer starts this small (most chat input is a short line or frame) and
-/// doubles while reads fill it.
-const READ_CHUNK: usize = 512;
 
 /// Why a connection ended, for the log.
 #[derive(Debug)]
@@ -71,15 +82,21 @@ impl fmt::Display for Ending {
     }
 }
 
-/// Why a reader loop stopped.
+/// Why a session's input stopped.
+#[derive(Debug)]
 pub(crate) enum ReadEnd {
-    /// End of input.
+    /// End of input, or the hub is gone.
     Closed,
     /// The client quit (the hub has been told).
     Quit,
     /// A fatal protocol error, already queued for the client.
     Fatal(String),
-    /// A broken limit, already reported to the client; the text is what others see.
+    /// The client flooded for longer than the grace; the driver says so.
+    Flood,
+    /// The client did not answer the idle ping; the driver says so.
+    PingTimeout,
+    /// Another broken limit, already reported to the client; the text is what others
+    /// see.
     Limit(&'static str),
     /// The socket failed.
     Io(io::Error),
@@ -91,6 +108,8 @@ impl ReadEnd {
         match self {
             ReadEnd::Closed | ReadEnd::Quit => None,
             ReadEnd::Fatal(_) => Some("protocol error".to_owned()),
+            ReadEnd::Flood => Some(EXCESS_FLOOD.to_owned()),
+            ReadEnd::PingTimeout => Some(PING_TIMEOUT.to_owned()),
             ReadEnd::Limit(why) => Some((*why).to_owned()),
             ReadEnd::Io(_) => Some("connection error".to_owned()),
         }
@@ -103,22 +122,11 @@ impl From<ReadEnd> for Ending {
             ReadEnd::Closed => Ending::ClientClosed,
             ReadEnd::Quit => Ending::Quit,
             ReadEnd::Fatal(why) => Ending::Protocol(why),
+            ReadEnd::Flood => Ending::Limit(EXCESS_FLOOD),
+            ReadEnd::PingTimeout => Ending::Limit(PING_TIMEOUT),
             ReadEnd::Limit(why) => Ending::Limit(why),
             ReadEnd::Io(e) => Ending::Io(e),
         }
-    }
-}
-
-/// Reads more bytes into `buf`; `Ok(0)` is the end of input.
-pub(crate) async fn read_more<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut BytesMut) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(buf.capacity().clamp(READ_CHUNK, 64 * 1024));
-    }
-    match reader.read_buf(buf).await {
-        // Most TLS clients close the socket without a close_notify alert; for a chat
-        // session that is an ordinary end of input, not a failure.
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-        read => read,
     }
 }
 
@@ -127,20 +135,6 @@ pub(crate) const EXCESS_FLOOD: &str = "excess flood";
 
 /// What the others see when a session stops answering pings.
 pub(crate) const PING_TIMEOUT: &str = "ping timeout";
-
-/// Flood control before one command: waits when the session is over its rate. False
-/// means the session has flooded for too long and must be disconnected.
-pub(crate) async fn pace(throttle: &mut Throttle) -> bool {
-    // tokio's clock, so that tests with paused time control it too.
-    match throttle.admit(tokio::time::Instant::now().into_std()) {
-        Admit::Now => true,
-        Admit::After(wait) => {
-            tokio::time::sleep(wait).await;
-            true
-        }
-        Admit::Flood => false,
-    }
-}
 
 /// Why a connection is refused before it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +151,391 @@ impl fmt::Display for Refusal {
             Refusal::ServerFull => "the server is full; try again later",
             Refusal::TooManyFromAddress => "too many connections from your address",
         })
+    }
+}
+
+/// Why the server says a last word of its own to a connection, in its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Farewell {
+    /// The server is stopping before the client registered (once a session exists the
+    /// hub says it, as an event).
+    Shutdown,
+    /// The client did not register within `handshake_timeout_secs`.
+    HandshakeTimeout,
+    /// A TLS handshake arrived on a plain-text port.
+    NotTls,
+    /// The client sent faster than flood control allows for too long.
+    Flood,
+    /// The client did not answer the idle ping in time.
+    PingTimeout,
+}
+
+/// What the registration dialogue asks the driver to do after one input.
+pub(crate) enum Dialogue {
+    /// Write what was said; the dialogue goes on.
+    Continue,
+    /// Write what was said, then ask the hub for a session.
+    Connect(Connect),
+    /// Write what was said, then close.
+    End(Ending),
+}
+
+/// How a client asks the hub for a session.
+pub(crate) enum Connect {
+    /// A nick, and a password when it is an account's.
+    Nick { nick: String, password: Option<String>, req: RequestId },
+    /// An account already verified (SASL).
+    Verified { verified: Verified, req: RequestId },
+}
+
+/// One protocol, driven by [`serve`]: what is said and how, never when.
+///
+/// Shaped like rumqttd's `Protocol` under its `Network<P>`: the protocol owns decoding,
+/// the registration dialogue's wording, turning input into hub commands, its [`Wire`]
+/// and its farewells; the driver owns the socket, the buffer, time, pacing and the
+/// ending.
+pub(crate) trait Protocol: Send + Sized {
+    /// One unit of input: a line, a frame, or an answer to give for one that was not.
+    type Input: Send;
+    /// How the session's events look on this protocol.
+    type Wire: Wire;
+    /// Whether the driver pings an idle session ([`Protocol::ping`]) and ends one that
+    /// does not answer.
+    const PINGS: bool;
+
+    /// A new connection's state, before anything is read.
+    fn new(peer: SocketAddr, shared: &Shared) -> Self;
+
+    /// The session's encoder, made once per connection.
+    fn wire(&self) -> Self::Wire;
+
+    /// Takes one unit from the front of a byte stream's buffer; `None` when more bytes
+    /// are needed. Answers for bad input are units too, so nothing is dropped silently.
+    fn decode(&mut self, buf: &mut BytesMut) -> Option<Self::Input>;
+
+    /// The last unit at the end of the stream, from what is left in `buf`.
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Option<Self::Input> {
+        let _ = buf;
+        None
+    }
+
+    /// One whole message of a message transport (a WebSocket message carries one line
+    /// or one frame): decoded as if it were a stream holding exactly that message and
+    /// then ending, so that nothing of it (a unit being skipped) carries into the next.
+    fn decode_message(&mut self, message: Bytes) -> Option<Self::Input> {
+        let mut buf = BytesMut::from(&message[..]);
+        let unit = self.decode(&mut buf).or_else(|| self.decode_eof(&mut buf));
+        buf.clear();
+        let _ = self.decode_eof(&mut buf);
+        unit
+    }
+
+    /// What the server says first, before reading anything.
+    fn greeting(&self) -> Option<Bytes> {
+        None
+    }
+
+    /// One unit of the registration dialogue; what to write goes into `out`.
+    fn register(
+        &mut self,
+        input: Self::Input,
+        out: &mut BytesMut,
+        shared: &Shared,
+    ) -> impl Future<Output = Dialogue> + Send;
+
+    /// The hub refused a session (but for shutting down, which is a [`Farewell`]):
+    /// words it into `out`; true when the dialogue goes on, false when it ends here.
+    fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool;
+
+    /// A command to send the hub as soon as the session exists.
+    fn registered(&mut self) -> Option<(RequestId, Command)> {
+        None
+    }
+
+    /// One unit of a session's input: commands to the hub, or answers relayed through
+    /// it (see [`Turn`]). An error ends the session.
+    fn handle(&mut self, input: Self::Input, turn: &mut Turn<'_>) -> impl Future<Output = Result<(), ReadEnd>> + Send;
+
+    /// The keepalive the driver sends an idle session, when [`Protocol::PINGS`].
+    fn ping(&self) -> Option<Bytes> {
+        None
+    }
+
+    /// The server's last word for `why`, if the protocol has one.
+    fn farewell(&self, why: Farewell) -> Option<Bytes>;
+
+    /// What a connection refused at accept reads before it is closed.
+    fn refusal(why: Refusal) -> Bytes;
+}
+
+/// What a protocol may do while it handles one unit of a session's input.
+pub(crate) struct Turn<'a> {
+    pub(crate) session: &'a Session,
+    throttle: &'a mut Throttle,
+}
+
+impl Turn<'_> {
+    /// Flood control before one command: waits while the session is over its rate;
+    /// fails when it has flooded for too long (the driver then says so and ends it).
+    pub(crate) async fn pace(&mut self) -> Result<(), ReadEnd> {
+        // tokio's clock, so that tests with paused time control it too.
+        match self.throttle.admit(Instant::now().into_std()) {
+            Admit::Now => Ok(()),
+            Admit::After(wait) => {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Admit::Flood => Err(ReadEnd::Flood),
+        }
+    }
+
+    /// Sends the hub a command; its answer comes through the outbox.
+    pub(crate) async fn send(&self, req: RequestId, command: Command) -> Result<(), ReadEnd> {
+        self.session.send(req, command).await.map_err(|_| ReadEnd::Closed)
+    }
+
+    /// Queues an answer the gateway made itself, behind the answers to earlier commands.
+    pub(crate) async fn relay(&self, bytes: Bytes) -> Result<(), ReadEnd> {
+        self.session.relay(bytes).await.map_err(|_| ReadEnd::Closed)
+    }
+}
+
+/// Serves one connection with protocol `P`, from the first byte to the last: the
+/// registration dialogue under `deadline`, then the session until it ends.
+pub(crate) async fn serve<P, R, W>(
+    mut reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Ending
+where
+    P: Protocol,
+    R: Receive,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut protocol = P::new(peer, shared);
+    let mut buf = BytesMut::new();
+    let outbox = Arc::new(Outbox::new(protocol.wire(), shared.limits.send_queue_bytes));
+    // Boxed: the dialogue's state is needed only until the session exists, and would
+    // otherwise stay in the connection's future for its whole life.
+    let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared));
+    let registered = tokio::select! {
+        registered = tokio::time::timeout_at(deadline, registering) => match registered {
+            Ok(registered) => registered,
+            Err(_) => Err(farewell(&protocol, Farewell::HandshakeTimeout, Ending::HandshakeTimeout)),
+        },
+        () = shared.stopping.cancelled() => Err(farewell(&protocol, Farewell::Shutdown, Ending::Shutdown)),
+    };
+    let session = match registered {
+        Ok(session) => session,
+        Err((ending, last_word)) => {
+            if let Some(bytes) = last_word {
+                let _ = writer.write_all(&bytes).await;
+            }
+            return close(ending, &mut reader, &mut writer).await;
+        }
+    };
+    tracing::debug!(%peer, session = ?session.id(), "registered");
+    if let Some((req, command)) = protocol.registered() {
+        let _ = Box::pin(session.send(req, command)).await;
+    }
+    let ending = converse(&mut protocol, &mut reader, &mut buf, &mut writer, &session, &outbox, shared).await;
+    close(ending, &mut reader, &mut writer).await
+}
+
+/// An ending with the protocol's last word for it.
+fn farewell<P: Protocol>(protocol: &P, why: Farewell, ending: Ending) -> (Ending, Option<Bytes>) {
+    (ending, protocol.farewell(why))
+}
+
+/// After the server's last word, ends the write side and lingers, so the client reads
+/// that word; a connection that ended otherwise is simply dropped.
+async fn close<R: Receive, W: AsyncWrite + Unpin>(ending: Ending, reader: &mut R, writer: &mut W) -> Ending {
+    let said_last = matches!(
+        ending,
+        Ending::Quit
+            | Ending::ServerClosed
+            | Ending::Shutdown
+            | Ending::HandshakeTimeout
+            | Ending::Protocol(_)
+            | Ending::Limit(_)
+    );
+    if said_last {
+        let _ = writer.shutdown().await;
+        linger(reader).await;
+    }
+    ending
+}
+
+/// The registration dialogue, until the hub accepts a session. There is no writer yet,
+/// so answers go straight to the socket.
+async fn register<P, R, W>(
+    protocol: &mut P,
+    reader: &mut R,
+    writer: &mut W,
+    buf: &mut BytesMut,
+    outbox: &Arc<Outbox>,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<Session, (Ending, Option<Bytes>)>
+where
+    P: Protocol,
+    R: Receive,
+    W: AsyncWrite + Unpin,
+{
+    let io = |e| (Ending::Io(e), None);
+    if let Some(greeting) = protocol.greeting() {
+        writer.write_all(&greeting).await.map_err(io)?;
+    }
+    let mut out = BytesMut::new();
+    let mut first = true;
+    loop {
+        let input = loop {
+            if let Some(input) = protocol.decode(buf) {
+                break Some(input);
+            }
+            release(buf);
+            match reader.receive(buf).await.map_err(io)? {
+                Received::Bytes => {}
+                Received::Message(message) => break protocol.decode_message(message),
+                Received::Closed => match protocol.decode_eof(buf) {
+                    Some(input) => break Some(input),
+                    None => return Err((Ending::ClientClosed, None)),
+                },
+            }
+            // A TLS ClientHello (record type 22, version 3.x) would otherwise sit in the
+            // buffer as an endless line until the deadline.
+            if std::mem::take(&mut first) && buf.starts_with(&[0x16, 0x03]) {
+                if let Some(refusal) = protocol.farewell(Farewell::NotTls) {
+                    let why = "a TLS handshake on a plain-text port".to_owned();
+                    return Err((Ending::Protocol(why), Some(refusal)));
+                }
+            }
+        };
+        let Some(input) = input else { continue };
+        let connect = match protocol.register(input, &mut out, shared).await {
+            Dialogue::Continue => None,
+            Dialogue::Connect(connect) => Some(connect),
+            Dialogue::End(ending) => return Err((ending, Some(out.split().freeze()))),
+        };
+        if !out.is_empty() {
+            writer.write_all(&out).await.map_err(io)?;
+            out.clear();
+        }
+        if let Some(connect) = connect {
+            let address = Some(peer.ip());
+            let connected = match connect {
+                Connect::Nick { nick, password: Some(password), req } => {
+                    shared.hub.connect_as(&nick, password, address, req, outbox.clone()).await
+                }
+                Connect::Nick { nick, password: None, req } => {
+                    shared.hub.connect(&nick, address, req, outbox.clone()).await
+                }
+                Connect::Verified { verified, req } => {
+                    shared.hub.connect_verified(verified, address, req, outbox.clone()).await
+                }
+            };
+            match connected {
+                Ok(session) => return Ok(session),
+                Err(HubError::ShuttingDown) => {
+                    return Err(farewell(protocol, Farewell::Shutdown, Ending::Shutdown));
+                }
+                Err(e) => {
+                    if !protocol.refused(&e, &mut out) {
+                        return Err((Ending::ServerClosed, Some(out.split().freeze())));
+                    }
+                }
+            }
+        }
+        if !out.is_empty() {
+            writer.write_all(&out).await.map_err(io)?;
+            out.clear();
+        }
+    }
+}
+
+/// A session's input, until it ends: each unit decoded and handed to the protocol,
+/// under flood control and, for protocols that ping, an idle deadline.
+async fn read_loop<P: Protocol, R: Receive>(
+    protocol: &mut P,
+    reader: &mut R,
+    buf: &mut BytesMut,
+    session: &Session,
+    shared: &Shared,
+) -> ReadEnd {
+    let limits = &shared.limits;
+    let mut throttle = Throttle::new(limits.flood(), Instant::now().into_std());
+    let (idle_ping, idle_timeout) = (limits.idle_ping(), limits.idle_timeout());
+    let mut heard = Instant::now();
+    let mut pinged = false;
+    let idle = tokio::time::sleep_until(heard + idle_ping);
+    tokio::pin!(idle);
+    let end = 'session: loop {
+        while let Some(input) = protocol.decode(buf) {
+            (heard, pinged) = (Instant::now(), false);
+            let mut turn = Turn { session, throttle: &mut throttle };
+            // Boxed, like every await below that is not the wait for input: what a busy
+            // connection needs is allocated while it is busy, and an idle one holds only
+            // the wait.
+            if let Err(end) = Box::pin(protocol.handle(input, &mut turn)).await {
+                break 'session end;
+            }
+        }
+        if P::PINGS {
+            idle.as_mut().reset(heard + if pinged { idle_timeout } else { idle_ping });
+        }
+        // Unless a partial unit is buffered, the buffer goes: the wait holds none.
+        release(buf);
+        // Cancel-safe: what is read stays in `buf`.
+        let received = tokio::select! {
+            received = reader.receive(buf) => received,
+            () = &mut idle, if P::PINGS => {
+                if pinged {
+                    break ReadEnd::PingTimeout;
+                }
+                pinged = true;
+                if let Some(ping) = protocol.ping() {
+                    if Box::pin(session.relay(ping)).await.is_err() {
+                        break ReadEnd::Closed;
+                    }
+                }
+                continue;
+            }
+        };
+        let (last, closed) = match received {
+            Err(e) => break ReadEnd::Io(e),
+            Ok(Received::Bytes) => continue,
+            Ok(Received::Message(message)) => (protocol.decode_message(message), false),
+            Ok(Received::Closed) => (protocol.decode_eof(buf), true),
+        };
+        if let Some(input) = last {
+            (heard, pinged) = (Instant::now(), false);
+            let mut turn = Turn { session, throttle: &mut throttle };
+            if let Err(end) = Box::pin(protocol.handle(input, &mut turn)).await {
+                break end;
+            }
+        }
+        if closed {
+            break ReadEnd::Closed;
+        }
+    };
+    let why = match end {
+        ReadEnd::Flood => Some(Farewell::Flood),
+        ReadEnd::PingTimeout => Some(Farewell::PingTimeout),
+        _ => None,
+    };
+    if let Some(bytes) = why.and_then(|why| protocol.farewell(why)) {
+        let _ = Box::pin(session.relay(bytes)).await;
+    }
+    end
+}
+
+/// Frees the read buffer when it holds nothing: a connection waiting for input keeps
+/// no buffer, and the next read starts one for what arrived.
+fn release(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
     }
 }
 
@@ -191,22 +570,31 @@ async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> i
     }
 }
 
-/// Runs a registered session until it ends: `reader` feeds the hub, the writer drains
+/// Runs a registered session until it ends: its input feeds the hub, the writer drains
 /// `outbox`. Tells the hub when the session ends, whichever side ended it.
-pub(crate) async fn drive<W: AsyncWrite + Unpin>(
+async fn converse<P, R, W>(
+    protocol: &mut P,
+    reader: &mut R,
+    buf: &mut BytesMut,
+    writer: &mut W,
     session: &Session,
     outbox: &Outbox,
-    reader: impl Future<Output = ReadEnd>,
-    writer: &mut W,
     shared: &Shared,
-) -> Ending {
+) -> Ending
+where
+    P: Protocol,
+    R: Receive,
+    W: AsyncWrite + Unpin,
+{
     let grace = shared.limits.shutdown_grace();
-    let writing = write_loop(outbox, writer);
-    tokio::pin!(reader, writing);
+    // Both made in place: a future passed by value to an async fn is kept twice in its
+    // state, once as the argument and once pinned.
+    let mut reading = pin!(read_loop(protocol, reader, buf, session, shared));
+    let mut writing = pin!(write_loop(outbox, writer));
     let ending = tokio::select! {
-        end = &mut reader => {
+        end = &mut reading => {
             if !matches!(end, ReadEnd::Quit) {
-                session.disconnect(end.detail()).await;
+                Box::pin(session.disconnect(end.detail())).await;
             }
             // The hub closes the outbox once it has handled the quit or disconnect; what
             // was queued before (replies, the error that ended the session) goes out first.
@@ -225,20 +613,120 @@ pub(crate) async fn drive<W: AsyncWrite + Unpin>(
             Ending::Shutdown
         }
     };
-    session.disconnect(None).await;
+    Box::pin(session.disconnect(None)).await;
     ending
 }
 
 /// Reads and discards input for a short while after the server has said its last word,
 /// so the client reads that word before the connection goes away.
-pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
-    let mut scratch = [0u8; 1024];
-    let _ = tokio::time::timeout(LINGER, async {
-        while let Ok(n) = reader.read(&mut scratch).await {
-            if n == 0 {
-                break;
+async fn linger<R: Receive>(reader: &mut R) {
+    let _ = tokio::time::timeout(LINGER, reader.discard()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use parley_proto::msg::{encode_request, Received, Request, ServerMsg, PROTOCOL_VERSION};
+    use parley_proto::native::FrameDecoder;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio::sync::mpsc;
+
+    use super::{irc, native, Bytes, BytesMut, Ending, Instant, Protocol, Receive, Shared, SocketAddr};
+    use crate::gateway::transport::Received as Arrived;
+    use std::io;
+
+    /// A message transport, as a WebSocket's will be: each message one unit.
+    struct Messages(mpsc::Receiver<Bytes>);
+
+    impl Receive for Messages {
+        async fn receive(&mut self, _: &mut BytesMut) -> io::Result<Arrived> {
+            Ok(self.0.recv().await.map_or(Arrived::Closed, Arrived::Message))
+        }
+
+        async fn discard(&mut self) {
+            while self.0.recv().await.is_some() {}
+        }
+    }
+
+    /// Serves one connection of `P` over [`Messages`]; returns the sender of its input,
+    /// the reading end of its output and the task that ends with the connection.
+    async fn over_messages<P: Protocol + 'static>(
+    ) -> (mpsc::Sender<Bytes>, DuplexStream, tokio::task::JoinHandle<Ending>) {
+        let shared = Shared::for_tests().await;
+        let (input, messages) = mpsc::channel(8);
+        let (server, client) = tokio::io::duplex(64 * 1024);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let task =
+            tokio::spawn(
+                async move { super::serve::<P, _, _>(Messages(messages), server, peer, deadline, &shared).await },
+            );
+        (input, client, task)
+    }
+
+    /// Reads onto `seen` until `text` is in it, and keeps what follows `text` there.
+    async fn read_until(output: &mut DuplexStream, seen: &mut Vec<u8>, text: &str) {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(at) = seen.windows(text.len()).position(|w| w == text.as_bytes()) {
+                seen.drain(..at + text.len());
+                return;
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), output.read(&mut chunk))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "closed before {text:?}: {}", String::from_utf8_lossy(seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn irc_runs_over_a_message_transport() {
+        let (input, mut output, task) = over_messages::<irc::Irc>().await;
+        for line in ["NICK web", "USER web 0 * :On the web", "JOIN #lobby"] {
+            input.send(Bytes::from(line)).await.expect("sent");
+        }
+        let mut seen = Vec::new();
+        read_until(&mut output, &mut seen, " 001 web ").await;
+        read_until(&mut output, &mut seen, " 366 web #lobby ").await;
+        // A line too long is refused, and the message after it is read whole.
+        input.send(Bytes::from(format!("PRIVMSG #lobby :{}", "x".repeat(9000)))).await.expect("sent");
+        read_until(&mut output, &mut seen, " 417 web ").await;
+        input.send(Bytes::from("QUIT :bye")).await.expect("sent");
+        read_until(&mut output, &mut seen, "ERROR :").await;
+        assert!(matches!(task.await.expect("ends"), Ending::Quit));
+    }
+
+    #[tokio::test]
+    async fn native_runs_over_a_message_transport() {
+        let (input, mut output, task) = over_messages::<native::Native>().await;
+        let mut frame = BytesMut::new();
+        let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "webby".into(), password: None };
+        encode_request(1, &hello, b"", &mut frame).expect("encodes");
+        input.send(frame.split().freeze()).await.expect("sent");
+        encode_request(2, &Request::Ping, b"", &mut frame).expect("encodes");
+        input.send(frame.split().freeze()).await.expect("sent");
+        let mut decoder = FrameDecoder::new(64 * 1024, 1024 * 1024);
+        let mut got = BytesMut::new();
+        let mut ids = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !ids.contains(&2) {
+            let n = tokio::time::timeout(Duration::from_secs(10), output.read(&mut chunk))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "closed before the answers");
+            got.extend_from_slice(&chunk[..n]);
+            while let Some(frame) = decoder.decode(&mut got).expect("a frame") {
+                if let Ok(Received { msg: ServerMsg::Result { id }, .. }) = Received::from_frame(frame) {
+                    ids.push(id);
+                }
             }
         }
-    })
-    .await;
+        assert_eq!(ids, vec![1, 2], "welcomed, then answered");
+        drop(input);
+        assert!(matches!(task.await.expect("ends"), Ending::ClientClosed));
+    }
 }

@@ -9,17 +9,15 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Outbox, Record, Reply, RequestId,
-    ServerAction, Session, Throttle, Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Record, Reply, RequestId, ServerAction,
+    Timestamp, Wire,
 };
 use parley_proto::msg::{
     self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
 };
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
 
-use super::{drive, linger, pace, read_more, words, Ending, ReadEnd, Refusal, EXCESS_FLOOD, PING_TIMEOUT};
+use super::{words, Connect, Dialogue, Ending, Farewell, Protocol, ReadEnd, Refusal, Turn};
 use crate::server::{Shared, SHUTDOWN_MESSAGE};
 
 mod transfer;
@@ -32,63 +30,8 @@ const CACHE_SLOT: usize = 1;
 /// Messages in a `history` page when the request names no limit.
 const DEFAULT_HISTORY_PAGE: usize = 50;
 
-/// Serves one native-protocol connection.
-pub(crate) async fn serve<R, W>(
-    mut reader: R,
-    mut writer: W,
-    peer: SocketAddr,
-    deadline: Instant,
-    shared: &Shared,
-) -> Ending
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
-{
-    let mut buf = BytesMut::new();
-    let limits = &shared.limits;
-    let mut decoder = FrameDecoder::new(limits.max_frame_header, limits.max_frame_payload);
-    let outbox = Arc::new(Outbox::new(NativeWire, limits.send_queue_bytes));
-
-    let registered = tokio::select! {
-        registered = tokio::time::timeout_at(
-            deadline,
-            register(&mut reader, &mut writer, &mut buf, &mut decoder, &outbox, peer, shared),
-        ) => registered,
-        () = shared.stopping.cancelled() => {
-            let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;
-            return Ending::Shutdown;
-        }
-    };
-    let session = match registered {
-        Ok(Ok(session)) => session,
-        Ok(Err(ending)) => {
-            if matches!(ending, Ending::Protocol(_)) {
-                let _ = writer.shutdown().await;
-                linger(&mut reader).await;
-            }
-            return ending;
-        }
-        Err(_) => {
-            let bytes = error_frame(None, ErrorCode::NotRegistered, "no hello within the handshake timeout");
-            let _ = writer.write_all(&bytes).await;
-            return Ending::HandshakeTimeout;
-        }
-    };
-    tracing::debug!(%peer, session = ?session.id(), "registered");
-
-    let throttle = Throttle::new(limits.flood(), Instant::now().into_std());
-    let idle = (limits.idle_ping(), limits.idle_timeout());
-    let transfers = Transfers::new(shared);
-    let reading = read_loop(&mut reader, &mut buf, &mut decoder, &session, throttle, idle, transfers);
-    let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
-    if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
-        linger(&mut reader).await;
-    }
-    ending
-}
-
 /// What one frame asks for, once checked.
-enum Inbound {
+pub(crate) enum Inbound {
     Request {
         id: u64,
         request: Request,
@@ -100,33 +43,20 @@ enum Inbound {
     Fatal(Bytes, String),
 }
 
-/// Reads the next frame and checks it; `None` at the end of input.
-async fn next_inbound<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buf: &mut BytesMut,
-    decoder: &mut FrameDecoder,
-) -> std::io::Result<Option<Inbound>> {
-    loop {
-        match decoder.decode(buf) {
-            Ok(Some(frame)) => return Ok(Some(check(&frame))),
-            Ok(None) => {}
-            Err(e) => {
-                let (id, code) = match &e {
-                    FrameError::HeaderTooLong { .. } => (None, ErrorCode::HeaderTooLong),
-                    FrameError::MalformedHeader(_) => (None, ErrorCode::BadHeader),
-                    FrameError::PayloadTooLarge { id, .. } => (*id, ErrorCode::PayloadTooLarge),
-                };
-                let reply = error_frame(id, code, &e.to_string());
-                return Ok(Some(if e.is_fatal() {
-                    Inbound::Fatal(reply, e.to_string())
-                } else {
-                    Inbound::Answered(reply)
-                }));
-            }
-        }
-        if read_more(reader, buf).await? == 0 {
-            // A peer that stops mid-frame simply leaves; there is nobody to answer.
-            return Ok(None);
+/// The next frame, checked; `None` when more bytes are needed. A peer that stops
+/// mid-frame simply leaves: there is nobody to answer.
+fn next_inbound(buf: &mut BytesMut, decoder: &mut FrameDecoder) -> Option<Inbound> {
+    match decoder.decode(buf) {
+        Ok(Some(frame)) => Some(check(&frame)),
+        Ok(None) => None,
+        Err(e) => {
+            let (id, code) = match &e {
+                FrameError::HeaderTooLong { .. } => (None, ErrorCode::HeaderTooLong),
+                FrameError::MalformedHeader(_) => (None, ErrorCode::BadHeader),
+                FrameError::PayloadTooLarge { id, .. } => (*id, ErrorCode::PayloadTooLarge),
+            };
+            let reply = error_frame(id, code, &e.to_string());
+            Some(if e.is_fatal() { Inbound::Fatal(reply, e.to_string()) } else { Inbound::Answered(reply) })
         }
     }
 }
@@ -145,111 +75,85 @@ fn check(frame: &Frame) -> Inbound {
     }
 }
 
-/// Until a `hello` is accepted.
-async fn register<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    buf: &mut BytesMut,
-    decoder: &mut FrameDecoder,
-    outbox: &Arc<Outbox>,
-    peer: SocketAddr,
-    shared: &Shared,
-) -> Result<Session, Ending>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    loop {
-        let inbound = next_inbound(reader, buf, decoder).await.map_err(Ending::Io)?;
+/// The native protocol, for the connection driver.
+pub(crate) struct Native {
+    decoder: FrameDecoder,
+    transfers: Transfers,
+    /// The id of the `hello` being answered, while registering.
+    hello: u64,
+}
+
+impl Protocol for Native {
+    type Input = Inbound;
+    type Wire = NativeWire;
+    const PINGS: bool = true;
+
+    fn new(_: SocketAddr, shared: &Shared) -> Native {
+        let limits = &shared.limits;
+        Native {
+            decoder: FrameDecoder::new(limits.max_frame_header, limits.max_frame_payload),
+            transfers: Transfers::new(shared),
+            hello: 0,
+        }
+    }
+
+    fn wire(&self) -> NativeWire {
+        NativeWire
+    }
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Option<Inbound> {
+        next_inbound(buf, &mut self.decoder)
+    }
+
+    /// Until a `hello` is accepted.
+    async fn register(&mut self, inbound: Inbound, out: &mut BytesMut, _: &Shared) -> Dialogue {
         let answer = match inbound {
-            None => return Err(Ending::ClientClosed),
-            Some(Inbound::Answered(bytes)) => bytes,
-            Some(Inbound::Fatal(bytes, why)) => {
-                let _ = writer.write_all(&bytes).await;
-                return Err(Ending::Protocol(why));
+            Inbound::Answered(bytes) => bytes,
+            Inbound::Fatal(bytes, why) => {
+                out.extend_from_slice(&bytes);
+                return Dialogue::End(Ending::Protocol(why));
             }
-            Some(Inbound::Request { id, request: Request::Hello { version, nick, password }, .. }) => {
-                if version != PROTOCOL_VERSION {
-                    let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
-                    error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
-                } else {
-                    let (address, req, outbox) = (Some(peer.ip()), RequestId(id), outbox.clone());
-                    let registered = match password {
-                        Some(password) => shared.hub.connect_as(&nick, password, address, req, outbox).await,
-                        None => shared.hub.connect(&nick, address, req, outbox).await,
-                    };
-                    match registered {
-                        Ok(session) => return Ok(session),
-                        Err(HubError::ShuttingDown) => {
-                            let _ = writer.write_all(&frame(&shutdown_msg(&Utc::now()), b"")).await;
-                            return Err(Ending::Shutdown);
-                        }
-                        Err(e @ HubError::ServerBanned { .. }) => {
-                            let _ = writer.write_all(&hub_error_frame(id, &e)).await;
-                            return Err(Ending::ServerClosed);
-                        }
-                        Err(e) => hub_error_frame(id, &e),
-                    }
+            Inbound::Request { id, request: Request::Hello { version, nick, password }, .. } => {
+                if version == PROTOCOL_VERSION {
+                    self.hello = id;
+                    return Dialogue::Connect(Connect::Nick { nick, password, req: RequestId(id) });
                 }
+                let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
+                error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
             }
-            Some(Inbound::Request { id, request, .. }) => {
+            Inbound::Request { id, request, .. } => {
                 let why = format!("send hello before {}", request.kind());
                 error_frame(Some(id), ErrorCode::NotRegistered, &why)
             }
         };
-        writer.write_all(&answer).await.map_err(Ending::Io)?;
+        out.extend_from_slice(&answer);
+        Dialogue::Continue
     }
-}
 
-/// Turns requests into hub commands until the client leaves.
-async fn read_loop<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buf: &mut BytesMut,
-    decoder: &mut FrameDecoder,
-    session: &Session,
-    mut throttle: Throttle,
-    (idle_ping, idle_timeout): (Duration, Duration),
-    mut transfers: Transfers,
-) -> ReadEnd {
-    let mut heard = Instant::now();
-    let mut pinged = false;
-    loop {
-        // Cancel-safe: `next_inbound` keeps everything it has read in `buf`.
-        let deadline = heard + if pinged { idle_timeout } else { idle_ping };
-        let inbound = match tokio::time::timeout_at(deadline, next_inbound(reader, buf, decoder)).await {
-            Ok(inbound) => inbound,
-            Err(_) if !pinged => {
-                pinged = true;
-                if session.relay(frame(&ServerMsg::Ping { ts: ts(&Utc::now()) }, b"")).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
-            }
-            Err(_) => return ReadEnd::Limit(PING_TIMEOUT),
-        };
-        (heard, pinged) = (Instant::now(), false);
-        let streaming = matches!(&inbound, Ok(Some(Inbound::Request { request, payload, .. }))
+    fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool {
+        out.extend_from_slice(&hub_error_frame(self.hello, error));
+        !matches!(error, HubError::ServerBanned { .. })
+    }
+
+    /// Turns a request into a hub command.
+    async fn handle(&mut self, inbound: Inbound, turn: &mut Turn<'_>) -> Result<(), ReadEnd> {
+        let transfers = &mut self.transfers;
+        let streaming = matches!(&inbound, Inbound::Request { request, payload, .. }
             if transfers.streaming(request, payload));
-        if !streaming && !pace(&mut throttle).await {
-            let why = "you sent faster than the server allows for too long";
-            let _ = session.relay(error_frame(None, ErrorCode::ExcessFlood, why)).await;
-            return ReadEnd::Limit(EXCESS_FLOOD);
+        if !streaming {
+            turn.pace().await?;
         }
+        let session = turn.session;
         let (id, request, payload) = match inbound {
-            Err(e) => return ReadEnd::Io(e),
-            Ok(None) => return ReadEnd::Closed,
-            Ok(Some(Inbound::Request { id, request, payload })) => (id, request, payload),
-            Ok(Some(Inbound::Answered(bytes))) => {
+            Inbound::Request { id, request, payload } => (id, request, payload),
+            Inbound::Answered(bytes) => {
                 tracing::info!(session = ?session.id(), "bad request answered with an error");
-                if session.relay(bytes).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
+                return turn.relay(bytes).await;
             }
-            Ok(Some(Inbound::Fatal(bytes, why))) => {
+            Inbound::Fatal(bytes, why) => {
                 tracing::info!(session = ?session.id(), "closing after a protocol error: {why}");
-                let _ = session.relay(bytes).await;
-                return ReadEnd::Fatal(why);
+                let _ = turn.relay(bytes).await;
+                return Err(ReadEnd::Fatal(why));
             }
         };
         let req = RequestId(id);
@@ -331,7 +235,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Whois { nick } => Ok(Command::Whois { nick }),
             Request::Invite { room, nick } => Ok(Command::Invite { nick, room }),
             Request::Upload { .. } | Request::Chunk { .. } | Request::Download { .. } | Request::Read { .. } => {
-                match transfers.handle(session, id, request, payload).await {
+                match self.transfers.handle(session, id, request, payload).await {
                     Outcome::Post(command) => Ok(command),
                     Outcome::Answer(bytes) => Err(bytes),
                 }
@@ -339,23 +243,43 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
-                    Ok(()) => ReadEnd::Quit,
-                    Err(_) => ReadEnd::Closed,
+                    Ok(()) => Err(ReadEnd::Quit),
+                    Err(_) => Err(ReadEnd::Closed),
                 };
             }
         };
         match command {
-            Ok(command) => {
-                if session.send(req, command).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-            }
-            Err(bytes) => {
-                if session.relay(bytes).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-            }
+            Ok(command) => turn.send(req, command).await,
+            Err(bytes) => turn.relay(bytes).await,
         }
+    }
+
+    fn ping(&self) -> Option<Bytes> {
+        Some(frame(&ServerMsg::Ping { ts: ts(&Utc::now()) }, b""))
+    }
+
+    fn farewell(&self, why: Farewell) -> Option<Bytes> {
+        match why {
+            Farewell::Shutdown => Some(frame(&shutdown_msg(&Utc::now()), b"")),
+            Farewell::HandshakeTimeout => {
+                Some(error_frame(None, ErrorCode::NotRegistered, "no hello within the handshake timeout"))
+            }
+            Farewell::Flood => {
+                Some(error_frame(None, ErrorCode::ExcessFlood, "you sent faster than the server allows for too long"))
+            }
+            // A ClientHello on a plain port fails as a header too long, and the others
+            // see a ping timeout as the reason it left.
+            Farewell::NotTls | Farewell::PingTimeout => None,
+        }
+    }
+
+    /// What a refused connection reads before it is closed.
+    fn refusal(why: Refusal) -> Bytes {
+        let code = match why {
+            Refusal::ServerFull => ErrorCode::ServerFull,
+            Refusal::TooManyFromAddress => ErrorCode::TooManyConnections,
+        };
+        error_frame(None, code, &why.to_string())
     }
 }
 
@@ -412,15 +336,6 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::WrongKey(_) | HubError::RoomFull(_) | HubError::InviteOnly(_) => ErrorCode::Banned,
         HubError::AlreadyInRoom { .. } | HubError::BadMode(_) => ErrorCode::BadRequest,
     }
-}
-
-/// What a refused connection reads before it is closed.
-pub(crate) fn refusal(why: Refusal) -> Bytes {
-    let code = match why {
-        Refusal::ServerFull => ErrorCode::ServerFull,
-        Refusal::TooManyFromAddress => ErrorCode::TooManyConnections,
-    };
-    error_frame(None, code, &why.to_string())
 }
 
 fn hub_error_frame(id: u64, e: &HubError) -> Bytes {

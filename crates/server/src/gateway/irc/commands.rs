@@ -2,14 +2,11 @@
 //! commands (with the [`Context`] their answers need) or answered by the gateway itself
 //! through [`Session::relay`], so every answer keeps its place in line.
 
-use std::io;
-use std::time::Duration;
-
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Action, Command, Cursor, Kind, ModeChange, Nick, RoomMode, ServerAction, Session, Throttle};
+use parley_hub::{Action, Command, Cursor, Kind, ModeChange, Nick, RoomMode, ServerAction, Session};
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
-use tokio::io::AsyncRead;
+use std::time::Duration;
 use tokio::time::Instant;
 
 use super::oper::OperPacing;
@@ -17,7 +14,7 @@ use super::register::cap;
 use super::wire::Lines;
 use super::{source_str, wire_param, Context, Link};
 use crate::gateway::words;
-use crate::gateway::{pace, read_more, ReadEnd, EXCESS_FLOOD, PING_TIMEOUT};
+use crate::gateway::{ReadEnd, Turn};
 
 /// The most targets of one PRIVMSG or NOTICE (`TARGMAX`).
 pub(super) const MAX_TARGETS: usize = 4;
@@ -30,16 +27,13 @@ pub(super) const MAX_KICKS: usize = 1;
 /// The most mode changes with an argument in one MODE (`MODES`).
 const MAX_MODES: usize = 4;
 
-/// A connection's input: the bytes read and the bounded line decoder.
+/// A connection's input decoder: bounded lines, parsed as messages.
 pub(super) struct Input {
-    buf: BytesMut,
     decoder: LineDecoder,
 }
 
-/// What [`Input::next`] found.
-pub(super) enum Read {
-    /// The client closed the connection.
-    Closed,
+/// One unit of a connection's input.
+pub(crate) enum Read {
     /// A message.
     Message(Message),
     /// A line that is not one, with the answer to give.
@@ -48,145 +42,108 @@ pub(super) enum Read {
 
 impl Input {
     pub(super) fn new() -> Input {
-        Input { buf: BytesMut::new(), decoder: LineDecoder::new(MAX_LINE_WITH_TAGS) }
+        Input { decoder: LineDecoder::new(MAX_LINE_WITH_TAGS) }
     }
 
-    /// Whether the client opened with a TLS ClientHello (record type 22, version 3.x),
-    /// which would otherwise sit here as an endless line until the deadline.
-    pub(super) async fn starts_with_tls<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> io::Result<bool> {
-        if self.buf.is_empty() && read_more(reader, &mut self.buf).await? == 0 {
-            return Ok(false);
-        }
-        Ok(self.buf.starts_with(&[0x16, 0x03]))
-    }
-
-    /// The next message; lines that are not messages are answered, never dropped in
-    /// silence (but for empty lines, which clients send as keepalives).
-    pub(super) async fn next<R: AsyncRead + Unpin>(&mut self, reader: &mut R, link: &Link) -> io::Result<Read> {
+    /// The next message in `buf`; `None` when more bytes are needed. Lines that are not
+    /// messages are answered, never dropped in silence (but for empty lines, which
+    /// clients send as keepalives).
+    pub(super) fn decode(&mut self, buf: &mut BytesMut, link: &Link) -> Option<Read> {
         loop {
-            let decoded = match self.decoder.decode(&mut self.buf) {
-                Ok(None) => {
-                    if read_more(reader, &mut self.buf).await? == 0 {
-                        match self.decoder.decode_eof(&mut self.buf) {
-                            Ok(Some(line)) => Ok(line),
-                            Ok(None) | Err(_) => return Ok(Read::Closed),
-                        }
-                    } else {
-                        continue;
-                    }
-                }
+            let decoded = match self.decoder.decode(buf) {
+                Ok(None) => return None,
                 Ok(Some(line)) => Ok(line),
                 Err(e) => Err(e),
             };
-            let mut lines = Lines::new(link);
-            let line = match decoded {
-                Ok(line) => line,
-                Err(LineError::TooLong { .. }) => {
-                    lines.numeric("417", &[], "Input line was too long");
-                    return Ok(Read::Refused(lines.text.into()));
-                }
-                Err(LineError::InvalidUtf8) => {
-                    let server = link.server.name.clone();
-                    lines.from(&server, "FAIL", &["*", "INVALID_UTF8"], Some("Message rejected: not UTF-8"), "");
-                    return Ok(Read::Refused(lines.text.into()));
-                }
-            };
-            match Message::parse(&line) {
-                Ok(message) => return Ok(Read::Message(message)),
-                Err(ParseError::Empty) => continue,
-                Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
-                    lines.numeric("417", &[], "Input line was too long");
-                }
-                Err(ParseError::ForbiddenCharacter) => {
-                    lines.numeric("400", &["*"], "Lines may not contain NUL or CR characters");
-                }
-                Err(ParseError::NoCommand | ParseError::BadCommand) => {
-                    let word = line.split_whitespace().find(|w| !w.starts_with(['@', ':'])).unwrap_or("*");
-                    lines.numeric("421", &[&wire_param(word)], "Unknown command");
-                }
+            if let Some(read) = read(decoded, link) {
+                return Some(read);
             }
-            return Ok(Read::Refused(lines.text.into()));
+        }
+    }
+
+    /// The last message, unterminated, at the end of input.
+    pub(super) fn decode_eof(&mut self, buf: &mut BytesMut, link: &Link) -> Option<Read> {
+        match self.decoder.decode_eof(buf) {
+            Ok(Some(line)) => read(Ok(line), link),
+            Ok(None) | Err(_) => None,
         }
     }
 }
 
-/// Turns IRC lines into hub commands until the client leaves.
-pub(super) async fn read_loop<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    input: &mut Input,
-    session: &Session,
-    link: &Link,
-    mut pacing: Pacing,
-    (idle_ping, idle_timeout): (Duration, Duration),
-) -> ReadEnd {
-    let mut heard = Instant::now();
-    let mut pinged = false;
-    loop {
-        // Cancel-safe: `Input::next` keeps everything it has read in its buffer.
-        let deadline = heard + if pinged { idle_timeout } else { idle_ping };
-        let read = match tokio::time::timeout_at(deadline, input.next(reader, link)).await {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => return ReadEnd::Io(e),
-            Err(_) if !pinged => {
-                pinged = true;
-                let ping = format!("PING :{}\r\n", link.server.name);
-                if session.relay(ping.into()).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
-            }
-            Err(_) => {
-                let _ = session.relay(closing(link, "Ping timeout")).await;
-                return ReadEnd::Limit(PING_TIMEOUT);
-            }
-        };
-        (heard, pinged) = (Instant::now(), false);
-        let message = match read {
-            Read::Closed => return ReadEnd::Closed,
-            Read::Refused(bytes) => {
-                if session.relay(bytes).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-                continue;
-            }
-            Read::Message(message) => message,
-        };
-        if !pace(&mut pacing.flood).await {
-            let _ = session.relay(closing(link, "Excess Flood")).await;
-            return ReadEnd::Limit(EXCESS_FLOOD);
+/// A decoded line as a message, or the answer to one that is not; `None` for an empty
+/// line.
+fn read(decoded: Result<String, LineError>, link: &Link) -> Option<Read> {
+    let mut lines = Lines::new(link);
+    let line = match decoded {
+        Ok(line) => line,
+        Err(LineError::TooLong { .. }) => {
+            lines.numeric("417", &[], "Input line was too long");
+            return Some(Read::Refused(lines.text.into()));
         }
-        match dispatch(&message, session, link, &mut pacing).await {
-            Ok(Flow::Go) => {}
-            Ok(Flow::Quit) => return ReadEnd::Quit,
-            Ok(Flow::Close { told, others }) => {
-                let _ = session.relay(closing(link, told)).await;
-                return ReadEnd::Limit(others);
-            }
-            Err(Gone) => return ReadEnd::Closed,
+        Err(LineError::InvalidUtf8) => {
+            let server = link.server.name.clone();
+            lines.from(&server, "FAIL", &["*", "INVALID_UTF8"], Some("Message rejected: not UTF-8"), "");
+            return Some(Read::Refused(lines.text.into()));
         }
+    };
+    match Message::parse(&line) {
+        Ok(message) => return Some(Read::Message(message)),
+        Err(ParseError::Empty) => return None,
+        Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
+            lines.numeric("417", &[], "Input line was too long");
+        }
+        Err(ParseError::ForbiddenCharacter) => {
+            lines.numeric("400", &["*"], "Lines may not contain NUL or CR characters");
+        }
+        Err(ParseError::NoCommand | ParseError::BadCommand) => {
+            let word = line.split_whitespace().find(|w| !w.starts_with(['@', ':'])).unwrap_or("*");
+            lines.numeric("421", &[&wire_param(word)], "Unknown command");
+        }
+    }
+    Some(Read::Refused(lines.text.into()))
+}
+
+/// Turns one IRC line into hub commands.
+pub(super) async fn handle(read: Read, turn: &mut Turn<'_>, link: &Link, oper: &mut OperPacing) -> Result<(), ReadEnd> {
+    let message = match read {
+        Read::Refused(bytes) => return turn.relay(bytes).await,
+        Read::Message(message) => message,
+    };
+    turn.pace().await?;
+    let session = turn.session;
+    let mut pacing = Pacing { turn, oper };
+    match dispatch(&message, session, link, &mut pacing).await {
+        Ok(Flow::Go) => Ok(()),
+        Ok(Flow::Quit) => Err(ReadEnd::Quit),
+        Ok(Flow::Flooded) => Err(ReadEnd::Flood),
+        Ok(Flow::Close { told, others }) => {
+            let _ = session.relay(closing(link, told)).await;
+            Err(ReadEnd::Limit(others))
+        }
+        Err(Gone) => Err(ReadEnd::Closed),
     }
 }
 
-fn closing(link: &Link, why: &str) -> Bytes {
+pub(super) fn closing(link: &Link, why: &str) -> Bytes {
     format!("ERROR :Closing link: {} ({why})\r\n", source_str(&link.me())).into()
 }
 
-/// What a connection's reader keeps between lines to slow a client down: its flood
-/// throttle, which every line and every further target of a comma list draw on, and
-/// its record of failed `OPER`s.
-pub(super) struct Pacing {
-    pub(super) flood: Throttle,
-    pub(super) oper: OperPacing,
+/// What slows a client down while one line is handled: the driver's flood control,
+/// which every line and every further target of a comma list draw on, and the
+/// connection's record of failed `OPER`s.
+struct Pacing<'a, 'b> {
+    turn: &'a mut Turn<'b>,
+    oper: &'a mut OperPacing,
 }
 
-impl Pacing {
-    /// Draws on the flood throttle for the targets of a comma list after the first (the
-    /// line paid for that one): a list of many channels costs what as many lines do.
-    /// `Some` when the client flooded and must go.
+impl Pacing<'_, '_> {
+    /// Draws on flood control for the targets of a comma list after the first (the line
+    /// paid for that one): a list of many channels costs what as many lines do. `Some`
+    /// when the client flooded and must go.
     async fn targets(&mut self, targets: usize) -> Option<Flow> {
         for _ in 1..targets {
-            if !pace(&mut self.flood).await {
-                return Some(Flow::Close { told: "Excess Flood", others: EXCESS_FLOOD });
+            if self.turn.pace().await.is_err() {
+                return Some(Flow::Flooded);
             }
         }
         None
@@ -197,6 +154,8 @@ impl Pacing {
 enum Flow {
     Go,
     Quit,
+    /// The client flooded for too long; the driver tells it so.
+    Flooded,
     /// The client broke a limit: it is `told` why in an `ERROR`, and the others see
     /// `others` as its quit reason.
     Close {
@@ -256,7 +215,12 @@ fn list(targets: &str) -> Vec<&str> {
 /// than `max` is refused whole, naming its first target over the limit (`407`,
 /// ERR_TOOMANYTARGETS). `Some`: the command stops there, and the session goes on as the
 /// flow says.
-async fn within(out: &Out<'_>, pacing: &mut Pacing, targets: &[&str], max: usize) -> Result<Option<Flow>, Gone> {
+async fn within(
+    out: &Out<'_>,
+    pacing: &mut Pacing<'_, '_>,
+    targets: &[&str],
+    max: usize,
+) -> Result<Option<Flow>, Gone> {
     if let Some(over) = targets.get(max) {
         out.numeric("407", &[&wire_param(over)], "Too many targets").await?;
         return Ok(Some(Flow::Go));
@@ -264,7 +228,12 @@ async fn within(out: &Out<'_>, pacing: &mut Pacing, targets: &[&str], max: usize
     Ok(pacing.targets(targets.len()).await)
 }
 
-async fn dispatch(message: &Message, session: &Session, link: &Link, pacing: &mut Pacing) -> Result<Flow, Gone> {
+async fn dispatch(
+    message: &Message,
+    session: &Session,
+    link: &Link,
+    pacing: &mut Pacing<'_, '_>,
+) -> Result<Flow, Gone> {
     let out = Out { session, link };
     let command = message.command.to_ascii_uppercase();
     let param = |i: usize| message.param(i).filter(|p| !p.is_empty());
@@ -489,7 +458,7 @@ async fn dispatch(message: &Message, session: &Session, link: &Link, pacing: &mu
             let (Some(name), Some(password)) = (param(0), param(1)) else {
                 return out.need_more("OPER").await.map(|()| Flow::Go);
             };
-            return handle_oper(&out, &mut pacing.oper, name, password).await;
+            return handle_oper(&out, pacing.oper, name, password).await;
         }
         "CHATHISTORY" => chathistory(&out, &message.params).await?,
         "PING" => {

@@ -17,12 +17,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
-use parley_hub::{Nick, Outbox, Throttle, Timestamp};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Instant;
+use bytes::{Bytes, BytesMut};
+use parley_hub::{Command, HubError, Nick, RequestId, Timestamp};
 
-use super::{drive, linger, Ending, Refusal};
+use super::{Dialogue, Farewell, Protocol, ReadEnd, Refusal, Turn};
 use crate::server::Shared;
 
 /// The user part of everyone's mask.
@@ -276,10 +274,10 @@ impl Link {
     }
 
     /// A request id for `context`, remembered until its answer is encoded.
-    pub(crate) fn expect(&self, context: Context) -> parley_hub::RequestId {
+    pub(crate) fn expect(&self, context: Context) -> RequestId {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         lock(&self.pending).insert(id, context);
-        parley_hub::RequestId(id)
+        RequestId(id)
     }
 
     /// The context of a request, while it is being answered.
@@ -301,56 +299,80 @@ impl Link {
     }
 }
 
-/// Serves one IRC connection.
-pub(crate) async fn serve<R, W>(
-    mut reader: R,
-    mut writer: W,
+/// IRC, for the connection driver.
+pub(crate) struct Irc {
+    link: Arc<Link>,
+    input: commands::Input,
     peer: SocketAddr,
-    deadline: Instant,
-    shared: &Shared,
-) -> Ending
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
-{
-    let link = Arc::new(Link::new(shared.irc.clone()));
-    let outbox = Arc::new(Outbox::new(wire::IrcWire { link: link.clone() }, shared.limits.send_queue_bytes));
-    let mut input = commands::Input::new();
-    let registered = tokio::select! {
-        registered = tokio::time::timeout_at(
-            deadline,
-            register::register(&mut reader, &mut writer, &mut input, &link, &outbox, peer, shared),
-        ) => registered,
-        () = shared.stopping.cancelled() => {
-            register::goodbye(&mut writer, &link, "Server is shutting down").await;
-            return Ending::Shutdown;
-        }
-    };
-    let (session, realname) = match registered {
-        Ok(Ok(registered)) => registered,
-        Ok(Err(ending)) => return ending,
-        Err(_) => {
-            register::goodbye(&mut writer, &link, "Registration timed out").await;
-            return Ending::HandshakeTimeout;
-        }
-    };
-    tracing::debug!(%peer, session = ?session.id(), "registered over IRC");
-    let _ = session.send(link.expect(Context::None), parley_hub::Command::Describe { realname }).await;
-    let throttle = Throttle::new(shared.limits.flood(), Instant::now().into_std());
-    let oper = oper::OperPacing::new(peer, shared.limits.max_oper_failures, shared.limits.oper_retry());
-    let pacing = commands::Pacing { flood: throttle, oper };
-    let idle = (shared.limits.idle_ping(), shared.limits.idle_timeout());
-    let reading = commands::read_loop(&mut reader, &mut input, &session, &link, pacing, idle);
-    let ending = drive(&session, &outbox, reading, &mut writer, shared).await;
-    if matches!(ending, Ending::Quit | Ending::ServerClosed | Ending::Shutdown | Ending::Protocol(_)) {
-        linger(&mut reader).await;
-    }
-    ending
+    /// What registration has gathered.
+    pending: register::Pending,
+    oper: oper::OperPacing,
 }
 
-/// What a refused connection reads before it is closed.
-pub(crate) fn refusal(why: Refusal) -> Bytes {
-    format!("ERROR :Closing link: {why}\r\n").into()
+impl Protocol for Irc {
+    type Input = commands::Read;
+    type Wire = wire::IrcWire;
+    const PINGS: bool = true;
+
+    fn new(peer: SocketAddr, shared: &Shared) -> Irc {
+        let limits = &shared.limits;
+        Irc {
+            link: Arc::new(Link::new(shared.irc.clone())),
+            input: commands::Input::new(),
+            peer,
+            pending: register::Pending::default(),
+            oper: oper::OperPacing::new(peer, limits.max_oper_failures, limits.oper_retry()),
+        }
+    }
+
+    fn wire(&self) -> wire::IrcWire {
+        wire::IrcWire { link: self.link.clone() }
+    }
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Option<commands::Read> {
+        self.input.decode(buf, &self.link)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Option<commands::Read> {
+        self.input.decode_eof(buf, &self.link)
+    }
+
+    async fn register(&mut self, read: commands::Read, out: &mut BytesMut, shared: &Shared) -> Dialogue {
+        register::step(read, &mut self.pending, &self.link, out, self.peer, shared).await
+    }
+
+    fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool {
+        register::refused(error, &mut self.pending, &self.link, out)
+    }
+
+    fn registered(&mut self) -> Option<(RequestId, Command)> {
+        let realname = self.pending.take_realname();
+        Some((self.link.expect(Context::None), Command::Describe { realname }))
+    }
+
+    async fn handle(&mut self, read: commands::Read, turn: &mut Turn<'_>) -> Result<(), ReadEnd> {
+        commands::handle(read, turn, &self.link, &mut self.oper).await
+    }
+
+    fn ping(&self) -> Option<Bytes> {
+        Some(format!("PING :{}\r\n", self.link.server.name).into())
+    }
+
+    fn farewell(&self, why: Farewell) -> Option<Bytes> {
+        let why = match why {
+            Farewell::NotTls => return Some(Bytes::from_static(b"ERROR :This port speaks plain IRC, not TLS\r\n")),
+            Farewell::Shutdown => "Server is shutting down",
+            Farewell::HandshakeTimeout => "Registration timed out",
+            Farewell::Flood => "Excess Flood",
+            Farewell::PingTimeout => "Ping timeout",
+        };
+        Some(commands::closing(&self.link, why))
+    }
+
+    /// What a refused connection reads before it is closed.
+    fn refusal(why: Refusal) -> Bytes {
+        format!("ERROR :Closing link: {why}\r\n").into()
+    }
 }
 
 #[cfg(test)]

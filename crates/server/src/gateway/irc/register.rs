@@ -1,20 +1,19 @@
 //! Registration: `CAP` negotiation, `PASS`, `NICK`, `USER` and SASL PLAIN, until the hub
-//! accepts the session. Until then there is no outbox writer, so answers are written
-//! straight to the socket.
+//! accepts the session. Until then there is no outbox writer: the driver writes the
+//! answers straight to the socket.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use base64::Engine as _;
-use parley_hub::{HubError, Nick, Outbox, Session, Verified};
+use bytes::BytesMut;
+use parley_hub::{HubError, Nick, Verified};
 use parley_proto::irc::Message;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::caps::{self, Cap};
-use super::commands::{Input, Read};
+use super::commands::{closing, Read};
 use super::wire::Lines;
 use super::{source_str, Context, Link};
-use crate::gateway::Ending;
+use crate::gateway::{Connect, Dialogue, Ending};
 use crate::server::Shared;
 
 /// SASL payloads come in chunks of this many base64 characters; a shorter chunk (or
@@ -25,16 +24,9 @@ const SASL_CHUNK: usize = 400;
 /// password with room to spare.
 const SASL_MAX: usize = 2048;
 
-/// Writes `ERROR :reason` and leaves the socket to be closed.
-pub(super) async fn goodbye<W: AsyncWrite + Unpin>(writer: &mut W, link: &Link, reason: &str) {
-    let line = format!("ERROR :Closing link: {} ({reason})\r\n", source_str(&link.me()));
-    let _ = writer.write_all(line.as_bytes()).await;
-    let _ = writer.flush().await;
-}
-
 /// What the client has told us so far.
 #[derive(Default)]
-struct Pending {
+pub(super) struct Pending {
     nick: Option<String>,
     realname: Option<String>,
     password: Option<String>,
@@ -45,128 +37,122 @@ struct Pending {
     verified: Option<Verified>,
 }
 
-/// Registers the connection with the hub; returns the session and the client's real
-/// name.
-pub(super) async fn register<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    input: &mut Input,
-    link: &Arc<Link>,
-    outbox: &Arc<Outbox>,
+impl Pending {
+    /// The real name given with `USER`, once registered.
+    pub(super) fn take_realname(&mut self) -> String {
+        self.realname.take().unwrap_or_default()
+    }
+}
+
+/// One line of registration; what to answer goes into `out`.
+pub(super) async fn step(
+    read: Read,
+    pending: &mut Pending,
+    link: &Link,
+    out: &mut BytesMut,
     peer: SocketAddr,
     shared: &Shared,
-) -> Result<(Session, String), Ending>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut pending = Pending::default();
+) -> Dialogue {
     let server = link.server.clone();
-    if input.starts_with_tls(reader).await.map_err(Ending::Io)? {
-        let _ = writer.write_all(b"ERROR :This port speaks plain IRC, not TLS\r\n").await;
-        return Err(Ending::Protocol("a TLS handshake on a plain-text port".to_owned()));
+    let message = match read {
+        Read::Message(message) => message,
+        Read::Refused(bytes) => {
+            out.extend_from_slice(&bytes);
+            return Dialogue::Continue;
+        }
+    };
+    let mut lines = Lines::new(link);
+    let command = message.command.to_ascii_uppercase();
+    match command.as_str() {
+        "CAP" => cap(&message, link, &mut lines, &mut pending.negotiating),
+        "PASS" => match message.param(0) {
+            Some(password) => pending.password = Some(password.to_owned()),
+            None => lines.numeric("461", &["PASS"], "Not enough parameters"),
+        },
+        "NICK" => match message.param(0).filter(|n| !n.is_empty()) {
+            None => lines.numeric("431", &[], "No nickname given"),
+            Some(nick) => match Nick::parse(nick, server.max_nick) {
+                Ok(_) => {
+                    link.set_me(nick);
+                    pending.nick = Some(nick.to_owned());
+                }
+                Err(_) => lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname"),
+            },
+        },
+        "USER" => {
+            if message.params.len() < 4 {
+                lines.numeric("461", &["USER"], "Not enough parameters");
+            } else {
+                let realname = message.params[3].trim();
+                let username = message.params[0].as_str();
+                pending.realname = Some(if realname.is_empty() { username } else { realname }.to_owned());
+            }
+        }
+        "AUTHENTICATE" => {
+            if let Some(verified) = authenticate(&message, link, &mut lines, pending, peer, shared).await {
+                pending.verified = Some(verified);
+            }
+        }
+        "PING" => {
+            let token = message.param(0).unwrap_or("");
+            let name = server.name.clone();
+            lines.from(&name, "PONG", &[&name], Some(token), "");
+        }
+        "PONG" => {}
+        "QUIT" => {
+            out.extend_from_slice(&closing(link, "Client quit"));
+            return Dialogue::End(Ending::Quit);
+        }
+        other => lines.numeric("451", &[&super::wire_param(other)], "You have not registered"),
     }
-    loop {
-        let message = match input.next(reader, link).await.map_err(Ending::Io)? {
-            Read::Closed => return Err(Ending::ClientClosed),
-            Read::Message(message) => message,
-            Read::Refused(bytes) => {
-                writer.write_all(&bytes).await.map_err(Ending::Io)?;
-                continue;
-            }
-        };
-        let mut lines = Lines::new(link);
-        let command = message.command.to_ascii_uppercase();
-        match command.as_str() {
-            "CAP" => cap(&message, link, &mut lines, &mut pending.negotiating),
-            "PASS" => match message.param(0) {
-                Some(password) => pending.password = Some(password.to_owned()),
-                None => lines.numeric("461", &["PASS"], "Not enough parameters"),
-            },
-            "NICK" => match message.param(0).filter(|n| !n.is_empty()) {
-                None => lines.numeric("431", &[], "No nickname given"),
-                Some(nick) => match Nick::parse(nick, server.max_nick) {
-                    Ok(_) => {
-                        link.set_me(nick);
-                        pending.nick = Some(nick.to_owned());
-                    }
-                    Err(_) => lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname"),
-                },
-            },
-            "USER" => {
-                if message.params.len() < 4 {
-                    lines.numeric("461", &["USER"], "Not enough parameters");
-                } else {
-                    let realname = message.params[3].trim();
-                    let username = message.params[0].as_str();
-                    pending.realname = Some(if realname.is_empty() { username } else { realname }.to_owned());
-                }
-            }
-            "AUTHENTICATE" => {
-                if let Some(verified) = authenticate(&message, link, &mut lines, &mut pending, peer, shared).await {
-                    pending.verified = Some(verified);
-                }
-            }
-            "PING" => {
-                let token = message.param(0).unwrap_or("");
-                let name = server.name.clone();
-                lines.from(&name, "PONG", &[&name], Some(token), "");
-            }
-            "PONG" => {}
-            "QUIT" => {
-                goodbye(writer, link, "Client quit").await;
-                return Err(Ending::Quit);
-            }
-            other => lines.numeric("451", &[&super::wire_param(other)], "You have not registered"),
-        }
-        writer.write_all(lines.text.as_bytes()).await.map_err(Ending::Io)?;
+    out.extend_from_slice(lines.text.as_bytes());
 
-        let (Some(nick), Some(realname), false) = (&pending.nick, &pending.realname, pending.negotiating) else {
-            continue;
-        };
-        if let Some(expected) = &server.password {
-            if !pending.password.as_deref().is_some_and(|given| super::same_secret(expected, given)) {
-                let mut lines = Lines::new(link);
-                lines.numeric("464", &[], "Password incorrect");
-                writer.write_all(lines.text.as_bytes()).await.map_err(Ending::Io)?;
-                goodbye(writer, link, "Bad password").await;
-                return Err(Ending::ServerClosed);
-            }
+    let (Some(nick), Some(_), false) = (&pending.nick, &pending.realname, pending.negotiating) else {
+        return Dialogue::Continue;
+    };
+    if let Some(expected) = &server.password {
+        if !pending.password.as_deref().is_some_and(|given| super::same_secret(expected, given)) {
+            let mut lines = Lines::new(link);
+            lines.numeric("464", &[], "Password incorrect");
+            out.extend_from_slice(lines.text.as_bytes());
+            out.extend_from_slice(&closing(link, "Bad password"));
+            return Dialogue::End(Ending::ServerClosed);
         }
-        let req = link.expect(Context::None);
-        let address = Some(peer.ip());
-        let connected = match pending.verified.take() {
-            Some(verified) => shared.hub.connect_verified(verified, address, req, outbox.clone()).await,
-            None => shared.hub.connect(nick, address, req, outbox.clone()).await,
-        };
-        let mut lines = Lines::new(link);
-        match connected {
-            Ok(session) => return Ok((session, realname.clone())),
-            Err(HubError::ShuttingDown) => {
-                goodbye(writer, link, "Server is shutting down").await;
-                return Err(Ending::Shutdown);
-            }
-            Err(HubError::ServerBanned { reason }) => {
-                let why = reason.map_or_else(|| "K-lined".to_owned(), |r| format!("K-lined: {r}"));
-                lines.numeric("465", &[], &format!("You are banned from this server ({why})"));
-                let _ = writer.write_all(lines.text.as_bytes()).await;
-                goodbye(writer, link, &why).await;
-                return Err(Ending::ServerClosed);
-            }
-            Err(HubError::NickTaken(nick) | HubError::NickRegistered(nick)) => {
-                lines.numeric("433", &[&nick], "Nickname is already in use");
-                pending.nick = None;
-            }
-            Err(HubError::InvalidNick { nick, .. }) => {
-                lines.numeric("432", &[&super::wire_param(&nick)], "Erroneous nickname");
-                pending.nick = None;
-            }
-            Err(e) => {
-                goodbye(writer, link, &crate::gateway::words::error(&e)).await;
-                return Err(Ending::ServerClosed);
-            }
+    }
+    let req = link.expect(Context::None);
+    Dialogue::Connect(match pending.verified.take() {
+        Some(verified) => Connect::Verified { verified, req },
+        None => Connect::Nick { nick: nick.clone(), password: None, req },
+    })
+}
+
+/// The hub refused the session: words why; true when the client may try another nick.
+pub(super) fn refused(error: &HubError, pending: &mut Pending, link: &Link, out: &mut BytesMut) -> bool {
+    let mut lines = Lines::new(link);
+    match error {
+        HubError::ServerBanned { reason } => {
+            let why = reason.as_ref().map_or_else(|| "K-lined".to_owned(), |r| format!("K-lined: {r}"));
+            lines.numeric("465", &[], &format!("You are banned from this server ({why})"));
+            out.extend_from_slice(lines.text.as_bytes());
+            out.extend_from_slice(&closing(link, &why));
+            false
         }
-        writer.write_all(lines.text.as_bytes()).await.map_err(Ending::Io)?;
+        HubError::NickTaken(nick) | HubError::NickRegistered(nick) => {
+            lines.numeric("433", &[nick], "Nickname is already in use");
+            out.extend_from_slice(lines.text.as_bytes());
+            pending.nick = None;
+            true
+        }
+        HubError::InvalidNick { nick, .. } => {
+            lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname");
+            out.extend_from_slice(lines.text.as_bytes());
+            pending.nick = None;
+            true
+        }
+        e => {
+            out.extend_from_slice(&closing(link, &crate::gateway::words::error(e)));
+            false
+        }
     }
 }
 

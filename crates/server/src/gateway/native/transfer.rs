@@ -51,7 +51,9 @@ struct Download {
 /// One connection's transfers: at most one upload and a few downloads.
 pub(super) struct Transfers {
     files: Option<Arc<FileStore>>,
-    upload: Option<Upload>,
+    /// Boxed: a connection that is not uploading (nearly all, nearly always) holds a
+    /// pointer, not an open file and a hash in progress.
+    upload: Option<Box<Upload>>,
     downloads: HashMap<String, Download>,
     opened: u64,
     piece: usize,
@@ -135,7 +137,7 @@ impl Transfers {
         let share = Share { info, from: me.nick.to_string(), owner, room, since, to, sender, recipient };
         let upload = Upload::begin(files, share).await?;
         let reply = msg::Reply::Upload { file: upload.id().to_owned(), chunk: self.piece };
-        self.upload = Some(upload);
+        self.upload = Some(Box::new(upload));
         Ok(result(id, &reply))
     }
 
@@ -166,7 +168,7 @@ impl Transfers {
                 let Some(upload) = self.upload.take() else {
                     return Err(FileError::NoSuchFile(file.to_owned()));
                 };
-                let share = upload.finish().await?;
+                let share = (*upload).finish().await?;
                 // Checked again: the session may have left the room, been muted, or its
                 // receiver gone while the bytes came. A share that cannot be posted is
                 // taken back, and so is the quota it took.
