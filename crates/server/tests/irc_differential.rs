@@ -74,13 +74,76 @@ async fn parley_answers_as_inspircd_does() {
 }
 
 /// Parley's settings for a fair comparison: its name for the test, InspIRCd's
-/// MOTD and operator, no flood control (InspIRCd runs without), no history played back
-/// on JOIN (InspIRCd's core has none), and a failed OPER's next try not made to wait.
+/// MOTD and operator, no flood control (InspIRCd runs without), and a failed OPER's next
+/// try not made to wait. (History is still played back on JOIN: without a store, what
+/// is played back is all CHATHISTORY has.)
 fn fair(config: &mut parley_server::Config) {
     config.irc.server_name = PARLEY.into();
     config.irc.motd = Some(inspircd::MOTD.into());
     config.irc.opers = vec!["root:change-me".parse().expect("an oper")];
     config.limits.flood_rate_per_sec = 0;
     config.limits.oper_retry_ms = 1;
-    config.history.on_join = 0;
+}
+
+/// The scripts parse and hold enough exchanges, whether or not InspIRCd is here.
+#[test]
+fn the_scripts_parse() {
+    let scripts = script::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential"))
+        .unwrap_or_else(|e| panic!("the scripts parse: {e}"));
+    let exchanges =
+        scripts.iter().flat_map(|s| &s.steps).filter(|step| matches!(step, script::Step::Exchange(_))).count();
+    assert!(exchanges >= 200, "{exchanges} exchanges");
+    let bad = script::parse("bad.irc", "== one\nconnect alice\nbob> PING :x\n");
+    assert!(bad.is_err_and(|e| e.to_string().starts_with("bad.irc:3: ")), "an unknown client is refused");
+}
+
+/// InspIRCd's and Parley's forms of the same replies normalise to the same lines, and
+/// different replies stay different.
+#[test]
+fn normalising_keeps_what_is_compared() {
+    use differential::normalise::{normalise, Options};
+    let theirs = Context { server: inspircd::SERVER, host: inspircd::HOST, lobby: false };
+    let ours = Context { server: PARLEY, host: "parley", lobby: true };
+    let lines = |v: &[&str]| v.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>();
+    let same = |a: &[&str], b: &[&str]| {
+        let (a, b) =
+            (normalise(&lines(a), &theirs, Options::default()), normalise(&lines(b), &ours, Options::default()));
+        assert_eq!(a, b);
+    };
+    same(
+        &[
+            "@time=2026-01-01T00:00:00.000Z :inspircd.test 353 ada = #a :@ada bob",
+            ":inspircd.test 353 ada = #a :carol",
+            ":inspircd.test 366 ada #a :End of /NAMES list.",
+        ],
+        &[":parley.test 353 ada = #a :carol bob @ada", ":parley.test 366 ada #a :End of NAMES list"],
+    );
+    same(
+        &[
+            ":ada!u@127.0.0.1 JOIN :#a",
+            ":inspircd.test 333 ada #a ada 1700000000",
+            ":inspircd.test 322 ada #a 2 :[+nt] hi",
+        ],
+        &[":ada!~u@parley JOIN #a", ":parley.test 333 ada #a ada 1800000000", ":parley.test 322 ada #a 2 :hi"],
+    );
+    same(
+        &[":inspircd.test 324 ada #a +klnt key 5", ":inspircd.test 372 ada :Hello."],
+        &[":parley.test 324 ada #a +ntkl key 5", ":parley.test 372 ada :- Hello."],
+    );
+    // Parley's lobby, and the count of connections still registering, are left out.
+    same(&[], &[":ada!~u@parley JOIN #lobby", ":parley.test 253 ada 1 :unknown connection(s)"]);
+    let differ = |a: &str, b: &str| {
+        let (a, b) =
+            (normalise(&lines(&[a]), &theirs, Options::default()), normalise(&lines(&[b]), &ours, Options::default()));
+        assert_ne!(a, b);
+    };
+    differ(":bob!u@127.0.0.1 PART #a :bye", ":bob!~u@parley PART #a");
+    differ(":inspircd.test 403 ada #a :No such channel", ":parley.test 442 ada #a :You're not on that channel");
+    differ(":inspircd.test 332 ada #a :one topic", ":parley.test 332 ada #a :another");
+    let hosts = Options { hosts: true, text: false };
+    let (a, b) = (
+        normalise(&lines(&[":inspircd.test 311 ada bob u 127.0.0.1 * :Bob"]), &theirs, hosts),
+        normalise(&lines(&[":parley.test 311 ada bob ~u parley * :Bob"]), &ours, hosts),
+    );
+    assert_ne!(a, b, "hosts compared when asked");
 }
