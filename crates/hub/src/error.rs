@@ -23,6 +23,14 @@ pub enum HubError {
         /// Which rule it breaks.
         why: NameRule,
     },
+    /// A new room's name looks like an existing room's (see `lookalike`).
+    #[error("{room:?} looks like the existing room {existing:?}")]
+    RoomLookalike {
+        /// The name asked for.
+        room: String,
+        /// The room it could pass for.
+        existing: String,
+    },
     /// Nobody has that nick.
     #[error("no user is called {0}")]
     NoSuchNick(String),
@@ -205,6 +213,10 @@ pub enum NameRule {
     /// It starts with a character names may not start with (a nick: a digit or `-`).
     #[error("it may not start with {0:?}")]
     Start(char),
+    /// It mixes right-to-left and left-to-right letters in a way RFC 8265 forbids (it
+    /// could be shown in more than one order).
+    #[error("it mixes writing directions")]
+    Mixed,
 }
 
 /// Why a search query cannot be read.

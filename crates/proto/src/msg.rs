@@ -1033,6 +1033,8 @@ pub enum ErrorCode {
     TooLong,
     /// The ban list is full.
     TooManyBans,
+    /// A new room's name looks like an existing room's (Cyrillic `а` for Latin `a`).
+    RoomLookalike,
     /// The room is registered already.
     RoomRegistered,
     /// The room is not registered.
@@ -1105,6 +1107,7 @@ impl ErrorCode {
         ErrorCode::ServerBanned,
         ErrorCode::TooLong,
         ErrorCode::TooManyBans,
+        ErrorCode::RoomLookalike,
         ErrorCode::RoomRegistered,
         ErrorCode::RoomNotRegistered,
         ErrorCode::TooManyRegistered,

@@ -477,6 +477,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::ServerBanned => "server_banned",
         ErrorCode::TooLong => "too_long",
         ErrorCode::TooManyBans => "too_many_bans",
+        ErrorCode::RoomLookalike => "room_lookalike",
         ErrorCode::RoomRegistered => "room_registered",
         ErrorCode::RoomNotRegistered => "room_not_registered",
         ErrorCode::TooManyRegistered => "too_many_registered",

@@ -299,6 +299,7 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NickTaken(_) => ErrorCode::NickTaken,
         HubError::InvalidNick { .. } => ErrorCode::InvalidNick,
         HubError::InvalidRoom { .. } => ErrorCode::InvalidRoom,
+        HubError::RoomLookalike { .. } => ErrorCode::RoomLookalike,
         HubError::NoSuchNick(_) => ErrorCode::NoSuchNick,
         HubError::NoSuchRoom(_) => ErrorCode::NoSuchRoom,
         HubError::NotInRoom(_) | HubError::NoRoom => ErrorCode::NotInRoom,

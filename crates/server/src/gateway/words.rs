@@ -15,6 +15,9 @@ pub(crate) fn error(e: &HubError) -> String {
         HubError::NickTaken(nick) => format!("the nick {nick} is already taken"),
         HubError::InvalidNick { nick, why } => format!("{nick:?} is not a valid nick: {}", name_rule(why, true)),
         HubError::InvalidRoom { room, why } => format!("{room:?} is not a valid room name: {}", name_rule(why, false)),
+        HubError::RoomLookalike { room, existing } => {
+            format!("#{room} looks too much like the room #{existing}; choose another name")
+        }
         HubError::NoSuchNick(nick) => format!("no user is called {nick}"),
         HubError::NoSuchRoom(room) => format!("there is no room called {room}"),
         HubError::NotInRoom(room) => format!("you are not in {room}"),
@@ -79,6 +82,7 @@ fn name_rule(rule: &NameRule, nick: bool) -> String {
         }
         NameRule::Character(bad) => format!("{bad:?} is not allowed; use letters, digits and - _ ."),
         NameRule::Start(_) => "a nick cannot start with a digit or '-'".to_owned(),
+        NameRule::Mixed => format!("{what} cannot mix right-to-left and left-to-right letters like this"),
     }
 }
 

@@ -779,6 +779,9 @@ impl<'a> Lines<'a> {
             HubError::InvalidNick { nick, .. } => {
                 self.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname")
             }
+            HubError::RoomLookalike { room, .. } => {
+                self.numeric("479", &[&super::wire_param(&format!("#{room}"))], &text);
+            }
             HubError::InvalidRoom { room, .. } => {
                 let named = if channel == "*" { format!("#{room}") } else { channel.to_owned() };
                 self.numeric("403", &[&super::wire_param(&named)], "No such channel");
