@@ -116,6 +116,17 @@ pub enum HubError {
         /// Why, if the moderator said.
         reason: Option<String>,
     },
+    /// The room has no such message, or not one the session may see.
+    #[error("{room} has no message {seq}")]
+    NoSuchMessage {
+        /// The room.
+        room: String,
+        /// The seq asked for.
+        seq: u64,
+    },
+    /// Only a message's author, the room's operators and server admins may delete it.
+    #[error("only its author or an operator of {0} may delete that message")]
+    NotAuthor(String),
     /// Muted in a room.
     #[error("you are muted in {0}")]
     Muted(String),

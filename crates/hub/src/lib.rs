@@ -49,7 +49,7 @@ pub use moderation::{
 pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
 pub use name::{case_mapping, key_of, set_case_mapping, skeleton, CaseMapping, Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
-pub use store::{AccountStore, MessageStore, ModerationStore, SearchStore, Store, StoreError, Verdict};
+pub use store::{AccountStore, Deletion, MessageStore, ModerationStore, SearchStore, Store, StoreError, Verdict};
 pub use throttle::{Admit, FloodLimits, Throttle};
 
 /// The name of the room every new session joins.

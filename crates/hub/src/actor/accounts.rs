@@ -326,6 +326,9 @@ impl Hub {
                 };
                 self.reply(session, req, answer);
             }
+            Completion::Deleted { session, req, pending, result } => {
+                self.deletion_written(session, req, pending, result);
+            }
             Completion::Moderated { session, req, life, change, result } => {
                 self.moderated(session, req, life, change, result);
             }

@@ -36,6 +36,7 @@ use crate::store::{Store, StoreError, Verdict};
 use crate::LOBBY;
 
 mod accounts;
+mod deletion;
 mod delivery;
 mod membership;
 mod moderation;
@@ -197,6 +198,13 @@ pub(crate) enum Completion {
     GraceOver {
         session: SessionId,
         nick: Nick,
+    },
+    /// A deletion written.
+    Deleted {
+        session: SessionId,
+        req: RequestId,
+        pending: deletion::Pending,
+        result: Result<crate::store::Deletion, StoreError>,
     },
     /// A moderation change written (`req` `None`: one the hub made itself; `life`: the
     /// room's life when it was asked for).
@@ -642,6 +650,7 @@ impl Hub {
             }
             Command::Who { room } => self.who(id, room.as_deref()).map(Answer::from),
             Command::Rooms => Ok(self.rooms(id).into()),
+            Command::Delete { room, seq, reason } => self.delete(id, req, room.as_deref(), seq, reason),
             Command::Ping => Ok(Reply::Pong.into()),
             Command::Quit { .. } => unreachable!("handled above"),
         };

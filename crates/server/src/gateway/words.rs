@@ -9,6 +9,15 @@ use parley_hub::{
     RoomName, SearchProblem, Timestamp,
 };
 
+/// A deleted message, as those who cannot be told otherwise read it:
+/// `carol deleted bob's message of 14:30:45: spam`.
+pub(crate) fn deleted(by: &Nick, author: &Nick, said_at: &Timestamp, reason: Option<&str>) -> String {
+    let whose = if by == author { "their".to_owned() } else { format!("{author}'s") };
+    let said = said_at.with_timezone(&chrono::Local).format("%H:%M:%S");
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    format!("{by} deleted {whose} message of {said}{why}")
+}
+
 /// A refusal, as a sentence without its final period (`the nick bob is already taken`).
 pub(crate) fn error(e: &HubError) -> String {
     match e {
@@ -58,6 +67,10 @@ pub(crate) fn error(e: &HubError) -> String {
         }
         HubError::TooManyBans { max } => format!("the ban list is full ({max}); lift a ban first"),
         HubError::RoomRegistered(room) => format!("{room} is registered already"),
+        HubError::NoSuchMessage { room, seq } => format!("{room} has no message #{seq} you can see"),
+        HubError::NotAuthor(room) => {
+            format!("only its author or an operator of {room} may delete that message")
+        }
         HubError::RoomNotRegistered(room) => format!("{room} is not registered"),
         HubError::TooManyRegistered { max } => format!("you have registered {max} rooms, the most allowed"),
         HubError::NotFounder(room) => format!("only the founder of {room} may do that"),

@@ -186,6 +186,10 @@ pub(crate) enum Context {
     ChatHistory {
         target: String,
     },
+    Redact {
+        channel: String,
+        msgid: String,
+    },
     Oper,
     Quit {
         reason: Option<String>,
@@ -227,6 +231,7 @@ impl Context {
             Context::Away => "AWAY",
             Context::Lusers => "LUSERS",
             Context::ChatHistory { .. } => "CHATHISTORY",
+            Context::Redact { .. } => "REDACT",
             Context::Oper => "OPER",
             Context::Quit { .. } => "QUIT",
         }
