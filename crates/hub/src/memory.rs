@@ -9,11 +9,15 @@ use crate::history::{Cursor, Page, Record, Search};
 use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Changed, Moderation, RegisteredRoom};
 use crate::name::{Nick, RoomName};
-use crate::store::{AccountStore, Deletion, MessageStore, ModerationStore, SearchStore, StoreError, Verdict};
+use crate::store::{
+    AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, StoreError, Verdict,
+};
 
 #[derive(Default)]
 struct Kept {
     messages: Vec<Record>,
+    /// Read markers by account and target.
+    markers: HashMap<(AccountId, String), crate::event::Timestamp>,
     /// Each room's last seq, which deleting its last message does not lower.
     last_seqs: HashMap<RoomName, u64>,
     /// Accounts by id, with their passwords.
@@ -207,11 +211,27 @@ impl AccountStore for MemoryStore {
         Ok(found.map(|(_, p)| *p = password.to_owned()).is_some())
     }
 
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
+        let kept = self.kept();
+        let markers = kept.markers.iter();
+        Ok(markers
+            .map(|((account, target), at)| ReadMarker { account: *account, target: target.clone(), at: *at })
+            .collect())
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: crate::event::Timestamp) -> Result<(), StoreError> {
+        let mut kept = self.kept();
+        let held = kept.markers.entry((account, target.to_owned())).or_insert(at);
+        *held = (*held).max(at);
+        Ok(())
+    }
+
     fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {
         let mut kept = self.kept();
         let Some(index) = kept.accounts.iter().position(|(a, _)| a.id == id) else {
             return Ok(false);
         };
+        kept.markers.retain(|(account, _), _| *account != id);
         let (account, _) = kept.accounts.remove(index);
         kept.admins.retain(|a| *a != id);
         kept.rooms.retain(|_, room| room.founder != Some(id));

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::event::Timestamp;
 use crate::history::{Cursor, Page, Record, Search};
 use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Moderation};
@@ -83,6 +84,18 @@ pub trait SearchStore: Send + Sync {
     fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError>;
 }
 
+/// Where an account read up to in one room or conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadMarker {
+    /// Whose.
+    pub account: AccountId,
+    /// Where: `#` and a room's key, or `@` and the other party's number (see
+    /// [`crate::Party::to_i64`]).
+    pub target: String,
+    /// Read up to this instant.
+    pub at: Timestamp,
+}
+
 /// The outcome of a password check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -116,6 +129,13 @@ pub trait AccountStore: Send + Sync {
 
     /// Replaces the password of `id`; false if there is no such account.
     fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError>;
+
+    /// Every account's read markers.
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError>;
+
+    /// Moves the account's read marker for `target` to `at`, never back: a later
+    /// marker already kept stays.
+    fn mark_read(&self, account: AccountId, target: &str, at: Timestamp) -> Result<(), StoreError>;
 
     /// Deletes the account and everything that grants it power or holds its private
     /// words, in one transaction: its roles, operator places, the registration of the

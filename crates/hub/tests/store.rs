@@ -92,6 +92,17 @@ impl AccountStore for Flaky {
         self.rest.accounts()
     }
 
+    fn read_markers(&self) -> Result<Vec<parley_hub::ReadMarker>, StoreError> {
+        self.rest.read_markers()
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: parley_hub::Timestamp) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Write("database or disk is full".into()));
+        }
+        self.rest.mark_read(account, target, at)
+    }
+
     fn register(&self, name: &Nick, password: &str) -> Result<Option<Account>, StoreError> {
         self.rest.register(name, password)
     }

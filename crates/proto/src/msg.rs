@@ -87,6 +87,20 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Move your read marker in a room (`room`) or a conversation (`with`) forward to
+    /// `ts` (the time of the last message read), or, without `ts`, ask where it is.
+    /// Your other sessions get a `marker` event when it moves.
+    MarkRead {
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user of a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Read up to this instant, RFC 3339.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<String>,
+    },
     /// Delete a message of a room: your own, or anyone's as the room's operator or a
     /// server admin. Every member gets a `deleted` event; the message leaves history,
     /// search and what newcomers are shown.
@@ -361,6 +375,7 @@ impl Request {
             Request::History { .. } => "history",
             Request::Conversation { .. } => "conversation",
             Request::Delete { .. } => "delete",
+            Request::MarkRead { .. } => "mark_read",
             Request::Topic { .. } => "topic",
             Request::Audit { .. } => "audit",
             Request::Kick { .. } => "kick",
@@ -417,6 +432,7 @@ const KNOWN_REQUESTS: &[&str] = &[
     "history",
     "conversation",
     "delete",
+    "mark_read",
     "topic",
     "audit",
     "kick",
@@ -509,6 +525,17 @@ pub enum ServerMsg {
         /// `action` (`/me`) or `notice`; absent for ordinary text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<String>,
+    },
+    /// You read further on another of your sessions: clear what is unread up to `ts`.
+    Marker {
+        /// The room, for a room's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, for a conversation's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Read up to this instant, RFC 3339 in UTC.
+        ts: String,
     },
     /// A message of a room you are in was deleted: show it as deleted, or drop it.
     Deleted {
@@ -646,6 +673,21 @@ pub enum Reply {
         /// The room's topic, if it has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
+        /// Your read marker in it (RFC 3339 in UTC), if you have one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read: Option<String>,
+    },
+    /// The answer to `mark_read`: your read marker there now (absent: none yet).
+    Marker {
+        /// The room, for a room's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, for a conversation's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Read up to this instant, RFC 3339 in UTC.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<String>,
     },
     /// The answer to `delete`: the message is gone, and the members told.
     Deleted {

@@ -141,6 +141,8 @@ fn json_examples() -> Vec<String> {
         request_header(20, &Request::Search { query: s("deploy from:bob after:2026-11-01"), page: None }, b""),
         request_header(21, &Request::Search { query: s("deploy"), page: Some(2) }, b""),
         request_header(22, &Request::Conversation { with: s("bob"), before: None, after: Some(30), limit: None }, b""),
+        request_header(61, &Request::MarkRead { room: Some(s("dev")), with: None, ts: Some(ts("14:30:47.000")) }, b""),
+        request_header(62, &Request::MarkRead { room: None, with: Some(s("bob")), ts: None }, b""),
         request_header(60, &Request::Delete { room: s("dev"), seq: 41, reason: Some(s("posted by mistake")) }, b""),
         request_header(23, &Request::Topic { room: Some(s("dev")), topic: Some(s("release on Friday")) }, b""),
         request_header(24, &Request::Kick { room: Some(s("dev")), nick: s("mallory"), reason: Some(s("spam")) }, b""),
@@ -179,12 +181,13 @@ fn json_examples() -> Vec<String> {
             history: vec![],
             topic: None,
         },
-        Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]), history: vec![], topic: None },
+        Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]), history: vec![], topic: None, read: None },
         Reply::Joined {
             room: s("dev"),
             members: names(&["alice", "carol"]),
             history: vec![past(7, "carol", "14:29:02.250", "anyone here?")],
             topic: Some(s("release on Friday")),
+            read: Some(ts("14:29:02.250")),
         },
         Reply::Topic {
             room: s("dev"),
@@ -194,6 +197,8 @@ fn json_examples() -> Vec<String> {
         },
         Reply::Topic { room: s("lobby"), topic: None, by: None, ts: None },
         Reply::Deleted { room: s("dev"), seq: 41 },
+        Reply::Marker { room: Some(s("dev")), with: None, ts: Some(ts("14:30:47.000")) },
+        Reply::Marker { room: None, with: Some(s("bob")), ts: None },
         Reply::Moderated { action: s("ban"), room: s("dev"), target: s("mallory") },
         Reply::Audit {
             entries: vec![AuditEntry {
@@ -268,7 +273,7 @@ fn json_examples() -> Vec<String> {
     let header_too_long = FrameError::HeaderTooLong { len: 20_000, max: 16_384 };
     let payload_too_large = FrameError::PayloadTooLarge { id: Some(13), len: 2_000_000, max: 1_048_576 };
     let notice = b"The nick alice is registered. Log in with /login alice PASSWORD within 30 seconds, or else.";
-    let events: [(ServerMsg, &[u8]); 17] = [
+    let events: [(ServerMsg, &[u8]); 18] = [
         (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS), kind: None }, hello_everyone),
         (ServerMsg::Whisper { seq: 31, from: s("alice"), to: s("bob"), ts: ts("14:30:46.001"), kind: None }, b"psst"),
         (
@@ -314,6 +319,7 @@ fn json_examples() -> Vec<String> {
             b"",
         ),
         (ServerMsg::Nick { old: s("alice"), new: s("alicia"), ts: ts("14:34:00.000") }, b""),
+        (ServerMsg::Marker { room: Some(s("dev")), with: None, ts: ts("14:30:47.000") }, b""),
         (
             ServerMsg::Deleted {
                 room: s("dev"),

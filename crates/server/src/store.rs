@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use parley_hub::{
     Account, AccountId, AccountStore, AuditLine, Change, Cursor, Deletion, Kind, MessageStore, Moderation,
-    ModerationStore, Nick, Page, Party, Record, RoomName, Search, SearchStore, StoreError, Verdict,
+    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, StoreError, Timestamp,
+    Verdict,
 };
 use parley_store::SqliteStore;
 
@@ -98,6 +99,14 @@ impl AccountStore for Kept {
 
     fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
         self.db.set_password(id, password)
+    }
+
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
+        self.db.read_markers()
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.db.mark_read(account, target, at)
     }
 
     fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {

@@ -326,6 +326,9 @@ impl Hub {
                 };
                 self.reply(session, req, answer);
             }
+            Completion::Marked { session, req, account, key, target, at, result } => {
+                self.marker_written(session, req, account, key, target, at, result);
+            }
             Completion::Deleted { session, req, pending, result } => {
                 self.deletion_written(session, req, pending, result);
             }
@@ -430,6 +433,7 @@ impl Hub {
     fn forget_account(&mut self, account: &Account) {
         self.drop_account_names(account);
         self.admins.remove(&account.id);
+        self.markers.remove(&account.id);
         let founded: Vec<crate::name::RoomName> = self
             .charters
             .iter()

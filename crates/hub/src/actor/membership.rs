@@ -63,6 +63,7 @@ impl Hub {
                 active: std::time::Instant::now(),
                 oper: false,
                 reads: 0,
+                markers: std::collections::HashMap::new(),
             },
         );
         self.max_users = self.max_users.max(self.sessions.len());
@@ -209,7 +210,8 @@ impl Hub {
         let members = self.members_on_entry(&name, id);
         let history = self.recent(&name);
         let topic = self.topic_of(&name);
-        Ok(Reply::Joined { room, members, history, topic })
+        let read = self.marker(id, &Self::room_key(&name));
+        Ok(Reply::Joined { room, members, history, topic, read })
     }
 
     pub(super) fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {

@@ -66,7 +66,7 @@ impl Hub {
 
     /// The party `name` stands for in a conversation: the account of that name (whether
     /// or not it is online), or the guest using that nick now.
-    fn party_named(&self, name: &str) -> Result<(Nick, Party), HubError> {
+    pub(super) fn party_named(&self, name: &str) -> Result<(Nick, Party), HubError> {
         let nick = Nick::parse(name, self.limits.max_nick_len).map_err(|_| HubError::NoSuchNick(name.to_owned()))?;
         if let Some((account, id)) = self.accounts.get_key_value(&nick) {
             return Ok((account.clone(), Party::Account(*id)));

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Record, Reply, RequestId, ServerAction,
-    Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, MarkTarget, Marked, Member, Record, Reply, RequestId,
+    ServerAction, Timestamp, Wire,
 };
 use parley_proto::msg::{
     self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
@@ -186,6 +186,7 @@ impl Protocol for Native {
                     None => Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both")),
                 }
             }
+            Request::MarkRead { room, with, ts } => mark_read(id, room, with, ts.as_deref()),
             Request::Delete { room, seq, reason } => Ok(Command::Delete { room: Some(room), seq, reason }),
             Request::Topic { room, topic } => Ok(Command::Topic { room, text: topic }),
             Request::Audit { limit } => Ok(Command::Audit {
@@ -281,6 +282,28 @@ impl Protocol for Native {
             Refusal::TooManyFromAddress => ErrorCode::TooManyConnections,
         };
         error_frame(None, code, &why.to_string())
+    }
+}
+
+/// A `mark_read` request as a command: one place (`room` or `with`) and a valid time.
+fn mark_read(id: u64, room: Option<String>, with: Option<String>, ts: Option<&str>) -> Result<Command, Bytes> {
+    let target = match (room, with) {
+        (Some(room), None) => Marked::Room(room),
+        (None, Some(with)) => Marked::With(with),
+        _ => return Err(error_frame(Some(id), ErrorCode::BadRequest, "give room or with, one of them")),
+    };
+    let at = match ts.map(chrono::DateTime::parse_from_rfc3339).transpose() {
+        Ok(at) => at.map(|at| at.with_timezone(&Utc)),
+        Err(_) => return Err(error_frame(Some(id), ErrorCode::BadRequest, "ts is not an RFC 3339 time")),
+    };
+    Ok(Command::MarkRead { target, at })
+}
+
+/// A marker's place as the protocol names it: `room` or `with`.
+fn marked(target: &MarkTarget) -> (Option<String>, Option<String>) {
+    match target {
+        MarkTarget::Room(room) => (Some(room.to_string()), None),
+        MarkTarget::With(nick) => (None, Some(nick.to_string())),
     }
 }
 
@@ -477,6 +500,10 @@ impl Wire for NativeWire {
                 };
                 encode(&msg, b"", out);
             }
+            Event::Marker { target, at } => {
+                let (room, with) = marked(target);
+                encode(&ServerMsg::Marker { room, with, ts: ts(at) }, b"", out);
+            }
             Event::Deleted { room, seq, by, author, said_at, at, reason } => {
                 let msg = ServerMsg::Deleted {
                     room: room.to_string(),
@@ -541,12 +568,17 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
         },
-        Reply::Joined { room, members, history, topic } => msg::Reply::Joined {
+        Reply::Joined { room, members, history, topic, read } => msg::Reply::Joined {
             room: room.to_string(),
             members: names(members),
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
+            read: read.as_ref().map(ts),
         },
+        Reply::Marker { target, at } => {
+            let (room, with) = marked(target);
+            msg::Reply::Marker { room, with, ts: at.as_ref().map(ts) }
+        }
         Reply::Deleted { room, seq, .. } => msg::Reply::Deleted { room: room.to_string(), seq: *seq },
         Reply::Topic { room, topic } => msg::Reply::Topic {
             room: room.to_string(),

@@ -35,11 +35,13 @@ pub(crate) enum Cap {
     Notify,
     /// `REDACT`: deleting messages, and being told of deletions as `REDACT`.
     Redaction,
+    /// `MARKREAD`: read markers shared between one's sessions.
+    ReadMarker,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 13] = [
+    pub(crate) const ALL: [Cap; 14] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -53,6 +55,7 @@ impl Cap {
         Cap::InviteNotify,
         Cap::Notify,
         Cap::Redaction,
+        Cap::ReadMarker,
     ];
 
     /// Its name on the wire.
@@ -71,6 +74,7 @@ impl Cap {
             Cap::InviteNotify => "invite-notify",
             Cap::Notify => "cap-notify",
             Cap::Redaction => "draft/message-redaction",
+            Cap::ReadMarker => "draft/read-marker",
         }
     }
 

@@ -3,7 +3,7 @@
 //! through [`Session::relay`], so every answer keeps its place in line.
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Action, Command, Cursor, Kind, ModeChange, Nick, RoomMode, ServerAction, Session};
+use parley_hub::{Action, Command, Cursor, Kind, Marked, ModeChange, Nick, RoomMode, ServerAction, Session};
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
 use std::time::Duration;
@@ -462,6 +462,7 @@ async fn dispatch(
         }
         "CHATHISTORY" => chathistory(&out, &message.params).await?,
         "REDACT" => redact(&out, &message.params).await?,
+        "MARKREAD" => markread(&out, &message.params).await?,
         "PING" => {
             let Some(token) = message.param(0) else {
                 return out.numeric("409", &[], "No origin specified").await.map(|()| Flow::Go);
@@ -712,6 +713,33 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
         out.command(context, Command::Mode { room: room.to_owned(), changes: settings }).await?;
     }
     Ok(())
+}
+
+/// `MARKREAD target [timestamp=…]` (draft/read-marker): moves the read marker of a
+/// channel or a conversation forward, or asks where it is.
+async fn markread(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
+    let Some(target) = params.first() else {
+        return out.need_more("MARKREAD").await;
+    };
+    let at = match params.get(1) {
+        None => None,
+        Some(marker) => {
+            let at = marker.strip_prefix("timestamp=").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let Some(at) = at else {
+                let mut lines = out.lines();
+                let server = out.link.server.name.clone();
+                let params = ["MARKREAD", "INVALID_PARAMS", &wire_param(target)];
+                lines.from(&server, "FAIL", &params, Some("The marker must be timestamp=YYYY-MM-DDThh:mm:ss.sssZ"), "");
+                return out.relay(lines).await;
+            };
+            Some(at.with_timezone(&chrono::Utc))
+        }
+    };
+    let marked = match room_of(target) {
+        Some(room) => Marked::Room(room),
+        None => Marked::With(target.clone()),
+    };
+    out.command(Context::MarkRead { target: target.clone() }, Command::MarkRead { target: marked, at }).await
 }
 
 /// `REDACT #channel msgid [:reason]` (draft/message-redaction): deletes a message of a

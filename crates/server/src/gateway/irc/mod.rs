@@ -190,6 +190,9 @@ pub(crate) enum Context {
         channel: String,
         msgid: String,
     },
+    MarkRead {
+        target: String,
+    },
     Oper,
     Quit {
         reason: Option<String>,
@@ -232,6 +235,7 @@ impl Context {
             Context::Lusers => "LUSERS",
             Context::ChatHistory { .. } => "CHATHISTORY",
             Context::Redact { .. } => "REDACT",
+            Context::MarkRead { .. } => "MARKREAD",
             Context::Oper => "OPER",
             Context::Quit { .. } => "QUIT",
         }

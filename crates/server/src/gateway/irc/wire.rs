@@ -11,7 +11,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chrono::SecondsFormat;
 use parley_hub::{
-    Event, HubError, Kind, LeaveReason, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary, Timestamp, Wire,
+    Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary,
+    Timestamp, Wire,
 };
 use parley_proto::irc::{escape_tag_value, split_text};
 
@@ -47,6 +48,7 @@ impl Wire for IrcWire {
             // These name the session itself.
             // Shown as REDACT or as a notice, by a capability outside the profiles.
             Event::Deleted { .. }
+            | Event::Marker { .. }
             | Event::Notice { .. }
             | Event::Invited { .. }
             | Event::Shutdown { .. }
@@ -281,6 +283,7 @@ impl<'a> Lines<'a> {
                 let tags = self.tags(Some(at), None, None, None);
                 self.from(&source(old), "NICK", &[], Some(new.as_str()), &tags);
             }
+            Event::Marker { target, at } => self.markread(target, Some(at)),
             Event::Deleted { room, seq, by, author, said_at, at, reason } => {
                 let channel = format!("#{room}");
                 if self.link.caps.has(Cap::Redaction) {
@@ -450,11 +453,16 @@ impl<'a> Lines<'a> {
         members: &[Member],
         history: &[Arc<Record>],
         topic: Option<&(String, Nick, Timestamp)>,
+        read: Option<Option<&Timestamp>>,
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
         self.from(&super::source_str(&me), "JOIN", &[&channel], None, "");
         self.topic(room, topic, false);
+        // draft/read-marker: the channel's marker comes with the join, before its names.
+        if let Some(read) = read {
+            self.markread(&MarkTarget::Room(room.clone()), read);
+        }
         self.names(room, members);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
@@ -483,7 +491,22 @@ impl<'a> Lines<'a> {
         }
         self.lusers(stats);
         self.motd();
-        self.joined(room, members, history, topic.as_ref());
+        self.joined(room, members, history, topic.as_ref(), None);
+    }
+
+    /// `MARKREAD target timestamp=…` (or `*` when nothing is marked read), for clients
+    /// with `draft/read-marker`.
+    fn markread(&mut self, target: &MarkTarget, at: Option<&Timestamp>) {
+        if !self.link.caps.has(Cap::ReadMarker) {
+            return;
+        }
+        let target = match target {
+            MarkTarget::Room(room) => format!("#{room}"),
+            MarkTarget::With(nick) => nick.to_string(),
+        };
+        let marker = at.map_or_else(|| "*".to_owned(), |at| format!("timestamp={}", irc_time(at)));
+        let server = self.server().to_owned();
+        self.from(&server, "MARKREAD", &[&target, &marker], None, "");
     }
 
     pub(super) fn lusers(&mut self, stats: &parley_hub::Stats) {
@@ -513,9 +536,10 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
-            Reply::Joined { room, members, history, topic } => {
-                self.joined(room, members, history, topic.as_ref());
+            Reply::Joined { room, members, history, topic, read } => {
+                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()));
             }
+            Reply::Marker { target, at } => self.markread(target, at.as_ref()),
             Reply::Parted { room } => {
                 let me = super::source_str(&self.me);
                 let reason = match context {
@@ -793,6 +817,12 @@ impl<'a> Lines<'a> {
 
     /// The numeric for a refused command, as the command's context decides.
     fn error(&mut self, context: &Context, e: &HubError) {
+        if let Context::MarkRead { target } = context {
+            let server = self.server().to_owned();
+            let params = ["MARKREAD", "INVALID_TARGET", &super::wire_param(target)];
+            self.from(&server, "FAIL", &params, Some(&words::error(e)), "");
+            return;
+        }
         if let Context::Redact { channel, msgid } = context {
             let code = match e {
                 HubError::NoSuchMessage { .. } => "UNKNOWN_MSGID",
