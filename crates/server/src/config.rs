@@ -355,7 +355,9 @@ pub struct Limits {
     /// Default: 150.
     pub idle_timeout_secs: u64,
     /// The most connections open at once; further ones are refused with a message.
-    /// Default: 10000.
+    /// Default: 0, automatic: the process's descriptor limit (raised to its hard limit
+    /// at start) less 128 kept for the database, files and listeners, and no more than
+    /// the machine's memory divided by `send_queue_bytes`.
     pub max_connections: usize,
     /// The most connections open at once from one IP address; an IPv6 /64 counts as one
     /// address, and an IPv4-mapped address as its IPv4 address. Default: 64.
@@ -414,7 +416,7 @@ impl Default for Limits {
             handshake_timeout_secs: 30,
             idle_ping_secs: 60,
             idle_timeout_secs: 150,
-            max_connections: 10_000,
+            max_connections: 0,
             max_connections_per_ip: 64,
             flood_burst: 20,
             flood_rate_per_sec: 10,
@@ -552,7 +554,6 @@ impl Config {
             ("max_nick_len", l.max_nick_len),
             ("max_room_len", l.max_room_len),
             ("send_queue_bytes", l.send_queue_bytes),
-            ("max_connections", l.max_connections),
             ("max_connections_per_ip", l.max_connections_per_ip),
             ("max_rooms_per_session", l.max_rooms_per_session),
             ("hub_inbox", l.hub_inbox),
