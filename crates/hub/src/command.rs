@@ -193,6 +193,25 @@ pub enum Command {
         /// Read up to this instant.
         at: Option<crate::event::Timestamp>,
     },
+    /// IRC's `CHATHISTORY`: a page of a room or a conversation, by message or by time.
+    ChatHistory {
+        /// Whose.
+        target: Marked,
+        /// Which part.
+        query: HistoryQuery,
+        /// The most messages.
+        limit: usize,
+    },
+    /// IRC's `CHATHISTORY TARGETS`: the session's rooms and conversations with messages
+    /// after `from` and before `to`.
+    ChatTargets {
+        /// The window's start (exclusive).
+        from: crate::event::Timestamp,
+        /// Its end (exclusive).
+        to: crate::event::Timestamp,
+        /// The most targets.
+        limit: usize,
+    },
     /// Ask for a pong.
     Ping,
     /// Leave the chat.
@@ -209,4 +228,30 @@ pub enum Marked {
     Room(String),
     /// The private conversation with this nick (an account's name, or a guest's nick).
     With(String),
+}
+
+/// A place in a room's or conversation's history: a message (its seq) or an instant.
+/// An instant means its whole millisecond, as clients write it: messages said within it
+/// are neither before nor after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// The message with this seq.
+    Seq(u64),
+    /// This instant.
+    Time(crate::event::Timestamp),
+}
+
+/// Which part of a history `ChatHistory` reads (IRC's `CHATHISTORY` subcommands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// The latest messages; with a point, only those after it.
+    Latest(Option<Point>),
+    /// The messages just before the point.
+    Before(Point),
+    /// The messages just after the point.
+    After(Point),
+    /// The messages around the point: half before, the rest from it on.
+    Around(Point),
+    /// The messages strictly between two points, from the first towards the second.
+    Between(Point, Point),
 }

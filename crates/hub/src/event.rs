@@ -397,6 +397,9 @@ pub enum Reply {
         /// Read up to this instant.
         at: Option<Timestamp>,
     },
+    /// IRC's `CHATHISTORY TARGETS`: the rooms and conversations with messages in the
+    /// window, each with its latest message's time, oldest first.
+    Targets(Vec<(MarkTarget, Timestamp)>),
     /// The message is deleted, and the room's members told.
     Deleted {
         /// The room.

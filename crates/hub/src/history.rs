@@ -86,6 +86,94 @@ pub enum Cursor {
     Before(u64),
     /// The earliest messages after this seq: what a reconnecting client missed.
     After(u64),
+    /// The latest messages, but only those after this seq.
+    LatestAfter(u64),
+    /// The messages around this seq: half the page before it, the rest from it on.
+    Around(u64),
+    /// The messages strictly between two seqs: the earliest of them, or the latest
+    /// when `latest`.
+    Between {
+        /// The page starts after this seq.
+        after: u64,
+        /// And ends before this one.
+        before: u64,
+        /// Take the latest of the messages between, not the earliest.
+        latest: bool,
+    },
+}
+
+impl Cursor {
+    /// The seq bounds (exclusive) and order of the one query that serves this cursor,
+    /// within `first..=last`; `None` for [`Cursor::Around`], which takes two.
+    #[must_use]
+    pub fn bounds(self, first: u64, last: u64) -> Option<(u64, u64, bool)> {
+        let (after, before) = (first.saturating_sub(1), last.saturating_add(1));
+        Some(match self {
+            Cursor::Latest => (after, before, true),
+            Cursor::Before(seq) => (after, seq.min(before), true),
+            Cursor::After(seq) => (seq.max(after), before, false),
+            Cursor::LatestAfter(seq) => (seq.max(after), before, true),
+            Cursor::Between { after: a, before: b, latest } => (a.max(after), b.min(before), latest),
+            Cursor::Around(_) => return None,
+        })
+    }
+}
+
+/// A page out of records in seq order, as the stores read one in SQL: for the memory
+/// store and the hub's own tail. `first..=last` are the seqs the reader may see.
+pub(crate) fn page_of<R: Clone>(
+    records: &[R],
+    seq: impl Fn(&R) -> u64,
+    cursor: Cursor,
+    first: u64,
+    last: u64,
+    limit: usize,
+) -> Vec<R> {
+    let seq = &seq;
+    let between = |after: u64, before: u64| records.iter().filter(move |r| seq(r) > after && seq(r) < before);
+    let latest = |after: u64, before: u64, n: usize| {
+        let mut page: Vec<R> = between(after, before).rev().take(n).cloned().collect();
+        page.reverse();
+        page
+    };
+    match cursor.bounds(first, last) {
+        Some((after, before, true)) => latest(after, before, limit),
+        Some((after, before, false)) => between(after, before).take(limit).cloned().collect(),
+        None => {
+            let Cursor::Around(at) = cursor else { return Vec::new() };
+            let earlier = limit / 2;
+            let mut page = latest(first.saturating_sub(1), at.min(last.saturating_add(1)), earlier);
+            let from = at.max(first).saturating_sub(1);
+            page.extend(between(from, last.saturating_add(1)).take(limit - earlier).cloned());
+            page
+        }
+    }
+}
+
+/// Whose messages a history read is about: a room's, or the conversation between two
+/// parties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Timeline {
+    /// A room.
+    Room(RoomName),
+    /// The private messages between `me` and `with`.
+    Conversation {
+        /// The reader.
+        me: Party,
+        /// The other party.
+        with: Party,
+    },
+}
+
+/// Where someone was talked to lately (IRC's `CHATHISTORY TARGETS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    /// The room, for a room.
+    pub room: Option<RoomName>,
+    /// The other party of a conversation, and their nick in its latest message.
+    pub with: Option<(Party, Nick)>,
+    /// When its latest message in the window was said.
+    pub at: Timestamp,
 }
 
 /// A request for one page of a room's history.

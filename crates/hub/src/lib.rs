@@ -36,11 +36,11 @@ mod throttle;
 
 pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
 pub use address::Network;
-pub use command::{Command, Marked, RequestId};
+pub use command::{Command, HistoryQuery, Marked, Point, RequestId};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
 pub use handle::{Destination, HubHandle, Session, SessionId, Verified, Whereabouts};
-pub use history::{Cursor, Kind, Page, Record, Search};
+pub use history::{Activity, Cursor, Kind, Page, Record, Search, Timeline};
 pub use identity::{Account, AccountId, GuestId, Party};
 pub use memory::MemoryStore;
 pub use moderation::{

@@ -78,16 +78,13 @@ impl RoomLog {
     /// A page served from memory, for a hub without a store: only what is still held,
     /// from seq `since` on.
     pub(crate) fn page(&self, cursor: Cursor, limit: usize, since: u64) -> Vec<Arc<Record>> {
-        let held = self.recent.iter().filter(|r| r.seq >= since);
-        let mut page: Vec<Arc<Record>> = match cursor {
-            Cursor::Latest => held.rev().take(limit).cloned().collect(),
-            Cursor::Before(seq) => held.rev().filter(|r| r.seq < seq).take(limit).cloned().collect(),
-            Cursor::After(seq) => {
-                return held.filter(|r| r.seq > seq).take(limit).cloned().collect();
-            }
-        };
-        page.reverse();
-        page
+        let held: Vec<Arc<Record>> = self.recent.iter().cloned().collect();
+        crate::history::page_of(&held, |r| r.seq, cursor, since, u64::MAX, limit)
+    }
+
+    /// The seq of the latest message held said at or before `at`, from `since` on.
+    pub(crate) fn seq_at(&self, since: u64, at: crate::event::Timestamp) -> u64 {
+        self.recent.iter().filter(|r| r.seq >= since && r.at <= at).map(|r| r.seq).max().unwrap_or(0)
     }
 }
 

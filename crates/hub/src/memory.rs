@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::history::{Cursor, Page, Record, Search};
+use crate::event::Timestamp;
+use crate::history::{Activity, Cursor, Page, Record, Search, Timeline};
 use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Changed, Moderation, RegisteredRoom};
 use crate::name::{Nick, RoomName};
@@ -17,7 +18,7 @@ use crate::store::{
 struct Kept {
     messages: Vec<Record>,
     /// Read markers by account and target.
-    markers: HashMap<(AccountId, String), crate::event::Timestamp>,
+    markers: HashMap<(AccountId, String), Timestamp>,
     /// Each room's last seq, which deleting its last message does not lower.
     last_seqs: HashMap<RoomName, u64>,
     /// Accounts by id, with their passwords.
@@ -62,16 +63,22 @@ impl MemoryStore {
     }
 }
 
-fn page_of(mut records: Vec<Record>, cursor: Cursor, upto: u64, limit: usize) -> Vec<Record> {
-    records.retain(|r| r.seq <= upto);
+fn page_of(mut records: Vec<Record>, cursor: Cursor, since: u64, upto: u64, limit: usize) -> Vec<Record> {
     records.sort_by_key(|r| r.seq);
-    match cursor {
-        Cursor::Latest => records.split_off(records.len().saturating_sub(limit)),
-        Cursor::Before(before) => {
-            records.retain(|r| r.seq < before);
-            records.split_off(records.len().saturating_sub(limit))
-        }
-        Cursor::After(after) => records.into_iter().filter(|r| r.seq > after).take(limit).collect(),
+    crate::history::page_of(&records, |r| r.seq, cursor, since, upto, limit)
+}
+
+impl Kept {
+    /// The messages of `timeline`, in the order stored.
+    fn timeline<'a>(&'a self, timeline: &'a Timeline) -> impl Iterator<Item = &'a Record> + 'a {
+        self.messages.iter().filter(move |r| match timeline {
+            Timeline::Room(room) => r.room.as_ref() == Some(room),
+            Timeline::Conversation { me, with } => {
+                r.room.is_none()
+                    && ((r.sender == Some(*me) && r.recipient == Some(*with))
+                        || (r.sender == Some(*with) && r.recipient == Some(*me)))
+            }
+        })
     }
 }
 
@@ -99,14 +106,9 @@ impl MessageStore for MemoryStore {
     }
 
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
-        let records: Vec<Record> = self
-            .kept()
-            .messages
-            .iter()
-            .filter(|r| r.room.as_ref() == Some(&page.room) && r.seq >= page.since)
-            .cloned()
-            .collect();
-        Ok(page_of(records, page.cursor, page.upto, page.limit))
+        let records: Vec<Record> =
+            self.kept().messages.iter().filter(|r| r.room.as_ref() == Some(&page.room)).cloned().collect();
+        Ok(page_of(records, page.cursor, page.since, page.upto, page.limit))
     }
 
     fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError> {
@@ -141,13 +143,52 @@ impl MessageStore for MemoryStore {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let between = |r: &&Record| {
-            r.room.is_none()
-                && ((r.sender == Some(me) && r.recipient == Some(with))
-                    || (r.sender == Some(with) && r.recipient == Some(me)))
-        };
-        let records = self.kept().messages.iter().filter(between).cloned().collect();
-        Ok(page_of(records, cursor, upto, limit))
+        let timeline = Timeline::Conversation { me, with };
+        let records = self.kept().timeline(&timeline).cloned().collect();
+        Ok(page_of(records, cursor, 0, upto, limit))
+    }
+
+    fn seq_at(&self, timeline: &Timeline, since: u64, at: Timestamp) -> Result<u64, StoreError> {
+        let kept = self.kept();
+        Ok(kept.timeline(timeline).filter(|r| r.seq >= since && r.at <= at).map(|r| r.seq).max().unwrap_or(0))
+    }
+
+    fn activity(
+        &self,
+        rooms: &[(RoomName, u64)],
+        party: Party,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let kept = self.kept();
+        let mut latest: Vec<Activity> = Vec::new();
+        let inside = |r: &Record| r.at > from && r.at < to;
+        for (room, since) in rooms {
+            let last = kept.messages.iter().filter(|r| r.room.as_ref() == Some(room) && r.seq >= *since && inside(r));
+            if let Some(at) = last.map(|r| r.at).max() {
+                latest.push(Activity { room: Some(room.clone()), with: None, at });
+            }
+        }
+        let mine = kept.messages.iter().filter(|r| r.room.is_none() && inside(r));
+        for record in mine {
+            let other = match (record.sender, record.recipient) {
+                (Some(s), Some(r)) if s == party => (r, record.to.clone()),
+                (Some(s), Some(r)) if r == party => (s, Some(record.from.clone())),
+                _ => continue,
+            };
+            let (other, Some(nick)) = other else { continue };
+            match latest.iter_mut().find(|a| a.with.as_ref().is_some_and(|(p, _)| *p == other)) {
+                Some(known) if known.at <= record.at => {
+                    known.at = record.at;
+                    known.with = Some((other, nick));
+                }
+                Some(_) => {}
+                None => latest.push(Activity { room: None, with: Some((other, nick)), at: record.at }),
+            }
+        }
+        latest.sort_by_key(|a| a.at);
+        Ok(latest.split_off(latest.len().saturating_sub(limit)))
     }
 }
 
@@ -219,7 +260,7 @@ impl AccountStore for MemoryStore {
             .collect())
     }
 
-    fn mark_read(&self, account: AccountId, target: &str, at: crate::event::Timestamp) -> Result<(), StoreError> {
+    fn mark_read(&self, account: AccountId, target: &str, at: Timestamp) -> Result<(), StoreError> {
         let mut kept = self.kept();
         let held = kept.markers.entry((account, target.to_owned())).or_insert(at);
         *held = (*held).max(at);

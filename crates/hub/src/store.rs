@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::event::Timestamp;
-use crate::history::{Cursor, Page, Record, Search};
+use crate::history::{Activity, Cursor, Page, Record, Search, Timeline};
 use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Moderation};
 use crate::name::{Nick, RoomName};
@@ -47,6 +47,22 @@ pub trait MessageStore: Send + Sync {
     /// transaction. The message leaves history and search; the room's order goes on
     /// after it (seqs are never reused).
     fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError>;
+
+    /// The seq of the latest message of `timeline` said at or before `at` (0 if none),
+    /// from seq `since` on: where a time falls in the order.
+    fn seq_at(&self, timeline: &Timeline, since: u64, at: Timestamp) -> Result<u64, StoreError>;
+
+    /// The rooms of `rooms` (each with the first seq its reader may see) and the
+    /// conversations of `party` with a message said after `from` and before `to`, each
+    /// with its latest such message's time; the `limit` most recent, oldest first.
+    fn activity(
+        &self,
+        rooms: &[(RoomName, u64)],
+        party: Party,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError>;
 
     /// The seq of the last stored private message (they are numbered together).
     fn last_private_seq(&self) -> Result<u64, StoreError>;

@@ -224,6 +224,14 @@ fn cursors() -> Vec<Cursor> {
         Cursor::After(u64::MAX),
         Cursor::After(0),
         Cursor::After(2),
+        Cursor::LatestAfter(1),
+        Cursor::LatestAfter(u64::MAX),
+        Cursor::Around(0),
+        Cursor::Around(3),
+        Cursor::Around(u64::MAX),
+        Cursor::Between { after: 1, before: 5, latest: false },
+        Cursor::Between { after: 0, before: u64::MAX, latest: true },
+        Cursor::Between { after: 4, before: 2, latest: false },
     ]
 }
 
@@ -2067,6 +2075,25 @@ fn page(mut seqs: Vec<u64>, cursor: Cursor, limit: usize) -> Vec<u64> {
             seqs.split_off(seqs.len().saturating_sub(limit))
         }
         Cursor::After(after) => seqs.into_iter().filter(|s| *s > after).take(limit).collect(),
+        Cursor::LatestAfter(after) => {
+            seqs.retain(|s| *s > after);
+            seqs.split_off(seqs.len().saturating_sub(limit))
+        }
+        Cursor::Around(at) => {
+            let (mut earlier, later): (Vec<u64>, Vec<u64>) = seqs.into_iter().partition(|s| *s < at);
+            let mut around = earlier.split_off(earlier.len().saturating_sub(limit / 2));
+            around.extend(later.into_iter().take(limit - limit / 2));
+            around
+        }
+        Cursor::Between { after, before, latest } => {
+            seqs.retain(|s| *s > after && *s < before);
+            if latest {
+                seqs.split_off(seqs.len().saturating_sub(limit))
+            } else {
+                seqs.truncate(limit);
+                seqs
+            }
+        }
     }
 }
 

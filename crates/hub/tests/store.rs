@@ -61,6 +61,26 @@ impl MessageStore for Flaky {
         self.rest.delete(room, seq, since, author)
     }
 
+    fn seq_at(
+        &self,
+        timeline: &parley_hub::Timeline,
+        since: u64,
+        at: parley_hub::Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.rest.seq_at(timeline, since, at)
+    }
+
+    fn activity(
+        &self,
+        rooms: &[(parley_hub::RoomName, u64)],
+        party: Party,
+        from: parley_hub::Timestamp,
+        to: parley_hub::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<parley_hub::Activity>, StoreError> {
+        self.rest.activity(rooms, party, from, to, limit)
+    }
+
     fn last_private_seq(&self) -> Result<u64, StoreError> {
         self.rest.last_private_seq()
     }

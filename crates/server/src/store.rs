@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use parley_hub::{
-    Account, AccountId, AccountStore, AuditLine, Change, Cursor, Deletion, Kind, MessageStore, Moderation,
-    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, StoreError, Timestamp,
-    Verdict,
+    Account, AccountId, AccountStore, Activity, AuditLine, Change, Cursor, Deletion, Kind, MessageStore, Moderation,
+    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, StoreError, Timeline,
+    Timestamp, Verdict,
 };
 use parley_store::SqliteStore;
 
@@ -52,6 +52,21 @@ impl MessageStore for Kept {
             }
         }
         Ok(deletion)
+    }
+
+    fn seq_at(&self, timeline: &Timeline, since: u64, at: Timestamp) -> Result<u64, StoreError> {
+        self.db.seq_at(timeline, since, at)
+    }
+
+    fn activity(
+        &self,
+        rooms: &[(RoomName, u64)],
+        party: Party,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.db.activity(rooms, party, from, to, limit)
     }
 
     fn last_private_seq(&self) -> Result<u64, StoreError> {

@@ -376,9 +376,9 @@ async fn extreme_seqs_limits_pages_and_sizes_get_clear_answers() {
     let none = chathistory(&mut ircer, "CHATHISTORY AFTER #lobby msgid=lobby/18446744073709551615 10").await;
     assert!(none.is_empty(), "{none:?}");
     ircer.send("CHATHISTORY LATEST #lobby * 99999999999999999999999").await;
-    ircer.expect("FAIL CHATHISTORY INVALID_PARAMS #lobby").await;
+    ircer.expect("FAIL CHATHISTORY INVALID_PARAMS LATEST #lobby").await;
     ircer.send("CHATHISTORY BEFORE #lobby msgid=lobby/99999999999999999999999 10").await;
-    ircer.expect("FAIL CHATHISTORY INVALID_PARAMS #lobby").await;
+    ircer.expect("FAIL CHATHISTORY INVALID_PARAMS BEFORE #lobby").await;
 
     // Everyone is still served, and so is someone new.
     let mut late = NativeClient::join(server.native, "late").await;

@@ -672,6 +672,8 @@ impl Hub {
             Command::Rooms => Ok(self.rooms(id).into()),
             Command::Delete { room, seq, reason } => self.delete(id, req, room.as_deref(), seq, reason),
             Command::MarkRead { target, at } => self.mark_read(id, req, target, at),
+            Command::ChatHistory { target, query, limit } => self.chat_history(id, req, target, query, limit),
+            Command::ChatTargets { from, to, limit } => self.chat_targets(id, req, from, to, limit),
             Command::Ping => Ok(Reply::Pong.into()),
             Command::Quit { .. } => unreachable!("handled above"),
         };

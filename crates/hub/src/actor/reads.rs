@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use super::{Answer, Completion, Hub, MAX_HISTORY_PAGE};
-use crate::command::RequestId;
+use crate::command::{HistoryQuery, Marked, Point, RequestId};
 use crate::error::HubError;
-use crate::event::{Event, Reply};
+use crate::event::{Event, MarkTarget, Reply, Timestamp};
 use crate::handle::SessionId;
-use crate::history::{Cursor, Page, Record, Search};
+use crate::history::{Cursor, Page, Record, Search, Timeline};
 use crate::identity::Party;
 use crate::name::{Nick, RoomName};
 use crate::search::{self, Query};
@@ -173,5 +173,124 @@ impl Hub {
         let store = self.store.clone().ok_or(HubError::NoHistory)?;
         let limit = limit.clamp(1, MAX_HISTORY_PAGE);
         self.answer_from_store(id, req, move || store.audit(limit).map(Reply::Audit))
+    }
+}
+
+/// The cursor a query means, with instants placed in the order by `seq_at` (the seq of
+/// the latest message said at or before an instant).
+fn cursor_of<E>(query: HistoryQuery, mut seq_at: impl FnMut(Timestamp) -> Result<u64, E>) -> Result<Cursor, E> {
+    let seq_at = &mut seq_at;
+    Ok(match query {
+        HistoryQuery::Latest(None) => Cursor::Latest,
+        HistoryQuery::Latest(Some(point)) => Cursor::LatestAfter(after(point, seq_at)?),
+        HistoryQuery::After(point) => Cursor::After(after(point, seq_at)?),
+        HistoryQuery::Around(point) => Cursor::Around(after(point, seq_at)?),
+        HistoryQuery::Before(point) => Cursor::Before(before(point, seq_at)?),
+        HistoryQuery::Between(from, to) => {
+            let forward = match (from, to) {
+                (Point::Seq(a), Point::Seq(b)) => a <= b,
+                (Point::Time(a), Point::Time(b)) => a <= b,
+                (a, b) => after(a, seq_at)? <= after(b, seq_at)?,
+            };
+            let (low, high) = if forward { (from, to) } else { (to, from) };
+            Cursor::Between { after: after(low, seq_at)?, before: before(high, seq_at)?, latest: !forward }
+        }
+    })
+}
+
+/// The seq a page starting after `point` starts after. After an instant means after
+/// its millisecond (as clients write it): the messages said within it are left out.
+fn after<E>(point: Point, seq_at: &mut impl FnMut(Timestamp) -> Result<u64, E>) -> Result<u64, E> {
+    match point {
+        Point::Seq(seq) => Ok(seq),
+        Point::Time(at) => seq_at(at + chrono::Duration::microseconds(999)),
+    }
+}
+
+/// The seq a page ending before `point` ends before: before an instant means said
+/// before it.
+fn before<E>(point: Point, seq_at: &mut impl FnMut(Timestamp) -> Result<u64, E>) -> Result<u64, E> {
+    match point {
+        Point::Seq(seq) => Ok(seq),
+        Point::Time(at) => seq_at(at - chrono::Duration::microseconds(1)).map(|seq| seq.saturating_add(1)),
+    }
+}
+
+impl Hub {
+    /// `Command::ChatHistory`: a page of a room the session is in, or of one of its
+    /// conversations, by message or by time.
+    pub(super) fn chat_history(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        target: Marked,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> Result<Answer, HubError> {
+        let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+        match target {
+            Marked::Room(name) => {
+                let room = self.target_room(id, Some(&name))?;
+                let since = self.since(&room);
+                let log = self.logs.get(&room);
+                let Some(store) = self.store.clone() else {
+                    let cursor = cursor_of::<std::convert::Infallible>(query, |at| {
+                        Ok(log.map_or(0, |log| log.seq_at(since, at)))
+                    })
+                    .unwrap_or_else(|never| match never {});
+                    let messages = log.map(|log| log.page(cursor, limit, since)).unwrap_or_default();
+                    return Ok(Reply::History { room, messages }.into());
+                };
+                let upto = log.map_or(0, |log| log.committed);
+                self.answer_from_store(id, req, move || {
+                    let timeline = Timeline::Room(room.clone());
+                    let cursor = cursor_of(query, |at| store.seq_at(&timeline, since, at))?;
+                    let page = Page { room: room.clone(), cursor, since, upto, limit };
+                    let records = store.page(&page)?;
+                    Ok(Reply::History { room, messages: records.into_iter().map(Arc::new).collect() })
+                })
+            }
+            Marked::With(nick) => {
+                let store = self.store.clone().ok_or(HubError::NoHistory)?;
+                let me = self.state(id).party();
+                let (with, party) = self.party_named(&nick)?;
+                let upto = self.private_committed;
+                self.answer_from_store(id, req, move || {
+                    let timeline = Timeline::Conversation { me, with: party };
+                    let cursor = cursor_of(query, |at| store.seq_at(&timeline, 0, at))?;
+                    let records = store.conversation(me, party, cursor, upto, limit)?;
+                    Ok(Reply::Conversation { with, messages: records.into_iter().map(Arc::new).collect() })
+                })
+            }
+        }
+    }
+
+    /// `Command::ChatTargets`: the session's rooms (their visible history) and its
+    /// conversations with messages in the window.
+    pub(super) fn chat_targets(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Answer, HubError> {
+        let store = self.store.clone().ok_or(HubError::NoHistory)?;
+        let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+        let state = self.state(id);
+        let party = state.party();
+        let rooms: Vec<(RoomName, u64)> = state.rooms.iter().map(|room| (room.clone(), self.since(room))).collect();
+        self.answer_from_store(id, req, move || {
+            let found = store.activity(&rooms, party, from, to, limit)?;
+            let targets = found
+                .into_iter()
+                .filter_map(|a| match (a.room, a.with) {
+                    (Some(room), _) => Some((MarkTarget::Room(room), a.at)),
+                    (None, Some((_, nick))) => Some((MarkTarget::With(nick), a.at)),
+                    (None, None) => None,
+                })
+                .collect();
+            Ok(Reply::Targets(targets))
+        })
     }
 }

@@ -355,7 +355,8 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             Ok(())
         }
         Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
-        Reply::Said { .. } | Reply::Marker { .. } => Ok(()),
+        // Line users neither mark nor ask for targets.
+        Reply::Said { .. } | Reply::Marker { .. } | Reply::Targets(_) => Ok(()),
         Reply::Deleted { room, seq, author, said_at, .. } => {
             let said = said_at.with_timezone(&Local).format("%H:%M:%S");
             writeln!(line, "[{now}] *** You deleted {author}'s message #{seq} of {said} in {room}.")

@@ -670,7 +670,9 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             admin: whois.admin,
         },
         Reply::Invited { nick, room } => msg::Reply::Invited { nick: nick.to_string(), room: room.to_string() },
-        Reply::Modes { .. }
+        // IRC's alone.
+        Reply::Targets(_)
+        | Reply::Modes { .. }
         | Reply::ModesSet { .. }
         | Reply::Bans { .. }
         | Reply::Stats(_)

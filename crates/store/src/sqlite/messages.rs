@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use parley_hub::{Cursor, Deletion, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
+use chrono::{DateTime, Utc};
+use parley_hub::{
+    Activity, Cursor, Deletion, MessageStore, Nick, Page, Party, Record, RoomName, StoreError, Timeline, Timestamp,
+};
 use rusqlite::{params, OptionalExtension};
 
 use super::{micros, record, seq_value, write_error, SqliteStore, Writer, RECORD_COLUMNS};
@@ -140,6 +142,13 @@ impl Writer {
     }
 }
 
+/// The messages of a room, over the parameter `:room`.
+const ROOM: &str = "room = :room";
+
+/// The private messages between two parties, over the parameters `:me` and `:with`.
+const CONVERSATION: &str = "room IS NULL
+     AND ((sender_party = :me AND recipient_party = :with) OR (sender_party = :with AND recipient_party = :me))";
+
 impl SqliteStore {
     /// One page, oldest first, of the messages `filter` selects (SQL over the named
     /// parameters in `filter_params`), by seq as `cursor` says, from `since` on and
@@ -153,13 +162,17 @@ impl SqliteStore {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let end = seq_value(upto).saturating_add(1);
-        let first = seq_value(since).saturating_sub(1);
-        let (after, before, newest_first) = match cursor {
-            Cursor::Latest => (first, end, true),
-            Cursor::Before(before) => (first, seq_value(before).min(end), true),
-            Cursor::After(after) => (seq_value(after).max(first), end, false),
+        let Some((after, before, newest_first)) = cursor.bounds(since, upto) else {
+            // Around a message: half the page before it, the rest from it on.
+            let Cursor::Around(at) = cursor else { return Ok(Vec::new()) };
+            let earlier = limit / 2;
+            let at = at.max(since);
+            let mut page = self.seq_page(filter, filter_params, Cursor::Before(at), since, upto, earlier)?;
+            let rest = Cursor::After(at.saturating_sub(1));
+            page.extend(self.seq_page(filter, filter_params, rest, since, upto, limit - earlier)?);
+            return Ok(page);
         };
+        let (after, before) = (seq_value(after), seq_value(before));
         let order = if newest_first { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM messages
@@ -209,7 +222,7 @@ impl MessageStore for SqliteStore {
 
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
         let room = page.room.as_str();
-        self.seq_page("room = :room", &[(":room", &room)], page.cursor, page.since, page.upto, page.limit)
+        self.seq_page(ROOM, &[(":room", &room)], page.cursor, page.since, page.upto, page.limit)
     }
 
     fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError> {
@@ -235,6 +248,82 @@ impl MessageStore for SqliteStore {
         Ok(lowest.unsigned_abs())
     }
 
+    fn seq_at(&self, timeline: &Timeline, since: u64, at: Timestamp) -> Result<u64, StoreError> {
+        let (since, at) = (seq_value(since), micros(at));
+        let (room, me, with);
+        let (filter, mut params): (&str, Vec<(&str, &dyn rusqlite::ToSql)>) = match timeline {
+            Timeline::Room(name) => {
+                room = name.as_str();
+                (ROOM, vec![(":room", &room)])
+            }
+            Timeline::Conversation { me: a, with: b } => {
+                (me, with) = (a.to_i64(), b.to_i64());
+                (CONVERSATION, vec![(":me", &me), (":with", &with)])
+            }
+        };
+        params.extend([(":since", &since as &dyn rusqlite::ToSql), (":at", &at)]);
+        let sql = format!(
+            "SELECT seq FROM messages WHERE {filter} AND seq >= :since AND at_us <= :at ORDER BY seq DESC LIMIT 1"
+        );
+        let found: Option<i64> =
+            self.read(|conn| conn.prepare_cached(&sql)?.query_row(params.as_slice(), |row| row.get(0)).optional())?;
+        Ok(found.map_or(0, |seq| u64::try_from(seq).unwrap_or(0)))
+    }
+
+    fn activity(
+        &self,
+        rooms: &[(RoomName, u64)],
+        party: Party,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let (from, to, me) = (micros(from), micros(to), party.to_i64());
+        self.read(|conn| {
+            let mut found = Vec::new();
+            let mut room_latest = conn.prepare_cached(
+                "SELECT max(at_us) FROM messages WHERE room = ?1 AND seq >= ?2 AND at_us > ?3 AND at_us < ?4",
+            )?;
+            for (room, since) in rooms {
+                let latest: Option<i64> =
+                    room_latest.query_row(params![room.as_str(), seq_value(*since), from, to], |row| row.get(0))?;
+                if let Some(at) = latest.and_then(DateTime::from_timestamp_micros) {
+                    found.push(Activity { room: Some(room.clone()), with: None, at });
+                }
+            }
+            // Each conversation's latest message in the window, with the other party's
+            // nick as that message gives it.
+            let mut talks = conn.prepare_cached(
+                "SELECT other, at_us, nick FROM (
+                     SELECT CASE WHEN sender_party = ?1 THEN recipient_party ELSE sender_party END AS other,
+                            at_us,
+                            CASE WHEN sender_party = ?1 THEN recipient ELSE sender END AS nick,
+                            row_number() OVER (
+                                PARTITION BY CASE WHEN sender_party = ?1 THEN recipient_party ELSE sender_party END
+                                ORDER BY seq DESC) AS n
+                     FROM messages
+                     WHERE room IS NULL AND (sender_party = ?1 OR recipient_party = ?1) AND at_us > ?2 AND at_us < ?3
+                 ) WHERE n = 1 AND other != 0",
+            )?;
+            let rows = talks.query_map(params![me, from, to], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?))
+            })?;
+            for row in rows {
+                let (other, at_us, nick) = row?;
+                let nick = nick.and_then(|n| Nick::parse(&n, usize::MAX).ok());
+                if let (Some(at), Some(nick)) = (DateTime::from_timestamp_micros(at_us), nick) {
+                    found.push(Activity {
+                        room: None,
+                        with: Some((Party::from_i64(other).unwrap_or(party), nick)),
+                        at,
+                    });
+                }
+            }
+            found.sort_by_key(|a| a.at);
+            Ok(found.split_off(found.len().saturating_sub(limit)))
+        })
+    }
+
     fn conversation(
         &self,
         me: Party,
@@ -244,15 +333,7 @@ impl MessageStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
         let (me, with) = (me.to_i64(), with.to_i64());
-        self.seq_page(
-            "room IS NULL
-             AND ((sender_party = :me AND recipient_party = :with) OR (sender_party = :with AND recipient_party = :me))",
-            &[(":me", &me), (":with", &with)],
-            cursor,
-            0,
-            upto,
-            limit,
-        )
+        self.seq_page(CONVERSATION, &[(":me", &me), (":with", &with)], cursor, 0, upto, limit)
     }
 }
 

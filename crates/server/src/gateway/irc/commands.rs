@@ -3,7 +3,9 @@
 //! through [`Session::relay`], so every answer keeps its place in line.
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Action, Command, Cursor, Kind, Marked, ModeChange, Nick, RoomMode, ServerAction, Session};
+use parley_hub::{
+    Action, Command, HistoryQuery, Kind, Marked, ModeChange, Nick, Point, RoomMode, RoomName, ServerAction, Session,
+};
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
 use std::time::Duration;
@@ -770,50 +772,87 @@ async fn redact(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
     out.command(context, Command::Delete { room: Some(room), seq, reason }).await
 }
 
-/// `CHATHISTORY LATEST|BEFORE|AFTER target reference limit`, with `msgid=` references
-/// (`MSGREFTYPES=msgid`) or `*` for LATEST.
+/// `CHATHISTORY LATEST|BEFORE|AFTER|AROUND target ref limit`, `BETWEEN target ref ref
+/// limit` and `TARGETS timestamp= timestamp= limit`, with `msgid=` (this server's
+/// `room/seq`, `pm/seq`) and `timestamp=` references (`MSGREFTYPES=msgid,timestamp`).
 async fn chathistory(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
-    let fail = |code: &str, text: &str, target: &str| {
+    let fail = |code: &str, sub: &str, target: &str, text: &str| {
         let mut lines = out.lines();
         let server = out.link.server.name.clone();
-        lines.from(&server, "FAIL", &["CHATHISTORY", code, &wire_param(target)], Some(text), "");
+        lines.from(&server, "FAIL", &["CHATHISTORY", code, sub, &wire_param(target)], Some(text), "");
         lines
     };
-    let [sub, target, reference, limit, ..] = params else {
+    let [sub, target, rest @ ..] = params else {
         return out.need_more("CHATHISTORY").await;
     };
     let sub = sub.to_ascii_uppercase();
-    let Ok(limit) = limit.parse::<usize>() else {
-        return out.relay(fail("INVALID_PARAMS", "the limit must be a number", target)).await;
+    let wanted = match sub.as_str() {
+        // TARGETS's "target" is its window's first timestamp.
+        "BETWEEN" => 2,
+        "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "TARGETS" => 1,
+        _ => {
+            let why = "LATEST, BEFORE, AFTER, AROUND, BETWEEN and TARGETS are supported";
+            return out.relay(fail("INVALID_PARAMS", &sub, target, why)).await;
+        }
     };
-    let seq = if reference == "*" {
-        None
-    } else {
-        match reference.strip_prefix("msgid=").and_then(|id| id.rsplit_once('/')).and_then(|(_, s)| s.parse().ok()) {
-            Some(seq) => Some(seq),
+    let (Some(references), Some(limit)) = (rest.get(..wanted), rest.get(wanted)) else {
+        return out.need_more("CHATHISTORY").await;
+    };
+    let Ok(limit) = limit.parse::<usize>() else {
+        return out.relay(fail("INVALID_PARAMS", &sub, target, "the limit must be a number")).await;
+    };
+    if sub == "TARGETS" {
+        let window = [target, &references[0]].map(|r| point(r, None));
+        let (Some(Some(Point::Time(a))), Some(Some(Point::Time(b)))) = (window[0], window[1]) else {
+            return out.relay(fail("INVALID_PARAMS", &sub, target, "TARGETS takes two timestamp= references")).await;
+        };
+        let (from, to) = if a <= b { (a, b) } else { (b, a) };
+        let context = Context::ChatHistory { sub, target: target.clone() };
+        return out.command(context, Command::ChatTargets { from, to, limit }).await;
+    }
+    let room = room_of(target);
+    // A msgid names its room (or `pm`): one of another target is not a reference here.
+    let scope = room.as_deref().unwrap_or("pm");
+    let mut points = Vec::with_capacity(wanted);
+    for reference in references {
+        match point(reference, Some(scope)) {
+            Some(found) => points.push(found),
             None => {
-                let why = "use msgid= references from this server, or * (timestamps are not supported)";
-                return out.relay(fail("INVALID_PARAMS", why, target)).await;
+                let why = "references are * (LATEST only), msgid= of this target, or timestamp=";
+                return out.relay(fail("INVALID_PARAMS", &sub, target, why)).await;
             }
         }
+    }
+    let query = match (sub.as_str(), points.as_slice()) {
+        ("LATEST", [latest]) => HistoryQuery::Latest(*latest),
+        ("BEFORE", [Some(p)]) => HistoryQuery::Before(*p),
+        ("AFTER", [Some(p)]) => HistoryQuery::After(*p),
+        ("AROUND", [Some(p)]) => HistoryQuery::Around(*p),
+        ("BETWEEN", [Some(a), Some(b)]) => HistoryQuery::Between(*a, *b),
+        _ => return out.relay(fail("INVALID_PARAMS", &sub, target, "* is a reference for LATEST only")).await,
     };
-    let cursor = match (sub.as_str(), seq) {
-        ("LATEST", None) => Cursor::Latest,
-        ("LATEST", Some(seq)) => Cursor::After(seq),
-        ("BEFORE", Some(seq)) => Cursor::Before(seq),
-        ("AFTER", Some(seq)) => Cursor::After(seq),
-        ("BEFORE" | "AFTER", None) => {
-            return out.relay(fail("INVALID_PARAMS", "BEFORE and AFTER need a msgid", target)).await;
-        }
-        _ => {
-            let why = "LATEST, BEFORE and AFTER are supported";
-            return out.relay(fail("INVALID_PARAMS", why, target)).await;
-        }
+    let marked = match room {
+        Some(room) => Marked::Room(room),
+        None => Marked::With(target.clone()),
     };
-    let context = Context::ChatHistory { target: target.clone() };
-    let command = match room_of(target) {
-        Some(room) => Command::History { room: Some(room), cursor, limit },
-        None => Command::Conversation { with: target.clone(), cursor, limit },
+    let context = Context::ChatHistory { sub, target: target.clone() };
+    out.command(context, Command::ChatHistory { target: marked, query, limit }).await
+}
+
+/// A CHATHISTORY reference: `Some(None)` for `*`, a message of `scope` (a room, or
+/// `pm`) by `msgid=`, or an instant by `timestamp=`; `None` when it is none of these.
+fn point(reference: &str, scope: Option<&str>) -> Option<Option<Point>> {
+    if reference == "*" {
+        return Some(None);
+    }
+    if let Some(at) = reference.strip_prefix("timestamp=") {
+        let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+        return Some(Some(Point::Time(at.with_timezone(&chrono::Utc))));
+    }
+    let (of, seq) = reference.strip_prefix("msgid=")?.rsplit_once('/')?;
+    let same = match scope? {
+        "pm" => of == "pm",
+        room => RoomName::parse(of, usize::MAX).is_ok_and(|of| RoomName::parse(room, usize::MAX).ok() == Some(of)),
     };
-    out.command(context, command).await
+    same.then(|| seq.parse::<u64>().ok().map(|seq| Some(Point::Seq(seq))))?
 }

@@ -106,7 +106,7 @@ impl Identity {
             "ELIST=".to_owned(),
             format!("KICKLEN={}", parley_hub::MAX_REASON),
             "MODES=4".to_owned(),
-            "MSGREFTYPES=msgid".to_owned(),
+            "MSGREFTYPES=msgid,timestamp".to_owned(),
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
@@ -184,6 +184,7 @@ pub(crate) enum Context {
     Away,
     Lusers,
     ChatHistory {
+        sub: String,
         target: String,
     },
     Redact {

@@ -657,15 +657,29 @@ impl<'a> Lines<'a> {
                 self.from(&super::source_str(&me), "MODE", &[&me], Some("+o"), "");
             }
             Reply::History { room, messages } => {
-                if let Context::ChatHistory { target } = context {
+                if let Context::ChatHistory { target, .. } = context {
                     self.history_batch(target, messages);
                 } else {
                     self.playback(&format!("#{room}"), messages);
                 }
             }
+            Reply::Targets(targets) => {
+                let batch = self.batch_id();
+                let server = self.server().to_owned();
+                self.from(&server, "BATCH", &[&format!("+{batch}"), "draft/chathistory-targets"], None, "");
+                for (target, at) in targets {
+                    let target = match target {
+                        MarkTarget::Room(room) => format!("#{room}"),
+                        MarkTarget::With(nick) => nick.to_string(),
+                    };
+                    let tags = self.tags(None, None, None, Some(&batch));
+                    self.from(&server, "CHATHISTORY", &["TARGETS", &target, &irc_time(at)], None, &tags);
+                }
+                self.from(&server, "BATCH", &[&format!("-{batch}")], None, "");
+            }
             Reply::Conversation { with, messages } => {
                 let target = match context {
-                    Context::ChatHistory { target } => target.clone(),
+                    Context::ChatHistory { target, .. } => target.clone(),
                     _ => with.to_string(),
                 };
                 self.history_batch(&target, messages);
@@ -817,6 +831,19 @@ impl<'a> Lines<'a> {
 
     /// The numeric for a refused command, as the command's context decides.
     fn error(&mut self, context: &Context, e: &HubError) {
+        if let Context::ChatHistory { .. } = context {
+            let code = match e {
+                HubError::NotInRoom(_)
+                | HubError::NoRoom
+                | HubError::NoSuchRoom(_)
+                | HubError::InvalidRoom { .. }
+                | HubError::NoSuchNick(_) => "INVALID_TARGET",
+                HubError::NoHistory | HubError::StoreRead => "MESSAGE_ERROR",
+                _ => "FAILED",
+            };
+            self.fail(context, code, &words::error(e));
+            return;
+        }
         if let Context::MarkRead { target } = context {
             let server = self.server().to_owned();
             let params = ["MARKREAD", "INVALID_TARGET", &super::wire_param(target)];
@@ -869,16 +896,6 @@ impl<'a> Lines<'a> {
             },
             HubError::NotInRoom(_) | HubError::NoRoom => match context {
                 Context::Privmsg { .. } => self.numeric("404", &[channel], "Cannot send to channel"),
-                Context::ChatHistory { target } => {
-                    let server = self.server().to_owned();
-                    self.from(
-                        &server,
-                        "FAIL",
-                        &["CHATHISTORY", "INVALID_TARGET", "CHATHISTORY", target],
-                        Some(&text),
-                        "",
-                    );
-                }
                 _ => self.numeric("442", &[channel], "You're not on that channel"),
             },
             HubError::Muted(_) | HubError::Moderated(_) => {
@@ -944,8 +961,8 @@ impl<'a> Lines<'a> {
         let server = self.server().to_owned();
         let command = context.command();
         match context {
-            Context::ChatHistory { target } => {
-                self.from(&server, "FAIL", &[command, code, target], Some(text), "");
+            Context::ChatHistory { sub, target } => {
+                self.from(&server, "FAIL", &[command, code, sub, &super::wire_param(target)], Some(text), "");
             }
             _ => self.from(&server, "FAIL", &[command, code], Some(text), ""),
         }
