@@ -15,5 +15,5 @@ mod password;
 mod schema;
 mod sqlite;
 
-pub use schema::MigrateError;
+pub use schema::{schema_version, MigrateError};
 pub use sqlite::{AccountEntry, ExportError, OpenError, Retention, SqliteStore, DB_FILE};

@@ -219,9 +219,14 @@ pub enum MigrateError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// The schema version this build writes.
-pub(crate) fn latest() -> i64 {
+/// The schema version this build writes (and the newest it reads).
+#[must_use]
+pub fn schema_version() -> i64 {
     MIGRATIONS.len() as i64
+}
+
+pub(crate) fn latest() -> i64 {
+    schema_version()
 }
 
 /// Applies every migration the database lacks, each in its own transaction.
