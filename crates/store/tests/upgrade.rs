@@ -149,8 +149,18 @@ fn a_version_5_database_migrates_and_reads_back() {
 }
 
 #[test]
-fn a_version_6_database_opens_and_reads_back() {
-    let data = Copy::of("v6");
+fn a_version_6_database_migrates_and_reads_back() {
+    generated_content_reads_back("v6");
+}
+
+#[test]
+fn a_version_7_database_opens_and_reads_back() {
+    generated_content_reads_back("v7");
+}
+
+/// What `crates/parley/tests/fixtures.rs` writes (from schema 6 on) reads back.
+fn generated_content_reads_back(fixture: &str) {
+    let data = Copy::of(fixture);
     let store = SqliteStore::open(&data.0, Retention::default()).expect("opens");
 
     let accounts = store.accounts().expect("accounts");

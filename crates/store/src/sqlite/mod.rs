@@ -120,13 +120,7 @@ impl SqliteStore {
     pub fn open_read_only(data_dir: &Path) -> Result<SqliteStore, OpenError> {
         let path = data_dir.join(DB_FILE);
         let conn = read_only(&path).map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
-        if found > schema::latest() {
-            let source = MigrateError::TooNew { found, known: schema::latest() };
-            return Err(OpenError::Migrate { path, source });
-        }
+        schema::check_version(&conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
         // The writer slot holds a read-only connection: `append` on it fails cleanly.
         let writer = Writer { conn, retention: Retention::default(), last_prune: Some(Instant::now()), unindexed: 0 };
         Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
