@@ -16,4 +16,6 @@ mod schema;
 mod sqlite;
 
 pub use schema::{schema_version, MigrateError};
-pub use sqlite::{AccountEntry, ExportError, OpenError, Retention, SqliteStore, DB_FILE};
+pub use sqlite::{
+    inspect, snapshot, AccountEntry, ExportError, Inspection, OpenError, Retention, SqliteStore, DB_FILE,
+};

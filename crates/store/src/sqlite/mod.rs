@@ -11,6 +11,7 @@
 //! the audit log).
 
 mod accounts;
+mod maintenance;
 mod messages;
 mod moderation;
 mod search;
@@ -26,6 +27,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::schema::{self, MigrateError};
 
 pub use accounts::AccountEntry;
+pub use maintenance::{inspect, snapshot, Inspection};
 
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "parley.db";
