@@ -169,3 +169,12 @@ fn a_database_from_a_newer_release_is_refused_with_the_release_it_needs() {
     assert!(out.stdout.is_empty(), "nothing listened");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn the_packaged_configuration_reads_back() {
+    let packaged = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/parley.toml");
+    let out = parley().args(["serve", "--print-config", "--config"]).arg(&packaged).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l == "data_dir = \"/var/lib/parley\""), "{text}");
+}
