@@ -143,3 +143,15 @@ fn a_damaged_database_is_a_problem_and_no_database_cannot_be_checked() {
     assert_eq!(status, Some(1), "{text}");
     assert!(text.contains("has no database"), "{text}");
 }
+
+#[test]
+fn a_database_from_a_newer_release_cannot_be_checked_and_says_why() {
+    let data = TempDir::with_fixture("newer");
+    let conn = rusqlite::Connection::open(data.0.join("parley.db")).expect("opens");
+    conn.pragma_update(None, "user_version", parley_store::schema_version() + 1).expect("a newer schema");
+    conn.execute("UPDATE meta SET value = '9.1.0' WHERE key = 'schema_release'", []).expect("a newer release");
+    drop(conn);
+    let (status, text) = check(&data.0, &[]);
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("it needs Parley 9.1.0 or later"), "{text}");
+}

@@ -65,6 +65,12 @@ pub(crate) fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<()> {
         bail!("{} exists and is not empty: a backup never overwrites anything", dest.display());
     }
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    // It holds private messages, password hashes and the TLS key: its owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o700))?;
+    }
     let taken = take(data_dir, dest);
     if taken.is_err() {
         // What is there is no backup: without its manifest nothing would restore it.
