@@ -341,6 +341,15 @@ async fn damaged_incomplete_and_newer_backups_are_refused_and_nothing_is_overwri
     std::fs::remove_file(unfinished.join("manifest.json")).expect("removed");
     refused(&admin(&["restore", "--data-dir"], &[&target, &unfinished]).await, &["not a complete backup"]);
 
+    // A manifest that names a file outside the backup.
+    let escaping = case("escaping");
+    let manifest = escaping.join("manifest.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).expect("read")).expect("JSON");
+    json["files"]["../outside"] = serde_json::json!({ "size": 1, "sha256": "00" });
+    std::fs::write(&manifest, serde_json::to_vec(&json).expect("JSON")).expect("written");
+    refused(&admin(&["restore", "--data-dir"], &[&target, &escaping]).await, &["damaged backup", "../outside"]);
+    assert!(!dir.0.join("outside").exists() && !target.exists(), "nothing is written");
+
     // A backup from a newer release.
     let newer = case("newer");
     let manifest = newer.join("manifest.json");
