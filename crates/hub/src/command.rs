@@ -174,6 +174,17 @@ pub enum Command {
         /// The most messages wanted (at most [`crate::MAX_HISTORY_PAGE`]).
         limit: usize,
     },
+    /// Delete a message from a room: its author may, and so may the room's operators
+    /// and server admins. It leaves history, search and replays, and every member is
+    /// told.
+    Delete {
+        /// The room; `None` means the room joined last.
+        room: Option<String>,
+        /// The message's place in the room's order.
+        seq: u64,
+        /// Why, shown to the members (operators deleting others' words say why).
+        reason: Option<String>,
+    },
     /// Ask for a pong.
     Ping,
     /// Leave the chat.

@@ -143,6 +143,23 @@ pub enum Event {
         /// When.
         at: Timestamp,
     },
+    /// A message of a room the session is in was deleted.
+    Deleted {
+        /// The room.
+        room: RoomName,
+        /// The deleted message's place in the room's order.
+        seq: u64,
+        /// Who deleted it.
+        by: Nick,
+        /// Who had said it (their nick then).
+        author: Nick,
+        /// When it was said.
+        said_at: Timestamp,
+        /// When it was deleted.
+        at: Timestamp,
+        /// Why, if they said.
+        reason: Option<Arc<str>>,
+    },
     /// Information from the server for this session alone.
     Notice {
         /// When.
@@ -361,6 +378,19 @@ pub enum Reply {
         kind: Kind,
         /// The text, for gateways that show the sender a copy.
         text: Arc<str>,
+    },
+    /// The message is deleted, and the room's members told.
+    Deleted {
+        /// The room.
+        room: RoomName,
+        /// The deleted message's place in the room's order.
+        seq: u64,
+        /// Who had said it (their nick then).
+        author: Nick,
+        /// When it was said.
+        said_at: Timestamp,
+        /// Why, as given.
+        reason: Option<Arc<str>>,
     },
     /// The private message is stored and in the receiver's queue.
     Whispered {

@@ -23,6 +23,7 @@ mod history;
 mod identity;
 mod journal;
 mod log;
+mod lookalike;
 mod memory;
 mod moderation;
 mod modes;
@@ -46,9 +47,9 @@ pub use moderation::{
     Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction, ServerBan, Topic,
 };
 pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
-pub use name::{Nick, RoomName};
+pub use name::{case_mapping, key_of, set_case_mapping, skeleton, CaseMapping, Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
-pub use store::{AccountStore, MessageStore, ModerationStore, SearchStore, Store, StoreError, Verdict};
+pub use store::{AccountStore, Deletion, MessageStore, ModerationStore, SearchStore, Store, StoreError, Verdict};
 pub use throttle::{Admit, FloodLimits, Throttle};
 
 /// The name of the room every new session joins.

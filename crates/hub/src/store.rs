@@ -41,6 +41,12 @@ pub trait MessageStore: Send + Sync {
     /// One page of a room's history, oldest first.
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError>;
 
+    /// Deletes the message `seq` of `room`, if its seq is `since` or later and, when
+    /// `author` is given, that party sent it: the check and the deletion in one
+    /// transaction. The message leaves history and search; the room's order goes on
+    /// after it (seqs are never reused).
+    fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError>;
+
     /// The seq of the last stored private message (they are numbered together).
     fn last_private_seq(&self) -> Result<u64, StoreError>;
 
@@ -58,6 +64,17 @@ pub trait MessageStore: Send + Sync {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError>;
+}
+
+/// What [`MessageStore::delete`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// The message is gone; this is what it was.
+    Deleted(Box<Record>),
+    /// There is no such message (never, deleted already, or before `since`).
+    NoSuchMessage,
+    /// The message is someone else's.
+    NotAuthor,
 }
 
 /// Full-text search.

@@ -48,6 +48,19 @@ impl MessageStore for Flaky {
         self.rest.page(page)
     }
 
+    fn delete(
+        &self,
+        room: &parley_hub::RoomName,
+        seq: u64,
+        since: u64,
+        author: Option<Party>,
+    ) -> Result<parley_hub::Deletion, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Write("database or disk is full".into()));
+        }
+        self.rest.delete(room, seq, since, author)
+    }
+
     fn last_private_seq(&self) -> Result<u64, StoreError> {
         self.rest.last_private_seq()
     }

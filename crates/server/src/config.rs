@@ -40,6 +40,8 @@ pub struct Config {
     pub limits: Limits,
     /// File sharing over the native protocol: whether it is on, and its limits.
     pub files: Files,
+    /// How nicks, account names and room names are compared.
+    pub names: Names,
 }
 
 impl Default for Config {
@@ -62,6 +64,44 @@ impl Default for Config {
             irc: Irc::default(),
             limits: Limits::default(),
             files: Files::default(),
+            names: Names::default(),
+        }
+    }
+}
+
+/// Names: which letters nicks, accounts and rooms may use, and when two are the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Names {
+    /// `precis`: letters and digits of any script (`José`, `Zoë`, `李雷`), compared as
+    /// RFC 8265 says (case, width and composition do not matter), and a new name that
+    /// looks like one in use (Cyrillic `аlice` for `alice`) is refused as taken. IRC
+    /// clients are told `CASEMAPPING=rfc8265`. `ascii`: ASCII letters only, compared
+    /// without ASCII case (`CASEMAPPING=ascii`), for networks whose clients or bots
+    /// expect it. Names are stored by the same key either way for ASCII names, so a
+    /// server may switch; names with other letters stop loading under `ascii`.
+    /// Default: `precis`.
+    pub casemapping: CaseMapping,
+}
+
+/// See [`Names::casemapping`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseMapping {
+    /// RFC 8265 (PRECIS UsernameCaseMapped).
+    #[default]
+    Precis,
+    /// ASCII letters only.
+    Ascii,
+}
+
+impl CaseMapping {
+    /// The hub's name for it.
+    #[must_use]
+    pub fn hub(self) -> parley_hub::CaseMapping {
+        match self {
+            CaseMapping::Precis => parley_hub::CaseMapping::Precis,
+            CaseMapping::Ascii => parley_hub::CaseMapping::Ascii,
         }
     }
 }

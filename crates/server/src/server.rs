@@ -44,6 +44,15 @@ pub enum ServerError {
         /// Why.
         source: io::Error,
     },
+    /// This process already compares names another way (a second server in one
+    /// process, configured differently).
+    #[error("names are compared as {fixed:?} in this process already; {asked:?} cannot be used too")]
+    CaseMapping {
+        /// What the configuration asks for.
+        asked: parley_hub::CaseMapping,
+        /// What is in force.
+        fixed: parley_hub::CaseMapping,
+    },
     /// The history database cannot be opened.
     #[error(transparent)]
     Store(#[from] parley_store::OpenError),
@@ -152,6 +161,9 @@ impl Server {
     /// starts the hub on it, and binds every listener.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
+        // Before any name is read: the store's, the hub's and every gateway's.
+        parley_hub::set_case_mapping(config.names.casemapping.hub())
+            .map_err(|fixed| ServerError::CaseMapping { asked: config.names.casemapping.hub(), fixed })?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
         let tls = if config.listeners.iter().any(|l| l.tls) {

@@ -27,6 +27,7 @@ use crate::handle::{Destination, HubHandle, Login, Op, SessionId, Verified, Wher
 use crate::identity::{Account, AccountId, GuestId, Party};
 use crate::journal::{Committed, Journal};
 use crate::log::RoomLog;
+use crate::lookalike::Lookalikes;
 use crate::moderation::Change;
 use crate::name::{Nick, RoomName};
 use crate::outbox::Outbox;
@@ -35,9 +36,11 @@ use crate::store::{Store, StoreError, Verdict};
 use crate::LOBBY;
 
 mod accounts;
+mod deletion;
 mod delivery;
 mod membership;
 mod moderation;
+mod names;
 mod pacing;
 mod people;
 mod reads;
@@ -196,6 +199,13 @@ pub(crate) enum Completion {
         session: SessionId,
         nick: Nick,
     },
+    /// A deletion written.
+    Deleted {
+        session: SessionId,
+        req: RequestId,
+        pending: deletion::Pending,
+        result: Result<crate::store::Deletion, StoreError>,
+    },
     /// A moderation change written (`req` `None`: one the hub made itself; `life`: the
     /// room's life when it was asked for).
     Moderated {
@@ -285,6 +295,10 @@ pub(crate) struct Hub {
     pub(crate) last_guest: u64,
     /// Every account by name: nicks only their owner may keep.
     pub(crate) accounts: HashMap<Nick, AccountId>,
+    /// Nicks in use (sessions' and accounts'), by what they look like.
+    pub(crate) nick_looks: Lookalikes,
+    /// Names of rooms with a charter, by what they look like.
+    pub(crate) room_looks: Lookalikes,
     /// Where work done off the hub task reports.
     pub(crate) completions: mpsc::UnboundedSender<Completion>,
     /// Password checks running or queued.
@@ -401,6 +415,8 @@ impl Hub {
             private_committed: 0,
             last_guest: 0,
             accounts: HashMap::new(),
+            nick_looks: Lookalikes::default(),
+            room_looks: Lookalikes::default(),
             completions: mpsc::unbounded_channel().0,
             checks: 0,
             timers: 0,
@@ -419,6 +435,7 @@ impl Hub {
         };
         // The lobby is the server's own registered room: all its history is for
         // everyone who enters it.
+        hub.hold_room(&lobby);
         hub.charters.insert(lobby.clone(), Charter::for_lobby(lobby));
         hub
     }
@@ -455,7 +472,10 @@ impl Hub {
         for (room, records) in recents {
             self.logs.entry(room).or_default().remember(records, keep);
         }
-        self.accounts.extend(accounts.into_iter().map(|a| (a.name, a.id)));
+        for account in accounts {
+            self.hold_nick(&account.name);
+            self.accounts.insert(account.name, account.id);
+        }
         (self.private_assigned, self.private_committed) = (private, private);
         self.last_guest = guest;
         self.restore_moderation(moderation);
@@ -630,6 +650,7 @@ impl Hub {
             }
             Command::Who { room } => self.who(id, room.as_deref()).map(Answer::from),
             Command::Rooms => Ok(self.rooms(id).into()),
+            Command::Delete { room, seq, reason } => self.delete(id, req, room.as_deref(), seq, reason),
             Command::Ping => Ok(Reply::Pong.into()),
             Command::Quit { .. } => unreachable!("handled above"),
         };

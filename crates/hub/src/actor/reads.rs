@@ -103,9 +103,12 @@ impl Hub {
         let query = Query::parse(text, self.limits.max_nick_len, self.limits.max_room_len)?;
         let state = self.state(id);
         // `in:ROOM` narrows the search to that room: private messages are in no room.
+        // The room as the session joined it, spelled as the store keeps it.
         let (rooms, private_of) = match query.room {
-            Some(room) if state.rooms.contains(&room) => (vec![room], None),
-            Some(room) => return Err(HubError::NotInRoom(room.to_string())),
+            Some(room) => match state.rooms.iter().find(|r| **r == room) {
+                Some(joined) => (vec![joined.clone()], None),
+                None => return Err(HubError::NotInRoom(room.to_string())),
+            },
             None => (state.rooms.clone(), Some(state.party())),
         };
         let rooms = rooms.into_iter().map(|room| {

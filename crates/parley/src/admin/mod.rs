@@ -22,10 +22,14 @@ pub(crate) struct AdminArgs {
     /// --config, else ./parley-data.
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// The server's configuration file: its data directory, and for `check` its
-    /// retention rules.
+    /// The server's configuration file: its data directory and how it compares names,
+    /// and for `check` its retention rules.
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// How names compare, as the server's `[names] casemapping` says. Default: the
+    /// configuration's with --config, else precis.
+    #[arg(long, value_name = "MAPPING", value_parser = ["precis", "ascii"], global = true)]
+    casemapping: Option<String>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -110,6 +114,15 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         (None, Some(config)) => config.data_dir.clone(),
         (None, None) => PathBuf::from("parley-data"),
     };
+    let mapping = match (args.casemapping.as_deref(), &config) {
+        (Some("ascii"), _) => parley_hub::CaseMapping::Ascii,
+        (Some(_), _) => parley_hub::CaseMapping::Precis,
+        (None, Some(config)) => config.names.casemapping.hub(),
+        (None, None) => parley_hub::CaseMapping::Precis,
+    };
+    if let Err(fixed) = parley_hub::set_case_mapping(mapping) {
+        bail!("names are compared as {fixed:?} already");
+    }
     match args.command {
         AdminCommand::Backup { dest } => backup::backup(&data_dir, &dest).map(|()| ExitCode::SUCCESS),
         AdminCommand::Restore { src } => backup::restore(&src, &data_dir).map(|()| ExitCode::SUCCESS),

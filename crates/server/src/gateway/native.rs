@@ -186,6 +186,7 @@ impl Protocol for Native {
                     None => Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both")),
                 }
             }
+            Request::Delete { room, seq, reason } => Ok(Command::Delete { room: Some(room), seq, reason }),
             Request::Topic { room, topic } => Ok(Command::Topic { room, text: topic }),
             Request::Audit { limit } => Ok(Command::Audit {
                 limit: limit.map_or(DEFAULT_HISTORY_PAGE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -299,6 +300,7 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NickTaken(_) => ErrorCode::NickTaken,
         HubError::InvalidNick { .. } => ErrorCode::InvalidNick,
         HubError::InvalidRoom { .. } => ErrorCode::InvalidRoom,
+        HubError::RoomLookalike { .. } => ErrorCode::RoomLookalike,
         HubError::NoSuchNick(_) => ErrorCode::NoSuchNick,
         HubError::NoSuchRoom(_) => ErrorCode::NoSuchRoom,
         HubError::NotInRoom(_) | HubError::NoRoom => ErrorCode::NotInRoom,
@@ -316,6 +318,8 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::RoomNotRegistered(_) => ErrorCode::RoomNotRegistered,
         HubError::TooManyRegistered { .. } => ErrorCode::TooManyRegistered,
         HubError::NotFounder(_) => ErrorCode::NotFounder,
+        HubError::NoSuchMessage { .. } => ErrorCode::NoSuchMessage,
+        HubError::NotAuthor(_) => ErrorCode::NotAuthor,
         HubError::NoAccounts => ErrorCode::AccountsUnavailable,
         HubError::AccountExists(_) => ErrorCode::AccountExists,
         HubError::BadLogin => ErrorCode::BadLogin,
@@ -473,6 +477,18 @@ impl Wire for NativeWire {
                 };
                 encode(&msg, b"", out);
             }
+            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+                let msg = ServerMsg::Deleted {
+                    room: room.to_string(),
+                    seq: *seq,
+                    by: by.to_string(),
+                    author: author.to_string(),
+                    said_ts: ts(said_at),
+                    ts: ts(at),
+                    reason: reason.as_deref().map(str::to_owned),
+                };
+                encode(&msg, b"", out);
+            }
             Event::NickChanged { old, new, at } => {
                 encode(&ServerMsg::Nick { old: old.to_string(), new: new.to_string(), ts: ts(at) }, b"", out);
             }
@@ -531,6 +547,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
         },
+        Reply::Deleted { room, seq, .. } => msg::Reply::Deleted { room: room.to_string(), seq: *seq },
         Reply::Topic { room, topic } => msg::Reply::Topic {
             room: room.to_string(),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),

@@ -660,6 +660,11 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
                 .await
                 .map(|(room, messages)| vec![Update::Notes(format::history_lines(&room, &messages))])
         }
+        Input::Delete { seq, reason } => match room {
+            None => return not_in_room(),
+            // The window shows the deletion when the server's event arrives.
+            Some(room) => client.call(&Request::Delete { room, seq, reason }).await.map(|_| Vec::new()),
+        },
         Input::Topic(topic) => {
             client.call(&Request::Topic { room: room.clone(), topic }).await.map(|reply| match reply {
                 Reply::Topic { room, topic, by, .. } => {

@@ -369,6 +369,20 @@ impl State {
         }
     }
 
+    /// A message of `room` was deleted: it stays in its place, as deleted, so that
+    /// the conversation around it still reads (and a catch-up page does not bring it
+    /// back: its seq is held).
+    pub(crate) fn deleted(&mut self, room: &str, seq: u64, by: &str, author: &str, reason: Option<&str>) {
+        let Some(index) = self.find(Kind::Room, room) else { return };
+        let whose = if by == author { "by its author".to_owned() } else { format!("by {by}") };
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let buffer = &mut self.buffers[index];
+        if let Some(line) = buffer.lines.iter_mut().find(|line| line.seq == Some(seq)) {
+            line.body = Body::Info(format!("(a message from {author}, deleted {whose}{why})"));
+            line.mention = false;
+        }
+    }
+
     /// A private message between us and `with`; `seq` is `None` for ours, which the
     /// server does not number back to us.
     pub(crate) fn private_message(
@@ -457,6 +471,10 @@ impl State {
                     _ => format!("{nick} has left the chat{why}"),
                 };
                 self.info(index, *ts, text);
+                Attention::None
+            }
+            Event::Deleted { room, seq, by, author, reason, .. } => {
+                self.deleted(room, *seq, by, author, reason.as_deref());
                 Attention::None
             }
             Event::NickChanged { old, new, ts } => {
@@ -588,6 +606,28 @@ mod tests {
             texts(state.current()),
             vec!["bob: one", "ann: two", "bob: three", "* carol has joined lobby", "bob: four"]
         );
+    }
+
+    #[test]
+    fn a_deleted_message_is_shown_deleted_in_its_place_and_a_catch_up_does_not_bring_it_back() {
+        let mut state = with_lobby();
+        state.room_message("lobby", "bob", 2, at(2), Words::plain("ann: oops, secret"), true);
+        state.room_message("lobby", "bob", 3, at(3), Words::plain("three"), true);
+        let deleted = Event::Deleted {
+            room: "lobby".into(),
+            seq: 2,
+            by: "carol".into(),
+            author: "bob".into(),
+            said: at(2),
+            ts: at(4),
+            reason: Some("spam".into()),
+        };
+        assert_eq!(state.apply(&deleted), Attention::None);
+        let shown = vec!["bob: one", "* (a message from bob, deleted by carol: spam)", "bob: three"];
+        assert_eq!(texts(state.current()), shown);
+        assert!(!state.current().lines[1].mention, "a deleted mention no longer highlights");
+        state.room_history("lobby", &[past(1, "bob", "one"), past(3, "bob", "three")], true);
+        assert_eq!(texts(state.current()), shown);
     }
 
     #[test]

@@ -461,6 +461,7 @@ async fn dispatch(
             return handle_oper(&out, pacing.oper, name, password).await;
         }
         "CHATHISTORY" => chathistory(&out, &message.params).await?,
+        "REDACT" => redact(&out, &message.params).await?,
         "PING" => {
             let Some(token) = message.param(0) else {
                 return out.numeric("409", &[], "No origin specified").await.map(|()| Flow::Go);
@@ -711,6 +712,34 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
         out.command(context, Command::Mode { room: room.to_owned(), changes: settings }).await?;
     }
     Ok(())
+}
+
+/// `REDACT #channel msgid [:reason]` (draft/message-redaction): deletes a message of a
+/// channel by its msgid (`room/seq`, as the server tagged it).
+async fn redact(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
+    let [target, msgid, rest @ ..] = params else {
+        return out.need_more("REDACT").await;
+    };
+    let fail = |code: &str, text: &str| {
+        let mut lines = out.lines();
+        let server = out.link.server.name.clone();
+        lines.from(&server, "FAIL", &["REDACT", code, &wire_param(target), &wire_param(msgid)], Some(text), "");
+        lines
+    };
+    let Some(room) = room_of(target) else {
+        return out.relay(fail("INVALID_TARGET", "Only channel messages can be deleted")).await;
+    };
+    // A msgid names its room: one of another channel is unknown in this one.
+    let seq = msgid
+        .rsplit_once('/')
+        .filter(|(of, _)| of.eq_ignore_ascii_case(&room))
+        .and_then(|(_, seq)| seq.parse::<u64>().ok());
+    let Some(seq) = seq else {
+        return out.relay(fail("UNKNOWN_MSGID", "This channel has no such message")).await;
+    };
+    let reason = rest.first().filter(|r| !r.is_empty()).cloned();
+    let context = Context::Redact { channel: target.clone(), msgid: msgid.clone() };
+    out.command(context, Command::Delete { room: Some(room), seq, reason }).await
 }
 
 /// `CHATHISTORY LATEST|BEFORE|AFTER target reference limit`, with `msgid=` references

@@ -45,7 +45,9 @@ impl Wire for IrcWire {
     fn cache_slot_for(&self, event: &Event) -> Option<usize> {
         match event {
             // These name the session itself.
-            Event::Notice { .. }
+            // Shown as REDACT or as a notice, by a capability outside the profiles.
+            Event::Deleted { .. }
+            | Event::Notice { .. }
             | Event::Invited { .. }
             | Event::Shutdown { .. }
             | Event::Banned { .. }
@@ -278,6 +280,18 @@ impl<'a> Lines<'a> {
             Event::NickChanged { old, new, at } => {
                 let tags = self.tags(Some(at), None, None, None);
                 self.from(&source(old), "NICK", &[], Some(new.as_str()), &tags);
+            }
+            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+                let channel = format!("#{room}");
+                if self.link.caps.has(Cap::Redaction) {
+                    let tags = self.tags(Some(at), None, None, None);
+                    let id = msgid(Some(room), *seq);
+                    self.from(&source(by), "REDACT", &[&channel, &id], reason.as_deref(), &tags);
+                } else {
+                    let text = words::deleted(by, author, said_at, reason.as_deref());
+                    let server = self.server().to_owned();
+                    self.from(&server, "NOTICE", &[&channel], Some(&text), "");
+                }
             }
             Event::Mode { room, by, at, changes } => {
                 let tags = self.tags(Some(at), None, None, None);
@@ -518,6 +532,16 @@ impl<'a> Lines<'a> {
                     let me = Nick::parse(&self.me, usize::MAX).ok();
                     if let Some(me) = me {
                         self.message(&tags, &me, &format!("#{room}"), *kind, text, None);
+                    }
+                }
+            }
+            // The deleter's own REDACT, as echo-message returns a PRIVMSG.
+            Reply::Deleted { room, seq, reason, .. } => {
+                if self.link.caps.has(Cap::Redaction) && self.link.caps.has(Cap::EchoMessage) {
+                    let id = msgid(Some(room), *seq);
+                    let tags = self.tags(Some(&chrono::Utc::now()), None, None, None);
+                    if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
+                        self.from(&source(&me), "REDACT", &[&format!("#{room}"), &id], reason.as_deref(), &tags);
                     }
                 }
             }
@@ -769,6 +793,20 @@ impl<'a> Lines<'a> {
 
     /// The numeric for a refused command, as the command's context decides.
     fn error(&mut self, context: &Context, e: &HubError) {
+        if let Context::Redact { channel, msgid } = context {
+            let code = match e {
+                HubError::NoSuchMessage { .. } => "UNKNOWN_MSGID",
+                HubError::NotAuthor(_) | HubError::NotOperator(_) => "REDACT_FORBIDDEN",
+                HubError::NotInRoom(_) | HubError::NoSuchRoom(_) | HubError::InvalidRoom { .. } | HubError::NoRoom => {
+                    "INVALID_TARGET"
+                }
+                _ => "FAILED",
+            };
+            let server = self.server().to_owned();
+            let params = ["REDACT", code, &super::wire_param(channel), &super::wire_param(msgid)];
+            self.from(&server, "FAIL", &params, Some(&words::error(e)), "");
+            return;
+        }
         let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
         let channel = channel.as_deref().unwrap_or("*");
         let text = words::error(e);
@@ -778,6 +816,9 @@ impl<'a> Lines<'a> {
             }
             HubError::InvalidNick { nick, .. } => {
                 self.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname")
+            }
+            HubError::RoomLookalike { room, .. } => {
+                self.numeric("479", &[&super::wire_param(&format!("#{room}"))], &text);
             }
             HubError::InvalidRoom { room, .. } => {
                 let named = if channel == "*" { format!("#{room}") } else { channel.to_owned() };
@@ -850,7 +891,9 @@ impl<'a> Lines<'a> {
             | HubError::TooLong { .. }
             | HubError::RoomRegistered(_)
             | HubError::RoomNotRegistered(_)
-            | HubError::TooManyRegistered { .. } => self.fail(context, "FAILED", &text),
+            | HubError::TooManyRegistered { .. }
+            | HubError::NoSuchMessage { .. }
+            | HubError::NotAuthor(_) => self.fail(context, "FAILED", &text),
             HubError::NotFounder(_) => self.numeric("482", &[channel], "You're not the channel's founder"),
             // A server's ban list (KLINE) has no numeric of its own.
             HubError::TooManyBans { .. } if channel == "*" => self.fail(context, "FAILED", &text),
