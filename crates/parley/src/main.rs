@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use parley_server::{Config, Listener, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -32,8 +32,24 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Chat logs from a server's history (works while the server runs).
     Log(log::LogArgs),
-    /// The server owner's commands on the data directory: accounts.
+    /// The server owner's commands on the data directory: accounts, the audit log,
+    /// backups, restores and checks.
     Admin(admin::AdminArgs),
+    /// Print the completion script of a shell for parley's commands and flags, e.g.
+    /// `parley completions bash > /etc/bash_completion.d/parley`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write parley's manual pages (parley.1 and one per command) into DIR; packages
+    /// run it at build time, so the pages are the command line's own help.
+    #[command(hide = true)]
+    Man {
+        /// Where the pages go.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -93,7 +109,18 @@ fn main() -> ExitCode {
         Command::Bench(args) => report(bench::run(args)),
         Command::Log(args) => report(log::run(args)),
         Command::Admin(args) => report(admin::run(args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "parley", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { dir } => report(man(&dir)),
     }
+}
+
+fn man(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir).with_context(|| format!("writing the pages in {}", dir.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(result: anyhow::Result<ExitCode>) -> ExitCode {

@@ -144,3 +144,37 @@ fn sigterm_tells_clients_and_exits_cleanly() {
     assert!(exit.success(), "exit status {exit:?}");
     let _ = std::fs::remove_dir_all(data);
 }
+
+#[test]
+fn a_database_from_a_newer_release_is_refused_with_the_release_it_needs() {
+    let data = temp_dir("newer");
+    let created = parley().args(["admin", "users", "list", "--data-dir"]).arg(&data).output().expect("runs");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let conn = rusqlite::Connection::open(data.join("parley.db")).expect("opens");
+    let newer = parley_store::schema_version() + 1;
+    conn.pragma_update(None, "user_version", newer).expect("a newer schema");
+    conn.execute("UPDATE meta SET value = '9.1.0' WHERE key = 'schema_release'", []).expect("a newer release");
+    drop(conn);
+
+    let out = parley()
+        .args(["serve", "--listen", "native=127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("schema version {newer}, written by Parley 9.1.0")), "{stderr}");
+    assert!(stderr.contains("it needs Parley 9.1.0 or later"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing listened");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_packaged_configuration_reads_back() {
+    let packaged = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/parley.toml");
+    let out = parley().args(["serve", "--print-config", "--config"]).arg(&packaged).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l == "data_dir = \"/var/lib/parley\""), "{text}");
+}

@@ -15,5 +15,7 @@ mod password;
 mod schema;
 mod sqlite;
 
-pub use schema::MigrateError;
-pub use sqlite::{AccountEntry, ExportError, OpenError, Retention, SqliteStore, DB_FILE};
+pub use schema::{schema_version, MigrateError};
+pub use sqlite::{
+    inspect, snapshot, AccountEntry, ExportError, Inspection, OpenError, Retention, SqliteStore, DB_FILE,
+};

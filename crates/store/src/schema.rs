@@ -201,7 +201,14 @@ const MIGRATIONS: &[&str] = &[
         WHERE room IS NULL;
     DROP INDEX messages_private;
     CREATE INDEX messages_private ON messages (sender_party, recipient_party, seq) WHERE room IS NULL;",
-    // Read markers: where each account read up to in a room (`#` and the room's key) or
+    // 7: facts about the file itself. `schema_release` is the release that brought the
+    // schema to its version, the oldest that can read it, so that an older release
+    // refusing the file can say which one it needs.
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;",
+    // 8: read markers: where each account read up to in a room (`#` and the room's key) or
     // a conversation (`@` and the other party), as an instant.
     "CREATE TABLE read_markers (
         account INTEGER NOT NULL,
@@ -211,39 +218,93 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;",
 ];
 
+/// This release, as the database records it.
+const RELEASE: &str = env!("CARGO_PKG_VERSION");
+
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     /// The file was written by a newer Parley.
-    #[error("the database has schema version {found}, newer than this Parley's {known}; upgrade Parley")]
+    #[error(
+        "the database has schema version {found}{}, and this is Parley {RELEASE}, which reads versions up to {known}: \
+         it needs {}",
+        needs.as_ref().map(|r| format!(", written by Parley {r}")).unwrap_or_default(),
+        needs.as_ref().map_or_else(|| "a newer Parley".to_owned(), |r| format!("Parley {r} or later"))
+    )]
     TooNew {
         /// The database's version.
         found: i64,
         /// The newest version this build knows.
         known: i64,
+        /// The oldest release that reads it, as the database records it.
+        needs: Option<String>,
     },
     /// SQLite failed.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// The schema version this build writes.
-pub(crate) fn latest() -> i64 {
+/// The schema version this build writes (and the newest it reads).
+#[must_use]
+pub fn schema_version() -> i64 {
     MIGRATIONS.len() as i64
+}
+
+pub(crate) fn latest() -> i64 {
+    schema_version()
+}
+
+/// The database's schema version, refused if it is newer than this build's.
+pub(crate) fn check_version(conn: &Connection) -> Result<i64, MigrateError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > latest() {
+        // A database of a release from before `meta` cannot be newer than this one,
+        // but a damaged one may lack it: then the message says less.
+        let needs = conn.query_row("SELECT value FROM meta WHERE key = 'schema_release'", [], |row| row.get(0)).ok();
+        return Err(MigrateError::TooNew { found, known: latest(), needs });
+    }
+    Ok(found)
 }
 
 /// Applies every migration the database lacks, each in its own transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if found > latest() {
-        return Err(MigrateError::TooNew { found, known: latest() });
-    }
+    let found = check_version(conn)?;
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        if version + 1 == MIGRATIONS.len() {
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_release', ?1)", [RELEASE])?;
+        }
         tx.commit()?;
         tracing::info!(version = version + 1, "database schema migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_database_is_refused_naming_the_release_it_needs() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        migrate(&mut conn).expect("creates");
+        let release: String =
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema_release'", [], |row| row.get(0)).expect("kept");
+        assert_eq!(release, RELEASE);
+
+        conn.pragma_update(None, "user_version", latest() + 2).expect("a newer version");
+        conn.execute("UPDATE meta SET value = '9.1.0' WHERE key = 'schema_release'", []).expect("a newer release");
+        let refused = migrate(&mut conn).expect_err("refused");
+        let text = refused.to_string();
+        let newer = latest() + 2;
+        assert!(text.contains(&format!("schema version {newer}, written by Parley 9.1.0")), "{text}");
+        assert!(text.contains(&format!("reads versions up to {}", latest())), "{text}");
+        assert!(text.ends_with("it needs Parley 9.1.0 or later"), "{text}");
+
+        conn.execute("DROP TABLE meta", []).expect("damaged");
+        let text = migrate(&mut conn).expect_err("refused").to_string();
+        assert!(text.ends_with("it needs a newer Parley"), "{text}");
+    }
 }

@@ -122,18 +122,11 @@ impl Writer {
     /// Deletes what the retention rules no longer keep.
     pub(super) fn prune(&self) -> rusqlite::Result<()> {
         let mut deleted = 0;
-        if let Some(max_age) = self.retention.max_age {
-            let age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
-            let cutoff = Utc::now().checked_sub_signed(age).map_or(i64::MIN, micros);
-            deleted += self.conn.execute("DELETE FROM messages WHERE at_us < ?1", [cutoff])?;
+        if let Some(cutoff) = age_cutoff(&self.retention) {
+            deleted += self.conn.execute(&format!("DELETE FROM messages WHERE {TOO_OLD}"), [cutoff])?;
         }
-        if let Some(max) = self.retention.max_per_room {
-            let max = i64::try_from(max).unwrap_or(i64::MAX);
-            deleted += self.conn.execute(
-                "DELETE FROM messages WHERE room IS NOT NULL
-                 AND seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - ?1",
-                [max],
-            )?;
+        if let Some(max) = room_limit(&self.retention) {
+            deleted += self.conn.execute(&format!("DELETE FROM messages WHERE {OVER_ROOM_LIMIT}"), [max])?;
         }
         if deleted > 0 {
             tracing::info!(deleted, "old history deleted by the retention rules");
@@ -148,6 +141,25 @@ const ROOM: &str = "room = :room";
 /// The private messages between two parties, over the parameters `:me` and `:with`.
 const CONVERSATION: &str = "room IS NULL
      AND ((sender_party = :me AND recipient_party = :with) OR (sender_party = :with AND recipient_party = :me))";
+
+/// The messages `max_age` no longer keeps, given [`age_cutoff`] as `?1`.
+pub(crate) const TOO_OLD: &str = "at_us < ?1";
+
+/// The room messages `max_per_room` no longer keeps, given [`room_limit`] as `?1`.
+pub(crate) const OVER_ROOM_LIMIT: &str =
+    "room IS NOT NULL AND seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - ?1";
+
+/// The time (in microseconds) before which `max_age` deletes messages, if it is set.
+pub(crate) fn age_cutoff(retention: &crate::Retention) -> Option<i64> {
+    let max_age = retention.max_age?;
+    let age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    Some(Utc::now().checked_sub_signed(age).map_or(i64::MIN, micros))
+}
+
+/// `max_per_room` as SQLite compares it, if it is set.
+pub(crate) fn room_limit(retention: &crate::Retention) -> Option<i64> {
+    retention.max_per_room.map(|max| i64::try_from(max).unwrap_or(i64::MAX))
+}
 
 impl SqliteStore {
     /// One page, oldest first, of the messages `filter` selects (SQL over the named

@@ -11,6 +11,7 @@
 //! the audit log).
 
 mod accounts;
+mod maintenance;
 mod messages;
 mod moderation;
 mod search;
@@ -26,6 +27,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::schema::{self, MigrateError};
 
 pub use accounts::AccountEntry;
+pub use maintenance::{inspect, snapshot, Inspection};
 
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "parley.db";
@@ -120,13 +122,7 @@ impl SqliteStore {
     pub fn open_read_only(data_dir: &Path) -> Result<SqliteStore, OpenError> {
         let path = data_dir.join(DB_FILE);
         let conn = read_only(&path).map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
-        if found > schema::latest() {
-            let source = MigrateError::TooNew { found, known: schema::latest() };
-            return Err(OpenError::Migrate { path, source });
-        }
+        schema::check_version(&conn).map_err(|source| OpenError::Migrate { path: path.clone(), source })?;
         // The writer slot holds a read-only connection: `append` on it fails cleanly.
         let writer = Writer { conn, retention: Retention::default(), last_prune: Some(Instant::now()), unindexed: 0 };
         Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })

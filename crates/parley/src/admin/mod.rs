@@ -1,25 +1,35 @@
 //! `parley admin`: the server owner's commands on the data directory, while the server
 //! runs or not.
 
+mod backup;
+mod check;
+
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use parley_hub::{Account, AccountStore as _, ModerationStore as _, Nick, MAX_PASSWORD, MIN_PASSWORD};
 use parley_proto::text::printable_line;
+use parley_server::Config;
 use parley_store::{Retention, SqliteStore};
 
 /// What `parley admin` does.
 #[derive(Args, Debug)]
 pub(crate) struct AdminArgs {
-    /// The server's data directory. Default: ./parley-data.
-    #[arg(long, value_name = "DIR", default_value = "parley-data", global = true)]
-    data_dir: PathBuf,
-    /// How names compare, as the server's `[names] casemapping` says.
-    #[arg(long, value_name = "MAPPING", value_parser = ["precis", "ascii"], default_value = "precis", global = true)]
-    casemapping: String,
+    /// The server's data directory. Default: the configuration's `data_dir` with
+    /// --config, else ./parley-data.
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// The server's configuration file: its data directory and how it compares names,
+    /// and for `check` its retention rules.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// How names compare, as the server's `[names] casemapping` says. Default: the
+    /// configuration's with --config, else precis.
+    #[arg(long, value_name = "MAPPING", value_parser = ["precis", "ascii"], global = true)]
+    casemapping: Option<String>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -35,6 +45,26 @@ enum AdminCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Copy the data directory (database, shared files, generated TLS certificate and
+    /// key) into the new directory DEST, with a manifest of checksums; safe while the
+    /// server runs.
+    Backup {
+        /// Where the backup goes: a directory that does not exist yet, or is empty.
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+    },
+    /// Put a backup in place as the data directory (which must not exist, or be empty),
+    /// after checking every file against its manifest.
+    Restore {
+        /// The backup: a directory written by `parley admin backup`.
+        #[arg(value_name = "SRC")]
+        src: PathBuf,
+    },
+    /// Inspect the data directory without changing it: schema version, sizes, the
+    /// database's integrity, every shared file against its hash and its messages, and
+    /// what the retention rules would delete. Exit status: 0 no problem, 2 problems
+    /// (listed), 1 the check could not run.
+    Check,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,14 +108,43 @@ enum UsersCommand {
 }
 
 pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
-    let mapping =
-        if args.casemapping == "ascii" { parley_hub::CaseMapping::Ascii } else { parley_hub::CaseMapping::Precis };
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let data_dir = match (args.data_dir, &config) {
+        (Some(dir), _) => dir,
+        (None, Some(config)) => config.data_dir.clone(),
+        (None, None) => PathBuf::from("parley-data"),
+    };
+    let mapping = match (args.casemapping.as_deref(), &config) {
+        (Some("ascii"), _) => parley_hub::CaseMapping::Ascii,
+        (Some(_), _) => parley_hub::CaseMapping::Precis,
+        (None, Some(config)) => config.names.casemapping.hub(),
+        (None, None) => parley_hub::CaseMapping::Precis,
+    };
     if let Err(fixed) = parley_hub::set_case_mapping(mapping) {
         bail!("names are compared as {fixed:?} already");
     }
-    let store = SqliteStore::open(&args.data_dir, Retention::default())?;
     match args.command {
-        AdminCommand::Users(UsersCommand::List) => {
+        AdminCommand::Backup { dest } => backup::backup(&data_dir, &dest).map(|()| ExitCode::SUCCESS),
+        AdminCommand::Restore { src } => backup::restore(&src, &data_dir).map(|()| ExitCode::SUCCESS),
+        AdminCommand::Check => {
+            let retention = config.map(|c| c.history.retention()).unwrap_or_default();
+            check::check(&data_dir, &retention)
+        }
+        AdminCommand::Users(users) => self::users(&data_dir, users),
+        AdminCommand::Audit { limit } => audit(&data_dir, limit),
+    }
+}
+
+/// The store, for the commands that work on the database through it (which creates
+/// and migrates it).
+fn store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    Ok(SqliteStore::open(data_dir, Retention::default())?)
+}
+
+fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let store = store(data_dir)?;
+    match command {
+        UsersCommand::List => {
             let accounts = store.list_accounts()?;
             let mut out = std::io::stdout().lock();
             for entry in &accounts {
@@ -98,7 +157,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("No accounts.");
             }
         }
-        AdminCommand::Users(UsersCommand::Add { name }) => {
+        UsersCommand::Add { name } => {
             let name = nick(&name)?;
             let password = read_password()?;
             if store.register(&name, &password)?.is_none() {
@@ -106,18 +165,18 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("Created the account {name}.");
         }
-        AdminCommand::Users(UsersCommand::Delete { name }) => {
+        UsersCommand::Delete { name } => {
             let account = account(&store, &name)?;
             store.delete_account(account.id, "parley admin")?;
-            let files = parley_server::forget_account_files(&args.data_dir, account.id)
-                .context("deleting the account's files")?;
+            let files =
+                parley_server::forget_account_files(data_dir, account.id).context("deleting the account's files")?;
             eprintln!(
                 "Deleted the account {} ({files} shared files). A running server applies it at its next start;",
                 account.name
             );
             eprintln!("until then, anyone logged in to it stays logged in.");
         }
-        AdminCommand::Users(UsersCommand::Grant { name, .. }) => {
+        UsersCommand::Grant { name, .. } => {
             let account = account(&store, &name)?;
             let name = &account.name;
             if store.set_admin(&account, true)? {
@@ -126,7 +185,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("{name} was a server admin already.");
             }
         }
-        AdminCommand::Users(UsersCommand::Revoke { name, .. }) => {
+        UsersCommand::Revoke { name, .. } => {
             let account = account(&store, &name)?;
             let name = &account.name;
             if store.set_admin(&account, false)? {
@@ -135,19 +194,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 bail!("{name} is not a server admin");
             }
         }
-        AdminCommand::Audit { limit } => {
-            let mut out = std::io::stdout().lock();
-            for line in store.audit(limit)? {
-                let place = line.room.map(|r| format!(" in {r}")).unwrap_or_default();
-                let target = line.target.map(|t| format!(" {t}")).unwrap_or_default();
-                let detail = line.detail.map(|d| format!(" ({d})")).unwrap_or_default();
-                let at = line.at.format("%Y-%m-%d %H:%M:%S UTC");
-                // Targets and reasons are others' words: printable, one line each.
-                let text = format!("{at}\t{}\t{}{target}{place}{detail}", line.actor, line.action);
-                writeln!(out, "{}", printable_line(&text))?;
-            }
-        }
-        AdminCommand::Users(UsersCommand::ResetPassword { name }) => {
+        UsersCommand::ResetPassword { name } => {
             let account = account(&store, &name)?;
             let password = read_password()?;
             if !store.set_password(account.id, &password)? {
@@ -155,6 +202,21 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("Changed the password of {}.", account.name);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(data_dir: &Path, limit: usize) -> anyhow::Result<ExitCode> {
+    let store = store(data_dir)?;
+    let mut out = std::io::stdout().lock();
+    for line in store.audit(limit)? {
+        let place = line.room.map(|r| format!(" in {r}")).unwrap_or_default();
+        let target = line.target.map(|t| format!(" {t}")).unwrap_or_default();
+        let detail = line.detail.map(|d| format!(" ({d})")).unwrap_or_default();
+        let at = line.at.format("%Y-%m-%d %H:%M:%S UTC");
+        // Targets and reasons are others' words: printable, one line each.
+        let text = format!("{at}\t{}\t{}{target}{place}{detail}", line.actor, line.action);
+        writeln!(out, "{}", printable_line(&text))?;
     }
     Ok(ExitCode::SUCCESS)
 }
