@@ -26,6 +26,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::schema::{self, MigrateError};
 
 pub use accounts::AccountEntry;
+pub(crate) use messages::PRUNE_EVERY;
+pub(crate) use moderation::described;
+pub(crate) use search::CANDIDATES;
 
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "parley.db";
@@ -258,13 +261,13 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    pub(crate) struct TempDir(pub(crate) PathBuf);
+    struct TempDir(PathBuf);
 
     impl TempDir {
-        pub(crate) fn new(name: &str) -> TempDir {
+        fn new(name: &str) -> TempDir {
             let dir = std::env::temp_dir().join(format!("parley-store-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("temp dir");
@@ -278,7 +281,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn said(room: &str, seq: u64, text: &str) -> Arc<Record> {
+    fn said(room: &str, seq: u64, text: &str) -> Arc<Record> {
         Arc::new(Record {
             room: Some(RoomName::parse(room, 32).expect("room")),
             seq,
@@ -290,10 +293,6 @@ pub(crate) mod tests {
             kind: Kind::Text,
             text: text.into(),
         })
-    }
-
-    pub(crate) fn seqs(records: &[Record]) -> Vec<u64> {
-        records.iter().map(|r| r.seq).collect()
     }
 
     #[test]
