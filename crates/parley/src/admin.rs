@@ -1,5 +1,6 @@
-//! `parley admin`: the server owner's commands on the data directory, while the server
-//! runs or not.
+//! `parley admin`: the server owner's commands on the data directory (or the server's
+//! PostgreSQL database), while the server runs or not; and moving a data directory's
+//! SQLite database into PostgreSQL.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -7,9 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
-use parley_hub::{Account, AccountStore as _, ModerationStore as _, Nick, MAX_PASSWORD, MIN_PASSWORD};
+use parley_hub::{Account, Nick, Store, StoreError, MAX_PASSWORD, MIN_PASSWORD};
 use parley_proto::text::printable_line;
-use parley_store::{Retention, SqliteStore};
+use parley_store::{AccountEntry, PostgresStore, Retention, SqliteStore};
 
 /// What `parley admin` does.
 #[derive(Args, Debug)]
@@ -17,6 +18,11 @@ pub(crate) struct AdminArgs {
     /// The server's data directory. Default: ./parley-data.
     #[arg(long, value_name = "DIR", default_value = "parley-data", global = true)]
     data_dir: PathBuf,
+    /// The server's PostgreSQL database, when it runs with one (`parley serve
+    /// --database`); accounts and the audit log are there, shared files still in the
+    /// data directory.
+    #[arg(long, value_name = "URL", global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -32,6 +38,52 @@ enum AdminCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Move the data directory's SQLite database (history, accounts, roles, registered
+    /// rooms, bans, the audit log) into an empty PostgreSQL database, in one
+    /// transaction; a database that holds anything already is refused. Stop the server
+    /// first; then start it with `--database URL`. Shared files stay in the data
+    /// directory, where the server keeps reading them.
+    Migrate {
+        /// The PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DATABASE).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+/// The database `parley admin` works on.
+enum Db {
+    Sqlite(Box<SqliteStore>),
+    Postgres(Box<PostgresStore>),
+}
+
+impl Db {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Db::Sqlite(db) => &**db,
+            Db::Postgres(db) => &**db,
+        }
+    }
+
+    fn list_accounts(&self) -> Result<Vec<AccountEntry>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.list_accounts(),
+            Db::Postgres(db) => db.list_accounts(),
+        }
+    }
+
+    fn account_named(&self, name: &Nick) -> Result<Option<Account>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.account_named(name),
+            Db::Postgres(db) => db.account_named(name),
+        }
+    }
+
+    fn set_admin(&self, account: &Account, admin: bool) -> Result<bool, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.set_admin(account, admin),
+            Db::Postgres(db) => db.set_admin(account, admin),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,10 +127,17 @@ enum UsersCommand {
 }
 
 pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(&args.data_dir, Retention::default())?;
+    if let AdminCommand::Migrate { to } = &args.command {
+        return migrate(&args.data_dir, to);
+    }
+    let db = match &args.database {
+        Some(url) => Db::Postgres(Box::new(PostgresStore::open(url, Retention::default())?)),
+        None => Db::Sqlite(Box::new(SqliteStore::open(&args.data_dir, Retention::default())?)),
+    };
+    let store = db.store();
     match args.command {
         AdminCommand::Users(UsersCommand::List) => {
-            let accounts = store.list_accounts()?;
+            let accounts = db.list_accounts()?;
             let mut out = std::io::stdout().lock();
             for entry in &accounts {
                 let role = if entry.admin { "\tadmin" } else { "" };
@@ -99,7 +158,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             eprintln!("Created the account {name}.");
         }
         AdminCommand::Users(UsersCommand::Delete { name }) => {
-            let account = account(&store, &name)?;
+            let account = account(&db, &name)?;
             store.delete_account(account.id, "parley admin")?;
             let files = parley_server::forget_account_files(&args.data_dir, account.id)
                 .context("deleting the account's files")?;
@@ -110,18 +169,18 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             eprintln!("until then, anyone logged in to it stays logged in.");
         }
         AdminCommand::Users(UsersCommand::Grant { name, .. }) => {
-            let account = account(&store, &name)?;
+            let account = account(&db, &name)?;
             let name = &account.name;
-            if store.set_admin(&account, true)? {
+            if db.set_admin(&account, true)? {
                 eprintln!("{name} is now a server admin (from their next login).");
             } else {
                 eprintln!("{name} was a server admin already.");
             }
         }
         AdminCommand::Users(UsersCommand::Revoke { name, .. }) => {
-            let account = account(&store, &name)?;
+            let account = account(&db, &name)?;
             let name = &account.name;
-            if store.set_admin(&account, false)? {
+            if db.set_admin(&account, false)? {
                 eprintln!("{name} is no longer a server admin (from their next login).");
             } else {
                 bail!("{name} is not a server admin");
@@ -139,8 +198,10 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", printable_line(&text))?;
             }
         }
+        // Done above, before any database was opened.
+        AdminCommand::Migrate { .. } => {}
         AdminCommand::Users(UsersCommand::ResetPassword { name }) => {
-            let account = account(&store, &name)?;
+            let account = account(&db, &name)?;
             let password = read_password()?;
             if !store.set_password(account.id, &password)? {
                 bail!("there is no account called {}", account.name);
@@ -151,13 +212,36 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `parley admin migrate --to URL`.
+fn migrate(data_dir: &std::path::Path, url: &str) -> anyhow::Result<ExitCode> {
+    if !data_dir.join(parley_store::DB_FILE).exists() {
+        bail!("there is no database in {} to migrate", data_dir.display());
+    }
+    let from = SqliteStore::open(data_dir, Retention::default())?;
+    let to = PostgresStore::open(url, Retention::default())?;
+    eprintln!("Moving {} into {} ...", data_dir.join(parley_store::DB_FILE).display(), to.target());
+    let moved = to.import(&from)?;
+    let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "Moved {}, {}, {}, {} and {} into {}.",
+        count(moved.messages, "message"),
+        count(moved.accounts, "account"),
+        count(moved.rooms, "registered room"),
+        count(moved.server_bans, "server ban"),
+        count(moved.audit, "audit line"),
+        to.target()
+    );
+    eprintln!("Start the server with --database (or [database] url); shared files stay in {}.", data_dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn nick(name: &str) -> anyhow::Result<Nick> {
     Ok(Nick::parse(name, usize::MAX)?)
 }
 
-fn account(store: &SqliteStore, name: &str) -> anyhow::Result<Account> {
+fn account(db: &Db, name: &str) -> anyhow::Result<Account> {
     let name = nick(name)?;
-    store.account_named(&name)?.with_context(|| format!("there is no account called {name}"))
+    db.account_named(&name)?.with_context(|| format!("there is no account called {name}"))
 }
 
 /// One line from standard input, so scripts can pipe it; a prompt when it is a terminal.

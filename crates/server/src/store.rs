@@ -1,20 +1,19 @@
-//! The hub's store as the server keeps it: the SQLite database, with the file store
-//! beside it, so that deleting an account (by `/unregister`) also deletes the files it
-//! shared or was sent. Every other call goes straight to the database.
+//! The hub's store as the server keeps it: the database (SQLite or PostgreSQL), with the
+//! file store beside it, so that deleting an account (by `/unregister`) also deletes the
+//! files it shared or was sent. Every other call goes straight to the database.
 
 use std::sync::Arc;
 
 use parley_hub::{
     Account, AccountId, AccountStore, AuditLine, Change, Cursor, MessageStore, Moderation, ModerationStore, Nick, Page,
-    Party, Record, RoomName, Search, SearchStore, StoreError, Verdict,
+    Party, Record, RoomName, Search, SearchStore, Store, StoreError, Verdict,
 };
-use parley_store::SqliteStore;
 
 use crate::files::FileStore;
 
 /// The database, and the files that belong to its accounts.
 pub(crate) struct Kept {
-    pub(crate) db: SqliteStore,
+    pub(crate) db: Box<dyn Store>,
     pub(crate) files: Option<Arc<FileStore>>,
 }
 

@@ -26,6 +26,6 @@ mod sqlite;
 #[cfg(feature = "test-postgres")]
 pub mod testing;
 
-pub use postgres::{PostgresError, PostgresStore, CALL_TIMEOUT};
+pub use postgres::{redacted, ImportError, Imported, PostgresError, PostgresStore, CALL_TIMEOUT};
 pub use schema::MigrateError;
 pub use sqlite::{AccountEntry, ExportError, OpenError, Retention, SqliteStore, DB_FILE};

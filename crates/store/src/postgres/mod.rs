@@ -27,6 +27,7 @@
 //! One file per concern, as the hub's traits are split and as in the SQLite store.
 
 mod accounts;
+mod import;
 mod messages;
 mod moderation;
 mod schema;
@@ -42,6 +43,8 @@ use parley_hub::{Kind, Nick, Party, Record, RoomName, StoreError};
 use tokio_postgres::{Client, Config, NoTls, Row};
 
 use crate::sqlite::Retention;
+
+pub use import::{ImportError, Imported};
 
 /// The longest one call (a batch, a page, a search, a change) may take before it fails:
 /// long enough for a large batch on a busy server, short enough that a database that
@@ -173,7 +176,19 @@ fn target_of(config: &Config) -> String {
     format!("postgres://{user}{}:{port}/{db}", hosts.join(","))
 }
 
+/// `url` without its password (what messages and logs show of a database URL); an
+/// invalid URL is shown as such, not echoed.
+#[must_use]
+pub fn redacted(url: &str) -> String {
+    url.parse::<Config>().map_or_else(|_| "an invalid PostgreSQL URL".to_owned(), |config| target_of(&config))
+}
+
 impl PostgresStore {
+    /// Checks that `url` is a PostgreSQL connection string, without connecting.
+    pub fn check_url(url: &str) -> Result<(), PostgresError> {
+        url.parse::<Config>().map(drop).map_err(|e| PostgresError::Url(describe(&e)))
+    }
+
     /// Connects to the database at `url` (a `postgres://` URL or a `key=value`
     /// connection string) and brings its schema up to date.
     pub fn open(url: &str, retention: Retention) -> Result<PostgresStore, PostgresError> {
@@ -230,6 +245,15 @@ impl PostgresStore {
         runtime
             .handle()
             .block_on(async { tokio::time::timeout(CALL_TIMEOUT, future).await.map_err(|_| Failure::TimedOut) })
+    }
+
+    /// Runs `future` on the store's runtime, blocking the caller, for as long as it
+    /// takes (a migration).
+    fn block_on_unbounded<T>(&self, future: impl Future<Output = T>) -> Result<T, Failure> {
+        let Some(runtime) = &self.runtime else {
+            return Err(Failure::Closed);
+        };
+        Ok(runtime.handle().block_on(future))
     }
 
     /// Opens a connection, with its driver on the store's runtime.
