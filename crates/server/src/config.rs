@@ -617,6 +617,22 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_is_checked_and_its_password_never_shown() {
+        let config =
+            Config::parse("[database]\nurl = \"postgres://parley:hunter2@db.example:5433/chat\"\n").expect("valid");
+        assert!(config.validate().is_ok());
+        let shown = format!("{config:?}");
+        assert!(shown.contains("db.example:5433/chat") && !shown.contains("hunter2"), "{shown}");
+        let mut no_history = config.clone();
+        no_history.history.store = false;
+        assert!(no_history.validate().is_err(), "a database and no history contradict each other");
+        let mut bad = config;
+        bad.database.url = Some("postgres://[::1".into());
+        let err = bad.validate().expect_err("an invalid URL").to_string();
+        assert!(err.contains("database.url"), "{err}");
+    }
+
+    #[test]
     fn listen_flags_parse() {
         let l: Listener = "native=0.0.0.0:9000".parse().expect("valid");
         assert_eq!(l, Listener { kind: ListenerKind::Native, tls: false, addr: "0.0.0.0:9000".into() });

@@ -90,3 +90,72 @@ fn an_unreachable_or_invalid_database_is_a_clear_error_without_the_password() {
     }
     assert!(matches!(PostgresStore::open("postgres://[::1", Retention::default()), Err(PostgresError::Url(_))));
 }
+
+/// A data directory copied from a fixture, removed when dropped.
+struct Copy(std::path::PathBuf);
+
+impl Copy {
+    fn of(fixture: &str) -> Copy {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture);
+        let to = std::env::temp_dir().join(format!("parley-import-{fixture}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&to);
+        std::fs::create_dir_all(&to).expect("creates the copy");
+        std::fs::copy(from.join(parley_store::DB_FILE), to.join(parley_store::DB_FILE)).expect("copies");
+        Copy(to)
+    }
+}
+
+impl Drop for Copy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn an_imported_database_reads_back_as_the_sqlite_one_did_and_once_only() {
+    use parley_hub::{AccountStore as _, Cursor, ModerationStore as _, Party, Verdict};
+    let Some(server) = TestPostgres::shared() else { return };
+    let url = server.database();
+    // A database made by an older release (accounts, registered rooms with operators,
+    // topics and bans, mutes, server bans, private messages with accounts and guests).
+    let data = Copy::of("v5");
+    let sqlite = parley_store::SqliteStore::open(&data.0, Retention::default()).expect("opens");
+    let postgres = PostgresStore::open(&url, Retention::default()).expect("opens");
+    let moved = postgres.import(&sqlite).expect("imports");
+    assert_eq!((moved.accounts, moved.rooms, moved.server_bans), (3, 2, 2));
+
+    assert_eq!(postgres.accounts().expect("reads"), sqlite.accounts().expect("reads"), "ids and names");
+    assert_eq!(postgres.list_accounts().expect("reads"), sqlite.list_accounts().expect("reads"), "roles, dates");
+    assert_eq!(postgres.moderation().expect("reads"), sqlite.moderation().expect("reads"));
+    assert_eq!(postgres.audit(1000).expect("reads"), sqlite.audit(1000).expect("reads"));
+    let seqs = sqlite.last_seqs().expect("reads");
+    assert_eq!(postgres.last_seqs().expect("reads"), seqs);
+    for (room, _) in &seqs {
+        assert_eq!(postgres.recent(room, 0, 1000).expect("reads"), sqlite.recent(room, 0, 1000).expect("reads"));
+    }
+    assert_eq!(postgres.last_private_seq().expect("reads"), sqlite.last_private_seq().expect("reads"));
+    assert_eq!(postgres.last_guest().expect("reads"), sqlite.last_guest().expect("reads"));
+    let accounts = sqlite.accounts().expect("reads");
+    for a in &accounts {
+        for b in &accounts {
+            let (a, b) = (Party::Account(a.id), Party::Account(b.id));
+            let page = |store: &dyn parley_hub::Store| store.conversation(a, b, Cursor::Latest, u64::MAX, 100);
+            assert_eq!(page(&postgres).expect("reads"), page(&sqlite).expect("reads"));
+        }
+    }
+    assert!(matches!(
+        postgres.verify(&Nick::parse("chief", 32).expect("nick"), "chiefpass1"),
+        Ok(Verdict::Right { admin: true, .. })
+    ));
+    let newcomer = postgres.register(&Nick::parse("newcomer", 32).expect("nick"), "password1").expect("ok");
+    let newest = accounts.iter().map(|a| a.id).max().expect("accounts");
+    assert!(newcomer.expect("registers").id > newest, "ids continue after the imported ones");
+
+    match postgres.import(&sqlite) {
+        Err(e @ parley_store::ImportError::NotEmpty { .. }) => {
+            assert!(e.to_string().contains("accounts"), "says what is there: {e}");
+        }
+        other => panic!("a database in use must be refused: {other:?}"),
+    }
+    assert_eq!(postgres.accounts().expect("reads").len(), accounts.len() + 1, "and left as it was");
+}

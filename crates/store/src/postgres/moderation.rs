@@ -27,7 +27,9 @@ async fn registered_rooms(client: &impl GenericClient) -> Result<Vec<RegisteredR
         )
         .await?;
     let ops = client.prepare("SELECT account FROM room_ops WHERE room = $1 ORDER BY account").await?;
-    let restrictions = client.prepare("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = $1").await?;
+    let restrictions = client
+        .prepare("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = $1 ORDER BY ban, mask_key")
+        .await?;
     let topic = client.prepare("SELECT topic, set_by, at_us FROM topics WHERE room = $1").await?;
     let mut rooms = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -42,7 +42,7 @@ fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> 
     })?;
     let mut ops = conn.prepare_cached("SELECT account FROM room_ops WHERE room = ?1 ORDER BY account")?;
     let mut restrictions =
-        conn.prepare_cached("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = ?1")?;
+        conn.prepare_cached("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = ?1 ORDER BY ban, mask")?;
     let mut topic = conn.prepare_cached("SELECT topic, set_by, at_us FROM topics WHERE room = ?1")?;
     let mut rooms = Vec::new();
     for row in rows {
@@ -211,12 +211,12 @@ impl ModerationStore for SqliteStore {
     fn moderation(&self) -> Result<Moderation, StoreError> {
         self.read(|conn| {
             let mut kept = Moderation::default();
-            let mut stmt = conn.prepare("SELECT account FROM roles WHERE role = 'admin'")?;
+            let mut stmt = conn.prepare("SELECT account FROM roles WHERE role = 'admin' ORDER BY account")?;
             for id in stmt.query_map([], |row| row.get::<_, i64>(0))? {
                 kept.admins.push(AccountId(id?));
             }
             kept.rooms = registered_rooms(conn)?;
-            let mut stmt = conn.prepare("SELECT mask, until_us, reason FROM server_bans")?;
+            let mut stmt = conn.prepare("SELECT mask, until_us, reason FROM server_bans ORDER BY mask")?;
             let rows = stmt.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, Option<String>>(2)?))
             })?;
