@@ -116,6 +116,19 @@ async fn a_server_on_postgres_keeps_history_accounts_and_search_across_a_kill_9(
     assert_eq!(again.login(Some("ada"), "ada's password").await.expect("logs in"), "ada", "the account was kept");
     let stranger = connect(&server, "carol").await;
     assert!(stranger.login(Some("ada"), "wrong password").await.is_err(), "with its password");
+
+    // Chat logs come out of the same database, while the server runs.
+    let export = parley(&["log", "export", "--database", &url, "--room", "LOBBY", "--format", "jsonl"]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 21);
+    assert_eq!(lines[7]["text"], "message 7 about the café");
+    assert_eq!(lines[20]["text"], "after the restart");
+    let unknown = parley(&["log", "export", "--database", &url, "--room", "nowhere"]);
+    assert!(!unknown.status.success(), "a room without history is refused");
 }
 
 fn parley(args: &[&str]) -> std::process::Output {

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use parley_hub::{Cursor, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use super::{get, micros, record, room_or_corrupt, seq_value, Failure, PostgresStore, RECORD_COLUMNS};
 use crate::sqlite::PRUNE_EVERY;
+use crate::ExportError;
 
 /// A batch as columns, for one `INSERT ... SELECT FROM unnest(...)`.
 #[derive(Default)]
@@ -118,6 +119,51 @@ pub(super) async fn prune(client: &Client, retention: &crate::Retention) -> Resu
 }
 
 impl PostgresStore {
+    /// Calls `each` with every message of `room` since `since`, oldest first, reading in
+    /// pages so that memory stays flat however long the history (as
+    /// [`crate::SqliteStore::export`]).
+    pub fn export(
+        &self,
+        room: &str,
+        since: Option<DateTime<Utc>>,
+        mut each: impl FnMut(&Record) -> std::io::Result<()>,
+    ) -> Result<u64, ExportError> {
+        const PAGE: i64 = 1000;
+        let key = RoomName::parse(room, usize::MAX).map_or_else(|_| room.to_ascii_lowercase(), |r| r.key());
+        let since_us = since.map_or(i64::MIN, micros);
+        let read_error = |e: StoreError| ExportError::Read(e.to_string());
+        let mut reader = self.reader();
+        let known = self
+            .read(async {
+                Ok(reader.client().await?.query_opt("SELECT name FROM rooms WHERE key = $1", &[&key]).await?.is_some())
+            })
+            .map_err(read_error)?;
+        if !known {
+            return Err(ExportError::NoSuchRoom(room.to_owned()));
+        }
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM messages
+             WHERE room_key = $1 AND seq > $2 AND at_us >= $3 ORDER BY seq LIMIT $4"
+        );
+        let (mut after, mut written) = (0i64, 0);
+        loop {
+            let page = self
+                .read(async {
+                    let rows = reader.client().await?.query(&sql, &[&key, &after, &since_us, &PAGE]).await?;
+                    rows.iter().map(record).collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(read_error)?;
+            let Some(last) = page.last() else {
+                return Ok(written);
+            };
+            after = seq_value(last.seq);
+            for message in &page {
+                each(message).map_err(ExportError::Write)?;
+                written += 1;
+            }
+        }
+    }
+
     /// Applies the retention rules now (the writer applies them every ten minutes as it
     /// appends); returns how many messages were deleted.
     pub fn apply_retention(&self) -> Result<u64, StoreError> {
