@@ -159,3 +159,21 @@ fn an_imported_database_reads_back_as_the_sqlite_one_did_and_once_only() {
     }
     assert_eq!(postgres.accounts().expect("reads").len(), accounts.len() + 1, "and left as it was");
 }
+
+#[test]
+fn a_call_from_a_thread_that_runs_async_tasks_blocks_it_and_does_not_panic() {
+    // Store calls belong on blocking threads; one made from an async task (a mistake
+    // the hub never makes) must cost that thread the wait, as on SQLite, not crash it.
+    let Some(server) = TestPostgres::shared() else { return };
+    let url = server.database();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let seqs = runtime.block_on(async {
+        let store = PostgresStore::open(&url, Retention::default()).expect("opens");
+        store.append(&[said(1), said(2)]).expect("appends");
+        let lobby = RoomName::parse("lobby", 32).expect("room");
+        let seqs: Vec<u64> = store.recent(&lobby, 0, 10).expect("reads").iter().map(|r| r.seq).collect();
+        drop(store);
+        seqs
+    });
+    assert_eq!(seqs, [1, 2]);
+}

@@ -116,8 +116,8 @@ impl TestServer {
 
 /// Runs `f` on the store of the data directory `data` (SQLite, or its PostgreSQL
 /// database when the tests run on PostgreSQL), opened beside the server as `parley
-/// admin` opens it. On a thread of its own, as store calls block (the PostgreSQL
-/// store's may not run on an async thread).
+/// admin` opens it. On a thread of its own: store calls block, and a test's runtime
+/// has other tasks to run meanwhile.
 pub fn with_owner_store<T: Send>(data: &std::path::Path, f: impl FnOnce(&OwnerStore) -> T + Send) -> T {
     std::thread::scope(|scope| {
         let owner = scope.spawn(|| {

@@ -4,7 +4,8 @@
 //! The hub's store calls block (see [`parley_hub::Store`]); `tokio-postgres` is async. The
 //! store runs its own small tokio runtime (one worker thread, `parley-postgres`) that
 //! drives its connections, and each call blocks its caller, which is always a blocking
-//! thread (the journal's, or a blocking task), until its statements are done. Being
+//! thread (the journal's, or a blocking task), until its statements are done: the
+//! caller polls the call's future itself and parks between wake-ups (`park_on`). Being
 //! independent of the caller's runtime, the store works the same under the server and
 //! in `parley admin`, and it can be dropped anywhere: dropping it lets its runtime go in
 //! the background, never waiting.
@@ -236,31 +237,36 @@ impl PostgresStore {
         &self.target
     }
 
-    /// Runs `future` on the store's runtime, blocking the caller, for at most
-    /// [`CALL_TIMEOUT`].
+    /// Runs `future` to its end on the calling thread, for at most [`CALL_TIMEOUT`].
     fn block_on<T>(&self, future: impl Future<Output = T>) -> Result<T, Failure> {
-        let Some(runtime) = &self.runtime else {
-            return Err(Failure::Closed);
-        };
-        runtime
-            .handle()
-            .block_on(async { tokio::time::timeout(CALL_TIMEOUT, future).await.map_err(|_| Failure::TimedOut) })
+        self.block_on_unbounded(async {
+            tokio::time::timeout(CALL_TIMEOUT, future).await.map_err(|_| Failure::TimedOut)
+        })
+        .and_then(|result| result)
     }
 
-    /// Runs `future` on the store's runtime, blocking the caller, for as long as it
-    /// takes (a migration).
+    /// Runs `future` to its end on the calling thread, for as long as it takes (a
+    /// migration).
+    ///
+    /// The store's runtime drives the connections and timers (its worker thread); the
+    /// caller's thread only polls `future`, parked between wake-ups. Unlike
+    /// `Handle::block_on`, this never panics on a thread that runs another runtime's
+    /// tasks: a caller that should not block (the hub's contract says store calls come
+    /// from blocking threads) blocks, as it would on SQLite, instead of crashing.
     fn block_on_unbounded<T>(&self, future: impl Future<Output = T>) -> Result<T, Failure> {
         let Some(runtime) = &self.runtime else {
             return Err(Failure::Closed);
         };
-        Ok(runtime.handle().block_on(future))
+        let _context = runtime.handle().enter();
+        Ok(park_on(future))
     }
 
     /// Opens a connection, with its driver on the store's runtime.
     async fn connect(&self) -> Result<Client, Failure> {
         let (client, connection) = self.config.connect(NoTls).await?;
         let target = self.target.clone();
-        tokio::spawn(async move {
+        let runtime = self.runtime.as_ref().ok_or(Failure::Closed)?;
+        runtime.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(target = %target, "a PostgreSQL connection failed: {}", describe(&e));
             }
@@ -334,6 +340,28 @@ impl Drop for PostgresStore {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// Wakes a thread parked in [`park_on`].
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready, parking between wake-ups.
+fn park_on<T>(future: impl Future<Output = T>) -> T {
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+        std::thread::park();
     }
 }
 
