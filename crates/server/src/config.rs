@@ -100,7 +100,8 @@ pub struct Database {
     /// A PostgreSQL connection URL, `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or a
     /// `key=value` connection string); the database must exist, and its schema is
     /// created on the first start. Unset keeps everything in SQLite. The connection is
-    /// not encrypted: use a local or private network. Default: unset.
+    /// not encrypted (`sslmode=require` is refused): use a local or private network.
+    /// Default: unset.
     pub url: Option<String>,
 }
 

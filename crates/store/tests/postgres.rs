@@ -89,6 +89,11 @@ fn an_unreachable_or_invalid_database_is_a_clear_error_without_the_password() {
         Ok(_) => panic!("nothing listens there"),
     }
     assert!(matches!(PostgresStore::open("postgres://[::1", Retention::default()), Err(PostgresError::Url(_))));
+    let tls = format!("postgres://parley@127.0.0.1:{free}/chat?sslmode=require");
+    assert!(
+        matches!(PostgresStore::open(&tls, Retention::default()), Err(PostgresError::TlsRequired)),
+        "said, not tried"
+    );
 }
 
 /// A data directory copied from a fixture, removed when dropped.

@@ -64,6 +64,12 @@ pub enum PostgresError {
     /// The URL is not a PostgreSQL connection string.
     #[error("invalid PostgreSQL URL: {0}")]
     Url(String),
+    /// The URL asks for TLS, which the store does not speak.
+    #[error(
+        "the PostgreSQL URL asks for TLS (sslmode=require), but Parley connects to PostgreSQL without it; \
+         connect over a local socket, the loopback or a private network, and leave sslmode out"
+    )]
+    TlsRequired,
     /// The store's runtime could not start.
     #[error("cannot start the PostgreSQL store's runtime: {0}")]
     Runtime(std::io::Error),
@@ -187,12 +193,17 @@ pub fn redacted(url: &str) -> String {
 impl PostgresStore {
     /// Checks that `url` is a PostgreSQL connection string, without connecting.
     pub fn check_url(url: &str) -> Result<(), PostgresError> {
-        url.parse::<Config>().map(drop).map_err(|e| PostgresError::Url(describe(&e)))
+        let config = url.parse::<Config>().map_err(|e| PostgresError::Url(describe(&e)))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(PostgresError::TlsRequired);
+        }
+        Ok(())
     }
 
     /// Connects to the database at `url` (a `postgres://` URL or a `key=value`
     /// connection string) and brings its schema up to date.
     pub fn open(url: &str, retention: Retention) -> Result<PostgresStore, PostgresError> {
+        Self::check_url(url)?;
         let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| PostgresError::Url(describe(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
