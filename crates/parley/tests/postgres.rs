@@ -192,3 +192,65 @@ async fn migrate_moves_a_data_directory_into_postgres_and_refuses_a_database_in_
     let lines = String::from_utf8_lossy(&audit.stdout).into_owned();
     assert!(lines.contains("topic") && lines.contains("plans"), "the audit log moved too: {lines}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_database_the_server_refuses_messages_clearly_and_carries_on_when_it_returns() {
+    use parley_client::Error;
+    use parley_proto::msg::ErrorCode;
+    let Some(postgres) = TestPostgres::own() else { return };
+    let postgres = std::sync::Arc::new(postgres);
+    let url = postgres.database();
+    let data = TempDir::new("pg-outage");
+    let server = Server::start(&data.0, Some(&url));
+    let ada = connect(&server, "ada").await;
+    let bob = connect(&server, "bob").await;
+    let mut acked = Vec::new();
+    for n in 0..3 {
+        let text = format!("before {n}");
+        ada.say("lobby", &text).await.expect("acknowledged");
+        acked.push(text);
+    }
+    let blocking = |f: fn(&TestPostgres), postgres: &std::sync::Arc<TestPostgres>| {
+        let postgres = postgres.clone();
+        tokio::task::spawn_blocking(move || f(&postgres))
+    };
+
+    // PostgreSQL is down: a message is refused as unsaved, and nobody receives it.
+    blocking(TestPostgres::stop, &postgres).await.expect("stops");
+    match ada.say("lobby", "while it is down").await {
+        Err(Error::Refused { code: ErrorCode::StoreFailed, .. }) => {}
+        other => panic!("a message that cannot be stored is refused as such: {other:?}"),
+    }
+    assert!(bob.ping().await.is_ok(), "the server serves on");
+
+    // It comes back; the server, never restarted, stores again.
+    blocking(TestPostgres::start_again, &postgres).await.expect("starts");
+    for n in 0..3 {
+        let text = format!("after {n}");
+        ada.say("lobby", &text).await.expect("stored on a new connection");
+        acked.push(text);
+    }
+    assert_eq!(texts(&bob, "lobby").await, acked, "every acknowledged message, and only those, in order");
+
+    // A restart of PostgreSQL under a running server costs at most the calls that
+    // found their connection cut.
+    blocking(TestPostgres::restart, &postgres).await.expect("restarts");
+    match ada.say("lobby", "after a restart").await {
+        Ok(_) => acked.push("after a restart".to_owned()),
+        Err(Error::Refused { code: ErrorCode::StoreFailed, .. }) => {}
+        Err(other) => panic!("refused for the wrong reason: {other}"),
+    }
+    ada.say("lobby", "and again").await.expect("stored");
+    acked.push("and again".to_owned());
+    let (_, page) = match bob.history(Some("lobby"), HistoryCursor::Latest, Some(100)).await {
+        Err(Error::Refused { code: ErrorCode::StoreUnreadable, .. }) => {
+            bob.history(Some("lobby"), HistoryCursor::Latest, Some(100)).await
+        }
+        first => first,
+    }
+    .expect("reads once connected again");
+    let stored: Vec<String> = page.into_iter().map(|m| m.text).collect();
+    assert_eq!(stored, acked);
+    drop(server);
+    tokio::task::spawn_blocking(move || drop(postgres)).await.expect("stops");
+}

@@ -84,6 +84,19 @@ impl TestPostgres {
         installed().map(TestPostgres::start)
     }
 
+    /// Stops the server (fast: open connections are cut); [`TestPostgres::start_again`]
+    /// brings it back.
+    pub fn stop(&self) {
+        let data = self.data().display().to_string();
+        self.run(&self.tool("pg_ctl"), &["-D", &data, "-m", "fast", "-w", "-t", "60", "stop"], true);
+    }
+
+    /// Starts a stopped server again on the same port and data; what was committed is
+    /// kept.
+    pub fn start_again(&self) {
+        self.pg_ctl_start();
+    }
+
     /// Stops the server (fast: open connections are cut) and starts it again on the same
     /// port and data; what was committed is kept.
     pub fn restart(&self) {
@@ -110,14 +123,18 @@ impl TestPostgres {
             &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
             true,
         );
+        server.pg_ctl_start();
+        server
+    }
+
+    fn pg_ctl_start(&self) {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c max_connections=200",
-            server.port,
-            server.dir.display()
+            self.port,
+            self.dir.display()
         );
-        let log = server.dir.join("log").display().to_string();
-        server.run(&server.tool("pg_ctl"), &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start"], true);
-        server
+        let (data, log) = (self.data().display().to_string(), self.dir.join("log").display().to_string());
+        self.run(&self.tool("pg_ctl"), &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start"], true);
     }
 
     fn data(&self) -> PathBuf {
