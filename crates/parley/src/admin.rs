@@ -23,6 +23,9 @@ pub(crate) struct AdminArgs {
     /// data directory.
     #[arg(long, value_name = "URL", global = true)]
     database: Option<String>,
+    /// How names compare, as the server's `[names] casemapping` says.
+    #[arg(long, value_name = "MAPPING", value_parser = ["precis", "ascii"], default_value = "precis", global = true)]
+    casemapping: String,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -127,6 +130,11 @@ enum UsersCommand {
 }
 
 pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let mapping =
+        if args.casemapping == "ascii" { parley_hub::CaseMapping::Ascii } else { parley_hub::CaseMapping::Precis };
+    if let Err(fixed) = parley_hub::set_case_mapping(mapping) {
+        bail!("names are compared as {fixed:?} already");
+    }
     if let AdminCommand::Migrate { to } = &args.command {
         return migrate(&args.data_dir, to);
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use parley_hub::{
-    Account, AccountId, Change, Changed, Cursor, GuestId, Kind, Mask, Nick, Page, Party, Record, Restriction,
+    Account, AccountId, Change, Changed, Cursor, Deletion, GuestId, Kind, Mask, Nick, Page, Party, Record, Restriction,
     RoomModes, RoomName, Search, Store, StoreError, Verdict,
 };
 use parley_store::testing::TestPostgres;
@@ -120,6 +120,9 @@ conformance!(
     retention_keeps_the_newest_per_room_and_the_order_continues,
     search_finds_every_word_only_where_the_user_may_look,
     search_holds_exactly_what_retention_leaves,
+    from_finds_a_sender_however_their_name_is_cased,
+    a_deleted_message_leaves_pages_and_search_and_its_seq_is_never_given_again,
+    read_markers_only_move_forward_and_go_with_their_account,
     accounts_are_registered_once_verified_changed_and_never_renumbered,
     two_stores_on_one_place_give_a_name_to_one_account,
     a_registered_room_keeps_its_state_and_an_unregistered_one_only_its_audit,
@@ -502,4 +505,89 @@ fn deleting_an_account_takes_its_roles_rooms_and_private_words_with_it<S: Backen
     assert_eq!(store.recent(&room("hq"), 0, 10).expect("reads").len(), 1, "its room messages stay");
     let again = store.register(&nick("chief"), "password2").expect("ok").expect("new");
     assert!(!store.moderation().expect("reads").admins.contains(&again.id));
+}
+
+fn search_for(words: &[&str], room_name: &str, from: Option<&str>) -> Search {
+    Search {
+        words: words.iter().map(|w| (*w).to_owned()).collect(),
+        from: from.map(nick),
+        rooms: vec![(room(room_name), 0)],
+        private_of: None,
+        before: None,
+        after: None,
+        limit: 10,
+        offset: 0,
+    }
+}
+
+fn from_finds_a_sender_however_their_name_is_cased<S: Backend>(place: &S::Place) {
+    let store = S::open(place, Retention::default());
+    let by = |from: &str, seq: u64| Arc::new(Record { from: nick(from), ..(*said("café", seq, "bonjour")).clone() });
+    store.append(&[by("José", 1), by("Zoë", 2), by("JOSÉ", 3)]).expect("appends");
+    let seqs = |from: &str| {
+        let found = store.search(&search_for(&["bonjour"], "Café", Some(from))).expect("searches");
+        let mut seqs: Vec<u64> = found.iter().map(|r| r.seq).collect();
+        seqs.sort_unstable();
+        seqs
+    };
+    assert_eq!(seqs("josé"), [1, 3]);
+    assert_eq!(seqs("ZOË"), [2]);
+    assert!(seqs("jose").is_empty(), "an accent is part of the name");
+}
+
+fn a_deleted_message_leaves_pages_and_search_and_its_seq_is_never_given_again<S: Backend>(place: &S::Place) {
+    let lobby = room("lobby");
+    let (ada, bob) = (Party::Account(AccountId(1)), Party::Guest(GuestId(2)));
+    let by = |seq: u64, party: Party, text: &str| {
+        Arc::new(Record { sender: Some(party), ..(*said("lobby", seq, text)).clone() })
+    };
+    {
+        let store = S::open(place, Retention::default());
+        store.append(&[by(1, ada, "hello"), by(2, bob, "secret plans"), by(3, bob, "oops")]).expect("appends");
+        // Searched first (which brings SQLite's index up to date), so that the deletion
+        // must take it out of the index too.
+        assert_eq!(store.search(&search_for(&["secret"], "lobby", None)).expect("searches").len(), 1);
+        assert_eq!(store.delete(&lobby, 2, 0, Some(ada)).expect("deletes"), Deletion::NotAuthor);
+        assert_eq!(store.delete(&lobby, 2, 3, None).expect("deletes"), Deletion::NoSuchMessage, "before since");
+        assert_eq!(store.delete(&lobby, 9, 0, None).expect("deletes"), Deletion::NoSuchMessage);
+        let Deletion::Deleted(gone) = store.delete(&room("LOBBY"), 2, 0, Some(bob)).expect("deletes") else {
+            panic!("the author deletes their own");
+        };
+        assert_eq!(&*gone.text, "secret plans");
+        assert_eq!(store.delete(&lobby, 2, 0, Some(bob)).expect("deletes"), Deletion::NoSuchMessage, "once");
+        assert!(matches!(store.delete(&lobby, 3, 0, None), Ok(Deletion::Deleted(_))), "an operator's");
+        let found = store.search(&search_for(&["secret"], "lobby", None)).expect("searches");
+        assert!(found.is_empty(), "search forgets it: {found:?}");
+    }
+    let store = S::open(place, Retention::default());
+    assert_eq!(seqs(&store.recent(&lobby, 0, 10).expect("recent")), [1]);
+    assert_eq!(store.last_seqs().expect("rooms")[0].1, 3, "the order goes on after the deleted last message");
+}
+
+fn read_markers_only_move_forward_and_go_with_their_account<S: Backend>(place: &S::Place) {
+    let store = S::open(place, Retention::default());
+    let ada = store.register(&nick("ada"), "password1").expect("registers").expect("new");
+    let bob = store.register(&nick("bob"), "password1").expect("registers").expect("new");
+    let now = Utc::now();
+    let earlier = now - chrono::Duration::minutes(5);
+    store.mark_read(ada.id, "#lobby", now).expect("marks");
+    store.mark_read(ada.id, "#lobby", earlier).expect("marks");
+    store.mark_read(ada.id, "@2", earlier).expect("marks");
+    store.mark_read(bob.id, "#lobby", earlier).expect("marks");
+    let mut markers = store.read_markers().expect("reads");
+    markers.sort_by(|a, b| (a.account, &a.target).cmp(&(b.account, &b.target)));
+    let seen: Vec<(AccountId, &str, i64)> =
+        markers.iter().map(|m| (m.account, m.target.as_str(), m.at.timestamp_micros())).collect();
+    assert_eq!(
+        seen,
+        [
+            (ada.id, "#lobby", now.timestamp_micros()),
+            (ada.id, "@2", earlier.timestamp_micros()),
+            (bob.id, "#lobby", earlier.timestamp_micros())
+        ],
+        "a marker never moves back"
+    );
+    assert!(store.delete_account(ada.id, "ada").expect("deletes"));
+    let left: Vec<AccountId> = store.read_markers().expect("reads").iter().map(|m| m.account).collect();
+    assert_eq!(left, [bob.id], "an account's markers go with it");
 }

@@ -4,7 +4,7 @@
 //! words, in one transaction.
 
 use chrono::Utc;
-use parley_hub::{Account, AccountId, AccountStore, Nick, Party, StoreError, Verdict};
+use parley_hub::{Account, AccountId, AccountStore, Nick, Party, ReadMarker, StoreError, Timestamp, Verdict};
 
 use super::{get, micros, nick_or_corrupt, time, PostgresStore};
 use crate::password;
@@ -155,6 +155,38 @@ impl AccountStore for PostgresStore {
         })
     }
 
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
+        let mut reader = self.reader();
+        self.read(async {
+            let rows = reader.client().await?.query("SELECT account, target, at_us FROM read_markers", &[]).await?;
+            let mut markers = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let (account, target, at_us): (i64, String, i64) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
+                match chrono::DateTime::from_timestamp_micros(at_us) {
+                    Some(at) => markers.push(ReadMarker { account: AccountId(account), target, at }),
+                    None => tracing::warn!(account, target, "skipping a read marker with a bad time {at_us}"),
+                }
+            }
+            Ok(markers)
+        })
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: Timestamp) -> Result<(), StoreError> {
+        let mut writer = self.writer();
+        self.write(async {
+            writer
+                .connect(self)
+                .await?
+                .execute(
+                    "INSERT INTO read_markers (account, target, at_us) VALUES ($1, $2, $3)
+                     ON CONFLICT (account, target) DO UPDATE SET at_us = greatest(read_markers.at_us, excluded.at_us)",
+                    &[&account.0, &target, &micros(at)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
     fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {
         let party = Party::Account(id).to_i64();
         let mut writer = self.writer();
@@ -168,6 +200,7 @@ impl AccountStore for PostgresStore {
             let founded = "SELECT key FROM registered_rooms WHERE founder = $1";
             let statements = [
                 "DELETE FROM roles WHERE account = $1".to_owned(),
+                "DELETE FROM read_markers WHERE account = $1".to_owned(),
                 format!("DELETE FROM room_ops WHERE account = $1 OR room IN ({founded})"),
                 format!("DELETE FROM restrictions WHERE room IN ({founded})"),
                 format!("DELETE FROM topics WHERE room IN ({founded})"),

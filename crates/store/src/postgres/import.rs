@@ -57,11 +57,16 @@ pub enum ImportError {
 /// A name's key by the hub's rules; a stored name that no longer parses keeps the key it
 /// was stored under.
 fn nick_key(name: &str) -> String {
-    Nick::parse(name, usize::MAX).map_or_else(|_| name.to_ascii_lowercase(), |n| n.key())
+    Nick::parse(name, usize::MAX).map_or_else(|_| name.to_lowercase(), |n| n.key())
 }
 
 fn room_key(name: &str) -> String {
-    RoomName::parse(name, usize::MAX).map_or_else(|_| name.to_ascii_lowercase(), |r| r.key())
+    RoomName::parse(name, usize::MAX).map_or_else(|_| name.to_lowercase(), |r| r.key())
+}
+
+/// A stored mask's key, as the store compares masks.
+fn mask_key(mask: &str) -> String {
+    parley_hub::Mask::parse(mask, usize::MAX).map_or_else(|| mask.to_lowercase(), |m| super::moderation::mask_key(&m))
 }
 
 fn sqlite<T>(result: Result<T, parley_hub::StoreError>) -> Result<T, ImportError> {
@@ -159,6 +164,16 @@ async fn accounts(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
     for (account, role) in &roles {
         tx.execute("INSERT INTO roles (account, role) VALUES ($1, $2)", &[account, role]).await?;
     }
+    let markers = sqlite(from.read(|conn| {
+        let mut stmt = conn.prepare("SELECT account, target, at_us FROM read_markers")?;
+        let markers: Vec<(i64, String, i64)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        Ok(markers)
+    }))?;
+    for (account, target, at_us) in &markers {
+        tx.execute("INSERT INTO read_markers (account, target, at_us) VALUES ($1, $2, $3)", &[account, target, at_us])
+            .await?;
+    }
     Ok(accounts.len() as u64)
 }
 
@@ -247,7 +262,7 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
         tx.execute(
             "INSERT INTO restrictions (room, ban, mask, mask_key, until_us, reason) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT DO NOTHING",
-            &[&room_key(room), ban, mask, &mask.to_ascii_lowercase(), until_us, reason],
+            &[&room_key(room), ban, mask, &mask_key(mask), until_us, reason],
         )
         .await?;
     }
@@ -262,7 +277,7 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
         tx.execute(
             "INSERT INTO server_bans (mask_key, mask, until_us, reason) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
-            &[&mask.to_ascii_lowercase(), mask, until_us, reason],
+            &[&mask_key(mask), mask, until_us, reason],
         )
         .await?;
     }

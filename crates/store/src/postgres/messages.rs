@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use parley_hub::{Cursor, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
+use parley_hub::{Cursor, Deletion, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
@@ -255,6 +255,34 @@ impl MessageStore for PostgresStore {
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
         let key = page.room.key();
         self.seq_page("room_key = $4", &[&key], page.cursor, page.since, page.upto, page.limit)
+    }
+
+    fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError> {
+        // The check and the deletion in one transaction; the search index is the row's
+        // own column, so it goes with it, and `rooms.last_seq` keeps the order.
+        let (key, seq, since) = (room.key(), seq_value(seq), seq_value(since));
+        let mut writer = self.writer();
+        self.write(async {
+            let tx = writer.connect(self).await?.transaction().await?;
+            let found = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {RECORD_COLUMNS} FROM messages WHERE room_key = $1 AND seq = $2 AND seq >= $3 FOR UPDATE"
+                    ),
+                    &[&key, &seq, &since],
+                )
+                .await?;
+            let outcome = match found.as_ref().map(record).transpose()? {
+                None => Deletion::NoSuchMessage,
+                Some(found) if author.is_some() && found.sender != author => Deletion::NotAuthor,
+                Some(found) => {
+                    tx.execute("DELETE FROM messages WHERE room_key = $1 AND seq = $2", &[&key, &seq]).await?;
+                    Deletion::Deleted(Box::new(found))
+                }
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
     }
 
     fn last_private_seq(&self) -> Result<u64, StoreError> {

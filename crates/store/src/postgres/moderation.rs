@@ -11,9 +11,13 @@ use tokio_postgres::{GenericClient, Transaction};
 use super::{get, micros, nick_or_corrupt, room_or_corrupt, time, Failure, PostgresStore};
 use crate::sqlite::described;
 
-/// A mask as compared: nicks without regard to case, as SQLite's `COLLATE NOCASE`.
-fn mask_key(mask: &Mask) -> String {
-    mask.to_string().to_ascii_lowercase()
+/// A mask as compared: a nick by its key, as the hub compares nicks; an address as
+/// written.
+pub(super) fn mask_key(mask: &Mask) -> String {
+    match mask {
+        Mask::Nick(nick) => nick.key(),
+        Mask::Address(_) => mask.to_string(),
+    }
 }
 
 /// Every registered room, with its operators, bans and topic.

@@ -104,6 +104,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         until_us BIGINT,
         reason   TEXT
     );
+    CREATE TABLE read_markers (
+        account BIGINT NOT NULL,
+        target  TEXT COLLATE \"C\" NOT NULL,
+        at_us   BIGINT NOT NULL,
+        PRIMARY KEY (account, target)
+    );
     CREATE TABLE audit (
         id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         at_us  BIGINT NOT NULL,

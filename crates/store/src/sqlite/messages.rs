@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use parley_hub::{Cursor, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
-use rusqlite::params;
+use parley_hub::{Cursor, Deletion, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
+use rusqlite::{params, OptionalExtension};
 
 use super::{micros, record, seq_value, write_error, SqliteStore, Writer, RECORD_COLUMNS};
 
@@ -18,6 +18,32 @@ const INDEX_CHUNK: usize = 1000;
 pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Writer {
+    /// Deletes one room message in one transaction with the author check; the search
+    /// index forgets it through the delete trigger, and `rooms.last_seq` keeps the order.
+    fn delete(&mut self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> rusqlite::Result<Deletion> {
+        let tx = self.conn.transaction()?;
+        let found = tx
+            .query_row(
+                &format!("SELECT {RECORD_COLUMNS} FROM messages WHERE room = ?1 AND seq = ?2 AND seq >= ?3"),
+                params![room.as_str(), seq_value(seq), seq_value(since)],
+                record,
+            )
+            .optional()?;
+        let outcome = match found {
+            None => Deletion::NoSuchMessage,
+            Some(found) if author.is_some() && found.sender != author => Deletion::NotAuthor,
+            Some(found) => {
+                tx.execute(
+                    "DELETE FROM messages WHERE room = ?1 AND seq = ?2",
+                    params![room.as_str(), seq_value(seq)],
+                )?;
+                Deletion::Deleted(Box::new(found))
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
     fn append(&mut self, batch: &[Arc<Record>]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
@@ -190,6 +216,10 @@ impl MessageStore for SqliteStore {
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
         let room = page.room.as_str();
         self.seq_page("room = :room", &[(":room", &room)], page.cursor, page.since, page.upto, page.limit)
+    }
+
+    fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError> {
+        self.writer().delete(room, seq, since, author).map_err(write_error)
     }
 
     fn last_private_seq(&self) -> Result<u64, StoreError> {

@@ -22,7 +22,7 @@ impl SearchStore for SqliteStore {
             return Ok(Vec::new());
         };
         let me = search.private_of.map(Party::to_i64);
-        let from = search.from.as_ref().map(Nick::as_str);
+        let from = search.from.as_ref().map(Nick::key);
         let before = search.before.map_or(i64::MAX, micros);
         let after = search.after.map_or(i64::MIN, micros);
         let limit = i64::try_from(search.limit).unwrap_or(i64::MAX);
@@ -49,7 +49,7 @@ impl SearchStore for SqliteStore {
                    AND (({rooms})
                         OR (m.room IS NULL AND ?2 IS NOT NULL
                             AND (m.sender_party = ?2 OR m.recipient_party = ?2)))
-                   AND (?3 IS NULL OR m.sender = ?3 COLLATE NOCASE)
+                   AND (?3 IS NULL OR name_key(m.sender) = ?3)
                    AND m.at_us < ?4 AND m.at_us >= ?5
                  ORDER BY messages_fts.rowid DESC
                  LIMIT {CANDIDATES}
