@@ -94,7 +94,7 @@ impl TestPostgres {
     /// Starts a stopped server again on the same port and data; what was committed is
     /// kept.
     pub fn start_again(&self) {
-        self.pg_ctl_start();
+        self.pg_ctl_start().unwrap_or_else(|failure| panic!("{failure}"));
     }
 
     /// Stops the server (fast: open connections are cut) and starts it again on the same
@@ -112,8 +112,9 @@ impl TestPostgres {
         let dir = std::env::temp_dir().join(format!("parley-postgres-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creates the test PostgreSQL's directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let server = TestPostgres { bin, dir, port, as_postgres: root };
+        let free_port =
+            || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let mut server = TestPostgres { bin, dir, port: free_port(), as_postgres: root };
         if root {
             server.run("chown", &["-R", "postgres:", &server.dir.display().to_string()], false);
         }
@@ -123,18 +124,30 @@ impl TestPostgres {
             &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
             true,
         );
-        server.pg_ctl_start();
-        server
+        // A port found free may be taken by another test's server before this one binds
+        // it: then another port is tried.
+        let mut attempts = 1;
+        loop {
+            match server.pg_ctl_start() {
+                Ok(()) => return server,
+                Err(_) if attempts < 3 => {
+                    attempts += 1;
+                    server.port = free_port();
+                }
+                Err(failure) => panic!("{failure}"),
+            }
+        }
     }
 
-    fn pg_ctl_start(&self) {
+    fn pg_ctl_start(&self) -> Result<(), String> {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c max_connections=200",
             self.port,
             self.dir.display()
         );
         let (data, log) = (self.data().display().to_string(), self.dir.join("log").display().to_string());
-        self.run(&self.tool("pg_ctl"), &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start"], true);
+        self.try_run(&self.tool("pg_ctl"), &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start"], true)
+            .map(drop)
     }
 
     fn data(&self) -> PathBuf {
@@ -148,6 +161,11 @@ impl TestPostgres {
     /// Runs `program`, as the `postgres` user if `as_postgres` and the tests run as
     /// root; panics with its output if it fails.
     fn run(&self, program: &str, args: &[&str], as_postgres: bool) -> String {
+        self.try_run(program, args, as_postgres).unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// As [`TestPostgres::run`], with the failure (and the server's log) as an error.
+    fn try_run(&self, program: &str, args: &[&str], as_postgres: bool) -> Result<String, String> {
         let mut command = if as_postgres && self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--", program]);
@@ -160,13 +178,13 @@ impl TestPostgres {
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
         let out = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
-            panic!("{program} {args:?} failed: {out}{}\n{log}", String::from_utf8_lossy(&output.stderr));
+            return Err(format!("{program} {args:?} failed: {out}{}\n{log}", String::from_utf8_lossy(&output.stderr)));
         }
-        out
+        Ok(out)
     }
 
     /// A new, empty database on the server, as a `postgres://` URL.
