@@ -1,4 +1,5 @@
-//! `parley log`: chat logs out of the history database, while the server runs or not.
+//! `parley log`: chat logs out of the history database (SQLite in the data directory, or
+//! the server's PostgreSQL database), while the server runs or not.
 
 use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Local, NaiveDate, TimeZone as _, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use parley_proto::text::printable_line;
-use parley_store::SqliteStore;
+use parley_store::{PostgresStore, Retention, SqliteStore};
 
 /// What `parley log` does.
 #[derive(Args, Debug)]
@@ -38,6 +39,10 @@ struct ExportArgs {
     /// The server's data directory. Default: ./parley-data.
     #[arg(long, value_name = "DIR", default_value = "parley-data")]
     data_dir: PathBuf,
+    /// The server's PostgreSQL database, when it runs with one (`parley serve
+    /// --database`), instead of the data directory's.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,11 +70,10 @@ fn parse_since(since: &str) -> anyhow::Result<DateTime<Utc>> {
 
 fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let store = SqliteStore::open_read_only(&args.data_dir)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut day = None;
     let format = args.format;
-    store.export(&args.room, since, |message| {
+    let write = |message: &parley_hub::Record| {
         let local = message.at.with_timezone(&Local);
         match format {
             Format::Text => {
@@ -96,7 +100,11 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Ok(())
-    })?;
+    };
+    match &args.database {
+        Some(url) => PostgresStore::open(url, Retention::default())?.export(&args.room, since, write)?,
+        None => SqliteStore::open_read_only(&args.data_dir)?.export(&args.room, since, write)?,
+    };
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -77,8 +77,14 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
     /// Keep no history on disk: rooms remember their latest messages only while the
     /// server runs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "database")]
     no_history: bool,
+    /// Keep history, accounts and moderation in this PostgreSQL database
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE) instead of SQLite in the data
+    /// directory. A password is better kept in the configuration file ([database] url),
+    /// where other users of the machine cannot read it from the process list.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// A TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -161,6 +167,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if args.no_history {
         config.history.store = false;
+    }
+    if let Some(url) = args.database {
+        config.database.url = Some(url);
     }
     config.validate()?;
     if args.print_config {

@@ -34,6 +34,9 @@ pub struct Config {
     pub tls: TlsFiles,
     /// What history is kept, and for how long.
     pub history: History,
+    /// Where history, accounts and moderation are kept: SQLite in `data_dir`, or
+    /// PostgreSQL.
+    pub database: Database,
     /// The IRC gateway: the server's name, operators, an optional connection password.
     pub irc: Irc,
     /// Limits that protect the server and its users.
@@ -61,6 +64,7 @@ impl Default for Config {
             allow_plain_remote: false,
             tls: TlsFiles::default(),
             history: History::default(),
+            database: Database::default(),
             irc: Irc::default(),
             limits: Limits::default(),
             files: Files::default(),
@@ -127,11 +131,33 @@ impl Default for Files {
     }
 }
 
-/// History: every room and private message, kept in `data_dir/parley.db` (SQLite).
+/// The database: by default the embedded SQLite file `data_dir/parley.db`, which needs no
+/// setup; or a PostgreSQL database, for history that lives on a database server (and,
+/// later, is shared by several nodes). Shared files stay in `data_dir/files/` either way.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// A PostgreSQL connection URL, `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or a
+    /// `key=value` connection string); the database must exist, and its schema is
+    /// created on the first start. Unset keeps everything in SQLite. The connection is
+    /// not encrypted (`sslmode=require` is refused): use a local or private network.
+    /// Default: unset.
+    pub url: Option<String>,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password.
+        let url = self.url.as_deref().map(parley_store::redacted);
+        f.debug_struct("Database").field("url", &url).finish()
+    }
+}
+
+/// History: every room and private message, kept in the database (see [`Database`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct History {
-    /// Keep history on disk. When false, rooms remember their latest messages only while
+    /// Keep history in the database. When false, rooms remember their latest messages only while
     /// the server runs, and a restart forgets everything. Default: true.
     pub store: bool,
     /// How many of a room's latest messages a user gets on joining it. Default: 50.
@@ -142,7 +168,8 @@ pub struct History {
     pub max_per_room: u64,
     /// Flush every batch to the disk itself, so that history survives a power cut or an
     /// operating system crash, not only the server being killed. Costs a disk flush per
-    /// batch of messages. Default: false.
+    /// batch of messages. SQLite only: PostgreSQL's own `synchronous_commit` decides
+    /// there (on by default: every commit is flushed). Default: false.
     pub sync_full: bool,
 }
 
@@ -583,6 +610,15 @@ impl Config {
         if self.irc.network.is_empty() || self.irc.network.contains(char::is_whitespace) {
             return Err(ConfigError::Invalid("irc.network must be one word".into()));
         }
+        if let Some(url) = &self.database.url {
+            parley_store::PostgresStore::check_url(url)
+                .map_err(|e| ConfigError::Invalid(format!("database.url: {e}")))?;
+            if !self.history.store {
+                return Err(ConfigError::Invalid(
+                    "a database (database.url) and no history (history.store = false) contradict each other".into(),
+                ));
+            }
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid("a TLS certificate needs its key, and a key its certificate".into()));
         }
@@ -620,6 +656,22 @@ mod tests {
         assert_eq!(config.limits.max_line_bytes, 100);
         assert_eq!(config.limits.max_nick_len, 32);
         assert_eq!(config.listeners, Config::default().listeners);
+    }
+
+    #[test]
+    fn a_database_url_is_checked_and_its_password_never_shown() {
+        let config =
+            Config::parse("[database]\nurl = \"postgres://parley:hunter2@db.example:5433/chat\"\n").expect("valid");
+        assert!(config.validate().is_ok());
+        let shown = format!("{config:?}");
+        assert!(shown.contains("db.example:5433/chat") && !shown.contains("hunter2"), "{shown}");
+        let mut no_history = config.clone();
+        no_history.history.store = false;
+        assert!(no_history.validate().is_err(), "a database and no history contradict each other");
+        let mut bad = config;
+        bad.database.url = Some("postgres://[::1".into());
+        let err = bad.validate().expect_err("an invalid URL").to_string();
+        assert!(err.contains("database.url"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod server;
 mod store;
 mod tls;
 
-pub use config::{Config, ConfigError, Irc, Listener, ListenerKind, Oper};
+pub use config::{Config, ConfigError, Database, Irc, Listener, ListenerKind, Oper};
 pub use server::{run, Bound, Server, ServerError};
 pub use tls::{Tls, TlsError};
 

@@ -56,6 +56,9 @@ pub enum ServerError {
     /// The history database cannot be opened.
     #[error(transparent)]
     Store(#[from] parley_store::OpenError),
+    /// The PostgreSQL database cannot be reached or prepared.
+    #[error(transparent)]
+    Postgres(#[from] parley_store::PostgresError),
     /// The stored history cannot be read.
     #[error("cannot read the stored history: {0}")]
     History(#[from] parley_hub::StoreError),
@@ -222,9 +225,19 @@ impl Server {
         let store: Option<Arc<dyn parley_hub::Store>> = if config.history.store {
             let retention = config.history.retention();
             let dir = config.data_dir.clone();
-            let db = tokio::task::spawn_blocking(move || parley_store::SqliteStore::open(&dir, retention))
-                .await
-                .map_err(|e| parley_hub::StoreError::Read(e.to_string()))??;
+            let url = config.database.url.clone();
+            let db = tokio::task::spawn_blocking(move || -> Result<Box<dyn parley_hub::Store>, ServerError> {
+                Ok(match url {
+                    Some(url) => {
+                        let db = parley_store::PostgresStore::open(&url, retention)?;
+                        tracing::info!(database = db.target(), "history, accounts and moderation in PostgreSQL");
+                        Box::new(db)
+                    }
+                    None => Box::new(parley_store::SqliteStore::open(&dir, retention)?),
+                })
+            })
+            .await
+            .map_err(|e| parley_hub::StoreError::Read(e.to_string()))??;
             Some(Arc::new(crate::store::Kept { db, files: files.clone() }))
         } else {
             None

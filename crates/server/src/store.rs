@@ -1,21 +1,20 @@
-//! The hub's store as the server keeps it: the SQLite database, with the file store
-//! beside it, so that deleting an account (by `/unregister`) also deletes the files it
-//! shared or was sent. Every other call goes straight to the database.
+//! The hub's store as the server keeps it: the database (SQLite or PostgreSQL), with the
+//! file store beside it, so that deleting an account (by `/unregister`) also deletes the
+//! files it shared or was sent. Every other call goes straight to the database.
 
 use std::sync::Arc;
 
 use parley_hub::{
     Account, AccountId, AccountStore, Activity, AuditLine, Change, Cursor, Deletion, Kind, MessageStore, Moderation,
-    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, StoreError, Timeline,
+    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, Store, StoreError, Timeline,
     Timestamp, Verdict,
 };
-use parley_store::SqliteStore;
 
 use crate::files::FileStore;
 
 /// The database, and the files that belong to its accounts.
 pub(crate) struct Kept {
-    pub(crate) db: SqliteStore,
+    pub(crate) db: Box<dyn Store>,
     pub(crate) files: Option<Arc<FileStore>>,
 }
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parley_hub::{Cursor, MessageStore as _, Page, RoomName};
+use parley_hub::{Cursor, Page, RoomName};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -128,23 +128,25 @@ async fn short_fanout_rounds_on_one_thread_deliver_every_stored_message_in_order
 
     // Every message is stored, and each client read its round's messages in the
     // store's order.
-    let store = parley_store::SqliteStore::open_read_only(data.path()).expect("opens the store");
     let room = RoomName::parse("lobby", 32).expect("a room name");
-    let mut stored: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = Page { room: room.clone(), cursor: Cursor::After(after), since: 0, upto: u64::MAX, limit: 500 };
-        let records = store.page(&page).expect("reads");
-        let Some(last) = records.last() else { break };
-        after = last.seq;
-        for record in &records {
-            let mut words = record.text.split_whitespace();
-            let round = words.next().and_then(|w| w.strip_prefix('r')).and_then(|w| w.parse().ok()).expect("a round");
-            let sender = words.next().and_then(|w| w.parse().ok()).expect("a sender");
-            let n = words.next().and_then(|w| w.parse().ok()).expect("a number");
-            stored.entry(round).or_default().push((sender, n));
+    let stored = support::with_owner_store(data.path(), |store| {
+        let mut stored: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let page = Page { room: room.clone(), cursor: Cursor::After(after), since: 0, upto: u64::MAX, limit: 500 };
+            let records = store.page(&page).expect("reads");
+            let Some(last) = records.last() else { return stored };
+            after = last.seq;
+            for record in &records {
+                let mut words = record.text.split_whitespace();
+                let round =
+                    words.next().and_then(|w| w.strip_prefix('r')).and_then(|w| w.parse().ok()).expect("a round");
+                let sender = words.next().and_then(|w| w.parse().ok()).expect("a sender");
+                let n = words.next().and_then(|w| w.parse().ok()).expect("a number");
+                stored.entry(round).or_default().push((sender, n));
+            }
         }
-    }
+    });
     for (round, clients) in read.iter().enumerate() {
         let in_store = &stored[&round];
         assert_eq!(in_store.len(), SENDERS * MESSAGES, "round {round}: every message stored");

@@ -107,11 +107,12 @@ fn assert_printable(lines: &[String]) {
 async fn text_from_others_reaches_line_users_without_control_characters() {
     let data = support::tempdir::TempDir::new();
     {
-        use parley_hub::{AccountStore as _, Nick};
-        let store = parley_store::SqliteStore::open(data.path(), parley_store::Retention::default()).expect("opens");
-        let root = Nick::parse("root", 32).expect("nick");
-        let root = store.register(&root, "root-password").expect("registers").expect("a new account");
-        assert!(store.set_admin(&root, true).expect("grants"));
+        use parley_hub::Nick;
+        support::with_owner_store(data.path(), |store| {
+            let root = Nick::parse("root", 32).expect("nick");
+            let root = store.register(&root, "root-password").expect("registers").expect("a new account");
+            assert!(store.set_admin(&root, true).expect("grants"));
+        });
     }
     let server = support::start_in(data.path(), |c| c.limits.flood_rate_per_sec = 0).await;
     let mut root = NativeClient::join(server.native, "someone").await;

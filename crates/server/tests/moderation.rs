@@ -113,8 +113,7 @@ async fn operators_moderate_their_room_and_nobody_else_can() {
     assert!(carol.request(&Request::Unban { room: dev(), mask: "bob".into() }, b"").await.is_ok(), "still an operator");
     server.shutdown().await;
 
-    use parley_hub::ModerationStore as _;
-    let audit = parley_store::SqliteStore::open_read_only(data.path()).expect("opens").audit(100).expect("reads");
+    let audit = support::with_owner_store(data.path(), |store| store.audit(100).expect("reads"));
     let actions: Vec<&str> = audit.iter().rev().map(|line| line.action.as_str()).collect();
     assert_eq!(actions, ["register", "topic", "mute", "unmute", "kick", "ban", "op", "unban", "ban", "unban"]);
     assert_eq!((audit[0].actor.as_str(), audit[0].target.as_deref()), ("carol", Some("bob")));
@@ -125,11 +124,12 @@ async fn an_admin_bans_an_address_from_the_server() {
     let data = support::tempdir::TempDir::new();
     {
         // The owner makes an admin with `parley admin`, on the data directory.
-        use parley_hub::{AccountStore as _, Nick};
-        let store = parley_store::SqliteStore::open(data.path(), parley_store::Retention::default()).expect("opens");
-        let root = Nick::parse("root", 32).expect("nick");
-        let root = store.register(&root, "root-password").expect("registers").expect("a new account");
-        assert!(store.set_admin(&root, true).expect("grants"));
+        use parley_hub::Nick;
+        support::with_owner_store(data.path(), |store| {
+            let root = Nick::parse("root", 32).expect("nick");
+            let root = store.register(&root, "root-password").expect("registers").expect("a new account");
+            assert!(store.set_admin(&root, true).expect("grants"));
+        });
     }
     let server = support::start_in(data.path(), no_flood).await;
     let mut root = NativeClient::join(server.native, "someone").await;

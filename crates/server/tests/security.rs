@@ -85,28 +85,30 @@ async fn line_account(server: &support::TestServer, name: &str, password: &str) 
 /// Makes `name` an account and a server admin on the data directory, as `parley admin
 /// users add` and `grant` do.
 fn admin_account(data: &Path, name: &str, password: &str) {
-    use parley_hub::{AccountStore as _, Nick};
-    let store = parley_store::SqliteStore::open(data, parley_store::Retention::default()).expect("opens");
-    let nick = Nick::parse(name, 32).expect("a nick");
-    let account = store.register(&nick, password).expect("registers").expect("a new account");
-    assert!(store.set_admin(&account, true).expect("grants"));
+    use parley_hub::Nick;
+    support::with_owner_store(data, |store| {
+        let nick = Nick::parse(name, 32).expect("a nick");
+        let account = store.register(&nick, password).expect("registers").expect("a new account");
+        assert!(store.set_admin(&account, true).expect("grants"));
+    });
 }
 
 /// Takes the admin role from `name` on the data directory (while the server runs), as
 /// `parley admin users revoke` does.
 fn revoke_admin(data: &Path, name: &str) {
-    use parley_hub::AccountStore as _;
-    let store = parley_store::SqliteStore::open(data, parley_store::Retention::default()).expect("opens");
-    let account = store.accounts().expect("reads").into_iter().find(|a| a.name.as_str() == name).expect("exists");
-    assert!(store.set_admin(&account, false).expect("revokes"));
+    support::with_owner_store(data, |store| {
+        let account = store.accounts().expect("reads").into_iter().find(|a| a.name.as_str() == name).expect("exists");
+        assert!(store.set_admin(&account, false).expect("revokes"));
+    });
 }
 
 /// Makes `name` an account on the data directory, as `parley admin users add` does.
 fn plain_account(data: &Path, name: &str, password: &str) {
-    use parley_hub::{AccountStore as _, Nick};
-    let store = parley_store::SqliteStore::open(data, parley_store::Retention::default()).expect("opens");
-    let nick = Nick::parse(name, 32).expect("a nick");
-    store.register(&nick, password).expect("registers").expect("a new account");
+    use parley_hub::Nick;
+    support::with_owner_store(data, |store| {
+        let nick = Nick::parse(name, 32).expect("a nick");
+        store.register(&nick, password).expect("registers").expect("a new account");
+    });
 }
 
 /// Registers over IRC logged in with SASL PLAIN, asking for `caps` too.

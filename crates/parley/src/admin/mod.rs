@@ -1,5 +1,6 @@
-//! `parley admin`: the server owner's commands on the data directory, while the server
-//! runs or not.
+//! `parley admin`: the server owner's commands on the data directory (or the server's
+//! PostgreSQL database), while the server runs or not; and moving a data directory's
+//! SQLite database into PostgreSQL.
 
 mod backup;
 mod check;
@@ -10,10 +11,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
-use parley_hub::{Account, AccountStore as _, ModerationStore as _, Nick, MAX_PASSWORD, MIN_PASSWORD};
+use parley_hub::{Account, Nick, Store, StoreError, MAX_PASSWORD, MIN_PASSWORD};
 use parley_proto::text::printable_line;
 use parley_server::Config;
-use parley_store::{Retention, SqliteStore};
+use parley_store::{AccountEntry, PostgresStore, Retention, SqliteStore};
 
 /// What `parley admin` does.
 #[derive(Args, Debug)]
@@ -22,10 +23,15 @@ pub(crate) struct AdminArgs {
     /// --config, else ./parley-data.
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// The server's configuration file: its data directory and how it compares names,
-    /// and for `check` its retention rules.
+    /// The server's configuration file: its data directory, its database and how it
+    /// compares names, and for `check` its retention rules.
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// The server's PostgreSQL database, when it runs with one (`parley serve
+    /// --database`); accounts and the audit log are there, shared files still in the
+    /// data directory. Default: the configuration's `[database] url` with --config.
+    #[arg(long, value_name = "URL", global = true)]
+    database: Option<String>,
     /// How names compare, as the server's `[names] casemapping` says. Default: the
     /// configuration's with --config, else precis.
     #[arg(long, value_name = "MAPPING", value_parser = ["precis", "ascii"], global = true)]
@@ -65,6 +71,52 @@ enum AdminCommand {
     /// what the retention rules would delete. Exit status: 0 no problem, 2 problems
     /// (listed), 1 the check could not run.
     Check,
+    /// Move the data directory's SQLite database (history, accounts, roles, registered
+    /// rooms, bans, the audit log) into an empty PostgreSQL database, in one
+    /// transaction; a database that holds anything already is refused. Stop the server
+    /// first; then start it with `--database URL`. Shared files stay in the data
+    /// directory, where the server keeps reading them.
+    Migrate {
+        /// The PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DATABASE).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+/// The database `parley admin` works on.
+enum Db {
+    Sqlite(Box<SqliteStore>),
+    Postgres(Box<PostgresStore>),
+}
+
+impl Db {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Db::Sqlite(db) => &**db,
+            Db::Postgres(db) => &**db,
+        }
+    }
+
+    fn list_accounts(&self) -> Result<Vec<AccountEntry>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.list_accounts(),
+            Db::Postgres(db) => db.list_accounts(),
+        }
+    }
+
+    fn account_named(&self, name: &Nick) -> Result<Option<Account>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.account_named(name),
+            Db::Postgres(db) => db.account_named(name),
+        }
+    }
+
+    fn set_admin(&self, account: &Account, admin: bool) -> Result<bool, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.set_admin(account, admin),
+            Db::Postgres(db) => db.set_admin(account, admin),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +175,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     if let Err(fixed) = parley_hub::set_case_mapping(mapping) {
         bail!("names are compared as {fixed:?} already");
     }
+    let database = args.database.or_else(|| config.as_ref().and_then(|c| c.database.url.clone()));
     match args.command {
         AdminCommand::Backup { dest } => backup::backup(&data_dir, &dest).map(|()| ExitCode::SUCCESS),
         AdminCommand::Restore { src } => backup::restore(&src, &data_dir).map(|()| ExitCode::SUCCESS),
@@ -130,22 +183,27 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             let retention = config.map(|c| c.history.retention()).unwrap_or_default();
             check::check(&data_dir, &retention)
         }
-        AdminCommand::Users(users) => self::users(&data_dir, users),
-        AdminCommand::Audit { limit } => audit(&data_dir, limit),
+        AdminCommand::Migrate { to } => migrate(&data_dir, &to),
+        AdminCommand::Users(users) => self::users(&open(&data_dir, database.as_deref())?, &data_dir, users),
+        AdminCommand::Audit { limit } => audit(&open(&data_dir, database.as_deref())?, limit),
     }
 }
 
-/// The store, for the commands that work on the database through it (which creates
-/// and migrates it).
-fn store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open(data_dir, Retention::default())?)
+/// The database, for the commands that work through the store (which creates and
+/// migrates it): the server's PostgreSQL database when it has one, else the data
+/// directory's SQLite file.
+fn open(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Db> {
+    Ok(match database {
+        Some(url) => Db::Postgres(Box::new(PostgresStore::open(url, Retention::default())?)),
+        None => Db::Sqlite(Box::new(SqliteStore::open(data_dir, Retention::default())?)),
+    })
 }
 
-fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
-    let store = store(data_dir)?;
+fn users(db: &Db, data_dir: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let store = db.store();
     match command {
         UsersCommand::List => {
-            let accounts = store.list_accounts()?;
+            let accounts = db.list_accounts()?;
             let mut out = std::io::stdout().lock();
             for entry in &accounts {
                 let role = if entry.admin { "\tadmin" } else { "" };
@@ -166,7 +224,7 @@ fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
             eprintln!("Created the account {name}.");
         }
         UsersCommand::Delete { name } => {
-            let account = account(&store, &name)?;
+            let account = account(db, &name)?;
             store.delete_account(account.id, "parley admin")?;
             let files =
                 parley_server::forget_account_files(data_dir, account.id).context("deleting the account's files")?;
@@ -177,25 +235,25 @@ fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
             eprintln!("until then, anyone logged in to it stays logged in.");
         }
         UsersCommand::Grant { name, .. } => {
-            let account = account(&store, &name)?;
+            let account = account(db, &name)?;
             let name = &account.name;
-            if store.set_admin(&account, true)? {
+            if db.set_admin(&account, true)? {
                 eprintln!("{name} is now a server admin (from their next login).");
             } else {
                 eprintln!("{name} was a server admin already.");
             }
         }
         UsersCommand::Revoke { name, .. } => {
-            let account = account(&store, &name)?;
+            let account = account(db, &name)?;
             let name = &account.name;
-            if store.set_admin(&account, false)? {
+            if db.set_admin(&account, false)? {
                 eprintln!("{name} is no longer a server admin (from their next login).");
             } else {
                 bail!("{name} is not a server admin");
             }
         }
         UsersCommand::ResetPassword { name } => {
-            let account = account(&store, &name)?;
+            let account = account(db, &name)?;
             let password = read_password()?;
             if !store.set_password(account.id, &password)? {
                 bail!("there is no account called {}", account.name);
@@ -206,10 +264,9 @@ fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit(data_dir: &Path, limit: usize) -> anyhow::Result<ExitCode> {
-    let store = store(data_dir)?;
+fn audit(db: &Db, limit: usize) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    for line in store.audit(limit)? {
+    for line in db.store().audit(limit)? {
         let place = line.room.map(|r| format!(" in {r}")).unwrap_or_default();
         let target = line.target.map(|t| format!(" {t}")).unwrap_or_default();
         let detail = line.detail.map(|d| format!(" ({d})")).unwrap_or_default();
@@ -221,13 +278,36 @@ fn audit(data_dir: &Path, limit: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `parley admin migrate --to URL`.
+fn migrate(data_dir: &Path, url: &str) -> anyhow::Result<ExitCode> {
+    if !data_dir.join(parley_store::DB_FILE).exists() {
+        bail!("there is no database in {} to migrate", data_dir.display());
+    }
+    let from = SqliteStore::open(data_dir, Retention::default())?;
+    let to = PostgresStore::open(url, Retention::default())?;
+    eprintln!("Moving {} into {} ...", data_dir.join(parley_store::DB_FILE).display(), to.target());
+    let moved = to.import(&from)?;
+    let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "Moved {}, {}, {}, {} and {} into {}.",
+        count(moved.messages, "message"),
+        count(moved.accounts, "account"),
+        count(moved.rooms, "registered room"),
+        count(moved.server_bans, "server ban"),
+        count(moved.audit, "audit line"),
+        to.target()
+    );
+    eprintln!("Start the server with --database (or [database] url); shared files stay in {}.", data_dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn nick(name: &str) -> anyhow::Result<Nick> {
     Ok(Nick::parse(name, usize::MAX)?)
 }
 
-fn account(store: &SqliteStore, name: &str) -> anyhow::Result<Account> {
+fn account(db: &Db, name: &str) -> anyhow::Result<Account> {
     let name = nick(name)?;
-    store.account_named(&name)?.with_context(|| format!("there is no account called {name}"))
+    db.account_named(&name)?.with_context(|| format!("there is no account called {name}"))
 }
 
 /// One line from standard input, so scripts can pipe it; a prompt when it is a terminal.

@@ -1,5 +1,10 @@
 //! A real server on loopback for each test, and small clients that wait for what they
 //! expect with a timeout instead of sleeping.
+//!
+//! With `PARLEY_TEST_DATABASE=postgres`, every server keeps its history, accounts and
+//! moderation in PostgreSQL instead of SQLite: a database of its own per data directory
+//! (so a server started again on the directory finds it), on a PostgreSQL server the
+//! tests start on 127.0.0.1. CI runs the tests that read and write the store both ways.
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
@@ -60,7 +65,11 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
         ],
         ..Config::default()
     };
+    config.database.url = tempdir::database_of(data);
     adjust(&mut config);
+    if !config.history.store {
+        config.database.url = None;
+    }
     let server = Server::bind(config).await.expect("server binds");
     let addrs = server.local_addrs();
     let find = |kind, tls| addrs.iter().find(|b| b.kind == kind && b.tls == tls).map(|b| b.addr);
@@ -105,12 +114,75 @@ impl TestServer {
     }
 }
 
+/// Runs `f` on the store of the data directory `data` (SQLite, or its PostgreSQL
+/// database when the tests run on PostgreSQL), opened beside the server as `parley
+/// admin` opens it. On a thread of its own: store calls block, and a test's runtime
+/// has other tasks to run meanwhile.
+pub fn with_owner_store<T: Send>(data: &std::path::Path, f: impl FnOnce(&OwnerStore) -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let owner = scope.spawn(|| {
+            let retention = parley_store::Retention::default();
+            let store = match tempdir::database_of(data) {
+                Some(url) => {
+                    OwnerStore::Postgres(Box::new(parley_store::PostgresStore::open(&url, retention).expect("opens")))
+                }
+                None => OwnerStore::Sqlite(Box::new(parley_store::SqliteStore::open(data, retention).expect("opens"))),
+            };
+            f(&store)
+        });
+        owner.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A store as the server's owner holds it: the hub's traits, and the role commands.
+pub enum OwnerStore {
+    Sqlite(Box<parley_store::SqliteStore>),
+    Postgres(Box<parley_store::PostgresStore>),
+}
+
+impl OwnerStore {
+    /// Gives or takes the server-admin role, as `parley admin users grant` does.
+    pub fn set_admin(&self, account: &parley_hub::Account, admin: bool) -> Result<bool, parley_hub::StoreError> {
+        match self {
+            OwnerStore::Sqlite(store) => store.set_admin(account, admin),
+            OwnerStore::Postgres(store) => store.set_admin(account, admin),
+        }
+    }
+}
+
+impl std::ops::Deref for OwnerStore {
+    type Target = dyn parley_hub::Store;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            OwnerStore::Sqlite(store) => &**store,
+            OwnerStore::Postgres(store) => &**store,
+        }
+    }
+}
+
 /// A minimal temporary directory, removed on drop.
 pub mod tempdir {
+    use std::collections::HashMap;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError};
 
-    pub struct TempDir(PathBuf);
+    use parley_store::testing::TestPostgres;
+
+    /// A data directory, and with `PARLEY_TEST_DATABASE=postgres` its database (the
+    /// PostgreSQL server kept running as long as the directory lives).
+    pub struct TempDir(PathBuf, Option<Arc<TestPostgres>>);
+
+    /// Each data directory's database URL, when the tests run on PostgreSQL.
+    static DATABASES: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
+
+    /// The PostgreSQL database of the data directory `data`, if the tests run on
+    /// PostgreSQL.
+    pub fn database_of(data: &Path) -> Option<String> {
+        let databases = DATABASES.lock().unwrap_or_else(PoisonError::into_inner);
+        databases.as_ref().and_then(|d| d.get(data).cloned())
+    }
 
     impl TempDir {
         pub fn new() -> TempDir {
@@ -118,7 +190,14 @@ pub mod tempdir {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = std::env::temp_dir().join(format!("parley-test-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&path).expect("temp dir");
-            TempDir(path)
+            let postgres = (std::env::var("PARLEY_TEST_DATABASE").as_deref() == Ok("postgres")).then(|| {
+                let postgres = TestPostgres::shared().expect("PARLEY_TEST_DATABASE=postgres needs PostgreSQL");
+                let url = postgres.database();
+                let mut databases = DATABASES.lock().unwrap_or_else(PoisonError::into_inner);
+                databases.get_or_insert_with(HashMap::new).insert(path.clone(), url);
+                postgres
+            });
+            TempDir(path, postgres)
         }
 
         pub fn path(&self) -> &Path {
@@ -129,6 +208,9 @@ pub mod tempdir {
     impl Drop for TempDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
+            if let Some(databases) = DATABASES.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                databases.remove(&self.0);
+            }
         }
     }
 }

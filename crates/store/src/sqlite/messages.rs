@@ -17,7 +17,7 @@ use super::{micros, record, seq_value, write_error, SqliteStore, Writer, RECORD_
 const INDEX_CHUNK: usize = 1000;
 
 /// How often the writer applies the retention rules.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Writer {
     /// Deletes one room message in one transaction with the author check; the search
@@ -120,7 +120,7 @@ impl Writer {
     }
 
     /// Deletes what the retention rules no longer keep.
-    pub(super) fn prune(&self) -> rusqlite::Result<()> {
+    pub(super) fn prune(&self) -> rusqlite::Result<u64> {
         let mut deleted = 0;
         if let Some(cutoff) = age_cutoff(&self.retention) {
             deleted += self.conn.execute(&format!("DELETE FROM messages WHERE {TOO_OLD}"), [cutoff])?;
@@ -131,7 +131,7 @@ impl Writer {
         if deleted > 0 {
             tracing::info!(deleted, "old history deleted by the retention rules");
         }
-        Ok(())
+        Ok(deleted as u64)
     }
 }
 
@@ -162,6 +162,12 @@ pub(crate) fn room_limit(retention: &crate::Retention) -> Option<i64> {
 }
 
 impl SqliteStore {
+    /// Applies the retention rules now (the writer applies them every ten minutes as it
+    /// appends); returns how many messages were deleted.
+    pub fn apply_retention(&self) -> Result<u64, StoreError> {
+        self.writer().prune().map_err(write_error)
+    }
+
     /// One page, oldest first, of the messages `filter` selects (SQL over the named
     /// parameters in `filter_params`), by seq as `cursor` says, from `since` on and
     /// never past `upto`.
@@ -346,119 +352,5 @@ impl MessageStore for SqliteStore {
     ) -> Result<Vec<Record>, StoreError> {
         let (me, with) = (me.to_i64(), with.to_i64());
         self.seq_page(CONVERSATION, &[(":me", &me), (":with", &with)], cursor, 0, upto, limit)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::tests::{said, seqs, TempDir};
-    use super::super::Retention;
-    use super::*;
-    use parley_hub::{AccountId, GuestId, SearchStore as _};
-
-    fn page(cursor: Cursor, since: u64, upto: u64, limit: usize) -> Page {
-        Page { room: RoomName::parse("Lobby", 32).expect("room"), cursor, since, upto, limit }
-    }
-
-    #[test]
-    fn messages_survive_reopening_and_page_by_seq_from_where_the_reader_may_see() {
-        let dir = TempDir::new("reopen");
-        {
-            let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
-            let batch: Vec<_> = (1..=10).map(|n| said("lobby", n, &format!("m{n}"))).collect();
-            store.append(&batch).expect("appends");
-            let whisper = Record {
-                room: None,
-                seq: 1,
-                to: Some(Nick::parse("bob", 32).expect("nick")),
-                sender: Some(Party::Guest(GuestId(7))),
-                recipient: Some(Party::Account(AccountId(3))),
-                ..(*said("lobby", 0, "psst")).clone()
-            };
-            store.append(&[Arc::new(whisper)]).expect("appends");
-        }
-        let store = SqliteStore::open(&dir.0, Retention::default()).expect("reopens");
-        let rooms = store.last_seqs().expect("rooms");
-        assert_eq!(rooms.len(), 1, "private messages belong to no room");
-        assert_eq!((rooms[0].0.as_str(), rooms[0].1), ("lobby", 10));
-        let lobby = RoomName::parse("lobby", 32).expect("room");
-        assert_eq!(seqs(&store.recent(&lobby, 0, 3).expect("recent")), [8, 9, 10]);
-        assert_eq!(seqs(&store.recent(&lobby, 9, 3).expect("recent")), [9, 10], "from since on");
-        assert_eq!(seqs(&store.page(&page(Cursor::Latest, 0, 10, 4)).expect("page")), [7, 8, 9, 10]);
-        assert_eq!(seqs(&store.page(&page(Cursor::Latest, 0, 8, 2)).expect("page")), [7, 8], "never past upto");
-        assert_eq!(seqs(&store.page(&page(Cursor::Before(5), 0, 10, 3)).expect("page")), [2, 3, 4]);
-        assert_eq!(seqs(&store.page(&page(Cursor::Before(5), 3, 10, 3)).expect("page")), [3, 4]);
-        assert_eq!(seqs(&store.page(&page(Cursor::After(7), 0, 9, 10)).expect("page")), [8, 9]);
-        assert_eq!(seqs(&store.page(&page(Cursor::After(1), 6, 9, 2)).expect("page")), [6, 7]);
-        assert_eq!(
-            seqs(&store.page(&page(Cursor::Before(u64::MAX), u64::MAX, u64::MAX, 5)).expect("page")),
-            [] as [u64; 0]
-        );
-        let duplicate = store.append(&[said("lobby", 10, "again")]);
-        assert!(matches!(duplicate, Err(StoreError::Write(_))), "a seq is stored once");
-        assert_eq!(store.last_guest().expect("reads"), 7);
-        let (guest, account) = (Party::Guest(GuestId(7)), Party::Account(AccountId(3)));
-        let talk = store.conversation(account, guest, Cursor::Latest, 10, 10).expect("reads");
-        assert_eq!(talk.len(), 1);
-        assert_eq!((talk[0].sender, talk[0].recipient), (Some(guest), Some(account)));
-        let other = Party::Guest(GuestId(8));
-        assert!(store.conversation(account, other, Cursor::Latest, 10, 10).expect("reads").is_empty());
-    }
-
-    #[test]
-    fn retention_keeps_the_newest_per_room_and_the_order_continues() {
-        let dir = TempDir::new("retention");
-        let retention = Retention { max_per_room: Some(3), ..Retention::default() };
-        let store = SqliteStore::open(&dir.0, retention).expect("opens");
-        let batch: Vec<_> = (1..=8).map(|n| said("lobby", n, "x")).collect();
-        store.append(&batch).expect("appends");
-        let lobby = RoomName::parse("lobby", 32).expect("room");
-        assert_eq!(seqs(&store.recent(&lobby, 0, 50).expect("recent")), [6, 7, 8]);
-        assert_eq!(store.last_seqs().expect("rooms")[0].1, 8);
-        let more: Vec<_> = (9..=12).map(|n| said("lobby", n, "x")).collect();
-        store.append(&more).expect("appends");
-        store.writer().prune().expect("prunes");
-        assert_eq!(seqs(&store.recent(&lobby, 0, 50).expect("recent")), [10, 11, 12]);
-    }
-
-    #[test]
-    fn a_deleted_message_leaves_pages_and_search_and_its_seq_is_never_given_again() {
-        let dir = TempDir::new("delete");
-        let lobby = RoomName::parse("lobby", 32).expect("room");
-        let (ada, bob) = (Party::Account(AccountId(1)), Party::Guest(GuestId(2)));
-        let by = |seq: u64, party: Party, text: &str| {
-            Arc::new(Record { sender: Some(party), ..(*said("lobby", seq, text)).clone() })
-        };
-        {
-            let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
-            store.append(&[by(1, ada, "hello"), by(2, bob, "secret plans"), by(3, bob, "oops")]).expect("appends");
-            // Indexed first, so that the deletion must take it out of the index too.
-            store.writer().index().expect("indexes");
-            assert_eq!(store.delete(&lobby, 2, 0, Some(ada)).expect("deletes"), Deletion::NotAuthor);
-            assert_eq!(store.delete(&lobby, 2, 3, None).expect("deletes"), Deletion::NoSuchMessage, "before since");
-            assert_eq!(store.delete(&lobby, 9, 0, None).expect("deletes"), Deletion::NoSuchMessage);
-            let Deletion::Deleted(gone) = store.delete(&lobby, 2, 0, Some(bob)).expect("deletes") else {
-                panic!("the author deletes their own");
-            };
-            assert_eq!(&*gone.text, "secret plans");
-            assert_eq!(store.delete(&lobby, 2, 0, Some(bob)).expect("deletes"), Deletion::NoSuchMessage, "once");
-            assert!(matches!(store.delete(&lobby, 3, 0, None), Ok(Deletion::Deleted(_))), "an operator's");
-            let found = store
-                .search(&parley_hub::Search {
-                    words: vec!["secret".into()],
-                    from: None,
-                    rooms: vec![(lobby.clone(), 0)],
-                    private_of: None,
-                    before: None,
-                    after: None,
-                    limit: 10,
-                    offset: 0,
-                })
-                .expect("searches");
-            assert!(found.is_empty(), "search forgets it: {found:?}");
-        }
-        let store = SqliteStore::open(&dir.0, Retention::default()).expect("reopens");
-        assert_eq!(seqs(&store.recent(&lobby, 0, 10).expect("recent")), [1]);
-        assert_eq!(store.last_seqs().expect("rooms")[0].1, 3, "the order goes on after the deleted last message");
     }
 }

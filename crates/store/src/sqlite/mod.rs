@@ -28,6 +28,9 @@ use crate::schema::{self, MigrateError};
 
 pub use accounts::AccountEntry;
 pub use maintenance::{inspect, snapshot, Inspection};
+pub(crate) use messages::PRUNE_EVERY;
+pub(crate) use moderation::described;
+pub(crate) use search::CANDIDATES;
 
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "parley.db";
@@ -176,7 +179,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled read connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let pooled = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let conn = match pooled {
             Some(conn) => conn,
@@ -299,10 +302,6 @@ pub(crate) mod tests {
             kind: Kind::Text,
             text: text.into(),
         })
-    }
-
-    pub(crate) fn seqs(records: &[Record]) -> Vec<u64> {
-        records.iter().map(|r| r.seq).collect()
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> 
     })?;
     let mut ops = conn.prepare_cached("SELECT account FROM room_ops WHERE room = ?1 ORDER BY account")?;
     let mut restrictions =
-        conn.prepare_cached("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = ?1")?;
+        conn.prepare_cached("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = ?1 ORDER BY ban, mask")?;
     let mut topic = conn.prepare_cached("SELECT topic, set_by, at_us FROM topics WHERE room = ?1")?;
     let mut rooms = Vec::new();
     for row in rows {
@@ -186,7 +186,7 @@ fn keep_server(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
 }
 
 /// The audit line's target and detail for a change.
-fn described(change: &Change) -> (String, Option<String>) {
+pub(crate) fn described(change: &Change) -> (String, Option<String>) {
     let until = |until: Option<DateTime<Utc>>| until.map(|t| format!("until {}", t.to_rfc3339()));
     let with = |reason: &Option<String>, until: Option<String>| match (reason, until) {
         (Some(reason), Some(until)) => Some(format!("{reason} ({until})")),
@@ -211,12 +211,12 @@ impl ModerationStore for SqliteStore {
     fn moderation(&self) -> Result<Moderation, StoreError> {
         self.read(|conn| {
             let mut kept = Moderation::default();
-            let mut stmt = conn.prepare("SELECT account FROM roles WHERE role = 'admin'")?;
+            let mut stmt = conn.prepare("SELECT account FROM roles WHERE role = 'admin' ORDER BY account")?;
             for id in stmt.query_map([], |row| row.get::<_, i64>(0))? {
                 kept.admins.push(AccountId(id?));
             }
             kept.rooms = registered_rooms(conn)?;
-            let mut stmt = conn.prepare("SELECT mask, until_us, reason FROM server_bans")?;
+            let mut stmt = conn.prepare("SELECT mask, until_us, reason FROM server_bans ORDER BY mask")?;
             let rows = stmt.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, Option<String>>(2)?))
             })?;
@@ -274,85 +274,5 @@ impl ModerationStore for SqliteStore {
             })?;
             rows.collect()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use parley_hub::{AccountStore, Nick};
-
-    use super::super::tests::TempDir;
-    use super::super::Retention;
-    use super::*;
-
-    fn change(room: Option<&str>, durable: bool, what: Changed) -> Change {
-        Change {
-            actor: Nick::parse("ada", 32).expect("nick"),
-            room: room.map(|r| RoomName::parse(r, 32).expect("room")),
-            durable,
-            at: Utc::now(),
-            what,
-        }
-    }
-
-    #[test]
-    fn a_registered_room_keeps_its_state_and_an_unregistered_one_only_its_audit() {
-        let dir = TempDir::new("moderation");
-        let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
-        let ada = store.register(&Nick::parse("ada", 32).expect("nick"), "password1").expect("registers").expect("new");
-        let modes = RoomModes { secret: true, key: Some("k3y".into()), limit: Some(10), ..RoomModes::default() };
-        let register = Changed::Registered {
-            founder: Some(ada.clone()),
-            since: 42,
-            modes: modes.clone(),
-            topic: None,
-            restrictions: Vec::new(),
-        };
-        store.record(&change(Some("Staff"), true, register)).expect("registers");
-        let ban = |room: &str| Restriction {
-            room: RoomName::parse(room, 32).expect("room"),
-            ban: true,
-            mask: Mask::parse("10.0.0.1", 32).expect("mask"),
-            until: None,
-            reason: Some("spam".into()),
-        };
-        store.record(&change(Some("staff"), true, Changed::Restricted(ban("staff")))).expect("bans");
-        store.record(&change(Some("staff"), true, Changed::Topic("plans".into()))).expect("topic");
-        store.record(&change(Some("guests"), false, Changed::Restricted(ban("guests")))).expect("audits");
-        store.record(&change(Some("guests"), false, Changed::Topic("gone".into()))).expect("audits");
-        let kept = store.moderation().expect("reads");
-        let names: Vec<&str> = kept.rooms.iter().map(|r| r.room.as_str()).collect();
-        assert_eq!(names, ["lobby", "Staff"], "the server's lobby and the registered room only");
-        let staff = &kept.rooms[1];
-        assert_eq!((staff.room.as_str(), staff.founder, staff.since), ("Staff", Some(ada.id), 42));
-        assert_eq!(staff.modes, modes);
-        assert_eq!(staff.ops, [ada.id]);
-        assert_eq!(staff.restrictions.len(), 1);
-        assert_eq!(staff.topic.as_ref().map(|t| t.text.as_str()), Some("plans"));
-        assert_eq!(store.audit(10).expect("reads").len(), 5, "every change is audited");
-        store.record(&change(Some("staff"), true, Changed::Unregistered)).expect("unregisters");
-        assert_eq!(store.moderation().expect("reads").rooms.len(), 1, "the lobby only");
-    }
-
-    #[test]
-    fn deleting_an_account_takes_its_roles_rooms_and_private_words_with_it() {
-        let dir = TempDir::new("delete-cascade");
-        let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
-        let chief = store.register(&Nick::parse("chief", 32).expect("nick"), "password1").expect("ok").expect("new");
-        store.set_admin(&chief, true).expect("grants");
-        let founded = Changed::Registered {
-            founder: Some(chief.clone()),
-            since: 1,
-            modes: RoomModes::default(),
-            topic: None,
-            restrictions: Vec::new(),
-        };
-        store.record(&change(Some("hq"), true, founded)).expect("registers");
-        assert!(store.delete_account(chief.id, "parley admin").expect("deletes"));
-        let kept = store.moderation().expect("reads");
-        assert!(kept.admins.is_empty(), "the role went with the account");
-        assert!(kept.rooms.iter().all(|r| r.room.as_str() != "hq"), "so did the room it founded");
-        let again = store.register(&Nick::parse("chief", 32).expect("nick"), "password2").expect("ok").expect("new");
-        assert!(!store.moderation().expect("reads").admins.contains(&again.id));
     }
 }
