@@ -38,7 +38,7 @@ pub use address::Network;
 pub use command::{Command, RequestId};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
-pub use handle::{Destination, HubHandle, Session, SessionId, Verified, Whereabouts};
+pub use handle::{Destination, Health, HubHandle, Session, SessionId, Verified, Whereabouts};
 pub use history::{Cursor, Kind, Page, Record, Search};
 pub use identity::{Account, AccountId, GuestId, Party};
 pub use memory::MemoryStore;

@@ -38,11 +38,11 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// A listener, as KIND=ADDR where KIND is `line`, `native` or `irc`, plain or with
-    /// `+tls` (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the
+    /// A listener, as KIND=ADDR where KIND is `line`, `native`, `irc` or `web`, plain or
+    /// with `+tls` (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the
     /// configured listeners. Default: line=127.0.0.1:7777, native=127.0.0.1:7778,
-    /// irc=127.0.0.1:6667, line+tls=0.0.0.0:7779, native+tls=0.0.0.0:7780,
-    /// irc+tls=0.0.0.0:6697.
+    /// irc=127.0.0.1:6667, web=127.0.0.1:8080, line+tls=0.0.0.0:7779,
+    /// native+tls=0.0.0.0:7780, irc+tls=0.0.0.0:6697, web+tls=0.0.0.0:8443.
     #[arg(long = "listen", value_name = "KIND=ADDR")]
     listen: Vec<Listener>,
     /// The TLS certificate chain (PEM). Default: a self-signed certificate generated in

@@ -99,6 +99,7 @@ async fn refuse(mut stream: TcpStream, bound: Bound, why: Refusal) {
         ListenerKind::Line => Line::refusal(why),
         ListenerKind::Native => Native::refusal(why),
         ListenerKind::Irc => Irc::refusal(why),
+        ListenerKind::Web => gateway::web::refusal(why),
     };
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
         stream.write_all(&message).await?;
@@ -153,8 +154,35 @@ pub(crate) async fn accept_loop(
             ListenerKind::Line => spawn::<Line>(stream, tls, peer, bound, slot, &shared),
             ListenerKind::Native => spawn::<Native>(stream, tls, peer, bound, slot, &shared),
             ListenerKind::Irc => spawn::<Irc>(stream, tls, peer, bound, slot, &shared),
+            ListenerKind::Web => {
+                shared.tasks.spawn(web_connection(stream, tls, peer, bound, slot, shared.clone()));
+            }
         }
     }
+}
+
+/// The task of one HTTP connection, plain or TLS: its requests, and the WebSocket
+/// session it may become.
+async fn web_connection(
+    stream: TcpStream,
+    tls: Option<Tls>,
+    peer: SocketAddr,
+    bound: Bound,
+    slot: Slot,
+    shared: Shared,
+) {
+    let _slots = slot;
+    let deadline = opened(&shared, bound, peer);
+    let ending = match tls {
+        None => Box::pin(gateway::web::serve(stream, peer, &shared)).await,
+        // Boxed: the handshake's state is not kept in the task once it is done.
+        Some(tls) => match tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await {
+            Ok(Ok(stream)) => Box::pin(gateway::web::serve(stream, peer, &shared)).await,
+            Ok(Err(e)) => Ending::Tls(e.to_string()),
+            Err(_) => Ending::HandshakeTimeout,
+        },
+    };
+    closed(&shared, bound, peer, &ending);
 }
 
 /// Spawns a connection's task. Each protocol, plain or over TLS, is a task type of its
@@ -241,7 +269,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let addr = listener.local_addr().expect("an address");
         let slots = Arc::new(Semaphore::new(10));
-        for kind in [ListenerKind::Line, ListenerKind::Native, ListenerKind::Irc] {
+        for kind in [ListenerKind::Line, ListenerKind::Native, ListenerKind::Irc, ListenerKind::Web] {
             let _client = TcpStream::connect(addr).await.expect("connects");
             let (stream, peer) = listener.accept().await.expect("accepts");
             let slot = (
@@ -253,6 +281,7 @@ mod tests {
                 ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, bound, slot, shared)),
                 ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, bound, slot, shared)),
                 ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, bound, slot, shared)),
+                ListenerKind::Web => size_of_val(&web_connection(stream, None, peer, bound, slot, shared)),
             };
             eprintln!("a plain {kind} connection's task future: {size} bytes");
             // Every connection holds this much for its whole life (1.8 to 2.1 KB in a

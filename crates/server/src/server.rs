@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) irc: Arc<crate::gateway::irc::Identity>,
     /// Shared files; `None` when file sharing is off.
     pub(crate) files: Option<Arc<FileStore>>,
+    /// The HTTP gateway's files and settings.
+    pub(crate) web: Arc<crate::gateway::web::Site>,
 }
 
 #[cfg(test)]
@@ -142,6 +144,7 @@ impl Shared {
             active: Arc::default(),
             per_address: listener::AddressCounts::default(),
             files: None,
+            web: Arc::new(crate::gateway::web::Site::new(&config.web)),
         }
     }
 }
@@ -241,7 +244,12 @@ impl Server {
             per_address: listener::AddressCounts::default(),
             irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
             files: self.files.clone(),
+            web: Arc::new(crate::gateway::web::Site::new(&self.config.web)),
         };
+        if self.listeners.iter().any(|(bound, _)| bound.kind == ListenerKind::Web) {
+            let (files, bytes) = shared.web.client_size();
+            tracing::info!(files, bytes, "the browser client is built in");
+        }
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         for (bound, socket) in self.listeners {
             let tls = if bound.tls { self.tls.clone() } else { None };

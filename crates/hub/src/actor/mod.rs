@@ -23,7 +23,7 @@ use crate::charter::{Charter, ServerBans};
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply};
-use crate::handle::{Destination, HubHandle, Login, Op, SessionId, Verified, Whereabouts};
+use crate::handle::{Destination, Health, HubHandle, Login, Op, SessionId, Verified, Whereabouts};
 use crate::identity::{Account, AccountId, GuestId, Party};
 use crate::journal::{Committed, Journal};
 use crate::log::RoomLog;
@@ -542,6 +542,9 @@ impl Hub {
                     Err(HubError::ShuttingDown)
                 };
                 let _ = done.send(answer);
+            }
+            Op::Health { done } => {
+                let _ = done.send(Health { store_ok: !self.store_broken, sessions: self.sessions.len() });
             }
             #[cfg(feature = "test-hooks")]
             Op::Crash => panic!("the hub was asked to crash (test hook)"),

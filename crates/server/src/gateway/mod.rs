@@ -16,6 +16,7 @@ pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod native;
 mod transport;
+pub(crate) mod web;
 pub(crate) mod words;
 
 use std::fmt;
@@ -387,6 +388,7 @@ where
     let io = |e| (Ending::Io(e), None);
     if let Some(greeting) = protocol.greeting() {
         writer.write_all(&greeting).await.map_err(io)?;
+        writer.flush().await.map_err(io)?;
     }
     let mut out = BytesMut::new();
     let mut first = true;
@@ -421,6 +423,7 @@ where
         };
         if !out.is_empty() {
             writer.write_all(&out).await.map_err(io)?;
+            writer.flush().await.map_err(io)?;
             out.clear();
         }
         if let Some(connect) = connect {
@@ -450,6 +453,7 @@ where
         }
         if !out.is_empty() {
             writer.write_all(&out).await.map_err(io)?;
+            writer.flush().await.map_err(io)?;
             out.clear();
         }
     }
@@ -557,6 +561,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> i
         }
         if !buf.is_empty() {
             writer.write_all(&buf).await?;
+            // A no-op on TCP and TLS; a message transport sends what it cut here.
+            writer.flush().await?;
             // The written buffer goes back to the shared pool: the next batch is queued in
             // another (the outbox takes one when it starts queueing), and an idle session
             // holds no output memory at all.

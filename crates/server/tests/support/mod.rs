@@ -28,6 +28,8 @@ pub struct TestServer {
     pub fingerprint: Option<String>,
     /// The TLS state, to reload the certificate as SIGHUP would.
     pub tls: Option<parley_server::Tls>,
+    /// Every listener, as bound.
+    pub bound: Vec<parley_server::Bound>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _data: Option<tempdir::TempDir>,
@@ -51,12 +53,12 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
     let mut config = Config {
         data_dir: data.to_owned(),
         listeners: vec![
-            Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Line, tls: true, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Native, tls: true, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Irc, tls: false, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Irc, tls: true, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Line, tls: true, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Native, tls: true, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Irc, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Irc, tls: true, addr: "127.0.0.1:0".into(), proxy_protocol: false },
         ],
         ..Config::default()
     };
@@ -87,6 +89,7 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
         irc_tls,
         fingerprint,
         tls,
+        bound: addrs,
         stop: Some(stop),
         task: Some(task),
         _data: None,
