@@ -42,7 +42,8 @@ struct ServeArgs {
     /// with `+tls` (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the
     /// configured listeners. Default: line=127.0.0.1:7777, native=127.0.0.1:7778,
     /// irc=127.0.0.1:6667, web=127.0.0.1:8080, line+tls=0.0.0.0:7779,
-    /// native+tls=0.0.0.0:7780, irc+tls=0.0.0.0:6697, web+tls=0.0.0.0:8443.
+    /// native+tls=0.0.0.0:7780, irc+tls=0.0.0.0:6697, web+tls=0.0.0.0:8443. KIND=ADDR,proxy
+    /// is a listener behind a proxy that sends the PROXY protocol (v1 or v2).
     #[arg(long = "listen", value_name = "KIND=ADDR")]
     listen: Vec<Listener>,
     /// The TLS certificate chain (PEM). Default: a self-signed certificate generated in
@@ -151,7 +152,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let server = Server::bind(config).await?;
         let mut stdout = std::io::stdout().lock();
         for bound in server.local_addrs() {
-            writeln!(stdout, "listening {}={}", bound.label(), bound.addr)?;
+            let proxy = if bound.proxy_protocol { ",proxy" } else { "" };
+            writeln!(stdout, "listening {}={}{proxy}", bound.label(), bound.addr)?;
         }
         if let Some(tls) = server.tls() {
             writeln!(stdout, "tls fingerprint sha256={}", tls.fingerprint())?;

@@ -16,6 +16,7 @@ pub mod config;
 mod files;
 mod gateway;
 mod listener;
+mod proxy;
 mod server;
 mod store;
 mod tls;

@@ -138,6 +138,20 @@ pub(crate) async fn accept_loop(
             }
         };
         configure(&stream, peer);
+        if bound.proxy_protocol {
+            // The peer is the proxy: the client, and so its place under
+            // `max_connections_per_ip`, is known once the connection's header is read.
+            match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    shared.tasks.spawn(proxied(stream, tls.clone(), peer, bound, permit, shared.clone()));
+                }
+                Err(_) => {
+                    tracing::info!(%kind, proxy = %peer, "refused: {}", Refusal::ServerFull);
+                    shared.tasks.spawn(refuse(stream, bound, Refusal::ServerFull));
+                }
+            }
+            continue;
+        }
         let address_slot = shared.per_address.take(peer.ip(), shared.limits.max_connections_per_ip);
         let slot = match (slots.clone().try_acquire_owned(), address_slot) {
             (Ok(slot), Some(address_slot)) => (slot, address_slot),
@@ -183,6 +197,60 @@ async fn web_connection(
         },
     };
     closed(&shared, bound, peer, &ending);
+}
+
+/// A connection through a proxy that speaks the PROXY protocol: its header first,
+/// under the handshake deadline, then the connection as the client's own.
+async fn proxied(
+    mut stream: TcpStream,
+    tls: Option<Tls>,
+    proxy: SocketAddr,
+    bound: Bound,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shared: Shared,
+) {
+    let kind = bound.label();
+    let deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout();
+    let peer = match tokio::time::timeout_at(deadline, crate::proxy::read_header(&mut stream)).await {
+        Ok(Ok(client)) => client.unwrap_or(proxy),
+        Ok(Err(e)) => {
+            tracing::info!(%kind, %proxy, "closed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%kind, %proxy, "closed: no PROXY protocol header in time");
+            return;
+        }
+    };
+    let Some(address_slot) = shared.per_address.take(peer.ip(), shared.limits.max_connections_per_ip) else {
+        let why = Refusal::TooManyFromAddress;
+        tracing::info!(%kind, %peer, %proxy, network = %Network::of(peer.ip()), "refused: {why}");
+        drop(permit);
+        refuse(stream, bound, why).await;
+        return;
+    };
+    let slot = (permit, address_slot);
+    match bound.kind {
+        ListenerKind::Line => Box::pin(connection::<Line>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Native => Box::pin(connection::<Native>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Irc => Box::pin(connection::<Irc>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Web => Box::pin(web_connection(stream, tls, peer, bound, slot, shared)).await,
+    }
+}
+
+/// A connection of protocol `P`, plain or TLS, run in the current task.
+async fn connection<P: Protocol>(
+    stream: TcpStream,
+    tls: Option<Tls>,
+    peer: SocketAddr,
+    bound: Bound,
+    slot: Slot,
+    shared: Shared,
+) {
+    match tls {
+        None => plain_connection::<P>(stream, peer, bound, slot, shared).await,
+        Some(tls) => tls_connection::<P>(stream, tls, peer, bound, slot, shared).await,
+    }
 }
 
 /// Spawns a connection's task. Each protocol, plain or over TLS, is a task type of its
@@ -276,7 +344,7 @@ mod tests {
                 slots.clone().try_acquire_owned().expect("a place"),
                 shared.per_address.take(peer.ip(), 10).expect("a place"),
             );
-            let (bound, shared) = (Bound { kind, tls: false, addr }, shared.clone());
+            let (bound, shared) = (Bound { kind, tls: false, addr, proxy_protocol: false }, shared.clone());
             let size = match kind {
                 ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, bound, slot, shared)),
                 ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, bound, slot, shared)),

@@ -97,6 +97,8 @@ pub struct Bound {
     pub tls: bool,
     /// The address it bound, with the real port when port 0 was asked for.
     pub addr: SocketAddr,
+    /// Whether every connection starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 impl Bound {
@@ -184,7 +186,8 @@ impl Server {
                 }
                 tracing::warn!("{}={addr} is plain text on the network: anyone on the path can read it", spec.label());
             }
-            listeners.push((Bound { kind: spec.kind, tls: spec.tls, addr }, socket));
+            listeners
+                .push((Bound { kind: spec.kind, tls: spec.tls, addr, proxy_protocol: spec.proxy_protocol }, socket));
         }
         let files = if config.files.enabled {
             let (dir, limits) = (config.data_dir.clone(), config.files.clone());
