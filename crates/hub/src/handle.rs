@@ -153,6 +153,7 @@ impl Op {
 #[derive(Clone)]
 pub struct HubHandle {
     pub(crate) tx: mpsc::Sender<Op>,
+    pub(crate) metrics: Arc<crate::metrics::HubMetrics>,
 }
 
 impl HubHandle {
@@ -226,6 +227,12 @@ impl HubHandle {
     pub async fn shutdown(&self, message: &str) {
         // A closed inbox means the hub is already gone, which is what was asked.
         let _ = self.tx.send(Op::Shutdown { message: message.to_owned() }).await;
+    }
+
+    /// What the hub counts, readable at any time without asking the hub.
+    #[must_use]
+    pub fn metrics(&self) -> &Arc<crate::metrics::HubMetrics> {
+        &self.metrics
     }
 
     /// Asks the hub how it is: answered in its turn, like any operation, so an answer

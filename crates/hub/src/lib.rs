@@ -24,6 +24,7 @@ mod identity;
 mod journal;
 mod log;
 mod memory;
+mod metrics;
 mod moderation;
 mod modes;
 mod name;
@@ -42,6 +43,7 @@ pub use handle::{Destination, Health, HubHandle, Session, SessionId, Verified, W
 pub use history::{Cursor, Kind, Page, Record, Search};
 pub use identity::{Account, AccountId, GuestId, Party};
 pub use memory::MemoryStore;
+pub use metrics::{Histogram, HistogramSnapshot, HubMetrics, BATCH_BUCKETS, LATENCY_BUCKETS};
 pub use moderation::{
     Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction, ServerBan, Topic,
 };

@@ -70,6 +70,10 @@ struct ServeArgs {
     /// Log level or filter when RUST_LOG is not set (error, warn, info, debug, trace).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// How log lines look: text (coloured only on a terminal) or json (one object per
+    /// line). Default: text.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<parley_server::LogFormat>,
     /// The server's name, as IRC clients see it (the source of server messages, 004,
     /// WHOIS). Default: parley.local.
     #[arg(long, value_name = "NAME")]
@@ -126,6 +130,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(level) = args.log_level {
         config.log_level = level;
     }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
     if args.tls_cert.is_some() {
         config.tls.cert = args.tls_cert;
         config.tls.key = args.tls_key;
@@ -141,7 +148,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
     }
-    init_logging(&config.log_level)?;
+    init_logging(&config.log_level, config.log_format)?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if config.threads > 0 {
         runtime.worker_threads(config.threads);
@@ -166,12 +173,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn init_logging(level: &str) -> anyhow::Result<()> {
+fn init_logging(level: &str, format: parley_server::LogFormat) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
     let filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.is_empty() => EnvFilter::try_new(filter).context("invalid RUST_LOG")?,
         _ => EnvFilter::try_new(level).with_context(|| format!("invalid log level {level:?}"))?,
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // Colours are escape sequences: only a terminal shows them as colours.
+        parley_server::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        parley_server::LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     Ok(())
 }
 

@@ -18,6 +18,9 @@ pub struct Config {
     /// The log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`,
     /// `trace`, or a tracing filter directive). Default: `info`.
     pub log_level: String,
+    /// How log lines look: `text` (for people; coloured only on a terminal) or `json`
+    /// (one JSON object per line, for log collectors). Default: `text`.
+    pub log_format: LogFormat,
     /// Threads that run connections and the hub; 0 means one per CPU core. On a machine
     /// shared with other busy programs (or a load generator), 1 spends the least CPU per
     /// message: no thread hands work to another. Default: 0.
@@ -25,7 +28,7 @@ pub struct Config {
     /// The listeners. Default: plain line, native, IRC and web on loopback only
     /// (127.0.0.1:7777, 127.0.0.1:7778, 127.0.0.1:6667, 127.0.0.1:8080), and the same
     /// over TLS on every interface (0.0.0.0:7779, 0.0.0.0:7780, 0.0.0.0:6697,
-    /// 0.0.0.0:8443).
+    /// 0.0.0.0:8443); and metrics on loopback only (127.0.0.1:9898).
     #[serde(rename = "listener")]
     pub listeners: Vec<Listener>,
     /// Allow plain-text listeners on addresses other than loopback, where anyone on the
@@ -51,6 +54,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("parley-data"),
             log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
             threads: 0,
             listeners: vec![
                 Listener::new(ListenerKind::Line, false, "127.0.0.1:7777"),
@@ -61,6 +65,7 @@ impl Default for Config {
                 Listener::new(ListenerKind::Irc, true, "0.0.0.0:6697"),
                 Listener::new(ListenerKind::Web, false, "127.0.0.1:8080"),
                 Listener::new(ListenerKind::Web, true, "0.0.0.0:8443"),
+                Listener::new(ListenerKind::Metrics, false, "127.0.0.1:9898"),
             ],
             allow_plain_remote: false,
             tls: TlsFiles::default(),
@@ -69,6 +74,28 @@ impl Default for Config {
             limits: Limits::default(),
             files: Files::default(),
             web: Web::default(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people to read.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(ConfigError::Invalid(format!("the log format is text or json, not {other:?}"))),
         }
     }
 }
@@ -223,7 +250,7 @@ pub struct TlsFiles {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
-    /// The protocol: `line`, `native`, `irc` or `web`.
+    /// The protocol: `line`, `native`, `irc`, `web` or `metrics`.
     pub kind: ListenerKind,
     /// Whether the protocol runs inside TLS. Default: false.
     #[serde(default)]
@@ -276,6 +303,8 @@ pub enum ListenerKind {
     /// HTTP: the browser client, the native protocol and IRC over WebSocket (`/ws`,
     /// `/irc`), and `/healthz`.
     Web,
+    /// HTTP: `/metrics` in the Prometheus text format, and nothing else.
+    Metrics,
 }
 
 impl fmt::Display for ListenerKind {
@@ -285,6 +314,7 @@ impl fmt::Display for ListenerKind {
             ListenerKind::Native => "native",
             ListenerKind::Irc => "irc",
             ListenerKind::Web => "web",
+            ListenerKind::Metrics => "metrics",
         })
     }
 }
@@ -298,6 +328,7 @@ impl FromStr for ListenerKind {
             "native" => Ok(ListenerKind::Native),
             "irc" => Ok(ListenerKind::Irc),
             "web" => Ok(ListenerKind::Web),
+            "metrics" => Ok(ListenerKind::Metrics),
             other => Err(ConfigError::UnknownKind(other.to_owned())),
         }
     }
@@ -521,7 +552,7 @@ pub enum ConfigError {
     #[error("--listen takes KIND=ADDR or KIND=ADDR,proxy (e.g. line=127.0.0.1:7777), not {0:?}")]
     BadListen(String),
     /// An unknown listener kind.
-    #[error("unknown listener kind {0:?}; the kinds are line, native, irc and web, each optionally +tls")]
+    #[error("unknown listener kind {0:?}; the kinds are line, native, irc, web and metrics, each optionally +tls")]
     UnknownKind(String),
     /// A value out of range.
     #[error("invalid limit: {0}")]
@@ -642,6 +673,7 @@ mod tests {
                 "irc+tls=0.0.0.0:6697",
                 "web=127.0.0.1:8080",
                 "web+tls=0.0.0.0:8443",
+                "metrics=127.0.0.1:9898",
             ]
         );
     }

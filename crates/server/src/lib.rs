@@ -16,12 +16,13 @@ pub mod config;
 mod files;
 mod gateway;
 mod listener;
+mod metrics;
 mod proxy;
 mod server;
 mod store;
 mod tls;
 
-pub use config::{Config, ConfigError, Irc, Listener, ListenerKind, Oper};
+pub use config::{Config, ConfigError, Irc, Listener, ListenerKind, LogFormat, Oper};
 pub use server::{run, Bound, Server, ServerError};
 pub use tls::{Tls, TlsError};
 

@@ -17,6 +17,7 @@ use crate::gateway::irc::Irc;
 use crate::gateway::line::Line;
 use crate::gateway::native::Native;
 use crate::gateway::{self, Ending, Protocol, Refusal};
+use crate::metrics::{Gateway, ServerMetrics};
 use crate::server::{Bound, Shared};
 use crate::tls::Tls;
 
@@ -99,7 +100,7 @@ async fn refuse(mut stream: TcpStream, bound: Bound, why: Refusal) {
         ListenerKind::Line => Line::refusal(why),
         ListenerKind::Native => Native::refusal(why),
         ListenerKind::Irc => Irc::refusal(why),
-        ListenerKind::Web => gateway::web::refusal(why),
+        ListenerKind::Web | ListenerKind::Metrics => gateway::web::refusal(why),
     };
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
         stream.write_all(&message).await?;
@@ -147,6 +148,7 @@ pub(crate) async fn accept_loop(
                 }
                 Err(_) => {
                     tracing::info!(%kind, proxy = %peer, "refused: {}", Refusal::ServerFull);
+                    ServerMetrics::count(&shared.metrics.refused);
                     shared.tasks.spawn(refuse(stream, bound, Refusal::ServerFull));
                 }
             }
@@ -159,6 +161,7 @@ pub(crate) async fn accept_loop(
                 let why = if slot.is_err() { Refusal::ServerFull } else { Refusal::TooManyFromAddress };
                 drop((slot, address_slot));
                 tracing::info!(%kind, %peer, network = %Network::of(peer.ip()), "refused: {why}");
+                ServerMetrics::count(&shared.metrics.refused);
                 shared.tasks.spawn(refuse(stream, bound, why));
                 continue;
             }
@@ -168,7 +171,7 @@ pub(crate) async fn accept_loop(
             ListenerKind::Line => spawn::<Line>(stream, tls, peer, bound, slot, &shared),
             ListenerKind::Native => spawn::<Native>(stream, tls, peer, bound, slot, &shared),
             ListenerKind::Irc => spawn::<Irc>(stream, tls, peer, bound, slot, &shared),
-            ListenerKind::Web => {
+            ListenerKind::Web | ListenerKind::Metrics => {
                 shared.tasks.spawn(web_connection(stream, tls, peer, bound, slot, shared.clone()));
             }
         }
@@ -176,7 +179,7 @@ pub(crate) async fn accept_loop(
 }
 
 /// The task of one HTTP connection, plain or TLS: its requests, and the WebSocket
-/// session it may become.
+/// session it may become (or, on a metrics listener, its scrapes).
 async fn web_connection(
     stream: TcpStream,
     tls: Option<Tls>,
@@ -187,11 +190,12 @@ async fn web_connection(
 ) {
     let _slots = slot;
     let deadline = opened(&shared, bound, peer);
+    let metrics = bound.kind == ListenerKind::Metrics;
     let ending = match tls {
-        None => Box::pin(gateway::web::serve(stream, peer, &shared)).await,
+        None => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
         // Boxed: the handshake's state is not kept in the task once it is done.
         Some(tls) => match tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await {
-            Ok(Ok(stream)) => Box::pin(gateway::web::serve(stream, peer, &shared)).await,
+            Ok(Ok(stream)) => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
             Ok(Err(e)) => Ending::Tls(e.to_string()),
             Err(_) => Ending::HandshakeTimeout,
         },
@@ -225,6 +229,7 @@ async fn proxied(
     let Some(address_slot) = shared.per_address.take(peer.ip(), shared.limits.max_connections_per_ip) else {
         let why = Refusal::TooManyFromAddress;
         tracing::info!(%kind, %peer, %proxy, network = %Network::of(peer.ip()), "refused: {why}");
+        ServerMetrics::count(&shared.metrics.refused);
         drop(permit);
         refuse(stream, bound, why).await;
         return;
@@ -234,7 +239,9 @@ async fn proxied(
         ListenerKind::Line => Box::pin(connection::<Line>(stream, tls, peer, bound, slot, shared)).await,
         ListenerKind::Native => Box::pin(connection::<Native>(stream, tls, peer, bound, slot, shared)).await,
         ListenerKind::Irc => Box::pin(connection::<Irc>(stream, tls, peer, bound, slot, shared)).await,
-        ListenerKind::Web => Box::pin(web_connection(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Web | ListenerKind::Metrics => {
+            Box::pin(web_connection(stream, tls, peer, bound, slot, shared)).await;
+        }
     }
 }
 
@@ -280,7 +287,8 @@ async fn plain_connection<P: Protocol>(stream: TcpStream, peer: SocketAddr, boun
     let _slots = slot;
     let deadline = opened(&shared, bound, peer);
     let (reader, writer) = stream.into_split();
-    let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, &shared).await;
+    let gateway = Gateway::of(bound.kind);
+    let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
     closed(&shared, bound, peer, &ending);
 }
 
@@ -299,7 +307,7 @@ async fn tls_connection<P: Protocol>(
         Ok(Ok(stream)) => {
             let (reader, writer) = tokio::io::split(stream);
             let reader = gateway::Stream(reader);
-            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, &shared)).await
+            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, Gateway::of(bound.kind), &shared)).await
         }
         Ok(Err(e)) => Ending::Tls(e.to_string()),
         Err(_) => Ending::HandshakeTimeout,
@@ -310,12 +318,16 @@ async fn tls_connection<P: Protocol>(
 /// Counts and logs a new connection; returns its registration deadline, which covers
 /// the TLS handshake and the name or hello that follows.
 fn opened(shared: &Shared, bound: Bound, peer: SocketAddr) -> tokio::time::Instant {
+    let gateway = Gateway::of(bound.kind);
+    shared.metrics.connections.add(gateway, 1);
+    shared.metrics.connections_open.add(gateway, 1);
     let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
     tracing::info!(kind = %bound.label(), %peer, active, "connected");
     tokio::time::Instant::now() + shared.limits.handshake_timeout()
 }
 
 fn closed(shared: &Shared, bound: Bound, peer: SocketAddr, ending: &Ending) {
+    shared.metrics.connections_open.add(Gateway::of(bound.kind), -1);
     let active = shared.active.fetch_sub(1, Ordering::Relaxed) - 1;
     tracing::info!(kind = %bound.label(), %peer, active, "disconnected: {ending}");
 }
@@ -349,7 +361,9 @@ mod tests {
                 ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, bound, slot, shared)),
                 ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, bound, slot, shared)),
                 ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, bound, slot, shared)),
-                ListenerKind::Web => size_of_val(&web_connection(stream, None, peer, bound, slot, shared)),
+                ListenerKind::Web | ListenerKind::Metrics => {
+                    size_of_val(&web_connection(stream, None, peer, bound, slot, shared))
+                }
             };
             eprintln!("a plain {kind} connection's task future: {size} bytes");
             // Every connection holds this much for its whole life (1.8 to 2.1 KB in a

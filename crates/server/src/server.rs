@@ -127,6 +127,10 @@ pub(crate) struct Shared {
     pub(crate) files: Option<Arc<FileStore>>,
     /// The HTTP gateway's files and settings.
     pub(crate) web: Arc<crate::gateway::web::Site>,
+    /// What the server counts outside the hub.
+    pub(crate) metrics: Arc<crate::metrics::ServerMetrics>,
+    /// What `/metrics` shows.
+    pub(crate) exported: Arc<crate::metrics::Metrics>,
 }
 
 #[cfg(test)]
@@ -138,7 +142,6 @@ impl Shared {
         let limits = Arc::new(config.limits.clone());
         let (hub, _task) = parley_hub::spawn(config.limits.hub(&config.history), None).await.expect("a hub");
         Shared {
-            hub,
             irc: Arc::new(crate::gateway::irc::Identity::new(&config.irc, &limits)),
             limits,
             stopping: CancellationToken::new(),
@@ -147,6 +150,9 @@ impl Shared {
             per_address: listener::AddressCounts::default(),
             files: None,
             web: Arc::new(crate::gateway::web::Site::new(&config.web)),
+            exported: Arc::new(crate::metrics::Metrics::new(Arc::default(), hub.metrics().clone(), None)),
+            metrics: Arc::default(),
+            hub,
         }
     }
 }
@@ -238,6 +244,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let limits = Arc::new(self.config.limits.clone());
         let (hub, hub_task) = (self.hub, self.hub_task);
+        let metrics = Arc::new(crate::metrics::ServerMetrics::default());
         let shared = Shared {
             hub: hub.clone(),
             limits: limits.clone(),
@@ -248,6 +255,12 @@ impl Server {
             irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
             files: self.files.clone(),
             web: Arc::new(crate::gateway::web::Site::new(&self.config.web)),
+            exported: Arc::new(crate::metrics::Metrics::new(
+                metrics.clone(),
+                hub.metrics().clone(),
+                self.files.clone(),
+            )),
+            metrics,
         };
         if self.listeners.iter().any(|(bound, _)| bound.kind == ListenerKind::Web) {
             let (files, bytes) = shared.web.client_size();

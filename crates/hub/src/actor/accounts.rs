@@ -379,12 +379,14 @@ impl Hub {
                 Ok((account, admin))
             }
             Ok(Verdict::Wrong) => {
+                crate::metrics::HubMetrics::add(&self.metrics.auth_failures, 1);
                 self.pacing.record(address, &name.key(), false, now);
                 Err(HubError::BadLogin)
             }
             Ok(Verdict::NoAccount) => {
                 // Deleted since (by `parley admin`): the nick is free again.
                 self.accounts.remove(name);
+                crate::metrics::HubMetrics::add(&self.metrics.auth_failures, 1);
                 self.pacing.record(address, &name.key(), false, now);
                 Err(HubError::BadLogin)
             }

@@ -46,6 +46,7 @@ use self::socket::Framing;
 use super::irc::Irc;
 use super::native::Native;
 use super::{Ending, Refusal};
+use crate::metrics::Gateway;
 use crate::server::Shared;
 
 /// A response, its body in memory.
@@ -159,6 +160,8 @@ struct Upgrade {
 /// What each request of one connection sees.
 struct Connection {
     peer: SocketAddr,
+    /// A metrics listener's: `/metrics` and nothing else.
+    metrics: bool,
     shared: Shared,
     upgrade: Mutex<Option<Upgrade>>,
 }
@@ -176,13 +179,13 @@ pub(crate) fn refusal(why: Refusal) -> Bytes {
 
 /// Serves one HTTP connection (plain or already through TLS) until it closes, or,
 /// when it upgrades to a WebSocket, until that session ends.
-pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: &Shared) -> Ending
+pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, metrics: bool, shared: &Shared) -> Ending
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Boxed, and over before a WebSocket session starts: the HTTP connection's state
     // is not kept for the session's life.
-    let (result, upgrade) = Box::pin(requests(stream, peer, shared)).await;
+    let (result, upgrade) = Box::pin(requests(stream, peer, metrics, shared)).await;
     match (result, upgrade) {
         (Ok(()), Some(upgrade)) => Box::pin(websocket(upgrade, shared)).await,
         (Ok(()), None) => Ending::ClientClosed,
@@ -194,11 +197,16 @@ where
 
 /// Answers the connection's requests until it closes or upgrades. Each request's
 /// headers must arrive within `handshake_timeout_secs`.
-async fn requests<S>(stream: S, peer: SocketAddr, shared: &Shared) -> (hyper::Result<()>, Option<Upgrade>)
+async fn requests<S>(
+    stream: S,
+    peer: SocketAddr,
+    metrics: bool,
+    shared: &Shared,
+) -> (hyper::Result<()>, Option<Upgrade>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let connection = Arc::new(Connection { peer, shared: shared.clone(), upgrade: Mutex::new(None) });
+    let connection = Arc::new(Connection { peer, metrics, shared: shared.clone(), upgrade: Mutex::new(None) });
     let requests = connection.clone();
     let service = service_fn(move |request| {
         let connection = requests.clone();
@@ -249,9 +257,9 @@ async fn websocket(upgrade: Upgrade, shared: &Shared) -> Ending {
     let (reader, writer) = socket::split(socket, upgrade.framing);
     let client = upgrade.client;
     match upgrade.framing {
-        Framing::Native => super::serve::<Native, _, _>(reader, writer, client, deadline, shared).await,
+        Framing::Native => super::serve::<Native, _, _>(reader, writer, client, deadline, Gateway::Ws, shared).await,
         Framing::IrcBinary | Framing::IrcText => {
-            super::serve::<Irc, _, _>(reader, writer, client, deadline, shared).await
+            super::serve::<Irc, _, _>(reader, writer, client, deadline, Gateway::IrcWs, shared).await
         }
     }
 }
@@ -280,6 +288,13 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> Reply {
 
 async fn respond(request: Request<Incoming>, connection: &Connection) -> Reply {
     let method = request.method().clone();
+    if connection.metrics {
+        return match (request.uri().path(), method == Method::GET || method == Method::HEAD) {
+            ("/metrics", true) => metrics(&connection.shared),
+            ("/metrics", false) => plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served here\n"),
+            _ => plain(StatusCode::NOT_FOUND, "only /metrics is served here\n"),
+        };
+    }
     match request.uri().path() {
         "/ws" => upgrade(request, connection, Endpoint::Native),
         "/irc" => upgrade(request, connection, Endpoint::Irc),
@@ -292,6 +307,13 @@ async fn respond(request: Request<Incoming>, connection: &Connection) -> Reply {
         "/healthz" => health(&connection.shared).await,
         path => connection.shared.web.assets.serve(&method, path, request.headers()),
     }
+}
+
+/// `/metrics`, in the Prometheus text format.
+fn metrics(shared: &Shared) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(shared.exported.scrape())));
+    reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    reply
 }
 
 /// `/healthz`: ready when the hub answers in time and its store takes writes.
