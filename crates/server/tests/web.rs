@@ -357,3 +357,36 @@ async fn garbage_instead_of_http_affects_no_one_else() {
     assert_eq!(get(web.plain, "/healthz").await.status, 200);
     web.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_websocket_session_is_flood_controlled_and_must_register_in_time() {
+    let web = start_web(|config| {
+        config.limits.flood_burst = 2;
+        config.limits.flood_rate_per_sec = 1;
+        config.limits.flood_grace_secs = 0;
+        config.limits.handshake_timeout_secs = 1;
+    })
+    .await;
+    let (ws, _) = open_plain(web.plain, "/ws", &[]).await;
+    let mut flooder = WsNative::hello(ws, "flooder").await;
+    for _ in 0..10 {
+        flooder.send(&Request::Ping, b"").await;
+    }
+    let mut codes = Vec::new();
+    while let Some(received) = flooder.next().await {
+        if let ServerMsg::Error { code, .. } = received.msg {
+            codes.push(code);
+        }
+    }
+    assert!(codes.contains(&parley_proto::msg::ErrorCode::ExcessFlood), "told why, then closed, as on TCP: {codes:?}");
+
+    // Upgraded, then silent: closed at the registration deadline.
+    let (mut silent, _) = open_plain(web.plain, "/irc", &[]).await;
+    let mut last = None;
+    while let Some(message) = next_message(&mut silent).await {
+        last = Some(message);
+    }
+    let last = last.and_then(|m| m.into_text().ok()).map(|t| t.to_string()).unwrap_or_default();
+    assert!(last.contains("Registration timed out"), "{last:?}");
+    web.server.shutdown().await;
+}
