@@ -187,7 +187,7 @@ where
     // is not kept for the session's life.
     let (result, upgrade) = Box::pin(requests(stream, peer, metrics, shared)).await;
     match (result, upgrade) {
-        (Ok(()), Some(upgrade)) => Box::pin(websocket(upgrade, shared)).await,
+        (Ok(()), Some(upgrade)) => Box::pin(websocket::<S>(upgrade, shared)).await,
         (Ok(()), None) => Ending::ClientClosed,
         (Err(e), _) if e.is_timeout() => Ending::HandshakeTimeout,
         (Err(e), _) if e.is_incomplete_message() => Ending::ClientClosed,
@@ -231,7 +231,7 @@ where
 }
 
 /// Runs the session of an upgraded connection.
-async fn websocket(upgrade: Upgrade, shared: &Shared) -> Ending {
+async fn websocket<S: socket::Io>(upgrade: Upgrade, shared: &Shared) -> Ending {
     // The registration deadline starts with the WebSocket: a browser may have kept the
     // HTTP connection open a while before upgrading it.
     let deadline = Instant::now() + shared.limits.handshake_timeout();
@@ -249,11 +249,23 @@ async fn websocket(upgrade: Upgrade, shared: &Shared) -> Ending {
         Framing::IrcBinary | Framing::IrcText => socket_limit(MAX_LINE_WITH_TAGS * 4),
     };
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    // The connection's own stream, out of hyper's box; with what hyper read past the
+    // upgrade, if anything (its read buffer goes with it otherwise).
+    let Ok(parts) = upgraded.downcast::<TokioIo<S>>() else {
+        return Ending::Protocol("the upgraded connection is not the one accepted".into());
+    };
+    let (stream, read_buf) = (parts.io.into_inner(), parts.read_buf);
+    let read = (!read_buf.is_empty()).then(|| read_buf.to_vec());
+    // Dropped here, not kept for the session's life: it holds hyper's whole read buffer.
+    drop(read_buf);
+    let socket = match read {
+        None => WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await,
+        Some(read) => WebSocketStream::from_partially_read(stream, read, Role::Server, Some(config)).await,
+    };
     let (reader, writer) = socket::split(socket, upgrade.framing);
     let client = upgrade.client;
     match upgrade.framing {

@@ -11,17 +11,17 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use parley_proto::native::{Envelope, PREFIX_LEN};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::gateway::{Receive, Received};
 
-/// An upgraded HTTP connection speaking WebSocket.
-pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+/// What a WebSocket runs over: the connection's own stream (TCP, or TLS over it),
+/// taken back from the HTTP server once it upgraded.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for S {}
 
 /// How the driver's output is cut into messages, and what input is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +38,14 @@ pub(crate) enum Framing {
 }
 
 /// The receiving half.
-pub(crate) struct WsReceiver {
-    stream: SplitStream<Socket>,
+pub(crate) struct WsReceiver<S> {
+    stream: SplitStream<WebSocketStream<S>>,
     framing: Framing,
 }
 
 /// The sending half: an [`AsyncWrite`] that cuts what it is given into messages.
-pub(crate) struct WsSender {
-    sink: SplitSink<Socket, Message>,
+pub(crate) struct WsSender<S> {
+    sink: SplitSink<WebSocketStream<S>, Message>,
     framing: Framing,
     /// Written bytes not yet cut into a whole unit.
     pending: BytesMut,
@@ -54,7 +54,7 @@ pub(crate) struct WsSender {
 }
 
 /// The two halves of `socket`.
-pub(crate) fn split(socket: Socket, framing: Framing) -> (WsReceiver, WsSender) {
+pub(crate) fn split<S: Io>(socket: WebSocketStream<S>, framing: Framing) -> (WsReceiver<S>, WsSender<S>) {
     let (sink, stream) = socket.split();
     (WsReceiver { stream, framing }, WsSender { sink, framing, pending: BytesMut::new(), ready: VecDeque::new() })
 }
@@ -66,7 +66,7 @@ fn failed(e: WsError) -> io::Error {
     }
 }
 
-impl Receive for WsReceiver {
+impl<S: Io> Receive for WsReceiver<S> {
     async fn receive(&mut self, _buf: &mut BytesMut) -> io::Result<Received> {
         // Cancel-safe: a message is taken from the stream only in the poll that returns it.
         loop {
@@ -96,7 +96,7 @@ impl Receive for WsReceiver {
     }
 }
 
-impl WsSender {
+impl<S: Io> WsSender<S> {
     /// Moves every whole unit of `pending` into `ready`, as one message each.
     fn cut(&mut self) {
         loop {
@@ -160,7 +160,7 @@ fn native_frame_len(buf: &BytesMut) -> Option<usize> {
     (buf.len() >= total).then_some(total)
 }
 
-impl AsyncWrite for WsSender {
+impl<S: Io> AsyncWrite for WsSender<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         // What was cut before goes first: a socket that does not take messages stops
@@ -168,6 +168,10 @@ impl AsyncWrite for WsSender {
         ready!(this.poll_send_ready(cx))?;
         this.pending.extend_from_slice(buf);
         this.cut();
+        if this.pending.is_empty() {
+            // The messages cut from it share its allocation; an idle session keeps none.
+            this.pending = BytesMut::new();
+        }
         Poll::Ready(Ok(buf.len()))
     }
 
