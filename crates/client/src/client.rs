@@ -98,6 +98,15 @@ pub struct Welcome {
     pub topic: Option<String>,
 }
 
+/// Where a read marker is: a room, or the conversation with a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place<'a> {
+    /// A room.
+    Room(&'a str),
+    /// The private conversation with this nick.
+    With(&'a str),
+}
+
 /// The server's answer to [`Client::join`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Joined {
@@ -109,6 +118,8 @@ pub struct Joined {
     pub history: Vec<PastMessage>,
     /// The room's topic.
     pub topic: Option<String>,
+    /// Where you read up to in it (on any of your sessions), if anywhere.
+    pub read: Option<DateTime<Utc>>,
 }
 
 /// A message from a room's history.
@@ -294,9 +305,24 @@ impl Client {
     /// latest messages.
     pub async fn join(&self, room: &str) -> Result<Joined, Error> {
         match self.request(&Request::Join { room: room.to_owned() }, b"").await? {
-            Reply::Joined { room, members, history, topic } => {
-                Ok(Joined { room, members, history: past(history), topic })
+            Reply::Joined { room, members, history, topic, read } => {
+                let read = read.as_deref().map(crate::event::time);
+                Ok(Joined { room, members, history: past(history), topic, read })
             }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Moves your read marker in a room or a conversation forward to `at` (markers never
+    /// move back); returns where it is now. Your other sessions are told.
+    pub async fn mark_read(&self, place: Place<'_>, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Error> {
+        let ts = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        let request = match place {
+            Place::Room(room) => Request::MarkRead { room: Some(room.to_owned()), with: None, ts },
+            Place::With(nick) => Request::MarkRead { room: None, with: Some(nick.to_owned()), ts },
+        };
+        match self.request(&request, b"").await? {
+            Reply::Marker { ts, .. } => Ok(ts.as_deref().map(crate::event::time)),
             other => Err(unexpected(&other)),
         }
     }

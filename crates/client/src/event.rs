@@ -65,6 +65,33 @@ pub enum Event {
         /// The text.
         text: String,
     },
+    /// You read further in a room (`room`) or a conversation (`with`) on another of
+    /// your sessions.
+    Marker {
+        /// The room, for a room's marker.
+        room: Option<String>,
+        /// The other user, for a conversation's.
+        with: Option<String>,
+        /// Read up to this instant.
+        at: DateTime<Utc>,
+    },
+    /// A message of a room you are in was deleted.
+    Deleted {
+        /// The room.
+        room: String,
+        /// The deleted message's seq.
+        seq: u64,
+        /// Who deleted it.
+        by: String,
+        /// Who had said it.
+        author: String,
+        /// When it was said.
+        said: DateTime<Utc>,
+        /// When it was deleted.
+        ts: DateTime<Utc>,
+        /// Why, if they said.
+        reason: Option<String>,
+    },
     /// Someone entered a room you are in.
     Joined {
         /// The room.
@@ -141,6 +168,10 @@ impl Event {
             }
             ServerMsg::Whisper { seq, from, to, ts, kind } => {
                 Event::Whisper { seq, from, to, ts: time(&ts), kind: Kind::from_wire(kind.as_deref()), text: text() }
+            }
+            ServerMsg::Marker { room, with, ts } => Event::Marker { room, with, at: time(&ts) },
+            ServerMsg::Deleted { room, seq, by, author, said_ts, ts, reason } => {
+                Event::Deleted { room, seq, by, author, said: time(&said_ts), ts: time(&ts), reason }
             }
             ServerMsg::Joined { room, nick, ts, arrival } => Event::Joined { room, nick, ts: time(&ts), arrival },
             ServerMsg::Left { room, nick, ts, reason, detail } => {

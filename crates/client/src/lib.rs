@@ -18,7 +18,7 @@ mod event;
 mod transfer;
 pub mod trust;
 
-pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Transport, Welcome};
+pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Place, Transport, Welcome};
 pub use event::{Event, Kind};
 pub use parley_proto::msg::{human_size, ErrorCode, FileInfo, LeaveReason, Reply, Request, RoomInfo};
 pub use transfer::{media_type, safe_file_name, Audience, Fetched, Progress, Sent};

@@ -174,6 +174,25 @@ pub enum Command {
         /// The most messages wanted (at most [`crate::MAX_HISTORY_PAGE`]).
         limit: usize,
     },
+    /// Delete a message from a room: its author may, and so may the room's operators
+    /// and server admins. It leaves history, search and replays, and every member is
+    /// told.
+    Delete {
+        /// The room; `None` means the room joined last.
+        room: Option<String>,
+        /// The message's place in the room's order.
+        seq: u64,
+        /// Why, shown to the members (operators deleting others' words say why).
+        reason: Option<String>,
+    },
+    /// Read markers: set the session's marker for a room or conversation (`at`: the
+    /// time of the last message read; markers only move forward), or ask for it (`None`).
+    MarkRead {
+        /// Where.
+        target: Marked,
+        /// Read up to this instant.
+        at: Option<crate::event::Timestamp>,
+    },
     /// Ask for a pong.
     Ping,
     /// Leave the chat.
@@ -181,4 +200,13 @@ pub enum Command {
         /// Shown to others.
         reason: Option<String>,
     },
+}
+
+/// What a read marker is for, as the user names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marked {
+    /// A room the session is in.
+    Room(String),
+    /// The private conversation with this nick (an account's name, or a guest's nick).
+    With(String),
 }

@@ -23,6 +23,14 @@ pub enum HubError {
         /// Which rule it breaks.
         why: NameRule,
     },
+    /// A new room's name looks like an existing room's (see `lookalike`).
+    #[error("{room:?} looks like the existing room {existing:?}")]
+    RoomLookalike {
+        /// The name asked for.
+        room: String,
+        /// The room it could pass for.
+        existing: String,
+    },
     /// Nobody has that nick.
     #[error("no user is called {0}")]
     NoSuchNick(String),
@@ -108,6 +116,17 @@ pub enum HubError {
         /// Why, if the moderator said.
         reason: Option<String>,
     },
+    /// The room has no such message, or not one the session may see.
+    #[error("{room} has no message {seq}")]
+    NoSuchMessage {
+        /// The room.
+        room: String,
+        /// The seq asked for.
+        seq: u64,
+    },
+    /// Only a message's author, the room's operators and server admins may delete it.
+    #[error("only its author or an operator of {0} may delete that message")]
+    NotAuthor(String),
     /// Muted in a room.
     #[error("you are muted in {0}")]
     Muted(String),
@@ -205,6 +224,10 @@ pub enum NameRule {
     /// It starts with a character names may not start with (a nick: a digit or `-`).
     #[error("it may not start with {0:?}")]
     Start(char),
+    /// It mixes right-to-left and left-to-right letters in a way RFC 8265 forbids (it
+    /// could be shown in more than one order).
+    #[error("it mixes writing directions")]
+    Mixed,
 }
 
 /// Why a search query cannot be read.

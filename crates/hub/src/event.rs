@@ -143,6 +143,31 @@ pub enum Event {
         /// When.
         at: Timestamp,
     },
+    /// A message of a room the session is in was deleted.
+    Deleted {
+        /// The room.
+        room: RoomName,
+        /// The deleted message's place in the room's order.
+        seq: u64,
+        /// Who deleted it.
+        by: Nick,
+        /// Who had said it (their nick then).
+        author: Nick,
+        /// When it was said.
+        said_at: Timestamp,
+        /// When it was deleted.
+        at: Timestamp,
+        /// Why, if they said.
+        reason: Option<Arc<str>>,
+    },
+    /// The session's user read further in a room or conversation, on another of their
+    /// sessions (their other devices clear the unread count).
+    Marker {
+        /// Where.
+        target: MarkTarget,
+        /// Read up to this instant.
+        at: Timestamp,
+    },
     /// Information from the server for this session alone.
     Notice {
         /// When.
@@ -318,6 +343,8 @@ pub enum Reply {
         history: Vec<Arc<Record>>,
         /// The room's topic: its text, who set it, when.
         topic: Option<(String, Nick, Timestamp)>,
+        /// Where the session's user read up to in it, if anywhere.
+        read: Option<Timestamp>,
     },
     /// A room's topic: its text, who set it and when; `None` when it has none.
     Topic {
@@ -361,6 +388,27 @@ pub enum Reply {
         kind: Kind,
         /// The text, for gateways that show the sender a copy.
         text: Arc<str>,
+    },
+    /// The session's read marker for a room or conversation, after a `MarkRead` (set or
+    /// asked for); `None`: nothing marked read there yet.
+    Marker {
+        /// Where.
+        target: MarkTarget,
+        /// Read up to this instant.
+        at: Option<Timestamp>,
+    },
+    /// The message is deleted, and the room's members told.
+    Deleted {
+        /// The room.
+        room: RoomName,
+        /// The deleted message's place in the room's order.
+        seq: u64,
+        /// Who had said it (their nick then).
+        author: Nick,
+        /// When it was said.
+        said_at: Timestamp,
+        /// Why, as given.
+        reason: Option<Arc<str>>,
     },
     /// The private message is stored and in the receiver's queue.
     Whispered {
@@ -495,4 +543,13 @@ pub struct RoomSummary {
     pub joined: bool,
     /// Its topic.
     pub topic: Option<String>,
+}
+
+/// Where a read marker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkTarget {
+    /// A room.
+    Room(RoomName),
+    /// The private conversation with this user.
+    With(Nick),
 }

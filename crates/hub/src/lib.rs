@@ -23,6 +23,7 @@ mod history;
 mod identity;
 mod journal;
 mod log;
+mod lookalike;
 mod memory;
 mod metrics;
 mod moderation;
@@ -36,9 +37,9 @@ mod throttle;
 
 pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
 pub use address::Network;
-pub use command::{Command, RequestId};
+pub use command::{Command, Marked, RequestId};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
-pub use event::{Event, LeaveReason, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
+pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
 pub use handle::{Destination, Health, HubHandle, Session, SessionId, Verified, Whereabouts};
 pub use history::{Cursor, Kind, Page, Record, Search};
 pub use identity::{Account, AccountId, GuestId, Party};
@@ -48,9 +49,11 @@ pub use moderation::{
     Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction, ServerBan, Topic,
 };
 pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
-pub use name::{Nick, RoomName};
+pub use name::{case_mapping, key_of, set_case_mapping, skeleton, CaseMapping, Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
-pub use store::{AccountStore, MessageStore, ModerationStore, SearchStore, Store, StoreError, Verdict};
+pub use store::{
+    AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, Store, StoreError, Verdict,
+};
 pub use throttle::{Admit, FloodLimits, Throttle};
 
 /// The name of the room every new session joins.

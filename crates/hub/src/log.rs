@@ -59,6 +59,16 @@ impl RoomLog {
         self.recent.push_back(record);
     }
 
+    /// Forgets a deleted message, so that newcomers are not given it.
+    pub(crate) fn remove(&mut self, seq: u64) {
+        self.recent.retain(|r| r.seq != seq);
+    }
+
+    /// The message `seq`, if it is among the latest held.
+    pub(crate) fn get(&self, seq: u64) -> Option<&Arc<Record>> {
+        self.recent.iter().find(|r| r.seq == seq)
+    }
+
     /// The latest `n` committed messages from seq `since` on, oldest first.
     pub(crate) fn recent(&self, n: usize, since: u64) -> Vec<Arc<Record>> {
         let visible: Vec<&Arc<Record>> = self.recent.iter().filter(|r| r.seq >= since).collect();

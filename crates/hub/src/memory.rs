@@ -9,11 +9,17 @@ use crate::history::{Cursor, Page, Record, Search};
 use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Changed, Moderation, RegisteredRoom};
 use crate::name::{Nick, RoomName};
-use crate::store::{AccountStore, MessageStore, ModerationStore, SearchStore, StoreError, Verdict};
+use crate::store::{
+    AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, StoreError, Verdict,
+};
 
 #[derive(Default)]
 struct Kept {
     messages: Vec<Record>,
+    /// Read markers by account and target.
+    markers: HashMap<(AccountId, String), crate::event::Timestamp>,
+    /// Each room's last seq, which deleting its last message does not lower.
+    last_seqs: HashMap<RoomName, u64>,
     /// Accounts by id, with their passwords.
     accounts: Vec<(Account, String)>,
     next_account: i64,
@@ -71,18 +77,19 @@ fn page_of(mut records: Vec<Record>, cursor: Cursor, upto: u64, limit: usize) ->
 
 impl MessageStore for MemoryStore {
     fn append(&self, batch: &[Arc<Record>]) -> Result<(), StoreError> {
-        self.kept().messages.extend(batch.iter().map(|r| (**r).clone()));
+        let mut kept = self.kept();
+        for record in batch {
+            if let Some(room) = &record.room {
+                let seq = kept.last_seqs.entry(room.clone()).or_default();
+                *seq = (*seq).max(record.seq);
+            }
+            kept.messages.push((**record).clone());
+        }
         Ok(())
     }
 
     fn last_seqs(&self) -> Result<Vec<(RoomName, u64)>, StoreError> {
-        let mut last: HashMap<RoomName, u64> = HashMap::new();
-        for record in &self.kept().messages {
-            if let Some(room) = &record.room {
-                let seq = last.entry(room.clone()).or_default();
-                *seq = (*seq).max(record.seq);
-            }
-        }
+        let last = self.kept().last_seqs.clone();
         Ok(last.into_iter().collect())
     }
 
@@ -100,6 +107,18 @@ impl MessageStore for MemoryStore {
             .cloned()
             .collect();
         Ok(page_of(records, page.cursor, page.upto, page.limit))
+    }
+
+    fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError> {
+        let mut kept = self.kept();
+        let found = kept.messages.iter().position(|r| r.room.as_ref() == Some(room) && r.seq == seq && seq >= since);
+        let Some(index) = found else {
+            return Ok(Deletion::NoSuchMessage);
+        };
+        if author.is_some() && kept.messages[index].sender != author {
+            return Ok(Deletion::NotAuthor);
+        }
+        Ok(Deletion::Deleted(Box::new(kept.messages.remove(index))))
     }
 
     fn last_private_seq(&self) -> Result<u64, StoreError> {
@@ -192,11 +211,27 @@ impl AccountStore for MemoryStore {
         Ok(found.map(|(_, p)| *p = password.to_owned()).is_some())
     }
 
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
+        let kept = self.kept();
+        let markers = kept.markers.iter();
+        Ok(markers
+            .map(|((account, target), at)| ReadMarker { account: *account, target: target.clone(), at: *at })
+            .collect())
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: crate::event::Timestamp) -> Result<(), StoreError> {
+        let mut kept = self.kept();
+        let held = kept.markers.entry((account, target.to_owned())).or_insert(at);
+        *held = (*held).max(at);
+        Ok(())
+    }
+
     fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {
         let mut kept = self.kept();
         let Some(index) = kept.accounts.iter().position(|(a, _)| a.id == id) else {
             return Ok(false);
         };
+        kept.markers.retain(|(account, _), _| *account != id);
         let (account, _) = kept.accounts.remove(index);
         kept.admins.retain(|a| *a != id);
         kept.rooms.retain(|_, room| room.founder != Some(id));

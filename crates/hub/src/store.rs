@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::event::Timestamp;
 use crate::history::{Cursor, Page, Record, Search};
 use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Moderation};
@@ -41,6 +42,12 @@ pub trait MessageStore: Send + Sync {
     /// One page of a room's history, oldest first.
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError>;
 
+    /// Deletes the message `seq` of `room`, if its seq is `since` or later and, when
+    /// `author` is given, that party sent it: the check and the deletion in one
+    /// transaction. The message leaves history and search; the room's order goes on
+    /// after it (seqs are never reused).
+    fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError>;
+
     /// The seq of the last stored private message (they are numbered together).
     fn last_private_seq(&self) -> Result<u64, StoreError>;
 
@@ -60,10 +67,33 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<Record>, StoreError>;
 }
 
+/// What [`MessageStore::delete`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// The message is gone; this is what it was.
+    Deleted(Box<Record>),
+    /// There is no such message (never, deleted already, or before `since`).
+    NoSuchMessage,
+    /// The message is someone else's.
+    NotAuthor,
+}
+
 /// Full-text search.
 pub trait SearchStore: Send + Sync {
     /// The messages matching `search`, best match first.
     fn search(&self, search: &Search) -> Result<Vec<Record>, StoreError>;
+}
+
+/// Where an account read up to in one room or conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadMarker {
+    /// Whose.
+    pub account: AccountId,
+    /// Where: `#` and a room's key, or `@` and the other party's number (see
+    /// [`crate::Party::to_i64`]).
+    pub target: String,
+    /// Read up to this instant.
+    pub at: Timestamp,
 }
 
 /// The outcome of a password check.
@@ -99,6 +129,13 @@ pub trait AccountStore: Send + Sync {
 
     /// Replaces the password of `id`; false if there is no such account.
     fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError>;
+
+    /// Every account's read markers.
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError>;
+
+    /// Moves the account's read marker for `target` to `at`, never back: a later
+    /// marker already kept stays.
+    fn mark_read(&self, account: AccountId, target: &str, at: Timestamp) -> Result<(), StoreError>;
 
     /// Deletes the account and everything that grants it power or holds its private
     /// words, in one transaction: its roles, operator places, the registration of the

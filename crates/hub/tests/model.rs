@@ -732,7 +732,7 @@ fn answer_of(result: &Result<Reply, HubError>) -> Answer {
         Reply::Welcome { nick, members, history, .. } => {
             Answer::Welcome { nick: nick.to_string(), members: members_view(members), history: seqs(history) }
         }
-        Reply::Joined { room, members, history, topic } => Answer::Joined {
+        Reply::Joined { room, members, history, topic, .. } => Answer::Joined {
             room: room.key(),
             members: members_view(members),
             history: seqs(history),

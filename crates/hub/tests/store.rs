@@ -48,6 +48,19 @@ impl MessageStore for Flaky {
         self.rest.page(page)
     }
 
+    fn delete(
+        &self,
+        room: &parley_hub::RoomName,
+        seq: u64,
+        since: u64,
+        author: Option<Party>,
+    ) -> Result<parley_hub::Deletion, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Write("database or disk is full".into()));
+        }
+        self.rest.delete(room, seq, since, author)
+    }
+
     fn last_private_seq(&self) -> Result<u64, StoreError> {
         self.rest.last_private_seq()
     }
@@ -77,6 +90,17 @@ impl SearchStore for Flaky {
 impl AccountStore for Flaky {
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.rest.accounts()
+    }
+
+    fn read_markers(&self) -> Result<Vec<parley_hub::ReadMarker>, StoreError> {
+        self.rest.read_markers()
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: parley_hub::Timestamp) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Write("database or disk is full".into()));
+        }
+        self.rest.mark_read(account, target, at)
     }
 
     fn register(&self, name: &Nick, password: &str) -> Result<Option<Account>, StoreError> {

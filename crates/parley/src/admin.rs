@@ -17,6 +17,9 @@ pub(crate) struct AdminArgs {
     /// The server's data directory. Default: ./parley-data.
     #[arg(long, value_name = "DIR", default_value = "parley-data", global = true)]
     data_dir: PathBuf,
+    /// How names compare, as the server's `[names] casemapping` says.
+    #[arg(long, value_name = "MAPPING", value_parser = ["precis", "ascii"], default_value = "precis", global = true)]
+    casemapping: String,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -75,6 +78,11 @@ enum UsersCommand {
 }
 
 pub(crate) fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let mapping =
+        if args.casemapping == "ascii" { parley_hub::CaseMapping::Ascii } else { parley_hub::CaseMapping::Precis };
+    if let Err(fixed) = parley_hub::set_case_mapping(mapping) {
+        bail!("names are compared as {fixed:?} already");
+    }
     let store = SqliteStore::open(&args.data_dir, Retention::default())?;
     match args.command {
         AdminCommand::Users(UsersCommand::List) => {

@@ -268,6 +268,17 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
                 }
             })
         }
+        Input::Delete { seq, reason } => match current.clone() {
+            None => {
+                print_line("Error: you are not in a room; /join one");
+                Ok(())
+            }
+            Some(room) => client.call(&Request::Delete { room, seq, reason }).await.map(|reply| {
+                if let Reply::Deleted { room, seq } = reply {
+                    print_line(&format!("[{}] *** You deleted message #{seq} of {room}.", now()));
+                }
+            }),
+        },
         Input::Topic(topic) => {
             client.call(&Request::Topic { room: current.clone(), topic }).await.map(|reply| match reply {
                 Reply::Topic { room, topic: Some(topic), by, .. } => {

@@ -230,8 +230,11 @@ impl Screen {
     fn start(name: &str, home: &Path, command: &str) -> Screen {
         let socket = format!("parley-irc-{}-{name}", std::process::id());
         let mut screen = Screen { socket, socket_path: None };
-        let script =
-            format!("export HOME='{}'; {command}; echo \"client exited with $?\"; exec sleep 600", home.display());
+        // A UTF-8 terminal, so that names and text in any script are typed and shown.
+        let script = format!(
+            "export HOME='{}' LANG=C.UTF-8 LC_ALL=C.UTF-8; {command}; echo \"client exited with $?\"; exec sleep 600",
+            home.display()
+        );
         screen.tmux(&["-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "60", "sh", "-c", &script]);
         let path = screen.tmux(&["display-message", "-p", "#{socket_path}"]);
         screen.socket_path = Some(PathBuf::from(path.trim_end()));
@@ -239,8 +242,15 @@ impl Screen {
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let output =
-            Command::new("tmux").arg("-L").arg(&self.socket).args(args).env_remove("TMUX").output().expect("tmux runs");
+        let output = Command::new("tmux")
+            .arg("-u")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TMUX")
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .expect("tmux runs");
         assert!(output.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
@@ -354,7 +364,7 @@ impl Client {
 
     /// The shell command that starts the client, already connecting: its configuration
     /// lives under `home`, and it runs what a user would type to connect.
-    fn command(self, home: &Path, server: &Served, transport: Transport) -> String {
+    fn command(self, nick: &str, home: &Path, server: &Served, transport: Transport) -> String {
         match self {
             Client::Irssi => {
                 let dir = home.join("irssi");
@@ -363,8 +373,9 @@ impl Client {
                 // this test slow; the few lines it types are far below the server's
                 // flood limits.
                 let config = format!(
-                    "settings = {{\n  core = {{ nick = \"{NICK}\"; user_name = \"{NICK}\"; real_name = \"A test\"; }};\n  \
-                     \"irc/core\" = {{ cmd_queue_speed = \"0\"; }};\n}};\n"
+                    "settings = {{\n  core = {{ nick = \"{nick}\"; user_name = \"ircy\"; real_name = \"A test\"; }};\n  \
+                     \"irc/core\" = {{ cmd_queue_speed = \"0\"; }};\n  \
+                     \"fe-text\" = {{ paste_detect_time = \"0\"; }};\n}};\n"
                 );
                 std::fs::write(dir.join("config"), config).expect("irssi's config");
                 // irssi runs `startup` from its directory as if typed once it has started.
@@ -403,11 +414,14 @@ impl Client {
                     }
                 };
                 let add = format!(
-                    "/server add parley {}/{} {security} -nicks={NICK} -username={NICK} -realname=test",
+                    "/server add parley {}/{} {security} -nicks={nick} -username=ircy -realname=test",
                     addr.ip(),
                     addr.port()
                 );
-                format!("weechat --dir '{}' --run-command '{add};/connect parley'", dir.display())
+                // Lines typed in quick succession (a loaded machine delivers two
+                // `send-keys` at once) would otherwise stop at "Paste 2 lines?".
+                let no_paste = "/set weechat.look.paste_max_lines -1";
+                format!("weechat --dir '{}' --run-command '{no_paste};{add};/connect parley'", dir.display())
             }
         }
     }
@@ -508,7 +522,7 @@ fn chat_with(client: Client, transport: Transport) {
 
     let home = dir.join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let screen = Screen::start(&name, &home, &client.command(&home, &server, transport));
+    let screen = Screen::start(&name, &home, &client.command(NICK, &home, &server, transport));
 
     // The server joins it to #lobby, and plays the history back.
     screen.show(client, "#lobby");
@@ -581,4 +595,49 @@ fn weechat_over_plain_tcp() {
 #[test]
 fn weechat_over_tls_with_sasl() {
     chat_with(Client::Weechat, Transport::Tls);
+}
+
+/// A nick and a channel in letters other than ASCII, typed into the client: the
+/// server compares names as RFC 8265 says, and says so (`CASEMAPPING=rfc8265`).
+fn chat_in_utf8(client: Client) {
+    if !client.installed() {
+        return;
+    }
+    const ZOE: &str = "Zoë";
+    let name = format!("{}-utf8", client.program());
+    let dir = temp_dir(&name);
+    let server = Served::start(&dir);
+    let mut liner = Liner::join(server.line, "liner");
+    liner.say("/join #café");
+    liner.expect("the join of #café", |l| l.contains("café"));
+
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let screen = Screen::start(&name, &home, &client.command(ZOE, &home, &server, Transport::Plain));
+    // Registered: the welcome shows, or (on a server that joins IRC users to a
+    // channel) the client has switched to that channel.
+    screen.wait_for("the registration", |rows| {
+        rows.iter().any(|r| r.contains("Welcome to the Parley IRC network") || r.contains(&format!("{ZOE} (")))
+    });
+    screen.type_line("/join #café");
+    liner.expect_stamped(&format!("{ZOE} has joined café."));
+    screen.show(client, "#café");
+    liner.say("hola Zoë");
+    screen.wait_for_text(&client.said("liner", "hola Zoë"));
+    screen.type_line("¡hola, liner! 你好");
+    liner.expect("Zoë's words", |l| l.contains(&format!("{ZOE}: ¡hola, liner! 你好")));
+    screen.type_line("/quit");
+    screen.wait_for_text("client exited with 0");
+    drop((screen, liner, server));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn irssi_with_a_utf8_nick_and_channel() {
+    chat_in_utf8(Client::Irssi);
+}
+
+#[test]
+fn weechat_with_a_utf8_nick_and_channel() {
+    chat_in_utf8(Client::Weechat);
 }

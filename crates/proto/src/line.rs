@@ -186,6 +186,14 @@ pub enum Input {
     Search(String),
     /// `/context SEQ`: the messages around one in the current room.
     Context(u64),
+    /// `/delete SEQ [REASON]`: delete a message of the current room (your own; anyone's
+    /// as an operator).
+    Delete {
+        /// The message's number, as `/search` shows it.
+        seq: u64,
+        /// Why, shown to the room.
+        reason: Option<String>,
+    },
     /// `/topic [TEXT]`: show the room's topic, or set it.
     Topic(Option<String>),
     /// `/audit [N]`: the latest N lines of the audit log (admins).
@@ -327,6 +335,13 @@ impl Input {
                 Ok(seq) => Input::Context(seq),
                 Err(_) => Input::Usage("/context SEQ, the number of a message from /search"),
             },
+            "delete" | "del" => {
+                let (seq, reason) = args.split_once(' ').map_or((args, ""), |(s, r)| (s, r.trim()));
+                match seq.trim_start_matches('#').parse::<u64>() {
+                    Ok(seq) => Input::Delete { seq, reason: (!reason.is_empty()).then(|| reason.to_owned()) },
+                    Err(_) => Input::Usage("/delete SEQ [reason], SEQ the number of a message from /search"),
+                }
+            }
             "topic" => Input::Topic((!args.is_empty()).then(|| args.to_owned())),
             "audit" => match args {
                 "" => Input::Audit(None),
@@ -519,6 +534,7 @@ Commands:
   /history NICK [N]   your last N private messages with NICK (logged in)
   /search WORDS       find messages; add from:NICK, in:ROOM, before:YYYY-MM-DD, after:YYYY-MM-DD, page:N
   /context SEQ        the messages around message SEQ of your room (the #SEQ /search shows)
+  /delete SEQ [reason]  delete message SEQ of your room: yours, or anyone's (operators)
   /topic [TEXT]       show your room's topic, or set it (operators)
   /kick NICK [reason]             put someone out of your room (operators)
   /ban NICK|ADDRESS [30m|2h|7d] [reason]  keep them out (operators; in lobby: off the server)

@@ -87,6 +87,32 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Move your read marker in a room (`room`) or a conversation (`with`) forward to
+    /// `ts` (the time of the last message read), or, without `ts`, ask where it is.
+    /// Your other sessions get a `marker` event when it moves.
+    MarkRead {
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user of a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Read up to this instant, RFC 3339.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<String>,
+    },
+    /// Delete a message of a room: your own, or anyone's as the room's operator or a
+    /// server admin. Every member gets a `deleted` event; the message leaves history,
+    /// search and what newcomers are shown.
+    Delete {
+        /// The room.
+        room: String,
+        /// The message's place in the room's order.
+        seq: u64,
+        /// Why, shown to the members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Show a room's topic, or set it (operators).
     Topic {
         /// The room; without it, the room joined last.
@@ -348,6 +374,8 @@ impl Request {
             Request::Rooms => "rooms",
             Request::History { .. } => "history",
             Request::Conversation { .. } => "conversation",
+            Request::Delete { .. } => "delete",
+            Request::MarkRead { .. } => "mark_read",
             Request::Topic { .. } => "topic",
             Request::Audit { .. } => "audit",
             Request::Kick { .. } => "kick",
@@ -403,6 +431,8 @@ const KNOWN_REQUESTS: &[&str] = &[
     "rooms",
     "history",
     "conversation",
+    "delete",
+    "mark_read",
     "topic",
     "audit",
     "kick",
@@ -495,6 +525,35 @@ pub enum ServerMsg {
         /// `action` (`/me`) or `notice`; absent for ordinary text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<String>,
+    },
+    /// You read further on another of your sessions: clear what is unread up to `ts`.
+    Marker {
+        /// The room, for a room's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, for a conversation's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Read up to this instant, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// A message of a room you are in was deleted: show it as deleted, or drop it.
+    Deleted {
+        /// The room.
+        room: String,
+        /// The deleted message's seq.
+        seq: u64,
+        /// Who deleted it.
+        by: String,
+        /// Who had said it.
+        author: String,
+        /// When it was said, RFC 3339 in UTC.
+        said_ts: String,
+        /// When it was deleted, RFC 3339 in UTC.
+        ts: String,
+        /// Why, if they said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Someone entered a room.
     Joined {
@@ -614,6 +673,28 @@ pub enum Reply {
         /// The room's topic, if it has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
+        /// Your read marker in it (RFC 3339 in UTC), if you have one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read: Option<String>,
+    },
+    /// The answer to `mark_read`: your read marker there now (absent: none yet).
+    Marker {
+        /// The room, for a room's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, for a conversation's marker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Read up to this instant, RFC 3339 in UTC.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<String>,
+    },
+    /// The answer to `delete`: the message is gone, and the members told.
+    Deleted {
+        /// The room.
+        room: String,
+        /// The deleted message's seq.
+        seq: u64,
     },
     /// The answer to `topic` without a new topic.
     Topic {
@@ -1033,6 +1114,8 @@ pub enum ErrorCode {
     TooLong,
     /// The ban list is full.
     TooManyBans,
+    /// A new room's name looks like an existing room's (Cyrillic `а` for Latin `a`).
+    RoomLookalike,
     /// The room is registered already.
     RoomRegistered,
     /// The room is not registered.
@@ -1053,6 +1136,10 @@ pub enum ErrorCode {
     ChecksumMismatch,
     /// This server does not take files, or cannot store them now.
     FilesUnavailable,
+    /// The room has no message with that seq (or none you may see, or it was deleted).
+    NoSuchMessage,
+    /// Only a message's author, the room's operators and server admins may delete it.
+    NotAuthor,
     /// A code this client does not know yet (servers may add codes).
     #[serde(other)]
     Unknown,
@@ -1105,6 +1192,7 @@ impl ErrorCode {
         ErrorCode::ServerBanned,
         ErrorCode::TooLong,
         ErrorCode::TooManyBans,
+        ErrorCode::RoomLookalike,
         ErrorCode::RoomRegistered,
         ErrorCode::RoomNotRegistered,
         ErrorCode::TooManyRegistered,
@@ -1115,6 +1203,8 @@ impl ErrorCode {
         ErrorCode::NoSuchFile,
         ErrorCode::ChecksumMismatch,
         ErrorCode::FilesUnavailable,
+        ErrorCode::NoSuchMessage,
+        ErrorCode::NotAuthor,
         ErrorCode::Unknown,
     ];
 }

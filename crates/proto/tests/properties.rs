@@ -100,7 +100,7 @@ fn reply() -> impl Strategy<Value = Reply> {
             }
         ),
         (text(), names(), entries(), proptest::option::of(text()))
-            .prop_map(|(room, members, history, topic)| Reply::Joined { room, members, history, topic }),
+            .prop_map(|(room, members, history, topic)| Reply::Joined { room, members, history, topic, read: None }),
         (text(), proptest::option::of((text(), text(), text()))).prop_map(|(room, t)| Reply::Topic {
             room,
             topic: t.as_ref().map(|t| t.0.clone()),

@@ -141,6 +141,9 @@ fn json_examples() -> Vec<String> {
         request_header(20, &Request::Search { query: s("deploy from:bob after:2026-11-01"), page: None }, b""),
         request_header(21, &Request::Search { query: s("deploy"), page: Some(2) }, b""),
         request_header(22, &Request::Conversation { with: s("bob"), before: None, after: Some(30), limit: None }, b""),
+        request_header(61, &Request::MarkRead { room: Some(s("dev")), with: None, ts: Some(ts("14:30:47.000")) }, b""),
+        request_header(62, &Request::MarkRead { room: None, with: Some(s("bob")), ts: None }, b""),
+        request_header(60, &Request::Delete { room: s("dev"), seq: 41, reason: Some(s("posted by mistake")) }, b""),
         request_header(23, &Request::Topic { room: Some(s("dev")), topic: Some(s("release on Friday")) }, b""),
         request_header(24, &Request::Kick { room: Some(s("dev")), nick: s("mallory"), reason: Some(s("spam")) }, b""),
         request_header(
@@ -178,12 +181,13 @@ fn json_examples() -> Vec<String> {
             history: vec![],
             topic: None,
         },
-        Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]), history: vec![], topic: None },
+        Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]), history: vec![], topic: None, read: None },
         Reply::Joined {
             room: s("dev"),
             members: names(&["alice", "carol"]),
             history: vec![past(7, "carol", "14:29:02.250", "anyone here?")],
             topic: Some(s("release on Friday")),
+            read: Some(ts("14:29:02.250")),
         },
         Reply::Topic {
             room: s("dev"),
@@ -192,6 +196,9 @@ fn json_examples() -> Vec<String> {
             ts: Some(ts("09:00:00.000")),
         },
         Reply::Topic { room: s("lobby"), topic: None, by: None, ts: None },
+        Reply::Deleted { room: s("dev"), seq: 41 },
+        Reply::Marker { room: Some(s("dev")), with: None, ts: Some(ts("14:30:47.000")) },
+        Reply::Marker { room: None, with: Some(s("bob")), ts: None },
         Reply::Moderated { action: s("ban"), room: s("dev"), target: s("mallory") },
         Reply::Audit {
             entries: vec![AuditEntry {
@@ -266,7 +273,7 @@ fn json_examples() -> Vec<String> {
     let header_too_long = FrameError::HeaderTooLong { len: 20_000, max: 16_384 };
     let payload_too_large = FrameError::PayloadTooLarge { id: Some(13), len: 2_000_000, max: 1_048_576 };
     let notice = b"The nick alice is registered. Log in with /login alice PASSWORD within 30 seconds, or else.";
-    let events: [(ServerMsg, &[u8]); 16] = [
+    let events: [(ServerMsg, &[u8]); 18] = [
         (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS), kind: None }, hello_everyone),
         (ServerMsg::Whisper { seq: 31, from: s("alice"), to: s("bob"), ts: ts("14:30:46.001"), kind: None }, b"psst"),
         (
@@ -312,6 +319,19 @@ fn json_examples() -> Vec<String> {
             b"",
         ),
         (ServerMsg::Nick { old: s("alice"), new: s("alicia"), ts: ts("14:34:00.000") }, b""),
+        (ServerMsg::Marker { room: Some(s("dev")), with: None, ts: ts("14:30:47.000") }, b""),
+        (
+            ServerMsg::Deleted {
+                room: s("dev"),
+                seq: 41,
+                by: s("carol"),
+                author: s("mallory"),
+                said_ts: ts("14:33:10.000"),
+                ts: ts("14:34:30.000"),
+                reason: Some(s("spam")),
+            },
+            b"",
+        ),
         (ServerMsg::Ping { ts: ts("14:35:00.000") }, b""),
         (ServerMsg::Notice { ts: ts("14:35:30.000") }, notice),
         (ServerMsg::Shutdown { message: s("Server is shutting down."), ts: ts("14:36:00.000") }, b""),
@@ -449,6 +469,8 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NoSuchNick => "no_such_nick",
         ErrorCode::NoSuchRoom => "no_such_room",
         ErrorCode::NotInRoom => "not_in_room",
+        ErrorCode::NoSuchMessage => "no_such_message",
+        ErrorCode::NotAuthor => "not_author",
         ErrorCode::EmptyMessage => "empty_message",
         ErrorCode::MessageTooLong => "message_too_long",
         ErrorCode::ShuttingDown => "shutting_down",
@@ -477,6 +499,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::ServerBanned => "server_banned",
         ErrorCode::TooLong => "too_long",
         ErrorCode::TooManyBans => "too_many_bans",
+        ErrorCode::RoomLookalike => "room_lookalike",
         ErrorCode::RoomRegistered => "room_registered",
         ErrorCode::RoomNotRegistered => "room_not_registered",
         ErrorCode::TooManyRegistered => "too_many_registered",

@@ -44,6 +44,8 @@ pub struct Config {
     pub limits: Limits,
     /// File sharing over the native protocol: whether it is on, and its limits.
     pub files: Files,
+    /// How nicks, account names and room names are compared.
+    pub names: Names,
     /// The HTTP gateway (`web` listeners): which pages may open its WebSockets, and
     /// which reverse proxies are believed about the client's address.
     pub web: Web,
@@ -74,6 +76,44 @@ impl Default for Config {
             limits: Limits::default(),
             files: Files::default(),
             web: Web::default(),
+            names: Names::default(),
+        }
+    }
+}
+
+/// Names: which letters nicks, accounts and rooms may use, and when two are the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Names {
+    /// `precis`: letters and digits of any script (`José`, `Zoë`, `李雷`), compared as
+    /// RFC 8265 says (case, width and composition do not matter), and a new name that
+    /// looks like one in use (Cyrillic `аlice` for `alice`) is refused as taken. IRC
+    /// clients are told `CASEMAPPING=rfc8265`. `ascii`: ASCII letters only, compared
+    /// without ASCII case (`CASEMAPPING=ascii`), for networks whose clients or bots
+    /// expect it. Names are stored by the same key either way for ASCII names, so a
+    /// server may switch; names with other letters stop loading under `ascii`.
+    /// Default: `precis`.
+    pub casemapping: CaseMapping,
+}
+
+/// See [`Names::casemapping`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseMapping {
+    /// RFC 8265 (PRECIS UsernameCaseMapped).
+    #[default]
+    Precis,
+    /// ASCII letters only.
+    Ascii,
+}
+
+impl CaseMapping {
+    /// The hub's name for it.
+    #[must_use]
+    pub fn hub(self) -> parley_hub::CaseMapping {
+        match self {
+            CaseMapping::Precis => parley_hub::CaseMapping::Precis,
+            CaseMapping::Ascii => parley_hub::CaseMapping::Ascii,
         }
     }
 }
@@ -392,7 +432,9 @@ pub struct Limits {
     /// Default: 150.
     pub idle_timeout_secs: u64,
     /// The most connections open at once; further ones are refused with a message.
-    /// Default: 10000.
+    /// Default: 0, automatic: the process's descriptor limit (raised to its hard limit
+    /// at start) less 128 kept for the database, files and listeners, and no more than
+    /// the machine's memory divided by `send_queue_bytes`.
     pub max_connections: usize,
     /// The most connections open at once from one IP address; an IPv6 /64 counts as one
     /// address, and an IPv4-mapped address as its IPv4 address. Default: 64.
@@ -451,7 +493,7 @@ impl Default for Limits {
             handshake_timeout_secs: 30,
             idle_ping_secs: 60,
             idle_timeout_secs: 150,
-            max_connections: 10_000,
+            max_connections: 0,
             max_connections_per_ip: 64,
             flood_burst: 20,
             flood_rate_per_sec: 10,
@@ -589,7 +631,6 @@ impl Config {
             ("max_nick_len", l.max_nick_len),
             ("max_room_len", l.max_room_len),
             ("send_queue_bytes", l.send_queue_bytes),
-            ("max_connections", l.max_connections),
             ("max_connections_per_ip", l.max_connections_per_ip),
             ("max_rooms_per_session", l.max_rooms_per_session),
             ("hub_inbox", l.hub_inbox),

@@ -13,6 +13,7 @@
 //! concrete pieces together.
 
 pub mod config;
+mod descriptors;
 mod files;
 mod gateway;
 mod listener;

@@ -44,6 +44,15 @@ pub enum ServerError {
         /// Why.
         source: io::Error,
     },
+    /// This process already compares names another way (a second server in one
+    /// process, configured differently).
+    #[error("names are compared as {fixed:?} in this process already; {asked:?} cannot be used too")]
+    CaseMapping {
+        /// What the configuration asks for.
+        asked: parley_hub::CaseMapping,
+        /// What is in force.
+        fixed: parley_hub::CaseMapping,
+    },
     /// The history database cannot be opened.
     #[error(transparent)]
     Store(#[from] parley_store::OpenError),
@@ -161,8 +170,24 @@ impl Server {
     /// Validates the configuration, creates the data directory, sets up TLS (generating
     /// a certificate on the first start if none is configured), opens the history and
     /// starts the hub on it, and binds every listener.
-    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+    pub async fn bind(mut config: Config) -> Result<Server, ServerError> {
         config.validate()?;
+        let descriptors = crate::descriptors::raise();
+        if let Some(limit) = descriptors {
+            if limit.now > limit.was {
+                tracing::info!(from = limit.was, to = limit.now, "raised the open-file limit");
+            }
+        }
+        if config.limits.max_connections == 0 {
+            let memory = crate::descriptors::memory();
+            let send_queue = config.limits.send_queue_bytes;
+            config.limits.max_connections =
+                crate::descriptors::max_connections(descriptors.map(|l| l.now), memory, send_queue);
+            tracing::info!(max_connections = config.limits.max_connections, "connections allowed at once");
+        }
+        // Before any name is read: the store's, the hub's and every gateway's.
+        parley_hub::set_case_mapping(config.names.casemapping.hub())
+            .map_err(|fixed| ServerError::CaseMapping { asked: config.names.casemapping.hub(), fixed })?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
         let tls = if config.listeners.iter().any(|l| l.tls) {
@@ -266,7 +291,7 @@ impl Server {
             let (files, bytes) = shared.web.client_size();
             tracing::info!(files, bytes, "the browser client is built in");
         }
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
         for (bound, socket) in self.listeners {
             let tls = if bound.tls { self.tls.clone() } else { None };
             shared.tasks.spawn(listener::accept_loop(bound, socket, tls, slots.clone(), shared.clone()));

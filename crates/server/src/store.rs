@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use parley_hub::{
-    Account, AccountId, AccountStore, AuditLine, Change, Cursor, MessageStore, Moderation, ModerationStore, Nick, Page,
-    Party, Record, RoomName, Search, SearchStore, StoreError, Verdict,
+    Account, AccountId, AccountStore, AuditLine, Change, Cursor, Deletion, Kind, MessageStore, Moderation,
+    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, StoreError, Timestamp,
+    Verdict,
 };
 use parley_store::SqliteStore;
 
@@ -33,6 +34,24 @@ impl MessageStore for Kept {
 
     fn page(&self, page: &Page) -> Result<Vec<Record>, StoreError> {
         self.db.page(page)
+    }
+
+    /// A deleted file's message takes its share along: nobody downloads what its
+    /// author or an operator took back.
+    fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError> {
+        let deletion = self.db.delete(room, seq, since, author)?;
+        if let (Deletion::Deleted(record), Some(files)) = (&deletion, &self.files) {
+            if record.kind == Kind::File {
+                if let Some(info) = parley_proto::msg::FileInfo::from_text(&record.text) {
+                    // The message is gone either way; a share left behind is unreachable
+                    // from history, and its owner can ask an admin.
+                    if let Err(e) = files.forget_share(&info.file) {
+                        tracing::warn!(file = info.file, "deleting a deleted message's file failed: {e}");
+                    }
+                }
+            }
+        }
+        Ok(deletion)
     }
 
     fn last_private_seq(&self) -> Result<u64, StoreError> {
@@ -80,6 +99,14 @@ impl AccountStore for Kept {
 
     fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
         self.db.set_password(id, password)
+    }
+
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
+        self.db.read_markers()
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.db.mark_read(account, target, at)
     }
 
     fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {

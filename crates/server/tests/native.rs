@@ -86,7 +86,13 @@ async fn structured_answers_for_every_request() {
     let mut bob = NativeClient::join(server.native, "bob").await;
     assert_eq!(
         alice.request(&Request::Join { room: "#ops".into() }, b"").await,
-        Ok(Reply::Joined { room: "ops".into(), members: vec!["alice".into()], history: vec![], topic: None })
+        Ok(Reply::Joined {
+            room: "ops".into(),
+            members: vec!["alice".into()],
+            history: vec![],
+            topic: None,
+            read: None
+        })
     );
     // Native users may be in several rooms at once.
     assert_eq!(

@@ -201,6 +201,14 @@ const MIGRATIONS: &[&str] = &[
         WHERE room IS NULL;
     DROP INDEX messages_private;
     CREATE INDEX messages_private ON messages (sender_party, recipient_party, seq) WHERE room IS NULL;",
+    // Read markers: where each account read up to in a room (`#` and the room's key) or
+    // a conversation (`@` and the other party), as an instant.
+    "CREATE TABLE read_markers (
+        account INTEGER NOT NULL,
+        target  TEXT NOT NULL,
+        at_us   INTEGER NOT NULL,
+        PRIMARY KEY (account, target)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Why the schema could not be brought up to date.

@@ -81,6 +81,7 @@ impl Hub {
         if self.accounts.contains_key(&nick) {
             return Err(HubError::AccountExists(nick.to_string()));
         }
+        self.refuse_lookalike_nick(&nick)?;
         self.check(address, &nick.key(), move || {
             let result = store.register(&nick, &password);
             Completion::Registered { session: id, req, result }
@@ -209,7 +210,8 @@ impl Hub {
     /// Takes in what a successful check says of an account: it exists under this name,
     /// and it is (or is no longer) a server administrator.
     fn know_account(&mut self, account: &Account, admin: bool) {
-        self.accounts.retain(|_, id| *id != account.id);
+        self.drop_account_names(account);
+        self.hold_nick(&account.name);
         self.accounts.insert(account.name.clone(), account.id);
         if admin {
             self.admins.insert(account.id);
@@ -324,6 +326,12 @@ impl Hub {
                 };
                 self.reply(session, req, answer);
             }
+            Completion::Marked { session, req, account, key, target, at, result } => {
+                self.marker_written(session, req, account, key, target, at, result);
+            }
+            Completion::Deleted { session, req, pending, result } => {
+                self.deletion_written(session, req, pending, result);
+            }
             Completion::Moderated { session, req, life, change, result } => {
                 self.moderated(session, req, life, change, result);
             }
@@ -385,7 +393,9 @@ impl Hub {
             }
             Ok(Verdict::NoAccount) => {
                 // Deleted since (by `parley admin`): the nick is free again.
-                self.accounts.remove(name);
+                if self.accounts.remove(name).is_some() {
+                    self.release_nick(name);
+                }
                 crate::metrics::HubMetrics::add(&self.metrics.auth_failures, 1);
                 self.pacing.record(address, &name.key(), false, now);
                 Err(HubError::BadLogin)
@@ -423,8 +433,9 @@ impl Hub {
     /// An account was deleted: its name is free, its roles and registrations gone, and
     /// every session logged in to it is a guest from now on.
     fn forget_account(&mut self, account: &Account) {
-        self.accounts.retain(|_, id| *id != account.id);
+        self.drop_account_names(account);
         self.admins.remove(&account.id);
+        self.markers.remove(&account.id);
         let founded: Vec<crate::name::RoomName> = self
             .charters
             .iter()
@@ -466,13 +477,26 @@ impl Hub {
         });
     }
 
+    /// Forgets every name the account was known by.
+    fn drop_account_names(&mut self, account: &Account) {
+        let names: Vec<Nick> =
+            self.accounts.iter().filter(|(_, id)| **id == account.id).map(|(name, _)| name.clone()).collect();
+        for name in names {
+            self.accounts.remove(&name);
+            self.release_nick(&name);
+        }
+    }
+
     /// Gives the session a free `Guest_N` nick, telling it why.
     pub(crate) fn rename_to_guest(&mut self, id: SessionId, cause: Renaming) {
         let mut n = id.0;
         let guest = loop {
             let candidate = Nick::parse(&format!("Guest_{n}"), usize::MAX)
                 .unwrap_or_else(|_| unreachable!("Guest_N is a valid nick"));
-            if !self.nicks.contains_key(&candidate) && !self.accounts.contains_key(&candidate) {
+            if !self.nicks.contains_key(&candidate)
+                && !self.accounts.contains_key(&candidate)
+                && self.refuse_lookalike_nick(&candidate).is_ok()
+            {
                 break candidate;
             }
             n = n.wrapping_add(1_000_000);

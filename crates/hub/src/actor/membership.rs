@@ -35,6 +35,7 @@ impl Hub {
         if self.nicks.contains_key(&nick) {
             return Err(HubError::NickTaken(nick.to_string()));
         }
+        self.refuse_lookalike_nick(&nick)?;
         let account_name = account.as_ref().map(|a| &a.name);
         if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address) {
             tracing::info!(%nick, ?address, "refused a banned client");
@@ -45,6 +46,7 @@ impl Hub {
         self.next_id += 1;
         let guest = self.next_guest();
         self.nicks.insert(nick.clone(), id);
+        self.hold_nick(&nick);
         let squatting = self.accounts.contains_key(&nick) && account.as_ref().map(|a| &a.name) != Some(&nick);
         self.sessions.insert(
             id,
@@ -61,6 +63,7 @@ impl Hub {
                 active: std::time::Instant::now(),
                 oper: false,
                 reads: 0,
+                markers: std::collections::HashMap::new(),
             },
         );
         self.max_users = self.max_users.max(self.sessions.len());
@@ -114,7 +117,9 @@ impl Hub {
         }
         let state = self.sessions.get(&id).unwrap_or_else(|| unreachable!("entering session exists"));
         let (nick, outbox) = (state.nick.clone(), state.outbox.clone());
-        let room = self.rooms.entry(name.clone()).or_insert_with(|| Room::new(name.clone()));
+        // The room as its charter spells it (see `open_room`), not as this member typed it.
+        let spelled = self.charters.get(name).map_or_else(|| name.clone(), |c| c.name.clone());
+        let room = self.rooms.entry(name.clone()).or_insert_with(|| Room::new(spelled));
         let room_name = room.name.clone();
         if !room.contains(id) {
             room.add(id, outbox);
@@ -187,6 +192,9 @@ impl Hub {
         if let Some(ban) = self.restricted(id, &name, true) {
             return Err(HubError::Banned { room: name.to_string(), reason: ban.reason.clone() });
         }
+        if !self.charters.contains_key(&name) {
+            self.refuse_lookalike_room(&name)?;
+        }
         self.may_enter(id, &name, key)?;
         let room = self.enter(id, &name, false);
         self.entered(id, &name);
@@ -202,7 +210,8 @@ impl Hub {
         let members = self.members_on_entry(&name, id);
         let history = self.recent(&name);
         let topic = self.topic_of(&name);
-        Ok(Reply::Joined { room, members, history, topic })
+        let read = self.marker(id, &Self::room_key(&name));
+        Ok(Reply::Joined { room, members, history, topic, read })
     }
 
     pub(super) fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
@@ -224,6 +233,9 @@ impl Hub {
         if self.accounts.contains_key(&new) && self.state(id).account_name() != Some(&new) {
             return Err(HubError::NickRegistered(new.to_string()));
         }
+        if self.state(id).nick != new {
+            self.refuse_lookalike_nick(&new)?;
+        }
         self.change_nick(id, new.clone(), false);
         Ok(Reply::Nick { nick: new })
     }
@@ -235,7 +247,9 @@ impl Hub {
         let old = std::mem::replace(&mut state.nick, new.clone());
         let rooms = state.rooms.clone();
         self.nicks.remove(&old);
+        self.release_nick(&old);
         self.nicks.insert(new.clone(), id);
+        self.hold_nick(&new);
         let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now() });
         self.tell_room_mates(id, &rooms, &changed, tell_self);
     }
@@ -360,6 +374,7 @@ impl Hub {
     ) -> Option<SessionState> {
         let state = self.sessions.remove(&id)?;
         self.nicks.remove(&state.nick);
+        self.release_nick(&state.nick);
         // One departure from every room: each member hears of it once as news (IRC
         // shows one QUIT), as `tell_room_mates` tells a nick change once.
         let mut told = HashSet::new();

@@ -27,6 +27,7 @@ use crate::handle::{Destination, Health, HubHandle, Login, Op, SessionId, Verifi
 use crate::identity::{Account, AccountId, GuestId, Party};
 use crate::journal::{Committed, Journal};
 use crate::log::RoomLog;
+use crate::lookalike::Lookalikes;
 use crate::metrics::HubMetrics;
 use crate::moderation::Change;
 use crate::name::{Nick, RoomName};
@@ -36,9 +37,12 @@ use crate::store::{Store, StoreError, Verdict};
 use crate::LOBBY;
 
 mod accounts;
+mod deletion;
 mod delivery;
+mod markers;
 mod membership;
 mod moderation;
+mod names;
 mod pacing;
 mod people;
 mod reads;
@@ -151,6 +155,8 @@ pub(crate) struct SessionState {
     pub(crate) oper: bool,
     /// History pages and searches it has waiting or running.
     pub(crate) reads: usize,
+    /// A guest's read markers, which end with the session (an account's are the hub's).
+    pub(crate) markers: HashMap<String, crate::event::Timestamp>,
 }
 
 impl SessionState {
@@ -196,6 +202,23 @@ pub(crate) enum Completion {
     GraceOver {
         session: SessionId,
         nick: Nick,
+    },
+    /// A read marker written.
+    Marked {
+        session: SessionId,
+        req: RequestId,
+        account: AccountId,
+        key: String,
+        target: crate::event::MarkTarget,
+        at: crate::event::Timestamp,
+        result: Result<(), StoreError>,
+    },
+    /// A deletion written.
+    Deleted {
+        session: SessionId,
+        req: RequestId,
+        pending: deletion::Pending,
+        result: Result<crate::store::Deletion, StoreError>,
     },
     /// A moderation change written (`req` `None`: one the hub made itself; `life`: the
     /// room's life when it was asked for).
@@ -286,6 +309,12 @@ pub(crate) struct Hub {
     pub(crate) last_guest: u64,
     /// Every account by name: nicks only their owner may keep.
     pub(crate) accounts: HashMap<Nick, AccountId>,
+    /// Accounts' read markers, by target key (see `markers`).
+    pub(crate) markers: HashMap<AccountId, HashMap<String, crate::event::Timestamp>>,
+    /// Nicks in use (sessions' and accounts'), by what they look like.
+    pub(crate) nick_looks: Lookalikes,
+    /// Names of rooms with a charter, by what they look like.
+    pub(crate) room_looks: Lookalikes,
     /// Where work done off the hub task reports.
     pub(crate) completions: mpsc::UnboundedSender<Completion>,
     /// Password checks running or queued.
@@ -405,6 +434,9 @@ impl Hub {
             private_committed: 0,
             last_guest: 0,
             accounts: HashMap::new(),
+            markers: HashMap::new(),
+            nick_looks: Lookalikes::default(),
+            room_looks: Lookalikes::default(),
             completions: mpsc::unbounded_channel().0,
             checks: 0,
             timers: 0,
@@ -424,6 +456,7 @@ impl Hub {
         };
         // The lobby is the server's own registered room: all its history is for
         // everyone who enters it.
+        hub.hold_room(&lobby);
         hub.charters.insert(lobby.clone(), Charter::for_lobby(lobby));
         hub
     }
@@ -432,7 +465,7 @@ impl Hub {
     async fn restore(&mut self, store: Arc<dyn Store>) -> Result<(), StoreError> {
         let keep = self.limits.history_on_join;
         let lobby = self.lobby.clone();
-        let (seqs, accounts, private, guest, moderation, recents) = tokio::task::spawn_blocking(move || {
+        let (seqs, accounts, private, guest, moderation, recents, markers) = tokio::task::spawn_blocking(move || {
             let moderation = store.moderation()?;
             // The latest messages of registered rooms only: an unregistered room starts a
             // new life when someone enters it, with none of its past.
@@ -450,6 +483,7 @@ impl Hub {
                 store.last_guest()?,
                 moderation,
                 recents,
+                store.read_markers()?,
             ))
         })
         .await
@@ -460,7 +494,13 @@ impl Hub {
         for (room, records) in recents {
             self.logs.entry(room).or_default().remember(records, keep);
         }
-        self.accounts.extend(accounts.into_iter().map(|a| (a.name, a.id)));
+        for account in accounts {
+            self.hold_nick(&account.name);
+            self.accounts.insert(account.name, account.id);
+        }
+        for marker in markers {
+            self.markers.entry(marker.account).or_default().insert(marker.target, marker.at);
+        }
         (self.private_assigned, self.private_committed) = (private, private);
         self.last_guest = guest;
         self.restore_moderation(moderation);
@@ -638,6 +678,8 @@ impl Hub {
             }
             Command::Who { room } => self.who(id, room.as_deref()).map(Answer::from),
             Command::Rooms => Ok(self.rooms(id).into()),
+            Command::Delete { room, seq, reason } => self.delete(id, req, room.as_deref(), seq, reason),
+            Command::MarkRead { target, at } => self.mark_read(id, req, target, at),
             Command::Ping => Ok(Reply::Pong.into()),
             Command::Quit { .. } => unreachable!("handled above"),
         };

@@ -31,6 +31,7 @@ impl Hub {
                 charter.registration = Some(Registration { founder: None, at: charter.created });
                 charter.since = 0;
             }
+            self.hold_room(&name);
             self.charters.insert(name, charter);
         }
         let now = Utc::now();

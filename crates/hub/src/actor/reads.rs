@@ -66,7 +66,7 @@ impl Hub {
 
     /// The party `name` stands for in a conversation: the account of that name (whether
     /// or not it is online), or the guest using that nick now.
-    fn party_named(&self, name: &str) -> Result<(Nick, Party), HubError> {
+    pub(super) fn party_named(&self, name: &str) -> Result<(Nick, Party), HubError> {
         let nick = Nick::parse(name, self.limits.max_nick_len).map_err(|_| HubError::NoSuchNick(name.to_owned()))?;
         if let Some((account, id)) = self.accounts.get_key_value(&nick) {
             return Ok((account.clone(), Party::Account(*id)));
@@ -103,9 +103,12 @@ impl Hub {
         let query = Query::parse(text, self.limits.max_nick_len, self.limits.max_room_len)?;
         let state = self.state(id);
         // `in:ROOM` narrows the search to that room: private messages are in no room.
+        // The room as the session joined it, spelled as the store keeps it.
         let (rooms, private_of) = match query.room {
-            Some(room) if state.rooms.contains(&room) => (vec![room], None),
-            Some(room) => return Err(HubError::NotInRoom(room.to_string())),
+            Some(room) => match state.rooms.iter().find(|r| **r == room) {
+                Some(joined) => (vec![joined.clone()], None),
+                None => return Err(HubError::NotInRoom(room.to_string())),
+            },
             None => (state.rooms.clone(), Some(state.party())),
         };
         let rooms = rooms.into_iter().map(|room| {

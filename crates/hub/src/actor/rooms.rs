@@ -30,10 +30,14 @@ impl Hub {
         if self.charters.contains_key(name) {
             return;
         }
+        // Spelled as its history is: a room keeps one spelling in the store, whoever
+        // opens it again and however they type it.
+        let name = &self.logs.get_key_value(name).map_or_else(|| name.clone(), |(kept, _)| kept.clone());
         let since = self.logs.get(name).map_or(1, crate::log::RoomLog::next_life);
         if let Some(log) = self.logs.get_mut(name) {
             log.forget();
         }
+        self.hold_room(name);
         self.charters.insert(name.clone(), Charter::fresh(name.clone(), since, RoomModes::default()));
         let mut room = crate::room::Room::new(name.clone());
         room.ops.insert(creator);
@@ -46,7 +50,9 @@ impl Hub {
     pub(super) fn close_room(&mut self, name: &RoomName) {
         let keep = self.charters.get(name).is_some_and(|c| c.is_registered() || c.pending > 0);
         if !keep {
-            self.charters.remove(name);
+            if let Some(charter) = self.charters.remove(name) {
+                self.release_room(&charter.name);
+            }
             if let Some(log) = self.logs.get_mut(name) {
                 log.forget();
             }

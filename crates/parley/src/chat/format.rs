@@ -78,6 +78,18 @@ pub(super) fn event_lines(event: &Event, current: Option<&str>) -> Vec<String> {
         }
         Event::Left { nick, ts, detail: None, .. } => vec![format!("[{}] {nick} has left the chat.", clock(ts))],
         Event::NickChanged { old, new, ts } => vec![format!("[{}] {old} is now known as {new}.", clock(ts))],
+        // The plain client keeps no unread counts.
+        Event::Marker { .. } => Vec::new(),
+        Event::Deleted { room, seq, by, author, said, ts, reason } => {
+            let whose = if by == author { "their".to_owned() } else { format!("{author}'s") };
+            let why = reason.as_deref().map(|r| format!(": {}", clean(r))).unwrap_or_default();
+            vec![format!(
+                "[{}] {}*** {by} deleted {whose} message #{seq} of {}{why}",
+                clock(ts),
+                tag(room),
+                clock(said)
+            )]
+        }
         Event::Error { message, .. } => vec![format!("Error: {message}")],
         Event::Notice { ts, text } => text.lines().map(|part| format!("[{}] *** {}", clock(ts), clean(part))).collect(),
         // Shown by the caller as the farewell.

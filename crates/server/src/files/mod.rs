@@ -197,6 +197,24 @@ impl FileStore {
         forget_shares(&self.root, id, |share| self.release(&share.owner, share.info.size))
     }
 
+    /// Deletes the share `id` (its message was deleted) and gives its owner's quota
+    /// back; its content goes at the next start, as for [`FileStore::forget_account`].
+    /// False if there was no such share. Blocks on disk.
+    pub(crate) fn forget_share(&self, id: &str) -> io::Result<bool> {
+        if !is_id(id) {
+            return Ok(false);
+        }
+        let path = self.share_path(id);
+        let share = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Share>(&bytes).map_err(io::Error::other)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        std::fs::remove_file(&path)?;
+        self.release(&share.owner, share.info.size);
+        Ok(true)
+    }
+
     /// Deletes content files that no share refers to (a file whose shares are all
     /// gone). Only at start: see [`FileStore::forget_account`]. Blocks on disk.
     fn collect_garbage(&self) -> io::Result<()> {

@@ -131,6 +131,7 @@ impl Protocol for Line {
                 cursor: Cursor::Before(seq.saturating_add(CONTEXT + 1)),
                 limit: 2 * usize::try_from(CONTEXT).unwrap_or(5) + 1,
             },
+            Input::Delete { seq, reason } => Command::Delete { room: None, seq, reason },
             Input::Topic(text) => Command::Topic { room: None, text },
             Input::Audit(n) => Command::Audit { limit: n.unwrap_or(DEFAULT_HISTORY_LINES) },
             Input::Kick { nick, reason } => Command::Moderate { room: None, action: Action::Kick { nick, reason } },
@@ -259,6 +260,12 @@ impl Wire for LineWire {
             }
             Event::Moderated { room, by, at, what } => notice_lines(at, &words::room_change(by, room, what), &mut line),
             Event::Topic { room, by, at, text } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
+            // Line users have no unread counts to clear.
+            Event::Marker { .. } => {}
+            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+                let text = words::deleted(by, author, said_at, reason.as_deref().map(one_line).as_deref());
+                notice_lines(at, &format!("{text} (#{seq} in {room})"), &mut line);
+            }
             Event::Invited { room, by, at } => {
                 let _ = writeln!(line, "[{}] *** {by} invites you to {room}: /join {room}", clock(at));
             }
@@ -326,7 +333,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             history_lines(room, history, line);
             Ok(())
         }
-        Reply::Joined { room, members, history, topic } => {
+        Reply::Joined { room, members, history, topic, .. } => {
             let _ = writeln!(line, "[{now}] You joined {room}. Users here: {}", join_names(members));
             if let Some((topic, _, _)) = topic {
                 let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
@@ -348,7 +355,11 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             Ok(())
         }
         Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
-        Reply::Said { .. } => Ok(()),
+        Reply::Said { .. } | Reply::Marker { .. } => Ok(()),
+        Reply::Deleted { room, seq, author, said_at, .. } => {
+            let said = said_at.with_timezone(&Local).format("%H:%M:%S");
+            writeln!(line, "[{now}] *** You deleted {author}'s message #{seq} of {said} in {room}.")
+        }
         Reply::Whispered { to, at, kind, text, away, .. } => {
             for part in text_lines(text) {
                 let shown = match kind {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, Member, Record, Reply, RequestId, ServerAction,
-    Timestamp, Wire,
+    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, MarkTarget, Marked, Member, Record, Reply, RequestId,
+    ServerAction, Timestamp, Wire,
 };
 use parley_proto::msg::{
     self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
@@ -186,6 +186,8 @@ impl Protocol for Native {
                     None => Err(error_frame(Some(id), ErrorCode::BadRequest, "give before or after, not both")),
                 }
             }
+            Request::MarkRead { room, with, ts } => mark_read(id, room, with, ts.as_deref()),
+            Request::Delete { room, seq, reason } => Ok(Command::Delete { room: Some(room), seq, reason }),
             Request::Topic { room, topic } => Ok(Command::Topic { room, text: topic }),
             Request::Audit { limit } => Ok(Command::Audit {
                 limit: limit.map_or(DEFAULT_HISTORY_PAGE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -283,6 +285,28 @@ impl Protocol for Native {
     }
 }
 
+/// A `mark_read` request as a command: one place (`room` or `with`) and a valid time.
+fn mark_read(id: u64, room: Option<String>, with: Option<String>, ts: Option<&str>) -> Result<Command, Bytes> {
+    let target = match (room, with) {
+        (Some(room), None) => Marked::Room(room),
+        (None, Some(with)) => Marked::With(with),
+        _ => return Err(error_frame(Some(id), ErrorCode::BadRequest, "give room or with, one of them")),
+    };
+    let at = match ts.map(chrono::DateTime::parse_from_rfc3339).transpose() {
+        Ok(at) => at.map(|at| at.with_timezone(&Utc)),
+        Err(_) => return Err(error_frame(Some(id), ErrorCode::BadRequest, "ts is not an RFC 3339 time")),
+    };
+    Ok(Command::MarkRead { target, at })
+}
+
+/// A marker's place as the protocol names it: `room` or `with`.
+fn marked(target: &MarkTarget) -> (Option<String>, Option<String>) {
+    match target {
+        MarkTarget::Room(room) => (Some(room.to_string()), None),
+        MarkTarget::With(nick) => (None, Some(nick.to_string())),
+    }
+}
+
 /// A page's cursor from `before` and `after`; `None` when both are given.
 fn cursor(before: Option<u64>, after: Option<u64>) -> Option<Cursor> {
     match (before, after) {
@@ -299,6 +323,7 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NickTaken(_) => ErrorCode::NickTaken,
         HubError::InvalidNick { .. } => ErrorCode::InvalidNick,
         HubError::InvalidRoom { .. } => ErrorCode::InvalidRoom,
+        HubError::RoomLookalike { .. } => ErrorCode::RoomLookalike,
         HubError::NoSuchNick(_) => ErrorCode::NoSuchNick,
         HubError::NoSuchRoom(_) => ErrorCode::NoSuchRoom,
         HubError::NotInRoom(_) | HubError::NoRoom => ErrorCode::NotInRoom,
@@ -316,6 +341,8 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::RoomNotRegistered(_) => ErrorCode::RoomNotRegistered,
         HubError::TooManyRegistered { .. } => ErrorCode::TooManyRegistered,
         HubError::NotFounder(_) => ErrorCode::NotFounder,
+        HubError::NoSuchMessage { .. } => ErrorCode::NoSuchMessage,
+        HubError::NotAuthor(_) => ErrorCode::NotAuthor,
         HubError::NoAccounts => ErrorCode::AccountsUnavailable,
         HubError::AccountExists(_) => ErrorCode::AccountExists,
         HubError::BadLogin => ErrorCode::BadLogin,
@@ -473,6 +500,22 @@ impl Wire for NativeWire {
                 };
                 encode(&msg, b"", out);
             }
+            Event::Marker { target, at } => {
+                let (room, with) = marked(target);
+                encode(&ServerMsg::Marker { room, with, ts: ts(at) }, b"", out);
+            }
+            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+                let msg = ServerMsg::Deleted {
+                    room: room.to_string(),
+                    seq: *seq,
+                    by: by.to_string(),
+                    author: author.to_string(),
+                    said_ts: ts(said_at),
+                    ts: ts(at),
+                    reason: reason.as_deref().map(str::to_owned),
+                };
+                encode(&msg, b"", out);
+            }
             Event::NickChanged { old, new, at } => {
                 encode(&ServerMsg::Nick { old: old.to_string(), new: new.to_string(), ts: ts(at) }, b"", out);
             }
@@ -525,12 +568,18 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
         },
-        Reply::Joined { room, members, history, topic } => msg::Reply::Joined {
+        Reply::Joined { room, members, history, topic, read } => msg::Reply::Joined {
             room: room.to_string(),
             members: names(members),
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
+            read: read.as_ref().map(ts),
         },
+        Reply::Marker { target, at } => {
+            let (room, with) = marked(target);
+            msg::Reply::Marker { room, with, ts: at.as_ref().map(ts) }
+        }
+        Reply::Deleted { room, seq, .. } => msg::Reply::Deleted { room: room.to_string(), seq: *seq },
         Reply::Topic { room, topic } => msg::Reply::Topic {
             room: room.to_string(),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),

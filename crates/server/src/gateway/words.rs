@@ -9,12 +9,24 @@ use parley_hub::{
     RoomName, SearchProblem, Timestamp,
 };
 
+/// A deleted message, as those who cannot be told otherwise read it:
+/// `carol deleted bob's message of 14:30:45: spam`.
+pub(crate) fn deleted(by: &Nick, author: &Nick, said_at: &Timestamp, reason: Option<&str>) -> String {
+    let whose = if by == author { "their".to_owned() } else { format!("{author}'s") };
+    let said = said_at.with_timezone(&chrono::Local).format("%H:%M:%S");
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    format!("{by} deleted {whose} message of {said}{why}")
+}
+
 /// A refusal, as a sentence without its final period (`the nick bob is already taken`).
 pub(crate) fn error(e: &HubError) -> String {
     match e {
         HubError::NickTaken(nick) => format!("the nick {nick} is already taken"),
         HubError::InvalidNick { nick, why } => format!("{nick:?} is not a valid nick: {}", name_rule(why, true)),
         HubError::InvalidRoom { room, why } => format!("{room:?} is not a valid room name: {}", name_rule(why, false)),
+        HubError::RoomLookalike { room, existing } => {
+            format!("#{room} looks too much like the room #{existing}; choose another name")
+        }
         HubError::NoSuchNick(nick) => format!("no user is called {nick}"),
         HubError::NoSuchRoom(room) => format!("there is no room called {room}"),
         HubError::NotInRoom(room) => format!("you are not in {room}"),
@@ -55,6 +67,10 @@ pub(crate) fn error(e: &HubError) -> String {
         }
         HubError::TooManyBans { max } => format!("the ban list is full ({max}); lift a ban first"),
         HubError::RoomRegistered(room) => format!("{room} is registered already"),
+        HubError::NoSuchMessage { room, seq } => format!("{room} has no message #{seq} you can see"),
+        HubError::NotAuthor(room) => {
+            format!("only its author or an operator of {room} may delete that message")
+        }
         HubError::RoomNotRegistered(room) => format!("{room} is not registered"),
         HubError::TooManyRegistered { max } => format!("you have registered {max} rooms, the most allowed"),
         HubError::NotFounder(room) => format!("only the founder of {room} may do that"),
@@ -79,6 +95,7 @@ fn name_rule(rule: &NameRule, nick: bool) -> String {
         }
         NameRule::Character(bad) => format!("{bad:?} is not allowed; use letters, digits and - _ ."),
         NameRule::Start(_) => "a nick cannot start with a digit or '-'".to_owned(),
+        NameRule::Mixed => format!("{what} cannot mix right-to-left and left-to-right letters like this"),
     }
 }
 

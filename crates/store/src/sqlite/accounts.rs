@@ -2,7 +2,7 @@
 //! that gave it power or held its private words, in one transaction.
 
 use chrono::{DateTime, Utc};
-use parley_hub::{Account, AccountId, AccountStore, Nick, Party, StoreError, Verdict};
+use parley_hub::{Account, AccountId, AccountStore, Nick, Party, ReadMarker, StoreError, Timestamp, Verdict};
 use rusqlite::{params, OptionalExtension};
 
 use super::{micros, nick_or_corrupt, read_error, write_error, SqliteStore};
@@ -137,6 +137,35 @@ impl AccountStore for SqliteStore {
         updated.map(|n| n > 0).map_err(write_error)
     }
 
+    fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
+        self.read(|conn| {
+            let mut query = conn.prepare("SELECT account, target, at_us FROM read_markers")?;
+            let rows = query
+                .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)))?;
+            let mut markers = Vec::new();
+            for row in rows {
+                let (account, target, at_us) = row?;
+                match DateTime::from_timestamp_micros(at_us) {
+                    Some(at) => markers.push(ReadMarker { account: AccountId(account), target, at }),
+                    None => tracing::warn!(account, target, "skipping a read marker with a bad time {at_us}"),
+                }
+            }
+            Ok(markers)
+        })
+    }
+
+    fn mark_read(&self, account: AccountId, target: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.writer()
+            .conn
+            .execute(
+                "INSERT INTO read_markers (account, target, at_us) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account, target) DO UPDATE SET at_us = max(at_us, excluded.at_us)",
+                params![account.0, target, micros(at)],
+            )
+            .map(drop)
+            .map_err(write_error)
+    }
+
     fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError> {
         let mut writer = self.writer();
         let tx = writer.conn.transaction().map_err(write_error)?;
@@ -151,6 +180,7 @@ impl AccountStore for SqliteStore {
         let founded = "SELECT key FROM registered_rooms WHERE founder = ?1";
         let statements = [
             "DELETE FROM roles WHERE account = ?1".to_owned(),
+            "DELETE FROM read_markers WHERE account = ?1".to_owned(),
             format!("DELETE FROM room_ops WHERE account = ?1 OR room IN ({founded})"),
             format!("DELETE FROM restrictions WHERE room IN ({founded})"),
             format!("DELETE FROM topics WHERE room IN ({founded})"),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use parley_hub::{Cursor, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
-use rusqlite::params;
+use parley_hub::{Cursor, Deletion, MessageStore, Nick, Page, Party, Record, RoomName, StoreError};
+use rusqlite::{params, OptionalExtension};
 
 use super::{micros, record, seq_value, write_error, SqliteStore, Writer, RECORD_COLUMNS};
 
@@ -18,6 +18,32 @@ const INDEX_CHUNK: usize = 1000;
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Writer {
+    /// Deletes one room message in one transaction with the author check; the search
+    /// index forgets it through the delete trigger, and `rooms.last_seq` keeps the order.
+    fn delete(&mut self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> rusqlite::Result<Deletion> {
+        let tx = self.conn.transaction()?;
+        let found = tx
+            .query_row(
+                &format!("SELECT {RECORD_COLUMNS} FROM messages WHERE room = ?1 AND seq = ?2 AND seq >= ?3"),
+                params![room.as_str(), seq_value(seq), seq_value(since)],
+                record,
+            )
+            .optional()?;
+        let outcome = match found {
+            None => Deletion::NoSuchMessage,
+            Some(found) if author.is_some() && found.sender != author => Deletion::NotAuthor,
+            Some(found) => {
+                tx.execute(
+                    "DELETE FROM messages WHERE room = ?1 AND seq = ?2",
+                    params![room.as_str(), seq_value(seq)],
+                )?;
+                Deletion::Deleted(Box::new(found))
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
     fn append(&mut self, batch: &[Arc<Record>]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
@@ -186,6 +212,10 @@ impl MessageStore for SqliteStore {
         self.seq_page("room = :room", &[(":room", &room)], page.cursor, page.since, page.upto, page.limit)
     }
 
+    fn delete(&self, room: &RoomName, seq: u64, since: u64, author: Option<Party>) -> Result<Deletion, StoreError> {
+        self.writer().delete(room, seq, since, author).map_err(write_error)
+    }
+
     fn last_private_seq(&self) -> Result<u64, StoreError> {
         let last: i64 = self.read(|conn| {
             conn.query_row("SELECT coalesce(max(seq), 0) FROM messages WHERE room IS NULL", [], |row| row.get(0))
@@ -231,7 +261,7 @@ mod tests {
     use super::super::tests::{said, seqs, TempDir};
     use super::super::Retention;
     use super::*;
-    use parley_hub::{AccountId, GuestId};
+    use parley_hub::{AccountId, GuestId, SearchStore as _};
 
     fn page(cursor: Cursor, since: u64, upto: u64, limit: usize) -> Page {
         Page { room: RoomName::parse("Lobby", 32).expect("room"), cursor, since, upto, limit }
@@ -296,5 +326,46 @@ mod tests {
         store.append(&more).expect("appends");
         store.writer().prune().expect("prunes");
         assert_eq!(seqs(&store.recent(&lobby, 0, 50).expect("recent")), [10, 11, 12]);
+    }
+
+    #[test]
+    fn a_deleted_message_leaves_pages_and_search_and_its_seq_is_never_given_again() {
+        let dir = TempDir::new("delete");
+        let lobby = RoomName::parse("lobby", 32).expect("room");
+        let (ada, bob) = (Party::Account(AccountId(1)), Party::Guest(GuestId(2)));
+        let by = |seq: u64, party: Party, text: &str| {
+            Arc::new(Record { sender: Some(party), ..(*said("lobby", seq, text)).clone() })
+        };
+        {
+            let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
+            store.append(&[by(1, ada, "hello"), by(2, bob, "secret plans"), by(3, bob, "oops")]).expect("appends");
+            // Indexed first, so that the deletion must take it out of the index too.
+            store.writer().index().expect("indexes");
+            assert_eq!(store.delete(&lobby, 2, 0, Some(ada)).expect("deletes"), Deletion::NotAuthor);
+            assert_eq!(store.delete(&lobby, 2, 3, None).expect("deletes"), Deletion::NoSuchMessage, "before since");
+            assert_eq!(store.delete(&lobby, 9, 0, None).expect("deletes"), Deletion::NoSuchMessage);
+            let Deletion::Deleted(gone) = store.delete(&lobby, 2, 0, Some(bob)).expect("deletes") else {
+                panic!("the author deletes their own");
+            };
+            assert_eq!(&*gone.text, "secret plans");
+            assert_eq!(store.delete(&lobby, 2, 0, Some(bob)).expect("deletes"), Deletion::NoSuchMessage, "once");
+            assert!(matches!(store.delete(&lobby, 3, 0, None), Ok(Deletion::Deleted(_))), "an operator's");
+            let found = store
+                .search(&parley_hub::Search {
+                    words: vec!["secret".into()],
+                    from: None,
+                    rooms: vec![(lobby.clone(), 0)],
+                    private_of: None,
+                    before: None,
+                    after: None,
+                    limit: 10,
+                    offset: 0,
+                })
+                .expect("searches");
+            assert!(found.is_empty(), "search forgets it: {found:?}");
+        }
+        let store = SqliteStore::open(&dir.0, Retention::default()).expect("reopens");
+        assert_eq!(seqs(&store.recent(&lobby, 0, 10).expect("recent")), [1]);
+        assert_eq!(store.last_seqs().expect("rooms")[0].1, 3, "the order goes on after the deleted last message");
     }
 }

@@ -214,7 +214,20 @@ pub enum ExportError {
 fn read_only(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    name_key_function(&conn)?;
     Ok(conn)
+}
+
+/// `name_key(text)`: the key a name compares by ([`parley_hub::key_of`]). SQLite's
+/// `NOCASE` folds ASCII only; a search `from:JOSÉ` must find what `José` said.
+fn name_key_function(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "name_key",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|name| parley_hub::key_of(&name))),
+    )
 }
 
 fn micros(at: DateTime<Utc>) -> i64 {

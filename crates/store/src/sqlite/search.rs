@@ -22,7 +22,7 @@ impl SearchStore for SqliteStore {
             return Ok(Vec::new());
         };
         let me = search.private_of.map(Party::to_i64);
-        let from = search.from.as_ref().map(Nick::as_str);
+        let from = search.from.as_ref().map(Nick::key);
         let before = search.before.map_or(i64::MAX, micros);
         let after = search.after.map_or(i64::MIN, micros);
         let limit = i64::try_from(search.limit).unwrap_or(i64::MAX);
@@ -49,7 +49,7 @@ impl SearchStore for SqliteStore {
                    AND (({rooms})
                         OR (m.room IS NULL AND ?2 IS NOT NULL
                             AND (m.sender_party = ?2 OR m.recipient_party = ?2)))
-                   AND (?3 IS NULL OR m.sender = ?3 COLLATE NOCASE)
+                   AND (?3 IS NULL OR name_key(m.sender) = ?3)
                    AND m.at_us < ?4 AND m.at_us >= ?5
                  ORDER BY messages_fts.rowid DESC
                  LIMIT {CANDIDATES}
@@ -154,6 +154,34 @@ mod tests {
         let mut later = search(&["deploy"], &[("lobby", 0), ("ops", 0)], None);
         later.after = Some(Utc::now() + chrono::Duration::hours(1));
         assert!(texts(&later).is_empty());
+    }
+
+    #[test]
+    fn from_finds_a_sender_however_their_name_is_cased() {
+        let dir = TempDir::new("search-from");
+        let store = SqliteStore::open(&dir.0, Retention::default()).expect("opens");
+        let by = |from: &str, seq: u64| {
+            Arc::new(Record { from: Nick::parse(from, 32).expect("nick"), ..(*said("café", seq, "bonjour")).clone() })
+        };
+        store.append(&[by("José", 1), by("Zoë", 2), by("JOSÉ", 3)]).expect("appends");
+        let search = |from: &str| Search {
+            words: vec!["bonjour".into()],
+            from: Some(Nick::parse(from, 32).expect("nick")),
+            rooms: vec![(RoomName::parse("Café", 32).expect("room"), 0)],
+            private_of: None,
+            before: None,
+            after: None,
+            limit: 10,
+            offset: 0,
+        };
+        let seqs = |from: &str| {
+            let mut seqs: Vec<u64> = store.search(&search(from)).expect("searches").iter().map(|r| r.seq).collect();
+            seqs.sort_unstable();
+            seqs
+        };
+        assert_eq!(seqs("josé"), [1, 3]);
+        assert_eq!(seqs("ZOË"), [2]);
+        assert!(seqs("jose").is_empty(), "an accent is part of the name");
     }
 
     #[test]

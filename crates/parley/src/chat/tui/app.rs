@@ -14,11 +14,24 @@ use super::state::{Attention, Kind, Link, State, Words};
 /// Lines the mouse wheel scrolls per step.
 const WHEEL_LINES: isize = 3;
 
+/// While a room stays on screen, its read marker is sent at most this often (a busy
+/// room would otherwise cost a request per message); switching windows sends at once.
+const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the event loop must do outside the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Effect {
     /// Hand a command to the connection.
     Send(Command),
+    /// Tell the server the user has read a room or conversation up to `at`.
+    MarkRead {
+        /// A room, or a conversation.
+        kind: Kind,
+        /// Its name: the room's, or the other user's nick.
+        name: String,
+        /// The newest message on screen.
+        at: chrono::DateTime<Utc>,
+    },
     /// Ring the terminal's bell.
     Bell,
     /// Clear the terminal and draw everything again.
@@ -43,6 +56,8 @@ pub(crate) struct App {
     pub(crate) page: usize,
     /// `/quit` was sent; waiting for the connection's goodbye.
     pub(crate) quitting: bool,
+    /// The window and the time of the last read marker sent.
+    marked: Option<(String, std::time::Instant)>,
 }
 
 /// The text of the help overlay: every command, then every key.
@@ -55,7 +70,28 @@ pub(crate) fn help_text() -> String {
 impl App {
     /// A model for a fresh connection.
     pub(crate) fn new(state: State, bell: bool) -> App {
-        App { state, editor: Editor::default(), help: None, bell, page: 20, quitting: false }
+        App { state, editor: Editor::default(), help: None, bell, page: 20, quitting: false, marked: None }
+    }
+
+    /// The read marker to send for the room on screen, if it shows messages the server
+    /// does not know are read: at once after a switch, then at most every
+    /// [`MARK_EVERY`].
+    pub(crate) fn read_marks(&mut self, now: std::time::Instant) -> Vec<Effect> {
+        let shown = self.state.current().name.clone();
+        let due = match &self.marked {
+            Some((last, at)) => *last != shown || now.duration_since(*at) >= MARK_EVERY,
+            None => true,
+        };
+        if !due {
+            return Vec::new();
+        }
+        match self.state.take_marker() {
+            Some((kind, name, at)) => {
+                self.marked = Some((name.clone(), now));
+                vec![Effect::MarkRead { kind, name, at }]
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Carries out a key's action.
@@ -187,8 +223,11 @@ impl App {
                 self.state.nick = nick;
                 Attention::None
             }
-            Update::Joined { room, members, topic, history, show } => {
+            Update::Joined { room, members, topic, history, read, show } => {
                 let index = self.state.joined(&room, &members, topic.as_deref(), &history);
+                if let Some(read) = read {
+                    self.state.marker(Kind::Room, &room, read);
+                }
                 if show {
                     self.state.switch(index);
                     self.state.info(index, now, format!("You joined {room}. Users here: {}", members.join(", ")));
@@ -285,6 +324,7 @@ mod tests {
             members: vec!["ann".into(), "bob".into()],
             topic: None,
             history: Vec::new(),
+            read: None,
             show: true,
         };
         app.update(joined);
@@ -337,6 +377,78 @@ mod tests {
         typed(&mut app, "/help");
         app.act(Action::Insert('x'));
         assert_eq!((app.help, app.editor.text()), (None, "x"), "typing closes it and types");
+    }
+
+    #[test]
+    fn a_room_on_screen_is_marked_read_and_a_marker_from_elsewhere_clears_unread() {
+        use std::time::{Duration, Instant};
+        let mut app = app();
+        let base = Utc::now() - chrono::Duration::minutes(5);
+        let said = |room: &str, seq: u64| {
+            Update::Event(parley_client::Event::Message {
+                room: room.into(),
+                from: "bob".into(),
+                seq,
+                ts: base + chrono::Duration::seconds(i64::try_from(seq).unwrap_or(0)),
+                kind: parley_client::Kind::Text,
+                text: format!("message {seq}"),
+            })
+        };
+        let start = Instant::now();
+        assert_eq!(app.read_marks(start), Vec::new(), "nothing said yet");
+        app.update(said("lobby", 1));
+        let first = base + chrono::Duration::seconds(1);
+        assert_eq!(app.read_marks(start), vec![Effect::MarkRead { kind: Kind::Room, name: "lobby".into(), at: first }]);
+        // While the room stays on screen, markers wait a little, then follow.
+        app.update(said("lobby", 2));
+        assert_eq!(app.read_marks(start + Duration::from_millis(500)), Vec::new());
+        let second = base + chrono::Duration::seconds(2);
+        assert_eq!(
+            app.read_marks(start + MARK_EVERY),
+            vec![Effect::MarkRead { kind: Kind::Room, name: "lobby".into(), at: second }]
+        );
+
+        // dev is joined knowing where ann read on another device: older is not unread.
+        let history: Vec<parley_client::PastMessage> = Vec::new();
+        app.update(Update::Joined {
+            room: "dev".into(),
+            members: vec!["ann".into()],
+            topic: None,
+            history,
+            read: Some(base + chrono::Duration::seconds(11)),
+            show: false,
+        });
+        for seq in 10..=13 {
+            app.update(said("dev", seq));
+        }
+        let dev = app.state.find(Kind::Room, "dev").expect("dev");
+        assert_eq!(app.state.buffers[dev].unread, 2, "only what came after the marker");
+        // Read on the phone: the count clears here.
+        let marker = parley_client::Event::Marker {
+            room: Some("dev".into()),
+            with: None,
+            at: base + chrono::Duration::seconds(13),
+        };
+        app.update(Update::Event(marker));
+        assert_eq!(app.state.buffers[dev].unread, 0);
+        // Switching to it sends nothing: the server has it read already.
+        app.state.switch(dev);
+        assert_eq!(app.read_marks(start + MARK_EVERY * 2), Vec::new());
+
+        // Conversations are marked too, by the other user's nick.
+        let whisper_at = base + chrono::Duration::seconds(20);
+        app.update(Update::Event(parley_client::Event::Whisper {
+            seq: 4,
+            from: "bob".into(),
+            to: "ann".into(),
+            ts: whisper_at,
+            kind: parley_client::Kind::Text,
+            text: "psst".into(),
+        }));
+        let bob = app.state.find(Kind::Private, "bob").expect("a window for bob");
+        app.state.switch(bob);
+        let marked = app.read_marks(start + MARK_EVERY * 2);
+        assert_eq!(marked, vec![Effect::MarkRead { kind: Kind::Private, name: "bob".into(), at: whisper_at }]);
     }
 
     #[test]

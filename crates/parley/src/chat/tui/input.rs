@@ -15,6 +15,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "/audit",
     "/ban",
     "/context",
+    "/delete",
     "/deop",
     "/help",
     "/history",

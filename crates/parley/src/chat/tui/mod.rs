@@ -150,6 +150,7 @@ pub(crate) async fn run(connected: Connected, options: Options) -> anyhow::Resul
                 },
             }
         }
+        effects.extend(app.read_marks(std::time::Instant::now()));
         if carry_out(effects, &mut app, &mut terminal, &command_tx)? {
             break;
         }
@@ -164,17 +165,22 @@ fn carry_out(
     effects: Vec<Effect>,
     app: &mut App,
     terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
-    commands: &mpsc::Sender<session::Command>,
+    commands: &mpsc::Sender<session::Ask>,
 ) -> anyhow::Result<bool> {
     for effect in effects {
         match effect {
-            Effect::Send(command) => match commands.try_send(command) {
+            Effect::Send(command) => match commands.try_send(session::Ask::Typed(command)) {
                 Ok(()) => {}
                 // The connection task is gone: nothing is left to say goodbye.
                 Err(mpsc::error::TrySendError::Closed(_)) => return Ok(true),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     app.state.error(Utc::now(), "Too many commands waiting for the server; not sent.");
                 }
+            },
+            // A marker not sent now is sent with the next one.
+            Effect::MarkRead { kind, name, at } => match commands.try_send(session::Ask::MarkRead { kind, name, at }) {
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(true),
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
             },
             Effect::Bell => {
                 let backend = terminal.backend_mut();

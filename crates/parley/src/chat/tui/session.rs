@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use parley_client::{Client, Event, Events, HistoryCursor, PastMessage, Reply, Request, Transport};
+use parley_client::{Client, Event, Events, HistoryCursor, PastMessage, Place, Reply, Request, Transport};
 use parley_proto::line::Input;
 use tokio::sync::mpsc;
 
@@ -57,6 +57,23 @@ pub(crate) struct Command {
     pub(crate) room: Option<String>,
 }
 
+/// What the screen asks of the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// A line the user typed.
+    Typed(Command),
+    /// The user has seen a room or conversation up to `at`: move the read marker (the
+    /// server tells the user's other sessions).
+    MarkRead {
+        /// A room, or a conversation.
+        kind: super::state::Kind,
+        /// The room's name, or the other user's nick.
+        name: String,
+        /// The newest message shown.
+        at: DateTime<Utc>,
+    },
+}
+
 /// What the connection tells the screen.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Update {
@@ -77,6 +94,8 @@ pub(crate) enum Update {
         topic: Option<String>,
         /// Its latest messages.
         history: Vec<PastMessage>,
+        /// Where we read up to in it (on any session).
+        read: Option<DateTime<Utc>>,
         /// Bring it on screen.
         show: bool,
     },
@@ -237,7 +256,7 @@ pub(crate) async fn run(
     mut events: Events,
     nick: String,
     room: String,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Ask>,
     updates: mpsc::Sender<Update>,
 ) {
     let mut memory = Memory { nick, rooms: vec![room], last: HashMap::new() };
@@ -295,7 +314,7 @@ async fn forward_all(events: Vec<Event>, updates: &mpsc::Sender<Update>, memory:
 async fn serve(
     client: &Client,
     events: &mut Events,
-    commands: &mut mpsc::Receiver<Command>,
+    commands: &mut mpsc::Receiver<Ask>,
     updates: &mpsc::Sender<Update>,
     memory: &mut Memory,
 ) -> Ended {
@@ -309,8 +328,27 @@ async fn serve(
                     return ended;
                 }
             }
-            command = commands.recv() => {
-                let Some(command) = command else { return Ended::Stop };
+            request = commands.recv() => {
+                let command = match request {
+                    None => return Ended::Stop,
+                    Some(Ask::Typed(command)) => command,
+                    Some(Ask::MarkRead { kind, name, at }) => {
+                        let mut backlog = Vec::new();
+                        let place = match kind {
+                            super::state::Kind::Private => Place::With(&name),
+                            _ => Place::Room(&name),
+                        };
+                        // A marker that cannot be set is no news for the user: the
+                        // next one covers it.
+                        if let Err(e) = during(client.mark_read(place, at), events, &mut backlog).await {
+                            tracing::debug!("the read marker of {name} was not set: {e}");
+                        }
+                        if let Some(ended) = forward_all(backlog, updates, memory).await {
+                            return ended;
+                        }
+                        continue;
+                    }
+                };
                 if command.input == Input::Quit {
                     let _ = tokio::time::timeout(QUIT_WAIT, client.quit(None)).await;
                     let _ = updates.send(Update::Bye).await;
@@ -361,7 +399,7 @@ async fn serve(
 /// Commands typed meanwhile are refused with a word of explanation.
 async fn reconnect(
     connect: &Connect,
-    commands: &mut mpsc::Receiver<Command>,
+    commands: &mut mpsc::Receiver<Ask>,
     updates: &mpsc::Sender<Update>,
     memory: &mut Memory,
     mut reason: String,
@@ -375,11 +413,13 @@ async fn reconnect(
                 () = &mut wait => break,
                 command = commands.recv() => match command {
                     None => return None,
-                    Some(Command { input: Input::Quit, .. }) => {
+                    Some(Ask::Typed(Command { input: Input::Quit, .. })) => {
                         let _ = updates.send(Update::Bye).await;
                         return None;
                     }
-                    Some(_) => {
+                    // Sent again with the next message seen after the reconnect.
+                    Some(Ask::MarkRead { .. }) => {}
+                    Some(Ask::Typed(_)) => {
                         let refusal = "Not connected to the server; reconnecting. Try again in a moment.";
                         updates.send(Update::Failed(refusal.to_owned())).await.ok()?;
                     }
@@ -417,6 +457,7 @@ async fn resume(
             members: welcome.members,
             topic: welcome.topic,
             history: welcome.history,
+            read: None,
             show: false,
         });
     } else {
@@ -430,6 +471,7 @@ async fn resume(
                 members: joined.members,
                 topic: joined.topic,
                 history: joined.history,
+                read: joined.read,
                 show: false,
             }),
             Err(parley_client::Error::Refused { message, .. }) => {
@@ -592,6 +634,7 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
                 members: joined.members,
                 topic: joined.topic,
                 history: joined.history,
+                read: joined.read,
                 show: true,
             }]
         }),
@@ -660,6 +703,11 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
                 .await
                 .map(|(room, messages)| vec![Update::Notes(format::history_lines(&room, &messages))])
         }
+        Input::Delete { seq, reason } => match room {
+            None => return not_in_room(),
+            // The window shows the deletion when the server's event arrives.
+            Some(room) => client.call(&Request::Delete { room, seq, reason }).await.map(|_| Vec::new()),
+        },
         Input::Topic(topic) => {
             client.call(&Request::Topic { room: room.clone(), topic }).await.map(|reply| match reply {
                 Reply::Topic { room, topic, by, .. } => {
@@ -801,7 +849,14 @@ mod tests {
         assert_eq!(memory.last_seen("LOBBY"), 9);
         let history =
             vec![PastMessage { seq: 3, from: "bob".into(), at, kind: parley_client::Kind::Text, text: "z".into() }];
-        memory.learn(&Update::Joined { room: "dev".into(), members: vec![], topic: None, history, show: true });
+        memory.learn(&Update::Joined {
+            room: "dev".into(),
+            members: vec![],
+            topic: None,
+            history,
+            read: None,
+            show: true,
+        });
         assert_eq!((memory.rooms.clone(), memory.last_seen("dev")), (vec!["lobby".to_owned(), "dev".to_owned()], 3));
         memory.learn(&Update::Event(Event::NickChanged { old: "ANN".into(), new: "anna".into(), ts: at }));
         memory.learn(&Update::Event(Event::Left {

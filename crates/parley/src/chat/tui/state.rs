@@ -97,6 +97,9 @@ pub(crate) struct Buffer {
     pub(crate) scroll: usize,
     /// The highest seq held, so that live messages (the usual case) append at once.
     max_seq: Option<u64>,
+    /// Where the user read up to, on this screen or another session (a room's read
+    /// marker); messages after it are unread.
+    pub(crate) read: Option<DateTime<Utc>>,
 }
 
 impl Buffer {
@@ -111,6 +114,7 @@ impl Buffer {
             topic: None,
             scroll: 0,
             max_seq: None,
+            read: None,
         }
     }
 
@@ -294,6 +298,40 @@ impl State {
         }
     }
 
+    /// The read marker of a room or conversation (`kind`, `name`) moved to `at` (on
+    /// another session, or as the server has it after a join): what is older is read
+    /// there, so it is not unread here.
+    pub(crate) fn marker(&mut self, kind: Kind, name: &str, at: DateTime<Utc>) {
+        let Some(index) = self.find(kind, name) else { return };
+        let nick = self.nick.clone();
+        let buffer = &mut self.buffers[index];
+        if buffer.read.is_some_and(|read| read >= at) {
+            return;
+        }
+        buffer.read = Some(at);
+        let unread = buffer.lines.iter().filter(|l| l.at > at && is_from_others(l, &nick));
+        let (count, mentions) = unread.fold((0, 0), |(n, m), l| (n + 1, m + usize::from(l.mention)));
+        buffer.unread = buffer.unread.min(count);
+        buffer.mentions = buffer.mentions.min(mentions);
+    }
+
+    /// The read marker to send for the room or conversation on screen: the time of its
+    /// newest message, when that is newer than what the server has. Taking it counts it
+    /// as sent.
+    pub(crate) fn take_marker(&mut self) -> Option<(Kind, String, DateTime<Utc>)> {
+        let index = self.current.min(self.buffers.len() - 1);
+        let buffer = &mut self.buffers[index];
+        if buffer.kind == Kind::Server {
+            return None;
+        }
+        let newest = buffer.lines.iter().rev().find(|l| matches!(l.body, Body::Message { .. }))?.at;
+        if buffer.read.is_some_and(|read| read >= newest) {
+            return None;
+        }
+        buffer.read = Some(newest);
+        Some((buffer.kind, buffer.name.clone(), newest))
+    }
+
     /// Shows buffer `index` and marks it read.
     pub(crate) fn switch(&mut self, index: usize) {
         if index < self.buffers.len() {
@@ -317,11 +355,13 @@ impl State {
         let on_screen = index == self.current;
         let Some(buffer) = self.buffers.get_mut(index) else { return false };
         let is_message = matches!(line.body, Body::Message { .. });
-        let mention = line.mention;
+        let (mention, at) = (line.mention, line.at);
         if !buffer.insert(line) {
             return false;
         }
-        if counts && is_message && !on_screen {
+        // What was read on another session (before the read marker) is not unread.
+        let read_elsewhere = buffer.read.is_some_and(|read| at <= read);
+        if counts && is_message && !on_screen && !read_elsewhere {
             buffer.unread += 1;
             if mention {
                 buffer.mentions += 1;
@@ -366,6 +406,20 @@ impl State {
             Attention::Bell
         } else {
             Attention::None
+        }
+    }
+
+    /// A message of `room` was deleted: it stays in its place, as deleted, so that
+    /// the conversation around it still reads (and a catch-up page does not bring it
+    /// back: its seq is held).
+    pub(crate) fn deleted(&mut self, room: &str, seq: u64, by: &str, author: &str, reason: Option<&str>) {
+        let Some(index) = self.find(Kind::Room, room) else { return };
+        let whose = if by == author { "by its author".to_owned() } else { format!("by {by}") };
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let buffer = &mut self.buffers[index];
+        if let Some(line) = buffer.lines.iter_mut().find(|line| line.seq == Some(seq)) {
+            line.body = Body::Info(format!("(a message from {author}, deleted {whose}{why})"));
+            line.mention = false;
         }
     }
 
@@ -459,6 +513,19 @@ impl State {
                 self.info(index, *ts, text);
                 Attention::None
             }
+            Event::Marker { room: Some(room), at, .. } => {
+                self.marker(Kind::Room, room, *at);
+                Attention::None
+            }
+            Event::Marker { room: None, with: Some(with), at } => {
+                self.marker(Kind::Private, with, *at);
+                Attention::None
+            }
+            Event::Marker { room: None, with: None, .. } => Attention::None,
+            Event::Deleted { room, seq, by, author, reason, .. } => {
+                self.deleted(room, *seq, by, author, reason.as_deref());
+                Attention::None
+            }
             Event::NickChanged { old, new, ts } => {
                 if old.eq_ignore_ascii_case(&self.nick) {
                     self.nick.clone_from(new);
@@ -539,6 +606,11 @@ pub(crate) fn mentions(text: &str, nick: &str) -> bool {
     })
 }
 
+/// Whether a line is a message someone else said (what can be unread).
+fn is_from_others(line: &Line, nick: &str) -> bool {
+    matches!(&line.body, Body::Message { from, .. } if !from.eq_ignore_ascii_case(nick))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,6 +660,28 @@ mod tests {
             texts(state.current()),
             vec!["bob: one", "ann: two", "bob: three", "* carol has joined lobby", "bob: four"]
         );
+    }
+
+    #[test]
+    fn a_deleted_message_is_shown_deleted_in_its_place_and_a_catch_up_does_not_bring_it_back() {
+        let mut state = with_lobby();
+        state.room_message("lobby", "bob", 2, at(2), Words::plain("ann: oops, secret"), true);
+        state.room_message("lobby", "bob", 3, at(3), Words::plain("three"), true);
+        let deleted = Event::Deleted {
+            room: "lobby".into(),
+            seq: 2,
+            by: "carol".into(),
+            author: "bob".into(),
+            said: at(2),
+            ts: at(4),
+            reason: Some("spam".into()),
+        };
+        assert_eq!(state.apply(&deleted), Attention::None);
+        let shown = vec!["bob: one", "* (a message from bob, deleted by carol: spam)", "bob: three"];
+        assert_eq!(texts(state.current()), shown);
+        assert!(!state.current().lines[1].mention, "a deleted mention no longer highlights");
+        state.room_history("lobby", &[past(1, "bob", "one"), past(3, "bob", "three")], true);
+        assert_eq!(texts(state.current()), shown);
     }
 
     #[test]

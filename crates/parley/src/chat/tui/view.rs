@@ -471,6 +471,7 @@ mod tests {
                 past(2, "carol", 3, "morning all"),
                 past(3, "bob", 2, "hi ann, coffee?"),
             ],
+            read: None,
             show: false,
         });
         app.update(Update::Joined {
@@ -478,6 +479,7 @@ mod tests {
             members: vec!["ann".into()],
             topic: None,
             history: vec![],
+            read: None,
             show: false,
         });
         app.state.switch(1);
@@ -648,6 +650,7 @@ mod tests {
             members: vec!["ann".into(), evil.into()],
             topic: Some(HOSTILE.into()),
             history: vec![past(9, evil, 1, HOSTILE)],
+            read: None,
             show: true,
         });
         app.update(Update::Event(Event::Whisper {

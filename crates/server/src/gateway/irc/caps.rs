@@ -33,11 +33,15 @@ pub(crate) enum Cap {
     InviteNotify,
     /// Told when capabilities change (implied by `CAP LS 302`; none change here).
     Notify,
+    /// `REDACT`: deleting messages, and being told of deletions as `REDACT`.
+    Redaction,
+    /// `MARKREAD`: read markers shared between one's sessions.
+    ReadMarker,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 12] = [
+    pub(crate) const ALL: [Cap; 14] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -50,6 +54,8 @@ impl Cap {
         Cap::ChatHistory,
         Cap::InviteNotify,
         Cap::Notify,
+        Cap::Redaction,
+        Cap::ReadMarker,
     ];
 
     /// Its name on the wire.
@@ -67,6 +73,8 @@ impl Cap {
             Cap::ChatHistory => "draft/chathistory",
             Cap::InviteNotify => "invite-notify",
             Cap::Notify => "cap-notify",
+            Cap::Redaction => "draft/message-redaction",
+            Cap::ReadMarker => "draft/read-marker",
         }
     }
 

@@ -3,7 +3,7 @@
 //! through [`Session::relay`], so every answer keeps its place in line.
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Action, Command, Cursor, Kind, ModeChange, Nick, RoomMode, ServerAction, Session};
+use parley_hub::{Action, Command, Cursor, Kind, Marked, ModeChange, Nick, RoomMode, ServerAction, Session};
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
 use std::time::Duration;
@@ -461,6 +461,8 @@ async fn dispatch(
             return handle_oper(&out, pacing.oper, name, password).await;
         }
         "CHATHISTORY" => chathistory(&out, &message.params).await?,
+        "REDACT" => redact(&out, &message.params).await?,
+        "MARKREAD" => markread(&out, &message.params).await?,
         "PING" => {
             let Some(token) = message.param(0) else {
                 return out.numeric("409", &[], "No origin specified").await.map(|()| Flow::Go);
@@ -711,6 +713,61 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
         out.command(context, Command::Mode { room: room.to_owned(), changes: settings }).await?;
     }
     Ok(())
+}
+
+/// `MARKREAD target [timestamp=…]` (draft/read-marker): moves the read marker of a
+/// channel or a conversation forward, or asks where it is.
+async fn markread(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
+    let Some(target) = params.first() else {
+        return out.need_more("MARKREAD").await;
+    };
+    let at = match params.get(1) {
+        None => None,
+        Some(marker) => {
+            let at = marker.strip_prefix("timestamp=").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let Some(at) = at else {
+                let mut lines = out.lines();
+                let server = out.link.server.name.clone();
+                let params = ["MARKREAD", "INVALID_PARAMS", &wire_param(target)];
+                lines.from(&server, "FAIL", &params, Some("The marker must be timestamp=YYYY-MM-DDThh:mm:ss.sssZ"), "");
+                return out.relay(lines).await;
+            };
+            Some(at.with_timezone(&chrono::Utc))
+        }
+    };
+    let marked = match room_of(target) {
+        Some(room) => Marked::Room(room),
+        None => Marked::With(target.clone()),
+    };
+    out.command(Context::MarkRead { target: target.clone() }, Command::MarkRead { target: marked, at }).await
+}
+
+/// `REDACT #channel msgid [:reason]` (draft/message-redaction): deletes a message of a
+/// channel by its msgid (`room/seq`, as the server tagged it).
+async fn redact(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
+    let [target, msgid, rest @ ..] = params else {
+        return out.need_more("REDACT").await;
+    };
+    let fail = |code: &str, text: &str| {
+        let mut lines = out.lines();
+        let server = out.link.server.name.clone();
+        lines.from(&server, "FAIL", &["REDACT", code, &wire_param(target), &wire_param(msgid)], Some(text), "");
+        lines
+    };
+    let Some(room) = room_of(target) else {
+        return out.relay(fail("INVALID_TARGET", "Only channel messages can be deleted")).await;
+    };
+    // A msgid names its room: one of another channel is unknown in this one.
+    let seq = msgid
+        .rsplit_once('/')
+        .filter(|(of, _)| of.eq_ignore_ascii_case(&room))
+        .and_then(|(_, seq)| seq.parse::<u64>().ok());
+    let Some(seq) = seq else {
+        return out.relay(fail("UNKNOWN_MSGID", "This channel has no such message")).await;
+    };
+    let reason = rest.first().filter(|r| !r.is_empty()).cloned();
+    let context = Context::Redact { channel: target.clone(), msgid: msgid.clone() };
+    out.command(context, Command::Delete { room: Some(room), seq, reason }).await
 }
 
 /// `CHATHISTORY LATEST|BEFORE|AFTER target reference limit`, with `msgid=` references

@@ -91,7 +91,13 @@ impl Identity {
     pub(crate) fn new(irc: &crate::config::Irc, limits: &crate::config::Limits) -> Identity {
         let tokens = vec![
             format!("AWAYLEN={}", parley_hub::MAX_REASON),
-            "CASEMAPPING=ascii".to_owned(),
+            format!(
+                "CASEMAPPING={}",
+                match parley_hub::case_mapping() {
+                    parley_hub::CaseMapping::Precis => "rfc8265",
+                    parley_hub::CaseMapping::Ascii => "ascii",
+                }
+            ),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_session),
             "CHANMODES=b,k,l,imnst".to_owned(),
             format!("CHANNELLEN={}", limits.max_room_len + 1),
@@ -180,6 +186,13 @@ pub(crate) enum Context {
     ChatHistory {
         target: String,
     },
+    Redact {
+        channel: String,
+        msgid: String,
+    },
+    MarkRead {
+        target: String,
+    },
     Oper,
     Quit {
         reason: Option<String>,
@@ -221,6 +234,8 @@ impl Context {
             Context::Away => "AWAY",
             Context::Lusers => "LUSERS",
             Context::ChatHistory { .. } => "CHATHISTORY",
+            Context::Redact { .. } => "REDACT",
+            Context::MarkRead { .. } => "MARKREAD",
             Context::Oper => "OPER",
             Context::Quit { .. } => "QUIT",
         }

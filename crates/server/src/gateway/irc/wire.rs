@@ -11,7 +11,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chrono::SecondsFormat;
 use parley_hub::{
-    Event, HubError, Kind, LeaveReason, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary, Timestamp, Wire,
+    Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary,
+    Timestamp, Wire,
 };
 use parley_proto::irc::{escape_tag_value, split_text};
 
@@ -45,7 +46,10 @@ impl Wire for IrcWire {
     fn cache_slot_for(&self, event: &Event) -> Option<usize> {
         match event {
             // These name the session itself.
-            Event::Notice { .. }
+            // Shown as REDACT or as a notice, by a capability outside the profiles.
+            Event::Deleted { .. }
+            | Event::Marker { .. }
+            | Event::Notice { .. }
             | Event::Invited { .. }
             | Event::Shutdown { .. }
             | Event::Banned { .. }
@@ -279,6 +283,19 @@ impl<'a> Lines<'a> {
                 let tags = self.tags(Some(at), None, None, None);
                 self.from(&source(old), "NICK", &[], Some(new.as_str()), &tags);
             }
+            Event::Marker { target, at } => self.markread(target, Some(at)),
+            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+                let channel = format!("#{room}");
+                if self.link.caps.has(Cap::Redaction) {
+                    let tags = self.tags(Some(at), None, None, None);
+                    let id = msgid(Some(room), *seq);
+                    self.from(&source(by), "REDACT", &[&channel, &id], reason.as_deref(), &tags);
+                } else {
+                    let text = words::deleted(by, author, said_at, reason.as_deref());
+                    let server = self.server().to_owned();
+                    self.from(&server, "NOTICE", &[&channel], Some(&text), "");
+                }
+            }
             Event::Mode { room, by, at, changes } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let modes: Vec<(bool, char, Option<String>)> =
@@ -436,11 +453,16 @@ impl<'a> Lines<'a> {
         members: &[Member],
         history: &[Arc<Record>],
         topic: Option<&(String, Nick, Timestamp)>,
+        read: Option<Option<&Timestamp>>,
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
         self.from(&super::source_str(&me), "JOIN", &[&channel], None, "");
         self.topic(room, topic, false);
+        // draft/read-marker: the channel's marker comes with the join, before its names.
+        if let Some(read) = read {
+            self.markread(&MarkTarget::Room(room.clone()), read);
+        }
         self.names(room, members);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
@@ -469,7 +491,22 @@ impl<'a> Lines<'a> {
         }
         self.lusers(stats);
         self.motd();
-        self.joined(room, members, history, topic.as_ref());
+        self.joined(room, members, history, topic.as_ref(), None);
+    }
+
+    /// `MARKREAD target timestamp=…` (or `*` when nothing is marked read), for clients
+    /// with `draft/read-marker`.
+    fn markread(&mut self, target: &MarkTarget, at: Option<&Timestamp>) {
+        if !self.link.caps.has(Cap::ReadMarker) {
+            return;
+        }
+        let target = match target {
+            MarkTarget::Room(room) => format!("#{room}"),
+            MarkTarget::With(nick) => nick.to_string(),
+        };
+        let marker = at.map_or_else(|| "*".to_owned(), |at| format!("timestamp={}", irc_time(at)));
+        let server = self.server().to_owned();
+        self.from(&server, "MARKREAD", &[&target, &marker], None, "");
     }
 
     pub(super) fn lusers(&mut self, stats: &parley_hub::Stats) {
@@ -499,9 +536,10 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
-            Reply::Joined { room, members, history, topic } => {
-                self.joined(room, members, history, topic.as_ref());
+            Reply::Joined { room, members, history, topic, read } => {
+                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()));
             }
+            Reply::Marker { target, at } => self.markread(target, at.as_ref()),
             Reply::Parted { room } => {
                 let me = super::source_str(&self.me);
                 let reason = match context {
@@ -518,6 +556,16 @@ impl<'a> Lines<'a> {
                     let me = Nick::parse(&self.me, usize::MAX).ok();
                     if let Some(me) = me {
                         self.message(&tags, &me, &format!("#{room}"), *kind, text, None);
+                    }
+                }
+            }
+            // The deleter's own REDACT, as echo-message returns a PRIVMSG.
+            Reply::Deleted { room, seq, reason, .. } => {
+                if self.link.caps.has(Cap::Redaction) && self.link.caps.has(Cap::EchoMessage) {
+                    let id = msgid(Some(room), *seq);
+                    let tags = self.tags(Some(&chrono::Utc::now()), None, None, None);
+                    if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
+                        self.from(&source(&me), "REDACT", &[&format!("#{room}"), &id], reason.as_deref(), &tags);
                     }
                 }
             }
@@ -769,6 +817,26 @@ impl<'a> Lines<'a> {
 
     /// The numeric for a refused command, as the command's context decides.
     fn error(&mut self, context: &Context, e: &HubError) {
+        if let Context::MarkRead { target } = context {
+            let server = self.server().to_owned();
+            let params = ["MARKREAD", "INVALID_TARGET", &super::wire_param(target)];
+            self.from(&server, "FAIL", &params, Some(&words::error(e)), "");
+            return;
+        }
+        if let Context::Redact { channel, msgid } = context {
+            let code = match e {
+                HubError::NoSuchMessage { .. } => "UNKNOWN_MSGID",
+                HubError::NotAuthor(_) | HubError::NotOperator(_) => "REDACT_FORBIDDEN",
+                HubError::NotInRoom(_) | HubError::NoSuchRoom(_) | HubError::InvalidRoom { .. } | HubError::NoRoom => {
+                    "INVALID_TARGET"
+                }
+                _ => "FAILED",
+            };
+            let server = self.server().to_owned();
+            let params = ["REDACT", code, &super::wire_param(channel), &super::wire_param(msgid)];
+            self.from(&server, "FAIL", &params, Some(&words::error(e)), "");
+            return;
+        }
         let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
         let channel = channel.as_deref().unwrap_or("*");
         let text = words::error(e);
@@ -778,6 +846,9 @@ impl<'a> Lines<'a> {
             }
             HubError::InvalidNick { nick, .. } => {
                 self.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname")
+            }
+            HubError::RoomLookalike { room, .. } => {
+                self.numeric("479", &[&super::wire_param(&format!("#{room}"))], &text);
             }
             HubError::InvalidRoom { room, .. } => {
                 let named = if channel == "*" { format!("#{room}") } else { channel.to_owned() };
@@ -850,7 +921,9 @@ impl<'a> Lines<'a> {
             | HubError::TooLong { .. }
             | HubError::RoomRegistered(_)
             | HubError::RoomNotRegistered(_)
-            | HubError::TooManyRegistered { .. } => self.fail(context, "FAILED", &text),
+            | HubError::TooManyRegistered { .. }
+            | HubError::NoSuchMessage { .. }
+            | HubError::NotAuthor(_) => self.fail(context, "FAILED", &text),
             HubError::NotFounder(_) => self.numeric("482", &[channel], "You're not the channel's founder"),
             // A server's ban list (KLINE) has no numeric of its own.
             HubError::TooManyBans { .. } if channel == "*" => self.fail(context, "FAILED", &text),
