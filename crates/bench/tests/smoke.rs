@@ -77,7 +77,7 @@ async fn churn_completes(proto: Proto, addr: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_and_churn_lose_nothing_over_every_protocol() {
     let data = std::env::temp_dir().join(format!("parley-bench-smoke-{}", std::process::id()));
-    let listen = |kind| Listener { kind, tls: false, addr: "127.0.0.1:0".into() };
+    let listen = |kind| Listener { kind, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false };
     let mut config = Config {
         data_dir: data.clone(),
         listeners: PROTOCOLS.iter().map(|(_, kind)| listen(*kind)).collect(),

@@ -113,9 +113,21 @@ pub(crate) enum Op {
         to: Option<String>,
         done: oneshot::Sender<Result<Destination, HubError>>,
     },
+    Health {
+        done: oneshot::Sender<Health>,
+    },
     /// Test hook: make the hub task panic, to prove the server does not outlive it.
     #[cfg(feature = "test-hooks")]
     Crash,
+}
+
+/// What the hub says of itself when asked ([`HubHandle::health`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The history store takes writes (or there is none): its writer has not failed.
+    pub store_ok: bool,
+    /// Sessions registered now.
+    pub sessions: usize,
 }
 
 impl Op {
@@ -126,7 +138,11 @@ impl Op {
             | Op::Disconnect { session, .. }
             | Op::Relay { session, .. }
             | Op::MaySend { session, .. } => Some(*session),
-            Op::Connect { .. } | Op::Verify { .. } | Op::Shutdown { .. } | Op::Whereabouts { .. } => None,
+            Op::Connect { .. }
+            | Op::Verify { .. }
+            | Op::Shutdown { .. }
+            | Op::Whereabouts { .. }
+            | Op::Health { .. } => None,
             #[cfg(feature = "test-hooks")]
             Op::Crash => None,
         }
@@ -137,6 +153,7 @@ impl Op {
 #[derive(Clone)]
 pub struct HubHandle {
     pub(crate) tx: mpsc::Sender<Op>,
+    pub(crate) metrics: Arc<crate::metrics::HubMetrics>,
 }
 
 impl HubHandle {
@@ -210,6 +227,20 @@ impl HubHandle {
     pub async fn shutdown(&self, message: &str) {
         // A closed inbox means the hub is already gone, which is what was asked.
         let _ = self.tx.send(Op::Shutdown { message: message.to_owned() }).await;
+    }
+
+    /// What the hub counts, readable at any time without asking the hub.
+    #[must_use]
+    pub fn metrics(&self) -> &Arc<crate::metrics::HubMetrics> {
+        &self.metrics
+    }
+
+    /// Asks the hub how it is: answered in its turn, like any operation, so an answer
+    /// also proves the hub is running and not stuck. Fails once the hub has stopped.
+    pub async fn health(&self) -> Result<Health, HubError> {
+        let (done, result) = oneshot::channel();
+        self.tx.send(Op::Health { done }).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)
     }
 
     /// Test hook: makes the hub task panic.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::history::Record;
+use crate::metrics::HubMetrics;
 use crate::store::{Store, StoreError};
 
 /// The most messages in one transaction.
@@ -36,7 +37,10 @@ pub(crate) struct Journal {
 
 impl Journal {
     /// Starts the writer thread; outcomes arrive on the returned receiver.
-    pub(crate) fn start(store: Arc<dyn Store>) -> std::io::Result<(Journal, mpsc::UnboundedReceiver<Committed>)> {
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<HubMetrics>,
+    ) -> std::io::Result<(Journal, mpsc::UnboundedReceiver<Committed>)> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Record>>();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         std::thread::Builder::new().name("parley-journal".into()).spawn(move || {
@@ -54,7 +58,11 @@ impl Journal {
                     }
                 }
                 busy = batch.len() > 1;
+                let started = std::time::Instant::now();
                 let result = store.append(&batch);
+                metrics.commit_seconds.observe_duration(started.elapsed());
+                #[allow(clippy::cast_precision_loss, reason = "a batch holds at most 1024 messages")]
+                metrics.commit_batch.observe(batch.len() as f64);
                 if let Err(e) = &result {
                     tracing::error!(messages = batch.len(), "history could not be written: {e}");
                 }

@@ -25,6 +25,7 @@ mod journal;
 mod log;
 mod lookalike;
 mod memory;
+mod metrics;
 mod moderation;
 mod modes;
 mod name;
@@ -39,10 +40,11 @@ pub use address::Network;
 pub use command::{Command, HistoryQuery, Marked, Point, RequestId};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
-pub use handle::{Destination, HubHandle, Session, SessionId, Verified, Whereabouts};
+pub use handle::{Destination, Health, HubHandle, Session, SessionId, Verified, Whereabouts};
 pub use history::{Activity, Cursor, Kind, Page, Record, Search, Timeline};
 pub use identity::{Account, AccountId, GuestId, Party};
 pub use memory::MemoryStore;
+pub use metrics::{Histogram, HistogramSnapshot, HubMetrics, BATCH_BUCKETS, LATENCY_BUCKETS};
 pub use moderation::{
     Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction, ServerBan, Topic,
 };

@@ -54,11 +54,12 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// A listener, as KIND=ADDR where KIND is `line`, `native` or `irc`, plain or with
-    /// `+tls` (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the
+    /// A listener, as KIND=ADDR where KIND is `line`, `native`, `irc` or `web`, plain or
+    /// with `+tls` (e.g. native+tls=0.0.0.0:7780); repeat for several. Replaces the
     /// configured listeners. Default: line=127.0.0.1:7777, native=127.0.0.1:7778,
-    /// irc=127.0.0.1:6667, line+tls=0.0.0.0:7779, native+tls=0.0.0.0:7780,
-    /// irc+tls=0.0.0.0:6697.
+    /// irc=127.0.0.1:6667, web=127.0.0.1:8080, line+tls=0.0.0.0:7779,
+    /// native+tls=0.0.0.0:7780, irc+tls=0.0.0.0:6697, web+tls=0.0.0.0:8443. KIND=ADDR,proxy
+    /// is a listener behind a proxy that sends the PROXY protocol (v1 or v2).
     #[arg(long = "listen", value_name = "KIND=ADDR")]
     listen: Vec<Listener>,
     /// The TLS certificate chain (PEM). Default: a self-signed certificate generated in
@@ -91,6 +92,10 @@ struct ServeArgs {
     /// Log level or filter when RUST_LOG is not set (error, warn, info, debug, trace).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// How log lines look: text (coloured only on a terminal) or json (one object per
+    /// line). Default: text.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<parley_server::LogFormat>,
     /// The server's name, as IRC clients see it (the source of server messages, 004,
     /// WHOIS). Default: parley.local.
     #[arg(long, value_name = "NAME")]
@@ -158,6 +163,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(level) = args.log_level {
         config.log_level = level;
     }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
     if args.tls_cert.is_some() {
         config.tls.cert = args.tls_cert;
         config.tls.key = args.tls_key;
@@ -176,7 +184,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
     }
-    init_logging(&config.log_level)?;
+    init_logging(&config.log_level, config.log_format)?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if config.threads > 0 {
         runtime.worker_threads(config.threads);
@@ -187,7 +195,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let server = Server::bind(config).await?;
         let mut stdout = std::io::stdout().lock();
         for bound in server.local_addrs() {
-            writeln!(stdout, "listening {}={}", bound.label(), bound.addr)?;
+            let proxy = if bound.proxy_protocol { ",proxy" } else { "" };
+            writeln!(stdout, "listening {}={}{proxy}", bound.label(), bound.addr)?;
         }
         if let Some(tls) = server.tls() {
             writeln!(stdout, "tls fingerprint sha256={}", tls.fingerprint())?;
@@ -200,12 +209,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn init_logging(level: &str) -> anyhow::Result<()> {
+fn init_logging(level: &str, format: parley_server::LogFormat) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
     let filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.is_empty() => EnvFilter::try_new(filter).context("invalid RUST_LOG")?,
         _ => EnvFilter::try_new(level).with_context(|| format!("invalid log level {level:?}"))?,
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // Colours are escape sequences: only a terminal shows them as colours.
+        parley_server::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        parley_server::LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     Ok(())
 }
 

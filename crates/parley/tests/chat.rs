@@ -30,7 +30,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 async fn start(data: &Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
-    let listen = |kind, tls| Listener { kind, tls, addr: "127.0.0.1:0".into() };
+    let listen = |kind, tls| Listener { kind, tls, addr: "127.0.0.1:0".into(), proxy_protocol: false };
     let mut config = Config {
         data_dir: data.to_owned(),
         listeners: vec![

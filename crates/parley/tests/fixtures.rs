@@ -78,7 +78,7 @@ async fn call(client: &Client, request: Request) {
 async fn write_fixture(data: &Path) {
     let config = Config {
         data_dir: data.to_owned(),
-        listeners: vec![Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into() }],
+        listeners: vec![Listener::new(ListenerKind::Native, false, "127.0.0.1:0")],
         ..Config::default()
     };
     let server = Server::bind(config).await.expect("binds");

@@ -178,3 +178,43 @@ fn the_packaged_configuration_reads_back() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l == "data_dir = \"/var/lib/parley\""), "{text}");
 }
+
+/// The first `lines` lines the server logs, with `format`, then stops it.
+fn first_log_lines(format: &str, lines: usize) -> Vec<String> {
+    let data = temp_dir(&format!("log-{format}"));
+    let child = parley()
+        .args(["serve", "--log-format", format, "--listen", "line=127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut server = Running(child);
+    let mut stderr = BufReader::new(server.0.stderr.take().expect("stderr"));
+    let mut logged = Vec::new();
+    for _ in 0..lines {
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("a log line");
+        logged.push(line.trim_end().to_owned());
+    }
+    let status = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    assert!(wait_for_exit(&mut server.0).success());
+    let _ = std::fs::remove_dir_all(data);
+    logged
+}
+
+#[test]
+fn logs_are_json_when_asked_and_uncoloured_off_a_terminal() {
+    for line in first_log_lines("json", 1) {
+        let object: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(object["level"], "INFO", "{line}");
+        assert!(object["fields"]["message"].is_string(), "{line}");
+    }
+    let text = first_log_lines("text", 1);
+    assert!(text[0].contains("INFO"), "{text:?}");
+    assert!(!text[0].contains('\u{1b}'), "no colour codes when stderr is not a terminal: {text:?}");
+    let bad = parley().args(["serve", "--log-format", "xml"]).output().expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("text or json"), "{}", String::from_utf8_lossy(&bad.stderr));
+}

@@ -57,7 +57,7 @@ async fn start(data: &Path, line: &str, native: &str) -> TestServer {
 }
 
 async fn start_with(data: &Path, line: &str, native: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
-    let listen = |kind, addr: &str| Listener { kind, tls: false, addr: addr.to_owned() };
+    let listen = |kind, addr: &str| Listener { kind, tls: false, addr: addr.to_owned(), proxy_protocol: false };
     let mut config = Config {
         data_dir: data.to_owned(),
         listeners: vec![listen(ListenerKind::Line, line), listen(ListenerKind::Native, native)],

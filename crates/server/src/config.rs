@@ -18,13 +18,17 @@ pub struct Config {
     /// The log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`,
     /// `trace`, or a tracing filter directive). Default: `info`.
     pub log_level: String,
+    /// How log lines look: `text` (for people; coloured only on a terminal) or `json`
+    /// (one JSON object per line, for log collectors). Default: `text`.
+    pub log_format: LogFormat,
     /// Threads that run connections and the hub; 0 means one per CPU core. On a machine
     /// shared with other busy programs (or a load generator), 1 spends the least CPU per
     /// message: no thread hands work to another. Default: 0.
     pub threads: usize,
-    /// The listeners. Default: plain line, native and IRC protocols on loopback only
-    /// (127.0.0.1:7777, 127.0.0.1:7778, 127.0.0.1:6667), and the same over TLS on every
-    /// interface (0.0.0.0:7779, 0.0.0.0:7780, 0.0.0.0:6697).
+    /// The listeners. Default: plain line, native, IRC and web on loopback only
+    /// (127.0.0.1:7777, 127.0.0.1:7778, 127.0.0.1:6667, 127.0.0.1:8080), and the same
+    /// over TLS on every interface (0.0.0.0:7779, 0.0.0.0:7780, 0.0.0.0:6697,
+    /// 0.0.0.0:8443); and metrics on loopback only (127.0.0.1:9898).
     #[serde(rename = "listener")]
     pub listeners: Vec<Listener>,
     /// Allow plain-text listeners on addresses other than loopback, where anyone on the
@@ -45,6 +49,9 @@ pub struct Config {
     pub files: Files,
     /// How nicks, account names and room names are compared.
     pub names: Names,
+    /// The HTTP gateway (`web` listeners): which pages may open its WebSockets, and
+    /// which reverse proxies are believed about the client's address.
+    pub web: Web,
 }
 
 impl Default for Config {
@@ -52,14 +59,18 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("parley-data"),
             log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
             threads: 0,
             listeners: vec![
-                Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:7777".to_owned() },
-                Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:7778".to_owned() },
-                Listener { kind: ListenerKind::Line, tls: true, addr: "0.0.0.0:7779".to_owned() },
-                Listener { kind: ListenerKind::Native, tls: true, addr: "0.0.0.0:7780".to_owned() },
-                Listener { kind: ListenerKind::Irc, tls: false, addr: "127.0.0.1:6667".to_owned() },
-                Listener { kind: ListenerKind::Irc, tls: true, addr: "0.0.0.0:6697".to_owned() },
+                Listener::new(ListenerKind::Line, false, "127.0.0.1:7777"),
+                Listener::new(ListenerKind::Native, false, "127.0.0.1:7778"),
+                Listener::new(ListenerKind::Line, true, "0.0.0.0:7779"),
+                Listener::new(ListenerKind::Native, true, "0.0.0.0:7780"),
+                Listener::new(ListenerKind::Irc, false, "127.0.0.1:6667"),
+                Listener::new(ListenerKind::Irc, true, "0.0.0.0:6697"),
+                Listener::new(ListenerKind::Web, false, "127.0.0.1:8080"),
+                Listener::new(ListenerKind::Web, true, "0.0.0.0:8443"),
+                Listener::new(ListenerKind::Metrics, false, "127.0.0.1:9898"),
             ],
             allow_plain_remote: false,
             tls: TlsFiles::default(),
@@ -68,6 +79,7 @@ impl Default for Config {
             irc: Irc::default(),
             limits: Limits::default(),
             files: Files::default(),
+            web: Web::default(),
             names: Names::default(),
         }
     }
@@ -108,6 +120,44 @@ impl CaseMapping {
             CaseMapping::Ascii => parley_hub::CaseMapping::Ascii,
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people to read.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(ConfigError::Invalid(format!("the log format is text or json, not {other:?}"))),
+        }
+    }
+}
+
+/// The HTTP gateway: the browser client, `/ws`, `/irc` and `/healthz`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// Origins (`https://chat.example.org`, scheme and host and port as a browser sends
+    /// them) whose pages may open `/ws` and `/irc`, besides the server's own: a page
+    /// is always allowed on the host it was loaded from. A browser's upgrade from any
+    /// other origin is refused (403). Default: none.
+    pub allowed_origins: Vec<String>,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`, `::1`) whose
+    /// `X-Forwarded-For` header is believed: a request from one of them is taken to
+    /// come from the address the proxy names. From anyone else the header is ignored.
+    /// Default: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// File sharing (`/send`, `/get`): files are kept in `data_dir/files/`, named by their
@@ -267,16 +317,28 @@ pub struct TlsFiles {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
-    /// The protocol: `line` or `native`.
+    /// The protocol: `line`, `native`, `irc`, `web` or `metrics`.
     pub kind: ListenerKind,
     /// Whether the protocol runs inside TLS. Default: false.
     #[serde(default)]
     pub tls: bool,
     /// Where to listen, `IP:PORT` or `HOST:PORT`; port 0 picks a free port.
     pub addr: String,
+    /// Every connection starts with a PROXY protocol header (version 1 or 2), sent by
+    /// a load balancer or reverse proxy in front of the server, which names the
+    /// client's own address; a connection without one is closed. Only for listeners
+    /// that nothing but the proxy can reach. Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_protocol: bool,
 }
 
 impl Listener {
+    /// A listener of `kind` on `addr`, without the PROXY protocol.
+    #[must_use]
+    pub fn new(kind: ListenerKind, tls: bool, addr: &str) -> Listener {
+        Listener { kind, tls, addr: addr.to_owned(), proxy_protocol: false }
+    }
+
     /// The listener's kind as written in `--listen` and in `listening` lines, e.g.
     /// `native+tls`.
     #[must_use]
@@ -305,6 +367,11 @@ pub enum ListenerKind {
     Native,
     /// IRC (irssi, WeeChat, HexChat, bots).
     Irc,
+    /// HTTP: the browser client, the native protocol and IRC over WebSocket (`/ws`,
+    /// `/irc`), and `/healthz`.
+    Web,
+    /// HTTP: `/metrics` in the Prometheus text format, and nothing else.
+    Metrics,
 }
 
 impl fmt::Display for ListenerKind {
@@ -313,6 +380,8 @@ impl fmt::Display for ListenerKind {
             ListenerKind::Line => "line",
             ListenerKind::Native => "native",
             ListenerKind::Irc => "irc",
+            ListenerKind::Web => "web",
+            ListenerKind::Metrics => "metrics",
         })
     }
 }
@@ -325,6 +394,8 @@ impl FromStr for ListenerKind {
             "line" => Ok(ListenerKind::Line),
             "native" => Ok(ListenerKind::Native),
             "irc" => Ok(ListenerKind::Irc),
+            "web" => Ok(ListenerKind::Web),
+            "metrics" => Ok(ListenerKind::Metrics),
             other => Err(ConfigError::UnknownKind(other.to_owned())),
         }
     }
@@ -333,19 +404,25 @@ impl FromStr for ListenerKind {
 impl FromStr for Listener {
     type Err = ConfigError;
 
-    /// Parses `KIND=ADDR` or `KIND+tls=ADDR`, as given to `--listen`.
+    /// Parses `KIND=ADDR` or `KIND+tls=ADDR`, as given to `--listen`, optionally
+    /// followed by `,proxy` for a listener behind a proxy that speaks the PROXY
+    /// protocol.
     fn from_str(s: &str) -> Result<Self, ConfigError> {
         let Some((kind, addr)) = s.split_once('=') else {
             return Err(ConfigError::BadListen(s.to_owned()));
         };
-        if addr.is_empty() {
+        let (addr, proxy_protocol) = match addr.strip_suffix(",proxy") {
+            Some(addr) => (addr, true),
+            None => (addr, false),
+        };
+        if addr.is_empty() || addr.contains(',') {
             return Err(ConfigError::BadListen(s.to_owned()));
         }
         let (kind, tls) = match kind.strip_suffix("+tls") {
             Some(kind) => (kind, true),
             None => (kind, false),
         };
-        Ok(Listener { kind: kind.parse()?, tls, addr: addr.to_owned() })
+        Ok(Listener { kind: kind.parse()?, tls, addr: addr.to_owned(), proxy_protocol })
     }
 }
 
@@ -541,10 +618,10 @@ pub enum ConfigError {
         message: String,
     },
     /// A `--listen` value is not `KIND=ADDR`.
-    #[error("--listen takes KIND=ADDR (e.g. line=127.0.0.1:7777), not {0:?}")]
+    #[error("--listen takes KIND=ADDR or KIND=ADDR,proxy (e.g. line=127.0.0.1:7777), not {0:?}")]
     BadListen(String),
     /// An unknown listener kind.
-    #[error("unknown listener kind {0:?}; the kinds are line, native and irc, each optionally +tls")]
+    #[error("unknown listener kind {0:?}; the kinds are line, native, irc, web and metrics, each optionally +tls")]
     UnknownKind(String),
     /// A value out of range.
     #[error("invalid limit: {0}")]
@@ -675,14 +752,40 @@ mod tests {
     }
 
     #[test]
+    fn the_default_listeners_keep_plain_text_on_loopback() {
+        let labels: Vec<String> =
+            Config::default().listeners.iter().map(|l| format!("{}={}", l.label(), l.addr)).collect();
+        assert_eq!(
+            labels,
+            [
+                "line=127.0.0.1:7777",
+                "native=127.0.0.1:7778",
+                "line+tls=0.0.0.0:7779",
+                "native+tls=0.0.0.0:7780",
+                "irc=127.0.0.1:6667",
+                "irc+tls=0.0.0.0:6697",
+                "web=127.0.0.1:8080",
+                "web+tls=0.0.0.0:8443",
+                "metrics=127.0.0.1:9898",
+            ]
+        );
+    }
+
+    #[test]
     fn listen_flags_parse() {
         let l: Listener = "native=0.0.0.0:9000".parse().expect("valid");
-        assert_eq!(l, Listener { kind: ListenerKind::Native, tls: false, addr: "0.0.0.0:9000".into() });
+        assert_eq!(l, Listener::new(ListenerKind::Native, false, "0.0.0.0:9000"));
         let l: Listener = "line+tls=[::1]:7779".parse().expect("valid");
-        assert_eq!(l, Listener { kind: ListenerKind::Line, tls: true, addr: "[::1]:7779".into() });
+        assert_eq!(l, Listener::new(ListenerKind::Line, true, "[::1]:7779"));
         assert_eq!(l.label(), "line+tls");
         let l: Listener = "irc+tls=0.0.0.0:6697".parse().expect("valid");
-        assert_eq!(l, Listener { kind: ListenerKind::Irc, tls: true, addr: "0.0.0.0:6697".into() });
+        assert_eq!(l, Listener::new(ListenerKind::Irc, true, "0.0.0.0:6697"));
+        let l: Listener = "web+tls=0.0.0.0:8443".parse().expect("valid");
+        assert_eq!(l, Listener::new(ListenerKind::Web, true, "0.0.0.0:8443"));
+        let l: Listener = "irc=127.0.0.1:6668,proxy".parse().expect("valid");
+        assert_eq!(l, Listener { proxy_protocol: true, ..Listener::new(ListenerKind::Irc, false, "127.0.0.1:6668") });
+        assert!(matches!("irc=127.0.0.1:6668,haproxy".parse::<Listener>(), Err(ConfigError::BadListen(_))));
+        assert!(matches!("web=,proxy".parse::<Listener>(), Err(ConfigError::BadListen(_))));
         assert!(matches!("xmpp=1.2.3.4:5222".parse::<Listener>(), Err(ConfigError::UnknownKind(_))));
         assert!(matches!("line".parse::<Listener>(), Err(ConfigError::BadListen(_))));
     }

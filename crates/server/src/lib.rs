@@ -17,11 +17,13 @@ mod descriptors;
 mod files;
 mod gateway;
 mod listener;
+mod metrics;
+mod proxy;
 mod server;
 mod store;
 mod tls;
 
-pub use config::{Config, ConfigError, Database, Irc, Listener, ListenerKind, Oper};
+pub use config::{Config, ConfigError, Database, Irc, Listener, ListenerKind, LogFormat, Oper};
 pub use server::{run, Bound, Server, ServerError};
 pub use tls::{Tls, TlsError};
 

@@ -17,6 +17,7 @@ use crate::gateway::irc::Irc;
 use crate::gateway::line::Line;
 use crate::gateway::native::Native;
 use crate::gateway::{self, Ending, Protocol, Refusal};
+use crate::metrics::{Gateway, ServerMetrics};
 use crate::server::{Bound, Shared};
 use crate::tls::Tls;
 
@@ -99,6 +100,7 @@ async fn refuse(mut stream: TcpStream, bound: Bound, why: Refusal) {
         ListenerKind::Line => Line::refusal(why),
         ListenerKind::Native => Native::refusal(why),
         ListenerKind::Irc => Irc::refusal(why),
+        ListenerKind::Web | ListenerKind::Metrics => gateway::web::refusal(why),
     };
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
         stream.write_all(&message).await?;
@@ -137,6 +139,21 @@ pub(crate) async fn accept_loop(
             }
         };
         configure(&stream, peer);
+        if bound.proxy_protocol {
+            // The peer is the proxy: the client, and so its place under
+            // `max_connections_per_ip`, is known once the connection's header is read.
+            match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    shared.tasks.spawn(proxied(stream, tls.clone(), peer, bound, permit, shared.clone()));
+                }
+                Err(_) => {
+                    tracing::info!(%kind, proxy = %peer, "refused: {}", Refusal::ServerFull);
+                    ServerMetrics::count(&shared.metrics.refused);
+                    shared.tasks.spawn(refuse(stream, bound, Refusal::ServerFull));
+                }
+            }
+            continue;
+        }
         let address_slot = shared.per_address.take(peer.ip(), shared.limits.max_connections_per_ip);
         let slot = match (slots.clone().try_acquire_owned(), address_slot) {
             (Ok(slot), Some(address_slot)) => (slot, address_slot),
@@ -144,6 +161,7 @@ pub(crate) async fn accept_loop(
                 let why = if slot.is_err() { Refusal::ServerFull } else { Refusal::TooManyFromAddress };
                 drop((slot, address_slot));
                 tracing::info!(%kind, %peer, network = %Network::of(peer.ip()), "refused: {why}");
+                ServerMetrics::count(&shared.metrics.refused);
                 shared.tasks.spawn(refuse(stream, bound, why));
                 continue;
             }
@@ -153,7 +171,92 @@ pub(crate) async fn accept_loop(
             ListenerKind::Line => spawn::<Line>(stream, tls, peer, bound, slot, &shared),
             ListenerKind::Native => spawn::<Native>(stream, tls, peer, bound, slot, &shared),
             ListenerKind::Irc => spawn::<Irc>(stream, tls, peer, bound, slot, &shared),
+            ListenerKind::Web | ListenerKind::Metrics => {
+                shared.tasks.spawn(web_connection(stream, tls, peer, bound, slot, shared.clone()));
+            }
         }
+    }
+}
+
+/// The task of one HTTP connection, plain or TLS: its requests, and the WebSocket
+/// session it may become (or, on a metrics listener, its scrapes).
+async fn web_connection(
+    stream: TcpStream,
+    tls: Option<Tls>,
+    peer: SocketAddr,
+    bound: Bound,
+    slot: Slot,
+    shared: Shared,
+) {
+    let _slots = slot;
+    let deadline = opened(&shared, bound, peer);
+    let metrics = bound.kind == ListenerKind::Metrics;
+    let ending = match tls {
+        None => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
+        // Boxed: the handshake's state is not kept in the task once it is done.
+        Some(tls) => match tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await {
+            Ok(Ok(stream)) => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
+            Ok(Err(e)) => Ending::Tls(e.to_string()),
+            Err(_) => Ending::HandshakeTimeout,
+        },
+    };
+    closed(&shared, bound, peer, &ending);
+}
+
+/// A connection through a proxy that speaks the PROXY protocol: its header first,
+/// under the handshake deadline, then the connection as the client's own.
+async fn proxied(
+    mut stream: TcpStream,
+    tls: Option<Tls>,
+    proxy: SocketAddr,
+    bound: Bound,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shared: Shared,
+) {
+    let kind = bound.label();
+    let deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout();
+    let peer = match tokio::time::timeout_at(deadline, crate::proxy::read_header(&mut stream)).await {
+        Ok(Ok(client)) => client.unwrap_or(proxy),
+        Ok(Err(e)) => {
+            tracing::info!(%kind, %proxy, "closed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%kind, %proxy, "closed: no PROXY protocol header in time");
+            return;
+        }
+    };
+    let Some(address_slot) = shared.per_address.take(peer.ip(), shared.limits.max_connections_per_ip) else {
+        let why = Refusal::TooManyFromAddress;
+        tracing::info!(%kind, %peer, %proxy, network = %Network::of(peer.ip()), "refused: {why}");
+        ServerMetrics::count(&shared.metrics.refused);
+        drop(permit);
+        refuse(stream, bound, why).await;
+        return;
+    };
+    let slot = (permit, address_slot);
+    match bound.kind {
+        ListenerKind::Line => Box::pin(connection::<Line>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Native => Box::pin(connection::<Native>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Irc => Box::pin(connection::<Irc>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Web | ListenerKind::Metrics => {
+            Box::pin(web_connection(stream, tls, peer, bound, slot, shared)).await;
+        }
+    }
+}
+
+/// A connection of protocol `P`, plain or TLS, run in the current task.
+async fn connection<P: Protocol>(
+    stream: TcpStream,
+    tls: Option<Tls>,
+    peer: SocketAddr,
+    bound: Bound,
+    slot: Slot,
+    shared: Shared,
+) {
+    match tls {
+        None => plain_connection::<P>(stream, peer, bound, slot, shared).await,
+        Some(tls) => tls_connection::<P>(stream, tls, peer, bound, slot, shared).await,
     }
 }
 
@@ -184,7 +287,8 @@ async fn plain_connection<P: Protocol>(stream: TcpStream, peer: SocketAddr, boun
     let _slots = slot;
     let deadline = opened(&shared, bound, peer);
     let (reader, writer) = stream.into_split();
-    let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, &shared).await;
+    let gateway = Gateway::of(bound.kind);
+    let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
     closed(&shared, bound, peer, &ending);
 }
 
@@ -203,7 +307,7 @@ async fn tls_connection<P: Protocol>(
         Ok(Ok(stream)) => {
             let (reader, writer) = tokio::io::split(stream);
             let reader = gateway::Stream(reader);
-            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, &shared)).await
+            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, Gateway::of(bound.kind), &shared)).await
         }
         Ok(Err(e)) => Ending::Tls(e.to_string()),
         Err(_) => Ending::HandshakeTimeout,
@@ -214,12 +318,16 @@ async fn tls_connection<P: Protocol>(
 /// Counts and logs a new connection; returns its registration deadline, which covers
 /// the TLS handshake and the name or hello that follows.
 fn opened(shared: &Shared, bound: Bound, peer: SocketAddr) -> tokio::time::Instant {
+    let gateway = Gateway::of(bound.kind);
+    shared.metrics.connections.add(gateway, 1);
+    shared.metrics.connections_open.add(gateway, 1);
     let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
     tracing::info!(kind = %bound.label(), %peer, active, "connected");
     tokio::time::Instant::now() + shared.limits.handshake_timeout()
 }
 
 fn closed(shared: &Shared, bound: Bound, peer: SocketAddr, ending: &Ending) {
+    shared.metrics.connections_open.add(Gateway::of(bound.kind), -1);
     let active = shared.active.fetch_sub(1, Ordering::Relaxed) - 1;
     tracing::info!(kind = %bound.label(), %peer, active, "disconnected: {ending}");
 }
@@ -241,18 +349,21 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let addr = listener.local_addr().expect("an address");
         let slots = Arc::new(Semaphore::new(10));
-        for kind in [ListenerKind::Line, ListenerKind::Native, ListenerKind::Irc] {
+        for kind in [ListenerKind::Line, ListenerKind::Native, ListenerKind::Irc, ListenerKind::Web] {
             let _client = TcpStream::connect(addr).await.expect("connects");
             let (stream, peer) = listener.accept().await.expect("accepts");
             let slot = (
                 slots.clone().try_acquire_owned().expect("a place"),
                 shared.per_address.take(peer.ip(), 10).expect("a place"),
             );
-            let (bound, shared) = (Bound { kind, tls: false, addr }, shared.clone());
+            let (bound, shared) = (Bound { kind, tls: false, addr, proxy_protocol: false }, shared.clone());
             let size = match kind {
                 ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, bound, slot, shared)),
                 ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, bound, slot, shared)),
                 ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, bound, slot, shared)),
+                ListenerKind::Web | ListenerKind::Metrics => {
+                    size_of_val(&web_connection(stream, None, peer, bound, slot, shared))
+                }
             };
             eprintln!("a plain {kind} connection's task future: {size} bytes");
             // Every connection holds this much for its whole life (1.8 to 2.1 KB in a

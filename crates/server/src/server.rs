@@ -109,6 +109,8 @@ pub struct Bound {
     pub tls: bool,
     /// The address it bound, with the real port when port 0 was asked for.
     pub addr: SocketAddr,
+    /// Whether every connection starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 impl Bound {
@@ -135,6 +137,12 @@ pub(crate) struct Shared {
     pub(crate) irc: Arc<crate::gateway::irc::Identity>,
     /// Shared files; `None` when file sharing is off.
     pub(crate) files: Option<Arc<FileStore>>,
+    /// The HTTP gateway's files and settings.
+    pub(crate) web: Arc<crate::gateway::web::Site>,
+    /// What the server counts outside the hub.
+    pub(crate) metrics: Arc<crate::metrics::ServerMetrics>,
+    /// What `/metrics` shows.
+    pub(crate) exported: Arc<crate::metrics::Metrics>,
 }
 
 #[cfg(test)]
@@ -146,7 +154,6 @@ impl Shared {
         let limits = Arc::new(config.limits.clone());
         let (hub, _task) = parley_hub::spawn(config.limits.hub(&config.history), None).await.expect("a hub");
         Shared {
-            hub,
             irc: Arc::new(crate::gateway::irc::Identity::new(&config.irc, &limits)),
             limits,
             stopping: CancellationToken::new(),
@@ -154,6 +161,10 @@ impl Shared {
             active: Arc::default(),
             per_address: listener::AddressCounts::default(),
             files: None,
+            web: Arc::new(crate::gateway::web::Site::new(&config.web)),
+            exported: Arc::new(crate::metrics::Metrics::new(Arc::default(), hub.metrics().clone(), None)),
+            metrics: Arc::default(),
+            hub,
         }
     }
 }
@@ -209,7 +220,8 @@ impl Server {
                 }
                 tracing::warn!("{}={addr} is plain text on the network: anyone on the path can read it", spec.label());
             }
-            listeners.push((Bound { kind: spec.kind, tls: spec.tls, addr }, socket));
+            listeners
+                .push((Bound { kind: spec.kind, tls: spec.tls, addr, proxy_protocol: spec.proxy_protocol }, socket));
         }
         let files = if config.files.enabled {
             let (dir, limits) = (config.data_dir.clone(), config.files.clone());
@@ -270,6 +282,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let limits = Arc::new(self.config.limits.clone());
         let (hub, hub_task) = (self.hub, self.hub_task);
+        let metrics = Arc::new(crate::metrics::ServerMetrics::default());
         let shared = Shared {
             hub: hub.clone(),
             limits: limits.clone(),
@@ -279,7 +292,18 @@ impl Server {
             per_address: listener::AddressCounts::default(),
             irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
             files: self.files.clone(),
+            web: Arc::new(crate::gateway::web::Site::new(&self.config.web)),
+            exported: Arc::new(crate::metrics::Metrics::new(
+                metrics.clone(),
+                hub.metrics().clone(),
+                self.files.clone(),
+            )),
+            metrics,
         };
+        if self.listeners.iter().any(|(bound, _)| bound.kind == ListenerKind::Web) {
+            let (files, bytes) = shared.web.client_size();
+            tracing::info!(files, bytes, "the browser client is built in");
+        }
         let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
         for (bound, socket) in self.listeners {
             let tls = if bound.tls { self.tls.clone() } else { None };

@@ -1256,7 +1256,7 @@ async fn server_bans_hold_for_ipv6_clients_and_ipv4_mapped_ones() {
         no_flood(c);
         c.allow_plain_remote = true;
         // First, so that the harness takes them as its native and IRC listeners.
-        let listener = |kind, addr: &str| Listener { kind, tls: false, addr: addr.into() };
+        let listener = |kind, addr: &str| Listener { kind, tls: false, addr: addr.into(), proxy_protocol: false };
         c.listeners.insert(0, listener(ListenerKind::Irc, "[::ffff:127.0.0.1]:0"));
         if v6 {
             c.listeners.insert(0, listener(ListenerKind::Native, "[::1]:0"));
@@ -1304,8 +1304,8 @@ async fn a_dead_hub_stops_the_server_and_closes_its_connections() {
     let config = Config {
         data_dir: data.path().to_owned(),
         listeners: vec![
-            Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
         ],
         ..Config::default()
     };

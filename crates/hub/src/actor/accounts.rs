@@ -387,6 +387,7 @@ impl Hub {
                 Ok((account, admin))
             }
             Ok(Verdict::Wrong) => {
+                crate::metrics::HubMetrics::add(&self.metrics.auth_failures, 1);
                 self.pacing.record(address, &name.key(), false, now);
                 Err(HubError::BadLogin)
             }
@@ -395,6 +396,7 @@ impl Hub {
                 if self.accounts.remove(name).is_some() {
                     self.release_nick(name);
                 }
+                crate::metrics::HubMetrics::add(&self.metrics.auth_failures, 1);
                 self.pacing.record(address, &name.key(), false, now);
                 Err(HubError::BadLogin)
             }

@@ -15,6 +15,7 @@ use crate::event::{Event, Reply};
 use crate::handle::SessionId;
 use crate::history::{Kind, Record};
 use crate::journal::Committed;
+use crate::metrics::HubMetrics;
 use crate::name::RoomName;
 use crate::outbox::{RunItem, Shared};
 use crate::store::StoreError;
@@ -26,6 +27,8 @@ pub(crate) struct Unstored {
     /// The receiver of a private message.
     pub(crate) receiver: Option<SessionId>,
     pub(crate) record: Arc<Record>,
+    /// When the hub accepted it, for the fan-out latency.
+    pub(crate) accepted: std::time::Instant,
 }
 
 impl Hub {
@@ -51,7 +54,8 @@ impl Hub {
         let name = self.target_room(id, room)?;
         self.may_say(id, &name)?;
         let state = self.state_mut(id);
-        state.active = std::time::Instant::now();
+        let now = std::time::Instant::now();
+        state.active = now;
         let (from, sender) = (state.nick.clone(), Some(state.party()));
         let seq = self.logs.entry(name.clone()).or_default().next_seq();
         let record = Record {
@@ -65,7 +69,7 @@ impl Hub {
             kind,
             text: text.into(),
         };
-        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record) });
+        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
     }
 
@@ -96,7 +100,8 @@ impl Hub {
             (receiver.nick.clone(), receiver.party())
         };
         let state = self.state_mut(id);
-        state.active = std::time::Instant::now();
+        let now = std::time::Instant::now();
+        state.active = now;
         let (from, sender) = (state.nick.clone(), Some(state.party()));
         self.private_assigned = self.private_assigned.saturating_add(1);
         let seq = self.private_assigned;
@@ -111,7 +116,7 @@ impl Hub {
             kind,
             text: text.into(),
         };
-        self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record) });
+        self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
     }
 
@@ -122,6 +127,7 @@ impl Hub {
             self.reply(message.sender, message.req, Err(HubError::StoreWrite));
             return;
         }
+        HubMetrics::add(&self.metrics.messages_accepted, 1);
         match &self.journal {
             Some(journal) if journal.write(message.record.clone()) => {
                 *self.unstored_by.entry(message.sender).or_default() += 1;
@@ -147,11 +153,15 @@ impl Hub {
         let mut settled = Vec::new();
         let mut run = Vec::new();
         let mut run_room: Option<RoomName> = None;
+        let mut accepted = Vec::with_capacity(done.count);
         for _ in 0..done.count {
             let Some(message) = self.unstored.pop_front() else {
                 break;
             };
             settled.push(message.sender);
+            if done.result.is_ok() {
+                accepted.push(message.accepted);
+            }
             let live_room = match (&done.result, &message.record.room) {
                 (Ok(()), Some(name)) if self.rooms.contains_key(name) => Some(name.clone()),
                 _ => None,
@@ -168,6 +178,11 @@ impl Hub {
             }
         }
         self.flush_run(&mut run, run_room);
+        // Every message of the batch is in every outbox it goes to.
+        let delivered = std::time::Instant::now();
+        for accepted in accepted {
+            self.metrics.fanout_seconds.observe_duration(delivered.saturating_duration_since(accepted));
+        }
         self.settle(settled);
         self.drop_slow_consumers();
     }
@@ -205,6 +220,9 @@ impl Hub {
         let mut answered = vec![false; items.len()];
         if let Some(room) = room.as_ref().and_then(|name| self.rooms.get(name)) {
             room.broadcast_run(&items, &mut answered, &mut self.overflowed);
+            let members = room.len() as u64;
+            let senders_in = answered.iter().filter(|a| **a).count() as u64;
+            HubMetrics::add(&self.metrics.deliveries, (members * items.len() as u64).saturating_sub(senders_in));
         }
         for (item, answered) in items.iter().zip(answered) {
             if !answered {
@@ -258,7 +276,7 @@ impl Hub {
     }
 
     fn deliver(&mut self, message: Unstored, stored: Result<(), StoreError>) {
-        let Unstored { sender, req, receiver, record } = message;
+        let Unstored { sender, req, receiver, record, .. } = message;
         if let Err(e) = stored {
             self.reply(sender, req, Err(store_failed(&e)));
             return;
@@ -280,6 +298,8 @@ impl Hub {
                         text: record.text.clone(),
                     });
                     room.broadcast(&message, Some(sender), &mut self.overflowed);
+                    let others = (room.len() - usize::from(room.contains(sender))) as u64;
+                    HubMetrics::add(&self.metrics.deliveries, others);
                 }
                 let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
                 Reply::Said { room: name.clone(), seq, at, kind, text }
@@ -302,6 +322,7 @@ impl Hub {
                     if state.outbox.deliver(&event).is_err() {
                         self.overflowed.push(target);
                     }
+                    HubMetrics::add(&self.metrics.deliveries, 1);
                 }
                 let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
                 Reply::Whispered { to, seq, at, kind, text, away }

@@ -388,8 +388,11 @@ impl Hub {
     /// Disconnects every session whose outbox overflowed, including those that overflow
     /// while being told that the first ones left.
     pub(crate) fn drop_slow_consumers(&mut self) {
+        // The end of every operation passes here: the gauge of sessions stays current.
+        self.metrics.sessions.store(self.sessions.len() as u64, std::sync::atomic::Ordering::Relaxed);
         while let Some(id) = self.overflowed.pop() {
             if let Some(state) = self.remove_session(id, LeaveReason::SlowConsumer, None) {
+                crate::metrics::HubMetrics::add(&self.metrics.slow_consumers, 1);
                 tracing::info!(nick = %state.nick, "disconnecting a slow consumer: its send queue overflowed");
             }
         }

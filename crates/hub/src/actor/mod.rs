@@ -23,11 +23,12 @@ use crate::charter::{Charter, ServerBans};
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply};
-use crate::handle::{Destination, HubHandle, Login, Op, SessionId, Verified, Whereabouts};
+use crate::handle::{Destination, Health, HubHandle, Login, Op, SessionId, Verified, Whereabouts};
 use crate::identity::{Account, AccountId, GuestId, Party};
 use crate::journal::{Committed, Journal};
 use crate::log::RoomLog;
 use crate::lookalike::Lookalikes;
+use crate::metrics::HubMetrics;
 use crate::moderation::Change;
 use crate::name::{Nick, RoomName};
 use crate::outbox::Outbox;
@@ -343,6 +344,8 @@ pub(crate) struct Hub {
     pub(crate) shutting_down: bool,
     /// Sessions whose outbox overflowed during the current operation.
     pub(crate) overflowed: Vec<SessionId>,
+    /// What the hub counts, for metrics.
+    pub(crate) metrics: Arc<HubMetrics>,
 }
 
 /// Starts the hub task, with history kept in `store` if there is one (without, rooms
@@ -353,13 +356,14 @@ pub(crate) struct Hub {
 pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(HubHandle, JoinHandle<()>), StoreError> {
     let (tx, mut rx) = mpsc::channel(limits.inbox.max(1));
     let mut hub = Hub::new(limits);
+    let metrics = hub.metrics.clone();
     // Without a store nothing is ever reported committed; the branch below stays off.
     let (_no_journal, mut commits) = mpsc::unbounded_channel::<Committed>();
     let (completions, mut completed) = mpsc::unbounded_channel();
     hub.completions = completions;
     if let Some(store) = store {
         hub.restore(store.clone()).await?;
-        let (journal, done) = Journal::start(store.clone())
+        let (journal, done) = Journal::start(store.clone(), metrics.clone())
             .map_err(|e| StoreError::Write(format!("starting the history writer: {e}")))?;
         hub.journal = Some(journal);
         hub.in_order = Some(write_in_order());
@@ -405,7 +409,7 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
             }
         }
     });
-    Ok((HubHandle { tx }, task))
+    Ok((HubHandle { tx, metrics }, task))
 }
 
 impl Hub {
@@ -448,6 +452,7 @@ impl Hub {
             next_id: 1,
             shutting_down: false,
             overflowed: Vec::new(),
+            metrics: Arc::default(),
         };
         // The lobby is the server's own registered room: all its history is for
         // everyone who enters it.
@@ -582,6 +587,9 @@ impl Hub {
                     Err(HubError::ShuttingDown)
                 };
                 let _ = done.send(answer);
+            }
+            Op::Health { done } => {
+                let _ = done.send(Health { store_ok: !self.store_broken, sessions: self.sessions.len() });
             }
             #[cfg(feature = "test-hooks")]
             Op::Crash => panic!("the hub was asked to crash (test hook)"),

@@ -127,8 +127,12 @@ impl Hub {
             offset: query.page.saturating_sub(1).saturating_mul(search::PAGE),
         };
         let (query, page) = (text.to_owned(), query.page);
+        let metrics = self.metrics.clone();
         self.answer_from_store(id, req, move || {
-            let found = store.search(&search)?;
+            let started = std::time::Instant::now();
+            let found = store.search(&search);
+            metrics.search_seconds.observe_duration(started.elapsed());
+            let found = found?;
             Ok(Reply::Found { query, page, results: found.into_iter().map(Arc::new).collect() })
         })
     }

@@ -159,6 +159,8 @@ pub(crate) struct FileStore {
     /// Bytes shared (or being uploaded) per owner.
     usage: Mutex<HashMap<String, u64>>,
     random: SystemRandom,
+    /// Bytes received in uploads and sent in downloads, for metrics.
+    pub(crate) bytes: crate::metrics::FileBytes,
 }
 
 impl FileStore {
@@ -177,7 +179,13 @@ impl FileStore {
         for (_, share) in read_shares(&root)? {
             *usage.entry(share.owner).or_default() += share.info.size;
         }
-        let store = FileStore { root, limits, usage: Mutex::new(usage), random: SystemRandom::new() };
+        let store = FileStore {
+            root,
+            limits,
+            usage: Mutex::new(usage),
+            random: SystemRandom::new(),
+            bytes: crate::metrics::FileBytes::default(),
+        };
         store.collect_garbage()?;
         Ok(store)
     }

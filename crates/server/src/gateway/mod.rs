@@ -16,6 +16,7 @@ pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod native;
 mod transport;
+pub(crate) mod web;
 pub(crate) mod words;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use tokio::time::Instant;
 
 pub(crate) use transport::{Receive, Received, Stream};
 
+use crate::metrics::{Gateway, ServerMetrics};
 use crate::server::Shared;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
@@ -307,6 +309,7 @@ pub(crate) async fn serve<P, R, W>(
     mut writer: W,
     peer: SocketAddr,
     deadline: Instant,
+    gateway: Gateway,
     shared: &Shared,
 ) -> Ending
 where
@@ -340,7 +343,15 @@ where
     if let Some((req, command)) = protocol.registered() {
         let _ = Box::pin(session.send(req, command)).await;
     }
-    let ending = converse(&mut protocol, &mut reader, &mut buf, &mut writer, &session, &outbox, shared).await;
+    let metrics = &shared.metrics;
+    metrics.sessions_by_gateway.add(gateway, 1);
+    let ending = converse(&mut protocol, &mut reader, &mut buf, &mut writer, &session, &outbox, gateway, shared).await;
+    metrics.sessions_by_gateway.add(gateway, -1);
+    match ending {
+        Ending::Limit(EXCESS_FLOOD) => ServerMetrics::count(&metrics.flood_disconnects),
+        Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
+        _ => {}
+    }
     close(ending, &mut reader, &mut writer).await
 }
 
@@ -387,6 +398,7 @@ where
     let io = |e| (Ending::Io(e), None);
     if let Some(greeting) = protocol.greeting() {
         writer.write_all(&greeting).await.map_err(io)?;
+        writer.flush().await.map_err(io)?;
     }
     let mut out = BytesMut::new();
     let mut first = true;
@@ -421,6 +433,7 @@ where
         };
         if !out.is_empty() {
             writer.write_all(&out).await.map_err(io)?;
+            writer.flush().await.map_err(io)?;
             out.clear();
         }
         if let Some(connect) = connect {
@@ -450,6 +463,7 @@ where
         }
         if !out.is_empty() {
             writer.write_all(&out).await.map_err(io)?;
+            writer.flush().await.map_err(io)?;
             out.clear();
         }
     }
@@ -462,8 +476,10 @@ async fn read_loop<P: Protocol, R: Receive>(
     reader: &mut R,
     buf: &mut BytesMut,
     session: &Session,
+    gateway: Gateway,
     shared: &Shared,
 ) -> ReadEnd {
+    let messages_in = &shared.metrics.messages_in;
     let limits = &shared.limits;
     let mut throttle = Throttle::new(limits.flood(), Instant::now().into_std());
     let (idle_ping, idle_timeout) = (limits.idle_ping(), limits.idle_timeout());
@@ -474,6 +490,7 @@ async fn read_loop<P: Protocol, R: Receive>(
     let end = 'session: loop {
         while let Some(input) = protocol.decode(buf) {
             (heard, pinged) = (Instant::now(), false);
+            messages_in.add(gateway, 1);
             let mut turn = Turn { session, throttle: &mut throttle };
             // Boxed, like every await below that is not the wait for input: what a busy
             // connection needs is allocated while it is busy, and an idle one holds only
@@ -511,6 +528,7 @@ async fn read_loop<P: Protocol, R: Receive>(
         };
         if let Some(input) = last {
             (heard, pinged) = (Instant::now(), false);
+            messages_in.add(gateway, 1);
             let mut turn = Turn { session, throttle: &mut throttle };
             if let Err(end) = Box::pin(protocol.handle(input, &mut turn)).await {
                 break end;
@@ -548,7 +566,12 @@ enum WriterEnd {
 }
 
 /// Drains the outbox into the socket: each wake-up writes everything queued in one call.
-async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> io::Result<WriterEnd> {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    outbox: &Outbox,
+    writer: &mut W,
+    gateway: Gateway,
+    shared: &Shared,
+) -> io::Result<WriterEnd> {
     let mut buf = BytesMut::new();
     loop {
         let batch = outbox.take(&mut buf).await;
@@ -557,6 +580,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> i
         }
         if !buf.is_empty() {
             writer.write_all(&buf).await?;
+            // A no-op on TCP and TLS; a message transport sends what it cut here.
+            writer.flush().await?;
+            shared.metrics.bytes_out.add(gateway, i64::try_from(buf.len()).unwrap_or(i64::MAX));
             // The written buffer goes back to the shared pool: the next batch is queued in
             // another (the outbox takes one when it starts queueing), and an idle session
             // holds no output memory at all.
@@ -572,6 +598,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(outbox: &Outbox, writer: &mut W) -> i
 
 /// Runs a registered session until it ends: its input feeds the hub, the writer drains
 /// `outbox`. Tells the hub when the session ends, whichever side ended it.
+#[allow(clippy::too_many_arguments)]
 async fn converse<P, R, W>(
     protocol: &mut P,
     reader: &mut R,
@@ -579,6 +606,7 @@ async fn converse<P, R, W>(
     writer: &mut W,
     session: &Session,
     outbox: &Outbox,
+    gateway: Gateway,
     shared: &Shared,
 ) -> Ending
 where
@@ -589,8 +617,8 @@ where
     let grace = shared.limits.shutdown_grace();
     // Both made in place: a future passed by value to an async fn is kept twice in its
     // state, once as the argument and once pinned.
-    let mut reading = pin!(read_loop(protocol, reader, buf, session, shared));
-    let mut writing = pin!(write_loop(outbox, writer));
+    let mut reading = pin!(read_loop(protocol, reader, buf, session, gateway, shared));
+    let mut writing = pin!(write_loop(outbox, writer, gateway, shared));
     let ending = tokio::select! {
         end = &mut reading => {
             if !matches!(end, ReadEnd::Quit) {
@@ -632,7 +660,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, DuplexStream};
     use tokio::sync::mpsc;
 
-    use super::{irc, native, Bytes, BytesMut, Ending, Instant, Protocol, Receive, Shared, SocketAddr};
+    use super::{irc, native, Bytes, BytesMut, Ending, Gateway, Instant, Protocol, Receive, Shared, SocketAddr};
     use crate::gateway::transport::Received as Arrived;
     use std::io;
 
@@ -658,10 +686,9 @@ mod tests {
         let (server, client) = tokio::io::duplex(64 * 1024);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let deadline = Instant::now() + Duration::from_secs(10);
-        let task =
-            tokio::spawn(
-                async move { super::serve::<P, _, _>(Messages(messages), server, peer, deadline, &shared).await },
-            );
+        let task = tokio::spawn(async move {
+            super::serve::<P, _, _>(Messages(messages), server, peer, deadline, Gateway::Ws, &shared).await
+        });
         (input, client, task)
     }
 

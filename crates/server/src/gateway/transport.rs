@@ -23,7 +23,6 @@ pub(crate) enum Received {
     /// Bytes, appended to the buffer.
     Bytes,
     /// One whole message.
-    #[cfg_attr(not(test), allow(dead_code, reason = "the WebSocket listener will make these"))]
     Message(Bytes),
     /// The end of input.
     Closed,

@@ -33,6 +33,10 @@ pub struct TestServer {
     pub fingerprint: Option<String>,
     /// The TLS state, to reload the certificate as SIGHUP would.
     pub tls: Option<parley_server::Tls>,
+    /// Every listener, as bound.
+    pub bound: Vec<parley_server::Bound>,
+    /// The server's hub, to drive it without sockets.
+    pub hub: parley_hub::HubHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _data: Option<tempdir::TempDir>,
@@ -56,12 +60,12 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
     let mut config = Config {
         data_dir: data.to_owned(),
         listeners: vec![
-            Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Line, tls: true, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Native, tls: true, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Irc, tls: false, addr: "127.0.0.1:0".into() },
-            Listener { kind: ListenerKind::Irc, tls: true, addr: "127.0.0.1:0".into() },
+            Listener { kind: ListenerKind::Line, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Native, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Line, tls: true, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Native, tls: true, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Irc, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false },
+            Listener { kind: ListenerKind::Irc, tls: true, addr: "127.0.0.1:0".into(), proxy_protocol: false },
         ],
         ..Config::default()
     };
@@ -77,6 +81,7 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
     let (line_tls, native_tls) = (find(ListenerKind::Line, true), find(ListenerKind::Native, true));
     let (irc, irc_tls) = (find(ListenerKind::Irc, false), find(ListenerKind::Irc, true));
     let tls = server.tls();
+    let hub = server.hub();
     let fingerprint = tls.as_ref().map(parley_server::Tls::fingerprint);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -96,6 +101,8 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
         irc_tls,
         fingerprint,
         tls,
+        bound: addrs,
+        hub,
         stop: Some(stop),
         task: Some(task),
         _data: None,
@@ -104,11 +111,14 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
 
 impl TestServer {
     /// Stops the server and waits until it has finished.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
+    pub async fn shutdown(self) {
+        // The hub stops once its last handle is gone: the test's goes first.
+        let TestServer { hub, mut stop, mut task, _data, .. } = self;
+        drop(hub);
+        if let Some(stop) = stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
+        if let Some(task) = task.take() {
             tokio::time::timeout(WAIT, task).await.expect("server stops in time").expect("server task");
         }
     }

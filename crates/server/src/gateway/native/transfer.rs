@@ -153,7 +153,12 @@ impl Transfers {
             return Err(FileError::NoSuchFile(file.to_owned()));
         };
         let progress = match upload.write(offset, bytes).await {
-            Ok(progress) => progress,
+            Ok(progress) => {
+                if let Some(files) = &self.files {
+                    crate::metrics::FileBytes::add(&files.bytes.received, bytes.len());
+                }
+                progress
+            }
             Err(e) => {
                 // The upload cannot go on; drop it (and its temporary file).
                 self.upload = None;
@@ -237,6 +242,9 @@ impl Transfers {
         }
         let mut piece = vec![0u8; len];
         download.file.read_exact(&mut piece).await?;
+        if let Some(files) = &self.files {
+            crate::metrics::FileBytes::add(&files.bytes.sent, len);
+        }
         download.at = offset + len as u64;
         if download.at == size {
             self.downloads.remove(file);
