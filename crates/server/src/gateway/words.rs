@@ -195,7 +195,8 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
 pub(crate) fn argument(mode: &RoomMode, set: bool) -> Option<String> {
     match mode {
         RoomMode::Moderated | RoomMode::Secret | RoomMode::TopicLocked | RoomMode::InviteOnly => None,
-        RoomMode::Key(key) => Some(if set { key.clone() } else { "*".to_owned() }),
+        // A removed key is shown as it was given, as IRC servers echo it.
+        RoomMode::Key(key) => Some(if set || !key.is_empty() { key.clone() } else { "*".to_owned() }),
         RoomMode::Limit(limit) => set.then(|| limit.to_string()),
         RoomMode::Voice(nick) => Some(nick.to_string()),
     }

@@ -19,10 +19,10 @@ use crate::gateway::{ReadEnd, Turn};
 /// The most targets of one PRIVMSG or NOTICE (`TARGMAX`).
 pub(super) const MAX_TARGETS: usize = 4;
 
-/// The most channels of one NAMES, and nicks of one KICK (`TARGMAX`): what clients
-/// send, and one hub command per line.
+/// The most channels of one NAMES (`TARGMAX`): what clients send, and one hub command
+/// per line; and the most nicks of one KICK, each its own hub command.
 pub(super) const MAX_NAMES: usize = 1;
-pub(super) const MAX_KICKS: usize = 1;
+pub(super) const MAX_KICKS: usize = 4;
 
 /// The most mode changes with an argument in one MODE (`MODES`).
 const MAX_MODES: usize = 4;
@@ -296,7 +296,7 @@ async fn dispatch(
                         let context = Context::Join { channel: channel.to_owned() };
                         out.command(context, Command::Join { room, exclusive: false, key }).await?;
                     }
-                    None => out.numeric("403", &[&wire_param(channel)], "No such channel").await?,
+                    None => out.numeric("476", &[&wire_param(channel)], "Invalid channel name").await?,
                 }
             }
         }
@@ -364,14 +364,14 @@ async fn dispatch(
         "WHOIS" => {
             // `WHOIS server nick` asks a given server; there is one.
             let Some(nick) = param(1).or_else(|| param(0)) else {
-                return out.numeric("431", &[], "No nickname given").await.map(|()| Flow::Go);
+                return out.need_more("WHOIS").await.map(|()| Flow::Go);
             };
             let nick = nick.split(',').next().unwrap_or(nick).to_owned();
             out.command(Context::Whois { nick: nick.clone() }, Command::Whois { nick }).await?;
         }
         "WHOWAS" => {
             let Some(nick) = param(0) else {
-                return out.numeric("431", &[], "No nickname given").await.map(|()| Flow::Go);
+                return out.need_more("WHOWAS").await.map(|()| Flow::Go);
             };
             let mut lines = out.lines();
             lines.numeric("406", &[&wire_param(nick)], "There was no such nickname");
@@ -379,8 +379,8 @@ async fn dispatch(
             out.relay(lines).await?;
         }
         "LIST" => {
-            let channels = param(0).map(|c| c.split(',').map(str::to_owned).collect()).unwrap_or_default();
-            out.command(Context::List { channels }, Command::Rooms).await?;
+            let filter = ListFilter::parse(param(0).unwrap_or(""));
+            out.command(Context::List { filter }, Command::Rooms).await?;
         }
         "MODE" => {
             let Some(target) = param(0) else {
@@ -402,7 +402,8 @@ async fn dispatch(
             if let Some(flow) = within(&out, pacing, &nicks, MAX_KICKS).await? {
                 return Ok(flow);
             }
-            let reason = param(2).map(str::to_owned);
+            // Without a reason, the kicker's nick is the reason, as servers give it.
+            let reason = Some(param(2).map_or_else(|| link.me(), str::to_owned));
             for nick in nicks {
                 let action = Action::Kick { nick: nick.to_owned(), reason: reason.clone() };
                 let context = Context::Kick { channel: channel.to_owned() };
@@ -425,6 +426,8 @@ async fn dispatch(
         }
         "NICK" => match param(0) {
             None => out.numeric("431", &[], "No nickname given").await?,
+            // The nick it has already, exactly: nothing changes, nothing is said.
+            Some(nick) if nick == link.me() => {}
             Some(nick) => out.command(Context::Nick, Command::Nick { nick: nick.to_owned() }).await?,
         },
         "LUSERS" => out.command(Context::Lusers, Command::Stats).await?,
@@ -463,7 +466,7 @@ async fn dispatch(
         "CHATHISTORY" => chathistory(&out, &message.params).await?,
         "PING" => {
             let Some(token) = message.param(0) else {
-                return out.numeric("409", &[], "No origin specified").await.map(|()| Flow::Go);
+                return out.need_more("PING").await.map(|()| Flow::Go);
             };
             let mut lines = out.lines();
             let name = link.server.name.clone();
@@ -484,13 +487,51 @@ async fn dispatch(
             // capability list does not offer them.
         }
         "QUIT" => {
-            let reason = param(0).map(str::to_owned);
+            // `QUIT :` is a reason, empty: others see `Quit: `.
+            let reason = message.param(0).map(str::to_owned);
             let req = link.expect(Context::Quit { reason: reason.clone() });
             return session.quit(req, reason).await.map(|()| Flow::Quit).map_err(|_| Gone);
         }
         other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,
     }
     Ok(Flow::Go)
+}
+
+/// What `LIST` asks for (`ELIST=MNU`): channels by name or mask (`#a`, `*dev*`), not
+/// matching a mask (`!*test*`), with more (`>N`) or fewer (`<N`) users; every condition
+/// must hold, and one of the names or masks match when there are any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListFilter {
+    masks: Vec<String>,
+    not: Vec<String>,
+    more_than: Option<usize>,
+    fewer_than: Option<usize>,
+}
+
+impl ListFilter {
+    pub(crate) fn parse(list: &str) -> ListFilter {
+        let mut filter = ListFilter::default();
+        for item in list.split(',').filter(|i| !i.is_empty()) {
+            if let Some(n) = item.strip_prefix('>').and_then(|n| n.parse().ok()) {
+                filter.more_than = Some(n);
+            } else if let Some(n) = item.strip_prefix('<').and_then(|n| n.parse().ok()) {
+                filter.fewer_than = Some(n);
+            } else if let Some(mask) = item.strip_prefix('!') {
+                filter.not.push(mask.to_owned());
+            } else {
+                filter.masks.push(item.to_owned());
+            }
+        }
+        filter
+    }
+
+    pub(crate) fn admits(&self, channel: &str, users: usize) -> bool {
+        use parley_proto::irc::mask_matches;
+        self.more_than.is_none_or(|n| users > n)
+            && self.fewer_than.is_none_or(|n| users < n)
+            && (self.masks.is_empty() || self.masks.iter().any(|m| mask_matches(m, channel)))
+            && !self.not.iter().any(|m| mask_matches(m, channel))
+    }
 }
 
 /// The services a server answers for itself, as ergo's are named.
@@ -617,16 +658,20 @@ async fn handle_oper(out: &Out<'_>, pacing: &mut OperPacing, name: &str, passwor
 async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result<(), Gone> {
     let me = out.link.me();
     if !target.eq_ignore_ascii_case(&me) {
-        return out.numeric("502", &[], "Can't change mode for other users").await;
+        // 401 for nobody, 502 for someone else: the hub knows which.
+        let context = Context::UserMode { nick: target.to_owned() };
+        return out.command(context, Command::Whois { nick: target.to_owned() }).await;
     }
     let Some(changes) = changes else {
-        return out.numeric("221", &["+i"], "").await.map(drop);
+        let mut lines = out.lines();
+        lines.data("221", &[out.link.user_modes()]);
+        return out.relay(lines).await;
     };
     // Users are invisible already: nobody outside a shared channel can list them. So `+i`
-    // is always on, and other user modes are not offered.
-    let unknown = changes.chars().find(|c| !matches!(c, '+' | '-' | 'i'));
+    // is always on, `+o` comes with OPER, and other user modes are not offered.
+    let unknown = changes.chars().find(|c| !matches!(c, '+' | '-' | 'i' | 'o'));
     match unknown {
-        Some(letter) => out.numeric("501", &[], &format!("Unknown MODE flag {letter}")).await,
+        Some(letter) => out.numeric("501", &[&letter.to_string()], "is not a recognised user mode.").await,
         None => Ok(()),
     }
 }
@@ -635,7 +680,7 @@ async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result
 /// and ban changes are moderation (durable, audited); the rest one hub command.
 async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String]) -> Result<(), Gone> {
     let Some(changes) = rest.first().filter(|c| !c.is_empty()) else {
-        let context = Context::Mode { channel: channel.to_owned(), letter: '*', target: String::new() };
+        let context = Context::Mode { channel: channel.to_owned(), letter: '?', target: String::new() };
         return out.command(context, Command::Modes { room: room.to_owned() }).await;
     };
     let mut arguments = rest[1..].iter();
@@ -681,7 +726,7 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
                         settings.push(ModeChange { set, mode: RoomMode::Key(key.unwrap_or_default()) })
                     }
                     ('k', Some(key)) => settings.push(ModeChange { set, mode: RoomMode::Key(key) }),
-                    ('l', None) => settings.push(ModeChange { set, mode: RoomMode::Limit(0) }),
+                    ('l', None) if !set => settings.push(ModeChange { set, mode: RoomMode::Limit(0) }),
                     ('l', Some(limit)) => match limit.parse::<usize>() {
                         Ok(limit) if limit > 0 => settings.push(ModeChange { set, mode: RoomMode::Limit(limit) }),
                         _ => {

@@ -14,7 +14,7 @@ mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
@@ -103,7 +103,7 @@ impl Identity {
             format!("CHANNELLEN={}", limits.max_room_len + 1),
             "CHANTYPES=#".to_owned(),
             format!("CHATHISTORY={}", parley_hub::MAX_HISTORY_PAGE),
-            "ELIST=".to_owned(),
+            "ELIST=MNU".to_owned(),
             format!("KICKLEN={}", parley_hub::MAX_REASON),
             "MODES=4".to_owned(),
             "MSGREFTYPES=msgid".to_owned(),
@@ -167,8 +167,9 @@ pub(crate) enum Context {
         channel: String,
     },
     List {
-        channels: Vec<String>,
+        filter: commands::ListFilter,
     },
+    /// A mode query (`letter` `?`), the ban list (`b` without a `target`), or changes.
     Mode {
         channel: String,
         letter: char,
@@ -187,6 +188,10 @@ pub(crate) enum Context {
         target: String,
     },
     Oper,
+    /// `MODE nick` for someone else: whether they exist decides the numeric.
+    UserMode {
+        nick: String,
+    },
     Quit {
         reason: Option<String>,
     },
@@ -228,6 +233,7 @@ impl Context {
             Context::Lusers => "LUSERS",
             Context::ChatHistory { .. } => "CHATHISTORY",
             Context::Oper => "OPER",
+            Context::UserMode { .. } => "MODE",
             Context::Quit { .. } => "QUIT",
         }
     }
@@ -244,6 +250,8 @@ pub(crate) struct Link {
     /// Contexts of requests not answered yet, by request id.
     pending: Mutex<HashMap<u64, Context>>,
     next_request: AtomicU64,
+    /// The client is an IRC operator (user mode `+o`), since a successful `OPER`.
+    oper: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,6 +268,7 @@ impl Link {
             account: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            oper: AtomicBool::new(false),
         }
     }
 
@@ -269,6 +278,15 @@ impl Link {
 
     pub(crate) fn set_me(&self, nick: &str) {
         nick.clone_into(&mut lock(&self.me));
+    }
+
+    /// The user modes the client has: `+i` always, `+o` once it is an operator.
+    pub(crate) fn user_modes(&self) -> &'static str {
+        if self.oper.load(Ordering::Acquire) {
+            "+io"
+        } else {
+            "+i"
+        }
     }
 
     pub(crate) fn account(&self) -> Option<Nick> {

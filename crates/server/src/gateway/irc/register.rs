@@ -183,6 +183,7 @@ pub(super) fn cap(message: &Message, link: &Link, lines: &mut Lines<'_>, negotia
             lines.from(&server, "CAP", &[&me, verdict], Some(list), "");
         }
         "END" => *negotiating = false,
+        "" => lines.numeric("461", &["CAP"], "Not enough parameters"),
         _ => lines.numeric("410", &[&super::wire_param(&sub)], "Invalid CAP command"),
     }
 }

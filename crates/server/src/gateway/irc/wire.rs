@@ -132,6 +132,22 @@ impl<'a> Lines<'a> {
         let _ = write!(self.text, " :{}\r\n", clean(trailing));
     }
 
+    /// `:server CODE me params...`, the last parameter data that needs no `:` unless it
+    /// is empty or has a space (as `221`, `303`).
+    pub(super) fn data(&mut self, code: &str, params: &[&str]) {
+        let server = self.link.server.name.clone();
+        let _ = write!(self.text, ":{server} {code} {}", self.me);
+        for (i, param) in params.iter().enumerate() {
+            let last = i + 1 == params.len();
+            if last && (param.is_empty() || param.contains(' ') || param.starts_with(':')) {
+                let _ = write!(self.text, " :{}", clean(param));
+            } else {
+                let _ = write!(self.text, " {param}");
+            }
+        }
+        self.text.push_str("\r\n");
+    }
+
     /// `[tags ]:source COMMAND params... [:trailing]`.
     pub(super) fn from(&mut self, source: &str, command: &str, params: &[&str], trailing: Option<&str>, tags: &str) {
         let _ = write!(self.text, "{tags}:{source} {command}");
@@ -180,6 +196,12 @@ impl<'a> Lines<'a> {
         }
         section.push(' ');
         section
+    }
+
+    /// The tags of what the session's own command did (its JOIN, PART, NICK), which
+    /// happened now.
+    fn now_tags(&self) -> String {
+        self.tags(Some(&chrono::Utc::now()), None, None, None)
     }
 
     /// A chat message as PRIVMSG or NOTICE lines (an action as CTCP ACTION), split to
@@ -262,7 +284,7 @@ impl<'a> Lines<'a> {
                         if !again {
                             let why = match (reason, detail) {
                                 (LeaveReason::Quit, Some(d)) => format!("Quit: {d}"),
-                                (LeaveReason::Quit, None) => "Quit".to_owned(),
+                                (LeaveReason::Quit, None) => "Client exited".to_owned(),
                                 (LeaveReason::ServerBanned, d) => {
                                     d.as_deref().map_or_else(|| "K-lined".to_owned(), |d| format!("K-lined: {d}"))
                                 }
@@ -389,7 +411,8 @@ impl<'a> Lines<'a> {
         match topic {
             Some((text, by, at)) => {
                 self.numeric("332", &[&channel], text);
-                let (by, at) = (source(by), at.timestamp().to_string());
+                // The setter's nick alone, as the modern documents have it.
+                let (by, at) = (by.to_string(), at.timestamp().to_string());
                 let server = self.link.server.name.clone();
                 let me = self.me.clone();
                 let _ = write!(self.text, ":{server} 333 {me} {channel} {by} {at}\r\n");
@@ -439,7 +462,8 @@ impl<'a> Lines<'a> {
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
-        self.from(&super::source_str(&me), "JOIN", &[&channel], None, "");
+        let tags = self.now_tags();
+        self.from(&super::source_str(&me), "JOIN", &[&channel], None, &tags);
         self.topic(room, topic, false);
         self.names(room, members);
         if !self.link.caps.has(Cap::ChatHistory) {
@@ -469,13 +493,18 @@ impl<'a> Lines<'a> {
         }
         self.lusers(stats);
         self.motd();
+        // The user modes it starts with, as servers tell them.
+        let tags = self.now_tags();
+        self.from(&super::source_str(&me), "MODE", &[&me, "+i"], None, &tags);
         self.joined(room, members, history, topic.as_ref());
     }
 
     pub(super) fn lusers(&mut self, stats: &parley_hub::Stats) {
         let (users, max) = (stats.users.to_string(), stats.max_users.to_string());
         self.numeric("251", &[], &format!("There are {users} users and 0 invisible on 1 servers"));
-        self.numeric("252", &[&stats.admins.to_string()], "operator(s) online");
+        if stats.admins > 0 {
+            self.numeric("252", &[&stats.admins.to_string()], "operator(s) online");
+        }
         self.numeric("254", &[&stats.rooms.to_string()], "channels formed");
         self.numeric("255", &[], &format!("I have {users} clients and 0 servers"));
         self.numeric("265", &[&users, &max], &format!("Current local users {users}, max {max}"));
@@ -508,7 +537,8 @@ impl<'a> Lines<'a> {
                     Context::Part { reason: Some(reason), .. } => Some(reason.as_str()),
                     _ => None,
                 };
-                self.from(&me, "PART", &[&format!("#{room}")], reason, "");
+                let tags = self.now_tags();
+                self.from(&me, "PART", &[&format!("#{room}")], reason, &tags);
             }
             Reply::Said { room, seq, at, kind, text } => {
                 if self.link.caps.has(Cap::EchoMessage) {
@@ -534,21 +564,28 @@ impl<'a> Lines<'a> {
                     self.numeric("301", &[to.as_str()], away);
                 }
             }
-            Reply::Who { room, members } => match context {
-                Context::Who { mask } => {
-                    for member in members {
-                        self.who_line(&format!("#{room}"), member);
+            Reply::Who { room, members } => {
+                // Every user is invisible (`+i`): those outside a channel see none of
+                // its members.
+                let inside = members.iter().any(|m| m.nick.as_str() == self.me);
+                let shown = if inside { members.as_slice() } else { &[] };
+                match context {
+                    Context::Who { mask } => {
+                        for member in shown {
+                            self.who_line(&format!("#{room}"), member);
+                        }
+                        self.numeric("315", &[mask], "End of /WHO list.");
                     }
-                    self.numeric("315", &[mask], "End of /WHO list.");
+                    _ => self.names(room, shown),
                 }
-                _ => self.names(room, members),
-            },
+            }
             Reply::Rooms(rooms) => self.list(context, rooms),
             Reply::Topic { room, topic } => self.topic(room, topic.as_ref(), true),
             Reply::Nick { nick } => {
                 let old = self.me.clone();
                 self.me = nick.to_string();
-                self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), "");
+                let tags = self.now_tags();
+                self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), &tags);
             }
             Reply::Modes { room, modes, created, key_hidden } => {
                 let mut letters = String::from("+");
@@ -604,9 +641,10 @@ impl<'a> Lines<'a> {
             Reply::Whois(whois) => self.whois(context, whois),
             Reply::Stats(stats) => self.lusers(stats),
             Reply::Opered => {
+                self.link.oper.store(true, std::sync::atomic::Ordering::Release);
+                let (server, me) = (self.server().to_owned(), self.me.clone());
+                self.from(&server, "MODE", &[&me, "+o"], None, "");
                 self.numeric("381", &[], "You are now an IRC operator");
-                let me = self.me.clone();
-                self.from(&super::source_str(&me), "MODE", &[&me], Some("+o"), "");
             }
             Reply::History { room, messages } => {
                 if let Context::ChatHistory { target } = context {
@@ -712,6 +750,10 @@ impl<'a> Lines<'a> {
 
     fn whois(&mut self, context: &Context, whois: &parley_hub::Whois) {
         let nick = whois.nick.to_string();
+        if let Context::UserMode { .. } = context {
+            self.numeric("502", &[], "Can't view or change mode for other users");
+            return;
+        }
         if let Context::WhoNick { mask } = context {
             let member = Member {
                 nick: whois.nick.clone(),
@@ -726,6 +768,11 @@ impl<'a> Lines<'a> {
         }
         let realname = whois.realname.as_deref().unwrap_or(&nick).to_owned();
         self.numeric("311", &[&nick, super::USER, super::HOST, "*"], &realname);
+        // Where they connect from, to themselves and to operators alone (the hub gives
+        // the address only then).
+        if let Some(address) = whois.address {
+            self.numeric("378", &[&nick], &format!("is connecting from *@{address} {address}"));
+        }
         if !whois.rooms.is_empty() {
             let rooms: Vec<String> =
                 whois.rooms.iter().map(|(room, op)| format!("{}#{room}", if *op { "@" } else { "" })).collect();
@@ -736,9 +783,11 @@ impl<'a> Lines<'a> {
         if whois.admin {
             self.numeric("313", &[&nick], "is an IRC operator");
         }
-        if let Some(address) = whois.address {
-            self.numeric("338", &[&nick, &address.to_string()], "actually using host");
+        if whois.address.is_some() {
+            let modes = if whois.admin { "+io" } else { "+i" };
+            self.numeric("379", &[&nick], &format!("is using modes {modes}"));
         }
+
         if let Some(account) = &whois.account {
             self.numeric("330", &[&nick, account.as_str()], "is logged in as");
         }
@@ -751,14 +800,14 @@ impl<'a> Lines<'a> {
     }
 
     fn list(&mut self, context: &Context, rooms: &[RoomSummary]) {
-        let wanted = match context {
-            Context::List { channels } => channels.clone(),
-            _ => Vec::new(),
+        let filter = match context {
+            Context::List { filter } => filter.clone(),
+            _ => super::commands::ListFilter::default(),
         };
         self.numeric("321", &["Channel"], "Users  Name");
         for room in rooms {
             let channel = format!("#{}", room.name);
-            if !wanted.is_empty() && !wanted.iter().any(|w| w.eq_ignore_ascii_case(&channel)) {
+            if !filter.admits(&channel, room.members) {
                 continue;
             }
             let topic = room.topic.as_deref().unwrap_or("");
@@ -792,6 +841,7 @@ impl<'a> Lines<'a> {
                     self.numeric("318", &[asked], "End of /WHOIS list.");
                 }
                 Context::WhoNick { mask } => self.numeric("315", &[mask], "End of /WHO list."),
+                Context::UserMode { nick } => self.numeric("401", &[&super::wire_param(nick)], "No such nick"),
                 _ => self.numeric("401", &[&super::wire_param(nick)], "No such nick/channel"),
             },
             HubError::NoSuchRoom(room) => match context {
@@ -801,6 +851,10 @@ impl<'a> Lines<'a> {
             },
             HubError::NotInRoom(_) | HubError::NoRoom => match context {
                 Context::Privmsg { .. } => self.numeric("404", &[channel], "Cannot send to channel"),
+                // Changing modes asks for an operator first, as servers check it.
+                Context::Mode { letter, target, .. } if *letter != '?' && !(*letter == 'b' && target.is_empty()) => {
+                    self.numeric("482", &[channel], "You're not channel operator");
+                }
                 Context::ChatHistory { target } => {
                     let server = self.server().to_owned();
                     self.from(

@@ -1,0 +1,154 @@
+//! IRC replies as InspIRCd gives them (the reference of the differential test,
+//! `irc_differential.rs`): each test pins down a group of replies the differential found
+//! different, so that they stay the same once fixed.
+
+mod support;
+
+use support::IrcClient;
+
+fn irc(server: &support::TestServer) -> std::net::SocketAddr {
+    server.irc.expect("an IRC listener")
+}
+
+/// The answers to `input`, up to the PONG of a PING sent after it (others' arrivals in
+/// the lobby, where every test user starts, left out).
+async fn answers(client: &mut IrcClient, input: &str) -> Vec<String> {
+    client.send(input).await;
+    client.send("PING :answered").await;
+    let mut lines = client.collect_until("PONG parley.local :answered").await;
+    lines.pop();
+    lines.retain(|l| !l.ends_with(" JOIN #lobby"));
+    lines
+}
+
+#[tokio::test]
+async fn user_modes_and_oper_are_told_as_servers_tell_them() {
+    let server = support::start_with(|config| {
+        config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
+    })
+    .await;
+    let mut ada = IrcClient::connect(irc(&server)).await;
+    ada.send("NICK ada").await;
+    ada.send("USER u 0 * :Ada").await;
+    let burst = ada.collect_until(" 366 ").await;
+    assert!(!burst.iter().any(|l| l.contains(" 252 ")), "no 252 without operators: {burst:#?}");
+    let motd_end = burst.iter().position(|l| l.contains(" 422 ")).expect("the MOTD's end");
+    assert_eq!(burst[motd_end + 1], ":ada!~u@parley MODE ada +i", "{burst:#?}");
+    let _bob = IrcClient::join(irc(&server), "bob", "").await;
+
+    assert_eq!(answers(&mut ada, "MODE ada").await, [":parley.local 221 ada +i"]);
+    assert_eq!(answers(&mut ada, "MODE ADA").await, [":parley.local 221 ada +i"]);
+    assert_eq!(answers(&mut ada, "MODE ada +z").await, [":parley.local 501 ada z :is not a recognised user mode."]);
+    assert_eq!(answers(&mut ada, "MODE nobody").await, [":parley.local 401 ada nobody :No such nick"]);
+    assert_eq!(
+        answers(&mut ada, "MODE bob +i").await,
+        [":parley.local 502 ada :Can't view or change mode for other users"]
+    );
+    assert_eq!(
+        answers(&mut ada, "OPER root root-pass").await,
+        [":parley.local MODE ada +o", ":parley.local 381 ada :You are now an IRC operator"]
+    );
+    assert_eq!(answers(&mut ada, "MODE ada").await, [":parley.local 221 ada +io"]);
+    ada.send("LUSERS").await;
+    ada.expect(" 252 ada 1 :operator(s) online").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_parameters_are_461() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    for command in ["PING", "WHOIS", "WHOWAS", "CAP"] {
+        let lines = answers(&mut ada, command).await;
+        assert_eq!(lines, [format!(":parley.local 461 ada {command} :Not enough parameters")]);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn joins_parts_kicks_and_quits_as_servers_word_them() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "server-time").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+
+    // A name that is no channel: 476.
+    assert_eq!(answers(&mut ada, "JOIN nochannel").await, [":parley.local 476 ada nochannel :Invalid channel name"]);
+    // The client's own JOIN carries its time, as every event does.
+    let joined = answers(&mut ada, "JOIN #k").await;
+    assert!(joined[0].starts_with("@time=") && joined[0].ends_with(" :ada!~u@parley JOIN #k"), "{joined:#?}");
+    for client in [&mut bob, &mut cy] {
+        client.send("JOIN #k").await;
+        client.expect(" 366 ").await;
+    }
+    // Several nicks in one KICK; without a reason, the kicker's nick is the reason.
+    ada.send("KICK #k bob,cy :both of you").await;
+    ada.expect(":ada!~u@parley KICK #k bob :both of you").await;
+    ada.expect(":ada!~u@parley KICK #k cy :both of you").await;
+    bob.send("JOIN #k").await;
+    bob.expect(" 366 ").await;
+    ada.expect(":bob!~u@parley JOIN #k").await;
+    ada.send("KICK #k bob").await;
+    ada.expect(":ada!~u@parley KICK #k bob :ada").await;
+    bob.expect(":ada!~u@parley KICK #k bob :ada").await;
+    // The nick one has, exactly: nothing happens.
+    assert_eq!(answers(&mut ada, "NICK ada").await, Vec::<String>::new());
+    // A removed key is echoed as given; a limit without a number is 696 for `l`.
+    ada.send("MODE #k +k sesame").await;
+    ada.expect("MODE #k +k sesame").await;
+    ada.send("MODE #k -k sesame").await;
+    ada.expect(":ada!~u@parley MODE #k -k sesame").await;
+    let limit = answers(&mut ada, "MODE #k +l").await;
+    assert!(limit.iter().any(|l| l.starts_with(":parley.local 696 ada #k l * :")), "{limit:#?}");
+    // Changing modes from outside asks for an operator.
+    assert_eq!(answers(&mut bob, "MODE #k +m").await, [":parley.local 482 bob #k :You're not channel operator"]);
+    // QUIT without a reason, and with an empty one.
+    cy.send("JOIN #k").await;
+    cy.expect(" 366 ").await;
+    ada.expect("cy!~u@parley JOIN #k").await;
+    cy.send("QUIT").await;
+    ada.expect(":cy!~u@parley QUIT :Client exited").await;
+    bob.send("QUIT :").await;
+    ada.expect(":bob!~u@parley QUIT :Quit: ").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn names_who_topic_whois_and_list_answer_as_servers_do() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    ada.send("JOIN #one").await;
+    ada.expect(" 366 ").await;
+    bob.send("JOIN #one,#two").await;
+    bob.expect(" 366 bob #two").await;
+
+    // Everyone is invisible: outside a channel, its members are not listed.
+    assert_eq!(answers(&mut cy, "NAMES #one").await, [":parley.local 366 cy #one :End of /NAMES list."]);
+    assert_eq!(answers(&mut cy, "WHO #one").await, [":parley.local 315 cy #one :End of /WHO list."]);
+    // 333 names the setter by nick.
+    ada.send("TOPIC #one :hello").await;
+    ada.expect(" TOPIC #one :hello").await;
+    bob.expect(" TOPIC #one :hello").await;
+    let topic = answers(&mut bob, "TOPIC #one").await;
+    assert!(topic[1].starts_with(":parley.local 333 bob #one ada "), "{topic:#?}");
+    // WHOIS shows where one connects from (378) and one's modes (379) to oneself.
+    let whois = answers(&mut bob, "WHOIS bob").await;
+    assert!(whois.iter().any(|l| l.contains(" 378 bob bob :is connecting from *@127.0.0.1 127.0.0.1")), "{whois:#?}");
+    assert!(whois.iter().any(|l| l.contains(" 379 bob bob :is using modes +i")), "{whois:#?}");
+    let whois = answers(&mut ada, "WHOIS bob").await;
+    assert!(!whois.iter().any(|l| l.contains(" 378 ") || l.contains(" 379 ")), "{whois:#?}");
+    // LIST with ELIST filters: users (>, <) and masks (M, N).
+    let list = |lines: Vec<String>| -> Vec<String> {
+        lines.iter().filter(|l| l.contains(" 322 ")).map(|l| l.split(' ').nth(3).unwrap_or("").to_owned()).collect()
+    };
+    // (#lobby has the three of them.)
+    assert_eq!(list(answers(&mut cy, "LIST >1,<3").await), ["#one"]);
+    assert_eq!(list(answers(&mut cy, "LIST <2,#t*").await), ["#two"]);
+    assert_eq!(list(answers(&mut cy, "LIST *ne").await), ["#one"]);
+    let mut not_one = list(answers(&mut cy, "LIST !#one").await);
+    not_one.sort();
+    assert_eq!(not_one, ["#lobby", "#two"]);
+    server.shutdown().await;
+}
