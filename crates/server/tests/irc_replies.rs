@@ -152,3 +152,53 @@ async fn names_who_topic_whois_and_list_answer_as_servers_do() {
     assert_eq!(not_one, ["#lobby", "#two"]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn who_and_whox_tell_real_names_channels_and_fields() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    ada.send("JOIN #w").await;
+    ada.expect(" 366 ").await;
+    bob.send("PART #lobby").await;
+    bob.expect(" PART #lobby").await;
+    bob.send("JOIN #w").await;
+    bob.expect(" 366 ").await;
+    ada.send("MODE #w +v bob").await;
+    ada.expect("MODE #w +v bob").await;
+
+    let who = answers(&mut ada, "WHO #w").await;
+    assert_eq!(
+        who,
+        [
+            ":parley.local 352 ada #w ~u parley parley.local ada H@ :0 ada the tester",
+            ":parley.local 352 ada #w ~u parley parley.local bob H+ :0 bob the tester",
+            ":parley.local 315 ada #w :End of /WHO list.",
+        ]
+    );
+    // A nick: the first channel one may see them in, with their status there.
+    let who = answers(&mut ada, "WHO bob").await;
+    assert_eq!(who[0], ":parley.local 352 ada #w ~u parley parley.local bob H+ :0 bob the tester");
+    assert_eq!(answers(&mut ada, "WHO").await, [":parley.local 461 ada WHO :Not enough parameters"]);
+    // WHOX: the fields asked for, in their fixed order, and the token.
+    let whox = answers(&mut ada, "WHO #w %tcnuhraf,42").await;
+    assert_eq!(
+        whox,
+        [
+            ":parley.local 354 ada 42 #w ~u parley ada H@ 0 :ada the tester",
+            ":parley.local 354 ada 42 #w ~u parley bob H+ 0 :bob the tester",
+            ":parley.local 315 ada #w :End of /WHO list.",
+        ]
+    );
+    let whox = answers(&mut ada, "WHO #w %nio").await;
+    assert_eq!(whox[..2], [":parley.local 354 ada 127.0.0.1 ada 0", ":parley.local 354 ada 255.255.255.255 bob 0"]);
+    assert_eq!(answers(&mut ada, "WHO bob %n").await[0], ":parley.local 354 ada bob");
+    // WHOIS of several nicks answers each; 319 marks the voiced.
+    let whois = answers(&mut ada, "WHOIS nobody,bob").await;
+    assert_eq!(
+        whois[..2],
+        [":parley.local 401 ada nobody :No such nick/channel", ":parley.local 318 ada nobody :End of /WHOIS list."]
+    );
+    assert!(whois.iter().any(|l| l.ends_with(" 319 ada bob :+#w")), "{whois:#?}");
+    server.shutdown().await;
+}

@@ -350,6 +350,8 @@ impl Hub {
             voice: room.voiced.contains(&id),
             away: state.away.is_some(),
             admin: self.is_admin(id),
+            realname: state.realname.clone(),
+            account: state.account_name().cloned(),
         })
     }
 

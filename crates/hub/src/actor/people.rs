@@ -33,7 +33,10 @@ impl Hub {
             .rooms
             .iter()
             .filter(|name| !self.hidden_from(id, name))
-            .map(|name| (name.clone(), self.is_op(target, name)))
+            .map(|name| {
+                let voiced = self.rooms.get(name).is_some_and(|room| room.voiced.contains(&target));
+                (name.clone(), self.is_op(target, name), voiced)
+            })
             .collect();
         Ok(Reply::Whois(Box::new(Whois {
             nick: state.nick.clone(),

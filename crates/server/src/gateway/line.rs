@@ -554,7 +554,7 @@ fn whois_lines(whois: &parley_hub::Whois) -> String {
     }
     if !whois.rooms.is_empty() {
         let rooms: Vec<String> =
-            whois.rooms.iter().map(|(room, op)| if *op { format!("@{room}") } else { room.to_string() }).collect();
+            whois.rooms.iter().map(|(room, op, _)| if *op { format!("@{room}") } else { room.to_string() }).collect();
         let _ = writeln!(out, "  in {}", rooms.join(", "));
     }
     if let Some(address) = whois.address {

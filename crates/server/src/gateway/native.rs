@@ -615,7 +615,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         Reply::Whois(whois) => msg::Reply::Whois {
             nick: whois.nick.to_string(),
             account: whois.account.as_ref().map(ToString::to_string),
-            rooms: whois.rooms.iter().map(|(room, op)| format!("{}{room}", if *op { "@" } else { "" })).collect(),
+            rooms: whois.rooms.iter().map(|(room, op, _)| format!("{}{room}", if *op { "@" } else { "" })).collect(),
             since: ts(&whois.since),
             idle_secs: whois.idle_secs,
             away: whois.away.as_deref().map(str::to_owned),

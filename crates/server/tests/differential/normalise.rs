@@ -236,9 +236,11 @@ fn canonical(message: Message, cx: &Context<'_>, options: Options) -> Option<Can
         "311" | "314" | "352" if !options.hosts => {
             user_host(&mut params, 2, 3, cx);
         }
+        // WHOX: the user and host fields, and a client's own address (`i`), which is
+        // InspIRCd's host for it: every test client connects from 127.0.0.1.
         "354" if !options.hosts => {
             for p in &mut params[1..] {
-                if p == cx.host {
+                if p == cx.host || p == "127.0.0.1" {
                     *p = "<host>".into();
                 } else if p == "u" || p == "~u" {
                     *p = "<user>".into();

@@ -347,27 +347,37 @@ async fn dispatch(
             }
         },
         "WHO" => {
-            let mask = param(0).unwrap_or("*");
+            let Some(mask) = param(0) else {
+                return out.need_more("WHO").await.map(|()| Flow::Go);
+            };
+            let whox = param(1).and_then(Whox::parse);
             match room_of(mask) {
                 Some(room) => {
-                    out.command(Context::Who { mask: mask.to_owned() }, Command::Who { room: Some(room) }).await?;
+                    let context = Context::Who { mask: mask.to_owned(), whox };
+                    out.command(context, Command::Who { room: Some(room) }).await?;
                 }
                 None if mask.contains(['*', '?']) || mask == "0" => {
                     out.numeric("315", &[&wire_param(mask)], "End of /WHO list.").await?;
                 }
                 None => {
-                    let context = Context::WhoNick { mask: mask.to_owned() };
+                    let context = Context::WhoNick { mask: mask.to_owned(), whox };
                     out.command(context, Command::Whois { nick: mask.to_owned() }).await?;
                 }
             }
         }
         "WHOIS" => {
             // `WHOIS server nick` asks a given server; there is one.
-            let Some(nick) = param(1).or_else(|| param(0)) else {
+            let Some(nicks) = param(1).or_else(|| param(0)) else {
                 return out.need_more("WHOIS").await.map(|()| Flow::Go);
             };
-            let nick = nick.split(',').next().unwrap_or(nick).to_owned();
-            out.command(Context::Whois { nick: nick.clone() }, Command::Whois { nick }).await?;
+            let nicks = list(nicks);
+            if let Some(flow) = within(&out, pacing, &nicks, MAX_TARGETS).await? {
+                return Ok(flow);
+            }
+            for nick in nicks {
+                let nick = nick.to_owned();
+                out.command(Context::Whois { nick: nick.clone() }, Command::Whois { nick }).await?;
+            }
         }
         "WHOWAS" => {
             let Some(nick) = param(0) else {
@@ -495,6 +505,33 @@ async fn dispatch(
         other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,
     }
     Ok(Flow::Go)
+}
+
+/// WHOX (`WHO mask %fields[,token]`): which fields a `354` reply carries, in the
+/// fixed order `tcuihsnfdlaor`, and the client's token for them.
+#[derive(Debug, Clone)]
+pub(crate) struct Whox {
+    pub(crate) fields: String,
+    pub(crate) token: String,
+}
+
+impl Whox {
+    /// `%fields[,token]`; `None` for anything else (a plain WHO's flags, such as `o`).
+    fn parse(text: &str) -> Option<Whox> {
+        let rest = text.strip_prefix('%')?;
+        let (fields, token) = rest.split_once(',').unwrap_or((rest, ""));
+        // A token is 1 to 3 digits, as the WHOX specification has it.
+        let token = if (1..=3).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_digit()) {
+            token.to_owned()
+        } else {
+            String::new()
+        };
+        Some(Whox { fields: fields.to_owned(), token })
+    }
+
+    pub(crate) fn has(&self, field: char) -> bool {
+        self.fields.contains(field)
+    }
 }
 
 /// What `LIST` asks for (`ELIST=MNU`): channels by name or mask (`#a`, `*dev*`), not

@@ -111,7 +111,7 @@ impl Identity {
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
             format!(
-                "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:1,KICK:{kick},LIST:",
+                "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:{privmsg},KICK:{kick},LIST:",
                 join = limits.max_rooms_per_session,
                 privmsg = commands::MAX_TARGETS,
                 names = commands::MAX_NAMES,
@@ -119,6 +119,7 @@ impl Identity {
             ),
             format!("TOPICLEN={}", parley_hub::MAX_REASON),
             "UTF8ONLY".to_owned(),
+            "WHOX".to_owned(),
         ];
         Identity {
             name: irc.server_name.clone(),
@@ -156,9 +157,11 @@ pub(crate) enum Context {
     },
     Who {
         mask: String,
+        whox: Option<commands::Whox>,
     },
     WhoNick {
         mask: String,
+        whox: Option<commands::Whox>,
     },
     Whois {
         nick: String,
@@ -252,6 +255,8 @@ pub(crate) struct Link {
     next_request: AtomicU64,
     /// The client is an IRC operator (user mode `+o`), since a successful `OPER`.
     oper: AtomicBool,
+    /// The address it connects from, which WHOX shows it of itself.
+    address: Option<std::net::IpAddr>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,7 +265,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Link {
-    pub(crate) fn new(server: Arc<Identity>) -> Link {
+    pub(crate) fn new(server: Arc<Identity>, address: Option<std::net::IpAddr>) -> Link {
         Link {
             caps: caps::Caps::default(),
             server,
@@ -269,6 +274,7 @@ impl Link {
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             oper: AtomicBool::new(false),
+            address,
         }
     }
 
@@ -341,7 +347,7 @@ impl Protocol for Irc {
     fn new(peer: SocketAddr, shared: &Shared) -> Irc {
         let limits = &shared.limits;
         Irc {
-            link: Arc::new(Link::new(shared.irc.clone())),
+            link: Arc::new(Link::new(shared.irc.clone(), Some(peer.ip()))),
             input: commands::Input::new(),
             peer,
             pending: register::Pending::default(),

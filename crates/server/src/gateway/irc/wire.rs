@@ -570,9 +570,9 @@ impl<'a> Lines<'a> {
                 let inside = members.iter().any(|m| m.nick.as_str() == self.me);
                 let shown = if inside { members.as_slice() } else { &[] };
                 match context {
-                    Context::Who { mask } => {
+                    Context::Who { mask, whox } => {
                         for member in shown {
-                            self.who_line(&format!("#{room}"), member);
+                            self.who_line(&format!("#{room}"), member, whox.as_ref());
                         }
                         self.numeric("315", &[mask], "End of /WHO list.");
                     }
@@ -731,7 +731,8 @@ impl<'a> Lines<'a> {
         self.from(&server, "BATCH", &[&format!("-{batch}")], None, "");
     }
 
-    fn who_line(&mut self, channel: &str, member: &Member) {
+    /// One user in a WHO answer: `352`, or with WHOX the `354` fields asked for.
+    fn who_line(&mut self, channel: &str, member: &Member, whox: Option<&super::commands::Whox>) {
         let mut flags = String::from(if member.away { "G" } else { "H" });
         if member.admin {
             flags.push('*');
@@ -740,12 +741,53 @@ impl<'a> Lines<'a> {
         let server = self.server().to_owned();
         let me = self.me.clone();
         let nick = member.nick.as_str();
-        let _ = write!(
-            self.text,
-            ":{server} 352 {me} {channel} {} {} {server} {nick} {flags} :0 {nick}\r\n",
-            super::USER,
-            super::HOST
-        );
+        let realname = member.realname.as_deref().unwrap_or(nick);
+        let Some(whox) = whox else {
+            let _ = write!(
+                self.text,
+                ":{server} 352 {me} {channel} {} {} {server} {nick} {flags} :0 ",
+                super::USER,
+                super::HOST
+            );
+            let _ = write!(self.text, "{}\r\n", clean(realname));
+            return;
+        };
+        let mut fields: Vec<String> = Vec::new();
+        for field in "tcuihsnfdlao".chars().filter(|f| whox.has(*f)) {
+            fields.push(match field {
+                't' if whox.token.is_empty() => continue,
+                't' => whox.token.clone(),
+                'c' => channel.to_owned(),
+                'u' => super::USER.to_owned(),
+                // Addresses are private: a client sees its own alone.
+                'i' => match (nick == me, self.link.address) {
+                    (true, Some(address)) => address.to_string(),
+                    _ => "255.255.255.255".to_owned(),
+                },
+                'h' => super::HOST.to_owned(),
+                's' => server.clone(),
+                'n' => nick.to_owned(),
+                'f' => flags.clone(),
+                // One server: no hops. Idle times are WHOIS's.
+                'd' | 'l' => "0".to_owned(),
+                'a' => member.account.as_ref().map_or_else(|| "0".to_owned(), ToString::to_string),
+                _ => {
+                    if member.op || member.voice {
+                        "0".to_owned()
+                    } else {
+                        "n/a".to_owned()
+                    }
+                }
+            });
+        }
+        let _ = write!(self.text, ":{server} 354 {me}");
+        for field in &fields {
+            let _ = write!(self.text, " {field}");
+        }
+        if whox.has('r') {
+            let _ = write!(self.text, " :{}", clean(realname));
+        }
+        self.text.push_str("\r\n");
     }
 
     fn whois(&mut self, context: &Context, whois: &parley_hub::Whois) {
@@ -754,15 +796,20 @@ impl<'a> Lines<'a> {
             self.numeric("502", &[], "Can't view or change mode for other users");
             return;
         }
-        if let Context::WhoNick { mask } = context {
+        if let Context::WhoNick { mask, whox } = context {
+            // The first channel the asker may see them in, with their status there.
+            let first = whois.rooms.first();
             let member = Member {
                 nick: whois.nick.clone(),
-                op: false,
-                voice: false,
+                op: first.is_some_and(|(_, op, _)| *op),
+                voice: first.is_some_and(|(_, _, voice)| *voice),
                 away: whois.away.is_some(),
                 admin: whois.admin,
+                realname: whois.realname.clone(),
+                account: whois.account.clone(),
             };
-            self.who_line("*", &member);
+            let channel = first.map_or_else(|| "*".to_owned(), |(room, _, _)| format!("#{room}"));
+            self.who_line(&channel, &member, whox.as_ref());
             self.numeric("315", &[mask], "End of /WHO list.");
             return;
         }
@@ -775,7 +822,7 @@ impl<'a> Lines<'a> {
         }
         if !whois.rooms.is_empty() {
             let rooms: Vec<String> =
-                whois.rooms.iter().map(|(room, op)| format!("{}#{room}", if *op { "@" } else { "" })).collect();
+                whois.rooms.iter().map(|(room, op, voice)| format!("{}#{room}", status(*op, *voice))).collect();
             self.numeric("319", &[&nick], &rooms.join(" "));
         }
         let server = self.link.server.clone();
@@ -840,13 +887,13 @@ impl<'a> Lines<'a> {
                     self.numeric("401", &[asked], "No such nick/channel");
                     self.numeric("318", &[asked], "End of /WHOIS list.");
                 }
-                Context::WhoNick { mask } => self.numeric("315", &[mask], "End of /WHO list."),
+                Context::WhoNick { mask, .. } => self.numeric("315", &[mask], "End of /WHO list."),
                 Context::UserMode { nick } => self.numeric("401", &[&super::wire_param(nick)], "No such nick"),
                 _ => self.numeric("401", &[&super::wire_param(nick)], "No such nick/channel"),
             },
             HubError::NoSuchRoom(room) => match context {
                 Context::Names { channel } => self.numeric("366", &[channel], "End of /NAMES list."),
-                Context::Who { mask } => self.numeric("315", &[mask], "End of /WHO list."),
+                Context::Who { mask, .. } => self.numeric("315", &[mask], "End of /WHO list."),
                 _ => self.numeric("403", &[&format!("#{room}")], "No such channel"),
             },
             HubError::NotInRoom(_) | HubError::NoRoom => match context {
@@ -943,6 +990,15 @@ fn prefixes(member: &Member, multi: bool) -> String {
         (true, _, _) => "@".to_owned(),
         (false, true, _) => "+".to_owned(),
         (false, false, _) => String::new(),
+    }
+}
+
+/// The highest status (`@`, `+`, or none) of a member.
+fn status(op: bool, voice: bool) -> &'static str {
+    match (op, voice) {
+        (true, _) => "@",
+        (false, true) => "+",
+        (false, false) => "",
     }
 }
 
