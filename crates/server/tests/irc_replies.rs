@@ -202,3 +202,29 @@ async fn who_and_whox_tell_real_names_channels_and_fields() {
     assert!(whois.iter().any(|l| l.ends_with(" 319 ada bob :+#w")), "{whois:#?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn userhost_and_ison_tell_who_is_here() {
+    let server = support::start_with(|config| {
+        config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
+    })
+    .await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    assert_eq!(answers(&mut ada, "USERHOST bob").await, [":parley.local 302 ada bob=+~u@parley"]);
+    assert_eq!(
+        answers(&mut ada, "USERHOST bob ada nobody").await,
+        [":parley.local 302 ada :bob=+~u@parley ada=+~u@parley"]
+    );
+    assert_eq!(answers(&mut ada, "USERHOST").await, [":parley.local 461 ada USERHOST :Not enough parameters"]);
+    ada.send("OPER root root-pass").await;
+    ada.expect(" 381 ").await;
+    bob.send("AWAY :lunch").await;
+    bob.expect(" 306 ").await;
+    assert_eq!(answers(&mut bob, "USERHOST ada bob").await, [":parley.local 302 bob :ada*=+~u@parley bob=-~u@parley"]);
+    assert_eq!(answers(&mut bob, "ISON ada").await, [":parley.local 303 bob ada"]);
+    assert_eq!(answers(&mut bob, "ISON ada nobody BOB #x").await, [":parley.local 303 bob :ada bob"]);
+    assert_eq!(answers(&mut bob, "ISON :nobody").await, [":parley.local 303 bob :"]);
+    assert_eq!(answers(&mut bob, "ISON").await, [":parley.local 461 bob ISON :Not enough parameters"]);
+    server.shutdown().await;
+}

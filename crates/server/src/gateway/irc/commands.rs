@@ -24,6 +24,10 @@ pub(super) const MAX_TARGETS: usize = 4;
 pub(super) const MAX_NAMES: usize = 1;
 pub(super) const MAX_KICKS: usize = 4;
 
+/// The most nicks of one `USERHOST` (as RFC 2812 has it) and of one `ISON`.
+const MAX_USERHOST: usize = 5;
+const MAX_ISON: usize = 32;
+
 /// The most mode changes with an argument in one MODE (`MODES`).
 const MAX_MODES: usize = 4;
 
@@ -440,6 +444,21 @@ async fn dispatch(
             Some(nick) if nick == link.me() => {}
             Some(nick) => out.command(Context::Nick, Command::Nick { nick: nick.to_owned() }).await?,
         },
+        "USERHOST" | "ISON" => {
+            let ison = command == "ISON";
+            let nicks: Vec<&str> = message.params.iter().flat_map(|p| p.split_whitespace()).collect();
+            if nicks.is_empty() {
+                return out.need_more(&command).await.map(|()| Flow::Go);
+            }
+            let nicks = &nicks[..nicks.len().min(if ison { MAX_ISON } else { MAX_USERHOST })];
+            if let Some(flow) = pacing.targets(nicks.len()).await {
+                return Ok(flow);
+            }
+            for (i, nick) in nicks.iter().enumerate() {
+                let context = Context::Presence { ison, last: i + 1 == nicks.len() };
+                out.command(context, Command::Whois { nick: (*nick).to_owned() }).await?;
+            }
+        }
         "LUSERS" => out.command(Context::Lusers, Command::Stats).await?,
         "MOTD" => {
             let mut lines = out.lines();

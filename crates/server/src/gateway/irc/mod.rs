@@ -191,6 +191,12 @@ pub(crate) enum Context {
         target: String,
     },
     Oper,
+    /// One nick of a `USERHOST` or `ISON`, whose answers are gathered into one reply
+    /// once the `last` is in.
+    Presence {
+        ison: bool,
+        last: bool,
+    },
     /// `MODE nick` for someone else: whether they exist decides the numeric.
     UserMode {
         nick: String,
@@ -237,6 +243,8 @@ impl Context {
             Context::ChatHistory { .. } => "CHATHISTORY",
             Context::Oper => "OPER",
             Context::UserMode { .. } => "MODE",
+            Context::Presence { ison: true, .. } => "ISON",
+            Context::Presence { ison: false, .. } => "USERHOST",
             Context::Quit { .. } => "QUIT",
         }
     }
@@ -257,6 +265,8 @@ pub(crate) struct Link {
     oper: AtomicBool,
     /// The address it connects from, which WHOX shows it of itself.
     address: Option<std::net::IpAddr>,
+    /// The answers of a `USERHOST` or `ISON` gathered so far.
+    gathered: Mutex<Vec<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -275,6 +285,7 @@ impl Link {
             next_request: AtomicU64::new(1),
             oper: AtomicBool::new(false),
             address,
+            gathered: Mutex::new(Vec::new()),
         }
     }
 

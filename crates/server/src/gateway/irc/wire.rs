@@ -16,7 +16,7 @@ use parley_hub::{
 use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
-use super::{clean, source, Context, Link};
+use super::{clean, lock, source, Context, Link};
 use crate::gateway::words;
 
 /// IRC sessions whose clients enabled none of the event capabilities share this slot of
@@ -792,6 +792,18 @@ impl<'a> Lines<'a> {
 
     fn whois(&mut self, context: &Context, whois: &parley_hub::Whois) {
         let nick = whois.nick.to_string();
+        if let Context::Presence { ison, last } = context {
+            let item = if *ison {
+                nick
+            } else {
+                let oper = if whois.admin { "*" } else { "" };
+                let away = if whois.away.is_some() { '-' } else { '+' };
+                format!("{nick}{oper}={away}{}@{}", super::USER, super::HOST)
+            };
+            lock(&self.link.gathered).push(item);
+            self.presence(*ison, *last);
+            return;
+        }
         if let Context::UserMode { .. } = context {
             self.numeric("502", &[], "Can't view or change mode for other users");
             return;
@@ -846,6 +858,15 @@ impl<'a> Lines<'a> {
         self.numeric("318", &[&nick], "End of /WHOIS list.");
     }
 
+    /// The `302` (USERHOST) or `303` (ISON) reply, once the answer about its last nick
+    /// is in.
+    fn presence(&mut self, ison: bool, last: bool) {
+        if last {
+            let items = std::mem::take(&mut *lock(&self.link.gathered));
+            self.data(if ison { "303" } else { "302" }, &[&items.join(" ")]);
+        }
+    }
+
     fn list(&mut self, context: &Context, rooms: &[RoomSummary]) {
         let filter = match context {
             Context::List { filter } => filter.clone(),
@@ -865,6 +886,11 @@ impl<'a> Lines<'a> {
 
     /// The numeric for a refused command, as the command's context decides.
     fn error(&mut self, context: &Context, e: &HubError) {
+        // USERHOST and ISON leave out whoever is not there.
+        if let Context::Presence { ison, last } = context {
+            self.presence(*ison, *last);
+            return;
+        }
         let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
         let channel = channel.as_deref().unwrap_or("*");
         let text = words::error(e);
