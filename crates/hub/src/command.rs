@@ -22,6 +22,8 @@ pub enum Command {
     Part {
         /// The room's name as the user typed it.
         room: Option<String>,
+        /// Why, shown to the room's members (IRC's PART reason).
+        reason: Option<String>,
     },
     /// Say something in a room; `None` means the room joined last.
     Say {

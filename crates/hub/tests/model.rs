@@ -340,7 +340,7 @@ fn chat_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         14 => (prop_oneof![3 => room(), 1 => Just(BACK.to_owned())], prop::bool::weighted(0.25), prop::option::weighted(0.2, string(KEYS, BAD_KEYS)))
             .prop_map(|(room, exclusive, key)| Command::Join { room, exclusive, key }),
-        10 => maybe_room().prop_map(|room| Command::Part { room }),
+        10 => maybe_room().prop_map(|room| Command::Part { room, reason: None }),
         16 => (maybe_room(), kind(), text()).prop_map(|(room, kind, text)| Command::Say { room, kind, text }),
         4 => (nick(), text())
             .prop_map(|(to, text)| Command::Whisper { to, kind: Kind::Text, text }),
@@ -438,7 +438,7 @@ fn scenario(slots: usize) -> impl Strategy<Value = Vec<Step>> {
                     send(a, moderate(Action::Kick { nick: format!("@{b}"), reason: None })),
                     send(b, moderate(Action::Op { nick: format!("@{a}") })),
                     send(a, moderate(action)),
-                    send(a, Command::Part { room: Some(room.into()) }),
+                    send(a, Command::Part { room: Some(room.into()), reason: None }),
                     send(b, Command::Who { room: Some(room.into()) }),
                 ]
             }
@@ -446,7 +446,7 @@ fn scenario(slots: usize) -> impl Strategy<Value = Vec<Step>> {
         (0..slots, select(TEXTS), select(SEARCHES)).prop_map(move |(a, text, query)| {
             vec![
                 send(a, Command::Say { room: None, kind: Kind::Text, text: text.into() }),
-                send(a, Command::Part { room: None }),
+                send(a, Command::Part { room: None, reason: None }),
                 send(a, Command::Join { room: BACK.into(), exclusive: false, key: None }),
                 send(a, Command::History { room: None, cursor: Cursor::Latest, limit: 50 }),
                 send(a, Command::Search { query: query.into() }),
@@ -1474,8 +1474,11 @@ impl Model {
             None => rooms.last().cloned().ok_or(HubError::NoRoom),
             Some(text) => {
                 let name = RoomName::parse(text, MAX_ROOM)?;
-                if rooms.contains(&name.key()) {
-                    Ok(name.key())
+                let room = name.key();
+                if rooms.contains(&room) {
+                    Ok(room)
+                } else if !self.rooms.contains_key(&room) || self.hidden_from(sid, &room) {
+                    Err(HubError::NoSuchRoom(name.to_string()))
                 } else {
                     Err(HubError::NotInRoom(name.to_string()))
                 }
@@ -2364,7 +2367,7 @@ impl Model {
     fn command(&mut self, sid: u64, command: &Command, obs: &Observed) -> Result<Answer, HubError> {
         match command {
             Command::Join { room, exclusive, key } => self.join(sid, room, *exclusive, key.as_deref()),
-            Command::Part { room } => self.part(sid, room.as_deref()),
+            Command::Part { room, .. } => self.part(sid, room.as_deref()),
             Command::Say { room, text, .. } => self.say(sid, room.as_deref(), text),
             Command::Whisper { to, text, .. } => self.whisper(sid, to, text),
             Command::Nick { nick } => self.rename(sid, nick),

@@ -373,10 +373,10 @@ async fn errors_after_registration_have_their_numerics() {
     let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
     let cases = [
         ("PRIVMSG nobody :hi", " 401 ivan nobody :No such nick/channel"),
-        ("PRIVMSG #nowhere :hi", " 404 ivan #nowhere :Cannot send to channel"),
+        ("PRIVMSG #nowhere :hi", " 403 ivan #nowhere :No such channel"),
         ("PRIVMSG", " 411 ivan :No recipient given (PRIVMSG)"),
         ("PRIVMSG #lobby", " 412 ivan :No text to send"),
-        ("PART #nowhere", " 442 ivan #nowhere :You're not on that channel"),
+        ("PART #nowhere", " 403 ivan #nowhere :No such channel"),
         ("JOIN lobby", " 476 ivan lobby :Invalid channel name"),
         ("JOIN #bad!name", " 403 ivan #bad!name :No such channel"),
         ("JOIN", " 461 ivan JOIN :Not enough parameters"),

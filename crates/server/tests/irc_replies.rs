@@ -228,3 +228,21 @@ async fn userhost_and_ison_tell_who_is_here() {
     assert_eq!(answers(&mut bob, "ISON").await, [":parley.local 461 bob ISON :Not enough parameters"]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn part_reasons_reach_the_channel_and_missing_channels_are_403() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    ada.send("JOIN #p").await;
+    ada.expect(" 366 ").await;
+    bob.send("JOIN #p").await;
+    bob.expect(" 366 ").await;
+    bob.send("PART #p :see you").await;
+    bob.expect(":bob!~u@parley PART #p :see you").await;
+    ada.expect(":bob!~u@parley PART #p :see you").await;
+    assert_eq!(answers(&mut bob, "PART #p").await, [":parley.local 442 bob #p :You're not on that channel"]);
+    assert_eq!(answers(&mut bob, "PART #nowhere").await, [":parley.local 403 bob #nowhere :No such channel"]);
+    assert_eq!(answers(&mut bob, "PRIVMSG #nowhere :hi").await, [":parley.local 403 bob #nowhere :No such channel"]);
+    server.shutdown().await;
+}

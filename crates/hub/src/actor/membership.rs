@@ -212,12 +212,18 @@ impl Hub {
         Ok(Reply::Joined { room, members, history, topic })
     }
 
-    pub(super) fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+    pub(super) fn part(
+        &mut self,
+        id: SessionId,
+        room: Option<&str>,
+        reason: Option<String>,
+    ) -> Result<Reply, HubError> {
         let name = self.target_room(id, room)?;
         let state = self.state_mut(id);
         state.rooms.retain(|r| *r != name);
         let nick = state.nick.clone();
-        self.leave(id, &nick, &name, LeaveReason::Part, None, None);
+        let reason = reason.map(|r| Arc::from(shorten(&r, MAX_REASON)));
+        self.leave(id, &nick, &name, LeaveReason::Part, reason.as_ref(), None);
         Ok(Reply::Parted { room: name })
     }
 

@@ -608,7 +608,7 @@ impl Hub {
         }
         let answer = match command {
             Command::Join { room, exclusive, key } => self.join(id, &room, exclusive, key.as_deref()).map(Answer::from),
-            Command::Part { room } => self.part(id, room.as_deref()).map(Answer::from),
+            Command::Part { room, reason } => self.part(id, room.as_deref(), reason).map(Answer::from),
             Command::Say { room, kind, text } => self.say(id, req, room.as_deref(), kind, text),
             Command::Whisper { to, kind, text } => self.whisper(id, req, &to, kind, text),
             Command::Conversation { with, cursor, limit } => self.conversation(id, req, &with, cursor, limit),
@@ -703,6 +703,11 @@ impl Hub {
                 let name = RoomName::parse(name, self.limits.max_room_len)?;
                 match state.rooms.iter().find(|r| **r == name) {
                     Some(joined) => Ok(joined.clone()),
+                    // A room with no members (or a secret one the session is not in)
+                    // does not exist for it.
+                    None if !self.rooms.contains_key(&name) || self.hidden_from(id, &name) => {
+                        Err(HubError::NoSuchRoom(name.to_string()))
+                    }
                     None => Err(HubError::NotInRoom(name.to_string())),
                 }
             }

@@ -124,7 +124,7 @@ impl Protocol for Line {
             Input::Rooms => Command::Rooms,
             Input::Nick(nick) => Command::Nick { nick },
             Input::Join(room) => Command::Join { room, exclusive: true, key: None },
-            Input::Part => Command::Part { room: None },
+            Input::Part => Command::Part { room: None, reason: None },
             Input::Search(query) => Command::Search { query },
             Input::Context(seq) => Command::History {
                 room: None,

@@ -166,7 +166,7 @@ impl Protocol for Native {
                 Err(error_frame(Some(id), ErrorCode::AlreadyRegistered, "hello was already accepted"))
             }
             Request::Join { room } => Ok(Command::Join { room, exclusive: false, key: None }),
-            Request::Part { room } => Ok(Command::Part { room }),
+            Request::Part { room } => Ok(Command::Part { room, reason: None }),
             Request::Say { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Text, text }),
             Request::Whisper { to } => text().map(|text| Command::Whisper { to, kind: Kind::Text, text }),
             Request::Nick { nick } => Ok(Command::Nick { nick }),
@@ -456,7 +456,7 @@ impl Wire for NativeWire {
             }
             Event::Left { room, nick, at, reason, by, detail, .. } => {
                 let (kind, detail) = match reason {
-                    LeaveReason::Part => (msg::LeaveReason::Part, None),
+                    LeaveReason::Part => (msg::LeaveReason::Part, detail.as_deref().map(str::to_owned)),
                     LeaveReason::Quit => (msg::LeaveReason::Quit, detail.as_deref().map(str::to_owned)),
                     LeaveReason::Kicked | LeaveReason::Banned => {
                         (msg::LeaveReason::Kicked, Some(words::put_out(*reason, by.as_ref(), detail.as_deref())))

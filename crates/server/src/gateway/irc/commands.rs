@@ -317,7 +317,7 @@ async fn dispatch(
                 match room_of(channel) {
                     Some(room) => {
                         let context = Context::Part { channel: channel.to_owned(), reason: reason.clone() };
-                        out.command(context, Command::Part { room: Some(room) }).await?;
+                        out.command(context, Command::Part { room: Some(room), reason: reason.clone() }).await?;
                     }
                     None => out.numeric("403", &[&wire_param(channel)], "No such channel").await?,
                 }

@@ -268,7 +268,7 @@ impl<'a> Lines<'a> {
                 let tags = self.tags(Some(at), None, None, None);
                 let channel = format!("#{room}");
                 match reason {
-                    LeaveReason::Part => self.from(&source(nick), "PART", &[&channel], None, &tags),
+                    LeaveReason::Part => self.from(&source(nick), "PART", &[&channel], detail.as_deref(), &tags),
                     LeaveReason::Kicked | LeaveReason::Banned => {
                         let kicker = by.as_ref().map_or_else(|| self.server().to_owned(), source);
                         let why = match (reason, detail.as_deref(), by) {
