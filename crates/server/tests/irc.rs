@@ -85,9 +85,12 @@ async fn registration_errors_have_their_numerics() {
     client.expect(" 432 * 9lives :Erroneous nickname").await;
     client.send("USER only two").await;
     client.expect(" 461 * USER :Not enough parameters").await;
+    // A taken nick is told at once, and the client is still without one.
     client.send("NICK taken").await;
+    client.expect(" 433 * taken :Nickname is already in use").await;
+    client.send("NICK TAKEN").await;
+    client.expect(" 433 * TAKEN :Nickname is already in use").await;
     client.send("USER t 0 * :T").await;
-    client.expect(" 433 taken taken :Nickname is already in use").await;
     client.send("NICK untaken").await;
     client.expect(" 001 untaken ").await;
     client.send("USER again 0 * :again").await;

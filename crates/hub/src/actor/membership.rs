@@ -19,6 +19,16 @@ use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
 
 impl Hub {
+    /// The nick, valid, not in use and not like one in use.
+    pub(super) fn nick_free(&self, nick: &str) -> Result<Nick, HubError> {
+        let nick = Nick::parse(nick, self.limits.max_nick_len)?;
+        if self.nicks.contains_key(&nick) {
+            return Err(HubError::NickTaken(nick.to_string()));
+        }
+        self.refuse_lookalike_nick(&nick)?;
+        Ok(nick)
+    }
+
     /// Registers a session; `account` when it has already proved it owns the nick.
     pub(super) fn connect(
         &mut self,
@@ -31,11 +41,7 @@ impl Hub {
         if self.shutting_down {
             return Err(HubError::ShuttingDown);
         }
-        let nick = Nick::parse(nick, self.limits.max_nick_len)?;
-        if self.nicks.contains_key(&nick) {
-            return Err(HubError::NickTaken(nick.to_string()));
-        }
-        self.refuse_lookalike_nick(&nick)?;
+        let nick = self.nick_free(nick)?;
         let account_name = account.as_ref().map(|a| &a.name);
         if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address) {
             tracing::info!(%nick, ?address, "refused a banned client");

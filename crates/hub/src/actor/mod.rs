@@ -530,6 +530,9 @@ impl Hub {
                 self.answer_connect(result, done);
             }
             Op::Verify { name, password, address, done } => self.verify_only(name, password, address, done),
+            Op::NickFree { nick, done } => {
+                let _ = done.send(self.nick_free(&nick).map(drop));
+            }
             Op::Command { session, req, command } => self.command(session, req, command),
             Op::Disconnect { session, detail } => {
                 if let Some(state) = self.remove_session(session, LeaveReason::Lost, detail.map(Arc::from)) {

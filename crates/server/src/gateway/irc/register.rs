@@ -72,10 +72,16 @@ pub(super) async fn step(
         "NICK" => match message.param(0).filter(|n| !n.is_empty()) {
             None => lines.numeric("431", &[], "No nickname given"),
             Some(nick) => match Nick::parse(nick, server.max_nick) {
-                Ok(_) => {
-                    link.set_me(nick);
-                    pending.nick = Some(nick.to_owned());
-                }
+                // Taken now is told now, as servers do (registering checks again).
+                Ok(_) => match shared.hub.nick_free(nick).await {
+                    Err(HubError::NickTaken(_)) => {
+                        lines.numeric("433", &[&super::wire_param(nick)], "Nickname is already in use");
+                    }
+                    _ => {
+                        link.set_me(nick);
+                        pending.nick = Some(nick.to_owned());
+                    }
+                },
                 Err(_) => lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname"),
             },
         },
