@@ -246,3 +246,19 @@ async fn part_reasons_reach_the_channel_and_missing_channels_are_403() {
     assert_eq!(answers(&mut bob, "PRIVMSG #nowhere :hi").await, [":parley.local 403 bob #nowhere :No such channel"]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn admin_tells_how_to_reach_whoever_runs_the_server() {
+    let server = support::start_with(|config| config.irc.admin = Some("ops@example.org".into())).await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    assert_eq!(
+        answers(&mut ada, "ADMIN").await,
+        [
+            ":parley.local 256 ada parley.local :Administrative info",
+            ":parley.local 257 ada :parley.local chat server",
+            ":parley.local 258 ada :on the Parley network",
+            ":parley.local 259 ada :ops@example.org",
+        ]
+    );
+    server.shutdown().await;
+}

@@ -475,6 +475,16 @@ async fn dispatch(
             }
             out.relay(lines).await?;
         }
+        "ADMIN" => {
+            let mut lines = out.lines();
+            let server = link.server.clone();
+            lines.numeric("256", &[&server.name], "Administrative info");
+            lines.numeric("257", &[], &format!("{} chat server", server.name));
+            lines.numeric("258", &[], &format!("on the {} network", server.network));
+            let contact = server.admin.as_deref().unwrap_or("No contact is configured");
+            lines.numeric("259", &[], contact);
+            out.relay(lines).await?;
+        }
         "TIME" => {
             let now = chrono::Utc::now().format("%A %B %d %Y -- %H:%M:%S +00:00").to_string();
             out.numeric("391", &[&link.server.name.clone()], &now).await?;
