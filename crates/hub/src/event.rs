@@ -62,6 +62,10 @@ pub enum Event {
         at: Timestamp,
         /// True when this is their arrival on the server.
         arrival: bool,
+        /// The account they are logged in to (IRC's `extended-join`).
+        account: Option<Nick>,
+        /// What their client says about them, if it has (IRC's real name).
+        realname: Option<Arc<str>>,
     },
     /// Someone left a room the session is in.
     Left {

@@ -17,7 +17,7 @@ async fn answers(client: &mut IrcClient, input: &str) -> Vec<String> {
     client.send("PING :answered").await;
     let mut lines = client.collect_until("PONG parley.local :answered").await;
     lines.pop();
-    lines.retain(|l| !l.ends_with(" JOIN #lobby"));
+    lines.retain(|l| !l.ends_with(" JOIN #lobby") && !l.contains(" JOIN #lobby * :"));
     lines
 }
 
@@ -260,5 +260,26 @@ async fn admin_tells_how_to_reach_whoever_runs_the_server() {
             ":parley.local 259 ada :ops@example.org",
         ]
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn extended_join_tells_the_account_and_real_name() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "extended-join").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let ls = answers(&mut ada, "CAP LS").await;
+    assert!(ls[0].split([' ', ':']).any(|c| c == "extended-join"), "{ls:#?}");
+    let joined = answers(&mut ada, "JOIN #x").await;
+    assert_eq!(joined[0], ":ada!~u@parley JOIN #x * :ada the tester", "its own JOIN too");
+    bob.send("JOIN #x").await;
+    bob.expect(":bob!~u@parley JOIN #x").await;
+    ada.expect(":bob!~u@parley JOIN #x * :bob the tester").await;
+    // Without the capability, JOIN is plain.
+    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    cy.send("JOIN #x").await;
+    cy.expect(":cy!~u@parley JOIN #x").await;
+    bob.expect(":cy!~u@parley JOIN #x").await;
+    ada.expect(":cy!~u@parley JOIN #x * :cy the tester").await;
     server.shutdown().await;
 }

@@ -122,6 +122,7 @@ impl Hub {
         }
         let state = self.sessions.get(&id).unwrap_or_else(|| unreachable!("entering session exists"));
         let (nick, outbox) = (state.nick.clone(), state.outbox.clone());
+        let (account, realname) = (state.account_name().cloned(), state.realname.clone());
         // The room as its charter spells it (see `open_room`), not as this member typed it.
         let spelled = self.charters.get(name).map_or_else(|| name.clone(), |c| c.name.clone());
         let room = self.rooms.entry(name.clone()).or_insert_with(|| Room::new(spelled));
@@ -129,7 +130,9 @@ impl Hub {
         if !room.contains(id) {
             room.add(id, outbox);
             if room.len() <= self.limits.announce_up_to {
-                let joined = Shared::new(Event::Joined { room: room_name.clone(), nick, at: Utc::now(), arrival });
+                let at = Utc::now();
+                let joined =
+                    Shared::new(Event::Joined { room: room_name.clone(), nick, at, arrival, account, realname });
                 room.broadcast(&joined, Some(id), &mut self.overflowed);
             }
         }

@@ -267,7 +267,7 @@ impl Wire for LineWire {
             Event::Joined { nick, at, arrival: true, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
             }
-            Event::Joined { room, nick, at, arrival: false } => {
+            Event::Joined { room, nick, at, arrival: false, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined {room}.", clock(at));
             }
             Event::Left {

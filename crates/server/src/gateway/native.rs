@@ -449,7 +449,7 @@ impl Wire for NativeWire {
             }
             // The native protocol has no away status yet.
             Event::Away { .. } => {}
-            Event::Joined { room, nick, at, arrival } => {
+            Event::Joined { room, nick, at, arrival, .. } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
                 encode(&msg, b"", out);

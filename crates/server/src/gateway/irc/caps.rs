@@ -33,11 +33,13 @@ pub(crate) enum Cap {
     InviteNotify,
     /// Told when capabilities change (implied by `CAP LS 302`; none change here).
     Notify,
+    /// JOIN says the account and real name of who joined.
+    ExtendedJoin,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 12] = [
+    pub(crate) const ALL: [Cap; 13] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -50,6 +52,7 @@ impl Cap {
         Cap::ChatHistory,
         Cap::InviteNotify,
         Cap::Notify,
+        Cap::ExtendedJoin,
     ];
 
     /// Its name on the wire.
@@ -67,6 +70,7 @@ impl Cap {
             Cap::ChatHistory => "draft/chathistory",
             Cap::InviteNotify => "invite-notify",
             Cap::Notify => "cap-notify",
+            Cap::ExtendedJoin => "extended-join",
         }
     }
 

@@ -260,6 +260,8 @@ pub(crate) struct Link {
     me: Mutex<String>,
     /// The account it is logged in to, for `account-tag` on its echoed messages.
     account: Mutex<Option<Nick>>,
+    /// The real name it gave with `USER`, for its own JOINs with `extended-join`.
+    realname: Mutex<String>,
     /// Contexts of requests not answered yet, by request id.
     pending: Mutex<HashMap<u64, Context>>,
     next_request: AtomicU64,
@@ -283,6 +285,7 @@ impl Link {
             server,
             me: Mutex::new("*".to_owned()),
             account: Mutex::new(None),
+            realname: Mutex::new(String::new()),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             oper: AtomicBool::new(false),
@@ -306,6 +309,10 @@ impl Link {
         } else {
             "+i"
         }
+    }
+
+    pub(crate) fn set_realname(&self, realname: &str) {
+        realname.clone_into(&mut lock(&self.realname));
     }
 
     pub(crate) fn account(&self) -> Option<Nick> {

@@ -91,7 +91,9 @@ pub(super) async fn step(
             } else {
                 let realname = message.params[3].trim();
                 let username = message.params[0].as_str();
-                pending.realname = Some(if realname.is_empty() { username } else { realname }.to_owned());
+                let realname = if realname.is_empty() { username } else { realname };
+                link.set_realname(realname);
+                pending.realname = Some(realname.to_owned());
             }
         }
         "AUTHENTICATE" => {

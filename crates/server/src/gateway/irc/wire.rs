@@ -44,6 +44,8 @@ impl Wire for IrcWire {
 
     fn cache_slot_for(&self, event: &Event) -> Option<usize> {
         match event {
+            // With `extended-join`, JOIN lines are this session's own.
+            Event::Joined { .. } if self.link.caps.has(Cap::ExtendedJoin) => None,
             // These name the session itself.
             Event::Notice { .. }
             | Event::Invited { .. }
@@ -198,6 +200,18 @@ impl<'a> Lines<'a> {
         section
     }
 
+    /// `:nick!user@host JOIN #channel`, with `extended-join` followed by the account
+    /// (`*` for none) and the real name.
+    fn join(&mut self, nick: &str, channel: &str, account: Option<&Nick>, realname: &str, tags: &str) {
+        let source = super::source_str(nick);
+        if self.link.caps.has(Cap::ExtendedJoin) {
+            let account = account.map_or_else(|| "*".to_owned(), ToString::to_string);
+            self.from(&source, "JOIN", &[channel, &account], Some(realname), tags);
+        } else {
+            self.from(&source, "JOIN", &[channel], None, tags);
+        }
+    }
+
     /// The tags of what the session's own command did (its JOIN, PART, NICK), which
     /// happened now.
     fn now_tags(&self) -> String {
@@ -260,9 +274,10 @@ impl<'a> Lines<'a> {
                 let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
                 self.message(&tags, from, to.as_str(), *kind, text, None);
             }
-            Event::Joined { room, nick, at, .. } => {
+            Event::Joined { room, nick, at, account, realname, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
-                self.from(&source(nick), "JOIN", &[&format!("#{room}")], None, &tags);
+                let realname = realname.as_deref().unwrap_or(nick.as_str());
+                self.join(nick.as_str(), &format!("#{room}"), account.as_ref(), realname, &tags);
             }
             Event::Left { room, nick, at, reason, by, detail, again } => {
                 let tags = self.tags(Some(at), None, None, None);
@@ -463,7 +478,9 @@ impl<'a> Lines<'a> {
         let me = self.me.clone();
         let channel = format!("#{room}");
         let tags = self.now_tags();
-        self.from(&super::source_str(&me), "JOIN", &[&channel], None, &tags);
+        let (account, realname) = (self.link.account(), lock(&self.link.realname).clone());
+        let realname = if realname.is_empty() { me.clone() } else { realname };
+        self.join(&me, &channel, account.as_ref(), &realname, &tags);
         self.topic(room, topic, false);
         self.names(room, members);
         if !self.link.caps.has(Cap::ChatHistory) {
