@@ -129,6 +129,14 @@ pub enum Event {
         /// Their away message; `None` when they are back.
         text: Option<Arc<str>>,
     },
+    /// Someone the session shares a room with logged in to an account, or is no longer
+    /// logged in (IRC's `account-notify`).
+    Account {
+        /// Who.
+        nick: Nick,
+        /// The account; `None` when they are logged in to none now.
+        account: Option<Nick>,
+    },
     /// Someone invites the session into a room.
     Invited {
         /// The room.

@@ -283,3 +283,21 @@ async fn extended_join_tells_the_account_and_real_name() {
     ada.expect(":cy!~u@parley JOIN #x * :cy the tester").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn account_notify_tells_logins_and_logouts_in_shared_channels() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "account-notify").await;
+    let mut plain = IrcClient::join(irc(&server), "plain", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    plain.expect(":bob!~u@parley JOIN #lobby").await;
+    bob.send("NS REGISTER bob-password-1").await;
+    bob.expect(" 900 ").await;
+    ada.expect(":bob!~u@parley ACCOUNT bob").await;
+    bob.send("NS UNREGISTER bob-password-1").await;
+    bob.expect(" 901 ").await;
+    ada.expect(":bob!~u@parley ACCOUNT *").await;
+    // Only those who asked for it are told.
+    plain.expect_nothing_more().await;
+    server.shutdown().await;
+}

@@ -35,11 +35,13 @@ pub(crate) enum Cap {
     Notify,
     /// JOIN says the account and real name of who joined.
     ExtendedJoin,
+    /// `ACCOUNT` lines when someone in one's channels logs in or out.
+    AccountNotify,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 13] = [
+    pub(crate) const ALL: [Cap; 14] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -53,6 +55,7 @@ impl Cap {
         Cap::InviteNotify,
         Cap::Notify,
         Cap::ExtendedJoin,
+        Cap::AccountNotify,
     ];
 
     /// Its name on the wire.
@@ -71,6 +74,7 @@ impl Cap {
             Cap::InviteNotify => "invite-notify",
             Cap::Notify => "cap-notify",
             Cap::ExtendedJoin => "extended-join",
+            Cap::AccountNotify => "account-notify",
         }
     }
 

@@ -46,11 +46,13 @@ impl Wire for IrcWire {
         match event {
             // With `extended-join`, JOIN lines are this session's own.
             Event::Joined { .. } if self.link.caps.has(Cap::ExtendedJoin) => None,
-            // These name the session itself.
+            // These name the session itself (or, `ACCOUNT`, are for `account-notify`
+            // alone, which no profile groups).
             Event::Notice { .. }
             | Event::Invited { .. }
             | Event::Shutdown { .. }
             | Event::Banned { .. }
+            | Event::Account { .. }
             | Event::Reply { .. } => None,
             _ => self.cache_slot(),
         }
@@ -355,6 +357,12 @@ impl<'a> Lines<'a> {
             Event::Away { nick, text } => {
                 if self.link.caps.has(Cap::AwayNotify) {
                     self.from(&source(nick), "AWAY", &[], text.as_deref(), "");
+                }
+            }
+            Event::Account { nick, account } => {
+                if self.link.caps.has(Cap::AccountNotify) {
+                    let account = account.as_ref().map_or("*", Nick::as_str);
+                    self.from(&source(nick), "ACCOUNT", &[account], None, "");
                 }
             }
             Event::Invited { room, by, at } => {
