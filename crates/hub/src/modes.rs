@@ -80,6 +80,8 @@ pub struct Member {
     pub realname: Option<Arc<str>>,
     /// The account they are logged in to.
     pub account: Option<Nick>,
+    /// Seconds since they last said something.
+    pub idle_secs: u64,
 }
 
 /// What the server says about one user (IRC's WHOIS).

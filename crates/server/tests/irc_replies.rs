@@ -133,6 +133,9 @@ async fn names_who_topic_whois_and_list_answer_as_servers_do() {
     bob.expect(" TOPIC #one :hello").await;
     let topic = answers(&mut bob, "TOPIC #one").await;
     assert!(topic[1].starts_with(":parley.local 333 bob #one ada "), "{topic:#?}");
+    // The channel as it is spelled, not as asked.
+    let topic = answers(&mut bob, "TOPIC #ONE").await;
+    assert_eq!(topic[0], ":parley.local 332 bob #one :hello");
     // WHOIS shows where one connects from (378) and one's modes (379) to oneself.
     let whois = answers(&mut bob, "WHOIS bob").await;
     assert!(whois.iter().any(|l| l.contains(" 378 bob bob :is connecting from *@127.0.0.1 127.0.0.1")), "{whois:#?}");
@@ -193,6 +196,8 @@ async fn who_and_whox_tell_real_names_channels_and_fields() {
     let whox = answers(&mut ada, "WHO #w %nio").await;
     assert_eq!(whox[..2], [":parley.local 354 ada 127.0.0.1 ada 0", ":parley.local 354 ada 255.255.255.255 bob 0"]);
     assert_eq!(answers(&mut ada, "WHO bob %n").await[0], ":parley.local 354 ada bob");
+    let idle = answers(&mut ada, "WHO bob %l").await;
+    assert!(idle[0].strip_prefix(":parley.local 354 ada ").is_some_and(|s| s.parse::<u64>().is_ok()), "{idle:#?}");
     // WHOIS of several nicks answers each; 319 marks the voiced.
     let whois = answers(&mut ada, "WHOIS nobody,bob").await;
     assert_eq!(

@@ -367,6 +367,7 @@ impl Hub {
             admin: self.is_admin(id),
             realname: state.realname.clone(),
             account: state.account_name().cloned(),
+            idle_secs: state.active.elapsed().as_secs(),
         })
     }
 

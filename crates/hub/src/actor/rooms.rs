@@ -334,10 +334,11 @@ impl Hub {
             Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
             None => self.target_room(id, None)?,
         };
-        if self.hidden_from(id, &room) || !self.charters.contains_key(&room) {
+        let Some(charter) = self.charters.get(&room).filter(|_| !self.hidden_from(id, &room)) else {
             return Err(HubError::NoSuchRoom(room.to_string()));
-        }
-        Ok(Reply::Topic { topic: self.topic_of(&room), room })
+        };
+        // The room as it is spelled, not as asked.
+        Ok(Reply::Topic { topic: self.topic_of(&room), room: charter.name.clone() })
     }
 
     /// The topic of a room, for newcomers: its text, who set it, when.

@@ -793,8 +793,9 @@ impl<'a> Lines<'a> {
                 's' => server.clone(),
                 'n' => nick.to_owned(),
                 'f' => flags.clone(),
-                // One server: no hops. Idle times are WHOIS's.
-                'd' | 'l' => "0".to_owned(),
+                // One server: no hops.
+                'd' => "0".to_owned(),
+                'l' => member.idle_secs.to_string(),
                 'a' => member.account.as_ref().map_or_else(|| "0".to_owned(), ToString::to_string),
                 _ => {
                     if member.op || member.voice {
@@ -844,6 +845,7 @@ impl<'a> Lines<'a> {
                 admin: whois.admin,
                 realname: whois.realname.clone(),
                 account: whois.account.clone(),
+                idle_secs: whois.idle_secs,
             };
             let channel = first.map_or_else(|| "*".to_owned(), |(room, _, _)| format!("#{room}"));
             self.who_line(&channel, &member, whox.as_ref());
