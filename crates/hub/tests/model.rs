@@ -1827,7 +1827,7 @@ impl Model {
             }
         };
         Ok(match action {
-            Action::Topic(text) => Change::Topic(shorten(text.trim(), MAX_REASON)),
+            Action::Topic(text) => Change::Topic(shorten(if text.trim().is_empty() { "" } else { text }, MAX_REASON)),
             Action::Kick { nick, .. } => Change::Kicked(member(nick)?),
             Action::Ban { mask: text, duration, reason } => {
                 let mask = mask(text)?;

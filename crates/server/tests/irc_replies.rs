@@ -136,6 +136,9 @@ async fn names_who_topic_whois_and_list_answer_as_servers_do() {
     // The channel as it is spelled, not as asked.
     let topic = answers(&mut bob, "TOPIC #ONE").await;
     assert_eq!(topic[0], ":parley.local 332 bob #one :hello");
+    // A topic is kept as given, spaces and all.
+    ada.send("TOPIC #one : spaced out ").await;
+    bob.expect(":ada!~u@parley TOPIC #one : spaced out ").await;
     // WHOIS shows where one connects from (378) and one's modes (379) to oneself.
     let whois = answers(&mut bob, "WHOIS bob").await;
     assert!(whois.iter().any(|l| l.contains(" 378 bob bob :is connecting from *@127.0.0.1 127.0.0.1")), "{whois:#?}");
