@@ -330,6 +330,8 @@ pub enum Reply {
         history: Vec<Arc<Record>>,
         /// The room's topic: its text, who set it, when.
         topic: Option<(String, Nick, Timestamp)>,
+        /// The room is secret (`+s`): IRC's NAMES says so.
+        secret: bool,
     },
     /// A room's topic: its text, who set it and when; `None` when it has none.
     Topic {
@@ -438,6 +440,8 @@ pub enum Reply {
         room: RoomName,
         /// Who is there, sorted.
         members: Vec<Member>,
+        /// The room is secret (`+s`): IRC's NAMES says so.
+        secret: bool,
     },
     /// The rooms on the server.
     Rooms(Vec<RoomSummary>),

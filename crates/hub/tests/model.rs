@@ -732,7 +732,7 @@ fn answer_of(result: &Result<Reply, HubError>) -> Answer {
         Reply::Welcome { nick, members, history, .. } => {
             Answer::Welcome { nick: nick.to_string(), members: members_view(members), history: seqs(history) }
         }
-        Reply::Joined { room, members, history, topic } => Answer::Joined {
+        Reply::Joined { room, members, history, topic, .. } => Answer::Joined {
             room: room.key(),
             members: members_view(members),
             history: seqs(history),
@@ -743,7 +743,7 @@ fn answer_of(result: &Result<Reply, HubError>) -> Answer {
         Reply::Whispered { to, seq, .. } => Answer::Whispered { to: to.to_string(), seq: *seq },
         Reply::Nick { nick } => Answer::Nick { nick: nick.to_string() },
         Reply::Invited { nick, room } => Answer::Invited { nick: nick.to_string(), room: room.key() },
-        Reply::Who { room, members } => Answer::Who { room: room.key(), members: members_view(members) },
+        Reply::Who { room, members, .. } => Answer::Who { room: room.key(), members: members_view(members) },
         Reply::Modes { room, modes, key_hidden, .. } => {
             Answer::Modes { room: room.key(), modes: modes.clone(), key_hidden: *key_hidden }
         }

@@ -124,6 +124,13 @@ async fn names_who_topic_whois_and_list_answer_as_servers_do() {
     bob.send("JOIN #one,#two").await;
     bob.expect(" 366 bob #two").await;
 
+    // A secret channel's NAMES says `@`.
+    ada.send("MODE #one +s").await;
+    ada.expect("MODE #one +s").await;
+    let names = answers(&mut ada, "NAMES #one").await;
+    assert_eq!(names[0], ":parley.local 353 ada @ #one :@ada bob");
+    ada.send("MODE #one -s").await;
+    ada.expect("MODE #one -s").await;
     // Everyone is invisible: outside a channel, its members are not listed.
     assert_eq!(answers(&mut cy, "NAMES #one").await, [":parley.local 366 cy #one :End of /NAMES list."]);
     assert_eq!(answers(&mut cy, "WHO #one").await, [":parley.local 315 cy #one :End of /WHO list."]);

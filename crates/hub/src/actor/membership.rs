@@ -218,7 +218,8 @@ impl Hub {
         let members = self.members_on_entry(&name, id);
         let history = self.recent(&name);
         let topic = self.topic_of(&name);
-        Ok(Reply::Joined { room, members, history, topic })
+        let secret = self.is_secret(&name);
+        Ok(Reply::Joined { room, members, history, topic, secret })
     }
 
     pub(super) fn part(
@@ -297,13 +298,20 @@ impl Hub {
         };
         match self.rooms.get(&name) {
             Some(room) if self.hidden_from(id, &name) => Err(HubError::NoSuchRoom(room.name.to_string())),
-            Some(room) => Ok(Reply::Who { room: room.name.clone(), members: self.members(&name) }),
+            Some(room) => {
+                Ok(Reply::Who { room: room.name.clone(), members: self.members(&name), secret: self.is_secret(&name) })
+            }
             None => Err(HubError::NoSuchRoom(name.to_string())),
         }
     }
 
     /// Whether `room` is secret and the session neither in it nor an administrator: then
     /// the room does not exist, as far as the session can tell.
+    /// Whether `room` is secret (`+s`).
+    pub(crate) fn is_secret(&self, room: &RoomName) -> bool {
+        self.charters.get(room).is_some_and(|c| c.modes.secret)
+    }
+
     pub(crate) fn hidden_from(&self, id: SessionId, room: &RoomName) -> bool {
         let secret = self.charters.get(room).is_some_and(|c| c.modes.secret);
         secret && !self.rooms.get(room).is_some_and(|r| r.contains(id)) && !self.is_admin(id)

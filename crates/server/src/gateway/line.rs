@@ -326,7 +326,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             history_lines(room, history, line);
             Ok(())
         }
-        Reply::Joined { room, members, history, topic } => {
+        Reply::Joined { room, members, history, topic, .. } => {
             let _ = writeln!(line, "[{now}] You joined {room}. Users here: {}", join_names(members));
             if let Some((topic, _, _)) = topic {
                 let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
@@ -383,7 +383,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             "{} users online (at most {} so far), {} rooms, {} admins online.",
             stats.users, stats.max_users, stats.rooms, stats.admins
         ),
-        Reply::Who { room, members } => {
+        Reply::Who { room, members, .. } => {
             writeln!(line, "Users in {room} ({}): {}", members.len(), join_names(members))
         }
         Reply::Rooms(rooms) if rooms.is_empty() => writeln!(line, "No rooms yet. Use /join ROOM to create one."),

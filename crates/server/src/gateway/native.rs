@@ -526,7 +526,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
         },
-        Reply::Joined { room, members, history, topic } => msg::Reply::Joined {
+        Reply::Joined { room, members, history, topic, .. } => msg::Reply::Joined {
             room: room.to_string(),
             members: names(members),
             history: entries(history),
@@ -567,7 +567,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         }
         Reply::Said { room, seq, at, .. } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
         Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },
-        Reply::Who { room, members } => msg::Reply::Who { room: room.to_string(), members: names(members) },
+        Reply::Who { room, members, .. } => msg::Reply::Who { room: room.to_string(), members: names(members) },
         Reply::Rooms(rooms) => msg::Reply::Rooms {
             rooms: rooms
                 .iter()

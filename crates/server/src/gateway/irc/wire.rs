@@ -400,11 +400,12 @@ impl<'a> Lines<'a> {
 
     /// What a channel's members look like in NAMES: prefixes as `multi-prefix` asks,
     /// and `nick!user@host` with `userhost-in-names`.
-    fn names(&mut self, room: &RoomName, members: &[Member]) {
+    fn names(&mut self, room: &RoomName, members: &[Member], secret: bool) {
         let multi = self.link.caps.has(Cap::MultiPrefix);
         let userhost = self.link.caps.has(Cap::UserhostInNames);
         let channel = format!("#{room}");
-        let symbol = "=";
+        // `@` for a secret channel, `=` for a public one.
+        let symbol = if secret { "@" } else { "=" };
         let mut batch: Vec<String> = Vec::new();
         let mut length = 0;
         let room_for_names = LINE_ROOM - self.link.server.name.len() - self.me.len() - channel.len() - 12;
@@ -482,6 +483,7 @@ impl<'a> Lines<'a> {
         members: &[Member],
         history: &[Arc<Record>],
         topic: Option<&(String, Nick, Timestamp)>,
+        secret: bool,
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
@@ -490,7 +492,7 @@ impl<'a> Lines<'a> {
         let realname = if realname.is_empty() { me.clone() } else { realname };
         self.join(&me, &channel, account.as_ref(), &realname, &tags);
         self.topic(room, topic, false);
-        self.names(room, members);
+        self.names(room, members, secret);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
         }
@@ -521,7 +523,7 @@ impl<'a> Lines<'a> {
         // The user modes it starts with, as servers tell them.
         let tags = self.now_tags();
         self.from(&super::source_str(&me), "MODE", &[&me, "+i"], None, &tags);
-        self.joined(room, members, history, topic.as_ref());
+        self.joined(room, members, history, topic.as_ref(), false);
     }
 
     pub(super) fn lusers(&mut self, stats: &parley_hub::Stats) {
@@ -553,8 +555,8 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
-            Reply::Joined { room, members, history, topic } => {
-                self.joined(room, members, history, topic.as_ref());
+            Reply::Joined { room, members, history, topic, secret } => {
+                self.joined(room, members, history, topic.as_ref(), *secret);
             }
             Reply::Parted { room } => {
                 let me = super::source_str(&self.me);
@@ -589,7 +591,7 @@ impl<'a> Lines<'a> {
                     self.numeric("301", &[to.as_str()], away);
                 }
             }
-            Reply::Who { room, members } => {
+            Reply::Who { room, members, secret } => {
                 // Every user is invisible (`+i`): those outside a channel see none of
                 // its members.
                 let inside = members.iter().any(|m| m.nick.as_str() == self.me);
@@ -601,7 +603,7 @@ impl<'a> Lines<'a> {
                         }
                         self.numeric("315", &[mask], "End of /WHO list.");
                     }
-                    _ => self.names(room, shown),
+                    _ => self.names(room, shown, *secret),
                 }
             }
             Reply::Rooms(rooms) => self.list(context, rooms),
