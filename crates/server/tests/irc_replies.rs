@@ -10,14 +10,14 @@ fn irc(server: &support::TestServer) -> std::net::SocketAddr {
     server.irc.expect("an IRC listener")
 }
 
-/// The answers to `input`, up to the PONG of a PING sent after it (others' arrivals in
-/// the lobby, where every test user starts, left out).
+/// The answers to `input`, up to the PONG of a PING sent after it (others' arrivals in and
+/// departures from the lobby, where every test user starts, left out).
 async fn answers(client: &mut IrcClient, input: &str) -> Vec<String> {
     client.send(input).await;
     client.send("PING :answered").await;
     let mut lines = client.collect_until("PONG parley.local :answered").await;
     lines.pop();
-    lines.retain(|l| !l.ends_with(" JOIN #lobby") && !l.contains(" JOIN #lobby * :"));
+    lines.retain(|l| !l.contains(" JOIN #lobby") && !l.contains(" PART #lobby"));
     lines
 }
 
@@ -314,5 +314,61 @@ async fn account_notify_tells_logins_and_logouts_in_shared_channels() {
     ada.expect(":bob!~u@parley ACCOUNT *").await;
     // Only those who asked for it are told.
     plain.expect_nothing_more().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
+    let server = support::start_with(|config| {
+        config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
+    })
+    .await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    for client in [&mut ada, &mut bob, &mut cy] {
+        client.send("PART #lobby").await;
+        client.expect(" PART #lobby").await;
+    }
+    ada.send("JOIN #w").await;
+    ada.expect(" 366 ").await;
+    bob.send("JOIN #w,#v").await;
+    bob.expect(" 366 bob #v ").await;
+    ada.expect(":bob!~u@parley JOIN #w").await;
+    // Joining a channel one is in says nothing.
+    assert_eq!(answers(&mut bob, "JOIN #W").await, Vec::<String>::new());
+    // A mask finds those in one's channels (everyone is invisible), each once.
+    let who = answers(&mut ada, "WHO b*").await;
+    assert_eq!(
+        who,
+        [
+            ":parley.local 352 ada #w ~u parley parley.local bob H :0 bob the tester",
+            ":parley.local 315 ada b* :End of /WHO list."
+        ]
+    );
+    assert_eq!(answers(&mut cy, "WHO b*").await, [":parley.local 315 cy b* :End of /WHO list."]);
+    ada.send("OPER root root-pass").await;
+    ada.expect(" 381 ").await;
+    let opers = answers(&mut bob, "WHO 0 o").await;
+    assert_eq!(
+        opers,
+        [
+            ":parley.local 352 bob #w ~u parley parley.local ada H*@ :0 ada the tester",
+            ":parley.local 315 bob * :End of /WHO list."
+        ]
+    );
+    // Kicked, one may join again.
+    ada.send("KICK #w bob").await;
+    bob.expect(" KICK #w bob ").await;
+    bob.send("JOIN #w").await;
+    bob.expect(":bob!~u@parley JOIN #w").await;
+    bob.expect(" 366 ").await;
+    // JOIN 0 parts every channel.
+    let parted = answers(&mut bob, "JOIN 0").await;
+    assert_eq!(parted.len(), 2, "{parted:#?}");
+    assert!(
+        parted.contains(&":bob!~u@parley PART #v".to_owned()) && parted.contains(&":bob!~u@parley PART #w".to_owned())
+    );
+    ada.expect(":bob!~u@parley PART #w").await;
     server.shutdown().await;
 }

@@ -284,8 +284,12 @@ async fn dispatch(
             let Some(channels) = param(0) else {
                 return out.need_more("JOIN").await.map(|()| Flow::Go);
             };
+            // `JOIN 0` parts every channel, as PART would.
             if channels == "0" {
-                out.numeric("403", &["0"], "JOIN 0 is not supported; PART each channel").await?;
+                for room in link.channels() {
+                    let context = Context::Part { channel: format!("#{room}"), reason: None };
+                    out.command(context, Command::Part { room: Some(room.to_string()), reason: None }).await?;
+                }
                 return Ok(Flow::Go);
             }
             let channels = list(channels);
@@ -296,6 +300,8 @@ async fn dispatch(
             for channel in channels {
                 let key = keys.next().filter(|k| !k.is_empty()).map(str::to_owned);
                 match room_of(channel) {
+                    // In it already: nothing to do, nothing said.
+                    Some(room) if link.in_channel(&room) => {}
                     Some(room) => {
                         let context = Context::Join { channel: channel.to_owned() };
                         out.command(context, Command::Join { room, exclusive: false, key }).await?;
@@ -360,8 +366,18 @@ async fn dispatch(
                     let context = Context::Who { mask: mask.to_owned(), whox };
                     out.command(context, Command::Who { room: Some(room) }).await?;
                 }
+                // Everyone is invisible: a mask finds those in the client's channels.
                 None if mask.contains(['*', '?']) || mask == "0" => {
-                    out.numeric("315", &[&wire_param(mask)], "End of /WHO list.").await?;
+                    let opers = param(1).is_some_and(|flags| flags.contains('o') && !flags.starts_with('%'));
+                    let channels = link.channels();
+                    if channels.is_empty() {
+                        let mask = if mask == "0" { "*" } else { mask };
+                        out.numeric("315", &[&wire_param(mask)], "End of /WHO list.").await?;
+                    }
+                    for (i, room) in channels.iter().enumerate() {
+                        let context = Context::WhoMask { mask: mask.to_owned(), opers, last: i + 1 == channels.len() };
+                        out.command(context, Command::Who { room: Some(room.to_string()) }).await?;
+                    }
                 }
                 None => {
                     let context = Context::WhoNick { mask: mask.to_owned(), whox };

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Command, HubError, Nick, RequestId, Timestamp};
+use parley_hub::{Command, HubError, Member, Nick, RequestId, RoomName, Timestamp};
 
 use super::{Dialogue, Farewell, Protocol, ReadEnd, Refusal, Turn};
 use crate::server::Shared;
@@ -199,6 +199,13 @@ pub(crate) enum Context {
         ison: bool,
         last: bool,
     },
+    /// `WHO mask` (not a channel), asked of each channel the client is in: who matches
+    /// is gathered until the `last` answer.
+    WhoMask {
+        mask: String,
+        opers: bool,
+        last: bool,
+    },
     /// `MODE nick` for someone else: whether they exist decides the numeric.
     UserMode {
         nick: String,
@@ -232,7 +239,7 @@ impl Context {
             Context::Part { .. } => "PART",
             Context::Privmsg { .. } => "PRIVMSG",
             Context::Names { .. } => "NAMES",
-            Context::Who { .. } | Context::WhoNick { .. } => "WHO",
+            Context::Who { .. } | Context::WhoNick { .. } | Context::WhoMask { .. } => "WHO",
             Context::Whois { .. } => "WHOIS",
             Context::Topic { .. } => "TOPIC",
             Context::List { .. } => "LIST",
@@ -271,6 +278,11 @@ pub(crate) struct Link {
     address: Option<std::net::IpAddr>,
     /// The answers of a `USERHOST` or `ISON` gathered so far.
     gathered: Mutex<Vec<String>>,
+    /// The members a `WHO mask` found so far, with the channel each was found in.
+    found: Mutex<Vec<(RoomName, Member)>>,
+    /// The channels the client is in, in the order it joined them, as the hub's
+    /// answers and events tell them (for `JOIN 0` and `WHO mask`).
+    channels: Mutex<Vec<RoomName>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -291,6 +303,8 @@ impl Link {
             oper: AtomicBool::new(false),
             address,
             gathered: Mutex::new(Vec::new()),
+            found: Mutex::new(Vec::new()),
+            channels: Mutex::new(Vec::new()),
         }
     }
 
@@ -309,6 +323,27 @@ impl Link {
         } else {
             "+i"
         }
+    }
+
+    /// The channels the client is in.
+    pub(crate) fn channels(&self) -> Vec<RoomName> {
+        lock(&self.channels).clone()
+    }
+
+    /// Whether the client is in `room`.
+    pub(crate) fn in_channel(&self, room: &str) -> bool {
+        RoomName::parse(room, usize::MAX).is_ok_and(|room| lock(&self.channels).contains(&room))
+    }
+
+    fn entered(&self, room: &RoomName) {
+        let mut channels = lock(&self.channels);
+        if !channels.contains(room) {
+            channels.push(room.clone());
+        }
+    }
+
+    fn left(&self, room: &RoomName) {
+        lock(&self.channels).retain(|r| r != room);
     }
 
     pub(crate) fn set_realname(&self, realname: &str) {

@@ -71,7 +71,13 @@ impl Wire for IrcWire {
         match event {
             Event::Reply { req, result } => {
                 match result {
-                    Ok(Reply::Welcome { nick, .. } | Reply::Nick { nick }) => self.link.set_me(nick.as_str()),
+                    Ok(Reply::Welcome { nick, room, .. }) => {
+                        self.link.set_me(nick.as_str());
+                        self.link.entered(room);
+                    }
+                    Ok(Reply::Joined { room, .. }) => self.link.entered(room),
+                    Ok(Reply::Parted { room }) => self.link.left(room),
+                    Ok(Reply::Nick { nick }) => self.link.set_me(nick.as_str()),
                     Ok(Reply::LoggedIn { account, nick }) => {
                         self.link.set_account(Some(account.clone()));
                         self.link.set_me(nick.as_str());
@@ -83,6 +89,8 @@ impl Wire for IrcWire {
                 self.link.answered(req.0);
             }
             Event::NickChanged { old, new, .. } => self.link.renamed(old, new),
+            // Put out of a channel (kicked, banned).
+            Event::Left { room, nick, .. } if nick.as_str() == self.link.me() => self.link.left(room),
             _ => {}
         }
     }
@@ -597,6 +605,18 @@ impl<'a> Lines<'a> {
                 let inside = members.iter().any(|m| m.nick.as_str() == self.me);
                 let shown = if inside { members.as_slice() } else { &[] };
                 match context {
+                    Context::WhoMask { mask, opers, last } => {
+                        let mut found = lock(&self.link.found);
+                        for member in shown {
+                            let matches = mask == "0" || parley_proto::irc::mask_matches(mask, member.nick.as_str());
+                            let known = found.iter().any(|(_, m)| m.nick == member.nick);
+                            if matches && (!opers || member.admin) && !known {
+                                found.push((room.clone(), member.clone()));
+                            }
+                        }
+                        drop(found);
+                        self.who_mask_end(mask, *last);
+                    }
                     Context::Who { mask, whox } => {
                         for member in shown {
                             self.who_line(&format!("#{room}"), member, whox.as_ref());
@@ -887,6 +907,19 @@ impl<'a> Lines<'a> {
         self.numeric("318", &[&nick], "End of /WHOIS list.");
     }
 
+    /// The answer to a `WHO mask`, once the members of the client's last channel are in.
+    pub(super) fn who_mask_end(&mut self, mask: &str, last: bool) {
+        if !last {
+            return;
+        }
+        let found = std::mem::take(&mut *lock(&self.link.found));
+        for (room, member) in &found {
+            self.who_line(&format!("#{room}"), member, None);
+        }
+        let mask = if mask == "0" { "*" } else { mask };
+        self.numeric("315", &[&super::wire_param(mask)], "End of /WHO list.");
+    }
+
     /// The `302` (USERHOST) or `303` (ISON) reply, once the answer about its last nick
     /// is in.
     fn presence(&mut self, ison: bool, last: bool) {
@@ -915,9 +948,13 @@ impl<'a> Lines<'a> {
 
     /// The numeric for a refused command, as the command's context decides.
     fn error(&mut self, context: &Context, e: &HubError) {
-        // USERHOST and ISON leave out whoever is not there.
+        // USERHOST and ISON leave out whoever is not there, WHO masks channels gone.
         if let Context::Presence { ison, last } = context {
             self.presence(*ison, *last);
+            return;
+        }
+        if let Context::WhoMask { mask, last, .. } = context {
+            self.who_mask_end(mask, *last);
             return;
         }
         let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
