@@ -68,6 +68,8 @@ pub enum Command {
         /// Where; `None` means the room joined last.
         room: Option<String>,
     },
+    /// The rooms the session is invited into and has not joined yet.
+    Invitations,
     /// Mark the session away with a message, or back (`None`).
     Away {
         /// The away message.

@@ -421,6 +421,11 @@ pub enum Reply {
         /// Where to.
         room: RoomName,
     },
+    /// The rooms the session is invited into and has not joined yet.
+    Invitations {
+        /// The rooms, by name.
+        rooms: Vec<RoomName>,
+    },
     /// The session is now away (`true`) or back.
     Away {
         /// Whether it is away.

@@ -372,3 +372,24 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     ada.expect(":bob!~u@parley PART #w").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn invite_without_a_channel_lists_ones_invitations() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    assert_eq!(answers(&mut bob, "INVITE").await, [":parley.local 337 bob :End of INVITE list"]);
+    ada.send("JOIN #inv").await;
+    ada.expect(" 366 ").await;
+    ada.send("INVITE bob #inv").await;
+    ada.expect(" 341 ada bob #inv").await;
+    bob.expect(":ada!~u@parley INVITE bob :#inv").await;
+    assert_eq!(
+        answers(&mut bob, "INVITE ada").await,
+        [":parley.local 336 bob #inv", ":parley.local 337 bob :End of INVITE list"]
+    );
+    bob.send("JOIN #inv").await;
+    bob.expect(" 366 ").await;
+    assert_eq!(answers(&mut bob, "INVITE").await, [":parley.local 337 bob :End of INVITE list"], "used up");
+    server.shutdown().await;
+}

@@ -634,6 +634,7 @@ impl Hub {
             Command::Modes { room } => self.modes(id, &room).map(Answer::from),
             Command::Bans { room } => self.bans(id, &room).map(Answer::from),
             Command::Invite { nick, room } => self.invite(id, &nick, room.as_deref()).map(Answer::from),
+            Command::Invitations => Ok(self.invitations(id).into()),
             Command::Away { text } => Ok(self.away(id, text).into()),
             Command::Whois { nick } => self.whois(id, &nick).map(Answer::from),
             Command::Stats => Ok(Reply::Stats(self.stats()).into()),

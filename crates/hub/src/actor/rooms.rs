@@ -327,6 +327,14 @@ impl Hub {
         Ok(Reply::Invited { nick, room: name })
     }
 
+    /// The rooms the session is invited into, by name.
+    pub(super) fn invitations(&self, id: SessionId) -> Reply {
+        let mut rooms: Vec<RoomName> =
+            self.rooms.values().filter(|room| room.invited.contains(&id)).map(|room| room.name.clone()).collect();
+        rooms.sort();
+        Reply::Invitations { rooms }
+    }
+
     /// The topic of a room, for `/topic` without text; a secret room's only for its
     /// members.
     pub(super) fn topic(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {

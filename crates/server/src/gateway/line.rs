@@ -365,7 +365,8 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             }
         }
         Reply::Modes { room, modes, .. } => writeln!(line, "Settings of {room}: {}", describe_modes(modes)),
-        Reply::ModesSet { .. } | Reply::Opered | Reply::Described => Ok(()),
+        // The line protocol asks for no list of invitations.
+        Reply::ModesSet { .. } | Reply::Opered | Reply::Described | Reply::Invitations { .. } => Ok(()),
         Reply::Bans { room, bans } if bans.is_empty() => writeln!(line, "Nobody is banned from {room}."),
         Reply::Bans { room, bans } => {
             let list: Vec<String> = bans.iter().map(|b| b.mask.to_string()).collect();

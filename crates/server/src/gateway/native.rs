@@ -623,6 +623,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         },
         Reply::Invited { nick, room } => msg::Reply::Invited { nick: nick.to_string(), room: room.to_string() },
         Reply::Modes { .. }
+        | Reply::Invitations { .. }
         | Reply::ModesSet { .. }
         | Reply::Bans { .. }
         | Reply::Stats(_)

@@ -441,8 +441,9 @@ async fn dispatch(
             }
         }
         "INVITE" => {
+            // Without a channel: the channels one is invited into.
             let (Some(nick), Some(channel)) = (param(0), param(1)) else {
-                return out.need_more("INVITE").await.map(|()| Flow::Go);
+                return out.command(Context::None, Command::Invitations).await.map(|()| Flow::Go);
             };
             let Some(room) = room_of(channel) else {
                 return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);

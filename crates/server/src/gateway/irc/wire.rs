@@ -683,6 +683,12 @@ impl<'a> Lines<'a> {
                 let me = self.me.clone();
                 let _ = write!(self.text, ":{server} 341 {me} {nick} {channel}\r\n");
             }
+            Reply::Invitations { rooms } => {
+                for room in rooms {
+                    self.data("336", &[&format!("#{room}")]);
+                }
+                self.numeric("337", &[], "End of INVITE list");
+            }
             Reply::Away { away: true } => self.numeric("306", &[], "You have been marked as being away"),
             Reply::Away { away: false } => self.numeric("305", &[], "You are no longer marked as being away"),
             Reply::Whois(whois) => self.whois(context, whois),
