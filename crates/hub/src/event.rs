@@ -137,6 +137,19 @@ pub enum Event {
         /// The account; `None` when they are logged in to none now.
         account: Option<Nick>,
     },
+    /// Someone in a room the session is in invited someone else into it (IRC's
+    /// `invite-notify`). Operators are told always; other members unless the room is
+    /// invite-only.
+    InviteSent {
+        /// The room.
+        room: RoomName,
+        /// Who invited.
+        by: Nick,
+        /// Who was invited.
+        nick: Nick,
+        /// When.
+        at: Timestamp,
+    },
     /// Someone invites the session into a room.
     Invited {
         /// The room.

@@ -393,3 +393,31 @@ async fn invite_without_a_channel_lists_ones_invitations() {
     assert_eq!(answers(&mut bob, "INVITE").await, [":parley.local 337 bob :End of INVITE list"], "used up");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn invite_notify_tells_the_channel_of_invitations() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "invite-notify").await;
+    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    let _dave = IrcClient::join(irc(&server), "dave", "").await;
+    let _eve = IrcClient::join(irc(&server), "eve", "").await;
+    ada.send("JOIN #inv").await;
+    ada.expect(" 366 ").await;
+    for client in [&mut bob, &mut cy] {
+        client.send("JOIN #inv").await;
+        client.expect(" 366 ").await;
+    }
+    ada.send("INVITE dave #inv").await;
+    ada.expect(" 341 ada dave #inv").await;
+    bob.expect(":ada!~u@parley INVITE dave #inv").await;
+    // Invite-only: only operators are told.
+    ada.send("MODE #inv +i").await;
+    bob.expect("MODE #inv +i").await;
+    ada.send("INVITE eve #inv").await;
+    ada.expect(" 341 ada eve #inv").await;
+    assert_eq!(answers(&mut bob, "PING :x").await, [":parley.local PONG parley.local :x"]);
+    cy.expect("MODE #inv +i").await;
+    cy.expect_nothing_more().await;
+    server.shutdown().await;
+}

@@ -322,8 +322,16 @@ impl Hub {
             return Err(HubError::AlreadyInRoom { nick: nick.to_string(), room: name.to_string() });
         }
         room.invited.insert(target);
+        let others: Vec<SessionId> = room.member_ids().filter(|member| *member != id).collect();
         let by = self.state(id).nick.clone();
-        self.tell(target, &Event::Invited { room: name.clone(), by, at: Utc::now() });
+        let at = Utc::now();
+        self.tell(target, &Event::Invited { room: name.clone(), by: by.clone(), at });
+        let sent = Event::InviteSent { room: name.clone(), by, nick: nick.clone(), at };
+        for member in others {
+            if !invite_only || self.may_moderate(member, &name) {
+                self.tell(member, &sent);
+            }
+        }
         Ok(Reply::Invited { nick, room: name })
     }
 

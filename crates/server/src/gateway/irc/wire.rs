@@ -46,13 +46,14 @@ impl Wire for IrcWire {
         match event {
             // With `extended-join`, JOIN lines are this session's own.
             Event::Joined { .. } if self.link.caps.has(Cap::ExtendedJoin) => None,
-            // These name the session itself (or, `ACCOUNT`, are for `account-notify`
-            // alone, which no profile groups).
+            // These name the session itself (or are for capabilities no profile
+            // groups: `account-notify`, `invite-notify`).
             Event::Notice { .. }
             | Event::Invited { .. }
             | Event::Shutdown { .. }
             | Event::Banned { .. }
             | Event::Account { .. }
+            | Event::InviteSent { .. }
             | Event::Reply { .. } => None,
             _ => self.cache_slot(),
         }
@@ -371,6 +372,12 @@ impl<'a> Lines<'a> {
                 if self.link.caps.has(Cap::AccountNotify) {
                     let account = account.as_ref().map_or("*", Nick::as_str);
                     self.from(&source(nick), "ACCOUNT", &[account], None, "");
+                }
+            }
+            Event::InviteSent { room, by, nick, at } => {
+                if self.link.caps.has(Cap::InviteNotify) {
+                    let tags = self.tags(Some(at), None, None, None);
+                    self.from(&source(by), "INVITE", &[nick.as_str(), &format!("#{room}")], None, &tags);
                 }
             }
             Event::Invited { room, by, at } => {
