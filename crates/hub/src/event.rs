@@ -137,6 +137,14 @@ pub enum Event {
         /// The account; `None` when they are logged in to none now.
         account: Option<Nick>,
     },
+    /// Someone the session shares a room with changed what their client says about them
+    /// (IRC's `setname`).
+    Realname {
+        /// Who.
+        nick: Nick,
+        /// Their real name now.
+        realname: Arc<str>,
+    },
     /// Someone in a room the session is in invited someone else into it (IRC's
     /// `invite-notify`). Operators are told always; other members unless the room is
     /// invite-only.

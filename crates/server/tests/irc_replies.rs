@@ -421,3 +421,23 @@ async fn invite_notify_tells_the_channel_of_invitations() {
     cy.expect_nothing_more().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn setname_changes_the_real_name_for_everyone_who_asked() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "setname").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "setname").await;
+    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    bob.expect(":cy!~u@parley JOIN #lobby").await;
+    assert_eq!(answers(&mut ada, "SETNAME :Ada Lovelace").await, [":ada!~u@parley SETNAME :Ada Lovelace"]);
+    bob.expect(":ada!~u@parley SETNAME :Ada Lovelace").await;
+    let whois = answers(&mut cy, "WHOIS ada").await;
+    assert!(whois[0].ends_with(" 311 cy ada ~u parley * :Ada Lovelace"), "{whois:#?}");
+    let refused = answers(&mut ada, "SETNAME :").await;
+    assert!(refused[0].starts_with(":parley.local FAIL SETNAME INVALID_REALNAME :"), "{refused:#?}");
+    // Without the capability, nobody is told.
+    cy.send("SETNAME :Cy").await;
+    bob.expect(":cy!~u@parley SETNAME :Cy").await;
+    cy.expect_nothing_more().await;
+    server.shutdown().await;
+}

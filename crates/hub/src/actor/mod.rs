@@ -639,11 +639,7 @@ impl Hub {
             Command::Whois { nick } => self.whois(id, &nick).map(Answer::from),
             Command::Stats => Ok(Reply::Stats(self.stats()).into()),
             Command::Oper => Ok(self.oper(id).into()),
-            Command::Describe { realname } => {
-                let realname = shorten(&realname, MAX_REASON);
-                self.state_mut(id).realname = Some(realname.into());
-                Ok(Reply::Described.into())
-            }
+            Command::Describe { realname } => Ok(self.describe(id, &realname).into()),
             Command::Who { room } => self.who(id, room.as_deref()).map(Answer::from),
             Command::Rooms => Ok(self.rooms(id).into()),
             Command::Ping => Ok(Reply::Pong.into()),

@@ -51,6 +51,20 @@ impl Hub {
         })))
     }
 
+    /// Records what the session's client says about its user. A change (not the first
+    /// description, at registration) is news to those who share a room with it.
+    pub(super) fn describe(&mut self, id: SessionId, realname: &str) -> Reply {
+        let realname: Arc<str> = shorten(realname, MAX_REASON).into();
+        let state = self.state_mut(id);
+        let before = state.realname.replace(realname.clone());
+        if before.is_some_and(|before| before != realname) {
+            let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
+            let event = Shared::new(Event::Realname { nick, realname });
+            self.tell_room_mates(id, &rooms, &event, false);
+        }
+        Reply::Described
+    }
+
     /// How busy the server is.
     pub(super) fn stats(&self) -> Stats {
         let admins = self.sessions.keys().filter(|id| self.is_admin(**id)).count();

@@ -263,7 +263,7 @@ impl Wire for LineWire {
                 let _ = writeln!(line, "[{}] *** {by} invites you to {room}: /join {room}", clock(at));
             }
             // Line users see who is away when they ask (/whois), not every change.
-            Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } => {}
+            Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
             Event::Joined { nick, at, arrival: true, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
             }

@@ -448,7 +448,7 @@ impl Wire for NativeWire {
                 encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
             }
             // The native protocol has no away status yet.
-            Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } => {}
+            Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
             Event::Joined { room, nick, at, arrival, .. } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };

@@ -37,11 +37,13 @@ pub(crate) enum Cap {
     ExtendedJoin,
     /// `ACCOUNT` lines when someone in one's channels logs in or out.
     AccountNotify,
+    /// `SETNAME` changes one's real name; told of others' changes.
+    Setname,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 14] = [
+    pub(crate) const ALL: [Cap; 15] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -56,6 +58,7 @@ impl Cap {
         Cap::Notify,
         Cap::ExtendedJoin,
         Cap::AccountNotify,
+        Cap::Setname,
     ];
 
     /// Its name on the wire.
@@ -75,6 +78,7 @@ impl Cap {
             Cap::Notify => "cap-notify",
             Cap::ExtendedJoin => "extended-join",
             Cap::AccountNotify => "account-notify",
+            Cap::Setname => "setname",
         }
     }
 

@@ -476,6 +476,18 @@ async fn dispatch(
                 out.command(context, Command::Whois { nick: (*nick).to_owned() }).await?;
             }
         }
+        "SETNAME" => {
+            let realname = message.param(0).unwrap_or("").trim();
+            if realname.is_empty() || realname.len() > parley_hub::MAX_REASON {
+                let mut lines = out.lines();
+                let why = format!("The real name must be 1 to {} bytes", parley_hub::MAX_REASON);
+                lines.from(&link.server.name.clone(), "FAIL", &["SETNAME", "INVALID_REALNAME"], Some(&why), "");
+                return out.relay(lines).await.map(|()| Flow::Go);
+            }
+            link.set_realname(realname);
+            let context = Context::Setname { realname: realname.to_owned() };
+            out.command(context, Command::Describe { realname: realname.to_owned() }).await?;
+        }
         "LUSERS" => out.command(Context::Lusers, Command::Stats).await?,
         "MOTD" => {
             let mut lines = out.lines();

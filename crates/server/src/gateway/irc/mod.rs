@@ -206,6 +206,10 @@ pub(crate) enum Context {
         opers: bool,
         last: bool,
     },
+    /// `SETNAME`: the new real name, echoed once recorded.
+    Setname {
+        realname: String,
+    },
     /// `MODE nick` for someone else: whether they exist decides the numeric.
     UserMode {
         nick: String,
@@ -252,6 +256,7 @@ impl Context {
             Context::ChatHistory { .. } => "CHATHISTORY",
             Context::Oper => "OPER",
             Context::UserMode { .. } => "MODE",
+            Context::Setname { .. } => "SETNAME",
             Context::Presence { ison: true, .. } => "ISON",
             Context::Presence { ison: false, .. } => "USERHOST",
             Context::Quit { .. } => "QUIT",

@@ -47,13 +47,14 @@ impl Wire for IrcWire {
             // With `extended-join`, JOIN lines are this session's own.
             Event::Joined { .. } if self.link.caps.has(Cap::ExtendedJoin) => None,
             // These name the session itself (or are for capabilities no profile
-            // groups: `account-notify`, `invite-notify`).
+            // groups: `account-notify`, `invite-notify`, `setname`).
             Event::Notice { .. }
             | Event::Invited { .. }
             | Event::Shutdown { .. }
             | Event::Banned { .. }
             | Event::Account { .. }
             | Event::InviteSent { .. }
+            | Event::Realname { .. }
             | Event::Reply { .. } => None,
             _ => self.cache_slot(),
         }
@@ -372,6 +373,11 @@ impl<'a> Lines<'a> {
                 if self.link.caps.has(Cap::AccountNotify) {
                     let account = account.as_ref().map_or("*", Nick::as_str);
                     self.from(&source(nick), "ACCOUNT", &[account], None, "");
+                }
+            }
+            Event::Realname { nick, realname } => {
+                if self.link.caps.has(Cap::Setname) {
+                    self.from(&source(nick), "SETNAME", &[], Some(realname), "");
                 }
             }
             Event::InviteSent { room, by, nick, at } => {
@@ -755,9 +761,14 @@ impl<'a> Lines<'a> {
                 self.from(&server, "NOTICE", &[&me], Some(&format!("Done: {action} {target}")), "");
             }
             // Answered by the events they cause (KICK, MODE), or by nothing at all.
+            Reply::Described => {
+                if let (Context::Setname { realname }, true) = (context, self.link.caps.has(Cap::Setname)) {
+                    let me = self.me.clone();
+                    self.from(&super::source_str(&me), "SETNAME", &[], Some(realname), "");
+                }
+            }
             Reply::Moderated { .. }
             | Reply::ModesSet { .. }
-            | Reply::Described
             | Reply::PasswordChanged
             | Reply::Pong
             | Reply::Found { .. }
