@@ -1477,7 +1477,9 @@ impl Model {
                 let room = name.key();
                 if rooms.contains(&room) {
                     Ok(room)
-                } else if !self.rooms.contains_key(&room) || self.hidden_from(sid, &room) {
+                } else if !(self.rooms.contains_key(&room) || self.charters.contains_key(&room))
+                    || self.hidden_from(sid, &room)
+                {
                     Err(HubError::NoSuchRoom(name.to_string()))
                 } else {
                     Err(HubError::NotInRoom(name.to_string()))

@@ -347,6 +347,7 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
         ]
     );
     assert_eq!(answers(&mut cy, "WHO b*").await, [":parley.local 315 cy b* :End of /WHO list."]);
+    assert_eq!(answers(&mut ada, "WHO b* %cn").await[0], ":parley.local 354 ada #w bob", "WHOX too");
     ada.send("OPER root root-pass").await;
     ada.expect(" 381 ").await;
     let opers = answers(&mut bob, "WHO 0 o").await;

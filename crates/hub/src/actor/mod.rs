@@ -703,9 +703,11 @@ impl Hub {
                 let name = RoomName::parse(name, self.limits.max_room_len)?;
                 match state.rooms.iter().find(|r| **r == name) {
                     Some(joined) => Ok(joined.clone()),
-                    // A room with no members (or a secret one the session is not in)
-                    // does not exist for it.
-                    None if !self.rooms.contains_key(&name) || self.hidden_from(id, &name) => {
+                    // A room that is neither registered nor has members (or a secret one
+                    // the session is not in) does not exist for it.
+                    None if !(self.rooms.contains_key(&name) || self.charters.contains_key(&name))
+                        || self.hidden_from(id, &name) =>
+                    {
                         Err(HubError::NoSuchRoom(name.to_string()))
                     }
                     None => Err(HubError::NotInRoom(name.to_string())),

@@ -243,7 +243,8 @@ mod tests {
         let nick = Nick::parse("bob", 32).expect("valid");
         let change = |set, mode| describe(&ModeChange { set, mode });
         assert_eq!(change(true, RoomMode::Moderated), "+m");
-        assert_eq!(change(false, RoomMode::Key("sesame".into())), "-k *");
+        assert_eq!(change(false, RoomMode::Key("sesame".into())), "-k sesame", "as given");
+        assert_eq!(change(false, RoomMode::Key(String::new())), "-k *");
         assert_eq!(change(true, RoomMode::Key("sesame".into())), "+k sesame");
         assert_eq!(change(true, RoomMode::Limit(10)), "+l 10");
         assert_eq!(change(false, RoomMode::Limit(0)), "-l");

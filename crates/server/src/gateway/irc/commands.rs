@@ -375,7 +375,9 @@ async fn dispatch(
                         out.numeric("315", &[&wire_param(mask)], "End of /WHO list.").await?;
                     }
                     for (i, room) in channels.iter().enumerate() {
-                        let context = Context::WhoMask { mask: mask.to_owned(), opers, last: i + 1 == channels.len() };
+                        let last = i + 1 == channels.len();
+                        let whox = whox.clone();
+                        let context = Context::WhoMask { mask: mask.to_owned(), opers, whox, last };
                         out.command(context, Command::Who { room: Some(room.to_string()) }).await?;
                     }
                 }

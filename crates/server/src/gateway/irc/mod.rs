@@ -204,6 +204,7 @@ pub(crate) enum Context {
     WhoMask {
         mask: String,
         opers: bool,
+        whox: Option<commands::Whox>,
         last: bool,
     },
     /// `SETNAME`: the new real name, echoed once recorded.

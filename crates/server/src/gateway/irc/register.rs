@@ -72,9 +72,11 @@ pub(super) async fn step(
         "NICK" => match message.param(0).filter(|n| !n.is_empty()) {
             None => lines.numeric("431", &[], "No nickname given"),
             Some(nick) => match Nick::parse(nick, server.max_nick) {
-                // Taken now is told now, as servers do (registering checks again).
+                // Taken now is told now, as servers do (registering checks again); but
+                // a client logging in with SASL takes its account's nick from whoever
+                // has it, so it is told only if registering fails.
                 Ok(_) => match shared.hub.nick_free(nick).await {
-                    Err(HubError::NickTaken(_)) => {
+                    Err(HubError::NickTaken(_)) if !link.caps.has(Cap::Sasl) => {
                         lines.numeric("433", &[&super::wire_param(nick)], "Nickname is already in use");
                     }
                     _ => {

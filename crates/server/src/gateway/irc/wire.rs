@@ -618,7 +618,7 @@ impl<'a> Lines<'a> {
                 let inside = members.iter().any(|m| m.nick.as_str() == self.me);
                 let shown = if inside { members.as_slice() } else { &[] };
                 match context {
-                    Context::WhoMask { mask, opers, last } => {
+                    Context::WhoMask { mask, opers, whox, last } => {
                         let mut found = lock(&self.link.found);
                         for member in shown {
                             let matches = mask == "0" || parley_proto::irc::mask_matches(mask, member.nick.as_str());
@@ -628,7 +628,7 @@ impl<'a> Lines<'a> {
                             }
                         }
                         drop(found);
-                        self.who_mask_end(mask, *last);
+                        self.who_mask_end(mask, whox.as_ref(), *last);
                     }
                     Context::Who { mask, whox } => {
                         for member in shown {
@@ -932,13 +932,13 @@ impl<'a> Lines<'a> {
     }
 
     /// The answer to a `WHO mask`, once the members of the client's last channel are in.
-    pub(super) fn who_mask_end(&mut self, mask: &str, last: bool) {
+    pub(super) fn who_mask_end(&mut self, mask: &str, whox: Option<&super::commands::Whox>, last: bool) {
         if !last {
             return;
         }
         let found = std::mem::take(&mut *lock(&self.link.found));
         for (room, member) in &found {
-            self.who_line(&format!("#{room}"), member, None);
+            self.who_line(&format!("#{room}"), member, whox);
         }
         let mask = if mask == "0" { "*" } else { mask };
         self.numeric("315", &[&super::wire_param(mask)], "End of /WHO list.");
@@ -977,8 +977,8 @@ impl<'a> Lines<'a> {
             self.presence(*ison, *last);
             return;
         }
-        if let Context::WhoMask { mask, last, .. } = context {
-            self.who_mask_end(mask, *last);
+        if let Context::WhoMask { mask, whox, last, .. } = context {
+            self.who_mask_end(mask, whox.as_ref(), *last);
             return;
         }
         let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
