@@ -22,6 +22,8 @@ pub enum Command {
     Part {
         /// The room's name as the user typed it.
         room: Option<String>,
+        /// Why, shown to the room's members (IRC's PART reason).
+        reason: Option<String>,
     },
     /// Say something in a room; `None` means the room joined last.
     Say {
@@ -66,6 +68,8 @@ pub enum Command {
         /// Where; `None` means the room joined last.
         room: Option<String>,
     },
+    /// The rooms the session is invited into and has not joined yet.
+    Invitations,
     /// Mark the session away with a message, or back (`None`).
     Away {
         /// The away message.

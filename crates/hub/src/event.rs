@@ -62,6 +62,10 @@ pub enum Event {
         at: Timestamp,
         /// True when this is their arrival on the server.
         arrival: bool,
+        /// The account they are logged in to (IRC's `extended-join`).
+        account: Option<Nick>,
+        /// What their client says about them, if it has (IRC's real name).
+        realname: Option<Arc<str>>,
     },
     /// Someone left a room the session is in.
     Left {
@@ -124,6 +128,35 @@ pub enum Event {
         nick: Nick,
         /// Their away message; `None` when they are back.
         text: Option<Arc<str>>,
+    },
+    /// Someone the session shares a room with logged in to an account, or is no longer
+    /// logged in (IRC's `account-notify`).
+    Account {
+        /// Who.
+        nick: Nick,
+        /// The account; `None` when they are logged in to none now.
+        account: Option<Nick>,
+    },
+    /// Someone the session shares a room with changed what their client says about them
+    /// (IRC's `setname`).
+    Realname {
+        /// Who.
+        nick: Nick,
+        /// Their real name now.
+        realname: Arc<str>,
+    },
+    /// Someone in a room the session is in invited someone else into it (IRC's
+    /// `invite-notify`). Operators are told always; other members unless the room is
+    /// invite-only.
+    InviteSent {
+        /// The room.
+        room: RoomName,
+        /// Who invited.
+        by: Nick,
+        /// Who was invited.
+        nick: Nick,
+        /// When.
+        at: Timestamp,
     },
     /// Someone invites the session into a room.
     Invited {
@@ -345,6 +378,8 @@ pub enum Reply {
         topic: Option<(String, Nick, Timestamp)>,
         /// Where the session's user read up to in it, if anywhere.
         read: Option<Timestamp>,
+        /// The room is secret (`+s`): IRC's NAMES says so.
+        secret: bool,
     },
     /// A room's topic: its text, who set it and when; `None` when it has none.
     Topic {
@@ -458,6 +493,11 @@ pub enum Reply {
         /// Where to.
         room: RoomName,
     },
+    /// The rooms the session is invited into and has not joined yet.
+    Invitations {
+        /// The rooms, by name.
+        rooms: Vec<RoomName>,
+    },
     /// The session is now away (`true`) or back.
     Away {
         /// Whether it is away.
@@ -477,6 +517,8 @@ pub enum Reply {
         room: RoomName,
         /// Who is there, sorted.
         members: Vec<Member>,
+        /// The room is secret (`+s`): IRC's NAMES says so.
+        secret: bool,
     },
     /// The rooms on the server.
     Rooms(Vec<RoomSummary>),

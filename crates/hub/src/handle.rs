@@ -100,6 +100,10 @@ pub(crate) enum Op {
         address: Option<IpAddr>,
         done: oneshot::Sender<Result<Verified, HubError>>,
     },
+    NickFree {
+        nick: String,
+        done: oneshot::Sender<Result<(), HubError>>,
+    },
     Shutdown {
         message: String,
     },
@@ -140,6 +144,7 @@ impl Op {
             | Op::MaySend { session, .. } => Some(*session),
             Op::Connect { .. }
             | Op::Verify { .. }
+            | Op::NickFree { .. }
             | Op::Shutdown { .. }
             | Op::Whereabouts { .. }
             | Op::Health { .. } => None,
@@ -203,6 +208,17 @@ impl HubHandle {
     pub async fn verify(&self, name: &str, password: String, address: Option<IpAddr>) -> Result<Verified, HubError> {
         let (done, result) = oneshot::channel();
         let op = Op::Verify { name: name.to_owned(), password, address, done };
+        self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)?
+    }
+
+    /// Whether a client registering could take `nick` now: `Ok` unless it is invalid
+    /// ([`HubError::InvalidNick`]), in use, or looks like one in use
+    /// ([`HubError::NickTaken`]). IRC answers `NICK` with this before registering, as
+    /// servers do; registering checks again.
+    pub async fn nick_free(&self, nick: &str) -> Result<(), HubError> {
+        let (done, result) = oneshot::channel();
+        let op = Op::NickFree { nick: nick.to_owned(), done };
         self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
         result.await.map_err(|_| HubError::ShuttingDown)?
     }

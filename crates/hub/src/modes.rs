@@ -76,6 +76,12 @@ pub struct Member {
     pub away: bool,
     /// A server administrator.
     pub admin: bool,
+    /// What their client said about them (IRC's real name), if anything.
+    pub realname: Option<Arc<str>>,
+    /// The account they are logged in to.
+    pub account: Option<Nick>,
+    /// Seconds since they last said something.
+    pub idle_secs: u64,
 }
 
 /// What the server says about one user (IRC's WHOIS).
@@ -87,8 +93,9 @@ pub struct Whois {
     pub account: Option<Nick>,
     /// What their client said about them (IRC's real name), if anything.
     pub realname: Option<Arc<str>>,
-    /// The rooms the asker may see them in, with whether they are an operator there.
-    pub rooms: Vec<(RoomName, bool)>,
+    /// The rooms the asker may see them in, with whether they are an operator there and
+    /// whether voiced.
+    pub rooms: Vec<(RoomName, bool, bool)>,
     /// When they connected.
     pub since: Timestamp,
     /// Seconds since they last said something.

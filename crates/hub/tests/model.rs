@@ -348,7 +348,7 @@ fn chat_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         14 => (prop_oneof![3 => room(), 1 => Just(BACK.to_owned())], prop::bool::weighted(0.25), prop::option::weighted(0.2, string(KEYS, BAD_KEYS)))
             .prop_map(|(room, exclusive, key)| Command::Join { room, exclusive, key }),
-        10 => maybe_room().prop_map(|room| Command::Part { room }),
+        10 => maybe_room().prop_map(|room| Command::Part { room, reason: None }),
         16 => (maybe_room(), kind(), text()).prop_map(|(room, kind, text)| Command::Say { room, kind, text }),
         4 => (nick(), text())
             .prop_map(|(to, text)| Command::Whisper { to, kind: Kind::Text, text }),
@@ -446,7 +446,7 @@ fn scenario(slots: usize) -> impl Strategy<Value = Vec<Step>> {
                     send(a, moderate(Action::Kick { nick: format!("@{b}"), reason: None })),
                     send(b, moderate(Action::Op { nick: format!("@{a}") })),
                     send(a, moderate(action)),
-                    send(a, Command::Part { room: Some(room.into()) }),
+                    send(a, Command::Part { room: Some(room.into()), reason: None }),
                     send(b, Command::Who { room: Some(room.into()) }),
                 ]
             }
@@ -454,7 +454,7 @@ fn scenario(slots: usize) -> impl Strategy<Value = Vec<Step>> {
         (0..slots, select(TEXTS), select(SEARCHES)).prop_map(move |(a, text, query)| {
             vec![
                 send(a, Command::Say { room: None, kind: Kind::Text, text: text.into() }),
-                send(a, Command::Part { room: None }),
+                send(a, Command::Part { room: None, reason: None }),
                 send(a, Command::Join { room: BACK.into(), exclusive: false, key: None }),
                 send(a, Command::History { room: None, cursor: Cursor::Latest, limit: 50 }),
                 send(a, Command::Search { query: query.into() }),
@@ -751,7 +751,7 @@ fn answer_of(result: &Result<Reply, HubError>) -> Answer {
         Reply::Whispered { to, seq, .. } => Answer::Whispered { to: to.to_string(), seq: *seq },
         Reply::Nick { nick } => Answer::Nick { nick: nick.to_string() },
         Reply::Invited { nick, room } => Answer::Invited { nick: nick.to_string(), room: room.key() },
-        Reply::Who { room, members } => Answer::Who { room: room.key(), members: members_view(members) },
+        Reply::Who { room, members, .. } => Answer::Who { room: room.key(), members: members_view(members) },
         Reply::Modes { room, modes, key_hidden, .. } => {
             Answer::Modes { room: room.key(), modes: modes.clone(), key_hidden: *key_hidden }
         }
@@ -1482,8 +1482,13 @@ impl Model {
             None => rooms.last().cloned().ok_or(HubError::NoRoom),
             Some(text) => {
                 let name = RoomName::parse(text, MAX_ROOM)?;
-                if rooms.contains(&name.key()) {
-                    Ok(name.key())
+                let room = name.key();
+                if rooms.contains(&room) {
+                    Ok(room)
+                } else if !(self.rooms.contains_key(&room) || self.charters.contains_key(&room))
+                    || self.hidden_from(sid, &room)
+                {
+                    Err(HubError::NoSuchRoom(name.to_string()))
                 } else {
                     Err(HubError::NotInRoom(name.to_string()))
                 }
@@ -1832,7 +1837,7 @@ impl Model {
             }
         };
         Ok(match action {
-            Action::Topic(text) => Change::Topic(shorten(text.trim(), MAX_REASON)),
+            Action::Topic(text) => Change::Topic(shorten(if text.trim().is_empty() { "" } else { text }, MAX_REASON)),
             Action::Kick { nick, .. } => Change::Kicked(member(nick)?),
             Action::Ban { mask: text, duration, reason } => {
                 let mask = mask(text)?;
@@ -2391,7 +2396,7 @@ impl Model {
     fn command(&mut self, sid: u64, command: &Command, obs: &Observed) -> Result<Answer, HubError> {
         match command {
             Command::Join { room, exclusive, key } => self.join(sid, room, *exclusive, key.as_deref()),
-            Command::Part { room } => self.part(sid, room.as_deref()),
+            Command::Part { room, .. } => self.part(sid, room.as_deref()),
             Command::Say { room, text, .. } => self.say(sid, room.as_deref(), text),
             Command::Whisper { to, text, .. } => self.whisper(sid, to, text),
             Command::Nick { nick } => self.rename(sid, nick),

@@ -144,8 +144,8 @@ async fn a_room_that_looks_like_an_existing_one_is_not_created() {
         Err(HubError::RoomLookalike { .. })
     ));
     // When the unregistered #paris has emptied, the name is free, and so are its look-alikes.
-    assert!(alice.ask(2, Command::Part { room: Some("#paris".into()) }).await.is_ok());
-    assert!(bob.ask(4, Command::Part { room: Some("#paris".into()) }).await.is_ok());
+    assert!(alice.ask(2, Command::Part { room: Some("#paris".into()), reason: None }).await.is_ok());
+    assert!(bob.ask(4, Command::Part { room: Some("#paris".into()), reason: None }).await.is_ok());
     assert!(bob.ask(5, Command::Join { room: cyrillic.into(), key: None, exclusive: false }).await.is_ok());
 }
 

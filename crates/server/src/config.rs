@@ -258,6 +258,10 @@ pub struct Irc {
     /// `422`. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub motd: Option<String>,
+    /// How to reach whoever runs the server (an e-mail address, a URL), as `ADMIN`
+    /// shows it. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
     /// IRC operators (`OPER NAME PASSWORD`), who become server administrators for
     /// their session. Default: none.
     #[serde(rename = "oper", skip_serializing_if = "Vec::is_empty")]
@@ -271,6 +275,7 @@ impl Default for Irc {
             network: "Parley".to_owned(),
             password: None,
             motd: None,
+            admin: None,
             opers: Vec::new(),
         }
     }

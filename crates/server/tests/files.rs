@@ -139,8 +139,8 @@ async fn files_are_refused_where_sharing_is_off_or_the_sender_is_not_in_the_room
 
     let server = support::start().await;
     let (alice, _a) = client(&server, "alice").await;
-    let e = alice.send_file(&source, Audience::Room("dev".into()), |_| {}).await.expect_err("not in dev");
-    assert_eq!(refused(&e), ErrorCode::NotInRoom);
+    let e = alice.send_file(&source, Audience::Room("dev".into()), |_| {}).await.expect_err("no dev");
+    assert_eq!(refused(&e), ErrorCode::NoSuchRoom);
 }
 
 /// Starts an upload of `size` bytes on a raw connection; returns its file id.

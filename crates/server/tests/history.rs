@@ -92,7 +92,7 @@ async fn native_clients_page_back_and_catch_up() {
     assert!(matches!(both, Err(ServerMsg::Error { code: ErrorCode::BadRequest, .. })), "{both:?}");
     let elsewhere = Request::History { room: Some("dev".into()), before: None, after: None, limit: None };
     let refused = bob.request(&elsewhere, b"").await;
-    assert!(matches!(refused, Err(ServerMsg::Error { code: ErrorCode::NotInRoom, .. })), "{refused:?}");
+    assert!(matches!(refused, Err(ServerMsg::Error { code: ErrorCode::NoSuchRoom, .. })), "{refused:?}");
     server.shutdown().await;
 }
 

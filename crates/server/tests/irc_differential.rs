@@ -140,7 +140,12 @@ fn normalising_keeps_what_is_compared() {
     differ(":bob!u@127.0.0.1 PART #a :bye", ":bob!~u@parley PART #a");
     differ(":inspircd.test 403 ada #a :No such channel", ":parley.test 442 ada #a :You're not on that channel");
     differ(":inspircd.test 332 ada #a :one topic", ":parley.test 332 ada #a :another");
-    let hosts = Options { hosts: true, text: false };
+    use differential::normalise::whox_idle;
+    assert_eq!(whox_idle("WHO #x %acdfhilnorstu,999"), Some(10), "after the client, the token and 8 fields");
+    assert_eq!(whox_idle("WHO #x %nl"), Some(2));
+    assert_eq!(whox_idle("WHO #x %tnl"), Some(2), "no token given: no token field");
+    assert_eq!(whox_idle("WHO #x %n,1"), None);
+    let hosts = Options { hosts: true, ..Options::default() };
     let (a, b) = (
         normalise(&lines(&[":inspircd.test 311 ada bob u 127.0.0.1 * :Bob"]), &theirs, hosts),
         normalise(&lines(&[":parley.test 311 ada bob ~u parley * :Bob"]), &ours, hosts),

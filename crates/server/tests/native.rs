@@ -112,7 +112,7 @@ async fn structured_answers_for_every_request() {
         Ok(Reply::Parted { room: "ops".into() })
     );
     assert_eq!(error_code(alice.request(&Request::Who { room: "ops".into() }, b"").await), ErrorCode::NoSuchRoom);
-    assert_eq!(error_code(alice.request(&say("ops"), b"hi").await), ErrorCode::NotInRoom);
+    assert_eq!(error_code(alice.request(&say("ops"), b"hi").await), ErrorCode::NoSuchRoom, "nobody is in it");
     assert_eq!(error_code(alice.request(&say("lobby"), b"  ").await), ErrorCode::EmptyMessage);
     assert_eq!(error_code(alice.request(&say("lobby"), &[b'x'; 4097]).await), ErrorCode::MessageTooLong);
     assert_eq!(

@@ -40,7 +40,7 @@ fn find(server: &TestServer, kind: ListenerKind, proxy_protocol: bool) -> Socket
         .addr
 }
 
-/// An operator on the plain IRC listener, who sees addresses in WHOIS (`338`).
+/// An operator on the plain IRC listener, who sees addresses in WHOIS (`378`).
 async fn operator(server: &TestServer) -> IrcClient {
     let mut oper = IrcClient::join(server.irc.expect("an IRC listener"), "oscar", "").await;
     oper.send("OPER root root-pass").await;
@@ -51,8 +51,8 @@ async fn operator(server: &TestServer) -> IrcClient {
 async fn address_of(oper: &mut IrcClient, nick: &str) -> String {
     oper.send(&format!("WHOIS {nick}")).await;
     let whois = oper.collect_until(" 318 ").await;
-    let line = whois.iter().find(|l| l.contains(" 338 ")).unwrap_or_else(|| panic!("a 338 in {whois:#?}"));
-    line.split(' ').nth(4).expect("the address").to_owned()
+    let line = whois.iter().find(|l| l.contains(" 378 ")).unwrap_or_else(|| panic!("a 378 in {whois:#?}"));
+    line.rsplit(' ').next().expect("the address").to_owned()
 }
 
 /// A version 2 PROXY header for a TCP/IPv4 client.

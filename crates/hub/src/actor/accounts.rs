@@ -23,7 +23,7 @@ use crate::event::{Event, Notice, Renaming, Reply};
 use crate::handle::{SessionId, Verified};
 use crate::identity::Account;
 use crate::name::Nick;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Shared};
 use crate::store::{Store, StoreError, Verdict};
 
 /// The shortest password accepted, in characters.
@@ -278,6 +278,7 @@ impl Hub {
                         match self.sessions.get_mut(&session) {
                             Some(state) => {
                                 state.account = Some(account.clone());
+                                self.tell_account(session);
                                 Ok(Reply::Registered { account: account.name })
                             }
                             None => Err(HubError::ShuttingDown),
@@ -316,6 +317,7 @@ impl Hub {
                     Ok(true) => {
                         self.pacing.record(address, &account.name.key(), true, Instant::now());
                         self.forget_account(&account);
+                        self.tell_account(session);
                         Ok(Reply::Unregistered { account: account.name })
                     }
                     Ok(false) => {
@@ -427,7 +429,17 @@ impl Hub {
             self.change_nick(id, nick.clone(), false);
         }
         self.eject_everywhere(id);
+        self.tell_account(id);
         Ok(Reply::LoggedIn { account: nick.clone(), nick })
+    }
+
+    /// Tells those who share a room with the session which account it is logged in to
+    /// now.
+    fn tell_account(&mut self, id: SessionId) {
+        let Some(state) = self.sessions.get(&id) else { return };
+        let (nick, account, rooms) = (state.nick.clone(), state.account_name().cloned(), state.rooms.clone());
+        let event = Shared::new(Event::Account { nick, account });
+        self.tell_room_mates(id, &rooms, &event, false);
     }
 
     /// An account was deleted: its name is free, its roles and registrations gone, and

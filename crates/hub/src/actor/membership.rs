@@ -19,6 +19,16 @@ use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
 
 impl Hub {
+    /// The nick, valid, not in use and not like one in use.
+    pub(super) fn nick_free(&self, nick: &str) -> Result<Nick, HubError> {
+        let nick = Nick::parse(nick, self.limits.max_nick_len)?;
+        if self.nicks.contains_key(&nick) {
+            return Err(HubError::NickTaken(nick.to_string()));
+        }
+        self.refuse_lookalike_nick(&nick)?;
+        Ok(nick)
+    }
+
     /// Registers a session; `account` when it has already proved it owns the nick.
     pub(super) fn connect(
         &mut self,
@@ -31,11 +41,7 @@ impl Hub {
         if self.shutting_down {
             return Err(HubError::ShuttingDown);
         }
-        let nick = Nick::parse(nick, self.limits.max_nick_len)?;
-        if self.nicks.contains_key(&nick) {
-            return Err(HubError::NickTaken(nick.to_string()));
-        }
-        self.refuse_lookalike_nick(&nick)?;
+        let nick = self.nick_free(nick)?;
         let account_name = account.as_ref().map(|a| &a.name);
         if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address) {
             tracing::info!(%nick, ?address, "refused a banned client");
@@ -117,6 +123,7 @@ impl Hub {
         }
         let state = self.sessions.get(&id).unwrap_or_else(|| unreachable!("entering session exists"));
         let (nick, outbox) = (state.nick.clone(), state.outbox.clone());
+        let (account, realname) = (state.account_name().cloned(), state.realname.clone());
         // The room as its charter spells it (see `open_room`), not as this member typed it.
         let spelled = self.charters.get(name).map_or_else(|| name.clone(), |c| c.name.clone());
         let room = self.rooms.entry(name.clone()).or_insert_with(|| Room::new(spelled));
@@ -124,7 +131,9 @@ impl Hub {
         if !room.contains(id) {
             room.add(id, outbox);
             if room.len() <= self.limits.announce_up_to {
-                let joined = Shared::new(Event::Joined { room: room_name.clone(), nick, at: Utc::now(), arrival });
+                let at = Utc::now();
+                let joined =
+                    Shared::new(Event::Joined { room: room_name.clone(), nick, at, arrival, account, realname });
                 room.broadcast(&joined, Some(id), &mut self.overflowed);
             }
         }
@@ -211,15 +220,22 @@ impl Hub {
         let history = self.recent(&name);
         let topic = self.topic_of(&name);
         let read = self.marker(id, &Self::room_key(&name));
-        Ok(Reply::Joined { room, members, history, topic, read })
+        let secret = self.is_secret(&name);
+        Ok(Reply::Joined { room, members, history, topic, read, secret })
     }
 
-    pub(super) fn part(&mut self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
+    pub(super) fn part(
+        &mut self,
+        id: SessionId,
+        room: Option<&str>,
+        reason: Option<String>,
+    ) -> Result<Reply, HubError> {
         let name = self.target_room(id, room)?;
         let state = self.state_mut(id);
         state.rooms.retain(|r| *r != name);
         let nick = state.nick.clone();
-        self.leave(id, &nick, &name, LeaveReason::Part, None, None);
+        let reason = reason.map(|r| Arc::from(shorten(&r, MAX_REASON)));
+        self.leave(id, &nick, &name, LeaveReason::Part, reason.as_ref(), None);
         Ok(Reply::Parted { room: name })
     }
 
@@ -284,13 +300,20 @@ impl Hub {
         };
         match self.rooms.get(&name) {
             Some(room) if self.hidden_from(id, &name) => Err(HubError::NoSuchRoom(room.name.to_string())),
-            Some(room) => Ok(Reply::Who { room: room.name.clone(), members: self.members(&name) }),
+            Some(room) => {
+                Ok(Reply::Who { room: room.name.clone(), members: self.members(&name), secret: self.is_secret(&name) })
+            }
             None => Err(HubError::NoSuchRoom(name.to_string())),
         }
     }
 
     /// Whether `room` is secret and the session neither in it nor an administrator: then
     /// the room does not exist, as far as the session can tell.
+    /// Whether `room` is secret (`+s`).
+    pub(crate) fn is_secret(&self, room: &RoomName) -> bool {
+        self.charters.get(room).is_some_and(|c| c.modes.secret)
+    }
+
     pub(crate) fn hidden_from(&self, id: SessionId, room: &RoomName) -> bool {
         let secret = self.charters.get(room).is_some_and(|c| c.modes.secret);
         secret && !self.rooms.get(room).is_some_and(|r| r.contains(id)) && !self.is_admin(id)
@@ -352,6 +375,9 @@ impl Hub {
             voice: room.voiced.contains(&id),
             away: state.away.is_some(),
             admin: self.is_admin(id),
+            realname: state.realname.clone(),
+            account: state.account_name().cloned(),
+            idle_secs: state.active.elapsed().as_secs(),
         })
     }
 

@@ -563,6 +563,9 @@ impl Hub {
                 self.answer_connect(result, done);
             }
             Op::Verify { name, password, address, done } => self.verify_only(name, password, address, done),
+            Op::NickFree { nick, done } => {
+                let _ = done.send(self.nick_free(&nick).map(drop));
+            }
             Op::Command { session, req, command } => self.command(session, req, command),
             Op::Disconnect { session, detail } => {
                 if let Some(state) = self.remove_session(session, LeaveReason::Lost, detail.map(Arc::from)) {
@@ -644,7 +647,7 @@ impl Hub {
         }
         let answer = match command {
             Command::Join { room, exclusive, key } => self.join(id, &room, exclusive, key.as_deref()).map(Answer::from),
-            Command::Part { room } => self.part(id, room.as_deref()).map(Answer::from),
+            Command::Part { room, reason } => self.part(id, room.as_deref(), reason).map(Answer::from),
             Command::Say { room, kind, text } => self.say(id, req, room.as_deref(), kind, text),
             Command::Whisper { to, kind, text } => self.whisper(id, req, &to, kind, text),
             Command::Conversation { with, cursor, limit } => self.conversation(id, req, &with, cursor, limit),
@@ -667,15 +670,12 @@ impl Hub {
             Command::Modes { room } => self.modes(id, &room).map(Answer::from),
             Command::Bans { room } => self.bans(id, &room).map(Answer::from),
             Command::Invite { nick, room } => self.invite(id, &nick, room.as_deref()).map(Answer::from),
+            Command::Invitations => Ok(self.invitations(id).into()),
             Command::Away { text } => Ok(self.away(id, text).into()),
             Command::Whois { nick } => self.whois(id, &nick).map(Answer::from),
             Command::Stats => Ok(Reply::Stats(self.stats()).into()),
             Command::Oper => Ok(self.oper(id).into()),
-            Command::Describe { realname } => {
-                let realname = shorten(&realname, MAX_REASON);
-                self.state_mut(id).realname = Some(realname.into());
-                Ok(Reply::Described.into())
-            }
+            Command::Describe { realname } => Ok(self.describe(id, &realname).into()),
             Command::Who { room } => self.who(id, room.as_deref()).map(Answer::from),
             Command::Rooms => Ok(self.rooms(id).into()),
             Command::Delete { room, seq, reason } => self.delete(id, req, room.as_deref(), seq, reason),
@@ -743,6 +743,13 @@ impl Hub {
                 let name = RoomName::parse(name, self.limits.max_room_len)?;
                 match state.rooms.iter().find(|r| **r == name) {
                     Some(joined) => Ok(joined.clone()),
+                    // A room that is neither registered nor has members (or a secret one
+                    // the session is not in) does not exist for it.
+                    None if !(self.rooms.contains_key(&name) || self.charters.contains_key(&name))
+                        || self.hidden_from(id, &name) =>
+                    {
+                        Err(HubError::NoSuchRoom(name.to_string()))
+                    }
                     None => Err(HubError::NotInRoom(name.to_string())),
                 }
             }

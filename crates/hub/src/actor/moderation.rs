@@ -172,7 +172,8 @@ impl Hub {
         let registered = self.charters.get(room).is_some_and(Charter::keeps_changes);
         let now = Utc::now();
         Ok(match action {
-            Action::Topic(text) => Changed::Topic(shorten(text.trim(), MAX_REASON)),
+            // Kept as given, spaces and all, as IRC servers keep it; only blank clears.
+            Action::Topic(text) => Changed::Topic(shorten(if text.trim().is_empty() { "" } else { &text }, MAX_REASON)),
             Action::Kick { nick, reason } => {
                 Changed::Kicked { nick: member(&nick)?.1, reason: reason.map(|r| shorten(&r, MAX_REASON)) }
             }

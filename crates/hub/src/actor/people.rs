@@ -33,7 +33,10 @@ impl Hub {
             .rooms
             .iter()
             .filter(|name| !self.hidden_from(id, name))
-            .map(|name| (name.clone(), self.is_op(target, name)))
+            .map(|name| {
+                let voiced = self.rooms.get(name).is_some_and(|room| room.voiced.contains(&target));
+                (name.clone(), self.is_op(target, name), voiced)
+            })
             .collect();
         Ok(Reply::Whois(Box::new(Whois {
             nick: state.nick.clone(),
@@ -46,6 +49,20 @@ impl Hub {
             admin: self.is_admin(target),
             address: if target == id || asker_admin { state.address } else { None },
         })))
+    }
+
+    /// Records what the session's client says about its user. A change (not the first
+    /// description, at registration) is news to those who share a room with it.
+    pub(super) fn describe(&mut self, id: SessionId, realname: &str) -> Reply {
+        let realname: Arc<str> = shorten(realname, MAX_REASON).into();
+        let state = self.state_mut(id);
+        let before = state.realname.replace(realname.clone());
+        if before.is_some_and(|before| before != realname) {
+            let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
+            let event = Shared::new(Event::Realname { nick, realname });
+            self.tell_room_mates(id, &rooms, &event, false);
+        }
+        Reply::Described
     }
 
     /// How busy the server is.

@@ -322,9 +322,25 @@ impl Hub {
             return Err(HubError::AlreadyInRoom { nick: nick.to_string(), room: name.to_string() });
         }
         room.invited.insert(target);
+        let others: Vec<SessionId> = room.member_ids().filter(|member| *member != id).collect();
         let by = self.state(id).nick.clone();
-        self.tell(target, &Event::Invited { room: name.clone(), by, at: Utc::now() });
+        let at = Utc::now();
+        self.tell(target, &Event::Invited { room: name.clone(), by: by.clone(), at });
+        let sent = Event::InviteSent { room: name.clone(), by, nick: nick.clone(), at };
+        for member in others {
+            if !invite_only || self.may_moderate(member, &name) {
+                self.tell(member, &sent);
+            }
+        }
         Ok(Reply::Invited { nick, room: name })
+    }
+
+    /// The rooms the session is invited into, by name.
+    pub(super) fn invitations(&self, id: SessionId) -> Reply {
+        let mut rooms: Vec<RoomName> =
+            self.rooms.values().filter(|room| room.invited.contains(&id)).map(|room| room.name.clone()).collect();
+        rooms.sort();
+        Reply::Invitations { rooms }
     }
 
     /// The topic of a room, for `/topic` without text; a secret room's only for its
@@ -334,10 +350,11 @@ impl Hub {
             Some(name) => RoomName::parse(name, self.limits.max_room_len)?,
             None => self.target_room(id, None)?,
         };
-        if self.hidden_from(id, &room) || !self.charters.contains_key(&room) {
+        let Some(charter) = self.charters.get(&room).filter(|_| !self.hidden_from(id, &room)) else {
             return Err(HubError::NoSuchRoom(room.to_string()));
-        }
-        Ok(Reply::Topic { topic: self.topic_of(&room), room })
+        };
+        // The room as it is spelled, not as asked.
+        Ok(Reply::Topic { topic: self.topic_of(&room), room: charter.name.clone() })
     }
 
     /// The topic of a room, for newcomers: its text, who set it, when.

@@ -124,7 +124,7 @@ impl Protocol for Line {
             Input::Rooms => Command::Rooms,
             Input::Nick(nick) => Command::Nick { nick },
             Input::Join(room) => Command::Join { room, exclusive: true, key: None },
-            Input::Part => Command::Part { room: None },
+            Input::Part => Command::Part { room: None, reason: None },
             Input::Search(query) => Command::Search { query },
             Input::Context(seq) => Command::History {
                 room: None,
@@ -270,11 +270,11 @@ impl Wire for LineWire {
                 let _ = writeln!(line, "[{}] *** {by} invites you to {room}: /join {room}", clock(at));
             }
             // Line users see who is away when they ask (/whois), not every change.
-            Event::Away { .. } => {}
+            Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
             Event::Joined { nick, at, arrival: true, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
             }
-            Event::Joined { room, nick, at, arrival: false } => {
+            Event::Joined { room, nick, at, arrival: false, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined {room}.", clock(at));
             }
             Event::Left {
@@ -377,7 +377,8 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             }
         }
         Reply::Modes { room, modes, .. } => writeln!(line, "Settings of {room}: {}", describe_modes(modes)),
-        Reply::ModesSet { .. } | Reply::Opered | Reply::Described => Ok(()),
+        // The line protocol asks for no list of invitations.
+        Reply::ModesSet { .. } | Reply::Opered | Reply::Described | Reply::Invitations { .. } => Ok(()),
         Reply::Bans { room, bans } if bans.is_empty() => writeln!(line, "Nobody is banned from {room}."),
         Reply::Bans { room, bans } => {
             let list: Vec<String> = bans.iter().map(|b| b.mask.to_string()).collect();
@@ -395,7 +396,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             "{} users online (at most {} so far), {} rooms, {} admins online.",
             stats.users, stats.max_users, stats.rooms, stats.admins
         ),
-        Reply::Who { room, members } => {
+        Reply::Who { room, members, .. } => {
             writeln!(line, "Users in {room} ({}): {}", members.len(), join_names(members))
         }
         Reply::Rooms(rooms) if rooms.is_empty() => writeln!(line, "No rooms yet. Use /join ROOM to create one."),
@@ -566,7 +567,7 @@ fn whois_lines(whois: &parley_hub::Whois) -> String {
     }
     if !whois.rooms.is_empty() {
         let rooms: Vec<String> =
-            whois.rooms.iter().map(|(room, op)| if *op { format!("@{room}") } else { room.to_string() }).collect();
+            whois.rooms.iter().map(|(room, op, _)| if *op { format!("@{room}") } else { room.to_string() }).collect();
         let _ = writeln!(out, "  in {}", rooms.join(", "));
     }
     if let Some(address) = whois.address {

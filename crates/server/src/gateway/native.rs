@@ -166,7 +166,7 @@ impl Protocol for Native {
                 Err(error_frame(Some(id), ErrorCode::AlreadyRegistered, "hello was already accepted"))
             }
             Request::Join { room } => Ok(Command::Join { room, exclusive: false, key: None }),
-            Request::Part { room } => Ok(Command::Part { room }),
+            Request::Part { room } => Ok(Command::Part { room, reason: None }),
             Request::Say { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Text, text }),
             Request::Whisper { to } => text().map(|text| Command::Whisper { to, kind: Kind::Text, text }),
             Request::Nick { nick } => Ok(Command::Nick { nick }),
@@ -474,15 +474,15 @@ impl Wire for NativeWire {
                 encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
             }
             // The native protocol has no away status yet.
-            Event::Away { .. } => {}
-            Event::Joined { room, nick, at, arrival } => {
+            Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
+            Event::Joined { room, nick, at, arrival, .. } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
                 encode(&msg, b"", out);
             }
             Event::Left { room, nick, at, reason, by, detail, .. } => {
                 let (kind, detail) = match reason {
-                    LeaveReason::Part => (msg::LeaveReason::Part, None),
+                    LeaveReason::Part => (msg::LeaveReason::Part, detail.as_deref().map(str::to_owned)),
                     LeaveReason::Quit => (msg::LeaveReason::Quit, detail.as_deref().map(str::to_owned)),
                     LeaveReason::Kicked | LeaveReason::Banned => {
                         (msg::LeaveReason::Kicked, Some(words::put_out(*reason, by.as_ref(), detail.as_deref())))
@@ -568,7 +568,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
         },
-        Reply::Joined { room, members, history, topic, read } => msg::Reply::Joined {
+        Reply::Joined { room, members, history, topic, read, .. } => msg::Reply::Joined {
             room: room.to_string(),
             members: names(members),
             history: entries(history),
@@ -615,7 +615,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         }
         Reply::Said { room, seq, at, .. } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
         Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },
-        Reply::Who { room, members } => msg::Reply::Who { room: room.to_string(), members: names(members) },
+        Reply::Who { room, members, .. } => msg::Reply::Who { room: room.to_string(), members: names(members) },
         Reply::Rooms(rooms) => msg::Reply::Rooms {
             rooms: rooms
                 .iter()
@@ -663,7 +663,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         Reply::Whois(whois) => msg::Reply::Whois {
             nick: whois.nick.to_string(),
             account: whois.account.as_ref().map(ToString::to_string),
-            rooms: whois.rooms.iter().map(|(room, op)| format!("{}{room}", if *op { "@" } else { "" })).collect(),
+            rooms: whois.rooms.iter().map(|(room, op, _)| format!("{}{room}", if *op { "@" } else { "" })).collect(),
             since: ts(&whois.since),
             idle_secs: whois.idle_secs,
             away: whois.away.as_deref().map(str::to_owned),
@@ -673,6 +673,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         // IRC's alone.
         Reply::Targets(_)
         | Reply::Modes { .. }
+        | Reply::Invitations { .. }
         | Reply::ModesSet { .. }
         | Reply::Bans { .. }
         | Reply::Stats(_)

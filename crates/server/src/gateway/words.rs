@@ -208,7 +208,8 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
 pub(crate) fn argument(mode: &RoomMode, set: bool) -> Option<String> {
     match mode {
         RoomMode::Moderated | RoomMode::Secret | RoomMode::TopicLocked | RoomMode::InviteOnly => None,
-        RoomMode::Key(key) => Some(if set { key.clone() } else { "*".to_owned() }),
+        // A removed key is shown as it was given, as IRC servers echo it.
+        RoomMode::Key(key) => Some(if set || !key.is_empty() { key.clone() } else { "*".to_owned() }),
         RoomMode::Limit(limit) => set.then(|| limit.to_string()),
         RoomMode::Voice(nick) => Some(nick.to_string()),
     }
@@ -255,7 +256,8 @@ mod tests {
         let nick = Nick::parse("bob", 32).expect("valid");
         let change = |set, mode| describe(&ModeChange { set, mode });
         assert_eq!(change(true, RoomMode::Moderated), "+m");
-        assert_eq!(change(false, RoomMode::Key("sesame".into())), "-k *");
+        assert_eq!(change(false, RoomMode::Key("sesame".into())), "-k sesame", "as given");
+        assert_eq!(change(false, RoomMode::Key(String::new())), "-k *");
         assert_eq!(change(true, RoomMode::Key("sesame".into())), "+k sesame");
         assert_eq!(change(true, RoomMode::Limit(10)), "+l 10");
         assert_eq!(change(false, RoomMode::Limit(0)), "-l");

@@ -13,7 +13,8 @@
 //!   `batch`, which are `*`. BATCH references are `<batch>`. A server's vendor tags
 //!   (`inspircd.org/echo`) are left out, and so is `time` on what the server itself
 //!   says (numerics, CAP), where server-time is optional.
-//! - Times: 329's, 333's and 367's timestamps and 317's idle time and signon are `<ts>`;
+//! - Times: 329's, 333's and 367's timestamps, 317's idle time and signon, and WHOX's
+//!   idle time (354's `l`, where the exchange's `WHO` asked for it) are `<ts>`;
 //!   LUSERS counts (251–255) are `<n>`; 265's and 266's optional counts are left out,
 //!   and so is 253 (connections still registering, a matter of timing).
 //! - Versions (004, 351) are `<version>`; 004's mode letters are `<modes>` (005 says
@@ -91,6 +92,29 @@ pub struct Context<'a> {
 pub struct Options {
     pub hosts: bool,
     pub text: bool,
+    /// Where a WHOX reply's idle time is among its parameters, when the exchange's
+    /// `WHO` asked for it (see [`whox_idle`]).
+    pub whox_idle: Option<usize>,
+}
+
+/// The index of the idle time (`l`) among a `354` reply's parameters, when `sent` is a
+/// WHOX request with it: after the client, then each field asked for before it in
+/// WHOX's fixed order `tcuihsnfdlaor` (the token only when one is given).
+pub fn whox_idle(sent: &str) -> Option<usize> {
+    let mut words = sent.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("WHO") {
+        return None;
+    }
+    let spec = words.nth(1)?.strip_prefix('%')?;
+    let (fields, token) = match spec.split_once(',') {
+        Some((fields, token)) => (fields, !token.is_empty()),
+        None => (spec, false),
+    };
+    if !fields.contains('l') {
+        return None;
+    }
+    let before = "tcuihsnfd".chars().filter(|f| fields.contains(*f) && (*f != 't' || token)).count();
+    Some(1 + before)
 }
 
 /// The canonical lines of one client's replies.
@@ -236,15 +260,14 @@ fn canonical(message: Message, cx: &Context<'_>, options: Options) -> Option<Can
         "311" | "314" | "352" if !options.hosts => {
             user_host(&mut params, 2, 3, cx);
         }
-        "354" if !options.hosts => {
-            for p in &mut params[1..] {
-                if p == cx.host {
-                    *p = "<host>".into();
-                } else if p == "u" || p == "~u" {
-                    *p = "<user>".into();
-                }
+        // WHOX: idle seconds are a matter of timing, as 317's are.
+        "354" if options.whox_idle.is_some() && !options.hosts => {
+            if let Some(idle) = options.whox_idle {
+                stamp(&mut params, idle);
             }
+            whox_hosts(&mut params, cx);
         }
+        "354" if !options.hosts => whox_hosts(&mut params, cx),
         "302" => {
             if let Some(list) = params.last_mut() {
                 let mut items: Vec<String> = list.split_whitespace().map(|i| userhost(i, cx, options)).collect();
@@ -346,6 +369,18 @@ fn user_host(params: &mut [String], user: usize, host: usize, cx: &Context<'_>) 
     if let Some(p) = params.get_mut(host) {
         if p == cx.host {
             *p = "<host>".into();
+        }
+    }
+}
+
+/// WHOX's user and host fields, and a client's own address (`i`), which is InspIRCd's
+/// host for it: every test client connects from 127.0.0.1.
+fn whox_hosts(params: &mut [String], cx: &Context<'_>) {
+    for p in params.iter_mut().skip(1) {
+        if p == cx.host || p == "127.0.0.1" {
+            *p = "<host>".into();
+        } else if p == "u" || p == "~u" {
+            *p = "<user>".into();
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::normalise::{normalise, Context, Options};
+use super::normalise::{normalise, whox_idle, Context, Options};
 use super::run::Observed;
 use super::script::{Script, Step};
 
@@ -46,7 +46,7 @@ pub fn compare(
             _ => None,
         });
         for ((exchange, theirs), ours) in exchanges.zip(theirs).zip(ours) {
-            let options = Options { hosts: exchange.hosts, text: exchange.text };
+            let options = Options { hosts: exchange.hosts, text: exchange.text, whox_idle: whox_idle(&exchange.line) };
             let mut names: Vec<&String> = theirs.iter().map(|(n, _)| n).collect();
             for (name, _) in ours {
                 if !names.contains(&name) {

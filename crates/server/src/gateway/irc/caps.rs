@@ -37,11 +37,17 @@ pub(crate) enum Cap {
     Redaction,
     /// `MARKREAD`: read markers shared between one's sessions.
     ReadMarker,
+    /// JOIN says the account and real name of who joined.
+    ExtendedJoin,
+    /// `ACCOUNT` lines when someone in one's channels logs in or out.
+    AccountNotify,
+    /// `SETNAME` changes one's real name; told of others' changes.
+    Setname,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 14] = [
+    pub(crate) const ALL: [Cap; 17] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -56,6 +62,9 @@ impl Cap {
         Cap::Notify,
         Cap::Redaction,
         Cap::ReadMarker,
+        Cap::ExtendedJoin,
+        Cap::AccountNotify,
+        Cap::Setname,
     ];
 
     /// Its name on the wire.
@@ -75,6 +84,9 @@ impl Cap {
             Cap::Notify => "cap-notify",
             Cap::Redaction => "draft/message-redaction",
             Cap::ReadMarker => "draft/read-marker",
+            Cap::ExtendedJoin => "extended-join",
+            Cap::AccountNotify => "account-notify",
+            Cap::Setname => "setname",
         }
     }
 

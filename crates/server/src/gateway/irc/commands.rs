@@ -21,10 +21,14 @@ use crate::gateway::{ReadEnd, Turn};
 /// The most targets of one PRIVMSG or NOTICE (`TARGMAX`).
 pub(super) const MAX_TARGETS: usize = 4;
 
-/// The most channels of one NAMES, and nicks of one KICK (`TARGMAX`): what clients
-/// send, and one hub command per line.
+/// The most channels of one NAMES (`TARGMAX`): what clients send, and one hub command
+/// per line; and the most nicks of one KICK, each its own hub command.
 pub(super) const MAX_NAMES: usize = 1;
-pub(super) const MAX_KICKS: usize = 1;
+pub(super) const MAX_KICKS: usize = 4;
+
+/// The most nicks of one `USERHOST` (as RFC 2812 has it) and of one `ISON`.
+const MAX_USERHOST: usize = 5;
+const MAX_ISON: usize = 32;
 
 /// The most mode changes with an argument in one MODE (`MODES`).
 const MAX_MODES: usize = 4;
@@ -282,8 +286,12 @@ async fn dispatch(
             let Some(channels) = param(0) else {
                 return out.need_more("JOIN").await.map(|()| Flow::Go);
             };
+            // `JOIN 0` parts every channel, as PART would.
             if channels == "0" {
-                out.numeric("403", &["0"], "JOIN 0 is not supported; PART each channel").await?;
+                for room in link.channels() {
+                    let context = Context::Part { channel: format!("#{room}"), reason: None };
+                    out.command(context, Command::Part { room: Some(room.to_string()), reason: None }).await?;
+                }
                 return Ok(Flow::Go);
             }
             let channels = list(channels);
@@ -294,11 +302,13 @@ async fn dispatch(
             for channel in channels {
                 let key = keys.next().filter(|k| !k.is_empty()).map(str::to_owned);
                 match room_of(channel) {
+                    // In it already: nothing to do, nothing said.
+                    Some(room) if link.in_channel(&room) => {}
                     Some(room) => {
                         let context = Context::Join { channel: channel.to_owned() };
                         out.command(context, Command::Join { room, exclusive: false, key }).await?;
                     }
-                    None => out.numeric("403", &[&wire_param(channel)], "No such channel").await?,
+                    None => out.numeric("476", &[&wire_param(channel)], "Invalid channel name").await?,
                 }
             }
         }
@@ -315,7 +325,7 @@ async fn dispatch(
                 match room_of(channel) {
                     Some(room) => {
                         let context = Context::Part { channel: channel.to_owned(), reason: reason.clone() };
-                        out.command(context, Command::Part { room: Some(room) }).await?;
+                        out.command(context, Command::Part { room: Some(room), reason: reason.clone() }).await?;
                     }
                     None => out.numeric("403", &[&wire_param(channel)], "No such channel").await?,
                 }
@@ -349,31 +359,53 @@ async fn dispatch(
             }
         },
         "WHO" => {
-            let mask = param(0).unwrap_or("*");
+            let Some(mask) = param(0) else {
+                return out.need_more("WHO").await.map(|()| Flow::Go);
+            };
+            let whox = param(1).and_then(Whox::parse);
             match room_of(mask) {
                 Some(room) => {
-                    out.command(Context::Who { mask: mask.to_owned() }, Command::Who { room: Some(room) }).await?;
+                    let context = Context::Who { mask: mask.to_owned(), whox };
+                    out.command(context, Command::Who { room: Some(room) }).await?;
                 }
+                // Everyone is invisible: a mask finds those in the client's channels.
                 None if mask.contains(['*', '?']) || mask == "0" => {
-                    out.numeric("315", &[&wire_param(mask)], "End of /WHO list.").await?;
+                    let opers = param(1).is_some_and(|flags| flags.contains('o') && !flags.starts_with('%'));
+                    let channels = link.channels();
+                    if channels.is_empty() {
+                        let mask = if mask == "0" { "*" } else { mask };
+                        out.numeric("315", &[&wire_param(mask)], "End of /WHO list.").await?;
+                    }
+                    for (i, room) in channels.iter().enumerate() {
+                        let last = i + 1 == channels.len();
+                        let whox = whox.clone();
+                        let context = Context::WhoMask { mask: mask.to_owned(), opers, whox, last };
+                        out.command(context, Command::Who { room: Some(room.to_string()) }).await?;
+                    }
                 }
                 None => {
-                    let context = Context::WhoNick { mask: mask.to_owned() };
+                    let context = Context::WhoNick { mask: mask.to_owned(), whox };
                     out.command(context, Command::Whois { nick: mask.to_owned() }).await?;
                 }
             }
         }
         "WHOIS" => {
             // `WHOIS server nick` asks a given server; there is one.
-            let Some(nick) = param(1).or_else(|| param(0)) else {
-                return out.numeric("431", &[], "No nickname given").await.map(|()| Flow::Go);
+            let Some(nicks) = param(1).or_else(|| param(0)) else {
+                return out.need_more("WHOIS").await.map(|()| Flow::Go);
             };
-            let nick = nick.split(',').next().unwrap_or(nick).to_owned();
-            out.command(Context::Whois { nick: nick.clone() }, Command::Whois { nick }).await?;
+            let nicks = list(nicks);
+            if let Some(flow) = within(&out, pacing, &nicks, MAX_TARGETS).await? {
+                return Ok(flow);
+            }
+            for nick in nicks {
+                let nick = nick.to_owned();
+                out.command(Context::Whois { nick: nick.clone() }, Command::Whois { nick }).await?;
+            }
         }
         "WHOWAS" => {
             let Some(nick) = param(0) else {
-                return out.numeric("431", &[], "No nickname given").await.map(|()| Flow::Go);
+                return out.need_more("WHOWAS").await.map(|()| Flow::Go);
             };
             let mut lines = out.lines();
             lines.numeric("406", &[&wire_param(nick)], "There was no such nickname");
@@ -381,8 +413,8 @@ async fn dispatch(
             out.relay(lines).await?;
         }
         "LIST" => {
-            let channels = param(0).map(|c| c.split(',').map(str::to_owned).collect()).unwrap_or_default();
-            out.command(Context::List { channels }, Command::Rooms).await?;
+            let filter = ListFilter::parse(param(0).unwrap_or(""));
+            out.command(Context::List { filter }, Command::Rooms).await?;
         }
         "MODE" => {
             let Some(target) = param(0) else {
@@ -404,7 +436,8 @@ async fn dispatch(
             if let Some(flow) = within(&out, pacing, &nicks, MAX_KICKS).await? {
                 return Ok(flow);
             }
-            let reason = param(2).map(str::to_owned);
+            // Without a reason, the kicker's nick is the reason, as servers give it.
+            let reason = Some(param(2).map_or_else(|| link.me(), str::to_owned));
             for nick in nicks {
                 let action = Action::Kick { nick: nick.to_owned(), reason: reason.clone() };
                 let context = Context::Kick { channel: channel.to_owned() };
@@ -412,8 +445,9 @@ async fn dispatch(
             }
         }
         "INVITE" => {
+            // Without a channel: the channels one is invited into.
             let (Some(nick), Some(channel)) = (param(0), param(1)) else {
-                return out.need_more("INVITE").await.map(|()| Flow::Go);
+                return out.command(Context::None, Command::Invitations).await.map(|()| Flow::Go);
             };
             let Some(room) = room_of(channel) else {
                 return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);
@@ -427,8 +461,37 @@ async fn dispatch(
         }
         "NICK" => match param(0) {
             None => out.numeric("431", &[], "No nickname given").await?,
+            // The nick it has already, exactly: nothing changes, nothing is said.
+            Some(nick) if nick == link.me() => {}
             Some(nick) => out.command(Context::Nick, Command::Nick { nick: nick.to_owned() }).await?,
         },
+        "USERHOST" | "ISON" => {
+            let ison = command == "ISON";
+            let nicks: Vec<&str> = message.params.iter().flat_map(|p| p.split_whitespace()).collect();
+            if nicks.is_empty() {
+                return out.need_more(&command).await.map(|()| Flow::Go);
+            }
+            let nicks = &nicks[..nicks.len().min(if ison { MAX_ISON } else { MAX_USERHOST })];
+            if let Some(flow) = pacing.targets(nicks.len()).await {
+                return Ok(flow);
+            }
+            for (i, nick) in nicks.iter().enumerate() {
+                let context = Context::Presence { ison, last: i + 1 == nicks.len() };
+                out.command(context, Command::Whois { nick: (*nick).to_owned() }).await?;
+            }
+        }
+        "SETNAME" => {
+            let realname = message.param(0).unwrap_or("").trim();
+            if realname.is_empty() || realname.len() > parley_hub::MAX_REASON {
+                let mut lines = out.lines();
+                let why = format!("The real name must be 1 to {} bytes", parley_hub::MAX_REASON);
+                lines.from(&link.server.name.clone(), "FAIL", &["SETNAME", "INVALID_REALNAME"], Some(&why), "");
+                return out.relay(lines).await.map(|()| Flow::Go);
+            }
+            link.set_realname(realname);
+            let context = Context::Setname { realname: realname.to_owned() };
+            out.command(context, Command::Describe { realname: realname.to_owned() }).await?;
+        }
         "LUSERS" => out.command(Context::Lusers, Command::Stats).await?,
         "MOTD" => {
             let mut lines = out.lines();
@@ -443,6 +506,16 @@ async fn dispatch(
                 let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
                 lines.numeric("005", &tokens, "are supported by this server");
             }
+            out.relay(lines).await?;
+        }
+        "ADMIN" => {
+            let mut lines = out.lines();
+            let server = link.server.clone();
+            lines.numeric("256", &[&server.name], "Administrative info");
+            lines.numeric("257", &[], &format!("{} chat server", server.name));
+            lines.numeric("258", &[], &format!("on the {} network", server.network));
+            let contact = server.admin.as_deref().unwrap_or("No contact is configured");
+            lines.numeric("259", &[], contact);
             out.relay(lines).await?;
         }
         "TIME" => {
@@ -467,7 +540,7 @@ async fn dispatch(
         "MARKREAD" => markread(&out, &message.params).await?,
         "PING" => {
             let Some(token) = message.param(0) else {
-                return out.numeric("409", &[], "No origin specified").await.map(|()| Flow::Go);
+                return out.need_more("PING").await.map(|()| Flow::Go);
             };
             let mut lines = out.lines();
             let name = link.server.name.clone();
@@ -488,13 +561,78 @@ async fn dispatch(
             // capability list does not offer them.
         }
         "QUIT" => {
-            let reason = param(0).map(str::to_owned);
+            // `QUIT :` is a reason, empty: others see `Quit: `.
+            let reason = message.param(0).map(str::to_owned);
             let req = link.expect(Context::Quit { reason: reason.clone() });
             return session.quit(req, reason).await.map(|()| Flow::Quit).map_err(|_| Gone);
         }
         other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,
     }
     Ok(Flow::Go)
+}
+
+/// WHOX (`WHO mask %fields[,token]`): which fields a `354` reply carries, in the
+/// fixed order `tcuihsnfdlaor`, and the client's token for them.
+#[derive(Debug, Clone)]
+pub(crate) struct Whox {
+    pub(crate) fields: String,
+    pub(crate) token: String,
+}
+
+impl Whox {
+    /// `%fields[,token]`; `None` for anything else (a plain WHO's flags, such as `o`).
+    fn parse(text: &str) -> Option<Whox> {
+        let rest = text.strip_prefix('%')?;
+        let (fields, token) = rest.split_once(',').unwrap_or((rest, ""));
+        // A token is 1 to 3 digits, as the WHOX specification has it.
+        let token = if (1..=3).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_digit()) {
+            token.to_owned()
+        } else {
+            String::new()
+        };
+        Some(Whox { fields: fields.to_owned(), token })
+    }
+
+    pub(crate) fn has(&self, field: char) -> bool {
+        self.fields.contains(field)
+    }
+}
+
+/// What `LIST` asks for (`ELIST=MNU`): channels by name or mask (`#a`, `*dev*`), not
+/// matching a mask (`!*test*`), with more (`>N`) or fewer (`<N`) users; every condition
+/// must hold, and one of the names or masks match when there are any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListFilter {
+    masks: Vec<String>,
+    not: Vec<String>,
+    more_than: Option<usize>,
+    fewer_than: Option<usize>,
+}
+
+impl ListFilter {
+    pub(crate) fn parse(list: &str) -> ListFilter {
+        let mut filter = ListFilter::default();
+        for item in list.split(',').filter(|i| !i.is_empty()) {
+            if let Some(n) = item.strip_prefix('>').and_then(|n| n.parse().ok()) {
+                filter.more_than = Some(n);
+            } else if let Some(n) = item.strip_prefix('<').and_then(|n| n.parse().ok()) {
+                filter.fewer_than = Some(n);
+            } else if let Some(mask) = item.strip_prefix('!') {
+                filter.not.push(mask.to_owned());
+            } else {
+                filter.masks.push(item.to_owned());
+            }
+        }
+        filter
+    }
+
+    pub(crate) fn admits(&self, channel: &str, users: usize) -> bool {
+        use parley_proto::irc::mask_matches;
+        self.more_than.is_none_or(|n| users > n)
+            && self.fewer_than.is_none_or(|n| users < n)
+            && (self.masks.is_empty() || self.masks.iter().any(|m| mask_matches(m, channel)))
+            && !self.not.iter().any(|m| mask_matches(m, channel))
+    }
 }
 
 /// The services a server answers for itself, as ergo's are named.
@@ -621,16 +759,20 @@ async fn handle_oper(out: &Out<'_>, pacing: &mut OperPacing, name: &str, passwor
 async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result<(), Gone> {
     let me = out.link.me();
     if !target.eq_ignore_ascii_case(&me) {
-        return out.numeric("502", &[], "Can't change mode for other users").await;
+        // 401 for nobody, 502 for someone else: the hub knows which.
+        let context = Context::UserMode { nick: target.to_owned() };
+        return out.command(context, Command::Whois { nick: target.to_owned() }).await;
     }
     let Some(changes) = changes else {
-        return out.numeric("221", &["+i"], "").await.map(drop);
+        let mut lines = out.lines();
+        lines.data("221", &[out.link.user_modes()]);
+        return out.relay(lines).await;
     };
     // Users are invisible already: nobody outside a shared channel can list them. So `+i`
-    // is always on, and other user modes are not offered.
-    let unknown = changes.chars().find(|c| !matches!(c, '+' | '-' | 'i'));
+    // is always on, `+o` comes with OPER, and other user modes are not offered.
+    let unknown = changes.chars().find(|c| !matches!(c, '+' | '-' | 'i' | 'o'));
     match unknown {
-        Some(letter) => out.numeric("501", &[], &format!("Unknown MODE flag {letter}")).await,
+        Some(letter) => out.numeric("501", &[&letter.to_string()], "is not a recognised user mode.").await,
         None => Ok(()),
     }
 }
@@ -639,7 +781,7 @@ async fn user_mode(out: &Out<'_>, target: &str, changes: Option<&str>) -> Result
 /// and ban changes are moderation (durable, audited); the rest one hub command.
 async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String]) -> Result<(), Gone> {
     let Some(changes) = rest.first().filter(|c| !c.is_empty()) else {
-        let context = Context::Mode { channel: channel.to_owned(), letter: '*', target: String::new() };
+        let context = Context::Mode { channel: channel.to_owned(), letter: '?', target: String::new() };
         return out.command(context, Command::Modes { room: room.to_owned() }).await;
     };
     let mut arguments = rest[1..].iter();
@@ -685,7 +827,7 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
                         settings.push(ModeChange { set, mode: RoomMode::Key(key.unwrap_or_default()) })
                     }
                     ('k', Some(key)) => settings.push(ModeChange { set, mode: RoomMode::Key(key) }),
-                    ('l', None) => settings.push(ModeChange { set, mode: RoomMode::Limit(0) }),
+                    ('l', None) if !set => settings.push(ModeChange { set, mode: RoomMode::Limit(0) }),
                     ('l', Some(limit)) => match limit.parse::<usize>() {
                         Ok(limit) if limit > 0 => settings.push(ModeChange { set, mode: RoomMode::Limit(limit) }),
                         _ => {

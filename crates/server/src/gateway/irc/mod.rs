@@ -14,11 +14,11 @@ mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Command, HubError, Nick, RequestId, Timestamp};
+use parley_hub::{Command, HubError, Member, Nick, RequestId, RoomName, Timestamp};
 
 use super::{Dialogue, Farewell, Protocol, ReadEnd, Refusal, Turn};
 use crate::server::Shared;
@@ -77,6 +77,7 @@ pub(crate) struct Identity {
     pub(crate) name: String,
     pub(crate) network: String,
     pub(crate) motd: Option<String>,
+    pub(crate) admin: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) opers: Vec<crate::config::Oper>,
     pub(crate) started: Timestamp,
@@ -103,7 +104,7 @@ impl Identity {
             format!("CHANNELLEN={}", limits.max_room_len + 1),
             "CHANTYPES=#".to_owned(),
             format!("CHATHISTORY={}", parley_hub::MAX_HISTORY_PAGE),
-            "ELIST=".to_owned(),
+            "ELIST=MNU".to_owned(),
             format!("KICKLEN={}", parley_hub::MAX_REASON),
             "MODES=4".to_owned(),
             "MSGREFTYPES=msgid,timestamp".to_owned(),
@@ -111,7 +112,7 @@ impl Identity {
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
             format!(
-                "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:1,KICK:{kick},LIST:",
+                "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:{privmsg},KICK:{kick},LIST:",
                 join = limits.max_rooms_per_session,
                 privmsg = commands::MAX_TARGETS,
                 names = commands::MAX_NAMES,
@@ -119,11 +120,13 @@ impl Identity {
             ),
             format!("TOPICLEN={}", parley_hub::MAX_REASON),
             "UTF8ONLY".to_owned(),
+            "WHOX".to_owned(),
         ];
         Identity {
             name: irc.server_name.clone(),
             network: irc.network.clone(),
             motd: irc.motd.clone(),
+            admin: irc.admin.clone(),
             password: irc.password.clone(),
             opers: irc.opers.clone(),
             started: chrono::Utc::now(),
@@ -156,9 +159,11 @@ pub(crate) enum Context {
     },
     Who {
         mask: String,
+        whox: Option<commands::Whox>,
     },
     WhoNick {
         mask: String,
+        whox: Option<commands::Whox>,
     },
     Whois {
         nick: String,
@@ -167,8 +172,9 @@ pub(crate) enum Context {
         channel: String,
     },
     List {
-        channels: Vec<String>,
+        filter: commands::ListFilter,
     },
+    /// A mode query (`letter` `?`), the ban list (`b` without a `target`), or changes.
     Mode {
         channel: String,
         letter: char,
@@ -195,6 +201,28 @@ pub(crate) enum Context {
         target: String,
     },
     Oper,
+    /// One nick of a `USERHOST` or `ISON`, whose answers are gathered into one reply
+    /// once the `last` is in.
+    Presence {
+        ison: bool,
+        last: bool,
+    },
+    /// `WHO mask` (not a channel), asked of each channel the client is in: who matches
+    /// is gathered until the `last` answer.
+    WhoMask {
+        mask: String,
+        opers: bool,
+        whox: Option<commands::Whox>,
+        last: bool,
+    },
+    /// `SETNAME`: the new real name, echoed once recorded.
+    Setname {
+        realname: String,
+    },
+    /// `MODE nick` for someone else: whether they exist decides the numeric.
+    UserMode {
+        nick: String,
+    },
     Quit {
         reason: Option<String>,
     },
@@ -224,7 +252,7 @@ impl Context {
             Context::Part { .. } => "PART",
             Context::Privmsg { .. } => "PRIVMSG",
             Context::Names { .. } => "NAMES",
-            Context::Who { .. } | Context::WhoNick { .. } => "WHO",
+            Context::Who { .. } | Context::WhoNick { .. } | Context::WhoMask { .. } => "WHO",
             Context::Whois { .. } => "WHOIS",
             Context::Topic { .. } => "TOPIC",
             Context::List { .. } => "LIST",
@@ -238,6 +266,10 @@ impl Context {
             Context::Redact { .. } => "REDACT",
             Context::MarkRead { .. } => "MARKREAD",
             Context::Oper => "OPER",
+            Context::UserMode { .. } => "MODE",
+            Context::Setname { .. } => "SETNAME",
+            Context::Presence { ison: true, .. } => "ISON",
+            Context::Presence { ison: false, .. } => "USERHOST",
             Context::Quit { .. } => "QUIT",
         }
     }
@@ -251,9 +283,22 @@ pub(crate) struct Link {
     me: Mutex<String>,
     /// The account it is logged in to, for `account-tag` on its echoed messages.
     account: Mutex<Option<Nick>>,
+    /// The real name it gave with `USER`, for its own JOINs with `extended-join`.
+    realname: Mutex<String>,
     /// Contexts of requests not answered yet, by request id.
     pending: Mutex<HashMap<u64, Context>>,
     next_request: AtomicU64,
+    /// The client is an IRC operator (user mode `+o`), since a successful `OPER`.
+    oper: AtomicBool,
+    /// The address it connects from, which WHOX shows it of itself.
+    address: Option<std::net::IpAddr>,
+    /// The answers of a `USERHOST` or `ISON` gathered so far.
+    gathered: Mutex<Vec<String>>,
+    /// The members a `WHO mask` found so far, with the channel each was found in.
+    found: Mutex<Vec<(RoomName, Member)>>,
+    /// The channels the client is in, in the order it joined them, as the hub's
+    /// answers and events tell them (for `JOIN 0` and `WHO mask`).
+    channels: Mutex<Vec<RoomName>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -262,14 +307,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Link {
-    pub(crate) fn new(server: Arc<Identity>) -> Link {
+    pub(crate) fn new(server: Arc<Identity>, address: Option<std::net::IpAddr>) -> Link {
         Link {
             caps: caps::Caps::default(),
             server,
             me: Mutex::new("*".to_owned()),
             account: Mutex::new(None),
+            realname: Mutex::new(String::new()),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            oper: AtomicBool::new(false),
+            address,
+            gathered: Mutex::new(Vec::new()),
+            found: Mutex::new(Vec::new()),
+            channels: Mutex::new(Vec::new()),
         }
     }
 
@@ -279,6 +330,40 @@ impl Link {
 
     pub(crate) fn set_me(&self, nick: &str) {
         nick.clone_into(&mut lock(&self.me));
+    }
+
+    /// The user modes the client has: `+i` always, `+o` once it is an operator.
+    pub(crate) fn user_modes(&self) -> &'static str {
+        if self.oper.load(Ordering::Acquire) {
+            "+io"
+        } else {
+            "+i"
+        }
+    }
+
+    /// The channels the client is in.
+    pub(crate) fn channels(&self) -> Vec<RoomName> {
+        lock(&self.channels).clone()
+    }
+
+    /// Whether the client is in `room`.
+    pub(crate) fn in_channel(&self, room: &str) -> bool {
+        RoomName::parse(room, usize::MAX).is_ok_and(|room| lock(&self.channels).contains(&room))
+    }
+
+    fn entered(&self, room: &RoomName) {
+        let mut channels = lock(&self.channels);
+        if !channels.contains(room) {
+            channels.push(room.clone());
+        }
+    }
+
+    fn left(&self, room: &RoomName) {
+        lock(&self.channels).retain(|r| r != room);
+    }
+
+    pub(crate) fn set_realname(&self, realname: &str) {
+        realname.clone_into(&mut lock(&self.realname));
     }
 
     pub(crate) fn account(&self) -> Option<Nick> {
@@ -333,7 +418,7 @@ impl Protocol for Irc {
     fn new(peer: SocketAddr, shared: &Shared) -> Irc {
         let limits = &shared.limits;
         Irc {
-            link: Arc::new(Link::new(shared.irc.clone())),
+            link: Arc::new(Link::new(shared.irc.clone(), Some(peer.ip()))),
             input: commands::Input::new(),
             peer,
             pending: register::Pending::default(),

@@ -72,10 +72,18 @@ pub(super) async fn step(
         "NICK" => match message.param(0).filter(|n| !n.is_empty()) {
             None => lines.numeric("431", &[], "No nickname given"),
             Some(nick) => match Nick::parse(nick, server.max_nick) {
-                Ok(_) => {
-                    link.set_me(nick);
-                    pending.nick = Some(nick.to_owned());
-                }
+                // Taken now is told now, as servers do (registering checks again); but
+                // a client logging in with SASL takes its account's nick from whoever
+                // has it, so it is told only if registering fails.
+                Ok(_) => match shared.hub.nick_free(nick).await {
+                    Err(HubError::NickTaken(_)) if !link.caps.has(Cap::Sasl) => {
+                        lines.numeric("433", &[&super::wire_param(nick)], "Nickname is already in use");
+                    }
+                    _ => {
+                        link.set_me(nick);
+                        pending.nick = Some(nick.to_owned());
+                    }
+                },
                 Err(_) => lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname"),
             },
         },
@@ -85,7 +93,9 @@ pub(super) async fn step(
             } else {
                 let realname = message.params[3].trim();
                 let username = message.params[0].as_str();
-                pending.realname = Some(if realname.is_empty() { username } else { realname }.to_owned());
+                let realname = if realname.is_empty() { username } else { realname };
+                link.set_realname(realname);
+                pending.realname = Some(realname.to_owned());
             }
         }
         "AUTHENTICATE" => {
@@ -183,6 +193,7 @@ pub(super) fn cap(message: &Message, link: &Link, lines: &mut Lines<'_>, negotia
             lines.from(&server, "CAP", &[&me, verdict], Some(list), "");
         }
         "END" => *negotiating = false,
+        "" => lines.numeric("461", &["CAP"], "Not enough parameters"),
         _ => lines.numeric("410", &[&super::wire_param(&sub)], "Invalid CAP command"),
     }
 }

@@ -17,7 +17,7 @@ use parley_hub::{
 use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
-use super::{clean, source, Context, Link};
+use super::{clean, lock, source, Context, Link};
 use crate::gateway::words;
 
 /// IRC sessions whose clients enabled none of the event capabilities share this slot of
@@ -45,14 +45,20 @@ impl Wire for IrcWire {
 
     fn cache_slot_for(&self, event: &Event) -> Option<usize> {
         match event {
-            // These name the session itself.
-            // Shown as REDACT or as a notice, by a capability outside the profiles.
+            // With `extended-join`, JOIN lines are this session's own.
+            Event::Joined { .. } if self.link.caps.has(Cap::ExtendedJoin) => None,
+            // These name the session itself (or are for capabilities no profile
+            // groups: `account-notify`, `invite-notify`, `setname`, message redaction
+            // and read markers).
             Event::Deleted { .. }
             | Event::Marker { .. }
             | Event::Notice { .. }
             | Event::Invited { .. }
             | Event::Shutdown { .. }
             | Event::Banned { .. }
+            | Event::Account { .. }
+            | Event::InviteSent { .. }
+            | Event::Realname { .. }
             | Event::Reply { .. } => None,
             _ => self.cache_slot(),
         }
@@ -71,7 +77,13 @@ impl Wire for IrcWire {
         match event {
             Event::Reply { req, result } => {
                 match result {
-                    Ok(Reply::Welcome { nick, .. } | Reply::Nick { nick }) => self.link.set_me(nick.as_str()),
+                    Ok(Reply::Welcome { nick, room, .. }) => {
+                        self.link.set_me(nick.as_str());
+                        self.link.entered(room);
+                    }
+                    Ok(Reply::Joined { room, .. }) => self.link.entered(room),
+                    Ok(Reply::Parted { room }) => self.link.left(room),
+                    Ok(Reply::Nick { nick }) => self.link.set_me(nick.as_str()),
                     Ok(Reply::LoggedIn { account, nick }) => {
                         self.link.set_account(Some(account.clone()));
                         self.link.set_me(nick.as_str());
@@ -83,6 +95,8 @@ impl Wire for IrcWire {
                 self.link.answered(req.0);
             }
             Event::NickChanged { old, new, .. } => self.link.renamed(old, new),
+            // Put out of a channel (kicked, banned).
+            Event::Left { room, nick, .. } if nick.as_str() == self.link.me() => self.link.left(room),
             _ => {}
         }
     }
@@ -136,6 +150,22 @@ impl<'a> Lines<'a> {
         let _ = write!(self.text, " :{}\r\n", clean(trailing));
     }
 
+    /// `:server CODE me params...`, the last parameter data that needs no `:` unless it
+    /// is empty or has a space (as `221`, `303`).
+    pub(super) fn data(&mut self, code: &str, params: &[&str]) {
+        let server = self.link.server.name.clone();
+        let _ = write!(self.text, ":{server} {code} {}", self.me);
+        for (i, param) in params.iter().enumerate() {
+            let last = i + 1 == params.len();
+            if last && (param.is_empty() || param.contains(' ') || param.starts_with(':')) {
+                let _ = write!(self.text, " :{}", clean(param));
+            } else {
+                let _ = write!(self.text, " {param}");
+            }
+        }
+        self.text.push_str("\r\n");
+    }
+
     /// `[tags ]:source COMMAND params... [:trailing]`.
     pub(super) fn from(&mut self, source: &str, command: &str, params: &[&str], trailing: Option<&str>, tags: &str) {
         let _ = write!(self.text, "{tags}:{source} {command}");
@@ -184,6 +214,24 @@ impl<'a> Lines<'a> {
         }
         section.push(' ');
         section
+    }
+
+    /// `:nick!user@host JOIN #channel`, with `extended-join` followed by the account
+    /// (`*` for none) and the real name.
+    fn join(&mut self, nick: &str, channel: &str, account: Option<&Nick>, realname: &str, tags: &str) {
+        let source = super::source_str(nick);
+        if self.link.caps.has(Cap::ExtendedJoin) {
+            let account = account.map_or_else(|| "*".to_owned(), ToString::to_string);
+            self.from(&source, "JOIN", &[channel, &account], Some(realname), tags);
+        } else {
+            self.from(&source, "JOIN", &[channel], None, tags);
+        }
+    }
+
+    /// The tags of what the session's own command did (its JOIN, PART, NICK), which
+    /// happened now.
+    fn now_tags(&self) -> String {
+        self.tags(Some(&chrono::Utc::now()), None, None, None)
     }
 
     /// A chat message as PRIVMSG or NOTICE lines (an action as CTCP ACTION), split to
@@ -242,15 +290,16 @@ impl<'a> Lines<'a> {
                 let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
                 self.message(&tags, from, to.as_str(), *kind, text, None);
             }
-            Event::Joined { room, nick, at, .. } => {
+            Event::Joined { room, nick, at, account, realname, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
-                self.from(&source(nick), "JOIN", &[&format!("#{room}")], None, &tags);
+                let realname = realname.as_deref().unwrap_or(nick.as_str());
+                self.join(nick.as_str(), &format!("#{room}"), account.as_ref(), realname, &tags);
             }
             Event::Left { room, nick, at, reason, by, detail, again } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let channel = format!("#{room}");
                 match reason {
-                    LeaveReason::Part => self.from(&source(nick), "PART", &[&channel], None, &tags),
+                    LeaveReason::Part => self.from(&source(nick), "PART", &[&channel], detail.as_deref(), &tags),
                     LeaveReason::Kicked | LeaveReason::Banned => {
                         let kicker = by.as_ref().map_or_else(|| self.server().to_owned(), source);
                         let why = match (reason, detail.as_deref(), by) {
@@ -266,7 +315,7 @@ impl<'a> Lines<'a> {
                         if !again {
                             let why = match (reason, detail) {
                                 (LeaveReason::Quit, Some(d)) => format!("Quit: {d}"),
-                                (LeaveReason::Quit, None) => "Quit".to_owned(),
+                                (LeaveReason::Quit, None) => "Client exited".to_owned(),
                                 (LeaveReason::ServerBanned, d) => {
                                     d.as_deref().map_or_else(|| "K-lined".to_owned(), |d| format!("K-lined: {d}"))
                                 }
@@ -337,6 +386,23 @@ impl<'a> Lines<'a> {
                     self.from(&source(nick), "AWAY", &[], text.as_deref(), "");
                 }
             }
+            Event::Account { nick, account } => {
+                if self.link.caps.has(Cap::AccountNotify) {
+                    let account = account.as_ref().map_or("*", Nick::as_str);
+                    self.from(&source(nick), "ACCOUNT", &[account], None, "");
+                }
+            }
+            Event::Realname { nick, realname } => {
+                if self.link.caps.has(Cap::Setname) {
+                    self.from(&source(nick), "SETNAME", &[], Some(realname), "");
+                }
+            }
+            Event::InviteSent { room, by, nick, at } => {
+                if self.link.caps.has(Cap::InviteNotify) {
+                    let tags = self.tags(Some(at), None, None, None);
+                    self.from(&source(by), "INVITE", &[nick.as_str(), &format!("#{room}")], None, &tags);
+                }
+            }
             Event::Invited { room, by, at } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let me = self.me.clone();
@@ -372,11 +438,12 @@ impl<'a> Lines<'a> {
 
     /// What a channel's members look like in NAMES: prefixes as `multi-prefix` asks,
     /// and `nick!user@host` with `userhost-in-names`.
-    fn names(&mut self, room: &RoomName, members: &[Member]) {
+    fn names(&mut self, room: &RoomName, members: &[Member], secret: bool) {
         let multi = self.link.caps.has(Cap::MultiPrefix);
         let userhost = self.link.caps.has(Cap::UserhostInNames);
         let channel = format!("#{room}");
-        let symbol = "=";
+        // `@` for a secret channel, `=` for a public one.
+        let symbol = if secret { "@" } else { "=" };
         let mut batch: Vec<String> = Vec::new();
         let mut length = 0;
         let room_for_names = LINE_ROOM - self.link.server.name.len() - self.me.len() - channel.len() - 12;
@@ -406,7 +473,8 @@ impl<'a> Lines<'a> {
         match topic {
             Some((text, by, at)) => {
                 self.numeric("332", &[&channel], text);
-                let (by, at) = (source(by), at.timestamp().to_string());
+                // The setter's nick alone, as the modern documents have it.
+                let (by, at) = (by.to_string(), at.timestamp().to_string());
                 let server = self.link.server.name.clone();
                 let me = self.me.clone();
                 let _ = write!(self.text, ":{server} 333 {me} {channel} {by} {at}\r\n");
@@ -454,16 +522,20 @@ impl<'a> Lines<'a> {
         history: &[Arc<Record>],
         topic: Option<&(String, Nick, Timestamp)>,
         read: Option<Option<&Timestamp>>,
+        secret: bool,
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
-        self.from(&super::source_str(&me), "JOIN", &[&channel], None, "");
+        let tags = self.now_tags();
+        let (account, realname) = (self.link.account(), lock(&self.link.realname).clone());
+        let realname = if realname.is_empty() { me.clone() } else { realname };
+        self.join(&me, &channel, account.as_ref(), &realname, &tags);
         self.topic(room, topic, false);
         // draft/read-marker: the channel's marker comes with the join, before its names.
         if let Some(read) = read {
             self.markread(&MarkTarget::Room(room.clone()), read);
         }
-        self.names(room, members);
+        self.names(room, members, secret);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
         }
@@ -491,7 +563,10 @@ impl<'a> Lines<'a> {
         }
         self.lusers(stats);
         self.motd();
-        self.joined(room, members, history, topic.as_ref(), None);
+        // The user modes it starts with, as servers tell them.
+        let tags = self.now_tags();
+        self.from(&super::source_str(&me), "MODE", &[&me, "+i"], None, &tags);
+        self.joined(room, members, history, topic.as_ref(), None, false);
     }
 
     /// `MARKREAD target timestamp=…` (or `*` when nothing is marked read), for clients
@@ -512,7 +587,9 @@ impl<'a> Lines<'a> {
     pub(super) fn lusers(&mut self, stats: &parley_hub::Stats) {
         let (users, max) = (stats.users.to_string(), stats.max_users.to_string());
         self.numeric("251", &[], &format!("There are {users} users and 0 invisible on 1 servers"));
-        self.numeric("252", &[&stats.admins.to_string()], "operator(s) online");
+        if stats.admins > 0 {
+            self.numeric("252", &[&stats.admins.to_string()], "operator(s) online");
+        }
         self.numeric("254", &[&stats.rooms.to_string()], "channels formed");
         self.numeric("255", &[], &format!("I have {users} clients and 0 servers"));
         self.numeric("265", &[&users, &max], &format!("Current local users {users}, max {max}"));
@@ -536,8 +613,8 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
-            Reply::Joined { room, members, history, topic, read } => {
-                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()));
+            Reply::Joined { room, members, history, topic, read, secret } => {
+                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *secret);
             }
             Reply::Marker { target, at } => self.markread(target, at.as_ref()),
             Reply::Parted { room } => {
@@ -546,7 +623,8 @@ impl<'a> Lines<'a> {
                     Context::Part { reason: Some(reason), .. } => Some(reason.as_str()),
                     _ => None,
                 };
-                self.from(&me, "PART", &[&format!("#{room}")], reason, "");
+                let tags = self.now_tags();
+                self.from(&me, "PART", &[&format!("#{room}")], reason, &tags);
             }
             Reply::Said { room, seq, at, kind, text } => {
                 if self.link.caps.has(Cap::EchoMessage) {
@@ -582,21 +660,40 @@ impl<'a> Lines<'a> {
                     self.numeric("301", &[to.as_str()], away);
                 }
             }
-            Reply::Who { room, members } => match context {
-                Context::Who { mask } => {
-                    for member in members {
-                        self.who_line(&format!("#{room}"), member);
+            Reply::Who { room, members, secret } => {
+                // Every user is invisible (`+i`): those outside a channel see none of
+                // its members.
+                let inside = members.iter().any(|m| m.nick.as_str() == self.me);
+                let shown = if inside { members.as_slice() } else { &[] };
+                match context {
+                    Context::WhoMask { mask, opers, whox, last } => {
+                        let mut found = lock(&self.link.found);
+                        for member in shown {
+                            let matches = mask == "0" || parley_proto::irc::mask_matches(mask, member.nick.as_str());
+                            let known = found.iter().any(|(_, m)| m.nick == member.nick);
+                            if matches && (!opers || member.admin) && !known {
+                                found.push((room.clone(), member.clone()));
+                            }
+                        }
+                        drop(found);
+                        self.who_mask_end(mask, whox.as_ref(), *last);
                     }
-                    self.numeric("315", &[mask], "End of /WHO list.");
+                    Context::Who { mask, whox } => {
+                        for member in shown {
+                            self.who_line(&format!("#{room}"), member, whox.as_ref());
+                        }
+                        self.numeric("315", &[mask], "End of /WHO list.");
+                    }
+                    _ => self.names(room, shown, *secret),
                 }
-                _ => self.names(room, members),
-            },
+            }
             Reply::Rooms(rooms) => self.list(context, rooms),
             Reply::Topic { room, topic } => self.topic(room, topic.as_ref(), true),
             Reply::Nick { nick } => {
                 let old = self.me.clone();
                 self.me = nick.to_string();
-                self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), "");
+                let tags = self.now_tags();
+                self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), &tags);
             }
             Reply::Modes { room, modes, created, key_hidden } => {
                 let mut letters = String::from("+");
@@ -647,14 +744,21 @@ impl<'a> Lines<'a> {
                 let me = self.me.clone();
                 let _ = write!(self.text, ":{server} 341 {me} {nick} {channel}\r\n");
             }
+            Reply::Invitations { rooms } => {
+                for room in rooms {
+                    self.data("336", &[&format!("#{room}")]);
+                }
+                self.numeric("337", &[], "End of INVITE list");
+            }
             Reply::Away { away: true } => self.numeric("306", &[], "You have been marked as being away"),
             Reply::Away { away: false } => self.numeric("305", &[], "You are no longer marked as being away"),
             Reply::Whois(whois) => self.whois(context, whois),
             Reply::Stats(stats) => self.lusers(stats),
             Reply::Opered => {
+                self.link.oper.store(true, std::sync::atomic::Ordering::Release);
+                let (server, me) = (self.server().to_owned(), self.me.clone());
+                self.from(&server, "MODE", &[&me, "+o"], None, "");
                 self.numeric("381", &[], "You are now an IRC operator");
-                let me = self.me.clone();
-                self.from(&super::source_str(&me), "MODE", &[&me], Some("+o"), "");
             }
             Reply::History { room, messages } => {
                 if let Context::ChatHistory { target, .. } = context {
@@ -719,9 +823,14 @@ impl<'a> Lines<'a> {
                 self.from(&server, "NOTICE", &[&me], Some(&format!("Done: {action} {target}")), "");
             }
             // Answered by the events they cause (KICK, MODE), or by nothing at all.
+            Reply::Described => {
+                if let (Context::Setname { realname }, true) = (context, self.link.caps.has(Cap::Setname)) {
+                    let me = self.me.clone();
+                    self.from(&super::source_str(&me), "SETNAME", &[], Some(realname), "");
+                }
+            }
             Reply::Moderated { .. }
             | Reply::ModesSet { .. }
-            | Reply::Described
             | Reply::PasswordChanged
             | Reply::Pong
             | Reply::Found { .. }
@@ -755,7 +864,8 @@ impl<'a> Lines<'a> {
         self.from(&server, "BATCH", &[&format!("-{batch}")], None, "");
     }
 
-    fn who_line(&mut self, channel: &str, member: &Member) {
+    /// One user in a WHO answer: `352`, or with WHOX the `354` fields asked for.
+    fn who_line(&mut self, channel: &str, member: &Member, whox: Option<&super::commands::Whox>) {
         let mut flags = String::from(if member.away { "G" } else { "H" });
         if member.admin {
             flags.push('*');
@@ -764,33 +874,102 @@ impl<'a> Lines<'a> {
         let server = self.server().to_owned();
         let me = self.me.clone();
         let nick = member.nick.as_str();
-        let _ = write!(
-            self.text,
-            ":{server} 352 {me} {channel} {} {} {server} {nick} {flags} :0 {nick}\r\n",
-            super::USER,
-            super::HOST
-        );
+        let realname = member.realname.as_deref().unwrap_or(nick);
+        let Some(whox) = whox else {
+            let _ = write!(
+                self.text,
+                ":{server} 352 {me} {channel} {} {} {server} {nick} {flags} :0 ",
+                super::USER,
+                super::HOST
+            );
+            let _ = write!(self.text, "{}\r\n", clean(realname));
+            return;
+        };
+        let mut fields: Vec<String> = Vec::new();
+        for field in "tcuihsnfdlao".chars().filter(|f| whox.has(*f)) {
+            fields.push(match field {
+                't' if whox.token.is_empty() => continue,
+                't' => whox.token.clone(),
+                'c' => channel.to_owned(),
+                'u' => super::USER.to_owned(),
+                // Addresses are private: a client sees its own alone.
+                'i' => match (nick == me, self.link.address) {
+                    (true, Some(address)) => address.to_string(),
+                    _ => "255.255.255.255".to_owned(),
+                },
+                'h' => super::HOST.to_owned(),
+                's' => server.clone(),
+                'n' => nick.to_owned(),
+                'f' => flags.clone(),
+                // One server: no hops.
+                'd' => "0".to_owned(),
+                'l' => member.idle_secs.to_string(),
+                'a' => member.account.as_ref().map_or_else(|| "0".to_owned(), ToString::to_string),
+                _ => {
+                    if member.op || member.voice {
+                        "0".to_owned()
+                    } else {
+                        "n/a".to_owned()
+                    }
+                }
+            });
+        }
+        let _ = write!(self.text, ":{server} 354 {me}");
+        for field in &fields {
+            let _ = write!(self.text, " {field}");
+        }
+        if whox.has('r') {
+            let _ = write!(self.text, " :{}", clean(realname));
+        }
+        self.text.push_str("\r\n");
     }
 
     fn whois(&mut self, context: &Context, whois: &parley_hub::Whois) {
         let nick = whois.nick.to_string();
-        if let Context::WhoNick { mask } = context {
+        if let Context::Presence { ison, last } = context {
+            let item = if *ison {
+                nick
+            } else {
+                let oper = if whois.admin { "*" } else { "" };
+                let away = if whois.away.is_some() { '-' } else { '+' };
+                format!("{nick}{oper}={away}{}@{}", super::USER, super::HOST)
+            };
+            lock(&self.link.gathered).push(item);
+            self.presence(*ison, *last);
+            return;
+        }
+        if let Context::UserMode { .. } = context {
+            self.numeric("502", &[], "Can't view or change mode for other users");
+            return;
+        }
+        if let Context::WhoNick { mask, whox } = context {
+            // The first channel the asker may see them in, with their status there.
+            let first = whois.rooms.first();
             let member = Member {
                 nick: whois.nick.clone(),
-                op: false,
-                voice: false,
+                op: first.is_some_and(|(_, op, _)| *op),
+                voice: first.is_some_and(|(_, _, voice)| *voice),
                 away: whois.away.is_some(),
                 admin: whois.admin,
+                realname: whois.realname.clone(),
+                account: whois.account.clone(),
+                idle_secs: whois.idle_secs,
             };
-            self.who_line("*", &member);
+            let channel = first.map_or_else(|| "*".to_owned(), |(room, _, _)| format!("#{room}"));
+            self.who_line(&channel, &member, whox.as_ref());
             self.numeric("315", &[mask], "End of /WHO list.");
             return;
         }
         let realname = whois.realname.as_deref().unwrap_or(&nick).to_owned();
         self.numeric("311", &[&nick, super::USER, super::HOST, "*"], &realname);
+        // Where they connect from, to themselves and to operators alone (the hub gives
+        // the address only then).
+        if let Some(address) = whois.address {
+            self.numeric("378", &[&nick], &format!("is connecting from *@{address} {address}"));
+        }
         if !whois.rooms.is_empty() {
             let rooms: Vec<String> =
-                whois.rooms.iter().map(|(room, op)| format!("{}#{room}", if *op { "@" } else { "" })).collect();
+                whois.rooms.iter().map(|(room, op, voice)| format!("{}#{room}", status(*op, *voice))).collect();
             self.numeric("319", &[&nick], &rooms.join(" "));
         }
         let server = self.link.server.clone();
@@ -798,9 +977,11 @@ impl<'a> Lines<'a> {
         if whois.admin {
             self.numeric("313", &[&nick], "is an IRC operator");
         }
-        if let Some(address) = whois.address {
-            self.numeric("338", &[&nick, &address.to_string()], "actually using host");
+        if whois.address.is_some() {
+            let modes = if whois.admin { "+io" } else { "+i" };
+            self.numeric("379", &[&nick], &format!("is using modes {modes}"));
         }
+
         if let Some(account) = &whois.account {
             self.numeric("330", &[&nick, account.as_str()], "is logged in as");
         }
@@ -812,15 +993,37 @@ impl<'a> Lines<'a> {
         self.numeric("318", &[&nick], "End of /WHOIS list.");
     }
 
+    /// The answer to a `WHO mask`, once the members of the client's last channel are in.
+    pub(super) fn who_mask_end(&mut self, mask: &str, whox: Option<&super::commands::Whox>, last: bool) {
+        if !last {
+            return;
+        }
+        let found = std::mem::take(&mut *lock(&self.link.found));
+        for (room, member) in &found {
+            self.who_line(&format!("#{room}"), member, whox);
+        }
+        let mask = if mask == "0" { "*" } else { mask };
+        self.numeric("315", &[&super::wire_param(mask)], "End of /WHO list.");
+    }
+
+    /// The `302` (USERHOST) or `303` (ISON) reply, once the answer about its last nick
+    /// is in.
+    fn presence(&mut self, ison: bool, last: bool) {
+        if last {
+            let items = std::mem::take(&mut *lock(&self.link.gathered));
+            self.data(if ison { "303" } else { "302" }, &[&items.join(" ")]);
+        }
+    }
+
     fn list(&mut self, context: &Context, rooms: &[RoomSummary]) {
-        let wanted = match context {
-            Context::List { channels } => channels.clone(),
-            _ => Vec::new(),
+        let filter = match context {
+            Context::List { filter } => filter.clone(),
+            _ => super::commands::ListFilter::default(),
         };
         self.numeric("321", &["Channel"], "Users  Name");
         for room in rooms {
             let channel = format!("#{}", room.name);
-            if !wanted.is_empty() && !wanted.iter().any(|w| w.eq_ignore_ascii_case(&channel)) {
+            if !filter.admits(&channel, room.members) {
                 continue;
             }
             let topic = room.topic.as_deref().unwrap_or("");
@@ -864,6 +1067,15 @@ impl<'a> Lines<'a> {
             self.from(&server, "FAIL", &params, Some(&words::error(e)), "");
             return;
         }
+        // USERHOST and ISON leave out whoever is not there, WHO masks channels gone.
+        if let Context::Presence { ison, last } = context {
+            self.presence(*ison, *last);
+            return;
+        }
+        if let Context::WhoMask { mask, whox, last, .. } = context {
+            self.who_mask_end(mask, whox.as_ref(), *last);
+            return;
+        }
         let channel = context.channel().map(|c| if c.starts_with('#') { c.to_owned() } else { format!("#{c}") });
         let channel = channel.as_deref().unwrap_or("*");
         let text = words::error(e);
@@ -886,16 +1098,21 @@ impl<'a> Lines<'a> {
                     self.numeric("401", &[asked], "No such nick/channel");
                     self.numeric("318", &[asked], "End of /WHOIS list.");
                 }
-                Context::WhoNick { mask } => self.numeric("315", &[mask], "End of /WHO list."),
+                Context::WhoNick { mask, .. } => self.numeric("315", &[mask], "End of /WHO list."),
+                Context::UserMode { nick } => self.numeric("401", &[&super::wire_param(nick)], "No such nick"),
                 _ => self.numeric("401", &[&super::wire_param(nick)], "No such nick/channel"),
             },
             HubError::NoSuchRoom(room) => match context {
                 Context::Names { channel } => self.numeric("366", &[channel], "End of /NAMES list."),
-                Context::Who { mask } => self.numeric("315", &[mask], "End of /WHO list."),
+                Context::Who { mask, .. } => self.numeric("315", &[mask], "End of /WHO list."),
                 _ => self.numeric("403", &[&format!("#{room}")], "No such channel"),
             },
             HubError::NotInRoom(_) | HubError::NoRoom => match context {
                 Context::Privmsg { .. } => self.numeric("404", &[channel], "Cannot send to channel"),
+                // Changing modes asks for an operator first, as servers check it.
+                Context::Mode { letter, target, .. } if *letter != '?' && !(*letter == 'b' && target.is_empty()) => {
+                    self.numeric("482", &[channel], "You're not channel operator");
+                }
                 _ => self.numeric("442", &[channel], "You're not on that channel"),
             },
             HubError::Muted(_) | HubError::Moderated(_) => {
@@ -976,6 +1193,15 @@ fn prefixes(member: &Member, multi: bool) -> String {
         (true, _, _) => "@".to_owned(),
         (false, true, _) => "+".to_owned(),
         (false, false, _) => String::new(),
+    }
+}
+
+/// The highest status (`@`, `+`, or none) of a member.
+fn status(op: bool, voice: bool) -> &'static str {
+    match (op, voice) {
+        (true, _) => "@",
+        (false, true) => "+",
+        (false, false) => "",
     }
 }
 
