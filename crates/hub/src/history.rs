@@ -117,36 +117,40 @@ impl Cursor {
             Cursor::Around(_) => return None,
         })
     }
+
+    /// For [`Cursor::Around`], the two one-query cursors, each with its limit, whose
+    /// pages one after the other make the page: the latest `limit / 2` before the seq,
+    /// then the earliest rest from it on (`first` is the first seq the reader may see).
+    #[must_use]
+    pub fn around_halves(self, first: u64, limit: usize) -> Option<[(Cursor, usize); 2]> {
+        let Cursor::Around(at) = self else { return None };
+        let at = at.max(first);
+        let earlier = limit / 2;
+        Some([(Cursor::Before(at), earlier), (Cursor::After(at.saturating_sub(1)), limit - earlier)])
+    }
 }
 
 /// A page out of records in seq order, as the stores read one in SQL: for the memory
 /// store and the hub's own tail. `first..=last` are the seqs the reader may see.
 pub(crate) fn page_of<R: Clone>(
     records: &[R],
-    seq: impl Fn(&R) -> u64,
+    seq: &dyn Fn(&R) -> u64,
     cursor: Cursor,
     first: u64,
     last: u64,
     limit: usize,
 ) -> Vec<R> {
-    let seq = &seq;
-    let between = |after: u64, before: u64| records.iter().filter(move |r| seq(r) > after && seq(r) < before);
-    let latest = |after: u64, before: u64, n: usize| {
-        let mut page: Vec<R> = between(after, before).rev().take(n).cloned().collect();
+    if let Some(halves) = cursor.around_halves(first, limit) {
+        return halves.into_iter().flat_map(|(half, n)| page_of(records, seq, half, first, last, n)).collect();
+    }
+    let Some((after, before, latest)) = cursor.bounds(first, last) else { return Vec::new() };
+    let between = records.iter().filter(|r| seq(r) > after && seq(r) < before);
+    if latest {
+        let mut page: Vec<R> = between.rev().take(limit).cloned().collect();
         page.reverse();
         page
-    };
-    match cursor.bounds(first, last) {
-        Some((after, before, true)) => latest(after, before, limit),
-        Some((after, before, false)) => between(after, before).take(limit).cloned().collect(),
-        None => {
-            let Cursor::Around(at) = cursor else { return Vec::new() };
-            let earlier = limit / 2;
-            let mut page = latest(first.saturating_sub(1), at.min(last.saturating_add(1)), earlier);
-            let from = at.max(first).saturating_sub(1);
-            page.extend(between(from, last.saturating_add(1)).take(limit - earlier).cloned());
-            page
-        }
+    } else {
+        between.take(limit).cloned().collect()
     }
 }
 

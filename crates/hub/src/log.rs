@@ -79,7 +79,7 @@ impl RoomLog {
     /// from seq `since` on.
     pub(crate) fn page(&self, cursor: Cursor, limit: usize, since: u64) -> Vec<Arc<Record>> {
         let held: Vec<Arc<Record>> = self.recent.iter().cloned().collect();
-        crate::history::page_of(&held, |r| r.seq, cursor, since, u64::MAX, limit)
+        crate::history::page_of(&held, &|r| r.seq, cursor, since, u64::MAX, limit)
     }
 
     /// The seq of the latest message held said at or before `at`, from `since` on.

@@ -65,7 +65,7 @@ impl MemoryStore {
 
 fn page_of(mut records: Vec<Record>, cursor: Cursor, since: u64, upto: u64, limit: usize) -> Vec<Record> {
     records.sort_by_key(|r| r.seq);
-    crate::history::page_of(&records, |r| r.seq, cursor, since, upto, limit)
+    crate::history::page_of(&records, &|r| r.seq, cursor, since, upto, limit)
 }
 
 impl Kept {

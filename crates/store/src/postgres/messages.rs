@@ -189,16 +189,14 @@ impl PostgresStore {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let Some((after, before, newest_first)) = cursor.bounds(since, upto) else {
-            // Around a message: half the page before it, the rest from it on.
-            let Cursor::Around(at) = cursor else { return Ok(Vec::new()) };
-            let earlier = limit / 2;
-            let at = at.max(since);
-            let mut page = self.seq_page(filter, filter_params, Cursor::Before(at), since, upto, earlier)?;
-            let rest = Cursor::After(at.saturating_sub(1));
-            page.extend(self.seq_page(filter, filter_params, rest, since, upto, limit - earlier)?);
+        if let Some(halves) = cursor.around_halves(since, limit) {
+            let mut page = Vec::new();
+            for (half, n) in halves {
+                page.extend(self.seq_page(filter, filter_params, half, since, upto, n)?);
+            }
             return Ok(page);
-        };
+        }
+        let Some((after, before, newest_first)) = cursor.bounds(since, upto) else { return Ok(Vec::new()) };
         let (after, before) = (seq_value(after), seq_value(before));
         let order = if newest_first { "DESC" } else { "ASC" };
         let sql = format!(
