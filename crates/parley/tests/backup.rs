@@ -3,6 +3,8 @@
 //! history is a prefix of what was acknowledged, every file it names present, and a
 //! server started on it serves that history; damaged and newer backups are refused.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,22 +16,7 @@ use parley_client::{Audience, Client, Events, FileInfo, HistoryCursor, Kind, Pas
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("parley-backup-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 /// A `parley serve` process, killed when dropped.
 struct Server {

@@ -14,7 +14,9 @@
 //!
 //! then commit the new directory and give it a test in `crates/store/tests/upgrade.rs`.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -23,22 +25,7 @@ use parley_server::{Config, Listener, ListenerKind, Server};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("parley-fixtures-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 /// Runs `parley admin --data-dir DATA ARGS`; it must succeed.
 fn admin(data: &Path, args: &[&str]) {

@@ -1,9 +1,11 @@
 //! History as the server process keeps it: acknowledged messages survive `kill -9`, and
 //! `parley log export` reads a room's history while the server runs.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -11,22 +13,7 @@ use parley_client::{Client, Events, HistoryCursor, PastMessage, Transport};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("parley-history-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 /// A `parley serve` process, killed if the test ends first.
 struct Server {
