@@ -6,50 +6,16 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use parley_client::{Audience, Client, Events, FileInfo, HistoryCursor, Kind, PastMessage, Transport};
+use parley_client::{Audience, Client, FileInfo, HistoryCursor, Kind, PastMessage};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-use support::TempDir;
-
-/// A `parley serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let config = data.with_extension("toml");
-        std::fs::write(&config, "[limits]\nflood_rate_per_sec = 0\n").expect("config written");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args(["serve", "--listen", "native=127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a listening line");
-        let addr = line.trim_end().strip_prefix("listening native=").expect("a native listener").to_owned();
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{connect, Server, TempDir};
 
 /// `parley admin ARGS`, finished.
 async fn admin(args: &[&str], paths: &[&Path]) -> Output {
@@ -60,17 +26,6 @@ async fn admin(args: &[&str], paths: &[&Path]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-async fn connect(addr: &str, nick: &str) -> Client {
-    let (client, events, _) = Client::connect(addr, &Transport::Plain).await.expect("connects");
-    tokio::spawn(drain(events));
-    client.hello(nick).await.expect("welcomed");
-    client
-}
-
-async fn drain(mut events: Events) {
-    while events.next().await.is_some() {}
 }
 
 /// Every message of `room`, paging forward from the start.

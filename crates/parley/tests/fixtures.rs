@@ -20,12 +20,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use parley_client::{Audience, Client, Events, Reply, Request, Transport};
+use parley_client::{Audience, Client, Reply, Request};
 use parley_server::{Config, Listener, ListenerKind, Server};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-use support::TempDir;
+use support::{connect, TempDir};
 
 /// Runs `parley admin --data-dir DATA ARGS`; it must succeed.
 fn admin(data: &Path, args: &[&str]) {
@@ -38,18 +38,6 @@ fn admin(data: &Path, args: &[&str]) {
         .output()
         .expect("runs");
     assert!(out.status.success(), "parley admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-async fn connect(addr: &str, nick: &str) -> Client {
-    let (client, events, _) = Client::connect(addr, &Transport::Plain).await.expect("connects");
-    tokio::spawn(drain(events));
-    client.hello(nick).await.expect("welcomed");
-    client
-}
-
-/// Reads events so the client never stops reading the socket.
-async fn drain(mut events: Events) {
-    while events.next().await.is_some() {}
 }
 
 async fn call(client: &Client, request: Request) {

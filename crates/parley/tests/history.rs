@@ -4,69 +4,15 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use parley_client::{Client, Events, HistoryCursor, PastMessage, Transport};
+use parley_client::{Client, HistoryCursor, PastMessage};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-use support::TempDir;
-
-/// A `parley serve` process, killed if the test ends first.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    /// Starts a server on `data`, with flood control off: the writers send as fast as
-    /// their acknowledgements come back.
-    fn start(data: &Path) -> Server {
-        let config = data.join("parley.toml");
-        std::fs::write(&config, "[limits]\nflood_rate_per_sec = 0\n").expect("config written");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args(["serve", "--listen", "native=127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a listening line");
-        let addr = line.trim_end().strip_prefix("listening native=").expect("a native listener").to_owned();
-        Server { child, addr }
-    }
-
-    fn kill_9(mut self) {
-        // `Child::kill` is SIGKILL on Unix: no shutdown, no flush, no goodbye.
-        self.child.kill().expect("killed");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn connect(server: &Server, nick: &str) -> Client {
-    let (client, events, _) = Client::connect(&server.addr, &Transport::Plain).await.expect("connects");
-    tokio::spawn(drain(events));
-    client.hello(nick).await.expect("welcomed");
-    client
-}
-
-/// Reads events so the client never stops reading the socket.
-async fn drain(mut events: Events) {
-    while events.next().await.is_some() {}
-}
+use support::{connect, Server, TempDir};
 
 /// Every message of `room`, paging forward from the start as a reconnecting client does.
 async fn everything(client: &Client, room: &str) -> Vec<PastMessage> {
@@ -89,7 +35,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
     let server = Server::start(&data.0);
     let mut sending = Vec::new();
     for c in 0..CLIENTS {
-        let client = connect(&server, &format!("writer{c}")).await;
+        let client = connect(&server.addr, &format!("writer{c}")).await;
         if c == 0 {
             // A registered room (its creator is logged in), whose history outlives its
             // members and restarts; a guest's room would start a new life after one.
@@ -115,7 +61,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
     server.kill_9();
 
     let server = Server::start(&data.0);
-    let reader = connect(&server, "auditor").await;
+    let reader = connect(&server.addr, "auditor").await;
     reader.join("dev").await.expect("joins dev");
     for room in ["lobby", "dev"] {
         let stored = tokio::time::timeout(WAIT, everything(&reader, room)).await.expect("read in time");
@@ -143,7 +89,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_and_in_order() {
 async fn log_export_reads_a_room_while_the_server_runs() {
     let data = TempDir::new("export");
     let server = Server::start(&data.0);
-    let alice = connect(&server, "alice").await;
+    let alice = connect(&server.addr, "alice").await;
     alice.join("dev").await.expect("joins");
     for text in ["first", "second\nwith a second line", "third"] {
         alice.say("dev", text).await.expect("acknowledged");
@@ -249,12 +195,12 @@ async fn the_owner_manages_accounts_that_users_log_in_to() {
     assert!(lines[1].contains("grant admin"), "{audit}");
 
     let server = Server::start(&data.0);
-    let user = connect(&server, "visitor").await;
+    let user = connect(&server.addr, "visitor").await;
     assert_eq!(user.login(Some("grace"), "first-password").await.expect("logs in"), "Grace");
     // Reset while the server runs: the next login needs the new password.
     let reset = admin(&data.0, &["users", "reset-password", "grace"], "second-password\n");
     assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
-    let other = connect(&server, "other").await;
+    let other = connect(&server.addr, "other").await;
     assert!(other.login(Some("grace"), "first-password").await.is_err());
     let deleted = admin(&data.0, &["users", "delete", "GRACE"], "");
     assert!(deleted.status.success());
@@ -281,7 +227,7 @@ async fn the_audit_log_and_the_text_export_are_printable_and_jsonl_is_exact() {
     let data = TempDir::new("hostile");
     assert!(admin(&data.0, &["users", "add", "alice"], "alice-password\n").status.success());
     let server = Server::start(&data.0);
-    let alice = connect(&server, "alice").await;
+    let alice = connect(&server.addr, "alice").await;
     alice.login(Some("alice"), "alice-password").await.expect("logged in");
     alice.join("dev").await.expect("joins");
     alice.say("dev", HOSTILE).await.expect("acknowledged");

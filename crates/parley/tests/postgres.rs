@@ -5,64 +5,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use parley_client::{Client, Events, HistoryCursor, Transport};
+use parley_client::{Client, HistoryCursor};
 use parley_store::testing::TestPostgres;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-use support::TempDir;
-
-/// A `parley serve` process, killed if the test ends first.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    /// Starts a server on `data`, keeping its history in `database` (SQLite in `data`
-    /// when `None`).
-    fn start(data: &Path, database: Option<&str>) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
-        command.args(["serve", "--listen", "native=127.0.0.1:0", "--data-dir"]).arg(data);
-        if let Some(url) = database {
-            command.args(["--database", url]);
-        }
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a listening line");
-        let addr = line.trim_end().strip_prefix("listening native=").expect("a native listener").to_owned();
-        Server { child, addr }
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().expect("killed");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn connect(server: &Server, nick: &str) -> Client {
-    let (client, events, _) = Client::connect(&server.addr, &Transport::Plain).await.expect("connects");
-    tokio::spawn(drain(events));
-    client.hello(nick).await.expect("welcomed");
-    client
-}
-
-/// Reads events so the client never stops reading the socket.
-async fn drain(mut events: Events) {
-    while events.next().await.is_some() {}
-}
+use support::{connect, Server, TempDir};
 
 /// The texts of `room`'s latest messages, oldest first.
 async fn texts(client: &Client, room: &str) -> Vec<String> {
@@ -75,8 +26,8 @@ async fn a_server_on_postgres_keeps_history_accounts_and_search_across_a_kill_9(
     let Some(postgres) = TestPostgres::shared() else { return };
     let url = postgres.database();
     let first_data = TempDir::new("serve-1");
-    let server = Server::start(&first_data.0, Some(&url));
-    let ada = connect(&server, "ada").await;
+    let server = Server::start_with(&first_data.0, &["--database", &url]);
+    let ada = connect(&server.addr, "ada").await;
     ada.register("ada's password").await.expect("registers");
     let mut acked = Vec::new();
     for n in 0..20 {
@@ -89,8 +40,8 @@ async fn a_server_on_postgres_keeps_history_accounts_and_search_across_a_kill_9(
 
     // Another data directory, the same database: everything comes from PostgreSQL.
     let second_data = TempDir::new("serve-2");
-    let server = Server::start(&second_data.0, Some(&url));
-    let bob = connect(&server, "bob").await;
+    let server = Server::start_with(&second_data.0, &["--database", &url]);
+    let bob = connect(&server.addr, "bob").await;
     let (_, page) = bob.history(Some("lobby"), HistoryCursor::Latest, Some(100)).await.expect("a page");
     let stored: Vec<(u64, String)> = page.into_iter().map(|m| (m.seq, m.text)).collect();
     assert_eq!(stored, acked, "every acknowledged message, once, in order, with its seq");
@@ -99,9 +50,9 @@ async fn a_server_on_postgres_keeps_history_accounts_and_search_across_a_kill_9(
     let found = bob.search("CAFE 7", None).await.expect("searches");
     assert_eq!(found.len(), 1, "search runs in PostgreSQL, accents folded: {found:?}");
     assert_eq!(found[0].1.text, "message 7 about the café");
-    let again = connect(&server, "ada2").await;
+    let again = connect(&server.addr, "ada2").await;
     assert_eq!(again.login(Some("ada"), "ada's password").await.expect("logs in"), "ada", "the account was kept");
-    let stranger = connect(&server, "carol").await;
+    let stranger = connect(&server.addr, "carol").await;
     assert!(stranger.login(Some("ada"), "wrong password").await.is_err(), "with its password");
 
     // Chat logs come out of the same database, while the server runs.
@@ -131,10 +82,10 @@ async fn migrate_moves_a_data_directory_into_postgres_and_refuses_a_database_in_
 
     // A server on SQLite: accounts, a registered room with a topic, messages, a
     // private message.
-    let server = Server::start(&data.0, None);
-    let ada = connect(&server, "ada").await;
+    let server = Server::start(&data.0);
+    let ada = connect(&server.addr, "ada").await;
     ada.register("ada's password").await.expect("registers");
-    let bob = connect(&server, "bob").await;
+    let bob = connect(&server.addr, "bob").await;
     bob.register("bob's password").await.expect("registers");
     // A room a logged-in user creates is registered to them.
     ada.join("staff").await.expect("joins");
@@ -163,8 +114,8 @@ async fn migrate_moves_a_data_directory_into_postgres_and_refuses_a_database_in_
 
     // A server on PostgreSQL, with an empty data directory, has it all.
     let fresh = TempDir::new("migrate-fresh");
-    let server = Server::start(&fresh.0, Some(&url));
-    let ada = connect(&server, "guest1").await;
+    let server = Server::start_with(&fresh.0, &["--database", &url]);
+    let ada = connect(&server.addr, "guest1").await;
     assert_eq!(ada.login(Some("ada"), "ada's password").await.expect("logs in"), "ada");
     ada.join("staff").await.expect("joins the registered room");
     assert_eq!(texts(&ada, "staff").await, before_staff, "the registered room's history");
@@ -188,9 +139,9 @@ async fn without_its_database_the_server_refuses_messages_clearly_and_carries_on
     let postgres = std::sync::Arc::new(postgres);
     let url = postgres.database();
     let data = TempDir::new("pg-outage");
-    let server = Server::start(&data.0, Some(&url));
-    let ada = connect(&server, "ada").await;
-    let bob = connect(&server, "bob").await;
+    let server = Server::start_with(&data.0, &["--database", &url]);
+    let ada = connect(&server.addr, "ada").await;
+    let bob = connect(&server.addr, "bob").await;
     let mut acked = Vec::new();
     for n in 0..3 {
         let text = format!("before {n}");

@@ -4,48 +4,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use std::time::Duration;
 
 use parley_client::{Client, ErrorCode, Event, Events, Reply, Request, Transport};
 
-use support::TempDir;
-
-/// A `parley serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let config = data.join("parley.toml");
-        std::fs::write(&config, "[limits]\nflood_rate_per_sec = 0\n").expect("config written");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args(["serve", "--listen", "native=127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a listening line");
-        let addr = line.trim_end().strip_prefix("listening native=").expect("a native listener").to_owned();
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{connect, Server, TempDir};
 
 /// Runs `parley admin --data-dir DATA ARGS` with `input` on standard input; it must
 /// succeed.
@@ -66,13 +32,6 @@ fn admin(data: &Path, args: &[&str], input: &str) {
     assert!(out.status.success(), "parley admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-async fn connect(server: &Server, nick: &str) -> Client {
-    let (client, events, _) = Client::connect(&server.addr, &Transport::Plain).await.expect("connects");
-    tokio::spawn(drain(events));
-    client.hello(nick).await.expect("welcomed");
-    client
-}
-
 /// Waits for a notice with `text`.
 async fn notice(events: &mut Events, text: &str) {
     let wait = async {
@@ -85,11 +44,6 @@ async fn notice(events: &mut Events, text: &str) {
         }
     };
     tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the notice in time");
-}
-
-/// Reads events so the client never stops reading the socket.
-async fn drain(mut events: Events) {
-    while events.next().await.is_some() {}
 }
 
 fn refused(answer: Result<Reply, parley_client::Error>) -> ErrorCode {
@@ -111,7 +65,7 @@ async fn a_name_registered_again_after_parley_admin_deletes_it_has_none_of_the_o
     admin(&data.0, &["users", "add", "owner"], "owner-password\n");
 
     let server = Server::start(&data.0);
-    let chief = connect(&server, "visitor").await;
+    let chief = connect(&server.addr, "visitor").await;
     chief.login(Some("chief"), "chief-password").await.expect("logged in");
     assert!(matches!(chief.call(&Request::Audit { limit: None }).await, Ok(Reply::Audit { .. })), "an admin");
     chief.join("hq").await.expect("founds hq");
@@ -129,7 +83,7 @@ async fn a_name_registered_again_after_parley_admin_deletes_it_has_none_of_the_o
     admin(&data.0, &["users", "delete", "chief"], "");
     drop((chief, owner, server));
     let server = Server::start(&data.0);
-    let usurper = connect(&server, "chief").await;
+    let usurper = connect(&server.addr, "chief").await;
     assert_eq!(usurper.register("usurper-password").await.expect("the name is free"), "chief");
 
     assert_eq!(refused(usurper.call(&Request::Audit { limit: None }).await), ErrorCode::NotAdmin);
