@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::command::RequestId;
 use crate::error::HubError;
 use crate::history::{Kind, Record};
+use crate::identity::Userhost;
 use crate::moderation::{Mask, Restriction};
 use crate::modes::{Member, ModeChange, RoomModes, Stats, Whois};
 use crate::name::{Nick, RoomName};
@@ -34,6 +35,8 @@ pub enum Event {
         account: Option<Nick>,
         /// The text.
         text: Arc<str>,
+        /// The user name and host of the sender (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A private message to the session.
     Whisper {
@@ -51,6 +54,8 @@ pub enum Event {
         account: Option<Nick>,
         /// The text.
         text: Arc<str>,
+        /// The user name and host of the sender (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone entered a room the session is in.
     Joined {
@@ -66,6 +71,8 @@ pub enum Event {
         account: Option<Nick>,
         /// What their client says about them, if it has (IRC's real name).
         realname: Option<Arc<str>>,
+        /// The user name and host of who entered (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone left a room the session is in.
     Left {
@@ -87,6 +94,10 @@ pub enum Event {
         /// that show a departure from the server once, not once per room (IRC's
         /// `QUIT`), show nothing for this one. The hub decides it per member.
         again: bool,
+        /// The user name and host of who left (their IRC source).
+        userhost: Arc<Userhost>,
+        /// The user name and host of who put them out, with `by`.
+        by_userhost: Option<Arc<Userhost>>,
     },
     /// A room's settings or voice changed (`Command::Mode`).
     Mode {
@@ -98,6 +109,8 @@ pub enum Event {
         at: Timestamp,
         /// What changed, in order.
         changes: Vec<ModeChange>,
+        /// The user name and host of who changed them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A moderator changed who may do what in a room: bans, mutes, operators,
     /// registration.
@@ -110,6 +123,8 @@ pub enum Event {
         at: Timestamp,
         /// What changed.
         what: RoomChange,
+        /// The user name and host of the moderator (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A room's topic changed.
     Topic {
@@ -121,6 +136,8 @@ pub enum Event {
         at: Timestamp,
         /// The new topic; empty when it was cleared.
         text: Arc<str>,
+        /// The user name and host of who set it (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with went away or came back.
     Away {
@@ -128,6 +145,8 @@ pub enum Event {
         nick: Nick,
         /// Their away message; `None` when they are back.
         text: Option<Arc<str>>,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with logged in to an account, or is no longer
     /// logged in (IRC's `account-notify`).
@@ -136,6 +155,8 @@ pub enum Event {
         nick: Nick,
         /// The account; `None` when they are logged in to none now.
         account: Option<Nick>,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with changed what their client says about them
     /// (IRC's `setname`).
@@ -144,6 +165,8 @@ pub enum Event {
         nick: Nick,
         /// Their real name now.
         realname: Arc<str>,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone in a room the session is in invited someone else into it (IRC's
     /// `invite-notify`). Operators are told always; other members unless the room is
@@ -157,6 +180,8 @@ pub enum Event {
         nick: Nick,
         /// When.
         at: Timestamp,
+        /// The user name and host of who invited (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone invites the session into a room.
     Invited {
@@ -166,6 +191,8 @@ pub enum Event {
         by: Nick,
         /// When.
         at: Timestamp,
+        /// The user name and host of who invites (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with changed nick.
     NickChanged {
@@ -175,6 +202,8 @@ pub enum Event {
         new: Nick,
         /// When.
         at: Timestamp,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A message of a room the session is in was deleted.
     Deleted {
@@ -192,6 +221,8 @@ pub enum Event {
         at: Timestamp,
         /// Why, if they said.
         reason: Option<Arc<str>>,
+        /// The user name and host of who deleted it (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// The session's user read further in a room or conversation, on another of their
     /// sessions (their other devices clear the unread count).
@@ -349,12 +380,13 @@ pub enum Renaming {
 /// The successful answer to a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The session is registered and in the lobby.
+    /// The session is registered (and in the lobby, if its gateway asked for it).
     Welcome {
         /// Its nick.
         nick: Nick,
-        /// The room it was put in.
-        room: RoomName,
+        /// The room it was put in; `None` when it starts in none (then `members`,
+        /// `history` and `topic` are empty).
+        room: Option<RoomName>,
         /// Who is there, itself included, sorted.
         members: Vec<Member>,
         /// The longest message text accepted, in bytes.

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
-use crate::identity::{Account, Party};
+use crate::identity::{Account, Arrival, Party};
 use crate::name::{Nick, RoomName};
 use crate::outbox::Outbox;
 
@@ -20,7 +20,7 @@ use crate::outbox::Outbox;
 pub struct SessionId(pub(crate) u64);
 
 /// How a connecting session proves who it is.
-pub(crate) enum Login {
+pub enum Login {
     /// It does not: a guest (or a nick someone may have to log in to within the grace).
     Guest,
     /// With the password of the account it names.
@@ -76,7 +76,7 @@ pub(crate) enum Op {
     Connect {
         nick: String,
         login: Login,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
         done: oneshot::Sender<Result<SessionId, HubError>>,
@@ -162,7 +162,8 @@ pub struct HubHandle {
 }
 
 impl HubHandle {
-    /// Registers a session under `nick` (a guest) and puts it in the lobby. On success
+    /// Registers a session under `nick` (a guest) and puts it in the lobby (see
+    /// [`HubHandle::arrive`] for a session that starts elsewhere). On success
     /// the outbox has received the [`crate::Reply::Welcome`] answering `req`; on failure
     /// nothing was delivered and the gateway may try another nick. `address` is the
     /// client's, for bans, pacing and guests' quotas.
@@ -173,7 +174,7 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        self.register(nick, Login::Guest, address, req, outbox).await
+        self.arrive(nick, Login::Guest, Arrival::lobby(address), req, outbox).await
     }
 
     /// Like [`HubHandle::connect`], logged in to the account `nick` with `password` from
@@ -186,7 +187,7 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        self.register(nick, Login::Password(password), address, req, outbox).await
+        self.arrive(nick, Login::Password(password), Arrival::lobby(address), req, outbox).await
     }
 
     /// Like [`HubHandle::connect_as`], with the password already checked by
@@ -198,8 +199,7 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        let nick = verified.account.name.to_string();
-        self.register(&nick, Login::Verified(verified), address, req, outbox).await
+        self.arrive("", Login::Verified(verified), Arrival::lobby(address), req, outbox).await
     }
 
     /// Checks an account's password without a session (IRC's SASL happens before
@@ -223,16 +223,23 @@ impl HubHandle {
         result.await.map_err(|_| HubError::ShuttingDown)?
     }
 
-    async fn register(
+    /// Registers a session as [`HubHandle::connect`] does, with what its gateway says of
+    /// it: its user name and host, and whether it starts in the lobby. A verified login
+    /// takes its account's nick, whatever `nick` says.
+    pub async fn arrive(
         &self,
         nick: &str,
         login: Login,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
+        let nick = match &login {
+            Login::Verified(verified) => verified.account.name.to_string(),
+            Login::Guest | Login::Password(_) => nick.to_owned(),
+        };
         let (done, result) = oneshot::channel();
-        let op = Op::Connect { nick: nick.to_owned(), login, address, req, outbox, done };
+        let op = Op::Connect { nick, login, arrival, req, outbox, done };
         self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
         let id = result.await.map_err(|_| HubError::ShuttingDown)??;
         Ok(Session { id, hub: self.clone(), gone: AtomicBool::new(false) })

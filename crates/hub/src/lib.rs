@@ -40,9 +40,9 @@ pub use address::Network;
 pub use command::{Command, HistoryQuery, Marked, Point, RequestId};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
-pub use handle::{Destination, Health, HubHandle, Session, SessionId, Verified, Whereabouts};
+pub use handle::{Destination, Health, HubHandle, Login, Session, SessionId, Verified, Whereabouts};
 pub use history::{Activity, Cursor, Kind, Page, Record, Search, Timeline};
-pub use identity::{Account, AccountId, GuestId, Party};
+pub use identity::{Account, AccountId, Arrival, GuestId, Party, Userhost};
 pub use memory::MemoryStore;
 pub use metrics::{Histogram, HistogramSnapshot, HubMetrics, BATCH_BUCKETS, LATENCY_BUCKETS};
 pub use moderation::{

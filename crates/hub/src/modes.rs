@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::event::Timestamp;
+use crate::identity::Userhost;
 use crate::name::{Nick, RoomName};
 
 /// A room's settings.
@@ -82,6 +83,8 @@ pub struct Member {
     pub account: Option<Nick>,
     /// Seconds since they last said something.
     pub idle_secs: u64,
+    /// Their user name and host.
+    pub userhost: Arc<Userhost>,
 }
 
 /// What the server says about one user (IRC's WHOIS).
@@ -106,6 +109,8 @@ pub struct Whois {
     pub admin: bool,
     /// Their address: shown only to themselves and to administrators.
     pub address: Option<IpAddr>,
+    /// Their user name and host.
+    pub userhost: Arc<Userhost>,
 }
 
 /// How busy the server is (IRC's LUSERS).

@@ -1092,6 +1092,8 @@ impl Model {
         match mask {
             Mask::Nick(banned) => banned.key() == key(nick) || account.is_some_and(|a| key(a) == banned.key()),
             Mask::Address(network) => Network::of(address) == *network,
+            // The model bans nicks and addresses only.
+            Mask::Pattern(_) => false,
         }
     }
 

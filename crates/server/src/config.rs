@@ -266,6 +266,30 @@ pub struct Irc {
     /// their session. Default: none.
     #[serde(rename = "oper", skip_serializing_if = "Vec::is_empty")]
     pub opers: Vec<Oper>,
+    /// Channels every IRC client is joined to once registered, after the welcome (as
+    /// if it had sent `JOIN`), such as `["#lobby"]`. IRC clients choose their own
+    /// channels (and have autojoin lists of their own), so none by default: an IRC user
+    /// meets the line protocol's users with `/join #lobby`. Default: none.
+    pub autojoin: Vec<String>,
+    /// The host every user shows in `nick!user@host`, on IRC and to IRC clients, for
+    /// users of every gateway: `cloak` (a keyed hash of the address, such as
+    /// `a1b2c3d4.e5f6a7b8.IP`, with the key in `data_dir/cloak.key`), `ip` (the address
+    /// itself) or `fixed` (the server's name). Operators see real addresses in WHOIS
+    /// whatever this says. Default: `cloak`.
+    pub hosts: Hosts,
+}
+
+/// See [`Irc::hosts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hosts {
+    /// A keyed hash of the address.
+    #[default]
+    Cloak,
+    /// The address.
+    Ip,
+    /// The server's name.
+    Fixed,
 }
 
 impl Default for Irc {
@@ -277,6 +301,8 @@ impl Default for Irc {
             motd: None,
             admin: None,
             opers: Vec::new(),
+            autojoin: Vec::new(),
+            hosts: Hosts::Cloak,
         }
     }
 }
@@ -691,6 +717,18 @@ impl Config {
         }
         if self.irc.network.is_empty() || self.irc.network.contains(char::is_whitespace) {
             return Err(ConfigError::Invalid("irc.network must be one word".into()));
+        }
+        // The shape alone: names are parsed once the case mapping is set (joining
+        // checks each as a client's JOIN would).
+        for channel in &self.irc.autojoin {
+            let room = channel.strip_prefix('#').unwrap_or("");
+            let odd = |c: char| c.is_whitespace() || c.is_control() || matches!(c, ',' | '#');
+            if room.is_empty() || room.chars().count() > self.limits.max_room_len || room.contains(odd) {
+                return Err(ConfigError::Invalid(format!("irc.autojoin: {channel:?} is not a channel (#name)")));
+            }
+        }
+        if self.irc.autojoin.len() > self.limits.max_rooms_per_session {
+            return Err(ConfigError::Invalid("irc.autojoin lists more channels than max_rooms_per_session".into()));
         }
         if let Some(url) = &self.database.url {
             parley_store::PostgresStore::check_url(url)

@@ -21,7 +21,7 @@ use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, Notice, Renaming, Reply};
 use crate::handle::{SessionId, Verified};
-use crate::identity::Account;
+use crate::identity::{Account, Arrival};
 use crate::name::Nick;
 use crate::outbox::{Outbox, Shared};
 use crate::store::{Store, StoreError, Verdict};
@@ -117,11 +117,12 @@ impl Hub {
         &mut self,
         nick: String,
         password: String,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
         done: oneshot::Sender<Result<SessionId, HubError>>,
     ) {
+        let address = arrival.address;
         let prepared = self.accounts_store().and_then(|store| {
             let name = Nick::parse(&nick, self.limits.max_nick_len)?;
             Ok((store, name))
@@ -141,7 +142,7 @@ impl Hub {
         let queued = self.check(address, &key, move || {
             let result = store.verify(&name, &password);
             let done = taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            Completion::Admitted { name, address, req, outbox, done, result }
+            Completion::Admitted { name, arrival, req, outbox, done, result }
         });
         if let Err(e) = queued {
             if let Some(done) = cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
@@ -191,20 +192,23 @@ impl Hub {
         &mut self,
         account: Account,
         admin: bool,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<SessionId, HubError> {
-        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
+        let (address, userhost) = (arrival.address, Some(&*arrival.userhost));
+        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address, userhost) {
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
-        self.may_enter_lobby(&account.name, Some(&account.name), address)?;
+        if arrival.lobby {
+            self.may_enter_lobby(&account.name, Some(&account.name), address, userhost)?;
+        }
         self.know_account(&account, admin);
         if let Some(&holder) = self.nicks.get(&account.name) {
             self.rename_to_guest(holder, Renaming::OwnerLoggedIn { account: account.name.clone() });
         }
         let nick = account.name.to_string();
-        self.connect(&nick, Some(account), address, req, outbox)
+        self.connect(&nick, Some(account), arrival, req, outbox)
     }
 
     /// Takes in what a successful check says of an account: it exists under this name,
@@ -340,17 +344,17 @@ impl Hub {
             Completion::ModesSet { session, req, room, modes, voiced, applied, result } => {
                 self.modes_stored(session, req, room, modes, voiced, applied, result);
             }
-            Completion::Admitted { name, address, req, outbox, done, result } => {
+            Completion::Admitted { name, arrival, req, outbox, done, result } => {
                 let result = self
-                    .judge(address, &name, result)
-                    .and_then(|(account, admin)| self.log_in_connecting(account, admin, address, req, outbox));
+                    .judge(arrival.address, &name, result)
+                    .and_then(|(account, admin)| self.log_in_connecting(account, admin, arrival, req, outbox));
                 if let Some(done) = done {
                     self.answer_connect(result, done);
                 }
             }
             Completion::Checked { name, address, done, result } => {
                 let result = self.judge(address, &name, result).and_then(|(account, admin)| {
-                    if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
+                    if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address, None) {
                         return Err(HubError::ServerBanned { reason: ban.reason.clone() });
                     }
                     self.know_account(&account, admin);
@@ -413,7 +417,7 @@ impl Hub {
         let Some(state) = self.sessions.get(&id) else {
             return Err(HubError::ShuttingDown);
         };
-        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), state.address) {
+        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), state.address, Some(&state.userhost)) {
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
         self.know_account(&account, admin);
@@ -438,7 +442,7 @@ impl Hub {
     fn tell_account(&mut self, id: SessionId) {
         let Some(state) = self.sessions.get(&id) else { return };
         let (nick, account, rooms) = (state.nick.clone(), state.account_name().cloned(), state.rooms.clone());
-        let event = Shared::new(Event::Account { nick, account });
+        let event = Shared::new(Event::Account { nick, account, userhost: state.userhost.clone() });
         self.tell_room_mates(id, &rooms, &event, false);
     }
 

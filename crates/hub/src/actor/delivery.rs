@@ -29,6 +29,8 @@ pub(crate) struct Unstored {
     pub(crate) record: Arc<Record>,
     /// When the hub accepted it, for the fan-out latency.
     pub(crate) accepted: std::time::Instant,
+    /// The sender's user name and host then.
+    pub(crate) userhost: Arc<crate::identity::Userhost>,
 }
 
 impl Hub {
@@ -56,7 +58,7 @@ impl Hub {
         let state = self.state_mut(id);
         let now = std::time::Instant::now();
         state.active = now;
-        let (from, sender) = (state.nick.clone(), Some(state.party()));
+        let (from, sender, userhost) = (state.nick.clone(), Some(state.party()), state.userhost.clone());
         let seq = self.logs.entry(name.clone()).or_default().next_seq();
         let record = Record {
             room: Some(name),
@@ -69,7 +71,7 @@ impl Hub {
             kind,
             text: text.into(),
         };
-        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now });
+        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now, userhost });
         Ok(Answer::Later)
     }
 
@@ -102,7 +104,7 @@ impl Hub {
         let state = self.state_mut(id);
         let now = std::time::Instant::now();
         state.active = now;
-        let (from, sender) = (state.nick.clone(), Some(state.party()));
+        let (from, sender, userhost) = (state.nick.clone(), Some(state.party()), state.userhost.clone());
         self.private_assigned = self.private_assigned.saturating_add(1);
         let seq = self.private_assigned;
         let record = Record {
@@ -116,7 +118,8 @@ impl Hub {
             kind,
             text: text.into(),
         };
-        self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now });
+        let unstored = Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now, userhost };
+        self.accept(unstored);
         Ok(Answer::Later)
     }
 
@@ -190,7 +193,7 @@ impl Hub {
     /// A stored room message made ready for its room's run: kept in the room's log, its
     /// event for the members, and the answer its sender gets.
     fn run_item(&mut self, message: Unstored) -> RunItem {
-        let Unstored { sender, req, record, .. } = message;
+        let Unstored { sender, req, record, userhost, .. } = message;
         let keep = self.limits.history_on_join;
         let name = record.room.clone().unwrap_or_else(|| self.lobby.clone());
         self.logs.entry(name.clone()).or_default().commit(record.clone(), keep);
@@ -205,6 +208,7 @@ impl Hub {
             kind: record.kind,
             account,
             text: record.text.clone(),
+            userhost,
         });
         let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
         let reply = Event::Reply { req, result: Ok(Reply::Said { room: name, seq, at, kind, text }) };
@@ -276,7 +280,7 @@ impl Hub {
     }
 
     fn deliver(&mut self, message: Unstored, stored: Result<(), StoreError>) {
-        let Unstored { sender, req, receiver, record, .. } = message;
+        let Unstored { sender, req, receiver, record, userhost, .. } = message;
         if let Err(e) = stored {
             self.reply(sender, req, Err(store_failed(&e)));
             return;
@@ -296,6 +300,7 @@ impl Hub {
                         kind: record.kind,
                         account,
                         text: record.text.clone(),
+                        userhost: userhost.clone(),
                     });
                     room.broadcast(&message, Some(sender), &mut self.overflowed);
                     let others = (room.len() - usize::from(room.contains(sender))) as u64;
@@ -315,6 +320,7 @@ impl Hub {
                     kind: record.kind,
                     account,
                     text: record.text.clone(),
+                    userhost,
                 };
                 let mut away = None;
                 if let Some((target, state)) = receiver.and_then(|r| self.sessions.get(&r).map(|s| (r, s))) {

@@ -143,6 +143,8 @@ pub(crate) struct SessionState {
     pub(crate) guest: GuestId,
     /// The client's address, for bans, pacing and quotas.
     pub(crate) address: Option<IpAddr>,
+    /// Its user name and host, put in every event it is the source of.
+    pub(crate) userhost: Arc<crate::identity::Userhost>,
     /// Its away message, while away.
     pub(crate) away: Option<Arc<str>>,
     /// What its client says about its user (IRC's real name).
@@ -254,7 +256,7 @@ pub(crate) enum Completion {
     /// A `hello` with a password, checked.
     Admitted {
         name: Nick,
-        address: Option<IpAddr>,
+        arrival: crate::identity::Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
         done: Option<oneshot::Sender<Result<SessionId, HubError>>>,
@@ -551,15 +553,15 @@ impl Hub {
 
     fn run(&mut self, op: Op) {
         match op {
-            Op::Connect { nick, login: Login::Password(password), address, req, outbox, done } => {
-                self.admit(nick, password, address, req, outbox, done);
+            Op::Connect { nick, login: Login::Password(password), arrival, req, outbox, done } => {
+                self.admit(nick, password, arrival, req, outbox, done);
             }
-            Op::Connect { login: Login::Verified(verified), address, req, outbox, done, .. } => {
-                let result = self.log_in_connecting(verified.account, verified.admin, address, req, outbox);
+            Op::Connect { login: Login::Verified(verified), arrival, req, outbox, done, .. } => {
+                let result = self.log_in_connecting(verified.account, verified.admin, arrival, req, outbox);
                 self.answer_connect(result, done);
             }
-            Op::Connect { nick, login: Login::Guest, address, req, outbox, done } => {
-                let result = self.connect(&nick, None, address, req, outbox);
+            Op::Connect { nick, login: Login::Guest, arrival, req, outbox, done } => {
+                let result = self.connect(&nick, None, arrival, req, outbox);
                 self.answer_connect(result, done);
             }
             Op::Verify { name, password, address, done } => self.verify_only(name, password, address, done),

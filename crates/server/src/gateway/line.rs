@@ -255,18 +255,18 @@ impl Wire for LineWire {
                 }
             }
             Event::Notice { at, notice } => notice_lines(at, &words::notice(notice), &mut line),
-            Event::Mode { room, by, at, changes } => {
+            Event::Mode { room, by, at, changes, .. } => {
                 notice_lines(at, &words::modes_changed(by, room, changes), &mut line);
             }
-            Event::Moderated { room, by, at, what } => notice_lines(at, &words::room_change(by, room, what), &mut line),
-            Event::Topic { room, by, at, text } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
+            Event::Moderated { room, by, at, what, .. } => notice_lines(at, &words::room_change(by, room, what), &mut line),
+            Event::Topic { room, by, at, text, .. } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
             // Line users have no unread counts to clear.
             Event::Marker { .. } => {}
-            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+            Event::Deleted { room, seq, by, author, said_at, at, reason, .. } => {
                 let text = words::deleted(by, author, said_at, reason.as_deref().map(one_line).as_deref());
                 notice_lines(at, &format!("{text} (#{seq} in {room})"), &mut line);
             }
-            Event::Invited { room, by, at } => {
+            Event::Invited { room, by, at, .. } => {
                 let _ = writeln!(line, "[{}] *** {by} invites you to {room}: /join {room}", clock(at));
             }
             // Line users see who is away when they ask (/whois), not every change.
@@ -300,7 +300,7 @@ impl Wire for LineWire {
                     let _ = writeln!(line, "[{}] {nick} has left the chat.", clock(at));
                 }
             },
-            Event::NickChanged { old, new, at } => {
+            Event::NickChanged { old, new, at, .. } => {
                 let _ = writeln!(line, "[{}] {old} is now known as {new}.", clock(at));
             }
             Event::Shutdown { at, message } => {
@@ -330,7 +330,9 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             if let Some((topic, _, _)) = topic {
                 let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
             }
-            history_lines(room, history, line);
+            if let Some(room) = room {
+                history_lines(room, history, line);
+            }
             Ok(())
         }
         Reply::Joined { room, members, history, topic, .. } => {

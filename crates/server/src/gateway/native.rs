@@ -460,16 +460,16 @@ impl Wire for NativeWire {
             Event::Notice { at, notice } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::notice(notice).as_bytes(), out);
             }
-            Event::Mode { room, by, at, changes } => {
+            Event::Mode { room, by, at, changes, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::modes_changed(by, room, changes).as_bytes(), out);
             }
-            Event::Moderated { room, by, at, what } => {
+            Event::Moderated { room, by, at, what, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::room_change(by, room, what).as_bytes(), out);
             }
-            Event::Topic { room, by, at, text } => {
+            Event::Topic { room, by, at, text, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::topic_change(by, room, text).as_bytes(), out);
             }
-            Event::Invited { room, by, at } => {
+            Event::Invited { room, by, at, .. } => {
                 let text = format!("{by} invites you to {room}.");
                 encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
             }
@@ -504,7 +504,7 @@ impl Wire for NativeWire {
                 let (room, with) = marked(target);
                 encode(&ServerMsg::Marker { room, with, ts: ts(at) }, b"", out);
             }
-            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+            Event::Deleted { room, seq, by, author, said_at, at, reason, .. } => {
                 let msg = ServerMsg::Deleted {
                     room: room.to_string(),
                     seq: *seq,
@@ -516,7 +516,7 @@ impl Wire for NativeWire {
                 };
                 encode(&msg, b"", out);
             }
-            Event::NickChanged { old, new, at } => {
+            Event::NickChanged { old, new, at, .. } => {
                 encode(&ServerMsg::Nick { old: old.to_string(), new: new.to_string(), ts: ts(at) }, b"", out);
             }
             Event::Shutdown { at, message } => {
@@ -562,7 +562,8 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         Reply::Welcome { nick, room, members, max_text, history, topic, .. } => msg::Reply::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_string(),
-            room: room.to_string(),
+            // Native sessions start in the lobby: a room is always there.
+            room: room.as_ref().map_or_else(|| parley_hub::LOBBY.to_owned(), ToString::to_string),
             members: names(members),
             max_text: *max_text,
             history: entries(history),

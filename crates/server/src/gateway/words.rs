@@ -229,20 +229,23 @@ pub(crate) fn ban_mask(mask: &Mask) -> String {
     match mask {
         Mask::Nick(nick) => format!("{nick}!*@*"),
         Mask::Address(network) => format!("*!*@{network}"),
+        Mask::Pattern(pattern) => pattern.to_string(),
     }
 }
 
 /// What a user typed as a ban's mask, with IRC's mask forms (`nick!*@*`, `*!*@ADDRESS`,
-/// `user@host`) read as the nick or the address the hub takes.
+/// `user@ADDRESS`) read as the nick or the address the hub takes; other
+/// `nick!user@host` forms (a cloaked host) stay patterns, which the hub matches.
 pub(crate) fn bare_mask(text: &str) -> String {
-    if let Some(address) = text.strip_prefix("*!*@") {
+    let is_address = |host: &str| Mask::parse(host, 0).is_some_and(|m| m.is_address());
+    if let Some(address) = text.strip_prefix("*!*@").filter(|host| is_address(host)) {
         return address.to_owned();
     }
     if let Some(nick) = text.strip_suffix("!*@*") {
         return nick.to_owned();
     }
     match text.split_once('@') {
-        Some((_, host)) if !text.contains('!') => host.to_owned(),
+        Some((_, host)) if !text.contains('!') && is_address(host) => host.to_owned(),
         _ => text.to_owned(),
     }
 }

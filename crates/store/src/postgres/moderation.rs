@@ -11,12 +11,12 @@ use tokio_postgres::{GenericClient, Transaction};
 use super::{get, micros, nick_or_corrupt, room_or_corrupt, time, Failure, PostgresStore};
 use crate::sqlite::described;
 
-/// A mask as compared: a nick by its key, as the hub compares nicks; an address as
-/// written.
+/// A mask as compared: a nick by its key, as the hub compares nicks; an address or a
+/// `nick!user@host` pattern (lowercase already) as written.
 pub(super) fn mask_key(mask: &Mask) -> String {
     match mask {
         Mask::Nick(nick) => nick.key(),
-        Mask::Address(_) => mask.to_string(),
+        Mask::Address(_) | Mask::Pattern(_) => mask.to_string(),
     }
 }
 

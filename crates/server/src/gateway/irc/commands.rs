@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
-use super::{source_str, wire_param, Context, Link};
+use super::{wire_param, Context, Link};
 use crate::gateway::words;
 use crate::gateway::{ReadEnd, Turn};
 
@@ -131,7 +131,7 @@ pub(super) async fn handle(read: Read, turn: &mut Turn<'_>, link: &Link, oper: &
 }
 
 pub(super) fn closing(link: &Link, why: &str) -> Bytes {
-    format!("ERROR :Closing link: {} ({why})\r\n", source_str(&link.me())).into()
+    format!("ERROR :Closing link: {} ({why})\r\n", link.source()).into()
 }
 
 /// What slows a client down while one line is handled: the driver's flood control,
