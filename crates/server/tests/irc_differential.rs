@@ -124,20 +124,20 @@ fn normalising_keeps_what_is_compared() {
             ":inspircd.test 333 ada #a ada 1700000000",
             ":inspircd.test 322 ada #a 2 :[+nt] hi",
         ],
-        &[":ada!~u@parley JOIN #a", ":parley.test 333 ada #a ada 1800000000", ":parley.test 322 ada #a 2 :hi"],
+        &[":ada!~ada@parley.local JOIN #a", ":parley.test 333 ada #a ada 1800000000", ":parley.test 322 ada #a 2 :hi"],
     );
     same(
         &[":inspircd.test 324 ada #a +klnt key 5", ":inspircd.test 372 ada :Hello."],
         &[":parley.test 324 ada #a +ntkl key 5", ":parley.test 372 ada :- Hello."],
     );
     // Parley's lobby, and the count of connections still registering, are left out.
-    same(&[], &[":ada!~u@parley JOIN #lobby", ":parley.test 253 ada 1 :unknown connection(s)"]);
+    same(&[], &[":ada!~ada@parley.local JOIN #lobby", ":parley.test 253 ada 1 :unknown connection(s)"]);
     let differ = |a: &str, b: &str| {
         let (a, b) =
             (normalise(&lines(&[a]), &theirs, Options::default()), normalise(&lines(&[b]), &ours, Options::default()));
         assert_ne!(a, b);
     };
-    differ(":bob!u@127.0.0.1 PART #a :bye", ":bob!~u@parley PART #a");
+    differ(":bob!u@127.0.0.1 PART #a :bye", ":bob!~bob@parley.local PART #a");
     differ(":inspircd.test 403 ada #a :No such channel", ":parley.test 442 ada #a :You're not on that channel");
     differ(":inspircd.test 332 ada #a :one topic", ":parley.test 332 ada #a :another");
     use differential::normalise::whox_idle;
@@ -148,7 +148,7 @@ fn normalising_keeps_what_is_compared() {
     let hosts = Options { hosts: true, ..Options::default() };
     let (a, b) = (
         normalise(&lines(&[":inspircd.test 311 ada bob u 127.0.0.1 * :Bob"]), &theirs, hosts),
-        normalise(&lines(&[":parley.test 311 ada bob ~u parley * :Bob"]), &ours, hosts),
+        normalise(&lines(&[":parley.test 311 ada bob ~bob parley.local * :Bob"]), &ours, hosts),
     );
     assert_ne!(a, b, "hosts compared when asked");
 }

@@ -30,10 +30,10 @@ async fn user_modes_and_oper_are_told_as_servers_tell_them() {
     let mut ada = IrcClient::connect(irc(&server)).await;
     ada.send("NICK ada").await;
     ada.send("USER u 0 * :Ada").await;
-    let burst = ada.collect_until(" 366 ").await;
+    let burst = ada.collect_until(" MODE ada +i").await;
     assert!(!burst.iter().any(|l| l.contains(" 252 ")), "no 252 without operators: {burst:#?}");
     let motd_end = burst.iter().position(|l| l.contains(" 422 ")).expect("the MOTD's end");
-    assert_eq!(burst[motd_end + 1], ":ada!~u@parley MODE ada +i", "{burst:#?}");
+    assert_eq!(burst[motd_end + 1..], [":ada!~u@parley.local MODE ada +i"], "{burst:#?}");
     let _bob = IrcClient::join(irc(&server), "bob", "").await;
 
     assert_eq!(answers(&mut ada, "MODE ada").await, [":parley.local 221 ada +i"]);
@@ -76,28 +76,28 @@ async fn joins_parts_kicks_and_quits_as_servers_word_them() {
     assert_eq!(answers(&mut ada, "JOIN nochannel").await, [":parley.local 476 ada nochannel :Invalid channel name"]);
     // The client's own JOIN carries its time, as every event does.
     let joined = answers(&mut ada, "JOIN #k").await;
-    assert!(joined[0].starts_with("@time=") && joined[0].ends_with(" :ada!~u@parley JOIN #k"), "{joined:#?}");
+    assert!(joined[0].starts_with("@time=") && joined[0].ends_with(" :ada!~ada@parley.local JOIN #k"), "{joined:#?}");
     for client in [&mut bob, &mut cy] {
         client.send("JOIN #k").await;
         client.expect(" 366 ").await;
     }
     // Several nicks in one KICK; without a reason, the kicker's nick is the reason.
     ada.send("KICK #k bob,cy :both of you").await;
-    ada.expect(":ada!~u@parley KICK #k bob :both of you").await;
-    ada.expect(":ada!~u@parley KICK #k cy :both of you").await;
+    ada.expect(":ada!~ada@parley.local KICK #k bob :both of you").await;
+    ada.expect(":ada!~ada@parley.local KICK #k cy :both of you").await;
     bob.send("JOIN #k").await;
     bob.expect(" 366 ").await;
-    ada.expect(":bob!~u@parley JOIN #k").await;
+    ada.expect(":bob!~bob@parley.local JOIN #k").await;
     ada.send("KICK #k bob").await;
-    ada.expect(":ada!~u@parley KICK #k bob :ada").await;
-    bob.expect(":ada!~u@parley KICK #k bob :ada").await;
+    ada.expect(":ada!~ada@parley.local KICK #k bob :ada").await;
+    bob.expect(":ada!~ada@parley.local KICK #k bob :ada").await;
     // The nick one has, exactly: nothing happens.
     assert_eq!(answers(&mut ada, "NICK ada").await, Vec::<String>::new());
     // A removed key is echoed as given; a limit without a number is 696 for `l`.
     ada.send("MODE #k +k sesame").await;
     ada.expect("MODE #k +k sesame").await;
     ada.send("MODE #k -k sesame").await;
-    ada.expect(":ada!~u@parley MODE #k -k sesame").await;
+    ada.expect(":ada!~ada@parley.local MODE #k -k sesame").await;
     let limit = answers(&mut ada, "MODE #k +l").await;
     assert!(limit.iter().any(|l| l.starts_with(":parley.local 696 ada #k l * :")), "{limit:#?}");
     // Changing modes from outside asks for an operator.
@@ -105,11 +105,11 @@ async fn joins_parts_kicks_and_quits_as_servers_word_them() {
     // QUIT without a reason, and with an empty one.
     cy.send("JOIN #k").await;
     cy.expect(" 366 ").await;
-    ada.expect("cy!~u@parley JOIN #k").await;
+    ada.expect("cy!~cy@parley.local JOIN #k").await;
     cy.send("QUIT").await;
-    ada.expect(":cy!~u@parley QUIT :Client exited").await;
+    ada.expect(":cy!~cy@parley.local QUIT :Client exited").await;
     bob.send("QUIT :").await;
-    ada.expect(":bob!~u@parley QUIT :Quit: ").await;
+    ada.expect(":bob!~bob@parley.local QUIT :Quit: ").await;
     server.shutdown().await;
 }
 
@@ -145,7 +145,7 @@ async fn names_who_topic_whois_and_list_answer_as_servers_do() {
     assert_eq!(topic[0], ":parley.local 332 bob #one :hello");
     // A topic is kept as given, spaces and all.
     ada.send("TOPIC #one : spaced out ").await;
-    bob.expect(":ada!~u@parley TOPIC #one : spaced out ").await;
+    bob.expect(":ada!~ada@parley.local TOPIC #one : spaced out ").await;
     // WHOIS shows where one connects from (378) and one's modes (379) to oneself.
     let whois = answers(&mut bob, "WHOIS bob").await;
     assert!(whois.iter().any(|l| l.contains(" 378 bob bob :is connecting from *@127.0.0.1 127.0.0.1")), "{whois:#?}");
@@ -184,22 +184,22 @@ async fn who_and_whox_tell_real_names_channels_and_fields() {
     assert_eq!(
         who,
         [
-            ":parley.local 352 ada #w ~u parley parley.local ada H@ :0 ada the tester",
-            ":parley.local 352 ada #w ~u parley parley.local bob H+ :0 bob the tester",
+            ":parley.local 352 ada #w ~ada parley.local parley.local ada H@ :0 ada the tester",
+            ":parley.local 352 ada #w ~bob parley.local parley.local bob H+ :0 bob the tester",
             ":parley.local 315 ada #w :End of /WHO list.",
         ]
     );
     // A nick: the first channel one may see them in, with their status there.
     let who = answers(&mut ada, "WHO bob").await;
-    assert_eq!(who[0], ":parley.local 352 ada #w ~u parley parley.local bob H+ :0 bob the tester");
+    assert_eq!(who[0], ":parley.local 352 ada #w ~bob parley.local parley.local bob H+ :0 bob the tester");
     assert_eq!(answers(&mut ada, "WHO").await, [":parley.local 461 ada WHO :Not enough parameters"]);
     // WHOX: the fields asked for, in their fixed order, and the token.
     let whox = answers(&mut ada, "WHO #w %tcnuhraf,42").await;
     assert_eq!(
         whox,
         [
-            ":parley.local 354 ada 42 #w ~u parley ada H@ 0 :ada the tester",
-            ":parley.local 354 ada 42 #w ~u parley bob H+ 0 :bob the tester",
+            ":parley.local 354 ada 42 #w ~ada parley.local ada H@ 0 :ada the tester",
+            ":parley.local 354 ada 42 #w ~bob parley.local bob H+ 0 :bob the tester",
             ":parley.local 315 ada #w :End of /WHO list.",
         ]
     );
@@ -226,17 +226,17 @@ async fn userhost_and_ison_tell_who_is_here() {
     .await;
     let mut ada = IrcClient::join(irc(&server), "ada", "").await;
     let mut bob = IrcClient::join(irc(&server), "bob", "").await;
-    assert_eq!(answers(&mut ada, "USERHOST bob").await, [":parley.local 302 ada bob=+~u@parley"]);
+    assert_eq!(answers(&mut ada, "USERHOST bob").await, [":parley.local 302 ada bob=+~bob@parley.local"]);
     assert_eq!(
         answers(&mut ada, "USERHOST bob ada nobody").await,
-        [":parley.local 302 ada :bob=+~u@parley ada=+~u@parley"]
+        [":parley.local 302 ada :bob=+~bob@parley.local ada=+~ada@parley.local"]
     );
     assert_eq!(answers(&mut ada, "USERHOST").await, [":parley.local 461 ada USERHOST :Not enough parameters"]);
     ada.send("OPER root root-pass").await;
     ada.expect(" 381 ").await;
     bob.send("AWAY :lunch").await;
     bob.expect(" 306 ").await;
-    assert_eq!(answers(&mut bob, "USERHOST ada bob").await, [":parley.local 302 bob :ada*=+~u@parley bob=-~u@parley"]);
+    assert_eq!(answers(&mut bob, "USERHOST ada bob").await, [":parley.local 302 bob :ada*=+~ada@parley.local bob=-~bob@parley.local"]);
     assert_eq!(answers(&mut bob, "ISON ada").await, [":parley.local 303 bob ada"]);
     assert_eq!(answers(&mut bob, "ISON ada nobody BOB #x").await, [":parley.local 303 bob :ada bob"]);
     assert_eq!(answers(&mut bob, "ISON :nobody").await, [":parley.local 303 bob :"]);
@@ -254,8 +254,8 @@ async fn part_reasons_reach_the_channel_and_missing_channels_are_403() {
     bob.send("JOIN #p").await;
     bob.expect(" 366 ").await;
     bob.send("PART #p :see you").await;
-    bob.expect(":bob!~u@parley PART #p :see you").await;
-    ada.expect(":bob!~u@parley PART #p :see you").await;
+    bob.expect(":bob!~bob@parley.local PART #p :see you").await;
+    ada.expect(":bob!~bob@parley.local PART #p :see you").await;
     assert_eq!(answers(&mut bob, "PART #p").await, [":parley.local 442 bob #p :You're not on that channel"]);
     assert_eq!(answers(&mut bob, "PART #nowhere").await, [":parley.local 403 bob #nowhere :No such channel"]);
     assert_eq!(answers(&mut bob, "PRIVMSG #nowhere :hi").await, [":parley.local 403 bob #nowhere :No such channel"]);
@@ -286,16 +286,16 @@ async fn extended_join_tells_the_account_and_real_name() {
     let ls = answers(&mut ada, "CAP LS").await;
     assert!(ls[0].split([' ', ':']).any(|c| c == "extended-join"), "{ls:#?}");
     let joined = answers(&mut ada, "JOIN #x").await;
-    assert_eq!(joined[0], ":ada!~u@parley JOIN #x * :ada the tester", "its own JOIN too");
+    assert_eq!(joined[0], ":ada!~ada@parley.local JOIN #x * :ada the tester", "its own JOIN too");
     bob.send("JOIN #x").await;
-    bob.expect(":bob!~u@parley JOIN #x").await;
-    ada.expect(":bob!~u@parley JOIN #x * :bob the tester").await;
+    bob.expect(":bob!~bob@parley.local JOIN #x").await;
+    ada.expect(":bob!~bob@parley.local JOIN #x * :bob the tester").await;
     // Without the capability, JOIN is plain.
     let mut cy = IrcClient::join(irc(&server), "cy", "").await;
     cy.send("JOIN #x").await;
-    cy.expect(":cy!~u@parley JOIN #x").await;
-    bob.expect(":cy!~u@parley JOIN #x").await;
-    ada.expect(":cy!~u@parley JOIN #x * :cy the tester").await;
+    cy.expect(":cy!~cy@parley.local JOIN #x").await;
+    bob.expect(":cy!~cy@parley.local JOIN #x").await;
+    ada.expect(":cy!~cy@parley.local JOIN #x * :cy the tester").await;
     server.shutdown().await;
 }
 
@@ -305,13 +305,13 @@ async fn account_notify_tells_logins_and_logouts_in_shared_channels() {
     let mut ada = IrcClient::join(irc(&server), "ada", "account-notify").await;
     let mut plain = IrcClient::join(irc(&server), "plain", "").await;
     let mut bob = IrcClient::join(irc(&server), "bob", "").await;
-    plain.expect(":bob!~u@parley JOIN #lobby").await;
+    plain.expect(":bob!~bob@parley.local JOIN #lobby").await;
     bob.send("NS REGISTER bob-password-1").await;
     bob.expect(" 900 ").await;
-    ada.expect(":bob!~u@parley ACCOUNT bob").await;
+    ada.expect(":bob!~bob@parley.local ACCOUNT bob").await;
     bob.send("NS UNREGISTER bob-password-1").await;
     bob.expect(" 901 ").await;
-    ada.expect(":bob!~u@parley ACCOUNT *").await;
+    ada.expect(":bob!~bob@parley.local ACCOUNT *").await;
     // Only those who asked for it are told.
     plain.expect_nothing_more().await;
     server.shutdown().await;
@@ -334,7 +334,7 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     ada.expect(" 366 ").await;
     bob.send("JOIN #w,#v").await;
     bob.expect(" 366 bob #v ").await;
-    ada.expect(":bob!~u@parley JOIN #w").await;
+    ada.expect(":bob!~bob@parley.local JOIN #w").await;
     // Joining a channel one is in says nothing.
     assert_eq!(answers(&mut bob, "JOIN #W").await, Vec::<String>::new());
     // A mask finds those in one's channels (everyone is invisible), each once.
@@ -342,7 +342,7 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     assert_eq!(
         who,
         [
-            ":parley.local 352 ada #w ~u parley parley.local bob H :0 bob the tester",
+            ":parley.local 352 ada #w ~bob parley.local parley.local bob H :0 bob the tester",
             ":parley.local 315 ada b* :End of /WHO list."
         ]
     );
@@ -354,7 +354,7 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     assert_eq!(
         opers,
         [
-            ":parley.local 352 bob #w ~u parley parley.local ada H*@ :0 ada the tester",
+            ":parley.local 352 bob #w ~ada parley.local parley.local ada H*@ :0 ada the tester",
             ":parley.local 315 bob * :End of /WHO list."
         ]
     );
@@ -362,15 +362,15 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     ada.send("KICK #w bob").await;
     bob.expect(" KICK #w bob ").await;
     bob.send("JOIN #w").await;
-    bob.expect(":bob!~u@parley JOIN #w").await;
+    bob.expect(":bob!~bob@parley.local JOIN #w").await;
     bob.expect(" 366 ").await;
     // JOIN 0 parts every channel.
     let parted = answers(&mut bob, "JOIN 0").await;
     assert_eq!(parted.len(), 2, "{parted:#?}");
     assert!(
-        parted.contains(&":bob!~u@parley PART #v".to_owned()) && parted.contains(&":bob!~u@parley PART #w".to_owned())
+        parted.contains(&":bob!~bob@parley.local PART #v".to_owned()) && parted.contains(&":bob!~bob@parley.local PART #w".to_owned())
     );
-    ada.expect(":bob!~u@parley PART #w").await;
+    ada.expect(":bob!~bob@parley.local PART #w").await;
     server.shutdown().await;
 }
 
@@ -384,7 +384,7 @@ async fn invite_without_a_channel_lists_ones_invitations() {
     ada.expect(" 366 ").await;
     ada.send("INVITE bob #inv").await;
     ada.expect(" 341 ada bob #inv").await;
-    bob.expect(":ada!~u@parley INVITE bob :#inv").await;
+    bob.expect(":ada!~ada@parley.local INVITE bob :#inv").await;
     assert_eq!(
         answers(&mut bob, "INVITE ada").await,
         [":parley.local 336 bob #inv", ":parley.local 337 bob :End of INVITE list"]
@@ -411,7 +411,7 @@ async fn invite_notify_tells_the_channel_of_invitations() {
     }
     ada.send("INVITE dave #inv").await;
     ada.expect(" 341 ada dave #inv").await;
-    bob.expect(":ada!~u@parley INVITE dave #inv").await;
+    bob.expect(":ada!~ada@parley.local INVITE dave #inv").await;
     // Invite-only: only operators are told.
     ada.send("MODE #inv +i").await;
     bob.expect("MODE #inv +i").await;
@@ -429,16 +429,16 @@ async fn setname_changes_the_real_name_for_everyone_who_asked() {
     let mut ada = IrcClient::join(irc(&server), "ada", "setname").await;
     let mut bob = IrcClient::join(irc(&server), "bob", "setname").await;
     let mut cy = IrcClient::join(irc(&server), "cy", "").await;
-    bob.expect(":cy!~u@parley JOIN #lobby").await;
-    assert_eq!(answers(&mut ada, "SETNAME :Ada Lovelace").await, [":ada!~u@parley SETNAME :Ada Lovelace"]);
-    bob.expect(":ada!~u@parley SETNAME :Ada Lovelace").await;
+    bob.expect(":cy!~cy@parley.local JOIN #lobby").await;
+    assert_eq!(answers(&mut ada, "SETNAME :Ada Lovelace").await, [":ada!~ada@parley.local SETNAME :Ada Lovelace"]);
+    bob.expect(":ada!~ada@parley.local SETNAME :Ada Lovelace").await;
     let whois = answers(&mut cy, "WHOIS ada").await;
-    assert!(whois[0].ends_with(" 311 cy ada ~u parley * :Ada Lovelace"), "{whois:#?}");
+    assert!(whois[0].ends_with(" 311 cy ada ~ada parley.local * :Ada Lovelace"), "{whois:#?}");
     let refused = answers(&mut ada, "SETNAME :").await;
     assert!(refused[0].starts_with(":parley.local FAIL SETNAME INVALID_REALNAME :"), "{refused:#?}");
     // Without the capability, nobody is told.
     cy.send("SETNAME :Cy").await;
-    bob.expect(":cy!~u@parley SETNAME :Cy").await;
+    bob.expect(":cy!~cy@parley.local SETNAME :Cy").await;
     cy.expect_nothing_more().await;
     server.shutdown().await;
 }

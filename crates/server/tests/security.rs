@@ -387,7 +387,7 @@ async fn extreme_seqs_limits_pages_and_sizes_get_clear_answers() {
     assert!(late.request(&say("lobby"), b"all well").await.is_ok());
     assert_eq!(heard(&mut alice, "lobby", "all well").await, "late");
     line.expect_line("late: all well").await;
-    ircer.expect(":late!~u@parley PRIVMSG #lobby :all well").await;
+    ircer.expect(":late!~late@parley.local PRIVMSG #lobby :all well").await;
     server.shutdown().await;
 }
 
@@ -512,9 +512,9 @@ async fn a_registered_room_keeps_its_protection_across_emptying_and_restarts() {
         reg.expect("is now registered to reg.").await;
     }
     reg.send("MODE #fort +sk s3cret").await;
-    reg.expect(":reg!~u@parley MODE #fort +sk s3cret").await;
+    reg.expect(":reg!~reg@parley.local MODE #fort +sk s3cret").await;
     reg.send("MODE #club +i").await;
-    reg.expect(":reg!~u@parley MODE #club +i").await;
+    reg.expect(":reg!~reg@parley.local MODE #club +i").await;
     reg.send("PRIVMSG #fort :fort secret").await;
     reg.expect("PRIVMSG #fort :fort secret").await;
     reg.send("PART #fort,#club").await;
@@ -573,13 +573,13 @@ async fn what_a_creator_sets_while_its_room_is_being_registered_is_kept_too() {
     let at_once = "JOIN #fort\r\nMODE #fort +sk s3cret\r\nMODE #fort +b troll\r\nMODE #fort +o buddy\r\nTOPIC #fort :fort topic\r\n";
     reg.send_raw(at_once.as_bytes()).await;
     reg.expect("fort is now registered to reg.").await;
-    reg.expect(":reg!~u@parley TOPIC #fort :fort topic").await;
+    reg.expect(":reg!~reg@parley.local TOPIC #fort :fort topic").await;
     let set: Vec<&String> = reg.seen.iter().filter(|l| l.contains(" MODE #fort ")).collect();
     assert_eq!(set.len(), 2, "{set:#?}");
     assert!(!reg.seen.iter().any(|l| l.contains(" 441 ")), "buddy need not be there: {:#?}", reg.seen);
     reg.send_raw(b"JOIN #club\r\nMODE #club +i\r\nMODE #club +k s3cret\r\nMODE #club +l 5\r\nMODE #club -l\r\n").await;
     reg.expect("club is now registered to reg.").await;
-    reg.expect(":reg!~u@parley MODE #club -l").await;
+    reg.expect(":reg!~reg@parley.local MODE #club -l").await;
     reg.send("MODE #club").await;
     reg.expect(" 324 reg #club +intk s3cret").await;
     reg.send("PART #fort,#club").await;
@@ -1081,11 +1081,11 @@ async fn nick_and_away_changes_in_an_auditorium_come_only_from_those_shown() {
 
     // The operator is shown to everyone, and so are its changes.
     boss.send("NICK bigboss").await;
-    boss.expect(":boss!~u@parley NICK :bigboss").await;
+    boss.expect(":boss!~boss@parley.local NICK :bigboss").await;
     boss.send("AWAY :lunch").await;
     boss.expect(" 306 bigboss ").await;
-    eye.expect(":boss!~u@parley NICK :bigboss").await;
-    eye.expect(":bigboss!~u@parley AWAY :lunch").await;
+    eye.expect(":boss!~boss@parley.local NICK :bigboss").await;
+    eye.expect(":bigboss!~bigboss@parley.local AWAY :lunch").await;
     liner.expect_line("boss is now known as bigboss.").await;
     let renamed = plain
         .expect(|r| match &r.msg {
