@@ -246,7 +246,13 @@ impl ServerBans {
         addresses.sort_by_key(|b| b.mask.to_string());
         let mut patterns: Vec<&ServerBan> = self.by_pattern.values().collect();
         patterns.sort_by_key(|b| b.mask.to_string());
-        nicks.into_iter().chain(addresses).chain(patterns).filter(|b| b.until.is_none_or(|until| until > now)).cloned().collect()
+        nicks
+            .into_iter()
+            .chain(addresses)
+            .chain(patterns)
+            .filter(|b| b.until.is_none_or(|until| until > now))
+            .cloned()
+            .collect()
     }
 
     fn len(&self) -> usize {

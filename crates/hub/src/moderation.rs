@@ -122,7 +122,8 @@ impl Mask {
         if !text.contains(['!', '@']) {
             return Nick::parse(text, max_nick).ok().map(Mask::Nick);
         }
-        let pattern = if text.contains('!') { text.to_ascii_lowercase() } else { format!("*!{}", text.to_ascii_lowercase()) };
+        let pattern =
+            if text.contains('!') { text.to_ascii_lowercase() } else { format!("*!{}", text.to_ascii_lowercase()) };
         let (nick, rest) = pattern.split_once('!')?;
         let (user, host) = rest.split_once('@')?;
         let words_ok = [nick, user, host].iter().all(|w| !w.is_empty() && !w.contains(['!', '@']));

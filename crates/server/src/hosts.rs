@@ -161,22 +161,21 @@ fn user_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-.[\\]^_`{|}~".contains(c)
 }
 
-/// The user name an IRC client gave with `USER`, as shown: `~` (no ident lookup vouches
-/// for it) and the name, cut to [`USERLEN`]; `None` when it has a character servers
-/// refuse, or none.
-pub(crate) fn username(given: &str) -> Option<String> {
-    let given = given.strip_prefix('~').unwrap_or(given);
-    if given.is_empty() || !given.chars().all(user_char) {
-        return None;
+/// The user name a client gave with `USER`, or its nick when its protocol has no user
+/// name (line and native clients), as shown: `~` (no ident lookup vouches for it), then
+/// the characters a user name may hold, cut to [`USERLEN`]; `~user` if none is left.
+///
+/// InspIRCd refuses a name with other characters, and the client would stay
+/// unregistered; clients that send their nick as the user name (HexChat, many bots)
+/// would then be stuck with a nick such as `José`, which Parley accepts, so the
+/// characters are left out instead.
+pub(crate) fn username(given: &str) -> String {
+    let kept: String = given.chars().filter(|c| user_char(*c) && *c != '~').take(USERLEN - 1).collect();
+    if kept.is_empty() {
+        "~user".to_owned()
+    } else {
+        format!("~{kept}")
     }
-    Some(std::iter::once('~').chain(given.chars()).take(USERLEN).collect())
-}
-
-/// The user name of a client that gives none (line and native clients): made from its
-/// nick, with what a user name may not hold left out; `~user` if nothing is left.
-pub(crate) fn username_of_nick(nick: &str) -> String {
-    let kept: String = nick.chars().filter(|c| user_char(*c) && *c != '~').collect();
-    username(&kept).unwrap_or_else(|| "~user".to_owned())
 }
 
 #[cfg(test)]
@@ -228,16 +227,13 @@ mod tests {
 
     #[test]
     fn user_names_as_servers_take_them() {
-        assert_eq!(username("alice").as_deref(), Some("~alice"));
-        assert_eq!(username("~alice").as_deref(), Some("~alice"));
-        assert_eq!(username("averyverylongname").as_deref(), Some("~averyvery"));
-        assert_eq!(username("a[b]^c").as_deref(), Some("~a[b]^c"));
-        assert_eq!(username("al ice"), None);
-        assert_eq!(username("al@ice"), None);
-        assert_eq!(username("al!ce"), None);
-        assert_eq!(username("josé"), None);
-        assert_eq!(username(""), None);
-        assert_eq!(username_of_nick("José"), "~Jos");
-        assert_eq!(username_of_nick("李雷"), "~user");
+        assert_eq!(username("alice"), "~alice");
+        assert_eq!(username("~alice"), "~alice");
+        assert_eq!(username("averyverylongname"), "~averyvery");
+        assert_eq!(username("a[b]^c"), "~a[b]^c");
+        assert_eq!(username("al@i!ce\u{7}"), "~alice");
+        assert_eq!(username("José"), "~Jos");
+        assert_eq!(username("李雷"), "~user");
+        assert_eq!(username(""), "~user");
     }
 }

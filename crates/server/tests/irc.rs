@@ -65,7 +65,9 @@ async fn registration_follows_the_modern_sequence() {
     // No 252 while no operator is online.
     let expected = ["001", "002", "003", "004", "005", "005", "251", "254", "255", "265", "266", "422"];
     assert_eq!(&codes[..expected.len()], expected, "{lines:#?}");
-    assert!(lines[0].starts_with(":chat.example.org 001 ada :Welcome to the Parley IRC network, ada!~ada@chat.example.org"));
+    assert!(
+        lines[0].starts_with(":chat.example.org 001 ada :Welcome to the Parley IRC network, ada!~ada@chat.example.org")
+    );
     assert!(lines[3].starts_with(":chat.example.org 004 ada chat.example.org parley-"));
     let isupport = lines[4..6].join(" ");
     for token in ["CASEMAPPING=rfc8265", "CHANTYPES=#", "CHANMODES=b,k,l,imnst", "PREFIX=(ov)@+", "NICKLEN=32"] {
@@ -449,7 +451,9 @@ async fn failed_oper_attempts_look_alike_wait_longer_each_time_and_end_the_conne
     let waited = second_sent.elapsed();
     assert!(waited >= 2 * RETRY, "the third attempt was answered {waited:?} after the second was sent");
     assert_eq!(closing[0], ":parley.local 491 mallory :Invalid oper credentials", "{closing:?}");
-    assert!(closing[1].starts_with("ERROR :Closing link: mallory!~mallory@parley.local (Too many failed OPER attempts)"));
+    assert!(
+        closing[1].starts_with("ERROR :Closing link: mallory!~mallory@parley.local (Too many failed OPER attempts)")
+    );
     watcher.expect_line("mallory has left the chat (too many failed OPER attempts).").await;
     server.shutdown().await;
 }

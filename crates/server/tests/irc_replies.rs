@@ -236,7 +236,10 @@ async fn userhost_and_ison_tell_who_is_here() {
     ada.expect(" 381 ").await;
     bob.send("AWAY :lunch").await;
     bob.expect(" 306 ").await;
-    assert_eq!(answers(&mut bob, "USERHOST ada bob").await, [":parley.local 302 bob :ada*=+~ada@parley.local bob=-~bob@parley.local"]);
+    assert_eq!(
+        answers(&mut bob, "USERHOST ada bob").await,
+        [":parley.local 302 bob :ada*=+~ada@parley.local bob=-~bob@parley.local"]
+    );
     assert_eq!(answers(&mut bob, "ISON ada").await, [":parley.local 303 bob ada"]);
     assert_eq!(answers(&mut bob, "ISON ada nobody BOB #x").await, [":parley.local 303 bob :ada bob"]);
     assert_eq!(answers(&mut bob, "ISON :nobody").await, [":parley.local 303 bob :"]);
@@ -368,7 +371,8 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     let parted = answers(&mut bob, "JOIN 0").await;
     assert_eq!(parted.len(), 2, "{parted:#?}");
     assert!(
-        parted.contains(&":bob!~bob@parley.local PART #v".to_owned()) && parted.contains(&":bob!~bob@parley.local PART #w".to_owned())
+        parted.contains(&":bob!~bob@parley.local PART #v".to_owned())
+            && parted.contains(&":bob!~bob@parley.local PART #w".to_owned())
     );
     ada.expect(":bob!~bob@parley.local PART #w").await;
     server.shutdown().await;

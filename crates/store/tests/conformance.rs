@@ -149,6 +149,7 @@ fn said(room_name: &str, seq: u64, text: &str) -> Arc<Record> {
         at: Utc::now(),
         kind: Kind::Text,
         text: text.into(),
+        userhost: None,
     })
 }
 

@@ -20,6 +20,7 @@ fn said(seq: u64) -> Arc<Record> {
         at: Utc::now(),
         kind: Kind::Text,
         text: format!("m{seq}").into(),
+        userhost: None,
     })
 }
 

@@ -354,7 +354,9 @@ impl Hub {
             }
             Completion::Checked { name, address, done, result } => {
                 let result = self.judge(address, &name, result).and_then(|(account, admin)| {
-                    if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address, None) {
+                    if let Some(ban) =
+                        self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address, None)
+                    {
                         return Err(HubError::ServerBanned { reason: ban.reason.clone() });
                     }
                     self.know_account(&account, admin);
@@ -417,7 +419,9 @@ impl Hub {
         let Some(state) = self.sessions.get(&id) else {
             return Err(HubError::ShuttingDown);
         };
-        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), state.address, Some(&state.userhost)) {
+        if let Some(ban) =
+            self.server_bans.find(Utc::now(), &account.name, Some(&account.name), state.address, Some(&state.userhost))
+        {
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
         self.know_account(&account, admin);

@@ -14,6 +14,7 @@ use crate::error::HubError;
 use crate::event::{Event, Reply};
 use crate::handle::SessionId;
 use crate::history::{Kind, Record};
+use crate::identity::Userhost;
 use crate::journal::Committed;
 use crate::metrics::HubMetrics;
 use crate::name::RoomName;
@@ -29,8 +30,6 @@ pub(crate) struct Unstored {
     pub(crate) record: Arc<Record>,
     /// When the hub accepted it, for the fan-out latency.
     pub(crate) accepted: std::time::Instant,
-    /// The sender's user name and host then.
-    pub(crate) userhost: Arc<crate::identity::Userhost>,
 }
 
 impl Hub {
@@ -70,8 +69,9 @@ impl Hub {
             at: Utc::now(),
             kind,
             text: text.into(),
+            userhost: Some(userhost),
         };
-        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now, userhost });
+        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
     }
 
@@ -117,9 +117,9 @@ impl Hub {
             at: Utc::now(),
             kind,
             text: text.into(),
+            userhost: Some(userhost),
         };
-        let unstored = Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now, userhost };
-        self.accept(unstored);
+        self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
     }
 
@@ -193,7 +193,8 @@ impl Hub {
     /// A stored room message made ready for its room's run: kept in the room's log, its
     /// event for the members, and the answer its sender gets.
     fn run_item(&mut self, message: Unstored) -> RunItem {
-        let Unstored { sender, req, record, userhost, .. } = message;
+        let Unstored { sender, req, record, .. } = message;
+        let userhost = sender_of(&record);
         let keep = self.limits.history_on_join;
         let name = record.room.clone().unwrap_or_else(|| self.lobby.clone());
         self.logs.entry(name.clone()).or_default().commit(record.clone(), keep);
@@ -280,7 +281,8 @@ impl Hub {
     }
 
     fn deliver(&mut self, message: Unstored, stored: Result<(), StoreError>) {
-        let Unstored { sender, req, receiver, record, userhost, .. } = message;
+        let Unstored { sender, req, receiver, record, .. } = message;
+        let userhost = sender_of(&record);
         if let Err(e) = stored {
             self.reply(sender, req, Err(store_failed(&e)));
             return;
@@ -336,4 +338,10 @@ impl Hub {
         };
         self.reply(sender, req, Ok(reply));
     }
+}
+
+/// The user name and host of a message's sender, for its event: the hub records them on
+/// every message it accepts.
+fn sender_of(record: &Record) -> Arc<Userhost> {
+    record.userhost.clone().unwrap_or_else(Userhost::unknown)
 }

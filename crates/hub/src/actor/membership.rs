@@ -140,8 +140,15 @@ impl Hub {
             room.add(id, outbox);
             if room.len() <= self.limits.announce_up_to {
                 let at = Utc::now();
-                let joined =
-                    Shared::new(Event::Joined { room: room_name.clone(), nick, at, arrival, account, realname, userhost });
+                let joined = Shared::new(Event::Joined {
+                    room: room_name.clone(),
+                    nick,
+                    at,
+                    arrival,
+                    account,
+                    realname,
+                    userhost,
+                });
                 room.broadcast(&joined, Some(id), &mut self.overflowed);
             }
         }

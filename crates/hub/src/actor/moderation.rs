@@ -546,7 +546,8 @@ impl Hub {
     fn room_event(&mut self, room: &RoomName, by: &Nick, at: Timestamp, what: RoomChange) {
         if let Some(members) = self.rooms.get(room) {
             let userhost = self.userhost_named(by);
-            let event = Shared::new(Event::Moderated { room: members.name.clone(), by: by.clone(), at, what, userhost });
+            let event =
+                Shared::new(Event::Moderated { room: members.name.clone(), by: by.clone(), at, what, userhost });
             members.broadcast(&event, None, &mut self.overflowed);
         }
     }

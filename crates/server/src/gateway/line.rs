@@ -258,8 +258,12 @@ impl Wire for LineWire {
             Event::Mode { room, by, at, changes, .. } => {
                 notice_lines(at, &words::modes_changed(by, room, changes), &mut line);
             }
-            Event::Moderated { room, by, at, what, .. } => notice_lines(at, &words::room_change(by, room, what), &mut line),
-            Event::Topic { room, by, at, text, .. } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
+            Event::Moderated { room, by, at, what, .. } => {
+                notice_lines(at, &words::room_change(by, room, what), &mut line)
+            }
+            Event::Topic { room, by, at, text, .. } => {
+                notice_lines(at, &words::topic_change(by, room, text), &mut line)
+            }
             // Line users have no unread counts to clear.
             Event::Marker { .. } => {}
             Event::Deleted { room, seq, by, author, said_at, at, reason, .. } => {

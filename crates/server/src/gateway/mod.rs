@@ -454,7 +454,7 @@ where
                 Connect::Nick { nick, password: None, req } => (nick, Login::Guest, req),
                 Connect::Verified { verified, req } => (verified.account().to_string(), Login::Verified(verified), req),
             };
-            let user = protocol.username().unwrap_or_else(|| crate::hosts::username_of_nick(&nick));
+            let user = protocol.username().unwrap_or_else(|| crate::hosts::username(&nick));
             let arrival = Arrival { address, userhost: shared.hosts.userhost(&user, address), lobby: P::LOBBY };
             let connected = shared.hub.arrive(&nick, login, arrival, req, outbox.clone()).await;
             match connected {

@@ -417,5 +417,5 @@ fn record(row: &Row) -> Result<Record, Failure> {
     let body: &str = get(row, 7)?;
     let kind = Kind::from_content_type(get(row, 8)?);
     let seq = u64::try_from(seq).unwrap_or(0);
-    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into() })
+    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), userhost: None })
 }

@@ -266,7 +266,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let body: String = row.get(7)?;
     let kind = Kind::from_content_type(&row.get::<_, String>(8)?);
     let seq = u64::try_from(seq).unwrap_or(0);
-    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into() })
+    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), userhost: None })
 }
 
 #[cfg(test)]
@@ -301,6 +301,7 @@ pub(crate) mod tests {
             at: Utc::now(),
             kind: Kind::Text,
             text: text.into(),
+            userhost: None,
         })
     }
 

@@ -87,19 +87,14 @@ pub(super) async fn step(
                 Err(_) => lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname"),
             },
         },
-        // `USER username mode unused :real name`: the user name as servers take it
-        // (`~`-prefixed, cut to USERLEN; refused with a character they refuse, with the
-        // numeric InspIRCd uses), and a real name that must not be empty.
+        // `USER username mode unused :real name`: the user name as servers show it
+        // (`~`-prefixed, cut to USERLEN, see `hosts::username`), and a real name that
+        // must not be empty.
         "USER" => match (message.params.first(), message.params.get(3).map(|r| r.trim())) {
             (Some(username), Some(realname)) if !realname.is_empty() => {
-                match crate::hosts::username(username) {
-                    Some(user) => {
-                        link.set_user(&user);
-                        link.set_realname(realname);
-                        pending.realname = Some(realname.to_owned());
-                    }
-                    None => lines.numeric("461", &["USER"], "Your username is not valid"),
-                }
+                link.set_user(&crate::hosts::username(username));
+                link.set_realname(realname);
+                pending.realname = Some(realname.to_owned());
             }
             _ => lines.numeric("461", &["USER"], "Not enough parameters"),
         },

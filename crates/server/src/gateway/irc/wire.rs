@@ -514,7 +514,15 @@ impl<'a> Lines<'a> {
                 (None, Some(to)) => to.to_string(),
                 (None, None) => target.to_owned(),
             };
-            self.message(&tags, &record.from, None, &to, record.kind, &record.text, prefix.as_deref());
+            self.message(
+                &tags,
+                &record.from,
+                record.userhost.as_deref(),
+                &to,
+                record.kind,
+                &record.text,
+                prefix.as_deref(),
+            );
         }
         if let Some(batch) = &batch {
             let server = self.server().to_owned();
@@ -874,7 +882,7 @@ impl<'a> Lines<'a> {
                 (None, Some(to)) => to.to_string(),
                 (None, None) => target.to_owned(),
             };
-            self.message(&tags, &record.from, None, &to, record.kind, &record.text, None);
+            self.message(&tags, &record.from, record.userhost.as_deref(), &to, record.kind, &record.text, None);
         }
         self.from(&server, "BATCH", &[&format!("-{batch}")], None, "");
     }
