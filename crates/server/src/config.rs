@@ -273,7 +273,7 @@ pub struct Irc {
     pub autojoin: Vec<String>,
     /// The host every user shows in `nick!user@host`, on IRC and to IRC clients, for
     /// users of every gateway: `cloak` (a keyed hash of the address, such as
-    /// `a1b2c3d4.e5f6a7b8.IP`, with the key in `data_dir/cloak.key`), `ip` (the address
+    /// `a1b2c3d4.e5f6a7b8.IP`, with the key in `data_dir/keys/cloak.key`), `ip` (the address
     /// itself) or `fixed` (the server's name). Operators see real addresses in WHOIS
     /// whatever this says. Default: `cloak`.
     pub hosts: Hosts,

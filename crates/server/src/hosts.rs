@@ -3,8 +3,8 @@
 //! as `[irc] hosts` says: a cloak (a keyed hash, the default), the address, or the
 //! server's name. The real address is for operators alone (IRC's WHOIS `378`).
 //!
-//! The cloak's key is 32 random bytes kept in `data_dir/cloak.key` (readable by the
-//! server's user alone), made on the first start: the same address shows the same cloak
+//! The cloak's key is 32 random bytes kept in `data_dir/keys/cloak.key` (readable by the
+//! server's user alone, and in `parley admin backup`), made on the first start: the same address shows the same cloak
 //! across restarts and reconnects, and without the key a cloak cannot be turned back
 //! into an address, nor an address guessed by hashing candidates.
 
@@ -23,7 +23,7 @@ use crate::config::Hosts as Mode;
 pub(crate) const USERLEN: usize = 10;
 
 /// The cloak key's file in the data directory.
-const KEY_FILE: &str = "cloak.key";
+const KEY_FILE: &str = "keys/cloak.key";
 
 /// How hosts are made for this server.
 pub(crate) struct Hosts {
@@ -131,6 +131,9 @@ fn cloak_key(path: &Path) -> Result<hmac::Key, CloakKeyError> {
         Ok(_) => return Err(error(io::Error::new(io::ErrorKind::InvalidData, "shorter than 32 bytes"))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(error(e)),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(error)?;
     }
     let mut bytes = [0u8; 32];
     SystemRandom::new().fill(&mut bytes).map_err(|_| error(io::Error::other("no randomness for a key")))?;
