@@ -47,6 +47,7 @@ mod pacing;
 mod people;
 mod reads;
 mod rooms;
+mod signals;
 
 pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
 use delivery::Unstored;
@@ -648,8 +649,9 @@ impl Hub {
         let answer = match command {
             Command::Join { room, exclusive, key } => self.join(id, &room, exclusive, key.as_deref()).map(Answer::from),
             Command::Part { room, reason } => self.part(id, room.as_deref(), reason).map(Answer::from),
-            Command::Say { room, kind, text } => self.say(id, req, room.as_deref(), kind, text),
-            Command::Whisper { to, kind, text } => self.whisper(id, req, &to, kind, text),
+            Command::Say { room, kind, text, meta } => self.say(id, req, room.as_deref(), kind, text, meta),
+            Command::Whisper { to, kind, text, meta } => self.whisper(id, req, &to, kind, text, meta),
+            Command::Signal { target, signal, tags } => self.signal(id, target, signal, tags).map(Answer::from),
             Command::Conversation { with, cursor, limit } => self.conversation(id, req, &with, cursor, limit),
             Command::History { room, cursor, limit } => self.history(id, req, room.as_deref(), cursor, limit),
             Command::Search { query } => self.search(id, req, &query),

@@ -4,7 +4,8 @@
 
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
-    Action, Command, HistoryQuery, Kind, Marked, ModeChange, Nick, Point, RoomMode, RoomName, ServerAction, Session,
+    Action, Command, HistoryQuery, HubError, Kind, Marked, ModeChange, Nick, Point, RoomMode, RoomName, ServerAction,
+    Session,
 };
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
-use super::{source_str, wire_param, Context, Link};
+use super::{source_str, tags, wire_param, Context, Link};
 use crate::gateway::words;
 use crate::gateway::{ReadEnd, Turn};
 
@@ -196,6 +197,20 @@ impl Out<'_> {
         Lines::new(self.link)
     }
 
+    /// Client tags the hub would refuse: `417` when they are over the limits, as the
+    /// message-tags specification has it, `FAIL` naming the tag otherwise.
+    async fn refuse_tags(&self, e: &HubError) -> Result<(), Gone> {
+        match e {
+            HubError::TagsTooLong { .. } => self.numeric("417", &[], "Input line was too long").await,
+            _ => {
+                let mut lines = self.lines();
+                let server = self.link.server.name.clone();
+                lines.from(&server, "FAIL", &["*", "INVALID_TAG"], Some(&words::error(e)), "");
+                self.relay(lines).await
+            }
+        }
+    }
+
     async fn numeric(&self, code: &str, params: &[&str], text: &str) -> Result<(), Gone> {
         let mut lines = self.lines();
         lines.numeric(code, params, text);
@@ -274,10 +289,14 @@ async fn dispatch(
                 return Ok(flow);
             }
             for target in targets {
+                let meta = match tags::meta(message, target) {
+                    Ok(meta) => meta,
+                    Err(e) => return out.refuse_tags(&e).await.map(|()| Flow::Go),
+                };
                 let context = Context::Privmsg { target: target.to_owned() };
                 let command = match room_of(target) {
-                    Some(room) => Command::Say { room: Some(room), kind, text: text.clone() },
-                    None => Command::Whisper { to: target.to_owned(), kind, text: text.clone() },
+                    Some(room) => Command::Say { room: Some(room), kind, text: text.clone(), meta },
+                    None => Command::Whisper { to: target.to_owned(), kind, text: text.clone(), meta },
                 };
                 out.command(context, command).await?;
             }
@@ -557,8 +576,27 @@ async fn dispatch(
         "USER" | "PASS" => out.numeric("462", &[], "You may not reregister").await?,
         "AUTHENTICATE" => out.numeric("907", &[], "You have already registered; SASL is only before that").await?,
         "TAGMSG" => {
-            // Client-only tags (typing notifications, reactions) are not relayed; the
-            // capability list does not offer them.
+            let Some(targets) = param(0) else {
+                return out.numeric("411", &[], "No recipient given (TAGMSG)").await.map(|()| Flow::Go);
+            };
+            let targets = list(targets);
+            if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
+                return Ok(flow);
+            }
+            for target in targets {
+                let (signal, tags) = match tags::signal(message, target) {
+                    Ok(Some(signal)) => signal,
+                    // Nothing the server relays: no answer, as for an empty TAGMSG elsewhere.
+                    Ok(None) => continue,
+                    Err(e) => return out.refuse_tags(&e).await.map(|()| Flow::Go),
+                };
+                let target_of = match room_of(target) {
+                    Some(room) => Marked::Room(room),
+                    None => Marked::With(target.to_owned()),
+                };
+                let context = Context::Privmsg { target: target.to_owned() };
+                out.command(context, Command::Signal { target: target_of, signal, tags }).await?;
+            }
         }
         "QUIT" => {
             // `QUIT :` is a reason, empty: others see `Quit: `.
