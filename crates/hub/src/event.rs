@@ -60,6 +60,8 @@ pub enum Event {
     /// Someone in a room the session is in, or in a conversation with it, tells without
     /// a message: typing, a reaction, client tags ([`Signal`]). Nothing is stored.
     Signal {
+        /// Unique among signals, for protocols that name each (IRC's `msgid`).
+        id: u64,
         /// The room; `None` for a conversation.
         room: Option<RoomName>,
         /// Who.
@@ -451,6 +453,8 @@ pub enum Reply {
     },
     /// The signal went to the room's members or the receiver.
     Signalled {
+        /// The signal's id, as the others were told.
+        id: u64,
         /// The room; `None` for a conversation.
         room: Option<RoomName>,
         /// The receiver, in a conversation.

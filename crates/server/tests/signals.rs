@@ -208,12 +208,23 @@ async fn oversized_or_malformed_client_tags_are_refused_and_the_session_goes_on(
     ivy.expect(" 417 ivy :Input line was too long").await;
     ivy.send("@+draft/react=\\s;+draft/reply=dev/1 TAGMSG #dev").await;
     ivy.expect("FAIL").await;
-    // A TAGMSG to nowhere and one with nothing to relay.
+    // A TAGMSG to nowhere, and one without tags (`412`, as InspIRCd answers).
     ivy.send("@+typing=active TAGMSG #nowhere").await;
     let refused = ivy.next_line().await.expect("a line");
     assert!(refused.contains(" 403 ") || refused.contains(" 401 ") || refused.contains(" 442 "), "{refused}");
     ivy.send("TAGMSG #dev").await;
-    ivy.expect_nothing_more().await;
+    ivy.expect(" 412 ivy :No text to send").await;
+    // Tags from a client that did not ask for message-tags are not relayed.
+    let mut otto = IrcClient::join(irc, "otto", "").await;
+    otto.send("JOIN #dev").await;
+    otto.expect(" 366 otto #dev ").await;
+    otto.send("@+typing=active TAGMSG #dev").await;
+    otto.send("@+example.com/x=1 PRIVMSG #dev :untagged").await;
+    ivy.expect("JOIN #dev").await;
+    let relayed = ivy.next_line().await.expect("a line");
+    assert!(relayed.ends_with("PRIVMSG #dev :untagged"), "no TAGMSG before the message: {relayed}");
+    assert!(tag(&relayed, "+example.com/x").is_none(), "{relayed}");
+    otto.expect_nothing_more().await;
 
     let mut alice = NativeClient::join(server.native, "alice").await;
     assert!(alice.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());

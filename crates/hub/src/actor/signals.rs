@@ -25,6 +25,8 @@ impl Hub {
         tags: ClientTags,
     ) -> Result<Reply, HubError> {
         let at = Utc::now();
+        self.last_signal = self.last_signal.saturating_add(1);
+        let signal_id = self.last_signal;
         let state = self.state(id);
         let (from, account) = (state.nick.clone(), state.account_name().cloned());
         match target {
@@ -38,6 +40,7 @@ impl Hub {
                     }
                 }
                 let event = Shared::new(Event::Signal {
+                    id: signal_id,
                     room: Some(room.clone()),
                     from,
                     to: None,
@@ -49,7 +52,7 @@ impl Hub {
                 if let Some(members) = self.rooms.get(&room) {
                     members.broadcast(&event, Some(id), &mut self.overflowed);
                 }
-                Ok(Reply::Signalled { room: Some(room), to: None, at, signal, tags })
+                Ok(Reply::Signalled { id: signal_id, room: Some(room), to: None, at, signal, tags })
             }
             Marked::With(nick) => {
                 let receiver = self.session_named(&nick)?;
@@ -60,6 +63,7 @@ impl Hub {
                     }
                 }
                 let event = Event::Signal {
+                    id: signal_id,
                     room: None,
                     from,
                     to: Some(to.clone()),
@@ -71,7 +75,7 @@ impl Hub {
                 if receiver != id {
                     self.tell(receiver, &event);
                 }
-                Ok(Reply::Signalled { room: None, to: Some(to), at, signal, tags })
+                Ok(Reply::Signalled { id: signal_id, room: None, to: Some(to), at, signal, tags })
             }
         }
     }

@@ -4,14 +4,15 @@
 
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
-    Action, Command, HistoryQuery, HubError, Kind, Marked, ModeChange, Nick, Point, RoomMode, RoomName, ServerAction,
-    Session,
+    Action, Command, HistoryQuery, HubError, Kind, Marked, Meta, ModeChange, Nick, Point, RoomMode, RoomName,
+    ServerAction, Session,
 };
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
 use std::time::Duration;
 use tokio::time::Instant;
 
+use super::caps::Cap;
 use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
@@ -288,8 +289,12 @@ async fn dispatch(
             if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
                 return Ok(flow);
             }
+            // Client-only tags from a client that did not ask for message-tags are not
+            // relayed (as InspIRCd and ergo do).
+            let tagged = link.caps.has(Cap::MessageTags);
             for target in targets {
                 let meta = match tags::meta(message, target) {
+                    _ if !tagged => Meta::default(),
                     Ok(meta) => meta,
                     Err(e) => return out.refuse_tags(&e).await.map(|()| Flow::Go),
                 };
@@ -575,10 +580,15 @@ async fn dispatch(
         }
         "USER" | "PASS" => out.numeric("462", &[], "You may not reregister").await?,
         "AUTHENTICATE" => out.numeric("907", &[], "You have already registered; SASL is only before that").await?,
+        // A client that did not ask for message-tags has no tags to send.
+        "TAGMSG" if !link.caps.has(Cap::MessageTags) => {}
         "TAGMSG" => {
             let Some(targets) = param(0) else {
                 return out.numeric("411", &[], "No recipient given (TAGMSG)").await.map(|()| Flow::Go);
             };
+            if !message.tags.iter().any(|(key, _)| key.starts_with('+')) {
+                return out.numeric("412", &[], "No text to send").await.map(|()| Flow::Go);
+            }
             let targets = list(targets);
             if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
                 return Ok(flow);

@@ -76,6 +76,12 @@ pub(super) fn signal(message: &Message, target: &str) -> Result<Option<(Signal, 
     Ok(Some((signal, tags)))
 }
 
+/// A signal's `msgid`: no `/`, so that no command takes it for a message's
+/// (`room/seq`), which history and redaction look up.
+pub(super) fn signal_msgid(id: u64) -> String {
+    format!("t{id}")
+}
+
 /// A message's metadata as client tags, for sessions with `message-tags`.
 pub(super) fn of_meta(meta: Option<&Meta>, room: Option<&RoomName>) -> Vec<(String, String)> {
     let Some(meta) = meta else { return Vec::new() };

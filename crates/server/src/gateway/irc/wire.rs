@@ -307,11 +307,12 @@ impl<'a> Lines<'a> {
                 let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                 self.message(&tags, from, to.as_str(), *kind, text, None);
             }
-            Event::Signal { room, from, to, at, account, signal, tags } => {
+            Event::Signal { id, room, from, to, at, account, signal, tags } => {
                 // Only clients that asked for message-tags know TAGMSG.
                 if self.link.caps.has(Cap::MessageTags) {
                     let client = tags::of_signal(signal, tags, room.as_ref());
-                    let section = self.tagged(Some(at), None, account.as_ref(), None, client);
+                    let msgid = tags::signal_msgid(*id);
+                    let section = self.tagged(Some(at), Some(&msgid), account.as_ref(), None, client);
                     let target =
                         room.as_ref().map_or_else(|| to.as_ref().map(ToString::to_string), |r| Some(format!("#{r}")));
                     if let Some(target) = target {
@@ -679,11 +680,12 @@ impl<'a> Lines<'a> {
                 }
             }
             // The sender's own TAGMSG, as echo-message returns a PRIVMSG.
-            Reply::Signalled { room, to, at, signal, tags } => {
+            Reply::Signalled { id, room, to, at, signal, tags } => {
                 if self.link.caps.has(Cap::EchoMessage) && self.link.caps.has(Cap::MessageTags) {
                     let client = tags::of_signal(signal, tags, room.as_ref());
                     let account = self.link.account();
-                    let section = self.tagged(Some(at), None, account.as_ref(), None, client);
+                    let msgid = tags::signal_msgid(*id);
+                    let section = self.tagged(Some(at), Some(&msgid), account.as_ref(), None, client);
                     let target =
                         room.as_ref().map_or_else(|| to.as_ref().map(ToString::to_string), |r| Some(format!("#{r}")));
                     if let (Some(target), Ok(me)) = (target, Nick::parse(&self.me, usize::MAX)) {
