@@ -280,7 +280,6 @@ impl Hub {
                 self.turns.done(net);
                 self.start_checks();
                 self.complete(*then);
-                return;
             }
             Completion::Registered { session, req, result } => {
                 let answer = match result {
