@@ -216,6 +216,9 @@ const MIGRATIONS: &[&str] = &[
         at_us   INTEGER NOT NULL,
         PRIMARY KEY (account, target)
     ) STRICT, WITHOUT ROWID;",
+    // 9: what a message carries beside its text (the message it answers, client tags),
+    // as JSON; NULL for the many messages without.
+    "ALTER TABLE messages ADD COLUMN meta TEXT;",
 ];
 
 /// This release, as the database records it.

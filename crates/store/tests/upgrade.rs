@@ -159,8 +159,13 @@ fn a_version_7_database_migrates_and_reads_back() {
 }
 
 #[test]
-fn a_version_8_database_opens_and_reads_back() {
+fn a_version_8_database_migrates_and_reads_back() {
     generated_content_reads_back("v8");
+}
+
+#[test]
+fn a_version_9_database_opens_and_reads_back() {
+    generated_content_reads_back("v9");
 }
 
 /// What `crates/parley/tests/fixtures.rs` writes (from schema 6 on) reads back.

@@ -119,6 +119,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         target TEXT,
         detail TEXT
     );",
+    // 2: what a message carries beside its text (the message it answers, client tags),
+    // as JSON text; NULL for the many messages without.
+    "ALTER TABLE messages ADD COLUMN meta TEXT;",
 ];
 
 /// Any number, the same in every build: the advisory lock that migrations take.

@@ -11,6 +11,7 @@ mod caps;
 mod commands;
 mod oper;
 mod register;
+mod tags;
 mod wire;
 
 use std::collections::HashMap;
