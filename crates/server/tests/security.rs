@@ -126,7 +126,7 @@ async fn sasl(addr: SocketAddr, name: &str, password: &str, caps: &str) -> IrcCl
     client.expect(" 903 ").await;
     client.send("CAP END").await;
     client.expect(" 001 ").await;
-    client.expect(" 366 ").await;
+    client.welcomed().await;
     client
 }
 
@@ -364,6 +364,8 @@ async fn extreme_seqs_limits_pages_and_sizes_get_clear_answers() {
 
     line_account(&server, "ircer", "ircer-password").await;
     let mut ircer = sasl(irc(&server), "ircer", "ircer-password", "draft/chathistory batch message-tags").await;
+    ircer.send("JOIN #lobby").await;
+    ircer.expect(" 366 ").await;
     ircer.send("JOIN #x").await;
     ircer.expect(" 366 ").await;
     ircer.send("MODE #x +l 99999999999999999999").await;
@@ -997,12 +999,14 @@ async fn a_ban_in_the_lobby_holds_when_its_subject_connects_again() {
     line.expect_prompt().await;
     line.send("yetanother").await;
     line.expect_line("Sorry: you are banned from lobby: spam.").await;
+    // An IRC client starts in no channel: the lobby's ban keeps it out of the lobby
+    // (server bans keep clients off the server).
     let mut ircer = IrcClient::connect_from([127, 0, 0, 5], irc(&server)).await;
     ircer.send("NICK ircpest").await;
     ircer.send("USER ircpest 0 * :ircpest").await;
-    let closing = ircer.expect("ERROR :Closing link").await;
-    assert!(closing.contains("banned from lobby"), "{closing}");
-    assert!(!ircer.seen.iter().any(|l| l.contains(" 001 ")), "{:#?}", ircer.seen);
+    ircer.expect(" 001 ircpest ").await;
+    ircer.send("JOIN #lobby").await;
+    ircer.expect(" 474 ircpest #lobby ").await;
 
     // A nick ban covers the account of that name logging in at connect, and whoever
     // holds its nick keeps it.
@@ -1065,8 +1069,6 @@ async fn nick_and_away_changes_in_an_auditorium_come_only_from_those_shown() {
     let mut boss = sasl(addr, "boss", "boss-password", caps).await;
     boss.send("JOIN #hall").await;
     boss.expect(" 366 boss #hall ").await;
-    boss.send("PART #lobby").await;
-    boss.expect("PART #lobby").await;
     let mut eye = IrcClient::join(addr, "eye", caps).await;
     eye.send("JOIN #hall").await;
     eye.expect(" 366 eye #hall ").await;
@@ -1094,7 +1096,7 @@ async fn nick_and_away_changes_in_an_auditorium_come_only_from_those_shown() {
     boss.send("AWAY :lunch").await;
     boss.expect(" 306 bigboss ").await;
     eye.expect(":boss!~boss@parley.local NICK :bigboss").await;
-    eye.expect(":bigboss!~bigboss@parley.local AWAY :lunch").await;
+    eye.expect(":bigboss!~boss@parley.local AWAY :lunch").await;
     liner.expect_line("boss is now known as bigboss.").await;
     let renamed = plain
         .expect(|r| match &r.msg {
