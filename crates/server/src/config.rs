@@ -763,6 +763,19 @@ mod tests {
     }
 
     #[test]
+    fn autojoin_takes_channels_and_hosts_take_their_three_forms() {
+        let config = Config::parse("[irc]\nautojoin = [\"#lobby\", \"#café\"]\nhosts = \"ip\"\n").expect("valid");
+        assert_eq!(config.irc.hosts, Hosts::Ip);
+        assert!(config.validate().is_ok());
+        for bad in ["lobby", "#", "#a b", "#a,b"] {
+            let mut config = Config::default();
+            config.irc.autojoin = vec![bad.to_owned()];
+            assert!(config.validate().is_err(), "{bad:?} is no channel");
+        }
+        assert!(Config::parse("[irc]\nhosts = \"vhost\"\n").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = Config::parse("[limits]\nmax_lines = 3\n").expect_err("unknown key");
         assert!(err.contains("max_lines"), "{err}");
