@@ -9,7 +9,7 @@ use crate::command::RequestId;
 use crate::error::HubError;
 use crate::history::{Kind, Record};
 use crate::moderation::{Mask, Restriction};
-use crate::modes::{Member, ModeChange, RoomModes, Stats, Whois};
+use crate::modes::{Member, ModeChange, RoomModes, Stats, Visibility, Whois};
 use crate::name::{Nick, RoomName};
 use crate::signal::{ClientTags, Meta, Signal};
 
@@ -403,8 +403,8 @@ pub enum Reply {
         topic: Option<(String, Nick, Timestamp)>,
         /// Where the session's user read up to in it, if anywhere.
         read: Option<Timestamp>,
-        /// The room is secret (`+s`): IRC's NAMES says so.
-        secret: bool,
+        /// How much those outside the room see of it: IRC's NAMES says so.
+        visibility: Visibility,
     },
     /// A room's topic: its text, who set it and when; `None` when it has none.
     Topic {
@@ -561,8 +561,8 @@ pub enum Reply {
         room: RoomName,
         /// Who is there, sorted.
         members: Vec<Member>,
-        /// The room is secret (`+s`): IRC's NAMES says so.
-        secret: bool,
+        /// How much those outside the room see of it: IRC's NAMES says so.
+        visibility: Visibility,
     },
     /// The rooms on the server.
     Rooms(Vec<RoomSummary>),

@@ -49,7 +49,7 @@ pub use metrics::{Histogram, HistogramSnapshot, HubMetrics, BATCH_BUCKETS, LATEN
 pub use moderation::{
     Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction, ServerBan, Topic,
 };
-pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
+pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Visibility, Whois};
 pub use name::{case_mapping, key_of, set_case_mapping, skeleton, CaseMapping, Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
 pub use signal::{ClientTags, Meta, Reaction, Signal, Typing, MAX_REACTION, MAX_TAGS, MAX_TAG_BYTES};

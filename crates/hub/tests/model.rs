@@ -305,6 +305,7 @@ fn mode_change() -> impl Strategy<Value = ModeChange> {
     let mode = prop_oneof![
         Just(RoomMode::Moderated),
         Just(RoomMode::Secret),
+        Just(RoomMode::Private),
         Just(RoomMode::TopicLocked),
         Just(RoomMode::InviteOnly),
         string(KEYS, BAD_KEYS).prop_map(RoomMode::Key),
@@ -1716,6 +1717,7 @@ impl Model {
                 }
                 RoomMode::Moderated => modes.moderated = set,
                 RoomMode::Secret => modes.secret = set,
+                RoomMode::Private => modes.private = set,
                 RoomMode::TopicLocked => modes.topic_locked = set,
                 RoomMode::InviteOnly => modes.invite_only = set,
                 RoomMode::Key(key) => modes.key = set.then(|| key.clone()),

@@ -469,3 +469,32 @@ async fn answers_from_the_store_come_in_the_order_of_the_requests() {
     }
     server.shutdown().await;
 }
+
+/// `+p`: a private channel is left out of LIST and WHOIS for those outside it, for whom
+/// it still exists (NAMES answers, with no one in it as every user is `+i`, where a secret
+/// one would not); its members see it as ever, of type `*` in NAMES.
+#[tokio::test]
+async fn a_private_channel_is_unlisted_but_answers_names() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    ada.send("JOIN #quiet").await;
+    ada.expect(" 366 ada #quiet ").await;
+    let set = answers(&mut ada, "MODE #quiet +p").await;
+    assert_eq!(set, [":ada!~u@parley MODE #quiet +p"]);
+    let modes = answers(&mut ada, "MODE #quiet").await;
+    assert!(modes[0].contains(" 324 ada #quiet +nps") || modes[0].contains(" 324 ada #quiet +npt"), "{modes:?}");
+    let list = answers(&mut bob, "LIST").await;
+    assert!(!list.iter().any(|l| l.contains("#quiet")), "unlisted: {list:?}");
+    let whois = answers(&mut bob, "WHOIS ada").await;
+    assert!(!whois.iter().any(|l| l.contains("#quiet")), "not in WHOIS: {whois:?}");
+    let names = answers(&mut bob, "NAMES #quiet").await;
+    assert_eq!(names, [":parley.local 366 bob #quiet :End of /NAMES list."]);
+    bob.send("JOIN #quiet").await;
+    bob.expect(" 366 bob #quiet ").await;
+    let names = answers(&mut bob, "NAMES #quiet").await;
+    assert_eq!(names[0], ":parley.local 353 bob * #quiet :@ada bob", "{names:?}");
+    let inside = answers(&mut ada, "LIST").await;
+    assert!(inside.iter().any(|l| l.contains(" 322 ada #quiet 2 ")), "{inside:?}");
+    server.shutdown().await;
+}

@@ -217,8 +217,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, target)
     ) STRICT, WITHOUT ROWID;",
     // 9: what a message carries beside its text (the message it answers, client tags),
-    // as JSON; NULL for the many messages without.
-    "ALTER TABLE messages ADD COLUMN meta TEXT;",
+    // as JSON, NULL for the many messages without; a registered room's private setting
+    // (`+p`).
+    "ALTER TABLE messages ADD COLUMN meta TEXT;
+    ALTER TABLE registered_rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// This release, as the database records it.

@@ -162,6 +162,7 @@ impl Hub {
                 }
                 RoomMode::Moderated => std::mem::replace(&mut modes.moderated, change.set) != change.set,
                 RoomMode::Secret => std::mem::replace(&mut modes.secret, change.set) != change.set,
+                RoomMode::Private => std::mem::replace(&mut modes.private, change.set) != change.set,
                 RoomMode::TopicLocked => std::mem::replace(&mut modes.topic_locked, change.set) != change.set,
                 RoomMode::InviteOnly => std::mem::replace(&mut modes.invite_only, change.set) != change.set,
                 RoomMode::Key(key) => {

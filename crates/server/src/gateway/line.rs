@@ -545,6 +545,9 @@ fn describe_modes(modes: &parley_hub::RoomModes) -> String {
     if modes.secret {
         parts.push("secret".to_owned());
     }
+    if modes.private {
+        parts.push("private".to_owned());
+    }
     if modes.invite_only {
         parts.push("invite-only".to_owned());
     }

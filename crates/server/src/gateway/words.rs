@@ -201,6 +201,7 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
     match mode {
         RoomMode::Moderated => 'm',
         RoomMode::Secret => 's',
+        RoomMode::Private => 'p',
         RoomMode::TopicLocked => 't',
         RoomMode::InviteOnly => 'i',
         RoomMode::Key(_) => 'k',
@@ -212,7 +213,9 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
 /// A setting's argument, if it has one when set (`set`) or removed.
 pub(crate) fn argument(mode: &RoomMode, set: bool) -> Option<String> {
     match mode {
-        RoomMode::Moderated | RoomMode::Secret | RoomMode::TopicLocked | RoomMode::InviteOnly => None,
+        RoomMode::Moderated | RoomMode::Secret | RoomMode::Private | RoomMode::TopicLocked | RoomMode::InviteOnly => {
+            None
+        }
         // A removed key is shown as it was given, as IRC servers echo it.
         RoomMode::Key(key) => Some(if set || !key.is_empty() { key.clone() } else { "*".to_owned() }),
         RoomMode::Limit(limit) => set.then(|| limit.to_string()),

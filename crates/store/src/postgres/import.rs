@@ -178,7 +178,7 @@ async fn accounts(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
 }
 
 /// A registered room's row, as SQLite keeps it.
-type RoomRow = (String, String, Option<i64>, i64, i64, bool, bool, bool, bool, Option<String>, Option<i64>);
+type RoomRow = (String, String, Option<i64>, i64, i64, bool, bool, bool, bool, Option<String>, Option<i64>, bool);
 
 async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u64), ImportError> {
     #[allow(clippy::type_complexity)]
@@ -191,7 +191,7 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
     ) = sqlite(from.read(|conn| {
         let mut stmt = conn.prepare(
             "SELECT key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                    member_limit
+                    member_limit, private
              FROM registered_rooms",
         )?;
         let rooms = stmt
@@ -208,6 +208,7 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
@@ -224,17 +225,19 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
         let bans = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         Ok((rooms, ops, restrictions, topics, bans))
     }))?;
-    for (_, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, key, limit) in &rooms {
+    for (_, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, key, limit, private) in
+        &rooms
+    {
         // The lobby's row exists already (the schema makes it): the one kept wins.
         tx.execute(
             "INSERT INTO registered_rooms
                  (key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                  member_limit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                  member_limit, private)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (key) DO UPDATE SET name = excluded.name, founder = excluded.founder,
                  registered_us = excluded.registered_us, since = excluded.since, moderated = excluded.moderated,
                  secret = excluded.secret, topic_locked = excluded.topic_locked, invite_only = excluded.invite_only,
-                 room_key = excluded.room_key, member_limit = excluded.member_limit",
+                 room_key = excluded.room_key, member_limit = excluded.member_limit, private = excluded.private",
             &[
                 &room_key(name),
                 name,
@@ -247,6 +250,7 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
                 invite_only,
                 key,
                 limit,
+                private,
             ],
         )
         .await?;

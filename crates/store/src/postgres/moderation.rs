@@ -25,7 +25,7 @@ async fn registered_rooms(client: &impl GenericClient) -> Result<Vec<RegisteredR
     let rows = client
         .query(
             "SELECT key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                    member_limit
+                    member_limit, private
              FROM registered_rooms ORDER BY key",
             &[],
         )
@@ -43,6 +43,7 @@ async fn registered_rooms(client: &impl GenericClient) -> Result<Vec<RegisteredR
         let modes = RoomModes {
             moderated: get(row, 5)?,
             secret: get(row, 6)?,
+            private: get(row, 11)?,
             topic_locked: get(row, 7)?,
             invite_only: get(row, 8)?,
             key: get(row, 9)?,
@@ -90,9 +91,18 @@ async fn write_modes(tx: &Transaction<'_>, key: &str, modes: &RoomModes) -> Resu
     let limit = modes.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
     tx.execute(
         "UPDATE registered_rooms SET moderated = $2, secret = $3, topic_locked = $4, invite_only = $5,
-             room_key = $6, member_limit = $7
+             room_key = $6, member_limit = $7, private = $8
          WHERE key = $1",
-        &[&key, &modes.moderated, &modes.secret, &modes.topic_locked, &modes.invite_only, &modes.key, &limit],
+        &[
+            &key,
+            &modes.moderated,
+            &modes.secret,
+            &modes.topic_locked,
+            &modes.invite_only,
+            &modes.key,
+            &limit,
+            &modes.private,
+        ],
     )
     .await?;
     Ok(())

@@ -120,8 +120,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         detail TEXT
     );",
     // 2: what a message carries beside its text (the message it answers, client tags),
-    // as JSON text; NULL for the many messages without.
-    "ALTER TABLE messages ADD COLUMN meta TEXT;",
+    // as JSON text, NULL for the many messages without; a registered room's private
+    // setting (`+p`).
+    "ALTER TABLE messages ADD COLUMN meta TEXT;
+    ALTER TABLE registered_rooms ADD COLUMN private BOOLEAN NOT NULL DEFAULT false;",
 ];
 
 /// Any number, the same in every build: the advisory lock that migrations take.

@@ -19,7 +19,7 @@ fn time(us: i64) -> DateTime<Utc> {
 fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> {
     let mut stmt = conn.prepare(
         "SELECT key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                member_limit
+                member_limit, private
          FROM registered_rooms ORDER BY key",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -33,6 +33,7 @@ fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> 
             RoomModes {
                 moderated: row.get(5)?,
                 secret: row.get(6)?,
+                private: row.get(11)?,
                 topic_locked: row.get(7)?,
                 invite_only: row.get(8)?,
                 key: row.get(9)?,
@@ -83,9 +84,18 @@ fn write_modes(tx: &Transaction<'_>, key: &str, modes: &RoomModes) -> rusqlite::
     let limit = modes.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
     tx.execute(
         "UPDATE registered_rooms SET moderated = ?2, secret = ?3, topic_locked = ?4, invite_only = ?5,
-             room_key = ?6, member_limit = ?7
+             room_key = ?6, member_limit = ?7, private = ?8
          WHERE key = ?1",
-        params![key, modes.moderated, modes.secret, modes.topic_locked, modes.invite_only, modes.key, limit],
+        params![
+            key,
+            modes.moderated,
+            modes.secret,
+            modes.topic_locked,
+            modes.invite_only,
+            modes.key,
+            limit,
+            modes.private
+        ],
     )?;
     Ok(())
 }

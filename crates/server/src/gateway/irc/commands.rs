@@ -892,6 +892,7 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
             }
             'm' => settings.push(ModeChange { set, mode: RoomMode::Moderated }),
             's' => settings.push(ModeChange { set, mode: RoomMode::Secret }),
+            'p' => settings.push(ModeChange { set, mode: RoomMode::Private }),
             't' => settings.push(ModeChange { set, mode: RoomMode::TopicLocked }),
             'i' => settings.push(ModeChange { set, mode: RoomMode::InviteOnly }),
             // Messages only come from members: +n is always on.

@@ -101,7 +101,7 @@ impl Identity {
                 }
             ),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_session),
-            "CHANMODES=b,k,l,imnst".to_owned(),
+            "CHANMODES=b,k,l,imnpst".to_owned(),
             format!("CHANNELLEN={}", limits.max_room_len + 1),
             "CHANTYPES=#".to_owned(),
             format!("CHATHISTORY={}", parley_hub::MAX_HISTORY_PAGE),

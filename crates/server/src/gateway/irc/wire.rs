@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use chrono::SecondsFormat;
 use parley_hub::{
     Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary,
-    Timestamp, Wire,
+    Timestamp, Visibility, Wire,
 };
 use parley_proto::irc::{escape_tag_value, split_text};
 
@@ -468,12 +468,15 @@ impl<'a> Lines<'a> {
 
     /// What a channel's members look like in NAMES: prefixes as `multi-prefix` asks,
     /// and `nick!user@host` with `userhost-in-names`.
-    fn names(&mut self, room: &RoomName, members: &[Member], secret: bool) {
+    fn names(&mut self, room: &RoomName, members: &[Member], visibility: Visibility) {
         let multi = self.link.caps.has(Cap::MultiPrefix);
         let userhost = self.link.caps.has(Cap::UserhostInNames);
         let channel = format!("#{room}");
-        // `@` for a secret channel, `=` for a public one.
-        let symbol = if secret { "@" } else { "=" };
+        let symbol = match visibility {
+            Visibility::Public => "=",
+            Visibility::Private => "*",
+            Visibility::Secret => "@",
+        };
         let mut batch: Vec<String> = Vec::new();
         let mut length = 0;
         let room_for_names = LINE_ROOM - self.link.server.name.len() - self.me.len() - channel.len() - 12;
@@ -553,7 +556,7 @@ impl<'a> Lines<'a> {
         history: &[Arc<Record>],
         topic: Option<&(String, Nick, Timestamp)>,
         read: Option<Option<&Timestamp>>,
-        secret: bool,
+        visibility: Visibility,
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
@@ -566,7 +569,7 @@ impl<'a> Lines<'a> {
         if let Some(read) = read {
             self.markread(&MarkTarget::Room(room.clone()), read);
         }
-        self.names(room, members, secret);
+        self.names(room, members, visibility);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
         }
@@ -597,7 +600,7 @@ impl<'a> Lines<'a> {
         // The user modes it starts with, as servers tell them.
         let tags = self.now_tags();
         self.from(&super::source_str(&me), "MODE", &[&me, "+i"], None, &tags);
-        self.joined(room, members, history, topic.as_ref(), None, false);
+        self.joined(room, members, history, topic.as_ref(), None, Visibility::Public);
     }
 
     /// `MARKREAD target timestamp=…` (or `*` when nothing is marked read), for clients
@@ -644,8 +647,8 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
-            Reply::Joined { room, members, history, topic, read, secret } => {
-                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *secret);
+            Reply::Joined { room, members, history, topic, read, visibility } => {
+                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *visibility);
             }
             Reply::Marker { target, at } => self.markread(target, at.as_ref()),
             Reply::Parted { room } => {
@@ -707,7 +710,7 @@ impl<'a> Lines<'a> {
                     self.numeric("301", &[to.as_str()], away);
                 }
             }
-            Reply::Who { room, members, secret } => {
+            Reply::Who { room, members, visibility } => {
                 // Every user is invisible (`+i`): those outside a channel see none of
                 // its members.
                 let inside = members.iter().any(|m| m.nick.as_str() == self.me);
@@ -731,7 +734,7 @@ impl<'a> Lines<'a> {
                         }
                         self.numeric("315", &[mask], "End of /WHO list.");
                     }
-                    _ => self.names(room, shown, *secret),
+                    _ => self.names(room, shown, *visibility),
                 }
             }
             Reply::Rooms(rooms) => self.list(context, rooms),
@@ -749,6 +752,7 @@ impl<'a> Lines<'a> {
                     (modes.invite_only, 'i'),
                     (modes.moderated, 'm'),
                     (true, 'n'),
+                    (modes.private, 'p'),
                     (modes.secret, 's'),
                     (modes.topic_locked, 't'),
                 ] {
