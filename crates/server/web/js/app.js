@@ -480,7 +480,7 @@ const app = {
         if (other.replyTo === e.seq && other !== e && buffer.kind === "room") this.renderQuote(buffer, other);
       }
     }
-    if (buffer.firstSeq === 1) buffer.atStart = true;
+    if (buffer.firstSeq === 1) this.reachedStart(buffer);
     if (!added) return;
     if (atBottom && !prepended) log.scrollTop = log.scrollHeight;
     else if (prepended) log.scrollTop = oldTop + (log.scrollHeight - oldHeight);
@@ -628,7 +628,7 @@ const app = {
       if (!buffer.lastSeq) {
         if (!buffer.readTs && history.length) buffer.readTs = history[history.length - 1].ts;
         this.insert(buffer, history);
-        if (history.length < 50) buffer.atStart = true;
+        if (history.length < 50) this.reachedStart(buffer);
         return;
       }
       const newest = history.length ? Number(history[history.length - 1].seq) : 0;
@@ -701,15 +701,15 @@ const app = {
     } else {
       request.before = first;
     }
-    const loader = buffer.log.insertBefore(el("li", { class: "loading", role: "status" }, "Loading older messages…"), buffer.log.firstChild);
+    // Shown by the stylesheet: a node in the log would shift the order kept in `keys`.
+    buffer.log.classList.add("loading-older");
+    const loader = { remove: () => buffer.log.classList.remove("loading-older") };
     buffer.loadingOlder = this.request(request)
       .then((page) => {
         loader.remove();
         const messages = page.messages || [];
         if (!messages.length) {
-          buffer.atStart = true;
-          buffer.log.insertBefore(el("li", { class: "start" }, buffer.kind === "room" ? `The beginning of ${buffer.name}` : `The beginning of your conversation with ${buffer.name}`), buffer.log.firstChild);
-          buffer.keys.unshift([-Infinity]);
+          this.reachedStart(buffer);
           return;
         }
         this.insert(buffer, messages);
@@ -724,6 +724,16 @@ const app = {
         this.fillView(buffer);
       });
     return buffer.loadingOlder;
+  },
+
+  /** Nothing older to load: says so at the top of the buffer, once. */
+  reachedStart(buffer) {
+    buffer.atStart = true;
+    if (buffer.log.querySelector(".start")) return;
+    const what = buffer.kind === "room" ? `The beginning of #${buffer.name}` : `The beginning of your conversation with ${buffer.name}`;
+    buffer.log.insertBefore(el("li", { class: "start" }, what), buffer.log.firstChild);
+    buffer.keys.unshift([-Infinity]);
+    if (buffer.log.children[1]) this.fixDay(buffer.log.children[1]);
   },
 
   scrolled(buffer) {
@@ -1148,11 +1158,14 @@ const app = {
     const get = el("button", { type: "button", class: "small", onclick: () => this.save(buffer, f, get) }, "Download");
     box.append(" ", get);
     if (PREVIEWABLE.has(f.media_type) && f.size <= PREVIEW_MAX) {
+      // Fetched when it scrolls into view: the box is what is watched, the image
+      // being hidden (and so never "visible") until its bytes are checked.
       const img = el("img", { class: "preview", alt: `Preview of ${f.name}`, hidden: true });
-      box.append(el("span", { class: "preview-box" }, img));
-      previews.observe(img);
-      img.dataset.file = f.file;
-      img.dataset.type = f.media_type;
+      const holder = el("span", { class: "preview-box loading-preview" }, img);
+      holder.dataset.file = f.file;
+      holder.dataset.type = f.media_type;
+      box.append(holder);
+      previews.observe(holder);
     }
     return box;
   },
@@ -1179,16 +1192,19 @@ const app = {
     }
   },
 
-  async preview(img) {
-    if (!this.conn) return;
+  async preview(holder) {
+    const img = holder.querySelector("img");
+    if (!this.conn || !img) return;
     try {
-      const { bytes } = await download(this.conn, img.dataset.file);
-      const type = PREVIEWABLE.has(img.dataset.type) ? img.dataset.type : "application/octet-stream";
+      const { bytes } = await download(this.conn, holder.dataset.file);
+      const type = PREVIEWABLE.has(holder.dataset.type) ? holder.dataset.type : "application/octet-stream";
       img.src = URL.createObjectURL(new Blob([bytes], { type }));
       img.hidden = false;
       img.addEventListener("click", () => img.classList.toggle("large"));
     } catch (err) {
-      img.replaceWith(el("span", { class: "file-meta" }, ` (no preview: ${err.message})`));
+      holder.replaceChildren(el("span", { class: "file-meta" }, `(no preview: ${err.message})`));
+    } finally {
+      holder.classList.remove("loading-preview");
     }
   },
 
@@ -1200,10 +1216,12 @@ const app = {
       const item = el("li", null, el("span", { class: "file-name" }, file.name || "pasted"), bar);
       $("uploads").appendChild(item);
       try {
-        await upload(this.conn, buffer.sendTarget, file, (sent, size) => {
+        const shared = await upload(this.conn, buffer.sendTarget, file, (sent, size) => {
           bar.max = Math.max(1, size);
           bar.value = sent;
         });
+        const raw = { seq: shared.seq, from: this.me, ts: shared.ts, kind: "file", text: JSON.stringify(shared.description) };
+        this.insert(buffer, [raw]);
       } catch (e) {
         this.system(buffer, `Upload of ${file.name} failed: ${e.message}`);
       } finally {

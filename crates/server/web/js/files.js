@@ -73,7 +73,8 @@ const UPLOAD_WINDOW = 4;
 
 /**
  * Uploads `file` (a File) to `target` (`{room}` or `{to}`), calling `progress(sent, size)`
- * as the server acknowledges pieces. Resolves with the `shared` result.
+ * as the server acknowledges pieces. Resolves with the `shared` result and the file's
+ * `description`, as the others receive it.
  */
 export async function upload(connection, target, file, progress) {
   const bytes = new Uint8Array(await file.arrayBuffer());
@@ -109,7 +110,8 @@ export async function upload(connection, target, file, progress) {
   await Promise.all(inFlight);
   progress(bytes.length, bytes.length);
   if (!shared) throw new RequestError("upload_failed", "the server did not confirm the file");
-  return shared;
+  const description = { file: started.file, name: file.name || "pasted", size: bytes.length, media_type: file.type || "application/octet-stream", sha256 };
+  return { ...shared, description };
 }
 
 /**
