@@ -137,7 +137,7 @@ async fn two_browsers_a_line_user_and_an_irc_user_chat_in_one_room() {
     bob.send_line("/me waves to everyone").await;
     alice.wait_for(&shows("r:lobby", "waves to everyone"), "bob's action").await;
     assert_eq!(
-        alice.eval("document.querySelector('[data-buffer=\"r:lobby\"] .msg.action .line').textContent").await,
+        alice.eval("document.querySelector('[data-buffer=\"r:lobby\"] .msg.k-action .line').textContent").await,
         json!("*bob waves to everyone")
     );
     dave.expect("PRIVMSG #lobby :\u{1}ACTION waves to everyone\u{1}").await;
@@ -181,7 +181,23 @@ async fn scrolling_back_pages_through_the_whole_history() {
     for i in 1..=320 {
         sam.request(&said("lobby"), format!("line {i}").as_bytes()).await.expect("said");
     }
-    let page = site.guest("reader").await;
+    // Time to the first message: page load to login form, then sign-in to the first
+    // message shown, as the page itself measures them.
+    let page = site.tools.page(1280, 800).await;
+    page.goto(&site.url()).await;
+    let form = page.wait_for("!document.getElementById('login').hidden && performance.now()", "the login form").await;
+    page.eval(
+        "window.__first = new Promise(done => new MutationObserver((_, o) => {            if (document.querySelector('.msg')) { o.disconnect(); done(performance.now()); }          }).observe(document.body, {childList: true, subtree: true})); true",
+    )
+    .await;
+    let before = page.eval("performance.now()").await;
+    sign_in(&page, "reader", "").await;
+    let first = page.eval("window.__first").await;
+    let navigation = page.eval("performance.getEntriesByType('navigation')[0].loadEventEnd").await;
+    eprintln!(
+        "page loaded in {navigation} ms, login form shown at {form} ms; first message {:.0} ms after signing in",
+        first.as_f64().unwrap_or(0.0) - before.as_f64().unwrap_or(0.0)
+    );
     page.wait_for(&shows("r:lobby", "line 320"), "the latest message").await;
     let first = page.eval(&shown("r:lobby")).await;
     assert!(first.as_array().expect("a list").len() <= 100, "the first view is one page, not everything");
@@ -652,9 +668,12 @@ async fn screenshots() {
     page.resize(360, 740).await;
     page.eval("document.documentElement.dataset.theme = 'light'").await;
     page.eval("document.querySelector('[data-buffer=\"r:design\"]').scrollTop = 1e9").await;
+    page.wait_for("document.getElementById('sidebar').getBoundingClientRect().right <= 0", "the sidebar to slide away")
+        .await;
+    assert_eq!(page.eval("document.documentElement.scrollWidth").await, json!(360), "nothing wider than the screen");
     std::fs::write(dir.join("browser-360.png"), page.screenshot().await).expect("written");
     page.click("#toggle-sidebar").await;
-    page.wait_for("document.body.classList.contains('show-sidebar')", "the sidebar").await;
+    page.wait_for("document.getElementById('sidebar').getBoundingClientRect().left >= 0", "the sidebar to slide in").await;
     std::fs::write(dir.join("browser-360-sidebar.png"), page.screenshot().await).expect("written");
     assert_clean(&page, "anna");
     page.close().await;

@@ -520,7 +520,7 @@ const app = {
     const own = e.from === this.me;
     const mentioned = !own && this.mentions(e);
     const li = el("li", {
-      class: `msg${e.kind ? ` ${e.kind}` : ""}${own ? " own" : ""}${mentioned ? " mentioned" : ""}`,
+      class: `msg${e.kind ? ` k-${e.kind}` : ""}${own ? " own" : ""}${mentioned ? " mentioned" : ""}`,
       "data-seq": e.seq ? String(e.seq) : false,
       "data-ts": e.ts,
       "data-day": dayKey(e.ts),
@@ -540,12 +540,12 @@ const app = {
     const actions = el("div", { class: "actions" });
     if (e.seq || buffer.kind === "room") {
       actions.append(
-        el("button", { type: "button", class: "icon", "aria-label": "Reply", title: "Reply", onclick: () => this.startReply(buffer, e) }, "↩"),
-        el("button", { type: "button", class: "icon", "aria-label": "React", title: "React", onclick: (ev) => this.pickReaction(buffer, e, ev.currentTarget) }, "☺"),
+        el("button", { type: "button", class: "icon", "aria-label": "Reply", title: "Reply", onclick: () => this.startReply(buffer, e) }, icon("reply")),
+        el("button", { type: "button", class: "icon", "aria-label": "React", title: "React", onclick: (ev) => this.pickReaction(buffer, e, ev.currentTarget) }, icon("react")),
       );
       if (buffer.kind === "room") {
         actions.append(
-          el("button", { type: "button", class: "icon", "aria-label": "Delete", title: "Delete", onclick: () => this.deleteMessage(buffer, e) }, "🗑"),
+          el("button", { type: "button", class: "icon", "aria-label": "Delete", title: "Delete", onclick: () => this.deleteMessage(buffer, e) }, icon("delete")),
         );
       }
     }
@@ -1279,6 +1279,10 @@ const app = {
     }
   },
 };
+
+function icon(name) {
+  return el("span", { class: `i i-${name}`, "aria-hidden": "true" });
+}
 
 function maxTs(a, b) {
   if (!a) return b || null;
