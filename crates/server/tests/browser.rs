@@ -74,7 +74,10 @@ async fn sign_in(page: &Page, nick: &str, password: &str) {
     }
     page.press("Enter", 0).await;
     page.wait_for(
-        &format!("!document.getElementById('app').hidden && document.getElementById('me-nick').textContent === {}", json!(nick)),
+        &format!(
+            "!document.getElementById('app').hidden && document.getElementById('me-nick').textContent === {}",
+            json!(nick)
+        ),
         &format!("{nick} to be signed in"),
     )
     .await;
@@ -145,8 +148,7 @@ async fn two_browsers_a_line_user_and_an_irc_user_chat_in_one_room() {
     // The same messages, in the same order, in both browsers.
     let (seen_by_alice, seen_by_bob) = (alice.eval(&shown("r:lobby")).await, bob.eval(&shown("r:lobby")).await);
     assert_eq!(seen_by_alice, seen_by_bob);
-    let texts: Vec<&str> =
-        seen_by_alice.as_array().expect("a list").iter().filter_map(|m| m[2].as_str()).collect();
+    let texts: Vec<&str> = seen_by_alice.as_array().expect("a list").iter().filter_map(|m| m[2].as_str()).collect();
     assert_eq!(texts, ["hello from alice's browser", "hi from the line", "and from IRC", "waves to everyone"]);
 
     // A private message from IRC opens a conversation with an unread badge.
@@ -211,7 +213,8 @@ async fn scrolling_back_pages_through_the_whole_history() {
     .await;
     let all = page.eval(&shown("r:lobby")).await;
     let seqs: Vec<u64> = all.as_array().expect("a list").iter().filter_map(|m| m[0].as_u64()).collect();
-    let texts: Vec<String> = all.as_array().expect("a list").iter().filter_map(|m| m[2].as_str().map(str::to_owned)).collect();
+    let texts: Vec<String> =
+        all.as_array().expect("a list").iter().filter_map(|m| m[2].as_str().map(str::to_owned)).collect();
     assert_eq!(seqs.len(), 320, "every message once");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "in order, without a gap");
     assert_eq!(texts.first().map(String::as_str), Some("line 1"));
@@ -230,7 +233,10 @@ async fn server_history(client: &mut NativeClient, room: &str) -> Vec<Value> {
     let mut after = 0;
     loop {
         let page = client
-            .request(&Request::History { room: Some(room.into()), before: None, after: Some(after), limit: Some(500) }, b"")
+            .request(
+                &Request::History { room: Some(room.into()), before: None, after: Some(after), limit: Some(500) },
+                b"",
+            )
             .await;
         let Ok(Reply::History { messages, .. }) = page else { panic!("a history page, got {page:?}") };
         let Some(last) = messages.last() else { break };
@@ -266,7 +272,9 @@ async fn after_a_reconnect_the_view_is_the_servers_history_with_no_gap_and_no_du
     page.wait_for("!document.getElementById('banner').hidden", "the page to show it is offline").await;
     // The server has seen the browser go: its departure reaches the sender.
     sender
-        .expect(|r| matches!(&r.msg, ServerMsg::Left { nick, room, .. } if nick == "wanderer" && room == "gamma").then_some(()))
+        .expect(|r| {
+            matches!(&r.msg, ServerMsg::Left { nick, room, .. } if nick == "wanderer" && room == "gamma").then_some(())
+        })
         .await;
 
     // 10,000 messages in three rooms while the browser is away, pipelined by the sender.
@@ -315,9 +323,7 @@ async fn after_a_reconnect_the_view_is_the_servers_history_with_no_gap_and_no_du
 
 /// The unread count the sidebar shows for a buffer (0 without a badge).
 fn unread(key: &str) -> String {
-    format!(
-        "Number(document.querySelector('.buffers [data-key=\"{key}\"] .badge.count')?.textContent || 0)"
-    )
+    format!("Number(document.querySelector('.buffers [data-key=\"{key}\"] .badge.count')?.textContent || 0)")
 }
 
 #[tokio::test]
@@ -471,14 +477,8 @@ async fn a_search_result_jumps_into_the_history() {
         .await;
     assert_eq!(found, json!("the deploy key is in the vault"));
     // The jump loaded the pages between: still no gap.
-    let seqs: Vec<u64> = page
-        .eval(&shown("r:lobby"))
-        .await
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|m| m[0].as_u64())
-        .collect();
+    let seqs: Vec<u64> =
+        page.eval(&shown("r:lobby")).await.as_array().expect("a list").iter().filter_map(|m| m[0].as_u64()).collect();
     assert!(seqs.first().is_some_and(|first| *first <= needle));
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap after the jump");
     assert_clean(&page, "seeker");
@@ -630,7 +630,13 @@ async fn screenshots() {
         people.push(client);
     }
     people[0]
-        .request(&Request::Topic { room: Some("design".into()), topic: Some("v2 launch: Friday 15:00 · mockups in #design".into()) }, b"")
+        .request(
+            &Request::Topic {
+                room: Some("design".into()),
+                topic: Some("v2 launch: Friday 15:00 · mockups in #design".into()),
+            },
+            b"",
+        )
         .await
         .expect("topic");
     let lines = [
@@ -673,7 +679,8 @@ async fn screenshots() {
     assert_eq!(page.eval("document.documentElement.scrollWidth").await, json!(360), "nothing wider than the screen");
     std::fs::write(dir.join("browser-360.png"), page.screenshot().await).expect("written");
     page.click("#toggle-sidebar").await;
-    page.wait_for("document.getElementById('sidebar').getBoundingClientRect().left >= 0", "the sidebar to slide in").await;
+    page.wait_for("document.getElementById('sidebar').getBoundingClientRect().left >= 0", "the sidebar to slide in")
+        .await;
     std::fs::write(dir.join("browser-360-sidebar.png"), page.screenshot().await).expect("written");
     assert_clean(&page, "anna");
     page.close().await;

@@ -189,7 +189,11 @@ impl DevTools {
                     }
                 } else if let Some(problem) = problem(&value) {
                     let session = value.get("sessionId").and_then(Value::as_str).unwrap_or_default().to_owned();
-                    seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(session).or_default().push(problem);
+                    seen.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(session)
+                        .or_default()
+                        .push(problem);
                 }
             }
         });
@@ -312,7 +316,10 @@ impl Page {
             if truthy {
                 return value;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} ({condition}); last: {value}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what} ({condition}); last: {value}"
+            );
         }
     }
 
@@ -331,8 +338,11 @@ impl Page {
             .await;
         let (x, y) = (at[0].as_f64().unwrap_or(0.0), at[1].as_f64().unwrap_or(0.0));
         for kind in ["mousePressed", "mouseReleased"] {
-            self.call("Input.dispatchMouseEvent", json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}))
-                .await;
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            )
+            .await;
         }
     }
 
@@ -358,8 +368,11 @@ impl Page {
         let down = json!({"type": if text.is_empty() { "rawKeyDown" } else { "keyDown" }, "key": key, "code": key,
             "windowsVirtualKeyCode": code, "modifiers": modifiers, "text": text});
         self.call("Input.dispatchKeyEvent", down).await;
-        self.call("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": key, "code": key, "windowsVirtualKeyCode": code, "modifiers": modifiers}))
-            .await;
+        self.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": "keyUp", "key": key, "code": key, "windowsVirtualKeyCode": code, "modifiers": modifiers}),
+        )
+        .await;
     }
 
     /// Types a line into the message box and sends it with Enter.
