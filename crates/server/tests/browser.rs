@@ -151,6 +151,25 @@ async fn two_browsers_a_line_user_and_an_irc_user_chat_in_one_room() {
     let texts: Vec<&str> = seen_by_alice.as_array().expect("a list").iter().filter_map(|m| m[2].as_str()).collect();
     assert_eq!(texts, ["hello from alice's browser", "hi from the line", "and from IRC", "waves to everyone"]);
 
+    // By keyboard: into the log, up to the last message, R to answer it.
+    alice.eval("document.querySelector('[data-buffer=\"r:lobby\"]').focus()").await;
+    alice.press("ArrowUp", 0).await;
+    alice
+        .wait_for(
+            "document.activeElement.matches('.msg') && document.activeElement.dataset.from === 'bob'",
+            "bob's action focused",
+        )
+        .await;
+    alice.press("r", 0).await;
+    alice.wait_for("!document.getElementById('replying').hidden", "the reply line").await;
+    assert_eq!(
+        alice.eval("document.getElementById('replying-text').textContent").await,
+        json!("Replying to bob: waves to everyone")
+    );
+    alice.send_line("welcome back").await;
+    bob.wait_for(&shows("r:lobby", "welcome back"), "alice's reply").await;
+    alice.wait_for("document.getElementById('replying').hidden", "the reply line gone once sent").await;
+
     // A private message from IRC opens a conversation with an unread badge.
     dave.send("PRIVMSG bob :psst, bob").await;
     bob.wait_for(&shows("p:dave", "psst, bob"), "dave's private message").await;
@@ -652,7 +671,10 @@ async fn screenshots() {
         people[who].request(&said("design"), text.as_bytes()).await.expect("said");
     }
     people[2].request(&said("lobby"), b"lunch at 12:30?").await.expect("said");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("a directory");
     let page = site.open(1280, 800).await;
+    std::fs::write(dir.join("browser-login.png"), page.screenshot().await).expect("written");
     sign_in(&page, "anna", "").await;
     page.send_line("/join design").await;
     page.wait_for(&shows("r:design", "anna: does friday still work for the demo?"), "the conversation").await;
@@ -664,13 +686,22 @@ async fn screenshots() {
     people[4].send(&Request::Whisper { to: "anna".into() }, b"got a minute after the demo?").await;
     page.wait_for(&shows("r:design", "looks great 👍"), "the last message").await;
     page.wait_for("document.querySelector('#privates [data-key=\"p:li_wei\"]')", "the conversation").await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
-    std::fs::create_dir_all(&dir).expect("a directory");
     for (theme, name) in [("light", "browser-1280-light.png"), ("dark", "browser-1280-dark.png")] {
         page.eval(&format!("document.documentElement.dataset.theme = '{theme}'")).await;
         page.eval("document.querySelector('[data-buffer=\"r:design\"]').scrollTop = 1e9").await;
         std::fs::write(dir.join(name), page.screenshot().await).expect("written");
     }
+    page.type_into("#search", "mockups").await;
+    page.press("Enter", 0).await;
+    page.wait_for("document.querySelectorAll('#results-list .hit').length === 1", "a search result").await;
+    std::fs::write(dir.join("browser-search.png"), page.screenshot().await).expect("written");
+    page.click("#results-close").await;
+    page.press("k", 2).await;
+    page.wait_for("document.getElementById('switcher').open", "the switcher").await;
+    page.call("Input.insertText", json!({"text": "de"})).await;
+    std::fs::write(std::env::temp_dir().join("parley-switcher.png"), page.screenshot().await).expect("written");
+    page.press("Enter", 0).await;
+    page.wait_for("!document.getElementById('switcher').open", "the switcher to close").await;
     page.resize(360, 740).await;
     page.eval("document.documentElement.dataset.theme = 'light'").await;
     page.eval("document.querySelector('[data-buffer=\"r:design\"]').scrollTop = 1e9").await;

@@ -361,8 +361,10 @@ impl Page {
             "ArrowUp" => (38, ""),
             "ArrowDown" => (40, ""),
             "Tab" => (9, ""),
-            "k" => (75, "k"),
-            _ => (0, ""),
+            _ => match key.as_bytes() {
+                [c] if c.is_ascii_alphanumeric() => (u32::from(c.to_ascii_uppercase()), key),
+                _ => (0, ""),
+            },
         };
         let text = if modifiers & 3 != 0 { "" } else { text };
         let down = json!({"type": if text.is_empty() { "rawKeyDown" } else { "keyDown" }, "key": key, "code": key,

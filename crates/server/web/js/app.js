@@ -47,16 +47,20 @@ class Buffer {
     this.unread = 0;
     this.mentions = 0;
     this.typing = new Map();
+    /** Replies whose original is not held yet, by the original's seq. */
+    this.awaited = new Map();
     this.syncing = false;
+    this.joined = true;
     this.log = el("ol", {
       class: "log",
       "data-buffer": this.key,
       role: "log",
-      "aria-label": `Messages in ${name}`,
+      "aria-label": `Messages in ${name}. Arrow keys move between messages; R replies, E reacts.`,
       tabindex: "0",
       hidden: true,
     });
     this.log.addEventListener("scroll", () => app.scrolled(this), { passive: true });
+    this.log.addEventListener("keydown", (e) => app.logKey(this, e));
   }
 
   get target() {
@@ -174,7 +178,7 @@ const app = {
     const lobby = this.buffer("room", welcome.room || "lobby");
     lobby.members = welcome.members || [];
     lobby.topic = welcome.topic || "";
-    const rooms = [...this.buffers.values()].filter((b) => b.kind === "room" && b !== lobby && b.joined !== false);
+    const rooms = [...this.buffers.values()].filter((b) => b.kind === "room" && b !== lobby && b.joined);
     if (!this.active) this.show(lobby);
     this.renderSidebar();
     this.renderHeader();
@@ -475,9 +479,17 @@ const app = {
         if (buffer.kind === "private" || this.mentions(e)) buffer.mentions++;
       }
       if (live && e.from !== this.me) this.alert(buffer, e);
-      if (e.replyTo) this.renderQuote(buffer, e);
-      for (const other of buffer.entries.values()) {
-        if (other.replyTo === e.seq && other !== e && buffer.kind === "room") this.renderQuote(buffer, other);
+      if (e.replyTo) {
+        this.renderQuote(buffer, e);
+        // Shown as "message #N" until the original arrives (scrolling back).
+        if (!buffer.entries.has(this.idOf(buffer, e.replyTo))) {
+          if (!buffer.awaited.has(e.replyTo)) buffer.awaited.set(e.replyTo, []);
+          buffer.awaited.get(e.replyTo).push(e);
+        }
+      }
+      if (e.seq && buffer.awaited.has(e.seq)) {
+        for (const reply of buffer.awaited.get(e.seq)) this.renderQuote(buffer, reply);
+        buffer.awaited.delete(e.seq);
       }
     }
     if (buffer.firstSeq === 1) this.reachedStart(buffer);
@@ -486,6 +498,11 @@ const app = {
     else if (prepended) log.scrollTop = oldTop + (log.scrollHeight - oldHeight);
     if (buffer === this.active) this.markReadSoon();
     this.renderSidebar();
+  },
+
+  /** The id of the message numbered `seq` in a buffer. */
+  idOf(buffer, seq) {
+    return buffer.kind === "room" ? `s${seq}` : `p${seq}`;
   },
 
   /** Puts a node at its place by sort key, with day separators kept right. */
@@ -551,7 +568,46 @@ const app = {
     }
     li.append(time, el("div", { class: "content" }, line, el("div", { class: "reactions" })), actions);
     if (e.reactions.size) this.renderReactions(buffer, e, li);
+    // One tab stop for the whole log: messages are reached with the arrow keys, and
+    // their buttons with keys of their own (see `logKey`).
+    li.tabIndex = -1;
+    for (const button of li.querySelectorAll("button")) button.tabIndex = -1;
     return li;
+  },
+
+  /** The keyboard in a log: arrows between messages, R reply, E react, Enter follows a quote. */
+  logKey(buffer, ev) {
+    const at = ev.target.closest ? ev.target.closest(".msg") : null;
+    const messages = () => [...buffer.log.querySelectorAll(".msg")];
+    const focus = (li) => {
+      if (!li) return;
+      li.focus();
+      li.scrollIntoView({ block: "nearest" });
+    };
+    if (ev.key === "ArrowUp" || ev.key === "ArrowDown") {
+      if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+      ev.preventDefault();
+      const all = messages();
+      if (!at) return focus(all[all.length - 1]);
+      const i = all.indexOf(at) + (ev.key === "ArrowUp" ? -1 : 1);
+      if (i < 0) this.loadOlder(buffer);
+      return focus(all[Math.max(0, Math.min(i, all.length - 1))]);
+    }
+    if (!at || ev.target !== at) return;
+    const e = buffer.entries.get(this.idOf(buffer, at.dataset.seq));
+    if (!e) return;
+    if (ev.key === "r" || ev.key === "R") {
+      ev.preventDefault();
+      this.startReply(buffer, e);
+    } else if (ev.key === "e" || ev.key === "E" || ev.key === "+") {
+      ev.preventDefault();
+      this.pickReaction(buffer, e, at.querySelector(".actions button") || at);
+    } else if (ev.key === "Enter" && e.replyTo) {
+      ev.preventDefault();
+      this.jump(buffer, e.replyTo);
+    } else if (ev.key === "Escape") {
+      $("input").focus();
+    }
   },
 
   mentions(e) {
@@ -563,14 +619,14 @@ const app = {
   renderQuote(buffer, e) {
     const content = e.li.querySelector(".content");
     content.querySelector(".quote")?.remove();
-    const original = buffer.entries.get(buffer.kind === "room" ? `s${e.replyTo}` : `p${e.replyTo}`);
+    const original = buffer.entries.get(this.idOf(buffer, e.replyTo));
     const summary = original
       ? [el("span", { class: nickClass(original.from) }, original.from), " ", original.file ? original.file.name : original.text.slice(0, 140)]
       : [`message #${e.replyTo}`];
     content.insertBefore(
       el(
         "button",
-        { type: "button", class: "quote", title: "Go to the message answered", onclick: () => this.jump(buffer, e.replyTo) },
+        { type: "button", class: "quote", title: "Go to the message answered (Enter)", tabindex: "-1", onclick: () => this.jump(buffer, e.replyTo) },
         "↪ ",
         ...summary,
       ),
@@ -592,6 +648,7 @@ const app = {
             title: [...nicks].join(", "),
             "aria-label": `${reaction} ${nicks.size}: ${[...nicks].join(", ")}`,
             onclick: () => this.react(buffer, e, reaction, mine),
+            tabindex: "-1",
           },
           `${reaction} ${nicks.size}`,
         );
@@ -676,6 +733,7 @@ const app = {
 
   restart(buffer) {
     buffer.entries.clear();
+    buffer.awaited.clear();
     buffer.keys = [];
     buffer.log.replaceChildren();
     buffer.firstSeq = 0;
@@ -844,6 +902,13 @@ const app = {
       case "left": {
         const buffer = this.buffer("room", h.room, false);
         if (!buffer) break;
+        if (h.nick.toLowerCase() === this.me.toLowerCase()) {
+          buffer.joined = false;
+          buffer.members = [];
+          this.system(buffer, `You are no longer in ${buffer.name}${h.detail ? ` (${h.detail})` : ""}.`, h.ts);
+          if (buffer === this.active) this.renderMembers();
+          break;
+        }
         buffer.members = buffer.members.filter((m) => m.toLowerCase() !== h.nick.toLowerCase());
         const why = { part: "left", quit: "quit", lost: "lost the connection", kicked: "was put out" }[h.reason] || "left";
         this.system(buffer, `${h.nick} ${why}${h.detail ? ` (${h.detail})` : ""}`, h.ts);
@@ -1057,8 +1122,13 @@ const app = {
     picker.addEventListener("keydown", (ev) => {
       if (ev.key === "Escape") {
         picker.remove();
-        anchor.focus();
+        (anchor.closest(".msg") || anchor).focus();
+      } else if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
+        const buttons = [...picker.querySelectorAll("button")];
+        const i = buttons.indexOf(document.activeElement) + (ev.key === "ArrowRight" ? 1 : -1);
+        buttons[(i + buttons.length) % buttons.length].focus();
       }
+      ev.stopPropagation();
     });
     picker.addEventListener("focusout", (ev) => {
       if (!picker.contains(ev.relatedTarget)) picker.remove();
@@ -1082,6 +1152,7 @@ const app = {
     try {
       const joined = await this.request({ type: "join", room: name.replace(/^#/, "") });
       const buffer = this.buffer("room", joined.room);
+      buffer.joined = true;
       buffer.members = joined.members || [];
       buffer.topic = joined.topic || "";
       this.show(buffer);
