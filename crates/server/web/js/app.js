@@ -91,7 +91,7 @@ const app = {
   retry: 0,
   retryTimer: null,
   userClosed: false,
-  features: { typing: true, reactions: true, replies: true },
+  features: { typing: true, thumbnails: true },
   replyTo: null,
   typingSent: 0,
   notifyAsked: false,
@@ -1228,13 +1228,14 @@ const app = {
     );
     const get = el("button", { type: "button", class: "small", onclick: () => this.save(buffer, f, get) }, "Download");
     box.append(" ", get);
-    if (PREVIEWABLE.has(f.media_type) && f.size <= PREVIEW_MAX) {
+    if (PREVIEWABLE.has(f.media_type)) {
       // Fetched when it scrolls into view: the box is what is watched, the image
       // being hidden (and so never "visible") until its bytes are checked.
       const img = el("img", { class: "preview", alt: `Preview of ${f.name}`, hidden: true });
       const holder = el("span", { class: "preview-box loading-preview" }, img);
       holder.dataset.file = f.file;
       holder.dataset.type = f.media_type;
+      holder.dataset.size = String(f.size);
       box.append(holder);
       previews.observe(holder);
     }
@@ -1267,9 +1268,25 @@ const app = {
     const img = holder.querySelector("img");
     if (!this.conn || !img) return;
     try {
-      const { bytes } = await download(this.conn, holder.dataset.file);
-      const type = PREVIEWABLE.has(holder.dataset.type) ? holder.dataset.type : "application/octet-stream";
-      img.src = URL.createObjectURL(new Blob([bytes], { type }));
+      let blob;
+      if (this.features.thumbnails) {
+        try {
+          // The server's thumbnail: a small PNG, made with decoder limits.
+          const { payload } = await this.request({ type: "thumbnail", file: holder.dataset.file });
+          blob = new Blob([payload], { type: "image/png" });
+        } catch (err) {
+          if (err.code !== "unknown_type" && err.code !== "bad_request") throw err;
+          this.features.thumbnails = false;
+        }
+      }
+      if (!blob) {
+        // A server without thumbnails: the image itself, checked, when it is small.
+        if (Number(holder.dataset.size) > PREVIEW_MAX) throw new RequestError("too_large", "too large to preview");
+        const { bytes } = await download(this.conn, holder.dataset.file);
+        const type = PREVIEWABLE.has(holder.dataset.type) ? holder.dataset.type : "application/octet-stream";
+        blob = new Blob([bytes], { type });
+      }
+      img.src = URL.createObjectURL(blob);
       img.hidden = false;
       img.addEventListener("click", () => img.classList.toggle("large"));
     } catch (err) {
