@@ -332,6 +332,10 @@ async fn after_a_reconnect_the_view_is_the_servers_history_with_no_gap_and_no_du
         seqs.dedup();
         assert_eq!(seqs.len(), view.len(), "{room}: no duplicate");
     }
+    let weight = page
+        .eval("[document.getElementsByTagName('*').length, performance.memory ? Math.round(performance.memory.usedJSHeapSize / 1048576) : null]")
+        .await;
+    eprintln!("with 10,000+ messages shown: {} DOM elements, {} MiB of JavaScript heap", weight[0], weight[1]);
     // Still live after the catch-up.
     sender.request(&said("beta"), b"and one more").await.expect("said");
     page.wait_for(&shows("r:beta", "and one more"), "a live message after the catch-up").await;

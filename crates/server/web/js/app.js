@@ -61,6 +61,9 @@ class Buffer {
     });
     this.log.addEventListener("scroll", () => app.scrolled(this), { passive: true });
     this.log.addEventListener("keydown", (e) => app.logKey(this, e));
+    const actions = (e) => app.ensureActions(this, e.target.closest?.(".msg"));
+    this.log.addEventListener("pointerover", actions);
+    this.log.addEventListener("focusin", actions);
   }
 
   get target() {
@@ -553,26 +556,34 @@ const app = {
         : e.kind === "notice"
           ? el("div", { class: "line" }, "-", nick, "- ", body)
           : el("div", { class: "line" }, nick, body);
-    const time = el("time", { datetime: e.ts, title: fullTime(e.ts) }, timeOf(e.ts));
-    const actions = el("div", { class: "actions" });
-    if (e.seq || buffer.kind === "room") {
-      actions.append(
-        el("button", { type: "button", class: "icon", "aria-label": "Reply", title: "Reply", onclick: () => this.startReply(buffer, e) }, icon("reply")),
-        el("button", { type: "button", class: "icon", "aria-label": "React", title: "React", onclick: (ev) => this.pickReaction(buffer, e, ev.currentTarget) }, icon("react")),
-      );
-      if (buffer.kind === "room") {
-        actions.append(
-          el("button", { type: "button", class: "icon", "aria-label": "Delete", title: "Delete", onclick: () => this.deleteMessage(buffer, e) }, icon("delete")),
-        );
-      }
-    }
-    li.append(time, el("div", { class: "content" }, line, el("div", { class: "reactions" })), actions);
+    const time = el("time", { datetime: e.ts }, timeOf(e.ts));
+    li.append(time, el("div", { class: "content" }, line));
     if (e.reactions.size) this.renderReactions(buffer, e, li);
     // One tab stop for the whole log: messages are reached with the arrow keys, and
-    // their buttons with keys of their own (see `logKey`).
+    // act with keys of their own (see `logKey`). Their buttons are made when first
+    // pointed at or focused (`ensureActions`): ten thousand messages, half the nodes.
     li.tabIndex = -1;
-    for (const button of li.querySelectorAll("button")) button.tabIndex = -1;
+    nick.tabIndex = -1;
     return li;
+  },
+
+  /** The buttons of a message (reply, react, delete) and its full time, made on first need. */
+  ensureActions(buffer, li) {
+    if (!li || li.dataset.actions || li.classList.contains("deleted")) return;
+    const e = buffer.entries.get(this.idOf(buffer, li.dataset.seq));
+    if (!e) return;
+    li.dataset.actions = "1";
+    li.querySelector("time").title = fullTime(e.ts);
+    const button = (label, name, onclick) =>
+      el("button", { type: "button", class: "icon", "aria-label": label, title: label, tabindex: "-1", onclick }, icon(name));
+    const actions = el(
+      "div",
+      { class: "actions" },
+      button("Reply", "reply", () => this.startReply(buffer, e)),
+      button("React", "react", (ev) => this.pickReaction(buffer, e, ev.currentTarget)),
+    );
+    if (buffer.kind === "room") actions.append(button("Delete", "delete", () => this.deleteMessage(buffer, e)));
+    li.append(actions);
   },
 
   /** The keyboard in a log: arrows between messages, R reply, E react, Enter follows a quote. */
@@ -601,7 +612,7 @@ const app = {
       this.startReply(buffer, e);
     } else if (ev.key === "e" || ev.key === "E" || ev.key === "+") {
       ev.preventDefault();
-      this.pickReaction(buffer, e, at.querySelector(".actions button") || at);
+      this.pickReaction(buffer, e, at);
     } else if (ev.key === "Enter" && e.replyTo) {
       ev.preventDefault();
       this.jump(buffer, e.replyTo);
@@ -653,7 +664,12 @@ const app = {
           `${reaction} ${nicks.size}`,
         );
       });
-    li.querySelector(".reactions").replaceChildren(...chips);
+    let holder = li.querySelector(".reactions");
+    if (!holder) {
+      holder = el("div", { class: "reactions" });
+      li.querySelector(".content").append(holder);
+    }
+    holder.replaceChildren(...chips);
   },
 
   system(buffer, message, ts = new Date().toISOString()) {
@@ -940,8 +956,8 @@ const app = {
         e.li.querySelector(".body").replaceChildren(
           el("em", null, `message deleted${h.by && h.by !== h.author ? ` by ${h.by}` : ""}${h.reason ? `: ${h.reason}` : ""}`),
         );
-        e.li.querySelector(".reactions").replaceChildren();
-        e.li.querySelector(".actions").replaceChildren();
+        e.li.querySelector(".reactions")?.remove();
+        e.li.querySelector(".actions")?.remove();
         break;
       }
       case "typing": {
@@ -1067,7 +1083,6 @@ const app = {
       buffer.kind === "room"
         ? { type: kind === "action" ? "act" : "say", room: buffer.name }
         : { type: "whisper", to: buffer.name };
-    if (kind === "action" && buffer.kind === "private") header.kind = "action";
     if (reply) header.reply_to = reply;
     try {
       const answer = await this.request(header, words);

@@ -40,6 +40,7 @@ const COMMANDS = {
   }],
   me: ["ACTION", "say what you do, in the third person", (app, rest) => {
     if (!rest.trim()) return "usage";
+    if (app.active?.kind !== "room") return app.system(app.active, "Actions are for rooms: the protocol has none for private messages.");
     return app.say(app.active, rest, "action");
   }],
   msg: ["NICK TEXT", "a private message", (app, rest) => {
