@@ -232,7 +232,6 @@ const app = {
     if (this.remembered) how = { resume: true };
     else if (this.credentials) how = { ...this.credentials };
     else return showLogin();
-    if (how.nick && this.retry > 3 && !how.password) how.nick = this.me;
     try {
       await this.connect(how);
     } catch (e) {
@@ -241,9 +240,29 @@ const app = {
         this.remembered = null;
         return showLogin(e.code === "bad_token" ? "Your session has ended: please sign in again." : e.message);
       }
+      // A guest's nick may still be held by the session the server has not yet seen
+      // go: after a few tries, take another.
+      if (e.code === "nick_taken" && this.credentials && !this.credentials.password && this.retry > 3) {
+        this.credentials.nick = `${this.credentials.nick.slice(0, 30)}_`;
+      }
       this.banner(`Could not reconnect (${e.message}). Trying again…`, "Reconnect now");
       this.scheduleReconnect();
     }
+  },
+
+  /**
+   * Every 30 s of silence, a `ping`: a connection that does not answer within 15 s is
+   * dead (a laptop that slept, a network that went away) and is replaced.
+   */
+  keepAlive() {
+    setInterval(() => {
+      const conn = this.conn;
+      if (!conn || Date.now() - conn.lastHeard < 30000) return;
+      const timer = setTimeout(() => {
+        if (this.conn === conn) conn.close("no answer to ping");
+      }, 15000);
+      conn.request({ type: "ping" }).then(() => clearTimeout(timer), () => clearTimeout(timer));
+    }, 10000);
   },
 
   disconnect() {
@@ -1650,6 +1669,7 @@ async function start() {
   const theme = localStorage.getItem("parley.theme");
   if (theme === "dark" || theme === "light") document.documentElement.dataset.theme = theme;
   wire();
+  app.keepAlive();
   if (app.remembered) {
     try {
       await app.connect({ resume: true });

@@ -68,6 +68,7 @@ export class Connection {
     this.nextId = 1;
     this.pending = new Map();
     this.closed = false;
+    this.lastHeard = Date.now();
   }
 
   open() {
@@ -89,6 +90,7 @@ export class Connection {
   }
 
   receive(data) {
+    this.lastHeard = Date.now();
     if (typeof data === "string") return;
     const frame = decodeFrame(data);
     if (!frame) return;
@@ -140,8 +142,8 @@ export class Connection {
     return this.ws ? this.ws.bufferedAmount : 0;
   }
 
-  close() {
+  close(reason = "closed") {
     if (this.ws) this.ws.close(1000, "bye");
-    this.finish("closed");
+    this.finish(reason);
   }
 }
