@@ -511,6 +511,68 @@ async fn a_search_result_jumps_into_the_history() {
     site.server.shutdown().await;
 }
 
+#[tokio::test]
+async fn typing_replies_and_reactions_are_shown_across_browsers() {
+    let Some(site) = site(no_flood).await else { return };
+    // A server without typed events answers `unknown_type`: the page then sends no more
+    // `typing` and says reactions are not taken, and these features have nothing to show.
+    let mut probe = NativeClient::join(site.server.native, "probe").await;
+    // Sent as raw bytes: a protocol crate without `typing` could not encode it.
+    let header = json!({"type": "typing", "room": "lobby", "state": "done", "id": 9000}).to_string();
+    let mut frame = u16::try_from(header.len()).expect("a short header").to_be_bytes().to_vec();
+    frame.extend_from_slice(header.as_bytes());
+    probe.send_raw(&frame).await;
+    let typing = probe.answer(9000).await;
+    if let Err(ServerMsg::Error { code, .. }) = &typing {
+        if *code == parley_proto::msg::ErrorCode::UnknownType {
+            eprintln!("\n*** SKIPPED: this server has no typing, replies or reactions yet ***\n");
+            site.server.shutdown().await;
+            return;
+        }
+    }
+    drop(probe);
+    let alice = site.guest("alice").await;
+    let bob = site.guest("bob").await;
+    bob.send_line("who's up for lunch?").await;
+    alice.wait_for(&shows("r:lobby", "who's up for lunch?"), "bob's question").await;
+
+    // Typing shows on the other side, and goes once the message is sent.
+    alice.type_into("#input", "me!").await;
+    bob.wait_for("document.getElementById('typing').textContent.includes('alice is typing')", "alice typing").await;
+
+    // A reply by keyboard carries the original's seq; bob sees the quote, which jumps.
+    alice.eval("document.getElementById('input').value = ''").await;
+    alice.eval("document.querySelector('[data-buffer=\"r:lobby\"]').focus()").await;
+    alice.press("ArrowUp", 0).await;
+    alice.press("r", 0).await;
+    alice.send_line("me! the usual place?").await;
+    bob.wait_for(
+        "[...document.querySelectorAll('[data-buffer=\"r:lobby\"] .msg .quote')].some(q => q.textContent.includes(\"who's up for lunch?\"))",
+        "the quote of bob's question in alice's reply",
+    )
+    .await;
+    bob.wait_for("document.getElementById('typing').textContent === ''", "typing gone once she sent").await;
+
+    // bob reacts with E and the first reaction; alice sees the chip, and takes it back
+    // for herself by clicking it (adding hers, then removing it).
+    bob.eval("document.querySelector('[data-buffer=\"r:lobby\"]').focus()").await;
+    bob.press("ArrowUp", 0).await;
+    bob.press("e", 0).await;
+    bob.wait_for("document.activeElement.closest('.picker')", "the reaction picker").await;
+    bob.press("Enter", 0).await;
+    let chip = "document.querySelector('[data-buffer=\"r:lobby\"] .msg[data-from=\"alice\"] .chip')";
+    alice.wait_for(&format!("{chip}?.textContent === '👍 1'"), "bob's reaction on alice's message").await;
+    alice.click("[data-buffer=\"r:lobby\"] .msg[data-from=\"alice\"] .chip").await;
+    bob.wait_for(&format!("{chip}?.textContent === '👍 2'"), "alice's reaction too").await;
+    alice.click("[data-buffer=\"r:lobby\"] .msg[data-from=\"alice\"] .chip").await;
+    bob.wait_for(&format!("{chip}?.textContent === '👍 1'"), "alice's reaction taken back").await;
+    assert_clean(&alice, "alice");
+    assert_clean(&bob, "bob");
+    alice.close().await;
+    bob.close().await;
+    site.server.shutdown().await;
+}
+
 /// The status of a raw HTTP request.
 async fn http_status(web: SocketAddr, request: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(web).await.expect("connects");
