@@ -1499,6 +1499,14 @@ function wire() {
     const open = document.body.classList.toggle("show-sidebar");
     $("toggle-sidebar").setAttribute("aria-expanded", String(open));
   });
+  // On a phone, a tap beside the open sidebar closes it.
+  $("main").addEventListener("click", (e) => {
+    if (!document.body.classList.contains("show-sidebar")) return;
+    e.preventDefault();
+    e.stopPropagation();
+    document.body.classList.remove("show-sidebar");
+    $("toggle-sidebar").setAttribute("aria-expanded", "false");
+  }, true);
   $("toggle-members").addEventListener("click", () => {
     const hidden = document.body.classList.toggle("hide-members");
     document.body.classList.toggle("show-members", !hidden);
