@@ -146,9 +146,10 @@ const app = {
     this.conn = conn;
     this.userClosed = false;
     this.retry = 0;
-    if (token) await this.keepSession(token, welcome.nick);
-    else if (!how.resume && how.password && !how.remember) this.credentials = { nick: welcome.nick, password: how.password };
-    else if (!how.password && !how.resume) this.credentials = { nick: welcome.nick };
+    // How to sign in again after a lost connection: the kept session's cookie, or else
+    // the password, held in this page's memory only (never in storage).
+    if (!how.resume) this.credentials = how.password ? { nick: welcome.nick, password: how.password } : { nick: welcome.nick };
+    if (token && (await this.keepSession(token, welcome.nick))) this.credentials = null;
     await this.welcomed(welcome);
   },
 
@@ -164,10 +165,12 @@ const app = {
       if (answer.ok) {
         localStorage.setItem("parley.session", nick);
         this.remembered = nick;
+        return true;
       }
     } catch {
       // The server keeps no browser sessions: this browser will ask for the password again.
     }
+    return false;
   },
 
   async welcomed(welcome) {
@@ -231,7 +234,7 @@ const app = {
     let how;
     if (this.remembered) how = { resume: true };
     else if (this.credentials) how = { ...this.credentials };
-    else return showLogin();
+    else return showLogin("Please sign in again.");
     try {
       await this.connect(how);
     } catch (e) {
