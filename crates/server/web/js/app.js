@@ -1597,6 +1597,10 @@ function wire() {
       e.preventDefault();
       app.step(e.key === "ArrowUp" ? -1 : 1);
       $("input").focus();
+    } else if (e.key === "Escape" && document.body.classList.contains("show-sidebar")) {
+      document.body.classList.remove("show-sidebar");
+      $("toggle-sidebar").setAttribute("aria-expanded", "false");
+      $("toggle-sidebar").focus();
     } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
       e.preventDefault();
       openSwitcher();
