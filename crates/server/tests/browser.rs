@@ -378,6 +378,7 @@ async fn reading_on_one_device_clears_the_unread_count_on_the_other() {
         }
     }
     phone.wait_for(&format!("{} === 3", unread("r:dev")), "3 unread in dev on the phone").await;
+    assert_eq!(phone.eval("document.title").await, json!("(3) Parley – #lobby"), "the title counts them");
 
     // Read on the laptop: the phone's count clears.
     let marked = laptop.request(&request(json!({"type": "mark_read", "room": "dev", "ts": last_ts})), b"").await;
