@@ -1147,19 +1147,27 @@ const app = {
 
   pickReaction(buffer, e, anchor) {
     document.querySelector(".picker")?.remove();
+    const message = anchor.closest(".msg") || anchor;
+    // Closed once: removing a focused button fires `focusout`, which closes it too.
+    let open = true;
+    const close = (refocus) => {
+      if (!open) return;
+      open = false;
+      picker.remove();
+      if (refocus) message.focus();
+    };
     const picker = el(
       "div",
       { class: "picker", role: "menu", "aria-label": "Reactions" },
       ...REACTIONS.map((r) =>
-        el("button", { type: "button", role: "menuitem", onclick: () => { picker.remove(); this.react(buffer, e, r, false); } }, r),
+        el("button", { type: "button", role: "menuitem", onclick: () => { this.react(buffer, e, r, false); close(true); } }, r),
       ),
     );
-    anchor.closest(".msg").appendChild(picker);
+    message.appendChild(picker);
     picker.querySelector("button").focus();
     picker.addEventListener("keydown", (ev) => {
       if (ev.key === "Escape") {
-        picker.remove();
-        (anchor.closest(".msg") || anchor).focus();
+        close(true);
       } else if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
         const buttons = [...picker.querySelectorAll("button")];
         const i = buttons.indexOf(document.activeElement) + (ev.key === "ArrowRight" ? 1 : -1);
@@ -1168,7 +1176,7 @@ const app = {
       ev.stopPropagation();
     });
     picker.addEventListener("focusout", (ev) => {
-      if (!picker.contains(ev.relatedTarget)) picker.remove();
+      if (!picker.contains(ev.relatedTarget)) close(false);
     });
   },
 
