@@ -518,12 +518,7 @@ async fn typing_replies_and_reactions_are_shown_across_browsers() {
     // A server without typed events answers `unknown_type`: the page then sends no more
     // `typing` and says reactions are not taken, and these features have nothing to show.
     let mut probe = NativeClient::join(site.server.native, "probe").await;
-    // Sent as raw bytes: a protocol crate without `typing` could not encode it.
-    let header = json!({"type": "typing", "room": "lobby", "state": "done", "id": 9000}).to_string();
-    let mut frame = u16::try_from(header.len()).expect("a short header").to_be_bytes().to_vec();
-    frame.extend_from_slice(header.as_bytes());
-    probe.send_raw(&frame).await;
-    let typing = probe.answer(9000).await;
+    let typing = raw(&mut probe, &json!({"type": "typing", "room": "lobby", "state": "done"}), b"").await;
     if let Err(ServerMsg::Error { code, .. }) = &typing {
         if *code == parley_proto::msg::ErrorCode::UnknownType {
             eprintln!("\n*** SKIPPED: this server has no typing, replies or reactions yet ***\n");
@@ -572,6 +567,25 @@ async fn typing_replies_and_reactions_are_shown_across_browsers() {
     alice.close().await;
     bob.close().await;
     site.server.shutdown().await;
+}
+
+/// Sends a request as raw bytes (one a protocol crate without it could not encode) and
+/// waits for its answer.
+async fn raw(client: &mut NativeClient, header: &Value, payload: &[u8]) -> Result<Reply, ServerMsg> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut header = header.clone();
+    header["id"] = json!(id);
+    if !payload.is_empty() {
+        header["content-type"] = json!("text/plain; charset=utf-8");
+        header["content-length"] = json!(payload.len());
+    }
+    let header = header.to_string();
+    let mut frame = u16::try_from(header.len()).expect("a short header").to_be_bytes().to_vec();
+    frame.extend_from_slice(header.as_bytes());
+    frame.extend_from_slice(payload);
+    client.send_raw(&frame).await;
+    client.answer(id).await
 }
 
 /// The status of a raw HTTP request.
@@ -777,10 +791,18 @@ async fn screenshots() {
         (4, "reviewing now ☕"),
         (1, "anna: does friday still work for the demo?"),
     ];
+    let mut seqs = Vec::new();
     for (who, text) in lines {
-        people[who].request(&said("design"), text.as_bytes()).await.expect("said");
+        match people[who].request(&said("design"), text.as_bytes()).await {
+            Ok(Reply::Said { seq, .. }) => seqs.push(seq),
+            other => panic!("said, got {other:?}"),
+        }
     }
     people[2].request(&said("lobby"), b"lunch at 12:30?").await.expect("said");
+    // Where the server has them: a reply, reactions (and, below, someone typing).
+    let typed = raw(&mut people[0], &json!({"type": "typing", "room": "design", "state": "done"}), b"").await.is_ok();
+    let answer = json!({"type": "say", "room": "design", "reply_to": seqs[2]});
+    raw(&mut people[3], &answer, "it stays, it tested well".as_bytes()).await.expect("said");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&dir).expect("a directory");
     let page = site.open(1280, 800).await;
@@ -795,6 +817,17 @@ async fn screenshots() {
     people[3].request(&said("design"), b"looks great \xF0\x9F\x91\x8D").await.expect("said");
     people[4].send(&request(json!({"type": "whisper", "to": "anna"})), b"got a minute after the demo?").await;
     page.wait_for(&shows("r:design", "looks great 👍"), "the last message").await;
+    if typed {
+        for (who, reaction) in [(1, "👍"), (2, "👍"), (3, "🎉")] {
+            let react = json!({"type": "react", "room": "design", "seq": seqs[4], "reaction": reaction});
+            raw(&mut people[who], &react, b"").await.expect("reacted");
+        }
+        page.wait_for("document.querySelectorAll('.chip').length === 2", "the reactions").await;
+        raw(&mut people[0], &json!({"type": "typing", "room": "design", "state": "active"}), b"")
+            .await
+            .expect("typing");
+        page.wait_for("document.getElementById('typing').textContent.includes('maya')", "maya typing").await;
+    }
     page.wait_for("document.querySelector('#privates [data-key=\"p:li_wei\"]')", "the conversation").await;
     for (theme, name) in [("light", "browser-1280-light.png"), ("dark", "browser-1280-dark.png")] {
         page.eval(&format!("document.documentElement.dataset.theme = '{theme}'")).await;
@@ -806,6 +839,7 @@ async fn screenshots() {
     page.wait_for("document.querySelectorAll('#results-list .hit').length === 1", "a search result").await;
     std::fs::write(dir.join("browser-search.png"), page.screenshot().await).expect("written");
     page.click("#results-close").await;
+    page.eval("document.getElementById('search').value = ''").await;
     page.press("k", 2).await;
     page.wait_for("document.getElementById('switcher').open", "the switcher").await;
     page.call("Input.insertText", json!({"text": "de"})).await;
