@@ -49,7 +49,6 @@ class Buffer {
     this.typing = new Map();
     /** Replies whose original is not held yet, by the original's seq. */
     this.awaited = new Map();
-    this.syncing = false;
     this.joined = true;
     this.log = el("ol", {
       class: "log",
@@ -717,7 +716,6 @@ const app = {
    * comes back empty. Messages arriving meanwhile go to their place by seq.
    */
   async sync(buffer, history, read) {
-    buffer.syncing = true;
     try {
       if (read) buffer.readTs = maxTs(buffer.readTs, read);
       if (!buffer.lastSeq) {
@@ -744,7 +742,6 @@ const app = {
         cursor = last;
       }
     } finally {
-      buffer.syncing = false;
       this.recount(buffer);
     }
   },
@@ -789,20 +786,18 @@ const app = {
       buffer.kind === "room"
         ? { type: "history", room: buffer.name, limit: 100 }
         : { type: "conversation", with: buffer.name, limit: 100 };
-    const first = buffer.kind === "room" ? buffer.firstSeq : Math.min(...[...buffer.entries.values()].map((e) => e.seq || Infinity));
-    if (!first || first === Infinity) {
-      buffer.atStart = buffer.entries.size > 0 || buffer.kind === "private";
-      if (buffer.kind === "private" && !buffer.entries.size) buffer.atStart = false;
-      if (buffer.atStart) return Promise.resolve();
-    } else {
-      request.before = first;
+    // The oldest message held, by seq (without one: the latest page).
+    let first = buffer.firstSeq;
+    if (buffer.kind === "private") {
+      first = 0;
+      for (const e of buffer.entries.values()) if (e.seq && (!first || e.seq < first)) first = e.seq;
     }
+    if (first) request.before = first;
     // Shown by the stylesheet: a node in the log would shift the order kept in `keys`.
     buffer.log.classList.add("loading-older");
-    const loader = { remove: () => buffer.log.classList.remove("loading-older") };
     buffer.loadingOlder = this.request(request)
       .then((page) => {
-        loader.remove();
+        buffer.log.classList.remove("loading-older");
         const messages = page.messages || [];
         if (!messages.length) {
           this.reachedStart(buffer);
@@ -811,7 +806,7 @@ const app = {
         this.insert(buffer, messages);
       })
       .catch((e) => {
-        loader.remove();
+        buffer.log.classList.remove("loading-older");
         if (e.code !== "disconnected") this.system(buffer, `History: ${e.message}`);
         if (e.code === "history_unavailable" || e.code === "not_in_room") buffer.atStart = true;
       })
@@ -1210,7 +1205,7 @@ const app = {
     }
   },
 
-  async part(buffer, reason) {
+  async part(buffer) {
     if (!buffer) return;
     if (buffer.kind === "room") {
       try {
@@ -1219,7 +1214,6 @@ const app = {
         return this.system(buffer, `Could not leave: ${e.message}`);
       }
     }
-    void reason;
     this.buffers.delete(buffer.key);
     buffer.log.remove();
     if (this.active === buffer) this.active = null;
