@@ -498,3 +498,22 @@ async fn a_private_channel_is_unlisted_but_answers_names() {
     assert!(inside.iter().any(|l| l.contains(" 322 ada #quiet 2 ")), "{inside:?}");
     server.shutdown().await;
 }
+
+/// The ban list names who set each ban and when, as every server's `367` does.
+#[tokio::test]
+async fn the_ban_list_says_who_set_each_ban_and_when() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    ada.send("JOIN #gate").await;
+    ada.expect(" 366 ada #gate ").await;
+    let before = chrono::Utc::now().timestamp();
+    answers(&mut ada, "MODE #gate +b troll!*@*").await;
+    let list = answers(&mut ada, "MODE #gate +b").await;
+    let line = &list[0];
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[1..6], ["367", "ada", "#gate", "troll!*@*", "ada"], "{line}");
+    let at: i64 = fields[6].parse().expect("a time");
+    assert!((before..=chrono::Utc::now().timestamp()).contains(&at), "{line}");
+    assert!(list[1].contains(" 368 ada #gate "), "{list:?}");
+    server.shutdown().await;
+}

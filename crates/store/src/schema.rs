@@ -218,9 +218,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;",
     // 9: what a message carries beside its text (the message it answers, client tags),
     // as JSON, NULL for the many messages without; a registered room's private setting
-    // (`+p`).
+    // (`+p`); who set a ban or mute, and when (NULL for those kept before).
     "ALTER TABLE messages ADD COLUMN meta TEXT;
-    ALTER TABLE registered_rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0;",
+    ALTER TABLE registered_rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE restrictions ADD COLUMN set_by TEXT;
+    ALTER TABLE restrictions ADD COLUMN set_at_us INTEGER;",
 ];
 
 /// This release, as the database records it.

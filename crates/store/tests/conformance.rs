@@ -408,6 +408,8 @@ fn ban(room_name: &str, mask: &str) -> Restriction {
         mask: Mask::parse(mask, 32).expect("mask"),
         until: None,
         reason: Some("spam".into()),
+        set_by: Some(nick("ada")),
+        set_at: chrono::DateTime::from_timestamp_micros(1_800_000_000_000_000),
     }
 }
 
@@ -415,7 +417,8 @@ fn a_registered_room_keeps_its_state_and_an_unregistered_one_only_its_audit<S: B
     let store = S::open(place, Retention::default());
     let ada = store.register(&nick("ada"), "password1").expect("registers").expect("new");
     let bob = store.register(&nick("bob"), "password1").expect("registers").expect("new");
-    let modes = RoomModes { secret: true, key: Some("k3y".into()), limit: Some(10), ..RoomModes::default() };
+    let modes =
+        RoomModes { secret: true, private: true, key: Some("k3y".into()), limit: Some(10), ..RoomModes::default() };
     let register = Changed::Registered {
         founder: Some(ada.clone()),
         since: 42,
@@ -439,6 +442,8 @@ fn a_registered_room_keeps_its_state_and_an_unregistered_one_only_its_audit<S: B
     assert_eq!(staff.modes, modes);
     assert_eq!(staff.ops, [ada.id, bob.id]);
     assert_eq!(staff.restrictions.len(), 2, "a nick is banned once whatever its case");
+    let setter = &staff.restrictions[0];
+    assert_eq!((setter.set_by.as_ref().map(Nick::as_str), setter.set_at), (Some("ada"), ban("Staff", "x").set_at));
     let topic = staff.topic.as_ref().expect("a topic");
     assert_eq!((topic.text.as_str(), topic.by.as_str()), ("plans", "ada"));
     let audit = store.audit(20).expect("reads");

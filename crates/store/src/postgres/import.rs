@@ -185,7 +185,7 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
     let (rooms, ops, restrictions, topics, bans): (
         Vec<RoomRow>,
         Vec<(String, i64)>,
-        Vec<(String, bool, String, Option<i64>, Option<String>)>,
+        Vec<(String, bool, String, Option<i64>, Option<String>, Option<String>, Option<i64>)>,
         Vec<(String, String, String, i64)>,
         Vec<(String, Option<i64>, Option<String>)>,
     ) = sqlite(from.read(|conn| {
@@ -214,9 +214,9 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
             .collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare("SELECT room, account FROM room_ops")?;
         let ops = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare("SELECT room, ban, mask, until_us, reason FROM restrictions")?;
+        let mut stmt = conn.prepare("SELECT room, ban, mask, until_us, reason, set_by, set_at_us FROM restrictions")?;
         let restrictions = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
             .collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare("SELECT room, topic, set_by, at_us FROM topics")?;
         let topics =
@@ -262,11 +262,12 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
         )
         .await?;
     }
-    for (room, ban, mask, until_us, reason) in &restrictions {
+    for (room, ban, mask, until_us, reason, set_by, set_at_us) in &restrictions {
         tx.execute(
-            "INSERT INTO restrictions (room, ban, mask, mask_key, until_us, reason) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO restrictions (room, ban, mask, mask_key, until_us, reason, set_by, set_at_us)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT DO NOTHING",
-            &[&room_key(room), ban, mask, &mask_key(mask), until_us, reason],
+            &[&room_key(room), ban, mask, &mask_key(mask), until_us, reason, set_by, set_at_us],
         )
         .await?;
     }

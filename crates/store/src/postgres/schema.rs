@@ -123,7 +123,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // as JSON text, NULL for the many messages without; a registered room's private
     // setting (`+p`).
     "ALTER TABLE messages ADD COLUMN meta TEXT;
-    ALTER TABLE registered_rooms ADD COLUMN private BOOLEAN NOT NULL DEFAULT false;",
+    ALTER TABLE registered_rooms ADD COLUMN private BOOLEAN NOT NULL DEFAULT false;
+    ALTER TABLE restrictions ADD COLUMN set_by TEXT;
+    ALTER TABLE restrictions ADD COLUMN set_at_us BIGINT;",
 ];
 
 /// Any number, the same in every build: the advisory lock that migrations take.

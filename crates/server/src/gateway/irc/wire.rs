@@ -785,7 +785,11 @@ impl<'a> Lines<'a> {
                 let me = self.me.clone();
                 for ban in bans {
                     let mask = words::ban_mask(&ban.mask);
-                    let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {server} 0\r\n");
+                    // Who set it and when; the server and 0 for bans kept from before
+                    // setters were recorded.
+                    let setter = ban.set_by.as_ref().map_or(server.as_str(), Nick::as_str);
+                    let at = ban.set_at.map_or(0, |at| at.timestamp());
+                    let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {setter} {at}\r\n");
                 }
                 self.numeric("368", &[&channel], "End of channel ban list");
             }
