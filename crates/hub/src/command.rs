@@ -47,6 +47,19 @@ pub enum Command {
         /// The message it answers, and tags for other clients.
         meta: crate::signal::Meta,
     },
+    /// Say something to a room's operators only, or to its operators and voiced members
+    /// (IRC's `PRIVMSG @#room`, `+#room`). It reaches those in the room now and is not
+    /// kept: a room's history is every member's.
+    SayTo {
+        /// The room.
+        room: String,
+        /// Who of its members.
+        audience: Audience,
+        /// What kind of message.
+        kind: crate::history::Kind,
+        /// The text.
+        text: String,
+    },
     /// Tell a room's members, or someone in a conversation, something without a
     /// message: typing, a reaction, client tags. Nothing is stored.
     Signal {
@@ -237,6 +250,15 @@ pub enum Command {
         /// Shown to others.
         reason: Option<String>,
     },
+}
+
+/// Which of a room's members a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Its operators.
+    Operators,
+    /// Its operators and voiced members.
+    Voiced,
 }
 
 /// What a read marker is for, as the user names it.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::command::RequestId;
+use crate::command::{Audience, RequestId};
 use crate::error::HubError;
 use crate::history::{Kind, Record};
 use crate::moderation::{Mask, Restriction};
@@ -76,6 +76,24 @@ pub enum Event {
         signal: Signal,
         /// Tags for other clients.
         tags: ClientTags,
+    },
+    /// A message to some of a room's members ([`crate::Command::SayTo`]): not kept,
+    /// not numbered.
+    SaidTo {
+        /// The room.
+        room: RoomName,
+        /// Who of its members it is for.
+        audience: Audience,
+        /// The sender.
+        from: Nick,
+        /// When.
+        at: Timestamp,
+        /// The sender's account, if they are logged in.
+        account: Option<Nick>,
+        /// What kind of message.
+        kind: Kind,
+        /// The text.
+        text: Arc<str>,
     },
     /// Someone entered a room the session is in.
     Joined {
@@ -450,6 +468,19 @@ pub enum Reply {
         text: Arc<str>,
         /// The message it answers and the client tags, as kept.
         meta: Option<Arc<Meta>>,
+    },
+    /// The message went to those of the room's members it is for.
+    ToldSome {
+        /// The room.
+        room: RoomName,
+        /// Who of its members.
+        audience: Audience,
+        /// When.
+        at: Timestamp,
+        /// What kind of message.
+        kind: Kind,
+        /// The text, for gateways that show the sender a copy.
+        text: Arc<str>,
     },
     /// The signal went to the room's members or the receiver.
     Signalled {

@@ -38,7 +38,7 @@ mod throttle;
 
 pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
 pub use address::Network;
-pub use command::{Command, HistoryQuery, Marked, Point, RequestId};
+pub use command::{Audience, Command, HistoryQuery, Marked, Point, RequestId};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
 pub use handle::{Destination, Health, HubHandle, Session, SessionId, Verified, Whereabouts};

@@ -713,6 +713,9 @@ impl Hub {
             Command::Say { room, kind, text, meta } => self.say(id, req, room.as_deref(), kind, text, meta),
             Command::Whisper { to, kind, text, meta } => self.whisper(id, req, &to, kind, text, meta),
             Command::Signal { target, signal, tags } => self.signal(id, target, signal, tags).map(Answer::from),
+            Command::SayTo { room, audience, kind, text } => {
+                self.say_to(id, &room, audience, kind, text).map(Answer::from)
+            }
             Command::Conversation { with, cursor, limit } => self.conversation(id, req, &with, cursor, limit),
             Command::History { room, cursor, limit } => self.history(id, req, room.as_deref(), cursor, limit),
             Command::Search { query } => self.search(id, req, &query),

@@ -262,6 +262,12 @@ impl Wire for LineWire {
             Event::Topic { room, by, at, text } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
             // Line users have no unread counts to clear.
             Event::Marker { .. } => {}
+            Event::SaidTo { room, audience, from, at, kind, text, .. } => {
+                let to = words::audience(room, *audience);
+                for part in text_lines(text) {
+                    let _ = writeln!(line, "[{}] [to {to}] {}", clock(at), said(from, *kind, &part));
+                }
+            }
             // Typing, reactions and client tags are for clients that show them beside
             // the messages; a line terminal has nowhere to put them.
             Event::Signal { .. } => {}
@@ -359,7 +365,11 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
         // Line users neither mark nor ask for targets.
-        Reply::Said { .. } | Reply::Signalled { .. } | Reply::Marker { .. } | Reply::Targets(_) => Ok(()),
+        Reply::Said { .. }
+        | Reply::Signalled { .. }
+        | Reply::ToldSome { .. }
+        | Reply::Marker { .. }
+        | Reply::Targets(_) => Ok(()),
         Reply::Deleted { room, seq, author, said_at, .. } => {
             let said = said_at.with_timezone(&Local).format("%H:%M:%S");
             writeln!(line, "[{now}] *** You deleted {author}'s message #{seq} of {said} in {room}.")

@@ -542,6 +542,16 @@ impl Wire for NativeWire {
             Event::Notice { at, notice } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::notice(notice).as_bytes(), out);
             }
+            // An IRC user's words to some of a room's members (`PRIVMSG @#room`): told as
+            // a notice, as the native protocol has no message without a seq.
+            Event::SaidTo { room, audience, from, at, kind, text, .. } => {
+                let said = match kind {
+                    Kind::Action => format!("* {from} {text}"),
+                    _ => format!("{from}: {text}"),
+                };
+                let words = format!("[to {}] {said}", words::audience(room, *audience));
+                encode(&ServerMsg::Notice { ts: ts(at) }, words.as_bytes(), out);
+            }
             Event::Mode { room, by, at, changes } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::modes_changed(by, room, changes).as_bytes(), out);
             }
@@ -765,6 +775,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         | Reply::Bans { .. }
         | Reply::Stats(_)
         | Reply::Opered
+        | Reply::ToldSome { .. }
         | Reply::Described => return None,
     })
 }

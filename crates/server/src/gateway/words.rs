@@ -5,8 +5,8 @@
 //! The hub speaks data only; its errors' `Display` is for the server's log.
 
 use parley_hub::{
-    HubError, LeaveReason, Mask, ModeChange, ModeProblem, NameRule, Nick, Notice, Renaming, RoomChange, RoomMode,
-    RoomName, SearchProblem, Timestamp,
+    Audience, HubError, LeaveReason, Mask, ModeChange, ModeProblem, NameRule, Nick, Notice, Renaming, RoomChange,
+    RoomMode, RoomName, SearchProblem, Timestamp,
 };
 
 /// A deleted message, as those who cannot be told otherwise read it:
@@ -16,6 +16,14 @@ pub(crate) fn deleted(by: &Nick, author: &Nick, said_at: &Timestamp, reason: Opt
     let said = said_at.with_timezone(&chrono::Local).format("%H:%M:%S");
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     format!("{by} deleted {whose} message of {said}{why}")
+}
+
+/// Who a message to some of a room's members is for: `the operators of dev`.
+pub(crate) fn audience(room: &RoomName, audience: Audience) -> String {
+    match audience {
+        Audience::Operators => format!("the operators of {room}"),
+        Audience::Voiced => format!("the operators and voiced members of {room}"),
+    }
 }
 
 /// A refusal, as a sentence without its final period (`the nick bob is already taken`).

@@ -112,6 +112,7 @@ impl Identity {
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
+            "STATUSMSG=@+".to_owned(),
             format!(
                 "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:{privmsg},KICK:{kick},LIST:",
                 join = limits.max_rooms_per_session,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chrono::SecondsFormat;
 use parley_hub::{
-    Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary,
-    Timestamp, Visibility, Wire,
+    Audience, Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName,
+    RoomSummary, Timestamp, Visibility, Wire,
 };
 use parley_proto::irc::{escape_tag_value, split_text};
 
@@ -99,6 +99,14 @@ impl Wire for IrcWire {
             Event::Left { room, nick, .. } if nick.as_str() == self.link.me() => self.link.left(room),
             _ => {}
         }
+    }
+}
+
+/// A message's target for some of a channel's members (`STATUSMSG`): `@#room`, `+#room`.
+fn status_target(room: &RoomName, audience: Audience) -> String {
+    match audience {
+        Audience::Operators => format!("@#{room}"),
+        Audience::Voiced => format!("+#{room}"),
     }
 }
 
@@ -306,6 +314,10 @@ impl<'a> Lines<'a> {
                 let client = tags::of_meta(meta.as_deref(), None);
                 let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                 self.message(&tags, from, to.as_str(), *kind, text, None);
+            }
+            Event::SaidTo { room, audience, from, at, account, kind, text } => {
+                let tags = self.tags(Some(at), None, account.as_ref(), None);
+                self.message(&tags, from, &status_target(room, *audience), *kind, text, None);
             }
             Event::Signal { id, room, from, to, at, account, signal, tags } => {
                 // Only clients that asked for message-tags know TAGMSG.
@@ -679,6 +691,15 @@ impl<'a> Lines<'a> {
                     let tags = self.tags(Some(&chrono::Utc::now()), None, None, None);
                     if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
                         self.from(&source(&me), "REDACT", &[&format!("#{room}"), &id], reason.as_deref(), &tags);
+                    }
+                }
+            }
+            Reply::ToldSome { room, audience, at, kind, text } => {
+                if self.link.caps.has(Cap::EchoMessage) {
+                    let account = self.link.account();
+                    let tags = self.tags(Some(at), None, account.as_ref(), None);
+                    if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
+                        self.message(&tags, &me, &status_target(room, *audience), *kind, text, None);
                     }
                 }
             }
