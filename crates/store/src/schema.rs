@@ -216,6 +216,18 @@ const MIGRATIONS: &[&str] = &[
         at_us   INTEGER NOT NULL,
         PRIMARY KEY (account, target)
     ) STRICT, WITHOUT ROWID;",
+    // 9: resume tokens, kept as their SHA-256: whose, when issued and last used, and
+    // where issued (gateway, address, user agent). Ids are never reused
+    // (AUTOINCREMENT), so revoking by id never hits a later token.
+    "CREATE TABLE session_tokens (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        account     INTEGER NOT NULL,
+        hash        BLOB NOT NULL UNIQUE,
+        created_us  INTEGER NOT NULL,
+        used_us     INTEGER NOT NULL,
+        description TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX session_tokens_by_account ON session_tokens (account, used_us);",
 ];
 
 /// This release, as the database records it.
