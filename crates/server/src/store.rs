@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use parley_hub::{
     Account, AccountId, AccountStore, Activity, AuditLine, Change, Cursor, Deletion, Kind, MessageStore, Moderation,
-    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, Store, StoreError, Timeline,
-    SessionToken, Timestamp, TokenStore, TokenUse, Verdict,
+    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, SessionToken, Store,
+    StoreError, Timeline, Timestamp, TokenStore, TokenUse, Verdict,
 };
 
 use crate::files::FileStore;

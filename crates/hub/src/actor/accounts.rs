@@ -426,7 +426,9 @@ impl Hub {
                 }
             }
             Completion::Read { session } => self.read_done(session),
-            Completion::TokenChecked { address, purpose, result } => self.token_checked(address, purpose, result),
+            Completion::TokenChecked { address, key, purpose, result } => {
+                self.token_checked(address, &key, purpose, result);
+            }
         }
         self.drop_slow_consumers();
     }

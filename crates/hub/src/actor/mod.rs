@@ -271,6 +271,8 @@ pub(crate) enum Completion {
     /// A resume token looked up.
     TokenChecked {
         address: Option<IpAddr>,
+        /// What the attempt is paced by.
+        key: String,
         purpose: tokens::TokenPurpose,
         result: Result<Option<crate::tokens::TokenUse>, StoreError>,
     },

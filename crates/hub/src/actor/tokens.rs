@@ -3,12 +3,15 @@
 //! browser fetching a file), listing and revoking an account's tokens.
 //!
 //! A token login passes the same checks as a password login: server bans and the
-//! lobby's bans, and the pacing of failures (an unknown, revoked or expired token counts
-//! as a wrong password, charged to the network under one key for all tokens, so
-//! guessing tokens slows down exactly as guessing passwords does). It does not wait in
-//! the password checks' turns: looking a token up costs a hash and one indexed read, not
-//! a deliberately slow hash. The lookups run on the blocking pool, a few at once (the
-//! read permits).
+//! lobby's bans, and the pacing of failures. An unknown, revoked or expired token counts
+//! as a wrong password, charged to its network and to that token (as a password failure
+//! is charged to the network and the account): retrying the same bad token waits 1, 2,
+//! 4 … seconds, and a network that fails with many tokens waits for every login, as for
+//! passwords. A browser whose stale cookie failed once is not kept from using its new
+//! one. (A token is 256 random bits: pacing is not what keeps it from being guessed; it
+//! keeps a client that hammers from costing anything.) Token lookups do not wait in the
+//! password checks' turns: one costs a hash and one indexed read, not a deliberately
+//! slow hash. They run on the blocking pool, a few at once (the read permits).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,8 +30,14 @@ use crate::outbox::Outbox;
 use crate::store::{Store, StoreError};
 use crate::tokens::{mint, token_hash, SessionInfo, TokenUse, MAX_TOKENS_PER_ACCOUNT, MAX_TOKEN_TEXT};
 
-/// The pacing key every token attempt is charged to: no nick can have it.
-const TOKEN_KEY: &str = "\u{0}token";
+/// The pacing key a token's attempts are charged to: no nick can have it.
+fn pacing_key(hash: &[u8]) -> String {
+    let mut key = String::from("\u{0}token ");
+    for b in hash.iter().take(8) {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
 
 /// What a token lookup was for.
 pub(crate) enum TokenPurpose {
@@ -82,11 +91,13 @@ impl Hub {
             Some(store) => store,
             None => return refuse(purpose, HubError::NoAccounts),
         };
-        if let Err(e) = self.pacing.admit(address, TOKEN_KEY, Instant::now()) {
+        let hash = token_hash(&token);
+        let key = pacing_key(&hash);
+        if let Err(e) = self.pacing.admit(address, &key, Instant::now()) {
             return refuse(purpose, e);
         }
         if token.is_empty() || token.len() > MAX_TOKEN_TEXT {
-            self.token_failed(address);
+            self.token_failed(address, &key);
             return refuse(purpose, HubError::BadToken);
         }
         let unused_since = self.unused_since();
@@ -95,38 +106,37 @@ impl Hub {
         tokio::spawn(async move {
             let result = match permits.acquire_owned().await {
                 Ok(_permit) => {
-                    let found = tokio::task::spawn_blocking(move || {
-                        store.use_token(&token_hash(&token), Utc::now(), unused_since)
-                    })
-                    .await;
+                    let found =
+                        tokio::task::spawn_blocking(move || store.use_token(&hash, Utc::now(), unused_since)).await;
                     found.unwrap_or_else(|e| Err(StoreError::Read(format!("a token lookup failed: {e}"))))
                 }
                 Err(_) => Err(StoreError::Read("no read permits".into())),
             };
-            let _ = completions.send(Completion::TokenChecked { address, purpose, result });
+            let _ = completions.send(Completion::TokenChecked { address, key, purpose, result });
         });
     }
 
-    fn token_failed(&mut self, address: Option<IpAddr>) {
+    fn token_failed(&mut self, address: Option<IpAddr>, key: &str) {
         crate::metrics::HubMetrics::add(&self.metrics.auth_failures, 1);
-        self.pacing.record(address, TOKEN_KEY, false, Instant::now());
+        self.pacing.record(address, key, false, Instant::now());
     }
 
     /// A token lookup finished.
     pub(super) fn token_checked(
         &mut self,
         address: Option<IpAddr>,
+        key: &str,
         purpose: TokenPurpose,
         result: Result<Option<TokenUse>, StoreError>,
     ) {
         self.checks -= 1;
         let found = match result {
             Ok(Some(found)) => {
-                self.pacing.record(address, TOKEN_KEY, true, Instant::now());
+                self.pacing.record(address, key, true, Instant::now());
                 Ok(found)
             }
             Ok(None) => {
-                self.token_failed(address);
+                self.token_failed(address, key);
                 Err(HubError::BadToken)
             }
             Err(e) => Err(store_failed(&e)),
@@ -260,9 +270,9 @@ impl Hub {
         let (permits, completions) = (self.read_permits.clone(), self.completions.clone());
         tokio::spawn(async move {
             if let Ok(_permit) = permits.acquire_owned().await {
-                let result = tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-                    Err(store_failed(&StoreError::Read(format!("a token task failed: {e}"))))
-                });
+                let result = tokio::task::spawn_blocking(work)
+                    .await
+                    .unwrap_or_else(|e| Err(store_failed(&StoreError::Read(format!("a token task failed: {e}")))));
                 let _ = outbox.deliver(&Event::Reply { req, result });
             }
             let _ = completions.send(Completion::Read { session: id });

@@ -137,6 +137,10 @@ pub(crate) fn decode(source: &Path) -> Result<DynamicImage, ThumbnailError> {
         Some(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP) => {}
         _ => return Err(ThumbnailError::NotAnImage("the file is not a PNG, JPEG, GIF or WebP image".into())),
     }
+    if reader.format() == Some(ImageFormat::Jpeg) && !ends_as_jpeg(source)? {
+        // The JPEG decoder previews a truncated file as a grey rest; refused instead.
+        return Err(ThumbnailError::Undecodable("the JPEG file is truncated".into()));
+    }
     let mut reader = reader;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -144,4 +148,18 @@ pub(crate) fn decode(source: &Path) -> Result<DynamicImage, ThumbnailError> {
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
     reader.decode().map_err(|e| ThumbnailError::Undecodable(e.to_string()))
+}
+
+/// Whether a JPEG file ends with its end-of-image marker (`FF D9`), within its last
+/// 64 KiB (padding and small trailers may follow it). Entropy-coded data never holds
+/// `FF D9` (a data `FF` is always followed by `00`), so a file cut short lacks it.
+fn ends_as_jpeg(source: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut file = std::fs::File::open(source)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL)))?;
+    let mut tail = Vec::new();
+    file.take(TAIL).read_to_end(&mut tail)?;
+    Ok(tail.windows(2).any(|w| w == [0xff, 0xd9]))
 }

@@ -456,7 +456,9 @@ where
                 Connect::Remembered { nick, password, description, req } => {
                     shared.hub.connect_remembered(&nick, password, &description, address, req, outbox.clone()).await
                 }
-                Connect::Token { token, req } => shared.hub.connect_with_token(token, address, req, outbox.clone()).await,
+                Connect::Token { token, req } => {
+                    shared.hub.connect_with_token(token, address, req, outbox.clone()).await
+                }
             };
             match connected {
                 Ok(session) => return Ok(session),

@@ -253,7 +253,9 @@ impl Protocol for Native {
                 },
             }),
             Request::Register { password } => Ok(self.remember(Command::Register { password }, options.as_deref())),
-            Request::Auth { name, password } => Ok(self.remember(Command::Login { name, password }, options.as_deref())),
+            Request::Auth { name, password } => {
+                Ok(self.remember(Command::Login { name, password }, options.as_deref()))
+            }
             Request::Sessions => Ok(Command::Sessions),
             Request::RevokeSession { session } => Ok(Command::RevokeSession { id: session }),
             Request::Password { old, new } => Ok(Command::Password { old, new }),
@@ -279,12 +281,10 @@ impl Protocol for Native {
             | Request::Chunk { .. }
             | Request::Download { .. }
             | Request::Read { .. }
-            | Request::Thumbnail { .. } => {
-                match self.transfers.handle(session, id, request, payload).await {
-                    Outcome::Post(command) => Ok(command),
-                    Outcome::Answer(bytes) => Err(bytes),
-                }
-            }
+            | Request::Thumbnail { .. } => match self.transfers.handle(session, id, request, payload).await {
+                Outcome::Post(command) => Ok(command),
+                Outcome::Answer(bytes) => Err(bytes),
+            },
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
@@ -336,7 +336,9 @@ impl Native {
         let token = if options.resume {
             match self.upgrade.as_ref().and_then(|u| u.cookie.clone()) {
                 Some(cookie) => Some(cookie),
-                None => return Err(error_frame(Some(id), ErrorCode::BadToken, "no session cookie came with the upgrade")),
+                None => {
+                    return Err(error_frame(Some(id), ErrorCode::BadToken, "no session cookie came with the upgrade"))
+                }
             }
         } else {
             options.token

@@ -134,8 +134,9 @@ impl AccountStore for SqliteStore {
         let hash = password::hash(password).map_err(StoreError::Write)?;
         let mut writer = self.writer();
         let tx = writer.conn.transaction().map_err(write_error)?;
-        let updated =
-            tx.execute("UPDATE accounts SET password_hash = ?2 WHERE id = ?1", params![id.0, hash]).map_err(write_error)?;
+        let updated = tx
+            .execute("UPDATE accounts SET password_hash = ?2 WHERE id = ?1", params![id.0, hash])
+            .map_err(write_error)?;
         // Whoever knew the old password may hold a token: none survives the change.
         tx.execute("DELETE FROM session_tokens WHERE account = ?1", [id.0]).map_err(write_error)?;
         tx.commit().map_err(write_error)?;

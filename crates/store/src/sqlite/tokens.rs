@@ -118,8 +118,8 @@ impl TokenStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::sqlite::tests::TempDir;
-    use chrono::Utc;
     use crate::Retention;
+    use chrono::Utc;
     use parley_hub::{AccountStore as _, Nick};
 
     #[test]

@@ -260,7 +260,9 @@ impl Transfers {
 /// `download` makes.
 async fn thumbnail(request: u64, files: &Arc<FileStore>, session: &Session, id: &str) -> Outcome {
     use crate::files::thumbnail::{self, ThumbnailError};
-    let missing = || Outcome::Answer(error_frame(Some(request), ErrorCode::NoSuchFile, &format!("no file {id} that you may see")));
+    let missing = || {
+        Outcome::Answer(error_frame(Some(request), ErrorCode::NoSuchFile, &format!("no file {id} that you may see")))
+    };
     let Some(share) = files.share(id).await else { return missing() };
     match where_is(session).await {
         Ok(me) if share.visible_to(&me) => {}

@@ -55,8 +55,9 @@ const SAFE_TYPES: &[&str] = &[
 ];
 
 /// A file streamed from disk, piece by piece.
-pub(crate) type FileBody =
-    StreamBody<futures_util::stream::Map<ReaderStream<tokio::fs::File>, fn(io::Result<Bytes>) -> io::Result<Frame<Bytes>>>>;
+pub(crate) type FileBody = StreamBody<
+    futures_util::stream::Map<ReaderStream<tokio::fs::File>, fn(io::Result<Bytes>) -> io::Result<Frame<Bytes>>>,
+>;
 
 /// What the HTTP gateway answers with: a body in memory, or a file.
 pub(crate) type Body = Either<Full<Bytes>, FileBody>;
