@@ -316,6 +316,16 @@ impl Client {
         }
     }
 
+    /// Registers like [`Client::register`] and asks for a resume token: the account's
+    /// name and the token.
+    pub async fn register_remembered(&self, password: &str) -> Result<(String, String), Error> {
+        let options = LoginOptions { remember: true, ..LoginOptions::default() };
+        match self.request_with(&Request::Register { password: password.to_owned() }, &options).await? {
+            (Reply::Registered { account }, Some(token)) => Ok((account, token)),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
     /// The resume tokens of the logged-in account.
     pub async fn sessions(&self) -> Result<Vec<SessionEntry>, Error> {
         match self.request(&Request::Sessions, b"").await? {

@@ -425,7 +425,7 @@ fn upgrade(mut request: Request<Incoming>, connection: &Connection, endpoint: En
         user_agent: headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|agent| parley_hub::clean_description(agent)),
+            .map(parley_hub::clean_description),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     *connection.upgrade.lock().unwrap_or_else(PoisonError::into_inner) =
