@@ -118,7 +118,8 @@ fn session_examples() -> Vec<String> {
         header_of(&buf)
     };
     let remember = LoginOptions { remember: true, ..LoginOptions::default() };
-    let hello = |nick: &str, password: Option<&str>| Request::Hello { version: 1, nick: s(nick), password: password.map(s) };
+    let hello =
+        |nick: &str, password: Option<&str>| Request::Hello { version: 1, nick: s(nick), password: password.map(s) };
     let mut out = vec![
         with(70, &hello("alice", Some("correct horse")), remember.clone()),
         with(71, &hello("", None), LoginOptions { token: Some(s(TOKEN)), ..LoginOptions::default() }),
