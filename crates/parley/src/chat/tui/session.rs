@@ -867,7 +867,14 @@ pub(crate) fn session_lines(sessions: &[parley_client::SessionEntry]) -> Vec<Str
     for s in sessions {
         let this = if s.current { " (this one)" } else { "" };
         let description = parley_proto::text::printable_line(&s.description);
-        lines.push(format!("{:>4}{this} used {}, since {}: {description}", s.id, s.last_used, s.created));
+        // RFC 3339 in UTC, shown to the minute: `2026-11-25 14:30`.
+        let minute = |ts: &str| ts.get(..16).unwrap_or(ts).replace('T', " ");
+        lines.push(format!(
+            "{:>4}{this} used {} UTC, since {}: {description}",
+            s.id,
+            minute(&s.last_used),
+            minute(&s.created)
+        ));
     }
     lines
 }
