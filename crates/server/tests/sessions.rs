@@ -215,20 +215,25 @@ async fn post_session(web: SocketAddr, origin: &str, token: &str) -> (u16, Vec<(
     (status, headers)
 }
 
-/// A `hello` over a WebSocket carrying `cookie`, with `resume`: the answer's header.
-async fn resume_over_websocket(web: SocketAddr, cookie: &str) -> ServerMsg {
+/// A `hello` over a WebSocket whose upgrade carries `cookie`: the answer.
+async fn hello_over_websocket(
+    web: SocketAddr,
+    cookie: Option<&str>,
+    hello: &Request,
+    options: &LoginOptions,
+) -> Received {
     let stream = TcpStream::connect(web).await.expect("connects");
     let mut request = format!("ws://{web}/ws").into_client_request().expect("a request");
-    request.headers_mut().insert("cookie", HeaderValue::from_str(cookie).expect("a value"));
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("cookie", HeaderValue::from_str(cookie).expect("a value"));
+    }
     request.headers_mut().insert("user-agent", HeaderValue::from_static("TestBrowser/1.0"));
     let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
         .await
         .expect("in time")
         .expect("upgraded");
-    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: String::new(), password: None };
-    let options = LoginOptions { resume: true, ..LoginOptions::default() };
     let mut frame = BytesMut::new();
-    encode_request_with(1, &hello, &options, b"", &mut frame).expect("encodes");
+    encode_request_with(1, hello, options, b"", &mut frame).expect("encodes");
     ws.send(Message::Binary(frame.freeze())).await.expect("sends");
     let mut decoder = FrameDecoder::new(64 * 1024, 1 << 20);
     loop {
@@ -237,16 +242,22 @@ async fn resume_over_websocket(web: SocketAddr, cookie: &str) -> ServerMsg {
         let mut buf = BytesMut::from(&bytes[..]);
         let frame = decoder.decode(&mut buf).expect("a frame").expect("whole");
         let received = Received::from_frame(frame).expect("a message");
-        match &received.msg {
-            ServerMsg::Result { id: 1 } => {
-                let reply = received.reply().expect("a reply");
-                assert!(matches!(reply, Reply::Welcome { .. }), "{reply:?}");
-                return received.msg;
-            }
-            ServerMsg::Error { id: Some(1), .. } => return received.msg,
-            _ => {}
+        if matches!(received.msg, ServerMsg::Result { id: 1 } | ServerMsg::Error { id: Some(1), .. }) {
+            return received;
         }
     }
+}
+
+/// A `hello` with `resume` over a WebSocket carrying `cookie`: the answer's header.
+async fn resume_over_websocket(web: SocketAddr, cookie: &str) -> ServerMsg {
+    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: String::new(), password: None };
+    let options = LoginOptions { resume: true, ..LoginOptions::default() };
+    let received = hello_over_websocket(web, Some(cookie), &hello, &options).await;
+    if let ServerMsg::Result { .. } = received.msg {
+        let reply = received.reply().expect("a reply");
+        assert!(matches!(reply, Reply::Welcome { .. }), "{reply:?}");
+    }
+    received.msg
 }
 
 #[tokio::test]
@@ -273,6 +284,14 @@ async fn a_browser_keeps_its_session_in_a_cookie_that_a_websocket_hello_resumes(
     let listed = owner.sessions().await.expect("lists");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert!(listed[0].current, "the owner's session was given it: {listed:?}");
+    // A browser logging in with its password gets a token described with its agent.
+    let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "fern".into(), password: Some(PASSWORD.into()) };
+    let options = LoginOptions { remember: true, ..LoginOptions::default() };
+    let answer = hello_over_websocket(web, None, &hello, &options).await;
+    assert!(answer.token().is_some_and(|t| t.len() == 43 && t != token), "a new token in the welcome");
+    let listed = owner.sessions().await.expect("lists");
+    let browser = listed.iter().find(|s| s.description.starts_with("web 127.0.0.1")).expect("the browser's");
+    assert_eq!(browser.description, "web 127.0.0.1 TestBrowser/1.0");
 
     // Logging out: the token is revoked and the cookie cleared.
     let delete = format!(
@@ -298,5 +317,33 @@ async fn a_browser_keeps_its_session_in_a_cookie_that_a_websocket_hello_resumes(
     let (status, headers) = post_session(web, &origin, &"B".repeat(43)).await;
     assert_eq!(status, 429, "paced");
     assert!(header(&headers, "retry-after").is_some());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_line_user_lists_and_revokes_the_accounts_sessions() {
+    let server = support::start().await;
+    let (_owner, token) = account_with_token(server.native, "gus").await;
+    let mut line = support::LineClient::join(server.line, "visitor").await;
+    line.send("/sessions").await;
+    line.expect_line("you are not logged in").await;
+    line.send(&format!("/login gus {PASSWORD}")).await;
+    line.expect_line("You are logged in as gus.").await;
+    line.send("/sessions").await;
+    line.expect_line("most recent first: ---").await;
+    let (entry, _) = line.expect_line("native 127.0.0.1").await;
+    assert!(!entry.contains("(this one)"), "the line session holds no token: {entry}");
+    assert!(!entry.contains(&token), "a token is never shown: {entry}");
+    let id: u64 = entry.split_whitespace().next().and_then(|n| n.parse().ok()).expect("an id first");
+    line.expect_line("--- /sessions revoke ID logs one out ---").await;
+    line.send("/sessions revoke x").await;
+    line.expect_line("Usage: /sessions revoke ID, ID a number /sessions shows").await;
+    line.send(&format!("/sessions revoke {}", id + 100)).await;
+    line.expect_line(&format!("you have no session {} (see /sessions)", id + 100)).await;
+    line.send(&format!("/sessions revoke {id}")).await;
+    line.expect_line(&format!("Session {id} is revoked: it no longer logs anyone in.")).await;
+    line.send("/sessions").await;
+    line.expect_line("no client holds a session token.").await;
+    refused_with(client(server.native).await.hello_token(&token).await, ErrorCode::BadToken);
     server.shutdown().await;
 }

@@ -58,7 +58,9 @@ fn stores_opening_one_database_at_once_migrate_it_once() {
     opened[0].append(&[said(1)]).expect("appends");
     assert_eq!(opened[3].last_seqs().expect("reads").len(), 1, "one database");
     let name = url.rsplit('/').next().expect("a database name");
-    assert_eq!(server.psql(name, "SELECT version FROM parley_schema").trim(), "1");
+    let migrations = parley_store::postgres_schema_version().to_string();
+    assert_eq!(server.psql(name, "SELECT count(*) FROM parley_schema").trim(), "1", "one row");
+    assert_eq!(server.psql(name, "SELECT version FROM parley_schema").trim(), migrations);
 }
 
 #[test]

@@ -48,6 +48,12 @@ use crate::sqlite::Retention;
 
 pub use import::{ImportError, Imported};
 
+/// The PostgreSQL schema version this build writes (and the newest it reads).
+#[must_use]
+pub fn schema_version() -> i64 {
+    schema::latest()
+}
+
 /// The longest one call (a batch, a page, a search, a change) may take before it fails:
 /// long enough for a large batch on a busy server, short enough that a database that
 /// stopped answering is reported instead of holding the journal forever.
