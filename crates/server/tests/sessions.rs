@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-const PASSWORD: &str = "a long enough password";
+const PASSWORD: &str = "a-long-enough-password";
 
 async fn client(addr: SocketAddr) -> Client {
     let (client, mut events, _) = Client::connect(&addr.to_string(), &Transport::Plain).await.expect("connects");
@@ -326,7 +326,7 @@ async fn a_line_user_lists_and_revokes_the_accounts_sessions() {
     let (_owner, token) = account_with_token(server.native, "gus").await;
     let mut line = support::LineClient::join(server.line, "visitor").await;
     line.send("/sessions").await;
-    line.expect_line("you are not logged in").await;
+    line.expect_line("You are not logged in.").await;
     line.send(&format!("/login gus {PASSWORD}")).await;
     line.expect_line("You are logged in as gus.").await;
     line.send("/sessions").await;
@@ -339,7 +339,7 @@ async fn a_line_user_lists_and_revokes_the_accounts_sessions() {
     line.send("/sessions revoke x").await;
     line.expect_line("Usage: /sessions revoke ID, ID a number /sessions shows").await;
     line.send(&format!("/sessions revoke {}", id + 100)).await;
-    line.expect_line(&format!("you have no session {} (see /sessions)", id + 100)).await;
+    line.expect_line(&format!("You have no session {} (see /sessions).", id + 100)).await;
     line.send(&format!("/sessions revoke {id}")).await;
     line.expect_line(&format!("Session {id} is revoked: it no longer logs anyone in.")).await;
     line.send("/sessions").await;
