@@ -354,7 +354,8 @@ impl Client {
 
     /// Says `text` in `room`; returns its sequence number and the server's timestamp.
     pub async fn say(&self, room: &str, text: &str) -> Result<(u64, DateTime<Utc>), Error> {
-        match self.request(&Request::Say { room: room.to_owned() }, text.as_bytes()).await? {
+        match self.request(&Request::Say { room: room.to_owned(), reply_to: None, tags: None }, text.as_bytes()).await?
+        {
             Reply::Said { seq, ts, .. } => Ok((seq, crate::event::time(&ts))),
             other => Err(unexpected(&other)),
         }
@@ -362,7 +363,7 @@ impl Client {
 
     /// Does `text` in `room` as an action (`* alice waves`); returns its seq and time.
     pub async fn act(&self, room: &str, text: &str) -> Result<(u64, DateTime<Utc>), Error> {
-        match self.request(&Request::Act { room: room.to_owned() }, text.as_bytes()).await? {
+        match self.request(&Request::Act { room: room.to_owned(), reply_to: None }, text.as_bytes()).await? {
             Reply::Said { seq, ts, .. } => Ok((seq, crate::event::time(&ts))),
             other => Err(unexpected(&other)),
         }
@@ -370,7 +371,8 @@ impl Client {
 
     /// Sends `text` privately to `to`; returns the receiver's nick as its owner spells it.
     pub async fn whisper(&self, to: &str, text: &str) -> Result<String, Error> {
-        match self.request(&Request::Whisper { to: to.to_owned() }, text.as_bytes()).await? {
+        match self.request(&Request::Whisper { to: to.to_owned(), reply_to: None, tags: None }, text.as_bytes()).await?
+        {
             Reply::Whispered { to, .. } => Ok(to),
             other => Err(unexpected(&other)),
         }
@@ -701,7 +703,7 @@ mod tests {
         let (reader, writer) = tokio::io::split(ours);
         let (_client, mut events) = Client::over(reader, writer);
         let mut wire = BytesMut::new();
-        let future = json!({"type": "reaction", "room": "lobby", "emoji": "+1"});
+        let future = json!({"type": "sticker", "room": "lobby", "emoji": "+1"});
         encode_frame(&future, None, b"", &mut wire).expect("encodes");
         let message =
             json!({"type": "message", "room": "lobby", "from": "ada", "seq": 1, "ts": "2026-01-02T03:04:05Z"});

@@ -33,6 +33,8 @@ pub enum Command {
         kind: crate::history::Kind,
         /// The text.
         text: String,
+        /// The message it answers, and tags for other clients.
+        meta: crate::signal::Meta,
     },
     /// Send a private message.
     Whisper {
@@ -42,6 +44,18 @@ pub enum Command {
         kind: crate::history::Kind,
         /// The text.
         text: String,
+        /// The message it answers, and tags for other clients.
+        meta: crate::signal::Meta,
+    },
+    /// Tell a room's members, or someone in a conversation, something without a
+    /// message: typing, a reaction, client tags. Nothing is stored.
+    Signal {
+        /// The room, or the conversation's other party.
+        target: Marked,
+        /// What.
+        signal: crate::signal::Signal,
+        /// Tags for other clients.
+        tags: crate::signal::ClientTags,
     },
     /// Change a room's settings or voice (operators only; operator roles and bans are
     /// [`Command::Moderate`]'s, being durable).

@@ -11,6 +11,7 @@ use crate::history::{Kind, Record};
 use crate::moderation::{Mask, Restriction};
 use crate::modes::{Member, ModeChange, RoomModes, Stats, Whois};
 use crate::name::{Nick, RoomName};
+use crate::signal::{ClientTags, Meta, Signal};
 
 /// A server timestamp, taken when the hub accepted the action.
 pub type Timestamp = DateTime<Utc>;
@@ -34,6 +35,8 @@ pub enum Event {
         account: Option<Nick>,
         /// The text.
         text: Arc<str>,
+        /// The message it answers and the client tags, if any.
+        meta: Option<Arc<Meta>>,
     },
     /// A private message to the session.
     Whisper {
@@ -51,6 +54,28 @@ pub enum Event {
         account: Option<Nick>,
         /// The text.
         text: Arc<str>,
+        /// The message it answers and the client tags, if any.
+        meta: Option<Arc<Meta>>,
+    },
+    /// Someone in a room the session is in, or in a conversation with it, tells without
+    /// a message: typing, a reaction, client tags ([`Signal`]). Nothing is stored.
+    Signal {
+        /// Unique among signals, for protocols that name each (IRC's `msgid`).
+        id: u64,
+        /// The room; `None` for a conversation.
+        room: Option<RoomName>,
+        /// Who.
+        from: Nick,
+        /// The receiver, in a conversation.
+        to: Option<Nick>,
+        /// When.
+        at: Timestamp,
+        /// Their account, if they are logged in.
+        account: Option<Nick>,
+        /// What.
+        signal: Signal,
+        /// Tags for other clients.
+        tags: ClientTags,
     },
     /// Someone entered a room the session is in.
     Joined {
@@ -423,6 +448,23 @@ pub enum Reply {
         kind: Kind,
         /// The text, for gateways that show the sender a copy.
         text: Arc<str>,
+        /// The message it answers and the client tags, as kept.
+        meta: Option<Arc<Meta>>,
+    },
+    /// The signal went to the room's members or the receiver.
+    Signalled {
+        /// The signal's id, as the others were told.
+        id: u64,
+        /// The room; `None` for a conversation.
+        room: Option<RoomName>,
+        /// The receiver, in a conversation.
+        to: Option<Nick>,
+        /// When.
+        at: Timestamp,
+        /// What, for gateways that show the sender a copy.
+        signal: Signal,
+        /// The tags sent with it.
+        tags: ClientTags,
     },
     /// The session's read marker for a room or conversation, after a `MarkRead` (set or
     /// asked for); `None`: nothing marked read there yet.
@@ -460,6 +502,8 @@ pub enum Reply {
         kind: Kind,
         /// The text, for gateways that show the sender a copy.
         text: Arc<str>,
+        /// The message it answers and the client tags, as kept.
+        meta: Option<Arc<Meta>>,
         /// The receiver's away message, if they are away.
         away: Option<Arc<str>>,
     },

@@ -31,6 +31,8 @@ pub struct Record {
     pub kind: Kind,
     /// The text.
     pub text: Arc<str>,
+    /// The message it answers and the client tags, if any.
+    pub meta: Option<Arc<crate::signal::Meta>>,
 }
 
 /// What kind of text a message is. Stored as a content type, so that history keeps an

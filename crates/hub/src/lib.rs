@@ -32,6 +32,7 @@ mod name;
 mod outbox;
 mod room;
 mod search;
+mod signal;
 mod store;
 mod throttle;
 mod tokens;
@@ -52,6 +53,7 @@ pub use moderation::{
 pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
 pub use name::{case_mapping, key_of, set_case_mapping, skeleton, CaseMapping, Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
+pub use signal::{ClientTags, Meta, Reaction, Signal, Typing, MAX_REACTION, MAX_TAGS, MAX_TAG_BYTES};
 pub use store::{
     AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, Store, StoreError, TokenStore,
     Verdict,

@@ -106,6 +106,7 @@ mod tests {
             at: Utc::now(),
             kind: Kind::Text,
             text: format!("message {seq}").into(),
+            meta: None,
         })
     }
 

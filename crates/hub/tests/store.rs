@@ -223,7 +223,8 @@ impl Peer {
     }
 
     async fn say(&self, text: &str) {
-        let command = Command::Say { room: None, kind: parley_hub::Kind::Text, text: text.to_owned() };
+        let command =
+            Command::Say { room: None, kind: parley_hub::Kind::Text, text: text.to_owned(), meta: Default::default() };
         self.session.send(RequestId(1), command).await.expect("sent");
     }
 

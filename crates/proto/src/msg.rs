@@ -8,6 +8,8 @@
 //! must stay stable. Add, never rename.
 
 use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::native::{encode_frame, EncodeError, Frame};
@@ -54,11 +56,54 @@ pub enum Request {
     Say {
         /// The room to speak in.
         room: String,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags for other clients, relayed and kept as they are (names like
+        /// `example.com/key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
     },
     /// Send the payload's text privately to one user.
     Whisper {
         /// The nick of the receiver.
         to: String,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags for other clients, relayed and kept as they are (names like
+        /// `example.com/key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
+    },
+    /// Tell a room (`room`) or someone (`to`) whether you are typing: `active` (repeat
+    /// at most every 3 seconds while typing), `paused`, `done` (sent or cleared).
+    Typing {
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// `active`, `paused` or `done`.
+        state: String,
+    },
+    /// React to a message of a room (`room`) or of a conversation (`with`), or take the
+    /// reaction back (`remove`).
+    React {
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The message's seq.
+        seq: u64,
+        /// An emoji or a short word, at most 64 bytes.
+        reaction: String,
+        /// Take the reaction back.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        remove: bool,
     },
     /// Change nick.
     Nick {
@@ -249,6 +294,9 @@ pub enum Request {
     Act {
         /// The room to act in.
         room: String,
+        /// The seq of the message this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
     /// Mark yourself away with a message, or back without one.
     Away {
@@ -385,6 +433,8 @@ impl Request {
             Request::Part { .. } => "part",
             Request::Say { .. } => "say",
             Request::Whisper { .. } => "whisper",
+            Request::Typing { .. } => "typing",
+            Request::React { .. } => "react",
             Request::Nick { .. } => "nick",
             Request::Who { .. } => "who",
             Request::Rooms => "rooms",
@@ -445,6 +495,8 @@ const KNOWN_REQUESTS: &[&str] = &[
     "part",
     "say",
     "whisper",
+    "typing",
+    "react",
     "nick",
     "who",
     "rooms",
@@ -532,6 +584,12 @@ pub enum ServerMsg {
         /// `action` (`/me`) or `notice`; absent for ordinary text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<String>,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags the sender's client attached for other clients.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
     },
     /// Someone sent the payload's text privately.
     Whisper {
@@ -547,6 +605,46 @@ pub enum ServerMsg {
         /// `action` (`/me`) or `notice`; absent for ordinary text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<String>,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags the sender's client attached for other clients.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
+    },
+    /// Someone in a room you are in, or in a conversation with you, is typing (or
+    /// stopped). Show it for about 6 seconds unless `active` comes again; `done` ends it.
+    Typing {
+        /// The room; absent in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Who.
+        from: String,
+        /// `active`, `paused` or `done`.
+        state: String,
+        /// When, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// Someone reacted to a message (or took the reaction back: `removed`).
+    Reaction {
+        /// The room; absent in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// In a conversation, the other user (for the sender's other sessions, the
+        /// receiver; for the receiver, the sender).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The message's seq.
+        seq: u64,
+        /// Who reacted.
+        from: String,
+        /// The reaction.
+        reaction: String,
+        /// True when the reaction was taken back.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        removed: bool,
+        /// When, RFC 3339 in UTC.
+        ts: String,
     },
     /// You read further on another of your sessions: clear what is unread up to `ts`.
     Marker {
@@ -772,6 +870,16 @@ pub enum Reply {
         /// The receiver's nick.
         to: String,
         /// The server's timestamp, RFC 3339 in UTC.
+        ts: String,
+        /// Its place in the order of private messages (0 from servers before it was
+        /// sent).
+        #[serde(default)]
+        seq: u64,
+    },
+    /// The answer to `typing` and `react`: the room's members, or the other user, were
+    /// told.
+    Signalled {
+        /// When, RFC 3339 in UTC.
         ts: String,
     },
     /// The answer to `who`.
@@ -1040,6 +1148,12 @@ pub struct HistoryEntry {
     pub kind: Option<String>,
     /// The text.
     pub text: String,
+    /// The seq of the message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// Tags the sender's client attached for other clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// A size for people: `512 B`, `1.2 KB`, `3.4 MB`, `1.1 GB` (powers of 1000, like
@@ -1164,6 +1278,11 @@ pub enum ErrorCode {
     EmptyMessage,
     /// The message text is over the limit.
     MessageTooLong,
+    /// Client tags over the limits (32 tags, 4094 bytes), or one with a name or value
+    /// that may not be relayed.
+    BadTags,
+    /// A reaction that is empty, over 64 bytes, or has control characters.
+    BadReaction,
     /// The server is shutting down.
     ShuttingDown,
     /// This server keeps no accounts.
@@ -1279,6 +1398,8 @@ impl ErrorCode {
         ErrorCode::NotInRoom,
         ErrorCode::EmptyMessage,
         ErrorCode::MessageTooLong,
+        ErrorCode::BadTags,
+        ErrorCode::BadReaction,
         ErrorCode::ShuttingDown,
         ErrorCode::StoreFailed,
         ErrorCode::AccountsUnavailable,
@@ -1417,8 +1538,15 @@ mod tests {
             Request::Hello { version: 1, nick: "alice".into(), password: None },
             Request::Join { room: "dev".into() },
             Request::Part { room: None },
-            Request::Say { room: "lobby".into() },
-            Request::Whisper { to: "bob".into() },
+            Request::Say { room: "lobby".into(), reply_to: None, tags: None },
+            Request::Say {
+                room: "lobby".into(),
+                reply_to: Some(12),
+                tags: Some([("example.com/x".to_owned(), "1".to_owned())].into()),
+            },
+            Request::Whisper { to: "bob".into(), reply_to: None, tags: None },
+            Request::Typing { room: Some("dev".into()), to: None, state: "active".into() },
+            Request::React { room: None, with: Some("bob".into()), seq: 3, reaction: "👍".into(), remove: true },
             Request::Nick { nick: "al".into() },
             Request::Who { room: "lobby".into() },
             Request::Rooms,
@@ -1461,7 +1589,7 @@ mod tests {
 
     #[test]
     fn unknown_message_types_read_as_unknown() {
-        let msg: ServerMsg = serde_json::from_str(r#"{"type":"reaction","room":"lobby"}"#).expect("parses");
+        let msg: ServerMsg = serde_json::from_str(r#"{"type":"sticker","room":"lobby"}"#).expect("parses");
         assert_eq!(msg, ServerMsg::Unknown);
         let known: Result<ServerMsg, _> = serde_json::from_str(r#"{"type":"message","room":"lobby"}"#);
         assert!(known.is_err(), "a known type with missing fields is still an error");

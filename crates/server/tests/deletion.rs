@@ -13,7 +13,7 @@ fn no_flood(c: &mut parley_server::Config) {
 }
 
 async fn say(client: &mut NativeClient, text: &str) -> u64 {
-    match client.request(&Request::Say { room: "dev".into() }, text.as_bytes()).await {
+    match client.request(&Request::Say { room: "dev".into(), reply_to: None, tags: None }, text.as_bytes()).await {
         Ok(Reply::Said { seq, .. }) => seq,
         other => panic!("said, got {other:?}"),
     }

@@ -129,7 +129,10 @@ async fn messages_cross_between_irc_line_and_native() {
 
     bob.send("hello from the line").await;
     alice.expect(":bob!~u@parley PRIVMSG #lobby :hello from the line").await;
-    assert!(carol.request(&Request::Say { room: "lobby".into() }, b"hello from native").await.is_ok());
+    assert!(carol
+        .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, b"hello from native")
+        .await
+        .is_ok());
     alice.expect(":carol!~u@parley PRIVMSG #lobby :hello from native").await;
 
     alice.send("PRIVMSG #lobby :\u{1}ACTION waves\u{1}").await;
@@ -147,7 +150,10 @@ async fn messages_cross_between_irc_line_and_native() {
 
     // A long message from another gateway arrives whole, in lines IRC clients accept.
     let long = "word ".repeat(300);
-    assert!(carol.request(&Request::Say { room: "lobby".into() }, long.trim().as_bytes()).await.is_ok());
+    assert!(carol
+        .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, long.trim().as_bytes())
+        .await
+        .is_ok());
     let mut words = 0;
     while words < 300 {
         let line = alice.expect(":carol!~u@parley PRIVMSG #lobby :").await;

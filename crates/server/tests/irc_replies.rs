@@ -442,3 +442,30 @@ async fn setname_changes_the_real_name_for_everyone_who_asked() {
     cy.expect_nothing_more().await;
     server.shutdown().await;
 }
+
+/// Answers that the store gives (a history page, a topic written to a registered room)
+/// come before the answers to the commands sent after them: a PING's PONG marks where
+/// a command's answer ends, for clients and bots that wait for it.
+#[tokio::test]
+async fn answers_from_the_store_come_in_the_order_of_the_requests() {
+    use parley_proto::msg::{Reply, Request};
+    let server = support::start_with(|c| c.limits.flood_rate_per_sec = 0).await;
+    // alice opens a registered room (she is logged in) and fills its history.
+    let mut alice = support::NativeClient::join(server.native, "alice").await;
+    assert!(alice.request(&Request::Register { password: "alice-password".into() }, b"").await.is_ok());
+    assert!(alice.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
+    for n in 0..20 {
+        let say = Request::Say { room: "dev".into(), reply_to: None, tags: None };
+        assert!(matches!(alice.request(&say, format!("line {n}").as_bytes()).await, Ok(Reply::Said { .. })));
+    }
+    let mut ivy = IrcClient::join(irc(&server), "ivy", "batch server-time message-tags draft/chathistory").await;
+    ivy.send("JOIN #dev").await;
+    ivy.expect(" 366 ivy #dev ").await;
+    for round in 0..20 {
+        ivy.send_raw(format!("CHATHISTORY LATEST #dev * 5\r\nPING :round{round}\r\n").as_bytes()).await;
+        let lines = ivy.collect_until(&format!("PONG parley.local :round{round}")).await;
+        let end = lines.iter().position(|l| l.contains("BATCH -"));
+        assert!(end.is_some(), "the history page before the PONG, round {round}: {lines:#?}");
+    }
+    server.shutdown().await;
+}

@@ -42,7 +42,7 @@ fn join(room: &str) -> Request {
 }
 
 fn say(room: &str) -> Request {
-    Request::Say { room: room.into() }
+    Request::Say { room: room.into(), reply_to: None, tags: None }
 }
 
 fn history(room: &str, before: Option<u64>, after: Option<u64>, limit: Option<u32>) -> Request {
@@ -403,7 +403,10 @@ async fn an_account_its_owner_deletes_takes_its_messages_files_and_name_along() 
     let server = support::start_in(data.path(), no_flood).await;
     let mut alice = registered(server.native, "alice", "alice-password").await;
     let mut bob = registered(server.native, "bob", "bob-password").await;
-    assert!(alice.request(&Request::Whisper { to: "bob".into() }, b"the secret plan").await.is_ok());
+    assert!(alice
+        .request(&Request::Whisper { to: "bob".into(), reply_to: None, tags: None }, b"the secret plan")
+        .await
+        .is_ok());
     let file = share(&mut alice, None, Some("bob"), b"plans in a file").await.expect("shared");
     assert_eq!(found(&mut bob, "secret").await.len(), 1);
     assert!(bob.request(&download(&file), b"").await.is_ok(), "bob may download it now");
@@ -622,8 +625,14 @@ async fn whoever_takes_a_guests_nick_later_reads_nothing_of_its_past() {
     let server = support::start_with(no_flood).await;
     let mut alice = registered(server.native, "alice", "alice-password").await;
     let mut carol = NativeClient::join(server.native, "carol").await;
-    assert!(carol.request(&Request::Whisper { to: "alice".into() }, b"carol's secret").await.is_ok());
-    assert!(alice.request(&Request::Whisper { to: "carol".into() }, b"the secret answer").await.is_ok());
+    assert!(carol
+        .request(&Request::Whisper { to: "alice".into(), reply_to: None, tags: None }, b"carol's secret")
+        .await
+        .is_ok());
+    assert!(alice
+        .request(&Request::Whisper { to: "carol".into(), reply_to: None, tags: None }, b"the secret answer")
+        .await
+        .is_ok());
     let file = share(&mut alice, None, Some("carol"), b"for carol only").await.expect("shared");
     // The guest reads its own while it stays.
     let conversation = Request::Conversation { with: "alice".into(), before: None, after: None, limit: None };

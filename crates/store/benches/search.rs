@@ -62,6 +62,7 @@ fn fill(store: &SqliteStore) {
             at: start_time + Duration::seconds(i64::try_from(n * 8).unwrap_or(0)),
             kind: Kind::Text,
             text: words.text().into(),
+            meta: None,
         }));
         if batch.len() == BATCH {
             store.append(&batch).expect("appends");

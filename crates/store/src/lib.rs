@@ -19,6 +19,7 @@
 //! of its own (see its module).
 #![warn(missing_docs)]
 
+mod meta;
 mod password;
 mod postgres;
 mod schema;

@@ -216,7 +216,10 @@ const MIGRATIONS: &[&str] = &[
         at_us   INTEGER NOT NULL,
         PRIMARY KEY (account, target)
     ) STRICT, WITHOUT ROWID;",
-    // 9: resume tokens, kept as their SHA-256: whose, when issued and last used, and
+    // 9: what a message carries beside its text (the message it answers, client tags),
+    // as JSON; NULL for the many messages without.
+    "ALTER TABLE messages ADD COLUMN meta TEXT;",
+    // 10: resume tokens, kept as their SHA-256: whose, when issued and last used, and
     // where issued (gateway, address, user agent). Ids are never reused
     // (AUTOINCREMENT), so revoking by id never hits a later token.
     "CREATE TABLE session_tokens (

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use parley_hub::{
-    Account, AccountId, Change, Changed, Cursor, Deletion, GuestId, Kind, Mask, Nick, Page, Party, Record, Restriction,
-    RoomModes, RoomName, Search, Store, StoreError, Verdict,
+    Account, AccountId, Change, Changed, ClientTags, Cursor, Deletion, GuestId, Kind, Mask, Meta, Nick, Page, Party,
+    Record, Restriction, RoomModes, RoomName, Search, Store, StoreError, Verdict,
 };
 use parley_store::testing::TestPostgres;
 use parley_store::{AccountEntry, PostgresStore, Retention, SqliteStore};
@@ -150,6 +150,7 @@ fn said(room_name: &str, seq: u64, text: &str) -> Arc<Record> {
         at: Utc::now(),
         kind: Kind::Text,
         text: text.into(),
+        meta: None,
     })
 }
 
@@ -164,7 +165,11 @@ fn page(cursor: Cursor, since: u64, upto: u64, limit: usize) -> Page {
 fn messages_survive_reopening_and_page_by_seq_from_where_the_reader_may_see<S: Backend>(place: &S::Place) {
     {
         let store = S::open(place, Retention::default());
-        let batch: Vec<_> = (1..=10).map(|n| said("lobby", n, &format!("m{n}"))).collect();
+        let mut batch: Vec<_> = (1..=10).map(|n| said("lobby", n, &format!("m{n}"))).collect();
+        // The tenth answers the ninth, with a client tag: kept with it.
+        let tags = ClientTags::new(vec![("example.com/x".into(), "a;b c".into())]).expect("valid");
+        let meta = Meta { reply_to: Some(9), tags }.shared();
+        batch[9] = Arc::new(Record { meta, ..(*batch[9]).clone() });
         store.append(&batch).expect("appends");
         let whisper = Record {
             room: None,
@@ -196,6 +201,12 @@ fn messages_survive_reopening_and_page_by_seq_from_where_the_reader_may_see<S: B
     );
     let first = &store.recent(&lobby, 0, 1).expect("recent")[0];
     assert_eq!((first.text.as_ref(), first.from.as_str(), first.kind), ("m10", "ada", Kind::Text), "as appended");
+    let meta = first.meta.as_deref().expect("the metadata is kept");
+    assert_eq!(meta.reply_to, Some(9));
+    assert_eq!(meta.tags.pairs(), &[("example.com/x".to_owned(), "a;b c".to_owned())]);
+    assert!(store.recent(&lobby, 9, 1).expect("recent")[0].meta.is_some());
+    assert!(seqs(&store.recent(&lobby, 0, 10).expect("recent")).len() == 10);
+    assert!(store.recent(&lobby, 0, 10).expect("recent")[..9].iter().all(|r| r.meta.is_none()), "none without");
     let duplicate = store.append(&[said("Lobby", 10, "again")]);
     assert!(matches!(duplicate, Err(StoreError::Write(_))), "a seq is stored once");
     assert_eq!(store.recent(&lobby, 0, 50).expect("recent").len(), 10, "a failed batch leaves nothing");

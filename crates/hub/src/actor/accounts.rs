@@ -309,15 +309,25 @@ impl Hub {
         Ok(Answer::Later)
     }
 
-    /// Applies the outcome of work done off the hub task.
+    /// Applies the outcome of work done off the hub task; the session it answered goes
+    /// on with what waited behind the answer.
     pub(super) fn complete(&mut self, done: Completion) {
+        if let Some(session) = done.session() {
+            self.complete_for(done);
+            self.resume(session);
+        } else {
+            self.complete_for(done);
+        }
+        self.drop_slow_consumers();
+    }
+
+    fn complete_for(&mut self, done: Completion) {
         match done {
             Completion::CheckDone { net, then } => {
                 self.checks -= 1;
                 self.turns.done(net);
                 self.start_checks();
                 self.complete(*then);
-                return;
             }
             Completion::Registered { session, req, result, token } => {
                 let answer = match result {
@@ -425,12 +435,11 @@ impl Hub {
                     self.rename_to_guest(session, Renaming::NotLoggedIn { nick });
                 }
             }
-            Completion::Read { session } => self.read_done(session),
+            Completion::Read { session, req } => self.read_done(session, req),
             Completion::TokenChecked { address, key, purpose, result } => {
                 self.token_checked(address, &key, purpose, result);
             }
         }
-        self.drop_slow_consumers();
     }
 
     /// What a password check comes to, paced: the account and its role, or why not.

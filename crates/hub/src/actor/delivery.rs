@@ -18,6 +18,7 @@ use crate::journal::Committed;
 use crate::metrics::HubMetrics;
 use crate::name::RoomName;
 use crate::outbox::{RunItem, Shared};
+use crate::signal::Meta;
 use crate::store::StoreError;
 
 /// A message accepted and waiting for its batch to be stored.
@@ -49,15 +50,20 @@ impl Hub {
         room: Option<&str>,
         kind: Kind,
         text: String,
+        meta: Meta,
     ) -> Result<Answer, HubError> {
         self.check_text(&text)?;
         let name = self.target_room(id, room)?;
         self.may_say(id, &name)?;
+        let log = self.logs.entry(name.clone()).or_default();
+        if let Some(answered) = meta.reply_to.filter(|s| *s == 0 || *s > log.assigned) {
+            return Err(HubError::NoSuchMessage { room: name.to_string(), seq: answered });
+        }
+        let seq = log.next_seq();
         let state = self.state_mut(id);
         let now = std::time::Instant::now();
         state.active = now;
         let (from, sender) = (state.nick.clone(), Some(state.party()));
-        let seq = self.logs.entry(name.clone()).or_default().next_seq();
         let record = Record {
             room: Some(name),
             seq,
@@ -68,6 +74,7 @@ impl Hub {
             at: Utc::now(),
             kind,
             text: text.into(),
+            meta: meta.shared(),
         };
         self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
@@ -92,9 +99,13 @@ impl Hub {
         to: &str,
         kind: Kind,
         text: String,
+        meta: Meta,
     ) -> Result<Answer, HubError> {
         self.check_text(&text)?;
         let target = self.session_named(to)?;
+        if let Some(answered) = meta.reply_to.filter(|s| *s == 0 || *s > self.private_assigned) {
+            return Err(HubError::NoSuchMessage { room: to.to_owned(), seq: answered });
+        }
         let (to, recipient) = {
             let receiver = self.state(target);
             (receiver.nick.clone(), receiver.party())
@@ -115,6 +126,7 @@ impl Hub {
             at: Utc::now(),
             kind,
             text: text.into(),
+            meta: meta.shared(),
         };
         self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
@@ -205,9 +217,11 @@ impl Hub {
             kind: record.kind,
             account,
             text: record.text.clone(),
+            meta: record.meta.clone(),
         });
-        let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
-        let reply = Event::Reply { req, result: Ok(Reply::Said { room: name, seq, at, kind, text }) };
+        let (seq, at, kind, text, meta) =
+            (record.seq, record.at, record.kind, record.text.clone(), record.meta.clone());
+        let reply = Event::Reply { req, result: Ok(Reply::Said { room: name, seq, at, kind, text, meta }) };
         RunItem { shared, sender, reply }
     }
 
@@ -296,13 +310,15 @@ impl Hub {
                         kind: record.kind,
                         account,
                         text: record.text.clone(),
+                        meta: record.meta.clone(),
                     });
                     room.broadcast(&message, Some(sender), &mut self.overflowed);
                     let others = (room.len() - usize::from(room.contains(sender))) as u64;
                     HubMetrics::add(&self.metrics.deliveries, others);
                 }
-                let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
-                Reply::Said { room: name.clone(), seq, at, kind, text }
+                let (seq, at, kind, text, meta) =
+                    (record.seq, record.at, record.kind, record.text.clone(), record.meta.clone());
+                Reply::Said { room: name.clone(), seq, at, kind, text, meta }
             }
             None => {
                 self.private_committed = self.private_committed.max(record.seq);
@@ -315,6 +331,7 @@ impl Hub {
                     kind: record.kind,
                     account,
                     text: record.text.clone(),
+                    meta: record.meta.clone(),
                 };
                 let mut away = None;
                 if let Some((target, state)) = receiver.and_then(|r| self.sessions.get(&r).map(|s| (r, s))) {
@@ -324,8 +341,9 @@ impl Hub {
                     }
                     HubMetrics::add(&self.metrics.deliveries, 1);
                 }
-                let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
-                Reply::Whispered { to, seq, at, kind, text, away }
+                let (seq, at, kind, text, meta) =
+                    (record.seq, record.at, record.kind, record.text.clone(), record.meta.clone());
+                Reply::Whispered { to, seq, at, kind, text, meta, away }
             }
         };
         self.reply(sender, req, Ok(reply));

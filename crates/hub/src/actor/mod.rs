@@ -47,6 +47,7 @@ mod pacing;
 mod people;
 mod reads;
 mod rooms;
+mod signals;
 mod tokens;
 
 pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
@@ -279,7 +280,30 @@ pub(crate) enum Completion {
     /// A history page or search finished (its answer is in the session's outbox).
     Read {
         session: SessionId,
+        req: RequestId,
     },
+}
+
+impl Completion {
+    /// The session whose request the work answers, if any.
+    fn session(&self) -> Option<SessionId> {
+        match self {
+            Completion::Registered { session, .. }
+            | Completion::Verified { session, .. }
+            | Completion::PasswordSet { session, .. }
+            | Completion::Unregistered { session, .. }
+            | Completion::Marked { session, .. }
+            | Completion::Deleted { session, .. }
+            | Completion::Moderated { session, .. }
+            | Completion::ModesSet { session, .. }
+            | Completion::Read { session, .. } => Some(*session),
+            Completion::CheckDone { .. }
+            | Completion::Admitted { .. }
+            | Completion::Checked { .. }
+            | Completion::GraceOver { .. }
+            | Completion::TokenChecked { .. } => None,
+        }
+    }
 }
 
 /// What a command comes to: an answer now, or one that will follow (the store's, a
@@ -318,6 +342,13 @@ pub(crate) struct Hub {
     pub(crate) unstored_by: HashMap<SessionId, usize>,
     /// Operations waiting for their session's messages to be stored (see `apply`).
     pub(crate) parked: HashMap<SessionId, VecDeque<Op>>,
+    /// The requests each session waits for an answer to from work off the hub task (a
+    /// store read or write, a password check): its later operations wait behind them,
+    /// so that a session's answers come in the order of its requests.
+    pub(crate) awaiting: HashMap<SessionId, Vec<RequestId>>,
+    /// The id of the last signal relayed: counted from the start's time in
+    /// microseconds, so that ids stay unique across restarts.
+    pub(crate) last_signal: u64,
     /// The seq of the last private message accepted, and of the last one stored.
     pub(crate) private_assigned: u64,
     pub(crate) private_committed: u64,
@@ -448,6 +479,8 @@ impl Hub {
             store_broken: false,
             unstored_by: HashMap::new(),
             parked: HashMap::new(),
+            awaiting: HashMap::new(),
+            last_signal: u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0),
             private_assigned: 0,
             private_committed: 0,
             last_guest: 0,
@@ -545,7 +578,7 @@ impl Hub {
             return self.run(op);
         };
         let queued = self.parked.get(&session).is_some_and(|q| !q.is_empty());
-        if queued || (!is_message(&op) && self.unstored_by.contains_key(&session)) {
+        if queued || self.blocked(session, &op) {
             self.parked.entry(session).or_default().push_back(op);
             return;
         }
@@ -556,15 +589,39 @@ impl Hub {
     /// stored, until one of them is a message being stored again.
     pub(crate) fn resume(&mut self, session: SessionId) {
         while let Some(queue) = self.parked.get_mut(&session) {
-            let blocked = self.unstored_by.contains_key(&session) && !queue.front().is_some_and(is_message);
-            if blocked {
-                return;
-            }
             let Some(op) = queue.pop_front() else {
                 self.parked.remove(&session);
                 return;
             };
+            if self.blocked(session, &op) {
+                if let Some(queue) = self.parked.get_mut(&session) {
+                    queue.push_front(op);
+                }
+                return;
+            }
             self.run(op);
+        }
+    }
+
+    /// Whether `op` must wait: behind an answer the session awaits, or (unless it is a
+    /// message itself) behind the session's unstored messages.
+    fn blocked(&self, session: SessionId, op: &Op) -> bool {
+        self.awaiting.contains_key(&session) || (!is_message(op) && self.unstored_by.contains_key(&session))
+    }
+
+    /// The session's request `req` will be answered after work off the hub task.
+    fn await_answer(&mut self, session: SessionId, req: RequestId) {
+        self.awaiting.entry(session).or_default().push(req);
+    }
+
+    /// The session's request `req` is answered. (Its waiting operations go on when the
+    /// work that answered it is done: see `Hub::complete`.)
+    pub(crate) fn answered(&mut self, session: SessionId, req: RequestId) {
+        let Some(waiting) = self.awaiting.get_mut(&session) else { return };
+        let Some(at) = waiting.iter().position(|r| *r == req) else { return };
+        waiting.swap_remove(at);
+        if waiting.is_empty() {
+            self.awaiting.remove(&session);
         }
     }
 
@@ -671,11 +728,18 @@ impl Hub {
             self.quit(id, req, reason);
             return;
         }
+        // Awaited until answered: an answer given now, or in the same operation, ends
+        // the wait at once; one that comes later from off the hub task, when it comes.
+        let message = matches!(command, Command::Say { .. } | Command::Whisper { .. });
+        if !message {
+            self.await_answer(id, req);
+        }
         let answer = match command {
             Command::Join { room, exclusive, key } => self.join(id, &room, exclusive, key.as_deref()).map(Answer::from),
             Command::Part { room, reason } => self.part(id, room.as_deref(), reason).map(Answer::from),
-            Command::Say { room, kind, text } => self.say(id, req, room.as_deref(), kind, text),
-            Command::Whisper { to, kind, text } => self.whisper(id, req, &to, kind, text),
+            Command::Say { room, kind, text, meta } => self.say(id, req, room.as_deref(), kind, text, meta),
+            Command::Whisper { to, kind, text, meta } => self.whisper(id, req, &to, kind, text, meta),
+            Command::Signal { target, signal, tags } => self.signal(id, target, signal, tags).map(Answer::from),
             Command::Conversation { with, cursor, limit } => self.conversation(id, req, &with, cursor, limit),
             Command::History { room, cursor, limit } => self.history(id, req, room.as_deref(), cursor, limit),
             Command::Search { query } => self.search(id, req, &query),
@@ -734,6 +798,7 @@ impl Hub {
                 self.overflowed.push(id);
             }
         }
+        self.answered(id, req);
     }
 
     /// Delivers `event` to one session, noting an overflow.

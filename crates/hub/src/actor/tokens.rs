@@ -275,7 +275,7 @@ impl Hub {
                     .unwrap_or_else(|e| Err(store_failed(&StoreError::Read(format!("a token task failed: {e}")))));
                 let _ = outbox.deliver(&Event::Reply { req, result });
             }
-            let _ = completions.send(Completion::Read { session: id });
+            let _ = completions.send(Completion::Read { session: id, req });
         });
         Ok(Answer::Later)
     }

@@ -114,9 +114,9 @@ impl Protocol for Line {
         }
         turn.pace().await?;
         let command = match input {
-            Input::Say(text) => Command::Say { room: None, kind: Kind::Text, text },
-            Input::Me(text) => Command::Say { room: None, kind: Kind::Action, text },
-            Input::Msg { to, text } => Command::Whisper { to, kind: Kind::Text, text },
+            Input::Say(text) => Command::Say { room: None, kind: Kind::Text, text, meta: Default::default() },
+            Input::Me(text) => Command::Say { room: None, kind: Kind::Action, text, meta: Default::default() },
+            Input::Msg { to, text } => Command::Whisper { to, kind: Kind::Text, text, meta: Default::default() },
             Input::Away(text) => Command::Away { text },
             Input::Whois(nick) => Command::Whois { nick },
             Input::Invite(nick) => Command::Invite { nick, room: None },
@@ -264,6 +264,9 @@ impl Wire for LineWire {
             Event::Topic { room, by, at, text } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
             // Line users have no unread counts to clear.
             Event::Marker { .. } => {}
+            // Typing, reactions and client tags are for clients that show them beside
+            // the messages; a line terminal has nowhere to put them.
+            Event::Signal { .. } => {}
             Event::Deleted { room, seq, by, author, said_at, at, reason } => {
                 let text = words::deleted(by, author, said_at, reason.as_deref().map(one_line).as_deref());
                 notice_lines(at, &format!("{text} (#{seq} in {room})"), &mut line);
@@ -358,7 +361,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
         // Line users neither mark nor ask for targets.
-        Reply::Said { .. } | Reply::Marker { .. } | Reply::Targets(_) => Ok(()),
+        Reply::Said { .. } | Reply::Signalled { .. } | Reply::Marker { .. } | Reply::Targets(_) => Ok(()),
         Reply::Deleted { room, seq, author, said_at, .. } => {
             let said = said_at.with_timezone(&Local).format("%H:%M:%S");
             writeln!(line, "[{now}] *** You deleted {author}'s message #{seq} of {said} in {room}.")

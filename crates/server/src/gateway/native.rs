@@ -2,6 +2,7 @@
 //! by exactly one `result` or `error`, and server events with UTC timestamps and per-room
 //! sequence numbers. Specified in docs/PROTOCOL.md.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, MarkTarget, Marked, Member, Record, Reply, RequestId,
-    ServerAction, Timestamp, Wire,
+    Action, ClientTags, Command, Cursor, Event, HubError, Kind, LeaveReason, MarkTarget, Marked, Member, Meta,
+    Reaction, Record, Reply, RequestId, ServerAction, Signal, Timestamp, Typing, Wire,
 };
 use parley_proto::msg::{
     self, AuditEntry, ErrorCode, HistoryEntry, LoginOptions, Request, RequestError, RoomInfo, SearchHit, ServerMsg,
@@ -204,8 +205,16 @@ impl Protocol for Native {
             }
             Request::Join { room } => Ok(Command::Join { room, exclusive: false, key: None }),
             Request::Part { room } => Ok(Command::Part { room, reason: None }),
-            Request::Say { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Text, text }),
-            Request::Whisper { to } => text().map(|text| Command::Whisper { to, kind: Kind::Text, text }),
+            Request::Say { room, reply_to, tags } => text().and_then(|text| {
+                let meta = meta(id, reply_to, tags)?;
+                Ok(Command::Say { room: Some(room), kind: Kind::Text, text, meta })
+            }),
+            Request::Whisper { to, reply_to, tags } => text().and_then(|text| {
+                let meta = meta(id, reply_to, tags)?;
+                Ok(Command::Whisper { to, kind: Kind::Text, text, meta })
+            }),
+            Request::Typing { room, to, state } => typing(id, room, to, &state),
+            Request::React { room, with, seq, reaction, remove } => react(id, room, with, seq, reaction, remove),
             Request::Nick { nick } => Ok(Command::Nick { nick }),
             Request::Who { room } => Ok(Command::Who { room: Some(room) }),
             Request::Rooms => Ok(Command::Rooms),
@@ -273,7 +282,12 @@ impl Protocol for Native {
                 Ok(Command::ServerModerate { action: ServerAction::Unban { mask: words::bare_mask(&mask) } })
             }
             Request::ServerBans => Ok(Command::ServerBans),
-            Request::Act { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Action, text }),
+            Request::Act { room, reply_to } => text().map(|text| Command::Say {
+                room: Some(room),
+                kind: Kind::Action,
+                text,
+                meta: Meta { reply_to, tags: ClientTags::default() },
+            }),
             Request::Away { message } => Ok(Command::Away { text: message }),
             Request::Whois { nick } => Ok(Command::Whois { nick }),
             Request::Invite { room, nick } => Ok(Command::Invite { nick, room }),
@@ -396,6 +410,47 @@ fn marked(target: &MarkTarget) -> (Option<String>, Option<String>) {
     }
 }
 
+/// A message's metadata from its request's fields.
+fn meta(id: u64, reply_to: Option<u64>, tags: Option<BTreeMap<String, String>>) -> Result<Meta, Bytes> {
+    let tags = ClientTags::new(tags.unwrap_or_default().into_iter().collect()).map_err(|e| hub_error_frame(id, &e))?;
+    Ok(Meta { reply_to, tags })
+}
+
+/// Where a signal goes: `room` or `to`/`with`, exactly one.
+fn signal_target(id: u64, room: Option<String>, to: Option<String>) -> Result<Marked, Bytes> {
+    match (room, to) {
+        (Some(room), None) => Ok(Marked::Room(room)),
+        (None, Some(nick)) => Ok(Marked::With(nick)),
+        _ => Err(error_frame(Some(id), ErrorCode::BadRequest, "give room or the other user, not both")),
+    }
+}
+
+fn typing(id: u64, room: Option<String>, to: Option<String>, state: &str) -> Result<Command, Bytes> {
+    let target = signal_target(id, room, to)?;
+    let Some(state) = Typing::parse(state) else {
+        return Err(error_frame(Some(id), ErrorCode::BadRequest, "state is active, paused or done"));
+    };
+    Ok(Command::Signal { target, signal: Signal::Typing(state), tags: ClientTags::default() })
+}
+
+fn react(
+    id: u64,
+    room: Option<String>,
+    with: Option<String>,
+    seq: u64,
+    reaction: String,
+    removed: bool,
+) -> Result<Command, Bytes> {
+    let target = signal_target(id, room, with)?;
+    let reaction = Reaction::new(seq, reaction, removed).map_err(|e| hub_error_frame(id, &e))?;
+    Ok(Command::Signal { target, signal: Signal::React(reaction), tags: ClientTags::default() })
+}
+
+/// Client tags as the protocol writes them: a JSON object, absent when there are none.
+fn tag_map(meta: Option<&Meta>) -> Option<BTreeMap<String, String>> {
+    meta.filter(|m| !m.tags.is_empty()).map(|m| m.tags.pairs().iter().cloned().collect())
+}
+
 /// A page's cursor from `before` and `after`; `None` when both are given.
 fn cursor(before: Option<u64>, after: Option<u64>) -> Option<Cursor> {
     match (before, after) {
@@ -418,6 +473,8 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NotInRoom(_) | HubError::NoRoom => ErrorCode::NotInRoom,
         HubError::EmptyMessage => ErrorCode::EmptyMessage,
         HubError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
+        HubError::TagsTooLong { .. } | HubError::BadTag(_) => ErrorCode::BadTags,
+        HubError::BadReaction { .. } => ErrorCode::BadReaction,
         HubError::TooManyRooms { .. } => ErrorCode::TooManyRooms,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
         HubError::StoreWrite => ErrorCode::StoreFailed,
@@ -529,25 +586,50 @@ impl Wire for NativeWire {
 
     fn encode(&self, event: &Event, out: &mut BytesMut) {
         match event {
-            Event::Message { room, from, seq, at, kind, text, .. } => {
+            Event::Message { room, from, seq, at, kind, text, meta, .. } => {
                 let msg = ServerMsg::Message {
                     room: room.to_string(),
                     from: from.to_string(),
                     seq: *seq,
                     ts: ts(at),
                     kind: kind_name(*kind),
+                    reply_to: meta.as_ref().and_then(|m| m.reply_to),
+                    tags: tag_map(meta.as_deref()),
                 };
                 encode_message(&msg, *kind, text, out);
             }
-            Event::Whisper { seq, from, to, at, kind, text, .. } => {
+            Event::Whisper { seq, from, to, at, kind, text, meta, .. } => {
                 let msg = ServerMsg::Whisper {
                     seq: *seq,
                     from: from.to_string(),
                     to: to.to_string(),
                     ts: ts(at),
                     kind: kind_name(*kind),
+                    reply_to: meta.as_ref().and_then(|m| m.reply_to),
+                    tags: tag_map(meta.as_deref()),
                 };
                 encode_message(&msg, *kind, text, out);
+            }
+            Event::Signal { room, from, at, signal, .. } => {
+                let (room, from_name) = (room.as_ref().map(ToString::to_string), from.to_string());
+                let msg = match signal {
+                    Signal::Typing(state) => {
+                        ServerMsg::Typing { room, from: from_name, state: state.as_str().to_owned(), ts: ts(at) }
+                    }
+                    Signal::React(reaction) => ServerMsg::Reaction {
+                        // In a conversation: the other user, as the receiver sees it.
+                        with: if room.is_none() { Some(from_name.clone()) } else { None },
+                        room,
+                        seq: reaction.seq,
+                        from: from_name,
+                        reaction: reaction.reaction.clone(),
+                        removed: reaction.removed,
+                        ts: ts(at),
+                    },
+                    // Tags alone are for IRC clients that asked for them.
+                    Signal::Tags => return,
+                };
+                encode(&msg, b"", out);
             }
             Event::Notice { at, notice } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::notice(notice).as_bytes(), out);
@@ -651,6 +733,8 @@ fn entries(records: &[Arc<Record>]) -> Vec<HistoryEntry> {
             ts: ts(&r.at),
             kind: kind_name(r.kind),
             text: r.text.to_string(),
+            reply_to: r.meta.as_ref().and_then(|m| m.reply_to),
+            tags: tag_map(r.meta.as_deref()),
         })
         .collect()
 }
@@ -709,12 +793,15 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             msg::Reply::History { room: room.to_string(), messages: entries(messages) }
         }
         Reply::Parted { room } => msg::Reply::Parted { room: room.to_string() },
-        Reply::Said { room, seq, at, kind: Kind::File, text } => shared(text, Some(room.to_string()), None, *seq, at)?,
+        Reply::Said { room, seq, at, kind: Kind::File, text, .. } => {
+            shared(text, Some(room.to_string()), None, *seq, at)?
+        }
         Reply::Whispered { to, seq, at, kind: Kind::File, text, .. } => {
             shared(text, None, Some(to.to_string()), *seq, at)?
         }
         Reply::Said { room, seq, at, .. } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
-        Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },
+        Reply::Whispered { to, seq, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at), seq: *seq },
+        Reply::Signalled { at, .. } => msg::Reply::Signalled { ts: ts(at) },
         Reply::Who { room, members, .. } => msg::Reply::Who { room: room.to_string(), members: names(members) },
         Reply::Rooms(rooms) => msg::Reply::Rooms {
             rooms: rooms

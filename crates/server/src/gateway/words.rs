@@ -33,6 +33,11 @@ pub(crate) fn error(e: &HubError) -> String {
         HubError::NoRoom => "you are not in a room; join one first".to_owned(),
         HubError::EmptyMessage => "the message is empty".to_owned(),
         HubError::MessageTooLong { max } => format!("the message is longer than {max} bytes"),
+        HubError::TagsTooLong { max } => {
+            format!("the tags are over {max} bytes or more than {} in number", parley_hub::MAX_TAGS)
+        }
+        HubError::BadTag(name) => format!("{name:?} is not a tag that may be relayed"),
+        HubError::BadReaction { max } => format!("a reaction is 1 to {max} bytes of text, without spaces at its ends"),
         HubError::TooManyRooms { max } => format!("you are already in {max} rooms, the most allowed; leave one first"),
         HubError::NoAccounts => "this server keeps no accounts".to_owned(),
         HubError::AccountExists(name) => format!("the nick {name} is registered already"),

@@ -63,7 +63,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The columns [`record`] reads, in its order.
-const RECORD_COLUMNS: &str = "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type";
+const RECORD_COLUMNS: &str =
+    "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type, meta";
 
 /// Why the PostgreSQL store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -423,6 +424,7 @@ fn record(row: &Row) -> Result<Record, Failure> {
     let at = DateTime::from_timestamp_micros(at_us).ok_or_else(|| Failure::Corrupt(format!("bad time {at_us}")))?;
     let body: &str = get(row, 7)?;
     let kind = Kind::from_content_type(get(row, 8)?);
+    let meta = crate::meta::decode(get(row, 9)?).map_err(Failure::Corrupt)?;
     let seq = u64::try_from(seq).unwrap_or(0);
-    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into() })
+    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), meta })
 }

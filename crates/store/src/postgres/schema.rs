@@ -119,7 +119,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         target TEXT,
         detail TEXT
     );",
-    // 2: resume tokens, as the SQLite store's migration 9.
+    // 2: what a message carries beside its text (the message it answers, client tags),
+    // as JSON text; NULL for the many messages without.
+    "ALTER TABLE messages ADD COLUMN meta TEXT;",
+    // 3: resume tokens, as the SQLite store's migration 10.
     "CREATE TABLE session_tokens (
         id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         account     BIGINT NOT NULL,

@@ -641,15 +641,16 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
             .call(&Request::Invite { room: room.clone(), nick })
             .await
             .map(|reply| vec![Update::Notes(format::reply_lines(&reply))]),
-        Input::Msg { to, text } => {
-            client.request(&Request::Whisper { to: to.clone() }, text.as_bytes()).await.map(|reply| match reply {
-                Reply::Whispered { to, ts } => {
+        Input::Msg { to, text } => client
+            .request(&Request::Whisper { to: to.clone(), reply_to: None, tags: None }, text.as_bytes())
+            .await
+            .map(|reply| match reply {
+                Reply::Whispered { to, ts, .. } => {
                     let at = DateTime::parse_from_rfc3339(&ts).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
                     vec![Update::Whispered { to, at, text }]
                 }
                 _ => vec![Update::Whispered { to, at: Utc::now(), text }],
-            })
-        }
+            }),
         Input::Join(name) => client.join(&name).await.map(|joined| {
             vec![Update::Joined {
                 room: joined.room,

@@ -10,6 +10,7 @@ mod caps;
 mod commands;
 mod oper;
 mod register;
+mod tags;
 mod wire;
 
 use std::collections::HashMap;

@@ -17,7 +17,7 @@ use parley_hub::{
 use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
-use super::{clean, lock, source, Context, Link};
+use super::{clean, lock, source, tags, Context, Link};
 use crate::gateway::words;
 
 /// IRC sessions whose clients enabled none of the event capabilities share this slot of
@@ -186,6 +186,19 @@ impl<'a> Lines<'a> {
         account: Option<&Nick>,
         batch: Option<&str>,
     ) -> String {
+        self.tagged(at, id, account, batch, Vec::new())
+    }
+
+    /// [`Lines::tags`] with client-only tags (`+name`), which only sessions with
+    /// `message-tags` receive.
+    pub(super) fn tagged(
+        &self,
+        at: Option<&Timestamp>,
+        id: Option<&str>,
+        account: Option<&Nick>,
+        batch: Option<&str>,
+        client: Vec<(String, String)>,
+    ) -> String {
         let caps = &self.link.caps;
         let mut tags: Vec<(&str, String)> = Vec::new();
         if let (Some(batch), true) = (batch, caps.has(Cap::Batch)) {
@@ -200,6 +213,8 @@ impl<'a> Lines<'a> {
         if let (Some(account), true) = (account, caps.has(Cap::AccountTag)) {
             tags.push(("account", account.to_string()));
         }
+        let client = if caps.has(Cap::MessageTags) { client } else { Vec::new() };
+        tags.extend(client.iter().map(|(key, value)| (key.as_str(), value.clone())));
         if tags.is_empty() {
             return String::new();
         }
@@ -280,15 +295,30 @@ impl<'a> Lines<'a> {
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::Message { room, from, seq, at, kind, account, text } => {
+            Event::Message { room, from, seq, at, kind, account, text, meta } => {
                 let id = msgid(Some(room), *seq);
-                let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                let client = tags::of_meta(meta.as_deref(), Some(room));
+                let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                 self.message(&tags, from, &format!("#{room}"), *kind, text, None);
             }
-            Event::Whisper { seq, from, to, at, kind, account, text } => {
+            Event::Whisper { seq, from, to, at, kind, account, text, meta } => {
                 let id = msgid(None, *seq);
-                let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                let client = tags::of_meta(meta.as_deref(), None);
+                let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                 self.message(&tags, from, to.as_str(), *kind, text, None);
+            }
+            Event::Signal { id, room, from, to, at, account, signal, tags } => {
+                // Only clients that asked for message-tags know TAGMSG.
+                if self.link.caps.has(Cap::MessageTags) {
+                    let client = tags::of_signal(signal, tags, room.as_ref());
+                    let msgid = tags::signal_msgid(*id);
+                    let section = self.tagged(Some(at), Some(&msgid), account.as_ref(), None, client);
+                    let target =
+                        room.as_ref().map_or_else(|| to.as_ref().map(ToString::to_string), |r| Some(format!("#{r}")));
+                    if let Some(target) = target {
+                        self.from(&source(from), "TAGMSG", &[&target], None, &section);
+                    }
+                }
             }
             Event::Joined { room, nick, at, account, realname, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
@@ -498,7 +528,8 @@ impl<'a> Lines<'a> {
         let stamped = self.link.caps.has(Cap::ServerTime);
         for record in messages {
             let id = msgid(record.room.as_ref(), record.seq);
-            let tags = self.tags(Some(&record.at), Some(&id), None, batch.as_deref());
+            let client = tags::of_meta(record.meta.as_deref(), record.room.as_ref());
+            let tags = self.tagged(Some(&record.at), Some(&id), None, batch.as_deref(), client);
             let prefix = (!stamped).then(|| format!("[{}] ", parley_proto::line::stamp(&record.at)));
             let to = match (&record.room, &record.to) {
                 (Some(room), _) => format!("#{room}"),
@@ -629,11 +660,12 @@ impl<'a> Lines<'a> {
                 let tags = self.now_tags();
                 self.from(&me, "PART", &[&format!("#{room}")], reason, &tags);
             }
-            Reply::Said { room, seq, at, kind, text } => {
+            Reply::Said { room, seq, at, kind, text, meta } => {
                 if self.link.caps.has(Cap::EchoMessage) {
                     let id = msgid(Some(room), *seq);
                     let account = self.link.account();
-                    let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                    let client = tags::of_meta(meta.as_deref(), Some(room));
+                    let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                     let me = Nick::parse(&self.me, usize::MAX).ok();
                     if let Some(me) = me {
                         self.message(&tags, &me, &format!("#{room}"), *kind, text, None);
@@ -650,11 +682,26 @@ impl<'a> Lines<'a> {
                     }
                 }
             }
-            Reply::Whispered { to, seq, at, kind, text, away } => {
+            // The sender's own TAGMSG, as echo-message returns a PRIVMSG.
+            Reply::Signalled { id, room, to, at, signal, tags } => {
+                if self.link.caps.has(Cap::EchoMessage) && self.link.caps.has(Cap::MessageTags) {
+                    let client = tags::of_signal(signal, tags, room.as_ref());
+                    let account = self.link.account();
+                    let msgid = tags::signal_msgid(*id);
+                    let section = self.tagged(Some(at), Some(&msgid), account.as_ref(), None, client);
+                    let target =
+                        room.as_ref().map_or_else(|| to.as_ref().map(ToString::to_string), |r| Some(format!("#{r}")));
+                    if let (Some(target), Ok(me)) = (target, Nick::parse(&self.me, usize::MAX)) {
+                        self.from(&source(&me), "TAGMSG", &[&target], None, &section);
+                    }
+                }
+            }
+            Reply::Whispered { to, seq, at, kind, text, meta, away } => {
                 if self.link.caps.has(Cap::EchoMessage) {
                     let id = msgid(None, *seq);
                     let account = self.link.account();
-                    let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                    let client = tags::of_meta(meta.as_deref(), None);
+                    let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                     if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
                         self.message(&tags, &me, to.as_str(), *kind, text, None);
                     }
@@ -856,7 +903,8 @@ impl<'a> Lines<'a> {
         self.from(&server, "BATCH", &[&format!("+{batch}"), "chathistory", target], None, "");
         for record in messages {
             let id = msgid(record.room.as_ref(), record.seq);
-            let tags = self.tags(Some(&record.at), Some(&id), None, Some(&batch));
+            let client = tags::of_meta(record.meta.as_deref(), record.room.as_ref());
+            let tags = self.tagged(Some(&record.at), Some(&id), None, Some(&batch), client);
             let to = match (&record.room, &record.to) {
                 (Some(room), _) => format!("#{room}"),
                 (None, Some(to)) => to.to_string(),
@@ -1122,7 +1170,13 @@ impl<'a> Lines<'a> {
                 self.numeric("404", &[channel], &format!("Cannot send to channel ({text})"));
             }
             HubError::EmptyMessage => self.numeric("412", &[], "No text to send"),
-            HubError::MessageTooLong { .. } => self.numeric("417", &[], "Input line was too long"),
+            HubError::MessageTooLong { .. } | HubError::TagsTooLong { .. } => {
+                self.numeric("417", &[], "Input line was too long")
+            }
+            HubError::BadTag(_) | HubError::BadReaction { .. } => {
+                let server = self.server().to_owned();
+                self.from(&server, "FAIL", &["TAGMSG", "INVALID_TAG"], Some(&text), "");
+            }
             HubError::TooManyRooms { .. } => self.numeric("405", &[channel], "You have joined too many channels"),
             HubError::NotOperator(_) => self.numeric("482", &[channel], "You're not channel operator"),
             HubError::NotAdmin => self.numeric("481", &[], "Permission Denied- You're not an IRC operator"),

@@ -186,8 +186,15 @@ impl Transfers {
                 }
                 let text = serde_json::to_string(&share.info).map_err(std::io::Error::other)?;
                 Ok(Outcome::Post(match (share.room, share.to) {
-                    (Some(room), _) => Command::Say { room: Some(room), kind: Kind::File, text },
-                    (None, to) => Command::Whisper { to: to.unwrap_or_default(), kind: Kind::File, text },
+                    (Some(room), _) => {
+                        Command::Say { room: Some(room), kind: Kind::File, text, meta: Default::default() }
+                    }
+                    (None, to) => Command::Whisper {
+                        to: to.unwrap_or_default(),
+                        kind: Kind::File,
+                        text,
+                        meta: Default::default(),
+                    },
                 }))
             }
         }
