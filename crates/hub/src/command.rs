@@ -243,6 +243,22 @@ pub enum Command {
         /// The most targets.
         limit: usize,
     },
+    /// Do `command`, a [`Command::Login`] or [`Command::Register`], and when it
+    /// succeeds issue a resume token described by `description` (gateway, address, user
+    /// agent): the answer comes as [`crate::Reply::Remembered`].
+    Remember {
+        /// The login or registration.
+        command: Box<Command>,
+        /// Where the token is issued, for the account's session list.
+        description: String,
+    },
+    /// List the resume tokens of the session's account.
+    Sessions,
+    /// Revoke one of the resume tokens of the session's account, by its id.
+    RevokeSession {
+        /// The token's id (from [`Command::Sessions`]), not the token.
+        id: u64,
+    },
     /// Ask for a pong.
     Ping,
     /// Leave the chat.

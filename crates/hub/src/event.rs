@@ -646,6 +646,21 @@ pub enum Reply {
         /// On whom.
         target: String,
     },
+    /// The answer to a login, registration or welcome that asked to be remembered,
+    /// with the resume token issued for it (given this once; the store keeps its hash).
+    Remembered {
+        /// The answer itself.
+        reply: Box<Reply>,
+        /// The token.
+        token: String,
+    },
+    /// The resume tokens of the session's account, most recently used first.
+    Sessions(Vec<crate::tokens::SessionInfo>),
+    /// A resume token is revoked.
+    Revoked {
+        /// Its id.
+        id: u64,
+    },
     /// The answer to a ping.
     Pong,
     /// The session has quit; the outbox closes after this.

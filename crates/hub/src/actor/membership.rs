@@ -37,6 +37,7 @@ impl Hub {
         address: Option<IpAddr>,
         req: RequestId,
         outbox: Arc<Outbox>,
+        token: Option<String>,
     ) -> Result<SessionId, HubError> {
         if self.shutting_down {
             return Err(HubError::ShuttingDown);
@@ -80,7 +81,10 @@ impl Hub {
         let topic = self.topic_of(&lobby);
         let max_text = self.limits.max_message_bytes;
         let stats = self.stats();
-        let welcome = Reply::Welcome { nick: nick.clone(), room: lobby, members, max_text, history, topic, stats };
+        let mut welcome = Reply::Welcome { nick: nick.clone(), room: lobby, members, max_text, history, topic, stats };
+        if let Some(token) = token {
+            welcome = Reply::Remembered { reply: Box::new(welcome), token };
+        }
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
@@ -411,6 +415,7 @@ impl Hub {
         detail: Option<Arc<str>>,
     ) -> Option<SessionState> {
         let state = self.sessions.remove(&id)?;
+        self.session_tokens.remove(&id);
         self.nicks.remove(&state.nick);
         self.release_nick(&state.nick);
         // One departure from every room: each member hears of it once as news (IRC

@@ -159,6 +159,8 @@ impl Protocol for Line {
             Input::Register(password) => Command::Register { password },
             Input::Login { name, password } => Command::Login { name, password },
             Input::Password { old, new } => Command::Password { old, new },
+            Input::Sessions => Command::Sessions,
+            Input::RevokeSession(id) => Command::RevokeSession { id },
             Input::Conversation { with, n } => {
                 Command::Conversation { with, cursor: Cursor::Latest, limit: n.unwrap_or(DEFAULT_HISTORY_LINES) }
             }
@@ -467,6 +469,30 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::LoggedIn { account, .. } => writeln!(line, "[{now}] You are logged in as {account}."),
         Reply::PasswordChanged => writeln!(line, "[{now}] Your password is changed."),
+        Reply::Remembered { reply, .. } => {
+            reply_lines(reply, line);
+            Ok(())
+        }
+        Reply::Sessions(sessions) if sessions.is_empty() => {
+            writeln!(line, "Your account stays logged in nowhere: no client holds a session token.")
+        }
+        Reply::Sessions(sessions) => {
+            let _ = writeln!(line, "--- Where your account stays logged in, most recent first: ---");
+            for session in sessions {
+                let token = &session.token;
+                let _ = writeln!(
+                    line,
+                    "{:>4}{} used {}, since {}: {}",
+                    token.id,
+                    if session.current { " (this one)" } else { "" },
+                    token.last_used.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                    token.created.with_timezone(&Local).format("%Y-%m-%d"),
+                    one_line(&token.description)
+                );
+            }
+            writeln!(line, "--- /sessions revoke ID logs one out ---")
+        }
+        Reply::Revoked { id } => writeln!(line, "[{now}] Session {id} is revoked: it no longer logs anyone in."),
         Reply::Unregistered { account } => {
             writeln!(line, "[{now}] The account {account} is deleted, with your private messages; you are a guest now.")
         }

@@ -188,6 +188,11 @@ pub(crate) enum Connect {
     Nick { nick: String, password: Option<String>, req: RequestId },
     /// An account already verified (SASL).
     Verified { verified: Verified, req: RequestId },
+    /// A nick and its account's password, with a resume token issued with the welcome,
+    /// described by `description`.
+    Remembered { nick: String, password: String, description: String, req: RequestId },
+    /// A resume token, for its account.
+    Token { token: String, req: RequestId },
 }
 
 /// One protocol, driven by [`serve`]: what is said and how, never when.
@@ -447,6 +452,12 @@ where
                 }
                 Connect::Verified { verified, req } => {
                     shared.hub.connect_verified(verified, address, req, outbox.clone()).await
+                }
+                Connect::Remembered { nick, password, description, req } => {
+                    shared.hub.connect_remembered(&nick, password, &description, address, req, outbox.clone()).await
+                }
+                Connect::Token { token, req } => {
+                    shared.hub.connect_with_token(token, address, req, outbox.clone()).await
                 }
             };
             match connected {

@@ -50,6 +50,9 @@ pub(crate) fn error(e: &HubError) -> String {
         HubError::NoAccounts => "this server keeps no accounts".to_owned(),
         HubError::AccountExists(name) => format!("the nick {name} is registered already"),
         HubError::BadLogin => "wrong account name or password".to_owned(),
+        HubError::BadToken => "unknown, revoked or expired session token: log in with your password".to_owned(),
+        HubError::NoSuchSession(id) => format!("you have no session {id} (see /sessions)"),
+        HubError::NotRememberable => "only a login or a registration can be remembered".to_owned(),
         HubError::NotLoggedIn => "you are not logged in".to_owned(),
         HubError::WeakPassword { min, max } => {
             format!("a password has at least {min} characters and at most {max} bytes")

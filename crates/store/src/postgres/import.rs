@@ -174,6 +174,23 @@ async fn accounts(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
         tx.execute("INSERT INTO read_markers (account, target, at_us) VALUES ($1, $2, $3)", &[account, target, at_us])
             .await?;
     }
+    // Resume tokens go along, so that nobody is logged out by the move (their ids are
+    // new: a token's id only names it in its account's list).
+    let tokens = sqlite(from.read(|conn| {
+        let mut stmt =
+            conn.prepare("SELECT account, hash, created_us, used_us, description FROM session_tokens ORDER BY id")?;
+        let tokens: Vec<(i64, Vec<u8>, i64, i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(tokens)
+    }))?;
+    for (account, hash, created_us, used_us, description) in &tokens {
+        tx.execute(
+            "INSERT INTO session_tokens (account, hash, created_us, used_us, description) VALUES ($1, $2, $3, $4, $5)",
+            &[account, hash, created_us, used_us, description],
+        )
+        .await?;
+    }
     Ok(accounts.len() as u64)
 }
 

@@ -659,6 +659,9 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
+            Reply::Remembered { reply, .. } => self.reply(context, reply),
+            // IRC clients log in with SASL; they never ask for tokens.
+            Reply::Sessions(_) | Reply::Revoked { .. } => {}
             Reply::Joined { room, members, history, topic, read, visibility } => {
                 self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *visibility);
             }
@@ -1240,7 +1243,10 @@ impl<'a> Lines<'a> {
             | HubError::RoomNotRegistered(_)
             | HubError::TooManyRegistered { .. }
             | HubError::NoSuchMessage { .. }
-            | HubError::NotAuthor(_) => self.fail(context, "FAILED", &text),
+            | HubError::NotAuthor(_)
+            | HubError::BadToken
+            | HubError::NoSuchSession(_)
+            | HubError::NotRememberable => self.fail(context, "FAILED", &text),
             HubError::NotFounder(_) => self.numeric("482", &[channel], "You're not the channel's founder"),
             // A server's ban list (KLINE) has no numeric of its own.
             HubError::TooManyBans { .. } if channel == "*" => self.fail(context, "FAILED", &text),
