@@ -1749,7 +1749,8 @@ impl Model {
             Ok(room) => room,
             Err(e) => {
                 let room = RoomName::parse(text, MAX_ROOM)?.key();
-                if !self.is_admin(sid) {
+                let exists = self.rooms.contains_key(&room) || self.charters.contains_key(&room);
+                if !self.is_admin(sid) && !(exists && !self.hidden_from(sid, &room)) {
                     return Err(e);
                 }
                 room
