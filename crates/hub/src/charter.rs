@@ -276,6 +276,8 @@ mod tests {
             mask: Mask::parse(mask, 32).expect("mask"),
             until: minutes.map(|m| Utc::now() + chrono::Duration::minutes(m)),
             reason: None,
+            set_by: None,
+            set_at: None,
         }
     }
 

@@ -82,6 +82,15 @@ pub enum HubError {
     /// A wrong name or password.
     #[error("wrong account name or password")]
     BadLogin,
+    /// A resume token that is unknown, revoked or expired.
+    #[error("unknown, revoked or expired session token")]
+    BadToken,
+    /// The account has no resume token with this id.
+    #[error("you have no session {0}")]
+    NoSuchSession(u64),
+    /// Only a login or a registration can be remembered.
+    #[error("only a login or a registration can be remembered")]
+    NotRememberable,
     /// The command needs a logged-in session.
     #[error("you are not logged in")]
     NotLoggedIn,

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::command::RequestId;
+use crate::command::{Audience, RequestId};
 use crate::error::HubError;
 use crate::history::{Kind, Record};
 use crate::identity::Userhost;
 use crate::moderation::{Mask, Restriction};
-use crate::modes::{Member, ModeChange, RoomModes, Stats, Whois};
+use crate::modes::{Member, ModeChange, RoomModes, Stats, Visibility, Whois};
 use crate::name::{Nick, RoomName};
 use crate::signal::{ClientTags, Meta, Signal};
 
@@ -82,6 +82,26 @@ pub enum Event {
         /// Tags for other clients.
         tags: ClientTags,
         /// The user name and host of the sender (their IRC source).
+        userhost: Arc<Userhost>,
+    },
+    /// A message to some of a room's members ([`crate::Command::SayTo`]): not kept,
+    /// not numbered.
+    SaidTo {
+        /// The room.
+        room: RoomName,
+        /// Who of its members it is for.
+        audience: Audience,
+        /// The sender.
+        from: Nick,
+        /// When.
+        at: Timestamp,
+        /// The sender's account, if they are logged in.
+        account: Option<Nick>,
+        /// What kind of message.
+        kind: Kind,
+        /// The text.
+        text: Arc<str>,
+        /// The sender's user name and host.
         userhost: Arc<Userhost>,
     },
     /// Someone entered a room the session is in.
@@ -437,8 +457,8 @@ pub enum Reply {
         topic: Option<(String, Nick, Timestamp)>,
         /// Where the session's user read up to in it, if anywhere.
         read: Option<Timestamp>,
-        /// The room is secret (`+s`): IRC's NAMES says so.
-        secret: bool,
+        /// How much those outside the room see of it: IRC's NAMES says so.
+        visibility: Visibility,
     },
     /// A room's topic: its text, who set it and when; `None` when it has none.
     Topic {
@@ -484,6 +504,19 @@ pub enum Reply {
         text: Arc<str>,
         /// The message it answers and the client tags, as kept.
         meta: Option<Arc<Meta>>,
+    },
+    /// The message went to those of the room's members it is for.
+    ToldSome {
+        /// The room.
+        room: RoomName,
+        /// Who of its members.
+        audience: Audience,
+        /// When.
+        at: Timestamp,
+        /// What kind of message.
+        kind: Kind,
+        /// The text, for gateways that show the sender a copy.
+        text: Arc<str>,
     },
     /// The signal went to the room's members or the receiver.
     Signalled {
@@ -595,8 +628,8 @@ pub enum Reply {
         room: RoomName,
         /// Who is there, sorted.
         members: Vec<Member>,
-        /// The room is secret (`+s`): IRC's NAMES says so.
-        secret: bool,
+        /// How much those outside the room see of it: IRC's NAMES says so.
+        visibility: Visibility,
     },
     /// The rooms on the server.
     Rooms(Vec<RoomSummary>),
@@ -648,6 +681,21 @@ pub enum Reply {
         action: &'static str,
         /// On whom.
         target: String,
+    },
+    /// The answer to a login, registration or welcome that asked to be remembered,
+    /// with the resume token issued for it (given this once; the store keeps its hash).
+    Remembered {
+        /// The answer itself.
+        reply: Box<Reply>,
+        /// The token.
+        token: String,
+    },
+    /// The resume tokens of the session's account, most recently used first.
+    Sessions(Vec<crate::tokens::SessionInfo>),
+    /// A resume token is revoked.
+    Revoked {
+        /// Its id.
+        id: u64,
     },
     /// The answer to a ping.
     Pong,

@@ -24,7 +24,14 @@ pub enum Login {
     /// It does not: a guest (or a nick someone may have to log in to within the grace).
     Guest,
     /// With the password of the account it names.
-    Password(String),
+    Password {
+        /// The password.
+        password: String,
+        /// Issue a resume token with this description (gateway, address, user agent).
+        remember: Option<String>,
+    },
+    /// With a resume token, for its account.
+    Token(String),
     /// Already proven, with [`HubHandle::verify`] (IRC's SASL, before registering).
     Verified(Verified),
 }
@@ -60,6 +67,18 @@ pub struct Whereabouts {
     /// The rooms it is in, each with the first seq of that room's history it may see
     /// (where the room's current life, or its registration, began).
     pub rooms: Vec<(RoomName, u64)>,
+}
+
+/// Whose a resume token is, for a gateway without a session (a browser fetching a
+/// file with its session cookie), from [`HubHandle::check_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    /// The account.
+    pub account: Account,
+    /// The token's id (see [`crate::SessionToken`]).
+    pub token: u64,
+    /// The account as a reader: every room its sessions are in now.
+    pub whereabouts: Whereabouts,
 }
 
 /// Where a session may put a message or a file, as the hub would check a message: the
@@ -104,6 +123,16 @@ pub(crate) enum Op {
         nick: String,
         done: oneshot::Sender<Result<(), HubError>>,
     },
+    Token {
+        token: String,
+        address: Option<IpAddr>,
+        done: oneshot::Sender<Result<TokenHolder, HubError>>,
+    },
+    RevokeToken {
+        account: crate::identity::AccountId,
+        token: u64,
+        done: oneshot::Sender<Result<(), HubError>>,
+    },
     Shutdown {
         message: String,
     },
@@ -145,6 +174,8 @@ impl Op {
             Op::Connect { .. }
             | Op::Verify { .. }
             | Op::NickFree { .. }
+            | Op::Token { .. }
+            | Op::RevokeToken { .. }
             | Op::Shutdown { .. }
             | Op::Whereabouts { .. }
             | Op::Health { .. } => None,
@@ -187,7 +218,51 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        self.arrive(nick, Login::Password(password), Arrival::lobby(address), req, outbox).await
+        self.arrive(nick, Login::Password { password, remember: None }, Arrival::lobby(address), req, outbox).await
+    }
+
+    /// Like [`HubHandle::connect_as`], and issues a resume token described by
+    /// `description` (gateway, address, user agent): the welcome comes as
+    /// [`crate::Reply::Remembered`].
+    pub async fn connect_remembered(
+        &self,
+        nick: &str,
+        password: String,
+        description: &str,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
+        let remember = Some(crate::tokens::clean_description(description));
+        self.arrive(nick, Login::Password { password, remember }, Arrival::lobby(address), req, outbox).await
+    }
+
+    /// Registers a session logged in to the account of the resume token `token`, its
+    /// nick the account's name. Fails with [`HubError::BadToken`] for a token that is
+    /// unknown, revoked or expired, paced like a wrong password.
+    pub async fn connect_with_token(
+        &self,
+        token: String,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
+        self.arrive("", Login::Token(token), Arrival::lobby(address), req, outbox).await
+    }
+
+    /// Whose the resume token `token` is, and where that account is now; paced and
+    /// checked (server bans) as a token login, and its use recorded.
+    pub async fn check_token(&self, token: String, address: Option<IpAddr>) -> Result<TokenHolder, HubError> {
+        let (done, result) = oneshot::channel();
+        self.tx.send(Op::Token { token, address, done }).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)?
+    }
+
+    /// Revokes the token `token` of `account` (a holder logging out).
+    pub async fn revoke_token(&self, account: crate::identity::AccountId, token: u64) -> Result<(), HubError> {
+        let (done, result) = oneshot::channel();
+        self.tx.send(Op::RevokeToken { account, token, done }).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)?
     }
 
     /// Like [`HubHandle::connect_as`], with the password already checked by
@@ -236,7 +311,7 @@ impl HubHandle {
     ) -> Result<Session, HubError> {
         let nick = match &login {
             Login::Verified(verified) => verified.account.name.to_string(),
-            Login::Guest | Login::Password(_) => nick.to_owned(),
+            Login::Guest | Login::Password { .. } | Login::Token(_) => nick.to_owned(),
         };
         let (done, result) = oneshot::channel();
         let op = Op::Connect { nick, login, arrival, req, outbox, done };

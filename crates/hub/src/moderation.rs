@@ -223,6 +223,11 @@ pub struct Restriction {
     pub until: Option<Timestamp>,
     /// Why.
     pub reason: Option<String>,
+    /// Who set it (their nick then); `None` for restrictions kept from before setters
+    /// were recorded.
+    pub set_by: Option<Nick>,
+    /// When it was set; `None` as for `set_by`.
+    pub set_at: Option<Timestamp>,
 }
 
 impl Restriction {

@@ -81,6 +81,7 @@ fn limits(history_on_join: usize) -> Limits {
         max_server_bans: MAX_SERVER_BANS,
         max_rooms_per_account: MAX_FOUNDED,
         max_reads: 2,
+        token_idle: parley_hub::DEFAULT_TOKEN_IDLE,
     }
 }
 
@@ -305,6 +306,7 @@ fn mode_change() -> impl Strategy<Value = ModeChange> {
     let mode = prop_oneof![
         Just(RoomMode::Moderated),
         Just(RoomMode::Secret),
+        Just(RoomMode::Private),
         Just(RoomMode::TopicLocked),
         Just(RoomMode::InviteOnly),
         string(KEYS, BAD_KEYS).prop_map(RoomMode::Key),
@@ -1718,6 +1720,7 @@ impl Model {
                 }
                 RoomMode::Moderated => modes.moderated = set,
                 RoomMode::Secret => modes.secret = set,
+                RoomMode::Private => modes.private = set,
                 RoomMode::TopicLocked => modes.topic_locked = set,
                 RoomMode::InviteOnly => modes.invite_only = set,
                 RoomMode::Key(key) => modes.key = set.then(|| key.clone()),
@@ -1748,7 +1751,8 @@ impl Model {
             Ok(room) => room,
             Err(e) => {
                 let room = RoomName::parse(text, MAX_ROOM)?.key();
-                if !self.is_admin(sid) {
+                let exists = self.rooms.contains_key(&room) || self.charters.contains_key(&room);
+                if !self.is_admin(sid) && (!exists || self.hidden_from(sid, &room)) {
                     return Err(e);
                 }
                 room

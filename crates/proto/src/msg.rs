@@ -32,7 +32,9 @@ pub enum Request {
     Hello {
         /// The protocol version the client speaks.
         version: u32,
-        /// The nick the client wants.
+        /// The nick the client wants; left out (or ignored) with a `token`, which logs
+        /// in to the token's account under its name.
+        #[serde(default)]
         nick: String,
         /// The password of the account `nick`, to log in at once: the nick is taken from
         /// whoever has it, with no grace period. Without it, the client may `auth` later.
@@ -397,6 +399,20 @@ pub enum Request {
         /// Where the piece starts.
         offset: u64,
     },
+    /// A small preview of a shared image (PNG, JPEG, GIF or WebP), at most 320 pixels
+    /// on its long side, as a PNG: answered by one [`ServerMsg::Data`] frame (offset
+    /// 0) carrying the whole thumbnail, with the same checks as `download`.
+    Thumbnail {
+        /// The file's id.
+        file: String,
+    },
+    /// List the resume tokens of your account: answered by [`Reply::Sessions`].
+    Sessions,
+    /// Revoke one of your account's resume tokens: answered by [`Reply::Revoked`].
+    RevokeSession {
+        /// The token's id, from [`Reply::Sessions`] (not the token).
+        session: u64,
+    },
     /// Ask for a `pong` result; for latency and keepalive.
     Ping,
     /// Leave the chat; the server answers `bye` and closes the connection.
@@ -453,6 +469,9 @@ impl Request {
             Request::Chunk { .. } => "chunk",
             Request::Download { .. } => "download",
             Request::Read { .. } => "read",
+            Request::Thumbnail { .. } => "thumbnail",
+            Request::Sessions => "sessions",
+            Request::RevokeSession { .. } => "revoke_session",
             Request::Ping => "ping",
             Request::Quit { .. } => "quit",
         }
@@ -512,6 +531,9 @@ const KNOWN_REQUESTS: &[&str] = &[
     "chunk",
     "download",
     "read",
+    "thumbnail",
+    "sessions",
+    "revoke_session",
     "ping",
     "quit",
 ];
@@ -998,10 +1020,94 @@ pub enum Reply {
         /// send queue and cost the connection.
         window: usize,
     },
+    /// The answer to `sessions`: your account's resume tokens, most recently used
+    /// first.
+    Sessions {
+        /// The tokens (never the tokens themselves: their ids and what is known of them).
+        sessions: Vec<SessionEntry>,
+    },
+    /// The answer to `revoke_session`: the token no longer logs anyone in.
+    Revoked {
+        /// Its id.
+        session: u64,
+    },
     /// The answer to `ping`.
     Pong,
     /// The answer to `quit`; the server closes the connection after it.
     Bye,
+}
+
+/// One resume token of an account, as `sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// Its id, to revoke it by.
+    pub id: u64,
+    /// When it was issued, RFC 3339 in UTC.
+    pub created: String,
+    /// When it was last used (to log in, or to fetch a file), RFC 3339 in UTC.
+    pub last_used: String,
+    /// Where it was issued: gateway, address, user agent when known.
+    pub description: String,
+    /// This connection logged in with it, or was given it.
+    pub current: bool,
+}
+
+/// The login options a `hello`, `auth` or `register` may carry beside its own fields:
+/// `remember` asks for a resume token (returned as `token` in the result's body);
+/// `token` (on `hello`, instead of `password`) logs in with one; `resume` (on `hello`
+/// over WebSocket) logs in with the `parley_session` cookie of the upgrade request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginOptions {
+    /// Issue a resume token on success.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remember: bool,
+    /// Log in with this resume token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Log in with the WebSocket upgrade's session cookie.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
+}
+
+impl LoginOptions {
+    /// The options of a request frame's header; none when it has none (or they are not
+    /// well typed, which the request itself reports).
+    #[must_use]
+    pub fn from_frame(frame: &Frame) -> LoginOptions {
+        serde_json::from_slice(&frame.header).unwrap_or_default()
+    }
+}
+
+/// Appends a request frame with its `id` and login options to `dst`.
+pub fn encode_request_with(
+    id: u64,
+    request: &Request,
+    options: &LoginOptions,
+    payload: &[u8],
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    #[derive(Serialize)]
+    struct WithOptions<'a> {
+        #[serde(flatten)]
+        request: &'a Request,
+        #[serde(flatten)]
+        options: &'a LoginOptions,
+        id: u64,
+    }
+    encode_frame(&WithOptions { request, options, id }, Some(TEXT), payload, dst)
+}
+
+/// Appends a `result` frame answering request `id` with `reply` and the resume token
+/// issued with it (a body field `token` beside the reply's own).
+pub fn encode_result_with_token(id: u64, reply: &Reply, token: &str, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    #[derive(Serialize)]
+    struct WithToken<'a> {
+        #[serde(flatten)]
+        reply: &'a Reply,
+        token: &'a str,
+    }
+    let body = serde_json::to_vec(&WithToken { reply, token })?;
+    encode_frame(&ServerMsg::Result { id }, Some(JSON), &body, dst)
 }
 
 /// A shared file, as its message announces it: the text of a message of kind `file`
@@ -1259,6 +1365,13 @@ pub enum ErrorCode {
     NoSuchMessage,
     /// Only a message's author, the room's operators and server admins may delete it.
     NotAuthor,
+    /// The resume token is unknown, revoked or expired: log in with the password.
+    BadToken,
+    /// Your account has no resume token with that id.
+    NoSuchSession,
+    /// The file is not an image the server makes thumbnails of (PNG, JPEG, GIF, WebP),
+    /// or it could not be decoded within the limits.
+    NotAnImage,
     /// A code this client does not know yet (servers may add codes).
     #[serde(other)]
     Unknown,
@@ -1326,6 +1439,9 @@ impl ErrorCode {
         ErrorCode::FilesUnavailable,
         ErrorCode::NoSuchMessage,
         ErrorCode::NotAuthor,
+        ErrorCode::BadToken,
+        ErrorCode::NoSuchSession,
+        ErrorCode::NotAnImage,
         ErrorCode::Unknown,
     ];
 }
@@ -1388,6 +1504,16 @@ impl Received {
     /// The reply carried by a `result`.
     pub fn reply(&self) -> Result<Reply, serde_json::Error> {
         serde_json::from_slice(&self.payload)
+    }
+
+    /// The resume token a `result` carries beside its reply, if any.
+    #[must_use]
+    pub fn token(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Token {
+            token: Option<String>,
+        }
+        serde_json::from_slice::<Token>(&self.payload).ok()?.token
     }
 
     /// The payload as text, replacing invalid UTF-8.

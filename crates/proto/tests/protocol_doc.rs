@@ -4,8 +4,9 @@
 
 use bytes::BytesMut;
 use parley_proto::msg::{
-    encode_chunk, encode_data, encode_request, encode_result, encode_server_msg, AuditEntry, ErrorCode, FileInfo,
-    HistoryEntry, LeaveReason, Received, Reply, Request, RoomInfo, SearchHit, ServerMsg, JSON, PROTOCOL_VERSION,
+    encode_chunk, encode_data, encode_request, encode_request_with, encode_result, encode_result_with_token,
+    encode_server_msg, AuditEntry, ErrorCode, FileInfo, HistoryEntry, LeaveReason, LoginOptions, Received, Reply,
+    Request, RoomInfo, SearchHit, ServerMsg, SessionEntry, JSON, PROTOCOL_VERSION,
 };
 use parley_proto::native::{encode_frame, FrameDecoder, FrameError, PREFIX_LEN};
 
@@ -119,6 +120,63 @@ fn file_examples() -> Vec<String> {
         message: s("the file is 1.2 GB but the server takes at most 104.9 MB"),
     };
     out.push(event_header(&too_large, b""));
+    out
+}
+
+/// The token of the session examples.
+const TOKEN: &str = "q3J5cmF0aW9uLXRva2VuLWV4YW1wbGUtMzItYnl0ZXM";
+
+/// The headers and JSON of the resume-token examples.
+fn session_examples() -> Vec<String> {
+    let s = |v: &str| v.to_owned();
+    let with = |id: u64, request: &Request, options: LoginOptions| {
+        let mut buf = BytesMut::new();
+        encode_request_with(id, request, &options, b"", &mut buf).expect("encodes");
+        header_of(&buf)
+    };
+    let remember = LoginOptions { remember: true, ..LoginOptions::default() };
+    let hello =
+        |nick: &str, password: Option<&str>| Request::Hello { version: 1, nick: s(nick), password: password.map(s) };
+    let mut out = vec![
+        with(70, &hello("alice", Some("correct horse")), remember.clone()),
+        with(71, &hello("", None), LoginOptions { token: Some(s(TOKEN)), ..LoginOptions::default() }),
+        with(72, &hello("", None), LoginOptions { resume: true, ..LoginOptions::default() }),
+        with(73, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, remember),
+        request_header(74, &Request::Sessions, b""),
+        request_header(75, &Request::RevokeSession { session: 12 }, b""),
+        request_header(76, &Request::Thumbnail { file: s(FILE) }, b""),
+    ];
+    let mut body = BytesMut::new();
+    let logged_in = Reply::LoggedIn { account: s("alice"), nick: s("alice") };
+    encode_result_with_token(73, &logged_in, TOKEN, &mut body).expect("encodes");
+    let frame = FrameDecoder::new(65_535, 1 << 20).decode(&mut body).expect("a frame").expect("whole");
+    out.push(String::from_utf8(frame.payload.to_vec()).expect("UTF-8"));
+    let sessions = Reply::Sessions {
+        sessions: vec![
+            SessionEntry {
+                id: 12,
+                created: ts("09:00:00.000"),
+                last_used: ts("14:30:45.123"),
+                description: s("web 203.0.113.7 Mozilla/5.0 (X11; Linux x86_64) Firefox/145.0"),
+                current: false,
+            },
+            SessionEntry {
+                id: 14,
+                created: ts("14:30:40.000"),
+                last_used: ts("14:30:40.000"),
+                description: s("native 198.51.100.4"),
+                current: true,
+            },
+        ],
+    };
+    out.push(serde_json::to_string(&sessions).expect("serialises"));
+    out.push(serde_json::to_string(&Reply::Revoked { session: 12 }).expect("serialises"));
+    let bad = ServerMsg::Error {
+        id: Some(71),
+        code: ErrorCode::BadToken,
+        message: s("unknown, revoked or expired session token: log in with your password"),
+    };
+    out.push(event_header(&bad, b""));
     out
 }
 
@@ -450,6 +508,7 @@ fn json_examples() -> Vec<String> {
     ];
     out.extend(events.iter().map(|(msg, text)| event_header(msg, text)));
     out.extend(file_examples());
+    out.extend(session_examples());
     out
 }
 
@@ -614,6 +673,9 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NoSuchFile => "no_such_file",
         ErrorCode::ChecksumMismatch => "checksum_mismatch",
         ErrorCode::FilesUnavailable => "files_unavailable",
+        ErrorCode::BadToken => "bad_token",
+        ErrorCode::NoSuchSession => "no_such_session",
+        ErrorCode::NotAnImage => "not_an_image",
         ErrorCode::Unknown => "unknown",
     }
 }

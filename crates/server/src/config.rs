@@ -508,6 +508,9 @@ pub struct Limits {
     /// Seconds someone who takes a registered nick has to log in before being renamed.
     /// Default: 30.
     pub login_grace_secs: u64,
+    /// Days a resume token (a browser's session cookie, `parley chat`'s reconnect) lasts
+    /// without being used. Default: 30.
+    pub session_idle_days: u64,
     /// IRC: failed `OPER` attempts one connection may make; the last of them closes it.
     /// Default: 5.
     pub max_oper_failures: u32,
@@ -562,6 +565,7 @@ impl Default for Limits {
             max_rooms_per_account: 10,
             max_reads: 8,
             login_grace_secs: 30,
+            session_idle_days: 30,
             max_oper_failures: 5,
             oper_retry_ms: 1000,
             announce_joins_up_to: 500,
@@ -625,6 +629,7 @@ impl Limits {
             max_server_bans: self.max_server_bans,
             max_rooms_per_account: self.max_rooms_per_account,
             max_reads: self.max_reads,
+            token_idle: Duration::from_secs(self.session_idle_days.min(36_500).saturating_mul(24 * 3600)),
         }
     }
 }

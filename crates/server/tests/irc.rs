@@ -70,7 +70,7 @@ async fn registration_follows_the_modern_sequence() {
     );
     assert!(lines[3].starts_with(":chat.example.org 004 ada chat.example.org parley-"));
     let isupport = lines[4..6].join(" ");
-    for token in ["CASEMAPPING=rfc8265", "CHANTYPES=#", "CHANMODES=b,k,l,imnst", "PREFIX=(ov)@+", "NICKLEN=32"] {
+    for token in ["CASEMAPPING=rfc8265", "CHANTYPES=#", "CHANMODES=b,k,l,imnpst", "PREFIX=(ov)@+", "NICKLEN=32"] {
         assert!(isupport.contains(token), "{token} in {isupport}");
     }
     assert!(isupport.contains("NETWORK=Parley") && isupport.contains("CHANNELLEN=33"));

@@ -473,3 +473,105 @@ async fn answers_from_the_store_come_in_the_order_of_the_requests() {
     }
     server.shutdown().await;
 }
+
+/// `+p`: a private channel is left out of LIST and WHOIS for those outside it, for whom
+/// it still exists (NAMES answers, with no one in it as every user is `+i`, where a secret
+/// one would not); its members see it as ever, of type `*` in NAMES.
+#[tokio::test]
+async fn a_private_channel_is_unlisted_but_answers_names() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    ada.send("JOIN #quiet").await;
+    ada.expect(" 366 ada #quiet ").await;
+    let set = answers(&mut ada, "MODE #quiet +p").await;
+    assert_eq!(set, [":ada!~ada@parley.local MODE #quiet +p"]);
+    let modes = answers(&mut ada, "MODE #quiet").await;
+    assert!(modes[0].contains(" 324 ada #quiet +nps") || modes[0].contains(" 324 ada #quiet +npt"), "{modes:?}");
+    let list = answers(&mut bob, "LIST").await;
+    assert!(!list.iter().any(|l| l.contains("#quiet")), "unlisted: {list:?}");
+    let whois = answers(&mut bob, "WHOIS ada").await;
+    assert!(!whois.iter().any(|l| l.contains("#quiet")), "not in WHOIS: {whois:?}");
+    let names = answers(&mut bob, "NAMES #quiet").await;
+    assert_eq!(names, [":parley.local 366 bob #quiet :End of /NAMES list."]);
+    bob.send("JOIN #quiet").await;
+    bob.expect(" 366 bob #quiet ").await;
+    let names = answers(&mut bob, "NAMES #quiet").await;
+    assert_eq!(names[0], ":parley.local 353 bob * #quiet :@ada bob", "{names:?}");
+    let inside = answers(&mut ada, "LIST").await;
+    assert!(inside.iter().any(|l| l.contains(" 322 ada #quiet 2 ")), "{inside:?}");
+    server.shutdown().await;
+}
+
+/// The ban list names who set each ban and when, as every server's `367` does.
+#[tokio::test]
+async fn the_ban_list_says_who_set_each_ban_and_when() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    ada.send("JOIN #gate").await;
+    ada.expect(" 366 ada #gate ").await;
+    let before = chrono::Utc::now().timestamp();
+    answers(&mut ada, "MODE #gate +b troll!*@*").await;
+    let list = answers(&mut ada, "MODE #gate +b").await;
+    let line = &list[0];
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[1..6], ["367", "ada", "#gate", "troll!*@*", "ada"], "{line}");
+    let at: i64 = fields[6].parse().expect("a time");
+    assert!((before..=chrono::Utc::now().timestamp()).contains(&at), "{line}");
+    assert!(list[1].contains(" 368 ada #gate "), "{list:?}");
+    server.shutdown().await;
+}
+
+/// `STATUSMSG`: `PRIVMSG @#room` reaches the room's operators, `+#room` its operators and
+/// voiced members, on every gateway; nobody else, and nothing is kept in history.
+#[tokio::test]
+async fn messages_to_a_channels_operators_reach_only_them() {
+    use parley_proto::msg::{Reply, Request, ServerMsg};
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "echo-message").await;
+    ada.send("JOIN #desk").await;
+    ada.expect(" 366 ada #desk ").await;
+    let mut vic = IrcClient::join(irc(&server), "vic", "").await;
+    vic.send("JOIN #desk").await;
+    vic.expect(" 366 vic #desk ").await;
+    let mut pat = IrcClient::join(irc(&server), "pat", "").await;
+    pat.send("JOIN #desk").await;
+    pat.expect(" 366 pat #desk ").await;
+    let mut nina = support::NativeClient::join(server.native, "nina").await;
+    assert!(nina.request(&Request::Join { room: "desk".into() }, b"").await.is_ok());
+    answers(&mut ada, "MODE #desk +v vic").await;
+    vic.expect("MODE #desk +v vic").await;
+    pat.expect("MODE #desk +v vic").await;
+
+    // pat, a plain member, writes to the operators: only ada hears it.
+    pat.send("PRIVMSG @#desk :a word with the ops").await;
+    ada.expect(":pat!~pat@parley.local PRIVMSG @#desk :a word with the ops").await;
+    // vic writes to the voiced: ada (operator) and vic's own echo-less session only.
+    vic.send("PRIVMSG +#desk :voices only").await;
+    ada.expect(":vic!~vic@parley.local PRIVMSG +#desk :voices only").await;
+    // ada writes to the voiced: vic hears it, ada gets her echo, pat nothing.
+    ada.send("PRIVMSG +#desk :for vic").await;
+    vic.expect(":ada!~ada@parley.local PRIVMSG +#desk :for vic").await;
+    ada.expect(":ada!~ada@parley.local PRIVMSG +#desk :for vic").await;
+    // A normal message shows what pat and nina saw before it: nothing.
+    ada.send("PRIVMSG #desk :for everyone").await;
+    let next = pat.next_line().await.expect("a line");
+    assert!(next.ends_with("PRIVMSG #desk :for everyone"), "pat saw {next:?}");
+    let first = nina
+        .expect(|r| match &r.msg {
+            ServerMsg::Message { .. } => Some(r.text()),
+            ServerMsg::Notice { .. } if r.text().starts_with("[to ") => Some(r.text()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first, "for everyone", "nina is not an operator");
+    let history = Request::History { room: Some("desk".into()), before: None, after: None, limit: Some(10) };
+    let Ok(Reply::History { messages, .. }) = nina.request(&history, b"").await else { panic!("history") };
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["for everyone"], "not kept");
+    // From outside the channel: refused as a message to the channel would be.
+    let mut out = IrcClient::join(irc(&server), "out", "").await;
+    let refused = answers(&mut out, "PRIVMSG @#desk :hello?").await;
+    assert!(refused[0].contains(" 404 ") || refused[0].contains(" 442 "), "{refused:?}");
+    server.shutdown().await;
+}

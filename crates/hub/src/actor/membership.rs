@@ -13,7 +13,7 @@ use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
 use crate::handle::SessionId;
 use crate::identity::{Account, Arrival, Userhost};
-use crate::modes::Member;
+use crate::modes::{Member, Visibility};
 use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
@@ -37,6 +37,7 @@ impl Hub {
         arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
+        token: Option<String>,
     ) -> Result<SessionId, HubError> {
         if self.shutting_down {
             return Err(HubError::ShuttingDown);
@@ -86,7 +87,10 @@ impl Hub {
         };
         let max_text = self.limits.max_message_bytes;
         let stats = self.stats();
-        let welcome = Reply::Welcome { nick: nick.clone(), room, members, max_text, history, topic, stats };
+        let mut welcome = Reply::Welcome { nick: nick.clone(), room, members, max_text, history, topic, stats };
+        if let Some(token) = token {
+            welcome = Reply::Remembered { reply: Box::new(welcome), token };
+        }
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
@@ -237,8 +241,8 @@ impl Hub {
         let history = self.recent(&name);
         let topic = self.topic_of(&name);
         let read = self.marker(id, &Self::room_key(&name));
-        let secret = self.is_secret(&name);
-        Ok(Reply::Joined { room, members, history, topic, read, secret })
+        let visibility = self.visibility(&name);
+        Ok(Reply::Joined { room, members, history, topic, read, visibility })
     }
 
     pub(super) fn part(
@@ -318,29 +322,41 @@ impl Hub {
         match self.rooms.get(&name) {
             Some(room) if self.hidden_from(id, &name) => Err(HubError::NoSuchRoom(room.name.to_string())),
             Some(room) => {
-                Ok(Reply::Who { room: room.name.clone(), members: self.members(&name), secret: self.is_secret(&name) })
+                let visibility = self.visibility(&name);
+                Ok(Reply::Who { room: room.name.clone(), members: self.members(&name), visibility })
             }
             None => Err(HubError::NoSuchRoom(name.to_string())),
         }
     }
 
-    /// Whether `room` is secret and the session neither in it nor an administrator: then
-    /// the room does not exist, as far as the session can tell.
-    /// Whether `room` is secret (`+s`).
-    pub(crate) fn is_secret(&self, room: &RoomName) -> bool {
-        self.charters.get(room).is_some_and(|c| c.modes.secret)
+    /// How much of `room` those outside it see.
+    pub(crate) fn visibility(&self, room: &RoomName) -> Visibility {
+        self.charters.get(room).map_or(Visibility::Public, |c| Visibility::of(&c.modes))
     }
 
+    /// Whether the session is outside `room` and no administrator, and so sees only
+    /// what the room shows outsiders.
+    fn outside(&self, id: SessionId, room: &RoomName) -> bool {
+        !self.rooms.get(room).is_some_and(|r| r.contains(id)) && !self.is_admin(id)
+    }
+
+    /// Whether `room` is secret and the session neither in it nor an administrator: then
+    /// the room does not exist, as far as the session can tell.
     pub(crate) fn hidden_from(&self, id: SessionId, room: &RoomName) -> bool {
-        let secret = self.charters.get(room).is_some_and(|c| c.modes.secret);
-        secret && !self.rooms.get(room).is_some_and(|r| r.contains(id)) && !self.is_admin(id)
+        self.visibility(room) == Visibility::Secret && self.outside(id, room)
+    }
+
+    /// Whether lists (the room list, WHOIS) leave `room` out for the session: a secret
+    /// or private room it is not in.
+    pub(crate) fn unlisted_for(&self, id: SessionId, room: &RoomName) -> bool {
+        self.visibility(room) != Visibility::Public && self.outside(id, room)
     }
 
     pub(super) fn rooms(&self, id: SessionId) -> Reply {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .values()
-            .filter(|room| !self.hidden_from(id, &room.name))
+            .filter(|room| !self.unlisted_for(id, &room.name))
             .map(|room| RoomSummary {
                 name: room.name.clone(),
                 members: room.len(),
@@ -417,6 +433,7 @@ impl Hub {
         detail: Option<Arc<str>>,
     ) -> Option<SessionState> {
         let state = self.sessions.remove(&id)?;
+        self.session_tokens.remove(&id);
         self.nicks.remove(&state.nick);
         self.release_nick(&state.nick);
         // One departure from every room: each member hears of it once as news (IRC

@@ -48,6 +48,7 @@ mod people;
 mod reads;
 mod rooms;
 mod signals;
+mod tokens;
 
 pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
 use delivery::Unstored;
@@ -111,6 +112,8 @@ pub struct Limits {
     pub max_rooms_per_account: usize,
     /// History pages and searches read at once (on the blocking pool); more wait.
     pub max_reads: usize,
+    /// How long a resume token lasts unused.
+    pub token_idle: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -128,6 +131,7 @@ impl Default for Limits {
             max_server_bans: 10_000,
             max_rooms_per_account: 10,
             max_reads: 8,
+            token_idle: crate::tokens::DEFAULT_TOKEN_IDLE,
         }
     }
 }
@@ -180,6 +184,8 @@ pub(crate) enum Completion {
         session: SessionId,
         req: RequestId,
         result: Result<Option<Account>, StoreError>,
+        /// The resume token issued with it, when asked for.
+        token: Option<(String, u64)>,
     },
     Verified {
         session: SessionId,
@@ -187,6 +193,7 @@ pub(crate) enum Completion {
         name: Nick,
         address: Option<IpAddr>,
         result: Result<Verdict, StoreError>,
+        token: Option<(String, u64)>,
     },
     PasswordSet {
         session: SessionId,
@@ -262,6 +269,15 @@ pub(crate) enum Completion {
         outbox: Arc<Outbox>,
         done: Option<oneshot::Sender<Result<SessionId, HubError>>>,
         result: Result<Verdict, StoreError>,
+        token: Option<(String, u64)>,
+    },
+    /// A resume token looked up.
+    TokenChecked {
+        address: Option<IpAddr>,
+        /// What the attempt is paced by.
+        key: String,
+        purpose: tokens::TokenPurpose,
+        result: Result<Option<crate::tokens::TokenUse>, StoreError>,
     },
     /// A history page or search finished (its answer is in the session's outbox).
     Read {
@@ -286,7 +302,8 @@ impl Completion {
             Completion::CheckDone { .. }
             | Completion::Admitted { .. }
             | Completion::Checked { .. }
-            | Completion::GraceOver { .. } => None,
+            | Completion::GraceOver { .. }
+            | Completion::TokenChecked { .. } => None,
         }
     }
 }
@@ -370,6 +387,8 @@ pub(crate) struct Hub {
     pub(crate) turns: pacing::Turns,
     /// History reads run this many at once.
     pub(crate) read_permits: Arc<tokio::sync::Semaphore>,
+    /// The resume token each session logged in with or was given, by token id.
+    pub(crate) session_tokens: HashMap<SessionId, u64>,
     /// The most sessions connected at once.
     pub(crate) max_users: usize,
     pub(crate) next_id: u64,
@@ -482,6 +501,7 @@ impl Hub {
             pacing: pacing::Pacing::default(),
             turns: pacing::Turns::default(),
             read_permits,
+            session_tokens: HashMap::new(),
             max_users: 0,
             next_id: 1,
             shutting_down: false,
@@ -609,17 +629,25 @@ impl Hub {
 
     fn run(&mut self, op: Op) {
         match op {
-            Op::Connect { nick, login: Login::Password(password), arrival, req, outbox, done } => {
-                self.admit(nick, password, arrival, req, outbox, done);
+            Op::Connect { nick, login: Login::Password { password, remember }, arrival, req, outbox, done } => {
+                self.admit(nick, password, remember, arrival, req, outbox, done);
+            }
+            Op::Connect { login: Login::Token(token), arrival, req, outbox, done, .. } => {
+                let address = arrival.address;
+                self.look_up_token(token, address, tokens::TokenPurpose::Connect { arrival, req, outbox, done });
             }
             Op::Connect { login: Login::Verified(verified), arrival, req, outbox, done, .. } => {
-                let result = self.log_in_connecting(verified.account, verified.admin, arrival, req, outbox);
+                let result = self.log_in_connecting(verified.account, verified.admin, arrival, req, outbox, None);
                 self.answer_connect(result, done);
             }
             Op::Connect { nick, login: Login::Guest, arrival, req, outbox, done } => {
-                let result = self.connect(&nick, None, arrival, req, outbox);
+                let result = self.connect(&nick, None, arrival, req, outbox, None);
                 self.answer_connect(result, done);
             }
+            Op::Token { token, address, done } => {
+                self.look_up_token(token, address, tokens::TokenPurpose::Check { done });
+            }
+            Op::RevokeToken { account, token, done } => self.revoke_held(account, token, done),
             Op::Verify { name, password, address, done } => self.verify_only(name, password, address, done),
             Op::NickFree { nick, done } => {
                 let _ = done.send(self.nick_free(&nick).map(drop));
@@ -715,6 +743,9 @@ impl Hub {
             Command::Say { room, kind, text, meta } => self.say(id, req, room.as_deref(), kind, text, meta),
             Command::Whisper { to, kind, text, meta } => self.whisper(id, req, &to, kind, text, meta),
             Command::Signal { target, signal, tags } => self.signal(id, target, signal, tags).map(Answer::from),
+            Command::SayTo { room, audience, kind, text } => {
+                self.say_to(id, &room, audience, kind, text).map(Answer::from)
+            }
             Command::Conversation { with, cursor, limit } => self.conversation(id, req, &with, cursor, limit),
             Command::History { room, cursor, limit } => self.history(id, req, room.as_deref(), cursor, limit),
             Command::Search { query } => self.search(id, req, &query),
@@ -726,8 +757,18 @@ impl Hub {
             Command::ServerModerate { action } => self.moderate_server(id, req, action),
             Command::ServerBans => self.list_server_bans(id).map(Answer::from),
             Command::Audit { limit } => self.audit(id, req, limit),
-            Command::Register { password } => self.register(id, req, password),
-            Command::Login { name, password } => self.login(id, req, name, password),
+            Command::Register { password } => self.register(id, req, password, None),
+            Command::Login { name, password } => self.login(id, req, name, password, None),
+            Command::Remember { command, description } => {
+                let description = crate::tokens::clean_description(&description);
+                match *command {
+                    Command::Register { password } => self.register(id, req, password, Some(description)),
+                    Command::Login { name, password } => self.login(id, req, name, password, Some(description)),
+                    _ => Err(HubError::NotRememberable),
+                }
+            }
+            Command::Sessions => self.list_sessions(id, req),
+            Command::RevokeSession { id: token } => self.revoke_session(id, req, token),
             Command::Password { old, new } => self.change_password(id, req, old, new),
             Command::Unregister { password } => self.unregister(id, req, password),
             Command::Nick { nick } => self.rename(id, &nick).map(Answer::from),

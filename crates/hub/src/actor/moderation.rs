@@ -184,6 +184,8 @@ impl Hub {
                     mask: mask(&text)?,
                     until: until(now, duration)?,
                     reason: reason.map(|r| shorten(&r, MAX_REASON)),
+                    set_by: Some(self.state(id).nick.clone()),
+                    set_at: Some(now),
                 };
                 self.room_has_space(room, &restriction, now)?;
                 Changed::Restricted(restriction)
@@ -196,6 +198,8 @@ impl Hub {
                     mask: mask(&nick)?,
                     until: until(now, duration)?,
                     reason: None,
+                    set_by: Some(self.state(id).nick.clone()),
+                    set_at: Some(now),
                 };
                 self.room_has_space(room, &restriction, now)?;
                 Changed::Restricted(restriction)

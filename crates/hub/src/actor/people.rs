@@ -32,7 +32,7 @@ impl Hub {
         let rooms = state
             .rooms
             .iter()
-            .filter(|name| !self.hidden_from(id, name))
+            .filter(|name| !self.unlisted_for(id, name))
             .map(|name| {
                 let voiced = self.rooms.get(name).is_some_and(|room| room.voiced.contains(&target));
                 (name.clone(), self.is_op(target, name), voiced)

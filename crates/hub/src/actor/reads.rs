@@ -20,7 +20,7 @@ use crate::store::StoreError;
 
 /// History reads one session may have waiting or running; more are refused as busy.
 /// (A client catching up after a reconnect asks for a few rooms at once.)
-const READS_PER_SESSION: usize = 4;
+pub(super) const READS_PER_SESSION: usize = 4;
 
 impl Hub {
     /// Answers `req` with what `read` finds in the store, read on the blocking pool once

@@ -165,6 +165,7 @@ impl Hub {
                 }
                 RoomMode::Moderated => std::mem::replace(&mut modes.moderated, change.set) != change.set,
                 RoomMode::Secret => std::mem::replace(&mut modes.secret, change.set) != change.set,
+                RoomMode::Private => std::mem::replace(&mut modes.private, change.set) != change.set,
                 RoomMode::TopicLocked => std::mem::replace(&mut modes.topic_locked, change.set) != change.set,
                 RoomMode::InviteOnly => std::mem::replace(&mut modes.invite_only, change.set) != change.set,
                 RoomMode::Key(key) => {
@@ -294,9 +295,12 @@ impl Hub {
     /// The bans in force in a room, for its members; addresses only for those who
     /// moderate it.
     pub(super) fn bans(&self, id: SessionId, room: &str) -> Result<Reply, HubError> {
+        // Anyone may read a room's ban list, as on IRC servers (a banned user may see
+        // why), unless the room is secret to them; address bans are for its moderators.
         let name = self.joined_room(id, room).or_else(|e| {
             let name = RoomName::parse(room, self.limits.max_room_len)?;
-            if self.is_admin(id) {
+            let exists = self.rooms.contains_key(&name) || self.charters.contains_key(&name);
+            if self.is_admin(id) || (exists && !self.hidden_from(id, &name)) {
                 Ok(name)
             } else {
                 Err(e)

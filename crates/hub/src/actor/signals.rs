@@ -6,14 +6,52 @@
 use chrono::Utc;
 
 use super::Hub;
-use crate::command::Marked;
+use std::sync::Arc;
+
+use crate::command::{Audience, Marked};
 use crate::error::HubError;
 use crate::event::{Event, Reply};
 use crate::handle::SessionId;
+use crate::history::Kind;
 use crate::outbox::Shared;
 use crate::signal::{ClientTags, Signal};
 
 impl Hub {
+    /// `Command::SayTo`: whoever may speak in the room may speak to its operators (or
+    /// its operators and voiced members); those among them in the room now hear it.
+    pub(super) fn say_to(
+        &mut self,
+        id: SessionId,
+        room: &str,
+        audience: Audience,
+        kind: Kind,
+        text: String,
+    ) -> Result<Reply, HubError> {
+        self.check_text(&text)?;
+        let name = self.joined_room(id, room)?;
+        self.may_say(id, &name)?;
+        let at = Utc::now();
+        let state = self.state(id);
+        let (from, account, userhost) = (state.nick.clone(), state.account_name().cloned(), state.userhost.clone());
+        let text: Arc<str> = text.into();
+        let event =
+            Event::SaidTo { room: name.clone(), audience, from, at, account, kind, text: text.clone(), userhost };
+        let hearers: Vec<SessionId> = self.rooms.get(&name).map_or_else(Vec::new, |members| {
+            members
+                .member_ids()
+                .filter(|member| *member != id)
+                .filter(|member| match audience {
+                    Audience::Operators => self.is_op(*member, &name),
+                    Audience::Voiced => self.is_op(*member, &name) || members.voiced.contains(member),
+                })
+                .collect()
+        });
+        for hearer in hearers {
+            self.tell(hearer, &event);
+        }
+        Ok(Reply::ToldSome { room: name, audience, at, kind, text })
+    }
+
     /// `Command::Signal`: whoever may speak in a room may signal there (a muted user's
     /// typing would be noise nobody can answer); a reaction names a message that was
     /// delivered there.

@@ -190,6 +190,11 @@ pub(crate) enum Connect {
     Nick { nick: String, password: Option<String>, req: RequestId },
     /// An account already verified (SASL).
     Verified { verified: Verified, req: RequestId },
+    /// A nick and its account's password, with a resume token issued with the welcome,
+    /// described by `description`.
+    Remembered { nick: String, password: String, description: String, req: RequestId },
+    /// A resume token, for its account.
+    Token { token: String, req: RequestId },
 }
 
 /// One protocol, driven by [`serve`]: what is said and how, never when.
@@ -450,9 +455,17 @@ where
         if let Some(connect) = connect {
             let address = Some(peer.ip());
             let (nick, login, req) = match connect {
-                Connect::Nick { nick, password: Some(password), req } => (nick, Login::Password(password), req),
+                Connect::Nick { nick, password: Some(password), req } => {
+                    (nick, Login::Password { password, remember: None }, req)
+                }
                 Connect::Nick { nick, password: None, req } => (nick, Login::Guest, req),
                 Connect::Verified { verified, req } => (verified.account().to_string(), Login::Verified(verified), req),
+                Connect::Remembered { nick, password, description, req } => {
+                    let remember = Some(parley_hub::clean_description(&description));
+                    (nick, Login::Password { password, remember }, req)
+                }
+                // The account's name, which the token names, becomes the nick.
+                Connect::Token { token, req } => (String::new(), Login::Token(token), req),
             };
             let user = protocol.username().unwrap_or_else(|| crate::hosts::username(&nick));
             let arrival = Arrival { address, userhost: shared.hosts.userhost(&user, address), lobby: P::LOBBY };

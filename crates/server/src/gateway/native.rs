@@ -3,7 +3,7 @@
 //! sequence numbers. Specified in docs/PROTOCOL.md.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,8 @@ use parley_hub::{
     Reaction, Record, Reply, RequestId, ServerAction, Signal, Timestamp, Typing, Wire,
 };
 use parley_proto::msg::{
-    self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
+    self, AuditEntry, ErrorCode, HistoryEntry, LoginOptions, Request, RequestError, RoomInfo, SearchHit, ServerMsg,
+    SessionEntry, PROTOCOL_VERSION,
 };
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
 
@@ -31,12 +32,30 @@ const CACHE_SLOT: usize = 1;
 /// Messages in a `history` page when the request names no limit.
 const DEFAULT_HISTORY_PAGE: usize = 50;
 
+/// What a WebSocket's upgrade request said that a native session uses: the session
+/// cookie (for a `hello` with `resume`) and the user agent (for tokens' descriptions).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Upgrade {
+    /// The `parley_session` cookie's value.
+    pub(crate) cookie: Option<String>,
+    /// The `User-Agent` header.
+    pub(crate) user_agent: Option<String>,
+}
+
+tokio::task_local! {
+    /// Set by the HTTP gateway around a `/ws` session: what its upgrade request said.
+    pub(crate) static UPGRADE: Upgrade;
+}
+
 /// What one frame asks for, once checked.
 pub(crate) enum Inbound {
     Request {
         id: u64,
         request: Request,
         payload: Bytes,
+        /// The login options of a `hello`, `auth` or `register` (boxed: nearly always
+        /// absent).
+        options: Option<Box<LoginOptions>>,
     },
     /// A bad frame, already answered; the connection goes on.
     Answered(Bytes),
@@ -65,7 +84,13 @@ fn next_inbound(buf: &mut BytesMut, decoder: &mut FrameDecoder) -> Option<Inboun
 fn check(frame: &Frame) -> Inbound {
     let id = frame.envelope.id.unwrap_or(0);
     match Request::from_frame(frame) {
-        Ok(request) => Inbound::Request { id, request, payload: frame.payload.clone() },
+        Ok(request) => {
+            let options = matches!(request, Request::Hello { .. } | Request::Auth { .. } | Request::Register { .. })
+                .then(|| LoginOptions::from_frame(frame))
+                .filter(|options| *options != LoginOptions::default())
+                .map(Box::new);
+            Inbound::Request { id, request, payload: frame.payload.clone(), options }
+        }
         Err(e) => {
             let code = match e {
                 RequestError::MissingType | RequestError::UnknownType(_) => ErrorCode::UnknownType,
@@ -82,6 +107,10 @@ pub(crate) struct Native {
     transfers: Transfers,
     /// The id of the `hello` being answered, while registering.
     hello: u64,
+    /// The client's address, for tokens' descriptions.
+    peer: IpAddr,
+    /// What the WebSocket upgrade said, for a `/ws` session.
+    upgrade: Option<Box<Upgrade>>,
 }
 
 impl Protocol for Native {
@@ -89,12 +118,14 @@ impl Protocol for Native {
     type Wire = NativeWire;
     const PINGS: bool = true;
 
-    fn new(_: SocketAddr, shared: &Shared) -> Native {
+    fn new(peer: SocketAddr, shared: &Shared) -> Native {
         let limits = &shared.limits;
         Native {
             decoder: FrameDecoder::new(limits.max_frame_header, limits.max_frame_payload),
             transfers: Transfers::new(shared),
             hello: 0,
+            peer: peer.ip(),
+            upgrade: UPGRADE.try_with(Clone::clone).ok().map(Box::new),
         }
     }
 
@@ -114,13 +145,19 @@ impl Protocol for Native {
                 out.extend_from_slice(&bytes);
                 return Dialogue::End(Ending::Protocol(why));
             }
-            Inbound::Request { id, request: Request::Hello { version, nick, password }, .. } => {
-                if version == PROTOCOL_VERSION {
-                    self.hello = id;
-                    return Dialogue::Connect(Connect::Nick { nick, password, req: RequestId(id) });
+            Inbound::Request { id, request: Request::Hello { version, nick, password }, options, .. } => {
+                if version != PROTOCOL_VERSION {
+                    let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
+                    error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
+                } else {
+                    match self.hello(id, nick, password, options.map(|o| *o).unwrap_or_default()) {
+                        Ok(connect) => {
+                            self.hello = id;
+                            return Dialogue::Connect(connect);
+                        }
+                        Err(answer) => answer,
+                    }
                 }
-                let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
-                error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
             }
             Inbound::Request { id, request, .. } => {
                 let why = format!("send hello before {}", request.kind());
@@ -145,8 +182,8 @@ impl Protocol for Native {
             turn.pace().await?;
         }
         let session = turn.session;
-        let (id, request, payload) = match inbound {
-            Inbound::Request { id, request, payload } => (id, request, payload),
+        let (id, request, payload, options) = match inbound {
+            Inbound::Request { id, request, payload, options } => (id, request, payload, options),
             Inbound::Answered(bytes) => {
                 tracing::info!(session = ?session.id(), "bad request answered with an error");
                 return turn.relay(bytes).await;
@@ -224,8 +261,12 @@ impl Protocol for Native {
                     None => query,
                 },
             }),
-            Request::Register { password } => Ok(Command::Register { password }),
-            Request::Auth { name, password } => Ok(Command::Login { name, password }),
+            Request::Register { password } => Ok(self.remember(Command::Register { password }, options.as_deref())),
+            Request::Auth { name, password } => {
+                Ok(self.remember(Command::Login { name, password }, options.as_deref()))
+            }
+            Request::Sessions => Ok(Command::Sessions),
+            Request::RevokeSession { session } => Ok(Command::RevokeSession { id: session }),
             Request::Password { old, new } => Ok(Command::Password { old, new }),
             Request::Unregister { password } => Ok(Command::Unregister { password }),
             Request::RoomRegister { room } => Ok(Command::Moderate { room, action: Action::Register }),
@@ -250,12 +291,14 @@ impl Protocol for Native {
             Request::Away { message } => Ok(Command::Away { text: message }),
             Request::Whois { nick } => Ok(Command::Whois { nick }),
             Request::Invite { room, nick } => Ok(Command::Invite { nick, room }),
-            Request::Upload { .. } | Request::Chunk { .. } | Request::Download { .. } | Request::Read { .. } => {
-                match self.transfers.handle(session, id, request, payload).await {
-                    Outcome::Post(command) => Ok(command),
-                    Outcome::Answer(bytes) => Err(bytes),
-                }
-            }
+            Request::Upload { .. }
+            | Request::Chunk { .. }
+            | Request::Download { .. }
+            | Request::Read { .. }
+            | Request::Thumbnail { .. } => match self.transfers.handle(session, id, request, payload).await {
+                Outcome::Post(command) => Ok(command),
+                Outcome::Answer(bytes) => Err(bytes),
+            },
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
@@ -296,6 +339,52 @@ impl Protocol for Native {
             Refusal::TooManyFromAddress => ErrorCode::TooManyConnections,
         };
         error_frame(None, code, &why.to_string())
+    }
+}
+
+impl Native {
+    /// What a `hello` asks the hub for: a guest, a password login (remembered or not),
+    /// a token login, or one with the WebSocket's session cookie; or the error to answer.
+    fn hello(&self, id: u64, nick: String, password: Option<String>, options: LoginOptions) -> Result<Connect, Bytes> {
+        let req = RequestId(id);
+        let token = if options.resume {
+            match self.upgrade.as_ref().and_then(|u| u.cookie.clone()) {
+                Some(cookie) => Some(cookie),
+                None => {
+                    return Err(error_frame(Some(id), ErrorCode::BadToken, "no session cookie came with the upgrade"))
+                }
+            }
+        } else {
+            options.token
+        };
+        match (token, password) {
+            (Some(_), Some(_)) => {
+                Err(error_frame(Some(id), ErrorCode::BadRequest, "give a password or a token, not both"))
+            }
+            (Some(token), None) => Ok(Connect::Token { token, req }),
+            (None, Some(password)) if options.remember => {
+                Ok(Connect::Remembered { nick, password, description: self.description(), req })
+            }
+            (None, password) => Ok(Connect::Nick { nick, password, req }),
+        }
+    }
+
+    /// A login or registration, remembered when its options ask.
+    fn remember(&self, command: Command, options: Option<&LoginOptions>) -> Command {
+        if options.is_some_and(|o| o.remember) {
+            Command::Remember { command: Box::new(command), description: self.description() }
+        } else {
+            command
+        }
+    }
+
+    /// Where a token is issued, for the account's session list.
+    fn description(&self) -> String {
+        match self.upgrade.as_deref() {
+            Some(Upgrade { user_agent: Some(agent), .. }) => format!("web {} {agent}", self.peer),
+            Some(_) => format!("web {}", self.peer),
+            None => format!("native {}", self.peer),
+        }
     }
 }
 
@@ -403,6 +492,9 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NoAccounts => ErrorCode::AccountsUnavailable,
         HubError::AccountExists(_) => ErrorCode::AccountExists,
         HubError::BadLogin => ErrorCode::BadLogin,
+        HubError::BadToken => ErrorCode::BadToken,
+        HubError::NoSuchSession(_) => ErrorCode::NoSuchSession,
+        HubError::NotRememberable => ErrorCode::BadRequest,
         HubError::NotLoggedIn => ErrorCode::NotLoggedIn,
         HubError::WeakPassword { .. } => ErrorCode::WeakPassword,
         HubError::NickRegistered(_) => ErrorCode::NickRegistered,
@@ -542,6 +634,16 @@ impl Wire for NativeWire {
             Event::Notice { at, notice } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::notice(notice).as_bytes(), out);
             }
+            // An IRC user's words to some of a room's members (`PRIVMSG @#room`): told as
+            // a notice, as the native protocol has no message without a seq.
+            Event::SaidTo { room, audience, from, at, kind, text, .. } => {
+                let said = match kind {
+                    Kind::Action => format!("* {from} {text}"),
+                    _ => format!("{from}: {text}"),
+                };
+                let words = format!("[to {}] {said}", words::audience(room, *audience));
+                encode(&ServerMsg::Notice { ts: ts(at) }, words.as_bytes(), out);
+            }
             Event::Mode { room, by, at, changes, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::modes_changed(by, room, changes).as_bytes(), out);
             }
@@ -610,6 +712,14 @@ impl Wire for NativeWire {
                     |r| format!("you are banned from this server: {r}"),
                 );
                 encode(&ServerMsg::Error { id: None, code: ErrorCode::ServerBanned, message: why }, b"", out);
+            }
+            Event::Reply { req, result: Ok(Reply::Remembered { reply, token }) } => {
+                let Some(body) = reply_body(reply) else {
+                    return;
+                };
+                if let Err(e) = msg::encode_result_with_token(req.0, &body, token, out) {
+                    tracing::error!("cannot encode a result: {e}");
+                }
             }
             Event::Reply { req, result: Ok(reply) } => {
                 let Some(body) = reply_body(reply) else {
@@ -747,6 +857,20 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         }
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
+        Reply::Remembered { reply, .. } => return reply_body(reply),
+        Reply::Sessions(sessions) => msg::Reply::Sessions {
+            sessions: sessions
+                .iter()
+                .map(|s| SessionEntry {
+                    id: s.token.id,
+                    created: ts(&s.token.created),
+                    last_used: ts(&s.token.last_used),
+                    description: s.token.description.clone(),
+                    current: s.current,
+                })
+                .collect(),
+        },
+        Reply::Revoked { id } => msg::Reply::Revoked { session: *id },
         Reply::Away { away } => msg::Reply::Away { away: *away },
         Reply::Whois(whois) => msg::Reply::Whois {
             nick: whois.nick.to_string(),
@@ -766,6 +890,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         | Reply::Bans { .. }
         | Reply::Stats(_)
         | Reply::Opered
+        | Reply::ToldSome { .. }
         | Reply::Described => return None,
     })
 }

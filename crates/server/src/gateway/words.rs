@@ -5,8 +5,8 @@
 //! The hub speaks data only; its errors' `Display` is for the server's log.
 
 use parley_hub::{
-    HubError, LeaveReason, Mask, ModeChange, ModeProblem, NameRule, Nick, Notice, Renaming, RoomChange, RoomMode,
-    RoomName, SearchProblem, Timestamp,
+    Audience, HubError, LeaveReason, Mask, ModeChange, ModeProblem, NameRule, Nick, Notice, Renaming, RoomChange,
+    RoomMode, RoomName, SearchProblem, Timestamp,
 };
 
 /// A deleted message, as those who cannot be told otherwise read it:
@@ -16,6 +16,14 @@ pub(crate) fn deleted(by: &Nick, author: &Nick, said_at: &Timestamp, reason: Opt
     let said = said_at.with_timezone(&chrono::Local).format("%H:%M:%S");
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     format!("{by} deleted {whose} message of {said}{why}")
+}
+
+/// Who a message to some of a room's members is for: `the operators of dev`.
+pub(crate) fn audience(room: &RoomName, audience: Audience) -> String {
+    match audience {
+        Audience::Operators => format!("the operators of {room}"),
+        Audience::Voiced => format!("the operators and voiced members of {room}"),
+    }
 }
 
 /// A refusal, as a sentence without its final period (`the nick bob is already taken`).
@@ -42,6 +50,9 @@ pub(crate) fn error(e: &HubError) -> String {
         HubError::NoAccounts => "this server keeps no accounts".to_owned(),
         HubError::AccountExists(name) => format!("the nick {name} is registered already"),
         HubError::BadLogin => "wrong account name or password".to_owned(),
+        HubError::BadToken => "unknown, revoked or expired session token: log in with your password".to_owned(),
+        HubError::NoSuchSession(id) => format!("you have no session {id} (see /sessions)"),
+        HubError::NotRememberable => "only a login or a registration can be remembered".to_owned(),
         HubError::NotLoggedIn => "you are not logged in".to_owned(),
         HubError::WeakPassword { min, max } => {
             format!("a password has at least {min} characters and at most {max} bytes")
@@ -201,6 +212,7 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
     match mode {
         RoomMode::Moderated => 'm',
         RoomMode::Secret => 's',
+        RoomMode::Private => 'p',
         RoomMode::TopicLocked => 't',
         RoomMode::InviteOnly => 'i',
         RoomMode::Key(_) => 'k',
@@ -212,7 +224,9 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
 /// A setting's argument, if it has one when set (`set`) or removed.
 pub(crate) fn argument(mode: &RoomMode, set: bool) -> Option<String> {
     match mode {
-        RoomMode::Moderated | RoomMode::Secret | RoomMode::TopicLocked | RoomMode::InviteOnly => None,
+        RoomMode::Moderated | RoomMode::Secret | RoomMode::Private | RoomMode::TopicLocked | RoomMode::InviteOnly => {
+            None
+        }
         // A removed key is shown as it was given, as IRC servers echo it.
         RoomMode::Key(key) => Some(if set || !key.is_empty() { key.clone() } else { "*".to_owned() }),
         RoomMode::Limit(limit) => set.then(|| limit.to_string()),

@@ -33,6 +33,7 @@ mod messages;
 mod moderation;
 mod schema;
 mod search;
+mod tokens;
 
 use std::error::Error as _;
 use std::future::Future;

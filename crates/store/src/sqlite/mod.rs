@@ -15,6 +15,7 @@ mod maintenance;
 mod messages;
 mod moderation;
 mod search;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
-    Action, Command, HistoryQuery, HubError, Kind, Marked, Meta, ModeChange, Nick, Point, RoomMode, RoomName,
+    Action, Audience, Command, HistoryQuery, HubError, Kind, Marked, Meta, ModeChange, Nick, Point, RoomMode, RoomName,
     ServerAction, Session,
 };
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
@@ -228,6 +228,17 @@ fn room_of(channel: &str) -> Option<String> {
     channel.strip_prefix('#').map(str::to_owned)
 }
 
+/// A `STATUSMSG` target (`@#room` for its operators, `+#room` for its operators and
+/// voiced members): who, and the channel.
+fn status_of(target: &str) -> Option<(Audience, &str)> {
+    let (audience, channel) = match target.split_at_checked(1)? {
+        ("@", channel) => (Audience::Operators, channel),
+        ("+", channel) => (Audience::Voiced, channel),
+        _ => return None,
+    };
+    channel.starts_with('#').then_some((audience, channel))
+}
+
 /// The items of a comma list, empty ones left out.
 fn list(targets: &str) -> Vec<&str> {
     targets.split(',').filter(|t| !t.is_empty()).collect()
@@ -299,9 +310,14 @@ async fn dispatch(
                     Err(e) => return out.refuse_tags(&e).await.map(|()| Flow::Go),
                 };
                 let context = Context::Privmsg { target: target.to_owned() };
-                let command = match room_of(target) {
-                    Some(room) => Command::Say { room: Some(room), kind, text: text.clone(), meta },
-                    None => Command::Whisper { to: target.to_owned(), kind, text: text.clone(), meta },
+                let command = match (status_of(target), room_of(target)) {
+                    // `STATUSMSG`: to some of the channel's members, live and unkept.
+                    (Some((audience, channel)), _) => {
+                        let room = channel.trim_start_matches('#').to_owned();
+                        Command::SayTo { room, audience, kind, text: text.clone() }
+                    }
+                    (None, Some(room)) => Command::Say { room: Some(room), kind, text: text.clone(), meta },
+                    (None, None) => Command::Whisper { to: target.to_owned(), kind, text: text.clone(), meta },
                 };
                 out.command(context, command).await?;
             }
@@ -892,6 +908,7 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
             }
             'm' => settings.push(ModeChange { set, mode: RoomMode::Moderated }),
             's' => settings.push(ModeChange { set, mode: RoomMode::Secret }),
+            'p' => settings.push(ModeChange { set, mode: RoomMode::Private }),
             't' => settings.push(ModeChange { set, mode: RoomMode::TopicLocked }),
             'i' => settings.push(ModeChange { set, mode: RoomMode::InviteOnly }),
             // Messages only come from members: +n is always on.

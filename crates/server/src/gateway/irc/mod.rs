@@ -104,7 +104,7 @@ impl Identity {
                 }
             ),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_session),
-            "CHANMODES=b,k,l,imnst".to_owned(),
+            "CHANMODES=b,k,l,imnpst".to_owned(),
             format!("CHANNELLEN={}", limits.max_room_len + 1),
             "CHANTYPES=#".to_owned(),
             format!("CHATHISTORY={}", parley_hub::MAX_HISTORY_PAGE),
@@ -115,6 +115,7 @@ impl Identity {
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
+            "STATUSMSG=@+".to_owned(),
             format!(
                 "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:{privmsg},KICK:{kick},LIST:",
                 join = limits.max_rooms_per_session,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chrono::SecondsFormat;
 use parley_hub::{
-    Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary,
-    Timestamp, Userhost, Wire,
+    Audience, Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName,
+    RoomSummary, Timestamp, Userhost, Visibility, Wire,
 };
 use parley_proto::irc::{escape_tag_value, split_text};
 
@@ -101,6 +101,14 @@ impl Wire for IrcWire {
             Event::Left { room, nick, .. } if nick.as_str() == self.link.me() => self.link.left(room),
             _ => {}
         }
+    }
+}
+
+/// A message's target for some of a channel's members (`STATUSMSG`): `@#room`, `+#room`.
+fn status_target(room: &RoomName, audience: Audience) -> String {
+    match audience {
+        Audience::Operators => format!("@#{room}"),
+        Audience::Voiced => format!("+#{room}"),
     }
 }
 
@@ -309,6 +317,10 @@ impl<'a> Lines<'a> {
                 let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                 self.message(&tags, from, Some(userhost), to.as_str(), *kind, text, None);
             }
+            Event::SaidTo { room, audience, from, at, account, kind, text, userhost } => {
+                let tags = self.tags(Some(at), None, account.as_ref(), None);
+                self.message(&tags, from, Some(userhost), &status_target(room, *audience), *kind, text, None);
+            }
             Event::Signal { id, room, from, to, at, account, signal, tags, userhost } => {
                 // Only clients that asked for message-tags know TAGMSG.
                 if self.link.caps.has(Cap::MessageTags) {
@@ -477,12 +489,15 @@ impl<'a> Lines<'a> {
 
     /// What a channel's members look like in NAMES: prefixes as `multi-prefix` asks,
     /// and `nick!user@host` with `userhost-in-names`.
-    fn names(&mut self, room: &RoomName, members: &[Member], secret: bool) {
+    fn names(&mut self, room: &RoomName, members: &[Member], visibility: Visibility) {
         let multi = self.link.caps.has(Cap::MultiPrefix);
         let userhost = self.link.caps.has(Cap::UserhostInNames);
         let channel = format!("#{room}");
-        // `@` for a secret channel, `=` for a public one.
-        let symbol = if secret { "@" } else { "=" };
+        let symbol = match visibility {
+            Visibility::Public => "=",
+            Visibility::Private => "*",
+            Visibility::Secret => "@",
+        };
         let mut batch: Vec<String> = Vec::new();
         let mut length = 0;
         let room_for_names = LINE_ROOM - self.link.server.name.len() - self.me.len() - channel.len() - 12;
@@ -570,7 +585,7 @@ impl<'a> Lines<'a> {
         history: &[Arc<Record>],
         topic: Option<&(String, Nick, Timestamp)>,
         read: Option<Option<&Timestamp>>,
-        secret: bool,
+        visibility: Visibility,
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
@@ -584,7 +599,7 @@ impl<'a> Lines<'a> {
         if let Some(read) = read {
             self.markread(&MarkTarget::Room(room.clone()), read);
         }
-        self.names(room, members, secret);
+        self.names(room, members, visibility);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
         }
@@ -607,7 +622,7 @@ impl<'a> Lines<'a> {
             &format!("This server was created {}", server.started.format("%Y-%m-%d %H:%M:%S UTC")),
         );
         let _ =
-            write!(self.text, ":{} 004 {me} {} {} i bhiklmnostv bklov\r\n", server.name, server.name, super::VERSION);
+            write!(self.text, ":{} 004 {me} {} {} i bhiklmnopstv bklov\r\n", server.name, server.name, super::VERSION);
         for tokens in &server.isupport {
             self.numeric("005", &tokens.iter().map(String::as_str).collect::<Vec<_>>(), "are supported by this server");
         }
@@ -617,7 +632,7 @@ impl<'a> Lines<'a> {
         let tags = self.now_tags();
         self.from(&own, "MODE", &[&me, "+i"], None, &tags);
         if let Some(room) = room {
-            self.joined(room, members, history, topic.as_ref(), None, false);
+            self.joined(room, members, history, topic.as_ref(), None, Visibility::Public);
         }
     }
 
@@ -665,8 +680,11 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
-            Reply::Joined { room, members, history, topic, read, secret } => {
-                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *secret);
+            Reply::Remembered { reply, .. } => self.reply(context, reply),
+            // IRC clients log in with SASL; they never ask for tokens.
+            Reply::Sessions(_) | Reply::Revoked { .. } => {}
+            Reply::Joined { room, members, history, topic, read, visibility } => {
+                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *visibility);
             }
             Reply::Marker { target, at } => self.markread(target, at.as_ref()),
             Reply::Parted { room } => {
@@ -701,6 +719,16 @@ impl<'a> Lines<'a> {
                     }
                 }
             }
+            Reply::ToldSome { room, audience, at, kind, text } => {
+                if self.link.caps.has(Cap::EchoMessage) {
+                    let account = self.link.account();
+                    let tags = self.tags(Some(at), None, account.as_ref(), None);
+                    if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
+                        let userhost = self.link.userhost();
+                        self.message(&tags, &me, Some(&userhost), &status_target(room, *audience), *kind, text, None);
+                    }
+                }
+            }
             // The sender's own TAGMSG, as echo-message returns a PRIVMSG.
             Reply::Signalled { id, room, to, at, signal, tags } => {
                 if self.link.caps.has(Cap::EchoMessage) && self.link.caps.has(Cap::MessageTags) {
@@ -729,7 +757,7 @@ impl<'a> Lines<'a> {
                     self.numeric("301", &[to.as_str()], away);
                 }
             }
-            Reply::Who { room, members, secret } => {
+            Reply::Who { room, members, visibility } => {
                 // Every user is invisible (`+i`): those outside a channel see none of
                 // its members.
                 let inside = members.iter().any(|m| m.nick.as_str() == self.me);
@@ -753,7 +781,7 @@ impl<'a> Lines<'a> {
                         }
                         self.numeric("315", &[mask], "End of /WHO list.");
                     }
-                    _ => self.names(room, shown, *secret),
+                    _ => self.names(room, shown, *visibility),
                 }
             }
             Reply::Rooms(rooms) => self.list(context, rooms),
@@ -771,6 +799,7 @@ impl<'a> Lines<'a> {
                     (modes.invite_only, 'i'),
                     (modes.moderated, 'm'),
                     (true, 'n'),
+                    (modes.private, 'p'),
                     (modes.secret, 's'),
                     (modes.topic_locked, 't'),
                 ] {
@@ -803,7 +832,11 @@ impl<'a> Lines<'a> {
                 let me = self.me.clone();
                 for ban in bans {
                     let mask = words::ban_mask(&ban.mask);
-                    let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {server} 0\r\n");
+                    // Who set it and when; the server and 0 for bans kept from before
+                    // setters were recorded.
+                    let setter = ban.set_by.as_ref().map_or(server.as_str(), Nick::as_str);
+                    let at = ban.set_at.map_or(0, |at| at.timestamp());
+                    let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {setter} {at}\r\n");
                 }
                 self.numeric("368", &[&channel], "End of channel ban list");
             }
@@ -1231,7 +1264,10 @@ impl<'a> Lines<'a> {
             | HubError::RoomNotRegistered(_)
             | HubError::TooManyRegistered { .. }
             | HubError::NoSuchMessage { .. }
-            | HubError::NotAuthor(_) => self.fail(context, "FAILED", &text),
+            | HubError::NotAuthor(_)
+            | HubError::BadToken
+            | HubError::NoSuchSession(_)
+            | HubError::NotRememberable => self.fail(context, "FAILED", &text),
             HubError::NotFounder(_) => self.numeric("482", &[channel], "You're not the channel's founder"),
             // A server's ban list (KLINE) has no numeric of its own.
             HubError::TooManyBans { .. } if channel == "*" => self.fail(context, "FAILED", &text),
