@@ -130,22 +130,25 @@ impl Dialer {
 
 /// A nick unique within a run and between runs close in time, at most 9 characters
 /// (RFC 1459's limit, still ngIRCd's default): `prefix`, the client's index, and the
-/// generator's process id, both in base 36.
+/// generator's process id, in a base of the letters and digits that look like no other
+/// (no `0`/`o`, `1`/`l`/`i`, `rn`/`m`, `vv`/`w`), so that a server refusing look-alike
+/// nicks takes every one of them.
 pub(crate) fn nick(prefix: char, index: usize, run: u32) -> String {
-    fn base36(mut n: u64, out: &mut String, width: usize) {
-        let mut digits = Vec::new();
-        while n > 0 || digits.len() < width {
-            let d = u8::try_from(n % 36).unwrap_or(0);
-            digits.push(if d < 10 { b'0' + d } else { b'a' + d - 10 });
-            n /= 36;
+    const DIGITS: &[u8] = b"abcdefghjkpqstxyz23456789";
+    let base = DIGITS.len() as u64;
+    let digits = |mut n: u64, out: &mut String, width: usize| {
+        let mut kept = Vec::new();
+        while n > 0 || kept.len() < width {
+            kept.push(DIGITS[usize::try_from(n % base).unwrap_or(0)]);
+            n /= base;
         }
-        out.extend(digits.iter().rev().map(|d| char::from(*d)));
-    }
+        out.extend(kept.iter().rev().map(|d| char::from(*d)));
+    };
     let mut nick = String::with_capacity(9);
     nick.push(prefix);
-    base36(index as u64, &mut nick, 1);
-    nick.push('x');
-    base36(u64::from(run % 1296), &mut nick, 2);
+    digits(index as u64, &mut nick, 1);
+    nick.push('_');
+    digits(u64::from(run % 625), &mut nick, 2);
     nick
 }
 
@@ -167,11 +170,14 @@ mod tests {
 
     #[test]
     fn nicks_are_short_and_distinct() {
-        assert_eq!(nick('b', 0, 0), "b0x00");
-        assert_eq!(nick('i', 35, 1295), "izxzz");
+        assert_eq!(nick('b', 0, 0), "ba_aa");
+        assert_eq!(nick('i', 24, 624), "i9_99");
         let nicks: std::collections::HashSet<_> = (0..50_000).map(|i| nick('i', i, 4242)).collect();
         assert_eq!(nicks.len(), 50_000);
         assert!(nicks.iter().all(|n| n.len() <= 9));
+        // Distinct to the server too, which refuses a nick that looks like one in use.
+        let looks: std::collections::HashSet<_> = nicks.iter().map(|n| parley_hub::skeleton(n)).collect();
+        assert_eq!(looks.len(), 50_000, "no two look alike");
     }
 
     #[test]
