@@ -25,10 +25,6 @@ use differential::{report, run, script};
 /// Parley's name for itself in this test (InspIRCd's is `inspircd.test`).
 const PARLEY: &str = "parley.test";
 
-// Ignored until the IRC gateway's conformance work (issue 14) makes it pass: today it
-// runs and reports the differences that work is to remove. Run it with
-// `cargo test -p parley-server --test irc_differential -- --ignored --nocapture`.
-#[ignore = "the IRC gateway does not conform yet (issue 14); run with --ignored for the report"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parley_answers_as_inspircd_does() {
     let binary = inspircd::binary();

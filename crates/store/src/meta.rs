@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use parley_hub::{ClientTags, Meta};
+use parley_hub::{ClientTags, Meta, Userhost};
 use serde_json::{json, Map, Value};
 
 /// The column's text for a message: `{"reply_to":41,"tags":[["name","value"]]}`,
@@ -32,6 +32,13 @@ pub(crate) fn decode(text: Option<&str>) -> Result<Option<Arc<Meta>>, String> {
     };
     let tags = ClientTags::new(pairs).map_err(|e| format!("bad message tags: {e}"))?;
     Ok(Meta { reply_to, tags }.shared())
+}
+
+/// A sender's `user@host` as kept, or `None` for a message kept without one (or a
+/// damaged value, which only costs the replay its source's host).
+pub(crate) fn userhost(text: Option<&str>) -> Option<Arc<Userhost>> {
+    let (user, host) = text?.split_once('@')?;
+    (!user.is_empty() && !host.is_empty()).then(|| Userhost::new(user, host))
 }
 
 #[cfg(test)]

@@ -235,6 +235,9 @@ const MIGRATIONS: &[&str] = &[
         description TEXT NOT NULL
     ) STRICT;
     CREATE INDEX session_tokens_by_account ON session_tokens (account, used_us);",
+    // 11: the sender's user name and host as IRC shows them (`~alice@cloak`), so that a
+    // replay from the store shows the source a live message had.
+    "ALTER TABLE messages ADD COLUMN sender_host TEXT;",
 ];
 
 /// This release, as the database records it.

@@ -170,7 +170,8 @@ fn messages_survive_reopening_and_page_by_seq_from_where_the_reader_may_see<S: B
         // The tenth answers the ninth, with a client tag: kept with it.
         let tags = ClientTags::new(vec![("example.com/x".into(), "a;b c".into())]).expect("valid");
         let meta = Meta { reply_to: Some(9), tags }.shared();
-        batch[9] = Arc::new(Record { meta, ..(*batch[9]).clone() });
+        let userhost = Some(parley_hub::Userhost::new("~ada", "a1b2c3d4.IP"));
+        batch[9] = Arc::new(Record { meta, userhost, ..(*batch[9]).clone() });
         store.append(&batch).expect("appends");
         let whisper = Record {
             room: None,
@@ -204,6 +205,8 @@ fn messages_survive_reopening_and_page_by_seq_from_where_the_reader_may_see<S: B
     assert_eq!((first.text.as_ref(), first.from.as_str(), first.kind), ("m10", "ada", Kind::Text), "as appended");
     let meta = first.meta.as_deref().expect("the metadata is kept");
     assert_eq!(meta.reply_to, Some(9));
+    let userhost = first.userhost.as_deref().expect("the source is kept");
+    assert_eq!((&*userhost.user, &*userhost.host), ("~ada", "a1b2c3d4.IP"));
     assert_eq!(meta.tags.pairs(), &[("example.com/x".to_owned(), "a;b c".to_owned())]);
     assert!(store.recent(&lobby, 9, 1).expect("recent")[0].meta.is_some());
     assert!(seqs(&store.recent(&lobby, 0, 10).expect("recent")).len() == 10);

@@ -164,12 +164,12 @@ fn a_version_8_database_migrates_and_reads_back() {
 }
 
 #[test]
-fn a_version_9_database_opens_and_reads_back() {
+fn a_version_9_database_migrates_and_reads_back() {
     generated_content_reads_back("v9");
 }
 
 #[test]
-fn a_version_10_database_opens_and_reads_back_its_resume_token() {
+fn a_version_10_database_migrates_and_reads_back_its_resume_token() {
     generated_content_reads_back("v10");
     let data = Copy::of("v10");
     let store = SqliteStore::open(&data.0, Retention::default()).expect("opens");
@@ -181,6 +181,11 @@ fn a_version_10_database_opens_and_reads_back_its_resume_token() {
         let account = store.account_named(&nick(other)).expect("reads").expect("an account");
         assert!(store.tokens(account.id).expect("reads").is_empty(), "{other} asked for none");
     }
+}
+
+#[test]
+fn a_version_11_database_opens_and_reads_back() {
+    generated_content_reads_back("v11");
 }
 
 /// What `crates/parley/tests/fixtures.rs` writes (from schema 6 on) reads back.

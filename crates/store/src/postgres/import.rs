@@ -327,16 +327,18 @@ async fn audit(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, ImportEr
 }
 
 /// A message's row, as SQLite keeps it.
-type MessageRow = (i64, Option<String>, i64, String, i64, Option<String>, i64, i64, String, String, Option<String>);
+type MessageRow =
+    (i64, Option<String>, i64, String, i64, Option<String>, i64, i64, String, String, Option<String>, Option<String>);
 
 async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, ImportError> {
     let insert = tx
         .prepare(
             "INSERT INTO messages
                 (room, room_key, seq, sender, sender_key, sender_party, recipient, recipient_party, at_us,
-                 content_type, body, meta)
+                 content_type, body, meta, sender_host)
              SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                                  $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[])",
+                                  $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
+                                  $13::text[])",
         )
         .await?;
     let mut after = 0i64;
@@ -345,7 +347,7 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
         let page: Vec<MessageRow> = sqlite(from.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, room, seq, sender, sender_party, recipient, recipient_party, at_us, content_type, body,
-                        meta
+                        meta, sender_host
                  FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt
@@ -362,6 +364,7 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
                         r.get(8)?,
                         r.get(9)?,
                         r.get(10)?,
+                        r.get(11)?,
                     ))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -383,6 +386,7 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
         let content_type: Vec<&str> = page.iter().map(|m| m.8.as_str()).collect();
         let body: Vec<&str> = page.iter().map(|m| m.9.as_str()).collect();
         let meta: Vec<Option<&str>> = page.iter().map(|m| m.10.as_deref()).collect();
+        let sender_host: Vec<Option<&str>> = page.iter().map(|m| m.11.as_deref()).collect();
         tx.execute(
             &insert,
             &[
@@ -398,6 +402,7 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
                 &content_type,
                 &body,
                 &meta,
+                &sender_host,
             ],
         )
         .await?;

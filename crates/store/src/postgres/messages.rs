@@ -30,6 +30,7 @@ struct Columns<'a> {
     content_type: Vec<&'static str>,
     body: Vec<&'a str>,
     meta: Vec<Option<String>>,
+    sender_host: Vec<Option<String>>,
 }
 
 /// Appends `batch` in one transaction, with each room's last seq.
@@ -52,6 +53,7 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
         c.content_type.push(r.kind.content_type());
         c.body.push(&r.text);
         c.meta.push(crate::meta::encode(r.meta.as_deref()));
+        c.sender_host.push(r.userhost.as_deref().map(|u| format!("{}@{}", u.user, u.host)));
         if let Some(room) = room {
             let key = room.key();
             match last.iter_mut().find(|(_, k, _)| *k == key) {
@@ -64,9 +66,10 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
     tx.execute(
         "INSERT INTO messages
             (room, room_key, seq, sender, sender_key, sender_party, recipient, recipient_party, at_us,
-             content_type, body, meta)
+             content_type, body, meta, sender_host)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                              $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[])",
+                              $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
+                              $13::text[])",
         &[
             &c.room,
             &c.room_key,
@@ -80,6 +83,7 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
             &c.content_type,
             &c.body,
             &c.meta,
+            &c.sender_host,
         ],
     )
     .await?;

@@ -64,7 +64,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The columns [`record`] reads, in its order.
 const RECORD_COLUMNS: &str =
-    "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type, meta";
+    "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type, meta, sender_host";
 
 /// Why the PostgreSQL store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -426,5 +426,6 @@ fn record(row: &Row) -> Result<Record, Failure> {
     let kind = Kind::from_content_type(get(row, 8)?);
     let meta = crate::meta::decode(get(row, 9)?).map_err(Failure::Corrupt)?;
     let seq = u64::try_from(seq).unwrap_or(0);
-    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), meta, userhost: None })
+    let userhost = crate::meta::userhost(get(row, 10)?);
+    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), meta, userhost })
 }

@@ -136,6 +136,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         description TEXT NOT NULL
     );
     CREATE INDEX session_tokens_by_account ON session_tokens (account, used_us);",
+    // 4: the sender's user name and host, as the SQLite store's migration 11.
+    "ALTER TABLE messages ADD COLUMN sender_host TEXT;",
 ];
 
 /// Any number, the same in every build: the advisory lock that migrations take.

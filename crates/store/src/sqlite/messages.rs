@@ -51,8 +51,9 @@ impl Writer {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages
-                    (room, seq, sender, sender_party, recipient, recipient_party, at_us, content_type, body, meta)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    (room, seq, sender, sender_party, recipient, recipient_party, at_us, content_type, body, meta,
+                     sender_host)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut last_seq = tx.prepare_cached(
                 "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2)
@@ -73,7 +74,8 @@ impl Writer {
                     micros(r.at),
                     r.kind.content_type(),
                     &*r.text,
-                    crate::meta::encode(r.meta.as_deref())
+                    crate::meta::encode(r.meta.as_deref()),
+                    r.userhost.as_deref().map(|u| format!("{}@{}", u.user, u.host))
                 ])?;
                 if let Some(room) = room {
                     match last.iter_mut().find(|(name, _)| *name == room) {

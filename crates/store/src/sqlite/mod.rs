@@ -43,7 +43,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The columns [`record`] reads, in its order: written once, for every query that
 /// returns messages.
 const RECORD_COLUMNS: &str =
-    "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type, meta";
+    "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type, meta, sender_host";
 
 /// What history keeps, and how durably.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -269,7 +269,8 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let kind = Kind::from_content_type(&row.get::<_, String>(8)?);
     let meta = crate::meta::decode(row.get::<_, Option<String>>(9)?.as_deref()).map_err(|e| corrupt(9, e))?;
     let seq = u64::try_from(seq).unwrap_or(0);
-    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), meta, userhost: None })
+    let userhost = crate::meta::userhost(row.get::<_, Option<String>>(10)?.as_deref());
+    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), meta, userhost })
 }
 
 #[cfg(test)]
