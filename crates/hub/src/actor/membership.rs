@@ -56,7 +56,7 @@ impl Hub {
         let squatting = self.accounts.contains_key(&nick) && account.as_ref().map(|a| &a.name) != Some(&nick);
         self.sessions.insert(
             id,
-            SessionState {
+            Box::new(SessionState {
                 nick: nick.clone(),
                 outbox: outbox.clone(),
                 rooms: Vec::new(),
@@ -69,8 +69,8 @@ impl Hub {
                 active: std::time::Instant::now(),
                 oper: false,
                 reads: 0,
-                markers: std::collections::HashMap::new(),
-            },
+                markers: None,
+            }),
         );
         self.max_users = self.max_users.max(self.sessions.len());
         let lobby = self.lobby.clone();
@@ -397,7 +397,7 @@ impl Hub {
         id: SessionId,
         reason: LeaveReason,
         detail: Option<Arc<str>>,
-    ) -> Option<SessionState> {
+    ) -> Option<Box<SessionState>> {
         let state = self.sessions.remove(&id)?;
         self.nicks.remove(&state.nick);
         self.release_nick(&state.nick);

@@ -155,8 +155,9 @@ pub(crate) struct SessionState {
     pub(crate) oper: bool,
     /// History pages and searches it has waiting or running.
     pub(crate) reads: usize,
-    /// A guest's read markers, which end with the session (an account's are the hub's).
-    pub(crate) markers: HashMap<String, crate::event::Timestamp>,
+    /// A guest's read markers, which end with the session (an account's are the hub's);
+    /// boxed, as most sessions set none.
+    pub(crate) markers: Option<Box<HashMap<String, crate::event::Timestamp>>>,
 }
 
 impl SessionState {
@@ -282,7 +283,10 @@ impl From<Reply> for Answer {
 pub(crate) struct Hub {
     pub(crate) limits: Limits,
     pub(crate) lobby: RoomName,
-    pub(crate) sessions: HashMap<SessionId, SessionState>,
+    /// Boxed: a session's state is a few hundred bytes, and a table of them keeps
+    /// room for up to twice as many as it holds; the table of pointers costs 16 bytes
+    /// a place instead (docs/BENCHMARKS.md, "Idle memory").
+    pub(crate) sessions: HashMap<SessionId, Box<SessionState>>,
     pub(crate) nicks: HashMap<Nick, SessionId>,
     /// Rooms with members.
     pub(crate) rooms: HashMap<RoomName, Room>,
