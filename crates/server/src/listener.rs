@@ -117,6 +117,9 @@ pub(crate) async fn accept_loop(
     slots: Arc<Semaphore>,
     shared: Shared,
 ) {
+    // Each connection holds a pointer to what connections share, not a copy of its
+    // dozen handles (96 bytes in every connection's task, idle or not).
+    let shared = Arc::new(shared);
     let kind = bound.label();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -168,11 +171,11 @@ pub(crate) async fn accept_loop(
         };
         let tls = tls.clone();
         match bound.kind {
-            ListenerKind::Line => spawn::<Line>(stream, tls, peer, bound, slot, &shared),
-            ListenerKind::Native => spawn::<Native>(stream, tls, peer, bound, slot, &shared),
-            ListenerKind::Irc => spawn::<Irc>(stream, tls, peer, bound, slot, &shared),
+            ListenerKind::Line => spawn::<Line>(stream, tls, peer, Door::of(bound), slot, &shared),
+            ListenerKind::Native => spawn::<Native>(stream, tls, peer, Door::of(bound), slot, &shared),
+            ListenerKind::Irc => spawn::<Irc>(stream, tls, peer, Door::of(bound), slot, &shared),
             ListenerKind::Web | ListenerKind::Metrics => {
-                shared.tasks.spawn(web_connection(stream, tls, peer, bound, slot, shared.clone()));
+                shared.tasks.spawn(web_connection(stream, tls, peer, Door::of(bound), slot, shared.clone()));
             }
         }
     }
@@ -184,13 +187,12 @@ async fn web_connection(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
-    bound: Bound,
-    slot: Slot,
-    shared: Shared,
+    door: Door,
+    _slot: Slot,
+    shared: Arc<Shared>,
 ) {
-    let _slots = slot;
-    let deadline = opened(&shared, bound, peer);
-    let metrics = bound.kind == ListenerKind::Metrics;
+    let deadline = opened(&shared, door, peer);
+    let metrics = door.kind == ListenerKind::Metrics;
     let ending = match tls {
         None => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
         // Boxed: the handshake's state is not kept in the task once it is done.
@@ -200,7 +202,7 @@ async fn web_connection(
             Err(_) => Ending::HandshakeTimeout,
         },
     };
-    closed(&shared, bound, peer, &ending);
+    closed(&shared, door, peer, &ending);
 }
 
 /// A connection through a proxy that speaks the PROXY protocol: its header first,
@@ -211,7 +213,7 @@ async fn proxied(
     proxy: SocketAddr,
     bound: Bound,
     permit: tokio::sync::OwnedSemaphorePermit,
-    shared: Shared,
+    shared: Arc<Shared>,
 ) {
     let kind = bound.label();
     let deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout();
@@ -236,11 +238,11 @@ async fn proxied(
     };
     let slot = (permit, address_slot);
     match bound.kind {
-        ListenerKind::Line => Box::pin(connection::<Line>(stream, tls, peer, bound, slot, shared)).await,
-        ListenerKind::Native => Box::pin(connection::<Native>(stream, tls, peer, bound, slot, shared)).await,
-        ListenerKind::Irc => Box::pin(connection::<Irc>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Line => Box::pin(connection::<Line>(stream, tls, peer, Door::of(bound), slot, shared)).await,
+        ListenerKind::Native => Box::pin(connection::<Native>(stream, tls, peer, Door::of(bound), slot, shared)).await,
+        ListenerKind::Irc => Box::pin(connection::<Irc>(stream, tls, peer, Door::of(bound), slot, shared)).await,
         ListenerKind::Web | ListenerKind::Metrics => {
-            Box::pin(web_connection(stream, tls, peer, bound, slot, shared)).await;
+            Box::pin(web_connection(stream, tls, peer, Door::of(bound), slot, shared)).await;
         }
     }
 }
@@ -250,13 +252,13 @@ async fn connection<P: Protocol>(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
-    bound: Bound,
+    door: Door,
     slot: Slot,
-    shared: Shared,
+    shared: Arc<Shared>,
 ) {
     match tls {
-        None => plain_connection::<P>(stream, peer, bound, slot, shared).await,
-        Some(tls) => tls_connection::<P>(stream, tls, peer, bound, slot, shared).await,
+        None => plain_connection::<P>(stream, peer, door, slot, shared).await,
+        Some(tls) => tls_connection::<P>(stream, tls, peer, door, slot, shared).await,
     }
 }
 
@@ -266,30 +268,54 @@ fn spawn<P: Protocol + 'static>(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
-    bound: Bound,
+    door: Door,
     slot: Slot,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) {
     match tls {
-        None => shared.tasks.spawn(plain_connection::<P>(stream, peer, bound, slot, shared.clone())),
-        Some(tls) => shared.tasks.spawn(tls_connection::<P>(stream, tls, peer, bound, slot, shared.clone())),
+        None => shared.tasks.spawn(plain_connection::<P>(stream, peer, door, slot, shared.clone())),
+        Some(tls) => shared.tasks.spawn(tls_connection::<P>(stream, tls, peer, door, slot, shared.clone())),
     };
 }
 
 /// A connection's place under `max_connections` and `max_connections_per_ip`, held for
-/// its life.
+/// its life (as a parameter of its task, `_slot`: a local bound to it would be a second
+/// copy in the task's future).
 type Slot = (tokio::sync::OwnedSemaphorePermit, AddressSlot);
+
+/// What a connection's task keeps of its listener, for its whole life: its protocol and
+/// whether it runs in TLS (not the listener's address, 40 bytes in every task).
+#[derive(Debug, Clone, Copy)]
+struct Door {
+    kind: ListenerKind,
+    tls: bool,
+}
+
+impl Door {
+    fn of(bound: Bound) -> Door {
+        Door { kind: bound.kind, tls: bound.tls }
+    }
+
+    fn label(self) -> String {
+        crate::config::label(self.kind, self.tls)
+    }
+}
 
 /// The task of one plain-text connection. Plain and TLS connections are separate
 /// tasks, so a plain one does not carry the room for a TLS handshake's state in its
 /// future.
-async fn plain_connection<P: Protocol>(stream: TcpStream, peer: SocketAddr, bound: Bound, slot: Slot, shared: Shared) {
-    let _slots = slot;
-    let deadline = opened(&shared, bound, peer);
+async fn plain_connection<P: Protocol>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    door: Door,
+    _slot: Slot,
+    shared: Arc<Shared>,
+) {
+    let deadline = opened(&shared, door, peer);
     let (reader, writer) = stream.into_split();
-    let gateway = Gateway::of(bound.kind);
+    let gateway = Gateway::of(door.kind);
     let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
-    closed(&shared, bound, peer, &ending);
+    closed(&shared, door, peer, &ending);
 }
 
 /// The task of one TLS connection: the handshake, then the protocol.
@@ -297,39 +323,38 @@ async fn tls_connection<P: Protocol>(
     stream: TcpStream,
     tls: Tls,
     peer: SocketAddr,
-    bound: Bound,
-    slot: Slot,
-    shared: Shared,
+    door: Door,
+    _slot: Slot,
+    shared: Arc<Shared>,
 ) {
-    let _slots = slot;
-    let deadline = opened(&shared, bound, peer);
+    let deadline = opened(&shared, door, peer);
     let ending = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
         Ok(Ok(stream)) => {
             let (reader, writer) = tokio::io::split(stream);
             let reader = gateway::Stream(reader);
-            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, Gateway::of(bound.kind), &shared)).await
+            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, Gateway::of(door.kind), &shared)).await
         }
         Ok(Err(e)) => Ending::Tls(e.to_string()),
         Err(_) => Ending::HandshakeTimeout,
     };
-    closed(&shared, bound, peer, &ending);
+    closed(&shared, door, peer, &ending);
 }
 
 /// Counts and logs a new connection; returns its registration deadline, which covers
 /// the TLS handshake and the name or hello that follows.
-fn opened(shared: &Shared, bound: Bound, peer: SocketAddr) -> tokio::time::Instant {
-    let gateway = Gateway::of(bound.kind);
+fn opened(shared: &Shared, door: Door, peer: SocketAddr) -> tokio::time::Instant {
+    let gateway = Gateway::of(door.kind);
     shared.metrics.connections.add(gateway, 1);
     shared.metrics.connections_open.add(gateway, 1);
     let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
-    tracing::info!(kind = %bound.label(), %peer, active, "connected");
+    tracing::info!(kind = %door.label(), %peer, active, "connected");
     tokio::time::Instant::now() + shared.limits.handshake_timeout()
 }
 
-fn closed(shared: &Shared, bound: Bound, peer: SocketAddr, ending: &Ending) {
-    shared.metrics.connections_open.add(Gateway::of(bound.kind), -1);
+fn closed(shared: &Shared, door: Door, peer: SocketAddr, ending: &Ending) {
+    shared.metrics.connections_open.add(Gateway::of(door.kind), -1);
     let active = shared.active.fetch_sub(1, Ordering::Relaxed) - 1;
-    tracing::info!(kind = %bound.label(), %peer, active, "disconnected: {ending}");
+    tracing::info!(kind = %door.label(), %peer, active, "disconnected: {ending}");
 }
 
 #[cfg(test)]
@@ -356,21 +381,25 @@ mod tests {
                 slots.clone().try_acquire_owned().expect("a place"),
                 shared.per_address.take(peer.ip(), 10).expect("a place"),
             );
-            let (bound, shared) = (Bound { kind, tls: false, addr, proxy_protocol: false }, shared.clone());
+            let (door, shared) = (Door { kind, tls: false }, Arc::new(shared.clone()));
             let size = match kind {
-                ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, bound, slot, shared)),
-                ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, bound, slot, shared)),
-                ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, bound, slot, shared)),
+                ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, door, slot, shared)),
+                ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, door, slot, shared)),
+                ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, door, slot, shared)),
                 ListenerKind::Web | ListenerKind::Metrics => {
-                    size_of_val(&web_connection(stream, None, peer, bound, slot, shared))
+                    size_of_val(&web_connection(stream, None, peer, door, slot, shared))
                 }
             };
             eprintln!("a plain {kind} connection's task future: {size} bytes");
-            // Every connection holds this much for its whole life (1.8 to 2.1 KB in a
-            // debug build, less optimised); what is needed only while registering or
+            // Every connection holds this much for its whole life (1.2 to 1.35 KB for
+            // line, native and IRC in a debug build; the web task, whose WebSocket
+            // session is boxed, 1.6 KB); what is needed only while registering or
             // handling input is boxed while it runs. A new await that holds a large
-            // future, or a protocol state that grows, shows here first.
-            assert!(size <= 2560, "a {kind} connection's future grew to {size} bytes");
+            // future, or a protocol state that grows, shows here first: tokio rounds
+            // a task up to 128 bytes, so every 128 bytes here is 128 bytes per idle
+            // connection (docs/BENCHMARKS.md, "Idle memory").
+            let most = if kind == ListenerKind::Web { 1700 } else { 1400 };
+            assert!(size <= most, "a {kind} connection's future grew to {size} bytes");
         }
     }
 
