@@ -2,6 +2,7 @@
 //! run in the spawned task, under a deadline.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -183,26 +184,42 @@ pub(crate) async fn accept_loop(
 
 /// The task of one HTTP connection, plain or TLS: its requests, and the WebSocket
 /// session it may become (or, on a metrics listener, its scrapes).
-async fn web_connection(
+fn web_connection(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
     door: Door,
-    _slot: Slot,
+    slot: Slot,
     shared: Arc<Shared>,
-) {
-    let deadline = opened(&shared, door, peer);
-    let metrics = door.kind == ListenerKind::Metrics;
-    let ending = match tls {
-        None => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
-        // Boxed: the handshake's state is not kept in the task once it is done.
-        Some(tls) => match tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await {
-            Ok(Ok(stream)) => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
-            Ok(Err(e)) => Ending::Tls(e.to_string()),
-            Err(_) => Ending::HandshakeTimeout,
-        },
-    };
-    closed(&shared, door, peer, &ending);
+) -> impl Future<Output = ()> + Send + 'static {
+    // An `async move` block, not an `async fn`, like every connection task here: an
+    // `async fn` keeps each argument twice in its future, for the connection's life.
+    async move {
+        let deadline = opened(&shared, door, peer);
+        let metrics = door.kind == ListenerKind::Metrics;
+        let ending = match tls {
+            None => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
+            Some(tls) => {
+                // The handshake's outcome (the TLS stream, 1.2 KB, until it is moved into
+                // the session) is not kept across the session's wait: only the box.
+                let serving = {
+                    // Boxed: the handshake's state is not kept in the task once it is done.
+                    let accepted = tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await;
+                    match accepted {
+                        Ok(Ok(stream)) => Ok(Box::pin(gateway::web::serve(stream, peer, metrics, &shared))),
+                        Ok(Err(e)) => Err(Ending::Tls(e.to_string())),
+                        Err(_) => Err(Ending::HandshakeTimeout),
+                    }
+                };
+                match serving {
+                    Ok(serving) => serving.await,
+                    Err(ending) => ending,
+                }
+            }
+        };
+        closed(&shared, door, peer, &ending);
+        drop(slot);
+    }
 }
 
 /// A connection through a proxy that speaks the PROXY protocol: its header first,
@@ -248,7 +265,7 @@ async fn proxied(
 }
 
 /// A connection of protocol `P`, plain or TLS, run in the current task.
-async fn connection<P: Protocol>(
+async fn connection<P: Protocol + 'static>(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
@@ -279,8 +296,7 @@ fn spawn<P: Protocol + 'static>(
 }
 
 /// A connection's place under `max_connections` and `max_connections_per_ip`, held for
-/// its life (as a parameter of its task, `_slot`: a local bound to it would be a second
-/// copy in the task's future).
+/// its life (its task drops it last).
 type Slot = (tokio::sync::OwnedSemaphorePermit, AddressSlot);
 
 /// What a connection's task keeps of its listener, for its whole life: its protocol and
@@ -304,40 +320,58 @@ impl Door {
 /// The task of one plain-text connection. Plain and TLS connections are separate
 /// tasks, so a plain one does not carry the room for a TLS handshake's state in its
 /// future.
-async fn plain_connection<P: Protocol>(
+fn plain_connection<P: Protocol + 'static>(
     stream: TcpStream,
     peer: SocketAddr,
     door: Door,
-    _slot: Slot,
+    slot: Slot,
     shared: Arc<Shared>,
-) {
-    let deadline = opened(&shared, door, peer);
+) -> impl Future<Output = ()> + Send + 'static {
     let (reader, writer) = stream.into_split();
-    let gateway = Gateway::of(door.kind);
-    let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
-    closed(&shared, door, peer, &ending);
+    async move {
+        let deadline = opened(&shared, door, peer);
+        let gateway = Gateway::of(door.kind);
+        let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
+        closed(&shared, door, peer, &ending);
+        drop(slot);
+    }
 }
 
 /// The task of one TLS connection: the handshake, then the protocol.
-async fn tls_connection<P: Protocol>(
+fn tls_connection<P: Protocol + 'static>(
     stream: TcpStream,
     tls: Tls,
     peer: SocketAddr,
     door: Door,
-    _slot: Slot,
+    slot: Slot,
     shared: Arc<Shared>,
-) {
-    let deadline = opened(&shared, door, peer);
-    let ending = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
-        Ok(Ok(stream)) => {
-            let (reader, writer) = tokio::io::split(stream);
-            let reader = gateway::Stream(reader);
-            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, Gateway::of(door.kind), &shared)).await
-        }
-        Ok(Err(e)) => Ending::Tls(e.to_string()),
-        Err(_) => Ending::HandshakeTimeout,
-    };
-    closed(&shared, door, peer, &ending);
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let deadline = opened(&shared, door, peer);
+        // The handshake's outcome (the TLS stream, 1.2 KB, until it is moved into the
+        // session) is not kept across the session's wait: only the session's box.
+        let serving = {
+            // Boxed: the handshake's state (a TLS connection and its stream) is not kept
+            // in the task once it is done.
+            let accepted = tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await;
+            match accepted {
+                Ok(Ok(stream)) => {
+                    let (reader, writer) = tokio::io::split(stream);
+                    let reader = gateway::Stream(reader);
+                    let gateway = Gateway::of(door.kind);
+                    Ok(Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, gateway, &shared)))
+                }
+                Ok(Err(e)) => Err(Ending::Tls(e.to_string())),
+                Err(_) => Err(Ending::HandshakeTimeout),
+            }
+        };
+        let ending = match serving {
+            Ok(serving) => serving.await,
+            Err(ending) => ending,
+        };
+        closed(&shared, door, peer, &ending);
+        drop(slot);
+    }
 }
 
 /// Counts and logs a new connection; returns its registration deadline, which covers
@@ -391,14 +425,14 @@ mod tests {
                 }
             };
             eprintln!("a plain {kind} connection's task future: {size} bytes");
-            // Every connection holds this much for its whole life (1.2 to 1.35 KB for
-            // line, native and IRC in a debug build; the web task, whose WebSocket
-            // session is boxed, 1.6 KB); what is needed only while registering or
+            // Every connection holds this much for its whole life (1.05 to 1.2 KB for
+            // line, native and IRC in a debug build; the web task, whose session is
+            // boxed, 0.3 KB); what is needed only while registering or
             // handling input is boxed while it runs. A new await that holds a large
             // future, or a protocol state that grows, shows here first: tokio rounds
             // a task up to 128 bytes, so every 128 bytes here is 128 bytes per idle
             // connection (docs/BENCHMARKS.md, "Idle memory").
-            let most = if kind == ListenerKind::Web { 1700 } else { 1400 };
+            let most = if kind == ListenerKind::Web { 400 } else { 1280 };
             assert!(size <= most, "a {kind} connection's future grew to {size} bytes");
         }
     }

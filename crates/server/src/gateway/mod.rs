@@ -305,74 +305,80 @@ impl Turn<'_> {
 
 /// Serves one connection with protocol `P`, from the first byte to the last: the
 /// registration dialogue under `deadline`, then the session until it ends.
-pub(crate) async fn serve<P, R, W>(
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an
+/// `async fn` keeps each argument twice in its future (as given, and moved into its
+/// body), for the connection's whole life.
+pub(crate) fn serve<'a, P, R, W>(
     mut reader: R,
     mut writer: W,
     peer: SocketAddr,
     deadline: Instant,
     gateway: Gateway,
-    shared: &Shared,
-) -> Ending
+    shared: &'a Shared,
+) -> impl Future<Output = Ending> + Send + 'a
 where
-    P: Protocol,
-    R: Receive,
-    W: AsyncWrite + Unpin + Send,
+    P: Protocol + 'a,
+    R: Receive + 'a,
+    W: AsyncWrite + Unpin + Send + 'a,
 {
-    let mut protocol = P::new(peer, shared);
-    let mut buf = BytesMut::new();
-    let outbox = Arc::new(Outbox::new(protocol.wire(), shared.limits.send_queue_bytes));
-    // Boxed: the dialogue's state is needed only until the session exists, and would
-    // otherwise stay in the connection's future for its whole life.
-    let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared));
-    let registered = tokio::select! {
-        registered = tokio::time::timeout_at(deadline, registering) => match registered {
-            Ok(registered) => registered,
-            Err(_) => Err(farewell(&protocol, Farewell::HandshakeTimeout, Ending::HandshakeTimeout)),
-        },
-        () = shared.stopping.cancelled() => Err(farewell(&protocol, Farewell::Shutdown, Ending::Shutdown)),
-    };
-    let session = match registered {
-        Ok(session) => session,
-        Err((ending, last_word)) => {
-            if let Some(bytes) = last_word {
-                let _ = writer.write_all(&bytes).await;
+    async move {
+        let mut protocol = P::new(peer, shared);
+        let mut buf = BytesMut::new();
+        let outbox = Arc::new(Outbox::new(protocol.wire(), shared.limits.send_queue_bytes));
+        // Boxed: the dialogue's state is needed only until the session exists, and would
+        // otherwise stay in the connection's future for its whole life.
+        let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared));
+        let registered = tokio::select! {
+            registered = tokio::time::timeout_at(deadline, registering) => match registered {
+                Ok(registered) => registered,
+                Err(_) => Err(farewell(&protocol, Farewell::HandshakeTimeout, Ending::HandshakeTimeout)),
+            },
+            () = shared.stopping.cancelled() => Err(farewell(&protocol, Farewell::Shutdown, Ending::Shutdown)),
+        };
+        let session = match registered {
+            Ok(session) => session,
+            Err((ending, last_word)) => {
+                if let Some(bytes) = last_word {
+                    let _ = writer.write_all(&bytes).await;
+                }
+                return close(ending, &mut reader, &mut writer).await;
             }
-            return close(ending, &mut reader, &mut writer).await;
+        };
+        tracing::debug!(%peer, session = ?session.id(), "registered");
+        if let Some((req, command)) = protocol.registered() {
+            let _ = Box::pin(session.send(req, command)).await;
         }
-    };
-    tracing::debug!(%peer, session = ?session.id(), "registered");
-    if let Some((req, command)) = protocol.registered() {
-        let _ = Box::pin(session.send(req, command)).await;
-    }
-    let metrics = &shared.metrics;
-    metrics.sessions_by_gateway.add(gateway, 1);
-    // The session, until it ends: its input feeds the hub, its output drains the outbox.
-    // Written here rather than in a function of its own: every async function keeps its
-    // own copy of its arguments, for the whole life of the connection.
-    let mut out = Output::new(&outbox, &mut writer, gateway, shared);
-    // The server's shutdown needs no wait of its own here: the hub says goodbye to
-    // every session and closes its outbox, and the output side ends the session once
-    // that is written.
-    let ending = match read_loop(&mut protocol, &mut reader, &mut buf, &session, &mut out, shared).await {
-        Ok(end) => {
-            if !matches!(end, ReadEnd::Quit) {
-                Box::pin(session.disconnect(end.detail())).await;
+        let metrics = &shared.metrics;
+        metrics.sessions_by_gateway.add(gateway, 1);
+        // The session, until it ends: its input feeds the hub, its output drains the outbox.
+        // Written here rather than in a function of its own: every async function keeps its
+        // own copy of its arguments, for the whole life of the connection.
+        let mut out = Output::new(&outbox, &mut writer, gateway, shared);
+        // The server's shutdown needs no wait of its own here: the hub says goodbye to
+        // every session and closes its outbox, and the output side ends the session once
+        // that is written.
+        let ending = match read_loop(&mut protocol, &mut reader, &mut buf, &session, &mut out, shared).await {
+            Ok(end) => {
+                if !matches!(end, ReadEnd::Quit) {
+                    Box::pin(session.disconnect(end.detail())).await;
+                }
+                // The hub closes the outbox once it has handled the quit or disconnect; what
+                // was queued before (replies, the error that ended the session) goes out first.
+                let _ = tokio::time::timeout(shared.limits.shutdown_grace(), out.finish()).await;
+                end.into()
             }
-            // The hub closes the outbox once it has handled the quit or disconnect; what
-            // was queued before (replies, the error that ended the session) goes out first.
-            let _ = tokio::time::timeout(shared.limits.shutdown_grace(), out.finish()).await;
-            end.into()
+            Err(ending) => ending,
+        };
+        Box::pin(session.disconnect(None)).await;
+        metrics.sessions_by_gateway.add(gateway, -1);
+        match ending {
+            Ending::Limit(EXCESS_FLOOD) => ServerMetrics::count(&metrics.flood_disconnects),
+            Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
+            _ => {}
         }
-        Err(ending) => ending,
-    };
-    Box::pin(session.disconnect(None)).await;
-    metrics.sessions_by_gateway.add(gateway, -1);
-    match ending {
-        Ending::Limit(EXCESS_FLOOD) => ServerMetrics::count(&metrics.flood_disconnects),
-        Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
-        _ => {}
+        close(ending, &mut reader, &mut writer).await
     }
-    close(ending, &mut reader, &mut writer).await
 }
 
 /// An ending with the protocol's last word for it.
