@@ -184,6 +184,8 @@ pub(crate) async fn accept_loop(
 
 /// The task of one HTTP connection, plain or TLS: its requests, and the WebSocket
 /// session it may become (or, on a metrics listener, its scrapes).
+// Not an `async fn`: it would keep each argument twice (see above).
+#[allow(clippy::manual_async_fn)]
 fn web_connection(
     stream: TcpStream,
     tls: Option<Tls>,
@@ -338,6 +340,8 @@ fn plain_connection<P: Protocol + 'static>(
 }
 
 /// The task of one TLS connection: the handshake, then the protocol.
+// Not an `async fn`: it would keep each argument twice (see above).
+#[allow(clippy::manual_async_fn)]
 fn tls_connection<P: Protocol + 'static>(
     stream: TcpStream,
     tls: Tls,

@@ -309,6 +309,8 @@ impl Turn<'_> {
 /// A plain function returning an `async move` block rather than an `async fn`: an
 /// `async fn` keeps each argument twice in its future (as given, and moved into its
 /// body), for the connection's whole life.
+// Not an `async fn`: it would keep each argument twice (see above).
+#[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<'a, P, R, W>(
     mut reader: R,
     mut writer: W,
