@@ -418,6 +418,17 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
     Ok((HubHandle { tx, metrics }, task))
 }
 
+/// A hub that ends with sessions still open (it panicked: a normal end comes after
+/// every session has gone) closes their outboxes, so that every connection writes what
+/// was queued and ends: connections wait on their outbox, not on the server's stop.
+impl Drop for Hub {
+    fn drop(&mut self) {
+        for state in self.sessions.values() {
+            state.outbox.close();
+        }
+    }
+}
+
 impl Hub {
     fn new(limits: Limits) -> Self {
         let lobby = RoomName::parse(LOBBY, usize::MAX).unwrap_or_else(|_| unreachable!("the lobby's name is valid"));

@@ -358,8 +358,8 @@ where
         // own copy of its arguments, for the whole life of the connection.
         let mut out = Output::new(&outbox, &mut writer, gateway, shared);
         // The server's shutdown needs no wait of its own here: the hub says goodbye to
-        // every session and closes its outbox, and the output side ends the session once
-        // that is written.
+        // every session and closes its outbox (a hub that dies closes them as it goes),
+        // and the output side ends the session once that is written.
         let ending = match read_loop(&mut protocol, &mut reader, &mut buf, &session, &mut out, shared).await {
             Ok(end) => {
                 if !matches!(end, ReadEnd::Quit) {
