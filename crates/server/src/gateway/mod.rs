@@ -505,90 +505,94 @@ where
 /// One future for both sides, rather than a reader and a writer future under a
 /// `select!`: an idle connection is parked here, and what it holds while parked is
 /// its connection's memory (docs/BENCHMARKS.md, "Idle memory").
-async fn read_loop<P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
-    protocol: &mut P,
-    reader: &mut R,
-    buf: &mut BytesMut,
-    session: &Session,
-    out: &mut Output<'_, W>,
-    shared: &Shared,
-) -> Result<ReadEnd, Ending> {
-    let gateway = out.gateway;
-    let limits = &shared.limits;
-    let mut throttle = Throttle::new(limits.flood(), Instant::now().into_std());
-    // Input was heard since the idle deadline was last set; the client was pinged.
-    let (mut heard, mut pinged) = (false, false);
-    let idle = tokio::time::sleep_until(Instant::now() + limits.idle_ping());
-    tokio::pin!(idle);
-    let end = 'session: loop {
-        // A unit is taken and its work made in plain code, so that only the work (a
-        // pointer) is kept across the wait for it, never the unit itself.
-        while let Some(work) =
-            protocol.decode(buf).map(|input| work(protocol, input, session, &mut throttle, shared, gateway))
-        {
-            (heard, pinged) = (true, false);
-            if let Err(end) = out.alongside(work).await? {
-                break 'session end;
-            }
-        }
-        if P::PINGS && std::mem::take(&mut heard) {
-            idle.as_mut().reset(Instant::now() + limits.idle_ping());
-        }
-        // Unless a partial unit is buffered, the buffer goes: the wait holds none.
-        release(buf);
-        let waited = poll_fn(|cx| {
-            if let Poll::Ready(ending) = out.poll(cx) {
-                return Poll::Ready(Waited::Output(ending));
-            }
-            if P::PINGS && idle.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Waited::Idle);
-            }
-            // Cancel-safe: what is read stays in `buf`, so the wait is made afresh for
-            // each poll and never kept.
-            pin!(reader.receive(buf)).poll(cx).map(Waited::Input)
-        })
-        .await;
-        let (last, closed) = match waited {
-            Waited::Output(ending) => return Err(ending),
-            Waited::Idle => {
-                if pinged {
-                    break ReadEnd::PingTimeout;
+// Not an `async fn`: it would keep each argument twice (see `serve`).
+#[allow(clippy::manual_async_fn)]
+fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
+    protocol: &'a mut P,
+    reader: &'a mut R,
+    buf: &'a mut BytesMut,
+    session: &'a Session,
+    out: &'a mut Output<'b, W>,
+    shared: &'a Shared,
+) -> impl Future<Output = Result<ReadEnd, Ending>> + use<'a, 'b, P, R, W> {
+    async move {
+        let gateway = out.gateway;
+        let limits = &shared.limits;
+        let mut throttle = Throttle::new(limits.flood(), Instant::now().into_std());
+        // Input was heard since the idle deadline was last set; the client was pinged.
+        let (mut heard, mut pinged) = (false, false);
+        let idle = tokio::time::sleep_until(Instant::now() + limits.idle_ping());
+        tokio::pin!(idle);
+        let end = 'session: loop {
+            // A unit is taken and its work made in plain code, so that only the work (a
+            // pointer) is kept across the wait for it, never the unit itself.
+            while let Some(work) =
+                protocol.decode(buf).map(|input| work(protocol, input, session, &mut throttle, shared, gateway))
+            {
+                (heard, pinged) = (true, false);
+                if let Err(end) = out.alongside(work).await? {
+                    break 'session end;
                 }
-                pinged = true;
-                // Silent since the deadline's start: it ends `idle_timeout` after that.
-                let silent_since = idle.deadline() - limits.idle_ping();
-                idle.as_mut().reset(silent_since + limits.idle_timeout());
-                if let Some(ping) = protocol.ping() {
-                    if out.alongside(Box::pin(session.relay(ping))).await?.is_err() {
-                        break ReadEnd::Closed;
+            }
+            if P::PINGS && std::mem::take(&mut heard) {
+                idle.as_mut().reset(Instant::now() + limits.idle_ping());
+            }
+            // Unless a partial unit is buffered, the buffer goes: the wait holds none.
+            release(buf);
+            let waited = poll_fn(|cx| {
+                if let Poll::Ready(ending) = out.poll(cx) {
+                    return Poll::Ready(Waited::Output(ending));
+                }
+                if P::PINGS && idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Waited::Idle);
+                }
+                // Cancel-safe: what is read stays in `buf`, so the wait is made afresh for
+                // each poll and never kept.
+                pin!(reader.receive(buf)).poll(cx).map(Waited::Input)
+            })
+            .await;
+            let (last, closed) = match waited {
+                Waited::Output(ending) => return Err(ending),
+                Waited::Idle => {
+                    if pinged {
+                        break ReadEnd::PingTimeout;
                     }
+                    pinged = true;
+                    // Silent since the deadline's start: it ends `idle_timeout` after that.
+                    let silent_since = idle.deadline() - limits.idle_ping();
+                    idle.as_mut().reset(silent_since + limits.idle_timeout());
+                    if let Some(ping) = protocol.ping() {
+                        if out.alongside(Box::pin(session.relay(ping))).await?.is_err() {
+                            break ReadEnd::Closed;
+                        }
+                    }
+                    continue;
                 }
-                continue;
+                Waited::Input(Err(e)) => break ReadEnd::Io(e),
+                Waited::Input(Ok(Received::Bytes)) => continue,
+                Waited::Input(Ok(Received::Message(message))) => (protocol.decode_message(message), false),
+                Waited::Input(Ok(Received::Closed)) => (protocol.decode_eof(buf), true),
+            };
+            if let Some(work) = last.map(|input| work(protocol, input, session, &mut throttle, shared, gateway)) {
+                (heard, pinged) = (true, false);
+                if let Err(end) = out.alongside(work).await? {
+                    break end;
+                }
             }
-            Waited::Input(Err(e)) => break ReadEnd::Io(e),
-            Waited::Input(Ok(Received::Bytes)) => continue,
-            Waited::Input(Ok(Received::Message(message))) => (protocol.decode_message(message), false),
-            Waited::Input(Ok(Received::Closed)) => (protocol.decode_eof(buf), true),
+            if closed {
+                break ReadEnd::Closed;
+            }
         };
-        if let Some(work) = last.map(|input| work(protocol, input, session, &mut throttle, shared, gateway)) {
-            (heard, pinged) = (true, false);
-            if let Err(end) = out.alongside(work).await? {
-                break end;
-            }
+        let why = match end {
+            ReadEnd::Flood => Some(Farewell::Flood),
+            ReadEnd::PingTimeout => Some(Farewell::PingTimeout),
+            _ => None,
+        };
+        if let Some(bytes) = why.and_then(|why| protocol.farewell(why)) {
+            let _ = out.alongside(Box::pin(session.relay(bytes))).await?;
         }
-        if closed {
-            break ReadEnd::Closed;
-        }
-    };
-    let why = match end {
-        ReadEnd::Flood => Some(Farewell::Flood),
-        ReadEnd::PingTimeout => Some(Farewell::PingTimeout),
-        _ => None,
-    };
-    if let Some(bytes) = why.and_then(|why| protocol.farewell(why)) {
-        let _ = out.alongside(Box::pin(session.relay(bytes))).await?;
+        Ok(end)
     }
-    Ok(end)
 }
 
 /// The work one unit of input makes: its hub commands or answers, under flood control.
@@ -724,16 +728,18 @@ impl<'a, W: AsyncWrite + Unpin> Output<'a, W> {
     }
 
     /// Runs `work` while the output side keeps writing; `Err` with the ending when the
-    /// output side ended the session first (and `work` is dropped).
-    async fn alongside<F: Future>(&mut self, work: F) -> Result<F::Output, Ending> {
-        let mut work = pin!(work);
-        poll_fn(|cx| {
+    /// output side ended the session first (and `work` is dropped). A plain function
+    /// returning a `poll_fn`, like [`serve`], so that its arguments are kept once.
+    fn alongside<'s, F: Future + Unpin + 's>(
+        &'s mut self,
+        mut work: F,
+    ) -> impl Future<Output = Result<F::Output, Ending>> + use<'s, 'a, F, W> {
+        poll_fn(move |cx| {
             if let Poll::Ready(ending) = self.poll(cx) {
                 return Poll::Ready(Err(ending));
             }
-            work.as_mut().poll(cx).map(Ok)
+            Pin::new(&mut work).poll(cx).map(Ok)
         })
-        .await
     }
 
     /// Writes until the output side ends.
