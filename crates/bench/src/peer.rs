@@ -173,7 +173,9 @@ impl Writer {
     /// Says `text` in the lobby (native, line) or the channel (IRC).
     pub(crate) async fn say(&mut self, text: &str) -> Result<(), BenchError> {
         match self.proto {
-            Proto::Native => self.request(&Request::Say { room: "lobby".into() }, text.as_bytes()).await,
+            Proto::Native => {
+                self.request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, text.as_bytes()).await
+            }
             Proto::Line => {
                 self.out.clear();
                 self.out.extend_from_slice(text.as_bytes());

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use parley_proto::msg::{
-    encode_request, ErrorCode, HistoryEntry, Received, Reply, Request, RoomInfo, ServerMsg, PROTOCOL_VERSION,
+    encode_request, encode_request_with, ErrorCode, HistoryEntry, LoginOptions, Received, Reply, Request, RoomInfo,
+    ServerMsg, SessionEntry, PROTOCOL_VERSION,
 };
 use parley_proto::native::FrameDecoder;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -166,6 +167,8 @@ fn past(entries: Vec<HistoryEntry>) -> Vec<PastMessage> {
 pub(crate) enum Answered {
     /// A `result`'s body.
     Reply(Reply),
+    /// A `result`'s body with the resume token issued with it.
+    Remembered(Reply, String),
     /// A `data` frame.
     Data {
         /// Where the piece starts in the file.
@@ -266,20 +269,93 @@ impl Client {
     /// Registers as `nick`. A refusal (`nick_taken`, `invalid_nick`) leaves the
     /// connection open for another try.
     pub async fn hello(&self, nick: &str) -> Result<Welcome, Error> {
-        let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned(), password: None };
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.request(&hello, b"")).await {
+        Ok(self.hello_with(nick, None, &LoginOptions::default()).await?.0)
+    }
+
+    /// Registers logged in to the account `nick` with its password, and asks for a
+    /// resume token: the welcome and the token (`None` if the server kept none).
+    pub async fn hello_remembered(&self, nick: &str, password: &str) -> Result<(Welcome, Option<String>), Error> {
+        let options = LoginOptions { remember: true, ..LoginOptions::default() };
+        self.hello_with(nick, Some(password), &options).await
+    }
+
+    /// Registers logged in with a resume token, under its account's name. A token that
+    /// is unknown, revoked or expired is refused with `bad_token`.
+    pub async fn hello_token(&self, token: &str) -> Result<Welcome, Error> {
+        let options = LoginOptions { token: Some(token.to_owned()), ..LoginOptions::default() };
+        Ok(self.hello_with("", None, &options).await?.0)
+    }
+
+    /// `hello` with a password and login options, as the protocol has it.
+    pub async fn hello_with(
+        &self,
+        nick: &str,
+        password: Option<&str>,
+        options: &LoginOptions,
+    ) -> Result<(Welcome, Option<String>), Error> {
+        let hello =
+            Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned(), password: password.map(str::to_owned) };
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.request_with(&hello, options)).await {
             Err(_) => Err(Error::Timeout(CONNECT_TIMEOUT)),
-            Ok(Ok(Reply::Welcome { nick, room, members, max_text, history, topic, .. })) => {
-                Ok(Welcome { nick, room, members, max_text, history: past(history), topic })
+            Ok(Ok((Reply::Welcome { nick, room, members, max_text, history, topic, .. }, token))) => {
+                Ok((Welcome { nick, room, members, max_text, history: past(history), topic }, token))
             }
-            Ok(Ok(other)) => Err(unexpected(&other)),
+            Ok(Ok((other, _))) => Err(unexpected(&other)),
             Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Logs in like [`Client::login`] and asks for a resume token: the nick and the
+    /// token.
+    pub async fn login_remembered(&self, name: Option<&str>, password: &str) -> Result<(String, String), Error> {
+        let auth = Request::Auth { name: name.map(str::to_owned), password: password.to_owned() };
+        let options = LoginOptions { remember: true, ..LoginOptions::default() };
+        match self.request_with(&auth, &options).await? {
+            (Reply::LoggedIn { nick, .. }, Some(token)) => Ok((nick, token)),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    /// Registers like [`Client::register`] and asks for a resume token: the account's
+    /// name and the token.
+    pub async fn register_remembered(&self, password: &str) -> Result<(String, String), Error> {
+        let options = LoginOptions { remember: true, ..LoginOptions::default() };
+        match self.request_with(&Request::Register { password: password.to_owned() }, &options).await? {
+            (Reply::Registered { account }, Some(token)) => Ok((account, token)),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    /// The resume tokens of the logged-in account.
+    pub async fn sessions(&self) -> Result<Vec<SessionEntry>, Error> {
+        match self.request(&Request::Sessions, b"").await? {
+            Reply::Sessions { sessions } => Ok(sessions),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Revokes one of the logged-in account's resume tokens, by its id.
+    pub async fn revoke_session(&self, session: u64) -> Result<(), Error> {
+        match self.request(&Request::RevokeSession { session }, b"").await? {
+            Reply::Revoked { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The preview of a shared image (PNG bytes).
+    pub async fn thumbnail(&self, file: &str) -> Result<bytes::Bytes, Error> {
+        let request = Request::Thumbnail { file: file.to_owned() };
+        let answer = self.start(|id, frame| encode_request(id, &request, b"", frame)).await?;
+        match answer.await.unwrap_or(Err(Error::Disconnected))? {
+            Answered::Data { bytes, .. } => Ok(bytes),
+            Answered::Reply(other) | Answered::Remembered(other, _) => Err(unexpected(&other)),
         }
     }
 
     /// Says `text` in `room`; returns its sequence number and the server's timestamp.
     pub async fn say(&self, room: &str, text: &str) -> Result<(u64, DateTime<Utc>), Error> {
-        match self.request(&Request::Say { room: room.to_owned() }, text.as_bytes()).await? {
+        match self.request(&Request::Say { room: room.to_owned(), reply_to: None, tags: None }, text.as_bytes()).await?
+        {
             Reply::Said { seq, ts, .. } => Ok((seq, crate::event::time(&ts))),
             other => Err(unexpected(&other)),
         }
@@ -287,7 +363,7 @@ impl Client {
 
     /// Does `text` in `room` as an action (`* alice waves`); returns its seq and time.
     pub async fn act(&self, room: &str, text: &str) -> Result<(u64, DateTime<Utc>), Error> {
-        match self.request(&Request::Act { room: room.to_owned() }, text.as_bytes()).await? {
+        match self.request(&Request::Act { room: room.to_owned(), reply_to: None }, text.as_bytes()).await? {
             Reply::Said { seq, ts, .. } => Ok((seq, crate::event::time(&ts))),
             other => Err(unexpected(&other)),
         }
@@ -295,7 +371,8 @@ impl Client {
 
     /// Sends `text` privately to `to`; returns the receiver's nick as its owner spells it.
     pub async fn whisper(&self, to: &str, text: &str) -> Result<String, Error> {
-        match self.request(&Request::Whisper { to: to.to_owned() }, text.as_bytes()).await? {
+        match self.request(&Request::Whisper { to: to.to_owned(), reply_to: None, tags: None }, text.as_bytes()).await?
+        {
             Reply::Whispered { to, .. } => Ok(to),
             other => Err(unexpected(&other)),
         }
@@ -473,7 +550,22 @@ impl Client {
     pub async fn request(&self, request: &Request, payload: &[u8]) -> Result<Reply, Error> {
         let answer = self.start(|id, frame| encode_request(id, request, payload, frame)).await?;
         match answer.await.unwrap_or(Err(Error::Disconnected))? {
-            Answered::Reply(reply) => Ok(reply),
+            Answered::Reply(reply) | Answered::Remembered(reply, _) => Ok(reply),
+            Answered::Data { .. } => Err(Error::Protocol("a data frame answered a request that is no read".into())),
+        }
+    }
+
+    /// Sends a request with login options and awaits its answer, with the resume token
+    /// the answer carries, if any.
+    pub async fn request_with(
+        &self,
+        request: &Request,
+        options: &LoginOptions,
+    ) -> Result<(Reply, Option<String>), Error> {
+        let answer = self.start(|id, frame| encode_request_with(id, request, options, b"", frame)).await?;
+        match answer.await.unwrap_or(Err(Error::Disconnected))? {
+            Answered::Reply(reply) => Ok((reply, None)),
+            Answered::Remembered(reply, token) => Ok((reply, Some(token))),
             Answered::Data { .. } => Err(Error::Protocol("a data frame answered a request that is no read".into())),
         }
     }
@@ -562,8 +654,13 @@ async fn read_loop(mut reader: Reader, client: Client, events: mpsc::Sender<Even
 async fn route(client: &Client, events: &mpsc::Sender<Event>, received: Received) {
     match &received.msg {
         ServerMsg::Result { id } => {
-            let answer =
-                received.reply().map(Answered::Reply).map_err(|e| Error::Protocol(format!("a result body: {e}")));
+            let answer = received
+                .reply()
+                .map(|reply| match received.token() {
+                    Some(token) => Answered::Remembered(reply, token),
+                    None => Answered::Reply(reply),
+                })
+                .map_err(|e| Error::Protocol(format!("a result body: {e}")));
             client.answer(*id, answer);
         }
         ServerMsg::Data { id, offset, .. } => {
@@ -606,7 +703,7 @@ mod tests {
         let (reader, writer) = tokio::io::split(ours);
         let (_client, mut events) = Client::over(reader, writer);
         let mut wire = BytesMut::new();
-        let future = json!({"type": "reaction", "room": "lobby", "emoji": "+1"});
+        let future = json!({"type": "sticker", "room": "lobby", "emoji": "+1"});
         encode_frame(&future, None, b"", &mut wire).expect("encodes");
         let message =
             json!({"type": "message", "room": "lobby", "from": "ada", "seq": 1, "ts": "2026-01-02T03:04:05Z"});

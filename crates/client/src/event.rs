@@ -145,6 +145,30 @@ pub enum Event {
         /// The explanation.
         message: String,
     },
+    /// Someone in a room you are in, or writing to you, is typing (`active`), paused, or
+    /// stopped (`done`).
+    Typing {
+        /// The room; `None` in a conversation.
+        room: Option<String>,
+        /// Who.
+        from: String,
+        /// `active`, `paused` or `done`.
+        state: String,
+    },
+    /// Someone reacted to a message, or took the reaction back.
+    Reaction {
+        /// The room; `None` in a conversation (then the message is one of yours with
+        /// `from`).
+        room: Option<String>,
+        /// The message's seq.
+        seq: u64,
+        /// Who.
+        from: String,
+        /// The reaction.
+        reaction: String,
+        /// Taken back.
+        removed: bool,
+    },
     /// The connection is closed; no more events follow.
     Closed {
         /// Why, for people.
@@ -163,13 +187,17 @@ impl Event {
     pub(crate) fn from_server(msg: ServerMsg, payload: &Bytes) -> Option<Event> {
         let text = || String::from_utf8_lossy(payload).into_owned();
         Some(match msg {
-            ServerMsg::Message { room, from, seq, ts, kind } => {
+            ServerMsg::Message { room, from, seq, ts, kind, .. } => {
                 Event::Message { room, from, seq, ts: time(&ts), kind: Kind::from_wire(kind.as_deref()), text: text() }
             }
-            ServerMsg::Whisper { seq, from, to, ts, kind } => {
+            ServerMsg::Whisper { seq, from, to, ts, kind, .. } => {
                 Event::Whisper { seq, from, to, ts: time(&ts), kind: Kind::from_wire(kind.as_deref()), text: text() }
             }
             ServerMsg::Marker { room, with, ts } => Event::Marker { room, with, at: time(&ts) },
+            ServerMsg::Typing { room, from, state, .. } => Event::Typing { room, from, state },
+            ServerMsg::Reaction { room, seq, from, reaction, removed, .. } => {
+                Event::Reaction { room, seq, from, reaction, removed }
+            }
             ServerMsg::Deleted { room, seq, by, author, said_ts, ts, reason } => {
                 Event::Deleted { room, seq, by, author, said: time(&said_ts), ts: time(&ts), reason }
             }

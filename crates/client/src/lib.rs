@@ -20,6 +20,8 @@ pub mod trust;
 
 pub use client::{Client, Error, Events, HistoryCursor, Joined, PastMessage, Place, Transport, Welcome};
 pub use event::{Event, Kind};
-pub use parley_proto::msg::{human_size, ErrorCode, FileInfo, LeaveReason, Reply, Request, RoomInfo};
+pub use parley_proto::msg::{
+    human_size, ErrorCode, FileInfo, LeaveReason, LoginOptions, Reply, Request, RoomInfo, SessionEntry,
+};
 pub use transfer::{media_type, safe_file_name, Audience, Fetched, Progress, Sent};
 pub use trust::{Known, Trust, TrustError, Trusted};

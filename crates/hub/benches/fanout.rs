@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
                         room: None,
                         kind: Kind::Text,
                         text: "hello everyone, the deploy is done".into(),
+                        meta: Default::default(),
                     };
                     sender[0].send(RequestId(1), say).await.expect("sent");
                 }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use crate::address::Network;
 use crate::error::HubError;
 use crate::event::Timestamp;
-use crate::identity::AccountId;
+use crate::identity::{AccountId, Userhost};
 use crate::moderation::{Mask, RegisteredRoom, Restriction, ServerBan, Topic};
 use crate::modes::RoomModes;
 use crate::name::{Nick, RoomName};
@@ -128,8 +128,9 @@ impl Charter {
         nick: &Nick,
         account: Option<&Nick>,
         address: Option<IpAddr>,
+        userhost: Option<&Userhost>,
     ) -> Option<&Restriction> {
-        self.restrictions.iter().find(|r| r.ban == ban && r.applies(now, nick, account, address))
+        self.restrictions.iter().find(|r| r.ban == ban && r.applies(now, nick, account, address, userhost))
     }
 
     /// Adds a ban or mute, replacing one on the same mask; expired ones are dropped
@@ -174,6 +175,8 @@ impl Charter {
 pub(crate) struct ServerBans {
     by_nick: HashMap<Nick, ServerBan>,
     by_address: HashMap<Network, ServerBan>,
+    /// `nick!user@host` patterns, which no index serves: each is tried in turn.
+    by_pattern: HashMap<Box<str>, ServerBan>,
 }
 
 impl ServerBans {
@@ -184,6 +187,7 @@ impl ServerBans {
         nick: &Nick,
         account: Option<&Nick>,
         address: Option<IpAddr>,
+        userhost: Option<&Userhost>,
     ) -> Option<&ServerBan> {
         let live = |ban: &&ServerBan| ban.until.is_none_or(|until| until > now);
         self.by_nick
@@ -191,6 +195,7 @@ impl ServerBans {
             .filter(live)
             .or_else(|| account.and_then(|a| self.by_nick.get(a)).filter(live))
             .or_else(|| address.and_then(|a| self.by_address.get(&Network::of(a))).filter(live))
+            .or_else(|| self.by_pattern.values().find(|ban| ban.applies(now, nick, account, address, userhost)))
     }
 
     /// Adds a ban, replacing one on the same mask; a full list refuses a new mask.
@@ -201,6 +206,7 @@ impl ServerBans {
         match &ban.mask {
             Mask::Nick(nick) => self.by_nick.insert(nick.clone(), ban),
             Mask::Address(address) => self.by_address.insert(*address, ban),
+            Mask::Pattern(pattern) => self.by_pattern.insert(pattern.clone(), ban),
         };
         Ok(())
     }
@@ -210,6 +216,7 @@ impl ServerBans {
         let present = match mask {
             Mask::Nick(nick) => self.by_nick.contains_key(nick),
             Mask::Address(address) => self.by_address.contains_key(address),
+            Mask::Pattern(pattern) => self.by_pattern.contains_key(pattern),
         };
         if present {
             return true;
@@ -217,6 +224,7 @@ impl ServerBans {
         if self.len() >= max {
             self.by_nick.retain(|_, b| b.until.is_none_or(|until| until > now));
             self.by_address.retain(|_, b| b.until.is_none_or(|until| until > now));
+            self.by_pattern.retain(|_, b| b.until.is_none_or(|until| until > now));
         }
         self.len() < max
     }
@@ -226,6 +234,7 @@ impl ServerBans {
         match mask {
             Mask::Nick(nick) => self.by_nick.remove(nick).is_some(),
             Mask::Address(address) => self.by_address.remove(address).is_some(),
+            Mask::Pattern(pattern) => self.by_pattern.remove(pattern).is_some(),
         }
     }
 
@@ -235,11 +244,19 @@ impl ServerBans {
         nicks.sort_by_key(|b| b.mask.to_string());
         let mut addresses: Vec<&ServerBan> = self.by_address.values().collect();
         addresses.sort_by_key(|b| b.mask.to_string());
-        nicks.into_iter().chain(addresses).filter(|b| b.until.is_none_or(|until| until > now)).cloned().collect()
+        let mut patterns: Vec<&ServerBan> = self.by_pattern.values().collect();
+        patterns.sort_by_key(|b| b.mask.to_string());
+        nicks
+            .into_iter()
+            .chain(addresses)
+            .chain(patterns)
+            .filter(|b| b.until.is_none_or(|until| until > now))
+            .cloned()
+            .collect()
     }
 
     fn len(&self) -> usize {
-        self.by_nick.len() + self.by_address.len()
+        self.by_nick.len() + self.by_address.len() + self.by_pattern.len()
     }
 }
 
@@ -259,6 +276,8 @@ mod tests {
             mask: Mask::parse(mask, 32).expect("mask"),
             until: minutes.map(|m| Utc::now() + chrono::Duration::minutes(m)),
             reason: None,
+            set_by: None,
+            set_at: None,
         }
     }
 
@@ -274,7 +293,7 @@ mod tests {
         // An expired ban makes room.
         charter.restrictions[1].until = Some(now - chrono::Duration::minutes(1));
         charter.restrict(ban("eve", None), now, 2).expect("the expired one went");
-        let banned = charter.restriction(now, true, &nick("Eve"), None, None);
+        let banned = charter.restriction(now, true, &nick("Eve"), None, None, None);
         assert!(banned.is_some());
     }
 
@@ -287,16 +306,16 @@ mod tests {
         bans.insert(server_ban("chief"), now, 10).expect("room");
         bans.insert(server_ban("2001:db8:1:2::5"), now, 10).expect("room");
         bans.insert(server_ban("::ffff:10.0.0.7"), now, 10).expect("room");
-        assert!(bans.find(now, &nick("CHIEF"), None, None).is_some());
-        assert!(bans.find(now, &nick("guest"), Some(&nick("chief")), None).is_some(), "by account");
+        assert!(bans.find(now, &nick("CHIEF"), None, None, None).is_some());
+        assert!(bans.find(now, &nick("guest"), Some(&nick("chief")), None, None).is_some(), "by account");
         let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().expect("address");
-        assert!(bans.find(now, &nick("guest"), None, Some(same_64)).is_some(), "one /64");
+        assert!(bans.find(now, &nick("guest"), None, Some(same_64), None).is_some(), "one /64");
         let other_64: IpAddr = "2001:db8:1:3::5".parse().expect("address");
-        assert!(bans.find(now, &nick("guest"), None, Some(other_64)).is_none());
+        assert!(bans.find(now, &nick("guest"), None, Some(other_64), None).is_none());
         let v4: IpAddr = "10.0.0.7".parse().expect("address");
-        assert!(bans.find(now, &nick("guest"), None, Some(v4)).is_some(), "IPv4-mapped is IPv4");
+        assert!(bans.find(now, &nick("guest"), None, Some(v4), None).is_some(), "IPv4-mapped is IPv4");
         assert_eq!(bans.insert(server_ban("x"), now, 3), Err(HubError::TooManyBans { max: 3 }));
         assert!(bans.remove(&Mask::parse("chief", 32).expect("mask")));
-        assert!(bans.find(now, &nick("chief"), None, None).is_none());
+        assert!(bans.find(now, &nick("chief"), None, None, None).is_none());
     }
 }

@@ -33,6 +33,8 @@ pub enum Command {
         kind: crate::history::Kind,
         /// The text.
         text: String,
+        /// The message it answers, and tags for other clients.
+        meta: crate::signal::Meta,
     },
     /// Send a private message.
     Whisper {
@@ -42,6 +44,31 @@ pub enum Command {
         kind: crate::history::Kind,
         /// The text.
         text: String,
+        /// The message it answers, and tags for other clients.
+        meta: crate::signal::Meta,
+    },
+    /// Say something to a room's operators only, or to its operators and voiced members
+    /// (IRC's `PRIVMSG @#room`, `+#room`). It reaches those in the room now and is not
+    /// kept: a room's history is every member's.
+    SayTo {
+        /// The room.
+        room: String,
+        /// Who of its members.
+        audience: Audience,
+        /// What kind of message.
+        kind: crate::history::Kind,
+        /// The text.
+        text: String,
+    },
+    /// Tell a room's members, or someone in a conversation, something without a
+    /// message: typing, a reaction, client tags. Nothing is stored.
+    Signal {
+        /// The room, or the conversation's other party.
+        target: Marked,
+        /// What.
+        signal: crate::signal::Signal,
+        /// Tags for other clients.
+        tags: crate::signal::ClientTags,
     },
     /// Change a room's settings or voice (operators only; operator roles and bans are
     /// [`Command::Moderate`]'s, being durable).
@@ -216,6 +243,22 @@ pub enum Command {
         /// The most targets.
         limit: usize,
     },
+    /// Do `command`, a [`Command::Login`] or [`Command::Register`], and when it
+    /// succeeds issue a resume token described by `description` (gateway, address, user
+    /// agent): the answer comes as [`crate::Reply::Remembered`].
+    Remember {
+        /// The login or registration.
+        command: Box<Command>,
+        /// Where the token is issued, for the account's session list.
+        description: String,
+    },
+    /// List the resume tokens of the session's account.
+    Sessions,
+    /// Revoke one of the resume tokens of the session's account, by its id.
+    RevokeSession {
+        /// The token's id (from [`Command::Sessions`]), not the token.
+        id: u64,
+    },
     /// Ask for a pong.
     Ping,
     /// Leave the chat.
@@ -223,6 +266,15 @@ pub enum Command {
         /// Shown to others.
         reason: Option<String>,
     },
+}
+
+/// Which of a room's members a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Its operators.
+    Operators,
+    /// Its operators and voiced members.
+    Voiced,
 }
 
 /// What a read marker is for, as the user names it.

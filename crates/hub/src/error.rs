@@ -52,6 +52,21 @@ pub enum HubError {
         /// The limit in force.
         max: usize,
     },
+    /// Client tags over the limits ([`crate::signal::MAX_TAGS`] tags in `max` bytes).
+    #[error("the message's tags are longer than {max} bytes or too many")]
+    TagsTooLong {
+        /// The limit in force.
+        max: usize,
+    },
+    /// A client tag with a name or value that may not be relayed.
+    #[error("the tag {0:?} is not a valid client tag")]
+    BadTag(String),
+    /// A reaction that is empty, too long, or has control characters.
+    #[error("a reaction is 1 to {max} bytes of text")]
+    BadReaction {
+        /// The limit in force.
+        max: usize,
+    },
     /// The session is already in as many rooms as it may be.
     #[error("you are already in {max} rooms, the most allowed; leave one first")]
     TooManyRooms {
@@ -67,6 +82,15 @@ pub enum HubError {
     /// A wrong name or password.
     #[error("wrong account name or password")]
     BadLogin,
+    /// A resume token that is unknown, revoked or expired.
+    #[error("unknown, revoked or expired session token")]
+    BadToken,
+    /// The account has no resume token with this id.
+    #[error("you have no session {0}")]
+    NoSuchSession(u64),
+    /// Only a login or a registration can be remembered.
+    #[error("only a login or a registration can be remembered")]
+    NotRememberable,
     /// The command needs a logged-in session.
     #[error("you are not logged in")]
     NotLoggedIn,

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::command::RequestId;
+use crate::command::{Audience, RequestId};
 use crate::error::HubError;
 use crate::history::{Kind, Record};
+use crate::identity::Userhost;
 use crate::moderation::{Mask, Restriction};
-use crate::modes::{Member, ModeChange, RoomModes, Stats, Whois};
+use crate::modes::{Member, ModeChange, RoomModes, Stats, Visibility, Whois};
 use crate::name::{Nick, RoomName};
+use crate::signal::{ClientTags, Meta, Signal};
 
 /// A server timestamp, taken when the hub accepted the action.
 pub type Timestamp = DateTime<Utc>;
@@ -34,6 +36,10 @@ pub enum Event {
         account: Option<Nick>,
         /// The text.
         text: Arc<str>,
+        /// The message it answers and the client tags, if any.
+        meta: Option<Arc<Meta>>,
+        /// The user name and host of the sender (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A private message to the session.
     Whisper {
@@ -51,6 +57,52 @@ pub enum Event {
         account: Option<Nick>,
         /// The text.
         text: Arc<str>,
+        /// The user name and host of the sender (their IRC source).
+        userhost: Arc<Userhost>,
+        /// The message it answers and the client tags, if any.
+        meta: Option<Arc<Meta>>,
+    },
+    /// Someone in a room the session is in, or in a conversation with it, tells without
+    /// a message: typing, a reaction, client tags ([`Signal`]). Nothing is stored.
+    Signal {
+        /// Unique among signals, for protocols that name each (IRC's `msgid`).
+        id: u64,
+        /// The room; `None` for a conversation.
+        room: Option<RoomName>,
+        /// Who.
+        from: Nick,
+        /// The receiver, in a conversation.
+        to: Option<Nick>,
+        /// When.
+        at: Timestamp,
+        /// Their account, if they are logged in.
+        account: Option<Nick>,
+        /// What.
+        signal: Signal,
+        /// Tags for other clients.
+        tags: ClientTags,
+        /// The user name and host of the sender (their IRC source).
+        userhost: Arc<Userhost>,
+    },
+    /// A message to some of a room's members ([`crate::Command::SayTo`]): not kept,
+    /// not numbered.
+    SaidTo {
+        /// The room.
+        room: RoomName,
+        /// Who of its members it is for.
+        audience: Audience,
+        /// The sender.
+        from: Nick,
+        /// When.
+        at: Timestamp,
+        /// The sender's account, if they are logged in.
+        account: Option<Nick>,
+        /// What kind of message.
+        kind: Kind,
+        /// The text.
+        text: Arc<str>,
+        /// The sender's user name and host.
+        userhost: Arc<Userhost>,
     },
     /// Someone entered a room the session is in.
     Joined {
@@ -66,6 +118,8 @@ pub enum Event {
         account: Option<Nick>,
         /// What their client says about them, if it has (IRC's real name).
         realname: Option<Arc<str>>,
+        /// The user name and host of who entered (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone left a room the session is in.
     Left {
@@ -87,6 +141,10 @@ pub enum Event {
         /// that show a departure from the server once, not once per room (IRC's
         /// `QUIT`), show nothing for this one. The hub decides it per member.
         again: bool,
+        /// The user name and host of who left (their IRC source).
+        userhost: Arc<Userhost>,
+        /// The user name and host of who put them out, with `by`.
+        by_userhost: Option<Arc<Userhost>>,
     },
     /// A room's settings or voice changed (`Command::Mode`).
     Mode {
@@ -98,6 +156,8 @@ pub enum Event {
         at: Timestamp,
         /// What changed, in order.
         changes: Vec<ModeChange>,
+        /// The user name and host of who changed them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A moderator changed who may do what in a room: bans, mutes, operators,
     /// registration.
@@ -110,6 +170,8 @@ pub enum Event {
         at: Timestamp,
         /// What changed.
         what: RoomChange,
+        /// The user name and host of the moderator (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A room's topic changed.
     Topic {
@@ -121,6 +183,8 @@ pub enum Event {
         at: Timestamp,
         /// The new topic; empty when it was cleared.
         text: Arc<str>,
+        /// The user name and host of who set it (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with went away or came back.
     Away {
@@ -128,6 +192,8 @@ pub enum Event {
         nick: Nick,
         /// Their away message; `None` when they are back.
         text: Option<Arc<str>>,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with logged in to an account, or is no longer
     /// logged in (IRC's `account-notify`).
@@ -136,6 +202,8 @@ pub enum Event {
         nick: Nick,
         /// The account; `None` when they are logged in to none now.
         account: Option<Nick>,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with changed what their client says about them
     /// (IRC's `setname`).
@@ -144,6 +212,8 @@ pub enum Event {
         nick: Nick,
         /// Their real name now.
         realname: Arc<str>,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone in a room the session is in invited someone else into it (IRC's
     /// `invite-notify`). Operators are told always; other members unless the room is
@@ -157,6 +227,8 @@ pub enum Event {
         nick: Nick,
         /// When.
         at: Timestamp,
+        /// The user name and host of who invited (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone invites the session into a room.
     Invited {
@@ -166,6 +238,8 @@ pub enum Event {
         by: Nick,
         /// When.
         at: Timestamp,
+        /// The user name and host of who invites (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// Someone the session shares a room with changed nick.
     NickChanged {
@@ -175,6 +249,8 @@ pub enum Event {
         new: Nick,
         /// When.
         at: Timestamp,
+        /// The user name and host of them (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// A message of a room the session is in was deleted.
     Deleted {
@@ -192,6 +268,8 @@ pub enum Event {
         at: Timestamp,
         /// Why, if they said.
         reason: Option<Arc<str>>,
+        /// The user name and host of who deleted it (their IRC source).
+        userhost: Arc<Userhost>,
     },
     /// The session's user read further in a room or conversation, on another of their
     /// sessions (their other devices clear the unread count).
@@ -349,12 +427,13 @@ pub enum Renaming {
 /// The successful answer to a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The session is registered and in the lobby.
+    /// The session is registered (and in the lobby, if its gateway asked for it).
     Welcome {
         /// Its nick.
         nick: Nick,
-        /// The room it was put in.
-        room: RoomName,
+        /// The room it was put in; `None` when it starts in none (then `members`,
+        /// `history` and `topic` are empty).
+        room: Option<RoomName>,
         /// Who is there, itself included, sorted.
         members: Vec<Member>,
         /// The longest message text accepted, in bytes.
@@ -378,8 +457,8 @@ pub enum Reply {
         topic: Option<(String, Nick, Timestamp)>,
         /// Where the session's user read up to in it, if anywhere.
         read: Option<Timestamp>,
-        /// The room is secret (`+s`): IRC's NAMES says so.
-        secret: bool,
+        /// How much those outside the room see of it: IRC's NAMES says so.
+        visibility: Visibility,
     },
     /// A room's topic: its text, who set it and when; `None` when it has none.
     Topic {
@@ -423,6 +502,36 @@ pub enum Reply {
         kind: Kind,
         /// The text, for gateways that show the sender a copy.
         text: Arc<str>,
+        /// The message it answers and the client tags, as kept.
+        meta: Option<Arc<Meta>>,
+    },
+    /// The message went to those of the room's members it is for.
+    ToldSome {
+        /// The room.
+        room: RoomName,
+        /// Who of its members.
+        audience: Audience,
+        /// When.
+        at: Timestamp,
+        /// What kind of message.
+        kind: Kind,
+        /// The text, for gateways that show the sender a copy.
+        text: Arc<str>,
+    },
+    /// The signal went to the room's members or the receiver.
+    Signalled {
+        /// The signal's id, as the others were told.
+        id: u64,
+        /// The room; `None` for a conversation.
+        room: Option<RoomName>,
+        /// The receiver, in a conversation.
+        to: Option<Nick>,
+        /// When.
+        at: Timestamp,
+        /// What, for gateways that show the sender a copy.
+        signal: Signal,
+        /// The tags sent with it.
+        tags: ClientTags,
     },
     /// The session's read marker for a room or conversation, after a `MarkRead` (set or
     /// asked for); `None`: nothing marked read there yet.
@@ -460,6 +569,8 @@ pub enum Reply {
         kind: Kind,
         /// The text, for gateways that show the sender a copy.
         text: Arc<str>,
+        /// The message it answers and the client tags, as kept.
+        meta: Option<Arc<Meta>>,
         /// The receiver's away message, if they are away.
         away: Option<Arc<str>>,
     },
@@ -517,8 +628,8 @@ pub enum Reply {
         room: RoomName,
         /// Who is there, sorted.
         members: Vec<Member>,
-        /// The room is secret (`+s`): IRC's NAMES says so.
-        secret: bool,
+        /// How much those outside the room see of it: IRC's NAMES says so.
+        visibility: Visibility,
     },
     /// The rooms on the server.
     Rooms(Vec<RoomSummary>),
@@ -570,6 +681,21 @@ pub enum Reply {
         action: &'static str,
         /// On whom.
         target: String,
+    },
+    /// The answer to a login, registration or welcome that asked to be remembered,
+    /// with the resume token issued for it (given this once; the store keeps its hash).
+    Remembered {
+        /// The answer itself.
+        reply: Box<Reply>,
+        /// The token.
+        token: String,
+    },
+    /// The resume tokens of the session's account, most recently used first.
+    Sessions(Vec<crate::tokens::SessionInfo>),
+    /// A resume token is revoked.
+    Revoked {
+        /// Its id.
+        id: u64,
     },
     /// The answer to a ping.
     Pong,

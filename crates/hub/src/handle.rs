@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
-use crate::identity::{Account, Party};
+use crate::identity::{Account, Arrival, Party};
 use crate::name::{Nick, RoomName};
 use crate::outbox::Outbox;
 
@@ -20,11 +20,18 @@ use crate::outbox::Outbox;
 pub struct SessionId(pub(crate) u64);
 
 /// How a connecting session proves who it is.
-pub(crate) enum Login {
+pub enum Login {
     /// It does not: a guest (or a nick someone may have to log in to within the grace).
     Guest,
     /// With the password of the account it names.
-    Password(String),
+    Password {
+        /// The password.
+        password: String,
+        /// Issue a resume token with this description (gateway, address, user agent).
+        remember: Option<String>,
+    },
+    /// With a resume token, for its account.
+    Token(String),
     /// Already proven, with [`HubHandle::verify`] (IRC's SASL, before registering).
     Verified(Verified),
 }
@@ -62,6 +69,18 @@ pub struct Whereabouts {
     pub rooms: Vec<(RoomName, u64)>,
 }
 
+/// Whose a resume token is, for a gateway without a session (a browser fetching a
+/// file with its session cookie), from [`HubHandle::check_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    /// The account.
+    pub account: Account,
+    /// The token's id (see [`crate::SessionToken`]).
+    pub token: u64,
+    /// The account as a reader: every room its sessions are in now.
+    pub whereabouts: Whereabouts,
+}
+
 /// Where a session may put a message or a file, as the hub would check a message: the
 /// room (member, not muted, allowed to speak), or the receiver of a private one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +95,7 @@ pub(crate) enum Op {
     Connect {
         nick: String,
         login: Login,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
         done: oneshot::Sender<Result<SessionId, HubError>>,
@@ -102,6 +121,16 @@ pub(crate) enum Op {
     },
     NickFree {
         nick: String,
+        done: oneshot::Sender<Result<(), HubError>>,
+    },
+    Token {
+        token: String,
+        address: Option<IpAddr>,
+        done: oneshot::Sender<Result<TokenHolder, HubError>>,
+    },
+    RevokeToken {
+        account: crate::identity::AccountId,
+        token: u64,
         done: oneshot::Sender<Result<(), HubError>>,
     },
     Shutdown {
@@ -145,6 +174,8 @@ impl Op {
             Op::Connect { .. }
             | Op::Verify { .. }
             | Op::NickFree { .. }
+            | Op::Token { .. }
+            | Op::RevokeToken { .. }
             | Op::Shutdown { .. }
             | Op::Whereabouts { .. }
             | Op::Health { .. } => None,
@@ -162,7 +193,8 @@ pub struct HubHandle {
 }
 
 impl HubHandle {
-    /// Registers a session under `nick` (a guest) and puts it in the lobby. On success
+    /// Registers a session under `nick` (a guest) and puts it in the lobby (see
+    /// [`HubHandle::arrive`] for a session that starts elsewhere). On success
     /// the outbox has received the [`crate::Reply::Welcome`] answering `req`; on failure
     /// nothing was delivered and the gateway may try another nick. `address` is the
     /// client's, for bans, pacing and guests' quotas.
@@ -173,7 +205,7 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        self.register(nick, Login::Guest, address, req, outbox).await
+        self.arrive(nick, Login::Guest, Arrival::lobby(address), req, outbox).await
     }
 
     /// Like [`HubHandle::connect`], logged in to the account `nick` with `password` from
@@ -186,7 +218,51 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        self.register(nick, Login::Password(password), address, req, outbox).await
+        self.arrive(nick, Login::Password { password, remember: None }, Arrival::lobby(address), req, outbox).await
+    }
+
+    /// Like [`HubHandle::connect_as`], and issues a resume token described by
+    /// `description` (gateway, address, user agent): the welcome comes as
+    /// [`crate::Reply::Remembered`].
+    pub async fn connect_remembered(
+        &self,
+        nick: &str,
+        password: String,
+        description: &str,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
+        let remember = Some(crate::tokens::clean_description(description));
+        self.arrive(nick, Login::Password { password, remember }, Arrival::lobby(address), req, outbox).await
+    }
+
+    /// Registers a session logged in to the account of the resume token `token`, its
+    /// nick the account's name. Fails with [`HubError::BadToken`] for a token that is
+    /// unknown, revoked or expired, paced like a wrong password.
+    pub async fn connect_with_token(
+        &self,
+        token: String,
+        address: Option<IpAddr>,
+        req: RequestId,
+        outbox: Arc<Outbox>,
+    ) -> Result<Session, HubError> {
+        self.arrive("", Login::Token(token), Arrival::lobby(address), req, outbox).await
+    }
+
+    /// Whose the resume token `token` is, and where that account is now; paced and
+    /// checked (server bans) as a token login, and its use recorded.
+    pub async fn check_token(&self, token: String, address: Option<IpAddr>) -> Result<TokenHolder, HubError> {
+        let (done, result) = oneshot::channel();
+        self.tx.send(Op::Token { token, address, done }).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)?
+    }
+
+    /// Revokes the token `token` of `account` (a holder logging out).
+    pub async fn revoke_token(&self, account: crate::identity::AccountId, token: u64) -> Result<(), HubError> {
+        let (done, result) = oneshot::channel();
+        self.tx.send(Op::RevokeToken { account, token, done }).await.map_err(|_| HubError::ShuttingDown)?;
+        result.await.map_err(|_| HubError::ShuttingDown)?
     }
 
     /// Like [`HubHandle::connect_as`], with the password already checked by
@@ -198,8 +274,7 @@ impl HubHandle {
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
-        let nick = verified.account.name.to_string();
-        self.register(&nick, Login::Verified(verified), address, req, outbox).await
+        self.arrive("", Login::Verified(verified), Arrival::lobby(address), req, outbox).await
     }
 
     /// Checks an account's password without a session (IRC's SASL happens before
@@ -223,16 +298,23 @@ impl HubHandle {
         result.await.map_err(|_| HubError::ShuttingDown)?
     }
 
-    async fn register(
+    /// Registers a session as [`HubHandle::connect`] does, with what its gateway says of
+    /// it: its user name and host, and whether it starts in the lobby. A verified login
+    /// takes its account's nick, whatever `nick` says.
+    pub async fn arrive(
         &self,
         nick: &str,
         login: Login,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
     ) -> Result<Session, HubError> {
+        let nick = match &login {
+            Login::Verified(verified) => verified.account.name.to_string(),
+            Login::Guest | Login::Password { .. } | Login::Token(_) => nick.to_owned(),
+        };
         let (done, result) = oneshot::channel();
-        let op = Op::Connect { nick: nick.to_owned(), login, address, req, outbox, done };
+        let op = Op::Connect { nick, login, arrival, req, outbox, done };
         self.tx.send(op).await.map_err(|_| HubError::ShuttingDown)?;
         let id = result.await.map_err(|_| HubError::ShuttingDown)??;
         Ok(Session { id, hub: self.clone(), gone: AtomicBool::new(false) })

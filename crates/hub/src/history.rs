@@ -31,6 +31,11 @@ pub struct Record {
     pub kind: Kind,
     /// The text.
     pub text: Arc<str>,
+    /// The message it answers and the client tags, if any.
+    pub meta: Option<Arc<crate::signal::Meta>>,
+    /// The sender's user name and host (their IRC source), for a message said since
+    /// the server started; the store does not keep them (`None` once read back).
+    pub userhost: Option<Arc<crate::identity::Userhost>>,
 }
 
 /// What kind of text a message is. Stored as a content type, so that history keeps an

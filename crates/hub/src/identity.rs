@@ -7,6 +7,8 @@
 //! privately through a [`GuestId`] that ends with its connection.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::name::Nick;
 
@@ -90,5 +92,51 @@ mod tests {
         assert_eq!(Party::Account(AccountId(7)).to_i64(), 7);
         assert_eq!(Party::Guest(GuestId(7)).to_i64(), -7);
         assert_eq!(Party::from_i64(0), None);
+    }
+}
+
+/// The user and host of a session's `nick!user@host`, as IRC shows every user of every
+/// gateway: given by its gateway when it connects (IRC's `USER` name, a host cloaked from
+/// the address) and fixed for the session's life. The hub keeps one per session and puts
+/// the same `Arc` in every event that needs a source, so a fan-out copies a pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Userhost {
+    /// The user name (`~alice`).
+    pub user: Box<str>,
+    /// The host (a cloak, an address or the server's name).
+    pub host: Box<str>,
+}
+
+impl Userhost {
+    /// A user name and host.
+    #[must_use]
+    pub fn new(user: &str, host: &str) -> Arc<Userhost> {
+        Arc::new(Userhost { user: user.into(), host: host.into() })
+    }
+
+    /// What a session whose gateway gave none shows (hub-only clients: tests, benches).
+    #[must_use]
+    pub fn unknown() -> Arc<Userhost> {
+        Userhost::new("~user", "parley")
+    }
+}
+
+/// What a gateway says of a session as it connects, besides its nick and login.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    /// The client's address, for bans, pacing and guests' quotas.
+    pub address: Option<IpAddr>,
+    /// Its user name and host.
+    pub userhost: Arc<Userhost>,
+    /// Whether it starts in the lobby (the line protocol's room; IRC clients choose
+    /// their channels themselves). A session outside the lobby is welcomed into no room.
+    pub lobby: bool,
+}
+
+impl Arrival {
+    /// From `address`, into the lobby, with no user name or host of its own.
+    #[must_use]
+    pub fn lobby(address: Option<IpAddr>) -> Arrival {
+        Arrival { address, userhost: Userhost::unknown(), lobby: true }
     }
 }

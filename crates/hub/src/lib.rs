@@ -32,29 +32,37 @@ mod name;
 mod outbox;
 mod room;
 mod search;
+mod signal;
 mod store;
 mod throttle;
+mod tokens;
 
 pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
 pub use address::Network;
-pub use command::{Command, HistoryQuery, Marked, Point, RequestId};
+pub use command::{Audience, Command, HistoryQuery, Marked, Point, RequestId};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
-pub use handle::{Destination, Health, HubHandle, Session, SessionId, Verified, Whereabouts};
+pub use handle::{Destination, Health, HubHandle, Login, Session, SessionId, TokenHolder, Verified, Whereabouts};
 pub use history::{Activity, Cursor, Kind, Page, Record, Search, Timeline};
-pub use identity::{Account, AccountId, GuestId, Party};
+pub use identity::{Account, AccountId, Arrival, GuestId, Party, Userhost};
 pub use memory::MemoryStore;
 pub use metrics::{Histogram, HistogramSnapshot, HubMetrics, BATCH_BUCKETS, LATENCY_BUCKETS};
 pub use moderation::{
     Action, AuditLine, Change, Changed, Mask, Moderation, RegisteredRoom, Restriction, ServerAction, ServerBan, Topic,
 };
-pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Whois};
+pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Visibility, Whois};
 pub use name::{case_mapping, key_of, set_case_mapping, skeleton, CaseMapping, Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
+pub use signal::{ClientTags, Meta, Reaction, Signal, Typing, MAX_REACTION, MAX_TAGS, MAX_TAG_BYTES};
 pub use store::{
-    AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, Store, StoreError, Verdict,
+    AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, Store, StoreError, TokenStore,
+    Verdict,
 };
 pub use throttle::{Admit, FloodLimits, Throttle};
+pub use tokens::{
+    clean_description, token_hash, SessionInfo, SessionToken, TokenUse, DEFAULT_TOKEN_IDLE, MAX_TOKENS_PER_ACCOUNT,
+    MAX_TOKEN_DESCRIPTION, MAX_TOKEN_TEXT, TOKEN_BYTES,
+};
 
 /// The name of the room every new session joins.
 pub const LOBBY: &str = "lobby";

@@ -106,6 +106,8 @@ mod tests {
             at: Utc::now(),
             kind: Kind::Text,
             text: format!("message {seq}").into(),
+            meta: None,
+            userhost: None,
         })
     }
 

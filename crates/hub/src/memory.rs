@@ -11,8 +11,9 @@ use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Changed, Moderation, RegisteredRoom};
 use crate::name::{Nick, RoomName};
 use crate::store::{
-    AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, StoreError, Verdict,
+    AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, StoreError, TokenStore, Verdict,
 };
+use crate::tokens::{SessionToken, TokenUse};
 
 #[derive(Default)]
 struct Kept {
@@ -28,6 +29,9 @@ struct Kept {
     rooms: HashMap<RoomName, RegisteredRoom>,
     server_bans: Vec<crate::moderation::ServerBan>,
     audit: Vec<AuditLine>,
+    /// Resume tokens, with their hashes.
+    tokens: Vec<(SessionToken, Vec<u8>)>,
+    next_token: u64,
 }
 
 /// Everything the hub keeps, in memory.
@@ -249,7 +253,9 @@ impl AccountStore for MemoryStore {
     fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
         let mut kept = self.kept();
         let found = kept.accounts.iter_mut().find(|(a, _)| a.id == id);
-        Ok(found.map(|(_, p)| *p = password.to_owned()).is_some())
+        let changed = found.map(|(_, p)| *p = password.to_owned()).is_some();
+        kept.tokens.retain(|(t, _)| t.account != id);
+        Ok(changed)
     }
 
     fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
@@ -273,6 +279,7 @@ impl AccountStore for MemoryStore {
             return Ok(false);
         };
         kept.markers.retain(|(account, _), _| *account != id);
+        kept.tokens.retain(|(t, _)| t.account != id);
         let (account, _) = kept.accounts.remove(index);
         kept.admins.retain(|a| *a != id);
         kept.rooms.retain(|_, room| room.founder != Some(id));
@@ -290,6 +297,67 @@ impl AccountStore for MemoryStore {
             detail: None,
         });
         Ok(true)
+    }
+}
+
+impl TokenStore for MemoryStore {
+    fn issue_token(
+        &self,
+        account: AccountId,
+        hash: &[u8],
+        description: &str,
+        at: Timestamp,
+        keep: usize,
+        unused_since: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut kept = self.kept();
+        if !kept.accounts.iter().any(|(a, _)| a.id == account) {
+            return Ok(None);
+        }
+        kept.next_token += 1;
+        let id = kept.next_token;
+        let token = SessionToken { id, account, created: at, last_used: at, description: description.to_owned() };
+        kept.tokens.push((token, hash.to_vec()));
+        kept.tokens.retain(|(t, _)| t.account != account || t.last_used >= unused_since);
+        let mine: Vec<u64> = kept.tokens.iter().filter(|(t, _)| t.account == account).map(|(t, _)| t.id).collect();
+        let excess = mine.len().saturating_sub(keep);
+        // Ids grow with time: the first are the oldest.
+        let oldest: Vec<u64> = mine.into_iter().take(excess).collect();
+        kept.tokens.retain(|(t, _)| !oldest.contains(&t.id));
+        Ok(Some(id))
+    }
+
+    fn use_token(&self, hash: &[u8], at: Timestamp, unused_since: Timestamp) -> Result<Option<TokenUse>, StoreError> {
+        let mut kept = self.kept();
+        let Some(index) = kept.tokens.iter().position(|(_, h)| h == hash) else {
+            return Ok(None);
+        };
+        if kept.tokens[index].0.last_used < unused_since {
+            kept.tokens.remove(index);
+            return Ok(None);
+        }
+        kept.tokens[index].0.last_used = at;
+        let token = kept.tokens[index].0.clone();
+        let Some((account, _)) = kept.accounts.iter().find(|(a, _)| a.id == token.account) else {
+            return Ok(None);
+        };
+        let account = account.clone();
+        let admin = kept.admins.contains(&account.id);
+        Ok(Some(TokenUse { token, account, admin }))
+    }
+
+    fn tokens(&self, account: AccountId) -> Result<Vec<SessionToken>, StoreError> {
+        let mut tokens: Vec<SessionToken> =
+            self.kept().tokens.iter().filter(|(t, _)| t.account == account).map(|(t, _)| t.clone()).collect();
+        tokens.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(b.id.cmp(&a.id)));
+        Ok(tokens)
+    }
+
+    fn revoke_token(&self, account: AccountId, id: u64) -> Result<bool, StoreError> {
+        let mut kept = self.kept();
+        let before = kept.tokens.len();
+        kept.tokens.retain(|(t, _)| !(t.account == account && t.id == id));
+        Ok(kept.tokens.len() < before)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::address::Network;
 use crate::event::Timestamp;
-use crate::identity::{Account, AccountId};
+use crate::identity::{Account, AccountId, Userhost};
 use crate::modes::RoomModes;
 use crate::name::{Nick, RoomName};
 
@@ -96,25 +96,71 @@ pub enum Mask {
     /// Every connection from a network: an IPv4 address, or an IPv6 /64 (see
     /// [`Network`]).
     Address(Network),
+    /// A `nick!user@host` pattern (IRC's ban mask, lowercase), where `*` stands for any
+    /// run of characters and `?` for one, matched against each session's nick, user
+    /// name and host (a cloak, usually): `*!*@a1b2c3d4.e5f6a7b8.IP`.
+    Pattern(Box<str>),
 }
+
+/// The longest `nick!user@host` pattern a ban takes.
+pub(crate) const MAX_PATTERN: usize = 128;
 
 impl Mask {
     /// Reads a nick or an IP address (an IPv6 one with or without `/64`, which it
     /// stands for). An address stands for its [`Network`].
+    ///
+    /// A `nick!user@host` form is a [`Mask::Pattern`], but for `nick!*@*` (the nick) and
+    /// `*!*@ADDRESS` (the address); `user@host` stands for `*!user@host`.
     pub fn parse(text: &str, max_nick: usize) -> Option<Mask> {
-        let bare = text.strip_suffix("/64").filter(|t| t.contains(':')).unwrap_or(text);
-        match bare.parse::<IpAddr>() {
-            Ok(address) => Some(Mask::Address(Network::of(address))),
-            Err(_) => Nick::parse(text, max_nick).ok().map(Mask::Nick),
+        let address = |text: &str| {
+            let bare = text.strip_suffix("/64").filter(|t| t.contains(':')).unwrap_or(text);
+            bare.parse::<IpAddr>().ok().map(|address| Mask::Address(Network::of(address)))
+        };
+        if let Some(mask) = address(text) {
+            return Some(mask);
         }
+        if !text.contains(['!', '@']) {
+            return Nick::parse(text, max_nick).ok().map(Mask::Nick);
+        }
+        let pattern =
+            if text.contains('!') { text.to_ascii_lowercase() } else { format!("*!{}", text.to_ascii_lowercase()) };
+        let (nick, rest) = pattern.split_once('!')?;
+        let (user, host) = rest.split_once('@')?;
+        let words_ok = [nick, user, host].iter().all(|w| !w.is_empty() && !w.contains(['!', '@']));
+        let bad = |c: char| c.is_whitespace() || c.is_control() || c == ',';
+        if !words_ok || pattern.len() > MAX_PATTERN || pattern.contains(bad) {
+            return None;
+        }
+        if user == "*" && host == "*" && nick != "*" {
+            if let Ok(nick) = Nick::parse(text.split_once('!').map_or(text, |(n, _)| n), max_nick) {
+                return Some(Mask::Nick(nick));
+            }
+        }
+        if nick == "*" && user == "*" {
+            if let Some(mask) = address(host) {
+                return Some(mask);
+            }
+        }
+        Some(Mask::Pattern(pattern.into()))
     }
 
-    /// Whether it covers a session with this nick, account name and address.
+    /// Whether it covers a session with this nick, account name, address and user name
+    /// and host (without which no pattern covers it).
     #[must_use]
-    pub fn covers(&self, nick: &Nick, account: Option<&Nick>, address: Option<IpAddr>) -> bool {
+    pub fn covers(
+        &self,
+        nick: &Nick,
+        account: Option<&Nick>,
+        address: Option<IpAddr>,
+        userhost: Option<&Userhost>,
+    ) -> bool {
         match self {
             Mask::Nick(banned) => banned == nick || account == Some(banned),
             Mask::Address(banned) => address.is_some_and(|a| banned.contains(a)),
+            Mask::Pattern(pattern) => userhost.is_some_and(|uh| {
+                let full = format!("{nick}!{}@{}", uh.user, uh.host).to_ascii_lowercase();
+                glob(pattern.as_bytes(), full.as_bytes())
+            }),
         }
     }
 
@@ -130,8 +176,38 @@ impl std::fmt::Display for Mask {
         match self {
             Mask::Nick(nick) => write!(f, "{nick}"),
             Mask::Address(address) => write!(f, "{address}"),
+            Mask::Pattern(pattern) => f.write_str(pattern),
         }
     }
+}
+
+/// Whether `text` matches `pattern`, where `*` is any run of bytes and `?` one byte:
+/// the classic two-pointer walk, linear in practice and never worse than the product of
+/// the two (both bounded by [`MAX_PATTERN`] and the names' limits).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 /// A ban or a mute in force in a room.
@@ -147,13 +223,25 @@ pub struct Restriction {
     pub until: Option<Timestamp>,
     /// Why.
     pub reason: Option<String>,
+    /// Who set it (their nick then); `None` for restrictions kept from before setters
+    /// were recorded.
+    pub set_by: Option<Nick>,
+    /// When it was set; `None` as for `set_by`.
+    pub set_at: Option<Timestamp>,
 }
 
 impl Restriction {
     /// Whether it applies at `now` to a session with this nick, account and address.
     #[must_use]
-    pub fn applies(&self, now: Timestamp, nick: &Nick, account: Option<&Nick>, address: Option<IpAddr>) -> bool {
-        self.until.is_none_or(|until| until > now) && self.mask.covers(nick, account, address)
+    pub fn applies(
+        &self,
+        now: Timestamp,
+        nick: &Nick,
+        account: Option<&Nick>,
+        address: Option<IpAddr>,
+        userhost: Option<&Userhost>,
+    ) -> bool {
+        self.until.is_none_or(|until| until > now) && self.mask.covers(nick, account, address, userhost)
     }
 }
 
@@ -172,8 +260,15 @@ pub struct ServerBan {
 impl ServerBan {
     /// Whether it applies at `now` to a session with this nick, account and address.
     #[must_use]
-    pub fn applies(&self, now: Timestamp, nick: &Nick, account: Option<&Nick>, address: Option<IpAddr>) -> bool {
-        self.until.is_none_or(|until| until > now) && self.mask.covers(nick, account, address)
+    pub fn applies(
+        &self,
+        now: Timestamp,
+        nick: &Nick,
+        account: Option<&Nick>,
+        address: Option<IpAddr>,
+        userhost: Option<&Userhost>,
+    ) -> bool {
+        self.until.is_none_or(|until| until > now) && self.mask.covers(nick, account, address, userhost)
     }
 }
 

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::event::Timestamp;
+use crate::identity::Userhost;
 use crate::name::{Nick, RoomName};
 
 /// A room's settings.
@@ -19,6 +20,9 @@ pub struct RoomModes {
     pub moderated: bool,
     /// Hidden from room lists, WHOIS and the like for those outside it.
     pub secret: bool,
+    /// Left out of room lists and WHOIS for those outside it, though its members and
+    /// topic may be asked for (IRC's `+p`).
+    pub private: bool,
     /// Only operators may set the topic (on by default).
     pub topic_locked: bool,
     /// Only the invited may join.
@@ -31,7 +35,39 @@ pub struct RoomModes {
 
 impl Default for RoomModes {
     fn default() -> Self {
-        Self { moderated: false, secret: false, topic_locked: true, invite_only: false, key: None, limit: None }
+        Self {
+            moderated: false,
+            secret: false,
+            private: false,
+            topic_locked: true,
+            invite_only: false,
+            key: None,
+            limit: None,
+        }
+    }
+}
+
+/// How much of a room those outside it see (IRC's NAMES type: `=`, `*`, `@`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visibility {
+    /// Listed, and open to questions.
+    #[default]
+    Public,
+    /// Not listed, but its members and topic may be asked for (`+p`).
+    Private,
+    /// As if it did not exist (`+s`).
+    Secret,
+}
+
+impl Visibility {
+    /// A room's, from its settings (secret wins when both are set).
+    #[must_use]
+    pub fn of(modes: &RoomModes) -> Visibility {
+        match (modes.secret, modes.private) {
+            (true, _) => Visibility::Secret,
+            (false, true) => Visibility::Private,
+            (false, false) => Visibility::Public,
+        }
     }
 }
 
@@ -42,6 +78,8 @@ pub enum RoomMode {
     Moderated,
     /// Hidden from those outside it.
     Secret,
+    /// Left out of lists for those outside it.
+    Private,
     /// Only operators set the topic.
     TopicLocked,
     /// Only the invited join.
@@ -82,6 +120,8 @@ pub struct Member {
     pub account: Option<Nick>,
     /// Seconds since they last said something.
     pub idle_secs: u64,
+    /// Their user name and host.
+    pub userhost: Arc<Userhost>,
 }
 
 /// What the server says about one user (IRC's WHOIS).
@@ -106,6 +146,8 @@ pub struct Whois {
     pub admin: bool,
     /// Their address: shown only to themselves and to administrators.
     pub address: Option<IpAddr>,
+    /// Their user name and host.
+    pub userhost: Arc<Userhost>,
 }
 
 /// How busy the server is (IRC's LUSERS).

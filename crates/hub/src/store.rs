@@ -13,6 +13,7 @@ use crate::history::{Activity, Cursor, Page, Record, Search, Timeline};
 use crate::identity::{Account, AccountId, Party};
 use crate::moderation::{AuditLine, Change, Moderation};
 use crate::name::{Nick, RoomName};
+use crate::tokens::{SessionToken, TokenUse};
 
 /// Why the store failed, with the detail for the server's log. Clients are told only
 /// whether a read or a write failed (see [`crate::HubError`]): the detail may name
@@ -160,6 +161,35 @@ pub trait AccountStore: Send + Sync {
     fn delete_account(&self, id: AccountId, actor: &str) -> Result<bool, StoreError>;
 }
 
+/// Resume tokens, kept as their SHA-256 (see [`crate::token_hash`]). Changing an
+/// account's password ([`AccountStore::set_password`]) or deleting it revokes every
+/// token of that account in the same transaction.
+pub trait TokenStore: Send + Sync {
+    /// Keeps a new token of `account`, issued `at`, and revokes the account's tokens
+    /// beyond the newest `keep` and those unused since `unused_since`. Its id, or `None`
+    /// if there is no such account (deleted meanwhile).
+    fn issue_token(
+        &self,
+        account: AccountId,
+        hash: &[u8],
+        description: &str,
+        at: Timestamp,
+        keep: usize,
+        unused_since: Timestamp,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// The token with this hash, used `at`: `None` if there is none, or it was last used
+    /// before `unused_since` (then it is revoked). Its last use is recorded (at most
+    /// once a minute, so that fetching files does not write on every request).
+    fn use_token(&self, hash: &[u8], at: Timestamp, unused_since: Timestamp) -> Result<Option<TokenUse>, StoreError>;
+
+    /// The account's tokens, most recently used first.
+    fn tokens(&self, account: AccountId) -> Result<Vec<SessionToken>, StoreError>;
+
+    /// Revokes the account's token `id`; false if it has no such token.
+    fn revoke_token(&self, account: AccountId, id: u64) -> Result<bool, StoreError>;
+}
+
 /// Moderation: roles, registered rooms, bans, and the audit log.
 pub trait ModerationStore: Send + Sync {
     /// Server admins, registered rooms (with their operators, modes, bans, topics) and
@@ -174,6 +204,6 @@ pub trait ModerationStore: Send + Sync {
 }
 
 /// Everything the hub keeps durable.
-pub trait Store: MessageStore + SearchStore + AccountStore + ModerationStore + 'static {}
+pub trait Store: MessageStore + SearchStore + AccountStore + ModerationStore + TokenStore + 'static {}
 
-impl<T: MessageStore + SearchStore + AccountStore + ModerationStore + 'static> Store for T {}
+impl<T: MessageStore + SearchStore + AccountStore + ModerationStore + TokenStore + 'static> Store for T {}

@@ -81,6 +81,7 @@ fn limits(history_on_join: usize) -> Limits {
         max_server_bans: MAX_SERVER_BANS,
         max_rooms_per_account: MAX_FOUNDED,
         max_reads: 2,
+        token_idle: parley_hub::DEFAULT_TOKEN_IDLE,
     }
 }
 
@@ -305,6 +306,7 @@ fn mode_change() -> impl Strategy<Value = ModeChange> {
     let mode = prop_oneof![
         Just(RoomMode::Moderated),
         Just(RoomMode::Secret),
+        Just(RoomMode::Private),
         Just(RoomMode::TopicLocked),
         Just(RoomMode::InviteOnly),
         string(KEYS, BAD_KEYS).prop_map(RoomMode::Key),
@@ -349,9 +351,9 @@ fn chat_command() -> impl Strategy<Value = Command> {
         14 => (prop_oneof![3 => room(), 1 => Just(BACK.to_owned())], prop::bool::weighted(0.25), prop::option::weighted(0.2, string(KEYS, BAD_KEYS)))
             .prop_map(|(room, exclusive, key)| Command::Join { room, exclusive, key }),
         10 => maybe_room().prop_map(|room| Command::Part { room, reason: None }),
-        16 => (maybe_room(), kind(), text()).prop_map(|(room, kind, text)| Command::Say { room, kind, text }),
+        16 => (maybe_room(), kind(), text()).prop_map(|(room, kind, text)| Command::Say { room, kind, text, meta: Default::default() }),
         4 => (nick(), text())
-            .prop_map(|(to, text)| Command::Whisper { to, kind: Kind::Text, text }),
+            .prop_map(|(to, text)| Command::Whisper { to, kind: Kind::Text, text, meta: Default::default() }),
         5 => nick().prop_map(|nick| Command::Nick { nick }),
         3 => (nick(), maybe_room()).prop_map(|(nick, room)| Command::Invite { nick, room }),
         2 => maybe_room().prop_map(|room| Command::Who { room }),
@@ -423,12 +425,13 @@ fn scenario(slots: usize) -> impl Strategy<Value = Vec<Step>> {
             let action = Action::Mute { nick: format!("@{b}"), duration };
             vec![
                 send(a, Command::Moderate { room: None, action }),
-                send(b, Command::Say { room: None, kind: Kind::Text, text: text.into() }),
+                send(b, Command::Say { room: None, kind: Kind::Text, text: text.into(), meta: Default::default() }),
             ]
         }),
         (0..slots, 21..26usize, select(vec!["hello page:2", "hello", "hello page:3"])).prop_map(
             move |(a, n, query)| {
-                let say = Command::Say { room: None, kind: Kind::Text, text: "hello world".into() };
+                let say =
+                    Command::Say { room: None, kind: Kind::Text, text: "hello world".into(), meta: Default::default() };
                 let mut steps = vec![send(a, say); n];
                 steps.push(send(a, Command::Search { query: query.into() }));
                 steps
@@ -453,7 +456,7 @@ fn scenario(slots: usize) -> impl Strategy<Value = Vec<Step>> {
         ),
         (0..slots, select(TEXTS), select(SEARCHES)).prop_map(move |(a, text, query)| {
             vec![
-                send(a, Command::Say { room: None, kind: Kind::Text, text: text.into() }),
+                send(a, Command::Say { room: None, kind: Kind::Text, text: text.into(), meta: Default::default() }),
                 send(a, Command::Part { room: None, reason: None }),
                 send(a, Command::Join { room: BACK.into(), exclusive: false, key: None }),
                 send(a, Command::History { room: None, cursor: Cursor::Latest, limit: 50 }),
@@ -1092,6 +1095,8 @@ impl Model {
         match mask {
             Mask::Nick(banned) => banned.key() == key(nick) || account.is_some_and(|a| key(a) == banned.key()),
             Mask::Address(network) => Network::of(address) == *network,
+            // The model bans nicks and addresses only.
+            Mask::Pattern(_) => false,
         }
     }
 
@@ -1715,6 +1720,7 @@ impl Model {
                 }
                 RoomMode::Moderated => modes.moderated = set,
                 RoomMode::Secret => modes.secret = set,
+                RoomMode::Private => modes.private = set,
                 RoomMode::TopicLocked => modes.topic_locked = set,
                 RoomMode::InviteOnly => modes.invite_only = set,
                 RoomMode::Key(key) => modes.key = set.then(|| key.clone()),
@@ -1745,7 +1751,8 @@ impl Model {
             Ok(room) => room,
             Err(e) => {
                 let room = RoomName::parse(text, MAX_ROOM)?.key();
-                if !self.is_admin(sid) {
+                let exists = self.rooms.contains_key(&room) || self.charters.contains_key(&room);
+                if !self.is_admin(sid) && (!exists || self.hidden_from(sid, &room)) {
                     return Err(e);
                 }
                 room

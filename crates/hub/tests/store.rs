@@ -144,6 +144,37 @@ impl AccountStore for Flaky {
     }
 }
 
+impl parley_hub::TokenStore for Flaky {
+    fn issue_token(
+        &self,
+        account: AccountId,
+        hash: &[u8],
+        description: &str,
+        at: parley_hub::Timestamp,
+        keep: usize,
+        unused_since: parley_hub::Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        self.rest.issue_token(account, hash, description, at, keep, unused_since)
+    }
+
+    fn use_token(
+        &self,
+        hash: &[u8],
+        at: parley_hub::Timestamp,
+        unused_since: parley_hub::Timestamp,
+    ) -> Result<Option<parley_hub::TokenUse>, StoreError> {
+        self.rest.use_token(hash, at, unused_since)
+    }
+
+    fn tokens(&self, account: AccountId) -> Result<Vec<parley_hub::SessionToken>, StoreError> {
+        self.rest.tokens(account)
+    }
+
+    fn revoke_token(&self, account: AccountId, id: u64) -> Result<bool, StoreError> {
+        self.rest.revoke_token(account, id)
+    }
+}
+
 impl ModerationStore for Flaky {
     fn moderation(&self) -> Result<parley_hub::Moderation, StoreError> {
         self.rest.moderation()
@@ -192,7 +223,8 @@ impl Peer {
     }
 
     async fn say(&self, text: &str) {
-        let command = Command::Say { room: None, kind: parley_hub::Kind::Text, text: text.to_owned() };
+        let command =
+            Command::Say { room: None, kind: parley_hub::Kind::Text, text: text.to_owned(), meta: Default::default() };
         self.session.send(RequestId(1), command).await.expect("sent");
     }
 

@@ -363,6 +363,15 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             .change_password(&old, &new)
             .await
             .map(|()| print_line(&format!("[{}] Your password is changed.", now()))),
+        Input::Sessions => client.sessions().await.map(|sessions| {
+            for line in tui::session_lines(&sessions) {
+                print_line(&line);
+            }
+        }),
+        Input::RevokeSession(id) => client
+            .revoke_session(id)
+            .await
+            .map(|()| print_line(&format!("[{}] Session {id} is revoked: it no longer logs anyone in.", now()))),
         Input::Conversation { with, n } => {
             let limit = n.map_or(DEFAULT_HISTORY_LINES, |n| u32::try_from(n).unwrap_or(u32::MAX));
             client.conversation(&with, HistoryCursor::Latest, Some(limit)).await.map(|messages| {

@@ -104,6 +104,10 @@ struct ServeArgs {
     /// server administrator); repeat for several. Adds to the configured ones.
     #[arg(long = "oper", value_name = "NAME:PASSWORD")]
     opers: Vec<parley_server::Oper>,
+    /// A channel every IRC client joins once registered (`#lobby` to meet the line
+    /// protocol's users); repeat for several. Replaces the configured ones.
+    #[arg(long = "irc-autojoin", value_name = "#CHANNEL")]
+    irc_autojoin: Vec<String>,
     /// Threads running connections and the hub; 0 is one per CPU core (the default).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -157,6 +161,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.irc.server_name = name;
     }
     config.irc.opers.extend(args.opers);
+    if !args.irc_autojoin.is_empty() {
+        config.irc.autojoin = args.irc_autojoin;
+    }
     if let Some(threads) = args.threads {
         config.threads = threads;
     }

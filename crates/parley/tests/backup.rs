@@ -227,6 +227,8 @@ async fn damaged_incomplete_and_newer_backups_are_refused_and_nothing_is_overwri
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(dest.join("tls/key.pem")).expect("the key is backed up").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the key stays private");
+        let cloaks = std::fs::metadata(dest.join("keys/cloak.key")).expect("the cloak key is backed up");
+        assert_eq!(cloaks.permissions().mode() & 0o777, 0o600, "the cloak key stays private");
         let mode = std::fs::metadata(&dest).expect("the backup").permissions().mode();
         assert_eq!(mode & 0o777, 0o700, "the backup is its owner's only");
     }

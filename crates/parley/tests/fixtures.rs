@@ -5,7 +5,7 @@
 //! This test drives today's server through what a fixture must hold (accounts, an admin,
 //! a registered room with operators, a topic, a ban and a mute, lobby mutes and server
 //! bans, an unregistered room, private messages between accounts and from a guest, files
-//! shared in a room and privately) and fails when today's schema version has no fixture
+//! shared in a room and privately, a resume token) and fails when today's schema version has no fixture
 //! yet. To write it, after adding a migration:
 //!
 //! ```sh
@@ -76,6 +76,8 @@ async fn write_fixture(data: &Path) {
     let bob = connect(&addr, "bob").await;
     bob.register("bobpass1").await.expect("registers");
     admin(data, &["users", "grant", "chief", "admin"]);
+    // A resume token (schema 9): alice's connection stays logged in.
+    alice.login_remembered(None, "alicepass1").await.expect("logs in, remembered");
     chief.login(None, "chiefpass1").await.expect("logs in again, an admin now");
 
     // The lobby: guests talk, one is muted; server bans by nick and by address.

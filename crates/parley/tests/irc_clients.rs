@@ -60,7 +60,8 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// `parley serve` with a plain IRC, a TLS IRC and a plain line listener on loopback,
-/// killed when dropped.
+/// joining IRC clients to `#lobby` (`--irc-autojoin`), where the line users are; killed
+/// when dropped.
 struct Served {
     child: Child,
     irc: SocketAddr,
@@ -77,7 +78,8 @@ impl Served {
         let log = dir.join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
             .args(["serve", "--listen", "irc=127.0.0.1:0", "--listen", "irc+tls=127.0.0.1:0"])
-            .args(["--listen", "line=127.0.0.1:0", "--oper", &format!("{}:{}", OPER.0, OPER.1), "--data-dir"])
+            .args(["--listen", "line=127.0.0.1:0", "--oper", &format!("{}:{}", OPER.0, OPER.1)])
+            .args(["--irc-autojoin", "#lobby", "--data-dir"])
             .arg(dir.join("data"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -524,12 +526,12 @@ fn chat_with(client: Client, transport: Transport) {
     std::fs::create_dir_all(&home).expect("home");
     let screen = Screen::start(&name, &home, &client.command(NICK, &home, &server, transport));
 
-    // The server joins it to #lobby, and plays the history back.
+    // The server joins it to #lobby (`--irc-autojoin`), and plays the history back.
     screen.show(client, "#lobby");
     screen.wait_for_text("has joined #lobby");
     screen.wait_for_text(&client.said("liner", "said before you came"));
     screen.wait_for_text(&client.said("liner", "and this too"));
-    liner.expect_stamped(&format!("{NICK} has joined the chat!"));
+    liner.expect_stamped(&format!("{NICK} has joined lobby."));
 
     // In the room, both ways.
     liner.say("hello from the line");

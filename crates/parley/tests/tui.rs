@@ -415,3 +415,51 @@ async fn messages_said_while_the_network_was_away_are_fetched_once() {
     network.abort();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_logged_in_chat_comes_back_logged_in_without_the_password() {
+    if !tmux_available() {
+        return;
+    }
+    let data = temp_dir("token");
+    let server = start(&data, "127.0.0.1:0", "127.0.0.1:0").await;
+    let (line, native) = (server.line, server.native);
+    let args = ["--plain".to_owned(), "--name".to_owned(), "ann".to_owned(), native.to_string()];
+    let screen = Screen::start("token", &data, &args);
+    screen.wait_for_text("Welcome to the chat, ann!").await;
+    screen.type_text("/register longpassword1");
+    screen.press(&["Enter"]);
+    screen.wait_for_text("ann is now your account").await;
+
+    // The server restarts: the connection comes back with the token, not as a guest.
+    server.shutdown().await;
+    screen.wait_for_text("RECONNECTING").await;
+    let server = start(&data, &line.to_string(), &native.to_string()).await;
+    screen.wait_for_text("Reconnected.").await;
+    screen.type_text("/sessions");
+    screen.press(&["Enter"]);
+    let rows = screen.wait_for_text("(this one)").await;
+    assert!(rows.iter().any(|r| r.contains("native")), "{}", rows.join("\n"));
+
+    // Revoked meanwhile (a password change elsewhere): the next reconnect says so and
+    // comes back as a guest.
+    let mut bob = Peer::join(line, "bob").await;
+    bob.say("hello ann").await;
+    screen.wait_for_text("bob: hello ann").await;
+    let owner = parley_client::Client::connect(&native.to_string(), &parley_client::Transport::Plain)
+        .await
+        .expect("connects")
+        .0;
+    owner.hello("someone").await.expect("welcomed");
+    owner.login(Some("ann"), "longpassword1").await.expect("logs in");
+    owner.change_password("longpassword1", "longpassword2").await.expect("changes");
+    drop(owner);
+    server.shutdown().await;
+    screen.wait_for_text("RECONNECTING").await;
+    let server = start(&data, &line.to_string(), &native.to_string()).await;
+    screen.wait_for_text("Your session has ended").await;
+    screen.wait_for_text("Reconnected.").await;
+    screen.press(&["C-c"]);
+    screen.wait_for_text("chat exited with 0").await;
+    server.shutdown().await;
+}

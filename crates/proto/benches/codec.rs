@@ -24,7 +24,13 @@ fn say_frames() -> BytesMut {
     let mut wire = BytesMut::new();
     for n in 0..MESSAGES {
         let text = format!("{TEXT} {n}");
-        encode_request(n as u64, &Request::Say { room: "lobby".into() }, text.as_bytes(), &mut wire).expect("encodes");
+        encode_request(
+            n as u64,
+            &Request::Say { room: "lobby".into(), reply_to: None, tags: None },
+            text.as_bytes(),
+            &mut wire,
+        )
+        .expect("encodes");
     }
     wire
 }
@@ -75,6 +81,8 @@ fn bench(c: &mut Criterion) {
         seq: 123_456,
         ts: "2026-11-29T14:30:45.123Z".into(),
         kind: None,
+        reply_to: None,
+        tags: None,
     };
     group.bench_function("native: encode 1000 message events", |b| {
         let mut out = BytesMut::with_capacity(256 * MESSAGES);

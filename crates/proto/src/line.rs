@@ -253,6 +253,10 @@ pub enum Input {
     Deop(String),
     /// `/register PASSWORD`: make the current nick an account.
     Register(String),
+    /// `/sessions`: the account's resume tokens (where it stays logged in).
+    Sessions,
+    /// `/sessions revoke ID`: revoke one of them.
+    RevokeSession(u64),
     /// `/login [NAME] PASSWORD`: log in (to the current nick's account without NAME).
     Login {
         /// The account; `None` means the current nick.
@@ -414,6 +418,14 @@ impl Input {
                 [old, new] => Input::Password { old: old.to_owned(), new: new.to_owned() },
                 _ => Input::Usage("/password OLD NEW"),
             },
+            "sessions" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+                [] => Input::Sessions,
+                ["revoke", id] => match id.parse::<u64>() {
+                    Ok(id) => Input::RevokeSession(id),
+                    Err(_) => Input::Usage("/sessions revoke ID, ID a number /sessions shows"),
+                },
+                _ => Input::Usage("/sessions [revoke ID]"),
+            },
             "history" => {
                 let count = |n: &str| n.parse::<usize>().ok().filter(|n| *n > 0);
                 match args.split_whitespace().collect::<Vec<_>>()[..] {
@@ -544,6 +556,7 @@ Commands:
   /register PASSWORD  make your name an account, so nobody else can use it
   /login [NAME] PASSWORD  log in to your account (and take its name)
   /password OLD NEW   change your account's password
+  /sessions [revoke ID]  where your account stays logged in; revoke one
   /send PATH [NICK]   share a file in your room, or privately with NICK (parley chat)
   /get ID [PATH]      download a shared file by the ID its message shows (parley chat)
   /quit               {quit}

@@ -8,6 +8,8 @@
 //! must stay stable. Add, never rename.
 
 use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::native::{encode_frame, EncodeError, Frame};
@@ -30,7 +32,9 @@ pub enum Request {
     Hello {
         /// The protocol version the client speaks.
         version: u32,
-        /// The nick the client wants.
+        /// The nick the client wants; left out (or ignored) with a `token`, which logs
+        /// in to the token's account under its name.
+        #[serde(default)]
         nick: String,
         /// The password of the account `nick`, to log in at once: the nick is taken from
         /// whoever has it, with no grace period. Without it, the client may `auth` later.
@@ -52,11 +56,54 @@ pub enum Request {
     Say {
         /// The room to speak in.
         room: String,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags for other clients, relayed and kept as they are (names like
+        /// `example.com/key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
     },
     /// Send the payload's text privately to one user.
     Whisper {
         /// The nick of the receiver.
         to: String,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags for other clients, relayed and kept as they are (names like
+        /// `example.com/key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
+    },
+    /// Tell a room (`room`) or someone (`to`) whether you are typing: `active` (repeat
+    /// at most every 3 seconds while typing), `paused`, `done` (sent or cleared).
+    Typing {
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// `active`, `paused` or `done`.
+        state: String,
+    },
+    /// React to a message of a room (`room`) or of a conversation (`with`), or take the
+    /// reaction back (`remove`).
+    React {
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other user, in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The message's seq.
+        seq: u64,
+        /// An emoji or a short word, at most 64 bytes.
+        reaction: String,
+        /// Take the reaction back.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        remove: bool,
     },
     /// Change nick.
     Nick {
@@ -247,6 +294,9 @@ pub enum Request {
     Act {
         /// The room to act in.
         room: String,
+        /// The seq of the message this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
     /// Mark yourself away with a message, or back without one.
     Away {
@@ -349,6 +399,20 @@ pub enum Request {
         /// Where the piece starts.
         offset: u64,
     },
+    /// A small preview of a shared image (PNG, JPEG, GIF or WebP), at most 320 pixels
+    /// on its long side, as a PNG: answered by one [`ServerMsg::Data`] frame (offset
+    /// 0) carrying the whole thumbnail, with the same checks as `download`.
+    Thumbnail {
+        /// The file's id.
+        file: String,
+    },
+    /// List the resume tokens of your account: answered by [`Reply::Sessions`].
+    Sessions,
+    /// Revoke one of your account's resume tokens: answered by [`Reply::Revoked`].
+    RevokeSession {
+        /// The token's id, from [`Reply::Sessions`] (not the token).
+        session: u64,
+    },
     /// Ask for a `pong` result; for latency and keepalive.
     Ping,
     /// Leave the chat; the server answers `bye` and closes the connection.
@@ -369,6 +433,8 @@ impl Request {
             Request::Part { .. } => "part",
             Request::Say { .. } => "say",
             Request::Whisper { .. } => "whisper",
+            Request::Typing { .. } => "typing",
+            Request::React { .. } => "react",
             Request::Nick { .. } => "nick",
             Request::Who { .. } => "who",
             Request::Rooms => "rooms",
@@ -403,6 +469,9 @@ impl Request {
             Request::Chunk { .. } => "chunk",
             Request::Download { .. } => "download",
             Request::Read { .. } => "read",
+            Request::Thumbnail { .. } => "thumbnail",
+            Request::Sessions => "sessions",
+            Request::RevokeSession { .. } => "revoke_session",
             Request::Ping => "ping",
             Request::Quit { .. } => "quit",
         }
@@ -426,6 +495,8 @@ const KNOWN_REQUESTS: &[&str] = &[
     "part",
     "say",
     "whisper",
+    "typing",
+    "react",
     "nick",
     "who",
     "rooms",
@@ -460,6 +531,9 @@ const KNOWN_REQUESTS: &[&str] = &[
     "chunk",
     "download",
     "read",
+    "thumbnail",
+    "sessions",
+    "revoke_session",
     "ping",
     "quit",
 ];
@@ -510,6 +584,12 @@ pub enum ServerMsg {
         /// `action` (`/me`) or `notice`; absent for ordinary text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<String>,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags the sender's client attached for other clients.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
     },
     /// Someone sent the payload's text privately.
     Whisper {
@@ -525,6 +605,46 @@ pub enum ServerMsg {
         /// `action` (`/me`) or `notice`; absent for ordinary text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<String>,
+        /// The seq of the message this one answers, in the same room or conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Tags the sender's client attached for other clients.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
+    },
+    /// Someone in a room you are in, or in a conversation with you, is typing (or
+    /// stopped). Show it for about 6 seconds unless `active` comes again; `done` ends it.
+    Typing {
+        /// The room; absent in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Who.
+        from: String,
+        /// `active`, `paused` or `done`.
+        state: String,
+        /// When, RFC 3339 in UTC.
+        ts: String,
+    },
+    /// Someone reacted to a message (or took the reaction back: `removed`).
+    Reaction {
+        /// The room; absent in a conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// In a conversation, the other user (for the sender's other sessions, the
+        /// receiver; for the receiver, the sender).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The message's seq.
+        seq: u64,
+        /// Who reacted.
+        from: String,
+        /// The reaction.
+        reaction: String,
+        /// True when the reaction was taken back.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        removed: bool,
+        /// When, RFC 3339 in UTC.
+        ts: String,
     },
     /// You read further on another of your sessions: clear what is unread up to `ts`.
     Marker {
@@ -751,6 +871,16 @@ pub enum Reply {
         to: String,
         /// The server's timestamp, RFC 3339 in UTC.
         ts: String,
+        /// Its place in the order of private messages (0 from servers before it was
+        /// sent).
+        #[serde(default)]
+        seq: u64,
+    },
+    /// The answer to `typing` and `react`: the room's members, or the other user, were
+    /// told.
+    Signalled {
+        /// When, RFC 3339 in UTC.
+        ts: String,
     },
     /// The answer to `who`.
     Who {
@@ -890,10 +1020,94 @@ pub enum Reply {
         /// send queue and cost the connection.
         window: usize,
     },
+    /// The answer to `sessions`: your account's resume tokens, most recently used
+    /// first.
+    Sessions {
+        /// The tokens (never the tokens themselves: their ids and what is known of them).
+        sessions: Vec<SessionEntry>,
+    },
+    /// The answer to `revoke_session`: the token no longer logs anyone in.
+    Revoked {
+        /// Its id.
+        session: u64,
+    },
     /// The answer to `ping`.
     Pong,
     /// The answer to `quit`; the server closes the connection after it.
     Bye,
+}
+
+/// One resume token of an account, as `sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// Its id, to revoke it by.
+    pub id: u64,
+    /// When it was issued, RFC 3339 in UTC.
+    pub created: String,
+    /// When it was last used (to log in, or to fetch a file), RFC 3339 in UTC.
+    pub last_used: String,
+    /// Where it was issued: gateway, address, user agent when known.
+    pub description: String,
+    /// This connection logged in with it, or was given it.
+    pub current: bool,
+}
+
+/// The login options a `hello`, `auth` or `register` may carry beside its own fields:
+/// `remember` asks for a resume token (returned as `token` in the result's body);
+/// `token` (on `hello`, instead of `password`) logs in with one; `resume` (on `hello`
+/// over WebSocket) logs in with the `parley_session` cookie of the upgrade request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginOptions {
+    /// Issue a resume token on success.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remember: bool,
+    /// Log in with this resume token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Log in with the WebSocket upgrade's session cookie.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
+}
+
+impl LoginOptions {
+    /// The options of a request frame's header; none when it has none (or they are not
+    /// well typed, which the request itself reports).
+    #[must_use]
+    pub fn from_frame(frame: &Frame) -> LoginOptions {
+        serde_json::from_slice(&frame.header).unwrap_or_default()
+    }
+}
+
+/// Appends a request frame with its `id` and login options to `dst`.
+pub fn encode_request_with(
+    id: u64,
+    request: &Request,
+    options: &LoginOptions,
+    payload: &[u8],
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    #[derive(Serialize)]
+    struct WithOptions<'a> {
+        #[serde(flatten)]
+        request: &'a Request,
+        #[serde(flatten)]
+        options: &'a LoginOptions,
+        id: u64,
+    }
+    encode_frame(&WithOptions { request, options, id }, Some(TEXT), payload, dst)
+}
+
+/// Appends a `result` frame answering request `id` with `reply` and the resume token
+/// issued with it (a body field `token` beside the reply's own).
+pub fn encode_result_with_token(id: u64, reply: &Reply, token: &str, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    #[derive(Serialize)]
+    struct WithToken<'a> {
+        #[serde(flatten)]
+        reply: &'a Reply,
+        token: &'a str,
+    }
+    let body = serde_json::to_vec(&WithToken { reply, token })?;
+    encode_frame(&ServerMsg::Result { id }, Some(JSON), &body, dst)
 }
 
 /// A shared file, as its message announces it: the text of a message of kind `file`
@@ -934,6 +1148,12 @@ pub struct HistoryEntry {
     pub kind: Option<String>,
     /// The text.
     pub text: String,
+    /// The seq of the message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// Tags the sender's client attached for other clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// A size for people: `512 B`, `1.2 KB`, `3.4 MB`, `1.1 GB` (powers of 1000, like
@@ -1058,6 +1278,11 @@ pub enum ErrorCode {
     EmptyMessage,
     /// The message text is over the limit.
     MessageTooLong,
+    /// Client tags over the limits (32 tags, 4094 bytes), or one with a name or value
+    /// that may not be relayed.
+    BadTags,
+    /// A reaction that is empty, over 64 bytes, or has control characters.
+    BadReaction,
     /// The server is shutting down.
     ShuttingDown,
     /// This server keeps no accounts.
@@ -1140,6 +1365,13 @@ pub enum ErrorCode {
     NoSuchMessage,
     /// Only a message's author, the room's operators and server admins may delete it.
     NotAuthor,
+    /// The resume token is unknown, revoked or expired: log in with the password.
+    BadToken,
+    /// Your account has no resume token with that id.
+    NoSuchSession,
+    /// The file is not an image the server makes thumbnails of (PNG, JPEG, GIF, WebP),
+    /// or it could not be decoded within the limits.
+    NotAnImage,
     /// A code this client does not know yet (servers may add codes).
     #[serde(other)]
     Unknown,
@@ -1166,6 +1398,8 @@ impl ErrorCode {
         ErrorCode::NotInRoom,
         ErrorCode::EmptyMessage,
         ErrorCode::MessageTooLong,
+        ErrorCode::BadTags,
+        ErrorCode::BadReaction,
         ErrorCode::ShuttingDown,
         ErrorCode::StoreFailed,
         ErrorCode::AccountsUnavailable,
@@ -1205,6 +1439,9 @@ impl ErrorCode {
         ErrorCode::FilesUnavailable,
         ErrorCode::NoSuchMessage,
         ErrorCode::NotAuthor,
+        ErrorCode::BadToken,
+        ErrorCode::NoSuchSession,
+        ErrorCode::NotAnImage,
         ErrorCode::Unknown,
     ];
 }
@@ -1269,6 +1506,16 @@ impl Received {
         serde_json::from_slice(&self.payload)
     }
 
+    /// The resume token a `result` carries beside its reply, if any.
+    #[must_use]
+    pub fn token(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Token {
+            token: Option<String>,
+        }
+        serde_json::from_slice::<Token>(&self.payload).ok()?.token
+    }
+
     /// The payload as text, replacing invalid UTF-8.
     #[must_use]
     pub fn text(&self) -> String {
@@ -1291,8 +1538,15 @@ mod tests {
             Request::Hello { version: 1, nick: "alice".into(), password: None },
             Request::Join { room: "dev".into() },
             Request::Part { room: None },
-            Request::Say { room: "lobby".into() },
-            Request::Whisper { to: "bob".into() },
+            Request::Say { room: "lobby".into(), reply_to: None, tags: None },
+            Request::Say {
+                room: "lobby".into(),
+                reply_to: Some(12),
+                tags: Some([("example.com/x".to_owned(), "1".to_owned())].into()),
+            },
+            Request::Whisper { to: "bob".into(), reply_to: None, tags: None },
+            Request::Typing { room: Some("dev".into()), to: None, state: "active".into() },
+            Request::React { room: None, with: Some("bob".into()), seq: 3, reaction: "👍".into(), remove: true },
             Request::Nick { nick: "al".into() },
             Request::Who { room: "lobby".into() },
             Request::Rooms,
@@ -1335,7 +1589,7 @@ mod tests {
 
     #[test]
     fn unknown_message_types_read_as_unknown() {
-        let msg: ServerMsg = serde_json::from_str(r#"{"type":"reaction","room":"lobby"}"#).expect("parses");
+        let msg: ServerMsg = serde_json::from_str(r#"{"type":"sticker","room":"lobby"}"#).expect("parses");
         assert_eq!(msg, ServerMsg::Unknown);
         let known: Result<ServerMsg, _> = serde_json::from_str(r#"{"type":"message","room":"lobby"}"#);
         assert!(known.is_err(), "a known type with missing fields is still an error");

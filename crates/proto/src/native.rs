@@ -296,7 +296,7 @@ mod tests {
         expected.extend_from_slice(header);
         expected.extend_from_slice(b"hello");
         let mut encoded = BytesMut::new();
-        let say = crate::msg::Request::Say { room: "lobby".into() };
+        let say = crate::msg::Request::Say { room: "lobby".into(), reply_to: None, tags: None };
         crate::msg::encode_request(7, &say, b"hello", &mut encoded).expect("encodes");
         assert_eq!(encoded, expected);
         assert_eq!(&encoded[..2], &[0x00, 0x62]);

@@ -31,8 +31,13 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         text().prop_map(|room| Request::Join { room }),
         proptest::option::of(text()).prop_map(|room| Request::Part { room }),
-        text().prop_map(|room| Request::Say { room }),
-        text().prop_map(|to| Request::Whisper { to }),
+        (text(), proptest::option::of(any::<u64>()), proptest::option::of(tags()))
+            .prop_map(|(room, reply_to, tags)| Request::Say { room, reply_to, tags }),
+        text().prop_map(|to| Request::Whisper { to, reply_to: None, tags: None }),
+        (proptest::option::of(text()), proptest::option::of(text()), text())
+            .prop_map(|(room, to, state)| Request::Typing { room, to, state }),
+        (proptest::option::of(text()), any::<u64>(), text(), any::<bool>())
+            .prop_map(|(room, seq, reaction, remove)| { Request::React { room, with: None, seq, reaction, remove } }),
         text().prop_map(|nick| Request::Nick { nick }),
         text().prop_map(|room| Request::Who { room }),
         Just(Request::Rooms),
@@ -52,16 +57,39 @@ fn request() -> impl Strategy<Value = Request> {
     ]
 }
 
+fn tags() -> impl Strategy<Value = std::collections::BTreeMap<String, String>> {
+    proptest::collection::btree_map(text(), text(), 0..3)
+}
+
 /// Every server message but `result`, which travels with a [`Reply`] instead of text.
 fn event() -> impl Strategy<Value = ServerMsg> {
     let reason = prop_oneof![Just(LeaveReason::Part), Just(LeaveReason::Quit), Just(LeaveReason::Lost)];
     prop_oneof![
         (proptest::option::of(any::<u64>()), proptest::sample::select(ErrorCode::ALL), text())
             .prop_map(|(id, code, message)| ServerMsg::Error { id, code, message }),
-        (text(), text(), any::<u64>(), text(), proptest::option::of(text()))
-            .prop_map(|(room, from, seq, ts, kind)| { ServerMsg::Message { room, from, seq, ts, kind } }),
-        (any::<u64>(), text(), text(), text(), proptest::option::of(text()))
-            .prop_map(|(seq, from, to, ts, kind)| ServerMsg::Whisper { seq, from, to, ts, kind }),
+        (text(), text(), any::<u64>(), text(), proptest::option::of(text())).prop_map(|(room, from, seq, ts, kind)| {
+            ServerMsg::Message { room, from, seq, ts, kind, reply_to: seq.checked_sub(1), tags: None }
+        }),
+        (any::<u64>(), text(), text(), text(), proptest::option::of(text())).prop_map(|(seq, from, to, ts, kind)| {
+            ServerMsg::Whisper { seq, from, to, ts, kind, reply_to: None, tags: None }
+        }),
+        (proptest::option::of(text()), text(), text(), text()).prop_map(|(room, from, state, ts)| ServerMsg::Typing {
+            room,
+            from,
+            state,
+            ts
+        }),
+        (proptest::option::of(text()), any::<u64>(), text(), text(), any::<bool>(), text()).prop_map(
+            |(room, seq, from, reaction, removed, ts)| ServerMsg::Reaction {
+                room,
+                with: None,
+                seq,
+                from,
+                reaction,
+                removed,
+                ts
+            }
+        ),
         (text(), text(), text(), any::<bool>()).prop_map(|(room, nick, ts, arrival)| ServerMsg::Joined {
             room,
             nick,
@@ -79,7 +107,7 @@ fn event() -> impl Strategy<Value = ServerMsg> {
 
 fn entries() -> impl Strategy<Value = Vec<HistoryEntry>> {
     let entry = (any::<u64>(), text(), text(), proptest::option::of(text()), text())
-        .prop_map(|(seq, from, ts, kind, text)| HistoryEntry { seq, from, ts, kind, text });
+        .prop_map(|(seq, from, ts, kind, text)| HistoryEntry { seq, from, ts, kind, text, reply_to: None, tags: None });
     vec(entry, 0..4)
 }
 
@@ -117,7 +145,8 @@ fn reply() -> impl Strategy<Value = Reply> {
         (text(), entries()).prop_map(|(room, messages)| Reply::History { room, messages }),
         text().prop_map(|room| Reply::Parted { room }),
         (text(), any::<u64>(), text()).prop_map(|(room, seq, ts)| Reply::Said { room, seq, ts }),
-        (text(), text()).prop_map(|(to, ts)| Reply::Whispered { to, ts }),
+        (text(), text(), any::<u64>()).prop_map(|(to, ts, seq)| Reply::Whispered { to, ts, seq }),
+        text().prop_map(|ts| Reply::Signalled { ts }),
         (text(), names()).prop_map(|(room, members)| Reply::Who { room, members }),
         vec(room_info, 0..6).prop_map(|rooms| Reply::Rooms { rooms }),
         text().prop_map(|nick| Reply::Nick { nick }),

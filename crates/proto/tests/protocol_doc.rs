@@ -4,8 +4,9 @@
 
 use bytes::BytesMut;
 use parley_proto::msg::{
-    encode_chunk, encode_data, encode_request, encode_result, encode_server_msg, AuditEntry, ErrorCode, FileInfo,
-    HistoryEntry, LeaveReason, Received, Reply, Request, RoomInfo, SearchHit, ServerMsg, JSON, PROTOCOL_VERSION,
+    encode_chunk, encode_data, encode_request, encode_request_with, encode_result, encode_result_with_token,
+    encode_server_msg, AuditEntry, ErrorCode, FileInfo, HistoryEntry, LeaveReason, LoginOptions, Received, Reply,
+    Request, RoomInfo, SearchHit, ServerMsg, SessionEntry, JSON, PROTOCOL_VERSION,
 };
 use parley_proto::native::{encode_frame, FrameDecoder, FrameError, PREFIX_LEN};
 
@@ -16,12 +17,21 @@ const TS: &str = "2026-11-25T14:30:45.123Z";
 /// The frames the document dumps byte by byte, in order.
 fn dumped_frames() -> Vec<BytesMut> {
     let mut say = BytesMut::new();
-    encode_request(7, &Request::Say { room: "lobby".into() }, b"hello", &mut say).expect("encodes");
+    encode_request(7, &Request::Say { room: "lobby".into(), reply_to: None, tags: None }, b"hello", &mut say)
+        .expect("encodes");
     let mut who = BytesMut::new();
     let members = vec!["alice".to_owned(), "bob".to_owned()];
     encode_result(8, &Reply::Who { room: "lobby".into(), members }, &mut who).expect("encodes");
     let mut message = BytesMut::new();
-    let event = ServerMsg::Message { room: "lobby".into(), from: "alice".into(), seq: 12, ts: TS.into(), kind: None };
+    let event = ServerMsg::Message {
+        room: "lobby".into(),
+        from: "alice".into(),
+        seq: 12,
+        ts: TS.into(),
+        kind: None,
+        reply_to: None,
+        tags: None,
+    };
     encode_server_msg(&event, b"hello", &mut message).expect("encodes");
     vec![say, who, message]
 }
@@ -85,7 +95,15 @@ fn file_examples() -> Vec<String> {
     let description = serde_json::to_string(&report()).expect("serialises");
     out.push(description.clone());
     let mut message = BytesMut::new();
-    let event = ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 14, ts: s(TS), kind: Some(s("file")) };
+    let event = ServerMsg::Message {
+        room: s("lobby"),
+        from: s("alice"),
+        seq: 14,
+        ts: s(TS),
+        kind: Some(s("file")),
+        reply_to: None,
+        tags: None,
+    };
     encode_frame(&event, Some(JSON), description.as_bytes(), &mut message).expect("encodes");
     out.push(header_of(&message));
     let replies = [
@@ -105,6 +123,63 @@ fn file_examples() -> Vec<String> {
     out
 }
 
+/// The token of the session examples.
+const TOKEN: &str = "q3J5cmF0aW9uLXRva2VuLWV4YW1wbGUtMzItYnl0ZXM";
+
+/// The headers and JSON of the resume-token examples.
+fn session_examples() -> Vec<String> {
+    let s = |v: &str| v.to_owned();
+    let with = |id: u64, request: &Request, options: LoginOptions| {
+        let mut buf = BytesMut::new();
+        encode_request_with(id, request, &options, b"", &mut buf).expect("encodes");
+        header_of(&buf)
+    };
+    let remember = LoginOptions { remember: true, ..LoginOptions::default() };
+    let hello =
+        |nick: &str, password: Option<&str>| Request::Hello { version: 1, nick: s(nick), password: password.map(s) };
+    let mut out = vec![
+        with(70, &hello("alice", Some("correct horse")), remember.clone()),
+        with(71, &hello("", None), LoginOptions { token: Some(s(TOKEN)), ..LoginOptions::default() }),
+        with(72, &hello("", None), LoginOptions { resume: true, ..LoginOptions::default() }),
+        with(73, &Request::Auth { name: Some(s("alice")), password: s("correct horse") }, remember),
+        request_header(74, &Request::Sessions, b""),
+        request_header(75, &Request::RevokeSession { session: 12 }, b""),
+        request_header(76, &Request::Thumbnail { file: s(FILE) }, b""),
+    ];
+    let mut body = BytesMut::new();
+    let logged_in = Reply::LoggedIn { account: s("alice"), nick: s("alice") };
+    encode_result_with_token(73, &logged_in, TOKEN, &mut body).expect("encodes");
+    let frame = FrameDecoder::new(65_535, 1 << 20).decode(&mut body).expect("a frame").expect("whole");
+    out.push(String::from_utf8(frame.payload.to_vec()).expect("UTF-8"));
+    let sessions = Reply::Sessions {
+        sessions: vec![
+            SessionEntry {
+                id: 12,
+                created: ts("09:00:00.000"),
+                last_used: ts("14:30:45.123"),
+                description: s("web 203.0.113.7 Mozilla/5.0 (X11; Linux x86_64) Firefox/145.0"),
+                current: false,
+            },
+            SessionEntry {
+                id: 14,
+                created: ts("14:30:40.000"),
+                last_used: ts("14:30:40.000"),
+                description: s("native 198.51.100.4"),
+                current: true,
+            },
+        ],
+    };
+    out.push(serde_json::to_string(&sessions).expect("serialises"));
+    out.push(serde_json::to_string(&Reply::Revoked { session: 12 }).expect("serialises"));
+    let bad = ServerMsg::Error {
+        id: Some(71),
+        code: ErrorCode::BadToken,
+        message: s("unknown, revoked or expired session token: log in with your password"),
+    };
+    out.push(event_header(&bad, b""));
+    out
+}
+
 fn ts(time: &str) -> String {
     format!("2026-11-25T{time}Z")
 }
@@ -118,8 +193,8 @@ fn json_examples() -> Vec<String> {
         request_header(1, &Request::Hello { version: 1, nick: s("alice"), password: None }, b""),
         request_header(2, &Request::Join { room: s("dev") }, b""),
         request_header(3, &Request::Part { room: Some(s("dev")) }, b""),
-        request_header(4, &Request::Say { room: s("lobby") }, hello_everyone),
-        request_header(5, &Request::Whisper { to: s("bob") }, b"psst"),
+        request_header(4, &Request::Say { room: s("lobby"), reply_to: None, tags: None }, hello_everyone),
+        request_header(5, &Request::Whisper { to: s("bob"), reply_to: None, tags: None }, b"psst"),
         request_header(6, &Request::Nick { nick: s("alicia") }, b""),
         request_header(7, &Request::Who { room: s("lobby") }, b""),
         request_header(8, &Request::Rooms, b""),
@@ -143,6 +218,27 @@ fn json_examples() -> Vec<String> {
         request_header(22, &Request::Conversation { with: s("bob"), before: None, after: Some(30), limit: None }, b""),
         request_header(61, &Request::MarkRead { room: Some(s("dev")), with: None, ts: Some(ts("14:30:47.000")) }, b""),
         request_header(62, &Request::MarkRead { room: None, with: Some(s("bob")), ts: None }, b""),
+        request_header(
+            63,
+            &Request::Say {
+                room: s("dev"),
+                reply_to: Some(41),
+                tags: Some([(s("example.com/colour"), s("blue"))].into()),
+            },
+            b"agreed",
+        ),
+        request_header(64, &Request::Typing { room: Some(s("dev")), to: None, state: s("active") }, b""),
+        request_header(65, &Request::Typing { room: None, to: Some(s("bob")), state: s("done") }, b""),
+        request_header(
+            66,
+            &Request::React { room: Some(s("dev")), with: None, seq: 41, reaction: s("👍"), remove: false },
+            b"",
+        ),
+        request_header(
+            67,
+            &Request::React { room: Some(s("dev")), with: None, seq: 41, reaction: s("👍"), remove: true },
+            b"",
+        ),
         request_header(60, &Request::Delete { room: s("dev"), seq: 41, reason: Some(s("posted by mistake")) }, b""),
         request_header(23, &Request::Topic { room: Some(s("dev")), topic: Some(s("release on Friday")) }, b""),
         request_header(24, &Request::Kick { room: Some(s("dev")), nick: s("mallory"), reason: Some(s("spam")) }, b""),
@@ -157,7 +253,7 @@ fn json_examples() -> Vec<String> {
         request_header(29, &Request::Hello { version: 1, nick: s("alice"), password: Some(s("correct horse")) }, b""),
         request_header(30, &Request::Audit { limit: Some(20) }, b""),
         request_header(17, &Request::Register { password: s("correct horse") }, b""),
-        request_header(31, &Request::Act { room: s("lobby") }, b"waves"),
+        request_header(31, &Request::Act { room: s("lobby"), reply_to: None }, b"waves"),
         request_header(32, &Request::Away { message: Some(s("lunch")) }, b""),
         request_header(33, &Request::Whois { nick: s("bob") }, b""),
         request_header(34, &Request::Invite { room: Some(s("dev")), nick: s("bob") }, b""),
@@ -170,6 +266,8 @@ fn json_examples() -> Vec<String> {
         ts: ts(time),
         kind: None,
         text: s(text),
+        reply_to: None,
+        tags: None,
     };
     let replies = [
         Reply::Welcome {
@@ -257,7 +355,8 @@ fn json_examples() -> Vec<String> {
         },
         Reply::Parted { room: s("dev") },
         Reply::Said { room: s("lobby"), seq: 12, ts: s(TS) },
-        Reply::Whispered { to: s("bob"), ts: ts("14:30:46.001") },
+        Reply::Whispered { to: s("bob"), ts: ts("14:30:46.001"), seq: 31 },
+        Reply::Signalled { ts: ts("14:30:48.000") },
         Reply::Who { room: s("lobby"), members: names(&["alice", "bob"]) },
         Reply::Rooms {
             rooms: vec![
@@ -273,9 +372,31 @@ fn json_examples() -> Vec<String> {
     let header_too_long = FrameError::HeaderTooLong { len: 20_000, max: 16_384 };
     let payload_too_large = FrameError::PayloadTooLarge { id: Some(13), len: 2_000_000, max: 1_048_576 };
     let notice = b"The nick alice is registered. Log in with /login alice PASSWORD within 30 seconds, or else.";
-    let events: [(ServerMsg, &[u8]); 18] = [
-        (ServerMsg::Message { room: s("lobby"), from: s("alice"), seq: 12, ts: s(TS), kind: None }, hello_everyone),
-        (ServerMsg::Whisper { seq: 31, from: s("alice"), to: s("bob"), ts: ts("14:30:46.001"), kind: None }, b"psst"),
+    let events: [(ServerMsg, &[u8]); 22] = [
+        (
+            ServerMsg::Message {
+                room: s("lobby"),
+                from: s("alice"),
+                seq: 12,
+                ts: s(TS),
+                kind: None,
+                reply_to: None,
+                tags: None,
+            },
+            hello_everyone,
+        ),
+        (
+            ServerMsg::Whisper {
+                seq: 31,
+                from: s("alice"),
+                to: s("bob"),
+                ts: ts("14:30:46.001"),
+                kind: None,
+                reply_to: None,
+                tags: None,
+            },
+            b"psst",
+        ),
         (
             ServerMsg::Message {
                 room: s("lobby"),
@@ -283,6 +404,8 @@ fn json_examples() -> Vec<String> {
                 seq: 13,
                 ts: ts("14:30:47.000"),
                 kind: Some(s("action")),
+                reply_to: None,
+                tags: None,
             },
             b"waves",
         ),
@@ -321,6 +444,43 @@ fn json_examples() -> Vec<String> {
         (ServerMsg::Nick { old: s("alice"), new: s("alicia"), ts: ts("14:34:00.000") }, b""),
         (ServerMsg::Marker { room: Some(s("dev")), with: None, ts: ts("14:30:47.000") }, b""),
         (
+            ServerMsg::Message {
+                room: s("dev"),
+                from: s("carol"),
+                seq: 42,
+                ts: ts("14:30:48.000"),
+                kind: None,
+                reply_to: Some(41),
+                tags: Some([(s("example.com/colour"), s("blue"))].into()),
+            },
+            b"agreed",
+        ),
+        (ServerMsg::Typing { room: Some(s("dev")), from: s("carol"), state: s("active"), ts: ts("14:30:48.500") }, b""),
+        (
+            ServerMsg::Reaction {
+                room: Some(s("dev")),
+                with: None,
+                seq: 41,
+                from: s("carol"),
+                reaction: s("👍"),
+                removed: false,
+                ts: ts("14:30:49.000"),
+            },
+            b"",
+        ),
+        (
+            ServerMsg::Reaction {
+                room: None,
+                with: Some(s("bob")),
+                seq: 31,
+                from: s("bob"),
+                reaction: s("🎉"),
+                removed: true,
+                ts: ts("14:30:49.500"),
+            },
+            b"",
+        ),
+        (
             ServerMsg::Deleted {
                 room: s("dev"),
                 seq: 41,
@@ -348,6 +508,7 @@ fn json_examples() -> Vec<String> {
     ];
     out.extend(events.iter().map(|(msg, text)| event_header(msg, text)));
     out.extend(file_examples());
+    out.extend(session_examples());
     out
 }
 
@@ -425,7 +586,7 @@ fn the_dumped_frames_decode_as_the_document_says() {
     }
     let mut decoder = FrameDecoder::new(16_384, 1 << 20);
     let say = decoder.decode(&mut wire).expect("valid").expect("whole");
-    assert_eq!(Request::from_frame(&say), Ok(Request::Say { room: "lobby".into() }));
+    assert_eq!(Request::from_frame(&say), Ok(Request::Say { room: "lobby".into(), reply_to: None, tags: None }));
     assert_eq!((say.envelope.id, &say.payload[..]), (Some(7), &b"hello"[..]));
     let who = Received::from_frame(decoder.decode(&mut wire).expect("valid").expect("whole")).expect("valid");
     assert_eq!(who.msg, ServerMsg::Result { id: 8 });
@@ -473,6 +634,8 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NotAuthor => "not_author",
         ErrorCode::EmptyMessage => "empty_message",
         ErrorCode::MessageTooLong => "message_too_long",
+        ErrorCode::BadTags => "bad_tags",
+        ErrorCode::BadReaction => "bad_reaction",
         ErrorCode::ShuttingDown => "shutting_down",
         ErrorCode::StoreFailed => "store_failed",
         ErrorCode::AccountsUnavailable => "accounts_unavailable",
@@ -510,6 +673,9 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NoSuchFile => "no_such_file",
         ErrorCode::ChecksumMismatch => "checksum_mismatch",
         ErrorCode::FilesUnavailable => "files_unavailable",
+        ErrorCode::BadToken => "bad_token",
+        ErrorCode::NoSuchSession => "no_such_session",
+        ErrorCode::NotAnImage => "not_an_image",
         ErrorCode::Unknown => "unknown",
     }
 }

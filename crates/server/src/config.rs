@@ -266,6 +266,30 @@ pub struct Irc {
     /// their session. Default: none.
     #[serde(rename = "oper", skip_serializing_if = "Vec::is_empty")]
     pub opers: Vec<Oper>,
+    /// Channels every IRC client is joined to once registered, after the welcome (as
+    /// if it had sent `JOIN`), such as `["#lobby"]`. IRC clients choose their own
+    /// channels (and have autojoin lists of their own), so none by default: an IRC user
+    /// meets the line protocol's users with `/join #lobby`. Default: none.
+    pub autojoin: Vec<String>,
+    /// The host every user shows in `nick!user@host`, on IRC and to IRC clients, for
+    /// users of every gateway: `cloak` (a keyed hash of the address, such as
+    /// `a1b2c3d4.e5f6a7b8.IP`, with the key in `data_dir/keys/cloak.key`), `ip` (the address
+    /// itself) or `fixed` (the server's name). Operators see real addresses in WHOIS
+    /// whatever this says. Default: `cloak`.
+    pub hosts: Hosts,
+}
+
+/// See [`Irc::hosts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hosts {
+    /// A keyed hash of the address.
+    #[default]
+    Cloak,
+    /// The address.
+    Ip,
+    /// The server's name.
+    Fixed,
 }
 
 impl Default for Irc {
@@ -277,6 +301,8 @@ impl Default for Irc {
             motd: None,
             admin: None,
             opers: Vec::new(),
+            autojoin: Vec::new(),
+            hosts: Hosts::Cloak,
         }
     }
 }
@@ -482,6 +508,9 @@ pub struct Limits {
     /// Seconds someone who takes a registered nick has to log in before being renamed.
     /// Default: 30.
     pub login_grace_secs: u64,
+    /// Days a resume token (a browser's session cookie, `parley chat`'s reconnect) lasts
+    /// without being used. Default: 30.
+    pub session_idle_days: u64,
     /// IRC: failed `OPER` attempts one connection may make; the last of them closes it.
     /// Default: 5.
     pub max_oper_failures: u32,
@@ -536,6 +565,7 @@ impl Default for Limits {
             max_rooms_per_account: 10,
             max_reads: 8,
             login_grace_secs: 30,
+            session_idle_days: 30,
             max_oper_failures: 5,
             oper_retry_ms: 1000,
             announce_joins_up_to: 500,
@@ -599,6 +629,7 @@ impl Limits {
             max_server_bans: self.max_server_bans,
             max_rooms_per_account: self.max_rooms_per_account,
             max_reads: self.max_reads,
+            token_idle: Duration::from_secs(self.session_idle_days.min(36_500).saturating_mul(24 * 3600)),
         }
     }
 }
@@ -692,6 +723,18 @@ impl Config {
         if self.irc.network.is_empty() || self.irc.network.contains(char::is_whitespace) {
             return Err(ConfigError::Invalid("irc.network must be one word".into()));
         }
+        // The shape alone: names are parsed once the case mapping is set (joining
+        // checks each as a client's JOIN would).
+        for channel in &self.irc.autojoin {
+            let room = channel.strip_prefix('#').unwrap_or("");
+            let odd = |c: char| c.is_whitespace() || c.is_control() || matches!(c, ',' | '#');
+            if room.is_empty() || room.chars().count() > self.limits.max_room_len || room.contains(odd) {
+                return Err(ConfigError::Invalid(format!("irc.autojoin: {channel:?} is not a channel (#name)")));
+            }
+        }
+        if self.irc.autojoin.len() > self.limits.max_rooms_per_session {
+            return Err(ConfigError::Invalid("irc.autojoin lists more channels than max_rooms_per_session".into()));
+        }
         if let Some(url) = &self.database.url {
             parley_store::PostgresStore::check_url(url)
                 .map_err(|e| ConfigError::Invalid(format!("database.url: {e}")))?;
@@ -722,6 +765,19 @@ mod tests {
     fn the_example_file_is_valid_and_shows_the_defaults() {
         let example = include_str!("../../../config/parley.example.toml");
         assert_eq!(Config::parse(example), Ok(Config::default()));
+    }
+
+    #[test]
+    fn autojoin_takes_channels_and_hosts_take_their_three_forms() {
+        let config = Config::parse("[irc]\nautojoin = [\"#lobby\", \"#café\"]\nhosts = \"ip\"\n").expect("valid");
+        assert_eq!(config.irc.hosts, Hosts::Ip);
+        assert!(config.validate().is_ok());
+        for bad in ["lobby", "#", "#a b", "#a,b"] {
+            let mut config = Config::default();
+            config.irc.autojoin = vec![bad.to_owned()];
+            assert!(config.validate().is_err(), "{bad:?} is no channel");
+        }
+        assert!(Config::parse("[irc]\nhosts = \"vhost\"\n").is_err());
     }
 
     #[test]

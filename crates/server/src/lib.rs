@@ -16,6 +16,7 @@ pub mod config;
 mod descriptors;
 mod files;
 mod gateway;
+mod hosts;
 mod listener;
 mod metrics;
 mod proxy;
@@ -23,7 +24,8 @@ mod server;
 mod store;
 mod tls;
 
-pub use config::{Config, ConfigError, Database, Irc, Listener, ListenerKind, LogFormat, Oper};
+pub use config::{Config, ConfigError, Database, Hosts, Irc, Listener, ListenerKind, LogFormat, Oper};
+pub use hosts::CloakKeyError;
 pub use server::{run, Bound, Server, ServerError};
 pub use tls::{Tls, TlsError};
 

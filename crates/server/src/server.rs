@@ -78,6 +78,9 @@ pub enum ServerError {
         /// The address it bound.
         addr: SocketAddr,
     },
+    /// The key of the users' host cloaks cannot be read or made.
+    #[error(transparent)]
+    CloakKey(#[from] crate::hosts::CloakKeyError),
     /// A listener cannot bind.
     #[error("cannot listen on {addr} ({kind}): {source}")]
     Bind {
@@ -98,6 +101,7 @@ pub struct Server {
     hub: parley_hub::HubHandle,
     hub_task: tokio::task::JoinHandle<()>,
     files: Option<Arc<FileStore>>,
+    hosts: Arc<crate::hosts::Hosts>,
 }
 
 /// A bound listener.
@@ -135,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) per_address: listener::AddressCounts,
     /// What the IRC gateway says about the server.
     pub(crate) irc: Arc<crate::gateway::irc::Identity>,
+    /// How users' hosts are shown (`[irc] hosts`).
+    pub(crate) hosts: Arc<crate::hosts::Hosts>,
     /// Shared files; `None` when file sharing is off.
     pub(crate) files: Option<Arc<FileStore>>,
     /// The HTTP gateway's files and settings.
@@ -155,6 +161,7 @@ impl Shared {
         let (hub, _task) = parley_hub::spawn(config.limits.hub(&config.history), None).await.expect("a hub");
         Shared {
             irc: Arc::new(crate::gateway::irc::Identity::new(&config.irc, &limits)),
+            hosts: Arc::new(crate::hosts::Hosts::for_tests(config.irc.hosts)),
             limits,
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -193,6 +200,7 @@ impl Server {
             .map_err(|fixed| ServerError::CaseMapping { asked: config.names.casemapping.hub(), fixed })?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+        let hosts = Arc::new(crate::hosts::Hosts::load(config.irc.hosts, &config.data_dir, &config.irc.server_name)?);
         let tls = if config.listeners.iter().any(|l| l.tls) {
             let source = match (&config.tls.cert, &config.tls.key) {
                 (Some(cert), Some(key)) => CertSource::Files { cert: cert.clone(), key: key.clone() },
@@ -255,7 +263,7 @@ impl Server {
             None
         };
         let (hub, hub_task) = parley_hub::spawn(config.limits.hub(&config.history), store).await?;
-        Ok(Server { config, listeners, tls, hub, hub_task, files })
+        Ok(Server { config, listeners, tls, hub, hub_task, files, hosts })
     }
 
     /// A handle on the server's hub (for tests, and for embedding the server).
@@ -291,6 +299,7 @@ impl Server {
             active: Arc::new(AtomicUsize::new(0)),
             per_address: listener::AddressCounts::default(),
             irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
+            hosts: self.hosts.clone(),
             files: self.files.clone(),
             web: Arc::new(crate::gateway::web::Site::new(&self.config.web)),
             exported: Arc::new(crate::metrics::Metrics::new(

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use parley_hub::{
     Account, AccountId, AccountStore, Activity, AuditLine, Change, Cursor, Deletion, Kind, MessageStore, Moderation,
-    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, Store, StoreError, Timeline,
-    Timestamp, Verdict,
+    ModerationStore, Nick, Page, Party, ReadMarker, Record, RoomName, Search, SearchStore, SessionToken, Store,
+    StoreError, Timeline, Timestamp, TokenStore, TokenUse, Verdict,
 };
 
 use crate::files::FileStore;
@@ -136,6 +136,32 @@ impl AccountStore for Kept {
             }
         }
         Ok(deleted)
+    }
+}
+
+impl TokenStore for Kept {
+    fn issue_token(
+        &self,
+        account: AccountId,
+        hash: &[u8],
+        description: &str,
+        at: Timestamp,
+        keep: usize,
+        unused_since: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        self.db.issue_token(account, hash, description, at, keep, unused_since)
+    }
+
+    fn use_token(&self, hash: &[u8], at: Timestamp, unused_since: Timestamp) -> Result<Option<TokenUse>, StoreError> {
+        self.db.use_token(hash, at, unused_since)
+    }
+
+    fn tokens(&self, account: AccountId) -> Result<Vec<SessionToken>, StoreError> {
+        self.db.tokens(account)
+    }
+
+    fn revoke_token(&self, account: AccountId, id: u64) -> Result<bool, StoreError> {
+        self.db.revoke_token(account, id)
     }
 }
 

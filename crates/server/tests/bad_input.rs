@@ -30,7 +30,10 @@ async fn bystanders(server: &support::TestServer) -> (LineClient, NativeClient) 
 }
 
 async fn still_chatting(line: &mut LineClient, native: &mut NativeClient, text: &str) {
-    native.request(&Request::Say { room: "lobby".into() }, text.as_bytes()).await.expect("said");
+    native
+        .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, text.as_bytes())
+        .await
+        .expect("said");
     line.expect_line(&format!("witness: {text}")).await;
 }
 
@@ -56,7 +59,13 @@ async fn unknown_types_and_bad_fields_are_answered_and_the_session_goes_on() {
     client.send_raw(&raw_frame(br#"{"type":"join","id":43,"room":7}"#, b"")).await;
     let invalid_text = {
         let mut frame = BytesMut::new();
-        encode_request(44, &Request::Say { room: "lobby".into() }, &[0xff, 0xfe, b'x'], &mut frame).expect("encodes");
+        encode_request(
+            44,
+            &Request::Say { room: "lobby".into(), reply_to: None, tags: None },
+            &[0xff, 0xfe, b'x'],
+            &mut frame,
+        )
+        .expect("encodes");
         frame
     };
     client.send_raw(&invalid_text).await;
@@ -79,7 +88,8 @@ async fn an_oversized_payload_is_refused_and_skipped() {
     let (mut line, mut native) = bystanders(&server).await;
     let mut big = NativeClient::join(server.native, "big").await;
     let mut frame = BytesMut::new();
-    encode_request(7, &Request::Say { room: "lobby".into() }, &[b'a'; 5000], &mut frame).expect("encodes");
+    encode_request(7, &Request::Say { room: "lobby".into(), reply_to: None, tags: None }, &[b'a'; 5000], &mut frame)
+        .expect("encodes");
     // Split the payload across writes: the server skips it as it arrives.
     big.send_raw(&frame[..1000]).await;
     big.send_raw(&frame[1000..]).await;
@@ -135,7 +145,13 @@ async fn a_client_that_vanishes_mid_frame_leaves_cleanly() {
     let (mut line, mut native) = bystanders(&server).await;
     let mut client = NativeClient::join(server.native, "ghost").await;
     let mut frame = BytesMut::new();
-    encode_request(5, &Request::Say { room: "lobby".into() }, b"never finished", &mut frame).expect("encodes");
+    encode_request(
+        5,
+        &Request::Say { room: "lobby".into(), reply_to: None, tags: None },
+        b"never finished",
+        &mut frame,
+    )
+    .expect("encodes");
     client.send_raw(&frame[..frame.len() - 4]).await;
     drop(client);
     line.expect_line("ghost has left the chat.").await;

@@ -13,7 +13,7 @@ fn no_flood(c: &mut parley_server::Config) {
 }
 
 async fn say(client: &mut NativeClient, text: &str) -> u64 {
-    match client.request(&Request::Say { room: "dev".into() }, text.as_bytes()).await {
+    match client.request(&Request::Say { room: "dev".into(), reply_to: None, tags: None }, text.as_bytes()).await {
         Ok(Reply::Said { seq, .. }) => seq,
         other => panic!("said, got {other:?}"),
     }
@@ -87,7 +87,7 @@ async fn authors_and_operators_delete_and_every_gateway_is_told() {
     assert_eq!(told, ("dev".to_owned(), oops, "bob".to_owned(), "bob".to_owned()));
     let (line, _) = lena.expect_line(&format!("(#{oops} in dev)")).await;
     assert!(line.contains("*** bob deleted their message of "), "{line}");
-    ivy.expect(&format!(":bob!~u@parley REDACT #dev dev/{oops}")).await;
+    ivy.expect(&format!(":bob!~bob@parley.local REDACT #dev dev/{oops}")).await;
     let notice = otto.expect(" NOTICE #dev :").await;
     assert!(notice.contains("bob deleted their message of "), "{notice}");
     assert_eq!(code(delete(&mut bob, oops, None).await), ErrorCode::NoSuchMessage, "gone once");
@@ -97,7 +97,7 @@ async fn authors_and_operators_delete_and_every_gateway_is_told() {
     assert!(delete(&mut alice, spam, Some("no ads")).await.is_ok());
     let (line, _) = lena.expect_line(&format!("(#{spam} in dev)")).await;
     assert!(line.contains("*** alice deleted bob's message of ") && line.contains(": no ads"), "{line}");
-    ivy.expect(&format!(":alice!~u@parley REDACT #dev dev/{spam} :no ads")).await;
+    ivy.expect(&format!(":alice!~alice@parley.local REDACT #dev dev/{spam} :no ads")).await;
 
     // It is gone from history, search and a newcomer's view; what is left stays.
     assert_eq!(history(&mut carl).await, vec![(kept, "kept".to_owned())]);
@@ -123,10 +123,10 @@ async fn authors_and_operators_delete_and_every_gateway_is_told() {
     ivy.send(&format!("REDACT #elsewhere elsewhere/{last}")).await;
     ivy.expect(&format!(" FAIL REDACT INVALID_TARGET #elsewhere elsewhere/{last} :")).await;
     ivy.send("PRIVMSG #dev :my own words").await;
-    let echoed = ivy.expect(":ivy!~u@parley PRIVMSG #dev :my own words").await;
+    let echoed = ivy.expect(":ivy!~ivy@parley.local PRIVMSG #dev :my own words").await;
     let mine = echoed.split("msgid=").nth(1).and_then(|t| t.split([';', ' ']).next()).expect("a msgid").to_owned();
     ivy.send(&format!("REDACT #dev {mine} :typo")).await;
-    ivy.expect(&format!(":ivy!~u@parley REDACT #dev {mine} :typo")).await;
+    ivy.expect(&format!(":ivy!~ivy@parley.local REDACT #dev {mine} :typo")).await;
     let told = bob
         .expect(|r| match &r.msg {
             ServerMsg::Deleted { by, reason, .. } if by == "ivy" => Some(reason.clone()),

@@ -30,11 +30,12 @@ struct Echoes {
     more: Notify,
 }
 
-/// Connects and registers as `nick`, with `echo-message`; every session starts in the
-/// lobby, where the rounds are said.
+/// Connects and registers as `nick`, with `echo-message`, and joins the lobby, where the
+/// rounds are said.
 async fn connect(addr: SocketAddr, nick: &str) -> (Lines, OwnedWriteHalf) {
     let (reader, mut writer) = TcpStream::connect(addr).await.expect("connects").into_split();
-    let hello = format!("CAP REQ :echo-message\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP END\r\n");
+    let hello =
+        format!("CAP REQ :echo-message\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP END\r\nJOIN #lobby\r\n");
     writer.write_all(hello.as_bytes()).await.expect("sends");
     let mut lines = BufReader::new(reader);
     while !next_line(&mut lines).await.contains(" 366 ") {}

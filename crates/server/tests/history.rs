@@ -8,7 +8,7 @@ use parley_proto::msg::{ErrorCode, HistoryEntry, Reply, Request, ServerMsg, PROT
 use support::{LineClient, NativeClient};
 
 fn say(room: &str) -> Request {
-    Request::Say { room: room.into() }
+    Request::Say { room: room.into(), reply_to: None, tags: None }
 }
 
 fn history(before: Option<u64>, after: Option<u64>, limit: Option<u32>) -> Request {
@@ -193,11 +193,17 @@ async fn private_conversations_page_for_their_two_accounts_only_across_a_restart
     bob.expect_line("bob is now your account. Next time, log in with /login bob PASSWORD.").await;
     let mut carol = NativeClient::join(server.native, "carol").await;
     for n in 1..=3 {
-        assert!(alice.request(&Request::Whisper { to: "bob".into() }, format!("a{n}").as_bytes()).await.is_ok());
+        assert!(alice
+            .request(&Request::Whisper { to: "bob".into(), reply_to: None, tags: None }, format!("a{n}").as_bytes())
+            .await
+            .is_ok());
         bob.send(&format!("/msg alice b{n}")).await;
         bob.expect_line(&format!("[private to alice] b{n}")).await;
     }
-    assert!(carol.request(&Request::Whisper { to: "alice".into() }, b"not yours, bob").await.is_ok());
+    assert!(carol
+        .request(&Request::Whisper { to: "alice".into(), reply_to: None, tags: None }, b"not yours, bob")
+        .await
+        .is_ok());
     let whisper = alice.expect(|r| matches!(r.msg, ServerMsg::Whisper { .. }).then(|| r.msg.clone())).await;
     assert!(matches!(whisper, ServerMsg::Whisper { seq, .. } if (2..=6).contains(&seq)), "with its seq: {whisper:?}");
 
@@ -235,7 +241,10 @@ async fn private_conversations_page_for_their_two_accounts_only_across_a_restart
         .request(&Request::Auth { name: Some("bob".into()), password: "bob-password".into() }, b"")
         .await
         .is_ok());
-    assert!(bob.request(&Request::Whisper { to: "alice".into() }, b"after the restart").await.is_ok());
+    assert!(bob
+        .request(&Request::Whisper { to: "alice".into(), reply_to: None, tags: None }, b"after the restart")
+        .await
+        .is_ok());
     let kept = page(alice.request(&conversation(None, None, None), b"").await);
     assert_eq!(kept.len(), 7);
     assert!(kept.windows(2).all(|w| w[0].0 < w[1].0), "the numbering continues: {kept:?}");

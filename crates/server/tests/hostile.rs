@@ -31,7 +31,8 @@ async fn a_reset_in_the_middle_of_a_frame_only_ends_that_session() {
     let mut watcher = LineClient::join(server.line, "watcher").await;
     let mut client = NativeClient::join(server.native, "resetter").await;
     let mut frame = BytesMut::new();
-    encode_request(3, &Request::Say { room: "lobby".into() }, b"cut short", &mut frame).expect("encodes");
+    encode_request(3, &Request::Say { room: "lobby".into(), reply_to: None, tags: None }, b"cut short", &mut frame)
+        .expect("encodes");
     client.send_raw(&frame[..frame.len() / 2]).await;
     drop(client);
     watcher.expect_line("resetter has left the chat.").await;
@@ -85,7 +86,10 @@ async fn random_bytes_on_every_port_never_disturb_anyone() {
         let rest = registered.expect_closed().await;
         assert_eq!(rest.last().map(String::as_str), Some("Goodbye!"), "seed {seed}");
     }
-    native_user.request(&Request::Say { room: "lobby".into() }, b"all quiet").await.expect("said");
+    native_user
+        .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, b"all quiet")
+        .await
+        .expect("said");
     line_user.expect_line("solid: all quiet").await;
     server.shutdown().await;
 }
@@ -129,7 +133,9 @@ async fn text_from_others_reaches_line_users_without_control_characters() {
 
     let dev = || Some("dev".to_owned());
     let hostile = || Some(HOSTILE.to_owned());
-    root.request(&Request::Say { room: "lobby".into() }, HOSTILE.as_bytes()).await.expect("said");
+    root.request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, HOSTILE.as_bytes())
+        .await
+        .expect("said");
     read(victim.expect_line(&format!("root: {DEFUSED}")).await);
     root.request(&Request::Away { message: hostile() }, b"").await.expect("away");
     victim.send("/msg root are you there?").await;

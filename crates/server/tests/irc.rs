@@ -21,7 +21,7 @@ async fn account(server: &support::TestServer, name: &str, password: &str) {
     line.expect_closed().await;
 }
 
-/// Registers over IRC logged in to an account with SASL PLAIN.
+/// Registers over IRC logged in to an account with SASL PLAIN, and joins `#lobby`.
 async fn sasl_join(server: &support::TestServer, name: &str, password: &str, caps: &str) -> IrcClient {
     use base64::Engine as _;
     let mut client = IrcClient::connect(irc(server)).await;
@@ -36,13 +36,19 @@ async fn sasl_join(server: &support::TestServer, name: &str, password: &str, cap
     client.expect(" 903 ").await;
     client.send("CAP END").await;
     client.expect(" 001 ").await;
+    client.welcomed().await;
+    client.send("JOIN #lobby").await;
     client.expect(" 366 ").await;
     client
 }
 
 #[tokio::test]
 async fn registration_follows_the_modern_sequence() {
-    let server = support::start_with(|config| config.irc.server_name = "chat.example.org".into()).await;
+    let server = support::start_with(|config| {
+        config.irc.server_name = "chat.example.org".into();
+        config.irc.autojoin = vec!["#lobby".into()];
+    })
+    .await;
     let mut client = IrcClient::connect(irc(&server)).await;
     client.send("CAP LS 302").await;
     let ls = client.expect(" CAP * LS ").await;
@@ -59,15 +65,18 @@ async fn registration_follows_the_modern_sequence() {
     // No 252 while no operator is online.
     let expected = ["001", "002", "003", "004", "005", "005", "251", "254", "255", "265", "266", "422"];
     assert_eq!(&codes[..expected.len()], expected, "{lines:#?}");
-    assert!(lines[0].starts_with(":chat.example.org 001 ada :Welcome to the Parley IRC network, ada!~u@parley"));
+    assert!(
+        lines[0].starts_with(":chat.example.org 001 ada :Welcome to the Parley IRC network, ada!~ada@chat.example.org")
+    );
     assert!(lines[3].starts_with(":chat.example.org 004 ada chat.example.org parley-"));
     let isupport = lines[4..6].join(" ");
-    for token in ["CASEMAPPING=rfc8265", "CHANTYPES=#", "CHANMODES=b,k,l,imnst", "PREFIX=(ov)@+", "NICKLEN=32"] {
+    for token in ["CASEMAPPING=rfc8265", "CHANTYPES=#", "CHANMODES=b,k,l,imnpst", "PREFIX=(ov)@+", "NICKLEN=32"] {
         assert!(isupport.contains(token), "{token} in {isupport}");
     }
     assert!(isupport.contains("NETWORK=Parley") && isupport.contains("CHANNELLEN=33"));
-    assert_eq!(lines[expected.len()], ":ada!~u@parley MODE ada +i", "the user modes it starts with");
-    assert_eq!(lines[expected.len() + 1], ":ada!~u@parley JOIN #lobby");
+    assert_eq!(lines[expected.len()], ":ada!~ada@chat.example.org MODE ada +i", "the user modes it starts with");
+    // `[irc] autojoin`, after the welcome, as the client's own JOIN would be.
+    assert_eq!(lines[expected.len() + 1], ":ada!~ada@chat.example.org JOIN #lobby");
     assert!(lines.iter().any(|l| l == ":chat.example.org 353 ada = #lobby :ada"), "{lines:#?}");
     server.shutdown().await;
 }
@@ -120,24 +129,27 @@ async fn messages_cross_between_irc_line_and_native() {
     let mut alice = IrcClient::join(irc(&server), "alice", "").await;
     let mut bob = LineClient::join(server.line, "bob").await;
     let mut carol = NativeClient::join(server.native, "carol").await;
-    alice.expect(":bob!~u@parley JOIN #lobby").await;
-    alice.expect(":carol!~u@parley JOIN #lobby").await;
+    alice.expect(":bob!~bob@parley.local JOIN #lobby").await;
+    alice.expect(":carol!~carol@parley.local JOIN #lobby").await;
 
     alice.send("PRIVMSG #lobby :hello from irc").await;
     bob.expect_line("alice: hello from irc").await;
     carol.expect(|r| (r.payload.as_ref() == b"hello from irc").then_some(())).await;
 
     bob.send("hello from the line").await;
-    alice.expect(":bob!~u@parley PRIVMSG #lobby :hello from the line").await;
-    assert!(carol.request(&Request::Say { room: "lobby".into() }, b"hello from native").await.is_ok());
-    alice.expect(":carol!~u@parley PRIVMSG #lobby :hello from native").await;
+    alice.expect(":bob!~bob@parley.local PRIVMSG #lobby :hello from the line").await;
+    assert!(carol
+        .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, b"hello from native")
+        .await
+        .is_ok());
+    alice.expect(":carol!~carol@parley.local PRIVMSG #lobby :hello from native").await;
 
     alice.send("PRIVMSG #lobby :\u{1}ACTION waves\u{1}").await;
     bob.expect_line("* alice waves").await;
     alice.send("PRIVMSG bob :psst, bob").await;
     bob.expect_line("[private] alice: psst, bob").await;
     bob.send("/msg alice psst back").await;
-    alice.expect(":bob!~u@parley PRIVMSG alice :psst back").await;
+    alice.expect(":bob!~bob@parley.local PRIVMSG alice :psst back").await;
     alice.send("NOTICE carol :a notice").await;
     let kind = carol.expect(|r| match &r.msg {
         parley_proto::msg::ServerMsg::Whisper { kind, .. } => Some(kind.clone()),
@@ -147,16 +159,19 @@ async fn messages_cross_between_irc_line_and_native() {
 
     // A long message from another gateway arrives whole, in lines IRC clients accept.
     let long = "word ".repeat(300);
-    assert!(carol.request(&Request::Say { room: "lobby".into() }, long.trim().as_bytes()).await.is_ok());
+    assert!(carol
+        .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, long.trim().as_bytes())
+        .await
+        .is_ok());
     let mut words = 0;
     while words < 300 {
-        let line = alice.expect(":carol!~u@parley PRIVMSG #lobby :").await;
+        let line = alice.expect(":carol!~carol@parley.local PRIVMSG #lobby :").await;
         words += line.split(" :").nth(1).map_or(0, |t| t.split_whitespace().count());
     }
     assert_eq!(words, 300);
 
     bob.send("/quit").await;
-    alice.expect(":bob!~u@parley QUIT :Client exited").await;
+    alice.expect(":bob!~bob@parley.local QUIT :Client exited").await;
     alice.send("QUIT :see you").await;
     let closing = alice.expect_closed().await;
     assert!(closing.last().is_some_and(|l| l.starts_with("ERROR :Closing link")), "{closing:?}");
@@ -184,7 +199,7 @@ async fn capabilities_add_tags_echo_and_batches() {
     assert!(line.starts_with("@time=20"), "{line}");
     assert!(line.contains(";msgid=lobby/") && line.contains(";account=dana "), "{line}");
     eve.send("PRIVMSG #lobby :echoed").await;
-    let echo = eve.expect(":eve!~u@parley PRIVMSG #lobby :echoed").await;
+    let echo = eve.expect(":eve!~eve@parley.local PRIVMSG #lobby :echoed").await;
     assert!(echo.contains("msgid=lobby/"), "echo carries the stored message's id: {echo}");
 
     // Playback on joining: the room's history, in a batch, with the original times.
@@ -223,7 +238,7 @@ async fn capabilities_add_tags_echo_and_batches() {
     // away-notify and multi-prefix.
     dana.send("AWAY :lunch").await;
     dana.expect(" 306 dana ").await;
-    eve.expect(":dana!~u@parley AWAY :lunch").await;
+    eve.expect(":dana!~dana@parley.local AWAY :lunch").await;
     eve.send("PRIVMSG dana :are you there?").await;
     eve.expect(" 301 eve dana :lunch").await;
     eve.send("WHO #lobby").await;
@@ -231,7 +246,7 @@ async fn capabilities_add_tags_echo_and_batches() {
     assert!(who.iter().any(|l| l.contains(" dana G")), "{who:#?}");
     dana.send("AWAY").await;
     dana.expect(" 305 dana ").await;
-    eve.expect(":dana!~u@parley AWAY").await;
+    eve.expect(":dana!~dana@parley.local AWAY").await;
     server.shutdown().await;
 }
 
@@ -264,7 +279,7 @@ async fn sasl_logs_in_to_parley_accounts() {
     frank.expect("AUTHENTICATE +").await;
     let payload = base64::engine::general_purpose::STANDARD.encode("frank\0frank\0frank-password");
     frank.send(&format!("AUTHENTICATE {payload}")).await;
-    frank.expect(" 900 someone someone!~u@parley frank :You are now logged in as frank").await;
+    frank.expect(" 900 someone someone!~f@parley.local frank :You are now logged in as frank").await;
     frank.expect(" 903 ").await;
     frank.send("CAP END").await;
     frank.expect(" 001 frank ").await;
@@ -291,20 +306,20 @@ async fn channel_modes_hold_for_every_gateway() {
     guest.expect(" 366 ").await;
     liner.send("/join club").await;
     liner.expect_line("You joined club. Users here: guest, liner, @olga").await;
-    olga.expect(":liner!~u@parley JOIN #club").await;
+    olga.expect(":liner!~liner@parley.local JOIN #club").await;
 
     // +m: only operators and voiced users speak, whichever protocol they use.
     olga.send("MODE #club +m").await;
-    olga.expect(":olga!~u@parley MODE #club +m").await;
-    guest.expect(":olga!~u@parley MODE #club +m").await;
+    olga.expect(":olga!~olga@parley.local MODE #club +m").await;
+    guest.expect(":olga!~olga@parley.local MODE #club +m").await;
     guest.send("PRIVMSG #club :may I?").await;
     guest.expect(" 404 guest #club :Cannot send to channel").await;
     liner.send("may I?").await;
     liner.expect_line("is moderated; only operators and voiced users may speak.").await;
     olga.send("MODE #club +v guest").await;
-    guest.expect(":olga!~u@parley MODE #club +v guest").await;
+    guest.expect(":olga!~olga@parley.local MODE #club +v guest").await;
     guest.send("PRIVMSG #club :thank you").await;
-    olga.expect(":guest!~u@parley PRIVMSG #club :thank you").await;
+    olga.expect(":guest!~guest@parley.local PRIVMSG #club :thank you").await;
     olga.send("NAMES #club").await;
     olga.expect(" 353 olga = #club :+guest liner @olga").await;
 
@@ -318,7 +333,7 @@ async fn channel_modes_hold_for_every_gateway() {
     olga.send("MODE #club -t").await;
     olga.expect("MODE #club -t").await;
     guest.send("TOPIC #club :anyone may").await;
-    olga.expect(":guest!~u@parley TOPIC #club :anyone may").await;
+    olga.expect(":guest!~guest@parley.local TOPIC #club :anyone may").await;
     liner.expect_line("*** guest set the topic of club: anyone may").await;
     guest.send("TOPIC #club").await;
     guest.expect(" 332 guest #club :anyone may").await;
@@ -326,12 +341,12 @@ async fn channel_modes_hold_for_every_gateway() {
 
     // +k, +l, +i with INVITE.
     olga.send("MODE #club +kl sesame 4").await;
-    olga.expect(":olga!~u@parley MODE #club +kl sesame 4").await;
+    olga.expect(":olga!~olga@parley.local MODE #club +kl sesame 4").await;
     let mut late = IrcClient::join(irc(&server), "late", "").await;
     late.send("JOIN #club").await;
     late.expect(" 475 late #club :Cannot join channel (+k)").await;
     late.send("JOIN #club sesame").await;
-    late.expect(":late!~u@parley JOIN #club").await;
+    late.expect(":late!~late@parley.local JOIN #club").await;
     late.expect(" 332 late #club :anyone may").await;
     late.expect(" 333 late #club guest ").await;
     let mut fifth = IrcClient::join(irc(&server), "fifth", "").await;
@@ -343,16 +358,16 @@ async fn channel_modes_hold_for_every_gateway() {
     fifth.expect(" 473 fifth #club :Cannot join channel (+i)").await;
     olga.send("INVITE fifth #club").await;
     olga.expect(" 341 olga fifth #club").await;
-    fifth.expect(":olga!~u@parley INVITE fifth :#club").await;
+    fifth.expect(":olga!~olga@parley.local INVITE fifth :#club").await;
     fifth.send("JOIN #club").await;
-    fifth.expect(":fifth!~u@parley JOIN #club").await;
+    fifth.expect(":fifth!~fifth@parley.local JOIN #club").await;
     olga.send("INVITE fifth #club").await;
     olga.expect(" 443 olga fifth #club :is already on channel").await;
 
     // Bans: +b with its list, the banned one is put out and cannot come back.
     olga.send("MODE #club +b late").await;
     late.expect("MODE #club +b late!*@*").await;
-    late.expect(":olga!~u@parley KICK #club late :banned by olga").await;
+    late.expect(":olga!~olga@parley.local KICK #club late :banned by olga").await;
     olga.send("MODE #club +b").await;
     olga.expect(" 367 olga #club late!*@* ").await;
     olga.expect(" 368 olga #club :End of channel ban list").await;
@@ -423,7 +438,7 @@ async fn failed_oper_attempts_look_alike_wait_longer_each_time_and_end_the_conne
     .await;
     let mut mallory = IrcClient::join(irc(&server), "mallory", "").await;
     let mut watcher = LineClient::join(server.line, "watcher").await;
-    mallory.expect(":watcher!~u@parley JOIN #lobby").await;
+    mallory.expect(":watcher!~watcher@parley.local JOIN #lobby").await;
     // An unknown name and a wrong password read the same.
     // A wait is counted from a failure, which comes after its attempt was sent.
     let first_sent = tokio::time::Instant::now();
@@ -442,7 +457,9 @@ async fn failed_oper_attempts_look_alike_wait_longer_each_time_and_end_the_conne
     let waited = second_sent.elapsed();
     assert!(waited >= 2 * RETRY, "the third attempt was answered {waited:?} after the second was sent");
     assert_eq!(closing[0], ":parley.local 491 mallory :Invalid oper credentials", "{closing:?}");
-    assert!(closing[1].starts_with("ERROR :Closing link: mallory!~u@parley (Too many failed OPER attempts)"));
+    assert!(
+        closing[1].starts_with("ERROR :Closing link: mallory!~mallory@parley.local (Too many failed OPER attempts)")
+    );
     watcher.expect_line("mallory has left the chat (too many failed OPER attempts).").await;
     server.shutdown().await;
 }
@@ -454,7 +471,7 @@ async fn comma_lists_keep_to_targmax() {
     let isupport = ivan.seen.iter().find(|l| l.contains("TARGMAX=")).expect("TARGMAX").clone();
     assert!(isupport.contains(" TARGMAX=JOIN:3,PART:3,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:4,KICK:4,LIST: "), "{isupport}");
     let _kim = LineClient::join(server.line, "kim").await;
-    ivan.expect(":kim!~u@parley JOIN #lobby").await;
+    ivan.expect(":kim!~kim@parley.local JOIN #lobby").await;
     // Over the limit, nothing is done and the first target over it is named.
     let cases = [
         ("JOIN #a,#b,#c,#d", " 407 ivan #d :Too many targets"),
@@ -471,8 +488,8 @@ async fn comma_lists_keep_to_targmax() {
     ivan.expect_nothing_more().await;
     // At the limit, every target is served.
     ivan.send("JOIN #a,#b").await;
-    ivan.expect(":ivan!~u@parley JOIN #a").await;
-    ivan.expect(":ivan!~u@parley JOIN #b").await;
+    ivan.expect(":ivan!~ivan@parley.local JOIN #a").await;
+    ivan.expect(":ivan!~ivan@parley.local JOIN #b").await;
     ivan.send("NAMES #lobby").await;
     ivan.expect(" 366 ivan #lobby ").await;
     server.shutdown().await;
@@ -510,11 +527,11 @@ async fn whois_who_list_and_lusers_describe_the_server() {
     let _line = LineClient::join(server.line, "kim").await;
     judy.send("WHOIS kim").await;
     let whois = judy.collect_until(" 318 ").await;
-    assert!(whois.iter().any(|l| l.contains(" 311 judy kim ~u parley * :kim")), "{whois:#?}");
+    assert!(whois.iter().any(|l| l.contains(" 311 judy kim ~kim parley.local * :kim")), "{whois:#?}");
     assert!(whois.iter().any(|l| l.contains(" 319 judy kim :#lobby")), "{whois:#?}");
     assert!(!whois.iter().any(|l| l.contains(" 378 ")), "others' addresses stay private: {whois:#?}");
     judy.send("WHO kim").await;
-    judy.expect(" 352 judy #lobby ~u parley parley.local kim H :0 kim").await;
+    judy.expect(" 352 judy #lobby ~kim parley.local parley.local kim H :0 kim").await;
     judy.expect(" 315 judy kim ").await;
     judy.send("TOPIC #lobby :welcome all").await;
     judy.expect(" 482 judy #lobby ").await;
@@ -525,10 +542,10 @@ async fn whois_who_list_and_lusers_describe_the_server() {
     // Topics (like away messages and reasons) are cut to 390 bytes by the hub, for every
     // gateway: one IRC line.
     judy.send(&format!("TOPIC #lobby :{}", "é".repeat(230))).await;
-    let long = judy.expect(":judy!~u@parley TOPIC #lobby :").await;
+    let long = judy.expect(":judy!~judy@parley.local TOPIC #lobby :").await;
     assert_eq!(long.split_once(" :").map(|(_, topic)| topic.len()), Some(390), "{long}");
     judy.send("TOPIC #lobby :welcome all").await;
-    judy.expect(":judy!~u@parley TOPIC #lobby :welcome all").await;
+    judy.expect(":judy!~judy@parley.local TOPIC #lobby :welcome all").await;
     judy.send("LIST").await;
     let list = judy.collect_until(" 323 ").await;
     assert!(list.iter().any(|l| l.contains(" 322 judy #lobby 2 :welcome all")), "{list:#?}");
@@ -554,9 +571,9 @@ async fn a_quit_is_one_line_however_many_channels_were_shared() {
         leo.send(&format!("JOIN {channel}")).await;
         mia.send(&format!("JOIN {channel}")).await;
     }
-    leo.expect(":mia!~u@parley JOIN #b").await;
+    leo.expect(":mia!~mia@parley.local JOIN #b").await;
     mia.send("QUIT :gone fishing").await;
-    leo.expect(":mia!~u@parley QUIT :Quit: gone fishing").await;
+    leo.expect(":mia!~mia@parley.local QUIT :Quit: gone fishing").await;
     leo.expect_nothing_more().await;
     server.shutdown().await;
 }
@@ -571,7 +588,7 @@ async fn every_observer_sees_each_quit_once_after_a_rejoin() {
     for (nick, caps) in [("ann", ""), ("bob", ""), ("cy", FULL), ("dee", FULL)] {
         let mut observer = IrcClient::join(irc(&server), nick, caps).await;
         observer.send("JOIN #a,#b").await;
-        observer.expect(&format!(":{nick}!~u@parley JOIN #b")).await;
+        observer.expect(&format!(":{nick}!~{nick}@parley.local JOIN #b")).await;
         observer.expect(" 366 ").await;
         observers.push(observer);
     }
@@ -579,13 +596,13 @@ async fn every_observer_sees_each_quit_once_after_a_rejoin() {
         let mut max = IrcClient::join(irc(&server), "max", "").await;
         max.send("JOIN #a,#b").await;
         for observer in &mut observers {
-            observer.expect(":max!~u@parley JOIN #b").await;
+            observer.expect(":max!~max@parley.local JOIN #b").await;
         }
         max.send(&format!("QUIT :{round}")).await;
         max.expect_closed().await;
         for observer in &mut observers {
             // Three channels shared (the lobby, #a, #b), one QUIT each time.
-            observer.expect(&format!(":max!~u@parley QUIT :Quit: {round}")).await;
+            observer.expect(&format!(":max!~max@parley.local QUIT :Quit: {round}")).await;
             observer.expect_nothing_more().await;
         }
     }
@@ -616,7 +633,7 @@ async fn irc_runs_over_tls() {
     secure.register("secure", "").await;
     let mut plain = IrcClient::join(irc(&server), "plain", "").await;
     secure.send("PRIVMSG plain :over tls").await;
-    plain.expect(":secure!~u@parley PRIVMSG plain :over tls").await;
+    plain.expect(":secure!~secure@parley.local PRIVMSG plain :over tls").await;
     server.shutdown().await;
 }
 
@@ -660,7 +677,7 @@ async fn services_register_rooms_and_accounts_and_opers_set_server_bans() {
     boss.send("KLINE sam 1h :no reason at all").await;
     boss.expect("NOTICE boss :Done: server ban sam").await;
     sam.expect(" 465 sam :You are banned from this server (K-lined: no reason at all)").await;
-    sam.expect("ERROR :Closing link: sam!~u@parley (K-lined: no reason at all)").await;
+    sam.expect("ERROR :Closing link: sam!~sam@parley.local (K-lined: no reason at all)").await;
     let mut again = IrcClient::connect(irc(&server)).await;
     again.send("NICK sam").await;
     again.send("USER s 0 * :s").await;

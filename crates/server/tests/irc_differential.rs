@@ -51,13 +51,13 @@ async fn parley_answers_as_inspircd_does() {
     })
     .await;
     let stored = support::start_with(fair).await;
-    let theirs = Target { name: "InspIRCd", addr: reference.addr, lobby: false };
-    let ours = Target { name: "Parley", addr: parley.irc.expect("an IRC listener"), lobby: true };
-    let ours_stored = Target { name: "Parley (store on)", addr: stored.irc.expect("an IRC listener"), lobby: true };
+    let theirs = Target { name: "InspIRCd", addr: reference.addr };
+    let ours = Target { name: "Parley", addr: parley.irc.expect("an IRC listener") };
+    let ours_stored = Target { name: "Parley (store on)", addr: stored.irc.expect("an IRC listener") };
     let (their_answers, our_answers, stored_answers) =
         tokio::join!(run::run(&theirs, &scripts), run::run(&ours, &scripts), run::run(&ours_stored, &scripts));
-    let their_cx = Context { server: inspircd::SERVER, host: inspircd::HOST, lobby: false };
-    let our_cx = Context { server: PARLEY, host: "parley", lobby: true };
+    let their_cx = Context { server: inspircd::SERVER, host: inspircd::HOST };
+    let our_cx = Context { server: PARLEY, host: inspircd::HOST };
     let outcomes = report::compare(&scripts, &their_answers, &our_answers, (&their_cx, &our_cx), false);
     let steady = report::compare(&scripts, &our_answers, &stored_answers, (&our_cx, &our_cx), true);
     let peer = format!("InspIRCd {}", reference.version);
@@ -74,12 +74,14 @@ async fn parley_answers_as_inspircd_does() {
 }
 
 /// Parley's settings for a fair comparison: its name for the test, InspIRCd's
-/// MOTD and operator, no flood control (InspIRCd runs without), and a failed OPER's next
-/// try not made to wait. (History is still played back on JOIN: without a store, what
+/// MOTD and operator, addresses as hosts (as InspIRCd shows them without its cloaking
+/// module), no flood control (InspIRCd runs without), and a failed OPER's next try not
+/// made to wait. (History is still played back on JOIN: without a store, what
 /// is played back is all CHATHISTORY has.)
 fn fair(config: &mut parley_server::Config) {
     config.irc.server_name = PARLEY.into();
     config.irc.motd = Some(inspircd::MOTD.into());
+    config.irc.hosts = parley_server::Hosts::Ip;
     config.irc.opers = vec!["root:change-me".parse().expect("an oper")];
     config.limits.flood_rate_per_sec = 0;
     config.limits.oper_retry_ms = 1;
@@ -102,8 +104,8 @@ fn the_scripts_parse() {
 #[test]
 fn normalising_keeps_what_is_compared() {
     use differential::normalise::{normalise, Options};
-    let theirs = Context { server: inspircd::SERVER, host: inspircd::HOST, lobby: false };
-    let ours = Context { server: PARLEY, host: "parley", lobby: true };
+    let theirs = Context { server: inspircd::SERVER, host: inspircd::HOST };
+    let ours = Context { server: PARLEY, host: inspircd::HOST };
     let lines = |v: &[&str]| v.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>();
     let same = |a: &[&str], b: &[&str]| {
         let (a, b) =
@@ -124,20 +126,24 @@ fn normalising_keeps_what_is_compared() {
             ":inspircd.test 333 ada #a ada 1700000000",
             ":inspircd.test 322 ada #a 2 :[+nt] hi",
         ],
-        &[":ada!~u@parley JOIN #a", ":parley.test 333 ada #a ada 1800000000", ":parley.test 322 ada #a 2 :hi"],
+        &[":ada!~u@127.0.0.1 JOIN #a", ":parley.test 333 ada #a ada 1800000000", ":parley.test 322 ada #a 2 :hi"],
     );
     same(
         &[":inspircd.test 324 ada #a +klnt key 5", ":inspircd.test 372 ada :Hello."],
         &[":parley.test 324 ada #a +ntkl key 5", ":parley.test 372 ada :- Hello."],
     );
-    // Parley's lobby, and the count of connections still registering, are left out.
-    same(&[], &[":ada!~u@parley JOIN #lobby", ":parley.test 253 ada 1 :unknown connection(s)"]);
+    // The count of connections still registering is left out; user names are compared
+    // without Parley's `~`.
+    same(&[], &[":parley.test 253 ada 1 :unknown connection(s)"]);
+    same(&[":inspircd.test 302 ada :bob=+u@127.0.0.1"], &[":parley.test 302 ada :bob=+~u@127.0.0.1"]);
+    same(&[":inspircd.test 311 ada bob u 127.0.0.1 * :Bob"], &[":parley.test 311 ada bob ~u 127.0.0.1 * :Bob"]);
     let differ = |a: &str, b: &str| {
         let (a, b) =
             (normalise(&lines(&[a]), &theirs, Options::default()), normalise(&lines(&[b]), &ours, Options::default()));
         assert_ne!(a, b);
     };
-    differ(":bob!u@127.0.0.1 PART #a :bye", ":bob!~u@parley PART #a");
+    differ(":bob!u@127.0.0.1 PART #a :bye", ":bob!~u@127.0.0.1 PART #a");
+    differ(":bob!u@127.0.0.1 PART #a", ":bob!~bob@127.0.0.1 PART #a");
     differ(":inspircd.test 403 ada #a :No such channel", ":parley.test 442 ada #a :You're not on that channel");
     differ(":inspircd.test 332 ada #a :one topic", ":parley.test 332 ada #a :another");
     use differential::normalise::whox_idle;
@@ -148,7 +154,7 @@ fn normalising_keeps_what_is_compared() {
     let hosts = Options { hosts: true, ..Options::default() };
     let (a, b) = (
         normalise(&lines(&[":inspircd.test 311 ada bob u 127.0.0.1 * :Bob"]), &theirs, hosts),
-        normalise(&lines(&[":parley.test 311 ada bob ~u parley * :Bob"]), &ours, hosts),
+        normalise(&lines(&[":parley.test 311 ada bob ~u 127.0.0.1 * :Bob"]), &ours, hosts),
     );
     assert_ne!(a, b, "hosts compared when asked");
 }

@@ -30,10 +30,10 @@ async fn user_modes_and_oper_are_told_as_servers_tell_them() {
     let mut ada = IrcClient::connect(irc(&server)).await;
     ada.send("NICK ada").await;
     ada.send("USER u 0 * :Ada").await;
-    let burst = ada.collect_until(" 366 ").await;
+    let burst = ada.collect_until(" MODE ada +i").await;
     assert!(!burst.iter().any(|l| l.contains(" 252 ")), "no 252 without operators: {burst:#?}");
     let motd_end = burst.iter().position(|l| l.contains(" 422 ")).expect("the MOTD's end");
-    assert_eq!(burst[motd_end + 1], ":ada!~u@parley MODE ada +i", "{burst:#?}");
+    assert_eq!(burst[motd_end + 1..], [":ada!~u@parley.local MODE ada +i"], "{burst:#?}");
     let _bob = IrcClient::join(irc(&server), "bob", "").await;
 
     assert_eq!(answers(&mut ada, "MODE ada").await, [":parley.local 221 ada +i"]);
@@ -76,28 +76,28 @@ async fn joins_parts_kicks_and_quits_as_servers_word_them() {
     assert_eq!(answers(&mut ada, "JOIN nochannel").await, [":parley.local 476 ada nochannel :Invalid channel name"]);
     // The client's own JOIN carries its time, as every event does.
     let joined = answers(&mut ada, "JOIN #k").await;
-    assert!(joined[0].starts_with("@time=") && joined[0].ends_with(" :ada!~u@parley JOIN #k"), "{joined:#?}");
+    assert!(joined[0].starts_with("@time=") && joined[0].ends_with(" :ada!~ada@parley.local JOIN #k"), "{joined:#?}");
     for client in [&mut bob, &mut cy] {
         client.send("JOIN #k").await;
         client.expect(" 366 ").await;
     }
     // Several nicks in one KICK; without a reason, the kicker's nick is the reason.
     ada.send("KICK #k bob,cy :both of you").await;
-    ada.expect(":ada!~u@parley KICK #k bob :both of you").await;
-    ada.expect(":ada!~u@parley KICK #k cy :both of you").await;
+    ada.expect(":ada!~ada@parley.local KICK #k bob :both of you").await;
+    ada.expect(":ada!~ada@parley.local KICK #k cy :both of you").await;
     bob.send("JOIN #k").await;
     bob.expect(" 366 ").await;
-    ada.expect(":bob!~u@parley JOIN #k").await;
+    ada.expect(":bob!~bob@parley.local JOIN #k").await;
     ada.send("KICK #k bob").await;
-    ada.expect(":ada!~u@parley KICK #k bob :ada").await;
-    bob.expect(":ada!~u@parley KICK #k bob :ada").await;
+    ada.expect(":ada!~ada@parley.local KICK #k bob :ada").await;
+    bob.expect(":ada!~ada@parley.local KICK #k bob :ada").await;
     // The nick one has, exactly: nothing happens.
     assert_eq!(answers(&mut ada, "NICK ada").await, Vec::<String>::new());
     // A removed key is echoed as given; a limit without a number is 696 for `l`.
     ada.send("MODE #k +k sesame").await;
     ada.expect("MODE #k +k sesame").await;
     ada.send("MODE #k -k sesame").await;
-    ada.expect(":ada!~u@parley MODE #k -k sesame").await;
+    ada.expect(":ada!~ada@parley.local MODE #k -k sesame").await;
     let limit = answers(&mut ada, "MODE #k +l").await;
     assert!(limit.iter().any(|l| l.starts_with(":parley.local 696 ada #k l * :")), "{limit:#?}");
     // Changing modes from outside asks for an operator.
@@ -105,11 +105,11 @@ async fn joins_parts_kicks_and_quits_as_servers_word_them() {
     // QUIT without a reason, and with an empty one.
     cy.send("JOIN #k").await;
     cy.expect(" 366 ").await;
-    ada.expect("cy!~u@parley JOIN #k").await;
+    ada.expect("cy!~cy@parley.local JOIN #k").await;
     cy.send("QUIT").await;
-    ada.expect(":cy!~u@parley QUIT :Client exited").await;
+    ada.expect(":cy!~cy@parley.local QUIT :Client exited").await;
     bob.send("QUIT :").await;
-    ada.expect(":bob!~u@parley QUIT :Quit: ").await;
+    ada.expect(":bob!~bob@parley.local QUIT :Quit: ").await;
     server.shutdown().await;
 }
 
@@ -145,7 +145,7 @@ async fn names_who_topic_whois_and_list_answer_as_servers_do() {
     assert_eq!(topic[0], ":parley.local 332 bob #one :hello");
     // A topic is kept as given, spaces and all.
     ada.send("TOPIC #one : spaced out ").await;
-    bob.expect(":ada!~u@parley TOPIC #one : spaced out ").await;
+    bob.expect(":ada!~ada@parley.local TOPIC #one : spaced out ").await;
     // WHOIS shows where one connects from (378) and one's modes (379) to oneself.
     let whois = answers(&mut bob, "WHOIS bob").await;
     assert!(whois.iter().any(|l| l.contains(" 378 bob bob :is connecting from *@127.0.0.1 127.0.0.1")), "{whois:#?}");
@@ -184,22 +184,22 @@ async fn who_and_whox_tell_real_names_channels_and_fields() {
     assert_eq!(
         who,
         [
-            ":parley.local 352 ada #w ~u parley parley.local ada H@ :0 ada the tester",
-            ":parley.local 352 ada #w ~u parley parley.local bob H+ :0 bob the tester",
+            ":parley.local 352 ada #w ~ada parley.local parley.local ada H@ :0 ada the tester",
+            ":parley.local 352 ada #w ~bob parley.local parley.local bob H+ :0 bob the tester",
             ":parley.local 315 ada #w :End of /WHO list.",
         ]
     );
     // A nick: the first channel one may see them in, with their status there.
     let who = answers(&mut ada, "WHO bob").await;
-    assert_eq!(who[0], ":parley.local 352 ada #w ~u parley parley.local bob H+ :0 bob the tester");
+    assert_eq!(who[0], ":parley.local 352 ada #w ~bob parley.local parley.local bob H+ :0 bob the tester");
     assert_eq!(answers(&mut ada, "WHO").await, [":parley.local 461 ada WHO :Not enough parameters"]);
     // WHOX: the fields asked for, in their fixed order, and the token.
     let whox = answers(&mut ada, "WHO #w %tcnuhraf,42").await;
     assert_eq!(
         whox,
         [
-            ":parley.local 354 ada 42 #w ~u parley ada H@ 0 :ada the tester",
-            ":parley.local 354 ada 42 #w ~u parley bob H+ 0 :bob the tester",
+            ":parley.local 354 ada 42 #w ~ada parley.local ada H@ 0 :ada the tester",
+            ":parley.local 354 ada 42 #w ~bob parley.local bob H+ 0 :bob the tester",
             ":parley.local 315 ada #w :End of /WHO list.",
         ]
     );
@@ -226,17 +226,20 @@ async fn userhost_and_ison_tell_who_is_here() {
     .await;
     let mut ada = IrcClient::join(irc(&server), "ada", "").await;
     let mut bob = IrcClient::join(irc(&server), "bob", "").await;
-    assert_eq!(answers(&mut ada, "USERHOST bob").await, [":parley.local 302 ada bob=+~u@parley"]);
+    assert_eq!(answers(&mut ada, "USERHOST bob").await, [":parley.local 302 ada bob=+~bob@parley.local"]);
     assert_eq!(
         answers(&mut ada, "USERHOST bob ada nobody").await,
-        [":parley.local 302 ada :bob=+~u@parley ada=+~u@parley"]
+        [":parley.local 302 ada :bob=+~bob@parley.local ada=+~ada@parley.local"]
     );
     assert_eq!(answers(&mut ada, "USERHOST").await, [":parley.local 461 ada USERHOST :Not enough parameters"]);
     ada.send("OPER root root-pass").await;
     ada.expect(" 381 ").await;
     bob.send("AWAY :lunch").await;
     bob.expect(" 306 ").await;
-    assert_eq!(answers(&mut bob, "USERHOST ada bob").await, [":parley.local 302 bob :ada*=+~u@parley bob=-~u@parley"]);
+    assert_eq!(
+        answers(&mut bob, "USERHOST ada bob").await,
+        [":parley.local 302 bob :ada*=+~ada@parley.local bob=-~bob@parley.local"]
+    );
     assert_eq!(answers(&mut bob, "ISON ada").await, [":parley.local 303 bob ada"]);
     assert_eq!(answers(&mut bob, "ISON ada nobody BOB #x").await, [":parley.local 303 bob :ada bob"]);
     assert_eq!(answers(&mut bob, "ISON :nobody").await, [":parley.local 303 bob :"]);
@@ -254,8 +257,8 @@ async fn part_reasons_reach_the_channel_and_missing_channels_are_403() {
     bob.send("JOIN #p").await;
     bob.expect(" 366 ").await;
     bob.send("PART #p :see you").await;
-    bob.expect(":bob!~u@parley PART #p :see you").await;
-    ada.expect(":bob!~u@parley PART #p :see you").await;
+    bob.expect(":bob!~bob@parley.local PART #p :see you").await;
+    ada.expect(":bob!~bob@parley.local PART #p :see you").await;
     assert_eq!(answers(&mut bob, "PART #p").await, [":parley.local 442 bob #p :You're not on that channel"]);
     assert_eq!(answers(&mut bob, "PART #nowhere").await, [":parley.local 403 bob #nowhere :No such channel"]);
     assert_eq!(answers(&mut bob, "PRIVMSG #nowhere :hi").await, [":parley.local 403 bob #nowhere :No such channel"]);
@@ -286,16 +289,16 @@ async fn extended_join_tells_the_account_and_real_name() {
     let ls = answers(&mut ada, "CAP LS").await;
     assert!(ls[0].split([' ', ':']).any(|c| c == "extended-join"), "{ls:#?}");
     let joined = answers(&mut ada, "JOIN #x").await;
-    assert_eq!(joined[0], ":ada!~u@parley JOIN #x * :ada the tester", "its own JOIN too");
+    assert_eq!(joined[0], ":ada!~ada@parley.local JOIN #x * :ada the tester", "its own JOIN too");
     bob.send("JOIN #x").await;
-    bob.expect(":bob!~u@parley JOIN #x").await;
-    ada.expect(":bob!~u@parley JOIN #x * :bob the tester").await;
+    bob.expect(":bob!~bob@parley.local JOIN #x").await;
+    ada.expect(":bob!~bob@parley.local JOIN #x * :bob the tester").await;
     // Without the capability, JOIN is plain.
     let mut cy = IrcClient::join(irc(&server), "cy", "").await;
     cy.send("JOIN #x").await;
-    cy.expect(":cy!~u@parley JOIN #x").await;
-    bob.expect(":cy!~u@parley JOIN #x").await;
-    ada.expect(":cy!~u@parley JOIN #x * :cy the tester").await;
+    cy.expect(":cy!~cy@parley.local JOIN #x").await;
+    bob.expect(":cy!~cy@parley.local JOIN #x").await;
+    ada.expect(":cy!~cy@parley.local JOIN #x * :cy the tester").await;
     server.shutdown().await;
 }
 
@@ -305,13 +308,13 @@ async fn account_notify_tells_logins_and_logouts_in_shared_channels() {
     let mut ada = IrcClient::join(irc(&server), "ada", "account-notify").await;
     let mut plain = IrcClient::join(irc(&server), "plain", "").await;
     let mut bob = IrcClient::join(irc(&server), "bob", "").await;
-    plain.expect(":bob!~u@parley JOIN #lobby").await;
+    plain.expect(":bob!~bob@parley.local JOIN #lobby").await;
     bob.send("NS REGISTER bob-password-1").await;
     bob.expect(" 900 ").await;
-    ada.expect(":bob!~u@parley ACCOUNT bob").await;
+    ada.expect(":bob!~bob@parley.local ACCOUNT bob").await;
     bob.send("NS UNREGISTER bob-password-1").await;
     bob.expect(" 901 ").await;
-    ada.expect(":bob!~u@parley ACCOUNT *").await;
+    ada.expect(":bob!~bob@parley.local ACCOUNT *").await;
     // Only those who asked for it are told.
     plain.expect_nothing_more().await;
     server.shutdown().await;
@@ -334,7 +337,7 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     ada.expect(" 366 ").await;
     bob.send("JOIN #w,#v").await;
     bob.expect(" 366 bob #v ").await;
-    ada.expect(":bob!~u@parley JOIN #w").await;
+    ada.expect(":bob!~bob@parley.local JOIN #w").await;
     // Joining a channel one is in says nothing.
     assert_eq!(answers(&mut bob, "JOIN #W").await, Vec::<String>::new());
     // A mask finds those in one's channels (everyone is invisible), each once.
@@ -342,7 +345,7 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     assert_eq!(
         who,
         [
-            ":parley.local 352 ada #w ~u parley parley.local bob H :0 bob the tester",
+            ":parley.local 352 ada #w ~bob parley.local parley.local bob H :0 bob the tester",
             ":parley.local 315 ada b* :End of /WHO list."
         ]
     );
@@ -354,7 +357,7 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     assert_eq!(
         opers,
         [
-            ":parley.local 352 bob #w ~u parley parley.local ada H*@ :0 ada the tester",
+            ":parley.local 352 bob #w ~ada parley.local parley.local ada H*@ :0 ada the tester",
             ":parley.local 315 bob * :End of /WHO list."
         ]
     );
@@ -362,15 +365,16 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
     ada.send("KICK #w bob").await;
     bob.expect(" KICK #w bob ").await;
     bob.send("JOIN #w").await;
-    bob.expect(":bob!~u@parley JOIN #w").await;
+    bob.expect(":bob!~bob@parley.local JOIN #w").await;
     bob.expect(" 366 ").await;
     // JOIN 0 parts every channel.
     let parted = answers(&mut bob, "JOIN 0").await;
     assert_eq!(parted.len(), 2, "{parted:#?}");
     assert!(
-        parted.contains(&":bob!~u@parley PART #v".to_owned()) && parted.contains(&":bob!~u@parley PART #w".to_owned())
+        parted.contains(&":bob!~bob@parley.local PART #v".to_owned())
+            && parted.contains(&":bob!~bob@parley.local PART #w".to_owned())
     );
-    ada.expect(":bob!~u@parley PART #w").await;
+    ada.expect(":bob!~bob@parley.local PART #w").await;
     server.shutdown().await;
 }
 
@@ -384,7 +388,7 @@ async fn invite_without_a_channel_lists_ones_invitations() {
     ada.expect(" 366 ").await;
     ada.send("INVITE bob #inv").await;
     ada.expect(" 341 ada bob #inv").await;
-    bob.expect(":ada!~u@parley INVITE bob :#inv").await;
+    bob.expect(":ada!~ada@parley.local INVITE bob :#inv").await;
     assert_eq!(
         answers(&mut bob, "INVITE ada").await,
         [":parley.local 336 bob #inv", ":parley.local 337 bob :End of INVITE list"]
@@ -411,7 +415,7 @@ async fn invite_notify_tells_the_channel_of_invitations() {
     }
     ada.send("INVITE dave #inv").await;
     ada.expect(" 341 ada dave #inv").await;
-    bob.expect(":ada!~u@parley INVITE dave #inv").await;
+    bob.expect(":ada!~ada@parley.local INVITE dave #inv").await;
     // Invite-only: only operators are told.
     ada.send("MODE #inv +i").await;
     bob.expect("MODE #inv +i").await;
@@ -429,16 +433,145 @@ async fn setname_changes_the_real_name_for_everyone_who_asked() {
     let mut ada = IrcClient::join(irc(&server), "ada", "setname").await;
     let mut bob = IrcClient::join(irc(&server), "bob", "setname").await;
     let mut cy = IrcClient::join(irc(&server), "cy", "").await;
-    bob.expect(":cy!~u@parley JOIN #lobby").await;
-    assert_eq!(answers(&mut ada, "SETNAME :Ada Lovelace").await, [":ada!~u@parley SETNAME :Ada Lovelace"]);
-    bob.expect(":ada!~u@parley SETNAME :Ada Lovelace").await;
+    bob.expect(":cy!~cy@parley.local JOIN #lobby").await;
+    assert_eq!(answers(&mut ada, "SETNAME :Ada Lovelace").await, [":ada!~ada@parley.local SETNAME :Ada Lovelace"]);
+    bob.expect(":ada!~ada@parley.local SETNAME :Ada Lovelace").await;
     let whois = answers(&mut cy, "WHOIS ada").await;
-    assert!(whois[0].ends_with(" 311 cy ada ~u parley * :Ada Lovelace"), "{whois:#?}");
+    assert!(whois[0].ends_with(" 311 cy ada ~ada parley.local * :Ada Lovelace"), "{whois:#?}");
     let refused = answers(&mut ada, "SETNAME :").await;
     assert!(refused[0].starts_with(":parley.local FAIL SETNAME INVALID_REALNAME :"), "{refused:#?}");
     // Without the capability, nobody is told.
     cy.send("SETNAME :Cy").await;
-    bob.expect(":cy!~u@parley SETNAME :Cy").await;
+    bob.expect(":cy!~cy@parley.local SETNAME :Cy").await;
     cy.expect_nothing_more().await;
+    server.shutdown().await;
+}
+
+/// Answers that the store gives (a history page, a topic written to a registered room)
+/// come before the answers to the commands sent after them: a PING's PONG marks where
+/// a command's answer ends, for clients and bots that wait for it.
+#[tokio::test]
+async fn answers_from_the_store_come_in_the_order_of_the_requests() {
+    use parley_proto::msg::{Reply, Request};
+    let server = support::start_with(|c| c.limits.flood_rate_per_sec = 0).await;
+    // alice opens a registered room (she is logged in) and fills its history.
+    let mut alice = support::NativeClient::join(server.native, "alice").await;
+    assert!(alice.request(&Request::Register { password: "alice-password".into() }, b"").await.is_ok());
+    assert!(alice.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
+    for n in 0..20 {
+        let say = Request::Say { room: "dev".into(), reply_to: None, tags: None };
+        assert!(matches!(alice.request(&say, format!("line {n}").as_bytes()).await, Ok(Reply::Said { .. })));
+    }
+    let mut ivy = IrcClient::join(irc(&server), "ivy", "batch server-time message-tags draft/chathistory").await;
+    ivy.send("JOIN #dev").await;
+    ivy.expect(" 366 ivy #dev ").await;
+    for round in 0..20 {
+        ivy.send_raw(format!("CHATHISTORY LATEST #dev * 5\r\nPING :round{round}\r\n").as_bytes()).await;
+        let lines = ivy.collect_until(&format!("PONG parley.local :round{round}")).await;
+        let end = lines.iter().position(|l| l.contains("BATCH -"));
+        assert!(end.is_some(), "the history page before the PONG, round {round}: {lines:#?}");
+    }
+    server.shutdown().await;
+}
+
+/// `+p`: a private channel is left out of LIST and WHOIS for those outside it, for whom
+/// it still exists (NAMES answers, with no one in it as every user is `+i`, where a secret
+/// one would not); its members see it as ever, of type `*` in NAMES.
+#[tokio::test]
+async fn a_private_channel_is_unlisted_but_answers_names() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    ada.send("JOIN #quiet").await;
+    ada.expect(" 366 ada #quiet ").await;
+    let set = answers(&mut ada, "MODE #quiet +p").await;
+    assert_eq!(set, [":ada!~ada@parley.local MODE #quiet +p"]);
+    let modes = answers(&mut ada, "MODE #quiet").await;
+    assert!(modes[0].contains(" 324 ada #quiet +nps") || modes[0].contains(" 324 ada #quiet +npt"), "{modes:?}");
+    let list = answers(&mut bob, "LIST").await;
+    assert!(!list.iter().any(|l| l.contains("#quiet")), "unlisted: {list:?}");
+    let whois = answers(&mut bob, "WHOIS ada").await;
+    assert!(!whois.iter().any(|l| l.contains("#quiet")), "not in WHOIS: {whois:?}");
+    let names = answers(&mut bob, "NAMES #quiet").await;
+    assert_eq!(names, [":parley.local 366 bob #quiet :End of /NAMES list."]);
+    bob.send("JOIN #quiet").await;
+    bob.expect(" 366 bob #quiet ").await;
+    let names = answers(&mut bob, "NAMES #quiet").await;
+    assert_eq!(names[0], ":parley.local 353 bob * #quiet :@ada bob", "{names:?}");
+    let inside = answers(&mut ada, "LIST").await;
+    assert!(inside.iter().any(|l| l.contains(" 322 ada #quiet 2 ")), "{inside:?}");
+    server.shutdown().await;
+}
+
+/// The ban list names who set each ban and when, as every server's `367` does.
+#[tokio::test]
+async fn the_ban_list_says_who_set_each_ban_and_when() {
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    ada.send("JOIN #gate").await;
+    ada.expect(" 366 ada #gate ").await;
+    let before = chrono::Utc::now().timestamp();
+    answers(&mut ada, "MODE #gate +b troll!*@*").await;
+    let list = answers(&mut ada, "MODE #gate +b").await;
+    let line = &list[0];
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[1..6], ["367", "ada", "#gate", "troll!*@*", "ada"], "{line}");
+    let at: i64 = fields[6].parse().expect("a time");
+    assert!((before..=chrono::Utc::now().timestamp()).contains(&at), "{line}");
+    assert!(list[1].contains(" 368 ada #gate "), "{list:?}");
+    server.shutdown().await;
+}
+
+/// `STATUSMSG`: `PRIVMSG @#room` reaches the room's operators, `+#room` its operators and
+/// voiced members, on every gateway; nobody else, and nothing is kept in history.
+#[tokio::test]
+async fn messages_to_a_channels_operators_reach_only_them() {
+    use parley_proto::msg::{Reply, Request, ServerMsg};
+    let server = support::start().await;
+    let mut ada = IrcClient::join(irc(&server), "ada", "echo-message").await;
+    ada.send("JOIN #desk").await;
+    ada.expect(" 366 ada #desk ").await;
+    let mut vic = IrcClient::join(irc(&server), "vic", "").await;
+    vic.send("JOIN #desk").await;
+    vic.expect(" 366 vic #desk ").await;
+    let mut pat = IrcClient::join(irc(&server), "pat", "").await;
+    pat.send("JOIN #desk").await;
+    pat.expect(" 366 pat #desk ").await;
+    let mut nina = support::NativeClient::join(server.native, "nina").await;
+    assert!(nina.request(&Request::Join { room: "desk".into() }, b"").await.is_ok());
+    answers(&mut ada, "MODE #desk +v vic").await;
+    vic.expect("MODE #desk +v vic").await;
+    pat.expect("MODE #desk +v vic").await;
+
+    // pat, a plain member, writes to the operators: only ada hears it.
+    pat.send("PRIVMSG @#desk :a word with the ops").await;
+    ada.expect(":pat!~pat@parley.local PRIVMSG @#desk :a word with the ops").await;
+    // vic writes to the voiced: ada (operator) and vic's own echo-less session only.
+    vic.send("PRIVMSG +#desk :voices only").await;
+    ada.expect(":vic!~vic@parley.local PRIVMSG +#desk :voices only").await;
+    // ada writes to the voiced: vic hears it, ada gets her echo, pat nothing.
+    ada.send("PRIVMSG +#desk :for vic").await;
+    vic.expect(":ada!~ada@parley.local PRIVMSG +#desk :for vic").await;
+    ada.expect(":ada!~ada@parley.local PRIVMSG +#desk :for vic").await;
+    // A normal message shows what pat and nina saw before it: nothing.
+    ada.send("PRIVMSG #desk :for everyone").await;
+    let next = pat.next_line().await.expect("a line");
+    assert!(next.ends_with("PRIVMSG #desk :for everyone"), "pat saw {next:?}");
+    let first = nina
+        .expect(|r| match &r.msg {
+            ServerMsg::Message { .. } => Some(r.text()),
+            ServerMsg::Notice { .. } if r.text().starts_with("[to ") => Some(r.text()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first, "for everyone", "nina is not an operator");
+    let history = Request::History { room: Some("desk".into()), before: None, after: None, limit: Some(10) };
+    let Ok(Reply::History { messages, .. }) = nina.request(&history, b"").await else { panic!("history") };
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["for everyone"], "not kept");
+    // From outside the channel: refused as a message to the channel would be.
+    let mut out = IrcClient::join(irc(&server), "out", "").await;
+    let refused = answers(&mut out, "PRIVMSG @#desk :hello?").await;
+    assert!(refused[0].contains(" 404 ") || refused[0].contains(" 442 "), "{refused:?}");
     server.shutdown().await;
 }

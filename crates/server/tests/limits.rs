@@ -198,7 +198,8 @@ async fn ten_thousand_pipelined_frames_under_flood_control_end_in_a_clear_error(
     let mut client = NativeClient::join(server.native, "pipeliner").await;
     let mut frames = BytesMut::new();
     for id in 0..10_000u64 {
-        encode_request(100 + id, &Request::Say { room: "lobby".into() }, b"x", &mut frames).expect("encodes");
+        encode_request(100 + id, &Request::Say { room: "lobby".into(), reply_to: None, tags: None }, b"x", &mut frames)
+            .expect("encodes");
     }
     client.send_raw(&frames).await;
     let last = client.expect_closed().await;
@@ -246,7 +247,12 @@ async fn silent_and_slowloris_connections_are_closed_by_the_handshake_deadline()
 
     // Meanwhile, registered users chat as usual.
     for n in 0..20 {
-        bob.request(&Request::Say { room: "lobby".into() }, format!("still here {n}").as_bytes()).await.expect("said");
+        bob.request(
+            &Request::Say { room: "lobby".into(), reply_to: None, tags: None },
+            format!("still here {n}").as_bytes(),
+        )
+        .await
+        .expect("said");
         alice.expect_line(&format!("bob: still here {n}")).await;
     }
 

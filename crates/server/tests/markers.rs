@@ -60,7 +60,7 @@ async fn a_marker_set_on_one_session_reaches_the_others_on_every_gateway_and_nev
     let irc = server.irc.expect("an IRC listener");
     let mut bob = NativeClient::join(server.native, "bob").await;
     assert!(bob.request(&Request::Join { room: "dev".into() }, b"").await.is_ok());
-    assert!(bob.request(&Request::Say { room: "dev".into() }, b"hello").await.is_ok());
+    assert!(bob.request(&Request::Say { room: "dev".into(), reply_to: None, tags: None }, b"hello").await.is_ok());
     // ann reads on her laptop (native) and her phone (IRC), one account.
     let mut laptop = logged_in(server.native, "ann", "ann", true).await;
     match laptop.request(&Request::Join { room: "dev".into() }, b"").await {

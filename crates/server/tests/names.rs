@@ -20,7 +20,7 @@ async fn jose_zoe_and_li_lei_chat_across_gateways() {
     let mut zoe = NativeClient::join(server.native, "Zoë").await;
     jose.expect_stamped("Zoë has joined the chat!").await;
     let mut lei = IrcClient::join(irc, "李雷", "").await;
-    jose.expect_stamped("李雷 has joined the chat!").await;
+    jose.expect_stamped("李雷 has joined lobby.").await;
 
     jose.send("¡hola a todos!").await;
     let heard =

@@ -7,7 +7,7 @@ use parley_proto::msg::{encode_request, ErrorCode, LeaveReason, Reply, Request, 
 use support::{LineClient, NativeClient};
 
 fn say(room: &str) -> Request {
-    Request::Say { room: room.into() }
+    Request::Say { room: room.into(), reply_to: None, tags: None }
 }
 
 fn error_code(answer: Result<Reply, ServerMsg>) -> ErrorCode {
@@ -116,7 +116,7 @@ async fn structured_answers_for_every_request() {
     assert_eq!(error_code(alice.request(&say("lobby"), b"  ").await), ErrorCode::EmptyMessage);
     assert_eq!(error_code(alice.request(&say("lobby"), &[b'x'; 4097]).await), ErrorCode::MessageTooLong);
     assert_eq!(
-        error_code(alice.request(&Request::Whisper { to: "nobody".into() }, b"hi").await),
+        error_code(alice.request(&Request::Whisper { to: "nobody".into(), reply_to: None, tags: None }, b"hi").await),
         ErrorCode::NoSuchNick
     );
     assert_eq!(error_code(alice.request(&Request::Join { room: "a b".into() }, b"").await), ErrorCode::InvalidRoom);
@@ -145,7 +145,10 @@ async fn line_and_native_users_share_rooms_and_private_messages() {
     native.request(&say("lobby"), b"hello from native").await.expect("said");
     line.expect_stamped("nora: hello from native").await;
 
-    native.request(&Request::Whisper { to: "LIAM".into() }, b"psst").await.expect("whispered");
+    native
+        .request(&Request::Whisper { to: "LIAM".into(), reply_to: None, tags: None }, b"psst")
+        .await
+        .expect("whispered");
     line.expect_stamped("[private] nora: psst").await;
     line.send("/msg nora hi back").await;
     line.expect_stamped("[private to nora] hi back").await;
@@ -246,7 +249,7 @@ async fn actions_away_whois_and_invitations() {
     let mut bob = NativeClient::join(server.native, "bob").await;
     let mut line = LineClient::join(server.line, "carol").await;
 
-    assert!(alice.request(&Request::Act { room: "lobby".into() }, b"waves").await.is_ok());
+    assert!(alice.request(&Request::Act { room: "lobby".into(), reply_to: None }, b"waves").await.is_ok());
     let kind = bob
         .expect(|r| match &r.msg {
             ServerMsg::Message { from, kind, .. } if from == "alice" => Some(kind.clone()),

@@ -25,12 +25,15 @@ async fn users_find_what_they_may_see_and_nothing_else() {
     let mut alice = NativeClient::join(server.native, "alice").await;
     assert!(alice.request(&Request::Register { password: "correct-horse".into() }, b"").await.is_ok());
     let mut bob = LineClient::join(server.line, "bob").await;
-    let say = |room: &str| Request::Say { room: room.into() };
+    let say = |room: &str| Request::Say { room: room.into(), reply_to: None, tags: None };
     assert!(alice.request(&say("lobby"), b"the deploy starts at nine").await.is_ok());
     assert!(alice.request(&say("lobby"), b"coffee first").await.is_ok());
     assert!(alice.request(&Request::Join { room: "ops".into() }, b"").await.is_ok());
     assert!(alice.request(&say("ops"), b"deploy password is hunter2").await.is_ok());
-    assert!(alice.request(&Request::Whisper { to: "bob".into() }, b"private deploy notes").await.is_ok());
+    assert!(alice
+        .request(&Request::Whisper { to: "bob".into(), reply_to: None, tags: None }, b"private deploy notes")
+        .await
+        .is_ok());
     bob.expect_line("[private] alice: private deploy notes").await;
 
     // bob is in the lobby only, a guest: the lobby's messages, and the private message
@@ -71,7 +74,10 @@ async fn results_page_and_lead_back_to_their_neighbours() {
     let mut alice = NativeClient::join(server.native, "alice").await;
     for n in 1..=45 {
         let text = if n % 2 == 1 { format!("needle {n}") } else { format!("hay {n}") };
-        assert!(alice.request(&Request::Say { room: "lobby".into() }, text.as_bytes()).await.is_ok());
+        assert!(alice
+            .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, text.as_bytes())
+            .await
+            .is_ok());
     }
     let first = found(&mut alice, "needle", None).await;
     let second = found(&mut alice, "needle", Some(2)).await;

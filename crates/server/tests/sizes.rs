@@ -38,7 +38,7 @@ async fn nicks_rooms_and_messages_are_held_to_their_lengths() {
     let mut watcher = LineClient::join(server.line, "watcher").await;
     watcher.send("/join sixrmz").await;
     watcher.expect_line("You joined sixrmz. Users here: @eightchr, watcher").await;
-    let say = Request::Say { room: "sixrmz".into() };
+    let say = Request::Say { room: "sixrmz".into(), reply_to: None, tags: None };
     let over = native.request(&say, "x".repeat(51).as_bytes()).await;
     assert_eq!(code_of(over), Some(ErrorCode::MessageTooLong));
     let exact = "y".repeat(50);
@@ -73,7 +73,12 @@ async fn a_hub_inbox_of_one_slows_senders_and_loses_nothing() {
     let runs = senders.into_iter().enumerate().map(|(s, mut sender)| {
         tokio::spawn(async move {
             for n in 0..MESSAGES {
-                sender.send(&Request::Say { room: "lobby".into() }, format!("{s} {n}").as_bytes()).await;
+                sender
+                    .send(
+                        &Request::Say { room: "lobby".into(), reply_to: None, tags: None },
+                        format!("{s} {n}").as_bytes(),
+                    )
+                    .await;
             }
             sender
         })

@@ -186,14 +186,19 @@ async fn the_native_protocol_runs_over_a_websocket_with_tcp_users() {
     let mut browser = WsNative::hello(ws, "brenda").await;
     let mut tcp = NativeClient::join(web.server.native, "terry").await;
 
-    browser.request(&Request::Say { room: "lobby".into() }, b"hello from a browser").await.expect("said");
+    browser
+        .request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, b"hello from a browser")
+        .await
+        .expect("said");
     assert_eq!(tcp.expect(said_by("brenda")).await, "hello from a browser");
-    tcp.request(&Request::Say { room: "lobby".into() }, "and back, ünïcode".as_bytes()).await.expect("said");
+    tcp.request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, "and back, ünïcode".as_bytes())
+        .await
+        .expect("said");
     assert_eq!(browser.expect(said_by("terry")).await, "and back, ünïcode");
 
     // An oversized payload is refused as on TCP, and the session goes on.
     let too_big = vec![b'x'; Config::default().limits.max_frame_payload + 1];
-    let refused = browser.request(&Request::Say { room: "lobby".into() }, &too_big).await;
+    let refused = browser.request(&Request::Say { room: "lobby".into(), reply_to: None, tags: None }, &too_big).await;
     assert!(matches!(refused, Err(ServerMsg::Error { .. })), "{refused:?}");
     browser.request(&Request::Ping, b"").await.expect("still served");
     web.server.shutdown().await;

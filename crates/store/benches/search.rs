@@ -62,6 +62,8 @@ fn fill(store: &SqliteStore) {
             at: start_time + Duration::seconds(i64::try_from(n * 8).unwrap_or(0)),
             kind: Kind::Text,
             text: words.text().into(),
+            meta: None,
+            userhost: None,
         }));
         if batch.len() == BATCH {
             store.append(&batch).expect("appends");

@@ -19,6 +19,7 @@
 //! of its own (see its module).
 #![warn(missing_docs)]
 
+mod meta;
 mod password;
 mod postgres;
 mod schema;
@@ -26,7 +27,10 @@ mod sqlite;
 #[cfg(feature = "test-postgres")]
 pub mod testing;
 
-pub use postgres::{redacted, ImportError, Imported, PostgresError, PostgresStore, CALL_TIMEOUT};
+pub use postgres::{
+    redacted, schema_version as postgres_schema_version, ImportError, Imported, PostgresError, PostgresStore,
+    CALL_TIMEOUT,
+};
 pub use schema::{schema_version, MigrateError};
 pub use sqlite::{
     inspect, snapshot, AccountEntry, ExportError, Inspection, OpenError, Retention, SqliteStore, DB_FILE,

@@ -216,6 +216,25 @@ const MIGRATIONS: &[&str] = &[
         at_us   INTEGER NOT NULL,
         PRIMARY KEY (account, target)
     ) STRICT, WITHOUT ROWID;",
+    // 9: what a message carries beside its text (the message it answers, client tags),
+    // as JSON, NULL for the many messages without; a registered room's private setting
+    // (`+p`); who set a ban or mute, and when (NULL for those kept before).
+    "ALTER TABLE messages ADD COLUMN meta TEXT;
+    ALTER TABLE registered_rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE restrictions ADD COLUMN set_by TEXT;
+    ALTER TABLE restrictions ADD COLUMN set_at_us INTEGER;",
+    // 10: resume tokens, kept as their SHA-256: whose, when issued and last used, and
+    // where issued (gateway, address, user agent). Ids are never reused
+    // (AUTOINCREMENT), so revoking by id never hits a later token.
+    "CREATE TABLE session_tokens (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        account     INTEGER NOT NULL,
+        hash        BLOB NOT NULL UNIQUE,
+        created_us  INTEGER NOT NULL,
+        used_us     INTEGER NOT NULL,
+        description TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX session_tokens_by_account ON session_tokens (account, used_us);",
 ];
 
 /// This release, as the database records it.

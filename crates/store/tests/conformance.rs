@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use parley_hub::{
-    Account, AccountId, Change, Changed, Cursor, Deletion, GuestId, Kind, Mask, Nick, Page, Party, Record, Restriction,
-    RoomModes, RoomName, Search, Store, StoreError, Verdict,
+    Account, AccountId, Change, Changed, ClientTags, Cursor, Deletion, GuestId, Kind, Mask, Meta, Nick, Page, Party,
+    Record, Restriction, RoomModes, RoomName, Search, Store, StoreError, Verdict,
 };
 use parley_store::testing::TestPostgres;
 use parley_store::{AccountEntry, PostgresStore, Retention, SqliteStore};
@@ -128,6 +128,7 @@ conformance!(
     a_registered_room_keeps_its_state_and_an_unregistered_one_only_its_audit,
     server_bans_are_kept_by_mask_without_regard_to_case,
     deleting_an_account_takes_its_roles_rooms_and_private_words_with_it,
+    resume_tokens_are_found_by_hash_capped_expired_and_revoked,
 );
 
 fn nick(name: &str) -> Nick {
@@ -149,6 +150,8 @@ fn said(room_name: &str, seq: u64, text: &str) -> Arc<Record> {
         at: Utc::now(),
         kind: Kind::Text,
         text: text.into(),
+        meta: None,
+        userhost: None,
     })
 }
 
@@ -163,7 +166,11 @@ fn page(cursor: Cursor, since: u64, upto: u64, limit: usize) -> Page {
 fn messages_survive_reopening_and_page_by_seq_from_where_the_reader_may_see<S: Backend>(place: &S::Place) {
     {
         let store = S::open(place, Retention::default());
-        let batch: Vec<_> = (1..=10).map(|n| said("lobby", n, &format!("m{n}"))).collect();
+        let mut batch: Vec<_> = (1..=10).map(|n| said("lobby", n, &format!("m{n}"))).collect();
+        // The tenth answers the ninth, with a client tag: kept with it.
+        let tags = ClientTags::new(vec![("example.com/x".into(), "a;b c".into())]).expect("valid");
+        let meta = Meta { reply_to: Some(9), tags }.shared();
+        batch[9] = Arc::new(Record { meta, ..(*batch[9]).clone() });
         store.append(&batch).expect("appends");
         let whisper = Record {
             room: None,
@@ -195,6 +202,12 @@ fn messages_survive_reopening_and_page_by_seq_from_where_the_reader_may_see<S: B
     );
     let first = &store.recent(&lobby, 0, 1).expect("recent")[0];
     assert_eq!((first.text.as_ref(), first.from.as_str(), first.kind), ("m10", "ada", Kind::Text), "as appended");
+    let meta = first.meta.as_deref().expect("the metadata is kept");
+    assert_eq!(meta.reply_to, Some(9));
+    assert_eq!(meta.tags.pairs(), &[("example.com/x".to_owned(), "a;b c".to_owned())]);
+    assert!(store.recent(&lobby, 9, 1).expect("recent")[0].meta.is_some());
+    assert!(seqs(&store.recent(&lobby, 0, 10).expect("recent")).len() == 10);
+    assert!(store.recent(&lobby, 0, 10).expect("recent")[..9].iter().all(|r| r.meta.is_none()), "none without");
     let duplicate = store.append(&[said("Lobby", 10, "again")]);
     assert!(matches!(duplicate, Err(StoreError::Write(_))), "a seq is stored once");
     assert_eq!(store.recent(&lobby, 0, 50).expect("recent").len(), 10, "a failed batch leaves nothing");
@@ -397,6 +410,8 @@ fn ban(room_name: &str, mask: &str) -> Restriction {
         mask: Mask::parse(mask, 32).expect("mask"),
         until: None,
         reason: Some("spam".into()),
+        set_by: Some(nick("ada")),
+        set_at: chrono::DateTime::from_timestamp_micros(1_800_000_000_000_000),
     }
 }
 
@@ -404,7 +419,8 @@ fn a_registered_room_keeps_its_state_and_an_unregistered_one_only_its_audit<S: B
     let store = S::open(place, Retention::default());
     let ada = store.register(&nick("ada"), "password1").expect("registers").expect("new");
     let bob = store.register(&nick("bob"), "password1").expect("registers").expect("new");
-    let modes = RoomModes { secret: true, key: Some("k3y".into()), limit: Some(10), ..RoomModes::default() };
+    let modes =
+        RoomModes { secret: true, private: true, key: Some("k3y".into()), limit: Some(10), ..RoomModes::default() };
     let register = Changed::Registered {
         founder: Some(ada.clone()),
         since: 42,
@@ -428,6 +444,8 @@ fn a_registered_room_keeps_its_state_and_an_unregistered_one_only_its_audit<S: B
     assert_eq!(staff.modes, modes);
     assert_eq!(staff.ops, [ada.id, bob.id]);
     assert_eq!(staff.restrictions.len(), 2, "a nick is banned once whatever its case");
+    let setter = &staff.restrictions[0];
+    assert_eq!((setter.set_by.as_ref().map(Nick::as_str), setter.set_at), (Some("ada"), ban("Staff", "x").set_at));
     let topic = staff.topic.as_ref().expect("a topic");
     assert_eq!((topic.text.as_str(), topic.by.as_str()), ("plans", "ada"));
     let audit = store.audit(20).expect("reads");
@@ -590,4 +608,52 @@ fn read_markers_only_move_forward_and_go_with_their_account<S: Backend>(place: &
     assert!(store.delete_account(ada.id, "ada").expect("deletes"));
     let left: Vec<AccountId> = store.read_markers().expect("reads").iter().map(|m| m.account).collect();
     assert_eq!(left, [bob.id], "an account's markers go with it");
+}
+
+fn resume_tokens_are_found_by_hash_capped_expired_and_revoked<S: Backend>(place: &S::Place) {
+    let store = S::open(place, Retention::default());
+    let ada = store.register(&nick("ada"), "password1").expect("registers").expect("new");
+    let bob = store.register(&nick("bob"), "password1").expect("registers").expect("new");
+    let now = Utc::now();
+    let month = now - chrono::Duration::days(30);
+    let issue = |who: AccountId, hash: &[u8], at| {
+        store.issue_token(who, hash, "native 127.0.0.1", at, 3, month).expect("issues").expect("an account")
+    };
+    let first = issue(ada.id, b"ada-1", now);
+    let bobs = issue(bob.id, b"bob-1", now);
+    assert!(store.issue_token(AccountId(9999), b"nobody", "x", now, 3, month).expect("runs").is_none());
+    let found = store.use_token(b"ada-1", now, month).expect("reads").expect("found");
+    assert_eq!((found.account.id, found.account.name.as_str(), found.admin), (ada.id, "ada", false));
+    assert_eq!((found.token.id, found.token.description.as_str()), (first, "native 127.0.0.1"));
+    assert!(store.use_token(b"ada-2", now, month).expect("reads").is_none(), "an unknown hash");
+
+    // At most three per account here: a fourth revokes the oldest.
+    let (second, third) = (issue(ada.id, b"ada-2", now), issue(ada.id, b"ada-3", now));
+    let fourth = issue(ada.id, b"ada-4", now);
+    let mut ids: Vec<u64> = store.tokens(ada.id).expect("lists").iter().map(|t| t.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [second, third, fourth]);
+    assert!(store.use_token(b"ada-1", now, month).expect("reads").is_none(), "the oldest went");
+
+    // Expired: unused since before the limit.
+    let later = now + chrono::Duration::days(31);
+    assert!(store.use_token(b"ada-2", later, later - chrono::Duration::days(30)).expect("reads").is_none());
+    // A use within the idle limit moves it on.
+    let used = store.use_token(b"ada-3", later, month).expect("reads").expect("found");
+    assert_eq!(used.token.last_used.timestamp_micros(), later.timestamp_micros());
+
+    // Revoking: by its account only.
+    assert!(!store.revoke_token(bob.id, third).expect("runs"), "not bob's");
+    assert!(store.revoke_token(ada.id, third).expect("revokes"));
+    assert!(!store.revoke_token(ada.id, third).expect("runs"), "once");
+    assert!(store.use_token(b"ada-3", later, month).expect("reads").is_none());
+
+    // A new password revokes every token of the account, and only of it.
+    assert!(store.set_password(ada.id, "password2").expect("changes"));
+    assert!(store.tokens(ada.id).expect("lists").is_empty());
+    assert_eq!(store.tokens(bob.id).expect("lists").iter().map(|t| t.id).collect::<Vec<_>>(), [bobs]);
+    // And a deleted account takes its tokens along.
+    assert!(store.delete_account(bob.id, "bob").expect("deletes"));
+    assert!(store.use_token(b"bob-1", now, month).expect("reads").is_none());
+    assert!(store.tokens(bob.id).expect("lists").is_empty());
 }

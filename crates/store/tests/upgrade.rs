@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use parley_hub::{
     AccountStore as _, Cursor, Kind, Mask, MessageStore as _, ModerationStore as _, Nick, Page, Party, Record,
-    RoomName, Verdict,
+    RoomName, TokenStore, Verdict,
 };
 use parley_store::{Retention, SqliteStore};
 
@@ -159,8 +159,28 @@ fn a_version_7_database_migrates_and_reads_back() {
 }
 
 #[test]
-fn a_version_8_database_opens_and_reads_back() {
+fn a_version_8_database_migrates_and_reads_back() {
     generated_content_reads_back("v8");
+}
+
+#[test]
+fn a_version_9_database_opens_and_reads_back() {
+    generated_content_reads_back("v9");
+}
+
+#[test]
+fn a_version_10_database_opens_and_reads_back_its_resume_token() {
+    generated_content_reads_back("v10");
+    let data = Copy::of("v10");
+    let store = SqliteStore::open(&data.0, Retention::default()).expect("opens");
+    let alice = store.account_named(&nick("alice")).expect("reads").expect("alice");
+    let tokens = store.tokens(alice.id).expect("reads");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert!(tokens[0].description.starts_with("native 127.0.0.1"), "{tokens:?}");
+    for other in ["chief", "bob"] {
+        let account = store.account_named(&nick(other)).expect("reads").expect("an account");
+        assert!(store.tokens(account.id).expect("reads").is_empty(), "{other} asked for none");
+    }
 }
 
 /// What `crates/parley/tests/fixtures.rs` writes (from schema 6 on) reads back.

@@ -16,12 +16,13 @@ use chrono::Utc;
 use tokio::sync::oneshot;
 
 use super::pacing::Check;
+use super::tokens::issue;
 use super::{store_failed, Answer, Completion, Hub};
 use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, Notice, Renaming, Reply};
 use crate::handle::{SessionId, Verified};
-use crate::identity::Account;
+use crate::identity::{Account, Arrival};
 use crate::name::Nick;
 use crate::outbox::{Outbox, Shared};
 use crate::store::{Store, StoreError, Verdict};
@@ -30,6 +31,20 @@ use crate::store::{Store, StoreError, Verdict};
 pub const MIN_PASSWORD: usize = 8;
 /// The longest password accepted, in bytes: hashing cost grows with it.
 pub const MAX_PASSWORD: usize = 1024;
+
+/// A token for a login that asked to be remembered and whose password was right, issued
+/// on the blocking pool inside the check.
+fn remembering(
+    store: &dyn Store,
+    result: &Result<Verdict, StoreError>,
+    remember: Option<String>,
+    idle: std::time::Duration,
+) -> Option<(String, u64)> {
+    match (result, remember) {
+        (Ok(Verdict::Right { account, .. }), Some(description)) => issue(store, account.id, &description, idle),
+        _ => None,
+    }
+}
 
 fn check_password(password: &str) -> Result<(), HubError> {
     if password.chars().count() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
@@ -73,7 +88,13 @@ impl Hub {
         self.store.clone().ok_or(HubError::NoAccounts)
     }
 
-    pub(super) fn register(&mut self, id: SessionId, req: RequestId, password: String) -> Result<Answer, HubError> {
+    pub(super) fn register(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        password: String,
+        remember: Option<String>,
+    ) -> Result<Answer, HubError> {
         let store = self.accounts_store()?;
         check_password(&password)?;
         let state = self.state(id);
@@ -82,9 +103,14 @@ impl Hub {
             return Err(HubError::AccountExists(nick.to_string()));
         }
         self.refuse_lookalike_nick(&nick)?;
+        let idle = self.limits.token_idle;
         self.check(address, &nick.key(), move || {
             let result = store.register(&nick, &password);
-            Completion::Registered { session: id, req, result }
+            let token = match (&result, remember) {
+                (Ok(Some(account)), Some(description)) => issue(store.as_ref(), account.id, &description, idle),
+                _ => None,
+            };
+            Completion::Registered { session: id, req, result, token }
         })?;
         Ok(Answer::Later)
     }
@@ -95,6 +121,7 @@ impl Hub {
         req: RequestId,
         name: Option<String>,
         password: String,
+        remember: Option<String>,
     ) -> Result<Answer, HubError> {
         let store = self.accounts_store()?;
         let state = self.state(id);
@@ -104,24 +131,29 @@ impl Hub {
             None => state.nick.clone(),
         };
         let key = name.key();
+        let idle = self.limits.token_idle;
         self.check(address, &key, move || {
             let result = store.verify(&name, &password);
-            Completion::Verified { session: id, req, name, address, result }
+            let token = remembering(store.as_ref(), &result, remember, idle);
+            Completion::Verified { session: id, req, name, address, result, token }
         })?;
         Ok(Answer::Later)
     }
 
     /// Checks a `hello`'s password off the hub task; registering goes on in
     /// [`Completion::Admitted`].
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn admit(
         &mut self,
         nick: String,
         password: String,
-        address: Option<IpAddr>,
+        remember: Option<String>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
         done: oneshot::Sender<Result<SessionId, HubError>>,
     ) {
+        let address = arrival.address;
         let prepared = self.accounts_store().and_then(|store| {
             let name = Nick::parse(&nick, self.limits.max_nick_len)?;
             Ok((store, name))
@@ -138,10 +170,12 @@ impl Hub {
         // is refused: it waits in a cell the work takes it from.
         let cell = Arc::new(std::sync::Mutex::new(Some(done)));
         let taken = cell.clone();
+        let idle = self.limits.token_idle;
         let queued = self.check(address, &key, move || {
             let result = store.verify(&name, &password);
+            let token = remembering(store.as_ref(), &result, remember, idle);
             let done = taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            Completion::Admitted { name, address, req, outbox, done, result }
+            Completion::Admitted { name, arrival, req, outbox, done, result, token }
         });
         if let Err(e) = queued {
             if let Some(done) = cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
@@ -191,20 +225,38 @@ impl Hub {
         &mut self,
         account: Account,
         admin: bool,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
+        token: Option<(String, u64)>,
     ) -> Result<SessionId, HubError> {
-        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
+        let (address, userhost) = (arrival.address, Some(&*arrival.userhost));
+        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address, userhost) {
+            self.discard_token(account.id, token);
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
-        self.may_enter_lobby(&account.name, Some(&account.name), address)?;
+        if arrival.lobby {
+            if let Err(e) = self.may_enter_lobby(&account.name, Some(&account.name), address, userhost) {
+                self.discard_token(account.id, token);
+                return Err(e);
+            }
+        }
         self.know_account(&account, admin);
         if let Some(&holder) = self.nicks.get(&account.name) {
             self.rename_to_guest(holder, Renaming::OwnerLoggedIn { account: account.name.clone() });
         }
         let nick = account.name.to_string();
-        self.connect(&nick, Some(account), address, req, outbox)
+        let account_id = account.id;
+        let token_id = token.as_ref().map(|(_, id)| *id);
+        let connected = self.connect(&nick, Some(account), arrival, req, outbox, token.map(|(token, _)| token));
+        match (&connected, token_id) {
+            (Ok(session), Some(token_id)) => {
+                self.session_tokens.insert(*session, token_id);
+            }
+            (Err(_), Some(token_id)) => self.discard_token(account_id, Some((String::new(), token_id))),
+            _ => {}
+        }
+        connected
     }
 
     /// Takes in what a successful check says of an account: it exists under this name,
@@ -261,17 +313,27 @@ impl Hub {
         Ok(Answer::Later)
     }
 
-    /// Applies the outcome of work done off the hub task.
+    /// Applies the outcome of work done off the hub task; the session it answered goes
+    /// on with what waited behind the answer.
     pub(super) fn complete(&mut self, done: Completion) {
+        if let Some(session) = done.session() {
+            self.complete_for(done);
+            self.resume(session);
+        } else {
+            self.complete_for(done);
+        }
+        self.drop_slow_consumers();
+    }
+
+    fn complete_for(&mut self, done: Completion) {
         match done {
             Completion::CheckDone { net, then } => {
                 self.checks -= 1;
                 self.turns.done(net);
                 self.start_checks();
                 self.complete(*then);
-                return;
             }
-            Completion::Registered { session, req, result } => {
+            Completion::Registered { session, req, result, token } => {
                 let answer = match result {
                     Ok(Some(account)) => {
                         self.know_account(&account, false);
@@ -279,7 +341,7 @@ impl Hub {
                             Some(state) => {
                                 state.account = Some(account.clone());
                                 self.tell_account(session);
-                                Ok(Reply::Registered { account: account.name })
+                                Ok(self.remembered(session, Reply::Registered { account: account.name }, token))
                             }
                             None => Err(HubError::ShuttingDown),
                         }
@@ -292,10 +354,17 @@ impl Hub {
                 };
                 self.reply(session, req, answer);
             }
-            Completion::Verified { session, req, name, address, result } => {
-                let answer = self
-                    .judge(address, &name, result)
-                    .and_then(|(account, admin)| self.logged_in(session, account, admin));
+            Completion::Verified { session, req, name, address, result, token } => {
+                let answer = self.judge(address, &name, result).and_then(|(account, admin)| {
+                    let id = account.id;
+                    match self.logged_in(session, account, admin) {
+                        Ok(reply) => Ok(self.remembered(session, reply, token)),
+                        Err(e) => {
+                            self.discard_token(id, token);
+                            Err(e)
+                        }
+                    }
+                });
                 self.reply(session, req, answer);
             }
             Completion::PasswordSet { session, req, address, account, result } => {
@@ -340,17 +409,19 @@ impl Hub {
             Completion::ModesSet { session, req, room, modes, voiced, applied, result } => {
                 self.modes_stored(session, req, room, modes, voiced, applied, result);
             }
-            Completion::Admitted { name, address, req, outbox, done, result } => {
+            Completion::Admitted { name, arrival, req, outbox, done, result, token } => {
                 let result = self
-                    .judge(address, &name, result)
-                    .and_then(|(account, admin)| self.log_in_connecting(account, admin, address, req, outbox));
+                    .judge(arrival.address, &name, result)
+                    .and_then(|(account, admin)| self.log_in_connecting(account, admin, arrival, req, outbox, token));
                 if let Some(done) = done {
                     self.answer_connect(result, done);
                 }
             }
             Completion::Checked { name, address, done, result } => {
                 let result = self.judge(address, &name, result).and_then(|(account, admin)| {
-                    if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address) {
+                    if let Some(ban) =
+                        self.server_bans.find(Utc::now(), &account.name, Some(&account.name), address, None)
+                    {
                         return Err(HubError::ServerBanned { reason: ban.reason.clone() });
                     }
                     self.know_account(&account, admin);
@@ -370,9 +441,11 @@ impl Hub {
                     self.rename_to_guest(session, Renaming::NotLoggedIn { nick });
                 }
             }
-            Completion::Read { session } => self.read_done(session),
+            Completion::Read { session, req } => self.read_done(session, req),
+            Completion::TokenChecked { address, key, purpose, result } => {
+                self.token_checked(address, &key, purpose, result);
+            }
         }
-        self.drop_slow_consumers();
     }
 
     /// What a password check comes to, paced: the account and its role, or why not.
@@ -413,7 +486,9 @@ impl Hub {
         let Some(state) = self.sessions.get(&id) else {
             return Err(HubError::ShuttingDown);
         };
-        if let Some(ban) = self.server_bans.find(Utc::now(), &account.name, Some(&account.name), state.address) {
+        if let Some(ban) =
+            self.server_bans.find(Utc::now(), &account.name, Some(&account.name), state.address, Some(&state.userhost))
+        {
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
         self.know_account(&account, admin);
@@ -438,7 +513,7 @@ impl Hub {
     fn tell_account(&mut self, id: SessionId) {
         let Some(state) = self.sessions.get(&id) else { return };
         let (nick, account, rooms) = (state.nick.clone(), state.account_name().cloned(), state.rooms.clone());
-        let event = Shared::new(Event::Account { nick, account });
+        let event = Shared::new(Event::Account { nick, account, userhost: state.userhost.clone() });
         self.tell_room_mates(id, &rooms, &event, false);
     }
 

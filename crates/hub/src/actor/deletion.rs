@@ -109,8 +109,8 @@ impl Hub {
                 if let Some(log) = self.logs.get_mut(&room) {
                     log.remove(seq);
                 }
-                if let (Some(by), Some(members)) =
-                    (self.sessions.get(&id).map(|s| s.nick.clone()), self.rooms.get(&room))
+                if let (Some((by, userhost)), Some(members)) =
+                    (self.sessions.get(&id).map(|s| (s.nick.clone(), s.userhost.clone())), self.rooms.get(&room))
                 {
                     let shared = Shared::new(Event::Deleted {
                         room: members.name.clone(),
@@ -120,6 +120,7 @@ impl Hub {
                         said_at: record.at,
                         at: Utc::now(),
                         reason: reason.clone(),
+                        userhost,
                     });
                     members.broadcast(&shared, Some(id), &mut self.overflowed);
                 }

@@ -14,10 +14,12 @@ use crate::error::HubError;
 use crate::event::{Event, Reply};
 use crate::handle::SessionId;
 use crate::history::{Kind, Record};
+use crate::identity::Userhost;
 use crate::journal::Committed;
 use crate::metrics::HubMetrics;
 use crate::name::RoomName;
 use crate::outbox::{RunItem, Shared};
+use crate::signal::Meta;
 use crate::store::StoreError;
 
 /// A message accepted and waiting for its batch to be stored.
@@ -49,15 +51,20 @@ impl Hub {
         room: Option<&str>,
         kind: Kind,
         text: String,
+        meta: Meta,
     ) -> Result<Answer, HubError> {
         self.check_text(&text)?;
         let name = self.target_room(id, room)?;
         self.may_say(id, &name)?;
+        let log = self.logs.entry(name.clone()).or_default();
+        if let Some(answered) = meta.reply_to.filter(|s| *s == 0 || *s > log.assigned) {
+            return Err(HubError::NoSuchMessage { room: name.to_string(), seq: answered });
+        }
+        let seq = log.next_seq();
         let state = self.state_mut(id);
         let now = std::time::Instant::now();
         state.active = now;
-        let (from, sender) = (state.nick.clone(), Some(state.party()));
-        let seq = self.logs.entry(name.clone()).or_default().next_seq();
+        let (from, sender, userhost) = (state.nick.clone(), Some(state.party()), state.userhost.clone());
         let record = Record {
             room: Some(name),
             seq,
@@ -68,6 +75,8 @@ impl Hub {
             at: Utc::now(),
             kind,
             text: text.into(),
+            meta: meta.shared(),
+            userhost: Some(userhost),
         };
         self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
@@ -92,9 +101,13 @@ impl Hub {
         to: &str,
         kind: Kind,
         text: String,
+        meta: Meta,
     ) -> Result<Answer, HubError> {
         self.check_text(&text)?;
         let target = self.session_named(to)?;
+        if let Some(answered) = meta.reply_to.filter(|s| *s == 0 || *s > self.private_assigned) {
+            return Err(HubError::NoSuchMessage { room: to.to_owned(), seq: answered });
+        }
         let (to, recipient) = {
             let receiver = self.state(target);
             (receiver.nick.clone(), receiver.party())
@@ -102,7 +115,7 @@ impl Hub {
         let state = self.state_mut(id);
         let now = std::time::Instant::now();
         state.active = now;
-        let (from, sender) = (state.nick.clone(), Some(state.party()));
+        let (from, sender, userhost) = (state.nick.clone(), Some(state.party()), state.userhost.clone());
         self.private_assigned = self.private_assigned.saturating_add(1);
         let seq = self.private_assigned;
         let record = Record {
@@ -115,6 +128,8 @@ impl Hub {
             at: Utc::now(),
             kind,
             text: text.into(),
+            meta: meta.shared(),
+            userhost: Some(userhost),
         };
         self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now });
         Ok(Answer::Later)
@@ -191,6 +206,7 @@ impl Hub {
     /// event for the members, and the answer its sender gets.
     fn run_item(&mut self, message: Unstored) -> RunItem {
         let Unstored { sender, req, record, .. } = message;
+        let userhost = sender_of(&record);
         let keep = self.limits.history_on_join;
         let name = record.room.clone().unwrap_or_else(|| self.lobby.clone());
         self.logs.entry(name.clone()).or_default().commit(record.clone(), keep);
@@ -205,9 +221,12 @@ impl Hub {
             kind: record.kind,
             account,
             text: record.text.clone(),
+            meta: record.meta.clone(),
+            userhost,
         });
-        let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
-        let reply = Event::Reply { req, result: Ok(Reply::Said { room: name, seq, at, kind, text }) };
+        let (seq, at, kind, text, meta) =
+            (record.seq, record.at, record.kind, record.text.clone(), record.meta.clone());
+        let reply = Event::Reply { req, result: Ok(Reply::Said { room: name, seq, at, kind, text, meta }) };
         RunItem { shared, sender, reply }
     }
 
@@ -277,6 +296,7 @@ impl Hub {
 
     fn deliver(&mut self, message: Unstored, stored: Result<(), StoreError>) {
         let Unstored { sender, req, receiver, record, .. } = message;
+        let userhost = sender_of(&record);
         if let Err(e) = stored {
             self.reply(sender, req, Err(store_failed(&e)));
             return;
@@ -296,13 +316,16 @@ impl Hub {
                         kind: record.kind,
                         account,
                         text: record.text.clone(),
+                        meta: record.meta.clone(),
+                        userhost: userhost.clone(),
                     });
                     room.broadcast(&message, Some(sender), &mut self.overflowed);
                     let others = (room.len() - usize::from(room.contains(sender))) as u64;
                     HubMetrics::add(&self.metrics.deliveries, others);
                 }
-                let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
-                Reply::Said { room: name.clone(), seq, at, kind, text }
+                let (seq, at, kind, text, meta) =
+                    (record.seq, record.at, record.kind, record.text.clone(), record.meta.clone());
+                Reply::Said { room: name.clone(), seq, at, kind, text, meta }
             }
             None => {
                 self.private_committed = self.private_committed.max(record.seq);
@@ -315,6 +338,8 @@ impl Hub {
                     kind: record.kind,
                     account,
                     text: record.text.clone(),
+                    meta: record.meta.clone(),
+                    userhost,
                 };
                 let mut away = None;
                 if let Some((target, state)) = receiver.and_then(|r| self.sessions.get(&r).map(|s| (r, s))) {
@@ -324,10 +349,17 @@ impl Hub {
                     }
                     HubMetrics::add(&self.metrics.deliveries, 1);
                 }
-                let (seq, at, kind, text) = (record.seq, record.at, record.kind, record.text.clone());
-                Reply::Whispered { to, seq, at, kind, text, away }
+                let (seq, at, kind, text, meta) =
+                    (record.seq, record.at, record.kind, record.text.clone(), record.meta.clone());
+                Reply::Whispered { to, seq, at, kind, text, meta, away }
             }
         };
         self.reply(sender, req, Ok(reply));
     }
+}
+
+/// The user name and host of a message's sender, for its event: the hub records them on
+/// every message it accepts.
+fn sender_of(record: &Record) -> Arc<Userhost> {
+    record.userhost.clone().unwrap_or_else(Userhost::unknown)
 }

@@ -12,8 +12,8 @@ use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
 use crate::handle::SessionId;
-use crate::identity::Account;
-use crate::modes::Member;
+use crate::identity::{Account, Arrival, Userhost};
+use crate::modes::{Member, Visibility};
 use crate::name::{Nick, RoomName};
 use crate::outbox::{Outbox, Shared};
 use crate::room::Room;
@@ -34,20 +34,24 @@ impl Hub {
         &mut self,
         nick: &str,
         account: Option<Account>,
-        address: Option<IpAddr>,
+        arrival: Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
+        token: Option<String>,
     ) -> Result<SessionId, HubError> {
         if self.shutting_down {
             return Err(HubError::ShuttingDown);
         }
+        let Arrival { address, userhost, lobby } = arrival;
         let nick = self.nick_free(nick)?;
         let account_name = account.as_ref().map(|a| &a.name);
-        if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address) {
+        if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address, Some(&userhost)) {
             tracing::info!(%nick, ?address, "refused a banned client");
             return Err(HubError::ServerBanned { reason: ban.reason.clone() });
         }
-        self.may_enter_lobby(&nick, account_name, address)?;
+        if lobby {
+            self.may_enter_lobby(&nick, account_name, address, Some(&userhost))?;
+        }
         let id = SessionId(self.next_id);
         self.next_id += 1;
         let guest = self.next_guest();
@@ -63,6 +67,7 @@ impl Hub {
                 account,
                 guest,
                 address,
+                userhost,
                 away: None,
                 realname: None,
                 since: Utc::now(),
@@ -73,14 +78,19 @@ impl Hub {
             }),
         );
         self.max_users = self.max_users.max(self.sessions.len());
-        let lobby = self.lobby.clone();
-        self.enter(id, &lobby, true);
-        let members = self.members_on_entry(&lobby, id);
-        let history = self.recent(&lobby);
-        let topic = self.topic_of(&lobby);
+        let (room, members, history, topic) = if lobby {
+            let lobby = self.lobby.clone();
+            let room = self.enter(id, &lobby, true);
+            (Some(room), self.members_on_entry(&lobby, id), self.recent(&lobby), self.topic_of(&lobby))
+        } else {
+            (None, Vec::new(), Vec::new(), None)
+        };
         let max_text = self.limits.max_message_bytes;
         let stats = self.stats();
-        let welcome = Reply::Welcome { nick: nick.clone(), room: lobby, members, max_text, history, topic, stats };
+        let mut welcome = Reply::Welcome { nick: nick.clone(), room, members, max_text, history, topic, stats };
+        if let Some(token) = token {
+            welcome = Reply::Remembered { reply: Box::new(welcome), token };
+        }
         if outbox.deliver(&Event::Reply { req, result: Ok(welcome) }).is_err() {
             self.overflowed.push(id);
         }
@@ -91,16 +101,18 @@ impl Hub {
         Ok(id)
     }
 
-    /// Every session enters the lobby on connecting, so a ban there keeps out whoever
-    /// it covers, as joining would.
+    /// A session that starts in the lobby is kept out by a ban there, as joining would
+    /// keep it out (one that starts elsewhere meets the ban when it joins the lobby;
+    /// server bans are their own check).
     pub(super) fn may_enter_lobby(
         &self,
         nick: &Nick,
         account: Option<&Nick>,
         address: Option<IpAddr>,
+        userhost: Option<&Userhost>,
     ) -> Result<(), HubError> {
         let charter = self.charters.get(&self.lobby);
-        match charter.and_then(|c| c.restriction(Utc::now(), true, nick, account, address)) {
+        match charter.and_then(|c| c.restriction(Utc::now(), true, nick, account, address, userhost)) {
             Some(ban) => Err(HubError::Banned { room: self.lobby.to_string(), reason: ban.reason.clone() }),
             None => Ok(()),
         }
@@ -122,7 +134,7 @@ impl Hub {
             self.open_room(id, name);
         }
         let state = self.sessions.get(&id).unwrap_or_else(|| unreachable!("entering session exists"));
-        let (nick, outbox) = (state.nick.clone(), state.outbox.clone());
+        let (nick, outbox, userhost) = (state.nick.clone(), state.outbox.clone(), state.userhost.clone());
         let (account, realname) = (state.account_name().cloned(), state.realname.clone());
         // The room as its charter spells it (see `open_room`), not as this member typed it.
         let spelled = self.charters.get(name).map_or_else(|| name.clone(), |c| c.name.clone());
@@ -132,8 +144,15 @@ impl Hub {
             room.add(id, outbox);
             if room.len() <= self.limits.announce_up_to {
                 let at = Utc::now();
-                let joined =
-                    Shared::new(Event::Joined { room: room_name.clone(), nick, at, arrival, account, realname });
+                let joined = Shared::new(Event::Joined {
+                    room: room_name.clone(),
+                    nick,
+                    at,
+                    arrival,
+                    account,
+                    realname,
+                    userhost,
+                });
                 room.broadcast(&joined, Some(id), &mut self.overflowed);
             }
         }
@@ -150,7 +169,7 @@ impl Hub {
     pub(super) fn leave(
         &mut self,
         id: SessionId,
-        nick: &Nick,
+        (nick, userhost): (&Nick, &Arc<Userhost>),
         name: &RoomName,
         reason: LeaveReason,
         detail: Option<&Arc<str>>,
@@ -177,6 +196,8 @@ impl Hub {
                 by: None,
                 detail: detail.cloned(),
                 again,
+                userhost: userhost.clone(),
+                by_userhost: None,
             })
         };
         match told {
@@ -211,17 +232,17 @@ impl Hub {
             let state = self.state_mut(id);
             let others: Vec<RoomName> = state.rooms.iter().filter(|r| **r != name).cloned().collect();
             state.rooms.retain(|r| *r == name);
-            let nick = state.nick.clone();
+            let (nick, userhost) = (state.nick.clone(), state.userhost.clone());
             for other in others {
-                self.leave(id, &nick, &other, LeaveReason::Part, None, None);
+                self.leave(id, (&nick, &userhost), &other, LeaveReason::Part, None, None);
             }
         }
         let members = self.members_on_entry(&name, id);
         let history = self.recent(&name);
         let topic = self.topic_of(&name);
         let read = self.marker(id, &Self::room_key(&name));
-        let secret = self.is_secret(&name);
-        Ok(Reply::Joined { room, members, history, topic, read, secret })
+        let visibility = self.visibility(&name);
+        Ok(Reply::Joined { room, members, history, topic, read, visibility })
     }
 
     pub(super) fn part(
@@ -233,9 +254,9 @@ impl Hub {
         let name = self.target_room(id, room)?;
         let state = self.state_mut(id);
         state.rooms.retain(|r| *r != name);
-        let nick = state.nick.clone();
+        let (nick, userhost) = (state.nick.clone(), state.userhost.clone());
         let reason = reason.map(|r| Arc::from(shorten(&r, MAX_REASON)));
-        self.leave(id, &nick, &name, LeaveReason::Part, reason.as_ref(), None);
+        self.leave(id, (&nick, &userhost), &name, LeaveReason::Part, reason.as_ref(), None);
         Ok(Reply::Parted { room: name })
     }
 
@@ -261,12 +282,12 @@ impl Hub {
     pub(crate) fn change_nick(&mut self, id: SessionId, new: Nick, tell_self: bool) {
         let state = self.state_mut(id);
         let old = std::mem::replace(&mut state.nick, new.clone());
-        let rooms = state.rooms.clone();
+        let (rooms, userhost) = (state.rooms.clone(), state.userhost.clone());
         self.nicks.remove(&old);
         self.release_nick(&old);
         self.nicks.insert(new.clone(), id);
         self.hold_nick(&new);
-        let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now() });
+        let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now(), userhost });
         self.tell_room_mates(id, &rooms, &changed, tell_self);
     }
 
@@ -301,29 +322,41 @@ impl Hub {
         match self.rooms.get(&name) {
             Some(room) if self.hidden_from(id, &name) => Err(HubError::NoSuchRoom(room.name.to_string())),
             Some(room) => {
-                Ok(Reply::Who { room: room.name.clone(), members: self.members(&name), secret: self.is_secret(&name) })
+                let visibility = self.visibility(&name);
+                Ok(Reply::Who { room: room.name.clone(), members: self.members(&name), visibility })
             }
             None => Err(HubError::NoSuchRoom(name.to_string())),
         }
     }
 
-    /// Whether `room` is secret and the session neither in it nor an administrator: then
-    /// the room does not exist, as far as the session can tell.
-    /// Whether `room` is secret (`+s`).
-    pub(crate) fn is_secret(&self, room: &RoomName) -> bool {
-        self.charters.get(room).is_some_and(|c| c.modes.secret)
+    /// How much of `room` those outside it see.
+    pub(crate) fn visibility(&self, room: &RoomName) -> Visibility {
+        self.charters.get(room).map_or(Visibility::Public, |c| Visibility::of(&c.modes))
     }
 
+    /// Whether the session is outside `room` and no administrator, and so sees only
+    /// what the room shows outsiders.
+    fn outside(&self, id: SessionId, room: &RoomName) -> bool {
+        !self.rooms.get(room).is_some_and(|r| r.contains(id)) && !self.is_admin(id)
+    }
+
+    /// Whether `room` is secret and the session neither in it nor an administrator: then
+    /// the room does not exist, as far as the session can tell.
     pub(crate) fn hidden_from(&self, id: SessionId, room: &RoomName) -> bool {
-        let secret = self.charters.get(room).is_some_and(|c| c.modes.secret);
-        secret && !self.rooms.get(room).is_some_and(|r| r.contains(id)) && !self.is_admin(id)
+        self.visibility(room) == Visibility::Secret && self.outside(id, room)
+    }
+
+    /// Whether lists (the room list, WHOIS) leave `room` out for the session: a secret
+    /// or private room it is not in.
+    pub(crate) fn unlisted_for(&self, id: SessionId, room: &RoomName) -> bool {
+        self.visibility(room) != Visibility::Public && self.outside(id, room)
     }
 
     pub(super) fn rooms(&self, id: SessionId) -> Reply {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .values()
-            .filter(|room| !self.hidden_from(id, &room.name))
+            .filter(|room| !self.unlisted_for(id, &room.name))
             .map(|room| RoomSummary {
                 name: room.name.clone(),
                 members: room.len(),
@@ -378,6 +411,7 @@ impl Hub {
             realname: state.realname.clone(),
             account: state.account_name().cloned(),
             idle_secs: state.active.elapsed().as_secs(),
+            userhost: state.userhost.clone(),
         })
     }
 
@@ -399,13 +433,14 @@ impl Hub {
         detail: Option<Arc<str>>,
     ) -> Option<Box<SessionState>> {
         let state = self.sessions.remove(&id)?;
+        self.session_tokens.remove(&id);
         self.nicks.remove(&state.nick);
         self.release_nick(&state.nick);
         // One departure from every room: each member hears of it once as news (IRC
         // shows one QUIT), as `tell_room_mates` tells a nick change once.
         let mut told = HashSet::new();
         for room in &state.rooms {
-            self.leave(id, &state.nick, room, reason, detail.as_ref(), Some(&mut told));
+            self.leave(id, (&state.nick, &state.userhost), room, reason, detail.as_ref(), Some(&mut told));
         }
         tracing::debug!(session = id.0, "session removed");
         Some(state)

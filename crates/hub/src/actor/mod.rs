@@ -47,6 +47,8 @@ mod pacing;
 mod people;
 mod reads;
 mod rooms;
+mod signals;
+mod tokens;
 
 pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
 use delivery::Unstored;
@@ -110,6 +112,8 @@ pub struct Limits {
     pub max_rooms_per_account: usize,
     /// History pages and searches read at once (on the blocking pool); more wait.
     pub max_reads: usize,
+    /// How long a resume token lasts unused.
+    pub token_idle: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -127,6 +131,7 @@ impl Default for Limits {
             max_server_bans: 10_000,
             max_rooms_per_account: 10,
             max_reads: 8,
+            token_idle: crate::tokens::DEFAULT_TOKEN_IDLE,
         }
     }
 }
@@ -143,6 +148,8 @@ pub(crate) struct SessionState {
     pub(crate) guest: GuestId,
     /// The client's address, for bans, pacing and quotas.
     pub(crate) address: Option<IpAddr>,
+    /// Its user name and host, put in every event it is the source of.
+    pub(crate) userhost: Arc<crate::identity::Userhost>,
     /// Its away message, while away.
     pub(crate) away: Option<Arc<str>>,
     /// What its client says about its user (IRC's real name).
@@ -180,6 +187,8 @@ pub(crate) enum Completion {
         session: SessionId,
         req: RequestId,
         result: Result<Option<Account>, StoreError>,
+        /// The resume token issued with it, when asked for.
+        token: Option<(String, u64)>,
     },
     Verified {
         session: SessionId,
@@ -187,6 +196,7 @@ pub(crate) enum Completion {
         name: Nick,
         address: Option<IpAddr>,
         result: Result<Verdict, StoreError>,
+        token: Option<(String, u64)>,
     },
     PasswordSet {
         session: SessionId,
@@ -257,16 +267,48 @@ pub(crate) enum Completion {
     /// A `hello` with a password, checked.
     Admitted {
         name: Nick,
-        address: Option<IpAddr>,
+        arrival: crate::identity::Arrival,
         req: RequestId,
         outbox: Arc<Outbox>,
         done: Option<oneshot::Sender<Result<SessionId, HubError>>>,
         result: Result<Verdict, StoreError>,
+        token: Option<(String, u64)>,
+    },
+    /// A resume token looked up.
+    TokenChecked {
+        address: Option<IpAddr>,
+        /// What the attempt is paced by.
+        key: String,
+        purpose: tokens::TokenPurpose,
+        result: Result<Option<crate::tokens::TokenUse>, StoreError>,
     },
     /// A history page or search finished (its answer is in the session's outbox).
     Read {
         session: SessionId,
+        req: RequestId,
     },
+}
+
+impl Completion {
+    /// The session whose request the work answers, if any.
+    fn session(&self) -> Option<SessionId> {
+        match self {
+            Completion::Registered { session, .. }
+            | Completion::Verified { session, .. }
+            | Completion::PasswordSet { session, .. }
+            | Completion::Unregistered { session, .. }
+            | Completion::Marked { session, .. }
+            | Completion::Deleted { session, .. }
+            | Completion::Moderated { session, .. }
+            | Completion::ModesSet { session, .. }
+            | Completion::Read { session, .. } => Some(*session),
+            Completion::CheckDone { .. }
+            | Completion::Admitted { .. }
+            | Completion::Checked { .. }
+            | Completion::GraceOver { .. }
+            | Completion::TokenChecked { .. } => None,
+        }
+    }
 }
 
 /// What a command comes to: an answer now, or one that will follow (the store's, a
@@ -308,6 +350,13 @@ pub(crate) struct Hub {
     pub(crate) unstored_by: HashMap<SessionId, usize>,
     /// Operations waiting for their session's messages to be stored (see `apply`).
     pub(crate) parked: HashMap<SessionId, VecDeque<Op>>,
+    /// The requests each session waits for an answer to from work off the hub task (a
+    /// store read or write, a password check): its later operations wait behind them,
+    /// so that a session's answers come in the order of its requests.
+    pub(crate) awaiting: HashMap<SessionId, Vec<RequestId>>,
+    /// The id of the last signal relayed: counted from the start's time in
+    /// microseconds, so that ids stay unique across restarts.
+    pub(crate) last_signal: u64,
     /// The seq of the last private message accepted, and of the last one stored.
     pub(crate) private_assigned: u64,
     pub(crate) private_committed: u64,
@@ -344,6 +393,8 @@ pub(crate) struct Hub {
     pub(crate) turns: pacing::Turns,
     /// History reads run this many at once.
     pub(crate) read_permits: Arc<tokio::sync::Semaphore>,
+    /// The resume token each session logged in with or was given, by token id.
+    pub(crate) session_tokens: HashMap<SessionId, u64>,
     /// The most sessions connected at once.
     pub(crate) max_users: usize,
     pub(crate) next_id: u64,
@@ -447,6 +498,8 @@ impl Hub {
             store_broken: false,
             unstored_by: HashMap::new(),
             parked: HashMap::new(),
+            awaiting: HashMap::new(),
+            last_signal: u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0),
             private_assigned: 0,
             private_committed: 0,
             last_guest: 0,
@@ -465,6 +518,7 @@ impl Hub {
             pacing: pacing::Pacing::default(),
             turns: pacing::Turns::default(),
             read_permits,
+            session_tokens: HashMap::new(),
             max_users: 0,
             next_id: 1,
             shutting_down: false,
@@ -543,7 +597,7 @@ impl Hub {
             return self.run(op);
         };
         let queued = self.parked.get(&session).is_some_and(|q| !q.is_empty());
-        if queued || (!is_message(&op) && self.unstored_by.contains_key(&session)) {
+        if queued || self.blocked(session, &op) {
             self.parked.entry(session).or_default().push_back(op);
             return;
         }
@@ -554,31 +608,63 @@ impl Hub {
     /// stored, until one of them is a message being stored again.
     pub(crate) fn resume(&mut self, session: SessionId) {
         while let Some(queue) = self.parked.get_mut(&session) {
-            let blocked = self.unstored_by.contains_key(&session) && !queue.front().is_some_and(is_message);
-            if blocked {
-                return;
-            }
             let Some(op) = queue.pop_front() else {
                 self.parked.remove(&session);
                 return;
             };
+            if self.blocked(session, &op) {
+                if let Some(queue) = self.parked.get_mut(&session) {
+                    queue.push_front(op);
+                }
+                return;
+            }
             self.run(op);
+        }
+    }
+
+    /// Whether `op` must wait: behind an answer the session awaits, or (unless it is a
+    /// message itself) behind the session's unstored messages.
+    fn blocked(&self, session: SessionId, op: &Op) -> bool {
+        self.awaiting.contains_key(&session) || (!is_message(op) && self.unstored_by.contains_key(&session))
+    }
+
+    /// The session's request `req` will be answered after work off the hub task.
+    fn await_answer(&mut self, session: SessionId, req: RequestId) {
+        self.awaiting.entry(session).or_default().push(req);
+    }
+
+    /// The session's request `req` is answered. (Its waiting operations go on when the
+    /// work that answered it is done: see `Hub::complete`.)
+    pub(crate) fn answered(&mut self, session: SessionId, req: RequestId) {
+        let Some(waiting) = self.awaiting.get_mut(&session) else { return };
+        let Some(at) = waiting.iter().position(|r| *r == req) else { return };
+        waiting.swap_remove(at);
+        if waiting.is_empty() {
+            self.awaiting.remove(&session);
         }
     }
 
     fn run(&mut self, op: Op) {
         match op {
-            Op::Connect { nick, login: Login::Password(password), address, req, outbox, done } => {
-                self.admit(nick, password, address, req, outbox, done);
+            Op::Connect { nick, login: Login::Password { password, remember }, arrival, req, outbox, done } => {
+                self.admit(nick, password, remember, arrival, req, outbox, done);
             }
-            Op::Connect { login: Login::Verified(verified), address, req, outbox, done, .. } => {
-                let result = self.log_in_connecting(verified.account, verified.admin, address, req, outbox);
+            Op::Connect { login: Login::Token(token), arrival, req, outbox, done, .. } => {
+                let address = arrival.address;
+                self.look_up_token(token, address, tokens::TokenPurpose::Connect { arrival, req, outbox, done });
+            }
+            Op::Connect { login: Login::Verified(verified), arrival, req, outbox, done, .. } => {
+                let result = self.log_in_connecting(verified.account, verified.admin, arrival, req, outbox, None);
                 self.answer_connect(result, done);
             }
-            Op::Connect { nick, login: Login::Guest, address, req, outbox, done } => {
-                let result = self.connect(&nick, None, address, req, outbox);
+            Op::Connect { nick, login: Login::Guest, arrival, req, outbox, done } => {
+                let result = self.connect(&nick, None, arrival, req, outbox, None);
                 self.answer_connect(result, done);
             }
+            Op::Token { token, address, done } => {
+                self.look_up_token(token, address, tokens::TokenPurpose::Check { done });
+            }
+            Op::RevokeToken { account, token, done } => self.revoke_held(account, token, done),
             Op::Verify { name, password, address, done } => self.verify_only(name, password, address, done),
             Op::NickFree { nick, done } => {
                 let _ = done.send(self.nick_free(&nick).map(drop));
@@ -662,11 +748,21 @@ impl Hub {
             self.quit(id, req, reason);
             return;
         }
+        // Awaited until answered: an answer given now, or in the same operation, ends
+        // the wait at once; one that comes later from off the hub task, when it comes.
+        let message = matches!(command, Command::Say { .. } | Command::Whisper { .. });
+        if !message {
+            self.await_answer(id, req);
+        }
         let answer = match command {
             Command::Join { room, exclusive, key } => self.join(id, &room, exclusive, key.as_deref()).map(Answer::from),
             Command::Part { room, reason } => self.part(id, room.as_deref(), reason).map(Answer::from),
-            Command::Say { room, kind, text } => self.say(id, req, room.as_deref(), kind, text),
-            Command::Whisper { to, kind, text } => self.whisper(id, req, &to, kind, text),
+            Command::Say { room, kind, text, meta } => self.say(id, req, room.as_deref(), kind, text, meta),
+            Command::Whisper { to, kind, text, meta } => self.whisper(id, req, &to, kind, text, meta),
+            Command::Signal { target, signal, tags } => self.signal(id, target, signal, tags).map(Answer::from),
+            Command::SayTo { room, audience, kind, text } => {
+                self.say_to(id, &room, audience, kind, text).map(Answer::from)
+            }
             Command::Conversation { with, cursor, limit } => self.conversation(id, req, &with, cursor, limit),
             Command::History { room, cursor, limit } => self.history(id, req, room.as_deref(), cursor, limit),
             Command::Search { query } => self.search(id, req, &query),
@@ -678,8 +774,18 @@ impl Hub {
             Command::ServerModerate { action } => self.moderate_server(id, req, action),
             Command::ServerBans => self.list_server_bans(id).map(Answer::from),
             Command::Audit { limit } => self.audit(id, req, limit),
-            Command::Register { password } => self.register(id, req, password),
-            Command::Login { name, password } => self.login(id, req, name, password),
+            Command::Register { password } => self.register(id, req, password, None),
+            Command::Login { name, password } => self.login(id, req, name, password, None),
+            Command::Remember { command, description } => {
+                let description = crate::tokens::clean_description(&description);
+                match *command {
+                    Command::Register { password } => self.register(id, req, password, Some(description)),
+                    Command::Login { name, password } => self.login(id, req, name, password, Some(description)),
+                    _ => Err(HubError::NotRememberable),
+                }
+            }
+            Command::Sessions => self.list_sessions(id, req),
+            Command::RevokeSession { id: token } => self.revoke_session(id, req, token),
             Command::Password { old, new } => self.change_password(id, req, old, new),
             Command::Unregister { password } => self.unregister(id, req, password),
             Command::Nick { nick } => self.rename(id, &nick).map(Answer::from),
@@ -715,6 +821,7 @@ impl Hub {
                 self.overflowed.push(id);
             }
         }
+        self.answered(id, req);
     }
 
     /// Delivers `event` to one session, noting an overflow.

@@ -45,7 +45,7 @@ impl Hub {
     pub(crate) fn restricted(&self, id: SessionId, room: &RoomName, ban: bool) -> Option<&Restriction> {
         let state = self.sessions.get(&id)?;
         let charter = self.charters.get(room)?;
-        charter.restriction(Utc::now(), ban, &state.nick, state.account_name(), state.address)
+        charter.restriction(Utc::now(), ban, &state.nick, state.account_name(), state.address, Some(&state.userhost))
     }
 
     /// A room operator's or admin's action: checked here, written by the store (on the
@@ -184,6 +184,8 @@ impl Hub {
                     mask: mask(&text)?,
                     until: until(now, duration)?,
                     reason: reason.map(|r| shorten(&r, MAX_REASON)),
+                    set_by: Some(self.state(id).nick.clone()),
+                    set_at: Some(now),
                 };
                 self.room_has_space(room, &restriction, now)?;
                 Changed::Restricted(restriction)
@@ -196,6 +198,8 @@ impl Hub {
                     mask: mask(&nick)?,
                     until: until(now, duration)?,
                     reason: None,
+                    set_by: Some(self.state(id).nick.clone()),
+                    set_at: Some(now),
                 };
                 self.room_has_space(room, &restriction, now)?;
                 Changed::Restricted(restriction)
@@ -484,7 +488,7 @@ impl Hub {
                 let covered: Vec<SessionId> = self
                     .sessions
                     .iter()
-                    .filter(|(_, s)| ban.applies(now, &s.nick, s.account_name(), s.address))
+                    .filter(|(_, s)| ban.applies(now, &s.nick, s.account_name(), s.address, Some(&s.userhost)))
                     .map(|(id, _)| *id)
                     .collect();
                 let reason = ban.reason.clone();
@@ -517,8 +521,14 @@ impl Hub {
             charter.topic = (!text.is_empty()).then(|| Topic { text: text.to_owned(), by: actor.clone(), at });
         }
         if let Some(members) = self.rooms.get(room) {
-            let event =
-                Shared::new(Event::Topic { room: members.name.clone(), by: by.clone(), at, text: Arc::from(text) });
+            let userhost = self.userhost_named(by);
+            let event = Shared::new(Event::Topic {
+                room: members.name.clone(),
+                by: by.clone(),
+                at,
+                text: Arc::from(text),
+                userhost,
+            });
             members.broadcast(&event, None, &mut self.overflowed);
         }
     }
@@ -539,7 +549,9 @@ impl Hub {
     /// Tells everyone in `room` of a moderator's change.
     fn room_event(&mut self, room: &RoomName, by: &Nick, at: Timestamp, what: RoomChange) {
         if let Some(members) = self.rooms.get(room) {
-            let event = Shared::new(Event::Moderated { room: members.name.clone(), by: by.clone(), at, what });
+            let userhost = self.userhost_named(by);
+            let event =
+                Shared::new(Event::Moderated { room: members.name.clone(), by: by.clone(), at, what, userhost });
             members.broadcast(&event, None, &mut self.overflowed);
         }
     }
@@ -564,6 +576,8 @@ impl Hub {
             by: Some(by.clone()),
             detail: detail.map(Arc::from),
             again: false,
+            userhost: self.userhost_named(nick),
+            by_userhost: Some(self.userhost_named(by)),
         });
         members.broadcast(&left, None, &mut self.overflowed);
         if let Some(state) = self.sessions.get_mut(&target) {

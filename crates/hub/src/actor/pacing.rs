@@ -249,7 +249,9 @@ mod tests {
     #[test]
     fn networks_take_turns_and_each_runs_one_check_at_a_time() {
         let mut turns = Turns::default();
-        let check = || -> Check { Box::new(|| Completion::Read { session: crate::handle::SessionId(0) }) };
+        let check = || -> Check {
+            Box::new(|| Completion::Read { session: crate::handle::SessionId(0), req: crate::command::RequestId(0) })
+        };
         let (a, b) = (address("10.0.0.1"), address("10.0.0.2"));
         for _ in 0..5 {
             assert!(turns.queue(a, check()));

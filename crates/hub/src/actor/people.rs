@@ -17,8 +17,8 @@ impl Hub {
         let state = self.state_mut(id);
         let away = text.is_some();
         state.away = text.clone();
-        let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
-        let event = Shared::new(Event::Away { nick, text });
+        let (nick, rooms, userhost) = (state.nick.clone(), state.rooms.clone(), state.userhost.clone());
+        let event = Shared::new(Event::Away { nick, text, userhost });
         self.tell_room_mates(id, &rooms, &event, false);
         Reply::Away { away }
     }
@@ -32,7 +32,7 @@ impl Hub {
         let rooms = state
             .rooms
             .iter()
-            .filter(|name| !self.hidden_from(id, name))
+            .filter(|name| !self.unlisted_for(id, name))
             .map(|name| {
                 let voiced = self.rooms.get(name).is_some_and(|room| room.voiced.contains(&target));
                 (name.clone(), self.is_op(target, name), voiced)
@@ -48,6 +48,7 @@ impl Hub {
             away: state.away.clone(),
             admin: self.is_admin(target),
             address: if target == id || asker_admin { state.address } else { None },
+            userhost: state.userhost.clone(),
         })))
     }
 
@@ -58,8 +59,8 @@ impl Hub {
         let state = self.state_mut(id);
         let before = state.realname.replace(realname.clone());
         if before.is_some_and(|before| before != realname) {
-            let (nick, rooms) = (state.nick.clone(), state.rooms.clone());
-            let event = Shared::new(Event::Realname { nick, realname });
+            let (nick, rooms, userhost) = (state.nick.clone(), state.rooms.clone(), state.userhost.clone());
+            let event = Shared::new(Event::Realname { nick, realname, userhost });
             self.tell_room_mates(id, &rooms, &event, false);
         }
         Reply::Described

@@ -20,7 +20,7 @@ use crate::store::StoreError;
 
 /// History reads one session may have waiting or running; more are refused as busy.
 /// (A client catching up after a reconnect asks for a few rooms at once.)
-const READS_PER_SESSION: usize = 4;
+pub(super) const READS_PER_SESSION: usize = 4;
 
 impl Hub {
     /// Answers `req` with what `read` finds in the store, read on the blocking pool once
@@ -51,17 +51,18 @@ impl Hub {
                 };
                 let _ = outbox.deliver(&Event::Reply { req, result });
             }
-            let _ = completions.send(Completion::Read { session: id });
+            let _ = completions.send(Completion::Read { session: id, req });
         });
         Ok(Answer::Later)
     }
 
     /// A read finished: the session may read again.
-    pub(super) fn read_done(&mut self, id: SessionId) {
+    pub(super) fn read_done(&mut self, id: SessionId, req: RequestId) {
         self.reading = self.reading.saturating_sub(1);
         if let Some(state) = self.sessions.get_mut(&id) {
             state.reads = state.reads.saturating_sub(1);
         }
+        self.answered(id, req);
     }
 
     /// The party `name` stands for in a conversation: the account of that name (whether

@@ -3,6 +3,8 @@
 //! checked where they apply, for every gateway: joining (`may_enter`) and speaking
 //! (`may_speak`). Changing a registered room's settings is durable before it applies.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
 use super::{Answer, Completion, Hub};
@@ -11,6 +13,7 @@ use crate::command::RequestId;
 use crate::error::{HubError, ModeProblem};
 use crate::event::{Event, Reply, Timestamp};
 use crate::handle::SessionId;
+use crate::identity::Userhost;
 use crate::moderation::{Change, Changed, Restriction};
 use crate::modes::{ModeChange, RoomMode, RoomModes};
 use crate::name::{Nick, RoomName};
@@ -162,6 +165,7 @@ impl Hub {
                 }
                 RoomMode::Moderated => std::mem::replace(&mut modes.moderated, change.set) != change.set,
                 RoomMode::Secret => std::mem::replace(&mut modes.secret, change.set) != change.set,
+                RoomMode::Private => std::mem::replace(&mut modes.private, change.set) != change.set,
                 RoomMode::TopicLocked => std::mem::replace(&mut modes.topic_locked, change.set) != change.set,
                 RoomMode::InviteOnly => std::mem::replace(&mut modes.invite_only, change.set) != change.set,
                 RoomMode::Key(key) => {
@@ -259,8 +263,14 @@ impl Hub {
         if !applied.is_empty() {
             let by = self.sessions.get(&id).map(|s| s.nick.clone()).unwrap_or_else(|| self.actor_name(id));
             if let Some(members) = self.rooms.get(name) {
-                let event =
-                    Shared::new(Event::Mode { room: members.name.clone(), by, at: Utc::now(), changes: applied });
+                let userhost = self.userhost_named(&by);
+                let event = Shared::new(Event::Mode {
+                    room: members.name.clone(),
+                    by,
+                    at: Utc::now(),
+                    changes: applied,
+                    userhost,
+                });
                 members.broadcast(&event, None, &mut self.overflowed);
             }
         }
@@ -285,9 +295,12 @@ impl Hub {
     /// The bans in force in a room, for its members; addresses only for those who
     /// moderate it.
     pub(super) fn bans(&self, id: SessionId, room: &str) -> Result<Reply, HubError> {
+        // Anyone may read a room's ban list, as on IRC servers (a banned user may see
+        // why), unless the room is secret to them; address bans are for its moderators.
         let name = self.joined_room(id, room).or_else(|e| {
             let name = RoomName::parse(room, self.limits.max_room_len)?;
-            if self.is_admin(id) {
+            let exists = self.rooms.contains_key(&name) || self.charters.contains_key(&name);
+            if self.is_admin(id) || (exists && !self.hidden_from(id, &name)) {
                 Ok(name)
             } else {
                 Err(e)
@@ -323,10 +336,10 @@ impl Hub {
         }
         room.invited.insert(target);
         let others: Vec<SessionId> = room.member_ids().filter(|member| *member != id).collect();
-        let by = self.state(id).nick.clone();
+        let (by, userhost) = (self.state(id).nick.clone(), self.state(id).userhost.clone());
         let at = Utc::now();
-        self.tell(target, &Event::Invited { room: name.clone(), by: by.clone(), at });
-        let sent = Event::InviteSent { room: name.clone(), by, nick: nick.clone(), at };
+        self.tell(target, &Event::Invited { room: name.clone(), by: by.clone(), at, userhost: userhost.clone() });
+        let sent = Event::InviteSent { room: name.clone(), by, nick: nick.clone(), at, userhost };
         for member in others {
             if !invite_only || self.may_moderate(member, &name) {
                 self.tell(member, &sent);
@@ -369,6 +382,13 @@ impl Hub {
     }
 
     /// The name the audit log gives the session: its account's, else its nick.
+    /// The user name and host of the session named `nick`, for an event it is the
+    /// source of; an actor no longer here (a moderation finishing after it left) shows
+    /// [`Userhost::unknown`].
+    pub(crate) fn userhost_named(&self, nick: &Nick) -> Arc<Userhost> {
+        self.nicks.get(nick).and_then(|id| self.sessions.get(id)).map_or_else(Userhost::unknown, |s| s.userhost.clone())
+    }
+
     pub(crate) fn actor_name(&self, id: SessionId) -> Nick {
         self.sessions.get(&id).map_or_else(
             || Nick::parse("server", usize::MAX).unwrap_or_else(|_| unreachable!("a valid nick")),

@@ -8,6 +8,7 @@
 //! parley.db       the database, one consistent snapshot (SQLite's VACUUM INTO)
 //! files/...       the shared files: contents and shares, not uploads in progress
 //! tls/...         the generated certificate and its key, when the server made them
+//! keys/...        the key of users' host cloaks, so a restored server cloaks alike
 //! ```
 //!
 //! The database is copied first and the files after: a file reaches the file store
@@ -99,7 +100,7 @@ fn take(data_dir: &Path, dest: &Path) -> anyhow::Result<(Manifest, u64)> {
     }
     let mut files = BTreeMap::new();
     files.insert(parley_store::DB_FILE.to_owned(), hash_file(&copy)?);
-    for dir in ["files", "tls"] {
+    for dir in ["files", "tls", "keys"] {
         copy_tree(&data_dir.join(dir), dest, Path::new(dir), &mut files)?;
     }
     let manifest = Manifest {

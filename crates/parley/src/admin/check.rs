@@ -142,6 +142,11 @@ fn read_file_store(root: &Path) -> anyhow::Result<FileStore> {
                 for content in std::fs::read_dir(dir.path())? {
                     let content = content?;
                     let named = format!("{name}{}", content.file_name().to_string_lossy());
+                    // A thumbnail cached beside its file (`….thumb.png`): a preview, not
+                    // content, and made again when missing.
+                    if named.contains(".thumb.") {
+                        continue;
+                    }
                     let got =
                         hash_file(&content.path()).with_context(|| format!("reading {}", content.path().display()))?;
                     if got.sha256 != named {

@@ -78,8 +78,17 @@ pub(super) fn event_lines(event: &Event, current: Option<&str>) -> Vec<String> {
         }
         Event::Left { nick, ts, detail: None, .. } => vec![format!("[{}] {nick} has left the chat.", clock(ts))],
         Event::NickChanged { old, new, ts } => vec![format!("[{}] {old} is now known as {new}.", clock(ts))],
-        // The plain client keeps no unread counts.
-        Event::Marker { .. } => Vec::new(),
+        // The plain client keeps no unread counts, and has no status line for typing.
+        Event::Marker { .. } | Event::Typing { .. } => Vec::new(),
+        Event::Reaction { room, seq, from, reaction, removed } => {
+            let what = if *removed { "took back" } else { "reacted" };
+            let place = room.as_deref().map(tag).unwrap_or_default();
+            vec![format!(
+                "[{}] {place}*** {from} {what} {} on message #{seq}",
+                clock(&chrono::Utc::now()),
+                clean(reaction)
+            )]
+        }
         Event::Deleted { room, seq, by, author, said, ts, reason } => {
             let whose = if by == author { "their".to_owned() } else { format!("{author}'s") };
             let why = reason.as_deref().map(|r| format!(": {}", clean(r))).unwrap_or_default();

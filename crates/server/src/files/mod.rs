@@ -16,6 +16,7 @@
 //! out, so nobody can ever read a partial file. Nothing here holds a file's bytes in
 //! memory: uploads stream to the temporary file, downloads read one piece at a time.
 
+pub(crate) mod thumbnail;
 mod upload;
 
 use std::collections::HashMap;
@@ -229,7 +230,9 @@ impl FileStore {
             for file in std::fs::read_dir(dir.path())? {
                 let file = file?;
                 let hash = format!("{name}{}", file.file_name().to_string_lossy());
-                if !referenced.contains(&hash) {
+                // A thumbnail goes with its file.
+                let hash = hash.strip_suffix(thumbnail::SUFFIX).unwrap_or(&hash);
+                if !referenced.contains(hash) {
                     std::fs::remove_file(file.path())?;
                 }
             }

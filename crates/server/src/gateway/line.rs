@@ -114,9 +114,9 @@ impl Protocol for Line {
         }
         turn.pace().await?;
         let command = match input {
-            Input::Say(text) => Command::Say { room: None, kind: Kind::Text, text },
-            Input::Me(text) => Command::Say { room: None, kind: Kind::Action, text },
-            Input::Msg { to, text } => Command::Whisper { to, kind: Kind::Text, text },
+            Input::Say(text) => Command::Say { room: None, kind: Kind::Text, text, meta: Default::default() },
+            Input::Me(text) => Command::Say { room: None, kind: Kind::Action, text, meta: Default::default() },
+            Input::Msg { to, text } => Command::Whisper { to, kind: Kind::Text, text, meta: Default::default() },
             Input::Away(text) => Command::Away { text },
             Input::Whois(nick) => Command::Whois { nick },
             Input::Invite(nick) => Command::Invite { nick, room: None },
@@ -159,6 +159,8 @@ impl Protocol for Line {
             Input::Register(password) => Command::Register { password },
             Input::Login { name, password } => Command::Login { name, password },
             Input::Password { old, new } => Command::Password { old, new },
+            Input::Sessions => Command::Sessions,
+            Input::RevokeSession(id) => Command::RevokeSession { id },
             Input::Conversation { with, n } => {
                 Command::Conversation { with, cursor: Cursor::Latest, limit: n.unwrap_or(DEFAULT_HISTORY_LINES) }
             }
@@ -255,18 +257,31 @@ impl Wire for LineWire {
                 }
             }
             Event::Notice { at, notice } => notice_lines(at, &words::notice(notice), &mut line),
-            Event::Mode { room, by, at, changes } => {
+            Event::Mode { room, by, at, changes, .. } => {
                 notice_lines(at, &words::modes_changed(by, room, changes), &mut line);
             }
-            Event::Moderated { room, by, at, what } => notice_lines(at, &words::room_change(by, room, what), &mut line),
-            Event::Topic { room, by, at, text } => notice_lines(at, &words::topic_change(by, room, text), &mut line),
+            Event::Moderated { room, by, at, what, .. } => {
+                notice_lines(at, &words::room_change(by, room, what), &mut line)
+            }
+            Event::Topic { room, by, at, text, .. } => {
+                notice_lines(at, &words::topic_change(by, room, text), &mut line)
+            }
             // Line users have no unread counts to clear.
             Event::Marker { .. } => {}
-            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+            Event::SaidTo { room, audience, from, at, kind, text, .. } => {
+                let to = words::audience(room, *audience);
+                for part in text_lines(text) {
+                    let _ = writeln!(line, "[{}] [to {to}] {}", clock(at), said(from, *kind, &part));
+                }
+            }
+            // Typing, reactions and client tags are for clients that show them beside
+            // the messages; a line terminal has nowhere to put them.
+            Event::Signal { .. } => {}
+            Event::Deleted { room, seq, by, author, said_at, at, reason, .. } => {
                 let text = words::deleted(by, author, said_at, reason.as_deref().map(one_line).as_deref());
                 notice_lines(at, &format!("{text} (#{seq} in {room})"), &mut line);
             }
-            Event::Invited { room, by, at } => {
+            Event::Invited { room, by, at, .. } => {
                 let _ = writeln!(line, "[{}] *** {by} invites you to {room}: /join {room}", clock(at));
             }
             // Line users see who is away when they ask (/whois), not every change.
@@ -300,7 +315,7 @@ impl Wire for LineWire {
                     let _ = writeln!(line, "[{}] {nick} has left the chat.", clock(at));
                 }
             },
-            Event::NickChanged { old, new, at } => {
+            Event::NickChanged { old, new, at, .. } => {
                 let _ = writeln!(line, "[{}] {old} is now known as {new}.", clock(at));
             }
             Event::Shutdown { at, message } => {
@@ -330,7 +345,9 @@ fn reply_lines(reply: &Reply, line: &mut String) {
             if let Some((topic, _, _)) = topic {
                 let _ = writeln!(line, "[{now}] Topic: {}", one_line(topic));
             }
-            history_lines(room, history, line);
+            if let Some(room) = room {
+                history_lines(room, history, line);
+            }
             Ok(())
         }
         Reply::Joined { room, members, history, topic, .. } => {
@@ -356,7 +373,11 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::Parted { room } => writeln!(line, "[{now}] You left {room}. Use /join ROOM to enter a room."),
         // Line users neither mark nor ask for targets.
-        Reply::Said { .. } | Reply::Marker { .. } | Reply::Targets(_) => Ok(()),
+        Reply::Said { .. }
+        | Reply::Signalled { .. }
+        | Reply::ToldSome { .. }
+        | Reply::Marker { .. }
+        | Reply::Targets(_) => Ok(()),
         Reply::Deleted { room, seq, author, said_at, .. } => {
             let said = said_at.with_timezone(&Local).format("%H:%M:%S");
             writeln!(line, "[{now}] *** You deleted {author}'s message #{seq} of {said} in {room}.")
@@ -454,6 +475,30 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         }
         Reply::LoggedIn { account, .. } => writeln!(line, "[{now}] You are logged in as {account}."),
         Reply::PasswordChanged => writeln!(line, "[{now}] Your password is changed."),
+        Reply::Remembered { reply, .. } => {
+            reply_lines(reply, line);
+            Ok(())
+        }
+        Reply::Sessions(sessions) if sessions.is_empty() => {
+            writeln!(line, "Your account stays logged in nowhere: no client holds a session token.")
+        }
+        Reply::Sessions(sessions) => {
+            let _ = writeln!(line, "--- Where your account stays logged in, most recent first: ---");
+            for session in sessions {
+                let token = &session.token;
+                let _ = writeln!(
+                    line,
+                    "{:>4}{} used {}, since {}: {}",
+                    token.id,
+                    if session.current { " (this one)" } else { "" },
+                    token.last_used.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                    token.created.with_timezone(&Local).format("%Y-%m-%d"),
+                    one_line(&token.description)
+                );
+            }
+            writeln!(line, "--- /sessions revoke ID logs one out ---")
+        }
+        Reply::Revoked { id } => writeln!(line, "[{now}] Session {id} is revoked: it no longer logs anyone in."),
         Reply::Unregistered { account } => {
             writeln!(line, "[{now}] The account {account} is deleted, with your private messages; you are a guest now.")
         }
@@ -541,6 +586,9 @@ fn describe_modes(modes: &parley_hub::RoomModes) -> String {
     }
     if modes.secret {
         parts.push("secret".to_owned());
+    }
+    if modes.private {
+        parts.push("private".to_owned());
     }
     if modes.invite_only {
         parts.push("invite-only".to_owned());

@@ -29,7 +29,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Admit, Batch, Command, HubError, Outbox, RequestId, Session, Throttle, Verified, Wire};
+use parley_hub::{
+    Admit, Arrival, Batch, Command, HubError, Login, Outbox, RequestId, Session, Throttle, Verified, Wire,
+};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -189,6 +191,11 @@ pub(crate) enum Connect {
     Nick { nick: String, password: Option<String>, req: RequestId },
     /// An account already verified (SASL).
     Verified { verified: Verified, req: RequestId },
+    /// A nick and its account's password, with a resume token issued with the welcome,
+    /// described by `description`.
+    Remembered { nick: String, password: String, description: String, req: RequestId },
+    /// A resume token, for its account.
+    Token { token: String, req: RequestId },
 }
 
 /// One protocol, driven by [`serve`]: what is said and how, never when.
@@ -205,6 +212,9 @@ pub(crate) trait Protocol: Send + Sized {
     /// Whether the driver pings an idle session ([`Protocol::ping`]) and ends one that
     /// does not answer.
     const PINGS: bool;
+    /// Whether a new session starts in the lobby (the line protocol's room) or in no
+    /// room, choosing its own (IRC).
+    const LOBBY: bool = true;
 
     /// A new connection's state, before anything is read.
     fn new(peer: SocketAddr, shared: &Shared) -> Self;
@@ -250,9 +260,15 @@ pub(crate) trait Protocol: Send + Sized {
     /// words it into `out`; true when the dialogue goes on, false when it ends here.
     fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool;
 
-    /// A command to send the hub as soon as the session exists.
-    fn registered(&mut self) -> Option<(RequestId, Command)> {
+    /// The user name the client gave, if its protocol has one (IRC's `USER`); others
+    /// get one made from their nick.
+    fn username(&self) -> Option<String> {
         None
+    }
+
+    /// Commands to send the hub as soon as the session exists, in order.
+    fn registered(&mut self) -> Vec<(RequestId, Command)> {
+        Vec::new()
     }
 
     /// One unit of a session's input: commands to the hub, or answers relayed through
@@ -348,7 +364,7 @@ where
             }
         };
         tracing::debug!(%peer, session = ?session.id(), "registered");
-        if let Some((req, command)) = protocol.registered() {
+        for (req, command) in protocol.registered() {
             let _ = Box::pin(session.send(req, command)).await;
         }
         let metrics = &shared.metrics;
@@ -466,17 +482,22 @@ where
         }
         if let Some(connect) = connect {
             let address = Some(peer.ip());
-            let connected = match connect {
+            let (nick, login, req) = match connect {
                 Connect::Nick { nick, password: Some(password), req } => {
-                    shared.hub.connect_as(&nick, password, address, req, outbox.clone()).await
+                    (nick, Login::Password { password, remember: None }, req)
                 }
-                Connect::Nick { nick, password: None, req } => {
-                    shared.hub.connect(&nick, address, req, outbox.clone()).await
+                Connect::Nick { nick, password: None, req } => (nick, Login::Guest, req),
+                Connect::Verified { verified, req } => (verified.account().to_string(), Login::Verified(verified), req),
+                Connect::Remembered { nick, password, description, req } => {
+                    let remember = Some(parley_hub::clean_description(&description));
+                    (nick, Login::Password { password, remember }, req)
                 }
-                Connect::Verified { verified, req } => {
-                    shared.hub.connect_verified(verified, address, req, outbox.clone()).await
-                }
+                // The account's name, which the token names, becomes the nick.
+                Connect::Token { token, req } => (String::new(), Login::Token(token), req),
             };
+            let user = protocol.username().unwrap_or_else(|| crate::hosts::username(&nick));
+            let arrival = Arrival { address, userhost: shared.hosts.userhost(&user, address), lobby: P::LOBBY };
+            let connected = shared.hub.arrive(&nick, login, arrival, req, outbox.clone()).await;
             match connected {
                 Ok(session) => return Ok(session),
                 Err(HubError::ShuttingDown) => {

@@ -2,18 +2,20 @@
 //! by exactly one `result` or `error`, and server events with UTC timestamps and per-room
 //! sequence numbers. Specified in docs/PROTOCOL.md.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use parley_hub::{
-    Action, Command, Cursor, Event, HubError, Kind, LeaveReason, MarkTarget, Marked, Member, Record, Reply, RequestId,
-    ServerAction, Timestamp, Wire,
+    Action, ClientTags, Command, Cursor, Event, HubError, Kind, LeaveReason, MarkTarget, Marked, Member, Meta,
+    Reaction, Record, Reply, RequestId, ServerAction, Signal, Timestamp, Typing, Wire,
 };
 use parley_proto::msg::{
-    self, AuditEntry, ErrorCode, HistoryEntry, Request, RequestError, RoomInfo, SearchHit, ServerMsg, PROTOCOL_VERSION,
+    self, AuditEntry, ErrorCode, HistoryEntry, LoginOptions, Request, RequestError, RoomInfo, SearchHit, ServerMsg,
+    SessionEntry, PROTOCOL_VERSION,
 };
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
 
@@ -30,12 +32,30 @@ const CACHE_SLOT: usize = 1;
 /// Messages in a `history` page when the request names no limit.
 const DEFAULT_HISTORY_PAGE: usize = 50;
 
+/// What a WebSocket's upgrade request said that a native session uses: the session
+/// cookie (for a `hello` with `resume`) and the user agent (for tokens' descriptions).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Upgrade {
+    /// The `parley_session` cookie's value.
+    pub(crate) cookie: Option<String>,
+    /// The `User-Agent` header.
+    pub(crate) user_agent: Option<String>,
+}
+
+tokio::task_local! {
+    /// Set by the HTTP gateway around a `/ws` session: what its upgrade request said.
+    pub(crate) static UPGRADE: Upgrade;
+}
+
 /// What one frame asks for, once checked.
 pub(crate) enum Inbound {
     Request {
         id: u64,
         request: Request,
         payload: Bytes,
+        /// The login options of a `hello`, `auth` or `register` (boxed: nearly always
+        /// absent).
+        options: Option<Box<LoginOptions>>,
     },
     /// A bad frame, already answered; the connection goes on.
     Answered(Bytes),
@@ -64,7 +84,13 @@ fn next_inbound(buf: &mut BytesMut, decoder: &mut FrameDecoder) -> Option<Inboun
 fn check(frame: &Frame) -> Inbound {
     let id = frame.envelope.id.unwrap_or(0);
     match Request::from_frame(frame) {
-        Ok(request) => Inbound::Request { id, request, payload: frame.payload.clone() },
+        Ok(request) => {
+            let options = matches!(request, Request::Hello { .. } | Request::Auth { .. } | Request::Register { .. })
+                .then(|| LoginOptions::from_frame(frame))
+                .filter(|options| *options != LoginOptions::default())
+                .map(Box::new);
+            Inbound::Request { id, request, payload: frame.payload.clone(), options }
+        }
         Err(e) => {
             let code = match e {
                 RequestError::MissingType | RequestError::UnknownType(_) => ErrorCode::UnknownType,
@@ -81,6 +107,10 @@ pub(crate) struct Native {
     transfers: Transfers,
     /// The id of the `hello` being answered, while registering.
     hello: u64,
+    /// The client's address, for tokens' descriptions.
+    peer: IpAddr,
+    /// What the WebSocket upgrade said, for a `/ws` session.
+    upgrade: Option<Box<Upgrade>>,
 }
 
 impl Protocol for Native {
@@ -88,12 +118,14 @@ impl Protocol for Native {
     type Wire = NativeWire;
     const PINGS: bool = true;
 
-    fn new(_: SocketAddr, shared: &Shared) -> Native {
+    fn new(peer: SocketAddr, shared: &Shared) -> Native {
         let limits = &shared.limits;
         Native {
             decoder: FrameDecoder::new(limits.max_frame_header, limits.max_frame_payload),
             transfers: Transfers::new(shared),
             hello: 0,
+            peer: peer.ip(),
+            upgrade: UPGRADE.try_with(Clone::clone).ok().map(Box::new),
         }
     }
 
@@ -113,13 +145,19 @@ impl Protocol for Native {
                 out.extend_from_slice(&bytes);
                 return Dialogue::End(Ending::Protocol(why));
             }
-            Inbound::Request { id, request: Request::Hello { version, nick, password }, .. } => {
-                if version == PROTOCOL_VERSION {
-                    self.hello = id;
-                    return Dialogue::Connect(Connect::Nick { nick, password, req: RequestId(id) });
+            Inbound::Request { id, request: Request::Hello { version, nick, password }, options, .. } => {
+                if version != PROTOCOL_VERSION {
+                    let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
+                    error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
+                } else {
+                    match self.hello(id, nick, password, options.map(|o| *o).unwrap_or_default()) {
+                        Ok(connect) => {
+                            self.hello = id;
+                            return Dialogue::Connect(connect);
+                        }
+                        Err(answer) => answer,
+                    }
                 }
-                let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
-                error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
             }
             Inbound::Request { id, request, .. } => {
                 let why = format!("send hello before {}", request.kind());
@@ -144,8 +182,8 @@ impl Protocol for Native {
             turn.pace().await?;
         }
         let session = turn.session;
-        let (id, request, payload) = match inbound {
-            Inbound::Request { id, request, payload } => (id, request, payload),
+        let (id, request, payload, options) = match inbound {
+            Inbound::Request { id, request, payload, options } => (id, request, payload, options),
             Inbound::Answered(bytes) => {
                 tracing::info!(session = ?session.id(), "bad request answered with an error");
                 return turn.relay(bytes).await;
@@ -167,8 +205,16 @@ impl Protocol for Native {
             }
             Request::Join { room } => Ok(Command::Join { room, exclusive: false, key: None }),
             Request::Part { room } => Ok(Command::Part { room, reason: None }),
-            Request::Say { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Text, text }),
-            Request::Whisper { to } => text().map(|text| Command::Whisper { to, kind: Kind::Text, text }),
+            Request::Say { room, reply_to, tags } => text().and_then(|text| {
+                let meta = meta(id, reply_to, tags)?;
+                Ok(Command::Say { room: Some(room), kind: Kind::Text, text, meta })
+            }),
+            Request::Whisper { to, reply_to, tags } => text().and_then(|text| {
+                let meta = meta(id, reply_to, tags)?;
+                Ok(Command::Whisper { to, kind: Kind::Text, text, meta })
+            }),
+            Request::Typing { room, to, state } => typing(id, room, to, &state),
+            Request::React { room, with, seq, reaction, remove } => react(id, room, with, seq, reaction, remove),
             Request::Nick { nick } => Ok(Command::Nick { nick }),
             Request::Who { room } => Ok(Command::Who { room: Some(room) }),
             Request::Rooms => Ok(Command::Rooms),
@@ -215,8 +261,12 @@ impl Protocol for Native {
                     None => query,
                 },
             }),
-            Request::Register { password } => Ok(Command::Register { password }),
-            Request::Auth { name, password } => Ok(Command::Login { name, password }),
+            Request::Register { password } => Ok(self.remember(Command::Register { password }, options.as_deref())),
+            Request::Auth { name, password } => {
+                Ok(self.remember(Command::Login { name, password }, options.as_deref()))
+            }
+            Request::Sessions => Ok(Command::Sessions),
+            Request::RevokeSession { session } => Ok(Command::RevokeSession { id: session }),
             Request::Password { old, new } => Ok(Command::Password { old, new }),
             Request::Unregister { password } => Ok(Command::Unregister { password }),
             Request::RoomRegister { room } => Ok(Command::Moderate { room, action: Action::Register }),
@@ -232,16 +282,23 @@ impl Protocol for Native {
                 Ok(Command::ServerModerate { action: ServerAction::Unban { mask: words::bare_mask(&mask) } })
             }
             Request::ServerBans => Ok(Command::ServerBans),
-            Request::Act { room } => text().map(|text| Command::Say { room: Some(room), kind: Kind::Action, text }),
+            Request::Act { room, reply_to } => text().map(|text| Command::Say {
+                room: Some(room),
+                kind: Kind::Action,
+                text,
+                meta: Meta { reply_to, tags: ClientTags::default() },
+            }),
             Request::Away { message } => Ok(Command::Away { text: message }),
             Request::Whois { nick } => Ok(Command::Whois { nick }),
             Request::Invite { room, nick } => Ok(Command::Invite { nick, room }),
-            Request::Upload { .. } | Request::Chunk { .. } | Request::Download { .. } | Request::Read { .. } => {
-                match self.transfers.handle(session, id, request, payload).await {
-                    Outcome::Post(command) => Ok(command),
-                    Outcome::Answer(bytes) => Err(bytes),
-                }
-            }
+            Request::Upload { .. }
+            | Request::Chunk { .. }
+            | Request::Download { .. }
+            | Request::Read { .. }
+            | Request::Thumbnail { .. } => match self.transfers.handle(session, id, request, payload).await {
+                Outcome::Post(command) => Ok(command),
+                Outcome::Answer(bytes) => Err(bytes),
+            },
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
@@ -285,6 +342,52 @@ impl Protocol for Native {
     }
 }
 
+impl Native {
+    /// What a `hello` asks the hub for: a guest, a password login (remembered or not),
+    /// a token login, or one with the WebSocket's session cookie; or the error to answer.
+    fn hello(&self, id: u64, nick: String, password: Option<String>, options: LoginOptions) -> Result<Connect, Bytes> {
+        let req = RequestId(id);
+        let token = if options.resume {
+            match self.upgrade.as_ref().and_then(|u| u.cookie.clone()) {
+                Some(cookie) => Some(cookie),
+                None => {
+                    return Err(error_frame(Some(id), ErrorCode::BadToken, "no session cookie came with the upgrade"))
+                }
+            }
+        } else {
+            options.token
+        };
+        match (token, password) {
+            (Some(_), Some(_)) => {
+                Err(error_frame(Some(id), ErrorCode::BadRequest, "give a password or a token, not both"))
+            }
+            (Some(token), None) => Ok(Connect::Token { token, req }),
+            (None, Some(password)) if options.remember => {
+                Ok(Connect::Remembered { nick, password, description: self.description(), req })
+            }
+            (None, password) => Ok(Connect::Nick { nick, password, req }),
+        }
+    }
+
+    /// A login or registration, remembered when its options ask.
+    fn remember(&self, command: Command, options: Option<&LoginOptions>) -> Command {
+        if options.is_some_and(|o| o.remember) {
+            Command::Remember { command: Box::new(command), description: self.description() }
+        } else {
+            command
+        }
+    }
+
+    /// Where a token is issued, for the account's session list.
+    fn description(&self) -> String {
+        match self.upgrade.as_deref() {
+            Some(Upgrade { user_agent: Some(agent), .. }) => format!("web {} {agent}", self.peer),
+            Some(_) => format!("web {}", self.peer),
+            None => format!("native {}", self.peer),
+        }
+    }
+}
+
 /// A `mark_read` request as a command: one place (`room` or `with`) and a valid time.
 fn mark_read(id: u64, room: Option<String>, with: Option<String>, ts: Option<&str>) -> Result<Command, Bytes> {
     let target = match (room, with) {
@@ -305,6 +408,47 @@ fn marked(target: &MarkTarget) -> (Option<String>, Option<String>) {
         MarkTarget::Room(room) => (Some(room.to_string()), None),
         MarkTarget::With(nick) => (None, Some(nick.to_string())),
     }
+}
+
+/// A message's metadata from its request's fields.
+fn meta(id: u64, reply_to: Option<u64>, tags: Option<BTreeMap<String, String>>) -> Result<Meta, Bytes> {
+    let tags = ClientTags::new(tags.unwrap_or_default().into_iter().collect()).map_err(|e| hub_error_frame(id, &e))?;
+    Ok(Meta { reply_to, tags })
+}
+
+/// Where a signal goes: `room` or `to`/`with`, exactly one.
+fn signal_target(id: u64, room: Option<String>, to: Option<String>) -> Result<Marked, Bytes> {
+    match (room, to) {
+        (Some(room), None) => Ok(Marked::Room(room)),
+        (None, Some(nick)) => Ok(Marked::With(nick)),
+        _ => Err(error_frame(Some(id), ErrorCode::BadRequest, "give room or the other user, not both")),
+    }
+}
+
+fn typing(id: u64, room: Option<String>, to: Option<String>, state: &str) -> Result<Command, Bytes> {
+    let target = signal_target(id, room, to)?;
+    let Some(state) = Typing::parse(state) else {
+        return Err(error_frame(Some(id), ErrorCode::BadRequest, "state is active, paused or done"));
+    };
+    Ok(Command::Signal { target, signal: Signal::Typing(state), tags: ClientTags::default() })
+}
+
+fn react(
+    id: u64,
+    room: Option<String>,
+    with: Option<String>,
+    seq: u64,
+    reaction: String,
+    removed: bool,
+) -> Result<Command, Bytes> {
+    let target = signal_target(id, room, with)?;
+    let reaction = Reaction::new(seq, reaction, removed).map_err(|e| hub_error_frame(id, &e))?;
+    Ok(Command::Signal { target, signal: Signal::React(reaction), tags: ClientTags::default() })
+}
+
+/// Client tags as the protocol writes them: a JSON object, absent when there are none.
+fn tag_map(meta: Option<&Meta>) -> Option<BTreeMap<String, String>> {
+    meta.filter(|m| !m.tags.is_empty()).map(|m| m.tags.pairs().iter().cloned().collect())
 }
 
 /// A page's cursor from `before` and `after`; `None` when both are given.
@@ -329,6 +473,8 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NotInRoom(_) | HubError::NoRoom => ErrorCode::NotInRoom,
         HubError::EmptyMessage => ErrorCode::EmptyMessage,
         HubError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
+        HubError::TagsTooLong { .. } | HubError::BadTag(_) => ErrorCode::BadTags,
+        HubError::BadReaction { .. } => ErrorCode::BadReaction,
         HubError::TooManyRooms { .. } => ErrorCode::TooManyRooms,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
         HubError::StoreWrite => ErrorCode::StoreFailed,
@@ -346,6 +492,9 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::NoAccounts => ErrorCode::AccountsUnavailable,
         HubError::AccountExists(_) => ErrorCode::AccountExists,
         HubError::BadLogin => ErrorCode::BadLogin,
+        HubError::BadToken => ErrorCode::BadToken,
+        HubError::NoSuchSession(_) => ErrorCode::NoSuchSession,
+        HubError::NotRememberable => ErrorCode::BadRequest,
         HubError::NotLoggedIn => ErrorCode::NotLoggedIn,
         HubError::WeakPassword { .. } => ErrorCode::WeakPassword,
         HubError::NickRegistered(_) => ErrorCode::NickRegistered,
@@ -437,39 +586,74 @@ impl Wire for NativeWire {
 
     fn encode(&self, event: &Event, out: &mut BytesMut) {
         match event {
-            Event::Message { room, from, seq, at, kind, text, .. } => {
+            Event::Message { room, from, seq, at, kind, text, meta, .. } => {
                 let msg = ServerMsg::Message {
                     room: room.to_string(),
                     from: from.to_string(),
                     seq: *seq,
                     ts: ts(at),
                     kind: kind_name(*kind),
+                    reply_to: meta.as_ref().and_then(|m| m.reply_to),
+                    tags: tag_map(meta.as_deref()),
                 };
                 encode_message(&msg, *kind, text, out);
             }
-            Event::Whisper { seq, from, to, at, kind, text, .. } => {
+            Event::Whisper { seq, from, to, at, kind, text, meta, .. } => {
                 let msg = ServerMsg::Whisper {
                     seq: *seq,
                     from: from.to_string(),
                     to: to.to_string(),
                     ts: ts(at),
                     kind: kind_name(*kind),
+                    reply_to: meta.as_ref().and_then(|m| m.reply_to),
+                    tags: tag_map(meta.as_deref()),
                 };
                 encode_message(&msg, *kind, text, out);
+            }
+            Event::Signal { room, from, at, signal, .. } => {
+                let (room, from_name) = (room.as_ref().map(ToString::to_string), from.to_string());
+                let msg = match signal {
+                    Signal::Typing(state) => {
+                        ServerMsg::Typing { room, from: from_name, state: state.as_str().to_owned(), ts: ts(at) }
+                    }
+                    Signal::React(reaction) => ServerMsg::Reaction {
+                        // In a conversation: the other user, as the receiver sees it.
+                        with: if room.is_none() { Some(from_name.clone()) } else { None },
+                        room,
+                        seq: reaction.seq,
+                        from: from_name,
+                        reaction: reaction.reaction.clone(),
+                        removed: reaction.removed,
+                        ts: ts(at),
+                    },
+                    // Tags alone are for IRC clients that asked for them.
+                    Signal::Tags => return,
+                };
+                encode(&msg, b"", out);
             }
             Event::Notice { at, notice } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::notice(notice).as_bytes(), out);
             }
-            Event::Mode { room, by, at, changes } => {
+            // An IRC user's words to some of a room's members (`PRIVMSG @#room`): told as
+            // a notice, as the native protocol has no message without a seq.
+            Event::SaidTo { room, audience, from, at, kind, text, .. } => {
+                let said = match kind {
+                    Kind::Action => format!("* {from} {text}"),
+                    _ => format!("{from}: {text}"),
+                };
+                let words = format!("[to {}] {said}", words::audience(room, *audience));
+                encode(&ServerMsg::Notice { ts: ts(at) }, words.as_bytes(), out);
+            }
+            Event::Mode { room, by, at, changes, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::modes_changed(by, room, changes).as_bytes(), out);
             }
-            Event::Moderated { room, by, at, what } => {
+            Event::Moderated { room, by, at, what, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::room_change(by, room, what).as_bytes(), out);
             }
-            Event::Topic { room, by, at, text } => {
+            Event::Topic { room, by, at, text, .. } => {
                 encode(&ServerMsg::Notice { ts: ts(at) }, words::topic_change(by, room, text).as_bytes(), out);
             }
-            Event::Invited { room, by, at } => {
+            Event::Invited { room, by, at, .. } => {
                 let text = format!("{by} invites you to {room}.");
                 encode(&ServerMsg::Notice { ts: ts(at) }, text.as_bytes(), out);
             }
@@ -504,7 +688,7 @@ impl Wire for NativeWire {
                 let (room, with) = marked(target);
                 encode(&ServerMsg::Marker { room, with, ts: ts(at) }, b"", out);
             }
-            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+            Event::Deleted { room, seq, by, author, said_at, at, reason, .. } => {
                 let msg = ServerMsg::Deleted {
                     room: room.to_string(),
                     seq: *seq,
@@ -516,7 +700,7 @@ impl Wire for NativeWire {
                 };
                 encode(&msg, b"", out);
             }
-            Event::NickChanged { old, new, at } => {
+            Event::NickChanged { old, new, at, .. } => {
                 encode(&ServerMsg::Nick { old: old.to_string(), new: new.to_string(), ts: ts(at) }, b"", out);
             }
             Event::Shutdown { at, message } => {
@@ -528,6 +712,14 @@ impl Wire for NativeWire {
                     |r| format!("you are banned from this server: {r}"),
                 );
                 encode(&ServerMsg::Error { id: None, code: ErrorCode::ServerBanned, message: why }, b"", out);
+            }
+            Event::Reply { req, result: Ok(Reply::Remembered { reply, token }) } => {
+                let Some(body) = reply_body(reply) else {
+                    return;
+                };
+                if let Err(e) = msg::encode_result_with_token(req.0, &body, token, out) {
+                    tracing::error!("cannot encode a result: {e}");
+                }
             }
             Event::Reply { req, result: Ok(reply) } => {
                 let Some(body) = reply_body(reply) else {
@@ -551,6 +743,8 @@ fn entries(records: &[Arc<Record>]) -> Vec<HistoryEntry> {
             ts: ts(&r.at),
             kind: kind_name(r.kind),
             text: r.text.to_string(),
+            reply_to: r.meta.as_ref().and_then(|m| m.reply_to),
+            tags: tag_map(r.meta.as_deref()),
         })
         .collect()
 }
@@ -562,7 +756,8 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         Reply::Welcome { nick, room, members, max_text, history, topic, .. } => msg::Reply::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_string(),
-            room: room.to_string(),
+            // Native sessions start in the lobby: a room is always there.
+            room: room.as_ref().map_or_else(|| parley_hub::LOBBY.to_owned(), ToString::to_string),
             members: names(members),
             max_text: *max_text,
             history: entries(history),
@@ -609,12 +804,15 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
             msg::Reply::History { room: room.to_string(), messages: entries(messages) }
         }
         Reply::Parted { room } => msg::Reply::Parted { room: room.to_string() },
-        Reply::Said { room, seq, at, kind: Kind::File, text } => shared(text, Some(room.to_string()), None, *seq, at)?,
+        Reply::Said { room, seq, at, kind: Kind::File, text, .. } => {
+            shared(text, Some(room.to_string()), None, *seq, at)?
+        }
         Reply::Whispered { to, seq, at, kind: Kind::File, text, .. } => {
             shared(text, None, Some(to.to_string()), *seq, at)?
         }
         Reply::Said { room, seq, at, .. } => msg::Reply::Said { room: room.to_string(), seq: *seq, ts: ts(at) },
-        Reply::Whispered { to, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at) },
+        Reply::Whispered { to, seq, at, .. } => msg::Reply::Whispered { to: to.to_string(), ts: ts(at), seq: *seq },
+        Reply::Signalled { at, .. } => msg::Reply::Signalled { ts: ts(at) },
         Reply::Who { room, members, .. } => msg::Reply::Who { room: room.to_string(), members: names(members) },
         Reply::Rooms(rooms) => msg::Reply::Rooms {
             rooms: rooms
@@ -659,6 +857,20 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         }
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
+        Reply::Remembered { reply, .. } => return reply_body(reply),
+        Reply::Sessions(sessions) => msg::Reply::Sessions {
+            sessions: sessions
+                .iter()
+                .map(|s| SessionEntry {
+                    id: s.token.id,
+                    created: ts(&s.token.created),
+                    last_used: ts(&s.token.last_used),
+                    description: s.token.description.clone(),
+                    current: s.current,
+                })
+                .collect(),
+        },
+        Reply::Revoked { id } => msg::Reply::Revoked { session: *id },
         Reply::Away { away } => msg::Reply::Away { away: *away },
         Reply::Whois(whois) => msg::Reply::Whois {
             nick: whois.nick.to_string(),
@@ -678,6 +890,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         | Reply::Bans { .. }
         | Reply::Stats(_)
         | Reply::Opered
+        | Reply::ToldSome { .. }
         | Reply::Described => return None,
     })
 }

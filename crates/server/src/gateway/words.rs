@@ -5,8 +5,8 @@
 //! The hub speaks data only; its errors' `Display` is for the server's log.
 
 use parley_hub::{
-    HubError, LeaveReason, Mask, ModeChange, ModeProblem, NameRule, Nick, Notice, Renaming, RoomChange, RoomMode,
-    RoomName, SearchProblem, Timestamp,
+    Audience, HubError, LeaveReason, Mask, ModeChange, ModeProblem, NameRule, Nick, Notice, Renaming, RoomChange,
+    RoomMode, RoomName, SearchProblem, Timestamp,
 };
 
 /// A deleted message, as those who cannot be told otherwise read it:
@@ -16,6 +16,14 @@ pub(crate) fn deleted(by: &Nick, author: &Nick, said_at: &Timestamp, reason: Opt
     let said = said_at.with_timezone(&chrono::Local).format("%H:%M:%S");
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     format!("{by} deleted {whose} message of {said}{why}")
+}
+
+/// Who a message to some of a room's members is for: `the operators of dev`.
+pub(crate) fn audience(room: &RoomName, audience: Audience) -> String {
+    match audience {
+        Audience::Operators => format!("the operators of {room}"),
+        Audience::Voiced => format!("the operators and voiced members of {room}"),
+    }
 }
 
 /// A refusal, as a sentence without its final period (`the nick bob is already taken`).
@@ -33,10 +41,18 @@ pub(crate) fn error(e: &HubError) -> String {
         HubError::NoRoom => "you are not in a room; join one first".to_owned(),
         HubError::EmptyMessage => "the message is empty".to_owned(),
         HubError::MessageTooLong { max } => format!("the message is longer than {max} bytes"),
+        HubError::TagsTooLong { max } => {
+            format!("the tags are over {max} bytes or more than {} in number", parley_hub::MAX_TAGS)
+        }
+        HubError::BadTag(name) => format!("{name:?} is not a tag that may be relayed"),
+        HubError::BadReaction { max } => format!("a reaction is 1 to {max} bytes of text, without spaces at its ends"),
         HubError::TooManyRooms { max } => format!("you are already in {max} rooms, the most allowed; leave one first"),
         HubError::NoAccounts => "this server keeps no accounts".to_owned(),
         HubError::AccountExists(name) => format!("the nick {name} is registered already"),
         HubError::BadLogin => "wrong account name or password".to_owned(),
+        HubError::BadToken => "unknown, revoked or expired session token: log in with your password".to_owned(),
+        HubError::NoSuchSession(id) => format!("you have no session {id} (see /sessions)"),
+        HubError::NotRememberable => "only a login or a registration can be remembered".to_owned(),
         HubError::NotLoggedIn => "you are not logged in".to_owned(),
         HubError::WeakPassword { min, max } => {
             format!("a password has at least {min} characters and at most {max} bytes")
@@ -196,6 +212,7 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
     match mode {
         RoomMode::Moderated => 'm',
         RoomMode::Secret => 's',
+        RoomMode::Private => 'p',
         RoomMode::TopicLocked => 't',
         RoomMode::InviteOnly => 'i',
         RoomMode::Key(_) => 'k',
@@ -207,7 +224,9 @@ pub(crate) fn letter(mode: &RoomMode) -> char {
 /// A setting's argument, if it has one when set (`set`) or removed.
 pub(crate) fn argument(mode: &RoomMode, set: bool) -> Option<String> {
     match mode {
-        RoomMode::Moderated | RoomMode::Secret | RoomMode::TopicLocked | RoomMode::InviteOnly => None,
+        RoomMode::Moderated | RoomMode::Secret | RoomMode::Private | RoomMode::TopicLocked | RoomMode::InviteOnly => {
+            None
+        }
         // A removed key is shown as it was given, as IRC servers echo it.
         RoomMode::Key(key) => Some(if set || !key.is_empty() { key.clone() } else { "*".to_owned() }),
         RoomMode::Limit(limit) => set.then(|| limit.to_string()),
@@ -229,20 +248,23 @@ pub(crate) fn ban_mask(mask: &Mask) -> String {
     match mask {
         Mask::Nick(nick) => format!("{nick}!*@*"),
         Mask::Address(network) => format!("*!*@{network}"),
+        Mask::Pattern(pattern) => pattern.to_string(),
     }
 }
 
 /// What a user typed as a ban's mask, with IRC's mask forms (`nick!*@*`, `*!*@ADDRESS`,
-/// `user@host`) read as the nick or the address the hub takes.
+/// `user@ADDRESS`) read as the nick or the address the hub takes; other
+/// `nick!user@host` forms (a cloaked host) stay patterns, which the hub matches.
 pub(crate) fn bare_mask(text: &str) -> String {
-    if let Some(address) = text.strip_prefix("*!*@") {
+    let is_address = |host: &str| Mask::parse(host, 0).is_some_and(|m| m.is_address());
+    if let Some(address) = text.strip_prefix("*!*@").filter(|host| is_address(host)) {
         return address.to_owned();
     }
     if let Some(nick) = text.strip_suffix("!*@*") {
         return nick.to_owned();
     }
     match text.split_once('@') {
-        Some((_, host)) if !text.contains('!') => host.to_owned(),
+        Some((_, host)) if !text.contains('!') && is_address(host) => host.to_owned(),
         _ => text.to_owned(),
     }
 }

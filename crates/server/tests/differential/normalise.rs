@@ -5,10 +5,12 @@
 //! The rules:
 //!
 //! - The server's name, anywhere as a whole parameter or the source, is `<server>`.
-//! - A user's `user@host` is `<user>@<host>` in masks (`nick!user@host`), in
-//!   USERHOST's `nick=+user@host`, and as the user and host parameters of WHO (352),
-//!   WHOX (354) and WHOIS (311): InspIRCd shows the USER name and the address, Parley
-//!   `~u@parley` for everyone. The script's `hosts` option compares them.
+//! - A user's host is `<host>` in masks (`nick!user@host`), in USERHOST's
+//!   `nick=+user@host`, and as the host parameter of WHO (352), WHOX (354) and WHOIS
+//!   (311), when it is the host every test client has on that server (both show the
+//!   address, Parley with `[irc] hosts = "ip"`). The user name is compared, without
+//!   the `~` Parley puts before it: InspIRCd adds it only with its ident module, which
+//!   the test does not load. The script's `hosts` option compares both as sent.
 //! - Tags: their names are compared, and their values but for `time`, `msgid` and
 //!   `batch`, which are `*`. BATCH references are `<batch>`. A server's vendor tags
 //!   (`inspircd.org/echo`) are left out, and so is `time` on what the server itself
@@ -34,8 +36,6 @@
 //! - Order: NAMES replies of one channel are one list, in name order; the channels of a
 //!   WHOIS 319 are in name order; runs of WHO, WHOX, LIST, ban list and LINKS replies
 //!   are in sorted order. Everything else keeps the order it came in, per client.
-//! - Parley's forced join of `#lobby` (see `run::Target::lobby`): every line naming
-//!   `#lobby` is left out of Parley's side, and `#lobby` out of WHOIS channel lists.
 
 use parley_proto::irc::Message;
 
@@ -84,8 +84,6 @@ pub struct Context<'a> {
     pub server: &'a str,
     /// Every user's host as this server shows it.
     pub host: &'a str,
-    /// Leave out lines about `#lobby` (Parley's forced join).
-    pub lobby: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -184,9 +182,6 @@ fn canonical(message: Message, cx: &Context<'_>, options: Options) -> Option<Can
     if command == "253" {
         return None;
     }
-    if cx.lobby && message.params.iter().any(|p| p.eq_ignore_ascii_case("#lobby")) {
-        return None;
-    }
     let numeric = command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit());
     if command == "008" {
         return None;
@@ -277,10 +272,7 @@ fn canonical(message: Message, cx: &Context<'_>, options: Options) -> Option<Can
         }
         "319" => {
             if let Some(list) = params.last_mut() {
-                let mut channels: Vec<&str> = list
-                    .split_whitespace()
-                    .filter(|c| !(cx.lobby && c.trim_start_matches(['@', '+']).eq_ignore_ascii_case("#lobby")))
-                    .collect();
+                let mut channels: Vec<&str> = list.split_whitespace().collect();
                 channels.sort_unstable();
                 *list = channels.join(" ");
             }
@@ -324,7 +316,7 @@ fn canonical(message: Message, cx: &Context<'_>, options: Options) -> Option<Can
     Some(Canonical { tags, source, command, params, raw: None })
 }
 
-/// The server's name as `<server>`; a mask's user and host as `<user>@<host>`.
+/// The server's name as `<server>`; a mask's host as `<host>`, its user name without `~`.
 fn person(text: &str, cx: &Context<'_>, options: Options) -> String {
     if text == cx.server {
         return "<server>".into();
@@ -338,10 +330,13 @@ fn person(text: &str, cx: &Context<'_>, options: Options) -> String {
         if i > 0 {
             out.push(' ');
         }
-        match word.split_once('!').and_then(|(nick, rest)| rest.split_once('@').map(|(_, host)| (nick, host))) {
-            Some((nick, host)) if host == cx.host => {
+        match word.split_once('!').and_then(|(nick, rest)| rest.split_once('@').map(|(user, host)| (nick, user, host)))
+        {
+            Some((nick, user, host)) if host == cx.host => {
                 out.push_str(nick);
-                out.push_str("!<user>@<host>");
+                out.push('!');
+                out.push_str(unmarked(user));
+                out.push_str("@<host>");
             }
             _ => out.push_str(word),
         }
@@ -356,15 +351,21 @@ fn userhost(item: &str, cx: &Context<'_>, options: Options) -> String {
     }
     match item.split_once('=') {
         Some((nick, rest)) if rest.len() > 1 && rest.ends_with(&format!("@{}", cx.host)) => {
-            format!("{nick}={}<user>@<host>", &rest[..1])
+            let user = rest[1..].split_once('@').map_or("", |(user, _)| user);
+            format!("{nick}={}{}@<host>", &rest[..1], unmarked(user))
         }
         _ => item.to_owned(),
     }
 }
 
+/// A user name without the `~` that says no ident lookup vouched for it.
+fn unmarked(user: &str) -> &str {
+    user.strip_prefix('~').unwrap_or(user)
+}
+
 fn user_host(params: &mut [String], user: usize, host: usize, cx: &Context<'_>) {
     if let Some(p) = params.get_mut(user) {
-        *p = "<user>".into();
+        *p = unmarked(p).to_owned();
     }
     if let Some(p) = params.get_mut(host) {
         if p == cx.host {
@@ -374,13 +375,14 @@ fn user_host(params: &mut [String], user: usize, host: usize, cx: &Context<'_>) 
 }
 
 /// WHOX's user and host fields, and a client's own address (`i`), which is InspIRCd's
-/// host for it: every test client connects from 127.0.0.1.
+/// host for it: every test client connects from 127.0.0.1. (Only the user field starts
+/// with `~`.)
 fn whox_hosts(params: &mut [String], cx: &Context<'_>) {
     for p in params.iter_mut().skip(1) {
         if p == cx.host || p == "127.0.0.1" {
             *p = "<host>".into();
-        } else if p == "u" || p == "~u" {
-            *p = "<user>".into();
+        } else if let Some(user) = p.strip_prefix('~') {
+            *p = user.to_owned();
         }
     }
 }

@@ -20,11 +20,6 @@ const WAIT: Duration = Duration::from_secs(5);
 pub struct Target {
     pub name: &'static str,
     pub addr: SocketAddr,
-    /// Parley joins every IRC user to `#lobby` at registration (until `[irc] autojoin`
-    /// replaces it, empty by default): right after registering, each client parts it
-    /// again, outside any exchange, so that it shares no channel that InspIRCd's users do
-    /// not; the lines of the join itself are left out by the normalisation.
-    pub lobby: bool,
 }
 
 /// What each client read during one exchange, clients in the order the script made them.
@@ -50,7 +45,7 @@ async fn run_script(target: &Target, script: &Script) -> Vec<Observed> {
                     clients.push(Conn::open(target, name).await);
                 }
             }
-            Step::Exchange(exchange) => observed.push(exchange_on(target, &mut clients, exchange).await),
+            Step::Exchange(exchange) => observed.push(exchange_on(&mut clients, exchange).await),
         }
     }
     // Every client leaves, so the next script starts on an empty server.
@@ -85,17 +80,13 @@ async fn connect(target: &Target, clients: &mut Vec<Conn>, specs: &[Spec]) {
         let lines = conn.until(&["376", "422"]).await;
         let done = lines.last().is_some_and(|l| command(l).is_some_and(|c| c == "376" || c == "422"));
         assert!(done, "{} did not register on {}: {lines:#?}", conn.name, target.name);
-        conn.registered = true;
     }
     for conn in &mut clients[first..] {
-        if target.lobby {
-            conn.send("PART #lobby").await;
-        }
         conn.sync().await;
     }
 }
 
-async fn exchange_on(target: &Target, clients: &mut [Conn], exchange: &Exchange) -> Observed {
+async fn exchange_on(clients: &mut [Conn], exchange: &Exchange) -> Observed {
     let mut seen: Observed = clients.iter().filter(|c| c.open).map(|c| (c.name.clone(), Vec::new())).collect();
     let sender = clients.iter().position(|c| c.name == exchange.client).expect("the script names its clients");
     let quits = exchange.line.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case("QUIT"));
@@ -129,19 +120,6 @@ async fn exchange_on(target: &Target, clients: &mut [Conn], exchange: &Exchange)
             record(&mut seen, &conn.name, lines);
         }
     }
-    // A client that has just registered on Parley leaves the lobby it was put in.
-    for conn in clients.iter_mut() {
-        let finished = seen.iter().any(|(name, lines)| {
-            *name == conn.name && lines.iter().any(|l| command(l).is_some_and(|c| c == "376" || c == "422"))
-        });
-        if finished && conn.open && !conn.registered {
-            conn.registered = true;
-            if target.lobby {
-                conn.send("PART #lobby").await;
-                conn.sync().await;
-            }
-        }
-    }
     seen
 }
 
@@ -170,7 +148,6 @@ struct Conn {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
     open: bool,
-    registered: bool,
     pings: u64,
 }
 
@@ -188,7 +165,7 @@ impl Conn {
             .unwrap_or_else(|e| panic!("{} accepts: {e}", target.name));
         stream.set_nodelay(true).expect("TCP_NODELAY");
         let (reader, writer) = stream.into_split();
-        Conn { name: name.to_owned(), reader: BufReader::new(reader), writer, open: true, registered: false, pings: 0 }
+        Conn { name: name.to_owned(), reader: BufReader::new(reader), writer, open: true, pings: 0 }
     }
 
     async fn send(&mut self, line: &str) {

@@ -69,6 +69,9 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
         ],
         ..Config::default()
     };
+    // The server's name as every user's host, so that lines can be compared whole
+    // (tests/irc_identity.rs covers cloaks and addresses).
+    config.irc.hosts = parley_server::Hosts::Fixed;
     config.database.url = tempdir::database_of(data);
     adjust(&mut config);
     if !config.history.store {
@@ -467,11 +470,13 @@ impl IrcClient {
         IrcClient { reader: BufReader::new(Box::new(reader)), writer: Box::new(writer), seen: Vec::new() }
     }
 
-    /// Connects, registers as `nick` (after asking for `caps`, if any) and reads up to
-    /// the end of the lobby's NAMES.
+    /// Connects, registers as `nick` (after asking for `caps`, if any), joins `#lobby`
+    /// (where the line and native users are) and reads up to the end of its NAMES.
     pub async fn join(addr: SocketAddr, nick: &str, caps: &str) -> IrcClient {
         let mut client = IrcClient::connect(addr).await;
         client.register(nick, caps).await;
+        client.send("JOIN #lobby").await;
+        client.expect(" 366 ").await;
         client
     }
 
@@ -486,7 +491,17 @@ impl IrcClient {
             self.send("CAP END").await;
         }
         self.expect(" 001 ").await;
-        self.expect(" 366 ").await;
+        self.welcomed().await;
+    }
+
+    /// Reads up to the end of the welcome burst: the MOTD's end, or `422` without one.
+    pub async fn welcomed(&mut self) {
+        loop {
+            let line = self.expect(" ").await;
+            if line.contains(" 376 ") || line.contains(" 422 ") {
+                return;
+            }
+        }
     }
 
     pub async fn send(&mut self, line: &str) {

@@ -148,9 +148,11 @@ impl AccountStore for PostgresStore {
         let hash = password::hash(password).map_err(StoreError::Write)?;
         let mut writer = self.writer();
         self.write(async {
-            let client = writer.connect(self).await?;
-            let updated =
-                client.execute("UPDATE accounts SET password_hash = $2 WHERE id = $1", &[&id.0, &hash]).await?;
+            let tx = writer.connect(self).await?.transaction().await?;
+            let updated = tx.execute("UPDATE accounts SET password_hash = $2 WHERE id = $1", &[&id.0, &hash]).await?;
+            // Whoever knew the old password may hold a token: none survives the change.
+            tx.execute("DELETE FROM session_tokens WHERE account = $1", &[&id.0]).await?;
+            tx.commit().await?;
             Ok(updated > 0)
         })
     }
@@ -201,6 +203,7 @@ impl AccountStore for PostgresStore {
             let statements = [
                 "DELETE FROM roles WHERE account = $1".to_owned(),
                 "DELETE FROM read_markers WHERE account = $1".to_owned(),
+                "DELETE FROM session_tokens WHERE account = $1".to_owned(),
                 format!("DELETE FROM room_ops WHERE account = $1 OR room IN ({founded})"),
                 format!("DELETE FROM restrictions WHERE room IN ({founded})"),
                 format!("DELETE FROM topics WHERE room IN ({founded})"),

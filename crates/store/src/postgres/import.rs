@@ -174,24 +174,41 @@ async fn accounts(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
         tx.execute("INSERT INTO read_markers (account, target, at_us) VALUES ($1, $2, $3)", &[account, target, at_us])
             .await?;
     }
+    // Resume tokens go along, so that nobody is logged out by the move (their ids are
+    // new: a token's id only names it in its account's list).
+    let tokens = sqlite(from.read(|conn| {
+        let mut stmt =
+            conn.prepare("SELECT account, hash, created_us, used_us, description FROM session_tokens ORDER BY id")?;
+        let tokens: Vec<(i64, Vec<u8>, i64, i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(tokens)
+    }))?;
+    for (account, hash, created_us, used_us, description) in &tokens {
+        tx.execute(
+            "INSERT INTO session_tokens (account, hash, created_us, used_us, description) VALUES ($1, $2, $3, $4, $5)",
+            &[account, hash, created_us, used_us, description],
+        )
+        .await?;
+    }
     Ok(accounts.len() as u64)
 }
 
 /// A registered room's row, as SQLite keeps it.
-type RoomRow = (String, String, Option<i64>, i64, i64, bool, bool, bool, bool, Option<String>, Option<i64>);
+type RoomRow = (String, String, Option<i64>, i64, i64, bool, bool, bool, bool, Option<String>, Option<i64>, bool);
 
 async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u64), ImportError> {
     #[allow(clippy::type_complexity)]
     let (rooms, ops, restrictions, topics, bans): (
         Vec<RoomRow>,
         Vec<(String, i64)>,
-        Vec<(String, bool, String, Option<i64>, Option<String>)>,
+        Vec<(String, bool, String, Option<i64>, Option<String>, Option<String>, Option<i64>)>,
         Vec<(String, String, String, i64)>,
         Vec<(String, Option<i64>, Option<String>)>,
     ) = sqlite(from.read(|conn| {
         let mut stmt = conn.prepare(
             "SELECT key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                    member_limit
+                    member_limit, private
              FROM registered_rooms",
         )?;
         let rooms = stmt
@@ -208,14 +225,15 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare("SELECT room, account FROM room_ops")?;
         let ops = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare("SELECT room, ban, mask, until_us, reason FROM restrictions")?;
+        let mut stmt = conn.prepare("SELECT room, ban, mask, until_us, reason, set_by, set_at_us FROM restrictions")?;
         let restrictions = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
             .collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare("SELECT room, topic, set_by, at_us FROM topics")?;
         let topics =
@@ -224,17 +242,19 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
         let bans = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         Ok((rooms, ops, restrictions, topics, bans))
     }))?;
-    for (_, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, key, limit) in &rooms {
+    for (_, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, key, limit, private) in
+        &rooms
+    {
         // The lobby's row exists already (the schema makes it): the one kept wins.
         tx.execute(
             "INSERT INTO registered_rooms
                  (key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                  member_limit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                  member_limit, private)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (key) DO UPDATE SET name = excluded.name, founder = excluded.founder,
                  registered_us = excluded.registered_us, since = excluded.since, moderated = excluded.moderated,
                  secret = excluded.secret, topic_locked = excluded.topic_locked, invite_only = excluded.invite_only,
-                 room_key = excluded.room_key, member_limit = excluded.member_limit",
+                 room_key = excluded.room_key, member_limit = excluded.member_limit, private = excluded.private",
             &[
                 &room_key(name),
                 name,
@@ -247,6 +267,7 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
                 invite_only,
                 key,
                 limit,
+                private,
             ],
         )
         .await?;
@@ -258,11 +279,12 @@ async fn moderation(tx: &Transaction<'_>, from: &SqliteStore) -> Result<(u64, u6
         )
         .await?;
     }
-    for (room, ban, mask, until_us, reason) in &restrictions {
+    for (room, ban, mask, until_us, reason, set_by, set_at_us) in &restrictions {
         tx.execute(
-            "INSERT INTO restrictions (room, ban, mask, mask_key, until_us, reason) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO restrictions (room, ban, mask, mask_key, until_us, reason, set_by, set_at_us)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT DO NOTHING",
-            &[&room_key(room), ban, mask, &mask_key(mask), until_us, reason],
+            &[&room_key(room), ban, mask, &mask_key(mask), until_us, reason, set_by, set_at_us],
         )
         .await?;
     }
@@ -305,16 +327,16 @@ async fn audit(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, ImportEr
 }
 
 /// A message's row, as SQLite keeps it.
-type MessageRow = (i64, Option<String>, i64, String, i64, Option<String>, i64, i64, String, String);
+type MessageRow = (i64, Option<String>, i64, String, i64, Option<String>, i64, i64, String, String, Option<String>);
 
 async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, ImportError> {
     let insert = tx
         .prepare(
             "INSERT INTO messages
                 (room, room_key, seq, sender, sender_key, sender_party, recipient, recipient_party, at_us,
-                 content_type, body)
+                 content_type, body, meta)
              SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                                  $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[])",
+                                  $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[])",
         )
         .await?;
     let mut after = 0i64;
@@ -322,7 +344,8 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
     loop {
         let page: Vec<MessageRow> = sqlite(from.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, room, seq, sender, sender_party, recipient, recipient_party, at_us, content_type, body
+                "SELECT id, room, seq, sender, sender_party, recipient, recipient_party, at_us, content_type, body,
+                        meta
                  FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt
@@ -338,6 +361,7 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
                         r.get(7)?,
                         r.get(8)?,
                         r.get(9)?,
+                        r.get(10)?,
                     ))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -358,6 +382,7 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
         let at_us: Vec<i64> = page.iter().map(|m| m.7).collect();
         let content_type: Vec<&str> = page.iter().map(|m| m.8.as_str()).collect();
         let body: Vec<&str> = page.iter().map(|m| m.9.as_str()).collect();
+        let meta: Vec<Option<&str>> = page.iter().map(|m| m.10.as_deref()).collect();
         tx.execute(
             &insert,
             &[
@@ -372,6 +397,7 @@ async fn messages(tx: &Transaction<'_>, from: &SqliteStore) -> Result<u64, Impor
                 &at_us,
                 &content_type,
                 &body,
+                &meta,
             ],
         )
         .await?;

@@ -29,6 +29,7 @@ struct Columns<'a> {
     at_us: Vec<i64>,
     content_type: Vec<&'static str>,
     body: Vec<&'a str>,
+    meta: Vec<Option<String>>,
 }
 
 /// Appends `batch` in one transaction, with each room's last seq.
@@ -50,6 +51,7 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
         c.at_us.push(micros(r.at));
         c.content_type.push(r.kind.content_type());
         c.body.push(&r.text);
+        c.meta.push(crate::meta::encode(r.meta.as_deref()));
         if let Some(room) = room {
             let key = room.key();
             match last.iter_mut().find(|(_, k, _)| *k == key) {
@@ -62,9 +64,9 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
     tx.execute(
         "INSERT INTO messages
             (room, room_key, seq, sender, sender_key, sender_party, recipient, recipient_party, at_us,
-             content_type, body)
+             content_type, body, meta)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                              $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[])",
+                              $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[])",
         &[
             &c.room,
             &c.room_key,
@@ -77,6 +79,7 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
             &c.at_us,
             &c.content_type,
             &c.body,
+            &c.meta,
         ],
     )
     .await?;

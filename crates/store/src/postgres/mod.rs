@@ -33,6 +33,7 @@ mod messages;
 mod moderation;
 mod schema;
 mod search;
+mod tokens;
 
 use std::error::Error as _;
 use std::future::Future;
@@ -47,6 +48,12 @@ use crate::sqlite::Retention;
 
 pub use import::{ImportError, Imported};
 
+/// The PostgreSQL schema version this build writes (and the newest it reads).
+#[must_use]
+pub fn schema_version() -> i64 {
+    schema::latest()
+}
+
 /// The longest one call (a batch, a page, a search, a change) may take before it fails:
 /// long enough for a large batch on a busy server, short enough that a database that
 /// stopped answering is reported instead of holding the journal forever.
@@ -56,7 +63,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The columns [`record`] reads, in its order.
-const RECORD_COLUMNS: &str = "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type";
+const RECORD_COLUMNS: &str =
+    "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type, meta";
 
 /// Why the PostgreSQL store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -416,6 +424,7 @@ fn record(row: &Row) -> Result<Record, Failure> {
     let at = DateTime::from_timestamp_micros(at_us).ok_or_else(|| Failure::Corrupt(format!("bad time {at_us}")))?;
     let body: &str = get(row, 7)?;
     let kind = Kind::from_content_type(get(row, 8)?);
+    let meta = crate::meta::decode(get(row, 9)?).map_err(Failure::Corrupt)?;
     let seq = u64::try_from(seq).unwrap_or(0);
-    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into() })
+    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), meta, userhost: None })
 }

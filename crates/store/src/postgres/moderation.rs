@@ -3,20 +3,20 @@
 //! every change. A change to an unregistered room is only audited.
 
 use parley_hub::{
-    AccountId, AuditLine, Change, Changed, Mask, Moderation, ModerationStore, RegisteredRoom, Restriction, RoomModes,
-    RoomName, ServerBan, StoreError, Topic,
+    AccountId, AuditLine, Change, Changed, Mask, Moderation, ModerationStore, Nick, RegisteredRoom, Restriction,
+    RoomModes, RoomName, ServerBan, StoreError, Topic,
 };
 use tokio_postgres::{GenericClient, Transaction};
 
 use super::{get, micros, nick_or_corrupt, room_or_corrupt, time, Failure, PostgresStore};
 use crate::sqlite::described;
 
-/// A mask as compared: a nick by its key, as the hub compares nicks; an address as
-/// written.
+/// A mask as compared: a nick by its key, as the hub compares nicks; an address or a
+/// `nick!user@host` pattern (lowercase already) as written.
 pub(super) fn mask_key(mask: &Mask) -> String {
     match mask {
         Mask::Nick(nick) => nick.key(),
-        Mask::Address(_) => mask.to_string(),
+        Mask::Address(_) | Mask::Pattern(_) => mask.to_string(),
     }
 }
 
@@ -25,14 +25,17 @@ async fn registered_rooms(client: &impl GenericClient) -> Result<Vec<RegisteredR
     let rows = client
         .query(
             "SELECT key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                    member_limit
+                    member_limit, private
              FROM registered_rooms ORDER BY key",
             &[],
         )
         .await?;
     let ops = client.prepare("SELECT account FROM room_ops WHERE room = $1 ORDER BY account").await?;
     let restrictions = client
-        .prepare("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = $1 ORDER BY ban, mask_key")
+        .prepare(
+            "SELECT ban, mask, until_us, reason, set_by, set_at_us FROM restrictions WHERE room = $1
+             ORDER BY ban, mask_key",
+        )
         .await?;
     let topic = client.prepare("SELECT topic, set_by, at_us FROM topics WHERE room = $1").await?;
     let mut rooms = Vec::with_capacity(rows.len());
@@ -43,6 +46,7 @@ async fn registered_rooms(client: &impl GenericClient) -> Result<Vec<RegisteredR
         let modes = RoomModes {
             moderated: get(row, 5)?,
             secret: get(row, 6)?,
+            private: get(row, 11)?,
             topic_locked: get(row, 7)?,
             invite_only: get(row, 8)?,
             key: get(row, 9)?,
@@ -62,6 +66,8 @@ async fn registered_rooms(client: &impl GenericClient) -> Result<Vec<RegisteredR
                     mask,
                     until: until.map(time),
                     reason: get(&r, 3)?,
+                    set_by: get::<Option<&str>>(&r, 4)?.and_then(|n| Nick::parse(n, usize::MAX).ok()),
+                    set_at: get::<Option<i64>>(&r, 5)?.map(time),
                 });
             }
         }
@@ -90,9 +96,18 @@ async fn write_modes(tx: &Transaction<'_>, key: &str, modes: &RoomModes) -> Resu
     let limit = modes.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
     tx.execute(
         "UPDATE registered_rooms SET moderated = $2, secret = $3, topic_locked = $4, invite_only = $5,
-             room_key = $6, member_limit = $7
+             room_key = $6, member_limit = $7, private = $8
          WHERE key = $1",
-        &[&key, &modes.moderated, &modes.secret, &modes.topic_locked, &modes.invite_only, &modes.key, &limit],
+        &[
+            &key,
+            &modes.moderated,
+            &modes.secret,
+            &modes.topic_locked,
+            &modes.invite_only,
+            &modes.key,
+            &limit,
+            &modes.private,
+        ],
     )
     .await?;
     Ok(())
@@ -116,9 +131,20 @@ async fn write_topic(tx: &Transaction<'_>, key: &str, topic: Option<&Topic>) -> 
 
 async fn write_restriction(tx: &Transaction<'_>, key: &str, r: &Restriction) -> Result<(), Failure> {
     tx.execute(
-        "INSERT INTO restrictions (room, ban, mask, mask_key, until_us, reason) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (room, ban, mask_key) DO UPDATE SET until_us = excluded.until_us, reason = excluded.reason",
-        &[&key, &r.ban, &r.mask.to_string(), &mask_key(&r.mask), &r.until.map(micros), &r.reason],
+        "INSERT INTO restrictions (room, ban, mask, mask_key, until_us, reason, set_by, set_at_us)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (room, ban, mask_key) DO UPDATE SET until_us = excluded.until_us, reason = excluded.reason,
+             set_by = excluded.set_by, set_at_us = excluded.set_at_us",
+        &[
+            &key,
+            &r.ban,
+            &r.mask.to_string(),
+            &mask_key(&r.mask),
+            &r.until.map(micros),
+            &r.reason,
+            &r.set_by.as_ref().map(Nick::as_str),
+            &r.set_at.map(micros),
+        ],
     )
     .await?;
     Ok(())

@@ -119,6 +119,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         target TEXT,
         detail TEXT
     );",
+    // 2: what a message carries beside its text (the message it answers, client tags),
+    // as JSON text, NULL for the many messages without; a registered room's private
+    // setting (`+p`).
+    "ALTER TABLE messages ADD COLUMN meta TEXT;
+    ALTER TABLE registered_rooms ADD COLUMN private BOOLEAN NOT NULL DEFAULT false;
+    ALTER TABLE restrictions ADD COLUMN set_by TEXT;
+    ALTER TABLE restrictions ADD COLUMN set_at_us BIGINT;",
+    // 3: resume tokens, as the SQLite store's migration 10.
+    "CREATE TABLE session_tokens (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account     BIGINT NOT NULL,
+        hash        BYTEA NOT NULL UNIQUE,
+        created_us  BIGINT NOT NULL,
+        used_us     BIGINT NOT NULL,
+        description TEXT NOT NULL
+    );
+    CREATE INDEX session_tokens_by_account ON session_tokens (account, used_us);",
 ];
 
 /// Any number, the same in every build: the advisory lock that migrations take.

@@ -132,9 +132,15 @@ impl AccountStore for SqliteStore {
 
     fn set_password(&self, id: AccountId, password: &str) -> Result<bool, StoreError> {
         let hash = password::hash(password).map_err(StoreError::Write)?;
-        let writer = self.writer();
-        let updated = writer.conn.execute("UPDATE accounts SET password_hash = ?2 WHERE id = ?1", params![id.0, hash]);
-        updated.map(|n| n > 0).map_err(write_error)
+        let mut writer = self.writer();
+        let tx = writer.conn.transaction().map_err(write_error)?;
+        let updated = tx
+            .execute("UPDATE accounts SET password_hash = ?2 WHERE id = ?1", params![id.0, hash])
+            .map_err(write_error)?;
+        // Whoever knew the old password may hold a token: none survives the change.
+        tx.execute("DELETE FROM session_tokens WHERE account = ?1", [id.0]).map_err(write_error)?;
+        tx.commit().map_err(write_error)?;
+        Ok(updated > 0)
     }
 
     fn read_markers(&self) -> Result<Vec<ReadMarker>, StoreError> {
@@ -181,6 +187,7 @@ impl AccountStore for SqliteStore {
         let statements = [
             "DELETE FROM roles WHERE account = ?1".to_owned(),
             "DELETE FROM read_markers WHERE account = ?1".to_owned(),
+            "DELETE FROM session_tokens WHERE account = ?1".to_owned(),
             format!("DELETE FROM room_ops WHERE account = ?1 OR room IN ({founded})"),
             format!("DELETE FROM restrictions WHERE room IN ({founded})"),
             format!("DELETE FROM topics WHERE room IN ({founded})"),

@@ -51,8 +51,8 @@ impl Writer {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages
-                    (room, seq, sender, sender_party, recipient, recipient_party, at_us, content_type, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    (room, seq, sender, sender_party, recipient, recipient_party, at_us, content_type, body, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut last_seq = tx.prepare_cached(
                 "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2)
@@ -72,7 +72,8 @@ impl Writer {
                     r.recipient.map_or(0, Party::to_i64),
                     micros(r.at),
                     r.kind.content_type(),
-                    &*r.text
+                    &*r.text,
+                    crate::meta::encode(r.meta.as_deref())
                 ])?;
                 if let Some(room) = room {
                     match last.iter_mut().find(|(name, _)| *name == room) {

@@ -15,6 +15,7 @@ mod maintenance;
 mod messages;
 mod moderation;
 mod search;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -41,7 +42,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The columns [`record`] reads, in its order: written once, for every query that
 /// returns messages.
-const RECORD_COLUMNS: &str = "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type";
+const RECORD_COLUMNS: &str =
+    "room, seq, sender, sender_party, recipient, recipient_party, at_us, body, content_type, meta";
 
 /// What history keeps, and how durably.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -265,8 +267,9 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let at = DateTime::from_timestamp_micros(at_us).ok_or_else(|| corrupt(6, format!("bad time {at_us}")))?;
     let body: String = row.get(7)?;
     let kind = Kind::from_content_type(&row.get::<_, String>(8)?);
+    let meta = crate::meta::decode(row.get::<_, Option<String>>(9)?.as_deref()).map_err(|e| corrupt(9, e))?;
     let seq = u64::try_from(seq).unwrap_or(0);
-    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into() })
+    Ok(Record { room, seq, from, sender, to, recipient, at, kind, text: body.into(), meta, userhost: None })
 }
 
 #[cfg(test)]
@@ -301,6 +304,8 @@ pub(crate) mod tests {
             at: Utc::now(),
             kind: Kind::Text,
             text: text.into(),
+            meta: None,
+            userhost: None,
         })
     }
 

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use parley_hub::{
-    AccountId, AuditLine, Change, Changed, Mask, Moderation, ModerationStore, RegisteredRoom, Restriction, RoomModes,
-    RoomName, ServerBan, StoreError, Topic,
+    AccountId, AuditLine, Change, Changed, Mask, Moderation, ModerationStore, Nick, RegisteredRoom, Restriction,
+    RoomModes, RoomName, ServerBan, StoreError, Topic,
 };
 use rusqlite::{params, Connection, Transaction};
 
@@ -19,7 +19,7 @@ fn time(us: i64) -> DateTime<Utc> {
 fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> {
     let mut stmt = conn.prepare(
         "SELECT key, name, founder, registered_us, since, moderated, secret, topic_locked, invite_only, room_key,
-                member_limit
+                member_limit, private
          FROM registered_rooms ORDER BY key",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -33,6 +33,7 @@ fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> 
             RoomModes {
                 moderated: row.get(5)?,
                 secret: row.get(6)?,
+                private: row.get(11)?,
                 topic_locked: row.get(7)?,
                 invite_only: row.get(8)?,
                 key: row.get(9)?,
@@ -41,8 +42,9 @@ fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> 
         ))
     })?;
     let mut ops = conn.prepare_cached("SELECT account FROM room_ops WHERE room = ?1 ORDER BY account")?;
-    let mut restrictions =
-        conn.prepare_cached("SELECT ban, mask, until_us, reason FROM restrictions WHERE room = ?1 ORDER BY ban, mask")?;
+    let mut restrictions = conn.prepare_cached(
+        "SELECT ban, mask, until_us, reason, set_by, set_at_us FROM restrictions WHERE room = ?1 ORDER BY ban, mask",
+    )?;
     let mut topic = conn.prepare_cached("SELECT topic, set_by, at_us FROM topics WHERE room = ?1")?;
     let mut rooms = Vec::new();
     for row in rows {
@@ -51,11 +53,20 @@ fn registered_rooms(conn: &Connection) -> rusqlite::Result<Vec<RegisteredRoom>> 
         let ops = ops.query_map([&key], |row| row.get::<_, i64>(0).map(AccountId))?.collect::<Result<_, _>>()?;
         let mut kept = Vec::new();
         for row in restrictions.query_map([&key], |row| {
-            Ok((row.get::<_, bool>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<i64>>(2)?, row.get(3)?))
+            Ok((
+                row.get::<_, bool>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+            ))
         })? {
-            let (ban, mask, until, reason) = row?;
+            let (ban, mask, until, reason, set_by, set_at) = row?;
             if let Some(mask) = Mask::parse(&mask, usize::MAX) {
-                kept.push(Restriction { room: room.clone(), ban, mask, until: until.map(time), reason });
+                let set_by = set_by.and_then(|n| Nick::parse(&n, usize::MAX).ok());
+                let (until, set_at) = (until.map(time), set_at.map(time));
+                kept.push(Restriction { room: room.clone(), ban, mask, until, reason, set_by, set_at });
             }
         }
         let topic = topic
@@ -83,9 +94,18 @@ fn write_modes(tx: &Transaction<'_>, key: &str, modes: &RoomModes) -> rusqlite::
     let limit = modes.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
     tx.execute(
         "UPDATE registered_rooms SET moderated = ?2, secret = ?3, topic_locked = ?4, invite_only = ?5,
-             room_key = ?6, member_limit = ?7
+             room_key = ?6, member_limit = ?7, private = ?8
          WHERE key = ?1",
-        params![key, modes.moderated, modes.secret, modes.topic_locked, modes.invite_only, modes.key, limit],
+        params![
+            key,
+            modes.moderated,
+            modes.secret,
+            modes.topic_locked,
+            modes.invite_only,
+            modes.key,
+            limit,
+            modes.private
+        ],
     )?;
     Ok(())
 }
@@ -104,9 +124,19 @@ fn write_topic(tx: &Transaction<'_>, key: &str, topic: Option<&Topic>) -> rusqli
 
 fn write_restriction(tx: &Transaction<'_>, key: &str, r: &Restriction) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO restrictions (room, ban, mask, until_us, reason) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (room, ban, mask) DO UPDATE SET until_us = excluded.until_us, reason = excluded.reason",
-        params![key, r.ban, r.mask.to_string(), r.until.map(micros), r.reason],
+        "INSERT INTO restrictions (room, ban, mask, until_us, reason, set_by, set_at_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (room, ban, mask) DO UPDATE SET until_us = excluded.until_us, reason = excluded.reason,
+             set_by = excluded.set_by, set_at_us = excluded.set_at_us",
+        params![
+            key,
+            r.ban,
+            r.mask.to_string(),
+            r.until.map(micros),
+            r.reason,
+            r.set_by.as_ref().map(Nick::as_str),
+            r.set_at.map(micros)
+        ],
     )?;
     Ok(())
 }

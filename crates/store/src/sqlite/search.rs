@@ -43,7 +43,7 @@ impl SearchStore for SqliteStore {
             "SELECT {RECORD_COLUMNS} FROM (
                  SELECT m.id AS id, m.room AS room, m.seq AS seq, m.sender AS sender, m.sender_party AS sender_party,
                         m.recipient AS recipient, m.recipient_party AS recipient_party, m.at_us AS at_us,
-                        m.body AS body, m.content_type AS content_type, bm25(messages_fts) AS score
+                        m.body AS body, m.content_type AS content_type, m.meta AS meta, bm25(messages_fts) AS score
                  FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
                  WHERE messages_fts MATCH ?1
                    AND (({rooms})

@@ -215,6 +215,8 @@ impl App {
                 self.state.link = link;
                 Attention::None
             }
+            // The connection keeps it; nothing to show.
+            Update::Session(_) => Attention::None,
             Update::Lag(lag) => {
                 self.state.lag = Some(lag);
                 Attention::None

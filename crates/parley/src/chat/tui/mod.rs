@@ -37,7 +37,7 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use app::{App, Effect};
-pub(crate) use session::Connect;
+pub(crate) use session::{session_lines, Connect};
 use state::State;
 
 /// Commands typed but not yet taken by the connection task. Someone typing cannot fill

@@ -83,6 +83,9 @@ pub(crate) enum Update {
     Lag(Duration),
     /// Our nick (after `/nick`, `/login`, or a reconnect).
     Nick(String),
+    /// The resume token the connection logs in with after a drop (`None`: none, log in
+    /// as a guest under the same nick).
+    Session(Option<String>),
     /// We are in a room: entered now (`show`: the user asked, so show it), or again
     /// after a reconnect.
     Joined {
@@ -178,6 +181,9 @@ pub(crate) enum Update {
 #[derive(Debug, Clone, Default)]
 struct Memory {
     nick: String,
+    /// The account's resume token, after `/login` or `/register`: a reconnect logs in
+    /// with it instead of asking for the password again.
+    token: Option<String>,
     /// The rooms we are in, in the order entered.
     rooms: Vec<String>,
     /// The highest seq seen per room (key: the room's name in lower case).
@@ -208,6 +214,7 @@ impl Memory {
     fn learn(&mut self, update: &Update) {
         match update {
             Update::Nick(nick) => self.nick.clone_from(nick),
+            Update::Session(token) => self.token.clone_from(token),
             Update::Joined { room, history, .. } => {
                 self.entered(room);
                 history.iter().for_each(|m| self.saw(room, m.seq));
@@ -259,7 +266,7 @@ pub(crate) async fn run(
     mut commands: mpsc::Receiver<Ask>,
     updates: mpsc::Sender<Update>,
 ) {
-    let mut memory = Memory { nick, rooms: vec![room], last: HashMap::new() };
+    let mut memory = Memory { nick, token: None, rooms: vec![room], last: HashMap::new() };
     loop {
         let reason = match serve(&client, &mut events, &mut commands, &updates, &mut memory).await {
             Ended::Stop => return,
@@ -447,7 +454,22 @@ async fn resume(
 ) -> Result<Option<(Client, Events)>, parley_client::Error> {
     let (client, mut events, _) = Client::connect(&connect.addr, &connect.transport).await?;
     let mut backlog = Vec::new();
-    let welcome = during(client.hello(&memory.nick), &mut events, &mut backlog).await?;
+    let welcome = match memory.token.clone() {
+        // Logged in with the account's token: no password asked again.
+        Some(token) => match during(client.hello_token(&token), &mut events, &mut backlog).await {
+            Err(parley_client::Error::Refused { code: parley_client::ErrorCode::BadToken, .. }) => {
+                let ended = "Your session has ended (revoked, expired, or the password changed): you are a guest \
+                             now; /login again.";
+                let Some(()) = show(updates, memory, Update::Session(None)).await.ok() else { return Ok(None) };
+                let Some(()) = show(updates, memory, Update::Failed(ended.to_owned())).await.ok() else {
+                    return Ok(None);
+                };
+                during(client.hello(&memory.nick), &mut events, &mut backlog).await?
+            }
+            answer => answer?,
+        },
+        None => during(client.hello(&memory.nick), &mut events, &mut backlog).await?,
+    };
     let Some(()) = show(updates, memory, Update::Nick(welcome.nick.clone())).await.ok() else { return Ok(None) };
     let rooms = memory.rooms.clone();
     let mut entered = Vec::new();
@@ -619,15 +641,16 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
             .call(&Request::Invite { room: room.clone(), nick })
             .await
             .map(|reply| vec![Update::Notes(format::reply_lines(&reply))]),
-        Input::Msg { to, text } => {
-            client.request(&Request::Whisper { to: to.clone() }, text.as_bytes()).await.map(|reply| match reply {
-                Reply::Whispered { to, ts } => {
+        Input::Msg { to, text } => client
+            .request(&Request::Whisper { to: to.clone(), reply_to: None, tags: None }, text.as_bytes())
+            .await
+            .map(|reply| match reply {
+                Reply::Whispered { to, ts, .. } => {
                     let at = DateTime::parse_from_rfc3339(&ts).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
                     vec![Update::Whispered { to, at, text }]
                 }
                 _ => vec![Update::Whispered { to, at: Utc::now(), text }],
-            })
-        }
+            }),
         Input::Join(name) => client.join(&name).await.map(|joined| {
             vec![Update::Joined {
                 room: joined.room,
@@ -775,9 +798,12 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
             client.call(&request).await.map(|_| Vec::new())
         }
         Input::Unregister(password) => client.call(&Request::Unregister { password }).await.map(|_| {
-            vec![Update::Notes(vec![
-                "Your account is deleted, with your private messages; you are a guest now.".to_owned()
-            ])]
+            vec![
+                Update::Notes(vec![
+                    "Your account is deleted, with your private messages; you are a guest now.".to_owned()
+                ]),
+                Update::Session(None),
+            ]
         }),
         Input::Mute { nick, duration } => {
             let seconds = duration.map(|d| d.as_secs());
@@ -786,19 +812,40 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
         Input::Unmute(nick) => client.call(&Request::Unmute { room, nick }).await.map(|_| Vec::new()),
         Input::Op(nick) => client.call(&Request::Op { room, nick }).await.map(|_| Vec::new()),
         Input::Deop(nick) => client.call(&Request::Deop { room, nick }).await.map(|_| Vec::new()),
-        Input::Register(password) => client.register(&password).await.map(|account| {
-            vec![Update::Notes(vec![format!(
-                "{account} is now your account. Next time, log in with /login {account} PASSWORD."
-            )])]
+        Input::Register(password) => client.register_remembered(&password).await.map(|(account, token)| {
+            vec![
+                Update::Notes(vec![format!(
+                    "{account} is now your account. Next time, log in with /login {account} PASSWORD."
+                )]),
+                Update::Session(Some(token)),
+            ]
         }),
-        Input::Login { name, password } => client
-            .login(name.as_deref(), &password)
+        // Remembered: after a dropped connection the token logs in again.
+        Input::Login { name, password } => {
+            client.login_remembered(name.as_deref(), &password).await.map(|(nick, token)| {
+                vec![
+                    Update::Notes(vec![format!("You are logged in as {nick}.")]),
+                    Update::Nick(nick),
+                    Update::Session(Some(token)),
+                ]
+            })
+        }
+        Input::Password { old, new } => match client.change_password(&old, &new).await {
+            // The change revoked every token of the account: this connection takes a new
+            // one, so that it still comes back by itself after a drop.
+            Ok(()) => Ok(match client.login_remembered(None, &new).await {
+                Ok((_, token)) => {
+                    vec![Update::Notes(vec!["Your password is changed.".to_owned()]), Update::Session(Some(token))]
+                }
+                Err(_) => vec![Update::Notes(vec!["Your password is changed.".to_owned()]), Update::Session(None)],
+            }),
+            Err(e) => Err(e),
+        },
+        Input::Sessions => client.sessions().await.map(|sessions| vec![Update::Notes(session_lines(&sessions))]),
+        Input::RevokeSession(id) => client
+            .revoke_session(id)
             .await
-            .map(|nick| vec![Update::Notes(vec![format!("You are logged in as {nick}.")]), Update::Nick(nick)]),
-        Input::Password { old, new } => client
-            .change_password(&old, &new)
-            .await
-            .map(|()| vec![Update::Notes(vec!["Your password is changed.".to_owned()])]),
+            .map(|()| vec![Update::Notes(vec![format!("Session {id} is revoked: it no longer logs anyone in.")])]),
         // The screen answers these itself and never sends them.
         Input::Help | Input::Usage(_) | Input::Unknown(_) | Input::Quit => Ok(Vec::new()),
     };
@@ -810,6 +857,27 @@ async fn execute(client: &Client, command: Command) -> Vec<Update> {
         }
         Err(e) => vec![Update::Failed(e.to_string())],
     }
+}
+
+/// `/sessions` as lines.
+pub(crate) fn session_lines(sessions: &[parley_client::SessionEntry]) -> Vec<String> {
+    if sessions.is_empty() {
+        return vec!["Your account stays logged in nowhere: no client holds a session token.".to_owned()];
+    }
+    let mut lines = vec!["Where your account stays logged in, most recent first (/sessions revoke ID):".to_owned()];
+    for s in sessions {
+        let this = if s.current { " (this one)" } else { "" };
+        let description = parley_proto::text::printable_line(&s.description);
+        // RFC 3339 in UTC, shown to the minute: `2026-11-25 14:30`.
+        let minute = |ts: &str| ts.get(..16).unwrap_or(ts).replace('T', " ");
+        lines.push(format!(
+            "{:>4}{this} used {} UTC, since {}: {description}",
+            s.id,
+            minute(&s.last_used),
+            minute(&s.created)
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]

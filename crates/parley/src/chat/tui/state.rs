@@ -526,6 +526,19 @@ impl State {
                 self.deleted(room, *seq, by, author, reason.as_deref());
                 Attention::None
             }
+            // A window shows messages, not who is typing.
+            Event::Typing { .. } => Attention::None,
+            Event::Reaction { room, seq, from, reaction, removed } => {
+                let found = match room {
+                    Some(room) => self.find(Kind::Room, room),
+                    None => self.find(Kind::Private, from),
+                };
+                if let Some(index) = found {
+                    let what = if *removed { "took back" } else { "reacted" };
+                    self.info(index, Utc::now(), format!("{from} {what} {reaction} on message #{seq}"));
+                }
+                Attention::None
+            }
             Event::NickChanged { old, new, ts } => {
                 if old.eq_ignore_ascii_case(&self.nick) {
                     self.nick.clone_from(new);

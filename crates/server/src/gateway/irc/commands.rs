@@ -4,17 +4,19 @@
 
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
-    Action, Command, HistoryQuery, Kind, Marked, ModeChange, Nick, Point, RoomMode, RoomName, ServerAction, Session,
+    Action, Audience, Command, HistoryQuery, HubError, Kind, Marked, Meta, ModeChange, Nick, Point, RoomMode, RoomName,
+    ServerAction, Session,
 };
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
 use std::time::Duration;
 use tokio::time::Instant;
 
+use super::caps::Cap;
 use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
-use super::{source_str, wire_param, Context, Link};
+use super::{tags, wire_param, Context, Link};
 use crate::gateway::words;
 use crate::gateway::{ReadEnd, Turn};
 
@@ -131,7 +133,7 @@ pub(super) async fn handle(read: Read, turn: &mut Turn<'_>, link: &Link, oper: &
 }
 
 pub(super) fn closing(link: &Link, why: &str) -> Bytes {
-    format!("ERROR :Closing link: {} ({why})\r\n", source_str(&link.me())).into()
+    format!("ERROR :Closing link: {} ({why})\r\n", link.source()).into()
 }
 
 /// What slows a client down while one line is handled: the driver's flood control,
@@ -196,6 +198,20 @@ impl Out<'_> {
         Lines::new(self.link)
     }
 
+    /// Client tags the hub would refuse: `417` when they are over the limits, as the
+    /// message-tags specification has it, `FAIL` naming the tag otherwise.
+    async fn refuse_tags(&self, e: &HubError) -> Result<(), Gone> {
+        match e {
+            HubError::TagsTooLong { .. } => self.numeric("417", &[], "Input line was too long").await,
+            _ => {
+                let mut lines = self.lines();
+                let server = self.link.server.name.clone();
+                lines.from(&server, "FAIL", &["*", "INVALID_TAG"], Some(&words::error(e)), "");
+                self.relay(lines).await
+            }
+        }
+    }
+
     async fn numeric(&self, code: &str, params: &[&str], text: &str) -> Result<(), Gone> {
         let mut lines = self.lines();
         lines.numeric(code, params, text);
@@ -210,6 +226,17 @@ impl Out<'_> {
 /// The room a channel names, or `None` when it does not start with `#`.
 fn room_of(channel: &str) -> Option<String> {
     channel.strip_prefix('#').map(str::to_owned)
+}
+
+/// A `STATUSMSG` target (`@#room` for its operators, `+#room` for its operators and
+/// voiced members): who, and the channel.
+fn status_of(target: &str) -> Option<(Audience, &str)> {
+    let (audience, channel) = match target.split_at_checked(1)? {
+        ("@", channel) => (Audience::Operators, channel),
+        ("+", channel) => (Audience::Voiced, channel),
+        _ => return None,
+    };
+    channel.starts_with('#').then_some((audience, channel))
 }
 
 /// The items of a comma list, empty ones left out.
@@ -273,11 +300,24 @@ async fn dispatch(
             if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
                 return Ok(flow);
             }
+            // Client-only tags from a client that did not ask for message-tags are not
+            // relayed (as InspIRCd and ergo do).
+            let tagged = link.caps.has(Cap::MessageTags);
             for target in targets {
+                let meta = match tags::meta(message, target) {
+                    _ if !tagged => Meta::default(),
+                    Ok(meta) => meta,
+                    Err(e) => return out.refuse_tags(&e).await.map(|()| Flow::Go),
+                };
                 let context = Context::Privmsg { target: target.to_owned() };
-                let command = match room_of(target) {
-                    Some(room) => Command::Say { room: Some(room), kind, text: text.clone() },
-                    None => Command::Whisper { to: target.to_owned(), kind, text: text.clone() },
+                let command = match (status_of(target), room_of(target)) {
+                    // `STATUSMSG`: to some of the channel's members, live and unkept.
+                    (Some((audience, channel)), _) => {
+                        let room = channel.trim_start_matches('#').to_owned();
+                        Command::SayTo { room, audience, kind, text: text.clone() }
+                    }
+                    (None, Some(room)) => Command::Say { room: Some(room), kind, text: text.clone(), meta },
+                    (None, None) => Command::Whisper { to: target.to_owned(), kind, text: text.clone(), meta },
                 };
                 out.command(context, command).await?;
             }
@@ -556,9 +596,33 @@ async fn dispatch(
         }
         "USER" | "PASS" => out.numeric("462", &[], "You may not reregister").await?,
         "AUTHENTICATE" => out.numeric("907", &[], "You have already registered; SASL is only before that").await?,
+        // A client that did not ask for message-tags has no tags to send.
+        "TAGMSG" if !link.caps.has(Cap::MessageTags) => {}
         "TAGMSG" => {
-            // Client-only tags (typing notifications, reactions) are not relayed; the
-            // capability list does not offer them.
+            let Some(targets) = param(0) else {
+                return out.numeric("411", &[], "No recipient given (TAGMSG)").await.map(|()| Flow::Go);
+            };
+            if !message.tags.iter().any(|(key, _)| key.starts_with('+')) {
+                return out.numeric("412", &[], "No text to send").await.map(|()| Flow::Go);
+            }
+            let targets = list(targets);
+            if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
+                return Ok(flow);
+            }
+            for target in targets {
+                let (signal, tags) = match tags::signal(message, target) {
+                    Ok(Some(signal)) => signal,
+                    // Nothing the server relays: no answer, as for an empty TAGMSG elsewhere.
+                    Ok(None) => continue,
+                    Err(e) => return out.refuse_tags(&e).await.map(|()| Flow::Go),
+                };
+                let target_of = match room_of(target) {
+                    Some(room) => Marked::Room(room),
+                    None => Marked::With(target.to_owned()),
+                };
+                let context = Context::Privmsg { target: target.to_owned() };
+                out.command(context, Command::Signal { target: target_of, signal, tags }).await?;
+            }
         }
         "QUIT" => {
             // `QUIT :` is a reason, empty: others see `Quit: `.
@@ -844,6 +908,7 @@ async fn channel_mode(out: &Out<'_>, channel: &str, room: &str, rest: &[String])
             }
             'm' => settings.push(ModeChange { set, mode: RoomMode::Moderated }),
             's' => settings.push(ModeChange { set, mode: RoomMode::Secret }),
+            'p' => settings.push(ModeChange { set, mode: RoomMode::Private }),
             't' => settings.push(ModeChange { set, mode: RoomMode::TopicLocked }),
             'i' => settings.push(ModeChange { set, mode: RoomMode::InviteOnly }),
             // Messages only come from members: +n is always on.

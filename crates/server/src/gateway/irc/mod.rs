@@ -2,14 +2,16 @@
 //! irssi, WeeChat, HexChat and bots join the same rooms as everyone else. A room `name`
 //! is the channel `#name`. Specified for users in docs/IRC.md.
 //!
-//! Everyone appears as `nick!~u@parley` ([`USER`], [`HOST`]): Parley does not show
-//! addresses to other users, and the same mask for every gateway keeps IRC users of
-//! line and native users ordinary nicks.
+//! Everyone appears as `nick!user@host`, users of every gateway alike: the user name
+//! their client gave (`~`-prefixed, as servers without ident do) or one made from their
+//! nick, and a host cloaked from their address (see `crate::hosts`); the hub keeps both
+//! per session and puts them in the events that need a source.
 
 mod caps;
 mod commands;
 mod oper;
 mod register;
+mod tags;
 mod wire;
 
 use std::collections::HashMap;
@@ -18,28 +20,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
-use parley_hub::{Command, HubError, Member, Nick, RequestId, RoomName, Timestamp};
+use parley_hub::{Command, HubError, Member, Nick, RequestId, RoomName, Timestamp, Userhost};
 
 use super::{Dialogue, Farewell, Protocol, ReadEnd, Refusal, Turn};
 use crate::server::Shared;
 
-/// The user part of everyone's mask.
-pub(crate) const USER: &str = "~u";
-
-/// The host part of everyone's mask.
-pub(crate) const HOST: &str = "parley";
-
 /// The server's version, as `002`, `004` and `VERSION` give it.
 pub(crate) const VERSION: &str = concat!("parley-", env!("CARGO_PKG_VERSION"));
 
-/// `nick!~u@parley`.
-pub(crate) fn source(nick: &Nick) -> String {
-    source_str(nick.as_str())
+/// `nick!user@host`.
+pub(crate) fn source(nick: &Nick, userhost: &Userhost) -> String {
+    source_str(nick.as_str(), userhost)
 }
 
 /// [`source`] for a nick as text.
-pub(crate) fn source_str(nick: &str) -> String {
-    format!("{nick}!{USER}@{HOST}")
+pub(crate) fn source_str(nick: &str, userhost: &Userhost) -> String {
+    format!("{nick}!{}@{}", userhost.user, userhost.host)
+}
+
+/// The source of a message from the history, whose sender's user name and host are not
+/// kept: `nick!*@*`.
+pub(crate) fn past_source(nick: &Nick) -> String {
+    format!("{nick}!*@*")
 }
 
 /// Text safe in a trailing parameter: no line breaks or NUL from other gateways' users.
@@ -86,6 +88,8 @@ pub(crate) struct Identity {
     pub(crate) max_nick: usize,
     /// The most channels of one JOIN or PART: as many as a session may be in.
     pub(crate) max_join_targets: usize,
+    /// The channels every client joins once registered (`[irc] autojoin`).
+    pub(crate) autojoin: Vec<String>,
 }
 
 impl Identity {
@@ -100,7 +104,7 @@ impl Identity {
                 }
             ),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_session),
-            "CHANMODES=b,k,l,imnst".to_owned(),
+            "CHANMODES=b,k,l,imnpst".to_owned(),
             format!("CHANNELLEN={}", limits.max_room_len + 1),
             "CHANTYPES=#".to_owned(),
             format!("CHATHISTORY={}", parley_hub::MAX_HISTORY_PAGE),
@@ -111,6 +115,7 @@ impl Identity {
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),
             "PREFIX=(ov)@+".to_owned(),
+            "STATUSMSG=@+".to_owned(),
             format!(
                 "TARGMAX=JOIN:{join},PART:{join},PRIVMSG:{privmsg},NOTICE:{privmsg},NAMES:{names},WHOIS:{privmsg},KICK:{kick},LIST:",
                 join = limits.max_rooms_per_session,
@@ -119,6 +124,7 @@ impl Identity {
                 kick = commands::MAX_KICKS,
             ),
             format!("TOPICLEN={}", parley_hub::MAX_REASON),
+            format!("USERLEN={}", crate::hosts::USERLEN),
             "UTF8ONLY".to_owned(),
             "WHOX".to_owned(),
         ];
@@ -133,6 +139,7 @@ impl Identity {
             isupport: tokens.chunks(12).map(<[String]>::to_vec).collect(),
             max_nick: limits.max_nick_len,
             max_join_targets: limits.max_rooms_per_session,
+            autojoin: irc.autojoin.clone(),
         }
     }
 }
@@ -292,6 +299,8 @@ pub(crate) struct Link {
     oper: AtomicBool,
     /// The address it connects from, which WHOX shows it of itself.
     address: Option<std::net::IpAddr>,
+    /// Its user name (`*` until `USER`) and host, as the hub is given them.
+    userhost: Mutex<Arc<Userhost>>,
     /// The answers of a `USERHOST` or `ISON` gathered so far.
     gathered: Mutex<Vec<String>>,
     /// The members a `WHO mask` found so far, with the channel each was found in.
@@ -307,7 +316,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Link {
-    pub(crate) fn new(server: Arc<Identity>, address: Option<std::net::IpAddr>) -> Link {
+    pub(crate) fn new(server: Arc<Identity>, address: Option<std::net::IpAddr>, host: &str) -> Link {
         Link {
             caps: caps::Caps::default(),
             server,
@@ -318,6 +327,7 @@ impl Link {
             next_request: AtomicU64::new(1),
             oper: AtomicBool::new(false),
             address,
+            userhost: Mutex::new(Userhost::new("*", host)),
             gathered: Mutex::new(Vec::new()),
             found: Mutex::new(Vec::new()),
             channels: Mutex::new(Vec::new()),
@@ -330,6 +340,22 @@ impl Link {
 
     pub(crate) fn set_me(&self, nick: &str) {
         nick.clone_into(&mut lock(&self.me));
+    }
+
+    /// The client's user name and host.
+    pub(crate) fn userhost(&self) -> Arc<Userhost> {
+        lock(&self.userhost).clone()
+    }
+
+    /// The client's user name, from `USER` (already made valid).
+    pub(crate) fn set_user(&self, user: &str) {
+        let mut userhost = lock(&self.userhost);
+        *userhost = Userhost::new(user, &userhost.host);
+    }
+
+    /// The client's own `nick!user@host`, as it is now.
+    pub(crate) fn source(&self) -> String {
+        source_str(&self.me(), &self.userhost())
     }
 
     /// The user modes the client has: `+i` always, `+o` once it is an operator.
@@ -421,11 +447,12 @@ impl Protocol for Irc {
     type Input = commands::Read;
     type Wire = wire::IrcWire;
     const PINGS: bool = true;
+    const LOBBY: bool = false;
 
     fn new(peer: SocketAddr, shared: &Shared) -> Irc {
         let limits = &shared.limits;
         Irc {
-            link: Arc::new(Link::new(shared.irc.clone(), Some(peer.ip()))),
+            link: Arc::new(Link::new(shared.irc.clone(), Some(peer.ip()), &shared.hosts.host(Some(peer.ip())))),
             input: commands::Input::new(),
             peer,
             pending: None,
@@ -454,9 +481,21 @@ impl Protocol for Irc {
         register::refused(error, self.pending.get_or_insert_default(), &self.link, out)
     }
 
-    fn registered(&mut self) -> Option<(RequestId, Command)> {
+    /// The real name, then the channels of `[irc] autojoin`, each joined as the
+    /// client's own `JOIN` would be: after the welcome, with its JOIN, 353 and 366.
+    fn registered(&mut self) -> Vec<(RequestId, Command)> {
         let realname = self.pending.take().map(|mut pending| pending.take_realname()).unwrap_or_default();
-        Some((self.link.expect(Context::None), Command::Describe { realname }))
+        let mut commands = vec![(self.link.expect(Context::None), Command::Describe { realname })];
+        for channel in &self.link.server.autojoin {
+            let context = Context::Join { channel: channel.clone() };
+            let room = channel.trim_start_matches('#').to_owned();
+            commands.push((self.link.expect(context), Command::Join { room, exclusive: false, key: None }));
+        }
+        commands
+    }
+
+    fn username(&self) -> Option<String> {
+        Some(self.link.userhost().user.to_string())
     }
 
     async fn handle(&mut self, read: commands::Read, turn: &mut Turn<'_>) -> Result<(), ReadEnd> {

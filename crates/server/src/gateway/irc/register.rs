@@ -12,7 +12,7 @@ use parley_proto::irc::Message;
 use super::caps::{self, Cap};
 use super::commands::{closing, Read};
 use super::wire::Lines;
-use super::{source_str, Context, Link};
+use super::{Context, Link};
 use crate::gateway::{Connect, Dialogue, Ending};
 use crate::server::Shared;
 
@@ -87,17 +87,17 @@ pub(super) async fn step(
                 Err(_) => lines.numeric("432", &[&super::wire_param(nick)], "Erroneous nickname"),
             },
         },
-        "USER" => {
-            if message.params.len() < 4 {
-                lines.numeric("461", &["USER"], "Not enough parameters");
-            } else {
-                let realname = message.params[3].trim();
-                let username = message.params[0].as_str();
-                let realname = if realname.is_empty() { username } else { realname };
+        // `USER username mode unused :real name`: the user name as servers show it
+        // (`~`-prefixed, cut to USERLEN, see `hosts::username`), and a real name that
+        // must not be empty.
+        "USER" => match (message.params.first(), message.params.get(3).map(|r| r.trim())) {
+            (Some(username), Some(realname)) if !realname.is_empty() => {
+                link.set_user(&crate::hosts::username(username));
                 link.set_realname(realname);
                 pending.realname = Some(realname.to_owned());
             }
-        }
+            _ => lines.numeric("461", &["USER"], "Not enough parameters"),
+        },
         "AUTHENTICATE" => {
             if let Some(verified) = authenticate(&message, link, &mut lines, pending, peer, shared).await {
                 pending.verified = Some(verified);
@@ -252,7 +252,7 @@ async fn authenticate(
         Ok(verified) => {
             let account = verified.account().to_string();
             link.set_account(verified.account().clone().into());
-            let who = source_str(&link.me());
+            let who = link.source();
             lines.numeric("900", &[&who, &account], &format!("You are now logged in as {account}"));
             lines.numeric("903", &[], "SASL authentication successful");
             Some(verified)

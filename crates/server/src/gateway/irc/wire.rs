@@ -11,13 +11,13 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use chrono::SecondsFormat;
 use parley_hub::{
-    Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName, RoomSummary,
-    Timestamp, Wire,
+    Audience, Event, HubError, Kind, LeaveReason, MarkTarget, Member, Nick, Record, Reply, RoomChange, RoomName,
+    RoomSummary, Timestamp, Userhost, Visibility, Wire,
 };
 use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
-use super::{clean, lock, source, Context, Link};
+use super::{clean, lock, past_source, source, source_str, tags, Context, Link};
 use crate::gateway::words;
 
 /// IRC sessions whose clients enabled none of the event capabilities share this slot of
@@ -79,7 +79,9 @@ impl Wire for IrcWire {
                 match result {
                     Ok(Reply::Welcome { nick, room, .. }) => {
                         self.link.set_me(nick.as_str());
-                        self.link.entered(room);
+                        if let Some(room) = room {
+                            self.link.entered(room);
+                        }
                     }
                     Ok(Reply::Joined { room, .. }) => self.link.entered(room),
                     Ok(Reply::Parted { room }) => self.link.left(room),
@@ -99,6 +101,14 @@ impl Wire for IrcWire {
             Event::Left { room, nick, .. } if nick.as_str() == self.link.me() => self.link.left(room),
             _ => {}
         }
+    }
+}
+
+/// A message's target for some of a channel's members (`STATUSMSG`): `@#room`, `+#room`.
+fn status_target(room: &RoomName, audience: Audience) -> String {
+    match audience {
+        Audience::Operators => format!("@#{room}"),
+        Audience::Voiced => format!("+#{room}"),
     }
 }
 
@@ -186,6 +196,19 @@ impl<'a> Lines<'a> {
         account: Option<&Nick>,
         batch: Option<&str>,
     ) -> String {
+        self.tagged(at, id, account, batch, Vec::new())
+    }
+
+    /// [`Lines::tags`] with client-only tags (`+name`), which only sessions with
+    /// `message-tags` receive.
+    pub(super) fn tagged(
+        &self,
+        at: Option<&Timestamp>,
+        id: Option<&str>,
+        account: Option<&Nick>,
+        batch: Option<&str>,
+        client: Vec<(String, String)>,
+    ) -> String {
         let caps = &self.link.caps;
         let mut tags: Vec<(&str, String)> = Vec::new();
         if let (Some(batch), true) = (batch, caps.has(Cap::Batch)) {
@@ -200,6 +223,8 @@ impl<'a> Lines<'a> {
         if let (Some(account), true) = (account, caps.has(Cap::AccountTag)) {
             tags.push(("account", account.to_string()));
         }
+        let client = if caps.has(Cap::MessageTags) { client } else { Vec::new() };
+        tags.extend(client.iter().map(|(key, value)| (key.as_str(), value.clone())));
         if tags.is_empty() {
             return String::new();
         }
@@ -218,13 +243,12 @@ impl<'a> Lines<'a> {
 
     /// `:nick!user@host JOIN #channel`, with `extended-join` followed by the account
     /// (`*` for none) and the real name.
-    fn join(&mut self, nick: &str, channel: &str, account: Option<&Nick>, realname: &str, tags: &str) {
-        let source = super::source_str(nick);
+    fn join(&mut self, source: &str, channel: &str, account: Option<&Nick>, realname: &str, tags: &str) {
         if self.link.caps.has(Cap::ExtendedJoin) {
             let account = account.map_or_else(|| "*".to_owned(), ToString::to_string);
-            self.from(&source, "JOIN", &[channel, &account], Some(realname), tags);
+            self.from(source, "JOIN", &[channel, &account], Some(realname), tags);
         } else {
-            self.from(&source, "JOIN", &[channel], None, tags);
+            self.from(source, "JOIN", &[channel], None, tags);
         }
     }
 
@@ -235,18 +259,19 @@ impl<'a> Lines<'a> {
     }
 
     /// A chat message as PRIVMSG or NOTICE lines (an action as CTCP ACTION), split to
-    /// fit IRC's line length.
+    /// fit IRC's line length; from the history (`userhost` unknown) as `nick!*@*`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn message(
         &mut self,
         tags: &str,
         from: &Nick,
+        userhost: Option<&Userhost>,
         target: &str,
         kind: Kind,
         text: &str,
         prefix: Option<&str>,
     ) {
-        let source = source(from);
+        let source = userhost.map_or_else(|| past_source(from), |userhost| source(from, userhost));
         // A shared file is told in words, as a notice: IRC clients cannot fetch it, and
         // nobody should answer it automatically.
         let announced;
@@ -271,37 +296,62 @@ impl<'a> Lines<'a> {
     }
 
     /// `:by MODE #room +ov-b args…`.
-    fn mode(&mut self, room: &RoomName, by: &Nick, changes: &[(bool, char, Option<String>)], tags: &str) {
+    fn mode(&mut self, room: &RoomName, by: &str, changes: &[(bool, char, Option<String>)], tags: &str) {
         let mut params = vec![format!("#{room}"), mode_string(changes)];
         params.extend(changes.iter().filter_map(|(_, _, argument)| argument.clone()));
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        self.from(&source(by), "MODE", &params, None, tags);
+        self.from(by, "MODE", &params, None, tags);
     }
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::Message { room, from, seq, at, kind, account, text } => {
+            Event::Message { room, from, seq, at, kind, account, text, meta, userhost } => {
                 let id = msgid(Some(room), *seq);
-                let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
-                self.message(&tags, from, &format!("#{room}"), *kind, text, None);
+                let client = tags::of_meta(meta.as_deref(), Some(room));
+                let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
+                self.message(&tags, from, Some(userhost), &format!("#{room}"), *kind, text, None);
             }
-            Event::Whisper { seq, from, to, at, kind, account, text } => {
+            Event::Whisper { seq, from, to, at, kind, account, text, meta, userhost } => {
                 let id = msgid(None, *seq);
-                let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
-                self.message(&tags, from, to.as_str(), *kind, text, None);
+                let client = tags::of_meta(meta.as_deref(), None);
+                let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
+                self.message(&tags, from, Some(userhost), to.as_str(), *kind, text, None);
             }
-            Event::Joined { room, nick, at, account, realname, .. } => {
+            Event::SaidTo { room, audience, from, at, account, kind, text, userhost } => {
+                let tags = self.tags(Some(at), None, account.as_ref(), None);
+                self.message(&tags, from, Some(userhost), &status_target(room, *audience), *kind, text, None);
+            }
+            Event::Signal { id, room, from, to, at, account, signal, tags, userhost } => {
+                // Only clients that asked for message-tags know TAGMSG.
+                if self.link.caps.has(Cap::MessageTags) {
+                    let client = tags::of_signal(signal, tags, room.as_ref());
+                    let msgid = tags::signal_msgid(*id);
+                    let section = self.tagged(Some(at), Some(&msgid), account.as_ref(), None, client);
+                    let target =
+                        room.as_ref().map_or_else(|| to.as_ref().map(ToString::to_string), |r| Some(format!("#{r}")));
+                    if let Some(target) = target {
+                        self.from(&source(from, userhost), "TAGMSG", &[&target], None, &section);
+                    }
+                }
+            }
+            Event::Joined { room, nick, at, account, realname, userhost, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let realname = realname.as_deref().unwrap_or(nick.as_str());
-                self.join(nick.as_str(), &format!("#{room}"), account.as_ref(), realname, &tags);
+                self.join(&source(nick, userhost), &format!("#{room}"), account.as_ref(), realname, &tags);
             }
-            Event::Left { room, nick, at, reason, by, detail, again } => {
+            Event::Left { room, nick, at, reason, by, detail, again, userhost, by_userhost, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let channel = format!("#{room}");
                 match reason {
-                    LeaveReason::Part => self.from(&source(nick), "PART", &[&channel], detail.as_deref(), &tags),
+                    LeaveReason::Part => {
+                        self.from(&source(nick, userhost), "PART", &[&channel], detail.as_deref(), &tags);
+                    }
                     LeaveReason::Kicked | LeaveReason::Banned => {
-                        let kicker = by.as_ref().map_or_else(|| self.server().to_owned(), source);
+                        let kicker = match (by, by_userhost) {
+                            (Some(by), Some(userhost)) => source(by, userhost),
+                            (Some(by), None) => past_source(by),
+                            (None, _) => self.server().to_owned(),
+                        };
                         let why = match (reason, detail.as_deref(), by) {
                             (LeaveReason::Kicked, Some(detail), _) => detail.to_owned(),
                             (LeaveReason::Kicked, None, _) => String::new(),
@@ -323,35 +373,35 @@ impl<'a> Lines<'a> {
                                 (_, Some(d)) => d.to_string(),
                                 (_, None) => "Connection closed".to_owned(),
                             };
-                            self.from(&source(nick), "QUIT", &[], Some(&why), &tags);
+                            self.from(&source(nick, userhost), "QUIT", &[], Some(&why), &tags);
                         }
                     }
                 }
             }
-            Event::NickChanged { old, new, at } => {
+            Event::NickChanged { old, new, at, userhost, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
-                self.from(&source(old), "NICK", &[], Some(new.as_str()), &tags);
+                self.from(&source(old, userhost), "NICK", &[], Some(new.as_str()), &tags);
             }
             Event::Marker { target, at } => self.markread(target, Some(at)),
-            Event::Deleted { room, seq, by, author, said_at, at, reason } => {
+            Event::Deleted { room, seq, by, author, said_at, at, reason, userhost, .. } => {
                 let channel = format!("#{room}");
                 if self.link.caps.has(Cap::Redaction) {
                     let tags = self.tags(Some(at), None, None, None);
                     let id = msgid(Some(room), *seq);
-                    self.from(&source(by), "REDACT", &[&channel, &id], reason.as_deref(), &tags);
+                    self.from(&source(by, userhost), "REDACT", &[&channel, &id], reason.as_deref(), &tags);
                 } else {
                     let text = words::deleted(by, author, said_at, reason.as_deref());
                     let server = self.server().to_owned();
                     self.from(&server, "NOTICE", &[&channel], Some(&text), "");
                 }
             }
-            Event::Mode { room, by, at, changes } => {
+            Event::Mode { room, by, at, changes, userhost, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let modes: Vec<(bool, char, Option<String>)> =
                     changes.iter().map(|c| (c.set, words::letter(&c.mode), words::argument(&c.mode, c.set))).collect();
-                self.mode(room, by, &modes, &tags);
+                self.mode(room, &source(by, userhost), &modes, &tags);
             }
-            Event::Moderated { room, by, at, what } => {
+            Event::Moderated { room, by, at, what, userhost, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let modes: Vec<(bool, char, Option<String>)> = match what {
                     RoomChange::Banned { mask, .. } => vec![(true, 'b', Some(words::ban_mask(mask)))],
@@ -374,39 +424,39 @@ impl<'a> Lines<'a> {
                     let text = words::room_change(by, room, what);
                     self.from(&server, "NOTICE", &[&format!("#{room}")], Some(&text), &tags);
                 } else {
-                    self.mode(room, by, &modes, &tags);
+                    self.mode(room, &source(by, userhost), &modes, &tags);
                 }
             }
-            Event::Topic { room, by, at, text, .. } => {
+            Event::Topic { room, by, at, text, userhost, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
-                self.from(&source(by), "TOPIC", &[&format!("#{room}")], Some(text), &tags);
+                self.from(&source(by, userhost), "TOPIC", &[&format!("#{room}")], Some(text), &tags);
             }
-            Event::Away { nick, text } => {
+            Event::Away { nick, text, userhost, .. } => {
                 if self.link.caps.has(Cap::AwayNotify) {
-                    self.from(&source(nick), "AWAY", &[], text.as_deref(), "");
+                    self.from(&source(nick, userhost), "AWAY", &[], text.as_deref(), "");
                 }
             }
-            Event::Account { nick, account } => {
+            Event::Account { nick, account, userhost, .. } => {
                 if self.link.caps.has(Cap::AccountNotify) {
                     let account = account.as_ref().map_or("*", Nick::as_str);
-                    self.from(&source(nick), "ACCOUNT", &[account], None, "");
+                    self.from(&source(nick, userhost), "ACCOUNT", &[account], None, "");
                 }
             }
-            Event::Realname { nick, realname } => {
+            Event::Realname { nick, realname, userhost, .. } => {
                 if self.link.caps.has(Cap::Setname) {
-                    self.from(&source(nick), "SETNAME", &[], Some(realname), "");
+                    self.from(&source(nick, userhost), "SETNAME", &[], Some(realname), "");
                 }
             }
-            Event::InviteSent { room, by, nick, at } => {
+            Event::InviteSent { room, by, nick, at, userhost, .. } => {
                 if self.link.caps.has(Cap::InviteNotify) {
                     let tags = self.tags(Some(at), None, None, None);
-                    self.from(&source(by), "INVITE", &[nick.as_str(), &format!("#{room}")], None, &tags);
+                    self.from(&source(by, userhost), "INVITE", &[nick.as_str(), &format!("#{room}")], None, &tags);
                 }
             }
-            Event::Invited { room, by, at } => {
+            Event::Invited { room, by, at, userhost, .. } => {
                 let tags = self.tags(Some(at), None, None, None);
                 let me = self.me.clone();
-                self.from(&source(by), "INVITE", &[&me], Some(&format!("#{room}")), &tags);
+                self.from(&source(by, userhost), "INVITE", &[&me], Some(&format!("#{room}")), &tags);
             }
             Event::Notice { at, notice } => {
                 let text = &words::notice(notice);
@@ -423,7 +473,8 @@ impl<'a> Lines<'a> {
                 let why = reason.as_deref().map_or_else(|| "K-lined".to_owned(), |r| format!("K-lined: {r}"));
                 let me = self.me.clone();
                 self.numeric("465", &[], &format!("You are banned from this server ({why})"));
-                self.text.push_str(&format!("ERROR :Closing link: {} ({})\r\n", super::source_str(&me), clean(&why)));
+                let who = source_str(&me, &self.link.userhost());
+                self.text.push_str(&format!("ERROR :Closing link: {who} ({})\r\n", clean(&why)));
             }
             Event::Reply { req, result } => {
                 let context = self.link.context(req.0);
@@ -438,19 +489,22 @@ impl<'a> Lines<'a> {
 
     /// What a channel's members look like in NAMES: prefixes as `multi-prefix` asks,
     /// and `nick!user@host` with `userhost-in-names`.
-    fn names(&mut self, room: &RoomName, members: &[Member], secret: bool) {
+    fn names(&mut self, room: &RoomName, members: &[Member], visibility: Visibility) {
         let multi = self.link.caps.has(Cap::MultiPrefix);
         let userhost = self.link.caps.has(Cap::UserhostInNames);
         let channel = format!("#{room}");
-        // `@` for a secret channel, `=` for a public one.
-        let symbol = if secret { "@" } else { "=" };
+        let symbol = match visibility {
+            Visibility::Public => "=",
+            Visibility::Private => "*",
+            Visibility::Secret => "@",
+        };
         let mut batch: Vec<String> = Vec::new();
         let mut length = 0;
         let room_for_names = LINE_ROOM - self.link.server.name.len() - self.me.len() - channel.len() - 12;
         for member in members {
             let mut name = prefixes(member, multi);
             if userhost {
-                name.push_str(&source(&member.nick));
+                name.push_str(&source(&member.nick, &member.userhost));
             } else {
                 name.push_str(member.nick.as_str());
             }
@@ -498,14 +552,23 @@ impl<'a> Lines<'a> {
         let stamped = self.link.caps.has(Cap::ServerTime);
         for record in messages {
             let id = msgid(record.room.as_ref(), record.seq);
-            let tags = self.tags(Some(&record.at), Some(&id), None, batch.as_deref());
+            let client = tags::of_meta(record.meta.as_deref(), record.room.as_ref());
+            let tags = self.tagged(Some(&record.at), Some(&id), None, batch.as_deref(), client);
             let prefix = (!stamped).then(|| format!("[{}] ", parley_proto::line::stamp(&record.at)));
             let to = match (&record.room, &record.to) {
                 (Some(room), _) => format!("#{room}"),
                 (None, Some(to)) => to.to_string(),
                 (None, None) => target.to_owned(),
             };
-            self.message(&tags, &record.from, &to, record.kind, &record.text, prefix.as_deref());
+            self.message(
+                &tags,
+                &record.from,
+                record.userhost.as_deref(),
+                &to,
+                record.kind,
+                &record.text,
+                prefix.as_deref(),
+            );
         }
         if let Some(batch) = &batch {
             let server = self.server().to_owned();
@@ -522,20 +585,21 @@ impl<'a> Lines<'a> {
         history: &[Arc<Record>],
         topic: Option<&(String, Nick, Timestamp)>,
         read: Option<Option<&Timestamp>>,
-        secret: bool,
+        visibility: Visibility,
     ) {
         let me = self.me.clone();
         let channel = format!("#{room}");
         let tags = self.now_tags();
         let (account, realname) = (self.link.account(), lock(&self.link.realname).clone());
         let realname = if realname.is_empty() { me.clone() } else { realname };
-        self.join(&me, &channel, account.as_ref(), &realname, &tags);
+        let own = source_str(&me, &self.link.userhost());
+        self.join(&own, &channel, account.as_ref(), &realname, &tags);
         self.topic(room, topic, false);
         // draft/read-marker: the channel's marker comes with the join, before its names.
         if let Some(read) = read {
             self.markread(&MarkTarget::Room(room.clone()), read);
         }
-        self.names(room, members, secret);
+        self.names(room, members, visibility);
         if !self.link.caps.has(Cap::ChatHistory) {
             self.playback(&channel, history);
         }
@@ -549,7 +613,8 @@ impl<'a> Lines<'a> {
         let server = self.link.server.clone();
         let network = server.network.clone();
         let me = self.me.clone();
-        self.numeric("001", &[], &format!("Welcome to the {network} IRC network, {}", super::source_str(&me)));
+        let own = source_str(&me, &self.link.userhost());
+        self.numeric("001", &[], &format!("Welcome to the {network} IRC network, {own}"));
         self.numeric("002", &[], &format!("Your host is {}, running version {}", server.name, super::VERSION));
         self.numeric(
             "003",
@@ -557,7 +622,7 @@ impl<'a> Lines<'a> {
             &format!("This server was created {}", server.started.format("%Y-%m-%d %H:%M:%S UTC")),
         );
         let _ =
-            write!(self.text, ":{} 004 {me} {} {} i bhiklmnostv bklov\r\n", server.name, server.name, super::VERSION);
+            write!(self.text, ":{} 004 {me} {} {} i bhiklmnopstv bklov\r\n", server.name, server.name, super::VERSION);
         for tokens in &server.isupport {
             self.numeric("005", &tokens.iter().map(String::as_str).collect::<Vec<_>>(), "are supported by this server");
         }
@@ -565,8 +630,10 @@ impl<'a> Lines<'a> {
         self.motd();
         // The user modes it starts with, as servers tell them.
         let tags = self.now_tags();
-        self.from(&super::source_str(&me), "MODE", &[&me, "+i"], None, &tags);
-        self.joined(room, members, history, topic.as_ref(), None, false);
+        self.from(&own, "MODE", &[&me, "+i"], None, &tags);
+        if let Some(room) = room {
+            self.joined(room, members, history, topic.as_ref(), None, Visibility::Public);
+        }
     }
 
     /// `MARKREAD target timestamp=…` (or `*` when nothing is marked read), for clients
@@ -613,12 +680,15 @@ impl<'a> Lines<'a> {
     fn reply(&mut self, context: &Context, reply: &Reply) {
         match reply {
             Reply::Welcome { .. } => self.welcome(reply),
-            Reply::Joined { room, members, history, topic, read, secret } => {
-                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *secret);
+            Reply::Remembered { reply, .. } => self.reply(context, reply),
+            // IRC clients log in with SASL; they never ask for tokens.
+            Reply::Sessions(_) | Reply::Revoked { .. } => {}
+            Reply::Joined { room, members, history, topic, read, visibility } => {
+                self.joined(room, members, history, topic.as_ref(), Some(read.as_ref()), *visibility);
             }
             Reply::Marker { target, at } => self.markread(target, at.as_ref()),
             Reply::Parted { room } => {
-                let me = super::source_str(&self.me);
+                let me = source_str(&self.me, &self.link.userhost());
                 let reason = match context {
                     Context::Part { reason: Some(reason), .. } => Some(reason.as_str()),
                     _ => None,
@@ -626,14 +696,15 @@ impl<'a> Lines<'a> {
                 let tags = self.now_tags();
                 self.from(&me, "PART", &[&format!("#{room}")], reason, &tags);
             }
-            Reply::Said { room, seq, at, kind, text } => {
+            Reply::Said { room, seq, at, kind, text, meta } => {
                 if self.link.caps.has(Cap::EchoMessage) {
                     let id = msgid(Some(room), *seq);
                     let account = self.link.account();
-                    let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                    let client = tags::of_meta(meta.as_deref(), Some(room));
+                    let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                     let me = Nick::parse(&self.me, usize::MAX).ok();
                     if let Some(me) = me {
-                        self.message(&tags, &me, &format!("#{room}"), *kind, text, None);
+                        self.message(&tags, &me, Some(&self.link.userhost()), &format!("#{room}"), *kind, text, None);
                     }
                 }
             }
@@ -643,24 +714,50 @@ impl<'a> Lines<'a> {
                     let id = msgid(Some(room), *seq);
                     let tags = self.tags(Some(&chrono::Utc::now()), None, None, None);
                     if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
-                        self.from(&source(&me), "REDACT", &[&format!("#{room}"), &id], reason.as_deref(), &tags);
+                        let own = source(&me, &self.link.userhost());
+                        self.from(&own, "REDACT", &[&format!("#{room}"), &id], reason.as_deref(), &tags);
                     }
                 }
             }
-            Reply::Whispered { to, seq, at, kind, text, away } => {
+            Reply::ToldSome { room, audience, at, kind, text } => {
+                if self.link.caps.has(Cap::EchoMessage) {
+                    let account = self.link.account();
+                    let tags = self.tags(Some(at), None, account.as_ref(), None);
+                    if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
+                        let userhost = self.link.userhost();
+                        self.message(&tags, &me, Some(&userhost), &status_target(room, *audience), *kind, text, None);
+                    }
+                }
+            }
+            // The sender's own TAGMSG, as echo-message returns a PRIVMSG.
+            Reply::Signalled { id, room, to, at, signal, tags } => {
+                if self.link.caps.has(Cap::EchoMessage) && self.link.caps.has(Cap::MessageTags) {
+                    let client = tags::of_signal(signal, tags, room.as_ref());
+                    let account = self.link.account();
+                    let msgid = tags::signal_msgid(*id);
+                    let section = self.tagged(Some(at), Some(&msgid), account.as_ref(), None, client);
+                    let target =
+                        room.as_ref().map_or_else(|| to.as_ref().map(ToString::to_string), |r| Some(format!("#{r}")));
+                    if let (Some(target), Ok(me)) = (target, Nick::parse(&self.me, usize::MAX)) {
+                        self.from(&source(&me, &self.link.userhost()), "TAGMSG", &[&target], None, &section);
+                    }
+                }
+            }
+            Reply::Whispered { to, seq, at, kind, text, meta, away } => {
                 if self.link.caps.has(Cap::EchoMessage) {
                     let id = msgid(None, *seq);
                     let account = self.link.account();
-                    let tags = self.tags(Some(at), Some(&id), account.as_ref(), None);
+                    let client = tags::of_meta(meta.as_deref(), None);
+                    let tags = self.tagged(Some(at), Some(&id), account.as_ref(), None, client);
                     if let Ok(me) = Nick::parse(&self.me, usize::MAX) {
-                        self.message(&tags, &me, to.as_str(), *kind, text, None);
+                        self.message(&tags, &me, Some(&self.link.userhost()), to.as_str(), *kind, text, None);
                     }
                 }
                 if let (Some(away), false) = (away, *kind == Kind::Notice) {
                     self.numeric("301", &[to.as_str()], away);
                 }
             }
-            Reply::Who { room, members, secret } => {
+            Reply::Who { room, members, visibility } => {
                 // Every user is invisible (`+i`): those outside a channel see none of
                 // its members.
                 let inside = members.iter().any(|m| m.nick.as_str() == self.me);
@@ -684,7 +781,7 @@ impl<'a> Lines<'a> {
                         }
                         self.numeric("315", &[mask], "End of /WHO list.");
                     }
-                    _ => self.names(room, shown, *secret),
+                    _ => self.names(room, shown, *visibility),
                 }
             }
             Reply::Rooms(rooms) => self.list(context, rooms),
@@ -693,7 +790,7 @@ impl<'a> Lines<'a> {
                 let old = self.me.clone();
                 self.me = nick.to_string();
                 let tags = self.now_tags();
-                self.from(&super::source_str(&old), "NICK", &[], Some(nick.as_str()), &tags);
+                self.from(&source_str(&old, &self.link.userhost()), "NICK", &[], Some(nick.as_str()), &tags);
             }
             Reply::Modes { room, modes, created, key_hidden } => {
                 let mut letters = String::from("+");
@@ -702,6 +799,7 @@ impl<'a> Lines<'a> {
                     (modes.invite_only, 'i'),
                     (modes.moderated, 'm'),
                     (true, 'n'),
+                    (modes.private, 'p'),
                     (modes.secret, 's'),
                     (modes.topic_locked, 't'),
                 ] {
@@ -734,7 +832,11 @@ impl<'a> Lines<'a> {
                 let me = self.me.clone();
                 for ban in bans {
                     let mask = words::ban_mask(&ban.mask);
-                    let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {server} 0\r\n");
+                    // Who set it and when; the server and 0 for bans kept from before
+                    // setters were recorded.
+                    let setter = ban.set_by.as_ref().map_or(server.as_str(), Nick::as_str);
+                    let at = ban.set_at.map_or(0, |at| at.timestamp());
+                    let _ = write!(self.text, ":{server} 367 {me} {channel} {mask} {setter} {at}\r\n");
                 }
                 self.numeric("368", &[&channel], "End of channel ban list");
             }
@@ -790,19 +892,19 @@ impl<'a> Lines<'a> {
             }
             Reply::LoggedIn { account, nick } => {
                 let me = self.me.clone();
-                let who = super::source_str(nick.as_str());
+                let who = source_str(nick.as_str(), &self.link.userhost());
                 self.numeric("900", &[&who, account.as_str()], &format!("You are now logged in as {account}"));
                 if me != nick.as_str() {
                     self.me = nick.to_string();
-                    self.from(&super::source_str(&me), "NICK", &[], Some(nick.as_str()), "");
+                    self.from(&source_str(&me, &self.link.userhost()), "NICK", &[], Some(nick.as_str()), "");
                 }
             }
             Reply::Registered { account } => {
-                let who = super::source_str(&self.me.clone());
+                let who = source_str(&self.me, &self.link.userhost());
                 self.numeric("900", &[&who, account.as_str()], &format!("You are now logged in as {account}"));
             }
             Reply::Unregistered { account } => {
-                let who = super::source_str(&self.me.clone());
+                let who = source_str(&self.me, &self.link.userhost());
                 self.numeric("901", &[&who], &format!("You are now logged out; the account {account} is deleted"));
             }
             Reply::ServerBans(bans) => {
@@ -826,7 +928,7 @@ impl<'a> Lines<'a> {
             Reply::Described => {
                 if let (Context::Setname { realname }, true) = (context, self.link.caps.has(Cap::Setname)) {
                     let me = self.me.clone();
-                    self.from(&super::source_str(&me), "SETNAME", &[], Some(realname), "");
+                    self.from(&source_str(&me, &self.link.userhost()), "SETNAME", &[], Some(realname), "");
                 }
             }
             Reply::Moderated { .. }
@@ -841,7 +943,8 @@ impl<'a> Lines<'a> {
                     Context::Quit { reason: Some(reason) } => format!("Quit: {reason}"),
                     _ => "Client quit".to_owned(),
                 };
-                let _ = write!(self.text, "ERROR :Closing link: {} ({})\r\n", super::source_str(&me), clean(&reason));
+                let who = source_str(&me, &self.link.userhost());
+                let _ = write!(self.text, "ERROR :Closing link: {who} ({})\r\n", clean(&reason));
             }
         }
     }
@@ -853,13 +956,14 @@ impl<'a> Lines<'a> {
         self.from(&server, "BATCH", &[&format!("+{batch}"), "chathistory", target], None, "");
         for record in messages {
             let id = msgid(record.room.as_ref(), record.seq);
-            let tags = self.tags(Some(&record.at), Some(&id), None, Some(&batch));
+            let client = tags::of_meta(record.meta.as_deref(), record.room.as_ref());
+            let tags = self.tagged(Some(&record.at), Some(&id), None, Some(&batch), client);
             let to = match (&record.room, &record.to) {
                 (Some(room), _) => format!("#{room}"),
                 (None, Some(to)) => to.to_string(),
                 (None, None) => target.to_owned(),
             };
-            self.message(&tags, &record.from, &to, record.kind, &record.text, None);
+            self.message(&tags, &record.from, record.userhost.as_deref(), &to, record.kind, &record.text, None);
         }
         self.from(&server, "BATCH", &[&format!("-{batch}")], None, "");
     }
@@ -876,12 +980,8 @@ impl<'a> Lines<'a> {
         let nick = member.nick.as_str();
         let realname = member.realname.as_deref().unwrap_or(nick);
         let Some(whox) = whox else {
-            let _ = write!(
-                self.text,
-                ":{server} 352 {me} {channel} {} {} {server} {nick} {flags} :0 ",
-                super::USER,
-                super::HOST
-            );
+            let (user, host) = (&member.userhost.user, &member.userhost.host);
+            let _ = write!(self.text, ":{server} 352 {me} {channel} {user} {host} {server} {nick} {flags} :0 ");
             let _ = write!(self.text, "{}\r\n", clean(realname));
             return;
         };
@@ -891,13 +991,13 @@ impl<'a> Lines<'a> {
                 't' if whox.token.is_empty() => continue,
                 't' => whox.token.clone(),
                 'c' => channel.to_owned(),
-                'u' => super::USER.to_owned(),
+                'u' => member.userhost.user.to_string(),
                 // Addresses are private: a client sees its own alone.
                 'i' => match (nick == me, self.link.address) {
                     (true, Some(address)) => address.to_string(),
                     _ => "255.255.255.255".to_owned(),
                 },
-                'h' => super::HOST.to_owned(),
+                'h' => member.userhost.host.to_string(),
                 's' => server.clone(),
                 'n' => nick.to_owned(),
                 'f' => flags.clone(),
@@ -932,7 +1032,7 @@ impl<'a> Lines<'a> {
             } else {
                 let oper = if whois.admin { "*" } else { "" };
                 let away = if whois.away.is_some() { '-' } else { '+' };
-                format!("{nick}{oper}={away}{}@{}", super::USER, super::HOST)
+                format!("{nick}{oper}={away}{}@{}", whois.userhost.user, whois.userhost.host)
             };
             lock(&self.link.gathered).push(item);
             self.presence(*ison, *last);
@@ -954,6 +1054,7 @@ impl<'a> Lines<'a> {
                 realname: whois.realname.clone(),
                 account: whois.account.clone(),
                 idle_secs: whois.idle_secs,
+                userhost: whois.userhost.clone(),
             };
             let channel = first.map_or_else(|| "*".to_owned(), |(room, _, _)| format!("#{room}"));
             self.who_line(&channel, &member, whox.as_ref());
@@ -961,7 +1062,7 @@ impl<'a> Lines<'a> {
             return;
         }
         let realname = whois.realname.as_deref().unwrap_or(&nick).to_owned();
-        self.numeric("311", &[&nick, super::USER, super::HOST, "*"], &realname);
+        self.numeric("311", &[&nick, &whois.userhost.user, &whois.userhost.host, "*"], &realname);
         // Where they connect from, to themselves and to operators alone (the hub gives
         // the address only then).
         if let Some(address) = whois.address {
@@ -1119,7 +1220,13 @@ impl<'a> Lines<'a> {
                 self.numeric("404", &[channel], &format!("Cannot send to channel ({text})"));
             }
             HubError::EmptyMessage => self.numeric("412", &[], "No text to send"),
-            HubError::MessageTooLong { .. } => self.numeric("417", &[], "Input line was too long"),
+            HubError::MessageTooLong { .. } | HubError::TagsTooLong { .. } => {
+                self.numeric("417", &[], "Input line was too long")
+            }
+            HubError::BadTag(_) | HubError::BadReaction { .. } => {
+                let server = self.server().to_owned();
+                self.from(&server, "FAIL", &["TAGMSG", "INVALID_TAG"], Some(&text), "");
+            }
             HubError::TooManyRooms { .. } => self.numeric("405", &[channel], "You have joined too many channels"),
             HubError::NotOperator(_) => self.numeric("482", &[channel], "You're not channel operator"),
             HubError::NotAdmin => self.numeric("481", &[], "Permission Denied- You're not an IRC operator"),
@@ -1157,7 +1264,10 @@ impl<'a> Lines<'a> {
             | HubError::RoomNotRegistered(_)
             | HubError::TooManyRegistered { .. }
             | HubError::NoSuchMessage { .. }
-            | HubError::NotAuthor(_) => self.fail(context, "FAILED", &text),
+            | HubError::NotAuthor(_)
+            | HubError::BadToken
+            | HubError::NoSuchSession(_)
+            | HubError::NotRememberable => self.fail(context, "FAILED", &text),
             HubError::NotFounder(_) => self.numeric("482", &[channel], "You're not the channel's founder"),
             // A server's ban list (KLINE) has no numeric of its own.
             HubError::TooManyBans { .. } if channel == "*" => self.fail(context, "FAILED", &text),

@@ -92,6 +92,7 @@ impl Transfers {
             Request::Chunk { file, offset } => self.chunk(id, session, &file, offset, &payload).await,
             Request::Download { file } => self.download(id, &files, session, &file).await.map(Outcome::Answer),
             Request::Read { file, offset } => self.read(id, &file, offset).await.map(Outcome::Answer),
+            Request::Thumbnail { file } => return thumbnail(id, &files, session, &file).await,
             _ => Err(FileError::Bad("not a transfer request".into())),
         };
         match result {
@@ -185,8 +186,15 @@ impl Transfers {
                 }
                 let text = serde_json::to_string(&share.info).map_err(std::io::Error::other)?;
                 Ok(Outcome::Post(match (share.room, share.to) {
-                    (Some(room), _) => Command::Say { room: Some(room), kind: Kind::File, text },
-                    (None, to) => Command::Whisper { to: to.unwrap_or_default(), kind: Kind::File, text },
+                    (Some(room), _) => {
+                        Command::Say { room: Some(room), kind: Kind::File, text, meta: Default::default() }
+                    }
+                    (None, to) => Command::Whisper {
+                        to: to.unwrap_or_default(),
+                        kind: Kind::File,
+                        text,
+                        meta: Default::default(),
+                    },
                 }))
             }
         }
@@ -252,6 +260,35 @@ impl Transfers {
         let mut out = BytesMut::with_capacity(len + 128);
         msg::encode_data(id, file, offset, &piece, &mut out).map_err(std::io::Error::other)?;
         Ok(out.freeze())
+    }
+}
+
+/// A `thumbnail`: the preview of a shared image, in one `data` frame, with the checks
+/// `download` makes.
+async fn thumbnail(request: u64, files: &Arc<FileStore>, session: &Session, id: &str) -> Outcome {
+    use crate::files::thumbnail::{self, ThumbnailError};
+    let missing = || {
+        Outcome::Answer(error_frame(Some(request), ErrorCode::NoSuchFile, &format!("no file {id} that you may see")))
+    };
+    let Some(share) = files.share(id).await else { return missing() };
+    match where_is(session).await {
+        Ok(me) if share.visible_to(&me) => {}
+        _ => return missing(),
+    }
+    match thumbnail::thumbnail(files, &share).await {
+        Ok(png) => {
+            crate::metrics::FileBytes::add(&files.bytes.sent, png.len());
+            let mut out = BytesMut::with_capacity(png.len() + 128);
+            match msg::encode_data(request, id, 0, &png, &mut out) {
+                Ok(()) => Outcome::Answer(out.freeze()),
+                Err(e) => Outcome::Answer(error_frame(Some(request), ErrorCode::FilesUnavailable, &e.to_string())),
+            }
+        }
+        Err(ThumbnailError::Io(e)) => {
+            tracing::warn!(file = id, "no thumbnail: {e}");
+            missing()
+        }
+        Err(e) => Outcome::Answer(error_frame(Some(request), ErrorCode::NotAnImage, &e.to_string())),
     }
 }
 

@@ -3,7 +3,8 @@
 //! - `/`: the browser client's files, embedded at build time ([`assets`]);
 //! - `/ws`: the native protocol over WebSocket, one frame per binary message;
 //! - `/irc`: IRC over WebSocket (IRCv3's `binary.ircv3.net` and `text.ircv3.net`);
-//! - `/healthz`: `200 ok` while the hub answers and the history store takes writes.
+//! - `/healthz`: `200 ok` while the hub answers and the history store takes writes;
+//! - `/session` and `/files/…`: the session cookie, and files for browsers ([`session`]).
 //!
 //! A WebSocket is served by the same connection driver as a TCP connection of its
 //! protocol ([`crate::gateway::serve`]), over [`socket`]'s message transport: the same
@@ -15,6 +16,7 @@
 //! its `Origin` is the page's own host or listed in `[web] allowed_origins`.
 
 pub(crate) mod assets;
+pub(crate) mod session;
 pub(crate) mod socket;
 
 use std::convert::Infallible;
@@ -155,6 +157,8 @@ struct Upgrade {
     on_upgrade: hyper::upgrade::OnUpgrade,
     framing: Framing,
     client: SocketAddr,
+    /// What a `/ws` session is told of its upgrade request (its cookie, its user agent).
+    native: super::native::Upgrade,
 }
 
 /// What each request of one connection sees.
@@ -210,7 +214,7 @@ where
     let requests = connection.clone();
     let service = service_fn(move |request| {
         let connection = requests.clone();
-        async move { Ok::<_, Infallible>(secure(respond(request, &connection).await)) }
+        async move { Ok::<_, Infallible>(secure(route(request, &connection).await)) }
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(shared.limits.handshake_timeout()).max_buf_size(64 * 1024);
@@ -269,7 +273,10 @@ async fn websocket<S: socket::Io>(upgrade: Upgrade, shared: &Shared) -> Ending {
     let (reader, writer) = socket::split(socket, upgrade.framing);
     let client = upgrade.client;
     match upgrade.framing {
-        Framing::Native => super::serve::<Native, _, _>(reader, writer, client, deadline, Gateway::Ws, shared).await,
+        Framing::Native => {
+            let serve = super::serve::<Native, _, _>(reader, writer, client, deadline, Gateway::Ws, shared);
+            super::native::UPGRADE.scope(upgrade.native, serve).await
+        }
         Framing::IrcBinary | Framing::IrcText => {
             super::serve::<Irc, _, _>(reader, writer, client, deadline, Gateway::IrcWs, shared).await
         }
@@ -281,7 +288,7 @@ fn socket_limit(n: usize) -> usize {
 }
 
 /// Adds the headers every response carries.
-fn secure(mut reply: Reply) -> Reply {
+fn secure<B>(mut reply: Response<B>) -> Response<B> {
     let headers = reply.headers_mut();
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -296,6 +303,20 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> Reply {
     *reply.status_mut() = status;
     reply.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     reply
+}
+
+/// The pages that answer with files, and the others.
+async fn route(request: Request<Incoming>, connection: &Connection) -> Response<session::Body> {
+    if !connection.metrics {
+        let path = request.uri().path();
+        if path == "/session" {
+            return session::session(request, connection).await.map(http_body_util::Either::Left);
+        }
+        if path.starts_with("/files/") {
+            return session::file(request, connection).await;
+        }
+    }
+    respond(request, connection).await.map(http_body_util::Either::Left)
 }
 
 async fn respond(request: Request<Incoming>, connection: &Connection) -> Reply {
@@ -399,8 +420,16 @@ fn upgrade(mut request: Request<Incoming>, connection: &Connection, endpoint: En
         Endpoint::Irc => irc_framing(headers),
     };
     let client = site.client(connection.peer, headers);
+    let native = super::native::Upgrade {
+        cookie: session::cookie(headers),
+        user_agent: headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(parley_hub::clean_description),
+    };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    *connection.upgrade.lock().unwrap_or_else(PoisonError::into_inner) = Some(Upgrade { on_upgrade, framing, client });
+    *connection.upgrade.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some(Upgrade { on_upgrade, framing, client, native });
     let mut reply = Response::new(Full::new(Bytes::new()));
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = reply.headers_mut();
