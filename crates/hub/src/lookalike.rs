@@ -12,38 +12,93 @@
 use std::collections::HashMap;
 
 /// The keys held under each skeleton, with how many holders each has.
+///
+/// Every session's nick is held here, so a skeleton almost always has one key, and
+/// that key is usually the skeleton itself: those cost one entry and no allocation
+/// beyond the skeleton's (a map per skeleton was about 200 bytes per session).
 #[derive(Debug, Default)]
 pub(crate) struct Lookalikes {
-    by_skeleton: HashMap<String, HashMap<String, u32>>,
+    by_skeleton: HashMap<Box<str>, Holders>,
+}
+
+/// The keys held under one skeleton.
+#[derive(Debug)]
+enum Holders {
+    /// One key (`None`: the skeleton itself), and its holders.
+    One { key: Option<Box<str>>, count: u32 },
+    /// Several keys, each with its holders.
+    // Boxed so that an entry is 32 bytes, not a map's 56: almost every skeleton has one key.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashMap<Box<str>, u32>>),
+}
+
+impl Holders {
+    /// The holders of `key` (`skeleton`'s) to count up, made a key of these if it is not.
+    fn count_of(&mut self, key: &str, skeleton: &str) -> &mut u32 {
+        if let Holders::One { key: held, count } = self {
+            let held = held.as_deref().unwrap_or(skeleton);
+            if held != key {
+                let mut keys = HashMap::with_capacity(2);
+                keys.insert(Box::from(held), *count);
+                *self = Holders::Many(Box::new(keys));
+            }
+        }
+        match self {
+            Holders::One { count, .. } => count,
+            Holders::Many(keys) => keys.entry(Box::from(key)).or_insert(0),
+        }
+    }
 }
 
 impl Lookalikes {
     /// One more holder of the name with this key and skeleton.
     pub(crate) fn hold(&mut self, key: &str, skeleton: &str) {
-        let keys = self.by_skeleton.entry(skeleton.to_owned()).or_default();
-        *keys.entry(key.to_owned()).or_default() += 1;
+        match self.by_skeleton.get_mut(skeleton) {
+            Some(holders) => *holders.count_of(key, skeleton) += 1,
+            None => {
+                let key = (key != skeleton).then(|| Box::from(key));
+                self.by_skeleton.insert(Box::from(skeleton), Holders::One { key, count: 1 });
+            }
+        }
     }
 
     /// One holder fewer (a session renamed or gone, an account deleted, a room closed).
     pub(crate) fn release(&mut self, key: &str, skeleton: &str) {
-        let Some(keys) = self.by_skeleton.get_mut(skeleton) else {
+        let Some(holders) = self.by_skeleton.get_mut(skeleton) else {
             return;
         };
-        if let Some(count) = keys.get_mut(key) {
-            *count -= 1;
-            if *count == 0 {
-                keys.remove(key);
+        let empty = match holders {
+            Holders::One { key: held, count } => {
+                if held.as_deref().unwrap_or(skeleton) == key {
+                    *count = count.saturating_sub(1);
+                }
+                *count == 0
             }
-        }
-        if keys.is_empty() {
+            Holders::Many(keys) => {
+                if let Some(count) = keys.get_mut(key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        keys.remove(key);
+                    }
+                }
+                keys.is_empty()
+            }
+        };
+        if empty {
             self.by_skeleton.remove(skeleton);
         }
     }
 
     /// A name held under another key that looks like the name with this key and
     /// skeleton: the key it is held under.
-    pub(crate) fn resembles(&self, key: &str, skeleton: &str) -> Option<&str> {
-        self.by_skeleton.get(skeleton)?.keys().find(|held| held.as_str() != key).map(String::as_str)
+    pub(crate) fn resembles<'a>(&'a self, key: &str, skeleton: &'a str) -> Option<&'a str> {
+        let (held_skeleton, holders) = self.by_skeleton.get_key_value(skeleton)?;
+        match holders {
+            Holders::One { key: held, .. } => {
+                Some(held.as_deref().unwrap_or(held_skeleton)).filter(|held| *held != key)
+            }
+            Holders::Many(keys) => keys.keys().map(|held| &**held).find(|held| *held != key),
+        }
     }
 }
 
@@ -76,5 +131,32 @@ mod tests {
         names.release(alice.key_str(), alice.skeleton());
         assert_eq!(resembles(&names, "\u{430}lice"), None);
         assert!(names.by_skeleton.is_empty(), "nothing is kept for names nobody holds");
+    }
+
+    #[test]
+    fn several_keys_under_one_skeleton_are_counted_apart() {
+        let mut names = Lookalikes::default();
+        // Held before the check existed: two keys with one skeleton.
+        names.hold("alice", "alice");
+        names.hold("\u{430}lice", "alice");
+        names.hold("\u{430}lice", "alice");
+        assert_eq!(names.resembles("alice", "alice"), Some("\u{430}lice"));
+        assert_eq!(names.resembles("\u{430}lice", "alice"), Some("alice"));
+        names.release("alice", "alice");
+        assert_eq!(names.resembles("\u{430}lice", "alice"), None, "alone under its skeleton");
+        assert_eq!(names.resembles("alice", "alice"), Some("\u{430}lice"));
+        names.release("\u{430}lice", "alice");
+        assert!(names.resembles("alice", "alice").is_some(), "one holder is left");
+        names.release("bob", "alice");
+        names.release("\u{430}lice", "alice");
+        assert!(names.by_skeleton.is_empty());
+        // A key other than its skeleton, alone.
+        names.hold("i0x", "iox");
+        assert_eq!(names.resembles("iox", "iox"), Some("i0x"));
+        assert_eq!(names.resembles("i0x", "iox"), None);
+        names.release("iox", "iox");
+        assert_eq!(names.resembles("iox", "iox"), Some("i0x"), "releasing another key takes nothing");
+        names.release("i0x", "iox");
+        assert!(names.by_skeleton.is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! run in the spawned task, under a deadline.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -117,6 +118,9 @@ pub(crate) async fn accept_loop(
     slots: Arc<Semaphore>,
     shared: Shared,
 ) {
+    // Each connection holds a pointer to what connections share, not a copy of its
+    // dozen handles (96 bytes in every connection's task, idle or not).
+    let shared = Arc::new(shared);
     let kind = bound.label();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -168,11 +172,11 @@ pub(crate) async fn accept_loop(
         };
         let tls = tls.clone();
         match bound.kind {
-            ListenerKind::Line => spawn::<Line>(stream, tls, peer, bound, slot, &shared),
-            ListenerKind::Native => spawn::<Native>(stream, tls, peer, bound, slot, &shared),
-            ListenerKind::Irc => spawn::<Irc>(stream, tls, peer, bound, slot, &shared),
+            ListenerKind::Line => spawn::<Line>(stream, tls, peer, Door::of(bound), slot, &shared),
+            ListenerKind::Native => spawn::<Native>(stream, tls, peer, Door::of(bound), slot, &shared),
+            ListenerKind::Irc => spawn::<Irc>(stream, tls, peer, Door::of(bound), slot, &shared),
             ListenerKind::Web | ListenerKind::Metrics => {
-                shared.tasks.spawn(web_connection(stream, tls, peer, bound, slot, shared.clone()));
+                shared.tasks.spawn(web_connection(stream, tls, peer, Door::of(bound), slot, shared.clone()));
             }
         }
     }
@@ -180,27 +184,44 @@ pub(crate) async fn accept_loop(
 
 /// The task of one HTTP connection, plain or TLS: its requests, and the WebSocket
 /// session it may become (or, on a metrics listener, its scrapes).
-async fn web_connection(
+// Not an `async fn`: it would keep each argument twice (see above).
+#[allow(clippy::manual_async_fn)]
+fn web_connection(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
-    bound: Bound,
+    door: Door,
     slot: Slot,
-    shared: Shared,
-) {
-    let _slots = slot;
-    let deadline = opened(&shared, bound, peer);
-    let metrics = bound.kind == ListenerKind::Metrics;
-    let ending = match tls {
-        None => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
-        // Boxed: the handshake's state is not kept in the task once it is done.
-        Some(tls) => match tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await {
-            Ok(Ok(stream)) => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
-            Ok(Err(e)) => Ending::Tls(e.to_string()),
-            Err(_) => Ending::HandshakeTimeout,
-        },
-    };
-    closed(&shared, bound, peer, &ending);
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send + 'static {
+    // An `async move` block, not an `async fn`, like every connection task here: an
+    // `async fn` keeps each argument twice in its future, for the connection's life.
+    async move {
+        let deadline = opened(&shared, door, peer);
+        let metrics = door.kind == ListenerKind::Metrics;
+        let ending = match tls {
+            None => Box::pin(gateway::web::serve(stream, peer, metrics, &shared)).await,
+            Some(tls) => {
+                // The handshake's outcome (the TLS stream, 1.2 KB, until it is moved into
+                // the session) is not kept across the session's wait: only the box.
+                let serving = {
+                    // Boxed: the handshake's state is not kept in the task once it is done.
+                    let accepted = tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await;
+                    match accepted {
+                        Ok(Ok(stream)) => Ok(Box::pin(gateway::web::serve(stream, peer, metrics, &shared))),
+                        Ok(Err(e)) => Err(Ending::Tls(e.to_string())),
+                        Err(_) => Err(Ending::HandshakeTimeout),
+                    }
+                };
+                match serving {
+                    Ok(serving) => serving.await,
+                    Err(ending) => ending,
+                }
+            }
+        };
+        closed(&shared, door, peer, &ending);
+        drop(slot);
+    }
 }
 
 /// A connection through a proxy that speaks the PROXY protocol: its header first,
@@ -211,7 +232,7 @@ async fn proxied(
     proxy: SocketAddr,
     bound: Bound,
     permit: tokio::sync::OwnedSemaphorePermit,
-    shared: Shared,
+    shared: Arc<Shared>,
 ) {
     let kind = bound.label();
     let deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout();
@@ -236,27 +257,27 @@ async fn proxied(
     };
     let slot = (permit, address_slot);
     match bound.kind {
-        ListenerKind::Line => Box::pin(connection::<Line>(stream, tls, peer, bound, slot, shared)).await,
-        ListenerKind::Native => Box::pin(connection::<Native>(stream, tls, peer, bound, slot, shared)).await,
-        ListenerKind::Irc => Box::pin(connection::<Irc>(stream, tls, peer, bound, slot, shared)).await,
+        ListenerKind::Line => Box::pin(connection::<Line>(stream, tls, peer, Door::of(bound), slot, shared)).await,
+        ListenerKind::Native => Box::pin(connection::<Native>(stream, tls, peer, Door::of(bound), slot, shared)).await,
+        ListenerKind::Irc => Box::pin(connection::<Irc>(stream, tls, peer, Door::of(bound), slot, shared)).await,
         ListenerKind::Web | ListenerKind::Metrics => {
-            Box::pin(web_connection(stream, tls, peer, bound, slot, shared)).await;
+            Box::pin(web_connection(stream, tls, peer, Door::of(bound), slot, shared)).await;
         }
     }
 }
 
 /// A connection of protocol `P`, plain or TLS, run in the current task.
-async fn connection<P: Protocol>(
+async fn connection<P: Protocol + 'static>(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
-    bound: Bound,
+    door: Door,
     slot: Slot,
-    shared: Shared,
+    shared: Arc<Shared>,
 ) {
     match tls {
-        None => plain_connection::<P>(stream, peer, bound, slot, shared).await,
-        Some(tls) => tls_connection::<P>(stream, tls, peer, bound, slot, shared).await,
+        None => plain_connection::<P>(stream, peer, door, slot, shared).await,
+        Some(tls) => tls_connection::<P>(stream, tls, peer, door, slot, shared).await,
     }
 }
 
@@ -266,70 +287,112 @@ fn spawn<P: Protocol + 'static>(
     stream: TcpStream,
     tls: Option<Tls>,
     peer: SocketAddr,
-    bound: Bound,
+    door: Door,
     slot: Slot,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) {
     match tls {
-        None => shared.tasks.spawn(plain_connection::<P>(stream, peer, bound, slot, shared.clone())),
-        Some(tls) => shared.tasks.spawn(tls_connection::<P>(stream, tls, peer, bound, slot, shared.clone())),
+        None => shared.tasks.spawn(plain_connection::<P>(stream, peer, door, slot, shared.clone())),
+        Some(tls) => shared.tasks.spawn(tls_connection::<P>(stream, tls, peer, door, slot, shared.clone())),
     };
 }
 
 /// A connection's place under `max_connections` and `max_connections_per_ip`, held for
-/// its life.
+/// its life (its task drops it last).
 type Slot = (tokio::sync::OwnedSemaphorePermit, AddressSlot);
+
+/// What a connection's task keeps of its listener, for its whole life: its protocol and
+/// whether it runs in TLS (not the listener's address, 40 bytes in every task).
+#[derive(Debug, Clone, Copy)]
+struct Door {
+    kind: ListenerKind,
+    tls: bool,
+}
+
+impl Door {
+    fn of(bound: Bound) -> Door {
+        Door { kind: bound.kind, tls: bound.tls }
+    }
+
+    fn label(self) -> String {
+        crate::config::label(self.kind, self.tls)
+    }
+}
 
 /// The task of one plain-text connection. Plain and TLS connections are separate
 /// tasks, so a plain one does not carry the room for a TLS handshake's state in its
 /// future.
-async fn plain_connection<P: Protocol>(stream: TcpStream, peer: SocketAddr, bound: Bound, slot: Slot, shared: Shared) {
-    let _slots = slot;
-    let deadline = opened(&shared, bound, peer);
+fn plain_connection<P: Protocol + 'static>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    door: Door,
+    slot: Slot,
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send + 'static {
     let (reader, writer) = stream.into_split();
-    let gateway = Gateway::of(bound.kind);
-    let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
-    closed(&shared, bound, peer, &ending);
+    async move {
+        let deadline = opened(&shared, door, peer);
+        let gateway = Gateway::of(door.kind);
+        let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
+        closed(&shared, door, peer, &ending);
+        drop(slot);
+    }
 }
 
 /// The task of one TLS connection: the handshake, then the protocol.
-async fn tls_connection<P: Protocol>(
+// Not an `async fn`: it would keep each argument twice (see above).
+#[allow(clippy::manual_async_fn)]
+fn tls_connection<P: Protocol + 'static>(
     stream: TcpStream,
     tls: Tls,
     peer: SocketAddr,
-    bound: Bound,
+    door: Door,
     slot: Slot,
-    shared: Shared,
-) {
-    let _slots = slot;
-    let deadline = opened(&shared, bound, peer);
-    let ending = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
-        Ok(Ok(stream)) => {
-            let (reader, writer) = tokio::io::split(stream);
-            let reader = gateway::Stream(reader);
-            Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, Gateway::of(bound.kind), &shared)).await
-        }
-        Ok(Err(e)) => Ending::Tls(e.to_string()),
-        Err(_) => Ending::HandshakeTimeout,
-    };
-    closed(&shared, bound, peer, &ending);
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let deadline = opened(&shared, door, peer);
+        // The handshake's outcome (the TLS stream, 1.2 KB, until it is moved into the
+        // session) is not kept across the session's wait: only the session's box.
+        let serving = {
+            // Boxed: the handshake's state (a TLS connection and its stream) is not kept
+            // in the task once it is done.
+            let accepted = tokio::time::timeout_at(deadline, Box::pin(tls.acceptor().accept(stream))).await;
+            match accepted {
+                Ok(Ok(stream)) => {
+                    let (reader, writer) = tokio::io::split(stream);
+                    let reader = gateway::Stream(reader);
+                    let gateway = Gateway::of(door.kind);
+                    Ok(Box::pin(gateway::serve::<P, _, _>(reader, writer, peer, deadline, gateway, &shared)))
+                }
+                Ok(Err(e)) => Err(Ending::Tls(e.to_string())),
+                Err(_) => Err(Ending::HandshakeTimeout),
+            }
+        };
+        let ending = match serving {
+            Ok(serving) => serving.await,
+            Err(ending) => ending,
+        };
+        closed(&shared, door, peer, &ending);
+        drop(slot);
+    }
 }
 
 /// Counts and logs a new connection; returns its registration deadline, which covers
 /// the TLS handshake and the name or hello that follows.
-fn opened(shared: &Shared, bound: Bound, peer: SocketAddr) -> tokio::time::Instant {
-    let gateway = Gateway::of(bound.kind);
+fn opened(shared: &Shared, door: Door, peer: SocketAddr) -> tokio::time::Instant {
+    let gateway = Gateway::of(door.kind);
     shared.metrics.connections.add(gateway, 1);
     shared.metrics.connections_open.add(gateway, 1);
     let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
-    tracing::info!(kind = %bound.label(), %peer, active, "connected");
+    tracing::info!(kind = %door.label(), %peer, active, "connected");
     tokio::time::Instant::now() + shared.limits.handshake_timeout()
 }
 
-fn closed(shared: &Shared, bound: Bound, peer: SocketAddr, ending: &Ending) {
-    shared.metrics.connections_open.add(Gateway::of(bound.kind), -1);
+fn closed(shared: &Shared, door: Door, peer: SocketAddr, ending: &Ending) {
+    shared.metrics.connections_open.add(Gateway::of(door.kind), -1);
     let active = shared.active.fetch_sub(1, Ordering::Relaxed) - 1;
-    tracing::info!(kind = %bound.label(), %peer, active, "disconnected: {ending}");
+    tracing::info!(kind = %door.label(), %peer, active, "disconnected: {ending}");
 }
 
 #[cfg(test)]
@@ -356,21 +419,25 @@ mod tests {
                 slots.clone().try_acquire_owned().expect("a place"),
                 shared.per_address.take(peer.ip(), 10).expect("a place"),
             );
-            let (bound, shared) = (Bound { kind, tls: false, addr, proxy_protocol: false }, shared.clone());
+            let (door, shared) = (Door { kind, tls: false }, Arc::new(shared.clone()));
             let size = match kind {
-                ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, bound, slot, shared)),
-                ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, bound, slot, shared)),
-                ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, bound, slot, shared)),
+                ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, door, slot, shared)),
+                ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, door, slot, shared)),
+                ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, door, slot, shared)),
                 ListenerKind::Web | ListenerKind::Metrics => {
-                    size_of_val(&web_connection(stream, None, peer, bound, slot, shared))
+                    size_of_val(&web_connection(stream, None, peer, door, slot, shared))
                 }
             };
             eprintln!("a plain {kind} connection's task future: {size} bytes");
-            // Every connection holds this much for its whole life (1.8 to 2.1 KB in a
-            // debug build, less optimised); what is needed only while registering or
+            // Every connection holds this much for its whole life (0.96 to 1.08 KB for
+            // line, native and IRC in a debug build; the web task, whose session is
+            // boxed, 0.3 KB); what is needed only while registering or
             // handling input is boxed while it runs. A new await that holds a large
-            // future, or a protocol state that grows, shows here first.
-            assert!(size <= 2560, "a {kind} connection's future grew to {size} bytes");
+            // future, or a protocol state that grows, shows here first: tokio rounds
+            // a task up to 128 bytes, so every 128 bytes here is 128 bytes per idle
+            // connection (docs/BENCHMARKS.md, "Idle memory").
+            let most = if kind == ListenerKind::Web { 400 } else { 1152 };
+            assert!(size <= most, "a {kind} connection's future grew to {size} bytes");
         }
     }
 

@@ -25,7 +25,7 @@ impl Hub {
         let state = self.sessions.get(&id)?;
         match &state.account {
             Some(account) => self.markers.get(&account.id)?.get(key).copied(),
-            None => state.markers.get(key).copied(),
+            None => state.markers.as_ref().and_then(|markers| markers.get(key).copied()),
         }
     }
 
@@ -63,7 +63,7 @@ impl Hub {
         let account = self.state(id).account.as_ref().map(|a| a.id);
         match (account, self.store.clone()) {
             (None, _) => {
-                self.state_mut(id).markers.insert(key, at);
+                self.state_mut(id).markers.get_or_insert_default().insert(key, at);
                 Ok(Reply::Marker { target, at: Some(at) }.into())
             }
             (Some(account), None) => {

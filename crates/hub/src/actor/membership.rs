@@ -60,7 +60,7 @@ impl Hub {
         let squatting = self.accounts.contains_key(&nick) && account.as_ref().map(|a| &a.name) != Some(&nick);
         self.sessions.insert(
             id,
-            SessionState {
+            Box::new(SessionState {
                 nick: nick.clone(),
                 outbox: outbox.clone(),
                 rooms: Vec::new(),
@@ -74,8 +74,8 @@ impl Hub {
                 active: std::time::Instant::now(),
                 oper: false,
                 reads: 0,
-                markers: std::collections::HashMap::new(),
-            },
+                markers: None,
+            }),
         );
         self.max_users = self.max_users.max(self.sessions.len());
         let (room, members, history, topic) = if lobby {
@@ -431,7 +431,7 @@ impl Hub {
         id: SessionId,
         reason: LeaveReason,
         detail: Option<Arc<str>>,
-    ) -> Option<SessionState> {
+    ) -> Option<Box<SessionState>> {
         let state = self.sessions.remove(&id)?;
         self.session_tokens.remove(&id);
         self.nicks.remove(&state.nick);

@@ -162,8 +162,11 @@ pub(crate) struct SessionState {
     pub(crate) oper: bool,
     /// History pages and searches it has waiting or running.
     pub(crate) reads: usize,
-    /// A guest's read markers, which end with the session (an account's are the hub's).
-    pub(crate) markers: HashMap<String, crate::event::Timestamp>,
+    /// A guest's read markers, which end with the session (an account's are the hub's);
+    /// boxed, as most sessions set none.
+    // Boxed for the size of the record (8 bytes, not a map's 48), not for the map's.
+    #[allow(clippy::box_collection)]
+    pub(crate) markers: Option<Box<HashMap<String, crate::event::Timestamp>>>,
 }
 
 impl SessionState {
@@ -324,7 +327,10 @@ impl From<Reply> for Answer {
 pub(crate) struct Hub {
     pub(crate) limits: Limits,
     pub(crate) lobby: RoomName,
-    pub(crate) sessions: HashMap<SessionId, SessionState>,
+    /// Boxed: a session's state is a few hundred bytes, and a table of them keeps
+    /// room for up to twice as many as it holds; the table of pointers costs 16 bytes
+    /// a place instead (docs/BENCHMARKS.md, "Idle memory").
+    pub(crate) sessions: HashMap<SessionId, Box<SessionState>>,
     pub(crate) nicks: HashMap<Nick, SessionId>,
     /// Rooms with members.
     pub(crate) rooms: HashMap<RoomName, Room>,
@@ -461,6 +467,17 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
         }
     });
     Ok((HubHandle { tx, metrics }, task))
+}
+
+/// A hub that ends with sessions still open (it panicked: a normal end comes after
+/// every session has gone) closes their outboxes, so that every connection writes what
+/// was queued and ends: connections wait on their outbox, not on the server's stop.
+impl Drop for Hub {
+    fn drop(&mut self) {
+        for state in self.sessions.values() {
+            state.outbox.close();
+        }
+    }
 }
 
 impl Hub {

@@ -13,10 +13,11 @@
 
 mod pool;
 
+use std::future::poll_fn;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::Notify;
 
 use crate::event::Event;
 
@@ -82,15 +83,15 @@ pub struct Overflow;
 
 /// One session's outbound queue. Shared (`Arc`) by the hub, which delivers into it, and
 /// the session's connection task, which drains it.
+///
+/// One task waits on it (the connection's: its writer, and its watch for the outbox's
+/// death), so it keeps one waker rather than a `Notify` per thing waited for: an idle
+/// session holds every outbox, and two `Notify`s and their waiting futures were about
+/// 250 bytes of each.
 pub struct Outbox {
     wire: Box<dyn Wire>,
     limit: usize,
     queue: Mutex<Queue>,
-    /// Wakes the writer: bytes were queued, or the outbox closed.
-    ready: Notify,
-    /// Wakes the connection task when the outbox dies, so it can drop a socket whose
-    /// writer is stuck in a `send` that will never finish.
-    dead: Notify,
 }
 
 #[derive(Default)]
@@ -100,6 +101,19 @@ struct Queue {
     closed: bool,
     /// The outbox overflowed; the connection is to be dropped without writing more.
     dead: bool,
+    /// The connection task, while it waits for bytes, the end, or the outbox's death:
+    /// woken (and forgotten) when any of them comes.
+    waiting: Option<Waker>,
+}
+
+impl Queue {
+    /// Remembers the task to wake, unless it is the one already remembered.
+    fn wait(&mut self, cx: &Context<'_>) {
+        match &mut self.waiting {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waiting => *waiting = Some(cx.waker().clone()),
+        }
+    }
 }
 
 /// What the writer gets from [`Outbox::take`].
@@ -116,13 +130,7 @@ pub enum Batch {
 impl Outbox {
     /// An outbox encoding with `wire`, holding at most `limit` unsent bytes.
     pub fn new(wire: impl Wire, limit: usize) -> Self {
-        Self {
-            wire: Box::new(wire),
-            limit,
-            queue: Mutex::new(Queue::default()),
-            ready: Notify::new(),
-            dead: Notify::new(),
-        }
+        Self { wire: Box::new(wire), limit, queue: Mutex::new(Queue::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -189,9 +197,10 @@ impl Outbox {
                 Err(Overflow) => return self.overflowed(queue),
             }
         }
+        let waiting = if was_empty == Some(true) { queue.waiting.take() } else { None };
         drop(queue);
-        if was_empty == Some(true) {
-            self.ready.notify_one();
+        if let Some(waker) = waiting {
+            waker.wake();
         }
         Ok(())
     }
@@ -218,11 +227,12 @@ impl Outbox {
         match self.append(&mut queue, bytes) {
             Err(Overflow) => self.overflowed(queue),
             Ok(was_empty) => {
-                drop(queue);
                 // A writer busy with an earlier batch comes back for this one on its own;
                 // only an empty queue may have a writer asleep on it.
-                if was_empty {
-                    self.ready.notify_one();
+                let waiting = if was_empty { queue.waiting.take() } else { None };
+                drop(queue);
+                if let Some(waker) = waiting {
+                    waker.wake();
                 }
                 Ok(())
             }
@@ -255,17 +265,24 @@ impl Outbox {
             queue.bytes = BytesMut::new();
             queue.closed = true;
             queue.dead = true;
+            let waiting = queue.waiting.take();
             drop(queue);
-            self.dead.notify_one();
-            self.ready.notify_one();
+            if let Some(waker) = waiting {
+                waker.wake();
+            }
         }
         Err(Overflow)
     }
 
     /// Ends the outbox: the writer writes what is queued, then the connection ends.
     pub fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_one();
+        let mut queue = self.lock();
+        queue.closed = true;
+        let waiting = queue.waiting.take();
+        drop(queue);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
     }
 
     /// True when nothing is queued.
@@ -280,22 +297,25 @@ impl Outbox {
 
     /// Waits for queued bytes and moves them into `buf` (which must be empty), swapping
     /// buffers so that both keep their capacity. Cancel-safe: nothing is taken until it
-    /// returns.
+    /// returns. One task at a time may wait on an outbox (see [`Outbox`]).
     pub async fn take(&self, buf: &mut BytesMut) -> Batch {
+        poll_fn(|cx| self.poll_take(cx, buf)).await
+    }
+
+    /// [`Outbox::take`], for a caller that polls: `Pending` until there is something to
+    /// take, and then this task is woken.
+    pub fn poll_take(&self, cx: &Context<'_>, buf: &mut BytesMut) -> Poll<Batch> {
         debug_assert!(buf.is_empty());
-        loop {
-            {
-                let mut queue = self.lock();
-                if queue.dead {
-                    return Batch::Dead;
-                }
-                if !queue.bytes.is_empty() || queue.closed {
-                    std::mem::swap(&mut queue.bytes, buf);
-                    return if queue.closed { Batch::Last } else { Batch::Bytes };
-                }
-            }
-            self.ready.notified().await;
+        let mut queue = self.lock();
+        if queue.dead {
+            return Poll::Ready(Batch::Dead);
         }
+        if !queue.bytes.is_empty() || queue.closed {
+            std::mem::swap(&mut queue.bytes, buf);
+            return Poll::Ready(if queue.closed { Batch::Last } else { Batch::Bytes });
+        }
+        queue.wait(cx);
+        Poll::Pending
     }
 
     /// Gives a written batch's buffer back (see [`Outbox::take`]): busy sessions' buffers
@@ -304,14 +324,22 @@ impl Outbox {
         pool::give(buf);
     }
 
-    /// Resolves when the outbox has overflowed. Cancel-safe.
+    /// Resolves when the outbox has overflowed. Cancel-safe. One task at a time may
+    /// wait on an outbox (see [`Outbox`]).
     pub async fn dead(&self) {
-        loop {
-            if self.lock().dead {
-                return;
-            }
-            self.dead.notified().await;
+        poll_fn(|cx| self.poll_dead(cx)).await;
+    }
+
+    /// [`Outbox::dead`], for a caller that polls: `Pending` until the outbox has
+    /// overflowed, and then this task is woken (it is also woken when bytes are queued
+    /// into an empty outbox, or it closes).
+    pub fn poll_dead(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut queue = self.lock();
+        if queue.dead {
+            return Poll::Ready(());
         }
+        queue.wait(cx);
+        Poll::Pending
     }
 }
 

@@ -20,11 +20,12 @@ pub(crate) mod web;
 pub(crate) mod words;
 
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -320,55 +321,82 @@ impl Turn<'_> {
 
 /// Serves one connection with protocol `P`, from the first byte to the last: the
 /// registration dialogue under `deadline`, then the session until it ends.
-pub(crate) async fn serve<P, R, W>(
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an
+/// `async fn` keeps each argument twice in its future (as given, and moved into its
+/// body), for the connection's whole life.
+// Not an `async fn`: it would keep each argument twice (see above).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve<'a, P, R, W>(
     mut reader: R,
     mut writer: W,
     peer: SocketAddr,
     deadline: Instant,
     gateway: Gateway,
-    shared: &Shared,
-) -> Ending
+    shared: &'a Shared,
+) -> impl Future<Output = Ending> + Send + 'a
 where
-    P: Protocol,
-    R: Receive,
-    W: AsyncWrite + Unpin + Send,
+    P: Protocol + 'a,
+    R: Receive + 'a,
+    W: AsyncWrite + Unpin + Send + 'a,
 {
-    let mut protocol = P::new(peer, shared);
-    let mut buf = BytesMut::new();
-    let outbox = Arc::new(Outbox::new(protocol.wire(), shared.limits.send_queue_bytes));
-    // Boxed: the dialogue's state is needed only until the session exists, and would
-    // otherwise stay in the connection's future for its whole life.
-    let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared));
-    let registered = tokio::select! {
-        registered = tokio::time::timeout_at(deadline, registering) => match registered {
-            Ok(registered) => registered,
-            Err(_) => Err(farewell(&protocol, Farewell::HandshakeTimeout, Ending::HandshakeTimeout)),
-        },
-        () = shared.stopping.cancelled() => Err(farewell(&protocol, Farewell::Shutdown, Ending::Shutdown)),
-    };
-    let session = match registered {
-        Ok(session) => session,
-        Err((ending, last_word)) => {
-            if let Some(bytes) = last_word {
-                let _ = writer.write_all(&bytes).await;
+    async move {
+        let mut protocol = P::new(peer, shared);
+        let mut buf = BytesMut::new();
+        let outbox = Arc::new(Outbox::new(protocol.wire(), shared.limits.send_queue_bytes));
+        // Boxed: the dialogue's state is needed only until the session exists, and would
+        // otherwise stay in the connection's future for its whole life.
+        let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared));
+        let registered = tokio::select! {
+            registered = tokio::time::timeout_at(deadline, registering) => match registered {
+                Ok(registered) => registered,
+                Err(_) => Err(farewell(&protocol, Farewell::HandshakeTimeout, Ending::HandshakeTimeout)),
+            },
+            () = shared.stopping.cancelled() => Err(farewell(&protocol, Farewell::Shutdown, Ending::Shutdown)),
+        };
+        let session = match registered {
+            Ok(session) => session,
+            Err((ending, last_word)) => {
+                if let Some(bytes) = last_word {
+                    let _ = writer.write_all(&bytes).await;
+                }
+                return close(ending, &mut reader, &mut writer).await;
             }
-            return close(ending, &mut reader, &mut writer).await;
+        };
+        tracing::debug!(%peer, session = ?session.id(), "registered");
+        for (req, command) in protocol.registered() {
+            let _ = Box::pin(session.send(req, command)).await;
         }
-    };
-    tracing::debug!(%peer, session = ?session.id(), "registered");
-    for (req, command) in protocol.registered() {
-        let _ = Box::pin(session.send(req, command)).await;
+        let metrics = &shared.metrics;
+        metrics.sessions_by_gateway.add(gateway, 1);
+        // The session, until it ends: its input feeds the hub, its output drains the outbox.
+        // Written here rather than in a function of its own: every async function keeps its
+        // own copy of its arguments, for the whole life of the connection.
+        let mut out = Output::new(&outbox, &mut writer, gateway, shared);
+        // The server's shutdown needs no wait of its own here: the hub says goodbye to
+        // every session and closes its outbox (a hub that dies closes them as it goes),
+        // and the output side ends the session once that is written.
+        let ending = match read_loop(&mut protocol, &mut reader, &mut buf, &session, &mut out, shared).await {
+            Ok(end) => {
+                if !matches!(end, ReadEnd::Quit) {
+                    Box::pin(session.disconnect(end.detail())).await;
+                }
+                // The hub closes the outbox once it has handled the quit or disconnect; what
+                // was queued before (replies, the error that ended the session) goes out first.
+                let _ = tokio::time::timeout(shared.limits.shutdown_grace(), out.finish()).await;
+                end.into()
+            }
+            Err(ending) => ending,
+        };
+        Box::pin(session.disconnect(None)).await;
+        metrics.sessions_by_gateway.add(gateway, -1);
+        match ending {
+            Ending::Limit(EXCESS_FLOOD) => ServerMetrics::count(&metrics.flood_disconnects),
+            Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
+            _ => {}
+        }
+        close(ending, &mut reader, &mut writer).await
     }
-    let metrics = &shared.metrics;
-    metrics.sessions_by_gateway.add(gateway, 1);
-    let ending = converse(&mut protocol, &mut reader, &mut buf, &mut writer, &session, &outbox, gateway, shared).await;
-    metrics.sessions_by_gateway.add(gateway, -1);
-    match ending {
-        Ending::Limit(EXCESS_FLOOD) => ServerMetrics::count(&metrics.flood_disconnects),
-        Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
-        _ => {}
-    }
-    close(ending, &mut reader, &mut writer).await
 }
 
 /// An ending with the protocol's last word for it.
@@ -491,83 +519,132 @@ where
 }
 
 /// A session's input, until it ends: each unit decoded and handed to the protocol,
-/// under flood control and, for protocols that ping, an idle deadline.
-async fn read_loop<P: Protocol, R: Receive>(
-    protocol: &mut P,
-    reader: &mut R,
-    buf: &mut BytesMut,
-    session: &Session,
-    gateway: Gateway,
-    shared: &Shared,
-) -> ReadEnd {
-    let messages_in = &shared.metrics.messages_in;
-    let limits = &shared.limits;
-    let mut throttle = Throttle::new(limits.flood(), Instant::now().into_std());
-    let (idle_ping, idle_timeout) = (limits.idle_ping(), limits.idle_timeout());
-    let mut heard = Instant::now();
-    let mut pinged = false;
-    let idle = tokio::time::sleep_until(heard + idle_ping);
-    tokio::pin!(idle);
-    let end = 'session: loop {
-        while let Some(input) = protocol.decode(buf) {
-            (heard, pinged) = (Instant::now(), false);
-            messages_in.add(gateway, 1);
-            let mut turn = Turn { session, throttle: &mut throttle };
-            // Boxed, like every await below that is not the wait for input: what a busy
-            // connection needs is allocated while it is busy, and an idle one holds only
-            // the wait.
-            if let Err(end) = Box::pin(protocol.handle(input, &mut turn)).await {
-                break 'session end;
-            }
-        }
-        if P::PINGS {
-            idle.as_mut().reset(heard + if pinged { idle_timeout } else { idle_ping });
-        }
-        // Unless a partial unit is buffered, the buffer goes: the wait holds none.
-        release(buf);
-        // Cancel-safe: what is read stays in `buf`.
-        let received = tokio::select! {
-            received = reader.receive(buf) => received,
-            () = &mut idle, if P::PINGS => {
-                if pinged {
-                    break ReadEnd::PingTimeout;
+/// under flood control and, for protocols that ping, an idle deadline. Every wait is
+/// also a turn of the writer (`out`), so output keeps flowing whatever the input side
+/// waits for; `Err` is the ending when the output side ended the session first.
+///
+/// One future for both sides, rather than a reader and a writer future under a
+/// `select!`: an idle connection is parked here, and what it holds while parked is
+/// its connection's memory (docs/BENCHMARKS.md, "Idle memory").
+// Not an `async fn`: it would keep each argument twice (see `serve`).
+#[allow(clippy::manual_async_fn)]
+fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
+    protocol: &'a mut P,
+    reader: &'a mut R,
+    buf: &'a mut BytesMut,
+    session: &'a Session,
+    out: &'a mut Output<'b, W>,
+    shared: &'a Shared,
+) -> impl Future<Output = Result<ReadEnd, Ending>> + use<'a, 'b, P, R, W> {
+    async move {
+        let gateway = out.gateway;
+        let limits = &shared.limits;
+        let mut throttle = Throttle::new(limits.flood(), Instant::now().into_std());
+        // Input was heard since the idle deadline was last set; the client was pinged.
+        let (mut heard, mut pinged) = (false, false);
+        let idle = tokio::time::sleep_until(Instant::now() + limits.idle_ping());
+        tokio::pin!(idle);
+        let end = 'session: loop {
+            // A unit is taken and its work made in plain code, so that only the work (a
+            // pointer) is kept across the wait for it, never the unit itself.
+            while let Some(work) =
+                protocol.decode(buf).map(|input| work(protocol, input, session, &mut throttle, shared, gateway))
+            {
+                (heard, pinged) = (true, false);
+                if let Err(end) = out.alongside(work).await? {
+                    break 'session end;
                 }
-                pinged = true;
-                if let Some(ping) = protocol.ping() {
-                    if Box::pin(session.relay(ping)).await.is_err() {
-                        break ReadEnd::Closed;
+            }
+            if P::PINGS && std::mem::take(&mut heard) {
+                idle.as_mut().reset(Instant::now() + limits.idle_ping());
+            }
+            // Unless a partial unit is buffered, the buffer goes: the wait holds none.
+            release(buf);
+            let waited = poll_fn(|cx| {
+                if let Poll::Ready(ending) = out.poll(cx) {
+                    return Poll::Ready(Waited::Output(ending));
+                }
+                if P::PINGS && idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Waited::Idle);
+                }
+                // Cancel-safe: what is read stays in `buf`, so the wait is made afresh for
+                // each poll and never kept.
+                pin!(reader.receive(buf)).poll(cx).map(Waited::Input)
+            })
+            .await;
+            let (last, closed) = match waited {
+                Waited::Output(ending) => return Err(ending),
+                Waited::Idle => {
+                    if pinged {
+                        break ReadEnd::PingTimeout;
                     }
+                    pinged = true;
+                    // Silent since the deadline's start: it ends `idle_timeout` after that.
+                    let silent_since = idle.deadline() - limits.idle_ping();
+                    idle.as_mut().reset(silent_since + limits.idle_timeout());
+                    if let Some(ping) = protocol.ping() {
+                        if out.alongside(Box::pin(session.relay(ping))).await?.is_err() {
+                            break ReadEnd::Closed;
+                        }
+                    }
+                    continue;
                 }
-                continue;
+                Waited::Input(Err(e)) => break ReadEnd::Io(e),
+                Waited::Input(Ok(Received::Bytes)) => continue,
+                Waited::Input(Ok(Received::Message(message))) => (protocol.decode_message(message), false),
+                Waited::Input(Ok(Received::Closed)) => (protocol.decode_eof(buf), true),
+            };
+            if let Some(work) = last.map(|input| work(protocol, input, session, &mut throttle, shared, gateway)) {
+                (heard, pinged) = (true, false);
+                if let Err(end) = out.alongside(work).await? {
+                    break end;
+                }
+            }
+            if closed {
+                break ReadEnd::Closed;
             }
         };
-        let (last, closed) = match received {
-            Err(e) => break ReadEnd::Io(e),
-            Ok(Received::Bytes) => continue,
-            Ok(Received::Message(message)) => (protocol.decode_message(message), false),
-            Ok(Received::Closed) => (protocol.decode_eof(buf), true),
+        let why = match end {
+            ReadEnd::Flood => Some(Farewell::Flood),
+            ReadEnd::PingTimeout => Some(Farewell::PingTimeout),
+            _ => None,
         };
-        if let Some(input) = last {
-            (heard, pinged) = (Instant::now(), false);
-            messages_in.add(gateway, 1);
-            let mut turn = Turn { session, throttle: &mut throttle };
-            if let Err(end) = Box::pin(protocol.handle(input, &mut turn)).await {
-                break end;
-            }
+        if let Some(bytes) = why.and_then(|why| protocol.farewell(why)) {
+            let _ = out.alongside(Box::pin(session.relay(bytes))).await?;
         }
-        if closed {
-            break ReadEnd::Closed;
-        }
-    };
-    let why = match end {
-        ReadEnd::Flood => Some(Farewell::Flood),
-        ReadEnd::PingTimeout => Some(Farewell::PingTimeout),
-        _ => None,
-    };
-    if let Some(bytes) = why.and_then(|why| protocol.farewell(why)) {
-        let _ = Box::pin(session.relay(bytes)).await;
+        Ok(end)
     }
-    end
+}
+
+/// The work one unit of input makes: its hub commands or answers, under flood control.
+/// Boxed, like every wait of a session but the wait for input: what a busy connection
+/// needs is allocated while it is busy, and an idle one holds only the wait.
+type Work<'a> = Pin<Box<dyn Future<Output = Result<(), ReadEnd>> + Send + 'a>>;
+
+/// The work of one unit (see [`Work`]), counted.
+fn work<'a, P: Protocol>(
+    protocol: &'a mut P,
+    input: P::Input,
+    session: &'a Session,
+    throttle: &'a mut Throttle,
+    shared: &Shared,
+    gateway: Gateway,
+) -> Work<'a> {
+    shared.metrics.messages_in.add(gateway, 1);
+    Box::pin(async move {
+        let mut turn = Turn { session, throttle };
+        protocol.handle(input, &mut turn).await
+    })
+}
+
+/// What one wait of a session's input side brought.
+enum Waited {
+    /// Input (or its end, or a failure).
+    Input(io::Result<Received>),
+    /// The idle deadline passed.
+    Idle,
+    /// The output side ended the session.
+    Output(Ending),
 }
 
 /// Frees the read buffer when it holds nothing: a connection waiting for input keeps
@@ -578,92 +655,118 @@ fn release(buf: &mut BytesMut) {
     }
 }
 
-/// How a writer loop stopped without an I/O error.
-enum WriterEnd {
-    /// The outbox closed and everything in it was written.
-    Flushed,
-    /// The outbox overflowed.
-    Dead,
+/// Where the output side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the outbox.
+    Waiting,
+    /// Writing the batch taken; the outbox is closed after it when `last`.
+    Writing { last: bool },
+    /// Flushing the batch written.
+    Flushing { last: bool },
+    /// Ending the write side after the last batch.
+    Closing,
 }
 
-/// Drains the outbox into the socket: each wake-up writes everything queued in one call.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    outbox: &Outbox,
-    writer: &mut W,
+/// The output side of a session: drains the outbox into the socket, each batch (all
+/// that was queued since the last) in one write. A plain state polled by the input
+/// side's waits ([`Output::poll`]), not a future of its own: it holds no buffer and no
+/// waiting future while the outbox is empty, only the outbox's one waker.
+struct Output<'a, W> {
+    outbox: &'a Outbox,
+    writer: &'a mut W,
+    /// The batch being written; empty (no allocation) between batches.
+    batch: BytesMut,
+    /// How much of `batch` is written.
+    written: usize,
+    phase: Phase,
     gateway: Gateway,
-    shared: &Shared,
-) -> io::Result<WriterEnd> {
-    let mut buf = BytesMut::new();
-    loop {
-        let batch = outbox.take(&mut buf).await;
-        if batch == Batch::Dead {
-            return Ok(WriterEnd::Dead);
+    shared: &'a Shared,
+}
+
+impl<'a, W: AsyncWrite + Unpin> Output<'a, W> {
+    fn new(outbox: &'a Outbox, writer: &'a mut W, gateway: Gateway, shared: &'a Shared) -> Self {
+        Output { outbox, writer, batch: BytesMut::new(), written: 0, phase: Phase::Waiting, gateway, shared }
+    }
+
+    /// Writes what there is to write; `Ready` only when the output side has ended the
+    /// session (the outbox closed and everything was written, the outbox overflowed,
+    /// or the socket failed). Not to be polled again once it was ready.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
+        // A socket whose `send` never finishes is dropped as soon as the outbox dies.
+        if self.outbox.poll_dead(cx).is_ready() {
+            return Poll::Ready(Ending::SlowConsumer);
         }
-        if !buf.is_empty() {
-            writer.write_all(&buf).await?;
-            // A no-op on TCP and TLS; a message transport sends what it cut here.
-            writer.flush().await?;
-            shared.metrics.bytes_out.add(gateway, i64::try_from(buf.len()).unwrap_or(i64::MAX));
-            // The written buffer goes back to the shared pool: the next batch is queued in
-            // another (the outbox takes one when it starts queueing), and an idle session
-            // holds no output memory at all.
-            Outbox::recycle(std::mem::take(&mut buf));
-        }
-        if batch == Batch::Last {
-            writer.flush().await?;
-            writer.shutdown().await?;
-            return Ok(WriterEnd::Flushed);
+        match self.poll_write(cx) {
+            Poll::Ready(Ok(())) if self.shared.stopping.is_cancelled() => Poll::Ready(Ending::Shutdown),
+            Poll::Ready(Ok(())) => Poll::Ready(Ending::ServerClosed),
+            Poll::Ready(Err(e)) => Poll::Ready(Ending::Io(e)),
+            Poll::Pending => Poll::Pending,
         }
     }
-}
 
-/// Runs a registered session until it ends: its input feeds the hub, the writer drains
-/// `outbox`. Tells the hub when the session ends, whichever side ended it.
-#[allow(clippy::too_many_arguments)]
-async fn converse<P, R, W>(
-    protocol: &mut P,
-    reader: &mut R,
-    buf: &mut BytesMut,
-    writer: &mut W,
-    session: &Session,
-    outbox: &Outbox,
-    gateway: Gateway,
-    shared: &Shared,
-) -> Ending
-where
-    P: Protocol,
-    R: Receive,
-    W: AsyncWrite + Unpin,
-{
-    let grace = shared.limits.shutdown_grace();
-    // Both made in place: a future passed by value to an async fn is kept twice in its
-    // state, once as the argument and once pinned.
-    let mut reading = pin!(read_loop(protocol, reader, buf, session, gateway, shared));
-    let mut writing = pin!(write_loop(outbox, writer, gateway, shared));
-    let ending = tokio::select! {
-        end = &mut reading => {
-            if !matches!(end, ReadEnd::Quit) {
-                Box::pin(session.disconnect(end.detail())).await;
+    /// The write side's steps, until the outbox is closed and written, or `Pending`.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut writer = Pin::new(&mut *self.writer);
+        loop {
+            match self.phase {
+                Phase::Waiting => {
+                    let batch = ready!(self.outbox.poll_take(cx, &mut self.batch));
+                    let last = match batch {
+                        Batch::Dead => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+                        Batch::Bytes => false,
+                        Batch::Last => true,
+                    };
+                    self.written = 0;
+                    self.phase = Phase::Writing { last };
+                }
+                Phase::Writing { last } => {
+                    while self.written < self.batch.len() {
+                        let n = ready!(writer.as_mut().poll_write(cx, &self.batch[self.written..]))?;
+                        if n == 0 {
+                            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                        }
+                        self.written += n;
+                    }
+                    self.phase = Phase::Flushing { last };
+                }
+                Phase::Flushing { last } => {
+                    // A no-op on TCP and TLS; a message transport sends what it cut here.
+                    ready!(writer.as_mut().poll_flush(cx))?;
+                    if !self.batch.is_empty() {
+                        let sent = i64::try_from(self.batch.len()).unwrap_or(i64::MAX);
+                        self.shared.metrics.bytes_out.add(self.gateway, sent);
+                        // The written buffer goes back to the shared pool: the next batch
+                        // is queued in another (the outbox takes one when it starts
+                        // queueing), and an idle session holds no output memory at all.
+                        Outbox::recycle(std::mem::take(&mut self.batch));
+                    }
+                    self.phase = if last { Phase::Closing } else { Phase::Waiting };
+                }
+                Phase::Closing => return writer.as_mut().poll_shutdown(cx),
             }
-            // The hub closes the outbox once it has handled the quit or disconnect; what
-            // was queued before (replies, the error that ended the session) goes out first.
-            let _ = tokio::time::timeout(grace, &mut writing).await;
-            end.into()
         }
-        written = &mut writing => match written {
-            Ok(WriterEnd::Flushed) => Ending::ServerClosed,
-            Ok(WriterEnd::Dead) => Ending::SlowConsumer,
-            Err(e) => Ending::Io(e),
-        },
-        () = outbox.dead() => Ending::SlowConsumer,
-        () = shared.stopping.cancelled() => {
-            // The hub has been told to say goodbye to everyone and close every outbox.
-            let _ = tokio::time::timeout(grace, &mut writing).await;
-            Ending::Shutdown
-        }
-    };
-    Box::pin(session.disconnect(None)).await;
-    ending
+    }
+
+    /// Runs `work` while the output side keeps writing; `Err` with the ending when the
+    /// output side ended the session first (and `work` is dropped). A plain function
+    /// returning a `poll_fn`, like [`serve`], so that its arguments are kept once.
+    fn alongside<'s, F: Future + Unpin + 's>(
+        &'s mut self,
+        mut work: F,
+    ) -> impl Future<Output = Result<F::Output, Ending>> + use<'s, 'a, F, W> {
+        poll_fn(move |cx| {
+            if let Poll::Ready(ending) = self.poll(cx) {
+                return Poll::Ready(Err(ending));
+            }
+            Pin::new(&mut work).poll(cx).map(Ok)
+        })
+    }
+
+    /// Writes until the output side ends.
+    async fn finish(&mut self) -> Ending {
+        poll_fn(|cx| self.poll(cx)).await
+    }
 }
 
 /// Reads and discards input for a short while after the server has said its last word,

@@ -414,7 +414,13 @@ impl Link {
 
     /// Forgets a request's context once its answer has been given.
     fn answered(&self, id: u64) {
-        lock(&self.pending).remove(&id);
+        let mut pending = lock(&self.pending);
+        pending.remove(&id);
+        // An idle connection keeps no table: a map keeps its capacity when emptied, and
+        // a few requests at once (registration's) leave one of about 400 bytes.
+        if pending.is_empty() {
+            *pending = HashMap::new();
+        }
     }
 
     /// The client was told its nick changed (a rename by the server, or a login).
@@ -431,8 +437,9 @@ pub(crate) struct Irc {
     link: Arc<Link>,
     input: commands::Input,
     peer: SocketAddr,
-    /// What registration has gathered.
-    pending: register::Pending,
+    /// What registration has gathered; boxed, and gone once registered, so that a
+    /// session does not carry it in its task for its whole life.
+    pending: Option<Box<register::Pending>>,
     oper: oper::OperPacing,
 }
 
@@ -448,7 +455,7 @@ impl Protocol for Irc {
             link: Arc::new(Link::new(shared.irc.clone(), Some(peer.ip()), &shared.hosts.host(Some(peer.ip())))),
             input: commands::Input::new(),
             peer,
-            pending: register::Pending::default(),
+            pending: None,
             oper: oper::OperPacing::new(peer, limits.max_oper_failures, limits.oper_retry()),
         }
     }
@@ -466,17 +473,18 @@ impl Protocol for Irc {
     }
 
     async fn register(&mut self, read: commands::Read, out: &mut BytesMut, shared: &Shared) -> Dialogue {
-        register::step(read, &mut self.pending, &self.link, out, self.peer, shared).await
+        let pending = self.pending.get_or_insert_default();
+        register::step(read, pending, &self.link, out, self.peer, shared).await
     }
 
     fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool {
-        register::refused(error, &mut self.pending, &self.link, out)
+        register::refused(error, self.pending.get_or_insert_default(), &self.link, out)
     }
 
     /// The real name, then the channels of `[irc] autojoin`, each joined as the
     /// client's own `JOIN` would be: after the welcome, with its JOIN, 353 and 366.
     fn registered(&mut self) -> Vec<(RequestId, Command)> {
-        let realname = self.pending.take_realname();
+        let realname = self.pending.take().map(|mut pending| pending.take_realname()).unwrap_or_default();
         let mut commands = vec![(self.link.expect(Context::None), Command::Describe { realname })];
         for channel in &self.link.server.autojoin {
             let context = Context::Join { channel: channel.clone() };

@@ -137,6 +137,11 @@ impl<S: Io> WsSender<S> {
                 self.sink.start_send_unpin(message).map_err(failed)?;
             }
         }
+        // A queue keeps the room of its longest batch (the welcome, a names list: about
+        // 2 KiB of places); an idle session keeps none.
+        if self.ready.capacity() > 0 {
+            self.ready = VecDeque::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
