@@ -31,7 +31,8 @@ async fn a_bot_library_joins_answers_and_tracks_the_channel() {
     let server = support::start_with(|c| c.limits.flood_rate_per_sec = 0).await;
     let irc = server.irc.expect("an IRC listener");
     let mut lena = LineClient::join(server.line, "lena").await;
-    // ivy opens #den before the bot comes: she is its operator.
+    // ivy (in #lobby, as the test clients join it) opens #den before the bot comes: she
+    // is its operator.
     let mut ivy = IrcClient::join(irc, "ivy", "").await;
     ivy.send("JOIN #den").await;
     ivy.expect(" 366 ivy #den ").await;
@@ -50,7 +51,7 @@ async fn a_bot_library_joins_answers_and_tracks_the_channel() {
     lena.send("!ping").await;
     lena.expect_line("pingbot: pong, lena").await;
     lena.send("!users").await;
-    lena.expect_line("pingbot: users: lena pingbot").await;
+    lena.expect_line("pingbot: users: ivy lena pingbot").await;
 
     // What the library made of NAMES (`@ivy`), and of the MODE that follows.
     ivy.send("PRIVMSG #den :!ops").await;
