@@ -11,35 +11,17 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use parley_client::{Client, Error, ErrorCode, LoginOptions, Transport};
+use parley_client::{Error, ErrorCode, LoginOptions};
 use parley_proto::msg::{encode_request_with, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION};
 use parley_proto::native::FrameDecoder;
 use parley_server::{Config, Listener, ListenerKind};
+use support::remembered::{account_with_token, client, PASSWORD};
 use support::WAIT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-
-const PASSWORD: &str = "a-long-enough-password";
-
-async fn client(addr: SocketAddr) -> Client {
-    let (client, mut events, _) = Client::connect(&addr.to_string(), &Transport::Plain).await.expect("connects");
-    // Events are not what these tests look at; they must not back up the answers.
-    tokio::spawn(async move { while events.next().await.is_some() {} });
-    client
-}
-
-/// A new account `nick`, its session logged in; and a token from a remembered login.
-async fn account_with_token(addr: SocketAddr, nick: &str) -> (Client, String) {
-    let owner = client(addr).await;
-    owner.hello(nick).await.expect("welcomed");
-    owner.register(PASSWORD).await.expect("registers");
-    let (now, token) = owner.login_remembered(None, PASSWORD).await.expect("logs in, remembered");
-    assert_eq!(now, nick);
-    (owner, token)
-}
 
 fn refused_with(result: Result<impl std::fmt::Debug, Error>, want: ErrorCode) {
     match result {

@@ -11,28 +11,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use parley_client::{Audience, Client, ErrorCode, Transport};
+use parley_client::{Audience, Client, ErrorCode};
 use parley_server::{Config, Listener, ListenerKind};
+use support::remembered::account_with_token;
 use support::WAIT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const PASSWORD: &str = "a long enough password";
-
-async fn client(addr: SocketAddr) -> Client {
-    let (client, mut events, _) = Client::connect(&addr.to_string(), &Transport::Plain).await.expect("connects");
-    tokio::spawn(async move { while events.next().await.is_some() {} });
-    client
-}
-
-/// An account `nick`, logged in, and its resume token.
-async fn account(addr: SocketAddr, nick: &str) -> (Client, String) {
-    let owner = client(addr).await;
-    owner.hello(nick).await.expect("welcomed");
-    owner.register(PASSWORD).await.expect("registers");
-    let (_, token) = owner.login_remembered(None, PASSWORD).await.expect("remembered");
-    (owner, token)
-}
 
 async fn web_server() -> (support::TestServer, SocketAddr) {
     let server = support::start_with(|config: &mut Config| {
@@ -105,8 +89,8 @@ async fn share(owner: &Client, path: &Path, room: &str) -> String {
 async fn a_shared_file_is_an_attachment_for_the_accounts_that_may_see_it() {
     let (server, web) = web_server().await;
     let dir = Dir::new("attach");
-    let (alice, alice_token) = account(server.native, "alice").await;
-    let (bob, bob_token) = account(server.native, "bob").await;
+    let (alice, alice_token) = account_with_token(server.native, "alice").await;
+    let (bob, bob_token) = account_with_token(server.native, "bob").await;
     alice.join("staff").await.expect("joins");
     let page = b"<html><script>alert(document.cookie)</script></html>";
     let html = share(&alice, &dir.file("report.html", page), "staff").await;
@@ -136,7 +120,7 @@ async fn a_shared_file_is_an_attachment_for_the_accounts_that_may_see_it() {
     assert_eq!(get(web, "/files/0123456789abcdef", Some(&bob_token)).await.status, 404);
 
     // A private share: its two parties, nobody else.
-    let (_carol, carol_token) = account(server.native, "carol").await;
+    let (_carol, carol_token) = account_with_token(server.native, "carol").await;
     let sent = alice.send_file(&dir.file("for bob.txt", b"just for bob"), Audience::User("bob".into()), |_| {}).await;
     let private = format!("/files/{}", sent.expect("sent").info.file);
     assert_eq!(get(web, &private, Some(&bob_token)).await.body, b"just for bob");
@@ -199,7 +183,7 @@ fn picture(width: u32, height: u32) -> image::DynamicImage {
 async fn thumbnails_are_small_and_hostile_images_are_refused_without_harm() {
     let (server, web) = web_server().await;
     let dir = Dir::new("thumbs");
-    let (alice, token) = account(server.native, "alice").await;
+    let (alice, token) = account_with_token(server.native, "alice").await;
     let thumb = |id: &str| format!("/files/{id}/thumbnail");
 
     let png =

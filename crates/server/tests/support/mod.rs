@@ -175,6 +175,35 @@ impl std::ops::Deref for OwnerStore {
 }
 
 /// A minimal temporary directory, removed on drop.
+/// Sessions of the client library (`parley chat`'s), for tests of accounts and resume
+/// tokens.
+pub mod remembered {
+    use std::net::SocketAddr;
+
+    use parley_client::{Client, Transport};
+
+    /// The password of the accounts these helpers make.
+    pub const PASSWORD: &str = "a-long-enough-password";
+
+    /// A connected client whose events are drained (what these tests look at are
+    /// answers, which events must not back up).
+    pub async fn client(addr: SocketAddr) -> Client {
+        let (client, mut events, _) = Client::connect(&addr.to_string(), &Transport::Plain).await.expect("connects");
+        tokio::spawn(async move { while events.next().await.is_some() {} });
+        client
+    }
+
+    /// A new account `nick`, its session logged in, and a token from a remembered login.
+    pub async fn account_with_token(addr: SocketAddr, nick: &str) -> (Client, String) {
+        let owner = client(addr).await;
+        owner.hello(nick).await.expect("welcomed");
+        owner.register(PASSWORD).await.expect("registers");
+        let (now, token) = owner.login_remembered(None, PASSWORD).await.expect("logs in, remembered");
+        assert_eq!(now, nick);
+        (owner, token)
+    }
+}
+
 pub mod tempdir {
     use std::collections::HashMap;
     use std::path::{Path, PathBuf};
