@@ -560,6 +560,8 @@ async fn typing_replies_and_reactions_are_shown_across_browsers() {
     alice.wait_for(&format!("{chip}?.textContent === '👍 1'"), "bob's reaction on alice's message").await;
     alice.click("[data-buffer=\"r:lobby\"] .msg[data-from=\"alice\"] .chip").await;
     bob.wait_for(&format!("{chip}?.textContent === '👍 2'"), "alice's reaction too").await;
+    // Her own page must know she reacted before a second click can take it back.
+    alice.wait_for(&format!("{chip}?.textContent === '👍 2'"), "alice's own reaction on her page").await;
     alice.click("[data-buffer=\"r:lobby\"] .msg[data-from=\"alice\"] .chip").await;
     bob.wait_for(&format!("{chip}?.textContent === '👍 1'"), "alice's reaction taken back").await;
     assert_clean(&alice, "alice");
