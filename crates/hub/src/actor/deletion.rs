@@ -36,18 +36,7 @@ impl Hub {
         seq: u64,
         reason: Option<String>,
     ) -> Result<Answer, HubError> {
-        let room = match room {
-            // Admins delete in rooms they are not in; registered ones even when empty.
-            Some(room) => self.joined_room(id, room).or_else(|e| {
-                let name = RoomName::parse(room, self.limits.max_room_len)?;
-                if self.is_admin(id) && self.charters.contains_key(&name) {
-                    Ok(name)
-                } else {
-                    Err(e)
-                }
-            })?,
-            None => self.target_room(id, None)?,
-        };
+        let room = self.moderated_room(id, room)?;
         let since = self.since(&room);
         let committed = self.logs.get(&room).map_or(0, |log| log.committed);
         if seq < since || seq > committed {

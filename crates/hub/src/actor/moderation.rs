@@ -57,18 +57,7 @@ impl Hub {
         room: Option<&str>,
         action: Action,
     ) -> Result<Answer, HubError> {
-        let room = match room {
-            Some(name) => self.joined_room(id, name).or_else(|e| {
-                // Admins moderate rooms they are not in; registered ones even when empty.
-                let name = RoomName::parse(name, self.limits.max_room_len)?;
-                if self.is_admin(id) && self.charters.contains_key(&name) {
-                    Ok(name)
-                } else {
-                    Err(e)
-                }
-            })?,
-            None => self.target_room(id, None)?,
-        };
+        let room = self.moderated_room(id, room)?;
         let charter = self.charters.get(&room).ok_or_else(|| HubError::NoSuchRoom(room.to_string()))?;
         let member = self.rooms.get(&room).is_some_and(|r| r.contains(id));
         let allowed = match &action {

@@ -114,6 +114,21 @@ impl Hub {
         !moderated || self.rooms.get(name).is_some_and(|r| r.voiced.contains(&id)) || self.may_moderate(id, name)
     }
 
+    /// The room a moderation command (a kick, a ban, a deletion) acts on: one the session
+    /// is in, or the room it joined last when it names none; server admins also act on
+    /// rooms they are not in, registered ones even when empty.
+    pub(crate) fn moderated_room(&self, id: SessionId, room: Option<&str>) -> Result<RoomName, HubError> {
+        let Some(room) = room else { return self.target_room(id, None) };
+        self.joined_room(id, room).or_else(|e| {
+            let name = RoomName::parse(room, self.limits.max_room_len)?;
+            if self.is_admin(id) && self.charters.contains_key(&name) {
+                Ok(name)
+            } else {
+                Err(e)
+            }
+        })
+    }
+
     /// The room named, which the session must be in (a secret room it is not in does not
     /// exist for it).
     pub(crate) fn joined_room(&self, id: SessionId, room: &str) -> Result<RoomName, HubError> {
