@@ -258,6 +258,29 @@ async fn thumbnails_are_small_and_hostile_images_are_refused_without_harm() {
         assert_eq!(request.await.expect("answered"), 422);
     }
     assert_eq!(get(web, &thumb(&png), Some(&token)).await.status, 200);
+
+    // Everyone in a room asks for a new image's preview at the moment it is shared:
+    // each is answered with the same picture, made once at a time.
+    for round in 0..4u32 {
+        let fresh = encoded(&picture(900 + round, 700), image::ImageFormat::Png);
+        let id = share(&alice, &dir.file(&format!("fresh{round}.png"), &fresh), "lobby").await;
+        let rush: Vec<_> = (0..8)
+            .map(|_| {
+                let (token, path) = (token.clone(), thumb(&id));
+                tokio::spawn(async move {
+                    let got = get(web, &path, Some(&token)).await;
+                    (got.status, got.body)
+                })
+            })
+            .collect();
+        let mut bodies = Vec::new();
+        for request in rush {
+            let (status, body) = request.await.expect("answered");
+            assert_eq!(status, 200, "round {round}: {}", String::from_utf8_lossy(&body));
+            bodies.push(body);
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "round {round}: one picture for all");
+    }
     alice.ping().await.expect("the chat goes on");
     server.shutdown().await;
 }

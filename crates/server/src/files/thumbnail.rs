@@ -13,6 +13,7 @@
 
 use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub(crate) const SUFFIX: &str = ".thumb.png";
 
 /// The media types thumbnails are made of.
 const IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// Numbers the thumbnails being written, for their temporary names.
+static PARTS: AtomicU64 = AtomicU64::new(0);
 
 static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(AT_ONCE)));
 
@@ -92,7 +96,11 @@ pub(crate) async fn thumbnail(files: &FileStore, share: &Share) -> Result<Bytes,
         let slot = SLOTS.clone().acquire_owned().await.map_err(|_| ThumbnailError::TimedOut)?;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            make(&source, &cache)
+            // Made while this request waited for its slot, by another that asked first.
+            match std::fs::read(&cache) {
+                Ok(bytes) => Ok(Bytes::from(bytes)),
+                Err(_) => make(&source, &cache),
+            }
         })
         .await
         .map_err(|e| ThumbnailError::Undecodable(format!("the decoder failed: {e}")))?
@@ -123,7 +131,9 @@ fn make(source: &Path, cache: &Path) -> Result<Bytes, ThumbnailError> {
     small
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .map_err(|e| ThumbnailError::Undecodable(e.to_string()))?;
-    let partial = cache.with_extension("png.part");
+    // A name of its own: two requests may make the same thumbnail at once, and the
+    // second must not truncate what the first is about to rename.
+    let partial = cache.with_extension(format!("png.{}.part", PARTS.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&partial, &png)?;
     std::fs::rename(&partial, cache)?;
     Ok(Bytes::from(png))
