@@ -25,6 +25,10 @@ pub struct Target {
     /// The protocol the clients speak.
     #[arg(long, value_enum, default_value = "native")]
     pub proto: Proto,
+    /// Native: the protocol version the clients ask for. Version 2 receives room
+    /// messages with a compact binary header, version 1 with a JSON one.
+    #[arg(long, default_value_t = parley_proto::msg::PROTOCOL_VERSION)]
+    pub native_version: u32,
     /// IRC: the channel the clients join.
     #[arg(long, default_value = "#lobby")]
     pub channel: String,
@@ -66,6 +70,7 @@ impl Dialer {
             dial: Dial {
                 addr,
                 proto: target.proto,
+                native_version: target.native_version,
                 source: None,
                 channel: target.channel.clone(),
                 timeout: Duration::from_secs(target.register_timeout_secs),
@@ -161,6 +166,7 @@ mod tests {
         Target {
             addr: "127.0.0.1:6667".into(),
             proto: Proto::Irc,
+            native_version: parley_proto::msg::PROTOCOL_VERSION,
             channel: "#lobby".into(),
             connect_concurrency: 10,
             register_timeout_secs: 5,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use parley_proto::msg::{encode_request, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION};
+use parley_proto::msg::{encode_request, Received, Reply, Request, ServerMsg};
 use parley_proto::native::FrameDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -39,6 +39,8 @@ pub(crate) struct Dial {
     pub(crate) addr: SocketAddr,
     /// The protocol.
     pub(crate) proto: Proto,
+    /// Native: the protocol version asked for in `hello`.
+    pub(crate) native_version: u32,
     /// The local address to connect from (`None`: the kernel picks).
     pub(crate) source: Option<IpAddr>,
     /// IRC: the channel to join after registering.
@@ -109,7 +111,7 @@ async fn connect_now(dial: &Dial, nick: &str) -> Result<(Reader, Writer), BenchE
         socket,
         write: write.clone(),
         buf: BytesMut::with_capacity(4 * 1024),
-        frames: FrameDecoder::new(65_535, 1 << 20),
+        frames: FrameDecoder::new(65_535, 1 << 20).accepting_compact(),
         in_history: false,
         owed: Vec::new(),
     };
@@ -117,7 +119,7 @@ async fn connect_now(dial: &Dial, nick: &str) -> Result<(Reader, Writer), BenchE
         Writer { proto: dial.proto, socket: write, channel: dial.channel.clone(), out: BytesMut::new(), next_id: 1 };
     match dial.proto {
         Proto::Native => {
-            let hello = Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned(), password: None };
+            let hello = Request::Hello { version: dial.native_version, nick: nick.to_owned(), password: None };
             writer.request(&hello, b"").await?;
             loop {
                 let frame = reader.next_frame().await?;

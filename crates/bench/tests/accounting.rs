@@ -108,6 +108,7 @@ async fn one_lost_and_one_late_message_are_reported_as_such() {
         target: Target {
             addr: addr.to_string(),
             proto: Proto::Irc,
+            native_version: parley_proto::msg::PROTOCOL_VERSION,
             channel: "#lobby".into(),
             connect_concurrency: 10,
             register_timeout_secs: 10,

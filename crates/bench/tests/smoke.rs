@@ -15,6 +15,7 @@ fn target(proto: Proto, addr: SocketAddr) -> Target {
     Target {
         addr: addr.to_string(),
         proto,
+        native_version: parley_proto::msg::PROTOCOL_VERSION,
         channel: "#lobby".into(),
         connect_concurrency: 50,
         register_timeout_secs: 10,
@@ -97,6 +98,12 @@ async fn fanout_and_churn_lose_nothing_over_every_protocol() {
         repeated_fanouts_are_summed_up(*proto, addr).await;
         churn_completes(*proto, addr).await;
     }
+    // Version 1's JSON headers, still spoken.
+    let native = bound.iter().find(|b| b.kind == ListenerKind::Native).expect("bound").addr;
+    let mut json = small_fanout(Proto::Native, native);
+    json.target.native_version = 1;
+    let report = fanout(json).await.expect("runs");
+    assert!(report.complete && report.clean(), "{report}");
     let _ = stop.send(());
     running.await.expect("joins").expect("runs");
     let _ = std::fs::remove_dir_all(data);

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use parley_proto::msg::{
     encode_request, encode_request_with, ErrorCode, HistoryEntry, LoginOptions, Received, Reply, Request, RoomInfo,
-    ServerMsg, SessionEntry, PROTOCOL_VERSION,
+    ServerMsg, SessionEntry, OLDEST_VERSION, PROTOCOL_VERSION,
 };
 use parley_proto::native::FrameDecoder;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -286,15 +286,30 @@ impl Client {
         Ok(self.hello_with("", None, &options).await?.0)
     }
 
-    /// `hello` with a password and login options, as the protocol has it.
+    /// `hello` with a password and login options, as the protocol has it: in the
+    /// newest protocol version, or in version 1 from a server that speaks only that.
     pub async fn hello_with(
         &self,
         nick: &str,
         password: Option<&str>,
         options: &LoginOptions,
     ) -> Result<(Welcome, Option<String>), Error> {
-        let hello =
-            Request::Hello { version: PROTOCOL_VERSION, nick: nick.to_owned(), password: password.map(str::to_owned) };
+        match self.hello_in(PROTOCOL_VERSION, nick, password, options).await {
+            Err(Error::Refused { code: ErrorCode::UnsupportedVersion, .. }) => {
+                self.hello_in(OLDEST_VERSION, nick, password, options).await
+            }
+            answered => answered,
+        }
+    }
+
+    async fn hello_in(
+        &self,
+        version: u32,
+        nick: &str,
+        password: Option<&str>,
+        options: &LoginOptions,
+    ) -> Result<(Welcome, Option<String>), Error> {
+        let hello = Request::Hello { version, nick: nick.to_owned(), password: password.map(str::to_owned) };
         match tokio::time::timeout(CONNECT_TIMEOUT, self.request_with(&hello, options)).await {
             Err(_) => Err(Error::Timeout(CONNECT_TIMEOUT)),
             Ok(Ok((Reply::Welcome { nick, room, members, max_text, history, topic, .. }, token))) => {
@@ -623,7 +638,9 @@ type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Reads frames until the connection ends, routing answers and events.
 async fn read_loop(mut reader: Reader, client: Client, events: mpsc::Sender<Event>) {
-    let mut decoder = FrameDecoder::new(MAX_HEADER, MAX_PAYLOAD);
+    // Compact headers come only after a `hello` of version 2, and only from a server
+    // that speaks it: reading them from the start costs nothing.
+    let mut decoder = FrameDecoder::new(MAX_HEADER, MAX_PAYLOAD).accepting_compact();
     let mut buf = BytesMut::with_capacity(8192);
     let reason = loop {
         match decoder.decode(&mut buf) {
@@ -715,5 +732,58 @@ mod tests {
             matches!(&event, Some(Event::Message { from, text, .. }) if from == "ada" && text == "still here"),
             "{event:?}"
         );
+    }
+
+    /// A server that speaks only version 1: the client says hello again in it, and
+    /// reads its JSON headers as before.
+    #[tokio::test]
+    async fn a_server_of_version_1_is_greeted_again_in_version_1() {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let (reader, writer) = tokio::io::split(ours);
+        let (client, _events) = Client::over(reader, writer);
+        let old_server = async move {
+            let (mut from_client, mut to_client) = tokio::io::split(theirs);
+            let mut decoder = FrameDecoder::new(65_535, 1 << 20);
+            let mut buf = BytesMut::new();
+            let mut asked = Vec::new();
+            loop {
+                let Some(frame) = decoder.decode(&mut buf).expect("valid frames") else {
+                    if from_client.read_buf(&mut buf).await.expect("reads") == 0 {
+                        return asked;
+                    }
+                    continue;
+                };
+                let id = frame.envelope.id.expect("an id");
+                let Ok(Request::Hello { version, .. }) = Request::from_frame(&frame) else { panic!("a hello") };
+                asked.push(version);
+                let mut out = BytesMut::new();
+                if version == 1 {
+                    let welcome = Reply::Welcome {
+                        version: 1,
+                        nick: "ada".into(),
+                        room: "lobby".into(),
+                        members: vec!["ada".into()],
+                        max_text: 4096,
+                        history: vec![],
+                        topic: None,
+                    };
+                    parley_proto::msg::encode_result(id, &welcome, &mut out).expect("encodes");
+                } else {
+                    let refusal = ServerMsg::Error {
+                        id: Some(id),
+                        code: ErrorCode::UnsupportedVersion,
+                        message: format!("this server speaks protocol version 1, not {version}"),
+                    };
+                    parley_proto::msg::encode_server_msg(&refusal, b"", &mut out).expect("encodes");
+                }
+                to_client.write_all(&out).await.expect("writes");
+                if version == 1 {
+                    return asked;
+                }
+            }
+        };
+        let (welcome, asked) = tokio::join!(client.hello("ada"), old_server);
+        assert_eq!(welcome.expect("welcomed").nick, "ada");
+        assert_eq!(asked, [PROTOCOL_VERSION, 1]);
     }
 }

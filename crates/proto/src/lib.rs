@@ -6,6 +6,8 @@
 //!   decoder and the parser for the slash commands typed in it.
 //! - [`native`]: the framed native protocol: `[u16 BE header length][JSON header][payload]`,
 //!   where the header's `content-length` says how many payload bytes follow.
+//! - [`compact`]: version 2's binary header for the `message` events that are most of
+//!   what a server writes.
 //! - [`msg`]: the typed requests, replies and events carried in native frames.
 //! - [`irc`]: IRC's message syntax (RFC 1459/2812 lines with IRCv3 tags), for the IRC
 //!   gateway: parsing, writing, tag escaping, CTCP actions, masks.
@@ -18,6 +20,7 @@
 //! `tokio_util::codec::Decoder`, so they can drive a `Framed` stream.
 #![warn(missing_docs)]
 
+pub mod compact;
 pub mod irc;
 pub mod line;
 pub mod msg;

@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::native::{encode_frame, EncodeError, Frame};
 
-/// The protocol version this crate speaks, sent in `hello` and `welcome`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this crate speaks, sent in `hello` and `welcome`.
+/// Version 2 is version 1 plus compact `message` headers ([`crate::compact`]).
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest protocol version this crate speaks: a server answers a `hello` of any
+/// version from this one to [`PROTOCOL_VERSION`] in that version.
+pub const OLDEST_VERSION: u32 = 1;
 /// The content type of text payloads.
 pub const TEXT: &str = "text/plain; charset=utf-8";
 /// The content type of JSON payloads (result bodies).
@@ -1485,6 +1489,17 @@ pub fn encode_result(id: u64, reply: &Reply, dst: &mut BytesMut) -> Result<(), E
     encode_frame(&ServerMsg::Result { id }, Some(JSON), &body, dst)
 }
 
+/// Why a frame's header is not a server message.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// A JSON header that is no server message.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A compact header that could not be read.
+    #[error(transparent)]
+    Compact(#[from] crate::compact::CompactError),
+}
+
 /// A server message read back from a frame, with its payload: what a client receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -1495,9 +1510,14 @@ pub struct Received {
 }
 
 impl Received {
-    /// Reads a server message from a decoded frame.
-    pub fn from_frame(frame: Frame) -> Result<Received, serde_json::Error> {
-        let msg = serde_json::from_slice(&frame.header)?;
+    /// Reads a server message from a decoded frame, its header JSON or compact.
+    pub fn from_frame(frame: Frame) -> Result<Received, ReceiveError> {
+        let msg = match frame.header.first() {
+            Some(&first) if crate::compact::is_compact(first) => {
+                crate::compact::decode(&frame.header)?.to_server_msg()?
+            }
+            _ => serde_json::from_slice(&frame.header)?,
+        };
         Ok(Received { msg, payload: frame.payload })
     }
 

@@ -97,6 +97,9 @@ pub struct FrameDecoder {
     /// The parsed header of the frame at the front of the buffer, whose payload is still
     /// arriving: parsed once, not again on every read while a large payload trickles in.
     pending: Option<(usize, Envelope)>,
+    /// Whether headers may be compact ([`crate::compact`]): a client of version 2
+    /// reads them; a server reads JSON only.
+    compact: bool,
 }
 
 impl FrameDecoder {
@@ -104,7 +107,21 @@ impl FrameDecoder {
     /// prefix's range) and payloads of at most `max_payload` bytes.
     #[must_use]
     pub fn new(max_header: usize, max_payload: usize) -> Self {
-        Self { max_header: max_header.min(usize::from(u16::MAX)), max_payload, skipping: 0, pending: None }
+        Self {
+            max_header: max_header.min(usize::from(u16::MAX)),
+            max_payload,
+            skipping: 0,
+            pending: None,
+            compact: false,
+        }
+    }
+
+    /// The same decoder, reading compact headers ([`crate::compact`]) as well as JSON
+    /// ones: what a client that asked for version 2 of the protocol reads.
+    #[must_use]
+    pub fn accepting_compact(mut self) -> Self {
+        self.compact = true;
+        self
     }
 
     /// Takes one whole frame from the front of `buf`; `Ok(None)` means more bytes are
@@ -154,7 +171,7 @@ impl FrameDecoder {
         }
         // A JSON object starts with `{`: refuse anything else (a TLS ClientHello, an HTTP
         // request, stray text) at its first byte instead of waiting for a bogus header.
-        if buf.len() > PREFIX_LEN && buf[PREFIX_LEN] != b'{' {
+        if buf.len() > PREFIX_LEN && !self.starts_header(buf[PREFIX_LEN]) {
             return Err(FrameError::MalformedHeader("a header must be a JSON object".into()));
         }
         if header_len == 0 {
@@ -164,7 +181,12 @@ impl FrameDecoder {
             buf.reserve(PREFIX_LEN + header_len - buf.len());
             return Ok(None);
         }
-        let envelope = parse_envelope(&buf[PREFIX_LEN..PREFIX_LEN + header_len])?;
+        let header = &buf[PREFIX_LEN..PREFIX_LEN + header_len];
+        let envelope = if self.compact && crate::compact::is_compact(header[0]) {
+            crate::compact::envelope(header).map_err(|e| FrameError::MalformedHeader(e.to_string()))?
+        } else {
+            parse_envelope(header)?
+        };
         if envelope.content_length > self.max_payload as u64 {
             buf.advance(PREFIX_LEN + header_len);
             self.skipping = envelope.content_length;
@@ -179,6 +201,13 @@ impl FrameDecoder {
             });
         }
         Ok(Some((header_len, envelope)))
+    }
+}
+
+impl FrameDecoder {
+    /// Whether a header may start with `byte`.
+    fn starts_header(&self, byte: u8) -> bool {
+        byte == b'{' || (self.compact && crate::compact::is_compact(byte))
     }
 }
 

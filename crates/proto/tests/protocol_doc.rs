@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use parley_proto::msg::{
     encode_chunk, encode_data, encode_request, encode_request_with, encode_result, encode_result_with_token,
     encode_server_msg, AuditEntry, ErrorCode, FileInfo, HistoryEntry, LeaveReason, LoginOptions, Received, Reply,
-    Request, RoomInfo, SearchHit, ServerMsg, SessionEntry, JSON, PROTOCOL_VERSION,
+    Request, RoomInfo, SearchHit, ServerMsg, SessionEntry, JSON,
 };
 use parley_proto::native::{encode_frame, FrameDecoder, FrameError, PREFIX_LEN};
 
@@ -33,7 +33,18 @@ fn dumped_frames() -> Vec<BytesMut> {
         tags: None,
     };
     encode_server_msg(&event, b"hello", &mut message).expect("encodes");
-    vec![say, who, message]
+    // The same event in version 2.
+    let mut compact = BytesMut::new();
+    let at = chrono::DateTime::parse_from_rfc3339(TS).expect("a time").timestamp_millis();
+    let short = parley_proto::compact::Message {
+        room: "lobby",
+        from: "alice",
+        seq: 12,
+        ts_ms: u64::try_from(at).expect("after 1970"),
+        kind: parley_proto::compact::Kind::Text,
+    };
+    parley_proto::compact::encode_message(&short, b"hello", &mut compact).expect("encodes");
+    vec![say, who, message, compact]
 }
 
 /// The header of a frame, as text.
@@ -271,7 +282,7 @@ fn json_examples() -> Vec<String> {
     };
     let replies = [
         Reply::Welcome {
-            version: PROTOCOL_VERSION,
+            version: 1,
             nick: s("alice"),
             room: s("lobby"),
             members: names(&["alice", "bob"]),
@@ -584,7 +595,7 @@ fn the_dumped_frames_decode_as_the_document_says() {
     for dump in hex_dumps() {
         wire.extend_from_slice(&dump);
     }
-    let mut decoder = FrameDecoder::new(16_384, 1 << 20);
+    let mut decoder = FrameDecoder::new(16_384, 1 << 20).accepting_compact();
     let say = decoder.decode(&mut wire).expect("valid").expect("whole");
     assert_eq!(Request::from_frame(&say), Ok(Request::Say { room: "lobby".into(), reply_to: None, tags: None }));
     assert_eq!((say.envelope.id, &say.payload[..]), (Some(7), &b"hello"[..]));
@@ -594,6 +605,8 @@ fn the_dumped_frames_decode_as_the_document_says() {
     let message = Received::from_frame(decoder.decode(&mut wire).expect("valid").expect("whole")).expect("valid");
     assert!(matches!(message.msg, ServerMsg::Message { seq: 12, .. }));
     assert_eq!(message.text(), "hello");
+    let compact = Received::from_frame(decoder.decode(&mut wire).expect("valid").expect("whole")).expect("valid");
+    assert_eq!(compact, message, "version 2's compact header says what version 1's JSON says");
     assert!(wire.is_empty());
 }
 

@@ -3,7 +3,9 @@
 mod support;
 
 use bytes::{BufMut, BytesMut};
-use parley_proto::msg::{encode_request, ErrorCode, LeaveReason, Reply, Request, ServerMsg, PROTOCOL_VERSION};
+use parley_proto::msg::{
+    encode_request, ErrorCode, LeaveReason, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION,
+};
 use support::{LineClient, NativeClient};
 
 fn say(room: &str) -> Request {
@@ -313,5 +315,60 @@ async fn without_a_store_a_message_parked_behind_a_part_still_goes_out() {
         seen.push(event);
     }
     assert_eq!(seen, ["lobby: one", "alice left lobby", "dev: two"]);
+    server.shutdown().await;
+}
+
+/// The next room message `client` receives, as its frame came.
+async fn next_message_frame(client: &mut NativeClient) -> parley_proto::native::Frame {
+    loop {
+        let frame = client.next_frame().await.expect("a message before the end");
+        if frame.envelope.kind.as_deref() == Some("message") {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn version_2_gets_room_messages_with_compact_headers_and_version_1_with_json() {
+    let server = support::start().await;
+    let mut old = NativeClient::join_in(server.native, "old", 1).await;
+    let mut new = NativeClient::join_in(server.native, "new", 2).await;
+    let mut alice = NativeClient::join(server.native, "alice").await;
+    let Ok(Reply::Said { seq: first, .. }) = alice.request(&say("lobby"), b"hello").await else { panic!("said") };
+    assert!(alice.request(&Request::Act { room: "lobby".into(), reply_to: None }, b"waves").await.is_ok());
+    let reply = Request::Say { room: "lobby".into(), reply_to: Some(first), tags: None };
+    assert!(alice.request(&reply, "réponse".as_bytes()).await.is_ok());
+
+    // (compact for version 2?, the text): a reply's target needs the JSON header.
+    let expected = [(true, "hello"), (true, "waves"), (false, "réponse")];
+    for (compact, text) in expected {
+        let (json, short) = (next_message_frame(&mut old).await, next_message_frame(&mut new).await);
+        assert_eq!(json.header[0], b'{', "version 1 is JSON only");
+        assert_eq!(short.header[0] == parley_proto::compact::MESSAGE, compact, "{text}");
+        if compact {
+            assert!(short.header.len() < 40, "a compact header of {} bytes", short.header.len());
+        }
+        let (json, short) = (Received::from_frame(json).expect("JSON"), Received::from_frame(short).expect("either"));
+        assert_eq!(short.msg, json.msg, "the same event in both versions");
+        assert_eq!((short.text(), json.text()), (text.to_owned(), text.to_owned()));
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_version_the_server_does_not_speak_is_refused_and_another_hello_may_follow() {
+    let server = support::start().await;
+    let mut client = NativeClient::connect(server.native).await;
+    for version in [0, PROTOCOL_VERSION + 1, u32::MAX] {
+        let hello = Request::Hello { version, nick: "zed".into(), password: None };
+        match client.request(&hello, b"").await {
+            Err(ServerMsg::Error { code: ErrorCode::UnsupportedVersion, message, .. }) => {
+                assert!(message.contains(&format!("not {version}")), "{message}");
+            }
+            other => panic!("version {version} accepted: {other:?}"),
+        }
+    }
+    let hello = Request::Hello { version: 1, nick: "zed".into(), password: None };
+    assert!(matches!(client.request(&hello, b"").await, Ok(Reply::Welcome { version: 1, .. })));
     server.shutdown().await;
 }

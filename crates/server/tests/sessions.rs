@@ -217,7 +217,7 @@ async fn hello_over_websocket(
     let mut frame = BytesMut::new();
     encode_request_with(1, hello, options, b"", &mut frame).expect("encodes");
     ws.send(Message::Binary(frame.freeze())).await.expect("sends");
-    let mut decoder = FrameDecoder::new(64 * 1024, 1 << 20);
+    let mut decoder = FrameDecoder::new(64 * 1024, 1 << 20).accepting_compact();
     loop {
         let message = tokio::time::timeout(WAIT, ws.next()).await.expect("an answer in time");
         let Some(Ok(Message::Binary(bytes))) = message else { panic!("closed before an answer: {message:?}") };

@@ -158,8 +158,11 @@ impl WsNative {
         let message = next_message(&mut self.ws).await?;
         let Message::Binary(bytes) = message else { panic!("native frames come as binary messages: {message:?}") };
         let mut buf = BytesMut::from(&bytes[..]);
-        let frame =
-            FrameDecoder::new(65_535, 16 << 20).decode(&mut buf).expect("a valid frame").expect("a whole frame");
+        let frame = FrameDecoder::new(65_535, 16 << 20)
+            .accepting_compact()
+            .decode(&mut buf)
+            .expect("a valid frame")
+            .expect("a whole frame");
         assert!(buf.is_empty(), "one frame per message, {} bytes left over", buf.len());
         Some(Received::from_frame(frame).expect("a known message"))
     }

@@ -23,7 +23,7 @@ use crate::event::Event;
 
 /// How many wire encodings one event caches during a fan-out. Each [`Wire`] names the
 /// slot it uses; wire formats that vary per session use no slot.
-pub const CACHE_SLOTS: usize = 4;
+pub const CACHE_SLOTS: usize = 5;
 
 /// A gateway's encoder: how events look on its wire.
 pub trait Wire: Send + Sync + 'static {
@@ -130,7 +130,12 @@ pub enum Batch {
 impl Outbox {
     /// An outbox encoding with `wire`, holding at most `limit` unsent bytes.
     pub fn new(wire: impl Wire, limit: usize) -> Self {
-        Self { wire: Box::new(wire), limit, queue: Mutex::new(Queue::default()) }
+        Self::boxed(Box::new(wire), limit)
+    }
+
+    /// An outbox encoding with a wire chosen at run time.
+    pub fn boxed(wire: Box<dyn Wire>, limit: usize) -> Self {
+        Self { wire, limit, queue: Mutex::new(Queue::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {

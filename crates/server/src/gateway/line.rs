@@ -47,7 +47,6 @@ pub(crate) struct Line {
 
 impl Protocol for Line {
     type Input = Result<String, LineError>;
-    type Wire = LineWire;
     /// Line sessions have no protocol keepalive; TCP keepalive finds dead peers.
     const PINGS: bool = false;
 
@@ -55,8 +54,8 @@ impl Protocol for Line {
         Line { decoder: LineDecoder::new(shared.limits.max_line_bytes), peer, asked: String::new() }
     }
 
-    fn wire(&self) -> LineWire {
-        LineWire
+    fn wire(&self) -> Box<dyn Wire> {
+        Box::new(LineWire)
     }
 
     fn decode(&mut self, buf: &mut BytesMut) -> Option<Self::Input> {

@@ -207,8 +207,6 @@ pub(crate) enum Connect {
 pub(crate) trait Protocol: Send + Sized {
     /// One unit of input: a line, a frame, or an answer to give for one that was not.
     type Input: Send;
-    /// How the session's events look on this protocol.
-    type Wire: Wire;
     /// Whether the driver pings an idle session ([`Protocol::ping`]) and ends one that
     /// does not answer.
     const PINGS: bool;
@@ -219,8 +217,10 @@ pub(crate) trait Protocol: Send + Sized {
     /// A new connection's state, before anything is read.
     fn new(peer: SocketAddr, shared: &Shared) -> Self;
 
-    /// The session's encoder, made once per connection.
-    fn wire(&self) -> Self::Wire;
+    /// The session's encoder, made once per session when registration asks the hub
+    /// for one, so that what the dialogue settled (a native client's protocol version)
+    /// can choose it.
+    fn wire(&self) -> Box<dyn Wire>;
 
     /// Takes one unit from the front of a byte stream's buffer; `None` when more bytes
     /// are needed. Answers for bad input are units too, so nothing is dropped silently.
@@ -343,10 +343,9 @@ where
     async move {
         let mut protocol = P::new(peer, shared);
         let mut buf = BytesMut::new();
-        let outbox = Arc::new(Outbox::new(protocol.wire(), shared.limits.send_queue_bytes));
         // Boxed: the dialogue's state is needed only until the session exists, and would
         // otherwise stay in the connection's future for its whole life.
-        let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, &outbox, peer, shared));
+        let registering = Box::pin(register(&mut protocol, &mut reader, &mut writer, &mut buf, peer, shared));
         let registered = tokio::select! {
             registered = tokio::time::timeout_at(deadline, registering) => match registered {
                 Ok(registered) => registered,
@@ -354,8 +353,8 @@ where
             },
             () = shared.stopping.cancelled() => Err(farewell(&protocol, Farewell::Shutdown, Ending::Shutdown)),
         };
-        let session = match registered {
-            Ok(session) => session,
+        let (session, outbox) = match registered {
+            Ok(registered) => registered,
             Err((ending, last_word)) => {
                 if let Some(bytes) = last_word {
                     let _ = writer.write_all(&bytes).await;
@@ -423,17 +422,17 @@ async fn close<R: Receive, W: AsyncWrite + Unpin>(ending: Ending, reader: &mut R
     ending
 }
 
-/// The registration dialogue, until the hub accepts a session. There is no writer yet,
-/// so answers go straight to the socket.
+/// The registration dialogue, until the hub accepts a session: the session and the
+/// outbox its events go to. There is no writer yet, so answers go straight to the
+/// socket.
 async fn register<P, R, W>(
     protocol: &mut P,
     reader: &mut R,
     writer: &mut W,
     buf: &mut BytesMut,
-    outbox: &Arc<Outbox>,
     peer: SocketAddr,
     shared: &Shared,
-) -> Result<Session, (Ending, Option<Bytes>)>
+) -> Result<(Session, Arc<Outbox>), (Ending, Option<Bytes>)>
 where
     P: Protocol,
     R: Receive,
@@ -497,9 +496,10 @@ where
             };
             let user = protocol.username().unwrap_or_else(|| crate::hosts::username(&nick));
             let arrival = Arrival { address, userhost: shared.hosts.userhost(&user, address), lobby: P::LOBBY };
+            let outbox = Arc::new(Outbox::boxed(protocol.wire(), shared.limits.send_queue_bytes));
             let connected = shared.hub.arrive(&nick, login, arrival, req, outbox.clone()).await;
             match connected {
-                Ok(session) => return Ok(session),
+                Ok(session) => return Ok((session, outbox)),
                 Err(HubError::ShuttingDown) => {
                     return Err(farewell(protocol, Farewell::Shutdown, Ending::Shutdown));
                 }
@@ -859,7 +859,7 @@ mod tests {
         input.send(frame.split().freeze()).await.expect("sent");
         encode_request(2, &Request::Ping, b"", &mut frame).expect("encodes");
         input.send(frame.split().freeze()).await.expect("sent");
-        let mut decoder = FrameDecoder::new(64 * 1024, 1024 * 1024);
+        let mut decoder = FrameDecoder::new(64 * 1024, 1024 * 1024).accepting_compact();
         let mut got = BytesMut::new();
         let mut ids = Vec::new();
         let mut chunk = [0u8; 4096];

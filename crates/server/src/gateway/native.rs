@@ -15,7 +15,7 @@ use parley_hub::{
 };
 use parley_proto::msg::{
     self, AuditEntry, ErrorCode, HistoryEntry, LoginOptions, Request, RequestError, RoomInfo, SearchHit, ServerMsg,
-    SessionEntry, PROTOCOL_VERSION,
+    SessionEntry, OLDEST_VERSION, PROTOCOL_VERSION,
 };
 use parley_proto::native::{Frame, FrameDecoder, FrameError};
 
@@ -26,8 +26,10 @@ mod transfer;
 
 use transfer::{Outcome, Transfers};
 
-/// Native sessions share the second slot of an event's encoding cache.
+/// Native sessions of version 1 share the second slot of an event's encoding cache,
+/// those of version 2 the fifth.
 const CACHE_SLOT: usize = 1;
+const COMPACT_CACHE_SLOT: usize = 4;
 
 /// Messages in a `history` page when the request names no limit.
 const DEFAULT_HISTORY_PAGE: usize = 50;
@@ -111,11 +113,12 @@ pub(crate) struct Native {
     peer: IpAddr,
     /// What the WebSocket upgrade said, for a `/ws` session.
     upgrade: Option<Box<Upgrade>>,
+    /// The protocol version the client's `hello` asked for.
+    version: u32,
 }
 
 impl Protocol for Native {
     type Input = Inbound;
-    type Wire = NativeWire;
     const PINGS: bool = true;
 
     fn new(peer: SocketAddr, shared: &Shared) -> Native {
@@ -126,11 +129,16 @@ impl Protocol for Native {
             hello: 0,
             peer: peer.ip(),
             upgrade: UPGRADE.try_with(Clone::clone).ok().map(Box::new),
+            version: OLDEST_VERSION,
         }
     }
 
-    fn wire(&self) -> NativeWire {
-        NativeWire
+    fn wire(&self) -> Box<dyn Wire> {
+        if self.version >= 2 {
+            Box::new(NativeWire::<2>)
+        } else {
+            Box::new(NativeWire::<1>)
+        }
     }
 
     fn decode(&mut self, buf: &mut BytesMut) -> Option<Inbound> {
@@ -146,10 +154,13 @@ impl Protocol for Native {
                 return Dialogue::End(Ending::Protocol(why));
             }
             Inbound::Request { id, request: Request::Hello { version, nick, password }, options, .. } => {
-                if version != PROTOCOL_VERSION {
-                    let why = format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}");
+                if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
+                    let why = format!(
+                        "this server speaks protocol versions {OLDEST_VERSION} to {PROTOCOL_VERSION}, not {version}"
+                    );
                     error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
                 } else {
+                    self.version = version;
                     match self.hello(id, nick, password, options.map(|o| *o).unwrap_or_default()) {
                         Ok(connect) => {
                             self.hello = id;
@@ -545,6 +556,23 @@ fn encode_message(msg: &ServerMsg, kind: Kind, text: &str, out: &mut BytesMut) {
     }
 }
 
+/// A `message` event with a compact header (version 2): text, an action or a notice,
+/// with neither a reply's target nor client tags, which only JSON carries.
+fn encode_compact(room: &str, from: &str, seq: u64, at: &Timestamp, kind: Kind, text: &str, out: &mut BytesMut) {
+    use parley_proto::compact;
+    let kind = match kind {
+        Kind::Action => compact::Kind::Action,
+        Kind::Notice => compact::Kind::Notice,
+        Kind::Text | Kind::File => compact::Kind::Text,
+    };
+    // The server's clock is past 1970.
+    let ts_ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let message = compact::Message { room, from, seq, ts_ms, kind };
+    if let Err(e) = compact::encode_message(&message, text.as_bytes(), out) {
+        tracing::error!("cannot encode a message in {room}: {e}");
+    }
+}
+
 /// The answer to the `chunk` that completed an upload, from the hub's answer to the
 /// file's message; `None` when the text is not a file's description.
 fn shared(text: &str, room: Option<String>, to: Option<String>, seq: u64, at: &Timestamp) -> Option<msg::Reply> {
@@ -576,16 +604,21 @@ fn kind_name(kind: Kind) -> Option<String> {
     Some(name.to_owned())
 }
 
-/// Encodes hub events as native frames.
-pub(crate) struct NativeWire;
+/// Encodes hub events as native frames of protocol version `VERSION`.
+pub(crate) struct NativeWire<const VERSION: u32>;
 
-impl Wire for NativeWire {
+impl<const VERSION: u32> Wire for NativeWire<VERSION> {
     fn cache_slot(&self) -> Option<usize> {
-        Some(CACHE_SLOT)
+        Some(if VERSION >= 2 { COMPACT_CACHE_SLOT } else { CACHE_SLOT })
     }
 
     fn encode(&self, event: &Event, out: &mut BytesMut) {
         match event {
+            Event::Message { room, from, seq, at, kind, text, meta: None, .. }
+                if VERSION >= 2 && *kind != Kind::File =>
+            {
+                encode_compact(room.as_str(), from.as_str(), *seq, at, *kind, text, out);
+            }
             Event::Message { room, from, seq, at, kind, text, meta, .. } => {
                 let msg = ServerMsg::Message {
                     room: room.to_string(),
@@ -714,7 +747,7 @@ impl Wire for NativeWire {
                 encode(&ServerMsg::Error { id: None, code: ErrorCode::ServerBanned, message: why }, b"", out);
             }
             Event::Reply { req, result: Ok(Reply::Remembered { reply, token }) } => {
-                let Some(body) = reply_body(reply) else {
+                let Some(body) = reply_body(reply, VERSION) else {
                     return;
                 };
                 if let Err(e) = msg::encode_result_with_token(req.0, &body, token, out) {
@@ -722,7 +755,7 @@ impl Wire for NativeWire {
                 }
             }
             Event::Reply { req, result: Ok(reply) } => {
-                let Some(body) = reply_body(reply) else {
+                let Some(body) = reply_body(reply, VERSION) else {
                     return;
                 };
                 if let Err(e) = msg::encode_result(req.0, &body, out) {
@@ -751,10 +784,10 @@ fn entries(records: &[Arc<Record>]) -> Vec<HistoryEntry> {
 
 /// The native form of a reply; `None` for answers to commands the native protocol has
 /// no request for (no native session can cause them).
-fn reply_body(reply: &Reply) -> Option<msg::Reply> {
+fn reply_body(reply: &Reply, version: u32) -> Option<msg::Reply> {
     Some(match reply {
         Reply::Welcome { nick, room, members, max_text, history, topic, .. } => msg::Reply::Welcome {
-            version: PROTOCOL_VERSION,
+            version,
             nick: nick.to_string(),
             // Native sessions start in the lobby: a room is always there.
             room: room.as_ref().map_or_else(|| parley_hub::LOBBY.to_owned(), ToString::to_string),
@@ -857,7 +890,7 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         }
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
-        Reply::Remembered { reply, .. } => return reply_body(reply),
+        Reply::Remembered { reply, .. } => return reply_body(reply, version),
         Reply::Sessions(sessions) => msg::Reply::Sessions {
             sessions: sessions
                 .iter()

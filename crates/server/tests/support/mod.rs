@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use parley_proto::msg::{encode_request, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION};
-use parley_proto::native::FrameDecoder;
+use parley_proto::native::{Frame, FrameDecoder};
 use parley_server::{Config, Listener, ListenerKind, Server};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -648,15 +648,28 @@ impl NativeClient {
     }
 
     fn over(reader: Reader, writer: Writer) -> NativeClient {
-        NativeClient { reader, writer, buf: BytesMut::new(), decoder: FrameDecoder::new(65_535, 16 << 20), next_id: 1 }
+        NativeClient {
+            reader,
+            writer,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::new(65_535, 16 << 20).accepting_compact(),
+            next_id: 1,
+        }
     }
 
     /// Connects and completes the hello handshake as `nick`.
     pub async fn join(addr: SocketAddr, nick: &str) -> NativeClient {
+        NativeClient::join_in(addr, nick, PROTOCOL_VERSION).await
+    }
+
+    /// Connects and completes the hello handshake as `nick` in protocol `version`.
+    pub async fn join_in(addr: SocketAddr, nick: &str, version: u32) -> NativeClient {
         let mut client = NativeClient::connect(addr).await;
-        let reply =
-            client.request(&Request::Hello { version: PROTOCOL_VERSION, nick: nick.into(), password: None }, b"").await;
-        assert!(matches!(reply, Ok(Reply::Welcome { .. })), "welcome expected, got {reply:?}");
+        let reply = client.request(&Request::Hello { version, nick: nick.into(), password: None }, b"").await;
+        assert!(
+            matches!(reply, Ok(Reply::Welcome { version: spoken, .. }) if spoken == version),
+            "a welcome in version {version} expected, got {reply:?}"
+        );
         client
     }
 
@@ -694,9 +707,16 @@ impl NativeClient {
 
     /// The next message from the server; `None` when the server closed the connection.
     pub async fn next(&mut self) -> Option<Received> {
+        let frame = self.next_frame().await?;
+        Some(Received::from_frame(frame).expect("a known server message"))
+    }
+
+    /// The next frame from the server, as it came; `None` when the server closed the
+    /// connection.
+    pub async fn next_frame(&mut self) -> Option<Frame> {
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.buf).expect("the server sends valid frames") {
-                return Some(Received::from_frame(frame).expect("a known server message"));
+                return Some(frame);
             }
             let n = tokio::time::timeout(WAIT, self.reader.read_buf(&mut self.buf))
                 .await

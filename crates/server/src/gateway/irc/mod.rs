@@ -445,7 +445,6 @@ pub(crate) struct Irc {
 
 impl Protocol for Irc {
     type Input = commands::Read;
-    type Wire = wire::IrcWire;
     const PINGS: bool = true;
     const LOBBY: bool = false;
 
@@ -460,8 +459,8 @@ impl Protocol for Irc {
         }
     }
 
-    fn wire(&self) -> wire::IrcWire {
-        wire::IrcWire { link: self.link.clone() }
+    fn wire(&self) -> Box<dyn parley_hub::Wire> {
+        Box::new(wire::IrcWire { link: self.link.clone() })
     }
 
     fn decode(&mut self, buf: &mut BytesMut) -> Option<commands::Read> {
