@@ -96,7 +96,8 @@ pub struct FrameDecoder {
     skipping: u64,
     /// The parsed header of the frame at the front of the buffer, whose payload is still
     /// arriving: parsed once, not again on every read while a large payload trickles in.
-    pending: Option<(usize, Envelope)>,
+    /// Boxed: an idle connection's decoder holds a pointer, not a whole envelope.
+    pending: Option<Box<(usize, Envelope)>>,
     /// Whether headers may be compact ([`crate::compact`]): a client of version 2
     /// reads them; a server reads JSON only.
     compact: bool,
@@ -136,7 +137,7 @@ impl FrameDecoder {
             }
         }
         let (header_len, envelope) = match self.pending.take() {
-            Some(pending) => pending,
+            Some(pending) => *pending,
             None => match self.decode_header(buf)? {
                 Some(parsed) => parsed,
                 None => return Ok(None),
@@ -149,7 +150,7 @@ impl FrameDecoder {
             // No reservation for the announced payload: memory grows only as its bytes
             // arrive, so announcing a large payload and sending it slowly costs the
             // server nothing.
-            self.pending = Some((header_len, envelope));
+            self.pending = Some(Box::new((header_len, envelope)));
             return Ok(None);
         }
         buf.advance(PREFIX_LEN);
