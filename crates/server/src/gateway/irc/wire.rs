@@ -67,6 +67,15 @@ impl Wire for IrcWire {
     fn encode(&self, event: &Event, out: &mut BytesMut) {
         let mut lines = Lines::new(&self.link);
         lines.event(event);
+        // The answer to a labeled line: framed around its finished lines (an answer is
+        // this session's alone, never a shared encoding).
+        if let Event::Reply { req, .. } = event {
+            if let Some(framing) = self.link.framing(req.0) {
+                let framed = super::labels::frame(&lines.text, &framing, &self.link.server.name);
+                out.extend_from_slice(framed.as_bytes());
+                return;
+            }
+        }
         out.extend_from_slice(lines.text.as_bytes());
     }
 
