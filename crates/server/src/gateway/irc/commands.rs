@@ -234,7 +234,14 @@ impl Out<'_> {
             }
             Piece::Relay(text) => {
                 let text = match framing {
-                    Some(framing) => labels::frame(&text, &framing, &self.link.server.name),
+                    // The gateway's own lines as a part of a labeled answer in several:
+                    // on the answer to a `Ping`, so that the wire writes every part.
+                    Some(Framing::Part { label, batch, last, .. }) => {
+                        let framing = Framing::Part { label, batch, last, own: text };
+                        let req = self.link.expect_framed(Context::None, Some(framing));
+                        return self.session.send(req, Command::Ping).await.map_err(|_| Gone);
+                    }
+                    Some(alone) => labels::frame(&text, &alone, false, &self.link.server.name),
                     None => text,
                 };
                 self.session.relay(text.into()).await.map_err(|_| Gone)

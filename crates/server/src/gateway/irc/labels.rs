@@ -4,15 +4,18 @@
 //! the line is answered by nothing.
 //!
 //! A line is answered in parts: the hub's answers to the commands it became (each under
-//! its [`RequestId`](parley_hub::RequestId)) and lines the reader produced itself, relayed
-//! through the hub so they keep their place. The reader holds a labeled line's first part
-//! back until it knows whether another follows ([`Labeled`]):
+//! its [`RequestId`](parley_hub::RequestId)) and lines the reader wrote itself. The
+//! reader holds a labeled line's latest part back until it knows whether another
+//! follows ([`Labeled`]), so every part is sent knowing how it is framed:
 //!
-//! - one part is the whole answer, framed where its lines are written ([`Framing::Alone`]:
-//!   by the wire for a hub answer, by the reader for its own lines);
-//! - several parts are one batch the reader opens before the first and closes after the
-//!   last (both relayed, so in order with the parts), each part's lines tagged as in it
-//!   ([`Framing::Within`]);
+//! - a part that is the whole answer is framed where its lines are written
+//!   ([`Framing::Alone`]: by the wire for a hub answer, by the reader for its own lines);
+//! - parts of an answer in several parts are all answers of the hub, so that the wire
+//!   writes each in order ([`Framing::Part`]; the reader's own lines ride on a `Ping`'s
+//!   answer). The batch opens with the first part that has a line, and the last part
+//!   closes it; when no part before the last had a line, the last frames the whole
+//!   answer alone (an `ACK`, its one line tagged). Which batches are open is what the
+//!   session was told, so [`super::wire::IrcWire`] records it in `told`;
 //! - no part at all is an `ACK`.
 //!
 //! Only the lines of the answers are framed, so whatever else reaches the session
@@ -50,8 +53,9 @@ pub(crate) enum Framing {
     /// one, else a `labeled-response` batch named `batch` (or, when the lines are one
     /// batch already, as a CHATHISTORY answer is, the label on its opening line).
     Alone { label: String, batch: String },
-    /// One part of an answer in the batch `batch`, opened and closed around the parts.
-    Within { batch: String },
+    /// One part of an answer in several, whose batch is `batch`; `own` holds the lines
+    /// the reader wrote for it (the part is then a `Ping`, whose answer says nothing).
+    Part { label: String, batch: String, last: bool, own: String },
 }
 
 /// One part of the answer to a line: a hub command (answered later, in order) or lines
@@ -75,8 +79,9 @@ enum Held {
     Nothing,
     /// One part, held until the next part or the end says whether it is the whole answer.
     One(Piece),
-    /// Several parts: the batch is open.
-    Group(String),
+    /// Several parts, named `batch`: the latest is held until the next or the end says
+    /// whether it is the last.
+    Group(String, Piece),
     /// Answered already (a QUIT, whose answer ends the session).
     Done,
 }
@@ -104,20 +109,16 @@ impl Labeled {
                 *held = Held::One(piece);
                 Vec::new()
             }
-            Held::One(first) => {
+            Held::One(earlier) => {
                 let batch = link.batch_ref();
-                *held = Held::Group(batch.clone());
-                let within = Framing::Within { batch: batch.clone() };
-                vec![
-                    (Piece::Relay(open(&self.label, &batch, &link.server.name)), None),
-                    (first, Some(within.clone())),
-                    (piece, Some(within)),
-                ]
+                let part = self.part(&batch, false);
+                *held = Held::Group(batch, piece);
+                vec![(earlier, Some(part))]
             }
-            Held::Group(batch) => {
-                let within = Framing::Within { batch: batch.clone() };
-                *held = Held::Group(batch);
-                vec![(piece, Some(within))]
+            Held::Group(batch, earlier) => {
+                let part = self.part(&batch, false);
+                *held = Held::Group(batch, piece);
+                vec![(earlier, Some(part))]
             }
             Held::Done => {
                 *held = Held::Done;
@@ -131,7 +132,7 @@ impl Labeled {
         match std::mem::replace(&mut *lock(&self.held), Held::Done) {
             Held::Nothing => vec![(Piece::Relay(ack(&self.label, &link.server.name)), None)],
             Held::One(piece) => vec![(piece, Some(self.alone(link)))],
-            Held::Group(batch) => vec![(Piece::Relay(close(&batch, &link.server.name)), None)],
+            Held::Group(batch, last) => vec![(last, Some(self.part(&batch, true)))],
             Held::Done => Vec::new(),
         }
     }
@@ -146,40 +147,67 @@ impl Labeled {
     fn alone(&self, link: &Link) -> Framing {
         Framing::Alone { label: self.label.clone(), batch: link.batch_ref() }
     }
+
+    fn part(&self, batch: &str, last: bool) -> Framing {
+        Framing::Part { label: self.label.clone(), batch: batch.to_owned(), last, own: String::new() }
+    }
 }
 
 /// Parts whose answer is never a line: the gathering ones of a `USERHOST`, `ISON` or
 /// `WHO mask`, whose last part answers for all.
-fn silent(context: &Context) -> bool {
+pub(super) fn silent(context: &Context) -> bool {
     matches!(context, Context::Presence { last: false, .. } | Context::WhoMask { last: false, .. })
 }
 
-/// `lines` (whole IRC lines, each ending in CRLF) framed as `framing` says.
-pub(super) fn frame(lines: &str, framing: &Framing, server: &str) -> String {
+/// `lines` (whole IRC lines, each ending in CRLF) framed as `framing` says; for a part
+/// of an answer in several, `opened` says whether its batch is open already.
+pub(super) fn frame(lines: &str, framing: &Framing, opened: bool, server: &str) -> String {
     let lines: Vec<&str> = lines.split_terminator("\r\n").collect();
     let mut out = String::new();
     match framing {
-        Framing::Within { batch } => {
+        Framing::Part { label, batch, last, .. } if !opened => {
+            if *last {
+                return frame_alone(&lines, label, batch, server);
+            }
+            if !lines.is_empty() {
+                out.push_str(&open(label, batch, server));
+                for line in &lines {
+                    out.push_str(&in_batch(line, batch));
+                }
+            }
+        }
+        Framing::Part { batch, last, .. } => {
             for line in &lines {
                 out.push_str(&in_batch(line, batch));
             }
-        }
-        Framing::Alone { label, .. } if lines.is_empty() => out.push_str(&ack(label, server)),
-        Framing::Alone { label, .. } if lines.len() == 1 || is_one_batch(&lines) => {
-            out.push_str(&tagged(lines[0], "label", label));
-            for line in &lines[1..] {
-                out.push_str(line);
-                out.push_str("\r\n");
+            if *last {
+                out.push_str(&close(batch, server));
             }
         }
-        Framing::Alone { label, batch } => {
-            out.push_str(&open(label, batch, server));
-            for line in &lines {
-                out.push_str(&in_batch(line, batch));
-            }
-            out.push_str(&close(batch, server));
-        }
+        Framing::Alone { label, batch } => return frame_alone(&lines, label, batch, server),
     }
+    out
+}
+
+/// A whole answer: `ACK`, one labeled line, or a batch.
+fn frame_alone(lines: &[&str], label: &str, batch: &str, server: &str) -> String {
+    let mut out = String::new();
+    if lines.is_empty() {
+        return ack(label, server);
+    }
+    if lines.len() == 1 || is_one_batch(lines) {
+        out.push_str(&tagged(lines[0], "label", label));
+        for line in &lines[1..] {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        return out;
+    }
+    out.push_str(&open(label, batch, server));
+    for line in lines {
+        out.push_str(&in_batch(line, batch));
+    }
+    out.push_str(&close(batch, server));
     out
 }
 
@@ -266,7 +294,7 @@ mod tests {
     const SERVER: &str = "irc.test";
 
     fn alone(lines: &str) -> String {
-        frame(lines, &Framing::Alone { label: "L1".into(), batch: "l7".into() }, SERVER)
+        frame(lines, &Framing::Alone { label: "L1".into(), batch: "l7".into() }, false, SERVER)
     }
 
     #[test]
@@ -281,7 +309,7 @@ mod tests {
             alone("@time=2026-01-01T00:00:00.000Z;msgid=a/1 :n!u@h PRIVMSG #a :hi\r\n"),
             "@label=L1;time=2026-01-01T00:00:00.000Z;msgid=a/1 :n!u@h PRIVMSG #a :hi\r\n"
         );
-        let odd = frame("x\r\n", &Framing::Alone { label: "a b;c\\".into(), batch: "l1".into() }, SERVER);
+        let odd = frame("x\r\n", &Framing::Alone { label: "a b;c\\".into(), batch: "l1".into() }, false, SERVER);
         assert_eq!(odd, "@label=a\\sb\\:c\\\\ x\r\n", "the label is escaped as a tag value");
     }
 
@@ -326,14 +354,31 @@ mod tests {
         );
     }
 
+    fn part(lines: &str, last: bool, opened: bool) -> String {
+        let framing = Framing::Part { label: "L1".into(), batch: "l2".into(), last, own: String::new() };
+        frame(lines, &framing, opened, SERVER)
+    }
+
     #[test]
-    fn parts_of_a_batch_are_tagged_with_it() {
-        let within = Framing::Within { batch: "l2".into() };
-        assert_eq!(frame("", &within, SERVER), "");
+    fn the_first_part_with_a_line_opens_the_batch() {
+        let joined = "@time=t :n!u@h JOIN #a\r\n:irc.test 366 n #a :End\r\n";
+        assert_eq!(part("", false, false), "", "nothing to say opens nothing");
         assert_eq!(
-            frame("@time=t :n!u@h JOIN #a\r\n:irc.test 366 n #a :End\r\n", &within, SERVER),
-            "@batch=l2;time=t :n!u@h JOIN #a\r\n@batch=l2 :irc.test 366 n #a :End\r\n"
+            part(joined, false, false),
+            "@label=L1 :irc.test BATCH +l2 labeled-response\r\n\
+             @batch=l2;time=t :n!u@h JOIN #a\r\n@batch=l2 :irc.test 366 n #a :End\r\n"
         );
+        assert_eq!(part(joined, false, true), "@batch=l2;time=t :n!u@h JOIN #a\r\n@batch=l2 :irc.test 366 n #a :End\r\n");
+        assert_eq!(part("", false, true), "");
+    }
+
+    #[test]
+    fn the_last_part_closes_the_batch_or_is_the_whole_answer() {
+        assert_eq!(part(":irc.test 401 n x :No\r\n", true, true), "@batch=l2 :irc.test 401 n x :No\r\n:irc.test BATCH -l2\r\n");
+        assert_eq!(part("", true, true), ":irc.test BATCH -l2\r\n");
+        // Nothing said before it: as if it were the only part.
+        assert_eq!(part("", true, false), "@label=L1 :irc.test ACK\r\n");
+        assert_eq!(part(":irc.test 401 n x :No\r\n", true, false), "@label=L1 :irc.test 401 n x :No\r\n");
     }
 
     #[test]

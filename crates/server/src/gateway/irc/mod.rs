@@ -298,6 +298,9 @@ pub(crate) struct Link {
     /// How the answers of labeled requests not answered yet are framed, by request id
     /// (`labeled-response`).
     framings: Mutex<HashMap<u64, labels::Framing>>,
+    /// The `labeled-response` batches the client has been told of and not told the end
+    /// of (a labeled answer in several parts opens its batch with its first line).
+    open_batches: Mutex<Vec<String>>,
     next_request: AtomicU64,
     /// The client is an IRC operator (user mode `+o`), since a successful `OPER`.
     oper: AtomicBool,
@@ -329,6 +332,7 @@ impl Link {
             realname: Mutex::new(String::new()),
             pending: Mutex::new(HashMap::new()),
             framings: Mutex::new(HashMap::new()),
+            open_batches: Mutex::new(Vec::new()),
             next_request: AtomicU64::new(1),
             oper: AtomicBool::new(false),
             address,
@@ -433,6 +437,22 @@ impl Link {
     /// the request ids; a playback batch is named `h` after its request).
     fn batch_ref(&self) -> String {
         format!("l{}", self.next_request.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether the client has been told the batch `batch` opened.
+    fn batch_open(&self, batch: &str) -> bool {
+        lock(&self.open_batches).iter().any(|b| b == batch)
+    }
+
+    /// The client was told the batch `batch` opened, or (`open` false) ended.
+    fn set_batch_open(&self, batch: &str, open: bool) {
+        let mut batches = lock(&self.open_batches);
+        batches.retain(|b| b != batch);
+        if open {
+            batches.push(batch.to_owned());
+        } else if batches.is_empty() {
+            *batches = Vec::new();
+        }
     }
 
     /// The context of a request, while it is being answered.

@@ -17,6 +17,7 @@ use parley_hub::{
 use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
+use super::labels::{self, Framing};
 use super::{clean, lock, past_source, source, source_str, tags, Context, Link};
 use crate::gateway::words;
 
@@ -71,7 +72,14 @@ impl Wire for IrcWire {
         // this session's alone, never a shared encoding).
         if let Event::Reply { req, .. } = event {
             if let Some(framing) = self.link.framing(req.0) {
-                let framed = super::labels::frame(&lines.text, &framing, &self.link.server.name);
+                let opened = match &framing {
+                    Framing::Part { batch, own, .. } => {
+                        lines.text.push_str(own);
+                        self.link.batch_open(batch)
+                    }
+                    Framing::Alone { .. } => false,
+                };
+                let framed = labels::frame(&lines.text, &framing, opened, &self.link.server.name);
                 out.extend_from_slice(framed.as_bytes());
                 return;
             }
@@ -85,6 +93,15 @@ impl Wire for IrcWire {
     fn told(&self, event: &Event) {
         match event {
             Event::Reply { req, result } => {
+                // A part of a labeled answer in several: its batch is open once a part
+                // said something, and over after the last.
+                if let Some(Framing::Part { batch, last, own, .. }) = self.link.framing(req.0) {
+                    if last {
+                        self.link.set_batch_open(&batch, false);
+                    } else if !self.link.batch_open(&batch) && (!own.is_empty() || self.says_anything(event)) {
+                        self.link.set_batch_open(&batch, true);
+                    }
+                }
                 match result {
                     Ok(Reply::Welcome { nick, room, .. }) => {
                         self.link.set_me(nick.as_str());
@@ -110,6 +127,18 @@ impl Wire for IrcWire {
             Event::Left { room, nick, .. } if nick.as_str() == self.link.me() => self.link.left(room),
             _ => {}
         }
+    }
+}
+
+impl IrcWire {
+    /// Whether this answer has a line to show. Encoding is pure, so encoding it again
+    /// tells; only the parts of a labeled answer in several ask, and those are never
+    /// the gathering answers of `USERHOST`, `ISON` or `WHO mask` (see `labels.rs`),
+    /// whose encoding keeps what it gathered.
+    fn says_anything(&self, event: &Event) -> bool {
+        let mut lines = Lines::new(&self.link);
+        lines.event(event);
+        !lines.text.is_empty()
     }
 }
 
