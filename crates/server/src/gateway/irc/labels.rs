@@ -368,13 +368,19 @@ mod tests {
             "@label=L1 :irc.test BATCH +l2 labeled-response\r\n\
              @batch=l2;time=t :n!u@h JOIN #a\r\n@batch=l2 :irc.test 366 n #a :End\r\n"
         );
-        assert_eq!(part(joined, false, true), "@batch=l2;time=t :n!u@h JOIN #a\r\n@batch=l2 :irc.test 366 n #a :End\r\n");
+        assert_eq!(
+            part(joined, false, true),
+            "@batch=l2;time=t :n!u@h JOIN #a\r\n@batch=l2 :irc.test 366 n #a :End\r\n"
+        );
         assert_eq!(part("", false, true), "");
     }
 
     #[test]
     fn the_last_part_closes_the_batch_or_is_the_whole_answer() {
-        assert_eq!(part(":irc.test 401 n x :No\r\n", true, true), "@batch=l2 :irc.test 401 n x :No\r\n:irc.test BATCH -l2\r\n");
+        assert_eq!(
+            part(":irc.test 401 n x :No\r\n", true, true),
+            "@batch=l2 :irc.test 401 n x :No\r\n:irc.test BATCH -l2\r\n"
+        );
         assert_eq!(part("", true, true), ":irc.test BATCH -l2\r\n");
         // Nothing said before it: as if it were the only part.
         assert_eq!(part("", true, false), "@label=L1 :irc.test ACK\r\n");

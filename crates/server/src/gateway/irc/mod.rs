@@ -425,11 +425,9 @@ impl Link {
         req
     }
 
-    /// How the answer to a request is framed, when it answers a labeled line.
+    /// How the answer to a request is framed, when it answers a labeled line (even if
+    /// the client has turned the capability off since: a part carries lines of its own).
     fn framing(&self, id: u64) -> Option<labels::Framing> {
-        if !self.caps.has(caps::Cap::LabeledResponse) {
-            return None;
-        }
         lock(&self.framings).get(&id).cloned()
     }
 
