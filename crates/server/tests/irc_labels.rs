@@ -298,6 +298,26 @@ async fn answers_back_to_back_keep_their_own_labels() {
             "@label=e :parley.local 221 ada +i",
         ]
     );
+    // Two answers in several parts, one of them the gateway's own line, back to back:
+    // each its own batch, the parts in the order the line made them.
+    ada.send("@label=f JOIN #lab,lab,#two\r\n@label=g WHOIS nobody,bob").await;
+    let lines = answer(&mut ada, "PING :sync").await;
+    let end = lines.iter().position(|l| l.starts_with(":parley.local BATCH -")).expect("the first batch's end");
+    let joined = batch_of(&lines[..=end], "f");
+    assert_eq!(joined[0], ":parley.local 476 ada lab :Invalid channel name", "{joined:#?}");
+    assert_eq!(joined[1], ":ada!~ada@parley.local JOIN #two", "{joined:#?}");
+    assert_eq!(joined.last().map(String::as_str), Some(":parley.local 366 ada #two :End of /NAMES list."));
+    let whois = batch_of(&lines[end + 1..lines.len() - 1], "g");
+    assert_eq!(
+        whois[..2],
+        [":parley.local 401 ada nobody :No such nick/channel", ":parley.local 318 ada nobody :End of /WHOIS list."]
+    );
+    assert!(whois[2..].iter().all(|l| l.contains(" ada bob ")), "{whois:#?}");
+    assert_eq!(lines.last().map(String::as_str), Some(":parley.local PONG parley.local :sync"));
+    // QUIT's answer is the closing ERROR.
+    ada.send("@label=q QUIT :done").await;
+    let last = ada.expect_closed().await;
+    assert_eq!(last, ["@label=q ERROR :Closing link: ada!~ada@parley.local (Quit: done)"]);
     server.shutdown().await;
 }
 
