@@ -398,3 +398,15 @@ async fn what_a_command_does_for_everyone_is_not_its_answer() {
     assert_eq!(bob.expect(" KICK #lab bob").await, ":ada!~ada@parley.local KICK #lab bob :out");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn labeled_response_is_offered_and_taken() {
+    let server = support::start().await;
+    let mut client = IrcClient::connect(irc(&server)).await;
+    client.send("CAP LS 302").await;
+    let ls = client.expect(" CAP * LS ").await;
+    assert!(ls.split([' ', ':']).any(|cap| cap == "labeled-response"), "{ls}");
+    client.send("CAP REQ :labeled-response batch").await;
+    assert_eq!(client.expect(" ACK ").await, ":parley.local CAP * ACK :labeled-response batch");
+    server.shutdown().await;
+}
