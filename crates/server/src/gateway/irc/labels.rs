@@ -34,7 +34,7 @@ use super::{lock, Context, Link};
 
 /// The longest label accepted, in bytes (the specification's limit). A longer or empty
 /// one is ignored and the line answered as if it had none, as InspIRCd does.
-pub(crate) const MAX_LABEL: usize = 64;
+const MAX_LABEL: usize = 64;
 
 /// The label a line carries, when its client asked for labeled responses (which need
 /// `batch` too, as the specification says and InspIRCd requires).
@@ -155,7 +155,7 @@ impl Labeled {
 
 /// Parts whose answer is never a line: the gathering ones of a `USERHOST`, `ISON` or
 /// `WHO mask`, whose last part answers for all.
-pub(super) fn silent(context: &Context) -> bool {
+fn silent(context: &Context) -> bool {
     matches!(context, Context::Presence { last: false, .. } | Context::WhoMask { last: false, .. })
 }
 

@@ -98,7 +98,7 @@ impl Wire for IrcWire {
                 if let Some(Framing::Part { batch, last, own, .. }) = self.link.framing(req.0) {
                     if last {
                         self.link.set_batch_open(&batch, false);
-                    } else if !self.link.batch_open(&batch) && (!own.is_empty() || self.says_anything(event)) {
+                    } else if !self.link.batch_open(&batch) && (!own.is_empty() || self.says_anything(req.0, event)) {
                         self.link.set_batch_open(&batch, true);
                     }
                 }
@@ -131,14 +131,19 @@ impl Wire for IrcWire {
 }
 
 impl IrcWire {
-    /// Whether this answer has a line to show. Encoding is pure, so encoding it again
-    /// tells; only the parts of a labeled answer in several ask, and those are never
-    /// the gathering answers of `USERHOST`, `ISON` or `WHO mask` (see `labels.rs`),
-    /// whose encoding keeps what it gathered.
-    fn says_anything(&self, event: &Event) -> bool {
-        let mut lines = Lines::new(&self.link);
-        lines.event(event);
-        !lines.text.is_empty()
+    /// Whether the answer to `req` has a line to show (asked only of the parts of a
+    /// labeled answer in several). The gathering answers of `USERHOST`, `ISON` and `WHO
+    /// mask` show one with their last part, and their encoding keeps what it gathered,
+    /// so it is not run twice; any other answer is encoded again to tell.
+    fn says_anything(&self, req: u64, event: &Event) -> bool {
+        match self.link.context(req) {
+            Context::Presence { last, .. } | Context::WhoMask { last, .. } => last,
+            _ => {
+                let mut lines = Lines::new(&self.link);
+                lines.event(event);
+                !lines.text.is_empty()
+            }
+        }
     }
 }
 
