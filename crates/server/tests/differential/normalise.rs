@@ -73,6 +73,7 @@ pub const CAPS: &[&str] = &[
     "echo-message",
     "extended-join",
     "invite-notify",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "server-time",

@@ -43,11 +43,13 @@ pub(crate) enum Cap {
     AccountNotify,
     /// `SETNAME` changes one's real name; told of others' changes.
     Setname,
+    /// `@label=…` on a line comes back on its answer (with `batch`; see `labels.rs`).
+    LabeledResponse,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 17] = [
+    pub(crate) const ALL: [Cap; 18] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -65,6 +67,7 @@ impl Cap {
         Cap::ExtendedJoin,
         Cap::AccountNotify,
         Cap::Setname,
+        Cap::LabeledResponse,
     ];
 
     /// Its name on the wire.
@@ -87,6 +90,7 @@ impl Cap {
             Cap::ExtendedJoin => "extended-join",
             Cap::AccountNotify => "account-notify",
             Cap::Setname => "setname",
+            Cap::LabeledResponse => "labeled-response",
         }
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::caps::Cap;
+use super::labels::{self, Framing, Labeled, Piece};
 use super::oper::OperPacing;
 use super::register::cap;
 use super::wire::Lines;
@@ -119,8 +120,13 @@ pub(super) async fn handle(read: Read, turn: &mut Turn<'_>, link: &Link, oper: &
     };
     turn.pace().await?;
     let session = turn.session;
+    let out = Out { session, link, labeled: labels::label_of(&message, link).map(Labeled::new) };
     let mut pacing = Pacing { turn, oper };
-    match dispatch(&message, session, link, &mut pacing).await {
+    let flow = match dispatch(&message, &out, &mut pacing).await {
+        Ok(flow) => out.finish().await.map(|()| flow),
+        Err(Gone) => Err(Gone),
+    };
+    match flow {
         Ok(Flow::Go) => Ok(()),
         Ok(Flow::Quit) => Err(ReadEnd::Quit),
         Ok(Flow::Flooded) => Err(ReadEnd::Flood),
@@ -175,23 +181,72 @@ enum Flow {
 /// The hub has stopped: the session is over.
 struct Gone;
 
-/// What one command becomes.
+/// What one command becomes: hub commands and lines of the gateway's own, sent in the
+/// order the line produced them, and for a labeled line framed as one answer (see
+/// `labels.rs`).
 struct Out<'a> {
     session: &'a Session,
     link: &'a Link,
+    /// The line's label, when it has one its client asked to get back.
+    labeled: Option<Labeled>,
 }
 
 impl Out<'_> {
     async fn command(&self, context: Context, command: Command) -> Result<(), Gone> {
-        let req = self.link.expect(context);
-        self.session.send(req, command).await.map_err(|_| Gone)
+        self.put(Piece::Command(context, command)).await
     }
 
     async fn relay(&self, lines: Lines<'_>) -> Result<(), Gone> {
         if lines.text.is_empty() {
             return Ok(());
         }
-        self.session.relay(lines.text.into()).await.map_err(|_| Gone)
+        self.put(Piece::Relay(lines.text)).await
+    }
+
+    /// One part of the line's answer: sent now, or held by its labeling.
+    async fn put(&self, piece: Piece) -> Result<(), Gone> {
+        match &self.labeled {
+            None => self.send(piece, None).await,
+            Some(labeled) => {
+                for (piece, framing) in labeled.take(piece, self.link) {
+                    self.send(piece, framing).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends a labeled line's answer (its held part, the end of its batch, or an `ACK`).
+    async fn finish(&self) -> Result<(), Gone> {
+        if let Some(labeled) = &self.labeled {
+            for (piece, framing) in labeled.finish(self.link) {
+                self.send(piece, framing).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&self, piece: Piece, framing: Option<Framing>) -> Result<(), Gone> {
+        match piece {
+            Piece::Command(context, command) => {
+                let req = self.link.expect_framed(context, framing);
+                self.session.send(req, command).await.map_err(|_| Gone)
+            }
+            Piece::Relay(text) => {
+                let text = match framing {
+                    // The gateway's own lines as a part of a labeled answer in several:
+                    // on the answer to a `Ping`, so that the wire writes every part.
+                    Some(Framing::Part { label, batch, last, .. }) => {
+                        let framing = Framing::Part { label, batch, last, own: text };
+                        let req = self.link.expect_framed(Context::None, Some(framing));
+                        return self.session.send(req, Command::Ping).await.map_err(|_| Gone);
+                    }
+                    Some(alone) => labels::frame(&text, &alone, false, &self.link.server.name),
+                    None => text,
+                };
+                self.session.relay(text.into()).await.map_err(|_| Gone)
+            }
+        }
     }
 
     fn lines(&self) -> Lines<'_> {
@@ -261,13 +316,8 @@ async fn within(
     Ok(pacing.targets(targets.len()).await)
 }
 
-async fn dispatch(
-    message: &Message,
-    session: &Session,
-    link: &Link,
-    pacing: &mut Pacing<'_, '_>,
-) -> Result<Flow, Gone> {
-    let out = Out { session, link };
+async fn dispatch(message: &Message, out: &Out<'_>, pacing: &mut Pacing<'_, '_>) -> Result<Flow, Gone> {
+    let (session, link) = (out.session, out.link);
     let command = message.command.to_ascii_uppercase();
     let param = |i: usize| message.param(i).filter(|p| !p.is_empty());
     match command.as_str() {
@@ -275,14 +325,14 @@ async fn dispatch(
             // `PRIVMSG ChanServ :REGISTER #room`, as many clients and bots send it.
             let service = param(0).and_then(service_named).unwrap_or(Service::Chan);
             let words: Vec<&str> = param(1).unwrap_or("").split_whitespace().collect();
-            return services(&out, service, &words).await;
+            return services(out, service, &words).await;
         }
         "CS" | "CHANSERV" | "NS" | "NICKSERV" => {
             let service = if command.starts_with('C') { Service::Chan } else { Service::Nick };
             let words: Vec<&str> = message.params.iter().flat_map(|p| p.split_whitespace()).collect();
-            return services(&out, service, &words).await;
+            return services(out, service, &words).await;
         }
-        "KLINE" | "DLINE" | "UNKLINE" | "UNDLINE" => return server_ban(&out, &command, &message.params).await,
+        "KLINE" | "DLINE" | "UNKLINE" | "UNDLINE" => return server_ban(out, &command, &message.params).await,
         "PRIVMSG" | "NOTICE" => {
             let notice = command == "NOTICE";
             let Some(targets) = param(0) else {
@@ -297,7 +347,7 @@ async fn dispatch(
                 None => (Kind::Text, text.to_owned()),
             };
             let targets = list(targets);
-            if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
+            if let Some(flow) = within(out, pacing, &targets, MAX_TARGETS).await? {
                 return Ok(flow);
             }
             // Client-only tags from a client that did not ask for message-tags are not
@@ -335,7 +385,7 @@ async fn dispatch(
                 return Ok(Flow::Go);
             }
             let channels = list(channels);
-            if let Some(flow) = within(&out, pacing, &channels, link.server.max_join_targets).await? {
+            if let Some(flow) = within(out, pacing, &channels, link.server.max_join_targets).await? {
                 return Ok(flow);
             }
             let mut keys = param(1).unwrap_or("").split(',');
@@ -357,7 +407,7 @@ async fn dispatch(
                 return out.need_more("PART").await.map(|()| Flow::Go);
             };
             let channels = list(channels);
-            if let Some(flow) = within(&out, pacing, &channels, link.server.max_join_targets).await? {
+            if let Some(flow) = within(out, pacing, &channels, link.server.max_join_targets).await? {
                 return Ok(flow);
             }
             let reason = param(1).map(str::to_owned);
@@ -386,7 +436,7 @@ async fn dispatch(
             None => out.numeric("366", &["*"], "End of /NAMES list.").await?,
             Some(channels) => {
                 let channels = list(channels);
-                if let Some(flow) = within(&out, pacing, &channels, MAX_NAMES).await? {
+                if let Some(flow) = within(out, pacing, &channels, MAX_NAMES).await? {
                     return Ok(flow);
                 }
                 for channel in channels {
@@ -435,7 +485,7 @@ async fn dispatch(
                 return out.need_more("WHOIS").await.map(|()| Flow::Go);
             };
             let nicks = list(nicks);
-            if let Some(flow) = within(&out, pacing, &nicks, MAX_TARGETS).await? {
+            if let Some(flow) = within(out, pacing, &nicks, MAX_TARGETS).await? {
                 return Ok(flow);
             }
             for nick in nicks {
@@ -461,8 +511,8 @@ async fn dispatch(
                 return out.need_more("MODE").await.map(|()| Flow::Go);
             };
             match room_of(target) {
-                Some(room) => channel_mode(&out, target, &room, &message.params[1..]).await?,
-                None => user_mode(&out, target, param(1)).await?,
+                Some(room) => channel_mode(out, target, &room, &message.params[1..]).await?,
+                None => user_mode(out, target, param(1)).await?,
             }
         }
         "KICK" => {
@@ -473,7 +523,7 @@ async fn dispatch(
                 return out.numeric("403", &[&wire_param(channel)], "No such channel").await.map(|()| Flow::Go);
             };
             let nicks = list(nicks);
-            if let Some(flow) = within(&out, pacing, &nicks, MAX_KICKS).await? {
+            if let Some(flow) = within(out, pacing, &nicks, MAX_KICKS).await? {
                 return Ok(flow);
             }
             // Without a reason, the kicker's nick is the reason, as servers give it.
@@ -573,11 +623,11 @@ async fn dispatch(
             let (Some(name), Some(password)) = (param(0), param(1)) else {
                 return out.need_more("OPER").await.map(|()| Flow::Go);
             };
-            return handle_oper(&out, pacing.oper, name, password).await;
+            return handle_oper(out, pacing.oper, name, password).await;
         }
-        "CHATHISTORY" => chathistory(&out, &message.params).await?,
-        "REDACT" => redact(&out, &message.params).await?,
-        "MARKREAD" => markread(&out, &message.params).await?,
+        "CHATHISTORY" => chathistory(out, &message.params).await?,
+        "REDACT" => redact(out, &message.params).await?,
+        "MARKREAD" => markread(out, &message.params).await?,
         "PING" => {
             let Some(token) = message.param(0) else {
                 return out.need_more("PING").await.map(|()| Flow::Go);
@@ -606,7 +656,7 @@ async fn dispatch(
                 return out.numeric("412", &[], "No text to send").await.map(|()| Flow::Go);
             }
             let targets = list(targets);
-            if let Some(flow) = within(&out, pacing, &targets, MAX_TARGETS).await? {
+            if let Some(flow) = within(out, pacing, &targets, MAX_TARGETS).await? {
                 return Ok(flow);
             }
             for target in targets {
@@ -627,7 +677,9 @@ async fn dispatch(
         "QUIT" => {
             // `QUIT :` is a reason, empty: others see `Quit: `.
             let reason = message.param(0).map(str::to_owned);
-            let req = link.expect(Context::Quit { reason: reason.clone() });
+            // The answer (the closing ERROR) is the whole answer, sent now.
+            let framing = out.labeled.as_ref().map(|labeled| labeled.whole(link));
+            let req = link.expect_framed(Context::Quit { reason: reason.clone() }, framing);
             return session.quit(req, reason).await.map(|()| Flow::Quit).map_err(|_| Gone);
         }
         other => out.numeric("421", &[&wire_param(other)], "Unknown command").await?,

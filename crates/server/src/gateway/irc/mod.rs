@@ -9,6 +9,7 @@
 
 mod caps;
 mod commands;
+mod labels;
 mod oper;
 mod register;
 mod tags;
@@ -294,6 +295,12 @@ pub(crate) struct Link {
     realname: Mutex<String>,
     /// Contexts of requests not answered yet, by request id.
     pending: Mutex<HashMap<u64, Context>>,
+    /// How the answers of labeled requests not answered yet are framed, by request id
+    /// (`labeled-response`).
+    framings: Mutex<HashMap<u64, labels::Framing>>,
+    /// The `labeled-response` batches the client has been told of and not told the end
+    /// of (a labeled answer in several parts opens its batch with its first line).
+    open_batches: Mutex<Vec<String>>,
     next_request: AtomicU64,
     /// The client is an IRC operator (user mode `+o`), since a successful `OPER`.
     oper: AtomicBool,
@@ -324,6 +331,8 @@ impl Link {
             account: Mutex::new(None),
             realname: Mutex::new(String::new()),
             pending: Mutex::new(HashMap::new()),
+            framings: Mutex::new(HashMap::new()),
+            open_batches: Mutex::new(Vec::new()),
             next_request: AtomicU64::new(1),
             oper: AtomicBool::new(false),
             address,
@@ -407,6 +416,43 @@ impl Link {
         RequestId(id)
     }
 
+    /// [`Link::expect`] for a part of a labeled line's answer, framed as `framing` says.
+    fn expect_framed(&self, context: Context, framing: Option<labels::Framing>) -> RequestId {
+        let req = self.expect(context);
+        if let Some(framing) = framing {
+            lock(&self.framings).insert(req.0, framing);
+        }
+        req
+    }
+
+    /// How the answer to a request is framed, when it answers a labeled line (even if
+    /// the client has turned the capability off since: a part carries lines of its own).
+    fn framing(&self, id: u64) -> Option<labels::Framing> {
+        lock(&self.framings).get(&id).cloned()
+    }
+
+    /// A new batch reference for a labeled answer, unique on this connection (drawn from
+    /// the request ids; a playback batch is named `h` after its request).
+    fn batch_ref(&self) -> String {
+        format!("l{}", self.next_request.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether the client has been told the batch `batch` opened.
+    fn batch_open(&self, batch: &str) -> bool {
+        lock(&self.open_batches).iter().any(|b| b == batch)
+    }
+
+    /// The client was told the batch `batch` opened, or (`open` false) ended.
+    fn set_batch_open(&self, batch: &str, open: bool) {
+        let mut batches = lock(&self.open_batches);
+        batches.retain(|b| b != batch);
+        if open {
+            batches.push(batch.to_owned());
+        } else if batches.is_empty() {
+            *batches = Vec::new();
+        }
+    }
+
     /// The context of a request, while it is being answered.
     fn context(&self, id: u64) -> Context {
         lock(&self.pending).get(&id).cloned().unwrap_or_default()
@@ -420,6 +466,11 @@ impl Link {
         // a few requests at once (registration's) leave one of about 400 bytes.
         if pending.is_empty() {
             *pending = HashMap::new();
+        }
+        drop(pending);
+        let mut framings = lock(&self.framings);
+        if framings.remove(&id).is_some() && framings.is_empty() {
+            *framings = HashMap::new();
         }
     }
 

@@ -17,6 +17,7 @@ use parley_hub::{
 use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
+use super::labels::{self, Framing};
 use super::{clean, lock, past_source, source, source_str, tags, Context, Link};
 use crate::gateway::words;
 
@@ -67,6 +68,22 @@ impl Wire for IrcWire {
     fn encode(&self, event: &Event, out: &mut BytesMut) {
         let mut lines = Lines::new(&self.link);
         lines.event(event);
+        // The answer to a labeled line: framed around its finished lines (an answer is
+        // this session's alone, never a shared encoding).
+        if let Event::Reply { req, .. } = event {
+            if let Some(framing) = self.link.framing(req.0) {
+                let opened = match &framing {
+                    Framing::Part { batch, own, .. } => {
+                        lines.text.push_str(own);
+                        self.link.batch_open(batch)
+                    }
+                    Framing::Alone { .. } => false,
+                };
+                let framed = labels::frame(&lines.text, &framing, opened, &self.link.server.name);
+                out.extend_from_slice(framed.as_bytes());
+                return;
+            }
+        }
         out.extend_from_slice(lines.text.as_bytes());
     }
 
@@ -76,6 +93,15 @@ impl Wire for IrcWire {
     fn told(&self, event: &Event) {
         match event {
             Event::Reply { req, result } => {
+                // A part of a labeled answer in several: its batch is open once a part
+                // said something, and over after the last.
+                if let Some(Framing::Part { batch, last, own, .. }) = self.link.framing(req.0) {
+                    if last {
+                        self.link.set_batch_open(&batch, false);
+                    } else if !self.link.batch_open(&batch) && (!own.is_empty() || self.says_anything(req.0, event)) {
+                        self.link.set_batch_open(&batch, true);
+                    }
+                }
                 match result {
                     Ok(Reply::Welcome { nick, room, .. }) => {
                         self.link.set_me(nick.as_str());
@@ -100,6 +126,23 @@ impl Wire for IrcWire {
             // Put out of a channel (kicked, banned).
             Event::Left { room, nick, .. } if nick.as_str() == self.link.me() => self.link.left(room),
             _ => {}
+        }
+    }
+}
+
+impl IrcWire {
+    /// Whether the answer to `req` has a line to show (asked only of the parts of a
+    /// labeled answer in several). The gathering answers of `USERHOST`, `ISON` and `WHO
+    /// mask` show one with their last part, and their encoding keeps what it gathered,
+    /// so it is not run twice; any other answer is encoded again to tell.
+    fn says_anything(&self, req: u64, event: &Event) -> bool {
+        match self.link.context(req) {
+            Context::Presence { last, .. } | Context::WhoMask { last, .. } => last,
+            _ => {
+                let mut lines = Lines::new(&self.link);
+                lines.event(event);
+                !lines.text.is_empty()
+            }
         }
     }
 }
