@@ -97,6 +97,7 @@ impl Hub {
         if squatting {
             self.warn_squatter(id, &nick);
         }
+        self.signed_on(id);
         tracing::debug!(session = id.0, "session registered");
         Ok(id)
     }
@@ -287,8 +288,14 @@ impl Hub {
         self.release_nick(&old);
         self.nicks.insert(new.clone(), id);
         self.hold_nick(&new);
-        let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now(), userhost });
+        // A change of case only is the same nick to those watching it.
+        let watched = old != new;
+        let changed = Shared::new(Event::NickChanged { old: old.clone(), new, at: Utc::now(), userhost });
         self.tell_room_mates(id, &rooms, &changed, tell_self);
+        if watched {
+            self.signed_off(&old);
+            self.signed_on(id);
+        }
     }
 
     /// Delivers `event` once to each session that shares one of `rooms` with `id`, and
@@ -442,6 +449,9 @@ impl Hub {
         for room in &state.rooms {
             self.leave(id, (&state.nick, &state.userhost), room, reason, detail.as_ref(), Some(&mut told));
         }
+        // Its watch list goes with it; those who watch its nick are told it is free.
+        self.watches.clear(id);
+        self.signed_off(&state.nick);
         tracing::debug!(session = id.0, "session removed");
         Some(state)
     }
