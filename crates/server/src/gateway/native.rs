@@ -659,6 +659,8 @@ impl Wire for NativeWire {
             }
             // The native protocol has no away status yet.
             Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
+            // Watch lists are IRC's (MONITOR).
+            Event::SignedOn { .. } | Event::SignedOff { .. } => {}
             Event::Joined { room, nick, at, arrival, .. } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
@@ -891,6 +893,9 @@ fn reply_body(reply: &Reply) -> Option<msg::Reply> {
         | Reply::Stats(_)
         | Reply::Opered
         | Reply::ToldSome { .. }
+        | Reply::Presence { .. }
+        | Reply::Watched(_)
+        | Reply::Unwatched
         | Reply::Described => return None,
     })
 }
