@@ -25,11 +25,11 @@ pub(crate) struct WatchLists {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Added {
     /// It is on the list now.
-    Added,
+    Yes,
     /// It was on the list already.
     Already,
     /// The list holds its most already; nothing changed.
-    Full,
+    ListFull,
 }
 
 impl WatchLists {
@@ -40,11 +40,11 @@ impl WatchLists {
             return Added::Already;
         }
         if list.len() >= max {
-            return Added::Full;
+            return Added::ListFull;
         }
         self.watchers.entry(nick.clone()).or_default().push(id);
         self.lists.entry(id).or_default().push(nick);
-        Added::Added
+        Added::Yes
     }
 
     /// Takes `nick` off the session's list, if it is on it.
@@ -106,9 +106,9 @@ mod tests {
     fn nicks_are_watched_by_key_and_listed_as_spelled() {
         let mut lists = WatchLists::default();
         let (a, b) = (SessionId(1), SessionId(2));
-        assert_eq!(lists.add(a, nick("Bob"), 10), Added::Added);
+        assert_eq!(lists.add(a, nick("Bob"), 10), Added::Yes);
         assert_eq!(lists.add(a, nick("BOB"), 10), Added::Already);
-        assert_eq!(lists.add(b, nick("bob"), 10), Added::Added);
+        assert_eq!(lists.add(b, nick("bob"), 10), Added::Yes);
         assert_eq!(lists.watchers(&nick("bOb")), &[a, b]);
         assert_eq!(lists.list(a).iter().map(Nick::as_str).collect::<Vec<_>>(), ["Bob"]);
         lists.remove(a, &nick("bob"));
@@ -121,9 +121,9 @@ mod tests {
     fn a_full_list_takes_no_more() {
         let mut lists = WatchLists::default();
         let a = SessionId(1);
-        assert_eq!(lists.add(a, nick("one"), 2), Added::Added);
-        assert_eq!(lists.add(a, nick("two"), 2), Added::Added);
-        assert_eq!(lists.add(a, nick("three"), 2), Added::Full);
+        assert_eq!(lists.add(a, nick("one"), 2), Added::Yes);
+        assert_eq!(lists.add(a, nick("two"), 2), Added::Yes);
+        assert_eq!(lists.add(a, nick("three"), 2), Added::ListFull);
         assert_eq!(lists.add(a, nick("ONE"), 2), Added::Already, "a nick on the list is not refused as over it");
         assert!(lists.watchers(&nick("three")).is_empty());
         assert_eq!(lists.sizes(), (1, 2));

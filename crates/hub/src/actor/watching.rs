@@ -22,9 +22,9 @@ impl Hub {
                     // Not a nick: nobody can ever have it; passed over, as IRC servers do.
                     let Ok(nick) = Nick::parse(text, self.limits.max_nick_len) else { continue };
                     match self.watches.add(id, nick.clone(), max) {
-                        Added::Added => added.push(nick),
+                        Added::Yes => added.push(nick),
                         Added::Already => {}
-                        Added::Full => {
+                        Added::ListFull => {
                             full = Some((max, given[i..].to_vec()));
                             break;
                         }
