@@ -265,6 +265,10 @@ pub enum Event {
         /// The nick, as they spelled it.
         nick: Nick,
     },
+    /// What someone whose nick the session watches, and who shares no room with it,
+    /// told their room mates about themselves: an [`Event::Away`], [`Event::Account`]
+    /// or [`Event::Realname`] (IRC's `extended-monitor`).
+    Watched(Box<Event>),
     /// A message of a room the session is in was deleted.
     Deleted {
         /// The room.

@@ -22,8 +22,13 @@ async fn answers(client: &mut IrcClient, input: &str) -> Vec<String> {
 
 /// A client registered as `nick`, its welcome read.
 async fn registered(server: &support::TestServer, nick: &str) -> IrcClient {
+    registered_with(server, nick, "").await
+}
+
+/// A client registered as `nick` with capabilities, its welcome read.
+async fn registered_with(server: &support::TestServer, nick: &str, caps: &str) -> IrcClient {
     let mut client = IrcClient::connect(irc(server)).await;
-    client.register(nick, "").await;
+    client.register(nick, caps).await;
     // The last of the welcome: the user mode every user has.
     client.expect(&format!(" MODE {nick} +i")).await;
     client
@@ -220,5 +225,42 @@ async fn long_lists_are_split_into_lines_that_fit() {
     let status = answers(&mut ada, "MONITOR S").await;
     assert!(status.len() > 1, "more than one 731 line: {status:#?}");
     assert_eq!(in_lists(&status, "731"), nicks);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn extended_monitor_tells_of_watched_users_outside_shared_channels() {
+    let server = support::start().await;
+    let mut ada = registered_with(&server, "ada", "extended-monitor away-notify setname account-notify").await;
+    // cy has the notifications but not extended-monitor; dee has both, and shares a
+    // channel with bob, where she hears of him already.
+    let mut cy = registered_with(&server, "cy", "away-notify setname account-notify").await;
+    let mut dee = registered_with(&server, "dee", "extended-monitor away-notify").await;
+    for watcher in [&mut ada, &mut cy, &mut dee] {
+        watcher.send("MONITOR + bob").await;
+        watcher.expect(" 731 ").await;
+    }
+    let mut bob = registered(&server, "bob").await;
+    for watcher in [&mut ada, &mut cy, &mut dee] {
+        watcher.expect(" 730 ").await;
+    }
+    bob.send("JOIN #room").await;
+    bob.expect(" 366 ").await;
+    dee.send("JOIN #room").await;
+    dee.expect(" 366 ").await;
+
+    bob.send("AWAY :lunch").await;
+    bob.expect(" 306 ").await;
+    assert_eq!(ada.expect(" AWAY ").await, ":bob!~bob@parley.local AWAY :lunch");
+    assert_eq!(dee.expect(" AWAY ").await, ":bob!~bob@parley.local AWAY :lunch");
+    bob.send("SETNAME :Robert").await;
+    bob.send("NS REGISTER bob-password").await;
+    bob.expect(" 900 ").await;
+    assert_eq!(ada.expect(" SETNAME ").await, ":bob!~bob@parley.local SETNAME :Robert");
+    assert_eq!(ada.expect(" ACCOUNT ").await, ":bob!~bob@parley.local ACCOUNT bob");
+    // Once each, and nothing to those without extended-monitor.
+    ada.expect_nothing_more().await;
+    dee.expect_nothing_more().await;
+    cy.expect_nothing_more().await;
     server.shutdown().await;
 }

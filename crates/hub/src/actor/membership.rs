@@ -302,8 +302,14 @@ impl Hub {
     /// to `id` itself when `include_self` (even when it is in no room). In an
     /// auditorium, where members are not shown everyone, only a change by someone they
     /// are shown (an operator, a voiced member) is told: else one nick change would cost
-    /// a delivery per member of the largest room.
-    pub(crate) fn tell_room_mates(&mut self, id: SessionId, rooms: &[RoomName], event: &Shared, include_self: bool) {
+    /// a delivery per member of the largest room. Returns who was told, `id` included.
+    pub(crate) fn tell_room_mates(
+        &mut self,
+        id: SessionId,
+        rooms: &[RoomName],
+        event: &Shared,
+        include_self: bool,
+    ) -> HashSet<SessionId> {
         let mut told = HashSet::from([id]);
         let mut targets = if include_self { vec![id] } else { Vec::new() };
         for room in rooms.iter().filter_map(|name| self.rooms.get(name)) {
@@ -319,6 +325,7 @@ impl Hub {
                 }
             }
         }
+        told
     }
 
     pub(super) fn who(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {

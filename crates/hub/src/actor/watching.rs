@@ -3,6 +3,8 @@
 //! connection ended, or changes from it). The lists and their index are
 //! [`crate::watch::WatchLists`]; this is what the hub does with them.
 
+use std::collections::HashSet;
+
 use super::Hub;
 use crate::command::Watch;
 use crate::event::{Event, Reply};
@@ -74,6 +76,22 @@ impl Hub {
         }
         let watchers = watchers.to_vec();
         let event = Event::SignedOn { nick: state.nick.clone(), userhost: state.userhost.clone() };
+        for watcher in watchers {
+            self.tell(watcher, &event);
+        }
+    }
+
+    /// Tells those watching the session's nick, but for those `told` of it already as
+    /// its room mates, what it told its room mates about itself (`event`: away, account,
+    /// description; IRC's `extended-monitor`).
+    pub(crate) fn tell_watchers(&mut self, id: SessionId, event: &Event, told: &HashSet<SessionId>) {
+        let Some(state) = self.sessions.get(&id) else { return };
+        let watchers: Vec<SessionId> =
+            self.watches.watchers(&state.nick).iter().filter(|w| !told.contains(w)).copied().collect();
+        if watchers.is_empty() {
+            return;
+        }
+        let event = Event::Watched(Box::new(event.clone()));
         for watcher in watchers {
             self.tell(watcher, &event);
         }

@@ -287,7 +287,7 @@ impl Wire for LineWire {
             // Line users see who is away when they ask (/whois), not every change.
             Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
             // Watch lists are IRC's (MONITOR).
-            Event::SignedOn { .. } | Event::SignedOff { .. } => {}
+            Event::SignedOn { .. } | Event::SignedOff { .. } | Event::Watched(_) => {}
             Event::Joined { nick, at, arrival: true, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
             }

@@ -660,7 +660,7 @@ impl Wire for NativeWire {
             // The native protocol has no away status yet.
             Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
             // Watch lists are IRC's (MONITOR).
-            Event::SignedOn { .. } | Event::SignedOff { .. } => {}
+            Event::SignedOn { .. } | Event::SignedOff { .. } | Event::Watched(_) => {}
             Event::Joined { room, nick, at, arrival, .. } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };

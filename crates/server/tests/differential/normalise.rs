@@ -74,6 +74,7 @@ pub const CAPS: &[&str] = &[
     "cap-notify",
     "echo-message",
     "extended-join",
+    "extended-monitor",
     "invite-notify",
     "message-tags",
     "multi-prefix",

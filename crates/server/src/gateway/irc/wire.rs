@@ -61,6 +61,7 @@ impl Wire for IrcWire {
             | Event::Realname { .. }
             | Event::SignedOn { .. }
             | Event::SignedOff { .. }
+            | Event::Watched(_)
             | Event::Reply { .. } => None,
             _ => self.cache_slot(),
         }
@@ -387,6 +388,11 @@ impl<'a> Lines<'a> {
             Event::Marker { target, at } => self.markread(target, Some(at)),
             Event::SignedOn { nick, userhost } => self.nick_list("730", &[source(nick, userhost)]),
             Event::SignedOff { nick } => self.nick_list("731", &[nick.to_string()]),
+            Event::Watched(event) => {
+                if self.link.caps.has(Cap::ExtendedMonitor) {
+                    self.event(event);
+                }
+            }
             Event::Deleted { room, seq, by, author, said_at, at, reason, userhost, .. } => {
                 let channel = format!("#{room}");
                 if self.link.caps.has(Cap::Redaction) {
