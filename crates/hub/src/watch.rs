@@ -115,6 +115,9 @@ mod tests {
         assert_eq!(lists.watchers(&nick("bob")), &[b]);
         assert!(lists.list(a).is_empty());
         assert_eq!(lists.sizes(), (1, 1));
+        // The server's case mapping, not ASCII's (RFC 8265 unless set otherwise).
+        assert_eq!(lists.add(a, nick("JOSÉ"), 10), Added::Yes);
+        assert_eq!(lists.watchers(&nick("josé")), &[a]);
     }
 
     #[test]

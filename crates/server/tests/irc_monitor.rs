@@ -113,6 +113,21 @@ async fn watchers_hear_of_arrivals_renames_and_departures() {
 }
 
 #[tokio::test]
+async fn nicks_are_matched_as_the_server_compares_them() {
+    let server = support::start().await;
+    let mut ada = registered(&server, "ada").await;
+    assert_eq!(answers(&mut ada, "MONITOR + JOSÉ").await, [":parley.local 731 ada :JOSÉ"]);
+    let _jose = registered(&server, "josé").await;
+    let online = ada.expect(" 730 ").await;
+    assert!(online.starts_with(":parley.local 730 ada :josé!"), "{online}");
+    assert_eq!(
+        answers(&mut ada, "MONITOR L").await,
+        [":parley.local 732 ada :JOSÉ", ":parley.local 733 ada :End of MONITOR list"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_dropped_connection_and_other_gateways_count_as_coming_and_going() {
     let server = support::start().await;
     let mut ada = registered(&server, "ada").await;
