@@ -259,6 +259,10 @@ pub enum Command {
         /// The token's id (from [`Command::Sessions`]), not the token.
         id: u64,
     },
+    /// Change or read the session's watch list (IRC's `MONITOR`): the nicks whose
+    /// owners coming and going it is told of, as [`crate::Event::SignedOn`] and
+    /// [`crate::Event::SignedOff`].
+    Watch(Watch),
     /// Ask for a pong.
     Ping,
     /// Leave the chat.
@@ -266,6 +270,23 @@ pub enum Command {
         /// Shown to others.
         reason: Option<String>,
     },
+}
+
+/// What a [`Command::Watch`] does to the session's watch list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watch {
+    /// Watch these nicks too, in order, until the list is full ([`crate::Limits`]'s
+    /// `max_watched`); nicks that are not valid are passed over, as IRC servers do.
+    /// Answered with who of those added is on now.
+    Add(Vec<String>),
+    /// Stop watching these nicks.
+    Remove(Vec<String>),
+    /// Stop watching anyone.
+    Clear,
+    /// The nicks watched.
+    List,
+    /// Who of the nicks watched is on now.
+    Status,
 }
 
 /// Which of a room's members a message is for.

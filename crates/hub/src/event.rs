@@ -252,6 +252,23 @@ pub enum Event {
         /// The user name and host of them (their IRC source).
         userhost: Arc<Userhost>,
     },
+    /// Someone took a nick the session watches ([`crate::Command::Watch`]): they came
+    /// on, or changed to it.
+    SignedOn {
+        /// The nick, as they spell it.
+        nick: Nick,
+        /// Their user name and host.
+        userhost: Arc<Userhost>,
+    },
+    /// Someone gave up a nick the session watches: they left, or changed from it.
+    SignedOff {
+        /// The nick, as they spelled it.
+        nick: Nick,
+    },
+    /// What someone whose nick the session watches, and who shares no room with it,
+    /// told their room mates about themselves: an [`Event::Away`], [`Event::Account`]
+    /// or [`Event::Realname`] (IRC's `extended-monitor`).
+    Watched(Box<Event>),
     /// A message of a room the session is in was deleted.
     Deleted {
         /// The room.
@@ -697,6 +714,21 @@ pub enum Reply {
         /// Its id.
         id: u64,
     },
+    /// Who of the nicks a [`crate::Command::Watch`] added (or, asked for their status,
+    /// of all those watched) is on now.
+    Presence {
+        /// Those on: each nick as its owner spells it, with their user name and host.
+        online: Vec<(Nick, Arc<Userhost>)>,
+        /// Those not on, as the session spelled them.
+        offline: Vec<Nick>,
+        /// The list filled up: the most it holds, and the nicks given from the first
+        /// one not added on (none of them was added).
+        full: Option<(usize, Vec<String>)>,
+    },
+    /// The nicks the session watches, as it spelled them, in the order it added them.
+    Watched(Vec<Nick>),
+    /// Nicks are taken off the session's watch list.
+    Unwatched,
     /// The answer to a ping.
     Pong,
     /// The session has quit; the outbox closes after this.

@@ -36,10 +36,11 @@ mod signal;
 mod store;
 mod throttle;
 mod tokens;
+mod watch;
 
 pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
 pub use address::Network;
-pub use command::{Audience, Command, HistoryQuery, Marked, Point, RequestId};
+pub use command::{Audience, Command, HistoryQuery, Marked, Point, RequestId, Watch};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};
 pub use handle::{Destination, Health, HubHandle, Login, Session, SessionId, TokenHolder, Verified, Whereabouts};

@@ -82,6 +82,7 @@ fn limits(history_on_join: usize) -> Limits {
         max_rooms_per_account: MAX_FOUNDED,
         max_reads: 2,
         token_idle: parley_hub::DEFAULT_TOKEN_IDLE,
+        max_watched: 3,
     }
 }
 

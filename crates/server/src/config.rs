@@ -535,6 +535,9 @@ pub struct Limits {
     /// History pages and searches read from the store at once; more wait their turn
     /// (each session may have 4 waiting). Default: 8.
     pub max_reads: usize,
+    /// The most nicks one session may watch, to be told when they come and go (IRC's
+    /// `MONITOR`, advertised as `MONITOR=` in `005`). Default: 100.
+    pub max_watched_nicks: usize,
     /// How long shutdown waits for sessions to flush their last output, in
     /// milliseconds. Default: 3000.
     pub shutdown_grace_ms: u64,
@@ -564,6 +567,7 @@ impl Default for Limits {
             max_server_bans: 10_000,
             max_rooms_per_account: 10,
             max_reads: 8,
+            max_watched_nicks: 100,
             login_grace_secs: 30,
             session_idle_days: 30,
             max_oper_failures: 5,
@@ -629,6 +633,7 @@ impl Limits {
             max_server_bans: self.max_server_bans,
             max_rooms_per_account: self.max_rooms_per_account,
             max_reads: self.max_reads,
+            max_watched: self.max_watched_nicks,
             token_idle: Duration::from_secs(self.session_idle_days.min(36_500).saturating_mul(24 * 3600)),
         }
     }
@@ -697,6 +702,7 @@ impl Config {
             ("max_connections_per_ip", l.max_connections_per_ip),
             ("max_rooms_per_session", l.max_rooms_per_session),
             ("hub_inbox", l.hub_inbox),
+            ("max_watched_nicks", l.max_watched_nicks),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be above 0")));

@@ -133,6 +133,11 @@ fn normalising_keeps_what_is_compared() {
     same(&[], &[":parley.test 253 ada 1 :unknown connection(s)"]);
     same(&[":inspircd.test 302 ada :bob=+u@127.0.0.1"], &[":parley.test 302 ada :bob=+~u@127.0.0.1"]);
     same(&[":inspircd.test 311 ada bob u 127.0.0.1 * :Bob"], &[":parley.test 311 ada bob ~u 127.0.0.1 * :Bob"]);
+    // MONITOR's lists: in name order however split, 730's items by nick.
+    same(
+        &[":inspircd.test 730 ada :bob", ":inspircd.test 731 ada :carol,Dee"],
+        &[":parley.test 730 ada :bob!~u@127.0.0.1", ":parley.test 731 ada :Dee", ":parley.test 731 ada :carol"],
+    );
     let differ = |a: &str, b: &str| {
         let (a, b) =
             (normalise(&lines(&[a]), &theirs, Options::default()), normalise(&lines(&[b]), &ours, Options::default()));
@@ -142,6 +147,7 @@ fn normalising_keeps_what_is_compared() {
     differ(":bob!u@127.0.0.1 PART #a", ":bob!~bob@127.0.0.1 PART #a");
     differ(":inspircd.test 403 ada #a :No such channel", ":parley.test 442 ada #a :You're not on that channel");
     differ(":inspircd.test 332 ada #a :one topic", ":parley.test 332 ada #a :another");
+    differ(":inspircd.test 731 ada :carol", ":parley.test 731 ada :dee");
     use differential::normalise::whox_idle;
     assert_eq!(whox_idle("WHO #x %acdfhilnorstu,999"), Some(10), "after the client, the token and 8 fields");
     assert_eq!(whox_idle("WHO #x %nl"), Some(2));

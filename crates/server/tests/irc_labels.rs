@@ -410,3 +410,22 @@ async fn labeled_response_is_offered_and_taken() {
     assert_eq!(client.expect(" ACK ").await, ":parley.local CAP * ACK :labeled-response batch");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn monitor_answers_are_labeled_too() {
+    let server = support::start().await;
+    let mut ada = in_lab(&server, "ada", CAPS).await;
+    let _bob = in_lab(&server, "bob", "").await;
+    // Two lines (one online, one not): a batch.
+    let both = answer(&mut ada, "@label=w MONITOR + bob,nobody").await;
+    let inside = batch_of(&both, "w");
+    assert_eq!(inside.len(), 2, "{both:#?}");
+    assert!(inside[0].starts_with(":parley.local 730 ada :bob!"), "{both:#?}");
+    assert_eq!(inside[1], ":parley.local 731 ada :nobody");
+    // Nothing to say: an ACK. A refusal: the labeled error.
+    assert_eq!(answer(&mut ada, "@label=u MONITOR - bob").await, ["@label=u :parley.local ACK"]);
+    let refused = answer(&mut ada, "@label=x MONITOR X").await;
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(refused[0].starts_with("@label=x :parley.local 400 ada MONITOR"), "{refused:#?}");
+    server.shutdown().await;
+}

@@ -514,7 +514,8 @@ impl Hub {
         let Some(state) = self.sessions.get(&id) else { return };
         let (nick, account, rooms) = (state.nick.clone(), state.account_name().cloned(), state.rooms.clone());
         let event = Shared::new(Event::Account { nick, account, userhost: state.userhost.clone() });
-        self.tell_room_mates(id, &rooms, &event, false);
+        let told = self.tell_room_mates(id, &rooms, &event, false);
+        self.tell_watchers(id, &event.event, &told);
     }
 
     /// An account was deleted: its name is free, its roles and registrations gone, and

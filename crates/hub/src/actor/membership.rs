@@ -97,6 +97,7 @@ impl Hub {
         if squatting {
             self.warn_squatter(id, &nick);
         }
+        self.signed_on(id);
         tracing::debug!(session = id.0, "session registered");
         Ok(id)
     }
@@ -287,16 +288,28 @@ impl Hub {
         self.release_nick(&old);
         self.nicks.insert(new.clone(), id);
         self.hold_nick(&new);
-        let changed = Shared::new(Event::NickChanged { old, new, at: Utc::now(), userhost });
+        // A change of case only is the same nick to those watching it.
+        let watched = old != new;
+        let changed = Shared::new(Event::NickChanged { old: old.clone(), new, at: Utc::now(), userhost });
         self.tell_room_mates(id, &rooms, &changed, tell_self);
+        if watched {
+            self.signed_off(&old);
+            self.signed_on(id);
+        }
     }
 
     /// Delivers `event` once to each session that shares one of `rooms` with `id`, and
     /// to `id` itself when `include_self` (even when it is in no room). In an
     /// auditorium, where members are not shown everyone, only a change by someone they
     /// are shown (an operator, a voiced member) is told: else one nick change would cost
-    /// a delivery per member of the largest room.
-    pub(crate) fn tell_room_mates(&mut self, id: SessionId, rooms: &[RoomName], event: &Shared, include_self: bool) {
+    /// a delivery per member of the largest room. Returns who was told, `id` included.
+    pub(crate) fn tell_room_mates(
+        &mut self,
+        id: SessionId,
+        rooms: &[RoomName],
+        event: &Shared,
+        include_self: bool,
+    ) -> HashSet<SessionId> {
         let mut told = HashSet::from([id]);
         let mut targets = if include_self { vec![id] } else { Vec::new() };
         for room in rooms.iter().filter_map(|name| self.rooms.get(name)) {
@@ -312,6 +325,7 @@ impl Hub {
                 }
             }
         }
+        told
     }
 
     pub(super) fn who(&self, id: SessionId, room: Option<&str>) -> Result<Reply, HubError> {
@@ -442,6 +456,9 @@ impl Hub {
         for room in &state.rooms {
             self.leave(id, (&state.nick, &state.userhost), room, reason, detail.as_ref(), Some(&mut told));
         }
+        // Its watch list goes with it; those who watch its nick are told it is free.
+        self.watches.clear(id);
+        self.signed_off(&state.nick);
         tracing::debug!(session = id.0, "session removed");
         Some(state)
     }

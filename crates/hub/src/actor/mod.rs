@@ -10,7 +10,7 @@
 //! (history pages and searches, off the task), `membership` (sessions entering and
 //! leaving rooms, nicks), `rooms` (room settings, registration, lives), `moderation`
 //! (operators, bans, topics), `accounts` (registering, logging in, pacing), `people`
-//! (away, WHOIS, statistics).
+//! (away, WHOIS, statistics), `watching` (watch lists: who comes and goes).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -49,6 +49,7 @@ mod reads;
 mod rooms;
 mod signals;
 mod tokens;
+mod watching;
 
 pub use accounts::{MAX_PASSWORD, MIN_PASSWORD};
 use delivery::Unstored;
@@ -114,6 +115,8 @@ pub struct Limits {
     pub max_reads: usize,
     /// How long a resume token lasts unused.
     pub token_idle: std::time::Duration,
+    /// The most nicks one session may watch (IRC's `MONITOR` list).
+    pub max_watched: usize,
 }
 
 impl Default for Limits {
@@ -132,6 +135,7 @@ impl Default for Limits {
             max_rooms_per_account: 10,
             max_reads: 8,
             token_idle: crate::tokens::DEFAULT_TOKEN_IDLE,
+            max_watched: 100,
         }
     }
 }
@@ -395,6 +399,8 @@ pub(crate) struct Hub {
     pub(crate) read_permits: Arc<tokio::sync::Semaphore>,
     /// The resume token each session logged in with or was given, by token id.
     pub(crate) session_tokens: HashMap<SessionId, u64>,
+    /// The nicks sessions watch, and who watches each (IRC's `MONITOR`).
+    pub(crate) watches: crate::watch::WatchLists,
     /// The most sessions connected at once.
     pub(crate) max_users: usize,
     pub(crate) next_id: u64,
@@ -519,6 +525,7 @@ impl Hub {
             turns: pacing::Turns::default(),
             read_permits,
             session_tokens: HashMap::new(),
+            watches: crate::watch::WatchLists::default(),
             max_users: 0,
             next_id: 1,
             shutting_down: false,
@@ -805,6 +812,7 @@ impl Hub {
             Command::MarkRead { target, at } => self.mark_read(id, req, target, at),
             Command::ChatHistory { target, query, limit } => self.chat_history(id, req, target, query, limit),
             Command::ChatTargets { from, to, limit } => self.chat_targets(id, req, from, to, limit),
+            Command::Watch(watch) => Ok(self.watch(id, watch).into()),
             Command::Ping => Ok(Reply::Pong.into()),
             Command::Quit { .. } => unreachable!("handled above"),
         };

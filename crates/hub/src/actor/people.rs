@@ -19,7 +19,8 @@ impl Hub {
         state.away = text.clone();
         let (nick, rooms, userhost) = (state.nick.clone(), state.rooms.clone(), state.userhost.clone());
         let event = Shared::new(Event::Away { nick, text, userhost });
-        self.tell_room_mates(id, &rooms, &event, false);
+        let told = self.tell_room_mates(id, &rooms, &event, false);
+        self.tell_watchers(id, &event.event, &told);
         Reply::Away { away }
     }
 
@@ -61,7 +62,8 @@ impl Hub {
         if before.is_some_and(|before| before != realname) {
             let (nick, rooms, userhost) = (state.nick.clone(), state.rooms.clone(), state.userhost.clone());
             let event = Shared::new(Event::Realname { nick, realname, userhost });
-            self.tell_room_mates(id, &rooms, &event, false);
+            let told = self.tell_room_mates(id, &rooms, &event, false);
+            self.tell_watchers(id, &event.event, &told);
         }
         Reply::Described
     }

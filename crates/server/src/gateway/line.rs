@@ -285,6 +285,8 @@ impl Wire for LineWire {
             }
             // Line users see who is away when they ask (/whois), not every change.
             Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
+            // Watch lists are IRC's (MONITOR).
+            Event::SignedOn { .. } | Event::SignedOff { .. } | Event::Watched(_) => {}
             Event::Joined { nick, at, arrival: true, .. } => {
                 let _ = writeln!(line, "[{}] {nick} has joined the chat!", clock(at));
             }
@@ -399,6 +401,7 @@ fn reply_lines(reply: &Reply, line: &mut String) {
         Reply::Modes { room, modes, .. } => writeln!(line, "Settings of {room}: {}", describe_modes(modes)),
         // The line protocol asks for no list of invitations.
         Reply::ModesSet { .. } | Reply::Opered | Reply::Described | Reply::Invitations { .. } => Ok(()),
+        Reply::Presence { .. } | Reply::Watched(_) | Reply::Unwatched => Ok(()),
         Reply::Bans { room, bans } if bans.is_empty() => writeln!(line, "Nobody is banned from {room}."),
         Reply::Bans { room, bans } => {
             let list: Vec<String> = bans.iter().map(|b| b.mask.to_string()).collect();

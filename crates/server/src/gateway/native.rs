@@ -692,6 +692,8 @@ impl<const VERSION: u32> Wire for NativeWire<VERSION> {
             }
             // The native protocol has no away status yet.
             Event::Away { .. } | Event::Account { .. } | Event::InviteSent { .. } | Event::Realname { .. } => {}
+            // Watch lists are IRC's (MONITOR).
+            Event::SignedOn { .. } | Event::SignedOff { .. } | Event::Watched(_) => {}
             Event::Joined { room, nick, at, arrival, .. } => {
                 let msg =
                     ServerMsg::Joined { room: room.to_string(), nick: nick.to_string(), ts: ts(at), arrival: *arrival };
@@ -924,6 +926,9 @@ fn reply_body(reply: &Reply, version: u32) -> Option<msg::Reply> {
         | Reply::Stats(_)
         | Reply::Opered
         | Reply::ToldSome { .. }
+        | Reply::Presence { .. }
+        | Reply::Watched(_)
+        | Reply::Unwatched
         | Reply::Described => return None,
     })
 }

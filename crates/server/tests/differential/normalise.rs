@@ -33,8 +33,10 @@
 //! - LIST's topics lose InspIRCd's `[+modes] ` before them; 324's mode letters without
 //!   a parameter are in alphabetical order, before those with one (`+ntkl key 10`).
 //! - 008 (InspIRCd's server notice mask, after OPER) is left out: Parley has none.
-//! - Order: NAMES replies of one channel are one list, in name order; the channels of a
-//!   WHOIS 319 are in name order; runs of WHO, WHOX, LIST, ban list and LINKS replies
+//! - Order: NAMES replies of one channel are one list, in name order; so are runs of
+//!   MONITOR's 730, 731 and 732 (comma lists; 730's items by nick alone, as the
+//!   documents let a server add `!user@host` or not); the channels of a WHOIS 319 are
+//!   in name order; runs of WHO, WHOX, LIST, ban list and LINKS replies
 //!   are in sorted order. Everything else keeps the order it came in, per client.
 
 use parley_proto::irc::Message;
@@ -42,11 +44,11 @@ use parley_proto::irc::Message;
 /// Numerics whose last parameter is data, not text.
 pub const DATA_LAST: &[&str] = &[
     "221", "301", "302", "303", "311", "314", "319", "322", "324", "329", "332", "333", "341", "352", "353", "354",
-    "367", "372",
+    "367", "372", "730", "731", "732",
 ];
 
 /// 005 tokens compared with their values.
-pub const ISUPPORT_VALUES: &[&str] = &["CHANMODES", "CHANTYPES", "PREFIX", "STATUSMSG"];
+pub const ISUPPORT_VALUES: &[&str] = &["CHANMODES", "CHANTYPES", "MONITOR", "PREFIX", "STATUSMSG"];
 
 /// 005 tokens compared for being there: their values are each server's settings.
 pub const ISUPPORT_PRESENT: &[&str] = &[
@@ -72,6 +74,7 @@ pub const CAPS: &[&str] = &[
     "cap-notify",
     "echo-message",
     "extended-join",
+    "extended-monitor",
     "invite-notify",
     "labeled-response",
     "message-tags",
@@ -271,6 +274,16 @@ fn canonical(message: Message, cx: &Context<'_>, options: Options) -> Option<Can
                 *list = items.join(" ");
             }
         }
+        // MONITOR's comma lists, in name order; 730's by nick alone (the documents let a
+        // server add `!user@host`: Parley does, InspIRCd does not).
+        "730" | "731" | "732" => {
+            if let Some(list) = params.last_mut() {
+                let mut items: Vec<String> =
+                    list.split(',').map(|i| i.split_once('!').map_or(i, |(nick, _)| nick).to_owned()).collect();
+                items.sort();
+                *list = items.join(",");
+            }
+        }
         "319" => {
             if let Some(list) = params.last_mut() {
                 let mut channels: Vec<&str> = list.split_whitespace().collect();
@@ -445,6 +458,15 @@ fn merge(lines: Vec<Canonical>) -> Vec<Canonical> {
                     }
                     "005" => {
                         prev.params.extend(line.params.into_iter().skip(1));
+                        continue;
+                    }
+                    "730" | "731" | "732" if prev.params.len() == line.params.len() => {
+                        let more = line.params.last().cloned().unwrap_or_default();
+                        if let Some(list) = prev.params.last_mut() {
+                            let mut all: Vec<&str> = list.split(',').chain(more.split(',')).collect();
+                            all.sort_unstable();
+                            *list = all.join(",");
+                        }
                         continue;
                     }
                     "CAP" if prev.params.get(1).is_some_and(|s| s.eq_ignore_ascii_case("LS")) => {

@@ -39,6 +39,9 @@ pub(crate) enum Cap {
     ReadMarker,
     /// JOIN says the account and real name of who joined.
     ExtendedJoin,
+    /// `AWAY`, `ACCOUNT` and `SETNAME` (with their capabilities) of monitored nicks
+    /// that share no channel with one, too.
+    ExtendedMonitor,
     /// `ACCOUNT` lines when someone in one's channels logs in or out.
     AccountNotify,
     /// `SETNAME` changes one's real name; told of others' changes.
@@ -49,7 +52,7 @@ pub(crate) enum Cap {
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub(crate) const ALL: [Cap; 18] = [
+    pub(crate) const ALL: [Cap; 19] = [
         Cap::MessageTags,
         Cap::ServerTime,
         Cap::EchoMessage,
@@ -65,6 +68,7 @@ impl Cap {
         Cap::Redaction,
         Cap::ReadMarker,
         Cap::ExtendedJoin,
+        Cap::ExtendedMonitor,
         Cap::AccountNotify,
         Cap::Setname,
         Cap::LabeledResponse,
@@ -88,6 +92,7 @@ impl Cap {
             Cap::Redaction => "draft/message-redaction",
             Cap::ReadMarker => "draft/read-marker",
             Cap::ExtendedJoin => "extended-join",
+            Cap::ExtendedMonitor => "extended-monitor",
             Cap::AccountNotify => "account-notify",
             Cap::Setname => "setname",
             Cap::LabeledResponse => "labeled-response",

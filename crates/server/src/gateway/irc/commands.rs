@@ -5,7 +5,7 @@
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
     Action, Audience, Command, HistoryQuery, HubError, Kind, Marked, Meta, ModeChange, Nick, Point, RoomMode, RoomName,
-    ServerAction, Session,
+    ServerAction, Session, Watch,
 };
 use parley_proto::irc::{ctcp_action, Message, ParseError, MAX_LINE_WITH_TAGS};
 use parley_proto::line::{duration as line_duration, LineDecoder, LineError};
@@ -570,6 +570,7 @@ async fn dispatch(message: &Message, out: &Out<'_>, pacing: &mut Pacing<'_, '_>)
                 out.command(context, Command::Whois { nick: (*nick).to_owned() }).await?;
             }
         }
+        "MONITOR" => monitor(&out, &message.params).await?,
         "SETNAME" => {
             let realname = message.param(0).unwrap_or("").trim();
             if realname.is_empty() || realname.len() > parley_hub::MAX_REASON {
@@ -1001,6 +1002,26 @@ async fn markread(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
         None => Marked::With(target.clone()),
     };
     out.command(Context::MarkRead { target: target.clone() }, Command::MarkRead { target: marked, at }).await
+}
+
+/// `MONITOR + nick,nick…`, `MONITOR - nick,nick…`, `MONITOR C`, `MONITOR L` and
+/// `MONITOR S` (IRCv3 monitor): the session's watch list, which the hub keeps and
+/// answers from (`730`–`734`); its size is `MONITOR=` in `005`.
+async fn monitor(out: &Out<'_>, params: &[String]) -> Result<(), Gone> {
+    let Some(sub) = params.first().filter(|s| !s.is_empty()) else {
+        return out.need_more("MONITOR").await;
+    };
+    let nicks = params.get(1).filter(|t| !t.is_empty()).map(|t| list(t).into_iter().map(str::to_owned).collect());
+    let watch = match (sub.to_ascii_uppercase().as_str(), nicks) {
+        ("+", Some(nicks)) => Watch::Add(nicks),
+        ("-", Some(nicks)) => Watch::Remove(nicks),
+        ("+" | "-", None) => return out.need_more("MONITOR").await,
+        ("C", _) => Watch::Clear,
+        ("L", _) => Watch::List,
+        ("S", _) => Watch::Status,
+        _ => return out.numeric("400", &["MONITOR", &wire_param(sub)], "Unknown subcommand").await,
+    };
+    out.command(Context::None, Command::Watch(watch)).await
 }
 
 /// `REDACT #channel msgid [:reason]` (draft/message-redaction): deletes a message of a

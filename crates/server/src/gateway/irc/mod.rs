@@ -112,6 +112,7 @@ impl Identity {
             "ELIST=MNU".to_owned(),
             format!("KICKLEN={}", parley_hub::MAX_REASON),
             "MODES=4".to_owned(),
+            format!("MONITOR={}", limits.max_watched_nicks),
             "MSGREFTYPES=msgid,timestamp".to_owned(),
             format!("NETWORK={}", irc.network),
             format!("NICKLEN={}", limits.max_nick_len),

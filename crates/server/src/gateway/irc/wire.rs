@@ -60,6 +60,9 @@ impl Wire for IrcWire {
             | Event::Account { .. }
             | Event::InviteSent { .. }
             | Event::Realname { .. }
+            | Event::SignedOn { .. }
+            | Event::SignedOff { .. }
+            | Event::Watched(_)
             | Event::Reply { .. } => None,
             _ => self.cache_slot(),
         }
@@ -426,6 +429,13 @@ impl<'a> Lines<'a> {
                 self.from(&source(old, userhost), "NICK", &[], Some(new.as_str()), &tags);
             }
             Event::Marker { target, at } => self.markread(target, Some(at)),
+            Event::SignedOn { nick, userhost } => self.nick_list("730", &[source(nick, userhost)]),
+            Event::SignedOff { nick } => self.nick_list("731", &[nick.to_string()]),
+            Event::Watched(event) => {
+                if self.link.caps.has(Cap::ExtendedMonitor) {
+                    self.event(event);
+                }
+            }
             Event::Deleted { room, seq, by, author, said_at, at, reason, userhost, .. } => {
                 let channel = format!("#{room}");
                 if self.link.caps.has(Cap::Redaction) {
@@ -895,6 +905,19 @@ impl<'a> Lines<'a> {
                 }
                 self.numeric("337", &[], "End of INVITE list");
             }
+            Reply::Presence { online, offline, full } => {
+                if let Some((max, rest)) = full {
+                    self.monitor_full(*max, rest);
+                }
+                let online: Vec<String> = online.iter().map(|(nick, userhost)| source(nick, userhost)).collect();
+                self.nick_list("730", &online);
+                self.nick_list("731", &offline.iter().map(ToString::to_string).collect::<Vec<_>>());
+            }
+            Reply::Watched(nicks) => {
+                self.nick_list("732", &nicks.iter().map(ToString::to_string).collect::<Vec<_>>());
+                self.numeric("733", &[], "End of MONITOR list");
+            }
+            Reply::Unwatched => {}
             Reply::Away { away: true } => self.numeric("306", &[], "You have been marked as being away"),
             Reply::Away { away: false } => self.numeric("305", &[], "You are no longer marked as being away"),
             Reply::Whois(whois) => self.whois(context, whois),
@@ -990,6 +1013,49 @@ impl<'a> Lines<'a> {
                 let _ = write!(self.text, "ERROR :Closing link: {who} ({})\r\n", clean(&reason));
             }
         }
+    }
+
+    /// `730`–`732` (MONITOR): a comma list, in as few lines as fit in 512 bytes; no line
+    /// when the list is empty.
+    fn nick_list(&mut self, code: &str, items: &[String]) {
+        // `:server CODE me :list\r\n`.
+        let room = LINE_ROOM.saturating_sub(self.server().len() + self.me.len() + code.len() + 6);
+        let mut line = String::new();
+        for item in items {
+            if !line.is_empty() && line.len() + 1 + item.len() > room {
+                self.numeric(code, &[], &line);
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(',');
+            }
+            line.push_str(item);
+        }
+        if !line.is_empty() {
+            self.numeric(code, &[], &line);
+        }
+    }
+
+    /// `734` (ERR_MONLISTFULL): the list holds `max` nicks, and the targets from the first
+    /// one not added on were not; as many of them as the line has room for.
+    fn monitor_full(&mut self, max: usize, rest: &[String]) {
+        let max = max.to_string();
+        let text = "Monitor list is full.";
+        let room = LINE_ROOM.saturating_sub(self.server().len() + self.me.len() + max.len() + text.len() + 12);
+        let mut targets = String::new();
+        for target in rest.iter().map(|t| super::wire_param(t)).filter(|t| t != "*") {
+            if targets.len() + 1 + target.len() > room {
+                break;
+            }
+            if !targets.is_empty() {
+                targets.push(',');
+            }
+            targets.push_str(&target);
+        }
+        if targets.is_empty() {
+            targets.push('*');
+        }
+        self.numeric("734", &[&max, &targets], text);
     }
 
     /// A CHATHISTORY answer: always a batch, empty when nothing matched.
