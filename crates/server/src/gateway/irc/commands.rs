@@ -570,7 +570,7 @@ async fn dispatch(message: &Message, out: &Out<'_>, pacing: &mut Pacing<'_, '_>)
                 out.command(context, Command::Whois { nick: (*nick).to_owned() }).await?;
             }
         }
-        "MONITOR" => monitor(&out, &message.params).await?,
+        "MONITOR" => monitor(out, &message.params).await?,
         "SETNAME" => {
             let realname = message.param(0).unwrap_or("").trim();
             if realname.is_empty() || realname.len() > parley_hub::MAX_REASON {
