@@ -113,7 +113,12 @@ fn read(decoded: Result<String, LineError>, link: &Link) -> Option<Read> {
 }
 
 /// Turns one IRC line into hub commands.
-pub(super) async fn handle(read: Read, turn: &mut Turn<'_>, link: &Link, oper: &mut OperPacing) -> Result<(), ReadEnd> {
+pub(super) async fn handle(
+    read: Read,
+    turn: &mut Turn<'_>,
+    link: &Link,
+    oper: &mut Option<Box<OperPacing>>,
+) -> Result<(), ReadEnd> {
     let message = match read {
         Read::Refused(bytes) => return turn.relay(bytes).await,
         Read::Message(message) => message,
@@ -147,7 +152,7 @@ pub(super) fn closing(link: &Link, why: &str) -> Bytes {
 /// connection's record of failed `OPER`s.
 struct Pacing<'a, 'b> {
     turn: &'a mut Turn<'b>,
-    oper: &'a mut OperPacing,
+    oper: &'a mut Option<Box<OperPacing>>,
 }
 
 impl Pacing<'_, '_> {
@@ -624,7 +629,11 @@ async fn dispatch(message: &Message, out: &Out<'_>, pacing: &mut Pacing<'_, '_>)
             let (Some(name), Some(password)) = (param(0), param(1)) else {
                 return out.need_more("OPER").await.map(|()| Flow::Go);
             };
-            return handle_oper(out, pacing.oper, name, password).await;
+            let server = &out.link.server;
+            let oper = pacing.oper.get_or_insert_with(|| {
+                Box::new(OperPacing::new(out.link.address(), server.max_oper_failures, server.oper_retry))
+            });
+            return handle_oper(out, oper, name, password).await;
         }
         "CHATHISTORY" => chathistory(out, &message.params).await?,
         "REDACT" => redact(out, &message.params).await?,
@@ -864,7 +873,7 @@ async fn handle_oper(out: &Out<'_>, pacing: &mut OperPacing, name: &str, passwor
         return Ok(Flow::Go);
     }
     let goes_on = pacing.failed(Instant::now());
-    tracing::warn!(peer = %pacing.peer, name = ?name, failures = pacing.failures(), "failed OPER attempt");
+    tracing::warn!(peer = ?pacing.peer, name = ?name, failures = pacing.failures(), "failed OPER attempt");
     out.numeric("491", &[], "Invalid oper credentials").await?;
     if goes_on {
         Ok(Flow::Go)

@@ -15,7 +15,7 @@ mod register;
 mod tags;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -91,6 +91,9 @@ pub(crate) struct Identity {
     pub(crate) max_join_targets: usize,
     /// The channels every client joins once registered (`[irc] autojoin`).
     pub(crate) autojoin: Vec<String>,
+    /// Failed `OPER`s that close a connection, and the wait after the first.
+    pub(crate) max_oper_failures: u32,
+    pub(crate) oper_retry: std::time::Duration,
 }
 
 impl Identity {
@@ -142,6 +145,8 @@ impl Identity {
             max_nick: limits.max_nick_len,
             max_join_targets: limits.max_rooms_per_session,
             autojoin: irc.autojoin.clone(),
+            max_oper_failures: limits.max_oper_failures,
+            oper_retry: limits.oper_retry(),
         }
     }
 }
@@ -288,34 +293,43 @@ impl Context {
 pub(crate) struct Link {
     pub(crate) caps: caps::Caps,
     pub(crate) server: Arc<Identity>,
-    /// The client's nick as it knows it.
-    me: Mutex<String>,
-    /// The account it is logged in to, for `account-tag` on its echoed messages.
-    account: Mutex<Option<Nick>>,
-    /// The real name it gave with `USER`, for its own JOINs with `extended-join`.
-    realname: Mutex<String>,
-    /// Contexts of requests not answered yet, by request id.
-    pending: Mutex<HashMap<u64, Context>>,
-    /// How the answers of labeled requests not answered yet are framed, by request id
-    /// (`labeled-response`).
-    framings: Mutex<HashMap<u64, labels::Framing>>,
-    /// The `labeled-response` batches the client has been told of and not told the end
-    /// of (a labeled answer in several parts opens its batch with its first line).
-    open_batches: Mutex<Vec<String>>,
     next_request: AtomicU64,
     /// The client is an IRC operator (user mode `+o`), since a successful `OPER`.
     oper: AtomicBool,
     /// The address it connects from, which WHOX shows it of itself.
     address: Option<std::net::IpAddr>,
+    /// The rest, under one lock: every critical section is a single assignment or
+    /// lookup, and one mutex over them all is a third of the size of one for each
+    /// (an idle connection's memory is a tracked figure: docs/BENCHMARKS.md).
+    state: Mutex<LinkState>,
+}
+
+/// What the reader and the wire share, besides the atomics.
+struct LinkState {
+    /// The client's nick as it knows it.
+    me: String,
+    /// The account it is logged in to, for `account-tag` on its echoed messages.
+    account: Option<Nick>,
+    /// The real name it gave with `USER`, for its own JOINs with `extended-join`.
+    realname: String,
     /// Its user name (`*` until `USER`) and host, as the hub is given them.
-    userhost: Mutex<Arc<Userhost>>,
-    /// The answers of a `USERHOST` or `ISON` gathered so far.
-    gathered: Mutex<Vec<String>>,
-    /// The members a `WHO mask` found so far, with the channel each was found in.
-    found: Mutex<Vec<(RoomName, Member)>>,
+    userhost: Arc<Userhost>,
     /// The channels the client is in, in the order it joined them, as the hub's
     /// answers and events tell them (for `JOIN 0` and `WHO mask`).
-    channels: Mutex<Vec<RoomName>>,
+    channels: Vec<RoomName>,
+    /// Contexts of requests not answered yet, in the order of their ids: answers come
+    /// in the order of the requests, so the one answered is nearly always the first.
+    pending: VecDeque<(u64, Context)>,
+    /// How the answers of labeled requests not answered yet are framed, by request id
+    /// (`labeled-response`).
+    framings: Vec<(u64, labels::Framing)>,
+    /// The `labeled-response` batches the client has been told of and not told the end
+    /// of (a labeled answer in several parts opens its batch with its first line).
+    open_batches: Vec<String>,
+    /// The answers of a `USERHOST` or `ISON` gathered so far.
+    gathered: Vec<String>,
+    /// The members a `WHO mask` found so far, with the channel each was found in.
+    found: Vec<(RoomName, Member)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -328,39 +342,50 @@ impl Link {
         Link {
             caps: caps::Caps::default(),
             server,
-            me: Mutex::new("*".to_owned()),
-            account: Mutex::new(None),
-            realname: Mutex::new(String::new()),
-            pending: Mutex::new(HashMap::new()),
-            framings: Mutex::new(HashMap::new()),
-            open_batches: Mutex::new(Vec::new()),
             next_request: AtomicU64::new(1),
             oper: AtomicBool::new(false),
             address,
-            userhost: Mutex::new(Userhost::new("*", host)),
-            gathered: Mutex::new(Vec::new()),
-            found: Mutex::new(Vec::new()),
-            channels: Mutex::new(Vec::new()),
+            state: Mutex::new(LinkState {
+                me: "*".to_owned(),
+                account: None,
+                realname: String::new(),
+                userhost: Userhost::new("*", host),
+                channels: Vec::new(),
+                pending: VecDeque::new(),
+                framings: Vec::new(),
+                open_batches: Vec::new(),
+                gathered: Vec::new(),
+                found: Vec::new(),
+            }),
         }
     }
 
+    /// The address the client connects from.
+    pub(crate) fn address(&self) -> Option<std::net::IpAddr> {
+        self.address
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        lock(&self.state)
+    }
+
     pub(crate) fn me(&self) -> String {
-        lock(&self.me).clone()
+        self.state().me.clone()
     }
 
     pub(crate) fn set_me(&self, nick: &str) {
-        nick.clone_into(&mut lock(&self.me));
+        nick.clone_into(&mut self.state().me);
     }
 
     /// The client's user name and host.
     pub(crate) fn userhost(&self) -> Arc<Userhost> {
-        lock(&self.userhost).clone()
+        self.state().userhost.clone()
     }
 
     /// The client's user name, from `USER` (already made valid).
     pub(crate) fn set_user(&self, user: &str) {
-        let mut userhost = lock(&self.userhost);
-        *userhost = Userhost::new(user, &userhost.host);
+        let mut state = self.state();
+        state.userhost = Userhost::new(user, &state.userhost.host);
     }
 
     /// The client's own `nick!user@host`, as it is now.
@@ -379,41 +404,46 @@ impl Link {
 
     /// The channels the client is in.
     pub(crate) fn channels(&self) -> Vec<RoomName> {
-        lock(&self.channels).clone()
+        self.state().channels.clone()
     }
 
     /// Whether the client is in `room`.
     pub(crate) fn in_channel(&self, room: &str) -> bool {
-        RoomName::parse(room, usize::MAX).is_ok_and(|room| lock(&self.channels).contains(&room))
+        RoomName::parse(room, usize::MAX).is_ok_and(|room| self.state().channels.contains(&room))
     }
 
     fn entered(&self, room: &RoomName) {
-        let mut channels = lock(&self.channels);
+        let channels = &mut self.state().channels;
         if !channels.contains(room) {
             channels.push(room.clone());
         }
     }
 
     fn left(&self, room: &RoomName) {
-        lock(&self.channels).retain(|r| r != room);
+        self.state().channels.retain(|r| r != room);
     }
 
     pub(crate) fn set_realname(&self, realname: &str) {
-        realname.clone_into(&mut lock(&self.realname));
+        realname.clone_into(&mut self.state().realname);
+    }
+
+    /// The real name the client gave with `USER` (or `SETNAME`).
+    pub(crate) fn realname(&self) -> String {
+        self.state().realname.clone()
     }
 
     pub(crate) fn account(&self) -> Option<Nick> {
-        lock(&self.account).clone()
+        self.state().account.clone()
     }
 
     pub(crate) fn set_account(&self, account: Option<Nick>) {
-        *lock(&self.account) = account;
+        self.state().account = account;
     }
 
     /// A request id for `context`, remembered until its answer is encoded.
     pub(crate) fn expect(&self, context: Context) -> RequestId {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        lock(&self.pending).insert(id, context);
+        self.state().pending.push_back((id, context));
         RequestId(id)
     }
 
@@ -421,7 +451,7 @@ impl Link {
     fn expect_framed(&self, context: Context, framing: Option<labels::Framing>) -> RequestId {
         let req = self.expect(context);
         if let Some(framing) = framing {
-            lock(&self.framings).insert(req.0, framing);
+            self.state().framings.push((req.0, framing));
         }
         req
     }
@@ -429,7 +459,7 @@ impl Link {
     /// How the answer to a request is framed, when it answers a labeled line (even if
     /// the client has turned the capability off since: a part carries lines of its own).
     fn framing(&self, id: u64) -> Option<labels::Framing> {
-        lock(&self.framings).get(&id).cloned()
+        self.state().framings.iter().find(|(req, _)| *req == id).map(|(_, framing)| framing.clone())
     }
 
     /// A new batch reference for a labeled answer, unique on this connection (drawn from
@@ -440,12 +470,12 @@ impl Link {
 
     /// Whether the client has been told the batch `batch` opened.
     fn batch_open(&self, batch: &str) -> bool {
-        lock(&self.open_batches).iter().any(|b| b == batch)
+        self.state().open_batches.iter().any(|b| b == batch)
     }
 
     /// The client was told the batch `batch` opened, or (`open` false) ended.
     fn set_batch_open(&self, batch: &str, open: bool) {
-        let mut batches = lock(&self.open_batches);
+        let batches = &mut self.state().open_batches;
         batches.retain(|b| b != batch);
         if open {
             batches.push(batch.to_owned());
@@ -456,31 +486,60 @@ impl Link {
 
     /// The context of a request, while it is being answered.
     fn context(&self, id: u64) -> Context {
-        lock(&self.pending).get(&id).cloned().unwrap_or_default()
+        let state = self.state();
+        state.pending.iter().find(|(req, _)| *req == id).map(|(_, context)| context.clone()).unwrap_or_default()
     }
 
     /// Forgets a request's context once its answer has been given.
     fn answered(&self, id: u64) {
-        let mut pending = lock(&self.pending);
-        pending.remove(&id);
-        // An idle connection keeps no table: a map keeps its capacity when emptied, and
-        // a few requests at once (registration's) leave one of about 400 bytes.
-        if pending.is_empty() {
-            *pending = HashMap::new();
+        let mut state = self.state();
+        if let Some(at) = state.pending.iter().position(|(req, _)| *req == id) {
+            state.pending.remove(at);
         }
-        drop(pending);
-        let mut framings = lock(&self.framings);
-        if framings.remove(&id).is_some() && framings.is_empty() {
-            *framings = HashMap::new();
+        // An idle connection keeps no table: a queue keeps its capacity when emptied,
+        // and a few requests at once (registration's) would leave one in every session.
+        if state.pending.is_empty() {
+            state.pending = VecDeque::new();
+        }
+        if let Some(at) = state.framings.iter().position(|(req, _)| *req == id) {
+            state.framings.swap_remove(at);
+            if state.framings.is_empty() {
+                state.framings = Vec::new();
+            }
         }
     }
 
     /// The client was told its nick changed (a rename by the server, or a login).
     fn renamed(&self, old: &Nick, new: &Nick) {
-        let mut me = lock(&self.me);
-        if old.as_str().eq_ignore_ascii_case(&me) {
+        let me = &mut self.state().me;
+        if old.as_str().eq_ignore_ascii_case(me) {
             *me = new.to_string();
         }
+    }
+
+    /// One answer of a `USERHOST` or `ISON` in progress.
+    fn gather(&self, item: String) {
+        self.state().gathered.push(item);
+    }
+
+    /// The answers of a `USERHOST` or `ISON`, now that the last is in.
+    fn take_gathered(&self) -> Vec<String> {
+        std::mem::take(&mut self.state().gathered)
+    }
+
+    /// Adds the members of `room` that a `WHO mask` matches and has not found yet.
+    fn find(&self, room: &RoomName, members: impl Iterator<Item = Member>) {
+        let found = &mut self.state().found;
+        for member in members {
+            if !found.iter().any(|(_, m)| m.nick == member.nick) {
+                found.push((room.clone(), member));
+            }
+        }
+    }
+
+    /// What a `WHO mask` found, now that the last channel's members are in.
+    fn take_found(&self) -> Vec<(RoomName, Member)> {
+        std::mem::take(&mut self.state().found)
     }
 }
 
@@ -488,11 +547,11 @@ impl Link {
 pub(crate) struct Irc {
     link: Arc<Link>,
     input: commands::Input,
-    peer: SocketAddr,
     /// What registration has gathered; boxed, and gone once registered, so that a
     /// session does not carry it in its task for its whole life.
     pending: Option<Box<register::Pending>>,
-    oper: oper::OperPacing,
+    /// Made at the first `OPER`: nearly no connection ever sends one.
+    oper: Option<Box<oper::OperPacing>>,
 }
 
 impl Protocol for Irc {
@@ -501,13 +560,11 @@ impl Protocol for Irc {
     const LOBBY: bool = false;
 
     fn new(peer: SocketAddr, shared: &Shared) -> Irc {
-        let limits = &shared.limits;
         Irc {
             link: Arc::new(Link::new(shared.irc.clone(), Some(peer.ip()), &shared.hosts.host(Some(peer.ip())))),
             input: commands::Input::new(),
-            peer,
             pending: None,
-            oper: oper::OperPacing::new(peer, limits.max_oper_failures, limits.oper_retry()),
+            oper: None,
         }
     }
 
@@ -525,7 +582,7 @@ impl Protocol for Irc {
 
     async fn register(&mut self, read: commands::Read, out: &mut BytesMut, shared: &Shared) -> Dialogue {
         let pending = self.pending.get_or_insert_default();
-        register::step(read, pending, &self.link, out, self.peer, shared).await
+        register::step(read, pending, &self.link, out, shared).await
     }
 
     fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool {

@@ -8,7 +8,7 @@
 //!
 //! Pure and clock-driven, like the flood throttle, so it is tested without time.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -21,7 +21,7 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub(super) struct OperPacing {
     /// The client's address, for the log.
-    pub(super) peer: SocketAddr,
+    pub(super) peer: Option<IpAddr>,
     failures: u32,
     max_failures: u32,
     first_wait: Duration,
@@ -30,7 +30,7 @@ pub(super) struct OperPacing {
 }
 
 impl OperPacing {
-    pub(super) fn new(peer: SocketAddr, max_failures: u32, first_wait: Duration) -> OperPacing {
+    pub(super) fn new(peer: Option<IpAddr>, max_failures: u32, first_wait: Duration) -> OperPacing {
         OperPacing { peer, failures: 0, max_failures: max_failures.max(1), first_wait, ready_at: None }
     }
 
@@ -63,7 +63,7 @@ mod tests {
     use super::*;
 
     fn pacing(max_failures: u32, first_wait_ms: u64) -> OperPacing {
-        OperPacing::new(([192, 0, 2, 1], 6667).into(), max_failures, Duration::from_millis(first_wait_ms))
+        OperPacing::new(Some([192, 0, 2, 1].into()), max_failures, Duration::from_millis(first_wait_ms))
     }
 
     #[test]

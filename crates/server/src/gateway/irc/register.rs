@@ -2,8 +2,6 @@
 //! accepts the session. Until then there is no outbox writer: the driver writes the
 //! answers straight to the socket.
 
-use std::net::SocketAddr;
-
 use base64::Engine as _;
 use bytes::BytesMut;
 use parley_hub::{HubError, Nick, Verified};
@@ -50,7 +48,6 @@ pub(super) async fn step(
     pending: &mut Pending,
     link: &Link,
     out: &mut BytesMut,
-    peer: SocketAddr,
     shared: &Shared,
 ) -> Dialogue {
     let server = link.server.clone();
@@ -99,7 +96,7 @@ pub(super) async fn step(
             _ => lines.numeric("461", &["USER"], "Not enough parameters"),
         },
         "AUTHENTICATE" => {
-            if let Some(verified) = authenticate(&message, link, &mut lines, pending, peer, shared).await {
+            if let Some(verified) = authenticate(&message, link, &mut lines, pending, shared).await {
                 pending.verified = Some(verified);
             }
         }
@@ -205,7 +202,6 @@ async fn authenticate(
     link: &Link,
     lines: &mut Lines<'_>,
     pending: &mut Pending,
-    peer: SocketAddr,
     shared: &Shared,
 ) -> Option<Verified> {
     let argument = message.param(0).unwrap_or("");
@@ -248,7 +244,7 @@ async fn authenticate(
         lines.numeric("904", &[], "SASL authentication failed");
         return None;
     };
-    match shared.hub.verify(&account, password, Some(peer.ip())).await {
+    match shared.hub.verify(&account, password, link.address()).await {
         Ok(verified) => {
             let account = verified.account().to_string();
             link.set_account(verified.account().clone().into());

@@ -18,7 +18,7 @@ use parley_proto::irc::{escape_tag_value, split_text};
 
 use super::caps::{Cap, Profile};
 use super::labels::{self, Framing};
-use super::{clean, lock, past_source, source, source_str, tags, Context, Link};
+use super::{clean, past_source, source, source_str, tags, Context, Link};
 use crate::gateway::words;
 
 /// IRC sessions whose clients enabled none of the event capabilities share this slot of
@@ -643,7 +643,7 @@ impl<'a> Lines<'a> {
         let me = self.me.clone();
         let channel = format!("#{room}");
         let tags = self.now_tags();
-        let (account, realname) = (self.link.account(), lock(&self.link.realname).clone());
+        let (account, realname) = (self.link.account(), self.link.realname());
         let realname = if realname.is_empty() { me.clone() } else { realname };
         let own = source_str(&me, &self.link.userhost());
         self.join(&own, &channel, account.as_ref(), &realname, &tags);
@@ -817,15 +817,11 @@ impl<'a> Lines<'a> {
                 let shown = if inside { members.as_slice() } else { &[] };
                 match context {
                     Context::WhoMask { mask, opers, whox, last } => {
-                        let mut found = lock(&self.link.found);
-                        for member in shown {
-                            let matches = mask == "0" || parley_proto::irc::mask_matches(mask, member.nick.as_str());
-                            let known = found.iter().any(|(_, m)| m.nick == member.nick);
-                            if matches && (!opers || member.admin) && !known {
-                                found.push((room.clone(), member.clone()));
-                            }
-                        }
-                        drop(found);
+                        let matching = shown.iter().filter(|member| {
+                            (mask == "0" || parley_proto::irc::mask_matches(mask, member.nick.as_str()))
+                                && (!opers || member.admin)
+                        });
+                        self.link.find(room, matching.cloned());
                         self.who_mask_end(mask, whox.as_ref(), *last);
                     }
                     Context::Who { mask, whox } => {
@@ -1143,7 +1139,7 @@ impl<'a> Lines<'a> {
                 let away = if whois.away.is_some() { '-' } else { '+' };
                 format!("{nick}{oper}={away}{}@{}", whois.userhost.user, whois.userhost.host)
             };
-            lock(&self.link.gathered).push(item);
+            self.link.gather(item);
             self.presence(*ison, *last);
             return;
         }
@@ -1208,7 +1204,7 @@ impl<'a> Lines<'a> {
         if !last {
             return;
         }
-        let found = std::mem::take(&mut *lock(&self.link.found));
+        let found = self.link.take_found();
         for (room, member) in &found {
             self.who_line(&format!("#{room}"), member, whox);
         }
@@ -1220,7 +1216,7 @@ impl<'a> Lines<'a> {
     /// is in.
     fn presence(&mut self, ison: bool, last: bool) {
         if last {
-            let items = std::mem::take(&mut *lock(&self.link.gathered));
+            let items = self.link.take_gathered();
             self.data(if ison { "303" } else { "302" }, &[&items.join(" ")]);
         }
     }
