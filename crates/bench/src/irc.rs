@@ -89,8 +89,11 @@ pub(crate) fn parse(line: &[u8]) -> Line<'_> {
 }
 
 /// `NICK` and `USER`: the whole registration of a client without a password or CAP.
+/// The user name is the same for every client: servers judge user names by rules of
+/// their own (ircd-hybrid refuses the `_` of the generator's nicks), and need not keep
+/// them distinct.
 pub(crate) fn register(nick: &str, out: &mut impl BufMut) {
-    out.put_slice(format!("NICK {nick}\r\nUSER {nick} 0 * :parley bench\r\n").as_bytes());
+    out.put_slice(format!("NICK {nick}\r\nUSER bench 0 * :parley bench\r\n").as_bytes());
 }
 
 /// `PRIVMSG <channel> :<text>`.
@@ -144,7 +147,7 @@ mod tests {
         let mut out = Vec::new();
         register("b1", &mut out);
         privmsg("#lobby", "hi", &mut out);
-        assert_eq!(out, b"NICK b1\r\nUSER b1 0 * :parley bench\r\nPRIVMSG #lobby :hi\r\n");
+        assert_eq!(out, b"NICK b1\r\nUSER bench 0 * :parley bench\r\nPRIVMSG #lobby :hi\r\n");
         assert_eq!(privmsg_overhead("#lobby") + 2, "PRIVMSG #lobby :hi\r\n".len());
     }
 }
