@@ -406,6 +406,9 @@ async fn labeled_response_is_offered_and_taken() {
     client.send("CAP LS 302").await;
     let ls = client.expect(" CAP * LS ").await;
     assert!(ls.split([' ', ':']).any(|cap| cap == "labeled-response"), "{ls}");
+    // The README shows what a client is offered: exactly this.
+    let readme = include_str!("../../../README.md");
+    assert!(readme.lines().any(|line| line.trim() == ls), "README.md shows another CAP LS than\n{ls}");
     client.send("CAP REQ :labeled-response batch").await;
     assert_eq!(client.expect(" ACK ").await, ":parley.local CAP * ACK :labeled-response batch");
     server.shutdown().await;
