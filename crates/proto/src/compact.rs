@@ -29,7 +29,7 @@ use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, SecondsFormat};
 
 use crate::msg::ServerMsg;
-use crate::native::{EncodeError, Envelope, PREFIX_LEN};
+use crate::native::{close_frame, EncodeError, Envelope, PREFIX_LEN};
 
 /// The type code of a compact `message` event.
 pub const MESSAGE: u8 = 0x01;
@@ -123,14 +123,7 @@ pub fn encode_message(msg: &Message<'_>, text: &[u8], dst: &mut BytesMut) -> Res
     put_varint(dst, msg.ts_ms);
     put_str(dst, msg.room);
     put_str(dst, msg.from);
-    let header_len = dst.len() - start - PREFIX_LEN;
-    let Ok(prefix) = u16::try_from(header_len) else {
-        dst.truncate(start);
-        return Err(EncodeError::HeaderTooLong(header_len));
-    };
-    dst[start..start + PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
-    dst.extend_from_slice(text);
-    Ok(())
+    close_frame(dst, start, text)
 }
 
 /// Whether `byte`, a header's first, starts a compact header.

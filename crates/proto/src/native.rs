@@ -278,6 +278,13 @@ pub fn encode_frame<H: Serialize>(
         dst.truncate(start);
         return Err(e.into());
     }
+    close_frame(dst, start, payload)
+}
+
+/// Ends a frame whose header was written after a placeholder prefix at `start`: fills in
+/// the prefix and appends `payload`, or (a header over 65,535 bytes) leaves `dst` as it
+/// was before `start`.
+pub(crate) fn close_frame(dst: &mut BytesMut, start: usize, payload: &[u8]) -> Result<(), EncodeError> {
     let header_len = dst.len() - start - PREFIX_LEN;
     let Ok(prefix) = u16::try_from(header_len) else {
         dst.truncate(start);

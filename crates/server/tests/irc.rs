@@ -7,10 +7,6 @@ mod support;
 use parley_proto::msg::Request;
 use support::{IrcClient, LineClient, NativeClient};
 
-fn irc(server: &support::TestServer) -> std::net::SocketAddr {
-    server.irc.expect("an IRC listener")
-}
-
 /// Makes `name` an account with `password` (through the line protocol, as any user
 /// could), and leaves.
 async fn account(server: &support::TestServer, name: &str, password: &str) {
@@ -24,7 +20,7 @@ async fn account(server: &support::TestServer, name: &str, password: &str) {
 /// Registers over IRC logged in to an account with SASL PLAIN, and joins `#lobby`.
 async fn sasl_join(server: &support::TestServer, name: &str, password: &str, caps: &str) -> IrcClient {
     use base64::Engine as _;
-    let mut client = IrcClient::connect(irc(server)).await;
+    let mut client = IrcClient::connect(server.irc_addr()).await;
     client.send(&format!("CAP REQ :sasl {caps}")).await;
     client.send(&format!("NICK {name}")).await;
     client.send(&format!("USER {name} 0 * :{name}")).await;
@@ -49,7 +45,7 @@ async fn registration_follows_the_modern_sequence() {
         config.irc.autojoin = vec!["#lobby".into()];
     })
     .await;
-    let mut client = IrcClient::connect(irc(&server)).await;
+    let mut client = IrcClient::connect(server.irc_addr()).await;
     client.send("CAP LS 302").await;
     let ls = client.expect(" CAP * LS ").await;
     for cap in ["message-tags", "server-time", "echo-message", "multi-prefix", "batch", "sasl=PLAIN", "account-tag"] {
@@ -84,8 +80,8 @@ async fn registration_follows_the_modern_sequence() {
 #[tokio::test]
 async fn registration_errors_have_their_numerics() {
     let server = support::start().await;
-    let _taken = IrcClient::join(irc(&server), "taken", "").await;
-    let mut client = IrcClient::connect(irc(&server)).await;
+    let _taken = IrcClient::join(server.irc_addr(), "taken", "").await;
+    let mut client = IrcClient::connect(server.irc_addr()).await;
     client.send("PRIVMSG #lobby :too early").await;
     client.expect(" 451 * PRIVMSG :You have not registered").await;
     client.send("NICK").await;
@@ -110,14 +106,14 @@ async fn registration_errors_have_their_numerics() {
 #[tokio::test]
 async fn a_connection_password_is_checked_before_registering() {
     let server = support::start_with(|config| config.irc.password = Some("letmein".into())).await;
-    let mut wrong = IrcClient::connect(irc(&server)).await;
+    let mut wrong = IrcClient::connect(server.irc_addr()).await;
     wrong.send("PASS guess").await;
     wrong.send("NICK guesser").await;
     wrong.send("USER g 0 * :g").await;
     let closing = wrong.expect_closed().await;
     assert!(closing.iter().any(|l| l.contains(" 464 ")), "{closing:?}");
     assert!(closing.last().is_some_and(|l| l.starts_with("ERROR :")), "{closing:?}");
-    let mut right = IrcClient::connect(irc(&server)).await;
+    let mut right = IrcClient::connect(server.irc_addr()).await;
     right.send("PASS letmein").await;
     right.register("member", "").await;
     server.shutdown().await;
@@ -126,7 +122,7 @@ async fn a_connection_password_is_checked_before_registering() {
 #[tokio::test]
 async fn messages_cross_between_irc_line_and_native() {
     let server = support::start().await;
-    let mut alice = IrcClient::join(irc(&server), "alice", "").await;
+    let mut alice = IrcClient::join(server.irc_addr(), "alice", "").await;
     let mut bob = LineClient::join(server.line, "bob").await;
     let mut carol = NativeClient::join(server.native, "carol").await;
     alice.expect(":bob!~bob@parley.local JOIN #lobby").await;
@@ -193,7 +189,7 @@ async fn capabilities_add_tags_echo_and_batches() {
     account(&server, "dana", "dana-password").await;
     let mut dana = sasl_join(&server, "dana", "dana-password", "").await;
     let caps = "server-time message-tags echo-message batch account-tag multi-prefix away-notify";
-    let mut eve = IrcClient::join(irc(&server), "eve", caps).await;
+    let mut eve = IrcClient::join(server.irc_addr(), "eve", caps).await;
     dana.send("PRIVMSG #lobby :tagged").await;
     let line = eve.expect(" PRIVMSG #lobby :tagged").await;
     assert!(line.starts_with("@time=20"), "{line}");
@@ -209,7 +205,7 @@ async fn capabilities_add_tags_echo_and_batches() {
         eve.send(&format!("PRIVMSG #archive :old {n}")).await;
         eve.expect(&format!("PRIVMSG #archive :old {n}")).await;
     }
-    let mut late = IrcClient::join(irc(&server), "late", "server-time batch message-tags").await;
+    let mut late = IrcClient::join(server.irc_addr(), "late", "server-time batch message-tags").await;
     late.expect("BATCH -").await;
     late.send("JOIN #archive").await;
     let lines = late.collect_until("BATCH -").await;
@@ -220,7 +216,7 @@ async fn capabilities_add_tags_echo_and_batches() {
     assert!(replayed.iter().all(|l| l.starts_with("@batch=") && l.contains(";time=")), "{replayed:#?}");
 
     // CHATHISTORY pages by message id.
-    let mut fetcher = IrcClient::join(irc(&server), "fetcher", "draft/chathistory batch message-tags").await;
+    let mut fetcher = IrcClient::join(server.irc_addr(), "fetcher", "draft/chathistory batch message-tags").await;
     fetcher.send("JOIN #archive").await;
     let joined = fetcher.collect_until(" 366 ").await;
     assert!(!joined.iter().any(|l| l.contains("old 1")), "chathistory clients fetch history themselves");
@@ -256,7 +252,7 @@ async fn sasl_logs_in_to_parley_accounts() {
     account(&server, "frank", "frank-password").await;
     use base64::Engine as _;
     // A wrong password (from another address, which it slows down for this account).
-    let mut wrong = IrcClient::connect_from([127, 0, 0, 2], irc(&server)).await;
+    let mut wrong = IrcClient::connect_from([127, 0, 0, 2], server.irc_addr()).await;
     wrong.send("CAP REQ :sasl").await;
     wrong.send("AUTHENTICATE PLAIN").await;
     wrong.expect("AUTHENTICATE +").await;
@@ -271,7 +267,7 @@ async fn sasl_logs_in_to_parley_accounts() {
     wrong.expect(" 908 * PLAIN :are available SASL mechanisms").await;
 
     // Logged in, the account's nick is theirs whatever NICK said.
-    let mut frank = IrcClient::connect(irc(&server)).await;
+    let mut frank = IrcClient::connect(server.irc_addr()).await;
     frank.send("CAP REQ :sasl").await;
     frank.send("NICK someone").await;
     frank.send("USER f 0 * :f").await;
@@ -300,7 +296,7 @@ async fn channel_modes_hold_for_every_gateway() {
     olga.expect(" 324 olga #club +nt").await;
     olga.expect(" 329 olga #club ").await;
 
-    let mut guest = IrcClient::join(irc(&server), "guest", "").await;
+    let mut guest = IrcClient::join(server.irc_addr(), "guest", "").await;
     let mut liner = LineClient::join(server.line, "liner").await;
     guest.send("JOIN #club").await;
     guest.expect(" 366 ").await;
@@ -342,14 +338,14 @@ async fn channel_modes_hold_for_every_gateway() {
     // +k, +l, +i with INVITE.
     olga.send("MODE #club +kl sesame 4").await;
     olga.expect(":olga!~olga@parley.local MODE #club +kl sesame 4").await;
-    let mut late = IrcClient::join(irc(&server), "late", "").await;
+    let mut late = IrcClient::join(server.irc_addr(), "late", "").await;
     late.send("JOIN #club").await;
     late.expect(" 475 late #club :Cannot join channel (+k)").await;
     late.send("JOIN #club sesame").await;
     late.expect(":late!~late@parley.local JOIN #club").await;
     late.expect(" 332 late #club :anyone may").await;
     late.expect(" 333 late #club guest ").await;
-    let mut fifth = IrcClient::join(irc(&server), "fifth", "").await;
+    let mut fifth = IrcClient::join(server.irc_addr(), "fifth", "").await;
     fifth.send("JOIN #club sesame").await;
     fifth.expect(" 471 fifth #club :Cannot join channel (+l)").await;
     olga.send("MODE #club -kl+i").await;
@@ -389,7 +385,7 @@ async fn channel_modes_hold_for_every_gateway() {
 #[tokio::test]
 async fn errors_after_registration_have_their_numerics() {
     let server = support::start().await;
-    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    let mut ivan = IrcClient::join(server.irc_addr(), "ivan", "").await;
     let cases = [
         ("PRIVMSG nobody :hi", " 401 ivan nobody :No such nick/channel"),
         ("PRIVMSG #nowhere :hi", " 403 ivan #nowhere :No such channel"),
@@ -436,7 +432,7 @@ async fn failed_oper_attempts_look_alike_wait_longer_each_time_and_end_the_conne
         config.limits.max_oper_failures = 3;
     })
     .await;
-    let mut mallory = IrcClient::join(irc(&server), "mallory", "").await;
+    let mut mallory = IrcClient::join(server.irc_addr(), "mallory", "").await;
     let mut watcher = LineClient::join(server.line, "watcher").await;
     mallory.expect(":watcher!~watcher@parley.local JOIN #lobby").await;
     // An unknown name and a wrong password read the same.
@@ -467,7 +463,7 @@ async fn failed_oper_attempts_look_alike_wait_longer_each_time_and_end_the_conne
 #[tokio::test]
 async fn comma_lists_keep_to_targmax() {
     let server = support::start_with(|config| config.limits.max_rooms_per_session = 3).await;
-    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    let mut ivan = IrcClient::join(server.irc_addr(), "ivan", "").await;
     let isupport = ivan.seen.iter().find(|l| l.contains("TARGMAX=")).expect("TARGMAX").clone();
     assert!(isupport.contains(" TARGMAX=JOIN:3,PART:3,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:4,KICK:4,LIST: "), "{isupport}");
     let _kim = LineClient::join(server.line, "kim").await;
@@ -504,7 +500,7 @@ async fn each_target_of_a_comma_list_counts_against_flood_control() {
         config.limits.max_rooms_per_session = 10;
     })
     .await;
-    let mut ivan = IrcClient::join(irc(&server), "ivan", "").await;
+    let mut ivan = IrcClient::join(server.irc_addr(), "ivan", "").await;
     // Two lines, but eight channels: twice the burst.
     ivan.send("JOIN #a,#b,#c,#d").await;
     ivan.send("PART #a,#b,#c,#d").await;
@@ -523,7 +519,7 @@ async fn whois_who_list_and_lusers_describe_the_server() {
         config.limits.oper_retry_ms = 50;
     })
     .await;
-    let mut judy = IrcClient::join(irc(&server), "judy", "").await;
+    let mut judy = IrcClient::join(server.irc_addr(), "judy", "").await;
     let _line = LineClient::join(server.line, "kim").await;
     judy.send("WHOIS kim").await;
     let whois = judy.collect_until(" 318 ").await;
@@ -565,8 +561,8 @@ async fn whois_who_list_and_lusers_describe_the_server() {
 #[tokio::test]
 async fn a_quit_is_one_line_however_many_channels_were_shared() {
     let server = support::start().await;
-    let mut leo = IrcClient::join(irc(&server), "leo", "").await;
-    let mut mia = IrcClient::join(irc(&server), "mia", "").await;
+    let mut leo = IrcClient::join(server.irc_addr(), "leo", "").await;
+    let mut mia = IrcClient::join(server.irc_addr(), "mia", "").await;
     for channel in ["#a", "#b"] {
         leo.send(&format!("JOIN {channel}")).await;
         mia.send(&format!("JOIN {channel}")).await;
@@ -586,14 +582,14 @@ async fn every_observer_sees_each_quit_once_after_a_rejoin() {
     let server = support::start().await;
     let mut observers = Vec::new();
     for (nick, caps) in [("ann", ""), ("bob", ""), ("cy", FULL), ("dee", FULL)] {
-        let mut observer = IrcClient::join(irc(&server), nick, caps).await;
+        let mut observer = IrcClient::join(server.irc_addr(), nick, caps).await;
         observer.send("JOIN #a,#b").await;
         observer.expect(&format!(":{nick}!~{nick}@parley.local JOIN #b")).await;
         observer.expect(" 366 ").await;
         observers.push(observer);
     }
     for round in ["first", "second"] {
-        let mut max = IrcClient::join(irc(&server), "max", "").await;
+        let mut max = IrcClient::join(server.irc_addr(), "max", "").await;
         max.send("JOIN #a,#b").await;
         for observer in &mut observers {
             observer.expect(":max!~max@parley.local JOIN #b").await;
@@ -616,7 +612,7 @@ async fn quiet_clients_are_pinged_then_dropped() {
         config.limits.idle_timeout_secs = 2;
     })
     .await;
-    let mut quiet = IrcClient::join(irc(&server), "quiet", "").await;
+    let mut quiet = IrcClient::join(server.irc_addr(), "quiet", "").await;
     quiet.expect("PING :parley.local").await;
     quiet.send("PONG :parley.local").await;
     quiet.expect("PING :parley.local").await;
@@ -631,7 +627,7 @@ async fn irc_runs_over_tls() {
     let fingerprint = server.fingerprint.clone().expect("a certificate");
     let mut secure = IrcClient::connect_tls(server.irc_tls.expect("an irc+tls listener"), &fingerprint).await;
     secure.register("secure", "").await;
-    let mut plain = IrcClient::join(irc(&server), "plain", "").await;
+    let mut plain = IrcClient::join(server.irc_addr(), "plain", "").await;
     secure.send("PRIVMSG plain :over tls").await;
     plain.expect(":secure!~secure@parley.local PRIVMSG plain :over tls").await;
     server.shutdown().await;
@@ -645,7 +641,7 @@ async fn services_register_rooms_and_accounts_and_opers_set_server_bans() {
     })
     .await;
     // An account made over IRC with NickServ, and a guest's channel registered by it.
-    let mut rita = IrcClient::join(irc(&server), "rita", "").await;
+    let mut rita = IrcClient::join(server.irc_addr(), "rita", "").await;
     rita.send("JOIN #garden").await;
     rita.expect(" 366 rita #garden ").await;
     rita.send("CS REGISTER #garden").await;
@@ -664,21 +660,21 @@ async fn services_register_rooms_and_accounts_and_opers_set_server_bans() {
     rita.expect(" PART #garden").await;
 
     // Empty, a registered room keeps its key: a newcomer gains nothing.
-    let mut sam = IrcClient::join(irc(&server), "sam", "").await;
+    let mut sam = IrcClient::join(server.irc_addr(), "sam", "").await;
     sam.send("JOIN #garden").await;
     sam.expect(" 475 sam #garden :Cannot join channel (+k)").await;
 
     // KLINE is for operators; it puts the covered session off the server.
     sam.send("KLINE rita 1h :no").await;
     sam.expect(" 481 sam :Permission Denied").await;
-    let mut boss = IrcClient::join(irc(&server), "boss", "").await;
+    let mut boss = IrcClient::join(server.irc_addr(), "boss", "").await;
     boss.send("OPER boss boss-password").await;
     boss.expect(" 381 boss ").await;
     boss.send("KLINE sam 1h :no reason at all").await;
     boss.expect("NOTICE boss :Done: server ban sam").await;
     sam.expect(" 465 sam :You are banned from this server (K-lined: no reason at all)").await;
     sam.expect("ERROR :Closing link: sam!~sam@parley.local (K-lined: no reason at all)").await;
-    let mut again = IrcClient::connect(irc(&server)).await;
+    let mut again = IrcClient::connect(server.irc_addr()).await;
     again.send("NICK sam").await;
     again.send("USER s 0 * :s").await;
     again.expect(" 465 sam :You are banned from this server (K-lined: no reason at all)").await;

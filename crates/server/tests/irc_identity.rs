@@ -8,10 +8,6 @@ mod support;
 use parley_server::{Hosts, Oper};
 use support::{IrcClient, LineClient};
 
-fn irc(server: &support::TestServer) -> std::net::SocketAddr {
-    server.irc.expect("an IRC listener")
-}
-
 /// Registers `nick` from the loopback address `from`, with `USER user`, asking for
 /// `caps`; returns the client and the host its welcome gives it (`001 … nick!user@host`).
 async fn register(
@@ -21,7 +17,7 @@ async fn register(
     user: &str,
     caps: &str,
 ) -> (IrcClient, String) {
-    let mut client = IrcClient::connect_from(from, irc(server)).await;
+    let mut client = IrcClient::connect_from(from, server.irc_addr()).await;
     if !caps.is_empty() {
         client.send(&format!("CAP REQ :{caps}")).await;
     }
@@ -169,7 +165,7 @@ async fn hosts_may_be_addresses_or_the_server_name() {
 #[tokio::test]
 async fn user_names_are_made_valid_and_a_real_name_is_required() {
     let server = support::start().await;
-    let mut client = IrcClient::connect(irc(&server)).await;
+    let mut client = IrcClient::connect(server.irc_addr()).await;
     client.send("NICK odd").await;
     client.send("USER x 0 * :").await;
     client.expect(" 461 odd USER :Not enough parameters").await;
@@ -245,7 +241,7 @@ async fn irc_users_start_in_no_channel_unless_autojoin_says() {
     ada.expect(" 381 ").await;
     ada.send("MODE #lobby +b carol").await;
     ada.expect(" MODE #lobby +b carol!*@*").await;
-    let mut carol = IrcClient::connect(irc(&server)).await;
+    let mut carol = IrcClient::connect(server.irc_addr()).await;
     carol.send("NICK carol").await;
     carol.send("USER c 0 * :Carol").await;
     carol.expect(" 001 carol ").await;
@@ -255,7 +251,7 @@ async fn irc_users_start_in_no_channel_unless_autojoin_says() {
     carol.send("QUIT").await;
     carol.expect_closed().await;
     ada.send("KLINE carol 0 :no").await;
-    let mut carol = IrcClient::connect(irc(&server)).await;
+    let mut carol = IrcClient::connect(server.irc_addr()).await;
     carol.send("NICK carol").await;
     carol.send("USER c 0 * :Carol").await;
     carol.expect(" 465 ").await;
@@ -263,7 +259,7 @@ async fn irc_users_start_in_no_channel_unless_autojoin_says() {
     server.shutdown().await;
 
     let server = support::start_with(|config| config.irc.autojoin = vec!["#lobby".into(), "#news".into()]).await;
-    let mut bea = IrcClient::connect(irc(&server)).await;
+    let mut bea = IrcClient::connect(server.irc_addr()).await;
     bea.send("NICK bea").await;
     bea.send("USER b 0 * :Bea").await;
     let burst = bea.collect_until(" 366 bea #news ").await;

@@ -10,13 +10,9 @@ use support::IrcClient;
 
 const CAPS: &str = "batch labeled-response";
 
-fn irc(server: &support::TestServer) -> std::net::SocketAddr {
-    server.irc.expect("an IRC listener")
-}
-
 /// A client registered with `caps`, in `#lab`.
 async fn in_lab(server: &support::TestServer, nick: &str, caps: &str) -> IrcClient {
-    let mut client = IrcClient::connect(irc(server)).await;
+    let mut client = IrcClient::connect(server.irc_addr()).await;
     client.register(nick, caps).await;
     client.send("JOIN #lab").await;
     client.expect(" 366 ").await;
@@ -269,7 +265,7 @@ async fn labels_over_the_limit_or_without_the_capability_change_nothing() {
     let whois = answer(&mut bob, "@label=x WHOIS ada").await;
     assert!(whois.iter().all(|l| !l.starts_with('@') && !l.contains(" BATCH ")), "{whois:#?}");
     // labeled-response needs batch, as the specification says.
-    let mut cy = IrcClient::connect(irc(&server)).await;
+    let mut cy = IrcClient::connect(server.irc_addr()).await;
     cy.register("cy", "labeled-response").await;
     cy.expect(" MODE cy +i").await;
     assert_eq!(answer(&mut cy, "@label=x PING :f").await, [":parley.local PONG parley.local :f"]);
@@ -402,7 +398,7 @@ async fn what_a_command_does_for_everyone_is_not_its_answer() {
 #[tokio::test]
 async fn labeled_response_is_offered_and_taken() {
     let server = support::start().await;
-    let mut client = IrcClient::connect(irc(&server)).await;
+    let mut client = IrcClient::connect(server.irc_addr()).await;
     client.send("CAP LS 302").await;
     let ls = client.expect(" CAP * LS ").await;
     assert!(ls.split([' ', ':']).any(|cap| cap == "labeled-response"), "{ls}");

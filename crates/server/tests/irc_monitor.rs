@@ -7,19 +7,6 @@ mod support;
 
 use support::{IrcClient, LineClient};
 
-fn irc(server: &support::TestServer) -> std::net::SocketAddr {
-    server.irc.expect("an IRC listener")
-}
-
-/// The answers to `input`, up to the PONG of a PING sent after it.
-async fn answers(client: &mut IrcClient, input: &str) -> Vec<String> {
-    client.send(input).await;
-    client.send("PING :answered").await;
-    let mut lines = client.collect_until("PONG parley.local :answered").await;
-    lines.pop();
-    lines
-}
-
 /// A client registered as `nick`, its welcome read.
 async fn registered(server: &support::TestServer, nick: &str) -> IrcClient {
     registered_with(server, nick, "").await
@@ -27,7 +14,7 @@ async fn registered(server: &support::TestServer, nick: &str) -> IrcClient {
 
 /// A client registered as `nick` with capabilities, its welcome read.
 async fn registered_with(server: &support::TestServer, nick: &str, caps: &str) -> IrcClient {
-    let mut client = IrcClient::connect(irc(server)).await;
+    let mut client = IrcClient::connect(server.irc_addr()).await;
     client.register(nick, caps).await;
     // The last of the welcome: the user mode every user has.
     client.expect(&format!(" MODE {nick} +i")).await;
@@ -37,7 +24,7 @@ async fn registered_with(server: &support::TestServer, nick: &str, caps: &str) -
 #[tokio::test]
 async fn the_list_is_answered_at_once_and_compared_without_case() {
     let server = support::start().await;
-    let mut ada = IrcClient::connect(irc(&server)).await;
+    let mut ada = IrcClient::connect(server.irc_addr()).await;
     ada.send("NICK ada").await;
     ada.send("USER ada 0 * :Ada").await;
     let burst = ada.collect_until(" MODE ada +i").await;
@@ -47,32 +34,32 @@ async fn the_list_is_answered_at_once_and_compared_without_case() {
     // Those on with their user and host, the others as given; nicks that cannot be
     // nicks are passed over, and one given twice (in any case) counts once.
     assert_eq!(
-        answers(&mut ada, "MONITOR + Bob,carol,bad!nick,,9lives,BOB").await,
+        ada.answers("MONITOR + Bob,carol,bad!nick,,9lives,BOB").await,
         [":parley.local 730 ada :bob!~bob@parley.local", ":parley.local 731 ada :carol"]
     );
-    assert_eq!(answers(&mut ada, "MONITOR + CAROL,bob").await, Vec::<String>::new(), "both watched already");
+    assert_eq!(ada.answers("MONITOR + CAROL,bob").await, Vec::<String>::new(), "both watched already");
     assert_eq!(
-        answers(&mut ada, "MONITOR L").await,
+        ada.answers("MONITOR L").await,
         [":parley.local 732 ada :Bob,carol", ":parley.local 733 ada :End of MONITOR list"]
     );
     assert_eq!(
-        answers(&mut ada, "monitor s").await,
+        ada.answers("monitor s").await,
         [":parley.local 730 ada :bob!~bob@parley.local", ":parley.local 731 ada :carol"]
     );
-    assert_eq!(answers(&mut ada, "MONITOR - CAROL,nobody").await, Vec::<String>::new());
+    assert_eq!(ada.answers("MONITOR - CAROL,nobody").await, Vec::<String>::new());
     assert_eq!(
-        answers(&mut ada, "MONITOR L").await,
+        ada.answers("MONITOR L").await,
         [":parley.local 732 ada :Bob", ":parley.local 733 ada :End of MONITOR list"]
     );
-    assert_eq!(answers(&mut ada, "MONITOR C").await, Vec::<String>::new());
-    assert_eq!(answers(&mut ada, "MONITOR L").await, [":parley.local 733 ada :End of MONITOR list"]);
-    assert_eq!(answers(&mut ada, "MONITOR S").await, Vec::<String>::new());
+    assert_eq!(ada.answers("MONITOR C").await, Vec::<String>::new());
+    assert_eq!(ada.answers("MONITOR L").await, [":parley.local 733 ada :End of MONITOR list"]);
+    assert_eq!(ada.answers("MONITOR S").await, Vec::<String>::new());
 
     // Bad input is answered.
-    assert_eq!(answers(&mut ada, "MONITOR").await, [":parley.local 461 ada MONITOR :Not enough parameters"]);
-    assert_eq!(answers(&mut ada, "MONITOR +").await, [":parley.local 461 ada MONITOR :Not enough parameters"]);
-    assert_eq!(answers(&mut ada, "MONITOR - :").await, [":parley.local 461 ada MONITOR :Not enough parameters"]);
-    assert_eq!(answers(&mut ada, "MONITOR X").await, [":parley.local 400 ada MONITOR X :Unknown subcommand"]);
+    assert_eq!(ada.answers("MONITOR").await, [":parley.local 461 ada MONITOR :Not enough parameters"]);
+    assert_eq!(ada.answers("MONITOR +").await, [":parley.local 461 ada MONITOR :Not enough parameters"]);
+    assert_eq!(ada.answers("MONITOR - :").await, [":parley.local 461 ada MONITOR :Not enough parameters"]);
+    assert_eq!(ada.answers("MONITOR X").await, [":parley.local 400 ada MONITOR X :Unknown subcommand"]);
     server.shutdown().await;
 }
 
@@ -81,8 +68,8 @@ async fn watchers_hear_of_arrivals_renames_and_departures() {
     let server = support::start().await;
     let mut ada = registered(&server, "ada").await;
     let mut dee = registered(&server, "dee").await;
-    assert_eq!(answers(&mut ada, "MONITOR + carol,cy").await, [":parley.local 731 ada :carol,cy"]);
-    assert_eq!(answers(&mut dee, "MONITOR + CAROL").await, [":parley.local 731 dee :CAROL"]);
+    assert_eq!(ada.answers("MONITOR + carol,cy").await, [":parley.local 731 ada :carol,cy"]);
+    assert_eq!(dee.answers("MONITOR + CAROL").await, [":parley.local 731 dee :CAROL"]);
 
     // Two watchers of one nick: each is told, as the nick's owner spells it.
     let mut carol = registered(&server, "Carol").await;
@@ -116,12 +103,12 @@ async fn watchers_hear_of_arrivals_renames_and_departures() {
 async fn nicks_are_matched_as_the_server_compares_them() {
     let server = support::start().await;
     let mut ada = registered(&server, "ada").await;
-    assert_eq!(answers(&mut ada, "MONITOR + JOSÉ").await, [":parley.local 731 ada :JOSÉ"]);
+    assert_eq!(ada.answers("MONITOR + JOSÉ").await, [":parley.local 731 ada :JOSÉ"]);
     let _jose = registered(&server, "josé").await;
     let online = ada.expect(" 730 ").await;
     assert!(online.starts_with(":parley.local 730 ada :josé!"), "{online}");
     assert_eq!(
-        answers(&mut ada, "MONITOR L").await,
+        ada.answers("MONITOR L").await,
         [":parley.local 732 ada :JOSÉ", ":parley.local 733 ada :End of MONITOR list"]
     );
     server.shutdown().await;
@@ -131,7 +118,7 @@ async fn nicks_are_matched_as_the_server_compares_them() {
 async fn a_dropped_connection_and_other_gateways_count_as_coming_and_going() {
     let server = support::start().await;
     let mut ada = registered(&server, "ada").await;
-    assert_eq!(answers(&mut ada, "MONITOR + bob,lin").await, [":parley.local 731 ada :bob,lin"]);
+    assert_eq!(ada.answers("MONITOR + bob,lin").await, [":parley.local 731 ada :bob,lin"]);
 
     // Gone without a QUIT: the socket is simply dropped.
     let bob = registered(&server, "bob").await;
@@ -156,11 +143,11 @@ async fn the_list_goes_with_its_session_and_works_for_accounts_alike() {
     rita.expect(" 900 rita ").await;
     let mut ada = registered(&server, "ada").await;
     assert_eq!(
-        answers(&mut ada, "MONITOR + rita,bob").await,
+        ada.answers("MONITOR + rita,bob").await,
         [":parley.local 730 ada :rita!~rita@parley.local", ":parley.local 731 ada :bob"]
     );
     // The account's session watches too.
-    assert_eq!(answers(&mut rita, "MONITOR + bob").await, [":parley.local 731 rita :bob"]);
+    assert_eq!(rita.answers("MONITOR + bob").await, [":parley.local 731 rita :bob"]);
     rita.send("QUIT").await;
     rita.expect_closed().await;
     assert_eq!(ada.expect(" 731 ").await, ":parley.local 731 ada :rita");
@@ -176,7 +163,7 @@ async fn the_list_goes_with_its_session_and_works_for_accounts_alike() {
     ada.send("QUIT").await;
     ada.expect_closed().await;
     let mut again = registered(&server, "ada").await;
-    assert_eq!(answers(&mut again, "MONITOR L").await, [":parley.local 733 ada :End of MONITOR list"]);
+    assert_eq!(again.answers("MONITOR L").await, [":parley.local 733 ada :End of MONITOR list"]);
     let _bob = registered(&server, "bob").await;
     // rita's old list went with her old session too: her new one hears nothing of bob.
     guest.expect_nothing_more().await;
@@ -187,7 +174,7 @@ async fn the_list_goes_with_its_session_and_works_for_accounts_alike() {
 #[tokio::test]
 async fn a_full_list_takes_no_more_and_says_which_were_left_out() {
     let server = support::start_with(|config| config.limits.max_watched_nicks = 3).await;
-    let mut ada = IrcClient::connect(irc(&server)).await;
+    let mut ada = IrcClient::connect(server.irc_addr()).await;
     ada.send("NICK ada").await;
     ada.send("USER ada 0 * :Ada").await;
     let burst = ada.collect_until(" MODE ada +i").await;
@@ -195,19 +182,19 @@ async fn a_full_list_takes_no_more_and_says_which_were_left_out() {
     let _bob = registered(&server, "bob").await;
 
     assert_eq!(
-        answers(&mut ada, "MONITOR + one,bob,bad!nick,two,three,four").await,
+        ada.answers("MONITOR + one,bob,bad!nick,two,three,four").await,
         [
             ":parley.local 734 ada 3 three,four :Monitor list is full.",
             ":parley.local 730 ada :bob!~bob@parley.local",
             ":parley.local 731 ada :one,two",
         ]
     );
-    assert_eq!(answers(&mut ada, "MONITOR + five").await, [":parley.local 734 ada 3 five :Monitor list is full."]);
-    assert_eq!(answers(&mut ada, "MONITOR + ONE").await, Vec::<String>::new(), "on the list already, not over it");
-    assert_eq!(answers(&mut ada, "MONITOR - two").await, Vec::<String>::new());
-    assert_eq!(answers(&mut ada, "MONITOR + five").await, [":parley.local 731 ada :five"]);
+    assert_eq!(ada.answers("MONITOR + five").await, [":parley.local 734 ada 3 five :Monitor list is full."]);
+    assert_eq!(ada.answers("MONITOR + ONE").await, Vec::<String>::new(), "on the list already, not over it");
+    assert_eq!(ada.answers("MONITOR - two").await, Vec::<String>::new());
+    assert_eq!(ada.answers("MONITOR + five").await, [":parley.local 731 ada :five"]);
     assert_eq!(
-        answers(&mut ada, "MONITOR L").await,
+        ada.answers("MONITOR L").await,
         [":parley.local 732 ada :one,bob,five", ":parley.local 733 ada :End of MONITOR list"]
     );
     server.shutdown().await;
@@ -221,7 +208,7 @@ async fn long_lists_are_split_into_lines_that_fit() {
     // reader checks each line's length).
     let nicks: Vec<String> = (0..100).map(|i| format!("watched_{i:0>24}")).collect();
     for chunk in nicks.chunks(10) {
-        let answer = answers(&mut ada, &format!("MONITOR + {}", chunk.join(","))).await;
+        let answer = ada.answers(&format!("MONITOR + {}", chunk.join(","))).await;
         assert_eq!(answer, [format!(":parley.local 731 ada :{}", chunk.join(","))]);
     }
     let in_lists = |lines: &[String], code: &str| -> Vec<String> {
@@ -232,12 +219,12 @@ async fn long_lists_are_split_into_lines_that_fit() {
             .map(str::to_owned)
             .collect()
     };
-    let listed = answers(&mut ada, "MONITOR L").await;
+    let listed = ada.answers("MONITOR L").await;
     let (end, lists) = listed.split_last().expect("lines");
     assert_eq!(end, ":parley.local 733 ada :End of MONITOR list");
     assert!(lists.len() > 1, "more than one 732 line: {listed:#?}");
     assert_eq!(in_lists(lists, "732"), nicks);
-    let status = answers(&mut ada, "MONITOR S").await;
+    let status = ada.answers("MONITOR S").await;
     assert!(status.len() > 1, "more than one 731 line: {status:#?}");
     assert_eq!(in_lists(&status, "731"), nicks);
     server.shutdown().await;

@@ -6,17 +6,10 @@ mod support;
 
 use support::IrcClient;
 
-fn irc(server: &support::TestServer) -> std::net::SocketAddr {
-    server.irc.expect("an IRC listener")
-}
-
 /// The answers to `input`, up to the PONG of a PING sent after it (others' arrivals in and
 /// departures from the lobby, where every test user starts, left out).
 async fn answers(client: &mut IrcClient, input: &str) -> Vec<String> {
-    client.send(input).await;
-    client.send("PING :answered").await;
-    let mut lines = client.collect_until("PONG parley.local :answered").await;
-    lines.pop();
+    let mut lines = client.answers(input).await;
     lines.retain(|l| !l.contains(" JOIN #lobby") && !l.contains(" PART #lobby"));
     lines
 }
@@ -27,14 +20,14 @@ async fn user_modes_and_oper_are_told_as_servers_tell_them() {
         config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
     })
     .await;
-    let mut ada = IrcClient::connect(irc(&server)).await;
+    let mut ada = IrcClient::connect(server.irc_addr()).await;
     ada.send("NICK ada").await;
     ada.send("USER u 0 * :Ada").await;
     let burst = ada.collect_until(" MODE ada +i").await;
     assert!(!burst.iter().any(|l| l.contains(" 252 ")), "no 252 without operators: {burst:#?}");
     let motd_end = burst.iter().position(|l| l.contains(" 422 ")).expect("the MOTD's end");
     assert_eq!(burst[motd_end + 1..], [":ada!~u@parley.local MODE ada +i"], "{burst:#?}");
-    let _bob = IrcClient::join(irc(&server), "bob", "").await;
+    let _bob = IrcClient::join(server.irc_addr(), "bob", "").await;
 
     assert_eq!(answers(&mut ada, "MODE ada").await, [":parley.local 221 ada +i"]);
     assert_eq!(answers(&mut ada, "MODE ADA").await, [":parley.local 221 ada +i"]);
@@ -57,7 +50,7 @@ async fn user_modes_and_oper_are_told_as_servers_tell_them() {
 #[tokio::test]
 async fn missing_parameters_are_461() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
     for command in ["PING", "WHOIS", "WHOWAS", "CAP"] {
         let lines = answers(&mut ada, command).await;
         assert_eq!(lines, [format!(":parley.local 461 ada {command} :Not enough parameters")]);
@@ -68,9 +61,9 @@ async fn missing_parameters_are_461() {
 #[tokio::test]
 async fn joins_parts_kicks_and_quits_as_servers_word_them() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "server-time").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
-    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "server-time").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
+    let mut cy = IrcClient::join(server.irc_addr(), "cy", "").await;
 
     // A name that is no channel: 476.
     assert_eq!(answers(&mut ada, "JOIN nochannel").await, [":parley.local 476 ada nochannel :Invalid channel name"]);
@@ -116,9 +109,9 @@ async fn joins_parts_kicks_and_quits_as_servers_word_them() {
 #[tokio::test]
 async fn names_who_topic_whois_and_list_answer_as_servers_do() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
-    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
+    let mut cy = IrcClient::join(server.irc_addr(), "cy", "").await;
     ada.send("JOIN #one").await;
     ada.expect(" 366 ").await;
     bob.send("JOIN #one,#two").await;
@@ -169,8 +162,8 @@ async fn names_who_topic_whois_and_list_answer_as_servers_do() {
 #[tokio::test]
 async fn who_and_whox_tell_real_names_channels_and_fields() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
     ada.send("JOIN #w").await;
     ada.expect(" 366 ").await;
     bob.send("PART #lobby").await;
@@ -224,8 +217,8 @@ async fn userhost_and_ison_tell_who_is_here() {
         config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
     })
     .await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
     assert_eq!(answers(&mut ada, "USERHOST bob").await, [":parley.local 302 ada bob=+~bob@parley.local"]);
     assert_eq!(
         answers(&mut ada, "USERHOST bob ada nobody").await,
@@ -250,8 +243,8 @@ async fn userhost_and_ison_tell_who_is_here() {
 #[tokio::test]
 async fn part_reasons_reach_the_channel_and_missing_channels_are_403() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
     ada.send("JOIN #p").await;
     ada.expect(" 366 ").await;
     bob.send("JOIN #p").await;
@@ -268,7 +261,7 @@ async fn part_reasons_reach_the_channel_and_missing_channels_are_403() {
 #[tokio::test]
 async fn admin_tells_how_to_reach_whoever_runs_the_server() {
     let server = support::start_with(|config| config.irc.admin = Some("ops@example.org".into())).await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
     assert_eq!(
         answers(&mut ada, "ADMIN").await,
         [
@@ -284,8 +277,8 @@ async fn admin_tells_how_to_reach_whoever_runs_the_server() {
 #[tokio::test]
 async fn extended_join_tells_the_account_and_real_name() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "extended-join").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "extended-join").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
     let ls = answers(&mut ada, "CAP LS").await;
     assert!(ls[0].split([' ', ':']).any(|c| c == "extended-join"), "{ls:#?}");
     let joined = answers(&mut ada, "JOIN #x").await;
@@ -294,7 +287,7 @@ async fn extended_join_tells_the_account_and_real_name() {
     bob.expect(":bob!~bob@parley.local JOIN #x").await;
     ada.expect(":bob!~bob@parley.local JOIN #x * :bob the tester").await;
     // Without the capability, JOIN is plain.
-    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    let mut cy = IrcClient::join(server.irc_addr(), "cy", "").await;
     cy.send("JOIN #x").await;
     cy.expect(":cy!~cy@parley.local JOIN #x").await;
     bob.expect(":cy!~cy@parley.local JOIN #x").await;
@@ -305,9 +298,9 @@ async fn extended_join_tells_the_account_and_real_name() {
 #[tokio::test]
 async fn account_notify_tells_logins_and_logouts_in_shared_channels() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "account-notify").await;
-    let mut plain = IrcClient::join(irc(&server), "plain", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "account-notify").await;
+    let mut plain = IrcClient::join(server.irc_addr(), "plain", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
     plain.expect(":bob!~bob@parley.local JOIN #lobby").await;
     bob.send("NS REGISTER bob-password-1").await;
     bob.expect(" 900 ").await;
@@ -326,9 +319,9 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
         config.irc.opers.push(parley_server::Oper { name: "root".into(), password: "root-pass".into() });
     })
     .await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
-    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
+    let mut cy = IrcClient::join(server.irc_addr(), "cy", "").await;
     for client in [&mut ada, &mut bob, &mut cy] {
         client.send("PART #lobby").await;
         client.expect(" PART #lobby").await;
@@ -381,8 +374,8 @@ async fn join_0_rejoins_and_who_masks_go_by_the_channels_one_is_in() {
 #[tokio::test]
 async fn invite_without_a_channel_lists_ones_invitations() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
     assert_eq!(answers(&mut bob, "INVITE").await, [":parley.local 337 bob :End of INVITE list"]);
     ada.send("JOIN #inv").await;
     ada.expect(" 366 ").await;
@@ -402,11 +395,11 @@ async fn invite_without_a_channel_lists_ones_invitations() {
 #[tokio::test]
 async fn invite_notify_tells_the_channel_of_invitations() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "invite-notify").await;
-    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
-    let _dave = IrcClient::join(irc(&server), "dave", "").await;
-    let _eve = IrcClient::join(irc(&server), "eve", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "invite-notify").await;
+    let mut cy = IrcClient::join(server.irc_addr(), "cy", "").await;
+    let _dave = IrcClient::join(server.irc_addr(), "dave", "").await;
+    let _eve = IrcClient::join(server.irc_addr(), "eve", "").await;
     ada.send("JOIN #inv").await;
     ada.expect(" 366 ").await;
     for client in [&mut bob, &mut cy] {
@@ -430,9 +423,9 @@ async fn invite_notify_tells_the_channel_of_invitations() {
 #[tokio::test]
 async fn setname_changes_the_real_name_for_everyone_who_asked() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "setname").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "setname").await;
-    let mut cy = IrcClient::join(irc(&server), "cy", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "setname").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "setname").await;
+    let mut cy = IrcClient::join(server.irc_addr(), "cy", "").await;
     bob.expect(":cy!~cy@parley.local JOIN #lobby").await;
     assert_eq!(answers(&mut ada, "SETNAME :Ada Lovelace").await, [":ada!~ada@parley.local SETNAME :Ada Lovelace"]);
     bob.expect(":ada!~ada@parley.local SETNAME :Ada Lovelace").await;
@@ -462,7 +455,7 @@ async fn answers_from_the_store_come_in_the_order_of_the_requests() {
         let say = Request::Say { room: "dev".into(), reply_to: None, tags: None };
         assert!(matches!(alice.request(&say, format!("line {n}").as_bytes()).await, Ok(Reply::Said { .. })));
     }
-    let mut ivy = IrcClient::join(irc(&server), "ivy", "batch server-time message-tags draft/chathistory").await;
+    let mut ivy = IrcClient::join(server.irc_addr(), "ivy", "batch server-time message-tags draft/chathistory").await;
     ivy.send("JOIN #dev").await;
     ivy.expect(" 366 ivy #dev ").await;
     for round in 0..20 {
@@ -480,8 +473,8 @@ async fn answers_from_the_store_come_in_the_order_of_the_requests() {
 #[tokio::test]
 async fn a_private_channel_is_unlisted_but_answers_names() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
-    let mut bob = IrcClient::join(irc(&server), "bob", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
+    let mut bob = IrcClient::join(server.irc_addr(), "bob", "").await;
     ada.send("JOIN #quiet").await;
     ada.expect(" 366 ada #quiet ").await;
     let set = answers(&mut ada, "MODE #quiet +p").await;
@@ -507,7 +500,7 @@ async fn a_private_channel_is_unlisted_but_answers_names() {
 #[tokio::test]
 async fn the_ban_list_says_who_set_each_ban_and_when() {
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "").await;
     ada.send("JOIN #gate").await;
     ada.expect(" 366 ada #gate ").await;
     let before = chrono::Utc::now().timestamp();
@@ -528,13 +521,13 @@ async fn the_ban_list_says_who_set_each_ban_and_when() {
 async fn messages_to_a_channels_operators_reach_only_them() {
     use parley_proto::msg::{Reply, Request, ServerMsg};
     let server = support::start().await;
-    let mut ada = IrcClient::join(irc(&server), "ada", "echo-message").await;
+    let mut ada = IrcClient::join(server.irc_addr(), "ada", "echo-message").await;
     ada.send("JOIN #desk").await;
     ada.expect(" 366 ada #desk ").await;
-    let mut vic = IrcClient::join(irc(&server), "vic", "").await;
+    let mut vic = IrcClient::join(server.irc_addr(), "vic", "").await;
     vic.send("JOIN #desk").await;
     vic.expect(" 366 vic #desk ").await;
-    let mut pat = IrcClient::join(irc(&server), "pat", "").await;
+    let mut pat = IrcClient::join(server.irc_addr(), "pat", "").await;
     pat.send("JOIN #desk").await;
     pat.expect(" 366 pat #desk ").await;
     let mut nina = support::NativeClient::join(server.native, "nina").await;
@@ -570,7 +563,7 @@ async fn messages_to_a_channels_operators_reach_only_them() {
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["for everyone"], "not kept");
     // From outside the channel: refused as a message to the channel would be.
-    let mut out = IrcClient::join(irc(&server), "out", "").await;
+    let mut out = IrcClient::join(server.irc_addr(), "out", "").await;
     let refused = answers(&mut out, "PRIVMSG @#desk :hello?").await;
     assert!(refused[0].contains(" 404 ") || refused[0].contains(" 442 "), "{refused:?}");
     server.shutdown().await;

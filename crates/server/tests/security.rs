@@ -53,10 +53,6 @@ fn search(query: &str) -> Request {
     Request::Search { query: query.into(), page: None }
 }
 
-fn irc(server: &support::TestServer) -> SocketAddr {
-    server.irc.expect("an IRC listener")
-}
-
 /// A guest from `source` (a loopback address), welcomed as `nick`.
 async fn native_from(source: [u8; 4], addr: SocketAddr, nick: &str) -> NativeClient {
     let mut client = NativeClient::connect_from(source, addr).await;
@@ -363,7 +359,7 @@ async fn extreme_seqs_limits_pages_and_sizes_get_clear_answers() {
     line.expect_line("Usage: /mute NICK [DURATION like 30m, 2h, 7d]").await;
 
     line_account(&server, "ircer", "ircer-password").await;
-    let mut ircer = sasl(irc(&server), "ircer", "ircer-password", "draft/chathistory batch message-tags").await;
+    let mut ircer = sasl(server.irc_addr(), "ircer", "ircer-password", "draft/chathistory batch message-tags").await;
     ircer.send("JOIN #lobby").await;
     ircer.expect(" 366 ").await;
     ircer.send("JOIN #x").await;
@@ -462,7 +458,7 @@ async fn an_emptied_unregistered_room_hands_a_newcomer_none_of_its_past() {
     assert!(nat.request(&join("vault"), b"").await.is_ok());
     assert!(nat.request(&say("vault"), b"the combination is 1234").await.is_ok());
     let file = share(&mut nat, Some("vault"), None, b"the safe's manual").await.expect("shared");
-    let mut ann = IrcClient::join(irc(&server), "ann", "").await;
+    let mut ann = IrcClient::join(server.irc_addr(), "ann", "").await;
     ann.send("JOIN #vault").await;
     ann.expect(" 366 ").await;
     let op = Request::Op { room: Some("vault".into()), nick: "ann".into() };
@@ -470,7 +466,7 @@ async fn an_emptied_unregistered_room_hands_a_newcomer_none_of_its_past() {
     ann.expect("MODE #vault +o ann").await;
     ann.send("MODE #vault +sk s3cret").await;
     ann.expect("MODE #vault +sk s3cret").await;
-    let mut zed = IrcClient::join(irc(&server), "zed", "draft/chathistory batch message-tags").await;
+    let mut zed = IrcClient::join(server.irc_addr(), "zed", "draft/chathistory batch message-tags").await;
     zed.send("JOIN #vault").await;
     zed.expect(" 475 zed #vault :Cannot join channel (+k)").await;
     // While it lives, its members find its past.
@@ -511,7 +507,7 @@ async fn a_registered_room_keeps_its_protection_across_emptying_and_restarts() {
     let data = support::tempdir::TempDir::new();
     let server = support::start_in(data.path(), no_flood).await;
     line_account(&server, "reg", "reg-password").await;
-    let mut reg = sasl(irc(&server), "reg", "reg-password", "echo-message").await;
+    let mut reg = sasl(server.irc_addr(), "reg", "reg-password", "echo-message").await;
     for channel in ["#fort", "#club"] {
         reg.send(&format!("JOIN {channel}")).await;
         reg.expect("is now registered to reg.").await;
@@ -527,7 +523,7 @@ async fn a_registered_room_keeps_its_protection_across_emptying_and_restarts() {
     reg.expect("PART #club").await;
 
     async fn refused(server: &support::TestServer, nick: &str) {
-        let mut nosy = IrcClient::join(irc(server), nick, "").await;
+        let mut nosy = IrcClient::join(server.irc_addr(), nick, "").await;
         nosy.send("JOIN #fort").await;
         nosy.expect(&format!(" 475 {nick} #fort :Cannot join channel (+k)")).await;
         nosy.send("JOIN #club s3cret").await;
@@ -555,7 +551,7 @@ async fn a_registered_room_keeps_its_protection_across_emptying_and_restarts() {
     assert!(matches!(&joined, Ok(Reply::Joined { history, .. }) if texts(history) == ["fort secret"]), "{joined:?}");
     assert_eq!(texts(&page(&mut back, &history("fort", None, None, None)).await), ["fort secret"]);
     assert_eq!(found(&mut back, "secret").await.len(), 1);
-    let mut reg = sasl(irc(&server), "reg", "reg-password", "").await;
+    let mut reg = sasl(server.irc_addr(), "reg", "reg-password", "").await;
     reg.send("JOIN #fort").await;
     reg.expect(" 366 reg #fort ").await;
     reg.send("MODE #fort").await;
@@ -574,7 +570,7 @@ async fn what_a_creator_sets_while_its_room_is_being_registered_is_kept_too() {
     let server = support::start_in(data.path(), no_flood).await;
     line_account(&server, "reg", "reg-password").await;
     line_account(&server, "buddy", "buddy-password").await;
-    let mut reg = sasl(irc(&server), "reg", "reg-password", "").await;
+    let mut reg = sasl(server.irc_addr(), "reg", "reg-password", "").await;
     let at_once = "JOIN #fort\r\nMODE #fort +sk s3cret\r\nMODE #fort +b troll\r\nMODE #fort +o buddy\r\nTOPIC #fort :fort topic\r\n";
     reg.send_raw(at_once.as_bytes()).await;
     reg.expect("fort is now registered to reg.").await;
@@ -592,20 +588,20 @@ async fn what_a_creator_sets_while_its_room_is_being_registered_is_kept_too() {
     server.shutdown().await;
 
     let server = support::start_in(data.path(), no_flood).await;
-    let mut nosy = IrcClient::join(irc(&server), "nosy", "").await;
+    let mut nosy = IrcClient::join(server.irc_addr(), "nosy", "").await;
     nosy.send("JOIN #club").await;
     nosy.expect(" 473 nosy #club :Cannot join channel (+i)").await;
     nosy.send("JOIN #fort").await;
     nosy.expect(" 475 nosy #fort :Cannot join channel (+k)").await;
     nosy.send("MODE #fort").await;
     nosy.expect(" 403 nosy #fort :No such channel").await;
-    let mut troll = IrcClient::join(irc(&server), "troll", "").await;
+    let mut troll = IrcClient::join(server.irc_addr(), "troll", "").await;
     troll.send("JOIN #fort s3cret").await;
     troll.expect(" 474 troll #fort :Cannot join channel (+b)").await;
-    let mut buddy = sasl(irc(&server), "buddy", "buddy-password", "").await;
+    let mut buddy = sasl(server.irc_addr(), "buddy", "buddy-password", "").await;
     buddy.send("JOIN #fort").await;
     buddy.expect(" 353 buddy @ #fort :@buddy").await;
-    let mut reg = sasl(irc(&server), "reg", "reg-password", "").await;
+    let mut reg = sasl(server.irc_addr(), "reg", "reg-password", "").await;
     reg.send("JOIN #fort").await;
     reg.expect(" 332 reg #fort :fort topic").await;
     reg.send("MODE #fort").await;
@@ -643,7 +639,7 @@ async fn whoever_takes_a_guests_nick_later_reads_nothing_of_its_past() {
     assert!(carol.request(&download(&file), b"").await.is_ok());
     assert!(carol.request(&Request::Quit { reason: None }, b"").await.is_ok());
 
-    let mut irc_carol = IrcClient::join(irc(&server), "carol", "draft/chathistory batch message-tags").await;
+    let mut irc_carol = IrcClient::join(server.irc_addr(), "carol", "draft/chathistory batch message-tags").await;
     assert!(chathistory(&mut irc_carol, "CHATHISTORY LATEST alice * 50").await.is_empty());
     irc_carol.send("QUIT").await;
     irc_carol.expect_closed().await;
@@ -670,7 +666,7 @@ async fn whoever_takes_a_guests_nick_later_reads_nothing_of_its_past() {
 #[tokio::test]
 async fn outsiders_learn_nothing_of_a_rooms_key_secrets_or_bans() {
     let server = support::start_with(no_flood).await;
-    let addr = irc(&server);
+    let addr = server.irc_addr();
     line_account(&server, "own", "own-password").await;
     let mut own = sasl(addr, "own", "own-password", "").await;
     own.send("JOIN #staff").await;
@@ -758,7 +754,7 @@ async fn a_rooms_ban_list_keeps_one_entry_per_mask_and_stops_at_its_limit() {
     })
     .await;
     line_account(&server, "ann", "ann-password").await;
-    let mut ann = sasl(irc(&server), "ann", "ann-password", "").await;
+    let mut ann = sasl(server.irc_addr(), "ann", "ann-password", "").await;
     ann.send("JOIN #dev").await;
     ann.expect(" 366 ").await;
     for mask in ["mallory", "mallory", "10.0.0.1", "eve"] {
@@ -810,7 +806,7 @@ async fn server_bans_keep_one_entry_per_mask_and_stop_at_their_limit() {
     let Ok(Reply::ServerBans { bans }) = listed else { panic!("a list expected, got {listed:?}") };
     assert_eq!(bans.len(), 3, "one per mask, one per /64: {bans:?}");
     assert_eq!(code(&root.request(&ban("another"), b"").await), Some(ErrorCode::TooManyBans));
-    let mut kline = sasl(irc(&server), "root", "root-password", "").await;
+    let mut kline = sasl(server.irc_addr(), "root", "root-password", "").await;
     kline.send("KLINE another 1h :too many").await;
     kline.expect("FAIL * FAILED :the ban list is full (").await;
     server.shutdown().await;
@@ -830,7 +826,7 @@ async fn guessing_from_many_addresses_never_starves_an_honest_login() {
     plain_account(data.path(), "victim", "victim-password");
     plain_account(data.path(), "honest", "honest-password");
     let server = support::start_in(data.path(), no_flood).await;
-    let (native, irc) = (server.native, irc(&server));
+    let (native, irc) = (server.native, server.irc_addr());
 
     let (sent, mut all_sent) = tokio::sync::mpsc::channel::<()>(16);
     let mut attackers = Vec::new();
@@ -906,7 +902,7 @@ async fn a_revoked_admin_is_no_admin_at_the_next_login_however_it_logs_in() {
     assert!(native.request(&hello("root", Some("root-password")), b"").await.is_ok());
     assert!(matches!(native.request(&Request::Audit { limit: None }, b"").await, Ok(Reply::Audit { .. })));
     assert!(native.request(&Request::Quit { reason: None }, b"").await.is_ok());
-    let mut ircer = sasl(irc(&server), "root", "root-password", "").await;
+    let mut ircer = sasl(server.irc_addr(), "root", "root-password", "").await;
     ircer.send("WHOIS root").await;
     let whois = ircer.collect_until(" 318 ").await;
     assert!(whois.iter().any(|l| l.contains(" 313 root root ")), "{whois:#?}");
@@ -918,7 +914,7 @@ async fn a_revoked_admin_is_no_admin_at_the_next_login_however_it_logs_in() {
     assert!(native.request(&hello("root", Some("root-password")), b"").await.is_ok());
     let audit = native.request(&Request::Audit { limit: None }, b"").await;
     assert_eq!(code(&audit), Some(ErrorCode::NotAdmin), "{audit:?}");
-    let mut ircer = sasl(irc(&server), "root", "root-password", "").await;
+    let mut ircer = sasl(server.irc_addr(), "root", "root-password", "").await;
     ircer.send("WHOIS root").await;
     let whois = ircer.collect_until(" 318 ").await;
     assert!(!whois.iter().any(|l| l.contains(" 313 ")), "{whois:#?}");
@@ -963,7 +959,7 @@ async fn a_server_banned_account_cannot_log_in_mid_session() {
     let mut at_connect = NativeClient::connect_from([127, 0, 0, 8], server.native).await;
     let answer = at_connect.request(&hello("troll", Some("troll-password")), b"").await;
     assert_eq!(code(&answer), Some(ErrorCode::ServerBanned), "{answer:?}");
-    let mut ircer = IrcClient::join(irc(&server), "wanderer", "").await;
+    let mut ircer = IrcClient::join(server.irc_addr(), "wanderer", "").await;
     ircer.send("PRIVMSG NickServ :IDENTIFY troll troll-password").await;
     ircer.expect(" 465 wanderer :You are banned from this server: trolling").await;
     ircer.send("WHOIS wanderer").await;
@@ -1004,7 +1000,7 @@ async fn a_ban_in_the_lobby_holds_when_its_subject_connects_again() {
     line.expect_line("Sorry: you are banned from lobby: spam.").await;
     // An IRC client starts in no channel: the lobby's ban keeps it out of the lobby
     // (server bans keep clients off the server).
-    let mut ircer = IrcClient::connect_from([127, 0, 0, 5], irc(&server)).await;
+    let mut ircer = IrcClient::connect_from([127, 0, 0, 5], server.irc_addr()).await;
     ircer.send("NICK ircpest").await;
     ircer.send("USER ircpest 0 * :ircpest").await;
     ircer.expect(" 001 ircpest ").await;
@@ -1066,7 +1062,7 @@ async fn nick_and_away_changes_in_an_auditorium_come_only_from_those_shown() {
         c.limits.announce_joins_up_to = 2;
     })
     .await;
-    let addr = irc(&server);
+    let addr = server.irc_addr();
     let caps = "away-notify";
     line_account(&server, "boss", "boss-password").await;
     let mut boss = sasl(addr, "boss", "boss-password", caps).await;
@@ -1297,7 +1293,7 @@ async fn server_bans_hold_for_ipv6_clients_and_ipv4_mapped_ones() {
         assert_eq!(code(&after.request(&hello("sixer", None), b"").await), Some(ErrorCode::ServerBanned));
     }
 
-    let mapped = SocketAddr::from(([127, 0, 0, 1], irc(&server).port()));
+    let mapped = SocketAddr::from(([127, 0, 0, 1], server.irc_addr().port()));
     let mut before = IrcClient::connect_from([127, 0, 0, 5], mapped).await;
     before.register("mapped", "").await;
     root.send("/serverban 127.0.0.5 mapped").await;

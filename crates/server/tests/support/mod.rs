@@ -113,6 +113,11 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
 }
 
 impl TestServer {
+    /// The IRC listener's address.
+    pub fn irc_addr(&self) -> SocketAddr {
+        self.irc.expect("an IRC listener")
+    }
+
     /// Stops the server and waits until it has finished.
     pub async fn shutdown(self) {
         // The hub stops once its last handle is gone: the test's goes first.
@@ -570,6 +575,16 @@ impl IrcClient {
     }
 
     /// Reads lines until one contains `part`, returning those before it too.
+    /// The lines answering `input`, up to the PONG of a PING sent after it (the sync
+    /// point IRC clients and bots rely on), that PONG left out.
+    pub async fn answers(&mut self, input: &str) -> Vec<String> {
+        self.send(input).await;
+        self.send("PING :answered").await;
+        let mut lines = self.collect_until("PONG parley.local :answered").await;
+        lines.pop();
+        lines
+    }
+
     pub async fn collect_until(&mut self, part: &str) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
