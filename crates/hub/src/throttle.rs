@@ -30,10 +30,12 @@ pub enum Admit {
     Flood,
 }
 
-/// One session's token bucket. Only its reader touches it, so it needs no lock.
+/// One session's token bucket. Only its reader touches it, so it needs no lock. The
+/// limits are the caller's, given at each command: every idle connection keeps its
+/// bucket for its whole life, and a copy of the limits in each would be 32 bytes more
+/// of every connection's task.
 #[derive(Debug, Clone)]
 pub struct Throttle {
-    limits: FloodLimits,
     tokens: f64,
     last: Instant,
     /// Since when every command has found the bucket empty.
@@ -43,17 +45,18 @@ pub struct Throttle {
 impl Throttle {
     /// A full bucket at `now`.
     #[must_use]
-    pub fn new(limits: FloodLimits, now: Instant) -> Self {
-        Self { limits, tokens: f64::from(limits.burst.max(1)), last: now, over_since: None }
+    pub fn new(limits: &FloodLimits, now: Instant) -> Self {
+        Self { tokens: f64::from(limits.burst.max(1)), last: now, over_since: None }
     }
 
-    /// Takes a token for one command arriving at `now`.
-    pub fn admit(&mut self, now: Instant) -> Admit {
-        let rate = self.limits.rate_per_sec;
+    /// Takes a token for one command arriving at `now`, under `limits` (the ones the
+    /// bucket was made with).
+    pub fn admit(&mut self, limits: &FloodLimits, now: Instant) -> Admit {
+        let rate = limits.rate_per_sec;
         if rate <= 0.0 {
             return Admit::Now;
         }
-        let capacity = f64::from(self.limits.burst.max(1));
+        let capacity = f64::from(limits.burst.max(1));
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * rate).min(capacity);
@@ -63,7 +66,7 @@ impl Throttle {
             return Admit::Now;
         }
         let since = *self.over_since.get_or_insert(now);
-        if now.saturating_duration_since(since) > self.limits.grace {
+        if now.saturating_duration_since(since) > limits.grace {
             return Admit::Flood;
         }
         // The caller sends the command after the wait; account for it now.
@@ -82,38 +85,38 @@ mod tests {
     #[test]
     fn a_burst_passes_then_the_rate_applies() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(LIMITS, start);
+        let mut throttle = Throttle::new(&LIMITS, start);
         for _ in 0..5 {
-            assert_eq!(throttle.admit(start), Admit::Now);
+            assert_eq!(throttle.admit(&LIMITS, start), Admit::Now);
         }
-        assert_eq!(throttle.admit(start), Admit::After(Duration::from_millis(500)));
+        assert_eq!(throttle.admit(&LIMITS, start), Admit::After(Duration::from_millis(500)));
         // After waiting as told, the next one waits one more interval.
         let later = start + Duration::from_millis(500);
-        assert_eq!(throttle.admit(later), Admit::After(Duration::from_millis(500)));
+        assert_eq!(throttle.admit(&LIMITS, later), Admit::After(Duration::from_millis(500)));
     }
 
     #[test]
     fn a_quiet_period_refills_the_bucket() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(LIMITS, start);
+        let mut throttle = Throttle::new(&LIMITS, start);
         for _ in 0..5 {
-            throttle.admit(start);
+            throttle.admit(&LIMITS, start);
         }
         let rested = start + Duration::from_secs(60);
         for _ in 0..5 {
-            assert_eq!(throttle.admit(rested), Admit::Now);
+            assert_eq!(throttle.admit(&LIMITS, rested), Admit::Now);
         }
     }
 
     #[test]
     fn a_sustained_flood_is_cut_off_after_the_grace_period() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(LIMITS, start);
+        let mut throttle = Throttle::new(&LIMITS, start);
         let mut now = start;
         let mut verdict = Admit::Now;
         // A client that obeys every wait but always has the next command ready.
         for _ in 0..100 {
-            verdict = throttle.admit(now);
+            verdict = throttle.admit(&LIMITS, now);
             match verdict {
                 Admit::Now => {}
                 Admit::After(wait) => now += wait,
@@ -127,17 +130,18 @@ mod tests {
     #[test]
     fn a_client_at_the_rate_is_never_cut_off() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(LIMITS, start);
+        let mut throttle = Throttle::new(&LIMITS, start);
         for n in 1..1000 {
             let now = start + Duration::from_millis(500 * n);
-            assert_eq!(throttle.admit(now), Admit::Now);
+            assert_eq!(throttle.admit(&LIMITS, now), Admit::Now);
         }
     }
 
     #[test]
     fn a_zero_rate_turns_it_off() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(FloodLimits { rate_per_sec: 0.0, ..LIMITS }, start);
-        assert!((0..10_000).all(|_| throttle.admit(start) == Admit::Now));
+        let off = FloodLimits { rate_per_sec: 0.0, ..LIMITS };
+        let mut throttle = Throttle::new(&off, start);
+        assert!((0..10_000).all(|_| throttle.admit(&off, start) == Admit::Now));
     }
 }

@@ -40,9 +40,11 @@ static HELP: LazyLock<Bytes> = LazyLock::new(|| {
 /// The line protocol, for the connection driver.
 pub(crate) struct Line {
     decoder: LineDecoder,
-    peer: SocketAddr,
-    /// The name asked for last, while registering.
-    asked: String,
+    /// The client's port, for a guest's name.
+    port: u16,
+    /// The name asked for last, while registering (a boxed `str`: this state lives in
+    /// the connection's task for its whole life, where every byte counts per connection).
+    asked: Box<str>,
 }
 
 impl Protocol for Line {
@@ -51,7 +53,7 @@ impl Protocol for Line {
     const PINGS: bool = false;
 
     fn new(peer: SocketAddr, shared: &Shared) -> Line {
-        Line { decoder: LineDecoder::new(shared.limits.max_line_bytes), peer, asked: String::new() }
+        Line { decoder: LineDecoder::new(shared.limits.max_line_bytes), port: peer.port(), asked: Box::default() }
     }
 
     fn wire(&self) -> Box<dyn Wire> {
@@ -80,8 +82,8 @@ impl Protocol for Line {
             }
         };
         let name = line.trim();
-        self.asked = if name.is_empty() { format!("Guest_{}", self.peer.port()) } else { name.to_owned() };
-        Dialogue::Connect(Connect::Nick { nick: self.asked.clone(), password: None, req: NO_ID })
+        self.asked = if name.is_empty() { format!("Guest_{}", self.port).into() } else { name.into() };
+        Dialogue::Connect(Connect::Nick { nick: self.asked.to_string(), password: None, req: NO_ID })
     }
 
     fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool {

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
-    Admit, Arrival, Batch, Command, HubError, Login, Outbox, RequestId, Session, Throttle, Verified, Wire,
+    Admit, Arrival, Batch, Command, FloodLimits, HubError, Login, Outbox, RequestId, Session, Throttle, Verified, Wire,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -291,6 +291,7 @@ pub(crate) trait Protocol: Send + Sized {
 pub(crate) struct Turn<'a> {
     pub(crate) session: &'a Session,
     throttle: &'a mut Throttle,
+    flood: FloodLimits,
 }
 
 impl Turn<'_> {
@@ -298,7 +299,7 @@ impl Turn<'_> {
     /// fails when it has flooded for too long (the driver then says so and ends it).
     pub(crate) async fn pace(&mut self) -> Result<(), ReadEnd> {
         // tokio's clock, so that tests with paused time control it too.
-        match self.throttle.admit(Instant::now().into_std()) {
+        match self.throttle.admit(&self.flood, Instant::now().into_std()) {
             Admit::Now => Ok(()),
             Admit::After(wait) => {
                 tokio::time::sleep(wait).await;
@@ -539,7 +540,7 @@ fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
     async move {
         let gateway = out.gateway;
         let limits = &shared.limits;
-        let mut throttle = Throttle::new(limits.flood(), Instant::now().into_std());
+        let mut throttle = Throttle::new(&limits.flood(), Instant::now().into_std());
         // Input was heard since the idle deadline was last set; the client was pinged.
         let (mut heard, mut pinged) = (false, false);
         let idle = tokio::time::sleep_until(Instant::now() + limits.idle_ping());
@@ -631,8 +632,9 @@ fn work<'a, P: Protocol>(
     gateway: Gateway,
 ) -> Work<'a> {
     shared.metrics.messages_in.add(gateway, 1);
+    let flood = shared.limits.flood();
     Box::pin(async move {
-        let mut turn = Turn { session, throttle };
+        let mut turn = Turn { session, throttle, flood };
         protocol.handle(input, &mut turn).await
     })
 }
