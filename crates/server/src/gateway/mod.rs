@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
-    Admit, Arrival, Batch, Command, FloodLimits, HubError, Login, Outbox, RequestId, Session, Throttle, Verified, Wire,
+    Admit, Arrival, Batch, Command, HubError, Login, Outbox, RequestId, Session, Throttle, Verified, Wire,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -291,7 +291,8 @@ pub(crate) trait Protocol: Send + Sized {
 pub(crate) struct Turn<'a> {
     pub(crate) session: &'a Session,
     throttle: &'a mut Throttle,
-    flood: FloodLimits,
+    /// What connections share, for what a protocol makes only when first needed.
+    pub(crate) shared: &'a Shared,
 }
 
 impl Turn<'_> {
@@ -299,7 +300,7 @@ impl Turn<'_> {
     /// fails when it has flooded for too long (the driver then says so and ends it).
     pub(crate) async fn pace(&mut self) -> Result<(), ReadEnd> {
         // tokio's clock, so that tests with paused time control it too.
-        match self.throttle.admit(&self.flood, Instant::now().into_std()) {
+        match self.throttle.admit(&self.shared.limits.flood(), Instant::now().into_std()) {
             Admit::Now => Ok(()),
             Admit::After(wait) => {
                 tokio::time::sleep(wait).await;
@@ -628,13 +629,12 @@ fn work<'a, P: Protocol>(
     input: P::Input,
     session: &'a Session,
     throttle: &'a mut Throttle,
-    shared: &Shared,
+    shared: &'a Shared,
     gateway: Gateway,
 ) -> Work<'a> {
     shared.metrics.messages_in.add(gateway, 1);
-    let flood = shared.limits.flood();
     Box::pin(async move {
-        let mut turn = Turn { session, throttle, flood };
+        let mut turn = Turn { session, throttle, shared };
         protocol.handle(input, &mut turn).await
     })
 }

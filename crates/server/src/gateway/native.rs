@@ -106,7 +106,9 @@ fn check(frame: &Frame) -> Inbound {
 /// The native protocol, for the connection driver.
 pub(crate) struct Native {
     decoder: FrameDecoder,
-    transfers: Transfers,
+    /// Made at the first transfer request: most connections never send a file, and
+    /// this state would otherwise sit in every connection's task.
+    transfers: Option<Box<Transfers>>,
     /// The id of the `hello` being answered, while registering.
     hello: u64,
     /// The client's address, for tokens' descriptions.
@@ -125,7 +127,7 @@ impl Protocol for Native {
         let limits = &shared.limits;
         Native {
             decoder: FrameDecoder::new(limits.max_frame_header, limits.max_frame_payload),
-            transfers: Transfers::new(shared),
+            transfers: None,
             hello: 0,
             peer: peer.ip(),
             upgrade: UPGRADE.try_with(Clone::clone).ok().map(Box::new),
@@ -186,9 +188,9 @@ impl Protocol for Native {
 
     /// Turns a request into a hub command.
     async fn handle(&mut self, inbound: Inbound, turn: &mut Turn<'_>) -> Result<(), ReadEnd> {
-        let transfers = &mut self.transfers;
+        let transfers = self.transfers.as_deref();
         let streaming = matches!(&inbound, Inbound::Request { request, payload, .. }
-            if transfers.streaming(request, payload));
+            if transfers.is_some_and(|t| t.streaming(request, payload)));
         if !streaming {
             turn.pace().await?;
         }
@@ -306,10 +308,14 @@ impl Protocol for Native {
             | Request::Chunk { .. }
             | Request::Download { .. }
             | Request::Read { .. }
-            | Request::Thumbnail { .. } => match self.transfers.handle(session, id, request, payload).await {
-                Outcome::Post(command) => Ok(command),
-                Outcome::Answer(bytes) => Err(bytes),
-            },
+            | Request::Thumbnail { .. } => {
+                let shared = turn.shared;
+                let transfers = self.transfers.get_or_insert_with(|| Box::new(Transfers::new(shared)));
+                match transfers.handle(session, id, request, payload).await {
+                    Outcome::Post(command) => Ok(command),
+                    Outcome::Answer(bytes) => Err(bytes),
+                }
+            }
             Request::Ping => Ok(Command::Ping),
             Request::Quit { reason } => {
                 return match session.quit(req, reason).await {
