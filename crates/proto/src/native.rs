@@ -90,7 +90,8 @@ impl FrameError {
 /// A bounded decoder of native frames.
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
-    max_header: usize,
+    /// At most 65,535, the prefix's range: two bytes, as every connection keeps one.
+    max_header: u16,
     max_payload: usize,
     /// Payload bytes of a rejected frame still to be skipped.
     skipping: u64,
@@ -109,7 +110,7 @@ impl FrameDecoder {
     #[must_use]
     pub fn new(max_header: usize, max_payload: usize) -> Self {
         Self {
-            max_header: max_header.min(usize::from(u16::MAX)),
+            max_header: u16::try_from(max_header).unwrap_or(u16::MAX),
             max_payload,
             skipping: 0,
             pending: None,
@@ -167,8 +168,9 @@ impl FrameDecoder {
             return Ok(None);
         }
         let header_len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
-        if header_len > self.max_header {
-            return Err(FrameError::HeaderTooLong { len: header_len, max: self.max_header });
+        let max_header = usize::from(self.max_header);
+        if header_len > max_header {
+            return Err(FrameError::HeaderTooLong { len: header_len, max: max_header });
         }
         // A JSON object starts with `{`: refuse anything else (a TLS ClientHello, an HTTP
         // request, stray text) at its first byte instead of waiting for a bogus header.

@@ -429,8 +429,8 @@ mod tests {
                 }
             };
             eprintln!("a plain {kind} connection's task future: {size} bytes");
-            // Every connection holds this much for its whole life (896 bytes for line
-            // and IRC, 936 for native, in debug and release builds alike; the web task,
+            // Every connection holds this much for its whole life (896 bytes for line,
+            // native and IRC, in debug and release builds alike; the web task,
             // whose session is boxed, 0.3 KB); what is needed only while registering or
             // handling input is boxed while it runs. A new await that holds a large
             // future, or a protocol state that grows, shows here first: tokio rounds

@@ -109,12 +109,19 @@ pub(crate) struct Native {
     /// Made at the first transfer request: most connections never send a file, and
     /// this state would otherwise sit in every connection's task.
     transfers: Option<Box<Transfers>>,
+    /// Who the client is, boxed: a pointer in every connection's task instead of 40
+    /// bytes, which keeps the task within tokio's 1,024-byte step (docs/BENCHMARKS.md).
+    client: Box<Client>,
+}
+
+/// What a native session knows of its client.
+struct Client {
     /// The id of the `hello` being answered, while registering.
     hello: u64,
     /// The client's address, for tokens' descriptions.
     peer: IpAddr,
     /// What the WebSocket upgrade said, for a `/ws` session.
-    upgrade: Option<Box<Upgrade>>,
+    upgrade: Option<Upgrade>,
     /// The protocol version the client's `hello` asked for.
     version: u32,
 }
@@ -128,15 +135,17 @@ impl Protocol for Native {
         Native {
             decoder: FrameDecoder::new(limits.max_frame_header, limits.max_frame_payload),
             transfers: None,
-            hello: 0,
-            peer: peer.ip(),
-            upgrade: UPGRADE.try_with(Clone::clone).ok().map(Box::new),
-            version: OLDEST_VERSION,
+            client: Box::new(Client {
+                hello: 0,
+                peer: peer.ip(),
+                upgrade: UPGRADE.try_with(Clone::clone).ok(),
+                version: OLDEST_VERSION,
+            }),
         }
     }
 
     fn wire(&self) -> Box<dyn Wire> {
-        if self.version >= 2 {
+        if self.client.version >= 2 {
             Box::new(NativeWire::<2>)
         } else {
             Box::new(NativeWire::<1>)
@@ -162,10 +171,10 @@ impl Protocol for Native {
                     );
                     error_frame(Some(id), ErrorCode::UnsupportedVersion, &why)
                 } else {
-                    self.version = version;
+                    self.client.version = version;
                     match self.hello(id, nick, password, options.map(|o| *o).unwrap_or_default()) {
                         Ok(connect) => {
-                            self.hello = id;
+                            self.client.hello = id;
                             return Dialogue::Connect(connect);
                         }
                         Err(answer) => answer,
@@ -182,7 +191,7 @@ impl Protocol for Native {
     }
 
     fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool {
-        out.extend_from_slice(&hub_error_frame(self.hello, error));
+        out.extend_from_slice(&hub_error_frame(self.client.hello, error));
         !matches!(error, HubError::ServerBanned { .. })
     }
 
@@ -365,7 +374,7 @@ impl Native {
     fn hello(&self, id: u64, nick: String, password: Option<String>, options: LoginOptions) -> Result<Connect, Bytes> {
         let req = RequestId(id);
         let token = if options.resume {
-            match self.upgrade.as_ref().and_then(|u| u.cookie.clone()) {
+            match self.client.upgrade.as_ref().and_then(|u| u.cookie.clone()) {
                 Some(cookie) => Some(cookie),
                 None => {
                     return Err(error_frame(Some(id), ErrorCode::BadToken, "no session cookie came with the upgrade"))
@@ -397,10 +406,11 @@ impl Native {
 
     /// Where a token is issued, for the account's session list.
     fn description(&self) -> String {
-        match self.upgrade.as_deref() {
-            Some(Upgrade { user_agent: Some(agent), .. }) => format!("web {} {agent}", self.peer),
-            Some(_) => format!("web {}", self.peer),
-            None => format!("native {}", self.peer),
+        let peer = self.client.peer;
+        match self.client.upgrade.as_ref() {
+            Some(Upgrade { user_agent: Some(agent), .. }) => format!("web {peer} {agent}"),
+            Some(_) => format!("web {peer}"),
+            None => format!("native {peer}"),
         }
     }
 }
