@@ -33,6 +33,18 @@ impl Hub {
         req: RequestId,
         read: impl FnOnce() -> Result<Reply, StoreError> + Send + 'static,
     ) -> Result<Answer, HubError> {
+        self.answer_off_hub(id, req, move || read().map_err(|e| super::store_failed(&e)))
+    }
+
+    /// Answers `req` with what `work` finds, run as [`Hub::answer_from_store`] runs a
+    /// read: on the blocking pool under a read permit, counted as one of the session's
+    /// reads, its answer delivered straight into the session's outbox.
+    pub(super) fn answer_off_hub(
+        &mut self,
+        id: SessionId,
+        req: RequestId,
+        work: impl FnOnce() -> Result<Reply, HubError> + Send + 'static,
+    ) -> Result<Answer, HubError> {
         let state = self.state_mut(id);
         if state.reads >= READS_PER_SESSION {
             return Err(HubError::Busy);
@@ -44,11 +56,9 @@ impl Hub {
         tokio::spawn(async move {
             // The semaphore is never closed; without a permit there is nothing to read.
             if let Ok(_permit) = permits.acquire_owned().await {
-                let result = tokio::task::spawn_blocking(read).await;
-                let result = match result {
-                    Ok(result) => result.map_err(|e| super::store_failed(&e)),
-                    Err(e) => Err(super::store_failed(&StoreError::Read(format!("a read task failed: {e}")))),
-                };
+                let result = tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+                    Err(super::store_failed(&StoreError::Read(format!("a read task failed: {e}"))))
+                });
                 let _ = outbox.deliver(&Event::Reply { req, result });
             }
             let _ = completions.send(Completion::Read { session: id, req });

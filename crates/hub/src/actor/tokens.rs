@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::{store_failed, Answer, Completion, Hub};
 use crate::command::RequestId;
 use crate::error::HubError;
-use crate::event::{Event, Reply};
+use crate::event::Reply;
 use crate::handle::{SessionId, TokenHolder, Whereabouts};
 use crate::identity::{Account, AccountId, Party};
 use crate::outbox::Outbox;
@@ -223,7 +223,7 @@ impl Hub {
         let store = self.store.clone().ok_or(HubError::NoAccounts)?;
         let account = self.state(id).account.clone().ok_or(HubError::NotLoggedIn)?;
         let current = self.session_tokens.get(&id).copied();
-        self.answer_later(id, req, move || {
+        self.answer_off_hub(id, req, move || {
             let tokens = store.tokens(account.id).map_err(|e| store_failed(&e))?;
             let sessions =
                 tokens.into_iter().map(|token| SessionInfo { current: Some(token.id) == current, token }).collect();
@@ -235,7 +235,7 @@ impl Hub {
     pub(super) fn revoke_session(&mut self, id: SessionId, req: RequestId, token: u64) -> Result<Answer, HubError> {
         let store = self.store.clone().ok_or(HubError::NoAccounts)?;
         let account = self.state(id).account.clone().ok_or(HubError::NotLoggedIn)?;
-        self.answer_later(id, req, move || match store.revoke_token(account.id, token) {
+        self.answer_off_hub(id, req, move || match store.revoke_token(account.id, token) {
             Ok(true) => Ok(Reply::Revoked { id: token }),
             Ok(false) => Err(HubError::NoSuchSession(token)),
             Err(e) => Err(store_failed(&e)),
@@ -255,33 +255,5 @@ impl Hub {
             };
             let _ = done.send(result);
         });
-    }
-
-    /// Answers `req` with what `work` finds, run on the blocking pool under a read
-    /// permit, counted as one of the session's reads.
-    fn answer_later(
-        &mut self,
-        id: SessionId,
-        req: RequestId,
-        work: impl FnOnce() -> Result<Reply, HubError> + Send + 'static,
-    ) -> Result<Answer, HubError> {
-        let state = self.state_mut(id);
-        if state.reads >= super::reads::READS_PER_SESSION {
-            return Err(HubError::Busy);
-        }
-        state.reads += 1;
-        let outbox = state.outbox.clone();
-        self.reading += 1;
-        let (permits, completions) = (self.read_permits.clone(), self.completions.clone());
-        tokio::spawn(async move {
-            if let Ok(_permit) = permits.acquire_owned().await {
-                let result = tokio::task::spawn_blocking(work)
-                    .await
-                    .unwrap_or_else(|e| Err(store_failed(&StoreError::Read(format!("a token task failed: {e}")))));
-                let _ = outbox.deliver(&Event::Reply { req, result });
-            }
-            let _ = completions.send(Completion::Read { session: id, req });
-        });
-        Ok(Answer::Later)
     }
 }
