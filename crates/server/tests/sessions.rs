@@ -16,8 +16,7 @@ use parley_proto::msg::{encode_request_with, Received, Reply, Request, ServerMsg
 use parley_proto::native::FrameDecoder;
 use parley_server::{Config, Listener, ListenerKind};
 use support::remembered::{account_with_token, client, PASSWORD};
-use support::WAIT;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{http, HttpAnswer, WAIT};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -168,21 +167,6 @@ async fn web_server() -> (support::TestServer, SocketAddr) {
     (server, web)
 }
 
-/// One raw HTTP/1.1 exchange: the status, the headers, the body.
-async fn http(addr: SocketAddr, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).await.expect("connects");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("answered in time").expect("reads");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head");
-    let head = String::from_utf8(raw[..split].to_vec()).expect("a text head");
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
-    let headers =
-        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_owned())).collect();
-    (status, headers, raw[split + 4..].to_vec())
-}
-
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
@@ -193,7 +177,7 @@ async fn post_session(web: SocketAddr, origin: &str, token: &str) -> (u16, Vec<(
          Content-Length: {}\r\nConnection: close\r\n\r\n{token}",
         token.len()
     );
-    let (status, headers, _) = http(web, &request).await;
+    let HttpAnswer { status, headers, .. } = http(web, &request).await;
     (status, headers)
 }
 
@@ -280,7 +264,7 @@ async fn a_browser_keeps_its_session_in_a_cookie_that_a_websocket_hello_resumes(
         "DELETE /session HTTP/1.1\r\nHost: {web}\r\nOrigin: {origin}\r\nCookie: parley_session={token}\r\n\
          Connection: close\r\n\r\n"
     );
-    let (status, headers, _) = http(web, &delete).await;
+    let HttpAnswer { status, headers, .. } = http(web, &delete).await;
     assert_eq!(status, 204);
     assert!(
         header(&headers, "set-cookie").is_some_and(|c| c.starts_with("parley_session=;") && c.contains("Max-Age=0"))

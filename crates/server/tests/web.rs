@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use parley_proto::msg::{encode_request, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION};
 use parley_proto::native::FrameDecoder;
 use parley_server::{Config, Listener, ListenerKind};
-use support::{IrcClient, NativeClient, TestServer, WAIT};
+use support::{http, HttpAnswer, IrcClient, NativeClient, TestServer, WAIT};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -44,19 +44,12 @@ async fn start_web(adjust: impl FnOnce(&mut Config)) -> Web {
     Web { server, plain, tls }
 }
 
-/// What an HTTP/1.1 request got back.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// Every response carries the page policy and nosniff.
+trait Secured {
+    fn assert_secured(&self);
 }
 
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    /// Every response carries the page policy and nosniff.
+impl Secured for HttpAnswer {
     fn assert_secured(&self) {
         let csp = self.header("content-security-policy").expect("a CSP on every response");
         assert!(csp.contains("script-src 'self'"), "{csp}");
@@ -66,22 +59,7 @@ impl Answer {
     }
 }
 
-/// Sends one raw request on a new connection and reads the answer to the end.
-async fn http(addr: SocketAddr, request: &str) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.expect("connects");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("answered in time").expect("reads");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head");
-    let head = String::from_utf8(raw[..split].to_vec()).expect("a text head");
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
-    let headers =
-        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
-    Answer { status, headers, body: raw[split + 4..].to_vec() }
-}
-
-async fn get(addr: SocketAddr, path: &str) -> Answer {
+async fn get(addr: SocketAddr, path: &str) -> HttpAnswer {
     http(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await
 }
 

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use parley_client::{Audience, Client, ErrorCode};
 use parley_server::{Config, Listener, ListenerKind};
 use support::remembered::account_with_token;
-use support::WAIT;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::{http, HttpAnswer};
 
 async fn web_server() -> (support::TestServer, SocketAddr) {
     let server = support::start_with(|config: &mut Config| {
@@ -28,33 +26,10 @@ async fn web_server() -> (support::TestServer, SocketAddr) {
     (server, web)
 }
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
 /// `GET path` with the session cookie `token`, if any.
-async fn get(web: SocketAddr, path: &str, token: Option<&str>) -> Answer {
+async fn get(web: SocketAddr, path: &str, token: Option<&str>) -> HttpAnswer {
     let cookie = token.map(|t| format!("Cookie: parley_session={t}\r\n")).unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {web}\r\n{cookie}Connection: close\r\n\r\n");
-    let mut stream = TcpStream::connect(web).await.expect("connects");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT * 2, stream.read_to_end(&mut raw)).await.expect("answered in time").expect("reads");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head");
-    let head = String::from_utf8(raw[..split].to_vec()).expect("a text head");
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
-    let headers =
-        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_owned())).collect();
-    Answer { status, headers, body: raw[split + 4..].to_vec() }
+    http(web, &format!("GET {path} HTTP/1.1\r\nHost: {web}\r\n{cookie}Connection: close\r\n\r\n")).await
 }
 
 /// A directory of files to share, removed at the end.

@@ -762,3 +762,32 @@ impl NativeClient {
         got
     }
 }
+
+/// What one raw HTTP/1.1 exchange got back; header names in lowercase.
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// A header's value, its name matched whatever its case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one raw request on a new connection and reads the answer to the end.
+pub async fn http(addr: SocketAddr, request: &str) -> HttpAnswer {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT * 2, stream.read_to_end(&mut raw)).await.expect("answered in time").expect("reads");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head");
+    let head = String::from_utf8(raw[..split].to_vec()).expect("a text head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_owned())).collect();
+    HttpAnswer { status, headers, body: raw[split + 4..].to_vec() }
+}
