@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parley_hub::{
-    Admit, Arrival, Batch, Command, HubError, Login, Outbox, RequestId, Session, Throttle, Verified, Wire,
+    Admit, Arrival, Batch, Command, HubError, Login, Outbox, RequestId, Session, Throttle, Userhost, Verified, Wire,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -261,9 +261,10 @@ pub(crate) trait Protocol: Send + Sized {
     /// words it into `out`; true when the dialogue goes on, false when it ends here.
     fn refused(&mut self, error: &HubError, out: &mut BytesMut) -> bool;
 
-    /// The user name the client gave, if its protocol has one (IRC's `USER`); others
-    /// get one made from their nick.
-    fn username(&self) -> Option<String> {
+    /// The user name and host the hub is to show, if the protocol keeps its own (IRC's,
+    /// from `USER`): the hub is given the same `Arc`, not a copy. Others get one made
+    /// from their nick and the server's `hosts` rule.
+    fn userhost(&self) -> Option<Arc<Userhost>> {
         None
     }
 
@@ -589,8 +590,9 @@ where
                 // The account's name, which the token names, becomes the nick.
                 Connect::Token { token, req } => (String::new(), Login::Token(token), req),
             };
-            let user = protocol.username().unwrap_or_else(|| crate::hosts::username(&nick));
-            let arrival = Arrival { address, userhost: shared.hosts.userhost(&user, address), lobby: P::LOBBY };
+            let userhost =
+                protocol.userhost().unwrap_or_else(|| shared.hosts.userhost(&crate::hosts::username(&nick), address));
+            let arrival = Arrival { address, userhost, lobby: P::LOBBY };
             let outbox = Arc::new(Outbox::boxed(protocol.wire(), shared.limits.send_queue_bytes));
             let connected = shared.hub.arrive(&nick, login, arrival, req, outbox.clone()).await;
             match connected {

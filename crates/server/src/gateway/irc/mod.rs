@@ -317,6 +317,14 @@ struct LinkState {
     /// The channels the client is in, in the order it joined them, as the hub's
     /// answers and events tell them (for `JOIN 0` and `WHO mask`).
     channels: Vec<RoomName>,
+    /// Requests in flight and what their answers gather; made by the first request and
+    /// freed once nothing is in flight, so that an idle connection keeps no tables.
+    in_flight: Option<Box<InFlight>>,
+}
+
+/// What a link keeps only while requests are in flight.
+#[derive(Default)]
+struct InFlight {
     /// Contexts of requests not answered yet, in the order of their ids: answers come
     /// in the order of the requests, so the one answered is nearly always the first.
     pending: VecDeque<(u64, Context)>,
@@ -330,6 +338,30 @@ struct LinkState {
     gathered: Vec<String>,
     /// The members a `WHO mask` found so far, with the channel each was found in.
     found: Vec<(RoomName, Member)>,
+}
+
+impl InFlight {
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+            && self.framings.is_empty()
+            && self.open_batches.is_empty()
+            && self.gathered.is_empty()
+            && self.found.is_empty()
+    }
+}
+
+impl LinkState {
+    /// The tables of requests in flight, made when first needed.
+    fn in_flight(&mut self) -> &mut InFlight {
+        self.in_flight.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the tables once nothing is in flight (their capacity would stay).
+    fn settle(&mut self) {
+        if self.in_flight.as_ref().is_some_and(|in_flight| in_flight.is_empty()) {
+            self.in_flight = None;
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -351,11 +383,7 @@ impl Link {
                 realname: String::new(),
                 userhost: Userhost::new("*", host),
                 channels: Vec::new(),
-                pending: VecDeque::new(),
-                framings: Vec::new(),
-                open_batches: Vec::new(),
-                gathered: Vec::new(),
-                found: Vec::new(),
+                in_flight: None,
             }),
         }
     }
@@ -443,7 +471,7 @@ impl Link {
     /// A request id for `context`, remembered until its answer is encoded.
     pub(crate) fn expect(&self, context: Context) -> RequestId {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        self.state().pending.push_back((id, context));
+        self.state().in_flight().pending.push_back((id, context));
         RequestId(id)
     }
 
@@ -451,7 +479,7 @@ impl Link {
     fn expect_framed(&self, context: Context, framing: Option<labels::Framing>) -> RequestId {
         let req = self.expect(context);
         if let Some(framing) = framing {
-            self.state().framings.push((req.0, framing));
+            self.state().in_flight().framings.push((req.0, framing));
         }
         req
     }
@@ -459,7 +487,9 @@ impl Link {
     /// How the answer to a request is framed, when it answers a labeled line (even if
     /// the client has turned the capability off since: a part carries lines of its own).
     fn framing(&self, id: u64) -> Option<labels::Framing> {
-        self.state().framings.iter().find(|(req, _)| *req == id).map(|(_, framing)| framing.clone())
+        let state = self.state();
+        let framings = state.in_flight.as_ref().map(|in_flight| &in_flight.framings);
+        framings?.iter().find(|(req, _)| *req == id).map(|(_, framing)| framing.clone())
     }
 
     /// A new batch reference for a labeled answer, unique on this connection (drawn from
@@ -470,43 +500,46 @@ impl Link {
 
     /// Whether the client has been told the batch `batch` opened.
     fn batch_open(&self, batch: &str) -> bool {
-        self.state().open_batches.iter().any(|b| b == batch)
+        let state = self.state();
+        state.in_flight.as_ref().is_some_and(|in_flight| in_flight.open_batches.iter().any(|b| b == batch))
     }
 
     /// The client was told the batch `batch` opened, or (`open` false) ended.
     fn set_batch_open(&self, batch: &str, open: bool) {
-        let batches = &mut self.state().open_batches;
+        let mut state = self.state();
+        let batches = &mut state.in_flight().open_batches;
         batches.retain(|b| b != batch);
         if open {
             batches.push(batch.to_owned());
         } else if batches.is_empty() {
             *batches = Vec::new();
         }
+        state.settle();
     }
 
     /// The context of a request, while it is being answered.
     fn context(&self, id: u64) -> Context {
         let state = self.state();
-        state.pending.iter().find(|(req, _)| *req == id).map(|(_, context)| context.clone()).unwrap_or_default()
+        let pending = state.in_flight.as_ref().map(|in_flight| &in_flight.pending);
+        pending
+            .and_then(|p| p.iter().find(|(req, _)| *req == id))
+            .map(|(_, context)| context.clone())
+            .unwrap_or_default()
     }
 
     /// Forgets a request's context once its answer has been given.
     fn answered(&self, id: u64) {
         let mut state = self.state();
-        if let Some(at) = state.pending.iter().position(|(req, _)| *req == id) {
-            state.pending.remove(at);
+        let Some(in_flight) = state.in_flight.as_mut() else { return };
+        if let Some(at) = in_flight.pending.iter().position(|(req, _)| *req == id) {
+            in_flight.pending.remove(at);
         }
-        // An idle connection keeps no table: a queue keeps its capacity when emptied,
+        if let Some(at) = in_flight.framings.iter().position(|(req, _)| *req == id) {
+            in_flight.framings.swap_remove(at);
+        }
+        // An idle connection keeps no tables: a queue keeps its capacity when emptied,
         // and a few requests at once (registration's) would leave one in every session.
-        if state.pending.is_empty() {
-            state.pending = VecDeque::new();
-        }
-        if let Some(at) = state.framings.iter().position(|(req, _)| *req == id) {
-            state.framings.swap_remove(at);
-            if state.framings.is_empty() {
-                state.framings = Vec::new();
-            }
-        }
+        state.settle();
     }
 
     /// The client was told its nick changed (a rename by the server, or a login).
@@ -519,17 +552,21 @@ impl Link {
 
     /// One answer of a `USERHOST` or `ISON` in progress.
     fn gather(&self, item: String) {
-        self.state().gathered.push(item);
+        self.state().in_flight().gathered.push(item);
     }
 
     /// The answers of a `USERHOST` or `ISON`, now that the last is in.
     fn take_gathered(&self) -> Vec<String> {
-        std::mem::take(&mut self.state().gathered)
+        let mut state = self.state();
+        let gathered = state.in_flight.as_mut().map(|in_flight| std::mem::take(&mut in_flight.gathered));
+        state.settle();
+        gathered.unwrap_or_default()
     }
 
     /// Adds the members of `room` that a `WHO mask` matches and has not found yet.
     fn find(&self, room: &RoomName, members: impl Iterator<Item = Member>) {
-        let found = &mut self.state().found;
+        let mut state = self.state();
+        let found = &mut state.in_flight().found;
         for member in members {
             if !found.iter().any(|(_, m)| m.nick == member.nick) {
                 found.push((room.clone(), member));
@@ -539,7 +576,10 @@ impl Link {
 
     /// What a `WHO mask` found, now that the last channel's members are in.
     fn take_found(&self) -> Vec<(RoomName, Member)> {
-        std::mem::take(&mut self.state().found)
+        let mut state = self.state();
+        let found = state.in_flight.as_mut().map(|in_flight| std::mem::take(&mut in_flight.found));
+        state.settle();
+        found.unwrap_or_default()
     }
 }
 
@@ -602,8 +642,8 @@ impl Protocol for Irc {
         commands
     }
 
-    fn username(&self) -> Option<String> {
-        Some(self.link.userhost().user.to_string())
+    fn userhost(&self) -> Option<Arc<Userhost>> {
+        Some(self.link.userhost())
     }
 
     async fn handle(&mut self, read: commands::Read, turn: &mut Turn<'_>) -> Result<(), ReadEnd> {
@@ -644,5 +684,25 @@ mod tests {
         assert!(!same_secret("hunter2", ""));
         assert!(same_secret("", ""));
         assert!(same_secret("pässwörd 🔑", "pässwörd 🔑"));
+    }
+
+    /// An idle connection's link holds no tables: they are made by the first request
+    /// and freed once nothing is in flight or gathered.
+    #[test]
+    fn an_idle_link_keeps_no_tables() {
+        let config = crate::Config::default();
+        let limits = Arc::new(config.limits.clone());
+        let link = Link::new(Arc::new(Identity::new(&config.irc, &limits)), None, "host");
+        assert!(link.state().in_flight.is_none());
+        let (first, second) = (link.expect(Context::default()), link.expect(Context::default()));
+        link.gather("ada=+ada@host".to_owned());
+        link.set_batch_open("l1", true);
+        link.answered(first.0);
+        link.answered(second.0);
+        assert!(link.state().in_flight.is_some(), "a gathered answer and an open batch are still held");
+        assert_eq!(link.take_gathered(), vec!["ada=+ada@host".to_owned()]);
+        assert!(link.batch_open("l1"));
+        link.set_batch_open("l1", false);
+        assert!(link.state().in_flight.is_none(), "nothing in flight: no tables");
     }
 }
