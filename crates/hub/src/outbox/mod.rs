@@ -341,6 +341,13 @@ impl Outbox {
         pool::give(buf);
     }
 
+    /// Frees the pooled buffers nobody took since the last call; returns how many. The
+    /// server calls it once a second, so that an idle server gives back what a busy
+    /// moment pooled.
+    pub fn trim_pool() -> usize {
+        pool::trim()
+    }
+
     /// Resolves when the outbox has overflowed. Cancel-safe. One task at a time may
     /// wait on an outbox (see [`Outbox`]).
     pub async fn dead(&self) {

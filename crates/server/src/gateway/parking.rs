@@ -188,7 +188,8 @@ impl<P: Protocol + 'static, L: Leave> Alarm for Parked<P, L> {
 }
 
 /// The idle deadlines of parked connections, rung once a second by one task for the
-/// whole server instead of a timer in every connection.
+/// whole server instead of a timer in every connection; the same tick trims the output
+/// buffers' pool.
 pub(crate) struct Alarms {
     /// Who to wake, by the second (from `epoch`) at or after which their deadline is.
     due: Mutex<BTreeMap<u64, Vec<Weak<dyn Alarm>>>>,
@@ -235,6 +236,9 @@ impl Alarms {
                     who.ring();
                 }
             }
+            // The same second suits the output buffers' pool: what nobody took since
+            // the last tick is freed.
+            parley_hub::Outbox::trim_pool();
         }
     }
 }
