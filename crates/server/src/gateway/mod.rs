@@ -346,15 +346,23 @@ where
     R: Receive + 'a,
     W: AsyncWrite + Unpin + Send + 'a,
 {
+    // Boxed, and made here rather than in the block: what the block captures, and what
+    // it awaits while the session lives, stays in its future for the connection's life;
+    // the registration's state is needed only until the session exists.
+    let beginning = Box::pin(begin::<P, R, W>(reader, writer, peer, deadline, gateway, shared));
     async move {
-        match begin::<P, R, W>(reader, writer, peer, deadline, gateway, shared).await {
-            // Without parking, `run` returns only with the ending.
-            Ok(mut live) => loop {
-                if let Some(ending) = live.run(shared, None).await {
-                    break ending;
-                }
-            },
-            Err(ending) => Ending::from(ending),
+        // Bound before it is matched: a `match` on the awaited value would keep that
+        // value beside `live` in the future, its whole size twice.
+        let begun = beginning.await;
+        let mut live = match begun {
+            Ok(live) => live,
+            Err(ending) => return Ending::from(ending),
+        };
+        // Without parking, `run` returns only with the ending.
+        loop {
+            if let Some(ending) = live.run(shared, false).await {
+                break ending;
+            }
         }
     }
 }
@@ -445,16 +453,12 @@ where
 }
 
 impl<P: Protocol, R: Receive, W: AsyncWrite + Unpin + Send> Live<P, R, W> {
-    /// The session, until it ends (the ending, with the socket closed), or with `park`,
-    /// until it has been quiet that long (`None`: the caller parks it, or runs it
-    /// again). Without `park` it returns only with the ending.
+    /// The session, until it ends (the ending, with the socket closed), or when it
+    /// `parks`, until it has been quiet for `park_after_ms` (`None`: the caller parks it,
+    /// or runs it again). Otherwise it returns only with the ending.
     // Not an `async fn`: it would keep each argument twice (see `serve`).
     #[allow(clippy::manual_async_fn)]
-    fn run<'a>(
-        &'a mut self,
-        shared: &'a Shared,
-        park: Option<Duration>,
-    ) -> impl Future<Output = Option<Ending>> + Send + 'a
+    fn run<'a>(&'a mut self, shared: &'a Shared, parks: bool) -> impl Future<Output = Option<Ending>> + Send + 'a
     where
         P: 'a,
         R: 'a,
@@ -468,7 +472,7 @@ impl<P: Protocol, R: Receive, W: AsyncWrite + Unpin + Send> Live<P, R, W> {
             // closes its outbox (a hub that dies closes them as it goes), and the output
             // side ends the session once that is written.
             let mut out = Output::new(&self.outbox, &mut self.writer, gateway, shared);
-            let ending = match read_loop(&mut self.input, &self.session, &mut out, shared, park).await {
+            let ending = match read_loop(&mut self.input, &self.session, &mut out, shared, parks).await {
                 Ok(Flow::Quiet) => return None,
                 Ok(Flow::End(end)) => {
                     if !matches!(end, ReadEnd::Quit) {
@@ -477,7 +481,9 @@ impl<P: Protocol, R: Receive, W: AsyncWrite + Unpin + Send> Live<P, R, W> {
                     // The hub closes the outbox once it has handled the quit or disconnect;
                     // what was queued before (replies, the error that ended the session)
                     // goes out first.
-                    let _ = tokio::time::timeout(shared.limits.shutdown_grace(), out.finish()).await;
+                    // Boxed, like the close below: what only the ending needs is not kept in
+                    // the session's future while it lives.
+                    let _ = Box::pin(tokio::time::timeout(shared.limits.shutdown_grace(), out.finish())).await;
                     end.into()
                 }
                 Err(ending) => ending,
@@ -489,7 +495,7 @@ impl<P: Protocol, R: Receive, W: AsyncWrite + Unpin + Send> Live<P, R, W> {
                 Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
                 _ => {}
             }
-            Some(close(ending, &mut self.input.reader, &mut self.writer).await)
+            Some(Box::pin(close(ending, &mut self.input.reader, &mut self.writer)).await)
         }
     }
 }
@@ -618,9 +624,9 @@ where
 /// A session's input, until it ends: each unit decoded and handed to the protocol,
 /// under flood control and, for protocols that ping, an idle deadline. Every wait is
 /// also a turn of the writer (`out`), so output keeps flowing whatever the input side
-/// waits for; `Err` is the ending when the output side ended the session first. With
-/// `park`, it also returns once nothing was read or written for that long, with nothing
-/// half-read or half-written: the connection can then park.
+/// waits for; `Err` is the ending when the output side ended the session first. When it
+/// `parks`, it also returns once nothing was read or written for `park_after_ms`, with
+/// nothing half-read or half-written: the connection can then park.
 ///
 /// One future for both sides, rather than a reader and a writer future under a
 /// `select!`: a quiet connection waits here, and what it holds while it waits is its
@@ -632,11 +638,12 @@ fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
     session: &'a Session,
     out: &'a mut Output<'b, W>,
     shared: &'a Shared,
-    park: Option<Duration>,
+    parks: bool,
 ) -> impl Future<Output = Result<Flow, Ending>> + use<'a, 'b, P, R, W> {
     async move {
         let gateway = out.gateway;
         let limits = &shared.limits;
+        let park = parks.then(|| limits.park_after());
         let Input { protocol, reader, buf, throttle, idle_at, pinged } = input;
         // When the connection may park, if it stays quiet, and how much it had written
         // when that was set.

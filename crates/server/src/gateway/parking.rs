@@ -38,7 +38,8 @@ pub(crate) trait Leave: Send + 'static {
 }
 
 /// Serves one plain TCP connection with protocol `P`, like [`super::serve`], parking
-/// it whenever it is quiet; `leave` runs when it ends.
+/// it whenever it is quiet; `leave` runs when it ends. This is the registration's task;
+/// the session's is [`awake`].
 // Not an `async fn`: it would keep each argument twice (see `super::serve`).
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<P: Protocol + 'static, L: Leave>(
@@ -51,10 +52,15 @@ pub(crate) fn serve<P: Protocol + 'static, L: Leave>(
     leave: L,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        match begin::<P, _, _>(Tcp(reader), writer, peer, deadline, gateway, &shared).await {
+        let begun = begin::<P, _, _>(Tcp(reader), writer, peer, deadline, gateway, &shared).await;
+        match begun {
+            // The session runs in a task of its own: this one's future holds what
+            // registration needed (the arguments above, the dialogue's state) for as
+            // long as it lives, so it ends here.
             Ok(live) => {
-                let token = shared.tasks.token();
-                awake(Resting { live, leave, alarm: None, _token: token }, None, shared).await;
+                let resting = Resting { live, leave, alarm: None, _token: shared.tasks.token() };
+                let runtime = shared.runtime.clone();
+                shared.tasks.spawn_on(awake(resting, None, shared.clone()), &runtime);
             }
             Err(ended) => leave.left(&ended.into(), &shared),
         }
@@ -83,8 +89,7 @@ fn awake<P: Protocol + 'static, L: Leave>(
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
         loop {
-            let park = shared.limits.park_after();
-            if let Some(ending) = resting.live.run(&shared, Some(park)).await {
+            if let Some(ending) = resting.live.run(&shared, true).await {
                 resting.leave.left(&ending, &shared);
                 return;
             }
@@ -248,4 +253,14 @@ impl Alarms {
 #[cfg(test)]
 pub(crate) fn parked_size<P: Protocol + 'static, L: Leave>() -> usize {
     size_of::<Parked<P, L>>()
+}
+
+/// The size of a session task's future (what a connection holds while it is busy),
+/// for the same test: read off [`awake`]'s type, without a session to call it with.
+#[cfg(test)]
+pub(crate) fn awake_size<P: Protocol + 'static, L: Leave>() -> usize {
+    fn returned<A, B, C, F>(_: &impl Fn(A, B, C) -> F) -> usize {
+        size_of::<F>()
+    }
+    returned(&awake::<P, L>)
 }
