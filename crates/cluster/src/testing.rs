@@ -1,0 +1,232 @@
+//! A 3-server NATS cluster with JetStream for tests (the `testing` feature; never in the
+//! binary): each server on free ports of 127.0.0.1 with its own store directory in a
+//! temporary directory, routed to the other two, stopped (killed and waited for) and
+//! deleted when dropped. A test may `kill -9` one server and start it again on the same
+//! ports and store, as an operator's supervisor would.
+//!
+//! The binary is looked for in `PARLEY_NATS_SERVER`, then on the `PATH` (Debian's
+//! `nats-server` package puts it in `/usr/sbin`). Without it, [`TestCluster::start`]
+//! says so loudly and returns `None`, so the test can skip, unless `CI=true`, where a
+//! missing server is a failure: CI installs it (`.ci/run`).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How many servers the cluster has: the smallest that keeps a quorum (2) with one lost.
+pub const SERVERS: usize = 3;
+
+/// How long JetStream may take to elect its meta leader after a (re)start.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+
+/// One server of the cluster.
+struct Server {
+    name: String,
+    port: u16,
+    cluster_port: u16,
+    store: PathBuf,
+    log: PathBuf,
+    process: Mutex<Option<Child>>,
+}
+
+/// A running test cluster; its servers are killed and their directories deleted when
+/// dropped.
+pub struct TestCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    cluster_name: String,
+    servers: Vec<Server>,
+}
+
+/// The `nats-server` binary; `None`, said loudly, when it is not installed.
+fn installed() -> Option<PathBuf> {
+    let bin = match std::env::var_os("PARLEY_NATS_SERVER") {
+        Some(path) => Some(PathBuf::from(path)).filter(|p| p.exists()),
+        None => std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .chain(["/usr/sbin".into(), "/usr/bin".into()])
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.exists()),
+    };
+    if bin.is_none() {
+        let why = "nats-server is not installed (not in PARLEY_NATS_SERVER, on the PATH or in /usr/sbin)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}; CI must install it (.ci/run)");
+        // Straight to the process's stderr: the test harness captures `eprintln!`, and a
+        // skip must be seen.
+        let _ =
+            writeln!(std::io::stderr(), "\n*** SKIPPED: {why}; apt-get install -y nats-server to run this test ***\n");
+    }
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+impl TestCluster {
+    /// Starts 3 servers and waits until JetStream answers through each of them (its meta
+    /// leader is elected); `None` (after saying why on standard error) when nats-server
+    /// is not installed outside CI.
+    ///
+    /// # Panics
+    ///
+    /// When nats-server is missing and `CI=true`, or the cluster does not come up.
+    pub async fn start() -> Option<TestCluster> {
+        let bin = installed()?;
+        let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("parley-nats-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creates the test cluster's directory");
+        let servers = (0..SERVERS)
+            .map(|i| Server {
+                name: format!("parley-test-{i}"),
+                port: free_port(),
+                cluster_port: free_port(),
+                store: dir.join(format!("store-{i}")),
+                log: dir.join(format!("server-{i}.log")),
+                process: Mutex::new(None),
+            })
+            .collect();
+        let cluster = TestCluster { bin, dir, cluster_name: format!("parley-test-{n}"), servers };
+        for i in 0..SERVERS {
+            cluster.spawn(i);
+        }
+        cluster.wait_ready().await;
+        Some(cluster)
+    }
+
+    fn spawn(&self, i: usize) {
+        let server = &self.servers[i];
+        let routes: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|other| other.name != server.name)
+            .map(|other| format!("nats://127.0.0.1:{}", other.cluster_port))
+            .collect();
+        let child = Command::new(&self.bin)
+            .args(["-a", "127.0.0.1", "-p", &server.port.to_string(), "-n", &server.name, "-js"])
+            .arg("-sd")
+            .arg(&server.store)
+            .args(["--cluster_name", &self.cluster_name])
+            .args(["--cluster", &format!("nats://127.0.0.1:{}", server.cluster_port)])
+            .args(["--routes", &routes.join(",")])
+            .arg("-l")
+            .arg(&server.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        *server.process.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
+    }
+
+    /// The client URL of server `i`.
+    #[must_use]
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.servers[i].port)
+    }
+
+    /// The client URLs of every server, server `first` first (a client connects to the
+    /// first it can reach, and fails over to the others).
+    #[must_use]
+    pub fn urls_from(&self, first: usize) -> Vec<String> {
+        (0..SERVERS).map(|i| self.url((first + i) % SERVERS)).collect()
+    }
+
+    /// Kills server `i` with SIGKILL (no goodbye to its peers or clients) and waits for
+    /// it to be gone.
+    pub fn kill(&self, i: usize) {
+        let taken = self.servers[i].process.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(mut child) = taken {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts server `i` again, on the same ports and store, after [`TestCluster::kill`].
+    ///
+    /// # Panics
+    ///
+    /// When it is still running.
+    pub fn restart(&self, i: usize) {
+        assert!(
+            self.servers[i].process.lock().unwrap_or_else(PoisonError::into_inner).is_none(),
+            "server {i} is still running"
+        );
+        self.spawn(i);
+    }
+
+    /// Waits until JetStream answers an account query through every running server,
+    /// which it does once the meta leader is elected and known to that server.
+    ///
+    /// # Panics
+    ///
+    /// When that takes longer than 30 s; the servers' logs are in the panic message.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_WITHIN;
+        for (i, server) in self.servers.iter().enumerate() {
+            if server.process.lock().unwrap_or_else(PoisonError::into_inner).is_none() {
+                continue;
+            }
+            loop {
+                if self.answers(i).await {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the test NATS cluster is not ready:\n{}", self.logs());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    async fn answers(&self, i: usize) -> bool {
+        let options = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_millis(500))
+            .request_timeout(Some(Duration::from_millis(500)));
+        let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(1), options.connect(self.url(i))).await else {
+            return false;
+        };
+        // The raw API answer, not the client's typed account info: that type has fields
+        // 2.9 does not send. An answer without an error means the meta leader is known.
+        let answered = match client.request("$JS.API.INFO", bytes::Bytes::new()).await {
+            Ok(reply) => serde_json::from_slice::<serde_json::Value>(&reply.payload)
+                .is_ok_and(|info| info.get("error").is_none()),
+            Err(_) => false,
+        };
+        let _ = client.drain().await;
+        answered
+    }
+
+    /// Every server's log, for a failure's message.
+    #[must_use]
+    pub fn logs(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| {
+                let log = std::fs::read_to_string(&s.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                format!("--- {} ---\n{}\n", s.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect()
+    }
+
+    /// The directory the servers live in.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
