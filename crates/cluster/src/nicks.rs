@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv::{self, UpdateErrorKind};
-use async_nats::jetstream::errors::ErrorCode;
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::stream::{self, DeleteMessageErrorKind, LastRawMessageErrorKind};
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
