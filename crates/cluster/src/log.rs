@@ -65,9 +65,13 @@ const PRIVATE: &str = "parley.private";
 const SEQ_HEADER: &str = "Parley-Seq";
 
 /// How many times one message may be renumbered because other nodes took its seq before
-/// it is given up as contended. Each renumbering learns the room's real last seq, so
-/// only a room that others fill faster than one round trip, every time, gets there.
-const MAX_RENUMBER: u32 = 32;
+/// it is given up as contended: each try is a fair race with the other nodes' next
+/// messages, so only a room that others fill faster than this node, 64 times running,
+/// gets there.
+const MAX_RENUMBER: u32 = 64;
+
+/// How long a publish that found no stream leader waits before trying again.
+const ELECTION_PAUSE: Duration = Duration::from_millis(100);
 
 /// How many rooms' queues (and last seqs) a node keeps while they are idle. An idle
 /// room's entry is only a cache: its last seq is read again from the stream when it is
@@ -295,13 +299,30 @@ impl RoomLog {
                     if renumbered >= MAX_RENUMBER {
                         return Err(LogError::Contended { attempts: renumbered });
                     }
-                    seq = match self.last_seq(prefix).await {
-                        Ok(last) => last.max(seq) + 1,
-                        Err(_) => seq + 1,
-                    };
+                    // The node that took this seq is sending the next one as soon as it
+                    // hears so, which is when this node hears it lost: trying the next seq
+                    // at once races it fairly, where reading the room's last seq first
+                    // would always arrive a round trip late (and starve this node in a
+                    // busy room). Only a node that keeps losing is so far behind that it
+                    // reads where the room is.
+                    seq += 1;
+                    if renumbered % 3 == 0 {
+                        if let Ok(last) = self.last_seq(prefix).await {
+                            seq = seq.max(last + 1);
+                        }
+                    }
                 }
                 PublishErrorKind::MaxPayloadExceeded => return Err(LogError::TooLarge),
-                PublishErrorKind::StreamNotFound => return Err(jetstream(error)),
+                PublishErrorKind::StreamNotFound => {
+                    // Nobody answered for the subject: the stream's leader is being
+                    // elected (its server died), or the stream is gone. Nothing was
+                    // stored; try again while time remains (briefly apart, as
+                    // the election takes a moment).
+                    if Instant::now() + ELECTION_PAUSE >= deadline {
+                        return Err(unknown(sent));
+                    }
+                    tokio::time::sleep(ELECTION_PAUSE).await;
+                }
                 PublishErrorKind::TimedOut
                 | PublishErrorKind::BrokenPipe
                 | PublishErrorKind::MaxAckPending
