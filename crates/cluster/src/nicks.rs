@@ -188,8 +188,13 @@ impl NickRegistry {
             Err(e) => {
                 // No such message: the revision aged out (or was deleted); the nick is
                 // not ours any more.
+                // (2.9 answers a delete of a missing message with 10057, "message
+                // delete failed", whose text says why.)
                 if let DeleteMessageErrorKind::JetStream(js) = e.kind() {
-                    if js.error_code() == ErrorCode::NO_MESSAGE_FOUND {
+                    let missing = js.error_code() == ErrorCode::NO_MESSAGE_FOUND
+                        || (js.error_code() == ErrorCode::STREAM_MESSAGE_DELETE_FAILED
+                            && js.to_string().contains("no message found"));
+                    if missing {
                         held.remove(key);
                         return Err(NickError::NotHeld);
                     }
