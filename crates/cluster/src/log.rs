@@ -306,7 +306,7 @@ impl RoomLog {
                     // busy room). Only a node that keeps losing is so far behind that it
                     // reads where the room is.
                     seq += 1;
-                    if renumbered % 3 == 0 {
+                    if renumbered.is_multiple_of(3) {
                         if let Ok(last) = self.last_seq(prefix).await {
                             seq = seq.max(last + 1);
                         }

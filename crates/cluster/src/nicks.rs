@@ -38,8 +38,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv::{self, UpdateErrorKind};
-use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::stream::{self, DeleteMessageErrorKind, LastRawMessageErrorKind};
+use async_nats::jetstream::ErrorCode;
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 

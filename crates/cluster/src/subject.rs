@@ -22,7 +22,7 @@ pub fn room_token(key: &str) -> String {
 /// The key a token stands for; `None` if it is not one [`room_token`] makes.
 #[must_use]
 pub fn token_key(token: &str) -> Option<String> {
-    if token.len() % 2 != 0 || !token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !token.len().is_multiple_of(2) || !token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..token.len())

@@ -66,8 +66,8 @@ async fn a_server_killed_during_a_publish_run_loses_nothing_acknowledged() {
     let last = logs[0].last_seq_of(Some(&lobby)).await.expect("reads the last seq");
     let mut readings = Vec::new();
     for follower in &mut followers {
-        let read = read_until(follower, Duration::from_secs(30), |r| r.last().is_some_and(|d| d.record.seq == last))
-            .await;
+        let read =
+            read_until(follower, Duration::from_secs(30), |r| r.last().is_some_and(|d| d.record.seq == last)).await;
         readings.push(seqs_and_texts(&read, &lobby));
     }
     let first = &readings[0];
@@ -88,8 +88,8 @@ async fn a_server_killed_during_a_publish_run_loses_nothing_acknowledged() {
     let alone = parley_cluster::connect(&[cluster.url(1)], "late").await.expect("connects to server 1");
     let late = RoomLog::open(&alone, parley_cluster::LogConfig::new("late")).await.expect("opens");
     let mut follower = late.follow(0).await.expect("follows through server 1");
-    let read = read_until(&mut follower, Duration::from_secs(30), |r| r.last().is_some_and(|d| d.record.seq == last))
-        .await;
+    let read =
+        read_until(&mut follower, Duration::from_secs(30), |r| r.last().is_some_and(|d| d.record.seq == last)).await;
     assert_eq!(&seqs_and_texts(&read, &lobby), first, "through the restarted server, the same log");
     let appended = late.append(said(&lobby, "late", "after")).await.expect("publishes through server 1");
     assert_eq!(appended.seq, last + 1);

@@ -67,10 +67,8 @@ async fn three_publishers_one_room_one_order_everywhere() {
         assert_eq!(order, first, "follower {i} reads the same order as follower 0");
     }
     for i in 0..3 {
-        let mine: Vec<usize> = first
-            .iter()
-            .filter_map(|(_, text)| text.strip_prefix(&format!("{i}:"))?.parse().ok())
-            .collect();
+        let mine: Vec<usize> =
+            first.iter().filter_map(|(_, text)| text.strip_prefix(&format!("{i}:"))?.parse().ok()).collect();
         assert_eq!(mine, (0..PER_PUBLISHER).collect::<Vec<_>>(), "node {i}'s messages in its order");
     }
     for (i, mine) in acked.iter().enumerate() {
