@@ -65,3 +65,26 @@ pub async fn connect(servers: &[String], name: &str) -> Result<Link, crate::LogE
     let js = jetstream::ContextBuilder::new().timeout(REQUEST_TIMEOUT).build(client.clone());
     Ok(Link { client, js })
 }
+
+/// How long opening a stream may keep failing before a node gives up: a stream just
+/// created by another node has no leader for a moment, and its info request then times
+/// out or the create reports it exists.
+const OPEN_WITHIN: Duration = Duration::from_secs(10);
+
+/// Gets or creates the stream `config` names, trying again while JetStream is settling.
+pub(crate) async fn open_stream(
+    link: &Link,
+    config: jetstream::stream::Config,
+) -> Result<jetstream::stream::Stream, String> {
+    let deadline = std::time::Instant::now() + OPEN_WITHIN;
+    loop {
+        match link.js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(stream = config.name, "opening the stream: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(format!("stream {}: {e}", config.name)),
+        }
+    }
+}

@@ -171,18 +171,19 @@ impl RoomLog {
     ///
     /// When JetStream cannot be reached or refuses the stream.
     pub async fn open(link: &Link, config: LogConfig) -> Result<Arc<RoomLog>, LogError> {
-        let stream = link
-            .js
-            .get_or_create_stream(stream::Config {
+        let stream = crate::connect::open_stream(
+            link,
+            stream::Config {
                 name: config.stream.clone(),
                 subjects: vec![format!("{ROOMS}.*.*"), format!("{PRIVATE}.*")],
                 storage: stream::StorageType::File,
                 num_replicas: config.replicas,
                 duplicate_window: config.duplicate_window,
                 ..Default::default()
-            })
-            .await
-            .map_err(jetstream)?;
+            },
+        )
+        .await
+        .map_err(LogError::JetStream)?;
         Ok(Arc::new(RoomLog {
             link: link.clone(),
             stream,

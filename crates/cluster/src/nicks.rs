@@ -121,9 +121,9 @@ impl NickRegistry {
     ///
     /// When JetStream cannot be reached or refuses the bucket.
     pub async fn open(link: &Link, config: NickConfig) -> Result<Arc<NickRegistry>, NickError> {
-        let stream = link
-            .js
-            .get_or_create_stream(stream::Config {
+        let stream = crate::connect::open_stream(
+            link,
+            stream::Config {
                 name: format!("KV_{}", config.bucket),
                 subjects: vec![format!("$KV.{}.>", config.bucket)],
                 max_messages_per_subject: 1,
@@ -136,9 +136,10 @@ impl NickRegistry {
                 discard: stream::DiscardPolicy::New,
                 duplicate_window: config.lease.min(Duration::from_secs(120)),
                 ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
+            },
+        )
+        .await
+        .map_err(NickError::Unavailable)?;
         let kv = link.js.get_key_value(config.bucket.clone()).await.map_err(unavailable)?;
         Ok(Arc::new(NickRegistry {
             kv,
