@@ -197,7 +197,10 @@ impl RoomLog {
     /// returns where its outcome will arrive. Messages submitted for one room are
     /// published in submission order; `record.seq` is the seq the caller expects it to
     /// get (its last known seq plus one, or 0 for "don't know"), a lower bound only: the
-    /// outcome says the seq it got. Never waits; needs a tokio runtime.
+    /// outcome says the seq it got. It must come from the log (what this node's
+    /// follower or publishes saw, or the store's copy of it): a seq more than one past
+    /// the log's last would leave a gap. Never waits; needs a tokio runtime. The queue
+    /// is not bounded here: the hub bounds what a session may have unacknowledged.
     pub fn submit(self: &Arc<Self>, record: Record) -> oneshot::Receiver<Result<Appended, LogError>> {
         let (done, outcome) = oneshot::channel();
         let prefix = prefix_of(record.room.as_ref());
