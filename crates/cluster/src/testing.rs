@@ -178,6 +178,13 @@ impl TestCluster {
                 if self.answers(i).await {
                     break;
                 }
+                let exited = server
+                    .process
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                    .and_then(|child| child.try_wait().ok().flatten());
+                assert!(exited.is_none(), "{} exited ({exited:?}):\n{}", server.name, self.logs());
                 assert!(Instant::now() < deadline, "the test NATS cluster is not ready:\n{}", self.logs());
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

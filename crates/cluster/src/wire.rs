@@ -97,3 +97,42 @@ impl WireRecord {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WireRecord;
+
+    /// The encoding is persisted in the stream: a message written by this version
+    /// must stay readable, and one with fields a later version added must be too.
+    #[test]
+    fn the_stored_form_is_stable_and_tolerant() {
+        let stored = r#"{"room":"Lobby","seq":7,"from":"alice","sender":3,"recipient":0,"at_us":1700000000000000,
+            "kind":"text/plain; charset=utf-8; kind=action","text":"waves","reply_to":5,
+            "tags":[["draft/react","x"]],"userhost":["~a","h"],"added_later":{"x":1}}"#;
+        let wire: WireRecord = serde_json::from_str(stored).expect("decodes");
+        let record = wire.clone().into_record().expect("a record");
+        assert_eq!(record.room.as_ref().map(|r| r.as_str()), Some("Lobby"));
+        assert_eq!((record.seq, record.from.as_str(), record.kind), (7, "alice", parley_hub::Kind::Action));
+        assert_eq!(record.sender, Some(parley_hub::Party::Account(parley_hub::AccountId(3))));
+        assert_eq!(record.recipient, None);
+        assert_eq!(record.meta.as_ref().and_then(|m| m.reply_to), Some(5));
+        assert_eq!(WireRecord::from(&record), WireRecord { text: "waves".into(), ..wire });
+        let minimal = r#"{"seq":1,"from":"bob","at_us":0,"kind":"","text":""}"#;
+        let record = serde_json::from_str::<WireRecord>(minimal).expect("decodes").into_record().expect("a record");
+        assert_eq!((record.room, record.sender, record.meta), (None, None, None));
+    }
+
+    /// What another node's hub would refuse is an error, not a panic.
+    #[test]
+    fn names_and_tags_are_checked_again() {
+        for bad in [
+            r#"{"seq":1,"from":"1bad","at_us":0,"kind":"","text":""}"#,
+            r#"{"room":"a b","seq":1,"from":"ok","at_us":0,"kind":"","text":""}"#,
+            r#"{"seq":1,"from":"ok","at_us":0,"kind":"","text":"","tags":[["bad tag","x"]]}"#,
+            r#"{"seq":1,"from":"ok","at_us":9223372036854775807,"kind":"","text":""}"#,
+        ] {
+            let wire: WireRecord = serde_json::from_str(bad).expect("decodes");
+            assert!(wire.into_record().is_err(), "{bad} is refused");
+        }
+    }
+}

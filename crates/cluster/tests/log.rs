@@ -102,6 +102,32 @@ async fn publish_latency_alone() {
     assert_eq!(log.last_seq_of(Some(&quiet)).await.expect("reads"), 200);
 }
 
+/// One node publishing into many rooms at once: rooms do not wait for each other, and
+/// each room's seqs are its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_rooms_in_parallel() {
+    let Some(cluster) = TestCluster::start().await else { return };
+    let link = link(&cluster, 2, "busy").await;
+    let log = log(&link, "busy").await;
+    let rooms: Vec<_> = (0..200).map(|n| room(&format!("room{n}"))).collect();
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for k in 0..10u64 {
+        for (n, room) in rooms.iter().enumerate() {
+            outcomes.push((n, k, log.submit(said(room, "busy", "hi"))));
+        }
+    }
+    for (n, k, outcome) in outcomes {
+        let appended = outcome.await.expect("an outcome").expect("appends");
+        assert_eq!(appended.seq, k + 1, "room{n}'s message {k}");
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "2,000 messages into 200 rooms from one node (3 replicas): {elapsed:?}, {:.0} messages/s",
+        2000.0 / elapsed.as_secs_f64()
+    );
+}
+
 /// A room key becomes one subject token whatever it holds, and back.
 #[test]
 fn hostile_keys_are_one_token() {
