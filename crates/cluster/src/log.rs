@@ -294,10 +294,16 @@ impl RoomLog {
                 PublishErrorKind::WrongLastSequence => {
                     // The seq is taken: by this very message, if an earlier attempt was
                     // stored after all, else by another node.
-                    if let Ok(taken) = self.stream.get_last_raw_message_by_subject(&subject).await {
-                        if taken.headers.get("Nats-Msg-Id").is_some_and(|v| v.as_str() == id) {
+                    match self.stream.get_last_raw_message_by_subject(&subject).await {
+                        Ok(taken) if taken.headers.get("Nats-Msg-Id").is_some_and(|v| v.as_str() == id) => {
                             return Ok(Appended { seq, position: taken.sequence });
                         }
+                        Ok(_) => {}
+                        // Unreadable now: if an attempt may have landed, renumbering
+                        // could store the message twice. Ask again (same seq, same id)
+                        // while time remains.
+                        Err(_) if sent => continue,
+                        Err(_) => {}
                     }
                     renumbered += 1;
                     if renumbered >= MAX_RENUMBER {

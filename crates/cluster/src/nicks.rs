@@ -21,7 +21,8 @@
 //! else holds the nick now, their revision is another message and stays. It leaves no
 //! delete marker, so the next claim is again a create expecting nothing (a marker would
 //! make it an update expecting the marker's revision: the check that 2.9 does not
-//! make safely). That needs the bucket's stream to allow deletes, which a bucket made
+//! make safely; a marker an operator writes with `nats kv del` keeps the nick taken
+//! until it ages out, one lease). That needs the bucket's stream to allow deletes, which a bucket made
 //! by the client library does not, so this module makes the stream itself, in the
 //! bucket layout (`KV_<bucket>`, `$KV.<bucket>.<key>`, one value per key): `nats kv`
 //! reads it as usual.
@@ -158,10 +159,13 @@ impl NickRegistry {
     /// [`NickError::Unavailable`] when the registry cannot answer in time (the claim may
     /// then have been stored: unrefreshed, it ages out within a lease).
     pub async fn claim(&self, key: &str) -> Result<Claim, NickError> {
+        // The lease runs from the write, not from when it is recorded here (which may
+        // wait for a refresh pass).
+        let written = Instant::now();
         let write = self.kv.update(room_token(key), self.config.node.clone().into(), 0);
         match tokio::time::timeout(REQUEST_TIMEOUT * 2, write).await {
             Ok(Ok(revision)) => {
-                self.held.lock().await.insert(key.to_owned(), Held { revision, written: Instant::now() });
+                self.held.lock().await.insert(key.to_owned(), Held { revision, written });
                 Ok(Claim { revision })
             }
             Ok(Err(e)) if e.kind() == UpdateErrorKind::WrongLastRevision => Err(NickError::Taken),
@@ -291,6 +295,9 @@ impl NickRegistry {
     pub async fn holder(&self, key: &str) -> Result<Option<String>, NickError> {
         let subject = format!("{}{}", self.subject_prefix, room_token(key));
         match self.stream.get_last_raw_message_by_subject(&subject).await {
+            // A delete or purge marker (written by an operator's `nats kv del`; this
+            // module leaves none) means nobody.
+            Ok(message) if message.headers.get("KV-Operation").is_some() => Ok(None),
             Ok(message) => Ok(Some(String::from_utf8_lossy(&message.payload).into_owned())),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(unavailable(e)),
