@@ -29,8 +29,10 @@ pub struct IdleArgs {
     /// The server's process id (required: memory is read from /proc).
     #[arg(long)]
     pub server_pid: u32,
-    /// Seconds to hold the connections before measuring.
-    #[arg(long, default_value_t = 1)]
+    /// Seconds to hold the connections before measuring: idle connections are what is
+    /// measured, and Parley parks a quiet connection after a second, its allocator
+    /// returning what the task held over about ten.
+    #[arg(long, default_value_t = 30)]
     pub hold_secs: u64,
     /// IRC: clients per channel (`#idle0`, `#idle1`, … after `--channel`); 0 puts
     /// everyone in `--channel`, where each join costs a names list as long as the room.

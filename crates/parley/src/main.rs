@@ -14,6 +14,11 @@ mod bench;
 mod chat;
 mod log;
 
+/// jemalloc: an idle server gives back what its busy moments took (a registration
+/// storm's tasks, a fan-out's buffers), where glibc's malloc keeps most of it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Parley: a self-hosted chat server and its clients.
 #[derive(Parser, Debug)]
 #[command(name = "parley", version, about, propagate_version = true)]

@@ -489,6 +489,11 @@ pub struct Limits {
     /// be silent for hours; dead line connections are found by TCP keepalive instead.
     /// Default: 150.
     pub idle_timeout_secs: u64,
+    /// After this many milliseconds with nothing read or written, a plain-TCP
+    /// connection gives up its task and waits, parked, on its socket and its outbox
+    /// (the task is what an idle connection costs most). Its next byte or event brings
+    /// the task back. Default: 1000.
+    pub park_after_ms: u64,
     /// The most connections open at once; further ones are refused with a message.
     /// Default: 0, automatic: the process's descriptor limit (raised to its hard limit
     /// at start) less 128 kept for the database, files and listeners, and no more than
@@ -557,6 +562,7 @@ impl Default for Limits {
             handshake_timeout_secs: 30,
             idle_ping_secs: 60,
             idle_timeout_secs: 150,
+            park_after_ms: 1000,
             max_connections: 0,
             max_connections_per_ip: 64,
             flood_burst: 20,
@@ -595,6 +601,12 @@ impl Limits {
     #[must_use]
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// How long a plain-TCP connection is quiet before it parks.
+    #[must_use]
+    pub fn park_after(&self) -> Duration {
+        Duration::from_millis(self.park_after_ms)
     }
 
     /// The flood policy for the hub's throttle.
@@ -715,6 +727,9 @@ impl Config {
         }
         if l.handshake_timeout_secs == 0 {
             return Err(ConfigError::Invalid("handshake_timeout_secs must be above 0".into()));
+        }
+        if l.park_after_ms == 0 {
+            return Err(ConfigError::Invalid("park_after_ms must be above 0".into()));
         }
         if l.idle_ping_secs == 0 || l.idle_timeout_secs <= l.idle_ping_secs {
             return Err(ConfigError::Invalid("idle_timeout_secs must be above idle_ping_secs, above 0".into()));

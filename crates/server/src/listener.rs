@@ -319,9 +319,9 @@ impl Door {
     }
 }
 
-/// The task of one plain-text connection. Plain and TLS connections are separate
-/// tasks, so a plain one does not carry the room for a TLS handshake's state in its
-/// future.
+/// The task of one plain-text connection; it parks while quiet
+/// ([`gateway::parking`]). Plain and TLS connections are separate tasks, so a plain one
+/// does not carry the room for a TLS handshake's state in its future.
 fn plain_connection<P: Protocol + 'static>(
     stream: TcpStream,
     peer: SocketAddr,
@@ -330,12 +330,23 @@ fn plain_connection<P: Protocol + 'static>(
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let (reader, writer) = stream.into_split();
-    async move {
-        let deadline = opened(&shared, door, peer);
-        let gateway = Gateway::of(door.kind);
-        let ending = gateway::serve::<P, _, _>(gateway::Stream(reader), writer, peer, deadline, gateway, &shared).await;
-        closed(&shared, door, peer, &ending);
-        drop(slot);
+    let deadline = opened(&shared, door, peer);
+    let gateway = Gateway::of(door.kind);
+    gateway::parking::serve::<P, _>(reader, writer, peer, deadline, gateway, shared, Leaving { door, peer, slot })
+}
+
+/// What a plain connection's last task does when it ends: it is counted out, and its
+/// place is given back.
+struct Leaving {
+    door: Door,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+impl gateway::parking::Leave for Leaving {
+    fn left(self, ending: &Ending, shared: &Shared) {
+        closed(shared, self.door, self.peer, ending);
+        drop(self.slot);
     }
 }
 
@@ -403,11 +414,13 @@ mod tests {
         text.parse().expect("an address")
     }
 
-    /// The size of a plain connection's task for each protocol: what every connection
-    /// holds for its whole life, idle or not, besides the socket and the session.
+    /// The size of a plain connection's task for each protocol (what a connection
+    /// holds while it is busy), and of its parked cell (what it holds while it is
+    /// quiet: docs/BENCHMARKS.md, "Idle memory").
     /// `cargo test -p parley-server connection_futures -- --nocapture` shows them.
     #[tokio::test]
     async fn connection_futures_stay_small() {
+        use crate::gateway::parking::parked_size;
         let shared = Shared::for_tests().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let addr = listener.local_addr().expect("an address");
@@ -420,24 +433,30 @@ mod tests {
                 shared.per_address.take(peer.ip(), 10).expect("a place"),
             );
             let (door, shared) = (Door { kind, tls: false }, Arc::new(shared.clone()));
-            let size = match kind {
-                ListenerKind::Line => size_of_val(&plain_connection::<Line>(stream, peer, door, slot, shared)),
-                ListenerKind::Native => size_of_val(&plain_connection::<Native>(stream, peer, door, slot, shared)),
-                ListenerKind::Irc => size_of_val(&plain_connection::<Irc>(stream, peer, door, slot, shared)),
+            let (task, parked) = match kind {
+                ListenerKind::Line => (
+                    size_of_val(&plain_connection::<Line>(stream, peer, door, slot, shared)),
+                    parked_size::<Line, Leaving>(),
+                ),
+                ListenerKind::Native => (
+                    size_of_val(&plain_connection::<Native>(stream, peer, door, slot, shared)),
+                    parked_size::<Native, Leaving>(),
+                ),
+                ListenerKind::Irc => (
+                    size_of_val(&plain_connection::<Irc>(stream, peer, door, slot, shared)),
+                    parked_size::<Irc, Leaving>(),
+                ),
                 ListenerKind::Web | ListenerKind::Metrics => {
-                    size_of_val(&web_connection(stream, None, peer, door, slot, shared))
+                    (size_of_val(&web_connection(stream, None, peer, door, slot, shared)), 0)
                 }
             };
-            eprintln!("a plain {kind} connection's task future: {size} bytes");
-            // Every connection holds this much for its whole life (896 bytes for line,
-            // native and IRC, in debug and release builds alike; the web task,
-            // whose session is boxed, 0.3 KB); what is needed only while registering or
-            // handling input is boxed while it runs. A new await that holds a large
-            // future, or a protocol state that grows, shows here first: tokio rounds
-            // a task up to 128 bytes, so every 128 bytes here is 128 bytes per idle
-            // connection (docs/BENCHMARKS.md, "Idle memory").
-            let most = if kind == ListenerKind::Web { 400 } else { 1024 };
-            assert!(size <= most, "a {kind} connection's future grew to {size} bytes");
+            eprintln!("a plain {kind} connection: its task's future {task} bytes, parked {parked} bytes");
+            // A quiet connection holds its parked cell; a busy one its task too. A new
+            // await that holds a large future, or a protocol state that grows, shows
+            // here first: tokio rounds a task up to 128 bytes.
+            let (most_task, most_parked) = if kind == ListenerKind::Web { (400, 0) } else { (1408, 400) };
+            assert!(task <= most_task, "a {kind} connection's future grew to {task} bytes");
+            assert!(parked <= most_parked, "a parked {kind} connection grew to {parked} bytes");
         }
     }
 

@@ -99,6 +99,8 @@ pub(crate) struct ServerMetrics {
     pub(crate) flood_disconnects: AtomicU64,
     /// Sessions disconnected for not answering the idle ping.
     pub(crate) ping_timeouts: AtomicU64,
+    /// Connections parked now: quiet, with no task (`gateway::parking`).
+    pub(crate) parked: AtomicI64,
 }
 
 impl ServerMetrics {
@@ -235,6 +237,12 @@ impl Collector for Exported {
             MetricType::Counter,
             &server.bytes_out,
             sessions,
+        )?;
+        gauge(
+            e,
+            "parley_connections_parked",
+            "Connections parked: quiet, holding no task until their next input or event.",
+            server.parked.load(Ordering::Relaxed),
         )?;
         gauge(
             e,

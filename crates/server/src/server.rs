@@ -149,6 +149,10 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<crate::metrics::ServerMetrics>,
     /// What `/metrics` shows.
     pub(crate) exported: Arc<crate::metrics::Metrics>,
+    /// Parked connections' idle deadlines.
+    pub(crate) alarms: Arc<crate::gateway::parking::Alarms>,
+    /// The runtime, for tasks spawned by wakers that may run outside its context.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 #[cfg(test)]
@@ -171,6 +175,8 @@ impl Shared {
             web: Arc::new(crate::gateway::web::Site::new(&config.web)),
             exported: Arc::new(crate::metrics::Metrics::new(Arc::default(), hub.metrics().clone(), None)),
             metrics: Arc::default(),
+            alarms: Arc::new(crate::gateway::parking::Alarms::new()),
+            runtime: tokio::runtime::Handle::current(),
             hub,
         }
     }
@@ -308,7 +314,10 @@ impl Server {
                 self.files.clone(),
             )),
             metrics,
+            alarms: Arc::new(crate::gateway::parking::Alarms::new()),
+            runtime: tokio::runtime::Handle::current(),
         };
+        shared.tasks.spawn(shared.alarms.clone().ring(shared.stopping.clone()));
         if self.listeners.iter().any(|(bound, _)| bound.kind == ListenerKind::Web) {
             let (files, bytes) = shared.web.client_size();
             tracing::info!(files, bytes, "the browser client is built in");

@@ -323,6 +323,18 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// `Ready` when the connection has something to do here (bytes queued, the outbox
+    /// closed, or dead); otherwise `Pending`, and `cx`'s waker is woken when it has.
+    /// Takes nothing: what a parked connection registers before it lets its task go.
+    pub fn poll_ready(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut queue = self.lock();
+        if queue.dead || queue.closed || !queue.bytes.is_empty() {
+            return Poll::Ready(());
+        }
+        queue.wait(cx);
+        Poll::Pending
+    }
+
     /// Gives a written batch's buffer back (see [`Outbox::take`]): busy sessions' buffers
     /// circulate through a bounded pool instead of being allocated per batch.
     pub fn recycle(buf: BytesMut) {

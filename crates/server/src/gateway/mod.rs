@@ -15,6 +15,7 @@
 pub(crate) mod irc;
 pub(crate) mod line;
 pub(crate) mod native;
+pub(crate) mod parking;
 mod transport;
 pub(crate) mod web;
 pub(crate) mod words;
@@ -322,7 +323,9 @@ impl Turn<'_> {
 }
 
 /// Serves one connection with protocol `P`, from the first byte to the last: the
-/// registration dialogue under `deadline`, then the session until it ends.
+/// registration dialogue under `deadline`, then the session until it ends. Such a
+/// connection keeps its task while it is quiet; plain TCP connections park instead
+/// ([`parking::serve`]).
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an
 /// `async fn` keeps each argument twice in its future (as given, and moved into its
@@ -330,13 +333,76 @@ impl Turn<'_> {
 // Not an `async fn`: it would keep each argument twice (see above).
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<'a, P, R, W>(
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    deadline: Instant,
+    gateway: Gateway,
+    shared: &'a Shared,
+) -> impl Future<Output = Ending> + Send + 'a
+where
+    P: Protocol + 'a,
+    R: Receive + 'a,
+    W: AsyncWrite + Unpin + Send + 'a,
+{
+    async move {
+        match begin::<P, R, W>(reader, writer, peer, deadline, gateway, shared).await {
+            // Without parking, `run` returns only with the ending.
+            Ok(mut live) => loop {
+                if let Some(ending) = live.run(shared, None).await {
+                    break ending;
+                }
+            },
+            Err(ending) => Ending::from(ending),
+        }
+    }
+}
+
+/// A registered session's connection: everything its task works with, owned, so that
+/// a quiet one can be handed from one task to the next ([`parking`]).
+pub(crate) struct Live<P, R, W> {
+    input: Input<P, R>,
+    writer: W,
+    session: Session,
+    outbox: Arc<Outbox>,
+    gateway: Gateway,
+}
+
+/// A session's input side, between its waits.
+struct Input<P, R> {
+    protocol: P,
+    reader: R,
+    /// A partial unit; no allocation while there is none.
+    buf: BytesMut,
+    throttle: Throttle,
+    /// When the client is pinged, for protocols that ping; once pinged, when it is
+    /// disconnected for not answering.
+    idle_at: Instant,
+    pinged: bool,
+}
+
+/// Where a connection is left after it ended before it had a session: the ending,
+/// already handled (the last word said, the socket closed).
+pub(crate) struct Unregistered(Ending);
+
+impl From<Unregistered> for Ending {
+    fn from(ended: Unregistered) -> Ending {
+        ended.0
+    }
+}
+
+/// The registration dialogue under `deadline`, then the session's start: the commands
+/// the protocol sends first, and the session counted.
+// Not an `async fn`: it would keep each argument twice (see `serve`).
+#[allow(clippy::manual_async_fn)]
+fn begin<'a, P, R, W>(
     mut reader: R,
     mut writer: W,
     peer: SocketAddr,
     deadline: Instant,
     gateway: Gateway,
     shared: &'a Shared,
-) -> impl Future<Output = Ending> + Send + 'a
+) -> impl Future<Output = Result<Live<P, R, W>, Unregistered>> + Send + 'a
 where
     P: Protocol + 'a,
     R: Receive + 'a,
@@ -361,42 +427,69 @@ where
                 if let Some(bytes) = last_word {
                     let _ = writer.write_all(&bytes).await;
                 }
-                return close(ending, &mut reader, &mut writer).await;
+                return Err(Unregistered(close(ending, &mut reader, &mut writer).await));
             }
         };
         tracing::debug!(%peer, session = ?session.id(), "registered");
         for (req, command) in protocol.registered() {
             let _ = Box::pin(session.send(req, command)).await;
         }
-        let metrics = &shared.metrics;
-        metrics.sessions_by_gateway.add(gateway, 1);
-        // The session, until it ends: its input feeds the hub, its output drains the outbox.
-        // Written here rather than in a function of its own: every async function keeps its
-        // own copy of its arguments, for the whole life of the connection.
-        let mut out = Output::new(&outbox, &mut writer, gateway, shared);
-        // The server's shutdown needs no wait of its own here: the hub says goodbye to
-        // every session and closes its outbox (a hub that dies closes them as it goes),
-        // and the output side ends the session once that is written.
-        let ending = match read_loop(&mut protocol, &mut reader, &mut buf, &session, &mut out, shared).await {
-            Ok(end) => {
-                if !matches!(end, ReadEnd::Quit) {
-                    Box::pin(session.disconnect(end.detail())).await;
+        shared.metrics.sessions_by_gateway.add(gateway, 1);
+        let now = Instant::now();
+        let throttle = Throttle::new(&shared.limits.flood(), now.into_std());
+        let idle_at = now + shared.limits.idle_ping();
+        let input = Input { protocol, reader, buf, throttle, idle_at, pinged: false };
+        Ok(Live { input, writer, session, outbox, gateway })
+    }
+}
+
+impl<P: Protocol, R: Receive, W: AsyncWrite + Unpin + Send> Live<P, R, W> {
+    /// The session, until it ends (the ending, with the socket closed), or with `park`,
+    /// until it has been quiet that long (`None`: the caller parks it, or runs it
+    /// again). Without `park` it returns only with the ending.
+    // Not an `async fn`: it would keep each argument twice (see `serve`).
+    #[allow(clippy::manual_async_fn)]
+    fn run<'a>(
+        &'a mut self,
+        shared: &'a Shared,
+        park: Option<Duration>,
+    ) -> impl Future<Output = Option<Ending>> + Send + 'a
+    where
+        P: 'a,
+        R: 'a,
+        W: 'a,
+    {
+        async move {
+            let metrics = &shared.metrics;
+            let gateway = self.gateway;
+            // Its input feeds the hub, its output drains the outbox. The server's shutdown
+            // needs no wait of its own here: the hub says goodbye to every session and
+            // closes its outbox (a hub that dies closes them as it goes), and the output
+            // side ends the session once that is written.
+            let mut out = Output::new(&self.outbox, &mut self.writer, gateway, shared);
+            let ending = match read_loop(&mut self.input, &self.session, &mut out, shared, park).await {
+                Ok(Flow::Quiet) => return None,
+                Ok(Flow::End(end)) => {
+                    if !matches!(end, ReadEnd::Quit) {
+                        Box::pin(self.session.disconnect(end.detail())).await;
+                    }
+                    // The hub closes the outbox once it has handled the quit or disconnect;
+                    // what was queued before (replies, the error that ended the session)
+                    // goes out first.
+                    let _ = tokio::time::timeout(shared.limits.shutdown_grace(), out.finish()).await;
+                    end.into()
                 }
-                // The hub closes the outbox once it has handled the quit or disconnect; what
-                // was queued before (replies, the error that ended the session) goes out first.
-                let _ = tokio::time::timeout(shared.limits.shutdown_grace(), out.finish()).await;
-                end.into()
+                Err(ending) => ending,
+            };
+            Box::pin(self.session.disconnect(None)).await;
+            metrics.sessions_by_gateway.add(gateway, -1);
+            match ending {
+                Ending::Limit(EXCESS_FLOOD) => ServerMetrics::count(&metrics.flood_disconnects),
+                Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
+                _ => {}
             }
-            Err(ending) => ending,
-        };
-        Box::pin(session.disconnect(None)).await;
-        metrics.sessions_by_gateway.add(gateway, -1);
-        match ending {
-            Ending::Limit(EXCESS_FLOOD) => ServerMetrics::count(&metrics.flood_disconnects),
-            Ending::Limit(PING_TIMEOUT) => ServerMetrics::count(&metrics.ping_timeouts),
-            _ => {}
+            Some(close(ending, &mut self.input.reader, &mut self.writer).await)
         }
-        close(ending, &mut reader, &mut writer).await
     }
 }
 
@@ -523,42 +616,57 @@ where
 /// A session's input, until it ends: each unit decoded and handed to the protocol,
 /// under flood control and, for protocols that ping, an idle deadline. Every wait is
 /// also a turn of the writer (`out`), so output keeps flowing whatever the input side
-/// waits for; `Err` is the ending when the output side ended the session first.
+/// waits for; `Err` is the ending when the output side ended the session first. With
+/// `park`, it also returns once nothing was read or written for that long, with nothing
+/// half-read or half-written: the connection can then park.
 ///
 /// One future for both sides, rather than a reader and a writer future under a
-/// `select!`: an idle connection is parked here, and what it holds while parked is
-/// its connection's memory (docs/BENCHMARKS.md, "Idle memory").
+/// `select!`: a quiet connection waits here, and what it holds while it waits is its
+/// connection's memory (docs/BENCHMARKS.md, "Idle memory").
 // Not an `async fn`: it would keep each argument twice (see `serve`).
 #[allow(clippy::manual_async_fn)]
 fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
-    protocol: &'a mut P,
-    reader: &'a mut R,
-    buf: &'a mut BytesMut,
+    input: &'a mut Input<P, R>,
     session: &'a Session,
     out: &'a mut Output<'b, W>,
     shared: &'a Shared,
-) -> impl Future<Output = Result<ReadEnd, Ending>> + use<'a, 'b, P, R, W> {
+    park: Option<Duration>,
+) -> impl Future<Output = Result<Flow, Ending>> + use<'a, 'b, P, R, W> {
     async move {
         let gateway = out.gateway;
         let limits = &shared.limits;
-        let mut throttle = Throttle::new(&limits.flood(), Instant::now().into_std());
-        // Input was heard since the idle deadline was last set; the client was pinged.
-        let (mut heard, mut pinged) = (false, false);
-        let idle = tokio::time::sleep_until(Instant::now() + limits.idle_ping());
+        let Input { protocol, reader, buf, throttle, idle_at, pinged } = input;
+        // When the connection may park, if it stays quiet, and how much it had written
+        // when that was set.
+        let mut quiet_at = park.map(|park| (Instant::now() + park, out.batches));
+        let mut heard = false;
+        let wake_at = |idle_at: Instant, quiet_at: Option<(Instant, u32)>| match (P::PINGS, quiet_at) {
+            (true, Some((quiet, _))) => idle_at.min(quiet),
+            (true, None) => idle_at,
+            (false, Some((quiet, _))) => quiet,
+            // Nothing to wake for: the deadline is never polled.
+            (false, None) => idle_at,
+        };
+        let idle = tokio::time::sleep_until(wake_at(*idle_at, quiet_at));
         tokio::pin!(idle);
         let end = 'session: loop {
             // A unit is taken and its work made in plain code, so that only the work (a
             // pointer) is kept across the wait for it, never the unit itself.
             while let Some(work) =
-                protocol.decode(buf).map(|input| work(protocol, input, session, &mut throttle, shared, gateway))
+                protocol.decode(buf).map(|input| work(protocol, input, session, throttle, shared, gateway))
             {
-                (heard, pinged) = (true, false);
+                (heard, *pinged) = (true, false);
                 if let Err(end) = out.alongside(work).await? {
                     break 'session end;
                 }
             }
-            if P::PINGS && std::mem::take(&mut heard) {
-                idle.as_mut().reset(Instant::now() + limits.idle_ping());
+            if std::mem::take(&mut heard) {
+                let now = Instant::now();
+                if P::PINGS {
+                    *idle_at = now + limits.idle_ping();
+                }
+                quiet_at = park.map(|park| (now + park, out.batches));
+                idle.as_mut().reset(wake_at(*idle_at, quiet_at));
             }
             // Unless a partial unit is buffered, the buffer goes: the wait holds none.
             release(buf);
@@ -566,7 +674,7 @@ fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
                 if let Poll::Ready(ending) = out.poll(cx) {
                     return Poll::Ready(Waited::Output(ending));
                 }
-                if P::PINGS && idle.as_mut().poll(cx).is_ready() {
+                if (P::PINGS || quiet_at.is_some()) && idle.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Waited::Idle);
                 }
                 // Cancel-safe: what is read stays in `buf`, so the wait is made afresh for
@@ -577,18 +685,33 @@ fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
             let (last, closed) = match waited {
                 Waited::Output(ending) => return Err(ending),
                 Waited::Idle => {
-                    if pinged {
-                        break ReadEnd::PingTimeout;
-                    }
-                    pinged = true;
-                    // Silent since the deadline's start: it ends `idle_timeout` after that.
-                    let silent_since = idle.deadline() - limits.idle_ping();
-                    idle.as_mut().reset(silent_since + limits.idle_timeout());
-                    if let Some(ping) = protocol.ping() {
-                        if out.alongside(Box::pin(session.relay(ping))).await?.is_err() {
-                            break ReadEnd::Closed;
+                    let now = Instant::now();
+                    if P::PINGS && now >= *idle_at {
+                        if *pinged {
+                            break ReadEnd::PingTimeout;
+                        }
+                        *pinged = true;
+                        // Silent since the deadline's start: it ends `idle_timeout` after that,
+                        // and never sooner than the time to answer after the ping (a parked
+                        // connection's ping may go out up to a second late: its alarm's).
+                        let silent_since = *idle_at - limits.idle_ping();
+                        let answer_within = limits.idle_timeout() - limits.idle_ping();
+                        *idle_at = (silent_since + limits.idle_timeout()).max(now + answer_within);
+                        if let Some(ping) = protocol.ping() {
+                            if out.alongside(Box::pin(session.relay(ping))).await?.is_err() {
+                                break ReadEnd::Closed;
+                            }
+                        }
+                    } else if let (Some(park), Some((quiet, written))) = (park, quiet_at) {
+                        if now >= quiet {
+                            // Quiet since it was set, with nothing half-done: time to park.
+                            if written == out.batches && buf.is_empty() && out.is_idle() {
+                                return Ok(Flow::Quiet);
+                            }
+                            quiet_at = Some((now + park, out.batches));
                         }
                     }
+                    idle.as_mut().reset(wake_at(*idle_at, quiet_at));
                     continue;
                 }
                 Waited::Input(Err(e)) => break ReadEnd::Io(e),
@@ -596,8 +719,8 @@ fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
                 Waited::Input(Ok(Received::Message(message))) => (protocol.decode_message(message), false),
                 Waited::Input(Ok(Received::Closed)) => (protocol.decode_eof(buf), true),
             };
-            if let Some(work) = last.map(|input| work(protocol, input, session, &mut throttle, shared, gateway)) {
-                (heard, pinged) = (true, false);
+            if let Some(work) = last.map(|input| work(protocol, input, session, throttle, shared, gateway)) {
+                (heard, *pinged) = (true, false);
                 if let Err(end) = out.alongside(work).await? {
                     break end;
                 }
@@ -614,8 +737,16 @@ fn read_loop<'a, 'b, P: Protocol, R: Receive, W: AsyncWrite + Unpin>(
         if let Some(bytes) = why.and_then(|why| protocol.farewell(why)) {
             let _ = out.alongside(Box::pin(session.relay(bytes))).await?;
         }
-        Ok(end)
+        Ok(Flow::End(end))
     }
+}
+
+/// How a session's input side stopped.
+enum Flow {
+    /// The session ended.
+    End(ReadEnd),
+    /// Nothing was read or written for the parking time, and nothing is half-done.
+    Quiet,
 }
 
 /// The work one unit of input makes: its hub commands or answers, under flood control.
@@ -682,13 +813,30 @@ struct Output<'a, W> {
     /// How much of `batch` is written.
     written: usize,
     phase: Phase,
+    /// Batches written, counting on (wrapping): whether it wrote since a moment.
+    batches: u32,
     gateway: Gateway,
     shared: &'a Shared,
 }
 
 impl<'a, W: AsyncWrite + Unpin> Output<'a, W> {
     fn new(outbox: &'a Outbox, writer: &'a mut W, gateway: Gateway, shared: &'a Shared) -> Self {
-        Output { outbox, writer, batch: BytesMut::new(), written: 0, phase: Phase::Waiting, gateway, shared }
+        Output {
+            outbox,
+            writer,
+            batch: BytesMut::new(),
+            written: 0,
+            phase: Phase::Waiting,
+            batches: 0,
+            gateway,
+            shared,
+        }
+    }
+
+    /// Waiting for the outbox with nothing in hand: it can be made again from the
+    /// outbox and the writer at any time.
+    fn is_idle(&self) -> bool {
+        self.phase == Phase::Waiting && self.batch.capacity() == 0
     }
 
     /// Writes what there is to write; `Ready` only when the output side has ended the
@@ -743,6 +891,7 @@ impl<'a, W: AsyncWrite + Unpin> Output<'a, W> {
                         // queueing), and an idle session holds no output memory at all.
                         Outbox::recycle(std::mem::take(&mut self.batch));
                     }
+                    self.batches = self.batches.wrapping_add(1);
                     self.phase = if last { Phase::Closing } else { Phase::Waiting };
                 }
                 Phase::Closing => return writer.as_mut().poll_shutdown(cx),

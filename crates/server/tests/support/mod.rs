@@ -73,6 +73,9 @@ pub async fn start_in(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) 
     // (tests/irc_identity.rs covers cloaks and addresses).
     config.irc.hosts = parley_server::Hosts::Fixed;
     config.database.url = tempdir::database_of(data);
+    // Plain connections park after 25 ms of quiet (a second by default), so that the
+    // tests' connections park and wake between most of their exchanges.
+    config.limits.park_after_ms = 25;
     adjust(&mut config);
     if !config.history.store {
         config.database.url = None;
