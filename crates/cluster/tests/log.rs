@@ -19,6 +19,7 @@ const PER_PUBLISHER: usize = 100;
 /// each message once, each publisher's messages in the order it submitted them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_publishers_one_room_one_order_everywhere() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let mut logs = Vec::new();
     for i in 0..3 {
@@ -82,6 +83,7 @@ async fn three_publishers_one_room_one_order_everywhere() {
 /// publish, for the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_latency_alone() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let link = link(&cluster, 0, "solo").await;
     let log = log(&link, "solo").await;
@@ -106,6 +108,7 @@ async fn publish_latency_alone() {
 /// each room's seqs are its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_rooms_in_parallel() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let link = link(&cluster, 2, "busy").await;
     let log = log(&link, "busy").await;
@@ -149,6 +152,7 @@ fn hostile_keys_are_one_token() {
 /// and client tags included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_room_names_and_records_round_trip() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let link = link(&cluster, 1, "node").await;
     let log = log(&link, "node").await;

@@ -36,6 +36,7 @@ async fn race(a: &Arc<NickRegistry>, b: &Arc<NickRegistry>, key: &str) -> Vec<(u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_a_thousand_racing_claims_wins_and_only_the_holder_releases() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let a = registry(&cluster, 0, "node-a", Duration::from_secs(30)).await;
     let b = registry(&cluster, 2, "node-b", Duration::from_secs(30)).await;
@@ -71,6 +72,7 @@ async fn one_of_a_thousand_racing_claims_wins_and_only_the_holder_releases() {
 /// holder's claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_live_by_their_leases() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let lease = Duration::from_secs(2);
     let kept = registry(&cluster, 0, "kept", lease).await;
@@ -115,6 +117,7 @@ async fn claims_live_by_their_leases() {
 /// A refresh of thousands of claims is one pipelined pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_claims_refresh_in_one_pass() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let node = registry(&cluster, 0, "busy", Duration::from_secs(30)).await;
     let mut claims = Vec::new();

@@ -10,6 +10,16 @@ use parley_cluster::testing::TestCluster;
 use parley_cluster::{Delivered, Follower, Link, LogConfig, RoomLog};
 use parley_hub::{Kind, Nick, Record, RoomName};
 
+/// Logs what the crate and the NATS client do to the test's output, at the level
+/// `RUST_LOG` asks (e.g. `RUST_LOG=parley_cluster=debug,async_nats=debug`; nothing
+/// without it), with the time of each line: a failure under load is read from it.
+pub fn trace() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// A node's link, connected to server `first` first.
 pub async fn link(cluster: &TestCluster, first: usize, name: &str) -> Link {
     parley_cluster::connect(&cluster.urls_from(first), name).await.expect("connects")
