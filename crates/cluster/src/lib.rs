@@ -16,6 +16,7 @@
 
 mod connect;
 mod error;
+mod follower;
 mod log;
 mod nicks;
 mod subject;
@@ -26,7 +27,8 @@ pub mod testing;
 
 pub use connect::{connect, Link};
 pub use error::{LogError, NickError};
-pub use log::{Appended, Delivered, Follower, LogConfig, RoomLog};
+pub use follower::Follower;
+pub use log::{Appended, Delivered, LogConfig, RoomLog};
 pub use nicks::{Claim, NickConfig, NickRegistry, Refreshed};
 pub use subject::{room_token, token_key};
 pub use wire::WireRecord;

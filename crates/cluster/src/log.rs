@@ -29,30 +29,31 @@
 //! time, in the order they were submitted (a queue per room, drained by one task), so a
 //! sender's messages keep their order. Rooms do not wait for each other.
 //!
-//! **Following.** Every node reads the whole stream with an ordered push consumer:
-//! ephemeral, no acknowledgements (the node keeps its own position, which is the
-//! stream sequence of the last message it handled), flow-controlled, and recreated by
-//! the client from the last delivered position when it misses a heartbeat, its server
-//! goes away or a delivery is skipped, so the node sees every message once, in stream
-//! order, across reconnects. A durable pull consumer per node would keep the position
-//! in JetStream instead, at the price of an acknowledgement per message and a consumer
-//! per node to clean up after a node that is gone for good; the node needs its position
-//! with its own state (history written up to there) anyway.
+//! **Following.** Every node reads the whole stream through a [`Follower`]: an
+//! ephemeral push consumer, no acknowledgements (the node keeps its own position, which
+//! is the stream sequence of the last message it handled), flow-controlled, and
+//! replaced by a new one, under a new name, from the last position read when it falls
+//! silent, skips a delivery or the connection is re-established, so the node sees every
+//! message once, in stream order, across reconnects and server deaths (`follower.rs`
+//! says why it is not the client library's ordered consumer). A durable pull consumer
+//! per node would keep the position in JetStream instead, at the price of an
+//! acknowledgement per message and a consumer per node to clean up after a node that is
+//! gone for good; the node needs its position with its own state (history written up to
+//! there) anyway.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{push, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
-use futures_util::StreamExt as _;
 use parley_hub::{Record, RoomName};
 use tokio::sync::oneshot;
 
 use crate::connect::Link;
+use crate::follower::Follower;
 use crate::subject::room_token;
 use crate::wire::WireRecord;
 use crate::LogError;
@@ -384,77 +385,18 @@ impl RoomLog {
     }
 
     /// Follows the whole log from the message after stream position `after` (0: from
-    /// the start).
+    /// the start). See [`Follower`] for how it survives a server's death.
     ///
     /// # Errors
     ///
-    /// When JetStream cannot create the consumer.
+    /// When JetStream cannot create the follower's consumer within 25 s.
     pub async fn follow(&self, after: u64) -> Result<Follower, LogError> {
-        let deliver_policy =
-            if after == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: after + 1 } };
-        let consumer = self
-            .stream
-            .create_consumer(push::OrderedConfig {
-                deliver_subject: self.link.client.new_inbox(),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(jetstream)?;
-        let messages = consumer.messages().await.map_err(jetstream)?;
-        Ok(Follower { messages, last: after })
+        Follower::start(&self.link, &self.config.stream, after).await
     }
 
     /// The link the log publishes on.
     #[must_use]
     pub fn link(&self) -> &Link {
         &self.link
-    }
-}
-
-/// One node's reading of the whole log, in stream order, from a position on.
-pub struct Follower {
-    messages: push::Ordered,
-    last: u64,
-}
-
-impl Follower {
-    /// The next message. Waits as long as there is none; across a lost connection or a
-    /// NATS server's death the consumer is recreated from the last position read, so
-    /// nothing is skipped, and a message delivered twice by that is dropped here.
-    ///
-    /// # Errors
-    ///
-    /// [`LogError::Undecodable`] for a message that is not a record (the follower moves
-    /// past it: call again); [`LogError::Closed`] when the connection is closed for good.
-    pub async fn next(&mut self) -> Result<Delivered, LogError> {
-        loop {
-            let message = match self.messages.next().await {
-                None => return Err(LogError::Closed),
-                Some(Ok(message)) => message,
-                Some(Err(e)) => {
-                    // Missed heartbeats, a consumer being recreated: the ordered
-                    // consumer recovers on its own.
-                    tracing::debug!("following the log: {e}");
-                    continue;
-                }
-            };
-            let Ok(position) = message.info().map(|info| info.stream_sequence) else { continue };
-            if position <= self.last {
-                continue;
-            }
-            self.last = position;
-            let record = serde_json::from_slice::<WireRecord>(&message.payload)
-                .map_err(|e| e.to_string())
-                .and_then(WireRecord::into_record)
-                .map_err(|why| LogError::Undecodable { position, why })?;
-            return Ok(Delivered { position, record });
-        }
-    }
-
-    /// The position of the last message read (or the starting point).
-    #[must_use]
-    pub fn position(&self) -> u64 {
-        self.last
     }
 }

@@ -18,8 +18,14 @@ const PER_PUBLISHER: usize = 150;
 /// with SIGKILL a third of the way through. Every acknowledged message must be in every
 /// follower's reading exactly once, at its acknowledged seq, the seqs dense, the
 /// readings identical; restarted, server 1 serves the whole log again.
+///
+/// JetStream puts each follower's consumer on a random server of the stream's three, so
+/// one or more of the six followers started before the kill lose their consumer with
+/// server 1 in 91% of runs (1 - (2/3)^6), and a third of the creates of the four
+/// started after it land on the dead server: they must all read on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_during_a_publish_run_loses_nothing_acknowledged() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let mut logs = Vec::new();
     for i in 0..SERVERS {
@@ -27,7 +33,7 @@ async fn a_server_killed_during_a_publish_run_loses_nothing_acknowledged() {
         logs.push(log(&link, &format!("node{i}")).await);
     }
     let mut followers = Vec::new();
-    for log in &logs {
+    for log in logs.iter().chain(&logs) {
         followers.push(log.follow(0).await.expect("follows"));
     }
     let lobby = room("lobby");
@@ -64,6 +70,10 @@ async fn a_server_killed_during_a_publish_run_loses_nothing_acknowledged() {
     eprintln!("{} acknowledged, {failed} failed while server 1 died", acked.len());
     assert!(acked.len() >= 2 * PER_PUBLISHER, "most publishes go on through the other servers");
     let last = logs[0].last_seq_of(Some(&lobby)).await.expect("reads the last seq");
+    for log in logs.iter().chain(&logs[..1]) {
+        let follower = log.follow(0).await;
+        followers.push(follower.unwrap_or_else(|e| panic!("follows while server 1 is dead: {e}\n{}", cluster.logs())));
+    }
     let mut readings = Vec::new();
     for follower in &mut followers {
         let read =
@@ -100,6 +110,7 @@ async fn a_server_killed_during_a_publish_run_loses_nothing_acknowledged() {
 /// room's seqs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_fails_fast_and_recovers() {
+    support::trace();
     let Some(cluster) = TestCluster::start().await else { return };
     let link = link(&cluster, 0, "node").await;
     let log = log(&link, "node").await;
