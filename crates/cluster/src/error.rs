@@ -12,8 +12,9 @@ pub enum LogError {
     /// every node delivers it like any other.
     #[error("the cluster's message log did not confirm the message in time")]
     Unconfirmed,
-    /// Other nodes kept taking the seq this node tried, more times than the bound on
-    /// renumbering allows (a room under extreme contention).
+    /// Other nodes kept taking the seq this node tried, for the whole publish bound (a
+    /// room others fill flat out, faster than this node can race them); the message is
+    /// not in the log.
     #[error("the message could not be given a seq after {attempts} attempts")]
     Contended {
         /// How many seqs were tried.
