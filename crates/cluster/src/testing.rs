@@ -24,6 +24,14 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 
 static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
 
+/// Why the cluster is not ready, with the servers' logs.
+enum NotReady {
+    /// A server exited.
+    Exited(String),
+    /// JetStream did not answer in time.
+    TooLong(String),
+}
+
 /// One server of the cluster.
 struct Server {
     name: String,
@@ -65,9 +73,27 @@ fn installed() -> Option<PathBuf> {
     bin
 }
 
+/// Ports this process has handed to a server: the kernel may give a port it just
+/// released to the next `bind` of port 0, so two clusters started at once by tests
+/// running in parallel could otherwise be given the same one.
+static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A port free now and never handed out before by this process. Another process may
+/// still take it before the server binds it; [`TestCluster::start`] then starts again.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
+
+/// How many times [`TestCluster::start`] tries fresh ports when a server exits at once
+/// (a port taken meanwhile by another process).
+const START_ATTEMPTS: usize = 3;
 
 impl TestCluster {
     /// Starts 3 servers and waits until JetStream answers through each of them (its meta
@@ -79,6 +105,21 @@ impl TestCluster {
     /// When nats-server is missing and `CI=true`, or the cluster does not come up.
     pub async fn start() -> Option<TestCluster> {
         let bin = installed()?;
+        for attempt in 1..=START_ATTEMPTS {
+            let cluster = TestCluster::spawn_all(bin.clone());
+            match cluster.ready().await {
+                Ok(()) => return Some(cluster),
+                Err(NotReady::Exited(why)) if attempt < START_ATTEMPTS => {
+                    let _ = writeln!(std::io::stderr(), "the test NATS cluster did not start ({why}); new ports");
+                }
+                Err(NotReady::Exited(why) | NotReady::TooLong(why)) => panic!("{why}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Starts 3 servers on new ports and a new store.
+    fn spawn_all(bin: PathBuf) -> TestCluster {
         let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("parley-nats-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -97,8 +138,7 @@ impl TestCluster {
         for i in 0..SERVERS {
             cluster.spawn(i);
         }
-        cluster.wait_ready().await;
-        Some(cluster)
+        cluster
     }
 
     fn spawn(&self, i: usize) {
@@ -167,8 +207,15 @@ impl TestCluster {
     ///
     /// # Panics
     ///
-    /// When that takes longer than 30 s; the servers' logs are in the panic message.
+    /// When that takes longer than 30 s, or a server exits; the servers' logs are in the
+    /// panic message.
     pub async fn wait_ready(&self) {
+        if let Err(NotReady::Exited(why) | NotReady::TooLong(why)) = self.ready().await {
+            panic!("{why}");
+        }
+    }
+
+    async fn ready(&self) -> Result<(), NotReady> {
         let deadline = Instant::now() + READY_WITHIN;
         for (i, server) in self.servers.iter().enumerate() {
             if server.process.lock().unwrap_or_else(PoisonError::into_inner).is_none() {
@@ -184,11 +231,16 @@ impl TestCluster {
                     .unwrap_or_else(PoisonError::into_inner)
                     .as_mut()
                     .and_then(|child| child.try_wait().ok().flatten());
-                assert!(exited.is_none(), "{} exited ({exited:?}):\n{}", server.name, self.logs());
-                assert!(Instant::now() < deadline, "the test NATS cluster is not ready:\n{}", self.logs());
+                if let Some(status) = exited {
+                    return Err(NotReady::Exited(format!("{} exited ({status}):\n{}", server.name, self.logs())));
+                }
+                if Instant::now() >= deadline {
+                    return Err(NotReady::TooLong(format!("the test NATS cluster is not ready:\n{}", self.logs())));
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        Ok(())
     }
 
     async fn answers(&self, i: usize) -> bool {
