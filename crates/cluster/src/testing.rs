@@ -1,7 +1,8 @@
 //! A 3-server NATS cluster with JetStream for tests (the `testing` feature; never in the
-//! binary): each server on free ports of 127.0.0.1 with its own store directory in a
-//! temporary directory, routed to the other two, stopped (killed and waited for) and
-//! deleted when dropped. A test may `kill -9` one server and start it again on the same
+//! binary): each server on free ports of 127.0.0.1 (below the kernel's ephemeral range,
+//! so that nothing else is given them while a killed server is down) with its own store
+//! directory in a temporary directory, routed to the other two, stopped (killed and
+//! waited for) and deleted when dropped. A test may `kill -9` one server and start it again on the same
 //! ports and store, as an operator's supervisor would.
 //!
 //! The binary is looked for in `PARLEY_NATS_SERVER`, then on the `PATH` (Debian's
@@ -9,6 +10,7 @@
 //! says so loudly and returns `None`, so the test can skip, unless `CI=true`, where a
 //! missing server is a failure: CI installs it (`.ci/run`).
 
+use std::hash::BuildHasher as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -73,26 +75,48 @@ fn installed() -> Option<PathBuf> {
     bin
 }
 
-/// Ports this process has handed to a server: the kernel may give a port it just
-/// released to the next `bind` of port 0, so two clusters started at once by tests
-/// running in parallel could otherwise be given the same one.
+/// Ports this process has handed to a server, never handed out again: two clusters
+/// started at once by tests running in parallel must not share one.
 static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
-/// A port free now and never handed out before by this process. Another process may
-/// still take it before the server binds it; [`TestCluster::start`] then starts again.
+/// The lowest port a server is given.
+const LOWEST_PORT: u16 = 10_000;
+
+/// The first port of the kernel's ephemeral range (the source ports of outgoing
+/// connections and the ports `bind` to port 0 gives), 32768 when unknown.
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A port free now, never handed out before by this process, and below the kernel's
+/// ephemeral range. A port of the range may be given to any outgoing connection as its
+/// source port while a killed server is down, and then the server cannot listen on it
+/// again when it is restarted ("address already in use", seen after a restart under
+/// load); a port below it is only ever taken by a program that asks for it.
 fn free_port() -> u16 {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        if !handed_out.contains(&port) {
+    let top = ephemeral_start();
+    let random = std::collections::hash_map::RandomState::new();
+    for n in 0..10_000u64 {
+        let port = if top > LOWEST_PORT + 1000 {
+            LOWEST_PORT + u16::try_from(random.hash_one(n) % u64::from(top - LOWEST_PORT)).unwrap_or(0)
+        } else {
+            // No room below the range: whatever the kernel gives.
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+        };
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             handed_out.push(port);
             return port;
         }
     }
+    panic!("no free port for a test NATS server");
 }
 
 /// How many times [`TestCluster::start`] tries fresh ports when a server exits at once
-/// (a port taken meanwhile by another process).
+/// (a port taken meanwhile by another program).
 const START_ATTEMPTS: usize = 3;
 
 impl TestCluster {
