@@ -1,0 +1,403 @@
+//! The rooms' shared log: one JetStream stream that every node publishes its rooms'
+//! messages into and follows in full, so that every node delivers the same messages in
+//! the same order.
+//!
+//! **Dense seqs by creating each (room, seq) once.** A message of room `r` with seq `n`
+//! is published on its own subject, `parley.room.<token of r>.<n>` (private messages:
+//! `parley.private.<n>`), with `Nats-Expected-Last-Subject-Sequence: 0`: JetStream
+//! stores it only if that subject has no message yet. So each seq of a room is taken
+//! exactly once, by whichever node's publish JetStream orders first; the others are
+//! refused, read the room's last seq, renumber and try again. A node numbers only after
+//! the last seq it knows, and learns the real last one on every refusal, so seqs are
+//! 1, 2, 3, … with no gap, and the stream order of a room's messages is their seq order.
+//!
+//! Why not one subject per room with the expected sequence of the room's last message
+//! (the textbook optimistic concurrency)? On a replicated stream, nats-server before
+//! 2.9.21/2.10 checks a non-zero expected sequence only against what is already
+//! stored, before the write goes through Raft, so concurrent publishes expecting the
+//! same last message may all be stored (nats-server issue 4320); Debian 12's 2.9.10
+//! does this, as the first probe of this crate saw (hundreds of doubled seqs in 200
+//! rounds of 9 racing publishers). An expected sequence of 0 is checked where the write
+//! is applied, in Raft order, and held in the same probe (0 doubles in 1,800 races).
+//!
+//! **Retries without doubles.** Each attempt carries a `Nats-Msg-Id` (the node's name
+//! and a counter). A publish whose acknowledgement was lost is sent again with the same
+//! id and seq: JetStream's duplicate window answers with the first copy, and past the
+//! window the refusal leads to reading the message at that seq, which carries the id.
+//!
+//! **Order within a node.** Messages to one room from one node are published one at a
+//! time, in the order they were submitted (a queue per room, drained by one task), so a
+//! sender's messages keep their order. Rooms do not wait for each other.
+//!
+//! **Following.** Every node reads the whole stream through a [`Follower`]: an
+//! ephemeral push consumer, no acknowledgements (the node keeps its own position, which
+//! is the stream sequence of the last message it handled), flow-controlled, and
+//! replaced by a new one, under a new name, from the last position read when it falls
+//! silent, skips a delivery or the connection is re-established, so the node sees every
+//! message once, in stream order, across reconnects and server deaths (`follower.rs`
+//! says why it is not the client library's ordered consumer). A durable pull consumer
+//! per node would keep the position in JetStream instead, at the price of an
+//! acknowledgement per message and a consumer per node to clean up after a node that is
+//! gone for good; the node needs its position with its own state (history written up to
+//! there) anyway.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
+use parley_hub::{Record, RoomName};
+use tokio::sync::oneshot;
+
+use crate::connect::Link;
+use crate::follower::Follower;
+use crate::subject::room_token;
+use crate::wire::WireRecord;
+use crate::LogError;
+
+/// The prefix of a room's subjects.
+const ROOMS: &str = "parley.room";
+/// The prefix of private messages' subjects (numbered together, as in the hub).
+const PRIVATE: &str = "parley.private";
+/// The header that repeats a message's seq, for operators reading the stream.
+const SEQ_HEADER: &str = "Parley-Seq";
+
+/// How long a publish that found no stream leader waits before trying again.
+const ELECTION_PAUSE: Duration = Duration::from_millis(100);
+
+/// How many rooms' queues (and last seqs) a node keeps while they are idle. An idle
+/// room's entry is only a cache: its last seq is read again from the stream when it is
+/// gone.
+const MAX_IDLE_ROOMS: usize = 4096;
+
+/// How the log's stream is set up, and how long a publish may take.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// The stream's name. default: `PARLEY_ROOMS`
+    pub stream: String,
+    /// Copies JetStream keeps of each message: 3 for a 3-server cluster (a publish is
+    /// acknowledged once 2 have it, and one server may be lost). default: 3
+    pub replicas: usize,
+    /// How long JetStream remembers message ids to drop a repeated publish: longer than
+    /// any retry of one message. default: 2 minutes
+    pub duplicate_window: Duration,
+    /// This node's name, unique in the cluster: it makes message ids unique.
+    pub node: String,
+    /// How long a publish may take, retries included, before it fails; a node cut off
+    /// from NATS fails its publishes within this. default: 4 s
+    pub publish_within: Duration,
+}
+
+impl LogConfig {
+    /// The defaults, for the node `node`.
+    #[must_use]
+    pub fn new(node: &str) -> LogConfig {
+        LogConfig {
+            stream: "PARLEY_ROOMS".into(),
+            replicas: 3,
+            duplicate_window: Duration::from_secs(120),
+            node: node.into(),
+            publish_within: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Where a published message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its seq in its room (or among private messages).
+    pub seq: u64,
+    /// Its position in the stream: followers deliver it after everything before it.
+    pub position: u64,
+}
+
+/// A message a [`Follower`] read.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// Its position in the stream; a follower started after it will not read it again.
+    pub position: u64,
+    /// The message, its seq the one it was stored under.
+    pub record: Record,
+}
+
+/// The shared log of every room's messages, on one JetStream stream. Cheap to share
+/// (`Arc`); publishing needs a tokio runtime.
+pub struct RoomLog {
+    link: Link,
+    stream: stream::Stream,
+    config: LogConfig,
+    attempts: AtomicU64,
+    /// Each room's queue of messages waiting to be published and the last seq this node
+    /// knows of it, under a lock held only to push or pop (never across an `.await`).
+    rooms: Mutex<HashMap<String, Room>>,
+}
+
+#[derive(Default)]
+struct Room {
+    last: u64,
+    queue: VecDeque<Pending>,
+    draining: bool,
+}
+
+struct Pending {
+    record: Record,
+    done: oneshot::Sender<Result<Appended, LogError>>,
+}
+
+/// The subject prefix of a record's room, or of private messages.
+fn prefix_of(room: Option<&RoomName>) -> String {
+    match room {
+        Some(room) => format!("{ROOMS}.{}", room_token(room.key_str())),
+        None => PRIVATE.to_owned(),
+    }
+}
+
+fn jetstream(e: impl std::fmt::Display) -> LogError {
+    LogError::JetStream(e.to_string())
+}
+
+impl RoomLog {
+    /// Opens the log's stream, creating it if no node has yet.
+    ///
+    /// # Errors
+    ///
+    /// When JetStream cannot be reached or refuses the stream.
+    pub async fn open(link: &Link, config: LogConfig) -> Result<Arc<RoomLog>, LogError> {
+        let stream = crate::connect::open_stream(
+            link,
+            stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![format!("{ROOMS}.*.*"), format!("{PRIVATE}.*")],
+                storage: stream::StorageType::File,
+                num_replicas: config.replicas,
+                duplicate_window: config.duplicate_window,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(LogError::JetStream)?;
+        Ok(Arc::new(RoomLog {
+            link: link.clone(),
+            stream,
+            config,
+            attempts: AtomicU64::new(0),
+            rooms: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Queues `record` for its room (`record.room`; `None`: the private messages) and
+    /// returns where its outcome will arrive. Messages submitted for one room are
+    /// published in submission order; `record.seq` is the seq the caller expects it to
+    /// get (its last known seq plus one, or 0 for "don't know"), a lower bound only: the
+    /// outcome says the seq it got. It must come from the log (what this node's
+    /// follower or publishes saw, or the store's copy of it): a seq more than one past
+    /// the log's last would leave a gap. Never waits; needs a tokio runtime. The queue
+    /// is not bounded here: the hub bounds what a session may have unacknowledged.
+    pub fn submit(self: &Arc<Self>, record: Record) -> oneshot::Receiver<Result<Appended, LogError>> {
+        let (done, outcome) = oneshot::channel();
+        let prefix = prefix_of(record.room.as_ref());
+        let start = {
+            let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = rooms.entry(prefix.clone()).or_default();
+            room.queue.push_back(Pending { record, done });
+            !std::mem::replace(&mut room.draining, true)
+        };
+        if start {
+            let log = Arc::clone(self);
+            tokio::spawn(async move { log.drain(prefix).await });
+        }
+        outcome
+    }
+
+    /// Publishes `record` (as [`RoomLog::submit`]) and waits until JetStream has stored
+    /// it on a quorum of servers.
+    ///
+    /// # Errors
+    ///
+    /// Within [`LogConfig::publish_within`]: [`LogError::Unavailable`] when no server
+    /// could be reached, [`LogError::Unconfirmed`] when the outcome is unknown, or
+    /// another [`LogError`].
+    pub async fn append(self: &Arc<Self>, record: Record) -> Result<Appended, LogError> {
+        self.submit(record).await.unwrap_or(Err(LogError::Closed))
+    }
+
+    /// Publishes one room's queue, one message at a time, until it is empty.
+    async fn drain(&self, prefix: String) {
+        loop {
+            let (pending, last) = {
+                let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+                let idle = rooms.len() > MAX_IDLE_ROOMS;
+                let Some(room) = rooms.get_mut(&prefix) else { return };
+                match room.queue.pop_front() {
+                    Some(pending) => (pending, room.last),
+                    None => {
+                        room.draining = false;
+                        if idle {
+                            rooms.remove(&prefix);
+                        }
+                        return;
+                    }
+                }
+            };
+            let outcome = self.publish(&prefix, last, pending.record).await;
+            if let Ok(appended) = &outcome {
+                let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(room) = rooms.get_mut(&prefix) {
+                    room.last = room.last.max(appended.seq);
+                }
+            }
+            // The caller may have stopped waiting; the message is in the log regardless.
+            let _ = pending.done.send(outcome);
+        }
+    }
+
+    /// One message: publish at the next seq, renumbering while others take it, retrying
+    /// with the same id while the outcome is unknown, all within the publish bound.
+    async fn publish(&self, prefix: &str, last: u64, mut record: Record) -> Result<Appended, LogError> {
+        let deadline = Instant::now() + self.config.publish_within;
+        let id = format!("{}-{}", self.config.node, self.attempts.fetch_add(1, Ordering::Relaxed));
+        let mut seq = record.seq.max(last + 1);
+        let mut sent = false;
+        let mut renumbered = 0;
+        let unknown = |sent: bool| if sent { LogError::Unconfirmed } else { LogError::Unavailable };
+        loop {
+            if !self.connected_by(deadline).await {
+                return Err(unknown(sent));
+            }
+            record.seq = seq;
+            let payload = serde_json::to_vec(&WireRecord::from(&record)).map_err(jetstream)?;
+            let subject = format!("{prefix}.{seq}");
+            let message = PublishMessage::build()
+                .payload(payload.into())
+                .message_id(&id)
+                .expected_last_subject_sequence(0)
+                .header(SEQ_HEADER, seq.to_string());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let ack = tokio::time::timeout(remaining, async {
+                self.link.js.send_publish(subject.clone(), message).await?.await
+            })
+            .await;
+            let error = match ack {
+                Err(_elapsed) => return Err(LogError::Unconfirmed),
+                Ok(Ok(ack)) => return Ok(Appended { seq, position: ack.sequence }),
+                Ok(Err(error)) => error,
+            };
+            match error.kind() {
+                PublishErrorKind::WrongLastSequence => {
+                    // The seq is taken: by this very message, if an earlier attempt was
+                    // stored after all, else by another node.
+                    match self.stream.get_last_raw_message_by_subject(&subject).await {
+                        Ok(taken) if taken.headers.get("Nats-Msg-Id").is_some_and(|v| v.as_str() == id) => {
+                            return Ok(Appended { seq, position: taken.sequence });
+                        }
+                        Ok(_) => {}
+                        // Unreadable now: if an attempt may have landed, renumbering
+                        // could store the message twice. Ask again (same seq, same id)
+                        // while time remains.
+                        Err(_) if sent => continue,
+                        Err(_) => {}
+                    }
+                    renumbered += 1;
+                    // Each try is a race with the other nodes' next messages, and a node
+                    // whose round trip is longer (busier, or reconnected through another
+                    // server) loses most of them while the others publish flat out: on
+                    // a loaded machine one lost 33 in a row within a tenth of a second,
+                    // another the 64 that used to be the bound. So a message is given up
+                    // as contended only when its whole publish bound has gone by.
+                    if Instant::now() >= deadline {
+                        tracing::debug!(subject, renumbered, "giving up a contended message");
+                        return Err(LogError::Contended { attempts: renumbered });
+                    }
+                    // The node that took this seq is sending the next one as soon as it
+                    // hears so, which is when this node hears it lost: trying the next seq
+                    // at once races it fairly, where reading the room's last seq first
+                    // would always arrive a round trip late (and starve this node in a
+                    // busy room). Only a node that keeps losing is so far behind that it
+                    // reads where the room is.
+                    seq += 1;
+                    if renumbered.is_multiple_of(3) {
+                        if let Ok(last) = self.last_seq(prefix).await {
+                            seq = seq.max(last + 1);
+                        }
+                    }
+                }
+                PublishErrorKind::MaxPayloadExceeded => return Err(LogError::TooLarge),
+                PublishErrorKind::StreamNotFound => {
+                    // Nobody answered for the subject: the stream's leader is being
+                    // elected (its server died), or the stream is gone. Nothing was
+                    // stored; try again while time remains (briefly apart, as
+                    // the election takes a moment).
+                    if Instant::now() + ELECTION_PAUSE >= deadline {
+                        return Err(unknown(sent));
+                    }
+                    tokio::time::sleep(ELECTION_PAUSE).await;
+                }
+                PublishErrorKind::TimedOut
+                | PublishErrorKind::BrokenPipe
+                | PublishErrorKind::MaxAckPending
+                | PublishErrorKind::WrongLastMessageId
+                | PublishErrorKind::Other => {
+                    // Perhaps stored: the next attempt has the same id and seq.
+                    sent = true;
+                    tracing::debug!(subject, "publish not confirmed, retrying: {error}");
+                }
+            }
+        }
+    }
+
+    /// Waits (polling the client's state) until connected, or until `deadline`.
+    async fn connected_by(&self, deadline: Instant) -> bool {
+        loop {
+            if self.link.is_connected() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The last seq stored under `prefix`: its subjects are created in seq order, so the
+    /// last message of the prefix has the highest.
+    async fn last_seq(&self, prefix: &str) -> Result<u64, LogError> {
+        match self.stream.get_last_raw_message_by_subject(&format!("{prefix}.*")).await {
+            Ok(message) => message
+                .subject
+                .rsplit('.')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| LogError::JetStream(format!("unexpected subject {}", message.subject))),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(jetstream(e)),
+        }
+    }
+
+    /// The last seq of `room` (`None`: of private messages) in the log; 0 if it has none.
+    ///
+    /// # Errors
+    ///
+    /// When JetStream cannot answer.
+    pub async fn last_seq_of(&self, room: Option<&RoomName>) -> Result<u64, LogError> {
+        self.last_seq(&prefix_of(room)).await
+    }
+
+    /// Follows the whole log from the message after stream position `after` (0: from
+    /// the start). See [`Follower`] for how it survives a server's death.
+    ///
+    /// # Errors
+    ///
+    /// When JetStream cannot create the follower's consumer within 25 s.
+    pub async fn follow(&self, after: u64) -> Result<Follower, LogError> {
+        Follower::start(&self.link, &self.config.stream, after).await
+    }
+
+    /// The link the log publishes on.
+    #[must_use]
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+}
