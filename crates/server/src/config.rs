@@ -728,8 +728,9 @@ impl Config {
         if l.handshake_timeout_secs == 0 {
             return Err(ConfigError::Invalid("handshake_timeout_secs must be above 0".into()));
         }
-        if l.park_after_ms == 0 {
-            return Err(ConfigError::Invalid("park_after_ms must be above 0".into()));
+        // Bounded: a deadline this far ahead must stay a time the clock can hold.
+        if l.park_after_ms == 0 || l.park_after_ms > 3_600_000 {
+            return Err(ConfigError::Invalid("park_after_ms must be from 1 to 3600000 (an hour)".into()));
         }
         if l.idle_ping_secs == 0 || l.idle_timeout_secs <= l.idle_ping_secs {
             return Err(ConfigError::Invalid("idle_timeout_secs must be above idle_ping_secs, above 0".into()));
@@ -799,6 +800,15 @@ mod tests {
             assert!(config.validate().is_err(), "{bad:?} is no channel");
         }
         assert!(Config::parse("[irc]\nhosts = \"vhost\"\n").is_err());
+    }
+
+    #[test]
+    fn parking_waits_at_least_a_millisecond_and_at_most_an_hour() {
+        for (ms, valid) in [(0, false), (1, true), (3_600_000, true), (3_600_001, false), (u64::MAX, false)] {
+            let mut config = Config::default();
+            config.limits.park_after_ms = ms;
+            assert_eq!(config.validate().is_ok(), valid, "park_after_ms = {ms}");
+        }
     }
 
     #[test]

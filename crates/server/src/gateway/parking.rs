@@ -59,8 +59,7 @@ pub(crate) fn serve<P: Protocol + 'static, L: Leave>(
             // long as it lives, so it ends here.
             Ok(live) => {
                 let resting = Resting { live, leave, alarm: None, _token: shared.tasks.token() };
-                let runtime = shared.runtime.clone();
-                shared.tasks.spawn_on(awake(resting, None, shared.clone()), &runtime);
+                shared.tasks.spawn(awake(resting, None, shared.clone()));
             }
             Err(ended) => leave.left(&ended.into(), &shared),
         }
