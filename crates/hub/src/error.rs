@@ -225,6 +225,14 @@ pub enum HubError {
     /// The detail is in the server's log.
     #[error("the server could not save this, so it was not done")]
     StoreWrite,
+    /// A clustered server could not hand the message to the cluster's log (it cannot
+    /// reach it, or the log did not answer in time), so it was not sent; `maybe`: the log
+    /// did not answer, and it may have been sent after all.
+    #[error("the message could not reach the cluster, so it was not sent")]
+    NotShared {
+        /// The log may have taken it after all.
+        maybe: bool,
+    },
     /// The server is shutting down and takes no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,

@@ -19,6 +19,12 @@ use crate::outbox::Outbox;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub(crate) u64);
 
+impl SessionId {
+    /// No session: the sender of a message another node of a cluster accepted. The hub
+    /// numbers its sessions from 1.
+    pub(crate) const NOBODY: SessionId = SessionId(0);
+}
+
 /// How a connecting session proves who it is.
 pub enum Login {
     /// It does not: a guest (or a nick someone may have to log in to within the grace).

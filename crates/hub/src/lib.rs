@@ -22,6 +22,7 @@ mod handle;
 mod history;
 mod identity;
 mod journal;
+mod ledger;
 mod log;
 mod lookalike;
 mod memory;
@@ -38,7 +39,10 @@ mod throttle;
 mod tokens;
 mod watch;
 
-pub use actor::{spawn, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS, MIN_PASSWORD};
+pub use actor::{
+    spawn, spawn_clustered, Clustered, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS,
+    MIN_PASSWORD,
+};
 pub use address::Network;
 pub use command::{Audience, Command, HistoryQuery, Marked, Point, RequestId, Watch};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
@@ -46,6 +50,7 @@ pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomCha
 pub use handle::{Destination, Health, HubHandle, Login, Session, SessionId, TokenHolder, Verified, Whereabouts};
 pub use history::{Activity, Cursor, Kind, Page, Record, Search, Timeline};
 pub use identity::{Account, AccountId, Arrival, GuestId, Party, Userhost};
+pub use ledger::{Ledger, Logged, Ticket};
 pub use memory::MemoryStore;
 pub use metrics::{Histogram, HistogramSnapshot, HubMetrics, BATCH_BUCKETS, LATENCY_BUCKETS};
 pub use moderation::{

@@ -91,6 +91,14 @@ struct ServeArgs {
     /// where other users of the machine cannot read it from the process list.
     #[arg(long, value_name = "URL")]
     database: Option<String>,
+    /// Run as a node of a cluster: the NATS servers (with JetStream) the nodes share,
+    /// comma-separated (nats://HOST:4222,nats://HOST2:4222); needs --database. See the
+    /// README, "A cluster".
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    cluster: Vec<String>,
+    /// This node's name in the cluster, unique among its nodes. Default: the host name.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
     /// A TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -190,6 +198,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(url) = args.database {
         config.database.url = Some(url);
+    }
+    if !args.cluster.is_empty() {
+        config.cluster.servers = args.cluster;
+    }
+    if let Some(node) = args.node {
+        config.cluster.node = node;
     }
     config.validate()?;
     if args.print_config {

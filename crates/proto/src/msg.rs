@@ -1324,6 +1324,13 @@ pub enum ErrorCode {
     /// The message could not be stored in the history (a full disk, a locked
     /// database), so it was not sent.
     StoreFailed,
+    /// A server of a cluster could not hand the message to the cluster (it cannot
+    /// reach it), so it was not sent; the client may send it again, here or to
+    /// another of the cluster's servers.
+    ClusterUnreachable,
+    /// The cluster did not confirm the message in time: it may have been sent or not.
+    /// If it was, it arrives as any message does.
+    Unconfirmed,
     /// You are already in as many rooms as the server allows.
     TooManyRooms,
     /// You sent faster than the server's flood limit for too long; the server closes
@@ -1406,6 +1413,8 @@ impl ErrorCode {
         ErrorCode::BadReaction,
         ErrorCode::ShuttingDown,
         ErrorCode::StoreFailed,
+        ErrorCode::ClusterUnreachable,
+        ErrorCode::Unconfirmed,
         ErrorCode::AccountsUnavailable,
         ErrorCode::AccountExists,
         ErrorCode::BadLogin,

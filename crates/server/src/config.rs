@@ -52,6 +52,9 @@ pub struct Config {
     /// The HTTP gateway (`web` listeners): which pages may open its WebSockets, and
     /// which reverse proxies are believed about the client's address.
     pub web: Web,
+    /// Cluster mode: several servers sharing rooms through NATS JetStream and one
+    /// PostgreSQL database. Off unless `servers` lists NATS servers.
+    pub cluster: Cluster,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             files: Files::default(),
             web: Web::default(),
             names: Names::default(),
+            cluster: Cluster::default(),
         }
     }
 }
@@ -201,6 +205,65 @@ impl fmt::Debug for Database {
         let url = self.url.as_deref().map(parley_store::redacted);
         f.debug_struct("Database").field("url", &url).finish()
     }
+}
+
+/// Cluster mode (docs/ARCHITECTURE.md, "Cluster mode"): every node connects to the same
+/// NATS servers (with JetStream) and the same PostgreSQL database ([`Database`]); each
+/// room's messages are numbered and ordered by a replicated stream, so every node
+/// delivers them in the same order, and a nick is held by one session in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// The NATS servers to connect to, `nats://HOST:PORT`: any of them will do, the
+    /// client finds the others. Empty: this server runs alone. Default: empty.
+    pub servers: Vec<String>,
+    /// This node's name, unique in the cluster (letters, digits, `-` and `_`, at most
+    /// 64): it tells the nodes' messages and nick claims apart. Empty: the machine's
+    /// host name. Default: empty.
+    pub node: String,
+    /// How many NATS servers keep a copy of each message and nick: 3 with a cluster of
+    /// 3 NATS servers (a message is confirmed once 2 have it, and one may be lost), 1
+    /// with a single NATS server. Default: 3.
+    pub replicas: usize,
+    /// Where clients can reach every node of the cluster (`HOST:PORT` of each node's
+    /// native listener), told to native and browser clients when they connect, so they
+    /// can move to another node when theirs goes away. Default: empty.
+    pub nodes: Vec<String>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self { servers: Vec::new(), node: String::new(), replicas: 3, nodes: Vec::new() }
+    }
+}
+
+impl Cluster {
+    /// Whether this server is a node of a cluster.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        !self.servers.is_empty()
+    }
+
+    /// This node's name: the configured one, or the machine's host name.
+    #[must_use]
+    pub fn node_name(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .unwrap_or_default();
+        let host: String = host.trim().chars().map(|c| if valid_node_char(c) { c } else { '-' }).take(64).collect();
+        if host.is_empty() {
+            "parley".to_owned()
+        } else {
+            host
+        }
+    }
+}
+
+fn valid_node_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_')
 }
 
 /// History: every room and private message, kept in the database (see [`Database`]).
@@ -766,6 +829,23 @@ impl Config {
                 ));
             }
         }
+        let cluster = &self.cluster;
+        if cluster.enabled() {
+            if self.database.url.is_none() {
+                return Err(ConfigError::Invalid(
+                    "cluster mode needs the database its nodes share (database.url, postgres://…)".into(),
+                ));
+            }
+            if let Some(bad) = cluster.servers.iter().find(|s| !(s.starts_with("nats://") || s.starts_with("tls://"))) {
+                return Err(ConfigError::Invalid(format!("cluster.servers: {bad:?} is not nats://HOST:PORT")));
+            }
+            if !cluster.node.is_empty() && (cluster.node.len() > 64 || !cluster.node.chars().all(valid_node_char)) {
+                return Err(ConfigError::Invalid("cluster.node: at most 64 letters, digits, '-' and '_'".into()));
+            }
+            if !(1..=5).contains(&cluster.replicas) {
+                return Err(ConfigError::Invalid("cluster.replicas is from 1 to 5".into()));
+            }
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid("a TLS certificate needs its key, and a key its certificate".into()));
         }
@@ -787,6 +867,32 @@ mod tests {
     fn the_example_file_is_valid_and_shows_the_defaults() {
         let example = include_str!("../../../config/parley.example.toml");
         assert_eq!(Config::parse(example), Ok(Config::default()));
+    }
+
+    #[test]
+    fn cluster_mode_needs_a_shared_database_and_a_usable_node_name() {
+        let clustered = "[cluster]\nservers = [\"nats://127.0.0.1:4222\"]\nnode = \"a-1\"\n";
+        let alone = Config::parse(clustered).expect("parses");
+        let err = alone.validate().expect_err("no database").to_string();
+        assert!(err.contains("database.url"), "{err}");
+        let with_db = format!("{clustered}[database]\nurl = \"postgres://parley@127.0.0.1/chat\"\n");
+        let config = Config::parse(&with_db).expect("parses");
+        assert!(config.validate().is_ok());
+        assert_eq!(config.cluster.node_name(), "a-1");
+        for (field, bad) in [("node", "a.b"), ("node", &"n".repeat(65)), ("servers", "127.0.0.1:4222")] {
+            let mut config = config.clone();
+            match field {
+                "node" => config.cluster.node = bad.to_owned(),
+                _ => config.cluster.servers = vec![bad.to_owned()],
+            }
+            let err = config.validate().expect_err(bad).to_string();
+            assert!(err.contains(&format!("cluster.{field}")), "{err}");
+        }
+        let mut config = config;
+        config.cluster.replicas = 0;
+        assert!(config.validate().is_err());
+        assert!(!Config::default().cluster.enabled());
+        assert!(!Config::default().cluster.node_name().is_empty());
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub(crate) struct Unstored {
     pub(crate) record: Arc<Record>,
     /// When the hub accepted it, for the fan-out latency.
     pub(crate) accepted: std::time::Instant,
+    /// New to this node, so delivered once stored. A clustered node also stores what
+    /// its cluster's log gives back that it had already (read from the store at start,
+    /// written there by another node), and delivers none of it again.
+    pub(crate) fresh: bool,
 }
 
 impl Hub {
@@ -60,7 +64,8 @@ impl Hub {
         if let Some(answered) = meta.reply_to.filter(|s| *s == 0 || *s > log.assigned) {
             return Err(HubError::NoSuchMessage { room: name.to_string(), seq: answered });
         }
-        let seq = log.next_seq();
+        // Clustered, the log numbers the message; the hub only guesses the next seq.
+        let seq = if self.ledger.is_some() { log.assigned.saturating_add(1) } else { log.next_seq() };
         let state = self.state_mut(id);
         let now = std::time::Instant::now();
         state.active = now;
@@ -78,7 +83,7 @@ impl Hub {
             meta: meta.shared(),
             userhost: Some(userhost),
         };
-        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now });
+        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now, fresh: true });
         Ok(Answer::Later)
     }
 
@@ -116,8 +121,10 @@ impl Hub {
         let now = std::time::Instant::now();
         state.active = now;
         let (from, sender, userhost) = (state.nick.clone(), Some(state.party()), state.userhost.clone());
-        self.private_assigned = self.private_assigned.saturating_add(1);
-        let seq = self.private_assigned;
+        let seq = self.private_assigned.saturating_add(1);
+        if self.ledger.is_none() {
+            self.private_assigned = seq;
+        }
         let record = Record {
             room: None,
             seq,
@@ -131,7 +138,9 @@ impl Hub {
             meta: meta.shared(),
             userhost: Some(userhost),
         };
-        self.accept(Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now });
+        let message =
+            Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now, fresh: true };
+        self.accept(message);
         Ok(Answer::Later)
     }
 
@@ -143,6 +152,15 @@ impl Hub {
             return;
         }
         HubMetrics::add(&self.metrics.messages_accepted, 1);
+        if self.ledger.is_some() {
+            return self.submit(message);
+        }
+        self.journal_push(message);
+    }
+
+    /// Queues a message for the journal, to be delivered once its batch is stored (or
+    /// at the end of the round, without a store).
+    pub(super) fn journal_push(&mut self, message: Unstored) {
         match &self.journal {
             Some(journal) if journal.write(message.record.clone()) => {
                 *self.unstored_by.entry(message.sender).or_default() += 1;
@@ -174,6 +192,10 @@ impl Hub {
                 break;
             };
             settled.push(message.sender);
+            if !message.fresh {
+                // Stored for the record; this node had it already.
+                continue;
+            }
             if done.result.is_ok() {
                 accepted.push(message.accepted);
             }
@@ -268,7 +290,7 @@ impl Hub {
 
     /// Counts the messages of `senders` as no longer unstored, and resumes the sessions
     /// left with none.
-    fn settle(&mut self, senders: Vec<SessionId>) {
+    pub(super) fn settle(&mut self, senders: Vec<SessionId>) {
         for sender in senders {
             if let Some(count) = self.unstored_by.get_mut(&sender) {
                 *count -= 1;

@@ -26,6 +26,7 @@ use crate::event::{Event, LeaveReason, Reply};
 use crate::handle::{Destination, Health, HubHandle, Login, Op, SessionId, Verified, Whereabouts};
 use crate::identity::{Account, AccountId, GuestId, Party};
 use crate::journal::{Committed, Journal};
+use crate::ledger::{Ledger, Logged, Ticket};
 use crate::log::RoomLog;
 use crate::lookalike::Lookalikes;
 use crate::metrics::HubMetrics;
@@ -37,6 +38,7 @@ use crate::store::{Store, StoreError, Verdict};
 use crate::LOBBY;
 
 mod accounts;
+mod clustered;
 mod deletion;
 mod delivery;
 mod markers;
@@ -348,6 +350,13 @@ pub(crate) struct Hub {
     pub(crate) journal: Option<Journal>,
     /// Accepted messages in the order they went to the journal.
     pub(crate) unstored: VecDeque<Unstored>,
+    /// Clustered: the cluster's log, which numbers and orders every room's messages
+    /// (see `clustered`).
+    pub(crate) ledger: Option<Arc<dyn Ledger>>,
+    /// Clustered: messages submitted to the log and not yet given back, by ticket.
+    pub(crate) in_log: HashMap<Ticket, Unstored>,
+    /// The last ticket given.
+    pub(crate) next_ticket: Ticket,
     /// Set when the journal stopped: messages are refused from then on.
     pub(crate) store_broken: bool,
     /// How many unstored messages each session has.
@@ -417,6 +426,34 @@ pub(crate) struct Hub {
 /// every [`HubHandle`] and [`crate::Session`] is dropped and every accepted message is
 /// stored.
 pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(HubHandle, JoinHandle<()>), StoreError> {
+    start(limits, store, None).await
+}
+
+/// What a hub in a cluster shares with the other nodes.
+pub struct Clustered {
+    /// The cluster's log, where accepted messages go.
+    pub ledger: Arc<dyn Ledger>,
+    /// What the log gives back, in its order: every node's messages, and refusals of
+    /// this hub's. The hub stops taking messages when it ends.
+    pub logged: mpsc::UnboundedReceiver<Logged>,
+}
+
+/// Starts the hub task of one node of a cluster: as [`spawn`], with a store (the
+/// cluster's shared database), and every message numbered and ordered by the cluster's
+/// log (see [`Ledger`]).
+pub async fn spawn_clustered(
+    limits: Limits,
+    store: Arc<dyn Store>,
+    cluster: Clustered,
+) -> Result<(HubHandle, JoinHandle<()>), StoreError> {
+    start(limits, Some(store), Some(cluster)).await
+}
+
+async fn start(
+    limits: Limits,
+    store: Option<Arc<dyn Store>>,
+    cluster: Option<Clustered>,
+) -> Result<(HubHandle, JoinHandle<()>), StoreError> {
     let (tx, mut rx) = mpsc::channel(limits.inbox.max(1));
     let mut hub = Hub::new(limits);
     let metrics = hub.metrics.clone();
@@ -433,6 +470,12 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
         hub.store = Some(store);
         commits = done;
     }
+    // Alone, nothing is ever logged; the branch below stays off.
+    let (_no_log, mut logged) = mpsc::unbounded_channel::<Logged>();
+    if let Some(cluster) = cluster {
+        hub.ledger = Some(cluster.ledger);
+        logged = cluster.logged;
+    }
     let task = tokio::spawn(async move {
         let mut inbox_open = true;
         loop {
@@ -442,20 +485,27 @@ pub async fn spawn(limits: Limits, store: Option<Arc<dyn Store>>) -> Result<(Hub
                     Some(done) => hub.committed(done),
                     None => hub.journal_lost(),
                 },
+                // Followed while sessions can come or this node's messages are out.
+                news = logged.recv(), if hub.ledger.is_some() && (inbox_open || !hub.in_log.is_empty()) => {
+                    match news {
+                        Some(news) => hub.logged(news),
+                        None => hub.ledger_lost(),
+                    }
+                }
                 // The hub holds a sender itself, so this never ends: it is waited on only
                 // while work is out (and grace timers only while sessions can come).
                 Some(done) = completed.recv(), if hub.awaits_completions(inbox_open) => {
                     hub.complete(done);
                 }
-                op = rx.recv(), if inbox_open && hub.unstored.len() < MAX_UNSTORED => match op {
+                op = rx.recv(), if inbox_open && hub.backlog() < MAX_UNSTORED => match op {
                     Some(op) => {
                         hub.apply(op);
                         // A round: whatever else is waiting, so that messages accepted
                         // together go out together.
                         for _ in 1..ROUND {
-                            if hub.unstored.len() >= MAX_UNSTORED {
+                            if hub.backlog() >= MAX_UNSTORED {
                                 hub.flush_unstored();
-                                if hub.unstored.len() >= MAX_UNSTORED {
+                                if hub.backlog() >= MAX_UNSTORED {
                                     break;
                                 }
                             }
@@ -500,6 +550,9 @@ impl Hub {
             logs: HashMap::new(),
             store: None,
             journal: None,
+            ledger: None,
+            in_log: HashMap::new(),
+            next_ticket: 0,
             unstored: VecDeque::new(),
             store_broken: false,
             unstored_by: HashMap::new(),
@@ -583,6 +636,12 @@ impl Hub {
         self.last_guest = guest;
         self.restore_moderation(moderation);
         Ok(())
+    }
+
+    /// Messages accepted and not yet delivered: waiting for the journal, or for the
+    /// cluster's log.
+    fn backlog(&self) -> usize {
+        self.unstored.len() + self.in_log.len()
     }
 
     /// Whether the loop should wait for completions: only while work is out (and grace

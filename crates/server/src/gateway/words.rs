@@ -92,6 +92,12 @@ pub(crate) fn error(e: &HubError) -> String {
         HubError::NotFounder(room) => format!("only the founder of {room} may do that"),
         HubError::StoreRead => "the server could not read its history".to_owned(),
         HubError::StoreWrite => "the server could not save this, so it was not done".to_owned(),
+        HubError::NotShared { maybe: false } => {
+            "this server cannot reach the rest of its cluster, so the message was not sent".to_owned()
+        }
+        HubError::NotShared { maybe: true } => {
+            "the cluster did not confirm the message in time: it may or may not have been sent".to_owned()
+        }
         HubError::ShuttingDown => "the server is shutting down".to_owned(),
     }
 }

@@ -1364,6 +1364,7 @@ impl<'a> Lines<'a> {
             | HubError::BadSearch(_)
             | HubError::StoreRead
             | HubError::StoreWrite
+            | HubError::NotShared { .. }
             | HubError::TooLong { .. }
             | HubError::RoomRegistered(_)
             | HubError::RoomNotRegistered(_)
