@@ -195,7 +195,8 @@ impl Follower {
                 .map_err(|e| e.to_string())
                 .and_then(WireRecord::into_record)
                 .map_err(|why| LogError::Undecodable { position, why })?;
-            return Ok(Delivered { position, record });
+            let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
+            return Ok(Delivered { position, record, id });
         }
     }
 

@@ -121,6 +121,9 @@ pub struct Delivered {
     pub position: u64,
     /// The message, its seq the one it was stored under.
     pub record: Record,
+    /// The id it was published under (`Nats-Msg-Id`): [`RoomLog::ticket_of`] tells
+    /// whether this node's log published it, and under which ticket.
+    pub id: Option<String>,
 }
 
 /// The shared log of every room's messages, on one JetStream stream. Cheap to share
@@ -129,6 +132,12 @@ pub struct RoomLog {
     link: Link,
     stream: stream::Stream,
     config: LogConfig,
+    /// What this run of the node puts before a message's ticket to make its id: the
+    /// node's name and the time the log was opened, so that a node restarted within the
+    /// duplicate window never repeats an id of its previous run (JetStream would take a
+    /// new message for the old one, and drop it).
+    id_prefix: String,
+    /// The next ticket of [`RoomLog::submit`].
     attempts: AtomicU64,
     /// Each room's queue of messages waiting to be published and the last seq this node
     /// knows of it, under a lock held only to push or pop (never across an `.await`).
@@ -143,6 +152,7 @@ struct Room {
 }
 
 struct Pending {
+    id: String,
     record: Record,
     done: oneshot::Sender<Result<Appended, LogError>>,
 }
@@ -179,10 +189,14 @@ impl RoomLog {
         )
         .await
         .map_err(LogError::JetStream)?;
+        let started =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_micros());
+        let id_prefix = format!("{}-{started}-", config.node);
         Ok(Arc::new(RoomLog {
             link: link.clone(),
             stream,
             config,
+            id_prefix,
             attempts: AtomicU64::new(0),
             rooms: Mutex::new(HashMap::new()),
         }))
@@ -197,12 +211,21 @@ impl RoomLog {
     /// the log's last would leave a gap. Never waits; needs a tokio runtime. The queue
     /// is not bounded here: the hub bounds what a session may have unacknowledged.
     pub fn submit(self: &Arc<Self>, record: Record) -> oneshot::Receiver<Result<Appended, LogError>> {
+        let ticket = self.attempts.fetch_add(1, Ordering::Relaxed);
+        self.submit_as(ticket, record)
+    }
+
+    /// [`RoomLog::submit`] under the caller's `ticket`, which a follower's
+    /// [`Delivered`] gives back ([`RoomLog::ticket_of`]). Tickets must be unique for the
+    /// life of this log; a caller uses either its own or [`RoomLog::submit`]'s, never both.
+    pub fn submit_as(self: &Arc<Self>, ticket: u64, record: Record) -> oneshot::Receiver<Result<Appended, LogError>> {
         let (done, outcome) = oneshot::channel();
         let prefix = prefix_of(record.room.as_ref());
+        let id = format!("{}{ticket}", self.id_prefix);
         let start = {
             let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
             let room = rooms.entry(prefix.clone()).or_default();
-            room.queue.push_back(Pending { record, done });
+            room.queue.push_back(Pending { id, record, done });
             !std::mem::replace(&mut room.draining, true)
         };
         if start {
@@ -242,7 +265,7 @@ impl RoomLog {
                     }
                 }
             };
-            let outcome = self.publish(&prefix, last, pending.record).await;
+            let outcome = self.publish(&prefix, last, &pending.id, pending.record).await;
             if let Ok(appended) = &outcome {
                 let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(room) = rooms.get_mut(&prefix) {
@@ -256,9 +279,8 @@ impl RoomLog {
 
     /// One message: publish at the next seq, renumbering while others take it, retrying
     /// with the same id while the outcome is unknown, all within the publish bound.
-    async fn publish(&self, prefix: &str, last: u64, mut record: Record) -> Result<Appended, LogError> {
+    async fn publish(&self, prefix: &str, last: u64, id: &str, mut record: Record) -> Result<Appended, LogError> {
         let deadline = Instant::now() + self.config.publish_within;
-        let id = format!("{}-{}", self.config.node, self.attempts.fetch_add(1, Ordering::Relaxed));
         let mut seq = record.seq.max(last + 1);
         let mut sent = false;
         let mut renumbered = 0;
@@ -272,7 +294,7 @@ impl RoomLog {
             let subject = format!("{prefix}.{seq}");
             let message = PublishMessage::build()
                 .payload(payload.into())
-                .message_id(&id)
+                .message_id(id)
                 .expected_last_subject_sequence(0)
                 .header(SEQ_HEADER, seq.to_string());
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -393,6 +415,12 @@ impl RoomLog {
     /// When JetStream cannot create the follower's consumer within 25 s.
     pub async fn follow(&self, after: u64) -> Result<Follower, LogError> {
         Follower::start(&self.link, &self.config.stream, after).await
+    }
+
+    /// The ticket `delivered` was submitted under, when this log published it.
+    #[must_use]
+    pub fn ticket_of(&self, delivered: &Delivered) -> Option<u64> {
+        delivered.id.as_deref()?.strip_prefix(self.id_prefix.as_str())?.parse().ok()
     }
 
     /// The link the log publishes on.

@@ -23,6 +23,21 @@ const MAX_BATCH: usize = 1024;
 /// server is written at once.
 const FILL_UNDER_LOAD: std::time::Duration = std::time::Duration::from_micros(250);
 
+/// How often a clustered node's journal tries a failed batch again, at first and at most.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the journal does when a batch cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    /// Reports it: the messages were not sent, and their senders are told so.
+    Report,
+    /// Tries again until it is written: in a cluster the messages are in the shared log
+    /// already, other nodes deliver them, and this node's members must not miss them;
+    /// the hub stops taking new operations while its backlog grows.
+    Retry,
+}
+
 /// The outcome of one batch: the next `count` messages the hub sent.
 pub(crate) struct Committed {
     pub(crate) count: usize,
@@ -40,6 +55,7 @@ impl Journal {
     pub(crate) fn start(
         store: Arc<dyn Store>,
         metrics: Arc<HubMetrics>,
+        on_failure: OnFailure,
     ) -> std::io::Result<(Journal, mpsc::UnboundedReceiver<Committed>)> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Record>>();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -59,7 +75,14 @@ impl Journal {
                 }
                 busy = batch.len() > 1;
                 let started = std::time::Instant::now();
-                let result = store.append(&batch);
+                let mut result = store.append(&batch);
+                let mut pause = RETRY_FIRST;
+                while let (Err(e), OnFailure::Retry) = (&result, on_failure) {
+                    tracing::warn!(messages = batch.len(), "history could not be written, trying again: {e}");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(RETRY_MAX);
+                    result = store.append(&batch);
+                }
                 metrics.commit_seconds.observe_duration(started.elapsed());
                 #[allow(clippy::cast_precision_loss, reason = "a batch holds at most 1024 messages")]
                 metrics.commit_batch.observe(batch.len() as f64);

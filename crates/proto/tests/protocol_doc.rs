@@ -651,6 +651,8 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::BadReaction => "bad_reaction",
         ErrorCode::ShuttingDown => "shutting_down",
         ErrorCode::StoreFailed => "store_failed",
+        ErrorCode::ClusterUnreachable => "cluster_unreachable",
+        ErrorCode::Unconfirmed => "unconfirmed",
         ErrorCode::AccountsUnavailable => "accounts_unavailable",
         ErrorCode::AccountExists => "account_exists",
         ErrorCode::BadLogin => "bad_login",

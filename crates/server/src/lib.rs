@@ -12,6 +12,7 @@
 //! Nothing depends on this crate but the `parley` binary. It is the only crate that wires
 //! concrete pieces together.
 
+mod cluster;
 pub mod config;
 mod descriptors;
 mod files;
@@ -24,7 +25,8 @@ mod server;
 mod store;
 mod tls;
 
-pub use config::{Config, ConfigError, Database, Hosts, Irc, Listener, ListenerKind, LogFormat, Oper};
+pub use cluster::ClusterError;
+pub use config::{Cluster, Config, ConfigError, Database, Hosts, Irc, Listener, ListenerKind, LogFormat, Oper};
 pub use hosts::CloakKeyError;
 pub use server::{run, Bound, Server, ServerError};
 pub use tls::{Tls, TlsError};

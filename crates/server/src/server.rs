@@ -56,6 +56,9 @@ pub enum ServerError {
     /// The history database cannot be opened.
     #[error(transparent)]
     Store(#[from] parley_store::OpenError),
+    /// The cluster could not be joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The PostgreSQL database cannot be reached or prepared.
     #[error(transparent)]
     Postgres(#[from] parley_store::PostgresError),
@@ -268,7 +271,14 @@ impl Server {
         } else {
             None
         };
-        let (hub, hub_task) = parley_hub::spawn(config.limits.hub(&config.history), store).await?;
+        let limits = config.limits.hub(&config.history);
+        let (hub, hub_task) = match store {
+            Some(store) if config.cluster.enabled() => {
+                let cluster = crate::cluster::join(&config.cluster).await?;
+                parley_hub::spawn_clustered(limits, store, cluster).await?
+            }
+            store => parley_hub::spawn(limits, store).await?,
+        };
         Ok(Server { config, listeners, tls, hub, hub_task, files, hosts })
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use parley_hub::{Kind, MessageStore as _, Nick, Record, RoomName, StoreError};
+use parley_hub::{AccountId, Cursor, Kind, MessageStore as _, Nick, Party, Record, RoomName, StoreError};
 use parley_store::testing::TestPostgres;
 use parley_store::{PostgresError, PostgresStore, Retention};
 
@@ -184,4 +184,33 @@ fn a_call_from_a_thread_that_runs_async_tasks_blocks_it_and_does_not_panic() {
         seqs
     });
     assert_eq!(seqs, [1, 2]);
+}
+
+#[test]
+fn a_message_written_again_by_another_node_is_kept_once() {
+    // The nodes of a cluster each write every message of the shared log, room and
+    // private alike, in batches that overlap.
+    let Some(server) = TestPostgres::shared() else { return };
+    let url = server.database();
+    let (one, two) = (
+        PostgresStore::open(&url, Retention::default()).expect("opens"),
+        PostgresStore::open(&url, Retention::default()).expect("opens"),
+    );
+    let private = |seq: u64| {
+        let mut record = Record::clone(&said(seq));
+        record.room = None;
+        record.to = Some(Nick::parse("bob", 32).expect("nick"));
+        (record.sender, record.recipient) = (Some(Party::Account(AccountId(1))), Some(Party::Account(AccountId(2))));
+        Arc::new(record)
+    };
+    one.append(&[said(1), said(2), private(1)]).expect("appends");
+    two.append(&[said(2), said(3), private(1), private(2)]).expect("appends what is partly there");
+    one.append(&[said(1), said(2), said(3), private(2)]).expect("appends what is all there");
+    let lobby = RoomName::parse("lobby", 32).expect("room");
+    let kept = two.recent(&lobby, 0, 10).expect("reads");
+    assert_eq!(kept.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3], "each once");
+    let between = one
+        .conversation(Party::Account(AccountId(1)), Party::Account(AccountId(2)), Cursor::Latest, u64::MAX, 10)
+        .expect("reads");
+    assert_eq!(between.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2], "each private message once");
 }

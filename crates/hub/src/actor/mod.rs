@@ -25,7 +25,7 @@ use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply};
 use crate::handle::{Destination, Health, HubHandle, Login, Op, SessionId, Verified, Whereabouts};
 use crate::identity::{Account, AccountId, GuestId, Party};
-use crate::journal::{Committed, Journal};
+use crate::journal::{Committed, Journal, OnFailure};
 use crate::ledger::{Ledger, Logged, Ticket};
 use crate::log::RoomLog;
 use crate::lookalike::Lookalikes;
@@ -463,7 +463,8 @@ async fn start(
     hub.completions = completions;
     if let Some(store) = store {
         hub.restore(store.clone()).await?;
-        let (journal, done) = Journal::start(store.clone(), metrics.clone())
+        let on_failure = if cluster.is_some() { OnFailure::Retry } else { OnFailure::Report };
+        let (journal, done) = Journal::start(store.clone(), metrics.clone(), on_failure)
             .map_err(|e| StoreError::Write(format!("starting the history writer: {e}")))?;
         hub.journal = Some(journal);
         hub.in_order = Some(write_in_order());

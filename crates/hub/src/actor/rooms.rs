@@ -36,8 +36,12 @@ impl Hub {
         // Spelled as its history is: a room keeps one spelling in the store, whoever
         // opens it again and however they type it.
         let name = &self.logs.get_key_value(name).map_or_else(|| name.clone(), |(kept, _)| kept.clone());
-        let since = self.logs.get(name).map_or(1, crate::log::RoomLog::next_life);
-        if let Some(log) = self.logs.get_mut(name) {
+        // In a cluster, a room this node has no member of may have members on another
+        // node, and its life goes on there: every room keeps its whole past, as a
+        // registered room does (docs/ARCHITECTURE.md, "Cluster mode").
+        let clustered = self.ledger.is_some();
+        let since = if clustered { 1 } else { self.logs.get(name).map_or(1, crate::log::RoomLog::next_life) };
+        if let Some(log) = self.logs.get_mut(name).filter(|_| !clustered) {
             log.forget();
         }
         self.hold_room(name);
@@ -56,7 +60,7 @@ impl Hub {
             if let Some(charter) = self.charters.remove(name) {
                 self.release_room(&charter.name);
             }
-            if let Some(log) = self.logs.get_mut(name) {
+            if let Some(log) = self.logs.get_mut(name).filter(|_| self.ledger.is_none()) {
                 log.forget();
             }
         }

@@ -33,7 +33,9 @@ struct Columns<'a> {
     sender_host: Vec<Option<String>>,
 }
 
-/// Appends `batch` in one transaction, with each room's last seq.
+/// Appends `batch` in one transaction, with each room's last seq. A message already
+/// stored (the same room and seq; a private one: the same seq) is left as it is: every
+/// node of a cluster writes every message of the shared log.
 pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result<(), Failure> {
     let mut c = Columns::default();
     // Each room's last seq once per batch, not once per message.
@@ -69,7 +71,8 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
              content_type, body, meta, sender_host)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
                               $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
-                              $13::text[])",
+                              $13::text[])
+         ON CONFLICT DO NOTHING",
         &[
             &c.room,
             &c.room_key,

@@ -138,6 +138,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX session_tokens_by_account ON session_tokens (account, used_us);",
     // 4: the sender's user name and host, as the SQLite store's migration 11.
     "ALTER TABLE messages ADD COLUMN sender_host TEXT;",
+    // 5: private messages are unique by seq, as rooms' are by (room, seq): the nodes of
+    // a cluster each write every message of the shared log, and all but the first
+    // write of one are dropped (`ON CONFLICT DO NOTHING`).
+    "CREATE UNIQUE INDEX messages_private_seq ON messages (seq) WHERE room_key IS NULL;",
 ];
 
 /// Any number, the same in every build: the advisory lock that migrations take.

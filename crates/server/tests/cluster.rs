@@ -1,0 +1,301 @@
+//! Cluster mode, in one process: three nodes sharing one PostgreSQL database and a
+//! 3-server NATS cluster on loopback, each with its own listeners and clients. (Killing a
+//! node outright is in crates/parley/tests/cluster.rs, where nodes are processes.)
+//!
+//! Without nats-server or PostgreSQL the tests say they skip, and fail under `CI=true`.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_cluster::testing::TestCluster;
+use parley_proto::msg::{ErrorCode, Reply, Request, ServerMsg};
+use parley_store::testing::TestPostgres;
+use support::{NativeClient, TestServer};
+
+/// Three nodes and what they share.
+struct Nodes {
+    nats: TestCluster,
+    postgres: Arc<TestPostgres>,
+    nodes: Vec<TestServer>,
+}
+
+impl Nodes {
+    /// Three nodes, node `i` connected first to NATS server `i`; `None` (said loudly)
+    /// without nats-server or PostgreSQL outside CI.
+    async fn start() -> Option<Nodes> {
+        Nodes::start_on(TestPostgres::shared()?).await
+    }
+
+    /// Three nodes on a PostgreSQL server of the caller's.
+    async fn start_on(postgres: Arc<TestPostgres>) -> Option<Nodes> {
+        let nats = TestCluster::start().await?;
+        let url = postgres.database();
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let servers = nats.urls_from(i);
+            let url = url.clone();
+            nodes.push(
+                support::start_with(move |c| {
+                    c.cluster.servers = servers;
+                    c.cluster.node = format!("node-{i}");
+                    c.database.url = Some(url);
+                    c.limits.flood_rate_per_sec = 0;
+                })
+                .await,
+            );
+        }
+        Some(Nodes { nats, postgres, nodes })
+    }
+
+    async fn stop(self) {
+        for node in self.nodes {
+            node.shutdown().await;
+        }
+    }
+}
+
+fn say(room: &str) -> Request {
+    Request::Say { room: room.into(), reply_to: None, tags: None }
+}
+
+async fn joined(node: &TestServer, nick: &str, room: &str) -> NativeClient {
+    let mut client = NativeClient::join(node.native, nick).await;
+    let reply = client.request(&Request::Join { room: room.into() }, b"").await;
+    assert!(matches!(reply, Ok(Reply::Joined { .. })), "{nick} joins {room}: {reply:?}");
+    client
+}
+
+/// A message of `room` as its members see it: seq, sender, text.
+type Seen = (u64, String, String);
+
+/// The next `n` messages of `room` the client is given.
+async fn messages(client: &mut NativeClient, room: &str, n: usize) -> Vec<Seen> {
+    let mut seen = Vec::with_capacity(n);
+    while seen.len() < n {
+        let message = client
+            .expect(|r| match &r.msg {
+                ServerMsg::Message { room: got, from, seq, .. } if got == room => {
+                    Some((*seq, from.clone(), r.text().to_owned()))
+                }
+                _ => None,
+            })
+            .await;
+        seen.push(message);
+    }
+    seen
+}
+
+/// Sends `texts` into `room` at once and waits for every answer: the seq of each
+/// message sent, or the error code of each refused.
+async fn send_all(client: &mut NativeClient, room: &str, texts: &[String]) -> Vec<Result<u64, ErrorCode>> {
+    let mut ids = Vec::new();
+    for text in texts {
+        ids.push(client.send(&say(room), text.as_bytes()).await);
+    }
+    let mut answers = Vec::new();
+    for id in ids {
+        answers.push(match client.answer(id).await {
+            Ok(Reply::Said { seq, .. }) => Ok(seq),
+            Err(ServerMsg::Error { code, .. }) => Err(code),
+            other => panic!("a message's answer expected, got {other:?}"),
+        });
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_on_three_nodes_are_seen_in_one_order_everywhere() {
+    let Some(cluster) = Nodes::start().await else { return };
+    const EACH: usize = 40;
+    let mut listeners = Vec::new();
+    let mut senders = Vec::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        listeners.push(joined(node, &format!("reader{i}"), "dev").await);
+        senders.push(joined(node, &format!("writer{i}"), "dev").await);
+    }
+    let sending: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut sender)| {
+            tokio::spawn(async move {
+                let texts: Vec<String> = (0..EACH).map(|k| format!("{i}:{k}")).collect();
+                let answers = send_all(&mut sender, "dev", &texts).await;
+                (sender, answers)
+            })
+        })
+        .collect();
+    let reading: Vec<_> = listeners
+        .into_iter()
+        .map(|mut listener| tokio::spawn(async move { messages(&mut listener, "dev", 3 * EACH).await }))
+        .collect();
+    let mut acknowledged = HashSet::new();
+    for sending in sending {
+        let (_sender, answers) = sending.await.expect("a sender");
+        for answer in answers {
+            acknowledged.insert(answer.expect("every message is taken"));
+        }
+    }
+    let mut orders = Vec::new();
+    for reading in reading {
+        orders.push(reading.await.expect("a reader"));
+    }
+    let seqs: Vec<u64> = orders[0].iter().map(|(seq, _, _)| *seq).collect();
+    assert_eq!(seqs, (1..=(3 * EACH) as u64).collect::<Vec<_>>(), "seqs are dense and increasing");
+    assert_eq!(acknowledged, seqs.iter().copied().collect(), "each acknowledged message under its seq");
+    assert_eq!(orders[0], orders[1], "nodes 0 and 1 delivered the same order");
+    assert_eq!(orders[0], orders[2], "nodes 0 and 2 delivered the same order");
+    for i in 0..3 {
+        let mine: Vec<&str> = orders[0]
+            .iter()
+            .filter(|(_, from, _)| *from == format!("writer{i}"))
+            .map(|(_, _, text)| text.as_str())
+            .collect();
+        let sent: Vec<String> = (0..EACH).map(|k| format!("{i}:{k}")).collect();
+        assert_eq!(mine, sent, "writer{i}'s messages in the order sent");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_nats_refuses_messages_and_rejoins_without_a_restart() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut alice = joined(&cluster.nodes[0], "alice", "dev").await;
+    let mut bob = joined(&cluster.nodes[1], "bob", "dev").await;
+    assert_eq!(send_all(&mut alice, "dev", &["before".into()]).await, [Ok(1)]);
+    assert_eq!(messages(&mut bob, "dev", 1).await, [(1, "alice".into(), "before".into())]);
+    for i in 0..3 {
+        cluster.nats.kill(i);
+    }
+    let started = std::time::Instant::now();
+    let refused = send_all(&mut alice, "dev", &["while cut off".into()]).await;
+    assert_eq!(refused, [Err(ErrorCode::ClusterUnreachable)], "a clear error");
+    assert!(started.elapsed() < Duration::from_secs(5), "within 5 s: {:?}", started.elapsed());
+    for i in 0..3 {
+        cluster.nats.restart(i);
+    }
+    cluster.nats.wait_ready().await;
+    // The node reconnects by itself (its client retries at most 4 s apart).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let seq = loop {
+        match send_all(&mut alice, "dev", &["after".into()]).await.remove(0) {
+            Ok(seq) => break seq,
+            Err(code) => {
+                assert!(std::time::Instant::now() < deadline, "still refused after 30 s: {code:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(seq, 2, "the refused message took no seq");
+    assert_eq!(messages(&mut bob, "dev", 1).await, [(2, "alice".into(), "after".into())], "bob's node follows again");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_killed_during_a_fan_out_loses_and_doubles_nothing() {
+    let Some(cluster) = Nodes::start().await else { return };
+    const SENT: usize = 300;
+    let mut sender = joined(&cluster.nodes[0], "sender", "dev").await;
+    let readers: Vec<NativeClient> = {
+        let mut readers = Vec::new();
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            readers.push(joined(node, &format!("reader{i}"), "dev").await);
+        }
+        readers
+    };
+    let texts: Vec<String> = (0..SENT).map(|k| format!("m{k}")).collect();
+    let (first, rest) = texts.split_at(SENT / 3);
+    let mut answers = send_all(&mut sender, "dev", first).await;
+    // The sender's node is connected to NATS server 0 first: kill it mid-stream.
+    let killing = tokio::spawn({
+        let texts = rest.to_vec();
+        async move {
+            let answers = send_all(&mut sender, "dev", &texts).await;
+            (sender, answers)
+        }
+    });
+    cluster.nats.kill(0);
+    let (_sender, more) = killing.await.expect("the sender");
+    answers.extend(more);
+    let acknowledged: Vec<u64> = answers.iter().filter_map(|a| a.as_ref().ok().copied()).collect();
+    let refused = answers.iter().filter(|a| a.is_err()).count();
+    assert!(acknowledged.len() >= SENT - refused);
+    // What a reader receives after the last acknowledged one: wait for it.
+    let last = acknowledged.iter().copied().max().expect("something was acknowledged");
+    let mut orders = Vec::new();
+    for mut reader in readers {
+        let mut seen = Vec::new();
+        while seen.last().is_none_or(|(seq, _, _): &Seen| *seq < last) {
+            seen.extend(messages(&mut reader, "dev", 1).await);
+        }
+        orders.push(seen);
+    }
+    let seqs: Vec<u64> = orders[0].iter().map(|(seq, _, _)| *seq).collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "no gap, no duplicate");
+    for seq in &acknowledged {
+        assert!(seqs.contains(seq), "acknowledged message {seq} delivered");
+    }
+    assert_eq!(orders[0], orders[1], "nodes 0 and 1 delivered the same order");
+    assert_eq!(orders[0], orders[2], "nodes 0 and 2 delivered the same order");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_on_another_node_gets_the_rooms_history() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut alice = joined(&cluster.nodes[0], "alice", "dev").await;
+    let texts: Vec<String> = (1..=3).map(|k| format!("early {k}")).collect();
+    assert_eq!(send_all(&mut alice, "dev", &texts).await, [Ok(1), Ok(2), Ok(3)]);
+    // carol's node has never had a member of dev: she still gets what was said there.
+    let mut carol = NativeClient::join(cluster.nodes[2].native, "carol").await;
+    let joined = carol.request(&Request::Join { room: "dev".into() }, b"").await;
+    let Ok(Reply::Joined { history, .. }) = joined else { panic!("carol joins: {joined:?}") };
+    let seen: Vec<(u64, &str)> = history.iter().map(|h| (h.seq, h.text.as_str())).collect();
+    assert_eq!(seen, [(1, "early 1"), (2, "early 2"), (3, "early 3")]);
+    // Every node writes every message; the history page is read from the shared
+    // database, whichever node answers.
+    let page = carol
+        .request(&Request::History { room: Some("dev".into()), before: None, after: Some(1), limit: None }, b"")
+        .await;
+    let Ok(Reply::History { messages, .. }) = page else { panic!("a page: {page:?}") };
+    assert_eq!(messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_database_delays_messages_and_loses_none() {
+    let Some(postgres) = TestPostgres::own() else { return };
+    let Some(cluster) = Nodes::start_on(Arc::new(postgres)).await else { return };
+    let mut alice = joined(&cluster.nodes[0], "alice", "dev").await;
+    let mut bob = joined(&cluster.nodes[1], "bob", "dev").await;
+    let first: Vec<String> = (1..=20).map(|k| format!("m{k}")).collect();
+    let answers = send_all(&mut alice, "dev", &first).await;
+    cluster.postgres.restart();
+    let second: Vec<String> = (21..=40).map(|k| format!("m{k}")).collect();
+    let more = send_all(&mut alice, "dev", &second).await;
+    let acknowledged: Vec<u64> = answers.into_iter().chain(more).map(|a| a.expect("every message is taken")).collect();
+    assert_eq!(acknowledged, (1..=40).collect::<Vec<_>>());
+    let seen = messages(&mut bob, "dev", 40).await;
+    let texts: Vec<String> = seen.iter().map(|(_, _, text)| text.clone()).collect();
+    assert_eq!(texts, first.iter().chain(&second).cloned().collect::<Vec<_>>(), "all of them, in order, once");
+    // And all of them are in the database.
+    let page = bob
+        .request(&Request::History { room: Some("dev".into()), before: None, after: Some(0), limit: Some(100) }, b"")
+        .await;
+    let page = match page {
+        Ok(page) => page,
+        // The reader's first call after the restart may find its connection cut.
+        Err(_) => bob
+            .request(
+                &Request::History { room: Some("dev".into()), before: None, after: Some(0), limit: Some(100) },
+                b"",
+            )
+            .await
+            .expect("a page"),
+    };
+    let Reply::History { messages, .. } = page else { panic!("a page: {page:?}") };
+    assert_eq!(messages.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=40).collect::<Vec<_>>());
+    cluster.stop().await;
+}
