@@ -40,8 +40,10 @@ use futures_util::StreamExt as _;
 use tokio::time::Instant;
 
 use crate::connect::Link;
+use crate::presence::{WirePresence, PRESENCE};
 use crate::wire::WireRecord;
 use crate::{Delivered, LogError};
+use parley_hub::Presence;
 
 /// How often the consumer's server sends a heartbeat while it has nothing to deliver.
 /// One small message a second per node is nothing; it is what bounds how long a node
@@ -79,6 +81,22 @@ const LAST_CONSUMER: &str = "Nats-Last-Consumer";
 /// The heartbeat header of a consumer waiting for a flow-control answer that was lost,
 /// carrying the subject to answer on.
 const STALLED: &str = "Nats-Consumer-Stalled";
+
+/// What a follower reads: a message, or a node's presence change.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// A room's or a private message.
+    Message(Delivered),
+    /// A change in who is on a node.
+    Presence {
+        /// Its position in the stream.
+        position: u64,
+        /// The node's run that told it ([`crate::RoomLog::run`]).
+        node: String,
+        /// The change.
+        presence: Presence,
+    },
+}
 
 /// One node's reading of the whole log, in stream order, from a position on.
 pub struct Follower {
@@ -129,7 +147,20 @@ impl Follower {
         }
     }
 
-    /// The next message. Waits as long as there is none; across a lost connection or a
+    /// The next message, skipping presence changes (see [`Follower::next_entry`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Follower::next_entry`].
+    pub async fn next(&mut self) -> Result<Delivered, LogError> {
+        loop {
+            if let Entry::Message(delivered) = self.next_entry().await? {
+                return Ok(delivered);
+            }
+        }
+    }
+
+    /// The next entry: a message or a node's presence change. Waits as long as there is none; across a lost connection or a
     /// NATS server's death the follower's consumer is replaced by one starting after
     /// the last position read, so nothing is skipped, and a message delivered twice by
     /// that is dropped here. Cancel-safe: a call dropped while it waits loses nothing
@@ -139,7 +170,7 @@ impl Follower {
     ///
     /// [`LogError::Undecodable`] for a message that is not a record (the follower moves
     /// past it: call again); [`LogError::Closed`] when the connection is closed for good.
-    pub async fn next(&mut self) -> Result<Delivered, LogError> {
+    pub async fn next_entry(&mut self) -> Result<Entry, LogError> {
         loop {
             let connects = self.link.client.statistics().connects.load(Ordering::Relaxed);
             let Some(consumer) = self.consumer.as_mut() else {
@@ -191,12 +222,19 @@ impl Follower {
                 continue;
             }
             self.last = position;
+            if let Some(node) = message.subject.strip_prefix(PRESENCE).and_then(|s| s.strip_prefix('.')) {
+                let presence = serde_json::from_slice::<WirePresence>(&message.payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(WirePresence::into_presence)
+                    .map_err(|why| LogError::Undecodable { position, why })?;
+                return Ok(Entry::Presence { position, node: node.to_owned(), presence });
+            }
             let record = serde_json::from_slice::<WireRecord>(&message.payload)
                 .map_err(|e| e.to_string())
                 .and_then(WireRecord::into_record)
                 .map_err(|why| LogError::Undecodable { position, why })?;
             let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
-            return Ok(Delivered { position, record, id });
+            return Ok(Entry::Message(Delivered { position, record, id }));
         }
     }
 

@@ -19,6 +19,7 @@ mod error;
 mod follower;
 mod log;
 mod nicks;
+mod presence;
 mod subject;
 mod wire;
 
@@ -27,8 +28,10 @@ pub mod testing;
 
 pub use connect::{connect, Link};
 pub use error::{LogError, NickError};
+pub use follower::Entry;
 pub use follower::Follower;
 pub use log::{Appended, Delivered, LogConfig, RoomLog};
 pub use nicks::{Claim, NickConfig, NickRegistry, Refreshed};
+pub use presence::WirePresence;
 pub use subject::{room_token, token_key};
 pub use wire::WireRecord;

@@ -42,18 +42,19 @@
 //! there) anyway.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
-use parley_hub::{Record, RoomName};
+use parley_hub::{Presence, Record, RoomName};
 use tokio::sync::oneshot;
 
 use crate::connect::Link;
 use crate::follower::Follower;
+use crate::presence::{WirePresence, PRESENCE};
 use crate::subject::room_token;
 use crate::wire::WireRecord;
 use crate::LogError;
@@ -89,6 +90,10 @@ pub struct LogConfig {
     /// How long a publish may take, retries included, before it fails; a node cut off
     /// from NATS fails its publishes within this. default: 4 s
     pub publish_within: Duration,
+    /// How long the stream keeps a message: a node starting reads what is kept (every
+    /// message is in the shared database too, written by every node that read it).
+    /// Longer than any outage a node should catch up from by itself. default: 24 h
+    pub max_age: Duration,
 }
 
 impl LogConfig {
@@ -101,6 +106,7 @@ impl LogConfig {
             duplicate_window: Duration::from_secs(120),
             node: node.into(),
             publish_within: Duration::from_secs(4),
+            max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -137,8 +143,16 @@ pub struct RoomLog {
     /// duplicate window never repeats an id of its previous run (JetStream would take a
     /// new message for the old one, and drop it).
     id_prefix: String,
+    /// This run of the node, as other nodes' followers name it (the id prefix without
+    /// its dash): the last token of its presence subject.
+    run: String,
     /// The next ticket of [`RoomLog::submit`].
     attempts: AtomicU64,
+    /// This node's presence changes waiting to be published, in order.
+    presence: tokio::sync::mpsc::UnboundedSender<Presence>,
+    /// Set when a presence change could not be published: the other nodes may have
+    /// missed it (see [`RoomLog::presence_missed`]).
+    presence_missed: Arc<AtomicBool>,
     /// Each room's queue of messages waiting to be published and the last seq this node
     /// knows of it, under a lock held only to push or pop (never across an `.await`).
     rooms: Mutex<HashMap<String, Room>>,
@@ -180,10 +194,11 @@ impl RoomLog {
             link,
             stream::Config {
                 name: config.stream.clone(),
-                subjects: vec![format!("{ROOMS}.*.*"), format!("{PRIVATE}.*")],
+                subjects: vec![format!("{ROOMS}.*.*"), format!("{PRIVATE}.*"), format!("{PRESENCE}.*")],
                 storage: stream::StorageType::File,
                 num_replicas: config.replicas,
                 duplicate_window: config.duplicate_window,
+                max_age: config.max_age,
                 ..Default::default()
             },
         )
@@ -191,12 +206,25 @@ impl RoomLog {
         .map_err(LogError::JetStream)?;
         let started =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_micros());
-        let id_prefix = format!("{}-{started}-", config.node);
+        let run = format!("{}-{started}", config.node);
+        let id_prefix = format!("{run}-");
+        let presence_missed = Arc::new(AtomicBool::new(false));
+        let (presence, changes) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(publish_presence(
+            link.clone(),
+            format!("{PRESENCE}.{run}"),
+            config.publish_within,
+            changes,
+            presence_missed.clone(),
+        ));
         Ok(Arc::new(RoomLog {
             link: link.clone(),
             stream,
             config,
             id_prefix,
+            run,
+            presence,
+            presence_missed,
             attempts: AtomicU64::new(0),
             rooms: Mutex::new(HashMap::new()),
         }))
@@ -417,6 +445,25 @@ impl RoomLog {
         Follower::start(&self.link, &self.config.stream, after).await
     }
 
+    /// Publishes a change in who is on this node, after every change announced before
+    /// it. Never waits; a change that cannot be published within the publish bound is
+    /// dropped and noted ([`RoomLog::presence_missed`]).
+    pub fn announce(&self, presence: Presence) {
+        let _ = self.presence.send(presence);
+    }
+
+    /// Whether a presence change was dropped since the last call: then the node should
+    /// announce everything again (a reset) once it is connected.
+    pub fn presence_missed(&self) -> bool {
+        self.presence_missed.swap(false, Ordering::Relaxed)
+    }
+
+    /// This run of the node, as [`crate::Entry::Presence`] names a node.
+    #[must_use]
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
     /// The ticket `delivered` was submitted under, when this log published it.
     #[must_use]
     pub fn ticket_of(&self, delivered: &Delivered) -> Option<u64> {
@@ -427,5 +474,44 @@ impl RoomLog {
     #[must_use]
     pub fn link(&self) -> &Link {
         &self.link
+    }
+}
+
+/// Publishes a node's presence changes one at a time, in order, each within `within`
+/// (waiting for a connection, and retrying while unconfirmed: a change published twice
+/// is the same change twice, which the hubs take as once).
+async fn publish_presence(
+    link: Link,
+    subject: String,
+    within: Duration,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<Presence>,
+    missed: Arc<AtomicBool>,
+) {
+    while let Some(change) = changes.recv().await {
+        let Ok(payload) = serde_json::to_vec(&WirePresence::from(&change)) else { continue };
+        let payload = bytes::Bytes::from(payload);
+        let deadline = Instant::now() + within;
+        let published = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break false;
+            }
+            let attempt = tokio::time::timeout(remaining, async {
+                link.js.publish(subject.clone(), payload.clone()).await?.await
+            })
+            .await;
+            match attempt {
+                Ok(Ok(_)) => break true,
+                Err(_elapsed) => break false,
+                Ok(Err(e)) => {
+                    tracing::debug!(subject, "presence not published yet: {e}");
+                    tokio::time::sleep(ELECTION_PAUSE).await;
+                }
+            }
+        };
+        if !published {
+            tracing::warn!(subject, "a presence change could not be published; the node will tell everything again");
+            missed.store(true, Ordering::Relaxed);
+        }
     }
 }

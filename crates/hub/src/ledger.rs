@@ -9,7 +9,10 @@
 //! messages come back too, each with the ticket it was submitted under; that is when the
 //! sender is answered. The hub knows no NATS: this trait and [`Logged`] are all it sees.
 
+use std::sync::Arc;
+
 use crate::history::Record;
+use crate::presence::Presence;
 
 /// A message's ticket: the number a hub gave a message it submitted, which comes back
 /// with it.
@@ -22,6 +25,11 @@ pub trait Ledger: Send + Sync {
     /// free one. What becomes of it arrives as a [`Logged`]: the message itself, with
     /// `ticket`, once the log holds it, or a refusal. Never waits.
     fn submit(&self, ticket: Ticket, record: Record);
+
+    /// Tells the other nodes of a change in who is on this one, after every change told
+    /// before it. Never waits; what cannot be told now the ledger tells later, asking
+    /// the hub to tell everything again ([`Logged::Reannounce`]).
+    fn announce(&self, presence: Presence);
 }
 
 /// What the log tells the hub, in the log's order.
@@ -44,4 +52,20 @@ pub enum Logged {
         /// any other node's.
         maybe: bool,
     },
+    /// Another node's change in who is on it; `node` names that node's run.
+    Presence {
+        /// The node that tells.
+        node: Arc<str>,
+        /// What changed.
+        presence: Presence,
+    },
+    /// A node is gone (its lease in the cluster ran out, or it started again): everyone
+    /// it had is gone with it.
+    NodeGone {
+        /// The node's run, as [`Logged::Presence`] names it.
+        node: Arc<str>,
+    },
+    /// The other nodes may have missed some of this node's changes (it was cut off):
+    /// tell them everything again.
+    Reannounce,
 }

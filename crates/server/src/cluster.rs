@@ -1,6 +1,7 @@
 //! A node of a cluster: the hub's [`Ledger`] on the cluster's shared log
-//! (`parley-cluster`'s [`RoomLog`] on NATS JetStream), and the follower that gives the
-//! hub every node's messages back in the log's order.
+//! (`parley-cluster`'s [`RoomLog`] on NATS JetStream), the follower that gives the
+//! hub every node's messages and presence changes back in the log's order, and the
+//! node's lease, by which the others know it is alive.
 //!
 //! The hub submits each message it accepts under a ticket; the log numbers it, stores it
 //! on a quorum of NATS servers and, through this node's follower, hands it back with
@@ -8,10 +9,12 @@
 //! message comes round, as every other node delivers it. A refusal (NATS unreachable,
 //! no answer in time) goes straight back to the hub.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use parley_cluster::{LogConfig, LogError, RoomLog};
-use parley_hub::{Clustered, Ledger, Logged, Record, Ticket};
+use parley_cluster::{Entry, Link, LogConfig, LogError, NickConfig, NickError, NickRegistry, RoomLog};
+use parley_hub::{Clustered, Ledger, Logged, Presence, Record, Ticket};
 use tokio::sync::mpsc;
 
 use crate::config::Cluster;
@@ -27,7 +30,18 @@ pub enum ClusterError {
         /// What went wrong.
         source: LogError,
     },
+    /// The node's lease could not be taken.
+    #[error("cannot take this node's lease in the cluster: {0}")]
+    Lease(#[from] NickError),
 }
+
+/// How long a node's lease lasts unrenewed: a node that dies (or is cut off from NATS)
+/// is taken for gone, with everyone on it, within this and a check.
+const LEASE: Duration = Duration::from_secs(10);
+
+/// How often a node checks the leases of the nodes it has heard from, and whether it
+/// must tell everything again.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// The hub's ledger: submissions go to the log, refusals back to the hub.
 struct Node {
@@ -54,46 +68,129 @@ impl Ledger for Node {
             let _ = logged.send(Logged::Refused { ticket, maybe });
         });
     }
+
+    fn announce(&self, presence: Presence) {
+        self.log.announce(presence);
+    }
 }
 
-/// Joins the cluster: connects to NATS, opens the shared log, and starts following it
-/// from its beginning (what the log retains). The hub writes every message to the shared
-/// database, where those some node wrote already are kept once, and delivers only those
-/// newer than what the database held when it started.
+/// The other nodes' runs this node has heard from, to check their leases.
+type Heard = Arc<Mutex<HashSet<String>>>;
+
+/// Joins the cluster: connects to NATS, takes this node's lease, opens the shared log,
+/// and starts following it from its beginning (what the log retains). The hub writes
+/// every message to the shared database, where those some node wrote already are kept
+/// once, and delivers only those newer than what the database held when it started.
 ///
 /// # Errors
 ///
-/// When no NATS server answers or JetStream refuses the log.
+/// When no NATS server answers or JetStream refuses the log or the lease.
 pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
     let servers = config.servers.join(",");
     let failed = |source| ClusterError::Log { servers: servers.clone(), source };
     let node = config.node_name();
     let link = parley_cluster::connect(&config.servers, &node).await.map_err(failed)?;
-    let log_config = LogConfig { replicas: config.replicas, ..LogConfig::new(&node) };
+    let log_config = LogConfig {
+        replicas: config.replicas,
+        max_age: Duration::from_secs(config.retain_hours.saturating_mul(3600)),
+        ..LogConfig::new(&node)
+    };
     let log = RoomLog::open(&link, log_config).await.map_err(failed)?;
+    let leases =
+        NickConfig { bucket: "parley_nodes".into(), replicas: config.replicas, lease: LEASE, ..NickConfig::new(&node) };
+    let leases = NickRegistry::open(&link, leases).await?;
+    leases.claim(log.run()).await?;
     let mut follower = log.follow(0).await.map_err(failed)?;
-    tracing::info!(node, servers, "a node of the cluster");
+    tracing::info!(node, run = log.run(), servers, "a node of the cluster");
     let (logged, news) = mpsc::unbounded_channel();
     let ledger = Arc::new(Node { log: log.clone(), logged: logged.downgrade() });
+    let heard: Heard = Arc::default();
+    tokio::spawn(watch_leases(link, log.clone(), leases, heard.clone(), logged.downgrade()));
+    let own_name = format!("{node}-");
     tokio::spawn(async move {
         loop {
-            match follower.next().await {
-                Ok(delivered) => {
+            let news = match follower.next_entry().await {
+                Ok(Entry::Message(delivered)) => {
                     let ticket = log.ticket_of(&delivered);
-                    if logged.send(Logged::Message { record: delivered.record, ticket }).is_err() {
-                        return;
+                    Logged::Message { record: delivered.record, ticket }
+                }
+                Ok(Entry::Presence { node: run, presence, .. }) => {
+                    if run == log.run() {
+                        continue;
+                    }
+                    if run.strip_prefix(&own_name).is_some_and(|started| started.bytes().all(|b| b.is_ascii_digit())) {
+                        // This node's previous run: gone, whatever its lease says.
+                        Logged::NodeGone { node: Arc::from(run) }
+                    } else {
+                        heard.lock().unwrap_or_else(PoisonError::into_inner).insert(run.clone());
+                        Logged::Presence { node: Arc::from(run), presence }
                     }
                 }
                 Err(LogError::Undecodable { position, why }) => {
-                    tracing::error!(position, "a message in the cluster's log cannot be read, skipped: {why}");
+                    tracing::error!(position, "an entry in the cluster's log cannot be read, skipped: {why}");
+                    continue;
                 }
                 Err(e) => {
                     // Dropping the sender tells the hub: it refuses messages from now on.
                     tracing::error!("following the cluster's log stopped: {e}");
                     return;
                 }
+            };
+            if logged.send(news).is_err() {
+                return;
             }
         }
     });
     Ok(Clustered { ledger, logged: news })
+}
+
+/// Keeps this node's lease, and every few seconds: tells the hub of the nodes whose
+/// lease ran out (everyone on them is gone), and asks it to tell everything again when
+/// the other nodes may have missed some of its presence changes (one was dropped while
+/// NATS was out of reach, or its own lease ran out meanwhile and the others took it
+/// for gone).
+async fn watch_leases(
+    link: Link,
+    log: Arc<RoomLog>,
+    leases: Arc<NickRegistry>,
+    heard: Heard,
+    hub: mpsc::WeakUnboundedSender<Logged>,
+) {
+    let mut lost = leases.keep_alive();
+    let mut every = tokio::time::interval(CHECK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retell = false;
+    loop {
+        tokio::select! {
+            lost = lost.recv() => match lost {
+                Some(_) => retell = true,
+                None => return,
+            },
+            _ = every.tick() => {}
+        }
+        let Some(hub) = hub.upgrade() else { return };
+        if !link.is_connected() {
+            continue;
+        }
+        if retell || log.presence_missed() {
+            // Taken again first, so that nobody drops what follows as a gone node's.
+            if !leases.holds(log.run()).await {
+                if let Err(e) = leases.claim(log.run()).await {
+                    tracing::warn!("this node's lease could not be taken again: {e}");
+                    retell = true;
+                    continue;
+                }
+            }
+            retell = false;
+            tracing::info!("telling the cluster again who is on this node");
+            let _ = hub.send(Logged::Reannounce);
+        }
+        let runs: Vec<String> = heard.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
+        for run in runs {
+            if let Ok(None) = leases.holder(&run).await {
+                heard.lock().unwrap_or_else(PoisonError::into_inner).remove(&run);
+                let _ = hub.send(Logged::NodeGone { node: Arc::from(run) });
+            }
+        }
+    }
 }

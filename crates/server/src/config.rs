@@ -229,11 +229,15 @@ pub struct Cluster {
     /// native listener), told to native and browser clients when they connect, so they
     /// can move to another node when theirs goes away. Default: empty.
     pub nodes: Vec<String>,
+    /// Hours the cluster's log keeps each message: a node that starts (or catches up
+    /// after an outage) reads what is kept. Every message is in the shared database
+    /// too. Default: 24.
+    pub retain_hours: u64,
 }
 
 impl Default for Cluster {
     fn default() -> Self {
-        Self { servers: Vec::new(), node: String::new(), replicas: 3, nodes: Vec::new() }
+        Self { servers: Vec::new(), node: String::new(), replicas: 3, nodes: Vec::new(), retain_hours: 24 }
     }
 }
 
@@ -841,6 +845,9 @@ impl Config {
             }
             if !cluster.node.is_empty() && (cluster.node.len() > 64 || !cluster.node.chars().all(valid_node_char)) {
                 return Err(ConfigError::Invalid("cluster.node: at most 64 letters, digits, '-' and '_'".into()));
+            }
+            if !(1..=8760).contains(&cluster.retain_hours) {
+                return Err(ConfigError::Invalid("cluster.retain_hours is from 1 to 8760 (a year)".into()));
             }
             if !(1..=5).contains(&cluster.replicas) {
                 return Err(ConfigError::Invalid("cluster.replicas is from 1 to 5".into()));

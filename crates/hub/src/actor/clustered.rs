@@ -38,6 +38,9 @@ impl Hub {
                     self.settle(vec![message.sender]);
                 }
             }
+            Logged::Presence { node, presence } => self.heard(node, presence),
+            Logged::NodeGone { node } => self.node_gone(&node),
+            Logged::Reannounce => self.reannounce(),
         }
         self.drop_slow_consumers();
     }

@@ -17,7 +17,7 @@ use crate::history::{Kind, Record};
 use crate::identity::Userhost;
 use crate::journal::Committed;
 use crate::metrics::HubMetrics;
-use crate::name::RoomName;
+use crate::name::{Nick, RoomName};
 use crate::outbox::{RunItem, Shared};
 use crate::signal::Meta;
 use crate::store::StoreError;
@@ -109,14 +109,21 @@ impl Hub {
         meta: Meta,
     ) -> Result<Answer, HubError> {
         self.check_text(&text)?;
-        let target = self.session_named(to)?;
-        if let Some(answered) = meta.reply_to.filter(|s| *s == 0 || *s > self.private_assigned) {
-            return Err(HubError::NoSuchMessage { room: to.to_owned(), seq: answered });
-        }
-        let (to, recipient) = {
-            let receiver = self.state(target);
-            (receiver.nick.clone(), receiver.party())
+        // Here, or (in a cluster) on another node, whose hub delivers it.
+        let (target, to, recipient) = match self.session_named(to) {
+            Ok(target) => {
+                let receiver = self.state(target);
+                (Some(target), receiver.nick.clone(), receiver.party())
+            }
+            Err(e) => {
+                let nick = Nick::parse(to, self.limits.max_nick_len).map_err(|_| e.clone())?;
+                let (_, person) = self.elsewhere.named(&nick).ok_or(e)?;
+                (None, person.nick.clone(), person.party)
+            }
         };
+        if let Some(answered) = meta.reply_to.filter(|s| *s == 0 || *s > self.private_assigned) {
+            return Err(HubError::NoSuchMessage { room: to.to_string(), seq: answered });
+        }
         let state = self.state_mut(id);
         let now = std::time::Instant::now();
         state.active = now;
@@ -139,7 +146,7 @@ impl Hub {
             userhost: Some(userhost),
         };
         let message =
-            Unstored { sender: id, req, receiver: Some(target), record: Arc::new(record), accepted: now, fresh: true };
+            Unstored { sender: id, req, receiver: target, record: Arc::new(record), accepted: now, fresh: true };
         self.accept(message);
         Ok(Answer::Later)
     }

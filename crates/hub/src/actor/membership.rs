@@ -22,7 +22,7 @@ impl Hub {
     /// The nick, valid, not in use and not like one in use.
     pub(super) fn nick_free(&self, nick: &str) -> Result<Nick, HubError> {
         let nick = Nick::parse(nick, self.limits.max_nick_len)?;
-        if self.nicks.contains_key(&nick) {
+        if self.nicks.contains_key(&nick) || self.elsewhere.named(&nick).is_some() {
             return Err(HubError::NickTaken(nick.to_string()));
         }
         self.refuse_lookalike_nick(&nick)?;
@@ -141,7 +141,8 @@ impl Hub {
         let spelled = self.charters.get(name).map_or_else(|| name.clone(), |c| c.name.clone());
         let room = self.rooms.entry(name.clone()).or_insert_with(|| Room::new(spelled));
         let room_name = room.name.clone();
-        if !room.contains(id) {
+        let entering = !room.contains(id);
+        if entering {
             room.add(id, outbox);
             if room.len() <= self.limits.announce_up_to {
                 let at = Utc::now();
@@ -160,6 +161,9 @@ impl Hub {
         let rooms = &mut self.state_mut(id).rooms;
         rooms.retain(|r| r != name);
         rooms.push(room_name.clone());
+        if entering {
+            self.tell_cluster_joined(id, &room_name);
+        }
         room_name
     }
 
@@ -176,6 +180,16 @@ impl Hub {
         detail: Option<&Arc<str>>,
         told: Option<&mut HashSet<SessionId>>,
     ) {
+        if told.is_none() {
+            // A departure from every room at once is told to the cluster once, as gone.
+            self.tell_cluster(|| crate::presence::Presence::Left {
+                session: id.0,
+                room: name.clone(),
+                reason,
+                by: None,
+                detail: detail.cloned(),
+            });
+        }
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
@@ -268,6 +282,9 @@ impl Hub {
                 return Err(HubError::NickTaken(new.to_string()));
             }
         }
+        if self.elsewhere.named(&new).is_some() {
+            return Err(HubError::NickTaken(new.to_string()));
+        }
         if self.accounts.contains_key(&new) && self.state(id).account_name() != Some(&new) {
             return Err(HubError::NickRegistered(new.to_string()));
         }
@@ -290,6 +307,7 @@ impl Hub {
         self.hold_nick(&new);
         // A change of case only is the same nick to those watching it.
         let watched = old != new;
+        self.tell_cluster(|| crate::presence::Presence::Renamed { session: id.0, nick: new.clone() });
         let changed = Shared::new(Event::NickChanged { old: old.clone(), new, at: Utc::now(), userhost });
         self.tell_room_mates(id, &rooms, &changed, tell_self);
         if watched {
@@ -339,6 +357,11 @@ impl Hub {
                 let visibility = self.visibility(&name);
                 Ok(Reply::Who { room: room.name.clone(), members: self.members(&name), visibility })
             }
+            // Members on other nodes of a cluster only.
+            None if self.elsewhere.count_in(&name) > 0 && !self.hidden_from(id, &name) => {
+                let visibility = self.visibility(&name);
+                Ok(Reply::Who { room: name.clone(), members: self.members(&name), visibility })
+            }
             None => Err(HubError::NoSuchRoom(name.to_string())),
         }
     }
@@ -373,11 +396,23 @@ impl Hub {
             .filter(|room| !self.unlisted_for(id, &room.name))
             .map(|room| RoomSummary {
                 name: room.name.clone(),
-                members: room.len(),
+                members: room.len() + self.elsewhere.count_in(&room.name),
                 joined: room.contains(id),
                 topic: self.topic_of(&room.name).map(|(text, _, _)| text),
             })
             .collect();
+        // Rooms with members on other nodes of a cluster only.
+        rooms.extend(
+            self.elsewhere
+                .rooms()
+                .filter(|(name, _)| !self.rooms.contains_key(*name) && !self.unlisted_for(id, name))
+                .map(|(name, members)| RoomSummary {
+                    name: name.clone(),
+                    members,
+                    joined: false,
+                    topic: self.topic_of(name).map(|(text, _, _)| text),
+                }),
+        );
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         Reply::Rooms(rooms)
     }
@@ -431,10 +466,23 @@ impl Hub {
 
     /// A room's members, sorted by nick.
     pub(crate) fn members(&self, name: &RoomName) -> Vec<Member> {
-        let Some(room) = self.rooms.get(name) else {
-            return Vec::new();
+        let mut members: Vec<Member> = match self.rooms.get(name) {
+            Some(room) => room.member_ids().filter_map(|id| self.member(id, room)).collect(),
+            None => Vec::new(),
         };
-        let mut members: Vec<Member> = room.member_ids().filter_map(|id| self.member(id, room)).collect();
+        // Those on other nodes of a cluster: their room operators and voice are their
+        // node's to know.
+        members.extend(self.elsewhere.in_room(name).map(|person| Member {
+            nick: person.nick.clone(),
+            op: false,
+            voice: false,
+            away: person.away.is_some(),
+            admin: false,
+            realname: person.realname.clone(),
+            account: person.account.clone(),
+            idle_secs: 0,
+            userhost: person.userhost.clone(),
+        }));
         members.sort_by(|a, b| a.nick.cmp(&b.nick));
         members
     }
@@ -447,6 +495,7 @@ impl Hub {
         detail: Option<Arc<str>>,
     ) -> Option<Box<SessionState>> {
         let state = self.sessions.remove(&id)?;
+        self.tell_cluster(|| crate::presence::Presence::Gone { session: id.0, reason, detail: detail.clone() });
         self.session_tokens.remove(&id);
         self.nicks.remove(&state.nick);
         self.release_nick(&state.nick);

@@ -47,6 +47,7 @@ mod moderation;
 mod names;
 mod pacing;
 mod people;
+mod presence;
 mod reads;
 mod rooms;
 mod signals;
@@ -357,6 +358,8 @@ pub(crate) struct Hub {
     pub(crate) in_log: HashMap<Ticket, Unstored>,
     /// The last ticket given.
     pub(crate) next_ticket: Ticket,
+    /// Clustered: who is on the other nodes, and where.
+    pub(crate) elsewhere: crate::presence::Elsewhere,
     /// Set when the journal stopped: messages are refused from then on.
     pub(crate) store_broken: bool,
     /// How many unstored messages each session has.
@@ -554,6 +557,7 @@ impl Hub {
             ledger: None,
             in_log: HashMap::new(),
             next_ticket: 0,
+            elsewhere: crate::presence::Elsewhere::default(),
             unstored: VecDeque::new(),
             store_broken: false,
             unstored_by: HashMap::new(),

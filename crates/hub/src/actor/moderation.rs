@@ -569,6 +569,13 @@ impl Hub {
             by_userhost: Some(self.userhost_named(by)),
         });
         members.broadcast(&left, None, &mut self.overflowed);
+        self.tell_cluster(|| crate::presence::Presence::Left {
+            session: target.0,
+            room: room.clone(),
+            reason,
+            by: Some(by.clone()),
+            detail: detail.map(Arc::from),
+        });
         if let Some(state) = self.sessions.get_mut(&target) {
             state.rooms.retain(|r| r != room);
         }

@@ -18,6 +18,7 @@ impl Hub {
         let away = text.is_some();
         state.away = text.clone();
         let (nick, rooms, userhost) = (state.nick.clone(), state.rooms.clone(), state.userhost.clone());
+        self.tell_cluster(|| crate::presence::Presence::Away { session: id.0, text: text.clone() });
         let event = Shared::new(Event::Away { nick, text, userhost });
         let told = self.tell_room_mates(id, &rooms, &event, false);
         self.tell_watchers(id, &event.event, &told);
@@ -27,7 +28,10 @@ impl Hub {
     /// What the server says about a user to the session: rooms it may see (not secret
     /// ones it is not in), and the address only to the user and to admins.
     pub(super) fn whois(&self, id: SessionId, nick: &str) -> Result<Reply, HubError> {
-        let target = self.session_named(nick)?;
+        let target = match self.session_named(nick) {
+            Ok(target) => target,
+            Err(e) => return self.whois_elsewhere(id, nick).ok_or(e),
+        };
         let state = self.state(target);
         let asker_admin = self.is_admin(id);
         let rooms = state
@@ -53,6 +57,30 @@ impl Hub {
         })))
     }
 
+    /// WHOIS of someone on another node of a cluster, as far as this node knows them.
+    fn whois_elsewhere(&self, id: SessionId, nick: &str) -> Option<Reply> {
+        let nick = crate::name::Nick::parse(nick, self.limits.max_nick_len).ok()?;
+        let (_, person) = self.elsewhere.named(&nick)?;
+        let rooms = person
+            .rooms
+            .iter()
+            .filter(|name| !self.unlisted_for(id, name))
+            .map(|name| (name.clone(), false, false))
+            .collect();
+        Some(Reply::Whois(Box::new(Whois {
+            nick: person.nick.clone(),
+            account: person.account.clone(),
+            realname: person.realname.clone(),
+            rooms,
+            since: person.since,
+            idle_secs: 0,
+            away: person.away.clone(),
+            admin: false,
+            address: None,
+            userhost: person.userhost.clone(),
+        })))
+    }
+
     /// Records what the session's client says about its user. A change (not the first
     /// description, at registration) is news to those who share a room with it.
     pub(super) fn describe(&mut self, id: SessionId, realname: &str) -> Reply {
@@ -71,7 +99,13 @@ impl Hub {
     /// How busy the server is.
     pub(super) fn stats(&self) -> Stats {
         let admins = self.sessions.keys().filter(|id| self.is_admin(**id)).count();
-        Stats { users: self.sessions.len(), max_users: self.max_users, rooms: self.rooms.len(), admins }
+        let rooms_elsewhere = self.elsewhere.rooms().filter(|(room, _)| !self.rooms.contains_key(*room)).count();
+        Stats {
+            users: self.sessions.len() + self.elsewhere.people(),
+            max_users: self.max_users,
+            rooms: self.rooms.len() + rooms_elsewhere,
+            admins,
+        }
     }
 
     /// Makes the session a server administrator for as long as it is connected.

@@ -1,0 +1,235 @@
+//! Presence as it travels between nodes: the hub's [`Presence`] in JSON, on the log's
+//! stream under `parley.presence.<node>`, so that every node reads every node's changes
+//! in the same order as the messages around them.
+//!
+//! Unlike a message, a change has no seq and is never refused: it is published as it
+//! comes, one at a time in the order the hub told them (one queue per node), so that a
+//! join is never read after the part that followed it.
+
+use std::sync::Arc;
+
+use parley_hub::{LeaveReason, Nick, Party, Presence, RoomName, Userhost};
+use serde::{Deserialize, Serialize};
+
+/// The prefix of presence subjects; the last token is the node's run.
+pub(crate) const PRESENCE: &str = "parley.presence";
+
+/// The hub's [`Presence`] in the cluster's encoding. Persisted in the stream: fields may
+/// be added, never renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum WirePresence {
+    /// [`Presence::Joined`].
+    Joined {
+        /// The session.
+        session: u64,
+        /// The room, as spelled.
+        room: String,
+        /// The nick.
+        nick: String,
+        /// The user name and host.
+        userhost: (String, String),
+        /// The account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// The real name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        realname: Option<String>,
+        /// The party ([`Party::to_i64`]).
+        party: i64,
+    },
+    /// [`Presence::Left`].
+    Left {
+        /// The session.
+        session: u64,
+        /// The room.
+        room: String,
+        /// Why ([`reason_name`]).
+        reason: String,
+        /// Who put them out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// The reason given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// [`Presence::Gone`].
+    Gone {
+        /// The session.
+        session: u64,
+        /// Why.
+        reason: String,
+        /// The quit message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// [`Presence::Renamed`].
+    Renamed {
+        /// The session.
+        session: u64,
+        /// The new nick.
+        nick: String,
+    },
+    /// [`Presence::Away`].
+    Away {
+        /// The session.
+        session: u64,
+        /// The away message; absent when back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// [`Presence::Reset`].
+    Reset,
+    /// [`Presence::Settled`].
+    Settled,
+}
+
+/// A leave reason's name on the wire.
+fn reason_name(reason: LeaveReason) -> &'static str {
+    match reason {
+        LeaveReason::Part => "part",
+        LeaveReason::Quit => "quit",
+        LeaveReason::Lost => "lost",
+        LeaveReason::Kicked => "kicked",
+        LeaveReason::Banned => "banned",
+        LeaveReason::ServerBanned => "server_banned",
+        LeaveReason::SlowConsumer => "slow_consumer",
+    }
+}
+
+/// A leave reason from its name; one this version does not know is a lost connection.
+fn reason_of(name: &str) -> LeaveReason {
+    match name {
+        "part" => LeaveReason::Part,
+        "quit" => LeaveReason::Quit,
+        "kicked" => LeaveReason::Kicked,
+        "banned" => LeaveReason::Banned,
+        "server_banned" => LeaveReason::ServerBanned,
+        "slow_consumer" => LeaveReason::SlowConsumer,
+        _ => LeaveReason::Lost,
+    }
+}
+
+fn text(t: Option<&Arc<str>>) -> Option<String> {
+    t.map(ToString::to_string)
+}
+
+impl From<&Presence> for WirePresence {
+    fn from(p: &Presence) -> WirePresence {
+        match p {
+            Presence::Joined { session, room, nick, userhost, account, realname, party } => WirePresence::Joined {
+                session: *session,
+                room: room.as_str().to_owned(),
+                nick: nick.as_str().to_owned(),
+                userhost: (userhost.user.to_string(), userhost.host.to_string()),
+                account: account.as_ref().map(|a| a.as_str().to_owned()),
+                realname: text(realname.as_ref()),
+                party: party.to_i64(),
+            },
+            Presence::Left { session, room, reason, by, detail } => WirePresence::Left {
+                session: *session,
+                room: room.as_str().to_owned(),
+                reason: reason_name(*reason).to_owned(),
+                by: by.as_ref().map(|b| b.as_str().to_owned()),
+                detail: text(detail.as_ref()),
+            },
+            Presence::Gone { session, reason, detail } => WirePresence::Gone {
+                session: *session,
+                reason: reason_name(*reason).to_owned(),
+                detail: text(detail.as_ref()),
+            },
+            Presence::Renamed { session, nick } => {
+                WirePresence::Renamed { session: *session, nick: nick.as_str().to_owned() }
+            }
+            Presence::Away { session, text: away } => {
+                WirePresence::Away { session: *session, text: text(away.as_ref()) }
+            }
+            Presence::Reset => WirePresence::Reset,
+            Presence::Settled => WirePresence::Settled,
+        }
+    }
+}
+
+impl WirePresence {
+    /// The hub's presence again; why not, if a name does not pass this node's rules.
+    pub fn into_presence(self) -> Result<Presence, String> {
+        let nick = |n: &str| Nick::parse(n, usize::MAX).map_err(|e| format!("nick {n:?}: {e:?}"));
+        let room = |r: &str| RoomName::parse(r, usize::MAX).map_err(|e| format!("room {r:?}: {e:?}"));
+        Ok(match self {
+            WirePresence::Joined { session, room: r, nick: n, userhost, account, realname, party } => {
+                Presence::Joined {
+                    session,
+                    room: room(&r)?,
+                    nick: nick(&n)?,
+                    userhost: Userhost::new(&userhost.0, &userhost.1),
+                    account: account.as_deref().map(nick).transpose()?,
+                    realname: realname.map(Arc::from),
+                    party: Party::from_i64(party).ok_or_else(|| format!("party {party}"))?,
+                }
+            }
+            WirePresence::Left { session, room: r, reason, by, detail } => Presence::Left {
+                session,
+                room: room(&r)?,
+                reason: reason_of(&reason),
+                by: by.as_deref().map(nick).transpose()?,
+                detail: detail.map(Arc::from),
+            },
+            WirePresence::Gone { session, reason, detail } => {
+                Presence::Gone { session, reason: reason_of(&reason), detail: detail.map(Arc::from) }
+            }
+            WirePresence::Renamed { session, nick: n } => Presence::Renamed { session, nick: nick(&n)? },
+            WirePresence::Away { session, text } => Presence::Away { session, text: text.map(Arc::from) },
+            WirePresence::Reset => Presence::Reset,
+            WirePresence::Settled => Presence::Settled,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_goes_there_and_back() {
+        let room = RoomName::parse("Dev", 32).expect("room");
+        let ada = Nick::parse("ada", 32).expect("nick");
+        let changes = [
+            Presence::Joined {
+                session: 3,
+                room: room.clone(),
+                nick: ada.clone(),
+                userhost: Userhost::new("~ada", "example.org"),
+                account: Some(ada.clone()),
+                realname: Some(Arc::from("Ada")),
+                party: Party::from_i64(-4).expect("a guest"),
+            },
+            Presence::Left {
+                session: 3,
+                room,
+                reason: LeaveReason::Kicked,
+                by: Some(ada.clone()),
+                detail: Some(Arc::from("spam")),
+            },
+            Presence::Gone { session: 3, reason: LeaveReason::Quit, detail: None },
+            Presence::Renamed { session: 3, nick: ada },
+            Presence::Away { session: 3, text: Some(Arc::from("lunch")) },
+            Presence::Reset,
+            Presence::Settled,
+        ];
+        for change in changes {
+            let json = serde_json::to_string(&WirePresence::from(&change)).expect("encodes");
+            let back: WirePresence = serde_json::from_str(&json).expect("decodes");
+            assert_eq!(back.into_presence().expect("valid"), change, "{json}");
+        }
+    }
+
+    #[test]
+    fn what_this_node_would_refuse_is_an_error() {
+        let bad = r#"{"change":"renamed","session":1,"nick":"1bad"}"#;
+        let wire: WirePresence = serde_json::from_str(bad).expect("decodes");
+        assert!(wire.into_presence().is_err());
+        let unknown_reason = r#"{"change":"gone","session":1,"reason":"added later"}"#;
+        let wire: WirePresence = serde_json::from_str(unknown_reason).expect("decodes");
+        assert_eq!(wire.into_presence(), Ok(Presence::Gone { session: 1, reason: LeaveReason::Lost, detail: None }));
+    }
+}

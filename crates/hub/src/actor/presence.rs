@@ -1,0 +1,203 @@
+//! Presence across a cluster (see `presence.rs`): telling the other nodes who is where on
+//! this one, and taking in what they tell, so that this node's members hear of
+//! arrivals, departures, nick changes and absences on other nodes as of their own.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::Hub;
+use crate::event::{Event, LeaveReason};
+use crate::handle::SessionId;
+use crate::outbox::Shared;
+use crate::presence::{Person, Presence, Whereabout};
+
+/// Why the sessions of a node that went away left, as their room mates are told.
+const NODE_GONE: &str = "the server they were on went away";
+
+impl Hub {
+    /// Tells the other nodes, when in a cluster.
+    pub(crate) fn tell_cluster(&self, presence: impl FnOnce() -> Presence) {
+        if let Some(ledger) = &self.ledger {
+            ledger.announce(presence());
+        }
+    }
+
+    /// The session entered `room`: the other nodes are told.
+    pub(crate) fn tell_cluster_joined(&self, id: SessionId, room: &crate::name::RoomName) {
+        let Some(state) = self.sessions.get(&id) else { return };
+        self.tell_cluster(|| Presence::Joined {
+            session: id.0,
+            room: room.clone(),
+            nick: state.nick.clone(),
+            userhost: state.userhost.clone(),
+            account: state.account_name().cloned(),
+            realname: state.realname.clone(),
+            party: state.party(),
+        });
+    }
+
+    /// What another node told.
+    pub(super) fn heard(&mut self, node: Arc<str>, presence: Presence) {
+        match presence {
+            Presence::Joined { session, room, nick, userhost, account, realname, party } => {
+                let person = Person {
+                    nick: nick.clone(),
+                    userhost: userhost.clone(),
+                    account: account.clone(),
+                    realname: realname.clone(),
+                    away: None,
+                    party,
+                    rooms: Vec::new(),
+                    stale: false,
+                    since: Utc::now(),
+                };
+                if !self.elsewhere.enter((node, session), person, &room) {
+                    return;
+                }
+                let Some(members) = self.rooms.get(&room) else { return };
+                if members.len() + self.elsewhere.count_in(&room) <= self.limits.announce_up_to {
+                    let joined = Shared::new(Event::Joined {
+                        room: members.name.clone(),
+                        nick,
+                        at: Utc::now(),
+                        arrival: false,
+                        account,
+                        realname,
+                        userhost,
+                    });
+                    members.broadcast(&joined, None, &mut self.overflowed);
+                }
+            }
+            Presence::Left { session, room, reason, by, detail } => {
+                let at = (node, session);
+                if !self.elsewhere.leave(&at, &room) {
+                    return;
+                }
+                let Some(person) = self.elsewhere.get(&at) else { return };
+                let Some(members) = self.rooms.get(&room) else { return };
+                let announced = members.len() + self.elsewhere.count_in(&room) < self.limits.announce_up_to;
+                if announced || matches!(reason, LeaveReason::Kicked | LeaveReason::Banned) {
+                    let by_userhost = by.as_ref().map(|by| self.userhost_named(by));
+                    let left = Shared::new(Event::Left {
+                        room: members.name.clone(),
+                        nick: person.nick.clone(),
+                        at: Utc::now(),
+                        reason,
+                        by,
+                        detail,
+                        again: false,
+                        userhost: person.userhost.clone(),
+                        by_userhost,
+                    });
+                    members.broadcast(&left, None, &mut self.overflowed);
+                }
+            }
+            Presence::Gone { session, reason, detail } => self.gone_elsewhere(&(node, session), reason, detail),
+            Presence::Renamed { session, nick } => {
+                let at = (node, session);
+                let Some(old) = self.elsewhere.rename(&at, nick.clone()) else { return };
+                let Some(person) = self.elsewhere.get(&at) else { return };
+                let changed = Shared::new(Event::NickChanged {
+                    old,
+                    new: nick,
+                    at: Utc::now(),
+                    userhost: person.userhost.clone(),
+                });
+                let rooms = person.rooms.clone();
+                self.tell_members_of(&rooms, &changed);
+            }
+            Presence::Away { session, text } => {
+                let at = (node, session);
+                let Some(person) = self.elsewhere.set_away(&at, text.clone()) else { return };
+                let away =
+                    Shared::new(Event::Away { nick: person.nick.clone(), text, userhost: person.userhost.clone() });
+                let rooms = person.rooms.clone();
+                self.tell_members_of(&rooms, &away);
+            }
+            Presence::Reset => self.elsewhere.mark_stale(&node),
+            Presence::Settled => {
+                for at in self.elsewhere.stale_on(&node) {
+                    self.gone_elsewhere(&at, LeaveReason::Lost, Some(Arc::from(NODE_GONE)));
+                }
+            }
+        }
+        self.drop_slow_consumers();
+    }
+
+    /// A node went away: so did everyone on it.
+    pub(super) fn node_gone(&mut self, node: &str) {
+        let people = self.elsewhere.on_node(node);
+        if !people.is_empty() {
+            tracing::info!(node, sessions = people.len(), "a node of the cluster went away");
+        }
+        for at in people {
+            self.gone_elsewhere(&at, LeaveReason::Lost, Some(Arc::from(NODE_GONE)));
+        }
+        self.drop_slow_consumers();
+    }
+
+    /// Tells the other nodes everything again: every session in every room, and who is
+    /// away, between a reset and its end.
+    pub(super) fn reannounce(&self) {
+        if self.ledger.is_none() {
+            return;
+        }
+        self.tell_cluster(|| Presence::Reset);
+        for (id, state) in &self.sessions {
+            for room in &state.rooms {
+                self.tell_cluster_joined(*id, room);
+            }
+            if let Some(text) = &state.away {
+                self.tell_cluster(|| Presence::Away { session: id.0, text: Some(text.clone()) });
+            }
+        }
+        self.tell_cluster(|| Presence::Settled);
+    }
+
+    /// Someone elsewhere left the chat: each of their room mates here is told once.
+    fn gone_elsewhere(&mut self, at: &Whereabout, reason: LeaveReason, detail: Option<Arc<str>>) {
+        let Some(person) = self.elsewhere.remove(at) else { return };
+        let mut told = HashSet::new();
+        for room in &person.rooms {
+            let Some(members) = self.rooms.get(room) else { continue };
+            if members.len() + self.elsewhere.count_in(room) >= self.limits.announce_up_to {
+                continue;
+            }
+            let left = |again| {
+                Shared::new(Event::Left {
+                    room: members.name.clone(),
+                    nick: person.nick.clone(),
+                    at: Utc::now(),
+                    reason,
+                    by: None,
+                    detail: detail.clone(),
+                    again,
+                    userhost: person.userhost.clone(),
+                    by_userhost: None,
+                })
+            };
+            members.broadcast_once(&left(false), &left(true), &mut told, &mut self.overflowed);
+        }
+    }
+
+    /// Delivers `event` once to each member here of any of `rooms`.
+    fn tell_members_of(&mut self, rooms: &[crate::name::RoomName], event: &Shared) {
+        let mut told = HashSet::new();
+        for room in rooms.iter().filter_map(|name| self.rooms.get(name)) {
+            if room.len() + self.elsewhere.count_in(&room.name) > self.limits.announce_up_to {
+                continue;
+            }
+            for member in room.member_ids() {
+                if told.insert(member) {
+                    if let Some(state) = self.sessions.get(&member) {
+                        if state.outbox.deliver_shared(event).is_err() {
+                            self.overflowed.push(member);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Presence across a cluster: who is on the other nodes, and in which rooms.
+//!
+//! A clustered hub tells the other nodes of every change in who is where among its own
+//! sessions ([`Presence`], through the [`crate::Ledger`]), and keeps what the others tell
+//! it ([`Elsewhere`]), so that member lists, `WHO`, `WHOIS` and private messages reach
+//! everyone in the cluster, and its members hear of arrivals and departures on other
+//! nodes as of those on their own. A node is known by the name its log gives it for
+//! this run; when it goes (its lease in the cluster ran out, or it started again under
+//! a new run), everyone it had is gone with it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::event::LeaveReason;
+use crate::identity::{Party, Userhost};
+use crate::name::{Nick, RoomName};
+
+/// A change in who is on this node, for the other nodes. `session` is the session's
+/// number on the node that tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// A session entered a room.
+    Joined {
+        /// The session.
+        session: u64,
+        /// The room.
+        room: RoomName,
+        /// Its nick.
+        nick: Nick,
+        /// Its user name and host.
+        userhost: Arc<Userhost>,
+        /// The account it is logged in to.
+        account: Option<Nick>,
+        /// What its client says about its user.
+        realname: Option<Arc<str>>,
+        /// Who owns its private messages.
+        party: Party,
+    },
+    /// A session left a room, still connected.
+    Left {
+        /// The session.
+        session: u64,
+        /// The room.
+        room: RoomName,
+        /// Why.
+        reason: LeaveReason,
+        /// Who put it out, for a kick or a ban.
+        by: Option<Nick>,
+        /// The reason given.
+        detail: Option<Arc<str>>,
+    },
+    /// A session ended, leaving every room.
+    Gone {
+        /// The session.
+        session: u64,
+        /// Why.
+        reason: LeaveReason,
+        /// Its quit message, or why the connection ended.
+        detail: Option<Arc<str>>,
+    },
+    /// A session changed nick.
+    Renamed {
+        /// The session.
+        session: u64,
+        /// The new nick.
+        nick: Nick,
+    },
+    /// A session went away (with a message) or came back (`None`).
+    Away {
+        /// The session.
+        session: u64,
+        /// The away message.
+        text: Option<Arc<str>>,
+    },
+    /// The node tells everything again (what others heard from it may have missed
+    /// something while it was cut off): what follows until [`Presence::Settled`]
+    /// confirms what they knew, quietly, and what it does not confirm is gone.
+    Reset,
+    /// The end of a [`Presence::Reset`].
+    Settled,
+}
+
+/// A session on another node, as this node knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Person {
+    pub(crate) nick: Nick,
+    pub(crate) userhost: Arc<Userhost>,
+    pub(crate) account: Option<Nick>,
+    pub(crate) realname: Option<Arc<str>>,
+    pub(crate) away: Option<Arc<str>>,
+    pub(crate) party: Party,
+    pub(crate) rooms: Vec<RoomName>,
+    /// Not confirmed since its node's [`Presence::Reset`].
+    pub(crate) stale: bool,
+    /// When this node first heard of them.
+    pub(crate) since: crate::event::Timestamp,
+}
+
+/// Where a person is: their node's run and their session there.
+pub(crate) type Whereabout = (Arc<str>, u64);
+
+/// Everyone on the other nodes, by node and session, by room and by nick.
+#[derive(Debug, Default)]
+pub(crate) struct Elsewhere {
+    people: HashMap<Whereabout, Person>,
+    by_room: HashMap<RoomName, HashSet<Whereabout>>,
+    by_nick: HashMap<Nick, Whereabout>,
+}
+
+impl Elsewhere {
+    pub(crate) fn get(&self, at: &Whereabout) -> Option<&Person> {
+        self.people.get(at)
+    }
+
+    pub(crate) fn named(&self, nick: &Nick) -> Option<(&Whereabout, &Person)> {
+        let at = self.by_nick.get(nick)?;
+        self.people.get_key_value(at)
+    }
+
+    /// Who is in `room` elsewhere.
+    pub(crate) fn in_room(&self, room: &RoomName) -> impl Iterator<Item = &Person> {
+        self.by_room.get(room).into_iter().flatten().filter_map(|at| self.people.get(at))
+    }
+
+    pub(crate) fn count_in(&self, room: &RoomName) -> usize {
+        self.by_room.get(room).map_or(0, HashSet::len)
+    }
+
+    /// Rooms with someone elsewhere.
+    pub(crate) fn rooms(&self) -> impl Iterator<Item = (&RoomName, usize)> {
+        self.by_room.iter().map(|(room, people)| (room, people.len()))
+    }
+
+    pub(crate) fn people(&self) -> usize {
+        self.people.len()
+    }
+
+    /// Adds a person to a room (creating the person); false if they were there already.
+    pub(crate) fn enter(&mut self, at: Whereabout, person: Person, room: &RoomName) -> bool {
+        let known = self.people.entry(at.clone()).or_insert_with(|| person.clone());
+        known.stale = false;
+        if known.nick != person.nick {
+            self.by_nick.remove(&known.nick);
+            known.nick = person.nick.clone();
+        }
+        self.by_nick.insert(person.nick, at.clone());
+        if known.rooms.contains(room) {
+            return false;
+        }
+        known.rooms.push(room.clone());
+        self.by_room.entry(room.clone()).or_default().insert(at);
+        true
+    }
+
+    /// Takes a person out of a room; false if they were not there.
+    pub(crate) fn leave(&mut self, at: &Whereabout, room: &RoomName) -> bool {
+        let Some(person) = self.people.get_mut(at) else { return false };
+        let before = person.rooms.len();
+        person.rooms.retain(|r| r != room);
+        if person.rooms.len() == before {
+            return false;
+        }
+        if let Some(people) = self.by_room.get_mut(room) {
+            people.remove(at);
+            if people.is_empty() {
+                self.by_room.remove(room);
+            }
+        }
+        true
+    }
+
+    /// Forgets a person, returning what was known of them.
+    pub(crate) fn remove(&mut self, at: &Whereabout) -> Option<Person> {
+        let person = self.people.remove(at)?;
+        if self.by_nick.get(&person.nick) == Some(at) {
+            self.by_nick.remove(&person.nick);
+        }
+        for room in &person.rooms {
+            if let Some(people) = self.by_room.get_mut(room) {
+                people.remove(at);
+                if people.is_empty() {
+                    self.by_room.remove(room);
+                }
+            }
+        }
+        Some(person)
+    }
+
+    pub(crate) fn rename(&mut self, at: &Whereabout, nick: Nick) -> Option<Nick> {
+        let person = self.people.get_mut(at)?;
+        let old = std::mem::replace(&mut person.nick, nick.clone());
+        if self.by_nick.get(&old) == Some(at) {
+            self.by_nick.remove(&old);
+        }
+        self.by_nick.insert(nick, at.clone());
+        Some(old)
+    }
+
+    pub(crate) fn set_away(&mut self, at: &Whereabout, text: Option<Arc<str>>) -> Option<&Person> {
+        let person = self.people.get_mut(at)?;
+        person.away = text;
+        Some(person)
+    }
+
+    /// Everyone known on `node`'s run.
+    pub(crate) fn on_node(&self, node: &str) -> Vec<Whereabout> {
+        self.people.keys().filter(|(n, _)| &**n == node).cloned().collect()
+    }
+
+    /// Marks everyone on `node` unconfirmed.
+    pub(crate) fn mark_stale(&mut self, node: &str) {
+        for ((n, _), person) in &mut self.people {
+            if &**n == node {
+                person.stale = true;
+            }
+        }
+    }
+
+    /// Those on `node` still unconfirmed.
+    pub(crate) fn stale_on(&self, node: &str) -> Vec<Whereabout> {
+        self.people.iter().filter(|((n, _), p)| &**n == node && p.stale).map(|(at, _)| at.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(nick: &str) -> Person {
+        Person {
+            nick: Nick::parse(nick, 32).expect("nick"),
+            userhost: Userhost::unknown(),
+            account: None,
+            realname: None,
+            away: None,
+            party: Party::Guest(crate::identity::GuestId(1)),
+            rooms: Vec::new(),
+            stale: false,
+            since: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_indexes_follow_every_change_and_empty_out() {
+        let mut elsewhere = Elsewhere::default();
+        let dev = RoomName::parse("dev", 32).expect("room");
+        let ops = RoomName::parse("ops", 32).expect("room");
+        let at: Whereabout = (Arc::from("n1"), 7);
+        assert!(elsewhere.enter(at.clone(), person("ada"), &dev));
+        assert!(!elsewhere.enter(at.clone(), person("ada"), &dev), "already there");
+        assert!(elsewhere.enter(at.clone(), person("ada"), &ops));
+        assert_eq!(elsewhere.count_in(&dev), 1);
+        assert_eq!(
+            elsewhere.rename(&at, Nick::parse("ada2", 32).expect("nick")).map(|n| n.to_string()),
+            Some("ada".into())
+        );
+        assert!(elsewhere.named(&Nick::parse("ada", 32).expect("nick")).is_none());
+        assert!(elsewhere.named(&Nick::parse("ADA2", 32).expect("nick")).is_some());
+        assert!(elsewhere.leave(&at, &dev));
+        assert!(!elsewhere.leave(&at, &dev));
+        assert_eq!(elsewhere.count_in(&dev), 0);
+        elsewhere.mark_stale("n1");
+        assert_eq!(elsewhere.stale_on("n1"), std::slice::from_ref(&at));
+        assert!(elsewhere.remove(&at).is_some());
+        assert_eq!((elsewhere.people(), elsewhere.rooms().count()), (0, 0));
+        assert!(elsewhere.by_nick.is_empty());
+    }
+}
