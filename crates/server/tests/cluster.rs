@@ -384,3 +384,27 @@ async fn wait_for_who(client: &mut NativeClient, room: &str, want: &[&str]) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_users_on_two_nodes_share_a_channel() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    let mut bo = support::IrcClient::join(cluster.nodes[1].irc_addr(), "bo", "").await;
+    ada.send("JOIN #dev").await;
+    ada.expect(" 366 ada #dev ").await;
+    bo.send("JOIN #dev").await;
+    let names = bo.expect(" 353 bo ").await;
+    assert!(names.contains("ada") && names.contains("bo"), "NAMES lists both nodes' users: {names}");
+    assert!(ada.expect("JOIN").await.starts_with(":bo!"), "ada sees bo join from another node");
+    bo.send("PRIVMSG #dev :hello from node 1").await;
+    let line = ada.expect("PRIVMSG #dev").await;
+    assert!(line.starts_with(":bo!") && line.ends_with(":hello from node 1"), "{line}");
+    let who = ada.answers("WHO #dev").await;
+    assert_eq!(who.iter().filter(|l| l.contains(" 352 ")).count(), 2, "WHO lists both: {who:#?}");
+    let whois = ada.answers("WHOIS bo").await;
+    assert!(whois.iter().any(|l| l.contains(" 311 ada bo ")), "WHOIS of a user on another node: {whois:#?}");
+    bo.send("QUIT :off").await;
+    let quit = ada.expect("QUIT").await;
+    assert!(quit.starts_with(":bo!") && quit.ends_with(":Quit: off"), "{quit}");
+    cluster.stop().await;
+}
