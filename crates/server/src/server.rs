@@ -242,7 +242,8 @@ impl Server {
         }
         let files = if config.files.enabled {
             let (dir, limits) = (config.data_dir.clone(), config.files.clone());
-            let opened = tokio::task::spawn_blocking(move || FileStore::open(&dir, limits))
+            let node = config.cluster.enabled().then(|| config.cluster.node_name());
+            let opened = tokio::task::spawn_blocking(move || FileStore::open(&dir, limits, node.as_deref()))
                 .await
                 .map_err(io::Error::other)
                 .and_then(|opened| opened)

@@ -12,6 +12,13 @@
 //!                 (a room, or one user), which decides who may download it
 //! ```
 //!
+//! In a cluster the nodes share one directory (each mounts the same filesystem at its
+//! `DATA_DIR/files`): uploads in progress are under `tmp/NODE/`, so that a node starting
+//! deletes only its own leftovers; a user's usage is read from the shares on disk at
+//! each upload, so that shares made through any node count; and a node starting leaves
+//! unreferenced content younger than [`SHARED_GRACE`] alone (another node's upload may
+//! have just moved it in, and be writing its share).
+//!
 //! A file appears in the content directory only by a rename after its SHA-256 checked
 //! out, so nobody can ever read a partial file. Nothing here holds a file's bytes in
 //! memory: uploads stream to the temporary file, downloads read one piece at a time.
@@ -37,6 +44,10 @@ pub(crate) use upload::{Progress, Upload};
 /// secret (downloads are checked against the share), only distinct and short enough
 /// to type.
 const ID_BYTES: usize = 8;
+
+/// How old unreferenced content in a shared directory must be before a starting node
+/// deletes it: far longer than the moment between an upload's rename and its share.
+const SHARED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The longest file name kept, in bytes.
 pub(crate) const MAX_NAME_BYTES: usize = 255;
@@ -156,8 +167,13 @@ pub(crate) fn owner_of(account: Option<AccountId>, address: Option<IpAddr>) -> S
 /// The files of one server: its directory, its limits and every user's usage.
 pub(crate) struct FileStore {
     root: PathBuf,
+    /// Where this node's uploads in progress are written.
+    tmp: PathBuf,
     limits: crate::config::Files,
-    /// Bytes shared (or being uploaded) per owner.
+    /// Shared by the nodes of a cluster: usage is read from disk (see the module).
+    shared: bool,
+    /// Bytes shared (or being uploaded) per owner; when `shared`, only this node's
+    /// uploads in progress.
     usage: Mutex<HashMap<String, u64>>,
     random: SystemRandom,
     /// Bytes received in uploads and sent in downloads, for metrics.
@@ -166,23 +182,31 @@ pub(crate) struct FileStore {
 
 impl FileStore {
     /// Opens `DATA_DIR/files/`, creating it, deleting what interrupted uploads left, and
-    /// counting each user's shares for the quota. Blocks on disk: call it off the
-    /// runtime's workers.
-    pub(crate) fn open(data_dir: &Path, limits: crate::config::Files) -> io::Result<FileStore> {
+    /// counting each user's shares for the quota. `node`: this server is that node of a
+    /// cluster, and the directory is shared with the other nodes (see the module).
+    /// Blocks on disk: call it off the runtime's workers.
+    pub(crate) fn open(data_dir: &Path, limits: crate::config::Files, node: Option<&str>) -> io::Result<FileStore> {
         let root = data_dir.join("files");
-        let tmp = root.join("tmp");
+        let tmp = match node {
+            Some(node) => root.join("tmp").join(node),
+            None => root.join("tmp"),
+        };
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir_all(&tmp)?;
         std::fs::create_dir_all(root.join("shares"))?;
         let mut usage: HashMap<String, u64> = HashMap::new();
-        for (_, share) in read_shares(&root)? {
-            *usage.entry(share.owner).or_default() += share.info.size;
+        if node.is_none() {
+            for (_, share) in read_shares(&root)? {
+                *usage.entry(share.owner).or_default() += share.info.size;
+            }
         }
         let store = FileStore {
             root,
+            tmp,
             limits,
+            shared: node.is_some(),
             usage: Mutex::new(usage),
             random: SystemRandom::new(),
             bytes: crate::metrics::FileBytes::default(),
@@ -195,7 +219,7 @@ impl FileStore {
     /// content goes at the next start, when nothing can be uploading (an upload moves
     /// its content in just before it writes its share). Blocks on disk.
     pub(crate) fn forget_account(&self, id: AccountId) -> io::Result<usize> {
-        forget_shares(&self.root, id, |share| self.release(&share.owner, share.info.size))
+        forget_shares(&self.root, id, |share| self.share_gone(&share.owner, share.info.size))
     }
 
     /// Deletes the share `id` (its message was deleted) and gives its owner's quota
@@ -212,7 +236,7 @@ impl FileStore {
             Err(e) => return Err(e),
         };
         std::fs::remove_file(&path)?;
-        self.release(&share.owner, share.info.size);
+        self.share_gone(&share.owner, share.info.size);
         Ok(true)
     }
 
@@ -232,7 +256,12 @@ impl FileStore {
                 let hash = format!("{name}{}", file.file_name().to_string_lossy());
                 // A thumbnail goes with its file.
                 let hash = hash.strip_suffix(thumbnail::SUFFIX).unwrap_or(&hash);
-                if !referenced.contains(hash) {
+                let young = || {
+                    file.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|at| at.elapsed().map_or(true, |age| age < SHARED_GRACE))
+                };
+                if !referenced.contains(hash) && !(self.shared && young()) {
                     std::fs::remove_file(file.path())?;
                 }
             }
@@ -247,7 +276,7 @@ impl FileStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        self.release(&share.owner, share.info.size);
+        self.share_gone(&share.owner, share.info.size);
         Ok(())
     }
 
@@ -263,14 +292,27 @@ impl FileStore {
         Ok(hex(&bytes))
     }
 
+    /// What `owner`'s shares on disk take, when the directory is shared (else 0: the
+    /// usage map counts them). Blocks on disk.
+    pub(crate) fn shared_usage(&self, owner: &str) -> io::Result<u64> {
+        if !self.shared {
+            return Ok(0);
+        }
+        Ok(read_shares(&self.root)?
+            .into_iter()
+            .filter(|(_, share)| share.owner == owner)
+            .map(|(_, share)| share.info.size)
+            .sum())
+    }
+
     /// Counts `size` bytes against `owner`'s quota until the returned reservation is
-    /// dropped or kept.
-    pub(crate) fn reserve(self: &Arc<Self>, owner: &str, size: u64) -> Result<Reservation, FileError> {
+    /// dropped or kept; `on_disk` is [`FileStore::shared_usage`].
+    pub(crate) fn reserve(self: &Arc<Self>, owner: &str, size: u64, on_disk: u64) -> Result<Reservation, FileError> {
         if size > self.limits.max_file_bytes {
             return Err(FileError::TooLarge { size, max: self.limits.max_file_bytes });
         }
         let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-        let used = usage.get(owner).copied().unwrap_or(0);
+        let used = usage.get(owner).copied().unwrap_or(0).saturating_add(on_disk);
         let quota = self.limits.quota_bytes;
         if quota > 0 && used.saturating_add(size) > quota {
             return Err(FileError::Quota { size, used, quota });
@@ -289,9 +331,17 @@ impl FileStore {
         }
     }
 
+    /// A share is gone from disk: its bytes no longer count (a shared directory's usage
+    /// is read from disk, and has nothing to give back).
+    fn share_gone(&self, owner: &str, size: u64) {
+        if !self.shared {
+            self.release(owner, size);
+        }
+    }
+
     /// Where an upload in progress is written.
     fn temp_path(&self, id: &str) -> PathBuf {
-        self.root.join("tmp").join(format!("{id}.part"))
+        self.tmp.join(format!("{id}.part"))
     }
 
     /// Where the bytes with this SHA-256 (lowercase hex) are kept.
@@ -344,7 +394,8 @@ pub(crate) struct Reservation {
 impl Reservation {
     /// The upload succeeded: the bytes stay counted.
     fn keep(mut self) {
-        self.kept = true;
+        // Its share is on disk now: in a shared directory, that is where it counts.
+        self.kept = !self.store.shared;
     }
 }
 
@@ -501,5 +552,41 @@ mod tests {
         assert!(is_id("0123456789abcdef"));
         assert!(!is_id("../../etc/passwd"));
         assert!(!is_id("0123456789ABCDEF"));
+    }
+
+    #[test]
+    fn nodes_sharing_a_directory_count_each_others_shares_and_keep_their_uploads() {
+        let dir = std::env::temp_dir().join(format!("parley-files-shared-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let limits = crate::config::Files { quota_bytes: 2_000_000, ..crate::config::Files::default() };
+        let a = Arc::new(FileStore::open(&dir, limits.clone(), Some("a")).expect("opens"));
+        // An upload in progress on a, and content a has just moved in before its share.
+        std::fs::write(a.temp_path("00000000000000aa"), b"half").expect("writes");
+        let content = a.content_path(&"cd".repeat(32));
+        std::fs::create_dir_all(content.parent().expect("a directory")).expect("creates");
+        std::fs::write(&content, b"moved in").expect("writes");
+        // A share a made.
+        let made = share(Some("dev"), None);
+        std::fs::write(a.share_path(&made.info.file), serde_json::to_vec(&made).expect("encodes")).expect("writes");
+        let b = Arc::new(FileStore::open(&dir, limits.clone(), Some("b")).expect("opens"));
+        assert!(a.temp_path("00000000000000aa").exists(), "b's start left a's upload alone");
+        assert!(content.exists(), "b's start left young unreferenced content alone");
+        let on_disk = b.shared_usage(&made.owner).expect("reads");
+        assert_eq!(on_disk, made.info.size, "b counts the share made through a");
+        assert!(
+            matches!(b.reserve(&made.owner, 1_000_000, on_disk), Err(FileError::Quota { .. })),
+            "the quota holds across nodes"
+        );
+        let fits = b.reserve(&made.owner, 500_000, on_disk).expect("fits");
+        assert!(
+            matches!(b.reserve(&made.owner, 500_000, on_disk), Err(FileError::Quota { .. })),
+            "an upload in progress counts"
+        );
+        drop(fits);
+        assert!(b.reserve(&made.owner, 500_000, on_disk).is_ok(), "and stops counting when it ends");
+        // Alone, a server deletes unreferenced content at start.
+        let _alone = FileStore::open(&dir, limits, None).expect("opens");
+        assert!(!content.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -48,7 +48,11 @@ impl Upload {
         {
             share.info.media_type = "application/octet-stream".into();
         }
-        let reservation = store.reserve(&share.owner, share.info.size)?;
+        let on_disk = {
+            let (store, owner) = (store.clone(), share.owner.clone());
+            tokio::task::spawn_blocking(move || store.shared_usage(&owner)).await.map_err(std::io::Error::other)??
+        };
+        let reservation = store.reserve(&share.owner, share.info.size, on_disk)?;
         let temp = store.temp_path(&share.info.file);
         let file = tokio::fs::File::create(&temp).await?;
         Ok(Upload {
