@@ -261,7 +261,8 @@ impl FileStore {
                         .and_then(|m| m.modified())
                         .is_ok_and(|at| at.elapsed().map_or(true, |age| age < SHARED_GRACE))
                 };
-                if !referenced.contains(hash) && !(self.shared && young()) {
+                let kept = referenced.contains(hash) || (self.shared && young());
+                if !kept {
                     std::fs::remove_file(file.path())?;
                 }
             }
