@@ -99,7 +99,12 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
     let leases =
         NickConfig { bucket: "parley_nodes".into(), replicas: config.replicas, lease: LEASE, ..NickConfig::new(&node) };
     let leases = NickRegistry::open(&link, leases).await?;
-    leases.claim(log.run()).await?;
+    // The lease's revision is a number of the bucket's stream, never given twice: this
+    // run's guests are numbered from it, shifted so that no run's 2^32 guests reach the
+    // next run's first (a revision is far below 2^31, as leases are rewritten a few
+    // times a minute).
+    let lease = leases.claim(log.run()).await?;
+    let first_guest = lease.revision << 32;
     let mut follower = log.follow(0).await.map_err(failed)?;
     tracing::info!(node, run = log.run(), servers, "a node of the cluster");
     let (logged, news) = mpsc::unbounded_channel();
@@ -141,7 +146,7 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
             }
         }
     });
-    Ok(Clustered { ledger, logged: news })
+    Ok(Clustered { ledger, logged: news, first_guest })
 }
 
 /// Keeps this node's lease, and every few seconds: tells the hub of the nodes whose

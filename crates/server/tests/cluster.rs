@@ -312,6 +312,8 @@ async fn who_is_where_is_known_on_every_node() {
     let Some(cluster) = Nodes::start().await else { return };
     let mut alice = joined(&cluster.nodes[0], "alice", "dev").await;
     let mut bob = NativeClient::join(cluster.nodes[1].native, "bob").await;
+    // Presence travels through the log: bob's node hears of alice in a moment.
+    wait_for_who(&mut bob, "dev", &["alice"]).await;
     let reply = bob.request(&Request::Join { room: "dev".into() }, b"").await;
     let Ok(Reply::Joined { members, .. }) = reply else { panic!("bob joins: {reply:?}") };
     assert!(members.iter().any(|m| m == "alice"), "bob sees alice from another node: {members:?}");

@@ -439,6 +439,11 @@ pub struct Clustered {
     /// What the log gives back, in its order: every node's messages, and refusals of
     /// this hub's. The hub stops taking messages when it ends.
     pub logged: mpsc::UnboundedReceiver<Logged>,
+    /// This run's guests are numbered from here: a number no other run of any node
+    /// starts below (guests own their private messages by number, in the shared
+    /// database), e.g. a number the cluster gave this run alone, shifted well clear of
+    /// the previous run's.
+    pub first_guest: u64,
 }
 
 /// Starts the hub task of one node of a cluster: as [`spawn`], with a store (the
@@ -479,6 +484,8 @@ async fn start(
     if let Some(cluster) = cluster {
         hub.ledger = Some(cluster.ledger);
         logged = cluster.logged;
+        // Not the store's last guest, which may be another node's, from its range.
+        hub.last_guest = cluster.first_guest;
     }
     let task = tokio::spawn(async move {
         let mut inbox_open = true;
