@@ -175,7 +175,7 @@ impl Shared {
             active: Arc::default(),
             per_address: listener::AddressCounts::default(),
             files: None,
-            web: Arc::new(crate::gateway::web::Site::new(&config.web)),
+            web: Arc::new(crate::gateway::web::Site::new(&config.web, &config.cluster.nodes)),
             nodes: Arc::from(config.cluster.nodes.clone()),
             exported: Arc::new(crate::metrics::Metrics::new(Arc::default(), hub.metrics().clone(), None)),
             metrics: Arc::default(),
@@ -311,7 +311,7 @@ impl Server {
             irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
             hosts: self.hosts.clone(),
             files: self.files.clone(),
-            web: Arc::new(crate::gateway::web::Site::new(&self.config.web)),
+            web: Arc::new(crate::gateway::web::Site::new(&self.config.web, &self.config.cluster.nodes)),
             nodes: Arc::from(self.config.cluster.nodes.clone()),
             exported: Arc::new(crate::metrics::Metrics::new(
                 metrics.clone(),
