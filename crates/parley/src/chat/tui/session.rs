@@ -408,6 +408,9 @@ async fn reconnect(
     memory: &mut Memory,
     mut reason: String,
 ) -> Reconnected {
+    if connect.give_up.is_zero() {
+        return Reconnected::GaveUp(format!("Connection to the server lost ({reason})."));
+    }
     let lost = Instant::now();
     let mut announced: Vec<String> = Vec::new();
     for round in 0_u32.. {
