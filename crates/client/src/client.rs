@@ -97,6 +97,10 @@ pub struct Welcome {
     pub history: Vec<PastMessage>,
     /// The room's topic.
     pub topic: Option<String>,
+    /// Where every node of the server's cluster can be reached (`HOST:PORT` for this
+    /// client, `http(s)://` URLs for browsers), to move to another when this one goes
+    /// away; empty for a server alone.
+    pub nodes: Vec<String>,
 }
 
 /// Where a read marker is: a room, or the conversation with a user.
@@ -312,8 +316,8 @@ impl Client {
         let hello = Request::Hello { version, nick: nick.to_owned(), password: password.map(str::to_owned) };
         match tokio::time::timeout(CONNECT_TIMEOUT, self.request_with(&hello, options)).await {
             Err(_) => Err(Error::Timeout(CONNECT_TIMEOUT)),
-            Ok(Ok((Reply::Welcome { nick, room, members, max_text, history, topic, .. }, token))) => {
-                Ok((Welcome { nick, room, members, max_text, history: past(history), topic }, token))
+            Ok(Ok((Reply::Welcome { nick, room, members, max_text, history, topic, nodes, .. }, token))) => {
+                Ok((Welcome { nick, room, members, max_text, history: past(history), topic, nodes }, token))
             }
             Ok(Ok((other, _))) => Err(unexpected(&other)),
             Ok(Err(e)) => Err(e),
@@ -766,6 +770,7 @@ mod tests {
                         max_text: 4096,
                         history: vec![],
                         topic: None,
+                        nodes: vec![],
                     };
                     parley_proto::msg::encode_result(id, &welcome, &mut out).expect("encodes");
                 } else {

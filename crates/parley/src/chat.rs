@@ -1,15 +1,20 @@
 //! `parley chat`: the client over the native protocol. On a terminal it is a full-screen
 //! UI (`tui`); in a pipe, or with `--plain-ui`, it is the plain client here, which reads
 //! the server and the keyboard at the same time (one task each) and prints classic
-//! `[HH:MM:SS] name: text` lines in local time.
+//! `[HH:MM:SS] name: text` lines in local time. Both reconnect when the connection is
+//! lost (`failover`): to the same server or another node of its cluster, signed in
+//! again, back in the same rooms, and caught up on what was said meanwhile.
 
+mod failover;
 mod format;
 mod tui;
 
+use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -19,8 +24,17 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
 use format::{clock, eprint_line, print_line};
 
-/// Exit status when the server goes away or refuses us.
-const SERVER_GONE: u8 = 2;
+/// Exit status when the server goes away (and no other answers in time) or refuses us.
+pub(crate) const SERVER_GONE: u8 = 2;
+
+/// Messages fetched per catch-up page after a reconnect, and the most pages per room;
+/// past that the user is told to use `/history`, so a client back from a long absence
+/// does not print a day of a busy room.
+const CATCH_UP_PAGE: u32 = 200;
+const CATCH_UP_PAGES: usize = 10;
+
+/// How long a lost connection's event printer may take to print its last events.
+const PRINTER_WAIT: Duration = Duration::from_secs(1);
 
 /// Messages `/history` shows when not told how many.
 const DEFAULT_HISTORY_LINES: u32 = 20;
@@ -28,9 +42,19 @@ const DEFAULT_HISTORY_LINES: u32 = 20;
 /// Options of `parley chat`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct ChatArgs {
-    /// The server, HOST:PORT. Default: localhost:7780 (TLS), or localhost:7778 with
-    /// --plain.
-    addr: Option<String>,
+    /// The server, HOST:PORT. Several (or a comma-separated list) for failover: the
+    /// first that answers is used, the others when the connection is lost. Default:
+    /// localhost:7780 (TLS), or localhost:7778 with --plain.
+    #[arg(value_name = "ADDR")]
+    addrs: Vec<String>,
+    /// Another server to fail over to, HOST:PORT (the same as another ADDR); repeatable.
+    #[arg(long = "server", value_name = "ADDR")]
+    servers: Vec<String>,
+    /// After the connection is lost, how long to keep trying the servers (the ones
+    /// given, then the nodes the server listed) before giving up, in seconds; 0 does not
+    /// reconnect.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    reconnect_for: u64,
     /// Your name; asked for when missing.
     #[arg(long)]
     name: Option<String>,
@@ -57,14 +81,45 @@ pub(crate) struct ChatArgs {
     no_mouse: bool,
 }
 
-/// What the reader of the keyboard and the printer of events share.
+/// What the reader of the keyboard and the printer of events share, and what a
+/// reconnect needs: who we are, where we are, and how far we have seen.
 #[derive(Debug, Default)]
 struct Rooms {
     /// The rooms we are in, the current one last.
     joined: Vec<String>,
+    /// Our nick, to sign in again under it.
+    nick: String,
+    /// The account's resume token, after `/login` or `/register`: a reconnect logs in
+    /// with it instead of asking for the password again.
+    token: Option<String>,
+    /// The highest seq shown or said per room (key: the name in lower case): where the
+    /// catch-up after a reconnect starts.
+    last: HashMap<String, u64>,
+    /// The highest seq a reconnect's catch-up printed per room: a live event at or
+    /// below it is one already shown.
+    caught_up: HashMap<String, u64>,
 }
 
 impl Rooms {
+    fn saw(&mut self, room: &str, seq: u64) {
+        let last = self.last.entry(room.to_ascii_lowercase()).or_insert(0);
+        *last = (*last).max(seq);
+    }
+
+    fn last_seen(&self, room: &str) -> u64 {
+        self.last.get(&room.to_ascii_lowercase()).copied().unwrap_or(0)
+    }
+
+    fn caught_up(&mut self, room: &str, seq: u64) {
+        self.saw(room, seq);
+        self.caught_up.insert(room.to_ascii_lowercase(), seq);
+    }
+
+    /// Whether a live message was already printed by the catch-up.
+    fn shown(&self, room: &str, seq: u64) -> bool {
+        self.caught_up.get(&room.to_ascii_lowercase()).is_some_and(|up| seq <= *up)
+    }
+
     fn current(&self) -> Option<String> {
         self.joined.last().cloned()
     }
@@ -108,14 +163,14 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
             .context("no home directory for known_hosts; pass --known-hosts FILE")?;
         Transport::Tls(Trust::Verify { known_hosts })
     };
-    let addr =
-        args.addr.clone().unwrap_or_else(|| if args.plain { "localhost:7778" } else { "localhost:7780" }.to_owned());
-    let (client, events, trusted) = match Client::connect(&addr, &transport).await {
-        Ok(connected) => connected,
-        Err(e) => {
-            eprint_line(&format!("Cannot connect to {addr}: {e}"));
-            return Ok(ExitCode::from(SERVER_GONE));
-        }
+    let mut given = failover::split_addrs(&args.addrs);
+    given.extend(failover::split_addrs(&args.servers));
+    if given.is_empty() {
+        given.push(if args.plain { "localhost:7778" } else { "localhost:7780" }.to_owned());
+    }
+    let mut servers = failover::Servers::new(given);
+    let Some((addr, client, events, trusted)) = first_connection(&servers, &transport).await else {
+        return Ok(ExitCode::from(SERVER_GONE));
     };
     if let Some(trusted) = &trusted {
         eprint_line(&format!("Connected to {addr} over TLS: {trusted}."));
@@ -125,8 +180,10 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let Some(welcome) = register(&client, &mut stdin, args.name.as_deref()).await? else {
         return Ok(ExitCode::FAILURE);
     };
+    servers.learn(&welcome.nodes);
+    let give_up = Duration::from_secs(args.reconnect_for);
     if !args.plain_ui && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        let connect = tui::Connect { addr, transport };
+        let connect = tui::Connect { addr, servers, transport, give_up };
         let connected = tui::Connected { connect, client, events, welcome, trusted };
         return tui::run(connected, tui::Options { bell: !args.no_bell, mouse: !args.no_mouse }).await;
     }
@@ -137,12 +194,17 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
     for line in format::history_lines(&welcome.room, &welcome.history) {
         print_line(&line);
     }
-    let shared: Shared = Arc::new(Mutex::new(Rooms { joined: vec![welcome.room] }));
+    let shared: Shared = Arc::new(Mutex::new(Rooms {
+        joined: vec![welcome.room.clone()],
+        nick: welcome.nick.clone(),
+        ..Rooms::default()
+    }));
+    welcome.history.iter().for_each(|m| rooms(&shared).saw(&welcome.room, m.seq));
 
-    let printer = tokio::spawn(print_events(events, shared.clone()));
-    tokio::pin!(printer);
+    let mut client = client;
+    let mut printer = tokio::spawn(print_events(events, Vec::new(), shared.clone()));
     loop {
-        tokio::select! {
+        let farewell = tokio::select! {
             line = stdin.next_line() => {
                 let line = line.context("reading standard input")?;
                 let Some(line) = line else {
@@ -150,17 +212,151 @@ async fn chat(args: ChatArgs) -> anyhow::Result<ExitCode> {
                     let _ = client.quit(None).await;
                     return Ok(ExitCode::SUCCESS);
                 };
-                if let Some(code) = handle(&client, &shared, &line).await {
-                    return Ok(code);
+                match handle(&client, &shared, &line).await {
+                    None => continue,
+                    Some(Next::Exit(code)) => return Ok(code),
+                    // The printer prints the connection's last events, and its farewell.
+                    Some(Next::Lost) => match tokio::time::timeout(PRINTER_WAIT, &mut printer).await {
+                        Ok(ended) => ended.ok(),
+                        Err(_) => {
+                            printer.abort();
+                            None
+                        }
+                    },
                 }
             }
-            ended = &mut printer => {
-                let message = ended.unwrap_or_else(|_| "Connection to the server lost.".to_owned());
-                eprint_line(&message);
-                return Ok(ExitCode::from(SERVER_GONE));
+            ended = &mut printer => ended.ok(),
+        };
+        eprint_line(&farewell.unwrap_or_else(|| "Connection to the server lost.".to_owned()));
+        if give_up.is_zero() {
+            return Ok(ExitCode::from(SERVER_GONE));
+        }
+        let Some((next, events, backlog)) = reconnect(&mut servers, &transport, &shared, give_up).await else {
+            return Ok(ExitCode::from(SERVER_GONE));
+        };
+        client = next;
+        printer = tokio::spawn(print_events(events, backlog, shared.clone()));
+    }
+}
+
+/// Connects to the first of `servers` that answers.
+async fn first_connection(
+    servers: &failover::Servers,
+    transport: &Transport,
+) -> Option<(String, Client, Events, Option<parley_client::Trusted>)> {
+    for addr in servers.all() {
+        match Client::connect(&addr, transport).await {
+            Ok((client, events, trusted)) => return Some((addr, client, events, trusted)),
+            Err(e) => eprint_line(&format!("Cannot connect to {addr}: {e}")),
+        }
+    }
+    None
+}
+
+/// After a lost connection, tries every server, round after round with a growing wait,
+/// until one takes us back or `give_up` has passed since the loss (`None`). Typed lines
+/// wait in standard input meanwhile and are carried out once reconnected.
+async fn reconnect(
+    servers: &mut failover::Servers,
+    transport: &Transport,
+    shared: &Shared,
+    give_up: Duration,
+) -> Option<(Client, Events, Vec<Event>)> {
+    let lost = Instant::now();
+    let mut announced: Vec<String> = Vec::new();
+    let mut last_error = String::new();
+    for round in 0_u32.. {
+        if round > 0 {
+            let wait = failover::backoff(round);
+            if lost.elapsed() + wait > give_up {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        for addr in servers.all() {
+            if !announced.contains(&addr) {
+                eprint_line(&format!("[{}] Reconnecting to {addr}…", clock(&Utc::now())));
+                announced.push(addr.clone());
+            }
+            match resume(&addr, transport, shared).await {
+                Ok((client, events, backlog, nodes)) => {
+                    servers.learn(&nodes);
+                    return Some((client, events, backlog));
+                }
+                Err(e) => last_error = format!("{addr}: {e}"),
             }
         }
     }
+    eprint_line(&format!("No server answered within {} s ({last_error}); giving up.", give_up.as_secs()));
+    None
+}
+
+/// Connects to `addr`, signs in again (the resume token, else the same nick), enters
+/// the rooms again and prints what each missed, from the last seq seen. Returns the
+/// connection, the events that arrived meanwhile, and the cluster's nodes.
+async fn resume(
+    addr: &str,
+    transport: &Transport,
+    shared: &Shared,
+) -> Result<(Client, Events, Vec<Event>, Vec<String>), parley_client::Error> {
+    let (client, mut events, _) = Client::connect(addr, transport).await?;
+    let mut backlog = Vec::new();
+    let (nick, token, joined) = {
+        let rooms = rooms(shared);
+        (rooms.nick.clone(), rooms.token.clone(), rooms.joined.clone())
+    };
+    let welcome = match token {
+        Some(token) => match failover::during(client.hello_token(&token), &mut events, &mut backlog).await {
+            Err(parley_client::Error::Refused { code: ErrorCode::BadToken, .. }) => {
+                rooms(shared).token = None;
+                eprint_line("Your session has ended (revoked, expired, or the password changed): you are a guest now.");
+                failover::during(client.hello(&nick), &mut events, &mut backlog).await?
+            }
+            answer => answer?,
+        },
+        None => failover::during(client.hello(&nick), &mut events, &mut backlog).await?,
+    };
+    rooms(shared).nick.clone_from(&welcome.nick);
+    if !joined.iter().any(|r| r.eq_ignore_ascii_case(&welcome.room)) {
+        // The server puts everyone in its first room; the user had left it.
+        let _ = failover::during(client.part(Some(&welcome.room)), &mut events, &mut backlog).await;
+    }
+    for room in joined.iter().filter(|r| !r.eq_ignore_ascii_case(&welcome.room)) {
+        match failover::during(client.join(room), &mut events, &mut backlog).await {
+            Ok(_) => {}
+            Err(parley_client::Error::Refused { message, .. }) => {
+                print_line(&format!("[{}] Could not enter {room} again: {message}", clock(&Utc::now())));
+                rooms(shared).leave(room);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    eprint_line(&format!("[{}] Reconnected to {addr}.", clock(&Utc::now())));
+    let (current, joined) = {
+        let rooms = rooms(shared);
+        (rooms.current(), rooms.joined.clone())
+    };
+    for room in &joined {
+        let mut after = rooms(shared).last_seen(room);
+        for page in 1..=CATCH_UP_PAGES {
+            let cursor = HistoryCursor::After(after);
+            let history = client.history(Some(room), cursor, Some(CATCH_UP_PAGE));
+            let (_, messages) = failover::during(history, &mut events, &mut backlog).await?;
+            for line in format::missed_lines(room, &messages, current.as_deref()) {
+                print_line(&line);
+            }
+            let Some(last) = messages.last() else { break };
+            after = last.seq;
+            rooms(shared).caught_up(room, after);
+            if messages.len() < CATCH_UP_PAGE as usize {
+                break;
+            }
+            if page == CATCH_UP_PAGES {
+                print_line(&format!("More was said in {room} meanwhile; /history N shows it."));
+            }
+        }
+    }
+    Ok((client, events, backlog, welcome.nodes))
 }
 
 /// Asks for a name until the server accepts one. `None`: refused for good.
@@ -197,8 +393,16 @@ async fn register(
     }
 }
 
-/// Carries out one typed line. `Some(code)`: the chat is over.
-async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode> {
+/// What follows a typed line that did not simply succeed or fail.
+enum Next {
+    /// The chat is over.
+    Exit(ExitCode),
+    /// The connection is lost: reconnect.
+    Lost,
+}
+
+/// Carries out one typed line.
+async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<Next> {
     let now = || clock(&Utc::now());
     // Read before the match: a guard in the scrutinee would live through the arms.
     let current = rooms(shared).current();
@@ -209,14 +413,14 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
                 print_line("Error: you are not in a room; /join one");
                 Ok(())
             }
-            Some(room) => client.say(&room, &text).await.map(drop),
+            Some(room) => client.say(&room, &text).await.map(|(seq, _)| rooms(shared).saw(&room, seq)),
         },
         Input::Me(text) => match current {
             None => {
                 print_line("Error: you are not in a room; /join one");
                 Ok(())
             }
-            Some(room) => client.act(&room, &text).await.map(drop),
+            Some(room) => client.act(&room, &text).await.map(|(seq, _)| rooms(shared).saw(&room, seq)),
         },
         Input::Away(message) => client.call(&Request::Away { message }).await.map(|reply| {
             for line in format::reply_lines(&reply) {
@@ -246,7 +450,9 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             for line in format::history_lines(&joined.room, &joined.history) {
                 print_line(&line);
             }
-            rooms(shared).enter(joined.room);
+            let mut rooms = rooms(shared);
+            joined.history.iter().for_each(|m| rooms.saw(&joined.room, m.seq));
+            rooms.enter(joined.room);
         }),
         Input::Search(query) => client.search(&query, None).await.map(|found| {
             if found.is_empty() {
@@ -337,6 +543,7 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             client.call(&request).await.map(drop)
         }
         Input::Unregister(password) => client.call(&Request::Unregister { password }).await.map(|_| {
+            rooms(shared).token = None;
             print_line(&format!(
                 "[{}] Your account is deleted, with your private messages; you are a guest now.",
                 now()
@@ -349,20 +556,31 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
         Input::Unmute(nick) => client.call(&Request::Unmute { room: current.clone(), nick }).await.map(drop),
         Input::Op(nick) => client.call(&Request::Op { room: current.clone(), nick }).await.map(drop),
         Input::Deop(nick) => client.call(&Request::Deop { room: current.clone(), nick }).await.map(drop),
-        Input::Register(password) => client.register(&password).await.map(|account| {
+        // Remembered: after a lost connection the token logs in again.
+        Input::Register(password) => client.register_remembered(&password).await.map(|(account, token)| {
+            rooms(shared).token = Some(token);
             print_line(&format!(
                 "[{}] {account} is now your account. Next time, log in with /login {account} PASSWORD.",
                 now()
             ));
         }),
-        Input::Login { name, password } => client
-            .login(name.as_deref(), &password)
-            .await
-            .map(|nick| print_line(&format!("[{}] You are logged in as {nick}.", now()))),
-        Input::Password { old, new } => client
-            .change_password(&old, &new)
-            .await
-            .map(|()| print_line(&format!("[{}] Your password is changed.", now()))),
+        Input::Login { name, password } => {
+            client.login_remembered(name.as_deref(), &password).await.map(|(nick, token)| {
+                let mut rooms = rooms(shared);
+                (rooms.nick, rooms.token) = (nick.clone(), Some(token));
+                print_line(&format!("[{}] You are logged in as {nick}.", now()));
+            })
+        }
+        Input::Password { old, new } => match client.change_password(&old, &new).await {
+            // The change revoked every token of the account: this connection takes a new
+            // one, so that it still comes back by itself after a lost connection.
+            Ok(()) => {
+                rooms(shared).token = client.login_remembered(None, &new).await.ok().map(|(_, token)| token);
+                print_line(&format!("[{}] Your password is changed.", now()));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
         Input::Sessions => client.sessions().await.map(|sessions| {
             for line in tui::session_lines(&sessions) {
                 print_line(&line);
@@ -407,9 +625,10 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
                 print_line(&format!("[{}] You left {room}.", now()));
             }),
         },
-        Input::Nick(nick) => {
-            client.nick(&nick).await.map(|nick| print_line(&format!("[{}] You are now known as {nick}.", now())))
-        }
+        Input::Nick(nick) => client.nick(&nick).await.map(|nick| {
+            print_line(&format!("[{}] You are now known as {nick}.", now()));
+            rooms(shared).nick = nick;
+        }),
         Input::Who => match current {
             None => {
                 print_line("Error: you are not in a room");
@@ -474,7 +693,7 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
         }
         Input::Quit => {
             let _ = client.quit(None).await;
-            return Some(ExitCode::SUCCESS);
+            return Some(Next::Exit(ExitCode::SUCCESS));
         }
     };
     match outcome {
@@ -490,12 +709,12 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
             None
         }
         Err(parley_client::Error::Disconnected) => {
-            eprintln!("Connection to the server lost.");
-            Some(ExitCode::from(SERVER_GONE))
+            eprint_line("Not done: the connection to the server is lost.");
+            Some(Next::Lost)
         }
         Err(e) => {
             eprint_line(&format!("Error: {e}"));
-            Some(ExitCode::from(SERVER_GONE))
+            Some(Next::Exit(ExitCode::from(SERVER_GONE)))
         }
     }
 }
@@ -503,15 +722,15 @@ async fn handle(client: &Client, shared: &Shared, line: &str) -> Option<ExitCode
 /// A progress bar on standard error, redrawn in place at most ten times a second.
 #[derive(Default)]
 struct StderrBar {
-    drawn: Option<std::time::Instant>,
+    drawn: Option<Instant>,
 }
 
 impl StderrBar {
     fn show(&mut self, verb: &str, name: &str, progress: &parley_client::Progress) {
-        let due = !matches!(self.drawn, Some(at) if at.elapsed() < std::time::Duration::from_millis(100));
+        let due = !matches!(self.drawn, Some(at) if at.elapsed() < Duration::from_millis(100));
         if due || progress.done == progress.total {
             eprint!("\r{}\x1b[K", format::progress(verb, name, progress));
-            self.drawn = Some(std::time::Instant::now());
+            self.drawn = Some(Instant::now());
         }
     }
 
@@ -522,11 +741,33 @@ impl StderrBar {
     }
 }
 
-/// Prints events until the connection ends; returns what to tell the user then.
-async fn print_events(mut events: Events, shared: Shared) -> String {
+/// Prints `backlog` (what arrived while reconnecting), then events until the
+/// connection ends; returns what to tell the user then. A message the catch-up after a
+/// reconnect already printed is not printed again.
+async fn print_events(mut events: Events, backlog: Vec<Event>, shared: Shared) -> String {
     let mut farewell = None;
-    while let Some(event) = events.next().await {
-        let current = rooms(&shared).current();
+    let mut backlog = backlog.into_iter();
+    while let Some(event) = match backlog.next() {
+        Some(event) => Some(event),
+        None => events.next().await,
+    } {
+        let current = {
+            let mut rooms = rooms(&shared);
+            match &event {
+                Event::Message { room, seq, .. } if rooms.shown(room, *seq) => continue,
+                Event::Message { room, seq, .. } => rooms.saw(room, *seq),
+                Event::NickChanged { old, new, .. } if old.eq_ignore_ascii_case(&rooms.nick) => {
+                    rooms.nick.clone_from(new);
+                }
+                Event::Left { room, nick, reason: parley_client::LeaveReason::Kicked, .. }
+                    if nick.eq_ignore_ascii_case(&rooms.nick) =>
+                {
+                    rooms.leave(room);
+                }
+                _ => {}
+            }
+            rooms.current()
+        };
         match &event {
             Event::Shutdown { message } => farewell = Some(format!("[{}] {message}", clock(&Utc::now()))),
             Event::Closed { .. } => break,

@@ -206,8 +206,9 @@ async fn names_are_asked_again_until_one_is_free_but_a_given_name_is_final() {
 async fn the_server_going_away_ends_the_chat_with_a_message_and_an_error_status() {
     let data = temp_dir("gone");
     let server = start(&data, |_| {}).await;
-    let mut child =
-        chat(&["--plain", "--name", "stayer", &server.native.to_string()], &data.join("kh")).spawn().expect("starts");
+    let addr = server.native.to_string();
+    let args = ["--plain", "--name", "stayer", "--reconnect-for", "1", &addr];
+    let mut child = chat(&args, &data.join("kh")).spawn().expect("starts");
     let _stdin = child.stdin.take().expect("stdin kept open");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
@@ -218,6 +219,8 @@ async fn the_server_going_away_ends_the_chat_with_a_message_and_an_error_status(
     let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("status");
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("Server is shutting down."), "{stderr}");
+    assert!(stderr.contains(&format!("Reconnecting to {addr}…")), "{stderr}");
+    assert!(stderr.contains("No server answered within 1 s"), "{stderr}");
 }
 
 #[tokio::test]

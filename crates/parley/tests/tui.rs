@@ -463,3 +463,32 @@ async fn a_logged_in_chat_comes_back_logged_in_without_the_password() {
     screen.wait_for_text("chat exited with 0").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_lost_server_is_replaced_by_the_next_one_and_giving_up_exits_with_status_2() {
+    if !tmux_available() {
+        return;
+    }
+    let data = temp_dir("failover");
+    let first = start(&data.join("a"), "127.0.0.1:0", "127.0.0.1:0").await;
+    let second = start(&data.join("b"), "127.0.0.1:0", "127.0.0.1:0").await;
+    let (a, b) = (first.native, second.native);
+    let args = ["--plain", "--name", "ann", "--reconnect-for", "2", &format!("{a},{b}")].map(str::to_owned);
+    let screen = Screen::start("failover", &data, &args);
+    screen.wait_for_text("Welcome to the chat, ann!").await;
+
+    first.shutdown().await;
+    screen.wait_for_text(&format!("Connected to {b}.")).await;
+    screen.wait_for_text("Reconnected.").await;
+    let mut bob = Peer::join(second.line, "bob").await;
+    bob.say("hello on b").await;
+    screen.wait_for_text("bob: hello on b").await;
+    screen.type_text("heard on b");
+    screen.press(&["Enter"]);
+    bob.expect("ann: heard on b").await;
+
+    // Nowhere left to go: after two seconds of tries, the chat ends with status 2.
+    second.shutdown().await;
+    let rows = screen.wait_for_text("chat exited with 2").await;
+    assert!(rows.iter().any(|r| r.contains("No server answered within 2 s")), "{}", rows.join("\n"));
+}

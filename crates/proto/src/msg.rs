@@ -784,6 +784,11 @@ pub enum Reply {
         /// The room's topic, if it has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
+        /// Where the client can reach every node of the server's cluster, to move to
+        /// another when this one goes away: `HOST:PORT` for native clients, full
+        /// `http(s)://` URLs for browsers. Empty (and absent) for a server alone.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// The answer to `join`.
     Joined {

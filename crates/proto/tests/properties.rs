@@ -116,17 +116,17 @@ fn reply() -> impl Strategy<Value = Reply> {
     let room_info =
         (text(), any::<usize>(), any::<bool>()).prop_map(|(name, members, joined)| RoomInfo { name, members, joined });
     prop_oneof![
-        (any::<u32>(), text(), text(), names(), any::<usize>(), entries(), proptest::option::of(text())).prop_map(
-            |(version, nick, room, members, max_text, history, topic)| Reply::Welcome {
+        (any::<u32>(), text(), text(), names(), any::<usize>(), entries(), proptest::option::of(text()), names())
+            .prop_map(|(version, nick, room, members, max_text, history, topic, nodes)| Reply::Welcome {
                 version,
                 nick,
                 room,
                 members,
                 max_text,
                 history,
-                topic
-            }
-        ),
+                topic,
+                nodes
+            }),
         (text(), names(), entries(), proptest::option::of(text()))
             .prop_map(|(room, members, history, topic)| Reply::Joined { room, members, history, topic, read: None }),
         (text(), proptest::option::of((text(), text(), text()))).prop_map(|(room, t)| Reply::Topic {

@@ -289,6 +289,17 @@ fn json_examples() -> Vec<String> {
             max_text: 4096,
             history: vec![],
             topic: None,
+            nodes: vec![],
+        },
+        Reply::Welcome {
+            version: 2,
+            nick: s("alice"),
+            room: s("lobby"),
+            members: names(&["alice"]),
+            max_text: 4096,
+            history: vec![],
+            topic: None,
+            nodes: names(&["chat-a.example.org:7780", "chat-b.example.org:7780", "https://chat-b.example.org"]),
         },
         Reply::Joined { room: s("dev"), members: names(&["alice", "carol"]), history: vec![], topic: None, read: None },
         Reply::Joined {
@@ -692,6 +703,8 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NoSuchSession => "no_such_session",
         ErrorCode::NotAnImage => "not_an_image",
         ErrorCode::Unknown => "unknown",
+        ErrorCode::ClusterUnreachable => "cluster_unreachable",
+        ErrorCode::Unconfirmed => "unconfirmed",
     }
 }
 

@@ -225,9 +225,11 @@ pub struct Cluster {
     /// 3 NATS servers (a message is confirmed once 2 have it, and one may be lost), 1
     /// with a single NATS server. Default: 3.
     pub replicas: usize,
-    /// Where clients can reach every node of the cluster (`HOST:PORT` of each node's
-    /// native listener), told to native and browser clients when they connect, so they
-    /// can move to another node when theirs goes away. Default: empty.
+    /// Where clients can reach every node of the cluster, told in the `welcome` to
+    /// native and browser clients when they connect, so they can move to another node
+    /// when theirs goes away: `HOST:PORT` of each node's native listener (for `parley
+    /// chat`) and `https://HOST` (or `http://`) of its web listener (for browsers, whose
+    /// page policy then allows those nodes' WebSockets). Default: empty.
     pub nodes: Vec<String>,
     /// Hours the cluster's log keeps each message: a node that starts (or catches up
     /// after an outage) reads what is kept. Every message is in the shared database

@@ -148,6 +148,9 @@ pub(crate) struct Shared {
     pub(crate) files: Option<Arc<FileStore>>,
     /// The HTTP gateway's files and settings.
     pub(crate) web: Arc<crate::gateway::web::Site>,
+    /// Where clients can reach every node of the cluster (`[cluster] nodes`), told in
+    /// each native `welcome`; empty for a server alone.
+    pub(crate) nodes: Arc<[String]>,
     /// What the server counts outside the hub.
     pub(crate) metrics: Arc<crate::metrics::ServerMetrics>,
     /// What `/metrics` shows.
@@ -175,7 +178,8 @@ impl Shared {
             active: Arc::default(),
             per_address: listener::AddressCounts::default(),
             files: None,
-            web: Arc::new(crate::gateway::web::Site::new(&config.web)),
+            web: Arc::new(crate::gateway::web::Site::new(&config.web, &config.cluster.nodes)),
+            nodes: Arc::from(config.cluster.nodes.clone()),
             exported: Arc::new(crate::metrics::Metrics::new(Arc::default(), hub.metrics().clone(), None)),
             metrics: Arc::default(),
             alarms: Arc::new(crate::gateway::parking::Alarms::new()),
@@ -318,7 +322,8 @@ impl Server {
             irc: Arc::new(crate::gateway::irc::Identity::new(&self.config.irc, &limits)),
             hosts: self.hosts.clone(),
             files: self.files.clone(),
-            web: Arc::new(crate::gateway::web::Site::new(&self.config.web)),
+            web: Arc::new(crate::gateway::web::Site::new(&self.config.web, &self.config.cluster.nodes)),
+            nodes: Arc::from(self.config.cluster.nodes.clone()),
             exported: Arc::new(crate::metrics::Metrics::new(
                 metrics.clone(),
                 hub.metrics().clone(),

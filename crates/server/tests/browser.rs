@@ -863,3 +863,59 @@ async fn screenshots() {
     page.close().await;
     site.server.shutdown().await;
 }
+
+/// A free port on the loopback interface, for a server whose address another server's
+/// configuration must name before it starts.
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+}
+
+#[tokio::test]
+async fn a_lost_node_is_replaced_by_another_that_its_welcome_listed() {
+    let Some(browser) = chromium::chromium() else { return };
+    let first_web = free_addr();
+    let second = support::start_with(|config| {
+        no_flood(config);
+        config.listeners.push(Listener::new(ListenerKind::Web, false, "127.0.0.1:0"));
+        config.web.allowed_origins = vec![format!("http://{first_web}")];
+    })
+    .await;
+    let second_web = second.bound.iter().find(|b| b.kind == ListenerKind::Web).map(|b| b.addr).expect("web");
+    let first = support::start_with(|config| {
+        no_flood(config);
+        config.listeners.push(Listener::new(ListenerKind::Web, false, &first_web.to_string()));
+        // A native node, which the browser skips, and the second's web listener.
+        config.cluster.nodes = vec![second.native.to_string(), format!("http://{second_web}/")];
+    })
+    .await;
+    let site = Site { server: first, web: first_web, tools: DevTools::connect(browser).await };
+    let page = site.guest("roamer").await;
+    page.send_line("/join dev").await;
+    page.wait_for("document.querySelector('[data-buffer=\"r:dev\"]') !== null", "dev to open").await;
+    let mut bob = NativeClient::join(second.native, "bob").await;
+    assert!(bob.request(&request(json!({"type": "join", "room": "dev"})), b"").await.is_ok());
+
+    let lost = Instant::now();
+    site.server.shutdown().await;
+    bob.expect(|r| {
+        matches!(&r.msg, ServerMsg::Joined { nick, room, .. } if nick == "roamer" && room == "dev").then_some(())
+    })
+    .await;
+    eprintln!("the browser was back in dev on the second node {:?} after the first stopped", lost.elapsed());
+    page.wait_for("document.getElementById('banner').hidden", "the page to be back online").await;
+    bob.request(&said("dev"), b"welcome to the second node").await.expect("said");
+    page.wait_for(&shows("r:dev", "welcome to the second node"), "a message on the second node").await;
+    page.send_line("heard on the second node").await;
+    bob.expect(|r| {
+        matches!(&r.msg, ServerMsg::Message { from, room, .. } if from == "roamer" && room == "dev")
+            .then(|| r.payload.clone())
+            .filter(|text| &text[..] == b"heard on the second node")
+    })
+    .await;
+    // The browser logs its tries at the stopped node; nothing else went wrong.
+    let refused = format!("WebSocket connection to 'ws://{first_web}/ws' failed");
+    let problems: Vec<String> = page.problems().into_iter().filter(|p| !p.contains(&refused)).collect();
+    assert!(problems.is_empty(), "roamer's page reported problems: {problems:#?}");
+    page.close().await;
+    second.shutdown().await;
+}

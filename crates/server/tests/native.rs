@@ -36,8 +36,25 @@ async fn hello_welcomes_into_the_lobby() {
             max_text: 4096,
             history: vec![],
             topic: None,
+            nodes: vec![],
         })
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_welcome_lists_the_clusters_nodes_when_configured() {
+    let nodes = vec!["a.example.org:7780".to_owned(), "b.example.org:7780".to_owned(), "https://b.example.org".into()];
+    let configured = nodes.clone();
+    let server = support::start_with(move |c| c.cluster.nodes = configured).await;
+    for version in [1, PROTOCOL_VERSION] {
+        let mut client = NativeClient::connect(server.native).await;
+        let hello = Request::Hello { version, nick: format!("v{version}"), password: None };
+        let Ok(Reply::Welcome { nodes: told, .. }) = client.request(&hello, b"").await else {
+            panic!("welcomed in version {version}")
+        };
+        assert_eq!(told, nodes, "version {version}");
+    }
     server.shutdown().await;
 }
 

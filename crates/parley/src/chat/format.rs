@@ -21,6 +21,25 @@ pub(super) fn history_lines(room: &str, messages: &[PastMessage]) -> Vec<String>
     lines
 }
 
+/// Messages said in `room` while the connection was lost, as the live ones would have
+/// been printed.
+pub(super) fn missed_lines(room: &str, messages: &[PastMessage], current: Option<&str>) -> Vec<String> {
+    messages
+        .iter()
+        .flat_map(|m| {
+            let event = Event::Message {
+                room: room.to_owned(),
+                from: m.from.clone(),
+                seq: m.seq,
+                ts: m.at,
+                kind: m.kind,
+                text: m.text.clone(),
+            };
+            event_lines(&event, current)
+        })
+        .collect()
+}
+
 /// Past messages, each with its time, and its date when it was not today.
 pub(super) fn past_lines(messages: &[PastMessage]) -> Vec<String> {
     let mut lines = Vec::new();

@@ -124,6 +124,8 @@ struct Client {
     upgrade: Option<Upgrade>,
     /// The protocol version the client's `hello` asked for.
     version: u32,
+    /// The cluster's nodes, for the `welcome`.
+    nodes: Arc<[String]>,
 }
 
 impl Protocol for Native {
@@ -140,15 +142,17 @@ impl Protocol for Native {
                 peer: peer.ip(),
                 upgrade: UPGRADE.try_with(Clone::clone).ok(),
                 version: OLDEST_VERSION,
+                nodes: shared.nodes.clone(),
             }),
         }
     }
 
     fn wire(&self) -> Box<dyn Wire> {
+        let nodes = self.client.nodes.clone();
         if self.client.version >= 2 {
-            Box::new(NativeWire::<2>)
+            Box::new(NativeWire::<2> { nodes })
         } else {
-            Box::new(NativeWire::<1>)
+            Box::new(NativeWire::<1> { nodes })
         }
     }
 
@@ -623,7 +627,11 @@ fn kind_name(kind: Kind) -> Option<String> {
 }
 
 /// Encodes hub events as native frames of protocol version `VERSION`.
-pub(crate) struct NativeWire<const VERSION: u32>;
+pub(crate) struct NativeWire<const VERSION: u32> {
+    /// The cluster's nodes, told in the `welcome` (the same for every session of the
+    /// server, so an encoding cached in a slot is still every session's).
+    nodes: Arc<[String]>,
+}
 
 impl<const VERSION: u32> Wire for NativeWire<VERSION> {
     fn cache_slot(&self) -> Option<usize> {
@@ -767,7 +775,7 @@ impl<const VERSION: u32> Wire for NativeWire<VERSION> {
                 encode(&ServerMsg::Error { id: None, code: ErrorCode::ServerBanned, message: why }, b"", out);
             }
             Event::Reply { req, result: Ok(Reply::Remembered { reply, token }) } => {
-                let Some(body) = reply_body(reply, VERSION) else {
+                let Some(body) = reply_body(reply, VERSION, &self.nodes) else {
                     return;
                 };
                 if let Err(e) = msg::encode_result_with_token(req.0, &body, token, out) {
@@ -775,7 +783,7 @@ impl<const VERSION: u32> Wire for NativeWire<VERSION> {
                 }
             }
             Event::Reply { req, result: Ok(reply) } => {
-                let Some(body) = reply_body(reply, VERSION) else {
+                let Some(body) = reply_body(reply, VERSION, &self.nodes) else {
                     return;
                 };
                 if let Err(e) = msg::encode_result(req.0, &body, out) {
@@ -804,7 +812,7 @@ fn entries(records: &[Arc<Record>]) -> Vec<HistoryEntry> {
 
 /// The native form of a reply; `None` for answers to commands the native protocol has
 /// no request for (no native session can cause them).
-fn reply_body(reply: &Reply, version: u32) -> Option<msg::Reply> {
+fn reply_body(reply: &Reply, version: u32, nodes: &[String]) -> Option<msg::Reply> {
     Some(match reply {
         Reply::Welcome { nick, room, members, max_text, history, topic, .. } => msg::Reply::Welcome {
             version,
@@ -815,6 +823,7 @@ fn reply_body(reply: &Reply, version: u32) -> Option<msg::Reply> {
             max_text: *max_text,
             history: entries(history),
             topic: topic.as_ref().map(|(text, _, _)| text.clone()),
+            nodes: nodes.to_vec(),
         },
         Reply::Joined { room, members, history, topic, read, .. } => msg::Reply::Joined {
             room: room.to_string(),
@@ -910,7 +919,7 @@ fn reply_body(reply: &Reply, version: u32) -> Option<msg::Reply> {
         }
         Reply::Pong => msg::Reply::Pong,
         Reply::Bye => msg::Reply::Bye,
-        Reply::Remembered { reply, .. } => return reply_body(reply, version),
+        Reply::Remembered { reply, .. } => return reply_body(reply, version, nodes),
         Reply::Sessions(sessions) => msg::Reply::Sessions {
             sessions: sessions
                 .iter()

@@ -1,7 +1,7 @@
 // Parley's browser client: the native protocol over WebSocket (wire.js), one buffer per
 // room or conversation, gap-free catch-up by seq after a reconnect.
 
-import { Connection, RequestError, text } from "./wire.js";
+import { Connection, RequestError, socketUrls, text } from "./wire.js";
 import { el, nickClass, linkify, mentionPattern, timeOf, fullTime, dayKey, dayLabel, humanSize } from "./view.js";
 import { upload, download, PREVIEWABLE } from "./files.js";
 import { runCommand } from "./commands.js";
@@ -92,6 +92,9 @@ const app = {
   remembered: localStorage.getItem("parley.session"),
   retry: 0,
   retryTimer: null,
+  // The cluster's nodes the last welcome listed, and which of `urls()` to try next.
+  nodes: [],
+  target: 0,
   userClosed: false,
   features: { typing: true, thumbnails: true },
   replyTo: null,
@@ -102,13 +105,22 @@ const app = {
 
   // ---- connection -------------------------------------------------------------------
 
-  url() {
-    return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  /**
+   * Where to connect: this page's server, then the cluster's other nodes. A kept
+   * session's cookie belongs to this page's server, so a session kept that way resumes
+   * only there (behind one name, a load balancer moves it between nodes).
+   */
+  urls() {
+    const urls = socketUrls(`${location.origin}/`, this.nodes);
+    return this.remembered ? urls.slice(0, 1) : urls;
   },
 
-  /** Opens a session: `how` is `{resume}`, or `{nick, password, register, remember}`. */
-  async connect(how) {
-    const conn = new Connection(this.url(), {
+  /**
+   * Opens a session at `url` (default: this page's server): `how` is `{resume}`, or
+   * `{nick, password, register, remember}`.
+   */
+  async connect(how, url = this.urls()[0]) {
+    const conn = new Connection(url, {
       onevent: (header, payload) => {
         if (this.conn === conn) this.event(header, payload);
       },
@@ -174,6 +186,7 @@ const app = {
 
   async welcomed(welcome) {
     this.me = welcome.nick;
+    this.nodes = welcome.nodes || [];
     this.maxText = welcome.max_text || 4096;
     this.mention = mentionPattern(this.me);
     $("me-nick").textContent = this.me;
@@ -229,13 +242,20 @@ const app = {
     clearTimeout(this.retryTimer);
     if (this.conn) return;
     this.userClosed = false;
-    this.banner("Reconnecting…");
     let how;
     if (this.remembered) how = { resume: true };
     else if (this.credentials) how = { ...this.credentials };
     else return showLogin("Please sign in again.");
+    // Round-robin over this page's server and the cluster's nodes: the next one at
+    // once after a failure, and the growing wait only after a whole round.
+    const urls = this.urls();
+    const url = urls[this.target % urls.length];
+    this.target = (this.target + 1) % urls.length;
+    const where = urls.length > 1 ? ` to ${new URL(url).host}` : "";
+    this.banner(`Reconnecting${where}…`);
     try {
-      await this.connect(how);
+      await this.connect(how, url);
+      this.target = 0;
     } catch (e) {
       if (e.code === "bad_token" || e.code === "bad_login") {
         localStorage.removeItem("parley.session");
@@ -247,8 +267,13 @@ const app = {
       if (e.code === "nick_taken" && this.credentials && !this.credentials.password && this.retry > 3) {
         this.credentials.nick = `${this.credentials.nick.slice(0, 30)}_`;
       }
-      this.banner(`Could not reconnect (${e.message}). Trying again…`, "Reconnect now");
-      this.scheduleReconnect();
+      this.banner(`Could not reconnect${where} (${e.message}). Trying again…`, "Reconnect now");
+      if (this.target !== 0) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.reconnect(), 0);
+      } else {
+        this.scheduleReconnect();
+      }
     }
   },
 

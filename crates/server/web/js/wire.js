@@ -47,6 +47,29 @@ export function text(payload) {
   return decoder.decode(payload);
 }
 
+/**
+ * Where the WebSocket can be, in the order to try: the page's own server (`page`, its
+ * origin), then each node of its cluster that a `welcome` listed as a web URL
+ * (`https://HOST/PATH` becomes `wss://HOST/PATH/ws`). Bare `HOST:PORT` entries are for
+ * native clients and are skipped, as is anything that is not an http(s) URL.
+ */
+export function socketUrls(page, nodes) {
+  const urls = [];
+  for (const base of [page, ...(nodes || [])]) {
+    if (typeof base !== "string" || !/^https?:\/\//i.test(base)) continue;
+    let url;
+    try {
+      url = new URL(base);
+    } catch {
+      continue;
+    }
+    const path = url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/`;
+    const socket = `${url.protocol === "https:" ? "wss" : "ws"}://${url.host}${path}ws`;
+    if (!urls.includes(socket)) urls.push(socket);
+  }
+  return urls;
+}
+
 /** A failed request: the server's `code` and `message`. */
 export class RequestError extends Error {
   constructor(code, message) {

@@ -117,7 +117,8 @@ pub(crate) async fn run(connected: Connected, options: Options) -> anyhow::Resul
 
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (update_tx, mut updates) = mpsc::channel(UPDATE_QUEUE);
-    tokio::spawn(session::run(connect, client, events, welcome.nick, welcome.room, command_rx, update_tx));
+    let session =
+        tokio::spawn(session::run(connect, client, events, welcome.nick, welcome.room, command_rx, update_tx));
 
     let guard = TerminalGuard::enter(options.mouse).context("cannot set up the terminal")?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).context("cannot use the terminal")?;
@@ -157,6 +158,15 @@ pub(crate) async fn run(connected: Connected, options: Options) -> anyhow::Resul
     }
     drop(terminal);
     drop(guard);
+    // The connection task has ended before the screen only when the user quit or when
+    // it gave up; the runtime has one thread, so a task that dropped its end of the
+    // update queue has also finished.
+    if session.is_finished() {
+        if let Ok(Some(why)) = session.await {
+            eprintln!("{why}");
+            return Ok(ExitCode::from(super::SERVER_GONE));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

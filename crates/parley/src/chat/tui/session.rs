@@ -1,13 +1,13 @@
 //! The connection to the server, on a task of its own so that the screen never waits
 //! for the network: it carries out the user's commands one at a time (in the order
 //! typed, so messages keep their order), forwards the server's events, measures the
-//! lag, and when the connection drops it reconnects with backoff, re-enters the rooms
-//! and fetches what was said meanwhile. It reports everything to the screen as
+//! lag, and when the connection drops it reconnects with backoff (to the same server or
+//! another node of its cluster: `chat::failover`), re-enters the rooms and fetches what
+//! was said meanwhile. It reports everything to the screen as
 //! [`Update`]s; the screen's model drops what it already has by seq, so a message that
 //! arrives both live and in a catch-up page shows once.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use parley_client::{Client, Event, Events, HistoryCursor, PastMessage, Place, Re
 use parley_proto::line::Input;
 use tokio::sync::mpsc;
 
+use super::super::failover::{self, during, Servers};
 use super::super::format;
 use super::state::Link;
 
@@ -41,10 +42,14 @@ const DEFAULT_HISTORY: u32 = 20;
 /// Where to reconnect.
 #[derive(Debug, Clone)]
 pub(crate) struct Connect {
-    /// `HOST:PORT`.
+    /// `HOST:PORT` of the server connected now.
     pub(crate) addr: String,
+    /// Every server to try after a drop: the ones given, then the cluster's nodes.
+    pub(crate) servers: Servers,
     /// Plain or TLS, and whom to trust.
     pub(crate) transport: Transport,
+    /// How long after a drop to keep trying before giving up.
+    pub(crate) give_up: Duration,
 }
 
 /// A line the user typed, parsed, with the room on screen (commands such as `/who` and
@@ -246,52 +251,43 @@ enum Ended {
     Lost(String),
 }
 
-/// The wait before reconnect try `attempt` (from 1): 0.5 s, doubling up to 30 s, plus
-/// up to 250 ms that differs between clients, so that the clients of a restarted
-/// server do not all knock at once.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    let spread = (u64::from(std::process::id()) * 7_919 + u64::from(attempt) * 104_729) % 250;
-    base.min(Duration::from_secs(30)) + Duration::from_millis(spread)
-}
-
-/// Runs the connection until the user quits or the screen goes away. `client` and
+/// Runs the connection until the user quits or the screen goes away (`None`), or no
+/// server answered in time after a drop (`Some`: what to tell the user). `client` and
 /// `events` are the first connection, already registered as `nick` in `room`.
 pub(crate) async fn run(
-    connect: Connect,
+    mut connect: Connect,
     mut client: Client,
     mut events: Events,
     nick: String,
     room: String,
     mut commands: mpsc::Receiver<Ask>,
     updates: mpsc::Sender<Update>,
-) {
+) -> Option<String> {
     let mut memory = Memory { nick, token: None, rooms: vec![room], last: HashMap::new() };
     loop {
         let reason = match serve(&client, &mut events, &mut commands, &updates, &mut memory).await {
-            Ended::Stop => return,
+            Ended::Stop => return None,
             Ended::Lost(reason) => reason,
         };
-        match reconnect(&connect, &mut commands, &updates, &mut memory, reason).await {
-            Some((next, next_events)) => {
+        match reconnect(&mut connect, &mut commands, &updates, &mut memory, reason).await {
+            Reconnected::Yes(next, next_events) => {
                 client = next;
                 events = next_events;
             }
-            None => return,
+            Reconnected::Stop => return None,
+            Reconnected::GaveUp(why) => return Some(why),
         }
     }
 }
 
-/// Awaits `request` while keeping the events that arrive meanwhile in `backlog`, so
-/// that a full event queue can never hold back the answer the request waits for.
-async fn during<T>(request: impl Future<Output = T>, events: &mut Events, backlog: &mut Vec<Event>) -> T {
-    tokio::pin!(request);
-    loop {
-        tokio::select! {
-            answer = &mut request => return answer,
-            Some(event) = events.next() => backlog.push(event),
-        }
-    }
+/// How a reconnect ended.
+enum Reconnected {
+    /// On a new connection.
+    Yes(Client, Events),
+    /// The user quit, or the screen is gone.
+    Stop,
+    /// No server answered in time.
+    GaveUp(String),
 }
 
 /// Hands an update to the screen, learning from it first. `Err`: the screen is gone.
@@ -402,57 +398,100 @@ async fn serve(
     }
 }
 
-/// Tries to connect again, with backoff, until it works or the user quits (`None`).
-/// Commands typed meanwhile are refused with a word of explanation.
+/// Tries every server, round after round with a growing wait, until one takes us back,
+/// the user quits, or `connect.give_up` has passed since the drop. Commands typed
+/// meanwhile are refused with a word of explanation.
 async fn reconnect(
-    connect: &Connect,
+    connect: &mut Connect,
     commands: &mut mpsc::Receiver<Ask>,
     updates: &mpsc::Sender<Update>,
     memory: &mut Memory,
     mut reason: String,
-) -> Option<(Client, Events)> {
-    for attempt in 1.. {
-        updates.send(Update::Link(Link::Reconnecting { attempt, reason: reason.clone() })).await.ok()?;
-        let wait = tokio::time::sleep(backoff(attempt));
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                () = &mut wait => break,
-                command = commands.recv() => match command {
-                    None => return None,
-                    Some(Ask::Typed(Command { input: Input::Quit, .. })) => {
-                        let _ = updates.send(Update::Bye).await;
-                        return None;
-                    }
-                    // Sent again with the next message seen after the reconnect.
-                    Some(Ask::MarkRead { .. }) => {}
-                    Some(Ask::Typed(_)) => {
-                        let refusal = "Not connected to the server; reconnecting. Try again in a moment.";
-                        updates.send(Update::Failed(refusal.to_owned())).await.ok()?;
-                    }
-                },
+) -> Reconnected {
+    if connect.give_up.is_zero() {
+        return Reconnected::GaveUp(format!("Connection to the server lost ({reason})."));
+    }
+    let lost = Instant::now();
+    let mut announced: Vec<String> = Vec::new();
+    for round in 0_u32.. {
+        let link = Update::Link(Link::Reconnecting { attempt: round + 1, reason: reason.clone() });
+        if updates.send(link).await.is_err() {
+            return Reconnected::Stop;
+        }
+        if round > 0 {
+            let wait = failover::backoff(round);
+            if lost.elapsed() + wait > connect.give_up {
+                break;
+            }
+            if let Some(stop) = pause(wait, commands, updates).await {
+                return stop;
             }
         }
-        match resume(connect, updates, memory).await {
-            Ok(Some(connection)) => {
-                updates.send(Update::Link(Link::Connected)).await.ok()?;
-                return Some(connection);
+        for addr in connect.servers.all() {
+            if !announced.contains(&addr) {
+                if updates.send(Update::Notes(vec![format!("Reconnecting to {addr}…")])).await.is_err() {
+                    return Reconnected::Stop;
+                }
+                announced.push(addr.clone());
             }
-            Ok(None) => return None,
-            Err(e) => reason = e.to_string(),
+            match resume(&addr, &connect.transport, updates, memory).await {
+                Ok(Some((client, events, nodes))) => {
+                    connect.servers.learn(&nodes);
+                    connect.addr = addr;
+                    if updates.send(Update::Link(Link::Connected)).await.is_err() {
+                        return Reconnected::Stop;
+                    }
+                    return Reconnected::Yes(client, events);
+                }
+                Ok(None) => return Reconnected::Stop,
+                Err(e) => reason = format!("{addr}: {e}"),
+            }
         }
     }
-    None
+    Reconnected::GaveUp(format!("No server answered within {} s ({reason}); giving up.", connect.give_up.as_secs()))
 }
 
-/// Connects, registers under the same nick, re-enters the rooms and catches up on each.
+/// Waits `wait` between two rounds of attempts, answering the commands typed meanwhile;
+/// `Some` when the user quit or the screen is gone.
+async fn pause(
+    wait: Duration,
+    commands: &mut mpsc::Receiver<Ask>,
+    updates: &mpsc::Sender<Update>,
+) -> Option<Reconnected> {
+    let wait = tokio::time::sleep(wait);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            () = &mut wait => return None,
+            command = commands.recv() => match command {
+                None => return Some(Reconnected::Stop),
+                Some(Ask::Typed(Command { input: Input::Quit, .. })) => {
+                    let _ = updates.send(Update::Bye).await;
+                    return Some(Reconnected::Stop);
+                }
+                // Sent again with the next message seen after the reconnect.
+                Some(Ask::MarkRead { .. }) => {}
+                Some(Ask::Typed(_)) => {
+                    let refusal = "Not connected to the server; reconnecting. Try again in a moment.";
+                    if updates.send(Update::Failed(refusal.to_owned())).await.is_err() {
+                        return Some(Reconnected::Stop);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Connects to `addr`, registers under the same nick, re-enters the rooms and catches
+/// up on each; with the connection come the cluster's nodes its welcome listed.
 /// `Ok(None)`: the screen went away meanwhile.
 async fn resume(
-    connect: &Connect,
+    addr: &str,
+    transport: &Transport,
     updates: &mpsc::Sender<Update>,
     memory: &mut Memory,
-) -> Result<Option<(Client, Events)>, parley_client::Error> {
-    let (client, mut events, _) = Client::connect(&connect.addr, &connect.transport).await?;
+) -> Result<Option<(Client, Events, Vec<String>)>, parley_client::Error> {
+    let (client, mut events, _) = Client::connect(addr, transport).await?;
     let mut backlog = Vec::new();
     let welcome = match memory.token.clone() {
         // Logged in with the account's token: no password asked again.
@@ -471,6 +510,10 @@ async fn resume(
         None => during(client.hello(&memory.nick), &mut events, &mut backlog).await?,
     };
     let Some(()) = show(updates, memory, Update::Nick(welcome.nick.clone())).await.ok() else { return Ok(None) };
+    let Some(()) = show(updates, memory, Update::Notes(vec![format!("Connected to {addr}.")])).await.ok() else {
+        return Ok(None);
+    };
+    let nodes = welcome.nodes;
     let rooms = memory.rooms.clone();
     let mut entered = Vec::new();
     if rooms.iter().any(|r| r.eq_ignore_ascii_case(&welcome.room)) {
@@ -547,7 +590,7 @@ async fn resume(
     // Should this connection have ended already, or the screen be gone, the next step
     // (waiting on its events or on the screen's commands) finds out.
     let _ = forward_all(backlog, updates, memory).await;
-    Ok(Some((client, events)))
+    Ok(Some((client, events, nodes)))
 }
 
 /// Carries out `/send` or `/get`, reporting progress on the status line (at most ten
@@ -883,15 +926,6 @@ pub(crate) fn session_lines(sessions: &[parley_client::SessionEntry]) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_then_stays_under_half_a_minute() {
-        let waits: Vec<Duration> = (1..=10).map(backoff).collect();
-        assert!(waits[0] >= Duration::from_millis(500) && waits[0] < Duration::from_millis(750));
-        assert!(waits[1] >= Duration::from_secs(1) && waits[1] < Duration::from_millis(1250));
-        assert!(waits.iter().all(|w| *w <= Duration::from_millis(30_250)));
-        assert!(waits[9] >= Duration::from_secs(30));
-    }
 
     #[test]
     fn memory_follows_rooms_nick_and_the_last_message_seen() {

@@ -56,8 +56,8 @@ pub(crate) type Reply = Response<Full<Bytes>>;
 
 /// The policy every page runs under: scripts, styles and everything else from the
 /// server itself only (no inline script, no `eval`), images also from `data:` and
-/// `blob:` URLs (previews made in the page), WebSockets to the same host, and no page
-/// may frame it.
+/// `blob:` URLs (previews made in the page), WebSockets to the same host (and to the
+/// cluster's other nodes: [`policy`]), and no page may frame it.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
@@ -70,18 +70,21 @@ pub(crate) struct Site {
     assets: Assets,
     allowed_origins: Vec<String>,
     trusted_proxies: Vec<IpNet>,
+    /// The page policy, with the cluster's nodes the page may fail over to.
+    policy: HeaderValue,
 }
 
 impl Site {
-    /// The embedded client, with `config`'s origins and proxies.
-    pub(crate) fn new(config: &crate::config::Web) -> Site {
-        Site::with_assets(config, Assets::embedded())
+    /// The embedded client, with `config`'s origins and proxies, allowed to reach the
+    /// web `nodes` of its cluster (`[cluster] nodes`).
+    pub(crate) fn new(config: &crate::config::Web, nodes: &[String]) -> Site {
+        Site::with_assets(config, nodes, Assets::embedded())
     }
 
-    pub(crate) fn with_assets(config: &crate::config::Web, assets: Assets) -> Site {
+    pub(crate) fn with_assets(config: &crate::config::Web, nodes: &[String], assets: Assets) -> Site {
         let allowed_origins =
             config.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
-        Site { assets, allowed_origins, trusted_proxies: config.trusted_proxies.clone() }
+        Site { assets, allowed_origins, trusted_proxies: config.trusted_proxies.clone(), policy: policy(nodes) }
     }
 
     /// How many files the client has, and their bytes.
@@ -214,7 +217,10 @@ where
     let requests = connection.clone();
     let service = service_fn(move |request| {
         let connection = requests.clone();
-        async move { Ok::<_, Infallible>(secure(route(request, &connection).await)) }
+        async move {
+            let reply = route(request, &connection).await;
+            Ok::<_, Infallible>(secure(reply, &connection.shared.web.policy))
+        }
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(shared.limits.handshake_timeout()).max_buf_size(64 * 1024);
@@ -287,10 +293,33 @@ fn socket_limit(n: usize) -> usize {
     n.max(4096)
 }
 
+/// The page policy, its `connect-src` extended to the WebSockets of the cluster's nodes
+/// given as web URLs (`https://HOST` becomes `wss://HOST`), so that the browser client
+/// may move to another node when its own goes away. An entry that is not a plain
+/// `http(s)://HOST[:PORT][/PATH]` is left out, so no entry can add anything else to the
+/// policy.
+fn policy(nodes: &[String]) -> HeaderValue {
+    let mut sources = String::new();
+    for node in nodes {
+        let (scheme, rest) = match node.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => ("wss", rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => ("ws", rest),
+            _ => continue,
+        };
+        let host = rest.split('/').next().unwrap_or_default();
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+        if !host.is_empty() && host.chars().all(plain) {
+            sources.push_str(&format!(" {scheme}://{}", host.to_ascii_lowercase()));
+        }
+    }
+    let csp = CSP.replace("connect-src 'self'", &format!("connect-src 'self'{sources}"));
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static(CSP))
+}
+
 /// Adds the headers every response carries.
-fn secure<B>(mut reply: Response<B>) -> Response<B> {
+fn secure<B>(mut reply: Response<B>, policy: &HeaderValue) -> Response<B> {
     let headers = reply.headers_mut();
-    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(CONTENT_SECURITY_POLICY, policy.clone());
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -454,7 +483,24 @@ mod tests {
             allowed_origins: allowed.iter().map(|s| (*s).to_owned()).collect(),
             trusted_proxies: trusted.iter().map(|s| s.parse().expect("a network")).collect(),
         };
-        Site::with_assets(&config, Assets::embedded())
+        Site::with_assets(&config, &[], Assets::embedded())
+    }
+
+    #[test]
+    fn the_policy_lets_the_page_reach_the_clusters_web_nodes_and_nothing_else() {
+        let nodes = [
+            "https://B.example.org/chat/",
+            "http://10.0.0.3:8080",
+            "c.example.org:7780",
+            "https://evil.example.org; script-src *",
+            "ftp://d.example.org",
+        ]
+        .map(str::to_owned);
+        let policy = policy(&nodes);
+        let policy = policy.to_str().expect("ASCII");
+        assert!(policy.contains("connect-src 'self' wss://b.example.org ws://10.0.0.3:8080; "), "{policy}");
+        assert!(!policy.contains("evil") && !policy.contains("c.example.org") && !policy.contains("ftp"), "{policy}");
+        assert_eq!(super::policy(&[]).to_str().expect("ASCII"), CSP);
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
