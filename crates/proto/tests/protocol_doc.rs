@@ -703,8 +703,6 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NoSuchSession => "no_such_session",
         ErrorCode::NotAnImage => "not_an_image",
         ErrorCode::Unknown => "unknown",
-        ErrorCode::ClusterUnreachable => "cluster_unreachable",
-        ErrorCode::Unconfirmed => "unconfirmed",
     }
 }
 
