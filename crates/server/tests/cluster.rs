@@ -394,9 +394,17 @@ async fn irc_users_on_two_nodes_share_a_channel() {
     let mut bo = support::IrcClient::join(cluster.nodes[1].irc_addr(), "bo", "").await;
     ada.send("JOIN #dev").await;
     ada.expect(" 366 ada #dev ").await;
+    // bo's node hears of ada's channel through the log (WHO shows outsiders nobody:
+    // every IRC user is invisible; WHOIS lists a public channel).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !bo.answers("WHOIS ada").await.iter().any(|l| l.contains(" 319 bo ada ") && l.contains("#dev")) {
+        assert!(std::time::Instant::now() < deadline, "bo's node never heard of ada in #dev");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     bo.send("JOIN #dev").await;
     let names = bo.expect(" 353 bo ").await;
     assert!(names.contains("ada") && names.contains("bo"), "NAMES lists both nodes' users: {names}");
+    assert!(!names.contains("@bo"), "the channel was created on ada's node: bo is no operator: {names}");
     assert!(ada.expect("JOIN").await.starts_with(":bo!"), "ada sees bo join from another node");
     bo.send("PRIVMSG #dev :hello from node 1").await;
     let line = ada.expect("PRIVMSG #dev").await;

@@ -47,9 +47,16 @@ impl Hub {
         self.hold_room(name);
         self.charters.insert(name.clone(), Charter::fresh(name.clone(), since, RoomModes::default()));
         let mut room = crate::room::Room::new(name.clone());
-        room.ops.insert(creator);
+        // In a cluster, a room with members on other nodes was created there: its
+        // creator, not this node's first member, is its operator (and registers it).
+        let created_here = !(clustered && self.elsewhere.count_in(name) > 0);
+        if created_here {
+            room.ops.insert(creator);
+        }
         self.rooms.insert(name.clone(), room);
-        self.register_on_creation(creator, name);
+        if created_here {
+            self.register_on_creation(creator, name);
+        }
     }
 
     /// The last member left: an unregistered room's life ends (its settings, bans and
