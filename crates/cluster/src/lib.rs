@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod change;
 mod connect;
 mod error;
 mod follower;
@@ -26,12 +27,13 @@ mod wire;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use change::{WireChange, WireChanged, WireModes, WireRestriction};
 pub use connect::{connect, Link};
 pub use error::{LogError, NickError};
 pub use follower::Entry;
 pub use follower::Follower;
 pub use log::{Appended, Delivered, LogConfig, RoomLog};
 pub use nicks::{Claim, NickConfig, NickRegistry, Refreshed};
-pub use presence::WirePresence;
+pub use presence::{WireModeChange, WirePresence};
 pub use subject::{room_token, token_key};
 pub use wire::WireRecord;

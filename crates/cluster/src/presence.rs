@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use parley_hub::{LeaveReason, Nick, Party, Presence, RoomName, Userhost};
+use parley_hub::{LeaveReason, ModeChange, Nick, Party, Presence, RoomMode, RoomName, Userhost};
+
+use crate::change::{WireChange, WireModes};
 use serde::{Deserialize, Serialize};
 
 /// The prefix of presence subjects; the last token is the node's run.
@@ -78,6 +80,22 @@ pub enum WirePresence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
     },
+    /// [`Presence::Moderated`].
+    Moderated {
+        /// The change.
+        moderation: Box<WireChange>,
+    },
+    /// [`Presence::Modes`].
+    Modes {
+        /// The room.
+        room: String,
+        /// Who changed them.
+        by: String,
+        /// The settings now.
+        modes: WireModes,
+        /// What changed.
+        changes: Vec<WireModeChange>,
+    },
     /// [`Presence::Reset`].
     Reset,
     /// [`Presence::Settled`].
@@ -144,9 +162,85 @@ impl From<&Presence> for WirePresence {
             Presence::Away { session, text: away } => {
                 WirePresence::Away { session: *session, text: text(away.as_ref()) }
             }
+            Presence::Moderated(change) => {
+                WirePresence::Moderated { moderation: Box::new(WireChange::from(&**change)) }
+            }
+            Presence::Modes { room, by, modes, changes } => WirePresence::Modes {
+                room: room.as_str().to_owned(),
+                by: by.as_str().to_owned(),
+                modes: modes.into(),
+                changes: changes.iter().map(WireModeChange::from).collect(),
+            },
             Presence::Reset => WirePresence::Reset,
             Presence::Settled => WirePresence::Settled,
         }
+    }
+}
+
+/// One [`ModeChange`] on the wire: `mode` is its name; `key`, `limit` or `nick` its
+/// argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireModeChange {
+    /// Set, or removed.
+    pub set: bool,
+    /// `moderated`, `secret`, `private`, `topic_locked`, `invite_only`, `key`, `limit`
+    /// or `voice`.
+    pub mode: String,
+    /// The key, for `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The limit, for `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Who, for `voice`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+}
+
+impl From<&ModeChange> for WireModeChange {
+    fn from(c: &ModeChange) -> WireModeChange {
+        let mut wire = WireModeChange { set: c.set, mode: String::new(), key: None, limit: None, nick: None };
+        wire.mode = match &c.mode {
+            RoomMode::Moderated => "moderated",
+            RoomMode::Secret => "secret",
+            RoomMode::Private => "private",
+            RoomMode::TopicLocked => "topic_locked",
+            RoomMode::InviteOnly => "invite_only",
+            RoomMode::Key(key) => {
+                wire.key = Some(key.clone());
+                "key"
+            }
+            RoomMode::Limit(limit) => {
+                wire.limit = Some(*limit);
+                "limit"
+            }
+            RoomMode::Voice(nick) => {
+                wire.nick = Some(nick.as_str().to_owned());
+                "voice"
+            }
+        }
+        .to_owned();
+        wire
+    }
+}
+
+impl WireModeChange {
+    fn into_change(self) -> Result<ModeChange, String> {
+        let mode = match self.mode.as_str() {
+            "moderated" => RoomMode::Moderated,
+            "secret" => RoomMode::Secret,
+            "private" => RoomMode::Private,
+            "topic_locked" => RoomMode::TopicLocked,
+            "invite_only" => RoomMode::InviteOnly,
+            "key" => RoomMode::Key(self.key.unwrap_or_default()),
+            "limit" => RoomMode::Limit(self.limit.unwrap_or(0)),
+            "voice" => {
+                let nick = self.nick.unwrap_or_default();
+                RoomMode::Voice(Nick::parse(&nick, usize::MAX).map_err(|e| format!("nick {nick:?}: {e:?}"))?)
+            }
+            other => return Err(format!("mode {other:?}")),
+        };
+        Ok(ModeChange { set: self.set, mode })
     }
 }
 
@@ -179,6 +273,13 @@ impl WirePresence {
             }
             WirePresence::Renamed { session, nick: n } => Presence::Renamed { session, nick: nick(&n)? },
             WirePresence::Away { session, text } => Presence::Away { session, text: text.map(Arc::from) },
+            WirePresence::Moderated { moderation } => Presence::Moderated(Box::new(moderation.into_change()?)),
+            WirePresence::Modes { room: r, by, modes, changes } => Presence::Modes {
+                room: room(&r)?,
+                by: nick(&by)?,
+                modes: modes.into(),
+                changes: changes.into_iter().map(WireModeChange::into_change).collect::<Result<_, _>>()?,
+            },
             WirePresence::Reset => Presence::Reset,
             WirePresence::Settled => Presence::Settled,
         })
@@ -213,6 +314,17 @@ mod tests {
             Presence::Gone { session: 3, reason: LeaveReason::Quit, detail: None },
             Presence::Renamed { session: 3, nick: ada },
             Presence::Away { session: 3, text: Some(Arc::from("lunch")) },
+            Presence::Modes {
+                room: RoomName::parse("dev", 32).expect("room"),
+                by: Nick::parse("op", 32).expect("nick"),
+                modes: parley_hub::RoomModes { moderated: true, ..parley_hub::RoomModes::default() },
+                changes: vec![
+                    ModeChange { set: true, mode: RoomMode::Moderated },
+                    ModeChange { set: true, mode: RoomMode::Voice(Nick::parse("ada", 32).expect("nick")) },
+                    ModeChange { set: false, mode: RoomMode::Key(String::new()) },
+                    ModeChange { set: true, mode: RoomMode::Limit(5) },
+                ],
+            },
             Presence::Reset,
             Presence::Settled,
         ];

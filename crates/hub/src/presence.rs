@@ -72,6 +72,21 @@ pub enum Presence {
         /// The away message.
         text: Option<Arc<str>>,
     },
+    /// An operator's change (topic, kick, ban or mute, operators, registration, a
+    /// server ban), written to the shared database by the node it was made on: the
+    /// others apply it, writing nothing.
+    Moderated(Box<crate::moderation::Change>),
+    /// A room's settings or voices changed (`MODE`), as `changes` says, by `by`.
+    Modes {
+        /// The room.
+        room: RoomName,
+        /// Who changed them.
+        by: Nick,
+        /// The room's settings now.
+        modes: crate::modes::RoomModes,
+        /// What changed, as its members are told.
+        changes: Vec<crate::modes::ModeChange>,
+    },
     /// The node tells everything again (what others heard from it may have missed
     /// something while it was cut off): what follows until [`Presence::Settled`]
     /// confirms what they knew, quietly, and what it does not confirm is gone.

@@ -418,3 +418,40 @@ async fn irc_users_on_two_nodes_share_a_channel() {
     assert!(quit.starts_with(":bo!") && quit.ends_with(":Quit: off"), "{quit}");
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_on_one_node_moderates_members_on_the_others() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    ada.send("JOIN #dev").await;
+    ada.expect(" 366 ada #dev ").await;
+    let mut others = Vec::new();
+    for (i, nick) in [(1, "bo"), (2, "cy")] {
+        let mut client = support::IrcClient::join(cluster.nodes[i].irc_addr(), nick, "").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !client.answers("WHOIS ada").await.iter().any(|l| l.contains(" 319 ") && l.contains("#dev")) {
+            assert!(std::time::Instant::now() < deadline, "{nick}'s node never heard of ada in #dev");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client.send("JOIN #dev").await;
+        client.expect(&format!(" 366 {nick} #dev ")).await;
+        ada.expect(&format!(":{nick}!")).await;
+        others.push(client);
+    }
+    let [mut bo, mut cy] = <[support::IrcClient; 2]>::try_from(others).unwrap_or_else(|_| unreachable!());
+    ada.send("TOPIC #dev :cluster talk").await;
+    assert!(bo.expect(" TOPIC #dev ").await.ends_with(":cluster talk"), "the topic reaches another node");
+    ada.send("MODE #dev +m").await;
+    assert!(cy.expect(" MODE #dev ").await.contains("+m"), "the mode change reaches another node");
+    let refused = bo.answers("PRIVMSG #dev :may I?").await;
+    assert!(refused.iter().any(|l| l.contains(" 404 bo #dev ")), "moderated on bo's node too: {refused:#?}");
+    ada.send("KICK #dev bo :out").await;
+    let kicked = bo.expect(" KICK #dev bo ").await;
+    assert!(kicked.starts_with(":ada!") && kicked.ends_with(":out"), "{kicked}");
+    assert!(cy.expect(" KICK #dev bo ").await.starts_with(":ada!"), "a third node sees the kick");
+    ada.send("MODE #dev +b bo").await;
+    cy.expect(" MODE #dev +b ").await;
+    let banned = bo.answers("JOIN #dev").await;
+    assert!(banned.iter().any(|l| l.contains(" 474 bo #dev ")), "the ban holds on bo's node: {banned:#?}");
+    cluster.stop().await;
+}

@@ -145,7 +145,16 @@ impl Hub {
         let members = self.rooms.get(room);
         let member = |nick: &str| -> Result<(SessionId, Nick), HubError> {
             let parsed = Nick::parse(nick, max_nick).map_err(|_| HubError::NoSuchNick(nick.to_owned()))?;
-            let id = self.nicks.get(&parsed).copied().ok_or_else(|| HubError::NoSuchNick(nick.to_owned()))?;
+            let Some(id) = self.nicks.get(&parsed).copied() else {
+                // On another node of a cluster: that node acts on what is decided here.
+                return match self.elsewhere.named(&parsed) {
+                    Some((_, person)) if person.rooms.contains(room) => Ok((SessionId::NOBODY, person.nick.clone())),
+                    Some((_, person)) => {
+                        Err(HubError::NotHere { nick: person.nick.to_string(), room: room.to_string() })
+                    }
+                    None => Err(HubError::NoSuchNick(nick.to_owned())),
+                };
+            };
             if !members.is_some_and(|r| r.contains(id)) {
                 return Err(HubError::NotHere { nick: self.state(id).nick.to_string(), room: room.to_string() });
             }
@@ -291,7 +300,10 @@ impl Hub {
         // life ended meanwhile, it went with it.
         let same_life = room.as_ref().is_none_or(|r| self.charters.get(r).map(|c| c.since) == life);
         match result {
-            Ok(()) if change.durable || same_life => self.apply_change(id, req, change),
+            Ok(()) if change.durable || same_life => {
+                self.tell_cluster(|| crate::presence::Presence::Moderated(Box::new(change.clone())));
+                self.apply_change(id, req, change);
+            }
             Ok(()) => {
                 if let Some(req) = req {
                     self.reply(
@@ -315,7 +327,7 @@ impl Hub {
         }
     }
 
-    fn apply_change(&mut self, id: SessionId, req: Option<RequestId>, change: Change) {
+    pub(super) fn apply_change(&mut self, id: SessionId, req: Option<RequestId>, change: Change) {
         let Change { actor, room, at, what, .. } = change;
         let action = what.action();
         let by = self.sessions.get(&id).map_or_else(|| actor.clone(), |s| s.nick.clone());

@@ -56,6 +56,7 @@ impl Hub {
                 if !self.elsewhere.enter((node, session), person, &room) {
                     return;
                 }
+                self.adopt_room(&room);
                 let Some(members) = self.rooms.get(&room) else { return };
                 if members.len() + self.elsewhere.count_in(&room) <= self.limits.announce_up_to {
                     let joined = Shared::new(Event::Joined {
@@ -75,6 +76,7 @@ impl Hub {
                 if !self.elsewhere.leave(&at, &room) {
                     return;
                 }
+                self.close_if_empty(&room);
                 let Some(person) = self.elsewhere.get(&at) else { return };
                 let Some(members) = self.rooms.get(&room) else { return };
                 let announced = members.len() + self.elsewhere.count_in(&room) < self.limits.announce_up_to;
@@ -116,6 +118,8 @@ impl Hub {
                 let rooms = person.rooms.clone();
                 self.tell_members_of(&rooms, &away);
             }
+            Presence::Moderated(change) => self.apply_change(SessionId::NOBODY, None, *change),
+            Presence::Modes { room, by, modes, changes } => self.modes_elsewhere(&room, by, modes, &changes),
             Presence::Reset => self.elsewhere.mark_stale(&node),
             Presence::Settled => {
                 for at in self.elsewhere.stale_on(&node) {
@@ -159,6 +163,9 @@ impl Hub {
     /// Someone elsewhere left the chat: each of their room mates here is told once.
     fn gone_elsewhere(&mut self, at: &Whereabout, reason: LeaveReason, detail: Option<Arc<str>>) {
         let Some(person) = self.elsewhere.remove(at) else { return };
+        for room in &person.rooms {
+            self.close_if_empty(room);
+        }
         let mut told = HashSet::new();
         for room in &person.rooms {
             let Some(members) = self.rooms.get(room) else { continue };
@@ -179,6 +186,24 @@ impl Hub {
                 })
             };
             members.broadcast_once(&left(false), &left(true), &mut told, &mut self.overflowed);
+        }
+    }
+
+    /// A room with members on another node has a charter here too, as one with members
+    /// here has: what its operators change (its topic, settings, bans) is applied to it,
+    /// and holds for whoever joins it here.
+    fn adopt_room(&mut self, room: &crate::name::RoomName) {
+        if !self.charters.contains_key(room) {
+            self.hold_room(room);
+            let charter = crate::charter::Charter::fresh(room.clone(), 1, crate::modes::RoomModes::default());
+            self.charters.insert(room.clone(), charter);
+        }
+    }
+
+    /// The room has no member left anywhere: an unregistered one's life ends.
+    fn close_if_empty(&mut self, room: &crate::name::RoomName) {
+        if !self.rooms.contains_key(room) && self.elsewhere.count_in(room) == 0 {
+            self.close_room(room);
         }
     }
 

@@ -62,7 +62,9 @@ impl Hub {
     /// The last member left: an unregistered room's life ends (its settings, bans and
     /// topic go, and its latest messages are forgotten); a registered one waits as it is.
     pub(super) fn close_room(&mut self, name: &RoomName) {
-        let keep = self.charters.get(name).is_some_and(|c| c.is_registered() || c.pending > 0);
+        // In a cluster, a room still has a life while it has members on other nodes.
+        let elsewhere = self.elsewhere.count_in(name) > 0;
+        let keep = elsewhere || self.charters.get(name).is_some_and(|c| c.is_registered() || c.pending > 0);
         if !keep {
             if let Some(charter) = self.charters.remove(name) {
                 self.release_room(&charter.name);
@@ -279,6 +281,14 @@ impl Hub {
         voiced: std::collections::HashSet<SessionId>,
         applied: Vec<ModeChange>,
     ) {
+        if !applied.is_empty() {
+            self.tell_cluster(|| crate::presence::Presence::Modes {
+                room: name.clone(),
+                by: self.sessions.get(&id).map(|s| s.nick.clone()).unwrap_or_else(|| self.actor_name(id)),
+                modes: modes.clone(),
+                changes: applied.clone(),
+            });
+        }
         if let Some(charter) = self.charters.get_mut(name) {
             charter.modes = modes;
         }
@@ -288,17 +298,37 @@ impl Hub {
         }
         if !applied.is_empty() {
             let by = self.sessions.get(&id).map(|s| s.nick.clone()).unwrap_or_else(|| self.actor_name(id));
-            if let Some(members) = self.rooms.get(name) {
-                let userhost = self.userhost_named(&by);
-                let event = Shared::new(Event::Mode {
-                    room: members.name.clone(),
-                    by,
-                    at: Utc::now(),
-                    changes: applied,
-                    userhost,
-                });
-                members.broadcast(&event, None, &mut self.overflowed);
+            self.announce_modes(name, by, applied);
+        }
+    }
+
+    /// Another node of a cluster changed a room's settings or voices: its settings are
+    /// the room's here too, and a voice given to a member here is theirs.
+    pub(super) fn modes_elsewhere(&mut self, name: &RoomName, by: Nick, modes: RoomModes, changes: &[ModeChange]) {
+        if let Some(charter) = self.charters.get_mut(name) {
+            charter.modes = modes;
+        }
+        for change in changes {
+            let RoomMode::Voice(nick) = &change.mode else { continue };
+            let Some(&member) = self.nicks.get(nick) else { continue };
+            if let Some(room) = self.rooms.get_mut(name).filter(|room| room.contains(member)) {
+                if change.set {
+                    room.voiced.insert(member);
+                } else {
+                    room.voiced.remove(&member);
+                }
             }
+        }
+        self.announce_modes(name, by, changes.to_vec());
+    }
+
+    /// Tells a room's members here that `by` changed its settings.
+    fn announce_modes(&mut self, name: &RoomName, by: Nick, applied: Vec<ModeChange>) {
+        if let Some(members) = self.rooms.get(name) {
+            let userhost = self.userhost_named(&by);
+            let event =
+                Shared::new(Event::Mode { room: members.name.clone(), by, at: Utc::now(), changes: applied, userhost });
+            members.broadcast(&event, None, &mut self.overflowed);
         }
     }
 
