@@ -260,10 +260,12 @@ impl Server {
             let retention = config.history.retention();
             let dir = config.data_dir.clone();
             let url = config.database.url.clone();
+            let clustered = config.cluster.enabled();
             let db = tokio::task::spawn_blocking(move || -> Result<Box<dyn parley_hub::Store>, ServerError> {
                 Ok(match url {
                     Some(url) => {
                         let db = parley_store::PostgresStore::open(&url, retention)?;
+                        let db = if clustered { db.shared_by_nodes() } else { db };
                         tracing::info!(database = db.target(), "history, accounts and moderation in PostgreSQL");
                         Box::new(db)
                     }

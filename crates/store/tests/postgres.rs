@@ -193,8 +193,8 @@ fn a_message_written_again_by_another_node_is_kept_once() {
     let Some(server) = TestPostgres::shared() else { return };
     let url = server.database();
     let (one, two) = (
-        PostgresStore::open(&url, Retention::default()).expect("opens"),
-        PostgresStore::open(&url, Retention::default()).expect("opens"),
+        PostgresStore::open(&url, Retention::default()).expect("opens").shared_by_nodes(),
+        PostgresStore::open(&url, Retention::default()).expect("opens").shared_by_nodes(),
     );
     let private = |seq: u64| {
         let mut record = Record::clone(&said(seq));

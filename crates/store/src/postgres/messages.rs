@@ -33,10 +33,18 @@ struct Columns<'a> {
     sender_host: Vec<Option<String>>,
 }
 
+/// Inserts a batch of messages, given as arrays of their columns.
+const INSERT: &str = "INSERT INTO messages
+        (room, room_key, seq, sender, sender_key, sender_party, recipient, recipient_party, at_us,
+         content_type, body, meta, sender_host)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                          $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
+                          $13::text[])";
+
 /// Appends `batch` in one transaction, with each room's last seq. A message already
-/// stored (the same room and seq; a private one: the same seq) is left as it is: every
-/// node of a cluster writes every message of the shared log.
-pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result<(), Failure> {
+/// stored (the same room and seq; a private one: the same seq) refuses the batch, or,
+/// `shared` by the nodes of a cluster, is left as it is.
+pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>], shared: bool) -> Result<(), Failure> {
     let mut c = Columns::default();
     // Each room's last seq once per batch, not once per message.
     let mut last: Vec<(&str, String, i64)> = Vec::new();
@@ -65,14 +73,11 @@ pub(super) async fn append(client: &mut Client, batch: &[Arc<Record>]) -> Result
         }
     }
     let tx = client.transaction().await?;
+    // Every node of a cluster writes every message: what is stored already is skipped.
+    let insert =
+        if shared { format!("{INSERT} ON CONFLICT DO NOTHING").into() } else { std::borrow::Cow::Borrowed(INSERT) };
     tx.execute(
-        "INSERT INTO messages
-            (room, room_key, seq, sender, sender_key, sender_party, recipient, recipient_party, at_us,
-             content_type, body, meta, sender_host)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                              $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
-                              $13::text[])
-         ON CONFLICT DO NOTHING",
+        &*insert,
         &[
             &c.room,
             &c.room_key,
@@ -232,7 +237,7 @@ impl MessageStore for PostgresStore {
     fn append(&self, batch: &[Arc<Record>]) -> Result<(), StoreError> {
         let mut writer = self.writer();
         self.write(async {
-            append(writer.connect(self).await?, batch).await?;
+            append(writer.connect(self).await?, batch, self.shared).await?;
             if writer.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                 writer.last_prune = Some(Instant::now());
                 let retention = writer.retention.clone();

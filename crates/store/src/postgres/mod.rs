@@ -117,6 +117,9 @@ pub struct PostgresStore {
     runtime: Option<tokio::runtime::Runtime>,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Client>>,
+    /// Written by every node of a cluster: a message already stored is skipped, not
+    /// refused (see [`PostgresStore::shared_by_nodes`]).
+    shared: bool,
 }
 
 struct Writer {
@@ -208,6 +211,16 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The store of a node of a cluster, which every node writes every message of the
+    /// shared log to: appending a message already stored (the same room and seq, or a
+    /// private one's seq) skips it instead of refusing the batch. Alone, a duplicate is
+    /// a hub's mistake, and refused.
+    #[must_use]
+    pub fn shared_by_nodes(mut self) -> PostgresStore {
+        self.shared = true;
+        self
+    }
+
     /// Connects to the database at `url` (a `postgres://` URL or a `key=value`
     /// connection string) and brings its schema up to date.
     pub fn open(url: &str, retention: Retention) -> Result<PostgresStore, PostgresError> {
@@ -232,6 +245,7 @@ impl PostgresStore {
             runtime: Some(runtime),
             writer: Mutex::new(Writer { client: None, retention, last_prune: None }),
             readers: Mutex::new(Vec::new()),
+            shared: false,
         };
         let mut writer = store.writer();
         let migrated = store.block_on(async {

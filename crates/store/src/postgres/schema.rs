@@ -140,8 +140,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE messages ADD COLUMN sender_host TEXT;",
     // 5: private messages are unique by seq, as rooms' are by (room, seq): the nodes of
     // a cluster each write every message of the shared log, and all but the first
-    // write of one are dropped (`ON CONFLICT DO NOTHING`).
-    "CREATE UNIQUE INDEX messages_private_seq ON messages (seq) WHERE room_key IS NULL;",
+    // write of one are dropped (`ON CONFLICT DO NOTHING`). Seq 0 is a private message
+    // kept from before they were numbered, of which there may be many.
+    "CREATE UNIQUE INDEX messages_private_seq ON messages (seq) WHERE room_key IS NULL AND seq > 0;",
 ];
 
 /// Any number, the same in every build: the advisory lock that migrations take.
