@@ -91,13 +91,17 @@ struct Node {
 }
 
 async fn node(name: &str, registry: &Arc<Registry>, store: &Arc<MemoryStore>) -> Node {
+    node_with(name, registry, store, Limits::default()).await
+}
+
+async fn node_with(name: &str, registry: &Arc<Registry>, store: &Arc<MemoryStore>, limits: Limits) -> Node {
     let (logged_tx, logged) = mpsc::unbounded_channel();
     let ledger = Arc::new(Echo { seqs: Mutex::default(), logged: logged_tx });
     let (lost, lost_rx) = mpsc::unbounded_channel();
     let claims = Arc::new(NodeClaims { registry: registry.clone(), node: name.to_owned() });
     let nicks = Some(ClusterNicks { node: name.to_owned(), claims, lost: lost_rx });
     let cluster = Clustered { ledger, logged, nicks };
-    let (hub, _task) = spawn_clustered(Limits::default(), store.clone(), cluster).await.expect("the hub starts");
+    let (hub, _task) = spawn_clustered(limits, store.clone(), cluster).await.expect("the hub starts");
     Node { hub, lost }
 }
 
@@ -366,4 +370,61 @@ async fn an_account_login_takes_its_nick_only_with_the_claim() {
     assert_eq!(frank.nick().await, "erin");
     assert_eq!(registry.holder("erin").as_deref(), Some("a"));
     assert_eq!(registry.holder("frank"), None);
+}
+
+/// Waits for the notice that the session was renamed: its new nick and why.
+async fn renamed(peer: &mut Peer) -> (String, Renaming) {
+    within(async {
+        loop {
+            if let Event::Notice { notice: Notice::Renamed { nick, cause }, .. } =
+                peer.events.recv().await.expect("open")
+            {
+                return (nick.to_string(), cause);
+            }
+        }
+    })
+    .await
+}
+
+async fn released(registry: &Registry, key: &str) {
+    within(async {
+        while registry.holder(key).is_some() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_registered_nick_passes_between_sessions_of_one_node_under_one_claim() {
+    let registry = Arc::new(Registry::default());
+    let store = Arc::new(MemoryStore::new());
+    let a = node("a", &registry, &store).await;
+    let password = "correct horse".to_owned();
+    let mut erin = connect(&a.hub, "erin").await.expect("connects");
+    assert!(erin.ask(1, Command::Register { password: password.clone() }).await.is_ok());
+    assert_eq!(erin.ask(2, Command::Quit { reason: None }).await, Ok(Reply::Bye));
+    released(&registry, "erin").await;
+    // Node b starts knowing the account, with a short login grace.
+    let limits = Limits { login_grace: Duration::from_millis(50), ..Limits::default() };
+    let b = node_with("b", &registry, &store, limits).await;
+    // A guest using the nick on b without logging in is renamed to one of b's guest
+    // nicks when the grace ends, and b lets go of the claim.
+    let mut squatter = connect(&b.hub, "erin").await.expect("connects");
+    let (nick, cause) = renamed(&mut squatter).await;
+    assert!(nick.starts_with("Guest-b-"), "{nick}");
+    assert!(matches!(cause, Renaming::NotLoggedIn { .. }));
+    released(&registry, "erin").await;
+    // A guest using it on a (whose grace is long) loses it to the owner logging in on a:
+    // the nick passes from one session of a to another, and a's claim stays throughout.
+    let mut squatter = connect(&a.hub, "erin").await.expect("connects");
+    let (tx, _events) = mpsc::unbounded_channel();
+    let outbox = Arc::new(Outbox::new(Tap(tx), 1 << 20));
+    let owner = within(a.hub.connect_as("erin", password, None, RequestId(0), outbox)).await.expect("logs in");
+    let (nick, cause) = renamed(&mut squatter).await;
+    assert!(nick.starts_with("Guest-a-"), "{nick}");
+    assert!(matches!(cause, Renaming::OwnerLoggedIn { .. }));
+    assert_eq!(owner.whereabouts().await.expect("up").expect("connected").nick.as_str(), "erin");
+    assert_eq!(registry.holder("erin").as_deref(), Some("a"), "never released in between");
+    assert_eq!(connect(&b.hub, "erin").await.err(), Some(taken("erin")));
 }
