@@ -10,7 +10,9 @@
 //! (history pages and searches, off the task), `membership` (sessions entering and
 //! leaving rooms, nicks), `rooms` (room settings, registration, lives), `moderation`
 //! (operators, bans, topics), `accounts` (registering, logging in, pacing), `people`
-//! (away, WHOIS, statistics), `watching` (watch lists: who comes and goes).
+//! (away, WHOIS, statistics), `watching` (watch lists: who comes and goes), `clustered`
+//! (messages through the cluster's log), `claiming` (nicks granted by the cluster's
+//! registry).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
