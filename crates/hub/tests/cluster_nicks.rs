@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use parley_hub::{
     spawn_clustered, ClaimError, ClaimFuture, ClusterNicks, Clustered, Command, Event, HubError, HubHandle, Ledger,
-    Limits, Logged, MemoryStore, NameRule, NickClaims, Notice, Outbox, Record, Renaming, Reply, RequestId, Session,
-    Ticket, Wire,
+    Limits, Logged, MemoryStore, NameRule, NickClaims, Notice, Outbox, Record, Renaming, Reply, RequestId,
+    ServerAction, Session, Ticket, Wire,
 };
 use tokio::sync::mpsc;
 
@@ -261,24 +261,22 @@ async fn a_nick_given_up_on_one_node_is_free_on_the_other() {
     // Quit: released.
     assert_eq!(alice.rename(3, "alice").await, Err(taken("alice")));
     assert_eq!(bob.ask(4, Command::Quit { reason: None }).await, Ok(Reply::Bye));
-    within(async {
-        while registry.holder("alice").is_some() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    released(&registry, "alice").await;
     assert!(alice.rename(4, "alice").await.is_ok(), "alice takes it back");
     // A lost connection: released.
     let carol = connect(&b.hub, "carol").await.expect("connects");
     assert_eq!(connect(&a.hub, "carol").await.err(), Some(taken("carol")));
     carol.session.disconnect(None).await;
-    within(async {
-        while registry.holder("carol").is_some() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    released(&registry, "carol").await;
     assert_eq!(connect(&a.hub, "carol").await.expect("free again").nick().await, "carol");
+    // Banned from the server (a kill): released.
+    let _dora = connect(&b.hub, "dora").await.expect("connects");
+    assert_eq!(registry.holder("dora").as_deref(), Some("b"));
+    let mut admin = connect(&b.hub, "admin").await.expect("connects");
+    assert_eq!(admin.ask(1, Command::Oper).await, Ok(Reply::Opered));
+    let ban = ServerAction::Ban { mask: "dora".into(), duration: None, reason: None };
+    assert!(admin.ask(2, Command::ServerModerate { action: ban }).await.is_ok());
+    released(&registry, "dora").await;
 }
 
 #[tokio::test]
@@ -340,12 +338,7 @@ async fn an_account_login_takes_its_nick_only_with_the_claim() {
     let password = "correct horse".to_owned();
     assert!(erin.ask(1, Command::Register { password: password.clone() }).await.is_ok());
     assert_eq!(erin.ask(2, Command::Quit { reason: None }).await, Ok(Reply::Bye));
-    within(async {
-        while registry.holder("erin").is_some() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    released(&registry, "erin").await;
     // Node b has not heard of the account (it read accounts when it started): a guest
     // takes the nick there.
     let squatter = connect(&b.hub, "erin").await.expect("connects");
@@ -359,12 +352,7 @@ async fn an_account_login_takes_its_nick_only_with_the_claim() {
     assert_eq!(login, Err(taken("erin")));
     assert_eq!(frank.nick().await, "frank");
     squatter.session.disconnect(None).await;
-    within(async {
-        while registry.holder("erin").is_some() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    released(&registry, "erin").await;
     let login = frank.ask(2, Command::Login { name: Some("erin".into()), password }).await;
     assert!(matches!(login, Ok(Reply::LoggedIn { .. })), "{login:?}");
     assert_eq!(frank.nick().await, "erin");
