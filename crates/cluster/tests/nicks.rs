@@ -186,6 +186,7 @@ async fn the_hubs_claims_grant_one_of_a_thousand() {
     }
     let started = Instant::now();
     let refused = adapters[holder].claim("dave".to_owned()).await;
+    println!("a claim with every server down failed after {:?}", started.elapsed());
     assert!(refused.is_err(), "{refused:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "within a bound: {:?}", started.elapsed());
 }
