@@ -6,6 +6,7 @@
 //!   and which every node follows in the same order ([`Follower`]).
 //! - [`NickRegistry`]: nick claims in a JetStream key-value bucket: of nodes racing for
 //!   one nick exactly one wins, and a dead node's claims expire with its leases.
+//!   [`HubClaims`] is the same registry as the hub asks it ([`parley_hub::NickClaims`]).
 //!
 //! It owns the NATS side of the cluster and nothing else: no session, no room state, no
 //! wire format. It speaks the hub's [`parley_hub::Record`] and a nick's key as the hub
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod change;
+mod claims;
 mod connect;
 mod error;
 mod follower;
@@ -28,6 +30,7 @@ mod wire;
 pub mod testing;
 
 pub use change::{WireChange, WireChanged, WireModes, WireRestriction};
+pub use claims::HubClaims;
 pub use connect::{connect, Link};
 pub use error::{LogError, NickError};
 pub use follower::Entry;

@@ -282,6 +282,12 @@ impl NickRegistry {
         lost_rx
     }
 
+    /// This node's name, as its claims hold it.
+    #[must_use]
+    pub fn node(&self) -> &str {
+        &self.config.node
+    }
+
     /// Whether this node holds `key`, as far as it knows.
     pub async fn holds(&self, key: &str) -> bool {
         self.held.lock().await.contains_key(key)

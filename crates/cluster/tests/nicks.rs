@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley_cluster::testing::TestCluster;
-use parley_cluster::{NickConfig, NickError, NickRegistry};
+use parley_cluster::{HubClaims, NickConfig, NickError, NickRegistry};
+use parley_hub::NickClaims;
 use support::{eventually, link};
 
 async fn registry(cluster: &TestCluster, server: usize, node: &str, lease: Duration) -> Arc<NickRegistry> {
@@ -135,4 +136,57 @@ async fn thousands_of_claims_refresh_in_one_pass() {
     assert_eq!(refreshed.kept, 3000);
     assert!(refreshed.lost.is_empty() && refreshed.failed == 0);
     assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// The registry as the hub asks it: of 1,000 claims of one key at once, half through
+/// each of two nodes' adapters on different servers, exactly one is granted and the
+/// rest are told it is taken (not an error); a release followed at once by a claim of
+/// the same key on the same node is granted (the claim waits for the release); the
+/// other node is granted the key once it is released; with every server down a claim
+/// is an error, within a bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hubs_claims_grant_one_of_a_thousand() {
+    support::trace();
+    let Some(cluster) = TestCluster::start().await else { return };
+    let a = registry(&cluster, 0, "node-a", Duration::from_secs(30)).await;
+    let b = registry(&cluster, 2, "node-b", Duration::from_secs(30)).await;
+    let hub_nicks = HubClaims::for_hub(&a);
+    assert_eq!(hub_nicks.node, "node-a");
+    let adapters: [Arc<dyn NickClaims>; 2] = [hub_nicks.claims, Arc::new(HubClaims::new(Arc::clone(&b)))];
+    let key = "carol";
+    let started = Instant::now();
+    let mut claims = Vec::new();
+    for n in 0..1000 {
+        let claim = adapters[n % 2].claim(key.to_owned());
+        claims.push(tokio::spawn(async move { (n % 2, claim.await) }));
+    }
+    let mut granted = Vec::new();
+    for claim in claims {
+        match claim.await.expect("the claim ends") {
+            (node, Ok(true)) => granted.push(node),
+            (_, Ok(false)) => {}
+            (_, Err(e)) => panic!("a claim failed: {e}"),
+        }
+    }
+    println!("1,000 racing claims through the adapters: {:?}", started.elapsed());
+    assert_eq!(granted.len(), 1, "exactly one claim is granted");
+    let (holder, other, name) = if granted[0] == 0 { (0, 1, "node-a") } else { (1, 0, "node-b") };
+    assert_eq!(a.holder(key).await.expect("reads").as_deref(), Some(name));
+    // Released and claimed again at once on the same node: granted, not refused by the
+    // node's own claim still being released.
+    adapters[holder].release(key.to_owned());
+    assert_eq!(adapters[holder].claim(key.to_owned()).await, Ok(true));
+    assert_eq!(adapters[other].claim(key.to_owned()).await, Ok(false));
+    adapters[holder].release(key.to_owned());
+    eventually(Duration::from_secs(10), "the release", || async { a.holder(key).await.ok() == Some(None) }).await;
+    assert_eq!(adapters[other].claim(key.to_owned()).await, Ok(true), "free for the other node");
+    // No server: an error, not a refusal.
+    for server in 0..3 {
+        cluster.kill(server);
+    }
+    let started = Instant::now();
+    let refused = adapters[holder].claim("dave".to_owned()).await;
+    println!("a claim with every server down failed after {:?}", started.elapsed());
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "within a bound: {:?}", started.elapsed());
 }

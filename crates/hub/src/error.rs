@@ -233,6 +233,11 @@ pub enum HubError {
         /// The log may have taken it after all.
         maybe: bool,
     },
+    /// A clustered server could not ask the cluster's nick registry whether the nick
+    /// is free (it cannot reach it, or it did not answer in time), so the nick was not
+    /// taken: the session keeps the nick it had (or is not registered).
+    #[error("the cluster could not be asked whether the nick is free, so it was not taken")]
+    ClusterUnreachable,
     /// The server is shutting down and takes no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -260,6 +265,10 @@ pub enum NameRule {
     /// could be shown in more than one order).
     #[error("it mixes writing directions")]
     Mixed,
+    /// It looks like the nicks a clustered server gives guests (`Guest-NODE-N`), which
+    /// only the server hands out.
+    #[error("it has the form of the nicks the server gives guests")]
+    Reserved,
 }
 
 /// Why a search query cannot be read.

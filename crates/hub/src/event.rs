@@ -439,6 +439,12 @@ pub enum Renaming {
         /// The nick it had.
         nick: Nick,
     },
+    /// Its server lost the nick's claim in the cluster (it was cut off for longer than a
+    /// lease), and the nick may be another node's session's now.
+    ClaimLost {
+        /// The nick it had.
+        nick: Nick,
+    },
 }
 
 /// The successful answer to a command.

@@ -15,6 +15,7 @@
 mod actor;
 mod address;
 mod charter;
+mod claims;
 mod command;
 mod error;
 mod event;
@@ -41,10 +42,11 @@ mod tokens;
 mod watch;
 
 pub use actor::{
-    spawn, spawn_clustered, Clustered, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON, MAX_RESTRICTION_DAYS,
-    MIN_PASSWORD,
+    spawn, spawn_clustered, ClusterNicks, Clustered, Limits, MAX_HISTORY_PAGE, MAX_PASSWORD, MAX_REASON,
+    MAX_RESTRICTION_DAYS, MIN_PASSWORD,
 };
 pub use address::Network;
+pub use claims::{ClaimError, ClaimFuture, NickClaims};
 pub use command::{Audience, Command, HistoryQuery, Marked, Point, RequestId, Watch};
 pub use error::{HubError, ModeProblem, NameRule, SearchProblem};
 pub use event::{Event, LeaveReason, MarkTarget, Notice, Renaming, Reply, RoomChange, RoomSummary, Timestamp};

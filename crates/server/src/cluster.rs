@@ -105,6 +105,7 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
     // times a minute).
     let lease = leases.claim(log.run()).await?;
     let first_guest = lease.revision << 32;
+    let nicks = NickRegistry::open(&link, NickConfig { replicas: config.replicas, ..NickConfig::new(&node) }).await?;
     let mut follower = log.follow(0).await.map_err(failed)?;
     tracing::info!(node, run = log.run(), servers, "a node of the cluster");
     let (logged, news) = mpsc::unbounded_channel();
@@ -146,7 +147,7 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
             }
         }
     });
-    Ok(Clustered { ledger, logged: news, first_guest })
+    Ok(Clustered { ledger, logged: news, first_guest, nicks: Some(parley_cluster::HubClaims::for_hub(&nicks)) })
 }
 
 /// Keeps this node's lease, and every few seconds: tells the hub of the nodes whose

@@ -15,6 +15,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio::sync::oneshot;
 
+use super::claiming::LogIn;
 use super::pacing::Check;
 use super::tokens::issue;
 use super::{store_failed, Answer, Completion, Hub};
@@ -102,6 +103,7 @@ impl Hub {
         if self.accounts.contains_key(&nick) {
             return Err(HubError::AccountExists(nick.to_string()));
         }
+        self.refuse_reserved(&nick)?;
         self.refuse_lookalike_nick(&nick)?;
         let idle = self.limits.token_idle;
         self.check(address, &nick.key(), move || {
@@ -355,17 +357,10 @@ impl Hub {
                 self.reply(session, req, answer);
             }
             Completion::Verified { session, req, name, address, result, token } => {
-                let answer = self.judge(address, &name, result).and_then(|(account, admin)| {
-                    let id = account.id;
-                    match self.logged_in(session, account, admin) {
-                        Ok(reply) => Ok(self.remembered(session, reply, token)),
-                        Err(e) => {
-                            self.discard_token(id, token);
-                            Err(e)
-                        }
-                    }
-                });
-                self.reply(session, req, answer);
+                match self.judge(address, &name, result) {
+                    Ok((account, admin)) => self.finish_login(session, req, account, admin, token),
+                    Err(e) => self.reply(session, req, Err(e)),
+                }
             }
             Completion::PasswordSet { session, req, address, account, result } => {
                 let answer = match result {
@@ -410,13 +405,20 @@ impl Hub {
                 self.modes_stored(session, req, room, modes, voiced, applied, result);
             }
             Completion::Admitted { name, arrival, req, outbox, done, result, token } => {
-                let result = self
-                    .judge(arrival.address, &name, result)
-                    .and_then(|(account, admin)| self.log_in_connecting(account, admin, arrival, req, outbox, token));
-                if let Some(done) = done {
-                    self.answer_connect(result, done);
+                let judged = self.judge(arrival.address, &name, result);
+                match (judged, done) {
+                    (Ok((account, admin)), Some(done)) => {
+                        let resumed = None;
+                        self.arrive_logged_in(LogIn { account, admin, arrival, req, outbox, token, resumed, done });
+                    }
+                    (Ok((account, _)), None) => self.discard_token(account.id, token),
+                    (Err(e), Some(done)) => {
+                        let _ = done.send(Err(e));
+                    }
+                    (Err(_), None) => {}
                 }
             }
+            Completion::Claimed { key, nick, result, then } => self.claim_answered(key, &nick, result, *then),
             Completion::Checked { name, address, done, result } => {
                 let result = self.judge(address, &name, result).and_then(|(account, admin)| {
                     if let Some(ban) =
@@ -482,7 +484,7 @@ impl Hub {
     /// The session proved it owns `account`: unless the account is banned from the
     /// server, it takes the account's nick (from whoever else has it) and its role, and
     /// leaves the rooms the account is banned from.
-    fn logged_in(&mut self, id: SessionId, account: Account, admin: bool) -> Result<Reply, HubError> {
+    pub(super) fn logged_in(&mut self, id: SessionId, account: Account, admin: bool) -> Result<Reply, HubError> {
         let Some(state) = self.sessions.get(&id) else {
             return Err(HubError::ShuttingDown);
         };
@@ -579,8 +581,8 @@ impl Hub {
     pub(crate) fn rename_to_guest(&mut self, id: SessionId, cause: Renaming) {
         let mut n = id.0;
         let guest = loop {
-            let candidate = Nick::parse(&format!("Guest_{n}"), usize::MAX)
-                .unwrap_or_else(|_| unreachable!("Guest_N is a valid nick"));
+            let candidate = Nick::parse(&self.guest_nick(n), usize::MAX)
+                .unwrap_or_else(|_| unreachable!("a guest nick is a valid nick"));
             if !self.nicks.contains_key(&candidate)
                 && !self.accounts.contains_key(&candidate)
                 && self.refuse_lookalike_nick(&candidate).is_ok()

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{shorten, Hub, SessionState, MAX_REASON};
+use super::claiming::Pending;
+use super::{shorten, Answer, Hub, SessionState, MAX_REASON};
 use crate::command::RequestId;
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply, RoomSummary};
@@ -22,6 +23,7 @@ impl Hub {
     /// The nick, valid, not in use and not like one in use.
     pub(super) fn nick_free(&self, nick: &str) -> Result<Nick, HubError> {
         let nick = Nick::parse(nick, self.limits.max_nick_len)?;
+        self.refuse_reserved(&nick)?;
         if self.nicks.contains_key(&nick) || self.elsewhere.named(&nick).is_some() {
             return Err(HubError::NickTaken(nick.to_string()));
         }
@@ -29,7 +31,26 @@ impl Hub {
         Ok(nick)
     }
 
-    /// Registers a session; `account` when it has already proved it owns the nick.
+    /// Whether a session may register under `nick` (of the account `account`, if it
+    /// proved it owns one): the nick as checked.
+    pub(super) fn admission(&self, nick: &str, account: Option<&Nick>, arrival: &Arrival) -> Result<Nick, HubError> {
+        if self.shutting_down {
+            return Err(HubError::ShuttingDown);
+        }
+        let nick = self.nick_free(nick)?;
+        let address = arrival.address;
+        if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account, address, Some(&arrival.userhost)) {
+            tracing::info!(%nick, ?address, "refused a banned client");
+            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
+        }
+        if arrival.lobby {
+            self.may_enter_lobby(&nick, account, address, Some(&arrival.userhost))?;
+        }
+        Ok(nick)
+    }
+
+    /// Registers a session; `account` when it has already proved it owns the nick (and,
+    /// in a cluster, this node holds the nick's claim).
     pub(super) fn connect(
         &mut self,
         nick: &str,
@@ -39,24 +60,14 @@ impl Hub {
         outbox: Arc<Outbox>,
         token: Option<String>,
     ) -> Result<SessionId, HubError> {
-        if self.shutting_down {
-            return Err(HubError::ShuttingDown);
-        }
+        let nick = self.admission(nick, account.as_ref().map(|a| &a.name), &arrival)?;
         let Arrival { address, userhost, lobby } = arrival;
-        let nick = self.nick_free(nick)?;
-        let account_name = account.as_ref().map(|a| &a.name);
-        if let Some(ban) = self.server_bans.find(Utc::now(), &nick, account_name, address, Some(&userhost)) {
-            tracing::info!(%nick, ?address, "refused a banned client");
-            return Err(HubError::ServerBanned { reason: ban.reason.clone() });
-        }
-        if lobby {
-            self.may_enter_lobby(&nick, account_name, address, Some(&userhost))?;
-        }
         let id = SessionId(self.next_id);
         self.next_id += 1;
         let guest = self.next_guest();
         self.nicks.insert(nick.clone(), id);
         self.hold_nick(&nick);
+        self.use_claim(&nick);
         let squatting = self.accounts.contains_key(&nick) && account.as_ref().map(|a| &a.name) != Some(&nick);
         self.sessions.insert(
             id,
@@ -275,8 +286,11 @@ impl Hub {
         Ok(Reply::Parted { room: name })
     }
 
-    pub(super) fn rename(&mut self, id: SessionId, nick: &str) -> Result<Reply, HubError> {
+    /// The session's `NICK`: checked here, then (in a cluster, unless this node holds
+    /// the nick's claim already) once more when the cluster grants the claim.
+    pub(super) fn rename(&mut self, id: SessionId, req: RequestId, nick: &str) -> Result<Answer, HubError> {
         let new = Nick::parse(nick, self.limits.max_nick_len)?;
+        self.refuse_reserved(&new)?;
         if let Some(owner) = self.nicks.get(&new) {
             if *owner != id {
                 return Err(HubError::NickTaken(new.to_string()));
@@ -291,8 +305,12 @@ impl Hub {
         if self.state(id).nick != new {
             self.refuse_lookalike_nick(&new)?;
         }
+        if let Some(key) = self.unclaimed(&new) {
+            self.claim_then(key, new, Pending::Rename { session: id, req, nick: nick.to_owned() });
+            return Ok(Answer::Later);
+        }
         self.change_nick(id, new.clone(), false);
-        Ok(Reply::Nick { nick: new })
+        Ok(Reply::Nick { nick: new }.into())
     }
 
     /// Gives the session the nick `new` (already checked) and tells everyone who shares
@@ -303,8 +321,10 @@ impl Hub {
         let (rooms, userhost) = (state.rooms.clone(), state.userhost.clone());
         self.nicks.remove(&old);
         self.release_nick(&old);
+        self.let_go_of_claim(&old);
         self.nicks.insert(new.clone(), id);
         self.hold_nick(&new);
+        self.use_claim(&new);
         // A change of case only is the same nick to those watching it.
         let watched = old != new;
         self.tell_cluster(|| crate::presence::Presence::Renamed { session: id.0, nick: new.clone() });
@@ -499,6 +519,7 @@ impl Hub {
         self.session_tokens.remove(&id);
         self.nicks.remove(&state.nick);
         self.release_nick(&state.nick);
+        self.let_go_of_claim(&state.nick);
         // One departure from every room: each member hears of it once as news (IRC
         // shows one QUIT), as `tell_room_mates` tells a nick change once.
         let mut told = HashSet::new();
@@ -523,6 +544,8 @@ impl Hub {
                 tracing::info!(nick = %state.nick, "disconnecting a slow consumer: its send queue overflowed");
             }
         }
+        // Every operation's end: the cluster claims of nicks nobody here uses now go.
+        self.release_unused();
     }
 
     pub(super) fn shutdown(&mut self, message: &str) {

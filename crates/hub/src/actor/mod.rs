@@ -10,7 +10,9 @@
 //! (history pages and searches, off the task), `membership` (sessions entering and
 //! leaving rooms, nicks), `rooms` (room settings, registration, lives), `moderation`
 //! (operators, bans, topics), `accounts` (registering, logging in, pacing), `people`
-//! (away, WHOIS, statistics), `watching` (watch lists: who comes and goes).
+//! (away, WHOIS, statistics), `watching` (watch lists: who comes and goes), `clustered`
+//! (messages through the cluster's log), `claiming` (nicks granted by the cluster's
+//! registry).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -20,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::charter::{Charter, ServerBans};
+use crate::claims::NickClaims;
 use crate::command::{Command, RequestId};
 use crate::error::HubError;
 use crate::event::{Event, LeaveReason, Reply};
@@ -38,6 +41,7 @@ use crate::store::{Store, StoreError, Verdict};
 use crate::LOBBY;
 
 mod accounts;
+mod claiming;
 mod clustered;
 mod deletion;
 mod delivery;
@@ -294,6 +298,13 @@ pub(crate) enum Completion {
         session: SessionId,
         req: RequestId,
     },
+    /// The cluster's registry answered a nick's claim; what asked for it goes on.
+    Claimed {
+        key: String,
+        nick: Nick,
+        result: Result<bool, crate::claims::ClaimError>,
+        then: Box<claiming::Pending>,
+    },
 }
 
 impl Completion {
@@ -309,6 +320,7 @@ impl Completion {
             | Completion::Moderated { session, .. }
             | Completion::ModesSet { session, .. }
             | Completion::Read { session, .. } => Some(*session),
+            Completion::Claimed { then, .. } => then.session(),
             Completion::CheckDone { .. }
             | Completion::Admitted { .. }
             | Completion::Checked { .. }
@@ -354,6 +366,9 @@ pub(crate) struct Hub {
     /// Clustered: the cluster's log, which numbers and orders every room's messages
     /// (see `clustered`).
     pub(crate) ledger: Option<Arc<dyn Ledger>>,
+    /// Clustered with a nick registry: the claims this node holds and asks for (see
+    /// `claiming`).
+    pub(crate) claiming: Option<claiming::Claiming>,
     /// Clustered: messages submitted to the log and not yet given back, by ticket.
     pub(crate) in_log: HashMap<Ticket, Unstored>,
     /// The last ticket given.
@@ -444,6 +459,23 @@ pub struct Clustered {
     /// database), e.g. a number the cluster gave this run alone, shifted well clear of
     /// the previous run's.
     pub first_guest: u64,
+    /// The cluster's nick registry. `None`: nicks are checked on this node only, as a
+    /// lone hub checks them (two nodes may then give one nick to two sessions).
+    pub nicks: Option<ClusterNicks>,
+}
+
+/// What a clustered hub needs to keep nicks unique across the cluster (see
+/// `claims.rs`).
+pub struct ClusterNicks {
+    /// This node's name, unique in the cluster as a nick is (case and look-alikes
+    /// aside): the guest nicks this hub gives out (`Guest-NODE-N`) contain it, so no
+    /// other node gives the same one.
+    pub node: String,
+    /// The registry, which grants each nick's claim to one node at a time.
+    pub claims: Arc<dyn NickClaims>,
+    /// Keys of claims this node held and lost (their lease ran out while it was cut
+    /// off): whoever uses such a nick here is renamed to a guest nick.
+    pub lost: mpsc::UnboundedReceiver<String>,
 }
 
 /// Starts the hub task of one node of a cluster: as [`spawn`], with a store (the
@@ -479,13 +511,20 @@ async fn start(
         hub.store = Some(store);
         commits = done;
     }
-    // Alone, nothing is ever logged; the branch below stays off.
+    // Alone, nothing is ever logged and no claim is lost; the branches below stay off.
     let (_no_log, mut logged) = mpsc::unbounded_channel::<Logged>();
+    let (_no_losses, mut lost) = mpsc::unbounded_channel::<String>();
+    let mut losses_open = false;
     if let Some(cluster) = cluster {
         hub.ledger = Some(cluster.ledger);
         logged = cluster.logged;
         // Not the store's last guest, which may be another node's, from its range.
         hub.last_guest = cluster.first_guest;
+        if let Some(nicks) = cluster.nicks {
+            hub.claiming = Some(claiming::Claiming::new(&nicks.node, nicks.claims));
+            lost = nicks.lost;
+            losses_open = true;
+        }
     }
     let task = tokio::spawn(async move {
         let mut inbox_open = true;
@@ -503,6 +542,12 @@ async fn start(
                         None => hub.ledger_lost(),
                     }
                 }
+                // Lost claims matter while sessions can come (they all have gone when
+                // the inbox closes).
+                key = lost.recv(), if losses_open && inbox_open => match key {
+                    Some(key) => hub.claim_lost(&key),
+                    None => losses_open = false,
+                },
                 // The hub holds a sender itself, so this never ends: it is waited on only
                 // while work is out (and grace timers only while sessions can come).
                 Some(done) = completed.recv(), if hub.awaits_completions(inbox_open) => {
@@ -562,6 +607,7 @@ impl Hub {
             store: None,
             journal: None,
             ledger: None,
+            claiming: None,
             in_log: HashMap::new(),
             next_ticket: 0,
             elsewhere: crate::presence::Elsewhere::default(),
@@ -659,7 +705,11 @@ impl Hub {
     /// Whether the loop should wait for completions: only while work is out (and grace
     /// timers only while sessions can still come).
     fn awaits_completions(&self, inbox_open: bool) -> bool {
-        self.checks > 0 || self.writes > 0 || self.reading > 0 || (inbox_open && self.timers > 0)
+        self.checks > 0
+            || self.writes > 0
+            || self.reading > 0
+            || self.claiming.as_ref().is_some_and(|c| c.in_flight > 0)
+            || (inbox_open && self.timers > 0)
     }
 
     /// Runs an operation, unless its session must first see its own messages delivered.
@@ -732,12 +782,20 @@ impl Hub {
                 self.look_up_token(token, address, tokens::TokenPurpose::Connect { arrival, req, outbox, done });
             }
             Op::Connect { login: Login::Verified(verified), arrival, req, outbox, done, .. } => {
-                let result = self.log_in_connecting(verified.account, verified.admin, arrival, req, outbox, None);
-                self.answer_connect(result, done);
+                let Verified { account, admin } = verified;
+                self.arrive_logged_in(claiming::LogIn {
+                    account,
+                    admin,
+                    arrival,
+                    req,
+                    outbox,
+                    token: None,
+                    resumed: None,
+                    done,
+                });
             }
             Op::Connect { nick, login: Login::Guest, arrival, req, outbox, done } => {
-                let result = self.connect(&nick, None, arrival, req, outbox, None);
-                self.answer_connect(result, done);
+                self.connect_guest(nick, arrival, req, outbox, done);
             }
             Op::Token { token, address, done } => {
                 self.look_up_token(token, address, tokens::TokenPurpose::Check { done });
@@ -866,7 +924,7 @@ impl Hub {
             Command::RevokeSession { id: token } => self.revoke_session(id, req, token),
             Command::Password { old, new } => self.change_password(id, req, old, new),
             Command::Unregister { password } => self.unregister(id, req, password),
-            Command::Nick { nick } => self.rename(id, &nick).map(Answer::from),
+            Command::Nick { nick } => self.rename(id, req, &nick),
             Command::Mode { room, changes } => self.set_modes(id, req, &room, changes),
             Command::Modes { room } => self.modes(id, &room).map(Answer::from),
             Command::Bans { room } => self.bans(id, &room).map(Answer::from),

@@ -147,15 +147,21 @@ impl Hub {
             Err(e) => Err(store_failed(&e)),
         };
         match purpose {
-            TokenPurpose::Connect { arrival, req, outbox, done } => {
-                let result = found.and_then(|found| {
-                    let id = found.token.id;
-                    let session = self.log_in_connecting(found.account, found.admin, arrival, req, outbox, None)?;
-                    self.session_tokens.insert(session, id);
-                    Ok(session)
-                });
-                self.answer_connect(result, done);
-            }
+            TokenPurpose::Connect { arrival, req, outbox, done } => match found {
+                Ok(found) => self.arrive_logged_in(super::claiming::LogIn {
+                    account: found.account,
+                    admin: found.admin,
+                    arrival,
+                    req,
+                    outbox,
+                    token: None,
+                    resumed: Some(found.token.id),
+                    done,
+                }),
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+            },
             TokenPurpose::Check { done } => {
                 let result = found.and_then(|found| {
                     if let Some(ban) =

@@ -173,10 +173,10 @@ mod tests {
         let (bob, _) = connect(&mut hub, "bob");
         assert_eq!(told(&ann_out).await, "on bob!u@h\n");
         assert_eq!(told(&cy_out).await, "on bob!u@h\n");
-        assert!(hub.rename(bob, "Dee").is_ok());
+        assert!(hub.rename(bob, RequestId(1), "Dee").is_ok());
         assert_eq!(told(&ann_out).await, "off bob\non Dee!u@h\n");
         assert_eq!(told(&cy_out).await, "off bob\n");
-        assert!(hub.rename(bob, "DEE").is_ok());
+        assert!(hub.rename(bob, RequestId(2), "DEE").is_ok());
         assert_eq!(told(&ann_out).await, "", "a change of case is no coming or going");
         hub.remove_session(bob, LeaveReason::Lost, None);
         assert_eq!(told(&ann_out).await, "off DEE\n");

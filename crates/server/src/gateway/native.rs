@@ -509,7 +509,7 @@ fn error_code(e: &HubError) -> ErrorCode {
         HubError::TooManyRooms { .. } => ErrorCode::TooManyRooms,
         HubError::ShuttingDown => ErrorCode::ShuttingDown,
         HubError::StoreWrite => ErrorCode::StoreFailed,
-        HubError::NotShared { maybe: false } => ErrorCode::ClusterUnreachable,
+        HubError::NotShared { maybe: false } | HubError::ClusterUnreachable => ErrorCode::ClusterUnreachable,
         HubError::NotShared { maybe: true } => ErrorCode::Unconfirmed,
         HubError::StoreRead => ErrorCode::StoreUnreadable,
         HubError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,

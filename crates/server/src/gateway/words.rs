@@ -98,6 +98,9 @@ pub(crate) fn error(e: &HubError) -> String {
         HubError::NotShared { maybe: true } => {
             "the cluster did not confirm the message in time: it may or may not have been sent".to_owned()
         }
+        HubError::ClusterUnreachable => {
+            "this server cannot reach the rest of its cluster to check that nick, so it was not taken".to_owned()
+        }
         HubError::ShuttingDown => "the server is shutting down".to_owned(),
     }
 }
@@ -118,6 +121,7 @@ fn name_rule(rule: &NameRule, nick: bool) -> String {
         NameRule::Character(bad) => format!("{bad:?} is not allowed; use letters, digits and - _ ."),
         NameRule::Start(_) => "a nick cannot start with a digit or '-'".to_owned(),
         NameRule::Mixed => format!("{what} cannot mix right-to-left and left-to-right letters like this"),
+        NameRule::Reserved => format!("{what} cannot look like the Guest-… nicks the server gives"),
     }
 }
 
@@ -189,6 +193,9 @@ pub(crate) fn renaming(cause: &Renaming) -> String {
     match cause {
         Renaming::OwnerLoggedIn { account } => format!("{account} logged in"),
         Renaming::NotLoggedIn { nick } => format!("you did not log in as {nick}"),
+        Renaming::ClaimLost { nick } => {
+            format!("this server lost touch with its cluster, and {nick} may be someone else's now")
+        }
     }
 }
 

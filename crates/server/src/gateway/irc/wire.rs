@@ -1365,6 +1365,7 @@ impl<'a> Lines<'a> {
             | HubError::StoreRead
             | HubError::StoreWrite
             | HubError::NotShared { .. }
+            | HubError::ClusterUnreachable
             | HubError::TooLong { .. }
             | HubError::RoomRegistered(_)
             | HubError::RoomNotRegistered(_)
