@@ -19,9 +19,11 @@ const PORTS_PER_SOURCE: usize = 20_000;
 /// The server, the protocol, and how to connect to it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
-    /// The server's listener for `--proto`, HOST:PORT on loopback.
-    #[arg(long)]
-    pub addr: String,
+    /// The server's listener for `--proto`, HOST:PORT on loopback; several (repeated or
+    /// comma-separated) for the nodes of a cluster: client k connects to the k-th modulo
+    /// their number, so clients and senders (the first clients) spread evenly.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub addr: Vec<String>,
     /// The protocol the clients speak.
     #[arg(long, value_enum, default_value = "native")]
     pub proto: Proto,
@@ -51,41 +53,48 @@ pub struct Target {
 /// A `Target` made concrete for a run of `count` clients.
 #[derive(Debug, Clone)]
 pub(crate) struct Dialer {
-    dial: Dial,
+    /// One per server address, in the order given.
+    dials: Vec<Dial>,
     sources: u32,
     concurrency: Arc<Semaphore>,
 }
 
 impl Dialer {
     pub(crate) fn new(target: &Target, count: usize) -> Result<Dialer, BenchError> {
-        let addr = loopback(&target.addr)?;
+        let addrs = target.addr.iter().map(|addr| loopback(addr)).collect::<Result<Vec<_>, _>>()?;
+        if addrs.is_empty() {
+            return Err(BenchError::Usage("no server address".into()));
+        }
+        // Each server port has its own ephemeral ports per source address, so the
+        // clients one source must hold are those of one server.
         let sources = match target.source_addrs {
-            0 => u32::try_from(count.div_ceil(PORTS_PER_SOURCE)).unwrap_or(u32::MAX),
+            0 => u32::try_from(count.div_ceil(addrs.len()).div_ceil(PORTS_PER_SOURCE)).unwrap_or(u32::MAX),
             n => n,
         };
-        if sources > 1 && !addr.is_ipv4() {
-            return Err(BenchError::Usage("spreading source addresses needs an IPv4 server address".into()));
+        if sources > 1 && addrs.iter().any(|addr| !addr.is_ipv4()) {
+            return Err(BenchError::Usage("spreading source addresses needs IPv4 server addresses".into()));
         }
-        Ok(Dialer {
-            dial: Dial {
+        let dials = addrs
+            .into_iter()
+            .map(|addr| Dial {
                 addr,
                 proto: target.proto,
                 native_version: target.native_version,
                 source: None,
                 channel: target.channel.clone(),
                 timeout: Duration::from_secs(target.register_timeout_secs),
-            },
-            sources,
-            concurrency: Arc::new(Semaphore::new(target.connect_concurrency.max(1))),
-        })
+            })
+            .collect();
+        Ok(Dialer { dials, sources, concurrency: Arc::new(Semaphore::new(target.connect_concurrency.max(1))) })
     }
 
-    /// The source address of client `index`: 127.0.0.1 onwards, in turn.
+    /// The source address of client `index`: 127.0.0.1 onwards, in turn among the
+    /// clients of its server.
     fn source(&self, index: usize) -> Option<IpAddr> {
         if self.sources <= 1 {
             return None;
         }
-        let offset = u32::try_from(index % self.sources as usize).unwrap_or(0);
+        let offset = u32::try_from(index / self.dials.len() % self.sources as usize).unwrap_or(0);
         Some(IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 1)) + offset)))
     }
 
@@ -98,7 +107,7 @@ impl Dialer {
         channel: Option<String>,
     ) -> Result<(Reader, Writer), BenchError> {
         let _permit = self.concurrency.acquire().await.map_err(|e| BenchError::Protocol(e.to_string()))?;
-        let mut dial = self.dial.clone();
+        let mut dial = self.dials[index % self.dials.len()].clone();
         dial.source = self.source(index);
         if let Some(channel) = channel {
             dial.channel = channel;
@@ -129,7 +138,7 @@ impl Dialer {
 
     /// IRC: the channel.
     pub(crate) fn channel(&self) -> &str {
-        &self.dial.channel
+        &self.dials[0].channel
     }
 }
 
@@ -164,7 +173,7 @@ mod tests {
 
     fn target(source_addrs: u32) -> Target {
         Target {
-            addr: "127.0.0.1:6667".into(),
+            addr: vec!["127.0.0.1:6667".into()],
             proto: Proto::Irc,
             native_version: parley_proto::msg::PROTOCOL_VERSION,
             channel: "#lobby".into(),
@@ -200,7 +209,24 @@ mod tests {
     #[test]
     fn only_loopback_is_a_target() {
         let mut remote = target(1);
-        remote.addr = "192.0.2.1:6667".into();
+        remote.addr = vec!["192.0.2.1:6667".into()];
         assert!(Dialer::new(&remote, 1).is_err());
+        remote.addr = vec!["127.0.0.1:6667".into(), "192.0.2.1:6667".into()];
+        assert!(Dialer::new(&remote, 1).is_err(), "every address is checked");
+    }
+
+    #[test]
+    fn clients_spread_over_the_servers_in_turn() {
+        let mut three = target(0);
+        three.addr = vec!["127.0.0.1:7001".into(), "127.0.0.1:7002".into(), "127.0.0.1:7003".into()];
+        let dialer = Dialer::new(&three, 60_000).expect("dialer");
+        let port = |i: usize| dialer.dials[i % dialer.dials.len()].addr.port();
+        assert_eq!((0..6).map(port).collect::<Vec<_>>(), [7001, 7002, 7003, 7001, 7002, 7003]);
+        // 20,000 clients a server: one source address is enough for each.
+        assert_eq!(dialer.source(5), None);
+        let crowded = Dialer::new(&three, 150_000).expect("dialer");
+        assert_eq!(crowded.source(0).map(|a| a.to_string()), Some("127.0.0.1".into()));
+        assert_eq!(crowded.source(2).map(|a| a.to_string()), Some("127.0.0.1".into()), "first of server 3");
+        assert_eq!(crowded.source(3).map(|a| a.to_string()), Some("127.0.0.2".into()), "second of server 1");
     }
 }

@@ -41,9 +41,11 @@ pub struct FanoutArgs {
     /// Bytes of padding in each message.
     #[arg(long, default_value_t = 0)]
     pub size: usize,
-    /// The server's process id, to report its CPU time and memory.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's process id, to report its CPU time and memory. Repeatable (or
+    /// comma-separated) for a cluster's processes (nodes, NATS servers): the report gives
+    /// each one's CPU time and their sum.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Milliseconds to wait between the last client joining and the first message, so
     /// the server has sent the arrival storm's join notices before the clock starts
     /// (else the first messages queue behind them and its CPU time counts them).
@@ -146,7 +148,7 @@ async fn fanout_once(
         done: Notify::new(),
         expected,
     });
-    let server_before = args.server_pid.map(ProcStats::read).transpose()?;
+    let server_before = args.server_pid.iter().map(|pid| ProcStats::read(*pid)).collect::<Result<Vec<_>, _>>()?;
 
     let observer = args.clients - 1;
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -189,7 +191,7 @@ async fn fanout_once(
         .await
         .is_ok();
     let elapsed = tally.start.elapsed();
-    let server_after = args.server_pid.map(ProcStats::read).transpose()?;
+    let server_after = args.server_pid.iter().map(|pid| ProcStats::read(*pid)).collect::<Result<Vec<_>, _>>()?;
     let _ = stop.send(true);
     let mut latencies = Latencies::default();
     let mut readers = Vec::with_capacity(receivers.len());
@@ -216,7 +218,7 @@ async fn fanout_once(
         elapsed,
         finished,
         &latencies,
-        server_before.zip(server_after),
+        &server_before.into_iter().zip(server_after).collect::<Vec<_>>(),
     );
     let writers = senders_done.into_iter().chain(listeners);
     leave(readers.into_iter().zip(writers)).await;

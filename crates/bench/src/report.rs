@@ -133,12 +133,17 @@ pub struct FanoutReport {
     pub deliveries_per_sec: f64,
     /// Latency percentiles in milliseconds.
     pub latency_ms: Percentiles,
-    /// The server's CPU seconds during the run, when its pid was given.
+    /// The server's CPU seconds during the run, when its pid was given (the sum over
+    /// the processes, when several were).
     pub server_cpu_secs: Option<f64>,
     /// Deliveries per server CPU-second: the headline figure.
     pub deliveries_per_server_cpu_sec: Option<f64>,
-    /// The server's peak resident memory, in KiB.
+    /// The server's peak resident memory, in KiB (the largest of the processes').
     pub server_peak_rss_kib: Option<u64>,
+    /// Each process's CPU seconds during the run, in the order of their pids, when
+    /// several were given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub process_cpu_secs: Vec<f64>,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -170,9 +175,10 @@ impl FanoutReport {
         elapsed: Duration,
         complete: bool,
         latencies: &Latencies,
-        server: Option<(ProcStats, ProcStats)>,
+        servers: &[(ProcStats, ProcStats)],
     ) -> FanoutReport {
-        let cpu = server.map(|(before, after)| after.cpu_secs - before.cpu_secs);
+        let each: Vec<f64> = servers.iter().map(|(before, after)| after.cpu_secs - before.cpu_secs).collect();
+        let cpu = (!each.is_empty()).then(|| each.iter().sum::<f64>());
         FanoutReport {
             run,
             proto: args.target.proto,
@@ -190,7 +196,8 @@ impl FanoutReport {
             latency_ms: latencies.percentiles(),
             server_cpu_secs: cpu,
             deliveries_per_server_cpu_sec: cpu.filter(|c| *c > 0.0).map(|c| received as f64 / c),
-            server_peak_rss_kib: server.map(|(_, after)| after.peak_rss_kib),
+            server_peak_rss_kib: servers.iter().map(|(_, after)| after.peak_rss_kib).max(),
+            process_cpu_secs: if each.len() > 1 { each } else { Vec::new() },
         }
     }
 }
@@ -214,6 +221,10 @@ impl fmt::Display for FanoutReport {
         )?;
         if let (Some(cpu), Some(per_cpu)) = (self.server_cpu_secs, self.deliveries_per_server_cpu_sec) {
             writeln!(f, "  server CPU              {cpu:.2} s")?;
+            if !self.process_cpu_secs.is_empty() {
+                let each: Vec<String> = self.process_cpu_secs.iter().map(|c| format!("{c:.2}")).collect();
+                writeln!(f, "  CPU of each process     {} s", each.join(" + "))?;
+            }
             writeln!(f, "  deliveries per server CPU-second  {per_cpu:.0}")?;
         }
         if let Some(peak) = self.server_peak_rss_kib {

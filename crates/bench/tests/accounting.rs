@@ -106,7 +106,7 @@ async fn one_lost_and_one_late_message_are_reported_as_such() {
     let clients = 6;
     let report = fanout(FanoutArgs {
         target: Target {
-            addr: addr.to_string(),
+            addr: vec![addr.to_string()],
             proto: Proto::Irc,
             native_version: parley_proto::msg::PROTOCOL_VERSION,
             channel: "#lobby".into(),
@@ -120,7 +120,7 @@ async fn one_lost_and_one_late_message_are_reported_as_such() {
         window: 4,
         rate: None,
         size: 0,
-        server_pid: None,
+        server_pid: Vec::new(),
         settle_ms: 0,
         // The run cannot complete (a message is lost): it ends at this deadline.
         timeout_secs: 3,

@@ -13,7 +13,7 @@ const PROTOCOLS: &[(Proto, ListenerKind)] =
 
 fn target(proto: Proto, addr: SocketAddr) -> Target {
     Target {
-        addr: addr.to_string(),
+        addr: vec![addr.to_string()],
         proto,
         native_version: parley_proto::msg::PROTOCOL_VERSION,
         channel: "#lobby".into(),
@@ -32,7 +32,7 @@ fn small_fanout(proto: Proto, addr: SocketAddr) -> FanoutArgs {
         window: 10,
         rate: None,
         size: 16,
-        server_pid: Some(std::process::id()),
+        server_pid: vec![std::process::id()],
         settle_ms: 100,
         timeout_secs: 30,
         repeat: 1,
@@ -81,7 +81,8 @@ async fn fanout_and_churn_lose_nothing_over_every_protocol() {
     let listen = |kind| Listener { kind, tls: false, addr: "127.0.0.1:0".into(), proxy_protocol: false };
     let mut config = Config {
         data_dir: data.clone(),
-        listeners: PROTOCOLS.iter().map(|(_, kind)| listen(*kind)).collect(),
+        // A second native listener, for clients spread over two addresses.
+        listeners: PROTOCOLS.iter().map(|(_, kind)| listen(*kind)).chain([listen(ListenerKind::Native)]).collect(),
         ..Config::default()
     };
     config.limits.flood_rate_per_sec = 0;
@@ -104,6 +105,14 @@ async fn fanout_and_churn_lose_nothing_over_every_protocol() {
     json.target.native_version = 1;
     let report = fanout(json).await.expect("runs");
     assert!(report.complete && report.clean(), "{report}");
+    // Clients spread over two addresses, as over a cluster's nodes.
+    let mut spread = small_fanout(Proto::Native, native);
+    spread.target.addr = bound.iter().filter(|b| b.kind == ListenerKind::Native).map(|b| b.addr.to_string()).collect();
+    assert_eq!(spread.target.addr.len(), 2);
+    spread.server_pid = vec![std::process::id(), std::process::id()];
+    let report = fanout(spread).await.expect("runs");
+    assert!(report.complete && report.clean(), "{report}");
+    assert_eq!(report.process_cpu_secs.len(), 2, "each process's CPU: {report}");
     let _ = stop.send(());
     running.await.expect("joins").expect("runs");
     let _ = std::fs::remove_dir_all(data);
