@@ -209,6 +209,27 @@ impl NickRegistry {
         }
     }
 
+    /// Frees every claim `holder` (another node's name in this registry, see
+    /// [`NickConfig::node`]) holds: that node is gone, and its users should not wait a
+    /// lease for their nicks. Deletes exactly the revisions it wrote, so a claim taken
+    /// since by someone else stays. Returns how many were freed.
+    ///
+    /// # Errors
+    ///
+    /// When the registry cannot be read; what was freed by then stays freed.
+    pub async fn free_claims_of(&self, holder: &str) -> Result<usize, NickError> {
+        let mut keys = self.kv.keys().await.map_err(unavailable)?;
+        let mut freed = 0;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(unavailable)?;
+            let Some(entry) = self.kv.entry(key).await.map_err(unavailable)? else { continue };
+            if entry.value.as_ref() == holder.as_bytes() && self.stream.delete_message(entry.revision).await.is_ok() {
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+
     /// Rewrites every claim this node holds, expecting the revision it last wrote, in
     /// one pipelined pass. Call it every third of a lease ([`NickRegistry::keep_alive`]
     /// does).

@@ -27,6 +27,11 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// How soon a killed node's clients must be back in the room through another node.
 const FAILOVER_WITHIN: Duration = Duration::from_secs(10);
 
+/// How soon the nicks a killed node held are free again: its lease in the cluster (10 s),
+/// a check of the leases (every 2 s), the freeing, and room to spare; a nick's own lease
+/// (30 s) would be later.
+const NICKS_FREE_WITHIN: Duration = Duration::from_secs(20);
+
 /// One `parley serve` process of the cluster; killed and reaped when dropped, so a
 /// failing test leaves no node behind.
 struct Node {
@@ -229,12 +234,16 @@ impl Member {
 }
 
 /// Joins `dev` through the first of `addrs` that takes the client, trying again until
-/// [`FAILOVER_WITHIN`] has passed since `since`.
+/// [`FAILOVER_WITHIN`] has passed since `since`. Until the cluster frees the killed
+/// node's nicks, the client's is still held there: it comes back as `nick_`, as the
+/// browser client does.
 async fn fail_over(addrs: &[&str], nick: &str, since: Instant) -> (Member, Duration) {
     loop {
         for addr in addrs {
-            if let Ok(member) = Member::join(addr, nick).await {
-                return (member, since.elapsed());
+            for nick in [nick.to_owned(), format!("{nick}_")] {
+                if let Ok(member) = Member::join(addr, &nick).await {
+                    return (member, since.elapsed());
+                }
             }
         }
         assert!(since.elapsed() < FAILOVER_WITHIN, "{nick} found no node within {FAILOVER_WITHIN:?}");
@@ -285,6 +294,20 @@ async fn a_killed_nodes_clients_fail_over_and_catch_up_and_the_node_comes_back()
     let mut one = Member::join(&addrs[1], "one").await.expect("one joins on node 1");
     let mut two = Member::join(&addrs[2], "two").await.expect("two joins on node 2");
     let sender = Member::join(&addrs[1], "sender").await.expect("the sender joins on node 1");
+    // Someone on node 2 who only watches who leaves `dev`.
+    let (watcher, mut watched, _) = Client::connect(&addrs[2], &Transport::Plain).await.expect("connects");
+    watcher.hello("watcher").await.expect("welcome");
+    watcher.join("dev").await.expect("joins");
+    let (left_tx, mut left) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = watched.next().await {
+            if let Event::Left { room, nick, .. } = event {
+                if room == "dev" && left_tx.send(nick).is_err() {
+                    return;
+                }
+            }
+        }
+    });
 
     // The sender streams from node 1, each message after the last one's acknowledgement.
     let (acked_tx, mut acked) = watch::channel(0u64);
@@ -328,6 +351,29 @@ async fn a_killed_nodes_clients_fail_over_and_catch_up_and_the_node_comes_back()
         "tardy caught up on what it missed: {} messages",
         tardy_caught_up.len()
     );
+
+    // The killed node's lease runs out (10 s) and the others free the nicks it held:
+    // both come back to their own.
+    for (who, member) in [("early", &early), ("tardy", &tardy)] {
+        loop {
+            match member.client.nick(who).await {
+                Ok(_) => break,
+                Err(e) => assert!(killed.elapsed() < NICKS_FREE_WITHIN, "{who} still held after the kill: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    eprintln!("the killed node's nicks were free again {:?} after the kill", killed.elapsed());
+    // And the others were told that its users left.
+    let mut gone = Vec::new();
+    while gone.len() < 2 {
+        let nick = tokio::time::timeout(NICKS_FREE_WITHIN, left.recv()).await.expect("in time").expect("watching");
+        if nick == "early" || nick == "tardy" {
+            gone.push(nick);
+        }
+    }
+    assert!(killed.elapsed() < NICKS_FREE_WITHIN, "the killed node's users left after {:?}", killed.elapsed());
+    drop(watcher);
 
     let (sender, sent) = sending.await.expect("the sender");
     assert_dense("the acknowledgements", &sent);

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use parley_cluster::{Entry, Link, LogConfig, LogError, NickConfig, NickError, NickRegistry, RoomLog};
-use parley_hub::{Clustered, Ledger, Logged, Presence, Record, Ticket};
+use parley_hub::{ClusterNicks, Clustered, Ledger, Logged, Presence, Record, Ticket};
 use tokio::sync::mpsc;
 
 use crate::config::Cluster;
@@ -105,15 +105,25 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
     // times a minute).
     let lease = leases.claim(log.run()).await?;
     let first_guest = lease.revision << 32;
-    let nicks = NickRegistry::open(&link, NickConfig { replicas: config.replicas, ..NickConfig::new(&node) }).await?;
+    // Claims name this run, so that the others can free them when it is gone (a run's
+    // guest nicks name the node, which is shorter and readable).
+    let nick_claims =
+        NickRegistry::open(&link, NickConfig { replicas: config.replicas, ..NickConfig::new(log.run()) }).await?;
+    let nicks = ClusterNicks {
+        node: node.clone(),
+        claims: Arc::new(parley_cluster::HubClaims::new(nick_claims.clone())),
+        lost: nick_claims.keep_alive(),
+    };
     let mut follower = log.follow(0).await.map_err(failed)?;
     tracing::info!(node, run = log.run(), servers, "a node of the cluster");
     let (logged, news) = mpsc::unbounded_channel();
+    let gone = Gone { hub: logged.downgrade(), nicks: nick_claims };
     let ledger = Arc::new(Node { log: log.clone(), logged: logged.downgrade() });
     let heard: Heard = Arc::default();
-    tokio::spawn(watch_leases(link, log.clone(), leases, heard.clone(), logged.downgrade()));
+    tokio::spawn(watch_leases(link, log.clone(), leases, heard.clone(), gone.clone()));
     let own_name = format!("{node}-");
     tokio::spawn(async move {
+        let mut earlier_runs = HashSet::new();
         loop {
             let news = match follower.next_entry().await {
                 Ok(Entry::Message(delivered)) => {
@@ -126,7 +136,10 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
                     }
                     if run.strip_prefix(&own_name).is_some_and(|started| started.bytes().all(|b| b.is_ascii_digit())) {
                         // This node's previous run: gone, whatever its lease says.
-                        Logged::NodeGone { node: Arc::from(run) }
+                        if earlier_runs.insert(run.clone()) {
+                            gone.node_gone(&run);
+                        }
+                        continue;
                     } else {
                         heard.lock().unwrap_or_else(PoisonError::into_inner).insert(run.clone());
                         Logged::Presence { node: Arc::from(run), presence }
@@ -147,7 +160,32 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
             }
         }
     });
-    Ok(Clustered { ledger, logged: news, first_guest, nicks: Some(parley_cluster::HubClaims::for_hub(&nicks)) })
+    Ok(Clustered { ledger, logged: news, first_guest, nicks: Some(nicks) })
+}
+
+/// What follows a node's run going away: the hub is told (everyone on it leaves), and
+/// the nicks it held are freed at once, not a lease later, so that its users, moving to
+/// other nodes, find them free.
+#[derive(Clone)]
+struct Gone {
+    hub: mpsc::WeakUnboundedSender<Logged>,
+    nicks: Arc<NickRegistry>,
+}
+
+impl Gone {
+    fn node_gone(&self, run: &str) {
+        if let Some(hub) = self.hub.upgrade() {
+            let _ = hub.send(Logged::NodeGone { node: Arc::from(run) });
+        }
+        let (nicks, run) = (self.nicks.clone(), run.to_owned());
+        tokio::spawn(async move {
+            match nicks.free_claims_of(&run).await {
+                Ok(0) => {}
+                Ok(freed) => tracing::info!(run, freed, "freed the nicks of a node that went away"),
+                Err(e) => tracing::warn!(run, "the nicks of a node that went away could not be freed: {e}"),
+            }
+        });
+    }
 }
 
 /// Keeps this node's lease, and every few seconds: tells the hub of the nodes whose
@@ -155,13 +193,7 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
 /// the other nodes may have missed some of its presence changes (one was dropped while
 /// NATS was out of reach, or its own lease ran out meanwhile and the others took it
 /// for gone).
-async fn watch_leases(
-    link: Link,
-    log: Arc<RoomLog>,
-    leases: Arc<NickRegistry>,
-    heard: Heard,
-    hub: mpsc::WeakUnboundedSender<Logged>,
-) {
+async fn watch_leases(link: Link, log: Arc<RoomLog>, leases: Arc<NickRegistry>, heard: Heard, gone: Gone) {
     let mut lost = leases.keep_alive();
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,7 +206,7 @@ async fn watch_leases(
             },
             _ = every.tick() => {}
         }
-        let Some(hub) = hub.upgrade() else { return };
+        let Some(hub) = gone.hub.upgrade() else { return };
         if !link.is_connected() {
             continue;
         }
@@ -195,7 +227,7 @@ async fn watch_leases(
         for run in runs {
             if let Ok(None) = leases.holder(&run).await {
                 heard.lock().unwrap_or_else(PoisonError::into_inner).remove(&run);
-                let _ = hub.send(Logged::NodeGone { node: Arc::from(run) });
+                gone.node_gone(&run);
             }
         }
     }
