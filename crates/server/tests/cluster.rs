@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parley_cluster::testing::TestCluster;
-use parley_proto::msg::{ErrorCode, Reply, Request, ServerMsg};
+use parley_proto::msg::{ErrorCode, Reply, Request, ServerMsg, PROTOCOL_VERSION};
 use parley_store::testing::TestPostgres;
 use support::{NativeClient, TestServer};
 
@@ -43,6 +43,8 @@ impl Nodes {
                     c.cluster.node = format!("node-{i}");
                     c.database.url = Some(url);
                     c.limits.flood_rate_per_sec = 0;
+                    // Every test client comes from 127.0.0.1, a thousand at once in one test.
+                    c.limits.max_connections_per_ip = 4096;
                 })
                 .await,
             );
@@ -462,5 +464,41 @@ async fn an_operator_on_one_node_moderates_members_on_the_others() {
         bo.answers("PART #dev").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_a_thousand_attempts_at_one_nick_on_two_nodes_exactly_one_succeeds() {
+    let Some(cluster) = Nodes::start().await else { return };
+    const EACH: usize = 500;
+    let mut attempts = Vec::new();
+    for node in &cluster.nodes[..2] {
+        for _ in 0..EACH {
+            let addr = node.native;
+            attempts.push(tokio::spawn(async move {
+                let mut client = NativeClient::connect(addr).await;
+                let hello = Request::Hello { version: PROTOCOL_VERSION, nick: "zed".into(), password: None };
+                let answer = client.request(&hello, b"").await;
+                (answer, client)
+            }));
+        }
+    }
+    let (mut welcomed, mut taken, mut other) = (Vec::new(), 0, Vec::new());
+    for attempt in attempts {
+        let (answer, client) = attempt.await.expect("an attempt");
+        match answer {
+            Ok(Reply::Welcome { nick, .. }) => welcomed.push((nick, client)),
+            Err(ServerMsg::Error { code: ErrorCode::NickTaken, .. }) => taken += 1,
+            other_answer => other.push(format!("{other_answer:?}")),
+        }
+    }
+    assert!(
+        other.is_empty(),
+        "every attempt is welcomed or told the nick is taken: {:?}",
+        &other[..other.len().min(3)]
+    );
+    assert_eq!(welcomed.len(), 1, "exactly one of {} attempts has the nick", 2 * EACH);
+    assert_eq!(welcomed[0].0, "zed");
+    assert_eq!(taken, 2 * EACH - 1);
     cluster.stop().await;
 }
