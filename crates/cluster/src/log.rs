@@ -426,6 +426,16 @@ impl RoomLog {
         }
     }
 
+    /// The position of the log's last entry; 0 while it has none.
+    ///
+    /// # Errors
+    ///
+    /// When JetStream cannot answer.
+    pub async fn last_position(&self) -> Result<u64, LogError> {
+        let mut stream = self.stream.clone();
+        Ok(stream.info().await.map_err(jetstream)?.state.last_sequence)
+    }
+
     /// The last seq of `room` (`None`: of private messages) in the log; 0 if it has none.
     ///
     /// # Errors

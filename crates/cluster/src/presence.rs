@@ -96,6 +96,8 @@ pub enum WirePresence {
         /// What changed.
         changes: Vec<WireModeChange>,
     },
+    /// [`Presence::Hello`].
+    Hello,
     /// [`Presence::Reset`].
     Reset,
     /// [`Presence::Settled`].
@@ -171,6 +173,7 @@ impl From<&Presence> for WirePresence {
                 modes: modes.into(),
                 changes: changes.iter().map(WireModeChange::from).collect(),
             },
+            Presence::Hello => WirePresence::Hello,
             Presence::Reset => WirePresence::Reset,
             Presence::Settled => WirePresence::Settled,
         }
@@ -280,6 +283,7 @@ impl WirePresence {
                 modes: modes.into(),
                 changes: changes.into_iter().map(WireModeChange::into_change).collect::<Result<_, _>>()?,
             },
+            WirePresence::Hello => Presence::Hello,
             WirePresence::Reset => Presence::Reset,
             WirePresence::Settled => Presence::Settled,
         })
@@ -325,6 +329,7 @@ mod tests {
                     ModeChange { set: true, mode: RoomMode::Limit(5) },
                 ],
             },
+            Presence::Hello,
             Presence::Reset,
             Presence::Settled,
         ];

@@ -30,6 +30,10 @@ pub trait Ledger: Send + Sync {
     /// before it. Never waits; what cannot be told now the ledger tells later, asking
     /// the hub to tell everything again ([`Logged::Reannounce`]).
     fn announce(&self, presence: Presence);
+
+    /// Every message of the log up to `position` is in this node's store: a node
+    /// starting again follows the log from there.
+    fn written(&self, position: u64);
 }
 
 /// What the log tells the hub, in the log's order.
@@ -42,6 +46,8 @@ pub enum Logged {
         record: Record,
         /// The ticket it was submitted under, when it was this hub's.
         ticket: Option<Ticket>,
+        /// Its position in the log (see [`Ledger::written`]).
+        position: u64,
     },
     /// A message this hub submitted that the log could not take.
     Refused {

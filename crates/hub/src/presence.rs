@@ -87,6 +87,9 @@ pub enum Presence {
         /// What changed, as its members are told.
         changes: Vec<crate::modes::ModeChange>,
     },
+    /// A node started: every other node tells it everything (a reset), since it
+    /// follows the log from where it stopped, not from the log's beginning.
+    Hello,
     /// The node tells everything again (what others heard from it may have missed
     /// something while it was cut off): what follows until [`Presence::Settled`]
     /// confirms what they knew, quietly, and what it does not confirm is gone.

@@ -80,11 +80,13 @@ impl Ledger for Echo {
         let seq = seqs.entry(record.room.as_ref().map(|r| r.key())).or_insert(0);
         *seq += 1;
         record.seq = *seq;
-        let _ = self.logged.send(Logged::Message { record, ticket: Some(ticket) });
+        let _ = self.logged.send(Logged::Message { record, ticket: Some(ticket), position: 0 });
     }
 
     /// Presence is not what these tests are about: each node knows its own sessions only.
     fn announce(&self, _presence: Presence) {}
+
+    fn written(&self, _position: u64) {}
 }
 
 /// A node: its hub, and the sender of the claims its registry reports lost.

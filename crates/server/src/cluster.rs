@@ -10,10 +10,11 @@
 //! no answer in time) goes straight back to the hub.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use parley_cluster::{Entry, Link, LogConfig, LogError, NickConfig, NickError, NickRegistry, RoomLog};
+use parley_cluster::{Entry, Link, LogConfig, LogError, NickConfig, NickError, NickRegistry, Positions, RoomLog};
 use parley_hub::{ClusterNicks, Clustered, Ledger, Logged, Presence, Record, Ticket};
 use tokio::sync::mpsc;
 
@@ -43,9 +44,18 @@ const LEASE: Duration = Duration::from_secs(10);
 /// must tell everything again.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 
+/// How far back in the log a node that never ran before starts: the messages other
+/// nodes may not have written yet (every node writes every message) are at its end.
+const FIRST_START_WINDOW: u64 = 10_000;
+
+/// How often a node records where its store has every message of the log up to.
+const SAVE_POSITION_EVERY: Duration = Duration::from_secs(2);
+
 /// The hub's ledger: submissions go to the log, refusals back to the hub.
 struct Node {
     log: Arc<RoomLog>,
+    /// Where this node's store has every message up to (see [`Ledger::written`]).
+    written: Arc<AtomicU64>,
     /// Weak: the follower holds the only strong sender, so that the hub hears the
     /// channel close (and refuses messages from then on) when following stops.
     logged: mpsc::WeakUnboundedSender<Logged>,
@@ -72,15 +82,21 @@ impl Ledger for Node {
     fn announce(&self, presence: Presence) {
         self.log.announce(presence);
     }
+
+    fn written(&self, position: u64) {
+        self.written.fetch_max(position, Ordering::Relaxed);
+    }
 }
 
 /// The other nodes' runs this node has heard from, to check their leases.
 type Heard = Arc<Mutex<HashSet<String>>>;
 
 /// Joins the cluster: connects to NATS, takes this node's lease, opens the shared log,
-/// and starts following it from its beginning (what the log retains). The hub writes
-/// every message to the shared database, where those some node wrote already are kept
-/// once, and delivers only those newer than what the database held when it started.
+/// and follows it from where this node's store has every message (the start of the
+/// log's last 10,000 entries on a node's first start), saying hello so that the other
+/// nodes tell it who is where. The hub writes every message to the shared database,
+/// where those some node wrote already are kept once, and delivers only those newer
+/// than what the database held when it started.
 ///
 /// # Errors
 ///
@@ -114,11 +130,22 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
         claims: Arc::new(parley_cluster::HubClaims::new(nick_claims.clone())),
         lost: nick_claims.keep_alive(),
     };
-    let mut follower = log.follow(0).await.map_err(failed)?;
-    tracing::info!(node, run = log.run(), servers, "a node of the cluster");
+    // From where this node's store has everything; a node's first start reads the end
+    // of the log only, as the others have written the rest.
+    let positions = Positions::open(&link, config.replicas).await.map_err(failed)?;
+    let after = match positions.load(&node).await.map_err(failed)? {
+        Some(position) => position,
+        None => log.last_position().await.map_err(failed)?.saturating_sub(FIRST_START_WINDOW),
+    };
+    let mut follower = log.follow(after).await.map_err(failed)?;
+    // It reads presence from there on only: the others tell it who is where.
+    log.announce(Presence::Hello);
+    tracing::info!(node, run = log.run(), servers, after, "a node of the cluster");
     let (logged, news) = mpsc::unbounded_channel();
     let gone = Gone { hub: logged.downgrade(), nicks: nick_claims };
-    let ledger = Arc::new(Node { log: log.clone(), logged: logged.downgrade() });
+    let written = Arc::new(AtomicU64::new(after));
+    tokio::spawn(save_position(positions, node.clone(), written.clone(), logged.downgrade()));
+    let ledger = Arc::new(Node { log: log.clone(), written, logged: logged.downgrade() });
     let heard: Heard = Arc::default();
     tokio::spawn(watch_leases(link, log.clone(), leases, heard.clone(), gone.clone()));
     let own_name = format!("{node}-");
@@ -128,7 +155,7 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
             let news = match follower.next_entry().await {
                 Ok(Entry::Message(delivered)) => {
                     let ticket = log.ticket_of(&delivered);
-                    Logged::Message { record: delivered.record, ticket }
+                    Logged::Message { record: delivered.record, ticket, position: delivered.position }
                 }
                 Ok(Entry::Presence { node: run, presence, .. }) => {
                     if run == log.run() {
@@ -161,6 +188,29 @@ pub(crate) async fn join(config: &Cluster) -> Result<Clustered, ClusterError> {
         }
     });
     Ok(Clustered { ledger, logged: news, first_guest, nicks: Some(nicks) })
+}
+
+/// Records, every few seconds while the hub runs, where this node's store has every
+/// message of the log up to.
+async fn save_position(
+    positions: Arc<Positions>,
+    node: String,
+    written: Arc<AtomicU64>,
+    hub: mpsc::WeakUnboundedSender<Logged>,
+) {
+    let mut saved = written.load(Ordering::Relaxed);
+    let mut every = tokio::time::interval(SAVE_POSITION_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while hub.upgrade().is_some() {
+        every.tick().await;
+        let now = written.load(Ordering::Relaxed);
+        if now > saved {
+            match positions.save(&node, now).await {
+                Ok(()) => saved = now,
+                Err(e) => tracing::debug!("this node's position in the log could not be saved yet: {e}"),
+            }
+        }
+    }
 }
 
 /// What follows a node's run going away: the hub is told (everyone on it leaves), and

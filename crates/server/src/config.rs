@@ -231,9 +231,9 @@ pub struct Cluster {
     /// chat`) and `https://HOST` (or `http://`) of its web listener (for browsers, whose
     /// page policy then allows those nodes' WebSockets). Default: empty.
     pub nodes: Vec<String>,
-    /// Hours the cluster's log keeps each message: a node that starts (or catches up
-    /// after an outage) reads what is kept. Every message is in the shared database
-    /// too. Default: 24.
+    /// Hours the cluster's log keeps each message: a node that starts again (or catches
+    /// up after an outage) reads the log from where its store stopped, which must still
+    /// be kept. Every message is in the shared database too. Default: 24.
     pub retain_hours: u64,
 }
 

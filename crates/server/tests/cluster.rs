@@ -19,7 +19,10 @@ use support::{NativeClient, TestServer};
 struct Nodes {
     nats: TestCluster,
     postgres: Arc<TestPostgres>,
+    url: String,
     nodes: Vec<TestServer>,
+    /// Each node's data directory, kept to start the node again on it.
+    dirs: Vec<support::tempdir::TempDir>,
 }
 
 impl Nodes {
@@ -33,23 +36,27 @@ impl Nodes {
     async fn start_on(postgres: Arc<TestPostgres>) -> Option<Nodes> {
         let nats = TestCluster::start().await?;
         let url = postgres.database();
-        let mut nodes = Vec::new();
+        let dirs: Vec<_> = (0..3).map(|_| support::tempdir::TempDir::new()).collect();
+        let mut cluster = Nodes { nats, postgres, url, nodes: Vec::new(), dirs };
         for i in 0..3 {
-            let servers = nats.urls_from(i);
-            let url = url.clone();
-            nodes.push(
-                support::start_with(move |c| {
-                    c.cluster.servers = servers;
-                    c.cluster.node = format!("node-{i}");
-                    c.database.url = Some(url);
-                    c.limits.flood_rate_per_sec = 0;
-                    // Every test client comes from 127.0.0.1, a thousand at once in one test.
-                    c.limits.max_connections_per_ip = 4096;
-                })
-                .await,
-            );
+            let node = cluster.start_node(i).await;
+            cluster.nodes.push(node);
         }
-        Some(Nodes { nats, postgres, nodes })
+        Some(cluster)
+    }
+
+    /// Starts node `i` on its data directory (again, after a stop).
+    async fn start_node(&self, i: usize) -> TestServer {
+        let (servers, url) = (self.nats.urls_from(i), self.url.clone());
+        support::start_in(self.dirs[i].path(), move |c| {
+            c.cluster.servers = servers;
+            c.cluster.node = format!("node-{i}");
+            c.database.url = Some(url);
+            c.limits.flood_rate_per_sec = 0;
+            // Every test client comes from 127.0.0.1, a thousand at once in one test.
+            c.limits.max_connections_per_ip = 4096;
+        })
+        .await
     }
 
     async fn stop(self) {
@@ -500,5 +507,36 @@ async fn of_a_thousand_attempts_at_one_nick_on_two_nodes_exactly_one_succeeds() 
     assert_eq!(welcomed.len(), 1, "exactly one of {} attempts has the nick", 2 * EACH);
     assert_eq!(welcomed[0].0, "zed");
     assert_eq!(taken, 2 * EACH - 1);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_again_is_told_who_is_where_and_serves_the_whole_room() {
+    let Some(mut cluster) = Nodes::start().await else { return };
+    let mut alice = joined(&cluster.nodes[0], "alice", "dev").await;
+    assert_eq!(send_all(&mut alice, "dev", &["before".into()]).await, [Ok(1)]);
+    // Node 2 has read and written that message; it stops, and more is said meanwhile.
+    let mut carol = NativeClient::join(cluster.nodes[2].native, "carol").await;
+    wait_for_who(&mut carol, "dev", &["alice"]).await;
+    drop(carol);
+    let stopped = cluster.nodes.remove(2);
+    stopped.shutdown().await;
+    assert_eq!(send_all(&mut alice, "dev", &["while it was down".into()]).await, [Ok(2)]);
+    let node = cluster.start_node(2).await;
+    cluster.nodes.push(node);
+    // It follows the log from where its store was, not from the beginning, so it knows
+    // who is where only because the others tell it (its hello): alice is in dev.
+    let mut carol = NativeClient::join(cluster.nodes[2].native, "carol").await;
+    wait_for_who(&mut carol, "dev", &["alice"]).await;
+    let reply = carol.request(&Request::Join { room: "dev".into() }, b"").await;
+    let Ok(Reply::Joined { members, history, .. }) = reply else { panic!("carol joins: {reply:?}") };
+    assert_eq!(members, ["alice", "carol"]);
+    let mut seen: Vec<u64> = history.iter().map(|h| h.seq).collect();
+    if seen.len() < 2 {
+        seen.extend(messages(&mut carol, "dev", 2 - seen.len()).await.into_iter().map(|(seq, _, _)| seq));
+    }
+    assert_eq!(seen, [1, 2], "the room's history, what was said while the node was down included");
+    assert_eq!(send_all(&mut alice, "dev", &["after".into()]).await, [Ok(3)]);
+    assert_eq!(messages(&mut carol, "dev", 1).await, [(3, "alice".into(), "after".into())]);
     cluster.stop().await;
 }

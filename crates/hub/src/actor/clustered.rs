@@ -31,7 +31,7 @@ impl Hub {
     /// What the log said, in its order.
     pub(super) fn logged(&mut self, news: Logged) {
         match news {
-            Logged::Message { record, ticket } => self.take_logged(record, ticket),
+            Logged::Message { record, ticket, position } => self.take_logged(record, ticket, position),
             Logged::Refused { ticket, maybe } => {
                 if let Some(message) = self.in_log.remove(&ticket) {
                     self.reply(message.sender, message.req, Err(HubError::NotShared { maybe }));
@@ -49,7 +49,7 @@ impl Hub {
     /// Only what is new to this node is delivered: the log gives a starting node
     /// everything it retains, and the store may hold some of it already, written by
     /// another node (then this node's sessions read it as history).
-    fn take_logged(&mut self, record: Record, ticket: Option<Ticket>) {
+    fn take_logged(&mut self, record: Record, ticket: Option<Ticket>, position: u64) {
         let fresh = match &record.room {
             Some(room) => {
                 let log = self.logs.entry(room.clone()).or_default();
@@ -70,6 +70,7 @@ impl Hub {
                 self.uncount(message.sender);
                 message.record = Arc::new(record);
                 message.fresh = true;
+                message.position = position;
                 message
             }
             None => {
@@ -86,6 +87,7 @@ impl Hub {
                     record: Arc::new(record),
                     accepted: std::time::Instant::now(),
                     fresh,
+                    position,
                 }
             }
         };

@@ -35,6 +35,8 @@ pub(crate) struct Unstored {
     /// its cluster's log gives back that it had already (read from the store at start,
     /// written there by another node), and delivers none of it again.
     pub(crate) fresh: bool,
+    /// Its position in the cluster's log; 0 alone.
+    pub(crate) position: u64,
 }
 
 impl Hub {
@@ -83,7 +85,15 @@ impl Hub {
             meta: meta.shared(),
             userhost: Some(userhost),
         };
-        self.accept(Unstored { sender: id, req, receiver: None, record: Arc::new(record), accepted: now, fresh: true });
+        self.accept(Unstored {
+            sender: id,
+            req,
+            receiver: None,
+            record: Arc::new(record),
+            accepted: now,
+            fresh: true,
+            position: 0,
+        });
         Ok(Answer::Later)
     }
 
@@ -145,8 +155,15 @@ impl Hub {
             meta: meta.shared(),
             userhost: Some(userhost),
         };
-        let message =
-            Unstored { sender: id, req, receiver: target, record: Arc::new(record), accepted: now, fresh: true };
+        let message = Unstored {
+            sender: id,
+            req,
+            receiver: target,
+            record: Arc::new(record),
+            accepted: now,
+            fresh: true,
+            position: 0,
+        };
         self.accept(message);
         Ok(Answer::Later)
     }
@@ -194,11 +211,13 @@ impl Hub {
         let mut run = Vec::new();
         let mut run_room: Option<RoomName> = None;
         let mut accepted = Vec::with_capacity(done.count);
+        let mut written = 0;
         for _ in 0..done.count {
             let Some(message) = self.unstored.pop_front() else {
                 break;
             };
             settled.push(message.sender);
+            written = written.max(message.position);
             if !message.fresh {
                 // Stored for the record; this node had it already.
                 continue;
@@ -222,6 +241,9 @@ impl Hub {
             }
         }
         self.flush_run(&mut run, run_room);
+        if let (Some(ledger), true, Ok(())) = (&self.ledger, written > 0, &done.result) {
+            ledger.written(written);
+        }
         // Every message of the batch is in every outbox it goes to.
         let delivered = std::time::Instant::now();
         for accepted in accepted {

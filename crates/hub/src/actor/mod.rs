@@ -502,7 +502,7 @@ async fn start(
     let (completions, mut completed) = mpsc::unbounded_channel();
     hub.completions = completions;
     if let Some(store) = store {
-        hub.restore(store.clone()).await?;
+        hub.restore(store.clone(), cluster.is_some()).await?;
         let on_failure = if cluster.is_some() { OnFailure::Retry } else { OnFailure::Report };
         let (journal, done) = Journal::start(store.clone(), metrics.clone(), on_failure)
             .map_err(|e| StoreError::Write(format!("starting the history writer: {e}")))?;
@@ -651,7 +651,10 @@ impl Hub {
     }
 
     /// Reads what the store keeps (off the task), before the hub takes any operation.
-    async fn restore(&mut self, store: Arc<dyn Store>) -> Result<(), StoreError> {
+    /// `every_room`: a node of a cluster, where every room keeps its past (see
+    /// `open_room`), so every room's latest messages are read, not only registered
+    /// rooms'.
+    async fn restore(&mut self, store: Arc<dyn Store>, every_room: bool) -> Result<(), StoreError> {
         let keep = self.limits.history_on_join;
         let lobby = self.lobby.clone();
         let (seqs, accounts, private, guest, moderation, recents, markers) = tokio::task::spawn_blocking(move || {
@@ -664,6 +667,14 @@ impl Hub {
             }
             if !moderation.rooms.iter().any(|c| c.room == lobby) {
                 recents.push((lobby.clone(), store.recent(&lobby, 0, keep)?));
+            }
+            if every_room {
+                for (room, _) in store.last_seqs()? {
+                    if !recents.iter().any(|(kept, _)| *kept == room) {
+                        let latest = store.recent(&room, 0, keep)?;
+                        recents.push((room, latest));
+                    }
+                }
             }
             Ok::<_, StoreError>((
                 store.last_seqs()?,

@@ -120,6 +120,7 @@ impl Hub {
             }
             Presence::Moderated(change) => self.apply_change(SessionId::NOBODY, None, *change),
             Presence::Modes { room, by, modes, changes } => self.modes_elsewhere(&room, by, modes, &changes),
+            Presence::Hello => self.reannounce(),
             Presence::Reset => self.elsewhere.mark_stale(&node),
             Presence::Settled => {
                 for at in self.elsewhere.stale_on(&node) {
