@@ -452,6 +452,8 @@ async fn an_operator_on_one_node_moderates_members_on_the_others() {
     assert!(bo.expect(" TOPIC #dev ").await.ends_with(":cluster talk"), "the topic reaches another node");
     ada.send("MODE #dev +m").await;
     assert!(cy.expect(" MODE #dev ").await.contains("+m"), "the mode change reaches another node");
+    // Seen on bo's node: applied there.
+    assert!(bo.expect(" MODE #dev ").await.contains("+m"));
     let refused = bo.answers("PRIVMSG #dev :may I?").await;
     assert!(refused.iter().any(|l| l.contains(" 404 bo #dev ")), "moderated on bo's node too: {refused:#?}");
     ada.send("KICK #dev bo :out").await;
