@@ -21,6 +21,20 @@ pub(crate) const PRESENCE: &str = "parley.presence";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum WirePresence {
+    /// [`Presence::Arrived`].
+    Arrived {
+        /// The session.
+        session: u64,
+        /// The nick.
+        nick: String,
+        /// The user name and host.
+        userhost: (String, String),
+        /// The account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// The party ([`Party::to_i64`]).
+        party: i64,
+    },
     /// [`Presence::Joined`].
     Joined {
         /// The session.
@@ -137,6 +151,13 @@ fn text(t: Option<&Arc<str>>) -> Option<String> {
 impl From<&Presence> for WirePresence {
     fn from(p: &Presence) -> WirePresence {
         match p {
+            Presence::Arrived { session, nick, userhost, account, party } => WirePresence::Arrived {
+                session: *session,
+                nick: nick.as_str().to_owned(),
+                userhost: (userhost.user.to_string(), userhost.host.to_string()),
+                account: account.as_ref().map(|a| a.as_str().to_owned()),
+                party: party.to_i64(),
+            },
             Presence::Joined { session, room, nick, userhost, account, realname, party } => WirePresence::Joined {
                 session: *session,
                 room: room.as_str().to_owned(),
@@ -253,6 +274,13 @@ impl WirePresence {
         let nick = |n: &str| Nick::parse(n, usize::MAX).map_err(|e| format!("nick {n:?}: {e:?}"));
         let room = |r: &str| RoomName::parse(r, usize::MAX).map_err(|e| format!("room {r:?}: {e:?}"));
         Ok(match self {
+            WirePresence::Arrived { session, nick: n, userhost, account, party } => Presence::Arrived {
+                session,
+                nick: nick(&n)?,
+                userhost: Userhost::new(&userhost.0, &userhost.1),
+                account: account.as_deref().map(nick).transpose()?,
+                party: Party::from_i64(party).ok_or_else(|| format!("party {party}"))?,
+            },
             WirePresence::Joined { session, room: r, nick: n, userhost, account, realname, party } => {
                 Presence::Joined {
                     session,
@@ -299,6 +327,13 @@ mod tests {
         let room = RoomName::parse("Dev", 32).expect("room");
         let ada = Nick::parse("ada", 32).expect("nick");
         let changes = [
+            Presence::Arrived {
+                session: 3,
+                nick: ada.clone(),
+                userhost: Userhost::new("~ada", "example.org"),
+                account: None,
+                party: Party::from_i64(7).expect("an account"),
+            },
             Presence::Joined {
                 session: 3,
                 room: room.clone(),

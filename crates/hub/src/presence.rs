@@ -19,6 +19,20 @@ use crate::name::{Nick, RoomName};
 /// number on the node that tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presence {
+    /// A session arrived (before any room: a user in none still takes private messages
+    /// and answers `WHOIS`).
+    Arrived {
+        /// The session.
+        session: u64,
+        /// Its nick.
+        nick: Nick,
+        /// Its user name and host.
+        userhost: Arc<Userhost>,
+        /// The account it is logged in to.
+        account: Option<Nick>,
+        /// Who owns its private messages.
+        party: Party,
+    },
     /// A session entered a room.
     Joined {
         /// The session.
@@ -151,6 +165,17 @@ impl Elsewhere {
 
     pub(crate) fn people(&self) -> usize {
         self.people.len()
+    }
+
+    /// Adds a person in no room yet (or confirms one after a reset); false if known.
+    pub(crate) fn arrive(&mut self, at: Whereabout, person: Person) -> bool {
+        if let Some(known) = self.people.get_mut(&at) {
+            known.stale = false;
+            return false;
+        }
+        self.by_nick.insert(person.nick.clone(), at.clone());
+        self.people.insert(at, person);
+        true
     }
 
     /// Adds a person to a room (creating the person); false if they were there already.

@@ -89,6 +89,7 @@ impl Hub {
             }),
         );
         self.max_users = self.max_users.max(self.sessions.len());
+        self.tell_cluster_arrived(id);
         let (room, members, history, topic) = if lobby {
             let lobby = self.lobby.clone();
             let room = self.enter(id, &lobby, true);

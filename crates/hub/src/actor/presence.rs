@@ -24,6 +24,18 @@ impl Hub {
         }
     }
 
+    /// The session arrived: the other nodes are told.
+    pub(crate) fn tell_cluster_arrived(&self, id: SessionId) {
+        let Some(state) = self.sessions.get(&id) else { return };
+        self.tell_cluster(|| Presence::Arrived {
+            session: id.0,
+            nick: state.nick.clone(),
+            userhost: state.userhost.clone(),
+            account: state.account_name().cloned(),
+            party: state.party(),
+        });
+    }
+
     /// The session entered `room`: the other nodes are told.
     pub(crate) fn tell_cluster_joined(&self, id: SessionId, room: &crate::name::RoomName) {
         let Some(state) = self.sessions.get(&id) else { return };
@@ -41,6 +53,22 @@ impl Hub {
     /// What another node told.
     pub(super) fn heard(&mut self, node: Arc<str>, presence: Presence) {
         match presence {
+            Presence::Arrived { session, nick, userhost, account, party } => {
+                let person = Person {
+                    nick: nick.clone(),
+                    userhost: userhost.clone(),
+                    account,
+                    realname: None,
+                    away: None,
+                    party,
+                    rooms: Vec::new(),
+                    stale: false,
+                    since: Utc::now(),
+                };
+                if self.elsewhere.arrive((node, session), person) {
+                    self.signed_on_elsewhere(&nick, &userhost);
+                }
+            }
             Presence::Joined { session, room, nick, userhost, account, realname, party } => {
                 let person = Person {
                     nick: nick.clone(),
@@ -101,6 +129,12 @@ impl Hub {
                 let at = (node, session);
                 let Some(old) = self.elsewhere.rename(&at, nick.clone()) else { return };
                 let Some(person) = self.elsewhere.get(&at) else { return };
+                let userhost = person.userhost.clone();
+                if old != nick {
+                    self.signed_off(&old);
+                    self.signed_on_elsewhere(&nick, &userhost);
+                }
+                let Some(person) = self.elsewhere.get(&at) else { return };
                 let changed = Shared::new(Event::NickChanged {
                     old,
                     new: nick,
@@ -151,6 +185,7 @@ impl Hub {
         }
         self.tell_cluster(|| Presence::Reset);
         for (id, state) in &self.sessions {
+            self.tell_cluster_arrived(*id);
             for room in &state.rooms {
                 self.tell_cluster_joined(*id, room);
             }
@@ -167,6 +202,7 @@ impl Hub {
         for room in &person.rooms {
             self.close_if_empty(room);
         }
+        self.signed_off(&person.nick);
         let mut told = HashSet::new();
         for room in &person.rooms {
             let Some(members) = self.rooms.get(room) else { continue };

@@ -59,8 +59,13 @@ impl Hub {
         let mut online = Vec::new();
         let mut offline = Vec::new();
         for nick in nicks {
-            match self.nicks.get(nick).and_then(|owner| self.sessions.get(owner)) {
-                Some(state) => online.push((state.nick.clone(), state.userhost.clone())),
+            let here = self.nicks.get(nick).and_then(|owner| self.sessions.get(owner));
+            let found = here.map(|s| (&s.nick, &s.userhost)).or_else(|| {
+                // On another node of a cluster.
+                self.elsewhere.named(nick).map(|(_, person)| (&person.nick, &person.userhost))
+            });
+            match found {
+                Some((nick, userhost)) => online.push((nick.clone(), userhost.clone())),
                 None => offline.push(nick.clone()),
             }
         }
@@ -98,6 +103,15 @@ impl Hub {
     }
 
     /// Tells those watching `nick` that it is free.
+    /// Tells those watching `nick` that someone on another node of a cluster took it.
+    pub(crate) fn signed_on_elsewhere(&mut self, nick: &Nick, userhost: &std::sync::Arc<crate::identity::Userhost>) {
+        let watchers = self.watches.watchers(nick).to_vec();
+        let event = Event::SignedOn { nick: nick.clone(), userhost: userhost.clone() };
+        for watcher in watchers {
+            self.tell(watcher, &event);
+        }
+    }
+
     pub(crate) fn signed_off(&mut self, nick: &Nick) {
         let watchers = self.watches.watchers(nick);
         if watchers.is_empty() {
