@@ -401,6 +401,18 @@ async fn wait_for_who(client: &mut NativeClient, room: &str, want: &[&str]) {
     }
 }
 
+/// Waits (up to 10 s) until the node of the IRC client `me` has heard through the log
+/// that `nick` is in `channel`: WHO shows outsiders nobody (every IRC user is
+/// invisible), WHOIS lists a public channel.
+async fn hears_of(client: &mut support::IrcClient, me: &str, nick: &str, channel: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listed = format!(" 319 {me} {nick} ");
+    while !client.answers(&format!("WHOIS {nick}")).await.iter().any(|l| l.contains(&listed) && l.contains(channel)) {
+        assert!(std::time::Instant::now() < deadline, "{me}'s node never heard of {nick} in {channel}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn irc_users_on_two_nodes_share_a_channel() {
     let Some(cluster) = Nodes::start().await else { return };
@@ -408,13 +420,7 @@ async fn irc_users_on_two_nodes_share_a_channel() {
     let mut bo = support::IrcClient::join(cluster.nodes[1].irc_addr(), "bo", "").await;
     ada.send("JOIN #dev").await;
     ada.expect(" 366 ada #dev ").await;
-    // bo's node hears of ada's channel through the log (WHO shows outsiders nobody:
-    // every IRC user is invisible; WHOIS lists a public channel).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !bo.answers("WHOIS ada").await.iter().any(|l| l.contains(" 319 bo ada ") && l.contains("#dev")) {
-        assert!(std::time::Instant::now() < deadline, "bo's node never heard of ada in #dev");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hears_of(&mut bo, "bo", "ada", "#dev").await;
     bo.send("JOIN #dev").await;
     let names = bo.expect(" 353 bo ").await;
     assert!(names.contains("ada") && names.contains("bo"), "NAMES lists both nodes' users: {names}");
@@ -442,11 +448,7 @@ async fn an_operator_on_one_node_moderates_members_on_the_others() {
     let mut others = Vec::new();
     for (i, nick) in [(1, "bo"), (2, "cy")] {
         let mut client = support::IrcClient::join(cluster.nodes[i].irc_addr(), nick, "").await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !client.answers("WHOIS ada").await.iter().any(|l| l.contains(" 319 ") && l.contains("#dev")) {
-            assert!(std::time::Instant::now() < deadline, "{nick}'s node never heard of ada in #dev");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        hears_of(&mut client, nick, "ada", "#dev").await;
         client.send("JOIN #dev").await;
         client.expect(&format!(" 366 {nick} #dev ")).await;
         ada.expect(&format!(":{nick}!")).await;
