@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The longest a connection's handshake or idle deadline may be set to, in seconds.
+const A_DAY_SECS: u64 = 86_400;
+
 /// Everything `parley serve` can be told. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -548,7 +551,7 @@ pub struct Limits {
     /// The most rooms one session may be in at once. Default: 20.
     pub max_rooms_per_session: usize,
     /// How long a new connection has to finish its TLS handshake and choose a name (line)
-    /// or say hello (native), in seconds. Default: 30.
+    /// or say hello (native), in seconds, at most a day. Default: 30.
     pub handshake_timeout_secs: u64,
     /// Native protocol: after this many seconds without a frame from the client, the
     /// server sends it a `ping`. Default: 60.
@@ -556,7 +559,7 @@ pub struct Limits {
     /// Native protocol: after this many seconds without a frame from the client, the
     /// server disconnects it ("ping timeout"). Line-protocol users are people, who may
     /// be silent for hours; dead line connections are found by TCP keepalive instead.
-    /// Default: 150.
+    /// At most a day. Default: 150.
     pub idle_timeout_secs: u64,
     /// After this many milliseconds with nothing read or written, a plain-TCP
     /// connection gives up its task and waits, parked, on its socket and its outbox
@@ -794,15 +797,19 @@ impl Config {
         if l.max_frame_header > usize::from(u16::MAX) {
             return Err(ConfigError::Invalid("max_frame_header is at most 65535".into()));
         }
-        if l.handshake_timeout_secs == 0 {
-            return Err(ConfigError::Invalid("handshake_timeout_secs must be above 0".into()));
+        // Bounded, as every deadline is: one this far ahead must stay a time the clock
+        // can hold (`Instant + Duration` panics past it).
+        if l.handshake_timeout_secs == 0 || l.handshake_timeout_secs > A_DAY_SECS {
+            return Err(ConfigError::Invalid(format!("handshake_timeout_secs must be from 1 to {A_DAY_SECS} (a day)")));
         }
-        // Bounded: a deadline this far ahead must stay a time the clock can hold.
         if l.park_after_ms == 0 || l.park_after_ms > 3_600_000 {
             return Err(ConfigError::Invalid("park_after_ms must be from 1 to 3600000 (an hour)".into()));
         }
         if l.idle_ping_secs == 0 || l.idle_timeout_secs <= l.idle_ping_secs {
             return Err(ConfigError::Invalid("idle_timeout_secs must be above idle_ping_secs, above 0".into()));
+        }
+        if l.idle_timeout_secs > A_DAY_SECS {
+            return Err(ConfigError::Invalid(format!("idle_timeout_secs must be at most {A_DAY_SECS} (a day)")));
         }
         if self.listeners.is_empty() {
             return Err(ConfigError::Invalid("at least one listener is needed".into()));
@@ -915,6 +922,28 @@ mod tests {
             assert!(config.validate().is_err(), "{bad:?} is no channel");
         }
         assert!(Config::parse("[irc]\nhosts = \"vhost\"\n").is_err());
+    }
+
+    #[test]
+    fn idle_deadlines_are_at_most_a_day() {
+        for (ping, timeout, valid) in [
+            (60, 150, true),
+            (60, A_DAY_SECS, true),
+            (60, A_DAY_SECS + 1, false),
+            (A_DAY_SECS, A_DAY_SECS + 1, false),
+            (1_000_000_000_000_000, u64::MAX, false),
+            (0, 150, false),
+            (150, 150, false),
+        ] {
+            let mut config = Config::default();
+            (config.limits.idle_ping_secs, config.limits.idle_timeout_secs) = (ping, timeout);
+            assert_eq!(config.validate().is_ok(), valid, "idle_ping_secs = {ping}, idle_timeout_secs = {timeout}");
+        }
+        for (secs, valid) in [(0, false), (1, true), (A_DAY_SECS, true), (A_DAY_SECS + 1, false), (u64::MAX, false)] {
+            let mut config = Config::default();
+            config.limits.handshake_timeout_secs = secs;
+            assert_eq!(config.validate().is_ok(), valid, "handshake_timeout_secs = {secs}");
+        }
     }
 
     #[test]
