@@ -11,6 +11,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
+mod support;
+
 const WAIT: Duration = Duration::from_secs(15);
 
 struct TestServer {
@@ -18,8 +20,7 @@ struct TestServer {
     native: SocketAddr,
     native_tls: SocketAddr,
     fingerprint: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    running: support::Running,
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -45,29 +46,19 @@ async fn start(data: &Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
     let bound = server.local_addrs();
     let find = |kind, tls| bound.iter().find(|b| b.kind == kind && b.tls == tls).map(|b| b.addr).expect("bound");
     let fingerprint = server.tls().expect("TLS").fingerprint();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("runs");
-    });
+    let running = support::Running::start(server);
     TestServer {
         line: find(ListenerKind::Line, false),
         native: find(ListenerKind::Native, false),
         native_tls: find(ListenerKind::Native, true),
         fingerprint,
-        stop,
-        task,
+        running,
     }
 }
 
 impl TestServer {
     async fn shutdown(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WAIT, self.task).await.expect("stops").expect("task");
+        self.running.stop(WAIT).await;
     }
 }
 

@@ -25,8 +25,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A server running in this process on a plain native listener.
 struct TestServer {
     native: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    running: support::Running,
 }
 
 impl TestServer {
@@ -38,21 +37,12 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::bind(config).await.expect("binds");
         let native = server.local_addrs().first().expect("a listener").addr;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("runs");
-        });
-        TestServer { native, stop, task }
+        let running = support::Running::start(server);
+        TestServer { native, running }
     }
 
     async fn shutdown(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WAIT, self.task).await.expect("stops").expect("task");
+        self.running.stop(WAIT).await;
     }
 }
 

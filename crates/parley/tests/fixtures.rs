@@ -58,15 +58,7 @@ async fn write_fixture(data: &Path) {
     };
     let server = Server::bind(config).await.expect("binds");
     let addr = server.local_addrs()[0].addr.to_string();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("runs");
-    });
+    let running = support::Running::start(server);
 
     // Accounts, in this order; chief is made a server admin by the owner.
     let chief = connect(&addr, "chief").await;
@@ -116,8 +108,7 @@ async fn write_fixture(data: &Path) {
     std::fs::write(&notes, (0..=255u8).cycle().take(5_000).collect::<Vec<u8>>()).expect("written");
     bob.send_file(&notes, Audience::User("alice".into()), |_| {}).await.expect("shared with alice");
 
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task).await.expect("stops in time").expect("stopped");
+    running.stop(WAIT).await;
 }
 
 fn schema_version(db: &Path) -> i64 {

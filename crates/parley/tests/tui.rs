@@ -15,6 +15,8 @@ use parley_server::{Config, Listener, ListenerKind, Server};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+mod support;
+
 /// How long anything may take to show. Generous: CI machines are shared.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -46,8 +48,7 @@ fn temp_dir(name: &str) -> PathBuf {
 struct TestServer {
     line: SocketAddr,
     native: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    running: support::Running,
 }
 
 /// A server with a plain line listener and a plain native one, on the given addresses
@@ -68,22 +69,13 @@ async fn start_with(data: &Path, line: &str, native: &str, adjust: impl FnOnce(&
     let bound = server.local_addrs();
     let find = |kind| bound.iter().find(|b| b.kind == kind).map(|b| b.addr).expect("bound");
     let (line, native) = (find(ListenerKind::Line), find(ListenerKind::Native));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("runs");
-    });
-    TestServer { line, native, stop, task }
+    let running = support::Running::start(server);
+    TestServer { line, native, running }
 }
 
 impl TestServer {
     async fn shutdown(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WAIT, self.task).await.expect("stops").expect("task");
+        self.running.stop(WAIT).await;
     }
 }
 

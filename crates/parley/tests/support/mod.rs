@@ -91,3 +91,31 @@ pub(crate) async fn connect(addr: &str, nick: &str) -> Client {
 pub(crate) async fn drain(mut events: Events) {
     while events.next().await.is_some() {}
 }
+
+/// A server running in this test's process until [`Running::stop`].
+pub(crate) struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Runs a bound server on a task of its own.
+    pub(crate) fn start(server: parley_server::Server) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("runs");
+        });
+        Running { stop, task }
+    }
+
+    /// Stops the server and waits, at most `within`, for it to end.
+    pub(crate) async fn stop(self, within: std::time::Duration) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(within, self.task).await.expect("stops in time").expect("the server's task");
+    }
+}
