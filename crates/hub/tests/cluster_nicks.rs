@@ -3,18 +3,20 @@
 //! to a session only once their node holds its claim.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use parley_hub::{
     spawn_clustered, ClaimError, ClaimFuture, ClusterNicks, Clustered, Command, Event, HubError, HubHandle, Ledger,
-    Limits, Logged, MemoryStore, NameRule, NickClaims, Notice, Outbox, Presence, Record, Renaming, Reply, RequestId,
-    ServerAction, Session, Ticket, Wire,
+    Limits, Logged, MemoryStore, NameRule, NickClaims, Notice, Presence, Record, Renaming, Reply, RequestId,
+    ServerAction, Ticket,
 };
 use tokio::sync::mpsc;
+
+mod support;
+
+use support::{connect, taken, tapped, within, Peer};
 
 /// The cluster's registry: which node holds each key.
 #[derive(Default)]
@@ -119,67 +121,6 @@ async fn cluster() -> (Arc<Registry>, Node, Node) {
     let a = node("a", &registry, &store).await;
     let b = node("b", &registry, &store).await;
     (registry, a, b)
-}
-
-/// Hands every event to the test.
-struct Tap(mpsc::UnboundedSender<Event>);
-
-impl Wire for Tap {
-    fn cache_slot(&self) -> Option<usize> {
-        None
-    }
-
-    fn encode(&self, event: &Event, out: &mut BytesMut) {
-        let _ = self.0.send(event.clone());
-        out.extend_from_slice(b".");
-    }
-}
-
-struct Peer {
-    session: Session,
-    events: mpsc::UnboundedReceiver<Event>,
-}
-
-/// Waits at most 10 s for `what`.
-async fn within<T>(what: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), what).await.expect("within 10 s")
-}
-
-impl Peer {
-    /// Sends a command and waits for its answer.
-    async fn ask(&mut self, req: u64, command: Command) -> Result<Reply, HubError> {
-        self.session.send(RequestId(req), command).await.expect("the hub is up");
-        within(async {
-            loop {
-                match self.events.recv().await.expect("the session is open") {
-                    Event::Reply { req: r, result } if r == RequestId(req) => return result,
-                    _ => {}
-                }
-            }
-        })
-        .await
-    }
-
-    async fn rename(&mut self, req: u64, nick: &str) -> Result<Reply, HubError> {
-        self.ask(req, Command::Nick { nick: nick.to_owned() }).await
-    }
-
-    async fn nick(&self) -> String {
-        let whereabouts = self.session.whereabouts().await.expect("the hub is up").expect("connected");
-        whereabouts.nick.to_string()
-    }
-}
-
-async fn connect(hub: &HubHandle, nick: &str) -> Result<Peer, HubError> {
-    let (tx, events) = mpsc::unbounded_channel();
-    let outbox = Arc::new(Outbox::new(Tap(tx), 1 << 20));
-    let session =
-        within(hub.connect(nick, Some("127.0.0.1".parse().expect("an address")), RequestId(0), outbox)).await?;
-    Ok(Peer { session, events })
-}
-
-fn taken(nick: &str) -> HubError {
-    HubError::NickTaken(nick.to_owned())
 }
 
 #[tokio::test]
@@ -349,8 +290,7 @@ async fn an_account_login_takes_its_nick_only_with_the_claim() {
     // Node b has not heard of the account (it read accounts when it started): a guest
     // takes the nick there.
     let squatter = connect(&b.hub, "erin").await.expect("connects");
-    let (tx, _events) = mpsc::unbounded_channel();
-    let outbox = Arc::new(Outbox::new(Tap(tx), 1 << 20));
+    let (outbox, _events) = tapped();
     let owner = within(a.hub.connect_as("erin", password.clone(), None, RequestId(0), outbox)).await;
     assert_eq!(owner.err(), Some(taken("erin")), "the nick has one holder: b's session");
     // Logging in from a session on node a, likewise: it keeps its nick.
@@ -413,8 +353,7 @@ async fn a_registered_nick_passes_between_sessions_of_one_node_under_one_claim()
     // A guest using it on a (whose grace is long) loses it to the owner logging in on a:
     // the nick passes from one session of a to another, and a's claim stays throughout.
     let mut squatter = connect(&a.hub, "erin").await.expect("connects");
-    let (tx, _events) = mpsc::unbounded_channel();
-    let outbox = Arc::new(Outbox::new(Tap(tx), 1 << 20));
+    let (outbox, _events) = tapped();
     let owner = within(a.hub.connect_as("erin", password, None, RequestId(0), outbox)).await.expect("logs in");
     let (nick, cause) = renamed(&mut squatter).await;
     assert!(nick.starts_with("Guest-a-"), "{nick}");

@@ -3,59 +3,12 @@
 //! account's, a room's), under the default `[names] casemapping = "precis"`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::BytesMut;
-use parley_hub::{AccountStore, Command, Event, HubError, HubHandle, Limits, MemoryStore, Outbox, Reply, RequestId};
-use parley_hub::{Session, Store, Wire};
-use tokio::sync::mpsc;
+use parley_hub::{AccountStore, Command, HubError, Limits, MemoryStore, Reply, Store};
 
-/// Hands every event to the test.
-struct Tap(mpsc::UnboundedSender<Event>);
+mod support;
 
-impl Wire for Tap {
-    fn cache_slot(&self) -> Option<usize> {
-        None
-    }
-
-    fn encode(&self, event: &Event, out: &mut BytesMut) {
-        let _ = self.0.send(event.clone());
-        out.extend_from_slice(b".");
-    }
-}
-
-struct Peer {
-    session: Session,
-    events: mpsc::UnboundedReceiver<Event>,
-}
-
-impl Peer {
-    /// Sends a command and waits (at most 10 s) for its answer.
-    async fn ask(&mut self, req: u64, command: Command) -> Result<Reply, HubError> {
-        self.session.send(RequestId(req), command).await.expect("the hub is up");
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match self.events.recv().await.expect("the session is open") {
-                    Event::Reply { req: r, result } if r == RequestId(req) => return result,
-                    _ => {}
-                }
-            }
-        })
-        .await
-        .expect("an answer within 10 s")
-    }
-}
-
-async fn connect(hub: &HubHandle, nick: &str) -> Result<Peer, HubError> {
-    let (tx, events) = mpsc::unbounded_channel();
-    let outbox = Arc::new(Outbox::new(Tap(tx), 1 << 20));
-    let session = hub.connect(nick, Some("127.0.0.1".parse().expect("an address")), RequestId(0), outbox).await?;
-    Ok(Peer { session, events })
-}
-
-fn taken(nick: &str) -> HubError {
-    HubError::NickTaken(nick.to_owned())
-}
+use support::{connect, taken};
 
 #[tokio::test]
 async fn names_of_every_alphabet_are_nicks_and_rooms() {
