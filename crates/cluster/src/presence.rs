@@ -128,6 +128,7 @@ fn reason_name(reason: LeaveReason) -> &'static str {
         LeaveReason::Banned => "banned",
         LeaveReason::ServerBanned => "server_banned",
         LeaveReason::SlowConsumer => "slow_consumer",
+        LeaveReason::SignedOut => "signed_out",
     }
 }
 
@@ -140,6 +141,7 @@ fn reason_of(name: &str) -> LeaveReason {
         "banned" => LeaveReason::Banned,
         "server_banned" => LeaveReason::ServerBanned,
         "slow_consumer" => LeaveReason::SlowConsumer,
+        "signed_out" => LeaveReason::SignedOut,
         _ => LeaveReason::Lost,
     }
 }

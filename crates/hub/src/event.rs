@@ -311,6 +311,13 @@ pub enum Event {
         /// Why, if the administrator said.
         reason: Option<Arc<str>>,
     },
+    /// The resume token this connection logged in with (or was given) was revoked,
+    /// by its owner from another connection or by a browser logging out: the session
+    /// ends, and the outbox closes after this.
+    SignedOut {
+        /// When.
+        at: Timestamp,
+    },
     /// The server is shutting down; the outbox closes after this.
     Shutdown {
         /// When.
@@ -344,6 +351,9 @@ pub enum LeaveReason {
     ServerBanned,
     /// They did not read what they were sent (their send queue overflowed).
     SlowConsumer,
+    /// The resume token their connection logged in with was revoked: the connection
+    /// was ended with it.
+    SignedOut,
 }
 
 /// A moderator's change to a room, as its members are told.

@@ -1385,6 +1385,10 @@ pub enum ErrorCode {
     BadToken,
     /// Your account has no resume token with that id.
     NoSuchSession,
+    /// The resume token this connection logged in with was revoked (by its owner, from
+    /// another connection, or by a browser logging out): the server closes the
+    /// connection. Log in again with the password.
+    SignedOut,
     /// The file is not an image the server makes thumbnails of (PNG, JPEG, GIF, WebP),
     /// or it could not be decoded within the limits.
     NotAnImage,
@@ -1459,6 +1463,7 @@ impl ErrorCode {
         ErrorCode::NotAuthor,
         ErrorCode::BadToken,
         ErrorCode::NoSuchSession,
+        ErrorCode::SignedOut,
         ErrorCode::NotAnImage,
         ErrorCode::Unknown,
     ];

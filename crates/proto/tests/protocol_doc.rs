@@ -701,6 +701,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::FilesUnavailable => "files_unavailable",
         ErrorCode::BadToken => "bad_token",
         ErrorCode::NoSuchSession => "no_such_session",
+        ErrorCode::SignedOut => "signed_out",
         ErrorCode::NotAnImage => "not_an_image",
         ErrorCode::Unknown => "unknown",
     }

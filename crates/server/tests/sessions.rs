@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use parley_client::{Error, ErrorCode, LoginOptions};
+use parley_client::{Client, Error, ErrorCode, Event, Events, LeaveReason, LoginOptions, Transport};
 use parley_proto::msg::{encode_request_with, Received, Reply, Request, ServerMsg, PROTOCOL_VERSION};
 use parley_proto::native::FrameDecoder;
 use parley_server::{Config, Listener, ListenerKind};
@@ -76,7 +76,9 @@ async fn a_token_revoked_from_another_session_is_refused() {
     assert!(!listed.iter().any(|s| s.description.contains(&token_one)), "the list never shows a token");
     second.revoke_session(theirs.id).await.expect("revokes");
     refused_with(second.revoke_session(theirs.id).await, ErrorCode::NoSuchSession);
-    assert_eq!(first.sessions().await.expect("lists").len(), 1);
+    // The connection that held it is signed out (revoking_a_token_signs_out_…).
+    assert!(matches!(first.sessions().await, Err(Error::Disconnected)), "signed out");
+    assert_eq!(second.sessions().await.expect("lists").len(), 1);
 
     let later = client(server.native).await;
     refused_with(later.hello_token(&token_one).await, ErrorCode::BadToken);
@@ -87,6 +89,74 @@ async fn a_token_revoked_from_another_session_is_refused() {
     // The other token still works: a failure slows down that token, not the others.
     let again = client(server.native).await;
     assert_eq!(again.hello_token(&token_two).await.expect("still valid").nick, "grace");
+    server.shutdown().await;
+}
+
+/// The next event that `want` picks out, within [`WAIT`].
+async fn event_where<T>(events: &mut Events, what: &str, want: impl Fn(Event) -> Option<T>) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(found) = want(events.next().await.unwrap_or_else(|| panic!("closed before {what}"))) {
+                return found;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} within {WAIT:?}"))
+}
+
+#[tokio::test]
+async fn revoking_a_token_signs_out_the_connections_holding_it() {
+    let server = support::start().await;
+    let addr = server.native.to_string();
+    // Hana's token is in use on one connection (a thief's, say), which is in #dev.
+    let (held, mut held_events, _) = Client::connect(&addr, &Transport::Plain).await.expect("connects");
+    held.hello("hana").await.expect("welcomed");
+    held.register(PASSWORD).await.expect("registers");
+    held.login_remembered(None, PASSWORD).await.expect("logs in, remembered");
+    held.join("dev").await.expect("joins");
+    let (mate, mut mate_events, _) = Client::connect(&addr, &Transport::Plain).await.expect("connects");
+    mate.hello("mika").await.expect("welcomed");
+    mate.join("dev").await.expect("joins");
+    // Hana, from another connection with a token of her own, revokes it.
+    let owner = client(server.native).await;
+    let (_, own) = owner.hello_remembered("hana", PASSWORD).await.expect("logs in");
+    let own = own.expect("a token");
+    let listed = owner.sessions().await.expect("lists");
+    let theirs = listed.iter().find(|s| !s.current).expect("the other connection's token");
+    owner.revoke_session(theirs.id).await.expect("revokes");
+    // That connection is told, then closed.
+    let told = event_where(&mut held_events, "the sign-out", |event| match event {
+        Event::Error { code, message } => Some((code, message)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(told.0, ErrorCode::SignedOut, "{told:?}");
+    event_where(&mut held_events, "the close", |event| matches!(event, Event::Closed { .. }).then_some(())).await;
+    // Its room mates see it leave (under the nick it had: hana's later login took hers).
+    let left = event_where(&mut mate_events, "the holder leaving", |event| match event {
+        Event::Left { room, reason, detail, .. } if room == "dev" => Some((room, reason, detail)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(left, ("dev".to_owned(), LeaveReason::Lost, Some("signed out".to_owned())));
+    // The connection that revoked it goes on, and its own token still logs in.
+    let listed = owner.sessions().await.expect("still connected");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].current, "{listed:?}");
+    let again = client(server.native).await;
+    assert_eq!(again.hello_token(&own).await.expect("still valid").nick, "hana");
+    // Revoking a token nobody holds ends nobody (and the asker goes on).
+    let spare = client(server.native).await;
+    let (_, spare_token) = spare.hello_remembered("hana", PASSWORD).await.expect("logs in");
+    assert!(spare_token.is_some());
+    drop(spare);
+    let listed = owner.sessions().await.expect("lists");
+    assert_eq!(listed.len(), 2, "the owner's and the spare: {listed:?}");
+    for session in listed.iter().filter(|s| !s.current) {
+        owner.revoke_session(session.id).await.expect("revokes");
+    }
+    assert_eq!(owner.sessions().await.expect("still connected").len(), 1);
     server.shutdown().await;
 }
 

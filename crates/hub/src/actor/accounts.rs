@@ -392,6 +392,9 @@ impl Hub {
                 };
                 self.reply(session, req, answer);
             }
+            Completion::TokenRevoked { revoker, account, token, result } => {
+                self.token_revoked(revoker, account, token, result);
+            }
             Completion::Marked { session, req, account, key, target, at, result } => {
                 self.marker_written(session, req, account, key, target, at, result);
             }

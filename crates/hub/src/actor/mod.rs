@@ -285,6 +285,13 @@ pub(crate) enum Completion {
         result: Result<Verdict, StoreError>,
         token: Option<(String, u64)>,
     },
+    /// A resume token revoked (or found not to be the account's).
+    TokenRevoked {
+        revoker: tokens::Revoker,
+        account: AccountId,
+        token: u64,
+        result: Result<bool, StoreError>,
+    },
     /// A resume token looked up.
     TokenChecked {
         address: Option<IpAddr>,
@@ -321,6 +328,7 @@ impl Completion {
             | Completion::ModesSet { session, .. }
             | Completion::Read { session, .. } => Some(*session),
             Completion::Claimed { then, .. } => then.session(),
+            Completion::TokenRevoked { revoker, .. } => revoker.session(),
             Completion::CheckDone { .. }
             | Completion::Admitted { .. }
             | Completion::Checked { .. }

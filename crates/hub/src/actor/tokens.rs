@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::{store_failed, Answer, Completion, Hub};
 use crate::command::RequestId;
 use crate::error::HubError;
-use crate::event::Reply;
+use crate::event::{Event, LeaveReason, Reply};
 use crate::handle::{SessionId, TokenHolder, Whereabouts};
 use crate::identity::{Account, AccountId, Party};
 use crate::outbox::Outbox;
@@ -240,12 +240,9 @@ impl Hub {
     /// `RevokeSession`: one of the account's tokens, by id.
     pub(super) fn revoke_session(&mut self, id: SessionId, req: RequestId, token: u64) -> Result<Answer, HubError> {
         let store = self.store.clone().ok_or(HubError::NoAccounts)?;
-        let account = self.state(id).account.clone().ok_or(HubError::NotLoggedIn)?;
-        self.answer_off_hub(id, req, move || match store.revoke_token(account.id, token) {
-            Ok(true) => Ok(Reply::Revoked { id: token }),
-            Ok(false) => Err(HubError::NoSuchSession(token)),
-            Err(e) => Err(store_failed(&e)),
-        })
+        let account = self.state(id).account.as_ref().ok_or(HubError::NotLoggedIn)?.id;
+        self.revoke(store, Revoker::Session(id, req), account, token);
+        Ok(Answer::Later)
     }
 
     /// A gateway revoking the token it was shown (a browser logging out).
@@ -254,12 +251,83 @@ impl Hub {
             let _ = done.send(Err(HubError::NoAccounts));
             return;
         };
+        self.revoke(store, Revoker::Gateway(done), account, token);
+    }
+
+    /// Deletes a token off the hub task; the hub hears back in `token_revoked`.
+    fn revoke(&mut self, store: Arc<dyn Store>, revoker: Revoker, account: AccountId, token: u64) {
+        self.writes += 1;
+        let completions = self.completions.clone();
         self.write(move || {
-            let result = match store.revoke_token(account, token) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(store_failed(&e)),
-            };
-            let _ = done.send(result);
+            let result = store.revoke_token(account, token);
+            let _ = completions.send(Completion::TokenRevoked { revoker, account, token, result });
         });
+    }
+
+    /// A token is revoked: the connections that logged in with it (or were given it)
+    /// end, except the one that revoked it; then whoever asked is answered.
+    ///
+    /// A revoked token that kept its connections would leave a stolen one's thief
+    /// connected after its owner saw it in `/sessions` and revoked it.
+    pub(super) fn token_revoked(
+        &mut self,
+        revoker: Revoker,
+        account: AccountId,
+        token: u64,
+        result: Result<bool, StoreError>,
+    ) {
+        self.writes -= 1;
+        if let Ok(true) = result {
+            let asker = revoker.session();
+            let holders: Vec<SessionId> = self
+                .session_tokens
+                .iter()
+                .filter(|(session, held)| **held == token && Some(**session) != asker)
+                .map(|(session, _)| *session)
+                .filter(|session| self.state(*session).account.as_ref().is_some_and(|a| a.id == account))
+                .collect();
+            for holder in holders {
+                self.sign_out(holder);
+            }
+        }
+        match revoker {
+            Revoker::Session(id, req) => {
+                let answer = match result {
+                    Ok(true) => Ok(Reply::Revoked { id: token }),
+                    Ok(false) => Err(HubError::NoSuchSession(token)),
+                    Err(e) => Err(store_failed(&e)),
+                };
+                self.reply(id, req, answer);
+            }
+            Revoker::Gateway(done) => {
+                let _ = done.send(result.map(|_| ()).map_err(|e| store_failed(&e)));
+            }
+        }
+    }
+
+    /// Ends a session whose token was revoked, telling it and its rooms why.
+    fn sign_out(&mut self, id: SessionId) {
+        self.tell(id, &Event::SignedOut { at: Utc::now() });
+        if let Some(state) = self.remove_session(id, LeaveReason::SignedOut, None) {
+            state.outbox.close();
+        }
+    }
+}
+
+/// Who revoked a token, to be answered.
+pub(crate) enum Revoker {
+    /// A session's `RevokeSession`.
+    Session(SessionId, RequestId),
+    /// A gateway's (a browser logging out).
+    Gateway(oneshot::Sender<Result<(), HubError>>),
+}
+
+impl Revoker {
+    /// The session waiting for the answer, if a session asked.
+    pub(super) fn session(&self) -> Option<SessionId> {
+        match self {
+            Revoker::Session(id, _) => Some(*id),
+            Revoker::Gateway(_) => None,
+        }
     }
 }

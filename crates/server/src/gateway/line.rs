@@ -324,6 +324,9 @@ impl Wire for LineWire {
             Event::Shutdown { at, message } => {
                 let _ = writeln!(line, "[{}] {message}", clock(at));
             }
+            Event::SignedOut { at } => {
+                let _ = writeln!(line, "[{}] *** {}.", clock(at), words::SIGNED_OUT);
+            }
             Event::Banned { at, reason } => {
                 let why = reason.as_deref().map(|r| format!(": {}", one_line(r))).unwrap_or_default();
                 let _ = writeln!(line, "[{}] *** You are banned from this server{why}.", clock(at));

@@ -732,9 +732,10 @@ impl<const VERSION: u32> Wire for NativeWire<VERSION> {
                     LeaveReason::Kicked | LeaveReason::Banned => {
                         (msg::LeaveReason::Kicked, Some(words::put_out(*reason, by.as_ref(), detail.as_deref())))
                     }
-                    LeaveReason::Lost | LeaveReason::ServerBanned | LeaveReason::SlowConsumer => {
-                        (msg::LeaveReason::Lost, words::departure(*reason, detail.as_deref()))
-                    }
+                    LeaveReason::Lost
+                    | LeaveReason::ServerBanned
+                    | LeaveReason::SlowConsumer
+                    | LeaveReason::SignedOut => (msg::LeaveReason::Lost, words::departure(*reason, detail.as_deref())),
                 };
                 let msg = ServerMsg::Left {
                     room: room.to_string(),
@@ -766,6 +767,10 @@ impl<const VERSION: u32> Wire for NativeWire<VERSION> {
             }
             Event::Shutdown { at, message } => {
                 encode(&ServerMsg::Shutdown { message: message.to_string(), ts: ts(at) }, b"", out);
+            }
+            Event::SignedOut { .. } => {
+                let message = words::SIGNED_OUT.to_owned();
+                encode(&ServerMsg::Error { id: None, code: ErrorCode::SignedOut, message }, b"", out);
             }
             Event::Banned { reason, .. } => {
                 let why = reason.as_deref().map_or_else(

@@ -188,6 +188,10 @@ pub(crate) fn notice(notice: &Notice) -> String {
     }
 }
 
+/// What a connection is told as it ends because its resume token was revoked.
+pub(crate) const SIGNED_OUT: &str =
+    "you were signed out: the session you logged in with was revoked; log in with your password";
+
 /// Why the server renamed someone.
 pub(crate) fn renaming(cause: &Renaming) -> String {
     match cause {
@@ -206,6 +210,7 @@ pub(crate) fn departure(reason: LeaveReason, detail: Option<&str>) -> Option<Str
         (LeaveReason::ServerBanned, Some(reason)) => Some(format!("banned: {reason}")),
         (LeaveReason::ServerBanned, None) => Some("banned".to_owned()),
         (LeaveReason::SlowConsumer, _) => Some("send queue exceeded".to_owned()),
+        (LeaveReason::SignedOut, _) => Some("signed out".to_owned()),
         (_, detail) => detail.map(str::to_owned),
     }
 }

@@ -57,6 +57,7 @@ impl Wire for IrcWire {
             | Event::Invited { .. }
             | Event::Shutdown { .. }
             | Event::Banned { .. }
+            | Event::SignedOut { .. }
             | Event::Account { .. }
             | Event::InviteSent { .. }
             | Event::Realname { .. }
@@ -405,7 +406,11 @@ impl<'a> Lines<'a> {
                         };
                         self.from(&kicker, "KICK", &[&channel, nick.as_str()], Some(&why), &tags);
                     }
-                    LeaveReason::Quit | LeaveReason::Lost | LeaveReason::ServerBanned | LeaveReason::SlowConsumer => {
+                    LeaveReason::Quit
+                    | LeaveReason::Lost
+                    | LeaveReason::ServerBanned
+                    | LeaveReason::SlowConsumer
+                    | LeaveReason::SignedOut => {
                         // One QUIT, however many channels were shared: the hub marks
                         // the rooms after the first.
                         if !again {
@@ -416,6 +421,7 @@ impl<'a> Lines<'a> {
                                     d.as_deref().map_or_else(|| "K-lined".to_owned(), |d| format!("K-lined: {d}"))
                                 }
                                 (LeaveReason::SlowConsumer, _) => "SendQ exceeded".to_owned(),
+                                (LeaveReason::SignedOut, _) => "Signed out".to_owned(),
                                 (_, Some(d)) => d.to_string(),
                                 (_, None) => "Connection closed".to_owned(),
                             };
@@ -521,6 +527,10 @@ impl<'a> Lines<'a> {
             }
             Event::Shutdown { message, .. } => {
                 self.text.push_str(&format!("ERROR :Closing link: {}\r\n", clean(message)));
+            }
+            Event::SignedOut { .. } => {
+                let who = source_str(&self.me.clone(), &self.link.userhost());
+                self.text.push_str(&format!("ERROR :Closing link: {who} (Signed out)\r\n"));
             }
             Event::Banned { reason, .. } => {
                 let why = reason.as_deref().map_or_else(|| "K-lined".to_owned(), |r| format!("K-lined: {r}"));
