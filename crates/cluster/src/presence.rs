@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use parley_hub::{LeaveReason, ModeChange, Nick, Party, Presence, RoomMode, RoomName, Userhost};
+use parley_hub::{LeaveReason, Marks, ModeChange, Nick, Party, Presence, RoomMode, RoomName, Userhost};
 
 use crate::change::{WireChange, WireModes};
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,25 @@ pub enum WirePresence {
         realname: Option<String>,
         /// The party ([`Party::to_i64`]).
         party: i64,
+        /// Operates the room; absent when not.
+        #[serde(default, skip_serializing_if = "is_false")]
+        op: bool,
+        /// Voiced in the room; absent when not.
+        #[serde(default, skip_serializing_if = "is_false")]
+        voice: bool,
+    },
+    /// [`Presence::Marked`].
+    Marked {
+        /// The session.
+        session: u64,
+        /// The room.
+        room: String,
+        /// Operates the room.
+        #[serde(default)]
+        op: bool,
+        /// Voiced in the room.
+        #[serde(default)]
+        voice: bool,
     },
     /// [`Presence::Left`].
     Left {
@@ -144,6 +163,11 @@ fn reason_of(name: &str) -> LeaveReason {
     }
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn text(t: Option<&Arc<str>>) -> Option<String> {
     t.map(ToString::to_string)
 }
@@ -158,14 +182,24 @@ impl From<&Presence> for WirePresence {
                 account: account.as_ref().map(|a| a.as_str().to_owned()),
                 party: party.to_i64(),
             },
-            Presence::Joined { session, room, nick, userhost, account, realname, party } => WirePresence::Joined {
+            Presence::Joined { session, room, nick, userhost, account, realname, party, marks } => {
+                WirePresence::Joined {
+                    session: *session,
+                    room: room.as_str().to_owned(),
+                    nick: nick.as_str().to_owned(),
+                    userhost: (userhost.user.to_string(), userhost.host.to_string()),
+                    account: account.as_ref().map(|a| a.as_str().to_owned()),
+                    realname: text(realname.as_ref()),
+                    party: party.to_i64(),
+                    op: marks.op,
+                    voice: marks.voice,
+                }
+            }
+            Presence::Marked { session, room, marks } => WirePresence::Marked {
                 session: *session,
                 room: room.as_str().to_owned(),
-                nick: nick.as_str().to_owned(),
-                userhost: (userhost.user.to_string(), userhost.host.to_string()),
-                account: account.as_ref().map(|a| a.as_str().to_owned()),
-                realname: text(realname.as_ref()),
-                party: party.to_i64(),
+                op: marks.op,
+                voice: marks.voice,
             },
             Presence::Left { session, room, reason, by, detail } => WirePresence::Left {
                 session: *session,
@@ -281,7 +315,7 @@ impl WirePresence {
                 account: account.as_deref().map(nick).transpose()?,
                 party: Party::from_i64(party).ok_or_else(|| format!("party {party}"))?,
             },
-            WirePresence::Joined { session, room: r, nick: n, userhost, account, realname, party } => {
+            WirePresence::Joined { session, room: r, nick: n, userhost, account, realname, party, op, voice } => {
                 Presence::Joined {
                     session,
                     room: room(&r)?,
@@ -290,7 +324,11 @@ impl WirePresence {
                     account: account.as_deref().map(nick).transpose()?,
                     realname: realname.map(Arc::from),
                     party: Party::from_i64(party).ok_or_else(|| format!("party {party}"))?,
+                    marks: Marks { op, voice },
                 }
+            }
+            WirePresence::Marked { session, room: r, op, voice } => {
+                Presence::Marked { session, room: room(&r)?, marks: Marks { op, voice } }
             }
             WirePresence::Left { session, room: r, reason, by, detail } => Presence::Left {
                 session,
@@ -342,7 +380,9 @@ mod tests {
                 account: Some(ada.clone()),
                 realname: Some(Arc::from("Ada")),
                 party: Party::from_i64(-4).expect("a guest"),
+                marks: Marks { op: true, voice: false },
             },
+            Presence::Marked { session: 3, room: room.clone(), marks: Marks { op: false, voice: true } },
             Presence::Left {
                 session: 3,
                 room,
@@ -373,6 +413,27 @@ mod tests {
             let back: WirePresence = serde_json::from_str(&json).expect("decodes");
             assert_eq!(back.into_presence().expect("valid"), change, "{json}");
         }
+    }
+
+    /// A join told by a node of the previous release has no marks: none.
+    #[test]
+    fn a_join_without_marks_has_none() {
+        let old = r#"{"change":"joined","session":1,"room":"dev","nick":"ada","userhost":["~a","h"],"party":-1}"#;
+        let wire: WirePresence = serde_json::from_str(old).expect("decodes");
+        let Ok(Presence::Joined { marks, .. }) = wire.into_presence() else { panic!("a join") };
+        assert_eq!(marks, Marks::default());
+        let unmarked = WirePresence::from(&Presence::Joined {
+            session: 1,
+            room: RoomName::parse("dev", 32).expect("room"),
+            nick: Nick::parse("ada", 32).expect("nick"),
+            userhost: Userhost::new("~a", "h"),
+            account: None,
+            realname: None,
+            party: Party::from_i64(-1).expect("a guest"),
+            marks: Marks::default(),
+        });
+        let json = serde_json::to_string(&unmarked).expect("encodes");
+        assert!(!json.contains("op") && !json.contains("voice"), "{json}");
     }
 
     #[test]

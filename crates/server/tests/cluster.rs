@@ -568,3 +568,63 @@ async fn a_user_in_no_channel_is_found_from_other_nodes() {
     ada.expect(" 731 ada :bo").await;
     cluster.stop().await;
 }
+
+/// Asks `channel`'s NAMES (up to 10 s) until its list has every one of `want` (nicks
+/// with their `@` or `+`, each a whole word) and none of `not`.
+async fn names_until(client: &mut support::IrcClient, me: &str, channel: &str, want: &[&str], not: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listed = format!(" 353 {me} ");
+    loop {
+        let answers = client.answers(&format!("NAMES {channel}")).await;
+        let names: Vec<String> = answers
+            .iter()
+            .filter(|l| l.contains(&listed))
+            .filter_map(|l| l.rsplit_once(" :").map(|(_, names)| names.to_owned()))
+            .flat_map(|names| names.split(' ').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        let has = |nick: &&str| names.iter().any(|n| n == nick);
+        if want.iter().all(has) && !not.iter().any(has) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{me} sees {channel} as {names:?}, not {want:?} without {not:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_and_voiced_members_are_marked_on_every_node() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    ada.send("JOIN #dev").await;
+    ada.expect(" 366 ada #dev ").await;
+    let mut bo = support::IrcClient::join(cluster.nodes[0].irc_addr(), "bo", "").await;
+    bo.send("JOIN #dev").await;
+    bo.expect(" 366 bo #dev ").await;
+    ada.expect(":bo!").await;
+    ada.send("MODE #dev +v bo").await;
+    ada.expect(" MODE #dev +v bo").await;
+    // cy, on another node, sees ada (the channel's creator) as its operator and bo voiced.
+    let mut cy = support::IrcClient::join(cluster.nodes[1].irc_addr(), "cy", "").await;
+    hears_of(&mut cy, "cy", "bo", "#dev").await;
+    cy.send("JOIN #dev").await;
+    cy.expect(" 366 cy #dev ").await;
+    ada.expect(":cy!").await;
+    names_until(&mut cy, "cy", "#dev", &["@ada", "+bo", "cy"], &[]).await;
+    // Marks given to a member on another node show where the operator is too.
+    ada.send("MODE #dev +v cy").await;
+    assert!(cy.expect(" MODE #dev ").await.contains("+v cy"), "cy's node gives cy the voice");
+    names_until(&mut ada, "ada", "#dev", &["@ada", "+bo", "+cy"], &[]).await;
+    ada.send("MODE #dev -v bo").await;
+    names_until(&mut cy, "cy", "#dev", &["@ada", "bo", "+cy"], &["+bo"]).await;
+    ada.send("MODE #dev +o cy").await;
+    names_until(&mut ada, "ada", "#dev", &["@ada", "@cy"], &["+cy"]).await;
+    ada.send("MODE #dev -o cy").await;
+    names_until(&mut ada, "ada", "#dev", &["+cy"], &["@cy"]).await;
+    // Leaving takes the marks: cy comes back unmarked.
+    cy.send("PART #dev").await;
+    cy.expect(" PART #dev").await;
+    cy.send("JOIN #dev").await;
+    cy.expect(" 366 cy #dev ").await;
+    names_until(&mut ada, "ada", "#dev", &["cy"], &["+cy", "@cy"]).await;
+    cluster.stop().await;
+}

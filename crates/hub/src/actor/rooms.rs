@@ -177,9 +177,17 @@ impl Hub {
         for change in changes {
             let effective = match &change.mode {
                 RoomMode::Voice(nick) => {
-                    let target = self.nicks.get(nick).copied().filter(|t| members.contains(*t));
-                    let target =
-                        target.ok_or_else(|| HubError::NotHere { nick: nick.to_string(), room: name.to_string() })?;
+                    let Some(target) = self.nicks.get(nick).copied().filter(|t| members.contains(*t)) else {
+                        // A member on another node of a cluster: their node gives or takes
+                        // the voice when it hears of the change.
+                        let person = self.elsewhere.named(nick).map(|(_, p)| p).filter(|p| p.rooms.contains(&name));
+                        let person = person
+                            .ok_or_else(|| HubError::NotHere { nick: nick.to_string(), room: name.to_string() })?;
+                        let changed = person.marks_in(&name).voice != change.set;
+                        let mode = RoomMode::Voice(person.nick.clone());
+                        applied.extend(changed.then_some(ModeChange { set: change.set, mode }));
+                        continue;
+                    };
                     let nick = self.state(target).nick.clone();
                     let changed = if change.set { voiced.insert(target) } else { voiced.remove(&target) };
                     applied.extend(changed.then_some(ModeChange { set: change.set, mode: RoomMode::Voice(nick) }));
@@ -296,6 +304,7 @@ impl Hub {
             // Only members can be voiced; one who left meanwhile is not.
             room.voiced = voiced.into_iter().filter(|member| room.contains(*member)).collect();
         }
+        self.tell_cluster_voices(name, &applied);
         if !applied.is_empty() {
             let by = self.sessions.get(&id).map(|s| s.nick.clone()).unwrap_or_else(|| self.actor_name(id));
             self.announce_modes(name, by, applied);
@@ -319,7 +328,20 @@ impl Hub {
                 }
             }
         }
+        self.tell_cluster_voices(name, changes);
         self.announce_modes(name, by, changes.to_vec());
+    }
+
+    /// Tells the other nodes the marks of this node's members whose voice `changes`
+    /// gave or took.
+    fn tell_cluster_voices(&self, name: &RoomName, changes: &[ModeChange]) {
+        for change in changes {
+            if let RoomMode::Voice(nick) = &change.mode {
+                if let Some(&member) = self.nicks.get(nick) {
+                    self.tell_cluster_marks(member, name);
+                }
+            }
+        }
     }
 
     /// Tells a room's members here that `by` changed its settings.
