@@ -73,6 +73,17 @@ pub enum WirePresence {
         #[serde(default)]
         voice: bool,
     },
+    /// [`Presence::Invited`].
+    Invited {
+        /// The room.
+        room: String,
+        /// Who is invited.
+        nick: String,
+        /// Who invites.
+        by: String,
+        /// The user name and host of who invites.
+        userhost: (String, String),
+    },
     /// [`Presence::Left`].
     Left {
         /// The session.
@@ -200,6 +211,12 @@ impl From<&Presence> for WirePresence {
                 room: room.as_str().to_owned(),
                 op: marks.op,
                 voice: marks.voice,
+            },
+            Presence::Invited { room, nick, by, userhost } => WirePresence::Invited {
+                room: room.as_str().to_owned(),
+                nick: nick.as_str().to_owned(),
+                by: by.as_str().to_owned(),
+                userhost: (userhost.user.to_string(), userhost.host.to_string()),
             },
             Presence::Left { session, room, reason, by, detail } => WirePresence::Left {
                 session: *session,
@@ -330,6 +347,12 @@ impl WirePresence {
             WirePresence::Marked { session, room: r, op, voice } => {
                 Presence::Marked { session, room: room(&r)?, marks: Marks { op, voice } }
             }
+            WirePresence::Invited { room: r, nick: n, by, userhost } => Presence::Invited {
+                room: room(&r)?,
+                nick: nick(&n)?,
+                by: nick(&by)?,
+                userhost: Userhost::new(&userhost.0, &userhost.1),
+            },
             WirePresence::Left { session, room: r, reason, by, detail } => Presence::Left {
                 session,
                 room: room(&r)?,
@@ -383,6 +406,12 @@ mod tests {
                 marks: Marks { op: true, voice: false },
             },
             Presence::Marked { session: 3, room: room.clone(), marks: Marks { op: false, voice: true } },
+            Presence::Invited {
+                room: room.clone(),
+                nick: ada.clone(),
+                by: Nick::parse("op", 32).expect("nick"),
+                userhost: Userhost::new("~op", "example.org"),
+            },
             Presence::Left {
                 session: 3,
                 room,

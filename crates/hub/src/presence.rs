@@ -62,6 +62,18 @@ pub enum Presence {
         /// Its marks there now.
         marks: Marks,
     },
+    /// An operator invited the holder of `nick`, on another node, into `room`: their
+    /// node keeps the invitation and tells them.
+    Invited {
+        /// The room.
+        room: RoomName,
+        /// Who is invited.
+        nick: Nick,
+        /// Who invites.
+        by: Nick,
+        /// The user name and host of who invites.
+        userhost: Arc<Userhost>,
+    },
     /// A session left a room, still connected.
     Left {
         /// The session.

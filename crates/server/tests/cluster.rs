@@ -628,3 +628,49 @@ async fn operators_and_voiced_members_are_marked_on_every_node() {
     names_until(&mut ada, "ada", "#dev", &["cy"], &["+cy", "@cy"]).await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_invites_a_user_on_another_node_into_an_invite_only_channel() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    ada.send("JOIN #vip").await;
+    ada.expect(" 366 ada #vip ").await;
+    ada.send("MODE #vip +i").await;
+    ada.expect(" MODE #vip +i").await;
+    let mut bo = support::IrcClient::join(cluster.nodes[1].irc_addr(), "bo", "").await;
+    hears_of(&mut bo, "bo", "ada", "#vip").await;
+    // bo's node applies +i when its follower reads it: bo is kept out from then on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answers = bo.answers("JOIN #vip").await;
+        if answers.iter().any(|l| l.contains(" 473 bo #vip ")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "+i never held on bo's node: {answers:#?}");
+        bo.answers("PART #vip").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nobody = ada.answers("INVITE nobody #vip").await;
+    assert!(nobody.iter().any(|l| l.contains(" 401 ada nobody ")), "no such nick: {nobody:#?}");
+    let invited = ada.answers("INVITE bo #vip").await;
+    assert!(invited.iter().any(|l| l.contains(" 341 ada bo #vip")), "ada is told bo is invited: {invited:#?}");
+    let invite = bo.expect(" INVITE bo ").await;
+    assert!(invite.starts_with(":ada!") && invite.ends_with("#vip"), "bo is told on his node: {invite}");
+    bo.send("JOIN #vip").await;
+    bo.expect(" 366 bo #vip ").await;
+    assert!(ada.expect(" JOIN ").await.starts_with(":bo!"), "bo is in");
+    // Only an operator invites into an invite-only channel, from any node.
+    let _cy = support::IrcClient::join(cluster.nodes[0].irc_addr(), "cy", "").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let refused = bo.answers("INVITE cy #vip").await;
+        if refused.iter().any(|l| l.contains(" 482 bo #vip ")) {
+            break;
+        }
+        // Until bo's node hears of cy, cy is no such nick there.
+        assert!(refused.iter().any(|l| l.contains(" 401 bo cy ")), "bo is no operator: {refused:#?}");
+        assert!(std::time::Instant::now() < deadline, "bo's node never heard of cy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.stop().await;
+}

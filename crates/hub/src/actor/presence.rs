@@ -122,6 +122,7 @@ impl Hub {
             Presence::Marked { session, room, marks } => {
                 self.elsewhere.mark(&(node, session), &room, marks);
             }
+            Presence::Invited { room, nick, by, userhost } => self.invited_from_elsewhere(&room, &nick, by, userhost),
             Presence::Left { session, room, reason, by, detail } => {
                 let at = (node, session);
                 if !self.elsewhere.leave(&at, &room) {
