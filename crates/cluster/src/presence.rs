@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parley_hub::{LeaveReason, Marks, ModeChange, Nick, Party, Presence, RoomMode, RoomName, Userhost};
 
-use crate::change::{WireChange, WireModes};
+use crate::change::{topic_of, wire_topic, WireChange, WireModes};
 use serde::{Deserialize, Serialize};
 
 /// The prefix of presence subjects; the last token is the node's run.
@@ -140,6 +140,16 @@ pub enum WirePresence {
         /// What changed.
         changes: Vec<WireModeChange>,
     },
+    /// [`Presence::Settings`].
+    Settings {
+        /// The room.
+        room: String,
+        /// Its settings.
+        modes: WireModes,
+        /// Its topic: the text, who set it, when (microseconds since the Unix epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<(String, String, i64)>,
+    },
     /// [`Presence::Hello`].
     Hello,
     /// [`Presence::Reset`].
@@ -244,6 +254,11 @@ impl From<&Presence> for WirePresence {
                 by: by.as_str().to_owned(),
                 modes: modes.into(),
                 changes: changes.iter().map(WireModeChange::from).collect(),
+            },
+            Presence::Settings { room, modes, topic } => WirePresence::Settings {
+                room: room.as_str().to_owned(),
+                modes: modes.into(),
+                topic: topic.as_ref().map(wire_topic),
             },
             Presence::Hello => WirePresence::Hello,
             Presence::Reset => WirePresence::Reset,
@@ -372,6 +387,9 @@ impl WirePresence {
                 modes: modes.into(),
                 changes: changes.into_iter().map(WireModeChange::into_change).collect::<Result<_, _>>()?,
             },
+            WirePresence::Settings { room: r, modes, topic } => {
+                Presence::Settings { room: room(&r)?, modes: modes.into(), topic: topic.map(topic_of).transpose()? }
+            }
             WirePresence::Hello => Presence::Hello,
             WirePresence::Reset => Presence::Reset,
             WirePresence::Settled => Presence::Settled,
@@ -432,6 +450,20 @@ mod tests {
                     ModeChange { set: false, mode: RoomMode::Key(String::new()) },
                     ModeChange { set: true, mode: RoomMode::Limit(5) },
                 ],
+            },
+            Presence::Settings {
+                room: RoomName::parse("dev", 32).expect("room"),
+                modes: parley_hub::RoomModes { key: Some("k".into()), ..parley_hub::RoomModes::default() },
+                topic: Some(parley_hub::Topic {
+                    text: "plans".into(),
+                    by: Nick::parse("op", 32).expect("nick"),
+                    at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("a time"),
+                }),
+            },
+            Presence::Settings {
+                room: RoomName::parse("dev", 32).expect("room"),
+                modes: parley_hub::RoomModes::default(),
+                topic: None,
             },
             Presence::Hello,
             Presence::Reset,

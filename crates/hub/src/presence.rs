@@ -125,6 +125,18 @@ pub enum Presence {
         /// What changed, as its members are told.
         changes: Vec<crate::modes::ModeChange>,
     },
+    /// A room's settings and topic as the telling node has them, told again with its
+    /// members after a [`Presence::Hello`] or [`Presence::Reset`]: a node that adopted the
+    /// room from presence takes what it does not know yet (quietly when nothing
+    /// changes); one that knows keeps its own.
+    Settings {
+        /// The room.
+        room: RoomName,
+        /// Its settings.
+        modes: crate::modes::RoomModes,
+        /// Its topic.
+        topic: Option<crate::moderation::Topic>,
+    },
     /// A node started: every other node tells it everything (a reset), since it
     /// follows the log from where it stopped, not from the log's beginning.
     Hello,

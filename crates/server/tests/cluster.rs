@@ -674,3 +674,60 @@ async fn an_operator_invites_a_user_on_another_node_into_an_invite_only_channel(
     }
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_again_knows_a_channels_topic_and_settings() {
+    let Some(mut cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    ada.send("JOIN #dev").await;
+    ada.expect(" 366 ada #dev ").await;
+    let mut bo = support::IrcClient::join(cluster.nodes[1].irc_addr(), "bo", "").await;
+    hears_of(&mut bo, "bo", "ada", "#dev").await;
+    bo.send("JOIN #dev").await;
+    bo.expect(" 366 bo #dev ").await;
+    ada.send("TOPIC #dev :the plan").await;
+    bo.expect(" TOPIC #dev ").await;
+    ada.send("MODE #dev +m").await;
+    bo.expect(" MODE #dev +m").await;
+    // Node 2 reads those changes as they pass, and then a message after them: once it
+    // has recorded that its store has that message, it starts again from there, and
+    // reads them no more.
+    let link = parley_cluster::connect(&cluster.nats.urls_from(2), "test").await.expect("NATS");
+    let positions = parley_cluster::Positions::open(&link, 3).await.expect("the positions");
+    let before = positions.load("node-2").await.expect("a position");
+    ada.send("PRIVMSG #dev :after the changes").await;
+    bo.expect("PRIVMSG #dev").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while positions.load("node-2").await.expect("a position") <= before {
+        assert!(std::time::Instant::now() < deadline, "node 2 never recorded its position");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped = cluster.nodes.remove(2);
+    stopped.shutdown().await;
+    let node = cluster.start_node(2).await;
+    cluster.nodes.push(node);
+    // The others tell the started node who is where, and the channel's topic and modes.
+    let mut cy = support::IrcClient::join(cluster.nodes[2].irc_addr(), "cy", "").await;
+    hears_of(&mut cy, "cy", "ada", "#dev").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let topic = cy.answers("TOPIC #dev").await;
+        if topic.iter().any(|l| l.contains(" 332 cy #dev :the plan")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node 2 never knew the topic: {topic:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let joined = cy.answers("JOIN #dev").await;
+    assert!(joined.iter().any(|l| l.contains(" 332 cy #dev :the plan")), "the topic on joining: {joined:#?}");
+    let modes = cy.answers("MODE #dev").await;
+    let modes = modes.iter().find(|l| l.contains(" 324 cy #dev ")).expect("the channel's modes");
+    assert!(modes.split(' ').nth(4).is_some_and(|m| m.contains('m')), "+m on node 2: {modes}");
+    let refused = cy.answers("PRIVMSG #dev :may I?").await;
+    assert!(refused.iter().any(|l| l.contains(" 404 cy #dev ")), "moderated on node 2: {refused:#?}");
+    // Those who knew were told nothing again: the next thing bo sees is cy's arrival.
+    let seen = bo.collect_until(" JOIN ").await;
+    assert!(seen.last().is_some_and(|l| l.starts_with(":cy!")), "{seen:#?}");
+    assert!(!seen.iter().any(|l| l.contains(" MODE ") || l.contains(" TOPIC ")), "nothing again: {seen:#?}");
+    cluster.stop().await;
+}

@@ -448,6 +448,7 @@ impl Hub {
             Changed::Modes(modes) => {
                 if let Some(charter) = self.charters.get_mut(&room) {
                     charter.modes = modes.clone();
+                    charter.known.modes = true;
                 }
                 String::new()
             }
@@ -530,6 +531,7 @@ impl Hub {
     fn set_topic(&mut self, room: &RoomName, actor: &Nick, by: &Nick, at: Timestamp, text: &str) {
         if let Some(charter) = self.charters.get_mut(room) {
             charter.topic = (!text.is_empty()).then(|| Topic { text: text.to_owned(), by: actor.clone(), at });
+            charter.known.topic = true;
         }
         if let Some(members) = self.rooms.get(room) {
             let userhost = self.userhost_named(by);

@@ -178,6 +178,7 @@ impl Hub {
             }
             Presence::Moderated(change) => self.apply_change(SessionId::NOBODY, None, *change),
             Presence::Modes { room, by, modes, changes } => self.modes_elsewhere(&room, by, modes, &changes),
+            Presence::Settings { room, modes, topic } => self.settings_elsewhere(&room, modes, topic),
             Presence::Hello => self.reannounce(),
             Presence::Reset => self.elsewhere.mark_stale(&node),
             Presence::Settled => {
@@ -202,7 +203,9 @@ impl Hub {
     }
 
     /// Tells the other nodes everything again: every session in every room (with its
-    /// marks there), and who is away, between a reset and its end.
+    /// marks there), who is away, and the settings and topic of every room with members
+    /// here (after their joins, so that a node hearing of a room late has adopted it),
+    /// between a reset and its end.
     pub(super) fn reannounce(&self) {
         if self.ledger.is_none() {
             return;
@@ -217,7 +220,55 @@ impl Hub {
                 self.tell_cluster(|| Presence::Away { session: id.0, text: Some(text.clone()) });
             }
         }
+        for charter in self.rooms.keys().filter_map(|room| self.charters.get(room)) {
+            self.tell_cluster(|| Presence::Settings {
+                room: charter.name.clone(),
+                modes: charter.modes.clone(),
+                topic: charter.topic.clone(),
+            });
+        }
         self.tell_cluster(|| Presence::Settled);
+    }
+
+    /// Another node told a room's settings and topic again: what this node did not know
+    /// of them (it adopted the room from presence, and heard no change since) it takes,
+    /// telling its members here only what changed; what it knows it keeps, as a change
+    /// made meanwhile may have overtaken what was told.
+    fn settings_elsewhere(
+        &mut self,
+        room: &RoomName,
+        modes: crate::modes::RoomModes,
+        topic: Option<crate::moderation::Topic>,
+    ) {
+        let Some(charter) = self.charters.get_mut(room) else { return };
+        let mut changes = Vec::new();
+        if !charter.known.modes {
+            changes = charter.modes.changes_to(&modes);
+            charter.modes = modes;
+            charter.known.modes = true;
+        }
+        let mut new_topic = None;
+        if !charter.known.topic {
+            if charter.topic != topic {
+                new_topic = Some(topic.clone());
+            }
+            charter.topic = topic;
+            charter.known.topic = true;
+        }
+        if !self.rooms.contains_key(room) {
+            return;
+        }
+        let server = self.actor_name(SessionId::NOBODY);
+        if !changes.is_empty() {
+            self.announce_modes(room, server.clone(), changes);
+        }
+        if let (Some(topic), Some(members)) = (new_topic, self.rooms.get(room)) {
+            let (by, text) = topic.map_or((server, Arc::from("")), |t| (t.by, Arc::from(t.text)));
+            let at = Utc::now();
+            let userhost = self.userhost_named(&by);
+            let event = Shared::new(Event::Topic { room: members.name.clone(), by, at, text, userhost });
+            members.broadcast(&event, None, &mut self.overflowed);
+        }
     }
 
     /// Someone elsewhere left the chat: each of their room mates here is told once.
@@ -256,7 +307,8 @@ impl Hub {
     fn adopt_room(&mut self, room: &RoomName) {
         if !self.charters.contains_key(room) {
             self.hold_room(room);
-            let charter = crate::charter::Charter::fresh(room.clone(), 1, crate::modes::RoomModes::default());
+            let mut charter = crate::charter::Charter::fresh(room.clone(), 1, crate::modes::RoomModes::default());
+            charter.known = crate::charter::Known { modes: false, topic: false };
             self.charters.insert(room.clone(), charter);
         }
     }

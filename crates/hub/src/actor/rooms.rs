@@ -309,6 +309,7 @@ impl Hub {
         }
         if let Some(charter) = self.charters.get_mut(name) {
             charter.modes = modes;
+            charter.known.modes = true;
         }
         if let Some(room) = self.rooms.get_mut(name) {
             // Only members can be voiced; one who left meanwhile is not.
@@ -326,6 +327,7 @@ impl Hub {
     pub(super) fn modes_elsewhere(&mut self, name: &RoomName, by: Nick, modes: RoomModes, changes: &[ModeChange]) {
         if let Some(charter) = self.charters.get_mut(name) {
             charter.modes = modes;
+            charter.known.modes = true;
         }
         for change in changes {
             let RoomMode::Voice(nick) = &change.mode else { continue };
@@ -355,7 +357,7 @@ impl Hub {
     }
 
     /// Tells a room's members here that `by` changed its settings.
-    fn announce_modes(&mut self, name: &RoomName, by: Nick, applied: Vec<ModeChange>) {
+    pub(super) fn announce_modes(&mut self, name: &RoomName, by: Nick, applied: Vec<ModeChange>) {
         if let Some(members) = self.rooms.get(name) {
             let userhost = self.userhost_named(&by);
             let event =
