@@ -345,7 +345,8 @@ async fn who_is_where_is_known_on_every_node() {
     assert_eq!(members, ["alice", "bob"]);
     let whois = carol.request(&Request::Whois { nick: "alice".into() }, b"").await;
     let Ok(Reply::Whois { nick, rooms, .. }) = whois else { panic!("whois: {whois:?}") };
-    assert_eq!((nick.as_str(), rooms), ("alice", vec!["lobby".to_owned(), "dev".to_owned()]));
+    // alice made dev: she operates it, as carol's node is told.
+    assert_eq!((nick.as_str(), rooms), ("alice", vec!["lobby".to_owned(), "@dev".to_owned()]));
     // A private message crosses nodes, and a taken nick is taken everywhere.
     let sent = carol.request(&Request::Whisper { to: "alice".into(), reply_to: None, tags: None }, b"psst").await;
     assert!(matches!(sent, Ok(Reply::Whispered { .. })), "{sent:?}");
