@@ -651,6 +651,12 @@ async fn an_operator_invites_a_user_on_another_node_into_an_invite_only_channel(
         bo.answers("PART #vip").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // ada's node hears of bo (in no channel) in a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ada.answers("WHOIS bo").await.iter().any(|l| l.contains(" 311 ada bo ")) {
+        assert!(std::time::Instant::now() < deadline, "ada's node never heard of bo");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let nobody = ada.answers("INVITE nobody #vip").await;
     assert!(nobody.iter().any(|l| l.contains(" 401 ada nobody ")), "no such nick: {nobody:#?}");
     let invited = ada.answers("INVITE bo #vip").await;
