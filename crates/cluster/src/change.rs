@@ -172,7 +172,7 @@ impl From<&Change> for WireChange {
                 founder: founder.as_ref().map(|a| (a.id.0, nick(&a.name))),
                 since: *since,
                 modes: modes.into(),
-                topic: topic.as_ref().map(|t| (t.text.clone(), nick(&t.by), micros(t.at))),
+                topic: topic.as_ref().map(wire_topic),
                 restrictions: restrictions.iter().map(WireRestriction::from).collect(),
             },
             Changed::Unregistered => WireChanged::Unregistered,
@@ -207,6 +207,18 @@ fn mask(m: &str) -> Result<Mask, String> {
 
 fn time(us: i64) -> Result<Timestamp, String> {
     DateTime::from_timestamp_micros(us).ok_or_else(|| format!("time {us}"))
+}
+
+/// A [`Topic`] on the wire: its text, who set it, when (microseconds since the Unix
+/// epoch).
+pub(crate) type WireTopic = (String, String, i64);
+
+pub(crate) fn wire_topic(t: &Topic) -> WireTopic {
+    (t.text.clone(), t.by.as_str().to_owned(), micros(t.at))
+}
+
+pub(crate) fn topic_of((text, by, at): WireTopic) -> Result<Topic, String> {
+    Ok(Topic { text, by: nick(&by)?, at: time(at)? })
 }
 
 fn account(id: i64, name: &str) -> Result<Account, String> {
@@ -245,9 +257,7 @@ impl WireChange {
                 founder: founder.map(|(id, name)| account(id, &name)).transpose()?,
                 since,
                 modes: modes.into(),
-                topic: topic
-                    .map(|(text, by, at)| Ok::<_, String>(Topic { text, by: nick(&by)?, at: time(at)? }))
-                    .transpose()?,
+                topic: topic.map(topic_of).transpose()?,
                 restrictions: restrictions
                     .into_iter()
                     .map(WireRestriction::into_restriction)

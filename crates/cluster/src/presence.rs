@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use parley_hub::{LeaveReason, ModeChange, Nick, Party, Presence, RoomMode, RoomName, Userhost};
+use parley_hub::{LeaveReason, Marks, ModeChange, Nick, Party, Presence, RoomMode, RoomName, Userhost};
 
-use crate::change::{WireChange, WireModes};
+use crate::change::{topic_of, wire_topic, WireChange, WireModes};
 use serde::{Deserialize, Serialize};
 
 /// The prefix of presence subjects; the last token is the node's run.
@@ -53,6 +53,36 @@ pub enum WirePresence {
         realname: Option<String>,
         /// The party ([`Party::to_i64`]).
         party: i64,
+        /// Operates the room; absent when not.
+        #[serde(default, skip_serializing_if = "is_false")]
+        op: bool,
+        /// Voiced in the room; absent when not.
+        #[serde(default, skip_serializing_if = "is_false")]
+        voice: bool,
+    },
+    /// [`Presence::Marked`].
+    Marked {
+        /// The session.
+        session: u64,
+        /// The room.
+        room: String,
+        /// Operates the room.
+        #[serde(default)]
+        op: bool,
+        /// Voiced in the room.
+        #[serde(default)]
+        voice: bool,
+    },
+    /// [`Presence::Invited`].
+    Invited {
+        /// The room.
+        room: String,
+        /// Who is invited.
+        nick: String,
+        /// Who invites.
+        by: String,
+        /// The user name and host of who invites.
+        userhost: (String, String),
     },
     /// [`Presence::Left`].
     Left {
@@ -110,6 +140,16 @@ pub enum WirePresence {
         /// What changed.
         changes: Vec<WireModeChange>,
     },
+    /// [`Presence::Settings`].
+    Settings {
+        /// The room.
+        room: String,
+        /// Its settings.
+        modes: WireModes,
+        /// Its topic: the text, who set it, when (microseconds since the Unix epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<(String, String, i64)>,
+    },
     /// [`Presence::Hello`].
     Hello,
     /// [`Presence::Reset`].
@@ -146,6 +186,11 @@ fn reason_of(name: &str) -> LeaveReason {
     }
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn text(t: Option<&Arc<str>>) -> Option<String> {
     t.map(ToString::to_string)
 }
@@ -160,14 +205,30 @@ impl From<&Presence> for WirePresence {
                 account: account.as_ref().map(|a| a.as_str().to_owned()),
                 party: party.to_i64(),
             },
-            Presence::Joined { session, room, nick, userhost, account, realname, party } => WirePresence::Joined {
+            Presence::Joined { session, room, nick, userhost, account, realname, party, marks } => {
+                WirePresence::Joined {
+                    session: *session,
+                    room: room.as_str().to_owned(),
+                    nick: nick.as_str().to_owned(),
+                    userhost: (userhost.user.to_string(), userhost.host.to_string()),
+                    account: account.as_ref().map(|a| a.as_str().to_owned()),
+                    realname: text(realname.as_ref()),
+                    party: party.to_i64(),
+                    op: marks.op,
+                    voice: marks.voice,
+                }
+            }
+            Presence::Marked { session, room, marks } => WirePresence::Marked {
                 session: *session,
                 room: room.as_str().to_owned(),
+                op: marks.op,
+                voice: marks.voice,
+            },
+            Presence::Invited { room, nick, by, userhost } => WirePresence::Invited {
+                room: room.as_str().to_owned(),
                 nick: nick.as_str().to_owned(),
+                by: by.as_str().to_owned(),
                 userhost: (userhost.user.to_string(), userhost.host.to_string()),
-                account: account.as_ref().map(|a| a.as_str().to_owned()),
-                realname: text(realname.as_ref()),
-                party: party.to_i64(),
             },
             Presence::Left { session, room, reason, by, detail } => WirePresence::Left {
                 session: *session,
@@ -195,6 +256,11 @@ impl From<&Presence> for WirePresence {
                 by: by.as_str().to_owned(),
                 modes: modes.into(),
                 changes: changes.iter().map(WireModeChange::from).collect(),
+            },
+            Presence::Settings { room, modes, topic } => WirePresence::Settings {
+                room: room.as_str().to_owned(),
+                modes: modes.into(),
+                topic: topic.as_ref().map(wire_topic),
             },
             Presence::Hello => WirePresence::Hello,
             Presence::Reset => WirePresence::Reset,
@@ -283,7 +349,7 @@ impl WirePresence {
                 account: account.as_deref().map(nick).transpose()?,
                 party: Party::from_i64(party).ok_or_else(|| format!("party {party}"))?,
             },
-            WirePresence::Joined { session, room: r, nick: n, userhost, account, realname, party } => {
+            WirePresence::Joined { session, room: r, nick: n, userhost, account, realname, party, op, voice } => {
                 Presence::Joined {
                     session,
                     room: room(&r)?,
@@ -292,8 +358,18 @@ impl WirePresence {
                     account: account.as_deref().map(nick).transpose()?,
                     realname: realname.map(Arc::from),
                     party: Party::from_i64(party).ok_or_else(|| format!("party {party}"))?,
+                    marks: Marks { op, voice },
                 }
             }
+            WirePresence::Marked { session, room: r, op, voice } => {
+                Presence::Marked { session, room: room(&r)?, marks: Marks { op, voice } }
+            }
+            WirePresence::Invited { room: r, nick: n, by, userhost } => Presence::Invited {
+                room: room(&r)?,
+                nick: nick(&n)?,
+                by: nick(&by)?,
+                userhost: Userhost::new(&userhost.0, &userhost.1),
+            },
             WirePresence::Left { session, room: r, reason, by, detail } => Presence::Left {
                 session,
                 room: room(&r)?,
@@ -313,6 +389,9 @@ impl WirePresence {
                 modes: modes.into(),
                 changes: changes.into_iter().map(WireModeChange::into_change).collect::<Result<_, _>>()?,
             },
+            WirePresence::Settings { room: r, modes, topic } => {
+                Presence::Settings { room: room(&r)?, modes: modes.into(), topic: topic.map(topic_of).transpose()? }
+            }
             WirePresence::Hello => Presence::Hello,
             WirePresence::Reset => Presence::Reset,
             WirePresence::Settled => Presence::Settled,
@@ -344,6 +423,14 @@ mod tests {
                 account: Some(ada.clone()),
                 realname: Some(Arc::from("Ada")),
                 party: Party::from_i64(-4).expect("a guest"),
+                marks: Marks { op: true, voice: false },
+            },
+            Presence::Marked { session: 3, room: room.clone(), marks: Marks { op: false, voice: true } },
+            Presence::Invited {
+                room: room.clone(),
+                nick: ada.clone(),
+                by: Nick::parse("op", 32).expect("nick"),
+                userhost: Userhost::new("~op", "example.org"),
             },
             Presence::Left {
                 session: 3,
@@ -366,6 +453,20 @@ mod tests {
                     ModeChange { set: true, mode: RoomMode::Limit(5) },
                 ],
             },
+            Presence::Settings {
+                room: RoomName::parse("dev", 32).expect("room"),
+                modes: parley_hub::RoomModes { key: Some("k".into()), ..parley_hub::RoomModes::default() },
+                topic: Some(parley_hub::Topic {
+                    text: "plans".into(),
+                    by: Nick::parse("op", 32).expect("nick"),
+                    at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("a time"),
+                }),
+            },
+            Presence::Settings {
+                room: RoomName::parse("dev", 32).expect("room"),
+                modes: parley_hub::RoomModes::default(),
+                topic: None,
+            },
             Presence::Hello,
             Presence::Reset,
             Presence::Settled,
@@ -375,6 +476,27 @@ mod tests {
             let back: WirePresence = serde_json::from_str(&json).expect("decodes");
             assert_eq!(back.into_presence().expect("valid"), change, "{json}");
         }
+    }
+
+    /// A join told by a node of the previous release has no marks: none.
+    #[test]
+    fn a_join_without_marks_has_none() {
+        let old = r#"{"change":"joined","session":1,"room":"dev","nick":"ada","userhost":["~a","h"],"party":-1}"#;
+        let wire: WirePresence = serde_json::from_str(old).expect("decodes");
+        let Ok(Presence::Joined { marks, .. }) = wire.into_presence() else { panic!("a join") };
+        assert_eq!(marks, Marks::default());
+        let unmarked = WirePresence::from(&Presence::Joined {
+            session: 1,
+            room: RoomName::parse("dev", 32).expect("room"),
+            nick: Nick::parse("ada", 32).expect("nick"),
+            userhost: Userhost::new("~a", "h"),
+            account: None,
+            realname: None,
+            party: Party::from_i64(-1).expect("a guest"),
+            marks: Marks::default(),
+        });
+        let json = serde_json::to_string(&unmarked).expect("encodes");
+        assert!(!json.contains("op") && !json.contains("voice"), "{json}");
     }
 
     #[test]

@@ -50,6 +50,25 @@ pub(crate) struct Charter {
     /// Its settings once the changes to them on their way to the store are written, and
     /// how many those are: a change made meanwhile builds on these, not on `modes`.
     pub(crate) modes_ahead: Option<(RoomModes, usize)>,
+    /// Whether this node knows the room's settings, and its topic, as they are: it made
+    /// the room or read it from the store, or heard them or a change of them from the
+    /// cluster. A room adopted from another node's presence knows neither until that
+    /// node tells them (`Presence::Settings`), and only then takes them from it.
+    pub(crate) known: Known,
+}
+
+/// What of a room's state this node knows (see [`Charter::known`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// Its settings.
+    pub(crate) modes: bool,
+    /// Its topic.
+    pub(crate) topic: bool,
+}
+
+impl Known {
+    /// All of it.
+    pub(crate) const ALL: Known = Known { modes: true, topic: true };
 }
 
 impl Charter {
@@ -67,6 +86,7 @@ impl Charter {
             created: now,
             pending: 0,
             modes_ahead: None,
+            known: Known::ALL,
         }
     }
 
@@ -84,6 +104,7 @@ impl Charter {
             created: now,
             pending: 0,
             modes_ahead: None,
+            known: Known::ALL,
         }
     }
 
@@ -100,6 +121,7 @@ impl Charter {
             created: kept.registered,
             pending: 0,
             modes_ahead: None,
+            known: Known::ALL,
         }
     }
 

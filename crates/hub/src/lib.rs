@@ -62,7 +62,7 @@ pub use moderation::{
 pub use modes::{Member, ModeChange, RoomMode, RoomModes, Stats, Visibility, Whois};
 pub use name::{case_mapping, key_of, set_case_mapping, skeleton, CaseMapping, Nick, RoomName};
 pub use outbox::{Batch, Outbox, Overflow, Wire, CACHE_SLOTS};
-pub use presence::Presence;
+pub use presence::{Marks, Presence};
 pub use signal::{ClientTags, Meta, Reaction, Signal, Typing, MAX_REACTION, MAX_TAGS, MAX_TAG_BYTES};
 pub use store::{
     AccountStore, Deletion, MessageStore, ModerationStore, ReadMarker, SearchStore, Store, StoreError, TokenStore,

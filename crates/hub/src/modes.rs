@@ -47,6 +47,31 @@ impl Default for RoomModes {
     }
 }
 
+impl RoomModes {
+    /// The changes that turn these settings into `to`, as a room's members are told them.
+    pub(crate) fn changes_to(&self, to: &RoomModes) -> Vec<ModeChange> {
+        let mut changes = Vec::new();
+        let mut flag = |from: bool, to: bool, mode: RoomMode| {
+            if from != to {
+                changes.push(ModeChange { set: to, mode });
+            }
+        };
+        flag(self.moderated, to.moderated, RoomMode::Moderated);
+        flag(self.secret, to.secret, RoomMode::Secret);
+        flag(self.private, to.private, RoomMode::Private);
+        flag(self.topic_locked, to.topic_locked, RoomMode::TopicLocked);
+        flag(self.invite_only, to.invite_only, RoomMode::InviteOnly);
+        if self.key != to.key {
+            let key = to.key.clone().or_else(|| self.key.clone()).unwrap_or_default();
+            changes.push(ModeChange { set: to.key.is_some(), mode: RoomMode::Key(key) });
+        }
+        if self.limit != to.limit {
+            changes.push(ModeChange { set: to.limit.is_some(), mode: RoomMode::Limit(to.limit.unwrap_or(0)) });
+        }
+        changes
+    }
+}
+
 /// How much of a room those outside it see (IRC's NAMES type: `=`, `*`, `@`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Visibility {
@@ -161,4 +186,26 @@ pub struct Stats {
     pub rooms: usize,
     /// Administrators connected.
     pub admins: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_changes_between_two_settings_lead_from_one_to_the_other() {
+        let from = RoomModes { key: Some("old".into()), ..RoomModes::default() };
+        let to = RoomModes { moderated: true, topic_locked: false, limit: Some(5), ..RoomModes::default() };
+        let changes = from.changes_to(&to);
+        assert_eq!(
+            changes,
+            [
+                ModeChange { set: true, mode: RoomMode::Moderated },
+                ModeChange { set: false, mode: RoomMode::TopicLocked },
+                ModeChange { set: false, mode: RoomMode::Key("old".into()) },
+                ModeChange { set: true, mode: RoomMode::Limit(5) },
+            ]
+        );
+        assert!(to.changes_to(&to).is_empty(), "nothing changed, nothing to tell");
+    }
 }

@@ -49,6 +49,30 @@ pub enum Presence {
         realname: Option<Arc<str>>,
         /// Who owns its private messages.
         party: Party,
+        /// Its marks in the room as it enters (a room's creator operates it).
+        marks: Marks,
+    },
+    /// A session's marks in a room changed (made operator or not, voiced or not). Shown
+    /// in member lists on other nodes; what a session may do is decided on its own node.
+    Marked {
+        /// The session.
+        session: u64,
+        /// The room.
+        room: RoomName,
+        /// Its marks there now.
+        marks: Marks,
+    },
+    /// An operator invited the holder of `nick`, on another node, into `room`: their
+    /// node keeps the invitation and tells them.
+    Invited {
+        /// The room.
+        room: RoomName,
+        /// Who is invited.
+        nick: Nick,
+        /// Who invites.
+        by: Nick,
+        /// The user name and host of who invites.
+        userhost: Arc<Userhost>,
     },
     /// A session left a room, still connected.
     Left {
@@ -101,6 +125,18 @@ pub enum Presence {
         /// What changed, as its members are told.
         changes: Vec<crate::modes::ModeChange>,
     },
+    /// A room's settings and topic as the telling node has them, told again with its
+    /// members after a [`Presence::Hello`] or [`Presence::Reset`]: a node that adopted the
+    /// room from presence takes what it does not know yet (quietly when nothing
+    /// changes); one that knows keeps its own.
+    Settings {
+        /// The room.
+        room: RoomName,
+        /// Its settings.
+        modes: crate::modes::RoomModes,
+        /// Its topic.
+        topic: Option<crate::moderation::Topic>,
+    },
     /// A node started: every other node tells it everything (a reset), since it
     /// follows the log from where it stopped, not from the log's beginning.
     Hello,
@@ -110,6 +146,23 @@ pub enum Presence {
     Reset,
     /// The end of a [`Presence::Reset`].
     Settled,
+}
+
+/// How a member is marked in a room's member lists: an operator of it (`@` on IRC), a
+/// voiced member (`+`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// Operates the room (while it stays, or by its account's durable role).
+    pub op: bool,
+    /// May speak when the room is moderated.
+    pub voice: bool,
+}
+
+impl Marks {
+    /// Neither mark.
+    pub(crate) fn is_none(self) -> bool {
+        self == Marks::default()
+    }
 }
 
 /// A session on another node, as this node knows it.
@@ -122,6 +175,8 @@ pub(crate) struct Person {
     pub(crate) away: Option<Arc<str>>,
     pub(crate) party: Party,
     pub(crate) rooms: Vec<RoomName>,
+    /// Their marks in the rooms where they have any, as their node tells.
+    pub(crate) marks: HashMap<RoomName, Marks>,
     /// Not confirmed since its node's [`Presence::Reset`].
     pub(crate) stale: bool,
     /// When this node first heard of them.
@@ -178,10 +233,12 @@ impl Elsewhere {
         true
     }
 
-    /// Adds a person to a room (creating the person); false if they were there already.
-    pub(crate) fn enter(&mut self, at: Whereabout, person: Person, room: &RoomName) -> bool {
+    /// Adds a person to a room (creating the person) with their marks there; false if
+    /// they were there already (their marks are taken as told all the same).
+    pub(crate) fn enter(&mut self, at: Whereabout, person: Person, room: &RoomName, marks: Marks) -> bool {
         let known = self.people.entry(at.clone()).or_insert_with(|| person.clone());
         known.stale = false;
+        set_marks(known, room, marks);
         if known.nick != person.nick {
             self.by_nick.remove(&known.nick);
             known.nick = person.nick.clone();
@@ -203,12 +260,20 @@ impl Elsewhere {
         if person.rooms.len() == before {
             return false;
         }
+        person.marks.remove(room);
         if let Some(people) = self.by_room.get_mut(room) {
             people.remove(at);
             if people.is_empty() {
                 self.by_room.remove(room);
             }
         }
+        true
+    }
+
+    /// A person's marks in a room they are in changed; false if they are not there.
+    pub(crate) fn mark(&mut self, at: &Whereabout, room: &RoomName, marks: Marks) -> bool {
+        let Some(person) = self.people.get_mut(at).filter(|p| p.rooms.contains(room)) else { return false };
+        set_marks(person, room, marks);
         true
     }
 
@@ -265,6 +330,22 @@ impl Elsewhere {
     }
 }
 
+/// Keeps a person's marks in `room`, only those that say something.
+fn set_marks(person: &mut Person, room: &RoomName, marks: Marks) {
+    if marks.is_none() {
+        person.marks.remove(room);
+    } else {
+        person.marks.insert(room.clone(), marks);
+    }
+}
+
+impl Person {
+    /// Their marks in `room`, as their node told.
+    pub(crate) fn marks_in(&self, room: &RoomName) -> Marks {
+        self.marks.get(room).copied().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +359,7 @@ mod tests {
             away: None,
             party: Party::Guest(crate::identity::GuestId(1)),
             rooms: Vec::new(),
+            marks: HashMap::new(),
             stale: false,
             since: chrono::Utc::now(),
         }
@@ -289,9 +371,14 @@ mod tests {
         let dev = RoomName::parse("dev", 32).expect("room");
         let ops = RoomName::parse("ops", 32).expect("room");
         let at: Whereabout = (Arc::from("n1"), 7);
-        assert!(elsewhere.enter(at.clone(), person("ada"), &dev));
-        assert!(!elsewhere.enter(at.clone(), person("ada"), &dev), "already there");
-        assert!(elsewhere.enter(at.clone(), person("ada"), &ops));
+        let op = Marks { op: true, voice: false };
+        assert!(elsewhere.enter(at.clone(), person("ada"), &dev, op));
+        assert!(!elsewhere.enter(at.clone(), person("ada"), &dev, op), "already there");
+        assert!(elsewhere.enter(at.clone(), person("ada"), &ops, Marks::default()));
+        assert!(elsewhere.mark(&at, &ops, Marks { op: false, voice: true }));
+        assert!(!elsewhere.mark(&at, &RoomName::parse("elsewhere", 32).expect("room"), op), "not there");
+        let ada = elsewhere.get(&at).expect("ada");
+        assert_eq!((ada.marks_in(&dev), ada.marks_in(&ops).voice), (op, true));
         assert_eq!(elsewhere.count_in(&dev), 1);
         assert_eq!(
             elsewhere.rename(&at, Nick::parse("ada2", 32).expect("nick")).map(|n| n.to_string()),
@@ -301,6 +388,7 @@ mod tests {
         assert!(elsewhere.named(&Nick::parse("ADA2", 32).expect("nick")).is_some());
         assert!(elsewhere.leave(&at, &dev));
         assert!(!elsewhere.leave(&at, &dev));
+        assert!(elsewhere.get(&at).expect("ada").marks_in(&dev).is_none(), "marks go with the room");
         assert_eq!(elsewhere.count_in(&dev), 0);
         elsewhere.mark_stale("n1");
         assert_eq!(elsewhere.stale_on("n1"), std::slice::from_ref(&at));

@@ -345,7 +345,8 @@ async fn who_is_where_is_known_on_every_node() {
     assert_eq!(members, ["alice", "bob"]);
     let whois = carol.request(&Request::Whois { nick: "alice".into() }, b"").await;
     let Ok(Reply::Whois { nick, rooms, .. }) = whois else { panic!("whois: {whois:?}") };
-    assert_eq!((nick.as_str(), rooms), ("alice", vec!["lobby".to_owned(), "dev".to_owned()]));
+    // alice made dev: she operates it, as carol's node is told.
+    assert_eq!((nick.as_str(), rooms), ("alice", vec!["lobby".to_owned(), "@dev".to_owned()]));
     // A private message crosses nodes, and a taken nick is taken everywhere.
     let sent = carol.request(&Request::Whisper { to: "alice".into(), reply_to: None, tags: None }, b"psst").await;
     assert!(matches!(sent, Ok(Reply::Whispered { .. })), "{sent:?}");
@@ -566,5 +567,174 @@ async fn a_user_in_no_channel_is_found_from_other_nodes() {
     assert!(line.starts_with(":ada!") && line.ends_with(":hello over there"), "{line}");
     bo.send("QUIT :bye").await;
     ada.expect(" 731 ada :bo").await;
+    cluster.stop().await;
+}
+
+/// Asks `channel`'s NAMES (up to 10 s) until its list has every one of `want` (nicks
+/// with their `@` or `+`, each a whole word) and none of `not`.
+async fn names_until(client: &mut support::IrcClient, me: &str, channel: &str, want: &[&str], not: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listed = format!(" 353 {me} ");
+    loop {
+        let answers = client.answers(&format!("NAMES {channel}")).await;
+        let names: Vec<String> = answers
+            .iter()
+            .filter(|l| l.contains(&listed))
+            .filter_map(|l| l.rsplit_once(" :").map(|(_, names)| names.to_owned()))
+            .flat_map(|names| names.split(' ').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        let has = |nick: &&str| names.iter().any(|n| n == nick);
+        if want.iter().all(has) && !not.iter().any(has) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{me} sees {channel} as {names:?}, not {want:?} without {not:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_and_voiced_members_are_marked_on_every_node() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    ada.send("JOIN #dev").await;
+    ada.expect(" 366 ada #dev ").await;
+    let mut bo = support::IrcClient::join(cluster.nodes[0].irc_addr(), "bo", "").await;
+    bo.send("JOIN #dev").await;
+    bo.expect(" 366 bo #dev ").await;
+    ada.expect(":bo!").await;
+    ada.send("MODE #dev +v bo").await;
+    ada.expect(" MODE #dev +v bo").await;
+    // cy, on another node, sees ada (the channel's creator) as its operator and bo voiced.
+    let mut cy = support::IrcClient::join(cluster.nodes[1].irc_addr(), "cy", "").await;
+    hears_of(&mut cy, "cy", "bo", "#dev").await;
+    cy.send("JOIN #dev").await;
+    cy.expect(" 366 cy #dev ").await;
+    ada.expect(":cy!").await;
+    names_until(&mut cy, "cy", "#dev", &["@ada", "+bo", "cy"], &[]).await;
+    // Marks given to a member on another node show where the operator is too.
+    ada.send("MODE #dev +v cy").await;
+    assert!(cy.expect(" MODE #dev ").await.contains("+v cy"), "cy's node gives cy the voice");
+    names_until(&mut ada, "ada", "#dev", &["@ada", "+bo", "+cy"], &[]).await;
+    ada.send("MODE #dev -v bo").await;
+    names_until(&mut cy, "cy", "#dev", &["@ada", "bo", "+cy"], &["+bo"]).await;
+    ada.send("MODE #dev +o cy").await;
+    names_until(&mut ada, "ada", "#dev", &["@ada", "@cy"], &["+cy"]).await;
+    ada.send("MODE #dev -o cy").await;
+    names_until(&mut ada, "ada", "#dev", &["+cy"], &["@cy"]).await;
+    // Leaving takes the marks: cy comes back unmarked.
+    cy.send("PART #dev").await;
+    cy.expect(" PART #dev").await;
+    cy.send("JOIN #dev").await;
+    cy.expect(" 366 cy #dev ").await;
+    names_until(&mut ada, "ada", "#dev", &["cy"], &["+cy", "@cy"]).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_invites_a_user_on_another_node_into_an_invite_only_channel() {
+    let Some(cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    ada.send("JOIN #vip").await;
+    ada.expect(" 366 ada #vip ").await;
+    ada.send("MODE #vip +i").await;
+    ada.expect(" MODE #vip +i").await;
+    let mut bo = support::IrcClient::join(cluster.nodes[1].irc_addr(), "bo", "").await;
+    hears_of(&mut bo, "bo", "ada", "#vip").await;
+    // bo's node applies +i when its follower reads it: bo is kept out from then on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answers = bo.answers("JOIN #vip").await;
+        if answers.iter().any(|l| l.contains(" 473 bo #vip ")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "+i never held on bo's node: {answers:#?}");
+        bo.answers("PART #vip").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ada's node hears of bo (in no channel) in a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ada.answers("WHOIS bo").await.iter().any(|l| l.contains(" 311 ada bo ")) {
+        assert!(std::time::Instant::now() < deadline, "ada's node never heard of bo");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nobody = ada.answers("INVITE nobody #vip").await;
+    assert!(nobody.iter().any(|l| l.contains(" 401 ada nobody ")), "no such nick: {nobody:#?}");
+    let invited = ada.answers("INVITE bo #vip").await;
+    assert!(invited.iter().any(|l| l.contains(" 341 ada bo #vip")), "ada is told bo is invited: {invited:#?}");
+    let invite = bo.expect(" INVITE bo ").await;
+    assert!(invite.starts_with(":ada!") && invite.ends_with("#vip"), "bo is told on his node: {invite}");
+    bo.send("JOIN #vip").await;
+    bo.expect(" 366 bo #vip ").await;
+    assert!(ada.expect(" JOIN ").await.starts_with(":bo!"), "bo is in");
+    // Only an operator invites into an invite-only channel, from any node.
+    let _cy = support::IrcClient::join(cluster.nodes[0].irc_addr(), "cy", "").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let refused = bo.answers("INVITE cy #vip").await;
+        if refused.iter().any(|l| l.contains(" 482 bo #vip ")) {
+            break;
+        }
+        // Until bo's node hears of cy, cy is no such nick there.
+        assert!(refused.iter().any(|l| l.contains(" 401 bo cy ")), "bo is no operator: {refused:#?}");
+        assert!(std::time::Instant::now() < deadline, "bo's node never heard of cy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_again_knows_a_channels_topic_and_settings() {
+    let Some(mut cluster) = Nodes::start().await else { return };
+    let mut ada = support::IrcClient::join(cluster.nodes[0].irc_addr(), "ada", "").await;
+    ada.send("JOIN #dev").await;
+    ada.expect(" 366 ada #dev ").await;
+    let mut bo = support::IrcClient::join(cluster.nodes[1].irc_addr(), "bo", "").await;
+    hears_of(&mut bo, "bo", "ada", "#dev").await;
+    bo.send("JOIN #dev").await;
+    bo.expect(" 366 bo #dev ").await;
+    ada.send("TOPIC #dev :the plan").await;
+    bo.expect(" TOPIC #dev ").await;
+    ada.send("MODE #dev +m").await;
+    bo.expect(" MODE #dev +m").await;
+    // Node 2 reads those changes as they pass, and then a message after them: once it
+    // has recorded that its store has that message, it starts again from there, and
+    // reads them no more.
+    let link = parley_cluster::connect(&cluster.nats.urls_from(2), "test").await.expect("NATS");
+    let positions = parley_cluster::Positions::open(&link, 3).await.expect("the positions");
+    let before = positions.load("node-2").await.expect("a position");
+    ada.send("PRIVMSG #dev :after the changes").await;
+    bo.expect("PRIVMSG #dev").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while positions.load("node-2").await.expect("a position") <= before {
+        assert!(std::time::Instant::now() < deadline, "node 2 never recorded its position");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped = cluster.nodes.remove(2);
+    stopped.shutdown().await;
+    let node = cluster.start_node(2).await;
+    cluster.nodes.push(node);
+    // The others tell the started node who is where, and the channel's topic and modes.
+    let mut cy = support::IrcClient::join(cluster.nodes[2].irc_addr(), "cy", "").await;
+    hears_of(&mut cy, "cy", "ada", "#dev").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let topic = cy.answers("TOPIC #dev").await;
+        if topic.iter().any(|l| l.contains(" 332 cy #dev :the plan")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node 2 never knew the topic: {topic:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let joined = cy.answers("JOIN #dev").await;
+    assert!(joined.iter().any(|l| l.contains(" 332 cy #dev :the plan")), "the topic on joining: {joined:#?}");
+    let modes = cy.answers("MODE #dev").await;
+    let modes = modes.iter().find(|l| l.contains(" 324 cy #dev ")).expect("the channel's modes");
+    assert!(modes.split(' ').nth(4).is_some_and(|m| m.contains('m')), "+m on node 2: {modes}");
+    let refused = cy.answers("PRIVMSG #dev :may I?").await;
+    assert!(refused.iter().any(|l| l.contains(" 404 cy #dev ")), "moderated on node 2: {refused:#?}");
+    // Those who knew were told nothing again: the next thing bo sees is cy's arrival.
+    let seen = bo.collect_until(" JOIN ").await;
+    assert!(seen.last().is_some_and(|l| l.starts_with(":cy!")), "{seen:#?}");
+    assert!(!seen.iter().any(|l| l.contains(" MODE ") || l.contains(" TOPIC ")), "nothing again: {seen:#?}");
     cluster.stop().await;
 }

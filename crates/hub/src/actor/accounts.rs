@@ -510,6 +510,10 @@ impl Hub {
         }
         self.eject_everywhere(id);
         self.tell_account(id);
+        // The account may operate some of its rooms: their member lists elsewhere show it.
+        for room in self.sessions.get(&id).map(|s| s.rooms.clone()).unwrap_or_default() {
+            self.tell_cluster_marks(id, &room);
+        }
         Ok(Reply::LoggedIn { account: nick.clone(), nick })
     }
 

@@ -465,6 +465,8 @@ impl Hub {
             .filter_map(|member| self.member(member, room))
             .filter(|m| m.nick == self.state(id).nick || m.op || m.voice)
             .collect();
+        // The marked ones among those on other nodes of a cluster.
+        members.extend(self.remote_members(name).filter(|m| m.op || m.voice));
         members.sort_by(|a, b| a.nick.cmp(&b.nick));
         members
     }
@@ -491,21 +493,32 @@ impl Hub {
             Some(room) => room.member_ids().filter_map(|id| self.member(id, room)).collect(),
             None => Vec::new(),
         };
-        // Those on other nodes of a cluster: their room operators and voice are their
-        // node's to know.
-        members.extend(self.elsewhere.in_room(name).map(|person| Member {
+        members.extend(self.remote_members(name));
+        members.sort_by(|a, b| a.nick.cmp(&b.nick));
+        members
+    }
+
+    /// How member lists show those in `room` on other nodes of a cluster.
+    fn remote_members<'a>(&'a self, name: &'a RoomName) -> impl Iterator<Item = Member> + 'a {
+        // Those on other nodes of a cluster, marked as their node tells (or as operators
+        // by their account's durable role, which every node knows).
+        self.elsewhere.in_room(name).map(|person| Member {
             nick: person.nick.clone(),
-            op: false,
-            voice: false,
+            op: person.marks_in(name).op || self.durable_op(person.account.as_ref(), name),
+            voice: person.marks_in(name).voice,
             away: person.away.is_some(),
             admin: false,
             realname: person.realname.clone(),
             account: person.account.clone(),
             idle_secs: 0,
             userhost: person.userhost.clone(),
-        }));
-        members.sort_by(|a, b| a.nick.cmp(&b.nick));
-        members
+        })
+    }
+
+    /// Whether the account named `account` is one of `room`'s durable operators.
+    pub(crate) fn durable_op(&self, account: Option<&Nick>, room: &RoomName) -> bool {
+        let id = account.and_then(|name| self.accounts.get(name));
+        id.is_some_and(|id| self.charters.get(room).is_some_and(|c| c.ops.contains(id)))
     }
 
     /// Forgets a session and takes it out of its rooms, telling their members why.

@@ -383,6 +383,10 @@ pub(crate) struct Hub {
     pub(crate) next_ticket: Ticket,
     /// Clustered: who is on the other nodes, and where.
     pub(crate) elsewhere: crate::presence::Elsewhere,
+    /// Clustered: this node's sessions invited into a room by an operator on another
+    /// node, by room, until they join or the room's life ends (the room may have no
+    /// member here to keep them in [`crate::room::Room::invited`]).
+    pub(crate) invited_elsewhere: HashMap<RoomName, HashSet<SessionId>>,
     /// Set when the journal stopped: messages are refused from then on.
     pub(crate) store_broken: bool,
     /// How many unstored messages each session has.
@@ -619,6 +623,7 @@ impl Hub {
             in_log: HashMap::new(),
             next_ticket: 0,
             elsewhere: crate::presence::Elsewhere::default(),
+            invited_elsewhere: HashMap::new(),
             unstored: VecDeque::new(),
             store_broken: false,
             unstored_by: HashMap::new(),

@@ -398,6 +398,10 @@ impl Hub {
                         }
                     }
                 }
+                // A member of another node: their node tells.
+                if let Some(target) = target {
+                    self.tell_cluster_marks(target, &room);
+                }
                 let nick = nick.clone();
                 let change = if set {
                     RoomChange::Promoted { nick: nick.clone() }
@@ -410,6 +414,9 @@ impl Hub {
             Changed::Opped(account) => {
                 if let Some(charter) = self.charters.get_mut(&room) {
                     charter.ops.insert(account.id);
+                }
+                for session in self.members_of(&room, account) {
+                    self.tell_cluster_marks(session, &room);
                 }
                 let sessions = self.sessions_of(&room, account);
                 self.room_event(&room, &by, at, RoomChange::Opped { account: account.name.clone(), sessions });
@@ -431,6 +438,9 @@ impl Hub {
                         members.ops.remove(&session);
                     }
                 }
+                for session in self.members_of(&room, account) {
+                    self.tell_cluster_marks(session, &room);
+                }
                 let sessions = self.sessions_of(&room, account);
                 self.room_event(&room, &by, at, RoomChange::Deopped { account: account.name.clone(), sessions });
                 account.name.to_string()
@@ -438,6 +448,7 @@ impl Hub {
             Changed::Modes(modes) => {
                 if let Some(charter) = self.charters.get_mut(&room) {
                     charter.modes = modes.clone();
+                    charter.known.modes = true;
                 }
                 String::new()
             }
@@ -520,6 +531,7 @@ impl Hub {
     fn set_topic(&mut self, room: &RoomName, actor: &Nick, by: &Nick, at: Timestamp, text: &str) {
         if let Some(charter) = self.charters.get_mut(room) {
             charter.topic = (!text.is_empty()).then(|| Topic { text: text.to_owned(), by: actor.clone(), at });
+            charter.known.topic = true;
         }
         if let Some(members) = self.rooms.get(room) {
             let userhost = self.userhost_named(by);
@@ -536,14 +548,18 @@ impl Hub {
 
     /// The nicks of `account`'s sessions in `room`.
     fn sessions_of(&self, room: &RoomName, account: &Account) -> Vec<Nick> {
+        let members = self.members_of(room, account);
+        members.into_iter().filter_map(|id| self.sessions.get(&id)).map(|s| s.nick.clone()).collect()
+    }
+
+    /// `account`'s sessions in `room`.
+    fn members_of(&self, room: &RoomName, account: &Account) -> Vec<SessionId> {
         let Some(members) = self.rooms.get(room) else {
             return Vec::new();
         };
         members
             .member_ids()
-            .filter_map(|id| self.sessions.get(&id))
-            .filter(|s| s.account.as_ref().is_some_and(|a| a.id == account.id))
-            .map(|s| s.nick.clone())
+            .filter(|id| self.sessions.get(id).is_some_and(|s| s.account.as_ref().is_some_and(|a| a.id == account.id)))
             .collect()
     }
 

@@ -65,7 +65,10 @@ impl Hub {
             .rooms
             .iter()
             .filter(|name| !self.unlisted_for(id, name))
-            .map(|name| (name.clone(), false, false))
+            .map(|name| {
+                let marks = person.marks_in(name);
+                (name.clone(), marks.op || self.durable_op(person.account.as_ref(), name), marks.voice)
+            })
             .collect();
         Some(Reply::Whois(Box::new(Whois {
             nick: person.nick.clone(),

@@ -10,8 +10,9 @@ use chrono::Utc;
 use super::Hub;
 use crate::event::{Event, LeaveReason};
 use crate::handle::SessionId;
+use crate::name::RoomName;
 use crate::outbox::Shared;
-use crate::presence::{Person, Presence, Whereabout};
+use crate::presence::{Marks, Person, Presence, Whereabout};
 
 /// Why the sessions of a node that went away left, as their room mates are told.
 const NODE_GONE: &str = "the server they were on went away";
@@ -36,8 +37,8 @@ impl Hub {
         });
     }
 
-    /// The session entered `room`: the other nodes are told.
-    pub(crate) fn tell_cluster_joined(&self, id: SessionId, room: &crate::name::RoomName) {
+    /// The session entered `room`: the other nodes are told, with its marks there.
+    pub(crate) fn tell_cluster_joined(&self, id: SessionId, room: &RoomName) {
         let Some(state) = self.sessions.get(&id) else { return };
         self.tell_cluster(|| Presence::Joined {
             session: id.0,
@@ -47,7 +48,22 @@ impl Hub {
             account: state.account_name().cloned(),
             realname: state.realname.clone(),
             party: state.party(),
+            marks: self.marks_of(id, room),
         });
+    }
+
+    /// The marks member lists show for a session of this node in `room`.
+    pub(crate) fn marks_of(&self, id: SessionId, room: &RoomName) -> Marks {
+        Marks { op: self.is_op(id, room), voice: self.rooms.get(room).is_some_and(|r| r.voiced.contains(&id)) }
+    }
+
+    /// The marks of a session of this node in `room` may have changed: the other nodes
+    /// are told them (a member there only; its marks go with it when it leaves).
+    pub(crate) fn tell_cluster_marks(&self, id: SessionId, room: &RoomName) {
+        if self.ledger.is_none() || !self.rooms.get(room).is_some_and(|r| r.contains(id)) {
+            return;
+        }
+        self.tell_cluster(|| Presence::Marked { session: id.0, room: room.clone(), marks: self.marks_of(id, room) });
     }
 
     /// What another node told.
@@ -62,6 +78,7 @@ impl Hub {
                     away: None,
                     party,
                     rooms: Vec::new(),
+                    marks: std::collections::HashMap::new(),
                     stale: false,
                     since: Utc::now(),
                 };
@@ -69,7 +86,7 @@ impl Hub {
                     self.signed_on_elsewhere(&nick, &userhost);
                 }
             }
-            Presence::Joined { session, room, nick, userhost, account, realname, party } => {
+            Presence::Joined { session, room, nick, userhost, account, realname, party, marks } => {
                 let person = Person {
                     nick: nick.clone(),
                     userhost: userhost.clone(),
@@ -78,10 +95,11 @@ impl Hub {
                     away: None,
                     party,
                     rooms: Vec::new(),
+                    marks: std::collections::HashMap::new(),
                     stale: false,
                     since: Utc::now(),
                 };
-                if !self.elsewhere.enter((node, session), person, &room) {
+                if !self.elsewhere.enter((node, session), person, &room, marks) {
                     return;
                 }
                 self.adopt_room(&room);
@@ -99,6 +117,12 @@ impl Hub {
                     members.broadcast(&joined, None, &mut self.overflowed);
                 }
             }
+            // Quietly: what changed the marks (an operator's change, a mode) was told to
+            // the members here as it was applied.
+            Presence::Marked { session, room, marks } => {
+                self.elsewhere.mark(&(node, session), &room, marks);
+            }
+            Presence::Invited { room, nick, by, userhost } => self.invited_from_elsewhere(&room, &nick, by, userhost),
             Presence::Left { session, room, reason, by, detail } => {
                 let at = (node, session);
                 if !self.elsewhere.leave(&at, &room) {
@@ -154,6 +178,7 @@ impl Hub {
             }
             Presence::Moderated(change) => self.apply_change(SessionId::NOBODY, None, *change),
             Presence::Modes { room, by, modes, changes } => self.modes_elsewhere(&room, by, modes, &changes),
+            Presence::Settings { room, modes, topic } => self.settings_elsewhere(&room, modes, topic),
             Presence::Hello => self.reannounce(),
             Presence::Reset => self.elsewhere.mark_stale(&node),
             Presence::Settled => {
@@ -177,8 +202,10 @@ impl Hub {
         self.drop_slow_consumers();
     }
 
-    /// Tells the other nodes everything again: every session in every room, and who is
-    /// away, between a reset and its end.
+    /// Tells the other nodes everything again: every session in every room (with its
+    /// marks there), who is away, and the settings and topic of every room with members
+    /// here (after their joins, so that a node hearing of a room late has adopted it),
+    /// between a reset and its end.
     pub(super) fn reannounce(&self) {
         if self.ledger.is_none() {
             return;
@@ -193,7 +220,55 @@ impl Hub {
                 self.tell_cluster(|| Presence::Away { session: id.0, text: Some(text.clone()) });
             }
         }
+        for charter in self.rooms.keys().filter_map(|room| self.charters.get(room)) {
+            self.tell_cluster(|| Presence::Settings {
+                room: charter.name.clone(),
+                modes: charter.modes.clone(),
+                topic: charter.topic.clone(),
+            });
+        }
         self.tell_cluster(|| Presence::Settled);
+    }
+
+    /// Another node told a room's settings and topic again: what this node did not know
+    /// of them (it adopted the room from presence, and heard no change since) it takes,
+    /// telling its members here only what changed; what it knows it keeps, as a change
+    /// made meanwhile may have overtaken what was told.
+    fn settings_elsewhere(
+        &mut self,
+        room: &RoomName,
+        modes: crate::modes::RoomModes,
+        topic: Option<crate::moderation::Topic>,
+    ) {
+        let Some(charter) = self.charters.get_mut(room) else { return };
+        let mut changes = Vec::new();
+        if !charter.known.modes {
+            changes = charter.modes.changes_to(&modes);
+            charter.modes = modes;
+            charter.known.modes = true;
+        }
+        let mut new_topic = None;
+        if !charter.known.topic {
+            if charter.topic != topic {
+                new_topic = Some(topic.clone());
+            }
+            charter.topic = topic;
+            charter.known.topic = true;
+        }
+        if !self.rooms.contains_key(room) {
+            return;
+        }
+        let server = self.actor_name(SessionId::NOBODY);
+        if !changes.is_empty() {
+            self.announce_modes(room, server.clone(), changes);
+        }
+        if let (Some(topic), Some(members)) = (new_topic, self.rooms.get(room)) {
+            let (by, text) = topic.map_or((server, Arc::from("")), |t| (t.by, Arc::from(t.text)));
+            let at = Utc::now();
+            let userhost = self.userhost_named(&by);
+            let event = Shared::new(Event::Topic { room: members.name.clone(), by, at, text, userhost });
+            members.broadcast(&event, None, &mut self.overflowed);
+        }
     }
 
     /// Someone elsewhere left the chat: each of their room mates here is told once.
@@ -229,23 +304,24 @@ impl Hub {
     /// A room with members on another node has a charter here too, as one with members
     /// here has: what its operators change (its topic, settings, bans) is applied to it,
     /// and holds for whoever joins it here.
-    fn adopt_room(&mut self, room: &crate::name::RoomName) {
+    fn adopt_room(&mut self, room: &RoomName) {
         if !self.charters.contains_key(room) {
             self.hold_room(room);
-            let charter = crate::charter::Charter::fresh(room.clone(), 1, crate::modes::RoomModes::default());
+            let mut charter = crate::charter::Charter::fresh(room.clone(), 1, crate::modes::RoomModes::default());
+            charter.known = crate::charter::Known { modes: false, topic: false };
             self.charters.insert(room.clone(), charter);
         }
     }
 
     /// The room has no member left anywhere: an unregistered one's life ends.
-    fn close_if_empty(&mut self, room: &crate::name::RoomName) {
+    fn close_if_empty(&mut self, room: &RoomName) {
         if !self.rooms.contains_key(room) && self.elsewhere.count_in(room) == 0 {
             self.close_room(room);
         }
     }
 
     /// Delivers `event` once to each member here of any of `rooms`.
-    fn tell_members_of(&mut self, rooms: &[crate::name::RoomName], event: &Shared) {
+    fn tell_members_of(&mut self, rooms: &[RoomName], event: &Shared) {
         let mut told = HashSet::new();
         for room in rooms.iter().filter_map(|name| self.rooms.get(name)) {
             if room.len() + self.elsewhere.count_in(&room.name) > self.limits.announce_up_to {

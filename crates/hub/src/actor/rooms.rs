@@ -65,6 +65,9 @@ impl Hub {
         // In a cluster, a room still has a life while it has members on other nodes.
         let elsewhere = self.elsewhere.count_in(name) > 0;
         let keep = elsewhere || self.charters.get(name).is_some_and(|c| c.is_registered() || c.pending > 0);
+        if !elsewhere {
+            self.invited_elsewhere.remove(name);
+        }
         if !keep {
             if let Some(charter) = self.charters.remove(name) {
                 self.release_room(&charter.name);
@@ -100,7 +103,8 @@ impl Hub {
         if room.is_some_and(|r| r.contains(id)) || self.may_moderate(id, name) {
             return Ok(());
         }
-        let invited = room.is_some_and(|r| r.invited.contains(&id));
+        let invited = room.is_some_and(|r| r.invited.contains(&id))
+            || self.invited_elsewhere.get(name).is_some_and(|invited| invited.contains(&id));
         if charter.modes.invite_only && !invited {
             return Err(HubError::InviteOnly(name.to_string()));
         }
@@ -117,6 +121,12 @@ impl Hub {
     pub(super) fn entered(&mut self, id: SessionId, name: &RoomName) {
         if let Some(room) = self.rooms.get_mut(name) {
             room.invited.remove(&id);
+        }
+        if let Some(invited) = self.invited_elsewhere.get_mut(name) {
+            invited.remove(&id);
+            if invited.is_empty() {
+                self.invited_elsewhere.remove(name);
+            }
         }
     }
 
@@ -177,9 +187,17 @@ impl Hub {
         for change in changes {
             let effective = match &change.mode {
                 RoomMode::Voice(nick) => {
-                    let target = self.nicks.get(nick).copied().filter(|t| members.contains(*t));
-                    let target =
-                        target.ok_or_else(|| HubError::NotHere { nick: nick.to_string(), room: name.to_string() })?;
+                    let Some(target) = self.nicks.get(nick).copied().filter(|t| members.contains(*t)) else {
+                        // A member on another node of a cluster: their node gives or takes
+                        // the voice when it hears of the change.
+                        let person = self.elsewhere.named(nick).map(|(_, p)| p).filter(|p| p.rooms.contains(&name));
+                        let person = person
+                            .ok_or_else(|| HubError::NotHere { nick: nick.to_string(), room: name.to_string() })?;
+                        let changed = person.marks_in(&name).voice != change.set;
+                        let mode = RoomMode::Voice(person.nick.clone());
+                        applied.extend(changed.then_some(ModeChange { set: change.set, mode }));
+                        continue;
+                    };
                     let nick = self.state(target).nick.clone();
                     let changed = if change.set { voiced.insert(target) } else { voiced.remove(&target) };
                     applied.extend(changed.then_some(ModeChange { set: change.set, mode: RoomMode::Voice(nick) }));
@@ -291,11 +309,13 @@ impl Hub {
         }
         if let Some(charter) = self.charters.get_mut(name) {
             charter.modes = modes;
+            charter.known.modes = true;
         }
         if let Some(room) = self.rooms.get_mut(name) {
             // Only members can be voiced; one who left meanwhile is not.
             room.voiced = voiced.into_iter().filter(|member| room.contains(*member)).collect();
         }
+        self.tell_cluster_voices(name, &applied);
         if !applied.is_empty() {
             let by = self.sessions.get(&id).map(|s| s.nick.clone()).unwrap_or_else(|| self.actor_name(id));
             self.announce_modes(name, by, applied);
@@ -307,6 +327,7 @@ impl Hub {
     pub(super) fn modes_elsewhere(&mut self, name: &RoomName, by: Nick, modes: RoomModes, changes: &[ModeChange]) {
         if let Some(charter) = self.charters.get_mut(name) {
             charter.modes = modes;
+            charter.known.modes = true;
         }
         for change in changes {
             let RoomMode::Voice(nick) = &change.mode else { continue };
@@ -319,11 +340,24 @@ impl Hub {
                 }
             }
         }
+        self.tell_cluster_voices(name, changes);
         self.announce_modes(name, by, changes.to_vec());
     }
 
+    /// Tells the other nodes the marks of this node's members whose voice `changes`
+    /// gave or took.
+    fn tell_cluster_voices(&self, name: &RoomName, changes: &[ModeChange]) {
+        for change in changes {
+            if let RoomMode::Voice(nick) = &change.mode {
+                if let Some(&member) = self.nicks.get(nick) {
+                    self.tell_cluster_marks(member, name);
+                }
+            }
+        }
+    }
+
     /// Tells a room's members here that `by` changed its settings.
-    fn announce_modes(&mut self, name: &RoomName, by: Nick, applied: Vec<ModeChange>) {
+    pub(super) fn announce_modes(&mut self, name: &RoomName, by: Nick, applied: Vec<ModeChange>) {
         if let Some(members) = self.rooms.get(name) {
             let userhost = self.userhost_named(&by);
             let event =
@@ -376,7 +410,16 @@ impl Hub {
     /// Invites someone into a room the session is in (an operator's call when the room
     /// is invite-only).
     pub(super) fn invite(&mut self, id: SessionId, nick: &str, room: Option<&str>) -> Result<Reply, HubError> {
-        let target = self.session_named(nick)?;
+        let target = match self.session_named(nick) {
+            Ok(target) => target,
+            // On another node of a cluster: their node keeps the invitation.
+            Err(e) => {
+                let parsed = Nick::parse(nick, self.limits.max_nick_len).map_err(|_| e.clone())?;
+                let (_, person) = self.elsewhere.named(&parsed).ok_or(e)?;
+                let (nick, rooms) = (person.nick.clone(), person.rooms.clone());
+                return self.invite_elsewhere(id, nick, &rooms, room);
+            }
+        };
         let name = match room {
             Some(room) => self.joined_room(id, room)?,
             None => self.target_room(id, None)?,
@@ -404,10 +447,75 @@ impl Hub {
         Ok(Reply::Invited { nick, room: name })
     }
 
+    /// Invites `nick`, on another node of a cluster (in `rooms` there), into a room the
+    /// session is in, as [`Hub::invite`] does one here: checked here, kept by their node.
+    fn invite_elsewhere(
+        &mut self,
+        id: SessionId,
+        nick: Nick,
+        rooms: &[RoomName],
+        room: Option<&str>,
+    ) -> Result<Reply, HubError> {
+        let name = match room {
+            Some(room) => self.joined_room(id, room)?,
+            None => self.target_room(id, None)?,
+        };
+        let invite_only = self.charters.get(&name).is_some_and(|c| c.modes.invite_only);
+        if invite_only && !self.may_moderate(id, &name) {
+            return Err(HubError::NotOperator(name.to_string()));
+        }
+        if rooms.contains(&name) {
+            return Err(HubError::AlreadyInRoom { nick: nick.to_string(), room: name.to_string() });
+        }
+        let name = self.rooms.get(&name).map_or(name, |r| r.name.clone());
+        let (by, userhost) = (self.state(id).nick.clone(), self.state(id).userhost.clone());
+        self.tell_cluster(|| crate::presence::Presence::Invited {
+            room: name.clone(),
+            nick: nick.clone(),
+            by: by.clone(),
+            userhost: userhost.clone(),
+        });
+        self.invite_sent(&name, by, &nick, userhost, &[id]);
+        Ok(Reply::Invited { nick, room: name })
+    }
+
+    /// An operator on another node invited `nick` into `room`: kept, and told, if they
+    /// are here; this node's members hear of it as they would of an invitation here.
+    pub(super) fn invited_from_elsewhere(&mut self, room: &RoomName, nick: &Nick, by: Nick, userhost: Arc<Userhost>) {
+        let target = self.nicks.get(nick).copied();
+        if let Some(target) = target.filter(|t| !self.rooms.get(room).is_some_and(|r| r.contains(*t))) {
+            self.invited_elsewhere.entry(room.clone()).or_default().insert(target);
+            let name = self.charters.get(room).map_or_else(|| room.clone(), |c| c.name.clone());
+            let invited = Event::Invited { room: name, by: by.clone(), at: Utc::now(), userhost: userhost.clone() };
+            self.tell(target, &invited);
+        }
+        self.invite_sent(room, by, nick, userhost, &[]);
+    }
+
+    /// Tells the members here of `room` (but `except`) that `by` invited `nick`: in an
+    /// invite-only room, only those who moderate it.
+    fn invite_sent(&mut self, room: &RoomName, by: Nick, nick: &Nick, userhost: Arc<Userhost>, except: &[SessionId]) {
+        let Some(members) = self.rooms.get(room) else { return };
+        let invite_only = self.charters.get(room).is_some_and(|c| c.modes.invite_only);
+        let told: Vec<SessionId> = members
+            .member_ids()
+            .filter(|member| !except.contains(member))
+            .filter(|member| !invite_only || self.may_moderate(*member, room))
+            .collect();
+        let sent = Event::InviteSent { room: members.name.clone(), by, nick: nick.clone(), at: Utc::now(), userhost };
+        for member in told {
+            self.tell(member, &sent);
+        }
+    }
+
     /// The rooms the session is invited into, by name.
     pub(super) fn invitations(&self, id: SessionId) -> Reply {
         let mut rooms: Vec<RoomName> =
             self.rooms.values().filter(|room| room.invited.contains(&id)).map(|room| room.name.clone()).collect();
+        let elsewhere = self.invited_elsewhere.iter().filter(|(_, invited)| invited.contains(&id));
+        let elsewhere =
+            elsewhere.map(|(room, _)| self.charters.get(room).map_or_else(|| room.clone(), |c| c.name.clone()));
+        rooms.extend(elsewhere.filter(|room| !rooms.contains(room)).collect::<Vec<_>>());
         rooms.sort();
         Reply::Invitations { rooms }
     }
