@@ -150,6 +150,13 @@ pub enum WirePresence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<(String, String, i64)>,
     },
+    /// [`Presence::TokenRevoked`].
+    TokenRevoked {
+        /// The account's id.
+        account: i64,
+        /// The token's id.
+        token: u64,
+    },
     /// [`Presence::Hello`].
     Hello,
     /// [`Presence::Reset`].
@@ -262,6 +269,9 @@ impl From<&Presence> for WirePresence {
                 modes: modes.into(),
                 topic: topic.as_ref().map(wire_topic),
             },
+            Presence::TokenRevoked { account, token } => {
+                WirePresence::TokenRevoked { account: account.0, token: *token }
+            }
             Presence::Hello => WirePresence::Hello,
             Presence::Reset => WirePresence::Reset,
             Presence::Settled => WirePresence::Settled,
@@ -392,6 +402,9 @@ impl WirePresence {
             WirePresence::Settings { room: r, modes, topic } => {
                 Presence::Settings { room: room(&r)?, modes: modes.into(), topic: topic.map(topic_of).transpose()? }
             }
+            WirePresence::TokenRevoked { account, token } => {
+                Presence::TokenRevoked { account: parley_hub::AccountId(account), token }
+            }
             WirePresence::Hello => Presence::Hello,
             WirePresence::Reset => Presence::Reset,
             WirePresence::Settled => Presence::Settled,
@@ -467,6 +480,7 @@ mod tests {
                 modes: parley_hub::RoomModes::default(),
                 topic: None,
             },
+            Presence::TokenRevoked { account: parley_hub::AccountId(12), token: 99 },
             Presence::Hello,
             Presence::Reset,
             Presence::Settled,

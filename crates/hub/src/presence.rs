@@ -137,6 +137,14 @@ pub enum Presence {
         /// Its topic.
         topic: Option<crate::moderation::Topic>,
     },
+    /// An account's resume token was revoked: the connections logged in with it end,
+    /// on every node.
+    TokenRevoked {
+        /// Whose.
+        account: crate::identity::AccountId,
+        /// Its id.
+        token: u64,
+    },
     /// A node started: every other node tells it everything (a reset), since it
     /// follows the log from where it stopped, not from the log's beginning.
     Hello,

@@ -738,3 +738,44 @@ async fn a_node_started_again_knows_a_channels_topic_and_settings() {
     assert!(!seen.iter().any(|l| l.contains(" MODE ") || l.contains(" TOPIC ")), "nothing again: {seen:#?}");
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_on_one_node_signs_out_its_holder_on_another() {
+    use parley_client::{Client, Event, Transport};
+    use support::remembered::{client, PASSWORD};
+    let Some(cluster) = Nodes::start().await else { return };
+    // Hana's token is in use on node 1.
+    let addr = cluster.nodes[1].native.to_string();
+    let (held, mut held_events, _) = Client::connect(&addr, &Transport::Plain).await.expect("connects");
+    held.hello("hana").await.expect("welcomed");
+    held.register(PASSWORD).await.expect("registers");
+    held.login_remembered(None, PASSWORD).await.expect("logs in, remembered");
+    // It goes by another nick (an account's nick is held by one node at a time), and
+    // hana, on node 0, logs in and revokes the token.
+    held.nick("thief").await.expect("renames");
+    let owner = client(cluster.nodes[0].native).await;
+    owner.hello("laptop").await.expect("welcomed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Until node 1's release of the nick's claim is through.
+    while let Err(e) = owner.login(Some("hana"), PASSWORD).await {
+        assert!(std::time::Instant::now() < deadline, "logs in within 10 s: {e:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = owner.sessions().await.expect("lists");
+    assert_eq!(listed.len(), 1, "the token node 1's connection holds: {listed:?}");
+    owner.revoke_session(listed[0].id).await.expect("revokes");
+    let told = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match held_events.next().await.expect("told before closing") {
+                Event::Error { code, .. } => return code,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("node 1's connection is told within 10 s");
+    assert_eq!(told, ErrorCode::SignedOut);
+    // The one that revoked it goes on.
+    assert_eq!(owner.sessions().await.expect("still connected").len(), 0);
+    cluster.stop().await;
+}

@@ -278,17 +278,9 @@ impl Hub {
     ) {
         self.writes -= 1;
         if let Ok(true) = result {
-            let asker = revoker.session();
-            let holders: Vec<SessionId> = self
-                .session_tokens
-                .iter()
-                .filter(|(session, held)| **held == token && Some(**session) != asker)
-                .map(|(session, _)| *session)
-                .filter(|session| self.state(*session).account.as_ref().is_some_and(|a| a.id == account))
-                .collect();
-            for holder in holders {
-                self.sign_out(holder);
-            }
+            self.sign_out_holders(account, token, revoker.session());
+            // A cluster's nodes share the accounts' tokens: its holders elsewhere go too.
+            self.tell_cluster(|| crate::presence::Presence::TokenRevoked { account, token });
         }
         match revoker {
             Revoker::Session(id, req) => {
@@ -305,11 +297,23 @@ impl Hub {
         }
     }
 
-    /// Ends a session whose token was revoked, telling it and its rooms why.
-    fn sign_out(&mut self, id: SessionId) {
-        self.tell(id, &Event::SignedOut { at: Utc::now() });
-        if let Some(state) = self.remove_session(id, LeaveReason::SignedOut, None) {
-            state.outbox.close();
+    /// Ends the sessions here holding `account`'s revoked token `token` (but `except`),
+    /// telling each and its rooms why.
+    pub(super) fn sign_out_holders(&mut self, account: AccountId, token: u64, except: Option<SessionId>) {
+        let holders: Vec<SessionId> = self
+            .session_tokens
+            .iter()
+            .filter(|(session, held)| **held == token && Some(**session) != except)
+            .map(|(session, _)| *session)
+            .filter(|session| {
+                self.sessions.get(session).and_then(|s| s.account.as_ref()).is_some_and(|a| a.id == account)
+            })
+            .collect();
+        for holder in holders {
+            self.tell(holder, &Event::SignedOut { at: Utc::now() });
+            if let Some(state) = self.remove_session(holder, LeaveReason::SignedOut, None) {
+                state.outbox.close();
+            }
         }
     }
 }
