@@ -601,7 +601,7 @@ async fn operators_and_voiced_members_are_marked_on_every_node() {
     let mut bo = support::IrcClient::join(cluster.nodes[0].irc_addr(), "bo", "").await;
     bo.send("JOIN #dev").await;
     bo.expect(" 366 bo #dev ").await;
-    ada.expect(":bo!").await;
+    ada.expect(":bo!~bo@parley.local JOIN #dev").await;
     ada.send("MODE #dev +v bo").await;
     ada.expect(" MODE #dev +v bo").await;
     // cy, on another node, sees ada (the channel's creator) as its operator and bo voiced.
@@ -609,10 +609,12 @@ async fn operators_and_voiced_members_are_marked_on_every_node() {
     hears_of(&mut cy, "cy", "bo", "#dev").await;
     cy.send("JOIN #dev").await;
     cy.expect(" 366 cy #dev ").await;
-    ada.expect(":cy!").await;
+    // (Not cy's JOIN of #lobby, which comes first: ada's node must know cy is in #dev.)
+    ada.expect(":cy!~cy@parley.local JOIN #dev").await;
     names_until(&mut cy, "cy", "#dev", &["@ada", "+bo", "cy"], &[]).await;
     // Marks given to a member on another node show where the operator is too.
     ada.send("MODE #dev +v cy").await;
+    ada.expect(" MODE #dev +v cy").await;
     assert!(cy.expect(" MODE #dev ").await.contains("+v cy"), "cy's node gives cy the voice");
     names_until(&mut ada, "ada", "#dev", &["@ada", "+bo", "+cy"], &[]).await;
     ada.send("MODE #dev -v bo").await;
