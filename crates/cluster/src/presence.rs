@@ -150,12 +150,13 @@ pub enum WirePresence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<(String, String, i64)>,
     },
-    /// [`Presence::TokenRevoked`].
-    TokenRevoked {
+    /// [`Presence::SignedOut`].
+    SignedOut {
         /// The account's id.
         account: i64,
-        /// The token's id.
-        token: u64,
+        /// The revoked token's id; absent: every connection of the account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<u64>,
     },
     /// [`Presence::Hello`].
     Hello,
@@ -269,9 +270,7 @@ impl From<&Presence> for WirePresence {
                 modes: modes.into(),
                 topic: topic.as_ref().map(wire_topic),
             },
-            Presence::TokenRevoked { account, token } => {
-                WirePresence::TokenRevoked { account: account.0, token: *token }
-            }
+            Presence::SignedOut { account, token } => WirePresence::SignedOut { account: account.0, token: *token },
             Presence::Hello => WirePresence::Hello,
             Presence::Reset => WirePresence::Reset,
             Presence::Settled => WirePresence::Settled,
@@ -402,8 +401,8 @@ impl WirePresence {
             WirePresence::Settings { room: r, modes, topic } => {
                 Presence::Settings { room: room(&r)?, modes: modes.into(), topic: topic.map(topic_of).transpose()? }
             }
-            WirePresence::TokenRevoked { account, token } => {
-                Presence::TokenRevoked { account: parley_hub::AccountId(account), token }
+            WirePresence::SignedOut { account, token } => {
+                Presence::SignedOut { account: parley_hub::AccountId(account), token }
             }
             WirePresence::Hello => Presence::Hello,
             WirePresence::Reset => Presence::Reset,
@@ -480,7 +479,8 @@ mod tests {
                 modes: parley_hub::RoomModes::default(),
                 topic: None,
             },
-            Presence::TokenRevoked { account: parley_hub::AccountId(12), token: 99 },
+            Presence::SignedOut { account: parley_hub::AccountId(12), token: Some(99) },
+            Presence::SignedOut { account: parley_hub::AccountId(12), token: None },
             Presence::Hello,
             Presence::Reset,
             Presence::Settled,

@@ -311,9 +311,10 @@ pub enum Event {
         /// Why, if the administrator said.
         reason: Option<Arc<str>>,
     },
-    /// The resume token this connection logged in with (or was given) was revoked,
-    /// by its owner from another connection or by a browser logging out: the session
-    /// ends, and the outbox closes after this.
+    /// The resume token this connection logged in with (or was given) was revoked, by
+    /// its owner from another connection or by a browser logging out, or the account's
+    /// password was changed from another connection: the session ends, and the outbox
+    /// closes after this.
     SignedOut {
         /// When.
         at: Timestamp,
@@ -351,8 +352,8 @@ pub enum LeaveReason {
     ServerBanned,
     /// They did not read what they were sent (their send queue overflowed).
     SlowConsumer,
-    /// The resume token their connection logged in with was revoked: the connection
-    /// was ended with it.
+    /// The resume token their connection logged in with was revoked, or their account's
+    /// password changed elsewhere: the connection was ended.
     SignedOut,
 }
 

@@ -137,13 +137,13 @@ pub enum Presence {
         /// Its topic.
         topic: Option<crate::moderation::Topic>,
     },
-    /// An account's resume token was revoked: the connections logged in with it end,
-    /// on every node.
-    TokenRevoked {
+    /// Connections logged in to an account end, on every node: those holding its
+    /// resume token `token` (revoked), or every one (`None`: its password changed).
+    SignedOut {
         /// Whose.
         account: crate::identity::AccountId,
-        /// Its id.
-        token: u64,
+        /// The revoked token's id.
+        token: Option<u64>,
     },
     /// A node started: every other node tells it everything (a reset), since it
     /// follows the log from where it stopped, not from the log's beginning.

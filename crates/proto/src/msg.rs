@@ -1386,8 +1386,9 @@ pub enum ErrorCode {
     /// Your account has no resume token with that id.
     NoSuchSession,
     /// The resume token this connection logged in with was revoked (by its owner, from
-    /// another connection, or by a browser logging out): the server closes the
-    /// connection. Log in again with the password.
+    /// another connection, or by a browser logging out), or the account's password was
+    /// changed from another connection: the server closes the connection. Log in again
+    /// with the password.
     SignedOut,
     /// The file is not an image the server makes thumbnails of (PNG, JPEG, GIF, WebP),
     /// or it could not be decoded within the limits.

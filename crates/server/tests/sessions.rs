@@ -185,6 +185,40 @@ async fn a_new_password_or_a_deleted_account_ends_every_token() {
 }
 
 #[tokio::test]
+async fn a_new_password_signs_out_the_accounts_other_connections() {
+    let server = support::start().await;
+    let addr = server.native.to_string();
+    let (owner, token) = account_with_token(server.native, "ivy").await;
+    // Two other connections of the account: one with the token, one with the password.
+    let (by_token, mut by_token_events, _) = Client::connect(&addr, &Transport::Plain).await.expect("connects");
+    by_token.hello_token(&token).await.expect("logs in with the token");
+    let (by_password, mut by_password_events, _) = Client::connect(&addr, &Transport::Plain).await.expect("connects");
+    by_password.hello("laptop").await.expect("welcomed");
+    by_password.login(Some("ivy"), PASSWORD).await.expect("logs in");
+    // And someone else.
+    let bystander = client(server.native).await;
+    bystander.hello("jules").await.expect("welcomed");
+
+    owner.change_password(PASSWORD, "another long password").await.expect("changes");
+    for events in [&mut by_token_events, &mut by_password_events] {
+        let told = event_where(events, "the sign-out", |event| match event {
+            Event::Error { code, .. } => Some(code),
+            _ => None,
+        })
+        .await;
+        assert_eq!(told, ErrorCode::SignedOut);
+        event_where(events, "the close", |event| matches!(event, Event::Closed { .. }).then_some(())).await;
+    }
+    // The connection that changed it goes on, with no token left; so does the bystander.
+    assert!(owner.sessions().await.expect("still connected").is_empty());
+    refused_with(bystander.sessions().await, ErrorCode::NotLoggedIn);
+    // The new password logs in.
+    let again = client(server.native).await;
+    again.hello_with("ivy", Some("another long password"), &LoginOptions::default()).await.expect("logs in");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn guessing_tokens_is_paced_and_timed_against_passwords() {
     let server = support::start().await;
     let (_owner, token) = account_with_token(server.native, "erin").await;

@@ -366,6 +366,9 @@ impl Hub {
                 let answer = match result {
                     Ok(true) => {
                         self.pacing.record(address, &account.name.key(), true, Instant::now());
+                        // A password changed because it leaked must not leave whoever
+                        // used it connected: the account's other connections end.
+                        self.sign_out_everywhere(account.id, None, Some(session));
                         Ok(Reply::PasswordChanged)
                     }
                     Ok(false) => {

@@ -179,7 +179,7 @@ impl Hub {
             Presence::Moderated(change) => self.apply_change(SessionId::NOBODY, None, *change),
             Presence::Modes { room, by, modes, changes } => self.modes_elsewhere(&room, by, modes, &changes),
             Presence::Settings { room, modes, topic } => self.settings_elsewhere(&room, modes, topic),
-            Presence::TokenRevoked { account, token } => self.sign_out_holders(account, token, None),
+            Presence::SignedOut { account, token } => self.sign_out(account, token, None),
             Presence::Hello => self.reannounce(),
             Presence::Reset => self.elsewhere.mark_stale(&node),
             Presence::Settled => {

@@ -278,9 +278,7 @@ impl Hub {
     ) {
         self.writes -= 1;
         if let Ok(true) = result {
-            self.sign_out_holders(account, token, revoker.session());
-            // A cluster's nodes share the accounts' tokens: its holders elsewhere go too.
-            self.tell_cluster(|| crate::presence::Presence::TokenRevoked { account, token });
+            self.sign_out_everywhere(account, Some(token), revoker.session());
         }
         match revoker {
             Revoker::Session(id, req) => {
@@ -297,17 +295,22 @@ impl Hub {
         }
     }
 
-    /// Ends the sessions here holding `account`'s revoked token `token` (but `except`),
-    /// telling each and its rooms why.
-    pub(super) fn sign_out_holders(&mut self, account: AccountId, token: u64, except: Option<SessionId>) {
+    /// [`Hub::sign_out`] here and on the other nodes of a cluster, which share the
+    /// accounts and their tokens.
+    pub(super) fn sign_out_everywhere(&mut self, account: AccountId, token: Option<u64>, except: Option<SessionId>) {
+        self.sign_out(account, token, except);
+        self.tell_cluster(|| crate::presence::Presence::SignedOut { account, token });
+    }
+
+    /// Ends the sessions here logged in to `account` (but `except`): those holding its
+    /// revoked token `token`, or every one (`None`), telling each and its rooms why.
+    pub(super) fn sign_out(&mut self, account: AccountId, token: Option<u64>, except: Option<SessionId>) {
         let holders: Vec<SessionId> = self
-            .session_tokens
+            .sessions
             .iter()
-            .filter(|(session, held)| **held == token && Some(**session) != except)
-            .map(|(session, _)| *session)
-            .filter(|session| {
-                self.sessions.get(session).and_then(|s| s.account.as_ref()).is_some_and(|a| a.id == account)
-            })
+            .filter(|(id, state)| Some(**id) != except && state.account.as_ref().is_some_and(|a| a.id == account))
+            .map(|(id, _)| *id)
+            .filter(|id| token.is_none() || self.session_tokens.get(id) == token.as_ref())
             .collect();
         for holder in holders {
             self.tell(holder, &Event::SignedOut { at: Utc::now() });

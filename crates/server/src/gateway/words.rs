@@ -190,7 +190,7 @@ pub(crate) fn notice(notice: &Notice) -> String {
 
 /// What a connection is told as it ends because its resume token was revoked.
 pub(crate) const SIGNED_OUT: &str =
-    "you were signed out: the session you logged in with was revoked; log in with your password";
+    "you were signed out: your session was revoked, or your password changed; log in with your password";
 
 /// Why the server renamed someone.
 pub(crate) fn renaming(cause: &Renaming) -> String {
