@@ -348,6 +348,28 @@ fn set_marks(person: &mut Person, room: &RoomName, marks: Marks) {
 }
 
 impl Person {
+    /// Someone just heard of, in no room yet, present and not away.
+    pub(crate) fn new(
+        nick: Nick,
+        userhost: Arc<Userhost>,
+        account: Option<Nick>,
+        realname: Option<Arc<str>>,
+        party: Party,
+    ) -> Person {
+        Person {
+            nick,
+            userhost,
+            account,
+            realname,
+            away: None,
+            party,
+            rooms: Vec::new(),
+            marks: HashMap::new(),
+            stale: false,
+            since: chrono::Utc::now(),
+        }
+    }
+
     /// Their marks in `room`, as their node told.
     pub(crate) fn marks_in(&self, room: &RoomName) -> Marks {
         self.marks.get(room).copied().unwrap_or_default()
@@ -359,18 +381,8 @@ mod tests {
     use super::*;
 
     fn person(nick: &str) -> Person {
-        Person {
-            nick: Nick::parse(nick, 32).expect("nick"),
-            userhost: Userhost::unknown(),
-            account: None,
-            realname: None,
-            away: None,
-            party: Party::Guest(crate::identity::GuestId(1)),
-            rooms: Vec::new(),
-            marks: HashMap::new(),
-            stale: false,
-            since: chrono::Utc::now(),
-        }
+        let party = Party::Guest(crate::identity::GuestId(1));
+        Person::new(Nick::parse(nick, 32).expect("nick"), Userhost::unknown(), None, None, party)
     }
 
     #[test]

@@ -70,35 +70,13 @@ impl Hub {
     pub(super) fn heard(&mut self, node: Arc<str>, presence: Presence) {
         match presence {
             Presence::Arrived { session, nick, userhost, account, party } => {
-                let person = Person {
-                    nick: nick.clone(),
-                    userhost: userhost.clone(),
-                    account,
-                    realname: None,
-                    away: None,
-                    party,
-                    rooms: Vec::new(),
-                    marks: std::collections::HashMap::new(),
-                    stale: false,
-                    since: Utc::now(),
-                };
+                let person = Person::new(nick.clone(), userhost.clone(), account, None, party);
                 if self.elsewhere.arrive((node, session), person) {
                     self.signed_on_elsewhere(&nick, &userhost);
                 }
             }
             Presence::Joined { session, room, nick, userhost, account, realname, party, marks } => {
-                let person = Person {
-                    nick: nick.clone(),
-                    userhost: userhost.clone(),
-                    account: account.clone(),
-                    realname: realname.clone(),
-                    away: None,
-                    party,
-                    rooms: Vec::new(),
-                    marks: std::collections::HashMap::new(),
-                    stale: false,
-                    since: Utc::now(),
-                };
+                let person = Person::new(nick.clone(), userhost.clone(), account.clone(), realname.clone(), party);
                 if !self.elsewhere.enter((node, session), person, &room, marks) {
                     return;
                 }

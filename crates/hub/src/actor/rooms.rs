@@ -420,14 +420,7 @@ impl Hub {
                 return self.invite_elsewhere(id, nick, &rooms, room);
             }
         };
-        let name = match room {
-            Some(room) => self.joined_room(id, room)?,
-            None => self.target_room(id, None)?,
-        };
-        let invite_only = self.charters.get(&name).is_some_and(|c| c.modes.invite_only);
-        if invite_only && !self.may_moderate(id, &name) {
-            return Err(HubError::NotOperator(name.to_string()));
-        }
+        let (name, invite_only) = self.inviting_into(id, room)?;
         let nick = self.state(target).nick.clone();
         let room = self.rooms.get_mut(&name).ok_or_else(|| HubError::NoSuchRoom(name.to_string()))?;
         if room.contains(target) {
@@ -447,6 +440,21 @@ impl Hub {
         Ok(Reply::Invited { nick, room: name })
     }
 
+    /// The room the session invites someone into (`room`, or its current one), if it
+    /// may: one it is in, and, when the room is invite-only (returned true), one it
+    /// operates.
+    fn inviting_into(&self, id: SessionId, room: Option<&str>) -> Result<(RoomName, bool), HubError> {
+        let name = match room {
+            Some(room) => self.joined_room(id, room)?,
+            None => self.target_room(id, None)?,
+        };
+        let invite_only = self.charters.get(&name).is_some_and(|c| c.modes.invite_only);
+        if invite_only && !self.may_moderate(id, &name) {
+            return Err(HubError::NotOperator(name.to_string()));
+        }
+        Ok((name, invite_only))
+    }
+
     /// Invites `nick`, on another node of a cluster (in `rooms` there), into a room the
     /// session is in, as [`Hub::invite`] does one here: checked here, kept by their node.
     fn invite_elsewhere(
@@ -456,14 +464,7 @@ impl Hub {
         rooms: &[RoomName],
         room: Option<&str>,
     ) -> Result<Reply, HubError> {
-        let name = match room {
-            Some(room) => self.joined_room(id, room)?,
-            None => self.target_room(id, None)?,
-        };
-        let invite_only = self.charters.get(&name).is_some_and(|c| c.modes.invite_only);
-        if invite_only && !self.may_moderate(id, &name) {
-            return Err(HubError::NotOperator(name.to_string()));
-        }
+        let (name, _) = self.inviting_into(id, room)?;
         if rooms.contains(&name) {
             return Err(HubError::AlreadyInRoom { nick: nick.to_string(), room: name.to_string() });
         }
