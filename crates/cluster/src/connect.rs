@@ -71,6 +71,23 @@ pub async fn connect(servers: &[String], name: &str) -> Result<Link, crate::LogE
 /// out or the create reports it exists.
 const OPEN_WITHIN: Duration = Duration::from_secs(10);
 
+/// The stream behind the key-value bucket `bucket` (`KV_<bucket>`, `$KV.<bucket>.<key>`,
+/// one value per key), as the client library sets one up, with deletes allowed; made
+/// here, with the stream first, because nats-server 2.9 has no per-key settings.
+pub(crate) fn bucket_config(bucket: &str, replicas: usize) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas,
+        allow_rollup: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    }
+}
+
 /// Gets or creates the stream `config` names, trying again while JetStream is settling.
 pub(crate) async fn open_stream(
     link: &Link,

@@ -125,18 +125,10 @@ impl NickRegistry {
         let stream = crate::connect::open_stream(
             link,
             stream::Config {
-                name: format!("KV_{}", config.bucket),
-                subjects: vec![format!("$KV.{}.>", config.bucket)],
-                max_messages_per_subject: 1,
+                // Claims live by their leases (see above).
                 max_age: config.lease,
-                storage: stream::StorageType::File,
-                num_replicas: config.replicas,
-                // As the client library sets up a bucket, but deletes allowed (see above).
-                allow_rollup: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
                 duplicate_window: config.lease.min(Duration::from_secs(120)),
-                ..Default::default()
+                ..crate::connect::bucket_config(&config.bucket, config.replicas)
             },
         )
         .await

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use async_nats::jetstream::{kv, stream};
+use async_nats::jetstream::kv;
 
 use crate::connect::Link;
 use crate::LogError;
@@ -30,22 +30,9 @@ impl Positions {
     ///
     /// When JetStream cannot be reached or refuses the bucket.
     pub async fn open(link: &Link, replicas: usize) -> Result<Arc<Positions>, LogError> {
-        crate::connect::open_stream(
-            link,
-            stream::Config {
-                name: format!("KV_{BUCKET}"),
-                subjects: vec![format!("$KV.{BUCKET}.>")],
-                max_messages_per_subject: 1,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                allow_rollup: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(LogError::JetStream)?;
+        crate::connect::open_stream(link, crate::connect::bucket_config(BUCKET, replicas))
+            .await
+            .map_err(LogError::JetStream)?;
         let kv = link.js.get_key_value(BUCKET).await.map_err(jetstream)?;
         Ok(Arc::new(Positions { kv }))
     }
