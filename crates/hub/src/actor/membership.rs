@@ -531,6 +531,11 @@ impl Hub {
         let state = self.sessions.remove(&id)?;
         self.tell_cluster(|| crate::presence::Presence::Gone { session: id.0, reason, detail: detail.clone() });
         self.session_tokens.remove(&id);
+        // Invitations from other nodes wait for sessions here; this one will not come.
+        self.invited_elsewhere.retain(|_, invited| {
+            invited.remove(&id);
+            !invited.is_empty()
+        });
         self.nicks.remove(&state.nick);
         self.release_nick(&state.nick);
         self.let_go_of_claim(&state.nick);

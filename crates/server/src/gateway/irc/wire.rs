@@ -529,7 +529,7 @@ impl<'a> Lines<'a> {
                 self.text.push_str(&format!("ERROR :Closing link: {}\r\n", clean(message)));
             }
             Event::SignedOut { .. } => {
-                let who = source_str(&self.me.clone(), &self.link.userhost());
+                let who = source_str(&self.me, &self.link.userhost());
                 self.text.push_str(&format!("ERROR :Closing link: {who} (Signed out)\r\n"));
             }
             Event::Banned { reason, .. } => {
